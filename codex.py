@@ -1015,7 +1015,16 @@ def _mask_key(key):
 # §11 Safety: known-safe commands and approval decisions
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
+# Owner: the sandbox issue (#3).  Contract used by the agent (§15) and front ends:
+#
+#   is_known_safe_command(argv) -> bool
+#   assess_command_safety(argv, cfg, approved_for_session: set) -> "auto-approve" | "ask-user" | "reject"
+#   assess_patch_safety(paths, cfg) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
+#       the patch writes, move destinations included)
+#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None)
+#       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
+#       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
+#       runs the whole flow: safety check, approval, sandboxed run, on-failure retry question.
 
 
 ###############################################################################
@@ -1039,7 +1048,13 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §13 Exec: running a command
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
+# Owner: the sandbox issue (#3).  Contract:
+#
+#   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
+#   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True)
+#       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
+#       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event
+#   format_exec_output(result) -> str                 (the JSON envelope the model sees)
 
 
 ###############################################################################

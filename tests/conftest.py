@@ -1,0 +1,56 @@
+"""Shared fixtures: a private CODEX_HOME, and runners for codex.py and the built dist/codex.
+
+Section-specific fakes live in tests/support/ (the scripted model server, fixture trees).
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+#: the built zipapp; `python3 build.py test` sets CODEX_DIST
+DIST = Path(os.environ.get("CODEX_DIST") or REPO / "dist" / "codex")
+
+
+@pytest.fixture
+def codex_home(tmp_path, monkeypatch):
+    """A fresh $CODEX_HOME for the test (also exported to the test process)."""
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    monkeypatch.setenv("CODEX_HOME", str(home))
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_LOG", "RUST_LOG", "CODEX_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+def _env(extra):
+    env = dict(os.environ)
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def run_codex(codex_home):
+    """Run `python codex.py ARGS` as a real process; returns CompletedProcess (text)."""
+
+    def run(*args, env=None, input=None, timeout=60, cwd=None):
+        return subprocess.run(
+            [sys.executable, str(REPO / "codex.py")] + [str(a) for a in args],
+            capture_output=True, text=True, input=input, timeout=timeout,
+            env=_env(dict({"CODEX_HOME": str(codex_home)}, **(env or {}))), cwd=cwd,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def dist_codex():
+    """The built dist/codex (skipped with a reason when it has not been built)."""
+    if not DIST.exists():
+        pytest.skip("dist/codex not built; run `python3 build.py test`")
+    return DIST
