@@ -2906,9 +2906,9 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
         if len(data) > budget:
             log("warn", "%s is larger than the remaining project_doc_max_bytes; truncated", path)
             data = data[:budget]
-        budget -= len(data)
         text = data.decode("utf-8", "ignore")
         if text.strip():
+            budget -= len(data)
             parts.append(text)
     return "\n\n".join(parts) if parts else None
 
