@@ -2701,7 +2701,8 @@ def apply_changes(changes):
                 if originals[path] is not None:
                     os.unlink(str(path))
             else:
-                os.replace(str(temps.pop(path)), str(path))
+                os.replace(str(temps[path]), str(path))
+                del temps[path]
             done.append(path)
     except OSError as exc:
         for path in done:  # roll back what was already replaced or removed
@@ -4671,7 +4672,12 @@ def _parse_args(argv):
     argv, prompt, extra = _split_prompt(parser, argv)
     if extra:
         parser.error("unexpected arguments after the prompt: %s" % " ".join(extra))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    # `codex exec resume --last PROMPT`: argparse stops filling resume_args at the flag.
+    if unknown and getattr(args, "prompt", None) == "resume" and not any(u.startswith("-") for u in unknown):
+        args.resume_args = list(getattr(args, "resume_args", None) or []) + unknown
+    elif unknown:
+        parser.error("unrecognized arguments: %s" % " ".join(unknown))
     if prompt is not None:
         if args.command is not None:
             parser.error("a prompt cannot come before a subcommand")
