@@ -1823,8 +1823,8 @@ def make_model_client(cfg, session_id, environ=None):
 #
 # The shell tool hands approvals to §11's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
-# and passes a SessionState whose `approved_for_session` set holds argv tuples the user
-# approved for the session.
+# and passes a SessionState whose `approved_commands` set (alias `approved_for_session`)
+# holds argv tuples the user approved for the session.
 
 #: op types a session accepts (`codex proto` passes these through unchanged)
 OP_TYPES = (
@@ -1879,7 +1879,8 @@ class SessionState(object):
     """Per-session state shared with the approval layer (§11)."""
 
     def __init__(self):
-        self.approved_for_session = set()  # argv tuples approved "for session"
+        self.approved_commands = set()  # argv tuples approved "for session" (§11 reads this name)
+        self.approved_for_session = self.approved_commands  # the older name in §08's contract
         self.lock = threading.Lock()
 
 
@@ -2239,7 +2240,8 @@ def _standin_assess_patch_safety(paths, cfg):
     return "reject" if cfg.approval_policy == "never" else "ask-user"
 
 
-def _standin_execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None):
+def _standin_execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+                                 escalated=False, justification=None):
     """TEMPORARY: run argv WITHOUT a sandbox (asks first under `untrusted`)."""
     import signal
     import subprocess
@@ -3658,13 +3660,17 @@ class Session(object):
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
         started = time.monotonic()
         try:
-            outcome = execute(argv, cwd, self.cfg, self.state, ask, on_output=on_output, cancel=task.cancel, timeout_ms=timeout_ms)
+            outcome = execute(argv, cwd, self.cfg, self.state, ask, on_output=on_output, cancel=task.cancel,
+                              timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
+                              justification=params.get("justification"))
         except CodexError as exc:
             self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=str(exc), aggregated_output=str(exc),
                             exit_code=-1, duration=wire_duration(time.monotonic() - started), formatted_output=str(exc))
             return "execution error: %s" % exc
         if task.cancelled:
             raise Interrupted("interrupted")
+        if outcome.decision == "abort":
+            task.abort_requested = True
         result = outcome.result
         if result is None:
             self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=outcome.model_output,

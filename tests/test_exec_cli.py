@@ -29,7 +29,9 @@ def exec_codex(run_codex, server, repo):
     def run(*args, wire="responses", env=None, input=None, cwd=None, **cfg):
         base_env = {MOCK_KEY_ENV: "test-key", "NO_COLOR": ""}
         base_env.update(env or {})
-        argv = ["exec", "-C", str(cwd or repo), "-m", "gpt-5"] + mock_cli_args(server, wire, **cfg) + list(args)
+        # Commands run without a sandbox here: the sandbox has its own tests (test_sandbox*).
+        sandbox = [] if any(a in ("-s", "--full-auto") for a in args) else ["-s", "danger-full-access"]
+        argv = ["exec", "-C", str(cwd or repo), "-m", "gpt-5"] + sandbox + mock_cli_args(server, wire, **cfg) + list(args)
         return run_codex(*argv, env=base_env, input=input)
     return run
 
@@ -45,7 +47,7 @@ def test_human_output_final_message_on_stdout(exec_codex, server, repo):
     err = proc.stderr
     assert "\x1b[" not in err
     for needle in ("workdir: %s" % repo, "model: gpt-5", "provider: mock", "approval: never",
-                   "sandbox: read-only", "reasoning effort: medium", "User instructions:", "say hi",
+                   "sandbox: danger-full-access", "reasoning effort: medium", "User instructions:", "say hi",
                    "exec echo hi from shell in %s" % repo, "hi from shell", "codex\nAll good.", "tokens used: 850"):
         assert needle in err, needle
     assert re.search(r"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\] echo hi from shell succeeded in \d+(ms|\.\d\ds):$", err, re.M)
@@ -60,7 +62,7 @@ def test_json_output_schema(exec_codex, server, repo):
               .function_call("apply_patch", {"input": patch}).usage(10, 5, 4),
         Turn().text("done").usage(20, 5),
     )
-    proc = exec_codex("--json", "--full-auto", "work")
+    proc = exec_codex("--json", "work")
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(l) for l in proc.stdout.splitlines()]
     types = [l["type"] for l in lines]
@@ -162,3 +164,18 @@ def test_notify_runs_after_exec_turn(exec_codex, server, tmp_path):
         import time
         time.sleep(0.05)
     assert json.loads(out.read_text())["last-assistant-message"] == "notified"
+
+
+def test_zipapp_exec_end_to_end(dist_codex, server, repo, codex_home):
+    import subprocess
+    import sys
+
+    server.enqueue(Turn().function_call("shell", {"command": ["echo", "zipped"]}), Turn().text("zip ok"))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(codex_home.parent),
+           "CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "k"}
+    proc = subprocess.run([sys.executable, str(dist_codex), "exec", "--json", "-C", str(repo)] + mock_cli_args(server) + ["hi"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(l) for l in proc.stdout.splitlines()]
+    assert lines[-1]["type"] == "turn.completed"
+    assert any(l.get("item", {}).get("aggregated_output") == "zipped\n" for l in lines)

@@ -48,7 +48,7 @@ def mock_cli_args(server, wire="responses", **extra):
     return args
 
 
-def mock_config(server, home, cwd, wire="responses", model="gpt-5", approval="never", sandbox="workspace-write",
+def mock_config(server, home, cwd, wire="responses", model="gpt-5", approval="never", sandbox="danger-full-access",
                 environ=None, **extra):
     """A Config for a session talking to `server`."""
     import os
