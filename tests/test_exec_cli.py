@@ -179,3 +179,32 @@ def test_zipapp_exec_end_to_end(dist_codex, server, repo, codex_home):
     lines = [json.loads(l) for l in proc.stdout.splitlines()]
     assert lines[-1]["type"] == "turn.completed"
     assert any(l.get("item", {}).get("aggregated_output") == "zipped\n" for l in lines)
+
+
+def test_ctrl_c_interrupts_the_running_command(server, repo, codex_home):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    server.enqueue(Turn().function_call("shell", {"command": ["sleep", "30"], "timeout": 60000}, call_id="z"))
+    env = dict(os.environ, CODEX_HOME=str(codex_home), **{MOCK_KEY_ENV: "k"})
+    proc = subprocess.Popen([sys.executable, str(REPO / "codex.py"), "exec", "--json", "-s", "danger-full-access",
+                             "-C", str(repo)] + mock_cli_args(server) + ["sleep please"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            if '"command_execution"' in line:
+                break
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=10) == 130
+        assert time.monotonic() - t0 < 5
+        assert json.loads(rest.splitlines()[-1])["type"] == "turn.failed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -241,3 +241,13 @@ def test_model_family_table():
     assert codex.model_family("gpt-4.1").needs_patch_instructions
     assert codex.model_family("gpt-oss:20b").wants_apply_patch_tool
     assert not codex.model_family("my-local-model").supports_reasoning
+
+
+def test_verbosity_only_for_gpt5(server, codex_home, tmp_path):
+    server.enqueue(Turn().text("x"), Turn().text("y"))
+    cfg = mock_config(server, codex_home, tmp_path, model="gpt-5", model_verbosity="low")
+    _run(codex.ResponsesClient(cfg, "s"))
+    assert server.requests[0].body["text"] == {"verbosity": "low"}
+    cfg = mock_config(server, codex_home, tmp_path, model="o3", model_verbosity="low")
+    _run(codex.ResponsesClient(cfg, "s"))
+    assert "text" not in server.requests[1].body
