@@ -1894,11 +1894,7 @@ class SessionState(object):
 # the Session (§15) wires events and approvals around it.
 
 DEFAULT_SHELL_TIMEOUT_MS = 10000  #: shell tool timeout when the model gives none (upstream)
-MODEL_OUTPUT_MAX_BYTES = 10 * 1024  #: budget of command output sent to the model
-MODEL_OUTPUT_HEAD_LINES = 128  #: lines kept from the start of long output
-MODEL_OUTPUT_TAIL_LINES = 128  #: lines kept from the end of long output
 UI_OUTPUT_MAX_CHARS = 5 * 1024  #: stdout/stderr size in exec_command_end events
-MCP_TOOL_NAME_MAX = 64  #: longest tool name the API accepts
 MCP_NAME_DELIMITER = "__"  #: server__tool
 
 SHELL_TOOL_DESCRIPTION = "Runs a shell command and returns its output."
@@ -2022,52 +2018,6 @@ def apply_patch_tool():
     }
 
 
-def _sanitize_schema(schema):
-    """Make an MCP input schema acceptable to the API (types inferred, arrays get items)."""
-    if isinstance(schema, bool) or not isinstance(schema, dict):
-        return {"type": "string"}
-    out = dict(schema)
-    kind = out.get("type")
-    if kind is None:
-        if "properties" in out or "required" in out or "additionalProperties" in out:
-            kind = "object"
-        elif "items" in out or "prefixItems" in out:
-            kind = "array"
-        elif "enum" in out or "const" in out or "format" in out:
-            kind = "string"
-        elif any(k in out for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")):
-            kind = "number"
-        else:
-            kind = "string"
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    if kind == "integer":
-        kind = "number"
-    out["type"] = kind
-    if kind == "object":
-        props = out.get("properties")
-        out["properties"] = {k: _sanitize_schema(v) for k, v in (props or {}).items()} if isinstance(props, dict) else {}
-        if isinstance(out.get("additionalProperties"), dict):
-            out["additionalProperties"] = _sanitize_schema(out["additionalProperties"])
-    elif kind == "array":
-        out["items"] = _sanitize_schema(out.get("items", {"type": "string"}))
-    return out
-
-
-def mcp_tool_to_openai(qualified_name, tool):
-    """One MCP tool ({"name","description","inputSchema"}) as a function tool."""
-    schema = _sanitize_schema(tool.get("inputSchema") or {"type": "object"})
-    if schema.get("type") != "object":
-        schema = {"type": "object", "properties": {}}
-    return {
-        "type": "function",
-        "name": qualified_name,
-        "description": tool.get("description") or "",
-        "strict": False,
-        "parameters": schema,
-    }
-
-
 def build_tools(cfg, family, mcp_tools=None):
     """The tool list for a request: shell, update_plan, apply_patch (if wanted), MCP tools."""
     tools = [shell_tool(cfg)]
@@ -2077,7 +2027,9 @@ def build_tools(cfg, family, mcp_tools=None):
     if family.wants_apply_patch_tool or extra.get("apply_patch") or getattr(cfg, "include_apply_patch_tool", False):
         tools.append(apply_patch_tool())
     for name in sorted(mcp_tools or {}):
-        tools.append(mcp_tool_to_openai(name, mcp_tools[name]))
+        tool = mcp_tools[name]  # §14 hands out schemas already sanitized for the API
+        tools.append({"type": "function", "name": name, "description": tool.get("description") or "",
+                      "strict": False, "parameters": tool.get("inputSchema") or {"type": "object", "properties": {}}})
     return tools
 
 
@@ -2195,23 +2147,6 @@ def parse_command_summary(argv):
     return [{"type": "unknown", "cmd": cmd}]
 
 
-def truncate_for_model(text):
-    """Head and tail of long output with an `[... omitted k of n lines ...]` marker."""
-    raw = text.encode("utf-8")
-    lines = text.split("\n")
-    if len(raw) <= MODEL_OUTPUT_MAX_BYTES and len(lines) <= MODEL_OUTPUT_HEAD_LINES + MODEL_OUTPUT_TAIL_LINES:
-        return text
-    total = len(lines)
-    head = "\n".join(lines[:MODEL_OUTPUT_HEAD_LINES])
-    tail = "\n".join(lines[-MODEL_OUTPUT_TAIL_LINES:]) if total > MODEL_OUTPUT_HEAD_LINES else ""
-    half = MODEL_OUTPUT_MAX_BYTES // 2
-    head = head.encode("utf-8")[:half].decode("utf-8", "ignore")
-    tail_b = tail.encode("utf-8")
-    tail = tail_b[max(0, len(tail_b) - half):].decode("utf-8", "ignore")
-    omitted = max(0, total - min(total, MODEL_OUTPUT_HEAD_LINES) - (MODEL_OUTPUT_TAIL_LINES if tail else 0))
-    return "Total output lines: %d\n\n%s\n[... omitted %d of %d lines ...]\n\n%s" % (total, head, omitted, total, tail)
-
-
 def shell_output_for_model(text, exit_code, duration):
     """The JSON string a shell call returns: {"output", "metadata": {exit_code, duration_seconds}}."""
     return json.dumps({
@@ -2227,6 +2162,28 @@ class _StandinOutcome(object):
 
     def __init__(self, **fields):
         self.__dict__.update(fields)
+
+
+_STANDIN_MAX_BYTES = 10 * 1024
+_STANDIN_HEAD_LINES = 128
+_STANDIN_TAIL_LINES = 128
+
+
+def _standin_truncate(text):
+    """Head and tail of long output with an `[... omitted k of n lines ...]` marker."""
+    raw = text.encode("utf-8")
+    lines = text.split("\n")
+    if len(raw) <= _STANDIN_MAX_BYTES and len(lines) <= _STANDIN_HEAD_LINES + _STANDIN_TAIL_LINES:
+        return text
+    total = len(lines)
+    head = "\n".join(lines[:_STANDIN_HEAD_LINES])
+    tail = "\n".join(lines[-_STANDIN_TAIL_LINES:]) if total > _STANDIN_HEAD_LINES else ""
+    half = _STANDIN_MAX_BYTES // 2
+    head = head.encode("utf-8")[:half].decode("utf-8", "ignore")
+    tail_b = tail.encode("utf-8")
+    tail = tail_b[max(0, len(tail_b) - half):].decode("utf-8", "ignore")
+    omitted = max(0, total - min(total, _STANDIN_HEAD_LINES) - (_STANDIN_TAIL_LINES if tail else 0))
+    return "Total output lines: %d\n\n%s\n[... omitted %d of %d lines ...]\n\n%s" % (total, head, omitted, total, tail)
 
 
 def _standin_assess_patch_safety(paths, cfg):
@@ -2299,7 +2256,7 @@ def _standin_execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=N
         aggregated = "command timed out after %d milliseconds\n%s" % (timeout_ms or DEFAULT_SHELL_TIMEOUT_MS, aggregated)
     res = _StandinOutcome(exit_code=code, stdout=text(bufs["stdout"]), stderr=text(bufs["stderr"]),
                           aggregated_output=aggregated, duration=duration, timed_out=timed_out, sandbox_denied=False)
-    return _StandinOutcome(result=res, model_output=shell_output_for_model(truncate_for_model(aggregated), code, duration),
+    return _StandinOutcome(result=res, model_output=shell_output_for_model(_standin_truncate(aggregated), code, duration),
                            decision="auto-approve")
 
 
@@ -2598,7 +2555,7 @@ def _apply_chunks(text, chunks, display):
     return out.replace("\n", "\r\n") if crlf else out
 
 
-def _read_text(path, what):
+def _read_patch_file(path, what):
     try:
         with open(str(path), "rb") as fh:
             data = fh.read()
@@ -2624,12 +2581,12 @@ def plan_patch(text, cwd):
             if state[path] is None:
                 raise PatchError("Failed to %s %s: it was deleted earlier in this patch" % (what, path))
             return state[path]
-        return _read_text(path, what)
+        return _read_patch_file(path, what)
 
     for hunk in hunks:
         path = cwd / hunk.path
         if hunk.kind == "add":
-            old = state.get(path) if path in state else (_read_text(path, "read") if path.is_file() else None)
+            old = state.get(path) if path in state else (_read_patch_file(path, "read") if path.is_file() else None)
             changes.append(FileChange("add", path, old=old, new=hunk.content, display=hunk.path))
             state[path] = hunk.content
         elif hunk.kind == "delete":
@@ -2816,7 +2773,6 @@ def _cmd_mcp(args, cfg_loader):
 
 PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
 PROJECT_DOC_SEPARATOR = "\n\n--- project-doc ---\n\n"  #: between ~/.codex/AGENTS.md and project docs
-MAX_OUTPUT_DELTAS = 10000  #: exec_command_output_delta events per command at most
 COMPACT_PROMPT = (
     "You have exceeded the maximum number of tokens, please stop coding and instead write a short memento "
     "message for the next agent. Your note should:\n- Summarize what you finished and what still needs work. "
@@ -3645,13 +3601,9 @@ class Session(object):
 
         self._task_emit(task, "exec_command_begin", call_id=call_id, command=argv, cwd=str(cwd),
                         parsed_cmd=parse_command_summary(argv))
-        deltas = [0]
-
         def on_output(stream, data):
-            if deltas[0] < MAX_OUTPUT_DELTAS:
-                deltas[0] += 1
-                self._task_emit(task, "exec_command_output_delta", call_id=call_id, stream=stream,
-                                chunk=base64.b64encode(data).decode("ascii"))
+            self._task_emit(task, "exec_command_output_delta", call_id=call_id, stream=stream,
+                            chunk=base64.b64encode(data).decode("ascii"))
 
         def ask(kind="exec", argv=argv, cwd=cwd, reason=None, **extra):
             return self._ask(task, "exec_approval_request", call_id=call_id, command=list(argv), cwd=str(cwd), reason=reason)
