@@ -4334,10 +4334,18 @@ def _cmd_resume(args, cfg_loader):
         session_id, prompt = None, session_id
     if not args.last and not session_id:
         raise UsageError("`codex resume` needs a session id or --last (sessions live in %s)" % (Path(cfg.codex_home) / ROLLOUT_SUBDIR))
-    # The REPL (§18) reads args.resume_path and passes it to Session(resume_path=...).
-    args.resume_path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=cfg.cwd)
+    path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=cfg.cwd)
+
+    def resume_loader(**more):
+        # Session (§15) resumes whatever config.experimental_resume names, so the REPL
+        # needs no resume logic of its own.
+        resumed = cfg_loader(**more)
+        resumed.experimental_resume = str(path)
+        return resumed
+
+    args.resume_path = path
     args.prompt = prompt
-    return globals()["_cmd_interactive"](args, cfg_loader)
+    return globals()["_cmd_interactive"](args, resume_loader)
 
 
 ###############################################################################

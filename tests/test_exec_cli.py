@@ -208,3 +208,23 @@ def test_ctrl_c_interrupts_the_running_command(server, repo, codex_home):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_codex_resume_hands_the_rollout_to_the_repl(exec_codex, server, repo, codex_home, monkeypatch):
+    import codex
+
+    server.enqueue(Turn().text("first"))
+    proc = exec_codex("--json", "hello")
+    thread = json.loads(proc.stdout.splitlines()[0])["thread_id"]
+    seen = {}
+
+    def fake_interactive(args, loader):
+        seen["cfg"] = loader()
+        seen["prompt"] = args.prompt
+        return 0
+
+    monkeypatch.setattr(codex, "_cmd_interactive", fake_interactive)
+    monkeypatch.setenv(MOCK_KEY_ENV, "k")
+    assert codex.main(["resume", "-C", str(repo), "--last", "go on"] + mock_cli_args(server)) == 0
+    assert seen["prompt"] == "go on" and thread in seen["cfg"].experimental_resume
+    assert codex.main(["resume", "-C", str(repo)]) == 2
