@@ -3162,7 +3162,7 @@ class Session(object):
             self._start_task(_Task(sub_id), message)
 
     def _op_user_turn(self, sub_id, op):
-        self._apply_overrides(op, record=False)
+        self._apply_overrides(op, record=True)
         self._op_user_input(sub_id, op)
 
     def _op_override_turn_context(self, sub_id, op):
@@ -4014,6 +4014,7 @@ class HumanPrinter(object):
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.in_delta = False
+        self.streamed = False
         self.commands = {}
 
     def c(self, style, text):
@@ -4047,7 +4048,18 @@ class HumanPrinter(object):
 
     def event(self, msg):
         kind = msg["type"]
-        if kind == "agent_message":
+        if kind == "agent_message_delta":
+            if not self.in_delta:
+                self.ts(self.c("italic magenta", "codex"))
+                self.in_delta = True
+                self.streamed = True
+            self.err.write(msg.get("delta", ""))
+            self.err.flush()
+        elif kind == "agent_message":
+            if self.streamed:  # already shown delta by delta
+                self.streamed = False
+                self.end_delta()
+                return
             self.ts(self.c("italic magenta", "codex"))
             self.line(msg.get("message", ""))
         elif kind == "agent_reasoning":
