@@ -1502,6 +1502,7 @@ class ResponsesClient(ModelClient):
     path = "/responses"
 
     def headers(self):
+        """Base headers plus the Responses beta flag and the session id."""
         h = ModelClient.headers(self)
         h["OpenAI-Beta"] = "responses=experimental"
         h["session_id"] = self.session_id
@@ -1522,6 +1523,7 @@ class ResponsesClient(ModelClient):
         return out
 
     def body(self, prompt):
+        """The Responses request body (stateless: full input, store false)."""
         reasoning = self.reasoning_param()
         body = {
             "model": self.cfg.model,
@@ -1616,6 +1618,7 @@ class ChatClient(ModelClient):
     path = "/chat/completions"
 
     def body(self, prompt):
+        """The Chat Completions request body."""
         body = {
             "model": self.cfg.model,
             "messages": history_to_chat_messages(prompt.instructions, prompt.input),
@@ -4018,26 +4021,31 @@ class HumanPrinter(object):
         self.commands = {}
 
     def c(self, style, text):
+        """Wrap text in ANSI styles when colour is on."""
         if not self.color:
             return text
         codes = ";".join(_ANSI[s] for s in style.split())
         return "\x1b[%sm%s\x1b[0m" % (codes, text)
 
     def line(self, text=""):
+        """Write one progress line."""
         self.err.write(text + "\n")
         self.err.flush()
 
     def ts(self, text):
+        """Write a timestamped progress line."""
         stamp = time.strftime("[%Y-%m-%dT%H:%M:%S]", time.gmtime())
         self.end_delta()
         self.line("%s %s" % (self.c("dim", stamp), text))
 
     def end_delta(self):
+        """Finish a line of streamed text."""
         if self.in_delta:
             self.err.write("\n")
             self.in_delta = False
 
     def header(self, session_id, prompt):
+        """The config summary and the prompt."""
         self.ts("codex v%s" % __version__)
         self.line("--------")
         for key, value in config_summary(self.cfg, session_id):
@@ -4047,6 +4055,7 @@ class HumanPrinter(object):
         self.line(prompt)
 
     def event(self, msg):
+        """Print one protocol event."""
         kind = msg["type"]
         if kind == "agent_message_delta":
             if not self.in_delta:
@@ -4131,6 +4140,7 @@ class HumanPrinter(object):
             self.ts(self.c("red", "task interrupted"))
 
     def finish(self, last_message, usage):
+        """Token total on stderr, the final message on stdout."""
         blended = (usage["input_tokens"] - usage["cached_input_tokens"]) + usage["output_tokens"]
         if usage["total_tokens"]:
             self.ts("tokens used: {:,}".format(blended))
@@ -4160,6 +4170,7 @@ class JsonPrinter(object):
         self.failed = None
 
     def emit(self, obj):
+        """Write one JSON line."""
         self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
         self.out.flush()
 
@@ -4170,6 +4181,7 @@ class JsonPrinter(object):
         return item
 
     def event(self, msg):
+        """Translate one protocol event into thread events."""
         kind = msg["type"]
         if kind == "session_configured":
             self.emit({"type": "thread.started", "thread_id": msg.get("session_id")})
@@ -4223,6 +4235,7 @@ class JsonPrinter(object):
             self.emit({"type": "error", "message": self.failed})
 
     def finish(self, last_message, usage, failed):
+        """Close open items and print turn.completed or turn.failed."""
         if self.todo is not None:
             self.emit({"type": "item.completed", "item": self.todo})
             self.todo = None
