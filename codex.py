@@ -1490,6 +1490,15 @@ class ModelClient(object):
         resp = open_sse(self._client(), self.url(), self.headers(), self.body(prompt),
                         self.provider.request_max_retries, cancel=cancel, on_retry=on_retry,
                         model=self.cfg.model, provider=self.provider)
+        ctype = resp.headers.get("content-type", "").lower()
+        if "json" in ctype or "html" in ctype:
+            # A 2xx that is not a stream: usually a base_url pointing at the wrong server.
+            try:
+                payload = resp.read()
+            finally:
+                resp.close()
+            raise ProviderError("expected an event stream from %s but got %s: %s (check the provider base_url and wire_api)"
+                                % (self.url().split("?")[0], ctype.split(";")[0], _error_detail(payload)[:200]))
         if on_response is not None:
             on_response(resp)
         return self._events(iter_sse(resp, cancel, self.provider.stream_idle_timeout_ms))

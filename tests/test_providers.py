@@ -251,3 +251,22 @@ def test_verbosity_only_for_gpt5(server, codex_home, tmp_path):
     cfg = mock_config(server, codex_home, tmp_path, model="o3", model_verbosity="low")
     _run(codex.ResponsesClient(cfg, "s"))
     assert "text" not in server.requests[1].body
+
+
+def test_non_stream_answer_is_a_clear_error(server, codex_home, tmp_path):
+    server.enqueue(lambda req: Turn().text("plain json"))
+    cfg = mock_config(server, codex_home, tmp_path)
+    client = codex.ResponsesClient(cfg, "s")
+    client.body = lambda prompt: {"model": "m", "stream": False}  # the server answers JSON
+    with pytest.raises(codex.ProviderError) as err:
+        _run(client)
+    assert "expected an event stream" in str(err.value) and "application/json" in str(err.value)
+
+
+def test_missing_key_names_the_variable(server, codex_home, tmp_path, monkeypatch):
+    monkeypatch.delenv("CODEX_TEST_MOCK_KEY", raising=False)
+    cfg = mock_config(server, codex_home, tmp_path, environ={"CODEX_TEST_MOCK_KEY": ""})
+    with pytest.raises(codex.AuthError) as err:
+        _run(codex.ResponsesClient(cfg, "s", environ={}))
+    assert "CODEX_TEST_MOCK_KEY" in str(err.value)
+    assert server.requests == []
