@@ -2129,6 +2129,14 @@ def extract_apply_patch(argv):
     return None
 
 
+def _shell_join(argv):
+    import shlex
+
+    if len(argv) == 3 and argv[0] in _SHELLS and argv[1] in ("-lc", "-c"):
+        return argv[2]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
 def parse_command_summary(argv):
     """Best-effort classification of a command for UIs (upstream's parsed_cmd, simplified)."""
     import shlex
@@ -3611,14 +3619,33 @@ class Session(object):
             return self._run_apply_patch(task, call_id, text, cwd / subdir if subdir else cwd)
         import base64
 
-        self._task_emit(task, "exec_command_begin", call_id=call_id, command=argv, cwd=str(cwd),
-                        parsed_cmd=parse_command_summary(argv))
+        begun = [False]
+
+        def begin():
+            # exec_command_begin means "running now": after an approval, never before it.
+            if not begun[0]:
+                begun[0] = True
+                self._task_emit(task, "exec_command_begin", call_id=call_id, command=argv, cwd=str(cwd),
+                                parsed_cmd=parse_command_summary(argv))
+
         def on_output(stream, data):
+            begin()
             self._task_emit(task, "exec_command_output_delta", call_id=call_id, stream=stream,
                             chunk=base64.b64encode(data).decode("ascii"))
 
         def ask(kind="exec", argv=argv, cwd=cwd, reason=None, **extra):
-            return self._ask(task, "exec_approval_request", call_id=call_id, command=list(argv), cwd=str(cwd), reason=reason)
+            decision = self._ask(task, "exec_approval_request", call_id=call_id, command=list(argv), cwd=str(cwd), reason=reason)
+            if decision in ("approved", "approved_for_session"):
+                begin()
+            return decision
+
+        assess = globals().get("assess_command_safety")
+        if assess is not None:
+            verdict = assess(argv, self.cfg, self.state.approved_commands, bool(params.get("escalated")))
+        else:
+            verdict = "ask-user" if self.cfg.approval_policy == "untrusted" else "auto-approve"
+        if verdict == "auto-approve":
+            begin()
 
         execute = globals().get("execute_with_policy") or _standin_execute_with_policy
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
@@ -3628,6 +3655,7 @@ class Session(object):
                               timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
                               justification=params.get("justification"))
         except CodexError as exc:
+            begin()
             self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=str(exc), aggregated_output=str(exc),
                             exit_code=-1, duration=wire_duration(time.monotonic() - started), formatted_output=str(exc))
             return "execution error: %s" % exc
@@ -3637,10 +3665,14 @@ class Session(object):
             task.abort_requested = True
         result = outcome.result
         if result is None:
-            self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=outcome.model_output,
-                            aggregated_output=outcome.model_output, exit_code=-1,
-                            duration=wire_duration(time.monotonic() - started), formatted_output=outcome.model_output)
+            if begun[0]:
+                self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=outcome.model_output,
+                                aggregated_output=outcome.model_output, exit_code=-1,
+                                duration=wire_duration(time.monotonic() - started), formatted_output=outcome.model_output)
+            else:
+                self._task_emit(task, "background_event", message="%s: %s" % (outcome.model_output, _shell_join(argv)))
         else:
+            begin()
             duration = result.duration
             duration = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
             self._task_emit(task, "exec_command_end", call_id=call_id,
@@ -3970,14 +4002,6 @@ def _duration_seconds(value):
     if isinstance(value, dict):
         return value.get("secs", 0) + value.get("nanos", 0) / 1e9
     return float(value or 0)
-
-
-def _shell_join(argv):
-    import shlex
-
-    if len(argv) == 3 and argv[0] in _SHELLS and argv[1] in ("-lc", "-c"):
-        return argv[2]
-    return " ".join(shlex.quote(a) for a in argv)
 
 
 def read_exec_prompt(prompt, stdin=None):

@@ -243,8 +243,10 @@ def test_exec_approval_request_and_denial(server, codex_home, repo):
     msgs = drain_until(session, "exec_approval_request")
     req = msgs[-1]
     assert req["command"] == ["touch", "made-by-model"] and req["call_id"] == "x"
+    assert "exec_command_begin" not in _types(msgs)  # nothing runs before the answer
     session.submit({"type": "exec_approval", "id": sub, "decision": "denied"})
-    drain_until(session, "task_complete")
+    msgs = drain_until(session, "task_complete")
+    assert "exec_command_begin" not in _types(msgs) and "exec_command_end" not in _types(msgs)
     assert not (repo / "made-by-model").exists()
     out = [i for i in server.requests[1].body["input"] if i["type"] == "function_call_output"][0]["output"]
     assert "rejected by user" in out
