@@ -476,3 +476,20 @@ def test_compact_replaces_history(server, codex_home, repo):
     body = server.requests[2].body["input"]
     assert "answer one" not in json.dumps(body) and "SUMMARY" in json.dumps(body) and "task one" in json.dumps(body)
     session.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(codex, "execute_with_policy"), reason="the sandbox (§11-§13) has not landed")
+def test_model_commands_run_inside_the_sandbox(server, codex_home, repo):
+    if not codex.sandbox_available():
+        pytest.skip("no usable sandbox on this machine")
+    server.enqueue(
+        Turn().function_call("shell", {"command": ["bash", "-lc", "echo hi > written.txt"]}, call_id="w"),
+        Turn().text("ok"),
+    )
+    session = codex.Session(mock_config(server, codex_home, repo, sandbox="read-only", approval="never"))
+    session.submit(user_input("write"))
+    drain_until(session, "task_complete")
+    session.shutdown()
+    assert not (repo / "written.txt").exists()
+    out = [i for i in server.requests[1].body["input"] if i["type"] == "function_call_output"][0]["output"]
+    assert "sandbox" in out.lower() or "read-only" in out.lower(), out
