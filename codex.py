@@ -12,7 +12,7 @@ passthrough).
 
 How data flows:
 
-    CLI (§22) -> config (§04) -> session / agent loop (§15) -> provider (§07) <-> model
+    CLI (§22) -> config (§04) -> session / agent loop (§15b) -> provider (§07) <-> model
     agent loop -> tools (§09, §10) -> approval (§11) -> sandbox helper (§12) -> process (§13)
     front ends (§17-§21) drive a session through ops and events (§08)
 
@@ -32,7 +32,8 @@ Contents (each section uses only the sections above it):
     §12 Sandbox: policies, the Linux helper, Seatbelt
     §13 Exec: running a command
     §14 MCP client
-    §15 Agent: instructions and the turn loop
+    §15a Agent: instructions and environment context
+    §15b Agent: the session and the turn loop
     §16 History and rollouts
     §17 Front end: codex exec
     §18 Front end: the interactive REPL
@@ -2784,12 +2785,12 @@ def _cmd_mcp(args, cfg_loader):
 
 
 ###############################################################################
-# §15 Agent: instructions and the turn loop
+# §15a Agent: instructions and environment context
 ###############################################################################
 
-# Owner: the agent issue (#4).  Instructions (base prompt, AGENTS.md, environment
-# context) and the Session: ops in, events out, one task thread at a time running the
-# turn loop (model request -> tools -> model request ... until no tool call).
+# Owner: the agent issue (#4).  What the model is told: the base prompt (instructions
+# field), AGENTS.md files as a <user_instructions> message, and the <environment_context>
+# message.  The Session that runs the turn loop is §15b.
 
 PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
 PROJECT_DOC_SEPARATOR = "\n\n--- project-doc ---\n\n"  #: between ~/.codex/AGENTS.md and project docs
@@ -3000,7 +3001,13 @@ def run_notify(argv, payload):
     return proc
 
 
-# -- the session --
+###############################################################################
+# §15b Agent: the session and the turn loop
+###############################################################################
+
+# Owner: the agent issue (#4).  Session implements §08's contract: ops in, events out,
+# one task thread at a time; _run_turn is one model request with its tool calls.
+
 
 class _Task(object):
     """One running task (the work started by a user_input)."""
