@@ -4326,7 +4326,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
             if event is None:
                 continue
             msg = event["msg"]
-            if msg["type"] == "error":
+            if msg["type"] == "error" and event["id"] == sub_id:  # startup errors (id "") are not fatal
                 failed = msg.get("message")
             printer.event(msg)
             if event["id"] == sub_id and msg["type"] == "task_complete":
