@@ -4078,6 +4078,13 @@ class HumanPrinter(object):
         self.end_delta()
         self.line("%s %s" % (self.c("dim", stamp), text))
 
+    def rel(self, path):
+        """A path relative to the working directory when it is inside it."""
+        try:
+            return str(Path(path).relative_to(self.cfg.cwd))
+        except ValueError:
+            return str(path)
+
     def end_delta(self):
         """Finish a line of streamed text."""
         if self.in_delta:
@@ -4136,6 +4143,7 @@ class HumanPrinter(object):
         elif kind == "patch_apply_begin":
             self.ts("%s auto_approved=%s:" % (self.c("magenta", "apply_patch"), str(msg.get("auto_approved")).lower()))
             for path, change in sorted((msg.get("changes") or {}).items()):
+                path = self.rel(path)
                 if "add" in change:
                     self.line(self.c("green", "A %s" % path))
                     for text in (change["add"].get("content") or "").splitlines():
@@ -4145,7 +4153,7 @@ class HumanPrinter(object):
                 else:
                     upd = change.get("update") or {}
                     self.line("%s %s" % ("R" if upd.get("move_path") else "M",
-                                         path + (" -> %s" % upd["move_path"] if upd.get("move_path") else "")))
+                                         path + (" -> %s" % self.rel(upd["move_path"]) if upd.get("move_path") else "")))
                     for text in (upd.get("unified_diff") or "").splitlines():
                         style = "green" if text.startswith("+") else "red" if text.startswith("-") else "dim"
                         self.line(self.c(style, text))
