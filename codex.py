@@ -1684,8 +1684,13 @@ def linux_helper_path(home=None):
 
 
 def _python_helper_argv():
-    """argv prefix that runs codex.py itself as the helper (-E -s: no PYTHON* env, no user site)."""
-    return [sys.executable, "-E", "-s", "-B", os.path.abspath(__file__), _SANDBOX_HELPER_ARGV]
+    """argv prefix that runs codex.py itself as the helper (-E -s: no PYTHON* env, no user site).
+
+    Imported rather than run as a script, so a cached .pyc spares compiling this file.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    boot = "import sys; sys.path.insert(0, %r); import codex; sys.exit(codex.main(sys.argv[1:]))" % here
+    return [sys.executable, "-E", "-s", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
 
 
 def helper_argv_prefix(home=None):
@@ -1998,10 +2003,36 @@ def _apply_landlock(libc, writable, network):
     os.close(fd)
 
 
+def _import_pyseccomp():
+    """Import pyseccomp, sparing it ctypes.util.find_library (which spawns ldconfig: ~80 ms)."""
+    import ctypes
+    import ctypes.util
+
+    original = ctypes.util.find_library
+    sonames = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+    def find_library(name):
+        soname = sonames.get(name)
+        if soname:
+            try:
+                ctypes.CDLL(soname)
+                return soname
+            except OSError:
+                pass
+        return original(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        import pyseccomp  # the zipapp ships it; it needs libseccomp.so.2 at run time
+    finally:
+        ctypes.util.find_library = original
+    return pyseccomp
+
+
 def _apply_seccomp(network):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
-        import pyseccomp  # the zipapp ships it; it needs libseccomp.so.2 at run time
+        pyseccomp = _import_pyseccomp()
     except (ImportError, RuntimeError, OSError) as exc:
         _helper_fail(123, "seccomp is unavailable for the Python helper (%s): install libseccomp2 "
                      "(Debian/Ubuntu: apt-get install libseccomp2) or use a codex build with the "
@@ -2088,7 +2119,7 @@ def _sandbox_helper_main(args):
         abi, reason = _landlock_abi(libc)
         seccomp_ok, seccomp_reason = "1", ""
         try:
-            import pyseccomp  # noqa: F401  (probing that it loads)
+            _import_pyseccomp()
         except (ImportError, RuntimeError, OSError) as exc:
             seccomp_ok, seccomp_reason = "0", "pyseccomp/libseccomp.so.2 unavailable (%s)" % exc
         lines = ["implementation=python", "landlock_abi=%d" % abi, "seccomp=%s" % seccomp_ok,
