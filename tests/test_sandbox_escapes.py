@@ -491,25 +491,28 @@ def test_plain_failures_are_not_denials(world):
 
 # -- both helpers agree -------------------------------------------------------------------------
 
+AGREE_MARKER = "/tmp/codex-agree-%d" % os.getpid()
 PROBES = [
     "echo x > ../outside/victim.txt", "echo x > inside.txt", "echo x > .git/x", "cat /etc/hostname",
     "python3 -c 'import socket; socket.socket()'", "python3 -c 'import socket; socket.socketpair()'",
-    "echo x > /dev/null", "ln ../outside/victim.txt h", "touch /proc/self/root/tmp/codex-agree",
-    "exit 3", "no-such-cmd-abc",
+    "echo x > /dev/null", "ln ../outside/victim.txt h", "touch /proc/self/root" + AGREE_MARKER,
+    "exit 3", "no-such-cmd-abc", "mkdir newdir", "python3 -c 'import ctypes; ctypes.CDLL(None).ptrace(16, 1, 0, 0)'",
 ]
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_c_and_python_helpers_agree(tmp_path, monkeypatch, mode):
+    """The same probes give the same exit codes and effects through both helpers."""
     if not BUILT_HELPER.exists():
         pytest.skip("compiled helper not built")
     results = {}
     for which, value in (("c", str(BUILT_HELPER)), ("python", "python")):
         monkeypatch.setenv("CODEX_SANDBOX_HELPER", value)
         codex._PROBE_CACHE.clear()
-        w = World(tmp_path / which, mode) if (tmp_path / which).mkdir() is None else None
-        results[which] = [(w.sh(p).exit_code, w.victim_intact()) for p in PROBES]
-        assert all(r.exit_code != 0 for r in [w.sh("test -e inside.txt")]) or mode == "workspace-write"
+        (tmp_path / which).mkdir()
+        w = World(tmp_path / which, mode)
+        codes = [w.sh(p).exit_code for p in PROBES]
+        results[which] = (codes, w.victim_intact(), sorted(os.listdir(str(w.ws))), os.path.exists(AGREE_MARKER))
     codex._PROBE_CACHE.clear()
     assert results["c"] == results["python"]
-    assert os.path.exists("/tmp/codex-agree") is False
+    assert results["c"][1] is True and results["c"][3] is False
