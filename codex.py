@@ -1287,16 +1287,18 @@ def assess_patch_safety(paths, cfg):
 # where no compiled helper fits the machine, codex re-executes itself as the same helper
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
-#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--network] -- CMD [ARG]...
-#   codex-linux-sandbox --probe          (prints key=value lines: landlock_abi, seccomp, userns)
+#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
+#   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
 #   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
 #                     $CODEX_HOME, .codex inside writable roots)
+#   --ro-mounts       in that namespace every mount is read-only except the writable roots:
+#                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
 #   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
 #
-# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only binds,
+# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
 # seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
 # "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
 # executed gives 127 (not found) or 126, like a shell.
@@ -1797,14 +1799,17 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         out = prefix + ["--cwd", command_cwd]
         for root in roots:
             out += ["--writable", str(root)]
+        userns = probe_sandbox(home).get("userns") == "1"
         if roots:
             ro = protected_paths(roots, policy_cwd, home)
-            if ro and probe_sandbox(home).get("userns") != "1":
+            if ro and not userns:
                 _notice(".git and $CODEX_HOME inside writable roots cannot be made read-only here "
                         "(user namespaces are unavailable); they stay writable")
                 ro = []
             for p in ro:
                 out += ["--read-only", p]
+        if userns and probe_sandbox(home).get("mount_setattr") == "1":
+            out.append("--ro-mounts")
         if policy.has_network():
             out.append("--network")
         return out + ["--"] + argv, {}, kind
@@ -1897,7 +1902,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "network": False, "probe": False, "command": []}
+    opts = {"cwd": None, "writable": [], "read_only": [], "network": False, "probe": False, "command": [],
+            "ro_mounts": False}
     i = 0
     while i < len(args):
         a = args[i]
@@ -1908,6 +1914,8 @@ def _parse_helper_args(args):
             opts["probe"] = True
         elif a == "--network":
             opts["network"] = True
+        elif a == "--ro-mounts":
+            opts["ro_mounts"] = True
         elif a in ("--cwd", "--writable", "--read-only"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
@@ -2066,8 +2074,18 @@ _LOCKED_MOUNT_FLAGS = ((2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096
 _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 
 
-def _protect_read_only(libc, paths):
-    """Enter a user+mount namespace and bind-mount each path read-only onto itself."""
+def _mount_setattr(libc, path, flags, attr_set, attr_clr):
+    """mount_setattr(2) on path; returns 0 or -1 (errno set)."""
+    import ctypes
+
+    attr = (ctypes.c_uint64 * 4)(attr_set, attr_clr, 0, 0)
+    return libc.syscall(ctypes.c_long(442), ctypes.c_int(-100), os.fsencode(path), ctypes.c_uint(flags),
+                        ctypes.byref(attr), ctypes.c_size_t(32))
+
+
+def _protect_read_only(libc, paths, ro_mounts=False, writable=()):
+    """Enter a user+mount namespace; with ro_mounts make every mount read-only but the
+    writable roots; bind-mount each of `paths` read-only onto itself."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
@@ -2081,6 +2099,17 @@ def _protect_read_only(libc, paths):
         _helper_fail(125, "writing /proc/self/%s failed: %s" % (name, exc.strerror))
     # keep our mounts from propagating back (best effort: some overlay setups refuse)
     libc.mount(b"none", b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None)
+    if ro_mounts:
+        if _mount_setattr(libc, "/", 0x8000, 1, 0) != 0:  # AT_RECURSIVE, MOUNT_ATTR_RDONLY
+            _helper_fail(125, "making the mounts read-only (mount_setattr) failed: %s" % os.strerror(ctypes.get_errno()))
+        for root in writable:
+            if not os.path.exists(root):
+                continue  # a configured root that does not exist is skipped
+            broot = os.fsencode(root)
+            if libc.mount(broot, broot, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+                _helper_fail(125, "bind-mounting %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
+            if _mount_setattr(libc, root, 0x8000, 0, 1) != 0 and _mount_setattr(libc, root, 0, 0, 1) != 0:
+                _helper_fail(125, "making writable %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
     for path in paths:
         bpath = os.fsencode(path)
         if libc.mount(bpath, bpath, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
@@ -2097,12 +2126,17 @@ def _protect_read_only(libc, paths):
             _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
 
 
-def _probe_userns():
-    """Whether this process could enter a user+mount namespace (tested in a child)."""
+def _probe_userns(setattr_too=False):
+    """Whether this process could enter a user+mount namespace (and use mount_setattr there)."""
     pid = os.fork()
     if pid == 0:
         libc = _libc()
-        os._exit(0 if libc.unshare(0x10000000 | 0x00020000) == 0 else 1)
+        if libc.unshare(0x10000000 | 0x00020000) != 0:
+            os._exit(1)
+        if setattr_too:
+            libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
+            os._exit(0 if _mount_setattr(libc, "/", 0x8000, 1, 0) == 0 else 1)
+        os._exit(0)
     _, status = os.waitpid(pid, 0)
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
@@ -2113,7 +2147,7 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+                     "[--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
         abi, reason = _landlock_abi(libc)
@@ -2123,7 +2157,7 @@ def _sandbox_helper_main(args):
         except (ImportError, RuntimeError, OSError) as exc:
             seccomp_ok, seccomp_reason = "0", "pyseccomp/libseccomp.so.2 unavailable (%s)" % exc
         lines = ["implementation=python", "landlock_abi=%d" % abi, "seccomp=%s" % seccomp_ok,
-                 "userns=%d" % _probe_userns()]
+                 "userns=%d" % _probe_userns(), "mount_setattr=%d" % _probe_userns(True)]
         if reason or seccomp_reason:
             lines.append("reason=%s" % "; ".join(r for r in (reason, seccomp_reason) if r))
         sys.stdout.write("\n".join(lines) + "\n")
@@ -2133,8 +2167,8 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    if opts["read_only"]:
-        _protect_read_only(libc, opts["read_only"])
+    if opts["read_only"] or opts["ro_mounts"]:
+        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"])
     _apply_seccomp(opts["network"])
     _apply_landlock(libc, opts["writable"], opts["network"])
     if opts["cwd"]:
@@ -2593,6 +2627,12 @@ def sandbox_check_lines(home=None, cfg=None):
         if info.get("userns") == "1":
             lines.append(("ok", "userns", "user namespaces work: .git and $CODEX_HOME inside writable roots are "
                           "mounted read-only"))
+            if info.get("mount_setattr") == "1":
+                lines.append(("ok", "ro_mounts", "every mount but the writable roots is read-only for commands "
+                              "(chmod/chown/utime outside the roots fail too)"))
+            else:
+                lines.append(("warn", "ro_mounts", "mount_setattr unavailable (Linux < 5.12): chmod/chown/utime on "
+                              "files outside the writable roots are not blocked (Landlock does not cover them)"))
         else:
             lines.append(("warn", "userns", "user namespaces unavailable: .git and $CODEX_HOME inside writable roots "
                           "stay writable; enable them (sysctl kernel.unprivileged_userns_clone=1, or "

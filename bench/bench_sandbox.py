@@ -7,7 +7,8 @@ Spawns `/bin/true` RUNS times each way (same subprocess call, stdin /dev/null, p
 session) and reports the median and p90 wall time per command and the extra cost over the
 plain spawn.  Variants: the compiled helper in read-only mode, in workspace-write mode
 (Landlock rules for the roots), workspace-write with a .git to protect (adds the user+mount
-namespace and a read-only bind), and the Python helper.  Goal: compiled helper < 2 ms extra.
+namespace and a read-only bind), the same plus --ro-mounts (every other mount read-only: what
+codex uses where user namespaces work), and the Python helper.  Goal: compiled helper < 2 ms extra.
 Results also go to bench/results/bench_sandbox.json.
 """
 import argparse
@@ -62,6 +63,9 @@ def main(argv=None):
             ("C helper, workspace-write + .git read-only (userns)",
              [str(helper), "--cwd", str(ws), "--writable", str(ws), "--writable", "/tmp",
               "--read-only", str(ws / ".git"), "--"] + cmd, args.runs),
+            ("C helper, as codex runs it (+ --ro-mounts)",
+             [str(helper), "--cwd", str(ws), "--writable", str(ws), "--writable", "/tmp",
+              "--read-only", str(ws / ".git"), "--ro-mounts", "--"] + cmd, args.runs),
             ("Python helper, workspace-write", codex._python_helper_argv() + [
                 "--cwd", str(ws), "--writable", str(ws), "--"] + cmd, args.python_runs),
         ]

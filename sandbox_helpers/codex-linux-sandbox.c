@@ -8,20 +8,26 @@
  *
  * Argv protocol (the Python helper in codex.py §12 speaks the same one):
  *
- *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--network] -- CMD [ARG]...
+ *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
  *   --writable PATH   full Landlock rights beneath PATH (a writable root)
  *   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace
  *                     (.git, .codex and $CODEX_HOME inside writable roots)
+ *   --ro-mounts       in that namespace make every mount read-only except the writable
+ *                     roots: closes chmod/chown/utime/xattr outside the roots, which
+ *                     Landlock does not cover (needs mount_setattr, Linux 5.12+)
  *   --network         the command may use the network (no socket rules)
  *   --cwd DIR         chdir(DIR) after the mounts, just before exec
- *   --probe           print key=value lines (implementation, landlock_abi, seccomp, userns)
+ *   --probe           print key=value lines (implementation, landlock_abi, seccomp, userns,
+ *                     mount_setattr)
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. with --read-only: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our uid/gid to themselves,
- *      bind each path onto itself and remount it read-only (keeping the locked flags).
+ *   2. with --read-only or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our uid/gid
+ *      to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and bind each
+ *      writable root onto itself read-write; bind each --read-only path onto itself and
+ *      remount it read-only (keeping the locked flags).
  *   3. seccomp (a BPF filter built here; denials return EPERM):
  *      - foreign architecture and x32 syscalls (x86_64): kill the process;
  *      - always: ptrace, process_vm_readv/writev, io_uring_*, the mount family
@@ -146,13 +152,23 @@ struct ll_path_beneath_attr {
     int32_t parent_fd;
 } __attribute__((packed));
 
+/* mount_setattr(2) (linux/mount.h may be missing on the build machine) */
+struct mount_attr_v0 {
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
+#define MOUNT_ATTR_RDONLY_BIT 0x00000001ULL
+#define AT_RECURSIVE_FLAG 0x8000
+
 #define TIOCSTI_REQ 0x5412
 #define TIOCLINUX_REQ 0x541C
 #define MAX_PATHS 512
 
 static const char *writable[MAX_PATHS];
 static const char *read_only[MAX_PATHS];
-static int n_writable, n_read_only;
+static int n_writable, n_read_only, ro_mounts;
 
 static void fail(int code, const char *what, int err)
 {
@@ -395,6 +411,25 @@ static void protect_read_only(void)
         fail(EXIT_MOUNTS, "writing /proc/self/gid_map failed", errno);
     /* keep our mounts from propagating back (best effort: some overlay setups refuse) */
     (void)mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    if (ro_mounts) {
+        struct mount_attr_v0 attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_RDONLY_BIT;
+        if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE_FLAG, &attr, sizeof attr) != 0)
+            fail(EXIT_MOUNTS, "making the mounts read-only (mount_setattr) failed", errno);
+        for (i = 0; i < n_writable; i++) {
+            struct stat st;
+            if (stat(writable[i], &st) != 0)
+                continue; /* a configured root that does not exist is skipped */
+            if (mount(writable[i], writable[i], NULL, MS_BIND | MS_REC, NULL) != 0)
+                fail_path(EXIT_MOUNTS, "bind-mounting", writable[i], errno);
+            memset(&attr, 0, sizeof attr);
+            attr.attr_clr = MOUNT_ATTR_RDONLY_BIT;
+            if (syscall(SYS_mount_setattr, AT_FDCWD, writable[i], AT_RECURSIVE_FLAG, &attr, sizeof attr) != 0 &&
+                syscall(SYS_mount_setattr, AT_FDCWD, writable[i], 0, &attr, sizeof attr) != 0)
+                fail_path(EXIT_MOUNTS, "making writable", writable[i], errno);
+        }
+    }
     for (i = 0; i < n_read_only; i++) {
         struct statvfs sv;
         unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
@@ -438,7 +473,16 @@ static int child_succeeds(int what)
                 _exit(1);
             _exit(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0 ? 0 : 1);
         }
-        _exit(unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 ? 0 : 1);
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+            _exit(1);
+        if (what == 2) {
+            struct mount_attr_v0 attr;
+            memset(&attr, 0, sizeof attr);
+            attr.attr_set = MOUNT_ATTR_RDONLY_BIT;
+            (void)mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL);
+            _exit(syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE_FLAG, &attr, sizeof attr) == 0 ? 0 : 1);
+        }
+        _exit(0);
     }
     if (waitpid(pid, &status, 0) != pid)
         return 0;
@@ -453,6 +497,7 @@ static int probe(void)
     printf("landlock_abi=%ld\n", abi < 0 ? 0L : abi);
     printf("seccomp=%d\n", child_succeeds(0));
     printf("userns=%d\n", child_succeeds(1));
+    printf("mount_setattr=%d\n", child_succeeds(2));
     if (abi < 0)
         printf("reason=%s\n", landlock_reason(err));
     return 0;
@@ -475,7 +520,7 @@ static void close_inherited_fds(void)
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
-                    "[--read-only PATH]... [--network] -- CMD [ARG]...)\n", why);
+                    "[--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...)\n", why);
     _exit(EXIT_USAGE);
 }
 
@@ -492,6 +537,8 @@ int main(int argc, char **argv)
             return probe();
         } else if (strcmp(a, "--network") == 0) {
             network = 1;
+        } else if (strcmp(a, "--ro-mounts") == 0) {
+            ro_mounts = 1;
         } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0) {
             if (i + 1 >= argc)
                 usage("an option needs a value");
@@ -518,7 +565,7 @@ int main(int argc, char **argv)
         fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         fail(EXIT_SETUP, "prctl(PR_SET_NO_NEW_PRIVS) failed", errno);
-    if (n_read_only > 0)
+    if (n_read_only > 0 || ro_mounts)
         protect_read_only();
     build_filter(network);
     if (install_filter() != 0)

@@ -92,7 +92,7 @@ def ww(tmp_path, impl):
 def test_write_outside_via_dotdot(world):
     r = world.sh("echo pwned > ../outside/victim.txt")
     assert r.exit_code != 0 and world.victim_intact()
-    assert "Permission denied" in r.stderr and r.sandbox_denied
+    assert ("Permission denied" in r.stderr or "Read-only file system" in r.stderr) and r.sandbox_denied
 
 
 def test_write_through_symlink_inside_root(world):
@@ -108,7 +108,8 @@ def test_hard_link_to_outside_file(world):
 
 def test_rename_outside_file_into_root(world):
     r = world.sh("mv ../outside/victim.txt ./stolen.txt")
-    assert r.exit_code != 0 and world.victim_intact() and not (world.ws / "stolen.txt").exists()
+    # mv may fall back to copy+unlink across mounts: a copy is fine (reads are allowed), a move is not
+    assert r.exit_code != 0 and world.victim_intact()
 
 
 def test_proc_self_root(world):
@@ -121,6 +122,19 @@ def test_truncate_mkfifo_mkdir_symlink_outside(world):
         v=world.victim, o=world.outside))
     assert world.victim_intact()
     assert sorted(os.listdir(str(world.outside))) == ["victim.txt"]
+
+
+def test_metadata_changes_outside_denied(world):
+    """chmod/chown/utime/xattr are not Landlock rights: the read-only mounts cover them."""
+    if codex.probe_sandbox(world.home).get("mount_setattr") != "1":
+        pytest.skip("no user namespaces/mount_setattr here: a documented gap")
+    before = world.victim.stat()
+    r = world.sh("chmod 4777 {v}; chown 65534 {v}; touch -d 2001-01-01 {v}; "
+                 "python3 -c 'import os; os.setxattr(\"{v}\", \"user.x\", b\"1\")'".format(v=world.victim))
+    after = world.victim.stat()
+    assert r.exit_code != 0 and "Read-only file system" in r.stderr
+    assert (after.st_mode, after.st_uid, after.st_mtime_ns) == (before.st_mode, before.st_uid, before.st_mtime_ns)
+    assert "user.x" not in os.listxattr(str(world.victim))
 
 
 def test_background_child_stays_sandboxed(world):
