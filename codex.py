@@ -2733,13 +2733,259 @@ def apply_patch(text, cwd):
 # Owner: the sandbox issue (#3).  Contract used by the agent (§15) and front ends:
 #
 #   is_known_safe_command(argv) -> bool
-#   assess_command_safety(argv, cfg, approved_for_session: set) -> "auto-approve" | "ask-user" | "reject"
+#   assess_command_safety(argv, cfg, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
 #   assess_patch_safety(paths, cfg) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
-#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None)
+#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+#                       escalated=False, justification=None)
 #       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
 #       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
 #       runs the whole flow: safety check, approval, sandboxed run, on-failure retry question.
+#       It is defined at the end of §13 because it runs commands (the sections above it stay pure).
+#       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
+#       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
+#       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
+#
+# Deliberate differences from upstream (docs/sandbox.md has the list):
+#   * known-safe commands skip the question but still run sandboxed (upstream ran them
+#     unsandboxed; with a writable .git that let a planted core.fsmonitor run outside);
+#   * git counts as safe only for read-only subcommands without -c/--output/--ext-diff/...;
+#   * a "yes" to the on-failure retry question approves that one run, not the whole session.
+
+#: commands safe with any arguments (they only read, and run sandboxed anyway)
+SAFE_ANY_ARGS = frozenset((
+    "cat", "cd", "echo", "false", "grep", "head", "ls", "nl", "pwd", "tail", "true", "wc", "which",
+    "cut", "expr", "id", "paste", "rev", "seq", "stat", "tr", "uname", "whoami", "tac", "numfmt",
+    "basename", "dirname", "realpath", "readlink", "du", "df",
+))
+#: find options that execute, delete or write files
+UNSAFE_FIND_OPTIONS = frozenset(("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fls", "-fprint", "-fprint0", "-fprintf"))
+#: rg options that run programs or read compressed files through a decompressor
+UNSAFE_RG_OPTIONS = ("--search-zip", "-z", "--pre", "--hostname-bin")
+#: git subcommands that only read the repository
+SAFE_GIT_SUBCOMMANDS = frozenset(("status", "log", "diff", "show", "branch", "blame", "ls-files", "rev-parse", "shortlog"))
+#: subcommand options that write files or run programs (global options such as -c, -C,
+#: --config-env, --exec-path, -p are rejected anyway: the subcommand must come right after git)
+UNSAFE_GIT_OPTIONS = ("--output", "--ext-diff", "--textconv", "--exec", "--upload-pack", "--paginate")
+#: flags that make `git branch` read-only (anything else may create/delete/rename branches)
+SAFE_GIT_BRANCH_FLAGS = ("--list", "-l", "--show-current", "-a", "--all", "-r", "--remotes", "-v", "-vv",
+                         "--verbose", "--no-color", "--color", "--contains", "--merged", "--no-merged", "--format")
+#: shells whose `-c`/`-lc` script may be parsed into plain commands
+SCRIPT_SHELLS = ("bash", "zsh", "sh")
+#: the sed script forms allowed with `sed -n`: Np or M,Np
+_SED_PRINT_RE = re.compile(r"^\d+(,\d+)?p$")
+#: approval decisions for a command: assess_command_safety's answers
+COMMAND_DECISIONS = ("auto-approve", "ask-user", "reject")
+#: ExecOutcome.decision values
+EXEC_DECISIONS = (
+    "auto-approve",          # ran without a question (sandboxed unless policy/approval says otherwise)
+    "approved",              # the user said yes (ran unsandboxed)
+    "approved_for_session",  # yes, and this exact argv runs unasked for the rest of the session
+    "denied",                # the user said no; the model is told so
+    "abort",                 # the user aborted the turn; the caller ends the turn
+    "reject",                # the policy refused it without asking
+    "retry-approved",        # failed in the sandbox, the user allowed an unsandboxed retry
+    "sandbox-failed",        # failed in the sandbox and was not retried
+)
+#: user answers to a question (ReviewDecision on the wire)
+REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")
+
+
+def _git_is_safe(argv):
+    """Read-only git: a safe subcommand right after `git`, no option that writes or runs."""
+    if len(argv) < 2 or argv[1] not in SAFE_GIT_SUBCOMMANDS:
+        return False
+    for arg in argv[2:]:
+        if arg.split("=", 1)[0] in UNSAFE_GIT_OPTIONS:
+            return False
+    if argv[1] == "branch":
+        for arg in argv[2:]:
+            if not arg.startswith("-"):
+                # a positional names a branch to create unless it follows a filter option
+                return False
+            if arg.split("=", 1)[0] not in SAFE_GIT_BRANCH_FLAGS:
+                return False
+    return True
+
+
+def _argv_is_safe(argv):
+    """Whether one plain argv (no shell) is on the known-safe list with safe arguments."""
+    if not argv:
+        return False
+    prog = argv[0]
+    # A path is accepted only for the system directories; `./ls` may be planted by the model.
+    if "/" in prog:
+        head, _, base = prog.rpartition("/")
+        if head not in ("/bin", "/usr/bin"):
+            return False
+        prog = base
+    if prog in SAFE_ANY_ARGS:
+        return True
+    if prog == "find":
+        return not any(arg in UNSAFE_FIND_OPTIONS for arg in argv[1:])
+    if prog == "rg":
+        for arg in argv[1:]:
+            if arg in UNSAFE_RG_OPTIONS or arg.startswith("--pre=") or arg.startswith("--hostname-bin="):
+                return False
+        return True
+    if prog == "git":
+        return _git_is_safe(argv)
+    if prog == "sed":
+        return (len(argv) in (3, 4) and argv[1] == "-n" and bool(_SED_PRINT_RE.match(argv[2]))
+                and (len(argv) == 3 or bool(argv[3])))
+    if prog == "base64":
+        return not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv[1:])
+    return False
+
+
+#: characters that make an unquoted shell word more than a plain word
+_SHELL_SPECIAL = set("$`\\><()&{}*?[]~!#=\n\r\t")
+
+
+def parse_plain_script(script):
+    """Split a shell script into commands when it is only plain words and && || ; |.
+
+    Returns a list of argv lists, or None when anything else appears (redirections,
+    substitutions, variables, globs, subshells, background jobs, assignments...).
+    """
+    commands, words = [], []
+    word, have_word = [], False
+    i, n = 0, len(script)
+
+    def end_word():
+        if have_word:
+            words.append("".join(word))
+        del word[:]
+
+    while i < n:
+        c = script[i]
+        if c == " ":
+            end_word()
+            have_word = False
+            i += 1
+            continue
+        if c in ";|&":
+            end_word()
+            have_word = False
+            op = script[i:i + 2]
+            if op in ("&&", "||"):
+                i += 2
+            elif c == "&" or op in (";;", "|&"):
+                return None  # background job or case/pipe-stderr syntax
+            else:
+                i += 1
+            if not words:
+                return None  # an operator with no command before it
+            commands.append(words)
+            words = []
+            continue
+        if c == "'":
+            j = script.find("'", i + 1)
+            if j < 0:
+                return None
+            word.append(script[i + 1:j])
+            have_word = True
+            i = j + 1
+            continue
+        if c == '"':
+            j = i + 1
+            while j < n and script[j] != '"':
+                if script[j] in "$`\\!":
+                    return None  # expansions inside double quotes
+                j += 1
+            if j >= n:
+                return None
+            word.append(script[i + 1:j])
+            have_word = True
+            i = j + 1
+            continue
+        if c in _SHELL_SPECIAL:
+            return None
+        word.append(c)
+        have_word = True
+        i += 1
+    end_word()
+    if not words:
+        return None  # empty script or a trailing operator
+    commands.append(words)
+    return commands
+
+
+def is_known_safe_command(argv):
+    """Whether argv only reads (known-safe list), directly or as `bash -lc "plain script"`."""
+    argv = [str(a) for a in argv]
+    if _argv_is_safe(argv):
+        return True
+    if len(argv) == 3 and argv[0].rpartition("/")[2] in SCRIPT_SHELLS and argv[1] in ("-lc", "-c"):
+        commands = parse_plain_script(argv[2])
+        return bool(commands) and all(_argv_is_safe(cmd) for cmd in commands)
+    return False
+
+
+def _approved_set(session_state):
+    """The session's set of approved argv tuples (created on first use)."""
+    if session_state is None:
+        return set()
+    if isinstance(session_state, dict):
+        return session_state.setdefault("approved_commands", set())
+    approved = getattr(session_state, "approved_commands", None)
+    if approved is None:
+        approved = set()
+        setattr(session_state, "approved_commands", approved)
+    return approved
+
+
+def _command_plan(argv, cfg, approved_for_session, escalated=False):
+    """Decide a command: (decision, run_sandboxed, reason) per the approval table.
+
+    The table (docs/sandbox.md): untrusted asks for everything not known-safe; on-failure
+    and never run sandboxed; on-request asks when the model escalates; danger-full-access
+    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.
+    """
+    policy = cfg.approval_policy
+    sandbox = SandboxPolicy.from_config(cfg)
+    key = tuple(str(a) for a in argv)
+    if approved_for_session and key in approved_for_session:
+        return "auto-approve", False, "approved for this session"
+    full = sandbox.is_unrestricted()
+    available = full or sandbox_available()
+    if is_known_safe_command(argv):
+        # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
+        if available:
+            return "auto-approve", not full, "known-safe command"
+        return ("reject" if policy == "never" else "ask-user"), False, "no sandbox is available on this machine"
+    if policy == "untrusted":
+        return "ask-user", False, "untrusted: every command that is not known-safe needs approval"
+    if full:
+        return "auto-approve", False, "danger-full-access"
+    if not available:
+        if policy == "never":
+            return "reject", False, "no sandbox is available on this machine and approval_policy is never"
+        return "ask-user", False, "no sandbox is available on this machine"
+    if policy == "on-request" and escalated:
+        return "ask-user", False, "the model asked to run without the sandbox"
+    return "auto-approve", True, "runs in the sandbox"
+
+
+def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
+    """Whether to run argv without asking, ask the user, or reject it (see _command_plan)."""
+    return _command_plan(argv, cfg, approved_for_session, escalated)[0]
+
+
+def assess_patch_safety(paths, cfg):
+    """Decide an apply_patch touching `paths`: auto-approve inside writable roots, else ask/reject."""
+    policy = cfg.approval_policy
+    if policy == "untrusted":
+        return "ask-user"
+    sandbox = SandboxPolicy.from_config(cfg)
+    if not paths:
+        return "reject"
+    home = getattr(cfg, "codex_home", None)
+    if all(sandbox.is_path_writable(Path(p), cfg.cwd, home) for p in paths):
+        return "auto-approve"
+    if policy == "never":
+        return "reject"
+    return "ask-user"
 
 
 ###############################################################################
@@ -2747,16 +2993,911 @@ def apply_patch(text, cwd):
 ###############################################################################
 
 # Owner: the sandbox issue (#3).
+#
+# A SandboxPolicy says what a command may write and whether it may use the network.  On
+# Linux a helper process applies it to itself and then execs the command, so the command's
+# pid, exit code and signals are its own.  The helper is sandbox_helpers/codex-linux-sandbox.c
+# (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
+# where no compiled helper fits the machine, codex re-executes itself as the same helper
+# written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
+#
+#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
+#   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
+#
+#   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
+#   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
+#                     $CODEX_HOME, .codex inside writable roots)
+#   --ro-mounts       in that namespace every mount is read-only except the writable roots:
+#                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
+#   --network         leave the network alone (no socket rules in seccomp or Landlock)
+#   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
+#
+# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
+# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
+# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
+# executed gives 127 (not found) or 126, like a shell.
+#
+# On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec.
+
+#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
+HELPER_EXIT_CODES = {
+    120: "setup failed (prctl or closing file descriptors)",
+    121: "bad helper arguments",
+    122: "Landlock is unavailable or could not be enforced",
+    123: "seccomp could not be installed",
+    125: "the read-only mounts (.git, $CODEX_HOME) could not be set up",
+}
+HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
+HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
+_SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
+SEATBELT_EXECUTABLE = "/usr/bin/sandbox-exec"  #: absolute on purpose: never a PATH lookup
+SANDBOX_TYPE_NAMES = {"linux": "LinuxSeccomp", "linux-python": "LinuxSeccomp", "seatbelt": "MacosSeatbelt"}
+
+#: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
+LANDLOCK_FS = {
+    "execute": 1 << 0, "write_file": 1 << 1, "read_file": 1 << 2, "read_dir": 1 << 3,
+    "remove_dir": 1 << 4, "remove_file": 1 << 5, "make_char": 1 << 6, "make_dir": 1 << 7,
+    "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
+    "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
+}
+LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know
+_LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
+_LANDLOCK_FILE_RIGHTS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15)  #: rights a file (not dir) rule may hold
+_LANDLOCK_READ = (1 << 0) | (1 << 2) | (1 << 3)  #: execute + read_file + read_dir
+_LANDLOCK_NET_TCP = (1 << 0) | (1 << 1)  #: bind_tcp + connect_tcp (ABI 4)
+_LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
+_SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
+
+#: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
+#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
+#: command owns the user namespace the read-only binds live in)
+SECCOMP_ALWAYS_DENIED = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
+    "fsconfig", "fsmount", "fspick", "pivot_root",
+)
+#: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
+SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
+_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
+
+#: directories not searched for nested repositories (large, and never repos themselves)
+_NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
+_NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
+_NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
 
 
-def _cmd_debug(args, cfg_loader):
-    """`codex debug landlock|seatbelt [--full-auto] [-s MODE] -- CMD...`."""
-    _not_landed("`codex debug %s` (the sandbox)" % args.debug_command)
+class SandboxPolicy(object):
+    """What a sandboxed command may write and whether it may use the network."""
+
+    def __init__(self, mode="read-only", writable_roots=(), network_access=False,
+                 exclude_tmpdir_env_var=False, exclude_slash_tmp=False, include_cwd=True):
+        if mode not in SANDBOX_MODES:
+            raise SandboxError("unknown sandbox mode %r; use one of: %s" % (mode, ", ".join(SANDBOX_MODES)))
+        self.mode = mode
+        self.writable_roots = [Path(p) for p in writable_roots]
+        self.network_access = bool(network_access)
+        self.exclude_tmpdir_env_var = bool(exclude_tmpdir_env_var)
+        self.exclude_slash_tmp = bool(exclude_slash_tmp)
+        self.include_cwd = bool(include_cwd)
+
+    def __repr__(self):
+        return "SandboxPolicy(%s)" % self.to_json()
+
+    def __eq__(self, other):
+        return isinstance(other, SandboxPolicy) and self.to_json() == other.to_json()
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The policy of a Config: sandbox_mode + [sandbox_workspace_write], or the legacy list."""
+        legacy = getattr(cfg, "sandbox_permissions", None)
+        sources = getattr(cfg, "sources", {}) or {}
+        if legacy is not None and sources.get("sandbox_mode", "default") == "default":
+            return cls.from_permissions(legacy, getattr(cfg, "codex_home", None))
+        mode = cfg.sandbox_mode
+        if mode != "workspace-write":
+            return cls(mode)
+        ww = getattr(cfg, "sandbox_workspace_write", {}) or {}
+        base = Path(getattr(cfg, "cwd", None) or os.getcwd())
+        roots = []
+        for entry in ww.get("writable_roots") or []:
+            p = Path(str(entry)).expanduser()
+            roots.append(p if p.is_absolute() else base / p)
+        return cls("workspace-write", roots, ww.get("network_access", False),
+                   ww.get("exclude_tmpdir_env_var", False), ww.get("exclude_slash_tmp", False))
+
+    @classmethod
+    def from_permissions(cls, permissions, home=None):
+        """Map the May-June 2025 `sandbox_permissions` list onto a policy."""
+        perms = [str(p) for p in permissions]
+        network = "network-full-access" in perms
+        if "disk-full-write-access" in perms:
+            # full write without network: every path writable, seccomp still on
+            return cls("danger-full-access") if network else cls("workspace-write", ["/"], False)
+        folders = []
+        for p in perms:
+            if p.startswith("disk-write-folder="):
+                folder = Path(p.split("=", 1)[1]).expanduser()
+                if not str(folder):
+                    raise ConfigError("sandbox_permissions: disk-write-folder needs a path")
+                folders.append(folder if folder.is_absolute() else Path(home or ".") / folder)
+        writes = [p for p in perms if p.startswith("disk-write")]
+        if not writes:
+            return cls("read-only", network_access=network)
+        return cls("workspace-write", folders, network,
+                   exclude_tmpdir_env_var="disk-write-platform-user-temp-folder" not in perms,
+                   exclude_slash_tmp="disk-write-platform-global-temp-folder" not in perms,
+                   include_cwd="disk-write-cwd" in perms)
+
+    def to_json(self):
+        """The upstream wire form: {"mode": ..., and the workspace-write fields}."""
+        out = {"mode": self.mode}
+        if self.mode == "workspace-write":
+            if self.writable_roots:
+                out["writable_roots"] = [str(p) for p in self.writable_roots]
+            out["network_access"] = self.network_access
+            out["exclude_tmpdir_env_var"] = self.exclude_tmpdir_env_var
+            out["exclude_slash_tmp"] = self.exclude_slash_tmp
+        elif self.network_access and self.mode == "read-only":
+            out["network_access"] = True
+        return json.dumps(out, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse the wire form (unknown fields ignored, missing booleans false)."""
+        data = json.loads(text) if isinstance(text, str) else dict(text)
+        return cls(data.get("mode", "read-only"), data.get("writable_roots") or (), data.get("network_access", False),
+                   data.get("exclude_tmpdir_env_var", False), data.get("exclude_slash_tmp", False))
+
+    def is_unrestricted(self):
+        """danger-full-access: no sandbox at all."""
+        return self.mode == "danger-full-access"
+
+    def has_network(self):
+        """Whether commands may open network sockets."""
+        return self.mode == "danger-full-access" or self.network_access
+
+    def writable_roots_for(self, cwd, environ=None):
+        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
+        if self.mode != "workspace-write":
+            return []
+        environ = os.environ if environ is None else environ
+        roots = list(self.writable_roots)
+        if self.include_cwd:
+            roots.append(Path(cwd))
+        if not self.exclude_slash_tmp and os.path.isdir("/tmp"):
+            roots.append(Path("/tmp"))
+        tmpdir = environ.get("TMPDIR", "")
+        if not self.exclude_tmpdir_env_var and tmpdir and os.path.isabs(tmpdir):
+            roots.append(Path(tmpdir))
+        out, seen = [], set()
+        for root in roots:
+            real = Path(os.path.realpath(str(root)))
+            if str(real) not in seen:
+                seen.add(str(real))
+                out.append(real)
+        return out
+
+    def is_path_writable(self, path, cwd, home=None):
+        """Whether a sandboxed write to `path` would be allowed (symlinks resolved)."""
+        if self.mode == "danger-full-access":
+            return True
+        path = Path(path)
+        if not path.is_absolute():
+            path = Path(cwd) / path
+        real = os.path.realpath(os.path.normpath(str(path)))
+        roots = self.writable_roots_for(cwd)
+        if not any(_is_within(real, str(r)) for r in roots):
+            return False
+        return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
 
 
-def _cmd_sandbox_check(args, cfg_loader):
-    """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here."""
-    _not_landed("`codex sandbox --check` (the sandbox)")
+def _is_within(path, root):
+    """Whether `path` is `root` or below it (both absolute, normalised)."""
+    root = root.rstrip("/") or "/"
+    return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+_NESTED_CACHE = {}
+
+
+def _find_nested_git(root):
+    """`.git` entries below `root` (not at its top), within a budget; returns (paths, complete)."""
+    now = time.monotonic()
+    hit = _NESTED_CACHE.get(root)
+    if hit and now - hit[0] < _NESTED_REPO_CACHE_SECONDS:
+        return hit[1], hit[2]
+    found, budget, complete = [], _NESTED_REPO_BUDGET, True
+    stack = [(root, 0)]
+    while stack:
+        path, depth = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            budget -= 1
+            if budget < 0:
+                complete = False
+                stack = []
+                break
+            if entry.name == ".git":
+                if path != root:
+                    found.append(entry.path)
+                continue
+            if entry.name in _NESTED_REPO_SKIP or depth >= 12:
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, depth + 1))
+            except OSError:
+                continue
+    _NESTED_CACHE[root] = (now, found, complete)
+    return found, complete
+
+
+def _gitdir_targets(git_file):
+    """For a `.git` file (worktree/submodule pointer): the gitdir it names, if readable."""
+    try:
+        with open(git_file, "r", encoding="utf-8", errors="replace") as fh:
+            first = fh.readline().strip()
+    except OSError:
+        return []
+    if not first.startswith("gitdir:"):
+        return []
+    target = first[len("gitdir:"):].strip()
+    if not os.path.isabs(target):
+        target = os.path.join(os.path.dirname(git_file), target)
+    return [os.path.realpath(target)] if os.path.exists(target) else []
+
+
+def protected_paths(roots, cwd, home=None, search_nested=True):
+    """Paths inside writable roots that stay read-only: .git (dirs, files, gitdir targets,
+    nested repos in the workspace), .codex, and $CODEX_HOME.  Only existing paths."""
+    out = []
+    notes = []
+    cwd_real = os.path.realpath(str(cwd))
+    temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    for root in roots:
+        root = str(root)
+        candidates = [os.path.join(root, ".git"), os.path.join(root, ".codex")]
+        # the workspace and configured roots are searched for nested repositories; /tmp is not
+        if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
+            nested, complete = _find_nested_git(root)
+            candidates.extend(nested)
+            if not complete:
+                notes.append("only the first %d entries of %s were searched for nested .git directories"
+                             % (_NESTED_REPO_BUDGET, root))
+        for cand in candidates:
+            if os.path.lexists(cand):
+                if os.path.isfile(cand):
+                    out.extend(_gitdir_targets(cand))
+                out.append(os.path.realpath(cand))
+    if home is not None:
+        out.append(os.path.realpath(str(home)))
+    result, seen = [], set()
+    for p in out:
+        if p in seen or not os.path.exists(p):
+            continue
+        if any(_is_within(p, str(r)) for r in roots):
+            seen.add(p)
+            result.append(p)
+    for note in notes:
+        _notice(note)
+    return result
+
+
+# -- notices: things the user should hear about once --------------------------------------
+
+_NOTICES = []
+_NOTICES_SEEN = set()
+
+
+def _notice(text):
+    """Queue a one-time notice about the sandbox (also logged)."""
+    if text not in _NOTICES_SEEN:
+        _NOTICES_SEEN.add(text)
+        _NOTICES.append(text)
+        log("warn", "sandbox: %s", text)
+
+
+def take_sandbox_notices():
+    """Return (and forget) the sandbox notices not shown yet; front ends print them once."""
+    out = list(_NOTICES)
+    del _NOTICES[:]
+    return out
+
+
+# -- finding and extracting the compiled helper ---------------------------------------------
+
+
+def _machine_arch():
+    """x86_64 / aarch64 / ... as build.py names helper binaries."""
+    m = os.uname().machine
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+_HELPER_CACHE = {}
+
+
+def _helper_sources():
+    """Where a compiled helper for this machine may be: the zipapp package, then build/helpers."""
+    here = Path(os.path.abspath(__file__)).parent
+    name = "%s-%s" % (HELPER_NAME, _machine_arch())
+    return [here / "codex_sandbox_helpers" / name, here / "build" / "helpers" / name]
+
+
+def _helper_install_dirs(home):
+    """Directories to extract the helper into: $CODEX_HOME/bin, else a per-user cache."""
+    dirs = []
+    if home is not None:
+        dirs.append(Path(home) / "bin")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    dirs.append(Path(cache) / "codex" / "bin")
+    dirs.append(Path("/tmp") / ("codex-%d" % os.getuid()) / "bin")
+    return dirs
+
+
+def _install_helper(data, digest, home):
+    """Write the helper once, content-addressed and 0700; return its path or None."""
+    import hashlib  # startup budget: only when a command is sandboxed
+
+    name = "%s-%s" % (HELPER_NAME, digest[:16])
+    for d in _helper_install_dirs(home):
+        target = d / name
+        try:
+            if target.exists():
+                st = target.lstat()
+                if (st.st_uid == os.getuid() and (st.st_mode & 0o7777) == 0o700
+                        and hashlib.sha256(target.read_bytes()).hexdigest() == digest):
+                    return target
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = d.lstat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                continue  # somebody else could swap the binary in a shared directory
+            tmp = d / (".%s.%d.tmp" % (name, os.getpid()))
+            fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o700)
+            try:
+                os.write(fd, data)
+                os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)
+            os.replace(str(tmp), str(target))
+            return target
+        except OSError:
+            continue
+    return None
+
+
+def linux_helper_path(home=None):
+    """The compiled helper for this machine, extracted and ready (None: use the Python helper).
+
+    CODEX_SANDBOX_HELPER=python forces the Python helper; CODEX_SANDBOX_HELPER=/path uses
+    that binary as is (for testing a build).
+    """
+    choice = os.environ.get("CODEX_SANDBOX_HELPER", "").strip()
+    if choice == "python":
+        return None
+    if choice:
+        return Path(choice)
+    key = str(home)
+    if key in _HELPER_CACHE:
+        return _HELPER_CACHE[key]
+    import hashlib  # startup budget: only when a command is sandboxed
+
+    found = None
+    for src in _helper_sources():
+        try:
+            data = src.read_bytes()
+        except OSError:
+            continue
+        found = _install_helper(data, hashlib.sha256(data).hexdigest(), home)
+        if found is None:
+            _notice("cannot extract the sandbox helper to $CODEX_HOME/bin or a cache directory; "
+                    "using the slower Python helper")
+        break
+    _HELPER_CACHE[key] = found
+    return found
+
+
+def _python_helper_argv():
+    """argv prefix that runs codex.py itself as the helper (-E -s: no PYTHON* env, no user site).
+
+    Imported rather than run as a script, so a cached .pyc spares compiling this file.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    boot = "import sys; sys.path.insert(0, %r); import codex; sys.exit(codex.main(sys.argv[1:]))" % here
+    return [sys.executable, "-E", "-s", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
+
+
+def helper_argv_prefix(home=None):
+    """(argv prefix, kind) for the Linux helper: the compiled one, else the Python one."""
+    path = linux_helper_path(home)
+    if path is not None:
+        return [str(path)], "linux"
+    return _python_helper_argv(), "linux-python"
+
+
+# -- probing what this machine offers -------------------------------------------------------
+
+_PROBE_CACHE = {}
+
+
+def _read_text(path):
+    """A small /proc or /sys file's text, or '' when unreadable."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def probe_sandbox(home=None):
+    """Probe once per process: helper kind, Landlock ABI, seccomp, userns, container, WSL.
+
+    Returns a dict; the helper itself answers `--probe`, so the result is what commands get.
+    """
+    key = str(home)
+    if key in _PROBE_CACHE:
+        return _PROBE_CACHE[key]
+    import subprocess  # startup budget: only when a command is sandboxed
+
+    info = {"platform": sys.platform}
+    if _LINUX:
+        prefix, kind = helper_argv_prefix(home)
+        info["helper"] = kind
+        info["helper_path"] = prefix[0] if kind == "linux" else os.path.abspath(__file__)
+        try:
+            proc = subprocess.run(prefix + ["--probe"], capture_output=True, text=True, timeout=20,
+                                  stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+            for line in proc.stdout.splitlines():
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    info[k.strip()] = v.strip()
+            if proc.returncode != 0:
+                info["helper_error"] = (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
+        except (OSError, subprocess.SubprocessError) as exc:
+            info["helper_error"] = str(exc)
+        status = _read_text("/proc/self/status")
+        m = re.search(r"^NoNewPrivs:\s*(\d)", status, re.M)
+        info["codex_no_new_privs"] = m.group(1) if m else "?"
+        m = re.search(r"^Seccomp:\s*(\d)", status, re.M)
+        info["codex_seccomp_mode"] = m.group(1) if m else "?"
+        osrelease = _read_text("/proc/sys/kernel/osrelease").lower()
+        info["wsl"] = "2" if "wsl2" in osrelease else ("1" if "microsoft" in osrelease else "")
+        cgroup = _read_text("/proc/1/cgroup")
+        container = ""
+        if os.path.exists("/.dockerenv"):
+            container = "docker"
+        elif os.path.exists("/run/.containerenv"):
+            container = "podman"
+        elif re.search(r"docker|kubepods|lxc|containerd", cgroup):
+            container = "container"
+        info["container"] = container
+    elif _DARWIN:
+        info["helper"] = "seatbelt"
+        info["seatbelt"] = "1" if os.path.exists(SEATBELT_EXECUTABLE) else "0"
+    _PROBE_CACHE[key] = info
+    return info
+
+
+def sandbox_available(home=None):
+    """Whether a sandbox can be applied here (Landlock + seccomp on Linux, Seatbelt on macOS)."""
+    if _LINUX:
+        info = probe_sandbox(home)
+        ok = int(info.get("landlock_abi", "0") or 0) >= 1 and info.get("seccomp") == "1"
+        if not ok:
+            _notice("no sandbox is available: %s; run `codex sandbox --check` for details"
+                    % (info.get("reason") or info.get("helper_error") or "Landlock or seccomp missing"))
+        return ok
+    if _DARWIN:
+        return os.path.exists(SEATBELT_EXECUTABLE)
+    return False
+
+
+# -- wrapping a command ---------------------------------------------------------------------
+
+
+def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
+    """Wrap argv so it runs under `policy`; returns (argv, extra env, sandbox type or None).
+
+    `policy_cwd` is the session's workspace (a writable root in workspace-write); the
+    command's own cwd (a model-chosen workdir) never widens the policy (upstream #3874).
+    """
+    argv = [str(a) for a in argv]
+    if policy.is_unrestricted():
+        return argv, {}, None
+    command_cwd = str(command_cwd or policy_cwd)
+    roots = policy.writable_roots_for(policy_cwd)
+    if _LINUX:
+        prefix, kind = helper_argv_prefix(home)
+        out = prefix + ["--cwd", command_cwd]
+        for root in roots:
+            out += ["--writable", str(root)]
+        userns = probe_sandbox(home).get("userns") == "1"
+        if roots:
+            ro = protected_paths(roots, policy_cwd, home)
+            if ro and not userns:
+                _notice(".git and $CODEX_HOME inside writable roots cannot be made read-only here "
+                        "(user namespaces are unavailable); they stay writable")
+                ro = []
+            for p in ro:
+                out += ["--read-only", p]
+        if userns and probe_sandbox(home).get("mount_setattr") == "1":
+            out.append("--ro-mounts")
+        if policy.has_network():
+            out.append("--network")
+        return out + ["--"] + argv, {}, kind
+    if _DARWIN:
+        return seatbelt_argv(argv, policy, policy_cwd, home), {"CODEX_SANDBOX": "seatbelt"}, "seatbelt"
+    raise SandboxError("no sandbox exists for %s; use -s danger-full-access to run commands unsandboxed" % sys.platform)
+
+
+# -- macOS Seatbelt -------------------------------------------------------------------------
+
+#: the fixed part of every Seatbelt profile: deny by default, let the command run and fork,
+#: read the sysctls common tools need, and use POSIX semaphores (Python multiprocessing)
+SEATBELT_BASE_POLICY = """(version 1)
+(deny default)
+(allow process-exec)
+(allow process-fork)
+(allow signal (target self))
+(allow file-write-data
+  (require-all (path "/dev/null") (vnode-type CHARACTER-DEVICE)))
+(allow sysctl-read
+  (sysctl-name "hw.activecpu") (sysctl-name "hw.busfrequency_compat") (sysctl-name "hw.byteorder")
+  (sysctl-name "hw.cacheconfig") (sysctl-name "hw.cachelinesize_compat") (sysctl-name "hw.cpufamily")
+  (sysctl-name "hw.cpufrequency_compat") (sysctl-name "hw.cputype") (sysctl-name "hw.l1dcachesize_compat")
+  (sysctl-name "hw.l1icachesize_compat") (sysctl-name "hw.l2cachesize_compat") (sysctl-name "hw.l3cachesize_compat")
+  (sysctl-name "hw.logicalcpu_max") (sysctl-name "hw.machine") (sysctl-name "hw.ncpu") (sysctl-name "hw.nperflevels")
+  (sysctl-name "hw.memsize") (sysctl-name "hw.pagesize") (sysctl-name "hw.pagesize_compat")
+  (sysctl-name "hw.physicalcpu") (sysctl-name "hw.physicalcpu_max") (sysctl-name "hw.logicalcpu")
+  (sysctl-name "hw.tbfrequency_compat") (sysctl-name "hw.vectorunit")
+  (sysctl-name "kern.hostname") (sysctl-name "kern.maxfilesperproc") (sysctl-name "kern.osproductversion")
+  (sysctl-name "kern.osrelease") (sysctl-name "kern.ostype") (sysctl-name "kern.osvariant_status")
+  (sysctl-name "kern.osversion") (sysctl-name "kern.secure_kernel") (sysctl-name "kern.usrstack64")
+  (sysctl-name "kern.version") (sysctl-name "sysctl.proc_cputype")
+  (sysctl-name-prefix "hw.optional.") (sysctl-name-prefix "hw.perflevel"))
+(allow ipc-posix-sem)"""
+#: what the network section adds when the policy allows the network
+SEATBELT_NETWORK_POLICY = "(allow network-outbound)\n(allow network-inbound)\n(allow system-socket)"
+
+
+def seatbelt_profile(policy, cwd, home=None, environ=None):
+    """Return (profile text, [(param name, value)]) for `policy`; paths go in as -D params."""
+    parts = [SEATBELT_BASE_POLICY, "(allow file-read*)"]
+    params = []
+    if policy.is_unrestricted():
+        parts.append('(allow file-write* (regex #"^/"))')
+    else:
+        roots = policy.writable_roots_for(cwd, environ)
+        clauses = []
+        ro_all = protected_paths(roots, cwd, home) if roots else []
+        for i, root in enumerate(roots):
+            name = "WRITABLE_ROOT_%d" % i
+            params.append((name, str(root)))
+            ro = [p for p in ro_all if _is_within(p, str(root)) and p != str(root)]
+            if not ro:
+                clauses.append('(subpath (param "%s"))' % name)
+                continue
+            nots = []
+            for j, sub in enumerate(ro):
+                sub_name = "%s_RO_%d" % (name, j)
+                params.append((sub_name, sub))
+                nots.append('(require-not (subpath (param "%s")))' % sub_name)
+            clauses.append('(require-all (subpath (param "%s")) %s)' % (name, " ".join(nots)))
+        if clauses:
+            parts.append("(allow file-write*\n  %s)" % "\n  ".join(clauses))
+    if policy.has_network():
+        parts.append(SEATBELT_NETWORK_POLICY)
+    return "\n".join(parts) + "\n", params
+
+
+def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
+    """The sandbox-exec command line for argv under policy."""
+    profile, params = seatbelt_profile(policy, cwd, home, environ)
+    return ([SEATBELT_EXECUTABLE, "-p", profile] + ["-D%s=%s" % (k, v) for k, v in params]
+            + ["--"] + [str(a) for a in argv])
+
+
+# -- the Python helper (fallback when no compiled helper fits) ------------------------------
+#
+# Runs in a fresh single-threaded interpreter started by sandbox_command() as
+# `python codex.py __codex_linux_sandbox__ ARGS`; main() hands it over before anything
+# else.  Same protocol, order and exit codes as the C helper.
+
+
+def _helper_fail(code, message):
+    """Print the helper's one-line error and exit with its code."""
+    try:
+        os.write(2, ("%s %s\n" % (HELPER_ERROR_PREFIX, message)).encode("utf-8", "replace"))
+    finally:
+        os._exit(code)
+
+
+def _parse_helper_args(args):
+    """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
+    opts = {"cwd": None, "writable": [], "read_only": [], "network": False, "probe": False, "command": [],
+            "ro_mounts": False}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            opts["command"] = list(args[i + 1:])
+            break
+        if a == "--probe":
+            opts["probe"] = True
+        elif a == "--network":
+            opts["network"] = True
+        elif a == "--ro-mounts":
+            opts["ro_mounts"] = True
+        elif a in ("--cwd", "--writable", "--read-only"):
+            if i + 1 >= len(args):
+                raise ValueError("%s needs a value" % a)
+            i += 1
+            if a == "--cwd":
+                opts["cwd"] = args[i]
+            else:
+                opts["writable" if a == "--writable" else "read_only"].append(args[i])
+        else:
+            raise ValueError("unknown argument %r" % a)
+        i += 1
+    if not opts["probe"] and not opts["command"]:
+        raise ValueError("no command given (expected -- CMD [ARG]...)")
+    return opts
+
+
+def _libc():
+    """libc through ctypes with errno tracking."""
+    import ctypes  # startup budget: helper and probes only
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _landlock_abi(libc):
+    """The kernel's Landlock ABI version, or (0, reason)."""
+    import ctypes
+
+    abi = libc.syscall(ctypes.c_long(_SYS_LANDLOCK[0]), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 0:
+        err = ctypes.get_errno()
+        reason = {errno.ENOSYS: "the kernel has no Landlock (built without CONFIG_SECURITY_LANDLOCK)",
+                  errno.EOPNOTSUPP: "Landlock is disabled (add landlock to the lsm= boot parameter)",
+                  errno.EPERM: "a container seccomp profile blocks the Landlock syscalls"}.get(err, os.strerror(err))
+        return 0, reason
+    return int(abi), ""
+
+
+def _apply_landlock(libc, writable, network):
+    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full."""
+    import ctypes
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    abi, reason = _landlock_abi(libc)
+    if abi < 1:
+        _helper_fail(122, "Landlock is unavailable: %s" % reason)
+    fs = _LANDLOCK_FS_BY_ABI.get(abi, (1 << 16) - 1)
+    attr = RulesetAttr(fs, 0, 0)
+    size = 8
+    if abi >= 4:
+        size = 16
+        if not network:
+            attr.net = _LANDLOCK_NET_TCP
+    if abi >= 6:
+        size = 24
+        attr.scoped = _LANDLOCK_SCOPE_SIGNAL | (0 if network else _LANDLOCK_SCOPE_ABSTRACT_UNIX)
+    fd = libc.syscall(ctypes.c_long(_SYS_LANDLOCK[0]), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if fd < 0:
+        _helper_fail(122, "landlock_create_ruleset failed: %s" % os.strerror(ctypes.get_errno()))
+
+    def allow(path, access, required):
+        try:
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError as exc:
+            if required:
+                _helper_fail(122, "cannot open %s for a Landlock rule: %s" % (path, exc.strerror))
+            return  # a configured root that does not exist is skipped, as upstream
+        try:
+            import stat as stat_mod
+
+            if not stat_mod.S_ISDIR(os.fstat(pfd).st_mode):
+                access &= _LANDLOCK_FILE_RIGHTS
+            rule = PathBeneath(access & fs, pfd)
+            if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[1]), ctypes.c_int(fd), ctypes.c_int(1),
+                            ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
+                _helper_fail(122, "landlock_add_rule(%s) failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        finally:
+            os.close(pfd)
+
+    allow("/", _LANDLOCK_READ, True)
+    allow("/dev/null", fs, True)
+    for root in writable:
+        allow(root, fs, False)
+    if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
+        _helper_fail(122, "landlock_restrict_self failed: %s" % os.strerror(ctypes.get_errno()))
+    os.close(fd)
+
+
+def _import_pyseccomp():
+    """Import pyseccomp, sparing it ctypes.util.find_library (which spawns ldconfig: ~80 ms)."""
+    import ctypes
+    import ctypes.util
+
+    original = ctypes.util.find_library
+    sonames = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+    def find_library(name):
+        soname = sonames.get(name)
+        if soname:
+            try:
+                ctypes.CDLL(soname)
+                return soname
+            except OSError:
+                pass
+        return original(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        import pyseccomp  # the zipapp ships it; it needs libseccomp.so.2 at run time
+    finally:
+        ctypes.util.find_library = original
+    return pyseccomp
+
+
+def _apply_seccomp(network):
+    """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
+    try:
+        pyseccomp = _import_pyseccomp()
+    except (ImportError, RuntimeError, OSError) as exc:
+        _helper_fail(123, "seccomp is unavailable for the Python helper (%s): install libseccomp2 "
+                     "(Debian/Ubuntu: apt-get install libseccomp2) or use a codex build with the "
+                     "compiled helper for this machine" % exc)
+    import socket
+
+    try:
+        deny = pyseccomp.ERRNO(errno.EPERM)
+        flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+        flt.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
+        for name in SECCOMP_ALWAYS_DENIED:
+            try:
+                flt.add_rule(deny, name)
+            except (OSError, ValueError, RuntimeError):
+                pass  # a syscall this libseccomp or arch does not know cannot be called either
+        for req in (_TIOCSTI, _TIOCLINUX):
+            flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
+        if not network:
+            for name in SECCOMP_NETWORK_DENIED:
+                flt.add_rule(deny, name)
+            for name in ("socket", "socketpair"):
+                flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
+            flt.add_rule(deny, "sendto", pyseccomp.Arg(4, pyseccomp.NE, 0))
+        flt.load()
+    except (OSError, RuntimeError, ValueError) as exc:
+        _helper_fail(123, "installing the seccomp filter failed: %s" % exc)
+
+
+#: mount flags a remount inside a user namespace must keep (statvfs bit -> MS_ bit)
+_LOCKED_MOUNT_FLAGS = ((2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21))
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+
+
+def _mount_setattr(libc, path, flags, attr_set, attr_clr):
+    """mount_setattr(2) on path; returns 0 or -1 (errno set)."""
+    import ctypes
+
+    attr = (ctypes.c_uint64 * 4)(attr_set, attr_clr, 0, 0)
+    return libc.syscall(ctypes.c_long(442), ctypes.c_int(-100), os.fsencode(path), ctypes.c_uint(flags),
+                        ctypes.byref(attr), ctypes.c_size_t(32))
+
+
+def _protect_read_only(libc, paths, ro_mounts=False, writable=()):
+    """Enter a user+mount namespace; with ro_mounts make every mount read-only but the
+    writable roots; bind-mount each of `paths` read-only onto itself."""
+    import ctypes
+
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(ctypes.c_int(0x10000000 | 0x00020000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
+        _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
+            with open("/proc/self/" + name, "w") as fh:
+                fh.write(text)
+    except OSError as exc:
+        _helper_fail(125, "writing /proc/self/%s failed: %s" % (name, exc.strerror))
+    # keep our mounts from propagating back (best effort: some overlay setups refuse)
+    libc.mount(b"none", b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None)
+    if ro_mounts:
+        if _mount_setattr(libc, "/", 0x8000, 1, 0) != 0:  # AT_RECURSIVE, MOUNT_ATTR_RDONLY
+            _helper_fail(125, "making the mounts read-only (mount_setattr) failed: %s" % os.strerror(ctypes.get_errno()))
+        for root in writable:
+            if not os.path.exists(root):
+                continue  # a configured root that does not exist is skipped
+            broot = os.fsencode(root)
+            if libc.mount(broot, broot, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+                _helper_fail(125, "bind-mounting %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
+            if _mount_setattr(libc, root, 0x8000, 0, 1) != 0 and _mount_setattr(libc, root, 0, 0, 1) != 0:
+                _helper_fail(125, "making writable %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
+    for path in paths:
+        bpath = os.fsencode(path)
+        if libc.mount(bpath, bpath, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+            _helper_fail(125, "bind-mounting %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+        try:
+            fflag = os.statvfs(path).f_flag
+        except OSError:
+            fflag = 0
+        for st_bit, ms_bit in _LOCKED_MOUNT_FLAGS:
+            if fflag & st_bit:
+                flags |= ms_bit
+        if libc.mount(None, bpath, None, ctypes.c_ulong(flags), None) != 0:
+            _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
+
+
+def _probe_userns(setattr_too=False):
+    """Whether this process could enter a user+mount namespace (and use mount_setattr there)."""
+    pid = os.fork()
+    if pid == 0:
+        libc = _libc()
+        if libc.unshare(0x10000000 | 0x00020000) != 0:
+            os._exit(1)
+        if setattr_too:
+            libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
+            os._exit(0 if _mount_setattr(libc, "/", 0x8000, 1, 0) == 0 else 1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _sandbox_helper_main(args):
+    """The Python helper: apply the policy to this process, then exec the command."""
+    try:
+        opts = _parse_helper_args(args)
+    except ValueError as exc:
+        _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
+                     "[--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+    libc = _libc()
+    if opts["probe"]:
+        abi, reason = _landlock_abi(libc)
+        seccomp_ok, seccomp_reason = "1", ""
+        try:
+            _import_pyseccomp()
+        except (ImportError, RuntimeError, OSError) as exc:
+            seccomp_ok, seccomp_reason = "0", "pyseccomp/libseccomp.so.2 unavailable (%s)" % exc
+        lines = ["implementation=python", "landlock_abi=%d" % abi, "seccomp=%s" % seccomp_ok,
+                 "userns=%d" % _probe_userns(), "mount_setattr=%d" % _probe_userns(True)]
+        if reason or seccomp_reason:
+            lines.append("reason=%s" % "; ".join(r for r in (reason, seccomp_reason) if r))
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        return 0
+    os.closerange(3, 1 << 16)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
+    if opts["read_only"] or opts["ro_mounts"]:
+        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"])
+    _apply_seccomp(opts["network"])
+    _apply_landlock(libc, opts["writable"], opts["network"])
+    if opts["cwd"]:
+        try:
+            os.chdir(opts["cwd"])
+        except OSError as exc:
+            _helper_fail(121, "cannot enter %s: %s" % (opts["cwd"], exc.strerror))
+    cmd = opts["command"]
+    try:
+        os.execvp(cmd[0], cmd)
+    except OSError as exc:
+        code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        _helper_fail(code, "cannot execute %s: %s" % (cmd[0], exc.strerror))
+    return 127
+
 
 
 ###############################################################################
@@ -2769,7 +3910,479 @@ def _cmd_sandbox_check(args, cfg_loader):
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
 #       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event
+#       ExecResult also carries: sandbox_type (None | "linux" | "linux-python" | "seatbelt"),
+#       sandbox_error (the helper's one-line reason when the sandbox itself failed), cancelled,
+#       timeout_ms.  exit_code is 124 on timeout, 128+N when killed by signal N.
 #   format_exec_output(result) -> str                 (the JSON envelope the model sees)
+#
+# Commands run as argv (no implicit shell), in a new session (own process group, no
+# controlling terminal: /dev/tty and TIOCSTI cannot reach the user's terminal), stdin
+# /dev/null.  A timeout, a cancel or codex being interrupted kills the whole group.  When the
+# command exits, leftover background children holding its pipes get a short grace period
+# and are then killed with the group.
+
+DEFAULT_EXEC_TIMEOUT_MS = 10000  #: per-command timeout unless the call gives timeout_ms
+TIMEOUT_EXIT_CODE = 124  #: exit code reported for a command killed by its timeout
+CAPTURE_LIMIT_BYTES = 1024 * 1024  #: per stream kept in memory (head and tail halves)
+MODEL_OUTPUT_MAX_BYTES = 10 * 1024  #: bytes of output the model sees
+MODEL_OUTPUT_MAX_LINES = 256  #: lines of output the model sees (head + tail)
+MODEL_OUTPUT_HEAD_LINES = 128  #: lines kept from the start when truncating
+MAX_OUTPUT_DELTAS = 10000  #: on_output calls per command
+_READ_CHUNK = 8192
+_LEFTOVER_GRACE_SECONDS = 0.1  #: how long background children may keep the pipes after exit
+#: variables kept by inherit = "core"
+CORE_ENV_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR", "TEMP", "TMP")
+#: names dropped unless ignore_default_excludes = true
+DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*")
+#: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
+_DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
+_NETWORK_FAILURE_RE = re.compile(
+    r"could not resolve host|temporary failure in name resolution|name or service not known|"
+    r"network is unreachable|failed to connect|couldn't connect|connection refused|getaddrinfo", re.I)
+#: paths quoted in common error messages: `touch: cannot touch 'X': ...`, `bash: X: ...`
+_DENIED_PATH_RES = (
+    re.compile(r"['\u2018`\"](/[^'\u2019`\"\n]*)['\u2019`\"]\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I),
+    re.compile(r"(?:^|\s)(/[^\s:'\"]+)\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I | re.M),
+    re.compile(r"(?:open|opening|write|writing|create|creating)\s+['\"]?(/[^\s:'\"]+)", re.I),
+)
+
+
+class ExecResult(object):
+    """What running one command produced."""
+
+    def __init__(self, exit_code, stdout="", stderr="", aggregated_output="", duration=0.0, timed_out=False,
+                 sandbox_denied=False, sandbox_type=None, sandbox_error=None, cancelled=False, timeout_ms=None):
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        self.aggregated_output = aggregated_output
+        self.duration = duration
+        self.timed_out = timed_out
+        self.sandbox_denied = sandbox_denied
+        self.sandbox_type = sandbox_type
+        self.sandbox_error = sandbox_error
+        self.cancelled = cancelled
+        self.timeout_ms = timeout_ms
+
+    def __repr__(self):
+        return "ExecResult(exit_code=%r, timed_out=%r, sandbox_denied=%r, sandbox_error=%r, duration=%.3f)" % (
+            self.exit_code, self.timed_out, self.sandbox_denied, self.sandbox_error, self.duration)
+
+
+class ExecOutcome(object):
+    """The end of execute_with_policy: the run (if any), what the model is told, and why."""
+
+    def __init__(self, result, model_output, decision):
+        self.result = result
+        self.model_output = model_output
+        self.decision = decision
+
+    def __repr__(self):
+        return "ExecOutcome(decision=%r, result=%r)" % (self.decision, self.result)
+
+
+def build_command_env(cfg, environ=None):
+    """The whole environment a command gets, from [shell_environment_policy].
+
+    Order as upstream: inherit (all|core|none), drop *KEY*/*SECRET*/*TOKEN* (and every
+    provider's key variable) unless ignore_default_excludes, drop `exclude`, add `set`,
+    keep only `include_only`.  Then CODEX_SANDBOX_NETWORK_DISABLED=1 when the policy has
+    no network.
+    """
+    environ = os.environ if environ is None else environ
+    pol = getattr(cfg, "shell_environment_policy", None) or {}
+    inherit = pol.get("inherit", "all")
+    if inherit == "all":
+        env = dict(environ)
+    elif inherit == "core":
+        env = {k: v for k, v in environ.items() if k in CORE_ENV_VARS}
+    else:
+        env = {}
+    if not pol.get("ignore_default_excludes", False):
+        secret_vars = set()
+        for provider in (getattr(cfg, "providers", None) or {}).values():
+            if getattr(provider, "env_key", None):
+                secret_vars.add(provider.env_key)
+            for var in (getattr(provider, "env_http_headers", None) or {}).values():
+                secret_vars.add(str(var))
+        env = {k: v for k, v in env.items()
+               if k not in secret_vars and not any(glob_match(p, k) for p in DEFAULT_ENV_EXCLUDES)}
+    excludes = [str(p) for p in pol.get("exclude") or []]
+    env = {k: v for k, v in env.items() if not any(glob_match(p, k) for p in excludes)}
+    for k, v in (pol.get("set") or {}).items():
+        env[str(k)] = str(v)
+    include_only = [str(p) for p in pol.get("include_only") or []]
+    if include_only:
+        env = {k: v for k, v in env.items() if any(glob_match(p, k) for p in include_only)}
+    if not SandboxPolicy.from_config(cfg).has_network():
+        env["CODEX_SANDBOX_NETWORK_DISABLED"] = "1"
+    return env
+
+
+class _CappedBuffer(object):
+    """Keeps the first and last `limit/2` bytes of a stream and counts what fell between."""
+
+    def __init__(self, limit=CAPTURE_LIMIT_BYTES):
+        self.half = limit // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, data):
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            if len(self.tail) > self.half * 2:
+                cut = len(self.tail) - self.half
+                self.dropped += cut
+                del self.tail[:cut]
+
+    def text(self):
+        tail = bytes(self.tail)
+        if len(tail) > self.half:
+            self.dropped += len(tail) - self.half
+            tail = tail[-self.half:]
+            self.tail = bytearray(tail)
+        mid = ("\n[... %d bytes not captured ...]\n" % self.dropped).encode() if self.dropped else b""
+        return (bytes(self.head) + mid + tail).decode("utf-8", "replace")
+
+
+def _kill_group(proc, sig=None):
+    """Kill the command's whole process group (it leads its own session)."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, sig or signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _classify_helper_failure(exit_code, stderr):
+    """The helper's own setup failure as one line, or None when the command itself ran."""
+    if exit_code in HELPER_EXIT_CODES:
+        for line in stderr.splitlines():
+            if line.startswith(HELPER_ERROR_PREFIX):
+                return line[len(HELPER_ERROR_PREFIX):].strip()
+    return None
+
+
+def looks_like_sandbox_denial(result, policy, policy_cwd, home=None):
+    """Whether a failed sandboxed run failed because of the sandbox (not just any non-zero exit).
+
+    A denial shows as EACCES/EPERM/EROFS text naming a path the policy does not let the
+    command write, as a network error while the network is off, or as death by SIGSYS.
+    Exit 0, 124 (timeout), 126/127 (not executable / not found) and plain failures without
+    such text are not denials (upstream #4859, #18711).
+    """
+    if result.exit_code == 0 or result.timed_out or result.cancelled or result.sandbox_type is None:
+        return False
+    if result.exit_code == 128 + 31:  # SIGSYS: seccomp killed a foreign-architecture syscall
+        return True
+    text = result.stderr + "\n" + result.stdout
+    if not policy.has_network() and _NETWORK_FAILURE_RE.search(text):
+        return True
+    if not _DENIAL_TEXT_RE.search(text):
+        return False
+    paths = []
+    for rx in _DENIED_PATH_RES:
+        paths.extend(m.group(1) for m in rx.finditer(text))
+    if not paths:
+        return True  # a denial message without a path we can check: assume the sandbox
+    return any(not policy.is_path_writable(p, policy_cwd, home) for p in paths)
+
+
+def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True):
+    """Run argv (in the sandbox of cfg's policy when sandboxed) and capture its output."""
+    import selectors  # startup budget: only when a command runs
+    import subprocess
+
+    argv = [str(a) for a in argv]
+    if not argv:
+        raise SandboxError("empty command: nothing to run")
+    cwd = str(cwd or cfg.cwd)
+    timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
+    policy = SandboxPolicy.from_config(cfg)
+    env = dict(env)
+    sandbox_type = None
+    full_argv = argv
+    if sandboxed and not policy.is_unrestricted():
+        full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, getattr(cfg, "codex_home", None))
+        env.update(extra_env)
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        msg = "codex: cannot execute %s: %s\n" % (argv[0], exc.strerror or exc)
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
+            msg = "codex: working directory %s does not exist\n" % cwd
+        return ExecResult(code, "", msg, msg, time.monotonic() - start, sandbox_type=sandbox_type, timeout_ms=timeout_ms)
+    bufs = {"stdout": _CappedBuffer(), "stderr": _CappedBuffer()}
+    agg = _CappedBuffer()
+    deltas = [0]
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+    sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    deadline = start + timeout_ms / 1000.0
+    timed_out = cancelled = False
+    exited_at = None
+    try:
+        while sel.get_map():
+            now = time.monotonic()
+            if not timed_out and not cancelled:
+                if now >= deadline:
+                    timed_out = True
+                    _kill_group(proc)
+                elif cancel is not None and cancel.is_set():
+                    cancelled = True
+                    _kill_group(proc)
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None:
+                if now - exited_at > _LEFTOVER_GRACE_SECONDS:
+                    _kill_group(proc)  # background children still hold the pipes
+                if now - exited_at > _LEFTOVER_GRACE_SECONDS + 1.0:
+                    break  # a child that left the group (setsid) keeps them: stop reading
+            wait = max(0.01, min(0.05, deadline - now))
+            for key, _ in sel.select(wait):
+                try:
+                    data = os.read(key.fileobj.fileno(), _READ_CHUNK)
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(key.fileobj)
+                    continue
+                bufs[key.data].add(data)
+                agg.add(data)
+                if on_output is not None and deltas[0] < MAX_OUTPUT_DELTAS:
+                    deltas[0] += 1
+                    on_output(key.data, data)
+        try:
+            status = proc.wait(timeout=max(0.1, deadline - time.monotonic()) if not timed_out else 5)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+            status = proc.wait()
+    except BaseException:
+        _kill_group(proc)  # KeyboardInterrupt and friends: never leave the group running
+        proc.wait()
+        raise
+    finally:
+        sel.close()
+        proc.stdout.close()
+        proc.stderr.close()
+    _kill_group(proc)  # anything that outlived the command in its group
+    duration = time.monotonic() - start
+    exit_code = 128 - status if status < 0 else status
+    if timed_out:
+        exit_code = TIMEOUT_EXIT_CODE
+    elif cancelled:
+        exit_code = 130
+    result = ExecResult(exit_code, bufs["stdout"].text(), bufs["stderr"].text(), agg.text(), duration,
+                        timed_out, False, sandbox_type, None, cancelled, timeout_ms)
+    if sandbox_type is not None:
+        result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
+        result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
+            result, policy, cfg.cwd, getattr(cfg, "codex_home", None))
+    return result
+
+
+def _truncate_for_model(text):
+    """Head + tail of `text` within MODEL_OUTPUT_MAX_BYTES and MODEL_OUTPUT_MAX_LINES."""
+    raw = text.encode("utf-8")
+    lines = text.splitlines(True)
+    if len(raw) <= MODEL_OUTPUT_MAX_BYTES and len(lines) <= MODEL_OUTPUT_MAX_LINES:
+        return text
+    half = MODEL_OUTPUT_MAX_BYTES // 2
+    head_lines = lines[:MODEL_OUTPUT_HEAD_LINES]
+    tail_count = MODEL_OUTPUT_MAX_LINES - MODEL_OUTPUT_HEAD_LINES
+    tail_lines = lines[max(len(head_lines), len(lines) - tail_count):]
+    head = "".join(head_lines).encode("utf-8")[:half].decode("utf-8", "ignore")
+    tail_budget = MODEL_OUTPUT_MAX_BYTES - len(head.encode("utf-8"))
+    tail_raw = "".join(tail_lines).encode("utf-8")
+    tail = tail_raw[max(0, len(tail_raw) - tail_budget):].decode("utf-8", "ignore")
+    shown = head.count("\n") + tail.count("\n")
+    omitted = max(0, len(lines) - shown)
+    return "%s\n[... omitted %d of %d lines ...]\n\n%s" % (head, omitted, len(lines), tail)
+
+
+def format_exec_output(result):
+    """The JSON envelope upstream gives the model: {"output": ..., "metadata": {...}}."""
+    output = result.aggregated_output
+    if result.timed_out:
+        output = "command timed out after %d milliseconds\n%s" % (result.timeout_ms or 0, output)
+    return json.dumps({
+        "output": _truncate_for_model(output),
+        "metadata": {"exit_code": result.exit_code, "duration_seconds": round(result.duration, 1)},
+    })
+
+
+def _sandbox_failure_text(result):
+    """Upstream's model-facing text for a run the sandbox stopped."""
+    kind = SANDBOX_TYPE_NAMES.get(result.sandbox_type, "LinuxSeccomp")
+    if result.sandbox_error:
+        err = "sandbox setup failed: %s" % result.sandbox_error
+    else:
+        err = "sandbox denied exec error, exit code: %d, stdout: %s, stderr: %s" % (
+            result.exit_code, _truncate_for_model(result.stdout), _truncate_for_model(result.stderr))
+    return "failed in sandbox %s with execution error: %s" % (kind, err)
+
+
+def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+                        escalated=False, justification=None):
+    """Decide, ask if needed, run (sandboxed unless approved otherwise), offer an unsandboxed retry.
+
+    See the §11 contract; returns ExecOutcome(result, model_output, decision).
+    """
+    argv = [str(a) for a in argv]
+    cwd = str(cwd or cfg.cwd)
+    approved = _approved_set(session_state)
+    decision, sandboxed, reason = _command_plan(argv, cfg, approved, escalated)
+    if decision == "reject":
+        return ExecOutcome(None, "exec command rejected: %s" % reason, "reject")
+    if decision == "ask-user":
+        answer = ask(kind="exec", argv=argv, cwd=cwd, reason=justification)
+        if answer not in ("approved", "approved_for_session"):
+            return ExecOutcome(None, "exec command rejected by user", "abort" if answer == "abort" else "denied")
+        if answer == "approved_for_session":
+            approved.add(tuple(argv))
+        decision, sandboxed = answer, False  # the user approved running it as is, outside the sandbox
+    env = build_command_env(cfg)
+    result = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=sandboxed)
+    if not (sandboxed and result.sandbox_denied):
+        return ExecOutcome(result, format_exec_output(result), decision)
+    if cfg.approval_policy not in ("on-failure", "untrusted"):
+        return ExecOutcome(result, _sandbox_failure_text(result), "sandbox-failed")
+    answer = ask(kind="exec", argv=argv, cwd=cwd, reason="command failed; retry without sandbox?")
+    if answer not in ("approved", "approved_for_session"):
+        return ExecOutcome(result, "exec command rejected by user", "abort" if answer == "abort" else "denied")
+    if answer == "approved_for_session":
+        approved.add(tuple(argv))  # only on an explicit "always" (upstream added it on any yes)
+    retry = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=False)
+    return ExecOutcome(retry, format_exec_output(retry), "retry-approved")
+
+
+# -- codex debug landlock|seatbelt, codex sandbox --check / doctor --------------------------
+
+
+def _cmd_debug(args, cfg_loader):
+    """`codex debug landlock|seatbelt [--full-auto] [-s MODE] [-c k=v] -- CMD...`: run CMD sandboxed."""
+    import subprocess  # startup budget: only for this subcommand
+
+    cmd = list(args.cmd or [])
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("no command given: codex debug %s [--full-auto] -- CMD [ARG]..." % args.debug_command)
+    if args.debug_command == "seatbelt" and not _DARWIN:
+        raise SandboxError("`codex debug seatbelt` needs macOS; on Linux use `codex debug landlock`")
+    if args.debug_command == "landlock" and not _LINUX:
+        raise SandboxError("`codex debug landlock` needs Linux; on macOS use `codex debug seatbelt`")
+    extra = {} if (args.sandbox_mode or args.full_auto) else {"sandbox_mode": "read-only"}
+    cfg = cfg_loader(**extra)
+    policy = SandboxPolicy.from_config(cfg)
+    if not policy.is_unrestricted() and not sandbox_available(cfg.codex_home):
+        info = probe_sandbox(cfg.codex_home)
+        raise SandboxError("the sandbox is not available here (%s); run `codex sandbox --check`"
+                           % (info.get("reason") or info.get("helper_error") or "Landlock or seccomp missing"))
+    env = build_command_env(cfg)
+    full, extra_env, _kind = sandbox_command(cmd, policy, cfg.cwd, os.getcwd(), cfg.codex_home)
+    env.update(extra_env)
+    for note in take_sandbox_notices():
+        sys.stderr.write("codex: warning: %s\n" % note)
+    try:
+        code = subprocess.call(full, env=env)
+    except OSError as exc:
+        raise SandboxError("cannot start %s: %s" % (full[0], exc.strerror or exc))
+    return 128 - code if code < 0 else code
+
+
+def sandbox_check_lines(home=None, cfg=None):
+    """The `codex sandbox --check` report: [(status, probe, text)], status ok|warn|fail."""
+    lines = []
+    info = probe_sandbox(home)
+    if _DARWIN:
+        ok = info.get("seatbelt") == "1"
+        lines.append(("ok" if ok else "fail", "seatbelt",
+                      "%s found: commands run under a generated Seatbelt profile" % SEATBELT_EXECUTABLE if ok else
+                      "%s is missing: commands cannot be sandboxed; reinstall macOS command line tools" % SEATBELT_EXECUTABLE))
+    elif _LINUX:
+        kind = info.get("helper")
+        if kind == "linux" and not info.get("helper_error"):
+            lines.append(("ok", "helper", "compiled helper %s (%s)" % (info.get("helper_path"), _machine_arch())))
+        elif kind == "linux":
+            lines.append(("fail", "helper", "compiled helper %s does not run: %s" % (info.get("helper_path"), info.get("helper_error"))))
+        else:
+            lines.append(("warn", "helper", "no compiled helper for %s: the Python helper is used (about 30 ms "
+                          "slower per command); build one with `python3 build.py helpers`" % _machine_arch()))
+        abi = int(info.get("landlock_abi", "0") or 0)
+        if abi >= 6:
+            lines.append(("ok", "landlock", "ABI %d: writes outside writable roots are denied; signals and abstract "
+                          "unix sockets are scoped to the sandbox" % abi))
+        elif abi >= 1:
+            lines.append(("ok", "landlock", "ABI %d: writes outside writable roots are denied (kernel 6.7+ adds "
+                          "network, 6.12+ signal/socket scoping)" % abi))
+        else:
+            why = info.get("reason") or info.get("helper_error") or "unknown"
+            lines.append(("fail", "landlock", "unavailable (%s): sandboxed commands cannot run; use a kernel >= 5.13 "
+                          "with landlock in the lsm= list, or run in a disposable VM/container with "
+                          "-s danger-full-access" % why))
+        if info.get("seccomp") == "1":
+            lines.append(("ok", "seccomp", "filters can be installed: network syscalls, ptrace and io_uring are denied"))
+        else:
+            lines.append(("fail", "seccomp", "cannot install filters (%s); install libseccomp2 or use the compiled helper"
+                          % (info.get("reason") or "unknown")))
+        lines.append(("ok", "no_new_privs", "set by the helper for every command (codex itself: %s)"
+                      % info.get("codex_no_new_privs", "?")))
+        if info.get("userns") == "1":
+            lines.append(("ok", "userns", "user namespaces work: .git and $CODEX_HOME inside writable roots are "
+                          "mounted read-only"))
+            if info.get("mount_setattr") == "1":
+                lines.append(("ok", "ro_mounts", "every mount but the writable roots is read-only for commands "
+                              "(chmod/chown/utime outside the roots fail too)"))
+            else:
+                lines.append(("warn", "ro_mounts", "mount_setattr unavailable (Linux < 5.12): chmod/chown/utime on "
+                              "files outside the writable roots are not blocked (Landlock does not cover them)"))
+        else:
+            lines.append(("warn", "userns", "user namespaces unavailable: .git and $CODEX_HOME inside writable roots "
+                          "stay writable; enable them (sysctl kernel.unprivileged_userns_clone=1, or "
+                          "kernel.apparmor_restrict_unprivileged_userns=0)"))
+        if info.get("container"):
+            lines.append(("ok", "container", "running inside %s: the sandbox still applies; if Landlock is blocked "
+                          "update the container runtime's seccomp profile" % info["container"]))
+        if info.get("wsl") == "1":
+            lines.append(("fail", "wsl", "WSL1 has neither Landlock nor seccomp filters: use WSL2"))
+        elif info.get("wsl") == "2":
+            lines.append(("ok", "wsl", "WSL2: a real Linux kernel; Landlock needs WSL kernel 5.15+ with landlock enabled"))
+    else:
+        lines.append(("fail", "platform", "no sandbox exists for %s: commands can only run with -s danger-full-access"
+                      % sys.platform))
+    if cfg is not None:
+        policy = SandboxPolicy.from_config(cfg)
+        src = getattr(cfg, "sources", {}) or {}
+        lines.append(("ok", "policy", "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s"
+                      % (cfg.approval_policy, src.get("approval_policy", "default"), policy.mode,
+                         src.get("sandbox_mode", "default"), "on" if policy.has_network() else "off")))
+    return lines
+
+
+def _cmd_sandbox_check(args, cfg_loader):
+    """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here."""
+    try:
+        cfg = cfg_loader()
+    except CodexError as exc:
+        sys.stderr.write("codex: warning: %s\n" % exc)
+        cfg = None
+    home = cfg.codex_home if cfg is not None else None
+    lines = sandbox_check_lines(home, cfg)
+    for status, probe, text in lines:
+        sys.stdout.write("%-4s %-12s %s\n" % (status, probe, text))
+    return 1 if any(status == "fail" for status, _, _ in lines) else 0
+
 
 
 ###############################################################################
@@ -4834,6 +6447,8 @@ def _is_debug(argv):
 def main(argv=None):
     """Entry point: parse argv, dispatch to the subcommand, map errors to exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12)
+        return _sandbox_helper_main(argv[1:])
     if argv in (["--version"], ["-V"]):  # the fast path: no argparse, no config
         sys.stdout.write("codex %s\n" % __version__)
         return 0
