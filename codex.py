@@ -2176,111 +2176,6 @@ def shell_output_for_model(text, exit_code, duration):
     })
 
 
-# -- temporary stand-ins: removed once §11 execute_with_policy / assess_patch_safety land --
-
-class _StandinOutcome(object):
-    """TEMPORARY shape of §11's ExecOutcome / §13's ExecResult."""
-
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
-
-
-_STANDIN_MAX_BYTES = 10 * 1024
-_STANDIN_HEAD_LINES = 128
-_STANDIN_TAIL_LINES = 128
-
-
-def _standin_truncate(text):
-    """Head and tail of long output with an `[... omitted k of n lines ...]` marker."""
-    raw = text.encode("utf-8")
-    lines = text.split("\n")
-    if len(raw) <= _STANDIN_MAX_BYTES and len(lines) <= _STANDIN_HEAD_LINES + _STANDIN_TAIL_LINES:
-        return text
-    total = len(lines)
-    head = "\n".join(lines[:_STANDIN_HEAD_LINES])
-    tail = "\n".join(lines[-_STANDIN_TAIL_LINES:]) if total > _STANDIN_HEAD_LINES else ""
-    half = _STANDIN_MAX_BYTES // 2
-    head = head.encode("utf-8")[:half].decode("utf-8", "ignore")
-    tail_b = tail.encode("utf-8")
-    tail = tail_b[max(0, len(tail_b) - half):].decode("utf-8", "ignore")
-    omitted = max(0, total - min(total, _STANDIN_HEAD_LINES) - (_STANDIN_TAIL_LINES if tail else 0))
-    return "Total output lines: %d\n\n%s\n[... omitted %d of %d lines ...]\n\n%s" % (total, head, omitted, total, tail)
-
-
-def _standin_assess_patch_safety(paths, cfg):
-    """TEMPORARY: auto-approve patches inside cwd unless the policy is untrusted."""
-    if cfg.approval_policy == "untrusted":
-        return "ask-user"
-    cwd = str(cfg.cwd)
-    inside = all(os.path.abspath(str(p)).startswith(cwd + os.sep) for p in paths)
-    if cfg.sandbox_mode == "danger-full-access" or (inside and cfg.sandbox_mode == "workspace-write"):
-        return "auto-approve"
-    return "reject" if cfg.approval_policy == "never" else "ask-user"
-
-
-def _standin_execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
-                                 escalated=False, justification=None):
-    """TEMPORARY: run argv WITHOUT a sandbox (asks first under `untrusted`)."""
-    import signal
-    import subprocess
-
-    if cfg.approval_policy == "untrusted" and tuple(argv) not in session_state.approved_for_session:
-        decision = ask(kind="exec", argv=argv, cwd=cwd, reason=None)
-        if decision == "approved_for_session":
-            session_state.approved_for_session.add(tuple(argv))
-        elif decision != "approved":
-            return _StandinOutcome(result=None, model_output="exec command rejected by user", decision=decision)
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(argv, cwd=str(cwd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-    except OSError as exc:
-        msg = "execution error: %s" % (exc.strerror or exc)
-        res = _StandinOutcome(exit_code=127, stdout="", stderr=msg, aggregated_output=msg,
-                              duration=time.monotonic() - started, timed_out=False, sandbox_denied=False)
-        return _StandinOutcome(result=res, model_output=shell_output_for_model(msg, 127, res.duration), decision="auto-approve")
-    bufs = {"stdout": [], "stderr": []}
-    agg = []
-    lock = threading.Lock()
-
-    def pump(name, fh):
-        for data in iter(lambda: os.read(fh.fileno(), 8192), b""):
-            with lock:
-                bufs[name].append(data)
-                agg.append(data)
-            if on_output is not None:
-                on_output(name, data)
-
-    readers = [threading.Thread(target=pump, args=(n, getattr(proc, n)), daemon=True) for n in ("stdout", "stderr")]
-    for r in readers:
-        r.start()
-    deadline = started + (timeout_ms or DEFAULT_SHELL_TIMEOUT_MS) / 1000.0
-    timed_out = False
-    while proc.poll() is None:
-        if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
-            timed_out = not (cancel is not None and cancel.is_set())
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.wait()
-            break
-        time.sleep(0.01)
-    for r in readers:
-        r.join(2)
-    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-    text = lambda chunks: b"".join(chunks).decode("utf-8", "replace")
-    aggregated = text(agg)
-    duration = time.monotonic() - started
-    if timed_out:
-        code = 124
-        aggregated = "command timed out after %d milliseconds\n%s" % (timeout_ms or DEFAULT_SHELL_TIMEOUT_MS, aggregated)
-    res = _StandinOutcome(exit_code=code, stdout=text(bufs["stdout"]), stderr=text(bufs["stderr"]),
-                          aggregated_output=aggregated, duration=duration, timed_out=timed_out, sandbox_denied=False)
-    return _StandinOutcome(result=res, model_output=shell_output_for_model(_standin_truncate(aggregated), code, duration),
-                           decision="auto-approve")
-
-
 ###############################################################################
 # §10 apply_patch: grammar, matching, applying
 ###############################################################################
@@ -5259,21 +5154,15 @@ class Session(object):
                 begin()
             return decision
 
-        assess = globals().get("assess_command_safety")
-        if assess is not None:
-            verdict = assess(argv, self.cfg, self.state.approved_commands, bool(params.get("escalated")))
-        else:
-            verdict = "ask-user" if self.cfg.approval_policy == "untrusted" else "auto-approve"
+        verdict = assess_command_safety(argv, self.cfg, self.state.approved_commands, bool(params.get("escalated")))
         if verdict == "auto-approve":
             begin()
-
-        execute = globals().get("execute_with_policy") or _standin_execute_with_policy
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
         started = time.monotonic()
         try:
-            outcome = execute(argv, cwd, self.cfg, self.state, ask, on_output=on_output, cancel=task.cancel,
-                              timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
-                              justification=params.get("justification"))
+            outcome = execute_with_policy(argv, cwd, self.cfg, self.state, ask, on_output=on_output, cancel=task.cancel,
+                                          timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
+                                          justification=params.get("justification"))
         except CodexError as exc:
             begin()
             self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=str(exc), aggregated_output=str(exc),
@@ -5312,8 +5201,7 @@ class Session(object):
             paths.append(ch.path)
             if ch.move_path is not None:
                 paths.append(ch.move_path)
-        assess = globals().get("assess_patch_safety") or _standin_assess_patch_safety
-        verdict = assess(paths, self.cfg)
+        verdict = assess_patch_safety(paths, self.cfg)
         protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
         if verdict == "reject":
             return "patch rejected: writing outside of the project; rejected by user approval settings"
