@@ -270,3 +270,23 @@ def test_missing_key_names_the_variable(server, codex_home, tmp_path, monkeypatc
         _run(codex.ResponsesClient(cfg, "s", environ={}))
     assert "CODEX_TEST_MOCK_KEY" in str(err.value)
     assert server.requests == []
+
+
+def test_tls_with_codex_ca_certificate(codex_home, tmp_path):
+    import shutil
+
+    from support.model_server import make_self_signed_cert
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl CLI not available")
+    cert, key = make_self_signed_cert(tmp_path)
+    with ModelServer(tls=(cert, key)) as server:
+        server.enqueue(Turn().text("secure"))
+        assert server.url.startswith("https://127.0.0.1:")
+        cfg = mock_config(server, codex_home, tmp_path, request_max_retries=0)
+        with pytest.raises(codex.ProviderError) as err:
+            _run(codex.ResponsesClient(cfg, "s", environ={"CODEX_TEST_MOCK_KEY": "k"}))
+        assert "CODEX_CA_CERTIFICATE" in str(err.value)
+        trusting = {"CODEX_TEST_MOCK_KEY": "k", "CODEX_CA_CERTIFICATE": cert}
+        events = _run(codex.ResponsesClient(cfg, "s", environ=trusting))
+        assert events[-1][0] == "completed" and len(server.model_requests()) == 1
