@@ -4568,23 +4568,30 @@ class Session(object):
         resume_path = resume_path or getattr(self.cfg, "experimental_resume", None)
         self.user_instructions = None
         initial_messages = None
+        new_items = []  # history items this constructor adds (recorded in the rollout)
         if resume_path:
             meta, items, events = load_rollout(resume_path)
             self.session_id = meta.get("id") or self.session_id
             self.user_instructions = meta.get("instructions")
             self.history = [it for it in items if it.get("type") in HISTORY_ITEM_TYPES]
             initial_messages = events
+            current = environment_context(self.cfg, self.shell_name)
+            previous = [message_text(it) for it in self.history
+                        if it.get("type") == "message" and message_text(it).startswith("<environment_context>")]
+            if not previous or previous[-1] != current:  # resumed elsewhere or with other settings
+                self.history.append(text_message("user", current))
+                new_items = self.history[-1:]
         else:
             self.user_instructions = load_user_instructions(self.cfg)
             if self.user_instructions:
                 self.history.append(text_message("user", "<user_instructions>\n\n%s\n\n</user_instructions>" % self.user_instructions))
             self.history.append(text_message("user", environment_context(self.cfg, self.shell_name)))
+            new_items = list(self.history)
         if record_rollout:
             try:
                 self._rollout = RolloutRecorder(self.cfg, self.session_id, self.user_instructions, resume_path=resume_path)
                 self.rollout_path = self._rollout.path
-                if not resume_path:
-                    self._rollout.record_items(self.history)
+                self._rollout.record_items(new_items)
             except (OSError, CodexError) as exc:
                 startup_errors.append("cannot record the session under %s: %s" % (self.cfg.codex_home, getattr(exc, "strerror", None) or exc))
         self.mcp = None

@@ -493,3 +493,17 @@ def test_model_commands_run_inside_the_sandbox(server, codex_home, repo):
     assert not (repo / "written.txt").exists()
     out = [i for i in server.requests[1].body["input"] if i["type"] == "function_call_output"][0]["output"]
     assert "sandbox" in out.lower() or "read-only" in out.lower(), out
+
+
+def test_resume_with_other_settings_appends_environment(server, codex_home, repo):
+    server.enqueue(Turn().text("one"), Turn().text("two"))
+    session = codex.Session(mock_config(server, codex_home, repo))
+    session.submit(user_input("first"))
+    drain_until(session, "task_complete")
+    session.shutdown()
+    resumed = codex.Session(mock_config(server, codex_home, repo, sandbox="read-only"), resume_path=session.rollout_path)
+    resumed.submit(user_input("second"))
+    drain_until(resumed, "task_complete")
+    resumed.shutdown()
+    envs = [_texts(i) for i in server.requests[1].body["input"] if "<environment_context>" in _texts(i)]
+    assert len(envs) == 2 and "<sandbox_mode>read-only</sandbox_mode>" in envs[1]
