@@ -1168,6 +1168,8 @@ def http_status_error(status, url, body, model=None, provider=None):
             (provider and provider.env_key) or "the provider's key")
     elif status == 403:
         hint = "access denied: the key may lack access to model `%s` or this endpoint" % model
+    elif status == 404 and _error_json(body).get("code") == "DeploymentNotFound":
+        hint = "Azure deployment `%s` not found: set the model to the deployment name (-m NAME)" % model
     elif status == 404:
         hint = "not found: check the provider base_url (Azure needs .../openai and query_params.api-version) and that model `%s` exists" % model
     elif status == 429:

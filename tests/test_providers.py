@@ -290,3 +290,11 @@ def test_tls_with_codex_ca_certificate(codex_home, tmp_path):
         trusting = {"CODEX_TEST_MOCK_KEY": "k", "CODEX_CA_CERTIFICATE": cert}
         events = _run(codex.ResponsesClient(cfg, "s", environ=trusting))
         assert events[-1][0] == "completed" and len(server.model_requests()) == 1
+
+
+def test_azure_deployment_not_found_hint(server, codex_home, tmp_path):
+    server.enqueue(Turn.http_error(404, "The API deployment for this resource does not exist.", code="DeploymentNotFound"))
+    cfg = mock_config(server, codex_home, tmp_path, wire="chat", model="gpt-4o-prod")
+    with pytest.raises(codex.ProviderError) as err:
+        _run(codex.ChatClient(cfg, "s"))
+    assert "Azure deployment `gpt-4o-prod` not found" in str(err.value)
