@@ -4944,8 +4944,8 @@ class Session(object):
             return []
         mcp_tools = self.mcp.tools() if self.mcp is not None else None
         if self.mcp is not None and hasattr(self.mcp, "new_failures"):
-            for message in self.mcp.new_failures():
-                self._task_emit(task, "error", message=message)
+            for message in self.mcp.new_failures():  # session-level: not a failure of this task
+                self._emit("", "error", message=message)
         return build_tools(self.cfg, self.family, mcp_tools)
 
     def _run_turn(self, task):
