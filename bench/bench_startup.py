@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Startup time of `codex --version` / `--help` against a bare `python3 -c pass`.
+
+    python3 bench/bench_startup.py [-n RUNS] [--dist PATH] [--python PYTHON] [--check]
+
+Runs each command RUNS times (median reported; RUNS is capped at 200) and prints a table
+with the overhead over bare python.  Budget: <= 30 ms over bare python for --version and
+--help, both for `python3 codex.py` and for the built zipapp dist/codex (run the same way a
+user does: through its `#!/usr/bin/env python3` line).  --check exits 1 when over budget.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGET_MS = 30.0  #: allowed overhead over bare python for --version and --help
+MAX_RUNS = 200
+
+
+def medians_ms(cmds, runs, envs):
+    """Median wall time of each command in milliseconds.
+
+    The commands take turns (one warm-up round first), so a busy machine slows them alike.
+    """
+    times = [[] for _ in cmds]
+    for round_no in range(runs + 1):
+        for i, (cmd, env) in enumerate(zip(cmds, envs)):
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, timeout=60)
+            elapsed = (time.perf_counter() - t0) * 1000
+            if proc.returncode != 0:
+                raise SystemExit("bench: %s failed (exit %d): %s"
+                                 % (" ".join(cmd), proc.returncode, proc.stderr.decode()[-300:]))
+            if round_no:
+                times[i].append(elapsed)
+    return [statistics.median(t) for t in times]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", "--runs", type=int, default=20, help="runs per command (median; max %d)" % MAX_RUNS)
+    ap.add_argument("--python", default=shutil.which("python3") or sys.executable, help="interpreter (default python3)")
+    ap.add_argument("--dist", default=os.environ.get("CODEX_DIST") or str(ROOT / "dist" / "codex"), help="the zipapp")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a command is over budget")
+    args = ap.parse_args(argv)
+    runs = max(1, min(args.runs, MAX_RUNS))
+    tmp = tempfile.mkdtemp(prefix="codex-bench-")
+    # like a user's machine: byte code is written, and codex has unpacked itself once before
+    env = dict(os.environ, CODEX_HOME=tmp, SHIV_ROOT=os.path.join(tmp, "shiv"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    py = args.python
+    rows = [("python3 -c pass", [py, "-c", "pass"], env)]
+    for flag in ("--version", "--help"):
+        rows.append(("python3 codex.py " + flag, [py, str(ROOT / "codex.py"), flag], env))
+    if Path(args.dist).exists():
+        subprocess.run([args.dist, "logout"], stdout=subprocess.DEVNULL, env=env, timeout=120)  # unpacks
+        for flag in ("--version", "--help"):
+            rows.append(("dist/codex " + flag, [args.dist, flag], env))
+        never = dict(env, SHIV_ROOT=os.path.join(tmp, "empty"))
+        rows.append(("dist/codex --help (1st run)", [args.dist, "--help"], never))
+    else:
+        print("bench: %s not built (python3 build.py); zipapp rows left out" % args.dist)
+    times = medians_ms([cmd for _, cmd, _ in rows], runs, [e for _, _, e in rows])
+    results = list(zip([label for label, _, _ in rows], times))
+    bare = results[0][1]
+    print("%s, median of %d runs, budget %.0f ms over bare python" % (
+        subprocess.run([py, "--version"], capture_output=True, text=True).stdout.strip(), runs, BUDGET_MS))
+    print("%-28s %9s %9s  %s" % ("command", "ms", "over", ""))
+    over_budget = False
+    for label, ms in results:
+        extra = ms - bare
+        if label == results[0][0]:
+            verdict = ""
+        elif "1st run" in label:
+            verdict = "(before codex has unpacked itself; not budgeted)"
+        else:
+            verdict = "ok" if extra <= BUDGET_MS else "OVER BUDGET"
+        over_budget |= verdict == "OVER BUDGET"
+        print("%-28s %9.1f %+9.1f  %s" % (label, ms, extra, verdict))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if (args.check and over_budget) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
