@@ -1445,6 +1445,14 @@ def _cmd_completion(args, cfg_loader):
     return 0
 
 
+# -- completions ------------------------------------------------------------------
+# The scripts are generated from build_parser()'s tree, so a flag added there is completed
+# everywhere.  Each generator turns the same node list into its shell's own idiom: bash
+# case tables and a word walker, zsh _arguments functions, fish `complete` lines with a
+# walker.  Argument metadata used here: choices (enum values) and `action.complete`
+# ("file" or "dir") for path flags.
+
+
 def completion_script(shell, parser):
     """Return the completion script for `shell`, generated from the argparse tree."""
     generators = {"bash": _completion_bash, "zsh": _completion_zsh, "fish": _completion_fish}
@@ -1456,11 +1464,14 @@ def completion_script(shell, parser):
 def _completion_nodes(parser):
     """Flatten the argparse tree into completion data, one dict per (sub)command path.
 
-    Each node: path (tuple of canonical names), subs [(name, aliases, help)], opts
-    [(option strings, takes a value, choices, "file"|"dir"|None, help, repeatable)] and
-    words (choices of the first positional).  Hidden (SUPPRESSed) arguments are left out.
+    Each node: path (tuple of canonical names), subs [(name, aliases, help)], opts (a list
+    of Option), words (choices of the first positional) and rest (takes a trailing command).
+    Hidden (SUPPRESSed) arguments are left out.
     """
     import argparse
+    import collections
+
+    Option = collections.namedtuple("Option", "names value choices complete help repeat")
 
     nodes = []
 
@@ -1481,9 +1492,9 @@ def _completion_nodes(parser):
                 continue
             elif a.option_strings:
                 value = a.nargs != 0
-                node["opts"].append((a.option_strings, value, [str(c) for c in a.choices or ()] if value else [],
-                                     getattr(a, "complete", None) if value else None, a.help or "",
-                                     isinstance(a, argparse._AppendAction)))
+                node["opts"].append(Option(a.option_strings, value, [str(c) for c in a.choices or ()] if value else [],
+                                           getattr(a, "complete", None) if value else None, a.help or "",
+                                           isinstance(a, argparse._AppendAction)))
             else:
                 positionals.append(a)
         if positionals and positionals[0].choices:
@@ -1505,22 +1516,22 @@ def _completion_bash(nodes):
     for n in nodes:
         p = " ".join(n["path"])
         subs = [w for name, aliases, _ in n["subs"] for w in [name] + aliases]
-        opts = [s for o in n["opts"] for s in o[0]]
-        vopts = [s for o in n["opts"] if o[1] for s in o[0]]
+        opts = [s for o in n["opts"] for s in o.names]
+        vopts = [s for o in n["opts"] if o.value for s in o.names]
         node_cases.append("    %s) subs=%s opts=%s vopts=%s words=%s ;;" % (
             _sh_quote(p), _sh_quote(" ".join(subs)), _sh_quote(" ".join(opts)),
             _sh_quote(" ".join(vopts)), _sh_quote(" ".join(n["words"]))))
         for name, aliases, _ in n["subs"]:
             keys = "|".join(_sh_quote(p + "|" + w) for w in [name] + aliases)
             step_cases.append("    %s) next=%s ;;" % (keys, _sh_quote(" ".join(n["path"] + (name,)))))
-        for strings, _, choices, complete, _, _ in (o for o in n["opts"] if o[1]):
-            if choices:
-                action = "COMPREPLY=($(compgen -W %s -- \"$3\"))" % _sh_quote(" ".join(choices))
-            elif complete:
-                action = "_codex_files -%s \"$3\"" % ("d" if complete == "dir" else "f")
+        for o in n["opts"]:
+            if o.choices:
+                action = "COMPREPLY=($(compgen -W %s -- \"$3\"))" % _sh_quote(" ".join(o.choices))
+            elif o.complete:
+                action = "_codex_files -%s \"$3\"" % ("d" if o.complete == "dir" else "f")
             else:
                 continue
-            value_cases.setdefault(action, []).extend(_sh_quote(p + "|" + s) for s in strings)
+            value_cases.setdefault(action, []).extend(_sh_quote(p + "|" + s) for s in o.names)
     values = ["    %s) %s ;;" % ("|".join(keys), action) for action, keys in value_cases.items()]
     return _BASH_TEMPLATE % ("\n".join(node_cases), "\n".join(step_cases), "\n".join(values))
 
@@ -1596,17 +1607,16 @@ complete -o bashdefault -o default -F _codex codex
 
 def _zsh_spec(opt):
     """One option as _arguments specs (one spec per spelling, sharing an exclusion group)."""
-    strings, value, choices, complete, help_text, repeat = opt
-    desc = "[%s]" % help_text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-    group = "" if repeat else "(%s)" % " ".join(strings)
+    desc = "[%s]" % opt.help.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    group = "" if opt.repeat else "(%s)" % " ".join(opt.names)
     action = ""
-    if value:
-        action = ":%s:" % strings[-1].lstrip("-")
-        action += "(%s)" % " ".join(choices) if choices else (
-            "_directories" if complete == "dir" else "_files" if complete == "file" else " ")
-    return [_sh_quote("%s%s%s%s%s" % ("*" if repeat else "", group, s,
-                                      ("=" if s.startswith("--") else "+") if value else "", desc + action))
-            for s in strings]
+    if opt.value:
+        action = ":%s:" % opt.names[-1].lstrip("-")
+        action += "(%s)" % " ".join(opt.choices) if opt.choices else (
+            "_directories" if opt.complete == "dir" else "_files" if opt.complete == "file" else " ")
+    return [_sh_quote("%s%s%s%s%s" % ("*" if opt.repeat else "", group, s,
+                                      ("=" if s.startswith("--") else "+") if opt.value else "", desc + action))
+            for s in opt.names]
 
 
 def _completion_zsh(nodes):
@@ -1672,20 +1682,20 @@ def _completion_fish(nodes):
                 " ".join(_sh_quote(p + "|" + w) for w in [name] + aliases), _sh_quote(" ".join(n["path"] + (name,)))))
             for w in [name] + aliases:
                 lines.append("complete -c codex -n %s -a %s -d %s" % (first, w, _sh_quote(h)))
-        vopts = [s for o in n["opts"] if o[1] for s in o[0]]
+        vopts = [s for o in n["opts"] if o.value for s in o.names]
         if vopts:
             skips.append("            case %s\n                set skip 1" % " ".join(_sh_quote(p + "|" + s) for s in vopts))
-        for strings, value, choices, complete, help_text, _ in n["opts"]:
-            flags = " ".join(("-l %s" if s.startswith("--") else "-s %s") % s.lstrip("-") for s in strings)
-            if choices:
-                flags += " -x -a %s" % _sh_quote(" ".join(choices))
-            elif complete == "dir":
+        for o in n["opts"]:
+            flags = " ".join(("-l %s" if s.startswith("--") else "-s %s") % s.lstrip("-") for s in o.names)
+            if o.choices:
+                flags += " -x -a %s" % _sh_quote(" ".join(o.choices))
+            elif o.complete == "dir":
                 flags += " -x -a '(__fish_complete_directories (commandline -ct))'"
-            elif complete == "file":
+            elif o.complete == "file":
                 flags += " -r -F"
-            elif value:
+            elif o.value:
                 flags += " -x"
-            lines.append("complete -c codex -n %s %s -d %s" % (at, flags, _sh_quote(help_text)))
+            lines.append("complete -c codex -n %s %s -d %s" % (at, flags, _sh_quote(o.help)))
         if n["words"]:
             lines.append("complete -c codex -n %s -a %s" % (first, _sh_quote(" ".join(n["words"]))))
         if n["rest"]:

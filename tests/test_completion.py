@@ -157,6 +157,17 @@ def test_enum_choices_after_alias(complete):
     assert complete("codex -a ") == set(codex.APPROVAL_POLICIES) | set(codex.APPROVAL_ALIASES)
 
 
+def test_option_equals_value(scripts, play):
+    # bash splits `--color=a` at '=' (COMP_WORDBREAKS): the words reach the function like this
+    need("bash")
+    assert set(bash_complete(scripts["bash"], "codex exec --color = a", play)) == {"always", "auto"}
+    assert set(bash_complete(scripts["bash"], "codex --cd = ", play)) == {"subdir1", "subdir2"}
+    if shutil.which("fish"):
+        assert set(fish_complete(scripts["fish"], "codex exec --color=a", play)) == {"--color=always", "--color=auto"}
+    if shutil.which("zsh"):
+        assert set(zsh_complete(scripts["zsh"], "codex exec --color=a", play)) == {"always", "auto"}
+
+
 def test_nested_subcommands(complete):
     assert complete("codex mcp ") == {"serve", "list", "call"}
     assert complete("codex mcp list --j") == {"--json"}
