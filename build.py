@@ -198,7 +198,6 @@ def _fast_path():
         sys.exit(0)
     if argv in (["--help"], ["-h"]) or argv[:1] == ["completion"]:
         import os
-        _shiv_root()
         # once a run has unpacked this build, import codex from there (its byte code is
         # cached) instead of compiling codex.py out of the archive on every call
         site = os.path.join(os.path.expanduser(os.environ.get("SHIV_ROOT") or "~/.shiv"),
