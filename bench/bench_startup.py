@@ -3,7 +3,9 @@
 
     python3 bench/bench_startup.py [-n RUNS] [--dist PATH] [--python PYTHON] [--check]
 
-Runs each command RUNS times (median reported; RUNS is capped at 200) and prints a table
+Rows: bare python; `python3 codex.py` (a script: compiled on every run); `python3 -m codex`
+(cached byte code, like an installed `codex`); dist/codex after it has unpacked itself once,
+and its --help before that.  Runs each command RUNS times (median reported; RUNS is capped at 200) and prints a table
 with the overhead over bare python, in wall time and in CPU time (user+sys of the child,
 which a machine busy with other work does not inflate; the verdict uses it).  Budget: <= 30 ms over bare python for --version and
 --help, both for `python3 codex.py` and for the built zipapp dist/codex (run the same way a
@@ -64,8 +66,11 @@ def main(argv=None):
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     py = args.python
     rows = [("python3 -c pass", [py, "-c", "pass"], env)]
+    # a script is compiled on every run; `-m` (like an installed `codex`) uses cached byte code
+    in_repo = dict(env, PYTHONPATH=str(ROOT))
     for flag in ("--version", "--help"):
         rows.append(("python3 codex.py " + flag, [py, str(ROOT / "codex.py"), flag], env))
+        rows.append(("python3 -m codex " + flag, [py, "-m", "codex", flag], in_repo))
     if Path(args.dist).exists():
         subprocess.run([args.dist, "logout"], stdout=subprocess.DEVNULL, env=env, timeout=120)  # unpacks
         for flag in ("--version", "--help"):
