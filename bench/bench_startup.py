@@ -4,12 +4,12 @@
     python3 bench/bench_startup.py [-n RUNS] [--dist PATH] [--python PYTHON] [--check]
 
 Rows: bare python; `python3 codex.py` (a script: compiled on every run); `python3 -m codex`
-(cached byte code, like an installed `codex`); dist/codex after it has unpacked itself once,
-and its --help before that.  Runs each command RUNS times (median reported; RUNS is capped at 200) and prints a table
-with the overhead over bare python, in wall time and in CPU time (user+sys of the child,
-which a machine busy with other work does not inflate; the verdict uses it).  Budget: <= 30 ms over bare python for --version and
---help, both for `python3 codex.py` and for the built zipapp dist/codex (run the same way a
-user does: through its `#!/usr/bin/env python3` line).  --check exits 1 when over budget.
+(cached byte code, like an installed `codex`); dist/codex after it has unpacked itself once
+(run through its `#!/usr/bin/env python3` line, as a user does), and its --help before that.
+Each command runs RUNS times, taking turns (median reported; RUNS is capped at 200).  The
+table shows the overhead over bare python in wall time and in CPU time (user+sys of the
+child, which a machine busy with other work inflates far less; the verdict uses it).
+Budget: <= 30 ms over bare python for --version and --help.  --check exits 1 when over.
 """
 import argparse
 import os
