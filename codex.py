@@ -768,23 +768,39 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
                 warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
+    # Check every layer on its own, so a bad value is reported even when a higher layer
+    # (e.g. exec's forced approval policy) would have replaced it.
+    layers = (
+        ("config.toml", where, toml_tree),
+        ("profile %s" % profile_name, "%s [profiles.%s]" % (where, profile_name), profile),
+        ("-c", "-c", cli_tree),
+    )
+    for label, place, layer in layers:
+        for key in list(layer):
+            spec = CONFIG_KEYS.get(key)
+            if spec is None:
+                if key != "profiles":
+                    warnings.append("%s: unknown key `%s` (ignored)" % (place, key))
+                continue
+            kind, _default, allowed = spec
+            _check_type(place, key, layer[key], kind)
+            if key == "approval_policy":
+                layer[key] = _normalize_approval(layer[key], place)
+            elif allowed is not None:
+                _check_enum(place, key, layer[key], allowed)
+
     # Layer the sources and remember where each top-level value came from.
     sources = {}
-    merged = {}
-    for label, layer in (
-        ("config.toml", toml_tree),
-        ("profile %s" % profile_name, profile),
-        ("-c", cli_tree),
-    ):
+    values = {}
+    for label, _place, layer in layers:
         for key, value in layer.items():
-            if key == "profiles" and label != "config.toml":
+            if key not in CONFIG_KEYS:
                 continue
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = _deep_merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(values.get(key), dict):
+                values[key] = _deep_merge(values[key], value)
             else:
-                merged[key] = value
+                values[key] = value
             sources[key] = label
-    merged["profiles"] = profiles
     flag_values = {
         "model": overrides.model,
         "model_provider": overrides.model_provider,
@@ -798,24 +814,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         flag_values["sandbox_mode"] = "danger-full-access"
     for key, value in flag_values.items():
         if value is not None:
-            merged[key] = value
+            values[key] = _normalize_approval(value, "--ask-for-approval") if key == "approval_policy" else value
             sources[key] = "flag"
-
-    # Validate top-level keys.
-    values = {}
-    for key, value in merged.items():
-        spec = CONFIG_KEYS.get(key)
-        if spec is None:
-            warnings.append("%s: unknown key `%s` (ignored)" % (where if sources.get(key) != "-c" else "-c", key))
-            continue
-        kind, _default, allowed = spec
-        src = where if sources.get(key) in (None, "config.toml") or str(sources.get(key)).startswith("profile") else "-c %s" % key if sources.get(key) == "-c" else "--flag"
-        _check_type(src, key, value, kind)
-        if key == "approval_policy":
-            value = _normalize_approval(value, src)
-        elif allowed is not None:
-            _check_enum(src, key, value, allowed)
-        values[key] = value
+    values["profiles"] = profiles
     for key, (_kind, default, _allowed) in CONFIG_KEYS.items():
         if key not in values:
             values[key] = dict(default) if isinstance(default, dict) else default
