@@ -507,3 +507,37 @@ def test_resume_with_other_settings_appends_environment(server, codex_home, repo
     resumed.shutdown()
     envs = [_texts(i) for i in server.requests[1].body["input"] if "<environment_context>" in _texts(i)]
     assert len(envs) == 2 and "<sandbox_mode>read-only</sandbox_mode>" in envs[1]
+
+
+def test_load_rollout_mid_2025_format_and_errors(tmp_path):
+    old = tmp_path / "rollout-2025-07-01T10-00-00-abc.jsonl"
+    old.write_text("\n".join(json.dumps(x) for x in [
+        {"id": "abc", "timestamp": "2025-07-01T10:00:00.000Z", "instructions": "be nice"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+        {"record_type": "state"},
+        {"type": "function_call", "name": "shell", "arguments": "{}", "call_id": "c"},
+        "not an object",
+    ]) + "\nnot json\n")
+    meta, items, events = codex.load_rollout(old)
+    assert meta["id"] == "abc" and [i["type"] for i in items] == ["message", "function_call"] and events == []
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(codex.ConfigError):
+        codex.load_rollout(empty)
+    with pytest.raises(codex.ConfigError) as err:
+        codex.load_rollout(tmp_path / "missing.jsonl")
+    assert "missing.jsonl" in str(err.value)
+
+
+def test_find_rollout_errors(codex_home):
+    with pytest.raises(codex.UsageError) as err:
+        codex.find_rollout(codex_home, last=True)
+    assert "no recorded sessions" in str(err.value)
+    day = codex_home / "sessions" / "2025" / "01" / "02"
+    day.mkdir(parents=True)
+    for sid in ("aaaa-1111", "aaaa-2222"):
+        (day / ("rollout-2025-01-02T03-04-05-%s.jsonl" % sid)).write_text('{"type":"session_meta","payload":{"id":"%s"}}\n' % sid)
+    with pytest.raises(codex.UsageError) as err:
+        codex.find_rollout(codex_home, "aaaa")
+    assert "ambiguous" in str(err.value)
+    assert codex.find_rollout(codex_home, "aaaa-2222").name.endswith("aaaa-2222.jsonl")
