@@ -913,7 +913,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         if not base_instructions.strip():
             raise ConfigError("experimental_instructions_file %s is empty" % ipath)
 
-    include_plan_tool = values["include_plan_tool"] if overrides.include_plan_tool is None else overrides.include_plan_tool
+    include_plan_tool = values.pop("include_plan_tool") if overrides.include_plan_tool is None else overrides.include_plan_tool
+    values.pop("include_plan_tool", None)
     values.pop("profile", None)
     return Config(
         codex_home=home,
@@ -1061,12 +1062,835 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §14 MCP client
 ###############################################################################
 
-# Owner: the MCP issue (#6).
+# Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
+#
+#   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
+#   mgr.start()          # spawns every enabled server concurrently in the background and
+#                        # returns at once; servers marked `required = true` are waited for
+#                        # (McpError naming the server if one of them fails to start)
+#   mgr.tools() -> {qualified_name: {"name", "description", "inputSchema"}}
+#                        # tools of the servers ready *now*; qualified_name = SERVER__TOOL,
+#                        # over 64 chars: first 24 chars + sha1 hex of the full name (upstream)
+#   mgr.lookup(qualified_name) -> (server, tool) or None    # for mcp_tool_call_* events
+#   mgr.call(qualified_name, arguments: dict, timeout=None) -> CallToolResult dict
+#                        # raises McpError on unknown tool, JSON-RPC error, timeout
+#                        # (default timeout: the server's tool_timeout_sec), dead server
+#   mgr.call_tool(server, tool, arguments, timeout=None)    # same, by server and raw tool name
+#   mgr.failures() -> ["MCP client for `NAME` failed to start: ... (stderr: ...)", ...]
+#   mgr.new_failures() -> the failures not returned by an earlier new_failures() call, so a
+#                        # front end reports each failed server exactly once
+#   mgr.wait_ready(timeout=None) -> bool     # every server finished starting (ready or failed)
+#   mgr.status() -> [{"name", "status", "tools", ...}]     # for `codex mcp list`
+#   mgr.shutdown()       # closes stdin, then SIGTERM, then SIGKILL, every server in parallel
+#   format_mcp_result_for_model(result) -> str       # the function_call_output text
+#   format_mcp_result_for_display(result, max_lines=5) -> [str]   # lines for the UIs
+#   mcp_tool_to_openai(qualified_name, tool) -> a Responses `function` tool definition
+#
+# JSON-RPC 2.0 framing (newline-delimited, one object per line) is JsonRpcConnection, also
+# used by the MCP server front end (§19).
+
+#: protocol versions we speak, newest first; we offer the first and accept any of them
+MCP_PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+MCP_TOOL_DELIMITER = "__"  #: SERVER__TOOL (upstream since July 2025)
+MCP_MAX_TOOL_NAME = 64  #: longer qualified names are shortened with a SHA-1 suffix
+MCP_STARTUP_TIMEOUT_MAX = 300.0  #: hard upper bound on startup_timeout_sec (seconds)
+MCP_MAX_TOOL_PAGES = 1000  #: tools/list pages followed before giving up on a server
+MCP_STDERR_TAIL_LINES = 40  #: stderr lines kept in memory per server
+_MCP_SERVER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")  #: allowed [mcp_servers.NAME] names
+#: parent environment variables a server inherits (the rest is not passed; upstream's list)
+MCP_ENV_WHITELIST = (
+    "HOME", "LOGNAME", "PATH", "SHELL", "USER", "__CF_USER_TEXT_ENCODING",
+    "LANG", "LC_ALL", "TERM", "TMPDIR", "TZ",
+)
+#: launchers that download on first run: a startup timeout hints at startup_timeout_sec
+_MCP_SLOW_LAUNCHERS = ("npx", "uvx", "bunx", "pnpx", "pipx", "docker")
+#: JSON-RPC 2.0 error codes
+JSONRPC_PARSE_ERROR = -32700
+JSONRPC_INVALID_REQUEST = -32600
+JSONRPC_METHOD_NOT_FOUND = -32601
+JSONRPC_INVALID_PARAMS = -32602
+JSONRPC_INTERNAL_ERROR = -32603
+
+
+class JsonRpcConnection(object):
+    """Newline-delimited JSON-RPC 2.0 over a pair of binary streams (MCP's stdio transport).
+
+    A reader thread routes responses to waiting request() calls by id, and hands incoming
+    requests and notifications to the callbacks, in the reader thread: a callback that
+    needs to wait (for instance on a request of its own) must hand off to another thread.
+    """
+
+    def __init__(self, reader, writer, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
+        self.name = name
+        self._reader = reader
+        self._writer = writer
+        self._on_request = on_request  # fn(id, method, params)
+        self._on_notification = on_notification  # fn(method, params)
+        self._answer_parse_errors = answer_parse_errors
+        self._pending = {}  # request id -> [threading.Event, response dict or None]
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._next_id = 1
+        self.closed = threading.Event()
+        self.close_reason = None
+        self._thread = None
+
+    def start(self):
+        """Start the reader thread; returns self."""
+        self._thread = threading.Thread(target=self._read_loop, name="jsonrpc-%s" % self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    # -- reading -----------------------------------------------------------------
+    def _read_loop(self):
+        reason = "connection closed"
+        try:
+            while True:
+                line = self._reader.readline()
+                if not line:
+                    break
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    msg = json.loads(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
+                except ValueError as exc:
+                    log("warn", "mcp %s: unparseable line dropped: %s", self.name, exc)
+                    if self._answer_parse_errors:
+                        self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_PARSE_ERROR, "message": "Parse error: %s" % exc}})
+                    continue
+                self._dispatch(msg)
+        except (OSError, ValueError) as exc:
+            reason = "connection closed (%s)" % exc
+        finally:
+            self._close(reason)
+
+    def _dispatch(self, msg):
+        if isinstance(msg, list):  # a JSON-RPC batch (allowed by MCP 2025-03-26 only)
+            for item in msg:
+                self._dispatch(item)
+            return
+        if not isinstance(msg, dict):
+            if self._answer_parse_errors:
+                self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_INVALID_REQUEST, "message": "Invalid Request"}})
+            return
+        method = msg.get("method")
+        if isinstance(method, str):
+            params = msg.get("params")
+            if "id" in msg and msg["id"] is not None:
+                if self._on_request is None:
+                    self.respond_error(msg["id"], JSONRPC_METHOD_NOT_FOUND, "Method not found: %s" % method)
+                else:
+                    self._on_request(msg["id"], method, params)
+            elif self._on_notification is not None:
+                self._on_notification(method, params)
+            return
+        if "id" in msg and ("result" in msg or "error" in msg):
+            with self._lock:
+                slot = self._pending.pop(msg["id"], None)
+            if slot is None:
+                log("debug", "mcp %s: response for unknown id %r dropped", self.name, msg.get("id"))
+                return
+            slot[1] = msg
+            slot[0].set()
+            return
+        if self._answer_parse_errors and "id" in msg:
+            self.respond_error(msg.get("id"), JSONRPC_INVALID_REQUEST, "Invalid Request")
+
+    def _close(self, reason):
+        with self._lock:
+            if self.close_reason is None:
+                self.close_reason = reason
+            pending, self._pending = self._pending, {}
+        self.closed.set()
+        for slot in pending.values():
+            slot[0].set()
+
+    # -- writing -----------------------------------------------------------------
+    def send(self, msg):
+        """Write one message as one line; raise McpError if the peer is gone."""
+        data = (json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        with self._write_lock:
+            try:
+                self._writer.write(data)
+                self._writer.flush()
+            except (OSError, ValueError) as exc:
+                self._close("cannot write to %s (%s)" % (self.name, exc))
+                raise McpError("cannot write to %s: %s" % (self.name, exc))
+
+    def notify(self, method, params=None):
+        """Send a notification (no reply expected)."""
+        msg = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+
+    def respond(self, id, result):
+        """Answer request `id` with `result`; a vanished peer is not an error here."""
+        try:
+            self.send({"jsonrpc": "2.0", "id": id, "result": result})
+        except McpError:
+            pass
+
+    def respond_error(self, id, code, message, data=None):
+        """Answer request `id` with a JSON-RPC error object."""
+        err = {"code": code, "message": message}
+        if data is not None:
+            err["data"] = data
+        try:
+            self.send({"jsonrpc": "2.0", "id": id, "error": err})
+        except McpError:
+            pass
+
+    def request(self, method, params=None, timeout=None, cancel=None):
+        """Send a request and wait for its result; raise McpError on error, timeout, close.
+
+        `cancel` is an optional threading.Event: when it is set the wait stops and the peer
+        is told with notifications/cancelled.
+        """
+        event = threading.Event()
+        slot = [event, None]
+        with self._lock:
+            if self.closed.is_set():
+                raise McpError("%s: %s before `%s` was sent" % (self.name, self.close_reason or "connection closed", method))
+            req_id = self._next_id
+            self._next_id += 1
+            self._pending[req_id] = slot
+        msg = {"jsonrpc": "2.0", "id": req_id, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not event.is_set():
+            step = 0.1 if cancel is not None else None
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                step = left if step is None else min(step, left)
+            event.wait(step)
+            if cancel is not None and cancel.is_set() and not event.is_set():
+                self._forget(req_id, "cancelled")
+                raise McpError("%s: `%s` request cancelled" % (self.name, method))
+        if not event.is_set():
+            self._forget(req_id, "timed out")
+            raise McpError("%s: `%s` request timed out after %gs" % (self.name, method, timeout))
+        reply = slot[1]
+        if reply is None:
+            raise McpError("%s: %s before a reply to `%s` was received" % (self.name, self.close_reason or "connection closed", method))
+        if "error" in reply:
+            err = reply.get("error") or {}
+            if not isinstance(err, dict):
+                err = {"message": str(err)}
+            raise McpError(
+                "%s returned JSON-RPC error: code = %s, message = %s" % (self.name, err.get("code"), err.get("message"))
+            )
+        return reply.get("result")
+
+    def _forget(self, req_id, reason):
+        """Drop a pending request and tell the peer we no longer want its answer."""
+        with self._lock:
+            self._pending.pop(req_id, None)
+        try:
+            self.notify("notifications/cancelled", {"requestId": req_id, "reason": reason})
+        except McpError:
+            pass
+
+    def close(self):
+        """Mark the connection closed and wake every waiter (the streams are the caller's)."""
+        self._close("connection closed by codex")
+
+
+def qualify_tool_name(server, tool):
+    """SERVER__TOOL, or its first 24 chars plus the SHA-1 hex of it when over 64 chars."""
+    import hashlib  # startup budget: only MCP sessions need it
+
+    name = server + MCP_TOOL_DELIMITER + tool
+    if len(name.encode("utf-8")) > MCP_MAX_TOOL_NAME:
+        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()
+        name = name[: MCP_MAX_TOOL_NAME - len(digest)] + digest
+    return name
+
+
+def sanitize_input_schema(schema):
+    """The tool's inputSchema, made a JSON-Schema object without altering what it says.
+
+    Only a missing `type` or `properties` is filled in; `integer`, `anyOf`, `$ref`,
+    `$defs` and everything else pass through unchanged (upstream once dropped tools whose
+    schema used `integer`).
+    """
+    if not isinstance(schema, dict):
+        return {"type": "object", "properties": {}}
+    out = dict(schema)
+    if "type" not in out and not any(k in out for k in ("anyOf", "oneOf", "allOf", "$ref")):
+        out["type"] = "object"
+    if out.get("type") == "object" and not isinstance(out.get("properties"), dict):
+        out["properties"] = {}
+    return out
+
+
+def mcp_tool_to_openai(qualified_name, tool):
+    """A Responses API `function` tool for one MCP tool (strict off, schema as given)."""
+    return {
+        "type": "function",
+        "name": qualified_name,
+        "description": tool.get("description") or "",
+        "strict": False,
+        "parameters": sanitize_input_schema(tool.get("inputSchema")),
+    }
+
+
+def _mcp_block_summary(block):
+    """A short stand-in for a non-text content block (what the UIs and model see)."""
+    kind = block.get("type")
+    if kind == "image":
+        return "<image content: %s, %d base64 chars>" % (block.get("mimeType", "?"), len(block.get("data") or ""))
+    if kind == "audio":
+        return "<audio content: %s>" % block.get("mimeType", "?")
+    if kind == "resource_link":
+        return "link: %s" % block.get("uri", "")
+    if kind == "resource":
+        res = block.get("resource") or {}
+        if "text" in res:
+            return "embedded resource: %s\n%s" % (res.get("uri", ""), res.get("text", ""))
+        return "embedded resource: %s (%s, binary)" % (res.get("uri", ""), res.get("mimeType", "?"))
+    return json.dumps(block, ensure_ascii=False)
+
+
+def format_mcp_result_for_model(result):
+    """The function_call_output text for a CallToolResult.
+
+    `structuredContent` wins when present (as upstream does later); otherwise text blocks
+    are joined as they are and other blocks become one-line stand-ins (an image's base64
+    would only burn context).  Upstream sends the JSON of the whole result and hides
+    `isError` from the model; we say "Error:" so the model can tell.
+    """
+    if not isinstance(result, dict):
+        return json.dumps(result, ensure_ascii=False)
+    structured = result.get("structuredContent")
+    if structured is not None:
+        text = json.dumps(structured, ensure_ascii=False)
+    else:
+        parts = []
+        for block in result.get("content") or []:
+            if isinstance(block, dict) and block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+            elif isinstance(block, dict):
+                parts.append(_mcp_block_summary(block))
+        text = "\n".join(parts)
+    if result.get("isError"):
+        return "Error: " + (text or "the tool reported an error without details")
+    return text
+
+
+def format_mcp_result_for_display(result, max_lines=5):
+    """Lines for the UIs: up to max_lines of each text block, stand-ins for the rest."""
+    lines = []
+    if not isinstance(result, dict):
+        return [str(result)]
+    for block in result.get("content") or []:
+        if not isinstance(block, dict):
+            continue
+        text = block.get("text", "") if block.get("type") == "text" else _mcp_block_summary(block)
+        block_lines = str(text).splitlines() or [""]
+        lines.extend(block_lines[:max_lines])
+        if len(block_lines) > max_lines:
+            lines.append("... (%d more lines)" % (len(block_lines) - max_lines))
+    if not lines and result.get("structuredContent") is not None:
+        lines.append(json.dumps(result["structuredContent"], ensure_ascii=False)[:400])
+    return lines
+
+
+def _mcp_server_env(configured, environ=None):
+    """The whitelisted parent variables that are set, then the configured `env` over them."""
+    environ = os.environ if environ is None else environ
+    env = {k: environ[k] for k in MCP_ENV_WHITELIST if k in environ}
+    for key, value in (configured or {}).items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        env[str(key)] = str(value)
+    return env
+
+
+class McpClient(object):
+    """One configured MCP server: its process, its connection and its tools."""
+
+    def __init__(self, name, spec, log_dir=None, client_version=None):
+        self.name = name
+        self.spec = dict(spec)
+        self.state = "starting"  # starting | ready | failed | disabled | stopped
+        self.error = None
+        self.tools = []  # tool dicts, in the server's order
+        self.protocol_version = None
+        self.server_info = {}
+        self.capabilities = {}
+        self.startup_seconds = None
+        self.proc = None
+        self.conn = None
+        self.done = threading.Event()  # set once the start attempt has finished
+        self._log_dir = log_dir
+        self._tail = []
+        self._tail_lock = threading.Lock()
+        self._stderr_thread = None
+        self._client_version = client_version or __version__
+        self.on_tools_changed = None
+
+    # -- startup -------------------------------------------------------------------
+    def startup_timeout(self):
+        """Seconds allowed for spawn + initialize + tools/list (capped)."""
+        value = self.spec.get("startup_timeout_sec")
+        value = 10.0 if value is None else float(value)
+        return max(0.1, min(value, MCP_STARTUP_TIMEOUT_MAX))
+
+    def tool_timeout(self):
+        """Default seconds for one tools/call."""
+        value = self.spec.get("tool_timeout_sec")
+        return 60.0 if value is None else max(0.1, float(value))
+
+    def start(self):
+        """Spawn, initialize and list tools; never raises (see .state and .error)."""
+        began = time.monotonic()
+        deadline = began + self.startup_timeout()
+        try:
+            self._spawn()
+            self._initialize(deadline)
+            self.tools = self.list_tools(deadline=deadline)
+            self.startup_seconds = time.monotonic() - began
+            self.state = "ready"
+            log("info", "mcp %s: ready with %d tools in %.2fs", self.name, len(self.tools), self.startup_seconds)
+        except McpError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # a broken server must never take the session down
+            self._fail("%s: %s" % (type(exc).__name__, exc))
+        finally:
+            self.done.set()
+
+    def _fail(self, reason):
+        """Record a startup failure with the tail of stderr, and stop the process."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=0.3)
+            except Exception:
+                pass
+            if self._stderr_thread is not None:
+                self._stderr_thread.join(0.5)
+            if self.proc.poll() is not None and "exited" not in reason:
+                reason += " (the server exited with code %s)" % self.proc.returncode
+        tail = self.stderr_tail(3)
+        if tail:
+            reason += "; stderr: " + " | ".join(tail)
+        self.error = reason
+        self.state = "failed"
+        log("warn", "mcp %s: %s", self.name, reason)
+        self.stop()
+        self.state = "failed"
+
+    def _spawn(self):
+        import shutil  # startup budget: only when an MCP server is configured
+        import subprocess
+
+        env = _mcp_server_env(self.spec.get("env"))
+        command = str(self.spec.get("command") or "")
+        cwd = self.spec.get("cwd") or None
+        exe = command
+        if os.sep not in command:
+            exe = shutil.which(command, path=env.get("PATH", os.defpath))
+            if exe is None:
+                raise McpError("command `%s` not found on PATH; fix mcp_servers.%s.command" % (command, self.name))
+        argv = [exe] + [str(a) for a in self.spec.get("args") or []]
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=env, cwd=cwd, start_new_session=True, bufsize=0,
+            )
+        except OSError as exc:
+            raise McpError("cannot start `%s`: %s" % (command, exc.strerror or exc))
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, name="mcp-stderr-%s" % self.name, daemon=True)
+        self._stderr_thread.start()
+        self.conn = JsonRpcConnection(
+            self.proc.stdout, self.proc.stdin, on_request=self._on_request,
+            on_notification=self._on_notification, name="MCP server `%s`" % self.name,
+        ).start()
+
+    def _drain_stderr(self):
+        """Keep the last lines of the server's stderr, and append all of it to its log file."""
+        sink = None
+        if self._log_dir is not None:
+            try:
+                sink = open_private_append(Path(self._log_dir) / ("mcp-%s.log" % self.name))
+                sink.write(("--- %s start: %s\n" % (_now_iso(), self.spec.get("command"))).encode("utf-8"))
+            except OSError:
+                sink = None
+        try:
+            for raw in iter(self.proc.stderr.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip()
+                with self._tail_lock:
+                    self._tail.append(line)
+                    del self._tail[:-MCP_STDERR_TAIL_LINES]
+                if sink is not None:
+                    sink.write(raw)
+                    sink.flush()
+        except (OSError, ValueError):
+            pass
+        finally:
+            if sink is not None:
+                sink.close()
+
+    def stderr_tail(self, lines=5):
+        """The last non-empty lines the server wrote to stderr."""
+        with self._tail_lock:
+            return [line for line in self._tail if line.strip()][-lines:]
+
+    def _left(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise McpError("timed out after %gs" % self.startup_timeout())
+        return left
+
+    def _initialize(self, deadline):
+        params = {
+            "protocolVersion": MCP_PROTOCOL_VERSIONS[0],
+            "capabilities": {},
+            "clientInfo": {"name": "codex-mcp-client", "title": "Codex", "version": self._client_version},
+        }
+        try:
+            result = self.conn.request("initialize", params, timeout=self._left(deadline))
+        except McpError as exc:
+            msg = str(exc)
+            if "timed out" in msg:
+                msg = "no answer to `initialize` within %gs" % self.startup_timeout()
+                if os.path.basename(str(self.spec.get("command"))) in _MCP_SLOW_LAUNCHERS:
+                    msg += " (first runs of %s download packages: raise mcp_servers.%s.startup_timeout_sec)" % (
+                        self.spec.get("command"), self.name)
+                else:
+                    msg += " (raise mcp_servers.%s.startup_timeout_sec if it is just slow)" % self.name
+            raise McpError(msg)
+        if not isinstance(result, dict):
+            raise McpError("`initialize` answered %r, not an object" % (result,))
+        version = result.get("protocolVersion")
+        if version not in MCP_PROTOCOL_VERSIONS:
+            raise McpError(
+                "server chose protocol version %r; codex speaks %s" % (version, ", ".join(reversed(MCP_PROTOCOL_VERSIONS)))
+            )
+        self.protocol_version = version
+        self.capabilities = result.get("capabilities") or {}
+        self.server_info = result.get("serverInfo") or {}
+        self.conn.notify("notifications/initialized")
+
+    def list_tools(self, deadline=None, timeout=None):
+        """All tools, following nextCursor pages (upstream read only the first page)."""
+        if deadline is None:
+            deadline = time.monotonic() + (timeout or self.startup_timeout())
+        tools, cursor, seen = [], None, set()
+        for _page in range(MCP_MAX_TOOL_PAGES):
+            params = {"cursor": cursor} if cursor is not None else {}
+            result = self.conn.request("tools/list", params, timeout=self._left(deadline)) or {}
+            page = result.get("tools") or []
+            tools.extend(t for t in page if isinstance(t, dict) and isinstance(t.get("name"), str))
+            cursor = result.get("nextCursor")
+            if not cursor:
+                return tools
+            if cursor in seen:
+                raise McpError("tools/list repeated the cursor %r" % (cursor,))
+            seen.add(cursor)
+        raise McpError("tools/list returned more than %d pages" % MCP_MAX_TOOL_PAGES)
+
+    # -- what the server sends us -------------------------------------------------
+    def _on_request(self, id, method, params):
+        if method == "ping":
+            self.conn.respond(id, {})
+        else:  # we declare no client capabilities (roots, sampling, elicitation)
+            self.conn.respond_error(id, JSONRPC_METHOD_NOT_FOUND, "codex does not support `%s`" % method)
+
+    def _on_notification(self, method, params):
+        if method == "notifications/tools/list_changed" and self.state == "ready":
+            threading.Thread(target=self._refresh_tools, name="mcp-relist-%s" % self.name, daemon=True).start()
+        elif method == "notifications/message" and isinstance(params, dict):
+            log("info", "mcp %s: %s", self.name, params.get("data"))
+
+    def _refresh_tools(self):
+        try:
+            self.tools = self.list_tools(timeout=self.tool_timeout())
+            log("info", "mcp %s: tool list changed, now %d tools", self.name, len(self.tools))
+        except McpError as exc:
+            log("warn", "mcp %s: re-listing tools failed: %s", self.name, exc)
+            return
+        if self.on_tools_changed is not None:
+            self.on_tools_changed(self.name)
+
+    # -- calls and shutdown ----------------------------------------------------------
+    def call_tool(self, tool, arguments=None, timeout=None):
+        """tools/call; returns the CallToolResult dict or raises McpError."""
+        if self.state != "ready":
+            raise McpError("MCP server `%s` is not available (%s)" % (self.name, self.error or self.state))
+        timeout = self.tool_timeout() if timeout is None else timeout
+        params = {"name": tool, "arguments": arguments if arguments is not None else {}}
+        try:
+            result = self.conn.request("tools/call", params, timeout=timeout)
+        except McpError as exc:
+            if self.conn.closed.is_set() and (self.proc is None or self.proc.poll() is not None):
+                tail = self.stderr_tail(3)
+                self.state, self.error = "failed", "the server exited during a call%s" % (
+                    "; stderr: " + " | ".join(tail) if tail else "")
+            raise McpError("MCP tool `%s` of server `%s` failed: %s" % (tool, self.name, exc))
+        if not isinstance(result, dict):
+            raise McpError("MCP tool `%s` of server `%s` returned %r, not a CallToolResult" % (tool, self.name, result))
+        return result
+
+    def stop(self):
+        """Close stdin, wait a moment, then SIGTERM and SIGKILL the server's process group."""
+        import signal
+
+        if self.conn is not None:
+            self.conn.close()
+        proc = self.proc
+        if proc is None:
+            return
+        if self.state not in ("failed",):
+            self.state = "stopped"
+        try:
+            proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        for sig, wait in ((None, 0.5), (signal.SIGTERM, 1.0), (signal.SIGKILL, 1.0)):
+            if sig is not None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except (OSError, ProcessLookupError):
+                    pass
+            try:
+                proc.wait(timeout=wait)
+                break
+            except Exception:
+                continue
+        for stream in (proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+
+
+class McpConnectionManager(object):
+    """Every configured MCP server of a session, started concurrently in the background."""
+
+    def __init__(self, cfg, only=None):
+        servers = getattr(cfg, "mcp_servers", None) or {}
+        if only is not None:
+            servers = {k: v for k, v in servers.items() if k in only}
+        self._servers = servers
+        home = getattr(cfg, "codex_home", None)
+        self._log_dir = Path(home) / "log" if home is not None else None
+        self._clients = {}
+        self._reported = set()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self, include_disabled=False):
+        """Start every enabled server in its own thread; wait only for `required` ones."""
+        if self._started:
+            return self
+        self._started = True
+        if self._servers and self._log_dir is not None:
+            try:
+                self._log_dir.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                self._log_dir = None
+        for name in sorted(self._servers):
+            spec = self._servers[name]
+            client = McpClient(name, spec, log_dir=self._log_dir)
+            self._clients[name] = client
+            if not spec.get("enabled", True) and not include_disabled:
+                client.state = "disabled"
+                client.done.set()
+            elif not _MCP_SERVER_NAME_RE.match(name):
+                client.state = "failed"
+                client.error = "invalid server name %r: use letters, digits, `_` and `-` only" % name
+                client.done.set()
+            else:
+                threading.Thread(target=client.start, name="mcp-start-%s" % name, daemon=True).start()
+        for name, client in sorted(self._clients.items()):
+            if client.spec.get("required"):
+                client.done.wait(client.startup_timeout() + 5)
+                if client.state != "ready":
+                    raise McpError(
+                        "required MCP server `%s` failed to start: %s" % (name, client.error or "still starting")
+                    )
+        return self
+
+    def wait_ready(self, timeout=None):
+        """Wait until every server has finished starting; False if the wait timed out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for client in list(self._clients.values()):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not client.done.wait(left):
+                return False
+        return True
+
+    def _table(self):
+        """qualified name -> (client, tool dict), first server (by name) wins duplicates."""
+        table = {}
+        for name in sorted(self._clients):
+            client = self._clients[name]
+            if client.state != "ready":
+                continue
+            for tool in list(client.tools):
+                qualified = qualify_tool_name(name, tool["name"])
+                if qualified in table:
+                    log("warn", "mcp: duplicate tool name %s skipped", qualified)
+                    continue
+                table[qualified] = (client, tool)
+        return table
+
+    def tools(self):
+        """{qualified_name: {"name", "description", "inputSchema"}} of the ready servers."""
+        out = {}
+        for qualified, (_client, tool) in self._table().items():
+            out[qualified] = {
+                "name": tool["name"],
+                "description": tool.get("description") or "",
+                "inputSchema": sanitize_input_schema(tool.get("inputSchema")),
+            }
+        return out
+
+    def lookup(self, qualified_name):
+        """(server name, raw tool name) for a qualified name, or None."""
+        entry = self._table().get(qualified_name)
+        return None if entry is None else (entry[0].name, entry[1]["name"])
+
+    def call(self, qualified_name, arguments=None, timeout=None):
+        """Call a tool by its qualified name; returns the CallToolResult dict."""
+        entry = self._table().get(qualified_name)
+        if entry is None:
+            raise McpError("unknown MCP tool `%s`" % qualified_name)
+        client, tool = entry
+        return client.call_tool(tool["name"], arguments, timeout)
+
+    def call_tool(self, server, tool, arguments=None, timeout=None):
+        """Call a tool by server name and raw tool name (used by `codex mcp call`)."""
+        client = self._clients.get(server)
+        if client is None:
+            raise McpError("no MCP server named `%s` in [mcp_servers]" % server)
+        return client.call_tool(tool, arguments, timeout)
+
+    def failures(self):
+        """One line per server that failed to start, with the tail of its stderr."""
+        return [
+            "MCP client for `%s` failed to start: %s" % (name, c.error)
+            for name, c in sorted(self._clients.items())
+            if c.state == "failed" and c.done.is_set()
+        ]
+
+    def new_failures(self):
+        """The failures not returned by an earlier call (report each server once)."""
+        out = []
+        with self._lock:
+            for name, c in sorted(self._clients.items()):
+                if c.state == "failed" and c.done.is_set() and name not in self._reported:
+                    self._reported.add(name)
+                    out.append("MCP client for `%s` failed to start: %s" % (name, c.error))
+        return out
+
+    def status(self):
+        """One dict per configured server for `codex mcp list`."""
+        out = []
+        for name in sorted(self._servers):
+            spec = self._servers[name]
+            c = self._clients.get(name)
+            state = c.state if c is not None else ("configured" if spec.get("enabled", True) else "disabled")
+            out.append({
+                "name": name,
+                "status": state,
+                "command": spec.get("command"),
+                "args": list(spec.get("args") or []),
+                "enabled": bool(spec.get("enabled", True)),
+                "required": bool(spec.get("required", False)),
+                "tools": [t["name"] for t in c.tools] if c is not None and state == "ready" else [],
+                "protocolVersion": c.protocol_version if c is not None else None,
+                "serverInfo": c.server_info if c is not None else {},
+                "startupSeconds": None if c is None or c.startup_seconds is None else round(c.startup_seconds, 3),
+                "error": c.error if c is not None else None,
+            })
+        return out
+
+    def shutdown(self):
+        """Stop every server (in parallel, bounded to a few seconds)."""
+        threads = []
+        for client in list(self._clients.values()):
+            t = threading.Thread(target=client.stop, name="mcp-stop-%s" % client.name, daemon=True)
+            t.start()
+            threads.append(t)
+        deadline = time.monotonic() + 5
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
 
 def _cmd_mcp(args, cfg_loader):
     """`codex mcp` (server over stdio), `codex mcp list`, `codex mcp call SERVER TOOL [JSON]`."""
-    _not_landed("`codex mcp` (MCP client and server)")
+    sub = getattr(args, "mcp_command", None)
+    if args.command == "mcp-server" or sub in (None, "serve"):
+        return run_mcp_server(args, cfg_loader)
+    cfg = cfg_loader()
+    if sub == "list":
+        return _mcp_list(cfg, as_json=args.json)
+    if sub == "call":
+        return _mcp_call(cfg, args.server, args.tool, args.arguments, as_json=getattr(args, "json", False))
+    raise UsageError("unknown `codex mcp` command %r; use serve, list or call" % sub)
+
+
+def _mcp_list(cfg, as_json=False):
+    """Start every configured server, wait for them, print status and tool counts."""
+    mgr = McpConnectionManager(cfg)
+    try:
+        mgr.start()
+        mgr.wait_ready(MCP_STARTUP_TIMEOUT_MAX + 5)
+        rows = mgr.status()
+    finally:
+        mgr.shutdown()
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        print("No MCP servers configured. Add a [mcp_servers.NAME] table with `command` to %s" % cfg.config_path)
+        return 0
+    width = max(4, max(len(r["name"]) for r in rows))
+    print("%-*s  %-8s  %5s  %s" % (width, "NAME", "STATUS", "TOOLS", "COMMAND"))
+    for r in rows:
+        count = str(len(r["tools"])) if r["status"] == "ready" else "-"
+        command = " ".join([r["command"] or ""] + r["args"])
+        print("%-*s  %-8s  %5s  %s" % (width, r["name"], r["status"], count, command))
+    for r in rows:
+        if r["error"]:
+            print("%s: %s" % (r["name"], r["error"]))
+    return 0
+
+
+def _mcp_call(cfg, server, tool, arguments, as_json=False):
+    """Start one server, call one tool, print its result; exit 1 when isError."""
+    try:
+        parsed = json.loads(arguments) if arguments and arguments.strip() else {}
+    except ValueError as exc:
+        raise UsageError("tool arguments must be a JSON object: %s" % exc)
+    if not isinstance(parsed, dict):
+        raise UsageError("tool arguments must be a JSON object, not %s" % type(parsed).__name__)
+    if server not in cfg.mcp_servers:
+        known = ", ".join(sorted(cfg.mcp_servers)) or "none"
+        raise UsageError("no MCP server named `%s` in %s; configured: %s" % (server, cfg.config_path, known))
+    mgr = McpConnectionManager(cfg, only=(server,))
+    try:
+        mgr.start(include_disabled=True)
+        mgr.wait_ready()
+        failures = mgr.failures()
+        if failures:
+            raise McpError(failures[0])
+        result = mgr.call_tool(server, tool, parsed)
+    finally:
+        mgr.shutdown()
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    else:
+        for line in format_mcp_result_for_display(result, max_lines=10 ** 6):
+            print(line)
+    return 1 if result.get("isError") else 0
 
 
 ###############################################################################
@@ -1116,7 +1940,582 @@ def _cmd_interactive(args, cfg_loader):
 # §19 Front end: the MCP server
 ###############################################################################
 
-# Owner: the MCP issue (#6).
+# Owner: the MCP issue (#6).  `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
+# speaks MCP over stdio: JSON-RPC 2.0, one message per line (JsonRpcConnection, §14).
+#
+#   initialize       -> protocolVersion (the client's if we speak it, else our newest),
+#                       capabilities {"tools": {"listChanged": true}}, serverInfo
+#   tools/list       -> `codex` and `codex-reply` with upstream's schemas (MCP_SERVER_TOOLS)
+#   tools/call       -> one whole session turn in its own thread; every session event goes
+#                       out as a `codex/event` notification {"_meta": {"requestId"}, "id",
+#                       "msg"}; approvals go to the client as `elicitation/create` requests;
+#                       the result is the final agent message (+ structuredContent.sessionId)
+#   notifications/cancelled {requestId} -> interrupt that turn; no response is sent
+#   ping -> {};  anything else -> JSON-RPC error -32601 (upstream sent nothing at all,
+#                       which leaves SDK clients waiting forever)
+#
+# Sessions come from session_factory(config) (default: Session, §15) and follow the
+# contract at the top of §08.  Each `codex` call gets its own session; `codex-reply`
+# continues one by its session id; calls run concurrently.
+
+#: the `codex` tool's input schema as upstream publishes it (kebab-case, Aug 2025)
+CODEX_TOOL_INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "prompt": {"description": "The *initial user prompt* to start the Codex conversation.", "type": "string"},
+        "model": {"description": "Optional override for the model name (e.g. \"o3\", \"o4-mini\").", "type": "string"},
+        "profile": {"description": "Configuration profile from config.toml to specify default options.", "type": "string"},
+        "cwd": {
+            "description": "Working directory for the session. If relative, it is resolved against the server process's current working directory.",
+            "type": "string",
+        },
+        "approval-policy": {
+            "description": "Approval policy for shell commands generated by the model: `untrusted`, `on-failure`, `on-request`, `never`.",
+            "enum": ["untrusted", "on-failure", "on-request", "never"],
+            "type": "string",
+        },
+        "sandbox": {
+            "description": "Sandbox mode: `read-only`, `workspace-write`, or `danger-full-access`.",
+            "enum": ["read-only", "workspace-write", "danger-full-access"],
+            "type": "string",
+        },
+        "config": {
+            "description": "Individual config settings that will override what is in CODEX_HOME/config.toml.",
+            "type": "object",
+            "additionalProperties": True,
+        },
+        "base-instructions": {"description": "The set of instructions to use instead of the default ones.", "type": "string"},
+        "include-plan-tool": {"description": "Whether to include the plan tool in the conversation.", "type": "boolean"},
+    },
+    "required": ["prompt"],
+}
+
+#: the `codex-reply` tool's input schema (camelCase, as upstream)
+CODEX_REPLY_INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "sessionId": {"description": "The *session id* for this conversation.", "type": "string"},
+        "prompt": {"description": "The *next user prompt* to continue the Codex conversation.", "type": "string"},
+    },
+    "required": ["sessionId", "prompt"],
+}
+
+#: what tools/list answers
+MCP_SERVER_TOOLS = [
+    {
+        "name": "codex",
+        "title": "Codex",
+        "description": "Run a Codex session. Accepts configuration parameters matching the Codex Config struct.",
+        "inputSchema": CODEX_TOOL_INPUT_SCHEMA,
+    },
+    {
+        "name": "codex-reply",
+        "title": "Codex Reply",
+        "description": "Continue a Codex session by providing the session id and prompt.",
+        "inputSchema": CODEX_REPLY_INPUT_SCHEMA,
+    },
+]
+
+#: approval-policy values of seed 004's schema (May 2025) -> today's values; upstream's
+#: code treated `auto-edit` exactly like `on-failure`
+LEGACY_APPROVAL_VALUES = {"unless-allow-listed": "untrusted", "auto-edit": "on-failure"}
+#: `codex` tool fields: name -> JSON type ("string", "boolean", "object", "array")
+_CODEX_TOOL_FIELDS = {
+    "prompt": "string", "model": "string", "profile": "string", "cwd": "string",
+    "approval-policy": "string", "sandbox": "string", "config": "object",
+    "base-instructions": "string", "include-plan-tool": "boolean",
+    # seed 004's (May 2025) fields, still accepted
+    "sandbox-permissions": "array", "disable-response-storage": "boolean",
+}
+#: ElicitResult.action (the MCP spec's answer) -> review decision
+_ELICIT_ACTIONS = {"accept": "approved", "decline": "denied", "cancel": "abort"}
+REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: ReviewDecision values
+#: event types that end a turn
+_TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
+_INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
+
+
+class ToolInputError(CodexError):
+    """Arguments of a `codex`/`codex-reply` call that cannot be used."""
+
+
+def _json_type_name(value):
+    """The JSON type name of a decoded value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", dict: "object", list: "array", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _toml_value(value):
+    """A JSON value written as a TOML literal (for `config` entries, applied like -c)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join("%s = %s" % (json.dumps(str(k)), _toml_value(v)) for k, v in value.items() if v is not None) + "}"
+    raise ToolInputError("Failed to parse configuration for Codex tool: unsupported value %r" % (value,))
+
+
+def parse_codex_tool_arguments(arguments):
+    """Validate `codex` tool arguments; return (ConfigOverrides fields, -c list, prompt)."""
+    if not isinstance(arguments, dict) or not isinstance(arguments.get("prompt"), str):
+        if isinstance(arguments, dict) and arguments.get("prompt") is not None:
+            raise ToolInputError("Failed to parse configuration for Codex tool: `prompt` must be a string")
+        raise ToolInputError("Missing arguments for codex tool-call; the `prompt` field is required.")
+    for key, value in arguments.items():
+        want = _CODEX_TOOL_FIELDS.get(key)
+        if want is None or value is None:
+            continue  # unknown fields are ignored, as upstream's serde did
+        if _json_type_name(value) != want:
+            raise ToolInputError(
+                "Failed to parse configuration for Codex tool: `%s` must be a %s, not %s" % (key, want, _json_type_name(value))
+            )
+    fields = {}
+    cli = []
+    for key, field in (("model", "model"), ("profile", "profile"), ("cwd", "cwd"), ("base-instructions", "base_instructions")):
+        if arguments.get(key) is not None:
+            fields[field] = arguments[key]
+    if arguments.get("include-plan-tool") is not None:
+        fields["include_plan_tool"] = arguments["include-plan-tool"]
+    policy = arguments.get("approval-policy")
+    if policy is not None:
+        policy = LEGACY_APPROVAL_VALUES.get(policy, policy)
+        if policy not in APPROVAL_POLICIES:
+            raise ToolInputError(
+                "Failed to parse configuration for Codex tool: `approval-policy` %r is not one of %s"
+                % (arguments["approval-policy"], ", ".join(APPROVAL_POLICIES + tuple(LEGACY_APPROVAL_VALUES)))
+            )
+        fields["approval_policy"] = policy
+    sandbox = arguments.get("sandbox")
+    if sandbox is not None:
+        if sandbox not in SANDBOX_MODES:
+            raise ToolInputError(
+                "Failed to parse configuration for Codex tool: `sandbox` %r is not one of %s" % (sandbox, ", ".join(SANDBOX_MODES))
+            )
+        fields["sandbox_mode"] = sandbox
+    perms = arguments.get("sandbox-permissions")
+    if perms is not None:
+        for entry in perms:
+            if not isinstance(entry, str) or entry.split("=", 1)[0] not in LEGACY_SANDBOX_PERMISSIONS:
+                raise ToolInputError(
+                    "Failed to parse configuration for Codex tool: `sandbox-permissions` entry %r is not one of %s"
+                    % (entry, ", ".join(LEGACY_SANDBOX_PERMISSIONS))
+                )
+        cli.append("sandbox_permissions=" + _toml_value(perms))
+        if sandbox is None:  # the permissions list maps onto today's modes
+            names = [p.split("=", 1)[0] for p in perms]
+            if "disk-full-write-access" in names:
+                fields["sandbox_mode"] = "danger-full-access"
+            elif any(n.startswith("disk-write") for n in names):
+                fields["sandbox_mode"] = "workspace-write"
+                roots = [p.split("=", 1)[1] for p in perms if p.startswith("disk-write-folder=")]
+                if roots:
+                    cli.append("sandbox_workspace_write.writable_roots=" + _toml_value(roots))
+                if "network-full-access" in names:
+                    cli.append("sandbox_workspace_write.network_access=true")
+            else:
+                fields["sandbox_mode"] = "read-only"
+    if arguments.get("disable-response-storage") is not None:
+        cli.append("disable_response_storage=" + _toml_value(arguments["disable-response-storage"]))
+    for key, value in sorted((arguments.get("config") or {}).items()):
+        if value is None:
+            continue
+        if not key or any(not part for part in str(key).split(".")):
+            raise ToolInputError("Failed to parse configuration for Codex tool: bad config key %r" % key)
+        cli.append("%s=%s" % (key, _toml_value(value)))
+    return fields, cli, arguments["prompt"]
+
+
+def parse_elicitation_decision(result):
+    """The review decision in an elicitation answer; anything unclear means denied.
+
+    Accepts upstream's own shape {"decision": "approved" | ...} and the MCP spec's
+    ElicitResult {"action": "accept" | "decline" | "cancel", "content": {...}}.
+    """
+    if not isinstance(result, dict):
+        return "denied"
+    decision = result.get("decision")
+    if decision in REVIEW_DECISIONS:
+        return decision
+    action = result.get("action")
+    if action == "accept":
+        content = result.get("content")
+        if isinstance(content, dict) and content.get("decision") in REVIEW_DECISIONS:
+            return content["decision"]
+    return _ELICIT_ACTIONS.get(action, "denied")
+
+
+class _ToolCall(object):
+    """Bookkeeping for one running tools/call."""
+
+    def __init__(self, request_id, tool, progress_token=None):
+        self.request_id = request_id
+        self.tool = tool
+        self.progress_token = progress_token
+        self.progress = 0
+        self.session = None
+        self.session_id = None
+        self.cancelled = threading.Event()
+        self.done = threading.Event()
+        self.thread = None
+
+
+class McpServer(object):
+    """codex as an MCP server: the `codex` and `codex-reply` tools over one connection."""
+
+    def __init__(self, reader, writer, load_config=None, session_factory=None):
+        self._load_config = load_config  # fn(fields: dict, cli: list) -> Config
+        self._session_factory = session_factory
+        self.conn = JsonRpcConnection(
+            reader, writer, on_request=self._on_request, on_notification=self._on_notification,
+            name="MCP client", answer_parse_errors=True,
+        )
+        self.initialized = False
+        self.client_info = {}
+        self.client_capabilities = {}
+        self.protocol_version = None
+        self._calls = {}  # request id -> _ToolCall (running)
+        self._sessions = {}  # session id -> session
+        self._busy = set()  # session ids with a turn running
+        self._lock = threading.Lock()
+
+    def serve(self):
+        """Run until the client closes stdin; then stop every session."""
+        self.conn.start()
+        self.conn.closed.wait()
+        self.shutdown()
+        return 0
+
+    def shutdown(self):
+        """Interrupt running calls and shut every session down (bounded)."""
+        with self._lock:
+            calls = list(self._calls.values())
+            sessions = list(self._sessions.values()) + [c.session for c in calls if c.session is not None]
+        for call in calls:
+            call.cancelled.set()
+        threads = []
+        for session in {id(s): s for s in sessions}.values():
+            t = threading.Thread(target=self._stop_session, args=(session,), daemon=True)
+            t.start()
+            threads.append(t)
+        deadline = time.monotonic() + 5
+        for t in threads + [c.thread for c in calls if c.thread is not None]:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    @staticmethod
+    def _stop_session(session):
+        try:
+            session.interrupt()
+        except Exception:
+            pass
+        try:
+            session.shutdown()
+        except Exception as exc:
+            log("warn", "mcp server: session shutdown failed: %s", exc)
+
+    # -- dispatch --------------------------------------------------------------------
+    def _on_request(self, id, method, params):
+        params = params if isinstance(params, dict) else {}
+        if method == "initialize":
+            return self._initialize(id, params)
+        if method == "ping":
+            return self.conn.respond(id, {})
+        if method == "tools/list":
+            return self.conn.respond(id, {"tools": MCP_SERVER_TOOLS})
+        if method == "tools/call":
+            return self._start_call(id, params)
+        self.conn.respond_error(id, JSONRPC_METHOD_NOT_FOUND, "Method not found: %s" % method)
+
+    def _on_notification(self, method, params):
+        if method == "notifications/initialized":
+            self.initialized = True
+        elif method == "notifications/cancelled" and isinstance(params, dict):
+            self.cancel(params.get("requestId"))
+
+    def _initialize(self, id, params):
+        if self.protocol_version is not None:
+            return self.conn.respond_error(id, JSONRPC_INVALID_REQUEST, "initialize called more than once")
+        wanted = params.get("protocolVersion")
+        self.protocol_version = wanted if wanted in MCP_PROTOCOL_VERSIONS else MCP_PROTOCOL_VERSIONS[0]
+        self.client_info = params.get("clientInfo") or {}
+        self.client_capabilities = params.get("capabilities") or {}
+        self.conn.respond(id, {
+            "protocolVersion": self.protocol_version,
+            "capabilities": {"tools": {"listChanged": True}},
+            "serverInfo": {"name": "codex-mcp-server", "title": "Codex", "version": __version__},
+        })
+
+    def cancel(self, request_id):
+        """Interrupt the turn started by tools/call `request_id` (no response follows)."""
+        with self._lock:
+            call = self._calls.get(request_id)
+        if call is None:
+            return False
+        call.cancelled.set()
+        if call.session is not None:
+            try:
+                call.session.interrupt()
+            except Exception as exc:
+                log("warn", "mcp server: interrupt failed: %s", exc)
+        return True
+
+    def running_calls(self):
+        """Request ids of the tools/call requests still running."""
+        with self._lock:
+            return sorted(self._calls, key=str)
+
+    # -- tools/call ------------------------------------------------------------------
+    def _start_call(self, id, params):
+        name = params.get("name")
+        arguments = params.get("arguments")
+        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        call = _ToolCall(id, name, meta.get("progressToken"))
+        with self._lock:
+            if id in self._calls:
+                return self.conn.respond_error(id, JSONRPC_INVALID_REQUEST, "request id %r is already in use" % (id,))
+            self._calls[id] = call
+        target = {"codex": self._run_codex, "codex-reply": self._run_reply}.get(name)
+        if target is None:
+            return self._finish(call, _text_result("Unknown tool '%s'" % name, error=True))
+        call.thread = threading.Thread(target=self._guarded, args=(target, call, arguments), name="mcp-call-%s" % id, daemon=True)
+        call.thread.start()
+
+    def _guarded(self, target, call, arguments):
+        try:
+            target(call, arguments if arguments is not None else {})
+        except ToolInputError as exc:
+            self._finish(call, _text_result(str(exc), error=True))
+        except Exception as exc:  # never leave the client waiting
+            log("error", "mcp server: call %r crashed: %s", call.request_id, exc)
+            self._finish(call, _text_result("Codex runtime error: %s: %s" % (type(exc).__name__, exc), error=True))
+        finally:
+            if not call.done.is_set():
+                self._finish(call, _text_result("Codex runtime error: the turn ended without a result", error=True))
+
+    def _finish(self, call, result):
+        """Answer the call (unless cancelled: the spec says no response then) and forget it."""
+        if call.done.is_set():
+            return
+        call.done.set()
+        with self._lock:
+            self._calls.pop(call.request_id, None)
+            if call.session_id is not None:
+                self._busy.discard(call.session_id)
+        if result is not None and not call.cancelled.is_set():
+            self.conn.respond(call.request_id, result)
+
+    def _run_codex(self, call, arguments):
+        fields, cli, prompt = parse_codex_tool_arguments(arguments)
+        try:
+            cfg = self._load_config(fields, cli)
+        except CodexError as exc:
+            return self._finish(call, _text_result("Failed to load Codex configuration from overrides: %s" % exc, error=True))
+        factory = self._session_factory or _default_session_factory
+        try:
+            session = factory(cfg)
+        except Exception as exc:
+            return self._finish(call, _text_result("Failed to start Codex session: %s" % exc, error=True))
+        call.session = session
+        if call.cancelled.is_set():
+            self._stop_session(session)
+            return self._finish(call, None)
+        self._run_turn(call, session, prompt)
+
+    def _run_reply(self, call, arguments):
+        if not isinstance(arguments, dict):
+            raise ToolInputError("Failed to parse codex-reply arguments: expected an object")
+        sid = arguments.get("sessionId") or arguments.get("conversationId") or arguments.get("threadId")
+        prompt = arguments.get("prompt")
+        if not isinstance(sid, str) or not isinstance(prompt, str):
+            raise ToolInputError("Missing arguments for codex-reply tool-call; the `sessionId` and `prompt` fields are required.")
+        with self._lock:
+            session = self._sessions.get(sid)
+            if session is not None and sid in self._busy:
+                raise ToolInputError("Session %s is busy with another call; wait for it to finish" % sid)
+            if session is not None:
+                self._busy.add(sid)
+                call.session, call.session_id = session, sid
+        if session is None:
+            return self._finish(call, _text_result("Session not found for session_id: %s" % sid, error=True))
+        self._run_turn(call, session, prompt)
+
+    def _run_turn(self, call, session, prompt):
+        """Submit the prompt, stream events until the turn ends, answer the call."""
+        session.submit({"type": "user_input", "items": [{"type": "text", "text": prompt}]})
+        last_message, error, interrupted_at = None, None, None
+        while True:
+            if call.cancelled.is_set() and interrupted_at is None:
+                interrupted_at = time.monotonic()
+            if interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE:
+                return self._finish(call, None)
+            if self.conn.closed.is_set():
+                call.cancelled.set()
+                return self._finish(call, None)
+            event = session.next_event(timeout=0.25)
+            if event is None:
+                continue
+            msg = event.get("msg") or {}
+            kind = msg.get("type")
+            self._forward(call, event)
+            if kind == "session_configured":
+                sid = str(msg.get("session_id"))
+                with self._lock:
+                    if call.session_id is None:
+                        call.session_id = sid
+                        self._sessions[sid] = session
+                        self._busy.add(sid)
+            elif kind == "exec_approval_request":
+                self._elicit_async(call, session, event, self._exec_elicitation(call, event))
+            elif kind == "apply_patch_approval_request":
+                self._elicit_async(call, session, event, self._patch_elicitation(call, event))
+            elif kind == "agent_message":
+                last_message = msg.get("message")
+            elif kind == "error":
+                error = msg.get("message")
+            elif kind in _TURN_END_EVENTS:
+                if kind == "task_complete":
+                    text = msg.get("last_agent_message")
+                    if text is None:
+                        text = last_message
+                    if text is None and error is not None:
+                        return self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
+                    return self._finish(call, _text_result(text or "", session_id=call.session_id))
+                if kind == "turn_aborted":
+                    reason = msg.get("reason", "interrupted")
+                    return self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
+                return self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+
+    def _forward(self, call, event):
+        """Send one session event as a codex/event notification (and progress, if asked)."""
+        params = {"_meta": {"requestId": call.request_id}}
+        params.update(event)
+        try:
+            self.conn.notify("codex/event", params)
+            msg = event.get("msg") or {}
+            if call.progress_token is not None and msg.get("type") in ("agent_message", "exec_command_begin", "task_started"):
+                call.progress += 1
+                text = msg.get("message") or " ".join(msg.get("command") or []) or msg.get("type")
+                self.conn.notify("notifications/progress", {
+                    "progressToken": call.progress_token, "progress": call.progress, "message": str(text)[:200]})
+        except McpError:
+            call.cancelled.set()
+
+    # -- approvals -------------------------------------------------------------------
+    def _exec_elicitation(self, call, event):
+        import shlex  # startup budget: only the MCP server quotes commands
+
+        msg = event.get("msg") or {}
+        command = [str(a) for a in msg.get("command") or []]
+        params = {
+            "message": "Allow Codex to run `%s` in `%s`?" % (" ".join(shlex.quote(a) for a in command), msg.get("cwd")),
+            "requestedSchema": {"type": "object", "properties": {}},
+            "codex_elicitation": "exec-approval",
+            "codex_mcp_tool_call_id": str(call.request_id),
+            "codex_event_id": event.get("id"),
+            "codex_call_id": msg.get("call_id"),
+            "codex_command": command,
+            "codex_cwd": str(msg.get("cwd")),
+        }
+        if msg.get("reason"):
+            params["codex_reason"] = msg["reason"]
+        return params
+
+    def _patch_elicitation(self, call, event):
+        msg = event.get("msg") or {}
+        text = "Allow Codex to apply proposed code changes?"
+        if msg.get("reason"):
+            text = "%s\n%s" % (msg["reason"], text)
+        params = {
+            "message": text,
+            "requestedSchema": {"type": "object", "properties": {}},
+            "codex_elicitation": "patch-approval",
+            "codex_mcp_tool_call_id": str(call.request_id),
+            "codex_event_id": event.get("id"),
+            "codex_call_id": msg.get("call_id"),
+            "codex_reason": msg.get("reason"),
+            "codex_changes": msg.get("changes") or {},
+        }
+        if msg.get("grant_root") is not None:
+            params["codex_grant_root"] = str(msg["grant_root"])
+        return params
+
+    def _elicit_async(self, call, session, event, params):
+        """Ask the client in another thread (events keep streaming), then submit the answer."""
+        kind = "exec_approval" if params["codex_elicitation"] == "exec-approval" else "patch_approval"
+
+        def ask():
+            try:
+                result = self.conn.request("elicitation/create", params, cancel=call.cancelled)
+                decision = parse_elicitation_decision(result)
+            except McpError as exc:
+                log("warn", "mcp server: elicitation failed (%s); treating as denied", exc)
+                decision = "denied"
+            if call.cancelled.is_set() or call.done.is_set():
+                return
+            try:
+                session.submit({"type": kind, "id": event.get("id"), "call_id": (event.get("msg") or {}).get("call_id"), "decision": decision})
+            except Exception as exc:
+                log("warn", "mcp server: submitting the approval failed: %s", exc)
+
+        threading.Thread(target=ask, name="mcp-elicit-%s" % call.request_id, daemon=True).start()
+
+
+def _text_result(text, error=False, session_id=None):
+    """A CallToolResult with one text block (isError only when set, as upstream)."""
+    result = {"content": [{"type": "text", "text": text}]}
+    if error:
+        result["isError"] = True
+    if session_id is not None:
+        result["structuredContent"] = {"sessionId": session_id, "threadId": session_id, "content": text}
+    return result
+
+
+def _default_session_factory(cfg):
+    """Session(cfg) from §15, or a clear error while the agent is not built."""
+    session_cls = globals().get("Session")
+    if session_cls is None:
+        _not_landed("the agent session (Session)")
+    return session_cls(cfg)
+
+
+def run_mcp_server(args, cfg_loader, session_factory=None):
+    """`codex mcp`: serve MCP on stdin/stdout until stdin closes."""
+    cfg_loader()  # a broken config.toml fails now, once, instead of on every call
+    overrides = list(getattr(args, "config_overrides", None) or [])
+    strict = bool(getattr(args, "strict_config", False))
+    base = dict(
+        model=args.model, approval_policy=APPROVAL_ALIASES.get(args.approval_policy, args.approval_policy),
+        sandbox_mode=args.sandbox_mode, cwd=args.cd, profile=args.profile,
+        dangerously_bypass=args.dangerously_bypass, oss=args.oss,
+    )
+    if getattr(args, "full_auto", False):
+        base["sandbox_mode"] = base["sandbox_mode"] or "workspace-write"
+        base["approval_policy"] = base["approval_policy"] or "on-failure"
+
+    def load(fields, cli):
+        merged = dict(base)
+        merged.update({k: v for k, v in fields.items() if v is not None})
+        return load_config(ConfigOverrides(**merged), overrides + list(cli), strict=strict)
+
+    # The protocol owns the real stdout; anything else that prints (a stray print, a
+    # child process inheriting fd 1) goes to stderr instead of corrupting the stream.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    server = McpServer(sys.stdin.buffer, out, load_config=load, session_factory=session_factory)
+    try:
+        return server.serve()
+    finally:
+        try:
+            out.close()
+        except OSError:
+            pass
 
 
 ###############################################################################
