@@ -1628,10 +1628,16 @@ class McpClient(object):
         try:
             result = self.conn.request("tools/call", params, timeout=timeout)
         except McpError as exc:
-            if self.conn.closed.is_set() and (self.proc is None or self.proc.poll() is not None):
+            if self.conn.closed.is_set() and self.proc is not None:
+                try:
+                    self.proc.wait(timeout=1.0)
+                except Exception:
+                    pass
+                if self._stderr_thread is not None:
+                    self._stderr_thread.join(0.5)
                 tail = self.stderr_tail(3)
-                self.state, self.error = "failed", "the server exited during a call%s" % (
-                    "; stderr: " + " | ".join(tail) if tail else "")
+                self.state, self.error = "failed", "the server exited (code %s) during a call%s" % (
+                    self.proc.poll(), "; stderr: " + " | ".join(tail) if tail else "")
             raise McpError("MCP tool `%s` of server `%s` failed: %s" % (tool, self.name, exc))
         if not isinstance(result, dict):
             raise McpError("MCP tool `%s` of server `%s` returned %r, not a CallToolResult" % (tool, self.name, result))
@@ -2678,6 +2684,7 @@ def build_parser():
             mc.add_argument("server", help="server name from [mcp_servers]")
             mc.add_argument("tool", help="tool name")
             mc.add_argument("arguments", nargs="?", default="{}", help="tool arguments as a JSON object")
+            mc.add_argument("--json", action="store_true", help="print the raw CallToolResult as JSON")
 
     p = sub("proto")
     _add_config_options(p, top=False)
