@@ -913,8 +913,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         if not base_instructions.strip():
             raise ConfigError("experimental_instructions_file %s is empty" % ipath)
 
-    include_plan_tool = values.pop("include_plan_tool") if overrides.include_plan_tool is None else overrides.include_plan_tool
-    values.pop("include_plan_tool", None)
+    include_plan_tool = values["include_plan_tool"] if overrides.include_plan_tool is None else overrides.include_plan_tool
     values.pop("profile", None)
     values.pop("include_plan_tool", None)
     return Config(
