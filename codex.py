@@ -2035,7 +2035,7 @@ _CODEX_TOOL_FIELDS = {
 }
 #: ElicitResult.action (the MCP spec's answer) -> review decision
 _ELICIT_ACTIONS = {"accept": "approved", "decline": "denied", "cancel": "abort"}
-REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: ReviewDecision values
+_REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: ReviewDecision values (as §08)
 #: event types that end a turn
 _TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
 _INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
@@ -2148,12 +2148,12 @@ def parse_elicitation_decision(result):
     if not isinstance(result, dict):
         return "denied"
     decision = result.get("decision")
-    if decision in REVIEW_DECISIONS:
+    if decision in _REVIEW_DECISIONS:
         return decision
     action = result.get("action")
     if action == "accept":
         content = result.get("content")
-        if isinstance(content, dict) and content.get("decision") in REVIEW_DECISIONS:
+        if isinstance(content, dict) and content.get("decision") in _REVIEW_DECISIONS:
             return content["decision"]
     return _ELICIT_ACTIONS.get(action, "denied")
 
