@@ -2039,6 +2039,7 @@ _REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: 
 #: event types that end a turn
 _TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
 _INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
+_EOF_GRACE = 1.0  #: seconds running calls get to finish after the client closes stdin
 
 
 class ToolInputError(CodexError):
@@ -2196,6 +2197,11 @@ class McpServer(object):
         """Run until the client closes stdin; then stop every session."""
         self.conn.start()
         self.conn.closed.wait()
+        # Calls about to answer (a config error, a finishing turn) get a moment; SDK
+        # clients wait about 2 s for the process to exit before they SIGTERM it.
+        deadline = time.monotonic() + _EOF_GRACE
+        while self.running_calls() and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.shutdown()
         return 0
 
@@ -2360,9 +2366,6 @@ class McpServer(object):
             if call.cancelled.is_set() and interrupted_at is None:
                 interrupted_at = time.monotonic()
             if interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE:
-                return self._finish(call, None)
-            if self.conn.closed.is_set():
-                call.cancelled.set()
                 return self._finish(call, None)
             event = session.next_event(timeout=0.25)
             if event is None:
