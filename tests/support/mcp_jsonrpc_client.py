@@ -14,6 +14,7 @@ class RawMcpClient(object):
                                      env=env, cwd=cwd)
         self.inbox = queue.Queue()
         self.messages = []
+        self._arrived = threading.Condition()
         self._next = 1000
         threading.Thread(target=self._read, daemon=True).start()
         self.stderr_lines = []
@@ -22,9 +23,13 @@ class RawMcpClient(object):
     def _read(self):
         for line in self.proc.stdout:
             msg = json.loads(line)
-            self.messages.append(msg)
+            with self._arrived:
+                self.messages.append(msg)
+                self._arrived.notify_all()
             self.inbox.put(msg)
         self.inbox.put(None)
+        with self._arrived:
+            self._arrived.notify_all()
 
     def _read_err(self):
         for line in self.proc.stderr:
@@ -75,13 +80,14 @@ class RawMcpClient(object):
     def response(self, id, timeout=10):
         """The response to request `id`, whenever it arrived (responses can come out of order)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for m in list(self.messages):
-                if m.get("id") == id and "method" not in m:
-                    return m
-            if self.proc.poll() is not None and self.inbox.empty():
-                break
-            time.sleep(0.02)
+        with self._arrived:
+            while time.monotonic() < deadline:
+                for m in self.messages:
+                    if m.get("id") == id and "method" not in m:
+                        return m
+                if self.proc.poll() is not None and self.inbox.empty():
+                    break
+                self._arrived.wait(min(0.2, max(0.0, deadline - time.monotonic())))
         raise AssertionError("no response to %r within %ss; stderr: %s" % (id, timeout, "".join(self.stderr_lines[-10:])))
 
     def call(self, method, params=None, timeout=10):
