@@ -1501,7 +1501,7 @@ class McpClient(object):
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=env, cwd=cwd, start_new_session=True, bufsize=0,
+                env=env, cwd=cwd, start_new_session=True,
             )
         except OSError as exc:
             raise McpError("cannot start `%s`: %s" % (command, exc.strerror or exc))
@@ -2515,7 +2515,7 @@ def run_mcp_server(args, cfg_loader, session_factory=None):
 
     # The protocol owns the real stdout; anything else that prints (a stray print, a
     # child process inheriting fd 1) goes to stderr instead of corrupting the stream.
-    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     server = McpServer(sys.stdin.buffer, out, load_config=load, session_factory=session_factory)
     try:
