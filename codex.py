@@ -1112,6 +1112,17 @@ JSONRPC_INVALID_PARAMS = -32602
 JSONRPC_INTERNAL_ERROR = -32603
 
 
+def _jsonable(value):
+    """A copy of value that json.dumps accepts: str keys, lists for tuples/sets, str otherwise."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 class JsonRpcConnection(object):
     """Newline-delimited JSON-RPC 2.0 over a pair of binary streams (MCP's stdio transport).
 
@@ -1209,7 +1220,11 @@ class JsonRpcConnection(object):
     # -- writing -----------------------------------------------------------------
     def send(self, msg):
         """Write one message as one line; raise McpError if the peer is gone."""
-        data = (json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        try:
+            text = json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str)
+        except (TypeError, ValueError):  # e.g. Path keys in an event's `changes`
+            text = json.dumps(_jsonable(msg), separators=(",", ":"), ensure_ascii=False)
+        data = (text + "\n").encode("utf-8")
         with self._write_lock:
             try:
                 self._writer.write(data)
@@ -2040,6 +2055,7 @@ _REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: 
 _TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
 _INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
 _EOF_GRACE = 1.0  #: seconds running calls get to finish after the client closes stdin
+MCP_SERVER_MAX_SESSIONS = 32  #: idle sessions kept for codex-reply; the least recently used is shut down
 
 
 class ToolInputError(CodexError):
@@ -2353,6 +2369,7 @@ class McpServer(object):
                 raise ToolInputError("Session %s is busy with another call; wait for it to finish" % sid)
             if session is not None:
                 self._busy.add(sid)
+                self._sessions[sid] = self._sessions.pop(sid)  # most recently used last
                 call.session, call.session_id = session, sid
         if session is None:
             return self._finish(call, _text_result("Session not found for session_id: %s" % sid, error=True))
@@ -2374,12 +2391,7 @@ class McpServer(object):
             kind = msg.get("type")
             self._forward(call, event)
             if kind == "session_configured":
-                sid = str(msg.get("session_id"))
-                with self._lock:
-                    if call.session_id is None:
-                        call.session_id = sid
-                        self._sessions[sid] = session
-                        self._busy.add(sid)
+                self._register(call, session, str(msg.get("session_id")))
             elif kind == "exec_approval_request":
                 self._elicit_async(call, session, event, self._exec_elicitation(call, event))
             elif kind == "apply_patch_approval_request":
@@ -2400,6 +2412,22 @@ class McpServer(object):
                     reason = msg.get("reason", "interrupted")
                     return self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
                 return self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+
+    def _register(self, call, session, sid):
+        """Keep a new session for codex-reply; shut down the least recently used idle ones."""
+        evicted = []
+        with self._lock:
+            if call.session_id is not None:
+                return
+            call.session_id = sid
+            self._sessions[sid] = session
+            self._busy.add(sid)
+            idle = [k for k in self._sessions if k not in self._busy]
+            while len(self._sessions) > MCP_SERVER_MAX_SESSIONS and idle:
+                old = idle.pop(0)
+                evicted.append(self._sessions.pop(old))
+        for old_session in evicted:
+            threading.Thread(target=self._stop_session, args=(old_session,), daemon=True).start()
 
     def _forward(self, call, event):
         """Send one session event as a codex/event notification (and progress, if asked)."""

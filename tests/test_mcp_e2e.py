@@ -185,3 +185,37 @@ def test_concurrent_real_sessions(codex_home, workdir, model):
         assert prompts == ["q0", "q1", "q2"]
     finally:
         c.close()
+
+
+def test_patch_approval_through_elicitation(codex_home, workdir, model):
+    write_config(codex_home, model)
+    patch = "*** Begin Patch\n*** Add File: added.txt\n+from the patch\n*** End Patch"
+    model.enqueue(Turn().function_call("shell", {"command": ["apply_patch", patch]}, call_id="p1"), Turn().text("patched"))
+    c = RawMcpClient([sys.executable, str(REPO / "codex.py"), "mcp"], env=dict(os.environ, CODEX_HOME=str(codex_home)),
+                     cwd=str(workdir))
+    try:
+        c.initialize()
+        rid = c.request("tools/call", {"name": "codex", "arguments": {"prompt": "add a file", "approval-policy": "untrusted"}})
+        ask = c.next(lambda m: m.get("method") == "elicitation/create", timeout=60)
+        p = ask["params"]
+        assert p["message"] == "Allow Codex to apply proposed code changes?"
+        assert p["codex_elicitation"] == "patch-approval" and p["codex_mcp_tool_call_id"] == str(rid)
+        assert p["codex_call_id"] == "p1"
+        [(path, change)] = p["codex_changes"].items()
+        assert path.endswith("added.txt") and "from the patch" in json.dumps(change)
+        assert not (workdir / "added.txt").exists()
+        c.send({"jsonrpc": "2.0", "id": ask["id"], "result": {"decision": "approved"}})  # upstream's answer shape
+        assert c.response(rid, timeout=60)["result"]["content"][0]["text"] == "patched"
+        assert (workdir / "added.txt").read_text() == "from the patch\n"
+    finally:
+        c.close()
+
+
+def test_model_failure_is_an_error_result(codex_home, workdir, model):
+    write_config(codex_home, model)
+    model.enqueue(Turn.http_error(400, "bad request: unknown model"))
+    got = run_sdk(sys.executable, plan_for(codex_home, workdir, [{"tool": "codex", "arguments": {"prompt": "hi"}}]))
+    result = got["results"][0]
+    assert result["isError"] is True
+    assert result["content"][0]["text"].startswith("Codex runtime error: ")
+    assert "unknown model" in result["content"][0]["text"]

@@ -382,3 +382,45 @@ def test_sdk_1x_client(codex_home, tmp_path):
     assert got["sdk"].startswith("1.")
     assert got["protocolVersion"] in codex.MCP_PROTOCOL_VERSIONS
     assert _check_sdk_run(got) == "decision: approved_for_session"
+
+
+def test_idle_sessions_are_capped(monkeypatch, codex_home, tmp_path):
+    import threading
+    from support.mcp_scripted_session import ScriptedSession
+
+    monkeypatch.setattr(codex, "MCP_SERVER_MAX_SESSIONS", 2)
+    made = []
+
+    def factory(cfg):
+        made.append(ScriptedSession(cfg))
+        return made[-1]
+
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    srv = codex.McpServer(os.fdopen(r1, "rb"), os.fdopen(w2, "wb"), session_factory=factory,
+                          load_config=lambda fields, cli: codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path)), cli, home=codex_home))
+    thread = threading.Thread(target=srv.serve, daemon=True)
+    thread.start()
+    to_server, from_server = os.fdopen(w1, "wb"), os.fdopen(r2, "rb")
+
+    def call(id, name, arguments):
+        to_server.write((json.dumps({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                                     "params": {"name": name, "arguments": arguments}}) + "\n").encode())
+        to_server.flush()
+        while True:
+            msg = json.loads(from_server.readline())
+            if msg.get("id") == id:
+                return msg["result"]
+
+    sids = [call(i, "codex", {"prompt": "p"})["structuredContent"]["sessionId"] for i in range(3)]
+    assert call(10, "codex-reply", {"sessionId": sids[1], "prompt": "q"})["content"][0]["text"] == "turn 2: q"
+    call(11, "codex", {"prompt": "p"})  # a 4th session: the two least recently used go
+    deadline = time.monotonic() + 5
+    while not (made[0].shut_down and made[2].shut_down) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [s.shut_down for s in made] == [True, False, True, False]
+    assert call(12, "codex-reply", {"sessionId": sids[0], "prompt": "q"})["isError"] is True
+    assert call(13, "codex-reply", {"sessionId": sids[1], "prompt": "q"})["content"][0]["text"] == "turn 3: q"
+    to_server.close()
+    thread.join(10)
+    assert not thread.is_alive() and all(s.shut_down for s in made)
