@@ -1097,6 +1097,7 @@ MCP_STARTUP_TIMEOUT_MAX = 300.0  #: hard upper bound on startup_timeout_sec (sec
 MCP_MAX_TOOL_PAGES = 1000  #: tools/list pages followed before giving up on a server
 MCP_STDERR_TAIL_LINES = 40  #: stderr lines kept in memory per server
 _MCP_SERVER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")  #: allowed [mcp_servers.NAME] names
+_MCP_TOOL_NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")  #: replaced by `_` in qualified tool names
 #: parent environment variables a server inherits (the rest is not passed; upstream's list)
 MCP_ENV_WHITELIST = (
     "HOME", "LOGNAME", "PATH", "SHELL", "USER", "__CF_USER_TEXT_ENCODING",
@@ -1317,10 +1318,15 @@ class JsonRpcConnection(object):
 
 
 def qualify_tool_name(server, tool):
-    """SERVER__TOOL, or its first 24 chars plus the SHA-1 hex of it when over 64 chars."""
+    """SERVER__TOOL, or its first 24 chars plus the SHA-1 hex of it when over 64 chars.
+
+    Characters the model APIs refuse in a tool name (anything outside [a-zA-Z0-9_-]) become
+    `_`, as upstream does later: in mid-2025 one tool named `get.weather` made every
+    request of the session fail.  Calls are routed by table lookup, never by splitting.
+    """
     import hashlib  # startup budget: only MCP sessions need it
 
-    name = server + MCP_TOOL_DELIMITER + tool
+    name = _MCP_TOOL_NAME_BAD_CHARS.sub("_", server + MCP_TOOL_DELIMITER + tool)
     if len(name.encode("utf-8")) > MCP_MAX_TOOL_NAME:
         digest = hashlib.sha1(name.encode("utf-8")).hexdigest()
         name = name[: MCP_MAX_TOOL_NAME - len(digest)] + digest

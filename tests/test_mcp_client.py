@@ -53,6 +53,7 @@ def test_qualified_names_follow_upstream():
         "my_server", "extremely_lengthy_function_name_that_absolutely_surpasses_all_reasonable_limits")
     assert long == "my_server__extremely_lena02e507efc5a9de88637e436690364fd4219e4ef"
     assert len(long) == 64
+    assert codex.qualify_tool_name("w", "get.weather v2") == "w__get_weather_v2"
     exact = "s__" + "t" * 61
     assert codex.qualify_tool_name("s", "t" * 61) == exact
 
@@ -248,6 +249,17 @@ def test_required_server_is_waited_for(tmp_path):
     try:
         with pytest.raises(codex.McpError, match="required MCP server `must` failed to start"):
             mgr.start()
+    finally:
+        mgr.shutdown()
+
+
+def test_odd_tool_names_are_sanitized_and_routed(tmp_path):
+    mgr = manager(tmp_path, {"odd": server(RAW_SERVER + ["--extra-tool", "get.weather v2", "--extra-tool", "get_weather_v2"])})
+    try:
+        mgr.start().wait_ready(20)
+        assert sorted(mgr.tools()) == ["odd__get_weather_v2", "odd__hello"]  # the clash: first one wins
+        assert mgr.lookup("odd__get_weather_v2") == ("odd", "get.weather v2")
+        assert mgr.call("odd__get_weather_v2", {})["content"][0]["text"] == "called get.weather v2"
     finally:
         mgr.shutdown()
 

@@ -9,6 +9,7 @@
 --record FILE    append every received message to FILE as a JSON line
 --ping-client    send a `ping` and a `roots/list` request to the client after initialized
 --stderr-lines N write N numbered lines to stderr at startup
+--extra-tool NAME  list one more tool (repeatable); calling it answers "called NAME"
 """
 import argparse
 import json
@@ -28,6 +29,7 @@ def main():
     ap.add_argument("--record")
     ap.add_argument("--ping-client", action="store_true")
     ap.add_argument("--stderr-lines", type=int, default=0)
+    ap.add_argument("--extra-tool", action="append", default=[])
     opts = ap.parse_args()
     for i in range(opts.stderr_lines):
         sys.stderr.write("stderr line %d\n" % i)
@@ -49,13 +51,16 @@ def main():
             send({"jsonrpc": "2.0", "id": "srv-2", "method": "roots/list"})
         elif method == "tools/list":
             send({"jsonrpc": "2.0", "id": mid, "result": {"tools": [
-                {"name": "hello", "description": "say hello", "inputSchema": {"type": "object"}}]}})
+                {"name": name, "description": "say hello", "inputSchema": {"type": "object"}}
+                for name in ["hello"] + opts.extra_tool]}})
         elif method == "tools/call":
             if opts.die_on_call:
                 sys.stderr.write("fatal: tool crashed\n")
                 sys.stderr.flush()
                 sys.exit(7)
-            send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "hello"}]}})
+            name = msg["params"]["name"]
+            text = "hello" if name == "hello" else "called %s" % name
+            send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
         elif mid is not None and method is not None:
             send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "no"}})
 
