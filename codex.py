@@ -1072,10 +1072,12 @@ def _cmd_sandbox_check(args, cfg_loader):
 #                        # tools of the servers ready *now*; qualified_name = SERVER__TOOL,
 #                        # over 64 chars: first 24 chars + sha1 hex of the full name (upstream)
 #   mgr.lookup(qualified_name) -> (server, tool) or None    # for mcp_tool_call_* events
-#   mgr.call(qualified_name, arguments: dict, timeout=None) -> CallToolResult dict
+#   mgr.call(qualified_name, arguments: dict, timeout=None, cancel=None) -> CallToolResult dict
 #                        # raises McpError on unknown tool, JSON-RPC error, timeout
-#                        # (default timeout: the server's tool_timeout_sec), dead server
-#   mgr.call_tool(server, tool, arguments, timeout=None)    # same, by server and raw tool name
+#                        # (default timeout: the server's tool_timeout_sec), dead server;
+#                        # cancel: a threading.Event that abandons the call when set (the
+#                        # server is sent notifications/cancelled), e.g. on interrupt
+#   mgr.call_tool(server, tool, arguments, timeout=None, cancel=None)   # by server and raw tool name
 #   mgr.failures() -> ["MCP client for `NAME` failed to start: ... (stderr: ...)", ...]
 #   mgr.new_failures() -> the failures not returned by an earlier new_failures() call, so a
 #                        # front end reports each failed server exactly once
@@ -1640,14 +1642,14 @@ class McpClient(object):
             self.on_tools_changed(self.name)
 
     # -- calls and shutdown ----------------------------------------------------------
-    def call_tool(self, tool, arguments=None, timeout=None):
+    def call_tool(self, tool, arguments=None, timeout=None, cancel=None):
         """tools/call; returns the CallToolResult dict or raises McpError."""
         if self.state != "ready":
             raise McpError("MCP server `%s` is not available (%s)" % (self.name, self.error or self.state))
         timeout = self.tool_timeout() if timeout is None else timeout
         params = {"name": tool, "arguments": arguments if arguments is not None else {}}
         try:
-            result = self.conn.request("tools/call", params, timeout=timeout)
+            result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
         except McpError as exc:
             if self.conn.closed.is_set() and self.proc is not None:
                 try:
@@ -1784,20 +1786,20 @@ class McpConnectionManager(object):
         entry = self._table().get(qualified_name)
         return None if entry is None else (entry[0].name, entry[1]["name"])
 
-    def call(self, qualified_name, arguments=None, timeout=None):
+    def call(self, qualified_name, arguments=None, timeout=None, cancel=None):
         """Call a tool by its qualified name; returns the CallToolResult dict."""
         entry = self._table().get(qualified_name)
         if entry is None:
             raise McpError("unknown MCP tool `%s`" % qualified_name)
         client, tool = entry
-        return client.call_tool(tool["name"], arguments, timeout)
+        return client.call_tool(tool["name"], arguments, timeout, cancel)
 
-    def call_tool(self, server, tool, arguments=None, timeout=None):
+    def call_tool(self, server, tool, arguments=None, timeout=None, cancel=None):
         """Call a tool by server name and raw tool name (used by `codex mcp call`)."""
         client = self._clients.get(server)
         if client is None:
             raise McpError("no MCP server named `%s` in [mcp_servers]" % server)
-        return client.call_tool(tool, arguments, timeout)
+        return client.call_tool(tool, arguments, timeout, cancel)
 
     def failures(self):
         """One line per server that failed to start, with the tail of its stderr."""
@@ -2404,6 +2406,8 @@ class McpServer(object):
                 self._elicit_async(call, session, event, self._patch_elicitation(call, event))
             elif kind == "agent_message":
                 last_message = msg.get("message")
+            elif kind == "task_started":
+                error = None  # errors before the turn (e.g. MCP startup) are not its result
             elif kind == "error":
                 error = msg.get("message")
             elif kind in _TURN_END_EVENTS:

@@ -139,6 +139,18 @@ def test_call_timeout_then_next_call_works(sdk):
     assert sdk.call("sdk__echo", {"text": "still alive"})["content"][0]["text"] == "still alive"
 
 
+def test_cancelled_call_returns_at_once(sdk):
+    import threading
+
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    began = time.monotonic()
+    with pytest.raises(codex.McpError, match="cancelled"):
+        sdk.call("sdk__sleep", {"seconds": 20}, cancel=cancel)
+    assert time.monotonic() - began < 2
+    assert sdk.call("sdk__echo", {"text": "after"})["content"][0]["text"] == "after"
+
+
 def test_concurrent_calls(sdk):
     import threading
 
@@ -283,6 +295,28 @@ def test_protocol_version_negotiation(tmp_path):
         assert init["params"]["clientInfo"]["name"] == "codex-mcp-client"
         assert msgs[1] == {"jsonrpc": "2.0", "method": "notifications/initialized"}
         assert msgs[2]["method"] == "tools/list"
+    finally:
+        mgr.shutdown()
+
+
+def test_abandoned_calls_are_cancelled_on_the_server(tmp_path):
+    import threading
+
+    record = tmp_path / "rec.jsonl"
+    mgr = manager(tmp_path, {"h": server(RAW_SERVER + ["--hang-calls", "--record", str(record)])})
+    try:
+        mgr.start().wait_ready(20)
+        with pytest.raises(codex.McpError, match="timed out after 0.3s"):
+            mgr.call("h__hello", {}, timeout=0.3)
+        cancel = threading.Event()
+        threading.Timer(0.2, cancel.set).start()
+        with pytest.raises(codex.McpError, match="cancelled"):
+            mgr.call("h__hello", {"n": 2}, cancel=cancel)
+        time.sleep(0.2)
+        msgs = [json.loads(line) for line in record.read_text().splitlines()]
+        calls = [m["id"] for m in msgs if m.get("method") == "tools/call"]
+        cancels = [m["params"] for m in msgs if m.get("method") == "notifications/cancelled"]
+        assert cancels == [{"requestId": calls[0], "reason": "timed out"}, {"requestId": calls[1], "reason": "cancelled"}]
     finally:
         mgr.shutdown()
 

@@ -9,6 +9,7 @@
 --record FILE    append every received message to FILE as a JSON line
 --ping-client    send a `ping` and a `roots/list` request to the client after initialized
 --stderr-lines N write N numbered lines to stderr at startup
+--hang-calls     never answer tools/call
 --extra-tool NAME  list one more tool (repeatable); calling it answers "called NAME"
 """
 import argparse
@@ -30,6 +31,7 @@ def main():
     ap.add_argument("--ping-client", action="store_true")
     ap.add_argument("--stderr-lines", type=int, default=0)
     ap.add_argument("--extra-tool", action="append", default=[])
+    ap.add_argument("--hang-calls", action="store_true")
     opts = ap.parse_args()
     for i in range(opts.stderr_lines):
         sys.stderr.write("stderr line %d\n" % i)
@@ -53,6 +55,8 @@ def main():
             send({"jsonrpc": "2.0", "id": mid, "result": {"tools": [
                 {"name": name, "description": "say hello", "inputSchema": {"type": "object"}}
                 for name in ["hello"] + opts.extra_tool]}})
+        elif method == "tools/call" and opts.hang_calls:
+            continue
         elif method == "tools/call":
             if opts.die_on_call:
                 sys.stderr.write("fatal: tool crashed\n")
