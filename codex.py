@@ -1069,8 +1069,9 @@ def _cmd_sandbox_check(args, cfg_loader):
 #                        # returns at once; servers marked `required = true` are waited for
 #                        # (McpError naming the server if one of them fails to start)
 #   mgr.tools() -> {qualified_name: {"name", "description", "inputSchema"}}
-#                        # tools of the servers ready *now*; qualified_name = SERVER__TOOL,
-#                        # over 64 chars: first 24 chars + sha1 hex of the full name (upstream)
+#                        # tools of the servers ready *now*; qualified_name = SERVER__TOOL
+#                        # (chars outside [a-zA-Z0-9_-] -> `_`), over 64 chars: first 24
+#                        # chars + sha1 hex of the full name (upstream)
 #   mgr.lookup(qualified_name) -> (server, tool) or None    # for mcp_tool_call_* events
 #   mgr.call(qualified_name, arguments: dict, timeout=None, cancel=None) -> CallToolResult dict
 #                        # raises McpError on unknown tool, JSON-RPC error, timeout
@@ -1078,7 +1079,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 #                        # cancel: a threading.Event that abandons the call when set (the
 #                        # server is sent notifications/cancelled), e.g. on interrupt
 #   mgr.call_tool(server, tool, arguments, timeout=None, cancel=None)   # by server and raw tool name
-#   mgr.failures() -> ["MCP client for `NAME` failed to start: ... (stderr: ...)", ...]
+#   mgr.failures() -> ["MCP client for `NAME` failed to start: REASON; stderr: L1 | L2 | L3", ...]
 #   mgr.new_failures() -> the failures not returned by an earlier new_failures() call, so a
 #                        # front end reports each failed server exactly once
 #   mgr.wait_ready(timeout=None) -> bool     # every server finished starting (ready or failed)
