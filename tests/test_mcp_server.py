@@ -22,6 +22,7 @@ REPO = SUPPORT.parent.parent
 RUNNER = str(SUPPORT / "mcp_scripted_session.py")
 SDK_CLIENT = str(SUPPORT / "mcp_sdk_client.py")
 MCP1_PYTHON = REPO / "build" / "mcp1" / "bin" / "python"
+MCP1_OLD_PYTHON = REPO / "build" / "mcp1-old" / "bin" / "python"
 
 
 @pytest.fixture
@@ -424,3 +425,12 @@ def test_idle_sessions_are_capped(monkeypatch, codex_home, tmp_path):
     to_server.close()
     thread.join(10)
     assert not thread.is_alive() and all(s.shut_down for s in made)
+
+
+def test_sdk_early_1x_client_without_elicitation(codex_home, tmp_path):
+    if not MCP1_OLD_PYTHON.exists():
+        pytest.skip("mcp 1.9.x is not installed in build/mcp1-old: run .ci/setup-mcp.sh")
+    got = _run_sdk(MCP1_OLD_PYTHON, _sdk_plan(codex_home, tmp_path))
+    assert got["sdk"].startswith("1.9.")
+    assert got["protocolVersion"] == "2025-03-26"  # the client's version, echoed
+    assert _check_sdk_run(got) == "decision: denied"  # it cannot answer elicitation/create

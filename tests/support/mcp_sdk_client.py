@@ -10,6 +10,7 @@ Output: {"sdk": version, "protocolVersion", "serverInfo", "tools": [tool dicts],
          "results": [CallToolResult dicts], "elicitations": [params dicts]}
 """
 import asyncio
+import inspect
 import json
 import sys
 from importlib import metadata
@@ -36,7 +37,9 @@ async def run(plan):
                                    cwd=plan.get("cwd"))
     out = {"sdk": metadata.version("mcp"), "results": [], "elicitations": elicitations}
     async with stdio_client(server) as (read, write):
-        async with ClientSession(read, write, elicitation_callback=on_elicit) as session:
+        # SDKs before 1.10 have no elicitation support: they answer elicitation/create with an error
+        kwargs = {"elicitation_callback": on_elicit} if "elicitation_callback" in inspect.signature(ClientSession).parameters else {}
+        async with ClientSession(read, write, **kwargs) as session:
             init = await session.initialize()
             out["protocolVersion"] = init.protocolVersion if hasattr(init, "protocolVersion") else init.protocol_version
             out["serverInfo"] = dump(init.serverInfo if hasattr(init, "serverInfo") else init.server_info)
