@@ -321,6 +321,15 @@ def test_abandoned_calls_are_cancelled_on_the_server(tmp_path):
         mgr.shutdown()
 
 
+def test_stdout_noise_is_skipped(tmp_path):
+    mgr = manager(tmp_path, {"chatty": server(RAW_SERVER + ["--noise"])})
+    try:
+        mgr.start().wait_ready(20)
+        assert mgr.failures() == [] and list(mgr.tools()) == ["chatty__hello"]
+    finally:
+        mgr.shutdown()
+
+
 def test_server_requests_are_answered(tmp_path):
     record = tmp_path / "rec.jsonl"
     mgr = manager(tmp_path, {"p": server(RAW_SERVER + ["--ping-client", "--record", str(record)])})

@@ -10,6 +10,7 @@
 --ping-client    send a `ping` and a `roots/list` request to the client after initialized
 --stderr-lines N write N numbered lines to stderr at startup
 --hang-calls     never answer tools/call
+--noise          print non-JSON-RPC lines on stdout before answering initialize
 --extra-tool NAME  list one more tool (repeatable); calling it answers "called NAME"
 """
 import argparse
@@ -32,6 +33,7 @@ def main():
     ap.add_argument("--stderr-lines", type=int, default=0)
     ap.add_argument("--extra-tool", action="append", default=[])
     ap.add_argument("--hang-calls", action="store_true")
+    ap.add_argument("--noise", action="store_true")
     opts = ap.parse_args()
     for i in range(opts.stderr_lines):
         sys.stderr.write("stderr line %d\n" % i)
@@ -45,6 +47,8 @@ def main():
             continue
         method, mid = msg.get("method"), msg.get("id")
         if method == "initialize":
+            if opts.noise:  # what a chatty launcher prints on stdout
+                sys.stdout.write("npm WARN exec The following package was not found\n\n[1, 2]\n")
             send({"jsonrpc": "2.0", "id": mid, "result": {
                 "protocolVersion": opts.version or msg["params"]["protocolVersion"],
                 "capabilities": {"tools": {}}, "serverInfo": {"name": "raw", "version": "0"}}})
