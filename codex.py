@@ -6026,7 +6026,7 @@ class Session(object):
                 plan = parse_plan_arguments(arguments)
                 self._task_emit(task, "plan_update", **plan)
                 return "Plan updated"
-            if self.mcp is not None and MCP_NAME_DELIMITER in name:
+            if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
         except ToolArgumentError as exc:
@@ -6186,7 +6186,7 @@ class Session(object):
         self._task_emit(task, "mcp_tool_call_begin", call_id=call_id, invocation=invocation)
         started = time.monotonic()
         try:
-            result = self.mcp.call(name, args if isinstance(args, dict) else {})
+            result = self.mcp.call(name, args if isinstance(args, dict) else {}, cancel=task.cancel)
             wire_result = {"Ok": result}
         except Exception as exc:  # any MCP failure goes back to the model as text
             result = None

@@ -219,3 +219,52 @@ def test_model_failure_is_an_error_result(codex_home, workdir, model):
     assert result["isError"] is True
     assert result["content"][0]["text"].startswith("Codex runtime error: ")
     assert "unknown model" in result["content"][0]["text"]
+
+
+def _sdk_server_config(name, required=True):
+    return "[mcp_servers.%s]\ncommand = %s\nargs = [%s]\nrequired = %s\nstartup_timeout_sec = 30\n" % (
+        name, json.dumps(sys.executable), json.dumps(SDK_SERVER), "true" if required else "false")
+
+
+def test_hashed_tool_names_are_routed(codex_home, workdir, model):
+    server_name = "a" * 62
+    write_config(codex_home, model, extra=_sdk_server_config(server_name))
+    qualified = codex.qualify_tool_name(server_name, "echo")
+    assert len(qualified) == 64 and "__" not in qualified
+    model.enqueue(Turn().function_call(qualified, {"text": "through the hash"}, call_id="h1"), Turn().text("done"))
+    got = run_sdk(sys.executable, plan_for(codex_home, workdir, [{"tool": "codex", "arguments": {"prompt": "echo"}}]))
+    assert got["results"][0]["content"][0]["text"] == "done"
+    first, second = model.model_requests()[:2]
+    assert qualified in [t.get("name") for t in first.body["tools"]]
+    output = [i for i in second.body["input"] if i.get("type") == "function_call_output"][-1]
+    assert (output["call_id"], output["output"]) == ("h1", "through the hash")
+
+
+def test_cancel_during_a_slow_mcp_tool_call(codex_home, workdir, model, tmp_path):
+    record = tmp_path / "calls.jsonl"
+    raw = str(SUPPORT / "mcp_raw_server.py")
+    write_config(codex_home, model, extra="[mcp_servers.slow]\ncommand = %s\nargs = [%s, \"--hang-calls\", \"--record\", %s]\n"
+                 "required = true\n" % (json.dumps(sys.executable), json.dumps(raw), json.dumps(str(record))))
+    model.enqueue(Turn().function_call("slow__hello", {}, call_id="s1"), Turn().text("never needed"))
+    c = RawMcpClient([sys.executable, str(REPO / "codex.py"), "mcp"], env=dict(os.environ, CODEX_HOME=str(codex_home)),
+                     cwd=str(workdir))
+    try:
+        c.initialize()
+        rid = c.request("tools/call", {"name": "codex", "arguments": {"prompt": "wait"}})
+        c.next(lambda m: m.get("method") == "codex/event" and m["params"]["msg"]["type"] == "mcp_tool_call_begin", timeout=60)
+        began = time.monotonic()
+        c.notify("notifications/cancelled", {"requestId": rid})
+        c.next(lambda m: m.get("method") == "codex/event" and m["params"]["msg"]["type"] == "turn_aborted", timeout=20)
+        assert time.monotonic() - began < 5  # not tool_timeout_sec (60 s)
+        assert c.call("ping")["result"] == {}
+        # the session's MCP client abandoned the call and told the server so
+        deadline = time.monotonic() + 5
+        cancels = []
+        while not cancels and time.monotonic() < deadline:
+            msgs = [json.loads(line) for line in record.read_text().splitlines()]
+            cancels = [m for m in msgs if m.get("method") == "notifications/cancelled"]
+            time.sleep(0.05)
+        [call] = [m for m in msgs if m.get("method") == "tools/call"]
+        assert cancels and cancels[0]["params"]["requestId"] == call["id"]
+    finally:
+        assert c.close(timeout=20) == 0
