@@ -7272,7 +7272,8 @@ class McpServer(object):
 
     def _run_turn(self, call, session, prompt):
         """Submit the prompt, stream events until the turn ends, answer the call."""
-        session.submit({"type": "user_input", "items": [{"type": "text", "text": prompt}]})
+        sub_id = session.submit({"type": "user_input", "items": [{"type": "text", "text": prompt}]})
+        sub_id = None if sub_id is None else str(sub_id)
         last_message, error, interrupted_at = None, None, None
         while True:
             if call.cancelled.is_set() and interrupted_at is None:
@@ -7285,6 +7286,8 @@ class McpServer(object):
             msg = event.get("msg") or {}
             kind = msg.get("type")
             self._forward(call, event)
+            if sub_id is not None and event.get("id") not in (sub_id, "", None):
+                continue  # a late event of an earlier (cancelled) turn of this session: not ours to act on
             if kind == "session_configured":
                 self._register(call, session, str(msg.get("session_id")))
             elif kind == "exec_approval_request":

@@ -271,6 +271,19 @@ def test_cancellation_stops_the_turn_without_a_response(server):
     assert not [m for m in c.messages if m.get("id") == rid]  # the spec: no response after cancel
 
 
+def test_late_events_of_a_cancelled_turn_do_not_end_the_next(server):
+    c = server()
+    c.initialize()
+    rid = c.request("tools/call", {"name": "codex", "arguments": {"prompt": "slow-late"}})
+    configured = c.next(lambda m: m.get("method") == "codex/event" and m["params"]["msg"]["type"] == "session_configured")
+    sid = configured["params"]["msg"]["session_id"]
+    c.notify("notifications/cancelled", {"requestId": rid})
+    c.next(lambda m: m.get("method") == "codex/event" and m["params"]["msg"]["type"] == "turn_aborted")
+    time.sleep(0.5)  # the stale task_complete is queued by now
+    r = c.call("tools/call", {"name": "codex-reply", "arguments": {"sessionId": sid, "prompt": "fresh"}})
+    assert text_of(r) == "turn 2: fresh"
+
+
 def test_cancelling_while_an_approval_is_pending(server):
     c = server()
     c.initialize()

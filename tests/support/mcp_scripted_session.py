@@ -7,6 +7,7 @@ What a prompt does:
   "run: CMD..."  -> asks exec approval for CMD, answers "decision: <decision>"
   "patch"        -> asks patch approval, answers "decision: <decision>"
   "slow"         -> waits for interrupt(), then turn_aborted
+  "slow-late"    -> the same, then (late) agent_message and task_complete of that turn
   "error"        -> an error event, then task_complete without a message
   anything else  -> "turn N: <prompt>" (N counts the session's turns)
 """
@@ -15,6 +16,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -92,9 +94,13 @@ class ScriptedSession(object):
                 self._emit(sub_id, {"type": "turn_aborted", "reason": "interrupted"})
                 return
             answer = "decision: %s" % decision
-        elif text == "slow":
+        elif text in ("slow", "slow-late"):
             self._interrupted.wait(30)
             self._emit(sub_id, {"type": "turn_aborted", "reason": "interrupted"})
+            if text == "slow-late":  # a sloppy session: events of the aborted turn keep coming
+                time.sleep(0.2)
+                self._emit(sub_id, {"type": "agent_message", "message": "STALE"})
+                self._emit(sub_id, {"type": "task_complete", "last_agent_message": "STALE"})
             return
         elif text == "error":
             self._emit(sub_id, {"type": "error", "message": "the model is unreachable"})
