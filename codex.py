@@ -6592,6 +6592,9 @@ class HumanPrinter(object):
             self.ts(self.c("green" if ok else "red", "%s.%s %s in %s" % (
                 inv.get("server"), inv.get("tool"), "success" if ok else "failed",
                 format_elapsed(_duration_seconds(msg.get("duration"))))))
+            shown = format_mcp_result_for_display(result["Ok"]) if "Ok" in result else [str(result.get("Err", ""))]
+            for text in shown:  # up to 5 lines of each block, as upstream's TUI (§14)
+                self.line(self.c("dim", text))
         elif kind == "plan_update":
             self.ts(self.c("magenta", "plan"))
             if msg.get("explanation"):

@@ -268,3 +268,18 @@ def test_cancel_during_a_slow_mcp_tool_call(codex_home, workdir, model, tmp_path
         assert cancels and cancels[0]["params"]["requestId"] == call["id"]
     finally:
         assert c.close(timeout=20) == 0
+
+
+def test_codex_exec_shows_mcp_results(codex_home, workdir, model):
+    write_config(codex_home, model, extra=_sdk_server_config("sdk"))
+    model.enqueue(Turn().function_call("sdk__echo", {"text": "line one\nline two"}, call_id="e1"), Turn().text("echoed"))
+    out = subprocess.run([sys.executable, str(REPO / "codex.py"), "exec", "--color", "never", "echo something"],
+                         capture_output=True, text=True, timeout=120, cwd=str(workdir),
+                         env=dict(os.environ, CODEX_HOME=str(codex_home)))
+    assert out.returncode == 0, out.stderr
+    both = out.stdout + out.stderr
+    assert 'sdk.echo({"text":"line one\\nline two"})' in both
+    assert "sdk.echo success in" in both
+    shown = both[both.index("sdk.echo success in"):]
+    assert "line one\n" in shown and "line two\n" in shown
+    assert out.stdout.strip().endswith("echoed")
