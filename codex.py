@@ -5025,7 +5025,7 @@ class McpConnectionManager(object):
         self._lock = threading.Lock()
         self._started = False
 
-    def start(self, include_disabled=False):
+    def start(self, include_disabled=False, wait_required=True):
         """Start every enabled server in its own thread; wait only for `required` ones."""
         if self._started:
             return self
@@ -5049,7 +5049,7 @@ class McpConnectionManager(object):
             else:
                 threading.Thread(target=client.start, name="mcp-start-%s" % name, daemon=True).start()
         for name, client in sorted(self._clients.items()):
-            if client.spec.get("required"):
+            if wait_required and client.spec.get("required"):
                 client.done.wait(client.startup_timeout() + 5)
                 if client.state != "ready":
                     raise McpError(
@@ -5181,7 +5181,7 @@ def _mcp_list(cfg, as_json=False):
     """Start every configured server, wait for them, print status and tool counts."""
     mgr = McpConnectionManager(cfg)
     try:
-        mgr.start()
+        mgr.start(wait_required=False)  # a failed required server is listed, not fatal here
         mgr.wait_ready(MCP_STARTUP_TIMEOUT_MAX + 5)
         rows = mgr.status()
     finally:

@@ -436,10 +436,12 @@ env = { FOO = "from-config" }
 [mcp_servers.crash]
 command = %s
 args = ["-c", "import sys; sys.stderr.write('kaput\\\\n'); sys.exit(4)"]
+required = true
 
 [mcp_servers.off]
 command = "nothing"
 enabled = false
+required = true
 """ % (py, json.dumps(SDK_SERVER[0]), py))
     out = run_codex("mcp", "list")
     assert out.returncode == 0, out.stderr
