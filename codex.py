@@ -4397,7 +4397,6 @@ def _cmd_sandbox_check(args, cfg_loader):
 #   mgr.shutdown()       # closes stdin, then SIGTERM, then SIGKILL, every server in parallel
 #   format_mcp_result_for_model(result) -> str       # the function_call_output text
 #   format_mcp_result_for_display(result, max_lines=5) -> [str]   # lines for the UIs
-#   mcp_tool_to_openai(qualified_name, tool) -> a Responses `function` tool definition
 #
 # JSON-RPC 2.0 framing (newline-delimited, one object per line) is JsonRpcConnection, also
 # used by the MCP server front end (§19).
@@ -4661,17 +4660,6 @@ def sanitize_input_schema(schema):
     if out.get("type") == "object" and not isinstance(out.get("properties"), dict):
         out["properties"] = {}
     return out
-
-
-def mcp_tool_to_openai(qualified_name, tool):
-    """A Responses API `function` tool for one MCP tool (strict off, schema as given)."""
-    return {
-        "type": "function",
-        "name": qualified_name,
-        "description": tool.get("description") or "",
-        "strict": False,
-        "parameters": sanitize_input_schema(tool.get("inputSchema")),
-    }
 
 
 def _mcp_block_summary(block):

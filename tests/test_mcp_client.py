@@ -65,8 +65,6 @@ def test_schema_passes_through_unchanged():
     assert codex.sanitize_input_schema({"type": "object"}) == {"type": "object", "properties": {}}
     assert codex.sanitize_input_schema(None) == {"type": "object", "properties": {}}
     assert codex.sanitize_input_schema({"properties": {}})["type"] == "object"
-    tool = codex.mcp_tool_to_openai("a__b", {"name": "b", "description": "d", "inputSchema": schema})
-    assert tool == {"type": "function", "name": "a__b", "description": "d", "strict": False, "parameters": schema}
 
 
 def test_result_formatting():
