@@ -6957,6 +6957,11 @@ def _json_type_name(value):
     return {str: "string", dict: "object", list: "array", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+def _toml_string(text):
+    """A TOML basic string: JSON's escapes, but no surrogate pairs and DEL escaped."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _toml_value(value):
     """A JSON value written as a TOML literal (for `config` entries, applied like -c)."""
     if isinstance(value, bool):
@@ -6964,11 +6969,11 @@ def _toml_value(value):
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+        return _toml_string(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join("%s = %s" % (json.dumps(str(k)), _toml_value(v)) for k, v in value.items() if v is not None) + "}"
+        return "{" + ", ".join("%s = %s" % (_toml_string(str(k)), _toml_value(v)) for k, v in value.items() if v is not None) + "}"
     raise ToolInputError("Failed to parse configuration for Codex tool: unsupported value %r" % (value,))
 
 

@@ -62,6 +62,10 @@ def test_codex_tool_arguments():
                    'shell_environment_policy={"inherit" = "core", "exclude" = ["A*"]}']
     for item in cli:  # every override is what `-c` accepts
         codex.parse_config_override(item)
+    odd = 'emoji \U0001F600 tab\t quote" back\\ del\x7f nl\n'
+    _, cli, _ = codex.parse_codex_tool_arguments({"prompt": "p", "config": {"instructions": odd, "a.b": {"k y": [1, 2.5, True]}}})
+    assert codex.parse_config_override(cli[0]) == (["a", "b"], {"k y": [1, 2.5, True]})
+    assert codex.parse_config_override(cli[1]) == (["instructions"], odd)
 
 
 def test_seed_004_fields_are_accepted():
