@@ -283,3 +283,29 @@ def test_codex_exec_shows_mcp_results(codex_home, workdir, model):
     shown = both[both.index("sdk.echo success in"):]
     assert "line one\n" in shown and "line two\n" in shown
     assert out.stdout.strip().endswith("echoed")
+
+
+def test_slow_server_does_not_block_the_first_turn(codex_home, workdir, model):
+    raw = str(SUPPORT / "mcp_raw_server.py")
+    slow = "import runpy, sys, time; time.sleep(3); sys.argv = [%r]; runpy.run_path(%r, run_name='__main__')" % (raw, raw)
+    write_config(codex_home, model, extra="[mcp_servers.late]\ncommand = %s\nargs = [\"-c\", %s]\nstartup_timeout_sec = 20\n"
+                 % (json.dumps(sys.executable), json.dumps(slow)))
+    model.enqueue(Turn().text("first"), Turn().text("second"))
+    c = RawMcpClient([sys.executable, str(REPO / "codex.py"), "mcp"], env=dict(os.environ, CODEX_HOME=str(codex_home)),
+                     cwd=str(workdir))
+    try:
+        c.initialize()
+        began = time.monotonic()
+        first = c.call("tools/call", {"name": "codex", "arguments": {"prompt": "quick"}}, timeout=30)["result"]
+        assert first["content"][0]["text"] == "first"
+        assert time.monotonic() - began < 2.5  # the server needs 3 s to start
+        names = [t.get("name") for t in model.model_requests()[0].body["tools"]]
+        assert "late__hello" not in names
+        time.sleep(max(0.0, began + 4.5 - time.monotonic()))
+        sid = first["structuredContent"]["sessionId"]
+        second = c.call("tools/call", {"name": "codex-reply", "arguments": {"sessionId": sid, "prompt": "now"}}, timeout=30)
+        assert second["result"]["content"][0]["text"] == "second"
+        names = [t.get("name") for t in model.model_requests()[1].body["tools"]]
+        assert "late__hello" in names  # it joined the session when it became ready
+    finally:
+        c.close()
