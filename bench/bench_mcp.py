@@ -122,6 +122,29 @@ def bench_server(n, concurrent):
             "concurrent_wall_ms": round(t_conc * 1000)}
 
 
+def bench_server_real(n):
+    """`codex mcp` with the real Session against the scripted model server (loopback HTTP)."""
+    import os
+    import tempfile
+
+    from support.model_server import ModelServer, Turn
+
+    with ModelServer(default=Turn().text("ok")) as model:
+        home = tempfile.mkdtemp()
+        Path(home, "config.toml").write_text(
+            'model = "gpt-5"\nmodel_provider = "mock"\napproval_policy = "never"\nsandbox_mode = "read-only"\n'
+            '[model_providers.mock]\nname = "mock"\nbase_url = "%s"\nwire_api = "responses"\n' % model.url)
+        c = RawMcpClient([sys.executable, str(REPO / "codex.py"), "mcp"], env=dict(os.environ, CODEX_HOME=home), cwd=home)
+        c.initialize()
+        lat = []
+        for i in range(n):
+            t = time.monotonic()
+            c.call("tools/call", {"name": "codex", "arguments": {"prompt": "p%d" % i}}, timeout=60)
+            lat.append(time.monotonic() - t)
+        c.close()
+    return {"calls": n, "codex_call_p50_ms": round(pct(lat, 50) * 1000, 1), "codex_call_p95_ms": round(pct(lat, 95) * 1000, 1)}
+
+
 def main():
     quick = "--quick" in sys.argv
     n = 50 if quick else 300
@@ -132,6 +155,7 @@ def main():
         "calls_sdk_server": bench_calls("mcp SDK 2.x", [SDK], "echo", {"text": "x"}, n),
         "calls_sdk_server_4_threads": bench_calls("mcp SDK 2.x", [SDK], "echo", {"text": "x"}, n, threads=4),
         "codex_mcp_server_scripted_session": bench_server(20 if quick else 100, 10),
+        "codex_mcp_server_real_session": bench_server_real(10 if quick else 40),
     }
     for key, value in results.items():
         print("%-36s %s" % (key, json.dumps(value)))
