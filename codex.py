@@ -7437,6 +7437,9 @@ def run_mcp_server(args, cfg_loader, session_factory=None):
         merged.update({k: v for k, v in fields.items() if v is not None})
         return load_config(ConfigOverrides(**merged), overrides + list(cli), strict=strict)
 
+    if sys.stdin.isatty():
+        sys.stderr.write("codex mcp: serving MCP over stdin/stdout (JSON-RPC, one message per line); "
+                         "run it from an MCP client, e.g. `npx @modelcontextprotocol/inspector codex mcp`. Ctrl-D stops.\n")
     # The protocol owns the real stdout; anything else that prints (a stray print, a
     # child process inheriting fd 1) goes to stderr instead of corrupting the stream.
     out = os.fdopen(os.dup(1), "wb")

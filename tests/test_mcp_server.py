@@ -451,3 +451,14 @@ def test_sdk_early_1x_client_without_elicitation(codex_home, tmp_path):
     assert got["sdk"].startswith("1.9.")
     assert got["protocolVersion"] == "2025-03-26"  # the client's version, echoed
     assert _check_sdk_run(got) == "decision: denied"  # it cannot answer elicitation/create
+
+
+def test_a_terminal_gets_a_hint(codex_home):
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(sys.executable, [str(REPO / "codex.py"), "mcp"], env=dict(os.environ, CODEX_HOME=str(codex_home)),
+                          timeout=20, encoding="utf-8")
+    child.expect("serving MCP over stdin/stdout")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
