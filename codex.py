@@ -1031,6 +1031,8 @@ def _mask_key(key):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
+#   take_sandbox_notices() -> [str]   (§12) one-time warnings for the user (e.g. ".git cannot be made
+#       read-only here"); front ends show them once, e.g. as a background event.
 #
 # Deliberate differences from upstream (docs/sandbox.md has the list):
 #   * known-safe commands skip the question but still run sandboxed (upstream ran them
@@ -1234,7 +1236,7 @@ def _command_plan(argv, cfg, approved_for_session, escalated=False):
     if approved_for_session and key in approved_for_session:
         return "auto-approve", False, "approved for this session"
     full = sandbox.is_unrestricted()
-    available = full or sandbox_available()
+    available = full or sandbox_available(getattr(cfg, "codex_home", None))
     if is_known_safe_command(argv):
         # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
         if available:
@@ -2225,10 +2227,10 @@ _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-on
 _NETWORK_FAILURE_RE = re.compile(
     r"could not resolve host|temporary failure in name resolution|name or service not known|"
     r"network is unreachable|failed to connect|couldn't connect|connection refused|getaddrinfo", re.I)
-#: paths quoted in common error messages: `touch: cannot touch 'X': ...`, `bash: X: ...`
+#: paths named in common error messages: `touch: cannot touch 'X': ...`, `bash: line 1: X: ...`
 _DENIED_PATH_RES = (
-    re.compile(r"['\u2018`\"](/[^'\u2019`\"\n]*)['\u2019`\"]\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I),
-    re.compile(r"(?:^|\s)(/[^\s:'\"]+)\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I | re.M),
+    re.compile(r"['\u2018`\"]([^'\u2019`\"\n]+)['\u2019`\"]\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I),
+    re.compile(r"(?:^|\s)([^\s:'\"]+)\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I | re.M),
     re.compile(r"(?:open|opening|write|writing|create|creating)\s+['\"]?(/[^\s:'\"]+)", re.I),
 )
 
@@ -2355,13 +2357,14 @@ def _classify_helper_failure(exit_code, stderr):
     return None
 
 
-def looks_like_sandbox_denial(result, policy, policy_cwd, home=None):
+def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd=None):
     """Whether a failed sandboxed run failed because of the sandbox (not just any non-zero exit).
 
     A denial shows as EACCES/EPERM/EROFS text naming a path the policy does not let the
     command write, as a network error while the network is off, or as death by SIGSYS.
     Exit 0, 124 (timeout), 126/127 (not executable / not found) and plain failures without
-    such text are not denials (upstream #4859, #18711).
+    such text are not denials (upstream #4859, #18711); neither is EACCES on a path the
+    policy lets the command write (a chmod 444 file in the workspace).
     """
     if result.exit_code == 0 or result.timed_out or result.cancelled or result.sandbox_type is None:
         return False
@@ -2375,6 +2378,8 @@ def looks_like_sandbox_denial(result, policy, policy_cwd, home=None):
     paths = []
     for rx in _DENIED_PATH_RES:
         paths.extend(m.group(1) for m in rx.finditer(text))
+    base = str(command_cwd or policy_cwd)
+    paths = [p if os.path.isabs(p) else os.path.join(base, p) for p in paths]
     if not paths:
         return True  # a denial message without a path we can check: assume the sandbox
     return any(not policy.is_path_writable(p, policy_cwd, home) for p in paths)
@@ -2473,7 +2478,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     if sandbox_type is not None:
         result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
-            result, policy, cfg.cwd, getattr(cfg, "codex_home", None))
+            result, policy, cfg.cwd, getattr(cfg, "codex_home", None), cwd)
     return result
 
 
