@@ -29,7 +29,8 @@ Contents (each section uses only the sections above it):
     §09 Tools: definitions and the shell tool
     §10 apply_patch: grammar, matching, applying
     §11 Safety: known-safe commands and approval decisions
-    §12 Sandbox: policies, the Linux helper, Seatbelt
+    §12a Sandbox: policies, protected paths, Seatbelt
+    §12b Sandbox: the Linux helper
     §13 Exec: running a command
     §14 MCP client
     §15 Agent: instructions and the turn loop
@@ -2727,7 +2728,7 @@ def apply_patch(text, cwd):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
-#   take_sandbox_notices() -> [str]   (§12) one-time warnings for the user (e.g. ".git cannot be made
+#   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
 #       read-only here"); front ends show them once, e.g. as a background event.
 #
 # Deliberate differences from upstream (docs/sandbox.md has the list):
@@ -2973,76 +2974,18 @@ def assess_patch_safety(paths, cfg):
 
 
 ###############################################################################
-# §12 Sandbox: policies, the Linux helper, Seatbelt
+# §12a Sandbox: policies, protected paths, Seatbelt
 ###############################################################################
 
 # Owner: the sandbox issue (#3).
 #
-# A SandboxPolicy says what a command may write and whether it may use the network.  On
-# Linux a helper process applies it to itself and then execs the command, so the command's
-# pid, exit code and signals are its own.  The helper is sandbox_helpers/codex-linux-sandbox.c
-# (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
-# where no compiled helper fits the machine, codex re-executes itself as the same helper
-# written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
-#
-#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
-#   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
-#
-#   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
-#   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
-#                     $CODEX_HOME, .codex inside writable roots)
-#   --ro-mounts       in that namespace every mount is read-only except the writable roots:
-#                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
-#   --network         leave the network alone (no socket rules in seccomp or Landlock)
-#   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
-#
-# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
-# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
-# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
-# executed gives 127 (not found) or 126, like a shell.
-#
-# On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec.
+# A SandboxPolicy says what a command may write and whether it may use the network; the
+# paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
+# here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
+# Linux the helper of §12b applies it.
 
-#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
-HELPER_EXIT_CODES = {
-    120: "setup failed (prctl or closing file descriptors)",
-    121: "bad helper arguments",
-    122: "Landlock is unavailable or could not be enforced",
-    123: "seccomp could not be installed",
-    125: "the read-only mounts (.git, $CODEX_HOME) could not be set up",
-}
-HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
-HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
-_SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
 SEATBELT_EXECUTABLE = "/usr/bin/sandbox-exec"  #: absolute on purpose: never a PATH lookup
 SANDBOX_TYPE_NAMES = {"linux": "LinuxSeccomp", "linux-python": "LinuxSeccomp", "seatbelt": "MacosSeatbelt"}
-
-#: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
-LANDLOCK_FS = {
-    "execute": 1 << 0, "write_file": 1 << 1, "read_file": 1 << 2, "read_dir": 1 << 3,
-    "remove_dir": 1 << 4, "remove_file": 1 << 5, "make_char": 1 << 6, "make_dir": 1 << 7,
-    "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
-    "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
-}
-LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know
-_LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
-_LANDLOCK_FILE_RIGHTS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15)  #: rights a file (not dir) rule may hold
-_LANDLOCK_READ = (1 << 0) | (1 << 2) | (1 << 3)  #: execute + read_file + read_dir
-_LANDLOCK_NET_TCP = (1 << 0) | (1 << 1)  #: bind_tcp + connect_tcp (ABI 4)
-_LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
-_SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
-
-#: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
-#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
-#: command owns the user namespace the read-only binds live in)
-SECCOMP_ALWAYS_DENIED = (
-    "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
-    "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
-    "fsconfig", "fsmount", "fspick", "pivot_root",
-)
-#: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
-SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
-_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
 
 #: directories not searched for nested repositories (large, and never repos themselves)
 _NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
@@ -3291,6 +3234,141 @@ def take_sandbox_notices():
     return out
 
 
+# -- macOS Seatbelt -------------------------------------------------------------------------
+
+#: the fixed part of every Seatbelt profile: deny by default, let the command run and fork,
+#: read the sysctls common tools need, and use POSIX semaphores (Python multiprocessing)
+SEATBELT_BASE_POLICY = """(version 1)
+(deny default)
+(allow process-exec)
+(allow process-fork)
+(allow signal (target self))
+(allow file-write-data
+  (require-all (path "/dev/null") (vnode-type CHARACTER-DEVICE)))
+(allow sysctl-read
+  (sysctl-name "hw.activecpu") (sysctl-name "hw.busfrequency_compat") (sysctl-name "hw.byteorder")
+  (sysctl-name "hw.cacheconfig") (sysctl-name "hw.cachelinesize_compat") (sysctl-name "hw.cpufamily")
+  (sysctl-name "hw.cpufrequency_compat") (sysctl-name "hw.cputype") (sysctl-name "hw.l1dcachesize_compat")
+  (sysctl-name "hw.l1icachesize_compat") (sysctl-name "hw.l2cachesize_compat") (sysctl-name "hw.l3cachesize_compat")
+  (sysctl-name "hw.logicalcpu_max") (sysctl-name "hw.machine") (sysctl-name "hw.ncpu") (sysctl-name "hw.nperflevels")
+  (sysctl-name "hw.memsize") (sysctl-name "hw.pagesize") (sysctl-name "hw.pagesize_compat")
+  (sysctl-name "hw.physicalcpu") (sysctl-name "hw.physicalcpu_max") (sysctl-name "hw.logicalcpu")
+  (sysctl-name "hw.tbfrequency_compat") (sysctl-name "hw.vectorunit")
+  (sysctl-name "kern.hostname") (sysctl-name "kern.maxfilesperproc") (sysctl-name "kern.osproductversion")
+  (sysctl-name "kern.osrelease") (sysctl-name "kern.ostype") (sysctl-name "kern.osvariant_status")
+  (sysctl-name "kern.osversion") (sysctl-name "kern.secure_kernel") (sysctl-name "kern.usrstack64")
+  (sysctl-name "kern.version") (sysctl-name "sysctl.proc_cputype")
+  (sysctl-name-prefix "hw.optional.") (sysctl-name-prefix "hw.perflevel"))
+(allow ipc-posix-sem)"""
+#: what the network section adds when the policy allows the network
+SEATBELT_NETWORK_POLICY = "(allow network-outbound)\n(allow network-inbound)\n(allow system-socket)"
+
+
+def seatbelt_profile(policy, cwd, home=None, environ=None):
+    """Return (profile text, [(param name, value)]) for `policy`; paths go in as -D params."""
+    parts = [SEATBELT_BASE_POLICY, "(allow file-read*)"]
+    params = []
+    if policy.is_unrestricted():
+        parts.append('(allow file-write* (regex #"^/"))')
+    else:
+        roots = policy.writable_roots_for(cwd, environ)
+        clauses = []
+        ro_all = protected_paths(roots, cwd, home) if roots else []
+        for i, root in enumerate(roots):
+            name = "WRITABLE_ROOT_%d" % i
+            params.append((name, str(root)))
+            ro = [p for p in ro_all if _is_within(p, str(root)) and p != str(root)]
+            if not ro:
+                clauses.append('(subpath (param "%s"))' % name)
+                continue
+            nots = []
+            for j, sub in enumerate(ro):
+                sub_name = "%s_RO_%d" % (name, j)
+                params.append((sub_name, sub))
+                nots.append('(require-not (subpath (param "%s")))' % sub_name)
+            clauses.append('(require-all (subpath (param "%s")) %s)' % (name, " ".join(nots)))
+        if clauses:
+            parts.append("(allow file-write*\n  %s)" % "\n  ".join(clauses))
+    if policy.has_network():
+        parts.append(SEATBELT_NETWORK_POLICY)
+    return "\n".join(parts) + "\n", params
+
+
+def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
+    """The sandbox-exec command line for argv under policy."""
+    profile, params = seatbelt_profile(policy, cwd, home, environ)
+    return ([SEATBELT_EXECUTABLE, "-p", profile] + ["-D%s=%s" % (k, v) for k, v in params]
+            + ["--"] + [str(a) for a in argv])
+
+
+###############################################################################
+# §12b Sandbox: the Linux helper
+###############################################################################
+
+# Owner: the sandbox issue (#3).
+#
+# On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
+# command, so the command's pid, exit code and signals are its own.  The helper is
+# sandbox_helpers/codex-linux-sandbox.c
+# (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
+# where no compiled helper fits the machine, codex re-executes itself as the same helper
+# written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
+#
+#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
+#   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
+#
+#   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
+#   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
+#                     $CODEX_HOME, .codex inside writable roots)
+#   --ro-mounts       in that namespace every mount is read-only except the writable roots:
+#                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
+#   --network         leave the network alone (no socket rules in seccomp or Landlock)
+#   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
+#
+# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
+# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
+# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
+# executed gives 127 (not found) or 126, like a shell.
+
+#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
+HELPER_EXIT_CODES = {
+    120: "setup failed (prctl or closing file descriptors)",
+    121: "bad helper arguments",
+    122: "Landlock is unavailable or could not be enforced",
+    123: "seccomp could not be installed",
+    125: "the read-only mounts (.git, $CODEX_HOME) could not be set up",
+}
+HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
+HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
+_SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
+
+#: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
+LANDLOCK_FS = {
+    "execute": 1 << 0, "write_file": 1 << 1, "read_file": 1 << 2, "read_dir": 1 << 3,
+    "remove_dir": 1 << 4, "remove_file": 1 << 5, "make_char": 1 << 6, "make_dir": 1 << 7,
+    "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
+    "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
+}
+LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know
+_LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
+_LANDLOCK_FILE_RIGHTS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15)  #: rights a file (not dir) rule may hold
+_LANDLOCK_READ = (1 << 0) | (1 << 2) | (1 << 3)  #: execute + read_file + read_dir
+_LANDLOCK_NET_TCP = (1 << 0) | (1 << 1)  #: bind_tcp + connect_tcp (ABI 4)
+_LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
+_SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
+
+#: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
+#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
+#: command owns the user namespace the read-only binds live in)
+SECCOMP_ALWAYS_DENIED = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
+    "fsconfig", "fsmount", "fspick", "pivot_root",
+)
+#: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
+SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
+_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
+
 # -- finding and extracting the compiled helper ---------------------------------------------
 
 
@@ -3514,73 +3592,6 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     if _DARWIN:
         return seatbelt_argv(argv, policy, policy_cwd, home), {"CODEX_SANDBOX": "seatbelt"}, "seatbelt"
     raise SandboxError("no sandbox exists for %s; use -s danger-full-access to run commands unsandboxed" % sys.platform)
-
-
-# -- macOS Seatbelt -------------------------------------------------------------------------
-
-#: the fixed part of every Seatbelt profile: deny by default, let the command run and fork,
-#: read the sysctls common tools need, and use POSIX semaphores (Python multiprocessing)
-SEATBELT_BASE_POLICY = """(version 1)
-(deny default)
-(allow process-exec)
-(allow process-fork)
-(allow signal (target self))
-(allow file-write-data
-  (require-all (path "/dev/null") (vnode-type CHARACTER-DEVICE)))
-(allow sysctl-read
-  (sysctl-name "hw.activecpu") (sysctl-name "hw.busfrequency_compat") (sysctl-name "hw.byteorder")
-  (sysctl-name "hw.cacheconfig") (sysctl-name "hw.cachelinesize_compat") (sysctl-name "hw.cpufamily")
-  (sysctl-name "hw.cpufrequency_compat") (sysctl-name "hw.cputype") (sysctl-name "hw.l1dcachesize_compat")
-  (sysctl-name "hw.l1icachesize_compat") (sysctl-name "hw.l2cachesize_compat") (sysctl-name "hw.l3cachesize_compat")
-  (sysctl-name "hw.logicalcpu_max") (sysctl-name "hw.machine") (sysctl-name "hw.ncpu") (sysctl-name "hw.nperflevels")
-  (sysctl-name "hw.memsize") (sysctl-name "hw.pagesize") (sysctl-name "hw.pagesize_compat")
-  (sysctl-name "hw.physicalcpu") (sysctl-name "hw.physicalcpu_max") (sysctl-name "hw.logicalcpu")
-  (sysctl-name "hw.tbfrequency_compat") (sysctl-name "hw.vectorunit")
-  (sysctl-name "kern.hostname") (sysctl-name "kern.maxfilesperproc") (sysctl-name "kern.osproductversion")
-  (sysctl-name "kern.osrelease") (sysctl-name "kern.ostype") (sysctl-name "kern.osvariant_status")
-  (sysctl-name "kern.osversion") (sysctl-name "kern.secure_kernel") (sysctl-name "kern.usrstack64")
-  (sysctl-name "kern.version") (sysctl-name "sysctl.proc_cputype")
-  (sysctl-name-prefix "hw.optional.") (sysctl-name-prefix "hw.perflevel"))
-(allow ipc-posix-sem)"""
-#: what the network section adds when the policy allows the network
-SEATBELT_NETWORK_POLICY = "(allow network-outbound)\n(allow network-inbound)\n(allow system-socket)"
-
-
-def seatbelt_profile(policy, cwd, home=None, environ=None):
-    """Return (profile text, [(param name, value)]) for `policy`; paths go in as -D params."""
-    parts = [SEATBELT_BASE_POLICY, "(allow file-read*)"]
-    params = []
-    if policy.is_unrestricted():
-        parts.append('(allow file-write* (regex #"^/"))')
-    else:
-        roots = policy.writable_roots_for(cwd, environ)
-        clauses = []
-        ro_all = protected_paths(roots, cwd, home) if roots else []
-        for i, root in enumerate(roots):
-            name = "WRITABLE_ROOT_%d" % i
-            params.append((name, str(root)))
-            ro = [p for p in ro_all if _is_within(p, str(root)) and p != str(root)]
-            if not ro:
-                clauses.append('(subpath (param "%s"))' % name)
-                continue
-            nots = []
-            for j, sub in enumerate(ro):
-                sub_name = "%s_RO_%d" % (name, j)
-                params.append((sub_name, sub))
-                nots.append('(require-not (subpath (param "%s")))' % sub_name)
-            clauses.append('(require-all (subpath (param "%s")) %s)' % (name, " ".join(nots)))
-        if clauses:
-            parts.append("(allow file-write*\n  %s)" % "\n  ".join(clauses))
-    if policy.has_network():
-        parts.append(SEATBELT_NETWORK_POLICY)
-    return "\n".join(parts) + "\n", params
-
-
-def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
-    """The sandbox-exec command line for argv under policy."""
-    profile, params = seatbelt_profile(policy, cwd, home, environ)
-    return ([SEATBELT_EXECUTABLE, "-p", profile] + ["-D%s=%s" % (k, v) for k, v in params]
-            + ["--"] + [str(a) for a in argv])
 
 
 # -- the Python helper (fallback when no compiled helper fits) ------------------------------
@@ -6404,7 +6415,7 @@ def _is_debug(argv):
 def main(argv=None):
     """Entry point: parse argv, dispatch to the subcommand, map errors to exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12)
+    if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12b)
         return _sandbox_helper_main(argv[1:])
     if argv in (["--version"], ["-V"]):  # the fast path: no argparse, no config
         sys.stdout.write("codex %s\n" % __version__)

@@ -1,4 +1,4 @@
-"""§12 Sandbox: policies, protected paths, Seatbelt profiles, the helper's extraction and probe,
+"""§12a/§12b Sandbox: policies, protected paths, Seatbelt profiles, the helper's extraction and probe,
 `codex debug landlock` and `codex sandbox --check`."""
 import hashlib
 import json
