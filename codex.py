@@ -3349,10 +3349,12 @@ LANDLOCK_FS = {
     "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
     "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
 }
-LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know
+LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know (6 and 7 add no file-system right)
+#: file-system rights each ABI handles: 1 up to make_sym, 2 adds refer, 3 truncate, 5 ioctl_dev
 _LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
-_LANDLOCK_FILE_RIGHTS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15)  #: rights a file (not dir) rule may hold
-_LANDLOCK_READ = (1 << 0) | (1 << 2) | (1 << 3)  #: execute + read_file + read_dir
+_LANDLOCK_FILE_RIGHTS = (LANDLOCK_FS["execute"] | LANDLOCK_FS["write_file"] | LANDLOCK_FS["read_file"]
+                         | LANDLOCK_FS["truncate"] | LANDLOCK_FS["ioctl_dev"])  #: rights a rule on a file may hold
+_LANDLOCK_READ = LANDLOCK_FS["execute"] | LANDLOCK_FS["read_file"] | LANDLOCK_FS["read_dir"]  #: what "/" gets
 _LANDLOCK_NET_TCP = (1 << 0) | (1 << 1)  #: bind_tcp + connect_tcp (ABI 4)
 _LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
 _SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
@@ -3678,7 +3680,7 @@ def _apply_landlock(libc, writable, network):
     abi, reason = _landlock_abi(libc)
     if abi < 1:
         _helper_fail(122, "Landlock is unavailable: %s" % reason)
-    fs = _LANDLOCK_FS_BY_ABI.get(abi, (1 << 16) - 1)
+    fs = _LANDLOCK_FS_BY_ABI.get(abi, (1 << 16) - 1)  # ABI 5..7 and newer: every right we know
     attr = RulesetAttr(fs, 0, 0)
     size = 8
     if abi >= 4:
@@ -4024,6 +4026,7 @@ class _CappedBuffer(object):
         self.dropped = 0
 
     def add(self, data):
+        """Append a chunk."""
         room = self.half - len(self.head)
         if room > 0:
             self.head += data[:room]
@@ -4036,6 +4039,7 @@ class _CappedBuffer(object):
                 del self.tail[:cut]
 
     def text(self):
+        """Everything kept, decoded (invalid UTF-8 replaced), with a note where bytes were dropped."""
         tail = bytes(self.tail)
         if len(tail) > self.half:
             self.dropped += len(tail) - self.half
@@ -4053,6 +4057,14 @@ def _kill_group(proc, sig=None):
         os.killpg(proc.pid, sig or signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _has_exited(proc):
+    """Whether the command's process has exited, without reaping it (waitid WNOWAIT)."""
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def _classify_helper_failure(exit_code, stderr):
@@ -4129,7 +4141,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     timed_out = cancelled = False
     exited_at = None
     try:
-        while sel.get_map():
+        while True:
             now = time.monotonic()
             if not timed_out and not cancelled:
                 if now >= deadline:
@@ -4138,15 +4150,16 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                 elif cancel is not None and cancel.is_set():
                     cancelled = True
                     _kill_group(proc)
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and _has_exited(proc):
                 exited_at = now
             if exited_at is not None:
+                if not sel.get_map():
+                    break
                 if now - exited_at > _LEFTOVER_GRACE_SECONDS:
                     _kill_group(proc)  # background children still hold the pipes
                 if now - exited_at > _LEFTOVER_GRACE_SECONDS + 1.0:
                     break  # a child that left the group (setsid) keeps them: stop reading
-            wait = max(0.01, min(0.05, deadline - now))
-            for key, _ in sel.select(wait):
+            for key, _ in sel.select(max(0.01, min(0.05, deadline - now))):
                 try:
                     data = os.read(key.fileobj.fileno(), _READ_CHUNK)
                 except OSError:
@@ -4159,12 +4172,9 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                 if on_output is not None and deltas[0] < MAX_OUTPUT_DELTAS:
                     deltas[0] += 1
                     on_output(key.data, data)
-        try:
-            status = proc.wait(timeout=max(0.1, deadline - time.monotonic()) if not timed_out else 5)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-            status = proc.wait()
+        # the leader is exited but not reaped yet, so its group id cannot belong to anyone else
+        _kill_group(proc)  # anything that outlived the command in its group
+        status = proc.wait()
     except BaseException:
         _kill_group(proc)  # KeyboardInterrupt and friends: never leave the group running
         proc.wait()
@@ -4173,7 +4183,6 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         sel.close()
         proc.stdout.close()
         proc.stderr.close()
-    _kill_group(proc)  # anything that outlived the command in its group
     duration = time.monotonic() - start
     exit_code = 128 - status if status < 0 else status
     if timed_out:

@@ -350,3 +350,14 @@ def test_eacces_on_a_writable_path_is_not_a_denial(tmp_path):
     r.sandbox_type = None
     r.stderr = "Permission denied"
     assert not codex.looks_like_sandbox_denial(r, policy, cfg.cwd, None, cfg.cwd)  # unsandboxed runs never are
+
+
+def test_timeout_and_cancel_after_the_command_closed_its_pipes(tmp_path):
+    cfg = make_cfg(tmp_path)
+    t0 = time.monotonic()
+    r = run(cfg, ["bash", "-c", "exec >&- 2>&-; sleep 30"], timeout_ms=300)
+    assert r.timed_out and r.exit_code == 124 and time.monotonic() - t0 < 5
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    r = run(cfg, ["bash", "-c", "exec >&- 2>&-; sleep 30"], cancel=cancel, timeout_ms=20000)
+    assert r.cancelled and time.monotonic() - t0 < 10
