@@ -2728,6 +2728,7 @@ def apply_patch(text, cwd):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
+#   describe_policy(cfg) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
 #   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
 #       read-only here"); front ends show them once, e.g. as a background event.
 #
@@ -2759,6 +2760,27 @@ SAFE_GIT_BRANCH_FLAGS = ("--list", "-l", "--show-current", "-a", "--all", "-r", 
 SCRIPT_SHELLS = ("bash", "zsh", "sh")
 #: the sed script forms allowed with `sed -n`: Np or M,Np
 _SED_PRINT_RE = re.compile(r"^\d+(,\d+)?p$")
+#: the presets front ends offer (/approvals, --help, docs/sandbox.md):
+#: name -> (approval_policy, sandbox_mode, network_access, what it means)
+APPROVAL_PRESETS = {
+    "read-only": ("on-request", "read-only", False, "reads anything; asks before writing or using the network"),
+    "auto": ("on-request", "workspace-write", False, "edits and runs commands in the workspace; asks for more"),
+    "full-auto": ("on-failure", "workspace-write", False, "like auto, and asks only when the sandbox stops a command"),
+    "full-access": ("never", "danger-full-access", True, "no sandbox and no questions (disposable machines only)"),
+}
+
+
+def describe_policy(cfg):
+    """One line for /status and `codex sandbox --check`: approval, sandbox, network and their sources."""
+    policy = SandboxPolicy.from_config(cfg)
+    src = getattr(cfg, "sources", {}) or {}
+    preset = next((name for name, (a, m, n, _) in APPROVAL_PRESETS.items()
+                   if (a, m, n) == (cfg.approval_policy, policy.mode, policy.has_network())), None)
+    return "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s%s" % (
+        cfg.approval_policy, src.get("approval_policy", "default"), policy.mode, src.get("sandbox_mode", "default"),
+        "on" if policy.has_network() else "off", " [preset %s]" % preset if preset else "")
+
+
 #: approval decisions for a command: assess_command_safety's answers
 COMMAND_DECISIONS = ("auto-approve", "ask-user", "reject")
 #: ExecOutcome.decision values
@@ -3019,7 +3041,10 @@ class SandboxPolicy(object):
         legacy = getattr(cfg, "sandbox_permissions", None)
         sources = getattr(cfg, "sources", {}) or {}
         if legacy is not None and sources.get("sandbox_mode", "default") == "default":
-            return cls.from_permissions(legacy, getattr(cfg, "codex_home", None))
+            policy = cls.from_permissions(legacy, getattr(cfg, "codex_home", None))
+            _notice("`sandbox_permissions` is deprecated; it now means sandbox_mode = %r%s: set sandbox_mode "
+                    "and [sandbox_workspace_write] instead" % (policy.mode, " with network" if policy.has_network() else ""))
+            return policy
         mode = cfg.sandbox_mode
         if mode != "workspace-write":
             return cls(mode)
@@ -3586,7 +3611,8 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 ro = []
             for p in ro:
                 out += ["--read-only", p]
-        if userns and probe_sandbox(home).get("mount_setattr") == "1":
+        # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
+        if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
         if policy.has_network():
             out.append("--network")
@@ -4369,11 +4395,7 @@ def sandbox_check_lines(home=None, cfg=None):
         lines.append(("fail", "platform", "no sandbox exists for %s: commands can only run with -s danger-full-access"
                       % sys.platform))
     if cfg is not None:
-        policy = SandboxPolicy.from_config(cfg)
-        src = getattr(cfg, "sources", {}) or {}
-        lines.append(("ok", "policy", "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s"
-                      % (cfg.approval_policy, src.get("approval_policy", "default"), policy.mode,
-                         src.get("sandbox_mode", "default"), "on" if policy.has_network() else "off")))
+        lines.append(("ok", "policy", describe_policy(cfg)))
     return lines
 
 

@@ -156,3 +156,24 @@ def test_patch_into_git_or_through_symlink_is_not_auto(tmp_path):
     os.symlink(str(tmp_path / "outside"), str(cfg.cwd / "link"))
     assert codex.assess_patch_safety([cfg.cwd / "link" / "x"], cfg) == "ask-user"
     assert codex.assess_patch_safety([cfg.cwd / "sub" / ".." / ".." / "x"], cfg) == "ask-user"
+
+
+def test_presets_match_cli_flags_and_describe(tmp_path):
+    """--full-auto and --yolo are the full-auto and full-access presets; describe_policy names them."""
+    import codex as c
+
+    args = c._parse_args(["--full-auto"])
+    home = tmp_path / "h"
+    home.mkdir()
+    cfg = c.load_config(c.ConfigOverrides(approval_policy="on-failure", sandbox_mode="workspace-write",
+                                          cwd=str(tmp_path)), [], home=home)
+    assert args.full_auto
+    assert c.APPROVAL_PRESETS["full-auto"][:3] == (cfg.approval_policy, cfg.sandbox_mode, False)
+    assert c.describe_policy(cfg) == ("approval_policy=on-failure (flag), sandbox_mode=workspace-write (flag), "
+                                      "network=off [preset full-auto]")
+    cfg = c.load_config(c.ConfigOverrides(dangerously_bypass=True, cwd=str(tmp_path)), [], home=home)
+    assert c.describe_policy(cfg).endswith("network=on [preset full-access]")
+    assert set(c.APPROVAL_PRESETS) == {"read-only", "auto", "full-auto", "full-access"}
+    doc = (c.Path(c.__file__).parent / "docs" / "sandbox.md").read_text()
+    for name in c.APPROVAL_PRESETS:
+        assert "`%s`" % name in doc

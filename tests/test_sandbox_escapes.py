@@ -530,3 +530,17 @@ def test_c_and_python_helpers_agree(tmp_path, monkeypatch, mode):
     codex._PROBE_CACHE.clear()
     assert results["c"] == results["python"]
     assert results["c"][1] is True and results["c"][3] is False
+
+
+def test_legacy_full_write_without_network(tmp_path, impl):
+    """`sandbox_permissions = ["disk-full-write-access"]`: writes anywhere, the network stays off."""
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.toml").write_text('sandbox_permissions = ["disk-full-read-access", "disk-full-write-access"]\n')
+    cfg = codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path)), [], home=home, environ={"HOME": str(tmp_path)})
+    target = tmp_path / "anywhere.txt"
+    codex._NOTICES_SEEN.clear()
+    r = codex.run_command(["bash", "-c", "echo x > %s && python3 -c 'import socket; socket.socket()'" % target],
+                          tmp_path, cfg, codex.build_command_env(cfg))
+    assert target.read_text() == "x\n" and r.exit_code != 0 and "Operation not permitted" in r.stderr
+    assert any("sandbox_permissions" in n for n in codex.take_sandbox_notices())
