@@ -4163,6 +4163,13 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    pidfd = None
+    if hasattr(os, "pidfd_open"):  # Linux 5.3+: the exit itself wakes select (no polling delay)
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+            sel.register(pidfd, selectors.EVENT_READ, "exit")
+        except OSError:
+            pidfd = None
     deadline = start + timeout_ms / 1000.0
     timed_out = cancelled = False
     exited_at = None
@@ -4179,13 +4186,18 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             if exited_at is None and _has_exited(proc):
                 exited_at = now
             if exited_at is not None:
+                if pidfd is not None and pidfd in sel.get_map():
+                    sel.unregister(pidfd)
                 if not sel.get_map():
                     break
                 if now - exited_at > _LEFTOVER_GRACE_SECONDS:
                     _kill_group(proc)  # background children still hold the pipes
                 if now - exited_at > _LEFTOVER_GRACE_SECONDS + 1.0:
                     break  # a child that left the group (setsid) keeps them: stop reading
-            for key, _ in sel.select(max(0.01, min(0.05, deadline - now))):
+            wait = max(0.001, min(0.05 if sel.get_map() else 0.002, deadline - now))
+            for key, _ in sel.select(wait):
+                if key.data == "exit":
+                    continue  # handled at the top of the loop
                 try:
                     data = os.read(key.fileobj.fileno(), _READ_CHUNK)
                 except OSError:
@@ -4207,6 +4219,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         raise
     finally:
         sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
         proc.stdout.close()
         proc.stderr.close()
     duration = time.monotonic() - start
@@ -4219,6 +4233,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                         timed_out, False, sandbox_type, None, cancelled, timeout_ms)
     if sandbox_type is not None:
         result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
+        if result.sandbox_error:
+            _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
             result, policy, cfg.cwd, getattr(cfg, "codex_home", None), cwd)
     return result
