@@ -2929,6 +2929,30 @@ def is_known_safe_command(argv):
     return False
 
 
+def _command_words(argv):
+    """The programs a known-safe argv runs: argv[0], or the shell and each script command's first word."""
+    argv = [str(a) for a in argv]
+    if len(argv) == 3 and argv[0].rpartition("/")[2] in SCRIPT_SHELLS and argv[1] in ("-lc", "-c"):
+        return [argv[0]] + [cmd[0] for cmd in parse_plain_script(argv[2]) or []]
+    return argv[:1]
+
+
+def _planted_program(argv, cfg):
+    """A program of argv that PATH resolves inside the workspace or a writable root, or None.
+
+    `ls` found in ./node_modules/.bin is not the system `ls`: it gets no known-safe pass.
+    """
+    import shutil  # startup budget: only when a command is assessed
+
+    path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
+    roots = [str(r) for r in SandboxPolicy.from_config(cfg).writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
+    for word in _command_words(argv):
+        found = word if "/" in word else shutil.which(word, path=path)
+        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
+            return word
+    return None
+
+
 def _approved_set(session_state):
     """The session's set of approved argv tuples (created on first use)."""
     if session_state is None:
@@ -2956,7 +2980,7 @@ def _command_plan(argv, cfg, approved_for_session, escalated=False):
         return "auto-approve", False, "approved for this session"
     full = sandbox.is_unrestricted()
     available = full or sandbox_available(getattr(cfg, "codex_home", None))
-    if is_known_safe_command(argv):
+    if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
         # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
         if available:
             return "auto-approve", not full, "known-safe command"
