@@ -2770,17 +2770,6 @@ APPROVAL_PRESETS = {
 }
 
 
-def describe_policy(cfg):
-    """One line for /status and `codex sandbox --check`: approval, sandbox, network and their sources."""
-    policy = SandboxPolicy.from_config(cfg)
-    src = getattr(cfg, "sources", {}) or {}
-    preset = next((name for name, (a, m, n, _) in APPROVAL_PRESETS.items()
-                   if (a, m, n) == (cfg.approval_policy, policy.mode, policy.has_network())), None)
-    return "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s%s" % (
-        cfg.approval_policy, src.get("approval_policy", "default"), policy.mode, src.get("sandbox_mode", "default"),
-        "on" if policy.has_network() else "off", " [preset %s]" % preset if preset else "")
-
-
 #: approval decisions for a command: assess_command_safety's answers
 COMMAND_DECISIONS = ("auto-approve", "ask-user", "reject")
 #: ExecOutcome.decision values
@@ -2794,8 +2783,17 @@ EXEC_DECISIONS = (
     "retry-approved",        # failed in the sandbox, the user allowed an unsandboxed retry
     "sandbox-failed",        # failed in the sandbox and was not retried
 )
-#: user answers to a question (ReviewDecision on the wire)
-REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")
+
+
+def describe_policy(cfg):
+    """One line for /status and `codex sandbox --check`: approval, sandbox, network and their sources."""
+    policy = SandboxPolicy.from_config(cfg)
+    src = getattr(cfg, "sources", {}) or {}
+    preset = next((name for name, (a, m, n, _) in APPROVAL_PRESETS.items()
+                   if (a, m, n) == (cfg.approval_policy, policy.mode, policy.has_network())), None)
+    return "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s%s" % (
+        cfg.approval_policy, src.get("approval_policy", "default"), policy.mode, src.get("sandbox_mode", "default"),
+        "on" if policy.has_network() else "off", " [preset %s]" % preset if preset else "")
 
 
 def _git_is_safe(argv):
@@ -3462,7 +3460,9 @@ def _install_helper(data, digest, home):
                 st = target.lstat()
                 if (st.st_uid == os.getuid() and (st.st_mode & 0o7777) == 0o700
                         and hashlib.sha256(target.read_bytes()).hexdigest() == digest):
-                    return target
+                    if os.access(str(target), os.X_OK):  # False on a noexec mount: try the next place
+                        return target
+                    continue
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             st = d.lstat()
             if st.st_uid != os.getuid() or st.st_mode & 0o022:
@@ -3475,7 +3475,8 @@ def _install_helper(data, digest, home):
             finally:
                 os.close(fd)
             os.replace(str(tmp), str(target))
-            return target
+            if os.access(str(target), os.X_OK):
+                return target
         except OSError:
             continue
     return None
