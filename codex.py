@@ -3362,12 +3362,14 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # where no compiled helper fits the machine, codex re-executes itself as the same helper
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
-#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
+#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
+#                       [--ro-mounts] [--network] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
 #   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
 #                     $CODEX_HOME, .codex inside writable roots)
+#   --hide FILE       in that namespace /dev/null (read-only) covers FILE ($CODEX_HOME/auth.json)
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
@@ -3389,6 +3391,7 @@ HELPER_EXIT_CODES = {
 HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
+HIDDEN_HOME_FILES = ("auth.json",)  #: $CODEX_HOME files a command sees as empty (they hold credentials)
 
 #: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
 LANDLOCK_FS = {
@@ -3640,6 +3643,11 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
+        if userns and home is not None:
+            for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
+                secret = os.path.join(str(home), name)
+                if os.path.isfile(secret):
+                    out += ["--hide", os.path.realpath(secret)]
         if policy.has_network():
             out.append("--network")
         return out + ["--"] + argv, {}, kind
@@ -3665,8 +3673,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "network": False, "probe": False, "command": [],
-            "ro_mounts": False}
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "network": False, "probe": False,
+            "command": [], "ro_mounts": False}
     i = 0
     while i < len(args):
         a = args[i]
@@ -3679,14 +3687,14 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
-        elif a in ("--cwd", "--writable", "--read-only"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
             if a == "--cwd":
                 opts["cwd"] = args[i]
             else:
-                opts["writable" if a == "--writable" else "read_only"].append(args[i])
+                opts[a[2:].replace("-", "_")].append(args[i])
         else:
             raise ValueError("unknown argument %r" % a)
         i += 1
@@ -3846,9 +3854,9 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
     """Enter a user+mount namespace; with ro_mounts make every mount read-only but the
-    writable roots; bind-mount each of `paths` read-only onto itself."""
+    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
@@ -3874,19 +3882,28 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=()):
             if _mount_setattr(libc, root, 0x8000, 0, 1) != 0 and _mount_setattr(libc, root, 0, 0, 1) != 0:
                 _helper_fail(125, "making writable %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
     for path in paths:
-        bpath = os.fsencode(path)
-        if libc.mount(bpath, bpath, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
-            _helper_fail(125, "bind-mounting %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
-        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
-        try:
-            fflag = os.statvfs(path).f_flag
-        except OSError:
-            fflag = 0
-        for st_bit, ms_bit in _LOCKED_MOUNT_FLAGS:
-            if fflag & st_bit:
-                flags |= ms_bit
-        if libc.mount(None, bpath, None, ctypes.c_ulong(flags), None) != 0:
-            _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        _bind_read_only(libc, path, path)
+    for path in hidden:
+        _bind_read_only(libc, "/dev/null", path)
+
+
+def _bind_read_only(libc, src, dst):
+    """Bind src onto dst and remount it read-only, keeping the flags the outer mount locked."""
+    import ctypes
+
+    bdst = os.fsencode(dst)
+    if libc.mount(os.fsencode(src), bdst, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+        _helper_fail(125, "bind-mounting onto %s failed: %s" % (dst, os.strerror(ctypes.get_errno())))
+    flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+    try:
+        fflag = os.statvfs(dst).f_flag
+    except OSError:
+        fflag = 0
+    for st_bit, ms_bit in _LOCKED_MOUNT_FLAGS:
+        if fflag & st_bit:
+            flags |= ms_bit
+    if libc.mount(None, bdst, None, ctypes.c_ulong(flags), None) != 0:
+        _helper_fail(125, "remounting %s read-only failed: %s" % (dst, os.strerror(ctypes.get_errno())))
 
 
 def _probe_userns(setattr_too=False):
@@ -3910,7 +3927,7 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+                     "[--hide FILE]... [--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
         abi, reason = _landlock_abi(libc)
@@ -3930,8 +3947,8 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    if opts["read_only"] or opts["ro_mounts"]:
-        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"])
+    if opts["read_only"] or opts["ro_mounts"] or opts["hide"]:
+        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"])
     _apply_seccomp(opts["network"])
     _apply_landlock(libc, opts["writable"], opts["network"])
     if opts["cwd"]:

@@ -544,3 +544,14 @@ def test_legacy_full_write_without_network(tmp_path, impl):
                           tmp_path, cfg, codex.build_command_env(cfg))
     assert target.read_text() == "x\n" and r.exit_code != 0 and "Operation not permitted" in r.stderr
     assert any("sandbox_permissions" in n for n in codex.take_sandbox_notices())
+
+
+def test_auth_json_hidden_from_commands(world):
+    """$CODEX_HOME/auth.json (the API key) reads as empty inside the sandbox and cannot be replaced."""
+    if codex.probe_sandbox(world.home).get("userns") != "1":
+        pytest.skip("no user namespaces here: a documented gap")
+    auth = world.home / "auth.json"
+    auth.write_text('{"OPENAI_API_KEY": "sk-hidden-from-commands"}\n')
+    r = world.sh("cat %s; echo '{}' > %s; wc -c < %s" % (auth, auth, auth))
+    assert "sk-hidden" not in r.stdout and r.stdout.strip().endswith("0")
+    assert "sk-hidden-from-commands" in auth.read_text()
