@@ -555,3 +555,19 @@ def test_auth_json_hidden_from_commands(world):
     r = world.sh("cat %s; echo '{}' > %s; wc -c < %s" % (auth, auth, auth))
     assert "sk-hidden" not in r.stdout and r.stdout.strip().endswith("0")
     assert "sk-hidden-from-commands" in auth.read_text()
+
+
+def test_cannot_signal_processes_outside_the_sandbox(world):
+    """Landlock ABI >= 6 scopes signals: a command cannot kill codex, the editor, or anything else."""
+    if int(codex.probe_sandbox(world.home).get("landlock_abi", "0")) < 6:
+        pytest.skip("Landlock ABI < 6: signals are not scoped on this kernel")
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        r = world.sh("kill -TERM %d" % victim.pid)
+        time.sleep(0.2)
+        assert r.exit_code != 0 and victim.poll() is None
+        r = world.sh("sleep 5 & kill -TERM $! && wait $!; echo rc=$?")  # its own children: allowed
+        assert "rc=143" in r.stdout
+    finally:
+        victim.kill()
+        victim.wait()
