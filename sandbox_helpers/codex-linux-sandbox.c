@@ -6,7 +6,7 @@
  * signals are the command's own.  No dependencies beyond the kernel headers and libc;
  * built statically (build.py) for x86_64 and aarch64.
  *
- * Argv protocol (the Python helper in codex.py §12 speaks the same one):
+ * Argv protocol (the Python helper in codex.py §12b speaks the same one):
  *
  *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
  *                       [--ro-mounts] [--network] -- CMD [ARG]...
@@ -27,7 +27,7 @@
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. with --read-only or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our uid/gid
+ *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our uid/gid
  *      to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and bind each
  *      writable root onto itself read-write; bind each --read-only path onto itself and
  *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file.
