@@ -27,8 +27,8 @@
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our uid/gid
- *      to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and bind each
+ *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our
+ *      uid/gid to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and bind each
  *      writable root onto itself read-write; bind each --read-only path onto itself and
  *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file.
  *   3. seccomp (a BPF filter built here; denials return EPERM):
