@@ -6963,8 +6963,9 @@ def _cmd_interactive(args, cfg_loader):
 #                       "msg"}; approvals go to the client as `elicitation/create` requests;
 #                       the result is the final agent message (+ structuredContent.sessionId)
 #   notifications/cancelled {requestId} -> interrupt that turn; no response is sent
-#   ping -> {};  anything else -> JSON-RPC error -32601 (upstream sent nothing at all,
-#                       which leaves SDK clients waiting forever)
+#   ping -> {};  resources/list, resources/templates/list, prompts/list -> empty lists;
+#   anything else -> JSON-RPC error -32601 (upstream sent nothing at all, which leaves
+#                       SDK clients waiting forever)
 #
 # Sessions come from session_factory(config) (default: Session, §15) and follow the
 # contract at the top of §08.  Each `codex` call gets its own session; `codex-reply`
@@ -7046,6 +7047,8 @@ _REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: 
 _TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
 _INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
 _EOF_GRACE = 1.0  #: seconds running calls get to finish after the client closes stdin
+#: list methods of capabilities we do not have, answered with an empty list
+_EMPTY_LIST_METHODS = {"resources/list": "resources", "resources/templates/list": "resourceTemplates", "prompts/list": "prompts"}
 MCP_SERVER_MAX_SESSIONS = 32  #: idle sessions kept for codex-reply; the least recently used is shut down
 
 
@@ -7255,6 +7258,8 @@ class McpServer(object):
             return self.conn.respond(id, {"tools": MCP_SERVER_TOOLS})
         if method == "tools/call":
             return self._start_call(id, params)
+        if method in _EMPTY_LIST_METHODS:  # clients that ask without checking capabilities
+            return self.conn.respond(id, {_EMPTY_LIST_METHODS[method]: []})
         self.conn.respond_error(id, JSONRPC_METHOD_NOT_FOUND, "Method not found: %s" % method)
 
     def _on_notification(self, method, params):

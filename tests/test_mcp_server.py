@@ -144,8 +144,11 @@ def test_initialize_and_tools_list(server):
 def test_unknown_versions_methods_and_garbage(server):
     c = server()
     assert c.initialize("1999-01-01")["result"]["protocolVersion"] == "2025-11-25"
-    assert c.call("resources/list")["error"]["code"] == -32601
-    assert c.call("prompts/list")["error"]["code"] == -32601
+    assert c.call("resources/list")["result"] == {"resources": []}
+    assert c.call("resources/templates/list")["result"] == {"resourceTemplates": []}
+    assert c.call("prompts/list")["result"] == {"prompts": []}
+    assert c.call("completion/complete", {})["error"]["code"] == -32601
+    assert c.call("logging/setLevel", {"level": "info"})["error"]["code"] == -32601
     c.send_raw("this is not json")
     assert c.next(lambda m: m.get("id") is None)["error"]["code"] == -32700
     c.send_raw("[1, 2]")
