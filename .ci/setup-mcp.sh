@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Peers for the MCP tests (tests/test_mcp*.py), installed under build/ (never globally):
-#   build/npm   the reference MCP servers from npm (server-everything, server-filesystem)
+#   build/npm-mcp   the reference MCP servers from npm (server-everything, server-filesystem);
+#               a prefix of its own: npm prunes packages it did not install from a shared one
 #   build/mcp1  a venv with the 1.x line of the `mcp` Python SDK (the 2.x line is in
 #               requirements/test.lock), so `codex mcp` is tested against both;
 #   build/mcp1-old  an early 1.x (protocol 2025-03-26, no elicitation support).
@@ -11,9 +12,9 @@ NPM_PKGS="@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotoco
 MCP1="mcp==1.30.0"
 MCP1_OLD="mcp==1.9.4 pydantic<2.11"
 if command -v npm >/dev/null 2>&1; then
-  if [ ! -x build/npm/node_modules/.bin/mcp-server-everything ] || [ ! -x build/npm/node_modules/.bin/mcp-server-filesystem ]; then
-    mkdir -p build/npm
-    timeout 600 npm install --prefix build/npm --no-audit --no-fund --loglevel=error $NPM_PKGS \
+  if [ ! -x build/npm-mcp/node_modules/.bin/mcp-server-everything ] || [ ! -x build/npm-mcp/node_modules/.bin/mcp-server-filesystem ]; then
+    mkdir -p build/npm-mcp
+    timeout 600 npm install --prefix build/npm-mcp --no-audit --no-fund --loglevel=error $NPM_PKGS \
       || echo "setup-mcp: warning: npm install of the MCP reference servers failed; their tests will skip"
   fi
 else

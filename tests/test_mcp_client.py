@@ -16,7 +16,7 @@ SUPPORT = Path(__file__).resolve().parent / "support"
 REPO = SUPPORT.parent.parent
 SDK_SERVER = [str(SUPPORT / "mcp_sdk_server.py")]
 RAW_SERVER = [str(SUPPORT / "mcp_raw_server.py")]
-NPM_BIN = REPO / "build" / "npm" / "node_modules" / ".bin"
+NPM_BIN = REPO / "build" / "npm-mcp" / "node_modules" / ".bin"
 
 
 def server(args, **extra):
@@ -379,7 +379,7 @@ def test_shutdown_stops_the_process_group(tmp_path):
 def _npm(name):
     path = NPM_BIN / name
     if not path.exists():
-        pytest.skip("%s not installed: run .ci/setup-mcp.sh (npm install --prefix build/npm)" % name)
+        pytest.skip("%s not installed: run .ci/setup-mcp.sh (npm install --prefix build/npm-mcp)" % name)
     return str(path)
 
 
