@@ -1213,6 +1213,16 @@ def _host_of(authority):
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
+def _reason(status):
+    """The standard reason phrase for a status code ("" when unknown)."""
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _json_error(message, kind, status):
     """An OpenAI-shaped error body."""
     return {"error": {"message": message, "type": kind, "param": None, "code": status}}
@@ -1446,7 +1456,7 @@ class ProxyServer(object):
         if not drained:
             headers.append((b"connection", b"close"))
         ex.status = status
-        await self._write(ex, h11.Response(status_code=status, headers=headers))
+        await self._write(ex, h11.Response(status_code=status, headers=headers, reason=_reason(status).encode()))
         if body and ex.method != "HEAD":
             await self._write(ex, h11.Data(data=body))
             ex.bytes_out += len(body)
@@ -1586,7 +1596,7 @@ class ProxyServer(object):
             ex.status = response.status_code
             await self._write(ex, h11.Response(
                 status_code=response.status_code, headers=self._response_headers(response.headers.raw),
-                reason=(response.reason_phrase or "").encode("latin-1", "replace")))
+                reason=(response.reason_phrase or _reason(response.status_code)).encode("latin-1", "replace")))
             try:
                 async for chunk in response.aiter_raw():
                     await self._write(ex, h11.Data(data=chunk))
