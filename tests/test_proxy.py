@@ -310,7 +310,9 @@ def test_client_disconnect_cancels_upstream(start_proxy, upstream):
     sock.sendall(b"GET /v1/sse?n=200&delay_ms=50 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     got = b""
     while b"data: 2" not in got:
-        got += sock.recv(4096)
+        more = sock.recv(4096)
+        assert more, got
+        got += more
     sock.close()
     closed_at = time.time()
     deadline = time.time() + 10
@@ -325,20 +327,23 @@ def test_client_disconnect_cancels_upstream(start_proxy, upstream):
     assert "/v1/sse" in line and "client closed" in line
 
 
-def test_client_disconnect_while_waiting_for_headers(start_proxy, upstream):
-    # The upstream delays the stream's first chunk; hanging up before it must reach upstream.
+def test_client_disconnect_before_response_headers(start_proxy, upstream):
+    # The upstream is silent for 4 s; a client hanging up at 0.5 s is noticed at once.
     p = start_proxy()
-    body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": " ".join(["w"] * 100)}]})
     sock = socket.create_connection(("127.0.0.1", p.port), timeout=10)
-    sock.sendall(("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nx-test-delay-ms: 100\r\n"
-                  "content-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)).encode())
-    assert b"data: " in sock.recv(65536)
+    sock.sendall(b"GET /v1/sse?n=50&delay_ms=50&first_delay_ms=4000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    time.sleep(0.5)
     sock.close()
-    deadline = time.time() + 10
+    closed_at = time.monotonic()
+    line = p.wait_lines(1, timeout=10)[-1]
+    assert time.monotonic() - closed_at < 2.0
+    assert " 499 " in line and "client closed" in line
+    deadline = time.time() + 15
     while time.time() < deadline and not upstream.log()[0]["disconnected"]:
         time.sleep(0.1)
     rec = upstream.log()[0]
-    assert rec["disconnected"] and rec["events_sent"] < 60
+    # The proxy dropped its upstream connection: the provider's first writes fail.
+    assert rec["disconnected"] and rec.get("events_sent", 0) < 10
 
 
 def test_dead_upstream_is_a_502_naming_it(start_proxy, upstream):

@@ -8,7 +8,8 @@ Run it as a process: `python tests/support/proxy_upstream.py [--port 0]`; it pri
     POST /v1/files              multipart upload: hashed while streaming, FileObject back
     ANY  /v1/sink               any body: counts and hashes it, answers {"bytes", "sha256"}
     ANY  /v1/echo...            answers the request line and headers it received as JSON
-    GET  /v1/sse?n=&delay_ms=   n SSE events `data: <i>`, one every delay_ms
+    GET  /v1/sse?n=&delay_ms=   n SSE events `data: <i>`, one every delay_ms (first_delay_ms:
+                                a pause before the response headers)
     GET  /v1/bytes?n=           n bytes of payload, streamed in 64 KiB chunks
     GET  /v1/models             a tiny JSON answer (the latency benchmark's target)
     GET  /_log, DELETE /_log    what was received so far (one record per request)
@@ -242,6 +243,7 @@ async def handle(conn, req):
         elif path == "/v1/sse":
             count = int(query.get("n", ["5"])[0])
             gap = float(query.get("delay_ms", ["100"])[0]) / 1000.0
+            await asyncio.sleep(float(query.get("first_delay_ms", ["0"])[0]) / 1000.0)
             await conn.start_sse()
             for i in range(count):
                 await conn.send(h11.Data(data=b"data: %d\n\n" % i))
