@@ -1136,12 +1136,15 @@ def _cmd_proto(args, cfg_loader):
 # §21 Front end: codex proxy
 ###############################################################################
 
-# `codex proxy` is an HTTP/1.1 server (asyncio streams + one h11 state machine per client
-# connection) that forwards every /v1/* request to the active provider with httpx's
-# AsyncClient, adding the provider's query params, headers and key.  Bodies flow chunk by
-# chunk in both directions: a chunk is read from one side only after the previous one was
-# written to the other, so memory per request is a few socket buffers whatever the body
-# size, and SSE events reach the client the moment the provider sends them.
+# `codex proxy` is an HTTP/1.1 server that forwards every /v1/* request to the active
+# provider, adding the provider's query params, headers and key.  Both sides are asyncio
+# streams driven by h11 state machines (a server one per client connection, a client one
+# per provider connection, kept alive in a small pool).  httpx is not used here: its
+# connection pool costs ~0.6 ms per request and collapses under concurrency (measured in
+# bench/bench_proxy.py), and a proxy must not add gzip, cookies or a User-Agent anyway.
+# Bodies flow chunk by chunk in both directions: a chunk is read from one side only after
+# the previous one was written to the other, so memory per request is a few socket buffers
+# whatever the body size, and SSE events reach the client the moment the provider sends them.
 #
 # Safety: a proxy holding the user's key must not become an open relay.  It binds loopback
 # unless --allow-remote (which then requires a client token), refuses Host headers that are
@@ -1157,7 +1160,7 @@ PROXY_HOP_BY_HOP = frozenset(
     (b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
      b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection")
 )
-#: request headers dropped besides hop-by-hop ones: Host is rewritten by httpx from the URL,
+#: request headers dropped besides hop-by-hop ones: Host is rewritten to the provider's,
 #: Expect is answered by the proxy itself, the token header is ours
 _PROXY_DROP_REQUEST = frozenset((b"host", b"expect", PROXY_TOKEN_HEADER))
 _PROXY_CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS, HEAD"  #: preflight answer
@@ -1167,10 +1170,13 @@ _PROXY_IDLE_TIMEOUT = 120.0  #: seconds a kept-alive client connection may sit i
 _PROXY_BODY_TIMEOUT = 300.0  #: seconds a client may pause in the middle of a request
 _PROXY_CONNECT_TIMEOUT = 30.0  #: seconds to connect to the provider
 _PROXY_DRAIN_LIMIT = 1024 * 1024  #: body bytes read and dropped before an early error reply
+_PROXY_UPSTREAM_IDLE = 50.0  #: seconds an idle provider connection is kept for reuse
+_PROXY_POOL_SIZE = 64  #: idle provider connections kept
+_PROXY_REPLAY_LIMIT = 64 * 1024  #: bodies up to this size are resent when a kept-alive connection was stale
 
 
 class _ClientGone(Exception):
-    """The client closed its connection (or stalled) in the middle of a request."""
+    """Drop the client connection now: the client left, or the provider broke mid-answer."""
 
 
 def _parse_bind(spec):
@@ -1275,12 +1281,253 @@ class _ProxyCredentials(object):
         return None
 
 
+class _UpstreamError(Exception):
+    """The provider could not be reached, or broke the protocol before answering."""
+
+    def __init__(self, message, timeout=False):
+        Exception.__init__(self, message)
+        self.timeout = timeout
+
+
+class _UpstreamConnection(object):
+    """One HTTP/1.1 connection to the provider: asyncio streams and an h11 client."""
+
+    def __init__(self, reader, writer):
+        import h11  # startup budget
+
+        self.reader, self.writer = reader, writer
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_PROXY_MAX_HEAD)
+        self.idle_since = time.monotonic()
+        self.reused = False
+
+    async def send(self, event):
+        """Send one h11 event, waiting while the provider is slow to read."""
+        import asyncio  # startup budget
+
+        parts = self.h11.send_with_data_passthrough(event)
+        if parts:
+            self.writer.writelines(parts)
+            if self.writer.transport.get_write_buffer_size() > _PROXY_CHUNK:
+                await asyncio.wait_for(self.writer.drain(), _PROXY_BODY_TIMEOUT)
+            else:
+                await self.writer.drain()
+
+    async def next_event(self, timeout):
+        """The next h11 event from the provider (asyncio.TimeoutError after `timeout` s idle)."""
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            self.h11.receive_data(await asyncio.wait_for(self.reader.read(_PROXY_CHUNK), timeout))
+
+    def usable(self):
+        """Whether a kept-alive connection still looks open and fresh."""
+        return (not self.writer.transport.is_closing() and not self.reader.at_eof()
+                and time.monotonic() - self.idle_since < _PROXY_UPSTREAM_IDLE)
+
+    def close(self):
+        self.writer.close()
+
+
+class _UpstreamPool(object):
+    """Kept-alive connections to the provider's origin (direct, or via $HTTP(S)_PROXY)."""
+
+    def __init__(self, base_url, environ=None):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self.base_url = base_url
+        self.https = parts.scheme.lower() == "https"
+        self.host = parts.hostname or ""
+        try:
+            self.port = parts.port or (443 if self.https else 80)
+        except ValueError:
+            raise ConfigError("provider base_url %s has a bad port; fix it in config.toml" % base_url)
+        shown = "[%s]" % self.host if ":" in self.host else self.host
+        default_port = self.port == (443 if self.https else 80)
+        self.authority = shown if default_port else "%s:%d" % (shown, self.port)
+        self.host_header = self.authority.encode("idna") if not shown.isascii() else self.authority.encode()
+        self.path = parts.path.rstrip("/")
+        self.proxy = self._proxy_for(os.environ if environ is None else environ)
+        self._ssl = None
+        self._idle = []
+
+    def _proxy_for(self, environ):
+        """(host, port, Proxy-Authorization or None) of the HTTP proxy to use, or None."""
+        import base64
+        from urllib.parse import unquote, urlsplit
+        from urllib.request import proxy_bypass_environment
+
+        if _is_loopback_host(self.host):
+            return None
+        proxies = {}
+        for name, value in environ.items():  # the same variables urllib and httpx read
+            low = name.lower()
+            if value and low.endswith("_proxy") and (name == low or low not in environ):
+                proxies[low[:-6]] = value
+        if proxy_bypass_environment(self.host, proxies):
+            return None
+        url = proxies.get("https" if self.https else "http") or proxies.get("all")
+        if not url:
+            return None
+        p = urlsplit(url if "://" in url else "http://" + url)
+        if p.scheme.lower() != "http" or not p.hostname:
+            raise ConfigError(
+                "codex proxy reaches providers through http:// proxies only; %s_PROXY is %s"
+                % ("HTTPS" if self.https else "HTTP", redact(url))
+            )
+        auth = None
+        if p.username:
+            pair = "%s:%s" % (unquote(p.username), unquote(p.password or ""))
+            auth = "Basic " + base64.b64encode(pair.encode()).decode()
+        return (p.hostname, p.port or 80, auth)
+
+    def describe(self):
+        """The provider URL, and the proxy it is reached through (no credentials)."""
+        if self.proxy is None:
+            return self.base_url
+        return "%s (via HTTP proxy %s:%d)" % (self.base_url, self.proxy[0], self.proxy[1])
+
+    def request_target(self, path):
+        """What goes on the request line: the path, or an absolute URL for an HTTP proxy."""
+        if self.proxy is not None and not self.https:
+            return ("http://%s%s" % (self.authority, path)).encode()
+        return path.encode()
+
+    def _ssl_context(self):
+        import ssl  # startup budget
+
+        if self._ssl is None:
+            ctx = ssl.create_default_context()  # also honours SSL_CERT_FILE / SSL_CERT_DIR
+            if not (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")):
+                try:  # some Pythons (python.org's macOS builds) ship without CA roots
+                    import certifi
+
+                    ctx.load_verify_locations(certifi.where())
+                except (ImportError, OSError, ValueError):
+                    pass
+            ctx.set_alpn_protocols(["http/1.1"])
+            self._ssl = ctx
+        return self._ssl
+
+    def _tunnel(self):
+        """Open a CONNECT tunnel through the HTTP proxy (blocking; run in a thread)."""
+        import socket
+
+        phost, pport, auth = self.proxy
+        sock = socket.create_connection((phost, pport), timeout=_PROXY_CONNECT_TIMEOUT)
+        try:
+            authority = "%s:%d" % ("[%s]" % self.host if ":" in self.host else self.host, self.port)
+            head = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (authority, authority)
+            if auth:
+                head += "Proxy-Authorization: %s\r\n" % auth
+            sock.sendall((head + "\r\n").encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                more = sock.recv(4096)
+                if not more or len(answer) > _PROXY_MAX_HEAD:
+                    raise OSError("HTTP proxy %s:%d closed the connection during CONNECT" % (phost, pport))
+                answer += more
+            status = answer.split(b"\r\n", 1)[0].decode("latin-1")
+            if len(status.split()) < 2 or not status.split()[1].startswith("2"):
+                raise OSError("HTTP proxy %s:%d refused CONNECT %s: %s" % (phost, pport, authority, status))
+            sock.settimeout(None)
+            return sock
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _connect(self):
+        import asyncio  # startup budget
+
+        ssl_ctx = self._ssl_context() if self.https else None
+        hostname = self.host if self.https else None
+        try:
+            if self.proxy is not None and self.https:
+                sock = await asyncio.get_running_loop().run_in_executor(None, self._tunnel)
+                opening = asyncio.open_connection(sock=sock, ssl=ssl_ctx, server_hostname=hostname,
+                                                  limit=2 * _PROXY_CHUNK)
+            elif self.proxy is not None:
+                opening = asyncio.open_connection(self.proxy[0], self.proxy[1], limit=2 * _PROXY_CHUNK)
+            else:
+                opening = asyncio.open_connection(self.host, self.port, ssl=ssl_ctx, server_hostname=hostname,
+                                                  limit=2 * _PROXY_CHUNK)
+            reader, writer = await asyncio.wait_for(opening, _PROXY_CONNECT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise _UpstreamError("no connection within %ds" % _PROXY_CONNECT_TIMEOUT, timeout=True)
+        except OSError as exc:
+            raise _UpstreamError(str(exc) or type(exc).__name__)
+        return _UpstreamConnection(reader, writer)
+
+    async def acquire(self):
+        """A connection to the provider: the freshest idle one, else a new one."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable():
+                conn.reused = True
+                return conn
+            conn.close()
+        return await self._connect()
+
+    def release(self, conn):
+        """Keep a connection whose exchange completed cleanly; close any other."""
+        import h11  # startup budget
+
+        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and not conn.writer.transport.is_closing():
+            conn.h11.start_next_cycle()
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+            if len(self._idle) > _PROXY_POOL_SIZE:
+                self._idle.pop(0).close()
+        else:
+            conn.close()
+
+    def close(self):
+        while self._idle:
+            self._idle.pop().close()
+
+
+class _RequestBody(object):
+    """The client's body on its way to the provider; small ones can be sent twice."""
+
+    def __init__(self, chunks):
+        self._chunks = chunks
+        self.kept = []
+        self.kept_size = 0
+        self.replayable = True
+        self.done = False
+
+    async def send_to(self, up):
+        """Send what was kept (a retry), then the rest as the client sends it."""
+        import h11  # startup budget
+
+        for chunk in self.kept:
+            await up.send(h11.Data(data=chunk))
+        while not self.done:
+            try:
+                chunk = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                self.done = True
+                break
+            if self.replayable:
+                if self.kept_size + len(chunk) <= _PROXY_REPLAY_LIMIT:
+                    self.kept.append(chunk)
+                    self.kept_size += len(chunk)
+                else:
+                    self.replayable, self.kept = False, []
+            await up.send(h11.Data(data=chunk))
+
+
 class _Exchange(object):
     """One request on one client connection, and what the log line reports about it."""
 
     def __init__(self, conn, reader, writer, request, peer):
         self.conn, self.reader, self.writer, self.peer = conn, reader, writer, peer
-        self.method = request.method.decode("ascii", "replace")
+        self.raw_method = bytes(request.method)
+        self.method = self.raw_method.decode("ascii", "replace")
         self.target = request.target.decode("latin-1")
         self.path = self.target.split("?", 1)[0]
         self.headers = [(bytes(k).lower(), bytes(v)) for k, v in request.headers]
@@ -1310,30 +1557,30 @@ class ProxyServer(object):
                 % (provider.id, provider.base_url)
             )
         self.credentials = _ProxyCredentials(provider, home, environ)
+        self._pool = _UpstreamPool(self.base, environ)
         self.allow_cors_any = allow_cors_any
         self.token = token.encode() if token else None
         self.loopback_only = loopback_only
         self.environ = os.environ if environ is None else environ
         self.idle_read_timeout = max(1.0, (provider.stream_idle_timeout_ms or 300000) / 1000.0)
         self.port = None
-        self._client = None
         self._tasks = set()
 
     # -- upstream ---------------------------------------------------------------------
 
-    def upstream_url(self, target):
-        """The provider URL for an incoming `/v1/...?...` target (query_params applied)."""
+    def upstream_target(self, target):
+        """The provider's path and query for an incoming `/v1/...?...` (query_params applied)."""
         from urllib.parse import parse_qsl, urlencode
 
         path, _, query = target.partition("?")
-        url = self.base + path[len("/v1"):]
+        url = (self._pool.path + path[len("/v1"):]) or "/"
         if self.provider.query_params:
             ours = {str(k): str(v) for k, v in self.provider.query_params.items()}
             theirs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in ours]
             query = urlencode(theirs + sorted(ours.items()))
         return url + ("?" + query if query else "")
 
-    def _upstream_headers(self, ex, client_auth):
+    def _upstream_headers(self, ex, client_auth, framing):
         """Request headers for the provider: the client's, minus hop-by-hop, plus ours."""
         named = set()
         for key, value in ex.headers:
@@ -1349,11 +1596,7 @@ class ProxyServer(object):
         if not client_auth:
             extra.extend(self.credentials.headers())
         replaced = set(k for k, _ in extra)
-        out = [(k, v) for k, v in out if k not in replaced] + extra
-        if not any(k == b"accept-encoding" for k, _ in out):
-            # httpx would ask for gzip on the client's behalf; bytes pass through raw.
-            out.append((b"accept-encoding", b"identity"))
-        return out
+        return [(b"host", self._pool.host_header)] + [(k, v) for k, v in out if k not in replaced] + extra + framing
 
     def _response_headers(self, raw):
         """Provider response headers for the client: hop-by-hop stripped, CORS added."""
@@ -1542,20 +1785,24 @@ class ProxyServer(object):
         import asyncio  # startup budget
         import h11  # startup budget
 
-        client_auth = ex.header(b"authorization") is not None
-        headers = self._upstream_headers(ex, client_auth)
         body_done = asyncio.Event()
         length = ex.header(b"content-length")
         chunked = b"chunked" in b",".join(v.lower() for k, v in ex.headers if k == b"transfer-encoding")
+        framing = []
         if chunked or (length is not None and length.strip() not in ("", "0")):
-            content = self._request_body(ex, body_done)
+            body = _RequestBody(self._request_body(ex, body_done))
+            if length is None:  # the client's chunking was hop-by-hop; chunk anew
+                framing = [(b"transfer-encoding", b"chunked")]
         else:
             event = await self._next_event(ex.conn, ex.reader, _PROXY_BODY_TIMEOUT)
             if not isinstance(event, h11.EndOfMessage):
                 raise _ClientGone()
             body_done.set()
-            content = b"" if length is not None else None
-        exchange = asyncio.ensure_future(self._exchange(ex, headers, content))
+            body = None
+            if length is None and ex.method in ("POST", "PUT", "PATCH"):
+                framing = [(b"content-length", b"0")]
+        headers = self._upstream_headers(ex, ex.header(b"authorization") is not None, framing)
+        exchange = asyncio.ensure_future(self._exchange(ex, headers, body))
         watcher = asyncio.ensure_future(self._watch_client(ex, body_done))
         try:
             done, _ = await asyncio.wait((exchange, watcher), return_when=asyncio.FIRST_COMPLETED)
@@ -1573,41 +1820,77 @@ class ProxyServer(object):
             pass
         raise _ClientGone()
 
-    async def _exchange(self, ex, headers, content):
-        """The upstream half: one httpx request, its response relayed event by event."""
-        import httpx  # startup budget
+    async def _exchange(self, ex, headers, body):
+        """The provider half: send the request, relay the answer event by event."""
+        import asyncio  # startup budget
         import h11  # startup budget
 
-        request = self._client.build_request(ex.method, self.upstream_url(ex.target), headers=headers, content=content)
-        try:
-            response = await self._client.send(request, stream=True)
-        except _ClientGone:
-            raise
-        except httpx.TimeoutException as exc:
-            ex.note = type(exc).__name__
-            return await self._reply(ex, 504, _json_error(
-                "upstream %s did not answer in time (%s)" % (self.base, type(exc).__name__), "upstream_timeout", 504))
-        except (httpx.HTTPError, OSError) as exc:
-            ex.note = type(exc).__name__
-            return await self._reply(ex, 502, _json_error(
-                "upstream %s is unreachable: %s" % (self.base, redact(str(exc) or type(exc).__name__)),
-                "upstream_unreachable", 502))
+        request = h11.Request(method=ex.raw_method, target=self._pool.request_target(self.upstream_target(ex.target)),
+                              headers=headers)
+        for attempt in (1, 2):
+            try:
+                up = await self._pool.acquire()
+            except _UpstreamError as exc:
+                return await self._upstream_failed(ex, exc)
+            try:
+                await up.send(request)
+                if body is not None:
+                    await body.send_to(up)
+                await up.send(h11.EndOfMessage())
+                while True:
+                    response = await up.next_event(self.idle_read_timeout)
+                    if not isinstance(response, h11.InformationalResponse):
+                        break
+                if not isinstance(response, h11.Response):
+                    raise _UpstreamError("the connection closed before an answer")
+                break
+            except (_UpstreamError, OSError, h11.ProtocolError, asyncio.TimeoutError) as exc:
+                up.close()
+                stale = up.reused and not isinstance(exc, asyncio.TimeoutError)
+                if attempt == 1 and stale and (body is None or body.replayable):
+                    continue  # the provider had closed that kept-alive connection: once more
+                return await self._upstream_failed(ex, exc)
+            except BaseException:
+                up.close()
+                raise
+        clean = False
         try:
             ex.status = response.status_code
-            await self._write(ex, h11.Response(
-                status_code=response.status_code, headers=self._response_headers(response.headers.raw),
-                reason=(response.reason_phrase or _reason(response.status_code)).encode("latin-1", "replace")))
-            try:
-                async for chunk in response.aiter_raw():
-                    await self._write(ex, h11.Data(data=chunk))
-                    ex.bytes_out += len(chunk)
-            except httpx.HTTPError as exc:
-                # Headers are gone already: end the connection so the client sees a cut body.
-                ex.note = "upstream broke: %s" % type(exc).__name__
-                raise _ClientGone()
+            reason = bytes(response.reason) or _reason(response.status_code).encode()
+            await self._write(ex, h11.Response(status_code=response.status_code, reason=reason,
+                                               headers=self._response_headers(response.headers)))
+            while True:
+                try:
+                    event = await up.next_event(self.idle_read_timeout)
+                except (OSError, h11.ProtocolError, asyncio.TimeoutError) as exc:
+                    event = exc
+                if isinstance(event, h11.Data):
+                    await self._write(ex, event)
+                    ex.bytes_out += len(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:  # headers are gone already: a cut connection tells the client
+                    ex.note = "upstream broke: %s" % type(event).__name__
+                    raise _ClientGone()
             await self._write(ex, h11.EndOfMessage())
+            clean = True
         finally:
-            await response.aclose()
+            if clean:
+                self._pool.release(up)
+            else:
+                up.close()
+
+    async def _upstream_failed(self, ex, exc):
+        """Answer 502 (or 504 for a timeout) naming the provider that failed."""
+        import asyncio  # startup budget
+
+        what = str(exc) or type(exc).__name__
+        ex.note = redact(what)[:200]
+        if isinstance(exc, asyncio.TimeoutError) or getattr(exc, "timeout", False):
+            return await self._reply(ex, 504, _json_error(
+                "upstream %s did not answer in time (%s)" % (self.base, redact(what)), "upstream_timeout", 504))
+        return await self._reply(ex, 502, _json_error(
+            "upstream %s is unreachable: %s" % (self.base, redact(what)), "upstream_unreachable", 502))
 
     # -- connections and the server ------------------------------------------------------
 
@@ -1673,15 +1956,7 @@ class ProxyServer(object):
     async def serve(self, host, port, stop=None):
         """Listen on host:port and serve until `stop` (an asyncio.Event) is set."""
         import asyncio  # startup budget
-        import http.cookiejar
-        import httpx  # startup budget
 
-        timeout = httpx.Timeout(connect=_PROXY_CONNECT_TIMEOUT, read=self.idle_read_timeout,
-                                write=_PROXY_BODY_TIMEOUT, pool=_PROXY_CONNECT_TIMEOUT)
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-        # No cookie jar: a cookie one client's response set must never reach another client.
-        no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        self._client = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, cookies=no_cookies)
         try:
             try:
                 server = await asyncio.start_server(self._on_client, host, port, limit=2 * _PROXY_CHUNK,
@@ -1696,7 +1971,7 @@ class ProxyServer(object):
                 "codex proxy listening on http://%s:%d (health: /health, proxying: /v1/* -> %s)\n"
                 "codex proxy: provider `%s`; %s\n"
                 "Press Ctrl+C to stop the proxy.\n" % (
-                    shown, self.port, self.base, self.provider.id,
+                    shown, self.port, self._pool.describe(), self.provider.id,
                     ("key from %s is added to requests without Authorization" % source) if source else
                     "no key configured: requests are forwarded with the client's own Authorization only",
                 )
@@ -1719,7 +1994,7 @@ class ProxyServer(object):
                 if self._tasks:
                     await asyncio.wait(list(self._tasks), timeout=5)
         finally:
-            await self._client.aclose()
+            self._pool.close()
 
 
 def _cmd_proxy(args, cfg_loader):
