@@ -1281,6 +1281,16 @@ class _ProxyCredentials(object):
         return None
 
 
+async def _read_within(reader, timeout):
+    """reader.read(_PROXY_CHUNK), raising asyncio.TimeoutError after `timeout` seconds."""
+    import asyncio  # startup budget
+
+    if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task per read, unlike wait_for
+        async with asyncio.timeout(timeout):
+            return await reader.read(_PROXY_CHUNK)
+    return await asyncio.wait_for(reader.read(_PROXY_CHUNK), timeout)
+
+
 class _UpstreamError(Exception):
     """The provider could not be reached, or broke the protocol before answering."""
 
@@ -1321,7 +1331,7 @@ class _UpstreamConnection(object):
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            self.h11.receive_data(await asyncio.wait_for(self.reader.read(_PROXY_CHUNK), timeout))
+            self.h11.receive_data(await _read_within(self.reader, timeout))
 
     def usable(self):
         """Whether a kept-alive connection still looks open and fresh."""
@@ -1631,7 +1641,7 @@ class ProxyServer(object):
             if event is not h11.NEED_DATA:
                 return event
             try:
-                data = await asyncio.wait_for(reader.read(_PROXY_CHUNK), timeout)
+                data = await _read_within(reader, timeout)
             except (asyncio.TimeoutError, ConnectionError, OSError):
                 return None
             conn.receive_data(data)
@@ -1640,7 +1650,10 @@ class ProxyServer(object):
 
     async def _write(self, ex, event):
         """Send one h11 event to the client, waiting until the socket accepted it."""
-        parts = ex.conn.send_with_data_passthrough(event)
+        await self._flush(ex, ex.conn.send_with_data_passthrough(event))
+
+    async def _flush(self, ex, parts):
+        """Write bytes h11 produced for the client; wait while the client is slow to read."""
         if parts:
             ex.writer.writelines(parts)
             try:
@@ -1811,6 +1824,7 @@ class ProxyServer(object):
             watcher.cancel()
             raise
         watcher.cancel()
+        await asyncio.wait((watcher,))  # it must stop reading before the next request is read
         if exchange in done:
             return exchange.result()
         exchange.cancel()  # the client hung up: stop talking to the provider
@@ -1857,22 +1871,31 @@ class ProxyServer(object):
         try:
             ex.status = response.status_code
             reason = bytes(response.reason) or _reason(response.status_code).encode()
-            await self._write(ex, h11.Response(status_code=response.status_code, reason=reason,
-                                               headers=self._response_headers(response.headers)))
+            # Whatever the provider's last read brought is written in one go (head and body
+            # together for small answers); then wait for more.  Nothing waits for a batch
+            # to fill, so SSE events still leave as they come.
+            batch = ex.conn.send_with_data_passthrough(h11.Response(
+                status_code=response.status_code, reason=reason, headers=self._response_headers(response.headers)))
             while True:
                 try:
-                    event = await up.next_event(self.idle_read_timeout)
+                    event = up.h11.next_event()
+                    if event is h11.NEED_DATA:
+                        await self._flush(ex, batch)
+                        batch = []
+                        up.h11.receive_data(await _read_within(up.reader, self.idle_read_timeout))
+                        continue
                 except (OSError, h11.ProtocolError, asyncio.TimeoutError) as exc:
                     event = exc
                 if isinstance(event, h11.Data):
-                    await self._write(ex, event)
+                    batch.extend(ex.conn.send_with_data_passthrough(event))
                     ex.bytes_out += len(event.data)
                 elif isinstance(event, h11.EndOfMessage):
+                    batch.extend(ex.conn.send_with_data_passthrough(event))
+                    await self._flush(ex, batch)
                     break
                 else:  # headers are gone already: a cut connection tells the client
                     ex.note = "upstream broke: %s" % type(event).__name__
                     raise _ClientGone()
-            await self._write(ex, h11.EndOfMessage())
             clean = True
         finally:
             if clean:

@@ -381,15 +381,21 @@ def test_one_log_line_per_request_without_secrets(start_proxy, upstream):
 def test_keep_alive_and_expect_continue(start_proxy, upstream):
     p = start_proxy()
     conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
-    for _ in range(5):
-        conn.request("POST", "/v1/sink", body=b"abc")
-        resp = conn.getresponse()
-        assert json.loads(resp.read())["bytes"] == 3
-    sock_before = conn.sock
     conn.request("GET", "/v1/models")
     conn.getresponse().read()
-    assert conn.sock is sock_before  # one connection served all six
+    sock_before = conn.sock
+    for i in range(300):
+        if i % 2:
+            conn.request("POST", "/v1/sink", body=b"abc")
+            assert json.loads(conn.getresponse().read())["bytes"] == 3
+        else:
+            conn.request("GET", "/v1/models")
+            assert json.loads(conn.getresponse().read())["object"] == "list"
+    assert conn.sock is sock_before  # one connection served them all
     conn.close()
+    # ... and the proxy reused its provider connection too.
+    ports = {r["peer_port"] for r in upstream.log()}
+    assert len(upstream.log()) == 301 and len(ports) == 1
     if shutil.which("curl"):
         start = time.monotonic()
         out = subprocess.run(["curl", "-sS", "-H", "Expect: 100-continue", "--data-binary", "@-",

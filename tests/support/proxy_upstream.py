@@ -211,6 +211,7 @@ async def handle(conn, req):
     hmap = dict(headers)
     method = req.method.decode()
     rec = {"method": method, "target": target, "headers": headers, "t": time.time(),
+           "peer_port": (conn.writer.get_extra_info("peername") or ("", 0))[1],
            "disconnected": False, "complete": False}
     if path == "/_log":
         await conn.body()
