@@ -1387,7 +1387,7 @@ class _UpstreamPool(object):
         if p.scheme.lower() != "http" or not p.hostname:
             raise ConfigError(
                 "codex proxy reaches providers through http:// proxies only; %s_PROXY is %s"
-                % ("HTTPS" if self.https else "HTTP", redact(url))
+                % ("HTTPS" if self.https else "HTTP", "%s://%s" % (p.scheme, p.netloc.rpartition("@")[2]))
             )
         auth = None
         if p.username:

@@ -4,6 +4,7 @@ The upstream is tests/support/proxy_upstream.py (a scripted OpenAI-compatible se
 codex.py runs as `codex proxy --bind 127.0.0.1:0` with a provider pointing at it.
 """
 import asyncio
+import base64
 import hashlib
 import http.client
 import json
@@ -18,6 +19,8 @@ import openai
 import psutil
 import pytest
 
+import codex
+from support.proxy_net import ForwardProxy, make_certs
 from support.proxy_procs import Proxy, Upstream, provider_args
 
 KEY = "sk-upstream-secret-0123456789"  #: the provider key the proxy injects (from $UP_KEY)
@@ -402,6 +405,85 @@ def test_keep_alive_and_expect_continue(start_proxy, upstream):
                               p.url + "/v1/sink"], input=b"z" * 2000000, capture_output=True, timeout=30)
         assert json.loads(out.stdout)["bytes"] == 2000000
         assert time.monotonic() - start < 0.9  # curl would wait 1 s without the 100 Continue
+
+
+# -- TLS providers and HTTP proxies on the way to them ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def tls_upstream(tls):
+    up = Upstream(tls=tls)
+    yield up
+    up.stop()
+
+
+def test_https_provider_verified_against_ssl_cert_file(start_proxy, tls_upstream, tls, monkeypatch):
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    base = "https://localhost:%d/v1" % tls_upstream.port
+    p = start_proxy(base_url=base, env={"SSL_CERT_FILE": str(tls["ca"])})
+    tls_upstream.clear()
+    client = sdk(p)
+    assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "tls"}]) \
+        .choices[0].message.content == "echo: tls"
+    stream = client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "a b"}])
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "echo: a b"
+    log = tls_upstream.log()
+    assert len(log) == 2 and len({r["peer_port"] for r in log}) == 1  # one kept-alive TLS connection
+    assert dict(log[0]["headers"])["host"] == "localhost:%d" % tls_upstream.port
+    p.stop()
+    # A certificate the proxy cannot verify is a 502 that says so.
+    p = start_proxy(base_url=base)
+    status, _, body = raw_request(p, "GET", "/v1/models")
+    message = json.loads(body)["error"]["message"]
+    assert status == 502 and base in message and "certificate" in message.lower()
+
+
+def test_https_provider_through_http_proxy_connect(start_proxy, tls_upstream, tls):
+    fwd = ForwardProxy()
+    try:
+        base = "https://provider.test:%d/v1" % tls_upstream.port
+        p = start_proxy(base_url=base, env={
+            "SSL_CERT_FILE": str(tls["ca"]), "HTTPS_PROXY": "http://user:pa%%3Ass@127.0.0.1:%d" % fwd.port,
+            "NO_PROXY": "localhost"})
+        assert "via HTTP proxy 127.0.0.1:%d" % fwd.port in "".join(p.lines) and "pa%3Ass" not in "".join(p.lines)
+        tls_upstream.clear()
+        resp = sdk(p).chat.completions.create(model="m", messages=[{"role": "user", "content": "tunnel"}])
+        assert resp.choices[0].message.content == "echo: tunnel"
+        line, auth = fwd.seen[0]
+        assert line == "CONNECT provider.test:%d HTTP/1.1" % tls_upstream.port
+        assert auth == "Basic " + base64.b64encode(b"user:pa:ss").decode()
+        assert dict(tls_upstream.log()[0]["headers"])["host"] == "provider.test:%d" % tls_upstream.port
+    finally:
+        fwd.stop()
+
+
+def test_http_provider_through_http_proxy(start_proxy, upstream):
+    fwd = ForwardProxy()
+    try:
+        p = start_proxy(base_url="http://provider.test:%d/v1" % upstream.port, env={"HTTP_PROXY": fwd.url})
+        status, _, body = raw_request(p, "GET", "/v1/echo?x=1")
+        assert status == 200
+        assert fwd.seen[0][0] == "GET http://provider.test:%d/v1/echo?x=1 HTTP/1.1" % upstream.port
+        assert dict(json.loads(body)["headers"])["host"] == "provider.test:%d" % upstream.port
+    finally:
+        fwd.stop()
+
+
+def test_proxy_environment_rules():
+    pool = codex._UpstreamPool
+    assert pool("https://api.example.com/v1", environ={"https_proxy": "http://p:3128"}).proxy == ("p", 3128, None)
+    assert pool("https://api.example.com/v1", environ={"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "example.com"}).proxy is None
+    assert pool("http://127.0.0.1:9/v1", environ={"HTTP_PROXY": "http://p:3128"}).proxy is None  # loopback: direct
+    assert pool("http://api.example.com/v1", environ={"HTTPS_PROXY": "http://p:3128"}).proxy is None  # scheme must match
+    with pytest.raises(codex.ConfigError) as info:
+        pool("https://api.example.com/v1", environ={"HTTPS_PROXY": "socks5://u:secret@p:1080"})
+    assert "http:// proxies only" in str(info.value) and "secret" not in str(info.value)
 
 
 # -- load and memory -----------------------------------------------------------------------

@@ -15,24 +15,33 @@ UPSTREAM = Path(__file__).resolve().parent / "proxy_upstream.py"
 class Upstream(object):
     """The scripted upstream (tests/support/proxy_upstream.py) in its own process."""
 
-    def __init__(self, python=sys.executable):
-        self.proc = subprocess.Popen([python, str(UPSTREAM), "--port", "0"], stdout=subprocess.PIPE,
+    def __init__(self, python=sys.executable, tls=None):
+        args = ["--tls-cert", str(tls["cert"]), "--tls-key", str(tls["key"])] if tls else []
+        self.proc = subprocess.Popen([python, str(UPSTREAM), "--port", "0"] + args, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
+        self.tls = tls
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
             self.stop()
             raise RuntimeError("upstream did not start: %r" % line)
         self.port = int(line.split()[1])
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = ("https://localhost:%d" if tls else "http://127.0.0.1:%d") % self.port
+
+    def _open(self, req):
+        ctx = None
+        if self.tls:
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=str(self.tls["ca"]))
+        return urllib.request.urlopen(req, timeout=10, context=ctx)
 
     def log(self):
         """The records of every request the upstream received since the last clear()."""
-        with urllib.request.urlopen(self.url + "/_log", timeout=10) as resp:
+        with self._open(self.url + "/_log") as resp:
             return json.loads(resp.read())
 
     def clear(self):
-        req = urllib.request.Request(self.url + "/_log", method="DELETE")
-        urllib.request.urlopen(req, timeout=10).read()
+        self._open(urllib.request.Request(self.url + "/_log", method="DELETE")).read()
 
     def stop(self):
         if self.proc.poll() is None:

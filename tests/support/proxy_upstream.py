@@ -1,6 +1,7 @@
 """A scripted OpenAI-compatible upstream for the proxy tests and benchmark (asyncio + h11).
 
-Run it as a process: `python tests/support/proxy_upstream.py [--port 0]`; it prints
+Run it as a process: `python tests/support/proxy_upstream.py [--port 0] [--tls-cert PEM
+--tls-key PEM]`; it prints
 `PORT <n>` on stdout once it listens and serves until killed.  Routes:
 
     POST /v1/chat/completions   echo of the last user message, JSON or SSE (`"stream": true`)
@@ -291,8 +292,14 @@ async def serve_conn(reader, writer):
         writer.close()
 
 
-async def main(port):
-    server = await asyncio.start_server(serve_conn, "127.0.0.1", port, limit=2 * CHUNK)
+async def main(port, cert=None, key=None):
+    ctx = None
+    if cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+    server = await asyncio.start_server(serve_conn, "127.0.0.1", port, limit=2 * CHUNK, ssl=ctx)
     sys.stdout.write("PORT %d\n" % server.sockets[0].getsockname()[1])
     sys.stdout.flush()
     async with server:
@@ -302,7 +309,10 @@ async def main(port):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    opts = ap.parse_args()
     try:
-        asyncio.run(main(ap.parse_args().port))
+        asyncio.run(main(opts.port, opts.tls_cert, opts.tls_key))
     except KeyboardInterrupt:
         pass
