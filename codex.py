@@ -1814,7 +1814,10 @@ class ProxyServer(object):
             body = None
             if length is None and ex.method in ("POST", "PUT", "PATCH"):
                 framing = [(b"content-length", b"0")]
-        headers = self._upstream_headers(ex, ex.header(b"authorization") is not None, framing)
+        try:
+            headers = self._upstream_headers(ex, ex.header(b"authorization") is not None, framing)
+        except CodexError as exc:  # e.g. auth.json was rewritten with bad JSON
+            return await self._reply(ex, 500, _json_error(str(exc), "proxy_error", 500))
         exchange = asyncio.ensure_future(self._exchange(ex, headers, body))
         watcher = asyncio.ensure_future(self._watch_client(ex, body_done))
         try:

@@ -163,6 +163,19 @@ def test_auth_injection_order(start_proxy, upstream, codex_home):
     assert [auth_seen(r) for r in upstream.log()] == [None]
 
 
+def test_bad_auth_json(start_proxy, upstream, codex_home, run_codex):
+    (codex_home / "auth.json").write_text("{not json")
+    r = run_codex("proxy", "--bind", "127.0.0.1:0", *provider_args(upstream.url + "/v1"), timeout=30)
+    assert r.returncode == 1 and "auth.json is not valid JSON" in r.stderr and "Traceback" not in r.stderr
+    (codex_home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": "sk-from-auth-json-123"}))
+    p = start_proxy(provider={})
+    (codex_home / "auth.json").write_text("{broken")
+    os.utime(str(codex_home / "auth.json"), (time.time() + 5, time.time() + 5))
+    status, _, body = raw_request(p, "GET", "/v1/echo")
+    assert status == 500 and "auth.json" in json.loads(body)["error"]["message"]
+    assert upstream.log() == []
+
+
 def test_client_token_required(start_proxy, upstream):
     p = start_proxy("--token", TOKEN)
     status, headers, body = raw_request(p, "POST", "/v1/chat/completions", body=b"{}")
