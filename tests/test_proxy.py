@@ -499,6 +499,23 @@ def test_proxy_environment_rules():
     assert "http:// proxies only" in str(info.value) and "secret" not in str(info.value)
 
 
+def test_pipelined_requests(start_proxy, upstream):
+    p = start_proxy()
+    sock = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    sock.sendall(b"POST /v1/sink HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"
+                 b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                 b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    got = b""
+    while True:
+        more = sock.recv(65536)
+        if not more:
+            break
+        got += more
+    sock.close()
+    assert got.count(b"HTTP/1.1 200 ") == 3
+    assert got.index(b'"bytes": 5') < got.index(b'"object": "list"') < got.index(b'"status": "ok"')
+
+
 # -- load and memory -----------------------------------------------------------------------
 
 
@@ -603,6 +620,8 @@ def test_1gb_streamed_upload_and_download_bounded_memory(start_proxy, upstream):
         sampler.join(5)
     hwm = _vm_hwm_kib(p.proc.pid)
     grown = (peak[0] - baseline) / 2.0 ** 20
+    print("proxy RSS: baseline %.1f MiB, sampled peak +%.1f MiB, VmHWM %.1f MiB"
+          % (baseline / 2.0 ** 20, grown, (hwm or 0) / 1024.0))
     assert grown < 40, "proxy RSS grew by %.1f MiB during 2 GiB of streaming" % grown
     if hwm is not None:
         assert hwm * 1024 - baseline < 40 * 2 ** 20, (hwm, baseline)
