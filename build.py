@@ -13,6 +13,7 @@ last commit, zip entries are sorted and timestamped with it).
 """
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -145,7 +146,7 @@ def ensure_venv(path, lock, what):
             raise BuildError("cannot create a virtual environment at %s (%s). On Debian/Ubuntu: "
                              "apt-get install python3-venv" % (path, exc))
     say("installing %s from %s" % (what, lock.relative_to(ROOT)))
-    run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes",
+    run([str(py), "-m", "pip", "install", "-qq", "--disable-pip-version-check", "--require-hashes",
          "--only-binary=:all:", "-r", str(lock)],
         "installing %s" % what,
         "Is the package index reachable? Behind a proxy set HTTPS_PROXY; for a mirror set PIP_INDEX_URL.")
@@ -159,7 +160,7 @@ def install_runtime_site(site):
         shutil.rmtree(site)
     site.mkdir(parents=True)
     py = ensure_venv(BUILD / "venv", REQ / "build.lock", "build tools (shiv)")
-    run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+    run([str(py), "-m", "pip", "install", "-qq", "--disable-pip-version-check", "--no-deps",
          "--require-hashes", "--only-binary=:all:", "--no-compile", "--python-version", "3.9",
          "--implementation", "py", "--target", str(site), "-r", str(REQ / "runtime.lock")],
         "installing the runtime dependencies",
@@ -196,7 +197,14 @@ def _fast_path():
         sys.stdout.write("codex @VERSION@\\n")
         sys.exit(0)
     if argv in (["--help"], ["-h"]) or argv[:1] == ["completion"]:
-        sys.path.insert(0, sys.path[0] + "/site-packages")
+        import os
+        # once a run has unpacked this build, import codex from there (its byte code is
+        # cached) instead of compiling codex.py out of the archive on every call
+        site = os.path.join(os.path.expanduser(os.environ.get("SHIV_ROOT") or "~/.shiv"),
+                            os.path.basename(os.path.realpath(sys.argv[0])) + "_@BUILD_ID@", "site-packages")
+        if not os.path.isfile(os.path.join(site, "codex.py")):
+            site = sys.path[0] + "/site-packages"
+        sys.path.insert(0, site)
         import codex
         sys.exit(codex.main(argv))
 
@@ -287,7 +295,9 @@ def build():
          "-p", "/usr/bin/env python3", "--reproducible", "--compressed"],
         "packing the zipapp with shiv")
     out = DIST / "codex"
-    repack(raw, out, epoch, MAIN_PY.replace("@VERSION@", read_version()))
+    with zipfile.ZipFile(raw) as z:  # the build id names the directory shiv unpacks into
+        build_id = json.loads(z.read("environment.json").decode("utf-8"))["build_id"]
+    repack(raw, out, epoch, MAIN_PY.replace("@VERSION@", read_version()).replace("@BUILD_ID@", build_id))
     digest = file_sha256(out)
     (DIST / "codex.sha256").write_text("%s  codex\n" % digest)
     say("wrote dist/codex (%.1f MB, sha256 %s) in %.1fs" % (out.stat().st_size / 1e6, digest[:16], time.time() - t0))
