@@ -6218,8 +6218,9 @@ async def _read_within(reader, timeout):
     """reader.read(_PROXY_CHUNK), raising asyncio.TimeoutError after `timeout` seconds."""
     import asyncio  # startup budget
 
-    if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task per read, unlike wait_for
-        async with asyncio.timeout(timeout):
+    within = getattr(asyncio, "timeout", None)  # Python 3.11+: no extra task per read
+    if within is not None:
+        async with within(timeout):
             return await reader.read(_PROXY_CHUNK)
     return await asyncio.wait_for(reader.read(_PROXY_CHUNK), timeout)
 

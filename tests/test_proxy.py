@@ -630,6 +630,25 @@ def test_1gb_streamed_upload_and_download_bounded_memory(start_proxy, upstream):
 # -- the built zipapp -----------------------------------------------------------------------
 
 
+def test_python39_runs_the_proxy(dist_codex, start_proxy, upstream):
+    from test_py39 import find_python
+
+    py39 = find_python("3.9")
+    if py39 is None:
+        pytest.skip("python3.9 not found on PATH or under pyenv")
+    p = start_proxy(cmd=[py39, str(dist_codex)])
+    client = sdk(p)
+    stream = client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "old py"}])
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "echo: old py"
+    assert client.files.create(file=("f.bin", b"x" * 200000), purpose="assistants").bytes > 200000
+    sock = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    sock.sendall(b"GET /v1/sse?n=50&delay_ms=50&first_delay_ms=3000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    time.sleep(0.3)
+    sock.close()
+    assert "client closed" in p.wait_lines(3)[-1]
+    assert p.stop() == 0
+
+
 def test_dist_codex_proxy(dist_codex, start_proxy, upstream):
     p = start_proxy(cmd=[str(dist_codex)])
     assert raw_request(p, "GET", "/health")[0] == 200
