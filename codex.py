@@ -6871,8 +6871,8 @@ class ProxyServer(object):
                     if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                         status = getattr(exc, "error_status_hint", 400)
                         body = json.dumps(_json_error("bad request: %s" % exc, "invalid_request_error", status)).encode()
-                        writer.write(b"HTTP/1.1 %d Bad Request\r\ncontent-type: application/json\r\n"
-                                     b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, len(body), body))
+                        writer.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                                     b"connection: close\r\n\r\n%s" % (status, _reason(status).encode(), len(body), body))
                     break
                 if not isinstance(event, h11.Request):
                     break

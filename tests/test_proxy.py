@@ -379,6 +379,50 @@ def test_dead_upstream_is_a_502_naming_it(start_proxy, upstream):
     assert " 502 " in p.wait_lines(3)[0]
 
 
+def _raw_exchange(port, data):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(data)
+    got = b""
+    while True:
+        more = sock.recv(65536)
+        if not more:
+            break
+        got += more
+    sock.close()
+    return got
+
+
+def test_malformed_requests_get_a_json_400(start_proxy, upstream):
+    p = start_proxy()
+    got = _raw_exchange(p.port, b"NOT HTTP AT ALL\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b'"invalid_request_error"' in got
+    # A head still incomplete past 64 KiB (no CRLF CRLF yet) is refused.
+    got = _raw_exchange(p.port, b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100000)
+    assert got.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert upstream.log() == []
+
+
+def test_slow_upstream_is_a_504(start_proxy, upstream):
+    p = start_proxy(provider={"env_key": "UP_KEY", "stream_idle_timeout_ms": 500})
+    start = time.monotonic()
+    status, _, body = raw_request(p, "GET", "/v1/sse?n=1&first_delay_ms=5000")
+    assert status == 504 and json.loads(body)["error"]["type"] == "upstream_timeout"
+    assert time.monotonic() - start < 3
+
+
+def test_upstream_breaking_mid_answer_cuts_the_client_off(start_proxy, upstream):
+    p = start_proxy()
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
+    conn.request("GET", "/v1/cut?after=300")
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("content-length") == "1000"
+    with pytest.raises(http.client.IncompleteRead) as info:
+        resp.read()
+    assert len(info.value.partial) == 300
+    assert "upstream broke" in p.wait_lines(1)[-1]
+    assert raw_request(p, "GET", "/v1/models")[0] == 200  # the next request is fine
+
+
 def test_one_log_line_per_request_without_secrets(start_proxy, upstream):
     p = start_proxy()
     raw_request(p, "GET", "/v1/echo?key=sk-in-query-secret-999", headers={"Authorization": "Bearer sk-client-secret-888"})
@@ -501,17 +545,9 @@ def test_proxy_environment_rules():
 
 def test_pipelined_requests(start_proxy, upstream):
     p = start_proxy()
-    sock = socket.create_connection(("127.0.0.1", p.port), timeout=10)
-    sock.sendall(b"POST /v1/sink HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"
-                 b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-                 b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-    got = b""
-    while True:
-        more = sock.recv(65536)
-        if not more:
-            break
-        got += more
-    sock.close()
+    got = _raw_exchange(p.port, b"POST /v1/sink HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"
+                        b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     assert got.count(b"HTTP/1.1 200 ") == 3
     assert got.index(b'"bytes": 5') < got.index(b'"object": "list"') < got.index(b'"status": "ok"')
 

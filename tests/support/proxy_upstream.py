@@ -13,6 +13,7 @@ Run it as a process: `python tests/support/proxy_upstream.py [--port 0] [--tls-c
                                 a pause before the response headers)
     GET  /v1/bytes?n=           n bytes of payload, streamed in 64 KiB chunks
     GET  /v1/models             a tiny JSON answer (the latency benchmark's target)
+    GET  /v1/cut?after=         promises 1000 bytes, sends `after` of them, hangs up
     GET  /_log, DELETE /_log    what was received so far (one record per request)
 
 The `x-test-delay-ms` request header spaces SSE chunks of the chat/responses streams.
@@ -262,6 +263,11 @@ async def handle(conn, req):
                 await conn.send(h11.Data(data=piece))
                 left -= len(piece)
             await conn.send(h11.EndOfMessage())
+        elif path == "/v1/cut":  # promise 1000 bytes, send `after`, then hang up
+            await conn.send(h11.Response(status_code=200, headers=[("content-length", "1000")]))
+            await conn.send(h11.Data(data=b"x" * int(query.get("after", ["10"])[0])))
+            conn.writer.close()
+            raise Gone()
         elif path == "/v1/models":
             await conn.reply(200, {"object": "list", "data": [{"id": "m", "object": "model", "created": 0,
                                                                "owned_by": "test"}]})
