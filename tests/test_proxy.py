@@ -362,6 +362,46 @@ def test_client_disconnect_before_response_headers(start_proxy, upstream):
     assert rec["disconnected"] and rec.get("events_sent", 0) < 10
 
 
+def test_client_abandoning_an_upload_aborts_the_upstream_request(start_proxy, upstream):
+    p = start_proxy()
+    sock = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    sock.sendall(b"POST /v1/sink HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 104857600\r\n\r\n")
+    for _ in range(10):
+        sock.sendall(b"u" * (1024 * 1024))
+    deadline = time.time() + 10
+    while time.time() < deadline and not upstream.log():
+        time.sleep(0.05)
+    sock.close()
+    deadline = time.time() + 10
+    while time.time() < deadline and not upstream.log()[0]["disconnected"]:
+        time.sleep(0.05)
+    rec = upstream.log()[0]
+    assert rec["disconnected"] and not rec["complete"]
+    line = p.wait_lines(1)[-1]
+    assert " 499 " in line and "client closed" in line
+
+
+def test_stale_kept_alive_connection_is_retried_when_the_body_allows(start_proxy, upstream):
+    p = start_proxy()
+    drop = {"x-test-drop-next": "1"}
+    # Small body: the proxy kept it and sends it again on a new connection.
+    assert raw_request(p, "GET", "/v1/models", headers=drop)[0] == 200
+    status, _, body = raw_request(p, "POST", "/v1/sink", body=b"s" * 1000)
+    assert status == 200 and json.loads(body)["bytes"] == 1000
+    # No body: the same.
+    assert raw_request(p, "GET", "/v1/models", headers=drop)[0] == 200
+    assert raw_request(p, "GET", "/v1/models")[0] == 200
+    log = upstream.log()
+    assert [r.get("dropped", False) for r in log] == [False, True, False, False, True, False]
+    assert log[1]["peer_port"] != log[2]["peer_port"]
+    # A body too large to keep cannot be replayed: 502, and the provider got it once.
+    upstream.clear()
+    assert raw_request(p, "GET", "/v1/models", headers=drop)[0] == 200
+    status, _, body = raw_request(p, "POST", "/v1/sink", body=b"b" * 300000)
+    assert status == 502 and json.loads(body)["error"]["type"] == "upstream_unreachable"
+    assert [r.get("dropped", False) for r in upstream.log()] == [False, True]
+
+
 def test_dead_upstream_is_a_502_naming_it(start_proxy, upstream):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -16,7 +16,8 @@ Run it as a process: `python tests/support/proxy_upstream.py [--port 0] [--tls-c
     GET  /v1/cut?after=         promises 1000 bytes, sends `after` of them, hangs up
     GET  /_log, DELETE /_log    what was received so far (one record per request)
 
-The `x-test-delay-ms` request header spaces SSE chunks of the chat/responses streams.
+The `x-test-delay-ms` request header spaces SSE chunks of the chat/responses streams;
+`x-test-drop-next: 1` makes the server hang up, unanswered, on the connection's next request.
 Every record notes whether the client went away before the answer was complete.
 """
 import argparse
@@ -42,13 +43,19 @@ class Conn(object):
     def __init__(self, reader, writer):
         self.reader, self.writer = reader, writer
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=256 * 1024)
+        self.drop_next = False  # set by `x-test-drop-next: 1`: hang up on the next request
 
     async def event(self):
         while True:
             ev = self.h11.next_event()
             if ev is not h11.NEED_DATA:
                 return ev
-            data = await self.reader.read(CHUNK)
+            try:
+                data = await self.reader.read(CHUNK)
+            except (ConnectionError, OSError):
+                data = b""
+            if not data and self.h11.their_state is h11.SEND_BODY:
+                raise Gone()  # the client went away in the middle of its body
             self.h11.receive_data(data)
 
     async def send(self, ev):
@@ -221,6 +228,11 @@ async def handle(conn, req):
             del LOG[:]
         return await conn.reply(200, LOG)
     LOG.append(rec)
+    if conn.drop_next:  # a kept-alive connection that the server had given up on
+        rec["dropped"] = True
+        conn.writer.close()
+        raise Gone()
+    conn.drop_next = hmap.get("x-test-drop-next") == "1"
     delay = float(hmap.get("x-test-delay-ms", "0")) / 1000.0
     try:
         n, digest, body = await conn.body()
