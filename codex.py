@@ -6444,13 +6444,14 @@ class _RequestBody(object):
         self.replayable = True
         self.done = False
 
-    async def send_to(self, up):
-        """Send what was kept (a retry), then the rest as the client sends it."""
+    async def send_to(self, up, answered):
+        """Send what was kept (a retry), then the rest as the client sends it; stop early
+        once the future `answered` is done (the provider spoke before the body ended)."""
         import h11  # startup budget
 
         for chunk in self.kept:
             await up.send(h11.Data(data=chunk))
-        while not self.done:
+        while not self.done and not answered.done():
             try:
                 chunk = await self._chunks.__anext__()
             except StopAsyncIteration:
@@ -6786,8 +6787,9 @@ class ProxyServer(object):
             try:
                 await up.send(request)
                 if body is not None:
-                    await body.send_to(up)
-                await up.send(h11.EndOfMessage())
+                    await self._send_body(up, body)
+                else:
+                    await up.send(h11.EndOfMessage())
                 while True:
                     response = await up.next_event(self.idle_read_timeout)
                     if not isinstance(response, h11.InformationalResponse):
@@ -6808,11 +6810,15 @@ class ProxyServer(object):
         try:
             ex.status = response.status_code
             reason = bytes(response.reason) or _reason(response.status_code).encode()
+            headers = self._response_headers(response.headers)
+            if body is not None and not body.done:  # answered early: the rest of the body is unread
+                headers.append((b"connection", b"close"))
+                ex.note = "answered before the request body ended"
             # Whatever the provider's last read brought is written in one go (head and body
             # together for small answers); then wait for more.  Nothing waits for a batch
             # to fill, so SSE events still leave as they come.
             batch = ex.conn.send_with_data_passthrough(h11.Response(
-                status_code=response.status_code, reason=reason, headers=self._response_headers(response.headers)))
+                status_code=response.status_code, reason=reason, headers=headers))
             while True:
                 try:
                     event = up.h11.next_event()
@@ -6839,6 +6845,32 @@ class ProxyServer(object):
                 self._pool.release(up)
             else:
                 up.close()
+
+    async def _send_body(self, up, body):
+        """Stream the client's body to the provider while listening for an early answer.
+
+        A provider may answer (413, 401, ...) and hang up before reading the whole body.
+        A read is kept pending meanwhile so its answer is taken in as it arrives: after
+        the write error that follows, the stream would only report the reset.
+        """
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        answered = asyncio.ensure_future(up.reader.read(_PROXY_CHUNK))
+        try:
+            try:
+                await body.send_to(up, answered)
+                if body.done:
+                    await up.send(h11.EndOfMessage())
+            except OSError:
+                await asyncio.wait((answered,), timeout=2.0)
+                if not answered.done() or answered.cancelled() or answered.exception() is not None:
+                    raise
+            data = await asyncio.wait_for(answered, self.idle_read_timeout)
+        except BaseException:
+            answered.cancel()
+            raise
+        up.h11.receive_data(data)
 
     async def _upstream_failed(self, ex, exc):
         """Answer 502 (or 504 for a timeout) naming the provider that failed."""
@@ -6891,6 +6923,8 @@ class ProxyServer(object):
                 if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                     conn.start_next_cycle()
                 else:
+                    if conn.their_state is h11.SEND_BODY and conn.our_state in (h11.DONE, h11.MUST_CLOSE):
+                        await self._linger(reader)
                     break
         except asyncio.CancelledError:
             pass
@@ -6899,6 +6933,19 @@ class ProxyServer(object):
         finally:
             self._tasks.discard(task)
             writer.close()
+
+    async def _linger(self, reader):
+        """Read and drop what the client still sends (2 s at most) after an early answer,
+        so that closing the socket does not reset the answer before the client reads it."""
+        import asyncio  # startup budget
+
+        deadline = time.monotonic() + 2.0
+        try:
+            while time.monotonic() < deadline:
+                if not await _read_within(reader, max(0.01, deadline - time.monotonic())):
+                    break
+        except (asyncio.TimeoutError, OSError):
+            pass
 
     def _log(self, ex):
         """One line per request: peer, method, path, status, bytes, duration (no secrets)."""

@@ -402,6 +402,18 @@ def test_stale_kept_alive_connection_is_retried_when_the_body_allows(start_proxy
     assert [r.get("dropped", False) for r in upstream.log()] == [False, True]
 
 
+def test_early_answer_during_an_upload_reaches_the_client(start_proxy, upstream):
+    p = start_proxy()
+    # The provider reads at most 4 MiB after answering: the proxy must stop sending and
+    # relay the answer instead of running into the reset (which would be a 502).
+    for size in (10, 30 * 1024 * 1024):
+        status, headers, body = raw_request(p, "POST", "/v1/reject", body=b"r" * size)
+        assert status == 413 and json.loads(body)["error"]["message"] == "request too large", (size, body)
+    line = p.wait_lines(2)[-1]
+    assert " 413 " in line and "answered before the request body ended" in line
+    assert raw_request(p, "GET", "/v1/models")[0] == 200
+
+
 def test_dead_upstream_is_a_502_naming_it(start_proxy, upstream):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -623,10 +635,14 @@ def test_100_parallel_streams(start_proxy, upstream):
 
 
 def _vm_hwm_kib(pid):
-    with open("/proc/%d/status" % pid) as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+    """The kernel's record of the process's peak RSS (Linux), or None."""
+    try:
+        with open("/proc/%d/status" % pid) as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return None
 
 

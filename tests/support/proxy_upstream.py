@@ -8,6 +8,7 @@ Run it as a process: `python tests/support/proxy_upstream.py [--port 0] [--tls-c
     POST /v1/responses          the same for the Responses API
     POST /v1/files              multipart upload: hashed while streaming, FileObject back
     ANY  /v1/sink               any body: counts and hashes it, answers {"bytes", "sha256"}
+    ANY  /v1/reject             answers 413 at once, drops 4 MiB of the body at most, hangs up
     ANY  /v1/echo...            answers the request line and headers it received as JSON
     GET  /v1/sse?n=&delay_ms=   n SSE events `data: <i>`, one every delay_ms (first_delay_ms:
                                 a pause before the response headers)
@@ -235,6 +236,22 @@ async def handle(conn, req):
     conn.drop_next = hmap.get("x-test-drop-next") == "1"
     delay = float(hmap.get("x-test-delay-ms", "0")) / 1000.0
     try:
+        if path == "/v1/reject":  # answer at once; then read (and drop) 4 MiB at most and hang up
+            await conn.reply(413, {"error": {"message": "request too large", "type": "invalid_request_error"}},
+                             headers=[("connection", "close")])
+            rec["complete"] = True
+            dropped = 0
+            try:
+                while dropped < 4 * 1024 * 1024:
+                    more = await asyncio.wait_for(conn.reader.read(CHUNK), 1.0)
+                    if not more:
+                        break
+                    dropped += len(more)
+            except (asyncio.TimeoutError, ConnectionError, OSError):
+                pass
+            rec["dropped_bytes"] = dropped
+            conn.writer.close()
+            return
         n, digest, body = await conn.body()
         rec.update(body_len=n, body_sha256=digest)
         if path == "/v1/chat/completions":
