@@ -6185,16 +6185,16 @@ class _ProxyCredentials(object):
             st = None
         stamp = None if st is None else (st.st_mtime_ns, st.st_size)
         if stamp != self._auth_stamp:  # re-read only when auth.json changed
-            self._auth_stamp = stamp
-            self._auth_headers = []
-            auth = read_auth(self.home) if stamp is not None else None
+            auth = read_auth(self.home) if stamp is not None else None  # AuthError: again next time
             tokens = (auth or {}).get("tokens") or {}
+            found = []
             if auth and auth.get("OPENAI_API_KEY"):
-                self._auth_headers = [(b"authorization", ("Bearer " + auth["OPENAI_API_KEY"]).encode())]
+                found = [(b"authorization", ("Bearer " + str(auth["OPENAI_API_KEY"])).encode())]
             elif isinstance(tokens, dict) and tokens.get("access_token"):
-                self._auth_headers = [(b"authorization", ("Bearer " + tokens["access_token"]).encode())]
+                found = [(b"authorization", ("Bearer " + str(tokens["access_token"])).encode())]
                 if tokens.get("account_id"):
-                    self._auth_headers.append((b"chatgpt-account-id", str(tokens["account_id"]).encode()))
+                    found.append((b"chatgpt-account-id", str(tokens["account_id"]).encode()))
+            self._auth_stamp, self._auth_headers = stamp, found
         return self._auth_headers
 
     def headers(self):

@@ -171,8 +171,9 @@ def test_bad_auth_json(start_proxy, upstream, codex_home, run_codex):
     p = start_proxy(provider={})
     (codex_home / "auth.json").write_text("{broken")
     os.utime(str(codex_home / "auth.json"), (time.time() + 5, time.time() + 5))
-    status, _, body = raw_request(p, "GET", "/v1/echo")
-    assert status == 500 and "auth.json" in json.loads(body)["error"]["message"]
+    for _ in range(2):  # not cached: every request says so until the file is fixed
+        status, _, body = raw_request(p, "GET", "/v1/echo")
+        assert status == 500 and "auth.json" in json.loads(body)["error"]["message"]
     assert upstream.log() == []
 
 
