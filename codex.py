@@ -29,7 +29,8 @@ Contents (each section uses only the sections above it):
     §09 Tools: definitions and the shell tool
     §10 apply_patch: grammar, matching, applying
     §11 Safety: known-safe commands and approval decisions
-    §12 Sandbox: policies, the Linux helper, Seatbelt
+    §12a Sandbox: policies, protected paths, Seatbelt
+    §12b Sandbox: the Linux helper
     §13 Exec: running a command
     §14 MCP client
     §15 Agent: instructions and the turn loop
@@ -768,23 +769,39 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
                 warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
+    # Check every layer on its own, so a bad value is reported even when a higher layer
+    # (e.g. exec's forced approval policy) would have replaced it.
+    layers = (
+        ("config.toml", where, toml_tree),
+        ("profile %s" % profile_name, "%s [profiles.%s]" % (where, profile_name), profile),
+        ("-c", "-c", cli_tree),
+    )
+    for label, place, layer in layers:
+        for key in list(layer):
+            spec = CONFIG_KEYS.get(key)
+            if spec is None:
+                if key != "profiles":
+                    warnings.append("%s: unknown key `%s` (ignored)" % (place, key))
+                continue
+            kind, _default, allowed = spec
+            _check_type(place, key, layer[key], kind)
+            if key == "approval_policy":
+                layer[key] = _normalize_approval(layer[key], place)
+            elif allowed is not None:
+                _check_enum(place, key, layer[key], allowed)
+
     # Layer the sources and remember where each top-level value came from.
     sources = {}
-    merged = {}
-    for label, layer in (
-        ("config.toml", toml_tree),
-        ("profile %s" % profile_name, profile),
-        ("-c", cli_tree),
-    ):
+    values = {}
+    for label, _place, layer in layers:
         for key, value in layer.items():
-            if key == "profiles" and label != "config.toml":
+            if key not in CONFIG_KEYS:
                 continue
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = _deep_merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(values.get(key), dict):
+                values[key] = _deep_merge(values[key], value)
             else:
-                merged[key] = value
+                values[key] = value
             sources[key] = label
-    merged["profiles"] = profiles
     flag_values = {
         "model": overrides.model,
         "model_provider": overrides.model_provider,
@@ -798,24 +815,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         flag_values["sandbox_mode"] = "danger-full-access"
     for key, value in flag_values.items():
         if value is not None:
-            merged[key] = value
+            values[key] = _normalize_approval(value, "--ask-for-approval") if key == "approval_policy" else value
             sources[key] = "flag"
-
-    # Validate top-level keys.
-    values = {}
-    for key, value in merged.items():
-        spec = CONFIG_KEYS.get(key)
-        if spec is None:
-            warnings.append("%s: unknown key `%s` (ignored)" % (where if sources.get(key) != "-c" else "-c", key))
-            continue
-        kind, _default, allowed = spec
-        src = where if sources.get(key) in (None, "config.toml") or str(sources.get(key)).startswith("profile") else "-c %s" % key if sources.get(key) == "-c" else "--flag"
-        _check_type(src, key, value, kind)
-        if key == "approval_policy":
-            value = _normalize_approval(value, src)
-        elif allowed is not None:
-            _check_enum(src, key, value, allowed)
-        values[key] = value
+    values["profiles"] = profiles
     for key, (_kind, default, _allowed) in CONFIG_KEYS.items():
         if key not in values:
             values[key] = dict(default) if isinstance(default, dict) else default
@@ -2727,6 +2729,9 @@ def apply_patch(text, cwd):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
+#   describe_policy(cfg) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
+#   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
+#       read-only here"); front ends show them once, e.g. as a background event.
 #
 # Deliberate differences from upstream (docs/sandbox.md has the list):
 #   * known-safe commands skip the question but still run sandboxed (upstream ran them
@@ -2756,6 +2761,16 @@ SAFE_GIT_BRANCH_FLAGS = ("--list", "-l", "--show-current", "-a", "--all", "-r", 
 SCRIPT_SHELLS = ("bash", "zsh", "sh")
 #: the sed script forms allowed with `sed -n`: Np or M,Np
 _SED_PRINT_RE = re.compile(r"^\d+(,\d+)?p$")
+#: the presets front ends offer (/approvals, --help, docs/sandbox.md):
+#: name -> (approval_policy, sandbox_mode, network_access, what it means)
+APPROVAL_PRESETS = {
+    "read-only": ("on-request", "read-only", False, "reads anything; asks before writing or using the network"),
+    "auto": ("on-request", "workspace-write", False, "edits and runs commands in the workspace; asks for more"),
+    "full-auto": ("on-failure", "workspace-write", False, "like auto, and asks only when the sandbox stops a command"),
+    "full-access": ("never", "danger-full-access", True, "no sandbox and no questions (disposable machines only)"),
+}
+
+
 #: approval decisions for a command: assess_command_safety's answers
 COMMAND_DECISIONS = ("auto-approve", "ask-user", "reject")
 #: ExecOutcome.decision values
@@ -2769,8 +2784,17 @@ EXEC_DECISIONS = (
     "retry-approved",        # failed in the sandbox, the user allowed an unsandboxed retry
     "sandbox-failed",        # failed in the sandbox and was not retried
 )
-#: user answers to a question (ReviewDecision on the wire)
-REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")
+
+
+def describe_policy(cfg):
+    """One line for /status and `codex sandbox --check`: approval, sandbox, network and their sources."""
+    policy = SandboxPolicy.from_config(cfg)
+    src = getattr(cfg, "sources", {}) or {}
+    preset = next((name for name, (a, m, n, _) in APPROVAL_PRESETS.items()
+                   if (a, m, n) == (cfg.approval_policy, policy.mode, policy.has_network())), None)
+    return "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s%s" % (
+        cfg.approval_policy, src.get("approval_policy", "default"), policy.mode, src.get("sandbox_mode", "default"),
+        "on" if policy.has_network() else "off", " [preset %s]" % preset if preset else "")
 
 
 def _git_is_safe(argv):
@@ -2904,6 +2928,30 @@ def is_known_safe_command(argv):
     return False
 
 
+def _command_words(argv):
+    """The programs a known-safe argv runs: argv[0], or the shell and each script command's first word."""
+    argv = [str(a) for a in argv]
+    if len(argv) == 3 and argv[0].rpartition("/")[2] in SCRIPT_SHELLS and argv[1] in ("-lc", "-c"):
+        return [argv[0]] + [cmd[0] for cmd in parse_plain_script(argv[2]) or []]
+    return argv[:1]
+
+
+def _planted_program(argv, cfg):
+    """A program of argv that PATH resolves inside the workspace or a writable root, or None.
+
+    `ls` found in ./node_modules/.bin is not the system `ls`: it gets no known-safe pass.
+    """
+    import shutil  # startup budget: only when a command is assessed
+
+    path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
+    roots = [str(r) for r in SandboxPolicy.from_config(cfg).writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
+    for word in _command_words(argv):
+        found = word if "/" in word else shutil.which(word, path=path)
+        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
+            return word
+    return None
+
+
 def _approved_set(session_state):
     """The session's set of approved argv tuples (created on first use)."""
     if session_state is None:
@@ -2930,8 +2978,8 @@ def _command_plan(argv, cfg, approved_for_session, escalated=False):
     if approved_for_session and key in approved_for_session:
         return "auto-approve", False, "approved for this session"
     full = sandbox.is_unrestricted()
-    available = full or sandbox_available()
-    if is_known_safe_command(argv):
+    available = full or sandbox_available(getattr(cfg, "codex_home", None))
+    if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
         # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
         if available:
             return "auto-approve", not full, "known-safe command"
@@ -2971,76 +3019,18 @@ def assess_patch_safety(paths, cfg):
 
 
 ###############################################################################
-# §12 Sandbox: policies, the Linux helper, Seatbelt
+# §12a Sandbox: policies, protected paths, Seatbelt
 ###############################################################################
 
 # Owner: the sandbox issue (#3).
 #
-# A SandboxPolicy says what a command may write and whether it may use the network.  On
-# Linux a helper process applies it to itself and then execs the command, so the command's
-# pid, exit code and signals are its own.  The helper is sandbox_helpers/codex-linux-sandbox.c
-# (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
-# where no compiled helper fits the machine, codex re-executes itself as the same helper
-# written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
-#
-#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
-#   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
-#
-#   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
-#   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
-#                     $CODEX_HOME, .codex inside writable roots)
-#   --ro-mounts       in that namespace every mount is read-only except the writable roots:
-#                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
-#   --network         leave the network alone (no socket rules in seccomp or Landlock)
-#   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
-#
-# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
-# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
-# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
-# executed gives 127 (not found) or 126, like a shell.
-#
-# On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec.
+# A SandboxPolicy says what a command may write and whether it may use the network; the
+# paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
+# here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
+# Linux the helper of §12b applies it.
 
-#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
-HELPER_EXIT_CODES = {
-    120: "setup failed (prctl or closing file descriptors)",
-    121: "bad helper arguments",
-    122: "Landlock is unavailable or could not be enforced",
-    123: "seccomp could not be installed",
-    125: "the read-only mounts (.git, $CODEX_HOME) could not be set up",
-}
-HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
-HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
-_SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
 SEATBELT_EXECUTABLE = "/usr/bin/sandbox-exec"  #: absolute on purpose: never a PATH lookup
 SANDBOX_TYPE_NAMES = {"linux": "LinuxSeccomp", "linux-python": "LinuxSeccomp", "seatbelt": "MacosSeatbelt"}
-
-#: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
-LANDLOCK_FS = {
-    "execute": 1 << 0, "write_file": 1 << 1, "read_file": 1 << 2, "read_dir": 1 << 3,
-    "remove_dir": 1 << 4, "remove_file": 1 << 5, "make_char": 1 << 6, "make_dir": 1 << 7,
-    "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
-    "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
-}
-LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know
-_LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
-_LANDLOCK_FILE_RIGHTS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15)  #: rights a file (not dir) rule may hold
-_LANDLOCK_READ = (1 << 0) | (1 << 2) | (1 << 3)  #: execute + read_file + read_dir
-_LANDLOCK_NET_TCP = (1 << 0) | (1 << 1)  #: bind_tcp + connect_tcp (ABI 4)
-_LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
-_SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
-
-#: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
-#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
-#: command owns the user namespace the read-only binds live in)
-SECCOMP_ALWAYS_DENIED = (
-    "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
-    "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
-    "fsconfig", "fsmount", "fspick", "pivot_root",
-)
-#: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
-SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
-_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
 
 #: directories not searched for nested repositories (large, and never repos themselves)
 _NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
@@ -3074,7 +3064,10 @@ class SandboxPolicy(object):
         legacy = getattr(cfg, "sandbox_permissions", None)
         sources = getattr(cfg, "sources", {}) or {}
         if legacy is not None and sources.get("sandbox_mode", "default") == "default":
-            return cls.from_permissions(legacy, getattr(cfg, "codex_home", None))
+            policy = cls.from_permissions(legacy, getattr(cfg, "codex_home", None))
+            _notice("`sandbox_permissions` is deprecated; it now means sandbox_mode = %r%s: set sandbox_mode "
+                    "and [sandbox_workspace_write] instead" % (policy.mode, " with network" if policy.has_network() else ""))
+            return policy
         mode = cfg.sandbox_mode
         if mode != "workspace-write":
             return cls(mode)
@@ -3289,6 +3282,146 @@ def take_sandbox_notices():
     return out
 
 
+# -- macOS Seatbelt -------------------------------------------------------------------------
+
+#: the fixed part of every Seatbelt profile: deny by default, let the command run and fork,
+#: read the sysctls common tools need, and use POSIX semaphores (Python multiprocessing)
+SEATBELT_BASE_POLICY = """(version 1)
+(deny default)
+(allow process-exec)
+(allow process-fork)
+(allow signal (target self))
+(allow file-write-data
+  (require-all (path "/dev/null") (vnode-type CHARACTER-DEVICE)))
+(allow sysctl-read
+  (sysctl-name "hw.activecpu") (sysctl-name "hw.busfrequency_compat") (sysctl-name "hw.byteorder")
+  (sysctl-name "hw.cacheconfig") (sysctl-name "hw.cachelinesize_compat") (sysctl-name "hw.cpufamily")
+  (sysctl-name "hw.cpufrequency_compat") (sysctl-name "hw.cputype") (sysctl-name "hw.l1dcachesize_compat")
+  (sysctl-name "hw.l1icachesize_compat") (sysctl-name "hw.l2cachesize_compat") (sysctl-name "hw.l3cachesize_compat")
+  (sysctl-name "hw.logicalcpu_max") (sysctl-name "hw.machine") (sysctl-name "hw.ncpu") (sysctl-name "hw.nperflevels")
+  (sysctl-name "hw.memsize") (sysctl-name "hw.pagesize") (sysctl-name "hw.pagesize_compat")
+  (sysctl-name "hw.physicalcpu") (sysctl-name "hw.physicalcpu_max") (sysctl-name "hw.logicalcpu")
+  (sysctl-name "hw.tbfrequency_compat") (sysctl-name "hw.vectorunit")
+  (sysctl-name "kern.hostname") (sysctl-name "kern.maxfilesperproc") (sysctl-name "kern.osproductversion")
+  (sysctl-name "kern.osrelease") (sysctl-name "kern.ostype") (sysctl-name "kern.osvariant_status")
+  (sysctl-name "kern.osversion") (sysctl-name "kern.secure_kernel") (sysctl-name "kern.usrstack64")
+  (sysctl-name "kern.version") (sysctl-name "sysctl.proc_cputype")
+  (sysctl-name-prefix "hw.optional.") (sysctl-name-prefix "hw.perflevel"))
+(allow ipc-posix-sem)"""
+#: what the network section adds when the policy allows the network
+SEATBELT_NETWORK_POLICY = "(allow network-outbound)\n(allow network-inbound)\n(allow system-socket)"
+
+
+def seatbelt_profile(policy, cwd, home=None, environ=None):
+    """Return (profile text, [(param name, value)]) for `policy`; paths go in as -D params."""
+    parts = [SEATBELT_BASE_POLICY, "(allow file-read*)"]
+    params = []
+    if policy.is_unrestricted():
+        parts.append('(allow file-write* (regex #"^/"))')
+    else:
+        roots = policy.writable_roots_for(cwd, environ)
+        clauses = []
+        ro_all = protected_paths(roots, cwd, home) if roots else []
+        for i, root in enumerate(roots):
+            name = "WRITABLE_ROOT_%d" % i
+            params.append((name, str(root)))
+            ro = [p for p in ro_all if _is_within(p, str(root)) and p != str(root)]
+            if not ro:
+                clauses.append('(subpath (param "%s"))' % name)
+                continue
+            nots = []
+            for j, sub in enumerate(ro):
+                sub_name = "%s_RO_%d" % (name, j)
+                params.append((sub_name, sub))
+                nots.append('(require-not (subpath (param "%s")))' % sub_name)
+            clauses.append('(require-all (subpath (param "%s")) %s)' % (name, " ".join(nots)))
+        if clauses:
+            parts.append("(allow file-write*\n  %s)" % "\n  ".join(clauses))
+    if policy.has_network():
+        parts.append(SEATBELT_NETWORK_POLICY)
+    return "\n".join(parts) + "\n", params
+
+
+def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
+    """The sandbox-exec command line for argv under policy."""
+    profile, params = seatbelt_profile(policy, cwd, home, environ)
+    return ([SEATBELT_EXECUTABLE, "-p", profile] + ["-D%s=%s" % (k, v) for k, v in params]
+            + ["--"] + [str(a) for a in argv])
+
+
+###############################################################################
+# §12b Sandbox: the Linux helper
+###############################################################################
+
+# Owner: the sandbox issue (#3).
+#
+# On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
+# command, so the command's pid, exit code and signals are its own.  The helper is
+# sandbox_helpers/codex-linux-sandbox.c
+# (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
+# where no compiled helper fits the machine, codex re-executes itself as the same helper
+# written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
+#
+#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
+#                       [--ro-mounts] [--network] -- CMD [ARG]...
+#   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
+#
+#   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
+#   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
+#                     $CODEX_HOME, .codex inside writable roots)
+#   --hide FILE       in that namespace /dev/null (read-only) covers FILE ($CODEX_HOME/auth.json)
+#   --ro-mounts       in that namespace every mount is read-only except the writable roots:
+#                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
+#   --network         leave the network alone (no socket rules in seccomp or Landlock)
+#   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
+#
+# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
+# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
+# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
+# executed gives 127 (not found) or 126, like a shell.
+
+#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
+HELPER_EXIT_CODES = {
+    120: "setup failed (prctl or closing file descriptors)",
+    121: "bad helper arguments",
+    122: "Landlock is unavailable or could not be enforced",
+    123: "seccomp could not be installed",
+    125: "the read-only mounts (.git, $CODEX_HOME) could not be set up",
+}
+HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
+HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
+_SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
+HIDDEN_HOME_FILES = ("auth.json",)  #: $CODEX_HOME files a command sees as empty (they hold credentials)
+
+#: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
+LANDLOCK_FS = {
+    "execute": 1 << 0, "write_file": 1 << 1, "read_file": 1 << 2, "read_dir": 1 << 3,
+    "remove_dir": 1 << 4, "remove_file": 1 << 5, "make_char": 1 << 6, "make_dir": 1 << 7,
+    "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
+    "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
+}
+LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know (6 and 7 add no file-system right)
+#: file-system rights each ABI handles: 1 up to make_sym, 2 adds refer, 3 truncate, 5 ioctl_dev
+_LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
+_LANDLOCK_FILE_RIGHTS = (LANDLOCK_FS["execute"] | LANDLOCK_FS["write_file"] | LANDLOCK_FS["read_file"]
+                         | LANDLOCK_FS["truncate"] | LANDLOCK_FS["ioctl_dev"])  #: rights a rule on a file may hold
+_LANDLOCK_READ = LANDLOCK_FS["execute"] | LANDLOCK_FS["read_file"] | LANDLOCK_FS["read_dir"]  #: what "/" gets
+_LANDLOCK_NET_TCP = (1 << 0) | (1 << 1)  #: bind_tcp + connect_tcp (ABI 4)
+_LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
+_SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
+
+#: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
+#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
+#: command owns the user namespace the read-only binds live in)
+SECCOMP_ALWAYS_DENIED = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
+    "fsconfig", "fsmount", "fspick", "pivot_root",
+)
+#: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
+SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
+_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
+
 # -- finding and extracting the compiled helper ---------------------------------------------
 
 
@@ -3331,7 +3464,9 @@ def _install_helper(data, digest, home):
                 st = target.lstat()
                 if (st.st_uid == os.getuid() and (st.st_mode & 0o7777) == 0o700
                         and hashlib.sha256(target.read_bytes()).hexdigest() == digest):
-                    return target
+                    if os.access(str(target), os.X_OK):  # False on a noexec mount: try the next place
+                        return target
+                    continue
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             st = d.lstat()
             if st.st_uid != os.getuid() or st.st_mode & 0o022:
@@ -3344,7 +3479,8 @@ def _install_helper(data, digest, home):
             finally:
                 os.close(fd)
             os.replace(str(tmp), str(target))
-            return target
+            if os.access(str(target), os.X_OK):
+                return target
         except OSError:
             continue
     return None
@@ -3504,81 +3640,20 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 ro = []
             for p in ro:
                 out += ["--read-only", p]
-        if userns and probe_sandbox(home).get("mount_setattr") == "1":
+        # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
+        if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
+        if userns and home is not None:
+            for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
+                secret = os.path.join(str(home), name)
+                if os.path.isfile(secret):
+                    out += ["--hide", os.path.realpath(secret)]
         if policy.has_network():
             out.append("--network")
         return out + ["--"] + argv, {}, kind
     if _DARWIN:
         return seatbelt_argv(argv, policy, policy_cwd, home), {"CODEX_SANDBOX": "seatbelt"}, "seatbelt"
     raise SandboxError("no sandbox exists for %s; use -s danger-full-access to run commands unsandboxed" % sys.platform)
-
-
-# -- macOS Seatbelt -------------------------------------------------------------------------
-
-#: the fixed part of every Seatbelt profile: deny by default, let the command run and fork,
-#: read the sysctls common tools need, and use POSIX semaphores (Python multiprocessing)
-SEATBELT_BASE_POLICY = """(version 1)
-(deny default)
-(allow process-exec)
-(allow process-fork)
-(allow signal (target self))
-(allow file-write-data
-  (require-all (path "/dev/null") (vnode-type CHARACTER-DEVICE)))
-(allow sysctl-read
-  (sysctl-name "hw.activecpu") (sysctl-name "hw.busfrequency_compat") (sysctl-name "hw.byteorder")
-  (sysctl-name "hw.cacheconfig") (sysctl-name "hw.cachelinesize_compat") (sysctl-name "hw.cpufamily")
-  (sysctl-name "hw.cpufrequency_compat") (sysctl-name "hw.cputype") (sysctl-name "hw.l1dcachesize_compat")
-  (sysctl-name "hw.l1icachesize_compat") (sysctl-name "hw.l2cachesize_compat") (sysctl-name "hw.l3cachesize_compat")
-  (sysctl-name "hw.logicalcpu_max") (sysctl-name "hw.machine") (sysctl-name "hw.ncpu") (sysctl-name "hw.nperflevels")
-  (sysctl-name "hw.memsize") (sysctl-name "hw.pagesize") (sysctl-name "hw.pagesize_compat")
-  (sysctl-name "hw.physicalcpu") (sysctl-name "hw.physicalcpu_max") (sysctl-name "hw.logicalcpu")
-  (sysctl-name "hw.tbfrequency_compat") (sysctl-name "hw.vectorunit")
-  (sysctl-name "kern.hostname") (sysctl-name "kern.maxfilesperproc") (sysctl-name "kern.osproductversion")
-  (sysctl-name "kern.osrelease") (sysctl-name "kern.ostype") (sysctl-name "kern.osvariant_status")
-  (sysctl-name "kern.osversion") (sysctl-name "kern.secure_kernel") (sysctl-name "kern.usrstack64")
-  (sysctl-name "kern.version") (sysctl-name "sysctl.proc_cputype")
-  (sysctl-name-prefix "hw.optional.") (sysctl-name-prefix "hw.perflevel"))
-(allow ipc-posix-sem)"""
-#: what the network section adds when the policy allows the network
-SEATBELT_NETWORK_POLICY = "(allow network-outbound)\n(allow network-inbound)\n(allow system-socket)"
-
-
-def seatbelt_profile(policy, cwd, home=None, environ=None):
-    """Return (profile text, [(param name, value)]) for `policy`; paths go in as -D params."""
-    parts = [SEATBELT_BASE_POLICY, "(allow file-read*)"]
-    params = []
-    if policy.is_unrestricted():
-        parts.append('(allow file-write* (regex #"^/"))')
-    else:
-        roots = policy.writable_roots_for(cwd, environ)
-        clauses = []
-        ro_all = protected_paths(roots, cwd, home) if roots else []
-        for i, root in enumerate(roots):
-            name = "WRITABLE_ROOT_%d" % i
-            params.append((name, str(root)))
-            ro = [p for p in ro_all if _is_within(p, str(root)) and p != str(root)]
-            if not ro:
-                clauses.append('(subpath (param "%s"))' % name)
-                continue
-            nots = []
-            for j, sub in enumerate(ro):
-                sub_name = "%s_RO_%d" % (name, j)
-                params.append((sub_name, sub))
-                nots.append('(require-not (subpath (param "%s")))' % sub_name)
-            clauses.append('(require-all (subpath (param "%s")) %s)' % (name, " ".join(nots)))
-        if clauses:
-            parts.append("(allow file-write*\n  %s)" % "\n  ".join(clauses))
-    if policy.has_network():
-        parts.append(SEATBELT_NETWORK_POLICY)
-    return "\n".join(parts) + "\n", params
-
-
-def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
-    """The sandbox-exec command line for argv under policy."""
-    profile, params = seatbelt_profile(policy, cwd, home, environ)
-    return ([SEATBELT_EXECUTABLE, "-p", profile] + ["-D%s=%s" % (k, v) for k, v in params]
-            + ["--"] + [str(a) for a in argv])
 
 
 # -- the Python helper (fallback when no compiled helper fits) ------------------------------
@@ -3598,8 +3673,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "network": False, "probe": False, "command": [],
-            "ro_mounts": False}
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "network": False, "probe": False,
+            "command": [], "ro_mounts": False}
     i = 0
     while i < len(args):
         a = args[i]
@@ -3612,14 +3687,14 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
-        elif a in ("--cwd", "--writable", "--read-only"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
             if a == "--cwd":
                 opts["cwd"] = args[i]
             else:
-                opts["writable" if a == "--writable" else "read_only"].append(args[i])
+                opts[a[2:].replace("-", "_")].append(args[i])
         else:
             raise ValueError("unknown argument %r" % a)
         i += 1
@@ -3665,7 +3740,7 @@ def _apply_landlock(libc, writable, network):
     abi, reason = _landlock_abi(libc)
     if abi < 1:
         _helper_fail(122, "Landlock is unavailable: %s" % reason)
-    fs = _LANDLOCK_FS_BY_ABI.get(abi, (1 << 16) - 1)
+    fs = _LANDLOCK_FS_BY_ABI.get(abi, (1 << 16) - 1)  # ABI 5..7 and newer: every right we know
     attr = RulesetAttr(fs, 0, 0)
     size = 8
     if abi >= 4:
@@ -3779,9 +3854,9 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
     """Enter a user+mount namespace; with ro_mounts make every mount read-only but the
-    writable roots; bind-mount each of `paths` read-only onto itself."""
+    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
@@ -3807,19 +3882,28 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=()):
             if _mount_setattr(libc, root, 0x8000, 0, 1) != 0 and _mount_setattr(libc, root, 0, 0, 1) != 0:
                 _helper_fail(125, "making writable %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
     for path in paths:
-        bpath = os.fsencode(path)
-        if libc.mount(bpath, bpath, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
-            _helper_fail(125, "bind-mounting %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
-        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
-        try:
-            fflag = os.statvfs(path).f_flag
-        except OSError:
-            fflag = 0
-        for st_bit, ms_bit in _LOCKED_MOUNT_FLAGS:
-            if fflag & st_bit:
-                flags |= ms_bit
-        if libc.mount(None, bpath, None, ctypes.c_ulong(flags), None) != 0:
-            _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        _bind_read_only(libc, path, path)
+    for path in hidden:
+        _bind_read_only(libc, "/dev/null", path)
+
+
+def _bind_read_only(libc, src, dst):
+    """Bind src onto dst and remount it read-only, keeping the flags the outer mount locked."""
+    import ctypes
+
+    bdst = os.fsencode(dst)
+    if libc.mount(os.fsencode(src), bdst, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+        _helper_fail(125, "bind-mounting onto %s failed: %s" % (dst, os.strerror(ctypes.get_errno())))
+    flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+    try:
+        fflag = os.statvfs(dst).f_flag
+    except OSError:
+        fflag = 0
+    for st_bit, ms_bit in _LOCKED_MOUNT_FLAGS:
+        if fflag & st_bit:
+            flags |= ms_bit
+    if libc.mount(None, bdst, None, ctypes.c_ulong(flags), None) != 0:
+        _helper_fail(125, "remounting %s read-only failed: %s" % (dst, os.strerror(ctypes.get_errno())))
 
 
 def _probe_userns(setattr_too=False):
@@ -3843,7 +3927,7 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+                     "[--hide FILE]... [--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
         abi, reason = _landlock_abi(libc)
@@ -3863,8 +3947,8 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    if opts["read_only"] or opts["ro_mounts"]:
-        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"])
+    if opts["read_only"] or opts["ro_mounts"] or opts["hide"]:
+        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"])
     _apply_seccomp(opts["network"])
     _apply_landlock(libc, opts["writable"], opts["network"])
     if opts["cwd"]:
@@ -3921,10 +4005,10 @@ _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-on
 _NETWORK_FAILURE_RE = re.compile(
     r"could not resolve host|temporary failure in name resolution|name or service not known|"
     r"network is unreachable|failed to connect|couldn't connect|connection refused|getaddrinfo", re.I)
-#: paths quoted in common error messages: `touch: cannot touch 'X': ...`, `bash: X: ...`
+#: paths named in common error messages: `touch: cannot touch 'X': ...`, `bash: line 1: X: ...`
 _DENIED_PATH_RES = (
-    re.compile(r"['\u2018`\"](/[^'\u2019`\"\n]*)['\u2019`\"]\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I),
-    re.compile(r"(?:^|\s)(/[^\s:'\"]+)\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I | re.M),
+    re.compile(r"['\u2018`\"]([^'\u2019`\"\n]+)['\u2019`\"]\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I),
+    re.compile(r"(?:^|\s)([^\s:'\"]+)\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I | re.M),
     re.compile(r"(?:open|opening|write|writing|create|creating)\s+['\"]?(/[^\s:'\"]+)", re.I),
 )
 
@@ -4011,6 +4095,7 @@ class _CappedBuffer(object):
         self.dropped = 0
 
     def add(self, data):
+        """Append a chunk."""
         room = self.half - len(self.head)
         if room > 0:
             self.head += data[:room]
@@ -4023,6 +4108,7 @@ class _CappedBuffer(object):
                 del self.tail[:cut]
 
     def text(self):
+        """Everything kept, decoded (invalid UTF-8 replaced), with a note where bytes were dropped."""
         tail = bytes(self.tail)
         if len(tail) > self.half:
             self.dropped += len(tail) - self.half
@@ -4042,6 +4128,14 @@ def _kill_group(proc, sig=None):
         pass
 
 
+def _has_exited(proc):
+    """Whether the command's process has exited, without reaping it (waitid WNOWAIT)."""
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 def _classify_helper_failure(exit_code, stderr):
     """The helper's own setup failure as one line, or None when the command itself ran."""
     if exit_code in HELPER_EXIT_CODES:
@@ -4051,13 +4145,14 @@ def _classify_helper_failure(exit_code, stderr):
     return None
 
 
-def looks_like_sandbox_denial(result, policy, policy_cwd, home=None):
+def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd=None):
     """Whether a failed sandboxed run failed because of the sandbox (not just any non-zero exit).
 
     A denial shows as EACCES/EPERM/EROFS text naming a path the policy does not let the
     command write, as a network error while the network is off, or as death by SIGSYS.
     Exit 0, 124 (timeout), 126/127 (not executable / not found) and plain failures without
-    such text are not denials (upstream #4859, #18711).
+    such text are not denials (upstream #4859, #18711); neither is EACCES on a path the
+    policy lets the command write (a chmod 444 file in the workspace).
     """
     if result.exit_code == 0 or result.timed_out or result.cancelled or result.sandbox_type is None:
         return False
@@ -4071,6 +4166,8 @@ def looks_like_sandbox_denial(result, policy, policy_cwd, home=None):
     paths = []
     for rx in _DENIED_PATH_RES:
         paths.extend(m.group(1) for m in rx.finditer(text))
+    base = str(command_cwd or policy_cwd)
+    paths = [p if os.path.isabs(p) else os.path.join(base, p) for p in paths]
     if not paths:
         return True  # a denial message without a path we can check: assume the sandbox
     return any(not policy.is_path_writable(p, policy_cwd, home) for p in paths)
@@ -4109,11 +4206,18 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    pidfd = None
+    if hasattr(os, "pidfd_open"):  # Linux 5.3+: the exit itself wakes select (no polling delay)
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+            sel.register(pidfd, selectors.EVENT_READ, "exit")
+        except OSError:
+            pidfd = None
     deadline = start + timeout_ms / 1000.0
     timed_out = cancelled = False
     exited_at = None
     try:
-        while sel.get_map():
+        while True:
             now = time.monotonic()
             if not timed_out and not cancelled:
                 if now >= deadline:
@@ -4122,15 +4226,21 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                 elif cancel is not None and cancel.is_set():
                     cancelled = True
                     _kill_group(proc)
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and _has_exited(proc):
                 exited_at = now
             if exited_at is not None:
+                if pidfd is not None and pidfd in sel.get_map():
+                    sel.unregister(pidfd)
+                if not sel.get_map():
+                    break
                 if now - exited_at > _LEFTOVER_GRACE_SECONDS:
                     _kill_group(proc)  # background children still hold the pipes
                 if now - exited_at > _LEFTOVER_GRACE_SECONDS + 1.0:
                     break  # a child that left the group (setsid) keeps them: stop reading
-            wait = max(0.01, min(0.05, deadline - now))
+            wait = max(0.001, min(0.05 if sel.get_map() else 0.002, deadline - now))
             for key, _ in sel.select(wait):
+                if key.data == "exit":
+                    continue  # handled at the top of the loop
                 try:
                     data = os.read(key.fileobj.fileno(), _READ_CHUNK)
                 except OSError:
@@ -4143,21 +4253,19 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                 if on_output is not None and deltas[0] < MAX_OUTPUT_DELTAS:
                     deltas[0] += 1
                     on_output(key.data, data)
-        try:
-            status = proc.wait(timeout=max(0.1, deadline - time.monotonic()) if not timed_out else 5)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-            status = proc.wait()
+        # the leader is exited but not reaped yet, so its group id cannot belong to anyone else
+        _kill_group(proc)  # anything that outlived the command in its group
+        status = proc.wait()
     except BaseException:
         _kill_group(proc)  # KeyboardInterrupt and friends: never leave the group running
         proc.wait()
         raise
     finally:
         sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
         proc.stdout.close()
         proc.stderr.close()
-    _kill_group(proc)  # anything that outlived the command in its group
     duration = time.monotonic() - start
     exit_code = 128 - status if status < 0 else status
     if timed_out:
@@ -4168,8 +4276,10 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                         timed_out, False, sandbox_type, None, cancelled, timeout_ms)
     if sandbox_type is not None:
         result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
+        if result.sandbox_error:
+            _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
-            result, policy, cfg.cwd, getattr(cfg, "codex_home", None))
+            result, policy, cfg.cwd, getattr(cfg, "codex_home", None), cwd)
     return result
 
 
@@ -4344,11 +4454,7 @@ def sandbox_check_lines(home=None, cfg=None):
         lines.append(("fail", "platform", "no sandbox exists for %s: commands can only run with -s danger-full-access"
                       % sys.platform))
     if cfg is not None:
-        policy = SandboxPolicy.from_config(cfg)
-        src = getattr(cfg, "sources", {}) or {}
-        lines.append(("ok", "policy", "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s"
-                      % (cfg.approval_policy, src.get("approval_policy", "default"), policy.mode,
-                         src.get("sandbox_mode", "default"), "on" if policy.has_network() else "off")))
+        lines.append(("ok", "policy", describe_policy(cfg)))
     return lines
 
 
@@ -7657,7 +7763,7 @@ def _is_debug(argv):
 def main(argv=None):
     """Entry point: parse argv, dispatch to the subcommand, map errors to exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12)
+    if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12b)
         return _sandbox_helper_main(argv[1:])
     if argv in (["--version"], ["-V"]):  # the fast path: no argparse, no config
         sys.stdout.write("codex %s\n" % __version__)
