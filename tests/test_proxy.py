@@ -200,6 +200,21 @@ def test_client_token_required(start_proxy, upstream):
     assert raw_request(p2, "GET", "/v1/echo", headers={"Authorization": "Bearer " + TOKEN})[0] == 200
 
 
+def test_profile_selects_the_provider(codex_home, upstream):
+    (codex_home / "config.toml").write_text(
+        'model_provider = "openai"\n'
+        '[model_providers.up]\nname = "up"\nbase_url = "%s/v1"\nenv_key = "UP_KEY"\n'
+        '[profiles.work]\nmodel_provider = "up"\n' % upstream.url)
+    p = Proxy(["-p", "work"], env={"UP_KEY": KEY, "CODEX_HOME": str(codex_home)})
+    try:
+        assert "-> %s/v1" % upstream.url in p.lines[0]
+        upstream.clear()
+        assert raw_request(p, "GET", "/v1/echo")[0] == 200
+        assert auth_seen(upstream.log()[0]) == "Bearer " + KEY
+    finally:
+        p.stop()
+
+
 def test_bind_policy(run_codex):
     r = run_codex("proxy", "--bind", "0.0.0.0:0")
     assert r.returncode == 2 and "--allow-remote" in r.stderr and "Traceback" not in r.stderr
