@@ -226,6 +226,32 @@ def test_bind_policy(run_codex):
     assert r.returncode == 2 and "HOST:PORT" in r.stderr
 
 
+def test_bind_parsing_and_loopback_names():
+    assert codex._parse_bind("127.0.0.1:11435") == ("127.0.0.1", 11435)
+    assert codex._parse_bind("[::1]:8080") == ("::1", 8080)
+    assert codex._parse_bind(":9000") == ("127.0.0.1", 9000)
+    assert codex._parse_bind("9000") == ("127.0.0.1", 9000)
+    for name in ("localhost", "LOCALHOST.", "app.localhost", "127.0.0.1", "127.9.9.9", "::1", "[::1]"):
+        assert codex._is_loopback_host(name), name
+    for name in ("0.0.0.0", "::", "10.0.0.1", "192.168.1.2", "example.com", "localhost.example.com", ""):
+        assert not codex._is_loopback_host(name), name
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+def test_ipv6_loopback_bind(start_proxy, upstream):
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 is not configured")
+    p = start_proxy("--bind", "[::1]:0")
+    assert p.url.startswith("http://[::1]:")
+    conn = http.client.HTTPConnection("::1", p.port, timeout=10)
+    conn.request("GET", "/v1/models")
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
 def test_bind_in_use(run_codex):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

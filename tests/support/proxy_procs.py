@@ -53,7 +53,9 @@ class Proxy(object):
     """`codex proxy --bind 127.0.0.1:0 ARGS` with its stderr collected line by line."""
 
     def __init__(self, args=(), env=None, cmd=None, timeout=30):
-        cmd = list(cmd or [sys.executable, str(REPO / "codex.py")])
+        # CODEX_PROXY_TEST_CMD="python3.9 dist/codex" reruns the proxy tests under another runner.
+        default = os.environ.get("CODEX_PROXY_TEST_CMD", "").split() or [sys.executable, str(REPO / "codex.py")]
+        cmd = list(cmd or default)
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd + ["proxy", "--bind", "127.0.0.1:0"] + list(args),
