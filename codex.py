@@ -6320,6 +6320,14 @@ class _ProxyCredentials(object):
         return None
 
 
+def _write_parts(writer, parts):
+    """Queue h11's output on a stream, with flow control (unlike writelines)."""
+    # Not writelines(): in Python 3.12.1 and 3.13.0 (at least) the selector transport's
+    # writelines() skips flow control, so drain() never waits and a slow reader makes
+    # memory grow without bound (found by the download test under 3.13).
+    writer.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+
 async def _read_within(reader, timeout):
     """reader.read(_PROXY_CHUNK), raising asyncio.TimeoutError after `timeout` seconds."""
     import asyncio  # startup budget
@@ -6356,7 +6364,7 @@ class _UpstreamConnection(object):
 
         parts = self.h11.send_with_data_passthrough(event)
         if parts:
-            self.writer.writelines(parts)
+            _write_parts(self.writer, parts)
             if self.writer.transport.get_write_buffer_size() > _PROXY_CHUNK:
                 await asyncio.wait_for(self.writer.drain(), _PROXY_BODY_TIMEOUT)
             else:
@@ -6551,8 +6559,7 @@ class _RequestBody(object):
         self.done = False
 
     async def send_to(self, up, answered):
-        """Send what was kept (a retry), then the rest as the client sends it; stop early
-        once the future `answered` is done (the provider spoke before the body ended)."""
+        """Send what was kept (a retry), then the rest as it comes, until `answered` is done."""
         import h11  # startup budget
 
         for chunk in self.kept:
@@ -6696,7 +6703,7 @@ class ProxyServer(object):
     async def _flush(self, ex, parts):
         """Write bytes h11 produced for the client; wait while the client is slow to read."""
         if parts:
-            ex.writer.writelines(parts)
+            _write_parts(ex.writer, parts)
             try:
                 await ex.writer.drain()
             except (ConnectionError, OSError):
@@ -6953,12 +6960,10 @@ class ProxyServer(object):
                 up.close()
 
     async def _send_body(self, up, body):
-        """Stream the client's body to the provider while listening for an early answer.
-
-        A provider may answer (413, 401, ...) and hang up before reading the whole body.
-        A read is kept pending meanwhile so its answer is taken in as it arrives: after
-        the write error that follows, the stream would only report the reset.
-        """
+        """Stream the client's body to the provider while listening for an early answer."""
+        # A provider may answer (413, 401, ...) and hang up before reading the whole body.
+        # A read is kept pending meanwhile so its answer is taken in as it arrives: after
+        # the write error that follows, the stream would only report the reset.
         import asyncio  # startup budget
         import h11  # startup budget
 
@@ -7041,8 +7046,9 @@ class ProxyServer(object):
             writer.close()
 
     async def _linger(self, reader):
-        """Read and drop what the client still sends (2 s at most) after an early answer,
-        so that closing the socket does not reset the answer before the client reads it."""
+        """Read and drop what the client still sends (2 s at most) after an early answer."""
+        # Closing a socket with unread input sends a reset, which can destroy the answer
+        # before the client has read it.
         import asyncio  # startup budget
 
         deadline = time.monotonic() + 2.0

@@ -761,6 +761,36 @@ def test_1gb_streamed_upload_and_download_bounded_memory(start_proxy, upstream):
         assert hwm * 1024 - baseline < 40 * 2 ** 20, (hwm, baseline)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["3.9", "3.12", "3.13"])
+def test_download_backpressure_under_other_pythons(version, dist_codex, start_proxy, upstream):
+    # Python 3.12/3.13's writelines() skips flow control: this is what caught it.
+    from test_py39 import find_python
+
+    python = find_python(version)
+    if python is None:
+        pytest.skip("python%s not found on PATH or under pyenv" % version)
+    p = start_proxy(cmd=[python, str(dist_codex)])
+    proc = psutil.Process(p.proc.pid)
+    raw_request(p, "GET", "/v1/models")
+    baseline = proc.memory_info().rss
+    size = 256 * 1024 * 1024
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=60)
+    conn.request("GET", "/v1/bytes?n=%d" % size)
+    resp = conn.getresponse()
+    time.sleep(1.0)  # not reading: the proxy must stop reading from the provider too
+    stalled = proc.memory_info().rss
+    got = 0
+    while True:
+        chunk = resp.read(1024 * 1024)
+        if not chunk:
+            break
+        got += len(chunk)
+    conn.close()
+    assert got == size
+    assert stalled - baseline < 30 * 2 ** 20, "python%s: +%.0f MiB" % (version, (stalled - baseline) / 2.0 ** 20)
+
+
 # -- the built zipapp -----------------------------------------------------------------------
 
 

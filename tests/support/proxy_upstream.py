@@ -62,7 +62,7 @@ class Conn(object):
     async def send(self, ev):
         parts = self.h11.send_with_data_passthrough(ev)
         if parts:
-            self.writer.writelines(parts)
+            self.writer.write(b"".join(parts))  # writelines() skips flow control on 3.12
             try:
                 await self.writer.drain()
             except (ConnectionError, OSError):
