@@ -209,7 +209,7 @@ def main():
     for name, r in results.items():
         print("| %s | %.0f µs | %.0f µs | %s | %s | %.0f MB/s | %.0f MB/s | %.2f s |" % (
             name, r["p50_us"], r["p99_us"],
-            "-" if name == "direct" else "+%.0f µs" % (r["p50_us"] - direct["p50_us"]),
+            "-" if name == "direct" else "%+.0f µs" % (r["p50_us"] - direct["p50_us"]),
             "%.0f" % r["rps_c32"] if r["rps_c32"] else "n/a",
             r["download_MBps"], r["upload_MBps"], r["streams_100_s"]))
     if "peak_rss_MiB" in results.get("codex proxy", {}):
