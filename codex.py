@@ -7628,12 +7628,975 @@ def _cmd_proto(args, cfg_loader):
 # §21 Front end: codex proxy
 ###############################################################################
 
-# Owner: the proxy issue (#7).
+# `codex proxy` is an HTTP/1.1 server that forwards every /v1/* request to the active
+# provider, adding the provider's query params, headers and key.  Both sides are asyncio
+# streams driven by h11 state machines (a server one per client connection, a client one
+# per provider connection, kept alive in a small pool).  httpx is not used here: its
+# connection pool costs ~0.6 ms per request and collapses under concurrency (measured in
+# bench/bench_proxy.py), and a proxy must not add gzip, cookies or a User-Agent anyway.
+# Bodies flow chunk by chunk in both directions: a chunk is read from one side only after
+# the previous one was written to the other, so memory per request is a few socket buffers
+# whatever the body size, and SSE events reach the client the moment the provider sends them.
+#
+# Safety: a proxy holding the user's key must not become an open relay.  It binds loopback
+# unless --allow-remote (which then requires a client token), refuses Host headers that are
+# not loopback names (DNS rebinding) and browser requests from other origins unless
+# --allow-cors-any, and never logs headers, query strings or bodies.
+
+PROXY_DEFAULT_BIND = "127.0.0.1:11435"  #: where `codex proxy` listens by default
+PROXY_TOKEN_ENV = "CODEX_PROXY_TOKEN"  #: environment variable holding the client token
+PROXY_TOKEN_HEADER = b"x-codex-proxy-token"  #: header a client may carry the token in
+PROXY_MIN_TOKEN_LEN = 16  #: shortest client token accepted
+#: hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; so are the names Connection lists
+PROXY_HOP_BY_HOP = frozenset(
+    (b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+     b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection")
+)
+#: request headers dropped besides hop-by-hop ones: Host is rewritten to the provider's,
+#: Expect is answered by the proxy itself, the token header is ours
+_PROXY_DROP_REQUEST = frozenset((b"host", b"expect", PROXY_TOKEN_HEADER))
+_PROXY_CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS, HEAD"  #: preflight answer
+_PROXY_CHUNK = 64 * 1024  #: bytes read from a socket at a time (the per-direction buffer)
+_PROXY_MAX_HEAD = 64 * 1024  #: largest request line + headers accepted
+_PROXY_IDLE_TIMEOUT = 120.0  #: seconds a kept-alive client connection may sit idle
+_PROXY_BODY_TIMEOUT = 300.0  #: seconds a client may pause in the middle of a request
+_PROXY_CONNECT_TIMEOUT = 30.0  #: seconds to connect to the provider
+_PROXY_DRAIN_LIMIT = 1024 * 1024  #: body bytes read and dropped before an early error reply
+_PROXY_UPSTREAM_IDLE = 50.0  #: seconds an idle provider connection is kept for reuse
+_PROXY_POOL_SIZE = 64  #: idle provider connections kept
+_PROXY_REPLAY_LIMIT = 64 * 1024  #: bodies up to this size are resent when a kept-alive connection was stale
+
+
+class _ClientGone(Exception):
+    """Drop the client connection now: the client left, or the provider broke mid-answer."""
+
+
+def _parse_bind(spec):
+    """Split `HOST:PORT`, `[V6]:PORT`, `:PORT` or `PORT` into (host, port)."""
+    spec = (spec or PROXY_DEFAULT_BIND).strip()
+    host, port = "127.0.0.1", spec
+    if spec.startswith("["):
+        end = spec.find("]")
+        host, port = spec[1:end], spec[end + 1:].lstrip(":")
+    elif ":" in spec:
+        host, port = spec.rsplit(":", 1)
+        host = host or "127.0.0.1"
+    try:
+        port = int(port)
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except ValueError:
+        raise UsageError("--bind %s: expected HOST:PORT such as %s" % (spec, PROXY_DEFAULT_BIND))
+    return host, port
+
+
+def _is_loopback_host(host):
+    """Whether a host name or address only reaches this machine."""
+    import ipaddress
+
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_of(authority):
+    """The host part of a Host or Origin authority (`h:p`, `[v6]:p`, `scheme://h:p`)."""
+    authority = authority.split("://", 1)[-1].split("/", 1)[0]
+    if authority.startswith("["):
+        return authority[1:authority.find("]")]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def _reason(status):
+    """The standard reason phrase for a status code ("" when unknown)."""
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _json_error(message, kind, status):
+    """An OpenAI-shaped error body."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": status}}
+
+
+class _ProxyCredentials(object):
+    """The key injected when a client sends no Authorization: env_key, else auth.json."""
+
+    def __init__(self, provider, home, environ=None):
+        self.provider = provider
+        self.home = home
+        self.environ = os.environ if environ is None else environ
+        self._auth_stamp = None
+        self._auth_headers = []
+
+    def _from_auth_json(self):
+        path = auth_path(self.home) if self.home is not None else None
+        try:
+            st = path.stat() if path is not None else None
+        except OSError:
+            st = None
+        stamp = None if st is None else (st.st_mtime_ns, st.st_size)
+        if stamp != self._auth_stamp:  # re-read only when auth.json changed
+            auth = read_auth(self.home) if stamp is not None else None  # AuthError: again next time
+            tokens = (auth or {}).get("tokens") or {}
+            found = []
+            if auth and auth.get("OPENAI_API_KEY"):
+                found = [(b"authorization", ("Bearer " + str(auth["OPENAI_API_KEY"])).encode())]
+            elif isinstance(tokens, dict) and tokens.get("access_token"):
+                found = [(b"authorization", ("Bearer " + str(tokens["access_token"])).encode())]
+                if tokens.get("account_id"):
+                    found.append((b"chatgpt-account-id", str(tokens["account_id"]).encode()))
+            self._auth_stamp, self._auth_headers = stamp, found
+        return self._auth_headers
+
+    def headers(self):
+        """Header pairs carrying the provider's credentials; [] when there are none."""
+        if self.provider.env_key:
+            value = self.environ.get(self.provider.env_key, "").strip()
+            if value:
+                return [(b"authorization", ("Bearer " + value).encode())]
+        return self._from_auth_json()
+
+    def describe(self):
+        """Where the injected key comes from, for the startup banner (never the key)."""
+        if self.provider.env_key and self.environ.get(self.provider.env_key, "").strip():
+            return "$%s" % self.provider.env_key
+        if self._from_auth_json():
+            return str(auth_path(self.home))
+        return None
+
+
+def _write_parts(writer, parts):
+    """Queue h11's output on a stream, with flow control (unlike writelines)."""
+    # Not writelines(): in Python 3.12.1 and 3.13.0 (at least) the selector transport's
+    # writelines() skips flow control, so drain() never waits and a slow reader makes
+    # memory grow without bound (found by the download test under 3.13).
+    writer.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+
+async def _read_within(reader, timeout):
+    """reader.read(_PROXY_CHUNK), raising asyncio.TimeoutError after `timeout` seconds."""
+    import asyncio  # startup budget
+
+    within = getattr(asyncio, "timeout", None)  # Python 3.11+: no extra task per read
+    if within is not None:
+        async with within(timeout):
+            return await reader.read(_PROXY_CHUNK)
+    return await asyncio.wait_for(reader.read(_PROXY_CHUNK), timeout)
+
+
+class _UpstreamError(Exception):
+    """The provider could not be reached, or broke the protocol before answering."""
+
+    def __init__(self, message, timeout=False):
+        Exception.__init__(self, message)
+        self.timeout = timeout
+
+
+class _UpstreamConnection(object):
+    """One HTTP/1.1 connection to the provider: asyncio streams and an h11 client."""
+
+    def __init__(self, reader, writer):
+        import h11  # startup budget
+
+        self.reader, self.writer = reader, writer
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_PROXY_MAX_HEAD)
+        self.idle_since = time.monotonic()
+        self.reused = False
+
+    async def send(self, event):
+        """Send one h11 event, waiting while the provider is slow to read."""
+        import asyncio  # startup budget
+
+        parts = self.h11.send_with_data_passthrough(event)
+        if parts:
+            _write_parts(self.writer, parts)
+            if self.writer.transport.get_write_buffer_size() > _PROXY_CHUNK:
+                await asyncio.wait_for(self.writer.drain(), _PROXY_BODY_TIMEOUT)
+            else:
+                await self.writer.drain()
+
+    async def next_event(self, timeout):
+        """The next h11 event from the provider (asyncio.TimeoutError after `timeout` s idle)."""
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            self.h11.receive_data(await _read_within(self.reader, timeout))
+
+    def usable(self):
+        """Whether a kept-alive connection still looks open and fresh."""
+        return (not self.writer.transport.is_closing() and not self.reader.at_eof()
+                and time.monotonic() - self.idle_since < _PROXY_UPSTREAM_IDLE)
+
+    def close(self):
+        self.writer.close()
+
+
+class _UpstreamPool(object):
+    """Kept-alive connections to the provider's origin (direct, or via $HTTP(S)_PROXY)."""
+
+    def __init__(self, base_url, environ=None):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self.base_url = base_url
+        self.https = parts.scheme.lower() == "https"
+        self.host = parts.hostname or ""
+        try:
+            self.port = parts.port or (443 if self.https else 80)
+        except ValueError:
+            raise ConfigError("provider base_url %s has a bad port; fix it in config.toml" % base_url)
+        shown = "[%s]" % self.host if ":" in self.host else self.host
+        default_port = self.port == (443 if self.https else 80)
+        self.authority = shown if default_port else "%s:%d" % (shown, self.port)
+        self.host_header = self.authority.encode("idna") if not shown.isascii() else self.authority.encode()
+        self.path = parts.path.rstrip("/")
+        self.proxy = self._proxy_for(os.environ if environ is None else environ)
+        self._ssl = None
+        self._idle = []
+
+    def _proxy_for(self, environ):
+        """(host, port, Proxy-Authorization or None) of the HTTP proxy to use, or None."""
+        import base64
+        from urllib.parse import unquote, urlsplit
+        from urllib.request import proxy_bypass_environment
+
+        if _is_loopback_host(self.host):
+            return None
+        proxies = {}
+        for name, value in environ.items():  # the same variables urllib and httpx read
+            low = name.lower()
+            if value and low.endswith("_proxy") and (name == low or low not in environ):
+                proxies[low[:-6]] = value
+        if proxy_bypass_environment(self.host, proxies):
+            return None
+        url = proxies.get("https" if self.https else "http") or proxies.get("all")
+        if not url:
+            return None
+        p = urlsplit(url if "://" in url else "http://" + url)
+        if p.scheme.lower() != "http" or not p.hostname:
+            raise ConfigError(
+                "codex proxy reaches providers through http:// proxies only; %s_PROXY is %s"
+                % ("HTTPS" if self.https else "HTTP", "%s://%s" % (p.scheme, p.netloc.rpartition("@")[2]))
+            )
+        auth = None
+        if p.username:
+            pair = "%s:%s" % (unquote(p.username), unquote(p.password or ""))
+            auth = "Basic " + base64.b64encode(pair.encode()).decode()
+        return (p.hostname, p.port or 80, auth)
+
+    def describe(self):
+        """The provider URL, and the proxy it is reached through (no credentials)."""
+        if self.proxy is None:
+            return self.base_url
+        return "%s (via HTTP proxy %s:%d)" % (self.base_url, self.proxy[0], self.proxy[1])
+
+    def request_target(self, path):
+        """What goes on the request line: the path, or an absolute URL for an HTTP proxy."""
+        if self.proxy is not None and not self.https:
+            return ("http://%s%s" % (self.authority, path)).encode()
+        return path.encode()
+
+    def _ssl_context(self):
+        import ssl  # startup budget
+
+        if self._ssl is None:
+            ctx = ssl.create_default_context()  # also honours SSL_CERT_FILE / SSL_CERT_DIR
+            if not (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")):
+                try:  # some Pythons (python.org's macOS builds) ship without CA roots
+                    import certifi
+
+                    ctx.load_verify_locations(certifi.where())
+                except (ImportError, OSError, ValueError):
+                    pass
+            ctx.set_alpn_protocols(["http/1.1"])
+            self._ssl = ctx
+        return self._ssl
+
+    def _tunnel(self):
+        """Open a CONNECT tunnel through the HTTP proxy (blocking; run in a thread)."""
+        import socket
+
+        phost, pport, auth = self.proxy
+        sock = socket.create_connection((phost, pport), timeout=_PROXY_CONNECT_TIMEOUT)
+        try:
+            authority = "%s:%d" % ("[%s]" % self.host if ":" in self.host else self.host, self.port)
+            head = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (authority, authority)
+            if auth:
+                head += "Proxy-Authorization: %s\r\n" % auth
+            sock.sendall((head + "\r\n").encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                more = sock.recv(4096)
+                if not more or len(answer) > _PROXY_MAX_HEAD:
+                    raise OSError("HTTP proxy %s:%d closed the connection during CONNECT" % (phost, pport))
+                answer += more
+            status = answer.split(b"\r\n", 1)[0].decode("latin-1")
+            if len(status.split()) < 2 or not status.split()[1].startswith("2"):
+                raise OSError("HTTP proxy %s:%d refused CONNECT %s: %s" % (phost, pport, authority, status))
+            sock.settimeout(None)
+            return sock
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _connect(self):
+        import asyncio  # startup budget
+
+        ssl_ctx = self._ssl_context() if self.https else None
+        hostname = self.host if self.https else None
+        try:
+            if self.proxy is not None and self.https:
+                sock = await asyncio.get_running_loop().run_in_executor(None, self._tunnel)
+                opening = asyncio.open_connection(sock=sock, ssl=ssl_ctx, server_hostname=hostname,
+                                                  limit=2 * _PROXY_CHUNK)
+            elif self.proxy is not None:
+                opening = asyncio.open_connection(self.proxy[0], self.proxy[1], limit=2 * _PROXY_CHUNK)
+            else:
+                opening = asyncio.open_connection(self.host, self.port, ssl=ssl_ctx, server_hostname=hostname,
+                                                  limit=2 * _PROXY_CHUNK)
+            reader, writer = await asyncio.wait_for(opening, _PROXY_CONNECT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise _UpstreamError("no connection within %ds" % _PROXY_CONNECT_TIMEOUT, timeout=True)
+        except OSError as exc:
+            raise _UpstreamError(str(exc) or type(exc).__name__)
+        return _UpstreamConnection(reader, writer)
+
+    async def acquire(self):
+        """A connection to the provider: the freshest idle one, else a new one."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable():
+                conn.reused = True
+                return conn
+            conn.close()
+        return await self._connect()
+
+    def release(self, conn):
+        """Keep a connection whose exchange completed cleanly; close any other."""
+        import h11  # startup budget
+
+        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and not conn.writer.transport.is_closing():
+            conn.h11.start_next_cycle()
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+            if len(self._idle) > _PROXY_POOL_SIZE:
+                self._idle.pop(0).close()
+        else:
+            conn.close()
+
+    def close(self):
+        while self._idle:
+            self._idle.pop().close()
+
+
+class _RequestBody(object):
+    """The client's body on its way to the provider; small ones can be sent twice."""
+
+    def __init__(self, chunks):
+        self._chunks = chunks
+        self.kept = []
+        self.kept_size = 0
+        self.replayable = True
+        self.done = False
+
+    async def send_to(self, up, answered):
+        """Send what was kept (a retry), then the rest as it comes, until `answered` is done."""
+        import h11  # startup budget
+
+        for chunk in self.kept:
+            await up.send(h11.Data(data=chunk))
+        while not self.done and not answered.done():
+            try:
+                chunk = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                self.done = True
+                break
+            if self.replayable:
+                if self.kept_size + len(chunk) <= _PROXY_REPLAY_LIMIT:
+                    self.kept.append(chunk)
+                    self.kept_size += len(chunk)
+                else:
+                    self.replayable, self.kept = False, []
+            await up.send(h11.Data(data=chunk))
+
+
+class _Exchange(object):
+    """One request on one client connection, and what the log line reports about it."""
+
+    def __init__(self, conn, reader, writer, request, peer):
+        self.conn, self.reader, self.writer, self.peer = conn, reader, writer, peer
+        self.raw_method = bytes(request.method)
+        self.method = self.raw_method.decode("ascii", "replace")
+        self.target = request.target.decode("latin-1")
+        self.path = self.target.split("?", 1)[0]
+        self.headers = [(bytes(k).lower(), bytes(v)) for k, v in request.headers]
+        self.started = time.monotonic()
+        self.status = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.note = ""
+
+    def header(self, name):
+        """The first value of request header `name` (bytes, lower-case) as str, or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+
+class ProxyServer(object):
+    """The `codex proxy` server: routes, auth, CORS, and streaming to the provider."""
+
+    def __init__(self, provider, home, allow_cors_any=False, token=None, loopback_only=True, environ=None):
+        self.provider = provider
+        self.base = (provider.base_url or "https://api.openai.com/v1").rstrip("/")
+        if not re.match(r"(?i)https?://[^/]", self.base):
+            raise ConfigError(
+                "model_providers.%s.base_url = %r is not an http(s) URL; fix it in config.toml"
+                % (provider.id, provider.base_url)
+            )
+        self.credentials = _ProxyCredentials(provider, home, environ)
+        self._pool = _UpstreamPool(self.base, environ)
+        self.allow_cors_any = allow_cors_any
+        self.token = token.encode() if token else None
+        self.loopback_only = loopback_only
+        self.environ = os.environ if environ is None else environ
+        self.idle_read_timeout = max(1.0, (provider.stream_idle_timeout_ms or 300000) / 1000.0)
+        self.port = None
+        self._tasks = set()
+
+    # -- upstream ---------------------------------------------------------------------
+
+    def upstream_target(self, target):
+        """The provider's path and query for an incoming `/v1/...?...` (query_params applied)."""
+        from urllib.parse import parse_qsl, urlencode
+
+        path, _, query = target.partition("?")
+        url = (self._pool.path + path[len("/v1"):]) or "/"
+        if self.provider.query_params:
+            ours = {str(k): str(v) for k, v in self.provider.query_params.items()}
+            theirs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in ours]
+            query = urlencode(theirs + sorted(ours.items()))
+        return url + ("?" + query if query else "")
+
+    def _upstream_headers(self, ex, client_auth, framing):
+        """Request headers for the provider: the client's, minus hop-by-hop, plus ours."""
+        named = set()
+        for key, value in ex.headers:
+            if key == b"connection":
+                named.update(t.strip().lower() for t in value.split(b","))
+        drop = PROXY_HOP_BY_HOP | _PROXY_DROP_REQUEST | named
+        out = [(k, v) for k, v in ex.headers if k not in drop and not (k == b"authorization" and not client_auth)]
+        extra = [(str(k).lower().encode(), str(v).encode()) for k, v in self.provider.http_headers.items()]
+        for header, var in self.provider.env_http_headers.items():
+            value = self.environ.get(str(var), "").strip()
+            if value:
+                extra.append((str(header).lower().encode(), value.encode()))
+        if not client_auth:
+            extra.extend(self.credentials.headers())
+        replaced = set(k for k, _ in extra)
+        return [(b"host", self._pool.host_header)] + [(k, v) for k, v in out if k not in replaced] + extra + framing
+
+    def _response_headers(self, raw):
+        """Provider response headers for the client: hop-by-hop stripped, CORS added."""
+        named = set()
+        for key, value in raw:
+            if key.lower() == b"connection":
+                named.update(t.strip().lower() for t in value.split(b","))
+        out = []
+        for key, value in raw:
+            low = key.lower()
+            if low in PROXY_HOP_BY_HOP or low in named:
+                continue
+            if self.allow_cors_any and low.startswith(b"access-control-"):
+                continue
+            out.append((low, value))
+        return out + self._cors_headers()
+
+    def _cors_headers(self):
+        if not self.allow_cors_any:
+            return []
+        return [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"*")]
+
+    # -- the client side ----------------------------------------------------------------
+
+    async def _next_event(self, conn, reader, timeout):
+        """The next h11 event, reading from the socket as needed; None on EOF or timeout."""
+        import asyncio  # startup budget: the proxy is the only asyncio user here
+        import h11  # startup budget
+
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            try:
+                data = await _read_within(reader, timeout)
+            except (asyncio.TimeoutError, ConnectionError, OSError):
+                return None
+            conn.receive_data(data)
+            if not data and conn.their_state is not h11.DONE:
+                return None if conn.their_state is h11.IDLE else h11.ConnectionClosed()
+
+    async def _write(self, ex, event):
+        """Send one h11 event to the client, waiting until the socket accepted it."""
+        await self._flush(ex, ex.conn.send_with_data_passthrough(event))
+
+    async def _flush(self, ex, parts):
+        """Write bytes h11 produced for the client; wait while the client is slow to read."""
+        if parts:
+            _write_parts(ex.writer, parts)
+            try:
+                await ex.writer.drain()
+            except (ConnectionError, OSError):
+                raise _ClientGone()
+
+    async def _request_body(self, ex, done):
+        """Yield the client's body chunk by chunk (sending 100 Continue when asked)."""
+        import h11  # startup budget
+
+        if ex.conn.they_are_waiting_for_100_continue:
+            await self._write(ex, h11.InformationalResponse(status_code=100, headers=[]))
+        while True:
+            try:
+                event = await self._next_event(ex.conn, ex.reader, _PROXY_BODY_TIMEOUT)
+            except h11.RemoteProtocolError:
+                event = None
+            if isinstance(event, h11.Data):
+                ex.bytes_in += len(event.data)
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                done.set()  # only now may the hang-up watcher read from the socket
+                return
+            else:
+                raise _ClientGone()
+
+    async def _discard_body(self, ex):
+        """Read and drop a request body we will not forward; False if it was too big."""
+        import h11  # startup budget
+
+        if ex.conn.their_state is not h11.SEND_BODY:
+            return ex.conn.their_state is h11.DONE
+        if ex.conn.they_are_waiting_for_100_continue:
+            return False
+        seen = 0
+        while seen <= _PROXY_DRAIN_LIMIT:
+            event = await self._next_event(ex.conn, ex.reader, _PROXY_BODY_TIMEOUT)
+            if isinstance(event, h11.Data):
+                seen += len(event.data)
+                ex.bytes_in += len(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return True
+            else:
+                return False
+        return False
+
+    async def _reply(self, ex, status, payload, extra=()):
+        """Answer the request ourselves with a small JSON body (or none, for 204)."""
+        import h11  # startup budget
+
+        drained = await self._discard_body(ex)
+        body = b"" if payload is None else (json.dumps(payload) + "\n").encode()
+        headers = [(b"content-type", b"application/json")] if payload is not None else []
+        headers += [(b"content-length", str(len(body)).encode())] + list(extra) + self._cors_headers()
+        if not drained:
+            headers.append((b"connection", b"close"))
+        ex.status = status
+        await self._write(ex, h11.Response(status_code=status, headers=headers, reason=_reason(status).encode()))
+        if body and ex.method != "HEAD":
+            await self._write(ex, h11.Data(data=body))
+            ex.bytes_out += len(body)
+        await self._write(ex, h11.EndOfMessage())
+
+    async def _watch_client(self, ex, body_done):
+        """Return once the client hangs up after its request (data pipelined is kept)."""
+        import asyncio  # startup budget
+
+        await body_done.wait()
+        try:
+            data = await ex.reader.read(_PROXY_CHUNK)
+        except (ConnectionError, OSError):
+            data = b""
+        if data:
+            ex.conn.receive_data(data)  # a pipelined request: h11 keeps it for later
+            await asyncio.Event().wait()
+        return "gone"
+
+    # -- routing ------------------------------------------------------------------------
+
+    def _check_access(self, ex):
+        """None if the request may proceed, else (status, message, kind)."""
+        host = ex.header(b"host") or ""
+        if self.loopback_only and not _is_loopback_host(_host_of(host) or "?"):
+            return (403, "Host %r is not a loopback name; codex proxy only answers requests "
+                    "addressed to localhost (DNS rebinding protection)" % host[:100], "forbidden")
+        origin = ex.header(b"origin")
+        if origin is not None and not self.allow_cors_any and origin.split("://", 1)[-1].rstrip("/") != host:
+            return (403, "cross-origin browser request from %s refused; start codex proxy with "
+                    "--allow-cors-any to allow browser apps" % origin[:100], "forbidden")
+        return None
+
+    def _client_token_ok(self, ex):
+        """Whether the request carries the client token; strips it from Authorization."""
+        import hmac
+
+        if self.token is None:
+            return True
+        given = ex.header(PROXY_TOKEN_HEADER)
+        if given is not None and hmac.compare_digest(given.encode("latin-1"), self.token):
+            return True
+        auth = ex.header(b"authorization") or ""
+        if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode("latin-1"), self.token):
+            ex.headers = [(k, v) for k, v in ex.headers if k != b"authorization"]
+            return True
+        return False
+
+    async def _handle(self, ex):
+        """Route one request; return when the response has been sent (or abandoned)."""
+        from urllib.parse import unquote
+
+        denied = self._check_access(ex)
+        if denied:
+            return await self._reply(ex, denied[0], _json_error(denied[1], denied[2], denied[0]))
+        if ex.path == "/health":
+            if ex.method not in ("GET", "HEAD"):
+                return await self._reply(ex, 405, _json_error("use GET /health", "method_not_allowed", 405),
+                                         [(b"allow", b"GET, HEAD")])
+            return await self._reply(ex, 200, {"status": "ok"})
+        if not (ex.path == "/v1" or ex.path.startswith("/v1/")):
+            return await self._reply(ex, 404, _json_error(
+                "no route for %s %s; codex proxy serves /v1/* and /health" % (ex.method, ex.path[:200]),
+                "not_found", 404))
+        if any(seg in (".", "..") for seg in unquote(ex.path).split("/")):
+            return await self._reply(ex, 400, _json_error("dot segments are not allowed in the path", "invalid_request_error", 400))
+        if self.allow_cors_any and ex.method == "OPTIONS" and ex.header(b"access-control-request-method"):
+            asked = ex.header(b"access-control-request-headers") or "*"
+            return await self._reply(ex, 204, None, [
+                (b"access-control-allow-methods", _PROXY_CORS_METHODS.encode()),
+                (b"access-control-allow-headers", asked.encode("latin-1")),
+                (b"access-control-max-age", b"86400"),
+            ])
+        if not self._client_token_ok(ex):
+            return await self._reply(ex, 401, _json_error(
+                "missing or wrong codex proxy token; send it as `Authorization: Bearer TOKEN` "
+                "or in the X-Codex-Proxy-Token header", "invalid_proxy_token", 401),
+                [(b"www-authenticate", b'Bearer realm="codex proxy"')])
+        return await self._forward(ex)
+
+    async def _forward(self, ex):
+        """Send the request to the provider and stream the answer back."""
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        body_done = asyncio.Event()
+        length = ex.header(b"content-length")
+        chunked = b"chunked" in b",".join(v.lower() for k, v in ex.headers if k == b"transfer-encoding")
+        framing = []
+        if chunked or (length is not None and length.strip() not in ("", "0")):
+            body = _RequestBody(self._request_body(ex, body_done))
+            if length is None:  # the client's chunking was hop-by-hop; chunk anew
+                framing = [(b"transfer-encoding", b"chunked")]
+        else:
+            event = await self._next_event(ex.conn, ex.reader, _PROXY_BODY_TIMEOUT)
+            if not isinstance(event, h11.EndOfMessage):
+                raise _ClientGone()
+            body_done.set()
+            body = None
+            if length is None and ex.method in ("POST", "PUT", "PATCH"):
+                framing = [(b"content-length", b"0")]
+        try:
+            headers = self._upstream_headers(ex, ex.header(b"authorization") is not None, framing)
+        except CodexError as exc:  # e.g. auth.json was rewritten with bad JSON
+            return await self._reply(ex, 500, _json_error(str(exc), "proxy_error", 500))
+        exchange = asyncio.ensure_future(self._exchange(ex, headers, body))
+        watcher = asyncio.ensure_future(self._watch_client(ex, body_done))
+        try:
+            done, _ = await asyncio.wait((exchange, watcher), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server is shutting down
+            exchange.cancel()
+            watcher.cancel()
+            raise
+        watcher.cancel()
+        await asyncio.wait((watcher,))  # it must stop reading before the next request is read
+        if exchange in done:
+            return exchange.result()
+        exchange.cancel()  # the client hung up: stop talking to the provider
+        try:
+            await exchange
+        except (asyncio.CancelledError, Exception):
+            pass
+        raise _ClientGone()
+
+    async def _exchange(self, ex, headers, body):
+        """The provider half: send the request, relay the answer event by event."""
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        request = h11.Request(method=ex.raw_method, target=self._pool.request_target(self.upstream_target(ex.target)),
+                              headers=headers)
+        for attempt in (1, 2):
+            try:
+                up = await self._pool.acquire()
+            except _UpstreamError as exc:
+                return await self._upstream_failed(ex, exc)
+            try:
+                await up.send(request)
+                if body is not None:
+                    await self._send_body(up, body)
+                else:
+                    await up.send(h11.EndOfMessage())
+                while True:
+                    response = await up.next_event(self.idle_read_timeout)
+                    if not isinstance(response, h11.InformationalResponse):
+                        break
+                if not isinstance(response, h11.Response):
+                    raise _UpstreamError("the connection closed before an answer")
+                break
+            except (_UpstreamError, OSError, h11.ProtocolError, asyncio.TimeoutError) as exc:
+                up.close()
+                stale = up.reused and not isinstance(exc, asyncio.TimeoutError)
+                if attempt == 1 and stale and (body is None or body.replayable):
+                    continue  # the provider had closed that kept-alive connection: once more
+                return await self._upstream_failed(ex, exc)
+            except BaseException:
+                up.close()
+                raise
+        clean = False
+        try:
+            ex.status = response.status_code
+            reason = bytes(response.reason) or _reason(response.status_code).encode()
+            headers = self._response_headers(response.headers)
+            if body is not None and not body.done:  # answered early: the rest of the body is unread
+                headers.append((b"connection", b"close"))
+                ex.note = "answered before the request body ended"
+            # Whatever the provider's last read brought is written in one go (head and body
+            # together for small answers); then wait for more.  Nothing waits for a batch
+            # to fill, so SSE events still leave as they come.
+            batch = ex.conn.send_with_data_passthrough(h11.Response(
+                status_code=response.status_code, reason=reason, headers=headers))
+            while True:
+                try:
+                    event = up.h11.next_event()
+                    if event is h11.NEED_DATA:
+                        await self._flush(ex, batch)
+                        batch = []
+                        up.h11.receive_data(await _read_within(up.reader, self.idle_read_timeout))
+                        continue
+                except (OSError, h11.ProtocolError, asyncio.TimeoutError) as exc:
+                    event = exc
+                if isinstance(event, h11.Data):
+                    batch.extend(ex.conn.send_with_data_passthrough(event))
+                    ex.bytes_out += len(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    batch.extend(ex.conn.send_with_data_passthrough(event))
+                    await self._flush(ex, batch)
+                    break
+                else:  # headers are gone already: a cut connection tells the client
+                    ex.note = "upstream broke: %s" % type(event).__name__
+                    raise _ClientGone()
+            clean = True
+        finally:
+            if clean:
+                self._pool.release(up)
+            else:
+                up.close()
+
+    async def _send_body(self, up, body):
+        """Stream the client's body to the provider while listening for an early answer."""
+        # A provider may answer (413, 401, ...) and hang up before reading the whole body.
+        # A read is kept pending meanwhile so its answer is taken in as it arrives: after
+        # the write error that follows, the stream would only report the reset.
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        answered = asyncio.ensure_future(up.reader.read(_PROXY_CHUNK))
+        try:
+            try:
+                await body.send_to(up, answered)
+                if body.done:
+                    await up.send(h11.EndOfMessage())
+            except OSError:
+                await asyncio.wait((answered,), timeout=2.0)
+                if not answered.done() or answered.cancelled() or answered.exception() is not None:
+                    raise
+            data = await asyncio.wait_for(answered, self.idle_read_timeout)
+        except BaseException:
+            answered.cancel()
+            raise
+        up.h11.receive_data(data)
+
+    async def _upstream_failed(self, ex, exc):
+        """Answer 502 (or 504 for a timeout) naming the provider that failed."""
+        import asyncio  # startup budget
+
+        what = str(exc) or type(exc).__name__
+        ex.note = redact(what)[:200]
+        if isinstance(exc, asyncio.TimeoutError) or getattr(exc, "timeout", False):
+            return await self._reply(ex, 504, _json_error(
+                "upstream %s did not answer in time (%s)" % (self.base, redact(what)), "upstream_timeout", 504))
+        return await self._reply(ex, 502, _json_error(
+            "upstream %s is unreachable: %s" % (self.base, redact(what)), "upstream_unreachable", 502))
+
+    # -- connections and the server ------------------------------------------------------
+
+    async def _on_client(self, reader, writer):
+        """Serve one client connection: requests in order, kept alive between them."""
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_PROXY_MAX_HEAD)
+        peer = (writer.get_extra_info("peername") or ("?",))[0]
+        try:
+            while True:
+                try:
+                    event = await self._next_event(conn, reader, _PROXY_IDLE_TIMEOUT)
+                except h11.RemoteProtocolError as exc:
+                    if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                        status = getattr(exc, "error_status_hint", 400)
+                        body = json.dumps(_json_error("bad request: %s" % exc, "invalid_request_error", status)).encode()
+                        writer.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                                     b"connection: close\r\n\r\n%s" % (status, _reason(status).encode(), len(body), body))
+                    break
+                if not isinstance(event, h11.Request):
+                    break
+                ex = _Exchange(conn, reader, writer, event, peer)
+                try:
+                    await self._handle(ex)
+                except _ClientGone:
+                    ex.status = ex.status or 499
+                    ex.note = ex.note or "client closed"
+                    break
+                except h11.RemoteProtocolError as exc:
+                    ex.status, ex.note = ex.status or 400, "bad request: %s" % exc
+                    break
+                finally:
+                    self._log(ex)
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    conn.start_next_cycle()
+                else:
+                    if conn.their_state is h11.SEND_BODY and conn.our_state in (h11.DONE, h11.MUST_CLOSE):
+                        await self._linger(reader)
+                    break
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # one broken connection must not stop the server
+            sys.stderr.write("codex proxy: internal error on a connection from %s: %s\n" % (peer, redact(exc)))
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _linger(self, reader):
+        """Read and drop what the client still sends (2 s at most) after an early answer."""
+        # Closing a socket with unread input sends a reset, which can destroy the answer
+        # before the client has read it.
+        import asyncio  # startup budget
+
+        deadline = time.monotonic() + 2.0
+        try:
+            while time.monotonic() < deadline:
+                if not await _read_within(reader, max(0.01, deadline - time.monotonic())):
+                    break
+        except (asyncio.TimeoutError, OSError):
+            pass
+
+    def _log(self, ex):
+        """One line per request: peer, method, path, status, bytes, duration (no secrets)."""
+        line = '%s %s "%s %s" %s in=%d out=%d %.3fs%s' % (
+            _now_iso(), ex.peer, ex.method, redact(ex.path[:300]), ex.status or "-",
+            ex.bytes_in, ex.bytes_out, time.monotonic() - ex.started, (" (%s)" % ex.note) if ex.note else "",
+        )
+        try:
+            sys.stderr.write("codex proxy: %s\n" % line)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        log("info", "proxy: %s", line)
+
+    async def serve(self, host, port, stop=None):
+        """Listen on host:port and serve until `stop` (an asyncio.Event) is set."""
+        import asyncio  # startup budget
+
+        try:
+            try:
+                server = await asyncio.start_server(self._on_client, host, port, limit=2 * _PROXY_CHUNK,
+                                                    reuse_address=True)
+            except OSError as exc:
+                raise UsageError("cannot listen on %s:%d: %s; pick another address with --bind"
+                                 % (host, port, exc.strerror or exc))
+            self.port = server.sockets[0].getsockname()[1]
+            shown = "[%s]" % host if ":" in host else host
+            source = self.credentials.describe()
+            sys.stderr.write(
+                "codex proxy listening on http://%s:%d (health: /health, proxying: /v1/* -> %s)\n"
+                "codex proxy: provider `%s`; %s\n"
+                "Press Ctrl+C to stop the proxy.\n" % (
+                    shown, self.port, self._pool.describe(), self.provider.id,
+                    ("key from %s is added to requests without Authorization" % source) if source else
+                    "no key configured: requests are forwarded with the client's own Authorization only",
+                )
+            )
+            sys.stderr.flush()
+            stop = stop or asyncio.Event()
+            loop = asyncio.get_running_loop()
+            import signal
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, stop.set)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+            async with server:
+                await stop.wait()
+                server.close()
+                for task in list(self._tasks):
+                    task.cancel()
+                if self._tasks:
+                    await asyncio.wait(list(self._tasks), timeout=5)
+        finally:
+            self._pool.close()
 
 
 def _cmd_proxy(args, cfg_loader):
     """`codex proxy`: an OpenAI-compatible passthrough to the configured provider."""
-    _not_landed("`codex proxy`")
+    import asyncio  # startup budget
+
+    host, port = _parse_bind(args.bind)
+    loopback = _is_loopback_host(host)
+    token = (args.token or os.environ.get(PROXY_TOKEN_ENV, "")).strip() or None
+    if not loopback and not args.allow_remote:
+        raise UsageError(
+            "--bind %s is not a loopback address: other machines could spend your API key through it. "
+            "Pass --allow-remote and a client token (--token or %s) to do this on purpose" % (args.bind, PROXY_TOKEN_ENV)
+        )
+    if not loopback and token is None:
+        raise UsageError(
+            "--allow-remote needs a client token: pass --token TOKEN or set %s (at least %d characters)"
+            % (PROXY_TOKEN_ENV, PROXY_MIN_TOKEN_LEN)
+        )
+    if token is not None and len(token) < PROXY_MIN_TOKEN_LEN:
+        raise UsageError("the proxy token must be at least %d characters long" % PROXY_MIN_TOKEN_LEN)
+    cfg = cfg_loader()
+    server = ProxyServer(cfg.provider, cfg.codex_home, allow_cors_any=args.allow_cors_any, token=token,
+                         loopback_only=loopback)
+    try:
+        asyncio.run(server.serve(host, port))
+    except KeyboardInterrupt:
+        pass
+    sys.stderr.write("codex proxy stopped\n")
+    return 0
 
 
 ###############################################################################
