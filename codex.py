@@ -1912,7 +1912,6 @@ class SessionState(object):
 
 DEFAULT_SHELL_TIMEOUT_MS = 10000  #: shell tool timeout when the model gives none (upstream)
 UI_OUTPUT_MAX_CHARS = 5 * 1024  #: stdout/stderr size in exec_command_end events
-MCP_NAME_DELIMITER = "__"  #: server__tool
 
 SHELL_TOOL_DESCRIPTION = "Runs a shell command and returns its output."
 UPDATE_PLAN_DESCRIPTION = (
@@ -5544,9 +5543,9 @@ class Session(object):
             except (OSError, CodexError) as exc:
                 startup_errors.append("cannot record the session under %s: %s" % (self.cfg.codex_home, getattr(exc, "strerror", None) or exc))
         self.mcp = None
-        if self.cfg.mcp_servers and "McpConnectionManager" in globals():
+        if self.cfg.mcp_servers:
             try:
-                self.mcp = globals()["McpConnectionManager"](self.cfg)
+                self.mcp = McpConnectionManager(self.cfg)
                 self.mcp.start()
             except CodexError as exc:
                 startup_errors.append(str(exc))
@@ -5618,7 +5617,7 @@ class Session(object):
                 self._abort_task(task, "interrupted")
         if self._client is not None:
             self._client.close()
-        if self.mcp is not None and hasattr(self.mcp, "shutdown"):
+        if self.mcp is not None:
             try:
                 self.mcp.shutdown()
             except Exception as exc:  # a broken MCP server must not block shutdown
@@ -5890,7 +5889,7 @@ class Session(object):
         if task.kind == "compact":
             return []
         mcp_tools = self.mcp.tools() if self.mcp is not None else None
-        if self.mcp is not None and hasattr(self.mcp, "new_failures"):
+        if self.mcp is not None:
             for message in self.mcp.new_failures():  # session-level: not a failure of this task
                 self._emit("", "error", message=message)
         return build_tools(self.cfg, self.family, mcp_tools)
@@ -6210,12 +6209,10 @@ class Session(object):
         return "".join(line if line.endswith("\n") else line + "\n" for line in out)
 
     def _run_mcp(self, task, call_id, name, arguments):
-        server, _, tool = name.partition(MCP_NAME_DELIMITER)
-        if hasattr(self.mcp, "lookup"):
-            found = self.mcp.lookup(name)
-            if found is None:
-                return "unsupported call: %s" % name
-            server, tool = found
+        found = self.mcp.lookup(name)
+        if found is None:
+            return "unsupported call: %s" % name
+        server, tool = found
         try:
             args = json.loads(arguments) if arguments and arguments.strip() else None
         except ValueError as exc:
@@ -6233,10 +6230,7 @@ class Session(object):
                         duration=wire_duration(time.monotonic() - started), result=wire_result)
         if result is None:
             return wire_result["Err"]
-        formatter = globals().get("format_mcp_result_for_model")
-        if formatter is not None:
-            return formatter(result)
-        return json.dumps(result.get("content", []) if isinstance(result, dict) else result)
+        return format_mcp_result_for_model(result)
 
 
 ###############################################################################
