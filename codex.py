@@ -1211,12 +1211,12 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
             request = client.build_request("POST", url, headers=headers, content=data)
             resp = client.send(request, stream=True)
         except httpx.TimeoutException as exc:
-            if attempt > max_retries:
-                raise StreamError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], type(exc).__name__))
+            if attempt > max_retries:  # the request layer is done: no second retry layer on top
+                raise ProviderError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], type(exc).__name__))
             error = "timeout"
         except httpx.TransportError as exc:
             if attempt > max_retries:
-                raise StreamError("cannot reach %s: %s (check the network, HTTPS_PROXY/NO_PROXY, or the CA via CODEX_CA_CERTIFICATE)"
+                raise ProviderError("cannot reach %s: %s (check the network, HTTPS_PROXY/NO_PROXY, or the CA via CODEX_CA_CERTIFICATE)"
                                   % (url.split("?")[0], redact(exc) or type(exc).__name__))
             error = redact(exc) or type(exc).__name__
         else:

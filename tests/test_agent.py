@@ -541,3 +541,23 @@ def test_find_rollout_errors(codex_home):
         codex.find_rollout(codex_home, "aaaa")
     assert "ambiguous" in str(err.value)
     assert codex.find_rollout(codex_home, "aaaa-2222").name.endswith("aaaa-2222.jsonl")
+
+
+def test_unreachable_provider_fails_after_request_retries_only(codex_home, repo):
+    import socket
+
+    with ModelServer() as server:
+        cfg = mock_config(server, codex_home, repo, request_max_retries=1, stream_max_retries=3)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens here now
+    cfg.provider.base_url = "http://127.0.0.1:%d/v1" % port
+    session = codex.Session(cfg)
+    t0 = time.monotonic()
+    session.submit(user_input("hi"))
+    msgs = drain_until(session, "task_complete")
+    err = next(m for m in msgs if m["type"] == "error")
+    assert "cannot reach http://127.0.0.1:%d/v1/responses" % port in err["message"]
+    assert "stream_error" not in _types(msgs) and time.monotonic() - t0 < 3
+    session.shutdown()

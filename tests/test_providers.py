@@ -218,7 +218,7 @@ def test_http_proxy_from_environment(server, codex_home, tmp_path, monkeypatch):
     assert events[-1][0] == "completed"
     assert server.requests[0].headers["host"] == "model.invalid"
     monkeypatch.setenv("NO_PROXY", "model.invalid")
-    with pytest.raises(codex.StreamError) as err:
+    with pytest.raises(codex.ProviderError) as err:
         _run(codex.ResponsesClient(cfg, "s"))
     assert "model.invalid" in str(err.value) and "HTTPS_PROXY" in str(err.value)
 
