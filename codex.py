@@ -1819,7 +1819,8 @@ def make_model_client(cfg, session_id, environ=None):
 
 # Owner: the agent issue (#4).  The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None)   # §15; no thread until used
+#   session = Session(config, approval_handler=None, resume_path=None)   # §15b; no thread until used
+#       (resume_path, or config.experimental_resume, continues a recorded rollout, §16)
 #   session.submit({"type": "user_input", "items": [{"type": "text", "text": "..."}]}) -> submission id
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
 #       assigned when absent)
