@@ -1542,7 +1542,9 @@ class ResponsesClient(ModelClient):
         body = {
             "model": self.cfg.model,
             "instructions": prompt.instructions,
-            "input": prompt.input,
+            # Reasoning without encrypted content (from a Chat provider, e.g. in a resumed
+            # session) cannot be replayed statelessly: leave it out.
+            "input": [it for it in prompt.input if it.get("type") != "reasoning" or it.get("encrypted_content")],
             "tools": prompt.tools,
             "tool_choice": "auto",
             "parallel_tool_calls": False,

@@ -298,3 +298,13 @@ def test_azure_deployment_not_found_hint(server, codex_home, tmp_path):
     with pytest.raises(codex.ProviderError) as err:
         _run(codex.ChatClient(cfg, "s"))
     assert "Azure deployment `gpt-4o-prod` not found" in str(err.value)
+
+
+def test_reasoning_without_encrypted_content_is_not_replayed(server, codex_home, tmp_path):
+    server.enqueue(Turn().text("x"))
+    cfg = mock_config(server, codex_home, tmp_path)
+    items = [codex.text_message("user", "hi"),
+             {"type": "reasoning", "summary": [], "encrypted_content": None, "content": [{"type": "reasoning_text", "text": "t"}]},
+             {"type": "reasoning", "summary": [], "encrypted_content": "enc"}]
+    _run(codex.ResponsesClient(cfg, "s"), _prompt(items))
+    assert server.requests[0].body["input"] == [items[0], items[2]]
