@@ -2649,10 +2649,12 @@ def apply_changes(changes):
             for d in reversed(missing):
                 os.mkdir(str(d))
                 made_dirs.append(d)
-            tmp = path.with_name(".%s.codex-patch.%d" % (path.name, os.getpid()))
-            with open(str(tmp), "wb") as fh:
-                fh.write(text.encode("utf-8"))
+            # A fresh name, O_EXCL|O_NOFOLLOW: a sandboxed command may have planted a symlink at any
+            # predictable name (".x.codex-patch.<pid>") pointing outside the writable roots.
+            fd, tmp = _create_patch_temp(path)
             temps[path] = tmp
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode("utf-8"))
             if originals[path] is not None:
                 os.chmod(str(tmp), os.stat(str(path)).st_mode & 0o7777)
     except OSError as exc:
@@ -2680,6 +2682,20 @@ def apply_changes(changes):
                 pass
         _undo_temps(temps, made_dirs)
         raise PatchError("Failed to write %s: %s; no file was changed" % (getattr(exc, "filename", "") or "a file", exc.strerror or exc))
+
+
+def _create_patch_temp(path):
+    """Create a new empty temp file next to `path`; returns (fd, Path). Never follows a symlink."""
+    import secrets  # startup budget: only when a patch is applied
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(".%s.codex-patch.%s" % (path.name, secrets.token_hex(8)))
+        try:
+            return os.open(str(tmp), flags, 0o666), tmp  # umask applies, as for open(..., "wb")
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "cannot create a temporary file", str(path.parent))
 
 
 def _undo_temps(temps, made_dirs):
@@ -2838,7 +2854,7 @@ def _argv_is_safe(argv):
         return _git_is_safe(argv)
     if prog == "sed":
         return (len(argv) in (3, 4) and argv[1] == "-n" and bool(_SED_PRINT_RE.match(argv[2]))
-                and (len(argv) == 3 or bool(argv[3])))
+                and (len(argv) == 3 or (bool(argv[3]) and not argv[3].startswith("-"))))  # --file=x.sed, -e, -i
     if prog == "base64":
         return not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv[1:])
     return False
@@ -3034,6 +3050,7 @@ SANDBOX_TYPE_NAMES = {"linux": "LinuxSeccomp", "linux-python": "LinuxSeccomp", "
 
 #: directories not searched for nested repositories (large, and never repos themselves)
 _NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
+PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
 _NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
 _NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
 
@@ -3161,7 +3178,12 @@ class SandboxPolicy(object):
             path = Path(cwd) / path
         real = os.path.realpath(os.path.normpath(str(path)))
         roots = self.writable_roots_for(cwd)
-        if not any(_is_within(real, str(r)) for r in roots):
+        inside = [str(r) for r in roots if _is_within(real, str(r))]
+        if not inside:
+            return False
+        # a .git or .codex that does not exist yet has no read-only mount: a new nested repo's
+        # config (core.fsmonitor, hooks) must not be written without a question either
+        if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
             return False
         return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
 
@@ -3411,12 +3433,13 @@ _LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
 _SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
 
 #: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
-#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
-#: command owns the user namespace the read-only binds live in)
+#: (which performs socket/file operations seccomp cannot see), mount changes (a root
+#: command owns the user namespace the read-only binds live in) and the kernel keyrings
+#: (the session keyring is shared with the user's login session)
 SECCOMP_ALWAYS_DENIED = (
     "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
-    "fsconfig", "fsmount", "fspick", "pivot_root",
+    "fsconfig", "fsmount", "fspick", "pivot_root", "add_key", "request_key", "keyctl",
 )
 #: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
 SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
@@ -3834,6 +3857,10 @@ def _apply_seccomp(network):
                 flt.add_rule(deny, name)
             for name in ("socket", "socketpair"):
                 flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
+            # an unconnected AF_UNIX datagram socket: with connect/bind denied, its only use is
+            # sendmsg to a pathname socket outside (/dev/log, sd_notify, daemons' control sockets)
+            flt.add_rule(deny, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_UNIX),
+                         pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, socket.SOCK_DGRAM))
             flt.add_rule(deny, "sendto", pyseccomp.Arg(4, pyseccomp.NE, 0))
         flt.load()
     except (OSError, RuntimeError, ValueError) as exc:
@@ -3855,12 +3882,14 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
 
 
 def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
-    """Enter a user+mount namespace; with ro_mounts make every mount read-only but the
-    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files."""
+    """Enter a user+mount(+PID) namespace; with ro_mounts make every mount read-only but the
+    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files.
+    Returns whether a PID namespace was entered (see _run_in_pid_namespace)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(ctypes.c_int(0x10000000 | 0x00020000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
+    pid_ns = libc.unshare(ctypes.c_int(0x10000000 | 0x00020000 | 0x20000000)) == 0  # + CLONE_NEWPID
+    if not pid_ns and libc.unshare(ctypes.c_int(0x10000000 | 0x00020000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
@@ -3885,6 +3914,88 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
         _bind_read_only(libc, path, path)
     for path in hidden:
         _bind_read_only(libc, "/dev/null", path)
+    return pid_ns
+
+
+def _exec_command(cmd):
+    """execvp the command; on failure the helper's one-line error and 127/126, like a shell."""
+    try:
+        os.execvp(cmd[0], cmd)
+    except OSError as exc:
+        code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        _helper_fail(code, "cannot execute %s: %s" % (cmd[0], exc.strerror))
+
+
+def _run_in_pid_namespace(libc, cmd):
+    """Fork pid 1 of the new PID namespace, which runs the command as pid 2 and reaps; exit like it.
+
+    When the command exits, pid 1 exits and the kernel kills whatever the command left behind
+    (setsid daemons included); a SIGKILL to the process group (timeouts) does the same.
+    SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on; SIGINT/SIGQUIT reach the group anyway.
+    """
+    import signal
+    import struct
+
+    target = [0]
+
+    def forward(sig, _frame):
+        if target[0] > 0:
+            try:
+                os.kill(target[0], sig)
+            except OSError:
+                pass
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, forward)
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, lambda _sig, _frame: None)
+    rfd, wfd = os.pipe()
+    init = os.fork()
+    if init == 0:
+        os.close(rfd)
+        libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the namespace dies with the helper
+        child = os.fork()
+        if child == 0:
+            os.close(wfd)
+            _exec_command(cmd)
+        target[0] = child
+        status = 9
+        while True:
+            try:
+                pid, st = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            if pid == child:
+                status = st
+                break
+        os.write(wfd, struct.pack("i", status))
+        os._exit(0)
+    target[0] = init
+    os.close(wfd)
+    while True:
+        try:
+            os.waitpid(init, 0)
+            break
+        except ChildProcessError:
+            break
+    data = b""
+    while len(data) < 4:
+        chunk = os.read(rfd, 4 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    status = struct.unpack("i", data)[0] if len(data) == 4 else 9  # init killed: so was the command
+    if os.WIFEXITED(status):
+        os._exit(os.WEXITSTATUS(status))
+    sig = os.WTERMSIG(status)
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # die of the command's signal without a core of our own
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot (and need not) be reset
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    os.kill(os.getpid(), sig)
+    os._exit(128 + sig)
 
 
 def _bind_read_only(libc, src, dst):
@@ -3947,8 +4058,9 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
+    pid_ns = False
     if opts["read_only"] or opts["ro_mounts"] or opts["hide"]:
-        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"])
+        pid_ns = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"])
     _apply_seccomp(opts["network"])
     _apply_landlock(libc, opts["writable"], opts["network"])
     if opts["cwd"]:
@@ -3956,12 +4068,9 @@ def _sandbox_helper_main(args):
             os.chdir(opts["cwd"])
         except OSError as exc:
             _helper_fail(121, "cannot enter %s: %s" % (opts["cwd"], exc.strerror))
-    cmd = opts["command"]
-    try:
-        os.execvp(cmd[0], cmd)
-    except OSError as exc:
-        code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
-        _helper_fail(code, "cannot execute %s: %s" % (cmd[0], exc.strerror))
+    if pid_ns:
+        _run_in_pid_namespace(libc, opts["command"])
+    _exec_command(opts["command"])
     return 127
 
 

@@ -27,23 +27,30 @@
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our
- *      uid/gid to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and bind each
- *      writable root onto itself read-write; bind each --read-only path onto itself and
+ *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID),
+ *      map our uid/gid to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
+ *      bind each writable root onto itself read-write; bind each --read-only path onto itself and
  *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file.
  *   3. seccomp (a BPF filter built here; denials return EPERM):
  *      - foreign architecture and x32 syscalls (x86_64): kill the process;
  *      - always: ptrace, process_vm_readv/writev, io_uring_*, the mount family
- *        (mount, umount2, mount_setattr, move_mount, open_tree, fs*, pivot_root) and the
- *        TIOCSTI/TIOCLINUX ioctls;
- *      - network off: socket/socketpair for every family but AF_UNIX; connect, bind,
- *        listen, accept, accept4 for every family; sendto with a destination address.
+ *        (mount, umount2, mount_setattr, move_mount, open_tree, fs*, pivot_root), the kernel
+ *        keyrings (add_key, request_key, keyctl: the session keyring is shared with the user's
+ *        login session) and the TIOCSTI/TIOCLINUX ioctls;
+ *      - network off: socket/socketpair for every family but AF_UNIX; socket(AF_UNIX,
+ *        SOCK_DGRAM) (with connect and bind denied its only use is sendmsg to a pathname socket
+ *        outside: /dev/log, sd_notify, daemons' control sockets); connect, bind, listen,
+ *        accept, accept4 for every family; sendto with a destination address.
  *        Plain send/recv on existing sockets stay allowed so socketpairs work.
  *   4. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
  *      file-system right handled; "/" read+execute; /dev/null and each writable root all
  *      rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
  *      signals scoped; abstract unix sockets scoped when the network is off.
- *   5. chdir(--cwd), execvp(CMD).
+ *   5. chdir(--cwd), execvp(CMD).  In the PID namespace of step 2 the helper instead forks an
+ *      init (pid 1) that forks and execs CMD and reaps; when CMD exits, init exits and the
+ *      kernel kills whatever CMD left behind (setsid daemons included), and so does a SIGKILL
+ *      to the helper's process group (timeouts).  The helper waits and exits like CMD (same
+ *      code, or the same signal); SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on to CMD.
  *
  * Exit codes of the helper's own failures (stderr gets one line "codex-linux-sandbox: ..."):
  *   120 setup (prctl), 121 usage, 122 Landlock unavailable/failed, 123 seccomp failed,
@@ -64,6 +71,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -120,6 +128,9 @@
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#ifndef CLONE_NEWPID
+#define CLONE_NEWPID 0x20000000
+#endif
 
 #if defined(__x86_64__)
 #define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
@@ -172,7 +183,7 @@ struct mount_attr_v0 {
 static const char *writable[MAX_PATHS];
 static const char *read_only[MAX_PATHS];
 static const char *hidden[MAX_PATHS];
-static int n_writable, n_read_only, n_hidden, ro_mounts;
+static int n_writable, n_read_only, n_hidden, ro_mounts, pid_ns;
 
 static void fail(int code, const char *what, int err)
 {
@@ -317,6 +328,20 @@ static void deny_unless_arg0_unix(long nr)
     emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
 }
 
+/* socket(AF_UNIX, SOCK_DGRAM | flags): an unconnected datagram socket (socketpair stays allowed) */
+static void deny_unix_dgram_socket(void)
+{
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 8, (uint32_t)SYS_socket);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(0));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, AF_UNIX);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(1));
+    emit(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xf); /* the type without SOCK_NONBLOCK/SOCK_CLOEXEC */
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, SOCK_DGRAM);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)offsetof(struct seccomp_data, nr)); /* restore */
+    emit(BPF_JMP | BPF_JA, 0, 0, 1);
+    emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+}
+
 static void deny_sendto_with_address(void)
 {
     emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, (uint32_t)SYS_sendto);
@@ -344,7 +369,7 @@ static void build_filter(int network)
         SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_io_uring_setup,
         SYS_io_uring_enter, SYS_io_uring_register, SYS_mount, SYS_umount2, SYS_mount_setattr,
         SYS_move_mount, SYS_open_tree, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
-        SYS_pivot_root,
+        SYS_pivot_root, SYS_add_key, SYS_request_key, SYS_keyctl,
     };
     static const long net[] = {SYS_connect, SYS_bind, SYS_listen, SYS_accept, SYS_accept4};
     size_t i;
@@ -364,6 +389,7 @@ static void build_filter(int network)
     if (!network) {
         for (i = 0; i < sizeof net / sizeof net[0]; i++)
             deny_always(net[i]);
+        deny_unix_dgram_socket();
         deny_unless_arg0_unix(SYS_socket);
         deny_unless_arg0_unix(SYS_socketpair);
         deny_sendto_with_address();
@@ -429,7 +455,10 @@ static void protect_read_only(void)
     uid_t uid = getuid();
     gid_t gid = getgid();
     int i;
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+    /* the PID namespace lets the command's leftovers die with it (see run_in_pid_namespace) */
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) == 0)
+        pid_ns = 1;
+    else if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
         fail(EXIT_MOUNTS, "unshare(user+mount namespace) failed", errno);
     if (write_file("/proc/self/setgroups", "deny") != 0)
         fail(EXIT_MOUNTS, "writing /proc/self/setgroups failed", errno);
@@ -464,6 +493,117 @@ static void protect_read_only(void)
         bind_read_only(read_only[i], read_only[i]);
     for (i = 0; i < n_hidden; i++)
         bind_read_only("/dev/null", hidden[i]);
+}
+
+/* -- PID namespace: the command's leftovers die with it ---------------------------------- */
+
+static volatile pid_t forward_to;
+
+static void forward_signal(int sig)
+{
+    if (forward_to > 0)
+        kill(forward_to, sig);
+}
+
+static void ignore_signal(int sig)
+{
+    (void)sig; /* SIGINT/SIGQUIT from a terminal reach the whole process group already */
+}
+
+/* Handlers (not SIG_IGN) so that execve resets them for the command. */
+static void set_relay_handlers(void)
+{
+    static const int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+    struct sigaction sa;
+    size_t i;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = forward_signal;
+    for (i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sigaction(forwarded[i], &sa, NULL);
+    sa.sa_handler = ignore_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+}
+
+static void exec_command(char **cmd)
+{
+    int err;
+    execvp(cmd[0], cmd);
+    err = errno;
+    fprintf(stderr, "codex-linux-sandbox: cannot execute %s: %s\n", cmd[0], strerror(err));
+    fflush(stderr);
+    _exit((err == ENOENT || err == ENOTDIR) ? 127 : 126);
+}
+
+/* pid 1 of the new namespace: run the command as pid 2, reap every orphan, report the
+ * command's wait status on report_fd, exit (the kernel then kills the rest). */
+static void pid_namespace_init(char **cmd, int report_fd)
+{
+    int status = 0;
+    pid_t child, pid;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
+    child = fork();
+    if (child < 0)
+        fail(EXIT_SETUP, "fork failed", errno);
+    if (child == 0)
+        exec_command(cmd);
+    forward_to = child;
+    for (;;) {
+        pid = waitpid(-1, &status, 0);
+        if (pid == child)
+            break;
+        if (pid < 0 && errno != EINTR) {
+            status = SIGKILL; /* cannot happen: the command is our child */
+            break;
+        }
+    }
+    if (write(report_fd, &status, sizeof status) != (ssize_t)sizeof status)
+        _exit(EXIT_SETUP);
+    _exit(0);
+}
+
+static void run_in_pid_namespace(char **cmd)
+{
+    int fds[2], status = 0;
+    ssize_t got;
+    pid_t init;
+    struct rlimit no_core;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        fail(EXIT_SETUP, "pipe2 failed", errno);
+    set_relay_handlers();
+    init = fork();
+    if (init < 0)
+        fail(EXIT_SETUP, "fork into the PID namespace failed", errno);
+    if (init == 0) {
+        close(fds[0]);
+        pid_namespace_init(cmd, fds[1]);
+    }
+    forward_to = init;
+    close(fds[1]);
+    while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
+        ;
+    do
+        got = read(fds[0], &status, sizeof status);
+    while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof status)
+        status = SIGKILL; /* init was killed, and the command with it */
+    if (WIFEXITED(status))
+        _exit(WEXITSTATUS(status));
+    /* die of the command's signal, without a core file of our own */
+    no_core.rlim_cur = no_core.rlim_max = 0;
+    (void)setrlimit(RLIMIT_CORE, &no_core);
+    signal(WTERMSIG(status), SIG_DFL);
+    {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, WTERMSIG(status));
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+    }
+    kill(getpid(), WTERMSIG(status));
+    _exit(128 + WTERMSIG(status));
 }
 
 /* -- probe -------------------------------------------------------------------------------- */
@@ -589,10 +729,8 @@ int main(int argc, char **argv)
     apply_landlock(network);
     if (cwd != NULL && chdir(cwd) != 0)
         fail_path(EXIT_USAGE, "cannot enter", cwd, errno);
-    execvp(argv[cmd], &argv[cmd]);
-    {
-        int err = errno;
-        fprintf(stderr, "codex-linux-sandbox: cannot execute %s: %s\n", argv[cmd], strerror(err));
-        return (err == ENOENT || err == ENOTDIR) ? 127 : 126;
-    }
+    if (pid_ns)
+        run_in_pid_namespace(&argv[cmd]);
+    exec_command(&argv[cmd]);
+    return 127;
 }

@@ -1,0 +1,280 @@
+"""§10-§13 red team: attacks a hostile model could make beyond tests/test_sandbox_escapes.py,
+each through the real code path (run_command with both helpers, plan_patch/assess_patch_safety/
+apply_changes as the agent calls them).  Every test here failed before its fix, or pins an
+attack that the sandbox already stopped."""
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import codex
+
+REPO = Path(__file__).resolve().parent.parent
+BUILT_HELPER = REPO / "build" / "helpers" / ("codex-linux-sandbox-%s" % codex._machine_arch())
+
+pytestmark = [pytest.mark.timeout(120)]
+linux_only = pytest.mark.skipif(not codex._LINUX, reason="Linux sandbox")
+
+
+@pytest.fixture(params=["c", "python"])
+def impl(request, monkeypatch):
+    """Which helper runs the command: the compiled one or the Python one."""
+    if request.param == "c":
+        if not BUILT_HELPER.exists():
+            pytest.skip("compiled helper not built; run `python3 build.py helpers`")
+        monkeypatch.setenv("CODEX_SANDBOX_HELPER", str(BUILT_HELPER))
+    else:
+        monkeypatch.setenv("CODEX_SANDBOX_HELPER", "python")
+    codex._PROBE_CACHE.clear()
+    codex._HELPER_CACHE.clear()
+    codex._NESTED_CACHE.clear()
+    yield request.param
+    codex._PROBE_CACHE.clear()
+    codex._HELPER_CACHE.clear()
+
+
+class World(object):
+    """A git workspace (the session cwd), an outside directory with a victim file, a CODEX_HOME."""
+
+    def __init__(self, tmp_path, mode="workspace-write", approval="never"):
+        self.ws = tmp_path / "ws"
+        self.ws.mkdir()
+        subprocess.run(["git", "init", "-q", str(self.ws)], check=True)
+        self.outside = tmp_path / "outside"
+        self.outside.mkdir()
+        self.victim = self.outside / "victim.txt"
+        self.victim.write_text("original\n")
+        self.home = tmp_path / "home"
+        self.home.mkdir()
+        over = ["sandbox_workspace_write.exclude_slash_tmp=true", "sandbox_workspace_write.exclude_tmpdir_env_var=true"]
+        self.cfg = codex.load_config(codex.ConfigOverrides(approval_policy=approval, sandbox_mode=mode, cwd=str(self.ws)),
+                                     over, home=self.home, environ={"HOME": str(tmp_path)})
+
+    def run(self, argv, timeout_ms=20000):
+        return codex.run_command(argv, self.ws, self.cfg, codex.build_command_env(self.cfg), timeout_ms=timeout_ms)
+
+    def sh(self, script, timeout_ms=20000):
+        return self.run(["bash", "-c", script], timeout_ms)
+
+    def py(self, code, timeout_ms=20000):
+        return self.run([sys.executable, "-c", textwrap.dedent(code)], timeout_ms)
+
+    def patch(self, text):
+        """What the agent does with an apply_patch call: plan, assess, apply when auto-approved."""
+        changes = codex.plan_patch(text, self.ws)
+        paths = [c.path for c in changes] + [c.move_path for c in changes if c.move_path is not None]
+        verdict = codex.assess_patch_safety(paths, self.cfg)
+        if verdict == "auto-approve":
+            codex.apply_changes(changes)
+        return verdict
+
+
+@pytest.fixture(params=["read-only", "workspace-write"])
+def world(request, tmp_path, impl):
+    return World(tmp_path, request.param)
+
+
+@pytest.fixture
+def ww(tmp_path, impl):
+    return World(tmp_path, "workspace-write")
+
+
+# -- apply_patch: the write happens in codex, outside the sandbox ---------------------------
+
+
+@linux_only
+def test_planted_patch_temp_symlink_cannot_redirect_the_write(ww):
+    # The temp name used to be ".<name>.codex-patch.<codex pid>": a sandboxed command finds
+    # codex's pid in /proc and could plant a symlink there to any file outside the roots.
+    r = ww.sh("ln -s %s .foo.txt.codex-patch.%d" % (ww.victim, os.getpid()))
+    assert r.exit_code == 0, r.stderr
+    assert ww.patch("*** Begin Patch\n*** Add File: foo.txt\n+PWNED\n*** End Patch\n") == "auto-approve"
+    assert ww.victim.read_text() == "original\n"
+    assert (ww.ws / "foo.txt").read_text() == "PWNED\n"
+    assert not (ww.ws / "foo.txt").is_symlink()
+
+
+def test_patch_temp_files_are_new_and_keep_the_mode(tmp_path):
+    target = tmp_path / "run.sh"
+    target.write_text("echo a\n")
+    target.chmod(0o750)
+    codex.apply_patch("*** Begin Patch\n*** Update File: run.sh\n@@\n-echo a\n+echo b\n*** End Patch\n", tmp_path)
+    assert target.read_text() == "echo b\n" and target.stat().st_mode & 0o777 == 0o750
+    codex.apply_patch("*** Begin Patch\n*** Add File: new.txt\n+x\n*** End Patch\n", tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.txt", "run.sh"]
+
+
+def test_patch_creating_a_new_git_or_codex_dir_is_not_auto_approved(tmp_path):
+    # A .git that does not exist yet has no read-only mount; a new nested repo's config
+    # (core.fsmonitor) runs unsandboxed the next time the user types `git status` there.
+    w = World(tmp_path, "workspace-write", approval="on-request")
+    for path in ("sub/.git/config", ".codex/config.toml", "a/b/.git/hooks/pre-commit"):
+        paths = [w.ws / path]
+        assert codex.assess_patch_safety(paths, w.cfg) == "ask-user", path
+    assert codex.assess_patch_safety([w.ws / "src" / "git.py", w.ws / ".github" / "ci.yml"], w.cfg) == "auto-approve"
+
+
+@linux_only
+def test_patch_outside_roots_through_every_path_trick(ww):
+    (ww.ws / "link").symlink_to(ww.outside)
+    (ww.ws / "a.txt").write_text("x\n")
+    for body in ("*** Add File: ../outside/n.txt\n+x\n", "*** Add File: %s/n.txt\n+x\n" % ww.outside,
+                 "*** Add File: link/n.txt\n+x\n", "*** Update File: a.txt\n*** Move to: ../outside/m.txt\n@@\n-x\n+y\n",
+                 "*** Add File: .git/hooks/pre-commit\n+x\n", "*** Add File: %s/config.toml\n+x\n" % ww.home):
+        assert ww.patch("*** Begin Patch\n%s*** End Patch\n" % body) == "reject", body
+    assert sorted(os.listdir(ww.outside)) == ["victim.txt"]
+
+
+# -- known-safe commands ---------------------------------------------------------------------
+
+
+def test_sed_script_file_is_not_known_safe(tmp_path):
+    # `sed -n 1p --file=x.sed` reads its script (which may hold `e cmd` or `w file`) from x.sed
+    for argv in (["sed", "-n", "1p", "--file=x.sed"], ["sed", "-n", "1p", "-fx.sed"], ["sed", "-n", "1p", "-i"],
+                 ["sed", "-n", "1p", "--expression=e id"]):
+        assert not codex.is_known_safe_command(argv), argv
+    assert codex.is_known_safe_command(["sed", "-n", "1,5p", "file.txt"])
+
+
+# -- the Linux helper --------------------------------------------------------------------------
+
+
+@linux_only
+def test_datagram_to_a_pathname_socket_outside(world, tmp_path):
+    # /dev/log, sd_notify, daemons' datagram control sockets: an unconnected AF_UNIX datagram
+    # socket needs no connect() to reach them, only sendmsg() with an address.
+    path = str(tmp_path / "outside" / "d.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(0.5)
+    try:
+        r = world.py("""
+            import socket
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            s.sendmsg([b"pwned"], [], 0, %r)
+        """ % path)
+        assert r.exit_code != 0 and "Operation not permitted" in r.stderr, r.stderr
+        with pytest.raises(socket.timeout):
+            srv.recv(100)
+    finally:
+        srv.close()
+    r = world.py("import socket; socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close(); "
+                 "socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).close()")
+    assert r.exit_code == 0, r.stderr
+
+
+@linux_only
+def test_setsid_child_dies_with_the_command(world, tmp_path):
+    # A command used to leave a setsid daemon behind that kept running (sandboxed, but with the
+    # workspace writable) after the command, its timeout and codex itself were gone.
+    token = "codex-redteam-%d-%s" % (os.getpid(), tmp_path.name)
+    loop = "setsid -f bash -c 'while :; do sleep 0.05; done # %s-%s' </dev/null >/dev/null 2>&1"
+    r = world.sh(loop % (token, "a") + "; sleep 0.2; echo started")
+    assert r.exit_code == 0 and "started" in r.stdout, r.stderr
+    r = world.sh(loop % (token, "b") + "; sleep 100", timeout_ms=500)
+    assert r.timed_out
+    time.sleep(0.3)
+    left = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    left = [line.split()[0] for line in left if token in line]
+    for pid in left:  # ours: do not leave them running when the test fails
+        os.kill(int(pid), 9)
+    assert not left
+
+
+@linux_only
+def test_pid_namespace_keeps_exit_codes_signals_and_pipes(world):
+    assert world.sh("exit 7").exit_code == 7
+    assert world.sh("kill -TERM $$").exit_code == 143
+    assert world.sh("kill -SEGV $$").exit_code == 139
+    r = world.sh("echo out; echo err >&2; (sleep 0.05; echo bg) & wait")
+    assert r.stdout == "out\nbg\n" and r.stderr == "err\n"
+    r = world.run(["no-such-binary-xyz"])
+    assert r.exit_code == 127 and r.sandbox_error is None
+
+
+@linux_only
+def test_kernel_keyrings_denied(world):
+    # the session keyring is shared with the user's login session (kerberos, fscrypt keys)
+    r = world.py("""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        nr = {"x86_64": (248, 250), "aarch64": (217, 219)}[os.uname().machine]
+        out = [libc.syscall(nr[0], b"user", b"codex-x", b"v", 1, -3), ctypes.get_errno(),
+               libc.syscall(nr[1], 0, -3, 0), ctypes.get_errno()]
+        print(out)
+    """)
+    assert r.stdout.strip() == "[-1, 1, -1, 1]", r.stdout + r.stderr
+
+
+@linux_only
+def test_parent_codex_process_is_out_of_reach(world):
+    # /proc/<codex>/fd, /proc/<codex>/mem, pidfd_getfd, signals: Landlock's ptrace and signal scoping
+    r = world.py("""
+        import ctypes, os, signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        ppid = CODEX_PID  # codex (this test process); inside the PID namespace getppid() is the helper's init
+        fails = 0
+        for fd in os.listdir("/proc/%d/fd" % ppid):
+            try:
+                os.open("/proc/%d/fd/%s" % (ppid, fd), os.O_RDONLY)
+            except OSError:
+                fails += 1
+            else:
+                print("OPENED", fd)
+        for path in ("/proc/%d/mem" % ppid, "/proc/%d/environ" % ppid):
+            try:
+                open(path, "rb").read(1)
+                print("READ", path)
+            except OSError:
+                pass
+        try:
+            pfd = os.pidfd_open(ppid)  # ESRCH from inside the PID namespace
+            print("getfd", libc.syscall(438, pfd, 0, 0))
+        except OSError:
+            print("getfd -1")
+        try:
+            os.kill(ppid, signal.SIGSTOP)
+            print("SIGNALLED")
+        except OSError:
+            pass
+        pfd = os.open("/proc/%d" % ppid, os.O_RDONLY | os.O_DIRECTORY)  # a pidfd for pidfd_send_signal
+        if libc.syscall(424, pfd, signal.SIGSTOP, None, 0) == 0:
+            print("SIGNALLED")
+        print("ok", fails > 0)
+    """.replace("CODEX_PID", str(os.getpid())))
+    assert "OPENED" not in r.stdout and "READ" not in r.stdout and "SIGNALLED" not in r.stdout, r.stdout
+    assert "getfd -1" in r.stdout and "ok True" in r.stdout, r.stdout + r.stderr
+
+
+@linux_only
+def test_open_by_handle_and_new_namespaces_cannot_write_outside(ww):
+    r = ww.py("""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        class FH(ctypes.Structure):
+            _fields_ = [("bytes", ctypes.c_uint), ("type", ctypes.c_int), ("h", ctypes.c_ubyte * 128)]
+        fh = FH(); fh.bytes = 128; mid = ctypes.c_int()
+        libc.name_to_handle_at(-100, %r.encode(), ctypes.byref(fh), ctypes.byref(mid), 0)
+        fd = libc.open_by_handle_at(os.open("/", os.O_RDONLY), ctypes.byref(fh), os.O_WRONLY)
+        if fd >= 0:
+            os.write(fd, b"PWNED")
+        libc.unshare(0x10000000 | 0x00020000)
+        libc.mount(b"tmpfs", %r.encode(), b"tmpfs", 0, None)
+        libc.chroot(b"/")
+        try:
+            open(%r, "w").write("PWNED")
+        except OSError as exc:
+            print(exc)
+    """ % (str(ww.victim), str(ww.outside), str(ww.victim)))
+    assert ww.victim.read_text() == "original\n", r.stdout + r.stderr
+    assert not os.path.ismount(str(ww.outside))
