@@ -2961,7 +2961,11 @@ def _planted_program(argv, cfg):
 
     path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
     roots = [str(r) for r in SandboxPolicy.from_config(cfg).writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
+    # "." or an empty entry resolves against the command's workdir, which the model chooses
+    relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
     for word in _command_words(argv):
+        if relative and "/" not in word:
+            return word
         found = word if "/" in word else shutil.which(word, path=path)
         if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
             return word
@@ -4054,7 +4058,11 @@ def _sandbox_helper_main(args):
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         return 0
-    os.closerange(3, 1 << 16)
+    import ctypes
+
+    # close_range(3, ~0U) (Linux 5.9+): every inherited fd, as the C helper; else up to the fd limit
+    if libc.syscall(ctypes.c_long(436), ctypes.c_uint(3), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)) != 0:
+        os.closerange(3, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex

@@ -278,3 +278,39 @@ def test_open_by_handle_and_new_namespaces_cannot_write_outside(ww):
     """ % (str(ww.victim), str(ww.outside), str(ww.victim)))
     assert ww.victim.read_text() == "original\n", r.stdout + r.stderr
     assert not os.path.ismount(str(ww.outside))
+
+
+@linux_only
+def test_inherited_fd_above_65535_is_closed(tmp_path, impl):
+    # the Python helper used to close fds 3..65535 only; a writable fd to an outside file above
+    # that (e.g. from a caller with a high RLIMIT_NOFILE) reached the command
+    import resource
+
+    w = World(tmp_path, "read-only")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 70001), max(hard, 70001)))  # root may raise it
+    except (ValueError, OSError):
+        pytest.skip("cannot raise RLIMIT_NOFILE to 70001")
+    fd = os.open(str(w.victim), os.O_WRONLY | os.O_APPEND)
+    try:
+        os.dup2(fd, 70000)
+        argv, _, _ = codex.sandbox_command([sys.executable, "-c", "import os; os.write(70000, b'PWNED')"],
+                                           codex.SandboxPolicy("read-only"), w.ws, home=w.home)
+        proc = subprocess.run(argv, pass_fds=(70000,), capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(fd)
+        os.close(70000)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert "Bad file descriptor" in proc.stderr, proc.stderr
+    assert w.victim.read_text() == "original\n"
+
+
+def test_relative_path_entry_gives_no_known_safe_pass(tmp_path):
+    # with "." in PATH, `ls` run from a model-chosen workdir is ./ls, which the model may have planted
+    w = World(tmp_path, "workspace-write", approval="untrusted")
+    assert codex.assess_command_safety(["ls"], w.cfg, set()) == "auto-approve"
+    for path in ("/usr/bin:.:/bin", "/usr/bin::/bin", "bin:/usr/bin"):
+        w.cfg.shell_environment_policy = {"set": {"PATH": path}}
+        assert codex.assess_command_safety(["ls"], w.cfg, set()) == "ask-user", path
+        assert codex.assess_command_safety(["bash", "-lc", "ls && pwd"], w.cfg, set()) == "ask-user", path
