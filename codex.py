@@ -3545,13 +3545,39 @@ def linux_helper_path(home=None):
 
 
 def _python_helper_argv():
-    """argv prefix that runs codex.py itself as the helper (-E -s: no PYTHON* env, no user site).
+    """argv prefix that runs codex.py itself as the helper.
 
+    -I (isolated: no PYTHON* env, no user site, and above all no '' = the command's cwd on
+    sys.path: a json.py the previous command planted in the workspace would run unsandboxed).
     Imported rather than run as a script, so a cached .pyc spares compiling this file.
     """
     here = os.path.dirname(os.path.abspath(__file__))
-    boot = "import sys; sys.path.insert(0, %r); import codex; sys.exit(codex.main(sys.argv[1:]))" % here
-    return [sys.executable, "-E", "-s", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
+    # appended, not inserted first: a json.py planted next to codex.py must not shadow the stdlib
+    boot = ("import sys, importlib.util as u; sys.path.append(%r); s = u.spec_from_file_location('codex', %r); "
+            "m = u.module_from_spec(s); sys.modules['codex'] = m; s.loader.exec_module(m); "
+            "sys.exit(m.main(sys.argv[1:]))" % (here, os.path.join(here, "codex.py")))
+    return [sys.executable, "-I", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
+
+
+def _sandbox_code_paths(prefix, kind):
+    """(paths the next command's sandbox is built from, codex's own code): read-only for commands.
+
+    A command that could rewrite the helper binary, or codex.py / its .pyc / pyseccomp for the
+    Python helper, would run the next command unsandboxed; codex.py rewritten runs at the next
+    codex start.
+    """
+    src = os.path.realpath(__file__)
+    if kind == "linux":
+        return [os.path.dirname(os.path.realpath(prefix[0]))], [src]
+    here = os.path.dirname(src)
+    cache = os.path.join(here, "__pycache__")
+    try:
+        os.makedirs(cache, exist_ok=True)  # a directory the command could create and fill otherwise
+    except OSError:
+        pass
+    paths = [src] + [p for p in (cache, os.path.join(here, "pyseccomp"), os.path.join(here, "pyseccomp.py"))
+                     if os.path.exists(p)]
+    return paths, []
 
 
 def helper_argv_prefix(home=None):
@@ -3661,10 +3687,18 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         userns = probe_sandbox(home).get("userns") == "1"
         if roots:
             ro = protected_paths(roots, policy_cwd, home)
+            needed, own = _sandbox_code_paths(prefix, kind)
+            needed = [p for p in needed if any(_is_within(p, str(r)) for r in roots)]
+            if needed and not userns:
+                raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
+                                   "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
+                                   "directory outside the workspace and /tmp" % needed[0])
             if ro and not userns:
                 _notice(".git and $CODEX_HOME inside writable roots cannot be made read-only here "
                         "(user namespaces are unavailable); they stay writable")
                 ro = []
+            if userns:
+                ro += [p for p in needed + own if any(_is_within(p, str(r)) for r in roots) and p not in ro]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only

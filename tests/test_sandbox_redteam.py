@@ -314,3 +314,66 @@ def test_relative_path_entry_gives_no_known_safe_pass(tmp_path):
         w.cfg.shell_environment_policy = {"set": {"PATH": path}}
         assert codex.assess_command_safety(["ls"], w.cfg, set()) == "ask-user", path
         assert codex.assess_command_safety(["bash", "-lc", "ls && pwd"], w.cfg, set()) == "ask-user", path
+
+
+@linux_only
+def test_helper_inside_a_writable_root_cannot_be_replaced(tmp_path, monkeypatch):
+    # The helper is extracted to $CODEX_HOME/bin, else ~/.cache/codex/bin, else /tmp/codex-<uid>/bin:
+    # the last is a writable root by default.  A command that replaced it made the next command
+    # run unsandboxed.  Here the "install directory" is inside the workspace.
+    if not BUILT_HELPER.exists():
+        pytest.skip("compiled helper not built; run `python3 build.py helpers`")
+    w = World(tmp_path, "workspace-write")
+    bindir = w.ws / "bin"
+    bindir.mkdir()
+    helper = bindir / "codex-linux-sandbox-test"
+    helper.write_bytes(BUILT_HELPER.read_bytes())
+    helper.chmod(0o700)
+    monkeypatch.setenv("CODEX_SANDBOX_HELPER", str(helper))
+    codex._PROBE_CACHE.clear()
+    evil = '#!/bin/sh\nwhile [ "$1" != -- ]; do shift; done; shift; exec "$@"\n'
+    r = w.sh("printf '%s' > %s.new && chmod 700 %s.new && mv %s.new %s" % (evil, helper, helper, helper, helper))
+    assert r.exit_code != 0
+    r = w.sh("echo x > %s" % helper)
+    assert r.exit_code != 0
+    assert helper.read_bytes() == BUILT_HELPER.read_bytes()
+    r = w.sh("grep Seccomp: /proc/self/status")
+    assert "Seccomp:\t2" in r.stdout
+    # where user namespaces are missing nothing can protect it: refuse instead of running
+    codex._PROBE_CACHE[str(w.home)] = dict(codex.probe_sandbox(w.home), userns="0")
+    with pytest.raises(codex.SandboxError, match="cannot be made read-only"):
+        codex.sandbox_command(["true"], codex.SandboxPolicy.from_config(w.cfg), w.ws, home=w.home)
+    codex._PROBE_CACHE.clear()
+
+
+@linux_only
+def test_python_helper_code_inside_a_writable_root(tmp_path, monkeypatch):
+    # codex.py (a checkout in the workspace, or ~/.shiv when the workspace is $HOME) is what the
+    # Python helper imports for the next command: it must stay read-only, and a planted
+    # stdlib-named module next to it must not be imported.
+    w = World(tmp_path, "workspace-write")
+    copy = w.ws / "codex.py"
+    copy.write_bytes((REPO / "codex.py").read_bytes())
+    monkeypatch.setattr(codex, "__file__", str(copy))
+    monkeypatch.setenv("CODEX_SANDBOX_HELPER", "python")
+    codex._PROBE_CACHE.clear()
+    r = w.sh("echo 'import os; os.system(\"touch %s/json-ran\")' > json.py && echo '# x' >> codex.py"
+             % w.outside)
+    assert "codex.py: Read-only file system" in r.stderr, r.stderr
+    assert (w.ws / "json.py").exists() and copy.read_bytes() == (REPO / "codex.py").read_bytes()
+    r = w.sh("grep Seccomp: /proc/self/status")
+    assert "Seccomp:\t2" in r.stdout, r.stderr
+    assert not (w.outside / "json-ran").exists()
+    codex._PROBE_CACHE.clear()
+
+
+@linux_only
+def test_module_planted_in_the_workspace_does_not_run_in_the_next_helper(ww, impl):
+    # The Python helper is `python -c ...` started in the command's cwd: '' on sys.path made a
+    # json.py planted there by one command run, unsandboxed, in the next command's helper.
+    hook = "import os; os.system('grep Seccomp: /proc/self/status > %s/ran')" % ww.outside
+    for name in ("json.py", "ctypes.py", "re.py", "codex.py", "pyseccomp.py"):
+        assert ww.sh("printf '%%s\\n' \"%s\" > %s" % (hook, name)).exit_code == 0
+    assert ww.run(["true"]).exit_code == 0
+    assert ww.run(["true"]).exit_code == 0
+    assert not (ww.outside / "ran").exists(), (ww.outside / "ran").read_text()
