@@ -3952,7 +3952,30 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
         _bind_read_only(libc, path, path)
     for path in hidden:
         _bind_read_only(libc, "/dev/null", path)
+    _hide_terminals(libc)
     return pid_ns
+
+
+#: terminals and keyboards a command could read the user's keystrokes from (ptys cannot be
+#: opened in the sandbox anyway: /dev/ptmx is not writable)
+_HIDDEN_DEVICE_DIRS = ("/dev/pts", "/dev/input")
+
+
+def _hide_terminals(libc):
+    """Cover /dev/pts and /dev/input with an empty read-only tmpfs, /dev/console with /dev/null (best effort)."""
+    import ctypes
+    import stat as stat_mod
+
+    flags = _MS_RDONLY | 2 | 4 | 8  # MS_NOSUID | MS_NODEV | MS_NOEXEC
+    for path in _HIDDEN_DEVICE_DIRS:
+        if os.path.isdir(path):
+            libc.mount(b"codex-hidden", path.encode(), b"tmpfs", ctypes.c_ulong(flags), b"size=4k,mode=755")
+    try:
+        is_char = stat_mod.S_ISCHR(os.stat("/dev/console").st_mode)
+    except OSError:
+        is_char = False
+    if is_char and libc.mount(b"/dev/null", b"/dev/console", None, ctypes.c_ulong(_MS_BIND), None) == 0:
+        libc.mount(None, b"/dev/console", None, ctypes.c_ulong(_MS_REMOUNT | _MS_BIND | _MS_RDONLY | 2 | 8), None)
 
 
 def _exec_command(cmd):

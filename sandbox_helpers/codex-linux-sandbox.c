@@ -30,7 +30,11 @@
  *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID),
  *      map our uid/gid to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
  *      bind each writable root onto itself read-write; bind each --read-only path onto itself and
- *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file.
+ *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file;
+ *      cover /dev/pts and /dev/input with an empty read-only tmpfs and /dev/console with
+ *      /dev/null (best effort): the user's terminals and keyboards, whose keystrokes a command
+ *      could otherwise read (ptys cannot be opened in the sandbox anyway: /dev/ptmx is not
+ *      writable).
  *   3. seccomp (a BPF filter built here; denials return EPERM):
  *      - foreign architecture and x32 syscalls (x86_64): kill the process;
  *      - always: ptrace, process_vm_readv/writev, io_uring_*, the mount family
@@ -449,6 +453,21 @@ static void bind_read_only(const char *src, const char *dst)
         fail_path(EXIT_MOUNTS, "remounting read-only", dst, errno);
 }
 
+static void hide_terminals(void)
+{
+    static const char *const dirs[] = {"/dev/pts", "/dev/input"};
+    struct stat st;
+    size_t i;
+    for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if (stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode))
+            (void)mount("codex-hidden", dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        "size=4k,mode=755");
+    }
+    if (stat("/dev/console", &st) == 0 && S_ISCHR(st.st_mode) &&
+        mount("/dev/null", "/dev/console", NULL, MS_BIND, NULL) == 0)
+        (void)mount(NULL, "/dev/console", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
+}
+
 static void protect_read_only(void)
 {
     char map[64];
@@ -493,6 +512,7 @@ static void protect_read_only(void)
         bind_read_only(read_only[i], read_only[i]);
     for (i = 0; i < n_hidden; i++)
         bind_read_only("/dev/null", hidden[i]);
+    hide_terminals();
 }
 
 /* -- PID namespace: the command's leftovers die with it ---------------------------------- */

@@ -377,3 +377,33 @@ def test_module_planted_in_the_workspace_does_not_run_in_the_next_helper(ww, imp
     assert ww.run(["true"]).exit_code == 0
     assert ww.run(["true"]).exit_code == 0
     assert not (ww.outside / "ran").exists(), (ww.outside / "ran").read_text()
+
+
+@linux_only
+def test_user_terminals_cannot_be_read(world):
+    # Any /dev/pts/N the user owns could be opened read-only (Landlock grants reads under /)
+    # and a command read the keystrokes typed there: a password in another terminal, or the
+    # answer to codex's own approval question.
+    import threading
+
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    timer = threading.Timer(1.0, os.write, (master, b"hunter2\n"))
+    timer.start()
+    try:
+        r = world.py("""
+            import os
+            try:
+                fd = os.open(%r, os.O_RDONLY | os.O_NOCTTY)
+            except OSError as exc:
+                print("denied", exc.errno)
+            else:
+                print("read", os.read(fd, 100))
+            print(sorted(os.listdir("/dev/pts")))
+        """ % name, timeout_ms=8000)
+    finally:
+        timer.cancel()
+        os.close(master)
+        os.close(slave)
+    assert "hunter2" not in r.stdout and "denied 2" in r.stdout, r.stdout + r.stderr
+    assert "[]" in r.stdout
