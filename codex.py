@@ -3559,25 +3559,35 @@ def _python_helper_argv():
     return [sys.executable, "-I", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
 
 
-def _sandbox_code_paths(prefix, kind):
-    """(paths the next command's sandbox is built from, codex's own code): read-only for commands.
+def _sandbox_code_paths(prefix, kind, roots):
+    """(paths the next command's sandbox is built from, codex's own code) inside `roots`.
 
-    A command that could rewrite the helper binary, or codex.py / its .pyc / pyseccomp for the
-    Python helper, would run the next command unsandboxed; codex.py rewritten runs at the next
-    codex start.
+    Both stay read-only for commands: a command that rewrote the helper binary, or codex.py /
+    its .pyc / pyseccomp for the Python helper, would run the next command unsandboxed; codex's
+    package directory rewritten (the zipapp's ~/.shiv/... when the workspace is $HOME) runs at
+    the next codex start.  A checkout of codex that is itself the workspace keeps only its
+    files read-only.
     """
+    roots = [str(r) for r in roots]
     src = os.path.realpath(__file__)
-    if kind == "linux":
-        return [os.path.dirname(os.path.realpath(prefix[0]))], [src]
     here = os.path.dirname(src)
-    cache = os.path.join(here, "__pycache__")
-    try:
-        os.makedirs(cache, exist_ok=True)  # a directory the command could create and fill otherwise
-    except OSError:
-        pass
-    paths = [src] + [p for p in (cache, os.path.join(here, "pyseccomp"), os.path.join(here, "pyseccomp.py"))
-                     if os.path.exists(p)]
-    return paths, []
+    if any(_is_within(r, here) for r in roots):
+        cache = os.path.join(here, "__pycache__")
+        if kind != "linux":
+            try:
+                os.makedirs(cache, exist_ok=True)  # a directory the command could create and fill otherwise
+            except OSError:
+                pass
+        own = [src] + [p for p in (cache, os.path.join(here, "pyseccomp"), os.path.join(here, "pyseccomp.py"),
+                                   os.path.join(here, "codex_sandbox_helpers")) if os.path.exists(p)]
+    else:
+        own = [here]
+    needed = [os.path.dirname(os.path.realpath(prefix[0]))] if kind == "linux" else own
+
+    def inside(paths):
+        return [p for p in paths if any(_is_within(p, r) for r in roots)]
+
+    return inside(needed), inside(own)
 
 
 def helper_argv_prefix(home=None):
@@ -3687,8 +3697,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         userns = probe_sandbox(home).get("userns") == "1"
         if roots:
             ro = protected_paths(roots, policy_cwd, home)
-            needed, own = _sandbox_code_paths(prefix, kind)
-            needed = [p for p in needed if any(_is_within(p, str(r)) for r in roots)]
+            needed, own = _sandbox_code_paths(prefix, kind, roots)
             if needed and not userns:
                 raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
                                    "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
@@ -3698,7 +3707,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                         "(user namespaces are unavailable); they stay writable")
                 ro = []
             if userns:
-                ro += [p for p in needed + own if any(_is_within(p, str(r)) for r in roots) and p not in ro]
+                ro += [p for p in needed + own if p not in ro]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only

@@ -407,3 +407,20 @@ def test_user_terminals_cannot_be_read(world):
         os.close(slave)
     assert "hunter2" not in r.stdout and "denied 2" in r.stdout, r.stdout + r.stderr
     assert "[]" in r.stdout
+
+
+@linux_only
+def test_zipapp_extraction_inside_a_writable_root_is_read_only(ww, impl, monkeypatch):
+    # the zipapp runs from ~/.shiv/codex_<hash>/site-packages: with the workspace at $HOME a
+    # command could rewrite httpx there, which the next codex start imports unsandboxed
+    if impl == "python":
+        pytest.skip("the fake package below holds no codex.py the Python helper could run")
+    site = ww.ws / ".shiv" / "codex_x" / "site-packages"
+    (site / "httpx").mkdir(parents=True)
+    (site / "httpx" / "__init__.py").write_text("")
+    (site / "codex.py").write_text("")
+    monkeypatch.setattr(codex, "__file__", str(site / "codex.py"))
+    r = ww.sh("echo 'import os' > %s/httpx/__init__.py; touch %s/new.py; echo ok > elsewhere.txt" % (site, site))
+    assert r.stderr.count("Read-only file system") == 2, r.stderr
+    assert (site / "httpx" / "__init__.py").read_text() == "" and not (site / "new.py").exists()
+    assert (ww.ws / "elsewhere.txt").read_text() == "ok\n"
