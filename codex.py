@@ -3389,13 +3389,16 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--ro-mounts] [--network] -- CMD [ARG]...
+#                       [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
 #   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
 #                     $CODEX_HOME, .codex inside writable roots)
-#   --hide FILE       in that namespace /dev/null (read-only) covers FILE ($CODEX_HOME/auth.json)
+#   --hide FILE       in that namespace /dev/null (read-only) covers FILE ($CODEX_HOME/auth.json;
+#                     with the network on, unix sockets such as docker.sock)
+#   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network on:
+#                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
@@ -3418,6 +3421,15 @@ HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<s
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
 HIDDEN_HOME_FILES = ("auth.json",)  #: $CODEX_HOME files a command sees as empty (they hold credentials)
+#: With the network on, connect() is allowed for every family; these unix sockets (or the
+#: directories holding them) would run commands outside the sandbox -- container engines,
+#: D-Bus (systemd-run), systemd's private sockets, terminal multiplexers, X11 keystroke
+#: injection -- so commands do not see them.  "{uid}" and $XDG_RUNTIME_DIR are filled in.
+NETWORK_HIDDEN_SOCKETS = (
+    "/run/docker.sock", "/var/run/docker.sock", "/run/podman", "/run/containerd", "/run/dbus",
+    "/run/systemd/private", "/run/libvirt", "/run/user/{uid}", "/tmp/.X11-unix", "/tmp/tmux-{uid}",
+    "/run/screen", "~/.docker/run", "$XDG_RUNTIME_DIR",
+)
 
 #: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
 LANDLOCK_FS = {
@@ -3719,11 +3731,31 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 if os.path.isfile(secret):
                     out += ["--hide", os.path.realpath(secret)]
         if policy.has_network():
+            if userns:
+                for path in _network_hidden_paths(roots + [Path(command_cwd)]):
+                    out += ["--hide-dir" if os.path.isdir(path) else "--hide", path]
             out.append("--network")
         return out + ["--"] + argv, {}, kind
     if _DARWIN:
         return seatbelt_argv(argv, policy, policy_cwd, home), {"CODEX_SANDBOX": "seatbelt"}, "seatbelt"
     raise SandboxError("no sandbox exists for %s; use -s danger-full-access to run commands unsandboxed" % sys.platform)
+
+
+def _network_hidden_paths(keep=(), environ=None):
+    """NETWORK_HIDDEN_SOCKETS that exist here, resolved, without duplicates; none that is or
+    holds one of the `keep` paths (an XDG_RUNTIME_DIR of /tmp must not hide the writable /tmp)."""
+    environ = os.environ if environ is None else environ
+    out = []
+    for entry in NETWORK_HIDDEN_SOCKETS:
+        if entry == "$XDG_RUNTIME_DIR":
+            entry = environ.get("XDG_RUNTIME_DIR", "")
+            if not os.path.isabs(entry):
+                continue
+        path = os.path.realpath(os.path.expanduser(entry.replace("{uid}", str(os.getuid()))))
+        if os.path.exists(path) and path not in out and path != "/" and not any(
+                _is_within(os.path.realpath(str(k)), path) for k in keep):
+            out.append(path)
+    return out
 
 
 # -- the Python helper (fallback when no compiled helper fits) ------------------------------
@@ -3743,8 +3775,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "network": False, "probe": False,
-            "command": [], "ro_mounts": False}
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "network": False,
+            "probe": False, "command": [], "ro_mounts": False}
     i = 0
     while i < len(args):
         a = args[i]
@@ -3757,7 +3789,7 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
-        elif a in ("--cwd", "--writable", "--read-only", "--hide"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
@@ -3819,7 +3851,7 @@ def _apply_landlock(libc, writable, network):
             attr.net = _LANDLOCK_NET_TCP
     if abi >= 6:
         size = 24
-        attr.scoped = _LANDLOCK_SCOPE_SIGNAL | (0 if network else _LANDLOCK_SCOPE_ABSTRACT_UNIX)
+        attr.scoped = _LANDLOCK_SCOPE_SIGNAL | _LANDLOCK_SCOPE_ABSTRACT_UNIX  # network or not: X11, D-Bus
     fd = libc.syscall(ctypes.c_long(_SYS_LANDLOCK[0]), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if fd < 0:
         _helper_fail(122, "landlock_create_ruleset failed: %s" % os.strerror(ctypes.get_errno()))
@@ -3928,7 +3960,7 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=()):
     """Enter a user+mount(+PID) namespace; with ro_mounts make every mount read-only but the
     writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files.
     Returns whether a PID namespace was entered (see _run_in_pid_namespace)."""
@@ -3961,6 +3993,9 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
         _bind_read_only(libc, path, path)
     for path in hidden:
         _bind_read_only(libc, "/dev/null", path)
+    for path in hidden_dirs:
+        if _cover_dir(libc, path) != 0:
+            _helper_fail(125, "covering %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
     _hide_terminals(libc)
     return pid_ns
 
@@ -3970,15 +4005,23 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
 _HIDDEN_DEVICE_DIRS = ("/dev/pts", "/dev/input")
 
 
+def _cover_dir(libc, path):
+    """An empty read-only tmpfs over directory `path` (0 when done or nothing to cover, else -1)."""
+    import ctypes
+
+    if not os.path.isdir(path):
+        return 0
+    flags = _MS_RDONLY | 2 | 4 | 8  # MS_NOSUID | MS_NODEV | MS_NOEXEC
+    return libc.mount(b"codex-hidden", os.fsencode(path), b"tmpfs", ctypes.c_ulong(flags), b"size=4k,mode=755")
+
+
 def _hide_terminals(libc):
     """Cover /dev/pts and /dev/input with an empty read-only tmpfs, /dev/console with /dev/null (best effort)."""
     import ctypes
     import stat as stat_mod
 
-    flags = _MS_RDONLY | 2 | 4 | 8  # MS_NOSUID | MS_NODEV | MS_NOEXEC
     for path in _HIDDEN_DEVICE_DIRS:
-        if os.path.isdir(path):
-            libc.mount(b"codex-hidden", path.encode(), b"tmpfs", ctypes.c_ulong(flags), b"size=4k,mode=755")
+        _cover_dir(libc, path)
     try:
         is_char = stat_mod.S_ISCHR(os.stat("/dev/console").st_mode)
     except OSError:
@@ -4108,7 +4151,7 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+                     "[--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
         abi, reason = _landlock_abi(libc)
@@ -4133,8 +4176,9 @@ def _sandbox_helper_main(args):
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
     pid_ns = False
-    if opts["read_only"] or opts["ro_mounts"] or opts["hide"]:
-        pid_ns = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"])
+    if opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
+        pid_ns = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
+                                    opts["hide_dir"])
     _apply_seccomp(opts["network"])
     _apply_landlock(libc, opts["writable"], opts["network"])
     if opts["cwd"]:

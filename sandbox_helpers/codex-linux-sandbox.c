@@ -9,14 +9,17 @@
  * Argv protocol (the Python helper in codex.py §12b speaks the same one):
  *
  *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
- *                       [--ro-mounts] [--network] -- CMD [ARG]...
+ *                       [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
  *   --writable PATH   full Landlock rights beneath PATH (a writable root)
  *   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace
  *                     (.git, .codex and $CODEX_HOME inside writable roots)
  *   --hide FILE       in that namespace bind /dev/null (read-only) over FILE: the command reads
- *                     nothing there ($CODEX_HOME/auth.json holds the API key)
+ *                     nothing there ($CODEX_HOME/auth.json holds the API key; with the network
+ *                     on, unix sockets such as docker.sock)
+ *   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network
+ *                     on: $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix...)
  *   --ro-mounts       in that namespace make every mount read-only except the writable
  *                     roots: closes chmod/chown/utime/xattr outside the roots, which
  *                     Landlock does not cover (needs mount_setattr, Linux 5.12+)
@@ -49,7 +52,8 @@
  *   4. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
  *      file-system right handled; "/" read+execute; /dev/null and each writable root all
  *      rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
- *      signals scoped; abstract unix sockets scoped when the network is off.
+ *      signals and abstract unix sockets scoped (with the network on too: X11 and D-Bus
+ *      listen there).
  *   5. chdir(--cwd), execvp(CMD).  In the PID namespace of step 2 the helper instead forks an
  *      init (pid 1) that forks and execs CMD and reaps; when CMD exits, init exits and the
  *      kernel kills whatever CMD left behind (setsid daemons included), and so does a SIGKILL
@@ -187,7 +191,8 @@ struct mount_attr_v0 {
 static const char *writable[MAX_PATHS];
 static const char *read_only[MAX_PATHS];
 static const char *hidden[MAX_PATHS];
-static int n_writable, n_read_only, n_hidden, ro_mounts, pid_ns;
+static const char *hidden_dirs[MAX_PATHS];
+static int n_writable, n_read_only, n_hidden, n_hidden_dirs, ro_mounts, pid_ns;
 
 static void fail(int code, const char *what, int err)
 {
@@ -279,7 +284,7 @@ static void apply_landlock(int network)
     }
     if (abi >= 6) {
         size = 24;
-        attr.scoped = LL_SCOPE_SIGNAL | (network ? 0 : LL_SCOPE_ABSTRACT_UNIX);
+        attr.scoped = LL_SCOPE_SIGNAL | LL_SCOPE_ABSTRACT_UNIX;
     }
     ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (ruleset < 0)
@@ -453,16 +458,19 @@ static void bind_read_only(const char *src, const char *dst)
         fail_path(EXIT_MOUNTS, "remounting read-only", dst, errno);
 }
 
+static int cover_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0; /* nothing to cover */
+    return mount("codex-hidden", dir, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755");
+}
+
 static void hide_terminals(void)
 {
-    static const char *const dirs[] = {"/dev/pts", "/dev/input"};
     struct stat st;
-    size_t i;
-    for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        if (stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode))
-            (void)mount("codex-hidden", dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                        "size=4k,mode=755");
-    }
+    (void)cover_dir("/dev/pts");
+    (void)cover_dir("/dev/input");
     if (stat("/dev/console", &st) == 0 && S_ISCHR(st.st_mode) &&
         mount("/dev/null", "/dev/console", NULL, MS_BIND, NULL) == 0)
         (void)mount(NULL, "/dev/console", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
@@ -512,6 +520,9 @@ static void protect_read_only(void)
         bind_read_only(read_only[i], read_only[i]);
     for (i = 0; i < n_hidden; i++)
         bind_read_only("/dev/null", hidden[i]);
+    for (i = 0; i < n_hidden_dirs; i++)
+        if (cover_dir(hidden_dirs[i]) != 0)
+            fail_path(EXIT_MOUNTS, "covering", hidden_dirs[i], errno);
     hide_terminals();
 }
 
@@ -691,7 +702,8 @@ static void close_inherited_fds(void)
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
-                    "[--read-only PATH]... [--hide FILE]... [--ro-mounts] [--network] -- CMD [ARG]...)\n", why);
+                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--network] "
+                    "-- CMD [ARG]...)\n", why);
     _exit(EXIT_USAGE);
 }
 
@@ -711,7 +723,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--ro-mounts") == 0) {
             ro_mounts = 1;
         } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0 ||
-                   strcmp(a, "--hide") == 0) {
+                   strcmp(a, "--hide") == 0 || strcmp(a, "--hide-dir") == 0) {
             if (i + 1 >= argc)
                 usage("an option needs a value");
             if (strcmp(a, "--cwd") == 0) {
@@ -724,6 +736,10 @@ int main(int argc, char **argv)
                 if (n_hidden >= MAX_PATHS)
                     usage("too many --hide paths");
                 hidden[n_hidden++] = argv[++i];
+            } else if (strcmp(a, "--hide-dir") == 0) {
+                if (n_hidden_dirs >= MAX_PATHS)
+                    usage("too many --hide-dir paths");
+                hidden_dirs[n_hidden_dirs++] = argv[++i];
             } else {
                 if (n_read_only >= MAX_PATHS)
                     usage("too many --read-only paths");
@@ -741,7 +757,7 @@ int main(int argc, char **argv)
         fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         fail(EXIT_SETUP, "prctl(PR_SET_NO_NEW_PRIVS) failed", errno);
-    if (n_read_only > 0 || n_hidden > 0 || ro_mounts)
+    if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || ro_mounts)
         protect_read_only();
     build_filter(network);
     if (install_filter() != 0)

@@ -424,3 +424,52 @@ def test_zipapp_extraction_inside_a_writable_root_is_read_only(ww, impl, monkeyp
     assert r.stderr.count("Read-only file system") == 2, r.stderr
     assert (site / "httpx" / "__init__.py").read_text() == "" and not (site / "new.py").exists()
     assert (ww.ws / "elsewhere.txt").read_text() == "ok\n"
+
+
+@linux_only
+def test_network_on_still_hides_sockets_that_run_commands_outside(tmp_path, impl, monkeypatch):
+    # network_access = true allowed connect() to every unix socket: the D-Bus session bus in
+    # $XDG_RUNTIME_DIR (`systemd-run --user` runs anything unsandboxed), docker.sock, tmux,
+    # and abstract sockets (X11, older D-Bus).  TCP and the command's own unix sockets still work.
+    w = World(tmp_path, "workspace-write")
+    w.cfg.sandbox_workspace_write = dict(w.cfg.sandbox_workspace_write or {}, network_access=True)
+    runtime = tmp_path / "outside" / "run-user"
+    runtime.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    bus = socket.socket(socket.AF_UNIX)
+    bus.bind(str(runtime / "bus"))
+    bus.listen(1)
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract.bind("\0codex-redteam-%d" % os.getpid())
+    abstract.listen(1)
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(1)
+    try:
+        r = w.py("""
+            import os, socket
+            for addr in (%r, "\\0codex-redteam-%d"):
+                s = socket.socket(socket.AF_UNIX)
+                try:
+                    s.connect(addr)
+                    print("CONNECTED", repr(addr))
+                except OSError as exc:
+                    print("denied", exc.errno)
+            socket.create_connection(("127.0.0.1", %d), timeout=5).close()
+            own = socket.socket(socket.AF_UNIX)
+            own.bind("own.sock")
+            own.listen(1)
+            c = socket.socket(socket.AF_UNIX)
+            c.connect("own.sock")
+            a = socket.socket(socket.AF_UNIX)
+            a.bind("\\0codex-redteam-own-%d")
+            a.listen(1)
+            socket.socket(socket.AF_UNIX).connect("\\0codex-redteam-own-%d")
+            print("own sockets ok")
+        """ % (str(runtime / "bus"), os.getpid(), tcp.getsockname()[1], os.getpid(), os.getpid()))
+    finally:
+        bus.close()
+        abstract.close()
+        tcp.close()
+    assert "CONNECTED" not in r.stdout and r.stdout.count("denied") == 2, r.stdout + r.stderr
+    assert "own sockets ok" in r.stdout, r.stderr
