@@ -3910,7 +3910,7 @@ def _import_pyseccomp():
     return pyseccomp
 
 
-def _apply_seccomp(network):
+def _apply_seccomp(network, pid_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
         pyseccomp = _import_pyseccomp()
@@ -3931,6 +3931,8 @@ def _apply_seccomp(network):
                 pass  # a syscall this libseccomp or arch does not know cannot be called either
         for req in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
+        if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
+            flt.add_rule(deny, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
         if not network:
             for name in SECCOMP_NETWORK_DENIED:
                 flt.add_rule(deny, name)
@@ -4179,7 +4181,7 @@ def _sandbox_helper_main(args):
     if opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
         pid_ns = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
                                     opts["hide_dir"])
-    _apply_seccomp(opts["network"])
+    _apply_seccomp(opts["network"], pid_ns)
     _apply_landlock(libc, opts["writable"], opts["network"])
     if opts["cwd"]:
         try:

@@ -44,6 +44,8 @@
  *        (mount, umount2, mount_setattr, move_mount, open_tree, fs*, pivot_root), the kernel
  *        keyrings (add_key, request_key, keyctl: the session keyring is shared with the user's
  *        login session) and the TIOCSTI/TIOCLINUX ioctls;
+ *      - without a PID namespace: prlimit64 on another process (RLIMIT_CPU/FSIZE on codex kill
+ *        it; inside the namespace no outside pid can be named at all);
  *      - network off: socket/socketpair for every family but AF_UNIX; socket(AF_UNIX,
  *        SOCK_DGRAM) (with connect and bind denied its only use is sendmsg to a pathname socket
  *        outside: /dev/log, sd_notify, daemons' control sockets); connect, bind, listen,
@@ -372,6 +374,18 @@ static void deny_tty_injection(void)
     emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
 }
 
+/* prlimit64(pid != 0, ...): limits of another process */
+static void deny_prlimit_of_others(void)
+{
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, (uint32_t)SYS_prlimit64);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(0));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, 0);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_HI(0));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+}
+
 static void build_filter(int network)
 {
     static const long always[] = {
@@ -403,6 +417,8 @@ static void build_filter(int network)
         deny_unless_arg0_unix(SYS_socketpair);
         deny_sendto_with_address();
     }
+    if (!pid_ns)
+        deny_prlimit_of_others();
     deny_tty_injection();
     emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
 }

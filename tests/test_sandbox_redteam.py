@@ -473,3 +473,30 @@ def test_network_on_still_hides_sockets_that_run_commands_outside(tmp_path, impl
         tcp.close()
     assert "CONNECTED" not in r.stdout and r.stdout.count("denied") == 2, r.stdout + r.stderr
     assert "own sockets ok" in r.stdout, r.stderr
+
+
+@linux_only
+@pytest.mark.parametrize("which", ["c", "python"])
+def test_limits_of_codex_cannot_be_set_without_a_pid_namespace(tmp_path, which):
+    # Without user namespaces (no PID namespace) a command could prlimit() codex itself:
+    # RLIMIT_CPU=1 or RLIMIT_FSIZE=0 kill it.  Its own limits stay settable.
+    if which == "c" and not BUILT_HELPER.exists():
+        pytest.skip("compiled helper not built; run `python3 build.py helpers`")
+    import resource
+
+    prefix = [str(BUILT_HELPER)] if which == "c" else codex._python_helper_argv()
+    victim = subprocess.Popen(["sleep", "60"])  # stands in for codex (same user, outside the sandbox)
+    code = ("import resource\ntry:\n    resource.prlimit(%d, resource.RLIMIT_CPU, (1, 1))\n    print('SET')\n"
+            "except OSError as exc:\n    print('denied', exc.errno)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512)); print(resource.prlimit(0, resource.RLIMIT_NOFILE))"
+            % victim.pid)
+    try:
+        before = resource.prlimit(victim.pid, resource.RLIMIT_CPU)
+        # no --read-only/--hide/--ro-mounts: the helper enters no namespace, as where userns is missing
+        proc = subprocess.run(prefix + ["--cwd", str(tmp_path), "--writable", str(tmp_path), "--", sys.executable, "-c",
+                                        code], capture_output=True, text=True, timeout=60)
+        after = resource.prlimit(victim.pid, resource.RLIMIT_CPU)
+    finally:
+        victim.kill()
+        victim.wait()
+    assert after == before and "denied 1" in proc.stdout and "(512, 512)" in proc.stdout, proc.stdout + proc.stderr
