@@ -12,7 +12,7 @@ passthrough).
 
 How data flows:
 
-    CLI (§22) -> config (§04) -> session / agent loop (§15) -> provider (§07) <-> model
+    CLI (§22) -> config (§04) -> session / agent loop (§15b) -> provider (§07) <-> model
     agent loop -> tools (§09, §10) -> approval (§11) -> sandbox helper (§12) -> process (§13)
     front ends (§17-§21) drive a session through ops and events (§08)
 
@@ -33,7 +33,8 @@ Contents (each section uses only the sections above it):
     §12b Sandbox: the Linux helper
     §13 Exec: running a command
     §14 MCP client
-    §15 Agent: instructions and the turn loop
+    §15a Agent: instructions and environment context
+    §15b Agent: the session and the turn loop
     §16 History and rollouts
     §17 Front end: codex exec
     §18 Front end: the interactive REPL
@@ -1169,6 +1170,8 @@ def http_status_error(status, url, body, model=None, provider=None):
             (provider and provider.env_key) or "the provider's key")
     elif status == 403:
         hint = "access denied: the key may lack access to model `%s` or this endpoint" % model
+    elif status == 404 and _error_json(body).get("code") == "DeploymentNotFound":
+        hint = "Azure deployment `%s` not found: set the model to the deployment name (-m NAME)" % model
     elif status == 404:
         hint = "not found: check the provider base_url (Azure needs .../openai and query_params.api-version) and that model `%s` exists" % model
     elif status == 429:
@@ -1208,12 +1211,12 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
             request = client.build_request("POST", url, headers=headers, content=data)
             resp = client.send(request, stream=True)
         except httpx.TimeoutException as exc:
-            if attempt > max_retries:
-                raise StreamError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], type(exc).__name__))
+            if attempt > max_retries:  # the request layer is done: no second retry layer on top
+                raise ProviderError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], type(exc).__name__))
             error = "timeout"
         except httpx.TransportError as exc:
             if attempt > max_retries:
-                raise StreamError("cannot reach %s: %s (check the network, HTTPS_PROXY/NO_PROXY, or the CA via CODEX_CA_CERTIFICATE)"
+                raise ProviderError("cannot reach %s: %s (check the network, HTTPS_PROXY/NO_PROXY, or the CA via CODEX_CA_CERTIFICATE)"
                                   % (url.split("?")[0], redact(exc) or type(exc).__name__))
             error = redact(exc) or type(exc).__name__
         else:
@@ -1492,6 +1495,15 @@ class ModelClient(object):
         resp = open_sse(self._client(), self.url(), self.headers(), self.body(prompt),
                         self.provider.request_max_retries, cancel=cancel, on_retry=on_retry,
                         model=self.cfg.model, provider=self.provider)
+        ctype = resp.headers.get("content-type", "").lower()
+        if "json" in ctype or "html" in ctype:
+            # A 2xx that is not a stream: usually a base_url pointing at the wrong server.
+            try:
+                payload = resp.read()
+            finally:
+                resp.close()
+            raise ProviderError("expected an event stream from %s but got %s: %s (check the provider base_url and wire_api)"
+                                % (self.url().split("?")[0], ctype.split(";")[0], _error_detail(payload)[:200]))
         if on_response is not None:
             on_response(resp)
         return self._events(iter_sse(resp, cancel, self.provider.stream_idle_timeout_ms))
@@ -1900,7 +1912,6 @@ class SessionState(object):
 
 DEFAULT_SHELL_TIMEOUT_MS = 10000  #: shell tool timeout when the model gives none (upstream)
 UI_OUTPUT_MAX_CHARS = 5 * 1024  #: stdout/stderr size in exec_command_end events
-MCP_NAME_DELIMITER = "__"  #: server__tool
 
 SHELL_TOOL_DESCRIPTION = "Runs a shell command and returns its output."
 UPDATE_PLAN_DESCRIPTION = (
@@ -2122,6 +2133,14 @@ def extract_apply_patch(argv):
     return None
 
 
+def _shell_join(argv):
+    import shlex
+
+    if len(argv) == 3 and argv[0] in _SHELLS and argv[1] in ("-lc", "-c"):
+        return argv[2]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
 def parse_command_summary(argv):
     """Best-effort classification of a command for UIs (upstream's parsed_cmd, simplified)."""
     import shlex
@@ -2158,111 +2177,6 @@ def shell_output_for_model(text, exit_code, duration):
         "output": text,
         "metadata": {"exit_code": exit_code, "duration_seconds": round(duration, 1)},
     })
-
-
-# -- temporary stand-ins: removed once §11 execute_with_policy / assess_patch_safety land --
-
-class _StandinOutcome(object):
-    """TEMPORARY shape of §11's ExecOutcome / §13's ExecResult."""
-
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
-
-
-_STANDIN_MAX_BYTES = 10 * 1024
-_STANDIN_HEAD_LINES = 128
-_STANDIN_TAIL_LINES = 128
-
-
-def _standin_truncate(text):
-    """Head and tail of long output with an `[... omitted k of n lines ...]` marker."""
-    raw = text.encode("utf-8")
-    lines = text.split("\n")
-    if len(raw) <= _STANDIN_MAX_BYTES and len(lines) <= _STANDIN_HEAD_LINES + _STANDIN_TAIL_LINES:
-        return text
-    total = len(lines)
-    head = "\n".join(lines[:_STANDIN_HEAD_LINES])
-    tail = "\n".join(lines[-_STANDIN_TAIL_LINES:]) if total > _STANDIN_HEAD_LINES else ""
-    half = _STANDIN_MAX_BYTES // 2
-    head = head.encode("utf-8")[:half].decode("utf-8", "ignore")
-    tail_b = tail.encode("utf-8")
-    tail = tail_b[max(0, len(tail_b) - half):].decode("utf-8", "ignore")
-    omitted = max(0, total - min(total, _STANDIN_HEAD_LINES) - (_STANDIN_TAIL_LINES if tail else 0))
-    return "Total output lines: %d\n\n%s\n[... omitted %d of %d lines ...]\n\n%s" % (total, head, omitted, total, tail)
-
-
-def _standin_assess_patch_safety(paths, cfg):
-    """TEMPORARY: auto-approve patches inside cwd unless the policy is untrusted."""
-    if cfg.approval_policy == "untrusted":
-        return "ask-user"
-    cwd = str(cfg.cwd)
-    inside = all(os.path.abspath(str(p)).startswith(cwd + os.sep) for p in paths)
-    if cfg.sandbox_mode == "danger-full-access" or (inside and cfg.sandbox_mode == "workspace-write"):
-        return "auto-approve"
-    return "reject" if cfg.approval_policy == "never" else "ask-user"
-
-
-def _standin_execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
-                                 escalated=False, justification=None):
-    """TEMPORARY: run argv WITHOUT a sandbox (asks first under `untrusted`)."""
-    import signal
-    import subprocess
-
-    if cfg.approval_policy == "untrusted" and tuple(argv) not in session_state.approved_for_session:
-        decision = ask(kind="exec", argv=argv, cwd=cwd, reason=None)
-        if decision == "approved_for_session":
-            session_state.approved_for_session.add(tuple(argv))
-        elif decision != "approved":
-            return _StandinOutcome(result=None, model_output="exec command rejected by user", decision=decision)
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(argv, cwd=str(cwd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-    except OSError as exc:
-        msg = "execution error: %s" % (exc.strerror or exc)
-        res = _StandinOutcome(exit_code=127, stdout="", stderr=msg, aggregated_output=msg,
-                              duration=time.monotonic() - started, timed_out=False, sandbox_denied=False)
-        return _StandinOutcome(result=res, model_output=shell_output_for_model(msg, 127, res.duration), decision="auto-approve")
-    bufs = {"stdout": [], "stderr": []}
-    agg = []
-    lock = threading.Lock()
-
-    def pump(name, fh):
-        for data in iter(lambda: os.read(fh.fileno(), 8192), b""):
-            with lock:
-                bufs[name].append(data)
-                agg.append(data)
-            if on_output is not None:
-                on_output(name, data)
-
-    readers = [threading.Thread(target=pump, args=(n, getattr(proc, n)), daemon=True) for n in ("stdout", "stderr")]
-    for r in readers:
-        r.start()
-    deadline = started + (timeout_ms or DEFAULT_SHELL_TIMEOUT_MS) / 1000.0
-    timed_out = False
-    while proc.poll() is None:
-        if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
-            timed_out = not (cancel is not None and cancel.is_set())
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.wait()
-            break
-        time.sleep(0.01)
-    for r in readers:
-        r.join(2)
-    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-    text = lambda chunks: b"".join(chunks).decode("utf-8", "replace")
-    aggregated = text(agg)
-    duration = time.monotonic() - started
-    if timed_out:
-        code = 124
-        aggregated = "command timed out after %d milliseconds\n%s" % (timeout_ms or DEFAULT_SHELL_TIMEOUT_MS, aggregated)
-    res = _StandinOutcome(exit_code=code, stdout=text(bufs["stdout"]), stderr=text(bufs["stderr"]),
-                          aggregated_output=aggregated, duration=duration, timed_out=timed_out, sandbox_denied=False)
-    return _StandinOutcome(result=res, model_output=shell_output_for_model(_standin_truncate(aggregated), code, duration),
-                           decision="auto-approve")
 
 
 ###############################################################################
@@ -5556,12 +5470,12 @@ def _mcp_call(cfg, server, tool, arguments, as_json=False):
 
 
 ###############################################################################
-# §15 Agent: instructions and the turn loop
+# §15a Agent: instructions and environment context
 ###############################################################################
 
-# Owner: the agent issue (#4).  Instructions (base prompt, AGENTS.md, environment
-# context) and the Session: ops in, events out, one task thread at a time running the
-# turn loop (model request -> tools -> model request ... until no tool call).
+# Owner: the agent issue (#4).  What the model is told: the base prompt (instructions
+# field), AGENTS.md files as a <user_instructions> message, and the <environment_context>
+# message.  The Session that runs the turn loop is §15b.
 
 PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
 PROJECT_DOC_SEPARATOR = "\n\n--- project-doc ---\n\n"  #: between ~/.codex/AGENTS.md and project docs
@@ -5772,7 +5686,13 @@ def run_notify(argv, payload):
     return proc
 
 
-# -- the session --
+###############################################################################
+# §15b Agent: the session and the turn loop
+###############################################################################
+
+# Owner: the agent issue (#4).  Session implements §08's contract: ops in, events out,
+# one task thread at a time; _run_turn is one model request with its tool calls.
+
 
 class _Task(object):
     """One running task (the work started by a user_input)."""
@@ -5825,29 +5745,36 @@ class Session(object):
         resume_path = resume_path or getattr(self.cfg, "experimental_resume", None)
         self.user_instructions = None
         initial_messages = None
+        new_items = []  # history items this constructor adds (recorded in the rollout)
         if resume_path:
             meta, items, events = load_rollout(resume_path)
             self.session_id = meta.get("id") or self.session_id
             self.user_instructions = meta.get("instructions")
             self.history = [it for it in items if it.get("type") in HISTORY_ITEM_TYPES]
             initial_messages = events
+            current = environment_context(self.cfg, self.shell_name)
+            previous = [message_text(it) for it in self.history
+                        if it.get("type") == "message" and message_text(it).startswith("<environment_context>")]
+            if not previous or previous[-1] != current:  # resumed elsewhere or with other settings
+                self.history.append(text_message("user", current))
+                new_items = self.history[-1:]
         else:
             self.user_instructions = load_user_instructions(self.cfg)
             if self.user_instructions:
                 self.history.append(text_message("user", "<user_instructions>\n\n%s\n\n</user_instructions>" % self.user_instructions))
             self.history.append(text_message("user", environment_context(self.cfg, self.shell_name)))
+            new_items = list(self.history)
         if record_rollout:
             try:
                 self._rollout = RolloutRecorder(self.cfg, self.session_id, self.user_instructions, resume_path=resume_path)
                 self.rollout_path = self._rollout.path
-                if not resume_path:
-                    self._rollout.record_items(self.history)
+                self._rollout.record_items(new_items)
             except (OSError, CodexError) as exc:
                 startup_errors.append("cannot record the session under %s: %s" % (self.cfg.codex_home, getattr(exc, "strerror", None) or exc))
         self.mcp = None
-        if self.cfg.mcp_servers and "McpConnectionManager" in globals():
+        if self.cfg.mcp_servers:
             try:
-                self.mcp = globals()["McpConnectionManager"](self.cfg)
+                self.mcp = McpConnectionManager(self.cfg)
                 self.mcp.start()
             except CodexError as exc:
                 startup_errors.append(str(exc))
@@ -5919,7 +5846,7 @@ class Session(object):
                 self._abort_task(task, "interrupted")
         if self._client is not None:
             self._client.close()
-        if self.mcp is not None and hasattr(self.mcp, "shutdown"):
+        if self.mcp is not None:
             try:
                 self.mcp.shutdown()
             except Exception as exc:  # a broken MCP server must not block shutdown
@@ -6191,9 +6118,9 @@ class Session(object):
         if task.kind == "compact":
             return []
         mcp_tools = self.mcp.tools() if self.mcp is not None else None
-        if self.mcp is not None and hasattr(self.mcp, "new_failures"):
-            for message in self.mcp.new_failures():
-                self._task_emit(task, "error", message=message)
+        if self.mcp is not None:
+            for message in self.mcp.new_failures():  # session-level: not a failure of this task
+                self._emit("", "error", message=message)
         return build_tools(self.cfg, self.family, mcp_tools)
 
     def _run_turn(self, task):
@@ -6391,23 +6318,37 @@ class Session(object):
             return self._run_apply_patch(task, call_id, text, cwd / subdir if subdir else cwd)
         import base64
 
-        self._task_emit(task, "exec_command_begin", call_id=call_id, command=argv, cwd=str(cwd),
-                        parsed_cmd=parse_command_summary(argv))
+        begun = [False]
+
+        def begin():
+            # exec_command_begin means "running now": after an approval, never before it.
+            if not begun[0]:
+                begun[0] = True
+                self._task_emit(task, "exec_command_begin", call_id=call_id, command=argv, cwd=str(cwd),
+                                parsed_cmd=parse_command_summary(argv))
+
         def on_output(stream, data):
+            begin()
             self._task_emit(task, "exec_command_output_delta", call_id=call_id, stream=stream,
                             chunk=base64.b64encode(data).decode("ascii"))
 
         def ask(kind="exec", argv=argv, cwd=cwd, reason=None, **extra):
-            return self._ask(task, "exec_approval_request", call_id=call_id, command=list(argv), cwd=str(cwd), reason=reason)
+            decision = self._ask(task, "exec_approval_request", call_id=call_id, command=list(argv), cwd=str(cwd), reason=reason)
+            if decision in ("approved", "approved_for_session"):
+                begin()
+            return decision
 
-        execute = globals().get("execute_with_policy") or _standin_execute_with_policy
+        verdict = assess_command_safety(argv, self.cfg, self.state.approved_commands, bool(params.get("escalated")))
+        if verdict == "auto-approve":
+            begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
         started = time.monotonic()
         try:
-            outcome = execute(argv, cwd, self.cfg, self.state, ask, on_output=on_output, cancel=task.cancel,
-                              timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
-                              justification=params.get("justification"))
+            outcome = execute_with_policy(argv, cwd, self.cfg, self.state, ask, on_output=on_output, cancel=task.cancel,
+                                          timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
+                                          justification=params.get("justification"))
         except CodexError as exc:
+            begin()
             self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=str(exc), aggregated_output=str(exc),
                             exit_code=-1, duration=wire_duration(time.monotonic() - started), formatted_output=str(exc))
             return "execution error: %s" % exc
@@ -6417,10 +6358,14 @@ class Session(object):
             task.abort_requested = True
         result = outcome.result
         if result is None:
-            self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=outcome.model_output,
-                            aggregated_output=outcome.model_output, exit_code=-1,
-                            duration=wire_duration(time.monotonic() - started), formatted_output=outcome.model_output)
+            if begun[0]:
+                self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=outcome.model_output,
+                                aggregated_output=outcome.model_output, exit_code=-1,
+                                duration=wire_duration(time.monotonic() - started), formatted_output=outcome.model_output)
+            else:
+                self._task_emit(task, "background_event", message="%s: %s" % (outcome.model_output, _shell_join(argv)))
         else:
+            begin()
             duration = result.duration
             duration = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
             self._task_emit(task, "exec_command_end", call_id=call_id,
@@ -6440,8 +6385,7 @@ class Session(object):
             paths.append(ch.path)
             if ch.move_path is not None:
                 paths.append(ch.move_path)
-        assess = globals().get("assess_patch_safety") or _standin_assess_patch_safety
-        verdict = assess(paths, self.cfg)
+        verdict = assess_patch_safety(paths, self.cfg)
         protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
         if verdict == "reject":
             return "patch rejected: writing outside of the project; rejected by user approval settings"
@@ -6494,12 +6438,10 @@ class Session(object):
         return "".join(line if line.endswith("\n") else line + "\n" for line in out)
 
     def _run_mcp(self, task, call_id, name, arguments):
-        server, _, tool = name.partition(MCP_NAME_DELIMITER)
-        if hasattr(self.mcp, "lookup"):
-            found = self.mcp.lookup(name)
-            if found is None:
-                return "unsupported call: %s" % name
-            server, tool = found
+        found = self.mcp.lookup(name)
+        if found is None:
+            return "unsupported call: %s" % name
+        server, tool = found
         try:
             args = json.loads(arguments) if arguments and arguments.strip() else None
         except ValueError as exc:
@@ -6517,10 +6459,7 @@ class Session(object):
                         duration=wire_duration(time.monotonic() - started), result=wire_result)
         if result is None:
             return wire_result["Err"]
-        formatter = globals().get("format_mcp_result_for_model")
-        if formatter is not None:
-            return formatter(result)
-        return json.dumps(result.get("content", []) if isinstance(result, dict) else result)
+        return format_mcp_result_for_model(result)
 
 
 ###############################################################################
@@ -6752,14 +6691,6 @@ def _duration_seconds(value):
     return float(value or 0)
 
 
-def _shell_join(argv):
-    import shlex
-
-    if len(argv) == 3 and argv[0] in _SHELLS and argv[1] in ("-lc", "-c"):
-        return argv[2]
-    return " ".join(shlex.quote(a) for a in argv)
-
-
 def read_exec_prompt(prompt, stdin=None):
     """The prompt: the argument, or all of stdin for `-`/none (UsageError when there is none)."""
     stdin = sys.stdin if stdin is None else stdin
@@ -6827,6 +6758,13 @@ class HumanPrinter(object):
         self.end_delta()
         self.line("%s %s" % (self.c("dim", stamp), text))
 
+    def rel(self, path):
+        """A path relative to the working directory when it is inside it."""
+        try:
+            return str(Path(path).relative_to(self.cfg.cwd))
+        except ValueError:
+            return str(path)
+
     def end_delta(self):
         """Finish a line of streamed text."""
         if self.in_delta:
@@ -6885,6 +6823,7 @@ class HumanPrinter(object):
         elif kind == "patch_apply_begin":
             self.ts("%s auto_approved=%s:" % (self.c("magenta", "apply_patch"), str(msg.get("auto_approved")).lower()))
             for path, change in sorted((msg.get("changes") or {}).items()):
+                path = self.rel(path)
                 if "add" in change:
                     self.line(self.c("green", "A %s" % path))
                     for text in (change["add"].get("content") or "").splitlines():
@@ -6894,7 +6833,7 @@ class HumanPrinter(object):
                 else:
                     upd = change.get("update") or {}
                     self.line("%s %s" % ("R" if upd.get("move_path") else "M",
-                                         path + (" -> %s" % upd["move_path"] if upd.get("move_path") else "")))
+                                         path + (" -> %s" % self.rel(upd["move_path"]) if upd.get("move_path") else "")))
                     for text in (upd.get("unified_diff") or "").splitlines():
                         style = "green" if text.startswith("+") else "red" if text.startswith("-") else "dim"
                         self.line(self.c(style, text))
@@ -7078,7 +7017,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
             if event is None:
                 continue
             msg = event["msg"]
-            if msg["type"] == "error":
+            if msg["type"] == "error" and event["id"] == sub_id:  # startup errors (id "") are not fatal
                 failed = msg.get("message")
             printer.event(msg)
             if event["id"] == sub_id and msg["type"] == "task_complete":

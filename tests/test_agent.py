@@ -243,8 +243,10 @@ def test_exec_approval_request_and_denial(server, codex_home, repo):
     msgs = drain_until(session, "exec_approval_request")
     req = msgs[-1]
     assert req["command"] == ["touch", "made-by-model"] and req["call_id"] == "x"
+    assert "exec_command_begin" not in _types(msgs)  # nothing runs before the answer
     session.submit({"type": "exec_approval", "id": sub, "decision": "denied"})
-    drain_until(session, "task_complete")
+    msgs = drain_until(session, "task_complete")
+    assert "exec_command_begin" not in _types(msgs) and "exec_command_end" not in _types(msgs)
     assert not (repo / "made-by-model").exists()
     out = [i for i in server.requests[1].body["input"] if i["type"] == "function_call_output"][0]["output"]
     assert "rejected by user" in out
@@ -473,4 +475,89 @@ def test_compact_replaces_history(server, codex_home, repo):
     drain_until(session, "task_complete")
     body = server.requests[2].body["input"]
     assert "answer one" not in json.dumps(body) and "SUMMARY" in json.dumps(body) and "task one" in json.dumps(body)
+    session.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(codex, "execute_with_policy"), reason="the sandbox (§11-§13) has not landed")
+def test_model_commands_run_inside_the_sandbox(server, codex_home, repo):
+    if not codex.sandbox_available():
+        pytest.skip("no usable sandbox on this machine")
+    server.enqueue(
+        Turn().function_call("shell", {"command": ["bash", "-lc", "echo hi > written.txt"]}, call_id="w"),
+        Turn().text("ok"),
+    )
+    session = codex.Session(mock_config(server, codex_home, repo, sandbox="read-only", approval="never"))
+    session.submit(user_input("write"))
+    drain_until(session, "task_complete")
+    session.shutdown()
+    assert not (repo / "written.txt").exists()
+    out = [i for i in server.requests[1].body["input"] if i["type"] == "function_call_output"][0]["output"]
+    assert "sandbox" in out.lower() or "read-only" in out.lower(), out
+
+
+def test_resume_with_other_settings_appends_environment(server, codex_home, repo):
+    server.enqueue(Turn().text("one"), Turn().text("two"))
+    session = codex.Session(mock_config(server, codex_home, repo))
+    session.submit(user_input("first"))
+    drain_until(session, "task_complete")
+    session.shutdown()
+    resumed = codex.Session(mock_config(server, codex_home, repo, sandbox="read-only"), resume_path=session.rollout_path)
+    resumed.submit(user_input("second"))
+    drain_until(resumed, "task_complete")
+    resumed.shutdown()
+    envs = [_texts(i) for i in server.requests[1].body["input"] if "<environment_context>" in _texts(i)]
+    assert len(envs) == 2 and "<sandbox_mode>read-only</sandbox_mode>" in envs[1]
+
+
+def test_load_rollout_mid_2025_format_and_errors(tmp_path):
+    old = tmp_path / "rollout-2025-07-01T10-00-00-abc.jsonl"
+    old.write_text("\n".join(json.dumps(x) for x in [
+        {"id": "abc", "timestamp": "2025-07-01T10:00:00.000Z", "instructions": "be nice"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+        {"record_type": "state"},
+        {"type": "function_call", "name": "shell", "arguments": "{}", "call_id": "c"},
+        "not an object",
+    ]) + "\nnot json\n")
+    meta, items, events = codex.load_rollout(old)
+    assert meta["id"] == "abc" and [i["type"] for i in items] == ["message", "function_call"] and events == []
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(codex.ConfigError):
+        codex.load_rollout(empty)
+    with pytest.raises(codex.ConfigError) as err:
+        codex.load_rollout(tmp_path / "missing.jsonl")
+    assert "missing.jsonl" in str(err.value)
+
+
+def test_find_rollout_errors(codex_home):
+    with pytest.raises(codex.UsageError) as err:
+        codex.find_rollout(codex_home, last=True)
+    assert "no recorded sessions" in str(err.value)
+    day = codex_home / "sessions" / "2025" / "01" / "02"
+    day.mkdir(parents=True)
+    for sid in ("aaaa-1111", "aaaa-2222"):
+        (day / ("rollout-2025-01-02T03-04-05-%s.jsonl" % sid)).write_text('{"type":"session_meta","payload":{"id":"%s"}}\n' % sid)
+    with pytest.raises(codex.UsageError) as err:
+        codex.find_rollout(codex_home, "aaaa")
+    assert "ambiguous" in str(err.value)
+    assert codex.find_rollout(codex_home, "aaaa-2222").name.endswith("aaaa-2222.jsonl")
+
+
+def test_unreachable_provider_fails_after_request_retries_only(codex_home, repo):
+    import socket
+
+    with ModelServer() as server:
+        cfg = mock_config(server, codex_home, repo, request_max_retries=1, stream_max_retries=3)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens here now
+    cfg.provider.base_url = "http://127.0.0.1:%d/v1" % port
+    session = codex.Session(cfg)
+    t0 = time.monotonic()
+    session.submit(user_input("hi"))
+    msgs = drain_until(session, "task_complete")
+    err = next(m for m in msgs if m["type"] == "error")
+    assert "cannot reach http://127.0.0.1:%d/v1/responses" % port in err["message"]
+    assert "stream_error" not in _types(msgs) and time.monotonic() - t0 < 3
     session.shutdown()

@@ -9,10 +9,7 @@ import codex
 from support.agent_env import drain_until, mock_config, user_input
 from support.model_server import ModelServer, Turn
 
-pytestmark = [
-    pytest.mark.timeout(60),
-    pytest.mark.skipif(not hasattr(codex, "McpConnectionManager"), reason="the MCP client (§14) has not landed"),
-]
+pytestmark = pytest.mark.timeout(60)
 
 SERVER = str(codex.Path(__file__).resolve().parent / "support" / "agent_mcp_server.py")
 

@@ -218,7 +218,7 @@ def test_http_proxy_from_environment(server, codex_home, tmp_path, monkeypatch):
     assert events[-1][0] == "completed"
     assert server.requests[0].headers["host"] == "model.invalid"
     monkeypatch.setenv("NO_PROXY", "model.invalid")
-    with pytest.raises(codex.StreamError) as err:
+    with pytest.raises(codex.ProviderError) as err:
         _run(codex.ResponsesClient(cfg, "s"))
     assert "model.invalid" in str(err.value) and "HTTPS_PROXY" in str(err.value)
 
@@ -251,3 +251,50 @@ def test_verbosity_only_for_gpt5(server, codex_home, tmp_path):
     cfg = mock_config(server, codex_home, tmp_path, model="o3", model_verbosity="low")
     _run(codex.ResponsesClient(cfg, "s"))
     assert "text" not in server.requests[1].body
+
+
+def test_non_stream_answer_is_a_clear_error(server, codex_home, tmp_path):
+    server.enqueue(lambda req: Turn().text("plain json"))
+    cfg = mock_config(server, codex_home, tmp_path)
+    client = codex.ResponsesClient(cfg, "s")
+    client.body = lambda prompt: {"model": "m", "stream": False}  # the server answers JSON
+    with pytest.raises(codex.ProviderError) as err:
+        _run(client)
+    assert "expected an event stream" in str(err.value) and "application/json" in str(err.value)
+
+
+def test_missing_key_names_the_variable(server, codex_home, tmp_path, monkeypatch):
+    monkeypatch.delenv("CODEX_TEST_MOCK_KEY", raising=False)
+    cfg = mock_config(server, codex_home, tmp_path, environ={"CODEX_TEST_MOCK_KEY": ""})
+    with pytest.raises(codex.AuthError) as err:
+        _run(codex.ResponsesClient(cfg, "s", environ={}))
+    assert "CODEX_TEST_MOCK_KEY" in str(err.value)
+    assert server.requests == []
+
+
+def test_tls_with_codex_ca_certificate(codex_home, tmp_path):
+    import shutil
+
+    from support.model_server import make_self_signed_cert
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl CLI not available")
+    cert, key = make_self_signed_cert(tmp_path)
+    with ModelServer(tls=(cert, key)) as server:
+        server.enqueue(Turn().text("secure"))
+        assert server.url.startswith("https://127.0.0.1:")
+        cfg = mock_config(server, codex_home, tmp_path, request_max_retries=0)
+        with pytest.raises(codex.ProviderError) as err:
+            _run(codex.ResponsesClient(cfg, "s", environ={"CODEX_TEST_MOCK_KEY": "k"}))
+        assert "CODEX_CA_CERTIFICATE" in str(err.value)
+        trusting = {"CODEX_TEST_MOCK_KEY": "k", "CODEX_CA_CERTIFICATE": cert}
+        events = _run(codex.ResponsesClient(cfg, "s", environ=trusting))
+        assert events[-1][0] == "completed" and len(server.model_requests()) == 1
+
+
+def test_azure_deployment_not_found_hint(server, codex_home, tmp_path):
+    server.enqueue(Turn.http_error(404, "The API deployment for this resource does not exist.", code="DeploymentNotFound"))
+    cfg = mock_config(server, codex_home, tmp_path, wire="chat", model="gpt-4o-prod")
+    with pytest.raises(codex.ProviderError) as err:
+        _run(codex.ChatClient(cfg, "s"))
+    assert "Azure deployment `gpt-4o-prod` not found" in str(err.value)

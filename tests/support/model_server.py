@@ -34,10 +34,12 @@ Endpoints
     Anything else answers 404.
 
 Server API
-    ModelServer(host="127.0.0.1", port=0, default=None)
+    ModelServer(host="127.0.0.1", port=0, default=None, tls=None)
         default: a Turn (or callable) served whenever the queue is empty; without one an
         empty queue answers HTTP 500 {"error": {"message": "model_server: no scripted turn
         left"}} so a test that asks more than it scripted fails loudly.
+        tls: (certfile, keyfile) to serve HTTPS instead (then .url starts with https://);
+        make_self_signed_cert(dir) -> (certfile, keyfile) creates a pair with openssl.
     .start() / .stop() / context manager;  .url == "http://127.0.0.1:PORT/v1";  .base == without /v1
     .enqueue(*turns)        append Turns (or callables `f(RecordedRequest) -> Turn`) to the queue;
                             one turn is consumed per model request (POST to either API).
@@ -491,7 +493,8 @@ class _Server(ThreadingHTTPServer):
 class ModelServer(object):
     """The scripted model server (see the module docstring)."""
 
-    def __init__(self, host="127.0.0.1", port=0, default=None):
+    def __init__(self, host="127.0.0.1", port=0, default=None, tls=None):
+        self._tls = tls
         self._host = host
         self._port = port
         self.default = default
@@ -507,6 +510,12 @@ class ModelServer(object):
         """Bind and serve in a daemon thread; returns self."""
         self._httpd = _Server((self._host, self._port), _Handler)
         self._httpd.owner = self
+        if self._tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self._tls)
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="model-server", daemon=True)
         self._thread.start()
@@ -534,7 +543,7 @@ class ModelServer(object):
     @property
     def base(self):
         """http://127.0.0.1:PORT"""
-        return "http://%s:%d" % (self._host, self.port)
+        return "%s://%s:%d" % ("https" if self._tls else "http", self._host, self.port)
 
     @property
     def url(self):
@@ -589,3 +598,16 @@ class ModelServer(object):
         if callable(turn) and not isinstance(turn, Turn):
             turn = turn(req)
         return turn
+
+
+def make_self_signed_cert(directory, host="127.0.0.1"):
+    """Create a self-signed certificate for `host` with the openssl CLI; return (cert, key) paths."""
+    import os
+    import subprocess
+
+    cert = os.path.join(str(directory), "server.pem")
+    key = os.path.join(str(directory), "server.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=%s" % host, "-addext", "subjectAltName=IP:%s" % host],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
