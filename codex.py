@@ -1082,6 +1082,280 @@ def _cmd_mcp(args, cfg_loader):
 
 # Owner: history.jsonl belongs to the REPL issue (#5); rollouts to the agent issue (#4).
 
+# -- history.jsonl --------------------------------------------------------------------------
+#
+# Every prompt submitted in the REPL is one compact JSON line {"session_id", "ts", "text"} in
+# $CODEX_HOME/history.jsonl (mode 0600).  An append is one write(2) on an O_APPEND descriptor
+# under an exclusive flock taken with bounded retries, so concurrent sessions never interleave
+# or lose lines.  `max_bytes` is honoured by writing the newest entries to a temporary file and
+# renaming it over the log: the new inode tells every reader holding the old (inode, count)
+# snapshot that its offsets are stale, and a writer that was waiting for the lock on the old
+# inode notices the swap and reopens.  Readers take an (inode, size) snapshot when a session
+# starts; bytes below `size` never change for that inode, so the newest entries are found by
+# scanning backwards from `size`: Up-arrow cost does not grow with the file.
+
+HISTORY_FILENAME = "history.jsonl"  #: file name under $CODEX_HOME
+HISTORY_LOCK_TRIES = 10  #: flock attempts before giving up (upstream: 10)
+HISTORY_LOCK_RETRY_SECONDS = 0.1  #: pause between flock attempts (upstream: 100 ms)
+HISTORY_TRIM_RATIO = 0.8  #: a max_bytes rewrite keeps the newest entries up to this share of it
+HISTORY_SESSION_KEYS = ("session_id", "conversation_id")  #: later upstream builds renamed the field
+_HISTORY_CHUNK = 64 * 1024  #: bytes read per step when scanning the log
+
+
+def history_path(home):
+    """Path of $CODEX_HOME/history.jsonl."""
+    return Path(home) / HISTORY_FILENAME
+
+
+def _flock_retrying(fd, exclusive):
+    """flock(fd) without blocking, retrying HISTORY_LOCK_TRIES times; return True when held."""
+    import fcntl  # POSIX only; imported where needed
+
+    op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    for attempt in range(HISTORY_LOCK_TRIES):
+        try:
+            fcntl.flock(fd, op)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+        if attempt + 1 < HISTORY_LOCK_TRIES:
+            time.sleep(HISTORY_LOCK_RETRY_SECONDS)
+    return False
+
+
+def _write_all(fd, data):
+    """write(2) until `data` is written (one call in practice: O_APPEND keeps it whole)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def history_record(session_id, text, ts=None):
+    """The JSON line (bytes, newline included) recorded for one prompt."""
+    entry = {"session_id": str(session_id), "ts": int(time.time() if ts is None else ts), "text": text}
+    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def append_history(home, session_id, text, persistence="save-all", max_bytes=None, ts=None):
+    """Append one prompt to history.jsonl under an exclusive lock; return True if written.
+
+    Raises OSError when the file cannot be written or the lock is not obtained after the
+    bounded retries; callers in front ends log it and carry on (history never breaks a session).
+    """
+    if persistence == "none" or not text:
+        return False
+    path = history_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = history_record(session_id, text, ts)
+    for _ in range(HISTORY_LOCK_TRIES):
+        fd = os.open(str(path), os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            st = os.fstat(fd)
+            if st.st_mode & 0o777 != 0o600:
+                os.fchmod(fd, 0o600)
+            if not _flock_retrying(fd, exclusive=True):
+                raise OSError(
+                    errno.EWOULDBLOCK,
+                    "could not acquire exclusive lock on history file after multiple attempts",
+                    str(path),
+                )
+            try:
+                now = os.stat(str(path))
+            except FileNotFoundError:
+                continue
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                continue  # a max_bytes rewrite replaced the file while we waited: reopen
+            _write_all(fd, data)
+            if max_bytes and os.fstat(fd).st_size > max_bytes:
+                _rewrite_history_tail(path, fd, int(max_bytes))
+            return True
+        finally:
+            os.close(fd)  # releases the lock
+    raise OSError(errno.EAGAIN, "history file kept being replaced while appending", str(path))
+
+
+def _rewrite_history_tail(path, fd, max_bytes):
+    """Replace the (locked) log with a new file holding its newest whole lines (new inode)."""
+    size = os.fstat(fd).st_size
+    tail = b""
+    for budget in (int(max_bytes * HISTORY_TRIM_RATIO), max_bytes):
+        start = max(0, size - budget)
+        tail = os.pread(fd, size - start, start)
+        if start > 0 and os.pread(fd, 1, start - 1) != b"\n":
+            cut = tail.find(b"\n")
+            tail = tail[cut + 1:] if cut >= 0 else b""
+        if tail:
+            break
+    write_private_file(path, tail)
+
+
+def history_metadata(home, persistence="save-all"):
+    """(log_id, entry_count): the log's inode and its number of lines; (0, 0) if absent."""
+    if persistence == "none":
+        return 0, 0
+    try:
+        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return 0, 0
+    try:
+        log_id, count = os.fstat(fd).st_ino, 0
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                count += chunk.count(b"\n")
+        except OSError:
+            count = 0
+        return log_id, count
+    finally:
+        os.close(fd)
+
+
+def _parse_history_line(raw):
+    """A history line as {"session_id", "ts", "text"}; None if it is not a record."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        return None
+    sid = next((obj[k] for k in HISTORY_SESSION_KEYS if k in obj), "")
+    return {"session_id": sid, "ts": obj.get("ts", 0), "text": obj["text"]}
+
+
+def lookup_history_entry(home, offset, log_id, persistence="save-all"):
+    """The record at zero-based line `offset` if the log's inode is still `log_id`, else None.
+
+    This is the protocol's `get_history_entry_request` (a forward scan, as upstream does);
+    the REPL browses with a HistorySnapshot instead, which scans backwards from the end.
+    """
+    if persistence == "none" or offset < 0:
+        return None
+    try:
+        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_ino != log_id or not _flock_retrying(fd, exclusive=False):
+            return None
+        line_no, pos, carry = 0, 0, b""
+        while True:
+            chunk = os.pread(fd, 1 << 20, pos)
+            if not chunk:
+                return None
+            pos += len(chunk)
+            block_lines = chunk.count(b"\n")
+            if line_no + block_lines <= offset:
+                line_no += block_lines
+                carry = chunk[chunk.rfind(b"\n") + 1:] if block_lines else carry + chunk
+                continue
+            lines = (carry + chunk).split(b"\n")
+            return _parse_history_line(lines[offset - line_no])
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+class HistorySnapshot(object):
+    """One session's view of history.jsonl: its inode and size when the session started.
+
+    `entry_from_end(k)` returns the k-th newest record (k = 0 is the newest) among the lines
+    present at the snapshot, reading backwards in chunks and remembering the line breaks it
+    has seen, so browsing costs the length of the lines shown, not the size of the file.
+    `entry_count` (the upstream `history_entry_count`) is computed only when asked for.
+    """
+
+    def __init__(self, home, persistence="save-all"):
+        self.path = history_path(home)
+        self.enabled = persistence != "none"
+        self.log_id, self.size = 0, 0
+        if self.enabled:
+            try:
+                st = os.stat(str(self.path))
+                self.log_id, self.size = st.st_ino, st.st_size
+            except OSError:
+                pass
+        self._count = None
+        self._newlines = []  # positions of b"\n" below size, newest first
+        self._scanned_to = self.size  # everything at or above this position has been scanned
+        self._lock = threading.Lock()
+
+    @property
+    def entry_count(self):
+        """Number of complete lines in the snapshot (counted once, on first use)."""
+        if self._count is None:
+            count = 0
+            if self.size:
+                try:
+                    with open(str(self.path), "rb") as fh:
+                        if os.fstat(fh.fileno()).st_ino == self.log_id:
+                            left = self.size
+                            while left > 0:
+                                chunk = fh.read(min(left, 1 << 20))
+                                if not chunk:
+                                    break
+                                left -= len(chunk)
+                                count += chunk.count(b"\n")
+                except OSError:
+                    count = 0
+            self._count = count
+        return self._count
+
+    def _scan_back(self, fd, need):
+        """Find newlines backwards until `need` of them are known or the start is reached."""
+        while len(self._newlines) < need and self._scanned_to > 0:
+            start = max(0, self._scanned_to - _HISTORY_CHUNK)
+            chunk = os.pread(fd, self._scanned_to - start, start)
+            if len(chunk) != self._scanned_to - start:
+                raise OSError(errno.EIO, "history file shrank under its snapshot")
+            end = len(chunk)
+            while True:
+                i = chunk.rfind(b"\n", 0, end)
+                if i < 0:
+                    break
+                self._newlines.append(start + i)
+                end = i
+            self._scanned_to = start
+
+    def entry_from_end(self, k):
+        """The k-th newest record of the snapshot, or None (past the oldest, or log replaced)."""
+        if not self.enabled or k < 0 or not self.log_id:
+            return None
+        with self._lock:
+            try:
+                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None
+            try:
+                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
+                    return None
+                self._scan_back(fd, k + 2)
+                if k >= len(self._newlines):
+                    return None
+                end = self._newlines[k]
+                if k + 1 < len(self._newlines):
+                    begin = self._newlines[k + 1] + 1
+                elif self._scanned_to == 0:
+                    begin = 0
+                else:
+                    return None
+                return _parse_history_line(os.pread(fd, end - begin, begin))
+            except OSError:
+                return None
+            finally:
+                os.close(fd)
+
+    def lookup(self, offset):
+        """The record at absolute line `offset` (0 = oldest) of the snapshot, or None."""
+        count = self.entry_count
+        if offset < 0 or offset >= count:
+            return None
+        return self.entry_from_end(count - 1 - offset)
+
 
 ###############################################################################
 # §17 Front end: codex exec
