@@ -145,7 +145,7 @@ def ensure_venv(path, lock, what):
             raise BuildError("cannot create a virtual environment at %s (%s). On Debian/Ubuntu: "
                              "apt-get install python3-venv" % (path, exc))
     say("installing %s from %s" % (what, lock.relative_to(ROOT)))
-    run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes",
+    run([str(py), "-m", "pip", "install", "-qq", "--disable-pip-version-check", "--require-hashes",
          "--only-binary=:all:", "-r", str(lock)],
         "installing %s" % what,
         "Is the package index reachable? Behind a proxy set HTTPS_PROXY; for a mirror set PIP_INDEX_URL.")
@@ -159,7 +159,7 @@ def install_runtime_site(site):
         shutil.rmtree(site)
     site.mkdir(parents=True)
     py = ensure_venv(BUILD / "venv", REQ / "build.lock", "build tools (shiv)")
-    run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+    run([str(py), "-m", "pip", "install", "-qq", "--disable-pip-version-check", "--no-deps",
          "--require-hashes", "--only-binary=:all:", "--no-compile", "--python-version", "3.9",
          "--implementation", "py", "--target", str(site), "-r", str(REQ / "runtime.lock")],
         "installing the runtime dependencies",

@@ -915,6 +915,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
 
     include_plan_tool = values["include_plan_tool"] if overrides.include_plan_tool is None else overrides.include_plan_tool
     values.pop("profile", None)
+    values.pop("include_plan_tool", None)
     return Config(
         codex_home=home,
         config_path=path,
@@ -3514,6 +3515,8 @@ def _parse_args(argv):
     elif not hasattr(args, "prompt"):
         args.prompt = None
     args.config_overrides = list(getattr(args, "config_overrides", [])) + list(getattr(args, "sub_config_overrides", []))
+    for override in args.config_overrides:
+        parse_config_override(override)  # reject `-c novalue` up front, whatever the command
     if getattr(args, "images", None):
         args.images = [p for item in args.images for p in item.split(",") if p]
     for name in ("model", "profile", "sandbox_mode", "approval_policy", "cd", "images"):
