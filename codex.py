@@ -1449,6 +1449,8 @@ FILE_SEARCH_MAX_FILES = 1000000  #: stop listing a workspace beyond this many fi
 EXEC_PREVIEW_HEAD, EXEC_PREVIEW_TAIL = 4, 2  #: command output lines shown before/after "…"
 STATUS_FRAMES = u"\u280b\u2819\u2839\u2838\u283c\u2834\u2826\u2827\u2807\u280f"  #: spinner
 _BACKTRACK = object()  #: what the composer returns when Esc Esc asks for the backtrack picker
+#: spaces rich pads lines with (kept out of the scrollback so copied text has none)
+_TRAILING_PAD_RE = re.compile(r"[ \t]+(?=(?:\x1b\[[0-9;]*m)*$)", re.M)
 
 
 # -- terminal and text helpers --------------------------------------------------------------
@@ -1987,7 +1989,7 @@ class ReplRenderer(object):
         with self.lock:
             with console.capture() as cap:
                 console.print(*renderables, **kw)
-            self.write(cap.get())
+            self.write(_TRAILING_PAD_RE.sub("", cap.get()))
 
     def text(self, *parts):
         """A one-line cell from (text, style) pieces."""
