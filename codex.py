@@ -2748,10 +2748,10 @@ class Repl(object):
         return self.session
 
     def _close_session(self):
-        session, self.session = self.session, None
         if self._session_thread is not None:
             self._session_thread.join(5)
-            session, self.session = self.session, None
+            self._session_thread = None
+        session, self.session = self.session, None
         if session is not None:
             try:
                 session.shutdown()

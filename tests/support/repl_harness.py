@@ -60,7 +60,7 @@ class ScriptedSession(object):
     def _play(self, sub):
         self.events.put({"id": sub, "msg": {"type": "task_started"}})
         script = self.turns.pop(0) if self.turns else [{"type": "agent_message", "message": "(no script left)"}]
-        for msg in script:
+        for msg in script + [{}]:
             if self.interrupted.is_set():
                 self.events.put({"id": sub, "msg": {"type": "turn_aborted", "reason": "interrupted"}})
                 return
@@ -81,7 +81,8 @@ class ScriptedSession(object):
                     self.events.put({"id": sub, "msg": {"type": "turn_aborted", "reason": "interrupted"}})
                     return
                 continue
-            self.events.put({"id": sub, "msg": msg})
+            if msg:
+                self.events.put({"id": sub, "msg": msg})
         self.events.put({"id": sub, "msg": {"type": "task_complete", "last_agent_message": None}})
 
     def next_event(self, timeout=None):

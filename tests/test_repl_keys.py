@@ -1,0 +1,342 @@
+"""§18 the REPL in a real pseudo-terminal (pexpect), driven against a scripted Session.
+
+These exercise keys, completion, approvals, backtrack and slash commands through
+tests/support/repl_harness.py, which runs the real codex.main() with the §08 Session
+contract played from a script.  test_repl_e2e.py runs the same REPL against the real
+agent and the scripted model server.
+"""
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HARNESS = os.path.join(REPO, "tests", "support", "repl_harness.py")
+PROMPT = u"\u203a "
+CPR = "\x1b\\[6n"
+
+
+def S(text):
+    """A regex for `text` as prompt-toolkit paints it: it skips unchanged cells with cursor
+    moves (ESC [ C) and may put style changes between characters."""
+    import re
+
+    sgr = r"(?:\x1b\[[0-9;]*m)*"
+    return sgr.join("(?:%s|\x1b\\[\\d*C)" % re.escape(c) for c in text)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Repl(object):
+    def __init__(self, tmp_path, codex_home, turns, args=(), cwd=None, env=None):
+        self.ops_path = tmp_path / ("ops-%d.jsonl" % time.monotonic_ns())
+        script = tmp_path / "script.json"
+        script.write_text(json.dumps({"turns": turns}))
+        full_env = dict(os.environ, CODEX_HOME=str(codex_home), TERM="xterm-256color",
+                        OPENAI_API_KEY="test-key")
+        full_env.pop("NO_COLOR", None)
+        full_env.update(env or {})
+        self.child = pexpect.spawn(sys.executable, [HARNESS, str(script), str(self.ops_path)] + list(args),
+                                   env=full_env, encoding="utf-8", timeout=15, dimensions=(40, 120),
+                                   cwd=str(cwd or tmp_path))
+        self.child.logfile_read = open(str(tmp_path / "pty.log"), "a")
+        self.expect_prompt()
+
+    def expect(self, pattern, **kw):
+        """child.expect that also answers prompt-toolkit's cursor position requests (CPR)."""
+        patterns = pattern if isinstance(pattern, list) else [pattern]
+        while True:
+            i = self.child.expect(patterns + [CPR], **kw)
+            if i < len(patterns):
+                return i
+            self.child.send("\x1b[1;1R")
+
+    def expect_prompt(self):
+        self.expect(PROMPT)
+        time.sleep(0.15)  # let prompt-toolkit finish drawing before keys arrive
+
+    def send(self, text):
+        self.child.send(text)
+
+    def submit(self, text):
+        self.child.send(text)
+        time.sleep(0.1)
+        self.child.send("\r")
+
+    def ops(self):
+        if not self.ops_path.exists():
+            return []
+        return [json.loads(l) for l in self.ops_path.read_text().splitlines()]
+
+    def wait_op(self, kind, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [o for o in self.ops() if o.get("type") == kind]
+            if found:
+                return found
+            time.sleep(0.05)
+        raise AssertionError("no %s op in %r" % (kind, self.ops()))
+
+    def quit(self):
+        self.child.sendcontrol("d")
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        return self.child.exitstatus
+
+
+def _msg(text):
+    return {"type": "agent_message", "message": text}
+
+
+def test_turn_renders_and_history_is_recalled_in_a_later_session(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[
+        {"type": "agent_message_delta", "delta": "Hello **there**.\n\n- one\n"},
+        {"type": "agent_message_delta", "delta": "- two\n"},
+        {"type": "agent_message", "message": "ignored: deltas already shown"},
+        {"type": "token_count", "input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
+    ]])
+    header = (tmp_path / "pty.log").read_text()
+    assert "codex" in header and "model:" in header and "sandbox:" in header and "workdir:" in header
+    r.submit("first prompt")
+    r.expect("Hello")
+    r.expect("two")
+    r.expect("tokens: 10 in")
+    r.expect_prompt()
+    assert r.quit() == 0
+    path = codex_home / "history.jsonl"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    rec = json.loads(path.read_text().splitlines()[-1])
+    assert rec["text"] == "first prompt" and rec["session_id"]
+    assert "ignored" not in (tmp_path / "pty.log").read_text()
+
+    r2 = Repl(tmp_path, codex_home, [[_msg("again")]])
+    r2.send("\x1b[A")  # Up
+    r2.expect("first prompt")
+    time.sleep(0.2)
+    r2.send("\r")
+    r2.expect("again")
+    r2.expect_prompt()
+    assert [o["items"][0]["text"] for o in r2.ops() if o["type"] == "user_input"] == ["first prompt"]
+    r2.quit()
+
+
+def test_up_down_browse_local_then_file_history(tmp_path, codex_home):
+    import codex
+
+    for t in ["oldest", "older"]:
+        codex.append_history(codex_home, "x", t)
+    r = Repl(tmp_path, codex_home, [[_msg("ok1")], [_msg("ok2")], [_msg("ok3")]])
+    r.submit("local one")
+    r.expect("ok1")
+    r.expect_prompt()
+    for _ in range(4):  # local one, older, oldest, (stays at the oldest)
+        r.send("\x1b[A")
+        time.sleep(0.15)
+    r.send("\r")
+    r.expect("ok2")
+    r.expect_prompt()
+    for key in ["\x1b[A", "\x1b[A", "\x1b[A", "\x1b[B"]:  # oldest (this session's first), ..., back down
+        r.send(key)
+        time.sleep(0.15)
+    r.send("\r")
+    r.expect("ok3")
+    r.expect_prompt()
+    texts = [o["items"][0]["text"] for o in r.ops() if o["type"] == "user_input"]
+    assert texts == ["local one", "oldest", "local one"]
+    r.quit()
+
+
+def test_at_completes_a_path(tmp_path, codex_home):
+    work = tmp_path / "work"
+    (work / "lib").mkdir(parents=True)
+    (work / "lib" / "mod.rs").write_text("fn main() {}")
+    (work / "README.md").write_text("x")
+    r = Repl(tmp_path, codex_home, [[_msg("seen")]], cwd=work)
+    r.send("look at @modr")
+    r.expect(r"lib/(?:\x1b\[[0-9;]*m)*mod")  # the popup, matched letters highlighted
+    time.sleep(0.3)
+    r.send("\t")
+    time.sleep(0.3)
+    r.send("please\r")
+    r.expect("seen")
+    r.expect_prompt()
+    texts = [o["items"][0]["text"] for o in r.ops() if o["type"] == "user_input"]
+    assert texts == ["look at lib/mod.rs please"]
+    r.quit()
+
+
+def test_approval_prompt_single_key_is_obeyed(tmp_path, codex_home):
+    ask = {"type": "exec_approval_request", "call_id": "c1", "command": ["bash", "-lc", "rm -rf build"],
+           "cwd": "/tmp/w", "reason": "clean the build"}
+    r = Repl(tmp_path, codex_home, [
+        [ask, {"await": "exec_approval"}, _msg("after yes")],
+        [ask, {"await": "exec_approval"}, _msg("after no")],
+        [ask, {"await": "exec_approval"}, _msg("never shown")],
+    ])
+    r.submit("one")
+    r.expect("Allow command")
+    r.expect("rm -rf build")
+    r.expect(r"\[Esc\]")
+    r.send("y")
+    r.expect("You approved codex to run rm -rf build this time")
+    r.expect("after yes")
+    r.expect_prompt()
+    r.submit("two")
+    r.expect(r"\[Esc\]")
+    r.send("n")
+    r.expect("You did not approve")
+    r.expect("after no")
+    r.expect_prompt()
+    r.submit("three")
+    r.expect(r"\[Esc\]")
+    r.send("\x1b")
+    r.expect("You canceled the request")
+    r.expect("interrupted")
+    r.expect_prompt()
+    decisions = [o["decision"] for o in r.ops() if o["type"] == "exec_approval"]
+    assert decisions == ["approved", "denied", "abort"]
+    assert all(o["id"] for o in r.ops() if o["type"] == "exec_approval")
+    assert "never shown" not in (tmp_path / "pty.log").read_text()
+    r.quit()
+
+
+def test_patch_approval_shows_diff(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[
+        {"type": "apply_patch_approval_request", "call_id": "p1", "reason": None,
+         "changes": {"a.txt": {"update": {"unified_diff": "@@ -1 +1 @@\n-old line\n+new line\n"}}}},
+        {"await": "patch_approval"}, _msg("patched"),
+    ]])
+    r.submit("edit")
+    r.expect("Apply these changes")
+    r.expect(r"\[Esc\]")
+    r.send("a")  # not offered for patches: ignored
+    time.sleep(0.3)
+    r.send("y")
+    r.expect("You approved codex to apply the patch")
+    r.expect("patched")
+    r.expect_prompt()
+    assert [o["decision"] for o in r.ops() if o["type"] == "patch_approval"] == ["approved"]
+    log = (tmp_path / "pty.log").read_text()
+    assert "a.txt" in log and "-old line" in log and "+new line" in log
+    r.quit()
+
+
+def test_esc_and_ctrl_c_interrupt_a_running_turn(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[{"sleep": 20}], [{"sleep": 20}]])
+    r.submit("slow")
+    r.expect("Working")
+    r.send("\x1b")
+    r.expect("interrupted")
+    r.expect_prompt()
+    r.submit("slow again")
+    r.expect("Working")
+    r.send("\x03")
+    r.expect("interrupted")
+    r.expect_prompt()
+    assert len([o for o in r.ops() if o["type"] == "interrupt"]) == 2
+    r.quit()
+
+
+def test_esc_esc_forks_from_an_earlier_message(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[_msg("a1")], [_msg("a2")], [_msg("a3")]])
+    r.submit("first question")
+    r.expect("a1")
+    r.expect_prompt()
+    r.submit("second question")
+    r.expect("a2")
+    r.expect_prompt()
+    r.send("\x1b")
+    r.expect(S("Esc again to edit"))
+    r.send("\x1b")
+    r.expect("Edit a previous message")
+    time.sleep(0.3)
+    r.send("\x1b")  # one step older
+    time.sleep(0.3)
+    r.send("\r")
+    r.expect("forked before message 1 of 2")
+    r.expect("first question")  # pre-filled in the composer
+    time.sleep(0.3)
+    r.send(" edited\r")
+    r.expect("a3")
+    r.expect_prompt()
+    ops = r.ops()
+    fork = [o for o in ops if o["type"] == "fork"]
+    assert fork == [{"type": "fork", "drop": 2, "kept": []}]
+    texts = [o["items"][0]["text"] for o in ops if o["type"] == "user_input"]
+    assert texts[-1] == "first question edited"
+    r.quit()
+
+
+def test_slash_commands(tmp_path, codex_home):
+    work = tmp_path / "repo"
+    work.mkdir()
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    (work / "new_file.txt").write_text("brand new\n")
+    (work / "AGENTS.md").write_text("be nice\n")
+    r = Repl(tmp_path, codex_home, [[_msg("compacted")]], cwd=work)
+    r.send("/sta")
+    r.expect("show current session configuration")  # the popup with descriptions
+    time.sleep(0.3)
+    r.send("\r")
+    r.expect("approval:")
+    r.expect("sandbox:")
+    r.expect_prompt()
+    r.submit("/diff")
+    r.expect("new_file.txt")
+    r.expect("brand new")
+    r.expect_prompt()
+    r.submit("/init")
+    r.expect("AGENTS.md already exists")
+    r.expect_prompt()
+    r.submit("/model gpt-5 high")
+    r.expect("model: gpt-5 \\(reasoning high\\)")
+    r.expect_prompt()
+    r.submit("/approvals")
+    r.expect("Full Access")
+    time.sleep(0.2)
+    r.send("2")
+    r.expect("approvals: Auto")
+    r.expect_prompt()
+    r.submit("/compact")
+    r.expect("compacted")
+    r.expect_prompt()
+    r.submit("/new")
+    r.expect("new chat")
+    r.expect_prompt()
+    r.submit("/mention")
+    r.expect("AGENTS.md")  # the file popup opened on '@'
+    r.send("\x1b")
+    time.sleep(0.5)
+    r.sendcontrol = None
+    r.child.sendcontrol("c")  # clears the composer
+    time.sleep(0.3)
+    r.submit("/quit")
+    r.child.expect(pexpect.EOF)
+    ops = r.ops()
+    overrides = [o for o in ops if o["type"] == "override_turn_context"]
+    assert overrides[0] == {"type": "override_turn_context", "model": "gpt-5", "effort": "high"}
+    assert overrides[1]["approval_policy"] == "on-request"
+    assert overrides[1]["sandbox_policy"]["mode"] == "workspace-write"
+    assert [o["type"] for o in ops].count("compact") == 1
+    assert [o["type"] for o in ops].count("shutdown") == 2  # /new, then /quit
+
+
+def test_ctrl_c_clears_then_quits_and_initial_prompt_runs(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[_msg("answer to argv prompt")]], args=["explain this repo"])
+    r.expect("answer to argv prompt")
+    r.expect_prompt()
+    r.send("some text")
+    time.sleep(0.2)
+    r.child.sendcontrol("c")
+    time.sleep(0.2)
+    r.child.sendcontrol("c")
+    r.expect(S("Ctrl-C again to quit"))
+    r.child.sendcontrol("c")
+    r.child.expect(pexpect.EOF)
+    assert [o["items"][0]["text"] for o in r.ops() if o["type"] == "user_input"] == ["explain this repo"]
