@@ -2074,7 +2074,7 @@ class ReplRenderer(object):
             rows.append(("session", session_id))
         out = Text.assemble((">_ ", "bold"), ("codex", "bold"), (" v%s\n" % __version__, "dim"))
         for name, value in rows:
-            out.append_text(Text.assemble(("  %-9s" % (name + ":"), "dim"), (str(value), "")))
+            out.append_text(Text.assemble(("  %-10s" % (name + ":"), "dim"), (str(value), "")))
             out.append("\n")
         out.append("  / for commands \u00b7 @ for files \u00b7 Ctrl-J newline \u00b7 Ctrl-D quit", style="dim")
         self.print(out)

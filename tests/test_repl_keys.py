@@ -340,3 +340,61 @@ def test_ctrl_c_clears_then_quits_and_initial_prompt_runs(tmp_path, codex_home):
     r.child.sendcontrol("c")
     r.child.expect(pexpect.EOF)
     assert [o["items"][0]["text"] for o in r.ops() if o["type"] == "user_input"] == ["explain this repo"]
+
+
+def test_large_paste_is_kept_intact(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[_msg("got it")]])
+    pasted = "\n".join("line %04d of a long paste with `code` and @at and /slash" % i for i in range(300))
+    r.send("\x1b[200~" + pasted + "\x1b[201~")
+    time.sleep(1.0)
+    r.send("\r")
+    r.expect("got it")
+    r.expect_prompt()
+    texts = [o["items"][0]["text"] for o in r.ops() if o["type"] == "user_input"]
+    assert texts == [pasted]
+    r.quit()
+
+
+def test_newline_key_and_no_mouse_capture_by_default(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[_msg("two lines seen")]])
+    r.send("first line")
+    r.child.sendcontrol("j")
+    r.send("second line")
+    time.sleep(0.2)
+    r.send("\r")
+    r.expect("two lines seen")
+    r.expect_prompt()
+    assert [o["items"][0]["text"] for o in r.ops() if o["type"] == "user_input"] == ["first line\nsecond line"]
+    r.quit()
+    log = (tmp_path / "pty.log").read_text()
+    assert "\x1b[?1000h" not in log and "\x1b[?1049h" not in log  # no mouse capture, no alternate screen
+
+
+def test_mouse_capture_only_when_asked(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [], args=["-c", "tui.disable_mouse_capture=false"])
+    r.quit()
+    assert "\x1b[?1000h" in (tmp_path / "pty.log").read_text()
+
+
+def test_dumb_terminal_and_no_color_are_plain(tmp_path, codex_home):
+    turns = [[{"type": "agent_message", "message": "**bold** answer"},
+              {"type": "exec_command_begin", "call_id": "c", "command": ["ls"], "cwd": "/"},
+              {"type": "exec_command_end", "call_id": "c", "stdout": "out", "stderr": "", "exit_code": 0,
+               "duration": {"secs": 1, "nanos": 0}}]]
+    r = Repl(tmp_path, codex_home, turns, env={"TERM": "dumb"})
+    r.submit("go")
+    r.expect("ls \u00b7 1.0s")
+    r.expect_prompt()
+    r.quit()
+    log = (tmp_path / "pty.log").read_text()
+    body = log[log.index("bold answer") - 10:log.index("ls \u00b7 1.0s")]
+    assert "\x1b" not in body and "bold answer" in body
+    (tmp_path / "pty.log").unlink()
+    r = Repl(tmp_path, codex_home, turns, env={"NO_COLOR": "1"})
+    r.submit("go")
+    r.expect("1.0s")
+    r.expect_prompt()
+    r.quit()
+    import re
+    colours = re.findall(r"\x1b\[[0-9;]*(?:3[0-9]|9[0-7]|38;5;\d+)m", (tmp_path / "pty.log").read_text())
+    assert colours == []
