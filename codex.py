@@ -974,14 +974,829 @@ def _mask_key(key):
 # §06 HTTP and SSE
 ###############################################################################
 
-# Owner: the agent issue (#4).
+# Owner: the agent issue (#4).  One httpx client per session (proxies and CAs from the
+# environment), an incremental SSE parser, and the request-level retry loop shared by
+# both wire APIs.  Stream-level retries live in the turn loop (§15).
+
+BACKOFF_BASE_S = 0.2  #: first retry delay; doubles per attempt with +-10% jitter
+BACKOFF_CAP_S = 30.0  #: ceiling of one computed backoff delay
+RETRY_AFTER_CAP_S = 300.0  #: ceiling of a server-requested Retry-After wait
+CONNECT_TIMEOUT_S = 30.0  #: TCP/TLS connect timeout for model requests
+#: environment variables naming a CA bundle, in the order they are tried
+CA_BUNDLE_VARS = ("CODEX_CA_CERTIFICATE", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+
+_SSE_LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
+
+
+class StreamError(ProviderError):
+    """A model stream that failed in a way worth retrying (dropped, idle, no completion)."""
+
+    def __init__(self, message, retry_after=None):
+        ProviderError.__init__(self, message)
+        self.retry_after = retry_after
+
+
+class Interrupted(CodexError):
+    """The user interrupted the running task."""
+
+
+class SseEvent(object):
+    """One Server-Sent Event: `event` name (default "message"), `data` text, `id`."""
+
+    __slots__ = ("event", "data", "id")
+
+    def __init__(self, event, data, id=None):
+        self.event = event
+        self.data = data
+        self.id = id
+
+    def __repr__(self):
+        return "SseEvent(%r, %r)" % (self.event, self.data[:60])
+
+
+class SseParser(object):
+    """Incremental SSE parser: feed() bytes as they arrive, get back complete events.
+
+    Handles LF, CRLF and CR line ends (also split across chunks), multi-line `data:`,
+    `:` comments, `event:`/`id:` fields, and events split anywhere between chunks.
+    """
+
+    def __init__(self):
+        self._tail = b""
+        self._data = []
+        self._event = None
+        self._id = None
+
+    def feed(self, chunk):
+        """Add bytes; return the list of events they complete."""
+        buf = self._tail + chunk if self._tail else chunk
+        if not buf:
+            return []
+        if b"\r" in buf:
+            hold = b""
+            if buf.endswith(b"\r"):  # the \n of a CRLF may be in the next chunk
+                buf, hold = buf[:-1], b"\r"
+            lines = _SSE_LINE_SPLIT.split(buf)
+            self._tail = lines.pop() + hold
+        else:
+            lines = buf.split(b"\n")
+            self._tail = lines.pop()
+        out = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    out.append(SseEvent(self._event or "message", "\n".join(data), self._id))
+                    data = self._data = []
+                self._event = None
+                continue
+            if line.startswith(b"data:"):
+                value = line[5:]
+                if value[:1] == b" ":
+                    value = value[1:]
+                data.append(value.decode("utf-8", "replace"))
+                continue
+            if line[:1] == b":":
+                continue
+            field, _, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if field == b"event":
+                self._event = value.decode("utf-8", "replace")
+            elif field == b"id":
+                self._id = value.decode("utf-8", "replace")
+        return out
+
+    def finish(self):
+        """At end of stream: return a last event that lacked its blank line (lenient)."""
+        out = self.feed(b"\n\n") if (self._tail or self._data) else []
+        self._tail = b""
+        return out
+
+
+def backoff(attempt, base=BACKOFF_BASE_S):
+    """Delay before retry number `attempt` (1-based): base * 2^(n-1) * jitter[0.9, 1.1)."""
+    import random
+
+    return min(BACKOFF_CAP_S, base * (2 ** max(0, attempt - 1))) * random.uniform(0.9, 1.1)
+
+
+def retry_after_seconds(headers):
+    """The server's requested wait from `retry-after-ms` or `Retry-After` (seconds); None if absent."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return min(RETRY_AFTER_CAP_S, max(0.0, float(value) / 1000.0))
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return min(RETRY_AFTER_CAP_S, max(0.0, float(value)))
+        except ValueError:
+            pass  # an HTTP-date: fall back to our own backoff
+    return None
+
+
+def _ca_bundle(environ=None):
+    """The CA bundle file to trust (first of CA_BUNDLE_VARS that is set), or None."""
+    environ = os.environ if environ is None else environ
+    for var in CA_BUNDLE_VARS:
+        value = environ.get(var, "").strip()
+        if value:
+            if not os.path.isfile(value):
+                raise ConfigError("%s=%s: no such CA certificate file; fix or unset %s" % (var, value, var))
+            return var, value
+    return None
+
+
+def http_client(idle_timeout_s=300.0, environ=None):
+    """An httpx.Client honouring HTTP(S)_PROXY/ALL_PROXY/NO_PROXY and CODEX_CA_CERTIFICATE/SSL_CERT_FILE."""
+    import httpx  # startup budget: only sessions that talk to a model load httpx
+
+    verify = True
+    bundle = _ca_bundle(environ)
+    if bundle is not None:
+        import ssl
+
+        ctx = ssl.create_default_context()
+        try:
+            ctx.load_verify_locations(cafile=bundle[1])
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError("%s=%s: cannot load the CA certificates (%s)" % (bundle[0], bundle[1], exc))
+        verify = ctx
+    timeout = httpx.Timeout(connect=CONNECT_TIMEOUT_S, read=idle_timeout_s, write=CONNECT_TIMEOUT_S, pool=CONNECT_TIMEOUT_S)
+    return httpx.Client(timeout=timeout, verify=verify, trust_env=True, follow_redirects=False)
+
+
+def _error_detail(body):
+    """The server's error message from a JSON (or text) error body, one line, secrets redacted."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    detail = text
+    try:
+        obj = json.loads(text)
+        err = obj.get("error") if isinstance(obj, dict) else None
+        if isinstance(err, dict):
+            detail = err.get("message") or err.get("code") or err.get("type") or text
+        elif isinstance(err, str):
+            detail = err
+        elif isinstance(obj, dict) and obj.get("message"):
+            detail = obj["message"]
+    except ValueError:
+        pass
+    detail = " ".join(str(detail).split())
+    return redact(detail[:400] + ("..." if len(detail) > 400 else ""))
+
+
+def _error_json(body):
+    """The `error` object of a JSON error body, or {}."""
+    try:
+        obj = json.loads(body.decode("utf-8", "replace") if isinstance(body, bytes) else body)
+        err = obj.get("error") if isinstance(obj, dict) else None
+        return err if isinstance(err, dict) else {}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def http_status_error(status, url, body, model=None, provider=None):
+    """A ProviderError whose one line says what went wrong and what to check."""
+    detail = _error_detail(body)
+    where = url.split("?")[0]
+    if status == 401:
+        hint = "the API key was rejected: check %s or run `codex login --api-key KEY`" % (
+            (provider and provider.env_key) or "the provider's key")
+    elif status == 403:
+        hint = "access denied: the key may lack access to model `%s` or this endpoint" % model
+    elif status == 404:
+        hint = "not found: check the provider base_url (Azure needs .../openai and query_params.api-version) and that model `%s` exists" % model
+    elif status == 429:
+        hint = "rate limited; wait a moment and try again"
+    elif status >= 500:
+        hint = "the provider failed; try again later"
+    else:
+        hint = "the provider rejected the request"
+    return ProviderError("%s (HTTP %d from %s): %s" % (hint, status, where, detail or "(empty body)"))
+
+
+def _interruptible_sleep(seconds, cancel):
+    """Sleep, returning early (and raising Interrupted) when `cancel` is set."""
+    if cancel is not None:
+        if cancel.wait(seconds):
+            raise Interrupted("interrupted")
+    else:
+        time.sleep(seconds)
+
+
+def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None, model=None, provider=None):
+    """POST `body` and return the streaming 2xx httpx.Response, retrying per request_max_retries.
+
+    429, 5xx and transport errors are retried with Retry-After/retry-after-ms or backoff;
+    quota errors and other 4xx raise ProviderError at once.
+    """
+    import httpx  # startup budget
+
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    attempt = 0
+    while True:
+        attempt += 1
+        if cancel is not None and cancel.is_set():
+            raise Interrupted("interrupted")
+        delay = None
+        try:
+            request = client.build_request("POST", url, headers=headers, content=data)
+            resp = client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            if attempt > max_retries:
+                raise StreamError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], type(exc).__name__))
+            error = "timeout"
+        except httpx.TransportError as exc:
+            if attempt > max_retries:
+                raise StreamError("cannot reach %s: %s (check the network, HTTPS_PROXY/NO_PROXY, or the CA via CODEX_CA_CERTIFICATE)"
+                                  % (url.split("?")[0], redact(exc) or type(exc).__name__))
+            error = redact(exc) or type(exc).__name__
+        else:
+            status = resp.status_code
+            if status < 300:
+                return resp
+            try:
+                payload = resp.read()
+            except httpx.HTTPError:
+                payload = b""
+            resp.close()
+            err = _error_json(payload)
+            if status == 429 and (err.get("type") in ("usage_limit_reached", "usage_not_included")
+                                  or err.get("code") == "insufficient_quota"):
+                raise ProviderError("quota exhausted (HTTP 429 from %s): %s; check your plan and billing"
+                                    % (url.split("?")[0], _error_detail(payload)))
+            if status != 429 and status < 500:
+                raise http_status_error(status, url, payload, model, provider)
+            if attempt > max_retries:
+                exc = http_status_error(status, url, payload, model, provider)
+                raise ProviderError("%s (gave up after %d retries)" % (exc, max_retries))
+            delay = retry_after_seconds(resp.headers)
+            error = "HTTP %d" % status
+        if delay is None:
+            delay = backoff(attempt)
+        log("info", "model request to %s failed (%s); retry %d/%d in %.2fs", url, error, attempt, max_retries, delay)
+        if on_retry is not None:
+            on_retry(error, attempt, max_retries, delay)
+        _interruptible_sleep(delay, cancel)
+
+
+def iter_sse(resp, cancel=None, idle_timeout_ms=None):
+    """Yield SseEvents from a streaming response; transport trouble raises StreamError."""
+    import httpx  # startup budget
+
+    parser = SseParser()
+    try:
+        for chunk in resp.iter_bytes():
+            if cancel is not None and cancel.is_set():
+                raise Interrupted("interrupted")
+            for event in parser.feed(chunk):
+                yield event
+        for event in parser.finish():
+            yield event
+    except httpx.TimeoutException:
+        raise StreamError("idle timeout waiting for SSE (no data for %s ms; see stream_idle_timeout_ms)" % (idle_timeout_ms,))
+    except (httpx.TransportError, httpx.StreamError) as exc:
+        if cancel is not None and cancel.is_set():
+            raise Interrupted("interrupted")
+        raise StreamError("stream dropped: %s" % (redact(exc) or type(exc).__name__))
+    finally:
+        resp.close()
+
+
+def abort_response(resp):
+    """Unblock a thread reading `resp` by shutting its socket down (used by interrupt)."""
+    import socket
+
+    try:
+        stream = resp.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, AttributeError, KeyError):
+        pass
 
 
 ###############################################################################
 # §07 Providers: Responses and Chat Completions
 ###############################################################################
 
-# Owner: the agent issue (#4).
+# Owner: the agent issue (#4).  A ModelClient turns a Prompt (instructions, input items,
+# tools) into one streamed model request and yields normalized stream events:
+#
+#   ("created", None) ("text_delta", str) ("reasoning_delta", str) ("reasoning_break", None)
+#   ("reasoning_raw_delta", str) ("item", response_item) ("completed", {"id", "usage"})
+#
+# Items are Responses-API input items (message, reasoning, function_call, ...) whatever the
+# wire; `usage` is normalized by _usage_from_responses/_usage_from_chat or None.
+# codex is stateless on the Responses wire: the full history goes in `input` every turn,
+# `store` is false, item ids are not sent and encrypted reasoning is requested (upstream's
+# behaviour from Sept 2025; avoids the ZDR and "item not found" 400s, openai/codex#3292).
+
+#: model slug prefix -> (supports reasoning summaries, context window, family quirks)
+MODEL_FAMILIES = (
+    ("codex-mini-latest", True, 200000, ()),
+    ("o3", True, 200000, ()),
+    ("o4-mini", True, 200000, ()),
+    ("codex-", True, 272000, ()),
+    ("gpt-5", True, 272000, ()),
+    ("gpt-4.1", False, 1047576, ("patch_instructions",)),
+    ("gpt-oss", False, 96000, ("apply_patch_tool",)),
+    ("gpt-4o", False, 128000, ()),
+    ("gpt-3.5", False, 16385, ()),
+)
+
+#: Responses SSE `type`s that carry nothing the agent needs
+_IGNORED_RESPONSES_EVENTS = frozenset((
+    "response.in_progress", "response.output_item.added", "response.content_part.added",
+    "response.content_part.done", "response.output_text.done", "response.function_call_arguments.delta",
+    "response.function_call_arguments.done", "response.reasoning_summary_text.done",
+    "response.reasoning_summary_part.done", "response.reasoning_text.done",
+))
+#: response item types kept in history and sent back to the model
+HISTORY_ITEM_TYPES = ("message", "reasoning", "function_call", "function_call_output",
+                      "local_shell_call", "custom_tool_call", "custom_tool_call_output")
+
+
+class ModelFamily(object):
+    """What codex needs to know about a model slug."""
+
+    def __init__(self, slug, reasoning, context_window, quirks):
+        self.slug = slug
+        self.supports_reasoning = reasoning
+        self.context_window = context_window
+        self.needs_patch_instructions = "patch_instructions" in quirks
+        self.wants_apply_patch_tool = "apply_patch_tool" in quirks
+
+
+def model_family(slug, cfg=None):
+    """Look the slug up in MODEL_FAMILIES; config can force reasoning and the window."""
+    found = None
+    for prefix, reasoning, window, quirks in MODEL_FAMILIES:
+        if slug.startswith(prefix):
+            found = ModelFamily(slug, reasoning, window, quirks)
+            break
+    if found is None:
+        found = ModelFamily(slug, False, None, ())
+    if cfg is not None:
+        if getattr(cfg, "model_supports_reasoning_summaries", None) is not None:
+            found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
+        if getattr(cfg, "model_context_window", None):
+            found.context_window = cfg.model_context_window
+    return found
+
+
+class Prompt(object):
+    """One model request: the input items, the tools and the instructions."""
+
+    def __init__(self, input, tools, instructions):
+        self.input = input
+        self.tools = tools
+        self.instructions = instructions
+
+
+def user_agent(environ=None):
+    """codex_cli_py/<version> (<os> <release>; <arch>) <terminal>"""
+    import platform
+
+    environ = os.environ if environ is None else environ
+    term = environ.get("TERM_PROGRAM", "")
+    if term and environ.get("TERM_PROGRAM_VERSION"):
+        term += "/" + environ["TERM_PROGRAM_VERSION"]
+    elif not term and environ.get("WEZTERM_VERSION"):
+        term = "WezTerm/" + environ["WEZTERM_VERSION"]
+    elif not term:
+        term = environ.get("TERM", "unknown")
+    term = re.sub(r"[^A-Za-z0-9._/-]", "_", term)
+    return "%s/%s (%s %s; %s) %s" % (ORIGINATOR, __version__, platform.system(), platform.release(), platform.machine(), term)
+
+
+def _usage_from_responses(u):
+    """Normalize a Responses `usage` object."""
+    if not isinstance(u, dict):
+        return None
+    inp = int(u.get("input_tokens") or 0)
+    out = int(u.get("output_tokens") or 0)
+    return {
+        "input_tokens": inp,
+        "cached_input_tokens": int((u.get("input_tokens_details") or {}).get("cached_tokens") or 0),
+        "output_tokens": out,
+        "reasoning_output_tokens": int((u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
+        "total_tokens": int(u.get("total_tokens") or inp + out),
+    }
+
+
+def _usage_from_chat(u):
+    """Normalize a Chat Completions `usage` object."""
+    if not isinstance(u, dict):
+        return None
+    inp = int(u.get("prompt_tokens") or 0)
+    out = int(u.get("completion_tokens") or 0)
+    return {
+        "input_tokens": inp,
+        "cached_input_tokens": int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
+        "output_tokens": out,
+        "reasoning_output_tokens": int((u.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
+        "total_tokens": int(u.get("total_tokens") or inp + out),
+    }
+
+
+def _clean_item(item):
+    """A model output item as we keep it in history (no ids, no status), or None to drop it."""
+    if not isinstance(item, dict):
+        return None
+    kind = item.get("type")
+    if kind == "message":
+        role = item.get("role")
+        if role not in ("user", "assistant") or not isinstance(item.get("content"), list):
+            return None
+        parts = []
+        for part in item["content"]:
+            if isinstance(part, dict) and part.get("type") in ("output_text", "input_text"):
+                parts.append({"type": part["type"], "text": part.get("text") or ""})
+            elif isinstance(part, dict) and part.get("type") == "refusal":
+                parts.append({"type": "output_text", "text": part.get("refusal") or ""})
+            elif isinstance(part, dict) and part.get("type") == "input_image":
+                parts.append({"type": "input_image", "image_url": part.get("image_url")})
+        return {"type": "message", "role": role, "content": parts}
+    if kind == "reasoning":
+        out = {"type": "reasoning", "summary": [
+            {"type": "summary_text", "text": s.get("text", "")} for s in item.get("summary") or [] if isinstance(s, dict)
+        ], "encrypted_content": item.get("encrypted_content")}
+        if item.get("content"):
+            out["content"] = item["content"]
+        return out
+    if kind == "function_call":
+        if not item.get("name"):
+            return None
+        return {"type": "function_call", "name": item["name"], "arguments": item.get("arguments") or "",
+                "call_id": item.get("call_id") or item.get("id") or ""}
+    if kind == "local_shell_call":
+        out = {k: v for k, v in item.items() if k != "id"}
+        out["call_id"] = item.get("call_id") or item.get("id") or ""
+        return out
+    if kind == "custom_tool_call":
+        return {"type": "custom_tool_call", "name": item.get("name"), "input": item.get("input") or "",
+                "call_id": item.get("call_id") or ""}
+    return None
+
+
+class ModelClient(object):
+    """Base of the two wire clients: headers, retries, the HTTP client."""
+
+    wire_api = None
+    path = None
+
+    def __init__(self, cfg, session_id, environ=None):
+        self.cfg = cfg
+        self.provider = cfg.provider
+        self.session_id = session_id
+        self.family = model_family(cfg.model, cfg)
+        self._environ = os.environ if environ is None else environ
+        self._http = None
+
+    def _client(self):
+        if self._http is None:
+            self._http = http_client(self.provider.stream_idle_timeout_ms / 1000.0, self._environ)
+        return self._http
+
+    def close(self):
+        """Close the HTTP connection pool."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def headers(self):
+        """Request headers: provider static/env headers + auth, SSE accept, identity."""
+        h = self.provider.headers(self.cfg.codex_home, self._environ)
+        h.setdefault("originator", getattr(self.cfg, "responses_originator_header_internal_override", None) or ORIGINATOR)
+        h["User-Agent"] = user_agent(self._environ)
+        h["Accept"] = "text/event-stream"
+        h["Content-Type"] = "application/json"
+        return h
+
+    def url(self):
+        """The endpoint URL with the provider's query_params."""
+        return self.provider.url(self.path)
+
+    def body(self, prompt):
+        """The JSON request body (per wire)."""
+        raise NotImplementedError
+
+    def stream(self, prompt, cancel=None, on_retry=None, on_response=None):
+        """Send the prompt; yield normalized stream events (see the section comment)."""
+        resp = open_sse(self._client(), self.url(), self.headers(), self.body(prompt),
+                        self.provider.request_max_retries, cancel=cancel, on_retry=on_retry,
+                        model=self.cfg.model, provider=self.provider)
+        if on_response is not None:
+            on_response(resp)
+        return self._events(iter_sse(resp, cancel, self.provider.stream_idle_timeout_ms))
+
+
+class ResponsesClient(ModelClient):
+    """The OpenAI Responses API (`POST /responses`, SSE)."""
+
+    wire_api = "responses"
+    path = "/responses"
+
+    def headers(self):
+        """Base headers plus the Responses beta flag and the session id."""
+        h = ModelClient.headers(self)
+        h["OpenAI-Beta"] = "responses=experimental"
+        h["session_id"] = self.session_id
+        h["conversation_id"] = self.session_id
+        return h
+
+    def reasoning_param(self):
+        """The `reasoning` object, or None when the model has no reasoning summaries."""
+        if not self.family.supports_reasoning:
+            return None
+        effort = self.cfg.model_reasoning_effort or "medium"
+        if effort == "none":
+            return None
+        out = {"effort": effort}
+        summary = self.cfg.model_reasoning_summary or "auto"
+        if summary != "none":
+            out["summary"] = summary
+        return out
+
+    def body(self, prompt):
+        """The Responses request body (stateless: full input, store false)."""
+        reasoning = self.reasoning_param()
+        body = {
+            "model": self.cfg.model,
+            "instructions": prompt.instructions,
+            "input": prompt.input,
+            "tools": prompt.tools,
+            "tool_choice": "auto",
+            "parallel_tool_calls": False,
+            "reasoning": reasoning,
+            "store": False,
+            "stream": True,
+            "include": ["reasoning.encrypted_content"] if reasoning is not None else [],
+            "prompt_cache_key": self.session_id,
+        }
+        if self.cfg.model_verbosity and self.cfg.model.startswith("gpt-5"):
+            body["text"] = {"verbosity": self.cfg.model_verbosity}
+        return body
+
+    def _events(self, sse):
+        completed = None
+        failure = None
+        show_raw = bool(getattr(self.cfg, "show_raw_agent_reasoning", False))
+        for ev in sse:
+            try:
+                obj = json.loads(ev.data)
+            except ValueError:
+                log("debug", "skipping unparseable SSE data: %r", ev.data[:200])
+                continue
+            if not isinstance(obj, dict):
+                continue
+            kind = obj.get("type")
+            if kind == "response.output_text.delta":
+                yield ("text_delta", obj.get("delta") or "")
+            elif kind == "response.output_item.done":
+                item = _clean_item(obj.get("item"))
+                if item is not None:
+                    yield ("item", item)
+            elif kind == "response.reasoning_summary_text.delta":
+                yield ("reasoning_delta", obj.get("delta") or "")
+            elif kind == "response.reasoning_summary_part.added":
+                yield ("reasoning_break", None)
+            elif kind == "response.reasoning_text.delta":
+                if show_raw:
+                    yield ("reasoning_raw_delta", obj.get("delta") or "")
+            elif kind == "response.created":
+                yield ("created", None)
+            elif kind == "response.completed":
+                resp = obj.get("response") or {}
+                # response.output is ignored on purpose: the items came as output_item.done.
+                completed = {"id": resp.get("id"), "usage": _usage_from_responses(resp.get("usage"))}
+            elif kind in ("response.failed", "response.incomplete", "error"):
+                resp = obj.get("response") or {}
+                err = resp.get("error") or obj.get("error") or {}
+                if kind == "error" and not err:
+                    err = obj
+                if kind == "response.incomplete":
+                    reason = (resp.get("incomplete_details") or {}).get("reason") or "unknown"
+                    err = {"message": "the response is incomplete (%s)" % reason}
+                failure = _response_failure(err)
+            elif kind not in _IGNORED_RESPONSES_EVENTS:
+                log("debug", "ignoring SSE event %s", kind)
+        if completed is not None:
+            yield ("completed", completed)
+        elif failure is not None:
+            raise failure
+        else:
+            raise StreamError("stream closed before response.completed")
+
+
+def _response_failure(err):
+    """The exception for a response.failed error object (fatal or retryable)."""
+    if not isinstance(err, dict):
+        err = {"message": str(err)}
+    message = err.get("message") or "response.failed event received"
+    code = err.get("code")
+    if code in ("context_length_exceeded",):
+        return ProviderError("the conversation is too long for the model's context window: %s; start a new session" % message)
+    if code in ("insufficient_quota", "usage_limit_reached", "usage_not_included"):
+        return ProviderError("quota exhausted: %s; check your plan and billing" % message)
+    delay = None
+    if code == "rate_limit_exceeded":
+        m = re.search(r"(?i)try again in\s*([\d.]+)\s*(ms|s)", message)
+        if m:
+            delay = float(m.group(1)) / (1000.0 if m.group(2).lower() == "ms" else 1.0)
+    return StreamError(message, retry_after=delay)
+
+
+class ChatClient(ModelClient):
+    """Any Chat Completions endpoint (`POST /chat/completions`, streamed chunks)."""
+
+    wire_api = "chat"
+    path = "/chat/completions"
+
+    def body(self, prompt):
+        """The Chat Completions request body."""
+        body = {
+            "model": self.cfg.model,
+            "messages": history_to_chat_messages(prompt.instructions, prompt.input),
+            "stream": True,
+        }
+        tools = tools_to_chat(prompt.tools)
+        if tools:
+            body["tools"] = tools
+        return body
+
+    def _events(self, sse):
+        text = []
+        reasoning = []
+        calls = {}  # index -> {"id", "name", "arguments"[]}; order = first seen
+        order = []
+        last_index = [None]
+        usage = None
+        finished = False
+
+        def flush():
+            if reasoning:
+                yield ("item", {"type": "reasoning", "summary": [], "encrypted_content": None,
+                                "content": [{"type": "reasoning_text", "text": "".join(reasoning)}]})
+                del reasoning[:]
+            if text:
+                yield ("item", {"type": "message", "role": "assistant",
+                                "content": [{"type": "output_text", "text": "".join(text)}]})
+                del text[:]
+            for index in order:
+                call = calls[index]
+                if not call["name"]:
+                    continue
+                yield ("item", {"type": "function_call", "name": call["name"],
+                                "arguments": "".join(call["arguments"]),
+                                "call_id": call["id"] or "tool-call-%s" % index})
+            calls.clear()
+            del order[:]
+
+        for ev in sse:
+            data = ev.data.strip()
+            if data == "[DONE]":
+                break
+            try:
+                obj = json.loads(data)
+            except ValueError:
+                continue
+            if not isinstance(obj, dict):
+                continue
+            if obj.get("error"):
+                raise _response_failure(obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])})
+            if obj.get("usage"):
+                usage = _usage_from_chat(obj["usage"])
+            for choice in obj.get("choices") or ():
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
+                if isinstance(content, str) and content:
+                    text.append(content)
+                    yield ("text_delta", content)
+                rsn = delta.get("reasoning") or delta.get("reasoning_content")
+                if isinstance(rsn, dict):
+                    rsn = rsn.get("text") or rsn.get("content")
+                if isinstance(rsn, str) and rsn:
+                    reasoning.append(rsn)
+                    yield ("reasoning_raw_delta", rsn)
+                for tc in delta.get("tool_calls") or ():
+                    index = tc.get("index")
+                    if index is None:
+                        index = next((i for i in order if tc.get("id") and calls[i]["id"] == tc.get("id")), None)
+                    if index is None:
+                        index = last_index[0] if (last_index[0] is not None and not tc.get("id")) else len(order)
+                    last_index[0] = index
+                    if index not in calls:
+                        calls[index] = {"id": None, "name": None, "arguments": []}
+                        order.append(index)
+                    call = calls[index]
+                    if tc.get("id") and not call["id"]:
+                        call["id"] = tc["id"]
+                    fn = tc.get("function") or {}
+                    if fn.get("name") and not call["name"]:
+                        call["name"] = fn["name"]
+                    if fn.get("arguments"):
+                        call["arguments"].append(fn["arguments"])
+                if choice.get("finish_reason"):
+                    finished = True
+                    if choice["finish_reason"] == "length" and not order:
+                        log("warn", "chat completion stopped at the length limit")
+        for event in flush():
+            yield event
+        if not finished:
+            log("debug", "chat stream ended without finish_reason")
+        yield ("completed", {"id": "", "usage": usage})
+
+
+def history_to_chat_messages(instructions, items):
+    """Convert Responses input items into Chat Completions `messages` (system first)."""
+    messages = [{"role": "system", "content": instructions}]
+    for item in items:
+        kind = item.get("type")
+        if kind == "message":
+            texts = []
+            images = []
+            for part in item.get("content") or ():
+                if part.get("type") in ("input_text", "output_text"):
+                    texts.append(part.get("text") or "")
+                elif part.get("type") == "input_image" and part.get("image_url"):
+                    images.append(part["image_url"])
+            if images and item.get("role") == "user":
+                content = [{"type": "text", "text": t} for t in texts]
+                content += [{"type": "image_url", "image_url": {"url": u}} for u in images]
+            else:
+                content = "".join(texts)
+            messages.append({"role": item.get("role"), "content": content})
+        elif kind in ("function_call", "local_shell_call", "custom_tool_call"):
+            if kind == "function_call":
+                call = {"id": item.get("call_id"), "type": "function",
+                        "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"}}
+            elif kind == "custom_tool_call":
+                call = {"id": item.get("call_id"), "type": "function",
+                        "function": {"name": item.get("name"), "arguments": json.dumps({"input": item.get("input")})}}
+            else:
+                action = item.get("action") or {}
+                call = {"id": item.get("call_id"), "type": "function",
+                        "function": {"name": "shell", "arguments": json.dumps({
+                            "command": action.get("command") or [], "workdir": action.get("working_directory"),
+                            "timeout": action.get("timeout_ms")})}}
+            prev = messages[-1]
+            # A call right after assistant text, or after another call of the same
+            # response, joins that assistant message: strict gateways want one message
+            # carrying all tool_calls followed by the tool results (openai/codex#7051).
+            if prev.get("role") == "assistant" and (prev.get("tool_calls") or isinstance(prev.get("content"), str)):
+                prev.setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            out = item.get("output")
+            if isinstance(out, dict):
+                out = out.get("content", "")
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": out or ""})
+    _reorder_tool_results(messages)
+    return messages
+
+
+def _reorder_tool_results(messages):
+    """Ensure tool results directly follow the assistant message holding their calls."""
+    i = 0
+    while i < len(messages):
+        msg = messages[i]
+        if msg.get("role") == "assistant" and msg.get("tool_calls"):
+            ids = [c["id"] for c in msg["tool_calls"]]
+            j = i + 1
+            while j < len(messages) and messages[j].get("role") == "tool":
+                j += 1
+            # pull matching tool results that were separated by other messages
+            k = j
+            while k < len(messages):
+                if messages[k].get("role") == "tool" and messages[k].get("tool_call_id") in ids:
+                    messages.insert(j, messages.pop(k))
+                    j += 1
+                k += 1
+        i += 1
+
+
+def tools_to_chat(tools):
+    """Responses function tools -> Chat `{"type":"function","function":{...}}` (others dropped)."""
+    out = []
+    for tool in tools:
+        if tool.get("type") != "function":
+            continue
+        fn = {k: v for k, v in tool.items() if k != "type"}
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def make_model_client(cfg, session_id, environ=None):
+    """The client for the configured provider's wire_api."""
+    if cfg.provider.wire_api == "chat":
+        return ChatClient(cfg, session_id, environ)
+    return ResponsesClient(cfg, session_id, environ)
 
 
 ###############################################################################
@@ -990,26 +1805,907 @@ def _mask_key(key):
 
 # Owner: the agent issue (#4).  The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None)   # §15; starts no thread until used
+#   session = Session(config, approval_handler=None, resume_path=None)   # §15; no thread until used
 #   session.submit({"type": "user_input", "items": [{"type": "text", "text": "..."}]}) -> submission id
+#       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
+#       assigned when absent)
 #   session.next_event(timeout=None) -> {"id": submission_id, "msg": {"type": "...", ...}} or None
 #   session.interrupt(); session.shutdown()
+#   session.session_id, session.rollout_path, session.history (list of response items)
 #
-# Op and event type names and fields follow ../shared/reference/core-agent.md §9.
+# Op and event type names and fields follow ../shared/reference/core-agent.md §9 (Aug 2025,
+# with the later additions named in OP_TYPES/EVENT_TYPES).  The first event is always
+# `session_configured` (id ""); every task a user_input starts ends with `task_complete`
+# (after an `error` event when it failed) or `turn_aborted` (interrupted).
+#
+# Approvals: without an approval_handler the session emits `exec_approval_request` /
+# `apply_patch_approval_request` (id = the task's submission id) and waits for an
+# `exec_approval` / `patch_approval` op whose `id` is that submission id and whose
+# `decision` is one of REVIEW_DECISIONS.  With approval_handler(msg) -> decision the
+# session calls it instead (synchronously, on the task thread) and emits no request event.
+#
+# The shell tool hands approvals to §11's execute_with_policy through
+#   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
+# and passes a SessionState whose `approved_commands` set (alias `approved_for_session`)
+# holds argv tuples the user approved for the session.
+
+#: op types a session accepts (`codex proto` passes these through unchanged)
+OP_TYPES = (
+    "user_input", "user_turn", "override_turn_context", "interrupt", "exec_approval", "patch_approval",
+    "add_to_history", "get_history_entry_request", "list_mcp_tools", "compact", "shutdown",
+)
+#: event msg types a session emits
+EVENT_TYPES = (
+    "session_configured", "task_started", "task_complete", "token_count", "agent_message",
+    "agent_message_delta", "agent_reasoning", "agent_reasoning_delta", "agent_reasoning_raw_content",
+    "agent_reasoning_raw_content_delta", "agent_reasoning_section_break", "mcp_tool_call_begin",
+    "mcp_tool_call_end", "exec_command_begin", "exec_command_output_delta", "exec_command_end",
+    "exec_approval_request", "apply_patch_approval_request", "background_event", "stream_error",
+    "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
+    "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
+    "shutdown_complete",
+)
+REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
+PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
+
+
+def make_event(sub_id, msg_type, **fields):
+    """An event envelope {"id": sub_id, "msg": {"type": msg_type, ...fields}}."""
+    msg = {"type": msg_type}
+    msg.update(fields)
+    return {"id": sub_id, "msg": msg}
+
+
+def wire_duration(seconds):
+    """A duration as upstream serializes it: {"secs": int, "nanos": int}."""
+    seconds = max(0.0, float(seconds))
+    secs = int(seconds)
+    return {"secs": secs, "nanos": int(round((seconds - secs) * 1e9)) % 1000000000}
+
+
+def sandbox_policy_json(cfg):
+    """The SandboxPolicy object of the protocol (tag `mode`) for a config."""
+    mode = cfg.sandbox_mode
+    if mode != "workspace-write":
+        return {"mode": mode}
+    ww = cfg.sandbox_workspace_write or {}
+    out = {"mode": mode}
+    if ww.get("writable_roots"):
+        out["writable_roots"] = list(ww["writable_roots"])
+    out["network_access"] = bool(ww.get("network_access"))
+    out["exclude_tmpdir_env_var"] = bool(ww.get("exclude_tmpdir_env_var"))
+    out["exclude_slash_tmp"] = bool(ww.get("exclude_slash_tmp"))
+    return out
+
+
+class SessionState(object):
+    """Per-session state shared with the approval layer (§11)."""
+
+    def __init__(self):
+        self.approved_commands = set()  # argv tuples approved "for session" (§11 reads this name)
+        self.approved_for_session = self.approved_commands  # the older name in §08's contract
+        self.lock = threading.Lock()
 
 
 ###############################################################################
 # §09 Tools: definitions and the shell tool
 ###############################################################################
 
-# Owner: the agent issue (#4).
+# Owner: the agent issue (#4).  The tools offered to the model (JSON schemas), the parsing
+# of their arguments, and the recognition of apply_patch inside shell calls.  Running a
+# command goes through §11's execute_with_policy (approval + sandbox + §13's runner);
+# the Session (§15) wires events and approvals around it.
+
+DEFAULT_SHELL_TIMEOUT_MS = 10000  #: shell tool timeout when the model gives none (upstream)
+UI_OUTPUT_MAX_CHARS = 5 * 1024  #: stdout/stderr size in exec_command_end events
+MCP_NAME_DELIMITER = "__"  #: server__tool
+
+SHELL_TOOL_DESCRIPTION = "Runs a shell command and returns its output."
+UPDATE_PLAN_DESCRIPTION = (
+    "Updates the task plan. Provide an optional explanation and a list of plan items, each with a step "
+    "and status. At most one step can be in_progress at a time."
+)
+APPLY_PATCH_TOOL_DESCRIPTION = """Use the `apply_patch` tool to edit files. The `input` is a patch in this format:
+
+*** Begin Patch
+*** Add File: path/to/new.py
++line of the new file
+*** Update File: path/to/existing.py
+*** Move to: path/to/renamed.py   (optional)
+@@ def function_to_change():
+ context line
+-removed line
++added line
+*** Delete File: path/to/obsolete.py
+*** End Patch
+
+Paths are relative to the working directory, never absolute. Each update chunk starts with `@@`
+(optionally followed by a line that locates it, such as a class or function header) and shows
+about three lines of unchanged context around each change; prefix context lines with a space,
+removed lines with `-`, added lines with `+`. Add `*** End of File` after a chunk that ends at
+the end of the file. New files need `+` on every line."""
+
+
+def shell_tool(cfg):
+    """The `shell` function tool; richer descriptions and escalation fields under on-request."""
+    props = {
+        "command": {"type": "array", "items": {"type": "string"}},
+        "workdir": {"type": "string"},
+        "timeout": {"type": "number"},
+    }
+    description = SHELL_TOOL_DESCRIPTION
+    if cfg.approval_policy == "on-request":
+        props["command"]["description"] = "The command to execute as an argv array, e.g. [\"bash\", \"-lc\", \"ls\"]"
+        props["workdir"]["description"] = "The working directory to execute the command in"
+        props["timeout"]["description"] = "The timeout for the command in milliseconds"
+        if cfg.sandbox_mode == "workspace-write":
+            props["with_escalated_permissions"] = {
+                "type": "boolean",
+                "description": "Whether to request escalated permissions (run outside the sandbox)",
+            }
+            props["justification"] = {
+                "type": "string",
+                "description": "Only with with_escalated_permissions: one sentence telling the user why",
+            }
+        description += _SANDBOX_TOOL_NOTES.get(cfg.sandbox_mode, "")
+        if cfg.sandbox_mode == "workspace-write":
+            description += " Network access is %s." % ("enabled" if cfg.network_access else "restricted")
+    return {
+        "type": "function",
+        "name": "shell",
+        "description": description,
+        "strict": False,
+        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
+    }
+
+
+_SANDBOX_TOOL_NOTES = {
+    "workspace-write": (
+        "\n\nCommands run in a sandbox that can write only inside the working directory and temporary "
+        "directories. When a command needs more (writing elsewhere, the network when it is restricted, "
+        "a failure that looks like the sandbox), run it again with with_escalated_permissions=true and a "
+        "short justification; the user will be asked to approve."
+    ),
+    "read-only": (
+        "\n\nCommands run in a read-only sandbox: they can read files but not write them. Commands that "
+        "must write are shown to the user for approval."
+    ),
+    "danger-full-access": "\n\nCommands run without a sandbox.",
+}
+
+
+def update_plan_tool():
+    """The `update_plan` function tool."""
+    return {
+        "type": "function",
+        "name": "update_plan",
+        "description": UPDATE_PLAN_DESCRIPTION,
+        "strict": False,
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "explanation": {"type": "string"},
+                "plan": {
+                    "type": "array",
+                    "description": "The list of steps",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "step": {"type": "string"},
+                            "status": {"type": "string", "description": "One of: pending, in_progress, completed"},
+                        },
+                        "required": ["step", "status"],
+                        "additionalProperties": False,
+                    },
+                },
+            },
+            "required": ["plan"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def apply_patch_tool():
+    """The `apply_patch` function tool (for models that want it, e.g. gpt-oss)."""
+    return {
+        "type": "function",
+        "name": "apply_patch",
+        "description": APPLY_PATCH_TOOL_DESCRIPTION,
+        "strict": False,
+        "parameters": {
+            "type": "object",
+            "properties": {"input": {"type": "string", "description": "The entire contents of the apply_patch command"}},
+            "required": ["input"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def build_tools(cfg, family, mcp_tools=None):
+    """The tool list for a request: shell, update_plan, apply_patch (if wanted), MCP tools."""
+    tools = [shell_tool(cfg)]
+    if getattr(cfg, "include_plan_tool", False):
+        tools.append(update_plan_tool())
+    extra = getattr(cfg, "tools", None) or {}
+    if family.wants_apply_patch_tool or extra.get("apply_patch") or getattr(cfg, "include_apply_patch_tool", False):
+        tools.append(apply_patch_tool())
+    for name in sorted(mcp_tools or {}):
+        tool = mcp_tools[name]  # §14 hands out schemas already sanitized for the API
+        tools.append({"type": "function", "name": name, "description": tool.get("description") or "",
+                      "strict": False, "parameters": tool.get("inputSchema") or {"type": "object", "properties": {}}})
+    return tools
+
+
+# -- arguments --
+
+class ToolArgumentError(CodexError):
+    """The model's tool arguments do not parse (the message goes back to the model)."""
+
+
+def parse_shell_arguments(arguments):
+    """Parse `shell` arguments into {command: [str], workdir, timeout_ms, escalated, justification}."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict):
+        raise ToolArgumentError("failed to parse function arguments: expected a JSON object")
+    command = args.get("command")
+    if isinstance(command, str):  # lenient: a bare string is run by bash
+        command = ["bash", "-lc", command]
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        raise ToolArgumentError("failed to parse function arguments: `command` must be a non-empty array of strings")
+    timeout = args.get("timeout", args.get("timeout_ms"))
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ToolArgumentError("failed to parse function arguments: `timeout` must be a positive number of milliseconds")
+    workdir = args.get("workdir")
+    if workdir is not None and not isinstance(workdir, str):
+        raise ToolArgumentError("failed to parse function arguments: `workdir` must be a string")
+    return {
+        "command": command,
+        "workdir": workdir,
+        "timeout_ms": int(timeout) if timeout is not None else None,
+        "escalated": bool(args.get("with_escalated_permissions")),
+        "justification": args.get("justification"),
+    }
+
+
+def parse_plan_arguments(arguments):
+    """Parse and validate `update_plan` arguments (strict, as upstream)."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict) or not isinstance(args.get("plan"), list):
+        raise ToolArgumentError("failed to parse function arguments: missing field `plan`")
+    unknown = set(args) - {"explanation", "plan"}
+    if unknown:
+        raise ToolArgumentError("failed to parse function arguments: unknown field `%s`" % sorted(unknown)[0])
+    plan = []
+    for step in args["plan"]:
+        if not isinstance(step, dict) or not isinstance(step.get("step"), str) or step.get("status") not in PLAN_STATUSES:
+            raise ToolArgumentError(
+                "failed to parse function arguments: each plan item needs `step` (string) and `status` (%s)"
+                % ", ".join(PLAN_STATUSES))
+        plan.append({"step": step["step"], "status": step["status"]})
+    explanation = args.get("explanation")
+    if explanation is not None and not isinstance(explanation, str):
+        raise ToolArgumentError("failed to parse function arguments: `explanation` must be a string")
+    return {"explanation": explanation, "plan": plan}
+
+
+_HEREDOC_SCRIPT_RE = re.compile(
+    r"""^\s*(?:cd\s+(?P<cd>'[^']*'|"[^"]*"|[^\s;&|]+)\s*&&\s*)?(?:apply_patch|applypatch)\s*<<-?\s*"""
+    r"""(?P<q>['"]?)(?P<tag>\w+)(?P=q)[ \t]*\n(?P<body>.*?)\n[ \t]*(?P=tag)[ \t]*\n?\s*$""",
+    re.S,
+)
+_SHELLS = ("bash", "sh", "zsh", "/bin/bash", "/bin/sh", "/bin/zsh", "/usr/bin/bash", "/usr/bin/zsh")
+
+
+def extract_apply_patch(argv):
+    """If argv invokes apply_patch, return (patch_text, subdir or None); else None.
+
+    Recognized: ["apply_patch"|"applypatch", PATCH] (PATCH may be heredoc-wrapped) and
+    ["bash", "-lc", "[cd DIR && ]apply_patch <<'EOF'\\n...\\nEOF"].
+    """
+    if len(argv) == 2 and argv[0] in ("apply_patch", "applypatch"):
+        return argv[1], None
+    if len(argv) == 3 and argv[0] in _SHELLS and argv[1] in ("-lc", "-c"):
+        m = _HEREDOC_SCRIPT_RE.match(argv[2])
+        if m:
+            cd = m.group("cd")
+            if cd and cd[0] in "'\"":
+                cd = cd[1:-1]
+            return m.group("body").rstrip("\n"), cd
+    return None
+
+
+def parse_command_summary(argv):
+    """Best-effort classification of a command for UIs (upstream's parsed_cmd, simplified)."""
+    import shlex
+
+    if len(argv) == 3 and argv[0] in _SHELLS and argv[1] in ("-lc", "-c"):
+        try:
+            words = shlex.split(argv[2])
+        except ValueError:
+            words = []
+        if any(w in ("|", "&&", "||", ";") for w in words):
+            return [{"type": "unknown", "cmd": argv[2]}]
+        argv = words or argv
+    cmd = " ".join(shlex.quote(a) for a in argv)
+    head = os.path.basename(argv[0]) if argv else ""
+    if head in ("cat", "head", "tail", "less", "more", "nl") and len(argv) > 1:
+        return [{"type": "read", "cmd": cmd, "name": os.path.basename(argv[-1])}]
+    if head == "sed" and "-n" in argv and len(argv) > 2:
+        return [{"type": "read", "cmd": cmd, "name": os.path.basename(argv[-1])}]
+    if head in ("ls", "tree", "find") or (head == "rg" and "--files" in argv):
+        path = next((a for a in argv[1:] if not a.startswith("-")), None)
+        return [{"type": "list_files", "cmd": cmd, "path": path}]
+    if head in ("rg", "grep", "ag", "ack", "git") and (head != "git" or argv[1:2] == ["grep"]):
+        rest = [a for a in argv[1:] if not a.startswith("-")]
+        return [{"type": "search", "cmd": cmd, "query": rest[0] if rest else None,
+                 "path": rest[1] if len(rest) > 1 else None}]
+    if head in ("pytest", "tox", "jest") or argv[:2] in (["cargo", "test"], ["npm", "test"], ["go", "test"]):
+        return [{"type": "test", "cmd": cmd}]
+    return [{"type": "unknown", "cmd": cmd}]
+
+
+def shell_output_for_model(text, exit_code, duration):
+    """The JSON string a shell call returns: {"output", "metadata": {exit_code, duration_seconds}}."""
+    return json.dumps({
+        "output": text,
+        "metadata": {"exit_code": exit_code, "duration_seconds": round(duration, 1)},
+    })
+
+
+# -- temporary stand-ins: removed once §11 execute_with_policy / assess_patch_safety land --
+
+class _StandinOutcome(object):
+    """TEMPORARY shape of §11's ExecOutcome / §13's ExecResult."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+_STANDIN_MAX_BYTES = 10 * 1024
+_STANDIN_HEAD_LINES = 128
+_STANDIN_TAIL_LINES = 128
+
+
+def _standin_truncate(text):
+    """Head and tail of long output with an `[... omitted k of n lines ...]` marker."""
+    raw = text.encode("utf-8")
+    lines = text.split("\n")
+    if len(raw) <= _STANDIN_MAX_BYTES and len(lines) <= _STANDIN_HEAD_LINES + _STANDIN_TAIL_LINES:
+        return text
+    total = len(lines)
+    head = "\n".join(lines[:_STANDIN_HEAD_LINES])
+    tail = "\n".join(lines[-_STANDIN_TAIL_LINES:]) if total > _STANDIN_HEAD_LINES else ""
+    half = _STANDIN_MAX_BYTES // 2
+    head = head.encode("utf-8")[:half].decode("utf-8", "ignore")
+    tail_b = tail.encode("utf-8")
+    tail = tail_b[max(0, len(tail_b) - half):].decode("utf-8", "ignore")
+    omitted = max(0, total - min(total, _STANDIN_HEAD_LINES) - (_STANDIN_TAIL_LINES if tail else 0))
+    return "Total output lines: %d\n\n%s\n[... omitted %d of %d lines ...]\n\n%s" % (total, head, omitted, total, tail)
+
+
+def _standin_assess_patch_safety(paths, cfg):
+    """TEMPORARY: auto-approve patches inside cwd unless the policy is untrusted."""
+    if cfg.approval_policy == "untrusted":
+        return "ask-user"
+    cwd = str(cfg.cwd)
+    inside = all(os.path.abspath(str(p)).startswith(cwd + os.sep) for p in paths)
+    if cfg.sandbox_mode == "danger-full-access" or (inside and cfg.sandbox_mode == "workspace-write"):
+        return "auto-approve"
+    return "reject" if cfg.approval_policy == "never" else "ask-user"
+
+
+def _standin_execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+                                 escalated=False, justification=None):
+    """TEMPORARY: run argv WITHOUT a sandbox (asks first under `untrusted`)."""
+    import signal
+    import subprocess
+
+    if cfg.approval_policy == "untrusted" and tuple(argv) not in session_state.approved_for_session:
+        decision = ask(kind="exec", argv=argv, cwd=cwd, reason=None)
+        if decision == "approved_for_session":
+            session_state.approved_for_session.add(tuple(argv))
+        elif decision != "approved":
+            return _StandinOutcome(result=None, model_output="exec command rejected by user", decision=decision)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, cwd=str(cwd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        msg = "execution error: %s" % (exc.strerror or exc)
+        res = _StandinOutcome(exit_code=127, stdout="", stderr=msg, aggregated_output=msg,
+                              duration=time.monotonic() - started, timed_out=False, sandbox_denied=False)
+        return _StandinOutcome(result=res, model_output=shell_output_for_model(msg, 127, res.duration), decision="auto-approve")
+    bufs = {"stdout": [], "stderr": []}
+    agg = []
+    lock = threading.Lock()
+
+    def pump(name, fh):
+        for data in iter(lambda: os.read(fh.fileno(), 8192), b""):
+            with lock:
+                bufs[name].append(data)
+                agg.append(data)
+            if on_output is not None:
+                on_output(name, data)
+
+    readers = [threading.Thread(target=pump, args=(n, getattr(proc, n)), daemon=True) for n in ("stdout", "stderr")]
+    for r in readers:
+        r.start()
+    deadline = started + (timeout_ms or DEFAULT_SHELL_TIMEOUT_MS) / 1000.0
+    timed_out = False
+    while proc.poll() is None:
+        if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
+            timed_out = not (cancel is not None and cancel.is_set())
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            proc.wait()
+            break
+        time.sleep(0.01)
+    for r in readers:
+        r.join(2)
+    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    text = lambda chunks: b"".join(chunks).decode("utf-8", "replace")
+    aggregated = text(agg)
+    duration = time.monotonic() - started
+    if timed_out:
+        code = 124
+        aggregated = "command timed out after %d milliseconds\n%s" % (timeout_ms or DEFAULT_SHELL_TIMEOUT_MS, aggregated)
+    res = _StandinOutcome(exit_code=code, stdout=text(bufs["stdout"]), stderr=text(bufs["stderr"]),
+                          aggregated_output=aggregated, duration=duration, timed_out=timed_out, sandbox_denied=False)
+    return _StandinOutcome(result=res, model_output=shell_output_for_model(_standin_truncate(aggregated), code, duration),
+                           decision="auto-approve")
 
 
 ###############################################################################
 # §10 apply_patch: grammar, matching, applying
 ###############################################################################
 
-# Owner: the agent issue (#4).
+# Owner: the agent issue (#4).  The patch format (reference core-agent.md §5):
+#
+#   *** Begin Patch
+#   *** Add File: path          then lines starting with `+`
+#   *** Delete File: path
+#   *** Update File: path       optionally `*** Move to: new/path`, then chunks:
+#   @@ [context line]           then ` ctx`, `-old`, `+new` lines, optionally `*** End of File`
+#   *** End Patch
+#
+# Differences from upstream, on purpose: the whole patch is applied atomically (all files
+# or none; upstream leaves earlier files changed when a later hunk fails), CRLF files keep
+# their CRLF line ends, and errors name the hunk.  Kept quirks: pure-addition chunks go to
+# the end of the file whatever their `@@` line says; the fuzzy matching passes; a file
+# always ends with one newline; summary lines ordered A, M, D.
+
+PATCH_BEGIN = "*** Begin Patch"  #: first line of a patch
+PATCH_END = "*** End Patch"  #: last line of a patch
+_ADD, _DELETE, _UPDATE, _MOVE = "*** Add File: ", "*** Delete File: ", "*** Update File: ", "*** Move to: "
+_EOF_MARK = "*** End of File"
+_HEREDOC_OPENERS = ("<<EOF", "<<'EOF'", '<<"EOF"')
+
+#: Unicode punctuation folded to ASCII by the last matching pass
+_PUNCT_FOLD = {}
+for _cp in list(range(0x2010, 0x2016)) + [0x2212]:
+    _PUNCT_FOLD[_cp] = "-"
+for _cp in range(0x2018, 0x201C):
+    _PUNCT_FOLD[_cp] = "'"
+for _cp in range(0x201C, 0x2020):
+    _PUNCT_FOLD[_cp] = '"'
+for _cp in [0x00A0, 0x202F, 0x205F, 0x3000] + list(range(0x2002, 0x200B)):
+    _PUNCT_FOLD[_cp] = " "
+del _cp
+
+
+class PatchChunk(object):
+    """One `@@` chunk of an Update: optional context line, old and new lines, EOF flag."""
+
+    def __init__(self, context, old, new, eof, line_no):
+        self.context = context
+        self.old = old
+        self.new = new
+        self.eof = eof
+        self.line_no = line_no
+
+
+class PatchHunk(object):
+    """One file operation: kind add|delete|update, path, content (add), move_to, chunks."""
+
+    def __init__(self, kind, path, content=None, move_to=None, chunks=None, line_no=0):
+        self.kind = kind
+        self.path = path
+        self.content = content
+        self.move_to = move_to
+        self.chunks = chunks or []
+        self.line_no = line_no
+
+
+class FileChange(object):
+    """The planned effect of a patch on one file (absolute paths)."""
+
+    def __init__(self, kind, path, old=None, new=None, move_path=None, display=None):
+        self.kind = kind  # "add" | "delete" | "update"
+        self.path = path
+        self.old = old
+        self.new = new
+        self.move_path = move_path
+        self.display = display  # the path as written in the patch (summary lines)
+
+    def unified_diff(self, context=1):
+        """The unified diff of this change (update/add/delete)."""
+        import difflib
+
+        old = (self.old or "").splitlines(True)
+        new = (self.new or "").splitlines(True)
+        lines = difflib.unified_diff(old, new, n=context, lineterm="\n")
+        out = []
+        for line in lines:
+            if line.startswith(("---", "+++")):
+                continue
+            out.append(line if line.endswith("\n") else line + "\n")
+        return "".join(out)
+
+    def to_protocol(self):
+        """The protocol FileChange object."""
+        if self.kind == "add":
+            return {"add": {"content": self.new}}
+        if self.kind == "delete":
+            return {"delete": {"content": self.old}}
+        return {"update": {"unified_diff": self.unified_diff(),
+                           "move_path": str(self.move_path) if self.move_path else None}}
+
+
+def parse_patch(text):
+    """Parse patch text into PatchHunks; raise PatchError naming the line on bad input."""
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.strip().split("\n")]
+    if not _patch_bounded(lines):
+        if len(lines) >= 4 and lines[0].strip() in _HEREDOC_OPENERS and lines[-1].strip().endswith("EOF"):
+            lines = lines[1:-1]
+        if not lines or lines[0].strip() != PATCH_BEGIN:
+            raise PatchError("Invalid patch: The first line of the patch must be '%s'" % PATCH_BEGIN)
+        if lines[-1].strip() != PATCH_END:
+            raise PatchError("Invalid patch: The last line of the patch must be '%s'" % PATCH_END)
+    hunks = []
+    i, end = 1, len(lines) - 1
+    while i < end:
+        raw = lines[i]
+        line = raw.strip()
+        if not line:
+            i += 1
+            continue
+        if line.startswith(_ADD):
+            start = i
+            i += 1
+            body = []
+            while i < end and lines[i].startswith("+"):
+                body.append(lines[i][1:] + "\n")
+                i += 1
+            hunks.append(PatchHunk("add", line[len(_ADD):], content="".join(body), line_no=start + 1))
+        elif line.startswith(_DELETE):
+            hunks.append(PatchHunk("delete", line[len(_DELETE):], line_no=i + 1))
+            i += 1
+        elif line.startswith(_UPDATE):
+            start = i
+            path = line[len(_UPDATE):]
+            i += 1
+            move_to = None
+            if i < end and lines[i].startswith(_MOVE):
+                move_to = lines[i][len(_MOVE):].strip()
+                i += 1
+            chunks = []
+            while i < end:
+                if not lines[i].strip():
+                    i += 1
+                    continue
+                if lines[i].startswith("***"):
+                    break
+                chunk, i = _parse_chunk(lines, i, end, first=not chunks)
+                chunks.append(chunk)
+            if not chunks:
+                raise PatchError("Invalid patch hunk on line %d: Update file hunk for path '%s' is empty" % (start + 1, path))
+            hunks.append(PatchHunk("update", path, move_to=move_to, chunks=chunks, line_no=start + 1))
+        else:
+            raise PatchError(
+                "Invalid patch hunk on line %d: '%s' is not a valid hunk header. Valid hunk headers: "
+                "'*** Add File: {path}', '*** Delete File: {path}', '*** Update File: {path}'" % (i + 1, line)
+            )
+    return hunks
+
+
+def _patch_bounded(lines):
+    return bool(lines) and lines[0].strip() == PATCH_BEGIN and lines[-1].strip() == PATCH_END and len(lines) >= 2
+
+
+def _parse_chunk(lines, i, end, first):
+    """Parse one update chunk starting at lines[i]; return (PatchChunk, next index)."""
+    start = i
+    line = lines[i]
+    context = None
+    if line.rstrip() == "@@":
+        i += 1
+    elif line.startswith("@@ "):
+        context = line[3:]
+        i += 1
+    elif not first:
+        raise PatchError("Invalid patch hunk on line %d: Expected update hunk to start with a @@ context marker, got: '%s'" % (i + 1, line))
+    old, new = [], []
+    eof = False
+    count = 0
+    while i < end:
+        line = lines[i]
+        if line == _EOF_MARK:
+            if count == 0:
+                break
+            eof = True
+            i += 1
+            break
+        if not line:
+            old.append("")
+            new.append("")
+        else:
+            c = line[0]
+            if c == " ":
+                old.append(line[1:])
+                new.append(line[1:])
+            elif c == "+":
+                new.append(line[1:])
+            elif c == "-":
+                old.append(line[1:])
+            else:
+                if count == 0:
+                    raise PatchError(
+                        "Invalid patch hunk on line %d: Unexpected line found in update hunk: '%s'. Every line should "
+                        "start with ' ' (context line), '+' (added line), or '-' (removed line)" % (i + 1, line))
+                break
+        count += 1
+        i += 1
+    if count == 0:
+        raise PatchError("Invalid patch hunk on line %d: Update hunk does not contain any lines" % (start + 1))
+    return PatchChunk(context, old, new, eof, start + 1), i
+
+
+def _fold(line):
+    return line.strip().translate(_PUNCT_FOLD)
+
+
+class _Matcher(object):
+    """seek_sequence over one file's lines with lazily built normalized copies."""
+
+    _NORMS = (None, str.rstrip, str.strip, _fold)
+
+    def __init__(self, lines):
+        self.lines = lines
+        self._cache = {}
+
+    def _view(self, k):
+        if k == 0:
+            return self.lines
+        if k not in self._cache:
+            self._cache[k] = [self._NORMS[k](s) for s in self.lines]
+        return self._cache[k]
+
+    def seek(self, pattern, start, eof):
+        """Index where `pattern` occurs at/after start (exact, rstrip, strip, folded), or None."""
+        n, m = len(self.lines), len(pattern)
+        if m == 0:
+            return start
+        if m > n:
+            return None
+        lo = n - m if eof else start
+        hi = n - m
+        if lo > hi:
+            return None
+        for k, norm in enumerate(self._NORMS):
+            view = self._view(k)
+            pat = pattern if norm is None else [norm(p) for p in pattern]
+            first = pat[0]
+            i = lo
+            while i <= hi:
+                try:
+                    i = view.index(first, i, hi + 1)
+                except ValueError:
+                    break
+                if view[i:i + m] == pat:
+                    return i
+                i += 1
+        return None
+
+
+def _apply_chunks(text, chunks, display):
+    """Return the new content of a file after applying update chunks (PatchError if one misses)."""
+    crlf = "\r\n" in text and text.count("\r\n") == text.count("\n")
+    if crlf:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    matcher = _Matcher(lines)
+    cursor = 0
+    replacements = []
+    for number, chunk in enumerate(chunks, 1):
+        if chunk.context is not None:
+            idx = matcher.seek([chunk.context], cursor, False)
+            if idx is None:
+                raise PatchError("Failed to find context '%s' in %s (chunk %d, patch line %d)"
+                                 % (chunk.context, display, number, chunk.line_no))
+            cursor = idx + 1
+        if not chunk.old:
+            at = len(lines) - 1 if lines and lines[-1] == "" else len(lines)
+            replacements.append((at, 0, list(chunk.new)))
+            continue
+        old, new = chunk.old, chunk.new
+        idx = matcher.seek(old, cursor, chunk.eof)
+        if idx is None and old[-1] == "":
+            old = old[:-1]
+            if new and new[-1] == "":
+                new = new[:-1]
+            idx = matcher.seek(old, cursor, chunk.eof)
+        if idx is None:
+            raise PatchError("Failed to find expected lines in %s (chunk %d, patch line %d):\n%s"
+                             % (display, number, chunk.line_no, "\n".join(chunk.old)))
+        replacements.append((idx, len(old), list(new)))
+        cursor = idx + len(old)
+    replacements.sort(key=lambda r: r[0])
+    for start, length, new in reversed(replacements):
+        lines[start:start + length] = new
+    if not lines or lines[-1] != "":
+        lines.append("")
+    out = "\n".join(lines)
+    return out.replace("\n", "\r\n") if crlf else out
+
+
+def _read_patch_file(path, what):
+    try:
+        with open(str(path), "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise PatchError("Failed to %s %s: %s" % (what, path, exc.strerror or exc))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PatchError("Failed to %s %s: the file is not UTF-8 text" % (what, path))
+
+
+def plan_patch(text, cwd):
+    """Parse and verify a patch against the filesystem; return [FileChange] (nothing written)."""
+    hunks = parse_patch(text) if isinstance(text, str) else text
+    if not hunks:
+        raise PatchError("No files were modified.")
+    cwd = Path(cwd)
+    state = {}  # abs path -> current text (None = deleted) as the patch proceeds
+    changes = []
+
+    def current(path, what):
+        if path in state:
+            if state[path] is None:
+                raise PatchError("Failed to %s %s: it was deleted earlier in this patch" % (what, path))
+            return state[path]
+        return _read_patch_file(path, what)
+
+    for hunk in hunks:
+        path = cwd / hunk.path
+        if hunk.kind == "add":
+            old = state.get(path) if path in state else (_read_patch_file(path, "read") if path.is_file() else None)
+            changes.append(FileChange("add", path, old=old, new=hunk.content, display=hunk.path))
+            state[path] = hunk.content
+        elif hunk.kind == "delete":
+            if path not in state and not path.is_file():
+                raise PatchError("Failed to delete file %s: no such file" % path)
+            old = current(path, "delete file")
+            changes.append(FileChange("delete", path, old=old, display=hunk.path))
+            state[path] = None
+        else:
+            old = current(path, "read file to update")
+            new = _apply_chunks(old, hunk.chunks, hunk.path)
+            dest = cwd / hunk.move_to if hunk.move_to else None
+            changes.append(FileChange("update", path, old=old, new=new, move_path=dest,
+                                      display=hunk.move_to or hunk.path))
+            if dest is not None and dest != path:
+                state[path] = None
+                state[dest] = new
+            else:
+                state[path] = new
+    return changes
+
+
+def _final_states(changes):
+    """path -> final text (None = remove) after all changes, in first-touched order."""
+    final = {}
+    for ch in changes:
+        if ch.kind == "delete":
+            final[ch.path] = None
+        elif ch.kind == "add":
+            final[ch.path] = ch.new
+        elif ch.move_path is not None and ch.move_path != ch.path:
+            final[ch.path] = None
+            final[ch.move_path] = ch.new
+        else:
+            final[ch.path] = ch.new
+    return final
+
+
+def apply_changes(changes):
+    """Write planned changes atomically: every file is changed, or none is (PatchError)."""
+    final = _final_states(changes)
+    temps = {}
+    made_dirs = []
+    originals = {}
+    try:
+        for path, text in final.items():
+            originals[path] = path.read_bytes() if path.is_file() else None
+            if text is None:
+                continue
+            missing = []
+            parent = path.parent
+            while not parent.exists():
+                missing.append(parent)
+                parent = parent.parent
+            for d in reversed(missing):
+                os.mkdir(str(d))
+                made_dirs.append(d)
+            tmp = path.with_name(".%s.codex-patch.%d" % (path.name, os.getpid()))
+            with open(str(tmp), "wb") as fh:
+                fh.write(text.encode("utf-8"))
+            temps[path] = tmp
+            if originals[path] is not None:
+                os.chmod(str(tmp), os.stat(str(path)).st_mode & 0o7777)
+    except OSError as exc:
+        _undo_temps(temps, made_dirs)
+        raise PatchError("Failed to write %s: %s; no file was changed" % (getattr(exc, "filename", "") or "a file", exc.strerror or exc))
+    done = []
+    try:
+        for path, text in final.items():
+            if text is None:
+                if originals[path] is not None:
+                    os.unlink(str(path))
+            else:
+                os.replace(str(temps[path]), str(path))
+                del temps[path]
+            done.append(path)
+    except OSError as exc:
+        for path in done:  # roll back what was already replaced or removed
+            try:
+                if originals[path] is None:
+                    os.unlink(str(path))
+                else:
+                    with open(str(path), "wb") as fh:
+                        fh.write(originals[path])
+            except OSError:
+                pass
+        _undo_temps(temps, made_dirs)
+        raise PatchError("Failed to write %s: %s; no file was changed" % (getattr(exc, "filename", "") or "a file", exc.strerror or exc))
+
+
+def _undo_temps(temps, made_dirs):
+    for tmp in temps.values():
+        try:
+            os.unlink(str(tmp))
+        except OSError:
+            pass
+    for d in reversed(made_dirs):
+        try:
+            os.rmdir(str(d))
+        except OSError:
+            pass
+
+
+def patch_summary(changes):
+    """upstream's stdout: 'Success. Updated the following files:' then A, M, D lines."""
+    adds = ["A " + c.display for c in changes if c.kind == "add"]
+    mods = ["M " + c.display for c in changes if c.kind == "update"]
+    dels = ["D " + c.display for c in changes if c.kind == "delete"]
+    return "Success. Updated the following files:\n" + "".join(line + "\n" for line in adds + mods + dels)
+
+
+def apply_patch(text, cwd):
+    """Parse, verify and atomically apply a patch under cwd; return the summary text."""
+    changes = plan_patch(text, cwd)
+    apply_changes(changes)
+    return patch_summary(changes)
 
 
 ###############################################################################
@@ -1019,13 +2715,259 @@ def _mask_key(key):
 # Owner: the sandbox issue (#3).  Contract used by the agent (§15) and front ends:
 #
 #   is_known_safe_command(argv) -> bool
-#   assess_command_safety(argv, cfg, approved_for_session: set) -> "auto-approve" | "ask-user" | "reject"
+#   assess_command_safety(argv, cfg, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
 #   assess_patch_safety(paths, cfg) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
-#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None)
+#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+#                       escalated=False, justification=None)
 #       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
 #       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
 #       runs the whole flow: safety check, approval, sandboxed run, on-failure retry question.
+#       It is defined at the end of §13 because it runs commands (the sections above it stay pure).
+#       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
+#       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
+#       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
+#
+# Deliberate differences from upstream (docs/sandbox.md has the list):
+#   * known-safe commands skip the question but still run sandboxed (upstream ran them
+#     unsandboxed; with a writable .git that let a planted core.fsmonitor run outside);
+#   * git counts as safe only for read-only subcommands without -c/--output/--ext-diff/...;
+#   * a "yes" to the on-failure retry question approves that one run, not the whole session.
+
+#: commands safe with any arguments (they only read, and run sandboxed anyway)
+SAFE_ANY_ARGS = frozenset((
+    "cat", "cd", "echo", "false", "grep", "head", "ls", "nl", "pwd", "tail", "true", "wc", "which",
+    "cut", "expr", "id", "paste", "rev", "seq", "stat", "tr", "uname", "whoami", "tac", "numfmt",
+    "basename", "dirname", "realpath", "readlink", "du", "df",
+))
+#: find options that execute, delete or write files
+UNSAFE_FIND_OPTIONS = frozenset(("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fls", "-fprint", "-fprint0", "-fprintf"))
+#: rg options that run programs or read compressed files through a decompressor
+UNSAFE_RG_OPTIONS = ("--search-zip", "-z", "--pre", "--hostname-bin")
+#: git subcommands that only read the repository
+SAFE_GIT_SUBCOMMANDS = frozenset(("status", "log", "diff", "show", "branch", "blame", "ls-files", "rev-parse", "shortlog"))
+#: subcommand options that write files or run programs (global options such as -c, -C,
+#: --config-env, --exec-path, -p are rejected anyway: the subcommand must come right after git)
+UNSAFE_GIT_OPTIONS = ("--output", "--ext-diff", "--textconv", "--exec", "--upload-pack", "--paginate")
+#: flags that make `git branch` read-only (anything else may create/delete/rename branches)
+SAFE_GIT_BRANCH_FLAGS = ("--list", "-l", "--show-current", "-a", "--all", "-r", "--remotes", "-v", "-vv",
+                         "--verbose", "--no-color", "--color", "--contains", "--merged", "--no-merged", "--format")
+#: shells whose `-c`/`-lc` script may be parsed into plain commands
+SCRIPT_SHELLS = ("bash", "zsh", "sh")
+#: the sed script forms allowed with `sed -n`: Np or M,Np
+_SED_PRINT_RE = re.compile(r"^\d+(,\d+)?p$")
+#: approval decisions for a command: assess_command_safety's answers
+COMMAND_DECISIONS = ("auto-approve", "ask-user", "reject")
+#: ExecOutcome.decision values
+EXEC_DECISIONS = (
+    "auto-approve",          # ran without a question (sandboxed unless policy/approval says otherwise)
+    "approved",              # the user said yes (ran unsandboxed)
+    "approved_for_session",  # yes, and this exact argv runs unasked for the rest of the session
+    "denied",                # the user said no; the model is told so
+    "abort",                 # the user aborted the turn; the caller ends the turn
+    "reject",                # the policy refused it without asking
+    "retry-approved",        # failed in the sandbox, the user allowed an unsandboxed retry
+    "sandbox-failed",        # failed in the sandbox and was not retried
+)
+#: user answers to a question (ReviewDecision on the wire)
+REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")
+
+
+def _git_is_safe(argv):
+    """Read-only git: a safe subcommand right after `git`, no option that writes or runs."""
+    if len(argv) < 2 or argv[1] not in SAFE_GIT_SUBCOMMANDS:
+        return False
+    for arg in argv[2:]:
+        if arg.split("=", 1)[0] in UNSAFE_GIT_OPTIONS:
+            return False
+    if argv[1] == "branch":
+        for arg in argv[2:]:
+            if not arg.startswith("-"):
+                # a positional names a branch to create unless it follows a filter option
+                return False
+            if arg.split("=", 1)[0] not in SAFE_GIT_BRANCH_FLAGS:
+                return False
+    return True
+
+
+def _argv_is_safe(argv):
+    """Whether one plain argv (no shell) is on the known-safe list with safe arguments."""
+    if not argv:
+        return False
+    prog = argv[0]
+    # A path is accepted only for the system directories; `./ls` may be planted by the model.
+    if "/" in prog:
+        head, _, base = prog.rpartition("/")
+        if head not in ("/bin", "/usr/bin"):
+            return False
+        prog = base
+    if prog in SAFE_ANY_ARGS:
+        return True
+    if prog == "find":
+        return not any(arg in UNSAFE_FIND_OPTIONS for arg in argv[1:])
+    if prog == "rg":
+        for arg in argv[1:]:
+            if arg in UNSAFE_RG_OPTIONS or arg.startswith("--pre=") or arg.startswith("--hostname-bin="):
+                return False
+        return True
+    if prog == "git":
+        return _git_is_safe(argv)
+    if prog == "sed":
+        return (len(argv) in (3, 4) and argv[1] == "-n" and bool(_SED_PRINT_RE.match(argv[2]))
+                and (len(argv) == 3 or bool(argv[3])))
+    if prog == "base64":
+        return not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv[1:])
+    return False
+
+
+#: characters that make an unquoted shell word more than a plain word
+_SHELL_SPECIAL = set("$`\\><()&{}*?[]~!#=\n\r\t")
+
+
+def parse_plain_script(script):
+    """Split a shell script into commands when it is only plain words and && || ; |.
+
+    Returns a list of argv lists, or None when anything else appears (redirections,
+    substitutions, variables, globs, subshells, background jobs, assignments...).
+    """
+    commands, words = [], []
+    word, have_word = [], False
+    i, n = 0, len(script)
+
+    def end_word():
+        if have_word:
+            words.append("".join(word))
+        del word[:]
+
+    while i < n:
+        c = script[i]
+        if c == " ":
+            end_word()
+            have_word = False
+            i += 1
+            continue
+        if c in ";|&":
+            end_word()
+            have_word = False
+            op = script[i:i + 2]
+            if op in ("&&", "||"):
+                i += 2
+            elif c == "&" or op in (";;", "|&"):
+                return None  # background job or case/pipe-stderr syntax
+            else:
+                i += 1
+            if not words:
+                return None  # an operator with no command before it
+            commands.append(words)
+            words = []
+            continue
+        if c == "'":
+            j = script.find("'", i + 1)
+            if j < 0:
+                return None
+            word.append(script[i + 1:j])
+            have_word = True
+            i = j + 1
+            continue
+        if c == '"':
+            j = i + 1
+            while j < n and script[j] != '"':
+                if script[j] in "$`\\!":
+                    return None  # expansions inside double quotes
+                j += 1
+            if j >= n:
+                return None
+            word.append(script[i + 1:j])
+            have_word = True
+            i = j + 1
+            continue
+        if c in _SHELL_SPECIAL:
+            return None
+        word.append(c)
+        have_word = True
+        i += 1
+    end_word()
+    if not words:
+        return None  # empty script or a trailing operator
+    commands.append(words)
+    return commands
+
+
+def is_known_safe_command(argv):
+    """Whether argv only reads (known-safe list), directly or as `bash -lc "plain script"`."""
+    argv = [str(a) for a in argv]
+    if _argv_is_safe(argv):
+        return True
+    if len(argv) == 3 and argv[0].rpartition("/")[2] in SCRIPT_SHELLS and argv[1] in ("-lc", "-c"):
+        commands = parse_plain_script(argv[2])
+        return bool(commands) and all(_argv_is_safe(cmd) for cmd in commands)
+    return False
+
+
+def _approved_set(session_state):
+    """The session's set of approved argv tuples (created on first use)."""
+    if session_state is None:
+        return set()
+    if isinstance(session_state, dict):
+        return session_state.setdefault("approved_commands", set())
+    approved = getattr(session_state, "approved_commands", None)
+    if approved is None:
+        approved = set()
+        setattr(session_state, "approved_commands", approved)
+    return approved
+
+
+def _command_plan(argv, cfg, approved_for_session, escalated=False):
+    """Decide a command: (decision, run_sandboxed, reason) per the approval table.
+
+    The table (docs/sandbox.md): untrusted asks for everything not known-safe; on-failure
+    and never run sandboxed; on-request asks when the model escalates; danger-full-access
+    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.
+    """
+    policy = cfg.approval_policy
+    sandbox = SandboxPolicy.from_config(cfg)
+    key = tuple(str(a) for a in argv)
+    if approved_for_session and key in approved_for_session:
+        return "auto-approve", False, "approved for this session"
+    full = sandbox.is_unrestricted()
+    available = full or sandbox_available()
+    if is_known_safe_command(argv):
+        # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
+        if available:
+            return "auto-approve", not full, "known-safe command"
+        return ("reject" if policy == "never" else "ask-user"), False, "no sandbox is available on this machine"
+    if policy == "untrusted":
+        return "ask-user", False, "untrusted: every command that is not known-safe needs approval"
+    if full:
+        return "auto-approve", False, "danger-full-access"
+    if not available:
+        if policy == "never":
+            return "reject", False, "no sandbox is available on this machine and approval_policy is never"
+        return "ask-user", False, "no sandbox is available on this machine"
+    if policy == "on-request" and escalated:
+        return "ask-user", False, "the model asked to run without the sandbox"
+    return "auto-approve", True, "runs in the sandbox"
+
+
+def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
+    """Whether to run argv without asking, ask the user, or reject it (see _command_plan)."""
+    return _command_plan(argv, cfg, approved_for_session, escalated)[0]
+
+
+def assess_patch_safety(paths, cfg):
+    """Decide an apply_patch touching `paths`: auto-approve inside writable roots, else ask/reject."""
+    policy = cfg.approval_policy
+    if policy == "untrusted":
+        return "ask-user"
+    sandbox = SandboxPolicy.from_config(cfg)
+    if not paths:
+        return "reject"
+    home = getattr(cfg, "codex_home", None)
+    if all(sandbox.is_path_writable(Path(p), cfg.cwd, home) for p in paths):
+        return "auto-approve"
+    if policy == "never":
+        return "reject"
+    return "ask-user"
 
 
 ###############################################################################
@@ -1033,16 +2975,911 @@ def _mask_key(key):
 ###############################################################################
 
 # Owner: the sandbox issue (#3).
+#
+# A SandboxPolicy says what a command may write and whether it may use the network.  On
+# Linux a helper process applies it to itself and then execs the command, so the command's
+# pid, exit code and signals are its own.  The helper is sandbox_helpers/codex-linux-sandbox.c
+# (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
+# where no compiled helper fits the machine, codex re-executes itself as the same helper
+# written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
+#
+#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
+#   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
+#
+#   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
+#   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
+#                     $CODEX_HOME, .codex inside writable roots)
+#   --ro-mounts       in that namespace every mount is read-only except the writable roots:
+#                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
+#   --network         leave the network alone (no socket rules in seccomp or Landlock)
+#   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
+#
+# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
+# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
+# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
+# executed gives 127 (not found) or 126, like a shell.
+#
+# On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec.
+
+#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
+HELPER_EXIT_CODES = {
+    120: "setup failed (prctl or closing file descriptors)",
+    121: "bad helper arguments",
+    122: "Landlock is unavailable or could not be enforced",
+    123: "seccomp could not be installed",
+    125: "the read-only mounts (.git, $CODEX_HOME) could not be set up",
+}
+HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
+HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
+_SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
+SEATBELT_EXECUTABLE = "/usr/bin/sandbox-exec"  #: absolute on purpose: never a PATH lookup
+SANDBOX_TYPE_NAMES = {"linux": "LinuxSeccomp", "linux-python": "LinuxSeccomp", "seatbelt": "MacosSeatbelt"}
+
+#: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
+LANDLOCK_FS = {
+    "execute": 1 << 0, "write_file": 1 << 1, "read_file": 1 << 2, "read_dir": 1 << 3,
+    "remove_dir": 1 << 4, "remove_file": 1 << 5, "make_char": 1 << 6, "make_dir": 1 << 7,
+    "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
+    "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
+}
+LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know
+_LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
+_LANDLOCK_FILE_RIGHTS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15)  #: rights a file (not dir) rule may hold
+_LANDLOCK_READ = (1 << 0) | (1 << 2) | (1 << 3)  #: execute + read_file + read_dir
+_LANDLOCK_NET_TCP = (1 << 0) | (1 << 1)  #: bind_tcp + connect_tcp (ABI 4)
+_LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
+_SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
+
+#: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
+#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
+#: command owns the user namespace the read-only binds live in)
+SECCOMP_ALWAYS_DENIED = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
+    "fsconfig", "fsmount", "fspick", "pivot_root",
+)
+#: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
+SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
+_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
+
+#: directories not searched for nested repositories (large, and never repos themselves)
+_NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
+_NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
+_NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
 
 
-def _cmd_debug(args, cfg_loader):
-    """`codex debug landlock|seatbelt [--full-auto] [-s MODE] -- CMD...`."""
-    _not_landed("`codex debug %s` (the sandbox)" % args.debug_command)
+class SandboxPolicy(object):
+    """What a sandboxed command may write and whether it may use the network."""
+
+    def __init__(self, mode="read-only", writable_roots=(), network_access=False,
+                 exclude_tmpdir_env_var=False, exclude_slash_tmp=False, include_cwd=True):
+        if mode not in SANDBOX_MODES:
+            raise SandboxError("unknown sandbox mode %r; use one of: %s" % (mode, ", ".join(SANDBOX_MODES)))
+        self.mode = mode
+        self.writable_roots = [Path(p) for p in writable_roots]
+        self.network_access = bool(network_access)
+        self.exclude_tmpdir_env_var = bool(exclude_tmpdir_env_var)
+        self.exclude_slash_tmp = bool(exclude_slash_tmp)
+        self.include_cwd = bool(include_cwd)
+
+    def __repr__(self):
+        return "SandboxPolicy(%s)" % self.to_json()
+
+    def __eq__(self, other):
+        return isinstance(other, SandboxPolicy) and self.to_json() == other.to_json()
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The policy of a Config: sandbox_mode + [sandbox_workspace_write], or the legacy list."""
+        legacy = getattr(cfg, "sandbox_permissions", None)
+        sources = getattr(cfg, "sources", {}) or {}
+        if legacy is not None and sources.get("sandbox_mode", "default") == "default":
+            return cls.from_permissions(legacy, getattr(cfg, "codex_home", None))
+        mode = cfg.sandbox_mode
+        if mode != "workspace-write":
+            return cls(mode)
+        ww = getattr(cfg, "sandbox_workspace_write", {}) or {}
+        base = Path(getattr(cfg, "cwd", None) or os.getcwd())
+        roots = []
+        for entry in ww.get("writable_roots") or []:
+            p = Path(str(entry)).expanduser()
+            roots.append(p if p.is_absolute() else base / p)
+        return cls("workspace-write", roots, ww.get("network_access", False),
+                   ww.get("exclude_tmpdir_env_var", False), ww.get("exclude_slash_tmp", False))
+
+    @classmethod
+    def from_permissions(cls, permissions, home=None):
+        """Map the May-June 2025 `sandbox_permissions` list onto a policy."""
+        perms = [str(p) for p in permissions]
+        network = "network-full-access" in perms
+        if "disk-full-write-access" in perms:
+            # full write without network: every path writable, seccomp still on
+            return cls("danger-full-access") if network else cls("workspace-write", ["/"], False)
+        folders = []
+        for p in perms:
+            if p.startswith("disk-write-folder="):
+                folder = Path(p.split("=", 1)[1]).expanduser()
+                if not str(folder):
+                    raise ConfigError("sandbox_permissions: disk-write-folder needs a path")
+                folders.append(folder if folder.is_absolute() else Path(home or ".") / folder)
+        writes = [p for p in perms if p.startswith("disk-write")]
+        if not writes:
+            return cls("read-only", network_access=network)
+        return cls("workspace-write", folders, network,
+                   exclude_tmpdir_env_var="disk-write-platform-user-temp-folder" not in perms,
+                   exclude_slash_tmp="disk-write-platform-global-temp-folder" not in perms,
+                   include_cwd="disk-write-cwd" in perms)
+
+    def to_json(self):
+        """The upstream wire form: {"mode": ..., and the workspace-write fields}."""
+        out = {"mode": self.mode}
+        if self.mode == "workspace-write":
+            if self.writable_roots:
+                out["writable_roots"] = [str(p) for p in self.writable_roots]
+            out["network_access"] = self.network_access
+            out["exclude_tmpdir_env_var"] = self.exclude_tmpdir_env_var
+            out["exclude_slash_tmp"] = self.exclude_slash_tmp
+        elif self.network_access and self.mode == "read-only":
+            out["network_access"] = True
+        return json.dumps(out, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse the wire form (unknown fields ignored, missing booleans false)."""
+        data = json.loads(text) if isinstance(text, str) else dict(text)
+        return cls(data.get("mode", "read-only"), data.get("writable_roots") or (), data.get("network_access", False),
+                   data.get("exclude_tmpdir_env_var", False), data.get("exclude_slash_tmp", False))
+
+    def is_unrestricted(self):
+        """danger-full-access: no sandbox at all."""
+        return self.mode == "danger-full-access"
+
+    def has_network(self):
+        """Whether commands may open network sockets."""
+        return self.mode == "danger-full-access" or self.network_access
+
+    def writable_roots_for(self, cwd, environ=None):
+        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
+        if self.mode != "workspace-write":
+            return []
+        environ = os.environ if environ is None else environ
+        roots = list(self.writable_roots)
+        if self.include_cwd:
+            roots.append(Path(cwd))
+        if not self.exclude_slash_tmp and os.path.isdir("/tmp"):
+            roots.append(Path("/tmp"))
+        tmpdir = environ.get("TMPDIR", "")
+        if not self.exclude_tmpdir_env_var and tmpdir and os.path.isabs(tmpdir):
+            roots.append(Path(tmpdir))
+        out, seen = [], set()
+        for root in roots:
+            real = Path(os.path.realpath(str(root)))
+            if str(real) not in seen:
+                seen.add(str(real))
+                out.append(real)
+        return out
+
+    def is_path_writable(self, path, cwd, home=None):
+        """Whether a sandboxed write to `path` would be allowed (symlinks resolved)."""
+        if self.mode == "danger-full-access":
+            return True
+        path = Path(path)
+        if not path.is_absolute():
+            path = Path(cwd) / path
+        real = os.path.realpath(os.path.normpath(str(path)))
+        roots = self.writable_roots_for(cwd)
+        if not any(_is_within(real, str(r)) for r in roots):
+            return False
+        return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
 
 
-def _cmd_sandbox_check(args, cfg_loader):
-    """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here."""
-    _not_landed("`codex sandbox --check` (the sandbox)")
+def _is_within(path, root):
+    """Whether `path` is `root` or below it (both absolute, normalised)."""
+    root = root.rstrip("/") or "/"
+    return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+_NESTED_CACHE = {}
+
+
+def _find_nested_git(root):
+    """`.git` entries below `root` (not at its top), within a budget; returns (paths, complete)."""
+    now = time.monotonic()
+    hit = _NESTED_CACHE.get(root)
+    if hit and now - hit[0] < _NESTED_REPO_CACHE_SECONDS:
+        return hit[1], hit[2]
+    found, budget, complete = [], _NESTED_REPO_BUDGET, True
+    stack = [(root, 0)]
+    while stack:
+        path, depth = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            budget -= 1
+            if budget < 0:
+                complete = False
+                stack = []
+                break
+            if entry.name == ".git":
+                if path != root:
+                    found.append(entry.path)
+                continue
+            if entry.name in _NESTED_REPO_SKIP or depth >= 12:
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, depth + 1))
+            except OSError:
+                continue
+    _NESTED_CACHE[root] = (now, found, complete)
+    return found, complete
+
+
+def _gitdir_targets(git_file):
+    """For a `.git` file (worktree/submodule pointer): the gitdir it names, if readable."""
+    try:
+        with open(git_file, "r", encoding="utf-8", errors="replace") as fh:
+            first = fh.readline().strip()
+    except OSError:
+        return []
+    if not first.startswith("gitdir:"):
+        return []
+    target = first[len("gitdir:"):].strip()
+    if not os.path.isabs(target):
+        target = os.path.join(os.path.dirname(git_file), target)
+    return [os.path.realpath(target)] if os.path.exists(target) else []
+
+
+def protected_paths(roots, cwd, home=None, search_nested=True):
+    """Paths inside writable roots that stay read-only: .git (dirs, files, gitdir targets,
+    nested repos in the workspace), .codex, and $CODEX_HOME.  Only existing paths."""
+    out = []
+    notes = []
+    cwd_real = os.path.realpath(str(cwd))
+    temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    for root in roots:
+        root = str(root)
+        candidates = [os.path.join(root, ".git"), os.path.join(root, ".codex")]
+        # the workspace and configured roots are searched for nested repositories; /tmp is not
+        if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
+            nested, complete = _find_nested_git(root)
+            candidates.extend(nested)
+            if not complete:
+                notes.append("only the first %d entries of %s were searched for nested .git directories"
+                             % (_NESTED_REPO_BUDGET, root))
+        for cand in candidates:
+            if os.path.lexists(cand):
+                if os.path.isfile(cand):
+                    out.extend(_gitdir_targets(cand))
+                out.append(os.path.realpath(cand))
+    if home is not None:
+        out.append(os.path.realpath(str(home)))
+    result, seen = [], set()
+    for p in out:
+        if p in seen or not os.path.exists(p):
+            continue
+        if any(_is_within(p, str(r)) for r in roots):
+            seen.add(p)
+            result.append(p)
+    for note in notes:
+        _notice(note)
+    return result
+
+
+# -- notices: things the user should hear about once --------------------------------------
+
+_NOTICES = []
+_NOTICES_SEEN = set()
+
+
+def _notice(text):
+    """Queue a one-time notice about the sandbox (also logged)."""
+    if text not in _NOTICES_SEEN:
+        _NOTICES_SEEN.add(text)
+        _NOTICES.append(text)
+        log("warn", "sandbox: %s", text)
+
+
+def take_sandbox_notices():
+    """Return (and forget) the sandbox notices not shown yet; front ends print them once."""
+    out = list(_NOTICES)
+    del _NOTICES[:]
+    return out
+
+
+# -- finding and extracting the compiled helper ---------------------------------------------
+
+
+def _machine_arch():
+    """x86_64 / aarch64 / ... as build.py names helper binaries."""
+    m = os.uname().machine
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+_HELPER_CACHE = {}
+
+
+def _helper_sources():
+    """Where a compiled helper for this machine may be: the zipapp package, then build/helpers."""
+    here = Path(os.path.abspath(__file__)).parent
+    name = "%s-%s" % (HELPER_NAME, _machine_arch())
+    return [here / "codex_sandbox_helpers" / name, here / "build" / "helpers" / name]
+
+
+def _helper_install_dirs(home):
+    """Directories to extract the helper into: $CODEX_HOME/bin, else a per-user cache."""
+    dirs = []
+    if home is not None:
+        dirs.append(Path(home) / "bin")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    dirs.append(Path(cache) / "codex" / "bin")
+    dirs.append(Path("/tmp") / ("codex-%d" % os.getuid()) / "bin")
+    return dirs
+
+
+def _install_helper(data, digest, home):
+    """Write the helper once, content-addressed and 0700; return its path or None."""
+    import hashlib  # startup budget: only when a command is sandboxed
+
+    name = "%s-%s" % (HELPER_NAME, digest[:16])
+    for d in _helper_install_dirs(home):
+        target = d / name
+        try:
+            if target.exists():
+                st = target.lstat()
+                if (st.st_uid == os.getuid() and (st.st_mode & 0o7777) == 0o700
+                        and hashlib.sha256(target.read_bytes()).hexdigest() == digest):
+                    return target
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = d.lstat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                continue  # somebody else could swap the binary in a shared directory
+            tmp = d / (".%s.%d.tmp" % (name, os.getpid()))
+            fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o700)
+            try:
+                os.write(fd, data)
+                os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)
+            os.replace(str(tmp), str(target))
+            return target
+        except OSError:
+            continue
+    return None
+
+
+def linux_helper_path(home=None):
+    """The compiled helper for this machine, extracted and ready (None: use the Python helper).
+
+    CODEX_SANDBOX_HELPER=python forces the Python helper; CODEX_SANDBOX_HELPER=/path uses
+    that binary as is (for testing a build).
+    """
+    choice = os.environ.get("CODEX_SANDBOX_HELPER", "").strip()
+    if choice == "python":
+        return None
+    if choice:
+        return Path(choice)
+    key = str(home)
+    if key in _HELPER_CACHE:
+        return _HELPER_CACHE[key]
+    import hashlib  # startup budget: only when a command is sandboxed
+
+    found = None
+    for src in _helper_sources():
+        try:
+            data = src.read_bytes()
+        except OSError:
+            continue
+        found = _install_helper(data, hashlib.sha256(data).hexdigest(), home)
+        if found is None:
+            _notice("cannot extract the sandbox helper to $CODEX_HOME/bin or a cache directory; "
+                    "using the slower Python helper")
+        break
+    _HELPER_CACHE[key] = found
+    return found
+
+
+def _python_helper_argv():
+    """argv prefix that runs codex.py itself as the helper (-E -s: no PYTHON* env, no user site).
+
+    Imported rather than run as a script, so a cached .pyc spares compiling this file.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    boot = "import sys; sys.path.insert(0, %r); import codex; sys.exit(codex.main(sys.argv[1:]))" % here
+    return [sys.executable, "-E", "-s", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
+
+
+def helper_argv_prefix(home=None):
+    """(argv prefix, kind) for the Linux helper: the compiled one, else the Python one."""
+    path = linux_helper_path(home)
+    if path is not None:
+        return [str(path)], "linux"
+    return _python_helper_argv(), "linux-python"
+
+
+# -- probing what this machine offers -------------------------------------------------------
+
+_PROBE_CACHE = {}
+
+
+def _read_text(path):
+    """A small /proc or /sys file's text, or '' when unreadable."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def probe_sandbox(home=None):
+    """Probe once per process: helper kind, Landlock ABI, seccomp, userns, container, WSL.
+
+    Returns a dict; the helper itself answers `--probe`, so the result is what commands get.
+    """
+    key = str(home)
+    if key in _PROBE_CACHE:
+        return _PROBE_CACHE[key]
+    import subprocess  # startup budget: only when a command is sandboxed
+
+    info = {"platform": sys.platform}
+    if _LINUX:
+        prefix, kind = helper_argv_prefix(home)
+        info["helper"] = kind
+        info["helper_path"] = prefix[0] if kind == "linux" else os.path.abspath(__file__)
+        try:
+            proc = subprocess.run(prefix + ["--probe"], capture_output=True, text=True, timeout=20,
+                                  stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+            for line in proc.stdout.splitlines():
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    info[k.strip()] = v.strip()
+            if proc.returncode != 0:
+                info["helper_error"] = (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
+        except (OSError, subprocess.SubprocessError) as exc:
+            info["helper_error"] = str(exc)
+        status = _read_text("/proc/self/status")
+        m = re.search(r"^NoNewPrivs:\s*(\d)", status, re.M)
+        info["codex_no_new_privs"] = m.group(1) if m else "?"
+        m = re.search(r"^Seccomp:\s*(\d)", status, re.M)
+        info["codex_seccomp_mode"] = m.group(1) if m else "?"
+        osrelease = _read_text("/proc/sys/kernel/osrelease").lower()
+        info["wsl"] = "2" if "wsl2" in osrelease else ("1" if "microsoft" in osrelease else "")
+        cgroup = _read_text("/proc/1/cgroup")
+        container = ""
+        if os.path.exists("/.dockerenv"):
+            container = "docker"
+        elif os.path.exists("/run/.containerenv"):
+            container = "podman"
+        elif re.search(r"docker|kubepods|lxc|containerd", cgroup):
+            container = "container"
+        info["container"] = container
+    elif _DARWIN:
+        info["helper"] = "seatbelt"
+        info["seatbelt"] = "1" if os.path.exists(SEATBELT_EXECUTABLE) else "0"
+    _PROBE_CACHE[key] = info
+    return info
+
+
+def sandbox_available(home=None):
+    """Whether a sandbox can be applied here (Landlock + seccomp on Linux, Seatbelt on macOS)."""
+    if _LINUX:
+        info = probe_sandbox(home)
+        ok = int(info.get("landlock_abi", "0") or 0) >= 1 and info.get("seccomp") == "1"
+        if not ok:
+            _notice("no sandbox is available: %s; run `codex sandbox --check` for details"
+                    % (info.get("reason") or info.get("helper_error") or "Landlock or seccomp missing"))
+        return ok
+    if _DARWIN:
+        return os.path.exists(SEATBELT_EXECUTABLE)
+    return False
+
+
+# -- wrapping a command ---------------------------------------------------------------------
+
+
+def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
+    """Wrap argv so it runs under `policy`; returns (argv, extra env, sandbox type or None).
+
+    `policy_cwd` is the session's workspace (a writable root in workspace-write); the
+    command's own cwd (a model-chosen workdir) never widens the policy (upstream #3874).
+    """
+    argv = [str(a) for a in argv]
+    if policy.is_unrestricted():
+        return argv, {}, None
+    command_cwd = str(command_cwd or policy_cwd)
+    roots = policy.writable_roots_for(policy_cwd)
+    if _LINUX:
+        prefix, kind = helper_argv_prefix(home)
+        out = prefix + ["--cwd", command_cwd]
+        for root in roots:
+            out += ["--writable", str(root)]
+        userns = probe_sandbox(home).get("userns") == "1"
+        if roots:
+            ro = protected_paths(roots, policy_cwd, home)
+            if ro and not userns:
+                _notice(".git and $CODEX_HOME inside writable roots cannot be made read-only here "
+                        "(user namespaces are unavailable); they stay writable")
+                ro = []
+            for p in ro:
+                out += ["--read-only", p]
+        if userns and probe_sandbox(home).get("mount_setattr") == "1":
+            out.append("--ro-mounts")
+        if policy.has_network():
+            out.append("--network")
+        return out + ["--"] + argv, {}, kind
+    if _DARWIN:
+        return seatbelt_argv(argv, policy, policy_cwd, home), {"CODEX_SANDBOX": "seatbelt"}, "seatbelt"
+    raise SandboxError("no sandbox exists for %s; use -s danger-full-access to run commands unsandboxed" % sys.platform)
+
+
+# -- macOS Seatbelt -------------------------------------------------------------------------
+
+#: the fixed part of every Seatbelt profile: deny by default, let the command run and fork,
+#: read the sysctls common tools need, and use POSIX semaphores (Python multiprocessing)
+SEATBELT_BASE_POLICY = """(version 1)
+(deny default)
+(allow process-exec)
+(allow process-fork)
+(allow signal (target self))
+(allow file-write-data
+  (require-all (path "/dev/null") (vnode-type CHARACTER-DEVICE)))
+(allow sysctl-read
+  (sysctl-name "hw.activecpu") (sysctl-name "hw.busfrequency_compat") (sysctl-name "hw.byteorder")
+  (sysctl-name "hw.cacheconfig") (sysctl-name "hw.cachelinesize_compat") (sysctl-name "hw.cpufamily")
+  (sysctl-name "hw.cpufrequency_compat") (sysctl-name "hw.cputype") (sysctl-name "hw.l1dcachesize_compat")
+  (sysctl-name "hw.l1icachesize_compat") (sysctl-name "hw.l2cachesize_compat") (sysctl-name "hw.l3cachesize_compat")
+  (sysctl-name "hw.logicalcpu_max") (sysctl-name "hw.machine") (sysctl-name "hw.ncpu") (sysctl-name "hw.nperflevels")
+  (sysctl-name "hw.memsize") (sysctl-name "hw.pagesize") (sysctl-name "hw.pagesize_compat")
+  (sysctl-name "hw.physicalcpu") (sysctl-name "hw.physicalcpu_max") (sysctl-name "hw.logicalcpu")
+  (sysctl-name "hw.tbfrequency_compat") (sysctl-name "hw.vectorunit")
+  (sysctl-name "kern.hostname") (sysctl-name "kern.maxfilesperproc") (sysctl-name "kern.osproductversion")
+  (sysctl-name "kern.osrelease") (sysctl-name "kern.ostype") (sysctl-name "kern.osvariant_status")
+  (sysctl-name "kern.osversion") (sysctl-name "kern.secure_kernel") (sysctl-name "kern.usrstack64")
+  (sysctl-name "kern.version") (sysctl-name "sysctl.proc_cputype")
+  (sysctl-name-prefix "hw.optional.") (sysctl-name-prefix "hw.perflevel"))
+(allow ipc-posix-sem)"""
+#: what the network section adds when the policy allows the network
+SEATBELT_NETWORK_POLICY = "(allow network-outbound)\n(allow network-inbound)\n(allow system-socket)"
+
+
+def seatbelt_profile(policy, cwd, home=None, environ=None):
+    """Return (profile text, [(param name, value)]) for `policy`; paths go in as -D params."""
+    parts = [SEATBELT_BASE_POLICY, "(allow file-read*)"]
+    params = []
+    if policy.is_unrestricted():
+        parts.append('(allow file-write* (regex #"^/"))')
+    else:
+        roots = policy.writable_roots_for(cwd, environ)
+        clauses = []
+        ro_all = protected_paths(roots, cwd, home) if roots else []
+        for i, root in enumerate(roots):
+            name = "WRITABLE_ROOT_%d" % i
+            params.append((name, str(root)))
+            ro = [p for p in ro_all if _is_within(p, str(root)) and p != str(root)]
+            if not ro:
+                clauses.append('(subpath (param "%s"))' % name)
+                continue
+            nots = []
+            for j, sub in enumerate(ro):
+                sub_name = "%s_RO_%d" % (name, j)
+                params.append((sub_name, sub))
+                nots.append('(require-not (subpath (param "%s")))' % sub_name)
+            clauses.append('(require-all (subpath (param "%s")) %s)' % (name, " ".join(nots)))
+        if clauses:
+            parts.append("(allow file-write*\n  %s)" % "\n  ".join(clauses))
+    if policy.has_network():
+        parts.append(SEATBELT_NETWORK_POLICY)
+    return "\n".join(parts) + "\n", params
+
+
+def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
+    """The sandbox-exec command line for argv under policy."""
+    profile, params = seatbelt_profile(policy, cwd, home, environ)
+    return ([SEATBELT_EXECUTABLE, "-p", profile] + ["-D%s=%s" % (k, v) for k, v in params]
+            + ["--"] + [str(a) for a in argv])
+
+
+# -- the Python helper (fallback when no compiled helper fits) ------------------------------
+#
+# Runs in a fresh single-threaded interpreter started by sandbox_command() as
+# `python codex.py __codex_linux_sandbox__ ARGS`; main() hands it over before anything
+# else.  Same protocol, order and exit codes as the C helper.
+
+
+def _helper_fail(code, message):
+    """Print the helper's one-line error and exit with its code."""
+    try:
+        os.write(2, ("%s %s\n" % (HELPER_ERROR_PREFIX, message)).encode("utf-8", "replace"))
+    finally:
+        os._exit(code)
+
+
+def _parse_helper_args(args):
+    """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
+    opts = {"cwd": None, "writable": [], "read_only": [], "network": False, "probe": False, "command": [],
+            "ro_mounts": False}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            opts["command"] = list(args[i + 1:])
+            break
+        if a == "--probe":
+            opts["probe"] = True
+        elif a == "--network":
+            opts["network"] = True
+        elif a == "--ro-mounts":
+            opts["ro_mounts"] = True
+        elif a in ("--cwd", "--writable", "--read-only"):
+            if i + 1 >= len(args):
+                raise ValueError("%s needs a value" % a)
+            i += 1
+            if a == "--cwd":
+                opts["cwd"] = args[i]
+            else:
+                opts["writable" if a == "--writable" else "read_only"].append(args[i])
+        else:
+            raise ValueError("unknown argument %r" % a)
+        i += 1
+    if not opts["probe"] and not opts["command"]:
+        raise ValueError("no command given (expected -- CMD [ARG]...)")
+    return opts
+
+
+def _libc():
+    """libc through ctypes with errno tracking."""
+    import ctypes  # startup budget: helper and probes only
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _landlock_abi(libc):
+    """The kernel's Landlock ABI version, or (0, reason)."""
+    import ctypes
+
+    abi = libc.syscall(ctypes.c_long(_SYS_LANDLOCK[0]), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 0:
+        err = ctypes.get_errno()
+        reason = {errno.ENOSYS: "the kernel has no Landlock (built without CONFIG_SECURITY_LANDLOCK)",
+                  errno.EOPNOTSUPP: "Landlock is disabled (add landlock to the lsm= boot parameter)",
+                  errno.EPERM: "a container seccomp profile blocks the Landlock syscalls"}.get(err, os.strerror(err))
+        return 0, reason
+    return int(abi), ""
+
+
+def _apply_landlock(libc, writable, network):
+    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full."""
+    import ctypes
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    abi, reason = _landlock_abi(libc)
+    if abi < 1:
+        _helper_fail(122, "Landlock is unavailable: %s" % reason)
+    fs = _LANDLOCK_FS_BY_ABI.get(abi, (1 << 16) - 1)
+    attr = RulesetAttr(fs, 0, 0)
+    size = 8
+    if abi >= 4:
+        size = 16
+        if not network:
+            attr.net = _LANDLOCK_NET_TCP
+    if abi >= 6:
+        size = 24
+        attr.scoped = _LANDLOCK_SCOPE_SIGNAL | (0 if network else _LANDLOCK_SCOPE_ABSTRACT_UNIX)
+    fd = libc.syscall(ctypes.c_long(_SYS_LANDLOCK[0]), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if fd < 0:
+        _helper_fail(122, "landlock_create_ruleset failed: %s" % os.strerror(ctypes.get_errno()))
+
+    def allow(path, access, required):
+        try:
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError as exc:
+            if required:
+                _helper_fail(122, "cannot open %s for a Landlock rule: %s" % (path, exc.strerror))
+            return  # a configured root that does not exist is skipped, as upstream
+        try:
+            import stat as stat_mod
+
+            if not stat_mod.S_ISDIR(os.fstat(pfd).st_mode):
+                access &= _LANDLOCK_FILE_RIGHTS
+            rule = PathBeneath(access & fs, pfd)
+            if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[1]), ctypes.c_int(fd), ctypes.c_int(1),
+                            ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
+                _helper_fail(122, "landlock_add_rule(%s) failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        finally:
+            os.close(pfd)
+
+    allow("/", _LANDLOCK_READ, True)
+    allow("/dev/null", fs, True)
+    for root in writable:
+        allow(root, fs, False)
+    if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
+        _helper_fail(122, "landlock_restrict_self failed: %s" % os.strerror(ctypes.get_errno()))
+    os.close(fd)
+
+
+def _import_pyseccomp():
+    """Import pyseccomp, sparing it ctypes.util.find_library (which spawns ldconfig: ~80 ms)."""
+    import ctypes
+    import ctypes.util
+
+    original = ctypes.util.find_library
+    sonames = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+    def find_library(name):
+        soname = sonames.get(name)
+        if soname:
+            try:
+                ctypes.CDLL(soname)
+                return soname
+            except OSError:
+                pass
+        return original(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        import pyseccomp  # the zipapp ships it; it needs libseccomp.so.2 at run time
+    finally:
+        ctypes.util.find_library = original
+    return pyseccomp
+
+
+def _apply_seccomp(network):
+    """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
+    try:
+        pyseccomp = _import_pyseccomp()
+    except (ImportError, RuntimeError, OSError) as exc:
+        _helper_fail(123, "seccomp is unavailable for the Python helper (%s): install libseccomp2 "
+                     "(Debian/Ubuntu: apt-get install libseccomp2) or use a codex build with the "
+                     "compiled helper for this machine" % exc)
+    import socket
+
+    try:
+        deny = pyseccomp.ERRNO(errno.EPERM)
+        flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+        flt.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
+        for name in SECCOMP_ALWAYS_DENIED:
+            try:
+                flt.add_rule(deny, name)
+            except (OSError, ValueError, RuntimeError):
+                pass  # a syscall this libseccomp or arch does not know cannot be called either
+        for req in (_TIOCSTI, _TIOCLINUX):
+            flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
+        if not network:
+            for name in SECCOMP_NETWORK_DENIED:
+                flt.add_rule(deny, name)
+            for name in ("socket", "socketpair"):
+                flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
+            flt.add_rule(deny, "sendto", pyseccomp.Arg(4, pyseccomp.NE, 0))
+        flt.load()
+    except (OSError, RuntimeError, ValueError) as exc:
+        _helper_fail(123, "installing the seccomp filter failed: %s" % exc)
+
+
+#: mount flags a remount inside a user namespace must keep (statvfs bit -> MS_ bit)
+_LOCKED_MOUNT_FLAGS = ((2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21))
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+
+
+def _mount_setattr(libc, path, flags, attr_set, attr_clr):
+    """mount_setattr(2) on path; returns 0 or -1 (errno set)."""
+    import ctypes
+
+    attr = (ctypes.c_uint64 * 4)(attr_set, attr_clr, 0, 0)
+    return libc.syscall(ctypes.c_long(442), ctypes.c_int(-100), os.fsencode(path), ctypes.c_uint(flags),
+                        ctypes.byref(attr), ctypes.c_size_t(32))
+
+
+def _protect_read_only(libc, paths, ro_mounts=False, writable=()):
+    """Enter a user+mount namespace; with ro_mounts make every mount read-only but the
+    writable roots; bind-mount each of `paths` read-only onto itself."""
+    import ctypes
+
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(ctypes.c_int(0x10000000 | 0x00020000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
+        _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
+            with open("/proc/self/" + name, "w") as fh:
+                fh.write(text)
+    except OSError as exc:
+        _helper_fail(125, "writing /proc/self/%s failed: %s" % (name, exc.strerror))
+    # keep our mounts from propagating back (best effort: some overlay setups refuse)
+    libc.mount(b"none", b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None)
+    if ro_mounts:
+        if _mount_setattr(libc, "/", 0x8000, 1, 0) != 0:  # AT_RECURSIVE, MOUNT_ATTR_RDONLY
+            _helper_fail(125, "making the mounts read-only (mount_setattr) failed: %s" % os.strerror(ctypes.get_errno()))
+        for root in writable:
+            if not os.path.exists(root):
+                continue  # a configured root that does not exist is skipped
+            broot = os.fsencode(root)
+            if libc.mount(broot, broot, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+                _helper_fail(125, "bind-mounting %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
+            if _mount_setattr(libc, root, 0x8000, 0, 1) != 0 and _mount_setattr(libc, root, 0, 0, 1) != 0:
+                _helper_fail(125, "making writable %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
+    for path in paths:
+        bpath = os.fsencode(path)
+        if libc.mount(bpath, bpath, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+            _helper_fail(125, "bind-mounting %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+        try:
+            fflag = os.statvfs(path).f_flag
+        except OSError:
+            fflag = 0
+        for st_bit, ms_bit in _LOCKED_MOUNT_FLAGS:
+            if fflag & st_bit:
+                flags |= ms_bit
+        if libc.mount(None, bpath, None, ctypes.c_ulong(flags), None) != 0:
+            _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
+
+
+def _probe_userns(setattr_too=False):
+    """Whether this process could enter a user+mount namespace (and use mount_setattr there)."""
+    pid = os.fork()
+    if pid == 0:
+        libc = _libc()
+        if libc.unshare(0x10000000 | 0x00020000) != 0:
+            os._exit(1)
+        if setattr_too:
+            libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
+            os._exit(0 if _mount_setattr(libc, "/", 0x8000, 1, 0) == 0 else 1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _sandbox_helper_main(args):
+    """The Python helper: apply the policy to this process, then exec the command."""
+    try:
+        opts = _parse_helper_args(args)
+    except ValueError as exc:
+        _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
+                     "[--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+    libc = _libc()
+    if opts["probe"]:
+        abi, reason = _landlock_abi(libc)
+        seccomp_ok, seccomp_reason = "1", ""
+        try:
+            _import_pyseccomp()
+        except (ImportError, RuntimeError, OSError) as exc:
+            seccomp_ok, seccomp_reason = "0", "pyseccomp/libseccomp.so.2 unavailable (%s)" % exc
+        lines = ["implementation=python", "landlock_abi=%d" % abi, "seccomp=%s" % seccomp_ok,
+                 "userns=%d" % _probe_userns(), "mount_setattr=%d" % _probe_userns(True)]
+        if reason or seccomp_reason:
+            lines.append("reason=%s" % "; ".join(r for r in (reason, seccomp_reason) if r))
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        return 0
+    os.closerange(3, 1 << 16)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
+    if opts["read_only"] or opts["ro_mounts"]:
+        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"])
+    _apply_seccomp(opts["network"])
+    _apply_landlock(libc, opts["writable"], opts["network"])
+    if opts["cwd"]:
+        try:
+            os.chdir(opts["cwd"])
+        except OSError as exc:
+            _helper_fail(121, "cannot enter %s: %s" % (opts["cwd"], exc.strerror))
+    cmd = opts["command"]
+    try:
+        os.execvp(cmd[0], cmd)
+    except OSError as exc:
+        code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        _helper_fail(code, "cannot execute %s: %s" % (cmd[0], exc.strerror))
+    return 127
+
 
 
 ###############################################################################
@@ -1055,7 +3892,479 @@ def _cmd_sandbox_check(args, cfg_loader):
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
 #       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event
+#       ExecResult also carries: sandbox_type (None | "linux" | "linux-python" | "seatbelt"),
+#       sandbox_error (the helper's one-line reason when the sandbox itself failed), cancelled,
+#       timeout_ms.  exit_code is 124 on timeout, 128+N when killed by signal N.
 #   format_exec_output(result) -> str                 (the JSON envelope the model sees)
+#
+# Commands run as argv (no implicit shell), in a new session (own process group, no
+# controlling terminal: /dev/tty and TIOCSTI cannot reach the user's terminal), stdin
+# /dev/null.  A timeout, a cancel or codex being interrupted kills the whole group.  When the
+# command exits, leftover background children holding its pipes get a short grace period
+# and are then killed with the group.
+
+DEFAULT_EXEC_TIMEOUT_MS = 10000  #: per-command timeout unless the call gives timeout_ms
+TIMEOUT_EXIT_CODE = 124  #: exit code reported for a command killed by its timeout
+CAPTURE_LIMIT_BYTES = 1024 * 1024  #: per stream kept in memory (head and tail halves)
+MODEL_OUTPUT_MAX_BYTES = 10 * 1024  #: bytes of output the model sees
+MODEL_OUTPUT_MAX_LINES = 256  #: lines of output the model sees (head + tail)
+MODEL_OUTPUT_HEAD_LINES = 128  #: lines kept from the start when truncating
+MAX_OUTPUT_DELTAS = 10000  #: on_output calls per command
+_READ_CHUNK = 8192
+_LEFTOVER_GRACE_SECONDS = 0.1  #: how long background children may keep the pipes after exit
+#: variables kept by inherit = "core"
+CORE_ENV_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR", "TEMP", "TMP")
+#: names dropped unless ignore_default_excludes = true
+DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*")
+#: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
+_DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
+_NETWORK_FAILURE_RE = re.compile(
+    r"could not resolve host|temporary failure in name resolution|name or service not known|"
+    r"network is unreachable|failed to connect|couldn't connect|connection refused|getaddrinfo", re.I)
+#: paths quoted in common error messages: `touch: cannot touch 'X': ...`, `bash: X: ...`
+_DENIED_PATH_RES = (
+    re.compile(r"['\u2018`\"](/[^'\u2019`\"\n]*)['\u2019`\"]\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I),
+    re.compile(r"(?:^|\s)(/[^\s:'\"]+)\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I | re.M),
+    re.compile(r"(?:open|opening|write|writing|create|creating)\s+['\"]?(/[^\s:'\"]+)", re.I),
+)
+
+
+class ExecResult(object):
+    """What running one command produced."""
+
+    def __init__(self, exit_code, stdout="", stderr="", aggregated_output="", duration=0.0, timed_out=False,
+                 sandbox_denied=False, sandbox_type=None, sandbox_error=None, cancelled=False, timeout_ms=None):
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        self.aggregated_output = aggregated_output
+        self.duration = duration
+        self.timed_out = timed_out
+        self.sandbox_denied = sandbox_denied
+        self.sandbox_type = sandbox_type
+        self.sandbox_error = sandbox_error
+        self.cancelled = cancelled
+        self.timeout_ms = timeout_ms
+
+    def __repr__(self):
+        return "ExecResult(exit_code=%r, timed_out=%r, sandbox_denied=%r, sandbox_error=%r, duration=%.3f)" % (
+            self.exit_code, self.timed_out, self.sandbox_denied, self.sandbox_error, self.duration)
+
+
+class ExecOutcome(object):
+    """The end of execute_with_policy: the run (if any), what the model is told, and why."""
+
+    def __init__(self, result, model_output, decision):
+        self.result = result
+        self.model_output = model_output
+        self.decision = decision
+
+    def __repr__(self):
+        return "ExecOutcome(decision=%r, result=%r)" % (self.decision, self.result)
+
+
+def build_command_env(cfg, environ=None):
+    """The whole environment a command gets, from [shell_environment_policy].
+
+    Order as upstream: inherit (all|core|none), drop *KEY*/*SECRET*/*TOKEN* (and every
+    provider's key variable) unless ignore_default_excludes, drop `exclude`, add `set`,
+    keep only `include_only`.  Then CODEX_SANDBOX_NETWORK_DISABLED=1 when the policy has
+    no network.
+    """
+    environ = os.environ if environ is None else environ
+    pol = getattr(cfg, "shell_environment_policy", None) or {}
+    inherit = pol.get("inherit", "all")
+    if inherit == "all":
+        env = dict(environ)
+    elif inherit == "core":
+        env = {k: v for k, v in environ.items() if k in CORE_ENV_VARS}
+    else:
+        env = {}
+    if not pol.get("ignore_default_excludes", False):
+        secret_vars = set()
+        for provider in (getattr(cfg, "providers", None) or {}).values():
+            if getattr(provider, "env_key", None):
+                secret_vars.add(provider.env_key)
+            for var in (getattr(provider, "env_http_headers", None) or {}).values():
+                secret_vars.add(str(var))
+        env = {k: v for k, v in env.items()
+               if k not in secret_vars and not any(glob_match(p, k) for p in DEFAULT_ENV_EXCLUDES)}
+    excludes = [str(p) for p in pol.get("exclude") or []]
+    env = {k: v for k, v in env.items() if not any(glob_match(p, k) for p in excludes)}
+    for k, v in (pol.get("set") or {}).items():
+        env[str(k)] = str(v)
+    include_only = [str(p) for p in pol.get("include_only") or []]
+    if include_only:
+        env = {k: v for k, v in env.items() if any(glob_match(p, k) for p in include_only)}
+    if not SandboxPolicy.from_config(cfg).has_network():
+        env["CODEX_SANDBOX_NETWORK_DISABLED"] = "1"
+    return env
+
+
+class _CappedBuffer(object):
+    """Keeps the first and last `limit/2` bytes of a stream and counts what fell between."""
+
+    def __init__(self, limit=CAPTURE_LIMIT_BYTES):
+        self.half = limit // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, data):
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            if len(self.tail) > self.half * 2:
+                cut = len(self.tail) - self.half
+                self.dropped += cut
+                del self.tail[:cut]
+
+    def text(self):
+        tail = bytes(self.tail)
+        if len(tail) > self.half:
+            self.dropped += len(tail) - self.half
+            tail = tail[-self.half:]
+            self.tail = bytearray(tail)
+        mid = ("\n[... %d bytes not captured ...]\n" % self.dropped).encode() if self.dropped else b""
+        return (bytes(self.head) + mid + tail).decode("utf-8", "replace")
+
+
+def _kill_group(proc, sig=None):
+    """Kill the command's whole process group (it leads its own session)."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, sig or signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _classify_helper_failure(exit_code, stderr):
+    """The helper's own setup failure as one line, or None when the command itself ran."""
+    if exit_code in HELPER_EXIT_CODES:
+        for line in stderr.splitlines():
+            if line.startswith(HELPER_ERROR_PREFIX):
+                return line[len(HELPER_ERROR_PREFIX):].strip()
+    return None
+
+
+def looks_like_sandbox_denial(result, policy, policy_cwd, home=None):
+    """Whether a failed sandboxed run failed because of the sandbox (not just any non-zero exit).
+
+    A denial shows as EACCES/EPERM/EROFS text naming a path the policy does not let the
+    command write, as a network error while the network is off, or as death by SIGSYS.
+    Exit 0, 124 (timeout), 126/127 (not executable / not found) and plain failures without
+    such text are not denials (upstream #4859, #18711).
+    """
+    if result.exit_code == 0 or result.timed_out or result.cancelled or result.sandbox_type is None:
+        return False
+    if result.exit_code == 128 + 31:  # SIGSYS: seccomp killed a foreign-architecture syscall
+        return True
+    text = result.stderr + "\n" + result.stdout
+    if not policy.has_network() and _NETWORK_FAILURE_RE.search(text):
+        return True
+    if not _DENIAL_TEXT_RE.search(text):
+        return False
+    paths = []
+    for rx in _DENIED_PATH_RES:
+        paths.extend(m.group(1) for m in rx.finditer(text))
+    if not paths:
+        return True  # a denial message without a path we can check: assume the sandbox
+    return any(not policy.is_path_writable(p, policy_cwd, home) for p in paths)
+
+
+def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True):
+    """Run argv (in the sandbox of cfg's policy when sandboxed) and capture its output."""
+    import selectors  # startup budget: only when a command runs
+    import subprocess
+
+    argv = [str(a) for a in argv]
+    if not argv:
+        raise SandboxError("empty command: nothing to run")
+    cwd = str(cwd or cfg.cwd)
+    timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
+    policy = SandboxPolicy.from_config(cfg)
+    env = dict(env)
+    sandbox_type = None
+    full_argv = argv
+    if sandboxed and not policy.is_unrestricted():
+        full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, getattr(cfg, "codex_home", None))
+        env.update(extra_env)
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        msg = "codex: cannot execute %s: %s\n" % (argv[0], exc.strerror or exc)
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
+            msg = "codex: working directory %s does not exist\n" % cwd
+        return ExecResult(code, "", msg, msg, time.monotonic() - start, sandbox_type=sandbox_type, timeout_ms=timeout_ms)
+    bufs = {"stdout": _CappedBuffer(), "stderr": _CappedBuffer()}
+    agg = _CappedBuffer()
+    deltas = [0]
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+    sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    deadline = start + timeout_ms / 1000.0
+    timed_out = cancelled = False
+    exited_at = None
+    try:
+        while sel.get_map():
+            now = time.monotonic()
+            if not timed_out and not cancelled:
+                if now >= deadline:
+                    timed_out = True
+                    _kill_group(proc)
+                elif cancel is not None and cancel.is_set():
+                    cancelled = True
+                    _kill_group(proc)
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None:
+                if now - exited_at > _LEFTOVER_GRACE_SECONDS:
+                    _kill_group(proc)  # background children still hold the pipes
+                if now - exited_at > _LEFTOVER_GRACE_SECONDS + 1.0:
+                    break  # a child that left the group (setsid) keeps them: stop reading
+            wait = max(0.01, min(0.05, deadline - now))
+            for key, _ in sel.select(wait):
+                try:
+                    data = os.read(key.fileobj.fileno(), _READ_CHUNK)
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(key.fileobj)
+                    continue
+                bufs[key.data].add(data)
+                agg.add(data)
+                if on_output is not None and deltas[0] < MAX_OUTPUT_DELTAS:
+                    deltas[0] += 1
+                    on_output(key.data, data)
+        try:
+            status = proc.wait(timeout=max(0.1, deadline - time.monotonic()) if not timed_out else 5)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+            status = proc.wait()
+    except BaseException:
+        _kill_group(proc)  # KeyboardInterrupt and friends: never leave the group running
+        proc.wait()
+        raise
+    finally:
+        sel.close()
+        proc.stdout.close()
+        proc.stderr.close()
+    _kill_group(proc)  # anything that outlived the command in its group
+    duration = time.monotonic() - start
+    exit_code = 128 - status if status < 0 else status
+    if timed_out:
+        exit_code = TIMEOUT_EXIT_CODE
+    elif cancelled:
+        exit_code = 130
+    result = ExecResult(exit_code, bufs["stdout"].text(), bufs["stderr"].text(), agg.text(), duration,
+                        timed_out, False, sandbox_type, None, cancelled, timeout_ms)
+    if sandbox_type is not None:
+        result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
+        result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
+            result, policy, cfg.cwd, getattr(cfg, "codex_home", None))
+    return result
+
+
+def _truncate_for_model(text):
+    """Head + tail of `text` within MODEL_OUTPUT_MAX_BYTES and MODEL_OUTPUT_MAX_LINES."""
+    raw = text.encode("utf-8")
+    lines = text.splitlines(True)
+    if len(raw) <= MODEL_OUTPUT_MAX_BYTES and len(lines) <= MODEL_OUTPUT_MAX_LINES:
+        return text
+    half = MODEL_OUTPUT_MAX_BYTES // 2
+    head_lines = lines[:MODEL_OUTPUT_HEAD_LINES]
+    tail_count = MODEL_OUTPUT_MAX_LINES - MODEL_OUTPUT_HEAD_LINES
+    tail_lines = lines[max(len(head_lines), len(lines) - tail_count):]
+    head = "".join(head_lines).encode("utf-8")[:half].decode("utf-8", "ignore")
+    tail_budget = MODEL_OUTPUT_MAX_BYTES - len(head.encode("utf-8"))
+    tail_raw = "".join(tail_lines).encode("utf-8")
+    tail = tail_raw[max(0, len(tail_raw) - tail_budget):].decode("utf-8", "ignore")
+    shown = head.count("\n") + tail.count("\n")
+    omitted = max(0, len(lines) - shown)
+    return "%s\n[... omitted %d of %d lines ...]\n\n%s" % (head, omitted, len(lines), tail)
+
+
+def format_exec_output(result):
+    """The JSON envelope upstream gives the model: {"output": ..., "metadata": {...}}."""
+    output = result.aggregated_output
+    if result.timed_out:
+        output = "command timed out after %d milliseconds\n%s" % (result.timeout_ms or 0, output)
+    return json.dumps({
+        "output": _truncate_for_model(output),
+        "metadata": {"exit_code": result.exit_code, "duration_seconds": round(result.duration, 1)},
+    })
+
+
+def _sandbox_failure_text(result):
+    """Upstream's model-facing text for a run the sandbox stopped."""
+    kind = SANDBOX_TYPE_NAMES.get(result.sandbox_type, "LinuxSeccomp")
+    if result.sandbox_error:
+        err = "sandbox setup failed: %s" % result.sandbox_error
+    else:
+        err = "sandbox denied exec error, exit code: %d, stdout: %s, stderr: %s" % (
+            result.exit_code, _truncate_for_model(result.stdout), _truncate_for_model(result.stderr))
+    return "failed in sandbox %s with execution error: %s" % (kind, err)
+
+
+def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+                        escalated=False, justification=None):
+    """Decide, ask if needed, run (sandboxed unless approved otherwise), offer an unsandboxed retry.
+
+    See the §11 contract; returns ExecOutcome(result, model_output, decision).
+    """
+    argv = [str(a) for a in argv]
+    cwd = str(cwd or cfg.cwd)
+    approved = _approved_set(session_state)
+    decision, sandboxed, reason = _command_plan(argv, cfg, approved, escalated)
+    if decision == "reject":
+        return ExecOutcome(None, "exec command rejected: %s" % reason, "reject")
+    if decision == "ask-user":
+        answer = ask(kind="exec", argv=argv, cwd=cwd, reason=justification)
+        if answer not in ("approved", "approved_for_session"):
+            return ExecOutcome(None, "exec command rejected by user", "abort" if answer == "abort" else "denied")
+        if answer == "approved_for_session":
+            approved.add(tuple(argv))
+        decision, sandboxed = answer, False  # the user approved running it as is, outside the sandbox
+    env = build_command_env(cfg)
+    result = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=sandboxed)
+    if not (sandboxed and result.sandbox_denied):
+        return ExecOutcome(result, format_exec_output(result), decision)
+    if cfg.approval_policy not in ("on-failure", "untrusted"):
+        return ExecOutcome(result, _sandbox_failure_text(result), "sandbox-failed")
+    answer = ask(kind="exec", argv=argv, cwd=cwd, reason="command failed; retry without sandbox?")
+    if answer not in ("approved", "approved_for_session"):
+        return ExecOutcome(result, "exec command rejected by user", "abort" if answer == "abort" else "denied")
+    if answer == "approved_for_session":
+        approved.add(tuple(argv))  # only on an explicit "always" (upstream added it on any yes)
+    retry = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=False)
+    return ExecOutcome(retry, format_exec_output(retry), "retry-approved")
+
+
+# -- codex debug landlock|seatbelt, codex sandbox --check / doctor --------------------------
+
+
+def _cmd_debug(args, cfg_loader):
+    """`codex debug landlock|seatbelt [--full-auto] [-s MODE] [-c k=v] -- CMD...`: run CMD sandboxed."""
+    import subprocess  # startup budget: only for this subcommand
+
+    cmd = list(args.cmd or [])
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("no command given: codex debug %s [--full-auto] -- CMD [ARG]..." % args.debug_command)
+    if args.debug_command == "seatbelt" and not _DARWIN:
+        raise SandboxError("`codex debug seatbelt` needs macOS; on Linux use `codex debug landlock`")
+    if args.debug_command == "landlock" and not _LINUX:
+        raise SandboxError("`codex debug landlock` needs Linux; on macOS use `codex debug seatbelt`")
+    extra = {} if (args.sandbox_mode or args.full_auto) else {"sandbox_mode": "read-only"}
+    cfg = cfg_loader(**extra)
+    policy = SandboxPolicy.from_config(cfg)
+    if not policy.is_unrestricted() and not sandbox_available(cfg.codex_home):
+        info = probe_sandbox(cfg.codex_home)
+        raise SandboxError("the sandbox is not available here (%s); run `codex sandbox --check`"
+                           % (info.get("reason") or info.get("helper_error") or "Landlock or seccomp missing"))
+    env = build_command_env(cfg)
+    full, extra_env, _kind = sandbox_command(cmd, policy, cfg.cwd, os.getcwd(), cfg.codex_home)
+    env.update(extra_env)
+    for note in take_sandbox_notices():
+        sys.stderr.write("codex: warning: %s\n" % note)
+    try:
+        code = subprocess.call(full, env=env)
+    except OSError as exc:
+        raise SandboxError("cannot start %s: %s" % (full[0], exc.strerror or exc))
+    return 128 - code if code < 0 else code
+
+
+def sandbox_check_lines(home=None, cfg=None):
+    """The `codex sandbox --check` report: [(status, probe, text)], status ok|warn|fail."""
+    lines = []
+    info = probe_sandbox(home)
+    if _DARWIN:
+        ok = info.get("seatbelt") == "1"
+        lines.append(("ok" if ok else "fail", "seatbelt",
+                      "%s found: commands run under a generated Seatbelt profile" % SEATBELT_EXECUTABLE if ok else
+                      "%s is missing: commands cannot be sandboxed; reinstall macOS command line tools" % SEATBELT_EXECUTABLE))
+    elif _LINUX:
+        kind = info.get("helper")
+        if kind == "linux" and not info.get("helper_error"):
+            lines.append(("ok", "helper", "compiled helper %s (%s)" % (info.get("helper_path"), _machine_arch())))
+        elif kind == "linux":
+            lines.append(("fail", "helper", "compiled helper %s does not run: %s" % (info.get("helper_path"), info.get("helper_error"))))
+        else:
+            lines.append(("warn", "helper", "no compiled helper for %s: the Python helper is used (about 30 ms "
+                          "slower per command); build one with `python3 build.py helpers`" % _machine_arch()))
+        abi = int(info.get("landlock_abi", "0") or 0)
+        if abi >= 6:
+            lines.append(("ok", "landlock", "ABI %d: writes outside writable roots are denied; signals and abstract "
+                          "unix sockets are scoped to the sandbox" % abi))
+        elif abi >= 1:
+            lines.append(("ok", "landlock", "ABI %d: writes outside writable roots are denied (kernel 6.7+ adds "
+                          "network, 6.12+ signal/socket scoping)" % abi))
+        else:
+            why = info.get("reason") or info.get("helper_error") or "unknown"
+            lines.append(("fail", "landlock", "unavailable (%s): sandboxed commands cannot run; use a kernel >= 5.13 "
+                          "with landlock in the lsm= list, or run in a disposable VM/container with "
+                          "-s danger-full-access" % why))
+        if info.get("seccomp") == "1":
+            lines.append(("ok", "seccomp", "filters can be installed: network syscalls, ptrace and io_uring are denied"))
+        else:
+            lines.append(("fail", "seccomp", "cannot install filters (%s); install libseccomp2 or use the compiled helper"
+                          % (info.get("reason") or "unknown")))
+        lines.append(("ok", "no_new_privs", "set by the helper for every command (codex itself: %s)"
+                      % info.get("codex_no_new_privs", "?")))
+        if info.get("userns") == "1":
+            lines.append(("ok", "userns", "user namespaces work: .git and $CODEX_HOME inside writable roots are "
+                          "mounted read-only"))
+            if info.get("mount_setattr") == "1":
+                lines.append(("ok", "ro_mounts", "every mount but the writable roots is read-only for commands "
+                              "(chmod/chown/utime outside the roots fail too)"))
+            else:
+                lines.append(("warn", "ro_mounts", "mount_setattr unavailable (Linux < 5.12): chmod/chown/utime on "
+                              "files outside the writable roots are not blocked (Landlock does not cover them)"))
+        else:
+            lines.append(("warn", "userns", "user namespaces unavailable: .git and $CODEX_HOME inside writable roots "
+                          "stay writable; enable them (sysctl kernel.unprivileged_userns_clone=1, or "
+                          "kernel.apparmor_restrict_unprivileged_userns=0)"))
+        if info.get("container"):
+            lines.append(("ok", "container", "running inside %s: the sandbox still applies; if Landlock is blocked "
+                          "update the container runtime's seccomp profile" % info["container"]))
+        if info.get("wsl") == "1":
+            lines.append(("fail", "wsl", "WSL1 has neither Landlock nor seccomp filters: use WSL2"))
+        elif info.get("wsl") == "2":
+            lines.append(("ok", "wsl", "WSL2: a real Linux kernel; Landlock needs WSL kernel 5.15+ with landlock enabled"))
+    else:
+        lines.append(("fail", "platform", "no sandbox exists for %s: commands can only run with -s danger-full-access"
+                      % sys.platform))
+    if cfg is not None:
+        policy = SandboxPolicy.from_config(cfg)
+        src = getattr(cfg, "sources", {}) or {}
+        lines.append(("ok", "policy", "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s"
+                      % (cfg.approval_policy, src.get("approval_policy", "default"), policy.mode,
+                         src.get("sandbox_mode", "default"), "on" if policy.has_network() else "off")))
+    return lines
+
+
+def _cmd_sandbox_check(args, cfg_loader):
+    """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here."""
+    try:
+        cfg = cfg_loader()
+    except CodexError as exc:
+        sys.stderr.write("codex: warning: %s\n" % exc)
+        cfg = None
+    home = cfg.codex_home if cfg is not None else None
+    lines = sandbox_check_lines(home, cfg)
+    for status, probe, text in lines:
+        sys.stdout.write("%-4s %-12s %s\n" % (status, probe, text))
+    return 1 if any(status == "fail" for status, _, _ in lines) else 0
+
 
 
 ###############################################################################
@@ -1074,7 +4383,968 @@ def _cmd_mcp(args, cfg_loader):
 # §15 Agent: instructions and the turn loop
 ###############################################################################
 
-# Owner: the agent issue (#4).
+# Owner: the agent issue (#4).  Instructions (base prompt, AGENTS.md, environment
+# context) and the Session: ops in, events out, one task thread at a time running the
+# turn loop (model request -> tools -> model request ... until no tool call).
+
+PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
+PROJECT_DOC_SEPARATOR = "\n\n--- project-doc ---\n\n"  #: between ~/.codex/AGENTS.md and project docs
+COMPACT_PROMPT = (
+    "You have exceeded the maximum number of tokens, please stop coding and instead write a short memento "
+    "message for the next agent. Your note should:\n- Summarize what you finished and what still needs work. "
+    "If there was a recent update_plan call, repeat its steps verbatim.\n- List outstanding TODOs with file "
+    "paths / line numbers so they're easy to find.\n- Flag code that needs more tests (e.g. edge cases, "
+    "performance, integration).\n- Record any open bugs, quirks, or setup steps that will make it easier "
+    "for the next agent to pick up where you left off."
+)
+
+BASE_INSTRUCTIONS = """You are codex, a coding agent that works in the user's terminal. You and the user share one workspace: you read files, run commands and edit code there to finish the task the user gives you. Be precise, safe and helpful.
+
+# How you work
+- Before a group of tool calls, tell the user in one short sentence what you are about to do.
+- Keep going until the task is completely solved before you end your turn; do not stop at a plan or a guess. If you are unsure about file contents or the structure of the code, use your tools to look instead of guessing.
+- For tasks with several steps, keep a plan with the `update_plan` tool (when it is available): short steps, exactly one `in_progress` at a time, mark steps `completed` as you finish them.
+- Fix problems at their root cause. Keep changes minimal and consistent with the style of the code base. Do not fix unrelated bugs or reformat code you are not changing; mention them instead. Do not add copyright headers or inline comments unless asked. Do not `git commit` or create branches unless the user asks.
+- Files named AGENTS.md hold instructions from the user or the project. An AGENTS.md applies to the directory tree it is in; deeper files take precedence over shallower ones, and direct instructions from the user take precedence over both.
+- Test your work when the project has tests or a build: start with the tests closest to your change, then widen. Do not add tests to a project that has none unless asked.
+
+# Tools
+- `shell` runs a command given as an argv array, without a shell: to use pipes, globs or `&&`, run `["bash", "-lc", "<script>"]`. Set `workdir` instead of using `cd`. Commands have a timeout (10 seconds by default; pass `timeout` in milliseconds for longer ones). Output is truncated when it is long (about 10 KiB or 256 lines), so prefer focused commands: `rg` for searching text and `rg --files` for listing files, and read files in chunks of at most 250 lines.
+- Edit files with `apply_patch`, either through its own tool when offered or through `shell` as `{"command": ["apply_patch", "*** Begin Patch\\n...\\n*** End Patch\\n"]}`. The patch format:
+
+*** Begin Patch
+*** Add File: path/to/new_file.py
++every line of the new file, each starting with +
+*** Update File: path/to/file.py
+*** Move to: path/to/renamed.py
+@@ class Or function header that locates the change
+ an unchanged context line (starts with a space)
+-a removed line
++an added line
+*** Delete File: path/to/old.py
+*** End Patch
+
+  Paths are relative to the working directory, never absolute. Show about three lines of context around each change, and use `@@` lines to disambiguate repeated code. `*** Move to:` is optional. Mark a chunk that ends at the end of the file with `*** End of File`.
+
+# Sandbox and approvals
+The environment context message tells you the sandbox mode, the approval policy and whether the network is available.
+- Sandbox `read-only`: commands can read but not write files. `workspace-write`: commands can write in the working directory and temporary directories only. `danger-full-access`: no sandbox.
+- Network `restricted` means commands cannot reach the network.
+- Approval policy `untrusted`: commands that are not known to be read-only are shown to the user for approval. `on-failure`: commands run in the sandbox and the user is asked to re-run a command without it when it fails. `on-request`: commands run in the sandbox; when one needs more (writing outside the workspace, network access), run it again with `with_escalated_permissions` and a one-sentence `justification`. `never`: nobody can approve anything, so work around sandbox failures yourself and never ask the user to run commands for you.
+- When a command is rejected by the user, do not try to get around the rejection; find another way or explain what is needed.
+
+# Finishing
+When you are done, end your turn with a short final message: what you changed (with file paths) and how you verified it, and anything the user should do next. Use plain text or light Markdown (short bullet lists, `code` for commands and paths); do not paste large files you have written, reference their paths instead. If you could not finish, say what is left and why."""
+
+APPLY_PATCH_EXTRA_INSTRUCTIONS = """
+To edit files, call `shell` with `{"command": ["apply_patch", "<patch>"]}` where <patch> starts with `*** Begin Patch` and ends with `*** End Patch`, as described above. apply_patch prints `Success. Updated the following files:` and the changed paths when it worked; otherwise read its error, fix the patch and try again."""
+
+
+# -- instructions --
+
+def find_git_root(start):
+    """The nearest directory at or above `start` holding `.git` (file or dir), or None."""
+    path = Path(start)
+    for candidate in [path] + list(path.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
+    """Every AGENTS.md from the git root down to cwd, root first, sharing max_bytes; or None."""
+    if max_bytes <= 0:
+        return None
+    cwd = Path(cwd).resolve()
+    root = find_git_root(cwd)
+    dirs = [cwd]
+    if root is not None:
+        dirs = []
+        d = cwd
+        while True:
+            dirs.append(d)
+            if d == root or d == d.parent:
+                break
+            d = d.parent
+        dirs.reverse()
+    parts = []
+    budget = max_bytes
+    for d in dirs:
+        path = d / PROJECT_DOC_FILENAME
+        if budget <= 0:
+            break
+        try:
+            with open(str(path), "rb") as fh:
+                data = fh.read(budget + 1)
+        except OSError:
+            continue
+        if len(data) > budget:
+            log("warn", "%s is larger than the remaining project_doc_max_bytes; truncated", path)
+            data = data[:budget]
+        text = data.decode("utf-8", "ignore")
+        if text.strip():
+            budget -= len(data)
+            parts.append(text)
+    return "\n\n".join(parts) if parts else None
+
+
+def load_user_instructions(cfg):
+    """$CODEX_HOME/AGENTS.md and the project docs joined as upstream does, or None."""
+    home_text = None
+    try:
+        home_text = (Path(cfg.codex_home) / PROJECT_DOC_FILENAME).read_text(encoding="utf-8", errors="ignore").strip()
+    except OSError:
+        pass
+    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes)
+    if home_text and project:
+        return home_text + PROJECT_DOC_SEPARATOR + project
+    return home_text or project or None
+
+
+def detect_shell_name(environ=None):
+    """The user's shell name from $SHELL (bash, zsh, ...), or None."""
+    environ = os.environ if environ is None else environ
+    shell = environ.get("SHELL", "").strip()
+    return os.path.basename(shell) or None
+
+
+def environment_context(cfg, shell=None):
+    """The <environment_context> message text (upstream's XML form)."""
+    import html
+
+    lines = ["<environment_context>",
+             "  <cwd>%s</cwd>" % html.escape(str(cfg.cwd), quote=False),
+             "  <approval_policy>%s</approval_policy>" % cfg.approval_policy,
+             "  <sandbox_mode>%s</sandbox_mode>" % cfg.sandbox_mode,
+             "  <network_access>%s</network_access>" % ("enabled" if cfg.network_access else "restricted")]
+    roots = (cfg.sandbox_workspace_write or {}).get("writable_roots") or []
+    if cfg.sandbox_mode == "workspace-write" and roots:
+        lines.append("  <writable_roots>")
+        lines.extend("    <root>%s</root>" % html.escape(str(r), quote=False) for r in roots)
+        lines.append("  </writable_roots>")
+    if shell:
+        lines.append("  <shell>%s</shell>" % shell)
+    lines.append("</environment_context>")
+    return "\n".join(lines)
+
+
+def build_instructions(cfg, family):
+    """The `instructions` field: the base prompt (or the configured override) + patch notes."""
+    base = getattr(cfg, "base_instructions", None)
+    if base:
+        return base
+    if family.needs_patch_instructions:
+        return BASE_INSTRUCTIONS + "\n" + APPLY_PATCH_EXTRA_INSTRUCTIONS
+    return BASE_INSTRUCTIONS
+
+
+def text_message(role, text):
+    """A message item with one text part."""
+    kind = "output_text" if role == "assistant" else "input_text"
+    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
+
+
+_IMAGE_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+
+
+def input_items_to_message(items, cwd, warn=None):
+    """Protocol InputItems (text, image, local_image) -> one user message item."""
+    import base64
+
+    content = []
+    for item in items or ():
+        kind = item.get("type")
+        if kind == "text":
+            content.append({"type": "input_text", "text": item.get("text") or ""})
+        elif kind == "image" and item.get("image_url"):
+            content.append({"type": "input_image", "image_url": item["image_url"]})
+        elif kind == "local_image" and item.get("path"):
+            path = Path(cwd) / Path(item["path"]).expanduser()
+            mime = _IMAGE_MIME.get(path.suffix.lower(), "application/octet-stream")
+            try:
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+            except OSError as exc:
+                if warn is not None:
+                    warn("skipping image %s: %s" % (path, exc.strerror or exc))
+                continue
+            content.append({"type": "input_image", "image_url": "data:%s;base64,%s" % (mime, data)})
+    return {"type": "message", "role": "user", "content": content}
+
+
+def message_text(item):
+    """The text parts of a message item joined."""
+    return "".join(p.get("text") or "" for p in item.get("content") or () if p.get("type") in ("input_text", "output_text"))
+
+
+def _is_context_message(item):
+    text = message_text(item)
+    return item.get("role") == "user" and (text.startswith("<user_instructions>") or text.startswith("<environment_context>"))
+
+
+def run_notify(argv, payload):
+    """Start the notify program with the JSON payload as last argument; never wait on it."""
+    import subprocess
+
+    try:
+        proc = subprocess.Popen(list(argv) + [json.dumps(payload, separators=(",", ":"))],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True, close_fds=True)
+    except OSError as exc:
+        log("warn", "notify program %s could not start: %s", argv[0], exc)
+        return None
+    threading.Thread(target=proc.wait, name="notify-reaper", daemon=True).start()
+    return proc
+
+
+# -- the session --
+
+class _Task(object):
+    """One running task (the work started by a user_input)."""
+
+    def __init__(self, sub_id, kind="user"):
+        self.sub_id = sub_id
+        self.kind = kind
+        self.cancel = threading.Event()
+        self.cancelled = False
+        self.abort_requested = False
+        self.pending_input = []
+        self.items = []  # completed items of the current model request, not yet recorded
+        self.response = None
+        self.input_messages = []
+        self.last_agent_message = None
+        self.diff_base = {}  # path -> text before the task's first patch touched it (None: absent)
+        self.thread = None
+
+
+class Session(object):
+    """A conversation with the model: submit() ops, read events with next_event() (see §08)."""
+
+    def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None):
+        import copy
+        import queue
+        import uuid
+
+        self.cfg = copy.copy(config)
+        self.approval_handler = approval_handler
+        self._environ = os.environ if environ is None else environ
+        self._events = queue.Queue()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._decisions = {}
+        self._next_sub = 0
+        self._task = None
+        self._closed = False
+        self._client = None
+        self.state = SessionState()
+        self.history = []
+        self.total_usage = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0,
+                            "reasoning_output_tokens": 0, "total_tokens": 0}
+        self.family = model_family(self.cfg.model, self.cfg)
+        self.instructions = build_instructions(self.cfg, self.family)
+        self.shell_name = detect_shell_name(self._environ)
+        self.session_id = str(uuid.uuid4())
+        self.rollout_path = None
+        self._rollout = None
+        startup_errors = []
+        resume_path = resume_path or getattr(self.cfg, "experimental_resume", None)
+        self.user_instructions = None
+        initial_messages = None
+        if resume_path:
+            meta, items, events = load_rollout(resume_path)
+            self.session_id = meta.get("id") or self.session_id
+            self.user_instructions = meta.get("instructions")
+            self.history = [it for it in items if it.get("type") in HISTORY_ITEM_TYPES]
+            initial_messages = events
+        else:
+            self.user_instructions = load_user_instructions(self.cfg)
+            if self.user_instructions:
+                self.history.append(text_message("user", "<user_instructions>\n\n%s\n\n</user_instructions>" % self.user_instructions))
+            self.history.append(text_message("user", environment_context(self.cfg, self.shell_name)))
+        if record_rollout:
+            try:
+                self._rollout = RolloutRecorder(self.cfg, self.session_id, self.user_instructions, resume_path=resume_path)
+                self.rollout_path = self._rollout.path
+                if not resume_path:
+                    self._rollout.record_items(self.history)
+            except (OSError, CodexError) as exc:
+                startup_errors.append("cannot record the session under %s: %s" % (self.cfg.codex_home, getattr(exc, "strerror", None) or exc))
+        self.mcp = None
+        if self.cfg.mcp_servers and "McpConnectionManager" in globals():
+            try:
+                self.mcp = globals()["McpConnectionManager"](self.cfg)
+                self.mcp.start()
+            except CodexError as exc:
+                startup_errors.append(str(exc))
+        log_id, count = 0, 0
+        if "history_metadata" in globals():
+            try:
+                log_id, count = globals()["history_metadata"](self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
+            except (OSError, CodexError):
+                pass
+        configured = dict(session_id=self.session_id, model=self.cfg.model, history_log_id=log_id,
+                          history_entry_count=count, reasoning_effort=self.cfg.model_reasoning_effort,
+                          rollout_path=str(self.rollout_path) if self.rollout_path else None)
+        if initial_messages is not None:
+            configured["initial_messages"] = initial_messages
+        self._emit("", "session_configured", **configured)
+        for message in startup_errors:
+            self._emit("", "error", message=message)
+
+    # -- front-end API --
+    def submit(self, op):
+        """Submit an op (or a whole {"id", "op"} submission); return its submission id."""
+        with self._lock:
+            if "op" in op and isinstance(op.get("op"), dict):
+                sub_id = str(op.get("id") or self._new_sub_id())
+                op = op["op"]
+            else:
+                sub_id = self._new_sub_id()
+        kind = op.get("type")
+        if self._closed and kind != "shutdown":
+            self._emit(sub_id, "error", message="the session is shut down")
+            return sub_id
+        handler = getattr(self, "_op_" + str(kind), None) if kind in OP_TYPES else None
+        if handler is None:
+            self._emit(sub_id, "error", message="unknown op type %r; expected one of: %s" % (kind, ", ".join(OP_TYPES)))
+            return sub_id
+        try:
+            handler(sub_id, op)
+        except CodexError as exc:
+            self._emit(sub_id, "error", message=str(exc))
+        return sub_id
+
+    def next_event(self, timeout=None):
+        """The next event, or None when `timeout` seconds pass (or the session is over)."""
+        import queue
+
+        if self._closed and self._events.empty():
+            return None
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def interrupt(self):
+        """Stop the running task (stream and command); emits turn_aborted if one was running."""
+        with self._lock:
+            task = self._task
+            if task is None:
+                return False
+            self._abort_task(task, "interrupted")
+            return True
+
+    def shutdown(self):
+        """Stop everything, flush the rollout, emit shutdown_complete."""
+        with self._lock:
+            if self._closed:
+                return
+            task = self._task
+            if task is not None:
+                self._abort_task(task, "interrupted")
+        if self._client is not None:
+            self._client.close()
+        if self.mcp is not None and hasattr(self.mcp, "shutdown"):
+            try:
+                self.mcp.shutdown()
+            except Exception as exc:  # a broken MCP server must not block shutdown
+                log("warn", "mcp shutdown: %s", exc)
+        if self._rollout is not None:
+            self._rollout.close()
+        self._emit("", "shutdown_complete")
+        self._closed = True
+
+    # -- ops --
+    def _new_sub_id(self):
+        sub = str(self._next_sub)
+        self._next_sub += 1
+        return sub
+
+    def _op_interrupt(self, sub_id, op):
+        self.interrupt()
+
+    def _op_shutdown(self, sub_id, op):
+        self.shutdown()
+
+    def _op_user_input(self, sub_id, op):
+        message = input_items_to_message(op.get("items") or [], self.cfg.cwd,
+                                         warn=lambda m: self._emit(sub_id, "background_event", message=m))
+        if not message["content"]:
+            self._emit(sub_id, "error", message="user_input needs at least one text or image item")
+            return
+        with self._lock:
+            if self._task is not None:
+                self._task.pending_input.append(message)
+                return
+            self._start_task(_Task(sub_id), message)
+
+    def _op_user_turn(self, sub_id, op):
+        self._apply_overrides(op, record=True)
+        self._op_user_input(sub_id, op)
+
+    def _op_override_turn_context(self, sub_id, op):
+        self._apply_overrides(op, record=True)
+
+    def _apply_overrides(self, op, record):
+        before = (str(self.cfg.cwd), self.cfg.approval_policy, self.cfg.sandbox_mode, self.cfg.network_access)
+        if op.get("cwd"):
+            cwd = Path(op["cwd"])
+            if not cwd.is_dir():
+                raise UsageError("cwd %s is not a directory" % cwd)
+            self.cfg.cwd = cwd.resolve()
+        if op.get("approval_policy"):
+            self.cfg.approval_policy = _normalize_approval(op["approval_policy"], "op", "approval_policy")
+        policy = op.get("sandbox_policy")
+        if isinstance(policy, dict) and policy.get("mode"):
+            _check_enum("op", "sandbox_policy.mode", policy["mode"], SANDBOX_MODES)
+            self.cfg.sandbox_mode = policy["mode"]
+            if policy["mode"] == "workspace-write":
+                ww = dict(self.cfg.sandbox_workspace_write or {})
+                for key in ("writable_roots", "network_access", "exclude_tmpdir_env_var", "exclude_slash_tmp"):
+                    if key in policy:
+                        ww[key] = policy[key]
+                self.cfg.sandbox_workspace_write = ww
+        if op.get("model"):
+            self.cfg.model = op["model"]
+            self.family = model_family(self.cfg.model, self.cfg)
+            self.instructions = build_instructions(self.cfg, self.family)
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        if op.get("effort"):
+            self.cfg.model_reasoning_effort = op["effort"]
+        if op.get("summary"):
+            self.cfg.model_reasoning_summary = op["summary"]
+        after = (str(self.cfg.cwd), self.cfg.approval_policy, self.cfg.sandbox_mode, self.cfg.network_access)
+        if before != after:
+            self._record([text_message("user", environment_context(self.cfg, self.shell_name))])
+
+    def _op_exec_approval(self, sub_id, op):
+        self._deliver_decision(op)
+
+    def _op_patch_approval(self, sub_id, op):
+        self._deliver_decision(op)
+
+    def _deliver_decision(self, op):
+        decision = op.get("decision", "denied")
+        if decision not in REVIEW_DECISIONS:
+            raise UsageError("decision %r is not one of: %s" % (decision, ", ".join(REVIEW_DECISIONS)))
+        with self._cond:
+            self._decisions[str(op.get("id"))] = decision
+            self._cond.notify_all()
+
+    def _op_add_to_history(self, sub_id, op):
+        fn = globals().get("append_history")
+        if fn is not None and op.get("text"):
+            fn(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
+               self.cfg.history.get("max_bytes"))
+
+    def _op_get_history_entry_request(self, sub_id, op):
+        fn = globals().get("lookup_history_entry")
+        entry = None
+        if fn is not None:
+            entry = fn(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
+                       self.cfg.history.get("persistence", "save-all"))
+        self._emit(sub_id, "get_history_entry_response", offset=op.get("offset"), log_id=op.get("log_id"), entry=entry)
+
+    def _op_list_mcp_tools(self, sub_id, op):
+        tools = {}
+        if self.mcp is not None:
+            tools = {name: {"name": t["name"], "description": t.get("description"), "inputSchema": t.get("inputSchema")}
+                     for name, t in self.mcp.tools().items()}
+        self._emit(sub_id, "mcp_list_tools_response", tools=tools)
+
+    def _op_compact(self, sub_id, op):
+        with self._lock:
+            if self._task is not None:
+                self._task.pending_input.append(text_message("user", COMPACT_PROMPT))
+                return
+            self._start_task(_Task(sub_id, kind="compact"), text_message("user", COMPACT_PROMPT))
+
+    # -- events and recording --
+    def _emit(self, sub_id, msg_type, **fields):
+        event = make_event(sub_id, msg_type, **fields)
+        self._events.put(event)
+        if self._rollout is not None and msg_type in ("user_message", "agent_message", "agent_reasoning", "token_count", "error"):
+            self._rollout.record_event(event["msg"])
+        return event
+
+    def _task_emit(self, task, msg_type, **fields):
+        """Emit for a task unless it was aborted (a cancelled task's thread goes quiet)."""
+        with self._lock:
+            if task.cancelled:
+                return None
+            return self._emit(task.sub_id, msg_type, **fields)
+
+    def _record(self, items):
+        with self._lock:
+            self.history.extend(items)
+            if self._rollout is not None:
+                self._rollout.record_items(items)
+
+    def _commit_task_items(self, task, aborted=False):
+        """Move the items of the current request into history (adding 'aborted' outputs if asked)."""
+        items = list(task.items)
+        task.items = []
+        if aborted:
+            answered = {it.get("call_id") for it in items if it.get("type") in ("function_call_output", "custom_tool_call_output")}
+            fixed = []
+            for it in items:
+                fixed.append(it)
+                if it.get("type") in ("function_call", "local_shell_call", "custom_tool_call") and it.get("call_id") not in answered:
+                    kind = "custom_tool_call_output" if it["type"] == "custom_tool_call" else "function_call_output"
+                    fixed.append({"type": kind, "call_id": it.get("call_id"), "output": "aborted: the user interrupted this call"})
+            items = fixed
+        self._record(items)
+
+    def _abort_task(self, task, reason):
+        """Cancel `task` (lock held): record what it finished, emit turn_aborted."""
+        if task.cancelled:
+            return
+        self._commit_task_items(task, aborted=True)
+        for message in task.pending_input:
+            self._record([message])
+        task.pending_input = []
+        self._emit(task.sub_id, "turn_aborted", reason=reason)
+        task.cancelled = True
+        task.cancel.set()
+        if task.response is not None:
+            abort_response(task.response)
+        if self._task is task:
+            self._task = None
+        self._cond.notify_all()
+
+    # -- the task --
+    def _start_task(self, task, message):
+        self._task = task
+        task.thread = threading.Thread(target=self._run_task, args=(task, message), name="codex-task-%s" % task.sub_id, daemon=True)
+        task.thread.start()
+
+    def _client_for_turn(self):
+        if self._client is None:
+            self._client = make_model_client(self.cfg, self.session_id, self._environ)
+        return self._client
+
+    def _run_task(self, task, message):
+        failed = None
+        self._task_emit(task, "task_started", model_context_window=self.family.context_window)
+        self._record([message])
+        text = message_text(message)
+        if text:
+            task.input_messages.append(text)
+            self._task_emit(task, "user_message", message=text, kind="plain")
+        try:
+            while True:
+                with self._lock:
+                    if task.cancelled:
+                        return
+                    pending, task.pending_input = task.pending_input, []
+                for msg in pending:
+                    self._record([msg])
+                    if message_text(msg):
+                        task.input_messages.append(message_text(msg))
+                follow_up = self._run_turn(task)
+                if task.abort_requested:
+                    with self._lock:
+                        self._abort_task(task, "interrupted")
+                    return
+                with self._lock:
+                    if task.cancelled:
+                        return
+                    if follow_up or task.pending_input:
+                        continue
+                    break
+        except Interrupted:
+            return
+        except CodexError as exc:
+            failed = str(exc)
+        except Exception as exc:  # a bug must end the task visibly, not kill the thread silently
+            import traceback
+
+            log("error", "task %s crashed: %s", task.sub_id, traceback.format_exc())
+            failed = "internal error: %s: %s" % (type(exc).__name__, exc)
+        with self._lock:
+            if task.cancelled:
+                return
+            if failed is not None:
+                self._emit(task.sub_id, "error", message=failed)
+            elif task.kind == "compact":
+                self._finish_compaction(task)
+            if failed is None and task.kind == "user" and self.cfg.notify:
+                run_notify(self.cfg.notify, {
+                    "type": "agent-turn-complete", "turn-id": task.sub_id,
+                    "input-messages": list(task.input_messages),
+                    "last-assistant-message": task.last_agent_message,
+                })
+            self._task = None
+            self._emit(task.sub_id, "task_complete", last_agent_message=task.last_agent_message)
+
+    def _finish_compaction(self, task):
+        summary = task.last_agent_message or "(no summary available)"
+        users = [message_text(it) for it in self.history
+                 if it.get("type") == "message" and it.get("role") == "user" and not _is_context_message(it)
+                 and message_text(it) != COMPACT_PROMPT]
+        joined = "\n\n".join(users) or "(none)"
+        if len(joined) > 80000:
+            joined = joined[:40000] + "\n...\n" + joined[-40000:]
+        bridge = ("You were originally given instructions from a user over one or more turns. Here were the user "
+                  "messages:\n\n%s\n\nAnother language model started to solve this problem and produced a summary of "
+                  "its thinking process. You also have access to the state of the tools that were used by that "
+                  "language model. Use this to build on the work that has already been done and avoid duplicating "
+                  "work. Here is the summary produced by the other language model, use the information in this "
+                  "summary to assist with your own analysis:\n\n%s" % (joined, summary))
+        context = [it for it in self.history if it.get("type") == "message" and _is_context_message(it)]
+        self.history = context[:2] + [text_message("user", bridge)]
+        if self._rollout is not None:
+            self._rollout.record_compacted(summary)
+        self._emit(task.sub_id, "agent_message", message="Compact task completed")
+
+    def _prompt_input(self):
+        """History for the next request, with an 'aborted' output after any unanswered call."""
+        with self._lock:
+            items = list(self.history)
+        answered = {it.get("call_id") for it in items if it.get("type") in ("function_call_output", "custom_tool_call_output")}
+        out = []
+        for it in items:
+            out.append(it)
+            if it.get("type") in ("function_call", "local_shell_call", "custom_tool_call") and it.get("call_id") not in answered:
+                kind = "custom_tool_call_output" if it["type"] == "custom_tool_call" else "function_call_output"
+                out.append({"type": kind, "call_id": it.get("call_id"), "output": "aborted"})
+        return out
+
+    def _tools(self, task):
+        if task.kind == "compact":
+            return []
+        mcp_tools = self.mcp.tools() if self.mcp is not None else None
+        if self.mcp is not None and hasattr(self.mcp, "new_failures"):
+            for message in self.mcp.new_failures():
+                self._task_emit(task, "error", message=message)
+        return build_tools(self.cfg, self.family, mcp_tools)
+
+    def _run_turn(self, task):
+        """One model request (with stream retries), running tools as items arrive.
+
+        Returns True when the model called tools (so another request must follow).
+        """
+        retries = 0
+        max_retries = self.cfg.provider.stream_max_retries
+        while True:
+            prompt = Prompt(self._prompt_input(), self._tools(task), self.instructions)
+            tool_called = [False]
+            try:
+                completed = self._stream_once(task, prompt, tool_called)
+            except StreamError as exc:
+                with self._lock:
+                    if task.cancelled:
+                        raise Interrupted("interrupted")
+                    # Record the calls that already ran: the retry continues after them
+                    # instead of re-running them.
+                    self._commit_task_items(task)
+                if task.abort_requested:
+                    return True
+                if retries >= max_retries:
+                    raise ProviderError("%s (gave up after %d stream retries)" % (exc, max_retries))
+                retries += 1
+                delay = exc.retry_after if exc.retry_after is not None else backoff(retries)
+                message = "stream error: %s; retrying %d/%d in %.1fs..." % (exc, retries, max_retries, delay)
+                self._task_emit(task, "stream_error", message=message)
+                self._task_emit(task, "background_event", message=message)
+                _interruptible_sleep(delay, task.cancel)
+                continue
+            with self._lock:
+                if task.cancelled:
+                    raise Interrupted("interrupted")
+                self._commit_task_items(task)
+            usage = completed.get("usage")
+            if usage:
+                for key in self.total_usage:
+                    self.total_usage[key] += usage.get(key) or 0
+                fields = dict(usage)
+                fields["info"] = {"total_token_usage": dict(self.total_usage), "last_token_usage": usage,
+                                  "model_context_window": self.family.context_window}
+                self._task_emit(task, "token_count", **fields)
+            return tool_called[0]
+
+    def _stream_once(self, task, prompt, tool_called):
+        client = self._client_for_turn()
+
+        def on_retry(error, attempt, max_retries, delay):
+            self._task_emit(task, "background_event",
+                            message="model request failed (%s); retrying %d/%d in %.1fs..." % (error, attempt, max_retries, delay))
+
+        def on_response(resp):
+            with self._lock:
+                task.response = resp
+                if task.cancelled:
+                    abort_response(resp)
+
+        completed = None
+        show_raw = bool(getattr(self.cfg, "show_raw_agent_reasoning", False))
+        hide = bool(getattr(self.cfg, "hide_agent_reasoning", False))
+        for kind, payload in client.stream(prompt, cancel=task.cancel, on_retry=on_retry, on_response=on_response):
+            if task.cancelled:
+                raise Interrupted("interrupted")
+            if kind == "text_delta":
+                if payload:
+                    self._task_emit(task, "agent_message_delta", delta=payload)
+            elif kind == "reasoning_delta":
+                if not hide:
+                    self._task_emit(task, "agent_reasoning_delta", delta=payload)
+            elif kind == "reasoning_break":
+                if not hide:
+                    self._task_emit(task, "agent_reasoning_section_break")
+            elif kind == "reasoning_raw_delta":
+                if show_raw:
+                    self._task_emit(task, "agent_reasoning_raw_content_delta", delta=payload)
+            elif kind == "item":
+                if self._handle_item(task, payload):
+                    tool_called[0] = True
+            elif kind == "completed":
+                completed = payload
+        with self._lock:
+            task.response = None
+        return completed or {}
+
+    # -- items and tools --
+    def _handle_item(self, task, item):
+        """Record one finished output item; run it when it is a tool call. True for calls."""
+        kind = item.get("type")
+        with self._lock:
+            if task.cancelled:
+                raise Interrupted("interrupted")
+            task.items.append(item)
+        if kind == "message":
+            for part in item.get("content") or ():
+                if part.get("type") == "output_text":
+                    self._task_emit(task, "agent_message", message=part.get("text") or "")
+            text = message_text(item)
+            if text:
+                task.last_agent_message = text
+            return False
+        if kind == "reasoning":
+            if not getattr(self.cfg, "hide_agent_reasoning", False):
+                for part in item.get("summary") or ():
+                    self._task_emit(task, "agent_reasoning", text=part.get("text") or "")
+            if getattr(self.cfg, "show_raw_agent_reasoning", False):
+                for part in item.get("content") or ():
+                    if part.get("type") == "reasoning_text":
+                        self._task_emit(task, "agent_reasoning_raw_content", text=part.get("text") or "")
+            return False
+        if kind == "function_call":
+            output = self._dispatch_call(task, item.get("call_id") or "", item.get("name") or "", item.get("arguments") or "")
+            self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
+            return True
+        if kind == "local_shell_call":
+            action = item.get("action") or {}
+            params = {"command": action.get("command") or [], "workdir": action.get("working_directory"),
+                      "timeout_ms": action.get("timeout_ms"), "escalated": False, "justification": None}
+            output = self._run_shell(task, item.get("call_id") or "", params)
+            self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
+            return True
+        if kind == "custom_tool_call":
+            if item.get("name") == "apply_patch":
+                output = self._run_apply_patch(task, item.get("call_id") or "", item.get("input") or "", None)
+            else:
+                output = "unsupported custom tool call: %s" % item.get("name")
+            self._add_output(task, {"type": "custom_tool_call_output", "call_id": item.get("call_id"), "output": output})
+            return True
+        return False
+
+    def _add_output(self, task, output_item):
+        with self._lock:
+            if task.cancelled:
+                raise Interrupted("interrupted")
+            task.items.append(output_item)
+
+    def _dispatch_call(self, task, call_id, name, arguments):
+        """Run one function call; return the output string for the model."""
+        try:
+            if name in ("shell", "container.exec"):
+                return self._run_shell(task, call_id, parse_shell_arguments(arguments))
+            if name == "apply_patch":
+                try:
+                    args = json.loads(arguments or "{}")
+                except ValueError as exc:
+                    return "failed to parse function arguments: %s" % exc
+                if not isinstance(args, dict) or not isinstance(args.get("input"), str):
+                    return "failed to parse function arguments: missing field `input`"
+                return self._run_apply_patch(task, call_id, args["input"], None)
+            if name == "update_plan":
+                plan = parse_plan_arguments(arguments)
+                self._task_emit(task, "plan_update", **plan)
+                return "Plan updated"
+            if self.mcp is not None and MCP_NAME_DELIMITER in name:
+                return self._run_mcp(task, call_id, name, arguments)
+            return "unsupported call: %s" % name
+        except ToolArgumentError as exc:
+            return str(exc)
+
+    def _ask(self, task, msg_type, **fields):
+        """Ask the front end for a decision (approval_handler or request event + op)."""
+        if self.approval_handler is not None:
+            msg = {"type": msg_type}
+            msg.update(fields)
+            decision = self.approval_handler(msg)
+            decision = decision if decision in REVIEW_DECISIONS else "denied"
+        else:
+            with self._cond:
+                if task.cancelled:
+                    return "abort"
+                self._decisions.pop(task.sub_id, None)
+                self._emit(task.sub_id, msg_type, **fields)
+                while task.sub_id not in self._decisions and not task.cancelled:
+                    self._cond.wait(0.5)
+                if task.cancelled:
+                    return "abort"
+                decision = self._decisions.pop(task.sub_id)
+        if decision == "abort":
+            task.abort_requested = True
+        return decision
+
+    def _resolve_cwd(self, workdir):
+        cwd = Path(self.cfg.cwd)
+        if workdir:
+            cwd = cwd / Path(workdir).expanduser()
+        return cwd
+
+    def _run_shell(self, task, call_id, params):
+        argv = params["command"]
+        cwd = self._resolve_cwd(params.get("workdir"))
+        patch = extract_apply_patch(argv)
+        if patch is not None:
+            text, subdir = patch
+            return self._run_apply_patch(task, call_id, text, cwd / subdir if subdir else cwd)
+        import base64
+
+        self._task_emit(task, "exec_command_begin", call_id=call_id, command=argv, cwd=str(cwd),
+                        parsed_cmd=parse_command_summary(argv))
+        def on_output(stream, data):
+            self._task_emit(task, "exec_command_output_delta", call_id=call_id, stream=stream,
+                            chunk=base64.b64encode(data).decode("ascii"))
+
+        def ask(kind="exec", argv=argv, cwd=cwd, reason=None, **extra):
+            return self._ask(task, "exec_approval_request", call_id=call_id, command=list(argv), cwd=str(cwd), reason=reason)
+
+        execute = globals().get("execute_with_policy") or _standin_execute_with_policy
+        timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
+        started = time.monotonic()
+        try:
+            outcome = execute(argv, cwd, self.cfg, self.state, ask, on_output=on_output, cancel=task.cancel,
+                              timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
+                              justification=params.get("justification"))
+        except CodexError as exc:
+            self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=str(exc), aggregated_output=str(exc),
+                            exit_code=-1, duration=wire_duration(time.monotonic() - started), formatted_output=str(exc))
+            return "execution error: %s" % exc
+        if task.cancelled:
+            raise Interrupted("interrupted")
+        if outcome.decision == "abort":
+            task.abort_requested = True
+        result = outcome.result
+        if result is None:
+            self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=outcome.model_output,
+                            aggregated_output=outcome.model_output, exit_code=-1,
+                            duration=wire_duration(time.monotonic() - started), formatted_output=outcome.model_output)
+        else:
+            duration = result.duration
+            duration = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
+            self._task_emit(task, "exec_command_end", call_id=call_id,
+                            stdout=(result.stdout or "")[:UI_OUTPUT_MAX_CHARS], stderr=(result.stderr or "")[:UI_OUTPUT_MAX_CHARS],
+                            aggregated_output=(result.aggregated_output or "")[:UI_OUTPUT_MAX_CHARS * 4],
+                            exit_code=result.exit_code, duration=wire_duration(duration), formatted_output=outcome.model_output)
+        return outcome.model_output
+
+    def _run_apply_patch(self, task, call_id, text, cwd):
+        cwd = Path(cwd) if cwd is not None else Path(self.cfg.cwd)
+        try:
+            changes = plan_patch(text, cwd)
+        except PatchError as exc:
+            return "error: %s" % exc
+        paths = []
+        for ch in changes:
+            paths.append(ch.path)
+            if ch.move_path is not None:
+                paths.append(ch.move_path)
+        assess = globals().get("assess_patch_safety") or _standin_assess_patch_safety
+        verdict = assess(paths, self.cfg)
+        protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+        if verdict == "reject":
+            return "patch rejected: writing outside of the project; rejected by user approval settings"
+        auto = verdict == "auto-approve"
+        if not auto:
+            decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
+                                 reason=None, grant_root=None)
+            if decision not in ("approved", "approved_for_session"):
+                return "patch rejected by user"
+        self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
+        for ch in changes:
+            for path, before in ((ch.path, ch.old if ch.kind != "add" else None), (ch.move_path, None)):
+                if path is not None and path not in task.diff_base:
+                    task.diff_base[path] = before if path == ch.path else (
+                        path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
+        started = time.monotonic()
+        stdout, stderr = "", ""
+        try:
+            apply_changes(changes)
+            stdout = patch_summary(changes)
+        except PatchError as exc:
+            stderr = str(exc) + "\n"
+        self._task_emit(task, "patch_apply_end", call_id=call_id, stdout=stdout, stderr=stderr, success=not stderr)
+        diff = self._turn_diff(task)
+        if diff:
+            self._task_emit(task, "turn_diff", unified_diff=diff)
+        return shell_output_for_model(stdout or stderr, 0 if not stderr else 1, time.monotonic() - started)
+
+    def _turn_diff(self, task):
+        """The cumulative unified diff of the files this task's patches touched."""
+        import difflib
+
+        out = []
+        for path in sorted(task.diff_base, key=str):
+            before = task.diff_base[path]
+            try:
+                after = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+            except OSError:
+                after = None
+            if before == after:
+                continue
+            try:
+                rel = str(Path(path).relative_to(self.cfg.cwd))
+            except ValueError:
+                rel = str(path)
+            a = "a/" + rel if before is not None else "/dev/null"
+            b = "b/" + rel if after is not None else "/dev/null"
+            out.append("diff --git a/%s b/%s\n" % (rel, rel))
+            out.extend(difflib.unified_diff((before or "").splitlines(True), (after or "").splitlines(True), a, b))
+        return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+    def _run_mcp(self, task, call_id, name, arguments):
+        server, _, tool = name.partition(MCP_NAME_DELIMITER)
+        if hasattr(self.mcp, "lookup"):
+            found = self.mcp.lookup(name)
+            if found is None:
+                return "unsupported call: %s" % name
+            server, tool = found
+        try:
+            args = json.loads(arguments) if arguments and arguments.strip() else None
+        except ValueError as exc:
+            return "err: %s" % exc
+        invocation = {"server": server, "tool": tool, "arguments": args}
+        self._task_emit(task, "mcp_tool_call_begin", call_id=call_id, invocation=invocation)
+        started = time.monotonic()
+        try:
+            result = self.mcp.call(name, args if isinstance(args, dict) else {})
+            wire_result = {"Ok": result}
+        except Exception as exc:  # any MCP failure goes back to the model as text
+            result = None
+            wire_result = {"Err": "tool call error: %s" % exc}
+        self._task_emit(task, "mcp_tool_call_end", call_id=call_id, invocation=invocation,
+                        duration=wire_duration(time.monotonic() - started), result=wire_result)
+        if result is None:
+            return wire_result["Err"]
+        formatter = globals().get("format_mcp_result_for_model")
+        if formatter is not None:
+            return formatter(result)
+        return json.dumps(result.get("content", []) if isinstance(result, dict) else result)
 
 
 ###############################################################################
@@ -1358,21 +5628,636 @@ class HistorySnapshot(object):
         return self.entry_from_end(count - 1 - offset)
 
 
+# -- rollouts --
+# Owner: the agent issue (#4).  One JSONL file per session:
+#   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
+# Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
+#   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
+#   response_item  a history item exactly as sent to the model
+#   event_msg      a protocol event msg worth replaying (user_message, agent_message, ...)
+#   turn_context   {cwd, approval_policy, sandbox_policy, model, effort, summary}
+#   compacted      {message}: history before this line was replaced by a summary
+# load_rollout() also reads the mid-2025 format (bare meta object, then bare items).
+
+ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
+
+
+def _git_info(cwd):
+    """{commit_hash, branch, repository_url} of cwd's repository (missing keys omitted)."""
+    import subprocess
+
+    if find_git_root(cwd) is None:
+        return None
+    info = {}
+    for key, argv in (("commit_hash", ["git", "rev-parse", "HEAD"]),
+                      ("branch", ["git", "rev-parse", "--abbrev-ref", "HEAD"]),
+                      ("repository_url", ["git", "config", "--get", "remote.origin.url"])):
+        try:
+            out = subprocess.run(argv, cwd=str(cwd), capture_output=True, text=True, timeout=2,
+                                 stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return info or None
+        if out.returncode == 0 and out.stdout.strip():
+            info[key] = redact(out.stdout.strip())
+    return info or None
+
+
+class RolloutRecorder(object):
+    """Appends a session's items and events to its rollout file."""
+
+    def __init__(self, cfg, session_id, instructions, resume_path=None):
+        self._lock = threading.Lock()
+        if resume_path:
+            self.path = Path(resume_path)
+            self._fh = open_private_append(self.path)
+        else:
+            now = time.localtime()
+            day = Path(cfg.codex_home) / ROLLOUT_SUBDIR / time.strftime("%Y", now) / time.strftime("%m", now) / time.strftime("%d", now)
+            self.path = day / ("rollout-%s-%s.jsonl" % (time.strftime("%Y-%m-%dT%H-%M-%S", now), session_id))
+            self._fh = open_private_append(self.path)
+            os.chmod(str(self.path), 0o600)
+            meta = {"id": session_id, "timestamp": _now_iso(), "cwd": str(cfg.cwd), "originator": ORIGINATOR,
+                    "cli_version": __version__, "instructions": instructions}
+            git = _git_info(cfg.cwd)
+            if git:
+                meta["git"] = git
+            self._write("session_meta", meta)
+        self._write("turn_context", {"cwd": str(cfg.cwd), "approval_policy": cfg.approval_policy,
+                                     "sandbox_policy": sandbox_policy_json(cfg), "model": cfg.model,
+                                     "effort": cfg.model_reasoning_effort, "summary": cfg.model_reasoning_summary})
+
+    def _write(self, kind, payload):
+        line = json.dumps({"timestamp": _now_iso(), "type": kind, "payload": payload}, ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._fh is None:
+                return
+            try:
+                self._fh.write(line.encode("utf-8"))
+                self._fh.flush()
+            except OSError as exc:
+                log("warn", "cannot write rollout %s: %s", self.path, exc)
+
+    def record_items(self, items):
+        """Append response items."""
+        for item in items:
+            self._write("response_item", item)
+
+    def record_event(self, msg):
+        """Append a protocol event msg."""
+        self._write("event_msg", msg)
+
+    def record_compacted(self, message):
+        """Note that history was replaced by a summary."""
+        self._write("compacted", {"message": message})
+
+    def close(self):
+        """Flush and close the file."""
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def load_rollout(path):
+    """Read a rollout: (session meta dict, history items, replayable event msgs)."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
+    lines = [line for line in raw.splitlines() if line.strip()]
+    if not lines:
+        raise ConfigError("session file %s is empty" % path)
+    meta, items, events = None, [], []
+    for number, line in enumerate(lines, 1):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            log("warn", "%s:%d: not JSON, skipped", path, number)
+            continue
+        if not isinstance(obj, dict):
+            continue
+        kind = obj.get("type")
+        payload = obj.get("payload")
+        if kind == "session_meta" and isinstance(payload, dict):
+            meta = payload
+        elif kind == "response_item" and isinstance(payload, dict):
+            items.append(payload)
+        elif kind == "event_msg" and isinstance(payload, dict):
+            events.append(payload)
+        elif kind == "compacted":
+            context = [it for it in items if it.get("type") == "message" and _is_context_message(it)]
+            bridge = [it for it in items if it.get("type") == "message" and it.get("role") == "user"][-1:]
+            items = context[:2] + bridge
+        elif number == 1 and meta is None and "id" in obj and kind is None:
+            meta = obj  # the mid-2025 format: a bare meta object first
+        elif obj.get("record_type") == "state":
+            continue
+        elif kind in HISTORY_ITEM_TYPES:
+            items.append(obj)
+    if meta is None:
+        raise ConfigError("session file %s has no session meta line; it is not a codex rollout" % path)
+    return meta, items, events
+
+
+def list_rollouts(home):
+    """Every rollout file under $CODEX_HOME/sessions, newest first."""
+    root = Path(home) / ROLLOUT_SUBDIR
+    if not root.is_dir():
+        return []
+    files = list(root.glob("*/*/*/rollout-*.jsonl")) + list(root.glob("rollout-*.jsonl"))
+    return sorted(files, key=lambda p: (p.name[8:27], p.stat().st_mtime), reverse=True)
+
+
+def find_rollout(home, session_id=None, last=False, cwd=None):
+    """The rollout for a session id (or unique prefix), or the newest one (in cwd first)."""
+    files = list_rollouts(home)
+    if session_id:
+        matches = [p for p in files if p.stem.endswith(session_id)]
+        if not matches:
+            matches = [p for p in files if session_id in p.stem[28:]]
+        if not matches:
+            path = Path(session_id).expanduser()
+            if path.is_file():
+                return path
+            raise UsageError("no recorded session %s under %s" % (session_id, Path(home) / ROLLOUT_SUBDIR))
+        if len(matches) > 1 and not any(p.stem.endswith(session_id) for p in matches):
+            raise UsageError("session id prefix %s is ambiguous; give more characters" % session_id)
+        return matches[0]
+    if not files:
+        raise UsageError("no recorded sessions under %s" % (Path(home) / ROLLOUT_SUBDIR))
+    if cwd is not None:
+        for path in files[:200]:
+            try:
+                with open(str(path), encoding="utf-8") as fh:
+                    first = json.loads(fh.readline() or "{}")
+            except (OSError, ValueError):
+                continue
+            meta = first.get("payload") if first.get("type") == "session_meta" else first
+            if isinstance(meta, dict) and meta.get("cwd") == str(cwd):
+                return path
+    return files[0]
+
+
 ###############################################################################
 # §17 Front end: codex exec
 ###############################################################################
 
-# Owner: the agent issue (#4).
+# Owner: the agent issue (#4).  `codex exec` runs one task with approval `never` and prints
+# either human progress (on stderr; the final message alone on stdout, so pipelines get just
+# the answer) or, with --json, one JSON object per line on stdout in upstream's current
+# schema (docs/agent.md):
+#   thread.started{thread_id}  turn.started{}  item.started|item.updated|item.completed{item}
+#   turn.completed{usage{input_tokens, cached_input_tokens, output_tokens}}  turn.failed{error{message}}
+#   error{message}
+# Items: agent_message{text} reasoning{text} command_execution{command, aggregated_output,
+# exit_code, status} file_change{changes[{path, kind}], status} mcp_tool_call{server, tool,
+# status} todo_list{items[{text, completed}]} error{message}; each has an `id` ("item_N").
+
+EXEC_NO_PROMPT = "No prompt provided. Either specify one as an argument or pipe the prompt into stdin."
+EXEC_NOT_GIT = ("Not inside a trusted directory and --skip-git-repo-check was not specified "
+                "(run codex exec inside a git repository, or pass --skip-git-repo-check)")
+EXEC_OUTPUT_LINES = 20  #: lines of command output shown per command in human mode
+
+_ANSI = {"bold": "1", "dim": "2", "italic": "3", "red": "31", "green": "32", "magenta": "35", "cyan": "36"}
+
+
+def _use_color(choice, stream, environ=None):
+    """--color always|never|auto (auto: a TTY and NO_COLOR unset)."""
+    environ = os.environ if environ is None else environ
+    if choice == "always":
+        return True
+    if choice == "never" or environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def format_elapsed(seconds):
+    """upstream's durations: 250ms, 1.50s, 2m05s."""
+    if seconds < 1:
+        return "%dms" % int(seconds * 1000)
+    if seconds < 60:
+        return "%.2fs" % seconds
+    return "%dm%02ds" % (int(seconds // 60), int(seconds % 60))
+
+
+def _duration_seconds(value):
+    if isinstance(value, dict):
+        return value.get("secs", 0) + value.get("nanos", 0) / 1e9
+    return float(value or 0)
+
+
+def _shell_join(argv):
+    import shlex
+
+    if len(argv) == 3 and argv[0] in _SHELLS and argv[1] in ("-lc", "-c"):
+        return argv[2]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def read_exec_prompt(prompt, stdin=None):
+    """The prompt: the argument, or all of stdin for `-`/none (UsageError when there is none)."""
+    stdin = sys.stdin if stdin is None else stdin
+    if prompt is not None and prompt != "-":
+        return prompt
+    if prompt is None:
+        try:
+            if stdin.isatty():
+                raise UsageError(EXEC_NO_PROMPT)
+        except (AttributeError, ValueError):
+            pass
+        sys.stderr.write("Reading prompt from stdin...\n")
+    text = stdin.read()
+    if not text.strip():
+        raise UsageError("No prompt provided via stdin.")
+    return text
+
+
+def config_summary(cfg, session_id=None):
+    """(key, value) pairs of the exec header."""
+    rows = [("workdir", str(cfg.cwd)), ("model", cfg.model), ("provider", cfg.provider.id),
+            ("approval", cfg.approval_policy)]
+    sandbox = cfg.sandbox_mode
+    if sandbox == "workspace-write":
+        roots = ["workdir", "/tmp", "$TMPDIR"] + [str(r) for r in (cfg.sandbox_workspace_write or {}).get("writable_roots") or []]
+        sandbox += " [%s]" % ", ".join(roots)
+        if cfg.network_access:
+            sandbox += " (network access enabled)"
+    rows.append(("sandbox", sandbox))
+    if cfg.provider.wire_api == "responses" and model_family(cfg.model, cfg).supports_reasoning:
+        rows.append(("reasoning effort", cfg.model_reasoning_effort or "medium"))
+        rows.append(("reasoning summaries", cfg.model_reasoning_summary or "auto"))
+    if session_id:
+        rows.append(("session id", session_id))
+    return rows
+
+
+class HumanPrinter(object):
+    """Prints exec progress for people (stderr) and the final message (stdout)."""
+
+    def __init__(self, cfg, color, out=None, err=None):
+        self.cfg = cfg
+        self.color = color
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.in_delta = False
+        self.streamed = False
+        self.commands = {}
+
+    def c(self, style, text):
+        """Wrap text in ANSI styles when colour is on."""
+        if not self.color:
+            return text
+        codes = ";".join(_ANSI[s] for s in style.split())
+        return "\x1b[%sm%s\x1b[0m" % (codes, text)
+
+    def line(self, text=""):
+        """Write one progress line."""
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def ts(self, text):
+        """Write a timestamped progress line."""
+        stamp = time.strftime("[%Y-%m-%dT%H:%M:%S]", time.gmtime())
+        self.end_delta()
+        self.line("%s %s" % (self.c("dim", stamp), text))
+
+    def end_delta(self):
+        """Finish a line of streamed text."""
+        if self.in_delta:
+            self.err.write("\n")
+            self.in_delta = False
+
+    def header(self, session_id, prompt):
+        """The config summary and the prompt."""
+        self.ts("codex v%s" % __version__)
+        self.line("--------")
+        for key, value in config_summary(self.cfg, session_id):
+            self.line("%s: %s" % (self.c("bold", key), value))
+        self.line("--------")
+        self.ts(self.c("bold cyan", "User instructions:"))
+        self.line(prompt)
+
+    def event(self, msg):
+        """Print one protocol event."""
+        kind = msg["type"]
+        if kind == "agent_message_delta":
+            if not self.in_delta:
+                self.ts(self.c("italic magenta", "codex"))
+                self.in_delta = True
+                self.streamed = True
+            self.err.write(msg.get("delta", ""))
+            self.err.flush()
+        elif kind == "agent_message":
+            if self.streamed:  # already shown delta by delta
+                self.streamed = False
+                self.end_delta()
+                return
+            self.ts(self.c("italic magenta", "codex"))
+            self.line(msg.get("message", ""))
+        elif kind == "agent_reasoning":
+            if not getattr(self.cfg, "hide_agent_reasoning", False):
+                self.ts(self.c("italic magenta", "thinking"))
+                self.line(self.c("italic", msg.get("text", "")))
+        elif kind == "exec_command_begin":
+            cmd = _shell_join(msg.get("command") or [])
+            self.commands[msg.get("call_id")] = cmd
+            self.ts("%s %s in %s" % (self.c("magenta", "exec"), self.c("bold", cmd), msg.get("cwd")))
+        elif kind == "exec_command_end":
+            cmd = self.commands.pop(msg.get("call_id"), "command")
+            dur = format_elapsed(_duration_seconds(msg.get("duration")))
+            code = msg.get("exit_code")
+            if code == 0:
+                self.ts(self.c("green", "%s succeeded in %s:" % (cmd, dur)))
+            else:
+                self.ts(self.c("red", "%s exited %s in %s:" % (cmd, code, dur)))
+            text = msg.get("aggregated_output") or (msg.get("stdout") if code == 0 else msg.get("stderr")) or ""
+            lines = text.rstrip("\n").split("\n") if text.strip() else []
+            for out_line in lines[:EXEC_OUTPUT_LINES]:
+                self.line(self.c("dim", out_line))
+            if len(lines) > EXEC_OUTPUT_LINES:
+                self.line(self.c("dim", "... +%d lines" % (len(lines) - EXEC_OUTPUT_LINES)))
+        elif kind == "patch_apply_begin":
+            self.ts("%s auto_approved=%s:" % (self.c("magenta", "apply_patch"), str(msg.get("auto_approved")).lower()))
+            for path, change in sorted((msg.get("changes") or {}).items()):
+                if "add" in change:
+                    self.line(self.c("green", "A %s" % path))
+                    for text in (change["add"].get("content") or "").splitlines():
+                        self.line(self.c("green", "+" + text))
+                elif "delete" in change:
+                    self.line(self.c("red", "D %s" % path))
+                else:
+                    upd = change.get("update") or {}
+                    self.line("%s %s" % ("R" if upd.get("move_path") else "M",
+                                         path + (" -> %s" % upd["move_path"] if upd.get("move_path") else "")))
+                    for text in (upd.get("unified_diff") or "").splitlines():
+                        style = "green" if text.startswith("+") else "red" if text.startswith("-") else "dim"
+                        self.line(self.c(style, text))
+        elif kind == "patch_apply_end":
+            ok = msg.get("success")
+            self.ts(self.c("green" if ok else "red", "apply_patch %s" % ("succeeded" if ok else "failed")))
+            for text in (msg.get("stdout") if ok else msg.get("stderr") or "").splitlines():
+                self.line(self.c("dim", text))
+        elif kind == "mcp_tool_call_begin":
+            inv = msg.get("invocation") or {}
+            self.ts("%s %s.%s(%s)" % (self.c("magenta", "tool"), inv.get("server"), inv.get("tool"),
+                                      json.dumps(inv.get("arguments"), separators=(",", ":"))))
+        elif kind == "mcp_tool_call_end":
+            inv = msg.get("invocation") or {}
+            result = msg.get("result") or {}
+            ok = "Ok" in result and not (result.get("Ok") or {}).get("isError")
+            self.ts(self.c("green" if ok else "red", "%s.%s %s in %s" % (
+                inv.get("server"), inv.get("tool"), "success" if ok else "failed",
+                format_elapsed(_duration_seconds(msg.get("duration"))))))
+        elif kind == "plan_update":
+            self.ts(self.c("magenta", "plan"))
+            if msg.get("explanation"):
+                self.line(msg["explanation"])
+            for step in msg.get("plan") or ():
+                mark = {"completed": "[x]", "in_progress": "[~]"}.get(step.get("status"), "[ ]")
+                self.line("  %s %s" % (mark, step.get("step")))
+        elif kind == "error":
+            self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
+        elif kind in ("background_event",):
+            self.ts(self.c("dim", msg.get("message", "")))
+        elif kind == "turn_aborted":
+            self.ts(self.c("red", "task interrupted"))
+
+    def finish(self, last_message, usage):
+        """Token total on stderr, the final message on stdout."""
+        blended = (usage["input_tokens"] - usage["cached_input_tokens"]) + usage["output_tokens"]
+        if usage["total_tokens"]:
+            self.ts("tokens used: {:,}".format(blended))
+        self.end_delta()
+        if last_message:
+            # With both streams on one terminal the message was already shown above.
+            if not (_isatty(self.out) and _isatty(self.err)):
+                self.out.write(last_message.rstrip("\n") + "\n")
+                self.out.flush()
+
+
+def _isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class JsonPrinter(object):
+    """Prints exec events as upstream's JSONL thread events on stdout."""
+
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+        self.n = 0
+        self.open_items = {}
+        self.todo = None
+        self.failed = None
+
+    def emit(self, obj):
+        """Write one JSON line."""
+        self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.out.flush()
+
+    def _item(self, kind, **fields):
+        item = {"id": "item_%d" % self.n, "type": kind}
+        self.n += 1
+        item.update(fields)
+        return item
+
+    def event(self, msg):
+        """Translate one protocol event into thread events."""
+        kind = msg["type"]
+        if kind == "session_configured":
+            self.emit({"type": "thread.started", "thread_id": msg.get("session_id")})
+        elif kind == "task_started":
+            self.emit({"type": "turn.started"})
+        elif kind == "agent_message":
+            self.emit({"type": "item.completed", "item": self._item("agent_message", text=msg.get("message", ""))})
+        elif kind == "agent_reasoning":
+            self.emit({"type": "item.completed", "item": self._item("reasoning", text=msg.get("text", ""))})
+        elif kind == "exec_command_begin":
+            item = self._item("command_execution", command=_shell_join(msg.get("command") or []),
+                              aggregated_output="", exit_code=None, status="in_progress")
+            self.open_items[msg.get("call_id")] = item
+            self.emit({"type": "item.started", "item": item})
+        elif kind == "exec_command_end":
+            item = self.open_items.pop(msg.get("call_id"), None) or self._item("command_execution", command="")
+            item = dict(item, aggregated_output=msg.get("aggregated_output") or "", exit_code=msg.get("exit_code"),
+                        status="completed" if msg.get("exit_code") == 0 else "failed")
+            self.emit({"type": "item.completed", "item": item})
+        elif kind == "patch_apply_begin":
+            changes = []
+            for path, change in sorted((msg.get("changes") or {}).items()):
+                changes.append({"path": path, "kind": "add" if "add" in change else "delete" if "delete" in change else "update"})
+            self.open_items[("patch", msg.get("call_id"))] = changes
+        elif kind == "patch_apply_end":
+            changes = self.open_items.pop(("patch", msg.get("call_id")), [])
+            self.emit({"type": "item.completed", "item": self._item(
+                "file_change", changes=changes, status="completed" if msg.get("success") else "failed")})
+        elif kind == "mcp_tool_call_begin":
+            inv = msg.get("invocation") or {}
+            item = self._item("mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), status="in_progress")
+            self.open_items[("mcp", msg.get("call_id"))] = item
+            self.emit({"type": "item.started", "item": item})
+        elif kind == "mcp_tool_call_end":
+            item = self.open_items.pop(("mcp", msg.get("call_id")), None) or self._item("mcp_tool_call")
+            result = msg.get("result") or {}
+            ok = "Ok" in result and not (result.get("Ok") or {}).get("isError")
+            self.emit({"type": "item.completed", "item": dict(item, status="completed" if ok else "failed")})
+        elif kind == "plan_update":
+            items = [{"text": s.get("step"), "completed": s.get("status") == "completed"} for s in msg.get("plan") or ()]
+            if self.todo is None:
+                self.todo = self._item("todo_list", items=items)
+                self.emit({"type": "item.started", "item": self.todo})
+            else:
+                self.todo = dict(self.todo, items=items)
+                self.emit({"type": "item.updated", "item": self.todo})
+        elif kind in ("stream_error",):
+            self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
+        elif kind == "error":
+            self.failed = msg.get("message", "")
+            self.emit({"type": "error", "message": self.failed})
+
+    def finish(self, last_message, usage, failed):
+        """Close open items and print turn.completed or turn.failed."""
+        if self.todo is not None:
+            self.emit({"type": "item.completed", "item": self.todo})
+            self.todo = None
+        if failed is not None:
+            self.emit({"type": "turn.failed", "error": {"message": failed}})
+        else:
+            self.emit({"type": "turn.completed", "usage": {
+                "input_tokens": usage["input_tokens"], "cached_input_tokens": usage["cached_input_tokens"],
+                "output_tokens": usage["output_tokens"]}})
+
+
+def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_file=None,
+             skip_git_repo_check=False, resume_path=None, out=None, err=None):
+    """Run one task to completion, printing progress; return the exit code (0, 1 or 130)."""
+    import signal
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    session = Session(cfg, resume_path=resume_path)
+    first = session.next_event(timeout=5)
+    printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
+    if as_json:
+        printer.event(first["msg"])
+    else:
+        printer.header(session.session_id, prompt)
+    if not skip_git_repo_check and find_git_root(cfg.cwd) is None:
+        session.shutdown()
+        raise UsageError(EXEC_NOT_GIT)
+    items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
+    interrupts = [0]
+
+    def on_sigint(signum, frame):
+        interrupts[0] += 1
+        if interrupts[0] > 1:
+            raise KeyboardInterrupt
+        session.interrupt()
+
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    failed = None
+    last = None
+    code = 0
+    try:
+        sub_id = session.submit({"type": "user_input", "items": items})
+        while True:
+            event = session.next_event(timeout=0.5)
+            if event is None:
+                continue
+            msg = event["msg"]
+            if msg["type"] == "error":
+                failed = msg.get("message")
+            printer.event(msg)
+            if event["id"] == sub_id and msg["type"] == "task_complete":
+                last = msg.get("last_agent_message")
+                break
+            if event["id"] == sub_id and msg["type"] == "turn_aborted":
+                failed = failed or "task interrupted"
+                code = 130
+                break
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        session.shutdown()
+    if as_json:
+        printer.finish(last, session.total_usage, failed)
+    else:
+        printer.finish(last, session.total_usage)
+    if last_message_file:
+        if last is None:
+            err.write("Warning: no last agent message; wrote empty content to %s\n" % last_message_file)
+        try:
+            Path(last_message_file).write_text(last or "", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError("cannot write --output-last-message %s: %s" % (last_message_file, exc.strerror or exc))
+    if code:
+        return code
+    return 1 if failed is not None else 0
+
+
+def _exec_config(args, cfg_loader):
+    """The exec Config: approval forced to never; --include-plan-tool honoured."""
+    extra = {"approval_policy": "never"}
+    if getattr(args, "include_plan_tool", None):
+        extra["include_plan_tool"] = True
+    return cfg_loader(**extra)
 
 
 def _cmd_exec(args, cfg_loader):
     """`codex exec [PROMPT]`: run one task non-interactively."""
-    _not_landed("`codex exec` (the agent)")
+    resume_path = None
+    prompt = args.prompt
+    if prompt == "resume":
+        rest = list(getattr(args, "resume_args", None) or [])
+        cfg = _exec_config(args, cfg_loader)
+        if args.last:
+            session_id = None
+            prompt = rest[0] if rest else None
+        else:
+            if not rest:
+                raise UsageError("`codex exec resume` needs a session id or --last")
+            session_id = rest[0]
+            prompt = rest[1] if len(rest) > 1 else None
+        resume_path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=cfg.cwd)
+        prompt = read_exec_prompt(prompt)
+    else:
+        if getattr(args, "resume_args", None):
+            raise UsageError("unexpected arguments after the prompt: %s" % " ".join(args.resume_args))
+        prompt = read_exec_prompt(prompt)
+        cfg = _exec_config(args, cfg_loader)
+    return run_exec(cfg, prompt, images=args.images or (), as_json=args.json, color=args.color,
+                    last_message_file=args.output_last_message, skip_git_repo_check=args.skip_git_repo_check,
+                    resume_path=resume_path)
 
 
 def _cmd_resume(args, cfg_loader):
-    """`codex resume --last|ID`: continue a recorded session."""
-    _not_landed("`codex resume` (session rollouts)")
+    """`codex resume --last|ID [PROMPT]`: continue a recorded session in the interactive session."""
+    cfg = cfg_loader()
+    session_id, prompt = args.session_id, args.resume_prompt
+    if args.last and session_id and prompt is None:
+        session_id, prompt = None, session_id
+    if not args.last and not session_id:
+        raise UsageError("`codex resume` needs a session id or --last (sessions live in %s)" % (Path(cfg.codex_home) / ROLLOUT_SUBDIR))
+    path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=cfg.cwd)
+
+    def resume_loader(**more):
+        # Session (§15) resumes whatever config.experimental_resume names, so the REPL
+        # needs no resume logic of its own.
+        resumed = cfg_loader(**more)
+        resumed.experimental_resume = str(path)
+        return resumed
+
+    args.resume_path = path
+    args.prompt = prompt
+    return globals()["_cmd_interactive"](args, resume_loader)
 
 
 ###############################################################################
@@ -3290,12 +8175,60 @@ def _cmd_interactive(args, cfg_loader):
 # §20 Front end: codex proto
 ###############################################################################
 
-# Owner: the agent issue (#4).
+# Owner: the agent issue (#4).  `codex proto`: stdin carries submissions, one JSON object per
+# line ({"id": "...", "op": {"type": ...}}); stdout carries events, one per line, the first
+# being session_configured.  Bad lines are reported on stderr and skipped.  Stdin EOF stops
+# reading only; the process ends after a `shutdown` op (shutdown_complete) or Ctrl-C.
+
+PROTO_STDIN_TTY = "Protocol mode expects stdin to be a pipe, not a terminal"
+
+
+def run_proto(cfg, stdin=None, stdout=None, stderr=None):
+    """Bridge a Session to JSON lines on stdio until shutdown_complete; return the exit code."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    session = Session(cfg)
+    write_lock = threading.Lock()
+
+    def reader():
+        for line in stdin:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                sub = json.loads(line)
+                if not isinstance(sub, dict) or not isinstance(sub.get("op"), dict):
+                    raise ValueError("expected {\"id\": ..., \"op\": {\"type\": ...}}")
+            except ValueError as exc:
+                stderr.write("codex proto: invalid submission skipped (%s): %s\n" % (exc, line[:200]))
+                stderr.flush()
+                continue
+            session.submit(sub)
+
+    threading.Thread(target=reader, name="proto-stdin", daemon=True).start()
+    try:
+        while True:
+            event = session.next_event(timeout=0.5)
+            if event is None:
+                if session._closed:
+                    return 0
+                continue
+            with write_lock:
+                stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+                stdout.flush()
+            if event["msg"]["type"] == "shutdown_complete":
+                return 0
+    except KeyboardInterrupt:
+        session.shutdown()
+        return 130
 
 
 def _cmd_proto(args, cfg_loader):
     """`codex proto`: ops in on stdin, events out on stdout, one JSON object per line."""
-    _not_landed("`codex proto` (the agent protocol)")
+    if _isatty(sys.stdin):
+        raise UsageError(PROTO_STDIN_TTY)
+    return run_proto(cfg_loader())
 
 
 ###############################################################################
@@ -3509,7 +8442,12 @@ def _parse_args(argv):
     argv, prompt, extra = _split_prompt(parser, argv)
     if extra:
         parser.error("unexpected arguments after the prompt: %s" % " ".join(extra))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    # `codex exec resume --last PROMPT`: argparse stops filling resume_args at the flag.
+    if unknown and getattr(args, "prompt", None) == "resume" and not any(u.startswith("-") for u in unknown):
+        args.resume_args = list(getattr(args, "resume_args", None) or []) + unknown
+    elif unknown:
+        parser.error("unrecognized arguments: %s" % " ".join(unknown))
     if prompt is not None:
         if args.command is not None:
             parser.error("a prompt cannot come before a subcommand")
@@ -3627,6 +8565,8 @@ def _is_debug(argv):
 def main(argv=None):
     """Entry point: parse argv, dispatch to the subcommand, map errors to exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12)
+        return _sandbox_helper_main(argv[1:])
     if argv in (["--version"], ["-V"]):  # the fast path: no argparse, no config
         sys.stdout.write("codex %s\n" % __version__)
         return 0

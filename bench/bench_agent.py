@@ -1,0 +1,133 @@
+"""Agent benchmarks: per-tool-call overhead of a turn, and SSE throughput.
+
+    .venv/bin/python bench/bench_agent.py [--calls N] [--mb M] [--delta BYTES]
+
+1. Tool-call overhead: one model response carrying N function calls, then a final answer,
+   through a real Session against the scripted model server on 127.0.0.1.  Measured twice:
+   with `update_plan` calls (pure agent overhead: parse, dispatch, events, history) and with
+   `shell ["true"]` calls (adds spawning a process).
+2. SSE throughput: M MB of assistant text in DELTA-byte deltas streamed by the server and
+   decoded by ResponsesClient (HTTP + SSE parse + JSON + event), and the SSE parser alone.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import codex  # noqa: E402
+from support.agent_env import drain_until, mock_config, user_input  # noqa: E402
+from support.model_server import ModelServer, Turn  # noqa: E402
+
+
+class RemoteServer(object):
+    """A ModelServer in a forked child process, so its work does not share our GIL."""
+
+    def __init__(self, *turns):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=self._serve, args=(child, turns), daemon=True)
+        self.proc.start()
+        self.url = parent.recv()
+        self._pipe = parent
+
+    @staticmethod
+    def _serve(pipe, turns):
+        with ModelServer() as server:
+            server.enqueue(*turns)
+            pipe.send(server.url)
+            pipe.recv()
+
+    def close(self):
+        self._pipe.send("stop")
+        self.proc.join(5)
+
+
+def bench_tool_calls(server, home, cwd, n, name, args):
+    turn = Turn()
+    for i in range(n):
+        turn.function_call(name, args, call_id="c%d" % i)
+    server = RemoteServer(Turn().text("warm-up"), turn, Turn().text("done"))
+    session = codex.Session(mock_config(server, home, cwd, sandbox="danger-full-access"), record_rollout=True)
+    session.next_event(timeout=5)
+    # The first request pays for importing httpx and building the TLS context: not timed.
+    session.submit(user_input("warm up"))
+    drain_until(session, "task_complete", timeout=60)
+    t0 = time.perf_counter()
+    session.submit(user_input("go"))
+    drain_until(session, "task_complete", timeout=600)
+    elapsed = time.perf_counter() - t0
+    session.shutdown()
+    server.close()
+    return elapsed
+
+
+def bench_sse(server, home, cwd, total_bytes, delta):
+    text = ("abcdefghij" * (delta // 10 + 1))[:delta]
+    chunks = [text] * (total_bytes // delta)
+    server = RemoteServer(Turn().text("warm-up"), Turn().text("".join(chunks), chunks=chunks))
+    client = codex.ResponsesClient(mock_config(server, home, cwd), "bench")
+    list(client.stream(codex.Prompt([], [], "x")))
+    t0 = time.perf_counter()
+    got = 0
+    for kind, payload in client.stream(codex.Prompt([], [], "x")):
+        if kind == "text_delta":
+            got += len(payload)
+    elapsed = time.perf_counter() - t0
+    client.close()
+    server.close()
+    assert got == len(chunks) * delta, got
+    return elapsed, len(chunks)
+
+
+def bench_parser(total_bytes, delta):
+    payload = json.dumps({"type": "response.output_text.delta", "delta": "x" * delta})
+    frame = ("event: response.output_text.delta\ndata: %s\n\n" % payload).encode()
+    raw = frame * (total_bytes // delta)
+    pieces = [raw[i:i + 16384] for i in range(0, len(raw), 16384)]
+    parser = codex.SseParser()
+    t0 = time.perf_counter()
+    n = 0
+    for piece in pieces:
+        for ev in parser.feed(piece):
+            json.loads(ev.data)
+            n += 1
+    return time.perf_counter() - t0, n, len(raw)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--mb", type=float, default=1.0)
+    ap.add_argument("--delta", type=int, default=8)
+    opts = ap.parse_args()
+    os.environ.setdefault("CODEX_TEST_MOCK_KEY", "bench")
+    with tempfile.TemporaryDirectory() as tmp, ModelServer() as server:
+        home, cwd = Path(tmp) / "home", Path(tmp) / "work"
+        home.mkdir()
+        cwd.mkdir()
+        n = opts.calls
+        plan = {"plan": [{"step": "a", "status": "in_progress"}]}
+        t_plan = bench_tool_calls(server, home, cwd, n, "update_plan", plan)
+        t_shell = bench_tool_calls(server, home, cwd, n, "shell", {"command": ["true"]})
+        print("tool calls: %d update_plan calls in one turn: %.1f ms total, %.3f ms/call" % (n, t_plan * 1000, t_plan * 1000 / n))
+        print("tool calls: %d shell [\"true\"] calls in one turn: %.1f ms total, %.2f ms/call" % (n, t_shell * 1000, t_shell * 1000 / n))
+        total = int(opts.mb * 1024 * 1024)
+        elapsed, deltas = bench_sse(server, home, cwd, total, opts.delta)
+        print("SSE end to end: %.2f MB of text in %d deltas of %d bytes: %.2f s, %.2f MB/s of text, %.0f deltas/s"
+              % (total / 1048576.0, deltas, opts.delta, elapsed, total / 1048576.0 / elapsed, deltas / elapsed))
+        elapsed, events, raw = bench_parser(total, opts.delta)
+        print("SSE parser alone (+json.loads): %d events, %.1f MB of SSE: %.2f s, %.1f MB/s, %.0f events/s"
+              % (events, raw / 1048576.0, elapsed, raw / 1048576.0 / elapsed, events / elapsed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Per-command cost of the sandbox helper against a plain fork/exec of the same command.
+
+    python3 bench/bench_sandbox.py [-n RUNS] [--json]
+
+Spawns `/bin/true` RUNS times each way (same subprocess call, stdin /dev/null, pipes, new
+session) and reports the median and p90 wall time per command and the extra cost over the
+plain spawn.  Variants: the compiled helper in read-only mode, in workspace-write mode
+(Landlock rules for the roots), workspace-write with a .git to protect (adds the user+mount
+namespace and a read-only bind), the same plus --ro-mounts (every other mount read-only: what
+codex uses where user namespaces work), and the Python helper.  Goal: compiled helper < 2 ms extra.
+Results also go to bench/results/bench_sandbox.json.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import codex  # noqa: E402
+
+
+def time_spawns(argv, runs, env):
+    """Wall time (ms) of each of `runs` spawns of argv, waited to completion."""
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, close_fds=True, env=env)
+        proc.communicate()
+        out.append((time.perf_counter() - t0) * 1000.0)
+        if proc.returncode != 0:
+            raise SystemExit("bench: %s exited %d" % (argv[:3], proc.returncode))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", "--runs", type=int, default=300)
+    ap.add_argument("--python-runs", type=int, default=30)
+    ap.add_argument("--json", action="store_true", help="print JSON only")
+    args = ap.parse_args(argv)
+    helper = REPO / "build" / "helpers" / ("codex-linux-sandbox-%s" % codex._machine_arch())
+    if not helper.exists():
+        raise SystemExit("bench: %s missing; run `python3 build.py helpers`" % helper)
+    env = {"PATH": "/usr/bin:/bin"}
+    cmd = ["/bin/true"]
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Path(tmp) / "ws"
+        (ws / ".git").mkdir(parents=True)
+        variants = [
+            ("plain fork/exec", cmd, args.runs),
+            ("C helper, read-only", [str(helper), "--cwd", str(ws), "--"] + cmd, args.runs),
+            ("C helper, workspace-write", [str(helper), "--cwd", str(ws), "--writable", str(ws), "--writable", "/tmp",
+                                           "--"] + cmd, args.runs),
+            ("C helper, workspace-write + .git read-only (userns)",
+             [str(helper), "--cwd", str(ws), "--writable", str(ws), "--writable", "/tmp",
+              "--read-only", str(ws / ".git"), "--"] + cmd, args.runs),
+            ("C helper, as codex runs it (+ --ro-mounts)",
+             [str(helper), "--cwd", str(ws), "--writable", str(ws), "--writable", "/tmp",
+              "--read-only", str(ws / ".git"), "--ro-mounts", "--"] + cmd, args.runs),
+            ("Python helper, workspace-write", codex._python_helper_argv() + [
+                "--cwd", str(ws), "--writable", str(ws), "--"] + cmd, args.python_runs),
+        ]
+        for _, argv_, _ in variants:  # warm the page cache
+            time_spawns(argv_, 3, env)
+        # round-robin, so load from other processes on the machine hits every variant alike
+        samples_by = {name: [] for name, _, _ in variants}
+        for i in range(args.runs):
+            for name, argv_, runs in variants:
+                if i < runs:
+                    samples_by[name].extend(time_spawns(argv_, 1, env))
+        rows = []
+        base = None
+        for name, argv_, runs in variants:
+            samples = sorted(samples_by[name])
+            med = statistics.median(samples)
+            p90 = samples[int(len(samples) * 0.9) - 1]
+            if base is None:
+                base = med
+            rows.append({"variant": name, "runs": runs, "median_ms": round(med, 3), "p90_ms": round(p90, 3),
+                         "extra_ms": round(med - base, 3)})
+    result = {"machine": os.uname().machine, "kernel": os.uname().release, "python": sys.version.split()[0],
+              "command": cmd, "rows": rows}
+    out_dir = REPO / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench_sandbox.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print("%-52s %6s %10s %9s %10s" % ("variant", "runs", "median ms", "p90 ms", "extra ms"))
+    for r in rows:
+        print("%-52s %6d %10.3f %9.3f %10.3f" % (r["variant"], r["runs"], r["median_ms"], r["p90_ms"], r["extra_ms"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

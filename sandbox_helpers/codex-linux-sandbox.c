@@ -1,0 +1,582 @@
+/*
+ * codex-linux-sandbox: apply codex's sandbox policy to this process, then exec a command.
+ *
+ * codex spawns this helper for every sandboxed command; the helper restricts itself and
+ * execvp()s the command, so the command keeps the helper's pid and its exit status and
+ * signals are the command's own.  No dependencies beyond the kernel headers and libc;
+ * built statically (build.py) for x86_64 and aarch64.
+ *
+ * Argv protocol (the Python helper in codex.py §12 speaks the same one):
+ *
+ *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
+ *   codex-linux-sandbox --probe
+ *
+ *   --writable PATH   full Landlock rights beneath PATH (a writable root)
+ *   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace
+ *                     (.git, .codex and $CODEX_HOME inside writable roots)
+ *   --ro-mounts       in that namespace make every mount read-only except the writable
+ *                     roots: closes chmod/chown/utime/xattr outside the roots, which
+ *                     Landlock does not cover (needs mount_setattr, Linux 5.12+)
+ *   --network         the command may use the network (no socket rules)
+ *   --cwd DIR         chdir(DIR) after the mounts, just before exec
+ *   --probe           print key=value lines (implementation, landlock_abi, seccomp, userns,
+ *                     mount_setattr)
+ *
+ * Policy, applied in this order:
+ *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
+ *   2. with --read-only or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our uid/gid
+ *      to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and bind each
+ *      writable root onto itself read-write; bind each --read-only path onto itself and
+ *      remount it read-only (keeping the locked flags).
+ *   3. seccomp (a BPF filter built here; denials return EPERM):
+ *      - foreign architecture and x32 syscalls (x86_64): kill the process;
+ *      - always: ptrace, process_vm_readv/writev, io_uring_*, the mount family
+ *        (mount, umount2, mount_setattr, move_mount, open_tree, fs*, pivot_root) and the
+ *        TIOCSTI/TIOCLINUX ioctls;
+ *      - network off: socket/socketpair for every family but AF_UNIX; connect, bind,
+ *        listen, accept, accept4 for every family; sendto with a destination address.
+ *        Plain send/recv on existing sockets stay allowed so socketpairs work.
+ *   4. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
+ *      file-system right handled; "/" read+execute; /dev/null and each writable root all
+ *      rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
+ *      signals scoped; abstract unix sockets scoped when the network is off.
+ *   5. chdir(--cwd), execvp(CMD).
+ *
+ * Exit codes of the helper's own failures (stderr gets one line "codex-linux-sandbox: ..."):
+ *   120 setup (prctl), 121 usage, 122 Landlock unavailable/failed, 123 seccomp failed,
+ *   125 namespace/read-only mounts failed; 127 command not found, 126 not executable.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXIT_SETUP 120
+#define EXIT_USAGE 121
+#define EXIT_LANDLOCK 122
+#define EXIT_SECCOMP 123
+#define EXIT_MOUNTS 125
+
+/* Syscalls newer than some libc headers; these numbers are shared by x86_64 and aarch64. */
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#endif
+#ifndef SYS_landlock_add_rule
+#define SYS_landlock_add_rule 445
+#endif
+#ifndef SYS_landlock_restrict_self
+#define SYS_landlock_restrict_self 446
+#endif
+#ifndef SYS_io_uring_setup
+#define SYS_io_uring_setup 425
+#endif
+#ifndef SYS_io_uring_enter
+#define SYS_io_uring_enter 426
+#endif
+#ifndef SYS_io_uring_register
+#define SYS_io_uring_register 427
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_fspick
+#define SYS_fspick 433
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+#if defined(__x86_64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "codex-linux-sandbox supports x86_64 and aarch64"
+#endif
+
+/* Landlock (linux/landlock.h of the build machine may predate ABI 7: defined here). */
+#define LL_EXECUTE (1ULL << 0)
+#define LL_WRITE_FILE (1ULL << 1)
+#define LL_READ_FILE (1ULL << 2)
+#define LL_READ_DIR (1ULL << 3)
+#define LL_TRUNCATE (1ULL << 14)
+#define LL_IOCTL_DEV (1ULL << 15)
+#define LL_FILE_RIGHTS (LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV)
+#define LL_READ (LL_EXECUTE | LL_READ_FILE | LL_READ_DIR)
+#define LL_NET_TCP ((1ULL << 0) | (1ULL << 1))
+#define LL_SCOPE_ABSTRACT_UNIX (1ULL << 0)
+#define LL_SCOPE_SIGNAL (1ULL << 1)
+#define LL_CREATE_RULESET_VERSION (1U << 0)
+#define LL_RULE_PATH_BENEATH 1
+
+struct ll_ruleset_attr {
+    uint64_t handled_access_fs;
+    uint64_t handled_access_net;
+    uint64_t scoped;
+};
+
+struct ll_path_beneath_attr {
+    uint64_t allowed_access;
+    int32_t parent_fd;
+} __attribute__((packed));
+
+/* mount_setattr(2) (linux/mount.h may be missing on the build machine) */
+struct mount_attr_v0 {
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
+#define MOUNT_ATTR_RDONLY_BIT 0x00000001ULL
+#define AT_RECURSIVE_FLAG 0x8000
+
+#define TIOCSTI_REQ 0x5412
+#define TIOCLINUX_REQ 0x541C
+#define MAX_PATHS 512
+
+static const char *writable[MAX_PATHS];
+static const char *read_only[MAX_PATHS];
+static int n_writable, n_read_only, ro_mounts;
+
+static void fail(int code, const char *what, int err)
+{
+    if (err)
+        fprintf(stderr, "codex-linux-sandbox: %s: %s\n", what, strerror(err));
+    else
+        fprintf(stderr, "codex-linux-sandbox: %s\n", what);
+    fflush(stderr);
+    _exit(code);
+}
+
+static void fail_path(int code, const char *what, const char *path, int err)
+{
+    fprintf(stderr, "codex-linux-sandbox: %s %s: %s\n", what, path, strerror(err));
+    fflush(stderr);
+    _exit(code);
+}
+
+/* -- Landlock ----------------------------------------------------------------------------- */
+
+static long landlock_abi(void)
+{
+    return syscall(SYS_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
+}
+
+static uint64_t fs_rights_for_abi(long abi)
+{
+    if (abi <= 1)
+        return (1ULL << 13) - 1;
+    if (abi == 2)
+        return (1ULL << 14) - 1;
+    if (abi <= 4)
+        return (1ULL << 15) - 1;
+    return (1ULL << 16) - 1; /* ABI 5..7: IOCTL_DEV is the last file-system right */
+}
+
+static const char *landlock_reason(int err)
+{
+    switch (err) {
+    case ENOSYS:
+        return "the kernel has no Landlock (built without CONFIG_SECURITY_LANDLOCK)";
+    case EOPNOTSUPP:
+        return "Landlock is disabled (add landlock to the lsm= boot parameter)";
+    case EPERM:
+        return "a container seccomp profile blocks the Landlock syscalls";
+    default:
+        return strerror(err);
+    }
+}
+
+static void add_rule(int ruleset, const char *path, uint64_t access, uint64_t handled, int required)
+{
+    struct ll_path_beneath_attr rule;
+    struct stat st;
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+        if (required)
+            fail_path(EXIT_LANDLOCK, "cannot open for a Landlock rule:", path, errno);
+        return; /* a configured root that does not exist is skipped */
+    }
+    if (fstat(fd, &st) != 0)
+        fail_path(EXIT_LANDLOCK, "cannot stat", path, errno);
+    if (!S_ISDIR(st.st_mode))
+        access &= LL_FILE_RIGHTS;
+    rule.allowed_access = access & handled;
+    rule.parent_fd = fd;
+    if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) != 0)
+        fail_path(EXIT_LANDLOCK, "landlock_add_rule failed for", path, errno);
+    close(fd);
+}
+
+static void apply_landlock(int network)
+{
+    struct ll_ruleset_attr attr;
+    size_t size = 8;
+    int ruleset, i;
+    long abi = landlock_abi();
+    if (abi < 1) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Landlock is unavailable: %s", landlock_reason(errno));
+        fail(EXIT_LANDLOCK, msg, 0);
+    }
+    memset(&attr, 0, sizeof attr);
+    attr.handled_access_fs = fs_rights_for_abi(abi);
+    if (abi >= 4) {
+        size = 16;
+        if (!network)
+            attr.handled_access_net = LL_NET_TCP;
+    }
+    if (abi >= 6) {
+        size = 24;
+        attr.scoped = LL_SCOPE_SIGNAL | (network ? 0 : LL_SCOPE_ABSTRACT_UNIX);
+    }
+    ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
+    if (ruleset < 0)
+        fail(EXIT_LANDLOCK, "landlock_create_ruleset failed", errno);
+    add_rule(ruleset, "/", LL_READ, attr.handled_access_fs, 1);
+    add_rule(ruleset, "/dev/null", attr.handled_access_fs, attr.handled_access_fs, 1);
+    for (i = 0; i < n_writable; i++)
+        add_rule(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, 0);
+    if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
+        fail(EXIT_LANDLOCK, "landlock_restrict_self failed", errno);
+    close(ruleset);
+}
+
+/* -- seccomp ------------------------------------------------------------------------------ */
+
+#define MAX_INSNS 128
+static struct sock_filter prog_insns[MAX_INSNS];
+static int n_insns;
+
+static void emit(uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
+{
+    struct sock_filter insn;
+    if (n_insns >= MAX_INSNS)
+        fail(EXIT_SECCOMP, "seccomp filter too long", 0);
+    insn.code = code;
+    insn.jt = jt;
+    insn.jf = jf;
+    insn.k = k;
+    prog_insns[n_insns++] = insn;
+}
+
+#define ARG_LO(n) ((uint32_t)offsetof(struct seccomp_data, args[n]))
+#define ARG_HI(n) ((uint32_t)offsetof(struct seccomp_data, args[n]) + 4)
+#define RET_DENY (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
+
+static void deny_always(long nr)
+{
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, (uint32_t)nr);
+    emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+}
+
+/* Every block below starts with the syscall number in the accumulator and either returns or
+ * falls through to the next block with the accumulator untouched. */
+static void deny_unless_arg0_unix(long nr)
+{
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, (uint32_t)nr);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(0));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, AF_UNIX);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+}
+
+static void deny_sendto_with_address(void)
+{
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, (uint32_t)SYS_sendto);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(4));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, 0);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_HI(4));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+}
+
+static void deny_tty_injection(void)
+{
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 5, (uint32_t)SYS_ioctl);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(1));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, TIOCSTI_REQ);
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, TIOCLINUX_REQ);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+}
+
+static void build_filter(int network)
+{
+    static const long always[] = {
+        SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_io_uring_setup,
+        SYS_io_uring_enter, SYS_io_uring_register, SYS_mount, SYS_umount2, SYS_mount_setattr,
+        SYS_move_mount, SYS_open_tree, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
+        SYS_pivot_root,
+    };
+    static const long net[] = {SYS_connect, SYS_bind, SYS_listen, SYS_accept, SYS_accept4};
+    size_t i;
+    n_insns = 0;
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)offsetof(struct seccomp_data, arch));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, NATIVE_AUDIT_ARCH);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)offsetof(struct seccomp_data, nr));
+#if defined(__x86_64__)
+    /* x32 syscalls (__X32_SYSCALL_BIT) are a second ABI: killed like a foreign architecture
+     * (libseccomp, used by the Python helper, does the same) */
+    emit(BPF_JMP | BPF_JGE | BPF_K, 0, 1, 0x40000000U);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS);
+#endif
+    for (i = 0; i < sizeof always / sizeof always[0]; i++)
+        deny_always(always[i]);
+    if (!network) {
+        for (i = 0; i < sizeof net / sizeof net[0]; i++)
+            deny_always(net[i]);
+        deny_unless_arg0_unix(SYS_socket);
+        deny_unless_arg0_unix(SYS_socketpair);
+        deny_sendto_with_address();
+    }
+    deny_tty_injection();
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+}
+
+static int install_filter(void)
+{
+    struct sock_fprog prog;
+    prog.len = (unsigned short)n_insns;
+    prog.filter = prog_insns;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+}
+
+/* -- read-only binds in a user+mount namespace ------------------------------------------- */
+
+static int write_file(const char *path, const char *text)
+{
+    size_t len = strlen(text);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (write(fd, text, len) != (ssize_t)len) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return close(fd);
+}
+
+static void protect_read_only(void)
+{
+    char map[64];
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    int i;
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+        fail(EXIT_MOUNTS, "unshare(user+mount namespace) failed", errno);
+    if (write_file("/proc/self/setgroups", "deny") != 0)
+        fail(EXIT_MOUNTS, "writing /proc/self/setgroups failed", errno);
+    snprintf(map, sizeof map, "%u %u 1", (unsigned)uid, (unsigned)uid);
+    if (write_file("/proc/self/uid_map", map) != 0)
+        fail(EXIT_MOUNTS, "writing /proc/self/uid_map failed", errno);
+    snprintf(map, sizeof map, "%u %u 1", (unsigned)gid, (unsigned)gid);
+    if (write_file("/proc/self/gid_map", map) != 0)
+        fail(EXIT_MOUNTS, "writing /proc/self/gid_map failed", errno);
+    /* keep our mounts from propagating back (best effort: some overlay setups refuse) */
+    (void)mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    if (ro_mounts) {
+        struct mount_attr_v0 attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_RDONLY_BIT;
+        if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE_FLAG, &attr, sizeof attr) != 0)
+            fail(EXIT_MOUNTS, "making the mounts read-only (mount_setattr) failed", errno);
+        for (i = 0; i < n_writable; i++) {
+            struct stat st;
+            if (stat(writable[i], &st) != 0)
+                continue; /* a configured root that does not exist is skipped */
+            if (mount(writable[i], writable[i], NULL, MS_BIND | MS_REC, NULL) != 0)
+                fail_path(EXIT_MOUNTS, "bind-mounting", writable[i], errno);
+            memset(&attr, 0, sizeof attr);
+            attr.attr_clr = MOUNT_ATTR_RDONLY_BIT;
+            if (syscall(SYS_mount_setattr, AT_FDCWD, writable[i], AT_RECURSIVE_FLAG, &attr, sizeof attr) != 0 &&
+                syscall(SYS_mount_setattr, AT_FDCWD, writable[i], 0, &attr, sizeof attr) != 0)
+                fail_path(EXIT_MOUNTS, "making writable", writable[i], errno);
+        }
+    }
+    for (i = 0; i < n_read_only; i++) {
+        struct statvfs sv;
+        unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
+        if (mount(read_only[i], read_only[i], NULL, MS_BIND | MS_REC, NULL) != 0)
+            fail_path(EXIT_MOUNTS, "bind-mounting", read_only[i], errno);
+        /* a remount inside a user namespace must keep the flags the outer mount locked */
+        if (statvfs(read_only[i], &sv) == 0) {
+            if (sv.f_flag & ST_NOSUID)
+                flags |= MS_NOSUID;
+            if (sv.f_flag & ST_NODEV)
+                flags |= MS_NODEV;
+            if (sv.f_flag & ST_NOEXEC)
+                flags |= MS_NOEXEC;
+            if (sv.f_flag & ST_NOATIME)
+                flags |= MS_NOATIME;
+            if (sv.f_flag & ST_NODIRATIME)
+                flags |= MS_NODIRATIME;
+            if (sv.f_flag & ST_RELATIME)
+                flags |= MS_RELATIME;
+        }
+        if (mount(NULL, read_only[i], NULL, flags, NULL) != 0)
+            fail_path(EXIT_MOUNTS, "remounting read-only", read_only[i], errno);
+    }
+}
+
+/* -- probe -------------------------------------------------------------------------------- */
+
+static int child_succeeds(int what)
+{
+    int status;
+    pid_t pid = fork();
+    if (pid < 0)
+        return 0;
+    if (pid == 0) {
+        if (what == 0) {
+            struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+            struct sock_fprog prog;
+            prog.len = 1;
+            prog.filter = &allow;
+            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+                _exit(1);
+            _exit(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0 ? 0 : 1);
+        }
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+            _exit(1);
+        if (what == 2) {
+            struct mount_attr_v0 attr;
+            memset(&attr, 0, sizeof attr);
+            attr.attr_set = MOUNT_ATTR_RDONLY_BIT;
+            (void)mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL);
+            _exit(syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE_FLAG, &attr, sizeof attr) == 0 ? 0 : 1);
+        }
+        _exit(0);
+    }
+    if (waitpid(pid, &status, 0) != pid)
+        return 0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static int probe(void)
+{
+    long abi = landlock_abi();
+    int err = errno;
+    printf("implementation=c\n");
+    printf("landlock_abi=%ld\n", abi < 0 ? 0L : abi);
+    printf("seccomp=%d\n", child_succeeds(0));
+    printf("userns=%d\n", child_succeeds(1));
+    printf("mount_setattr=%d\n", child_succeeds(2));
+    if (abi < 0)
+        printf("reason=%s\n", landlock_reason(err));
+    return 0;
+}
+
+/* -- main --------------------------------------------------------------------------------- */
+
+static void close_inherited_fds(void)
+{
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        long fd;
+        if (max < 0 || max > 1048576)
+            max = 1048576;
+        for (fd = 3; fd < max; fd++)
+            close((int)fd);
+    }
+}
+
+static void usage(const char *why)
+{
+    fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
+                    "[--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...)\n", why);
+    _exit(EXIT_USAGE);
+}
+
+int main(int argc, char **argv)
+{
+    const char *cwd = NULL;
+    int network = 0, i, cmd = -1;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            cmd = i + 1;
+            break;
+        } else if (strcmp(a, "--probe") == 0) {
+            return probe();
+        } else if (strcmp(a, "--network") == 0) {
+            network = 1;
+        } else if (strcmp(a, "--ro-mounts") == 0) {
+            ro_mounts = 1;
+        } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0) {
+            if (i + 1 >= argc)
+                usage("an option needs a value");
+            if (strcmp(a, "--cwd") == 0) {
+                cwd = argv[++i];
+            } else if (strcmp(a, "--writable") == 0) {
+                if (n_writable >= MAX_PATHS)
+                    usage("too many --writable paths");
+                writable[n_writable++] = argv[++i];
+            } else {
+                if (n_read_only >= MAX_PATHS)
+                    usage("too many --read-only paths");
+                read_only[n_read_only++] = argv[++i];
+            }
+        } else {
+            usage("unknown argument");
+        }
+    }
+    if (cmd < 0 || cmd >= argc)
+        usage("no command given");
+
+    close_inherited_fds();
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        fail(EXIT_SETUP, "prctl(PR_SET_NO_NEW_PRIVS) failed", errno);
+    if (n_read_only > 0 || ro_mounts)
+        protect_read_only();
+    build_filter(network);
+    if (install_filter() != 0)
+        fail(EXIT_SECCOMP, "installing the seccomp filter failed", errno);
+    apply_landlock(network);
+    if (cwd != NULL && chdir(cwd) != 0)
+        fail_path(EXIT_USAGE, "cannot enter", cwd, errno);
+    execvp(argv[cmd], &argv[cmd]);
+    {
+        int err = errno;
+        fprintf(stderr, "codex-linux-sandbox: cannot execute %s: %s\n", argv[cmd], strerror(err));
+        return (err == ENOENT || err == ENOTDIR) ? 127 : 126;
+    }
+}
