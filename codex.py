@@ -1812,6 +1812,8 @@ def make_model_client(cfg, session_id, environ=None):
 #   session.next_event(timeout=None) -> {"id": submission_id, "msg": {"type": "...", ...}} or None
 #   session.interrupt(); session.shutdown()
 #   session.session_id, session.rollout_path, session.history (list of response items)
+#   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
+#       Nth-last user message; the REPL's Esc-Esc backtrack, upstream's fork_conversation)
 #
 # Op and event type names and fields follow ../shared/reference/core-agent.md §9 (Aug 2025,
 # with the later additions named in OP_TYPES/EVENT_TYPES).  The first event is always
@@ -4752,6 +4754,20 @@ class Session(object):
             self._rollout.close()
         self._emit("", "shutdown_complete")
         self._closed = True
+
+    def fork(self, drop_last_user_messages):
+        """A new Session (new id, same config) whose history is this one's cut just before its
+        Nth-last user message; this session is left as it is (Esc-Esc backtrack in §18)."""
+        with self._lock:
+            items = list(self.history)
+        users = [i for i, it in enumerate(items)
+                 if it.get("type") == "message" and it.get("role") == "user" and not _is_context_message(it)]
+        drop = max(0, min(int(drop_last_user_messages), len(users)))
+        cut = users[len(users) - drop] if drop else len(items)
+        new = Session(self.cfg, approval_handler=self.approval_handler, record_rollout=self._rollout is not None,
+                      environ=self._environ)
+        new._record([it for it in items[:cut] if not _is_context_message(it)])
+        return new
 
     # -- ops --
     def _new_sub_id(self):
@@ -7970,7 +7986,11 @@ class Repl(object):
         if index is None:
             return None
         drop = len(messages) - index
-        fork = getattr(self.session, "fork", None) if self.session is not None else None
+        try:
+            fork = getattr(self._ensure_session(), "fork", None)
+        except CodexError as exc:
+            self.renderer.error(str(exc))
+            return messages[index]
         if fork is None:
             self.renderer.error("this session cannot be forked (Session.fork is missing)")
             return messages[index]

@@ -16,78 +16,30 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
+from support.repl_pty import ReplPty, S  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HARNESS = os.path.join(REPO, "tests", "support", "repl_harness.py")
-PROMPT = u"\u203a "
-CPR = "\x1b\\[6n"
-
-
-def S(text):
-    """A regex for `text` as prompt-toolkit paints it: it skips unchanged cells with cursor
-    moves (ESC [ C) and may put style changes between characters."""
-    import re
-
-    sgr = r"(?:\x1b\[[0-9;]*m)*"
-    return sgr.join("(?:%s|\x1b\\[\\d*C)" % re.escape(c) for c in text)
 
 pytestmark = pytest.mark.timeout(60)
 
 
-class Repl(object):
+class Repl(ReplPty):
+    """The REPL under the scripted-session harness; ops() reads what it submitted."""
+
     def __init__(self, tmp_path, codex_home, turns, args=(), cwd=None, env=None):
         self.ops_path = tmp_path / ("ops-%d.jsonl" % time.monotonic_ns())
         script = tmp_path / "script.json"
         script.write_text(json.dumps({"turns": turns}))
-        full_env = dict(os.environ, CODEX_HOME=str(codex_home), TERM="xterm-256color",
-                        OPENAI_API_KEY="test-key")
-        full_env.pop("NO_COLOR", None)
+        full_env = dict(CODEX_HOME=str(codex_home), OPENAI_API_KEY="test-key")
         full_env.update(env or {})
-        self.child = pexpect.spawn(sys.executable, [HARNESS, str(script), str(self.ops_path)] + list(args),
-                                   env=full_env, encoding="utf-8", timeout=15, dimensions=(40, 120),
-                                   cwd=str(cwd or tmp_path))
-        self.child.logfile_read = open(str(tmp_path / "pty.log"), "a")
-        self.expect_prompt()
-
-    def expect(self, pattern, **kw):
-        """child.expect that also answers prompt-toolkit's cursor position requests (CPR)."""
-        patterns = pattern if isinstance(pattern, list) else [pattern]
-        while True:
-            i = self.child.expect(patterns + [CPR], **kw)
-            if i < len(patterns):
-                return i
-            self.child.send("\x1b[1;1R")
-
-    def expect_prompt(self):
-        self.expect(PROMPT)
-        time.sleep(0.15)  # let prompt-toolkit finish drawing before keys arrive
-
-    def send(self, text):
-        self.child.send(text)
-
-    def submit(self, text):
-        self.child.send(text)
-        time.sleep(0.1)
-        self.child.send("\r")
+        ReplPty.__init__(self, sys.executable, [HARNESS, str(script), str(self.ops_path)] + list(args),
+                         full_env, cwd or tmp_path, tmp_path / "pty.log")
 
     def ops(self):
         if not self.ops_path.exists():
             return []
         return [json.loads(l) for l in self.ops_path.read_text().splitlines()]
-
-    def wait_op(self, kind, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [o for o in self.ops() if o.get("type") == kind]
-            if found:
-                return found
-            time.sleep(0.05)
-        raise AssertionError("no %s op in %r" % (kind, self.ops()))
-
-    def quit(self):
-        self.child.sendcontrol("d")
-        self.child.expect(pexpect.EOF)
-        self.child.close()
-        return self.child.exitstatus
 
 
 def _msg(text):
@@ -313,8 +265,7 @@ def test_slash_commands(tmp_path, codex_home):
     r.expect("AGENTS.md")  # the file popup opened on '@'
     r.send("\x1b")
     time.sleep(0.5)
-    r.sendcontrol = None
-    r.child.sendcontrol("c")  # clears the composer
+    r.control("c")  # clears the composer
     time.sleep(0.3)
     r.submit("/quit")
     r.child.expect(pexpect.EOF)
@@ -333,11 +284,11 @@ def test_ctrl_c_clears_then_quits_and_initial_prompt_runs(tmp_path, codex_home):
     r.expect_prompt()
     r.send("some text")
     time.sleep(0.2)
-    r.child.sendcontrol("c")
+    r.control("c")
     time.sleep(0.2)
-    r.child.sendcontrol("c")
+    r.control("c")
     r.expect(S("Ctrl-C again to quit"))
-    r.child.sendcontrol("c")
+    r.control("c")
     r.child.expect(pexpect.EOF)
     assert [o["items"][0]["text"] for o in r.ops() if o["type"] == "user_input"] == ["explain this repo"]
 
