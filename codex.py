@@ -6481,6 +6481,15 @@ def _normalize_change(change):
     )
 
 
+def _relative_to(path, cwd):
+    """`path` relative to `cwd` when it lies inside it, else as given."""
+    try:
+        rel = os.path.relpath(str(path), str(cwd))
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
 def _diff_counts(lines):
     """(+added, -removed) of unified diff lines."""
     added = sum(1 for l in lines if l.startswith("+") and not l.startswith("+++"))
@@ -7065,6 +7074,7 @@ class ReplRenderer(object):
         cell = Text.assemble(("\n" + title, "bold magenta"))
         for path in sorted(changes or {}):
             kind, content, diff, move = _normalize_change(changes[path])
+            shown = _relative_to(path, self.cfg.cwd)
             if kind == "add":
                 lines = ["+" + l for l in content.splitlines()]
                 label = "added"
@@ -7073,10 +7083,10 @@ class ReplRenderer(object):
                 label = "deleted"
             else:
                 lines = [l for l in diff.splitlines() if not l.startswith(("---", "+++"))]
-                label = "modified" + (" \u2192 %s" % move if move else "")
+                label = "modified" + (" \u2192 %s" % _relative_to(move, self.cfg.cwd) if move else "")
             added, removed = _diff_counts(lines)
             cell.append_text(Text.assemble(
-                ("\n  %s " % path, "bold"), ("(%s " % label, "dim"), ("+%d" % added, "green"), (" ", "dim"),
+                ("\n  %s " % shown, "bold"), ("(%s " % label, "dim"), ("+%d" % added, "green"), (" ", "dim"),
                 ("-%d" % removed, "red"), (")", "dim"),
             ))
             for line in lines:
@@ -7517,12 +7527,24 @@ class Composer(object):
         session.default_buffer.on_text_changed += on_change
         self._session = session
 
-    def read(self, default="", complete=False):
-        """The next message typed; None to quit; _BACKTRACK for Esc Esc."""
+    def read(self, default="", complete=False, when_shown=None):
+        """The next message typed; None to quit; _BACKTRACK for Esc Esc.
+
+        `when_shown` runs once, right after the composer is first drawn (the REPL starts its
+        background work there, so it does not delay the first prompt).
+        """
         if self._session is None:
             self._build()
         self._primed, self._ctrl_c, self.hint = False, False, None
         self.history.reset()
+        if when_shown is not None:
+            app = self._session.app
+
+            def shown(_app):
+                app.after_render -= shown
+                when_shown()
+
+            app.after_render += shown
         pre_run = (lambda: self._session.default_buffer.start_completion(select_first=False)) if complete else None
         try:
             return self._session.prompt(default=default, pre_run=pre_run)
@@ -7685,8 +7707,8 @@ class Repl(object):
     def run(self, prompt=None, images=None):
         """Show the header, run the initial prompt if any, then read and run until quit."""
         self.renderer.header(self.cfg)
-        self.files.start()
-        self._start_session()
+        if prompt or images or not self.interactive:
+            self._start_background()
         if prompt or images:
             if prompt:
                 self.renderer.user(prompt)
@@ -7719,10 +7741,17 @@ class Repl(object):
         self._flush_history(force=True)
         self._close_session()
 
+    def _start_background(self):
+        """Start the session and the file index (once)."""
+        if self.session is None and self._session_thread is None:
+            self._start_session()
+        self.files.start()
+
     def read_input(self, default="", complete=False):
         """The next message: the composer on a terminal, else one line of stdin."""
         if self.interactive:
-            return self.composer.read(default, complete)
+            first = self.session is None and self._session_thread is None
+            return self.composer.read(default, complete, self._start_background if first else None)
         line = self.stdin.readline()
         if not line:
             return None
