@@ -228,3 +228,43 @@ def test_slash_commands(tmp_path, codex_home, server, work):
     assert len(reqs) == 4
     assert "AGENTS.md" in user_texts(reqs[2])[-1]
     assert reqs[3].body["model"] == "o3"
+
+
+@pytest.mark.parametrize("key", ["y", "esc"])
+def test_patch_approval_shows_the_diff_and_is_obeyed(tmp_path, codex_home, server, work, key):
+    (work / "notes.txt").write_text("alpha\nbeta\n")
+    patch = "*** Begin Patch\n*** Update File: notes.txt\n@@\n alpha\n-beta\n+gamma\n*** End Patch"
+    server.enqueue(Turn().function_call("apply_patch", {"input": patch}, call_id="p1"), Turn().text("patched it"))
+    argv = [CODEX, "-C", str(work), "-m", "gpt-5", "-s", "read-only", "-a", "untrusted"] + mock_cli_args(server)
+    r = ReplPty(sys.executable, argv, {"CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "test-key"}, work,
+                tmp_path / "pty.log")
+    r.submit("change beta")
+    r.expect("proposed patch")
+    r.expect(r"notes\.txt")
+    r.expect(r"modified")
+    r.expect("-beta")
+    r.expect(r"\+gamma")
+    r.expect("Apply these changes")
+    r.expect(r"\[Esc\]")
+    r.send(ESC if key == "esc" else key)
+    if key == "y":
+        r.expect("You approved codex to apply the patch")
+        r.expect("patched it")
+    else:
+        r.expect("You canceled the request to apply the patch")
+        r.expect("interrupted")
+    r.expect_prompt()
+    r.quit()
+    assert (work / "notes.txt").read_text() == ("alpha\ngamma\n" if key == "y" else "alpha\nbeta\n")
+    assert len(server.model_requests()) == (2 if key == "y" else 1)
+
+
+def test_zipapp_opens_the_session(tmp_path, codex_home, server, work, dist_codex):
+    server.enqueue(Turn().text("from the zipapp"))
+    argv = ["-C", str(work), "-m", "gpt-5"] + mock_cli_args(server)
+    r = ReplPty(str(dist_codex), argv, {"CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "test-key"}, work,
+                tmp_path / "pty.log")
+    r.submit("hello")
+    r.expect("from the zipapp")
+    r.expect_prompt()
+    assert r.quit() == 0

@@ -349,3 +349,35 @@ def test_dumb_terminal_and_no_color_are_plain(tmp_path, codex_home):
     import re
     colours = re.findall(r"\x1b\[[0-9;]*(?:3[0-9]|9[0-7]|38;5;\d+)m", (tmp_path / "pty.log").read_text())
     assert colours == []
+
+
+def test_reasoning_shown_dimmed_or_hidden(tmp_path, codex_home):
+    turn = [{"type": "agent_reasoning", "text": "**Planning** the change"}, _msg("done thinking")]
+    r = Repl(tmp_path, codex_home, [turn])
+    r.submit("go")
+    r.expect("thinking")
+    r.expect("Planning")
+    r.expect("done thinking")
+    r.expect_prompt()
+    r.quit()
+    (tmp_path / "pty.log").unlink()
+    r = Repl(tmp_path, codex_home, [turn], args=["-c", "hide_agent_reasoning=true"])
+    r.submit("go")
+    r.expect("done thinking")
+    r.expect_prompt()
+    r.quit()
+    assert "Planning the change" not in r.log().replace("**", "")
+
+
+def test_piped_stdin_reads_one_message_per_line(tmp_path, codex_home):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"turns": [[_msg("answer A")], [_msg("answer B")]]}))
+    ops = tmp_path / "ops.jsonl"
+    proc = subprocess.run([sys.executable, HARNESS, str(script), str(ops)], input="first line\n/status\nsecond line\n",
+                          capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, CODEX_HOME=str(codex_home), OPENAI_API_KEY="k", TERM="xterm"))
+    assert proc.returncode == 0, proc.stderr
+    assert "answer A" in proc.stdout and "answer B" in proc.stdout and "/status" in proc.stdout
+    assert "\x1b" not in proc.stdout
+    texts = [json.loads(l)["items"][0]["text"] for l in ops.read_text().splitlines() if '"user_input"' in l]
+    assert texts == ["first line", "second line"]

@@ -146,3 +146,40 @@ def test_display_command_and_durations():
     assert codex._seconds({"secs": 1, "nanos": 500000000}) == 1.5
     assert codex._seconds("250ms") == 0.25
     assert codex._format_elapsed(75) == "1m 15s"
+
+
+def test_mcp_cell_ok_and_error():
+    r, out = _renderer()
+    r.mcp_cell({"server": "docs", "tool": "search", "arguments": {"q": "x"}}, 0.25,
+               {"Ok": {"content": [{"type": "text", "text": "found 3 pages"}], "isError": False}})
+    r.mcp_cell({"server": "docs", "tool": "fetch", "arguments": {}}, 1.0, {"Err": "connection closed"})
+    text = out.getvalue()
+    assert '\u2713 tool docs.search({"q": "x"}) \u00b7 0.2s' in text and "found 3 pages" in text
+    assert "\u2717 tool docs.fetch() \u00b7 1.0s" in text and "connection closed" in text
+
+
+def test_plan_and_reasoning_cells():
+    r, out = _renderer()
+    r.plan("two steps", [{"step": "read code", "status": "completed"}, {"step": "fix bug", "status": "in_progress"},
+                         {"step": "test", "status": "pending"}])
+    r.reasoning("**Scanning** the repo")
+    text = out.getvalue()
+    assert "\u2714 read code" in text and "\u25cf fix bug" in text and "\u25a1 test" in text
+    assert "thinking\n**Scanning** the repo" in text
+
+
+def test_status_line_redraws_only_itself():
+    import threading
+
+    r, out = _renderer({"TERM": "xterm"}, tty=True)
+    r.start_status("Working")
+    time.sleep(0.35)
+    r.note("a finished cell")
+    time.sleep(0.15)
+    r.stop_status()
+    text = out.getvalue()
+    assert text.count("Working (") >= 3  # redrawn by the ticker
+    # every redraw starts by returning to column 0 and clearing the line; no cursor-up moves
+    assert "\x1b[A" not in text and "\x1b[1A" not in text
+    assert "a finished cell" in text and text.endswith("\r\x1b[2K")
+    assert not any(t.name == "codex-status" for t in threading.enumerate())
