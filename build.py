@@ -13,6 +13,7 @@ last commit, zip entries are sorted and timestamped with it).
 """
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -196,7 +197,14 @@ def _fast_path():
         sys.stdout.write("codex @VERSION@\\n")
         sys.exit(0)
     if argv in (["--help"], ["-h"]) or argv[:1] == ["completion"]:
-        sys.path.insert(0, sys.path[0] + "/site-packages")
+        import os
+        # once a run has unpacked this build, import codex from there (its byte code is
+        # cached) instead of compiling codex.py out of the archive on every call
+        site = os.path.join(os.path.expanduser(os.environ.get("SHIV_ROOT") or "~/.shiv"),
+                            os.path.basename(os.path.realpath(sys.argv[0])) + "_@BUILD_ID@", "site-packages")
+        if not os.path.isfile(os.path.join(site, "codex.py")):
+            site = sys.path[0] + "/site-packages"
+        sys.path.insert(0, site)
         import codex
         sys.exit(codex.main(argv))
 
@@ -287,7 +295,9 @@ def build():
          "-p", "/usr/bin/env python3", "--reproducible", "--compressed"],
         "packing the zipapp with shiv")
     out = DIST / "codex"
-    repack(raw, out, epoch, MAIN_PY.replace("@VERSION@", read_version()))
+    with zipfile.ZipFile(raw) as z:  # the build id names the directory shiv unpacks into
+        build_id = json.loads(z.read("environment.json").decode("utf-8"))["build_id"]
+    repack(raw, out, epoch, MAIN_PY.replace("@VERSION@", read_version()).replace("@BUILD_ID@", build_id))
     digest = file_sha256(out)
     (DIST / "codex.sha256").write_text("%s  codex\n" % digest)
     say("wrote dist/codex (%.1f MB, sha256 %s) in %.1fs" % (out.stat().st_size / 1e6, digest[:16], time.time() - t0))

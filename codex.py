@@ -768,23 +768,39 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
                 warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
+    # Check every layer on its own, so a bad value is reported even when a higher layer
+    # (e.g. exec's forced approval policy) would have replaced it.
+    layers = (
+        ("config.toml", where, toml_tree),
+        ("profile %s" % profile_name, "%s [profiles.%s]" % (where, profile_name), profile),
+        ("-c", "-c", cli_tree),
+    )
+    for label, place, layer in layers:
+        for key in list(layer):
+            spec = CONFIG_KEYS.get(key)
+            if spec is None:
+                if key != "profiles":
+                    warnings.append("%s: unknown key `%s` (ignored)" % (place, key))
+                continue
+            kind, _default, allowed = spec
+            _check_type(place, key, layer[key], kind)
+            if key == "approval_policy":
+                layer[key] = _normalize_approval(layer[key], place)
+            elif allowed is not None:
+                _check_enum(place, key, layer[key], allowed)
+
     # Layer the sources and remember where each top-level value came from.
     sources = {}
-    merged = {}
-    for label, layer in (
-        ("config.toml", toml_tree),
-        ("profile %s" % profile_name, profile),
-        ("-c", cli_tree),
-    ):
+    values = {}
+    for label, _place, layer in layers:
         for key, value in layer.items():
-            if key == "profiles" and label != "config.toml":
+            if key not in CONFIG_KEYS:
                 continue
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = _deep_merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(values.get(key), dict):
+                values[key] = _deep_merge(values[key], value)
             else:
-                merged[key] = value
+                values[key] = value
             sources[key] = label
-    merged["profiles"] = profiles
     flag_values = {
         "model": overrides.model,
         "model_provider": overrides.model_provider,
@@ -798,24 +814,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         flag_values["sandbox_mode"] = "danger-full-access"
     for key, value in flag_values.items():
         if value is not None:
-            merged[key] = value
+            values[key] = _normalize_approval(value, "--ask-for-approval") if key == "approval_policy" else value
             sources[key] = "flag"
-
-    # Validate top-level keys.
-    values = {}
-    for key, value in merged.items():
-        spec = CONFIG_KEYS.get(key)
-        if spec is None:
-            warnings.append("%s: unknown key `%s` (ignored)" % (where if sources.get(key) != "-c" else "-c", key))
-            continue
-        kind, _default, allowed = spec
-        src = where if sources.get(key) in (None, "config.toml") or str(sources.get(key)).startswith("profile") else "-c %s" % key if sources.get(key) == "-c" else "--flag"
-        _check_type(src, key, value, kind)
-        if key == "approval_policy":
-            value = _normalize_approval(value, src)
-        elif allowed is not None:
-            _check_enum(src, key, value, allowed)
-        values[key] = value
+    values["profiles"] = profiles
     for key, (_kind, default, _allowed) in CONFIG_KEYS.items():
         if key not in values:
             values[key] = dict(default) if isinstance(default, dict) else default
@@ -8601,9 +8602,310 @@ def _cmd_completion(args, cfg_loader):
     return 0
 
 
+# -- completions ------------------------------------------------------------------
+# The scripts are generated from build_parser()'s tree, so a flag added there is completed
+# everywhere.  Each generator turns the same node list into its shell's own idiom: bash
+# case tables and a word walker, zsh _arguments functions, fish `complete` lines with a
+# walker.  Argument metadata used here: choices (enum values) and `action.complete`
+# ("file" or "dir") for path flags.
+
+
 def completion_script(shell, parser):
     """Return the completion script for `shell`, generated from the argparse tree."""
-    _not_landed("`codex completion`")
+    generators = {"bash": _completion_bash, "zsh": _completion_zsh, "fish": _completion_fish}
+    if shell not in generators:
+        raise UsageError("no completions for shell %r; choose one of %s" % (shell, ", ".join(COMPLETION_SHELLS)))
+    return generators[shell](_completion_nodes(parser))
+
+
+def _completion_nodes(parser):
+    """Flatten the argparse tree into completion data, one dict per (sub)command path.
+
+    Each node: path (tuple of canonical names), subs [(name, aliases, help)], opts (a list
+    of Option), words (choices of the first positional) and rest (takes a trailing command).
+    Hidden (SUPPRESSed) arguments are left out.
+    """
+    import argparse
+    import collections
+
+    Option = collections.namedtuple("Option", "names value choices complete help repeat")
+
+    nodes = []
+
+    def walk(p, path):
+        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False}
+        nodes.append(node)
+        positionals = []
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                helps = {c.dest: c.help or "" for c in a._choices_actions}
+                names = {}
+                for name, sub in a.choices.items():  # aliases map to the same parser
+                    names.setdefault(id(sub), (sub, []))[1].append(name)
+                for sub, (first, *aliases) in names.values():
+                    node["subs"].append((first, aliases, helps.get(first, "")))
+                    walk(sub, path + (first,))
+            elif a.help == argparse.SUPPRESS:
+                continue
+            elif a.option_strings:
+                value = a.nargs != 0
+                node["opts"].append(Option(a.option_strings, value, [str(c) for c in a.choices or ()] if value else [],
+                                           getattr(a, "complete", None) if value else None, a.help or "",
+                                           isinstance(a, argparse._AppendAction)))
+            else:
+                positionals.append(a)
+        if positionals and positionals[0].choices:
+            node["words"] = [str(c) for c in positionals[0].choices]
+        node["rest"] = any(a.nargs == argparse.REMAINDER for a in positionals)
+
+    walk(parser, ())
+    return nodes
+
+
+def _sh_quote(text):
+    """Quote text for a POSIX shell, fish or zsh (single quotes)."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _completion_bash(nodes):
+    """The bash script: per-path word lists in case tables, one walker function."""
+    node_cases, step_cases, value_cases = [], [], {}
+    for n in nodes:
+        p = " ".join(n["path"])
+        subs = [w for name, aliases, _ in n["subs"] for w in [name] + aliases]
+        opts = [s for o in n["opts"] for s in o.names]
+        vopts = [s for o in n["opts"] if o.value for s in o.names]
+        node_cases.append("    %s) subs=%s opts=%s vopts=%s words=%s ;;" % (
+            _sh_quote(p), _sh_quote(" ".join(subs)), _sh_quote(" ".join(opts)),
+            _sh_quote(" ".join(vopts)), _sh_quote(" ".join(n["words"]))))
+        for name, aliases, _ in n["subs"]:
+            keys = "|".join(_sh_quote(p + "|" + w) for w in [name] + aliases)
+            step_cases.append("    %s) next=%s ;;" % (keys, _sh_quote(" ".join(n["path"] + (name,)))))
+        for o in n["opts"]:
+            if o.choices:
+                action = "COMPREPLY=($(compgen -W %s -- \"$3\"))" % _sh_quote(" ".join(o.choices))
+            elif o.complete:
+                action = "_codex_files -%s \"$3\"" % ("d" if o.complete == "dir" else "f")
+            else:
+                continue
+            value_cases.setdefault(action, []).extend(_sh_quote(p + "|" + s) for s in o.names)
+    values = ["    %s) %s ;;" % ("|".join(keys), action) for action, keys in value_cases.items()]
+    return _BASH_TEMPLATE % ("\n".join(node_cases), "\n".join(step_cases), "\n".join(values))
+
+
+_BASH_TEMPLATE = r"""# bash completion for codex (generated by `codex completion bash` from its parser)
+# Install: codex completion bash > ~/.local/share/bash-completion/completions/codex
+
+_codex_node() {  # $1: subcommand path -> subs, opts, vopts (options taking a value), words
+    case "$1" in
+%s
+    esac
+}
+
+_codex_step() {  # $1: path, $2: word -> next (the path $2 leads to) or fail
+    case "$1|$2" in
+%s
+    *) return 1 ;;
+    esac
+}
+
+_codex_files() {  # $1: -f or -d, $2: the word to complete
+    compopt -o filenames 2>/dev/null
+    local IFS=$'\n'
+    COMPREPLY=($(compgen "$1" -- "$2"))
+}
+
+_codex_value() {  # $1: path, $2: option, $3: word -> complete the option's value
+    COMPREPLY=()
+    case "$1|$2" in
+%s
+    esac
+}
+
+_codex() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" path='' next w i=1 npos=0 rest=''
+    local subs opts vopts words
+    _codex_node ''
+    while [ "$i" -lt "$COMP_CWORD" ]; do
+        w="${COMP_WORDS[i]}"
+        i=$((i + 1))
+        if [ -z "$rest" ] && [[ " $vopts " == *" $w "* ]]; then
+            [ "${COMP_WORDS[i]}" = = ] && i=$((i + 1))
+            if [ "$i" -ge "$COMP_CWORD" ]; then  # the word under the cursor is its value
+                [ "$cur" = = ] && cur=''
+                _codex_value "$path" "$w" "$cur"
+                return 0
+            fi
+            i=$((i + 1))
+        elif [ -z "$rest" ] && [ "$w" = -- ]; then
+            rest=1
+        elif [ -n "$rest" ] || [[ $w != -* ]]; then
+            if [ "$npos" = 0 ] && [ -z "$rest" ] && _codex_step "$path" "$w"; then
+                path=$next
+                _codex_node "$path"
+            else
+                npos=$((npos + 1))
+            fi
+        fi
+    done
+    if [ -z "$rest" ] && [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    elif [ "$npos" = 0 ] && [ -z "$rest" ] && [ -n "$subs$words" ]; then
+        COMPREPLY=($(compgen -W "$subs $words" -- "$cur"))
+    else
+        _codex_files -f "$cur"
+    fi
+    return 0
+}
+
+complete -o bashdefault -o default -F _codex codex
+"""
+
+
+def _zsh_spec(opt):
+    """One option as _arguments specs (one spec per spelling, sharing an exclusion group)."""
+    desc = "[%s]" % opt.help.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    group = "" if opt.repeat else "(%s)" % " ".join(opt.names)
+    action = ""
+    if opt.value:
+        action = ":%s:" % opt.names[-1].lstrip("-")
+        action += "(%s)" % " ".join(opt.choices) if opt.choices else (
+            "_directories" if opt.complete == "dir" else "_files" if opt.complete == "file" else " ")
+    return [_sh_quote("%s%s%s%s%s" % ("*" if opt.repeat else "", group, s,
+                                      ("=" if s.startswith("--") else "+") if opt.value else "", desc + action))
+            for s in opt.names]
+
+
+def _completion_zsh(nodes):
+    """The zsh script: one _arguments function per (sub)command, dispatching on $words[1]."""
+    funcs = []
+    for n in nodes:
+        name = "_codex" + "".join("__" + w.replace("-", "_") for w in n["path"])
+        specs = [s for o in n["opts"] for s in _zsh_spec(o)]
+        body = ""
+        if n["subs"]:
+            specs += ["': :->cmds'", "'*:: :->args'"]
+            cmds = " ".join(_sh_quote("%s:%s" % (w, h.replace(":", "\\:")))
+                            for name_, aliases, h in n["subs"] for w in [name_] + aliases)
+            cases = "\n".join("      (%s) %s ;;" % ("|".join([nm] + al), name + "__" + nm.replace("-", "_"))
+                              for nm, al, _ in n["subs"])
+            body = _ZSH_DISPATCH % (cmds, " ".join(("codex",) + n["path"]), "-".join(("codex",) + n["path"]), cases)
+        elif n["rest"]:
+            specs.append("'*::command:_normal'")
+        elif n["words"]:
+            specs.append("':%s:(%s)'" % ("value", " ".join(n["words"])))
+        # -A: options after the subcommand's name belong to the subcommand, not to this level
+        funcs.append("%s() {\n  local curcontext=\"$curcontext\" state line ret=1\n  typeset -A opt_args\n"
+                     "  _arguments -C -s -S%s \\\n    %s && ret=0\n%s  return ret\n}\n"
+                     % (name, " -A '-*'" if n["subs"] else "", " \\\n    ".join(specs), body))
+    return _ZSH_TEMPLATE % "\n".join(funcs)
+
+
+_ZSH_DISPATCH = """  case $state in
+    (cmds)
+      local -a cmds
+      cmds=(%s)
+      _describe -t commands '%s command' cmds && ret=0 ;;
+    (args)
+      curcontext="${curcontext%%:*:*}:%s-$words[1]:"
+      case $words[1] in
+%s
+      esac ;;
+  esac
+"""
+
+_ZSH_TEMPLATE = """#compdef codex
+# zsh completion for codex (generated by `codex completion zsh` from its parser)
+# Install: codex completion zsh > "${fpath[1]}/_codex"   (or: source <(codex completion zsh))
+
+%s
+if [ "$funcstack[1]" = "_codex" ]; then
+  _codex "$@"
+else
+  compdef _codex codex
+fi
+"""
+
+
+def _completion_fish(nodes):
+    """The fish script: a walker that finds the subcommand path, then `complete` lines."""
+    steps, skips, lines = [], [], []
+    for n in nodes:
+        p = " ".join(n["path"])
+        at = _sh_quote("__codex_at %s" % _sh_quote(p).replace("'", '"'))
+        first = _sh_quote("__codex_at %s 0" % _sh_quote(p).replace("'", '"'))
+        for name, aliases, h in n["subs"]:
+            steps.append("            case %s\n                set path %s" % (
+                " ".join(_sh_quote(p + "|" + w) for w in [name] + aliases), _sh_quote(" ".join(n["path"] + (name,)))))
+            for w in [name] + aliases:
+                lines.append("complete -c codex -n %s -a %s -d %s" % (first, w, _sh_quote(h)))
+        vopts = [s for o in n["opts"] if o.value for s in o.names]
+        if vopts:
+            skips.append("            case %s\n                set skip 1" % " ".join(_sh_quote(p + "|" + s) for s in vopts))
+        for o in n["opts"]:
+            flags = " ".join(("-l %s" if s.startswith("--") else "-s %s") % s.lstrip("-") for s in o.names)
+            if o.choices:
+                flags += " -x -a %s" % _sh_quote(" ".join(o.choices))
+            elif o.complete == "dir":
+                flags += " -x -a '(__fish_complete_directories (commandline -ct))'"
+            elif o.complete == "file":
+                flags += " -r -F"
+            elif o.value:
+                flags += " -x"
+            lines.append("complete -c codex -n %s %s -d %s" % (at, flags, _sh_quote(o.help)))
+        if n["words"]:
+            lines.append("complete -c codex -n %s -a %s" % (first, _sh_quote(" ".join(n["words"]))))
+        if n["rest"]:
+            lines.append("complete -c codex -n %s -F" % at)
+    return _FISH_TEMPLATE % ("\n".join(steps), "\n".join(skips), "\n".join(lines))
+
+
+_FISH_TEMPLATE = """# fish completion for codex (generated by `codex completion fish` from its parser)
+# Install: codex completion fish > ~/.config/fish/completions/codex.fish
+
+function __codex_state --description 'print the codex subcommand path and the count of positionals'
+    set -l words (commandline -opc)
+    set -e words[1]
+    set -l path ''
+    set -l skip 0
+    set -l npos 0
+    set -l rest 0
+    for w in $words
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        if test $rest = 1
+            set npos (math $npos + 1)
+            continue
+        end
+        set -l before $path
+        switch "$path|$w"
+%s
+%s
+            case '*|--'
+                set rest 1
+            case '*|-*'
+            case '*'
+                set npos (math $npos + 1)
+        end
+        if test "$before" != "$path" -a $npos != 0
+            set path $before
+            set npos (math $npos + 1)
+        end
+    end
+    printf '%%s\\n' "$path" $npos
+end
+
+function __codex_at --description 'true when the command line is at subcommand path $argv[1] (and $argv[2] positionals)'
+    set -l state (__codex_state)
+    test "$state[1]" = "$argv[1]"; or return 1
+    test (count $argv) -lt 2; or test "$state[2]" = "$argv[2]"
+end
+
+complete -c codex -f
+%s
+"""
 
 
 def _is_debug(argv):

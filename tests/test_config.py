@@ -274,3 +274,27 @@ def test_mcp_server_without_command(codex_home, tmp_path):
     write_config(codex_home, "[mcp_servers.x]\nargs = []\n")
     with pytest.raises(ConfigError, match="mcp_servers.x.command"):
         load_config(cwd=tmp_path)
+
+
+def test_bad_value_is_reported_even_when_a_flag_overrides_it(codex_home, tmp_path):
+    write_config(codex_home, 'approval_policy = "sometimes"\n')
+    with pytest.raises(ConfigError, match="config.toml: `approval_policy` = 'sometimes'"):
+        load_config(ConfigOverrides(approval_policy="never"), cwd=tmp_path)
+
+
+def test_bad_value_in_a_profile_names_the_profile(codex_home, tmp_path):
+    write_config(codex_home, '[profiles.p]\nmodel_reasoning_effort = "max"\n')
+    with pytest.raises(ConfigError, match=r"\[profiles.p\]: `model_reasoning_effort` = 'max'"):
+        load_config(ConfigOverrides(profile="p"), cwd=tmp_path)
+
+
+def test_cli_reports_config_errors_in_one_line(run_codex, codex_home, tmp_path):
+    write_config(codex_home, 'approval_policy = "sometimes"\n')
+    for argv in (["exec", "hi", "--skip-git-repo-check"], ["-c", "sandbox_mode=open", "exec", "hi"]):
+        if "sandbox_mode=open" in argv:
+            write_config(codex_home, "")
+        proc = run_codex(*argv, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr
+        assert ("approval_policy" in lines[0]) or ("-c: `sandbox_mode` = 'open'" in lines[0])
