@@ -6707,12 +6707,12 @@ class FileSearch(object):
         keyed = [(a, a != a.lower()) for a in atoms]
         key = tuple(keyed)
         prev_key, prev = self._last
-        if prev_key and len(prev_key) == len(key) and all(
-            p[1] == k[1] and k[0].startswith(p[0]) for p, k in zip(prev_key, key)
-        ) or (prev_key and len(prev_key) < len(key) and prev_key == key[: len(prev_key)]):
-            candidates = prev
-        else:
-            candidates = range(len(self._paths))
+        # Narrowing: the same atoms, the last ones extended, or more atoms added.
+        narrows = prev_key is not None and (
+            (len(prev_key) == len(key) and all(p[1] == k[1] and k[0].startswith(p[0]) for p, k in zip(prev_key, key)))
+            or (len(prev_key) < len(key) and prev_key == key[: len(prev_key)])
+        )
+        candidates = prev if narrows else range(len(self._paths))
         for atom, sensitive in keyed:
             pat = re.compile(".*?".join(re.escape(c) for c in atom), re.S)
             hay = self._paths if sensitive else self._lower
@@ -7491,7 +7491,7 @@ class Composer(object):
             elif composer.history.cursor is not None and composer.history.navigating(buf.text, buf.cursor_position):
                 text = composer.history.newer()
                 if text is not None:
-                    buf.document = Document(text, 0 if text else 0)
+                    buf.document = Document(text, 0)
             else:
                 buf.cursor_down(count=event.arg)
 
@@ -8074,7 +8074,7 @@ class Repl(object):
                     shown = len(lines)
                     key = self._read_key(["esc", "up", "down", "enter", "q", "k", "j"])
                     if key in ("esc", "up", "k"):
-                        index = max(0, index - 1) if key != "esc" or shown else index
+                        index = max(0, index - 1)
                     elif key in ("down", "j"):
                         index = min(len(messages) - 1, index + 1)
                     elif key == "enter":

@@ -13,7 +13,6 @@ Measures, printing one line per figure:
 Everything happens under a temporary directory; nothing is left behind.
 """
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -33,13 +32,15 @@ def _ms(seconds):
     return "%.1f ms" % (seconds * 1000)
 
 
-def _spawn_codex(home, cwd, extra_env=None):
+def _spawn_codex(home, cwd, program=None):
     import pexpect
 
-    env = dict(os.environ, CODEX_HOME=home, TERM="xterm-256color", OPENAI_API_KEY="bench")
-    env.update(extra_env or {})
-    return pexpect.spawn(sys.executable, [os.path.join(REPO, "codex.py")], env=env, cwd=cwd,
-                         encoding="utf-8", timeout=30, dimensions=(40, 120))
+    env = dict(os.environ, CODEX_HOME=home, TERM="xterm-256color", OPENAI_API_KEY="bench", PYTHONPATH=REPO)
+    if program == "-m":
+        argv = [sys.executable, "-m", "codex"]  # cached byte code, like an installed codex
+    else:
+        argv = [program] if program else [sys.executable, os.path.join(REPO, "codex.py")]
+    return pexpect.spawn(argv[0], argv[1:], env=env, cwd=cwd, encoding="utf-8", timeout=30, dimensions=(40, 120))
 
 
 def _expect(child, pattern):
@@ -51,12 +52,12 @@ def _expect(child, pattern):
         child.send("\x1b[1;1R")
 
 
-def time_to_first_prompt(home, cwd, runs):
+def time_to_first_prompt(home, cwd, runs, program=None):
     """Median seconds from spawn to the composer being drawn."""
     samples = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        child = _spawn_codex(home, cwd)
+        child = _spawn_codex(home, cwd, program)
         _expect(child, PROMPT)
         samples.append(time.perf_counter() - t0)
         child.sendcontrol("d")
@@ -168,7 +169,13 @@ def main():
         os.makedirs(work)
         base = bare_python(opts.runs)
         first = time_to_first_prompt(home, work, opts.runs)
-        print("startup: python -c pass %s; codex to first prompt %s (median of %d)" % (_ms(base), _ms(first), opts.runs))
+        print("startup: python -c pass %s; python codex.py to first prompt %s (median of %d)" % (_ms(base), _ms(first), opts.runs))
+        time_to_first_prompt(home, work, 1, "-m")  # write the byte code cache
+        print("startup: python -m codex (cached byte code) to first prompt %s" % _ms(time_to_first_prompt(home, work, opts.runs, "-m")))
+        dist = os.path.join(REPO, "dist", "codex")
+        if os.path.exists(dist):
+            time_to_first_prompt(home, work, 1, dist)  # unpack the zipapp once
+            print("startup: dist/codex to first prompt %s" % _ms(time_to_first_prompt(home, work, opts.runs, dist)))
         t0 = time.perf_counter()
         lines = make_history(home, opts.history_gb)
         os.sync()  # let writeback of the new file finish so it does not skew the timings
