@@ -16,7 +16,7 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-from support.repl_pty import ReplPty, S  # noqa: E402
+from support.repl_pty import UP, ReplPty, S  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HARNESS = os.path.join(REPO, "tests", "support", "repl_harness.py")
@@ -381,3 +381,31 @@ def test_piped_stdin_reads_one_message_per_line(tmp_path, codex_home):
     assert "\x1b" not in proc.stdout
     texts = [json.loads(l)["items"][0]["text"] for l in ops.read_text().splitlines() if '"user_input"' in l]
     assert texts == ["first line", "second line"]
+
+
+def test_history_persistence_none_and_max_bytes(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[_msg("answer-one")]], args=["-c", 'history.persistence="none"'])
+    r.submit("not recorded")
+    r.expect("answer-one")
+    r.expect_prompt()
+    r.send(UP)  # this session's own prompt is still browsable
+    r.expect("not recorded")
+    r.control("c")
+    time.sleep(0.2)
+    r.quit()
+    assert not (codex_home / "history.jsonl").exists()
+
+    import codex
+
+    for i in range(40):
+        codex.append_history(codex_home, "old", "old prompt %02d %s" % (i, "z" * 40))
+    inode = os.stat(codex_home / "history.jsonl").st_ino
+    r = Repl(tmp_path, codex_home, [[_msg("answer-two")]], args=["-c", "history.max_bytes=1000"])
+    r.submit("newest prompt")
+    r.expect("answer-two")
+    r.expect_prompt()
+    r.quit()
+    path = codex_home / "history.jsonl"
+    assert os.path.getsize(path) <= 1000 and os.stat(path).st_ino != inode
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert json.loads(path.read_text().splitlines()[-1])["text"] == "newest prompt"
