@@ -6663,6 +6663,7 @@ class FileSearch(object):
         self._generation = 0
         self._last = (None, None)  # (query key, matching indices)
         self._lock = threading.Lock()
+        self.last_query, self.last_total = None, 0  # the last finished search and its match count
 
     def start(self):
         """Begin listing the workspace in the background (idempotent)."""
@@ -6688,6 +6689,11 @@ class FileSearch(object):
         return self._ready.wait(timeout)
 
     @property
+    def ready(self):
+        """Whether the file list is loaded."""
+        return self._ready.is_set()
+
+    @property
     def file_count(self):
         """Number of files indexed (0 until loaded)."""
         return len(self._paths)
@@ -6702,6 +6708,7 @@ class FileSearch(object):
         stale = lambda: generation != self._generation
         atoms = query.split()
         if not atoms:
+            self.last_query, self.last_total = query, len(self._paths)
             order = sorted(range(len(self._paths)), key=lambda i: (self._paths[i].count("/"), len(self._paths[i]), self._paths[i]))
             return [(self._paths[i], []) for i in order[:limit]]
         keyed = [(a, a != a.lower()) for a in atoms]
@@ -6721,6 +6728,7 @@ class FileSearch(object):
             if stale():
                 return []
         self._last = (key, candidates)
+        self.last_query, self.last_total = query, len(candidates)
 
         paths, lower, base = self._paths, self._lower, self._base
 
@@ -7373,6 +7381,15 @@ class Composer(object):
     def _toolbar(self):
         if self.hint:
             return " " + self.hint
+        buf = self._session.default_buffer if self._session is not None else None
+        token = re.search(r"(?:^|\s)@(\S*)$", buf.document.text_before_cursor) if buf is not None else None
+        if token is not None:
+            files = self.repl.files
+            if not files.ready:
+                return " @ indexing files\u2026"
+            if files.last_query == token.group(1) and not files.last_total:
+                return " @ no matches among %d files \u00b7 Esc closes" % files.file_count
+            return " @ %d files \u00b7 \u2191\u2193 choose \u00b7 Tab/Enter insert \u00b7 Esc closes" % files.file_count
         return " \u23ce send \u00b7 Ctrl-J newline \u00b7 / commands \u00b7 @ files \u00b7 Esc Esc edit previous \u00b7 Ctrl-D quit"
 
     def _build(self):

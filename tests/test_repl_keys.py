@@ -110,7 +110,11 @@ def test_at_completes_a_path(tmp_path, codex_home):
     (work / "lib" / "mod.rs").write_text("fn main() {}")
     (work / "README.md").write_text("x")
     r = Repl(tmp_path, codex_home, [[_msg("seen")]], cwd=work)
-    r.send("look at @modr")
+    r.send("look at @zzzq")
+    r.expect(S("no matches among 2 files"))
+    for _ in range(4):
+        r.send("\x7f")  # backspace
+    r.send("modr")
     r.expect(r"lib/(?:\x1b\[[0-9;]*m)*mod")  # the popup, matched letters highlighted
     time.sleep(0.3)
     r.send("\t")
