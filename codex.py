@@ -6352,7 +6352,7 @@ EXEC_PREVIEW_HEAD, EXEC_PREVIEW_TAIL = 4, 2  #: command output lines shown befor
 STATUS_FRAMES = u"\u280b\u2819\u2839\u2838\u283c\u2834\u2826\u2827\u2807\u280f"  #: spinner
 _BACKTRACK = object()  #: what the composer returns when Esc Esc asks for the backtrack picker
 #: spaces rich pads lines with (kept out of the scrollback so copied text has none)
-_TRAILING_PAD_RE = re.compile(r"[ \t]+(?=(?:\x1b\[[0-9;]*m)*$)", re.M)
+_TRAILING_PAD_RE = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)*[ \t](?:[ \t]|\x1b\[[0-9;]*m)*$", re.M)
 
 
 # -- terminal and text helpers --------------------------------------------------------------
@@ -6787,15 +6787,18 @@ class MarkdownStream(object):
     """Streams an answer: each finished markdown block is rendered once, the rest waits.
 
     A block ends at a blank line outside a code fence, at a closing fence, or after a heading.
-    Every character is scanned once and every block rendered once, so the cost stays linear in
-    the message length (re-rendering the whole message on each delta would be quadratic).
+    With `emit_code`, code fences are not held back: it is called with ("open", info string),
+    ("line", text) for each finished line, and ("close", None).  Every character is scanned
+    once and every block or line rendered once, so the cost stays linear in the message
+    length (re-rendering the whole message on each delta would be quadratic).
     """
 
     _FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
     _HEADING_RE = re.compile(r" {0,3}#{1,6}(\s|$)")
 
-    def __init__(self, emit_block):
+    def __init__(self, emit_block, emit_code=None):
         self._emit = emit_block  # called with the markdown text of each finished block
+        self._emit_code = emit_code
         self._parts = []  # pieces of the current, unterminated line
         self._block = []  # finished lines of the current block
         self._fence = None  # the opening fence while inside a code block
@@ -6819,8 +6822,12 @@ class MarkdownStream(object):
     def _line(self, line):
         stripped = line.strip()
         if self._fence is not None:
-            self._block.append(line)
-            if stripped.startswith(self._fence) and not stripped.strip(self._fence[0]):
+            closing = stripped.startswith(self._fence) and not stripped.strip(self._fence[0])
+            if self._emit_code is not None:
+                self._emit_code("close" if closing else "line", None if closing else line)
+            else:
+                self._block.append(line)
+            if closing:
                 self._fence = None
                 self._flush()
             return
@@ -6828,7 +6835,10 @@ class MarkdownStream(object):
         if fence:
             self._flush()
             self._fence = fence.group(1)
-            self._block.append(line)
+            if self._emit_code is not None:
+                self._emit_code("open", stripped[len(self._fence):].strip())
+            else:
+                self._block.append(line)
         elif not stripped:
             self._flush()
         elif self._HEADING_RE.match(line):
@@ -6851,6 +6861,8 @@ class MarkdownStream(object):
             line = "".join(self._parts)
             self._parts = []
             self._line(line)
+        if self._fence is not None and self._emit_code is not None:
+            self._emit_code("close", None)
         self._fence = None
         self._flush()
 
@@ -6908,7 +6920,7 @@ class ReplRenderer(object):
         with self.lock:
             with console.capture() as cap:
                 console.print(*renderables, **kw)
-            self.write(_TRAILING_PAD_RE.sub("", cap.get()))
+            self.write(_TRAILING_PAD_RE.sub(lambda m: m.group(0).replace(" ", "").replace("\t", ""), cap.get()))
 
     def text(self, *parts):
         """A one-line cell from (text, style) pieces."""
@@ -7017,6 +7029,29 @@ class ReplRenderer(object):
             self.write("\n")
         self._answer_blocks += 1
         self.print(Markdown(markdown_text, hyperlinks=links, code_theme="ansi_dark", inline_code_theme="ansi_dark"))
+
+    def answer_code(self, kind, value):
+        """Code inside an answer, line by line as it streams (see MarkdownStream)."""
+        if kind == "open":
+            words = (value or "").split()
+            self._code_lexer = words[0] if words else "text"
+            if self._answer_blocks:
+                self.write("\n")
+            self._answer_blocks += 1
+            self.write("\n")
+        elif kind == "line":
+            from rich.syntax import Syntax  # startup budget: pygments loads with the first code line
+
+            try:
+                syntax = Syntax(value, getattr(self, "_code_lexer", "text"), theme="ansi_dark",
+                                background_color="default", word_wrap=True, padding=(0, 1))
+                self.print(syntax)
+            except Exception:  # an unknown lexer name: show the line as it is
+                from rich.text import Text
+
+                self.print(Text(" " + value))
+        else:
+            self.write("\n")
 
     def start_answer(self):
         """A new assistant message begins (blocks are separated by blank lines within it)."""
@@ -7865,7 +7900,7 @@ class Repl(object):
     def _on_agent_message_delta(self, event, msg):
         if self._stream is None:
             self.renderer.start_answer()
-            self._stream = MarkdownStream(self.renderer.answer_block)
+            self._stream = MarkdownStream(self.renderer.answer_block, self.renderer.answer_code)
         self._stream.push(msg.get("delta", ""))
 
     def _on_agent_message(self, event, msg):

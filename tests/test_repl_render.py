@@ -183,3 +183,29 @@ def test_status_line_redraws_only_itself():
     assert "\x1b[A" not in text and "\x1b[1A" not in text
     assert "a finished cell" in text and text.endswith("\r\x1b[2K")
     assert not any(t.name == "codex-status" for t in threading.enumerate())
+
+
+def test_code_lines_stream_before_the_fence_closes():
+    r, out = _renderer({"TERM": "xterm-256color"}, tty=True)
+    s = codex.MarkdownStream(r.answer_block, r.answer_code)
+    s.push("Intro\n\n```python\ndef f(x):\n    return x")
+    assert "def" in out.getvalue() and "return" not in out.getvalue()
+    s.push(" + 1\n")
+    assert "return" in out.getvalue()
+    s.push("```\n\nAfter **that**.")
+    s.finish()
+    text = out.getvalue()
+    assert "```" not in text and "After" in text
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert " def f(x):\n     return x + 1\n" in plain
+    assert not re.search(r" +\n", plain), "no trailing padding"
+
+
+def test_unknown_code_language_still_renders():
+    r, out = _renderer()
+    s = codex.MarkdownStream(r.answer_block, r.answer_code)
+    s.push("```no-such-language-xyz\nsome code\n```\n")
+    s.finish()
+    assert "some code" in out.getvalue()
