@@ -35,7 +35,10 @@ Contents (each section uses only the sections above it):
     §15 Agent: instructions and the turn loop
     §16 History and rollouts
     §17 Front end: codex exec
-    §18 Front end: the interactive REPL
+    §18a Front end: the REPL, its helpers and `@` file search
+    §18b Front end: REPL rendering (streamed markdown, cells, status line)
+    §18c Front end: the REPL composer (history, keys, completion)
+    §18d Front end: the REPL session loop, approvals, slash commands
     §19 Front end: the MCP server
     §20 Front end: codex proto
     §21 Front end: codex proxy
@@ -6278,7 +6281,7 @@ def _cmd_resume(args, cfg_loader):
 
 
 ###############################################################################
-# §18 Front end: the interactive REPL
+# §18a Front end: the REPL, its helpers and `@` file search
 ###############################################################################
 
 # Owner: the REPL issue (#5).
@@ -6780,7 +6783,9 @@ class FileSearch(object):
         return sorted(found)
 
 
-# -- rendering ------------------------------------------------------------------------------
+###############################################################################
+# §18b Front end: REPL rendering (streamed markdown, cells, status line)
+###############################################################################
 
 
 class MarkdownStream(object):
@@ -7229,7 +7234,9 @@ def _thousands(n):
         return str(n)
 
 
-# -- composer: history, keys, completion ----------------------------------------------------
+###############################################################################
+# §18c Front end: the REPL composer (history, keys, completion)
+###############################################################################
 
 
 class ComposerHistory(object):
@@ -7607,7 +7614,9 @@ class Composer(object):
             return ""
 
 
-# -- the session loop -----------------------------------------------------------------------
+###############################################################################
+# §18d Front end: the REPL session loop, approvals, slash commands
+###############################################################################
 
 
 def _git_diff(cwd):
