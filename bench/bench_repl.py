@@ -40,7 +40,9 @@ def _spawn_codex(home, cwd, program=None):
         argv = [sys.executable, "-m", "codex"]  # cached byte code, like an installed codex
     else:
         argv = [program] if program else [sys.executable, os.path.join(REPO, "codex.py")]
-    return pexpect.spawn(argv[0], argv[1:], env=env, cwd=cwd, encoding="utf-8", timeout=30, dimensions=(40, 120))
+    child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=cwd, encoding="utf-8", timeout=30, dimensions=(40, 120))
+    child.delaybeforesend = None  # pexpect otherwise sleeps 50 ms before every send
+    return child
 
 
 def _expect(child, pattern):
