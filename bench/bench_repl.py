@@ -36,6 +36,7 @@ def _spawn_codex(home, cwd, program=None):
     import pexpect
 
     env = dict(os.environ, CODEX_HOME=home, TERM="xterm-256color", OPENAI_API_KEY="bench", PYTHONPATH=REPO)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure what users get: byte code cached after the first run
     if program == "-m":
         argv = [sys.executable, "-m", "codex"]  # cached byte code, like an installed codex
     else:
