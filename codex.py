@@ -6996,11 +6996,16 @@ class ReplRenderer(object):
     # -- cells --
 
     def header(self, cfg, session_id=None):
-        """The banner at start: version, model, provider, approval, sandbox, workdir."""
-        from rich.text import Text
+        """The banner at start: version, model, provider, approval, sandbox, workdir.
 
+        Written with plain escape codes rather than rich, so the first prompt does not wait
+        for rich to import (startup budget).
+        """
+        styled = self.caps["tty"] and not self.caps["dumb"]
+        bold, dim, reset = ("\x1b[1m", "\x1b[2m", "\x1b[0m") if styled else ("", "", "")
+        effort = getattr(cfg, "model_reasoning_effort", None)
         rows = [
-            ("model", cfg.model + (" (reasoning %s)" % cfg.model_reasoning_effort if getattr(cfg, "model_reasoning_effort", None) else "")),
+            ("model", cfg.model + (" (reasoning %s)" % effort if effort else "")),
             ("provider", cfg.provider.id),
             ("approval", cfg.approval_policy),
             ("sandbox", cfg.sandbox_mode),
@@ -7008,13 +7013,10 @@ class ReplRenderer(object):
         ]
         if session_id:
             rows.append(("session", session_id))
-        out = Text.assemble((">_ ", "bold"), ("codex", "bold"), (" v%s\n" % __version__, "dim"))
-        for name, value in rows:
-            out.append_text(Text.assemble(("  %-10s" % (name + ":"), "dim"), (str(value), "")))
-            out.append("\n")
-        out.append("  / for commands \u00b7 @ for files \u00b7 Ctrl-J newline \u00b7 Ctrl-D quit", style="dim")
-        self.print(out)
-        self.write("\n")
+        lines = ["%s>_ codex%s%s v%s%s" % (bold, reset, dim, __version__, reset)]
+        lines += ["%s  %-10s%s%s" % (dim, name + ":", reset, value) for name, value in rows]
+        lines.append(u"%s  / for commands \u00b7 @ for files \u00b7 Ctrl-J newline \u00b7 Ctrl-D quit%s" % (dim, reset))
+        self.write("\n".join(lines) + "\n\n")
 
     def user(self, text):
         """A user message not typed in the composer (the PROMPT argument)."""
@@ -7619,6 +7621,17 @@ class Composer(object):
 ###############################################################################
 
 
+def _warm_up_rendering():
+    """Import what rendering the first answer needs while the user is still typing."""
+    import importlib
+
+    for name in ("rich.console", "rich.markdown", "rich.syntax"):  # startup budget: off the first prompt's path
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return
+
+
 def _git_diff(cwd):
     """(in_repo, text): `git diff` of tracked files plus untracked files as new-file diffs."""
     import subprocess
@@ -7804,10 +7817,11 @@ class Repl(object):
         self._close_session()
 
     def _start_background(self):
-        """Start the session and the file index (once)."""
+        """Start the session and the file index (once), and load the renderer's modules."""
         if self.session is None and self._session_thread is None:
             self._start_session()
         self.files.start()
+        threading.Thread(target=_warm_up_rendering, name="codex-warm-up", daemon=True).start()
 
     def read_input(self, default="", complete=False):
         """The next message: the composer on a terminal, else one line of stdin."""
