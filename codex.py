@@ -29,7 +29,8 @@ Contents (each section uses only the sections above it):
     §09 Tools: definitions and the shell tool
     §10 apply_patch: grammar, matching, applying
     §11 Safety: known-safe commands and approval decisions
-    §12 Sandbox: policies, the Linux helper, Seatbelt
+    §12a Sandbox: policies, protected paths, Seatbelt
+    §12b Sandbox: the Linux helper
     §13 Exec: running a command
     §14 MCP client
     §15 Agent: instructions and the turn loop
@@ -2733,6 +2734,9 @@ def apply_patch(text, cwd):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
+#   describe_policy(cfg) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
+#   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
+#       read-only here"); front ends show them once, e.g. as a background event.
 #
 # Deliberate differences from upstream (docs/sandbox.md has the list):
 #   * known-safe commands skip the question but still run sandboxed (upstream ran them
@@ -2762,6 +2766,16 @@ SAFE_GIT_BRANCH_FLAGS = ("--list", "-l", "--show-current", "-a", "--all", "-r", 
 SCRIPT_SHELLS = ("bash", "zsh", "sh")
 #: the sed script forms allowed with `sed -n`: Np or M,Np
 _SED_PRINT_RE = re.compile(r"^\d+(,\d+)?p$")
+#: the presets front ends offer (/approvals, --help, docs/sandbox.md):
+#: name -> (approval_policy, sandbox_mode, network_access, what it means)
+APPROVAL_PRESETS = {
+    "read-only": ("on-request", "read-only", False, "reads anything; asks before writing or using the network"),
+    "auto": ("on-request", "workspace-write", False, "edits and runs commands in the workspace; asks for more"),
+    "full-auto": ("on-failure", "workspace-write", False, "like auto, and asks only when the sandbox stops a command"),
+    "full-access": ("never", "danger-full-access", True, "no sandbox and no questions (disposable machines only)"),
+}
+
+
 #: approval decisions for a command: assess_command_safety's answers
 COMMAND_DECISIONS = ("auto-approve", "ask-user", "reject")
 #: ExecOutcome.decision values
@@ -2775,8 +2789,17 @@ EXEC_DECISIONS = (
     "retry-approved",        # failed in the sandbox, the user allowed an unsandboxed retry
     "sandbox-failed",        # failed in the sandbox and was not retried
 )
-#: user answers to a question (ReviewDecision on the wire)
-REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")
+
+
+def describe_policy(cfg):
+    """One line for /status and `codex sandbox --check`: approval, sandbox, network and their sources."""
+    policy = SandboxPolicy.from_config(cfg)
+    src = getattr(cfg, "sources", {}) or {}
+    preset = next((name for name, (a, m, n, _) in APPROVAL_PRESETS.items()
+                   if (a, m, n) == (cfg.approval_policy, policy.mode, policy.has_network())), None)
+    return "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s%s" % (
+        cfg.approval_policy, src.get("approval_policy", "default"), policy.mode, src.get("sandbox_mode", "default"),
+        "on" if policy.has_network() else "off", " [preset %s]" % preset if preset else "")
 
 
 def _git_is_safe(argv):
@@ -2910,6 +2933,30 @@ def is_known_safe_command(argv):
     return False
 
 
+def _command_words(argv):
+    """The programs a known-safe argv runs: argv[0], or the shell and each script command's first word."""
+    argv = [str(a) for a in argv]
+    if len(argv) == 3 and argv[0].rpartition("/")[2] in SCRIPT_SHELLS and argv[1] in ("-lc", "-c"):
+        return [argv[0]] + [cmd[0] for cmd in parse_plain_script(argv[2]) or []]
+    return argv[:1]
+
+
+def _planted_program(argv, cfg):
+    """A program of argv that PATH resolves inside the workspace or a writable root, or None.
+
+    `ls` found in ./node_modules/.bin is not the system `ls`: it gets no known-safe pass.
+    """
+    import shutil  # startup budget: only when a command is assessed
+
+    path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
+    roots = [str(r) for r in SandboxPolicy.from_config(cfg).writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
+    for word in _command_words(argv):
+        found = word if "/" in word else shutil.which(word, path=path)
+        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
+            return word
+    return None
+
+
 def _approved_set(session_state):
     """The session's set of approved argv tuples (created on first use)."""
     if session_state is None:
@@ -2936,8 +2983,8 @@ def _command_plan(argv, cfg, approved_for_session, escalated=False):
     if approved_for_session and key in approved_for_session:
         return "auto-approve", False, "approved for this session"
     full = sandbox.is_unrestricted()
-    available = full or sandbox_available()
-    if is_known_safe_command(argv):
+    available = full or sandbox_available(getattr(cfg, "codex_home", None))
+    if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
         # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
         if available:
             return "auto-approve", not full, "known-safe command"
@@ -2977,76 +3024,18 @@ def assess_patch_safety(paths, cfg):
 
 
 ###############################################################################
-# §12 Sandbox: policies, the Linux helper, Seatbelt
+# §12a Sandbox: policies, protected paths, Seatbelt
 ###############################################################################
 
 # Owner: the sandbox issue (#3).
 #
-# A SandboxPolicy says what a command may write and whether it may use the network.  On
-# Linux a helper process applies it to itself and then execs the command, so the command's
-# pid, exit code and signals are its own.  The helper is sandbox_helpers/codex-linux-sandbox.c
-# (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
-# where no compiled helper fits the machine, codex re-executes itself as the same helper
-# written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
-#
-#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
-#   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
-#
-#   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
-#   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
-#                     $CODEX_HOME, .codex inside writable roots)
-#   --ro-mounts       in that namespace every mount is read-only except the writable roots:
-#                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
-#   --network         leave the network alone (no socket rules in seccomp or Landlock)
-#   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
-#
-# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
-# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
-# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
-# executed gives 127 (not found) or 126, like a shell.
-#
-# On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec.
+# A SandboxPolicy says what a command may write and whether it may use the network; the
+# paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
+# here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
+# Linux the helper of §12b applies it.
 
-#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
-HELPER_EXIT_CODES = {
-    120: "setup failed (prctl or closing file descriptors)",
-    121: "bad helper arguments",
-    122: "Landlock is unavailable or could not be enforced",
-    123: "seccomp could not be installed",
-    125: "the read-only mounts (.git, $CODEX_HOME) could not be set up",
-}
-HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
-HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
-_SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
 SEATBELT_EXECUTABLE = "/usr/bin/sandbox-exec"  #: absolute on purpose: never a PATH lookup
 SANDBOX_TYPE_NAMES = {"linux": "LinuxSeccomp", "linux-python": "LinuxSeccomp", "seatbelt": "MacosSeatbelt"}
-
-#: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
-LANDLOCK_FS = {
-    "execute": 1 << 0, "write_file": 1 << 1, "read_file": 1 << 2, "read_dir": 1 << 3,
-    "remove_dir": 1 << 4, "remove_file": 1 << 5, "make_char": 1 << 6, "make_dir": 1 << 7,
-    "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
-    "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
-}
-LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know
-_LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
-_LANDLOCK_FILE_RIGHTS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15)  #: rights a file (not dir) rule may hold
-_LANDLOCK_READ = (1 << 0) | (1 << 2) | (1 << 3)  #: execute + read_file + read_dir
-_LANDLOCK_NET_TCP = (1 << 0) | (1 << 1)  #: bind_tcp + connect_tcp (ABI 4)
-_LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
-_SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
-
-#: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
-#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
-#: command owns the user namespace the read-only binds live in)
-SECCOMP_ALWAYS_DENIED = (
-    "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
-    "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
-    "fsconfig", "fsmount", "fspick", "pivot_root",
-)
-#: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
-SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
-_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
 
 #: directories not searched for nested repositories (large, and never repos themselves)
 _NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
@@ -3080,7 +3069,10 @@ class SandboxPolicy(object):
         legacy = getattr(cfg, "sandbox_permissions", None)
         sources = getattr(cfg, "sources", {}) or {}
         if legacy is not None and sources.get("sandbox_mode", "default") == "default":
-            return cls.from_permissions(legacy, getattr(cfg, "codex_home", None))
+            policy = cls.from_permissions(legacy, getattr(cfg, "codex_home", None))
+            _notice("`sandbox_permissions` is deprecated; it now means sandbox_mode = %r%s: set sandbox_mode "
+                    "and [sandbox_workspace_write] instead" % (policy.mode, " with network" if policy.has_network() else ""))
+            return policy
         mode = cfg.sandbox_mode
         if mode != "workspace-write":
             return cls(mode)
@@ -3295,6 +3287,146 @@ def take_sandbox_notices():
     return out
 
 
+# -- macOS Seatbelt -------------------------------------------------------------------------
+
+#: the fixed part of every Seatbelt profile: deny by default, let the command run and fork,
+#: read the sysctls common tools need, and use POSIX semaphores (Python multiprocessing)
+SEATBELT_BASE_POLICY = """(version 1)
+(deny default)
+(allow process-exec)
+(allow process-fork)
+(allow signal (target self))
+(allow file-write-data
+  (require-all (path "/dev/null") (vnode-type CHARACTER-DEVICE)))
+(allow sysctl-read
+  (sysctl-name "hw.activecpu") (sysctl-name "hw.busfrequency_compat") (sysctl-name "hw.byteorder")
+  (sysctl-name "hw.cacheconfig") (sysctl-name "hw.cachelinesize_compat") (sysctl-name "hw.cpufamily")
+  (sysctl-name "hw.cpufrequency_compat") (sysctl-name "hw.cputype") (sysctl-name "hw.l1dcachesize_compat")
+  (sysctl-name "hw.l1icachesize_compat") (sysctl-name "hw.l2cachesize_compat") (sysctl-name "hw.l3cachesize_compat")
+  (sysctl-name "hw.logicalcpu_max") (sysctl-name "hw.machine") (sysctl-name "hw.ncpu") (sysctl-name "hw.nperflevels")
+  (sysctl-name "hw.memsize") (sysctl-name "hw.pagesize") (sysctl-name "hw.pagesize_compat")
+  (sysctl-name "hw.physicalcpu") (sysctl-name "hw.physicalcpu_max") (sysctl-name "hw.logicalcpu")
+  (sysctl-name "hw.tbfrequency_compat") (sysctl-name "hw.vectorunit")
+  (sysctl-name "kern.hostname") (sysctl-name "kern.maxfilesperproc") (sysctl-name "kern.osproductversion")
+  (sysctl-name "kern.osrelease") (sysctl-name "kern.ostype") (sysctl-name "kern.osvariant_status")
+  (sysctl-name "kern.osversion") (sysctl-name "kern.secure_kernel") (sysctl-name "kern.usrstack64")
+  (sysctl-name "kern.version") (sysctl-name "sysctl.proc_cputype")
+  (sysctl-name-prefix "hw.optional.") (sysctl-name-prefix "hw.perflevel"))
+(allow ipc-posix-sem)"""
+#: what the network section adds when the policy allows the network
+SEATBELT_NETWORK_POLICY = "(allow network-outbound)\n(allow network-inbound)\n(allow system-socket)"
+
+
+def seatbelt_profile(policy, cwd, home=None, environ=None):
+    """Return (profile text, [(param name, value)]) for `policy`; paths go in as -D params."""
+    parts = [SEATBELT_BASE_POLICY, "(allow file-read*)"]
+    params = []
+    if policy.is_unrestricted():
+        parts.append('(allow file-write* (regex #"^/"))')
+    else:
+        roots = policy.writable_roots_for(cwd, environ)
+        clauses = []
+        ro_all = protected_paths(roots, cwd, home) if roots else []
+        for i, root in enumerate(roots):
+            name = "WRITABLE_ROOT_%d" % i
+            params.append((name, str(root)))
+            ro = [p for p in ro_all if _is_within(p, str(root)) and p != str(root)]
+            if not ro:
+                clauses.append('(subpath (param "%s"))' % name)
+                continue
+            nots = []
+            for j, sub in enumerate(ro):
+                sub_name = "%s_RO_%d" % (name, j)
+                params.append((sub_name, sub))
+                nots.append('(require-not (subpath (param "%s")))' % sub_name)
+            clauses.append('(require-all (subpath (param "%s")) %s)' % (name, " ".join(nots)))
+        if clauses:
+            parts.append("(allow file-write*\n  %s)" % "\n  ".join(clauses))
+    if policy.has_network():
+        parts.append(SEATBELT_NETWORK_POLICY)
+    return "\n".join(parts) + "\n", params
+
+
+def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
+    """The sandbox-exec command line for argv under policy."""
+    profile, params = seatbelt_profile(policy, cwd, home, environ)
+    return ([SEATBELT_EXECUTABLE, "-p", profile] + ["-D%s=%s" % (k, v) for k, v in params]
+            + ["--"] + [str(a) for a in argv])
+
+
+###############################################################################
+# §12b Sandbox: the Linux helper
+###############################################################################
+
+# Owner: the sandbox issue (#3).
+#
+# On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
+# command, so the command's pid, exit code and signals are its own.  The helper is
+# sandbox_helpers/codex-linux-sandbox.c
+# (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
+# where no compiled helper fits the machine, codex re-executes itself as the same helper
+# written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
+#
+#   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
+#                       [--ro-mounts] [--network] -- CMD [ARG]...
+#   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
+#
+#   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
+#   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
+#                     $CODEX_HOME, .codex inside writable roots)
+#   --hide FILE       in that namespace /dev/null (read-only) covers FILE ($CODEX_HOME/auth.json)
+#   --ro-mounts       in that namespace every mount is read-only except the writable roots:
+#                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
+#   --network         leave the network alone (no socket rules in seccomp or Landlock)
+#   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
+#
+# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
+# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
+# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
+# executed gives 127 (not found) or 126, like a shell.
+
+#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
+HELPER_EXIT_CODES = {
+    120: "setup failed (prctl or closing file descriptors)",
+    121: "bad helper arguments",
+    122: "Landlock is unavailable or could not be enforced",
+    123: "seccomp could not be installed",
+    125: "the read-only mounts (.git, $CODEX_HOME) could not be set up",
+}
+HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
+HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
+_SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
+HIDDEN_HOME_FILES = ("auth.json",)  #: $CODEX_HOME files a command sees as empty (they hold credentials)
+
+#: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
+LANDLOCK_FS = {
+    "execute": 1 << 0, "write_file": 1 << 1, "read_file": 1 << 2, "read_dir": 1 << 3,
+    "remove_dir": 1 << 4, "remove_file": 1 << 5, "make_char": 1 << 6, "make_dir": 1 << 7,
+    "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
+    "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
+}
+LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know (6 and 7 add no file-system right)
+#: file-system rights each ABI handles: 1 up to make_sym, 2 adds refer, 3 truncate, 5 ioctl_dev
+_LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
+_LANDLOCK_FILE_RIGHTS = (LANDLOCK_FS["execute"] | LANDLOCK_FS["write_file"] | LANDLOCK_FS["read_file"]
+                         | LANDLOCK_FS["truncate"] | LANDLOCK_FS["ioctl_dev"])  #: rights a rule on a file may hold
+_LANDLOCK_READ = LANDLOCK_FS["execute"] | LANDLOCK_FS["read_file"] | LANDLOCK_FS["read_dir"]  #: what "/" gets
+_LANDLOCK_NET_TCP = (1 << 0) | (1 << 1)  #: bind_tcp + connect_tcp (ABI 4)
+_LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
+_SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
+
+#: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
+#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
+#: command owns the user namespace the read-only binds live in)
+SECCOMP_ALWAYS_DENIED = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
+    "fsconfig", "fsmount", "fspick", "pivot_root",
+)
+#: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
+SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
+_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
+
 # -- finding and extracting the compiled helper ---------------------------------------------
 
 
@@ -3337,7 +3469,9 @@ def _install_helper(data, digest, home):
                 st = target.lstat()
                 if (st.st_uid == os.getuid() and (st.st_mode & 0o7777) == 0o700
                         and hashlib.sha256(target.read_bytes()).hexdigest() == digest):
-                    return target
+                    if os.access(str(target), os.X_OK):  # False on a noexec mount: try the next place
+                        return target
+                    continue
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             st = d.lstat()
             if st.st_uid != os.getuid() or st.st_mode & 0o022:
@@ -3350,7 +3484,8 @@ def _install_helper(data, digest, home):
             finally:
                 os.close(fd)
             os.replace(str(tmp), str(target))
-            return target
+            if os.access(str(target), os.X_OK):
+                return target
         except OSError:
             continue
     return None
@@ -3510,81 +3645,20 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 ro = []
             for p in ro:
                 out += ["--read-only", p]
-        if userns and probe_sandbox(home).get("mount_setattr") == "1":
+        # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
+        if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
+        if userns and home is not None:
+            for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
+                secret = os.path.join(str(home), name)
+                if os.path.isfile(secret):
+                    out += ["--hide", os.path.realpath(secret)]
         if policy.has_network():
             out.append("--network")
         return out + ["--"] + argv, {}, kind
     if _DARWIN:
         return seatbelt_argv(argv, policy, policy_cwd, home), {"CODEX_SANDBOX": "seatbelt"}, "seatbelt"
     raise SandboxError("no sandbox exists for %s; use -s danger-full-access to run commands unsandboxed" % sys.platform)
-
-
-# -- macOS Seatbelt -------------------------------------------------------------------------
-
-#: the fixed part of every Seatbelt profile: deny by default, let the command run and fork,
-#: read the sysctls common tools need, and use POSIX semaphores (Python multiprocessing)
-SEATBELT_BASE_POLICY = """(version 1)
-(deny default)
-(allow process-exec)
-(allow process-fork)
-(allow signal (target self))
-(allow file-write-data
-  (require-all (path "/dev/null") (vnode-type CHARACTER-DEVICE)))
-(allow sysctl-read
-  (sysctl-name "hw.activecpu") (sysctl-name "hw.busfrequency_compat") (sysctl-name "hw.byteorder")
-  (sysctl-name "hw.cacheconfig") (sysctl-name "hw.cachelinesize_compat") (sysctl-name "hw.cpufamily")
-  (sysctl-name "hw.cpufrequency_compat") (sysctl-name "hw.cputype") (sysctl-name "hw.l1dcachesize_compat")
-  (sysctl-name "hw.l1icachesize_compat") (sysctl-name "hw.l2cachesize_compat") (sysctl-name "hw.l3cachesize_compat")
-  (sysctl-name "hw.logicalcpu_max") (sysctl-name "hw.machine") (sysctl-name "hw.ncpu") (sysctl-name "hw.nperflevels")
-  (sysctl-name "hw.memsize") (sysctl-name "hw.pagesize") (sysctl-name "hw.pagesize_compat")
-  (sysctl-name "hw.physicalcpu") (sysctl-name "hw.physicalcpu_max") (sysctl-name "hw.logicalcpu")
-  (sysctl-name "hw.tbfrequency_compat") (sysctl-name "hw.vectorunit")
-  (sysctl-name "kern.hostname") (sysctl-name "kern.maxfilesperproc") (sysctl-name "kern.osproductversion")
-  (sysctl-name "kern.osrelease") (sysctl-name "kern.ostype") (sysctl-name "kern.osvariant_status")
-  (sysctl-name "kern.osversion") (sysctl-name "kern.secure_kernel") (sysctl-name "kern.usrstack64")
-  (sysctl-name "kern.version") (sysctl-name "sysctl.proc_cputype")
-  (sysctl-name-prefix "hw.optional.") (sysctl-name-prefix "hw.perflevel"))
-(allow ipc-posix-sem)"""
-#: what the network section adds when the policy allows the network
-SEATBELT_NETWORK_POLICY = "(allow network-outbound)\n(allow network-inbound)\n(allow system-socket)"
-
-
-def seatbelt_profile(policy, cwd, home=None, environ=None):
-    """Return (profile text, [(param name, value)]) for `policy`; paths go in as -D params."""
-    parts = [SEATBELT_BASE_POLICY, "(allow file-read*)"]
-    params = []
-    if policy.is_unrestricted():
-        parts.append('(allow file-write* (regex #"^/"))')
-    else:
-        roots = policy.writable_roots_for(cwd, environ)
-        clauses = []
-        ro_all = protected_paths(roots, cwd, home) if roots else []
-        for i, root in enumerate(roots):
-            name = "WRITABLE_ROOT_%d" % i
-            params.append((name, str(root)))
-            ro = [p for p in ro_all if _is_within(p, str(root)) and p != str(root)]
-            if not ro:
-                clauses.append('(subpath (param "%s"))' % name)
-                continue
-            nots = []
-            for j, sub in enumerate(ro):
-                sub_name = "%s_RO_%d" % (name, j)
-                params.append((sub_name, sub))
-                nots.append('(require-not (subpath (param "%s")))' % sub_name)
-            clauses.append('(require-all (subpath (param "%s")) %s)' % (name, " ".join(nots)))
-        if clauses:
-            parts.append("(allow file-write*\n  %s)" % "\n  ".join(clauses))
-    if policy.has_network():
-        parts.append(SEATBELT_NETWORK_POLICY)
-    return "\n".join(parts) + "\n", params
-
-
-def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
-    """The sandbox-exec command line for argv under policy."""
-    profile, params = seatbelt_profile(policy, cwd, home, environ)
-    return ([SEATBELT_EXECUTABLE, "-p", profile] + ["-D%s=%s" % (k, v) for k, v in params]
-            + ["--"] + [str(a) for a in argv])
 
 
 # -- the Python helper (fallback when no compiled helper fits) ------------------------------
@@ -3604,8 +3678,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "network": False, "probe": False, "command": [],
-            "ro_mounts": False}
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "network": False, "probe": False,
+            "command": [], "ro_mounts": False}
     i = 0
     while i < len(args):
         a = args[i]
@@ -3618,14 +3692,14 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
-        elif a in ("--cwd", "--writable", "--read-only"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
             if a == "--cwd":
                 opts["cwd"] = args[i]
             else:
-                opts["writable" if a == "--writable" else "read_only"].append(args[i])
+                opts[a[2:].replace("-", "_")].append(args[i])
         else:
             raise ValueError("unknown argument %r" % a)
         i += 1
@@ -3671,7 +3745,7 @@ def _apply_landlock(libc, writable, network):
     abi, reason = _landlock_abi(libc)
     if abi < 1:
         _helper_fail(122, "Landlock is unavailable: %s" % reason)
-    fs = _LANDLOCK_FS_BY_ABI.get(abi, (1 << 16) - 1)
+    fs = _LANDLOCK_FS_BY_ABI.get(abi, (1 << 16) - 1)  # ABI 5..7 and newer: every right we know
     attr = RulesetAttr(fs, 0, 0)
     size = 8
     if abi >= 4:
@@ -3785,9 +3859,9 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
     """Enter a user+mount namespace; with ro_mounts make every mount read-only but the
-    writable roots; bind-mount each of `paths` read-only onto itself."""
+    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
@@ -3813,19 +3887,28 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=()):
             if _mount_setattr(libc, root, 0x8000, 0, 1) != 0 and _mount_setattr(libc, root, 0, 0, 1) != 0:
                 _helper_fail(125, "making writable %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
     for path in paths:
-        bpath = os.fsencode(path)
-        if libc.mount(bpath, bpath, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
-            _helper_fail(125, "bind-mounting %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
-        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
-        try:
-            fflag = os.statvfs(path).f_flag
-        except OSError:
-            fflag = 0
-        for st_bit, ms_bit in _LOCKED_MOUNT_FLAGS:
-            if fflag & st_bit:
-                flags |= ms_bit
-        if libc.mount(None, bpath, None, ctypes.c_ulong(flags), None) != 0:
-            _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        _bind_read_only(libc, path, path)
+    for path in hidden:
+        _bind_read_only(libc, "/dev/null", path)
+
+
+def _bind_read_only(libc, src, dst):
+    """Bind src onto dst and remount it read-only, keeping the flags the outer mount locked."""
+    import ctypes
+
+    bdst = os.fsencode(dst)
+    if libc.mount(os.fsencode(src), bdst, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+        _helper_fail(125, "bind-mounting onto %s failed: %s" % (dst, os.strerror(ctypes.get_errno())))
+    flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+    try:
+        fflag = os.statvfs(dst).f_flag
+    except OSError:
+        fflag = 0
+    for st_bit, ms_bit in _LOCKED_MOUNT_FLAGS:
+        if fflag & st_bit:
+            flags |= ms_bit
+    if libc.mount(None, bdst, None, ctypes.c_ulong(flags), None) != 0:
+        _helper_fail(125, "remounting %s read-only failed: %s" % (dst, os.strerror(ctypes.get_errno())))
 
 
 def _probe_userns(setattr_too=False):
@@ -3849,7 +3932,7 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+                     "[--hide FILE]... [--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
         abi, reason = _landlock_abi(libc)
@@ -3869,8 +3952,8 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    if opts["read_only"] or opts["ro_mounts"]:
-        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"])
+    if opts["read_only"] or opts["ro_mounts"] or opts["hide"]:
+        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"])
     _apply_seccomp(opts["network"])
     _apply_landlock(libc, opts["writable"], opts["network"])
     if opts["cwd"]:
@@ -3927,10 +4010,10 @@ _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-on
 _NETWORK_FAILURE_RE = re.compile(
     r"could not resolve host|temporary failure in name resolution|name or service not known|"
     r"network is unreachable|failed to connect|couldn't connect|connection refused|getaddrinfo", re.I)
-#: paths quoted in common error messages: `touch: cannot touch 'X': ...`, `bash: X: ...`
+#: paths named in common error messages: `touch: cannot touch 'X': ...`, `bash: line 1: X: ...`
 _DENIED_PATH_RES = (
-    re.compile(r"['\u2018`\"](/[^'\u2019`\"\n]*)['\u2019`\"]\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I),
-    re.compile(r"(?:^|\s)(/[^\s:'\"]+)\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I | re.M),
+    re.compile(r"['\u2018`\"]([^'\u2019`\"\n]+)['\u2019`\"]\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I),
+    re.compile(r"(?:^|\s)([^\s:'\"]+)\s*:\s*(?:permission denied|operation not permitted|read-only file system)", re.I | re.M),
     re.compile(r"(?:open|opening|write|writing|create|creating)\s+['\"]?(/[^\s:'\"]+)", re.I),
 )
 
@@ -4017,6 +4100,7 @@ class _CappedBuffer(object):
         self.dropped = 0
 
     def add(self, data):
+        """Append a chunk."""
         room = self.half - len(self.head)
         if room > 0:
             self.head += data[:room]
@@ -4029,6 +4113,7 @@ class _CappedBuffer(object):
                 del self.tail[:cut]
 
     def text(self):
+        """Everything kept, decoded (invalid UTF-8 replaced), with a note where bytes were dropped."""
         tail = bytes(self.tail)
         if len(tail) > self.half:
             self.dropped += len(tail) - self.half
@@ -4048,6 +4133,14 @@ def _kill_group(proc, sig=None):
         pass
 
 
+def _has_exited(proc):
+    """Whether the command's process has exited, without reaping it (waitid WNOWAIT)."""
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 def _classify_helper_failure(exit_code, stderr):
     """The helper's own setup failure as one line, or None when the command itself ran."""
     if exit_code in HELPER_EXIT_CODES:
@@ -4057,13 +4150,14 @@ def _classify_helper_failure(exit_code, stderr):
     return None
 
 
-def looks_like_sandbox_denial(result, policy, policy_cwd, home=None):
+def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd=None):
     """Whether a failed sandboxed run failed because of the sandbox (not just any non-zero exit).
 
     A denial shows as EACCES/EPERM/EROFS text naming a path the policy does not let the
     command write, as a network error while the network is off, or as death by SIGSYS.
     Exit 0, 124 (timeout), 126/127 (not executable / not found) and plain failures without
-    such text are not denials (upstream #4859, #18711).
+    such text are not denials (upstream #4859, #18711); neither is EACCES on a path the
+    policy lets the command write (a chmod 444 file in the workspace).
     """
     if result.exit_code == 0 or result.timed_out or result.cancelled or result.sandbox_type is None:
         return False
@@ -4077,6 +4171,8 @@ def looks_like_sandbox_denial(result, policy, policy_cwd, home=None):
     paths = []
     for rx in _DENIED_PATH_RES:
         paths.extend(m.group(1) for m in rx.finditer(text))
+    base = str(command_cwd or policy_cwd)
+    paths = [p if os.path.isabs(p) else os.path.join(base, p) for p in paths]
     if not paths:
         return True  # a denial message without a path we can check: assume the sandbox
     return any(not policy.is_path_writable(p, policy_cwd, home) for p in paths)
@@ -4115,11 +4211,18 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    pidfd = None
+    if hasattr(os, "pidfd_open"):  # Linux 5.3+: the exit itself wakes select (no polling delay)
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+            sel.register(pidfd, selectors.EVENT_READ, "exit")
+        except OSError:
+            pidfd = None
     deadline = start + timeout_ms / 1000.0
     timed_out = cancelled = False
     exited_at = None
     try:
-        while sel.get_map():
+        while True:
             now = time.monotonic()
             if not timed_out and not cancelled:
                 if now >= deadline:
@@ -4128,15 +4231,21 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                 elif cancel is not None and cancel.is_set():
                     cancelled = True
                     _kill_group(proc)
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and _has_exited(proc):
                 exited_at = now
             if exited_at is not None:
+                if pidfd is not None and pidfd in sel.get_map():
+                    sel.unregister(pidfd)
+                if not sel.get_map():
+                    break
                 if now - exited_at > _LEFTOVER_GRACE_SECONDS:
                     _kill_group(proc)  # background children still hold the pipes
                 if now - exited_at > _LEFTOVER_GRACE_SECONDS + 1.0:
                     break  # a child that left the group (setsid) keeps them: stop reading
-            wait = max(0.01, min(0.05, deadline - now))
+            wait = max(0.001, min(0.05 if sel.get_map() else 0.002, deadline - now))
             for key, _ in sel.select(wait):
+                if key.data == "exit":
+                    continue  # handled at the top of the loop
                 try:
                     data = os.read(key.fileobj.fileno(), _READ_CHUNK)
                 except OSError:
@@ -4149,21 +4258,19 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                 if on_output is not None and deltas[0] < MAX_OUTPUT_DELTAS:
                     deltas[0] += 1
                     on_output(key.data, data)
-        try:
-            status = proc.wait(timeout=max(0.1, deadline - time.monotonic()) if not timed_out else 5)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-            status = proc.wait()
+        # the leader is exited but not reaped yet, so its group id cannot belong to anyone else
+        _kill_group(proc)  # anything that outlived the command in its group
+        status = proc.wait()
     except BaseException:
         _kill_group(proc)  # KeyboardInterrupt and friends: never leave the group running
         proc.wait()
         raise
     finally:
         sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
         proc.stdout.close()
         proc.stderr.close()
-    _kill_group(proc)  # anything that outlived the command in its group
     duration = time.monotonic() - start
     exit_code = 128 - status if status < 0 else status
     if timed_out:
@@ -4174,8 +4281,10 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                         timed_out, False, sandbox_type, None, cancelled, timeout_ms)
     if sandbox_type is not None:
         result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
+        if result.sandbox_error:
+            _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
-            result, policy, cfg.cwd, getattr(cfg, "codex_home", None))
+            result, policy, cfg.cwd, getattr(cfg, "codex_home", None), cwd)
     return result
 
 
@@ -4350,11 +4459,7 @@ def sandbox_check_lines(home=None, cfg=None):
         lines.append(("fail", "platform", "no sandbox exists for %s: commands can only run with -s danger-full-access"
                       % sys.platform))
     if cfg is not None:
-        policy = SandboxPolicy.from_config(cfg)
-        src = getattr(cfg, "sources", {}) or {}
-        lines.append(("ok", "policy", "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s"
-                      % (cfg.approval_policy, src.get("approval_policy", "default"), policy.mode,
-                         src.get("sandbox_mode", "default"), "on" if policy.has_network() else "off")))
+        lines.append(("ok", "policy", describe_policy(cfg)))
     return lines
 
 
@@ -4377,12 +4482,853 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §14 MCP client
 ###############################################################################
 
-# Owner: the MCP issue (#6).
+# Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
+#
+#   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
+#   mgr.start()          # spawns every enabled server concurrently in the background and
+#                        # returns at once; servers marked `required = true` are waited for
+#                        # (McpError naming the server if one of them fails to start)
+#   mgr.tools() -> {qualified_name: {"name", "description", "inputSchema"}}
+#                        # tools of the servers ready *now*; qualified_name = SERVER__TOOL
+#                        # (chars outside [a-zA-Z0-9_-] -> `_`), over 64 chars: first 24
+#                        # chars + sha1 hex of the full name (upstream)
+#   mgr.lookup(qualified_name) -> (server, tool) or None    # for mcp_tool_call_* events
+#   mgr.call(qualified_name, arguments: dict, timeout=None, cancel=None) -> CallToolResult dict
+#                        # raises McpError on unknown tool, JSON-RPC error, timeout
+#                        # (default timeout: the server's tool_timeout_sec), dead server;
+#                        # cancel: a threading.Event that abandons the call when set (the
+#                        # server is sent notifications/cancelled), e.g. on interrupt
+#   mgr.call_tool(server, tool, arguments, timeout=None, cancel=None)   # by server and raw tool name
+#   mgr.failures() -> ["MCP client for `NAME` failed to start: REASON; stderr: L1 | L2 | L3", ...]
+#   mgr.new_failures() -> the failures not returned by an earlier new_failures() call, so a
+#                        # front end reports each failed server exactly once
+#   mgr.wait_ready(timeout=None) -> bool     # every server finished starting (ready or failed)
+#   mgr.status() -> [{"name", "status", "tools", ...}]     # for `codex mcp list`
+#   mgr.shutdown()       # closes stdin, then SIGTERM, then SIGKILL, every server in parallel
+#   format_mcp_result_for_model(result) -> str       # the function_call_output text
+#   format_mcp_result_for_display(result, max_lines=5) -> [str]   # lines for the UIs
+#
+# JSON-RPC 2.0 framing (newline-delimited, one object per line) is JsonRpcConnection, also
+# used by the MCP server front end (§19).
+
+#: protocol versions we speak, newest first; we offer the first and accept any of them
+MCP_PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+MCP_TOOL_DELIMITER = "__"  #: SERVER__TOOL (upstream since July 2025)
+MCP_MAX_TOOL_NAME = 64  #: longer qualified names are shortened with a SHA-1 suffix
+MCP_STARTUP_TIMEOUT_MAX = 300.0  #: hard upper bound on startup_timeout_sec (seconds)
+MCP_MAX_TOOL_PAGES = 1000  #: tools/list pages followed before giving up on a server
+MCP_STDERR_TAIL_LINES = 40  #: stderr lines kept in memory per server
+_MCP_SERVER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")  #: allowed [mcp_servers.NAME] names
+_MCP_TOOL_NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")  #: replaced by `_` in qualified tool names
+#: parent environment variables a server inherits (the rest is not passed; upstream's list)
+MCP_ENV_WHITELIST = (
+    "HOME", "LOGNAME", "PATH", "SHELL", "USER", "__CF_USER_TEXT_ENCODING",
+    "LANG", "LC_ALL", "TERM", "TMPDIR", "TZ",
+)
+#: launchers that download on first run: a startup timeout hints at startup_timeout_sec
+_MCP_SLOW_LAUNCHERS = ("npx", "uvx", "bunx", "pnpx", "pipx", "docker")
+#: JSON-RPC 2.0 error codes
+JSONRPC_PARSE_ERROR = -32700
+JSONRPC_INVALID_REQUEST = -32600
+JSONRPC_METHOD_NOT_FOUND = -32601
+JSONRPC_INVALID_PARAMS = -32602
+JSONRPC_INTERNAL_ERROR = -32603
+
+
+def _jsonable(value):
+    """A copy of value that json.dumps accepts: str keys, lists for tuples/sets, str otherwise."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class JsonRpcConnection(object):
+    """Newline-delimited JSON-RPC 2.0 over a pair of binary streams (MCP's stdio transport).
+
+    A reader thread routes responses to waiting request() calls by id, and hands incoming
+    requests and notifications to the callbacks, in the reader thread: a callback that
+    needs to wait (for instance on a request of its own) must hand off to another thread.
+    """
+
+    def __init__(self, reader, writer, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
+        self.name = name
+        self._reader = reader
+        self._writer = writer
+        self._on_request = on_request  # fn(id, method, params)
+        self._on_notification = on_notification  # fn(method, params)
+        self._answer_parse_errors = answer_parse_errors
+        self._pending = {}  # request id -> [threading.Event, response dict or None]
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._next_id = 1
+        self.closed = threading.Event()
+        self.close_reason = None
+        self._thread = None
+
+    def start(self):
+        """Start the reader thread; returns self."""
+        self._thread = threading.Thread(target=self._read_loop, name="jsonrpc-%s" % self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    # -- reading -----------------------------------------------------------------
+    def _read_loop(self):
+        reason = "connection closed"
+        try:
+            while True:
+                line = self._reader.readline()
+                if not line:
+                    break
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    msg = json.loads(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
+                except ValueError as exc:
+                    log("warn", "mcp %s: unparseable line dropped: %s", self.name, exc)
+                    if self._answer_parse_errors:
+                        self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_PARSE_ERROR, "message": "Parse error: %s" % exc}})
+                    continue
+                self._dispatch(msg)
+        except (OSError, ValueError) as exc:
+            reason = "connection closed (%s)" % exc
+        finally:
+            self._close(reason)
+
+    def _dispatch(self, msg):
+        if isinstance(msg, list):  # a JSON-RPC batch (allowed by MCP 2025-03-26 only)
+            for item in msg:
+                self._dispatch(item)
+            return
+        if not isinstance(msg, dict):
+            if self._answer_parse_errors:
+                self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_INVALID_REQUEST, "message": "Invalid Request"}})
+            return
+        method = msg.get("method")
+        if isinstance(method, str):
+            params = msg.get("params")
+            if "id" in msg and msg["id"] is not None:
+                if self._on_request is None:
+                    self.respond_error(msg["id"], JSONRPC_METHOD_NOT_FOUND, "Method not found: %s" % method)
+                else:
+                    self._on_request(msg["id"], method, params)
+            elif self._on_notification is not None:
+                self._on_notification(method, params)
+            return
+        if "id" in msg and ("result" in msg or "error" in msg):
+            with self._lock:
+                slot = self._pending.pop(msg["id"], None)
+            if slot is None:
+                log("debug", "mcp %s: response for unknown id %r dropped", self.name, msg.get("id"))
+                return
+            slot[1] = msg
+            slot[0].set()
+            return
+        if self._answer_parse_errors and "id" in msg:
+            self.respond_error(msg.get("id"), JSONRPC_INVALID_REQUEST, "Invalid Request")
+
+    def _close(self, reason):
+        with self._lock:
+            if self.close_reason is None:
+                self.close_reason = reason
+            pending, self._pending = self._pending, {}
+        self.closed.set()
+        for slot in pending.values():
+            slot[0].set()
+
+    # -- writing -----------------------------------------------------------------
+    def send(self, msg):
+        """Write one message as one line; raise McpError if the peer is gone."""
+        try:
+            text = json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str)
+        except (TypeError, ValueError):  # e.g. Path keys in an event's `changes`
+            text = json.dumps(_jsonable(msg), separators=(",", ":"), ensure_ascii=False)
+        data = (text + "\n").encode("utf-8")
+        with self._write_lock:
+            try:
+                self._writer.write(data)
+                self._writer.flush()
+            except (OSError, ValueError) as exc:
+                self._close("cannot write to %s (%s)" % (self.name, exc))
+                raise McpError("cannot write to %s: %s" % (self.name, exc))
+
+    def notify(self, method, params=None):
+        """Send a notification (no reply expected)."""
+        msg = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+
+    def respond(self, id, result):
+        """Answer request `id` with `result`; a vanished peer is not an error here."""
+        try:
+            self.send({"jsonrpc": "2.0", "id": id, "result": result})
+        except McpError:
+            pass
+
+    def respond_error(self, id, code, message, data=None):
+        """Answer request `id` with a JSON-RPC error object."""
+        err = {"code": code, "message": message}
+        if data is not None:
+            err["data"] = data
+        try:
+            self.send({"jsonrpc": "2.0", "id": id, "error": err})
+        except McpError:
+            pass
+
+    def request(self, method, params=None, timeout=None, cancel=None):
+        """Send a request and wait for its result; raise McpError on error, timeout, close.
+
+        `cancel` is an optional threading.Event: when it is set the wait stops and the peer
+        is told with notifications/cancelled.
+        """
+        event = threading.Event()
+        slot = [event, None]
+        with self._lock:
+            if self.closed.is_set():
+                raise McpError("%s: %s before `%s` was sent" % (self.name, self.close_reason or "connection closed", method))
+            req_id = self._next_id
+            self._next_id += 1
+            self._pending[req_id] = slot
+        msg = {"jsonrpc": "2.0", "id": req_id, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not event.is_set():
+            step = 0.1 if cancel is not None else None
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                step = left if step is None else min(step, left)
+            event.wait(step)
+            if cancel is not None and cancel.is_set() and not event.is_set():
+                self._forget(req_id, "cancelled")
+                raise McpError("%s: `%s` request cancelled" % (self.name, method))
+        if not event.is_set():
+            self._forget(req_id, "timed out")
+            raise McpError("%s: `%s` request timed out after %gs" % (self.name, method, timeout))
+        reply = slot[1]
+        if reply is None:
+            raise McpError("%s: %s before a reply to `%s` was received" % (self.name, self.close_reason or "connection closed", method))
+        if "error" in reply:
+            err = reply.get("error") or {}
+            if not isinstance(err, dict):
+                err = {"message": str(err)}
+            raise McpError(
+                "%s returned JSON-RPC error: code = %s, message = %s" % (self.name, err.get("code"), err.get("message"))
+            )
+        return reply.get("result")
+
+    def _forget(self, req_id, reason):
+        """Drop a pending request and tell the peer we no longer want its answer."""
+        with self._lock:
+            self._pending.pop(req_id, None)
+        try:
+            self.notify("notifications/cancelled", {"requestId": req_id, "reason": reason})
+        except McpError:
+            pass
+
+    def close(self):
+        """Mark the connection closed and wake every waiter (the streams are the caller's)."""
+        self._close("connection closed by codex")
+
+
+def qualify_tool_name(server, tool):
+    """SERVER__TOOL, or its first 24 chars plus the SHA-1 hex of it when over 64 chars.
+
+    Characters the model APIs refuse in a tool name (anything outside [a-zA-Z0-9_-]) become
+    `_`, as upstream does later: in mid-2025 one tool named `get.weather` made every
+    request of the session fail.  Calls are routed by table lookup, never by splitting.
+    """
+    import hashlib  # startup budget: only MCP sessions need it
+
+    name = _MCP_TOOL_NAME_BAD_CHARS.sub("_", server + MCP_TOOL_DELIMITER + tool)
+    if len(name.encode("utf-8")) > MCP_MAX_TOOL_NAME:
+        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()
+        name = name[: MCP_MAX_TOOL_NAME - len(digest)] + digest
+    return name
+
+
+def sanitize_input_schema(schema):
+    """The tool's inputSchema, made a JSON-Schema object without altering what it says.
+
+    Only a missing `type` or `properties` is filled in; `integer`, `anyOf`, `$ref`,
+    `$defs` and everything else pass through unchanged (upstream once dropped tools whose
+    schema used `integer`).
+    """
+    if not isinstance(schema, dict):
+        return {"type": "object", "properties": {}}
+    out = dict(schema)
+    if "type" not in out and not any(k in out for k in ("anyOf", "oneOf", "allOf", "$ref")):
+        out["type"] = "object"
+    if out.get("type") == "object" and not isinstance(out.get("properties"), dict):
+        out["properties"] = {}
+    return out
+
+
+def _mcp_block_summary(block):
+    """A short stand-in for a non-text content block (what the UIs and model see)."""
+    kind = block.get("type")
+    if kind == "image":
+        return "<image content: %s, %d base64 chars>" % (block.get("mimeType", "?"), len(block.get("data") or ""))
+    if kind == "audio":
+        return "<audio content: %s>" % block.get("mimeType", "?")
+    if kind == "resource_link":
+        return "link: %s" % block.get("uri", "")
+    if kind == "resource":
+        res = block.get("resource") or {}
+        if "text" in res:
+            return "embedded resource: %s\n%s" % (res.get("uri", ""), res.get("text", ""))
+        return "embedded resource: %s (%s, binary)" % (res.get("uri", ""), res.get("mimeType", "?"))
+    return json.dumps(block, ensure_ascii=False)
+
+
+def format_mcp_result_for_model(result):
+    """The function_call_output text for a CallToolResult.
+
+    `structuredContent` wins when present (as upstream does later); otherwise text blocks
+    are joined as they are and other blocks become one-line stand-ins (an image's base64
+    would only burn context).  Upstream sends the JSON of the whole result and hides
+    `isError` from the model; we say "Error:" so the model can tell.
+    """
+    if not isinstance(result, dict):
+        return json.dumps(result, ensure_ascii=False)
+    structured = result.get("structuredContent")
+    if structured is not None:
+        text = json.dumps(structured, ensure_ascii=False)
+    else:
+        parts = []
+        for block in result.get("content") or []:
+            if isinstance(block, dict) and block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+            elif isinstance(block, dict):
+                parts.append(_mcp_block_summary(block))
+        text = "\n".join(parts)
+    if result.get("isError"):
+        return "Error: " + (text or "the tool reported an error without details")
+    return text
+
+
+def format_mcp_result_for_display(result, max_lines=5):
+    """Lines for the UIs: up to max_lines of each text block, stand-ins for the rest."""
+    lines = []
+    if not isinstance(result, dict):
+        return [str(result)]
+    for block in result.get("content") or []:
+        if not isinstance(block, dict):
+            continue
+        text = block.get("text", "") if block.get("type") == "text" else _mcp_block_summary(block)
+        block_lines = str(text).splitlines() or [""]
+        lines.extend(block_lines[:max_lines])
+        if len(block_lines) > max_lines:
+            lines.append("... (%d more lines)" % (len(block_lines) - max_lines))
+    if not lines and result.get("structuredContent") is not None:
+        lines.append(json.dumps(result["structuredContent"], ensure_ascii=False)[:400])
+    return lines
+
+
+def _mcp_server_env(configured, environ=None):
+    """The whitelisted parent variables that are set, then the configured `env` over them."""
+    environ = os.environ if environ is None else environ
+    env = {k: environ[k] for k in MCP_ENV_WHITELIST if k in environ}
+    for key, value in (configured or {}).items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        env[str(key)] = str(value)
+    return env
+
+
+class McpClient(object):
+    """One configured MCP server: its process, its connection and its tools."""
+
+    def __init__(self, name, spec, log_dir=None, client_version=None):
+        self.name = name
+        self.spec = dict(spec)
+        self.state = "starting"  # starting | ready | failed | disabled | stopped
+        self.error = None
+        self.tools = []  # tool dicts, in the server's order
+        self.protocol_version = None
+        self.server_info = {}
+        self.capabilities = {}
+        self.startup_seconds = None
+        self.proc = None
+        self.conn = None
+        self.done = threading.Event()  # set once the start attempt has finished
+        self._log_dir = log_dir
+        self._tail = []
+        self._tail_lock = threading.Lock()
+        self._stderr_thread = None
+        self._client_version = client_version or __version__
+        self.on_tools_changed = None
+
+    # -- startup -------------------------------------------------------------------
+    def startup_timeout(self):
+        """Seconds allowed for spawn + initialize + tools/list (capped)."""
+        value = self.spec.get("startup_timeout_sec")
+        value = 10.0 if value is None else float(value)
+        return max(0.1, min(value, MCP_STARTUP_TIMEOUT_MAX))
+
+    def tool_timeout(self):
+        """Default seconds for one tools/call."""
+        value = self.spec.get("tool_timeout_sec")
+        return 60.0 if value is None else max(0.1, float(value))
+
+    def start(self):
+        """Spawn, initialize and list tools; never raises (see .state and .error)."""
+        began = time.monotonic()
+        deadline = began + self.startup_timeout()
+        try:
+            self._spawn()
+            self._initialize(deadline)
+            self.tools = self.list_tools(deadline=deadline)
+            self.startup_seconds = time.monotonic() - began
+            self.state = "ready"
+            log("info", "mcp %s: ready with %d tools in %.2fs", self.name, len(self.tools), self.startup_seconds)
+        except McpError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # a broken server must never take the session down
+            self._fail("%s: %s" % (type(exc).__name__, exc))
+        finally:
+            self.done.set()
+
+    def _fail(self, reason):
+        """Record a startup failure with the tail of stderr, and stop the process."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=0.3)
+            except Exception:
+                pass
+            if self._stderr_thread is not None:
+                self._stderr_thread.join(0.5)
+            if self.proc.poll() is not None and "exited" not in reason:
+                reason += " (the server exited with code %s)" % self.proc.returncode
+        tail = self.stderr_tail(3)
+        if tail:
+            reason += "; stderr: " + " | ".join(tail)
+        self.error = reason
+        self.state = "failed"
+        log("warn", "mcp %s: %s", self.name, reason)
+        self.stop()
+        self.state = "failed"
+
+    def _spawn(self):
+        import shutil  # startup budget: only when an MCP server is configured
+        import subprocess
+
+        env = _mcp_server_env(self.spec.get("env"))
+        command = str(self.spec.get("command") or "")
+        cwd = self.spec.get("cwd") or None
+        exe = command
+        if os.sep not in command:
+            exe = shutil.which(command, path=env.get("PATH", os.defpath))
+            if exe is None:
+                raise McpError("command `%s` not found on PATH; fix mcp_servers.%s.command" % (command, self.name))
+        argv = [exe] + [str(a) for a in self.spec.get("args") or []]
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=env, cwd=cwd, start_new_session=True,
+            )
+        except OSError as exc:
+            raise McpError("cannot start `%s`: %s" % (command, exc.strerror or exc))
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, name="mcp-stderr-%s" % self.name, daemon=True)
+        self._stderr_thread.start()
+        self.conn = JsonRpcConnection(
+            self.proc.stdout, self.proc.stdin, on_request=self._on_request,
+            on_notification=self._on_notification, name="MCP server `%s`" % self.name,
+        ).start()
+
+    def _drain_stderr(self):
+        """Keep the last lines of the server's stderr, and append all of it to its log file."""
+        sink = None
+        if self._log_dir is not None:
+            try:
+                sink = open_private_append(Path(self._log_dir) / ("mcp-%s.log" % self.name))
+                sink.write(("--- %s start: %s\n" % (_now_iso(), self.spec.get("command"))).encode("utf-8"))
+            except OSError:
+                sink = None
+        try:
+            for raw in iter(self.proc.stderr.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip()
+                with self._tail_lock:
+                    self._tail.append(line)
+                    del self._tail[:-MCP_STDERR_TAIL_LINES]
+                if sink is not None:
+                    sink.write(raw)
+                    sink.flush()
+        except (OSError, ValueError):
+            pass
+        finally:
+            if sink is not None:
+                sink.close()
+
+    def stderr_tail(self, lines=5):
+        """The last non-empty lines the server wrote to stderr."""
+        with self._tail_lock:
+            return [line for line in self._tail if line.strip()][-lines:]
+
+    def _left(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise McpError("timed out after %gs" % self.startup_timeout())
+        return left
+
+    def _initialize(self, deadline):
+        params = {
+            "protocolVersion": MCP_PROTOCOL_VERSIONS[0],
+            "capabilities": {},
+            "clientInfo": {"name": "codex-mcp-client", "title": "Codex", "version": self._client_version},
+        }
+        try:
+            result = self.conn.request("initialize", params, timeout=self._left(deadline))
+        except McpError as exc:
+            msg = str(exc)
+            if "timed out" in msg:
+                msg = "no answer to `initialize` within %gs" % self.startup_timeout()
+                if os.path.basename(str(self.spec.get("command"))) in _MCP_SLOW_LAUNCHERS:
+                    msg += " (first runs of %s download packages: raise mcp_servers.%s.startup_timeout_sec)" % (
+                        self.spec.get("command"), self.name)
+                else:
+                    msg += " (raise mcp_servers.%s.startup_timeout_sec if it is just slow)" % self.name
+            raise McpError(msg)
+        if not isinstance(result, dict):
+            raise McpError("`initialize` answered %r, not an object" % (result,))
+        version = result.get("protocolVersion")
+        if version not in MCP_PROTOCOL_VERSIONS:
+            raise McpError(
+                "server chose protocol version %r; codex speaks %s" % (version, ", ".join(reversed(MCP_PROTOCOL_VERSIONS)))
+            )
+        self.protocol_version = version
+        self.capabilities = result.get("capabilities") or {}
+        self.server_info = result.get("serverInfo") or {}
+        self.conn.notify("notifications/initialized")
+
+    def list_tools(self, deadline=None, timeout=None):
+        """All tools, following nextCursor pages (upstream read only the first page)."""
+        if deadline is None:
+            deadline = time.monotonic() + (timeout or self.startup_timeout())
+        tools, cursor, seen = [], None, set()
+        for _page in range(MCP_MAX_TOOL_PAGES):
+            params = {"cursor": cursor} if cursor is not None else {}
+            result = self.conn.request("tools/list", params, timeout=self._left(deadline)) or {}
+            page = result.get("tools") or []
+            tools.extend(t for t in page if isinstance(t, dict) and isinstance(t.get("name"), str))
+            cursor = result.get("nextCursor")
+            if not cursor:
+                return tools
+            if cursor in seen:
+                raise McpError("tools/list repeated the cursor %r" % (cursor,))
+            seen.add(cursor)
+        raise McpError("tools/list returned more than %d pages" % MCP_MAX_TOOL_PAGES)
+
+    # -- what the server sends us -------------------------------------------------
+    def _on_request(self, id, method, params):
+        if method == "ping":
+            self.conn.respond(id, {})
+        else:  # we declare no client capabilities (roots, sampling, elicitation)
+            self.conn.respond_error(id, JSONRPC_METHOD_NOT_FOUND, "codex does not support `%s`" % method)
+
+    def _on_notification(self, method, params):
+        if method == "notifications/tools/list_changed" and self.state == "ready":
+            threading.Thread(target=self._refresh_tools, name="mcp-relist-%s" % self.name, daemon=True).start()
+        elif method == "notifications/message" and isinstance(params, dict):
+            log("info", "mcp %s: %s", self.name, params.get("data"))
+
+    def _refresh_tools(self):
+        try:
+            self.tools = self.list_tools(timeout=self.tool_timeout())
+            log("info", "mcp %s: tool list changed, now %d tools", self.name, len(self.tools))
+        except McpError as exc:
+            log("warn", "mcp %s: re-listing tools failed: %s", self.name, exc)
+            return
+        if self.on_tools_changed is not None:
+            self.on_tools_changed(self.name)
+
+    # -- calls and shutdown ----------------------------------------------------------
+    def call_tool(self, tool, arguments=None, timeout=None, cancel=None):
+        """tools/call; returns the CallToolResult dict or raises McpError."""
+        if self.state != "ready":
+            raise McpError("MCP server `%s` is not available (%s)" % (self.name, self.error or self.state))
+        timeout = self.tool_timeout() if timeout is None else timeout
+        params = {"name": tool, "arguments": arguments if arguments is not None else {}}
+        try:
+            result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
+        except McpError as exc:
+            if self.conn.closed.is_set() and self.proc is not None:
+                try:
+                    self.proc.wait(timeout=1.0)
+                except Exception:
+                    pass
+                if self._stderr_thread is not None:
+                    self._stderr_thread.join(0.5)
+                tail = self.stderr_tail(3)
+                self.state, self.error = "failed", "the server exited (code %s) during a call%s" % (
+                    self.proc.poll(), "; stderr: " + " | ".join(tail) if tail else "")
+            raise McpError("MCP tool `%s` of server `%s` failed: %s" % (tool, self.name, exc))
+        if not isinstance(result, dict):
+            raise McpError("MCP tool `%s` of server `%s` returned %r, not a CallToolResult" % (tool, self.name, result))
+        return result
+
+    def stop(self):
+        """Close stdin, wait a moment, then SIGTERM and SIGKILL the server's process group."""
+        import signal
+
+        if self.conn is not None:
+            self.conn.close()
+        proc = self.proc
+        if proc is None:
+            return
+        if self.state not in ("failed",):
+            self.state = "stopped"
+        try:
+            proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        for sig, wait in ((None, 0.5), (signal.SIGTERM, 1.0), (signal.SIGKILL, 1.0)):
+            if sig is not None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except (OSError, ProcessLookupError):
+                    pass
+            try:
+                proc.wait(timeout=wait)
+                break
+            except Exception:
+                continue
+        for stream in (proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+
+
+class McpConnectionManager(object):
+    """Every configured MCP server of a session, started concurrently in the background."""
+
+    def __init__(self, cfg, only=None):
+        servers = getattr(cfg, "mcp_servers", None) or {}
+        if only is not None:
+            servers = {k: v for k, v in servers.items() if k in only}
+        self._servers = servers
+        home = getattr(cfg, "codex_home", None)
+        self._log_dir = Path(home) / "log" if home is not None else None
+        self._clients = {}
+        self._reported = set()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self, include_disabled=False, wait_required=True):
+        """Start every enabled server in its own thread; wait only for `required` ones."""
+        if self._started:
+            return self
+        self._started = True
+        if self._servers and self._log_dir is not None:
+            try:
+                self._log_dir.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                self._log_dir = None
+        for name in sorted(self._servers):
+            spec = self._servers[name]
+            client = McpClient(name, spec, log_dir=self._log_dir)
+            self._clients[name] = client
+            if not spec.get("enabled", True) and not include_disabled:
+                client.state = "disabled"
+                client.done.set()
+            elif not _MCP_SERVER_NAME_RE.match(name):
+                client.state = "failed"
+                client.error = "invalid server name %r: use letters, digits, `_` and `-` only" % name
+                client.done.set()
+            else:
+                threading.Thread(target=client.start, name="mcp-start-%s" % name, daemon=True).start()
+        for name, client in sorted(self._clients.items()):
+            if wait_required and client.spec.get("required"):
+                client.done.wait(client.startup_timeout() + 5)
+                if client.state != "ready":
+                    raise McpError(
+                        "required MCP server `%s` failed to start: %s" % (name, client.error or "still starting")
+                    )
+        return self
+
+    def wait_ready(self, timeout=None):
+        """Wait until every server has finished starting; False if the wait timed out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for client in list(self._clients.values()):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not client.done.wait(left):
+                return False
+        return True
+
+    def _table(self):
+        """qualified name -> (client, tool dict), first server (by name) wins duplicates."""
+        table = {}
+        for name in sorted(self._clients):
+            client = self._clients[name]
+            if client.state != "ready":
+                continue
+            for tool in list(client.tools):
+                qualified = qualify_tool_name(name, tool["name"])
+                if qualified in table:
+                    log("warn", "mcp: duplicate tool name %s skipped", qualified)
+                    continue
+                table[qualified] = (client, tool)
+        return table
+
+    def tools(self):
+        """{qualified_name: {"name", "description", "inputSchema"}} of the ready servers."""
+        out = {}
+        for qualified, (_client, tool) in self._table().items():
+            out[qualified] = {
+                "name": tool["name"],
+                "description": tool.get("description") or "",
+                "inputSchema": sanitize_input_schema(tool.get("inputSchema")),
+            }
+        return out
+
+    def lookup(self, qualified_name):
+        """(server name, raw tool name) for a qualified name, or None."""
+        entry = self._table().get(qualified_name)
+        return None if entry is None else (entry[0].name, entry[1]["name"])
+
+    def call(self, qualified_name, arguments=None, timeout=None, cancel=None):
+        """Call a tool by its qualified name; returns the CallToolResult dict."""
+        entry = self._table().get(qualified_name)
+        if entry is None:
+            raise McpError("unknown MCP tool `%s`" % qualified_name)
+        client, tool = entry
+        return client.call_tool(tool["name"], arguments, timeout, cancel)
+
+    def call_tool(self, server, tool, arguments=None, timeout=None, cancel=None):
+        """Call a tool by server name and raw tool name (used by `codex mcp call`)."""
+        client = self._clients.get(server)
+        if client is None:
+            raise McpError("no MCP server named `%s` in [mcp_servers]" % server)
+        return client.call_tool(tool, arguments, timeout, cancel)
+
+    def failures(self):
+        """One line per server that failed to start, with the tail of its stderr."""
+        return [
+            "MCP client for `%s` failed to start: %s" % (name, c.error)
+            for name, c in sorted(self._clients.items())
+            if c.state == "failed" and c.done.is_set()
+        ]
+
+    def new_failures(self):
+        """The failures not returned by an earlier call (report each server once)."""
+        out = []
+        with self._lock:
+            for name, c in sorted(self._clients.items()):
+                if c.state == "failed" and c.done.is_set() and name not in self._reported:
+                    self._reported.add(name)
+                    out.append("MCP client for `%s` failed to start: %s" % (name, c.error))
+        return out
+
+    def status(self):
+        """One dict per configured server for `codex mcp list`."""
+        out = []
+        for name in sorted(self._servers):
+            spec = self._servers[name]
+            c = self._clients.get(name)
+            state = c.state if c is not None else ("configured" if spec.get("enabled", True) else "disabled")
+            out.append({
+                "name": name,
+                "status": state,
+                "command": spec.get("command"),
+                "args": list(spec.get("args") or []),
+                "enabled": bool(spec.get("enabled", True)),
+                "required": bool(spec.get("required", False)),
+                "tools": [t["name"] for t in c.tools] if c is not None and state == "ready" else [],
+                "protocolVersion": c.protocol_version if c is not None else None,
+                "serverInfo": c.server_info if c is not None else {},
+                "startupSeconds": None if c is None or c.startup_seconds is None else round(c.startup_seconds, 3),
+                "error": c.error if c is not None else None,
+            })
+        return out
+
+    def shutdown(self):
+        """Stop every server (in parallel, bounded to a few seconds)."""
+        threads = []
+        for client in list(self._clients.values()):
+            t = threading.Thread(target=client.stop, name="mcp-stop-%s" % client.name, daemon=True)
+            t.start()
+            threads.append(t)
+        deadline = time.monotonic() + 5
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
 
 def _cmd_mcp(args, cfg_loader):
     """`codex mcp` (server over stdio), `codex mcp list`, `codex mcp call SERVER TOOL [JSON]`."""
-    _not_landed("`codex mcp` (MCP client and server)")
+    sub = getattr(args, "mcp_command", None)
+    if args.command == "mcp-server" or sub in (None, "serve"):
+        return run_mcp_server(args, cfg_loader)
+    cfg = cfg_loader()
+    if sub == "list":
+        return _mcp_list(cfg, as_json=args.json)
+    if sub == "call":
+        return _mcp_call(cfg, args.server, args.tool, args.arguments, as_json=getattr(args, "json", False))
+    raise UsageError("unknown `codex mcp` command %r; use serve, list or call" % sub)
+
+
+def _mcp_list(cfg, as_json=False):
+    """Start every configured server, wait for them, print status and tool counts."""
+    mgr = McpConnectionManager(cfg)
+    try:
+        mgr.start(wait_required=False)  # a failed required server is listed, not fatal here
+        mgr.wait_ready(MCP_STARTUP_TIMEOUT_MAX + 5)
+        rows = mgr.status()
+    finally:
+        mgr.shutdown()
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        print("No MCP servers configured. Add a [mcp_servers.NAME] table with `command` to %s" % cfg.config_path)
+        return 0
+    width = max(4, max(len(r["name"]) for r in rows))
+    print("%-*s  %-8s  %5s  %s" % (width, "NAME", "STATUS", "TOOLS", "COMMAND"))
+    for r in rows:
+        count = str(len(r["tools"])) if r["status"] == "ready" else "-"
+        command = " ".join([r["command"] or ""] + r["args"])
+        print("%-*s  %-8s  %5s  %s" % (width, r["name"], r["status"], count, command))
+    for r in rows:
+        if r["error"]:
+            print("%s: %s" % (r["name"], r["error"]))
+    return 0
+
+
+def _mcp_call(cfg, server, tool, arguments, as_json=False):
+    """Start one server, call one tool, print its result; exit 1 when isError."""
+    try:
+        parsed = json.loads(arguments) if arguments and arguments.strip() else {}
+    except ValueError as exc:
+        raise UsageError("tool arguments must be a JSON object: %s" % exc)
+    if not isinstance(parsed, dict):
+        raise UsageError("tool arguments must be a JSON object, not %s" % type(parsed).__name__)
+    if server not in cfg.mcp_servers:
+        known = ", ".join(sorted(cfg.mcp_servers)) or "none"
+        raise UsageError("no MCP server named `%s` in %s; configured: %s" % (server, cfg.config_path, known))
+    mgr = McpConnectionManager(cfg, only=(server,))
+    try:
+        mgr.start(include_disabled=True)
+        mgr.wait_ready()
+        failures = mgr.failures()
+        if failures:
+            raise McpError(failures[0])
+        result = mgr.call_tool(server, tool, parsed)
+    finally:
+        mgr.shutdown()
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    else:
+        for line in format_mcp_result_for_display(result, max_lines=10 ** 6):
+            print(line)
+    return 1 if result.get("isError") else 0
 
 
 ###############################################################################
@@ -5192,7 +6138,7 @@ class Session(object):
                 plan = parse_plan_arguments(arguments)
                 self._task_emit(task, "plan_update", **plan)
                 return "Plan updated"
-            if self.mcp is not None and MCP_NAME_DELIMITER in name:
+            if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
         except ToolArgumentError as exc:
@@ -5352,7 +6298,7 @@ class Session(object):
         self._task_emit(task, "mcp_tool_call_begin", call_id=call_id, invocation=invocation)
         started = time.monotonic()
         try:
-            result = self.mcp.call(name, args if isinstance(args, dict) else {})
+            result = self.mcp.call(name, args if isinstance(args, dict) else {}, cancel=task.cancel)
             wire_result = {"Ok": result}
         except Exception as exc:  # any MCP failure goes back to the model as text
             result = None
@@ -6032,6 +6978,9 @@ class HumanPrinter(object):
             self.ts(self.c("green" if ok else "red", "%s.%s %s in %s" % (
                 inv.get("server"), inv.get("tool"), "success" if ok else "failed",
                 format_elapsed(_duration_seconds(msg.get("duration"))))))
+            shown = format_mcp_result_for_display(result["Ok"]) if "Ok" in result else [str(result.get("Err", ""))]
+            for text in shown:  # up to 5 lines of each block, as upstream's TUI (§14)
+                self.line(self.c("dim", text))
         elif kind == "plan_update":
             self.ts(self.c("magenta", "plan"))
             if msg.get("explanation"):
@@ -8293,7 +9242,616 @@ def _cmd_interactive(args, cfg_loader):
 # §19 Front end: the MCP server
 ###############################################################################
 
-# Owner: the MCP issue (#6).
+# Owner: the MCP issue (#6).  `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
+# speaks MCP over stdio: JSON-RPC 2.0, one message per line (JsonRpcConnection, §14).
+#
+#   initialize       -> protocolVersion (the client's if we speak it, else our newest),
+#                       capabilities {"tools": {"listChanged": true}}, serverInfo
+#   tools/list       -> `codex` and `codex-reply` with upstream's schemas (MCP_SERVER_TOOLS)
+#   tools/call       -> one whole session turn in its own thread; every session event goes
+#                       out as a `codex/event` notification {"_meta": {"requestId"}, "id",
+#                       "msg"}; approvals go to the client as `elicitation/create` requests;
+#                       the result is the final agent message (+ structuredContent.sessionId)
+#   notifications/cancelled {requestId} -> interrupt that turn; no response is sent
+#   ping -> {};  resources/list, resources/templates/list, prompts/list -> empty lists;
+#   anything else -> JSON-RPC error -32601 (upstream sent nothing at all, which leaves
+#                       SDK clients waiting forever)
+#
+# Sessions come from session_factory(config) (default: Session, §15) and follow the
+# contract at the top of §08.  Each `codex` call gets its own session; `codex-reply`
+# continues one by its session id; calls run concurrently.
+
+#: the `codex` tool's input schema as upstream publishes it (kebab-case, Aug 2025)
+CODEX_TOOL_INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "prompt": {"description": "The *initial user prompt* to start the Codex conversation.", "type": "string"},
+        "model": {"description": "Optional override for the model name (e.g. \"o3\", \"o4-mini\").", "type": "string"},
+        "profile": {"description": "Configuration profile from config.toml to specify default options.", "type": "string"},
+        "cwd": {
+            "description": "Working directory for the session. If relative, it is resolved against the server process's current working directory.",
+            "type": "string",
+        },
+        "approval-policy": {
+            "description": "Approval policy for shell commands generated by the model: `untrusted`, `on-failure`, `on-request`, `never`.",
+            "enum": ["untrusted", "on-failure", "on-request", "never"],
+            "type": "string",
+        },
+        "sandbox": {
+            "description": "Sandbox mode: `read-only`, `workspace-write`, or `danger-full-access`.",
+            "enum": ["read-only", "workspace-write", "danger-full-access"],
+            "type": "string",
+        },
+        "config": {
+            "description": "Individual config settings that will override what is in CODEX_HOME/config.toml.",
+            "type": "object",
+            "additionalProperties": True,
+        },
+        "base-instructions": {"description": "The set of instructions to use instead of the default ones.", "type": "string"},
+        "include-plan-tool": {"description": "Whether to include the plan tool in the conversation.", "type": "boolean"},
+    },
+    "required": ["prompt"],
+}
+
+#: the `codex-reply` tool's input schema (camelCase, as upstream)
+CODEX_REPLY_INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "sessionId": {"description": "The *session id* for this conversation.", "type": "string"},
+        "prompt": {"description": "The *next user prompt* to continue the Codex conversation.", "type": "string"},
+    },
+    "required": ["sessionId", "prompt"],
+}
+
+#: what tools/list answers
+MCP_SERVER_TOOLS = [
+    {
+        "name": "codex",
+        "title": "Codex",
+        "description": "Run a Codex session. Accepts configuration parameters matching the Codex Config struct.",
+        "inputSchema": CODEX_TOOL_INPUT_SCHEMA,
+    },
+    {
+        "name": "codex-reply",
+        "title": "Codex Reply",
+        "description": "Continue a Codex session by providing the session id and prompt.",
+        "inputSchema": CODEX_REPLY_INPUT_SCHEMA,
+    },
+]
+
+#: approval-policy values of seed 004's schema (May 2025) -> today's values; upstream's
+#: code treated `auto-edit` exactly like `on-failure`
+LEGACY_APPROVAL_VALUES = {"unless-allow-listed": "untrusted", "auto-edit": "on-failure"}
+#: `codex` tool fields: name -> JSON type ("string", "boolean", "object", "array")
+_CODEX_TOOL_FIELDS = {
+    "prompt": "string", "model": "string", "profile": "string", "cwd": "string",
+    "approval-policy": "string", "sandbox": "string", "config": "object",
+    "base-instructions": "string", "include-plan-tool": "boolean",
+    # seed 004's (May 2025) fields, still accepted
+    "sandbox-permissions": "array", "disable-response-storage": "boolean",
+}
+#: ElicitResult.action (the MCP spec's answer) -> review decision
+_ELICIT_ACTIONS = {"accept": "approved", "decline": "denied", "cancel": "abort"}
+_REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: ReviewDecision values (as §08)
+#: event types that end a turn
+_TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
+_INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
+_EOF_GRACE = 1.0  #: seconds running calls get to finish after the client closes stdin
+#: list methods of capabilities we do not have, answered with an empty list
+_EMPTY_LIST_METHODS = {"resources/list": "resources", "resources/templates/list": "resourceTemplates", "prompts/list": "prompts"}
+MCP_SERVER_MAX_SESSIONS = 32  #: idle sessions kept for codex-reply; the least recently used is shut down
+
+
+class ToolInputError(CodexError):
+    """Arguments of a `codex`/`codex-reply` call that cannot be used."""
+
+
+def _json_type_name(value):
+    """The JSON type name of a decoded value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", dict: "object", list: "array", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _toml_string(text):
+    """A TOML basic string: JSON's escapes, but no surrogate pairs and DEL escaped."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_value(value):
+    """A JSON value written as a TOML literal (for `config` entries, applied like -c)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join("%s = %s" % (_toml_string(str(k)), _toml_value(v)) for k, v in value.items() if v is not None) + "}"
+    raise ToolInputError("Failed to parse configuration for Codex tool: unsupported value %r" % (value,))
+
+
+def parse_codex_tool_arguments(arguments):
+    """Validate `codex` tool arguments; return (ConfigOverrides fields, -c list, prompt)."""
+    if not isinstance(arguments, dict) or not isinstance(arguments.get("prompt"), str):
+        if isinstance(arguments, dict) and arguments.get("prompt") is not None:
+            raise ToolInputError("Failed to parse configuration for Codex tool: `prompt` must be a string")
+        raise ToolInputError("Missing arguments for codex tool-call; the `prompt` field is required.")
+    for key, value in arguments.items():
+        want = _CODEX_TOOL_FIELDS.get(key)
+        if want is None or value is None:
+            continue  # unknown fields are ignored, as upstream's serde did
+        if _json_type_name(value) != want:
+            raise ToolInputError(
+                "Failed to parse configuration for Codex tool: `%s` must be a %s, not %s" % (key, want, _json_type_name(value))
+            )
+    fields = {}
+    cli = []
+    for key, field in (("model", "model"), ("profile", "profile"), ("cwd", "cwd"), ("base-instructions", "base_instructions")):
+        if arguments.get(key) is not None:
+            fields[field] = arguments[key]
+    if arguments.get("include-plan-tool") is not None:
+        fields["include_plan_tool"] = arguments["include-plan-tool"]
+    policy = arguments.get("approval-policy")
+    if policy is not None:
+        policy = LEGACY_APPROVAL_VALUES.get(policy, policy)
+        if policy not in APPROVAL_POLICIES:
+            raise ToolInputError(
+                "Failed to parse configuration for Codex tool: `approval-policy` %r is not one of %s"
+                % (arguments["approval-policy"], ", ".join(APPROVAL_POLICIES + tuple(LEGACY_APPROVAL_VALUES)))
+            )
+        fields["approval_policy"] = policy
+    sandbox = arguments.get("sandbox")
+    if sandbox is not None:
+        if sandbox not in SANDBOX_MODES:
+            raise ToolInputError(
+                "Failed to parse configuration for Codex tool: `sandbox` %r is not one of %s" % (sandbox, ", ".join(SANDBOX_MODES))
+            )
+        fields["sandbox_mode"] = sandbox
+    perms = arguments.get("sandbox-permissions")
+    if perms is not None:
+        for entry in perms:
+            if not isinstance(entry, str) or entry.split("=", 1)[0] not in LEGACY_SANDBOX_PERMISSIONS:
+                raise ToolInputError(
+                    "Failed to parse configuration for Codex tool: `sandbox-permissions` entry %r is not one of %s"
+                    % (entry, ", ".join(LEGACY_SANDBOX_PERMISSIONS))
+                )
+        cli.append("sandbox_permissions=" + _toml_value(perms))
+        if sandbox is None:  # the permissions list maps onto today's modes
+            names = [p.split("=", 1)[0] for p in perms]
+            if "disk-full-write-access" in names:
+                fields["sandbox_mode"] = "danger-full-access"
+            elif any(n.startswith("disk-write") for n in names):
+                fields["sandbox_mode"] = "workspace-write"
+                roots = [p.split("=", 1)[1] for p in perms if p.startswith("disk-write-folder=")]
+                if roots:
+                    cli.append("sandbox_workspace_write.writable_roots=" + _toml_value(roots))
+                if "network-full-access" in names:
+                    cli.append("sandbox_workspace_write.network_access=true")
+            else:
+                fields["sandbox_mode"] = "read-only"
+    if arguments.get("disable-response-storage") is not None:
+        cli.append("disable_response_storage=" + _toml_value(arguments["disable-response-storage"]))
+    for key, value in sorted((arguments.get("config") or {}).items()):
+        if value is None:
+            continue
+        if not key or any(not part for part in str(key).split(".")):
+            raise ToolInputError("Failed to parse configuration for Codex tool: bad config key %r" % key)
+        cli.append("%s=%s" % (key, _toml_value(value)))
+    return fields, cli, arguments["prompt"]
+
+
+def parse_elicitation_decision(result):
+    """The review decision in an elicitation answer; anything unclear means denied.
+
+    Accepts upstream's own shape {"decision": "approved" | ...} and the MCP spec's
+    ElicitResult {"action": "accept" | "decline" | "cancel", "content": {...}}.
+    """
+    if not isinstance(result, dict):
+        return "denied"
+    decision = result.get("decision")
+    if decision in _REVIEW_DECISIONS:
+        return decision
+    action = result.get("action")
+    if action == "accept":
+        content = result.get("content")
+        if isinstance(content, dict) and content.get("decision") in _REVIEW_DECISIONS:
+            return content["decision"]
+    return _ELICIT_ACTIONS.get(action, "denied")
+
+
+class _ToolCall(object):
+    """Bookkeeping for one running tools/call."""
+
+    def __init__(self, request_id, tool, progress_token=None):
+        self.request_id = request_id
+        self.tool = tool
+        self.progress_token = progress_token
+        self.progress = 0
+        self.session = None
+        self.session_id = None
+        self.cancelled = threading.Event()
+        self.done = threading.Event()
+        self.thread = None
+
+
+class McpServer(object):
+    """codex as an MCP server: the `codex` and `codex-reply` tools over one connection."""
+
+    def __init__(self, reader, writer, load_config=None, session_factory=None):
+        self._load_config = load_config  # fn(fields: dict, cli: list) -> Config
+        self._session_factory = session_factory
+        self.conn = JsonRpcConnection(
+            reader, writer, on_request=self._on_request, on_notification=self._on_notification,
+            name="MCP client", answer_parse_errors=True,
+        )
+        self.initialized = False
+        self.client_info = {}
+        self.client_capabilities = {}
+        self.protocol_version = None
+        self._calls = {}  # request id -> _ToolCall (running)
+        self._sessions = {}  # session id -> session
+        self._busy = set()  # session ids with a turn running
+        self._lock = threading.Lock()
+
+    def serve(self):
+        """Run until the client closes stdin; then stop every session."""
+        self.conn.start()
+        self.conn.closed.wait()
+        # Calls about to answer (a config error, a finishing turn) get a moment; SDK
+        # clients wait about 2 s for the process to exit before they SIGTERM it.
+        deadline = time.monotonic() + _EOF_GRACE
+        while self.running_calls() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.shutdown()
+        return 0
+
+    def shutdown(self):
+        """Interrupt running calls and shut every session down (bounded)."""
+        with self._lock:
+            calls = list(self._calls.values())
+            sessions = list(self._sessions.values()) + [c.session for c in calls if c.session is not None]
+        for call in calls:
+            call.cancelled.set()
+        threads = []
+        for session in {id(s): s for s in sessions}.values():
+            t = threading.Thread(target=self._stop_session, args=(session,), daemon=True)
+            t.start()
+            threads.append(t)
+        deadline = time.monotonic() + 5
+        for t in threads + [c.thread for c in calls if c.thread is not None]:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    @staticmethod
+    def _stop_session(session):
+        try:
+            session.interrupt()
+        except Exception:
+            pass
+        try:
+            session.shutdown()
+        except Exception as exc:
+            log("warn", "mcp server: session shutdown failed: %s", exc)
+
+    # -- dispatch --------------------------------------------------------------------
+    def _on_request(self, id, method, params):
+        params = params if isinstance(params, dict) else {}
+        if method == "initialize":
+            return self._initialize(id, params)
+        if method == "ping":
+            return self.conn.respond(id, {})
+        if method == "tools/list":
+            return self.conn.respond(id, {"tools": MCP_SERVER_TOOLS})
+        if method == "tools/call":
+            return self._start_call(id, params)
+        if method in _EMPTY_LIST_METHODS:  # clients that ask without checking capabilities
+            return self.conn.respond(id, {_EMPTY_LIST_METHODS[method]: []})
+        self.conn.respond_error(id, JSONRPC_METHOD_NOT_FOUND, "Method not found: %s" % method)
+
+    def _on_notification(self, method, params):
+        if method == "notifications/initialized":
+            self.initialized = True
+        elif method == "notifications/cancelled" and isinstance(params, dict):
+            self.cancel(params.get("requestId"))
+
+    def _initialize(self, id, params):
+        if self.protocol_version is not None:
+            return self.conn.respond_error(id, JSONRPC_INVALID_REQUEST, "initialize called more than once")
+        wanted = params.get("protocolVersion")
+        self.protocol_version = wanted if wanted in MCP_PROTOCOL_VERSIONS else MCP_PROTOCOL_VERSIONS[0]
+        self.client_info = params.get("clientInfo") or {}
+        self.client_capabilities = params.get("capabilities") or {}
+        self.conn.respond(id, {
+            "protocolVersion": self.protocol_version,
+            "capabilities": {"tools": {"listChanged": True}},
+            "serverInfo": {"name": "codex-mcp-server", "title": "Codex", "version": __version__},
+        })
+
+    def cancel(self, request_id):
+        """Interrupt the turn started by tools/call `request_id` (no response follows)."""
+        with self._lock:
+            call = self._calls.get(request_id)
+        if call is None:
+            return False
+        call.cancelled.set()
+        if call.session is not None:
+            try:
+                call.session.interrupt()
+            except Exception as exc:
+                log("warn", "mcp server: interrupt failed: %s", exc)
+        return True
+
+    def running_calls(self):
+        """Request ids of the tools/call requests still running."""
+        with self._lock:
+            return sorted(self._calls, key=str)
+
+    # -- tools/call ------------------------------------------------------------------
+    def _start_call(self, id, params):
+        name = params.get("name")
+        arguments = params.get("arguments")
+        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        call = _ToolCall(id, name, meta.get("progressToken"))
+        with self._lock:
+            if id in self._calls:
+                return self.conn.respond_error(id, JSONRPC_INVALID_REQUEST, "request id %r is already in use" % (id,))
+            self._calls[id] = call
+        target = {"codex": self._run_codex, "codex-reply": self._run_reply}.get(name)
+        if target is None:
+            return self._finish(call, _text_result("Unknown tool '%s'" % name, error=True))
+        call.thread = threading.Thread(target=self._guarded, args=(target, call, arguments), name="mcp-call-%s" % id, daemon=True)
+        call.thread.start()
+
+    def _guarded(self, target, call, arguments):
+        try:
+            target(call, arguments if arguments is not None else {})
+        except ToolInputError as exc:
+            self._finish(call, _text_result(str(exc), error=True))
+        except Exception as exc:  # never leave the client waiting
+            log("error", "mcp server: call %r crashed: %s", call.request_id, exc)
+            self._finish(call, _text_result("Codex runtime error: %s: %s" % (type(exc).__name__, exc), error=True))
+        finally:
+            if not call.done.is_set():
+                self._finish(call, _text_result("Codex runtime error: the turn ended without a result", error=True))
+
+    def _finish(self, call, result):
+        """Answer the call (unless cancelled: the spec says no response then) and forget it."""
+        if call.done.is_set():
+            return
+        call.done.set()
+        with self._lock:
+            self._calls.pop(call.request_id, None)
+            if call.session_id is not None:
+                self._busy.discard(call.session_id)
+        if result is not None and not call.cancelled.is_set():
+            self.conn.respond(call.request_id, result)
+
+    def _run_codex(self, call, arguments):
+        fields, cli, prompt = parse_codex_tool_arguments(arguments)
+        try:
+            cfg = self._load_config(fields, cli)
+        except CodexError as exc:
+            return self._finish(call, _text_result("Failed to load Codex configuration from overrides: %s" % exc, error=True))
+        factory = self._session_factory or _default_session_factory
+        try:
+            session = factory(cfg)
+        except Exception as exc:
+            return self._finish(call, _text_result("Failed to start Codex session: %s" % exc, error=True))
+        call.session = session
+        if call.cancelled.is_set():
+            self._stop_session(session)
+            return self._finish(call, None)
+        self._run_turn(call, session, prompt)
+
+    def _run_reply(self, call, arguments):
+        if not isinstance(arguments, dict):
+            raise ToolInputError("Failed to parse codex-reply arguments: expected an object")
+        sid = arguments.get("sessionId") or arguments.get("conversationId") or arguments.get("threadId")
+        prompt = arguments.get("prompt")
+        if not isinstance(sid, str) or not isinstance(prompt, str):
+            raise ToolInputError("Missing arguments for codex-reply tool-call; the `sessionId` and `prompt` fields are required.")
+        with self._lock:
+            session = self._sessions.get(sid)
+            if session is not None and sid in self._busy:
+                raise ToolInputError("Session %s is busy with another call; wait for it to finish" % sid)
+            if session is not None:
+                self._busy.add(sid)
+                self._sessions[sid] = self._sessions.pop(sid)  # most recently used last
+                call.session, call.session_id = session, sid
+        if session is None:
+            return self._finish(call, _text_result("Session not found for session_id: %s" % sid, error=True))
+        self._run_turn(call, session, prompt)
+
+    def _run_turn(self, call, session, prompt):
+        """Submit the prompt, stream events until the turn ends, answer the call."""
+        sub_id = session.submit({"type": "user_input", "items": [{"type": "text", "text": prompt}]})
+        sub_id = None if sub_id is None else str(sub_id)
+        last_message, error, interrupted_at = None, None, None
+        while True:
+            if call.cancelled.is_set() and interrupted_at is None:
+                interrupted_at = time.monotonic()
+            if interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE:
+                return self._finish(call, None)
+            event = session.next_event(timeout=0.25)
+            if event is None:
+                continue
+            msg = event.get("msg") or {}
+            kind = msg.get("type")
+            self._forward(call, event)
+            if sub_id is not None and event.get("id") not in (sub_id, "", None):
+                continue  # a late event of an earlier (cancelled) turn of this session: not ours to act on
+            if kind == "session_configured":
+                self._register(call, session, str(msg.get("session_id")))
+            elif kind == "exec_approval_request":
+                self._elicit_async(call, session, event, self._exec_elicitation(call, event))
+            elif kind == "apply_patch_approval_request":
+                self._elicit_async(call, session, event, self._patch_elicitation(call, event))
+            elif kind == "agent_message":
+                last_message = msg.get("message")
+            elif kind == "task_started":
+                error = None  # errors before the turn (e.g. MCP startup) are not its result
+            elif kind == "error":
+                error = msg.get("message")
+            elif kind in _TURN_END_EVENTS:
+                if kind == "task_complete":
+                    text = msg.get("last_agent_message")
+                    if text is None:
+                        text = last_message
+                    if text is None and error is not None:
+                        return self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
+                    return self._finish(call, _text_result(text or "", session_id=call.session_id))
+                if kind == "turn_aborted":
+                    reason = msg.get("reason", "interrupted")
+                    return self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
+                return self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+
+    def _register(self, call, session, sid):
+        """Keep a new session for codex-reply; shut down the least recently used idle ones."""
+        evicted = []
+        with self._lock:
+            if call.session_id is not None:
+                return
+            call.session_id = sid
+            self._sessions[sid] = session
+            self._busy.add(sid)
+            idle = [k for k in self._sessions if k not in self._busy]
+            while len(self._sessions) > MCP_SERVER_MAX_SESSIONS and idle:
+                old = idle.pop(0)
+                evicted.append(self._sessions.pop(old))
+        for old_session in evicted:
+            threading.Thread(target=self._stop_session, args=(old_session,), daemon=True).start()
+
+    def _forward(self, call, event):
+        """Send one session event as a codex/event notification (and progress, if asked)."""
+        params = {"_meta": {"requestId": call.request_id}}
+        params.update(event)
+        try:
+            self.conn.notify("codex/event", params)
+            msg = event.get("msg") or {}
+            if call.progress_token is not None and msg.get("type") in ("agent_message", "exec_command_begin", "task_started"):
+                call.progress += 1
+                text = msg.get("message") or " ".join(msg.get("command") or []) or msg.get("type")
+                self.conn.notify("notifications/progress", {
+                    "progressToken": call.progress_token, "progress": call.progress, "message": str(text)[:200]})
+        except McpError:
+            call.cancelled.set()
+
+    # -- approvals -------------------------------------------------------------------
+    def _exec_elicitation(self, call, event):
+        import shlex  # startup budget: only the MCP server quotes commands
+
+        msg = event.get("msg") or {}
+        command = [str(a) for a in msg.get("command") or []]
+        params = {
+            "message": "Allow Codex to run `%s` in `%s`?" % (" ".join(shlex.quote(a) for a in command), msg.get("cwd")),
+            "requestedSchema": {"type": "object", "properties": {}},
+            "codex_elicitation": "exec-approval",
+            "codex_mcp_tool_call_id": str(call.request_id),
+            "codex_event_id": event.get("id"),
+            "codex_call_id": msg.get("call_id"),
+            "codex_command": command,
+            "codex_cwd": str(msg.get("cwd")),
+        }
+        if msg.get("reason"):
+            params["codex_reason"] = msg["reason"]
+        return params
+
+    def _patch_elicitation(self, call, event):
+        msg = event.get("msg") or {}
+        text = "Allow Codex to apply proposed code changes?"
+        if msg.get("reason"):
+            text = "%s\n%s" % (msg["reason"], text)
+        params = {
+            "message": text,
+            "requestedSchema": {"type": "object", "properties": {}},
+            "codex_elicitation": "patch-approval",
+            "codex_mcp_tool_call_id": str(call.request_id),
+            "codex_event_id": event.get("id"),
+            "codex_call_id": msg.get("call_id"),
+            "codex_reason": msg.get("reason"),
+            "codex_changes": msg.get("changes") or {},
+        }
+        if msg.get("grant_root") is not None:
+            params["codex_grant_root"] = str(msg["grant_root"])
+        return params
+
+    def _elicit_async(self, call, session, event, params):
+        """Ask the client in another thread (events keep streaming), then submit the answer."""
+        kind = "exec_approval" if params["codex_elicitation"] == "exec-approval" else "patch_approval"
+
+        def ask():
+            try:
+                result = self.conn.request("elicitation/create", params, cancel=call.cancelled)
+                decision = parse_elicitation_decision(result)
+            except McpError as exc:
+                log("warn", "mcp server: elicitation failed (%s); treating as denied", exc)
+                decision = "denied"
+            if call.cancelled.is_set() or call.done.is_set():
+                return
+            try:
+                session.submit({"type": kind, "id": event.get("id"), "call_id": (event.get("msg") or {}).get("call_id"), "decision": decision})
+            except Exception as exc:
+                log("warn", "mcp server: submitting the approval failed: %s", exc)
+
+        threading.Thread(target=ask, name="mcp-elicit-%s" % call.request_id, daemon=True).start()
+
+
+def _text_result(text, error=False, session_id=None):
+    """A CallToolResult with one text block (isError only when set, as upstream)."""
+    result = {"content": [{"type": "text", "text": text}]}
+    if error:
+        result["isError"] = True
+    if session_id is not None:
+        result["structuredContent"] = {"sessionId": session_id, "threadId": session_id, "content": text}
+    return result
+
+
+def _default_session_factory(cfg):
+    """Session(cfg) from §15, or a clear error while the agent is not built."""
+    session_cls = globals().get("Session")
+    if session_cls is None:
+        _not_landed("the agent session (Session)")
+    return session_cls(cfg)
+
+
+def run_mcp_server(args, cfg_loader, session_factory=None):
+    """`codex mcp`: serve MCP on stdin/stdout until stdin closes."""
+    cfg_loader()  # a broken config.toml fails now, once, instead of on every call
+    overrides = list(getattr(args, "config_overrides", None) or [])
+    strict = bool(getattr(args, "strict_config", False))
+    base = dict(
+        model=args.model, approval_policy=APPROVAL_ALIASES.get(args.approval_policy, args.approval_policy),
+        sandbox_mode=args.sandbox_mode, cwd=args.cd, profile=args.profile,
+        dangerously_bypass=args.dangerously_bypass, oss=args.oss,
+    )
+    if getattr(args, "full_auto", False):
+        base["sandbox_mode"] = base["sandbox_mode"] or "workspace-write"
+        base["approval_policy"] = base["approval_policy"] or "on-failure"
+
+    def load(fields, cli):
+        merged = dict(base)
+        merged.update({k: v for k, v in fields.items() if v is not None})
+        return load_config(ConfigOverrides(**merged), overrides + list(cli), strict=strict)
+
+    if sys.stdin.isatty():
+        sys.stderr.write("codex mcp: serving MCP over stdin/stdout (JSON-RPC, one message per line); "
+                         "run it from an MCP client, e.g. `npx @modelcontextprotocol/inspector codex mcp`. Ctrl-D stops.\n")
+    # The protocol owns the real stdout; anything else that prints (a stray print, a
+    # child process inheriting fd 1) goes to stderr instead of corrupting the stream.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    server = McpServer(sys.stdin.buffer, out, load_config=load, session_factory=session_factory)
+    try:
+        return server.serve()
+    finally:
+        try:
+            out.close()
+        except OSError:
+            pass
 
 
 ###############################################################################
@@ -8360,12 +9918,975 @@ def _cmd_proto(args, cfg_loader):
 # §21 Front end: codex proxy
 ###############################################################################
 
-# Owner: the proxy issue (#7).
+# `codex proxy` is an HTTP/1.1 server that forwards every /v1/* request to the active
+# provider, adding the provider's query params, headers and key.  Both sides are asyncio
+# streams driven by h11 state machines (a server one per client connection, a client one
+# per provider connection, kept alive in a small pool).  httpx is not used here: its
+# connection pool costs ~0.6 ms per request and collapses under concurrency (measured in
+# bench/bench_proxy.py), and a proxy must not add gzip, cookies or a User-Agent anyway.
+# Bodies flow chunk by chunk in both directions: a chunk is read from one side only after
+# the previous one was written to the other, so memory per request is a few socket buffers
+# whatever the body size, and SSE events reach the client the moment the provider sends them.
+#
+# Safety: a proxy holding the user's key must not become an open relay.  It binds loopback
+# unless --allow-remote (which then requires a client token), refuses Host headers that are
+# not loopback names (DNS rebinding) and browser requests from other origins unless
+# --allow-cors-any, and never logs headers, query strings or bodies.
+
+PROXY_DEFAULT_BIND = "127.0.0.1:11435"  #: where `codex proxy` listens by default
+PROXY_TOKEN_ENV = "CODEX_PROXY_TOKEN"  #: environment variable holding the client token
+PROXY_TOKEN_HEADER = b"x-codex-proxy-token"  #: header a client may carry the token in
+PROXY_MIN_TOKEN_LEN = 16  #: shortest client token accepted
+#: hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; so are the names Connection lists
+PROXY_HOP_BY_HOP = frozenset(
+    (b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+     b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection")
+)
+#: request headers dropped besides hop-by-hop ones: Host is rewritten to the provider's,
+#: Expect is answered by the proxy itself, the token header is ours
+_PROXY_DROP_REQUEST = frozenset((b"host", b"expect", PROXY_TOKEN_HEADER))
+_PROXY_CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS, HEAD"  #: preflight answer
+_PROXY_CHUNK = 64 * 1024  #: bytes read from a socket at a time (the per-direction buffer)
+_PROXY_MAX_HEAD = 64 * 1024  #: largest request line + headers accepted
+_PROXY_IDLE_TIMEOUT = 120.0  #: seconds a kept-alive client connection may sit idle
+_PROXY_BODY_TIMEOUT = 300.0  #: seconds a client may pause in the middle of a request
+_PROXY_CONNECT_TIMEOUT = 30.0  #: seconds to connect to the provider
+_PROXY_DRAIN_LIMIT = 1024 * 1024  #: body bytes read and dropped before an early error reply
+_PROXY_UPSTREAM_IDLE = 50.0  #: seconds an idle provider connection is kept for reuse
+_PROXY_POOL_SIZE = 64  #: idle provider connections kept
+_PROXY_REPLAY_LIMIT = 64 * 1024  #: bodies up to this size are resent when a kept-alive connection was stale
+
+
+class _ClientGone(Exception):
+    """Drop the client connection now: the client left, or the provider broke mid-answer."""
+
+
+def _parse_bind(spec):
+    """Split `HOST:PORT`, `[V6]:PORT`, `:PORT` or `PORT` into (host, port)."""
+    spec = (spec or PROXY_DEFAULT_BIND).strip()
+    host, port = "127.0.0.1", spec
+    if spec.startswith("["):
+        end = spec.find("]")
+        host, port = spec[1:end], spec[end + 1:].lstrip(":")
+    elif ":" in spec:
+        host, port = spec.rsplit(":", 1)
+        host = host or "127.0.0.1"
+    try:
+        port = int(port)
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except ValueError:
+        raise UsageError("--bind %s: expected HOST:PORT such as %s" % (spec, PROXY_DEFAULT_BIND))
+    return host, port
+
+
+def _is_loopback_host(host):
+    """Whether a host name or address only reaches this machine."""
+    import ipaddress
+
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_of(authority):
+    """The host part of a Host or Origin authority (`h:p`, `[v6]:p`, `scheme://h:p`)."""
+    authority = authority.split("://", 1)[-1].split("/", 1)[0]
+    if authority.startswith("["):
+        return authority[1:authority.find("]")]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def _reason(status):
+    """The standard reason phrase for a status code ("" when unknown)."""
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _json_error(message, kind, status):
+    """An OpenAI-shaped error body."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": status}}
+
+
+class _ProxyCredentials(object):
+    """The key injected when a client sends no Authorization: env_key, else auth.json."""
+
+    def __init__(self, provider, home, environ=None):
+        self.provider = provider
+        self.home = home
+        self.environ = os.environ if environ is None else environ
+        self._auth_stamp = None
+        self._auth_headers = []
+
+    def _from_auth_json(self):
+        path = auth_path(self.home) if self.home is not None else None
+        try:
+            st = path.stat() if path is not None else None
+        except OSError:
+            st = None
+        stamp = None if st is None else (st.st_mtime_ns, st.st_size)
+        if stamp != self._auth_stamp:  # re-read only when auth.json changed
+            auth = read_auth(self.home) if stamp is not None else None  # AuthError: again next time
+            tokens = (auth or {}).get("tokens") or {}
+            found = []
+            if auth and auth.get("OPENAI_API_KEY"):
+                found = [(b"authorization", ("Bearer " + str(auth["OPENAI_API_KEY"])).encode())]
+            elif isinstance(tokens, dict) and tokens.get("access_token"):
+                found = [(b"authorization", ("Bearer " + str(tokens["access_token"])).encode())]
+                if tokens.get("account_id"):
+                    found.append((b"chatgpt-account-id", str(tokens["account_id"]).encode()))
+            self._auth_stamp, self._auth_headers = stamp, found
+        return self._auth_headers
+
+    def headers(self):
+        """Header pairs carrying the provider's credentials; [] when there are none."""
+        if self.provider.env_key:
+            value = self.environ.get(self.provider.env_key, "").strip()
+            if value:
+                return [(b"authorization", ("Bearer " + value).encode())]
+        return self._from_auth_json()
+
+    def describe(self):
+        """Where the injected key comes from, for the startup banner (never the key)."""
+        if self.provider.env_key and self.environ.get(self.provider.env_key, "").strip():
+            return "$%s" % self.provider.env_key
+        if self._from_auth_json():
+            return str(auth_path(self.home))
+        return None
+
+
+def _write_parts(writer, parts):
+    """Queue h11's output on a stream, with flow control (unlike writelines)."""
+    # Not writelines(): in Python 3.12.1 and 3.13.0 (at least) the selector transport's
+    # writelines() skips flow control, so drain() never waits and a slow reader makes
+    # memory grow without bound (found by the download test under 3.13).
+    writer.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+
+async def _read_within(reader, timeout):
+    """reader.read(_PROXY_CHUNK), raising asyncio.TimeoutError after `timeout` seconds."""
+    import asyncio  # startup budget
+
+    within = getattr(asyncio, "timeout", None)  # Python 3.11+: no extra task per read
+    if within is not None:
+        async with within(timeout):
+            return await reader.read(_PROXY_CHUNK)
+    return await asyncio.wait_for(reader.read(_PROXY_CHUNK), timeout)
+
+
+class _UpstreamError(Exception):
+    """The provider could not be reached, or broke the protocol before answering."""
+
+    def __init__(self, message, timeout=False):
+        Exception.__init__(self, message)
+        self.timeout = timeout
+
+
+class _UpstreamConnection(object):
+    """One HTTP/1.1 connection to the provider: asyncio streams and an h11 client."""
+
+    def __init__(self, reader, writer):
+        import h11  # startup budget
+
+        self.reader, self.writer = reader, writer
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_PROXY_MAX_HEAD)
+        self.idle_since = time.monotonic()
+        self.reused = False
+
+    async def send(self, event):
+        """Send one h11 event, waiting while the provider is slow to read."""
+        import asyncio  # startup budget
+
+        parts = self.h11.send_with_data_passthrough(event)
+        if parts:
+            _write_parts(self.writer, parts)
+            if self.writer.transport.get_write_buffer_size() > _PROXY_CHUNK:
+                await asyncio.wait_for(self.writer.drain(), _PROXY_BODY_TIMEOUT)
+            else:
+                await self.writer.drain()
+
+    async def next_event(self, timeout):
+        """The next h11 event from the provider (asyncio.TimeoutError after `timeout` s idle)."""
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            self.h11.receive_data(await _read_within(self.reader, timeout))
+
+    def usable(self):
+        """Whether a kept-alive connection still looks open and fresh."""
+        return (not self.writer.transport.is_closing() and not self.reader.at_eof()
+                and time.monotonic() - self.idle_since < _PROXY_UPSTREAM_IDLE)
+
+    def close(self):
+        self.writer.close()
+
+
+class _UpstreamPool(object):
+    """Kept-alive connections to the provider's origin (direct, or via $HTTP(S)_PROXY)."""
+
+    def __init__(self, base_url, environ=None):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self.base_url = base_url
+        self.https = parts.scheme.lower() == "https"
+        self.host = parts.hostname or ""
+        try:
+            self.port = parts.port or (443 if self.https else 80)
+        except ValueError:
+            raise ConfigError("provider base_url %s has a bad port; fix it in config.toml" % base_url)
+        shown = "[%s]" % self.host if ":" in self.host else self.host
+        default_port = self.port == (443 if self.https else 80)
+        self.authority = shown if default_port else "%s:%d" % (shown, self.port)
+        self.host_header = self.authority.encode("idna") if not shown.isascii() else self.authority.encode()
+        self.path = parts.path.rstrip("/")
+        self.proxy = self._proxy_for(os.environ if environ is None else environ)
+        self._ssl = None
+        self._idle = []
+
+    def _proxy_for(self, environ):
+        """(host, port, Proxy-Authorization or None) of the HTTP proxy to use, or None."""
+        import base64
+        from urllib.parse import unquote, urlsplit
+        from urllib.request import proxy_bypass_environment
+
+        if _is_loopback_host(self.host):
+            return None
+        proxies = {}
+        for name, value in environ.items():  # the same variables urllib and httpx read
+            low = name.lower()
+            if value and low.endswith("_proxy") and (name == low or low not in environ):
+                proxies[low[:-6]] = value
+        if proxy_bypass_environment(self.host, proxies):
+            return None
+        url = proxies.get("https" if self.https else "http") or proxies.get("all")
+        if not url:
+            return None
+        p = urlsplit(url if "://" in url else "http://" + url)
+        if p.scheme.lower() != "http" or not p.hostname:
+            raise ConfigError(
+                "codex proxy reaches providers through http:// proxies only; %s_PROXY is %s"
+                % ("HTTPS" if self.https else "HTTP", "%s://%s" % (p.scheme, p.netloc.rpartition("@")[2]))
+            )
+        auth = None
+        if p.username:
+            pair = "%s:%s" % (unquote(p.username), unquote(p.password or ""))
+            auth = "Basic " + base64.b64encode(pair.encode()).decode()
+        return (p.hostname, p.port or 80, auth)
+
+    def describe(self):
+        """The provider URL, and the proxy it is reached through (no credentials)."""
+        if self.proxy is None:
+            return self.base_url
+        return "%s (via HTTP proxy %s:%d)" % (self.base_url, self.proxy[0], self.proxy[1])
+
+    def request_target(self, path):
+        """What goes on the request line: the path, or an absolute URL for an HTTP proxy."""
+        if self.proxy is not None and not self.https:
+            return ("http://%s%s" % (self.authority, path)).encode()
+        return path.encode()
+
+    def _ssl_context(self):
+        import ssl  # startup budget
+
+        if self._ssl is None:
+            ctx = ssl.create_default_context()  # also honours SSL_CERT_FILE / SSL_CERT_DIR
+            if not (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")):
+                try:  # some Pythons (python.org's macOS builds) ship without CA roots
+                    import certifi
+
+                    ctx.load_verify_locations(certifi.where())
+                except (ImportError, OSError, ValueError):
+                    pass
+            ctx.set_alpn_protocols(["http/1.1"])
+            self._ssl = ctx
+        return self._ssl
+
+    def _tunnel(self):
+        """Open a CONNECT tunnel through the HTTP proxy (blocking; run in a thread)."""
+        import socket
+
+        phost, pport, auth = self.proxy
+        sock = socket.create_connection((phost, pport), timeout=_PROXY_CONNECT_TIMEOUT)
+        try:
+            authority = "%s:%d" % ("[%s]" % self.host if ":" in self.host else self.host, self.port)
+            head = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (authority, authority)
+            if auth:
+                head += "Proxy-Authorization: %s\r\n" % auth
+            sock.sendall((head + "\r\n").encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                more = sock.recv(4096)
+                if not more or len(answer) > _PROXY_MAX_HEAD:
+                    raise OSError("HTTP proxy %s:%d closed the connection during CONNECT" % (phost, pport))
+                answer += more
+            status = answer.split(b"\r\n", 1)[0].decode("latin-1")
+            if len(status.split()) < 2 or not status.split()[1].startswith("2"):
+                raise OSError("HTTP proxy %s:%d refused CONNECT %s: %s" % (phost, pport, authority, status))
+            sock.settimeout(None)
+            return sock
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _connect(self):
+        import asyncio  # startup budget
+
+        ssl_ctx = self._ssl_context() if self.https else None
+        hostname = self.host if self.https else None
+        try:
+            if self.proxy is not None and self.https:
+                sock = await asyncio.get_running_loop().run_in_executor(None, self._tunnel)
+                opening = asyncio.open_connection(sock=sock, ssl=ssl_ctx, server_hostname=hostname,
+                                                  limit=2 * _PROXY_CHUNK)
+            elif self.proxy is not None:
+                opening = asyncio.open_connection(self.proxy[0], self.proxy[1], limit=2 * _PROXY_CHUNK)
+            else:
+                opening = asyncio.open_connection(self.host, self.port, ssl=ssl_ctx, server_hostname=hostname,
+                                                  limit=2 * _PROXY_CHUNK)
+            reader, writer = await asyncio.wait_for(opening, _PROXY_CONNECT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise _UpstreamError("no connection within %ds" % _PROXY_CONNECT_TIMEOUT, timeout=True)
+        except OSError as exc:
+            raise _UpstreamError(str(exc) or type(exc).__name__)
+        return _UpstreamConnection(reader, writer)
+
+    async def acquire(self):
+        """A connection to the provider: the freshest idle one, else a new one."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable():
+                conn.reused = True
+                return conn
+            conn.close()
+        return await self._connect()
+
+    def release(self, conn):
+        """Keep a connection whose exchange completed cleanly; close any other."""
+        import h11  # startup budget
+
+        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and not conn.writer.transport.is_closing():
+            conn.h11.start_next_cycle()
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+            if len(self._idle) > _PROXY_POOL_SIZE:
+                self._idle.pop(0).close()
+        else:
+            conn.close()
+
+    def close(self):
+        while self._idle:
+            self._idle.pop().close()
+
+
+class _RequestBody(object):
+    """The client's body on its way to the provider; small ones can be sent twice."""
+
+    def __init__(self, chunks):
+        self._chunks = chunks
+        self.kept = []
+        self.kept_size = 0
+        self.replayable = True
+        self.done = False
+
+    async def send_to(self, up, answered):
+        """Send what was kept (a retry), then the rest as it comes, until `answered` is done."""
+        import h11  # startup budget
+
+        for chunk in self.kept:
+            await up.send(h11.Data(data=chunk))
+        while not self.done and not answered.done():
+            try:
+                chunk = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                self.done = True
+                break
+            if self.replayable:
+                if self.kept_size + len(chunk) <= _PROXY_REPLAY_LIMIT:
+                    self.kept.append(chunk)
+                    self.kept_size += len(chunk)
+                else:
+                    self.replayable, self.kept = False, []
+            await up.send(h11.Data(data=chunk))
+
+
+class _Exchange(object):
+    """One request on one client connection, and what the log line reports about it."""
+
+    def __init__(self, conn, reader, writer, request, peer):
+        self.conn, self.reader, self.writer, self.peer = conn, reader, writer, peer
+        self.raw_method = bytes(request.method)
+        self.method = self.raw_method.decode("ascii", "replace")
+        self.target = request.target.decode("latin-1")
+        self.path = self.target.split("?", 1)[0]
+        self.headers = [(bytes(k).lower(), bytes(v)) for k, v in request.headers]
+        self.started = time.monotonic()
+        self.status = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.note = ""
+
+    def header(self, name):
+        """The first value of request header `name` (bytes, lower-case) as str, or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+
+class ProxyServer(object):
+    """The `codex proxy` server: routes, auth, CORS, and streaming to the provider."""
+
+    def __init__(self, provider, home, allow_cors_any=False, token=None, loopback_only=True, environ=None):
+        self.provider = provider
+        self.base = (provider.base_url or "https://api.openai.com/v1").rstrip("/")
+        if not re.match(r"(?i)https?://[^/]", self.base):
+            raise ConfigError(
+                "model_providers.%s.base_url = %r is not an http(s) URL; fix it in config.toml"
+                % (provider.id, provider.base_url)
+            )
+        self.credentials = _ProxyCredentials(provider, home, environ)
+        self._pool = _UpstreamPool(self.base, environ)
+        self.allow_cors_any = allow_cors_any
+        self.token = token.encode() if token else None
+        self.loopback_only = loopback_only
+        self.environ = os.environ if environ is None else environ
+        self.idle_read_timeout = max(1.0, (provider.stream_idle_timeout_ms or 300000) / 1000.0)
+        self.port = None
+        self._tasks = set()
+
+    # -- upstream ---------------------------------------------------------------------
+
+    def upstream_target(self, target):
+        """The provider's path and query for an incoming `/v1/...?...` (query_params applied)."""
+        from urllib.parse import parse_qsl, urlencode
+
+        path, _, query = target.partition("?")
+        url = (self._pool.path + path[len("/v1"):]) or "/"
+        if self.provider.query_params:
+            ours = {str(k): str(v) for k, v in self.provider.query_params.items()}
+            theirs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in ours]
+            query = urlencode(theirs + sorted(ours.items()))
+        return url + ("?" + query if query else "")
+
+    def _upstream_headers(self, ex, client_auth, framing):
+        """Request headers for the provider: the client's, minus hop-by-hop, plus ours."""
+        named = set()
+        for key, value in ex.headers:
+            if key == b"connection":
+                named.update(t.strip().lower() for t in value.split(b","))
+        drop = PROXY_HOP_BY_HOP | _PROXY_DROP_REQUEST | named
+        out = [(k, v) for k, v in ex.headers if k not in drop and not (k == b"authorization" and not client_auth)]
+        extra = [(str(k).lower().encode(), str(v).encode()) for k, v in self.provider.http_headers.items()]
+        for header, var in self.provider.env_http_headers.items():
+            value = self.environ.get(str(var), "").strip()
+            if value:
+                extra.append((str(header).lower().encode(), value.encode()))
+        if not client_auth:
+            extra.extend(self.credentials.headers())
+        replaced = set(k for k, _ in extra)
+        return [(b"host", self._pool.host_header)] + [(k, v) for k, v in out if k not in replaced] + extra + framing
+
+    def _response_headers(self, raw):
+        """Provider response headers for the client: hop-by-hop stripped, CORS added."""
+        named = set()
+        for key, value in raw:
+            if key.lower() == b"connection":
+                named.update(t.strip().lower() for t in value.split(b","))
+        out = []
+        for key, value in raw:
+            low = key.lower()
+            if low in PROXY_HOP_BY_HOP or low in named:
+                continue
+            if self.allow_cors_any and low.startswith(b"access-control-"):
+                continue
+            out.append((low, value))
+        return out + self._cors_headers()
+
+    def _cors_headers(self):
+        if not self.allow_cors_any:
+            return []
+        return [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"*")]
+
+    # -- the client side ----------------------------------------------------------------
+
+    async def _next_event(self, conn, reader, timeout):
+        """The next h11 event, reading from the socket as needed; None on EOF or timeout."""
+        import asyncio  # startup budget: the proxy is the only asyncio user here
+        import h11  # startup budget
+
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            try:
+                data = await _read_within(reader, timeout)
+            except (asyncio.TimeoutError, ConnectionError, OSError):
+                return None
+            conn.receive_data(data)
+            if not data and conn.their_state is not h11.DONE:
+                return None if conn.their_state is h11.IDLE else h11.ConnectionClosed()
+
+    async def _write(self, ex, event):
+        """Send one h11 event to the client, waiting until the socket accepted it."""
+        await self._flush(ex, ex.conn.send_with_data_passthrough(event))
+
+    async def _flush(self, ex, parts):
+        """Write bytes h11 produced for the client; wait while the client is slow to read."""
+        if parts:
+            _write_parts(ex.writer, parts)
+            try:
+                await ex.writer.drain()
+            except (ConnectionError, OSError):
+                raise _ClientGone()
+
+    async def _request_body(self, ex, done):
+        """Yield the client's body chunk by chunk (sending 100 Continue when asked)."""
+        import h11  # startup budget
+
+        if ex.conn.they_are_waiting_for_100_continue:
+            await self._write(ex, h11.InformationalResponse(status_code=100, headers=[]))
+        while True:
+            try:
+                event = await self._next_event(ex.conn, ex.reader, _PROXY_BODY_TIMEOUT)
+            except h11.RemoteProtocolError:
+                event = None
+            if isinstance(event, h11.Data):
+                ex.bytes_in += len(event.data)
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                done.set()  # only now may the hang-up watcher read from the socket
+                return
+            else:
+                raise _ClientGone()
+
+    async def _discard_body(self, ex):
+        """Read and drop a request body we will not forward; False if it was too big."""
+        import h11  # startup budget
+
+        if ex.conn.their_state is not h11.SEND_BODY:
+            return ex.conn.their_state is h11.DONE
+        if ex.conn.they_are_waiting_for_100_continue:
+            return False
+        seen = 0
+        while seen <= _PROXY_DRAIN_LIMIT:
+            event = await self._next_event(ex.conn, ex.reader, _PROXY_BODY_TIMEOUT)
+            if isinstance(event, h11.Data):
+                seen += len(event.data)
+                ex.bytes_in += len(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return True
+            else:
+                return False
+        return False
+
+    async def _reply(self, ex, status, payload, extra=()):
+        """Answer the request ourselves with a small JSON body (or none, for 204)."""
+        import h11  # startup budget
+
+        drained = await self._discard_body(ex)
+        body = b"" if payload is None else (json.dumps(payload) + "\n").encode()
+        headers = [(b"content-type", b"application/json")] if payload is not None else []
+        headers += [(b"content-length", str(len(body)).encode())] + list(extra) + self._cors_headers()
+        if not drained:
+            headers.append((b"connection", b"close"))
+        ex.status = status
+        await self._write(ex, h11.Response(status_code=status, headers=headers, reason=_reason(status).encode()))
+        if body and ex.method != "HEAD":
+            await self._write(ex, h11.Data(data=body))
+            ex.bytes_out += len(body)
+        await self._write(ex, h11.EndOfMessage())
+
+    async def _watch_client(self, ex, body_done):
+        """Return once the client hangs up after its request (data pipelined is kept)."""
+        import asyncio  # startup budget
+
+        await body_done.wait()
+        try:
+            data = await ex.reader.read(_PROXY_CHUNK)
+        except (ConnectionError, OSError):
+            data = b""
+        if data:
+            ex.conn.receive_data(data)  # a pipelined request: h11 keeps it for later
+            await asyncio.Event().wait()
+        return "gone"
+
+    # -- routing ------------------------------------------------------------------------
+
+    def _check_access(self, ex):
+        """None if the request may proceed, else (status, message, kind)."""
+        host = ex.header(b"host") or ""
+        if self.loopback_only and not _is_loopback_host(_host_of(host) or "?"):
+            return (403, "Host %r is not a loopback name; codex proxy only answers requests "
+                    "addressed to localhost (DNS rebinding protection)" % host[:100], "forbidden")
+        origin = ex.header(b"origin")
+        if origin is not None and not self.allow_cors_any and origin.split("://", 1)[-1].rstrip("/") != host:
+            return (403, "cross-origin browser request from %s refused; start codex proxy with "
+                    "--allow-cors-any to allow browser apps" % origin[:100], "forbidden")
+        return None
+
+    def _client_token_ok(self, ex):
+        """Whether the request carries the client token; strips it from Authorization."""
+        import hmac
+
+        if self.token is None:
+            return True
+        given = ex.header(PROXY_TOKEN_HEADER)
+        if given is not None and hmac.compare_digest(given.encode("latin-1"), self.token):
+            return True
+        auth = ex.header(b"authorization") or ""
+        if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode("latin-1"), self.token):
+            ex.headers = [(k, v) for k, v in ex.headers if k != b"authorization"]
+            return True
+        return False
+
+    async def _handle(self, ex):
+        """Route one request; return when the response has been sent (or abandoned)."""
+        from urllib.parse import unquote
+
+        denied = self._check_access(ex)
+        if denied:
+            return await self._reply(ex, denied[0], _json_error(denied[1], denied[2], denied[0]))
+        if ex.path == "/health":
+            if ex.method not in ("GET", "HEAD"):
+                return await self._reply(ex, 405, _json_error("use GET /health", "method_not_allowed", 405),
+                                         [(b"allow", b"GET, HEAD")])
+            return await self._reply(ex, 200, {"status": "ok"})
+        if not (ex.path == "/v1" or ex.path.startswith("/v1/")):
+            return await self._reply(ex, 404, _json_error(
+                "no route for %s %s; codex proxy serves /v1/* and /health" % (ex.method, ex.path[:200]),
+                "not_found", 404))
+        if any(seg in (".", "..") for seg in unquote(ex.path).split("/")):
+            return await self._reply(ex, 400, _json_error("dot segments are not allowed in the path", "invalid_request_error", 400))
+        if self.allow_cors_any and ex.method == "OPTIONS" and ex.header(b"access-control-request-method"):
+            asked = ex.header(b"access-control-request-headers") or "*"
+            return await self._reply(ex, 204, None, [
+                (b"access-control-allow-methods", _PROXY_CORS_METHODS.encode()),
+                (b"access-control-allow-headers", asked.encode("latin-1")),
+                (b"access-control-max-age", b"86400"),
+            ])
+        if not self._client_token_ok(ex):
+            return await self._reply(ex, 401, _json_error(
+                "missing or wrong codex proxy token; send it as `Authorization: Bearer TOKEN` "
+                "or in the X-Codex-Proxy-Token header", "invalid_proxy_token", 401),
+                [(b"www-authenticate", b'Bearer realm="codex proxy"')])
+        return await self._forward(ex)
+
+    async def _forward(self, ex):
+        """Send the request to the provider and stream the answer back."""
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        body_done = asyncio.Event()
+        length = ex.header(b"content-length")
+        chunked = b"chunked" in b",".join(v.lower() for k, v in ex.headers if k == b"transfer-encoding")
+        framing = []
+        if chunked or (length is not None and length.strip() not in ("", "0")):
+            body = _RequestBody(self._request_body(ex, body_done))
+            if length is None:  # the client's chunking was hop-by-hop; chunk anew
+                framing = [(b"transfer-encoding", b"chunked")]
+        else:
+            event = await self._next_event(ex.conn, ex.reader, _PROXY_BODY_TIMEOUT)
+            if not isinstance(event, h11.EndOfMessage):
+                raise _ClientGone()
+            body_done.set()
+            body = None
+            if length is None and ex.method in ("POST", "PUT", "PATCH"):
+                framing = [(b"content-length", b"0")]
+        try:
+            headers = self._upstream_headers(ex, ex.header(b"authorization") is not None, framing)
+        except CodexError as exc:  # e.g. auth.json was rewritten with bad JSON
+            return await self._reply(ex, 500, _json_error(str(exc), "proxy_error", 500))
+        exchange = asyncio.ensure_future(self._exchange(ex, headers, body))
+        watcher = asyncio.ensure_future(self._watch_client(ex, body_done))
+        try:
+            done, _ = await asyncio.wait((exchange, watcher), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server is shutting down
+            exchange.cancel()
+            watcher.cancel()
+            raise
+        watcher.cancel()
+        await asyncio.wait((watcher,))  # it must stop reading before the next request is read
+        if exchange in done:
+            return exchange.result()
+        exchange.cancel()  # the client hung up: stop talking to the provider
+        try:
+            await exchange
+        except (asyncio.CancelledError, Exception):
+            pass
+        raise _ClientGone()
+
+    async def _exchange(self, ex, headers, body):
+        """The provider half: send the request, relay the answer event by event."""
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        request = h11.Request(method=ex.raw_method, target=self._pool.request_target(self.upstream_target(ex.target)),
+                              headers=headers)
+        for attempt in (1, 2):
+            try:
+                up = await self._pool.acquire()
+            except _UpstreamError as exc:
+                return await self._upstream_failed(ex, exc)
+            try:
+                await up.send(request)
+                if body is not None:
+                    await self._send_body(up, body)
+                else:
+                    await up.send(h11.EndOfMessage())
+                while True:
+                    response = await up.next_event(self.idle_read_timeout)
+                    if not isinstance(response, h11.InformationalResponse):
+                        break
+                if not isinstance(response, h11.Response):
+                    raise _UpstreamError("the connection closed before an answer")
+                break
+            except (_UpstreamError, OSError, h11.ProtocolError, asyncio.TimeoutError) as exc:
+                up.close()
+                stale = up.reused and not isinstance(exc, asyncio.TimeoutError)
+                if attempt == 1 and stale and (body is None or body.replayable):
+                    continue  # the provider had closed that kept-alive connection: once more
+                return await self._upstream_failed(ex, exc)
+            except BaseException:
+                up.close()
+                raise
+        clean = False
+        try:
+            ex.status = response.status_code
+            reason = bytes(response.reason) or _reason(response.status_code).encode()
+            headers = self._response_headers(response.headers)
+            if body is not None and not body.done:  # answered early: the rest of the body is unread
+                headers.append((b"connection", b"close"))
+                ex.note = "answered before the request body ended"
+            # Whatever the provider's last read brought is written in one go (head and body
+            # together for small answers); then wait for more.  Nothing waits for a batch
+            # to fill, so SSE events still leave as they come.
+            batch = ex.conn.send_with_data_passthrough(h11.Response(
+                status_code=response.status_code, reason=reason, headers=headers))
+            while True:
+                try:
+                    event = up.h11.next_event()
+                    if event is h11.NEED_DATA:
+                        await self._flush(ex, batch)
+                        batch = []
+                        up.h11.receive_data(await _read_within(up.reader, self.idle_read_timeout))
+                        continue
+                except (OSError, h11.ProtocolError, asyncio.TimeoutError) as exc:
+                    event = exc
+                if isinstance(event, h11.Data):
+                    batch.extend(ex.conn.send_with_data_passthrough(event))
+                    ex.bytes_out += len(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    batch.extend(ex.conn.send_with_data_passthrough(event))
+                    await self._flush(ex, batch)
+                    break
+                else:  # headers are gone already: a cut connection tells the client
+                    ex.note = "upstream broke: %s" % type(event).__name__
+                    raise _ClientGone()
+            clean = True
+        finally:
+            if clean:
+                self._pool.release(up)
+            else:
+                up.close()
+
+    async def _send_body(self, up, body):
+        """Stream the client's body to the provider while listening for an early answer."""
+        # A provider may answer (413, 401, ...) and hang up before reading the whole body.
+        # A read is kept pending meanwhile so its answer is taken in as it arrives: after
+        # the write error that follows, the stream would only report the reset.
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        answered = asyncio.ensure_future(up.reader.read(_PROXY_CHUNK))
+        try:
+            try:
+                await body.send_to(up, answered)
+                if body.done:
+                    await up.send(h11.EndOfMessage())
+            except OSError:
+                await asyncio.wait((answered,), timeout=2.0)
+                if not answered.done() or answered.cancelled() or answered.exception() is not None:
+                    raise
+            data = await asyncio.wait_for(answered, self.idle_read_timeout)
+        except BaseException:
+            answered.cancel()
+            raise
+        up.h11.receive_data(data)
+
+    async def _upstream_failed(self, ex, exc):
+        """Answer 502 (or 504 for a timeout) naming the provider that failed."""
+        import asyncio  # startup budget
+
+        what = str(exc) or type(exc).__name__
+        ex.note = redact(what)[:200]
+        if isinstance(exc, asyncio.TimeoutError) or getattr(exc, "timeout", False):
+            return await self._reply(ex, 504, _json_error(
+                "upstream %s did not answer in time (%s)" % (self.base, redact(what)), "upstream_timeout", 504))
+        return await self._reply(ex, 502, _json_error(
+            "upstream %s is unreachable: %s" % (self.base, redact(what)), "upstream_unreachable", 502))
+
+    # -- connections and the server ------------------------------------------------------
+
+    async def _on_client(self, reader, writer):
+        """Serve one client connection: requests in order, kept alive between them."""
+        import asyncio  # startup budget
+        import h11  # startup budget
+
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_PROXY_MAX_HEAD)
+        peer = (writer.get_extra_info("peername") or ("?",))[0]
+        try:
+            while True:
+                try:
+                    event = await self._next_event(conn, reader, _PROXY_IDLE_TIMEOUT)
+                except h11.RemoteProtocolError as exc:
+                    if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                        status = getattr(exc, "error_status_hint", 400)
+                        body = json.dumps(_json_error("bad request: %s" % exc, "invalid_request_error", status)).encode()
+                        writer.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                                     b"connection: close\r\n\r\n%s" % (status, _reason(status).encode(), len(body), body))
+                    break
+                if not isinstance(event, h11.Request):
+                    break
+                ex = _Exchange(conn, reader, writer, event, peer)
+                try:
+                    await self._handle(ex)
+                except _ClientGone:
+                    ex.status = ex.status or 499
+                    ex.note = ex.note or "client closed"
+                    break
+                except h11.RemoteProtocolError as exc:
+                    ex.status, ex.note = ex.status or 400, "bad request: %s" % exc
+                    break
+                finally:
+                    self._log(ex)
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    conn.start_next_cycle()
+                else:
+                    if conn.their_state is h11.SEND_BODY and conn.our_state in (h11.DONE, h11.MUST_CLOSE):
+                        await self._linger(reader)
+                    break
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # one broken connection must not stop the server
+            sys.stderr.write("codex proxy: internal error on a connection from %s: %s\n" % (peer, redact(exc)))
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _linger(self, reader):
+        """Read and drop what the client still sends (2 s at most) after an early answer."""
+        # Closing a socket with unread input sends a reset, which can destroy the answer
+        # before the client has read it.
+        import asyncio  # startup budget
+
+        deadline = time.monotonic() + 2.0
+        try:
+            while time.monotonic() < deadline:
+                if not await _read_within(reader, max(0.01, deadline - time.monotonic())):
+                    break
+        except (asyncio.TimeoutError, OSError):
+            pass
+
+    def _log(self, ex):
+        """One line per request: peer, method, path, status, bytes, duration (no secrets)."""
+        line = '%s %s "%s %s" %s in=%d out=%d %.3fs%s' % (
+            _now_iso(), ex.peer, ex.method, redact(ex.path[:300]), ex.status or "-",
+            ex.bytes_in, ex.bytes_out, time.monotonic() - ex.started, (" (%s)" % ex.note) if ex.note else "",
+        )
+        try:
+            sys.stderr.write("codex proxy: %s\n" % line)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        log("info", "proxy: %s", line)
+
+    async def serve(self, host, port, stop=None):
+        """Listen on host:port and serve until `stop` (an asyncio.Event) is set."""
+        import asyncio  # startup budget
+
+        try:
+            try:
+                server = await asyncio.start_server(self._on_client, host, port, limit=2 * _PROXY_CHUNK,
+                                                    reuse_address=True)
+            except OSError as exc:
+                raise UsageError("cannot listen on %s:%d: %s; pick another address with --bind"
+                                 % (host, port, exc.strerror or exc))
+            self.port = server.sockets[0].getsockname()[1]
+            shown = "[%s]" % host if ":" in host else host
+            source = self.credentials.describe()
+            sys.stderr.write(
+                "codex proxy listening on http://%s:%d (health: /health, proxying: /v1/* -> %s)\n"
+                "codex proxy: provider `%s`; %s\n"
+                "Press Ctrl+C to stop the proxy.\n" % (
+                    shown, self.port, self._pool.describe(), self.provider.id,
+                    ("key from %s is added to requests without Authorization" % source) if source else
+                    "no key configured: requests are forwarded with the client's own Authorization only",
+                )
+            )
+            sys.stderr.flush()
+            stop = stop or asyncio.Event()
+            loop = asyncio.get_running_loop()
+            import signal
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, stop.set)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+            async with server:
+                await stop.wait()
+                server.close()
+                for task in list(self._tasks):
+                    task.cancel()
+                if self._tasks:
+                    await asyncio.wait(list(self._tasks), timeout=5)
+        finally:
+            self._pool.close()
 
 
 def _cmd_proxy(args, cfg_loader):
     """`codex proxy`: an OpenAI-compatible passthrough to the configured provider."""
-    _not_landed("`codex proxy`")
+    import asyncio  # startup budget
+
+    host, port = _parse_bind(args.bind)
+    loopback = _is_loopback_host(host)
+    token = (args.token or os.environ.get(PROXY_TOKEN_ENV, "")).strip() or None
+    if not loopback and not args.allow_remote:
+        raise UsageError(
+            "--bind %s is not a loopback address: other machines could spend your API key through it. "
+            "Pass --allow-remote and a client token (--token or %s) to do this on purpose" % (args.bind, PROXY_TOKEN_ENV)
+        )
+    if not loopback and token is None:
+        raise UsageError(
+            "--allow-remote needs a client token: pass --token TOKEN or set %s (at least %d characters)"
+            % (PROXY_TOKEN_ENV, PROXY_MIN_TOKEN_LEN)
+        )
+    if token is not None and len(token) < PROXY_MIN_TOKEN_LEN:
+        raise UsageError("the proxy token must be at least %d characters long" % PROXY_MIN_TOKEN_LEN)
+    cfg = cfg_loader()
+    server = ProxyServer(cfg.provider, cfg.codex_home, allow_cors_any=args.allow_cors_any, token=token,
+                         loopback_only=loopback)
+    try:
+        asyncio.run(server.serve(host, port))
+    except KeyboardInterrupt:
+        pass
+    sys.stderr.write("codex proxy stopped\n")
+    return 0
 
 
 ###############################################################################
@@ -8504,6 +11025,7 @@ def build_parser():
             mc.add_argument("server", help="server name from [mcp_servers]")
             mc.add_argument("tool", help="tool name")
             mc.add_argument("arguments", nargs="?", default="{}", help="tool arguments as a JSON object")
+            mc.add_argument("--json", action="store_true", help="print the raw CallToolResult as JSON")
 
     p = sub("proto")
     _add_config_options(p, top=False)
@@ -8991,7 +11513,7 @@ def _is_debug(argv):
 def main(argv=None):
     """Entry point: parse argv, dispatch to the subcommand, map errors to exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12)
+    if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12b)
         return _sandbox_helper_main(argv[1:])
     if argv in (["--version"], ["-V"]):  # the fast path: no argparse, no config
         sys.stdout.write("codex %s\n" % __version__)

@@ -87,6 +87,24 @@ def main(argv=None):
                 base = med
             rows.append({"variant": name, "runs": runs, "median_ms": round(med, 3), "p90_ms": round(p90, 3),
                          "extra_ms": round(med - base, 3)})
+        # end to end through run_command (policy, protected paths, env, capture), C helper
+        os.environ["CODEX_SANDBOX_HELPER"] = str(helper)
+        home = Path(tmp) / "home"
+        home.mkdir()
+        for name, mode in (("run_command, danger-full-access (no helper)", "danger-full-access"),
+                           ("run_command, workspace-write (C helper)", "workspace-write")):
+            cfg = codex.load_config(codex.ConfigOverrides(sandbox_mode=mode, cwd=str(ws)), [], home=home)
+            cmd_env = codex.build_command_env(cfg)
+            codex.run_command(cmd, ws, cfg, cmd_env)
+            samples = []
+            for _ in range(max(20, args.runs // 5)):
+                t0 = time.perf_counter()
+                codex.run_command(cmd, ws, cfg, cmd_env)
+                samples.append((time.perf_counter() - t0) * 1000.0)
+            samples.sort()
+            med = statistics.median(samples)
+            rows.append({"variant": name, "runs": len(samples), "median_ms": round(med, 3),
+                         "p90_ms": round(samples[int(len(samples) * 0.9) - 1], 3), "extra_ms": round(med - base, 3)})
     result = {"machine": os.uname().machine, "kernel": os.uname().release, "python": sys.version.split()[0],
               "command": cmd, "rows": rows}
     out_dir = REPO / "bench" / "results"

@@ -6,14 +6,17 @@
  * signals are the command's own.  No dependencies beyond the kernel headers and libc;
  * built statically (build.py) for x86_64 and aarch64.
  *
- * Argv protocol (the Python helper in codex.py §12 speaks the same one):
+ * Argv protocol (the Python helper in codex.py §12b speaks the same one):
  *
- *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
+ *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
+ *                       [--ro-mounts] [--network] -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
  *   --writable PATH   full Landlock rights beneath PATH (a writable root)
  *   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace
  *                     (.git, .codex and $CODEX_HOME inside writable roots)
+ *   --hide FILE       in that namespace bind /dev/null (read-only) over FILE: the command reads
+ *                     nothing there ($CODEX_HOME/auth.json holds the API key)
  *   --ro-mounts       in that namespace make every mount read-only except the writable
  *                     roots: closes chmod/chown/utime/xattr outside the roots, which
  *                     Landlock does not cover (needs mount_setattr, Linux 5.12+)
@@ -24,10 +27,10 @@
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. with --read-only or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our uid/gid
- *      to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and bind each
+ *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our
+ *      uid/gid to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and bind each
  *      writable root onto itself read-write; bind each --read-only path onto itself and
- *      remount it read-only (keeping the locked flags).
+ *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file.
  *   3. seccomp (a BPF filter built here; denials return EPERM):
  *      - foreign architecture and x32 syscalls (x86_64): kill the process;
  *      - always: ptrace, process_vm_readv/writev, io_uring_*, the mount family
@@ -168,7 +171,8 @@ struct mount_attr_v0 {
 
 static const char *writable[MAX_PATHS];
 static const char *read_only[MAX_PATHS];
-static int n_writable, n_read_only, ro_mounts;
+static const char *hidden[MAX_PATHS];
+static int n_writable, n_read_only, n_hidden, ro_mounts;
 
 static void fail(int code, const char *what, int err)
 {
@@ -393,6 +397,32 @@ static int write_file(const char *path, const char *text)
     return close(fd);
 }
 
+/* Bind src onto dst and make that mount read-only; a remount inside a user namespace must
+ * keep the flags the outer mount locked (nosuid, nodev, noexec, atime). */
+static void bind_read_only(const char *src, const char *dst)
+{
+    struct statvfs sv;
+    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0)
+        fail_path(EXIT_MOUNTS, "bind-mounting onto", dst, errno);
+    if (statvfs(dst, &sv) == 0) {
+        if (sv.f_flag & ST_NOSUID)
+            flags |= MS_NOSUID;
+        if (sv.f_flag & ST_NODEV)
+            flags |= MS_NODEV;
+        if (sv.f_flag & ST_NOEXEC)
+            flags |= MS_NOEXEC;
+        if (sv.f_flag & ST_NOATIME)
+            flags |= MS_NOATIME;
+        if (sv.f_flag & ST_NODIRATIME)
+            flags |= MS_NODIRATIME;
+        if (sv.f_flag & ST_RELATIME)
+            flags |= MS_RELATIME;
+    }
+    if (mount(NULL, dst, NULL, flags, NULL) != 0)
+        fail_path(EXIT_MOUNTS, "remounting read-only", dst, errno);
+}
+
 static void protect_read_only(void)
 {
     char map[64];
@@ -430,29 +460,10 @@ static void protect_read_only(void)
                 fail_path(EXIT_MOUNTS, "making writable", writable[i], errno);
         }
     }
-    for (i = 0; i < n_read_only; i++) {
-        struct statvfs sv;
-        unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
-        if (mount(read_only[i], read_only[i], NULL, MS_BIND | MS_REC, NULL) != 0)
-            fail_path(EXIT_MOUNTS, "bind-mounting", read_only[i], errno);
-        /* a remount inside a user namespace must keep the flags the outer mount locked */
-        if (statvfs(read_only[i], &sv) == 0) {
-            if (sv.f_flag & ST_NOSUID)
-                flags |= MS_NOSUID;
-            if (sv.f_flag & ST_NODEV)
-                flags |= MS_NODEV;
-            if (sv.f_flag & ST_NOEXEC)
-                flags |= MS_NOEXEC;
-            if (sv.f_flag & ST_NOATIME)
-                flags |= MS_NOATIME;
-            if (sv.f_flag & ST_NODIRATIME)
-                flags |= MS_NODIRATIME;
-            if (sv.f_flag & ST_RELATIME)
-                flags |= MS_RELATIME;
-        }
-        if (mount(NULL, read_only[i], NULL, flags, NULL) != 0)
-            fail_path(EXIT_MOUNTS, "remounting read-only", read_only[i], errno);
-    }
+    for (i = 0; i < n_read_only; i++)
+        bind_read_only(read_only[i], read_only[i]);
+    for (i = 0; i < n_hidden; i++)
+        bind_read_only("/dev/null", hidden[i]);
 }
 
 /* -- probe -------------------------------------------------------------------------------- */
@@ -520,7 +531,7 @@ static void close_inherited_fds(void)
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
-                    "[--read-only PATH]... [--ro-mounts] [--network] -- CMD [ARG]...)\n", why);
+                    "[--read-only PATH]... [--hide FILE]... [--ro-mounts] [--network] -- CMD [ARG]...)\n", why);
     _exit(EXIT_USAGE);
 }
 
@@ -539,7 +550,8 @@ int main(int argc, char **argv)
             network = 1;
         } else if (strcmp(a, "--ro-mounts") == 0) {
             ro_mounts = 1;
-        } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0) {
+        } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0 ||
+                   strcmp(a, "--hide") == 0) {
             if (i + 1 >= argc)
                 usage("an option needs a value");
             if (strcmp(a, "--cwd") == 0) {
@@ -548,6 +560,10 @@ int main(int argc, char **argv)
                 if (n_writable >= MAX_PATHS)
                     usage("too many --writable paths");
                 writable[n_writable++] = argv[++i];
+            } else if (strcmp(a, "--hide") == 0) {
+                if (n_hidden >= MAX_PATHS)
+                    usage("too many --hide paths");
+                hidden[n_hidden++] = argv[++i];
             } else {
                 if (n_read_only >= MAX_PATHS)
                     usage("too many --read-only paths");
@@ -565,7 +581,7 @@ int main(int argc, char **argv)
         fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         fail(EXIT_SETUP, "prctl(PR_SET_NO_NEW_PRIVS) failed", errno);
-    if (n_read_only > 0 || ro_mounts)
+    if (n_read_only > 0 || n_hidden > 0 || ro_mounts)
         protect_read_only();
     build_filter(network);
     if (install_filter() != 0)

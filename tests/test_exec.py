@@ -329,3 +329,35 @@ def test_model_workdir_does_not_widen_policy(tmp_path):
     assert out.decision == "sandbox-failed" and not (other / "forbidden.txt").exists()
     out = codex.execute_with_policy(["touch", str(cfg.cwd / "allowed.txt")], other, cfg, {}, Asker())
     assert out.decision == "auto-approve" and (cfg.cwd / "allowed.txt").exists()
+
+
+def test_eacces_on_a_writable_path_is_not_a_denial(tmp_path):
+    """A read-only file inside the workspace fails for its own reasons, not the sandbox's."""
+    cfg = make_cfg(tmp_path, "on-failure", "workspace-write")
+    policy = codex.SandboxPolicy.from_config(cfg)
+    r = codex.ExecResult(1, "", "bash: line 1: notes.txt: Permission denied\n", "", 0.0, sandbox_type="linux")
+    assert not codex.looks_like_sandbox_denial(r, policy, cfg.cwd, None, cfg.cwd)
+    r.stderr = "bash: line 1: .git/config: Read-only file system\n"
+    (cfg.cwd / ".git").mkdir()
+    codex._NESTED_CACHE.clear()
+    assert codex.looks_like_sandbox_denial(r, policy, cfg.cwd, None, cfg.cwd)
+    r.stderr = "touch: cannot touch '/etc/x': Permission denied\n"
+    assert codex.looks_like_sandbox_denial(r, policy, cfg.cwd, None, cfg.cwd)
+    r.stderr = "curl: (6) Could not resolve host: example.com\n"
+    assert codex.looks_like_sandbox_denial(r, policy, cfg.cwd, None, cfg.cwd)
+    r.stderr, r.exit_code = "error: tests failed\n", 101
+    assert not codex.looks_like_sandbox_denial(r, policy, cfg.cwd, None, cfg.cwd)
+    r.sandbox_type = None
+    r.stderr = "Permission denied"
+    assert not codex.looks_like_sandbox_denial(r, policy, cfg.cwd, None, cfg.cwd)  # unsandboxed runs never are
+
+
+def test_timeout_and_cancel_after_the_command_closed_its_pipes(tmp_path):
+    cfg = make_cfg(tmp_path)
+    t0 = time.monotonic()
+    r = run(cfg, ["bash", "-c", "exec >&- 2>&-; sleep 30"], timeout_ms=300)
+    assert r.timed_out and r.exit_code == 124 and time.monotonic() - t0 < 5
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    r = run(cfg, ["bash", "-c", "exec >&- 2>&-; sleep 30"], cancel=cancel, timeout_ms=20000)
+    assert r.cancelled and time.monotonic() - t0 < 10

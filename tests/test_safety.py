@@ -156,3 +156,45 @@ def test_patch_into_git_or_through_symlink_is_not_auto(tmp_path):
     os.symlink(str(tmp_path / "outside"), str(cfg.cwd / "link"))
     assert codex.assess_patch_safety([cfg.cwd / "link" / "x"], cfg) == "ask-user"
     assert codex.assess_patch_safety([cfg.cwd / "sub" / ".." / ".." / "x"], cfg) == "ask-user"
+
+
+def test_presets_match_cli_flags_and_describe(tmp_path):
+    """--full-auto and --yolo are the full-auto and full-access presets; describe_policy names them."""
+    import codex as c
+
+    args = c._parse_args(["--full-auto"])
+    home = tmp_path / "h"
+    home.mkdir()
+    cfg = c.load_config(c.ConfigOverrides(approval_policy="on-failure", sandbox_mode="workspace-write",
+                                          cwd=str(tmp_path)), [], home=home)
+    assert args.full_auto
+    assert c.APPROVAL_PRESETS["full-auto"][:3] == (cfg.approval_policy, cfg.sandbox_mode, False)
+    assert c.describe_policy(cfg) == ("approval_policy=on-failure (flag), sandbox_mode=workspace-write (flag), "
+                                      "network=off [preset full-auto]")
+    cfg = c.load_config(c.ConfigOverrides(dangerously_bypass=True, cwd=str(tmp_path)), [], home=home)
+    assert c.describe_policy(cfg).endswith("network=on [preset full-access]")
+    assert set(c.APPROVAL_PRESETS) == {"read-only", "auto", "full-auto", "full-access"}
+    doc = (c.Path(c.__file__).parent / "docs" / "sandbox.md").read_text()
+    for name in c.APPROVAL_PRESETS:
+        assert "`%s`" % name in doc
+
+
+def test_known_safe_name_planted_in_the_workspace_is_not_safe(tmp_path):
+    """`ls` that PATH finds inside the workspace (e.g. node_modules/.bin) gets no known-safe pass."""
+    home = tmp_path / "home"
+    home.mkdir()
+    ws = tmp_path / "ws"
+    (ws / "bin").mkdir(parents=True)
+    fake = ws / "bin" / "ls"
+    fake.write_text("#!/bin/sh\necho planted\n")
+    fake.chmod(0o755)
+    over = ['shell_environment_policy.set={PATH="%s:/usr/bin:/bin"}' % (ws / "bin")]
+    cfg = codex.load_config(codex.ConfigOverrides(approval_policy="untrusted", sandbox_mode="read-only", cwd=str(ws)),
+                            over, home=home, environ={"HOME": str(tmp_path)})
+    assert codex.is_known_safe_command(["ls"])  # the name alone is safe...
+    assert codex.assess_command_safety(["ls"], cfg, set()) == "ask-user"  # ...but this one is planted
+    assert codex.assess_command_safety(["bash", "-lc", "pwd && ls"], cfg, set()) == "ask-user"
+    assert codex.assess_command_safety(["pwd"], cfg, set()) == "auto-approve"
+    cfg = codex.load_config(codex.ConfigOverrides(approval_policy="untrusted", sandbox_mode="read-only", cwd=str(ws)),
+                            [], home=home, environ={"HOME": str(tmp_path)})
+    assert codex.assess_command_safety(["ls"], cfg, set()) == "auto-approve"

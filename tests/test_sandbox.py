@@ -1,4 +1,4 @@
-"""§12 Sandbox: policies, protected paths, Seatbelt profiles, the helper's extraction and probe,
+"""§12a/§12b Sandbox: policies, protected paths, Seatbelt profiles, the helper's extraction and probe,
 `codex debug landlock` and `codex sandbox --check`."""
 import hashlib
 import json
@@ -306,3 +306,25 @@ def test_sandbox_check_and_doctor(run_codex, tmp_path):
         assert "ABI" in r.stdout
         if os.path.exists("/.dockerenv"):
             assert "container" in probes
+
+
+def test_helper_not_extracted_to_a_noexec_place(tmp_path, monkeypatch):
+    """$CODEX_HOME on a noexec mount: the helper goes to the next directory that can execute it."""
+    if not BUILT_HELPER.exists():
+        pytest.skip("compiled helper not built")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a noexec tmpfs")
+    home = tmp_path / "home"
+    home.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=4m", "tmpfs", str(home)]).returncode != 0:
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        monkeypatch.delenv("CODEX_SANDBOX_HELPER", raising=False)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        codex._HELPER_CACHE.clear()
+        path = codex.linux_helper_path(home)
+        assert path is not None and str(path).startswith(str(tmp_path / "cache"))
+        assert subprocess.run([str(path), "--probe"], capture_output=True).returncode == 0
+    finally:
+        codex._HELPER_CACHE.clear()
+        subprocess.run(["umount", str(home)])

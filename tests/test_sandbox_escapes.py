@@ -530,3 +530,44 @@ def test_c_and_python_helpers_agree(tmp_path, monkeypatch, mode):
     codex._PROBE_CACHE.clear()
     assert results["c"] == results["python"]
     assert results["c"][1] is True and results["c"][3] is False
+
+
+def test_legacy_full_write_without_network(tmp_path, impl):
+    """`sandbox_permissions = ["disk-full-write-access"]`: writes anywhere, the network stays off."""
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.toml").write_text('sandbox_permissions = ["disk-full-read-access", "disk-full-write-access"]\n')
+    cfg = codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path)), [], home=home, environ={"HOME": str(tmp_path)})
+    target = tmp_path / "anywhere.txt"
+    codex._NOTICES_SEEN.clear()
+    r = codex.run_command(["bash", "-c", "echo x > %s && python3 -c 'import socket; socket.socket()'" % target],
+                          tmp_path, cfg, codex.build_command_env(cfg))
+    assert target.read_text() == "x\n" and r.exit_code != 0 and "Operation not permitted" in r.stderr
+    assert any("sandbox_permissions" in n for n in codex.take_sandbox_notices())
+
+
+def test_auth_json_hidden_from_commands(world):
+    """$CODEX_HOME/auth.json (the API key) reads as empty inside the sandbox and cannot be replaced."""
+    if codex.probe_sandbox(world.home).get("userns") != "1":
+        pytest.skip("no user namespaces here: a documented gap")
+    auth = world.home / "auth.json"
+    auth.write_text('{"OPENAI_API_KEY": "sk-hidden-from-commands"}\n')
+    r = world.sh("cat %s; echo '{}' > %s; wc -c < %s" % (auth, auth, auth))
+    assert "sk-hidden" not in r.stdout and r.stdout.strip().endswith("0")
+    assert "sk-hidden-from-commands" in auth.read_text()
+
+
+def test_cannot_signal_processes_outside_the_sandbox(world):
+    """Landlock ABI >= 6 scopes signals: a command cannot kill codex, the editor, or anything else."""
+    if int(codex.probe_sandbox(world.home).get("landlock_abi", "0")) < 6:
+        pytest.skip("Landlock ABI < 6: signals are not scoped on this kernel")
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        r = world.sh("kill -TERM %d" % victim.pid)
+        time.sleep(0.2)
+        assert r.exit_code != 0 and victim.poll() is None
+        r = world.sh("sleep 5 & kill -TERM $! && wait $!; echo rc=$?")  # its own children: allowed
+        assert "rc=143" in r.stdout
+    finally:
+        victim.kill()
+        victim.wait()

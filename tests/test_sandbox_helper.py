@@ -125,8 +125,9 @@ def test_ctrl_c_kills_the_command_group(tmp_path):
         cfg = codex.load_config(codex.ConfigOverrides(sandbox_mode="workspace-write", cwd=%r), [], home=%r)
         print("start", flush=True)
         try:
-            codex.run_command(["bash", "-c", "(sleep 2; touch %s) & sleep 30"], None, cfg,
-                              codex.build_command_env(cfg), timeout_ms=60000)
+            r = codex.run_command(["bash", "-c", "(sleep 2; touch %s) & sleep 30"], None, cfg,
+                                  codex.build_command_env(cfg), timeout_ms=60000)
+            print("returned", r.exit_code, repr(r.aggregated_output[-500:]), flush=True)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
     """ % (str(REPO), str(tmp_path), str(tmp_path), marker))
@@ -135,7 +136,7 @@ def test_ctrl_c_kills_the_command_group(tmp_path):
     time.sleep(0.8)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
-    assert "interrupted" in out
+    assert "interrupted" in out, out
     time.sleep(2.5)
     assert not marker.exists()
 
