@@ -268,3 +268,30 @@ def test_zipapp_opens_the_session(tmp_path, codex_home, server, work, dist_codex
     r.expect("from the zipapp")
     r.expect_prompt()
     assert r.quit() == 0
+
+
+def test_mcp_tool_calls_render_with_their_result(tmp_path, codex_home, server, work):
+    import codex
+
+    if not hasattr(codex, "McpConnectionManager"):
+        pytest.skip("the MCP client (§14) has not landed")
+    mcp = os.path.join(REPO, "tests", "support", "agent_mcp_server.py")
+    server.enqueue(
+        Turn().function_call("tester__echo", {"text": "hi there"}, call_id="m1").function_call("tester__boom", {}, call_id="m2"),
+        Turn().text("tools done"),
+    )
+    table = 'mcp_servers.tester={command=%s, args=[%s]}' % (json.dumps(sys.executable), json.dumps(mcp))
+    r = spawn(tmp_path, codex_home, server, work, "-c", table)
+    time.sleep(1.5)  # let the MCP server start and list its tools
+    r.submit("use the tools")
+    r.expect("tester.echo")
+    r.expect("echo: hi there")
+    r.expect("tester.boom")
+    r.expect("tools done")
+    r.expect_prompt()
+    r.quit()
+    import re
+
+    log = re.sub(r"\x1b\[[0-9;]*m", "", r.log())
+    assert '\u2713 tool tester.echo({"text": "hi there"})' in log
+    assert "\u2717 tool tester.boom()" in log
