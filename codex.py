@@ -8846,6 +8846,12 @@ class Repl(object):
                 if self._stream is not None:
                     self._stream.finish()
                     self._stream = None
+        while keys is not None:  # what was typed as the turn ended goes to the composer too
+            key = keys.get(0)
+            if key is None:
+                break
+            if len(key) == 1 and key.isprintable():
+                self.typeahead += key
         self._flush_history()
         for key, value in self.turn_usage.items():
             if isinstance(value, (int, float)):

@@ -413,3 +413,19 @@ def test_history_persistence_none_and_max_bytes(tmp_path, codex_home):
     assert os.path.getsize(path) <= 1000 and os.stat(path).st_ino != inode
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert json.loads(path.read_text().splitlines()[-1])["text"] == "newest prompt"
+
+
+def test_keys_typed_during_a_turn_land_in_the_composer(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[{"sleep": 1.0}, _msg("slow answer")], [_msg("typed ahead")]])
+    r.submit("first")
+    r.expect("Working")
+    r.send("next question")
+    r.expect("slow answer")
+    r.expect_prompt()
+    time.sleep(0.3)
+    r.send("\r")
+    r.expect("typed ahead")
+    r.expect_prompt()
+    texts = [o["items"][0]["text"] for o in r.ops() if o["type"] == "user_input"]
+    assert texts == ["first", "next question"]
+    r.quit()
