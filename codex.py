@@ -8712,6 +8712,8 @@ class Repl(object):
         self._flush_history()
 
     def _flush_history(self, force=False):
+        if self.session_id is None and self.session is not None:
+            self.session_id = getattr(self.session, "session_id", None)
         if not self._pending_history or (self.session_id is None and not force):
             return
         import uuid
