@@ -8657,6 +8657,7 @@ class Repl(object):
         self._execs = {}
         self._mcp = {}
         self._turn_error = None
+        self._turn_id = None  # submission id of the running turn
         self.typeahead = ""
 
     # -- session lifecycle --
@@ -8805,7 +8806,7 @@ class Repl(object):
         """Submit `op` and render events until the turn ends (Esc / Ctrl-C interrupt it)."""
         try:
             session = self._ensure_session()
-            session.submit(op)
+            self._turn_id = session.submit(op)
         except CodexError as exc:
             self.renderer.error(str(exc))
             return
@@ -8871,7 +8872,8 @@ class Repl(object):
             handler(event, msg)
         else:
             log("debug", "repl: unhandled event %s", kind)
-        return kind in self.TURN_END
+        # Session-level events (id "") such as a startup error do not end the running turn.
+        return kind in self.TURN_END and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
 
     def _on_session_configured(self, event, msg):
         self.session_id = msg.get("session_id") or self.session_id
@@ -8969,7 +8971,8 @@ class Repl(object):
             self._stream.finish()
             self._stream = None
         self.renderer.error(msg.get("message", "error"))
-        self._turn_error = time.monotonic()
+        if event.get("id") in (None, self._turn_id):
+            self._turn_error = time.monotonic()
 
     def _on_turn_aborted(self, event, msg):
         reason = msg.get("reason", "interrupted")

@@ -27,10 +27,10 @@ pytestmark = pytest.mark.timeout(60)
 class Repl(ReplPty):
     """The REPL under the scripted-session harness; ops() reads what it submitted."""
 
-    def __init__(self, tmp_path, codex_home, turns, args=(), cwd=None, env=None):
+    def __init__(self, tmp_path, codex_home, turns, args=(), cwd=None, env=None, startup_errors=()):
         self.ops_path = tmp_path / ("ops-%d.jsonl" % time.monotonic_ns())
         script = tmp_path / "script.json"
-        script.write_text(json.dumps({"turns": turns}))
+        script.write_text(json.dumps({"turns": turns, "startup_errors": list(startup_errors)}))
         full_env = dict(CODEX_HOME=str(codex_home), OPENAI_API_KEY="test-key")
         full_env.update(env or {})
         ReplPty.__init__(self, sys.executable, [HARNESS, str(script), str(self.ops_path)] + list(args),
@@ -428,4 +428,14 @@ def test_keys_typed_during_a_turn_land_in_the_composer(tmp_path, codex_home):
     r.expect_prompt()
     texts = [o["items"][0]["text"] for o in r.ops() if o["type"] == "user_input"]
     assert texts == ["first", "next question"]
+    r.quit()
+
+
+def test_a_startup_error_does_not_end_the_first_turn(tmp_path, codex_home):
+    r = Repl(tmp_path, codex_home, [[{"sleep": 1.8}, _msg("answer after the error")]],
+             startup_errors=["MCP server `x` failed to start"])
+    r.submit("go")
+    r.expect("failed to start")
+    r.expect("answer after the error")
+    r.expect_prompt()
     r.quit()

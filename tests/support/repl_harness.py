@@ -6,7 +6,7 @@ against tests/support/model_server.py instead.
 
     python repl_harness.py SCRIPT.json OPS.jsonl [codex args...]
 
-SCRIPT.json: {"turns": [[msg, ...], ...]} - the event msgs answered to each user_input or
+SCRIPT.json: {"turns": [[msg, ...], ...], "startup_errors": [str]} - the event msgs answered to each user_input or
 compact op, in order.  A msg {"await": "exec_approval"} (or "patch_approval") blocks until
 that op arrives and then emits background_event "decision: <decision>".  Every op
 submitted (and every fork) is appended to OPS.jsonl as one JSON line.
@@ -37,6 +37,8 @@ class ScriptedSession(object):
         self.history = list(prefix or [])
         self.events.put({"id": "", "msg": {"type": "session_configured", "session_id": self.session_id,
                                            "model": config.model, "history_log_id": 0, "history_entry_count": 0}})
+        for message in SCRIPT.get("startup_errors", []) if turns is None else []:
+            self.events.put({"id": "", "msg": {"type": "error", "message": message}})
 
     def _log(self, obj):
         with open(self.ops_log, "a") as fh:
