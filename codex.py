@@ -8603,20 +8603,6 @@ def _git_diff(cwd):
     return True, "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
 
 
-def _sandbox_policy(mode, cfg):
-    """The protocol's SandboxPolicy object for a sandbox_mode (core-agent.md §9.2)."""
-    if mode != "workspace-write":
-        return {"mode": mode}
-    ww = getattr(cfg, "sandbox_workspace_write", {}) or {}
-    policy = {"mode": mode}
-    if ww.get("writable_roots"):
-        policy["writable_roots"] = list(ww["writable_roots"])
-    policy["network_access"] = bool(ww.get("network_access"))
-    policy["exclude_tmpdir_env_var"] = bool(ww.get("exclude_tmpdir_env_var"))
-    policy["exclude_slash_tmp"] = bool(ww.get("exclude_slash_tmp"))
-    return policy
-
-
 def _usage_of(msg):
     """The per-request usage in a token_count event (Aug flat form or Sept `info` form)."""
     if isinstance(msg.get("info"), dict):
@@ -9236,7 +9222,7 @@ class Repl(object):
         _k, label, approval, sandbox, _d = APPROVAL_PRESETS[choice]
         self.cfg.approval_policy, self.cfg.sandbox_mode = approval, sandbox
         self.cfg.sources["approval_policy"] = self.cfg.sources["sandbox_mode"] = "/approvals"
-        self._override(approval_policy=approval, sandbox_policy=_sandbox_policy(sandbox, self.cfg))
+        self._override(approval_policy=approval, sandbox_policy=sandbox_policy_json(self.cfg))
         self.renderer.note("approvals: %s (approval %s, sandbox %s)" % (label, approval, sandbox))
 
 
