@@ -8897,6 +8897,26 @@ class Repl(object):
         self._execs[msg.get("call_id")] = (msg.get("command"), time.monotonic())
         self.renderer.set_status("Running " + _display_command(msg.get("command")))
 
+    def _on_exec_command_output_delta(self, event, msg):
+        entry = self._execs.get(msg.get("call_id"))
+        chunk = msg.get("chunk")
+        if entry is None or not chunk:
+            return
+        if isinstance(chunk, str):  # base64 (Sept 2025 and later), else a list of byte values
+            import base64
+            import binascii
+
+            try:
+                chunk = base64.b64decode(chunk)
+            except (ValueError, binascii.Error):
+                return
+        elif isinstance(chunk, list):
+            chunk = bytes(b & 0xFF for b in chunk if isinstance(b, int))
+        lines = [l for l in chunk.decode("utf-8", "replace").splitlines() if l.strip()]
+        if lines:
+            tail = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1]).strip()
+            self.renderer.set_status("Running %s \u2014 %s" % (_display_command(entry[0]), tail))
+
     def _on_exec_command_end(self, event, msg):
         command, started = self._execs.pop(msg.get("call_id"), (msg.get("command"), time.monotonic()))
         seconds = _seconds(msg.get("duration")) if msg.get("duration") is not None else time.monotonic() - started

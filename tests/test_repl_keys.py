@@ -439,3 +439,22 @@ def test_a_startup_error_does_not_end_the_first_turn(tmp_path, codex_home):
     r.expect("answer after the error")
     r.expect_prompt()
     r.quit()
+
+
+def test_running_command_shows_its_latest_output_line(tmp_path, codex_home):
+    import base64
+
+    chunk = base64.b64encode(b"step 1\nstep 2 of 3\n").decode()
+    r = Repl(tmp_path, codex_home, [[
+        {"type": "exec_command_begin", "call_id": "c", "command": ["make", "all"], "cwd": "/w"},
+        {"type": "exec_command_output_delta", "call_id": "c", "stream": "stdout", "chunk": chunk},
+        {"sleep": 0.6},
+        {"type": "exec_command_end", "call_id": "c", "stdout": "step 1\nstep 2 of 3\n", "stderr": "",
+         "exit_code": 0, "duration": {"secs": 0, "nanos": 600000000}},
+        _msg("built"),
+    ]])
+    r.submit("build it")
+    r.expect("Running make all \u2014 step 2 of 3")
+    r.expect("built")
+    r.expect_prompt()
+    r.quit()
