@@ -8881,7 +8881,15 @@ class Repl(object):
         stream.push(msg.get("message", ""))
         stream.finish()
 
+    def _on_agent_reasoning_delta(self, event, msg):
+        # As upstream: the status line takes the latest **bold heading** of the reasoning summary.
+        self._reasoning_tail = (getattr(self, "_reasoning_tail", "") + msg.get("delta", ""))[-400:]
+        headings = re.findall(r"\*\*(.+?)\*\*", self._reasoning_tail)
+        if headings:
+            self.renderer.set_status(headings[-1])
+
     def _on_agent_reasoning(self, event, msg):
+        self._reasoning_tail = ""
         text = msg.get("text", "")
         heading = re.search(r"\*\*(.+?)\*\*", text)
         if heading:
