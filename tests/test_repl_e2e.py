@@ -295,3 +295,19 @@ def test_mcp_tool_calls_render_with_their_result(tmp_path, codex_home, server, w
     log = re.sub(r"\x1b\[[0-9;]*m", "", r.log())
     assert '\u2713 tool tester.echo({"text": "hi there"})' in log
     assert "\u2717 tool tester.boom()" in log
+
+
+def test_esc_interrupts_a_streaming_turn_and_the_next_turn_works(tmp_path, codex_home, server, work):
+    server.enqueue(Turn().text("slow " * 40, chunk_size=5).delay(0.3), Turn().text("after the interrupt"))
+    r = spawn(tmp_path, codex_home, server, work)
+    r.submit("talk slowly")
+    r.expect("Working")
+    time.sleep(0.8)
+    r.send(ESC)
+    r.expect("interrupted")
+    r.expect_prompt()
+    r.submit("again")
+    r.expect("after the interrupt")
+    r.expect_prompt()
+    r.quit()
+    assert user_texts(server.model_requests()[1])[-1] == "again"
