@@ -7572,14 +7572,19 @@ def walk_workspace_files(root, limit=FILE_SEARCH_MAX_FILES, cancel=None):
     return out
 
 
+#: git options for commands the REPL runs on its own in a repository that may not be trusted:
+#: no fsmonitor hook, no pager (a repository's config must not get to run programs)
+_GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "--no-pager"]
+
+
 def list_workspace_files(root, limit=FILE_SEARCH_MAX_FILES):
     """Files under `root` relative to it: `git ls-files` in a repository, else a walk."""
     import subprocess
 
     try:
         proc = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=str(root), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30,
+            ["git"] + _GIT_SAFE_OPTIONS + ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=str(root), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=30,
         )
         if proc.returncode == 0:
             seen = set()
@@ -8586,17 +8591,18 @@ def _git_diff(cwd):
     import subprocess
 
     def git(*args):
-        return subprocess.run(["git"] + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, timeout=60)
+        return subprocess.run(["git"] + _GIT_SAFE_OPTIONS + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
 
     try:
         if git("rev-parse", "--is-inside-work-tree").returncode != 0:
             return False, ""
-        parts = [git("diff", "--no-color").stdout.decode("utf-8", "replace")]
+        parts = [git("diff", "--no-color", "--no-ext-diff", "--no-textconv").stdout.decode("utf-8", "replace")]
         untracked = git("ls-files", "--others", "--exclude-standard", "-z").stdout.split(b"\0")
         for raw in untracked:
             if raw:
-                proc = git("diff", "--no-color", "--no-index", "--", os.devnull, os.fsdecode(raw))
+                proc = git("diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-index", "--",
+                           os.devnull, os.fsdecode(raw))
                 parts.append(proc.stdout.decode("utf-8", "replace"))
     except (OSError, subprocess.SubprocessError):
         return False, ""

@@ -87,3 +87,25 @@ def test_100k_files_stay_responsive(tmp_path):
         assert res
     assert fs.search("pkg42 0999")[0][0] == "pkg42/module/file_0999_j.py"
     assert max(timings) < 1.5, timings  # worst single keystroke (one-letter query over all files)
+
+
+def test_git_commands_do_not_run_repository_hooks(tmp_path):
+    """A cloned repository's config must not get to run programs through `@` or /diff."""
+    repo = tmp_path / "evil"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    marker = tmp_path / "PWNED"
+    hook = tmp_path / "hook.sh"
+    hook.write_text("#!/bin/sh\ntouch %s\n" % marker)
+    hook.chmod(0o755)
+    _touch(repo, "a.txt")
+    subprocess.run(["git", "-C", str(repo), "add", "a.txt"], check=True)
+    (repo / "a.txt").write_text("changed")
+    for key in ("core.fsmonitor", "diff.external", "core.pager"):
+        subprocess.run(["git", "-C", str(repo), "config", key, str(hook)], check=True)
+    subprocess.run(["git", "-C", str(repo), "diff"], capture_output=True)
+    assert marker.exists()  # the trap works on plain git
+    marker.unlink()
+    assert codex.list_workspace_files(repo) == ["a.txt"]
+    in_repo, diff = codex._git_diff(repo)
+    assert in_repo and "+changed" in diff
+    assert not marker.exists()
