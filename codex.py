@@ -8131,6 +8131,20 @@ class ReplRenderer(object):
             cell.append("\n  %s %s" % (mark, step.get("step", "")), style=style)
         self.print(cell)
 
+    def desktop_notification(self, kind, text):
+        """An OSC 9 notification (terminal permitting) when `[tui] notifications` asks for `kind`.
+
+        `notifications = true` means every kind; a list names the kinds wanted
+        ("agent-turn-complete", "approval-requested").
+        """
+        wanted = (getattr(self.cfg, "tui", None) or {}).get("notifications", False)
+        if not (wanted is True or (isinstance(wanted, list) and kind in wanted)):
+            return
+        if not self.caps["tty"] or self.caps["dumb"]:
+            return
+        clean = re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()[:200]
+        self.write("\x1b]9;%s\x07" % clean)
+
     def note(self, message):
         """A dim informational line."""
         from rich.text import Text
@@ -8994,6 +9008,11 @@ class Repl(object):
         if event.get("id") in (None, self._turn_id):
             self._turn_error = time.monotonic()
 
+    def _on_task_complete(self, event, msg):
+        if event.get("id") in (None, self._turn_id):
+            last = msg.get("last_agent_message") or "Agent turn complete"
+            self.renderer.desktop_notification("agent-turn-complete", last)
+
     def _on_turn_aborted(self, event, msg):
         reason = msg.get("reason", "interrupted")
         self.renderer.error("%s \u2014 tell the model what to do differently" % reason if reason == "interrupted" else reason)
@@ -9019,6 +9038,9 @@ class Repl(object):
     def _ask_approval(self, kind, command, cwd, reason, grant_root=None):
         """Show the question, take one key, print the decision; return the ReviewDecision."""
         self.renderer.approval(kind, command, cwd, reason, grant_root)
+        self.renderer.desktop_notification(
+            "approval-requested",
+            "Codex wants to run %s" % _display_command(command) if kind == "exec" else "Codex wants to edit files")
         self.renderer.set_status("Waiting for your approval")
         allowed = [k for k, _d, _l in APPROVAL_CHOICES if kind == "exec" or k != "a"]
         if self._keys is None and self.interactive:

@@ -209,3 +209,17 @@ def test_unknown_code_language_still_renders():
     s.push("```no-such-language-xyz\nsome code\n```\n")
     s.finish()
     assert "some code" in out.getvalue()
+
+
+def test_desktop_notifications_only_when_configured():
+    r, out = _renderer({"TERM": "xterm"}, tty=True)
+    r.cfg.tui = {}
+    r.desktop_notification("agent-turn-complete", "done")
+    assert "\x1b]9;" not in out.getvalue()
+    r.cfg.tui = {"notifications": ["approval-requested"]}
+    r.desktop_notification("agent-turn-complete", "done")
+    r.desktop_notification("approval-requested", "run\x1b]evil\x07 rm")
+    assert out.getvalue().count("\x1b]9;") == 1 and "\x1b]9;run ]evil  rm\x07" in out.getvalue()
+    r.cfg.tui = {"notifications": True}
+    r.desktop_notification("agent-turn-complete", "all done")
+    assert "\x1b]9;all done\x07" in out.getvalue()
