@@ -37,7 +37,10 @@ Contents (each section uses only the sections above it):
     §15b Agent: the session and the turn loop
     §16 History and rollouts
     §17 Front end: codex exec
-    §18 Front end: the interactive REPL
+    §18a Front end: the REPL, its helpers and `@` file search
+    §18b Front end: REPL rendering (streamed markdown, cells, status line)
+    §18c Front end: the REPL composer (history, keys, completion)
+    §18d Front end: the REPL session loop, approvals, slash commands
     §19 Front end: the MCP server
     §20 Front end: codex proto
     §21 Front end: codex proxy
@@ -1829,6 +1832,8 @@ def make_model_client(cfg, session_id, environ=None):
 #   session.next_event(timeout=None) -> {"id": submission_id, "msg": {"type": "...", ...}} or None
 #   session.interrupt(); session.shutdown()
 #   session.session_id, session.rollout_path, session.history (list of response items)
+#   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
+#       Nth-last user message; the REPL's Esc-Esc backtrack, upstream's fork_conversation)
 #
 # Op and event type names and fields follow ../shared/reference/core-agent.md §9 (Aug 2025,
 # with the later additions named in OP_TYPES/EVENT_TYPES).  The first event is always
@@ -2566,10 +2571,12 @@ def apply_changes(changes):
             for d in reversed(missing):
                 os.mkdir(str(d))
                 made_dirs.append(d)
-            tmp = path.with_name(".%s.codex-patch.%d" % (path.name, os.getpid()))
-            with open(str(tmp), "wb") as fh:
-                fh.write(text.encode("utf-8"))
+            # A fresh name, O_EXCL|O_NOFOLLOW: a sandboxed command may have planted a symlink at any
+            # predictable name (".x.codex-patch.<pid>") pointing outside the writable roots.
+            fd, tmp = _create_patch_temp(path)
             temps[path] = tmp
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode("utf-8"))
             if originals[path] is not None:
                 os.chmod(str(tmp), os.stat(str(path)).st_mode & 0o7777)
     except OSError as exc:
@@ -2597,6 +2604,20 @@ def apply_changes(changes):
                 pass
         _undo_temps(temps, made_dirs)
         raise PatchError("Failed to write %s: %s; no file was changed" % (getattr(exc, "filename", "") or "a file", exc.strerror or exc))
+
+
+def _create_patch_temp(path):
+    """Create a new empty temp file next to `path`; returns (fd, Path). Never follows a symlink."""
+    import secrets  # startup budget: only when a patch is applied
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(".%s.codex-patch.%s" % (path.name, secrets.token_hex(8)))
+        try:
+            return os.open(str(tmp), flags, 0o666), tmp  # umask applies, as for open(..., "wb")
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "cannot create a temporary file", str(path.parent))
 
 
 def _undo_temps(temps, made_dirs):
@@ -2755,7 +2776,7 @@ def _argv_is_safe(argv):
         return _git_is_safe(argv)
     if prog == "sed":
         return (len(argv) in (3, 4) and argv[1] == "-n" and bool(_SED_PRINT_RE.match(argv[2]))
-                and (len(argv) == 3 or bool(argv[3])))
+                and (len(argv) == 3 or (bool(argv[3]) and not argv[3].startswith("-"))))  # --file=x.sed, -e, -i
     if prog == "base64":
         return not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv[1:])
     return False
@@ -2862,7 +2883,11 @@ def _planted_program(argv, cfg):
 
     path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
     roots = [str(r) for r in SandboxPolicy.from_config(cfg).writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
+    # "." or an empty entry resolves against the command's workdir, which the model chooses
+    relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
     for word in _command_words(argv):
+        if relative and "/" not in word:
+            return word
         found = word if "/" in word else shutil.which(word, path=path)
         if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
             return word
@@ -2951,6 +2976,7 @@ SANDBOX_TYPE_NAMES = {"linux": "LinuxSeccomp", "linux-python": "LinuxSeccomp", "
 
 #: directories not searched for nested repositories (large, and never repos themselves)
 _NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
+PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
 _NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
 _NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
 
@@ -3078,7 +3104,12 @@ class SandboxPolicy(object):
             path = Path(cwd) / path
         real = os.path.realpath(os.path.normpath(str(path)))
         roots = self.writable_roots_for(cwd)
-        if not any(_is_within(real, str(r)) for r in roots):
+        inside = [str(r) for r in roots if _is_within(real, str(r))]
+        if not inside:
+            return False
+        # a .git or .codex that does not exist yet has no read-only mount: a new nested repo's
+        # config (core.fsmonitor, hooks) must not be written without a question either
+        if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
             return False
         return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
 
@@ -3280,13 +3311,16 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--ro-mounts] [--network] -- CMD [ARG]...
+#                       [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
 #   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace (.git,
 #                     $CODEX_HOME, .codex inside writable roots)
-#   --hide FILE       in that namespace /dev/null (read-only) covers FILE ($CODEX_HOME/auth.json)
+#   --hide FILE       in that namespace /dev/null (read-only) covers FILE ($CODEX_HOME/auth.json;
+#                     with the network on, unix sockets such as docker.sock)
+#   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network on:
+#                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
@@ -3309,6 +3343,15 @@ HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<s
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
 HIDDEN_HOME_FILES = ("auth.json",)  #: $CODEX_HOME files a command sees as empty (they hold credentials)
+#: With the network on, connect() is allowed for every family; these unix sockets (or the
+#: directories holding them) would run commands outside the sandbox -- container engines,
+#: D-Bus (systemd-run), systemd's private sockets, terminal multiplexers, X11 keystroke
+#: injection -- so commands do not see them.  "{uid}" and $XDG_RUNTIME_DIR are filled in.
+NETWORK_HIDDEN_SOCKETS = (
+    "/run/docker.sock", "/var/run/docker.sock", "/run/podman", "/run/containerd", "/run/dbus",
+    "/run/systemd/private", "/run/libvirt", "/run/user/{uid}", "/tmp/.X11-unix", "/tmp/tmux-{uid}",
+    "/run/screen", "~/.docker/run", "$XDG_RUNTIME_DIR",
+)
 
 #: Landlock access rights (linux/landlock.h; the system header may predate ABI 7)
 LANDLOCK_FS = {
@@ -3328,12 +3371,13 @@ _LANDLOCK_SCOPE_ABSTRACT_UNIX, _LANDLOCK_SCOPE_SIGNAL = 1, 2  #: ABI 6
 _SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (same on every arch)
 
 #: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
-#: (which performs socket/file operations seccomp cannot see) and mount changes (a root
-#: command owns the user namespace the read-only binds live in)
+#: (which performs socket/file operations seccomp cannot see), mount changes (a root
+#: command owns the user namespace the read-only binds live in) and the kernel keyrings
+#: (the session keyring is shared with the user's login session)
 SECCOMP_ALWAYS_DENIED = (
     "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
-    "fsconfig", "fsmount", "fspick", "pivot_root",
+    "fsconfig", "fsmount", "fspick", "pivot_root", "add_key", "request_key", "keyctl",
 )
 #: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
 SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
@@ -3435,13 +3479,49 @@ def linux_helper_path(home=None):
 
 
 def _python_helper_argv():
-    """argv prefix that runs codex.py itself as the helper (-E -s: no PYTHON* env, no user site).
+    """argv prefix that runs codex.py itself as the helper.
 
+    -I (isolated: no PYTHON* env, no user site, and above all no '' = the command's cwd on
+    sys.path: a json.py the previous command planted in the workspace would run unsandboxed).
     Imported rather than run as a script, so a cached .pyc spares compiling this file.
     """
     here = os.path.dirname(os.path.abspath(__file__))
-    boot = "import sys; sys.path.insert(0, %r); import codex; sys.exit(codex.main(sys.argv[1:]))" % here
-    return [sys.executable, "-E", "-s", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
+    # appended, not inserted first: a json.py planted next to codex.py must not shadow the stdlib
+    boot = ("import sys, importlib.util as u; sys.path.append(%r); s = u.spec_from_file_location('codex', %r); "
+            "m = u.module_from_spec(s); sys.modules['codex'] = m; s.loader.exec_module(m); "
+            "sys.exit(m.main(sys.argv[1:]))" % (here, os.path.join(here, "codex.py")))
+    return [sys.executable, "-I", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
+
+
+def _sandbox_code_paths(prefix, kind, roots):
+    """(paths the next command's sandbox is built from, codex's own code) inside `roots`.
+
+    Both stay read-only for commands: a command that rewrote the helper binary, or codex.py /
+    its .pyc / pyseccomp for the Python helper, would run the next command unsandboxed; codex's
+    package directory rewritten (the zipapp's ~/.shiv/... when the workspace is $HOME) runs at
+    the next codex start.  A checkout of codex that is itself the workspace keeps only its
+    files read-only.
+    """
+    roots = [str(r) for r in roots]
+    src = os.path.realpath(__file__)
+    here = os.path.dirname(src)
+    if any(_is_within(r, here) for r in roots):
+        cache = os.path.join(here, "__pycache__")
+        if kind != "linux":
+            try:
+                os.makedirs(cache, exist_ok=True)  # a directory the command could create and fill otherwise
+            except OSError:
+                pass
+        own = [src] + [p for p in (cache, os.path.join(here, "pyseccomp"), os.path.join(here, "pyseccomp.py"),
+                                   os.path.join(here, "codex_sandbox_helpers")) if os.path.exists(p)]
+    else:
+        own = [here]
+    needed = [os.path.dirname(os.path.realpath(prefix[0]))] if kind == "linux" else own
+
+    def inside(paths):
+        return [p for p in paths if any(_is_within(p, r) for r in roots)]
+
+    return inside(needed), inside(own)
 
 
 def helper_argv_prefix(home=None):
@@ -3551,10 +3631,17 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         userns = probe_sandbox(home).get("userns") == "1"
         if roots:
             ro = protected_paths(roots, policy_cwd, home)
+            needed, own = _sandbox_code_paths(prefix, kind, roots)
+            if needed and not userns:
+                raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
+                                   "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
+                                   "directory outside the workspace and /tmp" % needed[0])
             if ro and not userns:
                 _notice(".git and $CODEX_HOME inside writable roots cannot be made read-only here "
                         "(user namespaces are unavailable); they stay writable")
                 ro = []
+            if userns:
+                ro += [p for p in needed + own if p not in ro]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
@@ -3566,11 +3653,31 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 if os.path.isfile(secret):
                     out += ["--hide", os.path.realpath(secret)]
         if policy.has_network():
+            if userns:
+                for path in _network_hidden_paths(roots + [Path(command_cwd)]):
+                    out += ["--hide-dir" if os.path.isdir(path) else "--hide", path]
             out.append("--network")
         return out + ["--"] + argv, {}, kind
     if _DARWIN:
         return seatbelt_argv(argv, policy, policy_cwd, home), {"CODEX_SANDBOX": "seatbelt"}, "seatbelt"
     raise SandboxError("no sandbox exists for %s; use -s danger-full-access to run commands unsandboxed" % sys.platform)
+
+
+def _network_hidden_paths(keep=(), environ=None):
+    """NETWORK_HIDDEN_SOCKETS that exist here, resolved, without duplicates; none that is or
+    holds one of the `keep` paths (an XDG_RUNTIME_DIR of /tmp must not hide the writable /tmp)."""
+    environ = os.environ if environ is None else environ
+    out = []
+    for entry in NETWORK_HIDDEN_SOCKETS:
+        if entry == "$XDG_RUNTIME_DIR":
+            entry = environ.get("XDG_RUNTIME_DIR", "")
+            if not os.path.isabs(entry):
+                continue
+        path = os.path.realpath(os.path.expanduser(entry.replace("{uid}", str(os.getuid()))))
+        if os.path.exists(path) and path not in out and path != "/" and not any(
+                _is_within(os.path.realpath(str(k)), path) for k in keep):
+            out.append(path)
+    return out
 
 
 # -- the Python helper (fallback when no compiled helper fits) ------------------------------
@@ -3590,8 +3697,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "network": False, "probe": False,
-            "command": [], "ro_mounts": False}
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "network": False,
+            "probe": False, "command": [], "ro_mounts": False}
     i = 0
     while i < len(args):
         a = args[i]
@@ -3604,7 +3711,7 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
-        elif a in ("--cwd", "--writable", "--read-only", "--hide"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
@@ -3666,7 +3773,7 @@ def _apply_landlock(libc, writable, network):
             attr.net = _LANDLOCK_NET_TCP
     if abi >= 6:
         size = 24
-        attr.scoped = _LANDLOCK_SCOPE_SIGNAL | (0 if network else _LANDLOCK_SCOPE_ABSTRACT_UNIX)
+        attr.scoped = _LANDLOCK_SCOPE_SIGNAL | _LANDLOCK_SCOPE_ABSTRACT_UNIX  # network or not: X11, D-Bus
     fd = libc.syscall(ctypes.c_long(_SYS_LANDLOCK[0]), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if fd < 0:
         _helper_fail(122, "landlock_create_ruleset failed: %s" % os.strerror(ctypes.get_errno()))
@@ -3725,7 +3832,7 @@ def _import_pyseccomp():
     return pyseccomp
 
 
-def _apply_seccomp(network):
+def _apply_seccomp(network, pid_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
         pyseccomp = _import_pyseccomp()
@@ -3746,11 +3853,17 @@ def _apply_seccomp(network):
                 pass  # a syscall this libseccomp or arch does not know cannot be called either
         for req in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
+        if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
+            flt.add_rule(deny, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
         if not network:
             for name in SECCOMP_NETWORK_DENIED:
                 flt.add_rule(deny, name)
             for name in ("socket", "socketpair"):
                 flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
+            # an unconnected AF_UNIX datagram socket: with connect/bind denied, its only use is
+            # sendmsg to a pathname socket outside (/dev/log, sd_notify, daemons' control sockets)
+            flt.add_rule(deny, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_UNIX),
+                         pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, socket.SOCK_DGRAM))
             flt.add_rule(deny, "sendto", pyseccomp.Arg(4, pyseccomp.NE, 0))
         flt.load()
     except (OSError, RuntimeError, ValueError) as exc:
@@ -3771,13 +3884,15 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
-    """Enter a user+mount namespace; with ro_mounts make every mount read-only but the
-    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files."""
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=()):
+    """Enter a user+mount(+PID) namespace; with ro_mounts make every mount read-only but the
+    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files.
+    Returns whether a PID namespace was entered (see _run_in_pid_namespace)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(ctypes.c_int(0x10000000 | 0x00020000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
+    pid_ns = libc.unshare(ctypes.c_int(0x10000000 | 0x00020000 | 0x20000000)) == 0  # + CLONE_NEWPID
+    if not pid_ns and libc.unshare(ctypes.c_int(0x10000000 | 0x00020000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
@@ -3802,6 +3917,122 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=()):
         _bind_read_only(libc, path, path)
     for path in hidden:
         _bind_read_only(libc, "/dev/null", path)
+    for path in hidden_dirs:
+        if _cover_dir(libc, path) != 0:
+            _helper_fail(125, "covering %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
+    _hide_terminals(libc)
+    return pid_ns
+
+
+#: terminals and keyboards a command could read the user's keystrokes from (ptys cannot be
+#: opened in the sandbox anyway: /dev/ptmx is not writable)
+_HIDDEN_DEVICE_DIRS = ("/dev/pts", "/dev/input")
+
+
+def _cover_dir(libc, path):
+    """An empty read-only tmpfs over directory `path` (0 when done or nothing to cover, else -1)."""
+    import ctypes
+
+    if not os.path.isdir(path):
+        return 0
+    flags = _MS_RDONLY | 2 | 4 | 8  # MS_NOSUID | MS_NODEV | MS_NOEXEC
+    return libc.mount(b"codex-hidden", os.fsencode(path), b"tmpfs", ctypes.c_ulong(flags), b"size=4k,mode=755")
+
+
+def _hide_terminals(libc):
+    """Cover /dev/pts and /dev/input with an empty read-only tmpfs, /dev/console with /dev/null (best effort)."""
+    import ctypes
+    import stat as stat_mod
+
+    for path in _HIDDEN_DEVICE_DIRS:
+        _cover_dir(libc, path)
+    try:
+        is_char = stat_mod.S_ISCHR(os.stat("/dev/console").st_mode)
+    except OSError:
+        is_char = False
+    if is_char and libc.mount(b"/dev/null", b"/dev/console", None, ctypes.c_ulong(_MS_BIND), None) == 0:
+        libc.mount(None, b"/dev/console", None, ctypes.c_ulong(_MS_REMOUNT | _MS_BIND | _MS_RDONLY | 2 | 8), None)
+
+
+def _exec_command(cmd):
+    """execvp the command; on failure the helper's one-line error and 127/126, like a shell."""
+    try:
+        os.execvp(cmd[0], cmd)
+    except OSError as exc:
+        code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        _helper_fail(code, "cannot execute %s: %s" % (cmd[0], exc.strerror))
+
+
+def _run_in_pid_namespace(libc, cmd):
+    """Fork pid 1 of the new PID namespace, which runs the command as pid 2 and reaps; exit like it.
+
+    When the command exits, pid 1 exits and the kernel kills whatever the command left behind
+    (setsid daemons included); a SIGKILL to the process group (timeouts) does the same.
+    SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on; SIGINT/SIGQUIT reach the group anyway.
+    """
+    import signal
+    import struct
+
+    target = [0]
+
+    def forward(sig, _frame):
+        if target[0] > 0:
+            try:
+                os.kill(target[0], sig)
+            except OSError:
+                pass
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, forward)
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, lambda _sig, _frame: None)
+    rfd, wfd = os.pipe()
+    init = os.fork()
+    if init == 0:
+        os.close(rfd)
+        libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the namespace dies with the helper
+        child = os.fork()
+        if child == 0:
+            os.close(wfd)
+            _exec_command(cmd)
+        target[0] = child
+        status = 9
+        while True:
+            try:
+                pid, st = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            if pid == child:
+                status = st
+                break
+        os.write(wfd, struct.pack("i", status))
+        os._exit(0)
+    target[0] = init
+    os.close(wfd)
+    while True:
+        try:
+            os.waitpid(init, 0)
+            break
+        except ChildProcessError:
+            break
+    data = b""
+    while len(data) < 4:
+        chunk = os.read(rfd, 4 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    status = struct.unpack("i", data)[0] if len(data) == 4 else 9  # init killed: so was the command
+    if os.WIFEXITED(status):
+        os._exit(os.WEXITSTATUS(status))
+    sig = os.WTERMSIG(status)
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # die of the command's signal without a core of our own
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot (and need not) be reset
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    os.kill(os.getpid(), sig)
+    os._exit(128 + sig)
 
 
 def _bind_read_only(libc, src, dst):
@@ -3844,7 +4075,7 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+                     "[--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
         abi, reason = _landlock_abi(libc)
@@ -3860,25 +4091,28 @@ def _sandbox_helper_main(args):
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         return 0
-    os.closerange(3, 1 << 16)
+    import ctypes
+
+    # close_range(3, ~0U) (Linux 5.9+): every inherited fd, as the C helper; else up to the fd limit
+    if libc.syscall(ctypes.c_long(436), ctypes.c_uint(3), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)) != 0:
+        os.closerange(3, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    if opts["read_only"] or opts["ro_mounts"] or opts["hide"]:
-        _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"])
-    _apply_seccomp(opts["network"])
+    pid_ns = False
+    if opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
+        pid_ns = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
+                                    opts["hide_dir"])
+    _apply_seccomp(opts["network"], pid_ns)
     _apply_landlock(libc, opts["writable"], opts["network"])
     if opts["cwd"]:
         try:
             os.chdir(opts["cwd"])
         except OSError as exc:
             _helper_fail(121, "cannot enter %s: %s" % (opts["cwd"], exc.strerror))
-    cmd = opts["command"]
-    try:
-        os.execvp(cmd[0], cmd)
-    except OSError as exc:
-        code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
-        _helper_fail(code, "cannot execute %s: %s" % (cmd[0], exc.strerror))
+    if pid_ns:
+        _run_in_pid_namespace(libc, opts["command"])
+    _exec_command(opts["command"])
     return 127
 
 
@@ -5630,6 +5864,20 @@ class Session(object):
         self._emit("", "shutdown_complete")
         self._closed = True
 
+    def fork(self, drop_last_user_messages):
+        """A new Session (new id, same config) whose history is this one's cut just before its
+        Nth-last user message; this session is left as it is (Esc-Esc backtrack in §18)."""
+        with self._lock:
+            items = list(self.history)
+        users = [i for i, it in enumerate(items)
+                 if it.get("type") == "message" and it.get("role") == "user" and not _is_context_message(it)]
+        drop = max(0, min(int(drop_last_user_messages), len(users)))
+        cut = users[len(users) - drop] if drop else len(items)
+        new = Session(self.cfg, approval_handler=self.approval_handler, record_rollout=self._rollout is not None,
+                      environ=self._environ)
+        new._record([it for it in items[:cut] if not _is_context_message(it)])
+        return new
+
     # -- ops --
     def _new_sub_id(self):
         sub = str(self._next_sub)
@@ -6241,6 +6489,280 @@ class Session(object):
 ###############################################################################
 
 # Owner: history.jsonl belongs to the REPL issue (#5); rollouts to the agent issue (#4).
+
+# -- history.jsonl --------------------------------------------------------------------------
+#
+# Every prompt submitted in the REPL is one compact JSON line {"session_id", "ts", "text"} in
+# $CODEX_HOME/history.jsonl (mode 0600).  An append is one write(2) on an O_APPEND descriptor
+# under an exclusive flock taken with bounded retries, so concurrent sessions never interleave
+# or lose lines.  `max_bytes` is honoured by writing the newest entries to a temporary file and
+# renaming it over the log: the new inode tells every reader holding the old (inode, count)
+# snapshot that its offsets are stale, and a writer that was waiting for the lock on the old
+# inode notices the swap and reopens.  Readers take an (inode, size) snapshot when a session
+# starts; bytes below `size` never change for that inode, so the newest entries are found by
+# scanning backwards from `size`: Up-arrow cost does not grow with the file.
+
+HISTORY_FILENAME = "history.jsonl"  #: file name under $CODEX_HOME
+HISTORY_LOCK_TRIES = 10  #: flock attempts before giving up (upstream: 10)
+HISTORY_LOCK_RETRY_SECONDS = 0.1  #: pause between flock attempts (upstream: 100 ms)
+HISTORY_TRIM_RATIO = 0.8  #: a max_bytes rewrite keeps the newest entries up to this share of it
+HISTORY_SESSION_KEYS = ("session_id", "conversation_id")  #: later upstream builds renamed the field
+_HISTORY_CHUNK = 64 * 1024  #: bytes read per step when scanning the log
+
+
+def history_path(home):
+    """Path of $CODEX_HOME/history.jsonl."""
+    return Path(home) / HISTORY_FILENAME
+
+
+def _flock_retrying(fd, exclusive):
+    """flock(fd) without blocking, retrying HISTORY_LOCK_TRIES times; return True when held."""
+    import fcntl  # POSIX only; imported where needed
+
+    op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    for attempt in range(HISTORY_LOCK_TRIES):
+        try:
+            fcntl.flock(fd, op)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+        if attempt + 1 < HISTORY_LOCK_TRIES:
+            time.sleep(HISTORY_LOCK_RETRY_SECONDS)
+    return False
+
+
+def _write_all(fd, data):
+    """write(2) until `data` is written (one call in practice: O_APPEND keeps it whole)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def history_record(session_id, text, ts=None):
+    """The JSON line (bytes, newline included) recorded for one prompt."""
+    entry = {"session_id": str(session_id), "ts": int(time.time() if ts is None else ts), "text": text}
+    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def append_history(home, session_id, text, persistence="save-all", max_bytes=None, ts=None):
+    """Append one prompt to history.jsonl under an exclusive lock; return True if written.
+
+    Raises OSError when the file cannot be written or the lock is not obtained after the
+    bounded retries; callers in front ends log it and carry on (history never breaks a session).
+    """
+    if persistence == "none" or not text:
+        return False
+    path = history_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = history_record(session_id, text, ts)
+    for _ in range(HISTORY_LOCK_TRIES):
+        fd = os.open(str(path), os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            st = os.fstat(fd)
+            if st.st_mode & 0o777 != 0o600:
+                os.fchmod(fd, 0o600)
+            if not _flock_retrying(fd, exclusive=True):
+                raise OSError(
+                    errno.EWOULDBLOCK,
+                    "could not acquire exclusive lock on history file after multiple attempts",
+                    str(path),
+                )
+            try:
+                now = os.stat(str(path))
+            except FileNotFoundError:
+                continue
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                continue  # a max_bytes rewrite replaced the file while we waited: reopen
+            _write_all(fd, data)
+            if max_bytes and os.fstat(fd).st_size > max_bytes:
+                _rewrite_history_tail(path, fd, int(max_bytes))
+            return True
+        finally:
+            os.close(fd)  # releases the lock
+    raise OSError(errno.EAGAIN, "history file kept being replaced while appending", str(path))
+
+
+def _rewrite_history_tail(path, fd, max_bytes):
+    """Replace the (locked) log with a new file holding its newest whole lines (new inode)."""
+    size = os.fstat(fd).st_size
+    tail = b""
+    for budget in (int(max_bytes * HISTORY_TRIM_RATIO), max_bytes):
+        start = max(0, size - budget)
+        tail = os.pread(fd, size - start, start)
+        if start > 0 and os.pread(fd, 1, start - 1) != b"\n":
+            cut = tail.find(b"\n")
+            tail = tail[cut + 1:] if cut >= 0 else b""
+        if tail:
+            break
+    write_private_file(path, tail)
+
+
+def history_metadata(home, persistence="save-all"):
+    """(log_id, entry_count): the log's inode and its number of lines; (0, 0) if absent."""
+    if persistence == "none":
+        return 0, 0
+    try:
+        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return 0, 0
+    try:
+        log_id, count = os.fstat(fd).st_ino, 0
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                count += chunk.count(b"\n")
+        except OSError:
+            count = 0
+        return log_id, count
+    finally:
+        os.close(fd)
+
+
+def _parse_history_line(raw):
+    """A history line as {"session_id", "ts", "text"}; None if it is not a record."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        return None
+    sid = next((obj[k] for k in HISTORY_SESSION_KEYS if k in obj), "")
+    return {"session_id": sid, "ts": obj.get("ts", 0), "text": obj["text"]}
+
+
+def lookup_history_entry(home, offset, log_id, persistence="save-all"):
+    """The record at zero-based line `offset` if the log's inode is still `log_id`, else None.
+
+    This is the protocol's `get_history_entry_request` (a forward scan, as upstream does);
+    the REPL browses with a HistorySnapshot instead, which scans backwards from the end.
+    """
+    if persistence == "none" or offset < 0:
+        return None
+    try:
+        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_ino != log_id or not _flock_retrying(fd, exclusive=False):
+            return None
+        line_no, pos, carry = 0, 0, b""
+        while True:
+            chunk = os.pread(fd, 1 << 20, pos)
+            if not chunk:
+                return None
+            pos += len(chunk)
+            block_lines = chunk.count(b"\n")
+            if line_no + block_lines <= offset:
+                line_no += block_lines
+                carry = chunk[chunk.rfind(b"\n") + 1:] if block_lines else carry + chunk
+                continue
+            lines = (carry + chunk).split(b"\n")
+            return _parse_history_line(lines[offset - line_no])
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+class HistorySnapshot(object):
+    """One session's view of history.jsonl: its inode and size when the session started.
+
+    `entry_from_end(k)` returns the k-th newest record (k = 0 is the newest) among the lines
+    present at the snapshot, reading backwards in chunks and remembering the line breaks it
+    has seen, so browsing costs the length of the lines shown, not the size of the file.
+    `entry_count` (the upstream `history_entry_count`) is computed only when asked for.
+    """
+
+    def __init__(self, home, persistence="save-all"):
+        self.path = history_path(home)
+        self.enabled = persistence != "none"
+        self.log_id, self.size = 0, 0
+        if self.enabled:
+            try:
+                st = os.stat(str(self.path))
+                self.log_id, self.size = st.st_ino, st.st_size
+            except OSError:
+                pass
+        self._count = None
+        self._newlines = []  # positions of b"\n" below size, newest first
+        self._scanned_to = self.size  # everything at or above this position has been scanned
+        self._lock = threading.Lock()
+
+    @property
+    def entry_count(self):
+        """Number of complete lines in the snapshot (counted once, on first use)."""
+        if self._count is None:
+            count = 0
+            if self.size:
+                try:
+                    with open(str(self.path), "rb") as fh:
+                        if os.fstat(fh.fileno()).st_ino == self.log_id:
+                            left = self.size
+                            while left > 0:
+                                chunk = fh.read(min(left, 1 << 20))
+                                if not chunk:
+                                    break
+                                left -= len(chunk)
+                                count += chunk.count(b"\n")
+                except OSError:
+                    count = 0
+            self._count = count
+        return self._count
+
+    def _scan_back(self, fd, need):
+        """Find newlines backwards until `need` of them are known or the start is reached."""
+        while len(self._newlines) < need and self._scanned_to > 0:
+            start = max(0, self._scanned_to - _HISTORY_CHUNK)
+            chunk = os.pread(fd, self._scanned_to - start, start)
+            if len(chunk) != self._scanned_to - start:
+                raise OSError(errno.EIO, "history file shrank under its snapshot")
+            end = len(chunk)
+            while True:
+                i = chunk.rfind(b"\n", 0, end)
+                if i < 0:
+                    break
+                self._newlines.append(start + i)
+                end = i
+            self._scanned_to = start
+
+    def entry_from_end(self, k):
+        """The k-th newest record of the snapshot, or None (past the oldest, or log replaced)."""
+        if not self.enabled or k < 0 or not self.log_id:
+            return None
+        with self._lock:
+            try:
+                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None
+            try:
+                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
+                    return None
+                self._scan_back(fd, k + 2)
+                if k >= len(self._newlines):
+                    return None
+                end = self._newlines[k]
+                if k + 1 < len(self._newlines):
+                    begin = self._newlines[k + 1] + 1
+                elif self._scanned_to == 0:
+                    begin = 0
+                else:
+                    return None
+                return _parse_history_line(os.pread(fd, end - begin, begin))
+            except OSError:
+                return None
+            finally:
+                os.close(fd)
+
+    def lookup(self, offset):
+        """The record at absolute line `offset` (0 = oldest) of the snapshot, or None."""
+        count = self.entry_count
+        if offset < 0 or offset >= count:
+            return None
+        return self.entry_from_end(count - 1 - offset)
 
 
 # -- rollouts --
@@ -6879,15 +7401,2065 @@ def _cmd_resume(args, cfg_loader):
 
 
 ###############################################################################
-# §18 Front end: the interactive REPL
+# §18a Front end: the REPL, its helpers and `@` file search
 ###############################################################################
 
 # Owner: the REPL issue (#5).
+#
+# The interactive session renders inline and append-only: a finished cell (an answer block, a
+# command with its output, a diff, a decision) is printed once into the terminal's normal
+# scrollback and never redrawn.  Only the composer (prompt-toolkit, no alternate screen, no
+# mouse capture unless `tui.disable_mouse_capture = false`) and, while a turn runs, one live
+# status line are redrawn, so native scrollback, selection and tmux/zellij copy modes keep
+# working (upstream #1247, #2836, #10331).  Data flow:
+#
+#     Composer (keys, `/` and `@` completion, history) -> op -> Session (§15)
+#     Session events -> ReplRenderer (rich: streamed markdown, cells, approvals) -> stdout
+#
+# Keys: Enter sends, Ctrl-J (or Alt-Enter) inserts a newline, Up/Down browse history on an
+# empty composer, `@` searches files, `/` lists commands, Esc Esc edits an earlier message,
+# Ctrl-C clears the line (twice on an empty line quits) or interrupts a turn, Ctrl-D on an
+# empty line quits.  While a turn runs, Esc or Ctrl-C interrupts it.
+
+#: slash commands in presentation order: (name, description)
+SLASH_COMMANDS = (
+    ("new", "start a new chat during a conversation"),
+    ("init", "create an AGENTS.md file with instructions for Codex"),
+    ("compact", "summarize conversation to prevent hitting the context limit"),
+    ("diff", "show git diff (including untracked files)"),
+    ("mention", "mention a file"),
+    ("status", "show current session configuration and token usage"),
+    ("model", "choose what model and reasoning effort to use"),
+    ("approvals", "choose what Codex can do without approval"),
+    ("quit", "exit Codex"),
+)
+SLASH_ALIASES = {"exit": "quit", "clear": "new"}  #: other spellings accepted
+#: file_opener value -> URI scheme of the editor link a citation becomes ("none": left as is)
+FILE_OPENER_SCHEMES = {"vscode": "vscode", "vscode-insiders": "vscode-insiders", "windsurf": "windsurf", "cursor": "cursor"}
+#: a model's file citation 【F:path†L10-L20】: path, start line, optional end line (or "?")
+CITATION_RE = re.compile(u"\u3010F:([^\u2020]+)\u2020L(\\d+)(?:-L(\\d+|\\?))?\u3011")
+#: approval prompt: key -> (ReviewDecision, label); Esc and Ctrl-C also abort
+APPROVAL_CHOICES = (
+    ("y", "approved", "Yes"),
+    ("a", "approved_for_session", "Yes, always this session"),
+    ("n", "denied", "No"),
+    ("esc", "abort", "No, and stop the turn"),
+)
+#: /approvals presets: (key, label, approval_policy, sandbox_mode, description)
+APPROVAL_PRESETS = (
+    ("1", "Read Only", "on-request", "read-only", "read files; ask before edits, commands or network"),
+    ("2", "Auto", "on-request", "workspace-write", "edit and run in the workspace; ask to leave it"),
+    ("3", "Full Access", "never", "danger-full-access", "no sandbox, never ask (use with care)"),
+)
+#: /model presets: (model, reasoning effort or None); `/model NAME` takes any name
+MODEL_PRESETS = (
+    ("codex-mini-latest", None),
+    ("gpt-5", "minimal"),
+    ("gpt-5", "low"),
+    ("gpt-5", "medium"),
+    ("gpt-5", "high"),
+    ("o3", None),
+    ("o4-mini", None),
+    ("gpt-4.1", None),
+)
+#: what /init asks the agent to do
+INIT_PROMPT = (
+    "Create an AGENTS.md file in the current directory for future coding agents working in this "
+    "repository. Look at the project first (layout, build and test commands, code style, how to "
+    "run a single test, conventions for commits and pull requests), then write concise, accurate "
+    "instructions under clear headings. Do not invent commands you have not verified."
+)
+FILE_SEARCH_LIMIT = 8  #: `@` results shown (upstream: 8)
+FILE_SEARCH_MAX_FILES = 1000000  #: stop listing a workspace beyond this many files
+EXEC_PREVIEW_HEAD, EXEC_PREVIEW_TAIL = 4, 2  #: command output lines shown before/after "…"
+STATUS_FRAMES = u"\u280b\u2819\u2839\u2838\u283c\u2834\u2826\u2827\u2807\u280f"  #: spinner
+_BACKTRACK = object()  #: what the composer returns when Esc Esc asks for the backtrack picker
+#: spaces rich pads lines with (kept out of the scrollback so copied text has none)
+_TRAILING_PAD_RE = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)*[ \t](?:[ \t]|\x1b\[[0-9;]*m)*$", re.M)
+
+
+# -- terminal and text helpers --------------------------------------------------------------
+
+
+def _terminal_caps(stream=None, environ=None):
+    """{"tty", "color", "hyperlinks", "width"} for the output stream (NO_COLOR, TERM=dumb)."""
+    environ = os.environ if environ is None else environ
+    stream = sys.stdout if stream is None else stream
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    term = environ.get("TERM", "")
+    dumb = term in ("dumb", "unknown")
+    try:
+        width = os.get_terminal_size(stream.fileno()).columns if tty else 80
+    except (OSError, AttributeError, ValueError):
+        width = 80
+    forced = environ.get("FORCE_HYPERLINK")
+    if forced is not None:
+        links = forced not in ("0", "false", "")
+    else:
+        program = environ.get("TERM_PROGRAM", "")
+        links = (
+            program in ("iTerm.app", "WezTerm", "vscode", "ghostty", "Hyper", "rio")
+            or bool(environ.get("KITTY_WINDOW_ID") or environ.get("WT_SESSION") or environ.get("KONSOLE_VERSION"))
+            or term in ("xterm-kitty", "xterm-ghostty", "alacritty", "wezterm")
+            or term.startswith("foot")
+            or (environ.get("VTE_VERSION", "0").isdigit() and int(environ.get("VTE_VERSION", "0")) >= 5000)
+        )
+    return {
+        "tty": tty,
+        "dumb": dumb,
+        "color": tty and not dumb and not environ.get("NO_COLOR"),
+        "hyperlinks": bool(tty and not dumb and links),
+        "width": max(20, width or 80),
+    }
+
+
+def rewrite_citations(text, file_opener, cwd, links=True):
+    """Turn 【F:path†L5-L9】 into `[path:5](scheme://file/ABS:5) ` (or `path:5 ` without links).
+
+    As upstream: nothing changes for file_opener "none"; the end line is dropped; relative
+    paths are joined to the session cwd and lexically cleaned; one space follows.
+    """
+    scheme = FILE_OPENER_SCHEMES.get(file_opener)
+    if scheme is None or u"\u3010F:" not in text:
+        return text
+    import posixpath
+    from urllib.parse import quote
+
+    def repl(m):
+        path, start = m.group(1), m.group(2)
+        label = "%s:%s" % (path, start)
+        if not links:
+            return label + " "
+        raw = path.replace("\\", "/")
+        full = posixpath.normpath(raw if raw.startswith("/") else posixpath.join(str(cwd).replace("\\", "/"), raw))
+        if full.startswith("//"):
+            full = "/" + full.lstrip("/")
+        return "[%s](%s://file%s:%s) " % (label.replace("]", "\\]"), scheme, quote(full, safe="/:._-~+@,="), start)
+
+    return CITATION_RE.sub(repl, text)
+
+
+def _display_command(command):
+    """A command argv as the user reads it: the script of `bash -lc SCRIPT`, else shell-quoted."""
+    import shlex
+
+    if isinstance(command, str):
+        return command
+    command = [str(c) for c in command or []]
+    if len(command) == 3 and os.path.basename(command[0]) in ("bash", "sh", "zsh") and command[1] in ("-lc", "-c"):
+        return command[2]
+    return " ".join(shlex.quote(c) for c in command)
+
+
+def _seconds(duration):
+    """A duration from an event ({"secs","nanos"}, seconds, or "1.2s") as float seconds."""
+    if isinstance(duration, dict):
+        return float(duration.get("secs", 0)) + float(duration.get("nanos", 0)) / 1e9
+    if isinstance(duration, (int, float)):
+        return float(duration)
+    if isinstance(duration, str):
+        m = re.match(r"\s*([\d.]+)\s*(ms|s)?", duration)
+        if m:
+            return float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+    return 0.0
+
+
+def _format_elapsed(seconds):
+    """1.2s, 45s, 3m 05s."""
+    if seconds < 10:
+        return "%.1fs" % seconds
+    if seconds < 60:
+        return "%ds" % seconds
+    return "%dm %02ds" % (seconds // 60, seconds % 60)
+
+
+def _preview_lines(text, head=EXEC_PREVIEW_HEAD, tail=EXEC_PREVIEW_TAIL, width=200):
+    """The lines of command output worth showing: head, a "… +N lines" marker, tail."""
+    lines = (text or "").rstrip("\n").split("\n") if (text or "").strip() else []
+    lines = [l if len(l) <= width else l[: width - 1] + u"\u2026" for l in lines]
+    if len(lines) <= head + tail + 1:
+        return lines
+    return lines[:head] + [u"\u2026 +%d lines" % (len(lines) - head - tail)] + lines[-tail:]
+
+
+def _normalize_change(change):
+    """A FileChange in any of its wire shapes -> (kind, content, unified_diff, move_path)."""
+    if isinstance(change, str):
+        return change, "", "", None
+    if not isinstance(change, dict):
+        return "update", "", "", None
+    if "type" in change:
+        kind = change.get("type")
+        body = change
+    else:
+        kind = next(iter(change), "update")
+        body = change.get(kind) if isinstance(change.get(kind), dict) else {}
+    return (
+        kind,
+        body.get("content") or "",
+        body.get("unified_diff") or body.get("diff") or "",
+        body.get("move_path"),
+    )
+
+
+def _relative_to(path, cwd):
+    """`path` relative to `cwd` when it lies inside it, else as given."""
+    try:
+        rel = os.path.relpath(str(path), str(cwd))
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _diff_counts(lines):
+    """(+added, -removed) of unified diff lines."""
+    added = sum(1 for l in lines if l.startswith("+") and not l.startswith("+++"))
+    removed = sum(1 for l in lines if l.startswith("-") and not l.startswith("---"))
+    return added, removed
+
+
+# -- `@` file search ------------------------------------------------------------------------
+
+
+def _gitignore_regex(pattern):
+    """Compile one .gitignore pattern; return (regex, negated, dir_only, anchored) or None."""
+    pattern = pattern.rstrip("\n").rstrip("\r")
+    if not pattern.strip() or pattern.startswith("#"):
+        return None
+    if not pattern.endswith("\\ "):
+        pattern = pattern.rstrip(" ")
+    negated = pattern.startswith("!")
+    if negated:
+        pattern = pattern[1:]
+    elif pattern.startswith("\\"):
+        pattern = pattern[1:]
+    dir_only = pattern.endswith("/")
+    pattern = pattern.rstrip("/")
+    if not pattern:
+        return None
+    anchored = "/" in pattern
+    pattern = pattern.lstrip("/")
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("/**", i) and i + 3 == len(pattern):
+            out.append("/.*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = pattern.find("]", i + 2)
+            if j < 0:
+                out.append("\\[")
+                i += 1
+            else:
+                body = pattern[i + 1:j]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = j + 1
+        elif c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return re.compile("".join(out) + r"\Z"), negated, dir_only, anchored
+
+
+def _read_ignore_rules(directory):
+    """The compiled rules of `directory`'s .gitignore and .ignore files."""
+    rules = []
+    for name in (".gitignore", ".ignore"):
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    rule = _gitignore_regex(line)
+                    if rule is not None:
+                        rules.append(rule)
+        except OSError:
+            pass
+    return rules
+
+
+def _ignored(stack, rel, name, is_dir):
+    """Whether `rel` (relative to the search root) is ignored by the rule stack (last match wins)."""
+    verdict = False
+    for base, rules in stack:
+        sub = rel[len(base) + 1:] if base else rel
+        for regex, negated, dir_only, anchored in rules:
+            if dir_only and not is_dir:
+                continue
+            if regex.match(sub if anchored else name):
+                verdict = not negated
+    return verdict
+
+
+def walk_workspace_files(root, limit=FILE_SEARCH_MAX_FILES, cancel=None):
+    """Relative paths of the files under `root`, skipping hidden entries and what .gitignore /
+    .ignore files exclude (used outside git repositories)."""
+    root = str(root)
+    out = []
+    stack = [("", [("", _read_ignore_rules(root))])]
+    while stack:
+        rel_dir, rules = stack.pop()
+        if cancel is not None and cancel():
+            break
+        try:
+            entries = list(os.scandir(os.path.join(root, rel_dir) if rel_dir else root))
+        except OSError:
+            continue
+        for entry in sorted(entries, key=lambda e: e.name):
+            name = entry.name
+            if name.startswith("."):
+                continue
+            rel = rel_dir + "/" + name if rel_dir else name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if _ignored(rules, rel, name, is_dir):
+                continue
+            if is_dir:
+                sub_rules = _read_ignore_rules(entry.path)
+                stack.append((rel, rules + [(rel, sub_rules)] if sub_rules else rules))
+            else:
+                out.append(rel)
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+#: git options for commands the REPL runs on its own in a repository that may not be trusted:
+#: no fsmonitor hook, no pager (a repository's config must not get to run programs)
+_GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "--no-pager"]
+
+
+def list_workspace_files(root, limit=FILE_SEARCH_MAX_FILES):
+    """Files under `root` relative to it: `git ls-files` in a repository, else a walk."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            ["git"] + _GIT_SAFE_OPTIONS + ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=str(root), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=30,
+        )
+        if proc.returncode == 0:
+            seen = set()
+            out = []
+            for raw in proc.stdout.split(b"\0"):
+                if raw and raw not in seen:
+                    seen.add(raw)
+                    out.append(os.fsdecode(raw))
+                    if len(out) >= limit:
+                        break
+            return out
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return walk_workspace_files(root, limit)
+
+
+class FileSearch(object):
+    """Fuzzy file-name search over the workspace for `@` (smart case, space-separated atoms).
+
+    The file list is loaded once in a background thread.  A query that extends the previous
+    one narrows the previous matches instead of rescanning; a newer query makes an older one
+    still running give up early.  Results are ranked: a match inside the file name beats one
+    spread over directories, a prefix beats an infix, shorter paths win ties.
+    """
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self._paths = []
+        self._lower = []
+        self._base = []
+        self._ready = threading.Event()
+        self._thread = None
+        self._generation = 0
+        self._last = (None, None)  # (query key, matching indices)
+        self._lock = threading.Lock()
+        self.last_query, self.last_total = None, 0  # the last finished search and its match count
+
+    def start(self):
+        """Begin listing the workspace in the background (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._load, name="codex-file-index", daemon=True)
+            self._thread.start()
+        return self
+
+    def _load(self):
+        try:
+            paths = list_workspace_files(self.root)
+        except Exception as exc:  # a broken index must not take the REPL down
+            log("warn", "file search: cannot list %s: %s", self.root, exc)
+            paths = []
+        lower = [p.lower() for p in paths]
+        self._base = [p[p.rfind("/") + 1:] for p in lower]
+        self._paths, self._lower = paths, lower
+        self._ready.set()
+
+    def wait(self, timeout=None):
+        """Block until the file list is loaded; return whether it is."""
+        self.start()
+        return self._ready.wait(timeout)
+
+    @property
+    def ready(self):
+        """Whether the file list is loaded."""
+        return self._ready.is_set()
+
+    @property
+    def file_count(self):
+        """Number of files indexed (0 until loaded)."""
+        return len(self._paths)
+
+    def search(self, query, limit=FILE_SEARCH_LIMIT):
+        """The best `limit` matches as [(path, [matched char indices])]; [] if superseded."""
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        if not self.wait(30):
+            return []
+        stale = lambda: generation != self._generation
+        atoms = query.split()
+        if not atoms:
+            self.last_query, self.last_total = query, len(self._paths)
+            order = sorted(range(len(self._paths)), key=lambda i: (self._paths[i].count("/"), len(self._paths[i]), self._paths[i]))
+            return [(self._paths[i], []) for i in order[:limit]]
+        keyed = [(a, a != a.lower()) for a in atoms]
+        key = tuple(keyed)
+        prev_key, prev = self._last
+        # Narrowing: the same atoms, the last ones extended, or more atoms added.
+        narrows = prev_key is not None and (
+            (len(prev_key) == len(key) and all(p[1] == k[1] and k[0].startswith(p[0]) for p, k in zip(prev_key, key)))
+            or (len(prev_key) < len(key) and prev_key == key[: len(prev_key)])
+        )
+        candidates = prev if narrows else range(len(self._paths))
+        for atom, sensitive in keyed:
+            pat = re.compile(".*?".join(re.escape(c) for c in atom), re.S)
+            hay = self._paths if sensitive else self._lower
+            search = pat.search
+            candidates = [i for i in candidates if search(hay[i])]
+            if stale():
+                return []
+        self._last = (key, candidates)
+        self.last_query, self.last_total = query, len(candidates)
+
+        paths, lower, base = self._paths, self._lower, self._base
+
+        fuzzy = [(a, sensitive, re.compile(".*?".join(re.escape(c) for c in a)).search) for a, sensitive in keyed]
+
+        def score(i):
+            total = 0
+            for a, sensitive, in_order in fuzzy:
+                name = base[i] if not sensitive else paths[i][paths[i].rfind("/") + 1:]
+                pos = name.find(a)
+                if pos == 0:
+                    total += 800 if len(a) < len(name) else 1000
+                elif pos > 0:
+                    total += 650 if name[pos - 1] in "._- " else 600
+                elif a in (paths[i] if sensitive else lower[i]):
+                    total += 400
+                elif in_order(name):
+                    total += 200
+            return (-total, len(paths[i]), paths[i])
+
+        import heapq
+
+        best = heapq.nsmallest(limit, candidates, key=score)
+        return [(paths[i], self._match_indices(paths[i], atoms)) for i in best]
+
+    @staticmethod
+    def _match_indices(path, atoms):
+        """Sorted character indices of `path` the query matched (for highlighting)."""
+        found = set()
+        low = path.lower()
+        start_name = path.rfind("/") + 1
+        for atom in atoms:
+            sensitive = atom != atom.lower()
+            hay = path if sensitive else low
+            a = atom if sensitive else atom.lower()
+            pos = hay.find(a, start_name)
+            if pos < 0:
+                pos = hay.find(a)
+            if pos >= 0:
+                found.update(range(pos, pos + len(a)))
+                continue
+            j = 0
+            for c in a:
+                j = hay.find(c, j)
+                if j < 0:
+                    break
+                found.add(j)
+                j += 1
+        return sorted(found)
+
+
+###############################################################################
+# §18b Front end: REPL rendering (streamed markdown, cells, status line)
+###############################################################################
+
+
+class MarkdownStream(object):
+    """Streams an answer: each finished markdown block is rendered once, the rest waits.
+
+    A block ends at a blank line outside a code fence, at a closing fence, or after a heading.
+    With `emit_code`, code fences are not held back: it is called with ("open", info string),
+    ("line", text) for each finished line, and ("close", None).  Every character is scanned
+    once and every block or line rendered once, so the cost stays linear in the message
+    length (re-rendering the whole message on each delta would be quadratic).
+    """
+
+    _FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
+    _HEADING_RE = re.compile(r" {0,3}#{1,6}(\s|$)")
+
+    def __init__(self, emit_block, emit_code=None):
+        self._emit = emit_block  # called with the markdown text of each finished block
+        self._emit_code = emit_code
+        self._parts = []  # pieces of the current, unterminated line
+        self._block = []  # finished lines of the current block
+        self._fence = None  # the opening fence while inside a code block
+        self.blocks = 0
+
+    def push(self, delta):
+        """Add streamed text; render whatever blocks it completes."""
+        start = 0
+        while delta:
+            nl = delta.find("\n", start)
+            if nl < 0:
+                if start < len(delta):
+                    self._parts.append(delta[start:])
+                return
+            self._parts.append(delta[start:nl])
+            line = "".join(self._parts)
+            self._parts = []
+            self._line(line)
+            start = nl + 1
+
+    def _line(self, line):
+        stripped = line.strip()
+        if self._fence is not None:
+            closing = stripped.startswith(self._fence) and not stripped.strip(self._fence[0])
+            if self._emit_code is not None:
+                self._emit_code("close" if closing else "line", None if closing else line)
+            else:
+                self._block.append(line)
+            if closing:
+                self._fence = None
+                self._flush()
+            return
+        fence = self._FENCE_RE.match(line)
+        if fence:
+            self._flush()
+            self._fence = fence.group(1)
+            if self._emit_code is not None:
+                self._emit_code("open", stripped[len(self._fence):].strip())
+            else:
+                self._block.append(line)
+        elif not stripped:
+            self._flush()
+        elif self._HEADING_RE.match(line):
+            self._flush()
+            self._block.append(line)
+            self._flush()
+        else:
+            self._block.append(line)
+
+    def _flush(self):
+        if self._block:
+            text = "\n".join(self._block)
+            self._block = []
+            self.blocks += 1
+            self._emit(text)
+
+    def finish(self):
+        """The message is complete: render what is left (an unclosed fence included)."""
+        if self._parts:
+            line = "".join(self._parts)
+            self._parts = []
+            self._line(line)
+        if self._fence is not None and self._emit_code is not None:
+            self._emit_code("close", None)
+        self._fence = None
+        self._flush()
+
+
+class ReplRenderer(object):
+    """Prints the transcript with rich, each cell once, plus one redrawn status line."""
+
+    def __init__(self, cfg, out=None, environ=None):
+        self.cfg = cfg
+        self.out = out or sys.stdout
+        self.environ = os.environ if environ is None else environ
+        self.caps = _terminal_caps(self.out, self.environ)
+        self.lock = threading.RLock()
+        self._console = None
+        self._status = None  # [label, started] while a turn runs
+        self._status_drawn = False
+        self._ticker = None
+        self._ticking = threading.Event()
+        self._answer_blocks = 0
+
+    # -- output plumbing --
+
+    def console(self):
+        """The rich Console (created on first use)."""
+        if self._console is None:
+            from rich.console import Console  # startup budget: rich loads on first output
+
+            styled = self.caps["tty"] and not self.caps["dumb"]
+            self._console = Console(
+                file=self.out,
+                force_terminal=styled,
+                color_system="auto" if styled else None,
+                no_color=bool(self.environ.get("NO_COLOR")),
+                width=None if self.caps["tty"] else self.caps["width"],
+                highlight=False,
+                markup=False,
+                emoji=False,
+                soft_wrap=False,
+            )
+        return self._console
+
+    def write(self, text):
+        """Write raw text above the status line."""
+        with self.lock:
+            if self._status_drawn:
+                self.out.write("\r\x1b[2K")
+                self._status_drawn = False
+            self.out.write(text)
+            self._draw_status()
+            self.out.flush()
+
+    def print(self, *renderables, **kw):
+        """Render with rich and write the result once."""
+        console = self.console()
+        with self.lock:
+            with console.capture() as cap:
+                console.print(*renderables, **kw)
+            self.write(_TRAILING_PAD_RE.sub(lambda m: m.group(0).replace(" ", "").replace("\t", ""), cap.get()))
+
+    def text(self, *parts):
+        """A one-line cell from (text, style) pieces."""
+        from rich.text import Text
+
+        self.print(Text.assemble(*parts))
+
+    # -- the live status line --
+
+    def start_status(self, label):
+        """Show `label` with a spinner and elapsed time until stop_status()."""
+        with self.lock:
+            self._status = [label, time.monotonic()]
+            self._draw_status()
+            self.out.flush()
+        if self.caps["tty"] and not self.caps["dumb"] and self._ticker is None:
+            self._ticking.set()
+            self._ticker = threading.Thread(target=self._tick, name="codex-status", daemon=True)
+            self._ticker.start()
+
+    def set_status(self, label):
+        """Change the status label (keeps the elapsed time)."""
+        with self.lock:
+            if self._status is not None:
+                self._status[0] = label
+
+    def stop_status(self):
+        """Remove the status line."""
+        self._ticking.clear()
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.join(1.0)
+        with self.lock:
+            self._status = None
+            if self._status_drawn:
+                self.out.write("\r\x1b[2K")
+                self._status_drawn = False
+            self.out.flush()
+
+    def _tick(self):
+        while self._ticking.is_set():
+            time.sleep(0.1)
+            with self.lock:
+                if self._status is not None:
+                    self._draw_status()
+                    self.out.flush()
+
+    def _draw_status(self):
+        if self._status is None or not self.caps["tty"] or self.caps["dumb"]:
+            return
+        label, started = self._status
+        elapsed = time.monotonic() - started
+        frame = STATUS_FRAMES[int(elapsed * 10) % len(STATUS_FRAMES)]
+        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, _format_elapsed(elapsed))
+        width = self.caps["width"]
+        try:
+            width = os.get_terminal_size(self.out.fileno()).columns
+        except (OSError, AttributeError, ValueError):
+            pass
+        line = line.replace("\n", " ")
+        if len(line) > width - 1:
+            line = line[: max(0, width - 2)] + u"\u2026"
+        if self.caps["color"]:
+            line = "\x1b[1m" + line[:1] + "\x1b[0m\x1b[2m" + line[1:] + "\x1b[0m"
+        self.out.write("\r\x1b[2K" + line)
+        self._status_drawn = True
+
+    # -- cells --
+
+    def header(self, cfg, session_id=None):
+        """The banner at start: version, model, provider, approval, sandbox, workdir.
+
+        Written with plain escape codes rather than rich, so the first prompt does not wait
+        for rich to import (startup budget).
+        """
+        styled = self.caps["tty"] and not self.caps["dumb"]
+        bold, dim, reset = ("\x1b[1m", "\x1b[2m", "\x1b[0m") if styled else ("", "", "")
+        effort = getattr(cfg, "model_reasoning_effort", None)
+        rows = [
+            ("model", cfg.model + (" (reasoning %s)" % effort if effort else "")),
+            ("provider", cfg.provider.id),
+            ("approval", cfg.approval_policy),
+            ("sandbox", cfg.sandbox_mode),
+            ("workdir", str(cfg.cwd)),
+        ]
+        if session_id:
+            rows.append(("session", session_id))
+        lines = ["%s>_ codex%s%s v%s%s" % (bold, reset, dim, __version__, reset)]
+        lines += ["%s  %-10s%s%s" % (dim, name + ":", reset, value) for name, value in rows]
+        lines.append(u"%s  / for commands \u00b7 @ for files \u00b7 Ctrl-J newline \u00b7 Ctrl-D quit%s" % (dim, reset))
+        self.write("\n".join(lines) + "\n\n")
+
+    def user(self, text):
+        """A user message not typed in the composer (the PROMPT argument)."""
+        from rich.text import Text
+
+        self.print(Text.assemble((u"\u203a ", "bold cyan"), (text, "")))
+
+    def answer_block(self, markdown_text):
+        """One finished markdown block of the assistant's answer."""
+        from rich.markdown import Markdown  # startup budget: markdown-it loads on first answer
+
+        links = self.caps["hyperlinks"]
+        opener = getattr(self.cfg, "file_opener", "none")
+        if not markdown_text.lstrip().startswith(("```", "~~~")):
+            markdown_text = rewrite_citations(markdown_text, opener, self.cfg.cwd, links=links)
+        if self._answer_blocks:
+            self.write("\n")
+        self._answer_blocks += 1
+        self.print(Markdown(markdown_text, hyperlinks=links, code_theme="ansi_dark", inline_code_theme="ansi_dark"))
+
+    def answer_code(self, kind, value):
+        """Code inside an answer, line by line as it streams (see MarkdownStream)."""
+        if kind == "open":
+            words = (value or "").split()
+            self._code_lexer = words[0] if words else "text"
+            if self._answer_blocks:
+                self.write("\n")
+            self._answer_blocks += 1
+            self.write("\n")
+        elif kind == "line":
+            from rich.syntax import Syntax  # startup budget: pygments loads with the first code line
+
+            try:
+                syntax = Syntax(value, getattr(self, "_code_lexer", "text"), theme="ansi_dark",
+                                background_color="default", word_wrap=True, padding=(0, 1))
+                self.print(syntax)
+            except Exception:  # an unknown lexer name: show the line as it is
+                from rich.text import Text
+
+                self.print(Text(" " + value))
+        else:
+            self.write("\n")
+
+    def start_answer(self):
+        """A new assistant message begins (blocks are separated by blank lines within it)."""
+        self._answer_blocks = 0
+        self.write("\n")
+
+    def reasoning(self, text):
+        """A reasoning summary, dimmed."""
+        from rich.text import Text
+
+        body = rewrite_citations(text.strip(), getattr(self.cfg, "file_opener", "none"), self.cfg.cwd, links=False)
+        self.write("\n")
+        self.print(Text.assemble(("thinking\n", "dim italic bold"), (body, "dim italic")))
+
+    def exec_cell(self, command, exit_code, seconds, output, cwd=None):
+        """A finished command: status mark, the command, duration, and an output preview."""
+        from rich.text import Text
+
+        ok = exit_code == 0
+        cell = Text.assemble(
+            ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
+            (_display_command(command), "bold"),
+            (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            ("" if ok else " \u00b7 exit %s" % exit_code, "red"),
+        )
+        for i, line in enumerate(_preview_lines(output)):
+            cell.append("\n  %s " % (u"\u2514" if i == 0 else " "), style="dim")
+            cell.append(Text.from_ansi(line, style="dim") if "\x1b" in line else Text(line, style="dim"))
+        self.print(cell)
+
+    def mcp_cell(self, invocation, seconds, result):
+        """A finished MCP tool call and the text of its result."""
+        from rich.text import Text
+
+        invocation = invocation or {}
+        args = invocation.get("arguments")
+        call = "%s.%s(%s)" % (
+            invocation.get("server", "?"), invocation.get("tool", "?"),
+            "" if args in (None, {}) else json.dumps(args, ensure_ascii=False)[:120],
+        )
+        ok, body = True, ""
+        if isinstance(result, dict) and "Err" in result:
+            ok, body = False, str(result["Err"])
+        else:
+            res = result.get("Ok", result) if isinstance(result, dict) else result
+            if isinstance(res, dict):
+                ok = not res.get("isError", res.get("is_error", False))
+                parts = [c.get("text", "") for c in res.get("content", []) if isinstance(c, dict) and c.get("type") == "text"]
+                body = "\n".join(parts) if parts else json.dumps(res, ensure_ascii=False)[:400]
+            elif res is not None:
+                body = str(res)
+        cell = Text.assemble(
+            ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
+            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+        )
+        for i, line in enumerate(_preview_lines(body)):
+            cell.append("\n  %s %s" % (u"\u2514" if i == 0 else " ", line), style="dim")
+        self.print(cell)
+
+    def patch_cell(self, changes, title):
+        """A patch: per file a summary line (+N -M) and its diff, coloured."""
+        from rich.text import Text
+
+        cell = Text.assemble(("\n" + title, "bold magenta"))
+        for path in sorted(changes or {}):
+            kind, content, diff, move = _normalize_change(changes[path])
+            shown = _relative_to(path, self.cfg.cwd)
+            if kind == "add":
+                lines = ["+" + l for l in content.splitlines()]
+                label = "added"
+            elif kind == "delete":
+                lines = ["-" + l for l in content.splitlines()]
+                label = "deleted"
+            else:
+                lines = [l for l in diff.splitlines() if not l.startswith(("---", "+++"))]
+                label = "modified" + (" \u2192 %s" % _relative_to(move, self.cfg.cwd) if move else "")
+            added, removed = _diff_counts(lines)
+            cell.append_text(Text.assemble(
+                ("\n  %s " % shown, "bold"), ("(%s " % label, "dim"), ("+%d" % added, "green"), (" ", "dim"),
+                ("-%d" % removed, "red"), (")", "dim"),
+            ))
+            for line in lines:
+                style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "dim"
+                cell.append("\n    " + line, style=style)
+        self.print(cell)
+
+    def diff_text(self, diff):
+        """A unified diff (git diff output), coloured."""
+        from rich.text import Text
+
+        cell = Text()
+        for line in diff.splitlines():
+            if line.startswith(("+++", "---", "diff ", "index ", "new file", "deleted file")):
+                style = "bold"
+            elif line.startswith("@@"):
+                style = "cyan"
+            elif line.startswith("+"):
+                style = "green"
+            elif line.startswith("-"):
+                style = "red"
+            else:
+                style = ""
+            cell.append(line + "\n", style=style)
+        self.print(cell, end="")
+
+    def plan(self, explanation, steps):
+        """A plan update: a checklist."""
+        from rich.text import Text
+
+        cell = Text.assemble(("\nplan", "bold"))
+        if explanation:
+            cell.append("  " + explanation, style="dim")
+        marks = {"completed": (u"\u2714", "green"), "in_progress": (u"\u25cf", "yellow"), "pending": (u"\u25a1", "dim")}
+        for step in steps or []:
+            mark, style = marks.get(step.get("status"), (u"\u25a1", "dim"))
+            cell.append("\n  %s %s" % (mark, step.get("step", "")), style=style)
+        self.print(cell)
+
+    def desktop_notification(self, kind, text):
+        """An OSC 9 notification (terminal permitting) when `[tui] notifications` asks for `kind`.
+
+        `notifications = true` means every kind; a list names the kinds wanted
+        ("agent-turn-complete", "approval-requested").
+        """
+        wanted = (getattr(self.cfg, "tui", None) or {}).get("notifications", False)
+        if not (wanted is True or (isinstance(wanted, list) and kind in wanted)):
+            return
+        if not self.caps["tty"] or self.caps["dumb"]:
+            return
+        clean = re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()[:200]
+        self.write("\x1b]9;%s\x07" % clean)
+
+    def note(self, message):
+        """A dim informational line."""
+        from rich.text import Text
+
+        self.print(Text(message, style="dim"))
+
+    def error(self, message):
+        """An error line."""
+        from rich.text import Text
+
+        self.print(Text.assemble(("\u25a0 ", "bold red"), (message, "red")))
+
+    def tokens(self, usage, total):
+        """Token usage of the finished turn and the session so far."""
+        from rich.text import Text
+
+        if not usage.get("total_tokens") and not usage.get("input_tokens"):
+            return
+        cached = usage.get("cached_input_tokens") or 0
+        line = "tokens: %s in%s \u00b7 %s out \u00b7 %s total (session %s)" % (
+            _thousands(usage.get("input_tokens", 0)),
+            " (%s cached)" % _thousands(cached) if cached else "",
+            _thousands(usage.get("output_tokens", 0)),
+            _thousands(usage.get("total_tokens", 0)),
+            _thousands(total.get("total_tokens", 0)),
+        )
+        self.print(Text(line, style="dim"))
+
+    def approval(self, kind, command=None, cwd=None, reason=None, grant_root=None):
+        """The approval question (the answer is one keypress; see Repl._ask_approval)."""
+        from rich.text import Text
+
+        bar = (u"\u258c ", "bold yellow")
+        cell = Text.assemble(("\n",), bar, ("Allow command?" if kind == "exec" else "Apply these changes?", "bold"))
+        if reason:
+            cell.append_text(Text.assemble(("\n",), bar, (reason, "italic")))
+        if cwd:
+            cell.append_text(Text.assemble(("\n",), bar, ("in ", "dim"), (str(cwd), "")))
+        if command is not None:
+            cell.append_text(Text.assemble(("\n",), bar, ("$ ", "dim"), (_display_command(command), "bold")))
+        if grant_root:
+            cell.append_text(Text.assemble(("\n",), bar, ("grants write access to %s for this session" % grant_root, "yellow")))
+        keys = Text.assemble(("\n",), bar)
+        for key, _decision, label in APPROVAL_CHOICES:
+            if kind != "exec" and key == "a":
+                continue
+            keys.append_text(Text.assemble(("[%s] " % ("Esc" if key == "esc" else key), "bold cyan"), (label + "   ", "")))
+        cell.append_text(keys)
+        self.print(cell)
+
+
+def _thousands(n):
+    """12,345."""
+    try:
+        return "{:,}".format(int(n))
+    except (TypeError, ValueError):
+        return str(n)
+
+
+###############################################################################
+# §18c Front end: the REPL composer (history, keys, completion)
+###############################################################################
+
+
+class ComposerHistory(object):
+    """Up/Down in the composer: this session's prompts, then older ones from history.jsonl.
+
+    Step 0 is the newest prompt.  Steps past this session's prompts read the file through
+    the snapshot taken at start (HistorySnapshot), one entry per keypress, newest first.
+    """
+
+    def __init__(self, snapshot=None):
+        self.snapshot = snapshot
+        self.local = []
+        self.cursor = None  # steps back from the newest while browsing, else None
+        self.last_text = None  # the text navigation last put in the composer
+
+    def record(self, text):
+        """Remember a submitted prompt (consecutive duplicates once) and stop browsing."""
+        if text and (not self.local or self.local[-1] != text):
+            self.local.append(text)
+        self.reset()
+
+    def reset(self):
+        """Stop browsing."""
+        self.cursor = None
+        self.last_text = None
+
+    def navigating(self, text, cursor_position):
+        """Whether Up/Down should browse: empty composer, or the text navigation put there."""
+        return text == "" or (cursor_position == 0 and text == self.last_text)
+
+    def _at(self, step):
+        if step < len(self.local):
+            return self.local[-1 - step]
+        if self.snapshot is None:
+            return None
+        entry = self.snapshot.entry_from_end(step - len(self.local))
+        return None if entry is None else entry["text"]
+
+    def older(self):
+        """The next older prompt, or None when there is none (the composer stays as it is)."""
+        step = 0 if self.cursor is None else self.cursor + 1
+        text = self._at(step)
+        if text is None:
+            return None
+        self.cursor, self.last_text = step, text
+        return text
+
+    def newer(self):
+        """The next newer prompt; "" past the newest (browsing stops); None if not browsing."""
+        if self.cursor is None:
+            return None
+        if self.cursor == 0:
+            self.reset()
+            return ""
+        self.cursor -= 1
+        self.last_text = self._at(self.cursor)
+        return self.last_text
+
+
+class _TerminalKeys(object):
+    """Single keypresses while the composer is not reading: turns, approvals, pickers.
+
+    The terminal is put in non-canonical, no-echo mode with signals off, so Ctrl-C arrives
+    as a key (it interrupts the turn rather than killing codex) and Esc needs no Enter.
+    Keys come out of get() as names: "esc", "enter", "ctrl-c", "ctrl-d", "up", "down",
+    "backspace", or the character typed.
+    """
+
+    _SEQUENCES = {b"\x1b[A": "up", b"\x1b[B": "down", b"\x1bOA": "up", b"\x1bOB": "down"}
+    _CONTROL = {b"\x03": "ctrl-c", b"\x04": "ctrl-d", b"\r": "enter", b"\n": "enter", b"\x7f": "backspace", b"\x08": "backspace"}
+
+    def __init__(self, fd):
+        import queue  # only the interactive session needs it
+
+        self.fd = fd
+        self.keys = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = None
+        self._saved = None
+
+    def __enter__(self):
+        import termios
+
+        self._saved = termios.tcgetattr(self.fd)
+        mode = termios.tcgetattr(self.fd)
+        mode[0] &= ~(termios.IXON | termios.ICRNL)
+        mode[3] &= ~(termios.ICANON | termios.ECHO | termios.ISIG | termios.IEXTEN)
+        mode[6][termios.VMIN] = 1
+        mode[6][termios.VTIME] = 0
+        termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+        self._thread = threading.Thread(target=self._read, name="codex-keys", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        import termios
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+        return False
+
+    def get(self, timeout=None):
+        """The next key name, or None after `timeout` seconds."""
+        import queue
+
+        try:
+            return self.keys.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _read(self):
+        import select
+
+        pending = b""
+        while not self._stop.is_set():
+            try:
+                ready = select.select([self.fd], [], [], 0.04)[0]
+            except (OSError, ValueError):
+                return
+            if not ready:
+                if pending.startswith(b"\x1b"):  # a lone Esc: nothing followed it
+                    self.keys.put("esc")
+                    pending = pending[1:]
+                    pending = self._parse(pending)
+                continue
+            try:
+                data = os.read(self.fd, 1024)
+            except OSError:
+                return
+            if not data:
+                return
+            pending = self._parse(pending + data)
+
+    def _parse(self, buf):
+        """Queue the keys in `buf`; return an incomplete tail to wait on."""
+        i = 0
+        while i < len(buf):
+            byte = buf[i:i + 1]
+            if byte == b"\x1b":
+                if i + 1 >= len(buf):
+                    return buf[i:]
+                nxt = buf[i + 1:i + 2]
+                if nxt in (b"[", b"O"):
+                    j = i + 2
+                    while j < len(buf) and not 0x40 <= buf[j] <= 0x7E:
+                        j += 1
+                    if j >= len(buf):
+                        return buf[i:]
+                    self.keys.put(self._SEQUENCES.get(buf[i:j + 1], "sequence"))
+                    i = j + 1
+                elif nxt == b"\x1b":
+                    self.keys.put("esc")
+                    i += 1
+                else:
+                    self.keys.put("alt")
+                    i += 2
+                continue
+            if byte in self._CONTROL:
+                self.keys.put(self._CONTROL[byte])
+                i += 1
+                continue
+            lead = buf[i]
+            size = 1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4 if lead >> 3 == 30 else 1
+            if i + size > len(buf):
+                return buf[i:]
+            self.keys.put(buf[i:i + size].decode("utf-8", "replace"))
+            i += size
+        return b""
+
+
+class Composer(object):
+    """The prompt-toolkit composer: multi-line input, `/` and `@` completion, history, keys."""
+
+    def __init__(self, repl):
+        self.repl = repl
+        self.history = repl.history
+        self.hint = None
+        self._primed = False
+        self._ctrl_c = False
+        self._session = None
+
+    def _toolbar(self):
+        if self.hint:
+            return " " + self.hint
+        buf = self._session.default_buffer if self._session is not None else None
+        token = re.search(r"(?:^|\s)@(\S*)$", buf.document.text_before_cursor) if buf is not None else None
+        if token is not None:
+            files = self.repl.files
+            if not files.ready:
+                return " @ indexing files\u2026"
+            if files.last_query == token.group(1) and not files.last_total:
+                return " @ no matches among %d files \u00b7 Esc closes" % files.file_count
+            return " @ %d files \u00b7 \u2191\u2193 choose \u00b7 Tab/Enter insert \u00b7 Esc closes" % files.file_count
+        return " \u23ce send \u00b7 Ctrl-J newline \u00b7 / commands \u00b7 @ files \u00b7 Esc Esc edit previous \u00b7 Ctrl-D quit"
+
+    def _build(self):
+        # startup budget: prompt-toolkit loads when the first prompt is shown
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.completion import Completer, Completion, ThreadedCompleter
+        from prompt_toolkit.document import Document
+        from prompt_toolkit.key_binding import KeyBindings
+        from prompt_toolkit.output.color_depth import ColorDepth
+        from prompt_toolkit.styles import Style
+
+        repl, composer = self.repl, self
+
+        class _ComposerCompleter(Completer):
+            """`/` at the start lists commands; `@token` lists files matching the token."""
+
+            def get_completions(self, document, complete_event):
+                before = document.text_before_cursor
+                if before.startswith("/") and not any(c.isspace() for c in before):
+                    word = before[1:].lower()
+                    for name, description in SLASH_COMMANDS:
+                        if name.startswith(word):
+                            yield Completion("/" + name, start_position=-len(before), display="/" + name,
+                                             display_meta=description)
+                    return
+                m = re.search(r"(?:^|\s)@(\S*)$", before)
+                if m is None:
+                    return
+                query = m.group(1)
+                for path, indices in repl.files.search(query):
+                    marked = set(indices)
+                    display = [("class:match" if i in marked else "", ch) for i, ch in enumerate(path)]
+                    yield Completion(path + " ", start_position=-(len(query) + 1), display=display)
+
+        kb = KeyBindings()
+
+        def accept_completion(buf):
+            state = buf.complete_state
+            if state is None or not state.completions:
+                return None
+            completion = state.current_completion or state.completions[0]
+            buf.apply_completion(completion)
+            return completion
+
+        @kb.add("enter")
+        def _enter(event):
+            buf = event.current_buffer
+            done = accept_completion(buf)
+            if done is not None and not (done.text.startswith("/") and buf.text == done.text):
+                return  # an @path went in; keep editing
+            if buf.text.strip():
+                buf.validate_and_handle()
+
+        @kb.add("tab")
+        def _tab(event):
+            buf = event.current_buffer
+            if accept_completion(buf) is None:
+                buf.start_completion(select_first=False)
+
+        @kb.add("c-j")
+        @kb.add("escape", "enter")
+        def _newline(event):
+            event.current_buffer.insert_text("\n")
+
+        @kb.add("c-c")
+        def _ctrl_c(event):
+            buf = event.current_buffer
+            if buf.text:
+                buf.reset()
+                composer.history.reset()
+            elif composer._ctrl_c:
+                event.app.exit(result=None)
+            else:
+                composer._ctrl_c = True
+                composer.hint = "Ctrl-C again to quit (or Ctrl-D)"
+
+        @kb.add("c-d")
+        def _ctrl_d(event):
+            buf = event.current_buffer
+            if buf.text:
+                buf.delete(1)
+            else:
+                event.app.exit(result=None)
+
+        @kb.add("escape")
+        def _escape(event):
+            buf = event.current_buffer
+            if buf.complete_state is not None:
+                buf.cancel_completion()
+            elif buf.text:
+                composer._primed = False
+            elif composer._primed:
+                composer._primed = False
+                event.app.exit(result=_BACKTRACK)
+            elif repl.user_messages:
+                composer._primed = True
+                composer.hint = "Esc again to edit a previous message"
+
+        @kb.add("up")
+        def _up(event):
+            buf = event.current_buffer
+            if buf.complete_state is not None:
+                buf.complete_previous()
+            elif composer.history.navigating(buf.text, buf.cursor_position):
+                text = composer.history.older()
+                if text is not None:
+                    buf.document = Document(text, 0)
+            else:
+                buf.cursor_up(count=event.arg)
+
+        @kb.add("down")
+        def _down(event):
+            buf = event.current_buffer
+            if buf.complete_state is not None:
+                buf.complete_next()
+            elif composer.history.cursor is not None and composer.history.navigating(buf.text, buf.cursor_position):
+                text = composer.history.newer()
+                if text is not None:
+                    buf.document = Document(text, 0)
+            else:
+                buf.cursor_down(count=event.arg)
+
+        no_color = bool(os.environ.get("NO_COLOR")) or not repl.renderer.caps["color"]
+        style = Style.from_dict({
+            "prompt": "bold ansicyan", "match": "bold ansiyellow", "bottom-toolbar": "noreverse ansibrightblack",
+            "completion-menu.completion.current": "reverse",
+        })
+        mouse = not repl.cfg.tui.get("disable_mouse_capture", True)
+        session = PromptSession(
+            message=[("class:prompt", u"\u203a ")],
+            multiline=True,
+            key_bindings=kb,
+            completer=ThreadedCompleter(_ComposerCompleter()),
+            complete_while_typing=True,
+            reserve_space_for_menu=FILE_SEARCH_LIMIT,
+            mouse_support=mouse,
+            bottom_toolbar=self._toolbar,
+            prompt_continuation=lambda width, line_number, wrap_count: "  ",
+            style=style,
+            include_default_pygments_style=False,
+            color_depth=ColorDepth.DEPTH_1_BIT if no_color else None,
+            enable_history_search=False,
+        )
+        session.app.ttimeoutlen = 0.05  # a lone Esc byte is Esc after 50 ms
+        session.app.timeoutlen = 0.4  # Esc then Enter within 0.4 s is Alt-Enter
+
+        def on_change(_buf):
+            if composer.hint and not composer._primed:
+                composer.hint = None
+            composer._primed = False
+            composer._ctrl_c = False
+
+        session.default_buffer.on_text_changed += on_change
+        self._session = session
+
+    def read(self, default="", complete=False, when_shown=None):
+        """The next message typed; None to quit; _BACKTRACK for Esc Esc.
+
+        `when_shown` runs once, right after the composer is first drawn (the REPL starts its
+        background work there, so it does not delay the first prompt).
+        """
+        if self._session is None:
+            self._build()
+        self._primed, self._ctrl_c, self.hint = False, False, None
+        self.history.reset()
+        if when_shown is not None:
+            app = self._session.app
+
+            def shown(_app):
+                app.after_render -= shown
+                when_shown()
+
+            app.after_render += shown
+        pre_run = (lambda: self._session.default_buffer.start_completion(select_first=False)) if complete else None
+        try:
+            return self._session.prompt(default=default, pre_run=pre_run)
+        except EOFError:
+            return None
+        except KeyboardInterrupt:
+            return ""
+
+
+###############################################################################
+# §18d Front end: the REPL session loop, approvals, slash commands
+###############################################################################
+
+
+def _warm_up_rendering():
+    """Import what rendering the first answer needs while the user is still typing."""
+    import importlib
+
+    for name in ("rich.console", "rich.markdown", "rich.syntax"):  # startup budget: off the first prompt's path
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return
+
+
+def _git_diff(cwd):
+    """(in_repo, text): `git diff` of tracked files plus untracked files as new-file diffs."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git"] + _GIT_SAFE_OPTIONS + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
+
+    try:
+        if git("rev-parse", "--is-inside-work-tree").returncode != 0:
+            return False, ""
+        parts = [git("diff", "--no-color", "--no-ext-diff", "--no-textconv").stdout.decode("utf-8", "replace")]
+        untracked = git("ls-files", "--others", "--exclude-standard", "-z").stdout.split(b"\0")
+        for raw in untracked:
+            if raw:
+                proc = git("diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-index", "--",
+                           os.devnull, os.fsdecode(raw))
+                parts.append(proc.stdout.decode("utf-8", "replace"))
+    except (OSError, subprocess.SubprocessError):
+        return False, ""
+    return True, "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
+
+
+def _usage_of(msg):
+    """The per-request usage in a token_count event (Aug flat form or Sept `info` form)."""
+    if isinstance(msg.get("info"), dict):
+        return msg["info"].get("last_token_usage") or {}
+    if msg.get("info") is None and "info" in msg:
+        return {}
+    return msg
+
+
+class Repl(object):
+    """The interactive session: reads the composer, drives a Session, renders its events."""
+
+    TURN_END = ("task_complete", "turn_aborted", "shutdown_complete")  #: events that end a turn
+
+    def __init__(self, cfg, renderer=None, stdin=None):
+        self.cfg = cfg
+        self.renderer = renderer or ReplRenderer(cfg)
+        self.stdin = stdin or sys.stdin
+        try:
+            self.interactive = self.stdin.isatty()
+        except (AttributeError, ValueError):
+            self.interactive = False
+        persistence = (cfg.history or {}).get("persistence", "save-all")
+        self.snapshot = HistorySnapshot(cfg.codex_home, persistence)
+        self.history = ComposerHistory(self.snapshot)
+        self.files = FileSearch(cfg.cwd)
+        self.composer = Composer(self)
+        self.session = None
+        self.session_id = None
+        self._session_error = None
+        self._session_thread = None
+        self._pending_history = []
+        self.user_messages = []  # this conversation's user messages (for backtrack)
+        self.total_usage = {}
+        self.turn_usage = {}
+        self._keys = None
+        self._stream = None
+        self._execs = {}
+        self._mcp = {}
+        self._turn_error = None
+        self._turn_id = None  # submission id of the running turn
+        self.typeahead = ""
+
+    # -- session lifecycle --
+
+    def _start_session(self):
+        """Create the Session in the background so the first prompt shows at once."""
+        self._session_error = None
+
+        def create():
+            try:
+                factory = globals().get("Session")
+                if factory is None:
+                    _not_landed("the agent session (Session, §15)")
+                self.session = factory(self.cfg)
+            except BaseException as exc:  # reported on first use, in the main thread
+                self._session_error = exc
+
+        self.session = None
+        self.session_id = None
+        self._session_thread = threading.Thread(target=create, name="codex-session-start", daemon=True)
+        self._session_thread.start()
+
+    def _ensure_session(self):
+        """Wait for the Session; raise what creating it raised."""
+        if self._session_thread is not None:
+            self._session_thread.join()
+            self._session_thread = None
+        if self._session_error is not None:
+            exc, self._session_error = self._session_error, None
+            raise exc
+        if self.session is None:
+            self._start_session()
+            return self._ensure_session()
+        if self.session_id is None:
+            self.session_id = getattr(self.session, "session_id", None) or getattr(self.session, "conversation_id", None)
+        return self.session
+
+    def _close_session(self):
+        if self._session_thread is not None:
+            self._session_thread.join(5)
+            self._session_thread = None
+        session, self.session = self.session, None
+        if session is not None:
+            try:
+                session.shutdown()
+            except Exception as exc:  # leaving anyway
+                log("debug", "session shutdown: %s", exc)
+
+    # -- history.jsonl --
+
+    def _append_history(self, text):
+        self._pending_history.append(text)
+        self._flush_history()
+
+    def _flush_history(self, force=False):
+        if self.session_id is None and self.session is not None:
+            self.session_id = getattr(self.session, "session_id", None)
+        if not self._pending_history or (self.session_id is None and not force):
+            return
+        import uuid
+
+        sid = self.session_id or str(uuid.uuid4())
+        hist = self.cfg.history or {}
+        pending, self._pending_history = self._pending_history, []
+        for text in pending:
+            try:
+                append_history(self.cfg.codex_home, sid, text, hist.get("persistence", "save-all"), hist.get("max_bytes"))
+            except OSError as exc:
+                log("warn", "history: %s", exc)
+                self.renderer.note("history not saved: %s" % (exc.strerror or exc))
+
+    # -- the main loop --
+
+    def run(self, prompt=None, images=None):
+        """Show the header, run the initial prompt if any, then read and run until quit."""
+        self.renderer.header(self.cfg)
+        if prompt or images or not self.interactive:
+            self._start_background()
+        if prompt or images:
+            if prompt:
+                self.renderer.user(prompt)
+            self.submit_user(prompt or "", images)
+        default, complete = "", False
+        while True:
+            text = self.read_input(default or self.typeahead, complete)
+            self.typeahead, default, complete = "", "", False
+            if text is None:
+                break
+            if text is _BACKTRACK:
+                default = self.backtrack() or ""
+                continue
+            if not text.strip():
+                continue
+            if text.startswith("/"):
+                action = self.slash(text.strip())
+                if action == "quit":
+                    break
+                if action == "mention":
+                    default, complete = "@", True
+                if action != "not-a-command":
+                    continue
+            self.submit_user(text)
+        self.close()
+        return 0
+
+    def close(self):
+        """Flush history and shut the session down."""
+        self._flush_history(force=True)
+        self._close_session()
+
+    def _start_background(self):
+        """Start the session and the file index (once), and load the renderer's modules."""
+        if self.session is None and self._session_thread is None:
+            self._start_session()
+        self.files.start()
+        threading.Thread(target=_warm_up_rendering, name="codex-warm-up", daemon=True).start()
+
+    def read_input(self, default="", complete=False):
+        """The next message: the composer on a terminal, else one line of stdin."""
+        if self.interactive:
+            first = self.session is None and self._session_thread is None
+            return self.composer.read(default, complete, self._start_background if first else None)
+        line = self.stdin.readline()
+        if not line:
+            return None
+        return line.rstrip("\n")
+
+    def submit_user(self, text, images=None):
+        """Send a user message and run the turn."""
+        items = [{"type": "text", "text": text}] if text else []
+        items += [{"type": "local_image", "path": str(Path(p).expanduser().resolve())} for p in images or []]
+        if text:
+            self.history.record(text)
+            self._append_history(text)
+            self.user_messages.append(text)
+        self.run_turn({"type": "user_input", "items": items})
+
+    def _key_context(self):
+        if self.interactive:
+            return _TerminalKeys(self.stdin.fileno())
+        import contextlib
+
+        return contextlib.nullcontext(None)
+
+    def run_turn(self, op):
+        """Submit `op` and render events until the turn ends (Esc / Ctrl-C interrupt it)."""
+        try:
+            session = self._ensure_session()
+            self._turn_id = session.submit(op)
+        except CodexError as exc:
+            self.renderer.error(str(exc))
+            return
+        self.turn_usage, self._turn_error, self._stream = {}, None, None
+        interrupted_at = None
+        with self._key_context() as keys:
+            self._keys = keys
+            self.renderer.start_status("Working")
+            try:
+                while True:
+                    try:
+                        event = session.next_event(timeout=0.05)
+                        if event is not None and self.handle_event(event):
+                            break
+                        if self._turn_error is not None and time.monotonic() - self._turn_error > 1.0:
+                            break  # an error with no task_complete after it
+                        if interrupted_at is not None and time.monotonic() - interrupted_at > 5.0:
+                            self.renderer.note("the turn did not stop after the interrupt; giving up on it")
+                            break
+                        while keys is not None:
+                            key = keys.get(0)
+                            if key is None:
+                                break
+                            if key in ("esc", "ctrl-c") and interrupted_at is None:
+                                session.interrupt()
+                                interrupted_at = time.monotonic()
+                                self.renderer.set_status("Interrupting")
+                            elif len(key) == 1 and key.isprintable():
+                                self.typeahead += key
+                            elif key == "backspace":
+                                self.typeahead = self.typeahead[:-1]
+                    except KeyboardInterrupt:
+                        if interrupted_at is not None:
+                            raise
+                        session.interrupt()
+                        interrupted_at = time.monotonic()
+            finally:
+                self._keys = None
+                self.renderer.stop_status()
+                if self._stream is not None:
+                    self._stream.finish()
+                    self._stream = None
+        while keys is not None:  # what was typed as the turn ended goes to the composer too
+            key = keys.get(0)
+            if key is None:
+                break
+            if len(key) == 1 and key.isprintable():
+                self.typeahead += key
+        self._flush_history()
+        for key, value in self.turn_usage.items():
+            if isinstance(value, (int, float)):
+                self.total_usage[key] = self.total_usage.get(key, 0) + value
+        self.renderer.tokens(self.turn_usage, self.total_usage)
+
+    # -- events --
+
+    def handle_event(self, event):
+        """Render one event; return True when it ends the turn."""
+        msg = event.get("msg") or {}
+        kind = msg.get("type", "")
+        handler = getattr(self, "_on_" + kind, None)
+        if handler is not None:
+            handler(event, msg)
+        else:
+            log("debug", "repl: unhandled event %s", kind)
+        # Session-level events (id "") such as a startup error do not end the running turn.
+        return kind in self.TURN_END and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
+
+    def _on_session_configured(self, event, msg):
+        self.session_id = msg.get("session_id") or self.session_id
+        self._flush_history()
+
+    def _on_agent_message_delta(self, event, msg):
+        if self._stream is None:
+            self.renderer.start_answer()
+            self._stream = MarkdownStream(self.renderer.answer_block, self.renderer.answer_code)
+        self._stream.push(msg.get("delta", ""))
+
+    def _on_agent_message(self, event, msg):
+        if self._stream is not None:
+            self._stream.finish()
+            self._stream = None
+            return
+        self.renderer.start_answer()
+        stream = MarkdownStream(self.renderer.answer_block)
+        stream.push(msg.get("message", ""))
+        stream.finish()
+
+    def _on_agent_reasoning_delta(self, event, msg):
+        # As upstream: the status line takes the latest **bold heading** of the reasoning summary.
+        self._reasoning_tail = (getattr(self, "_reasoning_tail", "") + msg.get("delta", ""))[-400:]
+        headings = re.findall(r"\*\*(.+?)\*\*", self._reasoning_tail)
+        if headings:
+            self.renderer.set_status(headings[-1])
+
+    def _on_agent_reasoning(self, event, msg):
+        self._reasoning_tail = ""
+        text = msg.get("text", "")
+        heading = re.search(r"\*\*(.+?)\*\*", text)
+        if heading:
+            self.renderer.set_status(heading.group(1))
+        if not getattr(self.cfg, "hide_agent_reasoning", False):
+            self.renderer.reasoning(text)
+
+    def _on_agent_reasoning_raw_content(self, event, msg):
+        if getattr(self.cfg, "show_raw_agent_reasoning", False):
+            self.renderer.reasoning(msg.get("text", ""))
+
+    def _on_exec_command_begin(self, event, msg):
+        self._execs[msg.get("call_id")] = (msg.get("command"), time.monotonic())
+        self.renderer.set_status("Running " + _display_command(msg.get("command")))
+
+    def _on_exec_command_output_delta(self, event, msg):
+        entry = self._execs.get(msg.get("call_id"))
+        chunk = msg.get("chunk")
+        if entry is None or not chunk:
+            return
+        if isinstance(chunk, str):  # base64 (Sept 2025 and later), else a list of byte values
+            import base64
+            import binascii
+
+            try:
+                chunk = base64.b64decode(chunk)
+            except (ValueError, binascii.Error):
+                return
+        elif isinstance(chunk, list):
+            chunk = bytes(b & 0xFF for b in chunk if isinstance(b, int))
+        lines = [l for l in chunk.decode("utf-8", "replace").splitlines() if l.strip()]
+        if lines:
+            tail = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1]).strip()
+            self.renderer.set_status("Running %s \u2014 %s" % (_display_command(entry[0]), tail))
+
+    def _on_exec_command_end(self, event, msg):
+        command, started = self._execs.pop(msg.get("call_id"), (msg.get("command"), time.monotonic()))
+        seconds = _seconds(msg.get("duration")) if msg.get("duration") is not None else time.monotonic() - started
+        code = msg.get("exit_code", 0)
+        output = msg.get("aggregated_output")
+        if output is None:
+            output = msg.get("stdout", "") if code == 0 else (msg.get("stderr") or msg.get("stdout", ""))
+        self.renderer.exec_cell(command, code, seconds, output)
+        self.renderer.set_status("Working")
+
+    def _on_mcp_tool_call_begin(self, event, msg):
+        inv = msg.get("invocation") or {}
+        self._mcp[msg.get("call_id")] = time.monotonic()
+        self.renderer.set_status("Calling %s.%s" % (inv.get("server", "?"), inv.get("tool", "?")))
+
+    def _on_mcp_tool_call_end(self, event, msg):
+        started = self._mcp.pop(msg.get("call_id"), time.monotonic())
+        seconds = _seconds(msg.get("duration")) if msg.get("duration") is not None else time.monotonic() - started
+        self.renderer.mcp_cell(msg.get("invocation"), seconds, msg.get("result"))
+        self.renderer.set_status("Working")
+
+    def _on_exec_approval_request(self, event, msg):
+        decision = self._ask_approval("exec", msg.get("command"), msg.get("cwd"), msg.get("reason"))
+        self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
+
+    def _on_apply_patch_approval_request(self, event, msg):
+        self.renderer.patch_cell(msg.get("changes"), "proposed patch")
+        decision = self._ask_approval("patch", None, None, msg.get("reason"), msg.get("grant_root"))
+        self.session.submit({"type": "patch_approval", "id": event.get("id", ""), "decision": decision})
+
+    def _on_patch_apply_begin(self, event, msg):
+        if msg.get("auto_approved"):
+            self.renderer.patch_cell(msg.get("changes"), "applying patch")
+        self.renderer.set_status("Applying patch")
+
+    def _on_patch_apply_end(self, event, msg):
+        if msg.get("success", True):
+            self.renderer.text(("\u2713 ", "bold green"), ("patch applied", ""))
+        else:
+            self.renderer.error("patch failed: %s" % (msg.get("stderr") or msg.get("stdout") or "").strip())
+        self.renderer.set_status("Working")
+
+    def _on_plan_update(self, event, msg):
+        self.renderer.plan(msg.get("explanation"), msg.get("plan"))
+
+    def _on_token_count(self, event, msg):
+        for key, value in _usage_of(msg).items():
+            if isinstance(value, (int, float)):
+                self.turn_usage[key] = self.turn_usage.get(key, 0) + value
+
+    def _on_background_event(self, event, msg):
+        self.renderer.note(msg.get("message", ""))
+
+    _on_stream_error = _on_background_event
+
+    def _on_error(self, event, msg):
+        if self._stream is not None:
+            self._stream.finish()
+            self._stream = None
+        self.renderer.error(msg.get("message", "error"))
+        if event.get("id") in (None, self._turn_id):
+            self._turn_error = time.monotonic()
+
+    def _on_task_complete(self, event, msg):
+        if event.get("id") in (None, self._turn_id):
+            last = msg.get("last_agent_message") or "Agent turn complete"
+            self.renderer.desktop_notification("agent-turn-complete", last)
+
+    def _on_turn_aborted(self, event, msg):
+        reason = msg.get("reason", "interrupted")
+        self.renderer.error("%s \u2014 tell the model what to do differently" % reason if reason == "interrupted" else reason)
+
+    # -- approvals and pickers --
+
+    def _read_key(self, allowed):
+        """One keypress among `allowed` (a terminal), or the first letter of a stdin line."""
+        while True:
+            if self._keys is not None:
+                key = self._keys.get(None)
+                key = key.lower() if isinstance(key, str) and len(key) == 1 else key
+            else:
+                line = self.stdin.readline()
+                if not line:
+                    return "esc"
+                key = line.strip().lower()[:1] or "enter"
+            if key in allowed:
+                return key
+            if key in ("ctrl-c", "ctrl-d"):
+                return "esc"
+
+    def _ask_approval(self, kind, command, cwd, reason, grant_root=None):
+        """Show the question, take one key, print the decision; return the ReviewDecision."""
+        self.renderer.approval(kind, command, cwd, reason, grant_root)
+        self.renderer.desktop_notification(
+            "approval-requested",
+            "Codex wants to run %s" % _display_command(command) if kind == "exec" else "Codex wants to edit files")
+        self.renderer.set_status("Waiting for your approval")
+        allowed = [k for k, _d, _l in APPROVAL_CHOICES if kind == "exec" or k != "a"]
+        if self._keys is None and self.interactive:
+            with self._key_context() as keys:
+                self._keys = keys
+                key = self._read_key(allowed)
+                self._keys = None
+        else:
+            key = self._read_key(allowed)
+        decision = dict((k, d) for k, d, _l in APPROVAL_CHOICES)[key]
+        what = "run %s" % _display_command(command).split("\n")[0][:80] if kind == "exec" else "apply the patch"
+        lines = {
+            "approved": (u"\u2714 ", "You approved codex to %s this time" % what, "green"),
+            "approved_for_session": (u"\u2714 ", "You approved codex to %s every time this session" % what, "green"),
+            "denied": (u"\u2717 ", "You did not approve codex to %s" % what, "red"),
+            "abort": (u"\u2717 ", "You canceled the request to %s" % what, "red"),
+        }
+        mark, text, style = lines[decision]
+        self.renderer.text((mark, "bold " + style), (text, ""))
+        self.renderer.set_status("Working")
+        return decision
+
+    def _pick(self, title, options):
+        """A numbered single-keypress picker; the chosen index or None."""
+        from rich.text import Text
+
+        cell = Text(title, style="bold")
+        for i, label in enumerate(options):
+            cell.append("\n  [%d] " % (i + 1), style="bold cyan")
+            cell.append(label)
+        cell.append("\n  [Esc] cancel", style="dim")
+        self.renderer.print(cell)
+        allowed = [str(i + 1) for i in range(len(options))] + ["esc"]
+        with self._key_context() as keys:
+            self._keys = keys
+            try:
+                key = self._read_key(allowed)
+            finally:
+                self._keys = None
+        return None if key == "esc" else int(key) - 1
+
+    # -- backtrack --
+
+    def backtrack(self):
+        """Esc Esc: choose an earlier message; fork the conversation before it; return its text."""
+        messages = self.user_messages
+        if not messages:
+            return None
+        index = self._choose_message(messages)
+        if index is None:
+            return None
+        drop = len(messages) - index
+        try:
+            fork = getattr(self._ensure_session(), "fork", None)
+        except CodexError as exc:
+            self.renderer.error(str(exc))
+            return messages[index]
+        if fork is None:
+            self.renderer.error("this session cannot be forked (Session.fork is missing)")
+            return messages[index]
+        try:
+            new = fork(drop)
+        except CodexError as exc:
+            self.renderer.error(str(exc))
+            return messages[index]
+        old, self.session, self.session_id = self.session, new, None
+        try:
+            old.shutdown()
+        except Exception as exc:  # the fork lives on
+            log("debug", "shutting down the forked-from session: %s", exc)
+        self.user_messages = messages[:index]
+        self.renderer.note(u"\u21b6 forked before message %d of %d; edit it and press Enter" % (index + 1, len(messages)))
+        return messages[index]
+
+    def _choose_message(self, messages):
+        """A live list of the user messages: Esc/Up older, Down newer, Enter picks, q cancels."""
+        index = len(messages) - 1
+        shown = 0
+        out = self.renderer.out
+        caps = self.renderer.caps
+        width = max(20, caps["width"] - 4)
+        rows = min(len(messages), 8)
+
+        def draw():
+            top = min(max(0, index - rows // 2), len(messages) - rows)
+            top = max(0, top)
+            lines = [u"Edit a previous message (Esc/\u2191 older, \u2193 newer, Enter fork, q cancel)"]
+            for i in range(top, top + rows):
+                text = messages[i].replace("\n", u" \u23ce ")
+                text = text if len(text) <= width else text[: width - 1] + u"\u2026"
+                mark = u"\u203a" if i == index else " "
+                line = u"%s %d. %s" % (mark, i + 1, text)
+                if i == index and caps["color"]:
+                    line = "\x1b[7m" + line + "\x1b[0m"
+                lines.append(line)
+            return lines
+
+        with self._key_context() as keys:
+            self._keys = keys
+            try:
+                while True:
+                    lines = draw()
+                    with self.renderer.lock:
+                        if shown:
+                            out.write("\x1b[%dA\r\x1b[J" % shown)
+                        out.write("\n".join(lines) + "\n")
+                        out.flush()
+                    shown = len(lines)
+                    key = self._read_key(["esc", "up", "down", "enter", "q", "k", "j"])
+                    if key in ("esc", "up", "k"):
+                        index = max(0, index - 1)
+                    elif key in ("down", "j"):
+                        index = min(len(messages) - 1, index + 1)
+                    elif key == "enter":
+                        return index
+                    else:
+                        return None
+            finally:
+                self._keys = None
+                with self.renderer.lock:
+                    out.write("\x1b[%dA\r\x1b[J" % shown if shown else "")
+                    out.flush()
+
+    # -- slash commands --
+
+    def slash(self, text):
+        """Run a slash command; returns "quit", "mention", "not-a-command" or None."""
+        word, _, arg = text[1:].partition(" ")
+        name = SLASH_ALIASES.get(word.lower(), word.lower())
+        handler = getattr(self, "_slash_" + name, None)
+        if handler is None or name not in dict(SLASH_COMMANDS):
+            return "not-a-command"
+        return handler(arg.strip())
+
+    def _slash_quit(self, arg):
+        return "quit"
+
+    def _slash_mention(self, arg):
+        return "mention"
+
+    def _slash_new(self, arg):
+        self._close_session()
+        self.user_messages, self.total_usage = [], {}
+        self._start_session()
+        self.renderer.note("\u2500\u2500 new chat \u2500\u2500")
+
+    def _slash_init(self, arg):
+        if (Path(self.cfg.cwd) / "AGENTS.md").exists():
+            self.renderer.note("AGENTS.md already exists here. Skipping /init to avoid overwriting it.")
+            return
+        self.renderer.user("/init")
+        self.user_messages.append(INIT_PROMPT)
+        self.run_turn({"type": "user_input", "items": [{"type": "text", "text": INIT_PROMPT}]})
+
+    def _slash_compact(self, arg):
+        self.run_turn({"type": "compact"})
+
+    def _slash_diff(self, arg):
+        in_repo, diff = _git_diff(self.cfg.cwd)
+        if not in_repo:
+            self.renderer.note("/diff: not inside a git repository")
+        elif not diff.strip():
+            self.renderer.note("/diff: no changes detected")
+        else:
+            self.renderer.diff_text(diff)
+
+    def _slash_status(self, arg):
+        from rich.text import Text
+
+        cfg = self.cfg
+        sources = getattr(cfg, "sources", {}) or {}
+
+        def src(key):
+            where = sources.get(key)
+            return "" if where in (None, "default") else "  (%s)" % where
+
+        rows = [
+            ("workdir", str(cfg.cwd), ""),
+            ("model", cfg.model, src("model")),
+            ("reasoning", "%s / summary %s" % (cfg.model_reasoning_effort or "default", cfg.model_reasoning_summary), src("model_reasoning_effort")),
+            ("provider", "%s (%s, %s)" % (cfg.provider.id, cfg.provider.base_url, cfg.provider.wire_api), src("model_provider")),
+            ("approval", cfg.approval_policy, src("approval_policy")),
+            ("sandbox", cfg.sandbox_mode, src("sandbox_mode")),
+            ("history", "%s (%s)" % ((cfg.history or {}).get("persistence", "save-all"), history_path(cfg.codex_home)), src("history")),
+            ("session", self.session_id or "(not started)", ""),
+        ]
+        agents = Path(cfg.cwd) / "AGENTS.md"
+        if agents.exists():
+            rows.append(("AGENTS.md", str(agents), ""))
+        u = self.total_usage
+        rows.append(("tokens", "%s in \u00b7 %s out \u00b7 %s total" % (
+            _thousands(u.get("input_tokens", 0)), _thousands(u.get("output_tokens", 0)), _thousands(u.get("total_tokens", 0))), ""))
+        cell = Text("/status", style="bold")
+        for name, value, where in rows:
+            cell.append("\n  %-10s " % (name + ":"), style="dim")
+            cell.append(str(value))
+            cell.append(where, style="dim")
+        self.renderer.print(cell)
+
+    def _override(self, **fields):
+        """Send override_turn_context (if the session has started, else it picks up cfg)."""
+        if self.session is None and self._session_thread is None:
+            return
+        try:
+            self._ensure_session().submit(dict({"type": "override_turn_context"}, **fields))
+        except CodexError as exc:
+            self.renderer.error(str(exc))
+
+    def _slash_model(self, arg):
+        if arg:
+            name, _, effort = arg.partition(" ")
+            effort = effort.strip() or None
+            if effort is not None and effort not in REASONING_EFFORTS:
+                self.renderer.error("unknown reasoning effort %r; use one of: %s" % (effort, ", ".join(REASONING_EFFORTS)))
+                return
+        else:
+            labels = ["%s%s%s" % (m, " " + e if e else "", "  (current)" if m == self.cfg.model and e == self.cfg.model_reasoning_effort else "")
+                      for m, e in MODEL_PRESETS]
+            choice = self._pick("/model  choose a model and reasoning effort", labels)
+            if choice is None:
+                return
+            name, effort = MODEL_PRESETS[choice]
+        self.cfg.model = name
+        self.cfg.model_reasoning_effort = effort
+        self.cfg.sources["model"] = "/model"
+        self._override(model=name, effort=effort)
+        self.renderer.note("model: %s%s" % (name, " (reasoning %s)" % effort if effort else ""))
+
+    def _slash_approvals(self, arg):
+        labels = ["%s \u2014 %s%s" % (label, desc, "  (current)" if (ap, sm) == (self.cfg.approval_policy, self.cfg.sandbox_mode) else "")
+                  for _k, label, ap, sm, desc in APPROVAL_PRESETS]
+        choice = self._pick("/approvals  choose what codex may do without asking", labels)
+        if choice is None:
+            return
+        _k, label, approval, sandbox, _d = APPROVAL_PRESETS[choice]
+        self.cfg.approval_policy, self.cfg.sandbox_mode = approval, sandbox
+        self.cfg.sources["approval_policy"] = self.cfg.sources["sandbox_mode"] = "/approvals"
+        self._override(approval_policy=approval, sandbox_policy=sandbox_policy_json(self.cfg))
+        self.renderer.note("approvals: %s (approval %s, sandbox %s)" % (label, approval, sandbox))
 
 
 def _cmd_interactive(args, cfg_loader):
     """`codex [PROMPT]`: the interactive session."""
-    _not_landed("the interactive session (the REPL)")
+    cfg = cfg_loader()
+    prompt = args.prompt
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    return Repl(cfg).run(prompt=prompt, images=args.images)
 
 
 ###############################################################################

@@ -9,14 +9,17 @@
  * Argv protocol (the Python helper in codex.py §12b speaks the same one):
  *
  *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
- *                       [--ro-mounts] [--network] -- CMD [ARG]...
+ *                       [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
  *   --writable PATH   full Landlock rights beneath PATH (a writable root)
  *   --read-only PATH  bind-mount PATH read-only inside a new user+mount namespace
  *                     (.git, .codex and $CODEX_HOME inside writable roots)
  *   --hide FILE       in that namespace bind /dev/null (read-only) over FILE: the command reads
- *                     nothing there ($CODEX_HOME/auth.json holds the API key)
+ *                     nothing there ($CODEX_HOME/auth.json holds the API key; with the network
+ *                     on, unix sockets such as docker.sock)
+ *   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network
+ *                     on: $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix...)
  *   --ro-mounts       in that namespace make every mount read-only except the writable
  *                     roots: closes chmod/chown/utime/xattr outside the roots, which
  *                     Landlock does not cover (needs mount_setattr, Linux 5.12+)
@@ -27,23 +30,37 @@
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS), map our
- *      uid/gid to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and bind each
- *      writable root onto itself read-write; bind each --read-only path onto itself and
- *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file.
+ *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID),
+ *      map our uid/gid to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
+ *      bind each writable root onto itself read-write; bind each --read-only path onto itself and
+ *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file;
+ *      cover /dev/pts and /dev/input with an empty read-only tmpfs and /dev/console with
+ *      /dev/null (best effort): the user's terminals and keyboards, whose keystrokes a command
+ *      could otherwise read (ptys cannot be opened in the sandbox anyway: /dev/ptmx is not
+ *      writable).
  *   3. seccomp (a BPF filter built here; denials return EPERM):
  *      - foreign architecture and x32 syscalls (x86_64): kill the process;
  *      - always: ptrace, process_vm_readv/writev, io_uring_*, the mount family
- *        (mount, umount2, mount_setattr, move_mount, open_tree, fs*, pivot_root) and the
- *        TIOCSTI/TIOCLINUX ioctls;
- *      - network off: socket/socketpair for every family but AF_UNIX; connect, bind,
- *        listen, accept, accept4 for every family; sendto with a destination address.
+ *        (mount, umount2, mount_setattr, move_mount, open_tree, fs*, pivot_root), the kernel
+ *        keyrings (add_key, request_key, keyctl: the session keyring is shared with the user's
+ *        login session) and the TIOCSTI/TIOCLINUX ioctls;
+ *      - without a PID namespace: prlimit64 on another process (RLIMIT_CPU/FSIZE on codex kill
+ *        it; inside the namespace no outside pid can be named at all);
+ *      - network off: socket/socketpair for every family but AF_UNIX; socket(AF_UNIX,
+ *        SOCK_DGRAM) (with connect and bind denied its only use is sendmsg to a pathname socket
+ *        outside: /dev/log, sd_notify, daemons' control sockets); connect, bind, listen,
+ *        accept, accept4 for every family; sendto with a destination address.
  *        Plain send/recv on existing sockets stay allowed so socketpairs work.
  *   4. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
  *      file-system right handled; "/" read+execute; /dev/null and each writable root all
  *      rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
- *      signals scoped; abstract unix sockets scoped when the network is off.
- *   5. chdir(--cwd), execvp(CMD).
+ *      signals and abstract unix sockets scoped (with the network on too: X11 and D-Bus
+ *      listen there).
+ *   5. chdir(--cwd), execvp(CMD).  In the PID namespace of step 2 the helper instead forks an
+ *      init (pid 1) that forks and execs CMD and reaps; when CMD exits, init exits and the
+ *      kernel kills whatever CMD left behind (setsid daemons included), and so does a SIGKILL
+ *      to the helper's process group (timeouts).  The helper waits and exits like CMD (same
+ *      code, or the same signal); SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on to CMD.
  *
  * Exit codes of the helper's own failures (stderr gets one line "codex-linux-sandbox: ..."):
  *   120 setup (prctl), 121 usage, 122 Landlock unavailable/failed, 123 seccomp failed,
@@ -64,6 +81,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -120,6 +138,9 @@
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#ifndef CLONE_NEWPID
+#define CLONE_NEWPID 0x20000000
+#endif
 
 #if defined(__x86_64__)
 #define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
@@ -172,7 +193,8 @@ struct mount_attr_v0 {
 static const char *writable[MAX_PATHS];
 static const char *read_only[MAX_PATHS];
 static const char *hidden[MAX_PATHS];
-static int n_writable, n_read_only, n_hidden, ro_mounts;
+static const char *hidden_dirs[MAX_PATHS];
+static int n_writable, n_read_only, n_hidden, n_hidden_dirs, ro_mounts, pid_ns;
 
 static void fail(int code, const char *what, int err)
 {
@@ -264,7 +286,7 @@ static void apply_landlock(int network)
     }
     if (abi >= 6) {
         size = 24;
-        attr.scoped = LL_SCOPE_SIGNAL | (network ? 0 : LL_SCOPE_ABSTRACT_UNIX);
+        attr.scoped = LL_SCOPE_SIGNAL | LL_SCOPE_ABSTRACT_UNIX;
     }
     ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (ruleset < 0)
@@ -317,6 +339,20 @@ static void deny_unless_arg0_unix(long nr)
     emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
 }
 
+/* socket(AF_UNIX, SOCK_DGRAM | flags): an unconnected datagram socket (socketpair stays allowed) */
+static void deny_unix_dgram_socket(void)
+{
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 8, (uint32_t)SYS_socket);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(0));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, AF_UNIX);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(1));
+    emit(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xf); /* the type without SOCK_NONBLOCK/SOCK_CLOEXEC */
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, SOCK_DGRAM);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)offsetof(struct seccomp_data, nr)); /* restore */
+    emit(BPF_JMP | BPF_JA, 0, 0, 1);
+    emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+}
+
 static void deny_sendto_with_address(void)
 {
     emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, (uint32_t)SYS_sendto);
@@ -338,13 +374,25 @@ static void deny_tty_injection(void)
     emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
 }
 
+/* prlimit64(pid != 0, ...): limits of another process */
+static void deny_prlimit_of_others(void)
+{
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, (uint32_t)SYS_prlimit64);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(0));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, 0);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_HI(0));
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+}
+
 static void build_filter(int network)
 {
     static const long always[] = {
         SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_io_uring_setup,
         SYS_io_uring_enter, SYS_io_uring_register, SYS_mount, SYS_umount2, SYS_mount_setattr,
         SYS_move_mount, SYS_open_tree, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
-        SYS_pivot_root,
+        SYS_pivot_root, SYS_add_key, SYS_request_key, SYS_keyctl,
     };
     static const long net[] = {SYS_connect, SYS_bind, SYS_listen, SYS_accept, SYS_accept4};
     size_t i;
@@ -364,10 +412,13 @@ static void build_filter(int network)
     if (!network) {
         for (i = 0; i < sizeof net / sizeof net[0]; i++)
             deny_always(net[i]);
+        deny_unix_dgram_socket();
         deny_unless_arg0_unix(SYS_socket);
         deny_unless_arg0_unix(SYS_socketpair);
         deny_sendto_with_address();
     }
+    if (!pid_ns)
+        deny_prlimit_of_others();
     deny_tty_injection();
     emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
 }
@@ -423,13 +474,34 @@ static void bind_read_only(const char *src, const char *dst)
         fail_path(EXIT_MOUNTS, "remounting read-only", dst, errno);
 }
 
+static int cover_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0; /* nothing to cover */
+    return mount("codex-hidden", dir, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755");
+}
+
+static void hide_terminals(void)
+{
+    struct stat st;
+    (void)cover_dir("/dev/pts");
+    (void)cover_dir("/dev/input");
+    if (stat("/dev/console", &st) == 0 && S_ISCHR(st.st_mode) &&
+        mount("/dev/null", "/dev/console", NULL, MS_BIND, NULL) == 0)
+        (void)mount(NULL, "/dev/console", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
+}
+
 static void protect_read_only(void)
 {
     char map[64];
     uid_t uid = getuid();
     gid_t gid = getgid();
     int i;
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+    /* the PID namespace lets the command's leftovers die with it (see run_in_pid_namespace) */
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) == 0)
+        pid_ns = 1;
+    else if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
         fail(EXIT_MOUNTS, "unshare(user+mount namespace) failed", errno);
     if (write_file("/proc/self/setgroups", "deny") != 0)
         fail(EXIT_MOUNTS, "writing /proc/self/setgroups failed", errno);
@@ -464,6 +536,121 @@ static void protect_read_only(void)
         bind_read_only(read_only[i], read_only[i]);
     for (i = 0; i < n_hidden; i++)
         bind_read_only("/dev/null", hidden[i]);
+    for (i = 0; i < n_hidden_dirs; i++)
+        if (cover_dir(hidden_dirs[i]) != 0)
+            fail_path(EXIT_MOUNTS, "covering", hidden_dirs[i], errno);
+    hide_terminals();
+}
+
+/* -- PID namespace: the command's leftovers die with it ---------------------------------- */
+
+static volatile pid_t forward_to;
+
+static void forward_signal(int sig)
+{
+    if (forward_to > 0)
+        kill(forward_to, sig);
+}
+
+static void ignore_signal(int sig)
+{
+    (void)sig; /* SIGINT/SIGQUIT from a terminal reach the whole process group already */
+}
+
+/* Handlers (not SIG_IGN) so that execve resets them for the command. */
+static void set_relay_handlers(void)
+{
+    static const int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+    struct sigaction sa;
+    size_t i;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = forward_signal;
+    for (i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sigaction(forwarded[i], &sa, NULL);
+    sa.sa_handler = ignore_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+}
+
+static void exec_command(char **cmd)
+{
+    int err;
+    execvp(cmd[0], cmd);
+    err = errno;
+    fprintf(stderr, "codex-linux-sandbox: cannot execute %s: %s\n", cmd[0], strerror(err));
+    fflush(stderr);
+    _exit((err == ENOENT || err == ENOTDIR) ? 127 : 126);
+}
+
+/* pid 1 of the new namespace: run the command as pid 2, reap every orphan, report the
+ * command's wait status on report_fd, exit (the kernel then kills the rest). */
+static void pid_namespace_init(char **cmd, int report_fd)
+{
+    int status = 0;
+    pid_t child, pid;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
+    child = fork();
+    if (child < 0)
+        fail(EXIT_SETUP, "fork failed", errno);
+    if (child == 0)
+        exec_command(cmd);
+    forward_to = child;
+    for (;;) {
+        pid = waitpid(-1, &status, 0);
+        if (pid == child)
+            break;
+        if (pid < 0 && errno != EINTR) {
+            status = SIGKILL; /* cannot happen: the command is our child */
+            break;
+        }
+    }
+    if (write(report_fd, &status, sizeof status) != (ssize_t)sizeof status)
+        _exit(EXIT_SETUP);
+    _exit(0);
+}
+
+static void run_in_pid_namespace(char **cmd)
+{
+    int fds[2], status = 0;
+    ssize_t got;
+    pid_t init;
+    struct rlimit no_core;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        fail(EXIT_SETUP, "pipe2 failed", errno);
+    set_relay_handlers();
+    init = fork();
+    if (init < 0)
+        fail(EXIT_SETUP, "fork into the PID namespace failed", errno);
+    if (init == 0) {
+        close(fds[0]);
+        pid_namespace_init(cmd, fds[1]);
+    }
+    forward_to = init;
+    close(fds[1]);
+    while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
+        ;
+    do
+        got = read(fds[0], &status, sizeof status);
+    while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof status)
+        status = SIGKILL; /* init was killed, and the command with it */
+    if (WIFEXITED(status))
+        _exit(WEXITSTATUS(status));
+    /* die of the command's signal, without a core file of our own */
+    no_core.rlim_cur = no_core.rlim_max = 0;
+    (void)setrlimit(RLIMIT_CORE, &no_core);
+    signal(WTERMSIG(status), SIG_DFL);
+    {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, WTERMSIG(status));
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+    }
+    kill(getpid(), WTERMSIG(status));
+    _exit(128 + WTERMSIG(status));
 }
 
 /* -- probe -------------------------------------------------------------------------------- */
@@ -531,7 +718,8 @@ static void close_inherited_fds(void)
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
-                    "[--read-only PATH]... [--hide FILE]... [--ro-mounts] [--network] -- CMD [ARG]...)\n", why);
+                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--network] "
+                    "-- CMD [ARG]...)\n", why);
     _exit(EXIT_USAGE);
 }
 
@@ -551,7 +739,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--ro-mounts") == 0) {
             ro_mounts = 1;
         } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0 ||
-                   strcmp(a, "--hide") == 0) {
+                   strcmp(a, "--hide") == 0 || strcmp(a, "--hide-dir") == 0) {
             if (i + 1 >= argc)
                 usage("an option needs a value");
             if (strcmp(a, "--cwd") == 0) {
@@ -564,6 +752,10 @@ int main(int argc, char **argv)
                 if (n_hidden >= MAX_PATHS)
                     usage("too many --hide paths");
                 hidden[n_hidden++] = argv[++i];
+            } else if (strcmp(a, "--hide-dir") == 0) {
+                if (n_hidden_dirs >= MAX_PATHS)
+                    usage("too many --hide-dir paths");
+                hidden_dirs[n_hidden_dirs++] = argv[++i];
             } else {
                 if (n_read_only >= MAX_PATHS)
                     usage("too many --read-only paths");
@@ -581,7 +773,7 @@ int main(int argc, char **argv)
         fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         fail(EXIT_SETUP, "prctl(PR_SET_NO_NEW_PRIVS) failed", errno);
-    if (n_read_only > 0 || n_hidden > 0 || ro_mounts)
+    if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || ro_mounts)
         protect_read_only();
     build_filter(network);
     if (install_filter() != 0)
@@ -589,10 +781,8 @@ int main(int argc, char **argv)
     apply_landlock(network);
     if (cwd != NULL && chdir(cwd) != 0)
         fail_path(EXIT_USAGE, "cannot enter", cwd, errno);
-    execvp(argv[cmd], &argv[cmd]);
-    {
-        int err = errno;
-        fprintf(stderr, "codex-linux-sandbox: cannot execute %s: %s\n", argv[cmd], strerror(err));
-        return (err == ENOENT || err == ENOTDIR) ? 127 : 126;
-    }
+    if (pid_ns)
+        run_in_pid_namespace(&argv[cmd]);
+    exec_command(&argv[cmd]);
+    return 127;
 }

@@ -1,0 +1,225 @@
+"""§18 rendering: citations, streamed markdown, cells, terminal capabilities."""
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+import codex
+
+
+class _Cfg(object):
+    file_opener = "vscode"
+    cwd = Path("/home/user/project")
+    model = "m"
+    model_reasoning_effort = None
+    approval_policy = "on-request"
+    sandbox_mode = "read-only"
+
+    class provider(object):
+        id = "mock"
+
+
+def test_citation_rewrite_matches_upstream_examples():
+    out = codex.rewrite_citations(u"see \u3010F:/src/main.rs\u2020L42-L50\u3011", "vscode", "/workspace")
+    assert out == "see [/src/main.rs:42](vscode://file/src/main.rs:42) "
+    out = codex.rewrite_citations(u"\u3010F:lib/mod.rs\u2020L5\u3011", "windsurf", "/home/user/project")
+    assert out == "[lib/mod.rs:5](windsurf://file/home/user/project/lib/mod.rs:5) "
+
+
+def test_citation_rewrite_schemes_cleaning_and_none():
+    raw = u"a \u3010F:./x/../y z.py\u2020L7-L?\u3011 b"
+    assert codex.rewrite_citations(raw, "none", "/w") == raw
+    assert codex.rewrite_citations(raw, "cursor", "/w") == "a [./x/../y z.py:7](cursor://file/w/y%20z.py:7)  b"
+    assert codex.rewrite_citations(raw, "vscode-insiders", "/w").count("vscode-insiders://file/w/y%20z.py:7") == 1
+    assert codex.rewrite_citations(raw, "vscode", "/w", links=False) == "a ./x/../y z.py:7  b"
+
+
+def _renderer(env=None, tty=False):
+    out = io.StringIO()
+    if tty:
+        out.isatty = lambda: True
+    r = codex.ReplRenderer(_Cfg(), out=out, environ=dict(env or {"TERM": "xterm"}))
+    return r, out
+
+
+def test_plain_output_when_not_a_terminal():
+    r, out = _renderer()
+    r.answer_block(u"Some **bold** and \u3010F:lib/a.py\u2020L3\u3011 here")
+    text = out.getvalue()
+    assert "\x1b" not in text
+    assert "Some bold and lib/a.py:3  here" in text
+
+
+def test_hyperlinks_as_osc8_when_the_terminal_supports_them():
+    r, out = _renderer({"TERM": "xterm-kitty"}, tty=True)
+    r.answer_block(u"open \u3010F:lib/a.py\u2020L3\u3011")
+    text = out.getvalue()
+    assert "\x1b]8;" in text and "vscode://file/home/user/project/lib/a.py:3" in text
+
+
+def test_no_color_and_dumb_terminal():
+    r, out = _renderer({"TERM": "xterm-256color", "NO_COLOR": "1"}, tty=True)
+    r.exec_cell(["false"], 1, 0.5, "boom")
+    assert "\x1b[3" not in out.getvalue() and "\x1b[9" not in out.getvalue()  # no colours
+    r, out = _renderer({"TERM": "dumb"}, tty=True)
+    r.exec_cell(["false"], 1, 0.5, "boom")
+    r.start_status("Working")
+    r.stop_status()
+    assert "\x1b" not in out.getvalue()
+    assert codex._terminal_caps(io.StringIO(), {"TERM": "dumb"})["color"] is False
+
+
+def test_exec_cell_truncates_and_strips_bash_wrapper():
+    r, out = _renderer()
+    r.exec_cell(["bash", "-lc", "seq 1 100"], 0, 1.234, "\n".join(str(i) for i in range(1, 101)))
+    text = out.getvalue()
+    assert "\u2713 seq 1 100 \u00b7 1.2s" in text
+    assert "1\n" in text and "100" in text and "\u2026 +94 lines" in text
+    assert "50\n" not in text
+    r.exec_cell(["ls", "a b"], 2, 0.1, "no such file")
+    assert "\u2717 ls 'a b' \u00b7 0.1s \u00b7 exit 2" in out.getvalue()
+
+
+def test_patch_cell_counts_and_shapes():
+    r, out = _renderer()
+    r.patch_cell({
+        "new.txt": {"add": {"content": "a\nb\n"}},
+        "old.txt": {"type": "delete", "content": "x\n"},
+        "mod.py": {"update": {"unified_diff": "@@ -1 +1 @@\n-old\n+new\n", "move_path": None}},
+    }, "proposed patch")
+    text = out.getvalue()
+    assert "new.txt (added +2 -0)" in text
+    assert "old.txt (deleted +0 -1)" in text
+    assert "mod.py (modified +1 -1)" in text and "-old" in text and "+new" in text
+
+
+def test_token_usage_line():
+    r, out = _renderer()
+    r.tokens({"input_tokens": 1200, "cached_input_tokens": 200, "output_tokens": 40, "total_tokens": 1240},
+             {"total_tokens": 5000})
+    assert "tokens: 1,200 in (200 cached) \u00b7 40 out \u00b7 1,240 total (session 5,000)" in out.getvalue()
+
+
+def test_markdown_stream_commits_finished_blocks_only():
+    blocks = []
+    s = codex.MarkdownStream(blocks.append)
+    for piece in ["# Ti", "tle\nfirst para", "graph\n", "\nsecond", "\n\n```py\nx = 1\n\ny = 2\n", "```\n- a\n- b"]:
+        s.push(piece)
+    assert blocks == ["# Title", "first paragraph", "second", "```py\nx = 1\n\ny = 2\n```"]
+    s.finish()
+    assert blocks[-1] == "- a\n- b"
+
+
+def test_markdown_stream_cost_is_linear():
+    def run(n):
+        count = [0]
+        s = codex.MarkdownStream(lambda b: count.__setitem__(0, count[0] + len(b)))
+        t0 = time.perf_counter()
+        for i in range(n):
+            s.push("word%d " % i)
+            if i % 50 == 49:
+                s.push("\n\n")
+        s.finish()
+        return time.perf_counter() - t0, count[0]
+
+    small_t, small_chars = run(20000)
+    big_t, big_chars = run(200000)
+    assert big_chars > 9 * small_chars
+    assert big_t < 25 * max(small_t, 1e-3)  # 10x the input must not cost ~100x
+
+
+def test_streamed_answer_renders_each_block_once():
+    r, out = _renderer()
+    s = codex.MarkdownStream(r.answer_block)
+    text = "para one\n\npara two\n\n" * 50
+    for i in range(0, len(text), 7):
+        s.push(text[i:i + 7])
+    s.finish()
+    rendered = out.getvalue()
+    assert rendered.count("para one") == 50 and rendered.count("para two") == 50
+
+
+def test_display_command_and_durations():
+    assert codex._display_command(["bash", "-lc", "echo hi && ls"]) == "echo hi && ls"
+    assert codex._display_command(["git", "commit", "-m", "a b"]) == "git commit -m 'a b'"
+    assert codex._seconds({"secs": 1, "nanos": 500000000}) == 1.5
+    assert codex._seconds("250ms") == 0.25
+    assert codex._format_elapsed(75) == "1m 15s"
+
+
+def test_mcp_cell_ok_and_error():
+    r, out = _renderer()
+    r.mcp_cell({"server": "docs", "tool": "search", "arguments": {"q": "x"}}, 0.25,
+               {"Ok": {"content": [{"type": "text", "text": "found 3 pages"}], "isError": False}})
+    r.mcp_cell({"server": "docs", "tool": "fetch", "arguments": {}}, 1.0, {"Err": "connection closed"})
+    text = out.getvalue()
+    assert '\u2713 tool docs.search({"q": "x"}) \u00b7 0.2s' in text and "found 3 pages" in text
+    assert "\u2717 tool docs.fetch() \u00b7 1.0s" in text and "connection closed" in text
+
+
+def test_plan_and_reasoning_cells():
+    r, out = _renderer()
+    r.plan("two steps", [{"step": "read code", "status": "completed"}, {"step": "fix bug", "status": "in_progress"},
+                         {"step": "test", "status": "pending"}])
+    r.reasoning("**Scanning** the repo")
+    text = out.getvalue()
+    assert "\u2714 read code" in text and "\u25cf fix bug" in text and "\u25a1 test" in text
+    assert "thinking\n**Scanning** the repo" in text
+
+
+def test_status_line_redraws_only_itself():
+    import threading
+
+    r, out = _renderer({"TERM": "xterm"}, tty=True)
+    r.start_status("Working")
+    time.sleep(0.35)
+    r.note("a finished cell")
+    time.sleep(0.15)
+    r.stop_status()
+    text = out.getvalue()
+    assert text.count("Working (") >= 3  # redrawn by the ticker
+    # every redraw starts by returning to column 0 and clearing the line; no cursor-up moves
+    assert "\x1b[A" not in text and "\x1b[1A" not in text
+    assert "a finished cell" in text and text.endswith("\r\x1b[2K")
+    assert not any(t.name == "codex-status" for t in threading.enumerate())
+
+
+def test_code_lines_stream_before_the_fence_closes():
+    r, out = _renderer({"TERM": "xterm-256color"}, tty=True)
+    s = codex.MarkdownStream(r.answer_block, r.answer_code)
+    s.push("Intro\n\n```python\ndef f(x):\n    return x")
+    assert "def" in out.getvalue() and "return" not in out.getvalue()
+    s.push(" + 1\n")
+    assert "return" in out.getvalue()
+    s.push("```\n\nAfter **that**.")
+    s.finish()
+    text = out.getvalue()
+    assert "```" not in text and "After" in text
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert " def f(x):\n     return x + 1\n" in plain
+    assert not re.search(r" +\n", plain), "no trailing padding"
+
+
+def test_unknown_code_language_still_renders():
+    r, out = _renderer()
+    s = codex.MarkdownStream(r.answer_block, r.answer_code)
+    s.push("```no-such-language-xyz\nsome code\n```\n")
+    s.finish()
+    assert "some code" in out.getvalue()
+
+
+def test_desktop_notifications_only_when_configured():
+    r, out = _renderer({"TERM": "xterm"}, tty=True)
+    r.cfg.tui = {}
+    r.desktop_notification("agent-turn-complete", "done")
+    assert "\x1b]9;" not in out.getvalue()
+    r.cfg.tui = {"notifications": ["approval-requested"]}
+    r.desktop_notification("agent-turn-complete", "done")
+    r.desktop_notification("approval-requested", "run\x1b]evil\x07 rm")
+    assert out.getvalue().count("\x1b]9;") == 1 and "\x1b]9;run ]evil  rm\x07" in out.getvalue()
+    r.cfg.tui = {"notifications": True}
+    r.desktop_notification("agent-turn-complete", "all done")
+    assert "\x1b]9;all done\x07" in out.getvalue()
