@@ -7445,8 +7445,8 @@ APPROVAL_CHOICES = (
     ("n", "denied", "No"),
     ("esc", "abort", "No, and stop the turn"),
 )
-#: /approvals presets: (key, label, approval_policy, sandbox_mode, description)
-APPROVAL_PRESETS = (
+#: the /approvals menu: (key, label, approval_policy, sandbox_mode, description)
+APPROVALS_MENU = (
     ("1", "Read Only", "on-request", "read-only", "read files; ask before edits, commands or network"),
     ("2", "Auto", "on-request", "workspace-write", "edit and run in the workspace; ask to leave it"),
     ("3", "Full Access", "never", "danger-full-access", "no sandbox, never ask (use with care)"),
@@ -9442,11 +9442,11 @@ class Repl(object):
 
     def _slash_approvals(self, arg):
         labels = ["%s \u2014 %s%s" % (label, desc, "  (current)" if (ap, sm) == (self.cfg.approval_policy, self.cfg.sandbox_mode) else "")
-                  for _k, label, ap, sm, desc in APPROVAL_PRESETS]
+                  for _k, label, ap, sm, desc in APPROVALS_MENU]
         choice = self._pick("/approvals  choose what codex may do without asking", labels)
         if choice is None:
             return
-        _k, label, approval, sandbox, _d = APPROVAL_PRESETS[choice]
+        _k, label, approval, sandbox, _d = APPROVALS_MENU[choice]
         self.cfg.approval_policy, self.cfg.sandbox_mode = approval, sandbox
         self.cfg.sources["approval_policy"] = self.cfg.sources["sandbox_mode"] = "/approvals"
         self._override(approval_policy=approval, sandbox_policy=sandbox_policy_json(self.cfg))

@@ -173,3 +173,20 @@ def test_every_public_function_and_class_has_a_docstring():
         and not ast.get_docstring(node)
     ]
     assert missing == []
+
+
+def test_no_top_level_name_is_defined_twice():
+    """One module, many authors: a second definition would silently replace the first."""
+    import collections
+
+    tree = ast.parse((REPO / "codex.py").read_text(encoding="utf-8"))
+    seen = collections.Counter()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            seen[node.name] += 1
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    seen[target.id] += 1
+    allowed = {"_LOGGER"}
+    assert [name for name, n in seen.items() if n > 1 and name not in allowed] == []
