@@ -6052,12 +6052,12 @@ class Session(object):
     def _run_task(self, task, message):
         failed = None
         self._task_emit(task, "task_started", model_context_window=self.family.context_window)
-        self._record([message])
-        text = message_text(message)
-        if text:
-            task.input_messages.append(text)
-            self._task_emit(task, "user_message", message=text, kind="plain")
         try:
+            self._record([message])
+            text = message_text(message)
+            if text:
+                task.input_messages.append(text)
+                self._task_emit(task, "user_message", message=text, kind="plain")
             while True:
                 with self._lock:
                     if task.cancelled:
@@ -6829,7 +6829,7 @@ class RolloutRecorder(object):
             if self._fh is None:
                 return
             try:
-                self._fh.write(line.encode("utf-8"))
+                self._fh.write(line.encode("utf-8", "replace"))  # a lone surrogate must not end the session
                 self._fh.flush()
             except OSError as exc:
                 log("warn", "cannot write rollout %s: %s", self.path, exc)
@@ -6991,7 +6991,7 @@ def read_exec_prompt(prompt, stdin=None):
     """The prompt: the argument, or all of stdin for `-`/none (UsageError when there is none)."""
     stdin = sys.stdin if stdin is None else stdin
     if prompt is not None and prompt != "-":
-        return prompt
+        return _valid_text(prompt)
     if prompt is None:
         try:
             if stdin.isatty():
@@ -6999,10 +6999,21 @@ def read_exec_prompt(prompt, stdin=None):
         except (AttributeError, ValueError):
             pass
         sys.stderr.write("Reading prompt from stdin...\n")
-    text = stdin.read()
+    raw = getattr(stdin, "buffer", None)
+    # Bytes, not text: a prompt that is not UTF-8 is decoded with U+FFFD, never a crash.
+    text = raw.read().decode("utf-8", "replace") if raw is not None else _valid_text(stdin.read())
     if not text.strip():
         raise UsageError("No prompt provided via stdin.")
     return text
+
+
+def _valid_text(text):
+    """`text` with undecodable bytes (surrogate escapes from argv or stdin) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def config_summary(cfg, session_id=None):

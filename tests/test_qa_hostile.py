@@ -1,0 +1,57 @@
+"""QA: hostile input end to end (bad bytes, bad flags, bad homes); one line, right exit code, no traceback."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+from support.model_server import ModelServer, Turn
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server():
+    with ModelServer() as s:
+        yield s
+
+
+@pytest.fixture
+def repo(tmp_path):
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    return root
+
+
+def run_raw(codex_home, args, input=None, env=None, timeout=30, cwd=None):
+    """Run codex.py with bytes in and out (no decoding, so bad bytes reach codex as they are)."""
+    full_env = dict(os.environ, CODEX_HOME=str(codex_home), **{MOCK_KEY_ENV: "test-key"})
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, str(REPO / "codex.py")] + list(args), input=input,
+                          capture_output=True, timeout=timeout, env=full_env, cwd=cwd)
+
+
+def assert_clean_failure(proc, code):
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == code, err
+    assert "Traceback" not in err, err
+    return err
+
+
+def test_non_utf8_prompt_on_stdin_runs_the_turn(codex_home, server, repo):
+    server.enqueue(Turn().text("ok"))
+    proc = run_raw(codex_home, ["exec", "-C", str(repo)] + mock_cli_args(server) + ["-"], input=b"fix \xff\xfe this\n")
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    assert b"Traceback" not in proc.stderr
+    assert proc.stdout == b"ok\n"
+    text = server.model_requests()[0].body["input"][-1]["content"][0]["text"]
+    assert text.startswith("fix ") and text.rstrip().endswith(" this") and "\udcff" not in text
+
+
+def test_non_utf8_prompt_argument_runs_the_turn(codex_home, server, repo):
+    server.enqueue(Turn().text("ok"))
+    proc = run_raw(codex_home, ["exec", "-C", str(repo)] + mock_cli_args(server) + [b"fix \xff this"])
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    assert proc.stdout == b"ok\n"
