@@ -11204,7 +11204,13 @@ def build_parser():
     """Build the argparse tree for `codex` (also the source of the completion scripts)."""
     import argparse  # startup budget: --version answers before this import
 
-    parser = argparse.ArgumentParser(
+    class _Parser(argparse.ArgumentParser):
+        """argparse with a one-line error (no usage block) naming the (sub)command's --help."""
+
+        def error(self, message):
+            self.exit(2, "%s: error: %s (see `%s --help`)\n" % (self.prog, message, self.prog))
+
+    parser = _Parser(
         prog="codex",
         description="codex: a terminal coding agent. Without a subcommand it opens the interactive session.",
         epilog="Environment: CODEX_HOME (default ~/.codex), CODEX_LOG/RUST_LOG=info|debug|trace, "
@@ -11216,7 +11222,7 @@ def build_parser():
     # The interactive PROMPT is not an argparse positional: next to subcommands argparse
     # would take `exec` for the prompt.  _parse_args() peels it off first.
     parser.usage = "codex [OPTIONS] [PROMPT]\n       codex [OPTIONS] COMMAND [ARGS]"
-    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", prog="codex")
 
     def sub(name, **kw):
         handler, help_text = SUBCOMMANDS[name]
@@ -11252,7 +11258,7 @@ def build_parser():
         p = sub(name)
         _add_config_options(p, top=False)
         if name == "mcp":
-            msub = p.add_subparsers(dest="mcp_command", metavar="MCP_COMMAND")
+            msub = p.add_subparsers(dest="mcp_command", metavar="MCP_COMMAND", prog="codex mcp")
             msub.add_parser("serve", help="run codex as an MCP server over stdio (the default)")
             ml = msub.add_parser("list", help="list configured MCP servers, their status and tool counts")
             ml.add_argument("--json", action="store_true", help="print JSON")
@@ -11278,7 +11284,7 @@ def build_parser():
     p.add_argument("shell", nargs="?", choices=COMPLETION_SHELLS, default="bash", help="shell (default bash)")
 
     p = sub("debug")
-    dsub = p.add_subparsers(dest="debug_command", metavar="SANDBOX")
+    dsub = p.add_subparsers(dest="debug_command", metavar="SANDBOX", prog="codex debug")
     dsub.required = True
     for name in ("landlock", "seatbelt"):
         d = dsub.add_parser(name, help="run a command under %s" % ("Landlock+seccomp" if name == "landlock" else "Seatbelt"))

@@ -55,3 +55,17 @@ def test_non_utf8_prompt_argument_runs_the_turn(codex_home, server, repo):
     proc = run_raw(codex_home, ["exec", "-C", str(repo)] + mock_cli_args(server) + [b"fix \xff this"])
     assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
     assert proc.stdout == b"ok\n"
+
+
+@pytest.mark.parametrize("args, prog", [
+    (["--bogus"], "codex"),
+    (["exec", "--color", "purple", "x"], "codex exec"),
+    (["completion", "tcsh"], "codex completion"),
+    (["mcp", "call"], "codex mcp call"),
+    (["-m"], "codex"),
+])
+def test_usage_errors_are_one_line_naming_the_command(codex_home, args, prog):
+    proc = run_raw(codex_home, args)
+    err = assert_clean_failure(proc, 2)
+    assert err.count("\n") == 1, err
+    assert err.startswith("%s: error: " % prog) and ("`%s --help`" % prog) in err, err
