@@ -968,7 +968,11 @@ def read_auth(home):
 
 def write_auth(home, data):
     """Write auth.json pretty-printed, mode 0600."""
-    write_private_file(auth_path(home), json.dumps(data, indent=2) + "\n")
+    path = auth_path(home)
+    try:
+        write_private_file(path, json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise AuthError("cannot write %s: %s (make %s writable, or set CODEX_HOME)" % (path, exc.strerror or exc, home))
 
 
 def _mask_key(key):
@@ -11792,6 +11796,14 @@ def main(argv=None):
         except OSError:
             pass
         return 141
+    except OSError as exc:  # a file codex could not read or write: one line, never a traceback
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        where = " %s:" % exc.filename if getattr(exc, "filename", None) else ""
+        sys.stderr.write("codex:%s %s (check that path's permissions; CODEX_DEBUG=1 shows where)\n" % (where, exc.strerror or exc))
+        return 1
 
 
 if __name__ == "__main__":

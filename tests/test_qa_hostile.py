@@ -69,3 +69,37 @@ def test_usage_errors_are_one_line_naming_the_command(codex_home, args, prog):
     err = assert_clean_failure(proc, 2)
     assert err.count("\n") == 1, err
     assert err.startswith("%s: error: " % prog) and ("`%s --help`" % prog) in err, err
+
+
+def _as_other_user(tmp_path):
+    """argv prefix running codex.py as an unprivileged user (root ignores file modes), or skip."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return [sys.executable]
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if not (shutil.which("setpriv") and python):
+        pytest.skip("running as root without setpriv and /usr/bin/python3: cannot drop privileges")
+    os.chmod(str(tmp_path), 0o755)
+    return ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", python]
+
+
+def test_login_into_read_only_codex_home_says_which_file(tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    base = Path(tempfile.mkdtemp(prefix="codex-qa-", dir="/tmp"))  # every ancestor traversable by the other user
+    home = base / "home"
+    home.mkdir()
+    os.chmod(str(home), 0o555)
+    prefix = _as_other_user(base)
+    env = dict(os.environ, CODEX_HOME=str(home), HOME=str(base))
+    proc = subprocess.run(prefix + [str(REPO / "codex.py"), "login", "--api-key", "sk-test-123456789"],
+                          capture_output=True, timeout=30, env=env)
+    err = assert_clean_failure(proc, 1)
+    assert err.startswith("codex: cannot write %s: " % (home / "auth.json")) and err.count("\n") == 1, err
+    assert not (home / "auth.json").exists()
+    import shutil
+
+    shutil.rmtree(str(base), ignore_errors=True)
+
