@@ -7213,7 +7213,8 @@ class JsonPrinter(object):
 
     def emit(self, obj):
         """Write one JSON line."""
-        self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        # compact separators, as upstream prints them and the README shows
+        self.out.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.out.flush()
 
     def _item(self, kind, **fields):

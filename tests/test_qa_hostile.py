@@ -103,3 +103,13 @@ def test_login_into_read_only_codex_home_says_which_file(tmp_path):
 
     shutil.rmtree(str(base), ignore_errors=True)
 
+
+
+def test_exec_json_lines_are_compact_as_the_readme_shows(codex_home, server, repo):
+    server.enqueue(Turn().text("Done."))
+    proc = run_raw(codex_home, ["exec", "--json", "-C", str(repo)] + mock_cli_args(server) + ["hi"])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().splitlines()
+    assert lines[0].startswith('{"type":"thread.started","thread_id":"'), lines[0]
+    assert lines[1] == '{"type":"turn.started"}'
+    assert '{"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"Done."}}' in lines
