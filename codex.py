@@ -1187,7 +1187,9 @@ def http_status_error(status, url, body, model=None, provider=None):
         hint = "the provider failed; try again later"
     else:
         hint = "the provider rejected the request"
-    return ProviderError("%s (HTTP %d from %s): %s" % (hint, status, where, detail or "(empty body)"))
+    err = ProviderError("%s (HTTP %d from %s): %s" % (hint, status, where, detail or "(empty body)"))
+    err.status = status  # callers that adapt the request (Chat's stream_options fallback) look at it
+    return err
 
 
 def _interruptible_sleep(seconds, cancel):
@@ -1639,6 +1641,8 @@ class ChatClient(ModelClient):
 
     wire_api = "chat"
     path = "/chat/completions"
+    #: ask for the final usage chunk; turned off for the session when a server rejects it
+    include_usage = True
 
     def body(self, prompt):
         """The Chat Completions request body."""
@@ -1647,10 +1651,25 @@ class ChatClient(ModelClient):
             "messages": history_to_chat_messages(prompt.instructions, prompt.input),
             "stream": True,
         }
+        if self.include_usage:
+            body["stream_options"] = {"include_usage": True}
         tools = tools_to_chat(prompt.tools)
         if tools:
             body["tools"] = tools
         return body
+
+    def stream(self, prompt, cancel=None, on_retry=None, on_response=None):
+        """Stream as ModelClient does; a 400 about stream_options retries once without it."""
+        try:
+            return ModelClient.stream(self, prompt, cancel=cancel, on_retry=on_retry, on_response=on_response)
+        except ProviderError as exc:
+            # Older servers and some gateways reject the field; this client (one per
+            # session) then stops sending it and token counts fall back to none.
+            if not (self.include_usage and getattr(exc, "status", None) == 400 and "stream_options" in str(exc)):
+                raise
+            log("info", "%s rejected stream_options; retrying without it for this session", self.url().split("?")[0])
+            self.include_usage = False
+            return ModelClient.stream(self, prompt, cancel=cancel, on_retry=on_retry, on_response=on_response)
 
     def _events(self, sse):
         text = []
