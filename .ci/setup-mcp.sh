@@ -5,7 +5,8 @@
 #   build/mcp1  a venv with the 1.x line of the `mcp` Python SDK (the 2.x line is in
 #               requirements/test.lock), so `codex mcp` is tested against both;
 #   build/mcp1-old  an early 1.x (protocol 2025-03-26, no elicitation support).
-# A failed install only warns: the tests that need it skip and say why.
+# A failed install only warns here: the tests that need it skip and say why, and fail under
+# CI=true (tests/support/qa_need.py), so CI cannot go green without its peers.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 NPM_PKGS="@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31"

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 import codex
+from support.qa_need import need_installed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -377,10 +378,7 @@ def test_shutdown_stops_the_process_group(tmp_path):
 # -- npm reference servers ------------------------------------------------------------
 
 def _npm(name):
-    path = NPM_BIN / name
-    if not path.exists():
-        pytest.skip("%s not installed: run .ci/setup-mcp.sh (npm install --prefix build/npm-mcp)" % name)
-    return str(path)
+    return need_installed(NPM_BIN / name, "%s not installed: run .ci/setup-mcp.sh (npm install --prefix build/npm-mcp)" % name)
 
 
 def test_npm_server_everything(tmp_path):

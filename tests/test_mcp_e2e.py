@@ -14,6 +14,7 @@ import pytest
 import codex
 from support.mcp_jsonrpc_client import RawMcpClient
 from support.model_server import ModelServer, Turn
+from support.qa_need import need_installed
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -106,8 +107,7 @@ def test_sdk_client_decline_keeps_the_command_from_running(codex_home, workdir, 
 
 
 def test_sdk_1x_client_runs_a_real_turn(codex_home, workdir, model):
-    if not MCP1_PYTHON.exists():
-        pytest.skip("the mcp 1.x SDK is not installed in build/mcp1: run .ci/setup-mcp.sh")
+    need_installed(MCP1_PYTHON, "the mcp 1.x SDK is not installed in build/mcp1: run .ci/setup-mcp.sh")
     write_config(codex_home, model, wire="chat")
     model.enqueue(Turn().text("hello from chat"))
     got = run_sdk(MCP1_PYTHON, plan_for(codex_home, workdir, [{"tool": "codex", "arguments": {"prompt": "hi"}}]))

@@ -14,6 +14,7 @@ import pytest
 
 import codex
 from support.mcp_jsonrpc_client import RawMcpClient
+from support.qa_need import need_installed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -397,8 +398,7 @@ def test_sdk_2x_client(codex_home, tmp_path):
 
 
 def test_sdk_1x_client(codex_home, tmp_path):
-    if not MCP1_PYTHON.exists():
-        pytest.skip("the mcp 1.x SDK is not installed in build/mcp1: run .ci/setup-mcp.sh")
+    need_installed(MCP1_PYTHON, "the mcp 1.x SDK is not installed in build/mcp1: run .ci/setup-mcp.sh")
     got = _run_sdk(MCP1_PYTHON, _sdk_plan(codex_home, tmp_path, elicit="accept-for-session"))
     assert got["sdk"].startswith("1.")
     assert got["protocolVersion"] in codex.MCP_PROTOCOL_VERSIONS
@@ -448,8 +448,7 @@ def test_idle_sessions_are_capped(monkeypatch, codex_home, tmp_path):
 
 
 def test_sdk_early_1x_client_without_elicitation(codex_home, tmp_path):
-    if not MCP1_OLD_PYTHON.exists():
-        pytest.skip("mcp 1.9.x is not installed in build/mcp1-old: run .ci/setup-mcp.sh")
+    need_installed(MCP1_OLD_PYTHON, "mcp 1.9.x is not installed in build/mcp1-old: run .ci/setup-mcp.sh")
     got = _run_sdk(MCP1_OLD_PYTHON, _sdk_plan(codex_home, tmp_path))
     assert got["sdk"].startswith("1.9.")
     assert got["protocolVersion"] == "2025-03-26"  # the client's version, echoed
