@@ -5696,6 +5696,8 @@ def message_text(item):
     """The text parts of a message item joined."""
     return "".join(p.get("text") or "" for p in item.get("content") or () if p.get("type") in ("input_text", "output_text"))
 
+SHUTDOWN_TASK_GRACE_S = 3.0  #: how long Session.shutdown() waits for aborted tasks to kill their commands
+
 
 def _is_context_message(item):
     text = message_text(item)
@@ -5875,6 +5877,12 @@ class Session(object):
             task = self._task
             if task is not None:
                 self._abort_task(task, "interrupted")
+        # Let aborted tasks notice their cancel (a running command polls it every 50 ms) and
+        # kill their process groups before the interpreter exits under these daemon threads.
+        deadline = time.monotonic() + SHUTDOWN_TASK_GRACE_S
+        for thread in getattr(self, "_task_threads", ()):
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
         if self._client is not None:
             self._client.close()
         if self.mcp is not None:
@@ -6065,6 +6073,8 @@ class Session(object):
     def _start_task(self, task, message):
         self._task = task
         task.thread = threading.Thread(target=self._run_task, args=(task, message), name="codex-task-%s" % task.sub_id, daemon=True)
+        # shutdown() waits for these: an aborted task's thread is what kills its command's group
+        self._task_threads = [t for t in getattr(self, "_task_threads", ()) if t.is_alive()] + [task.thread]
         task.thread.start()
 
     def _client_for_turn(self):
@@ -7309,6 +7319,23 @@ class JsonPrinter(object):
                 "output_tokens": usage["output_tokens"]}})
 
 
+def _check_exec_paths(images, last_message_file):
+    """Fail before the turn (and its cost) on an -i file that cannot be read or an
+    --output-last-message that cannot be written."""
+    for image in images or ():
+        path = Path(image).expanduser()
+        if not path.is_file() or not os.access(str(path), os.R_OK):
+            why = "is a directory" if path.is_dir() else ("cannot be read" if path.exists() else "does not exist")
+            raise UsageError("image %s %s (check -i/--image)" % (image, why))
+    if last_message_file:
+        path = Path(last_message_file).expanduser()
+        parent = path.parent
+        if path.is_dir():
+            raise UsageError("--output-last-message %s is a directory; name a file" % last_message_file)
+        if not parent.is_dir():
+            raise UsageError("--output-last-message %s: directory %s does not exist; create it first" % (last_message_file, parent))
+
+
 def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_file=None,
              skip_git_repo_check=False, resume_path=None, out=None, err=None):
     """Run one task to completion, printing progress; return the exit code (0, 1 or 130)."""
@@ -7316,6 +7343,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
     out = out or sys.stdout
     err = err or sys.stderr
+    _check_exec_paths(images, last_message_file)
     session = Session(cfg, resume_path=resume_path)
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
@@ -7335,9 +7363,19 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
             raise KeyboardInterrupt
         session.interrupt()
 
-    old_handler = None
+    terminated = [None]
+
+    def on_terminate(signum, frame):
+        # SIGTERM/SIGHUP (CI cancelling a job, a closed terminal): stop like Ctrl-C, so the
+        # command's process group is killed and the rollout flushed, then exit 128+signal.
+        terminated[0] = signum
+        session.interrupt()
+
+    old_handlers = {}
     if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
+        old_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, on_sigint)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            old_handlers[sig] = signal.signal(sig, on_terminate)
     failed = None
     last = None
     code = 0
@@ -7359,9 +7397,11 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
                 code = 130
                 break
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
         session.shutdown()
+    if terminated[0] is not None:
+        code = 128 + terminated[0]
     if as_json:
         printer.finish(last, session.total_usage, failed)
     else:

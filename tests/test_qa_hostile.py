@@ -113,3 +113,58 @@ def test_exec_json_lines_are_compact_as_the_readme_shows(codex_home, server, rep
     assert lines[0].startswith('{"type":"thread.started","thread_id":"'), lines[0]
     assert lines[1] == '{"type":"turn.started"}'
     assert '{"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"Done."}}' in lines
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["-i", "/nonexistent/shot.png"], "image /nonexistent/shot.png does not exist (check -i/--image)"),
+    (["--output-last-message", "/nonexistent-dir/last.txt"], "directory /nonexistent-dir does not exist"),
+    (["--output-last-message", "/tmp"], "--output-last-message /tmp is a directory"),
+])
+def test_exec_bad_paths_fail_before_the_model_is_asked(codex_home, server, repo, args, needle):
+    server.enqueue(Turn().text("ok"))
+    proc = run_raw(codex_home, ["exec", "-C", str(repo)] + mock_cli_args(server) + args + ["hi"])
+    err = assert_clean_failure(proc, 2)
+    assert needle in err and err.count("\n") == 1, err
+    assert server.model_requests() == []
+
+
+def _signal_during_command(codex_home, server, repo, tmp_path, sig):
+    import signal
+    import time
+
+    marker = tmp_path / "child.pid"
+    script = "echo $$ > %s; exec sleep 30" % marker
+    server.enqueue(Turn().function_call("shell", {"command": ["bash", "-c", script]}, call_id="c1"), Turn().text("x"))
+    env = dict(os.environ, CODEX_HOME=str(codex_home), **{MOCK_KEY_ENV: "test-key"})
+    proc = subprocess.Popen([sys.executable, str(REPO / "codex.py"), "exec", "-s", "danger-full-access", "-C", str(repo)]
+                            + mock_cli_args(server) + ["go"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        end = time.monotonic() + 20
+        while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < end:
+            time.sleep(0.05)
+        child = int(marker.read_text())
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.2)
+    try:
+        os.kill(child, 0)
+        alive = True
+        os.kill(child, signal.SIGKILL)
+    except ProcessLookupError:
+        alive = False
+    return proc.returncode, err.decode("utf-8", "replace"), alive
+
+
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_exec_stopped_by_a_signal_kills_the_running_command(codex_home, server, repo, tmp_path, signame, code):
+    import signal
+
+    rc, err, alive = _signal_during_command(codex_home, server, repo, tmp_path, getattr(signal, signame))
+    assert not alive, "the command outlived codex exec after %s" % signame
+    assert rc == code, err
+    assert "Traceback" not in err
+    rollouts = list((codex_home / "sessions").rglob("rollout-*.jsonl"))
+    assert len(rollouts) == 1 and '"function_call"' in rollouts[0].read_text()
