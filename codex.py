@@ -794,6 +794,18 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             elif allowed is not None:
                 _check_enum(place, key, layer[key], allowed)
 
+    def place_of(*parts):
+        """Where the value at this dotted path was set (the highest layer that has it)."""
+        for _label, place, layer in reversed(layers):
+            node = layer
+            for part in parts:
+                if not isinstance(node, dict) or part not in node:
+                    break
+                node = node[part]
+            else:
+                return place
+        return where
+
     # Layer the sources and remember where each top-level value came from.
     sources = {}
     values = {}
@@ -836,15 +848,15 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             )
 
     values["sandbox_workspace_write"] = _check_table(
-        where, "sandbox_workspace_write", values["sandbox_workspace_write"], SANDBOX_WORKSPACE_WRITE_KEYS, warnings
+        place_of("sandbox_workspace_write"), "sandbox_workspace_write", values["sandbox_workspace_write"], SANDBOX_WORKSPACE_WRITE_KEYS, warnings
     )
     values["shell_environment_policy"] = _check_table(
-        where, "shell_environment_policy", values["shell_environment_policy"], SHELL_ENV_POLICY_KEYS, warnings
+        place_of("shell_environment_policy"), "shell_environment_policy", values["shell_environment_policy"], SHELL_ENV_POLICY_KEYS, warnings
     )
-    _check_enum(where, "shell_environment_policy.inherit", values["shell_environment_policy"]["inherit"], ENV_INHERIT)
-    values["history"] = _check_table(where, "history", values["history"], HISTORY_KEYS, warnings)
-    _check_enum(where, "history.persistence", values["history"]["persistence"], HISTORY_PERSISTENCE)
-    values["tui"] = _check_table(where, "tui", values["tui"], TUI_KEYS, warnings)
+    _check_enum(place_of("shell_environment_policy", "inherit"), "shell_environment_policy.inherit", values["shell_environment_policy"]["inherit"], ENV_INHERIT)
+    values["history"] = _check_table(place_of("history"), "history", values["history"], HISTORY_KEYS, warnings)
+    _check_enum(place_of("history", "persistence"), "history.persistence", values["history"]["persistence"], HISTORY_PERSISTENCE)
+    values["tui"] = _check_table(place_of("tui"), "tui", values["tui"], TUI_KEYS, warnings)
     if values["sandbox_permissions"] is not None:
         for entry in values["sandbox_permissions"]:
             if not isinstance(entry, str) or entry.split("=", 1)[0] not in LEGACY_SANDBOX_PERMISSIONS:
@@ -859,11 +871,12 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
 
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
+        mplace = place_of("mcp_servers", name)
         if not isinstance(table, dict):
-            raise ConfigError("%s: `mcp_servers.%s` must be a table" % (where, name))
-        server = _check_table(where, "mcp_servers.%s" % name, table, MCP_SERVER_KEYS, warnings)
+            raise ConfigError("%s: `mcp_servers.%s` must be a table" % (mplace, name))
+        server = _check_table(mplace, "mcp_servers.%s" % name, table, MCP_SERVER_KEYS, warnings)
         if not server.get("command"):
-            raise ConfigError("%s: `mcp_servers.%s.command` is required (the program to start)" % (where, name))
+            raise ConfigError("%s: `mcp_servers.%s.command` is required (the program to start)" % (mplace, name))
         if server.get("startup_timeout_ms") is not None:
             server["startup_timeout_sec"] = server["startup_timeout_ms"] / 1000.0
         mcp_servers[name] = server
@@ -872,23 +885,27 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     # Providers: built-ins first; a user entry with a built-in's name updates its fields.
     providers = builtin_providers(environ)
     for pid, table in values["model_providers"].items():
+        pplace = place_of("model_providers", pid)
         if not isinstance(table, dict):
-            raise ConfigError("%s: `model_providers.%s` must be a table" % (where, pid))
+            raise ConfigError("%s: `model_providers.%s` must be a table" % (pplace, pid))
         checked = {}
         for key, value in table.items():
             if key not in PROVIDER_KEYS:
-                warnings.append("%s: unknown key `model_providers.%s.%s` (ignored)" % (where, pid, key))
+                warnings.append("%s: unknown key `model_providers.%s.%s` (ignored)" % (place_of("model_providers", pid, key), pid, key))
                 continue
-            _check_type(where, "model_providers.%s.%s" % (pid, key), value, PROVIDER_KEYS[key][0])
+            _check_type(place_of("model_providers", pid, key), "model_providers.%s.%s" % (pid, key), value, PROVIDER_KEYS[key][0])
             checked[key] = value
         if "wire_api" in checked:
-            _check_enum(where, "model_providers.%s.wire_api" % pid, checked["wire_api"], WIRE_APIS)
+            _check_enum(place_of("model_providers", pid, "wire_api"), "model_providers.%s.wire_api" % pid, checked["wire_api"], WIRE_APIS)
+        if checked.get("base_url") and not checked["base_url"].lower().startswith(("http://", "https://")):
+            raise ConfigError("%s: `model_providers.%s.base_url` = %r must start with http:// or https://"
+                              % (place_of("model_providers", pid, "base_url"), pid, checked["base_url"]))
         if pid in providers:
             base = {k: getattr(providers[pid], k) for k in PROVIDER_KEYS}
             base.update(checked)
             checked = base
         elif not checked.get("base_url"):
-            raise ConfigError("%s: `model_providers.%s.base_url` is required" % (where, pid))
+            raise ConfigError("%s: `model_providers.%s.base_url` is required" % (pplace, pid))
         providers[pid] = ProviderInfo(pid, **checked)
     provider_id = values["model_provider"]
     if provider_id not in providers:

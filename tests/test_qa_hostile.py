@@ -168,3 +168,27 @@ def test_exec_stopped_by_a_signal_kills_the_running_command(codex_home, server, 
     assert "Traceback" not in err
     rollouts = list((codex_home / "sessions").rglob("rollout-*.jsonl"))
     assert len(rollouts) == 1 and '"function_call"' in rollouts[0].read_text()
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (['model_providers.x.wire_api="foo"', "model_provider=x"], "-c: `model_providers.x.wire_api` = 'foo' is not allowed"),
+    (["model_providers.x={}", "model_provider=x"], "-c: `model_providers.x.base_url` is required"),
+    (["sandbox_workspace_write.network_access=yes"], "-c: `sandbox_workspace_write.network_access` must be true or false"),
+    (['history.persistence="x"'], "-c: `history.persistence` = 'x' is not allowed"),
+    (['model_providers.x.base_url="ftp://h/v1"', "model_provider=x"],
+     "-c: `model_providers.x.base_url` = 'ftp://h/v1' must start with http:// or https://"),
+])
+def test_bad_nested_override_is_blamed_on_dash_c_not_config_toml(codex_home, repo, overrides, needle):
+    args = []
+    for item in overrides:
+        args += ["-c", item]
+    proc = run_raw(codex_home, args + ["exec", "-C", str(repo), "hi"])
+    err = assert_clean_failure(proc, 2)
+    assert err == "codex: %s" % err[len("codex: "):] and needle in err and "config.toml" not in err, err
+
+
+def test_base_url_without_a_scheme_is_a_config_error(codex_home, repo):
+    (codex_home / "config.toml").write_text('model_provider = "x"\n[model_providers.x]\nbase_url = "localhost:8080/v1"\n')
+    proc = run_raw(codex_home, ["exec", "-C", str(repo), "hi"])
+    err = assert_clean_failure(proc, 2)
+    assert "config.toml: `model_providers.x.base_url` = 'localhost:8080/v1' must start with http:// or https://" in err, err
