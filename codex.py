@@ -6849,6 +6849,19 @@ def _git_info(cwd):
     return info or None
 
 
+def _ends_mid_line(path):
+    """Whether a non-empty file's last byte is not a newline."""
+    try:
+        with open(str(path), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
+
+
 class RolloutRecorder(object):
     """Appends a session's items and events to its rollout file."""
 
@@ -6857,6 +6870,8 @@ class RolloutRecorder(object):
         if resume_path:
             self.path = Path(resume_path)
             self._fh = open_private_append(self.path)
+            if _ends_mid_line(self.path):  # a crash mid-write: start our records on a line of their own
+                self._fh.write(b"\n")
         else:
             now = time.localtime()
             day = Path(cfg.codex_home) / ROLLOUT_SUBDIR / time.strftime("%Y", now) / time.strftime("%m", now) / time.strftime("%d", now)
@@ -6909,7 +6924,8 @@ def load_rollout(path):
     """Read a rollout: (session meta dict, history items, replayable event msgs)."""
     path = Path(path)
     try:
-        raw = path.read_text(encoding="utf-8")
+        # bytes first: one damaged line (a crash mid-write, a stray byte) must not lose the session
+        raw = path.read_bytes().decode("utf-8", "replace")
     except OSError as exc:
         raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
     lines = [line for line in raw.splitlines() if line.strip()]

@@ -192,3 +192,25 @@ def test_base_url_without_a_scheme_is_a_config_error(codex_home, repo):
     proc = run_raw(codex_home, ["exec", "-C", str(repo), "hi"])
     err = assert_clean_failure(proc, 2)
     assert "config.toml: `model_providers.x.base_url` = 'localhost:8080/v1' must start with http:// or https://" in err, err
+
+
+def test_resume_a_rollout_with_damaged_lines_keeps_the_rest(codex_home, server, repo):
+    server.enqueue(Turn().text("first answer"), Turn().text("second answer"))
+    base = ["exec", "-C", str(repo)] + mock_cli_args(server)
+    assert run_raw(codex_home, base + ["first question"]).returncode == 0
+    [rollout] = list((codex_home / "sessions").rglob("rollout-*.jsonl"))
+    with open(str(rollout), "ab") as fh:
+        fh.write(b'garbage\n\xff\xfe\n{"type":"response_item","payload":"str"}\n[1]\n{"type":"response_item","pay')
+    proc = run_raw(codex_home, base + ["resume", "--last", "next step"])
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    assert proc.stdout == b"second answer\n"
+    texts = json_texts(server.model_requests()[1].body["input"])
+    assert "first question" in texts and "first answer" in texts and "next step" in texts
+    # what the resumed run appended starts on a line of its own (nothing glued to the torn line)
+    tail = rollout.read_bytes().rsplit(b'{"type":"response_item","pay', 1)[1]
+    assert tail.startswith(b"\n{")
+    assert b"second answer" in tail
+
+
+def json_texts(items):
+    return " ".join(part.get("text", "") for it in items if it.get("type") == "message" for part in it.get("content") or ())
