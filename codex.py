@@ -1235,7 +1235,10 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
         delay = None
         try:
             request = client.build_request("POST", url, headers=headers, content=data)
+            started = time.monotonic()
             resp = client.send(request, stream=True)
+            log("debug", "POST %s (%d bytes, attempt %d) -> HTTP %d in %.3fs", url.split("?")[0], len(data), attempt,
+                resp.status_code, time.monotonic() - started)
         except httpx.TimeoutException as exc:
             if attempt > max_retries:  # the request layer is done: no second retry layer on top
                 raise ProviderError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], type(exc).__name__))
@@ -4465,6 +4468,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         exit_code = 130
     result = ExecResult(exit_code, bufs["stdout"].text(), bufs["stderr"].text(), agg.text(), duration,
                         timed_out, False, sandbox_type, None, cancelled, timeout_ms)
+    log("debug", "exec %s in %s (sandbox %s) -> exit %d in %.3fs", argv, cwd, sandbox_type or "none", exit_code, duration)
     if sandbox_type is not None:
         result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
         if result.sandbox_error:

@@ -214,3 +214,15 @@ def test_resume_a_rollout_with_damaged_lines_keeps_the_rest(codex_home, server, 
 
 def json_texts(items):
     return " ".join(part.get("text", "") for it in items if it.get("type") == "message" for part in it.get("content") or ())
+
+
+def test_codex_log_debug_records_requests_and_commands_without_secrets(codex_home, server, repo):
+    server.enqueue(Turn().function_call("shell", {"command": ["echo", "hi"]}, call_id="c1"), Turn().text("done"))
+    secret = "sk-mocksecret-999888777666"
+    proc = run_raw(codex_home, ["exec", "-s", "danger-full-access", "-C", str(repo)] + mock_cli_args(server) + ["go"],
+                   env={"CODEX_LOG": "debug", MOCK_KEY_ENV: secret})
+    assert proc.returncode == 0, proc.stderr
+    log = (codex_home / "log" / "codex.log").read_text()
+    assert "POST %s/responses" % server.url in log and "-> HTTP 200" in log, log
+    assert "exec ['echo', 'hi']" in log and "-> exit 0" in log, log
+    assert secret not in log and secret.encode() not in proc.stderr
