@@ -10339,7 +10339,6 @@ class _UpstreamConnection(object):
 
     async def next_event(self, timeout):
         """The next h11 event from the provider (asyncio.TimeoutError after `timeout` s idle)."""
-        import asyncio  # startup budget
         import h11  # startup budget
 
         while True:
