@@ -32,7 +32,8 @@ Contents (each section uses only the sections above it):
     §12a Sandbox: policies, protected paths, Seatbelt
     §12b Sandbox: the Linux helper
     §13 Exec: running a command
-    §14 MCP client
+    §14a MCP client: JSON-RPC over stdio, tool names, results
+    §14b MCP client: servers and the connection manager
     §15a Agent: instructions and environment context
     §15b Agent: the session and the turn loop
     §16 History and rollouts
@@ -43,7 +44,8 @@ Contents (each section uses only the sections above it):
     §18d Front end: the REPL session loop, approvals, slash commands
     §19 Front end: the MCP server
     §20 Front end: codex proto
-    §21 Front end: codex proxy
+    §21a Front end: codex proxy, the provider side
+    §21b Front end: codex proxy, the server
     §22 CLI: parser, completions, main
 """
 
@@ -4625,7 +4627,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 
 
 ###############################################################################
-# §14 MCP client
+# §14a MCP client: JSON-RPC over stdio, tool names, results
 ###############################################################################
 
 # Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
@@ -4977,6 +4979,11 @@ def format_mcp_result_for_display(result, max_lines=5):
     if not lines and result.get("structuredContent") is not None:
         lines.append(json.dumps(result["structuredContent"], ensure_ascii=False)[:400])
     return lines
+
+
+###############################################################################
+# §14b MCP client: servers and the connection manager
+###############################################################################
 
 
 def _mcp_server_env(configured, environ=None):
@@ -10139,7 +10146,7 @@ def _cmd_proto(args, cfg_loader):
 
 
 ###############################################################################
-# §21 Front end: codex proxy
+# §21a Front end: codex proxy, the provider side
 ###############################################################################
 
 # `codex proxy` is an HTTP/1.1 server that forwards every /v1/* request to the active
@@ -10512,6 +10519,11 @@ class _UpstreamPool(object):
     def close(self):
         while self._idle:
             self._idle.pop().close()
+
+
+###############################################################################
+# §21b Front end: codex proxy, the server
+###############################################################################
 
 
 class _RequestBody(object):
