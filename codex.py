@@ -7549,16 +7549,27 @@ def rewrite_citations(text, file_opener, cwd, links=True):
     return CITATION_RE.sub(repl, text)
 
 
+#: characters a model-chosen command could use to hide part of itself on the terminal:
+#: C0/C1 controls but tab and newline (ESC sequences, CR, backspace) and bidi overrides
+_HIDING_CHARS_RE = re.compile(u"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _reveal_hidden_chars(text):
+    """Show control and bidi characters as escapes, so what is displayed is what runs."""
+    return _HIDING_CHARS_RE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100
+                                else "\\u%04x" % ord(m.group()), text)
+
+
 def _display_command(command):
     """A command argv as the user reads it: the script of `bash -lc SCRIPT`, else shell-quoted."""
     import shlex
 
     if isinstance(command, str):
-        return command
+        return _reveal_hidden_chars(command)
     command = [str(c) for c in command or []]
     if len(command) == 3 and os.path.basename(command[0]) in ("bash", "sh", "zsh") and command[1] in ("-lc", "-c"):
-        return command[2]
-    return " ".join(shlex.quote(c) for c in command)
+        return _reveal_hidden_chars(command[2])
+    return _reveal_hidden_chars(" ".join(shlex.quote(c) for c in command))
 
 
 def _seconds(duration):
@@ -9120,7 +9131,7 @@ class Repl(object):
             chunk = bytes(b & 0xFF for b in chunk if isinstance(b, int))
         lines = [l for l in chunk.decode("utf-8", "replace").splitlines() if l.strip()]
         if lines:
-            tail = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1]).strip()
+            tail = _reveal_hidden_chars(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1]).strip())
             self.renderer.set_status("Running %s \u2014 %s" % (_display_command(entry[0]), tail))
 
     def _on_exec_command_end(self, event, msg):
