@@ -256,6 +256,43 @@ def glob_match(pattern, name):
     return fnmatch.fnmatchcase(name.upper(), pattern.upper())
 
 
+#: escape sequences other than SGR colours, C0/C1 controls but tab and newline, lone CRs,
+#: and bidi overrides: what untrusted text could use to drive or fool the user's terminal
+_TERMINAL_UNSAFE_RE = re.compile(
+    u"\x1b\\[[0-9;:]*m"                                   # SGR colour: kept
+    u"|\x1b\\[[0-?]*[ -/]*[@-~]"                           # other CSI (clear screen, moves)
+    u"|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)?"            # OSC (title, clipboard, links)
+    u"|\x1b[PX^_][^\x1b]*(?:\x1b\\\\)?"                    # DCS, SOS, PM, APC
+    u"|\x1b.?"                                                # any other ESC
+    u"|\r(?!\n)"                                             # a lone CR (overwrites the line)
+    u"|[\x00-\x08\x0b-\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def terminal_safe(value):
+    """Make model, command or server text safe to print on a terminal (recursing into dicts
+    and lists): SGR colours stay, other escape sequences become visible, controls are escaped."""
+    if isinstance(value, str):
+        if not _TERMINAL_UNSAFE_RE.search(value):
+            return value
+
+        def fix(m):
+            text = m.group()
+            if text.startswith("\x1b[") and text.endswith("m") and re.match(u"^\x1b\\[[0-9;:]*m$", text):
+                return text
+            if text == "\r":
+                return "\n"
+            return "".join("\\x%02x" % ord(ch) if ord(ch) < 0x100 and not (" " <= ch <= "~") else
+                           ("\\u%04x" % ord(ch) if ord(ch) >= 0x100 else ch) for ch in text)
+
+        return _TERMINAL_UNSAFE_RE.sub(fix, value)
+    if isinstance(value, dict):
+        return {k: terminal_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [terminal_safe(v) for v in value]
+    return value
+
+
 def _now_iso():
     """UTC timestamp like 2025-07-01T12:34:56.789Z."""
     t = time.time()
@@ -7086,6 +7123,7 @@ class HumanPrinter(object):
 
     def event(self, msg):
         """Print one protocol event."""
+        msg = terminal_safe(msg)  # model, command and MCP text is untrusted
         kind = msg["type"]
         if kind == "agent_message_delta":
             if not self.in_delta:
@@ -7182,7 +7220,8 @@ class HumanPrinter(object):
         if last_message:
             # With both streams on one terminal the message was already shown above.
             if not (_isatty(self.out) and _isatty(self.err)):
-                self.out.write(last_message.rstrip("\n") + "\n")
+                text = terminal_safe(last_message) if _isatty(self.out) else last_message  # piped: verbatim
+                self.out.write(text.rstrip("\n") + "\n")
                 self.out.flush()
 
 
@@ -9060,7 +9099,7 @@ class Repl(object):
 
     def handle_event(self, event):
         """Render one event; return True when it ends the turn."""
-        msg = event.get("msg") or {}
+        msg = terminal_safe(event.get("msg") or {})  # model, command and MCP text is untrusted
         kind = msg.get("type", "")
         handler = getattr(self, "_on_" + kind, None)
         if handler is not None:
