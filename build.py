@@ -292,7 +292,7 @@ def build():
     raw = BUILD / "codex.shiv"
     shiv = py.parent / "shiv"
     run([str(shiv), "--site-packages", str(site), "-e", "codex:main", "-o", str(raw),
-         "-p", "/usr/bin/env python3", "--reproducible", "--compressed"],
+         "-p", "/usr/bin/env python3", "--reproducible", "--compressed", "--compile-pyc"],
         "packing the zipapp with shiv")
     out = DIST / "codex"
     with zipfile.ZipFile(raw) as z:  # the build id names the directory shiv unpacks into

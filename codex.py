@@ -32,7 +32,8 @@ Contents (each section uses only the sections above it):
     §12a Sandbox: policies, protected paths, Seatbelt
     §12b Sandbox: the Linux helper
     §13 Exec: running a command
-    §14 MCP client
+    §14a MCP client: JSON-RPC over stdio, tool names, results
+    §14b MCP client: servers and the connection manager
     §15a Agent: instructions and environment context
     §15b Agent: the session and the turn loop
     §16 History and rollouts
@@ -43,7 +44,8 @@ Contents (each section uses only the sections above it):
     §18d Front end: the REPL session loop, approvals, slash commands
     §19 Front end: the MCP server
     §20 Front end: codex proto
-    §21 Front end: codex proxy
+    §21a Front end: codex proxy, the provider side
+    §21b Front end: codex proxy, the server
     §22 CLI: parser, completions, main
 """
 
@@ -252,6 +254,43 @@ def open_private_append(path):
 def glob_match(pattern, name):
     """Case-insensitive glob match (`*`, `?`, `[...]`) used by env policies."""
     return fnmatch.fnmatchcase(name.upper(), pattern.upper())
+
+
+#: escape sequences other than SGR colours, C0/C1 controls but tab and newline, lone CRs,
+#: and bidi overrides: what untrusted text could use to drive or fool the user's terminal
+_TERMINAL_UNSAFE_RE = re.compile(
+    u"\x1b\\[[0-9;:]*m"                                   # SGR colour: kept
+    u"|\x1b\\[[0-?]*[ -/]*[@-~]"                           # other CSI (clear screen, moves)
+    u"|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)?"            # OSC (title, clipboard, links)
+    u"|\x1b[PX^_][^\x1b]*(?:\x1b\\\\)?"                    # DCS, SOS, PM, APC
+    u"|\x1b.?"                                                # any other ESC
+    u"|\r(?!\n)"                                             # a lone CR (overwrites the line)
+    u"|[\x00-\x08\x0b-\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def terminal_safe(value):
+    """Make model, command or server text safe to print on a terminal (recursing into dicts
+    and lists): SGR colours stay, other escape sequences become visible, controls are escaped."""
+    if isinstance(value, str):
+        if not _TERMINAL_UNSAFE_RE.search(value):
+            return value
+
+        def fix(m):
+            text = m.group()
+            if text.startswith("\x1b[") and text.endswith("m") and re.match(u"^\x1b\\[[0-9;:]*m$", text):
+                return text
+            if text == "\r":
+                return "\n"
+            return "".join("\\x%02x" % ord(ch) if ord(ch) < 0x100 and not (" " <= ch <= "~") else
+                           ("\\u%04x" % ord(ch) if ord(ch) >= 0x100 else ch) for ch in text)
+
+        return _TERMINAL_UNSAFE_RE.sub(fix, value)
+    if isinstance(value, dict):
+        return {k: terminal_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [terminal_safe(v) for v in value]
+    return value
 
 
 def _now_iso():
@@ -4669,7 +4708,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 
 
 ###############################################################################
-# §14 MCP client
+# §14a MCP client: JSON-RPC over stdio, tool names, results
 ###############################################################################
 
 # Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
@@ -5021,6 +5060,11 @@ def format_mcp_result_for_display(result, max_lines=5):
     if not lines and result.get("structuredContent") is not None:
         lines.append(json.dumps(result["structuredContent"], ensure_ascii=False)[:400])
     return lines
+
+
+###############################################################################
+# §14b MCP client: servers and the connection manager
+###############################################################################
 
 
 def _mcp_server_env(configured, environ=None):
@@ -7160,6 +7204,7 @@ class HumanPrinter(object):
 
     def event(self, msg):
         """Print one protocol event."""
+        msg = terminal_safe(msg)  # model, command and MCP text is untrusted
         kind = msg["type"]
         if kind == "agent_message_delta":
             if not self.in_delta:
@@ -7256,7 +7301,8 @@ class HumanPrinter(object):
         if last_message:
             # With both streams on one terminal the message was already shown above.
             if not (_isatty(self.out) and _isatty(self.err)):
-                self.out.write(last_message.rstrip("\n") + "\n")
+                text = terminal_safe(last_message) if _isatty(self.out) else last_message  # piped: verbatim
+                self.out.write(text.rstrip("\n") + "\n")
                 self.out.flush()
 
 
@@ -7654,16 +7700,27 @@ def rewrite_citations(text, file_opener, cwd, links=True):
     return CITATION_RE.sub(repl, text)
 
 
+#: characters a model-chosen command could use to hide part of itself on the terminal:
+#: C0/C1 controls but tab and newline (ESC sequences, CR, backspace) and bidi overrides
+_HIDING_CHARS_RE = re.compile(u"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _reveal_hidden_chars(text):
+    """Show control and bidi characters as escapes, so what is displayed is what runs."""
+    return _HIDING_CHARS_RE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100
+                                else "\\u%04x" % ord(m.group()), text)
+
+
 def _display_command(command):
     """A command argv as the user reads it: the script of `bash -lc SCRIPT`, else shell-quoted."""
     import shlex
 
     if isinstance(command, str):
-        return command
+        return _reveal_hidden_chars(command)
     command = [str(c) for c in command or []]
     if len(command) == 3 and os.path.basename(command[0]) in ("bash", "sh", "zsh") and command[1] in ("-lc", "-c"):
-        return command[2]
-    return " ".join(shlex.quote(c) for c in command)
+        return _reveal_hidden_chars(command[2])
+    return _reveal_hidden_chars(" ".join(shlex.quote(c) for c in command))
 
 
 def _seconds(duration):
@@ -9154,7 +9211,7 @@ class Repl(object):
 
     def handle_event(self, event):
         """Render one event; return True when it ends the turn."""
-        msg = event.get("msg") or {}
+        msg = terminal_safe(event.get("msg") or {})  # model, command and MCP text is untrusted
         kind = msg.get("type", "")
         handler = getattr(self, "_on_" + kind, None)
         if handler is not None:
@@ -9225,7 +9282,7 @@ class Repl(object):
             chunk = bytes(b & 0xFF for b in chunk if isinstance(b, int))
         lines = [l for l in chunk.decode("utf-8", "replace").splitlines() if l.strip()]
         if lines:
-            tail = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1]).strip()
+            tail = _reveal_hidden_chars(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1]).strip())
             self.renderer.set_status("Running %s \u2014 %s" % (_display_command(entry[0]), tail))
 
     def _on_exec_command_end(self, event, msg):
@@ -10251,7 +10308,7 @@ def _cmd_proto(args, cfg_loader):
 
 
 ###############################################################################
-# §21 Front end: codex proxy
+# §21a Front end: codex proxy, the provider side
 ###############################################################################
 
 # `codex proxy` is an HTTP/1.1 server that forwards every /v1/* request to the active
@@ -10451,7 +10508,6 @@ class _UpstreamConnection(object):
 
     async def next_event(self, timeout):
         """The next h11 event from the provider (asyncio.TimeoutError after `timeout` s idle)."""
-        import asyncio  # startup budget
         import h11  # startup budget
 
         while True:
@@ -10625,6 +10681,11 @@ class _UpstreamPool(object):
     def close(self):
         while self._idle:
             self._idle.pop().close()
+
+
+###############################################################################
+# §21b Front end: codex proxy, the server
+###############################################################################
 
 
 class _RequestBody(object):

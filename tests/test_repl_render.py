@@ -223,3 +223,15 @@ def test_desktop_notifications_only_when_configured():
     r.cfg.tui = {"notifications": True}
     r.desktop_notification("agent-turn-complete", "all done")
     assert "\x1b]9;all done\x07" in out.getvalue()
+
+
+def test_commands_cannot_hide_part_of_themselves():
+    """ESC sequences, CR, backspace and bidi overrides in a model-chosen argv are shown, not obeyed."""
+    import codex
+
+    shown = codex._display_command(["bash", "-lc", "echo safe\rrm -rf ~ \x1b[2K\x08"])
+    assert "\r" not in shown and "\x1b" not in shown and "\x08" not in shown
+    assert "\\x0d" in shown and "\\x1b" in shown and "rm -rf ~" in shown
+    shown = codex._display_command(["cat", u"notes\u202etxt.exe"])
+    assert u"\u202e" not in shown and "\\u202e" in shown
+    assert codex._display_command(["bash", "-lc", "a\n\tb"]) == "a\n\tb"
