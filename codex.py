@@ -560,14 +560,39 @@ class ProviderInfo(object):
         """Static and environment-derived headers, plus Authorization when a key exists."""
         environ = os.environ if environ is None else environ
         out = {str(k): str(v) for k, v in self.http_headers.items()}
+        for header, value in out.items():
+            if not (_is_ascii(header) and _is_ascii(value)):
+                raise ConfigError("`model_providers.%s.http_headers.%s`: HTTP headers carry ASCII only; fix the name or value"
+                                  % (self.id, _valid_ascii_repr(header)))
         for header, var in self.env_http_headers.items():
             value = environ.get(str(var), "").strip()
             if value:
+                if not _is_ascii(value):
+                    raise ConfigError("environment variable %s (sent as header %s) is not ASCII; fix its value" % (var, header))
                 out[str(header)] = value
         key = self.require_api_key(home, environ)
         if key:
+            if not _is_ascii(key):
+                # never echo the key; a typographic quote or a non-breaking space from copy-paste is the usual cause
+                raise AuthError("the API key for provider `%s` contains non-ASCII characters (a stray character from "
+                                "copy-paste?): set %s again or run `codex login --api-key KEY`"
+                                % (self.id, self.env_key or "the key"))
             out["Authorization"] = "Bearer " + key
         return out
+
+
+def _is_ascii(text):
+    """Whether `text` is encodable as ASCII (what HTTP header values may carry)."""
+    try:
+        str(text).encode("ascii")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _valid_ascii_repr(text):
+    """`text` with non-ASCII shown as escapes (for error messages)."""
+    return str(text).encode("ascii", "backslashreplace").decode("ascii")
 
 
 def builtin_providers(environ=None):
@@ -772,6 +797,21 @@ def read_config_file(home):
     return parse_toml(text, str(path)), path
 
 
+def _check_utf8(place, key, value):
+    """ConfigError when a command-line string holds bytes that are not UTF-8 (surrogate escapes)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError("%s: `%s` is not valid UTF-8; pass it as UTF-8 text" % (place, key))
+    elif isinstance(value, dict):
+        for sub, item in value.items():
+            _check_utf8(place, "%s.%s" % (key, sub), item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_utf8(place, key, item)
+
+
 def load_config(overrides=None, cli_overrides=(), strict=False, home=None, environ=None, cwd=None):
     """Resolve the session config: flags > -c > profile > config.toml > defaults.
 
@@ -789,6 +829,11 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     for arg in cli_overrides:
         parts, value = parse_config_override(arg)
         _set_dotted(cli_tree, parts, value)
+
+    for key, value in cli_tree.items():
+        _check_utf8("-c", key, value)
+    if overrides.model is not None:
+        _check_utf8("--model", "model", overrides.model)
 
     # The profile is chosen by the flag, else -c profile=..., else the file's `profile`.
     profiles = _deep_merge(toml_tree.get("profiles", {}) or {}, cli_tree.get("profiles", {}) or {})
@@ -936,6 +981,10 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             checked[key] = value
         if "wire_api" in checked:
             _check_enum(place_of("model_providers", pid, "wire_api"), "model_providers.%s.wire_api" % pid, checked["wire_api"], WIRE_APIS)
+        for header, value in (checked.get("http_headers") or {}).items():
+            if not (_is_ascii(header) and _is_ascii(value)):
+                raise ConfigError("%s: `model_providers.%s.http_headers.%s`: HTTP headers carry ASCII only; fix the name or value"
+                                  % (place_of("model_providers", pid, "http_headers"), pid, _valid_ascii_repr(header)))
         if checked.get("base_url") and not checked["base_url"].lower().startswith(("http://", "https://")):
             raise ConfigError("%s: `model_providers.%s.base_url` = %r must start with http:// or https://"
                               % (place_of("model_providers", pid, "base_url"), pid, checked["base_url"]))

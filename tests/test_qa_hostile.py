@@ -226,3 +226,25 @@ def test_codex_log_debug_records_requests_and_commands_without_secrets(codex_hom
     assert "POST %s/responses" % server.url in log and "-> HTTP 200" in log, log
     assert "exec ['echo', 'hi']" in log and "-> exit 0" in log, log
     assert secret not in log and secret.encode() not in proc.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    ([b"-m", b"gpt\xff"], "--model: `model` is not valid UTF-8"),
+    ([b"-c", b'model_providers.mock.http_headers={X-A="\xff"}'], "-c: `model_providers.mock.http_headers.X-A` is not valid UTF-8"),
+    ([b"-c", 'model_providers.mock.http_headers={X-A="caf\u00e9"}'.encode()],
+     "-c: `model_providers.mock.http_headers.X-A`: HTTP headers carry ASCII only"),
+])
+def test_undecodable_or_non_ascii_config_values_are_config_errors(codex_home, server, repo, args, needle):
+    proc = run_raw(codex_home, ["exec", "-C", str(repo)] + mock_cli_args(server) + args + ["hi"])
+    err = assert_clean_failure(proc, 2)
+    assert needle in err and err.count("\n") == 1, err
+    assert server.model_requests() == []
+
+
+def test_an_api_key_with_a_pasted_quote_is_named_not_a_crash(codex_home, server, repo):
+    server.enqueue(Turn().text("ok"))
+    proc = run_raw(codex_home, ["exec", "-C", str(repo)] + mock_cli_args(server) + ["hi"],
+                   env={MOCK_KEY_ENV: "sk-abc\u201d"})
+    err = assert_clean_failure(proc, 1)
+    assert "the API key for provider `mock` contains non-ASCII characters" in err and MOCK_KEY_ENV in err, err
+    assert "internal error" not in err and "sk-abc" not in err
