@@ -9943,7 +9943,11 @@ class McpServer(object):
     def serve(self):
         """Run until the client closes stdin; then stop every session."""
         self.conn.start()
-        self.conn.closed.wait()
+        try:
+            self.conn.closed.wait()
+        except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (SystemExit): stop every turn and its command first
+            self.shutdown()
+            raise
         # Calls about to answer (a config error, a finishing turn) get a moment; SDK
         # clients wait about 2 s for the process to exit before they SIGTERM it.
         deadline = time.monotonic() + _EOF_GRACE
@@ -10315,8 +10319,15 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
     stderr = stderr or sys.stderr
     session = Session(cfg)
     write_lock = threading.Lock()
+    stdin_closed = threading.Event()
 
     def reader():
+        try:
+            read_ops()
+        finally:
+            stdin_closed.set()
+
+    def read_ops():
         for line in stdin:
             line = line.strip()
             if not line:
@@ -10338,6 +10349,9 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
             if event is None:
                 if session._closed:
                     return 0
+                if stdin_closed.is_set() and session._task is None:
+                    # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
+                    session.shutdown()
                 continue
             with write_lock:
                 stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
@@ -10347,6 +10361,8 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
     except KeyboardInterrupt:
         session.shutdown()
         return 130
+    finally:
+        session.shutdown()  # SIGTERM/SIGHUP (SystemExit) too: kill the running command, flush the rollout
 
 
 def _cmd_proto(args, cfg_loader):
@@ -11962,6 +11978,34 @@ def _is_debug(argv):
     return os.environ.get("CODEX_DEBUG", "") not in ("", "0") or "-v" in argv or "--verbose" in argv
 
 
+class _Terminated(SystemExit):
+    """SIGTERM/SIGHUP arrived: unwind (front ends' `finally` clean up), then exit 128+signal."""
+
+
+def _exit_on_termination_signals():
+    """Make SIGTERM/SIGHUP raise SystemExit(128+signal) in the main thread, so front ends
+    unwind through their `finally` (sessions shut down, running commands' groups killed)
+    instead of dying under them; return a function restoring the old handlers."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def leave(signum, frame):
+        raise _Terminated(128 + signum)
+
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            old[sig] = signal.signal(sig, leave)
+
+    def restore():
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
 def main(argv=None):
     """Entry point: parse argv, dispatch to the subcommand, map errors to exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -11982,7 +12026,20 @@ def main(argv=None):
                 home = None
             setup_logging(home, to_stderr=args.command == "exec")
         handler = globals()[args.handler]
-        code = handler(args, config_loader_for(args))
+        restore = _exit_on_termination_signals()
+        try:
+            code = handler(args, config_loader_for(args))
+        except _Terminated as exc:
+            # Cleanup ran while unwinding; skip interpreter finalization, where a daemon
+            # thread still blocked reading stdin makes CPython abort (SIGABRT, exit 134).
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(exc.code)
+        finally:
+            restore()
         return 0 if code is None else int(code)
     except KeyboardInterrupt:
         sys.stderr.write("\ncodex: interrupted\n")

@@ -248,3 +248,68 @@ def test_an_api_key_with_a_pasted_quote_is_named_not_a_crash(codex_home, server,
     err = assert_clean_failure(proc, 1)
     assert "the API key for provider `mock` contains non-ASCII characters" in err and MOCK_KEY_ENV in err, err
     assert "internal error" not in err and "sk-abc" not in err
+
+
+def _signal_front_end(codex_home, server, repo, tmp_path, front_args, stdin_lines, sig):
+    """Start a front end whose first turn runs a long command; signal codex; return (rc, stderr, command alive)."""
+    import signal
+    import time
+
+    marker = tmp_path / "child.pid"
+    script = "echo $$ > %s; exec sleep 30" % marker
+    server.enqueue(Turn().function_call("shell", {"command": ["bash", "-c", script]}, call_id="c1"), Turn().text("x"))
+    env = dict(os.environ, CODEX_HOME=str(codex_home), **{MOCK_KEY_ENV: "test-key"})
+    proc = subprocess.Popen([sys.executable, str(REPO / "codex.py"), "-C", str(repo)] + mock_cli_args(server) + front_args,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        for line in stdin_lines:
+            proc.stdin.write((line + "\n").encode())
+        proc.stdin.flush()  # stdin stays open: the front end is still reading it when the signal comes
+        end = time.monotonic() + 20
+        while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < end:
+            time.sleep(0.05)
+        child = int(marker.read_text())
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.2)
+    try:
+        os.kill(child, 0)
+        alive = True
+        os.kill(child, signal.SIGKILL)
+    except ProcessLookupError:
+        alive = False
+    return proc.returncode, err.decode("utf-8", "replace"), alive
+
+
+PROTO_GO = '{"id":"1","op":{"type":"user_input","items":[{"type":"text","text":"go"}]}}'
+MCP_GO = [
+    '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},'
+    '"clientInfo":{"name":"qa","version":"1"}}}',
+    '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"codex","arguments":{"prompt":"go",'
+    '"approval-policy":"never","sandbox":"danger-full-access"}}}',
+]
+
+
+@pytest.mark.parametrize("front, lines", [(["-s", "danger-full-access", "-a", "never", "proto"], [PROTO_GO]),
+                                          (["mcp"], MCP_GO)], ids=["proto", "mcp"])
+def test_sigterm_stops_proto_and_mcp_server_with_their_commands(codex_home, server, repo, tmp_path, front, lines):
+    import signal
+
+    rc, err, alive = _signal_front_end(codex_home, server, repo, tmp_path, front, lines, signal.SIGTERM)
+    assert not alive, "the command outlived codex after SIGTERM"
+    assert rc == 143, err  # not 134: CPython aborts at exit while a thread still reads stdin
+    assert "Traceback" not in err and "Fatal Python error" not in err, err
+
+
+def test_proto_ends_when_stdin_closes_after_the_running_turn(codex_home, server, repo):
+    server.enqueue(Turn().text("answer"))
+    proc = run_raw(codex_home, ["-C", str(repo)] + mock_cli_args(server) + ["proto"], input=(PROTO_GO + "\n").encode())
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    types = [json.loads(line)["msg"]["type"] for line in proc.stdout.decode().splitlines()]
+    assert types.index("task_complete") < types.index("shutdown_complete") == len(types) - 1, types
