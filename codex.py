@@ -3544,6 +3544,26 @@ def _helper_install_dirs(home):
     return dirs
 
 
+def _ancestors_are_safe(path):
+    """Whether no other user can rename or replace `path` or a directory above it: every
+    ancestor is owned by us or root and is not group/other-writable unless sticky (/tmp).
+    A /tmp/codex-UID pre-created by somebody else would otherwise let them swap the helper."""
+    import stat
+
+    uid = os.getuid()
+    for p in [Path(path)] + list(Path(path).parents):
+        try:
+            st = os.lstat(str(p))
+        except OSError:
+            return False
+        if st.st_uid not in (0, uid):
+            return False
+        if st.st_mode & 0o022 and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX):
+            if not stat.S_ISLNK(st.st_mode):
+                return False
+    return True
+
+
 def _install_helper(data, digest, home):
     """Write the helper once, content-addressed and 0700; return its path or None."""
     import hashlib  # startup budget: only when a command is sandboxed
@@ -3552,7 +3572,7 @@ def _install_helper(data, digest, home):
     for d in _helper_install_dirs(home):
         target = d / name
         try:
-            if target.exists():
+            if target.exists() and _ancestors_are_safe(d):
                 st = target.lstat()
                 if (st.st_uid == os.getuid() and (st.st_mode & 0o7777) == 0o700
                         and hashlib.sha256(target.read_bytes()).hexdigest() == digest):
@@ -3561,8 +3581,8 @@ def _install_helper(data, digest, home):
                     continue
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             st = d.lstat()
-            if st.st_uid != os.getuid() or st.st_mode & 0o022:
-                continue  # somebody else could swap the binary in a shared directory
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(d):
+                continue  # somebody else could swap the binary (or a directory above it) in a shared place
             tmp = d / (".%s.%d.tmp" % (name, os.getpid()))
             fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o700)
             try:

@@ -313,3 +313,24 @@ def test_proto_ends_when_stdin_closes_after_the_running_turn(codex_home, server,
 
     types = [json.loads(line)["msg"]["type"] for line in proc.stdout.decode().splitlines()]
     assert types.index("task_complete") < types.index("shutdown_complete") == len(types) - 1, types
+
+
+def test_sandbox_helper_is_never_installed_below_a_directory_others_can_write(tmp_path, monkeypatch):
+    """A world-writable, non-sticky ancestor (or a /tmp/codex-UID made by someone else) lets
+    another user swap the helper between our checks and its exec: that place is skipped."""
+    import hashlib
+
+    import codex
+
+    shared = tmp_path / "shared"
+    (shared / "home").mkdir(parents=True)
+    os.chmod(str(shared), 0o777)
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    data = b"#!/bin/sh\nexit 0\n"
+    digest = hashlib.sha256(data).hexdigest()
+    path = codex._install_helper(data, digest, shared / "home")
+    assert path is not None and str(path).startswith(str(tmp_path / "me" / ".cache")), path
+    assert not (shared / "home" / "bin").exists() or not list((shared / "home" / "bin").iterdir())
+    os.chmod(str(shared), 0o1777)  # sticky, as /tmp: fine
+    assert str(codex._install_helper(data, digest, shared / "home")).startswith(str(shared / "home" / "bin"))
