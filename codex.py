@@ -1314,7 +1314,7 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
     """
     import httpx  # startup budget
 
-    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")  # lone surrogates become "?"
     attempt = 0
     while True:
         attempt += 1
@@ -6710,7 +6710,8 @@ def _write_all(fd, data):
 def history_record(session_id, text, ts=None):
     """The JSON line (bytes, newline included) recorded for one prompt."""
     entry = {"session_id": str(session_id), "ts": int(time.time() if ts is None else ts), "text": text}
-    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    # "replace": a prompt holding undecodable input (surrogate escapes) is kept, not a crash
+    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "replace")
 
 
 def append_history(home, session_id, text, persistence="save-all", max_bytes=None, ts=None):

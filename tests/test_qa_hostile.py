@@ -334,3 +334,12 @@ def test_sandbox_helper_is_never_installed_below_a_directory_others_can_write(tm
     assert not (shared / "home" / "bin").exists() or not list((shared / "home" / "bin").iterdir())
     os.chmod(str(shared), 0o1777)  # sticky, as /tmp: fine
     assert str(codex._install_helper(data, digest, shared / "home")).startswith(str(shared / "home" / "bin"))
+
+
+def test_interactive_prompt_piped_with_bad_bytes_is_answered_and_recorded(codex_home, server, repo):
+    server.enqueue(Turn().text("answered"))
+    proc = run_raw(codex_home, ["-C", str(repo)] + mock_cli_args(server), input=b"hi \xff there\n")
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    assert b"Traceback" not in proc.stderr and b"answered" in proc.stdout
+    assert '"text":"hi ? there"' in (codex_home / "history.jsonl").read_text()
+    assert "hi ? there" in json_texts(server.model_requests()[0].body["input"])
