@@ -11999,6 +11999,18 @@ def _is_debug(argv):
     return os.environ.get("CODEX_DEBUG", "") not in ("", "0") or "-v" in argv or "--verbose" in argv
 
 
+def _exit_now(code):
+    """Flush stdio and exit without interpreter finalization (cleanup already ran while
+    unwinding): there a daemon thread still blocked reading stdin (the MCP server's, proto's)
+    makes CPython abort with SIGABRT (exit 134) instead of exiting with `code`."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 class _Terminated(SystemExit):
     """SIGTERM/SIGHUP arrived: unwind (front ends' `finally` clean up), then exit 128+signal."""
 
@@ -12029,6 +12041,7 @@ def _exit_on_termination_signals():
 
 def main(argv=None):
     """Entry point: parse argv, dispatch to the subcommand, map errors to exit codes."""
+    from_process = argv is None  # the real entry point (not a test calling main(ARGS))
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12b)
         return _sandbox_helper_main(argv[1:])
@@ -12051,19 +12064,14 @@ def main(argv=None):
         try:
             code = handler(args, config_loader_for(args))
         except _Terminated as exc:
-            # Cleanup ran while unwinding; skip interpreter finalization, where a daemon
-            # thread still blocked reading stdin makes CPython abort (SIGABRT, exit 134).
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (OSError, ValueError):
-                    pass
-            os._exit(exc.code)
+            _exit_now(exc.code)
         finally:
             restore()
         return 0 if code is None else int(code)
     except KeyboardInterrupt:
         sys.stderr.write("\ncodex: interrupted\n")
+        if from_process:
+            _exit_now(130)
         return 130
     except CodexError as exc:
         if debug:

@@ -343,3 +343,25 @@ def test_interactive_prompt_piped_with_bad_bytes_is_answered_and_recorded(codex_
     assert b"Traceback" not in proc.stderr and b"answered" in proc.stdout
     assert '"text":"hi ? there"' in (codex_home / "history.jsonl").read_text()
     assert "hi ? there" in json_texts(server.model_requests()[0].body["input"])
+
+
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_idle_mcp_server_stopped_by_a_signal_exits_cleanly(codex_home, signame, code):
+    import signal
+    import time
+
+    env = dict(os.environ, CODEX_HOME=str(codex_home))
+    proc = subprocess.Popen([sys.executable, str(REPO / "codex.py"), "mcp"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        proc.stdin.write(MCP_GO[0].encode() + b"\n")
+        proc.stdin.flush()
+        assert b'"protocolVersion"' in proc.stdout.readline()  # serving, its reader thread blocked on stdin
+        time.sleep(0.2)
+        proc.send_signal(getattr(signal, signame))
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert b"Fatal Python error" not in err and b"Traceback" not in err, err
