@@ -11510,11 +11510,13 @@ def build_parser():
             msub.add_parser("serve", help="run codex as an MCP server over stdio (the default)")
             ml = msub.add_parser("list", help="list configured MCP servers, their status and tool counts")
             ml.add_argument("--json", action="store_true", help="print JSON")
+            _add_config_options(ml, top=False)  # the README: global options also after the subcommand
             mc = msub.add_parser("call", help="call one tool of a configured MCP server")
             mc.add_argument("server", help="server name from [mcp_servers]")
             mc.add_argument("tool", help="tool name")
             mc.add_argument("arguments", nargs="?", default="{}", help="tool arguments as a JSON object")
             mc.add_argument("--json", action="store_true", help="print the raw CallToolResult as JSON")
+            _add_config_options(mc, top=False)
 
     p = sub("proto")
     _add_config_options(p, top=False)
@@ -11544,7 +11546,8 @@ def build_parser():
 
     p = sub("sandbox")
     p.add_argument("--check", action="store_true", help="probe Landlock, seccomp, namespaces and report")
-    sub("doctor")
+    _add_config_options(p, top=False)
+    _add_config_options(sub("doctor"), top=False)
     return parser
 
 

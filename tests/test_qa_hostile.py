@@ -365,3 +365,19 @@ def test_idle_mcp_server_stopped_by_a_signal_exits_cleanly(codex_home, signame, 
             proc.kill()
     assert proc.returncode == code, err
     assert b"Fatal Python error" not in err and b"Traceback" not in err, err
+
+
+@pytest.mark.parametrize("args", [
+    ["doctor", "-s", "workspace-write"],
+    ["sandbox", "--check", "-c", "sandbox_mode=workspace-write"],
+])
+def test_global_options_after_config_using_subcommands(codex_home, args):
+    proc = run_raw(codex_home, args)
+    assert proc.returncode == 0, proc.stderr
+    assert b"sandbox_mode=workspace-write" in proc.stdout
+
+
+def test_mcp_list_takes_dash_c_after_the_subcommand(codex_home):
+    proc = run_raw(codex_home, ["mcp", "list", "-c", 'mcp_servers.x.command="/nonexistent/server"'])
+    assert proc.returncode == 0, proc.stderr
+    assert b"x" in proc.stdout and b"failed" in proc.stdout and b"/nonexistent/server" in proc.stdout
