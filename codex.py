@@ -7176,6 +7176,8 @@ def read_exec_prompt(prompt, stdin=None):
     stdin = sys.stdin if stdin is None else stdin
     if prompt is not None and prompt != "-":
         return _valid_text(prompt)
+    if stdin is None:  # started with stdin closed (`<&-`)
+        raise UsageError("no prompt: give it as an argument (stdin is closed)")
     if prompt is None:
         try:
             if stdin.isatty():
@@ -12097,8 +12099,14 @@ def main(argv=None):
             import traceback
 
             traceback.print_exc()
-        where = " %s:" % exc.filename if getattr(exc, "filename", None) else ""
-        sys.stderr.write("codex:%s %s (check that path's permissions; CODEX_DEBUG=1 shows where)\n" % (where, exc.strerror or exc))
+        if getattr(exc, "filename", None):
+            hint = "%s: %s (check the path, its permissions and free space)" % (exc.filename, exc.strerror or exc)
+        else:
+            hint = "%s (CODEX_DEBUG=1 shows where)" % (exc.strerror or exc)
+        try:
+            sys.stderr.write("codex: %s\n" % hint)
+        except (OSError, ValueError):
+            pass
         return 1
 
 

@@ -381,3 +381,19 @@ def test_mcp_list_takes_dash_c_after_the_subcommand(codex_home):
     proc = run_raw(codex_home, ["mcp", "list", "-c", 'mcp_servers.x.command="/nonexistent/server"'])
     assert proc.returncode == 0, proc.stderr
     assert b"x" in proc.stdout and b"failed" in proc.stdout and b"/nonexistent/server" in proc.stdout
+
+
+def test_exec_with_stdin_closed_and_no_prompt_is_a_usage_error(codex_home, repo):
+    full_env = dict(os.environ, CODEX_HOME=str(codex_home))
+    proc = subprocess.run([sys.executable, str(REPO / "codex.py"), "exec", "-C", str(repo)], stdin=None,
+                          capture_output=True, timeout=30, env=full_env, preexec_fn=lambda: os.close(0))
+    err = assert_clean_failure(proc, 2)
+    assert "stdin is closed" in err, err
+
+
+def test_a_full_stdout_is_one_line_without_a_misleading_hint(codex_home):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, str(REPO / "codex.py"), "login", "status"], stdout=full,
+                              stderr=subprocess.PIPE, timeout=30, env=dict(os.environ, CODEX_HOME=str(codex_home)))
+    err = assert_clean_failure(proc, 1)
+    assert err.strip() == "codex: No space left on device (CODEX_DEBUG=1 shows where)", err
