@@ -9158,27 +9158,29 @@ class Repl(object):
             if prompt:
                 self.renderer.user(prompt)
             self.submit_user(prompt or "", images)
-        default, complete = "", False
-        while True:
-            text = self.read_input(default or self.typeahead, complete)
-            self.typeahead, default, complete = "", "", False
-            if text is None:
-                break
-            if text is _BACKTRACK:
-                default = self.backtrack() or ""
-                continue
-            if not text.strip():
-                continue
-            if text.startswith("/"):
-                action = self.slash(text.strip())
-                if action == "quit":
+        try:  # SIGTERM/SIGHUP arrive as SystemExit (§22): the running command dies with us
+            default, complete = "", False
+            while True:
+                text = self.read_input(default or self.typeahead, complete)
+                self.typeahead, default, complete = "", "", False
+                if text is None:
                     break
-                if action == "mention":
-                    default, complete = "@", True
-                if action != "not-a-command":
+                if text is _BACKTRACK:
+                    default = self.backtrack() or ""
                     continue
-            self.submit_user(text)
-        self.close()
+                if not text.strip():
+                    continue
+                if text.startswith("/"):
+                    action = self.slash(text.strip())
+                    if action == "quit":
+                        break
+                    if action == "mention":
+                        default, complete = "@", True
+                    if action != "not-a-command":
+                        continue
+                self.submit_user(text)
+        finally:
+            self.close()
         return 0
 
     def close(self):

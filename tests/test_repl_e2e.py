@@ -311,3 +311,27 @@ def test_esc_interrupts_a_streaming_turn_and_the_next_turn_works(tmp_path, codex
     r.expect_prompt()
     r.quit()
     assert user_texts(server.model_requests()[1])[-1] == "again"
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_signal_to_codex_kills_the_running_command(tmp_path, codex_home, server, work, signame):
+    import signal
+
+    marker = work / "survivor"
+    server.enqueue(
+        Turn().function_call("shell", {"command": ["bash", "-c", "touch started; sleep 3; touch survivor"],
+                                       "timeout": 60000}, call_id="c1"),
+        Turn().text("never reached"),
+    )
+    r = spawn(tmp_path, codex_home, server, work)
+    r.submit("run it")
+    deadline = time.monotonic() + 20
+    while not (work / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (work / "started").exists()
+    r.child.kill(getattr(signal, signame))
+    r.child.expect(pexpect.EOF, timeout=20)
+    r.child.close()
+    assert r.child.exitstatus == 128 + getattr(signal, signame) or r.child.signalstatus == getattr(signal, signame)
+    time.sleep(4)
+    assert not marker.exists()
