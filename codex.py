@@ -199,7 +199,7 @@ def setup_logging(home=None, to_stderr=False, environ=None):
     if home is not None:
         try:
             log_dir = Path(home) / "log"
-            log_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(log_dir)
             path = log_dir / "codex.log"
             fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.chmod(str(path), 0o600)
@@ -221,10 +221,24 @@ def log(level, msg, *args):
         _LOGGER.log({"trace": 5, "debug": 10, "info": 20, "warn": 30, "error": 40}[level], msg, *args)
 
 
+def make_private_dirs(path):
+    """Create `path` and any missing parents, each new one mode 0700 (owner only)."""
+    path = Path(path)
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(str(directory), 0o700)
+        except FileExistsError:
+            pass
+
+
 def write_private_file(path, data, mode=0o600):
     """Atomically write `data` (str or bytes) to `path`, readable by the owner only."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     tmp = path.with_name(".%s.tmp.%d" % (path.name, os.getpid()))
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -246,7 +260,7 @@ def write_private_file(path, data, mode=0o600):
 def open_private_append(path):
     """Open `path` for appending, creating it 0600; return a binary file object."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     return os.fdopen(fd, "ab")
 
@@ -5433,7 +5447,7 @@ class McpConnectionManager(object):
         self._started = True
         if self._servers and self._log_dir is not None:
             try:
-                self._log_dir.mkdir(parents=True, exist_ok=True)
+                make_private_dirs(self._log_dir)
             except OSError:
                 self._log_dir = None
         for name in sorted(self._servers):
@@ -6723,7 +6737,7 @@ def append_history(home, session_id, text, persistence="save-all", max_bytes=Non
     if persistence == "none" or not text:
         return False
     path = history_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     data = history_record(session_id, text, ts)
     for _ in range(HISTORY_LOCK_TRIES):
         fd = os.open(str(path), os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -11666,7 +11680,7 @@ def _cmd_login(args, cfg_loader):
     key = key.strip()
     if not key:
         raise UsageError("the API key is empty; pass it with --api-key KEY or on stdin with --with-api-key")
-    home.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(home)
     auth = read_auth(home) if auth_path(home).exists() else None
     data = dict(auth or {})
     data["OPENAI_API_KEY"] = key

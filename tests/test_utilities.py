@@ -57,3 +57,13 @@ def test_exec_output_cannot_drive_the_terminal(tmp_path, codex_home):
     assert stray == [], proc.stderr
     assert "\\x1b]0;owned" in proc.stderr and "\\x1b]52;c;" in proc.stderr
     assert "\x1b[31mred" in proc.stderr
+
+
+def test_directories_codex_creates_are_private(tmp_path):
+    home = tmp_path / "home" / ".codex"
+    codex.write_private_file(home / "sessions" / "2026" / "11" / "21" / "rollout.jsonl", "{}\n")
+    for d in (tmp_path / "home", home, home / "sessions", home / "sessions" / "2026" / "11" / "21"):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+    with codex.open_private_append(home / "log" / "x.log") as fh:
+        fh.write(b"x")
+    assert stat.S_IMODE((home / "log").stat().st_mode) == 0o700
