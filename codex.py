@@ -9710,13 +9710,66 @@ class Repl(object):
         self.renderer.note("approvals: %s (approval %s, sandbox %s)" % (label, approval, sandbox))
 
 
+def _hold_typeahead(fd=0):
+    """Keep keys typed while codex starts; return (undo function, text typed so far).
+
+    In the terminal's cooked mode an Enter typed before the composer is up arrives as `\n`
+    (ICRNL), which the composer would read as Ctrl-J (newline): the typed prompt would sit
+    there unsent.  So from the first moment: no CR->LF translation, no line buffering, no
+    echo (the composer shows what was typed); signals stay on, so Ctrl-C still works.  What
+    arrived before that (already translated) is read here and handed to the REPL as text, in
+    which `\n` means Enter.
+    """
+    try:
+        import select
+        import termios  # only for a terminal
+
+        if not os.isatty(fd):
+            return (lambda: None), ""
+        saved = termios.tcgetattr(fd)
+        mode = termios.tcgetattr(fd)
+        mode[0] &= ~termios.ICRNL
+        mode[3] &= ~(termios.ICANON | termios.ECHO)
+        mode[6][termios.VMIN] = 1
+        mode[6][termios.VTIME] = 0
+        termios.tcsetattr(fd, termios.TCSANOW, mode)
+        early = b""
+        while len(early) < 65536 and select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            early += chunk
+    except (ImportError, OSError, termios.error):
+        return (lambda: None), ""
+
+    def restore():
+        try:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        except (OSError, termios.error):
+            pass
+
+    text = early.decode("utf-8", "replace").replace("\r", "\n")
+    return restore, "".join(ch for ch in text if ch == "\n" or ch.isprintable())
+
+
 def _cmd_interactive(args, cfg_loader):
     """`codex [PROMPT]`: the interactive session."""
-    cfg = cfg_loader()
-    prompt = args.prompt
-    if prompt == "-":
-        prompt = sys.stdin.read()
-    return Repl(cfg).run(prompt=prompt, images=args.images)
+    restore_terminal, early = _hold_typeahead() if args.prompt != "-" else ((lambda: None), "")
+    try:
+        cfg = cfg_loader()
+        prompt = args.prompt
+        if prompt == "-":
+            prompt = sys.stdin.read()
+        typeahead = early
+        if "\n" in early:  # a whole line was typed (and Enter pressed) before the composer was up
+            first, typeahead = early.split("\n", 1)
+            if prompt is None and first.strip():
+                prompt = first
+        repl = Repl(cfg)
+        repl.typeahead = typeahead.replace("\n", " ").lstrip()
+        return repl.run(prompt=prompt, images=args.images)
+    finally:
+        restore_terminal()
 
 
 ###############################################################################

@@ -335,3 +335,20 @@ def test_a_signal_to_codex_kills_the_running_command(tmp_path, codex_home, serve
     assert r.child.exitstatus == 128 + getattr(signal, signame) or r.child.signalstatus == getattr(signal, signame)
     time.sleep(4)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.4])
+def test_a_prompt_typed_while_codex_starts_is_sent(tmp_path, codex_home, server, work, delay):
+    """Type-ahead: the keys and the Enter typed before the composer is drawn are not lost
+    (typed before codex runs at all, or while it imports)."""
+    server.enqueue(Turn().text("got it"))
+    argv = [CODEX, "-C", str(work), "-m", "gpt-5", "-s", "danger-full-access", "-a", "never"] + mock_cli_args(server)
+    r = ReplPty(sys.executable, argv, {"CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "test-key"}, work,
+                tmp_path / "pty.log", wait_prompt=False)
+    time.sleep(delay)
+    r.send("typed early\r")
+    r.expect("got it")
+    r.expect_prompt()
+    r.quit()
+    assert user_texts(server.model_requests()[0]) == ["typed early"]
+    assert not [l for l in open(tmp_path / "pty.log", encoding="utf-8", errors="replace") if "Traceback" in l]
