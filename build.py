@@ -190,12 +190,32 @@ if sys.version_info < (3, 9):
     sys.exit(1)
 
 
+HELP_TEXTS = @HELP_TEXTS@
+
+
 def _fast_path():
     """--version and --help answer from the archive without extracting anything."""
     argv = sys.argv[1:]
     if argv in (["--version"], ["-V"]):
         sys.stdout.write("codex @VERSION@\\n")
         sys.exit(0)
+    if argv in (["--help"], ["-h"]):
+        # the help text as codex.py renders it, for the two widths it wraps at most often
+        # (80: pipes and classic terminals; 100: its cap, any wider terminal)
+        import os
+        try:
+            columns = int(os.environ["COLUMNS"])
+        except (KeyError, ValueError):
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+        text = HELP_TEXTS.get(min(columns if columns > 0 else 80, @HELP_MAX@))
+        if text is not None:
+            sys.stdout.write(text)
+            sys.exit(0)
     if argv in (["--help"], ["-h"]) or argv[:1] == ["completion"]:
         import os
         # once a run has unpacked this build, import codex from there (its byte code is
@@ -272,6 +292,21 @@ def repack(raw, out, epoch, main_py):
     os.replace(tmp, out)
 
 
+def render_help(site):
+    """`codex --help` as codex.py prints it at 80 columns and at its width cap."""
+    text = (site / "codex.py").read_text(encoding="utf-8")
+    help_max = int(text.split("HELP_MAX_COLUMNS = ", 1)[1].split()[0])
+    texts = {}
+    for columns in (80, help_max):
+        env = dict(os.environ, COLUMNS=str(columns))
+        proc = subprocess.run([sys.executable, str(site / "codex.py"), "--help"], capture_output=True,
+                              text=True, env=env, cwd=str(site))
+        if proc.returncode != 0:
+            raise BuildError("`codex.py --help` failed: %s" % proc.stderr.strip()[-300:])
+        texts[columns] = proc.stdout
+    return texts, help_max
+
+
 def build():
     """Compile helpers, install the runtime dependencies, pack dist/codex."""
     t0 = time.time()
@@ -297,7 +332,10 @@ def build():
     out = DIST / "codex"
     with zipfile.ZipFile(raw) as z:  # the build id names the directory shiv unpacks into
         build_id = json.loads(z.read("environment.json").decode("utf-8"))["build_id"]
-    repack(raw, out, epoch, MAIN_PY.replace("@VERSION@", read_version()).replace("@BUILD_ID@", build_id))
+    help_texts, help_max = render_help(site)
+    main_py = (MAIN_PY.replace("@VERSION@", read_version()).replace("@BUILD_ID@", build_id)
+               .replace("@HELP_TEXTS@", repr(help_texts)).replace("@HELP_MAX@", str(help_max)))
+    repack(raw, out, epoch, main_py)
     digest = file_sha256(out)
     (DIST / "codex.sha256").write_text("%s  codex\n" % digest)
     say("wrote dist/codex (%.1f MB, sha256 %s) in %.1fs" % (out.stat().st_size / 1e6, digest[:16], time.time() - t0))

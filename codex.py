@@ -11465,6 +11465,7 @@ SUBCOMMANDS = {
 SUBCOMMAND_ALIASES = {"exec": ["e"], "proto": ["p"]}  #: short names upstream accepts
 COMPLETION_SHELLS = ("bash", "zsh", "fish")  #: shells `codex completion` supports
 COLOR_CHOICES = ("always", "never", "auto")  #: --color values
+HELP_MAX_COLUMNS = 100  #: --help wraps at the terminal width, but no wider than this
 
 
 def _add_config_options(parser, top):
@@ -11529,8 +11530,18 @@ def build_parser():
         def error(self, message):
             self.exit(2, "%s: error: %s (see `%s --help`)\n" % (self.prog, message, self.prog))
 
+    class _Formatter(argparse.HelpFormatter):
+        """Wrap help at the terminal's width, at most HELP_MAX_COLUMNS (as clap does upstream)."""
+
+        def __init__(self, prog, **kw):
+            import shutil
+
+            kw.setdefault("width", min(shutil.get_terminal_size().columns, HELP_MAX_COLUMNS) - 2)
+            argparse.HelpFormatter.__init__(self, prog, **kw)
+
     parser = _Parser(
         prog="codex",
+        formatter_class=_Formatter,
         description="codex: a terminal coding agent. Without a subcommand it opens the interactive session.",
         epilog="Environment: CODEX_HOME (default ~/.codex), CODEX_LOG/RUST_LOG=info|debug|trace, "
         "CODEX_DEBUG=1 (tracebacks), OPENAI_API_KEY, OPENAI_BASE_URL, NO_COLOR.",
@@ -11545,6 +11556,7 @@ def build_parser():
 
     def sub(name, **kw):
         handler, help_text = SUBCOMMANDS[name]
+        kw.setdefault("formatter_class", _Formatter)
         p = subs.add_parser(name, help=help_text, description=help_text, aliases=SUBCOMMAND_ALIASES.get(name, []), **kw)
         p.set_defaults(handler=handler, command=name)
         return p

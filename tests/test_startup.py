@@ -59,9 +59,13 @@ def test_zipapp_help_uses_the_unpacked_byte_code(env, dist_codex, tmp_path):
     (site,) = shiv.glob("codex_*/site-packages")
     for pyc in site.glob("__pycache__/codex.*.pyc"):
         pyc.unlink()
-    proc = subprocess.run([str(dist_codex), "--help"], capture_output=True, text=True, timeout=60, env=env)
+    # (--help at the usual widths is pre-rendered into the archive; `completion` imports codex)
+    proc = subprocess.run([str(dist_codex), "completion", "bash"], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0 and "-F _codex codex" in proc.stdout
+    assert list(site.glob("__pycache__/codex.*.pyc")), "completion did not import codex from %s" % site
+    proc = subprocess.run([str(dist_codex), "--help"], capture_output=True, text=True, timeout=60,
+                          env=dict(env, COLUMNS="93"))  # a width not pre-rendered: imports codex too
     assert proc.returncode == 0 and "usage: codex" in proc.stdout
-    assert list(site.glob("__pycache__/codex.*.pyc")), "--help did not import codex from %s" % site
 
 
 def test_bench_runs_and_reports_every_row(dist_codex, tmp_path):

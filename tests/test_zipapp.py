@@ -140,3 +140,17 @@ def test_two_builds_are_byte_identical(dist_codex, tmp_path):
     digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
     assert digest(copy / "dist" / "codex") == digest(dist_codex)
     assert (copy / "dist" / "codex.sha256").read_text() == (dist_codex.parent / "codex.sha256").read_text()
+
+
+def test_help_from_the_archive_is_what_codex_prints(dist_codex, tmp_path):
+    """The fast path's pre-rendered --help equals codex.py's own, at every width."""
+    for columns in ("80", "90", "100", "150", None):
+        env = bare_env(tmp_path)
+        if columns:
+            env["COLUMNS"] = columns
+        fast = subprocess.run([str(dist_codex), "--help"], env=env, capture_output=True, text=True, timeout=60)
+        live = subprocess.run([sys.executable, str(REPO / "codex.py"), "--help"], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert fast.returncode == live.returncode == 0
+        assert fast.stdout == live.stdout, columns
+    assert max(len(line) for line in live.stdout.splitlines() if not line.startswith(" ")) <= 100
