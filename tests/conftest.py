@@ -54,3 +54,40 @@ def dist_codex():
     if not DIST.exists():
         pytest.skip("dist/codex not built; run `python3 build.py test`")
     return DIST
+
+
+@pytest.fixture
+def server():
+    """A scripted model server on 127.0.0.1 (tests/support/model_server.py)."""
+    from support.model_server import ModelServer
+
+    with ModelServer() as s:
+        yield s
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A directory that looks like a git repository (a `.git` directory, nothing else)."""
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture(params=["c", "python"])
+def impl(request, monkeypatch):
+    """Which sandbox helper runs the command: the compiled one or the Python one."""
+    import codex
+
+    built = REPO / "build" / "helpers" / ("codex-linux-sandbox-%s" % codex._machine_arch())
+    if request.param == "c":
+        if not built.exists():
+            pytest.skip("compiled helper not built; run `python3 build.py helpers`")
+        monkeypatch.setenv("CODEX_SANDBOX_HELPER", str(built))
+    else:
+        monkeypatch.setenv("CODEX_SANDBOX_HELPER", "python")
+    codex._PROBE_CACHE.clear()
+    codex._HELPER_CACHE.clear()
+    codex._NESTED_CACHE.clear()
+    yield request.param
+    codex._PROBE_CACHE.clear()
+    codex._HELPER_CACHE.clear()

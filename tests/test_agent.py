@@ -14,19 +14,6 @@ from support.model_server import ModelServer, Turn
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def server():
-    with ModelServer() as s:
-        yield s
-
-
-@pytest.fixture
-def repo(tmp_path):
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    return root
-
-
 def _types(msgs):
     return [m["type"] for m in msgs]
 

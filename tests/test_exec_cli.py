@@ -12,19 +12,6 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def server():
-    with ModelServer() as s:
-        yield s
-
-
-@pytest.fixture
-def repo(tmp_path):
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    return root
-
-
-@pytest.fixture
 def exec_codex(run_codex, server, repo):
     def run(*args, wire="responses", env=None, input=None, cwd=None, **cfg):
         base_env = {MOCK_KEY_ENV: "test-key", "NO_COLOR": ""}

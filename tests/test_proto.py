@@ -13,12 +13,6 @@ from support.model_server import ModelServer, Turn
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def server():
-    with ModelServer() as s:
-        yield s
-
-
 def _start(server, codex_home, cwd, *extra):
     import os
 

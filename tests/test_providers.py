@@ -12,12 +12,6 @@ from support.model_server import ModelServer, Turn
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def server():
-    with ModelServer() as s:
-        yield s
-
-
 def _prompt(items=None, tools=None):
     items = items if items is not None else [codex.text_message("user", "hi")]
     return codex.Prompt(items, tools if tools is not None else [codex.update_plan_tool()], "INSTRUCTIONS")

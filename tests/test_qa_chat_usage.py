@@ -8,12 +8,6 @@ from support.model_server import ModelServer, Turn
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def server():
-    with ModelServer() as s:
-        yield s
-
-
 def _token_counts(msgs):
     return [m for m in msgs if m["type"] == "token_count"]
 

@@ -12,19 +12,6 @@ from support.model_server import ModelServer, Turn
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def server():
-    with ModelServer() as s:
-        yield s
-
-
-@pytest.fixture
-def repo(tmp_path):
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    return root
-
-
 def run_raw(codex_home, args, input=None, env=None, timeout=30, cwd=None):
     """Run codex.py with bytes in and out (no decoding, so bad bytes reach codex as they are)."""
     full_env = dict(os.environ, CODEX_HOME=str(codex_home), **{MOCK_KEY_ENV: "test-key"})

@@ -22,12 +22,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def server():
-    with ModelServer() as s:
-        yield s
-
-
-@pytest.fixture
 def work(tmp_path):
     root = tmp_path / "work"
     root.mkdir()

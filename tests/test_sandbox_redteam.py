@@ -21,23 +21,6 @@ pytestmark = [pytest.mark.timeout(120)]
 linux_only = pytest.mark.skipif(not codex._LINUX, reason="Linux sandbox")
 
 
-@pytest.fixture(params=["c", "python"])
-def impl(request, monkeypatch):
-    """Which helper runs the command: the compiled one or the Python one."""
-    if request.param == "c":
-        if not BUILT_HELPER.exists():
-            pytest.skip("compiled helper not built; run `python3 build.py helpers`")
-        monkeypatch.setenv("CODEX_SANDBOX_HELPER", str(BUILT_HELPER))
-    else:
-        monkeypatch.setenv("CODEX_SANDBOX_HELPER", "python")
-    codex._PROBE_CACHE.clear()
-    codex._HELPER_CACHE.clear()
-    codex._NESTED_CACHE.clear()
-    yield request.param
-    codex._PROBE_CACHE.clear()
-    codex._HELPER_CACHE.clear()
-
-
 class World(object):
     """A git workspace (the session cwd), an outside directory with a victim file, a CODEX_HOME."""
 
