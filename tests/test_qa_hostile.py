@@ -116,33 +116,8 @@ def test_exec_bad_paths_fail_before_the_model_is_asked(codex_home, server, repo,
 
 
 def _signal_during_command(codex_home, server, repo, tmp_path, sig):
-    import signal
-    import time
-
-    marker = tmp_path / "child.pid"
-    script = "echo $$ > %s; exec sleep 30" % marker
-    server.enqueue(Turn().function_call("shell", {"command": ["bash", "-c", script]}, call_id="c1"), Turn().text("x"))
-    env = dict(os.environ, CODEX_HOME=str(codex_home), **{MOCK_KEY_ENV: "test-key"})
-    proc = subprocess.Popen([sys.executable, str(REPO / "codex.py"), "exec", "-s", "danger-full-access", "-C", str(repo)]
-                            + mock_cli_args(server) + ["go"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        end = time.monotonic() + 20
-        while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < end:
-            time.sleep(0.05)
-        child = int(marker.read_text())
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    time.sleep(0.2)
-    try:
-        os.kill(child, 0)
-        alive = True
-        os.kill(child, signal.SIGKILL)
-    except ProcessLookupError:
-        alive = False
-    return proc.returncode, err.decode("utf-8", "replace"), alive
+    """`codex exec` running a long command gets `sig`; return (rc, stderr, command alive)."""
+    return _signal_front_end(codex_home, server, repo, tmp_path, ["exec", "-s", "danger-full-access", "go"], [], sig)
 
 
 @pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
