@@ -125,6 +125,21 @@ def codex_home(environ=None):
     return Path(home) / ".codex"
 
 
+def zipapp_paths():
+    """Where codex's own code lives when it runs as the one-file zipapp (dist/codex), else None.
+
+    A dict of absolute Paths: `archive` (the codex file itself), `root` (the directory it
+    unpacks into: $SHIV_ROOT, ~/.shiv or a private temp directory) and `unpacked` (this
+    build's directory in `root`, whose site-packages/ holds codex.py and its dependencies).
+    A command that could write or rename any of them could run code at codex's next start,
+    so the sandbox keeps them read-only.  The zipapp's __main__ (build.py) records them.
+    """
+    recorded = getattr(sys.modules.get("__main__"), "CODEX_ZIPAPP", None)
+    if not isinstance(recorded, dict):
+        return None
+    return {key: Path(recorded[key]) for key in ("archive", "root", "unpacked")}
+
+
 ###############################################################################
 # §02 Small utilities: logging, secrets, files
 ###############################################################################
