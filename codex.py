@@ -38,6 +38,7 @@ Contents (each section uses only the sections above it):
     §15b Agent: the session and the turn loop
     §16 History and rollouts
     §17 Front end: codex exec
+    §17b Front end: code review (scopes, diffs, findings)
     §18a Front end: the REPL, its helpers and `@` file search
     §18b Front end: REPL rendering (streamed markdown, cells, status line)
     §18c Front end: the REPL composer (history, keys, completion)
@@ -122,6 +123,21 @@ def codex_home(environ=None):
     if not home or home == "~":
         raise ConfigError("cannot find the home directory; set HOME or CODEX_HOME")
     return Path(home) / ".codex"
+
+
+def zipapp_paths():
+    """Where codex's own code lives when it runs as the one-file zipapp (dist/codex), else None.
+
+    A dict of absolute Paths: `archive` (the codex file itself), `root` (the directory it
+    unpacks into: $SHIV_ROOT, ~/.shiv or a private temp directory) and `unpacked` (this
+    build's directory in `root`, whose site-packages/ holds codex.py and its dependencies).
+    A command that could write or rename any of them could run code at codex's next start,
+    so the sandbox keeps them read-only.  The zipapp's __main__ (build.py) records them.
+    """
+    recorded = getattr(sys.modules.get("__main__"), "CODEX_ZIPAPP", None)
+    if not isinstance(recorded, dict):
+        return None
+    return {key: Path(recorded[key]) for key in ("archive", "root", "unpacked")}
 
 
 ###############################################################################
@@ -7732,9 +7748,11 @@ class _ExecApprover(object):
 
 
 def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_file=None,
-             skip_git_repo_check=False, resume_path=None, out=None, err=None, output_schema=None,
-             ephemeral=False, approver=None):
-    """Run one task to completion, printing progress; return the exit code (0, 1, 3 or 130)."""
+             skip_git_repo_check=False, resume_path=None, out=None, err=None, shown_prompt=None,
+             output_schema=None, ephemeral=False, approver=None):
+    """Run one task to completion, printing progress; return the exit code (0, 1, 3 or 130).
+
+    `shown_prompt` replaces a long generated prompt (a review's diff) in the human header."""
     import signal
 
     out = out or sys.stdout
@@ -7747,7 +7765,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     if as_json:
         printer.event(first["msg"])
     else:
-        printer.header(session.session_id, prompt)
+        printer.header(session.session_id, shown_prompt or prompt)
     if not skip_git_repo_check and find_git_root(cfg.cwd) is None:
         session.shutdown()
         raise UsageError(EXEC_NOT_GIT)
@@ -7882,9 +7900,13 @@ def _cmd_exec(args, cfg_loader):
     """`codex exec [PROMPT]`: run one task non-interactively."""
     resume_path = None
     prompt = args.prompt
-    if prompt == "review" and not getattr(args, "resume_args", None):
-        raise UsageError("`codex exec review` is not available in this version of codex; to send 'review' as a "
-                         "prompt use `codex exec -- review`")
+    if prompt == "review":
+        args.review_prompt = list(getattr(args, "resume_args", None) or [])
+        return _cmd_review(args, cfg_loader)
+    used = [flag for flag, name in (("--uncommitted", "uncommitted"), ("--base", "base"), ("--commit", "commit"),
+                                    ("--title", "title"), ("--fail-on", "fail_on")) if getattr(args, name, None)]
+    if used:
+        raise UsageError("%s only applies to `codex exec review`" % used[0])
     if prompt == "resume":
         rest = list(getattr(args, "resume_args", None) or [])
         cfg = _exec_config(args, cfg_loader)
@@ -7934,6 +7956,517 @@ def _cmd_resume(args, cfg_loader):
     args.resume_path = path
     args.prompt = prompt
     return globals()["_cmd_interactive"](args, resume_loader)
+
+
+###############################################################################
+# §17b Front end: code review (scopes, diffs, findings)
+###############################################################################
+
+# `codex review` and `codex exec review` review a change non-interactively; `/review` does it
+# in the REPL (§18d).  The steps, each a function here:
+#   resolve_review_scope  which change: --uncommitted | --base BRANCH | --commit SHA | default
+#   collect_review_diff   the change as per-file diffs, from git, never from the working tree
+#                         when a branch or commit is reviewed (upstream #8404)
+#   budget_review_diff    files by priority into a byte budget from the model's window
+#   review_prompt         upstream's review contract (so prompts and tooling carry over) plus
+#                         the scope, the user's focus (combinable with any scope, #7825), the diff
+#   parse_review          the model's answer as findings, tolerant of fences, prose and junk
+#   render_review         a readable list with file:line links; JSON for --json
+# The session runs read-only with approval `never`, whatever the config says.
+
+#: git options that keep a hostile repository's config from running programs while we read it
+_GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "--no-pager"]
+#: `git diff` options for a review: no colour, no external diff or textconv drivers, renames
+REVIEW_DIFF_OPTIONS = ["--no-color", "--no-ext-diff", "--no-textconv", "-M"]
+REVIEW_PRIORITIES = ("P0", "P1", "P2", "P3")  #: finding priorities, most urgent first
+REVIEW_FINDINGS_EXIT = 4  #: exit code when --fail-on finds a finding at or above its priority
+REVIEW_DIFF_WINDOW_SHARE = 0.4  #: share of the model's context window the diff may fill
+REVIEW_BYTES_PER_TOKEN = 3  #: bytes of diff per token (code tokenises densely)
+REVIEW_DEFAULT_DIFF_BYTES = 150 * 1024  #: diff budget when the model's window is unknown
+REVIEW_MIN_DIFF_BYTES = 4 * 1024  #: never budget less than this
+#: file name patterns reviewed last (and first left out): lock files, generated and vendored code
+REVIEW_LOW_PRIORITY_GLOBS = ("*.lock", "*-lock.json", "*.lock.json", "go.sum", "*.min.js", "*.min.css",
+                             "*.map", "*.svg", "*.pb.go", "*_pb2.py", "vendor/*", "node_modules/*",
+                             "dist/*", "build/*", "*.snap", "*.generated.*")
+REVIEW_VERDICTS = ("patch is correct", "patch is incorrect")  #: overall_correctness values
+
+#: the review contract, in upstream's JSON shape; the scope, focus and diff follow it
+REVIEW_INSTRUCTIONS = """\
+You are reviewing a proposed code change made by another engineer. Find the problems this
+change introduces that the author would want to fix before it is merged: bugs, security holes,
+data loss, broken error handling, races, wrong results, missing or wrong tests for new
+behaviour. Leave out style nits, naming preferences and problems that existed before the
+change. Each finding must be specific: name the file and the smallest line range that shows
+it, say why it is wrong and under which input or condition it fails. Prefer no finding to a
+speculative one. You may read files and run read-only commands to understand the change; you
+cannot modify anything.
+
+Priority: 0 = must fix before merge (breaks things for users, security), 1 = should fix before
+merge, 2 = fix soon, 3 = minor. Put the priority in the title as [P0]..[P3] and as a number.
+
+Answer with ONE JSON object and nothing else (no code fences, no prose around it):
+{"findings": [{"title": "[P1] short imperative title (at most 80 characters)",
+  "body": "why it is a problem, in one or two short paragraphs (markdown allowed)",
+  "confidence_score": 0.0-1.0, "priority": 0-3,
+  "code_location": {"absolute_file_path": "/absolute/path", "line_range": {"start": 1, "end": 1}}}],
+ "overall_correctness": "patch is correct" or "patch is incorrect",
+ "overall_explanation": "one to three sentences justifying the verdict",
+ "overall_confidence_score": 0.0-1.0}
+Line numbers are those of the file after the change. An empty "findings" list is a fine answer."""
+
+
+class ReviewScope(object):
+    """Which change a review looks at: `kind` is uncommitted, base or commit."""
+
+    def __init__(self, kind, root, description, base=None, commit=None):
+        self.kind = kind
+        self.root = root
+        self.description = description
+        self.base = base  # the merge base (kind base) or the parent (kind commit), a full sha
+        self.commit = commit  # the reviewed commit (kind commit)
+
+
+class FileDiff(object):
+    """One file's part of a diff."""
+
+    def __init__(self, path, text, binary=False, added=0, removed=0):
+        self.path = path
+        self.text = text
+        self.binary = binary
+        self.added = added
+        self.removed = removed
+
+
+def run_git(cwd, *args, ok_codes=(0,), timeout=60):
+    """stdout (bytes) of a git command run by codex itself (not the model), with the safe options."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git"] + _GIT_SAFE_OPTIONS + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout)
+    except FileNotFoundError:
+        raise UsageError("review needs git, which is not on PATH; install git")
+    except subprocess.TimeoutExpired:
+        raise CodexError("`git %s` took over %d s in %s" % (" ".join(args), timeout, cwd))
+    if proc.returncode not in ok_codes:
+        why = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UsageError("`git %s` failed in %s: %s" % (" ".join(args), cwd, why[-1] if why else "exit %d" % proc.returncode))
+    return proc.stdout
+
+
+def _git_line(cwd, *args):
+    """The first line of a git command's output, or None when the command fails."""
+    try:
+        out = run_git(cwd, *args).decode("utf-8", "replace").strip()
+    except UsageError:
+        return None
+    return out.splitlines()[0] if out else None
+
+
+def resolve_review_scope(cwd, uncommitted=False, base=None, commit=None):
+    """The ReviewScope for the flags; with none: uncommitted changes if any, else the branch."""
+    if sum(bool(x) for x in (uncommitted, base, commit)) > 1:
+        raise UsageError("give at most one of --uncommitted, --base BRANCH and --commit SHA")
+    root = _git_line(cwd, "rev-parse", "--show-toplevel")
+    if root is None:
+        raise UsageError("%s is not inside a git repository; review needs one (run it in your checkout, or -C DIR)" % cwd)
+    root = Path(root)
+    if commit:
+        sha = _git_line(root, "rev-parse", "--verify", "--quiet", "%s^{commit}" % commit)
+        if sha is None:
+            raise UsageError("--commit %s: no such commit in %s" % (commit, root))
+        parent = _git_line(root, "rev-parse", "--verify", "--quiet", "%s^1" % sha)
+        subject = _git_line(root, "log", "-1", "--format=%s", sha) or ""
+        return ReviewScope("commit", root, "commit %s (%s)" % (sha[:12], subject), base=parent, commit=sha)
+    if base:
+        return _branch_scope(root, base)
+    if uncommitted or run_git(root, "status", "--porcelain", "--untracked-files=normal").strip():
+        return ReviewScope("uncommitted", root, "uncommitted changes (staged, unstaged and untracked)")
+    for target in (_git_line(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"),
+                   _default_branch(root)):
+        if target:
+            scope = _branch_scope(root, target, quiet=True)
+            if scope is not None:
+                return scope
+    raise UsageError("nothing to review in %s: no uncommitted changes, and HEAD has no commits that its "
+                     "upstream or the default branch lacks (give --base BRANCH or --commit SHA)" % root)
+
+
+def _default_branch(root):
+    """origin's HEAD branch, else the first of main/master/trunk that exists."""
+    head = _git_line(root, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")
+    if head:
+        return head
+    for name in ("main", "master", "trunk"):
+        if _git_line(root, "rev-parse", "--verify", "--quiet", "refs/heads/%s" % name):
+            return name
+    return None
+
+
+def _branch_scope(root, branch, quiet=False):
+    """The scope of what HEAD changed since its merge base with `branch` (None if nothing, when quiet)."""
+    if _git_line(root, "rev-parse", "--verify", "--quiet", "%s^{commit}" % branch) is None:
+        raise UsageError("--base %s: no such branch or commit in %s" % (branch, root))
+    merge_base = _git_line(root, "merge-base", "HEAD", branch)
+    if merge_base is None:
+        raise UsageError("--base %s: HEAD and %s have no common ancestor" % (branch, branch))
+    head = _git_line(root, "rev-parse", "HEAD")
+    if merge_base == head:
+        if quiet:
+            return None
+        raise UsageError("--base %s: HEAD has no commits that %s lacks; nothing to review" % (branch, branch))
+    current = _git_line(root, "rev-parse", "--abbrev-ref", "HEAD") or "HEAD"
+    return ReviewScope("base", root, "changes on %s since it left %s (merge base %s)" % (current, branch, merge_base[:12]),
+                       base=merge_base)
+
+
+def _empty_tree(root):
+    """The sha of the empty tree in this repository's hash format."""
+    return run_git(root, "hash-object", "-t", "tree", os.devnull).decode().strip()
+
+
+def collect_review_diff(scope):
+    """The change as a list of FileDiff, in git's order."""
+    root = scope.root
+    if scope.kind == "commit":
+        raw = run_git(root, "diff", *REVIEW_DIFF_OPTIONS, scope.base or _empty_tree(root), scope.commit, "--")
+    elif scope.kind == "base":
+        raw = run_git(root, "diff", *REVIEW_DIFF_OPTIONS, scope.base, "HEAD", "--")
+    else:
+        head = _git_line(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}") or _empty_tree(root)
+        raw = run_git(root, "diff", *REVIEW_DIFF_OPTIONS, head, "--")
+        for name in run_git(root, "ls-files", "--others", "--exclude-standard", "-z").split(b"\0"):
+            if name:  # `git diff --no-index` exits 1 when the files differ, which they do
+                raw += run_git(root, "diff", *REVIEW_DIFF_OPTIONS, "--no-index", "--", os.devnull,
+                               os.fsdecode(name), ok_codes=(0, 1))
+    return split_diff(raw.decode("utf-8", "replace"))
+
+
+def split_diff(text):
+    """A unified git diff split into FileDiffs (path, binary flag, +/- line counts)."""
+    files = []
+    for chunk in re.split(r"(?m)^(?=diff --git )", text):
+        if not chunk.startswith("diff --git "):
+            continue
+        path = None
+        for line in chunk.splitlines()[:8]:
+            if line.startswith("+++ ") and line[4:] != "/dev/null":
+                path = line[6:] if line.startswith("+++ b/") else line[4:]
+            elif line.startswith("--- ") and path is None and line[4:] != "/dev/null":
+                path = line[6:] if line.startswith("--- a/") else line[4:]
+            elif line.startswith(("rename to ", "copy to ")):
+                path = line.split(" to ", 1)[1]
+        if path is None:  # binary or mode-only change: the b/ side of the header
+            m = re.match(r"diff --git (?:\"?a/.*?\"? )?\"?b/(.*?)\"?$", chunk.splitlines()[0])
+            path = m.group(1) if m else chunk.splitlines()[0][11:]
+        binary = bool(re.search(r"(?m)^(Binary files .* differ|GIT binary patch)$", chunk))
+        body = [l for l in chunk.splitlines() if not l.startswith(("+++ ", "--- "))]
+        files.append(FileDiff(path, chunk if chunk.endswith("\n") else chunk + "\n", binary,
+                              sum(1 for l in body if l.startswith("+")), sum(1 for l in body if l.startswith("-"))))
+    return files
+
+
+def _review_rank(diff):
+    """0: code and tests, 1: docs, 2: lock files, generated and vendored, 3: binary."""
+    if diff.binary:
+        return 3
+    name = diff.path.lower()
+    if any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(name.rsplit("/", 1)[-1], g) for g in REVIEW_LOW_PRIORITY_GLOBS):
+        return 2
+    if name.endswith((".md", ".rst", ".txt", ".adoc")):
+        return 1
+    return 0
+
+
+def review_diff_budget(context_window):
+    """Bytes of diff a model with this context window (tokens, or None) gets."""
+    if not context_window:
+        return REVIEW_DEFAULT_DIFF_BYTES
+    return max(REVIEW_MIN_DIFF_BYTES, int(context_window * REVIEW_DIFF_WINDOW_SHARE * REVIEW_BYTES_PER_TOKEN))
+
+
+def budget_review_diff(files, budget):
+    """(shown, left_out): whole files by priority, then size, while they fit in `budget` bytes.
+
+    Binary files are shown as their one-line git summary.  The first file that does not fit
+    is cut (with a note) rather than dropped when nothing else has been shown yet.
+    """
+    shown, left_out, used = [], [], 0
+    for diff in sorted(files, key=lambda d: (_review_rank(d), len(d.text))):
+        size = len(diff.text.encode("utf-8"))
+        if used + size <= budget:
+            shown.append(diff)
+            used += size
+        elif not shown:
+            cut = diff.text.encode("utf-8")[:budget].decode("utf-8", "ignore")
+            shown.append(FileDiff(diff.path, cut + "\n[... diff of %s cut at %d of %d bytes ...]\n" % (diff.path, budget, size),
+                                  diff.binary, diff.added, diff.removed))
+            used = budget
+        else:
+            left_out.append(diff)
+    order = {id(d): i for i, d in enumerate(files)}
+    shown.sort(key=lambda d: order.get(id(d), 0))
+    return shown, left_out
+
+
+def review_prompt(scope, shown, left_out, focus=None):
+    """The whole user message of a review turn."""
+    parts = [REVIEW_INSTRUCTIONS, "", "Repository root: %s" % scope.root, "What to review: %s." % scope.description]
+    if focus:
+        parts.append("The user asks you to focus on: %s" % focus.strip())
+    if left_out:
+        parts.append("Left out of the diff below to fit your context (read them with commands if they matter): %s."
+                     % ", ".join("%s (+%d -%d)" % (d.path, d.added, d.removed) for d in left_out))
+    parts += ["", "The diff:", "", "".join(d.text for d in shown).rstrip("\n")]
+    return "\n".join(parts)
+
+
+def _json_objects(text):
+    """Every top-level JSON object that parses inside `text`, in order."""
+    decoder = json.JSONDecoder()
+    found, i = [], text.find("{")
+    while i != -1 and len(found) < 20:
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except ValueError:
+            i = text.find("{", i + 1)
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        i = text.find("{", end)
+    return found
+
+
+def _review_priority(finding):
+    """A finding's priority 0-3 from `priority` (number or "P1") or a [Pn] tag in its title."""
+    value = finding.get("priority")
+    if isinstance(value, str):
+        m = re.match(r"\s*[Pp]?([0-3])\s*$", value)
+        value = int(m.group(1)) if m else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3:
+        m = re.match(r"\s*\[\s*[Pp]([0-3])\s*\]", str(finding.get("title") or ""))
+        return int(m.group(1)) if m else None
+    return int(value)
+
+
+def _score(value):
+    """A confidence in [0, 1] or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, min(1.0, float(value)))
+
+
+def _review_location(finding, root):
+    """(absolute path or None, start, end) of a finding, accepting the common misspellings."""
+    loc = finding.get("code_location") if isinstance(finding.get("code_location"), dict) else {}
+    path = loc.get("absolute_file_path") or loc.get("file_path") or loc.get("path") or finding.get("file") or finding.get("path")
+    rng = loc.get("line_range") if isinstance(loc.get("line_range"), dict) else {}
+    start = rng.get("start", loc.get("line", finding.get("line")))
+    end = rng.get("end", start)
+    try:
+        start = int(start) if start is not None else None
+        end = int(end) if end is not None else start
+    except (TypeError, ValueError):
+        start = end = None
+    if start is not None and end is not None and end < start:
+        start, end = end, start
+    if isinstance(path, str) and path.strip():
+        path = path.strip()
+        if not os.path.isabs(path):
+            path = os.path.normpath(os.path.join(str(root), path))
+    else:
+        path = None
+    return path, start, end
+
+
+def parse_review(text, root):
+    """The model's answer as a review dict (upstream's fields plus `parsed`); never raises.
+
+    Accepts the JSON object bare, fenced or inside prose; a finding without a title is
+    dropped.  An answer with no such object becomes an unparsed review whose explanation is
+    the model's text, so a prose review is still shown whole.
+    """
+    text = text or ""
+    obj = next((o for o in _json_objects(text) if "findings" in o or "overall_correctness" in o), None)
+    if obj is None:
+        return {"findings": [], "overall_correctness": None, "overall_explanation": text.strip(),
+                "overall_confidence_score": None, "parsed": False}
+    findings = []
+    for raw in obj.get("findings") if isinstance(obj.get("findings"), list) else ():
+        if not isinstance(raw, dict) or not str(raw.get("title") or "").strip():
+            continue
+        path, start, end = _review_location(raw, root)
+        findings.append({
+            "title": str(raw["title"]).strip(), "body": str(raw.get("body") or "").strip(),
+            "confidence_score": _score(raw.get("confidence_score")), "priority": _review_priority(raw),
+            "code_location": {"absolute_file_path": path, "line_range": {"start": start, "end": end}},
+        })
+    findings.sort(key=lambda f: 4 if f["priority"] is None else f["priority"])
+    verdict = str(obj.get("overall_correctness") or "").strip().lower() or None
+    return {"findings": findings, "overall_correctness": verdict,
+            "overall_explanation": str(obj.get("overall_explanation") or "").strip(),
+            "overall_confidence_score": _score(obj.get("overall_confidence_score")), "parsed": True}
+
+
+def review_fails(review, fail_on):
+    """True when `review` has a finding at or above `fail_on` ("P0".."P3")."""
+    limit = REVIEW_PRIORITIES.index(fail_on.upper())
+    return any(f["priority"] is not None and f["priority"] <= limit for f in review["findings"])
+
+
+def _editor_link(opener, path, line, label):
+    """`label` as an OSC 8 hyperlink to path:line in the configured editor (file_opener)."""
+    from urllib.parse import quote
+
+    if opener in (None, "none") or opener not in FILE_OPENERS:
+        return label
+    target = "%s://file%s:%d" % (opener, quote(path, safe="/:._-~+@,="), line or 1)
+    return "\x1b]8;;%s\x1b\\%s\x1b]8;;\x1b\\" % (target, label)
+
+
+def render_review(review, scope, left_out=(), file_opener="none", links=False, color=False, title=None):
+    """The review as readable text: one block per finding, then the verdict."""
+    def c(code, text):
+        return "\x1b[%sm%s\x1b[0m" % (code, text) if color else text
+
+    safe = terminal_safe(review)  # the model's text is untrusted on a terminal
+    lines = ["Review%s of %s" % (" \"%s\"" % terminal_safe(title) if title else "", scope.description)]
+    findings = safe["findings"]
+    if not safe["parsed"]:
+        lines += ["(the model answered in prose, not in the review format; its answer follows)", "",
+                  safe["overall_explanation"] or "(empty answer)"]
+    elif not findings:
+        lines.append("No findings.")
+    else:
+        lines.append("%d finding%s:" % (len(findings), "" if len(findings) == 1 else "s"))
+    for i, f in enumerate(findings, 1):
+        prio = "P%d" % f["priority"] if f["priority"] is not None else "P?"
+        title = re.sub(r"^\s*\[\s*[Pp][0-3]\s*\]\s*", "", f["title"])
+        lines.append("")
+        lines.append("%d. %s %s" % (i, c("1;31" if prio in ("P0", "P1") else "1;33", "[%s]" % prio), c("1", title)))
+        loc = f["code_location"]
+        path, rng = loc["absolute_file_path"], loc["line_range"]
+        if path:
+            try:
+                shown = os.path.relpath(path, str(scope.root))
+                shown = path if shown.startswith("..") else shown
+            except ValueError:
+                shown = path
+            label = shown + (":%d" % rng["start"] if rng["start"] else "") + \
+                ("-%d" % rng["end"] if rng["end"] and rng["end"] != rng["start"] else "")
+            lines.append("   " + (_editor_link(file_opener, path, rng["start"], label) if links else label))
+        for para in (f["body"] or "").splitlines():
+            lines.append("   " + para if para.strip() else "")
+        if f["confidence_score"] is not None:
+            lines.append("   " + c("2", "confidence %.2f" % f["confidence_score"]))
+    if safe["parsed"]:
+        lines.append("")
+        verdict = safe["overall_correctness"] or "no verdict given"
+        score = safe["overall_confidence_score"]
+        lines.append("Verdict: %s%s" % (c("1;32" if verdict == "patch is correct" else "1;31", verdict),
+                                        " (confidence %.2f)" % score if score is not None else ""))
+        if safe["overall_explanation"]:
+            lines.append(safe["overall_explanation"])
+    if left_out:
+        lines += ["", "Left out of the review to fit the model's context: %s" % ", ".join(terminal_safe(d.path) for d in left_out)]
+    return "\n".join(lines) + "\n"
+
+
+def review_json(review, scope, left_out=()):
+    """The review as the JSON object --json prints (upstream's fields, plus the scope)."""
+    out = {k: review[k] for k in ("findings", "overall_correctness", "overall_explanation", "overall_confidence_score")}
+    out["parsed"] = review["parsed"]
+    out["scope"] = {"kind": scope.kind, "description": scope.description, "root": str(scope.root),
+                    "base": scope.base, "commit": scope.commit}
+    out["left_out"] = [d.path for d in left_out]
+    return out
+
+
+class ReviewRequest(object):
+    """A prepared review: the scope, the budgeted diff and the prompt for the model."""
+
+    def __init__(self, scope, shown, left_out, prompt):
+        self.scope = scope
+        self.shown = shown
+        self.left_out = left_out
+        self.prompt = prompt
+
+    def summary(self, title=None, focus=None):
+        """What the human header shows instead of the whole prompt."""
+        lines = ["Review%s: %s" % (" \"%s\"" % title if title else "", self.scope.description),
+                 "%d file%s in the diff (+%d -%d)" % (len(self.shown), "" if len(self.shown) == 1 else "s",
+                                                     sum(d.added for d in self.shown), sum(d.removed for d in self.shown))]
+        if self.left_out:
+            lines.append("left out to fit the model's context: %s" % ", ".join(d.path for d in self.left_out))
+        if focus:
+            lines.append("focus: %s" % focus)
+        return "\n".join(lines)
+
+
+def prepare_review(cwd, uncommitted=False, base=None, commit=None, focus=None, context_window=None):
+    """Resolve the scope, collect and budget the diff, build the prompt."""
+    scope = resolve_review_scope(cwd, uncommitted=uncommitted, base=base, commit=commit)
+    files = collect_review_diff(scope)
+    if not files:
+        raise UsageError("nothing to review: %s has no changes" % scope.description)
+    shown, left_out = budget_review_diff(files, review_diff_budget(context_window))
+    return ReviewRequest(scope, shown, left_out, review_prompt(scope, shown, left_out, focus))
+
+
+def _review_config(cfg_loader):
+    """The review's Config: read-only sandbox and approval never, whatever config and flags say."""
+    return cfg_loader(sandbox_mode="read-only", approval_policy="never", dangerously_bypass=False)
+
+
+def _cmd_review(args, cfg_loader):
+    """`codex review` / `codex exec review`: review a change and print the findings."""
+    import tempfile
+
+    if args.fail_on and args.fail_on.upper() not in REVIEW_PRIORITIES:
+        raise UsageError("--fail-on %s: use one of %s" % (args.fail_on, ", ".join(REVIEW_PRIORITIES)))
+    cfg = _review_config(cfg_loader)
+    focus = " ".join(getattr(args, "review_prompt", None) or []) or None
+    request = prepare_review(cfg.cwd, uncommitted=args.uncommitted, base=args.base, commit=args.commit,
+                             focus=focus, context_window=model_family(cfg.model, cfg).context_window)
+    err = sys.stderr
+    color = _use_color(getattr(args, "color", "auto"), sys.stdout)
+    as_json = bool(getattr(args, "json", False))
+    with tempfile.TemporaryDirectory(prefix="codex-review-") as tmp:
+        answer_file = os.path.join(tmp, "answer.txt")
+        run_out = sys.stdout if as_json else open(os.devnull, "w")
+        try:
+            code = run_exec(cfg, request.prompt, as_json=as_json, color=getattr(args, "color", "auto"),
+                            last_message_file=answer_file, skip_git_repo_check=True, out=run_out, err=err,
+                            shown_prompt=request.summary(args.title, focus))
+        finally:
+            if run_out is not sys.stdout:
+                run_out.close()
+        try:
+            with open(answer_file, encoding="utf-8") as f:
+                answer = f.read()
+        except OSError:
+            answer = ""
+    if code != 0:
+        return code
+    review = parse_review(answer, request.scope.root)
+    if as_json:
+        sys.stdout.write(json.dumps({"type": "review.completed", "review": review_json(review, request.scope, request.left_out)},
+                                    separators=(",", ":")) + "\n")
+    else:
+        sys.stdout.write(render_review(review, request.scope, request.left_out, cfg.file_opener,
+                                       links=color, color=color, title=args.title))
+    sys.stdout.flush()
+    if args.fail_on:
+        if not review["parsed"]:
+            err.write("codex: the review is not in the findings format, so --fail-on %s cannot be checked; "
+                      "failing\n" % args.fail_on.upper())
+            return 1
+        if review_fails(review, args.fail_on):
+            return REVIEW_FINDINGS_EXIT
+    return 0
 
 
 ###############################################################################
@@ -8292,7 +8825,6 @@ def walk_workspace_files(root, limit=FILE_SEARCH_MAX_FILES, cancel=None):
 
 #: git options for commands the REPL runs on its own in a repository that may not be trusted:
 #: no fsmonitor hook, no pager (a repository's config must not get to run programs)
-_GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "--no-pager"]
 
 
 def list_workspace_files(root, limit=FILE_SEARCH_MAX_FILES):
@@ -11743,6 +12275,7 @@ def _cmd_proxy(args, cfg_loader):
 SUBCOMMANDS = {
     "exec": ("_cmd_exec", "Run codex non-interactively"),
     "resume": ("_cmd_resume", "Continue a recorded session"),
+    "review": ("_cmd_review", "Review a change (uncommitted, a branch or a commit) and list its findings"),
     "login": ("_cmd_login", "Store an API key in $CODEX_HOME/auth.json"),
     "logout": ("_cmd_logout", "Remove stored credentials"),
     "mcp": ("_cmd_mcp", "Run codex as an MCP server, or list/call configured MCP servers"),
@@ -11761,7 +12294,6 @@ UPSTREAM_SUBCOMMANDS = {
     "help": "use `codex --help` (or `codex COMMAND --help`)",
     "apply": "codex applies patches itself; use `git apply` for a diff",
     "a": "codex applies patches itself; use `git apply` for a diff",
-    "review": "code review is not available in this version of codex",
     "cloud": "Codex Cloud tasks are not supported by codex",
     "cloud-tasks": "Codex Cloud tasks are not supported by codex",
     "fork": "use `codex resume ID` to continue a session",
@@ -11830,6 +12362,20 @@ def _add_config_options(parser, top):
     )
 
 
+def _add_review_options(parser, in_exec=False):
+    """The scope and gate options of `codex review` (and of `codex exec review`)."""
+    import argparse
+
+    hide = (lambda text: argparse.SUPPRESS) if in_exec else (lambda text: text)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--uncommitted", action="store_true", help=hide("review staged, unstaged and untracked changes"))
+    group.add_argument("--base", metavar="BRANCH", help=hide("review what the branch changed since its merge base with BRANCH"))
+    group.add_argument("--commit", metavar="SHA", help=hide("review the changes one commit introduced"))
+    parser.add_argument("--title", help=hide("a title for the review (shown in its header)"))
+    parser.add_argument("--fail-on", metavar="P0|P1|P2|P3", type=str.upper, choices=REVIEW_PRIORITIES,
+                        help=hide("exit %d when a finding at or above this priority exists" % REVIEW_FINDINGS_EXIT))
+
+
 def build_parser():
     """Build the argparse tree for `codex` (also the source of the completion scripts)."""
     import argparse  # startup budget: --version answers before this import
@@ -11890,6 +12436,14 @@ def build_parser():
     p.add_argument("--last", action="store_true", help="with `resume`: continue the most recent session")
     p.add_argument("--all", action="store_true", help="with `resume --last`: look in every directory, not only this one")
     p.add_argument("--include-plan-tool", action="store_true", default=None, help="offer the plan tool to the model")
+    _add_review_options(p, in_exec=True)
+
+    p = sub("review")
+    _add_config_options(p, top=False)
+    _add_review_options(p)
+    p.add_argument("review_prompt", nargs="*", metavar="PROMPT", help="what the review should focus on (any scope)")
+    p.add_argument("--json", action="store_true", help="print events and the review as JSON lines")
+    p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
 
     p = sub("resume")
     _add_config_options(p, top=False)
@@ -12022,7 +12576,7 @@ def _parse_args(argv):
         parser.error("unexpected arguments after the prompt: %s" % " ".join(extra))
     args, unknown = parser.parse_known_args(argv)
     # `codex exec resume --last PROMPT`: argparse stops filling resume_args at the flag.
-    if unknown and getattr(args, "prompt", None) == "resume" and not any(u.startswith("-") for u in unknown):
+    if unknown and getattr(args, "prompt", None) in ("resume", "review") and not any(u.startswith("-") for u in unknown):
         args.resume_args = list(getattr(args, "resume_args", None) or []) + unknown
     elif unknown:
         parser.error("unrecognized arguments: %s" % " ".join(unknown))

@@ -153,12 +153,10 @@ def test_usage_carries_reasoning_and_cache_write_tokens(exec_codex, server):
 @pytest.mark.parametrize("argv,needle", [
     (["help"], "use `codex --help`"),
     (["apply"], "git apply"),
-    (["review"], "not available"),
     (["cloud"], "not supported"),
     (["exce", "hi"], "did you mean `codex exec`?"),
     (["resme"], "did you mean `codex resume`?"),
     (["logni", "status"], "did you mean `codex login`?"),
-    (["exec", "review"], "not available"),
 ])
 def test_upstream_subcommands_and_typos_are_usage_errors(run_codex, argv, needle):
     proc = run_codex(*argv)
