@@ -6169,6 +6169,149 @@ def run_notify(argv, payload):
     return proc
 
 
+# -- reusable prompts --
+# Markdown files in $CODEX_HOME/prompts/ (and a trusted project's .codex/prompts/) become
+# slash commands: `/name args` or `/prompts:name args`, in the REPL and as `codex exec`'s prompt.
+
+PROMPTS_SUBDIR = "prompts"  #: directory of reusable prompt files in $CODEX_HOME and a project's .codex
+PROMPT_COMMAND_PREFIX = "prompts:"  #: `/prompts:name` always means a prompt file, even if a built-in has its name
+_PROMPT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PROMPT_PLACEHOLDER_RE = re.compile(r"\$(\$|[1-9]|ARGUMENTS\b|[A-Z][A-Z0-9_]*)")
+_PROMPT_NAMED_ARG_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$", re.S)
+
+
+class CustomPrompt(object):
+    """One reusable prompt file: its name, where it is, its front matter and body."""
+
+    def __init__(self, name, path, body, description="", argument_hint=""):
+        self.name = name
+        self.path = path
+        self.body = body
+        self.description = description
+        self.argument_hint = argument_hint
+
+    @property
+    def named_args(self):
+        """The $NAME placeholders the body uses (each must be given as NAME=value)."""
+        found = []
+        for m in _PROMPT_PLACEHOLDER_RE.finditer(self.body):
+            token = m.group(1)
+            if token not in ("$", "ARGUMENTS") and not token.isdigit() and token not in found:
+                found.append(token)
+        return found
+
+
+def _front_matter(text):
+    """(fields, body) of a markdown file with an optional `---` YAML-ish front matter block."""
+    if not text.startswith("---"):
+        return {}, text
+    lines = text.splitlines(True)
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            fields = {}
+            for line in lines[1:i]:
+                key, sep, value = line.partition(":")
+                if sep and key.strip():
+                    value = value.strip()
+                    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                        value = value[1:-1]
+                    fields[key.strip().lower()] = value
+            return fields, "".join(lines[i + 1:])
+    return {}, text
+
+
+def load_custom_prompts(dirs):
+    """name -> CustomPrompt from the `*.md` files of `dirs` (later directories win)."""
+    prompts = {}
+    for directory in dirs:
+        try:
+            names = sorted(os.listdir(str(directory)))
+        except OSError:
+            continue
+        for fname in names:
+            name, ext = os.path.splitext(fname)
+            path = Path(directory) / fname
+            if ext.lower() != ".md" or not _PROMPT_NAME_RE.match(name) or not path.is_file():
+                continue
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                log("warn", "prompt file %s cannot be read: %s", path, exc)
+                continue
+            meta, body = _front_matter(text)
+            prompts[name] = CustomPrompt(name, path, body.strip("\n"), meta.get("description", ""),
+                                         meta.get("argument-hint", meta.get("argument_hint", "")))
+    return prompts
+
+
+def find_prompt_command(text, prompts, builtins=()):
+    """(CustomPrompt, argument text) when `text` is `/name ...` or `/prompts:name ...` of a prompt file.
+
+    A bare `/name` that is also a built-in slash command (`builtins`) stays the built-in.
+    """
+    if not text.startswith("/") or not prompts:
+        return None
+    word, _, rest = text[1:].partition(" ")
+    word, _, tail = word.partition("\n")
+    rest = (tail + " " + rest).strip() if tail else rest.strip()
+    if word.startswith(PROMPT_COMMAND_PREFIX):
+        word = word[len(PROMPT_COMMAND_PREFIX):]
+    elif word in builtins:
+        return None
+    prompt = prompts.get(word)
+    return (prompt, rest) if prompt is not None else None
+
+
+def expand_custom_prompt(prompt, arg_text):
+    """The prompt's body with $1..$9, $ARGUMENTS, $NAME (from NAME=value) and $$ filled in."""
+    import shlex
+
+    try:
+        words = shlex.split(arg_text)
+    except ValueError:  # an unbalanced quote: split on whitespace rather than refuse
+        words = arg_text.split()
+    positional, named = [], {}
+    for word in words:
+        m = _PROMPT_NAMED_ARG_RE.match(word)
+        if m:
+            named[m.group(1)] = m.group(2)
+        else:
+            positional.append(word)
+    missing = [n for n in prompt.named_args if n not in named]
+    if missing:
+        raise UsageError("/%s needs %s (e.g. `/%s %s`)" % (
+            prompt.name, ", ".join("%s=..." % n for n in missing), prompt.name,
+            " ".join("%s=value" % n for n in missing)))
+
+    def fill(m):
+        token = m.group(1)
+        if token == "$":
+            return "$"
+        if token == "ARGUMENTS":
+            return " ".join(positional)
+        if token.isdigit():
+            index = int(token) - 1
+            return positional[index] if index < len(positional) else ""
+        return named[token]
+
+    return _PROMPT_PLACEHOLDER_RE.sub(fill, prompt.body)
+
+
+def expand_prompt_command(cfg, text):
+    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none)."""
+    found = find_prompt_command(text, load_custom_prompts(prompt_dirs(cfg)))
+    return text if found is None else expand_custom_prompt(*found)
+
+
+def prompt_dirs(cfg):
+    """Where reusable prompts come from: $CODEX_HOME/prompts, then a trusted project's .codex/prompts."""
+    dirs = [Path(cfg.codex_home) / PROMPTS_SUBDIR]
+    project = getattr(cfg, "trusted_project_root", None)
+    if project:
+        dirs.append(Path(project) / ".codex" / PROMPTS_SUBDIR)
+    return dirs
+
+
 ###############################################################################
 # §15b Agent: the session and the turn loop
 ###############################################################################
@@ -7817,6 +7960,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     out = out or sys.stdout
     err = err or sys.stderr
     _check_exec_paths(images, last_message_file)
+    prompt = expand_prompt_command(cfg, prompt)
     session = Session(cfg, resume_path=resume_path)
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
@@ -9669,7 +9813,7 @@ class Composer(object):
                 before = document.text_before_cursor
                 if before.startswith("/") and not any(c.isspace() for c in before):
                     word = before[1:].lower()
-                    for name, description in SLASH_COMMANDS:
+                    for name, description in repl.slash_entries():
                         if name.startswith(word):
                             yield Completion("/" + name, start_position=-len(before), display="/" + name,
                                              display_meta=description)
@@ -10415,13 +10559,37 @@ class Repl(object):
 
     # -- slash commands --
 
+    def slash_entries(self):
+        """(name, description) of every slash command: the built-ins, then the prompt files."""
+        entries = list(SLASH_COMMANDS)
+        builtins = dict(SLASH_COMMANDS)
+        for name, prompt in sorted(load_custom_prompts(prompt_dirs(self.cfg)).items()):
+            about = " ".join(x for x in (prompt.description or "prompt from %s" % prompt.path.name,
+                                         prompt.argument_hint) if x)
+            if name not in builtins:
+                entries.append((name, about))
+            entries.append((PROMPT_COMMAND_PREFIX + name, about))
+        return entries
+
     def slash(self, text):
         """Run a slash command; returns "quit", "mention", "not-a-command" or None."""
         word, _, arg = text[1:].partition(" ")
         name = SLASH_ALIASES.get(word.lower(), word.lower())
         handler = getattr(self, "_slash_" + name, None)
-        if handler is None or name not in dict(SLASH_COMMANDS):
-            return "not-a-command"
+        if handler is None or name not in dict(SLASH_COMMANDS) or word.startswith(PROMPT_COMMAND_PREFIX):
+            found = find_prompt_command(text, load_custom_prompts(prompt_dirs(self.cfg)),
+                                        builtins=set(dict(SLASH_COMMANDS)) | set(SLASH_ALIASES))
+            if found is None:
+                return "not-a-command"
+            try:
+                expanded = expand_custom_prompt(*found)
+            except UsageError as exc:
+                self.renderer.note(str(exc))
+                return None
+            self.renderer.user(text)
+            self.user_messages.append(expanded)
+            self.run_turn({"type": "user_input", "items": [{"type": "text", "text": expanded}]})
+            return None
         return handler(arg.strip())
 
     def _slash_quit(self, arg):
