@@ -5865,18 +5865,6 @@ def run_hook(hook, payload, cwd=None, environ=None):
     return code, text(out[0]), text(err[0]), None
 
 
-def _kill_group(proc):
-    import signal
-
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        try:
-            proc.kill()
-        except OSError:
-            pass
-
-
 def run_hooks(hooks, event, payload, tool_name=None, cwd=None, environ=None):
     """Run every hook of `event` that matches, in order; return their combined HookOutcome."""
     outcome = HookOutcome()
