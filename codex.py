@@ -690,6 +690,7 @@ class ConfigOverrides(object):
         include_plan_tool=None,
         dangerously_bypass=False,
         oss=False,
+        ignore_user_config=False,
     ):
         self.model = model
         self.model_provider = model_provider
@@ -701,6 +702,7 @@ class ConfigOverrides(object):
         self.include_plan_tool = include_plan_tool
         self.dangerously_bypass = dangerously_bypass
         self.oss = oss
+        self.ignore_user_config = ignore_user_config  # exec --ignore-user-config: skip config.toml
 
 
 def _load_toml_module():
@@ -852,7 +854,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     environ = os.environ if environ is None else environ
     overrides = overrides or ConfigOverrides()
     home = Path(home) if home is not None else codex_home(environ)
-    toml_tree, path = read_config_file(home)
+    toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
     warnings = []
 
@@ -1461,6 +1463,8 @@ MODEL_FAMILIES = (
     ("gpt-3.5", False, 16385, ()),
 )
 
+OUTPUT_SCHEMA_NAME = "codex_output_schema"  #: the json_schema `name` of --output-schema (as upstream)
+
 #: Responses SSE `type`s that carry nothing the agent needs
 _IGNORED_RESPONSES_EVENTS = frozenset((
     "response.in_progress", "response.output_item.added", "response.content_part.added",
@@ -1502,12 +1506,14 @@ def model_family(slug, cfg=None):
 
 
 class Prompt(object):
-    """One model request: the input items, the tools and the instructions."""
+    """One model request: the input items, the tools and the instructions (and the JSON
+    schema the final answer must follow, from `codex exec --output-schema`)."""
 
-    def __init__(self, input, tools, instructions):
+    def __init__(self, input, tools, instructions, output_schema=None):
         self.input = input
         self.tools = tools
         self.instructions = instructions
+        self.output_schema = output_schema
 
 
 def user_agent(environ=None):
@@ -1537,8 +1543,22 @@ def _usage_from_responses(u):
         "cached_input_tokens": int((u.get("input_tokens_details") or {}).get("cached_tokens") or 0),
         "output_tokens": out,
         "reasoning_output_tokens": int((u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
+        "cache_write_input_tokens": _cache_write_tokens(u, "input_tokens_details"),
         "total_tokens": int(u.get("total_tokens") or inp + out),
     }
+
+
+def _cache_write_tokens(u, details_key):
+    """Prompt-cache writes, where a provider reports them (`<details>.cache_write_tokens`, or
+    Anthropic-style `cache_creation_input_tokens` from compatible gateways); else 0."""
+    details = u.get(details_key) or {}
+    value = details.get("cache_write_tokens") if isinstance(details, dict) else None
+    if value is None:
+        value = u.get("cache_creation_input_tokens")
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _usage_from_chat(u):
@@ -1552,6 +1572,7 @@ def _usage_from_chat(u):
         "cached_input_tokens": int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
         "output_tokens": out,
         "reasoning_output_tokens": int((u.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
+        "cache_write_input_tokens": _cache_write_tokens(u, "prompt_tokens_details"),
         "total_tokens": int(u.get("total_tokens") or inp + out),
     }
 
@@ -1704,6 +1725,11 @@ class ResponsesClient(ModelClient):
         }
         if self.cfg.model_verbosity and self.cfg.model.startswith("gpt-5"):
             body["text"] = {"verbosity": self.cfg.model_verbosity}
+        if prompt.output_schema is not None:
+            body.setdefault("text", {})["format"] = {"type": "json_schema", "strict": True, "name": OUTPUT_SCHEMA_NAME,
+                                                     "schema": prompt.output_schema}
+        if getattr(self.cfg, "model_max_output_tokens", None):
+            body["max_output_tokens"] = self.cfg.model_max_output_tokens
         return body
 
     def _events(self, sse):
@@ -1795,6 +1821,11 @@ class ChatClient(ModelClient):
         tools = tools_to_chat(prompt.tools)
         if tools:
             body["tools"] = tools
+        if prompt.output_schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": OUTPUT_SCHEMA_NAME, "strict": True, "schema": prompt.output_schema}}
+        if getattr(self.cfg, "model_max_output_tokens", None):
+            body["max_tokens"] = self.cfg.model_max_output_tokens
         return body
 
     def stream(self, prompt, cancel=None, on_retry=None, on_response=None):
@@ -4793,7 +4824,14 @@ def sandbox_check_lines(home=None, cfg=None):
 
 
 def _cmd_sandbox_check(args, cfg_loader):
-    """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here."""
+    """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here;
+    `codex sandbox [--full-auto] [-s MODE] -- CMD...` runs CMD as `codex debug` does."""
+    cmd = [c for c in getattr(args, "cmd", None) or [] if c != "--"] and list(args.cmd)
+    if cmd:
+        if getattr(args, "check", False):
+            raise UsageError("`codex sandbox --check` takes no command; use `codex sandbox -- CMD...` to run one")
+        args.debug_command = "seatbelt" if _DARWIN else "landlock"
+        return _cmd_debug(args, cfg_loader)
     try:
         cfg = cfg_loader()
     except CodexError as exc:
@@ -5496,6 +5534,21 @@ class McpConnectionManager(object):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not client.done.wait(left):
                 return False
+        return True
+
+    def starting(self):
+        """Names of the servers still starting, in name order."""
+        return [name for name, c in sorted(self._clients.items()) if not c.done.is_set()]
+
+    def wait_started(self, cancel=None, poll=0.05):
+        """Wait until no server is still starting, each bounded by its startup_timeout_sec
+        (plus a grace for the process to be stopped); False if `cancel` was set first."""
+        began = time.monotonic()
+        for client in list(self._clients.values()):
+            limit = began + client.startup_timeout() + 5
+            while not client.done.wait(poll):
+                if (cancel is not None and cancel.is_set()) or time.monotonic() > limit:
+                    return cancel is None or not cancel.is_set()
         return True
 
     def _table(self):
@@ -6329,7 +6382,8 @@ class _Task(object):
 class Session(object):
     """A conversation with the model: submit() ops, read events with next_event() (see §08)."""
 
-    def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None):
+    def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None,
+                 output_schema=None):
         import copy
         import queue
         import uuid
@@ -6348,7 +6402,8 @@ class Session(object):
         self.state = SessionState()
         self.history = []
         self.total_usage = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0,
-                            "reasoning_output_tokens": 0, "total_tokens": 0}
+                            "reasoning_output_tokens": 0, "cache_write_input_tokens": 0, "total_tokens": 0}
+        self.output_schema = output_schema  # the JSON schema of the final answer (exec --output-schema)
         self.family = model_family(self.cfg.model, self.cfg)
         self.instructions = build_instructions(self.cfg, self.family)
         self.shell_name = detect_shell_name(self._environ)
@@ -6475,6 +6530,17 @@ class Session(object):
             self._rollout.close()
         self._emit("", "shutdown_complete")
         self._closed = True
+
+    def wait_for_mcp(self, cancel=None):
+        """Before a first turn: wait for the MCP servers still starting (each bounded by its
+        startup_timeout_sec) so their tools are offered, then emit each failure once as a
+        session-level error.  Returns False when `cancel` (Esc in the REPL) ended the wait."""
+        if self.mcp is None:
+            return True
+        done = self.mcp.wait_started(cancel=cancel)
+        for message in self.mcp.new_failures():
+            self._emit("", "error", message=message)
+        return done
 
     def fork(self, drop_last_user_messages):
         """A new Session (new id, same config) whose history is this one's cut just before its
@@ -6767,7 +6833,8 @@ class Session(object):
         retries = 0
         max_retries = self.cfg.provider.stream_max_retries
         while True:
-            prompt = Prompt(self._prompt_input(), self._tools(task), self.instructions)
+            prompt = Prompt(self._prompt_input(), self._tools(task), self.instructions,
+                            output_schema=self.output_schema if task.kind == "user" else None)
             tool_called = [False]
             try:
                 completed = self._stream_once(task, prompt, tool_called)
@@ -6992,6 +7059,9 @@ class Session(object):
             raise Interrupted("interrupted")
         if outcome.decision == "abort":
             task.abort_requested = True
+        if outcome.decision == "denied" and getattr(self.approval_handler, "refusal", None):
+            outcome = ExecOutcome(outcome.result, "%s: %s" % (outcome.model_output, self.approval_handler.refusal),
+                                  outcome.decision)
         result = outcome.result
         if result is None:
             if begun[0]:
@@ -7030,6 +7100,9 @@ class Session(object):
             decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
                                  reason=None, grant_root=None)
             if decision not in ("approved", "approved_for_session"):
+                if getattr(self.approval_handler, "refusal", None):
+                    self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
+                    return "patch rejected by user: %s" % self.approval_handler.refusal
                 return "patch rejected by user"
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         for ch in changes:
@@ -7586,6 +7659,10 @@ EXEC_NO_PROMPT = "No prompt provided. Either specify one as an argument or pipe 
 EXEC_NOT_GIT = ("Not inside a trusted directory and --skip-git-repo-check was not specified "
                 "(run codex exec inside a git repository, or pass --skip-git-repo-check)")
 EXEC_OUTPUT_LINES = 20  #: lines of command output shown per command in human mode
+EXEC_USAGE_KEYS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
+                   "reasoning_output_tokens")  #: turn.completed.usage fields (upstream's order)
+EXEC_SCHEMA_EXIT = 3  #: exit code when the final message does not follow --output-schema
+EXEC_STDIN_GRACE_S = 1.0  #: with a prompt argument, how long a silent stdin pipe is waited for
 
 _ANSI = {"bold": "1", "dim": "2", "italic": "3", "red": "31", "green": "32", "magenta": "35", "cyan": "36"}
 
@@ -7618,11 +7695,70 @@ def _duration_seconds(value):
     return float(value or 0)
 
 
-def read_exec_prompt(prompt, stdin=None):
-    """The prompt: the argument, or all of stdin for `-`/none (UsageError when there is none)."""
+def _stdin_kind(stdin):
+    """What stdin is: "closed", "tty", "file" (a regular file), "null" (/dev/null and other
+    devices), "pipe" (a pipe, FIFO or socket) or "unknown" (no file descriptor)."""
+    import stat
+
+    if stdin is None:
+        return "closed"
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        return "unknown"
+    try:
+        if os.isatty(fd):
+            return "tty"
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return "closed"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return "pipe"
+    return "null"
+
+
+def _pipe_has_input(stdin, seconds):
+    """Whether a pipe on stdin becomes readable (data or EOF) within `seconds`."""
+    import select
+
+    try:
+        ready, _, _ = select.select([stdin.fileno()], [], [], seconds)
+    except (OSError, ValueError):
+        return True
+    return bool(ready)
+
+
+def _read_stdin_text(stdin):
+    raw = getattr(stdin, "buffer", None)
+    # Bytes, not text: a prompt that is not UTF-8 is decoded with U+FFFD, never a crash.
+    return raw.read().decode("utf-8", "replace") if raw is not None else _valid_text(stdin.read())
+
+
+def read_exec_prompt(prompt, stdin=None, err=None):
+    """The prompt: the argument, or all of stdin for `-`/none (UsageError when there is none).
+
+    With a prompt argument, input piped in is appended as a `<stdin>` block.  Whether stdin
+    is read is decided by what it is, so codex never waits on a pipe nobody writes to
+    (upstream #27019): a regular file is read; a terminal, /dev/null or a closed stdin are
+    not; a pipe is read to its end when it has input (or is closed) within
+    EXEC_STDIN_GRACE_S, and otherwise left alone with a one-line note."""
     stdin = sys.stdin if stdin is None else stdin
+    err = sys.stderr if err is None else err
     if prompt is not None and prompt != "-":
-        return _valid_text(prompt)
+        prompt = _valid_text(prompt)
+        kind = _stdin_kind(stdin)
+        if kind == "pipe" and not _pipe_has_input(stdin, EXEC_STDIN_GRACE_S):
+            err.write("codex: stdin is a pipe with no input after %gs: not waiting for it (use `-` as the prompt to "
+                      "read stdin to its end, or </dev/null)\n" % EXEC_STDIN_GRACE_S)
+            return prompt
+        if kind not in ("pipe", "file"):
+            return prompt
+        extra = _read_stdin_text(stdin)
+        if extra.strip():
+            prompt = "%s\n\n<stdin>\n%s\n</stdin>" % (prompt.rstrip("\n"), extra.rstrip("\n"))
+        return prompt
     if stdin is None:  # started with stdin closed (`<&-`)
         raise UsageError("no prompt: give it as an argument (stdin is closed)")
     if prompt is None:
@@ -7632,9 +7768,7 @@ def read_exec_prompt(prompt, stdin=None):
         except (AttributeError, ValueError):
             pass
         sys.stderr.write("Reading prompt from stdin...\n")
-    raw = getattr(stdin, "buffer", None)
-    # Bytes, not text: a prompt that is not UTF-8 is decoded with U+FFFD, never a crash.
-    text = raw.read().decode("utf-8", "replace") if raw is not None else _valid_text(stdin.read())
+    text = _read_stdin_text(stdin)
     if not text.strip():
         raise UsageError("No prompt provided via stdin.")
     return text
@@ -7721,7 +7855,7 @@ class HumanPrinter(object):
         self.ts(self.c("bold cyan", "User instructions:"))
         self.line(prompt)
 
-    def event(self, msg):
+    def event(self, msg, session_level=False):
         """Print one protocol event."""
         msg = terminal_safe(msg)  # model, command and MCP text is untrusted
         kind = msg["type"]
@@ -7854,7 +7988,7 @@ class JsonPrinter(object):
         item.update(fields)
         return item
 
-    def event(self, msg):
+    def event(self, msg, session_level=False):
         """Translate one protocol event into thread events."""
         kind = msg["type"]
         if kind == "session_configured":
@@ -7879,11 +8013,13 @@ class JsonPrinter(object):
             changes = []
             for path, change in sorted((msg.get("changes") or {}).items()):
                 changes.append({"path": path, "kind": "add" if "add" in change else "delete" if "delete" in change else "update"})
-            self.open_items[("patch", msg.get("call_id"))] = changes
+            item = self._item("file_change", changes=changes, status="in_progress")
+            self.open_items[("patch", msg.get("call_id"))] = item
+            self.emit({"type": "item.started", "item": item})
         elif kind == "patch_apply_end":
-            changes = self.open_items.pop(("patch", msg.get("call_id")), [])
-            self.emit({"type": "item.completed", "item": self._item(
-                "file_change", changes=changes, status="completed" if msg.get("success") else "failed")})
+            item = self.open_items.pop(("patch", msg.get("call_id")), None) or self._item("file_change", changes=[])
+            self.emit({"type": "item.completed", "item": dict(
+                item, status="completed" if msg.get("success") else "failed")})
         elif kind == "mcp_tool_call_begin":
             inv = msg.get("invocation") or {}
             item = self._item("mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), status="in_progress")
@@ -7904,6 +8040,8 @@ class JsonPrinter(object):
                 self.emit({"type": "item.updated", "item": self.todo})
         elif kind in ("stream_error",):
             self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
+        elif kind == "error" and session_level:  # e.g. an MCP server that failed to start: not fatal
+            self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
         elif kind == "error":
             self.failed = msg.get("message", "")
             self.emit({"type": "error", "message": self.failed})
@@ -7916,9 +8054,7 @@ class JsonPrinter(object):
         if failed is not None:
             self.emit({"type": "turn.failed", "error": {"message": failed}})
         else:
-            self.emit({"type": "turn.completed", "usage": {
-                "input_tokens": usage["input_tokens"], "cached_input_tokens": usage["cached_input_tokens"],
-                "output_tokens": usage["output_tokens"]}})
+            self.emit({"type": "turn.completed", "usage": {key: usage.get(key, 0) for key in EXEC_USAGE_KEYS}})
 
 
 def _check_exec_paths(images, last_message_file):
@@ -7938,9 +8074,100 @@ def _check_exec_paths(images, last_message_file):
             raise UsageError("--output-last-message %s: directory %s does not exist; create it first" % (last_message_file, parent))
 
 
+def load_output_schema(path):
+    """The JSON schema of `--output-schema FILE` (UsageError naming the file when it is not one)."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError("--output-schema %s: cannot read it (%s)" % (path, getattr(exc, "strerror", None) or exc))
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        raise UsageError("--output-schema %s is not JSON: %s" % (path, exc))
+    if not isinstance(schema, dict):
+        raise UsageError("--output-schema %s must hold one JSON object (a JSON schema)" % path)
+    return schema
+
+
+_SCHEMA_TYPES = {
+    "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "null": lambda v: v is None,
+}
+
+
+def schema_error(value, schema, root=None, where="$"):
+    """The first way `value` breaks the JSON schema (the subset strict structured outputs
+    allow: type, enum, const, properties, required, additionalProperties, items, anyOf,
+    $ref, bounds), as one line; None when it follows it."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict):
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return schema_error(value, target, root, where)
+    kinds = schema.get("type")
+    if kinds is not None:
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        if not any(_SCHEMA_TYPES.get(k, lambda v: True)(value) for k in kinds):
+            return "%s: expected %s, got %s" % (where, " or ".join(kinds), json.dumps(value)[:60])
+    if "enum" in schema and value not in schema["enum"]:
+        return "%s: %s is not one of %s" % (where, json.dumps(value)[:60], json.dumps(schema["enum"])[:100])
+    if "const" in schema and value != schema["const"]:
+        return "%s: must be %s" % (where, json.dumps(schema["const"])[:60])
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            errors = [schema_error(value, sub, root, where) for sub in schema[key]]
+            if all(errors):
+                return errors[0]
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for name in schema.get("required") or ():
+            if name not in value:
+                return "%s: missing required property %r" % (where, name)
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            if name in props:
+                problem = schema_error(item, props[name], root, "%s.%s" % (where, name))
+            elif extra is False:
+                problem = "%s: unexpected property %r" % (where, name)
+            else:
+                problem = schema_error(item, extra, root, "%s.%s" % (where, name)) if isinstance(extra, dict) else None
+            if problem:
+                return problem
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+            return "%s: %d items is outside the allowed count" % (where, len(value))
+        for i, item in enumerate(value):
+            problem = schema_error(item, schema.get("items"), root, "%s[%d]" % (where, i))
+            if problem:
+                return problem
+    if _SCHEMA_TYPES["number"](value):
+        if "minimum" in schema and value < schema["minimum"] or "maximum" in schema and value > schema["maximum"]:
+            return "%s: %s is out of range" % (where, value)
+    return None
+
+
+class _ExecApprover(object):
+    """exec with an explicit `-a` that asks: nobody can answer, so every question is refused
+    and the model is told why (upstream's exec silently ran everything as `never`)."""
+
+    def __init__(self, policy):
+        self.refusal = ("codex exec cannot ask for approval (approval policy %s and nobody to answer); it was not "
+                        "run: continue without it or stop and say what needs approval" % policy)
+
+    def __call__(self, msg):
+        return "denied"
+
+
 def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_file=None,
-             skip_git_repo_check=False, resume_path=None, out=None, err=None, shown_prompt=None):
-    """Run one task to completion, printing progress; return the exit code (0, 1 or 130).
+             skip_git_repo_check=False, resume_path=None, out=None, err=None, shown_prompt=None,
+             output_schema=None, ephemeral=False, approver=None):
+    """Run one task to completion, printing progress; return the exit code (0, 1, 3 or 130).
 
     `shown_prompt` replaces a long generated prompt (a review's diff) in the human header."""
     import signal
@@ -7949,7 +8176,8 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     err = err or sys.stderr
     _check_exec_paths(images, last_message_file)
     prompt = expand_prompt_command(cfg, prompt)
-    session = Session(cfg, resume_path=resume_path)
+    session = Session(cfg, resume_path=resume_path, record_rollout=not ephemeral, output_schema=output_schema,
+                      approval_handler=approver)
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
     if as_json:
@@ -7961,9 +8189,11 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         raise UsageError(EXEC_NOT_GIT)
     items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
     interrupts = [0]
+    stop_waiting = threading.Event()
 
     def on_sigint(signum, frame):
         interrupts[0] += 1
+        stop_waiting.set()
         if interrupts[0] > 1:
             raise KeyboardInterrupt
         session.interrupt()
@@ -7974,6 +8204,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         # SIGTERM/SIGHUP (CI cancelling a job, a closed terminal): stop like Ctrl-C, so the
         # command's process group is killed and the rollout flushed, then exit 128+signal.
         terminated[0] = signum
+        stop_waiting.set()
         session.interrupt()
 
     old_handlers = {}
@@ -7985,15 +8216,25 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     last = None
     code = 0
     try:
-        sub_id = session.submit({"type": "user_input", "items": items})
-        while True:
+        # MCP servers still starting are waited for (each bounded by its startup_timeout_sec),
+        # so their tools are in the first request; failures are reported before the turn.
+        starting = session.mcp.starting() if session.mcp is not None else []
+        if starting and not as_json:
+            printer.ts(printer.c("dim", "waiting for MCP server%s to start: %s" % (
+                "s" if len(starting) > 1 else "", ", ".join(starting))))
+        if not session.wait_for_mcp(cancel=stop_waiting):
+            failed, code = "interrupted while MCP servers were starting", 130
+            sub_id = None
+        else:
+            sub_id = session.submit({"type": "user_input", "items": items})
+        while sub_id is not None:
             event = session.next_event(timeout=0.5)
             if event is None:
                 continue
             msg = event["msg"]
             if msg["type"] == "error" and event["id"] == sub_id:  # startup errors (id "") are not fatal
                 failed = msg.get("message")
-            printer.event(msg)
+            printer.event(msg, session_level=event["id"] == "")
             if event["id"] == sub_id and msg["type"] == "task_complete":
                 last = msg.get("last_agent_message")
                 break
@@ -8020,15 +8261,57 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
             raise UsageError("cannot write --output-last-message %s: %s" % (last_message_file, exc.strerror or exc))
     if code:
         return code
-    return 1 if failed is not None else 0
+    if failed is not None:
+        return 1
+    if output_schema is not None:
+        try:
+            problem = schema_error(json.loads(last or ""), output_schema)
+        except ValueError as exc:
+            problem = "not JSON (%s)" % exc
+        if problem:
+            message = "the final message does not follow --output-schema: %s" % problem
+            if as_json:
+                printer.emit({"type": "error", "message": message})
+            err.write("codex: %s\n" % message)
+            return EXEC_SCHEMA_EXIT
+    return 0
+
+
+def _config_with(cfg, **changes):
+    """A copy of `cfg` with `changes` (Config.replace where it exists)."""
+    if hasattr(cfg, "replace"):
+        return cfg.replace(**changes)
+    import copy
+
+    new = copy.copy(cfg)
+    new.__dict__.update(changes)
+    return new
 
 
 def _exec_config(args, cfg_loader):
-    """The exec Config: approval forced to never; --include-plan-tool honoured."""
-    extra = {"approval_policy": "never"}
+    """The exec Config: approval `never` unless -a names one (then questions are refused,
+    see _ExecApprover); --include-plan-tool, --ignore-user-config and --add-dir honoured."""
+    extra = {}
+    if not getattr(args, "approval_policy", None):
+        extra["approval_policy"] = "never"
     if getattr(args, "include_plan_tool", None):
         extra["include_plan_tool"] = True
-    return cfg_loader(**extra)
+    if getattr(args, "ignore_user_config", False):
+        extra["ignore_user_config"] = True
+    cfg = cfg_loader(**extra)
+    if getattr(args, "add_dirs", None):
+        roots = []
+        for raw in args.add_dirs:
+            path = Path(raw).expanduser()
+            if not path.is_dir():
+                raise UsageError("--add-dir %s: %s" % (raw, "not a directory" if path.exists() else "does not exist"))
+            roots.append(str(path.resolve()))
+        if cfg.sandbox_mode == "read-only":
+            sys.stderr.write("codex: warning: --add-dir has no effect with the read-only sandbox (use -s workspace-write)\n")
+        ww = dict(cfg.sandbox_workspace_write or {})
+        ww["writable_roots"] = list(ww.get("writable_roots") or []) + roots
+        cfg = _config_with(cfg, sandbox_workspace_write=ww)
+    return cfg
 
 
 def _cmd_exec(args, cfg_loader):
@@ -8053,16 +8336,22 @@ def _cmd_exec(args, cfg_loader):
                 raise UsageError("`codex exec resume` needs a session id or --last")
             session_id = rest[0]
             prompt = rest[1] if len(rest) > 1 else None
-        resume_path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=cfg.cwd)
+        resume_path = find_rollout(cfg.codex_home, session_id, last=args.last,
+                                   cwd=None if getattr(args, "all", False) else cfg.cwd)
         prompt = read_exec_prompt(prompt)
     else:
         if getattr(args, "resume_args", None):
             raise UsageError("unexpected arguments after the prompt: %s" % " ".join(args.resume_args))
         prompt = read_exec_prompt(prompt)
         cfg = _exec_config(args, cfg_loader)
+    if getattr(args, "all", False) and args.prompt != "resume":
+        raise UsageError("--all goes with `codex exec resume --last`")
+    schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
+    approver = _ExecApprover(cfg.approval_policy) if cfg.approval_policy != "never" else None
     return run_exec(cfg, prompt, images=args.images or (), as_json=args.json, color=args.color,
                     last_message_file=args.output_last_message, skip_git_repo_check=args.skip_git_repo_check,
-                    resume_path=resume_path)
+                    resume_path=resume_path, output_schema=schema, ephemeral=getattr(args, "ephemeral", False),
+                    approver=approver)
 
 
 def _cmd_resume(args, cfg_loader):
@@ -12437,10 +12726,27 @@ SUBCOMMANDS = {
     "proxy": ("_cmd_proxy", "Run an OpenAI-compatible passthrough to the configured provider"),
     "completion": ("_cmd_completion", "Print a shell completion script"),
     "debug": ("_cmd_debug", "Run a command under the sandbox (landlock or seatbelt)"),
-    "sandbox": ("_cmd_sandbox_check", "Check what the sandbox can use on this machine"),
+    "sandbox": ("_cmd_sandbox_check", "Run a command sandboxed (-- CMD), or check the sandbox here (--check)"),
     "doctor": ("_cmd_sandbox_check", "Check what the sandbox can use on this machine"),
 }
 SUBCOMMAND_ALIASES = {"exec": ["e"], "proto": ["p"]}  #: short names upstream accepts
+#: upstream subcommands codex does not have -> what to do instead; as a first word they are
+#: usage errors (exit 2), never a prompt (`codex -- help` sends the word as a prompt)
+UPSTREAM_SUBCOMMANDS = {
+    "help": "use `codex --help` (or `codex COMMAND --help`)",
+    "apply": "codex applies patches itself; use `git apply` for a diff",
+    "a": "codex applies patches itself; use `git apply` for a diff",
+    "cloud": "Codex Cloud tasks are not supported by codex",
+    "cloud-tasks": "Codex Cloud tasks are not supported by codex",
+    "fork": "use `codex resume ID` to continue a session",
+    "app": "there is no desktop app in codex",
+    "app-server": "use `codex proto` (ops and events as JSON lines on stdio)",
+    "execpolicy": "exec policies are not supported by codex",
+    "features": "codex has no feature flags; see `codex --help`",
+    "responses-api-proxy": "use `codex proxy`",
+    "stdio-to-uds": "not supported by codex",
+    "generate-ts": "not supported by codex",
+}
 COMPLETION_SHELLS = ("bash", "zsh", "fish")  #: shells `codex completion` supports
 COLOR_CHOICES = ("always", "never", "auto")  #: --color values
 HELP_MAX_COLUMNS = 100  #: --help wraps at the terminal width, but no wider than this
@@ -12559,9 +12865,18 @@ def build_parser():
     p.add_argument("resume_args", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
     p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
-    a = p.add_argument("--output-last-message", metavar="FILE", help="write the last agent message to FILE")
+    a = p.add_argument("-o", "--output-last-message", metavar="FILE", help="write the last agent message to FILE")
     a.complete = "file"
+    a = p.add_argument("--output-schema", metavar="FILE",
+                       help="JSON schema the final message must follow (checked; exit 3 when it does not)")
+    a.complete = "file"
+    p.add_argument("--ephemeral", action="store_true", help="do not record the session (no rollout file)")
+    p.add_argument("--ignore-user-config", action="store_true", help="do not read $CODEX_HOME/config.toml")
+    a = p.add_argument("--add-dir", metavar="DIR", action="append", dest="add_dirs",
+                       help="another writable root for commands (repeatable; with -s workspace-write)")
+    a.complete = "dir"
     p.add_argument("--last", action="store_true", help="with `resume`: continue the most recent session")
+    p.add_argument("--all", action="store_true", help="with `resume --last`: look in every directory, not only this one")
     p.add_argument("--include-plan-tool", action="store_true", default=None, help="offer the plan tool to the model")
     _add_review_options(p, in_exec=True)
 
@@ -12630,8 +12945,44 @@ def build_parser():
     p = sub("sandbox")
     p.add_argument("--check", action="store_true", help="probe Landlock, seccomp, namespaces and report")
     _add_config_options(p, top=False)
+    p.add_argument("cmd", nargs=argparse.REMAINDER,
+                   help="`-- CMD...`: run CMD sandboxed (as `codex debug landlock|seatbelt`, upstream's newer name)")
     _add_config_options(sub("doctor"), top=False)
     return parser
+
+
+def _edit_distance(a, b):
+    """Optimal string alignment distance (a transposition counts as one edit)."""
+    prev2, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[len(b)]
+
+
+def _check_not_a_command(word):
+    """A UsageError for a first word that names an upstream subcommand or is a typo of ours.
+
+    Upstream (and we, before) sent `codex help` or `codex exce` to the model as a prompt and
+    billed a turn for it.  Only one-word prompts are checked; `codex -- WORD` is a prompt."""
+    if not word or any(c.isspace() for c in word) or word.startswith("-"):
+        return
+    lowered = word.lower()
+    if lowered in UPSTREAM_SUBCOMMANDS:
+        raise UsageError("`codex %s` is not a codex command: %s; to send %r as a prompt use `codex -- %s`"
+                         % (word, UPSTREAM_SUBCOMMANDS[lowered], word, word))
+    if len(word) < 4:
+        return
+    limit = 2 if len(word) >= 7 else 1
+    ours = sorted(SUBCOMMANDS)
+    best = min(ours, key=lambda name: (_edit_distance(lowered, name), name))
+    if _edit_distance(lowered, best) <= limit:
+        raise UsageError("unknown command `%s`; did you mean `codex %s`? (to send %r as a prompt use `codex -- %s`)"
+                         % (word, best, word, word))
 
 
 def _split_prompt(parser, argv):
@@ -12654,6 +13005,7 @@ def _split_prompt(parser, argv):
             continue
         if token in commands:
             return argv, None, []
+        _check_not_a_command(token)
         return argv[:i] + argv[i + 1:], token, []
     return argv, None, []
 
@@ -12725,6 +13077,15 @@ def _cmd_login(args, cfg_loader):
     """`codex login --api-key KEY | --with-api-key | status`."""
     home = codex_home()
     if args.login_action == "status":
+        # As upstream: the key the provider would send from its env_key variable counts first.
+        try:
+            provider = cfg_loader().provider
+        except CodexError:
+            provider = None
+        env_key = getattr(provider, "env_key", None)
+        if env_key and os.environ.get(env_key, "").strip():
+            print("Logged in using an API key - %s (from $%s)" % (_mask_key(os.environ[env_key].strip()), env_key))
+            return 0
         auth = read_auth(home)
         key = (auth or {}).get("OPENAI_API_KEY")
         if key:

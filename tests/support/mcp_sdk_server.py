@@ -1,6 +1,9 @@
 """An MCP server built with the `mcp` Python SDK, used as a real peer of codex's MCP client.
 
-    python mcp_sdk_server.py [--tools N] [--page-size K] [--stderr TEXT]
+    python mcp_sdk_server.py [--tools N] [--page-size K] [--stderr TEXT] [--startup-delay S]
+
+--startup-delay S sleeps S seconds before serving, so `initialize` is answered that late (a
+server that is slow to start: npx downloads, heavy imports).
 
 Tools:
   echo(text: string)                  -> text block with the text
@@ -72,6 +75,7 @@ def main():
     ap.add_argument("--tools", type=int, default=0)
     ap.add_argument("--page-size", type=int, default=0)
     ap.add_argument("--stderr", default="")
+    ap.add_argument("--startup-delay", type=float, default=0.0)
     opts = ap.parse_args()
     if opts.stderr:
         sys.stderr.write(opts.stderr + "\n")
@@ -125,6 +129,7 @@ def main():
     server = Server("codex-test-sdk-server", version="1.0", on_list_tools=list_tools, on_call_tool=call_tool)
 
     async def run():
+        await asyncio.sleep(opts.startup_delay)
         async with stdio_server() as (read, write):
             init = server.create_initialization_options(NotificationOptions(tools_changed=True))
             await server.run(read, write, init)
