@@ -34,6 +34,7 @@ Contents (each section uses only the sections above it):
     §13 Exec: running a command
     §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
     §14b MCP client: servers and the connection manager
+    §14c Hooks: lifecycle hooks that fail closed
     §15a Agent: instructions and environment context
     §15b Agent: the session and the turn loop
     §16 History and rollouts
@@ -6205,6 +6206,279 @@ def _mcp_call(cfg, server, tool, arguments, as_json=False):
 
 
 ###############################################################################
+# §14c Hooks: lifecycle hooks that fail closed
+###############################################################################
+
+# Hooks are programs the user or an admin configured, run at points of a session's life with
+# one JSON object on stdin (the field names upstream and Claude Code send) and answering with
+# an exit code and optionally JSON on stdout.  They come from `[hooks]` in config.toml and
+# from `hooks.json` files in Claude Code's shape:
+#     {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "..."}]}]}}
+# They run outside the sandbox (the user put them there), from argv: a command string without
+# shell syntax is split like a shell would and run directly; one with shell syntax runs under
+# `/bin/sh -c`, whose exit status is the command's.  Unlike upstream, a hook that cannot start,
+# crashes (exit code other than 0 and 2), times out, or prints something that is not its
+# protocol BLOCKS the action it guards, unless that hook says `fail_closed = false`: a broken
+# policy hook must not wave everything through.
+
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "PreCompact")  #: events
+HOOK_TOOL_EVENTS = ("PreToolUse", "PostToolUse")  #: events whose `matcher` is matched against the tool name
+HOOK_CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit")  #: events whose plain stdout is context for the model
+HOOK_DEFAULT_TIMEOUT_S = 60  #: seconds a hook may run unless it sets `timeout`
+HOOK_OUTPUT_LIMIT = 256 * 1024  #: bytes of a hook's stdout/stderr that are read
+HOOK_BLOCK_EXIT = 2  #: the exit code that means "block", as in Claude Code
+HOOKS_FILE = "hooks.json"  #: hook file name in $CODEX_HOME, the system dir and a trusted project's .codex
+#: fields of one hook in config.toml or hooks.json
+HOOK_KEYS = {"type": "str", "command": "str|list", "matcher": "str", "timeout": "number", "fail_closed": "bool",
+             "hooks": "list"}
+#: Claude Code's names for codex's tools, so hook scripts written for it match
+HOOK_TOOL_NAMES = {"shell": "Bash", "local_shell": "Bash", "shell_command": "Bash"}
+_SHELL_SYNTAX_RE = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%\n]")
+
+
+class Hook(object):
+    """One configured hook: which event, which tools, what to run, and how to fail."""
+
+    def __init__(self, event, argv, matcher=None, timeout=HOOK_DEFAULT_TIMEOUT_S, fail_closed=True, source=""):
+        self.event = event
+        self.argv = argv
+        self.matcher = matcher
+        self.timeout = timeout
+        self.fail_closed = fail_closed
+        self.source = source  # "file.json: hooks.PreToolUse[0]" for messages
+
+    @property
+    def name(self):
+        """How messages name this hook: its program and where it was configured."""
+        prog = self.argv[2] if self.argv[:2] == ["/bin/sh", "-c"] else " ".join(self.argv)
+        return "`%s` (%s)" % (prog if len(prog) <= 60 else "..." + prog[-57:], self.source)
+
+    def matches(self, tool_name):
+        """Whether this hook runs for `tool_name` (always for events without tools)."""
+        if self.event not in HOOK_TOOL_EVENTS or self.matcher in (None, "", "*"):
+            return True
+        return re.fullmatch(self.matcher, tool_name or "") is not None
+
+
+class HookOutcome(object):
+    """What the hooks of one event decided: blocked (and why), allow/ask, context to add."""
+
+    def __init__(self):
+        self.blocked = False
+        self.reasons = []
+        self.permission = None  # PreToolUse: "allow" or "ask" (a "deny" blocks)
+        self.context = []
+        self.warnings = []
+
+    @property
+    def reason(self):
+        """The reasons joined, for the model or the user."""
+        return "; ".join(self.reasons) or "blocked by a hook"
+
+    def block(self, why):
+        self.blocked = True
+        self.reasons.append(why)
+
+
+def hook_argv(command, where):
+    """argv for a hook's `command`: a list as is; a string split (or run by /bin/sh when it uses shell syntax)."""
+    import shlex
+
+    if isinstance(command, list) and command and all(isinstance(x, str) and x for x in command):
+        return list(command)
+    if isinstance(command, str) and command.strip():
+        if _SHELL_SYNTAX_RE.search(command):
+            return ["/bin/sh", "-c", command]
+        return shlex.split(command)
+    raise ConfigError("%s: `command` must be a non-empty string or array of strings (the program and its arguments)" % where)
+
+
+def parse_hooks(table, where):
+    """Hooks from a `{"EventName": [entry, ...]}` table (config.toml [hooks] or hooks.json's "hooks")."""
+    if not isinstance(table, dict):
+        raise ConfigError("%s: hooks must be a table of event names (%s)" % (where, ", ".join(HOOK_EVENTS)))
+    hooks = []
+    for event, entries in table.items():
+        if event not in HOOK_EVENTS:
+            raise ConfigError("%s: unknown hook event `%s`; use one of %s" % (where, event, ", ".join(HOOK_EVENTS)))
+        if isinstance(entries, dict):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise ConfigError("%s: hooks.%s must be an array of hook entries" % (where, event))
+        for i, entry in enumerate(entries):
+            at = "%s: hooks.%s[%d]" % (where, event, i)
+            if not isinstance(entry, dict):
+                raise ConfigError("%s must be a table with `command` (or `hooks`)" % at)
+            unknown = sorted(set(entry) - set(HOOK_KEYS))
+            if unknown:
+                raise ConfigError("%s: unknown key `%s`; hooks take %s" % (at, unknown[0], ", ".join(sorted(HOOK_KEYS))))
+            matcher = entry.get("matcher")
+            if matcher is not None:
+                if not isinstance(matcher, str):
+                    raise ConfigError("%s: `matcher` must be a string (a tool name or regular expression)" % at)
+                try:
+                    re.compile(matcher)
+                except re.error as exc:
+                    raise ConfigError("%s: `matcher` %r is not a valid regular expression: %s" % (at, matcher, exc))
+            inner = entry.get("hooks")
+            items = [(at, entry)] if inner is None else [("%s.hooks[%d]" % (at, j), h) for j, h in enumerate(inner if isinstance(inner, list) else [None])]
+            for spot, spec in items:
+                if not isinstance(spec, dict):
+                    raise ConfigError("%s must be a table with `command`" % spot)
+                if spec.get("type", "command") != "command":
+                    raise ConfigError("%s: hook type `%s` is not supported; use type = \"command\"" % (spot, spec.get("type")))
+                timeout = spec.get("timeout", entry.get("timeout", HOOK_DEFAULT_TIMEOUT_S))
+                if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                    raise ConfigError("%s: `timeout` must be a positive number of seconds" % spot)
+                fail_closed = spec.get("fail_closed", entry.get("fail_closed", True))
+                if not isinstance(fail_closed, bool):
+                    raise ConfigError("%s: `fail_closed` must be true or false" % spot)
+                hooks.append(Hook(event, hook_argv(spec.get("command"), spot), matcher, float(timeout), fail_closed, spot))
+    return hooks
+
+
+def load_hooks_file(path):
+    """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
+    try:
+        with open(str(path), "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError("%s: cannot read hooks file: %s" % (path, exc.strerror or exc))
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError("%s: not valid JSON (%s); fix or remove the file" % (path, exc))
+    if not isinstance(data, dict) or not isinstance(data.get("hooks", {}), dict):
+        raise ConfigError('%s: expected {"hooks": {"PreToolUse": [...], ...}}' % path)
+    return parse_hooks(data.get("hooks", {}), str(path))
+
+
+def _read_capped(stream, limit=HOOK_OUTPUT_LIMIT):
+    data = stream.read(limit)
+    while stream.read(65536):  # drain the rest so the hook is not blocked on a full pipe
+        pass
+    return data
+
+
+def run_hook(hook, payload, cwd=None, environ=None):
+    """(exit code or None, stdout, stderr, failure) of one hook; failure names why it did not run properly."""
+    import subprocess
+
+    env = dict(os.environ if environ is None else environ)
+    if cwd is not None:
+        env.setdefault("CODEX_PROJECT_DIR", str(cwd))
+        env.setdefault("CLAUDE_PROJECT_DIR", str(cwd))  # scripts written for Claude Code read this
+    try:
+        proc = subprocess.Popen(hook.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=str(cwd) if cwd else None, env=env, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        return None, "", "", "could not start: %s" % (exc.strerror or exc)
+    out, err = [b""], [b""]
+    readers = [threading.Thread(target=lambda: out.__setitem__(0, _read_capped(proc.stdout)), daemon=True),
+               threading.Thread(target=lambda: err.__setitem__(0, _read_capped(proc.stderr)), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        proc.stdin.write(json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n")
+    except OSError:
+        pass  # a hook that does not read its input is fine
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    try:
+        code = proc.wait(timeout=hook.timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.wait()
+        for t in readers:
+            t.join(1)
+        return None, "", "", "timed out after %g s" % hook.timeout
+    for t in readers:
+        t.join(5)
+    text = lambda b: b.decode("utf-8", "replace").strip()
+    if code < 0:
+        return code, text(out[0]), text(err[0]), "was killed by signal %d" % -code
+    return code, text(out[0]), text(err[0]), None
+
+
+def run_hooks(hooks, event, payload, tool_name=None, cwd=None, environ=None):
+    """Run every hook of `event` that matches, in order; return their combined HookOutcome."""
+    outcome = HookOutcome()
+    for hook in hooks or ():
+        if hook.event != event or not hook.matches(tool_name):
+            continue
+        code, out, err, failure = run_hook(hook, dict(payload, hook_event_name=event), cwd, environ)
+        if failure is None and code == HOOK_BLOCK_EXIT:
+            outcome.block(err or out or "blocked by hook %s" % hook.name)
+            continue
+        if failure is None and code != 0:
+            failure = "exited %d%s" % (code, ": " + err.splitlines()[-1] if err else "")
+        if failure is None:
+            failure = _apply_hook_output(event, out, outcome)
+        if failure is not None:
+            why = "hook %s %s" % (hook.name, failure)
+            log("warn", "%s", why)
+            if hook.fail_closed:
+                outcome.block("%s; blocking (fail_closed; set fail_closed = false for this hook to let actions through)" % why)
+            else:
+                outcome.warnings.append(why + "; ignored (fail_closed = false)")
+    return outcome
+
+
+def _apply_hook_output(event, out, outcome):
+    """Fold a successful hook's stdout into `outcome`; return a failure text for garbage."""
+    if not out:
+        return None
+    if not out.startswith("{"):
+        if event in HOOK_CONTEXT_EVENTS:
+            outcome.context.append(out)
+            return None
+        return "printed something that is not a JSON object: %r" % out[:80]
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return "printed invalid JSON: %r" % out[:80]
+    if not isinstance(data, dict):
+        return "printed JSON that is not an object"
+    specific = data.get("hookSpecificOutput") if isinstance(data.get("hookSpecificOutput"), dict) else {}
+    decision = data.get("decision")
+    reason = str(data.get("reason") or specific.get("permissionDecisionReason") or data.get("stopReason") or "").strip()
+    permission = specific.get("permissionDecision")
+    if decision not in (None, "block", "approve", "allow") or permission not in (None, "allow", "deny", "ask"):
+        return "answered an unknown decision (%r / %r)" % (decision, permission)
+    if decision == "block" or permission == "deny" or data.get("continue") is False:
+        outcome.block(reason or "blocked by a hook")
+    elif permission == "ask" and outcome.permission is None:
+        outcome.permission = "ask"
+    elif (permission == "allow" or decision in ("approve", "allow")) and outcome.permission is None:
+        outcome.permission = "allow"
+    extra = specific.get("additionalContext")
+    if isinstance(extra, str) and extra.strip():
+        outcome.context.append(extra.strip())
+    return None
+
+
+def hook_permission_mode(approval_policy, sandbox_mode):
+    """Claude Code's `permission_mode` for codex's approval policy and sandbox mode."""
+    if approval_policy == "never" and sandbox_mode == "danger-full-access":
+        return "bypassPermissions"
+    if approval_policy in ("never", "on-failure") and sandbox_mode == "workspace-write":
+        return "acceptEdits"
+    return "default"
+
+
+def hook_tool_name(name):
+    """The name hooks see for a tool: Bash for shell commands, mcp__server__tool for MCP tools."""
+    if name in HOOK_TOOL_NAMES:
+        return HOOK_TOOL_NAMES[name]
+    return name
+
+
+###############################################################################
 # §15a Agent: instructions and environment context
 ###############################################################################
 
@@ -6421,6 +6695,149 @@ def run_notify(argv, payload):
         return None
     threading.Thread(target=proc.wait, name="notify-reaper", daemon=True).start()
     return proc
+
+
+# -- reusable prompts --
+# Markdown files in $CODEX_HOME/prompts/ (and a trusted project's .codex/prompts/) become
+# slash commands: `/name args` or `/prompts:name args`, in the REPL and as `codex exec`'s prompt.
+
+PROMPTS_SUBDIR = "prompts"  #: directory of reusable prompt files in $CODEX_HOME and a project's .codex
+PROMPT_COMMAND_PREFIX = "prompts:"  #: `/prompts:name` always means a prompt file, even if a built-in has its name
+_PROMPT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PROMPT_PLACEHOLDER_RE = re.compile(r"\$(\$|[1-9]|ARGUMENTS\b|[A-Z][A-Z0-9_]*)")
+_PROMPT_NAMED_ARG_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$", re.S)
+
+
+class CustomPrompt(object):
+    """One reusable prompt file: its name, where it is, its front matter and body."""
+
+    def __init__(self, name, path, body, description="", argument_hint=""):
+        self.name = name
+        self.path = path
+        self.body = body
+        self.description = description
+        self.argument_hint = argument_hint
+
+    @property
+    def named_args(self):
+        """The $NAME placeholders the body uses (each must be given as NAME=value)."""
+        found = []
+        for m in _PROMPT_PLACEHOLDER_RE.finditer(self.body):
+            token = m.group(1)
+            if token not in ("$", "ARGUMENTS") and not token.isdigit() and token not in found:
+                found.append(token)
+        return found
+
+
+def _front_matter(text):
+    """(fields, body) of a markdown file with an optional `---` YAML-ish front matter block."""
+    if not text.startswith("---"):
+        return {}, text
+    lines = text.splitlines(True)
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            fields = {}
+            for line in lines[1:i]:
+                key, sep, value = line.partition(":")
+                if sep and key.strip():
+                    value = value.strip()
+                    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                        value = value[1:-1]
+                    fields[key.strip().lower()] = value
+            return fields, "".join(lines[i + 1:])
+    return {}, text
+
+
+def load_custom_prompts(dirs):
+    """name -> CustomPrompt from the `*.md` files of `dirs` (later directories win)."""
+    prompts = {}
+    for directory in dirs:
+        try:
+            names = sorted(os.listdir(str(directory)))
+        except OSError:
+            continue
+        for fname in names:
+            name, ext = os.path.splitext(fname)
+            path = Path(directory) / fname
+            if ext.lower() != ".md" or not _PROMPT_NAME_RE.match(name) or not path.is_file():
+                continue
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                log("warn", "prompt file %s cannot be read: %s", path, exc)
+                continue
+            meta, body = _front_matter(text)
+            prompts[name] = CustomPrompt(name, path, body.strip("\n"), meta.get("description", ""),
+                                         meta.get("argument-hint", meta.get("argument_hint", "")))
+    return prompts
+
+
+def find_prompt_command(text, prompts, builtins=()):
+    """(CustomPrompt, argument text) when `text` is `/name ...` or `/prompts:name ...` of a prompt file.
+
+    A bare `/name` that is also a built-in slash command (`builtins`) stays the built-in.
+    """
+    if not text.startswith("/") or not prompts:
+        return None
+    word, _, rest = text[1:].partition(" ")
+    word, _, tail = word.partition("\n")
+    rest = (tail + " " + rest).strip() if tail else rest.strip()
+    if word.startswith(PROMPT_COMMAND_PREFIX):
+        word = word[len(PROMPT_COMMAND_PREFIX):]
+    elif word in builtins:
+        return None
+    prompt = prompts.get(word)
+    return (prompt, rest) if prompt is not None else None
+
+
+def expand_custom_prompt(prompt, arg_text):
+    """The prompt's body with $1..$9, $ARGUMENTS, $NAME (from NAME=value) and $$ filled in."""
+    import shlex
+
+    try:
+        words = shlex.split(arg_text)
+    except ValueError:  # an unbalanced quote: split on whitespace rather than refuse
+        words = arg_text.split()
+    positional, named = [], {}
+    for word in words:
+        m = _PROMPT_NAMED_ARG_RE.match(word)
+        if m:
+            named[m.group(1)] = m.group(2)
+        else:
+            positional.append(word)
+    missing = [n for n in prompt.named_args if n not in named]
+    if missing:
+        raise UsageError("/%s needs %s (e.g. `/%s %s`)" % (
+            prompt.name, ", ".join("%s=..." % n for n in missing), prompt.name,
+            " ".join("%s=value" % n for n in missing)))
+
+    def fill(m):
+        token = m.group(1)
+        if token == "$":
+            return "$"
+        if token == "ARGUMENTS":
+            return " ".join(positional)
+        if token.isdigit():
+            index = int(token) - 1
+            return positional[index] if index < len(positional) else ""
+        return named[token]
+
+    return _PROMPT_PLACEHOLDER_RE.sub(fill, prompt.body)
+
+
+def expand_prompt_command(cfg, text):
+    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none)."""
+    found = find_prompt_command(text, load_custom_prompts(prompt_dirs(cfg)))
+    return text if found is None else expand_custom_prompt(*found)
+
+
+def prompt_dirs(cfg):
+    """Where reusable prompts come from: $CODEX_HOME/prompts, then a trusted project's .codex/prompts."""
+    dirs = [Path(cfg.codex_home) / PROMPTS_SUBDIR]
+    project = getattr(cfg, "trusted_project_root", None)
+    if project:
+        dirs.append(Path(project) / ".codex" / PROMPTS_SUBDIR)
+    return dirs
 
 
 ###############################################################################
@@ -8245,6 +8662,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     out = out or sys.stdout
     err = err or sys.stderr
     _check_exec_paths(images, last_message_file)
+    prompt = expand_prompt_command(cfg, prompt)
     session = Session(cfg, resume_path=resume_path, record_rollout=not ephemeral, output_schema=output_schema,
                       approval_handler=approver)
     first = session.next_event(timeout=5)
@@ -10159,7 +10577,7 @@ class Composer(object):
                 before = document.text_before_cursor
                 if before.startswith("/") and not any(c.isspace() for c in before):
                     word = before[1:].lower()
-                    for name, description in SLASH_COMMANDS:
+                    for name, description in repl.slash_entries():
                         if name.startswith(word):
                             yield Completion("/" + name, start_position=-len(before), display="/" + name,
                                              display_meta=description)
@@ -10905,13 +11323,37 @@ class Repl(object):
 
     # -- slash commands --
 
+    def slash_entries(self):
+        """(name, description) of every slash command: the built-ins, then the prompt files."""
+        entries = list(SLASH_COMMANDS)
+        builtins = dict(SLASH_COMMANDS)
+        for name, prompt in sorted(load_custom_prompts(prompt_dirs(self.cfg)).items()):
+            about = " ".join(x for x in (prompt.description or "prompt from %s" % prompt.path.name,
+                                         prompt.argument_hint) if x)
+            if name not in builtins:
+                entries.append((name, about))
+            entries.append((PROMPT_COMMAND_PREFIX + name, about))
+        return entries
+
     def slash(self, text):
         """Run a slash command; returns "quit", "mention", "not-a-command" or None."""
         word, _, arg = text[1:].partition(" ")
         name = SLASH_ALIASES.get(word.lower(), word.lower())
         handler = getattr(self, "_slash_" + name, None)
-        if handler is None or name not in dict(SLASH_COMMANDS):
-            return "not-a-command"
+        if handler is None or name not in dict(SLASH_COMMANDS) or word.startswith(PROMPT_COMMAND_PREFIX):
+            found = find_prompt_command(text, load_custom_prompts(prompt_dirs(self.cfg)),
+                                        builtins=set(dict(SLASH_COMMANDS)) | set(SLASH_ALIASES))
+            if found is None:
+                return "not-a-command"
+            try:
+                expanded = expand_custom_prompt(*found)
+            except UsageError as exc:
+                self.renderer.note(str(exc))
+                return None
+            self.renderer.user(text)
+            self.user_messages.append(expanded)
+            self.run_turn({"type": "user_input", "items": [{"type": "text", "text": expanded}]})
+            return None
         return handler(arg.strip())
 
     def _slash_quit(self, arg):
