@@ -842,6 +842,219 @@ def read_config_file(home):
     return parse_toml(text, str(path)), path
 
 
+# -- editing config.toml in place (`codex mcp add/remove`) ------------------------------
+#
+# tomllib only reads, so a table is edited as text: find its header lines (outside strings
+# and multi-line arrays), replace or drop their lines, and check by parsing the result that
+# exactly the intended change was made.  Comments, order and formatting elsewhere stay.
+
+_TOML_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_key(part):
+    """One key segment: bare when it can be, else a quoted basic string."""
+    return part if _TOML_BARE_KEY_RE.match(part) else toml_value(part)
+
+
+def toml_value(value):
+    """A TOML literal for a str, bool, int, float, list or dict (inline table)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):  # JSON's escapes are TOML's; DEL must be escaped too
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join("%s = %s" % (toml_key(str(k)), toml_value(v)) for k, v in value.items()) + " }"
+    raise TypeError("cannot write %r as TOML" % (value,))
+
+
+def _toml_header_lines(text):
+    """[(line index, [key parts])] of every table header ([a.b] and [[a.b]]) in TOML text.
+
+    A small scanner keeps track of strings (all four kinds), comments and brackets, so a `[`
+    inside a multi-line string or array is not taken for a header.
+    """
+    headers = []
+    in_ml = None  # the closing quotes while inside a multi-line string
+    depth = 0  # open [ / { of values spanning lines
+    for index, line in enumerate(text.split("\n")):
+        i, n = 0, len(line)
+        if in_ml is None and depth == 0 and line.lstrip().startswith("["):
+            parts = _toml_parse_header(line.strip())
+            if parts is not None:
+                headers.append((index, parts))
+                continue
+        while i < n:
+            if in_ml is not None:
+                end = line.find(in_ml, i)
+                if end < 0:
+                    break
+                i = end + 3
+                while i < n and line[i] == in_ml[0]:  # up to two more quotes end the string
+                    i += 1
+                in_ml = None
+                continue
+            c = line[i]
+            if c == "#":
+                break
+            if line.startswith('"' * 3, i) or line.startswith("'" * 3, i):
+                in_ml = line[i:i + 3]
+                i += 3
+                continue
+            if c == '"':
+                i += 1
+                while i < n and line[i] != '"':
+                    i += 2 if line[i] == "\\" else 1
+                i += 1
+                continue
+            if c == "'":
+                end = line.find("'", i + 1)
+                i = n if end < 0 else end + 1
+                continue
+            if c in "[{":
+                depth += 1
+            elif c in "]}":
+                depth = max(0, depth - 1)
+            i += 1
+    return headers
+
+
+def _toml_parse_header(stripped):
+    """Key parts of a header line such as `[a."b c".d]  # note`, or None if it is not one."""
+    double = stripped.startswith("[[")
+    i = 2 if double else 1
+    parts, n = [], len(stripped)
+    while True:
+        while i < n and stripped[i] in " \t":
+            i += 1
+        if i >= n:
+            return None
+        c = stripped[i]
+        if c == '"':
+            j = i + 1
+            while j < n and stripped[j] != '"':
+                j += 2 if stripped[j] == "\\" else 1
+            try:
+                parts.append(json.loads(stripped[i:j + 1]))
+            except ValueError:
+                return None
+            i = j + 1
+        elif c == "'":
+            j = stripped.find("'", i + 1)
+            if j < 0:
+                return None
+            parts.append(stripped[i + 1:j])
+            i = j + 1
+        else:
+            m = re.match(r"[A-Za-z0-9_-]+", stripped[i:])
+            if not m:
+                return None
+            parts.append(m.group(0))
+            i += m.end()
+        while i < n and stripped[i] in " \t":
+            i += 1
+        if i < n and stripped[i] == ".":
+            i += 1
+            continue
+        close = "]]" if double else "]"
+        if not stripped.startswith(close, i):
+            return None
+        rest = stripped[i + len(close):].strip()
+        return parts if not rest or rest.startswith("#") else None
+
+
+def edit_config_table(path, key_parts, body_lines):
+    """Replace (or, with body_lines None, remove) the table `key_parts` in a TOML file, in place.
+
+    The table's header line and its lines up to the next header go, along with its
+    sub-tables and the comment lines directly above its header; `body_lines` (key = value
+    lines) are written where it was, or appended at the end.  Everything else stays as it
+    was.  The result is parsed to check that it holds exactly the intended change, then
+    written atomically with mode 0600 (through a symlink, to its target).  Returns True if
+    the table was there before.  Raises ConfigError for a file that does not parse, or
+    that defines the table in a form this cannot rewrite (inline or dotted keys).
+    """
+    path = Path(os.path.realpath(str(path)))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("%s: cannot read (%s)" % (path, getattr(exc, "strerror", None) or exc))
+    try:
+        before = parse_toml(text, str(path))
+    except ConfigError as exc:
+        raise ConfigError("%s; not editing a file that does not parse: fix it first" % exc)
+    node = before
+    for part in key_parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    existed = isinstance(node, dict) and key_parts[-1] in node
+    if not existed and body_lines is None:
+        return False  # nothing to remove: the file is not touched
+    lines = text.split("\n")
+    headers = _toml_header_lines(text)
+    drop = set()
+    insert_at = None
+    for pos, (index, parts) in enumerate(headers):
+        if parts[:len(key_parts)] != list(key_parts):
+            continue
+        end = headers[pos + 1][0] if pos + 1 < len(headers) else len(lines)
+        while end > index + 1 and lines[end - 1].lstrip().startswith("#"):
+            end -= 1  # comments right above the next header belong to it
+        begin = index
+        while begin > 0 and lines[begin - 1].lstrip().startswith("#") and (begin - 1) not in drop:
+            begin -= 1  # ... and those right above ours, to ours
+        drop.update(range(begin, end))
+        if insert_at is None:
+            insert_at = begin
+    table = ["[%s]" % ".".join(toml_key(p) for p in key_parts)] + list(body_lines or [])
+    new_lines = []
+    for index, line in enumerate(lines):
+        if index == insert_at and body_lines is not None:
+            new_lines.extend(table + [""])
+        if index not in drop:
+            new_lines.append(line)
+    if body_lines is not None and insert_at is None:
+        while new_lines and not new_lines[-1].strip():
+            new_lines.pop()
+        if new_lines:
+            new_lines.append("")
+        new_lines.extend(table)
+    new_text = "\n".join(new_lines).rstrip("\n")
+    new_text = new_text + "\n" if new_text.strip() else ""
+    expected = json.loads(json.dumps(before, default=str))
+    node = expected
+    for part in key_parts[:-1]:
+        node = node.setdefault(part, {})
+    node.pop(key_parts[-1], None)
+    if body_lines is not None:
+        node[key_parts[-1]] = json.loads(json.dumps(parse_toml("\n".join(body_lines), "the new table"), default=str))
+    try:
+        after = json.loads(json.dumps(parse_toml(new_text, str(path)), default=str))
+    except ConfigError:
+        after = None
+
+    def prune(tree):  # an emptied parent table ([mcp_servers]) may stay or go
+        for depth in range(len(key_parts) - 1, 0, -1):
+            node = tree
+            for part in key_parts[:depth - 1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and node.get(key_parts[depth - 1]) == {}:
+                del node[key_parts[depth - 1]]
+        return tree
+
+    if after is None or prune(after) != prune(expected):
+        raise ConfigError("%s: `%s` is written in a form codex cannot rewrite in place (an inline table or dotted "
+                          "keys); edit it by hand" % (path, ".".join(key_parts)))
+    write_private_file(path, new_text)
+    return existed
+
+
 def _check_utf8(place, key, value):
     """ConfigError when a command-line string holds bytes that are not UTF-8 (surrogate escapes)."""
     if isinstance(value, str):
@@ -6131,16 +6344,135 @@ class McpConnectionManager(object):
 
 
 def _cmd_mcp(args, cfg_loader):
-    """`codex mcp` (server over stdio), `codex mcp list`, `codex mcp call SERVER TOOL [JSON]`."""
+    """`codex mcp` (server over stdio), `codex mcp list|call|add|get|remove`."""
     sub = getattr(args, "mcp_command", None)
     if args.command == "mcp-server" or sub in (None, "serve"):
         return run_mcp_server(args, cfg_loader)
+    if sub in ("add", "get", "remove"):  # the file as it is, not the resolved config
+        return {"add": _mcp_add, "get": _mcp_get, "remove": _mcp_remove}[sub](args)
     cfg = cfg_loader()
     if sub == "list":
         return _mcp_list(cfg, as_json=args.json)
     if sub == "call":
         return _mcp_call(cfg, args.server, args.tool, args.arguments, as_json=getattr(args, "json", False))
-    raise UsageError("unknown `codex mcp` command %r; use serve, list or call" % sub)
+    raise UsageError("unknown `codex mcp` command %r; use serve, list, call, add, get or remove" % sub)
+
+
+def _mcp_config_path():
+    """$CODEX_HOME/config.toml, the file `codex mcp add/get/remove` read and edit."""
+    return codex_home() / "config.toml"
+
+
+def _mcp_check_name(name):
+    if not _MCP_SERVER_NAME_RE.match(name or ""):
+        raise UsageError("invalid MCP server name %r: use letters, digits, `_` and `-` only" % name)
+
+
+def _mcp_add(args):
+    """`codex mcp add NAME [--env K=V] -- COMMAND ARGS...` or `codex mcp add NAME --url URL [--bearer-token-env-var VAR]`."""
+    _mcp_check_name(args.name)
+    argv = list(args.command_argv or [])
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if bool(argv) == bool(args.url):
+        raise UsageError("give either `-- COMMAND [ARGS...]` (a local stdio server) or `--url URL` (a streamable HTTP "
+                         "server), e.g. `codex mcp add docs -- npx -y some-mcp-server`")
+    entry = {}
+    if argv:
+        if args.bearer_token_env_var:
+            raise UsageError("--bearer-token-env-var is for --url servers")
+        entry["command"] = argv[0]
+        if argv[1:]:
+            entry["args"] = argv[1:]
+        env = {}
+        for item in args.env or ():
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError("--env %r: expected KEY=VALUE" % item)
+            env[key.strip()] = value
+        if env:
+            entry["env"] = env
+    else:
+        if args.env:
+            raise UsageError("--env is for local (stdio) servers; a --url server gets headers or a bearer token instead")
+        entry["url"] = args.url
+        if args.bearer_token_env_var:
+            entry["bearer_token_env_var"] = args.bearer_token_env_var
+    path = _mcp_config_path()
+    try:
+        check_mcp_server("--url" if args.url else "codex mcp add", args.name, entry, [])
+    except ConfigError as exc:
+        raise UsageError(str(exc).replace("`mcp_servers.%s.url`" % args.name, "the URL"))
+    lines = ["%s = %s" % (toml_key(key), toml_value(value)) for key, value in entry.items()]
+    replaced = edit_config_table(path, ["mcp_servers", args.name], lines)
+    print(("Replaced MCP server `%s` in %s." if replaced else "Added MCP server `%s` to %s.") % (args.name, path))
+    if args.bearer_token_env_var and not os.environ.get(args.bearer_token_env_var, "").strip():
+        print("Set %s to the server's token before starting codex." % args.bearer_token_env_var)
+    return 0
+
+
+def _mcp_remove(args):
+    """`codex mcp remove NAME`: delete its table from config.toml, keeping the rest as it is."""
+    _mcp_check_name(args.name)
+    path = _mcp_config_path()
+    if not path.exists() or not edit_config_table(path, ["mcp_servers", args.name], None):
+        sys.stderr.write("codex: no MCP server named `%s` in %s\n" % (args.name, path))
+        return 1
+    print("Removed MCP server `%s` from %s." % (args.name, path))
+    return 0
+
+
+def _mcp_get(args):
+    """`codex mcp get NAME [--json]`: one server's entry as config.toml has it."""
+    home = codex_home()
+    tree, path = read_config_file(home)
+    servers = tree.get("mcp_servers") if isinstance(tree.get("mcp_servers"), dict) else {}
+    if args.name not in servers:
+        known = ", ".join(sorted(servers)) or "none"
+        sys.stderr.write("codex: no MCP server named `%s` in %s; configured: %s\n" % (args.name, path, known))
+        return 1
+    problem, warnings = None, []
+    try:
+        entry = check_mcp_server(str(path), args.name, servers[args.name], warnings)
+    except ConfigError as exc:
+        problem = str(exc)
+        raw = servers[args.name] if isinstance(servers[args.name], dict) else {}
+        entry = dict(raw, transport=mcp_transport(raw))
+    if entry["transport"] == "streamable_http":
+        transport = {"type": "streamable_http", "url": entry.get("url"),
+                     "bearer_token_env_var": entry.get("bearer_token_env_var"),
+                     "http_headers": entry.get("http_headers") or {}, "env_http_headers": entry.get("env_http_headers") or {}}
+    else:
+        transport = {"type": "stdio", "command": entry.get("command"), "args": list(entry.get("args") or []),
+                     "env": entry.get("env") or {}, "env_vars": list(entry.get("env_vars") or []), "cwd": entry.get("cwd")}
+    info = {"name": args.name, "enabled": entry.get("enabled", True) is not False, "required": bool(entry.get("required")),
+            "transport": transport, "startup_timeout_sec": entry.get("startup_timeout_sec", 10),
+            "tool_timeout_sec": entry.get("tool_timeout_sec", 60), "enabled_tools": entry.get("enabled_tools"),
+            "disabled_tools": list(entry.get("disabled_tools") or []), "problem": problem}
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        return 0
+
+    def masked(table):  # values may be secrets: names only
+        return ", ".join("%s=***" % k for k in table) or "-"
+
+    out = [args.name, "  enabled: %s" % str(info["enabled"]).lower(), "  transport: %s" % transport["type"]]
+    if transport["type"] == "stdio":
+        out += ["  command: %s" % transport["command"], "  args: %s" % (" ".join(transport["args"]) or "-"),
+                "  env: %s" % masked(transport["env"]), "  env_vars: %s" % (", ".join(transport["env_vars"]) or "-"),
+                "  cwd: %s" % (transport["cwd"] or "-")]
+    else:
+        out += ["  url: %s" % transport["url"], "  bearer_token_env_var: %s" % (transport["bearer_token_env_var"] or "-"),
+                "  http_headers: %s" % masked(transport["http_headers"]),
+                "  env_http_headers: %s" % (", ".join("%s=%s" % kv for kv in transport["env_http_headers"].items()) or "-")]
+    out += ["  startup_timeout_sec: %s" % info["startup_timeout_sec"], "  tool_timeout_sec: %s" % info["tool_timeout_sec"],
+            "  enabled_tools: %s" % ("(all)" if info["enabled_tools"] is None else ", ".join(info["enabled_tools"]) or "(none)"),
+            "  disabled_tools: %s" % (", ".join(info["disabled_tools"]) or "-")]
+    if problem:
+        out.append("  problem: %s" % problem)
+    out.append("  remove: codex mcp remove %s" % args.name)
+    print("\n".join(out))
+    return 0
 
 
 def _mcp_list(cfg, as_json=False):
@@ -13402,6 +13734,18 @@ def build_parser():
             mc.add_argument("arguments", nargs="?", default="{}", help="tool arguments as a JSON object")
             mc.add_argument("--json", action="store_true", help="print the raw CallToolResult as JSON")
             _add_config_options(mc, top=False)
+            ma = msub.add_parser("add", help="add an MCP server to config.toml: NAME -- COMMAND [ARGS...], or NAME --url URL")
+            ma.add_argument("name", help="server name (letters, digits, `_`, `-`)")
+            ma.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment for a stdio server; repeatable")
+            ma.add_argument("--url", help="the endpoint of a streamable HTTP server")
+            ma.add_argument("--bearer-token-env-var", metavar="VAR", help="environment variable holding the HTTP server's token")
+            ma.add_argument("command_argv", nargs="*", metavar="-- COMMAND [ARGS...]",
+                            help="the program that runs a stdio server, after `--`")
+            mg = msub.add_parser("get", help="show one configured MCP server")
+            mg.add_argument("name", help="server name from [mcp_servers]")
+            mg.add_argument("--json", action="store_true", help="print JSON")
+            mr = msub.add_parser("remove", help="remove an MCP server from config.toml")
+            mr.add_argument("name", help="server name from [mcp_servers]")
 
     p = sub("proto")
     _add_config_options(p, top=False)
@@ -13497,13 +13841,31 @@ def _split_prompt(parser, argv):
     return argv, None, []
 
 
+def _split_mcp_add_command(argv):
+    """(argv before `--`, the server command after it) for `codex mcp add`; else (argv, None).
+
+    argparse cannot take options after a positional and then `-- COMMAND ARGS` with options
+    of their own, so the command is split off before parsing.
+    """
+    if "--" not in argv:
+        return argv, None
+    cut = argv.index("--")
+    head = [a for a in argv[:cut] if not a.startswith("-")]
+    if "mcp" in head and "add" in head[head.index("mcp") + 1:head.index("mcp") + 2]:
+        return argv[:cut], argv[cut + 1:]
+    return argv, None
+
+
 def _parse_args(argv):
     """Parse argv; return the namespace with -c lists joined (top-level first)."""
     parser = build_parser()
+    argv, command_tail = _split_mcp_add_command(argv)
     argv, prompt, extra = _split_prompt(parser, argv)
     if extra:
         parser.error("unexpected arguments after the prompt: %s" % " ".join(extra))
     args, unknown = parser.parse_known_args(argv)
+    if command_tail is not None:  # `codex mcp add NAME [OPTIONS] -- COMMAND ARGS...`
+        args.command_argv = list(getattr(args, "command_argv", None) or []) + command_tail
     # `codex exec resume --last PROMPT`: argparse stops filling resume_args at the flag.
     if unknown and getattr(args, "prompt", None) in ("resume", "review") and not any(u.startswith("-") for u in unknown):
         args.resume_args = list(getattr(args, "resume_args", None) or []) + unknown
