@@ -32,7 +32,7 @@ Contents (each section uses only the sections above it):
     §12a Sandbox: policies, protected paths, Seatbelt
     §12b Sandbox: the Linux helper
     §13 Exec: running a command
-    §14a MCP client: JSON-RPC over stdio, tool names, results
+    §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
     §14b MCP client: servers and the connection manager
     §14c Hooks: lifecycle hooks that fail closed
     §15a Agent: instructions and environment context
@@ -505,16 +505,28 @@ TUI_KEYS = {"disable_mouse_capture": ("bool", True), "notifications": ("any", Fa
 
 #: fields of [mcp_servers.NAME]
 MCP_SERVER_KEYS = {
-    "command": ("str", None),
+    "command": ("str", None),  # stdio: the program to start
     "args": ("list", []),
     "env": ("table", {}),
+    "env_vars": ("list", []),  # stdio: names of parent variables passed through as well
+    "cwd": ("str", None),
+    "url": ("str", None),  # streamable HTTP: the server's endpoint
+    "bearer_token_env_var": ("str", None),
+    "http_headers": ("table", {}),
+    "env_http_headers": ("table", {}),  # header -> name of the variable holding its value
+    "transport": ("str", None),  # optional: stdio | streamable_http (else taken from command/url)
     "startup_timeout_sec": ("number", 10),
     "startup_timeout_ms": ("int", None),
     "tool_timeout_sec": ("number", 60),
     "enabled": ("bool", True),
     "required": ("bool", False),
-    "cwd": ("str", None),
+    "enabled_tools": ("list", None),  # allow-list of tool names (None: all)
+    "disabled_tools": ("list", []),
 }
+MCP_TRANSPORTS = ("stdio", "streamable_http")  #: mcp_servers.*.transport values
+_MCP_TRANSPORT_ALIASES = {"http": "streamable_http", "streamable-http": "streamable_http"}
+_MCP_STDIO_ONLY = ("command", "args", "env", "env_vars", "cwd")
+_MCP_HTTP_ONLY = ("url", "bearer_token_env_var", "http_headers", "env_http_headers")
 
 #: fields of [model_providers.NAME] with defaults for user-defined providers
 PROVIDER_KEYS = {
@@ -845,6 +857,62 @@ def _check_utf8(place, key, value):
             _check_utf8(place, key, item)
 
 
+def check_mcp_server(place, name, table, warnings):
+    """One [mcp_servers.NAME] entry, type-checked, with `transport` resolved.
+
+    Raises ConfigError (one line naming the entry) when codex cannot use it: the caller
+    skips that server with a warning instead of failing the command.
+    """
+    from urllib.parse import urlsplit
+
+    key = "mcp_servers.%s" % name
+    if not isinstance(table, dict):
+        raise ConfigError("%s: `%s` must be a table" % (place, key))
+    if "bearer_token" in table:
+        raise ConfigError("%s: `%s.bearer_token` is not read from the config file; put the token in an "
+                          "environment variable and set `%s.bearer_token_env_var` to its name" % (place, key, key))
+    server = _check_table(place, key, table, MCP_SERVER_KEYS, warnings)
+    transport = server.get("transport")
+    if transport is not None:
+        transport = _MCP_TRANSPORT_ALIASES.get(transport, transport)
+        if transport not in MCP_TRANSPORTS:
+            raise ConfigError("%s: `%s.transport` = %r is not supported; codex speaks stdio (`command`) and "
+                              "streamable HTTP (`url`, MCP 2025-03-26 and later)" % (place, key, server["transport"]))
+    if server.get("command") and server.get("url"):
+        raise ConfigError("%s: `%s` sets both `command` and `url`; keep `command` for a local (stdio) server "
+                          "or `url` for a remote (streamable HTTP) one" % (place, key))
+    if transport is None:
+        transport = "streamable_http" if server.get("url") else "stdio"
+    if transport == "stdio" and not server.get("command"):
+        raise ConfigError("%s: `%s` needs `command` (a program to start) or `url` (a streamable HTTP server)" % (place, key))
+    if transport == "streamable_http":
+        url = server.get("url") or ""
+        try:
+            parts = urlsplit(url)
+            parts.port  # a port that is not a number raises ValueError
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError("%s: `%s.url` = %r is not an http:// or https:// URL" % (place, key, url))
+        for field in ("http_headers", "env_http_headers"):
+            for header, value in (server.get(field) or {}).items():
+                if not isinstance(value, str) or not (_is_ascii(header) and _is_ascii(value)) or not header.strip():
+                    raise ConfigError("%s: `%s.%s.%s` must be an ASCII string" % (place, key, field, header))
+    unused = _MCP_HTTP_ONLY if transport == "stdio" else _MCP_STDIO_ONLY
+    for field in unused:
+        if field in table:
+            warnings.append("%s: `%s.%s` applies only to %s servers (ignored)" % (
+                place, key, field, "streamable HTTP" if transport == "stdio" else "stdio"))
+    for field in ("enabled_tools", "disabled_tools", "env_vars"):
+        if server.get(field) is not None and not all(isinstance(x, str) for x in server[field]):
+            raise ConfigError("%s: `%s.%s` must be an array of strings" % (place, key, field))
+    server["transport"] = transport
+    if server.get("startup_timeout_ms") is not None:
+        server["startup_timeout_sec"] = server["startup_timeout_ms"] / 1000.0
+    return server
+
+
 def load_config(overrides=None, cli_overrides=(), strict=False, home=None, environ=None, cwd=None):
     """Resolve the session config: flags > -c > profile > config.toml > defaults.
 
@@ -989,13 +1057,11 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
         mplace = place_of("mcp_servers", name)
-        if not isinstance(table, dict):
-            raise ConfigError("%s: `mcp_servers.%s` must be a table" % (mplace, name))
-        server = _check_table(mplace, "mcp_servers.%s" % name, table, MCP_SERVER_KEYS, warnings)
-        if not server.get("command"):
-            raise ConfigError("%s: `mcp_servers.%s.command` is required (the program to start)" % (mplace, name))
-        if server.get("startup_timeout_ms") is not None:
-            server["startup_timeout_sec"] = server["startup_timeout_ms"] / 1000.0
+        try:
+            server = check_mcp_server(mplace, name, table, warnings)
+        except ConfigError as exc:  # one unusable entry never breaks the others or the command
+            warnings.append("%s (server `%s` skipped)" % (exc, name))
+            continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
 
@@ -1169,11 +1235,17 @@ class SseParser(object):
     `:` comments, `event:`/`id:` fields, and events split anywhere between chunks.
     """
 
-    def __init__(self):
+    def __init__(self, last_id=None):
         self._tail = b""
         self._data = []
         self._event = None
-        self._id = None
+        self._id = last_id
+        self.retry_ms = None  # the last `retry:` field (reconnection delay the server asks for)
+
+    @property
+    def last_id(self):
+        """The last `id:` seen (also on an event without data): what Last-Event-ID resumes from."""
+        return self._id
 
     def feed(self, chunk):
         """Add bytes; return the list of events they complete."""
@@ -1213,6 +1285,8 @@ class SseParser(object):
                 self._event = value.decode("utf-8", "replace")
             elif field == b"id":
                 self._id = value.decode("utf-8", "replace")
+            elif field == b"retry" and value.isdigit():
+                self.retry_ms = int(value)
         return out
 
     def finish(self):
@@ -1398,11 +1472,14 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
         _interruptible_sleep(delay, cancel)
 
 
-def iter_sse(resp, cancel=None, idle_timeout_ms=None):
-    """Yield SseEvents from a streaming response; transport trouble raises StreamError."""
+def iter_sse(resp, cancel=None, idle_timeout_ms=None, parser=None):
+    """Yield SseEvents from a streaming response; transport trouble raises StreamError.
+
+    Pass your own `parser` to read its `last_id`/`retry_ms` afterwards (MCP resumes with them).
+    """
     import httpx  # startup budget
 
-    parser = SseParser()
+    parser = SseParser() if parser is None else parser
     try:
         for chunk in resp.iter_bytes():
             if cancel is not None and cancel.is_set():
@@ -4846,12 +4923,13 @@ def _cmd_sandbox_check(args, cfg_loader):
 
 
 ###############################################################################
-# §14a MCP client: JSON-RPC over stdio, tool names, results
+# §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
 # Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
+#                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
 #   mgr.start()          # spawns every enabled server concurrently in the background and
 #                        # returns at once; servers marked `required = true` are waited for
 #                        # (McpError naming the server if one of them fails to start)
@@ -4875,8 +4953,10 @@ def _cmd_sandbox_check(args, cfg_loader):
 #   format_mcp_result_for_model(result) -> str       # the function_call_output text
 #   format_mcp_result_for_display(result, max_lines=5) -> [str]   # lines for the UIs
 #
-# JSON-RPC 2.0 framing (newline-delimited, one object per line) is JsonRpcConnection, also
-# used by the MCP server front end (§19).
+# The JSON-RPC 2.0 session (ids, pending requests, timeouts, cancellation) is JsonRpcSession;
+# its transports are JsonRpcConnection (stdio: one object per line, also used by the MCP
+# server front end, §19) and McpHttpConnection (streamable HTTP over §06's client).
+# McpClient picks the transport from the entry; everything above the session is shared.
 
 #: protocol versions we speak, newest first; we offer the first and accept any of them
 MCP_PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
@@ -4885,6 +4965,12 @@ MCP_MAX_TOOL_NAME = 64  #: longer qualified names are shortened with a SHA-1 suf
 MCP_STARTUP_TIMEOUT_MAX = 300.0  #: hard upper bound on startup_timeout_sec (seconds)
 MCP_MAX_TOOL_PAGES = 1000  #: tools/list pages followed before giving up on a server
 MCP_STDERR_TAIL_LINES = 40  #: stderr lines kept in memory per server
+MCP_HTTP_IDLE_TIMEOUT_S = 300.0  #: an HTTP stream silent this long counts as dropped
+MCP_HTTP_SEND_TIMEOUT_S = 30.0  #: a notification or response POST (answered 202 at once)
+MCP_HTTP_DELETE_TIMEOUT_S = 2.0  #: ending the session at shutdown
+MCP_HTTP_RESUME_ATTEMPTS = 5  #: reconnects (GET + Last-Event-ID) of one request's dropped stream
+MCP_HTTP_LISTEN_RETRIES = 8  #: failed reconnects of the GET stream in a row before giving up
+_MCP_SESSION_ID_RE = re.compile(r"^[\x21-\x7e]+$")  #: what an Mcp-Session-Id may contain
 _MCP_SERVER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")  #: allowed [mcp_servers.NAME] names
 _MCP_TOOL_NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")  #: replaced by `_` in qualified tool names
 #: parent environment variables a server inherits (the rest is not passed; upstream's list)
@@ -4913,59 +4999,33 @@ def _jsonable(value):
     return str(value)
 
 
-class JsonRpcConnection(object):
-    """Newline-delimited JSON-RPC 2.0 over a pair of binary streams (MCP's stdio transport).
+class McpSessionExpired(McpError):
+    """A streamable HTTP server no longer knows our Mcp-Session-Id (HTTP 404): initialize again."""
 
-    A reader thread routes responses to waiting request() calls by id, and hands incoming
-    requests and notifications to the callbacks, in the reader thread: a callback that
-    needs to wait (for instance on a request of its own) must hand off to another thread.
+
+class JsonRpcSession(object):
+    """The JSON-RPC 2.0 session, whatever carries it: ids, pending requests, routing, cancel.
+
+    A transport subclass implements `_write(msg)` (deliver one message) and feeds what it
+    receives to `_dispatch(msg)`.  Responses go to the waiting request() by id; incoming
+    requests and notifications go to the callbacks, in the transport's reader thread: a
+    callback that needs to wait (for instance on a request of its own) must hand off to
+    another thread.  stdio (JsonRpcConnection) and streamable HTTP (McpHttpConnection) share
+    timeouts, cancellation and error texts through this class.
     """
 
-    def __init__(self, reader, writer, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
+    def __init__(self, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
         self.name = name
-        self._reader = reader
-        self._writer = writer
         self._on_request = on_request  # fn(id, method, params)
         self._on_notification = on_notification  # fn(method, params)
         self._answer_parse_errors = answer_parse_errors
-        self._pending = {}  # request id -> [threading.Event, response dict or None]
+        self._pending = {}  # request id -> [threading.Event, response dict or None, McpError or None]
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._next_id = 1
         self.closed = threading.Event()
         self.close_reason = None
-        self._thread = None
 
-    def start(self):
-        """Start the reader thread; returns self."""
-        self._thread = threading.Thread(target=self._read_loop, name="jsonrpc-%s" % self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    # -- reading -----------------------------------------------------------------
-    def _read_loop(self):
-        reason = "connection closed"
-        try:
-            while True:
-                line = self._reader.readline()
-                if not line:
-                    break
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    msg = json.loads(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
-                except ValueError as exc:
-                    log("warn", "mcp %s: unparseable line dropped: %s", self.name, exc)
-                    if self._answer_parse_errors:
-                        self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_PARSE_ERROR, "message": "Parse error: %s" % exc}})
-                    continue
-                self._dispatch(msg)
-        except (OSError, ValueError) as exc:
-            reason = "connection closed (%s)" % exc
-        finally:
-            self._close(reason)
-
+    # -- what the transport hands us ------------------------------------------------
     def _dispatch(self, msg):
         if isinstance(msg, list):  # a JSON-RPC batch (allowed by MCP 2025-03-26 only)
             for item in msg:
@@ -4998,6 +5058,18 @@ class JsonRpcConnection(object):
         if self._answer_parse_errors and "id" in msg:
             self.respond_error(msg.get("id"), JSONRPC_INVALID_REQUEST, "Invalid Request")
 
+    def _fail_request(self, req_id, error):
+        """End one pending request with a transport error (an McpError raised in request())."""
+        with self._lock:
+            slot = self._pending.pop(req_id, None)
+        if slot is not None:
+            slot[2] = error
+            slot[0].set()
+
+    def _is_pending(self, req_id):
+        with self._lock:
+            return req_id in self._pending
+
     def _close(self, reason):
         with self._lock:
             if self.close_reason is None:
@@ -5007,21 +5079,13 @@ class JsonRpcConnection(object):
         for slot in pending.values():
             slot[0].set()
 
-    # -- writing -----------------------------------------------------------------
+    # -- sending --------------------------------------------------------------------
+    def _write(self, msg):
+        raise NotImplementedError
+
     def send(self, msg):
-        """Write one message as one line; raise McpError if the peer is gone."""
-        try:
-            text = json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str)
-        except (TypeError, ValueError):  # e.g. Path keys in an event's `changes`
-            text = json.dumps(_jsonable(msg), separators=(",", ":"), ensure_ascii=False)
-        data = (text + "\n").encode("utf-8")
-        with self._write_lock:
-            try:
-                self._writer.write(data)
-                self._writer.flush()
-            except (OSError, ValueError) as exc:
-                self._close("cannot write to %s (%s)" % (self.name, exc))
-                raise McpError("cannot write to %s: %s" % (self.name, exc))
+        """Deliver one message; raise McpError if the peer is gone."""
+        self._write(msg)
 
     def notify(self, method, params=None):
         """Send a notification (no reply expected)."""
@@ -5054,7 +5118,7 @@ class JsonRpcConnection(object):
         is told with notifications/cancelled.
         """
         event = threading.Event()
-        slot = [event, None]
+        slot = [event, None, None]
         with self._lock:
             if self.closed.is_set():
                 raise McpError("%s: %s before `%s` was sent" % (self.name, self.close_reason or "connection closed", method))
@@ -5064,7 +5128,12 @@ class JsonRpcConnection(object):
         msg = {"jsonrpc": "2.0", "id": req_id, "method": method}
         if params is not None:
             msg["params"] = params
-        self.send(msg)
+        try:
+            self.send(msg)
+        except McpError:
+            with self._lock:
+                self._pending.pop(req_id, None)
+            raise
         deadline = None if timeout is None else time.monotonic() + timeout
         while not event.is_set():
             step = 0.1 if cancel is not None else None
@@ -5080,6 +5149,8 @@ class JsonRpcConnection(object):
         if not event.is_set():
             self._forget(req_id, "timed out")
             raise McpError("%s: `%s` request timed out after %gs" % (self.name, method, timeout))
+        if slot[2] is not None:
+            raise slot[2]
         reply = slot[1]
         if reply is None:
             raise McpError("%s: %s before a reply to `%s` was received" % (self.name, self.close_reason or "connection closed", method))
@@ -5102,8 +5173,334 @@ class JsonRpcConnection(object):
             pass
 
     def close(self):
-        """Mark the connection closed and wake every waiter (the streams are the caller's)."""
+        """Mark the session closed and wake every waiter."""
         self._close("connection closed by codex")
+
+
+class JsonRpcConnection(JsonRpcSession):
+    """Newline-delimited JSON-RPC 2.0 over a pair of binary streams (MCP's stdio transport).
+
+    A reader thread parses one message per line and dispatches it (see JsonRpcSession).
+    Also used by the MCP server front end (§19).
+    """
+
+    def __init__(self, reader, writer, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
+        JsonRpcSession.__init__(self, on_request, on_notification, name, answer_parse_errors)
+        self._reader = reader
+        self._writer = writer
+        self._write_lock = threading.Lock()
+        self._thread = None
+
+    def start(self):
+        """Start the reader thread; returns self."""
+        self._thread = threading.Thread(target=self._read_loop, name="jsonrpc-%s" % self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def _read_loop(self):
+        reason = "connection closed"
+        try:
+            while True:
+                line = self._reader.readline()
+                if not line:
+                    break
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    msg = json.loads(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
+                except ValueError as exc:
+                    log("warn", "mcp %s: unparseable line dropped: %s", self.name, exc)
+                    if self._answer_parse_errors:
+                        self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_PARSE_ERROR, "message": "Parse error: %s" % exc}})
+                    continue
+                self._dispatch(msg)
+        except (OSError, ValueError) as exc:
+            reason = "connection closed (%s)" % exc
+        finally:
+            self._close(reason)
+
+    def _write(self, msg):
+        """Write one message as one line; raise McpError if the peer is gone."""
+        data = (_json_line(msg) + "\n").encode("utf-8")
+        with self._write_lock:
+            try:
+                self._writer.write(data)
+                self._writer.flush()
+            except (OSError, ValueError) as exc:
+                self._close("cannot write to %s (%s)" % (self.name, exc))
+                raise McpError("cannot write to %s: %s" % (self.name, exc))
+
+
+def _json_line(msg):
+    """One message as compact JSON (odd values such as Path keys made JSON-able)."""
+    try:
+        return json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):  # e.g. Path keys in an event's `changes`
+        return json.dumps(_jsonable(msg), separators=(",", ":"), ensure_ascii=False)
+
+
+class McpHttpConnection(JsonRpcSession):
+    """MCP's streamable HTTP transport (2025-03-26 and later) under the shared JSON-RPC session.
+
+    Every message is one POST to the server's URL with `Accept: application/json,
+    text/event-stream`.  A request is answered by a JSON body or by an SSE stream that may
+    carry the server's own requests and notifications before the response; each such POST
+    is read in a thread of its own, so timeouts and cancellation work as on stdio.  The
+    `Mcp-Session-Id` the server assigns at `initialize` and the negotiated
+    `MCP-Protocol-Version` go on every later request.  A stream that drops before its
+    response is resumed with GET + `Last-Event-ID` when the server numbered its events.
+    listen() opens the GET stream for server-initiated messages where the server offers one
+    (405: it does not), reconnecting when it drops.  close() sends DELETE to end the session.
+    The HTTP client is the providers' (§06): same proxy and CA settings.
+    """
+
+    def __init__(self, url, headers=None, on_request=None, on_notification=None, name="peer",
+                 server_name=None, bearer_env_var=None, environ=None):
+        JsonRpcSession.__init__(self, on_request, on_notification, name)
+        self.url = url
+        self._headers = dict(headers or {})
+        self._server_name = server_name or name
+        self._bearer_env_var = bearer_env_var
+        self._client = http_client(idle_timeout_s=MCP_HTTP_IDLE_TIMEOUT_S, environ=environ)
+        self.session_id = None
+        self.protocol_version = None  # sent as MCP-Protocol-Version once negotiated
+        self._responses = {}  # request id -> open streaming response (aborted on cancel)
+        self._listen_resp = None
+        self._listen_thread = None
+        self.listening = False  # the server offered a GET stream and it is open
+        self.resumed = 0  # streams resumed with Last-Event-ID (for tests and `mcp list`)
+
+    # -- HTTP plumbing -------------------------------------------------------------------
+    def _request_headers(self, accept="application/json, text/event-stream", extra=None):
+        headers = {"Accept": accept}
+        headers.update(self._headers)
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        if self.protocol_version:
+            headers["MCP-Protocol-Version"] = self.protocol_version
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _open(self, method, body=None, accept="application/json, text/event-stream", extra=None, timeout=None):
+        """Send one HTTP request and return the streaming response; McpError on transport errors."""
+        import httpx  # startup budget
+
+        headers = self._request_headers(accept, extra)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        kwargs = {"headers": headers}
+        if body is not None:
+            kwargs["content"] = body
+        if timeout is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S))
+        try:
+            request = self._client.build_request(method, self.url, **kwargs)
+            resp = self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise McpError("timed out talking to %s (%s); check the URL, the network or HTTPS_PROXY/NO_PROXY"
+                           % (self._where(), type(exc).__name__))
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the client was closed under us
+            raise McpError("cannot reach %s: %s (check the URL, the network, HTTPS_PROXY/NO_PROXY, or the CA "
+                           "via CODEX_CA_CERTIFICATE)" % (self._where(), redact(exc) or type(exc).__name__))
+        session = resp.headers.get("mcp-session-id")
+        if session and not self.session_id and _MCP_SESSION_ID_RE.match(session):
+            self.session_id = session
+        return resp
+
+    def _where(self):
+        return "MCP server `%s` at %s" % (self._server_name, self.url.split("?")[0])
+
+    def _status_error(self, resp, what):
+        """The McpError for a non-2xx answer (the response is read and closed)."""
+        import httpx  # startup budget
+
+        try:
+            body = resp.read()
+        except httpx.HTTPError:
+            body = b""
+        resp.close()
+        status = resp.status_code
+        detail = _error_detail(body) or "(empty body)"
+        var = self._bearer_env_var
+        if status == 404 and self.session_id:
+            return McpSessionExpired("%s forgot our session (HTTP 404 to %s)" % (self._where(), what))
+        if status == 401:
+            if var:
+                hint = ("the server rejected the token in the environment variable %s "
+                        "(mcp_servers.%s.bearer_token_env_var): set %s to a valid token" % (var, self._server_name, var))
+            else:
+                hint = ("the server wants a token: put it in an environment variable and set "
+                        "mcp_servers.%s.bearer_token_env_var to that variable's name (OAuth login is not supported yet)"
+                        % self._server_name)
+            return McpError("%s answered HTTP 401 to %s: %s (%s)" % (self._where(), what, hint, detail))
+        if status == 403:
+            return McpError("%s answered HTTP 403 to %s: access denied (%s)" % (self._where(), what, detail))
+        if status in (404, 405):
+            return McpError("%s answered HTTP %d to %s: is this the server's streamable HTTP endpoint "
+                            "(often .../mcp)? (%s)" % (self._where(), status, what, detail))
+        return McpError("%s answered HTTP %d to %s: %s" % (self._where(), status, what, detail))
+
+    # -- sending ---------------------------------------------------------------------
+    def _write(self, msg):
+        if self.closed.is_set():
+            raise McpError("%s: %s" % (self.name, self.close_reason or "connection closed"))
+        body = _json_line(msg).encode("utf-8")
+        is_request = isinstance(msg, dict) and isinstance(msg.get("method"), str) and msg.get("id") is not None
+        if is_request:
+            req_id = msg["id"]
+            threading.Thread(target=self._post_request, args=(req_id, msg["method"], body),
+                             name="mcp-http-%s-%s" % (self._server_name, req_id), daemon=True).start()
+            return
+        what = "`%s`" % msg.get("method") if isinstance(msg, dict) and msg.get("method") else "a response"
+        resp = self._open("POST", body, timeout=MCP_HTTP_SEND_TIMEOUT_S)
+        if resp.status_code >= 300:
+            raise self._status_error(resp, what)
+        resp.close()  # 202 Accepted (a body, if any, carries nothing we wait for)
+
+    def _post_request(self, req_id, method, body):
+        """POST one request and read its answer (JSON or SSE) into the session."""
+        try:
+            resp = self._open("POST", body)
+            if resp.status_code >= 300:
+                raise self._status_error(resp, "`%s`" % method)
+            self._read_answer(req_id, method, resp)
+        except McpError as exc:
+            self._fail_request(req_id, exc)
+        except Exception as exc:  # never leave a caller waiting on a thread that died
+            self._fail_request(req_id, McpError("%s: %s while reading the answer to `%s`: %s"
+                                                % (self.name, type(exc).__name__, method, exc)))
+        finally:
+            self._responses.pop(req_id, None)
+
+    def _read_answer(self, req_id, method, resp):
+        ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "text/event-stream":
+            parser = SseParser()
+            self._responses[req_id] = resp
+            self._read_events(resp, parser)
+            attempts = 0
+            while self._is_pending(req_id) and not self.closed.is_set():
+                if parser.last_id is None:
+                    raise McpError("%s closed the stream before answering `%s`, and gave its events no ids "
+                                   "to resume from" % (self._where(), method))
+                attempts += 1
+                if attempts > MCP_HTTP_RESUME_ATTEMPTS:
+                    raise McpError("%s kept dropping the stream of `%s` (resumed %d times)"
+                                   % (self._where(), method, attempts - 1))
+                delay = parser.retry_ms / 1000.0 if parser.retry_ms is not None else backoff(attempts)
+                if self.closed.wait(min(delay, 5.0)) or not self._is_pending(req_id):
+                    break
+                log("info", "mcp %s: resuming the stream of `%s` after event %s", self._server_name, method, parser.last_id)
+                resp = self._open("GET", accept="text/event-stream", extra={"Last-Event-ID": parser.last_id})
+                if resp.status_code >= 300:
+                    raise self._status_error(resp, "resuming `%s`" % method)
+                self.resumed += 1
+                parser = SseParser(last_id=parser.last_id)
+                self._responses[req_id] = resp
+                self._read_events(resp, parser)
+            return
+        import httpx  # startup budget
+
+        try:
+            payload = resp.read()
+        except httpx.HTTPError as exc:
+            raise McpError("%s dropped the connection while answering `%s` (%s)"
+                           % (self._where(), method, redact(exc) or type(exc).__name__))
+        finally:
+            resp.close()
+        if not payload.strip():
+            if self._is_pending(req_id):
+                raise McpError("%s answered `%s` with an empty body (HTTP %d)" % (self._where(), method, resp.status_code))
+            return
+        try:
+            msg = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError as exc:
+            raise McpError("%s answered `%s` with %s that is not JSON (%s)" % (self._where(), method, ctype or "a body", exc))
+        self._dispatch(msg)
+        if self._is_pending(req_id):
+            raise McpError("%s answered `%s` without a JSON-RPC response to it" % (self._where(), method))
+
+    def _read_events(self, resp, parser):
+        """Dispatch the JSON-RPC messages of one SSE stream until it ends or drops."""
+        try:
+            for event in iter_sse(resp, parser=parser):
+                if event.event != "message" or not event.data.strip():
+                    continue
+                try:
+                    msg = json.loads(event.data)
+                except ValueError as exc:
+                    log("warn", "mcp %s: unparseable SSE event dropped: %s", self._server_name, exc)
+                    continue
+                self._dispatch(msg)
+        except StreamError as exc:
+            log("info", "mcp %s: %s", self._server_name, exc)
+
+    def _forget(self, req_id, reason):
+        JsonRpcSession._forget(self, req_id, reason)
+        resp = self._responses.pop(req_id, None)
+        if resp is not None:
+            abort_response(resp)
+
+    # -- the GET stream ---------------------------------------------------------------
+    def listen(self):
+        """Open the GET stream for server-initiated messages in the background (if offered)."""
+        if self._listen_thread is None:
+            self._listen_thread = threading.Thread(target=self._listen_loop, name="mcp-http-get-%s" % self._server_name, daemon=True)
+            self._listen_thread.start()
+
+    def _listen_loop(self):
+        failures, last_id, retry_ms = 0, None, None
+        while not self.closed.is_set():
+            try:
+                resp = self._open("GET", accept="text/event-stream", extra={"Last-Event-ID": last_id} if last_id else None)
+            except McpError as exc:
+                resp, error = None, str(exc)
+            else:
+                error = None
+                if resp.status_code == 405:  # the server offers no GET stream
+                    resp.close()
+                    log("debug", "mcp %s: no GET stream offered", self._server_name)
+                    return
+                if resp.status_code >= 300:
+                    error = str(self._status_error(resp, "the GET stream"))
+                    resp = None
+            if resp is not None:
+                self._listen_resp, self.listening, failures = resp, True, 0
+                parser = SseParser(last_id=last_id)
+                self._read_events(resp, parser)
+                self.listening = False
+                last_id, retry_ms = parser.last_id, parser.retry_ms if parser.retry_ms is not None else retry_ms
+            else:
+                failures += 1
+                if failures > MCP_HTTP_LISTEN_RETRIES:
+                    log("warn", "mcp %s: giving up on the GET stream: %s", self._server_name, error)
+                    return
+            delay = retry_ms / 1000.0 if retry_ms is not None and failures == 0 else backoff(max(1, failures))
+            if self.closed.wait(min(delay, 10.0)):
+                return
+
+    # -- shutdown -----------------------------------------------------------------------
+    def close(self):
+        """Stop the streams, DELETE the session (where there is one), close the client."""
+        if self.closed.is_set():
+            return
+        self._close("connection closed by codex")
+        for resp in [self._listen_resp] + list(self._responses.values()):
+            if resp is not None:
+                abort_response(resp)
+        if self.session_id:
+            try:
+                resp = self._open("DELETE", timeout=MCP_HTTP_DELETE_TIMEOUT_S)
+                resp.close()
+                log("debug", "mcp %s: DELETE session -> HTTP %d", self._server_name, resp.status_code)
+            except McpError as exc:
+                log("info", "mcp %s: ending the session failed: %s", self._server_name, exc)
+        try:
+            self._client.close()
+        except Exception:
+            pass
 
 
 def qualify_tool_name(server, tool):
@@ -5205,10 +5602,10 @@ def format_mcp_result_for_display(result, max_lines=5):
 ###############################################################################
 
 
-def _mcp_server_env(configured, environ=None):
-    """The whitelisted parent variables that are set, then the configured `env` over them."""
+def _mcp_server_env(configured, environ=None, passthrough=()):
+    """The whitelisted parent variables that are set, those named in `env_vars`, then `env` over them."""
     environ = os.environ if environ is None else environ
-    env = {k: environ[k] for k in MCP_ENV_WHITELIST if k in environ}
+    env = {k: environ[k] for k in tuple(MCP_ENV_WHITELIST) + tuple(passthrough or ()) if k in environ}
     for key, value in (configured or {}).items():
         if isinstance(value, bool):
             value = "true" if value else "false"
@@ -5216,15 +5613,40 @@ def _mcp_server_env(configured, environ=None):
     return env
 
 
+def mcp_transport(spec):
+    """`stdio` or `streamable_http` for a [mcp_servers.NAME] entry (as §04 resolved it)."""
+    return spec.get("transport") or ("streamable_http" if spec.get("url") else "stdio")
+
+
+def mcp_http_headers(name, spec, environ=None):
+    """The headers a streamable HTTP server gets: http_headers, env_http_headers, the bearer token."""
+    environ = os.environ if environ is None else environ
+    headers = {str(k): str(v) for k, v in (spec.get("http_headers") or {}).items()}
+    for header, var in (spec.get("env_http_headers") or {}).items():
+        value = environ.get(str(var), "").strip()
+        if value:
+            headers[str(header)] = value
+    var = spec.get("bearer_token_env_var")
+    if var:
+        token = environ.get(var, "").strip()
+        if not token:
+            raise McpError("the environment variable %s is not set (mcp_servers.%s.bearer_token_env_var): "
+                           "export the server's token in it" % (var, name))
+        headers["Authorization"] = "Bearer " + token
+    return headers
+
+
 class McpClient(object):
-    """One configured MCP server: its process, its connection and its tools."""
+    """One configured MCP server: its transport (a process or a URL), its session, its tools."""
 
     def __init__(self, name, spec, log_dir=None, client_version=None):
         self.name = name
         self.spec = dict(spec)
         self.state = "starting"  # starting | ready | failed | disabled | stopped
         self.error = None
-        self.tools = []  # tool dicts, in the server's order
+        self.tools = []  # tool dicts, in the server's order, after enabled_tools/disabled_tools
+        self.transport = mcp_transport(self.spec)
+        self.notice = None  # a note for the user (a tool filter that leaves no tools), reported once
         self.protocol_version = None
         self.server_info = {}
         self.capabilities = {}
@@ -5256,9 +5678,9 @@ class McpClient(object):
         began = time.monotonic()
         deadline = began + self.startup_timeout()
         try:
-            self._spawn()
+            self._connect()
             self._initialize(deadline)
-            self.tools = self.list_tools(deadline=deadline)
+            self.tools = self._filter_tools(self.list_tools(deadline=deadline))
             self.startup_seconds = time.monotonic() - began
             self.state = "ready"
             log("info", "mcp %s: ready with %d tools in %.2fs", self.name, len(self.tools), self.startup_seconds)
@@ -5289,11 +5711,46 @@ class McpClient(object):
         self.stop()
         self.state = "failed"
 
+    def _connect(self):
+        """Start the transport: spawn the process (stdio) or set up the HTTP session."""
+        if self.transport == "streamable_http":
+            url = self.spec.get("url")
+            if not url:
+                raise McpError("no `url` for a streamable HTTP server; set mcp_servers.%s.url" % self.name)
+            self.conn = McpHttpConnection(
+                url, mcp_http_headers(self.name, self.spec), on_request=self._on_request,
+                on_notification=self._on_notification, name="MCP server `%s`" % self.name, server_name=self.name,
+                bearer_env_var=self.spec.get("bearer_token_env_var"),
+            )
+        elif self.spec.get("command"):
+            self._spawn()
+        else:
+            raise McpError("mcp_servers.%s needs `command` (a program to start) or `url` (a streamable HTTP server)" % self.name)
+
+    def _filter_tools(self, tools):
+        """The tools that enabled_tools (allow-list) and disabled_tools let through."""
+        enabled = self.spec.get("enabled_tools")
+        disabled = set(self.spec.get("disabled_tools") or ())
+        if enabled is None and not disabled:
+            return tools
+        allowed = None if enabled is None else set(enabled)
+        kept = [t for t in tools if (allowed is None or t["name"] in allowed) and t["name"] not in disabled]
+        if tools and not kept and self.notice is None:
+            names = ", ".join(t["name"] for t in tools[:12]) + (", ..." if len(tools) > 12 else "")
+            self.notice = ("MCP server `%s`: enabled_tools/disabled_tools leave none of its %d tools, so the model "
+                           "gets none; its tools are: %s" % (self.name, len(tools), names))
+            log("warn", "%s", self.notice)
+        return kept
+
+    def _tool_allowed(self, tool):
+        enabled = self.spec.get("enabled_tools")
+        return (enabled is None or tool in enabled) and tool not in (self.spec.get("disabled_tools") or ())
+
     def _spawn(self):
         import shutil  # startup budget: only when an MCP server is configured
         import subprocess
 
-        env = _mcp_server_env(self.spec.get("env"))
+        env = _mcp_server_env(self.spec.get("env"), passthrough=self.spec.get("env_vars") or ())
         command = str(self.spec.get("command") or "")
         cwd = self.spec.get("cwd") or None
         exe = command
@@ -5363,7 +5820,10 @@ class McpClient(object):
             msg = str(exc)
             if "timed out" in msg:
                 msg = "no answer to `initialize` within %gs" % self.startup_timeout()
-                if os.path.basename(str(self.spec.get("command"))) in _MCP_SLOW_LAUNCHERS:
+                if self.transport == "streamable_http":
+                    msg += " from %s (raise mcp_servers.%s.startup_timeout_sec if it is just slow)" % (
+                        self.spec.get("url"), self.name)
+                elif os.path.basename(str(self.spec.get("command"))) in _MCP_SLOW_LAUNCHERS:
                     msg += " (first runs of %s download packages: raise mcp_servers.%s.startup_timeout_sec)" % (
                         self.spec.get("command"), self.name)
                 else:
@@ -5379,7 +5839,11 @@ class McpClient(object):
         self.protocol_version = version
         self.capabilities = result.get("capabilities") or {}
         self.server_info = result.get("serverInfo") or {}
+        if isinstance(self.conn, McpHttpConnection):
+            self.conn.protocol_version = version
         self.conn.notify("notifications/initialized")
+        if isinstance(self.conn, McpHttpConnection):
+            self.conn.listen()
 
     def list_tools(self, deadline=None, timeout=None):
         """All tools, following nextCursor pages (upstream read only the first page)."""
@@ -5414,7 +5878,7 @@ class McpClient(object):
 
     def _refresh_tools(self):
         try:
-            self.tools = self.list_tools(timeout=self.tool_timeout())
+            self.tools = self._filter_tools(self.list_tools(timeout=self.tool_timeout()))
             log("info", "mcp %s: tool list changed, now %d tools", self.name, len(self.tools))
         except McpError as exc:
             log("warn", "mcp %s: re-listing tools failed: %s", self.name, exc)
@@ -5427,10 +5891,20 @@ class McpClient(object):
         """tools/call; returns the CallToolResult dict or raises McpError."""
         if self.state != "ready":
             raise McpError("MCP server `%s` is not available (%s)" % (self.name, self.error or self.state))
+        if not self._tool_allowed(tool):
+            raise McpError("MCP tool `%s` of server `%s` is filtered out by mcp_servers.%s.enabled_tools/disabled_tools"
+                           % (tool, self.name, self.name))
         timeout = self.tool_timeout() if timeout is None else timeout
         params = {"name": tool, "arguments": arguments if arguments is not None else {}}
         try:
-            result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
+            try:
+                result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
+            except McpSessionExpired as exc:  # the server restarted or dropped us: a new session, once
+                log("info", "mcp %s: %s; initializing a new session", self.name, exc)
+                self.conn.session_id = None
+                self.conn.protocol_version = None
+                self._initialize(time.monotonic() + self.startup_timeout())
+                result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
         except McpError as exc:
             if self.conn.closed.is_set() and self.proc is not None:
                 try:
@@ -5606,13 +6080,17 @@ class McpConnectionManager(object):
         ]
 
     def new_failures(self):
-        """The failures not returned by an earlier call (report each server once)."""
+        """The failures (and notes, such as a tool filter leaving no tools) not returned by an
+        earlier call: report each server once."""
         out = []
         with self._lock:
             for name, c in sorted(self._clients.items()):
                 if c.state == "failed" and c.done.is_set() and name not in self._reported:
                     self._reported.add(name)
                     out.append("MCP client for `%s` failed to start: %s" % (name, c.error))
+                elif c.notice is not None and (name, "notice") not in self._reported:
+                    self._reported.add((name, "notice"))
+                    out.append(c.notice)
         return out
 
     def status(self):
@@ -5625,8 +6103,10 @@ class McpConnectionManager(object):
             out.append({
                 "name": name,
                 "status": state,
+                "transport": mcp_transport(spec),
                 "command": spec.get("command"),
                 "args": list(spec.get("args") or []),
+                "url": spec.get("url"),
                 "enabled": bool(spec.get("enabled", True)),
                 "required": bool(spec.get("required", False)),
                 "tools": [t["name"] for t in c.tools] if c is not None and state == "ready" else [],
@@ -5634,6 +6114,7 @@ class McpConnectionManager(object):
                 "serverInfo": c.server_info if c is not None else {},
                 "startupSeconds": None if c is None or c.startup_seconds is None else round(c.startup_seconds, 3),
                 "error": c.error if c is not None else None,
+                "notice": c.notice if c is not None else None,
             })
         return out
 
@@ -5675,17 +6156,23 @@ def _mcp_list(cfg, as_json=False):
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
     if not rows:
-        print("No MCP servers configured. Add a [mcp_servers.NAME] table with `command` to %s" % cfg.config_path)
+        print("No MCP servers configured. Add one with `codex mcp add NAME -- COMMAND ARGS...` or "
+              "`codex mcp add NAME --url URL` (a [mcp_servers.NAME] table in %s)" % cfg.config_path)
         return 0
     width = max(4, max(len(r["name"]) for r in rows))
-    print("%-*s  %-8s  %5s  %s" % (width, "NAME", "STATUS", "TOOLS", "COMMAND"))
+    print("%-*s  %-8s  %5s  %-9s  %s" % (width, "NAME", "STATUS", "TOOLS", "TRANSPORT", "COMMAND/URL"))
     for r in rows:
         count = str(len(r["tools"])) if r["status"] == "ready" else "-"
-        command = " ".join([r["command"] or ""] + r["args"])
-        print("%-*s  %-8s  %5s  %s" % (width, r["name"], r["status"], count, command))
+        if r["transport"] == "streamable_http":
+            kind, target = "http", r["url"] or ""
+        else:
+            kind, target = "stdio", " ".join([r["command"] or ""] + r["args"])
+        print("%-*s  %-8s  %5s  %-9s  %s" % (width, r["name"], r["status"], count, kind, target))
     for r in rows:
         if r["error"]:
             print("%s: %s" % (r["name"], r["error"]))
+        elif r["notice"]:
+            print("%s: %s" % (r["name"], r["notice"]))
     return 0
 
 
