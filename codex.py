@@ -9671,13 +9671,17 @@ def _cmd_review(args, cfg_loader):
     err = sys.stderr
     color = _use_color(getattr(args, "color", "auto"), sys.stdout)
     as_json = bool(getattr(args, "json", False))
+    schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
     with tempfile.TemporaryDirectory(prefix="codex-review-") as tmp:
-        answer_file = os.path.join(tmp, "answer.txt")
-        run_out = sys.stdout if as_json else open(os.devnull, "w")
+        # The answer is read back from the --output-last-message file (a private one by default).
+        answer_file = getattr(args, "output_last_message", None) or os.path.join(tmp, "answer.txt")
+        # With --output-schema the model's JSON itself is the output, as in `codex exec` (upstream's #35596).
+        run_out = sys.stdout if as_json or schema is not None else open(os.devnull, "w")
         try:
             code = run_exec(cfg, request.prompt, as_json=as_json, color=getattr(args, "color", "auto"),
                             last_message_file=answer_file, skip_git_repo_check=True, out=run_out, err=err,
-                            shown_prompt=request.summary(args.title, focus))
+                            shown_prompt=request.summary(args.title, focus), output_schema=schema,
+                            ephemeral=bool(getattr(args, "ephemeral", False)))
         finally:
             if run_out is not sys.stdout:
                 run_out.close()
@@ -9689,7 +9693,9 @@ def _cmd_review(args, cfg_loader):
     if code != 0:
         return code
     review = parse_review(answer, request.scope.root)
-    if as_json:
+    if schema is not None:
+        pass  # run_exec printed the schema-checked answer
+    elif as_json:
         sys.stdout.write(json.dumps({"type": "review.completed", "review": review_json(review, request.scope, request.left_out)},
                                     separators=(",", ":")) + "\n")
     else:
@@ -13623,6 +13629,18 @@ def _add_config_options(parser, top):
     )
 
 
+def _add_exec_output_options(p, json_help):
+    """The output options `codex exec` and `codex review` share."""
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
+    a = p.add_argument("-o", "--output-last-message", metavar="FILE", help="write the last agent message to FILE")
+    a.complete = "file"
+    a = p.add_argument("--output-schema", metavar="FILE",
+                       help="JSON schema the final message must follow (checked; exit %d when it does not)" % EXEC_SCHEMA_EXIT)
+    a.complete = "file"
+    p.add_argument("--ephemeral", action="store_true", help="do not record the session (no rollout file)")
+
+
 def _add_review_options(parser, in_exec=False):
     """The scope and gate options of `codex review` (and of `codex exec review`)."""
     import argparse
@@ -13682,14 +13700,7 @@ def build_parser():
     _add_config_options(p, top=False)
     p.add_argument("prompt", nargs="?", help="the task; `-` or none reads it from stdin; `resume` continues a session")
     p.add_argument("resume_args", nargs="*", help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true", help="print events as JSON lines")
-    p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
-    a = p.add_argument("-o", "--output-last-message", metavar="FILE", help="write the last agent message to FILE")
-    a.complete = "file"
-    a = p.add_argument("--output-schema", metavar="FILE",
-                       help="JSON schema the final message must follow (checked; exit 3 when it does not)")
-    a.complete = "file"
-    p.add_argument("--ephemeral", action="store_true", help="do not record the session (no rollout file)")
+    _add_exec_output_options(p, "print events as JSON lines")
     p.add_argument("--ignore-user-config", action="store_true", help="do not read $CODEX_HOME/config.toml")
     a = p.add_argument("--add-dir", metavar="DIR", action="append", dest="add_dirs",
                        help="another writable root for commands (repeatable; with -s workspace-write)")
@@ -13703,8 +13714,7 @@ def build_parser():
     _add_config_options(p, top=False)
     _add_review_options(p)
     p.add_argument("review_prompt", nargs="*", metavar="PROMPT", help="what the review should focus on (any scope)")
-    p.add_argument("--json", action="store_true", help="print events and the review as JSON lines")
-    p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
+    _add_exec_output_options(p, "print events and the review as JSON lines")
 
     p = sub("resume")
     _add_config_options(p, top=False)
