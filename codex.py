@@ -1748,9 +1748,9 @@ MODEL_FAMILIES = (
     ("codex-", True, 272000, ()),
     ("gpt-5", True, 272000, ()),
     ("gpt-4.1", False, 1047576, ("patch_instructions",)),
-    ("gpt-oss", False, 96000, ("apply_patch_tool",)),
+    ("gpt-oss", False, 96000, ("apply_patch_tool", "no_images")),
     ("gpt-4o", False, 128000, ()),
-    ("gpt-3.5", False, 16385, ()),
+    ("gpt-3.5", False, 16385, ("no_images",)),
 )
 
 OUTPUT_SCHEMA_NAME = "codex_output_schema"  #: the json_schema `name` of --output-schema (as upstream)
@@ -1770,12 +1770,14 @@ HISTORY_ITEM_TYPES = ("message", "reasoning", "function_call", "function_call_ou
 class ModelFamily(object):
     """What codex needs to know about a model slug."""
 
-    def __init__(self, slug, reasoning, context_window, quirks):
+    def __init__(self, slug, reasoning, context_window, quirks, known=True):
         self.slug = slug
         self.supports_reasoning = reasoning
         self.context_window = context_window
         self.needs_patch_instructions = "patch_instructions" in quirks
         self.wants_apply_patch_tool = "apply_patch_tool" in quirks
+        #: images in tool results are sent on Chat only to models known to take them
+        self.accepts_images = known and "no_images" not in quirks
 
 
 def model_family(slug, cfg=None):
@@ -1786,7 +1788,7 @@ def model_family(slug, cfg=None):
             found = ModelFamily(slug, reasoning, window, quirks)
             break
     if found is None:
-        found = ModelFamily(slug, False, None, ())
+        found = ModelFamily(slug, False, None, (), known=False)
     if cfg is not None:
         if getattr(cfg, "model_supports_reasoning_summaries", None) is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
@@ -2103,7 +2105,8 @@ class ChatClient(ModelClient):
         """The Chat Completions request body."""
         body = {
             "model": self.cfg.model,
-            "messages": history_to_chat_messages(prompt.instructions, prompt.input),
+            "messages": history_to_chat_messages(prompt.instructions, prompt.input,
+                                                 tool_images=model_family(self.cfg.model, self.cfg).accepts_images),
             "stream": True,
         }
         if self.include_usage:
@@ -2214,10 +2217,29 @@ class ChatClient(ModelClient):
         yield ("completed", {"id": "", "usage": usage})
 
 
-def history_to_chat_messages(instructions, items):
-    """Convert Responses input items into Chat Completions `messages` (system first)."""
+def output_text(output):
+    """The text of a function_call_output `output`: the string, or its input_text parts joined."""
+    if isinstance(output, list):
+        return "\n".join(p.get("text") or "" for p in output if isinstance(p, dict) and p.get("type") == "input_text")
+    if isinstance(output, dict):
+        return str(output.get("content", ""))
+    return output or ""
+
+
+def history_to_chat_messages(instructions, items, tool_images=True):
+    """Convert Responses input items into Chat Completions `messages` (system first).
+
+    A tool output with images (an MCP result, §14) becomes a `tool` message with its text,
+    and, when `tool_images` (the model takes images), a user message right after the tool
+    results carrying the images: Chat has no images in tool messages.  Otherwise the model
+    reads the images' one-line labels.
+    """
     messages = [{"role": "system", "content": instructions}]
+    pending_images = []
     for item in items:
+        if pending_images and item.get("type") not in ("function_call_output", "custom_tool_call_output"):
+            messages.append({"role": "user", "content": pending_images})
+            pending_images = []
         kind = item.get("type")
         if kind == "message":
             texts = []
@@ -2256,9 +2278,16 @@ def history_to_chat_messages(instructions, items):
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind in ("function_call_output", "custom_tool_call_output"):
             out = item.get("output")
-            if isinstance(out, dict):
-                out = out.get("content", "")
-            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": out or ""})
+            images = [p.get("image_url") for p in out if isinstance(p, dict) and p.get("type") == "input_image"
+                      and p.get("image_url")] if isinstance(out, list) else []
+            text = output_text(out)
+            if images and tool_images:
+                pending_images.append({"type": "text", "text": "The image%s returned by tool call %s:" % (
+                    "s" if len(images) > 1 else "", item.get("call_id"))})
+                pending_images.extend({"type": "image_url", "image_url": {"url": u}} for u in images)
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": text})
+    if pending_images:
+        messages.append({"role": "user", "content": pending_images})
     _reorder_tool_results(messages)
     return messages
 
@@ -5178,6 +5207,9 @@ MCP_MAX_TOOL_NAME = 64  #: longer qualified names are shortened with a SHA-1 suf
 MCP_STARTUP_TIMEOUT_MAX = 300.0  #: hard upper bound on startup_timeout_sec (seconds)
 MCP_MAX_TOOL_PAGES = 1000  #: tools/list pages followed before giving up on a server
 MCP_STDERR_TAIL_LINES = 40  #: stderr lines kept in memory per server
+MCP_IMAGE_MAX_BYTES = 5 * 1024 * 1024  #: an MCP image larger than this reaches the model as a stand-in
+MCP_MAX_IMAGES = 8  #: images of one tool result sent to the model
+MCP_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  #: what the model APIs take
 MCP_HTTP_IDLE_TIMEOUT_S = 300.0  #: an HTTP stream silent this long counts as dropped
 MCP_HTTP_SEND_TIMEOUT_S = 30.0  #: a notification or response POST (answered 202 at once)
 MCP_HTTP_DELETE_TIMEOUT_S = 2.0  #: ending the session at shutdown
@@ -5679,6 +5711,10 @@ class McpHttpConnection(JsonRpcSession):
                 if resp.status_code >= 300:
                     error = str(self._status_error(resp, "the GET stream"))
                     resp = None
+            if resp is not None and self.closed.is_set():  # close() ran while we connected
+                abort_response(resp)
+                resp.close()
+                return
             if resp is not None:
                 self._listen_resp, self.listening, failures = resp, True, 0
                 parser = SseParser(last_id=last_id)
@@ -5792,6 +5828,134 @@ def format_mcp_result_for_model(result):
     return text
 
 
+def image_info(data):
+    """(width, height, kind) from the first bytes of a PNG, JPEG, GIF or WebP image; None if unknown.
+
+    `data` is base64 text (as MCP sends it) or bytes.
+    """
+    import base64
+    import struct
+
+    if isinstance(data, str):
+        try:
+            head = base64.b64decode(data[:87384].strip() + "=" * (-len(data[:87384].strip()) % 4), validate=False)
+        except (ValueError, TypeError):
+            return None
+    else:
+        head = bytes(data[:65536])
+    try:
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", head[16:24])
+            return w, h, "png"
+        if head[:6] in (b"GIF87a", b"GIF89a"):
+            w, h = struct.unpack("<HH", head[6:10])
+            return w, h, "gif"
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            chunk = head[12:16]
+            if chunk == b"VP8 ":
+                w, h = struct.unpack("<HH", head[26:30])
+                return w & 0x3FFF, h & 0x3FFF, "webp"
+            if chunk == b"VP8L":
+                bits = struct.unpack("<I", head[21:25])[0]
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, "webp"
+            if chunk == b"VP8X":
+                return (int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1, "webp")
+        if head[:2] == b"\xff\xd8":
+            i = 2
+            while i + 9 < len(head):
+                if head[i] != 0xFF:
+                    i += 1
+                    continue
+                marker = head[i + 1]
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                    i += 2
+                    continue
+                length = struct.unpack(">H", head[i + 2:i + 4])[0]
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    h, w = struct.unpack(">HH", head[i + 5:i + 9])
+                    return w, h, "jpeg"
+                i += 2 + length
+    except struct.error:
+        return None
+    return None
+
+
+def _mcp_image_label(block):
+    """`[image: 640x480 png]` (or `[image: image/png, 12 KB]` when the size cannot be read)."""
+    info = image_info(block.get("data") or "")
+    if info is not None:
+        return "[image: %dx%d %s]" % info
+    size = len(block.get("data") or "") * 3 // 4
+    return "[image: %s, %s]" % (block.get("mimeType", "?"), _human_bytes(size))
+
+
+def _human_bytes(n):
+    return "%d B" % n if n < 1024 else ("%.0f KB" % (n / 1024.0) if n < 1024 * 1024 else "%.1f MB" % (n / 1048576.0))
+
+
+def _mcp_image_part(block):
+    """The input_image part for an MCP image block, or a reason it is not sent."""
+    mime = str(block.get("mimeType") or "").lower()
+    data = block.get("data") or ""
+    if mime not in MCP_IMAGE_TYPES:
+        return None, "%s is not an image type the model APIs take (%s)" % (mime or "no type", ", ".join(MCP_IMAGE_TYPES))
+    if not isinstance(data, str) or not data:
+        return None, "no data"
+    size = len(data) * 3 // 4
+    if size > MCP_IMAGE_MAX_BYTES:
+        return None, "%s is over the %s limit" % (_human_bytes(size), _human_bytes(MCP_IMAGE_MAX_BYTES))
+    return {"type": "input_image", "image_url": "data:%s;base64,%s" % (mime, "".join(data.split()))}, None
+
+
+def mcp_result_to_output(result):
+    """The function_call_output `output` for a CallToolResult.
+
+    Without images it is the text of format_mcp_result_for_model().  With image blocks it
+    is a list of `input_text` and `input_image` parts in the server's order (the Responses
+    API takes that; Chat gets the images as a user message where the model accepts them,
+    see history_to_chat_messages), at most MCP_MAX_IMAGES images of MCP_IMAGE_MAX_BYTES
+    each; an image over the limits stays a one-line stand-in.
+    """
+    if not isinstance(result, dict):
+        return format_mcp_result_for_model(result)
+    blocks = [b for b in result.get("content") or [] if isinstance(b, dict)]
+    if not any(b.get("type") == "image" for b in blocks):
+        return format_mcp_result_for_model(result)
+    parts, texts, images = [], [], 0
+
+    def flush():
+        if texts:
+            parts.append({"type": "input_text", "text": "\n".join(texts)})
+            del texts[:]
+
+    structured = result.get("structuredContent")
+    if structured is not None:
+        texts.append(json.dumps(structured, ensure_ascii=False))
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "image":
+            part, why = _mcp_image_part(block) if images < MCP_MAX_IMAGES else (None, "more than %d images" % MCP_MAX_IMAGES)
+            if part is not None:
+                texts.append(_mcp_image_label(block))
+                flush()
+                parts.append(part)
+                images += 1
+            else:
+                texts.append("%s (not shown: %s)" % (_mcp_image_label(block), why))
+        elif structured is None:
+            texts.append(str(block.get("text", "")) if kind == "text" else _mcp_block_summary(block))
+    flush()
+    if not images:  # none could be sent: the text, with why
+        text = "\n".join(p["text"] for p in parts)
+        return "Error: " + text if result.get("isError") else text
+    if result.get("isError"):
+        if parts[0].get("type") == "input_text":
+            parts[0] = {"type": "input_text", "text": "Error: " + parts[0]["text"]}
+        else:
+            parts.insert(0, {"type": "input_text", "text": "Error:"})
+    return parts
+
+
 def format_mcp_result_for_display(result, max_lines=5):
     """Lines for the UIs: up to max_lines of each text block, stand-ins for the rest."""
     lines = []
@@ -5800,7 +5964,8 @@ def format_mcp_result_for_display(result, max_lines=5):
     for block in result.get("content") or []:
         if not isinstance(block, dict):
             continue
-        text = block.get("text", "") if block.get("type") == "text" else _mcp_block_summary(block)
+        kind = block.get("type")
+        text = block.get("text", "") if kind == "text" else (_mcp_image_label(block) if kind == "image" else _mcp_block_summary(block))
         block_lines = str(text).splitlines() or [""]
         lines.extend(block_lines[:max_lines])
         if len(block_lines) > max_lines:
@@ -7987,7 +8152,7 @@ class Session(object):
                         duration=wire_duration(time.monotonic() - started), result=wire_result)
         if result is None:
             return wire_result["Err"]
-        return format_mcp_result_for_model(result)
+        return mcp_result_to_output(result)
 
 
 ###############################################################################
@@ -10553,8 +10718,8 @@ class ReplRenderer(object):
             res = result.get("Ok", result) if isinstance(result, dict) else result
             if isinstance(res, dict):
                 ok = not res.get("isError", res.get("is_error", False))
-                parts = [c.get("text", "") for c in res.get("content", []) if isinstance(c, dict) and c.get("type") == "text"]
-                body = "\n".join(parts) if parts else json.dumps(res, ensure_ascii=False)[:400]
+                shown = format_mcp_result_for_display(res, max_lines=10 ** 6)  # images as [image: 640x480 png]
+                body = "\n".join(shown) if shown else json.dumps(res, ensure_ascii=False)[:400]
             elif res is not None:
                 body = str(res)
         cell = Text.assemble(
