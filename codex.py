@@ -32,8 +32,9 @@ Contents (each section uses only the sections above it):
     §12a Sandbox: policies, protected paths, Seatbelt
     §12b Sandbox: the Linux helper
     §13 Exec: running a command
-    §14a MCP client: JSON-RPC over stdio, tool names, results
+    §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
     §14b MCP client: servers and the connection manager
+    §14c Hooks: lifecycle hooks that fail closed
     §15a Agent: instructions and environment context
     §15b Agent: the session and the turn loop
     §16 History and rollouts
@@ -504,16 +505,28 @@ TUI_KEYS = {"disable_mouse_capture": ("bool", True), "notifications": ("any", Fa
 
 #: fields of [mcp_servers.NAME]
 MCP_SERVER_KEYS = {
-    "command": ("str", None),
+    "command": ("str", None),  # stdio: the program to start
     "args": ("list", []),
     "env": ("table", {}),
+    "env_vars": ("list", []),  # stdio: names of parent variables passed through as well
+    "cwd": ("str", None),
+    "url": ("str", None),  # streamable HTTP: the server's endpoint
+    "bearer_token_env_var": ("str", None),
+    "http_headers": ("table", {}),
+    "env_http_headers": ("table", {}),  # header -> name of the variable holding its value
+    "transport": ("str", None),  # optional: stdio | streamable_http (else taken from command/url)
     "startup_timeout_sec": ("number", 10),
     "startup_timeout_ms": ("int", None),
     "tool_timeout_sec": ("number", 60),
     "enabled": ("bool", True),
     "required": ("bool", False),
-    "cwd": ("str", None),
+    "enabled_tools": ("list", None),  # allow-list of tool names (None: all)
+    "disabled_tools": ("list", []),
 }
+MCP_TRANSPORTS = ("stdio", "streamable_http")  #: mcp_servers.*.transport values
+_MCP_TRANSPORT_ALIASES = {"http": "streamable_http", "streamable-http": "streamable_http"}
+_MCP_STDIO_ONLY = ("command", "args", "env", "env_vars", "cwd")
+_MCP_HTTP_ONLY = ("url", "bearer_token_env_var", "http_headers", "env_http_headers")
 
 #: fields of [model_providers.NAME] with defaults for user-defined providers
 PROVIDER_KEYS = {
@@ -844,6 +857,62 @@ def _check_utf8(place, key, value):
             _check_utf8(place, key, item)
 
 
+def check_mcp_server(place, name, table, warnings):
+    """One [mcp_servers.NAME] entry, type-checked, with `transport` resolved.
+
+    Raises ConfigError (one line naming the entry) when codex cannot use it: the caller
+    skips that server with a warning instead of failing the command.
+    """
+    from urllib.parse import urlsplit
+
+    key = "mcp_servers.%s" % name
+    if not isinstance(table, dict):
+        raise ConfigError("%s: `%s` must be a table" % (place, key))
+    if "bearer_token" in table:
+        raise ConfigError("%s: `%s.bearer_token` is not read from the config file; put the token in an "
+                          "environment variable and set `%s.bearer_token_env_var` to its name" % (place, key, key))
+    server = _check_table(place, key, table, MCP_SERVER_KEYS, warnings)
+    transport = server.get("transport")
+    if transport is not None:
+        transport = _MCP_TRANSPORT_ALIASES.get(transport, transport)
+        if transport not in MCP_TRANSPORTS:
+            raise ConfigError("%s: `%s.transport` = %r is not supported; codex speaks stdio (`command`) and "
+                              "streamable HTTP (`url`, MCP 2025-03-26 and later)" % (place, key, server["transport"]))
+    if server.get("command") and server.get("url"):
+        raise ConfigError("%s: `%s` sets both `command` and `url`; keep `command` for a local (stdio) server "
+                          "or `url` for a remote (streamable HTTP) one" % (place, key))
+    if transport is None:
+        transport = "streamable_http" if server.get("url") else "stdio"
+    if transport == "stdio" and not server.get("command"):
+        raise ConfigError("%s: `%s` needs `command` (a program to start) or `url` (a streamable HTTP server)" % (place, key))
+    if transport == "streamable_http":
+        url = server.get("url") or ""
+        try:
+            parts = urlsplit(url)
+            parts.port  # a port that is not a number raises ValueError
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError("%s: `%s.url` = %r is not an http:// or https:// URL" % (place, key, url))
+        for field in ("http_headers", "env_http_headers"):
+            for header, value in (server.get(field) or {}).items():
+                if not isinstance(value, str) or not (_is_ascii(header) and _is_ascii(value)) or not header.strip():
+                    raise ConfigError("%s: `%s.%s.%s` must be an ASCII string" % (place, key, field, header))
+    unused = _MCP_HTTP_ONLY if transport == "stdio" else _MCP_STDIO_ONLY
+    for field in unused:
+        if field in table:
+            warnings.append("%s: `%s.%s` applies only to %s servers (ignored)" % (
+                place, key, field, "streamable HTTP" if transport == "stdio" else "stdio"))
+    for field in ("enabled_tools", "disabled_tools", "env_vars"):
+        if server.get(field) is not None and not all(isinstance(x, str) for x in server[field]):
+            raise ConfigError("%s: `%s.%s` must be an array of strings" % (place, key, field))
+    server["transport"] = transport
+    if server.get("startup_timeout_ms") is not None:
+        server["startup_timeout_sec"] = server["startup_timeout_ms"] / 1000.0
+    return server
+
+
 def load_config(overrides=None, cli_overrides=(), strict=False, home=None, environ=None, cwd=None):
     """Resolve the session config: flags > -c > profile > config.toml > defaults.
 
@@ -988,13 +1057,11 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
         mplace = place_of("mcp_servers", name)
-        if not isinstance(table, dict):
-            raise ConfigError("%s: `mcp_servers.%s` must be a table" % (mplace, name))
-        server = _check_table(mplace, "mcp_servers.%s" % name, table, MCP_SERVER_KEYS, warnings)
-        if not server.get("command"):
-            raise ConfigError("%s: `mcp_servers.%s.command` is required (the program to start)" % (mplace, name))
-        if server.get("startup_timeout_ms") is not None:
-            server["startup_timeout_sec"] = server["startup_timeout_ms"] / 1000.0
+        try:
+            server = check_mcp_server(mplace, name, table, warnings)
+        except ConfigError as exc:  # one unusable entry never breaks the others or the command
+            warnings.append("%s (server `%s` skipped)" % (exc, name))
+            continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
 
@@ -1185,11 +1252,17 @@ class SseParser(object):
     `:` comments, `event:`/`id:` fields, and events split anywhere between chunks.
     """
 
-    def __init__(self):
+    def __init__(self, last_id=None):
         self._tail = b""
         self._data = []
         self._event = None
-        self._id = None
+        self._id = last_id
+        self.retry_ms = None  # the last `retry:` field (reconnection delay the server asks for)
+
+    @property
+    def last_id(self):
+        """The last `id:` seen (also on an event without data): what Last-Event-ID resumes from."""
+        return self._id
 
     def feed(self, chunk):
         """Add bytes; return the list of events they complete."""
@@ -1229,6 +1302,8 @@ class SseParser(object):
                 self._event = value.decode("utf-8", "replace")
             elif field == b"id":
                 self._id = value.decode("utf-8", "replace")
+            elif field == b"retry" and value.isdigit():
+                self.retry_ms = int(value)
         return out
 
     def finish(self):
@@ -1419,11 +1494,14 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
         _interruptible_sleep(delay, cancel)
 
 
-def iter_sse(resp, cancel=None, idle_timeout_ms=None):
-    """Yield SseEvents from a streaming response; transport trouble raises StreamError."""
+def iter_sse(resp, cancel=None, idle_timeout_ms=None, parser=None):
+    """Yield SseEvents from a streaming response; transport trouble raises StreamError.
+
+    Pass your own `parser` to read its `last_id`/`retry_ms` afterwards (MCP resumes with them).
+    """
     import httpx  # startup budget
 
-    parser = SseParser()
+    parser = SseParser() if parser is None else parser
     try:
         for chunk in resp.iter_bytes():
             if cancel is not None and cancel.is_set():
@@ -4868,12 +4946,13 @@ def _cmd_sandbox_check(args, cfg_loader):
 
 
 ###############################################################################
-# §14a MCP client: JSON-RPC over stdio, tool names, results
+# §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
 # Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
+#                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
 #   mgr.start()          # spawns every enabled server concurrently in the background and
 #                        # returns at once; servers marked `required = true` are waited for
 #                        # (McpError naming the server if one of them fails to start)
@@ -4897,8 +4976,10 @@ def _cmd_sandbox_check(args, cfg_loader):
 #   format_mcp_result_for_model(result) -> str       # the function_call_output text
 #   format_mcp_result_for_display(result, max_lines=5) -> [str]   # lines for the UIs
 #
-# JSON-RPC 2.0 framing (newline-delimited, one object per line) is JsonRpcConnection, also
-# used by the MCP server front end (§19).
+# The JSON-RPC 2.0 session (ids, pending requests, timeouts, cancellation) is JsonRpcSession;
+# its transports are JsonRpcConnection (stdio: one object per line, also used by the MCP
+# server front end, §19) and McpHttpConnection (streamable HTTP over §06's client).
+# McpClient picks the transport from the entry; everything above the session is shared.
 
 #: protocol versions we speak, newest first; we offer the first and accept any of them
 MCP_PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
@@ -4907,6 +4988,12 @@ MCP_MAX_TOOL_NAME = 64  #: longer qualified names are shortened with a SHA-1 suf
 MCP_STARTUP_TIMEOUT_MAX = 300.0  #: hard upper bound on startup_timeout_sec (seconds)
 MCP_MAX_TOOL_PAGES = 1000  #: tools/list pages followed before giving up on a server
 MCP_STDERR_TAIL_LINES = 40  #: stderr lines kept in memory per server
+MCP_HTTP_IDLE_TIMEOUT_S = 300.0  #: an HTTP stream silent this long counts as dropped
+MCP_HTTP_SEND_TIMEOUT_S = 30.0  #: a notification or response POST (answered 202 at once)
+MCP_HTTP_DELETE_TIMEOUT_S = 2.0  #: ending the session at shutdown
+MCP_HTTP_RESUME_ATTEMPTS = 5  #: reconnects (GET + Last-Event-ID) of one request's dropped stream
+MCP_HTTP_LISTEN_RETRIES = 8  #: failed reconnects of the GET stream in a row before giving up
+_MCP_SESSION_ID_RE = re.compile(r"^[\x21-\x7e]+$")  #: what an Mcp-Session-Id may contain
 _MCP_SERVER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")  #: allowed [mcp_servers.NAME] names
 _MCP_TOOL_NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")  #: replaced by `_` in qualified tool names
 #: parent environment variables a server inherits (the rest is not passed; upstream's list)
@@ -4935,59 +5022,33 @@ def _jsonable(value):
     return str(value)
 
 
-class JsonRpcConnection(object):
-    """Newline-delimited JSON-RPC 2.0 over a pair of binary streams (MCP's stdio transport).
+class McpSessionExpired(McpError):
+    """A streamable HTTP server no longer knows our Mcp-Session-Id (HTTP 404): initialize again."""
 
-    A reader thread routes responses to waiting request() calls by id, and hands incoming
-    requests and notifications to the callbacks, in the reader thread: a callback that
-    needs to wait (for instance on a request of its own) must hand off to another thread.
+
+class JsonRpcSession(object):
+    """The JSON-RPC 2.0 session, whatever carries it: ids, pending requests, routing, cancel.
+
+    A transport subclass implements `_write(msg)` (deliver one message) and feeds what it
+    receives to `_dispatch(msg)`.  Responses go to the waiting request() by id; incoming
+    requests and notifications go to the callbacks, in the transport's reader thread: a
+    callback that needs to wait (for instance on a request of its own) must hand off to
+    another thread.  stdio (JsonRpcConnection) and streamable HTTP (McpHttpConnection) share
+    timeouts, cancellation and error texts through this class.
     """
 
-    def __init__(self, reader, writer, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
+    def __init__(self, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
         self.name = name
-        self._reader = reader
-        self._writer = writer
         self._on_request = on_request  # fn(id, method, params)
         self._on_notification = on_notification  # fn(method, params)
         self._answer_parse_errors = answer_parse_errors
-        self._pending = {}  # request id -> [threading.Event, response dict or None]
+        self._pending = {}  # request id -> [threading.Event, response dict or None, McpError or None]
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._next_id = 1
         self.closed = threading.Event()
         self.close_reason = None
-        self._thread = None
 
-    def start(self):
-        """Start the reader thread; returns self."""
-        self._thread = threading.Thread(target=self._read_loop, name="jsonrpc-%s" % self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    # -- reading -----------------------------------------------------------------
-    def _read_loop(self):
-        reason = "connection closed"
-        try:
-            while True:
-                line = self._reader.readline()
-                if not line:
-                    break
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    msg = json.loads(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
-                except ValueError as exc:
-                    log("warn", "mcp %s: unparseable line dropped: %s", self.name, exc)
-                    if self._answer_parse_errors:
-                        self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_PARSE_ERROR, "message": "Parse error: %s" % exc}})
-                    continue
-                self._dispatch(msg)
-        except (OSError, ValueError) as exc:
-            reason = "connection closed (%s)" % exc
-        finally:
-            self._close(reason)
-
+    # -- what the transport hands us ------------------------------------------------
     def _dispatch(self, msg):
         if isinstance(msg, list):  # a JSON-RPC batch (allowed by MCP 2025-03-26 only)
             for item in msg:
@@ -5020,6 +5081,18 @@ class JsonRpcConnection(object):
         if self._answer_parse_errors and "id" in msg:
             self.respond_error(msg.get("id"), JSONRPC_INVALID_REQUEST, "Invalid Request")
 
+    def _fail_request(self, req_id, error):
+        """End one pending request with a transport error (an McpError raised in request())."""
+        with self._lock:
+            slot = self._pending.pop(req_id, None)
+        if slot is not None:
+            slot[2] = error
+            slot[0].set()
+
+    def _is_pending(self, req_id):
+        with self._lock:
+            return req_id in self._pending
+
     def _close(self, reason):
         with self._lock:
             if self.close_reason is None:
@@ -5029,21 +5102,13 @@ class JsonRpcConnection(object):
         for slot in pending.values():
             slot[0].set()
 
-    # -- writing -----------------------------------------------------------------
+    # -- sending --------------------------------------------------------------------
+    def _write(self, msg):
+        raise NotImplementedError
+
     def send(self, msg):
-        """Write one message as one line; raise McpError if the peer is gone."""
-        try:
-            text = json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str)
-        except (TypeError, ValueError):  # e.g. Path keys in an event's `changes`
-            text = json.dumps(_jsonable(msg), separators=(",", ":"), ensure_ascii=False)
-        data = (text + "\n").encode("utf-8")
-        with self._write_lock:
-            try:
-                self._writer.write(data)
-                self._writer.flush()
-            except (OSError, ValueError) as exc:
-                self._close("cannot write to %s (%s)" % (self.name, exc))
-                raise McpError("cannot write to %s: %s" % (self.name, exc))
+        """Deliver one message; raise McpError if the peer is gone."""
+        self._write(msg)
 
     def notify(self, method, params=None):
         """Send a notification (no reply expected)."""
@@ -5076,7 +5141,7 @@ class JsonRpcConnection(object):
         is told with notifications/cancelled.
         """
         event = threading.Event()
-        slot = [event, None]
+        slot = [event, None, None]
         with self._lock:
             if self.closed.is_set():
                 raise McpError("%s: %s before `%s` was sent" % (self.name, self.close_reason or "connection closed", method))
@@ -5086,7 +5151,12 @@ class JsonRpcConnection(object):
         msg = {"jsonrpc": "2.0", "id": req_id, "method": method}
         if params is not None:
             msg["params"] = params
-        self.send(msg)
+        try:
+            self.send(msg)
+        except McpError:
+            with self._lock:
+                self._pending.pop(req_id, None)
+            raise
         deadline = None if timeout is None else time.monotonic() + timeout
         while not event.is_set():
             step = 0.1 if cancel is not None else None
@@ -5102,6 +5172,8 @@ class JsonRpcConnection(object):
         if not event.is_set():
             self._forget(req_id, "timed out")
             raise McpError("%s: `%s` request timed out after %gs" % (self.name, method, timeout))
+        if slot[2] is not None:
+            raise slot[2]
         reply = slot[1]
         if reply is None:
             raise McpError("%s: %s before a reply to `%s` was received" % (self.name, self.close_reason or "connection closed", method))
@@ -5124,8 +5196,334 @@ class JsonRpcConnection(object):
             pass
 
     def close(self):
-        """Mark the connection closed and wake every waiter (the streams are the caller's)."""
+        """Mark the session closed and wake every waiter."""
         self._close("connection closed by codex")
+
+
+class JsonRpcConnection(JsonRpcSession):
+    """Newline-delimited JSON-RPC 2.0 over a pair of binary streams (MCP's stdio transport).
+
+    A reader thread parses one message per line and dispatches it (see JsonRpcSession).
+    Also used by the MCP server front end (§19).
+    """
+
+    def __init__(self, reader, writer, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
+        JsonRpcSession.__init__(self, on_request, on_notification, name, answer_parse_errors)
+        self._reader = reader
+        self._writer = writer
+        self._write_lock = threading.Lock()
+        self._thread = None
+
+    def start(self):
+        """Start the reader thread; returns self."""
+        self._thread = threading.Thread(target=self._read_loop, name="jsonrpc-%s" % self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def _read_loop(self):
+        reason = "connection closed"
+        try:
+            while True:
+                line = self._reader.readline()
+                if not line:
+                    break
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    msg = json.loads(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
+                except ValueError as exc:
+                    log("warn", "mcp %s: unparseable line dropped: %s", self.name, exc)
+                    if self._answer_parse_errors:
+                        self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_PARSE_ERROR, "message": "Parse error: %s" % exc}})
+                    continue
+                self._dispatch(msg)
+        except (OSError, ValueError) as exc:
+            reason = "connection closed (%s)" % exc
+        finally:
+            self._close(reason)
+
+    def _write(self, msg):
+        """Write one message as one line; raise McpError if the peer is gone."""
+        data = (_json_line(msg) + "\n").encode("utf-8")
+        with self._write_lock:
+            try:
+                self._writer.write(data)
+                self._writer.flush()
+            except (OSError, ValueError) as exc:
+                self._close("cannot write to %s (%s)" % (self.name, exc))
+                raise McpError("cannot write to %s: %s" % (self.name, exc))
+
+
+def _json_line(msg):
+    """One message as compact JSON (odd values such as Path keys made JSON-able)."""
+    try:
+        return json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):  # e.g. Path keys in an event's `changes`
+        return json.dumps(_jsonable(msg), separators=(",", ":"), ensure_ascii=False)
+
+
+class McpHttpConnection(JsonRpcSession):
+    """MCP's streamable HTTP transport (2025-03-26 and later) under the shared JSON-RPC session.
+
+    Every message is one POST to the server's URL with `Accept: application/json,
+    text/event-stream`.  A request is answered by a JSON body or by an SSE stream that may
+    carry the server's own requests and notifications before the response; each such POST
+    is read in a thread of its own, so timeouts and cancellation work as on stdio.  The
+    `Mcp-Session-Id` the server assigns at `initialize` and the negotiated
+    `MCP-Protocol-Version` go on every later request.  A stream that drops before its
+    response is resumed with GET + `Last-Event-ID` when the server numbered its events.
+    listen() opens the GET stream for server-initiated messages where the server offers one
+    (405: it does not), reconnecting when it drops.  close() sends DELETE to end the session.
+    The HTTP client is the providers' (§06): same proxy and CA settings.
+    """
+
+    def __init__(self, url, headers=None, on_request=None, on_notification=None, name="peer",
+                 server_name=None, bearer_env_var=None, environ=None):
+        JsonRpcSession.__init__(self, on_request, on_notification, name)
+        self.url = url
+        self._headers = dict(headers or {})
+        self._server_name = server_name or name
+        self._bearer_env_var = bearer_env_var
+        self._client = http_client(idle_timeout_s=MCP_HTTP_IDLE_TIMEOUT_S, environ=environ)
+        self.session_id = None
+        self.protocol_version = None  # sent as MCP-Protocol-Version once negotiated
+        self._responses = {}  # request id -> open streaming response (aborted on cancel)
+        self._listen_resp = None
+        self._listen_thread = None
+        self.listening = False  # the server offered a GET stream and it is open
+        self.resumed = 0  # streams resumed with Last-Event-ID (for tests and `mcp list`)
+
+    # -- HTTP plumbing -------------------------------------------------------------------
+    def _request_headers(self, accept="application/json, text/event-stream", extra=None):
+        headers = {"Accept": accept}
+        headers.update(self._headers)
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        if self.protocol_version:
+            headers["MCP-Protocol-Version"] = self.protocol_version
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _open(self, method, body=None, accept="application/json, text/event-stream", extra=None, timeout=None):
+        """Send one HTTP request and return the streaming response; McpError on transport errors."""
+        import httpx  # startup budget
+
+        headers = self._request_headers(accept, extra)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        kwargs = {"headers": headers}
+        if body is not None:
+            kwargs["content"] = body
+        if timeout is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S))
+        try:
+            request = self._client.build_request(method, self.url, **kwargs)
+            resp = self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise McpError("timed out talking to %s (%s); check the URL, the network or HTTPS_PROXY/NO_PROXY"
+                           % (self._where(), type(exc).__name__))
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the client was closed under us
+            raise McpError("cannot reach %s: %s (check the URL, the network, HTTPS_PROXY/NO_PROXY, or the CA "
+                           "via CODEX_CA_CERTIFICATE)" % (self._where(), redact(exc) or type(exc).__name__))
+        session = resp.headers.get("mcp-session-id")
+        if session and not self.session_id and _MCP_SESSION_ID_RE.match(session):
+            self.session_id = session
+        return resp
+
+    def _where(self):
+        return "MCP server `%s` at %s" % (self._server_name, self.url.split("?")[0])
+
+    def _status_error(self, resp, what):
+        """The McpError for a non-2xx answer (the response is read and closed)."""
+        import httpx  # startup budget
+
+        try:
+            body = resp.read()
+        except httpx.HTTPError:
+            body = b""
+        resp.close()
+        status = resp.status_code
+        detail = _error_detail(body) or "(empty body)"
+        var = self._bearer_env_var
+        if status == 404 and self.session_id:
+            return McpSessionExpired("%s forgot our session (HTTP 404 to %s)" % (self._where(), what))
+        if status == 401:
+            if var:
+                hint = ("the server rejected the token in the environment variable %s "
+                        "(mcp_servers.%s.bearer_token_env_var): set %s to a valid token" % (var, self._server_name, var))
+            else:
+                hint = ("the server wants a token: put it in an environment variable and set "
+                        "mcp_servers.%s.bearer_token_env_var to that variable's name (OAuth login is not supported yet)"
+                        % self._server_name)
+            return McpError("%s answered HTTP 401 to %s: %s (%s)" % (self._where(), what, hint, detail))
+        if status == 403:
+            return McpError("%s answered HTTP 403 to %s: access denied (%s)" % (self._where(), what, detail))
+        if status in (404, 405):
+            return McpError("%s answered HTTP %d to %s: is this the server's streamable HTTP endpoint "
+                            "(often .../mcp)? (%s)" % (self._where(), status, what, detail))
+        return McpError("%s answered HTTP %d to %s: %s" % (self._where(), status, what, detail))
+
+    # -- sending ---------------------------------------------------------------------
+    def _write(self, msg):
+        if self.closed.is_set():
+            raise McpError("%s: %s" % (self.name, self.close_reason or "connection closed"))
+        body = _json_line(msg).encode("utf-8")
+        is_request = isinstance(msg, dict) and isinstance(msg.get("method"), str) and msg.get("id") is not None
+        if is_request:
+            req_id = msg["id"]
+            threading.Thread(target=self._post_request, args=(req_id, msg["method"], body),
+                             name="mcp-http-%s-%s" % (self._server_name, req_id), daemon=True).start()
+            return
+        what = "`%s`" % msg.get("method") if isinstance(msg, dict) and msg.get("method") else "a response"
+        resp = self._open("POST", body, timeout=MCP_HTTP_SEND_TIMEOUT_S)
+        if resp.status_code >= 300:
+            raise self._status_error(resp, what)
+        resp.close()  # 202 Accepted (a body, if any, carries nothing we wait for)
+
+    def _post_request(self, req_id, method, body):
+        """POST one request and read its answer (JSON or SSE) into the session."""
+        try:
+            resp = self._open("POST", body)
+            if resp.status_code >= 300:
+                raise self._status_error(resp, "`%s`" % method)
+            self._read_answer(req_id, method, resp)
+        except McpError as exc:
+            self._fail_request(req_id, exc)
+        except Exception as exc:  # never leave a caller waiting on a thread that died
+            self._fail_request(req_id, McpError("%s: %s while reading the answer to `%s`: %s"
+                                                % (self.name, type(exc).__name__, method, exc)))
+        finally:
+            self._responses.pop(req_id, None)
+
+    def _read_answer(self, req_id, method, resp):
+        ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "text/event-stream":
+            parser = SseParser()
+            self._responses[req_id] = resp
+            self._read_events(resp, parser)
+            attempts = 0
+            while self._is_pending(req_id) and not self.closed.is_set():
+                if parser.last_id is None:
+                    raise McpError("%s closed the stream before answering `%s`, and gave its events no ids "
+                                   "to resume from" % (self._where(), method))
+                attempts += 1
+                if attempts > MCP_HTTP_RESUME_ATTEMPTS:
+                    raise McpError("%s kept dropping the stream of `%s` (resumed %d times)"
+                                   % (self._where(), method, attempts - 1))
+                delay = parser.retry_ms / 1000.0 if parser.retry_ms is not None else backoff(attempts)
+                if self.closed.wait(min(delay, 5.0)) or not self._is_pending(req_id):
+                    break
+                log("info", "mcp %s: resuming the stream of `%s` after event %s", self._server_name, method, parser.last_id)
+                resp = self._open("GET", accept="text/event-stream", extra={"Last-Event-ID": parser.last_id})
+                if resp.status_code >= 300:
+                    raise self._status_error(resp, "resuming `%s`" % method)
+                self.resumed += 1
+                parser = SseParser(last_id=parser.last_id)
+                self._responses[req_id] = resp
+                self._read_events(resp, parser)
+            return
+        import httpx  # startup budget
+
+        try:
+            payload = resp.read()
+        except httpx.HTTPError as exc:
+            raise McpError("%s dropped the connection while answering `%s` (%s)"
+                           % (self._where(), method, redact(exc) or type(exc).__name__))
+        finally:
+            resp.close()
+        if not payload.strip():
+            if self._is_pending(req_id):
+                raise McpError("%s answered `%s` with an empty body (HTTP %d)" % (self._where(), method, resp.status_code))
+            return
+        try:
+            msg = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError as exc:
+            raise McpError("%s answered `%s` with %s that is not JSON (%s)" % (self._where(), method, ctype or "a body", exc))
+        self._dispatch(msg)
+        if self._is_pending(req_id):
+            raise McpError("%s answered `%s` without a JSON-RPC response to it" % (self._where(), method))
+
+    def _read_events(self, resp, parser):
+        """Dispatch the JSON-RPC messages of one SSE stream until it ends or drops."""
+        try:
+            for event in iter_sse(resp, parser=parser):
+                if event.event != "message" or not event.data.strip():
+                    continue
+                try:
+                    msg = json.loads(event.data)
+                except ValueError as exc:
+                    log("warn", "mcp %s: unparseable SSE event dropped: %s", self._server_name, exc)
+                    continue
+                self._dispatch(msg)
+        except StreamError as exc:
+            log("info", "mcp %s: %s", self._server_name, exc)
+
+    def _forget(self, req_id, reason):
+        JsonRpcSession._forget(self, req_id, reason)
+        resp = self._responses.pop(req_id, None)
+        if resp is not None:
+            abort_response(resp)
+
+    # -- the GET stream ---------------------------------------------------------------
+    def listen(self):
+        """Open the GET stream for server-initiated messages in the background (if offered)."""
+        if self._listen_thread is None:
+            self._listen_thread = threading.Thread(target=self._listen_loop, name="mcp-http-get-%s" % self._server_name, daemon=True)
+            self._listen_thread.start()
+
+    def _listen_loop(self):
+        failures, last_id, retry_ms = 0, None, None
+        while not self.closed.is_set():
+            try:
+                resp = self._open("GET", accept="text/event-stream", extra={"Last-Event-ID": last_id} if last_id else None)
+            except McpError as exc:
+                resp, error = None, str(exc)
+            else:
+                error = None
+                if resp.status_code == 405:  # the server offers no GET stream
+                    resp.close()
+                    log("debug", "mcp %s: no GET stream offered", self._server_name)
+                    return
+                if resp.status_code >= 300:
+                    error = str(self._status_error(resp, "the GET stream"))
+                    resp = None
+            if resp is not None:
+                self._listen_resp, self.listening, failures = resp, True, 0
+                parser = SseParser(last_id=last_id)
+                self._read_events(resp, parser)
+                self.listening = False
+                last_id, retry_ms = parser.last_id, parser.retry_ms if parser.retry_ms is not None else retry_ms
+            else:
+                failures += 1
+                if failures > MCP_HTTP_LISTEN_RETRIES:
+                    log("warn", "mcp %s: giving up on the GET stream: %s", self._server_name, error)
+                    return
+            delay = retry_ms / 1000.0 if retry_ms is not None and failures == 0 else backoff(max(1, failures))
+            if self.closed.wait(min(delay, 10.0)):
+                return
+
+    # -- shutdown -----------------------------------------------------------------------
+    def close(self):
+        """Stop the streams, DELETE the session (where there is one), close the client."""
+        if self.closed.is_set():
+            return
+        self._close("connection closed by codex")
+        for resp in [self._listen_resp] + list(self._responses.values()):
+            if resp is not None:
+                abort_response(resp)
+        if self.session_id:
+            try:
+                resp = self._open("DELETE", timeout=MCP_HTTP_DELETE_TIMEOUT_S)
+                resp.close()
+                log("debug", "mcp %s: DELETE session -> HTTP %d", self._server_name, resp.status_code)
+            except McpError as exc:
+                log("info", "mcp %s: ending the session failed: %s", self._server_name, exc)
+        try:
+            self._client.close()
+        except Exception:
+            pass
 
 
 def qualify_tool_name(server, tool):
@@ -5227,10 +5625,10 @@ def format_mcp_result_for_display(result, max_lines=5):
 ###############################################################################
 
 
-def _mcp_server_env(configured, environ=None):
-    """The whitelisted parent variables that are set, then the configured `env` over them."""
+def _mcp_server_env(configured, environ=None, passthrough=()):
+    """The whitelisted parent variables that are set, those named in `env_vars`, then `env` over them."""
     environ = os.environ if environ is None else environ
-    env = {k: environ[k] for k in MCP_ENV_WHITELIST if k in environ}
+    env = {k: environ[k] for k in tuple(MCP_ENV_WHITELIST) + tuple(passthrough or ()) if k in environ}
     for key, value in (configured or {}).items():
         if isinstance(value, bool):
             value = "true" if value else "false"
@@ -5238,15 +5636,40 @@ def _mcp_server_env(configured, environ=None):
     return env
 
 
+def mcp_transport(spec):
+    """`stdio` or `streamable_http` for a [mcp_servers.NAME] entry (as §04 resolved it)."""
+    return spec.get("transport") or ("streamable_http" if spec.get("url") else "stdio")
+
+
+def mcp_http_headers(name, spec, environ=None):
+    """The headers a streamable HTTP server gets: http_headers, env_http_headers, the bearer token."""
+    environ = os.environ if environ is None else environ
+    headers = {str(k): str(v) for k, v in (spec.get("http_headers") or {}).items()}
+    for header, var in (spec.get("env_http_headers") or {}).items():
+        value = environ.get(str(var), "").strip()
+        if value:
+            headers[str(header)] = value
+    var = spec.get("bearer_token_env_var")
+    if var:
+        token = environ.get(var, "").strip()
+        if not token:
+            raise McpError("the environment variable %s is not set (mcp_servers.%s.bearer_token_env_var): "
+                           "export the server's token in it" % (var, name))
+        headers["Authorization"] = "Bearer " + token
+    return headers
+
+
 class McpClient(object):
-    """One configured MCP server: its process, its connection and its tools."""
+    """One configured MCP server: its transport (a process or a URL), its session, its tools."""
 
     def __init__(self, name, spec, log_dir=None, client_version=None):
         self.name = name
         self.spec = dict(spec)
         self.state = "starting"  # starting | ready | failed | disabled | stopped
         self.error = None
-        self.tools = []  # tool dicts, in the server's order
+        self.tools = []  # tool dicts, in the server's order, after enabled_tools/disabled_tools
+        self.transport = mcp_transport(self.spec)
+        self.notice = None  # a note for the user (a tool filter that leaves no tools), reported once
         self.protocol_version = None
         self.server_info = {}
         self.capabilities = {}
@@ -5278,9 +5701,9 @@ class McpClient(object):
         began = time.monotonic()
         deadline = began + self.startup_timeout()
         try:
-            self._spawn()
+            self._connect()
             self._initialize(deadline)
-            self.tools = self.list_tools(deadline=deadline)
+            self.tools = self._filter_tools(self.list_tools(deadline=deadline))
             self.startup_seconds = time.monotonic() - began
             self.state = "ready"
             log("info", "mcp %s: ready with %d tools in %.2fs", self.name, len(self.tools), self.startup_seconds)
@@ -5311,11 +5734,46 @@ class McpClient(object):
         self.stop()
         self.state = "failed"
 
+    def _connect(self):
+        """Start the transport: spawn the process (stdio) or set up the HTTP session."""
+        if self.transport == "streamable_http":
+            url = self.spec.get("url")
+            if not url:
+                raise McpError("no `url` for a streamable HTTP server; set mcp_servers.%s.url" % self.name)
+            self.conn = McpHttpConnection(
+                url, mcp_http_headers(self.name, self.spec), on_request=self._on_request,
+                on_notification=self._on_notification, name="MCP server `%s`" % self.name, server_name=self.name,
+                bearer_env_var=self.spec.get("bearer_token_env_var"),
+            )
+        elif self.spec.get("command"):
+            self._spawn()
+        else:
+            raise McpError("mcp_servers.%s needs `command` (a program to start) or `url` (a streamable HTTP server)" % self.name)
+
+    def _filter_tools(self, tools):
+        """The tools that enabled_tools (allow-list) and disabled_tools let through."""
+        enabled = self.spec.get("enabled_tools")
+        disabled = set(self.spec.get("disabled_tools") or ())
+        if enabled is None and not disabled:
+            return tools
+        allowed = None if enabled is None else set(enabled)
+        kept = [t for t in tools if (allowed is None or t["name"] in allowed) and t["name"] not in disabled]
+        if tools and not kept and self.notice is None:
+            names = ", ".join(t["name"] for t in tools[:12]) + (", ..." if len(tools) > 12 else "")
+            self.notice = ("MCP server `%s`: enabled_tools/disabled_tools leave none of its %d tools, so the model "
+                           "gets none; its tools are: %s" % (self.name, len(tools), names))
+            log("warn", "%s", self.notice)
+        return kept
+
+    def _tool_allowed(self, tool):
+        enabled = self.spec.get("enabled_tools")
+        return (enabled is None or tool in enabled) and tool not in (self.spec.get("disabled_tools") or ())
+
     def _spawn(self):
         import shutil  # startup budget: only when an MCP server is configured
         import subprocess
 
-        env = _mcp_server_env(self.spec.get("env"))
+        env = _mcp_server_env(self.spec.get("env"), passthrough=self.spec.get("env_vars") or ())
         command = str(self.spec.get("command") or "")
         cwd = self.spec.get("cwd") or None
         exe = command
@@ -5385,7 +5843,10 @@ class McpClient(object):
             msg = str(exc)
             if "timed out" in msg:
                 msg = "no answer to `initialize` within %gs" % self.startup_timeout()
-                if os.path.basename(str(self.spec.get("command"))) in _MCP_SLOW_LAUNCHERS:
+                if self.transport == "streamable_http":
+                    msg += " from %s (raise mcp_servers.%s.startup_timeout_sec if it is just slow)" % (
+                        self.spec.get("url"), self.name)
+                elif os.path.basename(str(self.spec.get("command"))) in _MCP_SLOW_LAUNCHERS:
                     msg += " (first runs of %s download packages: raise mcp_servers.%s.startup_timeout_sec)" % (
                         self.spec.get("command"), self.name)
                 else:
@@ -5401,7 +5862,11 @@ class McpClient(object):
         self.protocol_version = version
         self.capabilities = result.get("capabilities") or {}
         self.server_info = result.get("serverInfo") or {}
+        if isinstance(self.conn, McpHttpConnection):
+            self.conn.protocol_version = version
         self.conn.notify("notifications/initialized")
+        if isinstance(self.conn, McpHttpConnection):
+            self.conn.listen()
 
     def list_tools(self, deadline=None, timeout=None):
         """All tools, following nextCursor pages (upstream read only the first page)."""
@@ -5436,7 +5901,7 @@ class McpClient(object):
 
     def _refresh_tools(self):
         try:
-            self.tools = self.list_tools(timeout=self.tool_timeout())
+            self.tools = self._filter_tools(self.list_tools(timeout=self.tool_timeout()))
             log("info", "mcp %s: tool list changed, now %d tools", self.name, len(self.tools))
         except McpError as exc:
             log("warn", "mcp %s: re-listing tools failed: %s", self.name, exc)
@@ -5449,10 +5914,20 @@ class McpClient(object):
         """tools/call; returns the CallToolResult dict or raises McpError."""
         if self.state != "ready":
             raise McpError("MCP server `%s` is not available (%s)" % (self.name, self.error or self.state))
+        if not self._tool_allowed(tool):
+            raise McpError("MCP tool `%s` of server `%s` is filtered out by mcp_servers.%s.enabled_tools/disabled_tools"
+                           % (tool, self.name, self.name))
         timeout = self.tool_timeout() if timeout is None else timeout
         params = {"name": tool, "arguments": arguments if arguments is not None else {}}
         try:
-            result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
+            try:
+                result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
+            except McpSessionExpired as exc:  # the server restarted or dropped us: a new session, once
+                log("info", "mcp %s: %s; initializing a new session", self.name, exc)
+                self.conn.session_id = None
+                self.conn.protocol_version = None
+                self._initialize(time.monotonic() + self.startup_timeout())
+                result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
         except McpError as exc:
             if self.conn.closed.is_set() and self.proc is not None:
                 try:
@@ -5628,13 +6103,17 @@ class McpConnectionManager(object):
         ]
 
     def new_failures(self):
-        """The failures not returned by an earlier call (report each server once)."""
+        """The failures (and notes, such as a tool filter leaving no tools) not returned by an
+        earlier call: report each server once."""
         out = []
         with self._lock:
             for name, c in sorted(self._clients.items()):
                 if c.state == "failed" and c.done.is_set() and name not in self._reported:
                     self._reported.add(name)
                     out.append("MCP client for `%s` failed to start: %s" % (name, c.error))
+                elif c.notice is not None and (name, "notice") not in self._reported:
+                    self._reported.add((name, "notice"))
+                    out.append(c.notice)
         return out
 
     def status(self):
@@ -5647,8 +6126,10 @@ class McpConnectionManager(object):
             out.append({
                 "name": name,
                 "status": state,
+                "transport": mcp_transport(spec),
                 "command": spec.get("command"),
                 "args": list(spec.get("args") or []),
+                "url": spec.get("url"),
                 "enabled": bool(spec.get("enabled", True)),
                 "required": bool(spec.get("required", False)),
                 "tools": [t["name"] for t in c.tools] if c is not None and state == "ready" else [],
@@ -5656,6 +6137,7 @@ class McpConnectionManager(object):
                 "serverInfo": c.server_info if c is not None else {},
                 "startupSeconds": None if c is None or c.startup_seconds is None else round(c.startup_seconds, 3),
                 "error": c.error if c is not None else None,
+                "notice": c.notice if c is not None else None,
             })
         return out
 
@@ -5697,17 +6179,23 @@ def _mcp_list(cfg, as_json=False):
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
     if not rows:
-        print("No MCP servers configured. Add a [mcp_servers.NAME] table with `command` to %s" % cfg.config_path)
+        print("No MCP servers configured. Add one with `codex mcp add NAME -- COMMAND ARGS...` or "
+              "`codex mcp add NAME --url URL` (a [mcp_servers.NAME] table in %s)" % cfg.config_path)
         return 0
     width = max(4, max(len(r["name"]) for r in rows))
-    print("%-*s  %-8s  %5s  %s" % (width, "NAME", "STATUS", "TOOLS", "COMMAND"))
+    print("%-*s  %-8s  %5s  %-9s  %s" % (width, "NAME", "STATUS", "TOOLS", "TRANSPORT", "COMMAND/URL"))
     for r in rows:
         count = str(len(r["tools"])) if r["status"] == "ready" else "-"
-        command = " ".join([r["command"] or ""] + r["args"])
-        print("%-*s  %-8s  %5s  %s" % (width, r["name"], r["status"], count, command))
+        if r["transport"] == "streamable_http":
+            kind, target = "http", r["url"] or ""
+        else:
+            kind, target = "stdio", " ".join([r["command"] or ""] + r["args"])
+        print("%-*s  %-8s  %5s  %-9s  %s" % (width, r["name"], r["status"], count, kind, target))
     for r in rows:
         if r["error"]:
             print("%s: %s" % (r["name"], r["error"]))
+        elif r["notice"]:
+            print("%s: %s" % (r["name"], r["notice"]))
     return 0
 
 
@@ -5738,6 +6226,279 @@ def _mcp_call(cfg, server, tool, arguments, as_json=False):
         for line in format_mcp_result_for_display(result, max_lines=10 ** 6):
             print(line)
     return 1 if result.get("isError") else 0
+
+
+###############################################################################
+# §14c Hooks: lifecycle hooks that fail closed
+###############################################################################
+
+# Hooks are programs the user or an admin configured, run at points of a session's life with
+# one JSON object on stdin (the field names upstream and Claude Code send) and answering with
+# an exit code and optionally JSON on stdout.  They come from `[hooks]` in config.toml and
+# from `hooks.json` files in Claude Code's shape:
+#     {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "..."}]}]}}
+# They run outside the sandbox (the user put them there), from argv: a command string without
+# shell syntax is split like a shell would and run directly; one with shell syntax runs under
+# `/bin/sh -c`, whose exit status is the command's.  Unlike upstream, a hook that cannot start,
+# crashes (exit code other than 0 and 2), times out, or prints something that is not its
+# protocol BLOCKS the action it guards, unless that hook says `fail_closed = false`: a broken
+# policy hook must not wave everything through.
+
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "PreCompact")  #: events
+HOOK_TOOL_EVENTS = ("PreToolUse", "PostToolUse")  #: events whose `matcher` is matched against the tool name
+HOOK_CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit")  #: events whose plain stdout is context for the model
+HOOK_DEFAULT_TIMEOUT_S = 60  #: seconds a hook may run unless it sets `timeout`
+HOOK_OUTPUT_LIMIT = 256 * 1024  #: bytes of a hook's stdout/stderr that are read
+HOOK_BLOCK_EXIT = 2  #: the exit code that means "block", as in Claude Code
+HOOKS_FILE = "hooks.json"  #: hook file name in $CODEX_HOME, the system dir and a trusted project's .codex
+#: fields of one hook in config.toml or hooks.json
+HOOK_KEYS = {"type": "str", "command": "str|list", "matcher": "str", "timeout": "number", "fail_closed": "bool",
+             "hooks": "list"}
+#: Claude Code's names for codex's tools, so hook scripts written for it match
+HOOK_TOOL_NAMES = {"shell": "Bash", "local_shell": "Bash", "shell_command": "Bash"}
+_SHELL_SYNTAX_RE = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%\n]")
+
+
+class Hook(object):
+    """One configured hook: which event, which tools, what to run, and how to fail."""
+
+    def __init__(self, event, argv, matcher=None, timeout=HOOK_DEFAULT_TIMEOUT_S, fail_closed=True, source=""):
+        self.event = event
+        self.argv = argv
+        self.matcher = matcher
+        self.timeout = timeout
+        self.fail_closed = fail_closed
+        self.source = source  # "file.json: hooks.PreToolUse[0]" for messages
+
+    @property
+    def name(self):
+        """How messages name this hook: its program and where it was configured."""
+        prog = self.argv[2] if self.argv[:2] == ["/bin/sh", "-c"] else " ".join(self.argv)
+        return "`%s` (%s)" % (prog if len(prog) <= 60 else "..." + prog[-57:], self.source)
+
+    def matches(self, tool_name):
+        """Whether this hook runs for `tool_name` (always for events without tools)."""
+        if self.event not in HOOK_TOOL_EVENTS or self.matcher in (None, "", "*"):
+            return True
+        return re.fullmatch(self.matcher, tool_name or "") is not None
+
+
+class HookOutcome(object):
+    """What the hooks of one event decided: blocked (and why), allow/ask, context to add."""
+
+    def __init__(self):
+        self.blocked = False
+        self.reasons = []
+        self.permission = None  # PreToolUse: "allow" or "ask" (a "deny" blocks)
+        self.context = []
+        self.warnings = []
+
+    @property
+    def reason(self):
+        """The reasons joined, for the model or the user."""
+        return "; ".join(self.reasons) or "blocked by a hook"
+
+    def block(self, why):
+        self.blocked = True
+        self.reasons.append(why)
+
+
+def hook_argv(command, where):
+    """argv for a hook's `command`: a list as is; a string split (or run by /bin/sh when it uses shell syntax)."""
+    import shlex
+
+    if isinstance(command, list) and command and all(isinstance(x, str) and x for x in command):
+        return list(command)
+    if isinstance(command, str) and command.strip():
+        if _SHELL_SYNTAX_RE.search(command):
+            return ["/bin/sh", "-c", command]
+        return shlex.split(command)
+    raise ConfigError("%s: `command` must be a non-empty string or array of strings (the program and its arguments)" % where)
+
+
+def parse_hooks(table, where):
+    """Hooks from a `{"EventName": [entry, ...]}` table (config.toml [hooks] or hooks.json's "hooks")."""
+    if not isinstance(table, dict):
+        raise ConfigError("%s: hooks must be a table of event names (%s)" % (where, ", ".join(HOOK_EVENTS)))
+    hooks = []
+    for event, entries in table.items():
+        if event not in HOOK_EVENTS:
+            raise ConfigError("%s: unknown hook event `%s`; use one of %s" % (where, event, ", ".join(HOOK_EVENTS)))
+        if isinstance(entries, dict):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise ConfigError("%s: hooks.%s must be an array of hook entries" % (where, event))
+        for i, entry in enumerate(entries):
+            at = "%s: hooks.%s[%d]" % (where, event, i)
+            if not isinstance(entry, dict):
+                raise ConfigError("%s must be a table with `command` (or `hooks`)" % at)
+            unknown = sorted(set(entry) - set(HOOK_KEYS))
+            if unknown:
+                raise ConfigError("%s: unknown key `%s`; hooks take %s" % (at, unknown[0], ", ".join(sorted(HOOK_KEYS))))
+            matcher = entry.get("matcher")
+            if matcher is not None:
+                if not isinstance(matcher, str):
+                    raise ConfigError("%s: `matcher` must be a string (a tool name or regular expression)" % at)
+                try:
+                    re.compile(matcher)
+                except re.error as exc:
+                    raise ConfigError("%s: `matcher` %r is not a valid regular expression: %s" % (at, matcher, exc))
+            inner = entry.get("hooks")
+            items = [(at, entry)] if inner is None else [("%s.hooks[%d]" % (at, j), h) for j, h in enumerate(inner if isinstance(inner, list) else [None])]
+            for spot, spec in items:
+                if not isinstance(spec, dict):
+                    raise ConfigError("%s must be a table with `command`" % spot)
+                if spec.get("type", "command") != "command":
+                    raise ConfigError("%s: hook type `%s` is not supported; use type = \"command\"" % (spot, spec.get("type")))
+                timeout = spec.get("timeout", entry.get("timeout", HOOK_DEFAULT_TIMEOUT_S))
+                if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                    raise ConfigError("%s: `timeout` must be a positive number of seconds" % spot)
+                fail_closed = spec.get("fail_closed", entry.get("fail_closed", True))
+                if not isinstance(fail_closed, bool):
+                    raise ConfigError("%s: `fail_closed` must be true or false" % spot)
+                hooks.append(Hook(event, hook_argv(spec.get("command"), spot), matcher, float(timeout), fail_closed, spot))
+    return hooks
+
+
+def load_hooks_file(path):
+    """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
+    try:
+        with open(str(path), "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError("%s: cannot read hooks file: %s" % (path, exc.strerror or exc))
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError("%s: not valid JSON (%s); fix or remove the file" % (path, exc))
+    if not isinstance(data, dict) or not isinstance(data.get("hooks", {}), dict):
+        raise ConfigError('%s: expected {"hooks": {"PreToolUse": [...], ...}}' % path)
+    return parse_hooks(data.get("hooks", {}), str(path))
+
+
+def _read_capped(stream, limit=HOOK_OUTPUT_LIMIT):
+    data = stream.read(limit)
+    while stream.read(65536):  # drain the rest so the hook is not blocked on a full pipe
+        pass
+    return data
+
+
+def run_hook(hook, payload, cwd=None, environ=None):
+    """(exit code or None, stdout, stderr, failure) of one hook; failure names why it did not run properly."""
+    import subprocess
+
+    env = dict(os.environ if environ is None else environ)
+    if cwd is not None:
+        env.setdefault("CODEX_PROJECT_DIR", str(cwd))
+        env.setdefault("CLAUDE_PROJECT_DIR", str(cwd))  # scripts written for Claude Code read this
+    try:
+        proc = subprocess.Popen(hook.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=str(cwd) if cwd else None, env=env, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        return None, "", "", "could not start: %s" % (exc.strerror or exc)
+    out, err = [b""], [b""]
+    readers = [threading.Thread(target=lambda: out.__setitem__(0, _read_capped(proc.stdout)), daemon=True),
+               threading.Thread(target=lambda: err.__setitem__(0, _read_capped(proc.stderr)), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        proc.stdin.write(json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n")
+    except OSError:
+        pass  # a hook that does not read its input is fine
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    try:
+        code = proc.wait(timeout=hook.timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.wait()
+        for t in readers:
+            t.join(1)
+        return None, "", "", "timed out after %g s" % hook.timeout
+    for t in readers:
+        t.join(5)
+    text = lambda b: b.decode("utf-8", "replace").strip()
+    if code < 0:
+        return code, text(out[0]), text(err[0]), "was killed by signal %d" % -code
+    return code, text(out[0]), text(err[0]), None
+
+
+def run_hooks(hooks, event, payload, tool_name=None, cwd=None, environ=None):
+    """Run every hook of `event` that matches, in order; return their combined HookOutcome."""
+    outcome = HookOutcome()
+    for hook in hooks or ():
+        if hook.event != event or not hook.matches(tool_name):
+            continue
+        code, out, err, failure = run_hook(hook, dict(payload, hook_event_name=event), cwd, environ)
+        if failure is None and code == HOOK_BLOCK_EXIT:
+            outcome.block(err or out or "blocked by hook %s" % hook.name)
+            continue
+        if failure is None and code != 0:
+            failure = "exited %d%s" % (code, ": " + err.splitlines()[-1] if err else "")
+        if failure is None:
+            failure = _apply_hook_output(event, out, outcome)
+        if failure is not None:
+            why = "hook %s %s" % (hook.name, failure)
+            log("warn", "%s", why)
+            if hook.fail_closed:
+                outcome.block("%s; blocking (fail_closed; set fail_closed = false for this hook to let actions through)" % why)
+            else:
+                outcome.warnings.append(why + "; ignored (fail_closed = false)")
+    return outcome
+
+
+def _apply_hook_output(event, out, outcome):
+    """Fold a successful hook's stdout into `outcome`; return a failure text for garbage."""
+    if not out:
+        return None
+    if not out.startswith("{"):
+        if event in HOOK_CONTEXT_EVENTS:
+            outcome.context.append(out)
+            return None
+        return "printed something that is not a JSON object: %r" % out[:80]
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return "printed invalid JSON: %r" % out[:80]
+    if not isinstance(data, dict):
+        return "printed JSON that is not an object"
+    specific = data.get("hookSpecificOutput") if isinstance(data.get("hookSpecificOutput"), dict) else {}
+    decision = data.get("decision")
+    reason = str(data.get("reason") or specific.get("permissionDecisionReason") or data.get("stopReason") or "").strip()
+    permission = specific.get("permissionDecision")
+    if decision not in (None, "block", "approve", "allow") or permission not in (None, "allow", "deny", "ask"):
+        return "answered an unknown decision (%r / %r)" % (decision, permission)
+    if decision == "block" or permission == "deny" or data.get("continue") is False:
+        outcome.block(reason or "blocked by a hook")
+    elif permission == "ask" and outcome.permission is None:
+        outcome.permission = "ask"
+    elif (permission == "allow" or decision in ("approve", "allow")) and outcome.permission is None:
+        outcome.permission = "allow"
+    extra = specific.get("additionalContext")
+    if isinstance(extra, str) and extra.strip():
+        outcome.context.append(extra.strip())
+    return None
+
+
+def hook_permission_mode(approval_policy, sandbox_mode):
+    """Claude Code's `permission_mode` for codex's approval policy and sandbox mode."""
+    if approval_policy == "never" and sandbox_mode == "danger-full-access":
+        return "bypassPermissions"
+    if approval_policy in ("never", "on-failure") and sandbox_mode == "workspace-write":
+        return "acceptEdits"
+    return "default"
+
+
+def hook_tool_name(name):
+    """The name hooks see for a tool: Bash for shell commands, mcp__server__tool for MCP tools."""
+    if name in HOOK_TOOL_NAMES:
+        return HOOK_TOOL_NAMES[name]
+    return name
 
 
 ###############################################################################
@@ -5957,6 +6718,149 @@ def run_notify(argv, payload):
         return None
     threading.Thread(target=proc.wait, name="notify-reaper", daemon=True).start()
     return proc
+
+
+# -- reusable prompts --
+# Markdown files in $CODEX_HOME/prompts/ (and a trusted project's .codex/prompts/) become
+# slash commands: `/name args` or `/prompts:name args`, in the REPL and as `codex exec`'s prompt.
+
+PROMPTS_SUBDIR = "prompts"  #: directory of reusable prompt files in $CODEX_HOME and a project's .codex
+PROMPT_COMMAND_PREFIX = "prompts:"  #: `/prompts:name` always means a prompt file, even if a built-in has its name
+_PROMPT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PROMPT_PLACEHOLDER_RE = re.compile(r"\$(\$|[1-9]|ARGUMENTS\b|[A-Z][A-Z0-9_]*)")
+_PROMPT_NAMED_ARG_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$", re.S)
+
+
+class CustomPrompt(object):
+    """One reusable prompt file: its name, where it is, its front matter and body."""
+
+    def __init__(self, name, path, body, description="", argument_hint=""):
+        self.name = name
+        self.path = path
+        self.body = body
+        self.description = description
+        self.argument_hint = argument_hint
+
+    @property
+    def named_args(self):
+        """The $NAME placeholders the body uses (each must be given as NAME=value)."""
+        found = []
+        for m in _PROMPT_PLACEHOLDER_RE.finditer(self.body):
+            token = m.group(1)
+            if token not in ("$", "ARGUMENTS") and not token.isdigit() and token not in found:
+                found.append(token)
+        return found
+
+
+def _front_matter(text):
+    """(fields, body) of a markdown file with an optional `---` YAML-ish front matter block."""
+    if not text.startswith("---"):
+        return {}, text
+    lines = text.splitlines(True)
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            fields = {}
+            for line in lines[1:i]:
+                key, sep, value = line.partition(":")
+                if sep and key.strip():
+                    value = value.strip()
+                    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                        value = value[1:-1]
+                    fields[key.strip().lower()] = value
+            return fields, "".join(lines[i + 1:])
+    return {}, text
+
+
+def load_custom_prompts(dirs):
+    """name -> CustomPrompt from the `*.md` files of `dirs` (later directories win)."""
+    prompts = {}
+    for directory in dirs:
+        try:
+            names = sorted(os.listdir(str(directory)))
+        except OSError:
+            continue
+        for fname in names:
+            name, ext = os.path.splitext(fname)
+            path = Path(directory) / fname
+            if ext.lower() != ".md" or not _PROMPT_NAME_RE.match(name) or not path.is_file():
+                continue
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                log("warn", "prompt file %s cannot be read: %s", path, exc)
+                continue
+            meta, body = _front_matter(text)
+            prompts[name] = CustomPrompt(name, path, body.strip("\n"), meta.get("description", ""),
+                                         meta.get("argument-hint", meta.get("argument_hint", "")))
+    return prompts
+
+
+def find_prompt_command(text, prompts, builtins=()):
+    """(CustomPrompt, argument text) when `text` is `/name ...` or `/prompts:name ...` of a prompt file.
+
+    A bare `/name` that is also a built-in slash command (`builtins`) stays the built-in.
+    """
+    if not text.startswith("/") or not prompts:
+        return None
+    word, _, rest = text[1:].partition(" ")
+    word, _, tail = word.partition("\n")
+    rest = (tail + " " + rest).strip() if tail else rest.strip()
+    if word.startswith(PROMPT_COMMAND_PREFIX):
+        word = word[len(PROMPT_COMMAND_PREFIX):]
+    elif word in builtins:
+        return None
+    prompt = prompts.get(word)
+    return (prompt, rest) if prompt is not None else None
+
+
+def expand_custom_prompt(prompt, arg_text):
+    """The prompt's body with $1..$9, $ARGUMENTS, $NAME (from NAME=value) and $$ filled in."""
+    import shlex
+
+    try:
+        words = shlex.split(arg_text)
+    except ValueError:  # an unbalanced quote: split on whitespace rather than refuse
+        words = arg_text.split()
+    positional, named = [], {}
+    for word in words:
+        m = _PROMPT_NAMED_ARG_RE.match(word)
+        if m:
+            named[m.group(1)] = m.group(2)
+        else:
+            positional.append(word)
+    missing = [n for n in prompt.named_args if n not in named]
+    if missing:
+        raise UsageError("/%s needs %s (e.g. `/%s %s`)" % (
+            prompt.name, ", ".join("%s=..." % n for n in missing), prompt.name,
+            " ".join("%s=value" % n for n in missing)))
+
+    def fill(m):
+        token = m.group(1)
+        if token == "$":
+            return "$"
+        if token == "ARGUMENTS":
+            return " ".join(positional)
+        if token.isdigit():
+            index = int(token) - 1
+            return positional[index] if index < len(positional) else ""
+        return named[token]
+
+    return _PROMPT_PLACEHOLDER_RE.sub(fill, prompt.body)
+
+
+def expand_prompt_command(cfg, text):
+    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none)."""
+    found = find_prompt_command(text, load_custom_prompts(prompt_dirs(cfg)))
+    return text if found is None else expand_custom_prompt(*found)
+
+
+def prompt_dirs(cfg):
+    """Where reusable prompts come from: $CODEX_HOME/prompts, then a trusted project's .codex/prompts."""
+    dirs = [Path(cfg.codex_home) / PROMPTS_SUBDIR]
+    project = getattr(cfg, "trusted_project_root", None)
+    if project:
+        dirs.append(Path(project) / ".codex" / PROMPTS_SUBDIR)
+    return dirs
 
 
 ###############################################################################
@@ -7994,6 +8898,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     out = out or sys.stdout
     err = err or sys.stderr
     _check_exec_paths(images, last_message_file)
+    prompt = expand_prompt_command(cfg, prompt)
     session = Session(cfg, resume_path=resume_path, record_rollout=not ephemeral, output_schema=output_schema,
                       approval_handler=approver)
     first = session.next_event(timeout=5)
@@ -8670,13 +9575,17 @@ def _cmd_review(args, cfg_loader):
     err = sys.stderr
     color = _use_color(getattr(args, "color", "auto"), sys.stdout)
     as_json = bool(getattr(args, "json", False))
+    schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
     with tempfile.TemporaryDirectory(prefix="codex-review-") as tmp:
-        answer_file = os.path.join(tmp, "answer.txt")
-        run_out = sys.stdout if as_json else open(os.devnull, "w")
+        # The answer is read back from the --output-last-message file (a private one by default).
+        answer_file = getattr(args, "output_last_message", None) or os.path.join(tmp, "answer.txt")
+        # With --output-schema the model's JSON itself is the output, as in `codex exec` (upstream's #35596).
+        run_out = sys.stdout if as_json or schema is not None else open(os.devnull, "w")
         try:
             code = run_exec(cfg, request.prompt, as_json=as_json, color=getattr(args, "color", "auto"),
                             last_message_file=answer_file, skip_git_repo_check=True, out=run_out, err=err,
-                            shown_prompt=request.summary(args.title, focus))
+                            shown_prompt=request.summary(args.title, focus), output_schema=schema,
+                            ephemeral=bool(getattr(args, "ephemeral", False)))
         finally:
             if run_out is not sys.stdout:
                 run_out.close()
@@ -8688,7 +9597,9 @@ def _cmd_review(args, cfg_loader):
     if code != 0:
         return code
     review = parse_review(answer, request.scope.root)
-    if as_json:
+    if schema is not None:
+        pass  # run_exec printed the schema-checked answer
+    elif as_json:
         sys.stdout.write(json.dumps({"type": "review.completed", "review": review_json(review, request.scope, request.left_out)},
                                     separators=(",", ":")) + "\n")
     else:
@@ -9908,7 +10819,7 @@ class Composer(object):
                 before = document.text_before_cursor
                 if before.startswith("/") and not any(c.isspace() for c in before):
                     word = before[1:].lower()
-                    for name, description in SLASH_COMMANDS:
+                    for name, description in repl.slash_entries():
                         if name.startswith(word):
                             yield Completion("/" + name, start_position=-len(before), display="/" + name,
                                              display_meta=description)
@@ -10658,13 +11569,37 @@ class Repl(object):
 
     # -- slash commands --
 
+    def slash_entries(self):
+        """(name, description) of every slash command: the built-ins, then the prompt files."""
+        entries = list(SLASH_COMMANDS)
+        builtins = dict(SLASH_COMMANDS)
+        for name, prompt in sorted(load_custom_prompts(prompt_dirs(self.cfg)).items()):
+            about = " ".join(x for x in (prompt.description or "prompt from %s" % prompt.path.name,
+                                         prompt.argument_hint) if x)
+            if name not in builtins:
+                entries.append((name, about))
+            entries.append((PROMPT_COMMAND_PREFIX + name, about))
+        return entries
+
     def slash(self, text):
         """Run a slash command; returns "quit", "mention", "not-a-command" or None."""
         word, _, arg = text[1:].partition(" ")
         name = SLASH_ALIASES.get(word.lower(), word.lower())
         handler = getattr(self, "_slash_" + name, None)
-        if handler is None or name not in dict(SLASH_COMMANDS):
-            return "not-a-command"
+        if handler is None or name not in dict(SLASH_COMMANDS) or word.startswith(PROMPT_COMMAND_PREFIX):
+            found = find_prompt_command(text, load_custom_prompts(prompt_dirs(self.cfg)),
+                                        builtins=set(dict(SLASH_COMMANDS)) | set(SLASH_ALIASES))
+            if found is None:
+                return "not-a-command"
+            try:
+                expanded = expand_custom_prompt(*found)
+            except UsageError as exc:
+                self.renderer.note(str(exc))
+                return None
+            self.renderer.user(text)
+            self.user_messages.append(expanded)
+            self.run_turn({"type": "user_input", "items": [{"type": "text", "text": expanded}]})
+            return None
         return handler(arg.strip())
 
     def _slash_quit(self, arg):
@@ -12602,6 +13537,18 @@ def _add_config_options(parser, top):
     )
 
 
+def _add_exec_output_options(p, json_help):
+    """The output options `codex exec` and `codex review` share."""
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
+    a = p.add_argument("-o", "--output-last-message", metavar="FILE", help="write the last agent message to FILE")
+    a.complete = "file"
+    a = p.add_argument("--output-schema", metavar="FILE",
+                       help="JSON schema the final message must follow (checked; exit %d when it does not)" % EXEC_SCHEMA_EXIT)
+    a.complete = "file"
+    p.add_argument("--ephemeral", action="store_true", help="do not record the session (no rollout file)")
+
+
 def _add_review_options(parser, in_exec=False):
     """The scope and gate options of `codex review` (and of `codex exec review`)."""
     import argparse
@@ -12661,14 +13608,7 @@ def build_parser():
     _add_config_options(p, top=False)
     p.add_argument("prompt", nargs="?", help="the task; `-` or none reads it from stdin; `resume` continues a session")
     p.add_argument("resume_args", nargs="*", help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true", help="print events as JSON lines")
-    p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
-    a = p.add_argument("-o", "--output-last-message", metavar="FILE", help="write the last agent message to FILE")
-    a.complete = "file"
-    a = p.add_argument("--output-schema", metavar="FILE",
-                       help="JSON schema the final message must follow (checked; exit 3 when it does not)")
-    a.complete = "file"
-    p.add_argument("--ephemeral", action="store_true", help="do not record the session (no rollout file)")
+    _add_exec_output_options(p, "print events as JSON lines")
     p.add_argument("--ignore-user-config", action="store_true", help="do not read $CODEX_HOME/config.toml")
     a = p.add_argument("--add-dir", metavar="DIR", action="append", dest="add_dirs",
                        help="another writable root for commands (repeatable; with -s workspace-write)")
@@ -12682,8 +13622,7 @@ def build_parser():
     _add_config_options(p, top=False)
     _add_review_options(p)
     p.add_argument("review_prompt", nargs="*", metavar="PROMPT", help="what the review should focus on (any scope)")
-    p.add_argument("--json", action="store_true", help="print events and the review as JSON lines")
-    p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
+    _add_exec_output_options(p, "print events and the review as JSON lines")
 
     p = sub("resume")
     _add_config_options(p, top=False)

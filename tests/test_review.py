@@ -324,3 +324,28 @@ def test_review_flags_outside_review_and_nothing_to_review(server, branchy, code
     r = run_review(server, branchy, codex_home, "review")
     assert r.returncode == 2 and "nothing to review" in r.stderr and "Traceback" not in r.stderr
     assert server.model_requests() == []
+
+
+REVIEW_SCHEMA = {"type": "object", "additionalProperties": False,
+                 "required": ["findings", "overall_correctness", "overall_explanation", "overall_confidence_score"],
+                 "properties": {"findings": {"type": "array"}, "overall_correctness": {"type": "string"},
+                                "overall_explanation": {"type": "string"}, "overall_confidence_score": {"type": "number"}}}
+
+
+@pytest.mark.parametrize("wire", ["responses", "chat"])
+def test_exec_review_honours_output_schema_and_output_file(server, branchy, codex_home, tmp_path, wire):
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text(json.dumps(REVIEW_SCHEMA))
+    last = tmp_path / "last.json"
+    server.enqueue(Turn().text(answer_for(branchy)))
+    r = run_review(server, branchy, codex_home, "exec", "review", "--base", "main", "--output-schema", str(schema_file),
+                   "-o", str(last), "--fail-on", "P1", wire=wire)
+    assert r.returncode == codex.REVIEW_FINDINGS_EXIT, r.stderr
+    assert json.loads(r.stdout) == json.loads(answer_for(branchy))  # the model's JSON is the output
+    assert json.loads(last.read_text()) == json.loads(answer_for(branchy))
+    body = server.model_requests()[0].body
+    fmt = body["text"]["format"] if wire == "responses" else body["response_format"]["json_schema"]
+    assert fmt["schema"] == REVIEW_SCHEMA
+    server.enqueue(Turn().text("not json at all"))
+    r = run_review(server, branchy, codex_home, "review", "--base", "main", "--output-schema", str(schema_file), wire=wire)
+    assert r.returncode == codex.EXEC_SCHEMA_EXIT and "does not follow --output-schema" in r.stderr
