@@ -7386,10 +7386,18 @@ CHARS_PER_TOKEN = 4  #: the estimate for text no usage was reported for
 COMPACT_BRIDGE_PREFIX = "The conversation so far was compacted to fit the model's context window."  #: starts the bridge
 
 
+IMAGE_TOKEN_ESTIMATE = 1000  #: what one image costs in the estimate (its base64 is not text the model reads)
+_DATA_IMAGE_RE = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=]*")
+
+
 def estimate_tokens(obj):
-    """A rough token count of a JSON-able value (CHARS_PER_TOKEN characters per token)."""
+    """A rough token count of a JSON-able value (CHARS_PER_TOKEN characters per token;
+    an inline image counts IMAGE_TOKEN_ESTIMATE, not the length of its base64)."""
     text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return len(text) // CHARS_PER_TOKEN + 1
+    images = 0
+    if "base64," in text:
+        text, images = _DATA_IMAGE_RE.subn("", text)
+    return len(text) // CHARS_PER_TOKEN + 1 + images * IMAGE_TOKEN_ESTIMATE
 
 
 def trim_tool_outputs(items, keep_last=2, keep_chars=COMPACT_KEEP_OUTPUT_CHARS):
@@ -7399,6 +7407,9 @@ def trim_tool_outputs(items, keep_last=2, keep_chars=COMPACT_KEEP_OUTPUT_CHARS):
     out = []
     for i, it in enumerate(items):
         text = it.get("output")
+        if i in cut and isinstance(text, list):  # an MCP result with images (§14): its text only
+            text = output_text(text) + "\n[images removed for compaction]"
+            it = dict(it, output=text)
         if i in cut and isinstance(text, str) and len(text) > keep_chars:
             head, tail = text[:keep_chars * 2 // 3], text[-(keep_chars // 3):]
             it = dict(it, output="%s\n[... %d characters trimmed for compaction ...]\n%s" % (head, len(text) - len(head) - len(tail), tail))

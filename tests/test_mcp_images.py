@@ -105,3 +105,15 @@ def test_chat_gets_the_image_where_the_model_takes_images(codex_home, tmp_path, 
         images = [p for m in after if m["role"] == "user" and isinstance(m["content"], list)
                   for p in m["content"] if p.get("type") == "image_url"]
         assert images == ([{"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG_1PX}}] if sent else [])
+
+
+def test_images_in_history_are_estimated_and_trimmed_as_images():
+    img = {"type": "image", "data": base64.b64encode(png(800, 600)).decode() + "A" * 400000, "mimeType": "image/png"}
+    output = codex.mcp_result_to_output({"content": [{"type": "text", "text": "shot"}, img]})
+    items = [{"type": "function_call", "name": "s__shot", "arguments": "{}", "call_id": "c%d" % i} for i in range(3)]
+    items += [{"type": "function_call_output", "call_id": "c%d" % i, "output": output} for i in range(3)]
+    # 3 images of ~300 KB are ~3000 tokens for the estimate, not ~300000
+    assert codex.estimate_tokens(items) < 3 * codex.IMAGE_TOKEN_ESTIMATE + 1000
+    trimmed = codex.trim_tool_outputs(items, keep_last=1)
+    assert [isinstance(it.get("output"), str) for it in trimmed[3:]] == [True, True, False]
+    assert "shot" in trimmed[3]["output"] and "images removed" in trimmed[3]["output"]
