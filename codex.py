@@ -1533,9 +1533,11 @@ def _mask_key(key):
 # §06 HTTP and SSE
 ###############################################################################
 
-# Owner: the agent issue (#4).  One httpx client per session (proxies and CAs from the
-# environment), an incremental SSE parser, and the request-level retry loop shared by
-# both wire APIs.  Stream-level retries live in the turn loop (§15).
+# Owner: the agent issue (#4).  One HTTP client per session (proxies and CAs from the
+# environment): model requests use HttpClient, a small stdlib HTTP/1.1 client (httpx and the
+# anyio stack it pulls in cost ~60 ms at every start); http_client() (httpx) serves the other
+# HTTP users.  An incremental SSE parser, and the request-level retry loop shared by both wire
+# APIs.  Stream-level retries live in the turn loop (§15).
 
 BACKOFF_BASE_S = 0.2  #: first retry delay; doubles per attempt with +-10% jitter
 BACKOFF_CAP_S = 30.0  #: ceiling of one computed backoff delay
@@ -1713,6 +1715,441 @@ def http_client(idle_timeout_s=300.0, environ=None):
     return httpx.Client(timeout=timeout, verify=verify, trust_env=True, follow_redirects=False)
 
 
+class HttpTimeout(Exception):
+    """No connection, or no data, within the timeout (HttpClient)."""
+
+
+class HttpTransportError(Exception):
+    """The connection failed or broke (HttpClient)."""
+
+
+def _no_proxy_match(host, no_proxy):
+    """Whether NO_PROXY (comma-separated names, .suffixes, IPs, `*`) exempts `host`."""
+    host = host.lower().strip("[]").rstrip(".")
+    for entry in no_proxy.replace(" ", ",").split(","):
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if entry.startswith("[") and "]" in entry:
+            entry = entry[1:entry.index("]")]
+        elif entry.count(":") == 1:
+            entry = entry.split(":", 1)[0]  # a port is ignored, as curl does
+        entry = entry.lstrip("*").lstrip(".").rstrip(".")
+        if entry and (host == entry or host.endswith("." + entry)):
+            return True
+    return False
+
+
+def env_proxy(scheme, host, environ=None):
+    """(host, port, Proxy-Authorization or None) of the http:// proxy for a request, or None.
+
+    HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (lowercase wins, as in curl) and NO_PROXY; loopback
+    hosts are never proxied.
+    """
+    environ = os.environ if environ is None else environ
+    proxies = {}
+    for name, value in environ.items():
+        low = name.lower()
+        if value and low.endswith("_proxy") and (name == low or low not in environ):
+            proxies[low[:-6]] = value.strip()
+    url = proxies.get(scheme) or proxies.get("all")
+    if not url or _no_proxy_match(host, proxies.get("no", "")):
+        return None
+    bare = host.strip("[]").lower()
+    if bare == "localhost" or bare.endswith(".localhost") or bare.startswith("127.") or bare == "::1":
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    p = urlsplit(url if "://" in url else "http://" + url)
+    if p.scheme.lower() != "http" or not p.hostname:
+        var = "%s_PROXY" % (scheme.upper() if proxies.get(scheme) else "ALL")
+        raise ConfigError("%s=%s://%s: codex reaches providers through http:// proxies only; fix or unset %s"
+                          % (var, p.scheme, p.netloc.rpartition("@")[2], var))
+    auth = None
+    if p.username:
+        import base64
+
+        pair = "%s:%s" % (unquote(p.username), unquote(p.password or ""))
+        auth = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    try:
+        port = p.port or 80
+    except ValueError:
+        raise ConfigError("the %s proxy %s has a bad port" % (scheme, p.netloc.rpartition("@")[2]))
+    return (p.hostname, port, auth)
+
+
+class _Request(object):
+    __slots__ = ("method", "url", "headers", "content")
+
+    def __init__(self, method, url, headers, content):
+        self.method, self.url, self.headers, self.content = method, url, headers, content
+
+
+class _NetworkStream(object):
+    """What abort_response() reaches for: the response's socket."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def get_extra_info(self, name):
+        return self._sock if name == "socket" else None
+
+
+class _Connection(object):
+    """One HTTP/1.1 connection: a socket (TLS or not) and a buffered reader on it."""
+
+    def __init__(self, key, sock):
+        self.key = key
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+        self.reused = False
+
+    def stale(self):
+        """Whether an idle kept-alive connection was closed (or sent something) meanwhile."""
+        import select
+
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def close(self):
+        for thing in (self.reader, self.sock):
+            try:
+                thing.close()
+            except OSError:
+                pass
+
+
+class HttpResponse(object):
+    """A streamed HTTP/1.1 response: status_code, headers (lowercase names), iter_bytes(),
+    read(), close().  Chunked, Content-Length and read-to-close bodies; gzip/deflate decoded."""
+
+    def __init__(self, client, conn, status, headers, method, http10=False):
+        import zlib
+
+        self._client = client
+        self._conn = conn
+        self.status_code = status
+        self.headers = headers
+        self.extensions = {"network_stream": _NetworkStream(conn.sock)}
+        self._done = False
+        te = headers.get("transfer-encoding", "").lower()
+        self._chunked = "chunked" in te
+        length = headers.get("content-length", "")
+        self._left = int(length) if (not self._chunked and length.strip().isdigit()) else None
+        connection = headers.get("connection", "").lower()
+        self._keep = (("keep-alive" in connection if http10 else "close" not in connection)
+                      and (self._chunked or self._left is not None))
+        if method == "HEAD" or status in (204, 304) or self._left == 0:
+            self._left, self._chunked, self._done = 0, False, True
+        coding = headers.get("content-encoding", "").lower().strip()
+        self._decoder = (zlib.decompressobj(16 + zlib.MAX_WBITS) if coding == "gzip"
+                         else zlib.decompressobj() if coding == "deflate" else None)
+
+    def _raw(self):
+        import socket
+
+        reader = self._conn.reader
+        try:
+            if self._chunked:
+                while True:
+                    line = reader.readline(65537)
+                    if not line.endswith(b"\n"):
+                        raise HttpTransportError("the connection closed in the middle of a chunked body")
+                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                    if size == 0:
+                        while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return
+                    while size:
+                        data = reader.read1(min(size, 65536))
+                        if not data:
+                            raise HttpTransportError("the connection closed in the middle of a chunk")
+                        size -= len(data)
+                        yield data
+                    reader.readline(65537)
+            elif self._left is not None:
+                while self._left:
+                    data = reader.read1(min(self._left, 65536))
+                    if not data:
+                        raise HttpTransportError("the connection closed %d bytes before the end of the body" % self._left)
+                    self._left -= len(data)
+                    yield data
+            else:
+                while True:
+                    data = reader.read1(65536)
+                    if not data:
+                        return
+                    yield data
+        except socket.timeout:
+            raise HttpTimeout("no data within the read timeout")
+        except (OSError, ValueError) as exc:
+            raise HttpTransportError(str(exc) or type(exc).__name__)
+
+    def iter_bytes(self):
+        """The body, as it arrives."""
+        if self._done:
+            return
+        for data in self._raw():
+            if self._decoder is not None:
+                data = self._decoder.decompress(data)
+            if data:
+                yield data
+        if self._decoder is not None:
+            tail = self._decoder.flush()
+            if tail:
+                yield tail
+        self._done = True
+        self.close()
+
+    def read(self):
+        """The whole body."""
+        return b"".join(self.iter_bytes())
+
+    def close(self):
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        if self._done and self._keep:
+            self._client._release(conn)
+        else:
+            conn.close()
+
+
+class HttpClient(object):
+    """A small HTTP/1.1 client for streaming model requests (the stdlib only).
+
+    Plain HTTP and HTTPS, http:// proxies from the environment (absolute-URI requests, CONNECT
+    tunnels for HTTPS, Basic proxy credentials, NO_PROXY), the CA bundle from
+    CODEX_CA_CERTIFICATE / SSL_CERT_FILE / REQUESTS_CA_BUNDLE (else the system's roots and
+    certifi's), a connect timeout and an idle read timeout, gzip/deflate bodies, and
+    kept-alive connections reused per origin.  No redirects, cookies or HTTP/2 (the model
+    endpoints need none).  Importing it costs ~1 ms where httpx costs ~60 ms.
+    """
+
+    def __init__(self, idle_timeout_s=300.0, environ=None):
+        self.environ = os.environ if environ is None else environ
+        self.idle_timeout_s = idle_timeout_s
+        self._bundle = _ca_bundle(self.environ)  # a bad CA setting fails now, not at the first request
+        self._ssl = None
+        self._idle = {}
+        self._lock = threading.Lock()
+
+    def _ssl_context(self):
+        if self._ssl is None:
+            import ssl
+
+            ctx = ssl.create_default_context()  # the system's roots (and SSL_CERT_FILE / SSL_CERT_DIR)
+            if self._bundle is not None:
+                try:
+                    ctx.load_verify_locations(cafile=self._bundle[1])
+                except (ssl.SSLError, OSError) as exc:
+                    raise ConfigError("%s=%s: cannot load the CA certificates (%s)" % (self._bundle[0], self._bundle[1], exc))
+            else:
+                import importlib.util
+
+                spec = importlib.util.find_spec("certifi")  # not imported: certifi.where() costs ~20 ms
+                if spec is not None and spec.origin:
+                    try:
+                        ctx.load_verify_locations(cafile=os.path.join(os.path.dirname(spec.origin), "cacert.pem"))
+                    except (ssl.SSLError, OSError):
+                        pass
+            ctx.set_alpn_protocols(["http/1.1"])
+            self._ssl = ctx
+        return self._ssl
+
+    def build_request(self, method, url, headers=None, content=b""):
+        return _Request(method, url, dict(headers or {}), content or b"")
+
+    def _connect(self, scheme, host, port, proxy):
+        import socket
+
+        target = (proxy[0], proxy[1]) if proxy else (host, port)
+        try:
+            sock = socket.create_connection(target, timeout=CONNECT_TIMEOUT_S)
+        except socket.timeout:
+            raise HttpTimeout("no connection to %s:%d within %ds" % (target[0], target[1], CONNECT_TIMEOUT_S))
+        except OSError as exc:
+            raise HttpTransportError("cannot connect to %s:%d: %s" % (target[0], target[1], exc.strerror or exc))
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                if proxy:
+                    self._tunnel(sock, host, port, proxy)
+                import ssl
+
+                try:
+                    sock = self._ssl_context().wrap_socket(sock, server_hostname=host)
+                except ssl.SSLError as exc:
+                    raise HttpTransportError("TLS with %s failed: %s" % (host, exc))
+            sock.settimeout(self.idle_timeout_s)
+            return sock
+        except socket.timeout:
+            sock.close()
+            raise HttpTimeout("no TLS/proxy handshake with %s within %ds" % (host, CONNECT_TIMEOUT_S))
+        except OSError as exc:
+            sock.close()
+            raise HttpTransportError("cannot connect to %s: %s" % (host, exc))
+        except BaseException:
+            sock.close()
+            raise
+
+    @staticmethod
+    def _tunnel(sock, host, port, proxy):
+        authority = "%s:%d" % ("[%s]" % host if ":" in host else host, port)
+        head = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (authority, authority)
+        if proxy[2]:
+            head += "Proxy-Authorization: %s\r\n" % proxy[2]
+        sock.sendall((head + "\r\n").encode("ascii"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            more = sock.recv(4096)
+            if not more or len(answer) > 65536:
+                raise HttpTransportError("the HTTP proxy %s:%d closed the connection during CONNECT" % proxy[:2])
+            answer += more
+        status = answer.split(b"\r\n", 1)[0].decode("latin-1")
+        if len(status.split()) < 2 or not status.split()[1].startswith("2"):
+            raise HttpTransportError("the HTTP proxy %s:%d refused CONNECT %s: %s" % (proxy[0], proxy[1], authority, status))
+
+    def _acquire(self, key):
+        with self._lock:
+            idle = self._idle.get(key) or []
+            while idle:
+                conn = idle.pop()
+                if not conn.stale():
+                    conn.reused = True
+                    return conn
+                conn.close()
+        return None
+
+    def _release(self, conn):
+        with self._lock:
+            idle = self._idle.setdefault(conn.key, [])
+            idle.append(conn)
+            while len(idle) > 4:
+                idle.pop(0).close()
+
+    def send(self, request, stream=True):
+        """Send `request`; return the HttpResponse once its status line and headers are in."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(request.url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise HttpTransportError("unsupported URL %s (http:// or https:// expected)" % request.url.split("?")[0])
+        host = parts.hostname
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            raise HttpTransportError("bad port in %s" % request.url.split("?")[0])
+        proxy = env_proxy(scheme, host, self.environ)
+        shown = "[%s]" % host if ":" in host else host
+        authority = shown if port == (443 if scheme == "https" else 80) else "%s:%d" % (shown, port)
+        path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        target = ("http://%s%s" % (authority, path)) if (proxy and scheme == "http") else path
+        lines = ["%s %s HTTP/1.1" % (request.method, target), "Host: " + authority]
+        names = {k.lower() for k in request.headers}
+        for name, value in request.headers.items():
+            if "\r" in name or "\n" in name or "\r" in str(value) or "\n" in str(value):
+                raise HttpTransportError("the request header %s contains a line break" % name)
+            lines.append("%s: %s" % (name, value))
+        if "accept-encoding" not in names:
+            lines.append("Accept-Encoding: gzip, deflate")
+        if request.content or request.method in ("POST", "PUT", "PATCH"):
+            lines.append("Content-Length: %d" % len(request.content))
+        if proxy and scheme == "http" and proxy[2]:
+            lines.append("Proxy-Authorization: " + proxy[2])
+        try:
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise HttpTransportError("a request header is not Latin-1 text; check http_headers and env_http_headers")
+        key = (scheme, host, port, proxy)
+        import socket
+
+        for attempt in (1, 2):
+            conn = self._acquire(key) if attempt == 1 else None
+            if conn is None:
+                conn = _Connection(key, self._connect(scheme, host, port, proxy))
+            try:
+                if len(request.content) < 65536:
+                    conn.sock.sendall(head + request.content)
+                else:
+                    conn.sock.sendall(head)
+                    conn.sock.sendall(request.content)
+                status, headers, http10 = self._read_head(conn)
+            except _StaleConnection:
+                conn.close()
+                if conn.reused and attempt == 1:
+                    continue  # the server closed a kept-alive connection: once more on a new one
+                raise HttpTransportError("the server closed the connection without answering")
+            except socket.timeout:
+                conn.close()
+                raise HttpTimeout("no response within the read timeout")
+            except OSError as exc:
+                conn.close()
+                if conn.reused and attempt == 1:
+                    continue
+                raise HttpTransportError(str(exc) or type(exc).__name__)
+            except BaseException:
+                conn.close()
+                raise
+            return HttpResponse(self, conn, status, headers, request.method, http10)
+
+    @staticmethod
+    def _read_head(conn):
+        import socket
+
+        reader = conn.reader
+        try:
+            while True:
+                line = reader.readline(65537)
+                if not line:
+                    raise _StaleConnection()
+                words = line.split(None, 2)
+                if len(words) < 2 or not words[0].startswith(b"HTTP/") or not words[1].isdigit():
+                    raise HttpTransportError("not an HTTP response: %r" % line[:80])
+                status = int(words[1])
+                headers = {}
+                total = 0
+                while True:
+                    line = reader.readline(65537)
+                    total += len(line)
+                    if not line.endswith(b"\n") or total > 262144:
+                        raise HttpTransportError("the response headers were cut off or too large")
+                    if line in (b"\r\n", b"\n"):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    name, value = name.strip().lower(), value.strip()
+                    headers[name] = headers[name] + ", " + value if name in headers else value
+                if status >= 200 or status == 101:
+                    return status, headers, words[0] == b"HTTP/1.0"
+        except socket.timeout:
+            raise HttpTimeout("no response within the read timeout")
+        except OSError as exc:
+            if conn.reused:
+                raise _StaleConnection()
+            raise HttpTransportError(str(exc) or type(exc).__name__)
+
+    def close(self):
+        with self._lock:
+            for idle in self._idle.values():
+                for conn in idle:
+                    conn.close()
+            self._idle.clear()
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection turned out closed before the response started."""
+
+
+def model_http_client(idle_timeout_s=300.0, environ=None):
+    """The HttpClient model requests go through (see HttpClient for what it supports)."""
+    return HttpClient(idle_timeout_s, environ)
+
+
 def _error_detail(body):
     """The server's error message from a JSON (or text) error body, one line, secrets redacted."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
@@ -1781,13 +2218,12 @@ def _interruptible_sleep(seconds, cancel):
 
 
 def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None, model=None, provider=None):
-    """POST `body` and return the streaming 2xx httpx.Response, retrying per request_max_retries.
+    """POST `body` through `client` (an HttpClient) and return the streaming 2xx HttpResponse,
+    retrying per request_max_retries.
 
     429, 5xx and transport errors are retried with Retry-After/retry-after-ms or backoff;
     quota errors and other 4xx raise ProviderError at once.
     """
-    import httpx  # startup budget
-
     data = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")  # lone surrogates become "?"
     attempt = 0
     while True:
@@ -1801,11 +2237,11 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
             resp = client.send(request, stream=True)
             log("debug", "POST %s (%d bytes, attempt %d) -> HTTP %d in %.3fs", url.split("?")[0], len(data), attempt,
                 resp.status_code, time.monotonic() - started)
-        except httpx.TimeoutException as exc:
+        except HttpTimeout as exc:
             if attempt > max_retries:  # the request layer is done: no second retry layer on top
-                raise ProviderError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], type(exc).__name__))
+                raise ProviderError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], exc))
             error = "timeout"
-        except httpx.TransportError as exc:
+        except HttpTransportError as exc:
             if attempt > max_retries:
                 raise ProviderError("cannot reach %s: %s (check the network, HTTPS_PROXY/NO_PROXY, or the CA via CODEX_CA_CERTIFICATE)"
                                   % (url.split("?")[0], redact(exc) or type(exc).__name__))
@@ -1816,7 +2252,7 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
                 return resp
             try:
                 payload = resp.read()
-            except httpx.HTTPError:
+            except (HttpTimeout, HttpTransportError):
                 payload = b""
             resp.close()
             err = _error_json(payload)
@@ -1839,13 +2275,24 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
         _interruptible_sleep(delay, cancel)
 
 
+def _stream_errors():
+    """(timeout errors, transport errors) of the HTTP clients in use: HttpClient's, and
+    httpx's when something (the MCP HTTP transport) already imported it."""
+    timeouts, transport = (HttpTimeout,), (HttpTransportError,)
+    httpx = sys.modules.get("httpx")
+    if httpx is not None:
+        timeouts += (httpx.TimeoutException,)
+        transport += (httpx.TransportError, httpx.StreamError)
+    return timeouts, transport
+
+
 def iter_sse(resp, cancel=None, idle_timeout_ms=None, parser=None):
-    """Yield SseEvents from a streaming response; transport trouble raises StreamError.
+    """Yield SseEvents from a streaming response (HttpClient's or httpx's); transport trouble
+    raises StreamError.
 
     Pass your own `parser` to read its `last_id`/`retry_ms` afterwards (MCP resumes with them).
     """
-    import httpx  # startup budget
-
+    timeouts, transport = _stream_errors()
     parser = SseParser() if parser is None else parser
     try:
         for chunk in resp.iter_bytes():
@@ -1855,9 +2302,9 @@ def iter_sse(resp, cancel=None, idle_timeout_ms=None, parser=None):
                 yield event
         for event in parser.finish():
             yield event
-    except httpx.TimeoutException:
+    except timeouts:
         raise StreamError("idle timeout waiting for SSE (no data for %s ms; see stream_idle_timeout_ms)" % (idle_timeout_ms,))
-    except (httpx.TransportError, httpx.StreamError) as exc:
+    except transport as exc:
         if cancel is not None and cancel.is_set():
             raise Interrupted("interrupted")
         raise StreamError("stream dropped: %s" % (redact(exc) or type(exc).__name__))
@@ -2079,7 +2526,7 @@ class ModelClient(object):
 
     def _client(self):
         if self._http is None:
-            self._http = http_client(self.provider.stream_idle_timeout_ms / 1000.0, self._environ)
+            self._http = model_http_client(self.provider.stream_idle_timeout_ms / 1000.0, self._environ)
         return self._http
 
     def close(self):
@@ -8915,23 +9362,87 @@ class HistorySnapshot(object):
 ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
 
 
-def _git_info(cwd):
-    """{commit_hash, branch, repository_url} of cwd's repository (missing keys omitted)."""
-    import subprocess
-
-    if find_git_root(cwd) is None:
+def _read_small(path, limit=65536):
+    """A small text file's content, stripped, or None."""
+    try:
+        with open(str(path), "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace").strip()
+    except OSError:
         return None
+
+
+def _git_dirs(root):
+    """(git dir, common dir) of the repository whose work tree is `root` (.git may be a
+    `gitdir:` file, as in worktrees and submodules), or None."""
+    dot = Path(root) / ".git"
+    gitdir = dot
+    if dot.is_file():
+        text = _read_small(dot) or ""
+        if not text.startswith("gitdir:"):
+            return None
+        gitdir = Path(text[7:].strip())
+        if not gitdir.is_absolute():
+            gitdir = Path(root) / gitdir
+    if not (gitdir / "HEAD").is_file():
+        return None
+    common = _read_small(gitdir / "commondir")
+    return gitdir, (gitdir / common if common else gitdir)
+
+
+def _git_ref(common, gitdir, ref):
+    """The commit a ref names: a loose ref file, else packed-refs; None if not found."""
+    for base in (gitdir, common):
+        value = _read_small(base / ref)
+        if value and re.match(r"^[0-9a-f]{40,64}$", value):
+            return value
+    for line in (_read_small(common / "packed-refs", 1 << 24) or "").splitlines():
+        sha, _, name = line.partition(" ")
+        if name.strip() == ref and re.match(r"^[0-9a-f]{40,64}$", sha):
+            return sha
+    return None
+
+
+def _git_remote_url(common, remote="origin"):
+    """remote.<remote>.url from the repository's own config file (includes not followed)."""
+    section = None
+    for line in (_read_small(common / "config", 1 << 20) or "").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            m = re.match(r'^\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]', line)
+            section = (m.group(1).lower(), m.group(2)) if m else None
+        elif section == ("remote", remote) and "=" in line:
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "url":
+                value = value.strip()
+                return value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+    return None
+
+
+def _git_info(cwd):
+    """{commit_hash, branch, repository_url} of cwd's repository (missing keys omitted).
+
+    Read from the .git files (HEAD, refs, packed-refs, config) instead of running git three
+    times: the same answers as `git rev-parse HEAD`, `git rev-parse --abbrev-ref HEAD` and
+    `git config --get remote.origin.url` for ordinary repositories and worktrees.
+    """
+    root = find_git_root(cwd)
+    dirs = _git_dirs(root) if root is not None else None
+    if dirs is None:
+        return None
+    gitdir, common = dirs
+    head = _read_small(gitdir / "HEAD") or ""
     info = {}
-    for key, argv in (("commit_hash", ["git", "rev-parse", "HEAD"]),
-                      ("branch", ["git", "rev-parse", "--abbrev-ref", "HEAD"]),
-                      ("repository_url", ["git", "config", "--get", "remote.origin.url"])):
-        try:
-            out = subprocess.run(argv, cwd=str(cwd), capture_output=True, text=True, timeout=2,
-                                 stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.SubprocessError):
-            return info or None
-        if out.returncode == 0 and out.stdout.strip():
-            info[key] = redact(out.stdout.strip())
+    if head.startswith("ref:"):
+        ref = head[4:].strip()
+        commit = _git_ref(common, gitdir, ref)
+        if commit:
+            info["commit_hash"] = commit
+            info["branch"] = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+    elif re.match(r"^[0-9a-f]{40,64}$", head):
+        info["commit_hash"], info["branch"] = head, "HEAD"
+    url = _git_remote_url(common)
+    if url:
+        info["repository_url"] = redact(url)
     return info or None
 
 
