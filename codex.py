@@ -3613,11 +3613,11 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
 #   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
-#   --network         leave the network alone (no socket rules in seccomp or Landlock, no net namespace)
+#   --network         leave the network alone (no socket rules in seccomp or Landlock)
 #   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
 #
 # Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespaces (user, mount, PID,
-# IPC, and net without --network: always tried, required by the read-only options) + read-only
+# IPC: always tried, required by the read-only options; pid 1 forked at once) + read-only
 # mounts + a private /dev/shm, every capability dropped, seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
 # "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
 # executed gives 127 (not found) or 126, like a shell.
@@ -4233,14 +4233,15 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
-def _enter_namespaces(libc, network, max_procs=0):
-    """Enter new user, mount, IPC (+ PID; + net without the network) namespaces, map our ids,
-    set RLIMIT_NPROC (it then counts this namespace's processes only).
+def _enter_namespaces(libc, max_procs=0):
+    """Enter new user, mount, IPC (+ PID) namespaces, map our ids, set RLIMIT_NPROC (it then
+    counts this namespace's processes only; never uid 0's).  No network namespace (it costs
+    milliseconds; seccomp keeps every socket but AF_UNIX stream ones).
     Returns (entered, pid_ns); entered is False when the kernel refuses (errno set)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    flags = 0x10000000 | 0x00020000 | 0x08000000 | (0 if network else 0x40000000)  # USER|NS|IPC (|NET)
+    flags = 0x10000000 | 0x00020000 | 0x08000000  # CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC
     pid_ns = libc.unshare(ctypes.c_int(flags | 0x20000000)) == 0  # + CLONE_NEWPID
     if not pid_ns and libc.unshare(ctypes.c_int(flags)) != 0:
         return False, False
@@ -4511,7 +4512,7 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    user_ns, pid_ns = _enter_namespaces(libc, opts["network"], opts["max_procs"])
+    user_ns, pid_ns = _enter_namespaces(libc, opts["max_procs"])
     private_shm, report = False, None
     if user_ns:
         if pid_ns:

@@ -26,20 +26,20 @@
  *   --max-procs N     RLIMIT_NPROC inside the command's own user namespace: at most N processes
  *                     and threads for the command and everything it starts (not enforced
  *                     without a user namespace: the limit would count all of the user's processes)
- *   --network         the command may use the network (no socket rules, no network namespace)
+ *   --network         the command may use the network (no socket rules)
  *   --cwd DIR         chdir(DIR) after the mounts, just before exec
  *   --probe           print key=value lines (implementation, landlock_abi, seccomp, userns,
  *                     mount_setattr)
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC, and CLONE_NEWNET without
- *      --network) -- required with --read-only, --hide or --ro-mounts, else best effort --
- *      and map our uid/gid to themselves.  The IPC namespace hides the SysV IPC and POSIX
- *      message queues of outside processes; a private tmpfs on /dev/shm (writable, 64 MiB)
- *      does the same for POSIX shared memory and semaphores; the network namespace has only
- *      a loopback that is down.  RLIMIT_NPROC = --max-procs counts this namespace's processes
- *      only.  With --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
+ *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) -- required with
+ *      --read-only, --hide or --ro-mounts, else best effort -- and map our uid/gid to
+ *      themselves.  The IPC namespace hides the SysV IPC and POSIX message queues of outside
+ *      processes; a private tmpfs on /dev/shm (writable, 64 MiB) does the same for POSIX
+ *      shared memory and semaphores.  RLIMIT_NPROC = --max-procs then counts this user
+ *      namespace's processes only (the kernel never applies it to uid 0: see step 6).
+ *      With --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
  *      bind each writable root onto itself read-write; bind each --read-only path onto itself and
  *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file;
  *      cover /dev/pts and /dev/input with an empty read-only tmpfs and /dev/console with
@@ -571,14 +571,15 @@ static void hide_terminals(void)
         (void)mount(NULL, "/dev/console", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
 }
 
-/* Enter new user, mount, IPC (and PID, and without the network net) namespaces; 0 when the
- * kernel refuses (no unprivileged user namespaces), errno set. */
-static int enter_namespaces(int network)
+/* Enter new user, mount, IPC (and PID) namespaces; 0 when the kernel refuses (no
+ * unprivileged user namespaces), errno set.  No network namespace: creating one costs
+ * milliseconds, and seccomp already keeps every socket but AF_UNIX stream ones. */
+static int enter_namespaces(void)
 {
     char map[64];
     uid_t uid = getuid();
     gid_t gid = getgid();
-    int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | (network ? 0 : CLONE_NEWNET);
+    int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC;
     /* the PID namespace lets the command's leftovers die with it (see fork_pid_namespace_init) */
     if (unshare(flags | CLONE_NEWPID) == 0)
         pid_ns = 1;
@@ -948,7 +949,7 @@ int main(int argc, char **argv)
         fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         fail(EXIT_SETUP, "prctl(PR_SET_NO_NEW_PRIVS) failed", errno);
-    if (enter_namespaces(network)) {
+    if (enter_namespaces()) {
         if (pid_ns)
             report_fd = fork_pid_namespace_init();
         protect_read_only();
