@@ -3876,15 +3876,23 @@ SAFE_ANY_ARGS = frozenset((
     "cut", "expr", "id", "paste", "rev", "seq", "stat", "tr", "uname", "whoami", "tac", "numfmt",
     "basename", "dirname", "realpath", "readlink", "du", "df",
 ))
-#: find options that execute, delete or write files
+#: find options that execute, delete or write files (find takes whole words only)
 UNSAFE_FIND_OPTIONS = frozenset(("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fls", "-fprint", "-fprint0", "-fprintf"))
-#: rg options that run programs or read compressed files through a decompressor
-UNSAFE_RG_OPTIONS = ("--search-zip", "-z", "--pre", "--hostname-bin")
+#: program -> (short option letters, long option names) that write files or run programs.
+#: Matched as getopt_long parses them: a letter anywhere in a cluster (`-do`, `-oFILE`), a long
+#: name or any abbreviation of it, with or without `=VALUE` (`--out=FILE`).  The programs of
+#: SAFE_ANY_ARGS have no such option (GNU and BSD); find, git and sed are checked on their own.
+UNSAFE_OPTIONS = {
+    "base64": ("o", ("output",)),  # BSD/macOS base64 -o FILE writes FILE
+    "rg": ("z", ("search-zip", "pre", "hostname-bin")),  # decompressors and --pre run programs
+}
 #: git subcommands that only read the repository
 SAFE_GIT_SUBCOMMANDS = frozenset(("status", "log", "diff", "show", "branch", "blame", "ls-files", "rev-parse", "shortlog"))
-#: subcommand options that write files or run programs (global options such as -c, -C,
-#: --config-env, --exec-path, -p are rejected anyway: the subcommand must come right after git)
+#: subcommand options that write files or run programs, abbreviations included (global options
+#: such as -c, -C, --config-env, --exec-path, -p are rejected anyway: the subcommand must come
+#: right after git); `--text` is a whole option of its own, not short for --textconv
 UNSAFE_GIT_OPTIONS = ("--output", "--ext-diff", "--textconv", "--exec", "--upload-pack", "--paginate")
+_SAFE_GIT_PREFIX_OPTIONS = ("--text",)
 #: flags that make `git branch` read-only (anything else may create/delete/rename branches)
 SAFE_GIT_BRANCH_FLAGS = ("--list", "-l", "--show-current", "-a", "--all", "-r", "--remotes", "-v", "-vv",
                          "--verbose", "--no-color", "--color", "--contains", "--merged", "--no-merged", "--format")
@@ -3928,12 +3936,27 @@ def describe_policy(cfg):
         "on" if policy.has_network() else "off", " [preset %s]" % preset if preset else "")
 
 
+def _uses_option(args, letters="", names=()):
+    """Whether args use one of the options as getopt_long reads them: a short letter anywhere
+    in a `-abc` cluster (`-oFILE` too), or a long name, an abbreviation of it (`--out`), with or
+    without `=VALUE`.  Deliberately wide: a cluster's value (`-e zz`) may match too."""
+    for arg in args:
+        if arg.startswith("--") and len(arg) > 2:
+            given = arg[2:].split("=", 1)[0]
+            if any(name.startswith(given) for name in names):
+                return True
+        elif arg.startswith("-") and len(arg) > 1 and any(c in letters for c in arg[1:]):
+            return True
+    return False
+
+
 def _git_is_safe(argv):
     """Read-only git: a safe subcommand right after `git`, no option that writes or runs."""
     if len(argv) < 2 or argv[1] not in SAFE_GIT_SUBCOMMANDS:
         return False
     for arg in argv[2:]:
-        if arg.split("=", 1)[0] in UNSAFE_GIT_OPTIONS:
+        if arg.split("=", 1)[0] not in _SAFE_GIT_PREFIX_OPTIONS and _uses_option(
+                [arg], "", [o[2:] for o in UNSAFE_GIT_OPTIONS]):
             return False
     if argv[1] == "branch":
         for arg in argv[2:]:
@@ -3960,18 +3983,14 @@ def _argv_is_safe(argv):
         return True
     if prog == "find":
         return not any(arg in UNSAFE_FIND_OPTIONS for arg in argv[1:])
-    if prog == "rg":
-        for arg in argv[1:]:
-            if arg in UNSAFE_RG_OPTIONS or arg.startswith("--pre=") or arg.startswith("--hostname-bin="):
-                return False
-        return True
+    if prog in UNSAFE_OPTIONS:
+        letters, names = UNSAFE_OPTIONS[prog]
+        return not _uses_option(argv[1:], letters, names)
     if prog == "git":
         return _git_is_safe(argv)
     if prog == "sed":
         return (len(argv) in (3, 4) and argv[1] == "-n" and bool(_SED_PRINT_RE.match(argv[2]))
                 and (len(argv) == 3 or (bool(argv[3]) and not argv[3].startswith("-"))))  # --file=x.sed, -e, -i
-    if prog == "base64":
-        return not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv[1:])
     return False
 
 
@@ -4510,7 +4529,7 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...
+#                       [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -4522,11 +4541,13 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
+#   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
 #   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
 #
-# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
-# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
+# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespaces (user, mount, PID,
+# IPC: always tried, required by the read-only options; pid 1 forked at once) + read-only
+# mounts + a private /dev/shm, every capability dropped, seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
 # "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
 # executed gives 127 (not found) or 126, like a shell.
 
@@ -4571,13 +4592,36 @@ _SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (sam
 
 #: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
 #: (which performs socket/file operations seccomp cannot see), mount changes (a root
-#: command owns the user namespace the read-only binds live in) and the kernel keyrings
-#: (the session keyring is shared with the user's login session)
+#: command owns the user namespace the read-only binds live in), the kernel keyrings
+#: (the session keyring is shared with the user's login session), file handles
+#: (open_by_handle_at through a writable mount reaches what a read-only bind covers), new or
+#: other namespaces (a fresh user namespace hands back every capability), and what only
+#: attacks the kernel or other processes (bpf, perf, userfaultfd, pidfd_getfd, modules...).
+#: sandbox_helpers/codex-linux-sandbox.c has the same list (tests/test_sandbox_isolation.py
+#: compares them); clone with a CLONE_NEW* flag is denied too, and clone3 gets ENOSYS.
 SECCOMP_ALWAYS_DENIED = (
     "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
     "fsconfig", "fsmount", "fspick", "pivot_root", "add_key", "request_key", "keyctl",
+    "open_by_handle_at", "name_to_handle_at", "unshare", "setns", "bpf", "perf_event_open",
+    "userfaultfd", "pidfd_getfd", "process_madvise", "init_module", "finit_module", "delete_module",
+    "kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff", "syslog", "acct", "quotactl",
+    "quotactl_fd", "chroot", "fanotify_init", "iopl", "ioperm",
 )
+#: without an IPC namespace (no user namespaces): the outside's SysV IPC and POSIX message queues
+SECCOMP_IPC_DENIED = (
+    "shmget", "shmat", "shmctl", "semget", "semop", "semtimedop", "semctl", "msgget", "msgsnd", "msgrcv",
+    "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+)
+#: clone(2) flags that make a new namespace (CLONE_NEWNS, CGROUP, UTS, IPC, USER, PID, NET)
+CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+#: AF_UNIX socket types a command may create with the network off: neither can send to an address
+UNIX_SOCKET_TYPES_WITHOUT_NETWORK = (1, 5)  # SOCK_STREAM, SOCK_SEQPACKET
+#: processes and threads one sandboxed command may have at once (RLIMIT_NPROC in its own user
+#: namespace): room for `make -j` and test runners, not for a fork bomb
+SANDBOX_MAX_PROCS = max(1024, 128 * (os.cpu_count() or 1))
+#: the private /dev/shm each sandboxed command gets (with user namespaces), as the C helper's
+_SHM_TMPFS_OPTIONS = b"size=64m,nr_inodes=4096,mode=1777"
 #: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
 SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
 _TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
@@ -4844,7 +4888,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     roots = policy.writable_roots_for(policy_cwd)
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
-        out = prefix + ["--cwd", command_cwd]
+        out = prefix + ["--cwd", command_cwd, "--max-procs", str(SANDBOX_MAX_PROCS)]
         for root in roots:
             out += ["--writable", str(root)]
         userns = probe_sandbox(home).get("userns") == "1"
@@ -4917,7 +4961,7 @@ def _helper_fail(code, message):
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
     opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "network": False,
-            "probe": False, "command": [], "ro_mounts": False}
+            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
     i = 0
     while i < len(args):
         a = args[i]
@@ -4930,6 +4974,11 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
+        elif a == "--max-procs":
+            i += 1
+            if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
+                raise ValueError("--max-procs needs a positive number")
+            opts["max_procs"] = int(args[i])
         elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
@@ -4969,7 +5018,7 @@ def _landlock_abi(libc):
     return int(abi), ""
 
 
-def _apply_landlock(libc, writable, network):
+def _apply_landlock(libc, writable, network, private_shm=False):
     """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full."""
     import ctypes
 
@@ -5018,6 +5067,8 @@ def _apply_landlock(libc, writable, network):
 
     allow("/", _LANDLOCK_READ, True)
     allow("/dev/null", fs, True)
+    if private_shm:
+        allow("/dev/shm", fs, True)
     for root in writable:
         allow(root, fs, False)
     if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
@@ -5051,7 +5102,7 @@ def _import_pyseccomp():
     return pyseccomp
 
 
-def _apply_seccomp(network, pid_ns=True):
+def _apply_seccomp(network, pid_ns=True, user_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
         pyseccomp = _import_pyseccomp()
@@ -5072,6 +5123,12 @@ def _apply_seccomp(network, pid_ns=True):
                 pass  # a syscall this libseccomp or arch does not know cannot be called either
         for req in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
+        for flag in CLONE_NAMESPACE_FLAGS:
+            flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+        flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # its flags hide behind a pointer: libc falls back to clone
+        if not user_ns:
+            for name in SECCOMP_IPC_DENIED:
+                flt.add_rule(deny, name)
         if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
             flt.add_rule(deny, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
         if not network:
@@ -5079,10 +5136,12 @@ def _apply_seccomp(network, pid_ns=True):
                 flt.add_rule(deny, name)
             for name in ("socket", "socketpair"):
                 flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
-            # an unconnected AF_UNIX datagram socket: with connect/bind denied, its only use is
-            # sendmsg to a pathname socket outside (/dev/log, sd_notify, daemons' control sockets)
-            flt.add_rule(deny, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_UNIX),
-                         pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, socket.SOCK_DGRAM))
+                # AF_UNIX only as stream or seqpacket: no datagram socket (SOCK_DGRAM, or SOCK_RAW,
+                # which AF_UNIX turns into one) can sendto/sendmsg/sendmmsg a pathname socket outside
+                for sock_type in range(16):
+                    if sock_type not in UNIX_SOCKET_TYPES_WITHOUT_NETWORK:
+                        flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_UNIX),
+                                     pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, sock_type))
             flt.add_rule(deny, "sendto", pyseccomp.Arg(4, pyseccomp.NE, 0))
         flt.load()
     except (OSError, RuntimeError, ValueError) as exc:
@@ -5103,22 +5162,63 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=()):
-    """Enter a user+mount(+PID) namespace; with ro_mounts make every mount read-only but the
-    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files.
-    Returns whether a PID namespace was entered (see _run_in_pid_namespace)."""
+def _enter_namespaces(libc, max_procs=0):
+    """Enter new user, mount, IPC (+ PID) namespaces, map our ids, set RLIMIT_NPROC (it then
+    counts this namespace's processes only; never uid 0's).  No network namespace (it costs
+    milliseconds; seccomp keeps every socket but AF_UNIX stream ones).
+    Returns (entered, pid_ns); entered is False when the kernel refuses (errno set)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    pid_ns = libc.unshare(ctypes.c_int(0x10000000 | 0x00020000 | 0x20000000)) == 0  # + CLONE_NEWPID
-    if not pid_ns and libc.unshare(ctypes.c_int(0x10000000 | 0x00020000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
-        _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
+    flags = 0x10000000 | 0x00020000 | 0x08000000  # CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC
+    pid_ns = libc.unshare(ctypes.c_int(flags | 0x20000000)) == 0  # + CLONE_NEWPID
+    if not pid_ns and libc.unshare(ctypes.c_int(flags)) != 0:
+        return False, False
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
             with open("/proc/self/" + name, "w") as fh:
                 fh.write(text)
     except OSError as exc:
         _helper_fail(125, "writing /proc/self/%s failed: %s" % (name, exc.strerror))
+    if max_procs:
+        import resource
+
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (max_procs, max_procs))
+        except (OSError, ValueError) as exc:
+            _helper_fail(120, "setrlimit(RLIMIT_NPROC) failed: %s" % exc)
+    return True, pid_ns
+
+
+def _drop_capabilities(libc):
+    """Drop every capability for good, as the C helper (step 3 there); uid 0 keeping a
+    non-empty bounding set fails closed."""
+    import ctypes
+
+    try:
+        last = int(_read_text("/proc/sys/kernel/cap_last_cap").strip() or 63)
+    except ValueError:
+        last = 63
+    libc.prctl(28, 0xEF, 0, 0, 0)  # PR_SET_SECUREBITS: NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, all locked
+    for cap in range(last + 1):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
+    if libc.prctl(47, 4, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:  # PR_CAP_AMBIENT_CLEAR_ALL
+        _helper_fail(120, "clearing the ambient capabilities failed: %s" % os.strerror(ctypes.get_errno()))
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable}, all zero
+    if libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
+        _helper_fail(120, "dropping the capabilities (capset) failed: %s" % os.strerror(ctypes.get_errno()))
+    bounded = any(libc.prctl(23, cap, 0, 0, 0) == 1 for cap in range(last + 1))  # PR_CAPBSET_READ
+    if bounded and 0 in (os.getuid(), os.geteuid()):
+        _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
+
+
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=()):
+    """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
+    the writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files;
+    give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
+    import ctypes
+
     # keep our mounts from propagating back (best effort: some overlay setups refuse)
     libc.mount(b"none", b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None)
     if ro_mounts:
@@ -5140,7 +5240,14 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         if _cover_dir(libc, path) != 0:
             _helper_fail(125, "covering %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
     _hide_terminals(libc)
-    return pid_ns
+    import stat as stat_mod
+
+    try:
+        shm_is_dir = stat_mod.S_ISDIR(os.stat("/dev/shm").st_mode)
+    except OSError:
+        shm_is_dir = False
+    return shm_is_dir and libc.mount(b"codex-shm", b"/dev/shm", b"tmpfs", ctypes.c_ulong(2 | 4),  # NOSUID|NODEV
+                                     _SHM_TMPFS_OPTIONS) == 0
 
 
 #: terminals and keyboards a command could read the user's keystrokes from (ptys cannot be
@@ -5182,9 +5289,13 @@ def _exec_command(cmd):
         _helper_fail(code, "cannot execute %s: %s" % (cmd[0], exc.strerror))
 
 
-def _run_in_pid_namespace(libc, cmd):
-    """Fork pid 1 of the new PID namespace, which runs the command as pid 2 and reaps; exit like it.
+def _fork_pid_namespace_init(libc, max_procs=0):
+    """Fork pid 1 of the new PID namespace right after unshare; returns in pid 1 only, with
+    (report fd, relay target) for _pid_namespace_init.  This process waits and exits like the
+    command (or like pid 1, when the policy failed there), as the C helper.
 
+    Pid 1 first sets the namespace's pid_max to max_procs + 300 (Linux 6.14+; only a process
+    inside can): the process limit that holds for root too, whom RLIMIT_NPROC never stops.
     When the command exits, pid 1 exits and the kernel kills whatever the command left behind
     (setsid daemons included); a SIGKILL to the process group (timeouts) does the same.
     SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on; SIGINT/SIGQUIT reach the group anyway.
@@ -5210,36 +5321,24 @@ def _run_in_pid_namespace(libc, cmd):
     if init == 0:
         os.close(rfd)
         libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the namespace dies with the helper
-        child = os.fork()
-        if child == 0:
-            os.close(wfd)
-            _exec_command(cmd)
-        target[0] = child
-        status = 9
-        while True:
+        if max_procs:
             try:
-                pid, st = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            if pid == child:
-                status = st
-                break
-        os.write(wfd, struct.pack("i", status))
-        os._exit(0)
+                with open("/proc/sys/kernel/pid_max", "w") as fh:
+                    fh.write(str(max_procs + 300))
+            except OSError:
+                pass  # older kernels: RLIMIT_NPROC alone
+        return wfd, target
     target[0] = init
     os.close(wfd)
-    while True:
-        try:
-            os.waitpid(init, 0)
-            break
-        except ChildProcessError:
-            break
+    _, init_status = os.waitpid(init, 0)
     data = b""
     while len(data) < 4:
         chunk = os.read(rfd, 4 - len(data))
         if not chunk:
             break
         data += chunk
+    if len(data) < 4 and os.WIFEXITED(init_status):
+        os._exit(os.WEXITSTATUS(init_status))  # the policy failed in pid 1: its exit code
     status = struct.unpack("i", data)[0] if len(data) == 4 else 9  # init killed: so was the command
     if os.WIFEXITED(status):
         os._exit(os.WEXITSTATUS(status))
@@ -5252,6 +5351,29 @@ def _run_in_pid_namespace(libc, cmd):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
     os.kill(os.getpid(), sig)
     os._exit(128 + sig)
+
+
+def _pid_namespace_init(cmd, report):
+    """Pid 1: run the command as pid 2, reap every orphan, report the command's wait status, exit."""
+    import struct
+
+    wfd, target = report
+    child = os.fork()
+    if child == 0:
+        os.close(wfd)
+        _exec_command(cmd)
+    target[0] = child
+    status = 9
+    while True:
+        try:
+            pid, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == child:
+            status = st
+            break
+    os.write(wfd, struct.pack("i", status))
+    os._exit(0)
 
 
 def _bind_read_only(libc, src, dst):
@@ -5294,7 +5416,8 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+                     "[--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...)"
+                     % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
         abi, reason = _landlock_abi(libc)
@@ -5318,19 +5441,25 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    pid_ns = False
-    if opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
-        pid_ns = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                    opts["hide_dir"])
-    _apply_seccomp(opts["network"], pid_ns)
-    _apply_landlock(libc, opts["writable"], opts["network"])
+    user_ns, pid_ns = _enter_namespaces(libc, opts["max_procs"])
+    private_shm, report = False, None
+    if user_ns:
+        if pid_ns:
+            report = _fork_pid_namespace_init(libc, opts["max_procs"])
+        private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
+                                         opts["hide_dir"])
+    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
+        _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
+    _drop_capabilities(libc)
+    _apply_seccomp(opts["network"], pid_ns, user_ns)
+    _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
     if opts["cwd"]:
         try:
             os.chdir(opts["cwd"])
         except OSError as exc:
             _helper_fail(121, "cannot enter %s: %s" % (opts["cwd"], exc.strerror))
     if pid_ns:
-        _run_in_pid_namespace(libc, opts["command"])
+        _pid_namespace_init(opts["command"], report)
     _exec_command(opts["command"])
     return 127
 
@@ -5343,6 +5472,7 @@ def _sandbox_helper_main(args):
 # Owner: the sandbox issue (#3).  Contract:
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
+#   is_secret_env_var(name, value="") -> bool         (the default excludes)
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
 #       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event
@@ -5368,8 +5498,19 @@ _READ_CHUNK = 8192
 _LEFTOVER_GRACE_SECONDS = 0.1  #: how long background children may keep the pipes after exit
 #: variables kept by inherit = "core"
 CORE_ENV_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR", "TEMP", "TMP")
-#: names dropped unless ignore_default_excludes = true
-DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*")
+#: names dropped unless ignore_default_excludes = true (case-insensitive globs): upstream's
+#: three, and spellings of passwords, credentials and session cookies that collide with no
+#: PATH-like name (PGPASSWORD, BORG_PASSPHRASE, GOOGLE_APPLICATION_CREDENTIALS, SSHPASS)
+DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*PASSWD*", "*PASSPHRASE*", "*CREDENTIAL*",
+                        "*COOKIE*", "SSHPASS")
+#: words (between `_`) that mark a secret in a name of two or more words: DB_PASS, GITHUB_PAT,
+#: MYSQL_PWD, NPM_CONFIG__AUTH, REDISCLI_AUTH, SENTRY_DSN, GPG_PRIVATE_KEY -- as whole words, so
+#: PATH, PYTHONPATH, PWD, OLDPWD, GIT_AUTHOR_NAME and XDG_* stay
+DEFAULT_ENV_EXCLUDED_WORDS = frozenset(("PASS", "PWD", "PAT", "AUTH", "CREDS", "PRIVATE", "DSN"))
+#: names kept although a word matches: not a secret, and needed (git over ssh with the network on)
+DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
+#: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
+_URL_CREDENTIALS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -5417,11 +5558,25 @@ class ExecOutcome(object):
         return "ExecOutcome(decision=%r, result=%r)" % (self.decision, self.result)
 
 
+def is_secret_env_var(name, value=""):
+    """Whether the default excludes drop this variable: a DEFAULT_ENV_EXCLUDES glob, a
+    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a URL with a password."""
+    if name in DEFAULT_ENV_KEPT:
+        return False
+    if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
+        return True
+    words = name.upper().split("_")
+    if len([w for w in words if w]) >= 2 and DEFAULT_ENV_EXCLUDED_WORDS.intersection(words):
+        return True
+    return bool(_URL_CREDENTIALS_RE.match(value or ""))
+
+
 def build_command_env(cfg, environ=None):
     """The whole environment a command gets, from [shell_environment_policy].
 
-    Order as upstream: inherit (all|core|none), drop *KEY*/*SECRET*/*TOKEN* (and every
-    provider's key variable) unless ignore_default_excludes, drop `exclude`, add `set`,
+    Order as upstream: inherit (all|core|none), drop secret-looking variables (is_secret_env_var:
+    upstream's *KEY*/*SECRET*/*TOKEN* and more) and every provider's key variable unless
+    ignore_default_excludes, drop `exclude`, add `set`,
     keep only `include_only`.  Then CODEX_SANDBOX_NETWORK_DISABLED=1 when the policy has
     no network.
     """
@@ -5441,8 +5596,7 @@ def build_command_env(cfg, environ=None):
                 secret_vars.add(provider.env_key)
             for var in (getattr(provider, "env_http_headers", None) or {}).values():
                 secret_vars.add(str(var))
-        env = {k: v for k, v in env.items()
-               if k not in secret_vars and not any(glob_match(p, k) for p in DEFAULT_ENV_EXCLUDES)}
+        env = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
     excludes = [str(p) for p in pol.get("exclude") or []]
     env = {k: v for k, v in env.items() if not any(glob_match(p, k) for p in excludes)}
     for k, v in (pol.get("set") or {}).items():
