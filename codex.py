@@ -2534,7 +2534,7 @@ EVENT_TYPES = (
     "exec_approval_request", "apply_patch_approval_request", "background_event", "stream_error",
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
-    "shutdown_complete", "tool_call_recovered",
+    "shutdown_complete", "tool_call_recovered", "loop_limit_request",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
@@ -8045,7 +8045,13 @@ class Session(object):
             message = "the model made more than %d tool calls in this turn (max_tool_calls_per_turn = %d)" % (max_calls, max_calls)
         if message is None:
             return
-        if self.loop_handler is not None and self.loop_handler(message):
+        if self.loop_handler is not None:
+            go_on = bool(self.loop_handler(message))
+        elif getattr(self, "ask_on_loop_limit", False):  # the REPL: the user decides (exec_approval op)
+            go_on = self._ask(task, "loop_limit_request", message=message) in ("approved", "approved_for_session")
+        else:
+            go_on = False
+        if go_on:
             task.repeats = 0
             task.tool_calls = 0
             return
@@ -11009,7 +11015,8 @@ class ReplRenderer(object):
         from rich.text import Text
 
         bar = (u"\u258c ", "bold yellow")
-        cell = Text.assemble(("\n",), bar, ("Allow command?" if kind == "exec" else "Apply these changes?", "bold"))
+        title = {"exec": "Allow command?", "continue": "Let the model go on with this turn?"}.get(kind, "Apply these changes?")
+        cell = Text.assemble(("\n",), bar, (title, "bold"))
         if reason:
             cell.append_text(Text.assemble(("\n",), bar, (reason, "italic")))
         if cwd:
@@ -11509,6 +11516,7 @@ class Repl(object):
                 if factory is None:
                     _not_landed("the agent session (Session, §15)")
                 self.session = factory(self.cfg)
+                self.session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§15b)
             except BaseException as exc:  # reported on first use, in the main thread
                 self._session_error = exc
 
@@ -11803,6 +11811,11 @@ class Repl(object):
         decision = self._ask_approval("exec", msg.get("command"), msg.get("cwd"), msg.get("reason"))
         self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
 
+    def _on_loop_limit_request(self, event, msg):
+        """A tool-call limit stopped the turn: ask whether to let the model go on."""
+        decision = self._ask_approval("continue", None, None, msg.get("message"))
+        self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
+
     def _on_apply_patch_approval_request(self, event, msg):
         self.renderer.patch_cell(msg.get("changes"), "proposed patch")
         decision = self._ask_approval("patch", None, None, msg.get("reason"), msg.get("grant_root"))
@@ -11873,7 +11886,8 @@ class Repl(object):
         self.renderer.approval(kind, command, cwd, reason, grant_root)
         self.renderer.desktop_notification(
             "approval-requested",
-            "Codex wants to run %s" % _display_command(command) if kind == "exec" else "Codex wants to edit files")
+            "Codex wants to run %s" % _display_command(command) if kind == "exec" else
+            "Codex asks whether to go on" if kind == "continue" else "Codex wants to edit files")
         self.renderer.set_status("Waiting for your approval")
         allowed = [k for k, _d, _l in APPROVAL_CHOICES if kind == "exec" or k != "a"]
         if self._keys is None and self.interactive:
@@ -11884,7 +11898,8 @@ class Repl(object):
         else:
             key = self._read_key(allowed)
         decision = dict((k, d) for k, d, _l in APPROVAL_CHOICES)[key]
-        what = "run %s" % _display_command(command).split("\n")[0][:80] if kind == "exec" else "apply the patch"
+        what = ("run %s" % _display_command(command).split("\n")[0][:80] if kind == "exec"
+                else "go on" if kind == "continue" else "apply the patch")
         lines = {
             "approved": (u"\u2714 ", "You approved codex to %s this time" % what, "green"),
             "approved_for_session": (u"\u2714 ", "You approved codex to %s every time this session" % what, "green"),

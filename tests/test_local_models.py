@@ -449,3 +449,30 @@ def test_exec_oss_uses_the_server_it_finds(server, codex_home, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "local hello" in proc.stdout
     assert server.model_requests()[0].body["model"] == codex.DEFAULT_OSS_MODEL
+
+
+@pytest.mark.parametrize("key,goes_on", [("y", True), ("n", False)])
+def test_repl_asks_whether_to_go_on_at_a_limit(tmp_path, codex_home, server, key, goes_on):
+    pytest.importorskip("pexpect")
+    from support.repl_pty import ReplPty
+
+    work = tmp_path / "work"
+    (work / ".git").mkdir(parents=True)
+    plan = {"plan": [{"step": "x", "status": "pending"}]}
+    server.enqueue(*[Turn().function_call("update_plan", plan, call_id="c%d" % i) for i in range(3)])
+    server.enqueue(Turn().text("finished after all"))
+    argv = [str(REPO / "codex.py"), "-C", str(work), "-m", "gpt-5", "-s", "danger-full-access", "-a", "never",
+            "-c", "max_repeated_tool_calls=2"] + mock_cli_args(server)
+    r = ReplPty(sys.executable, argv, {"CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "test-key"}, work,
+                tmp_path / "pty.log")
+    r.submit("plan it")
+    r.expect("Let the model go on")
+    r.expect("2 times in a row")
+    r.send(key)
+    if goes_on:
+        r.expect("finished after all")
+    else:
+        r.expect("stopped the turn")
+    r.expect_prompt()
+    r.quit()
+    assert len(server.model_requests()) == (4 if goes_on else 2)
