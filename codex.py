@@ -1225,6 +1225,23 @@ class StreamError(ProviderError):
         self.retry_after = retry_after
 
 
+class ContextWindowExceeded(ProviderError):
+    """The request did not fit the model's context window (the session compacts and retries once)."""
+
+
+#: what providers say when the input does not fit (OpenAI's code, llama.cpp, vLLM, Anthropic-style gateways)
+_CONTEXT_OVERFLOW_RE = re.compile(
+    r"context_length_exceeded|exceed_context_size|maximum context length|exceeds the available context"
+    r"|context window|prompt is too long|too many tokens|reduce the length of the messages", re.I)
+
+
+def _is_context_overflow(err, detail=""):
+    """Whether an error object (or its text) says the input is longer than the context window."""
+    err = err if isinstance(err, dict) else {}
+    fields = " ".join(str(err.get(k) or "") for k in ("code", "type", "message")) + " " + (detail or "")
+    return bool(_CONTEXT_OVERFLOW_RE.search(fields))
+
+
 class Interrupted(CodexError):
     """The user interrupted the running task."""
 
@@ -1412,6 +1429,11 @@ def http_status_error(status, url, body, model=None, provider=None):
         hint = "rate limited; wait a moment and try again"
     elif status >= 500:
         hint = "the provider failed; try again later"
+    elif status in (400, 413) and _is_context_overflow(_error_json(body), detail):
+        err = ContextWindowExceeded("the conversation does not fit the model's context window (HTTP %d from %s): %s"
+                                    % (status, where, detail or "(empty body)"))
+        err.status = status
+        return err
     else:
         hint = "the provider rejected the request"
     err = ProviderError("%s (HTTP %d from %s): %s" % (hint, status, where, detail or "(empty body)"))
@@ -2019,8 +2041,9 @@ def _response_failure(err):
         err = {"message": str(err)}
     message = err.get("message") or "response.failed event received"
     code = err.get("code")
-    if code in ("context_length_exceeded",):
-        return ProviderError("the conversation is too long for the model's context window: %s; start a new session" % message)
+    if code == "context_length_exceeded" or (code not in ("rate_limit_exceeded", "insufficient_quota")
+                                             and _is_context_overflow(err)):
+        return ContextWindowExceeded("the conversation does not fit the model's context window: %s" % message)
     if code in ("insufficient_quota", "usage_limit_reached", "usage_not_included"):
         return ProviderError("quota exhausted: %s; check your plan and billing" % message)
     delay = None
@@ -2534,7 +2557,7 @@ EVENT_TYPES = (
     "exec_approval_request", "apply_patch_approval_request", "background_event", "stream_error",
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
-    "shutdown_complete", "tool_call_recovered", "loop_limit_request",
+    "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
@@ -7427,6 +7450,89 @@ def prompt_dirs(cfg):
 
 class TurnStopped(CodexError):
     """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
+# -- automatic compaction --------------------------------------------------------------
+# Before each request the session estimates its size: the last response's reported usage
+# (input + output tokens) plus ~4 characters per token for what was added since (or the
+# whole request when nothing was reported).  At model_auto_compact_token_limit (default
+# AUTO_COMPACT_FRACTION of the context window) it asks the model for a summary and replaces
+# the history by: the context messages, the user's recent messages verbatim, the summary and
+# the current plan.  A context_length_exceeded answer gets one compaction and one retry of
+# that request; a compaction is never repeated before another request went through, so a
+# summary that is itself too large cannot loop (upstream #40213).
+
+AUTO_COMPACT_FRACTION = 0.8  #: default model_auto_compact_token_limit, as a fraction of the window
+COMPACT_USER_TOKENS = 20000  #: at most this much of the user's recent messages is kept verbatim...
+COMPACT_USER_FRACTION = 0.25  #: ...and at most this fraction of the limit
+COMPACT_KEEP_OUTPUT_CHARS = 600  #: a tool output trimmed for a compaction request keeps this much
+CHARS_PER_TOKEN = 4  #: the estimate for text no usage was reported for
+COMPACT_BRIDGE_PREFIX = "The conversation so far was compacted to fit the model's context window."  #: starts the bridge
+
+
+def estimate_tokens(obj):
+    """A rough token count of a JSON-able value (CHARS_PER_TOKEN characters per token)."""
+    text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return len(text) // CHARS_PER_TOKEN + 1
+
+
+def trim_tool_outputs(items, keep_last=2, keep_chars=COMPACT_KEEP_OUTPUT_CHARS):
+    """A copy of `items` whose tool outputs (but the last `keep_last`) are cut to `keep_chars`."""
+    outputs = [i for i, it in enumerate(items) if it.get("type") in ("function_call_output", "custom_tool_call_output")]
+    cut = set(outputs[:-keep_last] if keep_last else outputs)
+    out = []
+    for i, it in enumerate(items):
+        text = it.get("output")
+        if i in cut and isinstance(text, str) and len(text) > keep_chars:
+            head, tail = text[:keep_chars * 2 // 3], text[-(keep_chars // 3):]
+            it = dict(it, output="%s\n[... %d characters trimmed for compaction ...]\n%s" % (head, len(text) - len(head) - len(tail), tail))
+        out.append(it)
+    return out
+
+
+def drop_oldest_items(items, fraction=0.5):
+    """`items` without (about) the oldest `fraction` of its non-context items, keeping calls
+    and their outputs together (an output without its call is rejected by the APIs)."""
+    context = [it for it in items if it.get("type") == "message" and _is_context_message(it)]
+    rest = [it for it in items if not (it.get("type") == "message" and _is_context_message(it))]
+    rest = rest[int(len(rest) * fraction):]
+    calls = {it.get("call_id") for it in rest if it.get("type") in ("function_call", "local_shell_call", "custom_tool_call")}
+    outputs = {it.get("call_id") for it in rest if it.get("type") in ("function_call_output", "custom_tool_call_output")}
+    kept = [it for it in rest
+            if not (it.get("type") in ("function_call_output", "custom_tool_call_output") and it.get("call_id") not in calls)
+            and not (it.get("type") in ("function_call", "local_shell_call", "custom_tool_call") and it.get("call_id") not in outputs)]
+    return context + kept
+
+
+def compacted_history(history, summary, plan=None, limit_tokens=None):
+    """The history that replaces `history` after a compaction: its context messages, the
+    user's recent messages verbatim (newest kept first, within a budget), then one message
+    with the summary and the current plan (a later compaction sees the same user messages)."""
+    context = [it for it in history if it.get("type") == "message" and _is_context_message(it)]
+    users = [message_text(it) for it in history
+             if it.get("type") == "message" and it.get("role") == "user" and not _is_context_message(it)
+             and message_text(it) != COMPACT_PROMPT and not message_text(it).startswith(COMPACT_BRIDGE_PREFIX)]
+    budget = COMPACT_USER_TOKENS
+    if limit_tokens:
+        budget = min(budget, int(limit_tokens * COMPACT_USER_FRACTION))
+    budget_chars = max(400, budget * CHARS_PER_TOKEN)
+    kept = []
+    for text in reversed(users):
+        if budget_chars <= 0:
+            break
+        if len(text) > budget_chars:
+            text = text[:budget_chars // 2] + "\n[...]\n" + text[-(budget_chars // 2):]
+        kept.insert(0, text)
+        budget_chars -= len(text)
+    parts = [COMPACT_BRIDGE_PREFIX, "The user's most recent messages are above, verbatim.", "",
+             "Summary of the work so far, written by you before the history was compacted:", "",
+             summary or "(no summary available)"]
+    if plan and plan.get("plan"):
+        parts += ["", "The current plan (update it with update_plan as you go):"]
+        if plan.get("explanation"):
+            parts.append(plan["explanation"])
+        for step in plan["plan"]:
+            parts.append("- [%s] %s" % ({"completed": "x", "in_progress": "~"}.get(step.get("status"), " "), step.get("step")))
+    parts += ["", "Continue the task from here; do not redo work the summary says is done."]
+    return context[:2] + [text_message("user", text) for text in kept] + [text_message("user", "\n".join(parts))]
 
 
 class _Task(object):
@@ -7448,6 +7554,7 @@ class _Task(object):
         self.tool_calls = 0  # tool calls in this task (max_tool_calls_per_turn)
         self.last_call = None  # (name, arguments) of the latest call, and how often it came in a row
         self.repeats = 0
+        self.compacted = False  # compacted since the last request went through (never twice in a row)
 
 
 class Session(object):
@@ -7475,6 +7582,9 @@ class Session(object):
         self.total_usage = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0,
                             "reasoning_output_tokens": 0, "cache_write_input_tokens": 0, "total_tokens": 0}
         self.output_schema = output_schema  # the JSON schema of the final answer (exec --output-schema)
+        self.compactions = 0  # automatic compactions so far
+        self.plan = None  # the last update_plan arguments (kept across a compaction)
+        self._usage_mark = None  # (tokens the last response reported, len(history) before its items)
         self.family = model_family(self.cfg.model, self.cfg)
         self.instructions = build_instructions(self.cfg, self.family)
         self.shell_name = detect_shell_name(self._environ)
@@ -7846,6 +7956,8 @@ class Session(object):
                     self._record([msg])
                     if message_text(msg):
                         task.input_messages.append(message_text(msg))
+                if task.kind == "user":
+                    self._maybe_auto_compact(task)
                 follow_up = self._run_turn(task)
                 if task.abort_requested:
                     with self._lock:
@@ -7882,24 +7994,118 @@ class Session(object):
             self._task = None
             self._emit(task.sub_id, "task_complete", last_agent_message=task.last_agent_message)
 
+    # -- compaction --
+    def auto_compact_limit(self):
+        """Tokens at which the history is compacted: model_auto_compact_token_limit, else
+        AUTO_COMPACT_FRACTION of the model's context window; None when neither is known."""
+        limit = getattr(self.cfg, "model_auto_compact_token_limit", None)
+        if limit:
+            return int(limit)
+        window = self.family.context_window
+        return int(window * AUTO_COMPACT_FRACTION) if window else None
+
+    def estimate_request_tokens(self, tools=None):
+        """The estimated size of the next request (see the comment above AUTO_COMPACT_FRACTION)."""
+        with self._lock:
+            items = list(self.history)
+        mark = self._usage_mark
+        if mark is not None and mark[1] <= len(items):
+            return mark[0] + estimate_tokens(items[mark[1]:])
+        tools = build_tools(self.cfg, self.family, self.mcp.tools() if self.mcp is not None else None) if tools is None else tools
+        return estimate_tokens(self.instructions) + estimate_tokens(tools) + estimate_tokens(items)
+
+    def _maybe_auto_compact(self, task):
+        limit = self.auto_compact_limit()
+        if not limit or task.compacted:
+            return
+        tokens = self.estimate_request_tokens()
+        if tokens >= limit:
+            self._compact(task, "auto", tokens)
+
+    def _compact(self, task, reason, tokens=None):
+        """Replace the history by a summary the model writes (plus the user's recent messages
+        and the plan); record it in the rollout and emit context_compacted."""
+        limit = self.auto_compact_limit()
+        tokens = self.estimate_request_tokens() if tokens is None else tokens
+        self._task_emit(task, "background_event", message="compacting the conversation (~%s tokens%s)..." % (
+            "{:,}".format(tokens), " of %s" % "{:,}".format(limit) if limit else ""))
+        items = self._prompt_input() + [text_message("user", COMPACT_PROMPT)]
+        window = self.family.context_window or (int(limit / AUTO_COMPACT_FRACTION) if limit else None)
+        budget = int(window * 0.9) if window else None
+        if budget:
+            if estimate_tokens(self.instructions) + estimate_tokens(items) > budget:
+                items = trim_tool_outputs(items)
+            for _ in range(8):  # each pass halves what is left: bounded
+                if estimate_tokens(self.instructions) + estimate_tokens(items) <= budget:
+                    break
+                items = drop_oldest_items(items[:-1]) + items[-1:]
+        summary = None
+        for attempt in range(2):
+            try:
+                summary = self._request_summary(task, items)
+                break
+            except ContextWindowExceeded:
+                if attempt:
+                    raise
+                items = drop_oldest_items(trim_tool_outputs(items[:-1], keep_last=0)) + items[-1:]
+        with self._lock:
+            if task.cancelled:
+                raise Interrupted("interrupted")
+            new = compacted_history(self.history, summary, self.plan, limit)
+            self.history = new
+            if self._rollout is not None:
+                self._rollout.record_compacted(summary or "", replacement_history=new)
+        self._usage_mark = None
+        task.compacted = True
+        self.compactions += 1
+        after = self.estimate_request_tokens()
+        self._task_emit(task, "context_compacted", reason=reason, tokens_before=tokens, tokens_after=after,
+                        compactions=self.compactions)
+        log("info", "compacted the history (%s): ~%d -> ~%d tokens", reason, tokens, after)
+
+    def _request_summary(self, task, items):
+        """One request without tools asking for the summary; returns its text."""
+        client = self._client_for_turn()
+        retries = 0
+        while True:
+            text, completed = [], None
+            try:
+                def on_response(resp):
+                    with self._lock:
+                        task.response = resp
+                        if task.cancelled:
+                            abort_response(resp)
+
+                for kind, payload in client.stream(Prompt(items, [], self.instructions), cancel=task.cancel,
+                                                   on_response=on_response):
+                    if task.cancelled:
+                        raise Interrupted("interrupted")
+                    if kind == "item" and payload.get("type") == "message":
+                        text.append(message_text(payload))
+                    elif kind == "completed":
+                        completed = payload
+            except StreamError as exc:
+                if retries >= self.cfg.provider.stream_max_retries:
+                    raise
+                retries += 1
+                _interruptible_sleep(exc.retry_after if exc.retry_after is not None else backoff(retries), task.cancel)
+                continue
+            finally:
+                with self._lock:
+                    task.response = None
+            usage = (completed or {}).get("usage")
+            if usage:
+                for key in self.total_usage:
+                    self.total_usage[key] += usage.get(key) or 0
+            return "\n".join(t for t in text if t).strip()
+
     def _finish_compaction(self, task):
+        """After a /compact task: the model's answer is the summary (see compacted_history)."""
         summary = task.last_agent_message or "(no summary available)"
-        users = [message_text(it) for it in self.history
-                 if it.get("type") == "message" and it.get("role") == "user" and not _is_context_message(it)
-                 and message_text(it) != COMPACT_PROMPT]
-        joined = "\n\n".join(users) or "(none)"
-        if len(joined) > 80000:
-            joined = joined[:40000] + "\n...\n" + joined[-40000:]
-        bridge = ("You were originally given instructions from a user over one or more turns. Here were the user "
-                  "messages:\n\n%s\n\nAnother language model started to solve this problem and produced a summary of "
-                  "its thinking process. You also have access to the state of the tools that were used by that "
-                  "language model. Use this to build on the work that has already been done and avoid duplicating "
-                  "work. Here is the summary produced by the other language model, use the information in this "
-                  "summary to assist with your own analysis:\n\n%s" % (joined, summary))
-        context = [it for it in self.history if it.get("type") == "message" and _is_context_message(it)]
-        self.history = context[:2] + [text_message("user", bridge)]
+        self.history = compacted_history(self.history, summary, self.plan, self.auto_compact_limit())
+        self._usage_mark = None
         if self._rollout is not None:
-            self._rollout.record_compacted(summary)
+            self._rollout.record_compacted(summary, replacement_history=self.history)
         self._emit(task.sub_id, "agent_message", message="Compact task completed")
 
     def _prompt_input(self):
@@ -7944,6 +8150,16 @@ class Session(object):
                         task.response = None
                     self._commit_task_items(task)
                 raise
+            except ContextWindowExceeded as exc:
+                with self._lock:
+                    if task.cancelled:
+                        raise Interrupted("interrupted")
+                    self._commit_task_items(task)
+                if task.kind != "user" or task.compacted:
+                    raise ProviderError("%s; compacting did not help: start a new session (or raise "
+                                        "model_context_window if the model's window is larger)" % exc)
+                self._compact(task, "context_length_exceeded")  # then retry this request once
+                continue
             except StreamError as exc:
                 with self._lock:
                     if task.cancelled:
@@ -7965,8 +8181,13 @@ class Session(object):
             with self._lock:
                 if task.cancelled:
                     raise Interrupted("interrupted")
+                before = len(self.history)
                 self._commit_task_items(task)
+            task.compacted = False
             usage = completed.get("usage")
+            self._usage_mark = None
+            if usage and usage.get("input_tokens"):
+                self._usage_mark = (int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0), before)
             if usage:
                 for key in self.total_usage:
                     self.total_usage[key] += usage.get(key) or 0
@@ -8131,6 +8352,7 @@ class Session(object):
                 return self._run_apply_patch(task, call_id, args["input"], None)
             if name == "update_plan":
                 plan = parse_plan_arguments(arguments)
+                self.plan = plan
                 self._task_emit(task, "plan_update", **plan)
                 return "Plan updated"
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
@@ -8616,7 +8838,8 @@ class HistorySnapshot(object):
 #   response_item  a history item exactly as sent to the model
 #   event_msg      a protocol event msg worth replaying (user_message, agent_message, ...)
 #   turn_context   {cwd, approval_policy, sandbox_policy, model, effort, summary}
-#   compacted      {message}: history before this line was replaced by a summary
+#   compacted      {message, replacement_history}: history before this line was replaced by
+#                  replacement_history (older records: rebuilt from the summary in message)
 # load_rollout() also reads the mid-2025 format (bare meta object, then bare items).
 
 ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
@@ -8701,9 +8924,12 @@ class RolloutRecorder(object):
         """Append a protocol event msg."""
         self._write("event_msg", msg)
 
-    def record_compacted(self, message):
-        """Note that history was replaced by a summary."""
-        self._write("compacted", {"message": message})
+    def record_compacted(self, message, replacement_history=None):
+        """Note that history was replaced by a summary (and by what, so resume sees it)."""
+        payload = {"message": message}
+        if replacement_history is not None:
+            payload["replacement_history"] = list(replacement_history)
+        self._write("compacted", payload)
 
     def close(self):
         """Flush and close the file."""
@@ -8741,10 +8967,11 @@ def load_rollout(path):
             items.append(payload)
         elif kind == "event_msg" and isinstance(payload, dict):
             events.append(payload)
-        elif kind == "compacted":
-            context = [it for it in items if it.get("type") == "message" and _is_context_message(it)]
-            bridge = [it for it in items if it.get("type") == "message" and it.get("role") == "user"][-1:]
-            items = context[:2] + bridge
+        elif kind == "compacted" and isinstance(payload, dict) and isinstance(payload.get("replacement_history"), list):
+            items = [it for it in payload["replacement_history"] if isinstance(it, dict)]
+        elif kind == "compacted":  # older records: rebuild the bridge from the summary
+            summary = payload.get("message") if isinstance(payload, dict) else None
+            items = compacted_history(items, summary)
         elif number == 1 and meta is None and "id" in obj and kind is None:
             meta = obj  # the mid-2025 format: a bare meta object first
         elif obj.get("record_type") == "state":
@@ -9099,6 +9326,9 @@ class HumanPrinter(object):
             self.ts(self.c("dim", msg.get("message", "")))
         elif kind == "tool_call_recovered":
             self.ts(self.c("dim", "tool call recovered from the model's text (%s): %s" % (msg.get("format"), msg.get("name"))))
+        elif kind == "context_compacted":
+            self.ts(self.c("magenta", "context compacted") + " (%s): ~%s -> ~%s tokens" % (
+                msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
         elif kind == "turn_aborted":
             self.ts(self.c("red", "task interrupted"))
 
@@ -9203,6 +9433,10 @@ class JsonPrinter(object):
                 self.emit({"type": "item.updated", "item": self.todo})
         elif kind in ("stream_error",):
             self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
+        elif kind == "context_compacted":
+            self.emit({"type": "item.completed", "item": self._item(
+                "context_compaction", reason=msg.get("reason"), tokens_before=msg.get("tokens_before"),
+                tokens_after=msg.get("tokens_after"))})
         elif kind == "error" and session_level:  # e.g. an MCP server that failed to start: not fatal
             self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
         elif kind == "error":
@@ -11845,6 +12079,10 @@ class Repl(object):
         self.renderer.note(msg.get("message", ""))
 
     _on_stream_error = _on_background_event
+
+    def _on_context_compacted(self, event, msg):
+        self.renderer.note("context compacted (%s): ~%s -> ~%s tokens" % (
+            msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
 
     def _on_error(self, event, msg):
         if self._stream is not None:
