@@ -493,6 +493,7 @@ PROFILE_KEYS = (
     "model_verbosity",
     "chatgpt_base_url",
     "experimental_instructions_file",
+    "model_instructions_file",
 )
 
 #: top-level config keys: key -> (type check name, default, allowed values or None)
@@ -533,6 +534,9 @@ CONFIG_KEYS = {
     "preferred_auth_method": ("str", "apikey", ("chatgpt", "apikey")),
     "projects": ("table", {}, None),
     "hooks": ("table", {}, None),
+    "model_instructions_file": ("str", None, None),
+    "project_root_markers": ("list", [".git"], None),
+    "project_doc_fallback_filenames": ("list", [], None),
     "tools": ("table", {}, None),
     "disable_paste_burst": ("bool", False, None),
     "include_plan_tool": ("bool", True, None),
@@ -800,6 +804,13 @@ class Config(Record):
     experimental_resume: "str | None"
     projects: dict
     hooks: "tuple[Hook, ...]"  # every configured hook, system first (see load_hooks)
+    model_instructions_file: "str | None"  # upstream's newer name of experimental_instructions_file
+    project_root_markers: "list[str]"
+    project_doc_fallback_filenames: "list[str]"
+    project_root: "Path | None"  # the project codex runs in (project_root_markers), trusted or not
+    trusted_project_root: "Path | None"  # the same when it is trusted (its .codex/ config, hooks, prompts apply)
+    requirements: "Requirements"  # what /etc/codex/requirements.toml pins
+    layer_paths: "Mapping[str, str]"  # layer label -> the file it was read from
     # accepted and ignored (warned about by load_config)
     request_max_retries: "int | None"
     stream_max_retries: "int | None"
@@ -821,6 +832,10 @@ class Config(Record):
         policy = self.__dict__.get("_sandbox_policy")
         if policy is None:
             policy = SandboxPolicy.from_config(self)
+            pinned = self.requirements.clamp_sandbox(policy.mode)
+            if pinned != policy.mode:  # e.g. the legacy sandbox_permissions asked for more than is allowed
+                _notice("sandbox mode %r is not allowed by %s; using %r" % (policy.mode, " or ".join(self.requirements.paths), pinned))
+                policy = SandboxPolicy.from_wire(dict(self.sandbox_workspace_write or {}, mode=pinned), self.cwd)
             object.__setattr__(self, "_sandbox_policy", policy)
         return policy
 
@@ -846,6 +861,7 @@ class ConfigOverrides(object):
         dangerously_bypass=False,
         oss=False,
         ignore_user_config=False,
+        trust=False,
     ):
         self.model = model
         self.model_provider = model_provider
@@ -858,6 +874,7 @@ class ConfigOverrides(object):
         self.dangerously_bypass = dangerously_bypass
         self.oss = oss
         self.ignore_user_config = ignore_user_config  # exec --ignore-user-config: skip config.toml
+        self.trust = trust  # --trust: apply the project's .codex/config.toml this once
 
 
 def _load_toml_module():
@@ -971,9 +988,9 @@ def _normalize_approval(value, where, key="approval_policy"):
     return value
 
 
-def read_config_file(home):
-    """Read and parse $CODEX_HOME/config.toml; a missing file is an empty table."""
-    path = Path(home) / "config.toml"
+def read_config_file(home, name="config.toml"):
+    """Read and parse DIR/config.toml (or DIR/NAME); a missing file is an empty table."""
+    path = Path(home) / name
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1214,7 +1231,7 @@ def _check_utf8(place, key, value):
 
 
 #: config layers from lowest to highest (the values of Config.sources)
-_SOURCE_RANKS = ("default", "config.toml", "profile", "-c", "flag")
+_SOURCE_RANKS = ("default", "system", "config.toml", "profile", "project", "-c", "flag", "requirements")
 
 
 def _source_rank(source):
@@ -1317,11 +1334,14 @@ def parse_hooks(table, where):
     return hooks
 
 
-def load_hooks(table, place, home, environ):
+def load_hooks(table, place, home, environ, trusted_project=None):
     """Every configured hook in the order they run: the system's hooks.json, the user's
-    hooks.json, then the merged [hooks] tables of the config layers."""
+    hooks.json, a trusted project's .codex/hooks.json, then the merged [hooks] tables of the
+    config layers."""
     hooks = load_hooks_file(system_config_dir(environ) / HOOKS_FILE)
     hooks += load_hooks_file(Path(home) / HOOKS_FILE)
+    if trusted_project is not None:
+        hooks += load_hooks_file(Path(trusted_project) / ".codex" / HOOKS_FILE)
     return hooks + parse_hooks(table, place)
 
 
@@ -1411,6 +1431,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
     warnings = []
+    system_dir = system_config_dir(environ)
+    system_tree, system_path = read_config_file(system_dir)
+    cwd = _resolve_cwd(overrides.cwd if overrides.cwd is not None else cwd)
 
     cli_tree = {}
     for arg in cli_overrides:
@@ -1422,33 +1445,46 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if overrides.model is not None:
         _check_utf8("--model", "model", overrides.model)
 
-    # The profile is chosen by the flag, else -c profile=..., else the file's `profile`.
-    profiles = _deep_merge(toml_tree.get("profiles", {}) or {}, cli_tree.get("profiles", {}) or {})
-    if not isinstance(profiles, dict):
-        raise ConfigError("%s: `profiles` must be a table of tables" % where)
-    profile_name = overrides.profile or cli_tree.get("profile") or toml_tree.get("profile")
+    # The profile is chosen by the flag, else -c profile=..., else the files' `profile`.
+    profiles = {}
+    for tree, tree_path in ((system_tree, system_path), (toml_tree, path), (cli_tree, "-c")):
+        if not isinstance(tree.get("profiles", {}), dict):
+            raise ConfigError("%s: `profiles` must be a table of tables" % tree_path)
+        profiles = _deep_merge(profiles, tree.get("profiles", {}) or {})
+    profile_name = overrides.profile or cli_tree.get("profile") or toml_tree.get("profile") or system_tree.get("profile")
     profile = {}
+    profile_place = "%s [profiles.%s]" % (where, profile_name)
     if profile_name is not None:
-        if not isinstance(profile_name, str):
-            raise ConfigError("%s: `profile` must be a string" % where)
-        if profile_name not in profiles:
-            defined = ", ".join(sorted(profiles)) or "none"
+        if not isinstance(profile_name, str) or not re.match(r"^[A-Za-z0-9_.-]+$", profile_name):
+            raise ConfigError("%s: `profile` must be a name (letters, digits, `_`, `.`, `-`)" % where)
+        # Upstream's newer profile files, $CODEX_HOME/NAME.config.toml, beside the [profiles.NAME] tables.
+        file_tree, file_path = read_config_file(home, "%s.config.toml" % profile_name)
+        if profile_name not in profiles and not file_tree and not file_path.is_file():
+            defined = ", ".join(sorted(set(profiles) | set(_profile_files(home)))) or "none"
             raise ConfigError(
-                "config profile `%s` not found in %s; defined profiles: %s" % (profile_name, where, defined)
+                "config profile `%s` not found in %s (nor %s); defined profiles: %s" % (profile_name, where, file_path, defined)
             )
-        profile = profiles[profile_name]
+        profile = profiles.get(profile_name, {})
         if not isinstance(profile, dict):
             raise ConfigError("%s: `profiles.%s` must be a table" % (where, profile_name))
+        if file_tree:
+            profile = _deep_merge(profile, file_tree)
+            profile_place = str(file_path) if profile_name not in profiles else "%s and %s" % (profile_place, file_path)
         for key in profile:
             if key not in PROFILE_KEYS:
                 warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
+    project_tree, project_place, project_root, trusted_root = _project_layer(
+        cwd, [system_tree, toml_tree, cli_tree], overrides.trust, warnings)
+
     # Check every layer on its own, so a bad value is reported even when a higher layer
     # (e.g. exec's forced approval policy) would have replaced it.
     layers = (
+        ("system", str(system_path), system_tree),
         ("config.toml", where, toml_tree),
-        ("profile %s" % profile_name, "%s [profiles.%s]" % (where, profile_name), profile),
+        ("profile %s" % profile_name, profile_place, profile),
+        ("project", project_place, project_tree),
         ("-c", "-c", cli_tree),
     )
     for label, place, layer in layers:
@@ -1553,7 +1589,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
-    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ))
+    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ, trusted_root))
 
     # Providers: built-ins first; a user entry with a built-in's name updates its fields.
     providers = builtin_providers(environ)
@@ -1587,6 +1623,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         elif not checked.get("base_url"):
             raise ConfigError("%s: `model_providers.%s.base_url` is required" % (pplace, pid))
         providers[pid] = ProviderInfo(pid, **checked)
+    requirements = load_requirements(system_dir, home)
+    apply_requirements(requirements, values, sources, providers, warnings)
     provider_id = values["model_provider"]
     if provider_id not in providers:
         raise ConfigError(
@@ -1596,13 +1634,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if values["model"] is None:
         values["model"] = DEFAULT_OSS_MODEL if provider_id in ("oss", "ollama") and overrides.oss else DEFAULT_MODEL
 
-    cwd = Path(overrides.cwd if overrides.cwd is not None else (cwd or os.getcwd()))
-    if not cwd.is_absolute():
-        cwd = Path(os.getcwd()) / cwd
-    if not cwd.is_dir():
-        raise ConfigError("working directory %s does not exist (check -C/--cd)" % cwd)
-    cwd = cwd.resolve()
-
+    if values["model_instructions_file"]:  # upstream's newer name wins over the older one
+        values["experimental_instructions_file"] = values["model_instructions_file"]
+        sources["experimental_instructions_file"] = sources.get("model_instructions_file", "default")
     instructions_file = values["experimental_instructions_file"]
     base_instructions = overrides.base_instructions
     if instructions_file and base_instructions is None:
@@ -1631,8 +1665,206 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         dangerously_bypass=bool(overrides.dangerously_bypass),
         sources=frozen_mapping(sources),
         warnings=tuple(warnings),
+        project_root=project_root,
+        trusted_project_root=trusted_root,
+        requirements=requirements,
+        layer_paths=frozen_mapping({label: place for label, place, _layer in layers if _layer}),
         **values
     )
+
+
+def _resolve_cwd(value):
+    """The working directory (absolute, resolved); ConfigError when it is not a directory."""
+    cwd = Path(value or os.getcwd())
+    if not cwd.is_absolute():
+        cwd = Path(os.getcwd()) / cwd
+    if not cwd.is_dir():
+        why = "is a file, not a directory" if cwd.exists() else "does not exist"
+        raise ConfigError("working directory %s %s (check -C/--cd)" % (cwd, why))
+    return cwd.resolve()
+
+
+def _profile_files(home):
+    """Names of the profile files ($CODEX_HOME/NAME.config.toml) that exist."""
+    try:
+        return [n[:-len(".config.toml")] for n in os.listdir(str(home)) if n.endswith(".config.toml") and n != ".config.toml"]
+    except OSError:
+        return []
+
+
+def find_project_root(cwd, markers):
+    """The nearest directory at or above `cwd` holding one of `markers` (e.g. `.git`), or None."""
+    for directory in [Path(cwd)] + list(Path(cwd).parents):
+        if any((directory / marker).exists() for marker in markers):
+            return directory
+    return None
+
+
+def project_trust(projects, root):
+    """The trust_level that [projects] gives `root` (or one of its parents), or None."""
+    if not isinstance(projects, dict) or root is None:
+        return None
+    for directory in [Path(root)] + list(Path(root).parents):
+        entry = projects.get(str(directory))
+        if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
+            return entry["trust_level"]
+    return None
+
+
+def _project_layer(cwd, trees, trust_flag, warnings):
+    """(tree, place, project root, trusted root) of the project's .codex/config.toml files.
+
+    They are read from the project root down to cwd (deeper wins), and apply only when the
+    project is trusted: `projects."<root>".trust_level = "trusted"` in the system or user
+    config (or -c), or --trust.  A project never trusts itself: its `projects` is ignored.
+    """
+    markers = [".git"]
+    projects = {}
+    for tree in trees:
+        if isinstance(tree.get("project_root_markers"), list):
+            markers = [str(m) for m in tree["project_root_markers"]]
+        if isinstance(tree.get("projects"), dict):
+            projects = _deep_merge(projects, tree["projects"])
+    root = find_project_root(cwd, markers) if markers else None
+    if root is None:
+        return {}, "project", None, None
+    files = []
+    for directory in reversed([Path(cwd)] + [p for p in Path(cwd).parents if p == root or root in p.parents]):
+        candidate = directory / ".codex" / "config.toml"
+        if candidate.is_file():
+            files.append(candidate)
+    trusted = trust_flag or project_trust(projects, root) == "trusted"
+    if not files:
+        return {}, "project", root, root if trusted else None
+    if not trusted:
+        warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
+                        "projects.\"%s\".trust_level = \"trusted\" in your config.toml)" % (files[-1], root, root))
+        return {}, "project", root, None
+    tree = {}
+    for f in files:
+        tree = _deep_merge(tree, read_config_file(f.parent)[0])
+    for key in ("projects", "profile", "profiles"):
+        if key in tree:
+            warnings.append("%s: `%s` is ignored in a project's config" % (files[-1], key))
+            tree.pop(key)
+    return tree, " and ".join(str(f) for f in files), root, root
+
+
+# -- requirements (what an admin pins: /etc/codex/requirements.toml) --
+
+REQUIREMENTS_FILE = "requirements.toml"  #: pins, in the system config dir (or $CODEX_HOME for a user's own)
+#: requirements.toml keys: key -> (type check name, what it pins)
+REQUIREMENT_KEYS = {
+    "allowed_approval_policies": ("list", "approval_policy"),
+    "allowed_sandbox_modes": ("list", "sandbox_mode"),
+    "model_provider": ("str", "model_provider"),
+    "mcp_servers": ("table", "mcp_servers"),
+}
+#: approval policies from the most to the least cautious (the nearest allowed one is chosen)
+APPROVAL_STRICTNESS = ("untrusted", "on-request", "on-failure", "never")
+#: sandbox modes from the most to the least confined
+SANDBOX_STRICTNESS = ("read-only", "workspace-write", "danger-full-access")
+
+
+class Requirements(Record):
+    """What requirements.toml pins (None or empty: not pinned) and the files it came from."""
+
+    allowed_approval_policies: "tuple[str, ...] | None"
+    allowed_sandbox_modes: "tuple[str, ...] | None"
+    model_provider: "str | None"
+    mcp_servers: "Mapping[str, Mapping] | None"  # allow-list: name -> identity (command or url)
+    paths: "tuple[str, ...]"
+
+    def pins(self):
+        """(key, allowed values as text) for doctor and config show."""
+        rows = []
+        if self.allowed_approval_policies is not None:
+            rows.append(("approval_policy", ", ".join(self.allowed_approval_policies)))
+        if self.allowed_sandbox_modes is not None:
+            rows.append(("sandbox_mode", ", ".join(self.allowed_sandbox_modes)))
+        if self.model_provider is not None:
+            rows.append(("model_provider", self.model_provider))
+        if self.mcp_servers is not None:
+            rows.append(("mcp_servers", ", ".join(sorted(self.mcp_servers)) or "(none allowed)"))
+        return rows
+
+    def clamp_approval(self, value):
+        """`value`, or the nearest allowed approval policy (more cautious first)."""
+        return _nearest_allowed(value, self.allowed_approval_policies, APPROVAL_STRICTNESS)
+
+    def clamp_sandbox(self, mode):
+        """`mode`, or the nearest allowed sandbox mode (more confined first)."""
+        return _nearest_allowed(mode, self.allowed_sandbox_modes, SANDBOX_STRICTNESS)
+
+
+def _nearest_allowed(value, allowed, order):
+    if not allowed or value in allowed:
+        return value
+    index = order.index(value) if value in order else len(order) - 1
+    for i in list(range(index - 1, -1, -1)) + list(range(index + 1, len(order))):
+        if order[i] in allowed:
+            return order[i]
+    return allowed[0]
+
+
+def load_requirements(system_dir, home):
+    """The Requirements of /etc/codex/requirements.toml, then $CODEX_HOME/requirements.toml
+    for what the first leaves unpinned (the system's pins win, field by field)."""
+    fields = {"allowed_approval_policies": None, "allowed_sandbox_modes": None, "model_provider": None,
+              "mcp_servers": None}
+    paths = []
+    for directory in (Path(system_dir), Path(home)):
+        tree, path = read_config_file(directory, REQUIREMENTS_FILE)
+        if not tree:
+            continue
+        paths.append(str(path))
+        for key, value in tree.items():
+            spec = REQUIREMENT_KEYS.get(key)
+            if spec is None:
+                raise ConfigError("%s: unknown key `%s`; requirements.toml pins %s" % (path, key, ", ".join(sorted(REQUIREMENT_KEYS))))
+            _check_type(str(path), key, value, spec[0])
+            if key == "allowed_approval_policies":
+                value = tuple(_normalize_approval(v, str(path), key) for v in value)
+            elif key == "allowed_sandbox_modes":
+                for v in value:
+                    _check_enum(str(path), key, v, SANDBOX_MODES)
+                value = tuple(value)
+            elif key == "mcp_servers":
+                for name, ident in value.items():
+                    if not isinstance(ident, dict) or not (isinstance(ident.get("command"), str) or isinstance(ident.get("url"), str)):
+                        raise ConfigError("%s: `mcp_servers.%s` must give the server's identity: `command` or `url`" % (path, name))
+                value = frozen_mapping({n: frozen_mapping(v) for n, v in value.items()})
+            if fields[key] is None:
+                fields[key] = value
+    return Requirements(paths=tuple(paths), **fields)
+
+
+def apply_requirements(req, values, sources, providers, warnings):
+    """Bring `values` within the pins: the nearest allowed value, with one warning each."""
+    where = " or ".join(req.paths) or REQUIREMENTS_FILE
+    for key, clamp in (("approval_policy", req.clamp_approval), ("sandbox_mode", req.clamp_sandbox)):
+        pinned = clamp(values[key])
+        if pinned != values[key]:
+            warnings.append("%s = %r is not allowed by %s (from %s); using %r" % (key, values[key], where, sources.get(key), pinned))
+            values[key] = pinned
+            sources[key] = "requirements"
+    if req.model_provider is not None and values["model_provider"] != req.model_provider:
+        if req.model_provider not in providers:
+            raise ConfigError("%s requires model_provider %r, which is not defined; define [model_providers.%s]"
+                              % (where, req.model_provider, req.model_provider))
+        warnings.append("model_provider = %r is not allowed by %s; using %r" % (values["model_provider"], where, req.model_provider))
+        values["model_provider"] = req.model_provider
+        sources["model_provider"] = "requirements"
+    if req.mcp_servers is not None:
+        kept = {}
+        for name, server in values["mcp_servers"].items():
+            ident = req.mcp_servers.get(name)
+            if ident is not None and ((ident.get("command") is not None and ident.get("command") == server.get("command"))
+                                      or (ident.get("url") is not None and ident.get("url") == server.get("url"))):
+                kept[name] = server
+            else:
+                warnings.append("MCP server `%s` is not on the allow-list of %s; it is disabled" % (name, where))
+        values["mcp_servers"] = kept
 
 
 ###############################################################################
@@ -3599,6 +3831,15 @@ class TurnContext(Record):
             changes["config"] = cfg
             changes["family"] = model_family(cfg.model, cfg)
             changes["instructions"] = build_instructions(cfg, changes["family"])
+        req = self.config.requirements
+        approval = changes.get("approval_policy")
+        if approval is not None and req.clamp_approval(approval) != approval:
+            raise UsageError("approval policy %r is not allowed by %s (allowed: %s)"
+                             % (approval, " or ".join(req.paths), ", ".join(req.allowed_approval_policies)))
+        policy = changes.get("sandbox_policy")
+        if policy is not None and req.clamp_sandbox(policy.mode) != policy.mode:
+            raise UsageError("sandbox mode %r is not allowed by %s (allowed: %s)"
+                             % (policy.mode, " or ".join(req.paths), ", ".join(req.allowed_sandbox_modes)))
         changes["sources"] = frozen_mapping(sources)
         return self.replace(**changes)
 
@@ -6666,6 +6907,63 @@ def sandbox_check_lines(home=None, cfg=None):
     return lines
 
 
+def config_layers(cfg):
+    """(key, value, layer, file) for every top-level effective value: which layer set it."""
+    rows = []
+    for key in sorted(CONFIG_KEYS):
+        if key in ("profiles", "profile"):
+            continue
+        value = getattr(cfg, key, None)
+        if key == "hooks":
+            value = ["%s: %s" % (h.event, h.name) for h in value]
+        elif key == "mcp_servers":
+            value = sorted(value)
+        elif key == "model_providers":
+            value = sorted(value)
+        layer = cfg.sources.get(key, "default")
+        where = cfg.layer_paths.get(layer, "") if layer not in ("requirements",) else " or ".join(cfg.requirements.paths)
+        rows.append((key, value, layer, where))
+    rows.append(("sandbox_policy (effective)", cfg.sandbox_policy.to_wire(), cfg.sources.get("sandbox_mode", "default"), ""))
+    return rows
+
+
+def _cmd_config(args, cfg_loader):
+    """`codex config show [--json]`: every effective value, the layer that set it, and the pins."""
+    cfg = cfg_loader()
+    rows = config_layers(cfg)
+    project = {"root": str(cfg.project_root) if cfg.project_root else None, "trusted": cfg.trusted_project_root is not None}
+    pins = dict(cfg.requirements.pins())
+    if getattr(args, "json", False):
+        out = {"values": {k: {"value": _jsonable(v), "layer": layer, "file": where or None} for k, v, layer, where in rows},
+               "layers": dict(cfg.layer_paths), "project": project, "requirements": pins,
+               "requirements_files": list(cfg.requirements.paths)}
+        sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
+        return 0
+    width = max(len(k) for k, _v, _l, _w in rows)
+    for key, value, layer, where in rows:
+        text = json.dumps(_jsonable(value)) if not isinstance(value, str) else value
+        sys.stdout.write("%-*s  %-40s  %s%s\n" % (width, key, text if len(text) <= 40 else text[:37] + "...", layer,
+                                                   " (%s)" % where if where and layer != "default" else ""))
+    sys.stdout.write("\nproject: %s%s\n" % (project["root"] or "(none)", " (trusted)" if project["trusted"] else
+                                           " (not trusted: its .codex/config.toml is not applied)" if project["root"] else ""))
+    if pins:
+        sys.stdout.write("pinned by %s:\n" % " and ".join(cfg.requirements.paths))
+        for key, allowed in pins.items():
+            sys.stdout.write("  %s: %s\n" % (key, allowed))
+    return 0
+
+
+def _jsonable(value):
+    """`value` with Paths, tuples and mappings as JSON types."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
 def _cmd_sandbox_check(args, cfg_loader):
     """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here;
     `codex sandbox [--full-auto] [-s MODE] -- CMD...` runs CMD as `codex debug` does."""
@@ -6682,6 +6980,9 @@ def _cmd_sandbox_check(args, cfg_loader):
         cfg = None
     home = cfg.codex_home if cfg is not None else None
     lines = sandbox_check_lines(home, cfg)
+    if cfg is not None:
+        for key, allowed in cfg.requirements.pins():
+            lines.append(("info", "pinned", "%s: %s (%s)" % (key, allowed, " and ".join(cfg.requirements.paths))))
     for status, probe, text in lines:
         sys.stdout.write("%-4s %-12s %s\n" % (status, probe, text))
     return 1 if any(status == "fail" for status, _, _ in lines) else 0
@@ -8395,6 +8696,7 @@ def hook_permission_mode(approval_policy, sandbox_mode):
 # message.  The Session that runs the turn loop is §15b.
 
 PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
+PROJECT_DOC_OVERRIDE_FILENAME = "AGENTS.override.md"  #: read instead of AGENTS.md in its directory (upstream)
 PROJECT_DOC_SEPARATOR = "\n\n--- project-doc ---\n\n"  #: between ~/.codex/AGENTS.md and project docs
 COMPACT_PROMPT = (
     "You have exceeded the maximum number of tokens, please stop coding and instead write a short memento "
@@ -8458,8 +8760,23 @@ def find_git_root(start):
     return None
 
 
-def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
-    """Every AGENTS.md from the git root down to cwd, root first, sharing max_bytes; or None."""
+def project_doc_names(fallbacks=()):
+    """File names tried in each directory, first found wins: AGENTS.override.md, AGENTS.md, then
+    project_doc_fallback_filenames (e.g. CLAUDE.md)."""
+    return [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME] + [str(f) for f in fallbacks or ()]
+
+
+def _first_doc(directory, names):
+    for name in names:
+        path = Path(directory) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()):
+    """One instruction file per directory (project_doc_names) from the git root down to cwd,
+    root first, sharing max_bytes; or None."""
     if max_bytes <= 0:
         return None
     cwd = Path(cwd).resolve()
@@ -8476,8 +8793,11 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
         dirs.reverse()
     parts = []
     budget = max_bytes
+    names = project_doc_names(fallbacks)
     for d in dirs:
-        path = d / PROJECT_DOC_FILENAME
+        path = _first_doc(d, names)
+        if path is None:
+            continue
         if budget <= 0:
             break
         try:
@@ -8498,11 +8818,12 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
 def load_user_instructions(cfg):
     """$CODEX_HOME/AGENTS.md and the project docs joined as upstream does, or None."""
     home_text = None
+    home_doc = _first_doc(cfg.codex_home, [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME])
     try:
-        home_text = (Path(cfg.codex_home) / PROJECT_DOC_FILENAME).read_text(encoding="utf-8", errors="ignore").strip()
+        home_text = home_doc.read_text(encoding="utf-8", errors="ignore").strip() if home_doc else None
     except OSError:
         pass
-    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes)
+    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames)
     if home_text and project:
         return home_text + PROJECT_DOC_SEPARATOR + project
     return home_text or project or None
@@ -8771,7 +9092,7 @@ def expand_prompt_command(cfg, text):
 def prompt_dirs(cfg):
     """Where reusable prompts come from: $CODEX_HOME/prompts, then a trusted project's .codex/prompts."""
     dirs = [Path(cfg.codex_home) / PROMPTS_SUBDIR]
-    project = getattr(cfg, "trusted_project_root", None)
+    project = cfg.trusted_project_root
     if project:
         dirs.append(Path(project) / ".codex" / PROMPTS_SUBDIR)
     return dirs
@@ -13989,11 +14310,35 @@ def _hold_typeahead(fd=0):
     return restore, "".join(ch for ch in text if ch == "\n" or ch.isprintable())
 
 
+def ask_project_trust(cfg, cfg_loader, fd=0, out=None):
+    """The one-time question about an untrusted project that has a .codex/ directory: the
+    answer is kept in the user's config.toml (projects."<root>".trust_level) and never asked
+    again; on yes the config is loaded anew with the project's layer."""
+    out = out or sys.stderr
+    root = cfg.project_root
+    if (root is None or cfg.trusted_project_root is not None or not (Path(root) / ".codex").is_dir()
+            or project_trust(cfg.projects, root) is not None or not os.isatty(fd)):
+        return cfg
+    out.write("\n%s has its own codex settings in .codex/ (config, hooks, prompts).\n"
+              "Trust this project and apply them in every session here? [y/N] " % terminal_safe(str(root)))
+    out.flush()
+    try:
+        answer = os.read(fd, 1)
+    except OSError:
+        return cfg
+    trusted = answer in (b"y", b"Y")
+    out.write("%s\n" % ("yes" if trusted else "no"))
+    edit_config_table(cfg.config_path, ["projects", str(root)], ['trust_level = "%s"' % ("trusted" if trusted else "untrusted")])
+    return cfg_loader() if trusted else cfg
+
+
 def _cmd_interactive(args, cfg_loader):
     """`codex [PROMPT]`: the interactive session."""
     restore_terminal, early = _hold_typeahead() if args.prompt != "-" else ((lambda: None), "")
     try:
         cfg = cfg_loader()
+        if args.prompt != "-":
+            cfg = ask_project_trust(cfg, cfg_loader)
         prompt = args.prompt
         if prompt == "-":
             prompt = sys.stdin.read()
@@ -15688,6 +16033,7 @@ SUBCOMMANDS = {
     "debug": ("_cmd_debug", "Run a command under the sandbox (landlock or seatbelt)"),
     "sandbox": ("_cmd_sandbox_check", "Run a command sandboxed (-- CMD), or check the sandbox here (--check)"),
     "doctor": ("_cmd_sandbox_check", "Check what the sandbox can use on this machine"),
+    "config": ("_cmd_config", "Show the effective configuration and which layer set each value"),
 }
 SUBCOMMAND_ALIASES = {"exec": ["e"], "proto": ["p"]}  #: short names upstream accepts
 #: upstream subcommands codex does not have -> what to do instead; as a first word they are
@@ -15761,6 +16107,10 @@ def _add_config_options(parser, top):
     )
     parser.add_argument(
         "--strict-config", action="store_true", help="treat unknown config keys as errors", **sup
+    )
+    parser.add_argument(
+        "--trust", action="store_true",
+        help="trust this project for this run: apply its .codex/config.toml, hooks and prompts", **sup
     )
 
 
@@ -15863,6 +16213,11 @@ def build_parser():
     p.add_argument("--with-api-key", action="store_true", help="read the API key from stdin")
 
     sub("logout")
+
+    p = sub("config")
+    _add_config_options(p, top=False)
+    p.add_argument("config_action", nargs="?", choices=("show",), default="show", help="`show` (the default)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     for name in ("mcp", "mcp-server"):
         p = sub(name)
@@ -16030,7 +16385,7 @@ def _parse_args(argv):
     for name in ("model", "profile", "sandbox_mode", "approval_policy", "cd", "images"):
         if not hasattr(args, name):
             setattr(args, name, None)
-    for name in ("oss", "full_auto", "dangerously_bypass", "skip_git_repo_check", "strict_config"):
+    for name in ("oss", "full_auto", "dangerously_bypass", "skip_git_repo_check", "strict_config", "trust"):
         if not hasattr(args, name):
             setattr(args, name, False)
     if args.dangerously_bypass and (args.full_auto or args.approval_policy):
@@ -16068,6 +16423,7 @@ def config_loader_for(args, **extra):
             profile=args.profile,
             dangerously_bypass=args.dangerously_bypass,
             oss=args.oss,
+            trust=args.trust,
         )
         fields.update(extra)
         fields.update(more)
