@@ -288,6 +288,18 @@ def open_private_append(path):
     return os.fdopen(fd, "ab")
 
 
+def _jsonable(value):
+    """A copy of value that json.dumps accepts: str keys (also of read-only mappings), lists for
+    tuples/sets, str for anything else (paths)."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 def glob_match(pattern, name):
     """Case-insensitive glob match (`*`, `?`, `[...]`) used by env policies."""
     return fnmatch.fnmatchcase(name.upper(), pattern.upper())
@@ -6953,17 +6965,6 @@ def _cmd_config(args, cfg_loader):
     return 0
 
 
-def _jsonable(value):
-    """`value` with Paths, tuples and mappings as JSON types."""
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
 def _cmd_sandbox_check(args, cfg_loader):
     """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here;
     `codex sandbox [--full-auto] [-s MODE] -- CMD...` runs CMD as `codex debug` does."""
@@ -7056,17 +7057,6 @@ JSONRPC_INVALID_REQUEST = -32600
 JSONRPC_METHOD_NOT_FOUND = -32601
 JSONRPC_INVALID_PARAMS = -32602
 JSONRPC_INTERNAL_ERROR = -32603
-
-
-def _jsonable(value):
-    """A copy of value that json.dumps accepts: str keys, lists for tuples/sets, str otherwise."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 class McpSessionExpired(McpError):
