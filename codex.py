@@ -13098,6 +13098,7 @@ class ProxyServer(object):
             return True
         given = ex.header(PROXY_TOKEN_HEADER)
         if given is not None and hmac.compare_digest(given.encode("latin-1"), self.token):
+            ex.own_auth = True  # with the token header, a client's Authorization is its own key
             return True
         auth = ex.header(b"authorization") or ""
         if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode("latin-1"), self.token):
@@ -13159,7 +13160,12 @@ class ProxyServer(object):
             if length is None and ex.method in ("POST", "PUT", "PATCH"):
                 framing = [(b"content-length", b"0")]
         try:
-            headers = self._upstream_headers(ex, ex.header(b"authorization") is not None, framing)
+            # The proxy's key wins over a client's placeholder (SDKs insist on an api_key, so the
+            # README's `api_key="unused"` used to reach the provider); a client's Authorization
+            # is forwarded when the proxy has no key, or when it came with the token header.
+            client_auth = ex.header(b"authorization") is not None and (
+                getattr(ex, "own_auth", False) or not self.credentials.headers())
+            headers = self._upstream_headers(ex, client_auth, framing)
         except CodexError as exc:  # e.g. auth.json was rewritten with bad JSON
             return await self._reply(ex, 500, _json_error(str(exc), "proxy_error", 500))
         exchange = asyncio.ensure_future(self._exchange(ex, headers, body))
