@@ -479,6 +479,18 @@ CONFIG_KEYS = {
     "stream_idle_timeout_ms": ("int", None, None),
 }
 
+#: accepted keys codex does not act on: key -> (the value that would ask for something, why);
+#: load_config reports such a setting once, as a warning, instead of ignoring it silently
+INERT_KEYS = {
+    "model_reasoning_summary_format": ("experimental", "codex shows reasoning summaries as the model streams them"),
+    "experimental_use_exec_command_tool": (True, "codex offers the `shell` tool; PTY sessions "
+                                                 "(exec_command/write_stdin) are not implemented"),
+    "preferred_auth_method": ("chatgpt", "ChatGPT sign-in is not supported; codex uses an API key "
+                                         "(`codex login --api-key`, or the provider's env_key)"),
+    "disable_paste_burst": (True, "the composer takes pastes whole (bracketed paste); there is no "
+                                  "paste-burst detection to turn off"),
+}
+
 #: fields of [sandbox_workspace_write]
 SANDBOX_WORKSPACE_WRITE_KEYS = {
     "writable_roots": ("list", []),
@@ -1026,6 +1038,15 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if strict and warnings:
         raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
 
+    for key, (value, why) in sorted(INERT_KEYS.items()):
+        if values.get(key) == value:
+            warnings.append("%s: `%s = %s` has no effect: %s" % (
+                place_of(key), key, json.dumps(value), why))
+    for name, project in (values.get("projects") or {}).items():
+        level = project.get("trust_level") if isinstance(project, dict) else None
+        if level not in ("trusted", "untrusted"):
+            warnings.append("%s: `projects.\"%s\".trust_level` should be \"trusted\" or \"untrusted\" (ignored)"
+                            % (place_of("projects", name), name))
     for key in ("request_max_retries", "stream_max_retries", "stream_idle_timeout_ms"):
         if values.get(key) is not None:
             warnings.append(
@@ -1107,7 +1128,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if not cwd.is_absolute():
         cwd = Path(os.getcwd()) / cwd
     if not cwd.is_dir():
-        raise ConfigError("working directory %s does not exist (check -C/--cd)" % cwd)
+        raise ConfigError("working directory %s %s (check -C/--cd)" % (
+            cwd, "is not a directory" if cwd.exists() else "does not exist"))
     cwd = cwd.resolve()
 
     instructions_file = values["experimental_instructions_file"]
@@ -1368,6 +1390,28 @@ def http_client(idle_timeout_s=300.0, environ=None):
     return httpx.Client(timeout=timeout, verify=verify, trust_env=True, follow_redirects=False)
 
 
+def _clip(text, limit):
+    """`text` cut to `limit` characters with an ellipsis."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _plural(n, one, many):
+    """"1 retry", "2 retries"."""
+    return "%d %s" % (n, one if n == 1 else many)
+
+
+def _html_text(text):
+    """The gist of an HTML error page: its <title> and first heading, else its text, no tags."""
+    found = [" ".join(re.sub(r"<[^>]+>", " ", m).split())
+             for m in re.findall(r"(?is)<(?:title|h1)[^>]*>(.*?)</(?:title|h1)>", text)]
+    found = [f for i, f in enumerate(found) if f and f not in found[:i]]
+    if found:
+        return " - ".join(found[:2])
+    text = re.sub(r"(?is)<(script|style)[^>]*>.*?</\1>", " ", text)
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
+
+
 def _error_detail(body):
     """The server's error message from a JSON (or text) error body, one line, secrets redacted."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
@@ -1382,7 +1426,8 @@ def _error_detail(body):
         elif isinstance(obj, dict) and obj.get("message"):
             detail = obj["message"]
     except ValueError:
-        pass
+        if re.match(r"(?is)\s*(<!doctype html|<html|<head|<body)", text):
+            detail = "an HTML page: %s" % (_html_text(text) or "(no text)")  # a gateway's or proxy's error page
     detail = " ".join(str(detail).split())
     return redact(detail[:400] + ("..." if len(detail) > 400 else ""))
 
@@ -1483,7 +1528,7 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
                 raise http_status_error(status, url, payload, model, provider)
             if attempt > max_retries:
                 exc = http_status_error(status, url, payload, model, provider)
-                raise ProviderError("%s (gave up after %d retries)" % (exc, max_retries))
+                raise ProviderError("%s (gave up after %s)" % (exc, _plural(max_retries, "retry", "retries")))
             delay = retry_after_seconds(resp.headers)
             error = "HTTP %d" % status
         if delay is None:
@@ -1834,12 +1879,14 @@ class ResponsesClient(ModelClient):
     def _events(self, sse):
         completed = None
         failure = None
+        bad = None  # the first event whose data was not JSON (named if the stream then fails)
         show_raw = bool(getattr(self.cfg, "show_raw_agent_reasoning", False))
         for ev in sse:
             try:
                 obj = json.loads(ev.data)
             except ValueError:
                 log("debug", "skipping unparseable SSE data: %r", ev.data[:200])
+                bad = bad or ev.data
                 continue
             if not isinstance(obj, dict):
                 continue
@@ -1878,6 +1925,9 @@ class ResponsesClient(ModelClient):
             yield ("completed", completed)
         elif failure is not None:
             raise failure
+        elif bad is not None:
+            raise StreamError("the provider sent stream data that is not JSON (%r) and no response.completed"
+                              % _clip(bad, 120))
         else:
             raise StreamError("stream closed before response.completed")
 
@@ -1969,6 +2019,7 @@ class ChatClient(ModelClient):
             calls.clear()
             del order[:]
 
+        bad = None
         for ev in sse:
             data = ev.data.strip()
             if data == "[DONE]":
@@ -1976,6 +2027,8 @@ class ChatClient(ModelClient):
             try:
                 obj = json.loads(data)
             except ValueError:
+                log("debug", "skipping unparseable chat chunk: %r", data[:200])
+                bad = bad or data
                 continue
             if not isinstance(obj, dict):
                 continue
@@ -2017,6 +2070,9 @@ class ChatClient(ModelClient):
                     finished = True
                     if choice["finish_reason"] == "length" and not order:
                         log("warn", "chat completion stopped at the length limit")
+        if bad is not None and not finished:
+            raise StreamError("the provider sent stream data that is not JSON (%r) and no finish_reason"
+                              % _clip(bad, 120))
         for event in flush():
             yield event
         if not finished:
@@ -6973,6 +7029,8 @@ class _Task(object):
         self.diff_base = {}  # path -> text before the task's first patch touched it (None: absent)
         self.thread = None
         self.compacted = False  # compacted since the last request went through (never twice in a row)
+        self.streamed = ""  # text streamed by this attempt for the message not finished yet
+        self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
 
 
 class Session(object):
@@ -7010,6 +7068,7 @@ class Session(object):
         self.rollout_path = None
         self._rollout = None
         startup_errors = []
+        startup_warnings = []
         resume_path = resume_path or getattr(self.cfg, "experimental_resume", None)
         self.user_instructions = None
         initial_messages = None
@@ -7038,7 +7097,11 @@ class Session(object):
                 self.rollout_path = self._rollout.path
                 self._rollout.record_items(new_items)
             except (OSError, CodexError) as exc:
-                startup_errors.append("cannot record the session under %s: %s" % (self.cfg.codex_home, getattr(exc, "strerror", None) or exc))
+                # Not an error: the session works, it is just not recorded (exec still exits 0).
+                startup_warnings.append("warning: cannot record the session under %s (%s): continuing without a "
+                                        "rollout, so it cannot be resumed; fix the directory's permissions or use "
+                                        "--ephemeral" % (Path(self.cfg.codex_home) / ROLLOUT_SUBDIR,
+                                                         getattr(exc, "strerror", None) or exc))
         self.mcp = None
         if self.cfg.mcp_servers:
             try:
@@ -7058,6 +7121,8 @@ class Session(object):
         if initial_messages is not None:
             configured["initial_messages"] = initial_messages
         self._emit("", "session_configured", **configured)
+        for message in startup_warnings:
+            self._emit("", "background_event", message=message)
         for message in startup_errors:
             self._emit("", "error", message=message)
 
@@ -7553,7 +7618,7 @@ class Session(object):
                 if task.abort_requested:
                     return True
                 if retries >= max_retries:
-                    raise ProviderError("%s (gave up after %d stream retries)" % (exc, max_retries))
+                    raise ProviderError("%s (gave up after %s)" % (exc, _plural(max_retries, "stream retry", "stream retries")))
                 retries += 1
                 delay = exc.retry_after if exc.retry_after is not None else backoff(retries)
                 message = "stream error: %s; retrying %d/%d in %.1fs..." % (exc, retries, max_retries, delay)
@@ -7596,29 +7661,62 @@ class Session(object):
         completed = None
         show_raw = bool(getattr(self.cfg, "show_raw_agent_reasoning", False))
         hide = bool(getattr(self.cfg, "hide_agent_reasoning", False))
-        for kind, payload in client.stream(prompt, cancel=task.cancel, on_retry=on_retry, on_response=on_response):
-            if task.cancelled:
-                raise Interrupted("interrupted")
-            if kind == "text_delta":
-                if payload:
-                    self._task_emit(task, "agent_message_delta", delta=payload)
-            elif kind == "reasoning_delta":
-                if not hide:
-                    self._task_emit(task, "agent_reasoning_delta", delta=payload)
-            elif kind == "reasoning_break":
-                if not hide:
-                    self._task_emit(task, "agent_reasoning_section_break")
-            elif kind == "reasoning_raw_delta":
-                if show_raw:
-                    self._task_emit(task, "agent_reasoning_raw_content_delta", delta=payload)
-            elif kind == "item":
-                if self._handle_item(task, payload):
-                    tool_called[0] = True
-            elif kind == "completed":
-                completed = payload
+        # Text a failed attempt already streamed (task.shown) is not streamed again by the
+        # retry: its deltas are swallowed while they repeat it, only what is new is emitted.
+        task.streamed = ""
+        try:
+            for kind, payload in client.stream(prompt, cancel=task.cancel, on_retry=on_retry, on_response=on_response):
+                if task.cancelled:
+                    raise Interrupted("interrupted")
+                if kind == "item" and payload.get("type") == "message":
+                    task.streamed, task.shown = "", ""
+                if kind == "text_delta":
+                    if payload:
+                        self._emit_text_delta(task, payload)
+                    continue
+                completed = self._stream_event(task, kind, payload, tool_called, show_raw, hide) or completed
+        except StreamError:
+            if len(task.streamed) > len(task.shown):
+                task.shown = task.streamed
+            raise
         with self._lock:
             task.response = None
         return completed or {}
+
+    def _emit_text_delta(self, task, delta):
+        before = len(task.streamed)
+        task.streamed += delta
+        shown = task.shown
+        if len(task.streamed) <= len(shown) and shown.startswith(task.streamed):
+            return  # the retry repeats what is on screen
+        if shown and not task.streamed.startswith(shown):
+            self._task_emit(task, "background_event", message="the retried answer differs from the partial one above")
+            task.shown = ""
+            self._task_emit(task, "agent_message_delta", delta="\n" + task.streamed)
+            return
+        new = task.streamed[max(before, len(shown)):]
+        if shown and before < len(shown):
+            task.shown = ""
+        if new:
+            self._task_emit(task, "agent_message_delta", delta=new)
+
+    def _stream_event(self, task, kind, payload, tool_called, show_raw, hide):
+        """Handle one non-text stream event; returns the `completed` payload when it is one."""
+        if kind == "reasoning_delta":
+            if not hide:
+                self._task_emit(task, "agent_reasoning_delta", delta=payload)
+        elif kind == "reasoning_break":
+            if not hide:
+                self._task_emit(task, "agent_reasoning_section_break")
+        elif kind == "reasoning_raw_delta":
+            if show_raw:
+                self._task_emit(task, "agent_reasoning_raw_content_delta", delta=payload)
+        elif kind == "item":
+            if self._handle_item(task, payload):
+                tool_called[0] = True
+        elif kind == "completed":
+            return payload
+        return None
 
     # -- items and tools --
     def _handle_item(self, task, item):
@@ -7785,10 +7883,12 @@ class Session(object):
             begin()
             duration = result.duration
             duration = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
+            extra = {"timed_out": True, "timeout_ms": result.timeout_ms} if getattr(result, "timed_out", False) else {}
             self._task_emit(task, "exec_command_end", call_id=call_id,
                             stdout=(result.stdout or "")[:UI_OUTPUT_MAX_CHARS], stderr=(result.stderr or "")[:UI_OUTPUT_MAX_CHARS],
                             aggregated_output=(result.aggregated_output or "")[:UI_OUTPUT_MAX_CHARS * 4],
-                            exit_code=result.exit_code, duration=wire_duration(duration), formatted_output=outcome.model_output)
+                            exit_code=result.exit_code, duration=wire_duration(duration), formatted_output=outcome.model_output,
+                            **extra)
         return outcome.model_output
 
     def _run_apply_patch(self, task, call_id, text, cwd):
@@ -8375,6 +8475,7 @@ EXEC_NO_PROMPT = "No prompt provided. Either specify one as an argument or pipe 
 EXEC_NOT_GIT = ("Not inside a trusted directory and --skip-git-repo-check was not specified "
                 "(run codex exec inside a git repository, or pass --skip-git-repo-check)")
 EXEC_OUTPUT_LINES = 20  #: lines of command output shown per command in human mode
+EXEC_LINE_MAX_CHARS = 400  #: characters of one output line shown in human mode
 EXEC_USAGE_KEYS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
                    "reasoning_output_tokens")  #: turn.completed.usage fields (upstream's order)
 EXEC_SCHEMA_EXIT = 3  #: exit code when the final message does not follow --output-schema
@@ -8603,12 +8704,15 @@ class HumanPrinter(object):
             code = msg.get("exit_code")
             if code == 0:
                 self.ts(self.c("green", "%s succeeded in %s:" % (cmd, dur)))
+            elif msg.get("timed_out"):
+                self.ts(self.c("red", "%s timed out after %s (killed; exit %s):" % (
+                    cmd, format_elapsed((msg.get("timeout_ms") or 0) / 1000.0), code)))
             else:
                 self.ts(self.c("red", "%s exited %s in %s:" % (cmd, code, dur)))
             text = msg.get("aggregated_output") or (msg.get("stdout") if code == 0 else msg.get("stderr")) or ""
             lines = text.rstrip("\n").split("\n") if text.strip() else []
             for out_line in lines[:EXEC_OUTPUT_LINES]:
-                self.line(self.c("dim", out_line))
+                self.line(self.c("dim", _clip_line(out_line)))
             if len(lines) > EXEC_OUTPUT_LINES:
                 self.line(self.c("dim", "... +%d lines" % (len(lines) - EXEC_OUTPUT_LINES)))
         elif kind == "patch_apply_begin":
@@ -8646,7 +8750,7 @@ class HumanPrinter(object):
                 format_elapsed(_duration_seconds(msg.get("duration"))))))
             shown = format_mcp_result_for_display(result["Ok"]) if "Ok" in result else [str(result.get("Err", ""))]
             for text in shown:  # up to 5 lines of each block, as upstream's TUI (§14)
-                self.line(self.c("dim", text))
+                self.line(self.c("dim", _clip_line(text)))
         elif kind == "plan_update":
             self.ts(self.c("magenta", "plan"))
             if msg.get("explanation"):
@@ -8676,6 +8780,15 @@ class HumanPrinter(object):
                 text = terminal_safe(last_message) if _isatty(self.out) else last_message  # piped: verbatim
                 self.out.write(text.rstrip("\n") + "\n")
                 self.out.flush()
+
+
+def _clip_line(line, limit=None):
+    """One line of command or tool output as the human output shows it: at most
+    EXEC_LINE_MAX_CHARS (a 2 MB minified line would flood the terminal)."""
+    limit = limit or EXEC_LINE_MAX_CHARS
+    if len(line) <= limit:
+        return line
+    return "%s... (+%s characters)" % (line[:limit], "{:,}".format(len(line) - limit))
 
 
 def _isatty(stream):
@@ -8797,6 +8910,18 @@ def _check_exec_paths(images, last_message_file):
             raise UsageError("--output-last-message %s: directory %s does not exist; create it first" % (last_message_file, parent))
 
 
+def trusted_project(cfg):
+    """Whether the working directory is in a `projects."<path>".trust_level = "trusted"` entry
+    (as upstream: exec then runs there without --skip-git-repo-check)."""
+    cwd = Path(cfg.cwd)
+    for name, project in (getattr(cfg, "projects", None) or {}).items():
+        if isinstance(project, dict) and project.get("trust_level") == "trusted":
+            root = Path(os.path.realpath(os.path.expanduser(str(name))))
+            if os.path.isabs(os.path.expanduser(str(name))) and (cwd == root or root in cwd.parents):
+                return True
+    return False
+
+
 def load_output_schema(path):
     """The JSON schema of `--output-schema FILE` (UsageError naming the file when it is not one)."""
     try:
@@ -8907,7 +9032,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.event(first["msg"])
     else:
         printer.header(session.session_id, shown_prompt or prompt)
-    if not skip_git_repo_check and find_git_root(cfg.cwd) is None:
+    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
         session.shutdown()
         raise UsageError(EXEC_NOT_GIT)
     items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
@@ -11351,6 +11476,8 @@ class Repl(object):
         output = msg.get("aggregated_output")
         if output is None:
             output = msg.get("stdout", "") if code == 0 else (msg.get("stderr") or msg.get("stdout", ""))
+        if msg.get("timed_out"):
+            code = "%s, timed out after %s" % (code, _format_elapsed((msg.get("timeout_ms") or 0) / 1000.0))
         self.renderer.exec_cell(command, code, seconds, output)
         self.renderer.set_status("Working")
 
