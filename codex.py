@@ -108,6 +108,12 @@ LEGACY_SANDBOX_PERMISSIONS = (  #: sandbox_permissions entries (May-June 2025 co
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")  #: CODEX_LOG / RUST_LOG levels
 
 
+def system_config_dir(environ=None):
+    """The machine-wide config directory: $CODEX_SYSTEM_DIR (for tests and unusual layouts) or /etc/codex."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("CODEX_SYSTEM_DIR") or "/etc/codex")
+
+
 def codex_home(environ=None):
     """Return $CODEX_HOME (which must exist when set) or ~/.codex."""
     environ = os.environ if environ is None else environ
@@ -526,6 +532,7 @@ CONFIG_KEYS = {
     "responses_originator_header_internal_override": ("str", None, None),
     "preferred_auth_method": ("str", "apikey", ("chatgpt", "apikey")),
     "projects": ("table", {}, None),
+    "hooks": ("table", {}, None),
     "tools": ("table", {}, None),
     "disable_paste_burst": ("bool", False, None),
     "include_plan_tool": ("bool", True, None),
@@ -804,6 +811,7 @@ class Config(Record):
     disable_paste_burst: bool
     experimental_resume: "str | None"
     projects: dict
+    hooks: "tuple[Hook, ...]"  # every configured hook, system first (see load_hooks)
     # accepted and ignored (warned about by load_config)
     request_max_retries: "int | None"
     stream_max_retries: "int | None"
@@ -1228,6 +1236,125 @@ def _source_rank(source):
         source.startswith("profile ") or source in _SOURCE_RANKS) else len(_SOURCE_RANKS)
 
 
+# -- hooks ([hooks] tables and hooks.json files; run by §14c) --
+
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "PreCompact")  #: events
+HOOK_TOOL_EVENTS = ("PreToolUse", "PostToolUse")  #: events whose `matcher` is matched against the tool name
+HOOK_DEFAULT_TIMEOUT_S = 60  #: seconds a hook may run unless it sets `timeout`
+HOOKS_FILE = "hooks.json"  #: hook file name in $CODEX_HOME, the system dir and a trusted project's .codex
+#: fields of one hook in config.toml or hooks.json
+HOOK_KEYS = {"type": "str", "command": "str|list", "matcher": "str", "timeout": "number", "fail_closed": "bool",
+             "hooks": "list"}
+_SHELL_SYNTAX_RE = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%\n]")
+
+
+class Hook(object):
+    """One configured hook: which event, which tools, what to run, and how to fail."""
+
+    def __init__(self, event, argv, matcher=None, timeout=HOOK_DEFAULT_TIMEOUT_S, fail_closed=True, source=""):
+        self.event = event
+        self.argv = argv
+        self.matcher = matcher
+        self.timeout = timeout
+        self.fail_closed = fail_closed
+        self.source = source  # "file.json: hooks.PreToolUse[0]" for messages
+
+    @property
+    def name(self):
+        """How messages name this hook: its program and where it was configured."""
+        prog = self.argv[2] if self.argv[:2] == ["/bin/sh", "-c"] else " ".join(self.argv)
+        return "`%s` (%s)" % (prog if len(prog) <= 60 else "..." + prog[-57:], self.source)
+
+    def matches(self, tool_name):
+        """Whether this hook runs for `tool_name` (always for events without tools)."""
+        if self.event not in HOOK_TOOL_EVENTS or self.matcher in (None, "", "*"):
+            return True
+        return re.fullmatch(self.matcher, tool_name or "") is not None
+
+
+def hook_argv(command, where):
+    """argv for a hook's `command`: a list as is; a string split (or run by /bin/sh when it uses shell syntax)."""
+    import shlex
+
+    if isinstance(command, list) and command and all(isinstance(x, str) and x for x in command):
+        return list(command)
+    if isinstance(command, str) and command.strip():
+        if _SHELL_SYNTAX_RE.search(command):
+            return ["/bin/sh", "-c", command]
+        return shlex.split(command)
+    raise ConfigError("%s: `command` must be a non-empty string or array of strings (the program and its arguments)" % where)
+
+
+def parse_hooks(table, where):
+    """Hooks from a `{"EventName": [entry, ...]}` table (config.toml [hooks] or hooks.json's "hooks")."""
+    if not isinstance(table, dict):
+        raise ConfigError("%s: hooks must be a table of event names (%s)" % (where, ", ".join(HOOK_EVENTS)))
+    hooks = []
+    for event, entries in table.items():
+        if event not in HOOK_EVENTS:
+            raise ConfigError("%s: unknown hook event `%s`; use one of %s" % (where, event, ", ".join(HOOK_EVENTS)))
+        if isinstance(entries, dict):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise ConfigError("%s: hooks.%s must be an array of hook entries" % (where, event))
+        for i, entry in enumerate(entries):
+            at = "%s: hooks.%s[%d]" % (where, event, i)
+            if not isinstance(entry, dict):
+                raise ConfigError("%s must be a table with `command` (or `hooks`)" % at)
+            unknown = sorted(set(entry) - set(HOOK_KEYS))
+            if unknown:
+                raise ConfigError("%s: unknown key `%s`; hooks take %s" % (at, unknown[0], ", ".join(sorted(HOOK_KEYS))))
+            matcher = entry.get("matcher")
+            if matcher is not None:
+                if not isinstance(matcher, str):
+                    raise ConfigError("%s: `matcher` must be a string (a tool name or regular expression)" % at)
+                try:
+                    re.compile(matcher)
+                except re.error as exc:
+                    raise ConfigError("%s: `matcher` %r is not a valid regular expression: %s" % (at, matcher, exc))
+            inner = entry.get("hooks")
+            items = [(at, entry)] if inner is None else [("%s.hooks[%d]" % (at, j), h) for j, h in enumerate(inner if isinstance(inner, list) else [None])]
+            for spot, spec in items:
+                if not isinstance(spec, dict):
+                    raise ConfigError("%s must be a table with `command`" % spot)
+                if spec.get("type", "command") != "command":
+                    raise ConfigError("%s: hook type `%s` is not supported; use type = \"command\"" % (spot, spec.get("type")))
+                timeout = spec.get("timeout", entry.get("timeout", HOOK_DEFAULT_TIMEOUT_S))
+                if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                    raise ConfigError("%s: `timeout` must be a positive number of seconds" % spot)
+                fail_closed = spec.get("fail_closed", entry.get("fail_closed", True))
+                if not isinstance(fail_closed, bool):
+                    raise ConfigError("%s: `fail_closed` must be true or false" % spot)
+                hooks.append(Hook(event, hook_argv(spec.get("command"), spot), matcher, float(timeout), fail_closed, spot))
+    return hooks
+
+
+def load_hooks(table, place, home, environ):
+    """Every configured hook in the order they run: the system's hooks.json, the user's
+    hooks.json, then the merged [hooks] tables of the config layers."""
+    hooks = load_hooks_file(system_config_dir(environ) / HOOKS_FILE)
+    hooks += load_hooks_file(Path(home) / HOOKS_FILE)
+    return hooks + parse_hooks(table, place)
+
+
+def load_hooks_file(path):
+    """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
+    try:
+        with open(str(path), "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError("%s: cannot read hooks file: %s" % (path, exc.strerror or exc))
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError("%s: not valid JSON (%s); fix or remove the file" % (path, exc))
+    if not isinstance(data, dict) or not isinstance(data.get("hooks", {}), dict):
+        raise ConfigError('%s: expected {"hooks": {"PreToolUse": [...], ...}}' % path)
+    return parse_hooks(data.get("hooks", {}), str(path))
+
+
 def check_mcp_server(place, name, table, warnings):
     """One [mcp_servers.NAME] entry, type-checked, with `transport` resolved.
 
@@ -1447,6 +1574,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
+    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ))
 
     # Providers: built-ins first; a user entry with a built-in's name updates its fields.
     providers = builtin_providers(environ)
@@ -8168,45 +8296,14 @@ def _mcp_call(cfg, server, tool, arguments, as_json=False):
 # `/bin/sh -c`, whose exit status is the command's.  Unlike upstream, a hook that cannot start,
 # crashes (exit code other than 0 and 2), times out, or prints something that is not its
 # protocol BLOCKS the action it guards, unless that hook says `fail_closed = false`: a broken
-# policy hook must not wave everything through.
+# policy hook must not wave everything through.  Their configuration is parsed in §04.
 
-HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "PreCompact")  #: events
-HOOK_TOOL_EVENTS = ("PreToolUse", "PostToolUse")  #: events whose `matcher` is matched against the tool name
 HOOK_CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit")  #: events whose plain stdout is context for the model
-HOOK_DEFAULT_TIMEOUT_S = 60  #: seconds a hook may run unless it sets `timeout`
-HOOK_OUTPUT_LIMIT = 256 * 1024  #: bytes of a hook's stdout/stderr that are read
-HOOK_BLOCK_EXIT = 2  #: the exit code that means "block", as in Claude Code
-HOOKS_FILE = "hooks.json"  #: hook file name in $CODEX_HOME, the system dir and a trusted project's .codex
-#: fields of one hook in config.toml or hooks.json
-HOOK_KEYS = {"type": "str", "command": "str|list", "matcher": "str", "timeout": "number", "fail_closed": "bool",
-             "hooks": "list"}
 #: Claude Code's names for codex's tools, so hook scripts written for it match
 HOOK_TOOL_NAMES = {"shell": "Bash", "local_shell": "Bash", "shell_command": "Bash"}
-_SHELL_SYNTAX_RE = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%\n]")
-
-
-class Hook(object):
-    """One configured hook: which event, which tools, what to run, and how to fail."""
-
-    def __init__(self, event, argv, matcher=None, timeout=HOOK_DEFAULT_TIMEOUT_S, fail_closed=True, source=""):
-        self.event = event
-        self.argv = argv
-        self.matcher = matcher
-        self.timeout = timeout
-        self.fail_closed = fail_closed
-        self.source = source  # "file.json: hooks.PreToolUse[0]" for messages
-
-    @property
-    def name(self):
-        """How messages name this hook: its program and where it was configured."""
-        prog = self.argv[2] if self.argv[:2] == ["/bin/sh", "-c"] else " ".join(self.argv)
-        return "`%s` (%s)" % (prog if len(prog) <= 60 else "..." + prog[-57:], self.source)
-
-    def matches(self, tool_name):
-        """Whether this hook runs for `tool_name` (always for events without tools)."""
-        if self.event not in HOOK_TOOL_EVENTS or self.matcher in (None, "", "*"):
-            return True
-        return re.fullmatch(self.matcher, tool_name or "") is not None
+HOOK_STOP_MAX_CONTINUES = 3  #: a Stop hook may keep one task going this many times in a row
+HOOK_OUTPUT_LIMIT = 256 * 1024  #: bytes of a hook's stdout/stderr that are read
+HOOK_BLOCK_EXIT = 2  #: the exit code that means "block", as in Claude Code
 
 
 class HookOutcome(object):
@@ -8227,81 +8324,6 @@ class HookOutcome(object):
     def block(self, why):
         self.blocked = True
         self.reasons.append(why)
-
-
-def hook_argv(command, where):
-    """argv for a hook's `command`: a list as is; a string split (or run by /bin/sh when it uses shell syntax)."""
-    import shlex
-
-    if isinstance(command, list) and command and all(isinstance(x, str) and x for x in command):
-        return list(command)
-    if isinstance(command, str) and command.strip():
-        if _SHELL_SYNTAX_RE.search(command):
-            return ["/bin/sh", "-c", command]
-        return shlex.split(command)
-    raise ConfigError("%s: `command` must be a non-empty string or array of strings (the program and its arguments)" % where)
-
-
-def parse_hooks(table, where):
-    """Hooks from a `{"EventName": [entry, ...]}` table (config.toml [hooks] or hooks.json's "hooks")."""
-    if not isinstance(table, dict):
-        raise ConfigError("%s: hooks must be a table of event names (%s)" % (where, ", ".join(HOOK_EVENTS)))
-    hooks = []
-    for event, entries in table.items():
-        if event not in HOOK_EVENTS:
-            raise ConfigError("%s: unknown hook event `%s`; use one of %s" % (where, event, ", ".join(HOOK_EVENTS)))
-        if isinstance(entries, dict):
-            entries = [entries]
-        if not isinstance(entries, list):
-            raise ConfigError("%s: hooks.%s must be an array of hook entries" % (where, event))
-        for i, entry in enumerate(entries):
-            at = "%s: hooks.%s[%d]" % (where, event, i)
-            if not isinstance(entry, dict):
-                raise ConfigError("%s must be a table with `command` (or `hooks`)" % at)
-            unknown = sorted(set(entry) - set(HOOK_KEYS))
-            if unknown:
-                raise ConfigError("%s: unknown key `%s`; hooks take %s" % (at, unknown[0], ", ".join(sorted(HOOK_KEYS))))
-            matcher = entry.get("matcher")
-            if matcher is not None:
-                if not isinstance(matcher, str):
-                    raise ConfigError("%s: `matcher` must be a string (a tool name or regular expression)" % at)
-                try:
-                    re.compile(matcher)
-                except re.error as exc:
-                    raise ConfigError("%s: `matcher` %r is not a valid regular expression: %s" % (at, matcher, exc))
-            inner = entry.get("hooks")
-            items = [(at, entry)] if inner is None else [("%s.hooks[%d]" % (at, j), h) for j, h in enumerate(inner if isinstance(inner, list) else [None])]
-            for spot, spec in items:
-                if not isinstance(spec, dict):
-                    raise ConfigError("%s must be a table with `command`" % spot)
-                if spec.get("type", "command") != "command":
-                    raise ConfigError("%s: hook type `%s` is not supported; use type = \"command\"" % (spot, spec.get("type")))
-                timeout = spec.get("timeout", entry.get("timeout", HOOK_DEFAULT_TIMEOUT_S))
-                if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-                    raise ConfigError("%s: `timeout` must be a positive number of seconds" % spot)
-                fail_closed = spec.get("fail_closed", entry.get("fail_closed", True))
-                if not isinstance(fail_closed, bool):
-                    raise ConfigError("%s: `fail_closed` must be true or false" % spot)
-                hooks.append(Hook(event, hook_argv(spec.get("command"), spot), matcher, float(timeout), fail_closed, spot))
-    return hooks
-
-
-def load_hooks_file(path):
-    """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
-    try:
-        with open(str(path), "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise ConfigError("%s: cannot read hooks file: %s" % (path, exc.strerror or exc))
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError("%s: not valid JSON (%s); fix or remove the file" % (path, exc))
-    if not isinstance(data, dict) or not isinstance(data.get("hooks", {}), dict):
-        raise ConfigError('%s: expected {"hooks": {"PreToolUse": [...], ...}}' % path)
-    return parse_hooks(data.get("hooks", {}), str(path))
 
 
 def _read_capped(stream, limit=HOOK_OUTPUT_LIMIT):
@@ -8418,13 +8440,6 @@ def hook_permission_mode(approval_policy, sandbox_mode):
     if approval_policy in ("never", "on-failure") and sandbox_mode == "workspace-write":
         return "acceptEdits"
     return "default"
-
-
-def hook_tool_name(name):
-    """The name hooks see for a tool: Bash for shell commands, mcp__server__tool for MCP tools."""
-    if name in HOOK_TOOL_NAMES:
-        return HOOK_TOOL_NAMES[name]
-    return name
 
 
 ###############################################################################
@@ -8947,6 +8962,7 @@ class _Task(object):
         self.compacted = False  # compacted since the last request went through (never twice in a row)
         self.streamed = ""  # text streamed by this attempt for the message not finished yet
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
+        self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
 
 
 class Session(object):
@@ -8994,6 +9010,9 @@ class Session(object):
         startup_errors = []
         startup_warnings = []
         resume_path = resume_path or self.cfg.experimental_resume
+        self._resumed = bool(resume_path)
+        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
+        self._session_blocked = None  # the reason when they blocked
         self.user_instructions = None
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
@@ -9348,6 +9367,8 @@ class Session(object):
         self._await_context_window()
         self._task_emit(task, "task_started", model_context_window=self.family.context_window)
         try:
+            task.ctx = self._ctx
+            message = self._prompt_hooks(task, message)
             self._record([message])
             text = message_text(message)
             if text:
@@ -9374,7 +9395,9 @@ class Session(object):
                         return
                     if follow_up or task.pending_input:
                         continue
-                    break
+                if task.kind == "user" and self._stop_hooks_continue(task):
+                    continue
+                break
         except Interrupted:
             return
         except CodexError as exc:
@@ -9433,6 +9456,11 @@ class Session(object):
         and the plan); record it in the rollout and emit context_compacted."""
         limit = self.auto_compact_limit()
         tokens = self.estimate_request_tokens() if tokens is None else tokens
+        blocked = self._run_hooks(task, "PreCompact", trigger="auto")
+        if blocked.blocked:
+            self._task_emit(task, "background_event", message="not compacting: %s" % blocked.reason)
+            task.compacted = True  # not again before the next request
+            return
         self._task_emit(task, "background_event", message="compacting the conversation (~%s tokens%s)..." % (
             "{:,}".format(tokens), " of %s" % "{:,}".format(limit) if limit else ""))
         items = self._prompt_input() + [text_message("user", COMPACT_PROMPT)]
@@ -9751,24 +9779,139 @@ class Session(object):
                         self._task_emit(task, "agent_reasoning_raw_content", text=part.get("text") or "")
             return False
         if kind == "function_call":
-            output = self._dispatch_call(task, item.get("call_id") or "", item.get("name") or "", item.get("arguments") or "")
+            name, arguments = item.get("name") or "", item.get("arguments") or ""
+            output = self._hooked(task, item.get("call_id") or "", *self._hook_tool(name, arguments),
+                                  run=lambda: self._dispatch_call(task, item.get("call_id") or "", name, arguments))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "local_shell_call":
             action = item.get("action") or {}
             params = {"command": action.get("command") or [], "workdir": action.get("working_directory"),
                       "timeout_ms": action.get("timeout_ms"), "escalated": False, "justification": None}
-            output = self._run_shell(task, item.get("call_id") or "", params)
+            output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("shell", {"command": params["command"]}),
+                                  run=lambda: self._run_shell(task, item.get("call_id") or "", params))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "custom_tool_call":
             if item.get("name") == "apply_patch":
-                output = self._run_apply_patch(task, item.get("call_id") or "", item.get("input") or "", None)
+                output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("apply_patch", {"input": item.get("input") or ""}),
+                                      run=lambda: self._run_apply_patch(task, item.get("call_id") or "", item.get("input") or "", None))
             else:
                 output = "unsupported custom tool call: %s" % item.get("name")
             self._add_output(task, {"type": "custom_tool_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         return False
+
+    # -- hooks (§14c) --
+    def _run_hooks(self, task, event, tool_name=None, **fields):
+        """Run the config's hooks for `event` with the common payload fields; a HookOutcome."""
+        hooks = self.cfg.hooks
+        if not hooks or not any(h.event == event for h in hooks):
+            return HookOutcome()
+        ctx = (task.ctx if task is not None else None) or self._ctx
+        payload = {"session_id": self.session_id,
+                   "transcript_path": str(self.rollout_path) if self.rollout_path else None,
+                   "cwd": str(ctx.cwd), "hook_event_name": event, "model": ctx.model,
+                   "permission_mode": hook_permission_mode(ctx.approval_policy, ctx.sandbox_mode)}
+        if task is not None and event != "SessionStart":
+            payload["turn_id"] = task.sub_id
+        if tool_name is not None:
+            payload["tool_name"] = tool_name
+        payload.update(fields)
+        outcome = run_hooks(hooks, event, payload, tool_name=tool_name, cwd=ctx.cwd, environ=self._environ)
+        for warning in outcome.warnings:
+            self._task_emit(task, "background_event", message=warning) if task is not None else self._emit("", "background_event", message=warning)
+        return outcome
+
+    def _prompt_hooks(self, task, message):
+        """SessionStart (before the first prompt) and UserPromptSubmit: block the task (CodexError)
+        or return the message with the hooks' context added."""
+        extra = []
+        if not self._session_hooks_ran:
+            self._session_hooks_ran = True
+            started = self._run_hooks(task, "SessionStart", source="resume" if self._resumed else "startup")
+            if started.blocked:
+                self._session_blocked = started.reason
+            extra += started.context
+        if self._session_blocked:
+            raise CodexError("a SessionStart hook blocked this session: %s" % self._session_blocked)
+        if task.kind == "compact":
+            compacting = self._run_hooks(task, "PreCompact", trigger="manual")
+            if compacting.blocked:
+                raise CodexError("a PreCompact hook blocked compaction: %s" % compacting.reason)
+        if task.kind != "user":
+            return message
+        submitted = self._run_hooks(task, "UserPromptSubmit", prompt=message_text(message))
+        if submitted.blocked:
+            raise CodexError("the prompt was blocked by a UserPromptSubmit hook: %s" % submitted.reason)
+        extra += submitted.context
+        if not extra:
+            return message
+        content = list(message["content"]) + [{"type": "input_text", "text": "<hook_context>\n%s\n</hook_context>" % "\n\n".join(extra)}]
+        return dict(message, content=content)
+
+    def _hook_tool(self, name, arguments):
+        """(tool_name, tool_input) as hooks see a call: Bash with the command as one string,
+        apply_patch with the patch and its files, mcp__SERVER__TOOL with the arguments."""
+        if not self.cfg.hooks:
+            return name, {}
+        try:
+            args = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except ValueError:
+            args = {"arguments": arguments}
+        args = args if isinstance(args, dict) else {"arguments": args}
+        if name in ("shell", "container.exec") and isinstance(args.get("command"), list):
+            patch = extract_apply_patch([str(a) for a in args["command"]])
+            if patch is None:
+                return "Bash", {"command": _shell_join([str(a) for a in args["command"]])}
+            name, args = "apply_patch", {"input": patch[0]}
+        if name == "apply_patch" and isinstance(args.get("input"), str):
+            files = re.findall(r"(?m)^\*\*\* (?:Add|Update|Delete) File: (.+)$|^\*\*\* Move to: (.+)$", args["input"])
+            return "apply_patch", {"patch": args["input"], "files": [a or b for a, b in files]}
+        found = self.mcp.lookup(name) if self.mcp is not None else None
+        if found is not None:
+            return "mcp__%s__%s" % found, args
+        return HOOK_TOOL_NAMES.get(name, name), args
+
+    def _hooked(self, task, call_id, tool, tool_input, run):
+        """Run one tool call between its PreToolUse and PostToolUse hooks; return the model's output."""
+        if not self.cfg.hooks:
+            return run()
+        pre = self._run_hooks(task, "PreToolUse", tool_name=tool, tool_input=tool_input, tool_use_id=call_id)
+        if pre.blocked:
+            self._task_emit(task, "background_event", message="%s blocked by a hook: %s" % (tool, pre.reason))
+            return "blocked by a PreToolUse hook: %s" % pre.reason
+        if pre.permission == "ask":
+            decision = self._ask(task, "exec_approval_request", call_id=call_id,
+                                 command=["%s:" % tool, json.dumps(tool_input)], cwd=str(task.ctx.cwd),
+                                 reason="a PreToolUse hook asks for your approval")
+            if decision not in ("approved", "approved_for_session"):
+                refusal = getattr(self.approval_handler, "refusal", None)
+                return "rejected: a PreToolUse hook asked for approval%s" % (": %s" % refusal if refusal else " and it was denied")
+        output = run()
+        post = self._run_hooks(task, "PostToolUse", tool_name=tool, tool_input=tool_input, tool_use_id=call_id,
+                               tool_response=output)
+        if post.blocked:
+            output = "%s\n\n[PostToolUse hook] %s" % (output, post.reason)
+        if post.context:
+            output = "%s\n\n[PostToolUse hook] %s" % (output, "\n".join(post.context))
+        return output
+
+    def _stop_hooks_continue(self, task):
+        """Stop hooks at the end of a task: True when one blocked (its reason becomes the next instruction)."""
+        outcome = self._run_hooks(task, "Stop", stop_hook_active=task.stop_blocks > 0,
+                                  last_assistant_message=task.last_agent_message)
+        if not outcome.blocked:
+            return False
+        if task.stop_blocks >= HOOK_STOP_MAX_CONTINUES:
+            self._task_emit(task, "background_event", message="a Stop hook blocked %d times in a row; ending the turn: %s"
+                            % (task.stop_blocks, outcome.reason))
+            return False
+        task.stop_blocks += 1
+        with self._lock:
+            task.pending_input.append(text_message("user", outcome.reason))
+        self._task_emit(task, "background_event", message="a Stop hook keeps the turn going: %s" % outcome.reason)
+        return True
 
     def _add_output(self, task, output_item):
         with self._lock:
