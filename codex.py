@@ -7760,28 +7760,40 @@ def _terminal_caps(stream=None, environ=None):
     }
 
 
-def rewrite_citations(text, file_opener, cwd, links=True):
-    """Turn 【F:path†L5-L9】 into `[path:5](scheme://file/ABS:5) ` (or `path:5 ` without links).
+def citation_link(match, file_opener, cwd, links=True):
+    """(label, url or None) for a CITATION_RE match; None when `file_opener` is "none".
 
-    As upstream: nothing changes for file_opener "none"; the end line is dropped; relative
-    paths are joined to the session cwd and lexically cleaned; one space follows.
+    The label keeps the line range (`path:10-20`); the link opens the first line of the
+    path, joined to the session cwd and lexically cleaned (as upstream).
     """
     scheme = FILE_OPENER_SCHEMES.get(file_opener)
-    if scheme is None or u"\u3010F:" not in text:
-        return text
+    if scheme is None:
+        return None
     import posixpath
     from urllib.parse import quote
 
+    path, start, end = match.group(1), match.group(2), match.group(3)
+    label = "%s:%s" % (path, start) + ("-%s" % end if end and end != "?" else "")
+    if not links:
+        return label, None
+    raw = path.replace("\\", "/")
+    full = posixpath.normpath(raw if raw.startswith("/") else posixpath.join(str(cwd).replace("\\", "/"), raw))
+    if full.startswith("//"):
+        full = "/" + full.lstrip("/")
+    return label, "%s://file%s:%s" % (scheme, quote(full, safe="/:._-~+@,="), start)
+
+
+def rewrite_citations(text, file_opener, cwd, links=True):
+    """Turn 【F:path†L5-L9】 into `[path:5-9](scheme://file/ABS:5)` (or `path:5-9` without links).
+
+    Nothing changes for file_opener "none"; no space is added around the citation.
+    """
+    if FILE_OPENER_SCHEMES.get(file_opener) is None or u"\u3010F:" not in text:
+        return text
+
     def repl(m):
-        path, start = m.group(1), m.group(2)
-        label = "%s:%s" % (path, start)
-        if not links:
-            return label + " "
-        raw = path.replace("\\", "/")
-        full = posixpath.normpath(raw if raw.startswith("/") else posixpath.join(str(cwd).replace("\\", "/"), raw))
-        if full.startswith("//"):
-            full = "/" + full.lstrip("/")
-        return "[%s](%s://file%s:%s) " % (label.replace("]", "\\]"), scheme, quote(full, safe="/:._-~+@,="), start)
+        label, url = citation_link(m, file_opener, cwd, links)
+        return "[%s](%s)" % (label.replace("]", "\\]"), url) if url else label
 
     return CITATION_RE.sub(repl, text)
 
@@ -8168,88 +8180,525 @@ class FileSearch(object):
 ###############################################################################
 
 
-class MarkdownStream(object):
-    """Streams an answer: each finished markdown block is rendered once, the rest waits.
+#: styles of the answer renderer as SGR parameters (compact, terminal-native markdown)
+MD_STYLES = {"bold": "1", "italic": "3", "code": "36", "link": "4", "heading": "1", "dim": "2",
+             "quote": "2", "table_head": "1"}
+_MD_BULLETS = (u"\u2022", u"\u25e6", u"\u25aa")  #: list bullets by nesting level
+_MD_ITEM_RE = re.compile(r"( *)([-*+]|\d{1,9}[.)])( +|$)")
+_MD_RULE_RE = re.compile(r" {0,3}([-*_])(?: *\1){2,} *$")
+_MD_FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_MD_HEADING_RE = re.compile(r" {0,3}(#{1,6})(?: +|$)")
+_MD_DELIM_CELL_RE = re.compile(r" *:?-+:? *$")
+_MD_HOLD_MAX = 400  #: an unclosed `code`, [link] or citation longer than this is taken literally
 
-    A block ends at a blank line outside a code fence, at a closing fence, or after a heading.
-    With `emit_code`, code fences are not held back: it is called with ("open", info string),
-    ("line", text) for each finished line, and ("close", None).  Every character is scanned
-    once and every block or line rendered once, so the cost stays linear in the message
-    length (re-rendering the whole message on each delta would be quadratic).
-    """
 
-    _FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
-    _HEADING_RE = re.compile(r" {0,3}#{1,6}(\s|$)")
+def _cell_len(text):
+    """Terminal columns `text` takes (wide characters count 2)."""
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len  # startup budget: only for non-ASCII answer text
 
-    def __init__(self, emit_block, emit_code=None):
-        self._emit = emit_block  # called with the markdown text of each finished block
-        self._emit_code = emit_code
-        self._parts = []  # pieces of the current, unterminated line
-        self._block = []  # finished lines of the current block
-        self._fence = None  # the opening fence while inside a code block
-        self.blocks = 0
+    return cell_len(text)
 
-    def push(self, delta):
-        """Add streamed text; render whatever blocks it completes."""
-        start = 0
-        while delta:
-            nl = delta.find("\n", start)
-            if nl < 0:
-                if start < len(delta):
-                    self._parts.append(delta[start:])
-                return
-            self._parts.append(delta[start:nl])
-            line = "".join(self._parts)
-            self._parts = []
-            self._line(line)
-            start = nl + 1
 
-    def _line(self, line):
-        stripped = line.strip()
-        if self._fence is not None:
-            closing = stripped.startswith(self._fence) and not stripped.strip(self._fence[0])
-            if self._emit_code is not None:
-                self._emit_code("close" if closing else "line", None if closing else line)
-            else:
-                self._block.append(line)
-            if closing:
-                self._fence = None
-                self._flush()
-            return
-        fence = self._FENCE_RE.match(line)
-        if fence:
-            self._flush()
-            self._fence = fence.group(1)
-            if self._emit_code is not None:
-                self._emit_code("open", stripped[len(self._fence):].strip())
-            else:
-                self._block.append(line)
-        elif not stripped:
-            self._flush()
-        elif self._HEADING_RE.match(line):
-            self._flush()
-            self._block.append(line)
-            self._flush()
+def _md_ready(text):
+    """How much of `text` is final: up to its last space outside an unfinished `code` span,
+    [link](url) or citation (so a streamed word is rendered once, complete)."""
+    i, n, last = 0, len(text), 0
+    while i < n:
+        c = text[i]
+        end = -1
+        if c == " ":
+            last = i + 1
+        elif c == "`":
+            run = len(text) - len(text[i:].lstrip("`"))
+            end = text.find("`" * run, i + run)
+            end = end + run if end >= 0 else -1
+        elif c == u"\u3010":
+            end = text.find(u"\u3011", i)
+            end = end + 1 if end >= 0 else -1
+        elif c == "[":
+            close = text.find("]", i)
+            if close >= 0 and close + 1 < n:
+                if text[close + 1] != "(":
+                    i += 1
+                    continue
+                end = text.find(")", close)
+                end = end + 1 if end >= 0 else -1
         else:
-            self._block.append(line)
+            i += 1
+            continue
+        if c == " ":
+            i += 1
+        elif end >= 0:
+            i = end
+        elif n - i > _MD_HOLD_MAX:
+            i += 1  # never closed: literal
+        else:
+            return last
+    return last
 
-    def _flush(self):
-        if self._block:
-            text = "\n".join(self._block)
-            self._block = []
-            self.blocks += 1
-            self._emit(text)
+
+_MD_INLINE_RE = re.compile(
+    u"(?P<cite>\u3010F:[^\u2020\u3011]+\u2020L\\d+(?:-L(?:\\d+|\\?))?\u3011)"
+    u"|(?P<code>`+)"
+    r"|(?P<link>\[(?P<label>[^\]]*)\]\((?P<url>[^)\s]*)\))"
+    r"|(?P<emph>\*\*|__|\*|_)"
+)
+
+
+class _MdInline(object):
+    """Inline markdown -> styled runs [(text, styles, url)], carrying **bold** / *italic* across calls."""
+
+    def __init__(self, cfg_opener, cwd, links, styled=True):
+        self.bold = self.italic = False
+        self.opener, self.cwd, self.links = cfg_opener, cwd, links
+        self.styled = styled  # False: `code` keeps its backticks (nothing else sets it off)
+
+    def runs(self, text):
+        out = []
+        pos = 0
+
+        def plain(s):
+            if s:
+                out.append((s, self._styles(), None))
+
+        for m in _MD_INLINE_RE.finditer(text):
+            if m.start() < pos:
+                continue
+            plain(text[pos:m.start()])
+            pos = m.end()
+            if m.group("cite"):
+                label, url = self._citation(m)
+                out.append((label, self._styles() + ("link",) if url else self._styles(), url))
+            elif m.group("code"):
+                run = m.group("code")
+                end = text.find(run, m.end())
+                if end < 0:
+                    plain(run)
+                    continue
+                body = text[m.end():end]
+                body = body.strip(" ") or body
+                out.append((body if self.styled else "`%s`" % body, self._styles() + ("code",), None))
+                pos = end + len(run)
+            elif m.group("link"):
+                label, url = m.group("label"), m.group("url")
+                if self.links and url:
+                    out.append((label, self._styles() + ("link",), url))
+                elif url and url != label:
+                    plain(label)
+                    out.append((" (%s)" % url, self._styles() + ("dim",), None))
+                else:
+                    plain(label)
+            else:
+                mark = m.group("emph")
+                before = text[m.start() - 1] if m.start() else " "
+                after = text[m.end()] if m.end() < len(text) else " "
+                strong = len(mark) == 2
+                is_open = self.bold if strong else self.italic
+                word = lambda ch: ch.isalnum()
+                if is_open and not before.isspace() and not (mark[0] == "_" and word(after)):
+                    self._toggle(strong)
+                elif not is_open and not after.isspace() and not (mark[0] == "_" and word(before)):
+                    self._toggle(strong)
+                else:
+                    plain(mark)
+        plain(text[pos:])
+        return out
+
+    def _toggle(self, strong):
+        if strong:
+            self.bold = not self.bold
+        else:
+            self.italic = not self.italic
+
+    def _styles(self):
+        return (("bold",) if self.bold else ()) + (("italic",) if self.italic else ())
+
+    def _citation(self, m):
+        """(label, link or None) for 【F:path†L1-L2】 (see citation_link)."""
+        inner = CITATION_RE.match(m.group("cite"))
+        found = citation_link(inner, self.opener, self.cwd, self.links) if inner is not None else None
+        return found if found is not None else (m.group("cite"), None)
+
+
+class _MdLine(object):
+    """One source line being word-wrapped: finished terminal lines go out as they fill."""
+
+    def __init__(self, stream, prefix, hang, style=()):
+        self.s = stream
+        self.prefix, self.hang, self.style = prefix, hang, style
+        self.words = []  # [(rendered word, columns)] of the terminal line being filled
+        self.cols = _cell_len(prefix)
+        self.started = False  # a terminal line of it has gone out
+
+    def add(self, runs):
+        """Add complete words (styled runs, spaces between words)."""
+        word, cols = [], 0
+        for text, styles, url in runs:
+            parts = text.split(" ")
+            for k, part in enumerate(parts):
+                if k:
+                    self._word(word, cols)
+                    word, cols = [], 0
+                if part:
+                    word.append(self.s.paint(part, self.style + styles, url))
+                    cols += _cell_len(part)
+        self._word(word, cols)
+
+    def _word(self, pieces, cols):
+        if not pieces:
+            return
+        text = "".join(pieces)
+        width = self.s.width
+        room = width - self.cols - (1 if self.words else 0)
+        if cols > room and self.words:
+            self.flush()
+        while cols > width - self.cols and not self.words and cols > 1 and "\x1b" not in text:
+            cut = max(1, width - self.cols)  # a word longer than the line (a URL): hard break
+            self.words.append((text[:cut], cut))
+            text, cols = text[cut:], cols - cut
+            self.flush()
+        self.words.append((text, cols))
+        self.cols += cols + (1 if len(self.words) > 1 else 0)
+
+    def line(self):
+        lead = self.hang if self.started else self.prefix
+        return lead + " ".join(w for w, _c in self.words)
+
+    def flush(self):
+        """Send the terminal line filled so far."""
+        self.s.commit([self.line()])
+        self.started = True
+        self.words = []
+        self.cols = _cell_len(self.hang)
 
     def finish(self):
-        """The message is complete: render what is left (an unclosed fence included)."""
-        if self._parts:
-            line = "".join(self._parts)
-            self._parts = []
-            self._line(line)
-        if self._fence is not None and self._emit_code is not None:
-            self._emit_code("close", None)
+        if self.words or not self.started:
+            self.flush()
+
+
+class MarkdownStream(object):
+    """Renders a streamed markdown message as compact terminal lines, as the text arrives.
+
+    Every character is parsed once: a paragraph, list item, quote or heading is word-wrapped
+    and each terminal line is sent (`sink.commit`) as soon as it is full; the unfinished one is
+    shown live (`sink.live`).  Code lines go out as each line ends.  Only a table is rendered
+    twice: its rows show as they arrive and are aligned when it ends (`sink.rewrite`, which
+    may refuse: then the rows are held back until the table ends).  Headings are bold and
+    left-aligned, at most one blank line separates blocks, list items are tight.
+    """
+
+    def __init__(self, sink, width=80, styled=True, links=False, file_opener="none", cwd="/", base=()):
+        self.sink = sink
+        self.width = max(20, width - 1)  # never the last column: no terminal autowrap
+        self.styled = styled
+        self.colors = styled  # False with NO_COLOR: bold and italic stay, colours go
+        self.base = tuple(base)
+        self.inline = _MdInline(file_opener, cwd, links, styled)
+        self.links = links
+        self._buf = ""  # the unfinished source line
+        self._fed = 0  # how much of it went into self._cur
+        self._cur = None  # _MdLine of the unfinished source line, once its kind is known
+        self._kind = None  # kind of the unfinished source line
+        self._last = None  # kind of the last block line rendered
+        self._blank = False  # a blank source line since then
+        self._fence = None  # the opening fence inside a code block
+        self._lexer = None
+        self._lists = []  # indentation of the open list levels
+        self._hang = ""  # continuation indent of the last list item
+        self._table = []  # source rows of the table being read
+        self._table_shown = 0  # of them, rows committed provisionally
+        self.lines = 0  # terminal lines committed
+
+    # -- output --
+
+    def paint(self, text, styles=(), url=None):
+        """`text` with SGR styles (and an OSC 8 link) when styled."""
+        styles = self.base + tuple(styles)
+        if url and self.links:
+            text = "\x1b]8;;%s\x1b\\%s\x1b]8;;\x1b\\" % (url, text)
+        if not self.styled or not styles or not text:
+            return text
+        codes = ";".join(MD_STYLES[s] for s in styles if s in MD_STYLES and (self.colors or len(MD_STYLES[s]) == 1))
+        return "\x1b[%sm%s\x1b[0m" % (codes, text) if codes else text
+
+    def commit(self, lines):
+        self.lines += len(lines)
+        self.sink.commit(lines)
+
+    def _separate(self, kind):
+        """A blank line before a new block, when one belongs there."""
+        last, blank = self._last, self._blank
+        self._blank = False
+        self._last = kind
+        if last is None:
+            return
+        if kind == "item" and last == "item" or kind == "table" and last == "table" and not blank:
+            return
+        if kind in ("para", "quote") and last == kind and not blank:
+            return
+        if kind == "para" and last == "item" and not blank:
+            return
+        if last == "heading" and kind != "heading":
+            return
+        if blank or kind in ("heading", "code", "table", "rule") or last in ("code", "table", "rule"):
+            self.commit([""])
+
+    # -- input --
+
+    def push(self, delta):
+        """Add streamed text; render what it completes; show the rest live."""
+        while delta:
+            nl = delta.find("\n")
+            if nl < 0:
+                self._buf += delta
+                break
+            self._buf += delta[:nl]
+            delta = delta[nl + 1:]
+            self._end_line()
+        self._partial()
+
+    def finish(self):
+        """The message is complete (or was interrupted): render everything that arrived."""
+        if self._buf:
+            self._end_line()
+        self._end_table()
+        if self._fence is not None and self.styled:
+            pass
         self._fence = None
-        self._flush()
+        self.sink.live(None)
+
+    def _partial(self):
+        """Feed the complete words of the unfinished line; show the rest live."""
+        buf = self._buf
+        if self._kind is None:
+            self._kind = self._classify(buf, False)
+            if self._kind is not None:
+                self._start(self._kind, buf)
+        if self._cur is not None:
+            ready = self._fed + _md_ready(buf[self._fed:])
+            if ready > self._fed:
+                self._cur.add(self.inline.runs(buf[self._fed:ready]))
+                self._fed = ready
+            if self.sink.can_live:
+                rest = buf[self._fed:]
+                probe = _MdInline(self.inline.opener, self.inline.cwd, False, self.styled)
+                probe.bold, probe.italic = self.inline.bold, self.inline.italic
+                tail = "".join(self.paint(t, self._cur.style + s) for t, s, _u in probe.runs(rest))
+                line = self._cur.line()
+                self.sink.live(line + (" " if self._cur.words and rest else "") + tail)
+        elif self.sink.can_live:
+            self.sink.live(self.paint(buf, ("dim",)) if buf and self._fence is None else self._code_live(buf))
+
+    def _code_live(self, buf):
+        return buf if buf else None
+
+    def _classify(self, line, complete):
+        """The kind of a source line, or None while its start is still ambiguous."""
+        if self._fence is not None:
+            if not complete:
+                return None
+            stripped = line.strip()
+            if stripped.startswith(self._fence) and not stripped.strip(self._fence[0]):
+                return "fence-close"
+            return "code"
+        stripped = line.lstrip(" ")
+        if not stripped:
+            return "blank" if complete else None
+        if self._table and stripped.startswith("|"):
+            return "table"
+        if complete:
+            if _MD_FENCE_RE.match(line):
+                return "fence-open"
+            if _MD_RULE_RE.match(line):
+                return "rule"
+        elif stripped[0] in "`~-*_" and len(stripped.rstrip(stripped[0])) == 0:
+            return None  # could become a fence or a rule
+        elif stripped.startswith(("```", "~~~")):
+            return None
+        first = stripped[0]
+        if first == "#":
+            m = _MD_HEADING_RE.match(line)
+            if m and (complete or m.group(0).endswith(" ")):
+                return "heading"
+            if not complete and not stripped.strip("#"):
+                return None
+            return "para"
+        if first == ">":
+            return "quote"
+        if first == "|":
+            return "table"
+        if first in "-*+" or first.isdigit():
+            m = _MD_ITEM_RE.match(line)
+            if m and (m.group(3) or complete):
+                return "item"
+            if not complete and (len(stripped) < 2 or (first.isdigit() and re.match(r"\d{1,9}[.)]?$", stripped))):
+                return None
+        if len(line) - len(stripped) >= 2 and self._last == "item" and self._hang:
+            return "cont"
+        return "para"
+
+    def _start(self, kind, line):
+        """Begin rendering a source line of a known kind (the part fed later goes to self._cur)."""
+        if kind not in ("table",):
+            self._end_table()
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        if kind == "heading":
+            self._lists = []
+            self._separate("heading")
+            m = _MD_HEADING_RE.match(line)
+            prefix = "" if self.styled else m.group(1) + " "
+            self._cur = _MdLine(self, prefix, prefix, ("heading",))
+            self._fed = m.end()
+        elif kind == "item":
+            m = _MD_ITEM_RE.match(line)
+            while self._lists and self._lists[-1][0] > indent:
+                self._lists.pop()
+            if self._lists and self._lists[-1][0] == indent:
+                self._lists.pop()
+            level = len(self._lists)
+            lead = self._lists[-1][1] if self._lists else ""
+            self._separate("item")
+            marker = m.group(2)
+            bullet = _MD_BULLETS[min(level, 2)] if marker in "-*+" else marker
+            prefix = lead + self.paint(bullet, ("dim",) if marker in "-*+" else ()) + " "
+            self._hang = lead + " " * (_cell_len(bullet) + 1)
+            self._lists.append((indent, self._hang))
+            self._cur = _MdLine(self, prefix, self._hang)
+            self._fed = m.end()
+        elif kind == "cont":
+            self._separate("item")
+            self._cur = _MdLine(self, self._hang, self._hang)
+            self._fed = indent
+        elif kind == "quote":
+            self._lists = []
+            self._separate("quote")
+            bar = self.paint(u"\u2502", ("dim",)) + " "
+            self._cur = _MdLine(self, bar, bar, ("quote", "italic") if self.styled else ())
+            self._fed = indent + 1 + (1 if stripped[1:2] == " " else 0)
+        elif kind == "para":
+            if self._last == "item" and not self._blank:
+                self._cur = _MdLine(self, self._hang, self._hang)  # a lazy continuation of the item
+                self._separate("item")
+            else:
+                self._lists = []
+                self._separate("para")
+                self._cur = _MdLine(self, "", "")
+            self._fed = indent
+        else:
+            self._cur = None
+            self._fed = 0
+
+    def _end_line(self):
+        """A source line is complete."""
+        line, kind = self._buf, self._kind
+        self._buf, self._kind = "", None
+        if kind is None or kind in ("table",):
+            kind = self._classify(line, True)
+            if self._cur is None and kind not in ("table",):
+                self._start(kind, line)
+        if self._cur is not None:
+            self._cur.add(self.inline.runs(line[self._fed:]))
+            self._cur.finish()
+            self._cur, self._fed = None, 0
+            self.inline.bold = self.inline.italic = False
+            self.sink.live(None)
+            return
+        self._fed = 0
+        self.sink.live(None)
+        if kind == "blank":
+            self._end_table()
+            if self._last is not None:
+                self._blank = True
+        elif kind == "fence-open":
+            self._lists = []
+            self._separate("code")
+            m = _MD_FENCE_RE.match(line)
+            self._fence = m.group(1)
+            info = line.strip()[len(self._fence):].strip()
+            self._lexer = (info.split() or ["text"])[0]
+            self.commit([self.paint(line.strip(), ("dim",))])
+        elif kind == "fence-close":
+            self.commit([self.paint(line.strip(), ("dim",))])
+            self._fence = None
+        elif kind == "code":
+            self.commit([self.sink.code_line(line, self._lexer) if self.styled else line])
+        elif kind == "rule":
+            self._lists = []
+            self._separate("rule")
+            self.commit([self.paint(u"\u2500" * min(self.width, 40), ("dim",))])
+        elif kind == "table":
+            if not self._table:
+                self._lists = []
+                self._separate("table")
+            self._table.append(line)
+            if self.sink.can_rewrite:
+                raw = line.strip()
+                self.commit([raw if len(raw) < self.width else raw[: self.width - 1] + u"\u2026"])
+                self._table_shown += 1
+
+    def _end_table(self):
+        """A table ended: align it (replacing its provisional rows where the terminal can)."""
+        rows, shown = self._table, self._table_shown
+        self._table, self._table_shown = [], 0
+        if not rows:
+            return
+        lines = self._render_table(rows)
+        if shown and len(lines) == shown and self.sink.rewrite(shown, lines):
+            return
+        if shown:
+            lines = lines[shown:] if len(lines) > shown else []
+        if lines:
+            self.commit(lines)
+
+    def _render_table(self, rows):
+        def cells(row):
+            row = row.strip()
+            if row.startswith("|"):
+                row = row[1:]
+            if row.endswith("|") and not row.endswith("\\|"):
+                row = row[:-1]
+            return [c.strip() for c in re.split(r"(?<!\\)\|", row)]
+
+        parsed = [cells(r) for r in rows]
+        delim = len(parsed) > 1 and all(_MD_DELIM_CELL_RE.match(c) for c in parsed[1] if c) and parsed[1]
+        aligns = []
+        if delim:
+            for c in parsed[1]:
+                aligns.append("right" if c.endswith(":") and not c.startswith(":") else "center" if c.startswith(":") and c.endswith(":") else "left")
+        ncols = max(len(p) for p in parsed)
+        rendered = []  # per row: [(painted, columns)]
+        for i, p in enumerate(parsed):
+            if delim and i == 1:
+                rendered.append(None)
+                continue
+            out = []
+            for c in p + [""] * (ncols - len(p)):
+                inline = _MdInline(self.inline.opener, self.inline.cwd, self.links, self.styled)
+                runs = inline.runs(c.replace("\\|", "|"))
+                style = ("table_head",) if delim and i == 0 else ()
+                out.append(("".join(self.paint(t, style + s, u) for t, s, u in runs), sum(_cell_len(t) for t, _s, _u in runs)))
+            rendered.append(out)
+        widths = [max([r[k][1] for r in rendered if r is not None] + [1]) for k in range(ncols)]
+        lines = []
+        for i, r in enumerate(rendered):
+            if r is None:
+                lines.append(self.paint(u"\u2500\u253c\u2500".join(u"\u2500" * w for w in widths), ("dim",)))
+                continue
+            cols = []
+            for k, (text, n) in enumerate(r):
+                pad = widths[k] - n
+                align = aligns[k] if k < len(aligns) else "left"
+                if align == "right":
+                    cols.append(" " * pad + text)
+                elif align == "center":
+                    cols.append(" " * (pad // 2) + text + " " * (pad - pad // 2))
+                else:
+                    cols.append(text + " " * pad)
+            lines.append((" " + self.paint(u"\u2502", ("dim",)) + " ").join(cols).rstrip())
+        return lines
 
 
 class ReplRenderer(object):
@@ -8263,10 +8712,11 @@ class ReplRenderer(object):
         self.lock = threading.RLock()
         self._console = None
         self._status = None  # [label, started] while a turn runs
-        self._status_drawn = False
         self._ticker = None
         self._ticking = threading.Event()
-        self._answer_blocks = 0
+        self._live = None  # the unfinished line of a streamed answer
+        self._dynamic_rows = 0  # rows the live line and the status line take now
+        self._queued = []  # rows under the status line: queued messages, text being typed
 
     # -- output plumbing --
 
@@ -8290,14 +8740,109 @@ class ReplRenderer(object):
         return self._console
 
     def write(self, text):
-        """Write raw text above the status line."""
+        """Write raw text above the live line and the status line (they are redrawn below it)."""
         with self.lock:
-            if self._status_drawn:
-                self.out.write("\r\x1b[2K")
-                self._status_drawn = False
+            self._clear_dynamic()
             self.out.write(text)
-            self._draw_status()
+            self._draw_dynamic()
             self.out.flush()
+
+    def _clear_dynamic(self):
+        """Erase the live line and the status line; the cursor ends where they began."""
+        rows, self._dynamic_rows = self._dynamic_rows, 0
+        if rows:
+            self.out.write("\r\x1b[2K" + "\x1b[A\x1b[2K" * (rows - 1))
+
+    def _draw_dynamic(self):
+        """Draw the live (unfinished) answer line, then the status line, below the transcript."""
+        rows = []
+        if self._live is not None:
+            rows.append(self._clip(self._live))
+        status = self._status_text()
+        if status is not None:
+            rows.append(status)
+        if rows:
+            text = "\n".join(rows)
+            self.out.write(text)
+            self._dynamic_rows = text.count("\n") + 1
+
+    def _columns(self):
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns
+        except (OSError, AttributeError, ValueError):
+            return self.caps["width"]
+
+    def _clip(self, line):
+        """`line` cut to the terminal width (escape sequences kept, an ellipsis at the cut)."""
+        width = self._columns() - 1
+        if len(line) <= width or _cell_len(re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)) <= width:
+            return line
+        plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)
+        return plain[: max(0, width - 1)] + u"\u2026"
+
+    # -- the streamed answer (MarkdownStream's sink) --
+
+    @property
+    def can_live(self):
+        """Whether an unfinished line can be shown and redrawn (a terminal, not TERM=dumb)."""
+        return self.caps["tty"] and not self.caps["dumb"]
+
+    can_rewrite = can_live
+
+    def commit(self, lines):
+        """Finished lines of a streamed message."""
+        self.write("".join(line + "\n" for line in lines))
+
+    def live(self, text):
+        """Show (or, with None, remove) the unfinished line of a streamed message."""
+        if not self.can_live or text == self._live:
+            return
+        with self.lock:
+            self._clear_dynamic()
+            self._live = text
+            self._draw_dynamic()
+            self.out.flush()
+
+    def rewrite(self, count, lines):
+        """Replace the last `count` lines written (still on screen) by `lines`; False if it cannot."""
+        if not self.can_rewrite or count != len(lines):
+            return False
+        try:
+            rows = os.get_terminal_size(self.out.fileno()).lines
+        except (OSError, AttributeError, ValueError):
+            return False
+        with self.lock:
+            self._clear_dynamic()
+            up = min(count, max(0, rows - 3))  # rows scrolled out of the screen stay as they are
+            if up:
+                self.out.write("\x1b[%dA\r\x1b[J" % up + "".join(line + "\n" for line in lines[count - up:]))
+            self._draw_dynamic()
+            self.out.flush()
+        return True
+
+    def code_line(self, line, lexer):
+        """One line of code in an answer, syntax-highlighted."""
+        if not self.caps["color"]:
+            return line
+        from rich.syntax import Syntax  # startup budget: pygments loads with the first code line
+
+        console = self.console()
+        try:
+            text = Syntax(line, lexer or "text", theme="ansi_dark", background_color="default").highlight(line)
+        except Exception:  # an unknown lexer name: the line as it is
+            return line
+        text.rstrip()
+        with console.capture() as cap:
+            console.print(text, end="", soft_wrap=True)
+        return cap.get()
+
+    def markdown_stream(self, base=()):
+        """A MarkdownStream that renders into this terminal."""
+        styled = self.caps["tty"] and not self.caps["dumb"]
+        stream = MarkdownStream(self, width=self._columns(), styled=styled, links=self.caps["hyperlinks"],
+                                file_opener=getattr(self.cfg, "file_opener", "none"), cwd=self.cfg.cwd, base=base)
+        stream.colors = self.caps["color"]
+        return stream
 
     def print(self, *renderables, **kw):
         """Render with rich and write the result once."""
@@ -8318,8 +8863,9 @@ class ReplRenderer(object):
     def start_status(self, label):
         """Show `label` with a spinner and elapsed time until stop_status()."""
         with self.lock:
+            self._clear_dynamic()
             self._status = [label, time.monotonic()]
-            self._draw_status()
+            self._draw_dynamic()
             self.out.flush()
         if self.caps["tty"] and not self.caps["dumb"] and self._ticker is None:
             self._ticking.set()
@@ -8332,17 +8878,27 @@ class ReplRenderer(object):
             if self._status is not None:
                 self._status[0] = label
 
+    def set_queued(self, messages, typing):
+        """Messages queued while a turn runs, and what is being typed, shown under the status."""
+        with self.lock:
+            rows = [u"\u21b3 queued: %s" % m.replace("\n", u" \u23ce ") for m in messages]
+            if typing:
+                rows.append(u"\u21b3 typing: %s\u258f (Enter queues it)" % typing.replace("\n", u" \u23ce "))
+            if rows != self._queued:
+                self._queued = rows
+                self._clear_dynamic()
+                self._draw_dynamic()
+                self.out.flush()
+
     def stop_status(self):
-        """Remove the status line."""
+        """Remove the status line (and what it showed as queued)."""
         self._ticking.clear()
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
             ticker.join(1.0)
         with self.lock:
-            self._status = None
-            if self._status_drawn:
-                self.out.write("\r\x1b[2K")
-                self._status_drawn = False
+            self._clear_dynamic()
+            self._status, self._queued, self._live = None, [], None
             self.out.flush()
 
     def _tick(self):
@@ -8350,28 +8906,29 @@ class ReplRenderer(object):
             time.sleep(0.1)
             with self.lock:
                 if self._status is not None:
-                    self._draw_status()
+                    self._clear_dynamic()
+                    self._draw_dynamic()
                     self.out.flush()
 
-    def _draw_status(self):
+    def _status_text(self):
+        """The status row(s) as drawn, or None (no turn, or not a terminal)."""
         if self._status is None or not self.caps["tty"] or self.caps["dumb"]:
-            return
+            return None
         label, started = self._status
         elapsed = time.monotonic() - started
         frame = STATUS_FRAMES[int(elapsed * 10) % len(STATUS_FRAMES)]
         line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, _format_elapsed(elapsed))
-        width = self.caps["width"]
-        try:
-            width = os.get_terminal_size(self.out.fileno()).columns
-        except (OSError, AttributeError, ValueError):
-            pass
+        width = self._columns()
         line = line.replace("\n", " ")
         if len(line) > width - 1:
             line = line[: max(0, width - 2)] + u"\u2026"
         if self.caps["color"]:
             line = "\x1b[1m" + line[:1] + "\x1b[0m\x1b[2m" + line[1:] + "\x1b[0m"
-        self.out.write("\r\x1b[2K" + line)
-        self._status_drawn = True
+        rows = [line]
+        for row in self._queued:
+            row = row if len(row) < width - 1 else row[: max(0, width - 2)] + u"\u2026"
+            rows.append("\x1b[36m%s\x1b[0m" % row if self.caps["color"] else row)
+        return "\n".join(rows)
 
     # -- cells --
 
@@ -8404,54 +8961,28 @@ class ReplRenderer(object):
 
         self.print(Text.assemble((u"\u203a ", "bold cyan"), (text, "")))
 
-    def answer_block(self, markdown_text):
-        """One finished markdown block of the assistant's answer."""
-        from rich.markdown import Markdown  # startup budget: markdown-it loads on first answer
-
-        links = self.caps["hyperlinks"]
-        opener = getattr(self.cfg, "file_opener", "none")
-        if not markdown_text.lstrip().startswith(("```", "~~~")):
-            markdown_text = rewrite_citations(markdown_text, opener, self.cfg.cwd, links=links)
-        if self._answer_blocks:
-            self.write("\n")
-        self._answer_blocks += 1
-        self.print(Markdown(markdown_text, hyperlinks=links, code_theme="ansi_dark", inline_code_theme="ansi_dark"))
-
-    def answer_code(self, kind, value):
-        """Code inside an answer, line by line as it streams (see MarkdownStream)."""
-        if kind == "open":
-            words = (value or "").split()
-            self._code_lexer = words[0] if words else "text"
-            if self._answer_blocks:
-                self.write("\n")
-            self._answer_blocks += 1
-            self.write("\n")
-        elif kind == "line":
-            from rich.syntax import Syntax  # startup budget: pygments loads with the first code line
-
-            try:
-                syntax = Syntax(value, getattr(self, "_code_lexer", "text"), theme="ansi_dark",
-                                background_color="default", word_wrap=True, padding=(0, 1))
-                self.print(syntax)
-            except Exception:  # an unknown lexer name: show the line as it is
-                from rich.text import Text
-
-                self.print(Text(" " + value))
-        else:
-            self.write("\n")
-
     def start_answer(self):
-        """A new assistant message begins (blocks are separated by blank lines within it)."""
-        self._answer_blocks = 0
+        """A new assistant message begins: a blank line, then a MarkdownStream to push it into."""
         self.write("\n")
+        return self.markdown_stream()
+
+    def answer(self, markdown_text):
+        """A whole (not streamed) assistant message."""
+        stream = self.start_answer()
+        stream.push(markdown_text)
+        stream.finish()
+
+    def start_reasoning(self):
+        """A reasoning summary begins: a dim "thinking" line, then a dimmed MarkdownStream."""
+        styled = self.caps["tty"] and not self.caps["dumb"]
+        self.write("\n" + ("\x1b[2;3;1mthinking\x1b[0m\n" if styled else "thinking\n"))
+        return self.markdown_stream(base=("dim", "italic"))
 
     def reasoning(self, text):
-        """A reasoning summary, dimmed."""
-        from rich.text import Text
-
-        body = rewrite_citations(text.strip(), getattr(self.cfg, "file_opener", "none"), self.cfg.cwd, links=False)
-        self.write("\n")
-        self.print(Text.assemble(("thinking\n", "dim italic bold"), (body, "dim italic")))
+        """A whole reasoning summary, dimmed."""
+        stream = self.start_reasoning()
+        stream.push(text.strip())
+        stream.finish()
 
     def exec_cell(self, command, exit_code, seconds, output, cwd=None):
         """A finished command: status mark, the command, duration, and an output preview."""
@@ -9062,6 +9593,8 @@ class Repl(object):
     """The interactive session: reads the composer, drives a Session, renders its events."""
 
     TURN_END = ("task_complete", "turn_aborted", "shutdown_complete")  #: events that end a turn
+    #: events that leave a streaming answer or reasoning open (they print nothing)
+    STREAM_NEUTRAL = ("token_count", "exec_command_output_delta", "task_started", "agent_reasoning_raw_content_delta")
 
     def __init__(self, cfg, renderer=None, stdin=None):
         self.cfg = cfg
@@ -9085,7 +9618,9 @@ class Repl(object):
         self.total_usage = {}
         self.turn_usage = {}
         self._keys = None
-        self._stream = None
+        self._stream = None  # MarkdownStream of the answer being streamed
+        self._rstream = None  # MarkdownStream of the reasoning summary being streamed
+        self._reasoning_streamed = False
         self._execs = {}
         self._mcp = {}
         self._turn_error = None
@@ -9244,7 +9779,8 @@ class Repl(object):
         except CodexError as exc:
             self.renderer.error(str(exc))
             return
-        self.turn_usage, self._turn_error, self._stream = {}, None, None
+        self.turn_usage, self._turn_error = {}, None
+        self._stream = self._rstream = None
         interrupted_at = None
         with self._key_context() as keys:
             self._keys = keys
@@ -9279,10 +9815,8 @@ class Repl(object):
                         interrupted_at = time.monotonic()
             finally:
                 self._keys = None
+                self._close_streams()
                 self.renderer.stop_status()
-                if self._stream is not None:
-                    self._stream.finish()
-                    self._stream = None
         while keys is not None:  # what was typed as the turn ended goes to the composer too
             key = keys.get(0)
             if key is None:
@@ -9301,6 +9835,11 @@ class Repl(object):
         """Render one event; return True when it ends the turn."""
         msg = terminal_safe(event.get("msg") or {})  # model, command and MCP text is untrusted
         kind = msg.get("type", "")
+        if kind not in self.STREAM_NEUTRAL:  # anything else goes below what has streamed so far
+            keep = "answer" if kind.startswith("agent_message") else "reasoning" if kind.startswith("agent_reasoning") else None
+            self._close_streams(keep)
+            if keep != "reasoning":
+                self._reasoning_streamed = False
         handler = getattr(self, "_on_" + kind, None)
         if handler is not None:
             handler(event, msg)
@@ -9313,21 +9852,25 @@ class Repl(object):
         self.session_id = msg.get("session_id") or self.session_id
         self._flush_history()
 
+    def _close_streams(self, keep=None):
+        """Finish the streamed answer and reasoning (all that arrived stays, above what follows)."""
+        if keep != "answer" and self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.finish()
+        if keep != "reasoning" and self._rstream is not None:
+            stream, self._rstream = self._rstream, None
+            stream.finish()
+
     def _on_agent_message_delta(self, event, msg):
         if self._stream is None:
-            self.renderer.start_answer()
-            self._stream = MarkdownStream(self.renderer.answer_block, self.renderer.answer_code)
+            self._stream = self.renderer.start_answer()
         self._stream.push(msg.get("delta", ""))
 
     def _on_agent_message(self, event, msg):
         if self._stream is not None:
-            self._stream.finish()
-            self._stream = None
+            self._close_streams()
             return
-        self.renderer.start_answer()
-        stream = MarkdownStream(self.renderer.answer_block)
-        stream.push(msg.get("message", ""))
-        stream.finish()
+        self.renderer.answer(msg.get("message", ""))
 
     def _on_agent_reasoning_delta(self, event, msg):
         # As upstream: the status line takes the latest **bold heading** of the reasoning summary.
@@ -9335,6 +9878,16 @@ class Repl(object):
         headings = re.findall(r"\*\*(.+?)\*\*", self._reasoning_tail)
         if headings:
             self.renderer.set_status(headings[-1])
+        if getattr(self.cfg, "hide_agent_reasoning", False):
+            return
+        if self._rstream is None:
+            self._rstream = self.renderer.start_reasoning()
+            self._reasoning_streamed = True
+        self._rstream.push(msg.get("delta", ""))
+
+    def _on_agent_reasoning_section_break(self, event, msg):
+        if self._rstream is not None:
+            self._rstream.push("\n\n")
 
     def _on_agent_reasoning(self, event, msg):
         self._reasoning_tail = ""
@@ -9342,6 +9895,8 @@ class Repl(object):
         heading = re.search(r"\*\*(.+?)\*\*", text)
         if heading:
             self.renderer.set_status(heading.group(1))
+        if getattr(self, "_reasoning_streamed", False):
+            return  # shown as it streamed
         if not getattr(self.cfg, "hide_agent_reasoning", False):
             self.renderer.reasoning(text)
 
@@ -9429,9 +9984,6 @@ class Repl(object):
     _on_stream_error = _on_background_event
 
     def _on_error(self, event, msg):
-        if self._stream is not None:
-            self._stream.finish()
-            self._stream = None
         self.renderer.error(msg.get("message", "error"))
         if event.get("id") in (None, self._turn_id):
             self._turn_error = time.monotonic()
