@@ -5933,6 +5933,11 @@ class Session(object):
             self.user_instructions = meta.get("instructions")
             self.history = [it for it in items if it.get("type") in HISTORY_ITEM_TYPES]
             initial_messages = events
+            for ev in reversed(events):  # the token count goes on from where it was
+                total = (ev.get("info") or {}).get("total_token_usage") if ev.get("type") == "token_count" else None
+                if isinstance(total, dict):
+                    self.total_usage.update((k, v) for k, v in total.items() if isinstance(v, int))
+                    break
             current = environment_context(self.cfg, self.shell_name)
             previous = [message_text(it) for it in self.history
                         if it.get("type") == "message" and message_text(it).startswith("<environment_context>")]
@@ -7104,6 +7109,65 @@ def list_rollouts(home):
     return sorted(files, key=lambda p: (p.name[8:27], p.stat().st_mtime), reverse=True)
 
 
+def rollout_summary(path, max_bytes=256 * 1024):
+    """{"path", "id", "time", "cwd", "first_prompt"} of a rollout, from its first lines only.
+
+    `time` is the session's start (epoch seconds: the meta timestamp, else the file's mtime);
+    `first_prompt` the first thing the user typed (context messages skipped), or "".
+    """
+    path = Path(path)
+    out = {"path": path, "id": path.stem[28:] if path.stem.startswith("rollout-") else path.stem,
+           "time": None, "cwd": None, "first_prompt": ""}
+    try:
+        with open(str(path), "rb") as fh:
+            head = fh.read(max_bytes)
+        out["mtime"] = path.stat().st_mtime
+    except OSError:
+        return None
+    for number, raw in enumerate(head.split(b"\n")):
+        try:
+            obj = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        kind, payload = obj.get("type"), obj.get("payload")
+        if number == 0:
+            meta = payload if kind == "session_meta" and isinstance(payload, dict) else obj
+            out["id"] = meta.get("id") or out["id"]
+            out["cwd"] = meta.get("cwd")
+            stamp = meta.get("timestamp")
+            if isinstance(stamp, str):
+                import calendar
+
+                try:
+                    out["time"] = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+                except ValueError:
+                    pass
+            continue
+        item = payload if kind == "response_item" else obj if kind == "message" else None
+        if isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "user" \
+                and not _is_context_message(item):
+            out["first_prompt"] = message_text(item)
+            break
+    if out["time"] is None:
+        out["time"] = out["mtime"]
+    return out
+
+
+def list_sessions(home, limit=50, cwd=None):
+    """rollout_summary() of the newest `limit` recorded sessions (those in `cwd` only, if given)."""
+    out = []
+    for path in list_rollouts(home):
+        summary = rollout_summary(path)
+        if summary is None or (cwd is not None and summary["cwd"] != str(cwd)):
+            continue
+        out.append(summary)
+        if len(out) >= limit:
+            break
+    return out
+
+
 def find_rollout(home, session_id=None, last=False, cwd=None):
     """The rollout for a session id (or unique prefix), or the newest one (in cwd first)."""
     files = list_rollouts(home)
@@ -7675,6 +7739,8 @@ SLASH_COMMANDS = (
     ("status", "show current session configuration and token usage"),
     ("model", "choose what model and reasoning effort to use"),
     ("approvals", "choose what Codex can do without approval"),
+    ("resume", "resume an earlier session"),
+    ("mcp", "list MCP servers, their state and tools"),
     ("quit", "exit Codex"),
 )
 SLASH_ALIASES = {"exit": "quit", "clear": "new"}  #: other spellings accepted
@@ -7714,8 +7780,13 @@ INIT_PROMPT = (
     "instructions under clear headings. Do not invent commands you have not verified."
 )
 FILE_SEARCH_LIMIT = 8  #: `@` results shown (upstream: 8)
+HISTORY_SEARCH_SECONDS = 0.15  #: Ctrl-R: time one keypress may spend reading history.jsonl
+PASTE_COLLAPSE_CHARS, PASTE_COLLAPSE_LINES = 1000, 10  #: a paste beyond either shows as `[pasted N lines]`
 FILE_SEARCH_MAX_FILES = 1000000  #: stop listing a workspace beyond this many files
 EXEC_PREVIEW_HEAD, EXEC_PREVIEW_TAIL = 4, 2  #: command output lines shown before/after "…"
+EXEC_KEEP_CHARS = 64 * 1024  #: output of a running command kept for its cell (head and tail)
+RESUME_SHOW_EXCHANGES = 2  #: a resumed session shows its last exchanges (prompt and answers)
+RESUME_PICKER_LIMIT = 50  #: sessions /resume lists, newest first
 STATUS_FRAMES = u"\u280b\u2819\u2839\u2838\u283c\u2834\u2826\u2827\u2807\u280f"  #: spinner
 _BACKTRACK = object()  #: what the composer returns when Esc Esc asks for the backtrack picker
 #: spaces rich pads lines with (kept out of the scrollback so copied text has none)
@@ -7841,6 +7912,13 @@ def _format_elapsed(seconds):
     if seconds < 60:
         return "%ds" % seconds
     return "%dm %02ds" % (seconds // 60, seconds % 60)
+
+
+def _format_seconds(seconds):
+    """10 s, 1.5 s, 2 min 30 s: a configured duration, as a person says it."""
+    if seconds >= 60:
+        return "%d min%s" % (seconds // 60, " %d s" % (seconds % 60) if seconds % 60 else "")
+    return ("%d s" if seconds == int(seconds) else "%.1f s") % seconds
 
 
 def _preview_lines(text, head=EXEC_PREVIEW_HEAD, tail=EXEC_PREVIEW_TAIL, width=200):
@@ -8050,13 +8128,12 @@ class FileSearch(object):
 
     def __init__(self, root):
         self.root = Path(root)
-        self._paths = []
-        self._lower = []
-        self._base = []
+        self._index = ([], [], [])  # (paths, lower-cased paths, lower-cased base names), swapped whole
+        self._refreshing = False
         self._ready = threading.Event()
         self._thread = None
         self._generation = 0
-        self._last = (None, None)  # (query key, matching indices)
+        self._last = (None, None, None)  # (query key, matching indices, the path list they index)
         self._lock = threading.Lock()
         self.last_query, self.last_total = None, 0  # the last finished search and its match count
 
@@ -8067,6 +8144,15 @@ class FileSearch(object):
             self._thread.start()
         return self
 
+    def refresh(self):
+        """List the workspace again in the background (after a turn: it may have made files);
+        searches use the old list until the new one is ready."""
+        if not self._ready.is_set() or self._refreshing:
+            return self.start()
+        self._refreshing = True
+        threading.Thread(target=self._load, name="codex-file-index", daemon=True).start()
+        return self
+
     def _load(self):
         try:
             paths = list_workspace_files(self.root)
@@ -8074,9 +8160,25 @@ class FileSearch(object):
             log("warn", "file search: cannot list %s: %s", self.root, exc)
             paths = []
         lower = [p.lower() for p in paths]
-        self._base = [p[p.rfind("/") + 1:] for p in lower]
-        self._paths, self._lower = paths, lower
+        base = [p[p.rfind("/") + 1:] for p in lower]
+        with self._lock:
+            self._index = (paths, lower, base)
+            self._last = (None, None, None)
+            self._generation += 1  # a search running on the old list gives up
+        self._refreshing = False
         self._ready.set()
+
+    @property
+    def _paths(self):
+        return self._index[0]
+
+    @property
+    def _lower(self):
+        return self._index[1]
+
+    @property
+    def _base(self):
+        return self._index[2]
 
     def wait(self, timeout=None):
         """Block until the file list is loaded; return whether it is."""
@@ -8101,31 +8203,32 @@ class FileSearch(object):
         if not self.wait(30):
             return []
         stale = lambda: generation != self._generation
+        paths, lower, base = self._index
         atoms = query.split()
         if not atoms:
-            self.last_query, self.last_total = query, len(self._paths)
-            order = sorted(range(len(self._paths)), key=lambda i: (self._paths[i].count("/"), len(self._paths[i]), self._paths[i]))
-            return [(self._paths[i], []) for i in order[:limit]]
+            self.last_query, self.last_total = query, len(paths)
+            order = sorted(range(len(paths)), key=lambda i: (paths[i].count("/"), len(paths[i]), paths[i]))
+            return [(paths[i], []) for i in order[:limit]]
         keyed = [(a, a != a.lower()) for a in atoms]
         key = tuple(keyed)
-        prev_key, prev = self._last
+        prev_key, prev, prev_paths = self._last
+        if prev_paths is not paths:
+            prev_key = None  # matches of an older listing
         # Narrowing: the same atoms, the last ones extended, or more atoms added.
         narrows = prev_key is not None and (
             (len(prev_key) == len(key) and all(p[1] == k[1] and k[0].startswith(p[0]) for p, k in zip(prev_key, key)))
             or (len(prev_key) < len(key) and prev_key == key[: len(prev_key)])
         )
-        candidates = prev if narrows else range(len(self._paths))
+        candidates = prev if narrows else range(len(paths))
         for atom, sensitive in keyed:
             pat = re.compile(".*?".join(re.escape(c) for c in atom), re.S)
-            hay = self._paths if sensitive else self._lower
+            hay = paths if sensitive else lower
             search = pat.search
             candidates = [i for i in candidates if search(hay[i])]
             if stale():
                 return []
-        self._last = (key, candidates)
+        self._last = (key, candidates, paths)
         self.last_query, self.last_total = query, len(candidates)
-
-        paths, lower, base = self._paths, self._lower, self._base
 
         fuzzy = [(a, sensitive, re.compile(".*?".join(re.escape(c) for c in a)).search) for a, sensitive in keyed]
 
@@ -8342,29 +8445,49 @@ class _MdLine(object):
                     self._word(word, cols)
                     word, cols = [], 0
                 if part:
-                    word.append(self.s.paint(part, self.style + styles, url))
+                    word.append((part, self.style + tuple(styles), url))
                     cols += _cell_len(part)
         self._word(word, cols)
 
     def _word(self, pieces, cols):
         if not pieces:
             return
-        text = "".join(pieces)
         width = self.s.width
         room = width - self.cols - (1 if self.words else 0)
         if cols > room and self.words:
             self.flush()
-        while cols > width - self.cols and not self.words and cols > 1 and "\x1b" not in text:
-            cut = max(1, width - self.cols)  # a word longer than the line (a URL): hard break
-            self.words.append((text[:cut], cut))
-            text, cols = text[cut:], cols - cut
+        while cols > width - self.cols and not self.words and len(pieces) == 1 and cols > 1:
+            text, styles, url = pieces[0]  # a word longer than the line (a URL): hard break
+            cut = max(1, width - self.cols)
+            while _cell_len(text[:cut]) > width - self.cols and cut > 1:
+                cut -= 1
+            self.words.append(([(text[:cut], styles, url)], cut))
+            pieces, cols = [(text[cut:], styles, url)], _cell_len(text[cut:])
             self.flush()
-        self.words.append((text, cols))
+        self.words.append((pieces, cols))
         self.cols += cols + (1 if len(self.words) > 1 else 0)
 
     def line(self):
+        """The terminal line filled so far, painted (a style spans the spaces inside it)."""
         lead = self.hang if self.started else self.prefix
-        return lead + " ".join(w for w, _c in self.words)
+        merged = []
+        for pieces, _cols in self.words:
+            if merged:
+                prev, nxt = merged[-1], pieces[0]
+                same = (prev[1], prev[2]) == (nxt[1], nxt[2])
+                merged.append((" ", prev[1] if same else self.style, prev[2] if same else None))
+            merged.extend(pieces)
+        out, run = [], None
+        for text, styles, url in merged:
+            if run is not None and (run[1], run[2]) == (styles, url):
+                run[0] += text
+            else:
+                if run is not None:
+                    out.append(self.s.paint(run[0], run[1], run[2]))
+                run = [text, styles, url]
+        if run is not None:
+            out.append(self.s.paint(run[0], run[1], run[2]))
+        return lead + "".join(out)
 
     def flush(self):
         """Send the terminal line filled so far."""
@@ -8416,6 +8539,7 @@ class MarkdownStream(object):
     def paint(self, text, styles=(), url=None):
         """`text` with SGR styles (and an OSC 8 link) when styled."""
         styles = self.base + tuple(styles)
+        url = url and re.sub(r"[^\x21-\x7e]", "", url)  # nothing that could end the OSC 8 sequence early
         if url and self.links:
             text = "\x1b]8;;%s\x1b\\%s\x1b]8;;\x1b\\" % (url, text)
         if not self.styled or not styles or not text:
@@ -8485,7 +8609,7 @@ class MarkdownStream(object):
                 rest = buf[self._fed:]
                 probe = _MdInline(self.inline.opener, self.inline.cwd, False, self.styled)
                 probe.bold, probe.italic = self.inline.bold, self.inline.italic
-                tail = "".join(self.paint(t, self._cur.style + s) for t, s, _u in probe.runs(rest))
+                tail = "".join(self.paint(t, self._cur.style + tuple(s)) for t, s, _u in probe.runs(rest))
                 line = self._cur.line()
                 self.sink.live(line + (" " if self._cur.words and rest else "") + tail)
         elif self.sink.can_live:
@@ -8940,7 +9064,7 @@ class ReplRenderer(object):
         """
         styled = self.caps["tty"] and not self.caps["dumb"]
         bold, dim, reset = ("\x1b[1m", "\x1b[2m", "\x1b[0m") if styled else ("", "", "")
-        effort = getattr(cfg, "model_reasoning_effort", None)
+        effort = dict(config_summary(cfg)).get("reasoning effort")  # as the exec header and /status say
         rows = [
             ("model", cfg.model + (" (reasoning %s)" % effort if effort else "")),
             ("provider", cfg.provider.id),
@@ -8984,16 +9108,20 @@ class ReplRenderer(object):
         stream.push(text.strip())
         stream.finish()
 
-    def exec_cell(self, command, exit_code, seconds, output, cwd=None):
-        """A finished command: status mark, the command, duration, and an output preview."""
+    def exec_cell(self, command, exit_code, seconds, output, cwd=None, note=None):
+        """A finished command: status mark, the command, duration, and an output preview.
+
+        `note` says how it ended when that was not by itself ("interrupted", "timed out
+        after 10 s", "failed in the sandbox"); the mark is then a cross.
+        """
         from rich.text import Text
 
-        ok = exit_code == 0
+        ok = exit_code == 0 and not note
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
             (_display_command(command), "bold"),
             (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
-            ("" if ok else " \u00b7 exit %s" % exit_code, "red"),
+            (" \u00b7 %s" % note if note else "" if ok or exit_code is None else " \u00b7 exit %s" % exit_code, "red"),
         )
         for i, line in enumerate(_preview_lines(output)):
             cell.append("\n  %s " % (u"\u2514" if i == 0 else " "), style="dim")
@@ -9211,6 +9339,23 @@ class ComposerHistory(object):
         self.cursor, self.last_text = step, text
         return text
 
+    def search(self, query, start=0, budget=HISTORY_SEARCH_SECONDS):
+        """(step, text) of the newest prompt at or before `start` steps back containing `query`
+        (case-insensitive); (None, None) if there is none; ("more", step) when the time budget
+        ran out first (Ctrl-R again goes on from there)."""
+        needle = query.lower()
+        deadline = time.monotonic() + budget
+        step = start
+        while True:
+            text = self._at(step)
+            if text is None:
+                return None, None
+            if needle in text.lower():
+                return step, text
+            step += 1
+            if time.monotonic() > deadline:
+                return "more", step
+
     def newer(self):
         """The next newer prompt; "" past the newest (browsing stops); None if not browsing."""
         if self.cursor is None:
@@ -9346,8 +9491,16 @@ class Composer(object):
         self._primed = False
         self._ctrl_c = False
         self._session = None
+        self._search = None  # Ctrl-R: {"query", "step", "text", "saved", "more"} while searching
+        self.pastes = {}  # placeholder -> the pasted text it stands for
 
     def _toolbar(self):
+        if self._search is not None:
+            s = self._search
+            found = ("searching older entries\u2026 Ctrl-R goes on" if s["more"] else
+                     "no match" if s["text"] is None and s["query"] else "")
+            return " reverse search: %s%s \u00b7 Ctrl-R older \u00b7 Enter takes it \u00b7 Esc cancels" % (
+                s["query"] or "(type to search history)", "  (%s)" % found if found else "")
         if self.hint:
             return " " + self.hint
         buf = self._session.default_buffer if self._session is not None else None
@@ -9356,10 +9509,32 @@ class Composer(object):
             files = self.repl.files
             if not files.ready:
                 return " @ indexing files\u2026"
-            if files.last_query == token.group(1) and not files.last_total:
-                return " @ no matches among %d files \u00b7 Esc closes" % files.file_count
-            return " @ %d files \u00b7 \u2191\u2193 choose \u00b7 Tab/Enter insert \u00b7 Esc closes" % files.file_count
-        return " \u23ce send \u00b7 Ctrl-J newline \u00b7 / commands \u00b7 @ files \u00b7 Esc Esc edit previous \u00b7 Ctrl-D quit"
+            if files.last_query != token.group(1):
+                return " @ searching %s files\u2026" % _thousands(files.file_count)
+            if not files.last_total:
+                return " @ no matches among %s files \u00b7 Esc closes" % _thousands(files.file_count)
+            return " @ %s match%s \u00b7 \u2191\u2193 choose \u00b7 Tab/Enter insert \u00b7 Esc closes" % (
+                _thousands(files.last_total), "" if files.last_total == 1 else "es")
+        if buf is not None and any(p in buf.text for p in self.pastes):
+            return " Ctrl-O expands the pasted text \u00b7 \u23ce sends all of it"
+        return " \u23ce send \u00b7 Ctrl-J newline \u00b7 / commands \u00b7 @ files \u00b7 Ctrl-R history \u00b7 Esc Esc edit \u00b7 Ctrl-D quit"
+
+    def expand_pastes(self, text):
+        """`text` with each paste placeholder replaced by what was pasted (what is sent)."""
+        for placeholder, pasted in self.pastes.items():
+            if placeholder in text:
+                text = text.replace(placeholder, pasted, 1)
+        return text
+
+    def _placeholder(self, pasted):
+        lines = len(pasted.splitlines())
+        label = "[pasted %s lines]" % _thousands(lines) if lines > 1 else "[pasted %s chars]" % _thousands(len(pasted))
+        n, placeholder = 1, label
+        while placeholder in self.pastes:
+            n += 1
+            placeholder = label[:-1] + " #%d]" % n
+        self.pastes[placeholder] = pasted
+        return placeholder
 
     def _build(self):
         # startup budget: prompt-toolkit loads when the first prompt is shown
@@ -9481,6 +9656,88 @@ class Composer(object):
             else:
                 buf.cursor_down(count=event.arg)
 
+        from prompt_toolkit.filters import Condition
+        from prompt_toolkit.keys import Keys
+
+        @kb.add(Keys.BracketedPaste)
+        def _paste(event):
+            data = event.data.replace("\r\n", "\n").replace("\r", "\n")
+            if len(data) > PASTE_COLLAPSE_CHARS or data.count("\n") >= PASTE_COLLAPSE_LINES:
+                data = composer._placeholder(data)  # kept whole, shown collapsed
+            event.current_buffer.insert_text(data)
+
+        has_paste = Condition(lambda: any(p in composer._session.default_buffer.text for p in composer.pastes))
+
+        @kb.add("c-o", filter=has_paste)
+        def _expand(event):
+            buf = event.current_buffer
+            text = composer.expand_pastes(buf.text)
+            composer.pastes.clear()
+            buf.document = Document(text, len(text))
+
+        # Ctrl-R: reverse search over this session's prompts, then history.jsonl.  Added last,
+        # so that while searching these bindings win over the ones above.
+        searching = Condition(lambda: composer._search is not None)
+
+        def show(buf, start):
+            s = composer._search
+            step, text = composer.history.search(s["query"], start)
+            s["more"] = step == "more"
+            if s["more"]:
+                s["resume"] = text
+                return
+            if step is not None:
+                s["step"], s["text"] = step, text
+                pos = text.lower().find(s["query"].lower())
+                buf.document = Document(text, max(0, pos))
+            else:
+                s["text"] = None
+
+        @kb.add("c-r")
+        def _search(event):
+            buf = event.current_buffer
+            s = composer._search
+            if s is None:
+                buf.cancel_completion()
+                composer._search = {"query": "", "step": -1, "text": None, "saved": buf.text, "more": False}
+                return
+            if s["more"]:
+                show(buf, s.get("resume", 0))
+            elif s["query"]:
+                show(buf, s["step"] + 1)
+
+        @kb.add(Keys.Any, filter=searching)
+        def _search_type(event):
+            ch = event.data
+            if len(ch) == 1 and ch.isprintable():
+                composer._search["query"] += ch
+                show(event.current_buffer, max(0, composer._search["step"]))
+
+        @kb.add("backspace", filter=searching)
+        def _search_back(event):
+            composer._search["query"] = composer._search["query"][:-1]
+            composer._search["step"] = -1
+            show(event.current_buffer, 0)
+
+        def end_search(event, keep):
+            s, composer._search = composer._search, None
+            buf = event.current_buffer
+            text = buf.text if keep and s["text"] is not None else s["saved"]
+            buf.document = Document(text, len(text))
+            buf.cancel_completion()
+
+        @kb.add("enter", filter=searching)
+        @kb.add("tab", filter=searching)
+        @kb.add("right", filter=searching)
+        def _search_take(event):
+            end_search(event, True)
+
+        @kb.add("escape", filter=searching)
+        @kb.add("c-g", filter=searching)
+        @kb.add("c-c", filter=searching)
+        def _search_cancel(event):
+            end_search(event, False)
+
         no_color = bool(os.environ.get("NO_COLOR")) or not repl.renderer.caps["color"]
         style = Style.from_dict({
             "prompt": "bold ansicyan", "match": "bold ansiyellow", "bottom-toolbar": "noreverse ansibrightblack",
@@ -9533,12 +9790,17 @@ class Composer(object):
 
             app.after_render += shown
         pre_run = (lambda: self._session.default_buffer.start_completion(select_first=False)) if complete else None
+        self._search = None
         try:
-            return self._session.prompt(default=default, pre_run=pre_run)
+            text = self._session.prompt(default=default, pre_run=pre_run)
         except EOFError:
             return None
         except KeyboardInterrupt:
             return ""
+        if isinstance(text, str) and self.pastes:
+            text = self.expand_pastes(text)  # what is sent is always the whole paste
+        self.pastes.clear()
+        return text
 
 
 ###############################################################################
@@ -9625,7 +9887,9 @@ class Repl(object):
         self._mcp = {}
         self._turn_error = None
         self._turn_id = None  # submission id of the running turn
-        self.typeahead = ""
+        self._resume_path = None  # the rollout /resume continues
+        self.typeahead = ""  # typed while a turn ran, not yet sent: goes into the composer
+        self.queued = []  # messages typed and entered while a turn ran: sent one by one after it
 
     # -- session lifecycle --
 
@@ -9638,7 +9902,7 @@ class Repl(object):
                 factory = globals().get("Session")
                 if factory is None:
                     _not_landed("the agent session (Session, §15)")
-                self.session = factory(self.cfg)
+                self.session = factory(self.cfg, resume_path=self._resume_path) if self._resume_path else factory(self.cfg)
             except BaseException as exc:  # reported on first use, in the main thread
                 self._session_error = exc
 
@@ -9701,6 +9965,8 @@ class Repl(object):
     def run(self, prompt=None, images=None):
         """Show the header, run the initial prompt if any, then read and run until quit."""
         self.renderer.header(self.cfg)
+        if getattr(self.cfg, "experimental_resume", None):  # `codex resume`: Session continues it
+            self.show_resumed(self.cfg.experimental_resume)
         if prompt or images or not self.interactive:
             self._start_background()
         if prompt or images:
@@ -9710,8 +9976,12 @@ class Repl(object):
         try:  # SIGTERM/SIGHUP arrive as SystemExit (§22): the running command dies with us
             default, complete = "", False
             while True:
-                text = self.read_input(default or self.typeahead, complete)
-                self.typeahead, default, complete = "", "", False
+                if self.queued and not (default or complete):  # typed (with Enter) while a turn ran
+                    text = self.queued.pop(0)
+                    self.renderer.user(text)
+                else:
+                    text = self.read_input(default or self.typeahead, complete)
+                    self.typeahead, default, complete = "", "", False
                 if text is None:
                     break
                 if text is _BACKTRACK:
@@ -9808,6 +10078,10 @@ class Repl(object):
                                 self.typeahead += key
                             elif key == "backspace":
                                 self.typeahead = self.typeahead[:-1]
+                            elif key == "enter" and self.typeahead.strip():
+                                self.queued.append(self.typeahead.strip())  # sent when the turn ends
+                                self.typeahead = ""
+                            self.renderer.set_queued(self.queued, self.typeahead)
                     except KeyboardInterrupt:
                         if interrupted_at is not None:
                             raise
@@ -9824,6 +10098,7 @@ class Repl(object):
             if len(key) == 1 and key.isprintable():
                 self.typeahead += key
         self._flush_history()
+        self.files.refresh()  # the turn may have created files: `@` finds them next
         for key, value in self.turn_usage.items():
             if isinstance(value, (int, float)):
                 self.total_usage[key] = self.total_usage.get(key, 0) + value
@@ -9905,7 +10180,8 @@ class Repl(object):
             self.renderer.reasoning(msg.get("text", ""))
 
     def _on_exec_command_begin(self, event, msg):
-        self._execs[msg.get("call_id")] = (msg.get("command"), time.monotonic())
+        # call_id -> [command, started, output so far (bounded: head and tail kept)]
+        self._execs[msg.get("call_id")] = [msg.get("command"), time.monotonic(), ""]
         self.renderer.set_status("Running " + _display_command(msg.get("command")))
 
     def _on_exec_command_output_delta(self, event, msg):
@@ -9923,20 +10199,33 @@ class Repl(object):
                 return
         elif isinstance(chunk, list):
             chunk = bytes(b & 0xFF for b in chunk if isinstance(b, int))
-        lines = [l for l in chunk.decode("utf-8", "replace").splitlines() if l.strip()]
+        text = terminal_safe(chunk.decode("utf-8", "replace"))
+        entry[2] += text
+        if len(entry[2]) > EXEC_KEEP_CHARS:
+            head = entry[2][: EXEC_KEEP_CHARS // 2]
+            entry[2] = head[: head.rfind("\n") + 1] + entry[2][-EXEC_KEEP_CHARS // 2:].split("\n", 1)[-1]
+        lines = [l for l in text.splitlines() if l.strip()]
         if lines:
             tail = _reveal_hidden_chars(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1]).strip())
             self.renderer.set_status("Running %s \u2014 %s" % (_display_command(entry[0]), tail))
 
     def _on_exec_command_end(self, event, msg):
-        command, started = self._execs.pop(msg.get("call_id"), (msg.get("command"), time.monotonic()))
+        command, started, _partial = self._execs.pop(msg.get("call_id"), (msg.get("command"), time.monotonic(), ""))
         seconds = _seconds(msg.get("duration")) if msg.get("duration") is not None else time.monotonic() - started
         code = msg.get("exit_code", 0)
         output = msg.get("aggregated_output")
         if output is None:
             output = msg.get("stdout", "") if code == 0 else (msg.get("stderr") or msg.get("stdout", ""))
-        self.renderer.exec_cell(command, code, seconds, output)
+        timed_out = re.search(r"command timed out after (\d+) milliseconds", str(msg.get("formatted_output") or ""))
+        note = "timed out after %s" % _format_seconds(int(timed_out.group(1)) / 1000.0) if timed_out else None
+        self.renderer.exec_cell(command, code, seconds, output, note=note)
         self.renderer.set_status("Working")
+
+    def _show_unfinished_commands(self, note):
+        """Cells for commands that never ended (interrupted): their output so far and `note`."""
+        for call_id in list(self._execs):
+            command, started, partial = self._execs.pop(call_id)
+            self.renderer.exec_cell(command, None, time.monotonic() - started, partial, note=note)
 
     def _on_mcp_tool_call_begin(self, event, msg):
         inv = msg.get("invocation") or {}
@@ -9950,6 +10239,11 @@ class Repl(object):
         self.renderer.set_status("Working")
 
     def _on_exec_approval_request(self, event, msg):
+        entry = self._execs.get(msg.get("call_id"))
+        if entry is not None:  # it ran and failed (on-failure): show how before asking to retry
+            command, started, partial = self._execs.pop(msg.get("call_id"))
+            self.renderer.exec_cell(command, None, time.monotonic() - started, partial or "(no output)",
+                                    note="failed in the sandbox")
         decision = self._ask_approval("exec", msg.get("command"), msg.get("cwd"), msg.get("reason"))
         self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
 
@@ -9994,6 +10288,7 @@ class Repl(object):
             self.renderer.desktop_notification("agent-turn-complete", last)
 
     def _on_turn_aborted(self, event, msg):
+        self._show_unfinished_commands("interrupted")
         reason = msg.get("reason", "interrupted")
         self.renderer.error("%s \u2014 tell the model what to do differently" % reason if reason == "interrupted" else reason)
 
@@ -10097,25 +10392,32 @@ class Repl(object):
 
     def _choose_message(self, messages):
         """A live list of the user messages: Esc/Up older, Down newer, Enter picks, q cancels."""
-        index = len(messages) - 1
+        return self._choose(u"Edit a previous message (Esc/\u2191 older, \u2193 newer, Enter fork, q cancel)",
+                            messages, len(messages) - 1, esc_moves=True)
+
+    def _choose(self, title, labels, index, esc_moves=False):
+        """A live, scrolling list: Up/Down (k/j) move, Enter picks, Esc or q cancels (with
+        `esc_moves`, Esc moves up, as in the backtrack picker).  The index picked, or None."""
         shown = 0
         out = self.renderer.out
         caps = self.renderer.caps
         width = max(20, caps["width"] - 4)
-        rows = min(len(messages), 8)
+        rows = min(len(labels), 8)
 
         def draw():
-            top = min(max(0, index - rows // 2), len(messages) - rows)
+            top = min(max(0, index - rows // 2), len(labels) - rows)
             top = max(0, top)
-            lines = [u"Edit a previous message (Esc/\u2191 older, \u2193 newer, Enter fork, q cancel)"]
+            lines = [title]
             for i in range(top, top + rows):
-                text = messages[i].replace("\n", u" \u23ce ")
+                text = labels[i].replace("\n", u" \u23ce ")
                 text = text if len(text) <= width else text[: width - 1] + u"\u2026"
                 mark = u"\u203a" if i == index else " "
                 line = u"%s %d. %s" % (mark, i + 1, text)
                 if i == index and caps["color"]:
                     line = "\x1b[7m" + line + "\x1b[0m"
                 lines.append(line)
+            if len(labels) > rows:
+                lines.append(u"  (%d of %d)" % (index + 1, len(labels)))
             return lines
 
         with self._key_context() as keys:
@@ -10130,10 +10432,10 @@ class Repl(object):
                         out.flush()
                     shown = len(lines)
                     key = self._read_key(["esc", "up", "down", "enter", "q", "k", "j"])
-                    if key in ("esc", "up", "k"):
+                    if key in ("up", "k") or (key == "esc" and esc_moves):
                         index = max(0, index - 1)
                     elif key in ("down", "j"):
-                        index = min(len(messages) - 1, index + 1)
+                        index = min(len(labels) - 1, index + 1)
                     elif key == "enter":
                         return index
                     else:
@@ -10162,10 +10464,78 @@ class Repl(object):
         return "mention"
 
     def _slash_new(self, arg):
+        previous = self.session_id
         self._close_session()
         self.user_messages, self.total_usage = [], {}
+        self._resume_path = self.cfg.experimental_resume = None  # a new session, not the resumed one again
         self._start_session()
-        self.renderer.note("\u2500\u2500 new chat \u2500\u2500")
+        self.renderer.note(u"\u2500\u2500 new chat \u2500\u2500 started a new session with the same settings; token count reset"
+                           + (u"; the previous session (%s) is saved: /resume returns to it" % previous if previous else ""))
+
+    def _slash_resume(self, arg):
+        sessions = [s for s in list_sessions(self.cfg.codex_home, limit=RESUME_PICKER_LIMIT * 2)
+                    if s["id"] != self.session_id and s["first_prompt"]][:RESUME_PICKER_LIMIT]  # not empty ones
+        if not sessions:
+            self.renderer.note("/resume: no earlier sessions under %s" % (Path(self.cfg.codex_home) / ROLLOUT_SUBDIR))
+            return
+        labels = []
+        for s in sessions:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["time"])) if s["time"] else "?"
+            where = _relative_to(s["cwd"], self.cfg.cwd) if s["cwd"] else "?"
+            where = "." if where == str(self.cfg.cwd) or where == "." else where.replace(os.path.expanduser("~"), "~", 1)
+            prompt = (s["first_prompt"] or "(no prompt)").replace("\n", " ")
+            labels.append("%s  %s  %s" % (when, where, prompt))
+        index = self._choose(u"Resume a session (\u2191\u2193 choose, Enter resume, Esc cancel): time, directory, first prompt",
+                             labels, 0)
+        if index is None:
+            return
+        self.resume(sessions[index]["path"])
+
+    def resume(self, path):
+        """Continue the recorded session at `path`: show its last exchanges, go on from there."""
+        self._close_session()
+        self._resume_path = str(path)
+        self.cfg.experimental_resume = None
+        self._start_session()
+        self.show_resumed(path)
+
+    def show_resumed(self, path):
+        """"resumed session …", the last exchanges and the token count so far, from the rollout."""
+        try:
+            meta, _items, events = load_rollout(path)
+        except CodexError as exc:
+            self.renderer.error(str(exc))
+            return
+        exchanges, total = [], {}
+        for ev in events:
+            kind = ev.get("type")
+            if kind == "user_message" and str(ev.get("message", "")).strip():
+                exchanges.append([ev["message"], []])
+            elif kind == "agent_message" and exchanges:
+                exchanges[-1][1].append(ev.get("message", ""))
+            elif kind == "token_count":
+                info = ev.get("info")
+                if isinstance(info, dict) and isinstance(info.get("total_token_usage"), dict):
+                    total = dict(info["total_token_usage"])
+                else:
+                    for key, value in _usage_of(ev).items():
+                        if isinstance(value, (int, float)):
+                            total[key] = total.get(key, 0) + value
+        self.user_messages = [text for text, _answers in exchanges]
+        self.total_usage = {k: v for k, v in total.items() if isinstance(v, (int, float))}
+        self.session_id = meta.get("id") or self.session_id
+        when = meta.get("timestamp", "")[:16].replace("T", " ")
+        self.renderer.note(u"resumed session %s (started %s UTC in %s; %d earlier message%s)" % (
+            meta.get("id", "?"), when or "?", meta.get("cwd") or "?", len(exchanges), "" if len(exchanges) == 1 else "s"))
+        shown = exchanges[-RESUME_SHOW_EXCHANGES:]
+        if len(exchanges) > len(shown):
+            self.renderer.note(u"\u2026 %d earlier exchange%s not shown" % (len(exchanges) - len(shown), "" if len(exchanges) - len(shown) == 1 else "s"))
+        for text, answers in shown:
+            self.renderer.user(text)
+            for answer in answers:
+                self.renderer.answer(answer)
+        if self.total_usage.get("total_tokens"):
+            self.renderer.note("tokens so far: %s total" % _thousands(self.total_usage["total_tokens"]))
 
     def _slash_init(self, arg):
         if (Path(self.cfg.cwd) / "AGENTS.md").exists():
@@ -10197,13 +10567,16 @@ class Repl(object):
             where = sources.get(key)
             return "" if where in (None, "default") else "  (%s)" % where
 
+        summary = dict(config_summary(cfg))  # the exec header's values (one source for both)
+        effort = summary.get("reasoning effort")
         rows = [
             ("workdir", str(cfg.cwd), ""),
             ("model", cfg.model, src("model")),
-            ("reasoning", "%s / summary %s" % (cfg.model_reasoning_effort or "default", cfg.model_reasoning_summary), src("model_reasoning_effort")),
+            ("reasoning", "effort %s / summaries %s" % (effort, summary.get("reasoning summaries")) if effort
+             else "not used by this model or provider", src("model_reasoning_effort")),
             ("provider", "%s (%s, %s)" % (cfg.provider.id, cfg.provider.base_url, cfg.provider.wire_api), src("model_provider")),
             ("approval", cfg.approval_policy, src("approval_policy")),
-            ("sandbox", cfg.sandbox_mode, src("sandbox_mode")),
+            ("sandbox", summary.get("sandbox", cfg.sandbox_mode), src("sandbox_mode")),
             ("history", "%s (%s)" % ((cfg.history or {}).get("persistence", "save-all"), history_path(cfg.codex_home)), src("history")),
             ("session", self.session_id or "(not started)", ""),
         ]
@@ -10213,11 +10586,39 @@ class Repl(object):
         u = self.total_usage
         rows.append(("tokens", "%s in \u00b7 %s out \u00b7 %s total" % (
             _thousands(u.get("input_tokens", 0)), _thousands(u.get("output_tokens", 0)), _thousands(u.get("total_tokens", 0))), ""))
-        cell = Text("/status", style="bold")
-        for name, value, where in rows:
-            cell.append("\n  %-10s " % (name + ":"), style="dim")
+        cell = Text()  # the command itself is already on the screen, in the composer's line
+        for i, (name, value, where) in enumerate(rows):
+            cell.append(("\n" if i else "") + "  %-10s " % (name + ":"), style="dim")
             cell.append(str(value))
             cell.append(where, style="dim")
+        self.renderer.print(cell)
+
+    def _slash_mcp(self, arg):
+        from rich.text import Text
+
+        if not self.cfg.mcp_servers:
+            self.renderer.note("/mcp: no MCP servers configured (add [mcp_servers.NAME] to %s)" % (Path(self.cfg.codex_home) / "config.toml"))
+            return
+        try:
+            manager = getattr(self._ensure_session(), "mcp", None)
+        except CodexError as exc:
+            self.renderer.error(str(exc))
+            return
+        listing = manager.status() if manager is not None else [
+            {"name": name, "status": "not started", "tools": [], "error": None} for name in sorted(self.cfg.mcp_servers)]
+        styles = {"ready": "green", "failed": "red", "starting": "yellow", "disabled": "dim"}
+        cell = Text()
+        for i, server in enumerate(listing):
+            state = server.get("status", "?")
+            cell.append(("\n" if i else "") + "  %s " % server["name"], style="bold")
+            cell.append(state, style=styles.get(state, ""))
+            tools = server.get("tools") or []
+            if tools:
+                cell.append(" \u00b7 %d tool%s: %s" % (len(tools), "" if len(tools) == 1 else "s", ", ".join(tools)), style="dim")
+            elif state == "ready":
+                cell.append(" \u00b7 no tools", style="dim")
+            if server.get("error"):
+                cell.append("\n    %s" % str(server["error"]).strip().split("\n")[0], style="red")
         self.renderer.print(cell)
 
     def _override(self, **fields):

@@ -188,7 +188,7 @@ def test_compact_markdown_plain():
 def test_compact_markdown_styled_heading_is_bold_and_left_aligned():
     lines = _md(MIXED, width=100, styled=True).lines
     assert lines[0] == "\x1b[1mSummary\x1b[0m"
-    assert "\x1b[1mtwo\x1b[0m" in lines[1] and "\x1b[36mparse()\x1b[0m" in lines[1]
+    assert "\x1b[1mtwo files\x1b[0m" in lines[1] and "\x1b[36mparse()\x1b[0m" in lines[1]
 
 
 def test_a_paragraph_shows_word_by_word_and_wraps_as_it_streams():

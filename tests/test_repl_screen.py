@@ -1,6 +1,7 @@
 """§18 what the REPL's screen shows, in a real terminal emulator (tmux): streamed answers,
 compact markdown, interruptions.  The real agent talks to the scripted model server."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -133,3 +134,47 @@ def test_mixed_markdown_is_compact(codex_home, server, work, term):
     assert u"a.txt         \u2502    12\nsrc/parser.py \u2502   240" in text  # aligned, in place
     assert "| a.txt |" not in text
     assert "```python\ndef parse(text):\n    return text.split()\n```" in text  # set off by fences
+
+
+def shell_call(script, **extra):
+    return Turn().function_call("shell", dict({"command": ["bash", "-lc", script]}, **extra), call_id="c1")
+
+
+def test_an_interrupted_command_keeps_its_cell_with_partial_output(codex_home, server, work):
+    server.enqueue(shell_call("echo out-$((6*7))-put; sleep 30"), Turn().text("unused"))
+    with tmux_repl(codex_home, server, work) as t:
+        t.type("run it")
+        t.keys("Enter")
+        t.wait_for("out-42-put", timeout=15)  # in the status line while it runs
+        t.keys("Escape")
+        screen = t.wait_for(u"interrupted \u2014", timeout=15)
+    lines = screen.split("\n")
+    cell = next(i for i, l in enumerate(lines) if u"\u2717 echo out-$((6*7))-put; sleep 30" in l)
+    assert lines[cell].endswith(u"\u00b7 interrupted")
+    assert "out-42-put" in lines[cell + 1]
+    assert cell < next(i for i, l in enumerate(lines) if u"interrupted \u2014" in l)
+
+
+def test_a_timeout_says_so(codex_home, server, work):
+    server.enqueue(shell_call("echo going; sleep 20", timeout_ms=1000), Turn().text("it timed out"))
+    with tmux_repl(codex_home, server, work) as t:
+        t.type("run it")
+        t.keys("Enter")
+        screen = t.wait_for("it timed out", timeout=20)
+    assert re.search(u"\u2717 echo going; sleep 20 \u00b7 [0-9.]+s \u00b7 timed out after 1 s", screen), screen
+
+
+def test_on_failure_shows_the_failure_before_asking(codex_home, server, work):
+    server.enqueue(shell_call("echo trying; echo x > /usr/codex-denied-$$.txt"), Turn().text("ok then"))
+    with tmux_repl(codex_home, server, work, "-a", "on-failure", "-s", "workspace-write", size=(100, 40)) as t:
+        t.type("write there")
+        t.keys("Enter")
+        screen = t.wait_for("Allow command?", timeout=20)
+        lines = screen.split("\n")
+        cell = next(i for i, l in enumerate(lines) if u"\u2717 echo trying" in l)
+        assert "failed in the sandbox" in lines[cell]
+        ask = next(i for i, l in enumerate(lines) if "Allow command?" in l)
+        assert cell < ask and "trying" in "\n".join(lines[cell + 1:ask])
+        assert "retry without sandbox" in screen
+        t.type("n")
+        t.wait_for("ok then", timeout=15)
