@@ -8162,9 +8162,7 @@ class FileSearch(object):
         lower = [p.lower() for p in paths]
         base = [p[p.rfind("/") + 1:] for p in lower]
         with self._lock:
-            self._index = (paths, lower, base)
-            self._last = (None, None, None)
-            self._generation += 1  # a search running on the old list gives up
+            self._index = (paths, lower, base)  # a search running on the old list finishes on it
         self._refreshing = False
         self._ready.set()
 
@@ -9399,6 +9397,7 @@ class _TerminalKeys(object):
         mode[6][termios.VMIN] = 1
         mode[6][termios.VTIME] = 0
         termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+        self._bracketed(True)  # a paste arrives as one unit, its newlines are not Enter
         self._thread = threading.Thread(target=self._read, name="codex-keys", daemon=True)
         self._thread.start()
         return self
@@ -9409,8 +9408,19 @@ class _TerminalKeys(object):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(1.0)
+        self._bracketed(False)
         termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
         return False
+
+    @staticmethod
+    def _bracketed(on):
+        """Turn the terminal's bracketed paste mode on or off."""
+        try:
+            if sys.stdout.isatty():
+                sys.stdout.write("\x1b[?2004h" if on else "\x1b[?2004l")
+                sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
 
     def get(self, timeout=None):
         """The next key name, or None after `timeout` seconds."""
@@ -9449,6 +9459,14 @@ class _TerminalKeys(object):
         i = 0
         while i < len(buf):
             byte = buf[i:i + 1]
+            if buf.startswith(b"\x1b[200~", i):  # a bracketed paste: one ("paste", text) key
+                end = buf.find(b"\x1b[201~", i + 6)
+                if end < 0:
+                    return buf[i:]
+                text = buf[i + 6:end].decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+                self.keys.put(("paste", text))
+                i = end + 6
+                continue
             if byte == b"\x1b":
                 if i + 1 >= len(buf):
                     return buf[i:]
@@ -9779,6 +9797,8 @@ class Composer(object):
         """
         if self._session is None:
             self._build()
+        if len(default) > PASTE_COLLAPSE_CHARS or default.count("\n") >= PASTE_COLLAPSE_LINES:
+            default = self._placeholder(default)  # pasted while a turn ran: collapsed here too
         self._primed, self._ctrl_c, self.hint = False, False, None
         self.history.reset()
         if when_shown is not None:
@@ -10078,6 +10098,8 @@ class Repl(object):
                                 self.typeahead += key
                             elif key == "backspace":
                                 self.typeahead = self.typeahead[:-1]
+                            elif isinstance(key, tuple) and key[0] == "paste":
+                                self.typeahead += key[1]  # whole, newlines kept: not messages
                             elif key == "enter" and self.typeahead.strip():
                                 self.queued.append(self.typeahead.strip())  # sent when the turn ends
                                 self.typeahead = ""
@@ -10095,8 +10117,13 @@ class Repl(object):
             key = keys.get(0)
             if key is None:
                 break
-            if len(key) == 1 and key.isprintable():
+            if isinstance(key, tuple) and key[0] == "paste":
+                self.typeahead += key[1]
+            elif len(key) == 1 and key.isprintable():
                 self.typeahead += key
+            elif key == "enter" and self.typeahead.strip():
+                self.queued.append(self.typeahead.strip())
+                self.typeahead = ""
         self._flush_history()
         self.files.refresh()  # the turn may have created files: `@` finds them next
         for key, value in self.turn_usage.items():
