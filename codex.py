@@ -11113,10 +11113,11 @@ class _TerminalKeys(object):
     _SEQUENCES = {b"\x1b[A": "up", b"\x1b[B": "down", b"\x1bOA": "up", b"\x1bOB": "down"}
     _CONTROL = {b"\x03": "ctrl-c", b"\x04": "ctrl-d", b"\r": "enter", b"\n": "enter", b"\x7f": "backspace", b"\x08": "backspace"}
 
-    def __init__(self, fd):
+    def __init__(self, fd, paste_mode=True):
         import queue  # only the interactive session needs it
 
         self.fd = fd
+        self.paste_mode = paste_mode  # turn bracketed paste on (not under TERM=dumb)
         self.keys = queue.Queue()
         self._stop = threading.Event()
         self._thread = None
@@ -11132,7 +11133,8 @@ class _TerminalKeys(object):
         mode[6][termios.VMIN] = 1
         mode[6][termios.VTIME] = 0
         termios.tcsetattr(self.fd, termios.TCSANOW, mode)
-        self._bracketed(True)  # a paste arrives as one unit, its newlines are not Enter
+        if self.paste_mode:
+            self._bracketed(True)  # a paste arrives as one unit, its newlines are not Enter
         self._thread = threading.Thread(target=self._read, name="codex-keys", daemon=True)
         self._thread.start()
         return self
@@ -11143,7 +11145,8 @@ class _TerminalKeys(object):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(1.0)
-        self._bracketed(False)
+        if self.paste_mode:
+            self._bracketed(False)
         termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
         return False
 
@@ -11791,7 +11794,7 @@ class Repl(object):
 
     def _key_context(self):
         if self.interactive:
-            return _TerminalKeys(self.stdin.fileno())
+            return _TerminalKeys(self.stdin.fileno(), paste_mode=self.renderer.can_live)
         import contextlib
 
         return contextlib.nullcontext(None)
