@@ -394,68 +394,43 @@ def frozen_mapping(mapping):
 class CodexError(Exception):
     """Base of every error codex reports to the user as one line."""
 
-    exit_code = 1
-
 
 class UsageError(CodexError):
     """Bad command-line usage."""
-
-    exit_code = 2
 
 
 class ConfigError(CodexError):
     """Bad config.toml, -c override, profile or provider."""
 
-    exit_code = 2
-
 
 class AuthError(CodexError):
     """Missing or unusable credentials."""
-
-    exit_code = 1
 
 
 class ProviderError(CodexError):
     """The model provider failed or answered something we cannot use."""
 
-    exit_code = 1
-
 
 class SandboxError(CodexError):
     """The sandbox cannot be set up or refused to run a command."""
-
-    exit_code = 1
 
 
 class PatchError(CodexError):
     """An apply_patch input that does not parse or does not apply."""
 
-    exit_code = 1
-
 
 class McpError(CodexError):
     """An MCP server failed, timed out, or broke the protocol."""
 
-    exit_code = 1
-
-
-class NotLandedError(CodexError):
-    """A subcommand whose capability is not built yet."""
-
-    exit_code = 2
-
 
 class TurnFailed(CodexError):
     """A turn ended in an error (exec exits 1)."""
-
-    exit_code = 1
 
 
 #: CodexError subclass -> the process exit code main() uses; documented in the README
 EXIT_CODES = {
     UsageError: 2,
     ConfigError: 2,
-    NotLandedError: 2,
     AuthError: 1,
     ProviderError: 1,
     SandboxError: 1,
@@ -464,11 +439,6 @@ EXIT_CODES = {
     TurnFailed: 1,
     CodexError: 1,
 }
-
-
-def _not_landed(capability):
-    """Raise the error for a subcommand whose capability has not landed yet."""
-    raise NotLandedError("%s is not built yet in this version of codex" % capability)
 
 
 ###############################################################################
@@ -1320,7 +1290,7 @@ def _mask_key(key):
 # §06 HTTP and SSE
 ###############################################################################
 
-# Owner: the agent issue (#4).  One httpx client per session (proxies and CAs from the
+# One httpx client per session (proxies and CAs from the
 # environment), an incremental SSE parser, and the request-level retry loop shared by
 # both wire APIs.  Stream-level retries live in the turn loop (§15).
 
@@ -1669,7 +1639,7 @@ def abort_response(resp):
 # §07 Providers: Responses and Chat Completions
 ###############################################################################
 
-# Owner: the agent issue (#4).  A ModelClient turns a Prompt (instructions, input items,
+# A ModelClient turns a Prompt (instructions, input items,
 # tools) into one streamed model request and yields normalized stream events:
 #
 #   ("created", None) ("text_delta", str) ("reasoning_delta", str) ("reasoning_break", None)
@@ -2247,9 +2217,13 @@ def make_model_client(cfg, session_id, environ=None):
 # §08 Protocol: ops and events
 ###############################################################################
 
-# Owner: the agent issue (#4).  The contract every front end codes against:
+# The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None)   # §15b; no thread until used
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §15b
+#       (no thread until used; turn_context: start from this TurnContext instead of the config's)
+#   session.turn_context -> TurnContext (the effective policy, overrides applied); session.closed,
+#       session.busy (a task is running).  Front ends use these, never private state; how to add a
+#       front end, a tool, a wire API or an MCP transport: docs/extending.md.
 #       (resume_path, or config.experimental_resume, continues a recorded rollout, §16)
 #   session.submit({"type": "user_input", "items": [{"type": "text", "text": "..."}]}) -> submission id
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
@@ -2413,8 +2387,9 @@ class SessionState(object):
 # §09 Tools: definitions and the shell tool
 ###############################################################################
 
-# Owner: the agent issue (#4).  The tools offered to the model (JSON schemas), the parsing
-# of their arguments, and the recognition of apply_patch inside shell calls.  Running a
+# The tools offered to the model (JSON schemas, built from the turn's TurnContext), the parsing
+# of their arguments, the tool registry (Tool, register_tool; docs/extending.md), and the
+# recognition of apply_patch inside shell calls.  Running a
 # command goes through §11's execute_with_policy (approval + sandbox + §13's runner);
 # the Session (§15) wires events and approvals around it.
 
@@ -2545,15 +2520,13 @@ def apply_patch_tool():
 
 
 def build_tools(ctx, mcp_tools=None):
-    """The tool list for a request under TurnContext `ctx`: shell, update_plan, apply_patch (if
-    wanted), MCP tools."""
-    cfg = ctx.config
-    tools = [shell_tool(ctx)]
-    if cfg.include_plan_tool:
-        tools.append(update_plan_tool())
-    extra = cfg.tools or {}
-    if ctx.family.wants_apply_patch_tool or extra.get("apply_patch"):
-        tools.append(apply_patch_tool())
+    """The tool list for a request under TurnContext `ctx`: every registered tool that offers
+    itself this turn (TOOLS, in registration order), then the MCP tools."""
+    tools = []
+    for tool in TOOLS.values():
+        spec = tool.spec(ctx)
+        if spec is not None:
+            tools.append(spec)
     for name in sorted(mcp_tools or {}):
         tool = mcp_tools[name]  # §14 hands out schemas already sanitized for the API
         tools.append({"type": "function", "name": name, "description": tool.get("description") or "",
@@ -2691,11 +2664,68 @@ def shell_output_for_model(text, exit_code, duration):
     })
 
 
+# -- the tool registry --
+#
+# A tool is one Tool entry (registered at the end of §15b, next to the ToolRunner that runs
+# it): its spec, its argument parser, its approval assessment, its runner and the events it
+# emits.  Front ends render events, not tools: a tool that emits the existing event kinds
+# (exec_command_*, patch_apply_*, mcp_tool_call_*, plan_update) shows up in exec, the REPL,
+# the MCP server and proto without any change there.  docs/extending.md walks through adding one.
+
+#: what a command-like tool emits (rendered by every front end)
+EXEC_EVENTS = ("exec_command_begin", "exec_command_output_delta", "exec_command_end", "exec_approval_request")
+#: what a file-editing tool emits
+PATCH_EVENTS = ("patch_apply_begin", "patch_apply_end", "turn_diff", "apply_patch_approval_request")
+
+
+class Tool(Record):
+    """One tool the model can call."""
+
+    name: str
+    spec: "Callable[[TurnContext], dict | None]"  # the function tool offered this turn (None: not offered)
+    parse: "Callable[[str], dict]"  # the model's JSON arguments -> params; raises ToolArgumentError
+    run: "Callable[[ToolRunner, _Task, str, dict], str]"  # runs it (approval included); the model's output text
+    assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
+    events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
+    aliases: "tuple[str, ...]" = ()  # other names the model may call it by
+
+
+TOOLS = {}  #: name -> Tool, in the order tools are offered
+_TOOL_NAMES = {}  #: name or alias -> Tool
+
+
+def register_tool(tool):
+    """Add (or replace) a tool; its events must be protocol events (§08)."""
+    unknown = [e for e in tool.events if e not in EVENT_TYPES]
+    if unknown:
+        raise ValueError("tool %s emits %s, which is not in EVENT_TYPES" % (tool.name, unknown[0]))
+    TOOLS[tool.name] = tool
+    for name in (tool.name,) + tuple(tool.aliases):
+        _TOOL_NAMES[name] = tool
+    return tool
+
+
+def find_tool(name):
+    """The registered Tool called `name` (or an alias), or None."""
+    return _TOOL_NAMES.get(name)
+
+
+def parse_apply_patch_arguments(arguments):
+    """Parse `apply_patch` function arguments: {"input": patch text}."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict) or not isinstance(args.get("input"), str):
+        raise ToolArgumentError("failed to parse function arguments: missing field `input`")
+    return {"input": args["input"]}
+
+
 ###############################################################################
 # §10 apply_patch: grammar, matching, applying
 ###############################################################################
 
-# Owner: the agent issue (#4).  The patch format (reference core-agent.md §5):
+# The patch format (reference core-agent.md §5):
 #
 #   *** Begin Patch
 #   *** Add File: path          then lines starting with `+`
@@ -3156,7 +3186,7 @@ def apply_patch(text, cwd):
 # §11 Safety: known-safe commands and approval decisions
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract used by the agent (§15) and front ends:
+# Contract used by the agent (§15) and front ends:
 #
 #   is_known_safe_command(argv) -> bool
 #   assess_command_safety(argv, cfg, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
@@ -3468,8 +3498,6 @@ def assess_patch_safety(paths, cfg):
 # §12a Sandbox: policies, protected paths, Seatbelt
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # A SandboxPolicy says what a command may write and whether it may use the network; the
 # paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
 # here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
@@ -3811,8 +3839,6 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # §12b Sandbox: the Linux helper
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
 # command, so the command's pid, exit code and signals are its own.  The helper is
 # sandbox_helpers/codex-linux-sandbox.c
@@ -4651,7 +4677,7 @@ def _sandbox_helper_main(args):
 # §13 Exec: running a command
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract:
+# Contract:
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True)
@@ -5166,7 +5192,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
-# Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
+# The contract the agent loop (§15) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
 #                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
@@ -6722,7 +6748,7 @@ def hook_tool_name(name):
 # §15a Agent: instructions and environment context
 ###############################################################################
 
-# Owner: the agent issue (#4).  What the model is told: the base prompt (instructions
+# What the model is told: the base prompt (instructions
 # field), AGENTS.md files as a <user_instructions> message, and the <environment_context>
 # message.  The Session that runs the turn loop is §15b.
 
@@ -7085,8 +7111,9 @@ def prompt_dirs(cfg):
 # §15b Agent: the session and the turn loop
 ###############################################################################
 
-# Owner: the agent issue (#4).  Session implements §08's contract: ops in, events out,
-# one task thread at a time; _run_turn is one model request with its tool calls.
+# Session implements §08's contract: ops in, events out, one task thread at a time; _run_turn
+# is one model request (under one TurnContext, task.ctx) with its tool calls, which the
+# ToolRunner runs; the built-in tools are registered at the end of this section.
 
 
 # -- automatic compaction --------------------------------------------------------------
@@ -7204,6 +7231,7 @@ class Session(object):
 
         self.cfg = config
         self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
+        self.tools = ToolRunner(self)
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
         self._events = queue.Queue()
@@ -7264,11 +7292,10 @@ class Session(object):
             except CodexError as exc:
                 startup_errors.append(str(exc))
         log_id, count = 0, 0
-        if "history_metadata" in globals():
-            try:
-                log_id, count = globals()["history_metadata"](self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
-            except (OSError, CodexError):
-                pass
+        try:
+            log_id, count = history_metadata(self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
+        except (OSError, CodexError):
+            pass
         configured = dict(session_id=self.session_id, model=self._ctx.model, history_log_id=log_id,
                           history_entry_count=count, reasoning_effort=self._ctx.config.model_reasoning_effort,
                           rollout_path=str(self.rollout_path) if self.rollout_path else None)
@@ -7461,17 +7488,13 @@ class Session(object):
             self._cond.notify_all()
 
     def _op_add_to_history(self, sub_id, op):
-        fn = globals().get("append_history")
-        if fn is not None and op.get("text"):
-            fn(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
+        if op.get("text"):
+            append_history(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
                self.cfg.history.get("max_bytes"))
 
     def _op_get_history_entry_request(self, sub_id, op):
-        fn = globals().get("lookup_history_entry")
-        entry = None
-        if fn is not None:
-            entry = fn(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
-                       self.cfg.history.get("persistence", "save-all"))
+        entry = lookup_history_entry(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
+                                     self.cfg.history.get("persistence", "save-all"))
         self._emit(sub_id, "get_history_entry_response", offset=op.get("offset"), log_id=op.get("log_id"), entry=entry)
 
     def _op_list_mcp_tools(self, sub_id, op):
@@ -7848,7 +7871,30 @@ class Session(object):
             task.response = None
         return completed or {}
 
-    # -- items and tools --
+    def _ask(self, task, msg_type, **fields):
+        """Ask the front end for a decision (approval_handler or request event + op); the
+        ToolRunner's questions come here."""
+        if self.approval_handler is not None:
+            msg = {"type": msg_type}
+            msg.update(fields)
+            decision = self.approval_handler(msg)
+            decision = decision if decision in REVIEW_DECISIONS else "denied"
+        else:
+            with self._cond:
+                if task.cancelled:
+                    return "abort"
+                self._decisions.pop(task.sub_id, None)
+                self._emit(task.sub_id, msg_type, **fields)
+                while task.sub_id not in self._decisions and not task.cancelled:
+                    self._cond.wait(0.5)
+                if task.cancelled:
+                    return "abort"
+                decision = self._decisions.pop(task.sub_id)
+        if decision == "abort":
+            task.abort_requested = True
+        return decision
+
+    # -- items --
     def _handle_item(self, task, item):
         """Record one finished output item; run it when it is a tool call. True for calls."""
         kind = item.get("type")
@@ -7874,19 +7920,19 @@ class Session(object):
                         self._task_emit(task, "agent_reasoning_raw_content", text=part.get("text") or "")
             return False
         if kind == "function_call":
-            output = self._dispatch_call(task, item.get("call_id") or "", item.get("name") or "", item.get("arguments") or "")
+            output = self.tools.dispatch(task, item.get("call_id") or "", item.get("name") or "", item.get("arguments") or "")
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "local_shell_call":
             action = item.get("action") or {}
             params = {"command": action.get("command") or [], "workdir": action.get("working_directory"),
                       "timeout_ms": action.get("timeout_ms"), "escalated": False, "justification": None}
-            output = self._run_shell(task, item.get("call_id") or "", params)
+            output = self.tools.run(task, item.get("call_id") or "", "shell", params)
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "custom_tool_call":
             if item.get("name") == "apply_patch":
-                output = self._run_apply_patch(task, item.get("call_id") or "", item.get("input") or "", None)
+                output = self.tools.run(task, item.get("call_id") or "", "apply_patch", {"input": item.get("input") or ""})
             else:
                 output = "unsupported custom tool call: %s" % item.get("name")
             self._add_output(task, {"type": "custom_tool_call_output", "call_id": item.get("call_id"), "output": output})
@@ -7899,51 +7945,57 @@ class Session(object):
                 raise Interrupted("interrupted")
             task.items.append(output_item)
 
-    def _dispatch_call(self, task, call_id, name, arguments):
+
+
+class ToolRunner(object):
+    """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
+    arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
+    only through _task_emit (events), _ask (approvals), approval_handler, state (approved
+    commands), mcp and plan.
+    """
+
+    def __init__(self, session):
+        self.session = session
+
+    def _task_emit(self, task, msg_type, **fields):
+        return self.session._task_emit(task, msg_type, **fields)
+
+    def _ask(self, task, msg_type, **fields):
+        return self.session._ask(task, msg_type, **fields)
+
+    state = property(lambda self: self.session.state, doc="the session's SessionState (approved commands)")
+    mcp = property(lambda self: self.session.mcp, doc="the session's McpConnectionManager, or None")
+    approval_handler = property(lambda self: self.session.approval_handler, doc="the session's approval_handler, or None")
+
+    def dispatch(self, task, call_id, name, arguments):
         """Run one function call; return the output string for the model."""
         try:
-            if name in ("shell", "container.exec"):
-                return self._run_shell(task, call_id, parse_shell_arguments(arguments))
-            if name == "apply_patch":
-                try:
-                    args = json.loads(arguments or "{}")
-                except ValueError as exc:
-                    return "failed to parse function arguments: %s" % exc
-                if not isinstance(args, dict) or not isinstance(args.get("input"), str):
-                    return "failed to parse function arguments: missing field `input`"
-                return self._run_apply_patch(task, call_id, args["input"], None)
-            if name == "update_plan":
-                plan = parse_plan_arguments(arguments)
-                self.plan = plan
-                self._task_emit(task, "plan_update", **plan)
-                return "Plan updated"
+            tool = find_tool(name)
+            if tool is not None:
+                return tool.run(self, task, call_id, tool.parse(arguments))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
         except ToolArgumentError as exc:
             return str(exc)
 
-    def _ask(self, task, msg_type, **fields):
-        """Ask the front end for a decision (approval_handler or request event + op)."""
-        if self.approval_handler is not None:
-            msg = {"type": msg_type}
-            msg.update(fields)
-            decision = self.approval_handler(msg)
-            decision = decision if decision in REVIEW_DECISIONS else "denied"
-        else:
-            with self._cond:
-                if task.cancelled:
-                    return "abort"
-                self._decisions.pop(task.sub_id, None)
-                self._emit(task.sub_id, msg_type, **fields)
-                while task.sub_id not in self._decisions and not task.cancelled:
-                    self._cond.wait(0.5)
-                if task.cancelled:
-                    return "abort"
-                decision = self._decisions.pop(task.sub_id)
-        if decision == "abort":
-            task.abort_requested = True
-        return decision
+    def run(self, task, call_id, name, params):
+        """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
+        tool = find_tool(name)
+        return tool.run(self, task, call_id, params)
+
+    def assess(self, task, name, params):
+        """The registered tool's approval assessment of params under the turn's context (None: the
+        tool decides while it runs, e.g. apply_patch once the patch is parsed)."""
+        tool = find_tool(name)
+        if tool is None or tool.assess is None:
+            return None
+        return tool.assess(task.ctx, params, self.state.approved_commands)
+
+    def _run_plan(self, task, call_id, plan):
+        self.session.plan = plan  # kept across a compaction
+        self._task_emit(task, "plan_update", **plan)
+        return "Plan updated"
 
     def _resolve_cwd(self, task, workdir):
         cwd = Path(task.ctx.cwd)
@@ -7980,7 +8032,7 @@ class Session(object):
                 begin()
             return decision
 
-        verdict = assess_command_safety(argv, task.ctx, self.state.approved_commands, bool(params.get("escalated")))
+        verdict = self.assess(task, "shell", params)
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
@@ -8110,11 +8162,35 @@ class Session(object):
         return format_mcp_result_for_model(result)
 
 
+# -- the built-in tools: one entry each (see §09's registry and docs/extending.md) --
+
+register_tool(Tool(
+    name="shell", aliases=("container.exec",),
+    spec=shell_tool,
+    parse=parse_shell_arguments,
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,  # an intercepted apply_patch runs as a patch
+))
+register_tool(Tool(
+    name="update_plan",
+    spec=lambda ctx: update_plan_tool() if ctx.config.include_plan_tool else None,
+    parse=parse_plan_arguments,
+    run=lambda runner, task, call_id, params: runner._run_plan(task, call_id, params),
+    events=("plan_update",),
+))
+register_tool(Tool(
+    name="apply_patch",
+    spec=lambda ctx: apply_patch_tool() if ctx.family.wants_apply_patch_tool or (ctx.config.tools or {}).get("apply_patch") else None,
+    parse=parse_apply_patch_arguments,
+    run=lambda runner, task, call_id, params: runner._run_apply_patch(task, call_id, params["input"], None),
+    events=PATCH_EVENTS,
+))
+
+
 ###############################################################################
 # §16 History and rollouts
 ###############################################################################
-
-# Owner: history.jsonl belongs to the REPL issue (#5); rollouts to the agent issue (#4).
 
 # -- history.jsonl --------------------------------------------------------------------------
 #
@@ -8393,7 +8469,7 @@ class HistorySnapshot(object):
 
 
 # -- rollouts --
-# Owner: the agent issue (#4).  One JSONL file per session:
+# One JSONL file per session:
 #   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
 # Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
 #   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
@@ -8591,7 +8667,7 @@ def find_rollout(home, session_id=None, last=False, cwd=None):
 # §17 Front end: codex exec
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex exec` runs one task with approval `never` and prints
+# `codex exec` runs one task with approval `never` and prints
 # either human progress (on stderr; the final message alone on stdout, so pipelines get just
 # the answer) or, with --json, one JSON object per line on stdout in upstream's current
 # schema (docs/agent.md):
@@ -9328,7 +9404,7 @@ def _cmd_resume(args, cfg_loader):
 
     args.resume_path = path
     args.prompt = prompt
-    return globals()["_cmd_interactive"](args, resume_loader)
+    return _cmd_interactive(args, resume_loader)
 
 
 ###############################################################################
@@ -9852,8 +9928,6 @@ def _cmd_review(args, cfg_loader):
 # §18a Front end: the REPL, its helpers and `@` file search
 ###############################################################################
 
-# Owner: the REPL issue (#5).
-#
 # The interactive session renders inline and append-only: a finished cell (an answer block, a
 # command with its output, a diff, a decision) is printed once into the terminal's normal
 # scrollback and never redrawn.  Only the composer (prompt-toolkit, no alternate screen, no
@@ -12008,7 +12082,7 @@ def _cmd_interactive(args, cfg_loader):
 # §19 Front end: the MCP server
 ###############################################################################
 
-# Owner: the MCP issue (#6).  `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
+# `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
 # speaks MCP over stdio: JSON-RPC 2.0, one message per line (JsonRpcConnection, §14).
 #
 #   initialize       -> protocolVersion (the client's if we speak it, else our newest),
@@ -12570,11 +12644,8 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §15, or a clear error while the agent is not built."""
-    session_cls = globals().get("Session")
-    if session_cls is None:
-        _not_landed("the agent session (Session)")
-    return session_cls(cfg)
+    """Session(cfg) from §15b."""
+    return Session(cfg)
 
 
 def run_mcp_server(args, cfg_loader, session_factory=None):
@@ -12617,7 +12688,7 @@ def run_mcp_server(args, cfg_loader, session_factory=None):
 # §20 Front end: codex proto
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex proto`: stdin carries submissions, one JSON object per
+# `codex proto`: stdin carries submissions, one JSON object per
 # line ({"id": "...", "op": {"type": ...}}); stdout carries events, one per line, the first
 # being session_configured.  Bad lines are reported on stderr and skipped.  Stdin EOF stops
 # reading only; the process ends after a `shutdown` op (shutdown_complete) or Ctrl-C.
@@ -12660,9 +12731,9 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
         while True:
             event = session.next_event(timeout=0.5)
             if event is None:
-                if session._closed:
+                if session.closed:
                     return 0
-                if stdin_closed.is_set() and session._task is None:
+                if stdin_closed.is_set() and not session.busy:
                     # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
                     session.shutdown()
                 continue
