@@ -2923,8 +2923,8 @@ def make_model_client(cfg, session_id, environ=None):
 #   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
 #       Nth-last user message; the REPL's Esc-Esc backtrack, upstream's fork_conversation)
 #
-# Op and event type names and fields follow ../shared/reference/core-agent.md §9 (Aug 2025,
-# with the later additions named in OP_TYPES/EVENT_TYPES).  The first event is always
+# Op and event type names and fields follow upstream Codex's protocol (Aug 2025, with the
+# later additions named in OP_TYPES/EVENT_TYPES; docs/agent.md lists them).  The first event is always
 # `session_configured` (id ""); every task a user_input starts ends with `task_complete`
 # (after an `error` event when it failed) or `turn_aborted` (interrupted).
 #
@@ -2936,7 +2936,7 @@ def make_model_client(cfg, session_id, environ=None):
 #
 # The shell tool hands approvals to §11's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
-# and passes a SessionState whose `approved_commands` set (alias `approved_for_session`)
+# and passes a SessionState whose `approved_commands` set
 # holds argv tuples the user approved for the session.
 
 #: op types a session accepts (`codex proto` passes these through unchanged)
@@ -2956,6 +2956,7 @@ EVENT_TYPES = (
     "shutdown_complete", "context_compacted",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
+TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
 PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
 
 
@@ -3068,7 +3069,6 @@ class SessionState(object):
 
     def __init__(self):
         self.approved_commands = set()  # argv tuples approved "for session" (§11 reads this name)
-        self.approved_for_session = self.approved_commands  # the older name in §08's contract
         self.lock = threading.Lock()
 
 
@@ -3875,13 +3875,15 @@ def apply_patch(text, cwd):
 # §11 Safety: known-safe commands and approval decisions
 ###############################################################################
 
-# Contract used by the agent (§15) and front ends:
+# Contract used by the agent (§15) and front ends.  `ctx` is the turn's TurnContext (§08): its
+# sandbox_policy and approval_policy are the one effective policy (a Config stands for the
+# context it starts with, so tests and `codex sandbox` can pass one).
 #
 #   is_known_safe_command(argv) -> bool
-#   assess_command_safety(argv, cfg, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
-#   assess_patch_safety(paths, cfg) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
+#   assess_command_safety(argv, ctx, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
+#   assess_patch_safety(paths, ctx) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
-#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+#   execute_with_policy(argv, cwd, ctx, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
 #                       escalated=False, justification=None)
 #       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
 #       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
@@ -3890,7 +3892,7 @@ def apply_patch(text, cwd):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
-#   describe_policy(cfg) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
+#   describe_policy(ctx) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
 #   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
 #       read-only here"); front ends show them once, e.g. as a background event.
 #
@@ -12511,7 +12513,6 @@ def _usage_of(msg):
 class Repl(object):
     """The interactive session: reads the composer, drives a Session, renders its events."""
 
-    TURN_END = ("task_complete", "turn_aborted", "shutdown_complete")  #: events that end a turn
 
     def __init__(self, cfg, renderer=None, stdin=None):
         self.cfg = cfg
@@ -12759,7 +12760,7 @@ class Repl(object):
         else:
             log("debug", "repl: unhandled event %s", kind)
         # Session-level events (id "") such as a startup error do not end the running turn.
-        return kind in self.TURN_END and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
+        return kind in TURN_END_EVENTS and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
 
     def _on_session_configured(self, event, msg):
         self.session_id = msg.get("session_id") or self.session_id
@@ -13345,9 +13346,6 @@ _CODEX_TOOL_FIELDS = {
 }
 #: ElicitResult.action (the MCP spec's answer) -> review decision
 _ELICIT_ACTIONS = {"accept": "approved", "decline": "denied", "cancel": "abort"}
-_REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: ReviewDecision values (as §08)
-#: event types that end a turn
-_TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
 _INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
 _EOF_GRACE = 1.0  #: seconds running calls get to finish after the client closes stdin
 #: list methods of capabilities we do not have, answered with an empty list
@@ -13456,12 +13454,12 @@ def parse_elicitation_decision(result):
     if not isinstance(result, dict):
         return "denied"
     decision = result.get("decision")
-    if decision in _REVIEW_DECISIONS:
+    if decision in REVIEW_DECISIONS:
         return decision
     action = result.get("action")
     if action == "accept":
         content = result.get("content")
-        if isinstance(content, dict) and content.get("decision") in _REVIEW_DECISIONS:
+        if isinstance(content, dict) and content.get("decision") in REVIEW_DECISIONS:
             return content["decision"]
     return _ELICIT_ACTIONS.get(action, "denied")
 
@@ -13702,7 +13700,7 @@ class McpServer(object):
                 error = None  # errors before the turn (e.g. MCP startup) are not its result
             elif kind == "error":
                 error = msg.get("message")
-            elif kind in _TURN_END_EVENTS:
+            elif kind in TURN_END_EVENTS:
                 if kind == "task_complete":
                     text = msg.get("last_agent_message")
                     if text is None:
