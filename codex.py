@@ -499,6 +499,11 @@ CONFIG_KEYS = {
     "tools": ("table", {}, None),
     "disable_paste_burst": ("bool", False, None),
     "include_plan_tool": ("bool", True, None),
+    # local models and runaway turns (docs/local-models.md)
+    "shell_login": ("bool", False, None),  # run `bash -lc` scripts and shell_command as login shells
+    "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
+    "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
+    "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
     # accepted from very early builds, ignored once per-provider settings landed
     "request_max_retries": ("int", None, None),
     "stream_max_retries": ("int", None, None),
@@ -568,7 +573,11 @@ PROVIDER_KEYS = {
     "stream_max_retries": ("int", 5),
     "stream_idle_timeout_ms": ("int", 300000),
     "requires_openai_auth": ("bool", False),
+    # local models (docs/local-models.md): None = the default for the provider's wire_api
+    "recover_tool_calls": ("bool", None),  # calls written as text become calls (Chat only; default on)
+    "shell_tool": ("str", None),  # "shell" (argv) or "shell_command" (a string; default for Chat)
 }
+SHELL_TOOLS = ("shell", "shell_command")  #: model_providers.*.shell_tool values
 
 _MAX_RETRIES_CAP = 100  #: upstream caps both retry knobs at 100
 
@@ -736,6 +745,11 @@ class Config(Record):
     project_doc_max_bytes: int
     include_plan_tool: bool
     tools: dict
+    compact_prompt: "bool | None"  # the short base prompt and tool texts (None: when the window is small)
+    shell_login: bool  # scripts run in a login shell (bash -lc)
+    # runaway turns (0: no limit)
+    max_repeated_tool_calls: int
+    max_tool_calls_per_turn: int
     experimental_use_exec_command_tool: bool
     mcp_servers: dict
     # front ends
@@ -1368,6 +1382,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         raise ConfigError("%s: `notify` must be an array of strings (a command and its arguments)" % where)
     if values["project_doc_max_bytes"] < 0:
         raise ConfigError("%s: `project_doc_max_bytes` must not be negative" % where)
+    for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
+        if values[key] < 0:
+            raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
 
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
@@ -1395,6 +1412,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             checked[key] = value
         if "wire_api" in checked:
             _check_enum(place_of("model_providers", pid, "wire_api"), "model_providers.%s.wire_api" % pid, checked["wire_api"], WIRE_APIS)
+        if checked.get("shell_tool") is not None:
+            _check_enum(place_of("model_providers", pid, "shell_tool"), "model_providers.%s.shell_tool" % pid,
+                        checked["shell_tool"], SHELL_TOOLS)
         for header, value in (checked.get("http_headers") or {}).items():
             if not (_is_ascii(header) and _is_ascii(value)):
                 raise ConfigError("%s: `model_providers.%s.http_headers.%s`: HTTP headers carry ASCII only; fix the name or value"
@@ -2363,9 +2383,149 @@ def model_family(slug, cfg=None):
     if cfg is not None:
         if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
+        provider = getattr(cfg, "provider", None)
+        served = _SERVED_WINDOWS.get((getattr(provider, "base_url", None), slug))
+        if served:
+            found.context_window = served
         if cfg.model_context_window:
             found.context_window = cfg.model_context_window
     return found
+
+
+#: (base_url, model) -> the context window its server reported (discover_context_window)
+_SERVED_WINDOWS = {}
+CONTEXT_PROBE_TIMEOUT_S = 2.0  #: per request when asking a Chat server for its window
+
+
+def discover_context_window(provider, model, environ=None, timeout=CONTEXT_PROBE_TIMEOUT_S):
+    """The context window the provider's server reports for `model` (tokens), or None.
+
+    Asks, in order: llama.cpp's /props (the per-slot n_ctx), GET {base_url}/models (vLLM's
+    max_model_len, llama.cpp's meta.n_ctx, LM Studio's loaded_context_length, OpenRouter's
+    context_length), Ollama's /api/show (num_ctx when the model sets it, else Ollama's default
+    of 4096).  The answer is remembered per (base_url, model) and model_family() uses it, so
+    ModelFamily.context_window (task_started, token_count, compaction) is the served window.
+    """
+    key = (provider.base_url, model)
+    if key in _SERVED_WINDOWS:
+        return _SERVED_WINDOWS[key]
+    base = (provider.base_url or "").rstrip("/")
+    if not base:
+        return None
+    root = base[:-3] if base.endswith("/v1") else base
+    try:
+        headers = provider.headers(None, environ)
+    except CodexError:
+        headers = {}
+    found = None
+    client = None
+    try:
+        client = model_http_client(timeout, environ)
+
+        def get_json(method, url, body=None):
+            h = dict(headers, Accept="application/json")
+            if body is not None:
+                h["Content-Type"] = "application/json"
+            try:
+                resp = client.send(client.build_request(method, url, h, json.dumps(body).encode("utf-8") if body is not None else b""))
+                try:
+                    data = resp.read() if resp.status_code == 200 else None
+                finally:
+                    resp.close()
+                return json.loads(data.decode("utf-8", "replace")) if data else None
+            except Exception as exc:  # a probe never fails the session (refused, timeout, not JSON)
+                log("debug", "context window probe %s: %s", url, exc)
+                return None
+
+        props = get_json("GET", root + "/props")
+        if isinstance(props, dict):
+            settings = props.get("default_generation_settings") or {}
+            found = _positive_int(settings.get("n_ctx") if isinstance(settings, dict) else None) or _positive_int(props.get("n_ctx"))
+        if found is None:
+            listing = get_json("GET", base + "/models")
+            entries = listing.get("data") if isinstance(listing, dict) else None
+            if isinstance(entries, list):
+                entries = [e for e in entries if isinstance(e, dict)]
+                chosen = [e for e in entries if e.get("id") == model] or (entries if len(entries) == 1 else [])
+                for entry in chosen[:1]:
+                    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+                    for value in (entry.get("max_model_len"), meta.get("n_ctx"), entry.get("loaded_context_length"),
+                                  entry.get("context_length"), entry.get("max_context_length")):
+                        found = found or _positive_int(value)
+        if found is None and (provider.id in ("ollama", "oss") or ":11434" in root):
+            show = get_json("POST", root + "/api/show", {"model": model})
+            if isinstance(show, dict):
+                m = re.search(r"(?m)^num_ctx\s+(\d+)", str(show.get("parameters") or ""))
+                if m:
+                    found = int(m.group(1))
+                else:
+                    trained = [_positive_int(v) for k, v in (show.get("model_info") or {}).items()
+                               if str(k).endswith(".context_length")]
+                    trained = [t for t in trained if t]
+                    found = min([OLLAMA_DEFAULT_NUM_CTX] + trained) if show.get("model_info") is not None else None
+    except Exception as exc:  # a probe never fails the session (no httpx, a bad CA bundle, ...)
+        log("debug", "context window probe: %s", exc)
+    finally:
+        if client is not None:
+            client.close()
+    _SERVED_WINDOWS[key] = found
+    return found
+
+
+OLLAMA_DEFAULT_NUM_CTX = 4096  #: Ollama's window for a model whose Modelfile sets no num_ctx
+
+#: where `--oss` looks for a local server, in order: (port, what usually listens there)
+OSS_PORTS = ((11434, "Ollama"), (8080, "llama.cpp"), (1234, "LM Studio"), (8000, "vLLM"))
+OSS_PROBE_TIMEOUT_S = 1.0
+
+
+def find_local_server(host="127.0.0.1", ports=OSS_PORTS, timeout=OSS_PROBE_TIMEOUT_S):
+    """(base_url, [model ids]) of the first OpenAI-compatible server answering GET /v1/models on
+    one of `ports`; raises ConfigError naming every address tried when none answers."""
+    import http.client  # startup budget: only --oss without a configured address probes
+
+    tried = []
+    for port, what in ports:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("GET", "/v1/models", headers={"Accept": "application/json"})
+            resp = conn.getresponse()
+            body = resp.read(1 << 20)
+            if resp.status == 200:
+                try:
+                    listing = json.loads(body.decode("utf-8", "replace"))
+                except ValueError:
+                    listing = None
+                if isinstance(listing, dict) and isinstance(listing.get("data"), list):
+                    ids = [m.get("id") for m in listing["data"] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+                    return "http://%s:%d/v1" % ("localhost" if host == "127.0.0.1" else host, port), ids
+            tried.append("%d (%s: HTTP %d, not an OpenAI-compatible /v1/models)" % (port, what, resp.status))
+        except (OSError, http.client.HTTPException) as exc:
+            reason = "nothing listening" if isinstance(exc, ConnectionRefusedError) else (
+                "no answer in %.0fs" % timeout if isinstance(exc, OSError) and "timed out" in str(exc) else str(exc) or type(exc).__name__)
+            tried.append("%d (%s: %s)" % (port, what, reason))
+        finally:
+            conn.close()
+    raise ConfigError("--oss: no local model server found on %s; tried ports %s. Start one (see README "
+                      "\"Air-gapped with a local model\") or set CODEX_OSS_BASE_URL (e.g. http://host:8080/v1)"
+                      % (host, ", ".join(tried)))
+
+
+def oss_environment(environ, model=None):
+    """For `--oss`: the environment with CODEX_OSS_BASE_URL set to the local server found (unless
+    CODEX_OSS_BASE_URL or CODEX_OSS_PORT is set), and the model to use when none was named (the
+    server's only or first model unless it serves DEFAULT_OSS_MODEL), as (environ, model)."""
+    if environ.get("CODEX_OSS_BASE_URL", "").strip() or environ.get("CODEX_OSS_PORT", "").strip():
+        return environ, model
+    base, ids = find_local_server()
+    environ = dict(environ, CODEX_OSS_BASE_URL=base)
+    if model is None and ids and DEFAULT_OSS_MODEL not in ids:
+        model = ids[0]
+    return environ, model
+
+
+def _positive_int(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 class Prompt(object):
@@ -2673,6 +2833,11 @@ class ChatClient(ModelClient):
     #: ask for the final usage chunk; turned off for the session when a server rejects it
     include_usage = True
 
+    def recovers_tool_calls(self):
+        """Whether calls written as text are recovered (provider `recover_tool_calls`, default on)."""
+        setting = getattr(self.provider, "recover_tool_calls", None)
+        return True if setting is None else bool(setting)
+
     def body(self, prompt):
         """The Chat Completions request body."""
         body = {
@@ -2695,6 +2860,9 @@ class ChatClient(ModelClient):
 
     def stream(self, prompt, cancel=None, on_retry=None, on_response=None):
         """Stream as ModelClient does; a 400 about stream_options retries once without it."""
+        # the tools of this request, for recovering calls the model writes as text
+        self._offered = {t["name"]: t.get("parameters") for t in prompt.tools or ()
+                         if t.get("type") == "function" and t.get("name")}
         try:
             return ModelClient.stream(self, prompt, cancel=cancel, on_retry=on_retry, on_response=on_response)
         except ProviderError as exc:
@@ -2714,12 +2882,19 @@ class ChatClient(ModelClient):
         last_index = [None]
         usage = None
         finished = False
+        finish_reason = [None]
 
         def flush():
             if reasoning:
                 yield ("item", {"type": "reasoning", "summary": [], "encrypted_content": None,
                                 "content": [{"type": "reasoning_text", "text": "".join(reasoning)}]})
                 del reasoning[:]
+            recovered = None
+            if (text and self.recovers_tool_calls() and finish_reason[0] != "length"
+                    and not any(calls[i]["name"] for i in order)):
+                recovered = recover_tool_calls("".join(text), getattr(self, "_offered", None))
+                if recovered is not None:
+                    text[:] = [recovered[1].strip()] if recovered[1].strip() else []
             if text:
                 yield ("item", {"type": "message", "role": "assistant",
                                 "content": [{"type": "output_text", "text": "".join(text)}]})
@@ -2733,6 +2908,13 @@ class ChatClient(ModelClient):
                                 "call_id": call["id"] or "tool-call-%s" % index})
             calls.clear()
             del order[:]
+            if recovered is not None:
+                import uuid
+
+                for name, arguments in recovered[2]:
+                    call_id = "call_recovered_" + uuid.uuid4().hex[:20]
+                    yield ("tool_call_recovered", {"call_id": call_id, "name": name, "format": recovered[0]})
+                    yield ("item", {"type": "function_call", "name": name, "arguments": arguments, "call_id": call_id})
 
         for ev in sse:
             data = ev.data.strip()
@@ -2780,6 +2962,7 @@ class ChatClient(ModelClient):
                         call["arguments"].append(fn["arguments"])
                 if choice.get("finish_reason"):
                     finished = True
+                    finish_reason[0] = choice["finish_reason"]
                     if choice["finish_reason"] == "length" and not order:
                         log("warn", "chat completion stopped at the length limit")
         for event in flush():
@@ -2787,6 +2970,229 @@ class ChatClient(ModelClient):
         if not finished:
             log("debug", "chat stream ended without finish_reason")
         yield ("completed", {"id": "", "usage": usage})
+
+
+# -- tool calls written as text (Chat providers) --
+#
+# Small open models often write a tool call into the message text instead of the API's
+# `tool_calls` (their chat template asks for tags the server does not parse).  ChatClient
+# turns such text back into calls when the provider's `recover_tool_calls` is on (the default
+# for Chat providers).  A call is recovered only when ALL of this holds, so that text which
+# merely quotes or discusses such a block stays text:
+#   - the call block(s) end the message (only whitespace after them, and between them);
+#   - each block holds exactly one JSON value: {"name": N, "arguments": {...}} (or
+#     "parameters"; or OpenAI's {"type": "function", "function": {...}}) or a list of those;
+#   - N is a tool offered in this request and the arguments validate against its schema;
+#   - no other block of the message looks like a call, and the prose before the blocks does
+#     not introduce them as an example ("for example:", "like this:", ...).
+# Formats (RECOVERY_FORMATS): a fenced block (```json, ``` or ```tool_call), Hermes/Qwen
+# <tool_call>...</tool_call> tags, Llama's <function=NAME>{...}</function> and
+# <|python_tag|>, Mistral's [TOOL_CALLS], and a message that is nothing but the JSON.
+
+RECOVERY_FORMATS = ("fenced_json", "tool_call_tags", "function_tags", "python_tag", "mistral_tool_calls", "bare_json")
+_FENCE_LANGS = ("", "json", "tool_call", "tool_calls", "tool_code", "function_call")
+_EXAMPLE_CUES = re.compile(
+    r"(?i)(for example|for instance|e\.g\.|such as|like this|like so|looks like|would look|would be|format is|"
+    r"formatted as|syntax is|as follows|example)\W*$")
+_TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+_FUNCTION_TAG_RE = re.compile(r"<function=([A-Za-z0-9_.:-]+)>\s*(.*?)\s*(?:</function>|$)", re.S)
+
+
+def _fence_segments(text):
+    """Split markdown text into ("text", str) and ("fence", lang, body) segments (line based)."""
+    segments, buf, lines = [], [], text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = re.match(r"^ {0,3}(`{3,}|~{3,})[ \t]*([A-Za-z0-9_+-]*)[ \t]*(.*)$", line)
+        if not m:
+            buf.append(line)
+            i += 1
+            continue
+        fence, lang, rest = m.group(1), m.group(2).lower(), m.group(3)
+        one_line = re.match(r"^(.*?)" + re.escape(fence[0]) + "{%d,}[ \t]*$" % len(fence), rest)
+        if buf:
+            segments.append(("text", "\n".join(buf)))
+            buf = []
+        if rest and one_line:  # ```json {"name": ...} ```
+            segments.append(("fence", lang, one_line.group(1)))
+            i += 1
+            continue
+        body = [rest] if rest else []
+        i += 1
+        while i < len(lines) and not re.match(r"^ {0,3}" + re.escape(fence[0]) + "{%d,}[ \t]*$" % len(fence), lines[i]):
+            body.append(lines[i])
+            i += 1
+        i += 1  # the closing fence (or past the end: an unclosed last block)
+        segments.append(("fence", lang, "\n".join(body)))
+    if buf:
+        segments.append(("text", "\n".join(buf)))
+    return segments
+
+
+def _json_value(text):
+    """The one JSON value `text` holds (surrounding whitespace allowed), or None."""
+    text = text.strip()
+    if not text or text[0] not in "{[":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _looks_like_call(value):
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and all(isinstance(v, dict) and ("name" in v or "function" in v) for v in items)
+
+
+def _split_trailing(segments):
+    """(prose, [fence bodies]) when the message ends with one or more fenced blocks, else None."""
+    tail = []
+    k = len(segments)
+    while k > 0:
+        seg = segments[k - 1]
+        if seg[0] == "text" and not seg[1].strip():
+            k -= 1
+            continue
+        if seg[0] == "fence" and seg[1] in _FENCE_LANGS and _json_value(seg[2]) is not None:
+            tail.insert(0, seg[2])
+            k -= 1
+            continue
+        break
+    if not tail:
+        return None
+    for seg in segments[:k]:  # another call-like block earlier: a message about calls, not a call
+        if seg[0] == "fence" and _looks_like_call(_json_value(seg[2])):
+            return None
+    prose = "".join(seg[1] if seg[0] == "text" else "\n```%s\n%s\n```\n" % (seg[1], seg[2]) for seg in segments[:k])
+    return prose, tail
+
+
+def _find_text_calls(text):
+    """(format, prose, [JSON values]) for the first format the text is written in, or None."""
+    stripped = text.strip()
+    if "<tool_call>" in text:
+        matches = list(_TAG_RE.finditer(text))
+        if matches and not text[matches[-1].end():].strip() and all(
+                not text[a.end():b.start()].strip() for a, b in zip(matches, matches[1:])):
+            bodies = []
+            for m in matches:
+                body = m.group(1)
+                fenced = _split_trailing(_fence_segments(body)) if body.lstrip().startswith(("```", "~~~")) else None
+                bodies.append(fenced[1][0] if fenced and len(fenced[1]) == 1 and not fenced[0].strip() else body)
+            return "tool_call_tags", text[:matches[0].start()], [_json_value(b) for b in bodies]
+        return None
+    if "<function=" in text:
+        matches = list(_FUNCTION_TAG_RE.finditer(text))
+        if matches and not text[matches[-1].end():].strip() and all(
+                not text[a.end():b.start()].strip() for a, b in zip(matches, matches[1:])):
+            values = []
+            for m in matches:
+                args = _json_value(m.group(2))
+                values.append({"name": m.group(1), "arguments": args} if isinstance(args, dict) else None)
+            return "function_tags", text[:matches[0].start()], values
+        return None
+    for marker, fmt in (("<|python_tag|>", "python_tag"), ("[TOOL_CALLS]", "mistral_tool_calls")):
+        if marker in text:
+            prose, _, rest = text.partition(marker)
+            return fmt, prose, [_json_value(rest)]
+    value = _json_value(stripped)
+    if value is not None:
+        return "bare_json", "", [value]
+    if "```" in text or "~~~" in text:
+        found = _split_trailing(_fence_segments(text))
+        if found is not None:
+            return "fenced_json", found[0], [_json_value(b) for b in found[1]]
+    return None
+
+
+def _schema_error(value, schema, where="arguments"):
+    """Why `value` does not fit the JSON schema (the subset tools use), or None."""
+    if not isinstance(schema, dict):
+        return None
+    kind = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+    if isinstance(kind, list):
+        kinds = kind
+    else:
+        kinds = [kind] if kind else []
+    if kinds:
+        ok = False
+        for k in kinds:
+            if k in ("number", "integer"):
+                ok = ok or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                            and (k == "number" or float(value).is_integer()))
+            elif k in types:
+                ok = ok or isinstance(value, types[k])
+            else:
+                ok = True
+        if not ok:
+            return "%s must be of type %s" % (where, "/".join(kinds))
+    if "enum" in schema and value not in schema["enum"]:
+        return "%s must be one of %s" % (where, schema["enum"])
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for name in schema.get("required") or ():
+            if name not in value:
+                return "%s lacks the required field `%s`" % (where, name)
+        for name, item in value.items():
+            if name in props:
+                err = _schema_error(item, props[name], "%s.%s" % (where, name))
+                if err:
+                    return err
+            elif schema.get("additionalProperties") is False:
+                return "%s has an unknown field `%s`" % (where, name)
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            err = _schema_error(item, schema["items"], "%s[%d]" % (where, i))
+            if err:
+                return err
+    return None
+
+
+def _call_from_value(value, tools):
+    """[(name, arguments JSON)] for a call object (or list of them) naming offered tools, or None."""
+    items = value if isinstance(value, list) else [value]
+    calls = []
+    for obj in items:
+        if not isinstance(obj, dict):
+            return None
+        if set(obj) <= {"type", "function", "id"} and isinstance(obj.get("function"), dict):
+            obj = obj["function"]
+        keys = set(obj) - {"id", "type"}
+        if "name" not in keys or not keys <= {"name", "arguments", "parameters"} or len(keys) > 2:
+            return None
+        name = obj.get("name")
+        args = obj.get("arguments", obj.get("parameters", {}))
+        if isinstance(args, str):
+            args = _json_value(args) if args.strip() else {}
+        if not isinstance(name, str) or name not in tools or not isinstance(args, dict):
+            return None
+        if _schema_error(args, tools[name]) is not None:
+            return None
+        calls.append((name, json.dumps(args, ensure_ascii=False)))
+    return calls or None
+
+
+def recover_tool_calls(text, tools):
+    """Tool calls a model wrote as text: (format, prose before them, [(name, arguments JSON)]),
+    or None when the text is not (only) such calls.  `tools`: offered name -> JSON schema."""
+    if not tools or not text or not text.strip():
+        return None
+    found = _find_text_calls(text)
+    if found is None:
+        return None
+    fmt, prose, values = found
+    if prose.strip() and _EXAMPLE_CUES.search(prose.strip()):
+        return None
+    calls = []
+    for value in values:
+        got = _call_from_value(value, tools) if value is not None else None
+        if got is None:
+            return None
+        calls.extend(got)
+    return fmt, prose, calls
 
 
 def output_text(output):
@@ -2953,7 +3359,7 @@ EVENT_TYPES = (
     "exec_approval_request", "apply_patch_approval_request", "background_event", "stream_error",
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
-    "shutdown_complete", "context_compacted",
+    "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
@@ -3111,7 +3517,82 @@ removed lines with `-`, added lines with `+`. Add `*** End of File` after a chun
 the end of the file. New files need `+` on every line."""
 
 
-def shell_tool(ctx):
+SHELL_COMMAND_TOOL_DESCRIPTION = (
+    "Runs a shell script given as one string (bash: pipes, redirections, `&&` and here-documents "
+    "work) and returns its output.")
+SHELL_COMMAND_COMPACT_DESCRIPTION = "Run a bash script (one string); returns its output."
+SHELL_COMPACT_DESCRIPTION = "Run a command (argv array; use [\"bash\", \"-c\", script] for shell syntax); returns its output."
+#: shell operators that, as whole argv elements, show the model meant a script (see shell_argv_script)
+SHELL_OPERATOR_WORDS = frozenset(("|", "||", "&&", ";", ">", ">>", "<", "<<", "2>", "2>>", "&>", "2>&1", ">&2", "|&", "&"))
+
+
+def shell_tool_kind(cfg):
+    """Which shell tool the model gets: the provider's `shell_tool`, else `shell_command` for
+    Chat providers (small open models write scripts, not argv arrays) and `shell` otherwise."""
+    if cfg.provider.shell_tool:
+        return cfg.provider.shell_tool
+    return "shell_command" if cfg.provider.wire_api == "chat" else "shell"
+
+
+def compact_prompt_wanted(cfg, family):
+    """Whether to send the compact base prompt and tool texts: `compact_prompt`, else when the
+    model's context window is known and at most COMPACT_PROMPT_MAX_WINDOW tokens."""
+    setting = cfg.compact_prompt
+    if setting is not None:
+        return bool(setting)
+    window = family.context_window
+    return bool(window) and window <= COMPACT_PROMPT_MAX_WINDOW
+
+
+COMPACT_PROMPT_MAX_WINDOW = 32768  #: windows up to this many tokens get the compact prompt by default
+
+
+def _escalation_props(cfg, props):
+    """Add the escalation fields (on-request in workspace-write) and return the sandbox notes."""
+    notes = ""
+    if cfg.approval_policy == "on-request":
+        if cfg.sandbox_mode == "workspace-write":
+            props["with_escalated_permissions"] = {
+                "type": "boolean",
+                "description": "Whether to request escalated permissions (run outside the sandbox)",
+            }
+            props["justification"] = {
+                "type": "string",
+                "description": "Only with with_escalated_permissions: one sentence telling the user why",
+            }
+        notes = _SANDBOX_TOOL_NOTES.get(cfg.sandbox_mode, "")
+        if cfg.sandbox_mode == "workspace-write":
+            notes += " Network access is %s." % ("enabled" if cfg.network_access else "restricted")
+    return notes
+
+
+def shell_command_tool(cfg, compact=False):
+    """The `shell_command` function tool: the command is one string run by the user's shell."""
+    props = {
+        "command": {"type": "string", "description": "The script to run, e.g. \"ls -la | head\""},
+        "workdir": {"type": "string", "description": "The working directory (default: the session's)"},
+        "timeout_ms": {"type": "number", "description": "Timeout in milliseconds (default 10000)"},
+    }
+    if compact:
+        for prop in props.values():
+            prop.pop("description", None)
+        props["command"]["description"] = "bash script"
+        description = SHELL_COMMAND_COMPACT_DESCRIPTION
+    else:
+        description = SHELL_COMMAND_TOOL_DESCRIPTION
+    notes = _escalation_props(cfg, props)
+    if not compact:
+        description += notes
+    return {
+        "type": "function",
+        "name": "shell_command",
+        "description": description,
+        "strict": False,
+        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
+    }
+
+
+def shell_tool(ctx, compact=False):
     """The `shell` function tool for a TurnContext (or a Config): richer descriptions and the
     escalation fields under on-request, describing the effective sandbox policy."""
     policy = ctx.sandbox_policy
@@ -3121,6 +3602,11 @@ def shell_tool(ctx):
         "timeout": {"type": "number"},
     }
     description = SHELL_TOOL_DESCRIPTION
+    if compact:
+        _escalation_props(ctx, props)
+        return {"type": "function", "name": "shell", "description": SHELL_COMPACT_DESCRIPTION, "strict": False,
+                "parameters": {"type": "object", "properties": props, "required": ["command"],
+                               "additionalProperties": False}}
     if ctx.approval_policy == "on-request":
         props["command"]["description"] = "The command to execute as an argv array, e.g. [\"bash\", \"-lc\", \"ls\"]"
         props["workdir"]["description"] = "The working directory to execute the command in"
@@ -3257,6 +3743,70 @@ def parse_shell_arguments(arguments):
     }
 
 
+def parse_shell_command_arguments(arguments, cfg, environ=None):
+    """Parse `shell_command` arguments into the same dict as parse_shell_arguments (the script
+    becomes [shell, "-c", script], or "-lc" with `shell_login`)."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict):
+        raise ToolArgumentError("failed to parse function arguments: expected a JSON object")
+    command = args.get("command")
+    if isinstance(command, list) and command and all(isinstance(c, str) for c in command):
+        command = " ".join(command)  # an argv array where a string was asked: the obvious script
+    if not isinstance(command, str) or not command.strip():
+        raise ToolArgumentError("failed to parse function arguments: `command` must be a non-empty string "
+                                "(a bash script, e.g. {\"command\": \"ls -la\"})")
+    args = dict(args, command=[script_shell(environ), "-lc" if cfg.shell_login else "-c", command])
+    if "timeout_ms" in args and "timeout" not in args:
+        args["timeout"] = args.pop("timeout_ms")
+    return parse_shell_arguments(json.dumps(args))
+
+
+def script_shell(environ=None):
+    """The shell that runs scripts for the model: the user's $SHELL when it is bash or zsh, else bash."""
+    environ = os.environ if environ is None else environ
+    name = os.path.basename(environ.get("SHELL", "").strip())
+    return name if name in ("bash", "zsh") else "bash"
+
+
+def normalize_shell_argv(argv, cfg, environ=None):
+    """The argv that really runs for a model's argv (approval, sandbox and events all see it):
+
+    - ["bash", "-lc", S] runs as ["bash", "-c", S] unless `shell_login` is true: a login shell
+      pays for, and prints from, profile scripts (pyenv, nvm, ...) that often try to write
+      outside the sandbox;
+    - an argv with shell operators as whole elements (["echo", "hi", ">", "f"]) is the script it
+      obviously is: [shell, "-c", "echo hi > f"].
+    """
+    argv = list(argv)
+    name = os.path.basename(argv[0]) if argv else ""
+    if name in ("bash", "sh", "zsh", "dash", "ksh"):
+        if len(argv) == 3 and argv[1] == "-lc" and not cfg.shell_login:
+            return [argv[0], "-c", argv[2]]
+        return argv
+    script = shell_argv_script(argv)
+    if script is not None:
+        return [script_shell(environ), "-lc" if cfg.shell_login else "-c", script]
+    return argv
+
+
+def shell_argv_script(argv):
+    """The script an argv with shell operators as elements stands for, or None when it has none."""
+    if not argv or os.path.basename(argv[0]) in ("test", "[", "expr", "find", "xargs", "env", "sudo", "timeout"):
+        return None  # these take `<`, `>` or `;` as ordinary arguments
+    if not any(a in SHELL_OPERATOR_WORDS for a in argv[1:]):
+        return None
+    words = []
+    for a in argv:
+        if a in SHELL_OPERATOR_WORDS or (a and not re.search(r"[\s'\"\\;&|<>()`]", a)):
+            words.append(a)
+        else:
+            words.append("'" + a.replace("'", "'\\''") + "'")
+    return " ".join(words)
+
+
 def parse_plan_arguments(arguments):
     """Parse and validate `update_plan` arguments (strict, as upstream)."""
     try:
@@ -3372,7 +3922,7 @@ class Tool(Record):
 
     name: str
     spec: "Callable[[TurnContext], dict | None]"  # the function tool offered this turn (None: not offered)
-    parse: "Callable[[str], dict]"  # the model's JSON arguments -> params; raises ToolArgumentError
+    parse: "Callable[[str, TurnContext, Mapping], dict]"  # (JSON arguments, ctx, environ) -> params; ToolArgumentError
     run: "Callable[[ToolRunner, _Task, str, dict], str]"  # runs it (approval included); the model's output text
     assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
     events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
@@ -7994,14 +8544,42 @@ def environment_context(ctx, shell=None):
     return "\n".join(lines)
 
 
+#: the `shell` paragraphs of BASE_INSTRUCTIONS and what replaces them when the tool is shell_command
+_SHELL_ARGV_TEXT = "- `shell` runs a command given as an argv array, without a shell: to use pipes, globs or `&&`, run `[\"bash\", \"-lc\", \"<script>\"]`. Set `workdir` instead of using `cd`. Commands have a timeout (10 seconds by default; pass `timeout` in milliseconds for longer ones)."
+_SHELL_COMMAND_TEXT = "- `shell_command` runs a bash script given as one string: pipes, globs, redirections, `&&` and here-documents work. Set `workdir` instead of using `cd`. Commands have a timeout (10 seconds by default; pass `timeout_ms` for longer ones)."
+_PATCH_ARGV_TEXT = "through `shell` as `{\"command\": [\"apply_patch\", \"*** Begin Patch\\n...\\n*** End Patch\\n\"]}`"
+_PATCH_SCRIPT_TEXT = "through `shell_command` as a here-document: `{\"command\": \"apply_patch <<'EOF'\\n*** Begin Patch\\n...\\n*** End Patch\\nEOF\"}`"
+
+#: the base prompt for small context windows (compact_prompt); {shell} is the shell tool's line
+COMPACT_INSTRUCTIONS = """You are codex, a coding agent in the user's terminal. Finish the user's task yourself: run commands and edit files in the working directory with your tools. Do not just describe what to do.
+- {shell}
+- Write a file with a here-document: cat > path <<'EOF' ... EOF. Change a file by writing it again, or with sed or python3.
+- Look at files before changing them. Keep changes small. If the project has tests, run them.
+- One tool call at a time; read its output before the next step. Do not repeat a call that already worked.
+- When the task is done, stop calling tools and reply in one or two sentences: what you changed and how you checked it."""
+_COMPACT_SHELL_LINES = {
+    "shell_command": "`shell_command` runs a bash script given as one string, e.g. {\"command\": \"ls -la\"}. Long output is cut: read big files in parts (sed -n 1,200p FILE).",
+    "shell": "`shell` runs an argv array without a shell, e.g. {\"command\": [\"ls\", \"-la\"]}; for pipes or redirections use [\"bash\", \"-c\", \"SCRIPT\"].",
+}
+
+
 def build_instructions(cfg, family):
-    """The `instructions` field: the base prompt (or the configured override) + patch notes."""
+    """The `instructions` field: the base prompt (or the configured override) + patch notes.
+
+    The compact prompt replaces the base prompt for small windows (compact_prompt_wanted), and
+    the `shell` paragraphs follow the shell tool the model gets (shell_tool_kind)."""
     base = cfg.base_instructions
     if base:
         return base
+    kind = shell_tool_kind(cfg)
+    if compact_prompt_wanted(cfg, family):
+        return COMPACT_INSTRUCTIONS.format(shell=_COMPACT_SHELL_LINES[kind])
+    text = BASE_INSTRUCTIONS
+    if kind == "shell_command":
+        text = text.replace(_SHELL_ARGV_TEXT, _SHELL_COMMAND_TEXT).replace(_PATCH_ARGV_TEXT, _PATCH_SCRIPT_TEXT)
     if family.needs_patch_instructions:
-        return BASE_INSTRUCTIONS + "\n" + APPLY_PATCH_EXTRA_INSTRUCTIONS
-    return BASE_INSTRUCTIONS
+        return text + "\n" + APPLY_PATCH_EXTRA_INSTRUCTIONS
+    return text
 
 
 def text_message(role, text):
@@ -8216,6 +8794,8 @@ def prompt_dirs(cfg):
 # ToolRunner runs; the built-in tools are registered at the end of this section.
 
 
+class TurnStopped(CodexError):
+    """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
 # -- automatic compaction --------------------------------------------------------------
 # Before each request the session estimates its size: the last response's reported usage
 # (input + output tokens) plus ~4 characters per token for what was added since (or the
@@ -8329,6 +8909,9 @@ class _Task(object):
         self.diff_base = {}  # path -> text before the task's first patch touched it (None: absent)
         self.thread = None
         self.ctx = None  # the TurnContext of the current model request (set by _run_turn)
+        self.tool_calls = 0  # tool calls in this task (max_tool_calls_per_turn)
+        self.last_call = None  # (name, arguments) of the latest call, and how often it came in a row
+        self.repeats = 0
         self.compacted = False  # compacted since the last request went through (never twice in a row)
 
 
@@ -8363,6 +8946,16 @@ class Session(object):
         self._usage_mark = None  # (tokens the last response reported, len(history) before its items)
         self.shell_name = detect_shell_name(self._environ)
         self.session_id = str(uuid.uuid4())
+        #: asked (on the task thread) when a turn hits a tool-call limit: loop_handler(message)
+        #: -> True to go on (the REPL asks the user); without one the turn stops
+        self.loop_handler = None
+        self._window_probe = None
+        if self.cfg.provider.wire_api == "chat" and not self.family.context_window:
+            # the served window decides the prompt's size and compaction; asked in the background
+            self._window_probe = threading.Thread(
+                target=discover_context_window, args=(self.cfg.provider, self.cfg.model, self._environ),
+                name="codex-window-probe", daemon=True)
+            self._window_probe.start()
         self.rollout_path = None
         self._rollout = None
         startup_errors = []
@@ -8626,7 +9219,8 @@ class Session(object):
     def _emit(self, sub_id, msg_type, **fields):
         event = make_event(sub_id, msg_type, **fields)
         self._events.put(event)
-        if self._rollout is not None and msg_type in ("user_message", "agent_message", "agent_reasoning", "token_count", "error"):
+        if self._rollout is not None and msg_type in ("user_message", "agent_message", "agent_reasoning", "token_count", "error",
+                                                      "tool_call_recovered"):
             self._rollout.record_event(event["msg"])
         return event
 
@@ -8688,8 +9282,25 @@ class Session(object):
             self._client = make_model_client(self._ctx.config, self.session_id, self._environ)
         return self._client
 
+    def _await_context_window(self):
+        """Take in the window the server reported (first task only): family and prompt follow it."""
+        probe, self._window_probe = self._window_probe, None
+        if probe is None:
+            return
+        probe.join(3 * CONTEXT_PROBE_TIMEOUT_S + 1)
+        cfg = self._ctx.config
+        family = model_family(cfg.model, cfg)
+        if family.context_window and family.context_window != self.family.context_window:
+            self._ctx = self._ctx.replace(family=family, instructions=build_instructions(cfg, family))
+
+    @property
+    def context_window(self):
+        """The model's context window in tokens (configured, known or served), or None."""
+        return self.family.context_window
+
     def _run_task(self, task, message):
         failed = None
+        self._await_context_window()
         self._task_emit(task, "task_started", model_context_window=self.family.context_window)
         try:
             self._record([message])
@@ -8895,6 +9506,13 @@ class Session(object):
             tool_called = [False]
             try:
                 completed = self._stream_once(task, prompt, tool_called)
+            except TurnStopped:
+                with self._lock:
+                    if task.response is not None:
+                        abort_response(task.response)
+                        task.response = None
+                    self._commit_task_items(task)
+                raise
             except ContextWindowExceeded as exc:
                 with self._lock:
                     if task.cancelled:
@@ -8976,6 +9594,8 @@ class Session(object):
             elif kind == "item":
                 if self._handle_item(task, payload):
                     tool_called[0] = True
+            elif kind == "tool_call_recovered":
+                self._task_emit(task, "tool_call_recovered", **payload)
             elif kind == "completed":
                 completed = payload
         with self._lock:
@@ -9006,9 +9626,54 @@ class Session(object):
         return decision
 
     # -- items --
+    def _guard_loop(self, task, item):
+        """Count a tool call; past a limit ask loop_handler, else answer the call and stop the turn."""
+        kind = item.get("type")
+        if kind not in ("function_call", "local_shell_call", "custom_tool_call"):
+            return
+        if kind == "function_call":
+            try:
+                args = json.dumps(json.loads(item.get("arguments") or "{}"), sort_keys=True)
+            except ValueError:
+                args = item.get("arguments") or ""
+            signature = (item.get("name"), args)
+        else:
+            signature = (kind, json.dumps(item.get("action") or item.get("input"), sort_keys=True, default=str))
+        task.tool_calls += 1
+        task.repeats = task.repeats + 1 if signature == task.last_call else 1
+        task.last_call = signature
+        max_repeats = self.cfg.max_repeated_tool_calls or 0
+        max_calls = self.cfg.max_tool_calls_per_turn or 0
+        message = None
+        if max_repeats and task.repeats >= max_repeats:
+            message = ("the model called `%s` with the same arguments %d times in a row (max_repeated_tool_calls = %d)"
+                       % (signature[0], task.repeats, max_repeats))
+        elif max_calls and task.tool_calls > max_calls:
+            message = "the model made more than %d tool calls in this turn (max_tool_calls_per_turn = %d)" % (max_calls, max_calls)
+        if message is None:
+            return
+        if self.loop_handler is not None:
+            go_on = bool(self.loop_handler(message))
+        elif getattr(self, "ask_on_loop_limit", False):  # the REPL: the user decides (exec_approval op)
+            go_on = self._ask(task, "loop_limit_request", message=message) in ("approved", "approved_for_session")
+        else:
+            go_on = False
+        if go_on:
+            task.repeats = 0
+            task.tool_calls = 0
+            return
+        output = "not run: the turn was stopped because %s" % message
+        output_kind = "custom_tool_call_output" if kind == "custom_tool_call" else "function_call_output"
+        with self._lock:
+            task.items.append(item)
+            task.items.append({"type": output_kind, "call_id": item.get("call_id"), "output": output})
+        raise TurnStopped("stopped the turn: %s; raise the limit in config.toml (0 turns it off) or "
+                          "send a new message to go on" % message)
+
     def _handle_item(self, task, item):
         """Record one finished output item; run it when it is a tool call. True for calls."""
         kind = item.get("type")
+        self._guard_loop(task, item)
         with self._lock:
             if task.cancelled:
                 raise Interrupted("interrupted")
@@ -9083,7 +9748,7 @@ class ToolRunner(object):
         try:
             tool = find_tool(name)
             if tool is not None:
-                return tool.run(self, task, call_id, tool.parse(arguments))
+                return tool.run(self, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
@@ -9115,7 +9780,7 @@ class ToolRunner(object):
         return cwd
 
     def _run_shell(self, task, call_id, params):
-        argv = params["command"]
+        argv = normalize_shell_argv(params["command"], task.ctx.config, self.session._environ)  # what really runs
         cwd = self._resolve_cwd(task, params.get("workdir"))
         patch = extract_apply_patch(argv)
         if patch is not None:
@@ -9275,25 +9940,39 @@ class ToolRunner(object):
 
 # -- the built-in tools: one entry each (see §09's registry and docs/extending.md) --
 
+def _compact(ctx):
+    """Whether this turn sends the compact tool texts (small context windows)."""
+    return compact_prompt_wanted(ctx.config, ctx.family)
+
+
 register_tool(Tool(
     name="shell", aliases=("container.exec",),
-    spec=shell_tool,
-    parse=parse_shell_arguments,
+    spec=lambda ctx: shell_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_arguments(arguments),
     assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
     run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
     events=EXEC_EVENTS + PATCH_EVENTS,  # an intercepted apply_patch runs as a patch
 ))
 register_tool(Tool(
-    name="update_plan",
-    spec=lambda ctx: update_plan_tool() if ctx.config.include_plan_tool else None,
-    parse=parse_plan_arguments,
+    name="shell_command",  # one string run by bash: what small open models write (§07 picks it for Chat)
+    spec=lambda ctx: shell_command_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell_command" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_command_arguments(arguments, ctx.config, environ),
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,
+))
+register_tool(Tool(
+    name="update_plan",  # compact turns leave it out unless the config asks for it explicitly
+    spec=lambda ctx: update_plan_tool() if ctx.config.include_plan_tool and (
+        not _compact(ctx) or ctx.config.sources.get("include_plan_tool", "default") != "default") else None,
+    parse=lambda arguments, ctx, environ: parse_plan_arguments(arguments),
     run=lambda runner, task, call_id, params: runner._run_plan(task, call_id, params),
     events=("plan_update",),
 ))
 register_tool(Tool(
     name="apply_patch",
     spec=lambda ctx: apply_patch_tool() if ctx.family.wants_apply_patch_tool or (ctx.config.tools or {}).get("apply_patch") else None,
-    parse=parse_apply_patch_arguments,
+    parse=lambda arguments, ctx, environ: parse_apply_patch_arguments(arguments),
     run=lambda runner, task, call_id, params: runner._run_apply_patch(task, call_id, params["input"], None),
     events=PATCH_EVENTS,
 ))
@@ -10143,6 +10822,8 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind == "tool_call_recovered":
+            self.ts(self.c("dim", "tool call recovered from the model's text (%s): %s" % (msg.get("format"), msg.get("name"))))
         elif kind == "context_compacted":
             self.ts(self.c("magenta", "context compacted") + " (%s): ~%s -> ~%s tokens" % (
                 msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
@@ -10179,6 +10860,7 @@ class JsonPrinter(object):
         self.open_items = {}
         self.todo = None
         self.failed = None
+        self.recovered = {}  # call_id -> format of a call recovered from the model's text
 
     def emit(self, obj):
         """Write one JSON line."""
@@ -10186,10 +10868,12 @@ class JsonPrinter(object):
         self.out.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.out.flush()
 
-    def _item(self, kind, **fields):
+    def _item(self, kind, call_id=None, **fields):
         item = {"id": "item_%d" % self.n, "type": kind}
         self.n += 1
         item.update(fields)
+        if call_id in self.recovered:  # the model wrote this call as text (tool_call_recovered)
+            item["recovered_from"] = self.recovered.pop(call_id)
         return item
 
     def event(self, msg, session_level=False):
@@ -10203,8 +10887,10 @@ class JsonPrinter(object):
             self.emit({"type": "item.completed", "item": self._item("agent_message", text=msg.get("message", ""))})
         elif kind == "agent_reasoning":
             self.emit({"type": "item.completed", "item": self._item("reasoning", text=msg.get("text", ""))})
+        elif kind == "tool_call_recovered":
+            self.recovered[msg.get("call_id")] = msg.get("format")
         elif kind == "exec_command_begin":
-            item = self._item("command_execution", command=_shell_join(msg.get("command") or []),
+            item = self._item("command_execution", call_id=msg.get("call_id"), command=_shell_join(msg.get("command") or []),
                               aggregated_output="", exit_code=None, status="in_progress")
             self.open_items[msg.get("call_id")] = item
             self.emit({"type": "item.started", "item": item})
@@ -10217,7 +10903,7 @@ class JsonPrinter(object):
             changes = []
             for path, change in sorted((msg.get("changes") or {}).items()):
                 changes.append({"path": path, "kind": "add" if "add" in change else "delete" if "delete" in change else "update"})
-            item = self._item("file_change", changes=changes, status="in_progress")
+            item = self._item("file_change", call_id=msg.get("call_id"), changes=changes, status="in_progress")
             self.open_items[("patch", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "patch_apply_end":
@@ -10226,7 +10912,8 @@ class JsonPrinter(object):
                 item, status="completed" if msg.get("success") else "failed")})
         elif kind == "mcp_tool_call_begin":
             inv = msg.get("invocation") or {}
-            item = self._item("mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), status="in_progress")
+            item = self._item("mcp_tool_call", call_id=msg.get("call_id"), server=inv.get("server"), tool=inv.get("tool"),
+                              status="in_progress")
             self.open_items[("mcp", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "mcp_tool_call_end":
@@ -12056,7 +12743,8 @@ class ReplRenderer(object):
         from rich.text import Text
 
         bar = (u"\u258c ", "bold yellow")
-        cell = Text.assemble(("\n",), bar, ("Allow command?" if kind == "exec" else "Apply these changes?", "bold"))
+        title = {"exec": "Allow command?", "continue": "Let the model go on with this turn?"}.get(kind, "Apply these changes?")
+        cell = Text.assemble(("\n",), bar, (title, "bold"))
         if reason:
             cell.append_text(Text.assemble(("\n",), bar, (reason, "italic")))
         if cwd:
@@ -12553,6 +13241,7 @@ class Repl(object):
         def create():
             try:
                 session = Session(self.cfg)
+                session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§15b)
                 wire = self.ctx.to_wire()
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
                     session.submit(dict({"type": "override_turn_context"}, **wire))
@@ -12851,6 +13540,11 @@ class Repl(object):
         decision = self._ask_approval("exec", msg.get("command"), msg.get("cwd"), msg.get("reason"))
         self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
 
+    def _on_loop_limit_request(self, event, msg):
+        """A tool-call limit stopped the turn: ask whether to let the model go on."""
+        decision = self._ask_approval("continue", None, None, msg.get("message"))
+        self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
+
     def _on_apply_patch_approval_request(self, event, msg):
         self.renderer.patch_cell(msg.get("changes"), "proposed patch")
         decision = self._ask_approval("patch", None, None, msg.get("reason"), msg.get("grant_root"))
@@ -12925,7 +13619,8 @@ class Repl(object):
         self.renderer.approval(kind, command, cwd, reason, grant_root)
         self.renderer.desktop_notification(
             "approval-requested",
-            "Codex wants to run %s" % _display_command(command) if kind == "exec" else "Codex wants to edit files")
+            "Codex wants to run %s" % _display_command(command) if kind == "exec" else
+            "Codex asks whether to go on" if kind == "continue" else "Codex wants to edit files")
         self.renderer.set_status("Waiting for your approval")
         allowed = [k for k, _d, _l in APPROVAL_CHOICES if kind == "exec" or k != "a"]
         if self._keys is None and self.interactive:
@@ -12936,7 +13631,8 @@ class Repl(object):
         else:
             key = self._read_key(allowed)
         decision = dict((k, d) for k, d, _l in APPROVAL_CHOICES)[key]
-        what = "run %s" % _display_command(command).split("\n")[0][:80] if kind == "exec" else "apply the patch"
+        what = ("run %s" % _display_command(command).split("\n")[0][:80] if kind == "exec"
+                else "go on" if kind == "continue" else "apply the patch")
         lines = {
             "approved": (u"\u2714 ", "You approved codex to %s this time" % what, "green"),
             "approved_for_session": (u"\u2714 ", "You approved codex to %s every time this session" % what, "green"),
@@ -15275,6 +15971,19 @@ def _parse_args(argv):
     return args
 
 
+def _oss_provider_configured(cli_overrides):
+    """Whether -c or config.toml sets the oss/ollama provider's base_url (then --oss does not probe)."""
+    if any(str(o).split("=", 1)[0].strip() in ("model_providers.oss.base_url", "model_providers.ollama.base_url")
+           for o in cli_overrides or ()):
+        return True
+    try:
+        tree, _path = read_config_file(codex_home())
+    except CodexError:
+        return False
+    providers = tree.get("model_providers") if isinstance(tree.get("model_providers"), dict) else {}
+    return any(isinstance(providers.get(p), dict) and providers[p].get("base_url") for p in ("oss", "ollama"))
+
+
 def config_loader_for(args, **extra):
     """Return a function that loads the Config for these parsed arguments (and extras)."""
 
@@ -15295,8 +16004,11 @@ def config_loader_for(args, **extra):
         )
         fields.update(extra)
         fields.update(more)
+        environ = None
+        if fields.get("oss") and not _oss_provider_configured(args.config_overrides):
+            environ, fields["model"] = oss_environment(os.environ, fields.get("model"))
         overrides = ConfigOverrides(**fields)
-        cfg = load_config(overrides, args.config_overrides, strict=args.strict_config)
+        cfg = load_config(overrides, args.config_overrides, strict=args.strict_config, environ=environ)
         for warning in cfg.warnings:
             sys.stderr.write("codex: warning: %s\n" % warning)
         return cfg

@@ -243,7 +243,7 @@ def test_a_tool_is_one_registry_entry(server, codex_home, tmp_path, monkeypatch)
         runner._task_emit(task, "background_event", message="counted %d words" % len(params["text"].split()))
         return str(len(params["text"].split()))
 
-    def parse(arguments):
+    def parse(arguments, ctx, environ):
         args = json.loads(arguments or "{}")
         if not isinstance(args.get("text"), str):
             raise codex.ToolArgumentError("`text` must be a string")
