@@ -11582,15 +11582,53 @@ def _cmd_exec(args, cfg_loader):
                     approver=approver)
 
 
+RESUME_LIST_LIMIT = 20  #: sessions `codex resume` lists to pick from
+
+
+def pick_session(cfg, everywhere=False, stdin=None, out=None):
+    """`codex resume` without an id: list the recent sessions of this directory (every
+    directory with --all) as time, directory and first prompt, and read a number on a
+    terminal.  The chosen rollout path, or None when the user cancelled; UsageError when
+    there is nothing to pick or nobody to pick it."""
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    sessions = [s for s in list_sessions(cfg.codex_home, limit=RESUME_LIST_LIMIT * 3,
+                                         cwd=None if everywhere else cfg.cwd) if s["first_prompt"]][:RESUME_LIST_LIMIT]
+    if not sessions:
+        where = "under %s" % (Path(cfg.codex_home) / ROLLOUT_SUBDIR) if everywhere else "in %s (--all lists every directory)" % cfg.cwd
+        raise UsageError("no recorded sessions %s" % where)
+    home = os.path.expanduser("~")
+    for n, s in enumerate(sessions, 1):
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["time"] or s.get("mtime") or 0))
+        where = str(s["cwd"] or "?")
+        where = "~" + where[len(home):] if home and where.startswith(home + os.sep) else where
+        first = " ".join(s["first_prompt"].split())
+        out.write("%3d  %s  %s  %s  %s\n" % (n, when, s["id"][:8], where, terminal_safe(_clip(first, 80))))
+    out.flush()
+    if not (_isatty(stdin) and _isatty(out)):
+        raise UsageError("pick one with `codex resume ID` (the id shown, or more of it), or use --last")
+    out.write("Resume which session? [1-%d, Enter cancels] " % len(sessions))
+    out.flush()
+    answer = stdin.readline().strip()
+    if not answer:
+        return None
+    if not answer.isdigit() or not 1 <= int(answer) <= len(sessions):
+        raise UsageError("%r is not one of the listed numbers (1-%d)" % (answer, len(sessions)))
+    return sessions[int(answer) - 1]["path"]
+
+
 def _cmd_resume(args, cfg_loader):
     """`codex resume --last|ID [PROMPT]`: continue a recorded session in the interactive session."""
     cfg = cfg_loader()
     session_id, prompt = args.session_id, args.resume_prompt
     if args.last and session_id and prompt is None:
         session_id, prompt = None, session_id
+    everywhere = getattr(args, "all", False)
     if not args.last and not session_id:
-        raise UsageError("`codex resume` needs a session id or --last (sessions live in %s)" % (Path(cfg.codex_home) / ROLLOUT_SUBDIR))
-    path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=cfg.cwd)
+        path = pick_session(cfg, everywhere)
+        if path is None:
+            return 0
+    else:
+        path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=None if everywhere else cfg.cwd)
 
     def resume_loader(**more):
         # Session (§15) resumes whatever config.experimental_resume names, so the REPL
@@ -17050,6 +17088,7 @@ def build_parser():
     p.add_argument("session_id", nargs="?", help="session id to resume")
     p.add_argument("resume_prompt", nargs="?", help="prompt to send after resuming")
     p.add_argument("--last", action="store_true", help="resume the most recent session")
+    p.add_argument("--all", action="store_true", help="list (or pick --last from) sessions of every directory")
 
     p = sub("login")
     p.add_argument("login_action", nargs="?", choices=("status",), help="`status` shows the stored login")

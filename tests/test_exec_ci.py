@@ -363,3 +363,44 @@ def test_trusted_project_runs_exec_outside_git(exec_codex, server, codex_home, t
     server.enqueue(Turn().text("trusted"))
     proc = exec_codex("hi", cwd=plain / "sub")
     assert proc.returncode == 0 and proc.stdout == "trusted\n", proc.stderr
+
+
+# -- codex resume without an id --------------------------------------------------------
+
+
+def test_resume_lists_sessions_to_pick_from(exec_codex, run_codex, server, repo, tmp_path, codex_home):
+    import io
+
+    import codex
+
+    other = tmp_path / "other"
+    (other / ".git").mkdir(parents=True)
+    server.enqueue(Turn().text("a"), Turn().text("b"), Turn().text("c"))
+    exec_codex("first task here")
+    exec_codex("second task here")
+    exec_codex("task elsewhere", cwd=other)
+    proc = run_codex("-C", str(repo), "resume")
+    assert proc.returncode == 2 and "codex resume ID" in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and "second task here" in lines[0] and "first task here" in lines[1]
+    assert all(str(repo) in l or "~" in l for l in lines) and "elsewhere" not in proc.stdout
+    assert run_codex("-C", str(repo), "resume", "--all").stdout.count("task") == 3
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_codex("-C", str(empty), "resume")
+    assert proc.returncode == 2 and "no recorded sessions in %s (--all" % empty in proc.stderr
+    proc = run_codex("-C", str(empty), "resume", "--last", "--all")  # --all: the newest of any directory
+    assert "no recorded" not in proc.stderr
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    cfg = codex.load_config(codex.ConfigOverrides(cwd=str(repo)), home=codex_home)
+    out = Tty()
+    chosen = codex.pick_session(cfg, stdin=Tty("2\n"), out=out)
+    assert codex.rollout_summary(chosen)["first_prompt"] == "first task here"
+    assert "Resume which session? [1-2" in out.getvalue()
+    assert codex.pick_session(cfg, stdin=Tty("\n"), out=Tty()) is None
+    with pytest.raises(codex.UsageError):
+        codex.pick_session(cfg, stdin=Tty("9\n"), out=Tty())
