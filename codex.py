@@ -412,68 +412,43 @@ def frozen_mapping(mapping):
 class CodexError(Exception):
     """Base of every error codex reports to the user as one line."""
 
-    exit_code = 1
-
 
 class UsageError(CodexError):
     """Bad command-line usage."""
-
-    exit_code = 2
 
 
 class ConfigError(CodexError):
     """Bad config.toml, -c override, profile or provider."""
 
-    exit_code = 2
-
 
 class AuthError(CodexError):
     """Missing or unusable credentials."""
-
-    exit_code = 1
 
 
 class ProviderError(CodexError):
     """The model provider failed or answered something we cannot use."""
 
-    exit_code = 1
-
 
 class SandboxError(CodexError):
     """The sandbox cannot be set up or refused to run a command."""
-
-    exit_code = 1
 
 
 class PatchError(CodexError):
     """An apply_patch input that does not parse or does not apply."""
 
-    exit_code = 1
-
 
 class McpError(CodexError):
     """An MCP server failed, timed out, or broke the protocol."""
 
-    exit_code = 1
-
-
-class NotLandedError(CodexError):
-    """A subcommand whose capability is not built yet."""
-
-    exit_code = 2
-
 
 class TurnFailed(CodexError):
     """A turn ended in an error (exec exits 1)."""
-
-    exit_code = 1
 
 
 #: CodexError subclass -> the process exit code main() uses; documented in the README
 EXIT_CODES = {
     UsageError: 2,
     ConfigError: 2,
-    NotLandedError: 2,
     AuthError: 1,
     ProviderError: 1,
     SandboxError: 1,
@@ -482,11 +457,6 @@ EXIT_CODES = {
     TurnFailed: 1,
     CodexError: 1,
 }
-
-
-def _not_landed(capability):
-    """Raise the error for a subcommand whose capability has not landed yet."""
-    raise NotLandedError("%s is not built yet in this version of codex" % capability)
 
 
 ###############################################################################
@@ -1946,7 +1916,7 @@ def _mask_key(key):
 # §06 HTTP and SSE
 ###############################################################################
 
-# Owner: the agent issue (#4).  One HTTP client per session (proxies and CAs from the
+# One HTTP client per session (proxies and CAs from the
 # environment): model requests use HttpClient, a small stdlib HTTP/1.1 client (httpx and the
 # anyio stack it pulls in cost ~60 ms at every start); http_client() (httpx) serves the other
 # HTTP users.  An incremental SSE parser, and the request-level retry loop shared by both wire
@@ -2765,7 +2735,7 @@ def abort_response(resp):
 # §07 Providers: Responses and Chat Completions
 ###############################################################################
 
-# Owner: the agent issue (#4).  A ModelClient turns a Prompt (instructions, input items,
+# A ModelClient turns a Prompt (instructions, input items,
 # tools) into one streamed model request and yields normalized stream events:
 #
 #   ("created", None) ("text_delta", str) ("reasoning_delta", str) ("reasoning_break", None)
@@ -3769,9 +3739,13 @@ def make_model_client(cfg, session_id, environ=None):
 # §08 Protocol: ops and events
 ###############################################################################
 
-# Owner: the agent issue (#4).  The contract every front end codes against:
+# The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None)   # §15b; no thread until used
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §15b
+#       (no thread until used; turn_context: start from this TurnContext instead of the config's)
+#   session.turn_context -> TurnContext (the effective policy, overrides applied); session.closed,
+#       session.busy (a task is running).  Front ends use these, never private state; how to add a
+#       front end, a tool, a wire API or an MCP transport: docs/extending.md.
 #       (resume_path, or config.experimental_resume, continues a recorded rollout, §16)
 #   session.submit({"type": "user_input", "items": [{"type": "text", "text": "..."}]}) -> submission id
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
@@ -3782,8 +3756,8 @@ def make_model_client(cfg, session_id, environ=None):
 #   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
 #       Nth-last user message; the REPL's Esc-Esc backtrack, upstream's fork_conversation)
 #
-# Op and event type names and fields follow ../shared/reference/core-agent.md §9 (Aug 2025,
-# with the later additions named in OP_TYPES/EVENT_TYPES).  The first event is always
+# Op and event type names and fields follow upstream Codex's protocol (Aug 2025, with the
+# later additions named in OP_TYPES/EVENT_TYPES; docs/agent.md lists them).  The first event is always
 # `session_configured` (id ""); every task a user_input starts ends with `task_complete`
 # (after an `error` event when it failed) or `turn_aborted` (interrupted).
 #
@@ -3795,7 +3769,7 @@ def make_model_client(cfg, session_id, environ=None):
 #
 # The shell tool hands approvals to §11's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
-# and passes a SessionState whose `approved_commands` set (alias `approved_for_session`)
+# and passes a SessionState whose `approved_commands` set
 # holds argv tuples the user approved for the session.
 
 #: op types a session accepts (`codex proto` passes these through unchanged)
@@ -3815,6 +3789,7 @@ EVENT_TYPES = (
     "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
+TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
 PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
 
 
@@ -3936,7 +3911,6 @@ class SessionState(object):
 
     def __init__(self):
         self.approved_commands = set()  # argv tuples approved "for session" (§11 reads this name)
-        self.approved_for_session = self.approved_commands  # the older name in §08's contract
         self.lock = threading.Lock()
 
 
@@ -3944,8 +3918,9 @@ class SessionState(object):
 # §09 Tools: definitions and the shell tool
 ###############################################################################
 
-# Owner: the agent issue (#4).  The tools offered to the model (JSON schemas), the parsing
-# of their arguments, and the recognition of apply_patch inside shell calls.  Running a
+# The tools offered to the model (JSON schemas, built from the turn's TurnContext), the parsing
+# of their arguments, the tool registry (Tool, register_tool; docs/extending.md), and the
+# recognition of apply_patch inside shell calls.  Running a
 # command goes through §11's execute_with_policy (approval + sandbox + §13's runner);
 # the Session (§15) wires events and approvals around it.
 
@@ -3990,20 +3965,18 @@ SHELL_OPERATOR_WORDS = frozenset(("|", "||", "&&", ";", ">", ">>", "<", "<<", "2
 def shell_tool_kind(cfg):
     """Which shell tool the model gets: the provider's `shell_tool`, else `shell_command` for
     Chat providers (small open models write scripts, not argv arrays) and `shell` otherwise."""
-    provider = getattr(cfg, "provider", None)
-    setting = getattr(provider, "shell_tool", None)
-    if setting:
-        return setting
-    return "shell_command" if getattr(provider, "wire_api", None) == "chat" else "shell"
+    if cfg.provider.shell_tool:
+        return cfg.provider.shell_tool
+    return "shell_command" if cfg.provider.wire_api == "chat" else "shell"
 
 
 def compact_prompt_wanted(cfg, family):
     """Whether to send the compact base prompt and tool texts: `compact_prompt`, else when the
     model's context window is known and at most COMPACT_PROMPT_MAX_WINDOW tokens."""
-    setting = getattr(cfg, "compact_prompt", None)
+    setting = cfg.compact_prompt
     if setting is not None:
         return bool(setting)
-    window = getattr(family, "context_window", None)
+    window = family.context_window
     return bool(window) and window <= COMPACT_PROMPT_MAX_WINDOW
 
 
@@ -4158,18 +4131,13 @@ def apply_patch_tool():
 
 
 def build_tools(ctx, mcp_tools=None):
-    """The tool list for a request under TurnContext `ctx`: shell or shell_command, update_plan,
-    apply_patch (if wanted), MCP tools.  Compact (small windows): short texts, and no
-    update_plan unless the config asks for it explicitly."""
-    cfg = ctx.config
-    compact = compact_prompt_wanted(cfg, ctx.family)
-    tools = [shell_command_tool(ctx, compact) if shell_tool_kind(cfg) == "shell_command" else shell_tool(ctx, compact)]
-    plan_asked = (cfg.sources or {}).get("include_plan_tool", "default") != "default"
-    if cfg.include_plan_tool and (not compact or plan_asked):
-        tools.append(update_plan_tool())
-    extra = cfg.tools or {}
-    if ctx.family.wants_apply_patch_tool or extra.get("apply_patch"):
-        tools.append(apply_patch_tool())
+    """The tool list for a request under TurnContext `ctx`: every registered tool that offers
+    itself this turn (TOOLS, in registration order), then the MCP tools."""
+    tools = []
+    for tool in TOOLS.values():
+        spec = tool.spec(ctx)
+        if spec is not None:
+            tools.append(spec)
     for name in sorted(mcp_tools or {}):
         tool = mcp_tools[name]  # §14 hands out schemas already sanitized for the API
         tools.append({"type": "function", "name": name, "description": tool.get("description") or "",
@@ -4226,7 +4194,7 @@ def parse_shell_command_arguments(arguments, cfg, environ=None):
     if not isinstance(command, str) or not command.strip():
         raise ToolArgumentError("failed to parse function arguments: `command` must be a non-empty string "
                                 "(a bash script, e.g. {\"command\": \"ls -la\"})")
-    args = dict(args, command=[script_shell(environ), "-lc" if getattr(cfg, "shell_login", False) else "-c", command])
+    args = dict(args, command=[script_shell(environ), "-lc" if cfg.shell_login else "-c", command])
     if "timeout_ms" in args and "timeout" not in args:
         args["timeout"] = args.pop("timeout_ms")
     return parse_shell_arguments(json.dumps(args))
@@ -4251,12 +4219,12 @@ def normalize_shell_argv(argv, cfg, environ=None):
     argv = list(argv)
     name = os.path.basename(argv[0]) if argv else ""
     if name in ("bash", "sh", "zsh", "dash", "ksh"):
-        if len(argv) == 3 and argv[1] == "-lc" and not getattr(cfg, "shell_login", False):
+        if len(argv) == 3 and argv[1] == "-lc" and not cfg.shell_login:
             return [argv[0], "-c", argv[2]]
         return argv
     script = shell_argv_script(argv)
     if script is not None:
-        return [script_shell(environ), "-lc" if getattr(cfg, "shell_login", False) else "-c", script]
+        return [script_shell(environ), "-lc" if cfg.shell_login else "-c", script]
     return argv
 
 
@@ -4371,11 +4339,68 @@ def shell_output_for_model(text, exit_code, duration):
     })
 
 
+# -- the tool registry --
+#
+# A tool is one Tool entry (registered at the end of §15b, next to the ToolRunner that runs
+# it): its spec, its argument parser, its approval assessment, its runner and the events it
+# emits.  Front ends render events, not tools: a tool that emits the existing event kinds
+# (exec_command_*, patch_apply_*, mcp_tool_call_*, plan_update) shows up in exec, the REPL,
+# the MCP server and proto without any change there.  docs/extending.md walks through adding one.
+
+#: what a command-like tool emits (rendered by every front end)
+EXEC_EVENTS = ("exec_command_begin", "exec_command_output_delta", "exec_command_end", "exec_approval_request")
+#: what a file-editing tool emits
+PATCH_EVENTS = ("patch_apply_begin", "patch_apply_end", "turn_diff", "apply_patch_approval_request")
+
+
+class Tool(Record):
+    """One tool the model can call."""
+
+    name: str
+    spec: "Callable[[TurnContext], dict | None]"  # the function tool offered this turn (None: not offered)
+    parse: "Callable[[str, TurnContext, Mapping], dict]"  # (JSON arguments, ctx, environ) -> params; ToolArgumentError
+    run: "Callable[[ToolRunner, _Task, str, dict], str]"  # runs it (approval included); the model's output text
+    assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
+    events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
+    aliases: "tuple[str, ...]" = ()  # other names the model may call it by
+
+
+TOOLS = {}  #: name -> Tool, in the order tools are offered
+_TOOL_NAMES = {}  #: name or alias -> Tool
+
+
+def register_tool(tool):
+    """Add (or replace) a tool; its events must be protocol events (§08)."""
+    unknown = [e for e in tool.events if e not in EVENT_TYPES]
+    if unknown:
+        raise ValueError("tool %s emits %s, which is not in EVENT_TYPES" % (tool.name, unknown[0]))
+    TOOLS[tool.name] = tool
+    for name in (tool.name,) + tuple(tool.aliases):
+        _TOOL_NAMES[name] = tool
+    return tool
+
+
+def find_tool(name):
+    """The registered Tool called `name` (or an alias), or None."""
+    return _TOOL_NAMES.get(name)
+
+
+def parse_apply_patch_arguments(arguments):
+    """Parse `apply_patch` function arguments: {"input": patch text}."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict) or not isinstance(args.get("input"), str):
+        raise ToolArgumentError("failed to parse function arguments: missing field `input`")
+    return {"input": args["input"]}
+
+
 ###############################################################################
 # §10 apply_patch: grammar, matching, applying
 ###############################################################################
 
-# Owner: the agent issue (#4).  The patch format (reference core-agent.md §5):
+# The patch format (reference core-agent.md §5):
 #
 #   *** Begin Patch
 #   *** Add File: path          then lines starting with `+`
@@ -4836,13 +4861,15 @@ def apply_patch(text, cwd):
 # §11 Safety: known-safe commands and approval decisions
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract used by the agent (§15) and front ends:
+# Contract used by the agent (§15) and front ends.  `ctx` is the turn's TurnContext (§08): its
+# sandbox_policy and approval_policy are the one effective policy (a Config stands for the
+# context it starts with, so tests and `codex sandbox` can pass one).
 #
 #   is_known_safe_command(argv) -> bool
-#   assess_command_safety(argv, cfg, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
-#   assess_patch_safety(paths, cfg) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
+#   assess_command_safety(argv, ctx, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
+#   assess_patch_safety(paths, ctx) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
-#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+#   execute_with_policy(argv, cwd, ctx, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
 #                       escalated=False, justification=None)
 #       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
 #       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
@@ -4851,7 +4878,7 @@ def apply_patch(text, cwd):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
-#   describe_policy(cfg) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
+#   describe_policy(ctx) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
 #   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
 #       read-only here"); front ends show them once, e.g. as a background event.
 #
@@ -5167,8 +5194,6 @@ def assess_patch_safety(paths, cfg):
 # §12a Sandbox: policies, protected paths, Seatbelt
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # A SandboxPolicy says what a command may write and whether it may use the network; the
 # paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
 # here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
@@ -5510,8 +5535,6 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # §12b Sandbox: the Linux helper
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
 # command, so the command's pid, exit code and signals are its own.  The helper is
 # sandbox_helpers/codex-linux-sandbox.c
@@ -6460,7 +6483,7 @@ def _sandbox_helper_main(args):
 # §13 Exec: running a command
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract:
+# Contract:
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
@@ -7049,7 +7072,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
-# Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
+# The contract the agent loop (§15) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
 #                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
@@ -8736,7 +8759,7 @@ def hook_permission_mode(approval_policy, sandbox_mode):
 # §15a Agent: instructions and environment context
 ###############################################################################
 
-# Owner: the agent issue (#4).  What the model is told: the base prompt (instructions
+# What the model is told: the base prompt (instructions
 # field), AGENTS.md files as a <user_instructions> message, and the <environment_context>
 # message.  The Session that runs the turn loop is §15b.
 
@@ -9147,8 +9170,9 @@ def prompt_dirs(cfg):
 # §15b Agent: the session and the turn loop
 ###############################################################################
 
-# Owner: the agent issue (#4).  Session implements §08's contract: ops in, events out,
-# one task thread at a time; _run_turn is one model request with its tool calls.
+# Session implements §08's contract: ops in, events out, one task thread at a time; _run_turn
+# is one model request (under one TurnContext, task.ctx) with its tool calls, which the
+# ToolRunner runs; the built-in tools are registered at the end of this section.
 
 
 class TurnStopped(CodexError):
@@ -9285,6 +9309,7 @@ class Session(object):
 
         self.cfg = config
         self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
+        self.tools = ToolRunner(self)
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
         self._events = queue.Queue()
@@ -9368,11 +9393,10 @@ class Session(object):
             except CodexError as exc:
                 startup_errors.append(str(exc))
         log_id, count = 0, 0
-        if "history_metadata" in globals():
-            try:
-                log_id, count = globals()["history_metadata"](self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
-            except (OSError, CodexError):
-                pass
+        try:
+            log_id, count = history_metadata(self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
+        except (OSError, CodexError):
+            pass
         configured = dict(session_id=self.session_id, model=self._ctx.model, history_log_id=log_id,
                           history_entry_count=count, reasoning_effort=self._ctx.config.model_reasoning_effort,
                           rollout_path=str(self.rollout_path) if self.rollout_path else None)
@@ -9567,17 +9591,13 @@ class Session(object):
             self._cond.notify_all()
 
     def _op_add_to_history(self, sub_id, op):
-        fn = globals().get("append_history")
-        if fn is not None and op.get("text"):
-            fn(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
+        if op.get("text"):
+            append_history(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
                self.cfg.history.get("max_bytes"))
 
     def _op_get_history_entry_request(self, sub_id, op):
-        fn = globals().get("lookup_history_entry")
-        entry = None
-        if fn is not None:
-            entry = fn(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
-                       self.cfg.history.get("persistence", "save-all"))
+        entry = lookup_history_entry(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
+                                     self.cfg.history.get("persistence", "save-all"))
         self._emit(sub_id, "get_history_entry_response", offset=op.get("offset"), log_id=op.get("log_id"), entry=entry)
 
     def _op_list_mcp_tools(self, sub_id, op):
@@ -10023,7 +10043,31 @@ class Session(object):
             return payload
         return None
 
-    # -- items and tools --
+
+    def _ask(self, task, msg_type, **fields):
+        """Ask the front end for a decision (approval_handler or request event + op); the
+        ToolRunner's questions come here."""
+        if self.approval_handler is not None:
+            msg = {"type": msg_type}
+            msg.update(fields)
+            decision = self.approval_handler(msg)
+            decision = decision if decision in REVIEW_DECISIONS else "denied"
+        else:
+            with self._cond:
+                if task.cancelled:
+                    return "abort"
+                self._decisions.pop(task.sub_id, None)
+                self._emit(task.sub_id, msg_type, **fields)
+                while task.sub_id not in self._decisions and not task.cancelled:
+                    self._cond.wait(0.5)
+                if task.cancelled:
+                    return "abort"
+                decision = self._decisions.pop(task.sub_id)
+        if decision == "abort":
+            task.abort_requested = True
+        return decision
+
+    # -- items --
     def _guard_loop(self, task, item):
         """Count a tool call; past a limit ask loop_handler, else answer the call and stop the turn."""
         kind = item.get("type")
@@ -10040,8 +10084,8 @@ class Session(object):
         task.tool_calls += 1
         task.repeats = task.repeats + 1 if signature == task.last_call else 1
         task.last_call = signature
-        max_repeats = getattr(self.cfg, "max_repeated_tool_calls", 0) or 0
-        max_calls = getattr(self.cfg, "max_tool_calls_per_turn", 0) or 0
+        max_repeats = self.cfg.max_repeated_tool_calls or 0
+        max_calls = self.cfg.max_tool_calls_per_turn or 0
         message = None
         if max_repeats and task.repeats >= max_repeats:
             message = ("the model called `%s` with the same arguments %d times in a row (max_repeated_tool_calls = %d)"
@@ -10096,7 +10140,7 @@ class Session(object):
         if kind == "function_call":
             name, arguments = item.get("name") or "", item.get("arguments") or ""
             output = self._hooked(task, item.get("call_id") or "", *self._hook_tool(name, arguments),
-                                  run=lambda: self._dispatch_call(task, item.get("call_id") or "", name, arguments))
+                                  run=lambda: self.tools.dispatch(task, item.get("call_id") or "", name, arguments))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "local_shell_call":
@@ -10104,13 +10148,13 @@ class Session(object):
             params = {"command": action.get("command") or [], "workdir": action.get("working_directory"),
                       "timeout_ms": action.get("timeout_ms"), "escalated": False, "justification": None}
             output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("shell", {"command": params["command"]}),
-                                  run=lambda: self._run_shell(task, item.get("call_id") or "", params))
+                                  run=lambda: self.tools.run(task, item.get("call_id") or "", "shell", params))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "custom_tool_call":
             if item.get("name") == "apply_patch":
                 output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("apply_patch", {"input": item.get("input") or ""}),
-                                      run=lambda: self._run_apply_patch(task, item.get("call_id") or "", item.get("input") or "", None))
+                                      run=lambda: self.tools.run(task, item.get("call_id") or "", "apply_patch", {"input": item.get("input") or ""}))
             else:
                 output = "unsupported custom tool call: %s" % item.get("name")
             self._add_output(task, {"type": "custom_tool_call_output", "call_id": item.get("call_id"), "output": output})
@@ -10234,53 +10278,57 @@ class Session(object):
                 raise Interrupted("interrupted")
             task.items.append(output_item)
 
-    def _dispatch_call(self, task, call_id, name, arguments):
+
+
+class ToolRunner(object):
+    """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
+    arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
+    only through _task_emit (events), _ask (approvals), approval_handler, state (approved
+    commands), mcp and plan.
+    """
+
+    def __init__(self, session):
+        self.session = session
+
+    def _task_emit(self, task, msg_type, **fields):
+        return self.session._task_emit(task, msg_type, **fields)
+
+    def _ask(self, task, msg_type, **fields):
+        return self.session._ask(task, msg_type, **fields)
+
+    state = property(lambda self: self.session.state, doc="the session's SessionState (approved commands)")
+    mcp = property(lambda self: self.session.mcp, doc="the session's McpConnectionManager, or None")
+    approval_handler = property(lambda self: self.session.approval_handler, doc="the session's approval_handler, or None")
+
+    def dispatch(self, task, call_id, name, arguments):
         """Run one function call; return the output string for the model."""
         try:
-            if name in ("shell", "container.exec"):
-                return self._run_shell(task, call_id, parse_shell_arguments(arguments))
-            if name == "shell_command":
-                return self._run_shell(task, call_id, parse_shell_command_arguments(arguments, self.cfg, self._environ))
-            if name == "apply_patch":
-                try:
-                    args = json.loads(arguments or "{}")
-                except ValueError as exc:
-                    return "failed to parse function arguments: %s" % exc
-                if not isinstance(args, dict) or not isinstance(args.get("input"), str):
-                    return "failed to parse function arguments: missing field `input`"
-                return self._run_apply_patch(task, call_id, args["input"], None)
-            if name == "update_plan":
-                plan = parse_plan_arguments(arguments)
-                self.plan = plan
-                self._task_emit(task, "plan_update", **plan)
-                return "Plan updated"
+            tool = find_tool(name)
+            if tool is not None:
+                return tool.run(self, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
         except ToolArgumentError as exc:
             return str(exc)
 
-    def _ask(self, task, msg_type, **fields):
-        """Ask the front end for a decision (approval_handler or request event + op)."""
-        if self.approval_handler is not None:
-            msg = {"type": msg_type}
-            msg.update(fields)
-            decision = self.approval_handler(msg)
-            decision = decision if decision in REVIEW_DECISIONS else "denied"
-        else:
-            with self._cond:
-                if task.cancelled:
-                    return "abort"
-                self._decisions.pop(task.sub_id, None)
-                self._emit(task.sub_id, msg_type, **fields)
-                while task.sub_id not in self._decisions and not task.cancelled:
-                    self._cond.wait(0.5)
-                if task.cancelled:
-                    return "abort"
-                decision = self._decisions.pop(task.sub_id)
-        if decision == "abort":
-            task.abort_requested = True
-        return decision
+    def run(self, task, call_id, name, params):
+        """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
+        tool = find_tool(name)
+        return tool.run(self, task, call_id, params)
+
+    def assess(self, task, name, params):
+        """The registered tool's approval assessment of params under the turn's context (None: the
+        tool decides while it runs, e.g. apply_patch once the patch is parsed)."""
+        tool = find_tool(name)
+        if tool is None or tool.assess is None:
+            return None
+        return tool.assess(task.ctx, params, self.state.approved_commands)
+
+    def _run_plan(self, task, call_id, plan):
+        self.session.plan = plan  # kept across a compaction
+        self._task_emit(task, "plan_update", **plan)
+        return "Plan updated"
 
     def _resolve_cwd(self, task, workdir):
         cwd = Path(task.ctx.cwd)
@@ -10289,7 +10337,7 @@ class Session(object):
         return cwd
 
     def _run_shell(self, task, call_id, params):
-        argv = normalize_shell_argv(params["command"], task.ctx.config, self._environ)  # what really runs
+        argv = normalize_shell_argv(params["command"], task.ctx.config, self.session._environ)  # what really runs
         cwd = self._resolve_cwd(task, params.get("workdir"))
         patch = extract_apply_patch(argv)
         if patch is not None:
@@ -10317,7 +10365,7 @@ class Session(object):
                 begin()
             return decision
 
-        verdict = assess_command_safety(argv, task.ctx, self.state.approved_commands, bool(params.get("escalated")))
+        verdict = self.assess(task, "shell", params)
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
@@ -10449,11 +10497,49 @@ class Session(object):
         return mcp_result_to_output(result)
 
 
+# -- the built-in tools: one entry each (see §09's registry and docs/extending.md) --
+
+def _compact(ctx):
+    """Whether this turn sends the compact tool texts (small context windows)."""
+    return compact_prompt_wanted(ctx.config, ctx.family)
+
+
+register_tool(Tool(
+    name="shell", aliases=("container.exec",),
+    spec=lambda ctx: shell_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_arguments(arguments),
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,  # an intercepted apply_patch runs as a patch
+))
+register_tool(Tool(
+    name="shell_command",  # one string run by bash: what small open models write (§07 picks it for Chat)
+    spec=lambda ctx: shell_command_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell_command" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_command_arguments(arguments, ctx.config, environ),
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,
+))
+register_tool(Tool(
+    name="update_plan",  # compact turns leave it out unless the config asks for it explicitly
+    spec=lambda ctx: update_plan_tool() if ctx.config.include_plan_tool and (
+        not _compact(ctx) or ctx.config.sources.get("include_plan_tool", "default") != "default") else None,
+    parse=lambda arguments, ctx, environ: parse_plan_arguments(arguments),
+    run=lambda runner, task, call_id, params: runner._run_plan(task, call_id, params),
+    events=("plan_update",),
+))
+register_tool(Tool(
+    name="apply_patch",
+    spec=lambda ctx: apply_patch_tool() if ctx.family.wants_apply_patch_tool or (ctx.config.tools or {}).get("apply_patch") else None,
+    parse=lambda arguments, ctx, environ: parse_apply_patch_arguments(arguments),
+    run=lambda runner, task, call_id, params: runner._run_apply_patch(task, call_id, params["input"], None),
+    events=PATCH_EVENTS,
+))
+
+
 ###############################################################################
 # §16 History and rollouts
 ###############################################################################
-
-# Owner: history.jsonl belongs to the REPL issue (#5); rollouts to the agent issue (#4).
 
 # -- history.jsonl --------------------------------------------------------------------------
 #
@@ -10732,7 +10818,7 @@ class HistorySnapshot(object):
 
 
 # -- rollouts --
-# Owner: the agent issue (#4).  One JSONL file per session:
+# One JSONL file per session:
 #   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
 # Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
 #   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
@@ -11053,7 +11139,7 @@ def find_rollout(home, session_id=None, last=False, cwd=None):
 # §17 Front end: codex exec
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex exec` runs one task with approval `never` and prints
+# `codex exec` runs one task with approval `never` and prints
 # either human progress (on stderr; the final message alone on stdout, so pipelines get just
 # the answer) or, with --json, one JSON object per line on stdout in upstream's current
 # schema (docs/agent.md):
@@ -11861,7 +11947,7 @@ def _cmd_resume(args, cfg_loader):
 
     args.resume_path = path
     args.prompt = prompt
-    return globals()["_cmd_interactive"](args, resume_loader)
+    return _cmd_interactive(args, resume_loader)
 
 
 ###############################################################################
@@ -12385,8 +12471,6 @@ def _cmd_review(args, cfg_loader):
 # §18a Front end: the REPL, its helpers and `@` file search
 ###############################################################################
 
-# Owner: the REPL issue (#5).
-#
 # The interactive session renders inline and append-only: a finished cell (an answer block, a
 # command with its output, a diff, a decision) is printed once into the terminal's normal
 # scrollback and never redrawn.  Only the composer (prompt-toolkit, no alternate screen, no
@@ -14550,7 +14634,6 @@ def _usage_of(msg):
 class Repl(object):
     """The interactive session: reads the composer, drives a Session, renders its events."""
 
-    TURN_END = ("task_complete", "turn_aborted", "shutdown_complete")  #: events that end a turn
     #: events that leave a streaming answer or reasoning open (they print nothing)
     STREAM_NEUTRAL = ("token_count", "exec_command_output_delta", "task_started", "agent_reasoning_raw_content_delta")
 
@@ -14827,7 +14910,7 @@ class Repl(object):
         else:
             log("debug", "repl: unhandled event %s", kind)
         # Session-level events (id "") such as a startup error do not end the running turn.
-        return kind in self.TURN_END and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
+        return kind in TURN_END_EVENTS and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
 
     def _on_session_configured(self, event, msg):
         self.session_id = msg.get("session_id") or self.session_id
@@ -15496,7 +15579,7 @@ def _cmd_interactive(args, cfg_loader):
 # §19 Front end: the MCP server
 ###############################################################################
 
-# Owner: the MCP issue (#6).  `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
+# `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
 # speaks MCP over stdio: JSON-RPC 2.0, one message per line (JsonRpcConnection, §14).
 #
 #   initialize       -> protocolVersion (the client's if we speak it, else our newest),
@@ -15586,9 +15669,6 @@ _CODEX_TOOL_FIELDS = {
 }
 #: ElicitResult.action (the MCP spec's answer) -> review decision
 _ELICIT_ACTIONS = {"accept": "approved", "decline": "denied", "cancel": "abort"}
-_REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: ReviewDecision values (as §08)
-#: event types that end a turn
-_TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
 _INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
 _EOF_GRACE = 1.0  #: seconds running calls get to finish after the client closes stdin
 #: list methods of capabilities we do not have, answered with an empty list
@@ -15697,12 +15777,12 @@ def parse_elicitation_decision(result):
     if not isinstance(result, dict):
         return "denied"
     decision = result.get("decision")
-    if decision in _REVIEW_DECISIONS:
+    if decision in REVIEW_DECISIONS:
         return decision
     action = result.get("action")
     if action == "accept":
         content = result.get("content")
-        if isinstance(content, dict) and content.get("decision") in _REVIEW_DECISIONS:
+        if isinstance(content, dict) and content.get("decision") in REVIEW_DECISIONS:
             return content["decision"]
     return _ELICIT_ACTIONS.get(action, "denied")
 
@@ -15943,7 +16023,7 @@ class McpServer(object):
                 error = None  # errors before the turn (e.g. MCP startup) are not its result
             elif kind == "error":
                 error = msg.get("message")
-            elif kind in _TURN_END_EVENTS:
+            elif kind in TURN_END_EVENTS:
                 if kind == "task_complete":
                     text = msg.get("last_agent_message")
                     if text is None:
@@ -16058,11 +16138,8 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §15, or a clear error while the agent is not built."""
-    session_cls = globals().get("Session")
-    if session_cls is None:
-        _not_landed("the agent session (Session)")
-    return session_cls(cfg)
+    """Session(cfg) from §15b."""
+    return Session(cfg)
 
 
 def run_mcp_server(args, cfg_loader, session_factory=None):
@@ -16105,7 +16182,7 @@ def run_mcp_server(args, cfg_loader, session_factory=None):
 # §20 Front end: codex proto
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex proto`: stdin carries submissions, one JSON object per
+# `codex proto`: stdin carries submissions, one JSON object per
 # line ({"id": "...", "op": {"type": ...}}); stdout carries events, one per line, the first
 # being session_configured.  Bad lines are reported on stderr and skipped.  Stdin EOF stops
 # reading only; the process ends after a `shutdown` op (shutdown_complete) or Ctrl-C.
@@ -16148,9 +16225,9 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
         while True:
             event = session.next_event(timeout=0.5)
             if event is None:
-                if session._closed:
+                if session.closed:
                     return 0
-                if stdin_closed.is_set() and session._task is None:
+                if stdin_closed.is_set() and not session.busy:
                     # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
                     session.shutdown()
                 continue
