@@ -2799,8 +2799,8 @@ def model_family(slug, cfg=None):
     if cfg is not None:
         if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
-        provider = getattr(cfg, "provider", None)
-        served = _SERVED_WINDOWS.get((getattr(provider, "base_url", None), slug))
+        provider = cfg.provider
+        served = _SERVED_WINDOWS.get((provider.base_url, slug))
         if served:
             found.context_window = served
         if cfg.model_context_window:
@@ -11604,7 +11604,7 @@ def trusted_project(cfg):
     """Whether the working directory is in a `projects."<path>".trust_level = "trusted"` entry
     (as upstream: exec then runs there without --skip-git-repo-check)."""
     cwd = Path(cfg.cwd)
-    for name, project in (getattr(cfg, "projects", None) or {}).items():
+    for name, project in (cfg.projects or {}).items():
         if isinstance(project, dict) and project.get("trust_level") == "trusted":
             root = Path(os.path.realpath(os.path.expanduser(str(name))))
             if os.path.isabs(os.path.expanduser(str(name))) and (cwd == root or root in cwd.parents):
@@ -11816,14 +11816,8 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
 
 def _config_with(cfg, **changes):
-    """A copy of `cfg` with `changes` (Config.replace where it exists)."""
-    if hasattr(cfg, "replace"):
-        return cfg.replace(**changes)
-    import copy
-
-    new = copy.copy(cfg)
-    new.__dict__.update(changes)
-    return new
+    """A copy of `cfg` with `changes` (Config is immutable)."""
+    return cfg.replace(**changes)
 
 
 def _exec_config(args, cfg_loader):
@@ -13719,7 +13713,7 @@ class ReplRenderer(object):
         """A MarkdownStream that renders into this terminal."""
         styled = self.caps["tty"] and not self.caps["dumb"]
         stream = MarkdownStream(self, width=self._columns(), styled=styled, links=self.caps["hyperlinks"],
-                                file_opener=getattr(self.cfg, "file_opener", "none"), cwd=self.cfg.cwd, base=base)
+                                file_opener=self.cfg.file_opener, cwd=self.cfg.cwd, base=base)
         stream.colors = self.caps["color"]
         return stream
 
@@ -14949,7 +14943,7 @@ class Repl(object):
         headings = re.findall(r"\*\*(.+?)\*\*", self._reasoning_tail)
         if headings:
             self.renderer.set_status(headings[-1])
-        if getattr(self.cfg, "hide_agent_reasoning", False):
+        if self.cfg.hide_agent_reasoning:
             return
         if self._rstream is None:
             self._rstream = self.renderer.start_reasoning()
