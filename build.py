@@ -250,8 +250,18 @@ def _shiv_root():
         pass
 
 
+def _record_paths():
+    """What codex.zipapp_paths() answers: the archive, the unpack root, this build's directory."""
+    import os
+    root = os.path.abspath(os.path.expanduser(os.environ.get("SHIV_ROOT") or "~/.shiv"))
+    archive = os.path.realpath(sys.argv[0])
+    globals()["CODEX_ZIPAPP"] = {"archive": archive, "root": root,
+                                 "unpacked": os.path.join(root, os.path.basename(archive) + "_@BUILD_ID@")}
+
+
 _fast_path()
 _shiv_root()
+_record_paths()
 try:
     import _bootstrap
     _bootstrap.bootstrap()

@@ -32,12 +32,14 @@ Contents (each section uses only the sections above it):
     §12a Sandbox: policies, protected paths, Seatbelt
     §12b Sandbox: the Linux helper
     §13 Exec: running a command
-    §14a MCP client: JSON-RPC over stdio, tool names, results
+    §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
     §14b MCP client: servers and the connection manager
+    §14c Hooks: lifecycle hooks that fail closed
     §15a Agent: instructions and environment context
     §15b Agent: the session and the turn loop
     §16 History and rollouts
     §17 Front end: codex exec
+    §17b Front end: code review (scopes, diffs, findings)
     §18a Front end: the REPL, its helpers and `@` file search
     §18b Front end: REPL rendering (streamed markdown, cells, status line)
     §18c Front end: the REPL composer (history, keys, completion)
@@ -122,6 +124,21 @@ def codex_home(environ=None):
     if not home or home == "~":
         raise ConfigError("cannot find the home directory; set HOME or CODEX_HOME")
     return Path(home) / ".codex"
+
+
+def zipapp_paths():
+    """Where codex's own code lives when it runs as the one-file zipapp (dist/codex), else None.
+
+    A dict of absolute Paths: `archive` (the codex file itself), `root` (the directory it
+    unpacks into: $SHIV_ROOT, ~/.shiv or a private temp directory) and `unpacked` (this
+    build's directory in `root`, whose site-packages/ holds codex.py and its dependencies).
+    A command that could write or rename any of them could run code at codex's next start,
+    so the sandbox keeps them read-only.  The zipapp's __main__ (build.py) records them.
+    """
+    recorded = getattr(sys.modules.get("__main__"), "CODEX_ZIPAPP", None)
+    if not isinstance(recorded, dict):
+        return None
+    return {key: Path(recorded[key]) for key in ("archive", "root", "unpacked")}
 
 
 ###############################################################################
@@ -488,16 +505,28 @@ TUI_KEYS = {"disable_mouse_capture": ("bool", True), "notifications": ("any", Fa
 
 #: fields of [mcp_servers.NAME]
 MCP_SERVER_KEYS = {
-    "command": ("str", None),
+    "command": ("str", None),  # stdio: the program to start
     "args": ("list", []),
     "env": ("table", {}),
+    "env_vars": ("list", []),  # stdio: names of parent variables passed through as well
+    "cwd": ("str", None),
+    "url": ("str", None),  # streamable HTTP: the server's endpoint
+    "bearer_token_env_var": ("str", None),
+    "http_headers": ("table", {}),
+    "env_http_headers": ("table", {}),  # header -> name of the variable holding its value
+    "transport": ("str", None),  # optional: stdio | streamable_http (else taken from command/url)
     "startup_timeout_sec": ("number", 10),
     "startup_timeout_ms": ("int", None),
     "tool_timeout_sec": ("number", 60),
     "enabled": ("bool", True),
     "required": ("bool", False),
-    "cwd": ("str", None),
+    "enabled_tools": ("list", None),  # allow-list of tool names (None: all)
+    "disabled_tools": ("list", []),
 }
+MCP_TRANSPORTS = ("stdio", "streamable_http")  #: mcp_servers.*.transport values
+_MCP_TRANSPORT_ALIASES = {"http": "streamable_http", "streamable-http": "streamable_http"}
+_MCP_STDIO_ONLY = ("command", "args", "env", "env_vars", "cwd")
+_MCP_HTTP_ONLY = ("url", "bearer_token_env_var", "http_headers", "env_http_headers")
 
 #: fields of [model_providers.NAME] with defaults for user-defined providers
 PROVIDER_KEYS = {
@@ -673,6 +702,7 @@ class ConfigOverrides(object):
         include_plan_tool=None,
         dangerously_bypass=False,
         oss=False,
+        ignore_user_config=False,
     ):
         self.model = model
         self.model_provider = model_provider
@@ -684,6 +714,7 @@ class ConfigOverrides(object):
         self.include_plan_tool = include_plan_tool
         self.dangerously_bypass = dangerously_bypass
         self.oss = oss
+        self.ignore_user_config = ignore_user_config  # exec --ignore-user-config: skip config.toml
 
 
 def _load_toml_module():
@@ -826,6 +857,62 @@ def _check_utf8(place, key, value):
             _check_utf8(place, key, item)
 
 
+def check_mcp_server(place, name, table, warnings):
+    """One [mcp_servers.NAME] entry, type-checked, with `transport` resolved.
+
+    Raises ConfigError (one line naming the entry) when codex cannot use it: the caller
+    skips that server with a warning instead of failing the command.
+    """
+    from urllib.parse import urlsplit
+
+    key = "mcp_servers.%s" % name
+    if not isinstance(table, dict):
+        raise ConfigError("%s: `%s` must be a table" % (place, key))
+    if "bearer_token" in table:
+        raise ConfigError("%s: `%s.bearer_token` is not read from the config file; put the token in an "
+                          "environment variable and set `%s.bearer_token_env_var` to its name" % (place, key, key))
+    server = _check_table(place, key, table, MCP_SERVER_KEYS, warnings)
+    transport = server.get("transport")
+    if transport is not None:
+        transport = _MCP_TRANSPORT_ALIASES.get(transport, transport)
+        if transport not in MCP_TRANSPORTS:
+            raise ConfigError("%s: `%s.transport` = %r is not supported; codex speaks stdio (`command`) and "
+                              "streamable HTTP (`url`, MCP 2025-03-26 and later)" % (place, key, server["transport"]))
+    if server.get("command") and server.get("url"):
+        raise ConfigError("%s: `%s` sets both `command` and `url`; keep `command` for a local (stdio) server "
+                          "or `url` for a remote (streamable HTTP) one" % (place, key))
+    if transport is None:
+        transport = "streamable_http" if server.get("url") else "stdio"
+    if transport == "stdio" and not server.get("command"):
+        raise ConfigError("%s: `%s` needs `command` (a program to start) or `url` (a streamable HTTP server)" % (place, key))
+    if transport == "streamable_http":
+        url = server.get("url") or ""
+        try:
+            parts = urlsplit(url)
+            parts.port  # a port that is not a number raises ValueError
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError("%s: `%s.url` = %r is not an http:// or https:// URL" % (place, key, url))
+        for field in ("http_headers", "env_http_headers"):
+            for header, value in (server.get(field) or {}).items():
+                if not isinstance(value, str) or not (_is_ascii(header) and _is_ascii(value)) or not header.strip():
+                    raise ConfigError("%s: `%s.%s.%s` must be an ASCII string" % (place, key, field, header))
+    unused = _MCP_HTTP_ONLY if transport == "stdio" else _MCP_STDIO_ONLY
+    for field in unused:
+        if field in table:
+            warnings.append("%s: `%s.%s` applies only to %s servers (ignored)" % (
+                place, key, field, "streamable HTTP" if transport == "stdio" else "stdio"))
+    for field in ("enabled_tools", "disabled_tools", "env_vars"):
+        if server.get(field) is not None and not all(isinstance(x, str) for x in server[field]):
+            raise ConfigError("%s: `%s.%s` must be an array of strings" % (place, key, field))
+    server["transport"] = transport
+    if server.get("startup_timeout_ms") is not None:
+        server["startup_timeout_sec"] = server["startup_timeout_ms"] / 1000.0
+    return server
+
+
 def load_config(overrides=None, cli_overrides=(), strict=False, home=None, environ=None, cwd=None):
     """Resolve the session config: flags > -c > profile > config.toml > defaults.
 
@@ -835,7 +922,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     environ = os.environ if environ is None else environ
     overrides = overrides or ConfigOverrides()
     home = Path(home) if home is not None else codex_home(environ)
-    toml_tree, path = read_config_file(home)
+    toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
     warnings = []
 
@@ -970,13 +1057,11 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
         mplace = place_of("mcp_servers", name)
-        if not isinstance(table, dict):
-            raise ConfigError("%s: `mcp_servers.%s` must be a table" % (mplace, name))
-        server = _check_table(mplace, "mcp_servers.%s" % name, table, MCP_SERVER_KEYS, warnings)
-        if not server.get("command"):
-            raise ConfigError("%s: `mcp_servers.%s.command` is required (the program to start)" % (mplace, name))
-        if server.get("startup_timeout_ms") is not None:
-            server["startup_timeout_sec"] = server["startup_timeout_ms"] / 1000.0
+        try:
+            server = check_mcp_server(mplace, name, table, warnings)
+        except ConfigError as exc:  # one unusable entry never breaks the others or the command
+            warnings.append("%s (server `%s` skipped)" % (exc, name))
+            continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
 
@@ -1150,11 +1235,17 @@ class SseParser(object):
     `:` comments, `event:`/`id:` fields, and events split anywhere between chunks.
     """
 
-    def __init__(self):
+    def __init__(self, last_id=None):
         self._tail = b""
         self._data = []
         self._event = None
-        self._id = None
+        self._id = last_id
+        self.retry_ms = None  # the last `retry:` field (reconnection delay the server asks for)
+
+    @property
+    def last_id(self):
+        """The last `id:` seen (also on an event without data): what Last-Event-ID resumes from."""
+        return self._id
 
     def feed(self, chunk):
         """Add bytes; return the list of events they complete."""
@@ -1194,6 +1285,8 @@ class SseParser(object):
                 self._event = value.decode("utf-8", "replace")
             elif field == b"id":
                 self._id = value.decode("utf-8", "replace")
+            elif field == b"retry" and value.isdigit():
+                self.retry_ms = int(value)
         return out
 
     def finish(self):
@@ -1379,11 +1472,14 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
         _interruptible_sleep(delay, cancel)
 
 
-def iter_sse(resp, cancel=None, idle_timeout_ms=None):
-    """Yield SseEvents from a streaming response; transport trouble raises StreamError."""
+def iter_sse(resp, cancel=None, idle_timeout_ms=None, parser=None):
+    """Yield SseEvents from a streaming response; transport trouble raises StreamError.
+
+    Pass your own `parser` to read its `last_id`/`retry_ms` afterwards (MCP resumes with them).
+    """
     import httpx  # startup budget
 
-    parser = SseParser()
+    parser = SseParser() if parser is None else parser
     try:
         for chunk in resp.iter_bytes():
             if cancel is not None and cancel.is_set():
@@ -1444,6 +1540,8 @@ MODEL_FAMILIES = (
     ("gpt-3.5", False, 16385, ()),
 )
 
+OUTPUT_SCHEMA_NAME = "codex_output_schema"  #: the json_schema `name` of --output-schema (as upstream)
+
 #: Responses SSE `type`s that carry nothing the agent needs
 _IGNORED_RESPONSES_EVENTS = frozenset((
     "response.in_progress", "response.output_item.added", "response.content_part.added",
@@ -1485,12 +1583,14 @@ def model_family(slug, cfg=None):
 
 
 class Prompt(object):
-    """One model request: the input items, the tools and the instructions."""
+    """One model request: the input items, the tools and the instructions (and the JSON
+    schema the final answer must follow, from `codex exec --output-schema`)."""
 
-    def __init__(self, input, tools, instructions):
+    def __init__(self, input, tools, instructions, output_schema=None):
         self.input = input
         self.tools = tools
         self.instructions = instructions
+        self.output_schema = output_schema
 
 
 def user_agent(environ=None):
@@ -1520,8 +1620,22 @@ def _usage_from_responses(u):
         "cached_input_tokens": int((u.get("input_tokens_details") or {}).get("cached_tokens") or 0),
         "output_tokens": out,
         "reasoning_output_tokens": int((u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
+        "cache_write_input_tokens": _cache_write_tokens(u, "input_tokens_details"),
         "total_tokens": int(u.get("total_tokens") or inp + out),
     }
+
+
+def _cache_write_tokens(u, details_key):
+    """Prompt-cache writes, where a provider reports them (`<details>.cache_write_tokens`, or
+    Anthropic-style `cache_creation_input_tokens` from compatible gateways); else 0."""
+    details = u.get(details_key) or {}
+    value = details.get("cache_write_tokens") if isinstance(details, dict) else None
+    if value is None:
+        value = u.get("cache_creation_input_tokens")
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _usage_from_chat(u):
@@ -1535,6 +1649,7 @@ def _usage_from_chat(u):
         "cached_input_tokens": int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
         "output_tokens": out,
         "reasoning_output_tokens": int((u.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
+        "cache_write_input_tokens": _cache_write_tokens(u, "prompt_tokens_details"),
         "total_tokens": int(u.get("total_tokens") or inp + out),
     }
 
@@ -1687,6 +1802,11 @@ class ResponsesClient(ModelClient):
         }
         if self.cfg.model_verbosity and self.cfg.model.startswith("gpt-5"):
             body["text"] = {"verbosity": self.cfg.model_verbosity}
+        if prompt.output_schema is not None:
+            body.setdefault("text", {})["format"] = {"type": "json_schema", "strict": True, "name": OUTPUT_SCHEMA_NAME,
+                                                     "schema": prompt.output_schema}
+        if getattr(self.cfg, "model_max_output_tokens", None):
+            body["max_output_tokens"] = self.cfg.model_max_output_tokens
         return body
 
     def _events(self, sse):
@@ -1778,6 +1898,11 @@ class ChatClient(ModelClient):
         tools = tools_to_chat(prompt.tools)
         if tools:
             body["tools"] = tools
+        if prompt.output_schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": OUTPUT_SCHEMA_NAME, "strict": True, "schema": prompt.output_schema}}
+        if getattr(self.cfg, "model_max_output_tokens", None):
+            body["max_tokens"] = self.cfg.model_max_output_tokens
         return body
 
     def stream(self, prompt, cancel=None, on_retry=None, on_response=None):
@@ -5284,7 +5409,14 @@ def sandbox_check_lines(home=None, cfg=None):
 
 
 def _cmd_sandbox_check(args, cfg_loader):
-    """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here."""
+    """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here;
+    `codex sandbox [--full-auto] [-s MODE] -- CMD...` runs CMD as `codex debug` does."""
+    cmd = [c for c in getattr(args, "cmd", None) or [] if c != "--"] and list(args.cmd)
+    if cmd:
+        if getattr(args, "check", False):
+            raise UsageError("`codex sandbox --check` takes no command; use `codex sandbox -- CMD...` to run one")
+        args.debug_command = "seatbelt" if _DARWIN else "landlock"
+        return _cmd_debug(args, cfg_loader)
     try:
         cfg = cfg_loader()
     except CodexError as exc:
@@ -5299,12 +5431,13 @@ def _cmd_sandbox_check(args, cfg_loader):
 
 
 ###############################################################################
-# §14a MCP client: JSON-RPC over stdio, tool names, results
+# §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
 # Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
+#                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
 #   mgr.start()          # spawns every enabled server concurrently in the background and
 #                        # returns at once; servers marked `required = true` are waited for
 #                        # (McpError naming the server if one of them fails to start)
@@ -5328,8 +5461,10 @@ def _cmd_sandbox_check(args, cfg_loader):
 #   format_mcp_result_for_model(result) -> str       # the function_call_output text
 #   format_mcp_result_for_display(result, max_lines=5) -> [str]   # lines for the UIs
 #
-# JSON-RPC 2.0 framing (newline-delimited, one object per line) is JsonRpcConnection, also
-# used by the MCP server front end (§19).
+# The JSON-RPC 2.0 session (ids, pending requests, timeouts, cancellation) is JsonRpcSession;
+# its transports are JsonRpcConnection (stdio: one object per line, also used by the MCP
+# server front end, §19) and McpHttpConnection (streamable HTTP over §06's client).
+# McpClient picks the transport from the entry; everything above the session is shared.
 
 #: protocol versions we speak, newest first; we offer the first and accept any of them
 MCP_PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
@@ -5338,6 +5473,12 @@ MCP_MAX_TOOL_NAME = 64  #: longer qualified names are shortened with a SHA-1 suf
 MCP_STARTUP_TIMEOUT_MAX = 300.0  #: hard upper bound on startup_timeout_sec (seconds)
 MCP_MAX_TOOL_PAGES = 1000  #: tools/list pages followed before giving up on a server
 MCP_STDERR_TAIL_LINES = 40  #: stderr lines kept in memory per server
+MCP_HTTP_IDLE_TIMEOUT_S = 300.0  #: an HTTP stream silent this long counts as dropped
+MCP_HTTP_SEND_TIMEOUT_S = 30.0  #: a notification or response POST (answered 202 at once)
+MCP_HTTP_DELETE_TIMEOUT_S = 2.0  #: ending the session at shutdown
+MCP_HTTP_RESUME_ATTEMPTS = 5  #: reconnects (GET + Last-Event-ID) of one request's dropped stream
+MCP_HTTP_LISTEN_RETRIES = 8  #: failed reconnects of the GET stream in a row before giving up
+_MCP_SESSION_ID_RE = re.compile(r"^[\x21-\x7e]+$")  #: what an Mcp-Session-Id may contain
 _MCP_SERVER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")  #: allowed [mcp_servers.NAME] names
 _MCP_TOOL_NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")  #: replaced by `_` in qualified tool names
 #: parent environment variables a server inherits (the rest is not passed; upstream's list)
@@ -5366,59 +5507,33 @@ def _jsonable(value):
     return str(value)
 
 
-class JsonRpcConnection(object):
-    """Newline-delimited JSON-RPC 2.0 over a pair of binary streams (MCP's stdio transport).
+class McpSessionExpired(McpError):
+    """A streamable HTTP server no longer knows our Mcp-Session-Id (HTTP 404): initialize again."""
 
-    A reader thread routes responses to waiting request() calls by id, and hands incoming
-    requests and notifications to the callbacks, in the reader thread: a callback that
-    needs to wait (for instance on a request of its own) must hand off to another thread.
+
+class JsonRpcSession(object):
+    """The JSON-RPC 2.0 session, whatever carries it: ids, pending requests, routing, cancel.
+
+    A transport subclass implements `_write(msg)` (deliver one message) and feeds what it
+    receives to `_dispatch(msg)`.  Responses go to the waiting request() by id; incoming
+    requests and notifications go to the callbacks, in the transport's reader thread: a
+    callback that needs to wait (for instance on a request of its own) must hand off to
+    another thread.  stdio (JsonRpcConnection) and streamable HTTP (McpHttpConnection) share
+    timeouts, cancellation and error texts through this class.
     """
 
-    def __init__(self, reader, writer, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
+    def __init__(self, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
         self.name = name
-        self._reader = reader
-        self._writer = writer
         self._on_request = on_request  # fn(id, method, params)
         self._on_notification = on_notification  # fn(method, params)
         self._answer_parse_errors = answer_parse_errors
-        self._pending = {}  # request id -> [threading.Event, response dict or None]
+        self._pending = {}  # request id -> [threading.Event, response dict or None, McpError or None]
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._next_id = 1
         self.closed = threading.Event()
         self.close_reason = None
-        self._thread = None
 
-    def start(self):
-        """Start the reader thread; returns self."""
-        self._thread = threading.Thread(target=self._read_loop, name="jsonrpc-%s" % self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    # -- reading -----------------------------------------------------------------
-    def _read_loop(self):
-        reason = "connection closed"
-        try:
-            while True:
-                line = self._reader.readline()
-                if not line:
-                    break
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    msg = json.loads(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
-                except ValueError as exc:
-                    log("warn", "mcp %s: unparseable line dropped: %s", self.name, exc)
-                    if self._answer_parse_errors:
-                        self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_PARSE_ERROR, "message": "Parse error: %s" % exc}})
-                    continue
-                self._dispatch(msg)
-        except (OSError, ValueError) as exc:
-            reason = "connection closed (%s)" % exc
-        finally:
-            self._close(reason)
-
+    # -- what the transport hands us ------------------------------------------------
     def _dispatch(self, msg):
         if isinstance(msg, list):  # a JSON-RPC batch (allowed by MCP 2025-03-26 only)
             for item in msg:
@@ -5451,6 +5566,18 @@ class JsonRpcConnection(object):
         if self._answer_parse_errors and "id" in msg:
             self.respond_error(msg.get("id"), JSONRPC_INVALID_REQUEST, "Invalid Request")
 
+    def _fail_request(self, req_id, error):
+        """End one pending request with a transport error (an McpError raised in request())."""
+        with self._lock:
+            slot = self._pending.pop(req_id, None)
+        if slot is not None:
+            slot[2] = error
+            slot[0].set()
+
+    def _is_pending(self, req_id):
+        with self._lock:
+            return req_id in self._pending
+
     def _close(self, reason):
         with self._lock:
             if self.close_reason is None:
@@ -5460,21 +5587,13 @@ class JsonRpcConnection(object):
         for slot in pending.values():
             slot[0].set()
 
-    # -- writing -----------------------------------------------------------------
+    # -- sending --------------------------------------------------------------------
+    def _write(self, msg):
+        raise NotImplementedError
+
     def send(self, msg):
-        """Write one message as one line; raise McpError if the peer is gone."""
-        try:
-            text = json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str)
-        except (TypeError, ValueError):  # e.g. Path keys in an event's `changes`
-            text = json.dumps(_jsonable(msg), separators=(",", ":"), ensure_ascii=False)
-        data = (text + "\n").encode("utf-8")
-        with self._write_lock:
-            try:
-                self._writer.write(data)
-                self._writer.flush()
-            except (OSError, ValueError) as exc:
-                self._close("cannot write to %s (%s)" % (self.name, exc))
-                raise McpError("cannot write to %s: %s" % (self.name, exc))
+        """Deliver one message; raise McpError if the peer is gone."""
+        self._write(msg)
 
     def notify(self, method, params=None):
         """Send a notification (no reply expected)."""
@@ -5507,7 +5626,7 @@ class JsonRpcConnection(object):
         is told with notifications/cancelled.
         """
         event = threading.Event()
-        slot = [event, None]
+        slot = [event, None, None]
         with self._lock:
             if self.closed.is_set():
                 raise McpError("%s: %s before `%s` was sent" % (self.name, self.close_reason or "connection closed", method))
@@ -5517,7 +5636,12 @@ class JsonRpcConnection(object):
         msg = {"jsonrpc": "2.0", "id": req_id, "method": method}
         if params is not None:
             msg["params"] = params
-        self.send(msg)
+        try:
+            self.send(msg)
+        except McpError:
+            with self._lock:
+                self._pending.pop(req_id, None)
+            raise
         deadline = None if timeout is None else time.monotonic() + timeout
         while not event.is_set():
             step = 0.1 if cancel is not None else None
@@ -5533,6 +5657,8 @@ class JsonRpcConnection(object):
         if not event.is_set():
             self._forget(req_id, "timed out")
             raise McpError("%s: `%s` request timed out after %gs" % (self.name, method, timeout))
+        if slot[2] is not None:
+            raise slot[2]
         reply = slot[1]
         if reply is None:
             raise McpError("%s: %s before a reply to `%s` was received" % (self.name, self.close_reason or "connection closed", method))
@@ -5555,8 +5681,334 @@ class JsonRpcConnection(object):
             pass
 
     def close(self):
-        """Mark the connection closed and wake every waiter (the streams are the caller's)."""
+        """Mark the session closed and wake every waiter."""
         self._close("connection closed by codex")
+
+
+class JsonRpcConnection(JsonRpcSession):
+    """Newline-delimited JSON-RPC 2.0 over a pair of binary streams (MCP's stdio transport).
+
+    A reader thread parses one message per line and dispatches it (see JsonRpcSession).
+    Also used by the MCP server front end (§19).
+    """
+
+    def __init__(self, reader, writer, on_request=None, on_notification=None, name="peer", answer_parse_errors=False):
+        JsonRpcSession.__init__(self, on_request, on_notification, name, answer_parse_errors)
+        self._reader = reader
+        self._writer = writer
+        self._write_lock = threading.Lock()
+        self._thread = None
+
+    def start(self):
+        """Start the reader thread; returns self."""
+        self._thread = threading.Thread(target=self._read_loop, name="jsonrpc-%s" % self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def _read_loop(self):
+        reason = "connection closed"
+        try:
+            while True:
+                line = self._reader.readline()
+                if not line:
+                    break
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    msg = json.loads(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
+                except ValueError as exc:
+                    log("warn", "mcp %s: unparseable line dropped: %s", self.name, exc)
+                    if self._answer_parse_errors:
+                        self.send({"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_PARSE_ERROR, "message": "Parse error: %s" % exc}})
+                    continue
+                self._dispatch(msg)
+        except (OSError, ValueError) as exc:
+            reason = "connection closed (%s)" % exc
+        finally:
+            self._close(reason)
+
+    def _write(self, msg):
+        """Write one message as one line; raise McpError if the peer is gone."""
+        data = (_json_line(msg) + "\n").encode("utf-8")
+        with self._write_lock:
+            try:
+                self._writer.write(data)
+                self._writer.flush()
+            except (OSError, ValueError) as exc:
+                self._close("cannot write to %s (%s)" % (self.name, exc))
+                raise McpError("cannot write to %s: %s" % (self.name, exc))
+
+
+def _json_line(msg):
+    """One message as compact JSON (odd values such as Path keys made JSON-able)."""
+    try:
+        return json.dumps(msg, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):  # e.g. Path keys in an event's `changes`
+        return json.dumps(_jsonable(msg), separators=(",", ":"), ensure_ascii=False)
+
+
+class McpHttpConnection(JsonRpcSession):
+    """MCP's streamable HTTP transport (2025-03-26 and later) under the shared JSON-RPC session.
+
+    Every message is one POST to the server's URL with `Accept: application/json,
+    text/event-stream`.  A request is answered by a JSON body or by an SSE stream that may
+    carry the server's own requests and notifications before the response; each such POST
+    is read in a thread of its own, so timeouts and cancellation work as on stdio.  The
+    `Mcp-Session-Id` the server assigns at `initialize` and the negotiated
+    `MCP-Protocol-Version` go on every later request.  A stream that drops before its
+    response is resumed with GET + `Last-Event-ID` when the server numbered its events.
+    listen() opens the GET stream for server-initiated messages where the server offers one
+    (405: it does not), reconnecting when it drops.  close() sends DELETE to end the session.
+    The HTTP client is the providers' (§06): same proxy and CA settings.
+    """
+
+    def __init__(self, url, headers=None, on_request=None, on_notification=None, name="peer",
+                 server_name=None, bearer_env_var=None, environ=None):
+        JsonRpcSession.__init__(self, on_request, on_notification, name)
+        self.url = url
+        self._headers = dict(headers or {})
+        self._server_name = server_name or name
+        self._bearer_env_var = bearer_env_var
+        self._client = http_client(idle_timeout_s=MCP_HTTP_IDLE_TIMEOUT_S, environ=environ)
+        self.session_id = None
+        self.protocol_version = None  # sent as MCP-Protocol-Version once negotiated
+        self._responses = {}  # request id -> open streaming response (aborted on cancel)
+        self._listen_resp = None
+        self._listen_thread = None
+        self.listening = False  # the server offered a GET stream and it is open
+        self.resumed = 0  # streams resumed with Last-Event-ID (for tests and `mcp list`)
+
+    # -- HTTP plumbing -------------------------------------------------------------------
+    def _request_headers(self, accept="application/json, text/event-stream", extra=None):
+        headers = {"Accept": accept}
+        headers.update(self._headers)
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        if self.protocol_version:
+            headers["MCP-Protocol-Version"] = self.protocol_version
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _open(self, method, body=None, accept="application/json, text/event-stream", extra=None, timeout=None):
+        """Send one HTTP request and return the streaming response; McpError on transport errors."""
+        import httpx  # startup budget
+
+        headers = self._request_headers(accept, extra)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        kwargs = {"headers": headers}
+        if body is not None:
+            kwargs["content"] = body
+        if timeout is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S))
+        try:
+            request = self._client.build_request(method, self.url, **kwargs)
+            resp = self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise McpError("timed out talking to %s (%s); check the URL, the network or HTTPS_PROXY/NO_PROXY"
+                           % (self._where(), type(exc).__name__))
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the client was closed under us
+            raise McpError("cannot reach %s: %s (check the URL, the network, HTTPS_PROXY/NO_PROXY, or the CA "
+                           "via CODEX_CA_CERTIFICATE)" % (self._where(), redact(exc) or type(exc).__name__))
+        session = resp.headers.get("mcp-session-id")
+        if session and not self.session_id and _MCP_SESSION_ID_RE.match(session):
+            self.session_id = session
+        return resp
+
+    def _where(self):
+        return "MCP server `%s` at %s" % (self._server_name, self.url.split("?")[0])
+
+    def _status_error(self, resp, what):
+        """The McpError for a non-2xx answer (the response is read and closed)."""
+        import httpx  # startup budget
+
+        try:
+            body = resp.read()
+        except httpx.HTTPError:
+            body = b""
+        resp.close()
+        status = resp.status_code
+        detail = _error_detail(body) or "(empty body)"
+        var = self._bearer_env_var
+        if status == 404 and self.session_id:
+            return McpSessionExpired("%s forgot our session (HTTP 404 to %s)" % (self._where(), what))
+        if status == 401:
+            if var:
+                hint = ("the server rejected the token in the environment variable %s "
+                        "(mcp_servers.%s.bearer_token_env_var): set %s to a valid token" % (var, self._server_name, var))
+            else:
+                hint = ("the server wants a token: put it in an environment variable and set "
+                        "mcp_servers.%s.bearer_token_env_var to that variable's name (OAuth login is not supported yet)"
+                        % self._server_name)
+            return McpError("%s answered HTTP 401 to %s: %s (%s)" % (self._where(), what, hint, detail))
+        if status == 403:
+            return McpError("%s answered HTTP 403 to %s: access denied (%s)" % (self._where(), what, detail))
+        if status in (404, 405):
+            return McpError("%s answered HTTP %d to %s: is this the server's streamable HTTP endpoint "
+                            "(often .../mcp)? (%s)" % (self._where(), status, what, detail))
+        return McpError("%s answered HTTP %d to %s: %s" % (self._where(), status, what, detail))
+
+    # -- sending ---------------------------------------------------------------------
+    def _write(self, msg):
+        if self.closed.is_set():
+            raise McpError("%s: %s" % (self.name, self.close_reason or "connection closed"))
+        body = _json_line(msg).encode("utf-8")
+        is_request = isinstance(msg, dict) and isinstance(msg.get("method"), str) and msg.get("id") is not None
+        if is_request:
+            req_id = msg["id"]
+            threading.Thread(target=self._post_request, args=(req_id, msg["method"], body),
+                             name="mcp-http-%s-%s" % (self._server_name, req_id), daemon=True).start()
+            return
+        what = "`%s`" % msg.get("method") if isinstance(msg, dict) and msg.get("method") else "a response"
+        resp = self._open("POST", body, timeout=MCP_HTTP_SEND_TIMEOUT_S)
+        if resp.status_code >= 300:
+            raise self._status_error(resp, what)
+        resp.close()  # 202 Accepted (a body, if any, carries nothing we wait for)
+
+    def _post_request(self, req_id, method, body):
+        """POST one request and read its answer (JSON or SSE) into the session."""
+        try:
+            resp = self._open("POST", body)
+            if resp.status_code >= 300:
+                raise self._status_error(resp, "`%s`" % method)
+            self._read_answer(req_id, method, resp)
+        except McpError as exc:
+            self._fail_request(req_id, exc)
+        except Exception as exc:  # never leave a caller waiting on a thread that died
+            self._fail_request(req_id, McpError("%s: %s while reading the answer to `%s`: %s"
+                                                % (self.name, type(exc).__name__, method, exc)))
+        finally:
+            self._responses.pop(req_id, None)
+
+    def _read_answer(self, req_id, method, resp):
+        ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "text/event-stream":
+            parser = SseParser()
+            self._responses[req_id] = resp
+            self._read_events(resp, parser)
+            attempts = 0
+            while self._is_pending(req_id) and not self.closed.is_set():
+                if parser.last_id is None:
+                    raise McpError("%s closed the stream before answering `%s`, and gave its events no ids "
+                                   "to resume from" % (self._where(), method))
+                attempts += 1
+                if attempts > MCP_HTTP_RESUME_ATTEMPTS:
+                    raise McpError("%s kept dropping the stream of `%s` (resumed %d times)"
+                                   % (self._where(), method, attempts - 1))
+                delay = parser.retry_ms / 1000.0 if parser.retry_ms is not None else backoff(attempts)
+                if self.closed.wait(min(delay, 5.0)) or not self._is_pending(req_id):
+                    break
+                log("info", "mcp %s: resuming the stream of `%s` after event %s", self._server_name, method, parser.last_id)
+                resp = self._open("GET", accept="text/event-stream", extra={"Last-Event-ID": parser.last_id})
+                if resp.status_code >= 300:
+                    raise self._status_error(resp, "resuming `%s`" % method)
+                self.resumed += 1
+                parser = SseParser(last_id=parser.last_id)
+                self._responses[req_id] = resp
+                self._read_events(resp, parser)
+            return
+        import httpx  # startup budget
+
+        try:
+            payload = resp.read()
+        except httpx.HTTPError as exc:
+            raise McpError("%s dropped the connection while answering `%s` (%s)"
+                           % (self._where(), method, redact(exc) or type(exc).__name__))
+        finally:
+            resp.close()
+        if not payload.strip():
+            if self._is_pending(req_id):
+                raise McpError("%s answered `%s` with an empty body (HTTP %d)" % (self._where(), method, resp.status_code))
+            return
+        try:
+            msg = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError as exc:
+            raise McpError("%s answered `%s` with %s that is not JSON (%s)" % (self._where(), method, ctype or "a body", exc))
+        self._dispatch(msg)
+        if self._is_pending(req_id):
+            raise McpError("%s answered `%s` without a JSON-RPC response to it" % (self._where(), method))
+
+    def _read_events(self, resp, parser):
+        """Dispatch the JSON-RPC messages of one SSE stream until it ends or drops."""
+        try:
+            for event in iter_sse(resp, parser=parser):
+                if event.event != "message" or not event.data.strip():
+                    continue
+                try:
+                    msg = json.loads(event.data)
+                except ValueError as exc:
+                    log("warn", "mcp %s: unparseable SSE event dropped: %s", self._server_name, exc)
+                    continue
+                self._dispatch(msg)
+        except StreamError as exc:
+            log("info", "mcp %s: %s", self._server_name, exc)
+
+    def _forget(self, req_id, reason):
+        JsonRpcSession._forget(self, req_id, reason)
+        resp = self._responses.pop(req_id, None)
+        if resp is not None:
+            abort_response(resp)
+
+    # -- the GET stream ---------------------------------------------------------------
+    def listen(self):
+        """Open the GET stream for server-initiated messages in the background (if offered)."""
+        if self._listen_thread is None:
+            self._listen_thread = threading.Thread(target=self._listen_loop, name="mcp-http-get-%s" % self._server_name, daemon=True)
+            self._listen_thread.start()
+
+    def _listen_loop(self):
+        failures, last_id, retry_ms = 0, None, None
+        while not self.closed.is_set():
+            try:
+                resp = self._open("GET", accept="text/event-stream", extra={"Last-Event-ID": last_id} if last_id else None)
+            except McpError as exc:
+                resp, error = None, str(exc)
+            else:
+                error = None
+                if resp.status_code == 405:  # the server offers no GET stream
+                    resp.close()
+                    log("debug", "mcp %s: no GET stream offered", self._server_name)
+                    return
+                if resp.status_code >= 300:
+                    error = str(self._status_error(resp, "the GET stream"))
+                    resp = None
+            if resp is not None:
+                self._listen_resp, self.listening, failures = resp, True, 0
+                parser = SseParser(last_id=last_id)
+                self._read_events(resp, parser)
+                self.listening = False
+                last_id, retry_ms = parser.last_id, parser.retry_ms if parser.retry_ms is not None else retry_ms
+            else:
+                failures += 1
+                if failures > MCP_HTTP_LISTEN_RETRIES:
+                    log("warn", "mcp %s: giving up on the GET stream: %s", self._server_name, error)
+                    return
+            delay = retry_ms / 1000.0 if retry_ms is not None and failures == 0 else backoff(max(1, failures))
+            if self.closed.wait(min(delay, 10.0)):
+                return
+
+    # -- shutdown -----------------------------------------------------------------------
+    def close(self):
+        """Stop the streams, DELETE the session (where there is one), close the client."""
+        if self.closed.is_set():
+            return
+        self._close("connection closed by codex")
+        for resp in [self._listen_resp] + list(self._responses.values()):
+            if resp is not None:
+                abort_response(resp)
+        if self.session_id:
+            try:
+                resp = self._open("DELETE", timeout=MCP_HTTP_DELETE_TIMEOUT_S)
+                resp.close()
+                log("debug", "mcp %s: DELETE session -> HTTP %d", self._server_name, resp.status_code)
+            except McpError as exc:
+                log("info", "mcp %s: ending the session failed: %s", self._server_name, exc)
+        try:
+            self._client.close()
+        except Exception:
+            pass
 
 
 def qualify_tool_name(server, tool):
@@ -5658,10 +6110,10 @@ def format_mcp_result_for_display(result, max_lines=5):
 ###############################################################################
 
 
-def _mcp_server_env(configured, environ=None):
-    """The whitelisted parent variables that are set, then the configured `env` over them."""
+def _mcp_server_env(configured, environ=None, passthrough=()):
+    """The whitelisted parent variables that are set, those named in `env_vars`, then `env` over them."""
     environ = os.environ if environ is None else environ
-    env = {k: environ[k] for k in MCP_ENV_WHITELIST if k in environ}
+    env = {k: environ[k] for k in tuple(MCP_ENV_WHITELIST) + tuple(passthrough or ()) if k in environ}
     for key, value in (configured or {}).items():
         if isinstance(value, bool):
             value = "true" if value else "false"
@@ -5669,15 +6121,40 @@ def _mcp_server_env(configured, environ=None):
     return env
 
 
+def mcp_transport(spec):
+    """`stdio` or `streamable_http` for a [mcp_servers.NAME] entry (as §04 resolved it)."""
+    return spec.get("transport") or ("streamable_http" if spec.get("url") else "stdio")
+
+
+def mcp_http_headers(name, spec, environ=None):
+    """The headers a streamable HTTP server gets: http_headers, env_http_headers, the bearer token."""
+    environ = os.environ if environ is None else environ
+    headers = {str(k): str(v) for k, v in (spec.get("http_headers") or {}).items()}
+    for header, var in (spec.get("env_http_headers") or {}).items():
+        value = environ.get(str(var), "").strip()
+        if value:
+            headers[str(header)] = value
+    var = spec.get("bearer_token_env_var")
+    if var:
+        token = environ.get(var, "").strip()
+        if not token:
+            raise McpError("the environment variable %s is not set (mcp_servers.%s.bearer_token_env_var): "
+                           "export the server's token in it" % (var, name))
+        headers["Authorization"] = "Bearer " + token
+    return headers
+
+
 class McpClient(object):
-    """One configured MCP server: its process, its connection and its tools."""
+    """One configured MCP server: its transport (a process or a URL), its session, its tools."""
 
     def __init__(self, name, spec, log_dir=None, client_version=None):
         self.name = name
         self.spec = dict(spec)
         self.state = "starting"  # starting | ready | failed | disabled | stopped
         self.error = None
-        self.tools = []  # tool dicts, in the server's order
+        self.tools = []  # tool dicts, in the server's order, after enabled_tools/disabled_tools
+        self.transport = mcp_transport(self.spec)
+        self.notice = None  # a note for the user (a tool filter that leaves no tools), reported once
         self.protocol_version = None
         self.server_info = {}
         self.capabilities = {}
@@ -5709,9 +6186,9 @@ class McpClient(object):
         began = time.monotonic()
         deadline = began + self.startup_timeout()
         try:
-            self._spawn()
+            self._connect()
             self._initialize(deadline)
-            self.tools = self.list_tools(deadline=deadline)
+            self.tools = self._filter_tools(self.list_tools(deadline=deadline))
             self.startup_seconds = time.monotonic() - began
             self.state = "ready"
             log("info", "mcp %s: ready with %d tools in %.2fs", self.name, len(self.tools), self.startup_seconds)
@@ -5742,11 +6219,46 @@ class McpClient(object):
         self.stop()
         self.state = "failed"
 
+    def _connect(self):
+        """Start the transport: spawn the process (stdio) or set up the HTTP session."""
+        if self.transport == "streamable_http":
+            url = self.spec.get("url")
+            if not url:
+                raise McpError("no `url` for a streamable HTTP server; set mcp_servers.%s.url" % self.name)
+            self.conn = McpHttpConnection(
+                url, mcp_http_headers(self.name, self.spec), on_request=self._on_request,
+                on_notification=self._on_notification, name="MCP server `%s`" % self.name, server_name=self.name,
+                bearer_env_var=self.spec.get("bearer_token_env_var"),
+            )
+        elif self.spec.get("command"):
+            self._spawn()
+        else:
+            raise McpError("mcp_servers.%s needs `command` (a program to start) or `url` (a streamable HTTP server)" % self.name)
+
+    def _filter_tools(self, tools):
+        """The tools that enabled_tools (allow-list) and disabled_tools let through."""
+        enabled = self.spec.get("enabled_tools")
+        disabled = set(self.spec.get("disabled_tools") or ())
+        if enabled is None and not disabled:
+            return tools
+        allowed = None if enabled is None else set(enabled)
+        kept = [t for t in tools if (allowed is None or t["name"] in allowed) and t["name"] not in disabled]
+        if tools and not kept and self.notice is None:
+            names = ", ".join(t["name"] for t in tools[:12]) + (", ..." if len(tools) > 12 else "")
+            self.notice = ("MCP server `%s`: enabled_tools/disabled_tools leave none of its %d tools, so the model "
+                           "gets none; its tools are: %s" % (self.name, len(tools), names))
+            log("warn", "%s", self.notice)
+        return kept
+
+    def _tool_allowed(self, tool):
+        enabled = self.spec.get("enabled_tools")
+        return (enabled is None or tool in enabled) and tool not in (self.spec.get("disabled_tools") or ())
+
     def _spawn(self):
         import shutil  # startup budget: only when an MCP server is configured
         import subprocess
 
-        env = _mcp_server_env(self.spec.get("env"))
+        env = _mcp_server_env(self.spec.get("env"), passthrough=self.spec.get("env_vars") or ())
         command = str(self.spec.get("command") or "")
         cwd = self.spec.get("cwd") or None
         exe = command
@@ -5816,7 +6328,10 @@ class McpClient(object):
             msg = str(exc)
             if "timed out" in msg:
                 msg = "no answer to `initialize` within %gs" % self.startup_timeout()
-                if os.path.basename(str(self.spec.get("command"))) in _MCP_SLOW_LAUNCHERS:
+                if self.transport == "streamable_http":
+                    msg += " from %s (raise mcp_servers.%s.startup_timeout_sec if it is just slow)" % (
+                        self.spec.get("url"), self.name)
+                elif os.path.basename(str(self.spec.get("command"))) in _MCP_SLOW_LAUNCHERS:
                     msg += " (first runs of %s download packages: raise mcp_servers.%s.startup_timeout_sec)" % (
                         self.spec.get("command"), self.name)
                 else:
@@ -5832,7 +6347,11 @@ class McpClient(object):
         self.protocol_version = version
         self.capabilities = result.get("capabilities") or {}
         self.server_info = result.get("serverInfo") or {}
+        if isinstance(self.conn, McpHttpConnection):
+            self.conn.protocol_version = version
         self.conn.notify("notifications/initialized")
+        if isinstance(self.conn, McpHttpConnection):
+            self.conn.listen()
 
     def list_tools(self, deadline=None, timeout=None):
         """All tools, following nextCursor pages (upstream read only the first page)."""
@@ -5867,7 +6386,7 @@ class McpClient(object):
 
     def _refresh_tools(self):
         try:
-            self.tools = self.list_tools(timeout=self.tool_timeout())
+            self.tools = self._filter_tools(self.list_tools(timeout=self.tool_timeout()))
             log("info", "mcp %s: tool list changed, now %d tools", self.name, len(self.tools))
         except McpError as exc:
             log("warn", "mcp %s: re-listing tools failed: %s", self.name, exc)
@@ -5880,10 +6399,20 @@ class McpClient(object):
         """tools/call; returns the CallToolResult dict or raises McpError."""
         if self.state != "ready":
             raise McpError("MCP server `%s` is not available (%s)" % (self.name, self.error or self.state))
+        if not self._tool_allowed(tool):
+            raise McpError("MCP tool `%s` of server `%s` is filtered out by mcp_servers.%s.enabled_tools/disabled_tools"
+                           % (tool, self.name, self.name))
         timeout = self.tool_timeout() if timeout is None else timeout
         params = {"name": tool, "arguments": arguments if arguments is not None else {}}
         try:
-            result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
+            try:
+                result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
+            except McpSessionExpired as exc:  # the server restarted or dropped us: a new session, once
+                log("info", "mcp %s: %s; initializing a new session", self.name, exc)
+                self.conn.session_id = None
+                self.conn.protocol_version = None
+                self._initialize(time.monotonic() + self.startup_timeout())
+                result = self.conn.request("tools/call", params, timeout=timeout, cancel=cancel)
         except McpError as exc:
             if self.conn.closed.is_set() and self.proc is not None:
                 try:
@@ -5989,6 +6518,21 @@ class McpConnectionManager(object):
                 return False
         return True
 
+    def starting(self):
+        """Names of the servers still starting, in name order."""
+        return [name for name, c in sorted(self._clients.items()) if not c.done.is_set()]
+
+    def wait_started(self, cancel=None, poll=0.05):
+        """Wait until no server is still starting, each bounded by its startup_timeout_sec
+        (plus a grace for the process to be stopped); False if `cancel` was set first."""
+        began = time.monotonic()
+        for client in list(self._clients.values()):
+            limit = began + client.startup_timeout() + 5
+            while not client.done.wait(poll):
+                if (cancel is not None and cancel.is_set()) or time.monotonic() > limit:
+                    return cancel is None or not cancel.is_set()
+        return True
+
     def _table(self):
         """qualified name -> (client, tool dict), first server (by name) wins duplicates."""
         table = {}
@@ -6044,13 +6588,17 @@ class McpConnectionManager(object):
         ]
 
     def new_failures(self):
-        """The failures not returned by an earlier call (report each server once)."""
+        """The failures (and notes, such as a tool filter leaving no tools) not returned by an
+        earlier call: report each server once."""
         out = []
         with self._lock:
             for name, c in sorted(self._clients.items()):
                 if c.state == "failed" and c.done.is_set() and name not in self._reported:
                     self._reported.add(name)
                     out.append("MCP client for `%s` failed to start: %s" % (name, c.error))
+                elif c.notice is not None and (name, "notice") not in self._reported:
+                    self._reported.add((name, "notice"))
+                    out.append(c.notice)
         return out
 
     def status(self):
@@ -6063,8 +6611,10 @@ class McpConnectionManager(object):
             out.append({
                 "name": name,
                 "status": state,
+                "transport": mcp_transport(spec),
                 "command": spec.get("command"),
                 "args": list(spec.get("args") or []),
+                "url": spec.get("url"),
                 "enabled": bool(spec.get("enabled", True)),
                 "required": bool(spec.get("required", False)),
                 "tools": [t["name"] for t in c.tools] if c is not None and state == "ready" else [],
@@ -6072,6 +6622,7 @@ class McpConnectionManager(object):
                 "serverInfo": c.server_info if c is not None else {},
                 "startupSeconds": None if c is None or c.startup_seconds is None else round(c.startup_seconds, 3),
                 "error": c.error if c is not None else None,
+                "notice": c.notice if c is not None else None,
             })
         return out
 
@@ -6113,17 +6664,23 @@ def _mcp_list(cfg, as_json=False):
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
     if not rows:
-        print("No MCP servers configured. Add a [mcp_servers.NAME] table with `command` to %s" % cfg.config_path)
+        print("No MCP servers configured. Add one with `codex mcp add NAME -- COMMAND ARGS...` or "
+              "`codex mcp add NAME --url URL` (a [mcp_servers.NAME] table in %s)" % cfg.config_path)
         return 0
     width = max(4, max(len(r["name"]) for r in rows))
-    print("%-*s  %-8s  %5s  %s" % (width, "NAME", "STATUS", "TOOLS", "COMMAND"))
+    print("%-*s  %-8s  %5s  %-9s  %s" % (width, "NAME", "STATUS", "TOOLS", "TRANSPORT", "COMMAND/URL"))
     for r in rows:
         count = str(len(r["tools"])) if r["status"] == "ready" else "-"
-        command = " ".join([r["command"] or ""] + r["args"])
-        print("%-*s  %-8s  %5s  %s" % (width, r["name"], r["status"], count, command))
+        if r["transport"] == "streamable_http":
+            kind, target = "http", r["url"] or ""
+        else:
+            kind, target = "stdio", " ".join([r["command"] or ""] + r["args"])
+        print("%-*s  %-8s  %5s  %-9s  %s" % (width, r["name"], r["status"], count, kind, target))
     for r in rows:
         if r["error"]:
             print("%s: %s" % (r["name"], r["error"]))
+        elif r["notice"]:
+            print("%s: %s" % (r["name"], r["notice"]))
     return 0
 
 
@@ -6154,6 +6711,279 @@ def _mcp_call(cfg, server, tool, arguments, as_json=False):
         for line in format_mcp_result_for_display(result, max_lines=10 ** 6):
             print(line)
     return 1 if result.get("isError") else 0
+
+
+###############################################################################
+# §14c Hooks: lifecycle hooks that fail closed
+###############################################################################
+
+# Hooks are programs the user or an admin configured, run at points of a session's life with
+# one JSON object on stdin (the field names upstream and Claude Code send) and answering with
+# an exit code and optionally JSON on stdout.  They come from `[hooks]` in config.toml and
+# from `hooks.json` files in Claude Code's shape:
+#     {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "..."}]}]}}
+# They run outside the sandbox (the user put them there), from argv: a command string without
+# shell syntax is split like a shell would and run directly; one with shell syntax runs under
+# `/bin/sh -c`, whose exit status is the command's.  Unlike upstream, a hook that cannot start,
+# crashes (exit code other than 0 and 2), times out, or prints something that is not its
+# protocol BLOCKS the action it guards, unless that hook says `fail_closed = false`: a broken
+# policy hook must not wave everything through.
+
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "PreCompact")  #: events
+HOOK_TOOL_EVENTS = ("PreToolUse", "PostToolUse")  #: events whose `matcher` is matched against the tool name
+HOOK_CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit")  #: events whose plain stdout is context for the model
+HOOK_DEFAULT_TIMEOUT_S = 60  #: seconds a hook may run unless it sets `timeout`
+HOOK_OUTPUT_LIMIT = 256 * 1024  #: bytes of a hook's stdout/stderr that are read
+HOOK_BLOCK_EXIT = 2  #: the exit code that means "block", as in Claude Code
+HOOKS_FILE = "hooks.json"  #: hook file name in $CODEX_HOME, the system dir and a trusted project's .codex
+#: fields of one hook in config.toml or hooks.json
+HOOK_KEYS = {"type": "str", "command": "str|list", "matcher": "str", "timeout": "number", "fail_closed": "bool",
+             "hooks": "list"}
+#: Claude Code's names for codex's tools, so hook scripts written for it match
+HOOK_TOOL_NAMES = {"shell": "Bash", "local_shell": "Bash", "shell_command": "Bash"}
+_SHELL_SYNTAX_RE = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%\n]")
+
+
+class Hook(object):
+    """One configured hook: which event, which tools, what to run, and how to fail."""
+
+    def __init__(self, event, argv, matcher=None, timeout=HOOK_DEFAULT_TIMEOUT_S, fail_closed=True, source=""):
+        self.event = event
+        self.argv = argv
+        self.matcher = matcher
+        self.timeout = timeout
+        self.fail_closed = fail_closed
+        self.source = source  # "file.json: hooks.PreToolUse[0]" for messages
+
+    @property
+    def name(self):
+        """How messages name this hook: its program and where it was configured."""
+        prog = self.argv[2] if self.argv[:2] == ["/bin/sh", "-c"] else " ".join(self.argv)
+        return "`%s` (%s)" % (prog if len(prog) <= 60 else "..." + prog[-57:], self.source)
+
+    def matches(self, tool_name):
+        """Whether this hook runs for `tool_name` (always for events without tools)."""
+        if self.event not in HOOK_TOOL_EVENTS or self.matcher in (None, "", "*"):
+            return True
+        return re.fullmatch(self.matcher, tool_name or "") is not None
+
+
+class HookOutcome(object):
+    """What the hooks of one event decided: blocked (and why), allow/ask, context to add."""
+
+    def __init__(self):
+        self.blocked = False
+        self.reasons = []
+        self.permission = None  # PreToolUse: "allow" or "ask" (a "deny" blocks)
+        self.context = []
+        self.warnings = []
+
+    @property
+    def reason(self):
+        """The reasons joined, for the model or the user."""
+        return "; ".join(self.reasons) or "blocked by a hook"
+
+    def block(self, why):
+        self.blocked = True
+        self.reasons.append(why)
+
+
+def hook_argv(command, where):
+    """argv for a hook's `command`: a list as is; a string split (or run by /bin/sh when it uses shell syntax)."""
+    import shlex
+
+    if isinstance(command, list) and command and all(isinstance(x, str) and x for x in command):
+        return list(command)
+    if isinstance(command, str) and command.strip():
+        if _SHELL_SYNTAX_RE.search(command):
+            return ["/bin/sh", "-c", command]
+        return shlex.split(command)
+    raise ConfigError("%s: `command` must be a non-empty string or array of strings (the program and its arguments)" % where)
+
+
+def parse_hooks(table, where):
+    """Hooks from a `{"EventName": [entry, ...]}` table (config.toml [hooks] or hooks.json's "hooks")."""
+    if not isinstance(table, dict):
+        raise ConfigError("%s: hooks must be a table of event names (%s)" % (where, ", ".join(HOOK_EVENTS)))
+    hooks = []
+    for event, entries in table.items():
+        if event not in HOOK_EVENTS:
+            raise ConfigError("%s: unknown hook event `%s`; use one of %s" % (where, event, ", ".join(HOOK_EVENTS)))
+        if isinstance(entries, dict):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise ConfigError("%s: hooks.%s must be an array of hook entries" % (where, event))
+        for i, entry in enumerate(entries):
+            at = "%s: hooks.%s[%d]" % (where, event, i)
+            if not isinstance(entry, dict):
+                raise ConfigError("%s must be a table with `command` (or `hooks`)" % at)
+            unknown = sorted(set(entry) - set(HOOK_KEYS))
+            if unknown:
+                raise ConfigError("%s: unknown key `%s`; hooks take %s" % (at, unknown[0], ", ".join(sorted(HOOK_KEYS))))
+            matcher = entry.get("matcher")
+            if matcher is not None:
+                if not isinstance(matcher, str):
+                    raise ConfigError("%s: `matcher` must be a string (a tool name or regular expression)" % at)
+                try:
+                    re.compile(matcher)
+                except re.error as exc:
+                    raise ConfigError("%s: `matcher` %r is not a valid regular expression: %s" % (at, matcher, exc))
+            inner = entry.get("hooks")
+            items = [(at, entry)] if inner is None else [("%s.hooks[%d]" % (at, j), h) for j, h in enumerate(inner if isinstance(inner, list) else [None])]
+            for spot, spec in items:
+                if not isinstance(spec, dict):
+                    raise ConfigError("%s must be a table with `command`" % spot)
+                if spec.get("type", "command") != "command":
+                    raise ConfigError("%s: hook type `%s` is not supported; use type = \"command\"" % (spot, spec.get("type")))
+                timeout = spec.get("timeout", entry.get("timeout", HOOK_DEFAULT_TIMEOUT_S))
+                if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                    raise ConfigError("%s: `timeout` must be a positive number of seconds" % spot)
+                fail_closed = spec.get("fail_closed", entry.get("fail_closed", True))
+                if not isinstance(fail_closed, bool):
+                    raise ConfigError("%s: `fail_closed` must be true or false" % spot)
+                hooks.append(Hook(event, hook_argv(spec.get("command"), spot), matcher, float(timeout), fail_closed, spot))
+    return hooks
+
+
+def load_hooks_file(path):
+    """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
+    try:
+        with open(str(path), "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError("%s: cannot read hooks file: %s" % (path, exc.strerror or exc))
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError("%s: not valid JSON (%s); fix or remove the file" % (path, exc))
+    if not isinstance(data, dict) or not isinstance(data.get("hooks", {}), dict):
+        raise ConfigError('%s: expected {"hooks": {"PreToolUse": [...], ...}}' % path)
+    return parse_hooks(data.get("hooks", {}), str(path))
+
+
+def _read_capped(stream, limit=HOOK_OUTPUT_LIMIT):
+    data = stream.read(limit)
+    while stream.read(65536):  # drain the rest so the hook is not blocked on a full pipe
+        pass
+    return data
+
+
+def run_hook(hook, payload, cwd=None, environ=None):
+    """(exit code or None, stdout, stderr, failure) of one hook; failure names why it did not run properly."""
+    import subprocess
+
+    env = dict(os.environ if environ is None else environ)
+    if cwd is not None:
+        env.setdefault("CODEX_PROJECT_DIR", str(cwd))
+        env.setdefault("CLAUDE_PROJECT_DIR", str(cwd))  # scripts written for Claude Code read this
+    try:
+        proc = subprocess.Popen(hook.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=str(cwd) if cwd else None, env=env, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        return None, "", "", "could not start: %s" % (exc.strerror or exc)
+    out, err = [b""], [b""]
+    readers = [threading.Thread(target=lambda: out.__setitem__(0, _read_capped(proc.stdout)), daemon=True),
+               threading.Thread(target=lambda: err.__setitem__(0, _read_capped(proc.stderr)), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        proc.stdin.write(json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n")
+    except OSError:
+        pass  # a hook that does not read its input is fine
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    try:
+        code = proc.wait(timeout=hook.timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.wait()
+        for t in readers:
+            t.join(1)
+        return None, "", "", "timed out after %g s" % hook.timeout
+    for t in readers:
+        t.join(5)
+    text = lambda b: b.decode("utf-8", "replace").strip()
+    if code < 0:
+        return code, text(out[0]), text(err[0]), "was killed by signal %d" % -code
+    return code, text(out[0]), text(err[0]), None
+
+
+def run_hooks(hooks, event, payload, tool_name=None, cwd=None, environ=None):
+    """Run every hook of `event` that matches, in order; return their combined HookOutcome."""
+    outcome = HookOutcome()
+    for hook in hooks or ():
+        if hook.event != event or not hook.matches(tool_name):
+            continue
+        code, out, err, failure = run_hook(hook, dict(payload, hook_event_name=event), cwd, environ)
+        if failure is None and code == HOOK_BLOCK_EXIT:
+            outcome.block(err or out or "blocked by hook %s" % hook.name)
+            continue
+        if failure is None and code != 0:
+            failure = "exited %d%s" % (code, ": " + err.splitlines()[-1] if err else "")
+        if failure is None:
+            failure = _apply_hook_output(event, out, outcome)
+        if failure is not None:
+            why = "hook %s %s" % (hook.name, failure)
+            log("warn", "%s", why)
+            if hook.fail_closed:
+                outcome.block("%s; blocking (fail_closed; set fail_closed = false for this hook to let actions through)" % why)
+            else:
+                outcome.warnings.append(why + "; ignored (fail_closed = false)")
+    return outcome
+
+
+def _apply_hook_output(event, out, outcome):
+    """Fold a successful hook's stdout into `outcome`; return a failure text for garbage."""
+    if not out:
+        return None
+    if not out.startswith("{"):
+        if event in HOOK_CONTEXT_EVENTS:
+            outcome.context.append(out)
+            return None
+        return "printed something that is not a JSON object: %r" % out[:80]
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return "printed invalid JSON: %r" % out[:80]
+    if not isinstance(data, dict):
+        return "printed JSON that is not an object"
+    specific = data.get("hookSpecificOutput") if isinstance(data.get("hookSpecificOutput"), dict) else {}
+    decision = data.get("decision")
+    reason = str(data.get("reason") or specific.get("permissionDecisionReason") or data.get("stopReason") or "").strip()
+    permission = specific.get("permissionDecision")
+    if decision not in (None, "block", "approve", "allow") or permission not in (None, "allow", "deny", "ask"):
+        return "answered an unknown decision (%r / %r)" % (decision, permission)
+    if decision == "block" or permission == "deny" or data.get("continue") is False:
+        outcome.block(reason or "blocked by a hook")
+    elif permission == "ask" and outcome.permission is None:
+        outcome.permission = "ask"
+    elif (permission == "allow" or decision in ("approve", "allow")) and outcome.permission is None:
+        outcome.permission = "allow"
+    extra = specific.get("additionalContext")
+    if isinstance(extra, str) and extra.strip():
+        outcome.context.append(extra.strip())
+    return None
+
+
+def hook_permission_mode(approval_policy, sandbox_mode):
+    """Claude Code's `permission_mode` for codex's approval policy and sandbox mode."""
+    if approval_policy == "never" and sandbox_mode == "danger-full-access":
+        return "bypassPermissions"
+    if approval_policy in ("never", "on-failure") and sandbox_mode == "workspace-write":
+        return "acceptEdits"
+    return "default"
+
+
+def hook_tool_name(name):
+    """The name hooks see for a tool: Bash for shell commands, mcp__server__tool for MCP tools."""
+    if name in HOOK_TOOL_NAMES:
+        return HOOK_TOOL_NAMES[name]
+    return name
 
 
 ###############################################################################
@@ -6375,6 +7205,149 @@ def run_notify(argv, payload):
     return proc
 
 
+# -- reusable prompts --
+# Markdown files in $CODEX_HOME/prompts/ (and a trusted project's .codex/prompts/) become
+# slash commands: `/name args` or `/prompts:name args`, in the REPL and as `codex exec`'s prompt.
+
+PROMPTS_SUBDIR = "prompts"  #: directory of reusable prompt files in $CODEX_HOME and a project's .codex
+PROMPT_COMMAND_PREFIX = "prompts:"  #: `/prompts:name` always means a prompt file, even if a built-in has its name
+_PROMPT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PROMPT_PLACEHOLDER_RE = re.compile(r"\$(\$|[1-9]|ARGUMENTS\b|[A-Z][A-Z0-9_]*)")
+_PROMPT_NAMED_ARG_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$", re.S)
+
+
+class CustomPrompt(object):
+    """One reusable prompt file: its name, where it is, its front matter and body."""
+
+    def __init__(self, name, path, body, description="", argument_hint=""):
+        self.name = name
+        self.path = path
+        self.body = body
+        self.description = description
+        self.argument_hint = argument_hint
+
+    @property
+    def named_args(self):
+        """The $NAME placeholders the body uses (each must be given as NAME=value)."""
+        found = []
+        for m in _PROMPT_PLACEHOLDER_RE.finditer(self.body):
+            token = m.group(1)
+            if token not in ("$", "ARGUMENTS") and not token.isdigit() and token not in found:
+                found.append(token)
+        return found
+
+
+def _front_matter(text):
+    """(fields, body) of a markdown file with an optional `---` YAML-ish front matter block."""
+    if not text.startswith("---"):
+        return {}, text
+    lines = text.splitlines(True)
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            fields = {}
+            for line in lines[1:i]:
+                key, sep, value = line.partition(":")
+                if sep and key.strip():
+                    value = value.strip()
+                    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                        value = value[1:-1]
+                    fields[key.strip().lower()] = value
+            return fields, "".join(lines[i + 1:])
+    return {}, text
+
+
+def load_custom_prompts(dirs):
+    """name -> CustomPrompt from the `*.md` files of `dirs` (later directories win)."""
+    prompts = {}
+    for directory in dirs:
+        try:
+            names = sorted(os.listdir(str(directory)))
+        except OSError:
+            continue
+        for fname in names:
+            name, ext = os.path.splitext(fname)
+            path = Path(directory) / fname
+            if ext.lower() != ".md" or not _PROMPT_NAME_RE.match(name) or not path.is_file():
+                continue
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                log("warn", "prompt file %s cannot be read: %s", path, exc)
+                continue
+            meta, body = _front_matter(text)
+            prompts[name] = CustomPrompt(name, path, body.strip("\n"), meta.get("description", ""),
+                                         meta.get("argument-hint", meta.get("argument_hint", "")))
+    return prompts
+
+
+def find_prompt_command(text, prompts, builtins=()):
+    """(CustomPrompt, argument text) when `text` is `/name ...` or `/prompts:name ...` of a prompt file.
+
+    A bare `/name` that is also a built-in slash command (`builtins`) stays the built-in.
+    """
+    if not text.startswith("/") or not prompts:
+        return None
+    word, _, rest = text[1:].partition(" ")
+    word, _, tail = word.partition("\n")
+    rest = (tail + " " + rest).strip() if tail else rest.strip()
+    if word.startswith(PROMPT_COMMAND_PREFIX):
+        word = word[len(PROMPT_COMMAND_PREFIX):]
+    elif word in builtins:
+        return None
+    prompt = prompts.get(word)
+    return (prompt, rest) if prompt is not None else None
+
+
+def expand_custom_prompt(prompt, arg_text):
+    """The prompt's body with $1..$9, $ARGUMENTS, $NAME (from NAME=value) and $$ filled in."""
+    import shlex
+
+    try:
+        words = shlex.split(arg_text)
+    except ValueError:  # an unbalanced quote: split on whitespace rather than refuse
+        words = arg_text.split()
+    positional, named = [], {}
+    for word in words:
+        m = _PROMPT_NAMED_ARG_RE.match(word)
+        if m:
+            named[m.group(1)] = m.group(2)
+        else:
+            positional.append(word)
+    missing = [n for n in prompt.named_args if n not in named]
+    if missing:
+        raise UsageError("/%s needs %s (e.g. `/%s %s`)" % (
+            prompt.name, ", ".join("%s=..." % n for n in missing), prompt.name,
+            " ".join("%s=value" % n for n in missing)))
+
+    def fill(m):
+        token = m.group(1)
+        if token == "$":
+            return "$"
+        if token == "ARGUMENTS":
+            return " ".join(positional)
+        if token.isdigit():
+            index = int(token) - 1
+            return positional[index] if index < len(positional) else ""
+        return named[token]
+
+    return _PROMPT_PLACEHOLDER_RE.sub(fill, prompt.body)
+
+
+def expand_prompt_command(cfg, text):
+    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none)."""
+    found = find_prompt_command(text, load_custom_prompts(prompt_dirs(cfg)))
+    return text if found is None else expand_custom_prompt(*found)
+
+
+def prompt_dirs(cfg):
+    """Where reusable prompts come from: $CODEX_HOME/prompts, then a trusted project's .codex/prompts."""
+    dirs = [Path(cfg.codex_home) / PROMPTS_SUBDIR]
+    project = getattr(cfg, "trusted_project_root", None)
+    if project:
+        dirs.append(Path(project) / ".codex" / PROMPTS_SUBDIR)
+    return dirs
+
+
 ###############################################################################
 # §15b Agent: the session and the turn loop
 ###############################################################################
@@ -6404,7 +7377,8 @@ class _Task(object):
 class Session(object):
     """A conversation with the model: submit() ops, read events with next_event() (see §08)."""
 
-    def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None):
+    def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None,
+                 output_schema=None):
         import copy
         import queue
         import uuid
@@ -6423,7 +7397,8 @@ class Session(object):
         self.state = SessionState()
         self.history = []
         self.total_usage = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0,
-                            "reasoning_output_tokens": 0, "total_tokens": 0}
+                            "reasoning_output_tokens": 0, "cache_write_input_tokens": 0, "total_tokens": 0}
+        self.output_schema = output_schema  # the JSON schema of the final answer (exec --output-schema)
         self.family = model_family(self.cfg.model, self.cfg)
         self.instructions = build_instructions(self.cfg, self.family)
         self.shell_name = detect_shell_name(self._environ)
@@ -6550,6 +7525,17 @@ class Session(object):
             self._rollout.close()
         self._emit("", "shutdown_complete")
         self._closed = True
+
+    def wait_for_mcp(self, cancel=None):
+        """Before a first turn: wait for the MCP servers still starting (each bounded by its
+        startup_timeout_sec) so their tools are offered, then emit each failure once as a
+        session-level error.  Returns False when `cancel` (Esc in the REPL) ended the wait."""
+        if self.mcp is None:
+            return True
+        done = self.mcp.wait_started(cancel=cancel)
+        for message in self.mcp.new_failures():
+            self._emit("", "error", message=message)
+        return done
 
     def fork(self, drop_last_user_messages):
         """A new Session (new id, same config) whose history is this one's cut just before its
@@ -6842,7 +7828,8 @@ class Session(object):
         retries = 0
         max_retries = self.cfg.provider.stream_max_retries
         while True:
-            prompt = Prompt(self._prompt_input(), self._tools(task), self.instructions)
+            prompt = Prompt(self._prompt_input(), self._tools(task), self.instructions,
+                            output_schema=self.output_schema if task.kind == "user" else None)
             tool_called = [False]
             try:
                 completed = self._stream_once(task, prompt, tool_called)
@@ -7067,6 +8054,9 @@ class Session(object):
             raise Interrupted("interrupted")
         if outcome.decision == "abort":
             task.abort_requested = True
+        if outcome.decision == "denied" and getattr(self.approval_handler, "refusal", None):
+            outcome = ExecOutcome(outcome.result, "%s: %s" % (outcome.model_output, self.approval_handler.refusal),
+                                  outcome.decision)
         result = outcome.result
         if result is None:
             if begun[0]:
@@ -7113,6 +8103,9 @@ class Session(object):
             decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
                                  reason=None, grant_root=None)
             if decision not in ("approved", "approved_for_session"):
+                if getattr(self.approval_handler, "refusal", None):
+                    self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
+                    return "patch rejected by user: %s" % self.approval_handler.refusal
                 return "patch rejected by user"
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         for ch in changes:
@@ -7679,6 +8672,10 @@ EXEC_NO_PROMPT = "No prompt provided. Either specify one as an argument or pipe 
 EXEC_NOT_GIT = ("Not inside a trusted directory and --skip-git-repo-check was not specified "
                 "(run codex exec inside a git repository, or pass --skip-git-repo-check)")
 EXEC_OUTPUT_LINES = 20  #: lines of command output shown per command in human mode
+EXEC_USAGE_KEYS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
+                   "reasoning_output_tokens")  #: turn.completed.usage fields (upstream's order)
+EXEC_SCHEMA_EXIT = 3  #: exit code when the final message does not follow --output-schema
+EXEC_STDIN_GRACE_S = 1.0  #: with a prompt argument, how long a silent stdin pipe is waited for
 
 _ANSI = {"bold": "1", "dim": "2", "italic": "3", "red": "31", "green": "32", "magenta": "35", "cyan": "36"}
 
@@ -7711,11 +8708,70 @@ def _duration_seconds(value):
     return float(value or 0)
 
 
-def read_exec_prompt(prompt, stdin=None):
-    """The prompt: the argument, or all of stdin for `-`/none (UsageError when there is none)."""
+def _stdin_kind(stdin):
+    """What stdin is: "closed", "tty", "file" (a regular file), "null" (/dev/null and other
+    devices), "pipe" (a pipe, FIFO or socket) or "unknown" (no file descriptor)."""
+    import stat
+
+    if stdin is None:
+        return "closed"
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        return "unknown"
+    try:
+        if os.isatty(fd):
+            return "tty"
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return "closed"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return "pipe"
+    return "null"
+
+
+def _pipe_has_input(stdin, seconds):
+    """Whether a pipe on stdin becomes readable (data or EOF) within `seconds`."""
+    import select
+
+    try:
+        ready, _, _ = select.select([stdin.fileno()], [], [], seconds)
+    except (OSError, ValueError):
+        return True
+    return bool(ready)
+
+
+def _read_stdin_text(stdin):
+    raw = getattr(stdin, "buffer", None)
+    # Bytes, not text: a prompt that is not UTF-8 is decoded with U+FFFD, never a crash.
+    return raw.read().decode("utf-8", "replace") if raw is not None else _valid_text(stdin.read())
+
+
+def read_exec_prompt(prompt, stdin=None, err=None):
+    """The prompt: the argument, or all of stdin for `-`/none (UsageError when there is none).
+
+    With a prompt argument, input piped in is appended as a `<stdin>` block.  Whether stdin
+    is read is decided by what it is, so codex never waits on a pipe nobody writes to
+    (upstream #27019): a regular file is read; a terminal, /dev/null or a closed stdin are
+    not; a pipe is read to its end when it has input (or is closed) within
+    EXEC_STDIN_GRACE_S, and otherwise left alone with a one-line note."""
     stdin = sys.stdin if stdin is None else stdin
+    err = sys.stderr if err is None else err
     if prompt is not None and prompt != "-":
-        return _valid_text(prompt)
+        prompt = _valid_text(prompt)
+        kind = _stdin_kind(stdin)
+        if kind == "pipe" and not _pipe_has_input(stdin, EXEC_STDIN_GRACE_S):
+            err.write("codex: stdin is a pipe with no input after %gs: not waiting for it (use `-` as the prompt to "
+                      "read stdin to its end, or </dev/null)\n" % EXEC_STDIN_GRACE_S)
+            return prompt
+        if kind not in ("pipe", "file"):
+            return prompt
+        extra = _read_stdin_text(stdin)
+        if extra.strip():
+            prompt = "%s\n\n<stdin>\n%s\n</stdin>" % (prompt.rstrip("\n"), extra.rstrip("\n"))
+        return prompt
     if stdin is None:  # started with stdin closed (`<&-`)
         raise UsageError("no prompt: give it as an argument (stdin is closed)")
     if prompt is None:
@@ -7725,9 +8781,7 @@ def read_exec_prompt(prompt, stdin=None):
         except (AttributeError, ValueError):
             pass
         sys.stderr.write("Reading prompt from stdin...\n")
-    raw = getattr(stdin, "buffer", None)
-    # Bytes, not text: a prompt that is not UTF-8 is decoded with U+FFFD, never a crash.
-    text = raw.read().decode("utf-8", "replace") if raw is not None else _valid_text(stdin.read())
+    text = _read_stdin_text(stdin)
     if not text.strip():
         raise UsageError("No prompt provided via stdin.")
     return text
@@ -7814,7 +8868,7 @@ class HumanPrinter(object):
         self.ts(self.c("bold cyan", "User instructions:"))
         self.line(prompt)
 
-    def event(self, msg):
+    def event(self, msg, session_level=False):
         """Print one protocol event."""
         msg = terminal_safe(msg)  # model, command and MCP text is untrusted
         kind = msg["type"]
@@ -7947,7 +9001,7 @@ class JsonPrinter(object):
         item.update(fields)
         return item
 
-    def event(self, msg):
+    def event(self, msg, session_level=False):
         """Translate one protocol event into thread events."""
         kind = msg["type"]
         if kind == "session_configured":
@@ -7972,11 +9026,13 @@ class JsonPrinter(object):
             changes = []
             for path, change in sorted((msg.get("changes") or {}).items()):
                 changes.append({"path": path, "kind": "add" if "add" in change else "delete" if "delete" in change else "update"})
-            self.open_items[("patch", msg.get("call_id"))] = changes
+            item = self._item("file_change", changes=changes, status="in_progress")
+            self.open_items[("patch", msg.get("call_id"))] = item
+            self.emit({"type": "item.started", "item": item})
         elif kind == "patch_apply_end":
-            changes = self.open_items.pop(("patch", msg.get("call_id")), [])
-            self.emit({"type": "item.completed", "item": self._item(
-                "file_change", changes=changes, status="completed" if msg.get("success") else "failed")})
+            item = self.open_items.pop(("patch", msg.get("call_id")), None) or self._item("file_change", changes=[])
+            self.emit({"type": "item.completed", "item": dict(
+                item, status="completed" if msg.get("success") else "failed")})
         elif kind == "mcp_tool_call_begin":
             inv = msg.get("invocation") or {}
             item = self._item("mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), status="in_progress")
@@ -7997,6 +9053,8 @@ class JsonPrinter(object):
                 self.emit({"type": "item.updated", "item": self.todo})
         elif kind in ("stream_error",):
             self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
+        elif kind == "error" and session_level:  # e.g. an MCP server that failed to start: not fatal
+            self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
         elif kind == "error":
             self.failed = msg.get("message", "")
             self.emit({"type": "error", "message": self.failed})
@@ -8009,9 +9067,7 @@ class JsonPrinter(object):
         if failed is not None:
             self.emit({"type": "turn.failed", "error": {"message": failed}})
         else:
-            self.emit({"type": "turn.completed", "usage": {
-                "input_tokens": usage["input_tokens"], "cached_input_tokens": usage["cached_input_tokens"],
-                "output_tokens": usage["output_tokens"]}})
+            self.emit({"type": "turn.completed", "usage": {key: usage.get(key, 0) for key in EXEC_USAGE_KEYS}})
 
 
 def _check_exec_paths(images, last_message_file):
@@ -8031,29 +9087,126 @@ def _check_exec_paths(images, last_message_file):
             raise UsageError("--output-last-message %s: directory %s does not exist; create it first" % (last_message_file, parent))
 
 
+def load_output_schema(path):
+    """The JSON schema of `--output-schema FILE` (UsageError naming the file when it is not one)."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError("--output-schema %s: cannot read it (%s)" % (path, getattr(exc, "strerror", None) or exc))
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        raise UsageError("--output-schema %s is not JSON: %s" % (path, exc))
+    if not isinstance(schema, dict):
+        raise UsageError("--output-schema %s must hold one JSON object (a JSON schema)" % path)
+    return schema
+
+
+_SCHEMA_TYPES = {
+    "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "null": lambda v: v is None,
+}
+
+
+def schema_error(value, schema, root=None, where="$"):
+    """The first way `value` breaks the JSON schema (the subset strict structured outputs
+    allow: type, enum, const, properties, required, additionalProperties, items, anyOf,
+    $ref, bounds), as one line; None when it follows it."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict):
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return schema_error(value, target, root, where)
+    kinds = schema.get("type")
+    if kinds is not None:
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        if not any(_SCHEMA_TYPES.get(k, lambda v: True)(value) for k in kinds):
+            return "%s: expected %s, got %s" % (where, " or ".join(kinds), json.dumps(value)[:60])
+    if "enum" in schema and value not in schema["enum"]:
+        return "%s: %s is not one of %s" % (where, json.dumps(value)[:60], json.dumps(schema["enum"])[:100])
+    if "const" in schema and value != schema["const"]:
+        return "%s: must be %s" % (where, json.dumps(schema["const"])[:60])
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            errors = [schema_error(value, sub, root, where) for sub in schema[key]]
+            if all(errors):
+                return errors[0]
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for name in schema.get("required") or ():
+            if name not in value:
+                return "%s: missing required property %r" % (where, name)
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            if name in props:
+                problem = schema_error(item, props[name], root, "%s.%s" % (where, name))
+            elif extra is False:
+                problem = "%s: unexpected property %r" % (where, name)
+            else:
+                problem = schema_error(item, extra, root, "%s.%s" % (where, name)) if isinstance(extra, dict) else None
+            if problem:
+                return problem
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+            return "%s: %d items is outside the allowed count" % (where, len(value))
+        for i, item in enumerate(value):
+            problem = schema_error(item, schema.get("items"), root, "%s[%d]" % (where, i))
+            if problem:
+                return problem
+    if _SCHEMA_TYPES["number"](value):
+        if "minimum" in schema and value < schema["minimum"] or "maximum" in schema and value > schema["maximum"]:
+            return "%s: %s is out of range" % (where, value)
+    return None
+
+
+class _ExecApprover(object):
+    """exec with an explicit `-a` that asks: nobody can answer, so every question is refused
+    and the model is told why (upstream's exec silently ran everything as `never`)."""
+
+    def __init__(self, policy):
+        self.refusal = ("codex exec cannot ask for approval (approval policy %s and nobody to answer); it was not "
+                        "run: continue without it or stop and say what needs approval" % policy)
+
+    def __call__(self, msg):
+        return "denied"
+
+
 def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_file=None,
-             skip_git_repo_check=False, resume_path=None, out=None, err=None):
-    """Run one task to completion, printing progress; return the exit code (0, 1 or 130)."""
+             skip_git_repo_check=False, resume_path=None, out=None, err=None, shown_prompt=None,
+             output_schema=None, ephemeral=False, approver=None):
+    """Run one task to completion, printing progress; return the exit code (0, 1, 3 or 130).
+
+    `shown_prompt` replaces a long generated prompt (a review's diff) in the human header."""
     import signal
 
     out = out or sys.stdout
     err = err or sys.stderr
     _check_exec_paths(images, last_message_file)
-    session = Session(cfg, resume_path=resume_path)
+    prompt = expand_prompt_command(cfg, prompt)
+    session = Session(cfg, resume_path=resume_path, record_rollout=not ephemeral, output_schema=output_schema,
+                      approval_handler=approver)
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
     if as_json:
         printer.event(first["msg"])
     else:
-        printer.header(session.session_id, prompt)
+        printer.header(session.session_id, shown_prompt or prompt)
     if not skip_git_repo_check and find_git_root(cfg.cwd) is None:
         session.shutdown()
         raise UsageError(EXEC_NOT_GIT)
     items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
     interrupts = [0]
+    stop_waiting = threading.Event()
 
     def on_sigint(signum, frame):
         interrupts[0] += 1
+        stop_waiting.set()
         if interrupts[0] > 1:
             raise KeyboardInterrupt
         session.interrupt()
@@ -8064,6 +9217,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         # SIGTERM/SIGHUP (CI cancelling a job, a closed terminal): stop like Ctrl-C, so the
         # command's process group is killed and the rollout flushed, then exit 128+signal.
         terminated[0] = signum
+        stop_waiting.set()
         session.interrupt()
 
     old_handlers = {}
@@ -8075,15 +9229,25 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     last = None
     code = 0
     try:
-        sub_id = session.submit({"type": "user_input", "items": items})
-        while True:
+        # MCP servers still starting are waited for (each bounded by its startup_timeout_sec),
+        # so their tools are in the first request; failures are reported before the turn.
+        starting = session.mcp.starting() if session.mcp is not None else []
+        if starting and not as_json:
+            printer.ts(printer.c("dim", "waiting for MCP server%s to start: %s" % (
+                "s" if len(starting) > 1 else "", ", ".join(starting))))
+        if not session.wait_for_mcp(cancel=stop_waiting):
+            failed, code = "interrupted while MCP servers were starting", 130
+            sub_id = None
+        else:
+            sub_id = session.submit({"type": "user_input", "items": items})
+        while sub_id is not None:
             event = session.next_event(timeout=0.5)
             if event is None:
                 continue
             msg = event["msg"]
             if msg["type"] == "error" and event["id"] == sub_id:  # startup errors (id "") are not fatal
                 failed = msg.get("message")
-            printer.event(msg)
+            printer.event(msg, session_level=event["id"] == "")
             if event["id"] == sub_id and msg["type"] == "task_complete":
                 last = msg.get("last_agent_message")
                 break
@@ -8110,21 +9274,70 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
             raise UsageError("cannot write --output-last-message %s: %s" % (last_message_file, exc.strerror or exc))
     if code:
         return code
-    return 1 if failed is not None else 0
+    if failed is not None:
+        return 1
+    if output_schema is not None:
+        try:
+            problem = schema_error(json.loads(last or ""), output_schema)
+        except ValueError as exc:
+            problem = "not JSON (%s)" % exc
+        if problem:
+            message = "the final message does not follow --output-schema: %s" % problem
+            if as_json:
+                printer.emit({"type": "error", "message": message})
+            err.write("codex: %s\n" % message)
+            return EXEC_SCHEMA_EXIT
+    return 0
+
+
+def _config_with(cfg, **changes):
+    """A copy of `cfg` with `changes` (Config.replace where it exists)."""
+    if hasattr(cfg, "replace"):
+        return cfg.replace(**changes)
+    import copy
+
+    new = copy.copy(cfg)
+    new.__dict__.update(changes)
+    return new
 
 
 def _exec_config(args, cfg_loader):
-    """The exec Config: approval forced to never; --include-plan-tool honoured."""
-    extra = {"approval_policy": "never"}
+    """The exec Config: approval `never` unless -a names one (then questions are refused,
+    see _ExecApprover); --include-plan-tool, --ignore-user-config and --add-dir honoured."""
+    extra = {}
+    if not getattr(args, "approval_policy", None):
+        extra["approval_policy"] = "never"
     if getattr(args, "include_plan_tool", None):
         extra["include_plan_tool"] = True
-    return cfg_loader(**extra)
+    if getattr(args, "ignore_user_config", False):
+        extra["ignore_user_config"] = True
+    cfg = cfg_loader(**extra)
+    if getattr(args, "add_dirs", None):
+        roots = []
+        for raw in args.add_dirs:
+            path = Path(raw).expanduser()
+            if not path.is_dir():
+                raise UsageError("--add-dir %s: %s" % (raw, "not a directory" if path.exists() else "does not exist"))
+            roots.append(str(path.resolve()))
+        if cfg.sandbox_mode == "read-only":
+            sys.stderr.write("codex: warning: --add-dir has no effect with the read-only sandbox (use -s workspace-write)\n")
+        ww = dict(cfg.sandbox_workspace_write or {})
+        ww["writable_roots"] = list(ww.get("writable_roots") or []) + roots
+        cfg = _config_with(cfg, sandbox_workspace_write=ww)
+    return cfg
 
 
 def _cmd_exec(args, cfg_loader):
     """`codex exec [PROMPT]`: run one task non-interactively."""
     resume_path = None
     prompt = args.prompt
+    if prompt == "review":
+        args.review_prompt = list(getattr(args, "resume_args", None) or [])
+        return _cmd_review(args, cfg_loader)
+    used = [flag for flag, name in (("--uncommitted", "uncommitted"), ("--base", "base"), ("--commit", "commit"),
+                                    ("--title", "title"), ("--fail-on", "fail_on")) if getattr(args, name, None)]
+    if used:
+        raise UsageError("%s only applies to `codex exec review`" % used[0])
     if prompt == "resume":
         rest = list(getattr(args, "resume_args", None) or [])
         cfg = _exec_config(args, cfg_loader)
@@ -8136,16 +9349,22 @@ def _cmd_exec(args, cfg_loader):
                 raise UsageError("`codex exec resume` needs a session id or --last")
             session_id = rest[0]
             prompt = rest[1] if len(rest) > 1 else None
-        resume_path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=cfg.cwd)
+        resume_path = find_rollout(cfg.codex_home, session_id, last=args.last,
+                                   cwd=None if getattr(args, "all", False) else cfg.cwd)
         prompt = read_exec_prompt(prompt)
     else:
         if getattr(args, "resume_args", None):
             raise UsageError("unexpected arguments after the prompt: %s" % " ".join(args.resume_args))
         prompt = read_exec_prompt(prompt)
         cfg = _exec_config(args, cfg_loader)
+    if getattr(args, "all", False) and args.prompt != "resume":
+        raise UsageError("--all goes with `codex exec resume --last`")
+    schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
+    approver = _ExecApprover(cfg.approval_policy) if cfg.approval_policy != "never" else None
     return run_exec(cfg, prompt, images=args.images or (), as_json=args.json, color=args.color,
                     last_message_file=args.output_last_message, skip_git_repo_check=args.skip_git_repo_check,
-                    resume_path=resume_path)
+                    resume_path=resume_path, output_schema=schema, ephemeral=getattr(args, "ephemeral", False),
+                    approver=approver)
 
 
 def _cmd_resume(args, cfg_loader):
@@ -8168,6 +9387,523 @@ def _cmd_resume(args, cfg_loader):
     args.resume_path = path
     args.prompt = prompt
     return globals()["_cmd_interactive"](args, resume_loader)
+
+
+###############################################################################
+# §17b Front end: code review (scopes, diffs, findings)
+###############################################################################
+
+# `codex review` and `codex exec review` review a change non-interactively; `/review` does it
+# in the REPL (§18d).  The steps, each a function here:
+#   resolve_review_scope  which change: --uncommitted | --base BRANCH | --commit SHA | default
+#   collect_review_diff   the change as per-file diffs, from git, never from the working tree
+#                         when a branch or commit is reviewed (upstream #8404)
+#   budget_review_diff    files by priority into a byte budget from the model's window
+#   review_prompt         upstream's review contract (so prompts and tooling carry over) plus
+#                         the scope, the user's focus (combinable with any scope, #7825), the diff
+#   parse_review          the model's answer as findings, tolerant of fences, prose and junk
+#   render_review         a readable list with file:line links; JSON for --json
+# The session runs read-only with approval `never`, whatever the config says.
+
+#: git options that keep a hostile repository's config from running programs while we read it
+_GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "--no-pager"]
+#: `git diff` options for a review: no colour, no external diff or textconv drivers, renames
+REVIEW_DIFF_OPTIONS = ["--no-color", "--no-ext-diff", "--no-textconv", "-M"]
+REVIEW_PRIORITIES = ("P0", "P1", "P2", "P3")  #: finding priorities, most urgent first
+REVIEW_FINDINGS_EXIT = 4  #: exit code when --fail-on finds a finding at or above its priority
+REVIEW_DIFF_WINDOW_SHARE = 0.4  #: share of the model's context window the diff may fill
+REVIEW_BYTES_PER_TOKEN = 3  #: bytes of diff per token (code tokenises densely)
+REVIEW_DEFAULT_DIFF_BYTES = 150 * 1024  #: diff budget when the model's window is unknown
+REVIEW_MIN_DIFF_BYTES = 4 * 1024  #: never budget less than this
+#: file name patterns reviewed last (and first left out): lock files, generated and vendored code
+REVIEW_LOW_PRIORITY_GLOBS = ("*.lock", "*-lock.json", "*.lock.json", "go.sum", "*.min.js", "*.min.css",
+                             "*.map", "*.svg", "*.pb.go", "*_pb2.py", "vendor/*", "node_modules/*",
+                             "dist/*", "build/*", "*.snap", "*.generated.*")
+REVIEW_VERDICTS = ("patch is correct", "patch is incorrect")  #: overall_correctness values
+
+#: the review contract, in upstream's JSON shape; the scope, focus and diff follow it
+REVIEW_INSTRUCTIONS = """\
+You are reviewing a proposed code change made by another engineer. Find the problems this
+change introduces that the author would want to fix before it is merged: bugs, security holes,
+data loss, broken error handling, races, wrong results, missing or wrong tests for new
+behaviour. Leave out style nits, naming preferences and problems that existed before the
+change. Each finding must be specific: name the file and the smallest line range that shows
+it, say why it is wrong and under which input or condition it fails. Prefer no finding to a
+speculative one. You may read files and run read-only commands to understand the change; you
+cannot modify anything.
+
+Priority: 0 = must fix before merge (breaks things for users, security), 1 = should fix before
+merge, 2 = fix soon, 3 = minor. Put the priority in the title as [P0]..[P3] and as a number.
+
+Answer with ONE JSON object and nothing else (no code fences, no prose around it):
+{"findings": [{"title": "[P1] short imperative title (at most 80 characters)",
+  "body": "why it is a problem, in one or two short paragraphs (markdown allowed)",
+  "confidence_score": 0.0-1.0, "priority": 0-3,
+  "code_location": {"absolute_file_path": "/absolute/path", "line_range": {"start": 1, "end": 1}}}],
+ "overall_correctness": "patch is correct" or "patch is incorrect",
+ "overall_explanation": "one to three sentences justifying the verdict",
+ "overall_confidence_score": 0.0-1.0}
+Line numbers are those of the file after the change. An empty "findings" list is a fine answer."""
+
+
+class ReviewScope(object):
+    """Which change a review looks at: `kind` is uncommitted, base or commit."""
+
+    def __init__(self, kind, root, description, base=None, commit=None):
+        self.kind = kind
+        self.root = root
+        self.description = description
+        self.base = base  # the merge base (kind base) or the parent (kind commit), a full sha
+        self.commit = commit  # the reviewed commit (kind commit)
+
+
+class FileDiff(object):
+    """One file's part of a diff."""
+
+    def __init__(self, path, text, binary=False, added=0, removed=0):
+        self.path = path
+        self.text = text
+        self.binary = binary
+        self.added = added
+        self.removed = removed
+
+
+def run_git(cwd, *args, ok_codes=(0,), timeout=60):
+    """stdout (bytes) of a git command run by codex itself (not the model), with the safe options."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git"] + _GIT_SAFE_OPTIONS + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout)
+    except FileNotFoundError:
+        raise UsageError("review needs git, which is not on PATH; install git")
+    except subprocess.TimeoutExpired:
+        raise CodexError("`git %s` took over %d s in %s" % (" ".join(args), timeout, cwd))
+    if proc.returncode not in ok_codes:
+        why = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UsageError("`git %s` failed in %s: %s" % (" ".join(args), cwd, why[-1] if why else "exit %d" % proc.returncode))
+    return proc.stdout
+
+
+def _git_line(cwd, *args):
+    """The first line of a git command's output, or None when the command fails."""
+    try:
+        out = run_git(cwd, *args).decode("utf-8", "replace").strip()
+    except UsageError:
+        return None
+    return out.splitlines()[0] if out else None
+
+
+def resolve_review_scope(cwd, uncommitted=False, base=None, commit=None):
+    """The ReviewScope for the flags; with none: uncommitted changes if any, else the branch."""
+    if sum(bool(x) for x in (uncommitted, base, commit)) > 1:
+        raise UsageError("give at most one of --uncommitted, --base BRANCH and --commit SHA")
+    root = _git_line(cwd, "rev-parse", "--show-toplevel")
+    if root is None:
+        raise UsageError("%s is not inside a git repository; review needs one (run it in your checkout, or -C DIR)" % cwd)
+    root = Path(root)
+    if commit:
+        sha = _git_line(root, "rev-parse", "--verify", "--quiet", "%s^{commit}" % commit)
+        if sha is None:
+            raise UsageError("--commit %s: no such commit in %s" % (commit, root))
+        parent = _git_line(root, "rev-parse", "--verify", "--quiet", "%s^1" % sha)
+        subject = _git_line(root, "log", "-1", "--format=%s", sha) or ""
+        return ReviewScope("commit", root, "commit %s (%s)" % (sha[:12], subject), base=parent, commit=sha)
+    if base:
+        return _branch_scope(root, base)
+    if uncommitted or run_git(root, "status", "--porcelain", "--untracked-files=normal").strip():
+        return ReviewScope("uncommitted", root, "uncommitted changes (staged, unstaged and untracked)")
+    for target in (_git_line(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"),
+                   _default_branch(root)):
+        if target:
+            scope = _branch_scope(root, target, quiet=True)
+            if scope is not None:
+                return scope
+    raise UsageError("nothing to review in %s: no uncommitted changes, and HEAD has no commits that its "
+                     "upstream or the default branch lacks (give --base BRANCH or --commit SHA)" % root)
+
+
+def _default_branch(root):
+    """origin's HEAD branch, else the first of main/master/trunk that exists."""
+    head = _git_line(root, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")
+    if head:
+        return head
+    for name in ("main", "master", "trunk"):
+        if _git_line(root, "rev-parse", "--verify", "--quiet", "refs/heads/%s" % name):
+            return name
+    return None
+
+
+def _branch_scope(root, branch, quiet=False):
+    """The scope of what HEAD changed since its merge base with `branch` (None if nothing, when quiet)."""
+    if _git_line(root, "rev-parse", "--verify", "--quiet", "%s^{commit}" % branch) is None:
+        raise UsageError("--base %s: no such branch or commit in %s" % (branch, root))
+    merge_base = _git_line(root, "merge-base", "HEAD", branch)
+    if merge_base is None:
+        raise UsageError("--base %s: HEAD and %s have no common ancestor" % (branch, branch))
+    head = _git_line(root, "rev-parse", "HEAD")
+    if merge_base == head:
+        if quiet:
+            return None
+        raise UsageError("--base %s: HEAD has no commits that %s lacks; nothing to review" % (branch, branch))
+    current = _git_line(root, "rev-parse", "--abbrev-ref", "HEAD") or "HEAD"
+    return ReviewScope("base", root, "changes on %s since it left %s (merge base %s)" % (current, branch, merge_base[:12]),
+                       base=merge_base)
+
+
+def _empty_tree(root):
+    """The sha of the empty tree in this repository's hash format."""
+    return run_git(root, "hash-object", "-t", "tree", os.devnull).decode().strip()
+
+
+def collect_review_diff(scope):
+    """The change as a list of FileDiff, in git's order."""
+    root = scope.root
+    if scope.kind == "commit":
+        raw = run_git(root, "diff", *REVIEW_DIFF_OPTIONS, scope.base or _empty_tree(root), scope.commit, "--")
+    elif scope.kind == "base":
+        raw = run_git(root, "diff", *REVIEW_DIFF_OPTIONS, scope.base, "HEAD", "--")
+    else:
+        head = _git_line(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}") or _empty_tree(root)
+        raw = run_git(root, "diff", *REVIEW_DIFF_OPTIONS, head, "--")
+        for name in run_git(root, "ls-files", "--others", "--exclude-standard", "-z").split(b"\0"):
+            if name:  # `git diff --no-index` exits 1 when the files differ, which they do
+                raw += run_git(root, "diff", *REVIEW_DIFF_OPTIONS, "--no-index", "--", os.devnull,
+                               os.fsdecode(name), ok_codes=(0, 1))
+    return split_diff(raw.decode("utf-8", "replace"))
+
+
+def split_diff(text):
+    """A unified git diff split into FileDiffs (path, binary flag, +/- line counts)."""
+    files = []
+    for chunk in re.split(r"(?m)^(?=diff --git )", text):
+        if not chunk.startswith("diff --git "):
+            continue
+        path = None
+        for line in chunk.splitlines()[:8]:
+            if line.startswith("+++ ") and line[4:] != "/dev/null":
+                path = line[6:] if line.startswith("+++ b/") else line[4:]
+            elif line.startswith("--- ") and path is None and line[4:] != "/dev/null":
+                path = line[6:] if line.startswith("--- a/") else line[4:]
+            elif line.startswith(("rename to ", "copy to ")):
+                path = line.split(" to ", 1)[1]
+        if path is None:  # binary or mode-only change: the b/ side of the header
+            m = re.match(r"diff --git (?:\"?a/.*?\"? )?\"?b/(.*?)\"?$", chunk.splitlines()[0])
+            path = m.group(1) if m else chunk.splitlines()[0][11:]
+        binary = bool(re.search(r"(?m)^(Binary files .* differ|GIT binary patch)$", chunk))
+        body = [l for l in chunk.splitlines() if not l.startswith(("+++ ", "--- "))]
+        files.append(FileDiff(path, chunk if chunk.endswith("\n") else chunk + "\n", binary,
+                              sum(1 for l in body if l.startswith("+")), sum(1 for l in body if l.startswith("-"))))
+    return files
+
+
+def _review_rank(diff):
+    """0: code and tests, 1: docs, 2: lock files, generated and vendored, 3: binary."""
+    if diff.binary:
+        return 3
+    name = diff.path.lower()
+    if any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(name.rsplit("/", 1)[-1], g) for g in REVIEW_LOW_PRIORITY_GLOBS):
+        return 2
+    if name.endswith((".md", ".rst", ".txt", ".adoc")):
+        return 1
+    return 0
+
+
+def review_diff_budget(context_window):
+    """Bytes of diff a model with this context window (tokens, or None) gets."""
+    if not context_window:
+        return REVIEW_DEFAULT_DIFF_BYTES
+    return max(REVIEW_MIN_DIFF_BYTES, int(context_window * REVIEW_DIFF_WINDOW_SHARE * REVIEW_BYTES_PER_TOKEN))
+
+
+def budget_review_diff(files, budget):
+    """(shown, left_out): whole files by priority, then size, while they fit in `budget` bytes.
+
+    Binary files are shown as their one-line git summary.  The first file that does not fit
+    is cut (with a note) rather than dropped when nothing else has been shown yet.
+    """
+    shown, left_out, used = [], [], 0
+    for diff in sorted(files, key=lambda d: (_review_rank(d), len(d.text))):
+        size = len(diff.text.encode("utf-8"))
+        if used + size <= budget:
+            shown.append(diff)
+            used += size
+        elif not shown:
+            cut = diff.text.encode("utf-8")[:budget].decode("utf-8", "ignore")
+            shown.append(FileDiff(diff.path, cut + "\n[... diff of %s cut at %d of %d bytes ...]\n" % (diff.path, budget, size),
+                                  diff.binary, diff.added, diff.removed))
+            used = budget
+        else:
+            left_out.append(diff)
+    order = {id(d): i for i, d in enumerate(files)}
+    shown.sort(key=lambda d: order.get(id(d), 0))
+    return shown, left_out
+
+
+def review_prompt(scope, shown, left_out, focus=None):
+    """The whole user message of a review turn."""
+    parts = [REVIEW_INSTRUCTIONS, "", "Repository root: %s" % scope.root, "What to review: %s." % scope.description]
+    if focus:
+        parts.append("The user asks you to focus on: %s" % focus.strip())
+    if left_out:
+        parts.append("Left out of the diff below to fit your context (read them with commands if they matter): %s."
+                     % ", ".join("%s (+%d -%d)" % (d.path, d.added, d.removed) for d in left_out))
+    parts += ["", "The diff:", "", "".join(d.text for d in shown).rstrip("\n")]
+    return "\n".join(parts)
+
+
+def _json_objects(text):
+    """Every top-level JSON object that parses inside `text`, in order."""
+    decoder = json.JSONDecoder()
+    found, i = [], text.find("{")
+    while i != -1 and len(found) < 20:
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except ValueError:
+            i = text.find("{", i + 1)
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        i = text.find("{", end)
+    return found
+
+
+def _review_priority(finding):
+    """A finding's priority 0-3 from `priority` (number or "P1") or a [Pn] tag in its title."""
+    value = finding.get("priority")
+    if isinstance(value, str):
+        m = re.match(r"\s*[Pp]?([0-3])\s*$", value)
+        value = int(m.group(1)) if m else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3:
+        m = re.match(r"\s*\[\s*[Pp]([0-3])\s*\]", str(finding.get("title") or ""))
+        return int(m.group(1)) if m else None
+    return int(value)
+
+
+def _score(value):
+    """A confidence in [0, 1] or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, min(1.0, float(value)))
+
+
+def _review_location(finding, root):
+    """(absolute path or None, start, end) of a finding, accepting the common misspellings."""
+    loc = finding.get("code_location") if isinstance(finding.get("code_location"), dict) else {}
+    path = loc.get("absolute_file_path") or loc.get("file_path") or loc.get("path") or finding.get("file") or finding.get("path")
+    rng = loc.get("line_range") if isinstance(loc.get("line_range"), dict) else {}
+    start = rng.get("start", loc.get("line", finding.get("line")))
+    end = rng.get("end", start)
+    try:
+        start = int(start) if start is not None else None
+        end = int(end) if end is not None else start
+    except (TypeError, ValueError):
+        start = end = None
+    if start is not None and end is not None and end < start:
+        start, end = end, start
+    if isinstance(path, str) and path.strip():
+        path = path.strip()
+        if not os.path.isabs(path):
+            path = os.path.normpath(os.path.join(str(root), path))
+    else:
+        path = None
+    return path, start, end
+
+
+def parse_review(text, root):
+    """The model's answer as a review dict (upstream's fields plus `parsed`); never raises.
+
+    Accepts the JSON object bare, fenced or inside prose; a finding without a title is
+    dropped.  An answer with no such object becomes an unparsed review whose explanation is
+    the model's text, so a prose review is still shown whole.
+    """
+    text = text or ""
+    obj = next((o for o in _json_objects(text) if "findings" in o or "overall_correctness" in o), None)
+    if obj is None:
+        return {"findings": [], "overall_correctness": None, "overall_explanation": text.strip(),
+                "overall_confidence_score": None, "parsed": False}
+    findings = []
+    for raw in obj.get("findings") if isinstance(obj.get("findings"), list) else ():
+        if not isinstance(raw, dict) or not str(raw.get("title") or "").strip():
+            continue
+        path, start, end = _review_location(raw, root)
+        findings.append({
+            "title": str(raw["title"]).strip(), "body": str(raw.get("body") or "").strip(),
+            "confidence_score": _score(raw.get("confidence_score")), "priority": _review_priority(raw),
+            "code_location": {"absolute_file_path": path, "line_range": {"start": start, "end": end}},
+        })
+    findings.sort(key=lambda f: 4 if f["priority"] is None else f["priority"])
+    verdict = str(obj.get("overall_correctness") or "").strip().lower() or None
+    return {"findings": findings, "overall_correctness": verdict,
+            "overall_explanation": str(obj.get("overall_explanation") or "").strip(),
+            "overall_confidence_score": _score(obj.get("overall_confidence_score")), "parsed": True}
+
+
+def review_fails(review, fail_on):
+    """True when `review` has a finding at or above `fail_on` ("P0".."P3")."""
+    limit = REVIEW_PRIORITIES.index(fail_on.upper())
+    return any(f["priority"] is not None and f["priority"] <= limit for f in review["findings"])
+
+
+def _editor_link(opener, path, line, label):
+    """`label` as an OSC 8 hyperlink to path:line in the configured editor (file_opener)."""
+    from urllib.parse import quote
+
+    if opener in (None, "none") or opener not in FILE_OPENERS:
+        return label
+    target = "%s://file%s:%d" % (opener, quote(path, safe="/:._-~+@,="), line or 1)
+    return "\x1b]8;;%s\x1b\\%s\x1b]8;;\x1b\\" % (target, label)
+
+
+def render_review(review, scope, left_out=(), file_opener="none", links=False, color=False, title=None):
+    """The review as readable text: one block per finding, then the verdict."""
+    def c(code, text):
+        return "\x1b[%sm%s\x1b[0m" % (code, text) if color else text
+
+    safe = terminal_safe(review)  # the model's text is untrusted on a terminal
+    lines = ["Review%s of %s" % (" \"%s\"" % terminal_safe(title) if title else "", scope.description)]
+    findings = safe["findings"]
+    if not safe["parsed"]:
+        lines += ["(the model answered in prose, not in the review format; its answer follows)", "",
+                  safe["overall_explanation"] or "(empty answer)"]
+    elif not findings:
+        lines.append("No findings.")
+    else:
+        lines.append("%d finding%s:" % (len(findings), "" if len(findings) == 1 else "s"))
+    for i, f in enumerate(findings, 1):
+        prio = "P%d" % f["priority"] if f["priority"] is not None else "P?"
+        title = re.sub(r"^\s*\[\s*[Pp][0-3]\s*\]\s*", "", f["title"])
+        lines.append("")
+        lines.append("%d. %s %s" % (i, c("1;31" if prio in ("P0", "P1") else "1;33", "[%s]" % prio), c("1", title)))
+        loc = f["code_location"]
+        path, rng = loc["absolute_file_path"], loc["line_range"]
+        if path:
+            try:
+                shown = os.path.relpath(path, str(scope.root))
+                shown = path if shown.startswith("..") else shown
+            except ValueError:
+                shown = path
+            label = shown + (":%d" % rng["start"] if rng["start"] else "") + \
+                ("-%d" % rng["end"] if rng["end"] and rng["end"] != rng["start"] else "")
+            lines.append("   " + (_editor_link(file_opener, path, rng["start"], label) if links else label))
+        for para in (f["body"] or "").splitlines():
+            lines.append("   " + para if para.strip() else "")
+        if f["confidence_score"] is not None:
+            lines.append("   " + c("2", "confidence %.2f" % f["confidence_score"]))
+    if safe["parsed"]:
+        lines.append("")
+        verdict = safe["overall_correctness"] or "no verdict given"
+        score = safe["overall_confidence_score"]
+        lines.append("Verdict: %s%s" % (c("1;32" if verdict == "patch is correct" else "1;31", verdict),
+                                        " (confidence %.2f)" % score if score is not None else ""))
+        if safe["overall_explanation"]:
+            lines.append(safe["overall_explanation"])
+    if left_out:
+        lines += ["", "Left out of the review to fit the model's context: %s" % ", ".join(terminal_safe(d.path) for d in left_out)]
+    return "\n".join(lines) + "\n"
+
+
+def review_json(review, scope, left_out=()):
+    """The review as the JSON object --json prints (upstream's fields, plus the scope)."""
+    out = {k: review[k] for k in ("findings", "overall_correctness", "overall_explanation", "overall_confidence_score")}
+    out["parsed"] = review["parsed"]
+    out["scope"] = {"kind": scope.kind, "description": scope.description, "root": str(scope.root),
+                    "base": scope.base, "commit": scope.commit}
+    out["left_out"] = [d.path for d in left_out]
+    return out
+
+
+class ReviewRequest(object):
+    """A prepared review: the scope, the budgeted diff and the prompt for the model."""
+
+    def __init__(self, scope, shown, left_out, prompt):
+        self.scope = scope
+        self.shown = shown
+        self.left_out = left_out
+        self.prompt = prompt
+
+    def summary(self, title=None, focus=None):
+        """What the human header shows instead of the whole prompt."""
+        lines = ["Review%s: %s" % (" \"%s\"" % title if title else "", self.scope.description),
+                 "%d file%s in the diff (+%d -%d)" % (len(self.shown), "" if len(self.shown) == 1 else "s",
+                                                     sum(d.added for d in self.shown), sum(d.removed for d in self.shown))]
+        if self.left_out:
+            lines.append("left out to fit the model's context: %s" % ", ".join(d.path for d in self.left_out))
+        if focus:
+            lines.append("focus: %s" % focus)
+        return "\n".join(lines)
+
+
+def prepare_review(cwd, uncommitted=False, base=None, commit=None, focus=None, context_window=None):
+    """Resolve the scope, collect and budget the diff, build the prompt."""
+    scope = resolve_review_scope(cwd, uncommitted=uncommitted, base=base, commit=commit)
+    files = collect_review_diff(scope)
+    if not files:
+        raise UsageError("nothing to review: %s has no changes" % scope.description)
+    shown, left_out = budget_review_diff(files, review_diff_budget(context_window))
+    return ReviewRequest(scope, shown, left_out, review_prompt(scope, shown, left_out, focus))
+
+
+def _review_config(cfg_loader):
+    """The review's Config: read-only sandbox and approval never, whatever config and flags say."""
+    return cfg_loader(sandbox_mode="read-only", approval_policy="never", dangerously_bypass=False)
+
+
+def _cmd_review(args, cfg_loader):
+    """`codex review` / `codex exec review`: review a change and print the findings."""
+    import tempfile
+
+    if args.fail_on and args.fail_on.upper() not in REVIEW_PRIORITIES:
+        raise UsageError("--fail-on %s: use one of %s" % (args.fail_on, ", ".join(REVIEW_PRIORITIES)))
+    cfg = _review_config(cfg_loader)
+    focus = " ".join(getattr(args, "review_prompt", None) or []) or None
+    request = prepare_review(cfg.cwd, uncommitted=args.uncommitted, base=args.base, commit=args.commit,
+                             focus=focus, context_window=model_family(cfg.model, cfg).context_window)
+    err = sys.stderr
+    color = _use_color(getattr(args, "color", "auto"), sys.stdout)
+    as_json = bool(getattr(args, "json", False))
+    schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
+    with tempfile.TemporaryDirectory(prefix="codex-review-") as tmp:
+        # The answer is read back from the --output-last-message file (a private one by default).
+        answer_file = getattr(args, "output_last_message", None) or os.path.join(tmp, "answer.txt")
+        # With --output-schema the model's JSON itself is the output, as in `codex exec` (upstream's #35596).
+        run_out = sys.stdout if as_json or schema is not None else open(os.devnull, "w")
+        try:
+            code = run_exec(cfg, request.prompt, as_json=as_json, color=getattr(args, "color", "auto"),
+                            last_message_file=answer_file, skip_git_repo_check=True, out=run_out, err=err,
+                            shown_prompt=request.summary(args.title, focus), output_schema=schema,
+                            ephemeral=bool(getattr(args, "ephemeral", False)))
+        finally:
+            if run_out is not sys.stdout:
+                run_out.close()
+        try:
+            with open(answer_file, encoding="utf-8") as f:
+                answer = f.read()
+        except OSError:
+            answer = ""
+    if code != 0:
+        return code
+    review = parse_review(answer, request.scope.root)
+    if schema is not None:
+        pass  # run_exec printed the schema-checked answer
+    elif as_json:
+        sys.stdout.write(json.dumps({"type": "review.completed", "review": review_json(review, request.scope, request.left_out)},
+                                    separators=(",", ":")) + "\n")
+    else:
+        sys.stdout.write(render_review(review, request.scope, request.left_out, cfg.file_opener,
+                                       links=color, color=color, title=args.title))
+    sys.stdout.flush()
+    if args.fail_on:
+        if not review["parsed"]:
+            err.write("codex: the review is not in the findings format, so --fail-on %s cannot be checked; "
+                      "failing\n" % args.fail_on.upper())
+            return 1
+        if review_fails(review, args.fail_on):
+            return REVIEW_FINDINGS_EXIT
+    return 0
 
 
 ###############################################################################
@@ -8526,7 +10262,6 @@ def walk_workspace_files(root, limit=FILE_SEARCH_MAX_FILES, cancel=None):
 
 #: git options for commands the REPL runs on its own in a repository that may not be trusted:
 #: no fsmonitor hook, no pager (a repository's config must not get to run programs)
-_GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "--no-pager"]
 
 
 def list_workspace_files(root, limit=FILE_SEARCH_MAX_FILES):
@@ -9374,7 +11109,7 @@ class Composer(object):
                 before = document.text_before_cursor
                 if before.startswith("/") and not any(c.isspace() for c in before):
                     word = before[1:].lower()
-                    for name, description in SLASH_COMMANDS:
+                    for name, description in repl.slash_entries():
                         if name.startswith(word):
                             yield Completion("/" + name, start_position=-len(before), display="/" + name,
                                              display_meta=description)
@@ -10120,13 +11855,37 @@ class Repl(object):
 
     # -- slash commands --
 
+    def slash_entries(self):
+        """(name, description) of every slash command: the built-ins, then the prompt files."""
+        entries = list(SLASH_COMMANDS)
+        builtins = dict(SLASH_COMMANDS)
+        for name, prompt in sorted(load_custom_prompts(prompt_dirs(self.cfg)).items()):
+            about = " ".join(x for x in (prompt.description or "prompt from %s" % prompt.path.name,
+                                         prompt.argument_hint) if x)
+            if name not in builtins:
+                entries.append((name, about))
+            entries.append((PROMPT_COMMAND_PREFIX + name, about))
+        return entries
+
     def slash(self, text):
         """Run a slash command; returns "quit", "mention", "not-a-command" or None."""
         word, _, arg = text[1:].partition(" ")
         name = SLASH_ALIASES.get(word.lower(), word.lower())
         handler = getattr(self, "_slash_" + name, None)
-        if handler is None or name not in dict(SLASH_COMMANDS):
-            return "not-a-command"
+        if handler is None or name not in dict(SLASH_COMMANDS) or word.startswith(PROMPT_COMMAND_PREFIX):
+            found = find_prompt_command(text, load_custom_prompts(prompt_dirs(self.cfg)),
+                                        builtins=set(dict(SLASH_COMMANDS)) | set(SLASH_ALIASES))
+            if found is None:
+                return "not-a-command"
+            try:
+                expanded = expand_custom_prompt(*found)
+            except UsageError as exc:
+                self.renderer.note(str(exc))
+                return None
+            self.renderer.user(text)
+            self.user_messages.append(expanded)
+            self.run_turn({"type": "user_input", "items": [{"type": "text", "text": expanded}]})
+            return None
         return handler(arg.strip())
 
     def _slash_quit(self, arg):
@@ -11977,6 +13736,7 @@ def _cmd_proxy(args, cfg_loader):
 SUBCOMMANDS = {
     "exec": ("_cmd_exec", "Run codex non-interactively"),
     "resume": ("_cmd_resume", "Continue a recorded session"),
+    "review": ("_cmd_review", "Review a change (uncommitted, a branch or a commit) and list its findings"),
     "login": ("_cmd_login", "Store an API key in $CODEX_HOME/auth.json"),
     "logout": ("_cmd_logout", "Remove stored credentials"),
     "mcp": ("_cmd_mcp", "Run codex as an MCP server, or list/call configured MCP servers"),
@@ -11985,10 +13745,27 @@ SUBCOMMANDS = {
     "proxy": ("_cmd_proxy", "Run an OpenAI-compatible passthrough to the configured provider"),
     "completion": ("_cmd_completion", "Print a shell completion script"),
     "debug": ("_cmd_debug", "Run a command under the sandbox (landlock or seatbelt)"),
-    "sandbox": ("_cmd_sandbox_check", "Check what the sandbox can use on this machine"),
+    "sandbox": ("_cmd_sandbox_check", "Run a command sandboxed (-- CMD), or check the sandbox here (--check)"),
     "doctor": ("_cmd_sandbox_check", "Check what the sandbox can use on this machine"),
 }
 SUBCOMMAND_ALIASES = {"exec": ["e"], "proto": ["p"]}  #: short names upstream accepts
+#: upstream subcommands codex does not have -> what to do instead; as a first word they are
+#: usage errors (exit 2), never a prompt (`codex -- help` sends the word as a prompt)
+UPSTREAM_SUBCOMMANDS = {
+    "help": "use `codex --help` (or `codex COMMAND --help`)",
+    "apply": "codex applies patches itself; use `git apply` for a diff",
+    "a": "codex applies patches itself; use `git apply` for a diff",
+    "cloud": "Codex Cloud tasks are not supported by codex",
+    "cloud-tasks": "Codex Cloud tasks are not supported by codex",
+    "fork": "use `codex resume ID` to continue a session",
+    "app": "there is no desktop app in codex",
+    "app-server": "use `codex proto` (ops and events as JSON lines on stdio)",
+    "execpolicy": "exec policies are not supported by codex",
+    "features": "codex has no feature flags; see `codex --help`",
+    "responses-api-proxy": "use `codex proxy`",
+    "stdio-to-uds": "not supported by codex",
+    "generate-ts": "not supported by codex",
+}
 COMPLETION_SHELLS = ("bash", "zsh", "fish")  #: shells `codex completion` supports
 COLOR_CHOICES = ("always", "never", "auto")  #: --color values
 HELP_MAX_COLUMNS = 100  #: --help wraps at the terminal width, but no wider than this
@@ -12046,6 +13823,32 @@ def _add_config_options(parser, top):
     )
 
 
+def _add_exec_output_options(p, json_help):
+    """The output options `codex exec` and `codex review` share."""
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
+    a = p.add_argument("-o", "--output-last-message", metavar="FILE", help="write the last agent message to FILE")
+    a.complete = "file"
+    a = p.add_argument("--output-schema", metavar="FILE",
+                       help="JSON schema the final message must follow (checked; exit %d when it does not)" % EXEC_SCHEMA_EXIT)
+    a.complete = "file"
+    p.add_argument("--ephemeral", action="store_true", help="do not record the session (no rollout file)")
+
+
+def _add_review_options(parser, in_exec=False):
+    """The scope and gate options of `codex review` (and of `codex exec review`)."""
+    import argparse
+
+    hide = (lambda text: argparse.SUPPRESS) if in_exec else (lambda text: text)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--uncommitted", action="store_true", help=hide("review staged, unstaged and untracked changes"))
+    group.add_argument("--base", metavar="BRANCH", help=hide("review what the branch changed since its merge base with BRANCH"))
+    group.add_argument("--commit", metavar="SHA", help=hide("review the changes one commit introduced"))
+    parser.add_argument("--title", help=hide("a title for the review (shown in its header)"))
+    parser.add_argument("--fail-on", metavar="P0|P1|P2|P3", type=str.upper, choices=REVIEW_PRIORITIES,
+                        help=hide("exit %d when a finding at or above this priority exists" % REVIEW_FINDINGS_EXIT))
+
+
 def build_parser():
     """Build the argparse tree for `codex` (also the source of the completion scripts)."""
     import argparse  # startup budget: --version answers before this import
@@ -12091,12 +13894,21 @@ def build_parser():
     _add_config_options(p, top=False)
     p.add_argument("prompt", nargs="?", help="the task; `-` or none reads it from stdin; `resume` continues a session")
     p.add_argument("resume_args", nargs="*", help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true", help="print events as JSON lines")
-    p.add_argument("--color", choices=COLOR_CHOICES, default="auto", help="when to colour the output")
-    a = p.add_argument("--output-last-message", metavar="FILE", help="write the last agent message to FILE")
-    a.complete = "file"
+    _add_exec_output_options(p, "print events as JSON lines")
+    p.add_argument("--ignore-user-config", action="store_true", help="do not read $CODEX_HOME/config.toml")
+    a = p.add_argument("--add-dir", metavar="DIR", action="append", dest="add_dirs",
+                       help="another writable root for commands (repeatable; with -s workspace-write)")
+    a.complete = "dir"
     p.add_argument("--last", action="store_true", help="with `resume`: continue the most recent session")
+    p.add_argument("--all", action="store_true", help="with `resume --last`: look in every directory, not only this one")
     p.add_argument("--include-plan-tool", action="store_true", default=None, help="offer the plan tool to the model")
+    _add_review_options(p, in_exec=True)
+
+    p = sub("review")
+    _add_config_options(p, top=False)
+    _add_review_options(p)
+    p.add_argument("review_prompt", nargs="*", metavar="PROMPT", help="what the review should focus on (any scope)")
+    _add_exec_output_options(p, "print events and the review as JSON lines")
 
     p = sub("resume")
     _add_config_options(p, top=False)
@@ -12156,8 +13968,44 @@ def build_parser():
     p = sub("sandbox")
     p.add_argument("--check", action="store_true", help="probe Landlock, seccomp, namespaces and report")
     _add_config_options(p, top=False)
+    p.add_argument("cmd", nargs=argparse.REMAINDER,
+                   help="`-- CMD...`: run CMD sandboxed (as `codex debug landlock|seatbelt`, upstream's newer name)")
     _add_config_options(sub("doctor"), top=False)
     return parser
+
+
+def _edit_distance(a, b):
+    """Optimal string alignment distance (a transposition counts as one edit)."""
+    prev2, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[len(b)]
+
+
+def _check_not_a_command(word):
+    """A UsageError for a first word that names an upstream subcommand or is a typo of ours.
+
+    Upstream (and we, before) sent `codex help` or `codex exce` to the model as a prompt and
+    billed a turn for it.  Only one-word prompts are checked; `codex -- WORD` is a prompt."""
+    if not word or any(c.isspace() for c in word) or word.startswith("-"):
+        return
+    lowered = word.lower()
+    if lowered in UPSTREAM_SUBCOMMANDS:
+        raise UsageError("`codex %s` is not a codex command: %s; to send %r as a prompt use `codex -- %s`"
+                         % (word, UPSTREAM_SUBCOMMANDS[lowered], word, word))
+    if len(word) < 4:
+        return
+    limit = 2 if len(word) >= 7 else 1
+    ours = sorted(SUBCOMMANDS)
+    best = min(ours, key=lambda name: (_edit_distance(lowered, name), name))
+    if _edit_distance(lowered, best) <= limit:
+        raise UsageError("unknown command `%s`; did you mean `codex %s`? (to send %r as a prompt use `codex -- %s`)"
+                         % (word, best, word, word))
 
 
 def _split_prompt(parser, argv):
@@ -12180,6 +14028,7 @@ def _split_prompt(parser, argv):
             continue
         if token in commands:
             return argv, None, []
+        _check_not_a_command(token)
         return argv[:i] + argv[i + 1:], token, []
     return argv, None, []
 
@@ -12192,7 +14041,7 @@ def _parse_args(argv):
         parser.error("unexpected arguments after the prompt: %s" % " ".join(extra))
     args, unknown = parser.parse_known_args(argv)
     # `codex exec resume --last PROMPT`: argparse stops filling resume_args at the flag.
-    if unknown and getattr(args, "prompt", None) == "resume" and not any(u.startswith("-") for u in unknown):
+    if unknown and getattr(args, "prompt", None) in ("resume", "review") and not any(u.startswith("-") for u in unknown):
         args.resume_args = list(getattr(args, "resume_args", None) or []) + unknown
     elif unknown:
         parser.error("unrecognized arguments: %s" % " ".join(unknown))
@@ -12251,6 +14100,15 @@ def _cmd_login(args, cfg_loader):
     """`codex login --api-key KEY | --with-api-key | status`."""
     home = codex_home()
     if args.login_action == "status":
+        # As upstream: the key the provider would send from its env_key variable counts first.
+        try:
+            provider = cfg_loader().provider
+        except CodexError:
+            provider = None
+        env_key = getattr(provider, "env_key", None)
+        if env_key and os.environ.get(env_key, "").strip():
+            print("Logged in using an API key - %s (from $%s)" % (_mask_key(os.environ[env_key].strip()), env_key))
+            return 0
         auth = read_auth(home)
         key = (auth or {}).get("OPENAI_API_KEY")
         if key:

@@ -39,9 +39,12 @@ def run_codex(codex_home):
     """Run `python codex.py ARGS` as a real process; returns CompletedProcess (text)."""
 
     def run(*args, env=None, input=None, timeout=60, cwd=None):
+        # No input: stdin is /dev/null, not whatever pytest was given (an open pipe there
+        # would make exec wait EXEC_STDIN_GRACE_S for it).
         return subprocess.run(
             [sys.executable, str(REPO / "codex.py")] + [str(a) for a in args],
             capture_output=True, text=True, input=input, timeout=timeout,
+            stdin=subprocess.DEVNULL if input is None else None,
             env=_env(dict({"CODEX_HOME": str(codex_home)}, **(env or {}))), cwd=cwd,
         )
 

@@ -270,10 +270,53 @@ def test_instructions_file(codex_home, tmp_path):
         load_config(cwd=tmp_path)
 
 
-def test_mcp_server_without_command(codex_home, tmp_path):
-    write_config(codex_home, "[mcp_servers.x]\nargs = []\n")
-    with pytest.raises(ConfigError, match="mcp_servers.x.command"):
-        load_config(cwd=tmp_path)
+def test_unusable_mcp_servers_are_skipped_with_one_warning_each(codex_home, tmp_path):
+    write_config(codex_home, """
+[mcp_servers.nothing]
+args = []
+[mcp_servers.badurl]
+url = "ftp://example.com/mcp"
+[mcp_servers.sse]
+url = "http://127.0.0.1:9/sse"
+transport = "sse"
+[mcp_servers.both]
+command = "x"
+url = "http://127.0.0.1:9/mcp"
+[mcp_servers.inline]
+url = "http://127.0.0.1:9/mcp"
+bearer_token = "secret-in-file"
+[mcp_servers.badtype]
+command = "x"
+args = "not a list"
+[mcp_servers.good]
+command = "x"
+[mcp_servers.remote]
+url = "https://mcp.example.com/mcp"
+bearer_token_env_var = "TOKEN_VAR"
+http_headers = { X-Team = "a" }
+env_http_headers = { X-From-Env = "FROM_ENV" }
+enabled_tools = ["a"]
+disabled_tools = ["b"]
+""")
+    cfg = load_config(cwd=tmp_path)
+    assert sorted(cfg.mcp_servers) == ["good", "remote"]
+    assert cfg.mcp_servers["good"]["transport"] == "stdio"
+    remote = cfg.mcp_servers["remote"]
+    assert (remote["transport"], remote["bearer_token_env_var"], remote["enabled_tools"]) == ("streamable_http", "TOKEN_VAR", ["a"])
+    skipped = [w for w in cfg.warnings if "skipped" in w]
+    for name in ("nothing", "badurl", "sse", "both", "inline", "badtype"):
+        assert len([w for w in skipped if "server `%s` skipped" % name in w]) == 1, (name, skipped)
+    assert len(skipped) == 6
+    assert not any("secret-in-file" in w for w in cfg.warnings)
+    assert any("bearer_token_env_var" in w and "inline" in w for w in skipped)
+    assert any("needs `command`" in w and "`mcp_servers.nothing`" in w for w in skipped)
+
+
+def test_unusable_mcp_server_does_not_break_the_command(run_codex, codex_home, tmp_path):
+    write_config(codex_home, '[mcp_servers.remote]\nurl = "not a url"\n')
+    proc = run_codex("mcp", "list", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("mcp_servers.remote") == 1 and "skipped" in proc.stderr
 
 
 def test_bad_value_is_reported_even_when_a_flag_overrides_it(codex_home, tmp_path):

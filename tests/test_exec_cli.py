@@ -55,7 +55,8 @@ def test_json_output_schema(exec_codex, server, repo):
     types = [l["type"] for l in lines]
     assert types[0] == "thread.started" and re.match(r"[0-9a-f-]{36}$", lines[0]["thread_id"])
     assert types[1] == "turn.started" and types[-1] == "turn.completed"
-    assert lines[-1]["usage"] == {"input_tokens": 30, "cached_input_tokens": 4, "output_tokens": 10}
+    assert lines[-1]["usage"] == {"input_tokens": 30, "cached_input_tokens": 4, "cache_write_input_tokens": 0,
+                                  "output_tokens": 10, "reasoning_output_tokens": 0}
     items = [l["item"] for l in lines if l["type"].startswith("item.")]
     by_type = {}
     for it in items:
@@ -64,8 +65,10 @@ def test_json_output_schema(exec_codex, server, repo):
     cmd = by_type["command_execution"]
     assert cmd[0]["status"] == "in_progress" and cmd[-1]["status"] == "failed" and cmd[-1]["exit_code"] == 4
     assert cmd[0]["id"] == cmd[-1]["id"] and cmd[-1]["command"] == "exit 4"
-    fc = by_type["file_change"][0]
-    assert fc["status"] == "completed" and fc["changes"] == [{"path": str(repo / "made.txt"), "kind": "add"}]
+    fc = by_type["file_change"]
+    started = [l for l in lines if l["type"] == "item.started" and l["item"]["type"] == "file_change"]
+    assert len(fc) == 2 and started and fc[0]["status"] == "in_progress" and fc[0]["id"] == fc[1]["id"]
+    assert fc[1]["status"] == "completed" and fc[1]["changes"] == [{"path": str(repo / "made.txt"), "kind": "add"}]
     assert by_type["todo_list"][0]["items"] == [{"text": "one", "completed": False}]
     assert by_type["agent_message"][-1]["text"] == "done"
     assert all(re.match(r"item_\d+$", it["id"]) for it in items)

@@ -442,10 +442,10 @@ required = true
     out = run_codex("mcp", "list")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "STATUS", "TOOLS", "COMMAND"]
-    assert lines[1].split()[:3] == ["crash", "failed", "-"]
-    assert lines[2].split()[:3] == ["off", "disabled", "-"]
-    assert lines[3].split()[:3] == ["sdk", "ready", "9"]
+    assert lines[0].split() == ["NAME", "STATUS", "TOOLS", "TRANSPORT", "COMMAND/URL"]
+    assert lines[1].split()[:4] == ["crash", "failed", "-", "stdio"]
+    assert lines[2].split()[:4] == ["off", "disabled", "-", "stdio"]
+    assert lines[3].split()[:4] == ["sdk", "ready", "9", "stdio"]
     assert "kaput" in out.stdout
     js = json.loads(run_codex("mcp", "list", "--json").stdout)
     assert [r["name"] for r in js] == ["crash", "off", "sdk"] and js[2]["tools"][0] == "echo"

@@ -73,7 +73,7 @@ def test_responses_stream_events(server, codex_home, tmp_path):
     assert items[2] == {"type": "function_call", "name": "shell", "arguments": '{"command": ["ls"]}', "call_id": "c1"}
     usage = events[-1][1]["usage"]
     assert usage == {"input_tokens": 11, "cached_input_tokens": 3, "output_tokens": 7,
-                     "reasoning_output_tokens": 2, "total_tokens": 18}
+                     "reasoning_output_tokens": 2, "cache_write_input_tokens": 0, "total_tokens": 18}
 
 
 def test_chat_body_messages_and_parallel_calls(server, codex_home, tmp_path):
@@ -106,7 +106,8 @@ def test_chat_body_messages_and_parallel_calls(server, codex_home, tmp_path):
     assert items[3] == {"type": "function_call", "name": "b", "arguments": '{"y": [1, 2]}', "call_id": "id-b"}
     assert "".join(p for k, p in events if k == "text_delta") == "Two calls"
     assert events[-1] == ("completed", {"id": "", "usage": {"input_tokens": 5, "cached_input_tokens": 0, "output_tokens": 6,
-                                                           "reasoning_output_tokens": 0, "total_tokens": 11}})
+                                                           "reasoning_output_tokens": 0, "cache_write_input_tokens": 0,
+                                                           "total_tokens": 11}})
 
 
 def test_chat_stream_without_done_still_completes(server, codex_home, tmp_path):
@@ -302,3 +303,12 @@ def test_reasoning_without_encrypted_content_is_not_replayed(server, codex_home,
              {"type": "reasoning", "summary": [], "encrypted_content": "enc"}]
     _run(codex.ResponsesClient(cfg, "s"), _prompt(items))
     assert server.requests[0].body["input"] == [items[0], items[2]]
+
+
+def test_cache_write_tokens_where_the_provider_reports_them():
+    u = codex._usage_from_responses({"input_tokens": 10, "output_tokens": 2,
+                                     "input_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 6}})
+    assert u["cache_write_input_tokens"] == 6 and u["cached_input_tokens"] == 4
+    u = codex._usage_from_chat({"prompt_tokens": 10, "completion_tokens": 2, "cache_creation_input_tokens": 7})
+    assert u["cache_write_input_tokens"] == 7
+    assert codex._usage_from_chat({"prompt_tokens": 1, "completion_tokens": 1})["cache_write_input_tokens"] == 0

@@ -1,6 +1,9 @@
 """An MCP server built with the `mcp` Python SDK, used as a real peer of codex's MCP client.
 
-    python mcp_sdk_server.py [--tools N] [--page-size K] [--stderr TEXT]
+    python mcp_sdk_server.py [--tools N] [--page-size K] [--stderr TEXT] [--startup-delay S]
+
+--startup-delay S sleeps S seconds before serving, so `initialize` is answered that late (a
+server that is slow to start: npx downloads, heavy imports).
 
 Tools:
   echo(text: string)                  -> text block with the text
@@ -67,23 +70,18 @@ def build_tools(bulk):
     return tools
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tools", type=int, default=0)
-    ap.add_argument("--page-size", type=int, default=0)
-    ap.add_argument("--stderr", default="")
-    opts = ap.parse_args()
-    if opts.stderr:
-        sys.stderr.write(opts.stderr + "\n")
-        sys.stderr.flush()
-    tools = build_tools(opts.tools)
+def make_server(bulk=0, page_size=0, extra_tools=None):
+    """The SDK Server with the tools above; `extra_tools` maps name -> (Tool, async fn(ctx, args))."""
+    tools = build_tools(bulk)
+    extra_tools = extra_tools or {}
+    tools.extend(tool for tool, _fn in extra_tools.values())
 
     async def list_tools(ctx, params):
         cursor = getattr(params, "cursor", None) if params is not None else None
-        if not opts.page_size:
+        if not page_size:
             return types.ListToolsResult(tools=tools)
         start = int(cursor or 0)
-        end = start + opts.page_size
+        end = start + page_size
         return types.ListToolsResult(tools=tools[start:end], next_cursor=str(end) if end < len(tools) else None)
 
     def text(t):
@@ -91,6 +89,8 @@ def main():
 
     async def call_tool(ctx, params):
         name, args = params.name, params.arguments or {}
+        if name in extra_tools:
+            return await extra_tools[name][1](ctx, args)
         if name == "echo":
             return types.CallToolResult(content=[text(str(args.get("text", "")))])
         if name == "add":
@@ -122,9 +122,23 @@ def main():
             return types.CallToolResult(content=[text(name)])
         return types.CallToolResult(content=[text("unknown tool %s" % name)], is_error=True)
 
-    server = Server("codex-test-sdk-server", version="1.0", on_list_tools=list_tools, on_call_tool=call_tool)
+    return Server("codex-test-sdk-server", version="1.0", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tools", type=int, default=0)
+    ap.add_argument("--page-size", type=int, default=0)
+    ap.add_argument("--stderr", default="")
+    ap.add_argument("--startup-delay", type=float, default=0.0)
+    opts = ap.parse_args()
+    if opts.stderr:
+        sys.stderr.write(opts.stderr + "\n")
+        sys.stderr.flush()
+    server = make_server(opts.tools, opts.page_size)
 
     async def run():
+        await asyncio.sleep(opts.startup_delay)
         async with stdio_server() as (read, write):
             init = server.create_initialization_options(NotificationOptions(tools_changed=True))
             await server.run(read, write, init)

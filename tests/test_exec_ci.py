@@ -1,0 +1,251 @@
+"""§17/§22 `codex exec` as CI scripts use it, and a CLI surface that never guesses (issue 16).
+
+Real processes against the scripted model server."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+from support.model_server import Turn
+
+pytestmark = pytest.mark.timeout(120)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODEX = os.path.join(REPO, "codex.py")
+
+
+@pytest.fixture
+def exec_codex(run_codex, server, repo):
+    def run(*args, wire="responses", env=None, input=None, cwd=None, sandbox=True, **cfg):
+        base_env = {MOCK_KEY_ENV: "test-key", "NO_COLOR": ""}
+        base_env.update(env or {})
+        extra = ["-s", "danger-full-access"] if sandbox else []
+        argv = ["exec", "-C", str(cwd or repo), "-m", "gpt-5"] + extra + mock_cli_args(server, wire, **cfg) + list(args)
+        return run_codex(*argv, env=base_env, input=input)
+    return run
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}, "count": {"type": "integer"}},
+          "required": ["answer", "count"], "additionalProperties": False}
+
+
+@pytest.mark.parametrize("wire", ["responses", "chat"])
+def test_output_schema_is_sent_and_the_answer_checked(exec_codex, server, tmp_path, wire):
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    last = tmp_path / "last.json"
+    server.enqueue(Turn().text('{"answer": "yes", "count": 2}'))
+    proc = exec_codex("--output-schema", str(schema), "-o", str(last), "answer", wire=wire)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"answer": "yes", "count": 2}
+    assert json.loads(last.read_text()) == {"answer": "yes", "count": 2}
+    body = server.model_requests()[0].body
+    if wire == "responses":
+        assert body["text"]["format"] == {"type": "json_schema", "strict": True, "name": "codex_output_schema",
+                                          "schema": SCHEMA}
+    else:
+        assert body["response_format"] == {"type": "json_schema", "json_schema": {
+            "name": "codex_output_schema", "strict": True, "schema": SCHEMA}}
+    # an answer that breaks the schema, and one that is not JSON: exit 3, the reason in one line
+    server.enqueue(Turn().text('{"answer": "yes", "count": "two"}'))
+    proc = exec_codex("--output-schema", str(schema), "answer", wire=wire)
+    assert proc.returncode == 3, proc.stderr
+    assert "does not follow --output-schema: $.count: expected integer" in proc.stderr
+    server.enqueue(Turn().text("Sure! Here it is."))
+    proc = exec_codex("--json", "--output-schema", str(schema), "answer", wire=wire)
+    assert proc.returncode == 3 and "not JSON" in proc.stderr
+    lines = [json.loads(l) for l in proc.stdout.splitlines()]
+    assert lines[-2]["type"] == "turn.completed" and lines[-1]["type"] == "error"
+
+
+def test_output_schema_file_errors_are_usage_errors(exec_codex, server, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for path, needle in ((bad, "is not JSON"), (tmp_path / "missing.json", "cannot read")):
+        proc = exec_codex("--output-schema", str(path), "x")
+        assert proc.returncode == 2 and needle in proc.stderr and str(path) in proc.stderr
+    assert server.model_requests() == []
+
+
+def test_ephemeral_and_ignore_user_config(exec_codex, server, codex_home):
+    (codex_home / "config.toml").write_text('model = "from-config"\n[mcp_servers.broken]\ncommand = "/nonexistent"\n')
+    server.enqueue(Turn().text("one"))
+    proc = exec_codex("--ephemeral", "--ignore-user-config", "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert "broken" not in proc.stderr  # the user config (and its MCP server) was not read
+    assert not list(codex_home.glob("sessions/**/*.jsonl"))
+    server.enqueue(Turn().text("two"))
+    proc = exec_codex("hi")
+    assert proc.returncode == 0 and "MCP client for `broken` failed to start" in proc.stderr
+    assert len(list(codex_home.glob("sessions/**/*.jsonl"))) == 1
+
+
+def test_add_dir_is_a_writable_root(exec_codex, server, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    server.enqueue(Turn().text("ok"))
+    proc = exec_codex("-s", "workspace-write", "--add-dir", str(other), "hi", sandbox=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "sandbox: workspace-write [workdir, /tmp, $TMPDIR, %s]" % other in proc.stderr
+    proc = exec_codex("--add-dir", str(tmp_path / "nope"), "hi")
+    assert proc.returncode == 2 and "--add-dir" in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_prompt_plus_piped_stdin_is_a_stdin_block(exec_codex, server):
+    server.enqueue(Turn().text("ok"))
+    proc = exec_codex("summarize this", input="line one\nline two\n")
+    assert proc.returncode == 0, proc.stderr
+    text = server.model_requests()[0].body["input"][-1]["content"][0]["text"]
+    assert text == "summarize this\n\n<stdin>\nline one\nline two\n</stdin>"
+
+
+def test_open_silent_stdin_pipe_does_not_hang(server, repo, codex_home):
+    """upstream #27019: a CI runner leaves stdin an open pipe nobody writes to."""
+    server.enqueue(Turn().text("done without stdin"))
+    env = dict(os.environ, CODEX_HOME=str(codex_home), NO_COLOR="", **{MOCK_KEY_ENV: "test-key"})
+    argv = [sys.executable, CODEX, "exec", "-C", str(repo), "-m", "gpt-5"] + mock_cli_args(server) + ["the prompt"]
+    began = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hung = proc.poll() is None
+    if hung:
+        proc.kill()
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.stdin.close()
+    proc.wait(10)
+    assert not hung, "exec waited on an open stdin pipe"
+    assert proc.returncode == 0, err
+    assert out == "done without stdin\n" and "stdin is a pipe with no input" in err
+    assert time.monotonic() - began < 25
+    assert server.model_requests()[0].body["input"][-1]["content"][0]["text"] == "the prompt"
+
+
+def test_ask_for_approval_on_exec_refuses_and_tells_the_model(exec_codex, server, repo):
+    server.enqueue(
+        Turn().function_call("shell", {"command": ["touch", "made-by-model"]}, call_id="c1"),
+        Turn().text("could not"),
+    )
+    proc = exec_codex("-a", "untrusted", "make a file")
+    assert proc.returncode == 0, proc.stderr
+    assert not (repo / "made-by-model").exists()
+    output = server.model_requests()[1].body["input"][-1]
+    assert output["type"] == "function_call_output" and "cannot ask for approval" in output["output"]
+    assert "approval: untrusted" in proc.stderr and "cannot ask for approval" in proc.stderr
+
+
+def test_usage_carries_reasoning_and_cache_write_tokens(exec_codex, server):
+    server.enqueue(Turn().text("ok").usage(100, 40, 10, reasoning_output_tokens=25))
+    proc = exec_codex("--json", "hi")
+    usage = json.loads(proc.stdout.splitlines()[-1])["usage"]
+    assert usage == {"input_tokens": 100, "cached_input_tokens": 10, "cache_write_input_tokens": 0,
+                     "output_tokens": 40, "reasoning_output_tokens": 25}
+
+
+# -- a CLI surface that never guesses ------------------------------------------------
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["help"], "use `codex --help`"),
+    (["apply"], "git apply"),
+    (["cloud"], "not supported"),
+    (["exce", "hi"], "did you mean `codex exec`?"),
+    (["resme"], "did you mean `codex resume`?"),
+    (["logni", "status"], "did you mean `codex login`?"),
+])
+def test_upstream_subcommands_and_typos_are_usage_errors(run_codex, argv, needle):
+    proc = run_codex(*argv)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "-- " in proc.stderr  # says how to send the word as a prompt
+
+
+def test_double_dash_sends_the_word_as_a_prompt(run_codex, server, repo):
+    server.enqueue(Turn().text("here is help"))
+    proc = run_codex("-C", str(repo), "-m", "gpt-5", *mock_cli_args(server), "--", "help",
+                     env={MOCK_KEY_ENV: "test-key"})
+    assert "is not a codex command" not in proc.stderr
+    texts = [p["text"] for p in server.model_requests()[0].body["input"][-1]["content"]]
+    assert texts == ["help"]
+
+
+def test_sandbox_dash_dash_runs_the_command(run_codex, tmp_path):
+    proc = run_codex("sandbox", "--", "sh", "-c", "echo inside; touch %s/x" % tmp_path)
+    assert "inside" in proc.stdout
+    assert proc.returncode != 0 and not (tmp_path / "x").exists()  # read-only by default, as debug landlock
+    proc = run_codex("sandbox", "--check", "--", "true")
+    assert proc.returncode == 2 and "takes no command" in proc.stderr
+
+
+def test_login_status_reports_the_providers_env_key(run_codex):
+    proc = run_codex("login", "status", env={"OPENAI_API_KEY": "sk-proj-abcdefghijklmnop12345"})
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == "Logged in using an API key - sk-proj-***12345 (from $OPENAI_API_KEY)"
+    assert "abcdefghijklmnop" not in proc.stdout
+    proc = run_codex("-c", 'model_provider="mine"', "-c", 'model_providers.mine.base_url="http://127.0.0.1:9/v1"',
+                     "-c", 'model_providers.mine.env_key="MY_KEY"', "login", "status",
+                     env={"MY_KEY": "my-secret-key-0123456789"})
+    assert proc.returncode == 0 and "(from $MY_KEY)" in proc.stdout and "secret" not in proc.stdout
+
+
+# -- MCP tools in the first turn -------------------------------------------------------
+
+SDK_SERVER = os.path.join(REPO, "tests", "support", "mcp_sdk_server.py")
+NPM_BIN = os.path.join(REPO, "build", "npm-mcp", "node_modules", ".bin")
+
+
+def _mcp_config(codex_home, text):
+    (codex_home / "config.toml").write_text(text)
+
+
+def test_exec_waits_for_starting_mcp_servers(exec_codex, server, codex_home, repo):
+    from support.qa_need import need_installed
+
+    fs = need_installed(os.path.join(NPM_BIN, "mcp-server-filesystem"),
+                        "mcp-server-filesystem not installed: run .ci/setup-mcp.sh")
+    (repo / "hello.txt").write_text("hi")
+    _mcp_config(codex_home, (
+        "[mcp_servers.slow]\ncommand = %s\nargs = [%s, \"--startup-delay\", \"2\"]\nstartup_timeout_sec = 20\n"
+        "[mcp_servers.fs]\ncommand = %s\nargs = [%s]\nstartup_timeout_sec = 30\n"
+        "[mcp_servers.broken]\ncommand = %s\nargs = [\"-c\", \"import sys; sys.stderr.write('no token\\\\n'); sys.exit(2)\"]\n"
+    ) % (json.dumps(sys.executable), json.dumps(SDK_SERVER), json.dumps(fs), json.dumps(str(repo)),
+         json.dumps(sys.executable)))
+    server.enqueue(
+        Turn().function_call("slow__echo", {"text": "from the slow server"}, call_id="m1")
+              .function_call("fs__list_directory", {"path": str(repo)}, call_id="m2"),
+        Turn().text("listed"),
+    )
+    proc = exec_codex("list it")
+    assert proc.returncode == 0, proc.stderr
+    names = [t.get("name") for t in server.model_requests()[0].body["tools"]]
+    assert "slow__echo" in names and "fs__list_directory" in names
+    outputs = {i["call_id"]: i["output"] for i in server.model_requests()[1].body["input"]
+               if i.get("type") == "function_call_output"}
+    assert "from the slow server" in outputs["m1"] and "hello.txt" in outputs["m2"]
+    err = proc.stderr
+    assert "waiting for MCP servers to start: " in err and "slow" in err.split("waiting for MCP servers to start: ")[1].split("\n")[0]
+    failure = [l for l in err.splitlines() if "MCP client for `broken` failed to start" in l]
+    assert len(failure) == 1 and "no token" in failure[0]
+    assert err.index(failure[0]) < err.index("slow.echo(")  # reported before the turn
+
+
+def test_exec_mcp_wait_is_bounded_by_startup_timeout(exec_codex, server, codex_home):
+    _mcp_config(codex_home, "[mcp_servers.late]\ncommand = %s\nargs = [%s, \"--startup-delay\", \"30\"]\n"
+                "startup_timeout_sec = 1\n" % (json.dumps(sys.executable), json.dumps(SDK_SERVER)))
+    server.enqueue(Turn().text("went on"))
+    began = time.monotonic()
+    proc = exec_codex("--json", "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - began < 15
+    lines = [json.loads(l) for l in proc.stdout.splitlines()]
+    errors = [l["item"]["message"] for l in lines if l["type"] == "item.completed" and l["item"]["type"] == "error"]
+    assert len(errors) == 1 and "`late`" in errors[0] and "within 1s" in errors[0]
+    types = [l["type"] for l in lines]
+    assert types[:3] == ["thread.started", "item.completed", "turn.started"]  # reported before the turn
+    assert lines[-1]["type"] == "turn.completed"
+    assert not any(t.get("name", "").startswith("late__") for t in server.model_requests()[0].body["tools"])
