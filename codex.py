@@ -4190,41 +4190,27 @@ def _file_is(path, text):
         return False
 
 
-def _zipapp_archive():
-    """The zipapp file this codex runs from (dist/codex), or None when run from source."""
-    main = sys.modules.get("__main__")
-    archive = getattr(getattr(main, "__loader__", None), "archive", None)
-    if archive is None and (getattr(main, "__file__", None) or "").endswith(os.sep + "__main__.py"):
-        candidate = os.path.dirname(main.__file__)
-        archive = candidate if os.path.isfile(candidate) else None
-    return archive
-
-
 def _launch_paths():
     """What the next codex start runs, beyond codex.py's directory (real paths): the zipapp
-    file, and the directory it unpacks into (shiv's root: ~/.shiv, $SHIV_ROOT or the /tmp
-    fallback, holding <name>_<build id>/site-packages and the lock files)."""
-    out = []
-    archive = _zipapp_archive()
-    if archive:
-        out.append(os.path.realpath(archive))
-    here = os.path.dirname(_own_file())
-    build_dir = os.path.dirname(here)
-    if os.path.basename(here) == "site-packages" and os.path.exists(
-            os.path.join(os.path.dirname(build_dir), ".%s_lock" % os.path.basename(build_dir))):
-        out.append(os.path.dirname(build_dir))
-    return out
+    file and the whole directory it unpacks into (zipapp_paths, §01: ~/.shiv, $SHIV_ROOT or
+    the temp fallback), read-only as one, so that no command can chmod it unusable, rename it
+    aside or plant a .pth in any build's site-packages."""
+    paths = zipapp_paths()
+    if not paths:
+        return []
+    return [os.path.realpath(str(paths["archive"])), os.path.realpath(str(paths["root"]))]
 
 
 def _trusted_names(home):
     """The names codex finds its code and state by at the next start, as given (not resolved):
-    $CODEX_HOME, codex.py, the zipapp, $SHIV_ROOT.  A symlink among their components is pinned
+    $CODEX_HOME, codex.py, the zipapp and its unpack root.  A symlink among their components is pinned
     too (replacing it would redirect the next start), as is every directory above them."""
     names = [os.path.abspath(__file__)]
     if home is not None:
         names.append(os.path.abspath(str(home)))
-    if _zipapp_archive():
-        names.append(os.path.abspath(_zipapp_archive()))
+    paths = zipapp_paths()
+    if paths:
+        names += [os.path.abspath(str(paths[k])) for k in ("archive", "root", "unpacked")]
     if os.environ.get("SHIV_ROOT"):
         names.append(os.path.abspath(os.path.expanduser(os.environ["SHIV_ROOT"])))
     return names
@@ -4373,7 +4359,11 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
             if userns:
                 ro += [p for p in needed + own if p not in ro]
                 for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
-                    out += ["--pin", p]
+                    # inside a read-only path it is protected already (and a pin there, copied by the
+                    # recursive read-only bind, would stay writable)
+                    parent = os.path.realpath(os.path.dirname(p))
+                    if not any(_is_within(parent, r) for r in ro):
+                        out += ["--pin", p]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only

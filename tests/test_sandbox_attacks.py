@@ -313,32 +313,26 @@ class TestRunCodeAtTheNextStart:
         assert os.readlink(str(link)) == str(real) and (tmp_path / "ws" / "dotfiles").is_dir(), r.stderr
         assert not (real / "config.toml").exists()
 
-    def test_shiv_root_cannot_be_renamed_or_planted(self, tmp_path, impl, monkeypatch):
+    def test_zipapp_and_its_unpacked_code_inside_the_workspace(self, tmp_path, impl, monkeypatch):
         # dist/codex unpacks into ~/.shiv/codex_<id>/site-packages; with the workspace at $HOME a
-        # command renamed ~/.shiv aside and recreated it with a .pth that runs at the next start
+        # command renamed ~/.shiv aside (or chmod-ed it unusable) and recreated it with a .pth
+        # that runs at the next start; the codex file itself lay in a writable root too
         b = Box(tmp_path)
         root = b.ws / ".shiv"
         site = root / "codex_abc" / "site-packages"
         site.mkdir(parents=True)
-        (root / ".codex_abc_lock").write_text("")
-        shutil_copy = (REPO / "codex.py").read_bytes()
-        (site / "codex.py").write_bytes(shutil_copy)
-        monkeypatch.setattr(codex, "__file__", str(site / "codex.py"))
-        assert str(root) in codex._launch_paths()
-        r = b.sh("echo 'import os' > .shiv/codex_abc/site-packages/evil.pth; mv .shiv .shiv.old; "
-                 "mkdir -p .shiv2 && chmod 000 .shiv; touch .shiv/codex_def; echo ok > fine.txt")
-        assert not (site / "evil.pth").exists() and root.is_dir() and not (root / "codex_def").exists(), r.stderr
-        assert oct(root.stat().st_mode & 0o777) != oct(0)
-        assert (b.ws / "fine.txt").read_text() == "ok\n"
-
-    def test_zipapp_file_inside_the_workspace(self, tmp_path, impl, monkeypatch):
-        b = Box(tmp_path)
+        (site / "codex.py").write_bytes((REPO / "codex.py").read_bytes())
         app = b.ws / "tools" / "codex"
         app.parent.mkdir()
         app.write_bytes(b"#!/usr/bin/env python3\nPK")
-        monkeypatch.setattr(codex, "_zipapp_archive", lambda: str(app))
-        r = b.sh("echo evil > tools/codex; mv tools tools.old")
+        monkeypatch.setattr(codex, "zipapp_paths", lambda: {"archive": app, "root": root, "unpacked": site.parent})
+        r = b.sh("echo 'import os' > .shiv/codex_abc/site-packages/evil.pth; mv .shiv .shiv.old; "
+                 "chmod 000 .shiv; touch .shiv/codex_def; echo evil > tools/codex; mv tools tools.old; "
+                 "echo ok > fine.txt")
+        assert not (site / "evil.pth").exists() and root.is_dir() and not (root / "codex_def").exists(), r.stderr
+        assert root.stat().st_mode & 0o777 != 0
         assert app.read_bytes() == b"#!/usr/bin/env python3\nPK" and app.parent.is_dir(), r.stderr
+        assert (b.ws / "fine.txt").read_text() == "ok\n"
 
 
 # ---------------------------------------------------------------------------------------------
