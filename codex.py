@@ -4025,7 +4025,11 @@ def _write_code_cache(src, home):
             st = base.lstat()
             if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
                 continue
-            os.makedirs(os.path.dirname(cfile), mode=0o700, exist_ok=True)
+            d = str(prefix)
+            for part in Path(os.path.dirname(cfile)).relative_to(prefix).parts:  # 0700 at every level
+                os.makedirs(d, mode=0o700, exist_ok=True)
+                d = os.path.join(d, part)
+            os.makedirs(d, mode=0o700, exist_ok=True)
             tmp = "%s.%d.tmp" % (cfile, os.getpid())
             py_compile.compile(src, cfile=tmp, doraise=True,
                                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)

@@ -234,6 +234,18 @@ class TestRunCodeAtTheNextCommand:
         paths = codex.protected_paths([box.ws], wt)
         assert str(main / ".git") in paths and any(p.startswith(str(main / ".git" / "worktrees")) for p in paths)
 
+    def test_nested_repository_moved_aside_and_replanted(self, box):
+        # renaming an ancestor of a read-only .git moves the mount with it; the name is then free
+        # for a planted repository whose hooks run at the user's next `git commit` there
+        sub = box.ws / "vendor" / "lib"
+        subprocess.run(["git", "init", "-q", str(sub)], check=True)
+        codex._NESTED_CACHE.clear()
+        r = box.sh("mv vendor vendor.old || mv vendor/lib vendor/lib.old || exit 3; mkdir -p vendor/lib/.git/hooks; "
+                   "echo x > vendor/lib/.git/hooks/pre-commit")
+        assert r.exit_code == 3 and "busy" in r.stderr.lower(), r.stderr
+        assert (sub / ".git" / "HEAD").is_file() and not (sub / ".git" / "hooks" / "pre-commit").exists()
+        assert box.sh("echo ok > vendor/lib/file.txt").exit_code == 0  # the directories stay writable
+
     def test_repository_above_the_workspace_in_a_writable_root(self, tmp_path, impl):
         # workspace = a subdirectory of a repository; the repository's .git lies in /tmp-like root
         b = Box(tmp_path)
@@ -384,14 +396,18 @@ def _attack_steps(b):
             patch("*** Add File: fine.txt\n+ok\n", "tool")]
 
 
-@pytest.mark.parametrize("helper", ["c", "python"])
-def test_exec_end_to_end_both_helpers(tmp_path, server, helper):
+@pytest.mark.parametrize("helper,how", [("c", "script"), ("python", "script"), ("c", "module")])
+def test_exec_end_to_end_both_helpers(tmp_path, server, helper, how):
     b = Box(tmp_path)
     built = REPO / "build" / "helpers" / ("codex-linux-sandbox-%s" % codex._machine_arch())
     if helper == "c" and not built.exists():
         pytest.skip("compiled helper not built")
-    proc = _exec([sys.executable, str(REPO / "codex.py")], b, server, _attack_steps(b),
-                 env={"CODEX_SANDBOX_HELPER": str(built) if helper == "c" else "python"})
+    env = {"CODEX_SANDBOX_HELPER": str(built) if helper == "c" else "python"}
+    if how == "module":  # python3 -m codex
+        argv, env["PYTHONPATH"] = [sys.executable, "-m", "codex"], str(REPO)
+    else:
+        argv = [sys.executable, str(REPO / "codex.py")]
+    proc = _exec(argv, b, server, _attack_steps(b), env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     os.rmdir(str(b.outside / "sub"))
     assert b.outside_intact() and not (b.ws / ".git" / "hooks" / "pre-commit").exists()
@@ -407,30 +423,40 @@ def test_dist_codex_end_to_end(tmp_path, server, dist_codex):
     assert (b.ws / "fine.txt").read_text() == "ok\n", proc.stdout[-2000:]
 
 
-def test_unprivileged_user_end_to_end(tmp_path):
-    """The same boundary as an unprivileged user (no root in the initial namespace)."""
-    if os.geteuid() != 0:
-        pytest.skip("runs the check as nobody via setpriv, which needs root")
+def test_unprivileged_user_end_to_end():
+    """The same boundary as an unprivileged user (uid 65534, no capabilities outside its own
+    user namespace): the patch through a symlink is refused, one inside the workspace applies,
+    and a command cannot rename $CODEX_HOME's parent aside."""
     import shutil
+    import tempfile
 
-    if not shutil.which("setpriv"):
-        pytest.skip("setpriv missing")
-    base = tmp_path / "nobody"
-    base.mkdir()
-    os.chmod(str(tmp_path), 0o755)
-    code = (
-        "import os, sys; sys.path.insert(0, %r); import codex\n"
-        "ws = %r; os.makedirs(ws + '/ws'); os.makedirs(ws + '/out/sub'); os.symlink(ws + '/out/sub', ws + '/ws/lnk')\n"
-        "cfg = codex.load_config(codex.ConfigOverrides(approval_policy='never', sandbox_mode='workspace-write', cwd=ws + '/ws'),"
-        " ['sandbox_workspace_write.exclude_slash_tmp=true', 'sandbox_workspace_write.exclude_tmpdir_env_var=true'],"
-        " home=ws + '/home', environ={'HOME': ws})\n"
-        "r = codex.apply_patch_in_sandbox('*** Begin Patch\\n*** Add File: lnk/../x.txt\\n+P\\n*** End Patch\\n', ws + '/ws', cfg)\n"
-        "ok = codex.apply_patch_in_sandbox('*** Begin Patch\\n*** Add File: y.txt\\n+P\\n*** End Patch\\n', ws + '/ws', cfg)\n"
-        "print(r.exit_code, ok.exit_code, os.listdir(ws + '/out'), os.getuid())\n" % (str(REPO), str(base)))
-    os.chown(str(base), 65534, 65534)
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=120,
-                          env={"PATH": os.environ["PATH"], "HOME": str(base), "CODEX_SANDBOX_HELPER": "python"})
-    if "Landlock" in proc.stderr or proc.returncode != 0:
-        pytest.skip("cannot run as nobody here: %s" % proc.stderr.strip()[-300:])
-    assert proc.stdout.split() == ["1", "0", "['sub']", "65534"], proc.stdout + proc.stderr
+    if os.geteuid() != 0:
+        pytest.skip("switches to uid 65534 with setpriv, which needs root")
+    built = REPO / "build" / "helpers" / ("codex-linux-sandbox-%s" % codex._machine_arch())
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if not shutil.which("setpriv") or not built.exists() or not python:
+        pytest.skip("needs setpriv, /usr/bin/python3 and the compiled helper")
+    base = tempfile.mkdtemp(prefix="codex-nobody-", dir="/tmp")
+    try:
+        os.chmod(base, 0o755)
+        os.chown(base, 65534, 65534)
+        code = (
+            "import os, sys; sys.path.insert(0, %r); import codex\n"
+            "b = %r; os.makedirs(b + '/ws/state/home'); os.makedirs(b + '/out/sub')\n"
+            "os.symlink(b + '/out/sub', b + '/ws/lnk')\n"
+            "cfg = codex.load_config(codex.ConfigOverrides(approval_policy='never', sandbox_mode='workspace-write',"
+            " cwd=b + '/ws'), ['sandbox_workspace_write.exclude_slash_tmp=true',"
+            " 'sandbox_workspace_write.exclude_tmpdir_env_var=true'], home=b + '/ws/state/home', environ={'HOME': b})\n"
+            "bad = codex.apply_patch_in_sandbox('*** Begin Patch\\n*** Add File: lnk/../x.txt\\n+P\\n*** End Patch\\n',"
+            " b + '/ws', cfg)\n"
+            "good = codex.apply_patch_in_sandbox('*** Begin Patch\\n*** Add File: y.txt\\n+P\\n*** End Patch\\n',"
+            " b + '/ws', cfg)\n"
+            "mv = codex.run_command(['mv', 'state', 'state.old'], b + '/ws', cfg, codex.build_command_env(cfg))\n"
+            "print(bad.exit_code, good.exit_code, mv.exit_code, sorted(os.listdir(b + '/out')), os.getuid())\n"
+            % (str(REPO), base))
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", code],
+                              capture_output=True, text=True, timeout=120,
+                              env={"PATH": "/usr/bin:/bin", "HOME": base, "CODEX_SANDBOX_HELPER": str(built)})
+        assert proc.stdout.split() == ["1", "0", "1", "['sub']", "65534"], proc.stdout + proc.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
