@@ -330,6 +330,62 @@ def _now_iso():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
 
 
+class Record(object):
+    """A declared, immutable value: what `dataclass(frozen=True)` gives, without importing
+    dataclasses (and inspect) on the startup path.
+
+    Fields are the class's annotations (in order, subclasses add theirs), defaults its class
+    attributes.  Setting an attribute raises; `replace(**changes)` returns a changed copy.
+    """
+
+    _fields = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = [name for name in cls.__dict__.get("__annotations__", {}) if not name.startswith("_")]
+        cls._fields = tuple(cls._fields) + tuple(name for name in own if name not in cls._fields)
+
+    def __init__(self, **values):
+        unknown = sorted(set(values) - set(self._fields))
+        if unknown:
+            raise TypeError("%s has no field %r" % (type(self).__name__, unknown[0]))
+        for name in self._fields:
+            if name in values:
+                value = values[name]
+            elif hasattr(type(self), name):
+                value = getattr(type(self), name)
+            else:
+                raise TypeError("%s needs the field %r" % (type(self).__name__, name))
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("%s is immutable; make a changed copy with .replace(%s=...)" % (type(self).__name__, name))
+
+    def __delattr__(self, name):
+        raise AttributeError("%s is immutable" % type(self).__name__)
+
+    def replace(self, **changes):
+        """A copy with `changes` applied (dataclasses.replace)."""
+        values = {name: getattr(self, name) for name in self._fields}
+        values.update(changes)
+        return type(self)(**values)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, n) == getattr(other, n) for n in self._fields)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % (n, getattr(self, n)) for n in self._fields))
+
+
+def frozen_mapping(mapping):
+    """A read-only view of a copy of `mapping` (for tables shared between front ends)."""
+    import types
+
+    return types.MappingProxyType(dict(mapping))
+
+
 ###############################################################################
 # §03 Errors and exit codes
 ###############################################################################
@@ -662,11 +718,70 @@ def builtin_providers(environ=None):
     }
 
 
-class Config(object):
-    """The resolved configuration of one session (see load_config)."""
+class Config(Record):
+    """The resolved configuration of one session (see load_config): declared, typed, immutable.
 
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
+    Every top-level key of CONFIG_KEYS is a field (load_config fails loudly on one that is not
+    declared here), plus what load_config derives.  Nothing changes a Config after load: a
+    front end that overrides something builds a new TurnContext (§08) or a `replace()`d copy.
+    """
+
+    # where it came from
+    codex_home: Path
+    config_path: Path
+    cwd: Path
+    profile: "str | None"
+    sources: "Mapping[str, str]"  # top-level key -> "default" | "config.toml" | "profile NAME" | "-c" | "flag"
+    warnings: "tuple[str, ...]"
+    # the model and its provider
+    model: str
+    model_provider: str
+    model_providers: dict
+    provider: "ProviderInfo"
+    providers: "dict[str, ProviderInfo]"
+    profiles: dict
+    model_reasoning_effort: "str | None"
+    model_reasoning_summary: str
+    model_verbosity: "str | None"
+    model_supports_reasoning_summaries: "bool | None"
+    model_reasoning_summary_format: "str | None"
+    model_context_window: "int | None"
+    model_max_output_tokens: "int | None"
+    model_auto_compact_token_limit: "int | None"
+    disable_response_storage: bool
+    chatgpt_base_url: str
+    preferred_auth_method: str
+    responses_originator_header_internal_override: "str | None"
+    # approvals and the sandbox (the effective policy is `sandbox_policy`)
+    approval_policy: str
+    sandbox_mode: str
+    sandbox_workspace_write: dict
+    sandbox_permissions: "list[str] | None"
+    dangerously_bypass: bool
+    shell_environment_policy: dict
+    # instructions and tools
+    instructions: "str | None"
+    base_instructions: "str | None"
+    experimental_instructions_file: "str | None"
+    project_doc_max_bytes: int
+    include_plan_tool: bool
+    tools: dict
+    experimental_use_exec_command_tool: bool
+    mcp_servers: dict
+    # front ends
+    notify: "list[str] | None"
+    history: dict
+    file_opener: str
+    tui: dict
+    hide_agent_reasoning: bool
+    show_raw_agent_reasoning: bool
+    disable_paste_burst: bool
+    experimental_resume: "str | None"
+    projects: dict
+    # accepted and ignored (warned about by load_config)
+    request_max_retries: "int | None"
+    stream_max_retries: "int | None"
+    stream_idle_timeout_ms: "int | None"
 
     def __repr__(self):
         return "Config(model=%r, provider=%r, approval=%r, sandbox=%r, cwd=%r)" % (
@@ -678,13 +793,19 @@ class Config(object):
         )
 
     @property
+    def sandbox_policy(self):
+        """The SandboxPolicy this config asks for (sandbox_mode, [sandbox_workspace_write] or
+        the legacy sandbox_permissions list); computed once per Config."""
+        policy = self.__dict__.get("_sandbox_policy")
+        if policy is None:
+            policy = SandboxPolicy.from_config(self)
+            object.__setattr__(self, "_sandbox_policy", policy)
+        return policy
+
+    @property
     def network_access(self):
         """Whether commands may use the network under this config's sandbox."""
-        if self.sandbox_mode == "danger-full-access":
-            return True
-        if self.sandbox_mode == "workspace-write":
-            return bool(self.sandbox_workspace_write.get("network_access"))
-        return False
+        return self.sandbox_policy.has_network()
 
 
 class ConfigOverrides(object):
@@ -855,6 +976,17 @@ def _check_utf8(place, key, value):
     elif isinstance(value, list):
         for item in value:
             _check_utf8(place, key, item)
+
+
+#: config layers from lowest to highest (the values of Config.sources)
+_SOURCE_RANKS = ("default", "config.toml", "profile", "-c", "flag")
+
+
+def _source_rank(source):
+    """How high a Config.sources value's layer is (profile layers are named `profile NAME`)."""
+    source = source or "default"
+    return _SOURCE_RANKS.index("profile" if source.startswith("profile ") else source) if (
+        source.startswith("profile ") or source in _SOURCE_RANKS) else len(_SOURCE_RANKS)
 
 
 def check_mcp_server(place, name, table, warnings):
@@ -1136,8 +1268,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         base_instructions=base_instructions,
         include_plan_tool=include_plan_tool,
         dangerously_bypass=bool(overrides.dangerously_bypass),
-        sources=sources,
-        warnings=warnings,
+        sources=frozen_mapping(sources),
+        warnings=tuple(warnings),
         **values
     )
 
@@ -1208,6 +1340,23 @@ class StreamError(ProviderError):
     def __init__(self, message, retry_after=None):
         ProviderError.__init__(self, message)
         self.retry_after = retry_after
+
+
+class ContextWindowExceeded(ProviderError):
+    """The request did not fit the model's context window (the session compacts and retries once)."""
+
+
+#: what providers say when the input does not fit (OpenAI's code, llama.cpp, vLLM, Anthropic-style gateways)
+_CONTEXT_OVERFLOW_RE = re.compile(
+    r"context_length_exceeded|exceed_context_size|maximum context length|exceeds the available context"
+    r"|context window|prompt is too long|too many tokens|reduce the length of the messages", re.I)
+
+
+def _is_context_overflow(err, detail=""):
+    """Whether an error object (or its text) says the input is longer than the context window."""
+    err = err if isinstance(err, dict) else {}
+    fields = " ".join(str(err.get(k) or "") for k in ("code", "type", "message")) + " " + (detail or "")
+    return bool(_CONTEXT_OVERFLOW_RE.search(fields))
 
 
 class Interrupted(CodexError):
@@ -1397,6 +1546,11 @@ def http_status_error(status, url, body, model=None, provider=None):
         hint = "rate limited; wait a moment and try again"
     elif status >= 500:
         hint = "the provider failed; try again later"
+    elif status in (400, 413) and _is_context_overflow(_error_json(body), detail):
+        err = ContextWindowExceeded("the conversation does not fit the model's context window (HTTP %d from %s): %s"
+                                    % (status, where, detail or "(empty body)"))
+        err.status = status
+        return err
     else:
         hint = "the provider rejected the request"
     err = ProviderError("%s (HTTP %d from %s): %s" % (hint, status, where, detail or "(empty body)"))
@@ -1575,9 +1729,9 @@ def model_family(slug, cfg=None):
     if found is None:
         found = ModelFamily(slug, False, None, ())
     if cfg is not None:
-        if getattr(cfg, "model_supports_reasoning_summaries", None) is not None:
+        if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
-        if getattr(cfg, "model_context_window", None):
+        if cfg.model_context_window:
             found.context_window = cfg.model_context_window
     return found
 
@@ -1722,7 +1876,7 @@ class ModelClient(object):
     def headers(self):
         """Request headers: provider static/env headers + auth, SSE accept, identity."""
         h = self.provider.headers(self.cfg.codex_home, self._environ)
-        h.setdefault("originator", getattr(self.cfg, "responses_originator_header_internal_override", None) or ORIGINATOR)
+        h.setdefault("originator", self.cfg.responses_originator_header_internal_override or ORIGINATOR)
         h["User-Agent"] = user_agent(self._environ)
         h["Accept"] = "text/event-stream"
         h["Content-Type"] = "application/json"
@@ -1805,14 +1959,14 @@ class ResponsesClient(ModelClient):
         if prompt.output_schema is not None:
             body.setdefault("text", {})["format"] = {"type": "json_schema", "strict": True, "name": OUTPUT_SCHEMA_NAME,
                                                      "schema": prompt.output_schema}
-        if getattr(self.cfg, "model_max_output_tokens", None):
+        if self.cfg.model_max_output_tokens:
             body["max_output_tokens"] = self.cfg.model_max_output_tokens
         return body
 
     def _events(self, sse):
         completed = None
         failure = None
-        show_raw = bool(getattr(self.cfg, "show_raw_agent_reasoning", False))
+        show_raw = bool(self.cfg.show_raw_agent_reasoning)
         for ev in sse:
             try:
                 obj = json.loads(ev.data)
@@ -1866,8 +2020,9 @@ def _response_failure(err):
         err = {"message": str(err)}
     message = err.get("message") or "response.failed event received"
     code = err.get("code")
-    if code in ("context_length_exceeded",):
-        return ProviderError("the conversation is too long for the model's context window: %s; start a new session" % message)
+    if code == "context_length_exceeded" or (code not in ("rate_limit_exceeded", "insufficient_quota")
+                                             and _is_context_overflow(err)):
+        return ContextWindowExceeded("the conversation does not fit the model's context window: %s" % message)
     if code in ("insufficient_quota", "usage_limit_reached", "usage_not_included"):
         return ProviderError("quota exhausted: %s; check your plan and billing" % message)
     delay = None
@@ -1901,7 +2056,7 @@ class ChatClient(ModelClient):
         if prompt.output_schema is not None:
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": OUTPUT_SCHEMA_NAME, "strict": True, "schema": prompt.output_schema}}
-        if getattr(self.cfg, "model_max_output_tokens", None):
+        if self.cfg.model_max_output_tokens:
             body["max_tokens"] = self.cfg.model_max_output_tokens
         return body
 
@@ -2135,7 +2290,7 @@ EVENT_TYPES = (
     "exec_approval_request", "apply_patch_approval_request", "background_event", "stream_error",
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
-    "shutdown_complete",
+    "shutdown_complete", "context_compacted",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
@@ -2155,19 +2310,94 @@ def wire_duration(seconds):
     return {"secs": secs, "nanos": int(round((seconds - secs) * 1e9)) % 1000000000}
 
 
-def sandbox_policy_json(cfg):
-    """The SandboxPolicy object of the protocol (tag `mode`) for a config."""
-    mode = cfg.sandbox_mode
-    if mode != "workspace-write":
-        return {"mode": mode}
-    ww = cfg.sandbox_workspace_write or {}
-    out = {"mode": mode}
-    if ww.get("writable_roots"):
-        out["writable_roots"] = list(ww["writable_roots"])
-    out["network_access"] = bool(ww.get("network_access"))
-    out["exclude_tmpdir_env_var"] = bool(ww.get("exclude_tmpdir_env_var"))
-    out["exclude_slash_tmp"] = bool(ww.get("exclude_slash_tmp"))
-    return out
+class TurnContext(Record):
+    """What one turn runs under, computed once per turn from the config and the overrides.
+
+    This is the one effective policy: §11-§13 enforce `sandbox_policy` and `approval_policy`,
+    the model is told them (environment_context, the shell tool's description), the rollout
+    records them and /status, `doctor` and the exec header show them.  Front ends change it
+    only through override_turn_context (proto, the REPL's /approvals and /model) or through the
+    config they load (exec flags, the MCP server's `codex` tool parameters); `with_overrides`
+    returns a new context and never touches the Config.
+    """
+
+    config: "Config"  # the loaded config (model overrides applied with Config.replace)
+    cwd: Path
+    approval_policy: str
+    sandbox_policy: "SandboxPolicy"
+    family: "ModelFamily"
+    instructions: str  # the request's `instructions` field (base prompt or the configured one)
+    sources: "Mapping[str, str]"  # where model, approval_policy and sandbox_mode came from
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The context a session starts with: what the config (with its flags) asks for."""
+        family = model_family(cfg.model, cfg)
+        return cls(config=cfg, cwd=Path(cfg.cwd), approval_policy=cfg.approval_policy,
+                   sandbox_policy=cfg.sandbox_policy, family=family,
+                   instructions=build_instructions(cfg, family), sources=cfg.sources)
+
+    def with_overrides(self, cwd=None, approval_policy=None, sandbox_policy=None, model=None, effort=None,
+                       summary=None, source="override_turn_context"):
+        """A new context with the overrides applied (None: keep); raises UsageError/ConfigError."""
+        changes, sources = {}, dict(self.sources)
+        if cwd:
+            path = Path(cwd)
+            if not path.is_absolute():
+                path = self.cwd / path
+            if not path.is_dir():
+                raise UsageError("cwd %s is not a directory" % path)
+            changes["cwd"] = path.resolve()
+        if approval_policy:
+            changes["approval_policy"] = _normalize_approval(approval_policy, source, "approval_policy")
+            sources["approval_policy"] = source
+        if sandbox_policy is not None:
+            if isinstance(sandbox_policy, str):
+                sandbox_policy = {"mode": sandbox_policy}
+            if not isinstance(sandbox_policy, SandboxPolicy):
+                if not isinstance(sandbox_policy, dict) or not sandbox_policy.get("mode"):
+                    raise UsageError("sandbox_policy must be an object with a `mode`")
+                _check_enum(source, "sandbox_policy.mode", sandbox_policy["mode"], SANDBOX_MODES)
+                if sandbox_policy["mode"] == "workspace-write":  # fields left out keep the configured ones
+                    sandbox_policy = dict(self.config.sandbox_workspace_write or {}, **sandbox_policy)
+                sandbox_policy = SandboxPolicy.from_wire(sandbox_policy, self.config.cwd)
+            changes["sandbox_policy"] = sandbox_policy
+            sources["sandbox_mode"] = source
+        config_changes = {}
+        if model:
+            config_changes["model"] = model
+            sources["model"] = source
+        if effort:
+            config_changes["model_reasoning_effort"] = effort
+        if summary:
+            config_changes["model_reasoning_summary"] = summary
+        if config_changes:
+            cfg = self.config.replace(**config_changes)
+            changes["config"] = cfg
+            changes["family"] = model_family(cfg.model, cfg)
+            changes["instructions"] = build_instructions(cfg, changes["family"])
+        changes["sources"] = frozen_mapping(sources)
+        return self.replace(**changes)
+
+    # -- what §09-§15 read --
+    model = property(lambda self: self.config.model, doc="the model slug of this turn")
+    codex_home = property(lambda self: self.config.codex_home, doc="$CODEX_HOME (protected from commands)")
+    shell_environment_policy = property(lambda self: self.config.shell_environment_policy,
+                                        doc="[shell_environment_policy]: what commands' environments hold")
+    providers = property(lambda self: self.config.providers, doc="the providers (their key variables are secrets)")
+    sandbox_mode = property(lambda self: self.sandbox_policy.mode, doc="the effective sandbox mode")
+    network_access = property(lambda self: self.sandbox_policy.has_network(), doc="whether commands may use the network")
+
+    def to_wire(self):
+        """The rollout's turn_context record and the fields of an override op."""
+        return {"cwd": str(self.cwd), "approval_policy": self.approval_policy,
+                "sandbox_policy": self.sandbox_policy.to_wire(), "model": self.model,
+                "effort": self.config.model_reasoning_effort, "summary": self.config.model_reasoning_summary}
+
+
+def turn_context(cfg_or_ctx):
+    """`cfg_or_ctx` as a TurnContext (a Config gets the context it starts with)."""
+    return cfg_or_ctx if isinstance(cfg_or_ctx, TurnContext) else TurnContext.from_config(cfg_or_ctx)
 
 
 class SessionState(object):
@@ -2217,19 +2447,21 @@ removed lines with `-`, added lines with `+`. Add `*** End of File` after a chun
 the end of the file. New files need `+` on every line."""
 
 
-def shell_tool(cfg):
-    """The `shell` function tool; richer descriptions and escalation fields under on-request."""
+def shell_tool(ctx):
+    """The `shell` function tool for a TurnContext (or a Config): richer descriptions and the
+    escalation fields under on-request, describing the effective sandbox policy."""
+    policy = ctx.sandbox_policy
     props = {
         "command": {"type": "array", "items": {"type": "string"}},
         "workdir": {"type": "string"},
         "timeout": {"type": "number"},
     }
     description = SHELL_TOOL_DESCRIPTION
-    if cfg.approval_policy == "on-request":
+    if ctx.approval_policy == "on-request":
         props["command"]["description"] = "The command to execute as an argv array, e.g. [\"bash\", \"-lc\", \"ls\"]"
         props["workdir"]["description"] = "The working directory to execute the command in"
         props["timeout"]["description"] = "The timeout for the command in milliseconds"
-        if cfg.sandbox_mode == "workspace-write":
+        if policy.mode == "workspace-write":
             props["with_escalated_permissions"] = {
                 "type": "boolean",
                 "description": "Whether to request escalated permissions (run outside the sandbox)",
@@ -2238,9 +2470,9 @@ def shell_tool(cfg):
                 "type": "string",
                 "description": "Only with with_escalated_permissions: one sentence telling the user why",
             }
-        description += _SANDBOX_TOOL_NOTES.get(cfg.sandbox_mode, "")
-        if cfg.sandbox_mode == "workspace-write":
-            description += " Network access is %s." % ("enabled" if cfg.network_access else "restricted")
+        description += _SANDBOX_TOOL_NOTES.get(policy.mode, "")
+        if policy.mode == "workspace-write":
+            description += " Network access is %s." % ("enabled" if policy.has_network() else "restricted")
     return {
         "type": "function",
         "name": "shell",
@@ -2312,13 +2544,15 @@ def apply_patch_tool():
     }
 
 
-def build_tools(cfg, family, mcp_tools=None):
-    """The tool list for a request: shell, update_plan, apply_patch (if wanted), MCP tools."""
-    tools = [shell_tool(cfg)]
-    if getattr(cfg, "include_plan_tool", False):
+def build_tools(ctx, mcp_tools=None):
+    """The tool list for a request under TurnContext `ctx`: shell, update_plan, apply_patch (if
+    wanted), MCP tools."""
+    cfg = ctx.config
+    tools = [shell_tool(ctx)]
+    if cfg.include_plan_tool:
         tools.append(update_plan_tool())
-    extra = getattr(cfg, "tools", None) or {}
-    if family.wants_apply_patch_tool or extra.get("apply_patch") or getattr(cfg, "include_apply_patch_tool", False):
+    extra = cfg.tools or {}
+    if ctx.family.wants_apply_patch_tool or extra.get("apply_patch"):
         tools.append(apply_patch_tool())
     for name in sorted(mcp_tools or {}):
         tool = mcp_tools[name]  # §14 hands out schemas already sanitized for the API
@@ -3034,8 +3268,8 @@ EXEC_DECISIONS = (
 
 def describe_policy(cfg):
     """One line for /status and `codex sandbox --check`: approval, sandbox, network and their sources."""
-    policy = SandboxPolicy.from_config(cfg)
-    src = getattr(cfg, "sources", {}) or {}
+    policy = cfg.sandbox_policy
+    src = cfg.sources
     preset = next((name for name, (a, m, n, _) in APPROVAL_PRESETS.items()
                    if (a, m, n) == (cfg.approval_policy, policy.mode, policy.has_network())), None)
     return "approval_policy=%s (%s), sandbox_mode=%s (%s), network=%s%s" % (
@@ -3190,7 +3424,7 @@ def _planted_program(argv, cfg):
     import shutil  # startup budget: only when a command is assessed
 
     path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
-    roots = [str(r) for r in SandboxPolicy.from_config(cfg).writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
+    roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
     # "." or an empty entry resolves against the command's workdir, which the model chooses
     relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
     for word in _command_words(argv):
@@ -3223,12 +3457,12 @@ def _command_plan(argv, cfg, approved_for_session, escalated=False):
     runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.
     """
     policy = cfg.approval_policy
-    sandbox = SandboxPolicy.from_config(cfg)
+    sandbox = cfg.sandbox_policy
     key = tuple(str(a) for a in argv)
     if approved_for_session and key in approved_for_session:
         return "auto-approve", False, "approved for this session"
     full = sandbox.is_unrestricted()
-    available = full or sandbox_available(getattr(cfg, "codex_home", None))
+    available = full or sandbox_available(cfg.codex_home)
     if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
         # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
         if available:
@@ -3257,10 +3491,10 @@ def assess_patch_safety(paths, cfg):
     policy = cfg.approval_policy
     if policy == "untrusted":
         return "ask-user"
-    sandbox = SandboxPolicy.from_config(cfg)
+    sandbox = cfg.sandbox_policy
     if not paths:
         return "reject"
-    home = getattr(cfg, "codex_home", None)
+    home = cfg.codex_home
     if all(sandbox.is_path_writable(Path(p), cfg.cwd, home) for p in paths):
         return "auto-approve"
     if policy == "never":
@@ -3311,25 +3545,29 @@ class SandboxPolicy(object):
 
     @classmethod
     def from_config(cls, cfg):
-        """The policy of a Config: sandbox_mode + [sandbox_workspace_write], or the legacy list."""
-        legacy = getattr(cfg, "sandbox_permissions", None)
-        sources = getattr(cfg, "sources", {}) or {}
-        if legacy is not None and sources.get("sandbox_mode", "default") == "default":
-            policy = cls.from_permissions(legacy, getattr(cfg, "codex_home", None))
+        """The policy of a Config: sandbox_mode + [sandbox_workspace_write], or the legacy
+        `sandbox_permissions` list when it was set in a higher layer than sandbox_mode
+        (flag > -c > profile > config.toml > default).  Use `cfg.sandbox_policy` (computed once)."""
+        legacy = cfg.sandbox_permissions
+        if legacy is not None and _source_rank(cfg.sources.get("sandbox_permissions")) > _source_rank(cfg.sources.get("sandbox_mode")):
+            policy = cls.from_permissions(legacy, cfg.codex_home)
             _notice("`sandbox_permissions` is deprecated; it now means sandbox_mode = %r%s: set sandbox_mode "
                     "and [sandbox_workspace_write] instead" % (policy.mode, " with network" if policy.has_network() else ""))
             return policy
-        mode = cfg.sandbox_mode
-        if mode != "workspace-write":
-            return cls(mode)
-        ww = getattr(cfg, "sandbox_workspace_write", {}) or {}
-        base = Path(getattr(cfg, "cwd", None) or os.getcwd())
+        if cfg.sandbox_mode != "workspace-write":
+            return cls(cfg.sandbox_mode)
+        return cls.from_wire(dict(cfg.sandbox_workspace_write or {}, mode="workspace-write"), cfg.cwd)
+
+    @classmethod
+    def from_wire(cls, data, base):
+        """The protocol's SandboxPolicy object (tag `mode`); relative writable roots are taken
+        relative to `base`; unknown fields are ignored, missing booleans are false."""
         roots = []
-        for entry in ww.get("writable_roots") or []:
+        for entry in data.get("writable_roots") or []:
             p = Path(str(entry)).expanduser()
-            roots.append(p if p.is_absolute() else base / p)
-        return cls("workspace-write", roots, ww.get("network_access", False),
-                   ww.get("exclude_tmpdir_env_var", False), ww.get("exclude_slash_tmp", False))
+            roots.append(p if p.is_absolute() else Path(base) / p)
+        return cls(data.get("mode", "read-only"), roots, data.get("network_access", False),
+                   data.get("exclude_tmpdir_env_var", False), data.get("exclude_slash_tmp", False))
 
     @classmethod
     def from_permissions(cls, permissions, home=None):
@@ -3354,7 +3592,7 @@ class SandboxPolicy(object):
                    exclude_slash_tmp="disk-write-platform-global-temp-folder" not in perms,
                    include_cwd="disk-write-cwd" in perms)
 
-    def to_json(self):
+    def to_wire(self):
         """The upstream wire form: {"mode": ..., and the workspace-write fields}."""
         out = {"mode": self.mode}
         if self.mode == "workspace-write":
@@ -3365,14 +3603,16 @@ class SandboxPolicy(object):
             out["exclude_slash_tmp"] = self.exclude_slash_tmp
         elif self.network_access and self.mode == "read-only":
             out["network_access"] = True
-        return json.dumps(out, sort_keys=False)
+        return out
+
+    def to_json(self):
+        """to_wire() as JSON text (what the helper is given)."""
+        return json.dumps(self.to_wire(), sort_keys=False)
 
     @classmethod
     def from_json(cls, text):
-        """Parse the wire form (unknown fields ignored, missing booleans false)."""
-        data = json.loads(text) if isinstance(text, str) else dict(text)
-        return cls(data.get("mode", "read-only"), data.get("writable_roots") or (), data.get("network_access", False),
-                   data.get("exclude_tmpdir_env_var", False), data.get("exclude_slash_tmp", False))
+        """Parse the wire form from JSON text or a dict (see from_wire; roots must be absolute)."""
+        return cls.from_wire(json.loads(text) if isinstance(text, str) else dict(text), "/")
 
     def is_unrestricted(self):
         """danger-full-access: no sandbox at all."""
@@ -4969,7 +5209,7 @@ def build_command_env(cfg, environ=None):
     no network.
     """
     environ = os.environ if environ is None else environ
-    pol = getattr(cfg, "shell_environment_policy", None) or {}
+    pol = cfg.shell_environment_policy or {}
     inherit = pol.get("inherit", "all")
     if inherit == "all":
         env = dict(environ)
@@ -4979,7 +5219,7 @@ def build_command_env(cfg, environ=None):
         env = {}
     if not pol.get("ignore_default_excludes", False):
         secret_vars = set()
-        for provider in (getattr(cfg, "providers", None) or {}).values():
+        for provider in (cfg.providers or {}).values():
             if getattr(provider, "env_key", None):
                 secret_vars.add(provider.env_key)
             for var in (getattr(provider, "env_http_headers", None) or {}).values():
@@ -4993,7 +5233,7 @@ def build_command_env(cfg, environ=None):
     include_only = [str(p) for p in pol.get("include_only") or []]
     if include_only:
         env = {k: v for k, v in env.items() if any(glob_match(p, k) for p in include_only)}
-    if not SandboxPolicy.from_config(cfg).has_network():
+    if not cfg.sandbox_policy.has_network():
         env["CODEX_SANDBOX_NETWORK_DISABLED"] = "1"
     return env
 
@@ -5108,7 +5348,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         raise SandboxError("empty command: nothing to run")
     cwd = str(cwd or cfg.cwd)
     timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
-    policy = SandboxPolicy.from_config(cfg)
+    policy = cfg.sandbox_policy
     env = dict(env)
     patch_dir = apply_patch_command_dir(getattr(cfg, "codex_home", None))
     if patch_dir is not None:
@@ -5120,7 +5360,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     sandbox_type = None
     full_argv = argv
     if sandboxed and not policy.is_unrestricted():
-        full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, getattr(cfg, "codex_home", None))
+        full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
         env.update(extra_env)
     stdin = subprocess.DEVNULL
     if stdin_data is not None:
@@ -5222,7 +5462,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         if result.sandbox_error:
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
-            result, policy, cfg.cwd, getattr(cfg, "codex_home", None), cwd)
+            result, policy, cfg.cwd, cfg.codex_home, cwd)
     return result
 
 
@@ -5319,7 +5559,7 @@ def _cmd_debug(args, cfg_loader):
         raise SandboxError("`codex debug landlock` needs Linux; on macOS use `codex debug seatbelt`")
     extra = {} if (args.sandbox_mode or args.full_auto) else {"sandbox_mode": "read-only"}
     cfg = cfg_loader(**extra)
-    policy = SandboxPolicy.from_config(cfg)
+    policy = cfg.sandbox_policy
     if not policy.is_unrestricted() and not sandbox_available(cfg.codex_home):
         info = probe_sandbox(cfg.codex_home)
         raise SandboxError("the sandbox is not available here (%s); run `codex sandbox --check`"
@@ -6460,11 +6700,11 @@ class McpConnectionManager(object):
     """Every configured MCP server of a session, started concurrently in the background."""
 
     def __init__(self, cfg, only=None):
-        servers = getattr(cfg, "mcp_servers", None) or {}
+        servers = cfg.mcp_servers or {}
         if only is not None:
             servers = {k: v for k, v in servers.items() if k in only}
         self._servers = servers
-        home = getattr(cfg, "codex_home", None)
+        home = cfg.codex_home
         self._log_dir = Path(home) / "log" if home is not None else None
         self._clients = {}
         self._reported = set()
@@ -7109,19 +7349,20 @@ def detect_shell_name(environ=None):
     return os.path.basename(shell) or None
 
 
-def environment_context(cfg, shell=None):
-    """The <environment_context> message text (upstream's XML form)."""
+def environment_context(ctx, shell=None):
+    """The <environment_context> message text (upstream's XML form) for a TurnContext (or a
+    Config): the effective policy, as enforced."""
     import html
 
+    policy = ctx.sandbox_policy
     lines = ["<environment_context>",
-             "  <cwd>%s</cwd>" % html.escape(str(cfg.cwd), quote=False),
-             "  <approval_policy>%s</approval_policy>" % cfg.approval_policy,
-             "  <sandbox_mode>%s</sandbox_mode>" % cfg.sandbox_mode,
-             "  <network_access>%s</network_access>" % ("enabled" if cfg.network_access else "restricted")]
-    roots = (cfg.sandbox_workspace_write or {}).get("writable_roots") or []
-    if cfg.sandbox_mode == "workspace-write" and roots:
+             "  <cwd>%s</cwd>" % html.escape(str(ctx.cwd), quote=False),
+             "  <approval_policy>%s</approval_policy>" % ctx.approval_policy,
+             "  <sandbox_mode>%s</sandbox_mode>" % policy.mode,
+             "  <network_access>%s</network_access>" % ("enabled" if policy.has_network() else "restricted")]
+    if policy.mode == "workspace-write" and policy.writable_roots:
         lines.append("  <writable_roots>")
-        lines.extend("    <root>%s</root>" % html.escape(str(r), quote=False) for r in roots)
+        lines.extend("    <root>%s</root>" % html.escape(str(r), quote=False) for r in policy.writable_roots)
         lines.append("  </writable_roots>")
     if shell:
         lines.append("  <shell>%s</shell>" % shell)
@@ -7131,7 +7372,7 @@ def environment_context(cfg, shell=None):
 
 def build_instructions(cfg, family):
     """The `instructions` field: the base prompt (or the configured override) + patch notes."""
-    base = getattr(cfg, "base_instructions", None)
+    base = cfg.base_instructions
     if base:
         return base
     if family.needs_patch_instructions:
@@ -7350,6 +7591,91 @@ def prompt_dirs(cfg):
 # one task thread at a time; _run_turn is one model request with its tool calls.
 
 
+# -- automatic compaction --------------------------------------------------------------
+# Before each request the session estimates its size: the last response's reported usage
+# (input + output tokens) plus ~4 characters per token for what was added since (or the
+# whole request when nothing was reported).  At model_auto_compact_token_limit (default
+# AUTO_COMPACT_FRACTION of the context window) it asks the model for a summary and replaces
+# the history by: the context messages, the user's recent messages verbatim, the summary and
+# the current plan.  A context_length_exceeded answer gets one compaction and one retry of
+# that request; a compaction is never repeated before another request went through, so a
+# summary that is itself too large cannot loop (upstream #40213).
+
+AUTO_COMPACT_FRACTION = 0.8  #: default model_auto_compact_token_limit, as a fraction of the window
+COMPACT_USER_TOKENS = 20000  #: at most this much of the user's recent messages is kept verbatim...
+COMPACT_USER_FRACTION = 0.25  #: ...and at most this fraction of the limit
+COMPACT_KEEP_OUTPUT_CHARS = 600  #: a tool output trimmed for a compaction request keeps this much
+CHARS_PER_TOKEN = 4  #: the estimate for text no usage was reported for
+COMPACT_BRIDGE_PREFIX = "The conversation so far was compacted to fit the model's context window."  #: starts the bridge
+
+
+def estimate_tokens(obj):
+    """A rough token count of a JSON-able value (CHARS_PER_TOKEN characters per token)."""
+    text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return len(text) // CHARS_PER_TOKEN + 1
+
+
+def trim_tool_outputs(items, keep_last=2, keep_chars=COMPACT_KEEP_OUTPUT_CHARS):
+    """A copy of `items` whose tool outputs (but the last `keep_last`) are cut to `keep_chars`."""
+    outputs = [i for i, it in enumerate(items) if it.get("type") in ("function_call_output", "custom_tool_call_output")]
+    cut = set(outputs[:-keep_last] if keep_last else outputs)
+    out = []
+    for i, it in enumerate(items):
+        text = it.get("output")
+        if i in cut and isinstance(text, str) and len(text) > keep_chars:
+            head, tail = text[:keep_chars * 2 // 3], text[-(keep_chars // 3):]
+            it = dict(it, output="%s\n[... %d characters trimmed for compaction ...]\n%s" % (head, len(text) - len(head) - len(tail), tail))
+        out.append(it)
+    return out
+
+
+def drop_oldest_items(items, fraction=0.5):
+    """`items` without (about) the oldest `fraction` of its non-context items, keeping calls
+    and their outputs together (an output without its call is rejected by the APIs)."""
+    context = [it for it in items if it.get("type") == "message" and _is_context_message(it)]
+    rest = [it for it in items if not (it.get("type") == "message" and _is_context_message(it))]
+    rest = rest[int(len(rest) * fraction):]
+    calls = {it.get("call_id") for it in rest if it.get("type") in ("function_call", "local_shell_call", "custom_tool_call")}
+    outputs = {it.get("call_id") for it in rest if it.get("type") in ("function_call_output", "custom_tool_call_output")}
+    kept = [it for it in rest
+            if not (it.get("type") in ("function_call_output", "custom_tool_call_output") and it.get("call_id") not in calls)
+            and not (it.get("type") in ("function_call", "local_shell_call", "custom_tool_call") and it.get("call_id") not in outputs)]
+    return context + kept
+
+
+def compacted_history(history, summary, plan=None, limit_tokens=None):
+    """The history that replaces `history` after a compaction: its context messages, the
+    user's recent messages verbatim (newest kept first, within a budget), then one message
+    with the summary and the current plan (a later compaction sees the same user messages)."""
+    context = [it for it in history if it.get("type") == "message" and _is_context_message(it)]
+    users = [message_text(it) for it in history
+             if it.get("type") == "message" and it.get("role") == "user" and not _is_context_message(it)
+             and message_text(it) != COMPACT_PROMPT and not message_text(it).startswith(COMPACT_BRIDGE_PREFIX)]
+    budget = COMPACT_USER_TOKENS
+    if limit_tokens:
+        budget = min(budget, int(limit_tokens * COMPACT_USER_FRACTION))
+    budget_chars = max(400, budget * CHARS_PER_TOKEN)
+    kept = []
+    for text in reversed(users):
+        if budget_chars <= 0:
+            break
+        if len(text) > budget_chars:
+            text = text[:budget_chars // 2] + "\n[...]\n" + text[-(budget_chars // 2):]
+        kept.insert(0, text)
+        budget_chars -= len(text)
+    parts = [COMPACT_BRIDGE_PREFIX, "The user's most recent messages are above, verbatim.", "",
+             "Summary of the work so far, written by you before the history was compacted:", "",
+             summary or "(no summary available)"]
+    if plan and plan.get("plan"):
+        parts += ["", "The current plan (update it with update_plan as you go):"]
+        if plan.get("explanation"):
+            parts.append(plan["explanation"])
+        for step in plan["plan"]:
+            parts.append("- [%s] %s" % ({"completed": "x", "in_progress": "~"}.get(step.get("status"), " "), step.get("step")))
+    parts += ["", "Continue the task from here; do not redo work the summary says is done."]
+    return context[:2] + [text_message("user", text) for text in kept] + [text_message("user", "\n".join(parts))]
+
+
 class _Task(object):
     """One running task (the work started by a user_input)."""
 
@@ -7366,18 +7692,20 @@ class _Task(object):
         self.last_agent_message = None
         self.diff_base = {}  # path -> text before the task's first patch touched it (None: absent)
         self.thread = None
+        self.ctx = None  # the TurnContext of the current model request (set by _run_turn)
+        self.compacted = False  # compacted since the last request went through (never twice in a row)
 
 
 class Session(object):
     """A conversation with the model: submit() ops, read events with next_event() (see §08)."""
 
     def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None,
-                 output_schema=None):
-        import copy
+                 output_schema=None, turn_context=None):
         import queue
         import uuid
 
-        self.cfg = copy.copy(config)
+        self.cfg = config
+        self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
         self._events = queue.Queue()
@@ -7393,14 +7721,15 @@ class Session(object):
         self.total_usage = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0,
                             "reasoning_output_tokens": 0, "cache_write_input_tokens": 0, "total_tokens": 0}
         self.output_schema = output_schema  # the JSON schema of the final answer (exec --output-schema)
-        self.family = model_family(self.cfg.model, self.cfg)
-        self.instructions = build_instructions(self.cfg, self.family)
+        self.compactions = 0  # automatic compactions so far
+        self.plan = None  # the last update_plan arguments (kept across a compaction)
+        self._usage_mark = None  # (tokens the last response reported, len(history) before its items)
         self.shell_name = detect_shell_name(self._environ)
         self.session_id = str(uuid.uuid4())
         self.rollout_path = None
         self._rollout = None
         startup_errors = []
-        resume_path = resume_path or getattr(self.cfg, "experimental_resume", None)
+        resume_path = resume_path or self.cfg.experimental_resume
         self.user_instructions = None
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
@@ -7410,7 +7739,7 @@ class Session(object):
             self.user_instructions = meta.get("instructions")
             self.history = [it for it in items if it.get("type") in HISTORY_ITEM_TYPES]
             initial_messages = events
-            current = environment_context(self.cfg, self.shell_name)
+            current = environment_context(self._ctx, self.shell_name)
             previous = [message_text(it) for it in self.history
                         if it.get("type") == "message" and message_text(it).startswith("<environment_context>")]
             if not previous or previous[-1] != current:  # resumed elsewhere or with other settings
@@ -7420,11 +7749,11 @@ class Session(object):
             self.user_instructions = load_user_instructions(self.cfg)
             if self.user_instructions:
                 self.history.append(text_message("user", "<user_instructions>\n\n%s\n\n</user_instructions>" % self.user_instructions))
-            self.history.append(text_message("user", environment_context(self.cfg, self.shell_name)))
+            self.history.append(text_message("user", environment_context(self._ctx, self.shell_name)))
             new_items = list(self.history)
         if record_rollout:
             try:
-                self._rollout = RolloutRecorder(self.cfg, self.session_id, self.user_instructions, resume_path=resume_path)
+                self._rollout = RolloutRecorder(self._ctx, self.session_id, self.user_instructions, resume_path=resume_path)
                 self.rollout_path = self._rollout.path
                 self._rollout.record_items(new_items)
             except (OSError, CodexError) as exc:
@@ -7442,8 +7771,8 @@ class Session(object):
                 log_id, count = globals()["history_metadata"](self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
             except (OSError, CodexError):
                 pass
-        configured = dict(session_id=self.session_id, model=self.cfg.model, history_log_id=log_id,
-                          history_entry_count=count, reasoning_effort=self.cfg.model_reasoning_effort,
+        configured = dict(session_id=self.session_id, model=self._ctx.model, history_log_id=log_id,
+                          history_entry_count=count, reasoning_effort=self._ctx.config.model_reasoning_effort,
                           rollout_path=str(self.rollout_path) if self.rollout_path else None)
         if initial_messages is not None:
             configured["initial_messages"] = initial_messages
@@ -7452,6 +7781,31 @@ class Session(object):
             self._emit("", "error", message=message)
 
     # -- front-end API --
+    @property
+    def turn_context(self):
+        """The TurnContext the next turn runs under (overrides already applied)."""
+        return self._ctx
+
+    @property
+    def family(self):
+        """The ModelFamily of the current model."""
+        return self._ctx.family
+
+    @property
+    def instructions(self):
+        """The `instructions` field of the next request."""
+        return self._ctx.instructions
+
+    @property
+    def closed(self):
+        """Whether shutdown() has finished (no more events will come after the queued ones)."""
+        return self._closed
+
+    @property
+    def busy(self):
+        """Whether a task is running."""
+        return self._task is not None
+
     def submit(self, op):
         """Submit an op (or a whole {"id", "op"} submission); return its submission id."""
         with self._lock:
@@ -7541,7 +7895,7 @@ class Session(object):
         drop = max(0, min(int(drop_last_user_messages), len(users)))
         cut = users[len(users) - drop] if drop else len(items)
         new = Session(self.cfg, approval_handler=self.approval_handler, record_rollout=self._rollout is not None,
-                      environ=self._environ)
+                      environ=self._environ, turn_context=self._ctx)
         new._record([it for it in items[:cut] if not _is_context_message(it)])
         return new
 
@@ -7558,7 +7912,7 @@ class Session(object):
         self.shutdown()
 
     def _op_user_input(self, sub_id, op):
-        message = input_items_to_message(op.get("items") or [], self.cfg.cwd,
+        message = input_items_to_message(op.get("items") or [], self._ctx.cwd,
                                          warn=lambda m: self._emit(sub_id, "background_event", message=m))
         if not message["content"]:
             self._emit(sub_id, "error", message="user_input needs at least one text or image item")
@@ -7577,38 +7931,22 @@ class Session(object):
         self._apply_overrides(op, record=True)
 
     def _apply_overrides(self, op, record):
-        before = (str(self.cfg.cwd), self.cfg.approval_policy, self.cfg.sandbox_mode, self.cfg.network_access)
-        if op.get("cwd"):
-            cwd = Path(op["cwd"])
-            if not cwd.is_dir():
-                raise UsageError("cwd %s is not a directory" % cwd)
-            self.cfg.cwd = cwd.resolve()
-        if op.get("approval_policy"):
-            self.cfg.approval_policy = _normalize_approval(op["approval_policy"], "op", "approval_policy")
+        """Replace the turn context with one that has the op's overrides (never the Config)."""
         policy = op.get("sandbox_policy")
-        if isinstance(policy, dict) and policy.get("mode"):
-            _check_enum("op", "sandbox_policy.mode", policy["mode"], SANDBOX_MODES)
-            self.cfg.sandbox_mode = policy["mode"]
-            if policy["mode"] == "workspace-write":
-                ww = dict(self.cfg.sandbox_workspace_write or {})
-                for key in ("writable_roots", "network_access", "exclude_tmpdir_env_var", "exclude_slash_tmp"):
-                    if key in policy:
-                        ww[key] = policy[key]
-                self.cfg.sandbox_workspace_write = ww
-        if op.get("model"):
-            self.cfg.model = op["model"]
-            self.family = model_family(self.cfg.model, self.cfg)
-            self.instructions = build_instructions(self.cfg, self.family)
-            if self._client is not None:
+        with self._lock:
+            before = self._ctx
+            after = before.with_overrides(
+                cwd=op.get("cwd"), approval_policy=op.get("approval_policy"),
+                sandbox_policy=policy if isinstance(policy, dict) and policy.get("mode") else None,
+                model=op.get("model"), effort=op.get("effort"), summary=op.get("summary"))
+            self._ctx = after
+            if after.config is not before.config and self._client is not None:
                 self._client.close()
                 self._client = None
-        if op.get("effort"):
-            self.cfg.model_reasoning_effort = op["effort"]
-        if op.get("summary"):
-            self.cfg.model_reasoning_summary = op["summary"]
-        after = (str(self.cfg.cwd), self.cfg.approval_policy, self.cfg.sandbox_mode, self.cfg.network_access)
-        if before != after:
-            self._record([text_message("user", environment_context(self.cfg, self.shell_name))])
+        if after.to_wire() != before.to_wire() and self._rollout is not None:
+            self._rollout.record_turn_context(after)
+        if environment_context(before) != environment_context(after):
+            self._record([text_message("user", environment_context(after, self.shell_name))])
 
     def _op_exec_approval(self, sub_id, op):
         self._deliver_decision(op)
@@ -7715,7 +8053,7 @@ class Session(object):
 
     def _client_for_turn(self):
         if self._client is None:
-            self._client = make_model_client(self.cfg, self.session_id, self._environ)
+            self._client = make_model_client(self._ctx.config, self.session_id, self._environ)
         return self._client
 
     def _run_task(self, task, message):
@@ -7736,6 +8074,8 @@ class Session(object):
                     self._record([msg])
                     if message_text(msg):
                         task.input_messages.append(message_text(msg))
+                if task.kind == "user":
+                    self._maybe_auto_compact(task)
                 follow_up = self._run_turn(task)
                 if task.abort_requested:
                     with self._lock:
@@ -7772,24 +8112,118 @@ class Session(object):
             self._task = None
             self._emit(task.sub_id, "task_complete", last_agent_message=task.last_agent_message)
 
+    # -- compaction --
+    def auto_compact_limit(self):
+        """Tokens at which the history is compacted: model_auto_compact_token_limit, else
+        AUTO_COMPACT_FRACTION of the model's context window; None when neither is known."""
+        limit = self.cfg.model_auto_compact_token_limit
+        if limit:
+            return int(limit)
+        window = self.family.context_window
+        return int(window * AUTO_COMPACT_FRACTION) if window else None
+
+    def estimate_request_tokens(self, tools=None):
+        """The estimated size of the next request (see the comment above AUTO_COMPACT_FRACTION)."""
+        with self._lock:
+            items = list(self.history)
+        mark = self._usage_mark
+        if mark is not None and mark[1] <= len(items):
+            return mark[0] + estimate_tokens(items[mark[1]:])
+        tools = build_tools(self._ctx, self.mcp.tools() if self.mcp is not None else None) if tools is None else tools
+        return estimate_tokens(self.instructions) + estimate_tokens(tools) + estimate_tokens(items)
+
+    def _maybe_auto_compact(self, task):
+        limit = self.auto_compact_limit()
+        if not limit or task.compacted:
+            return
+        tokens = self.estimate_request_tokens()
+        if tokens >= limit:
+            self._compact(task, "auto", tokens)
+
+    def _compact(self, task, reason, tokens=None):
+        """Replace the history by a summary the model writes (plus the user's recent messages
+        and the plan); record it in the rollout and emit context_compacted."""
+        limit = self.auto_compact_limit()
+        tokens = self.estimate_request_tokens() if tokens is None else tokens
+        self._task_emit(task, "background_event", message="compacting the conversation (~%s tokens%s)..." % (
+            "{:,}".format(tokens), " of %s" % "{:,}".format(limit) if limit else ""))
+        items = self._prompt_input() + [text_message("user", COMPACT_PROMPT)]
+        window = self.family.context_window or (int(limit / AUTO_COMPACT_FRACTION) if limit else None)
+        budget = int(window * 0.9) if window else None
+        if budget:
+            if estimate_tokens(self.instructions) + estimate_tokens(items) > budget:
+                items = trim_tool_outputs(items)
+            for _ in range(8):  # each pass halves what is left: bounded
+                if estimate_tokens(self.instructions) + estimate_tokens(items) <= budget:
+                    break
+                items = drop_oldest_items(items[:-1]) + items[-1:]
+        summary = None
+        for attempt in range(2):
+            try:
+                summary = self._request_summary(task, items)
+                break
+            except ContextWindowExceeded:
+                if attempt:
+                    raise
+                items = drop_oldest_items(trim_tool_outputs(items[:-1], keep_last=0)) + items[-1:]
+        with self._lock:
+            if task.cancelled:
+                raise Interrupted("interrupted")
+            new = compacted_history(self.history, summary, self.plan, limit)
+            self.history = new
+            if self._rollout is not None:
+                self._rollout.record_compacted(summary or "", replacement_history=new)
+        self._usage_mark = None
+        task.compacted = True
+        self.compactions += 1
+        after = self.estimate_request_tokens()
+        self._task_emit(task, "context_compacted", reason=reason, tokens_before=tokens, tokens_after=after,
+                        compactions=self.compactions)
+        log("info", "compacted the history (%s): ~%d -> ~%d tokens", reason, tokens, after)
+
+    def _request_summary(self, task, items):
+        """One request without tools asking for the summary; returns its text."""
+        client = self._client_for_turn()
+        retries = 0
+        while True:
+            text, completed = [], None
+            try:
+                def on_response(resp):
+                    with self._lock:
+                        task.response = resp
+                        if task.cancelled:
+                            abort_response(resp)
+
+                for kind, payload in client.stream(Prompt(items, [], self.instructions), cancel=task.cancel,
+                                                   on_response=on_response):
+                    if task.cancelled:
+                        raise Interrupted("interrupted")
+                    if kind == "item" and payload.get("type") == "message":
+                        text.append(message_text(payload))
+                    elif kind == "completed":
+                        completed = payload
+            except StreamError as exc:
+                if retries >= self.cfg.provider.stream_max_retries:
+                    raise
+                retries += 1
+                _interruptible_sleep(exc.retry_after if exc.retry_after is not None else backoff(retries), task.cancel)
+                continue
+            finally:
+                with self._lock:
+                    task.response = None
+            usage = (completed or {}).get("usage")
+            if usage:
+                for key in self.total_usage:
+                    self.total_usage[key] += usage.get(key) or 0
+            return "\n".join(t for t in text if t).strip()
+
     def _finish_compaction(self, task):
+        """After a /compact task: the model's answer is the summary (see compacted_history)."""
         summary = task.last_agent_message or "(no summary available)"
-        users = [message_text(it) for it in self.history
-                 if it.get("type") == "message" and it.get("role") == "user" and not _is_context_message(it)
-                 and message_text(it) != COMPACT_PROMPT]
-        joined = "\n\n".join(users) or "(none)"
-        if len(joined) > 80000:
-            joined = joined[:40000] + "\n...\n" + joined[-40000:]
-        bridge = ("You were originally given instructions from a user over one or more turns. Here were the user "
-                  "messages:\n\n%s\n\nAnother language model started to solve this problem and produced a summary of "
-                  "its thinking process. You also have access to the state of the tools that were used by that "
-                  "language model. Use this to build on the work that has already been done and avoid duplicating "
-                  "work. Here is the summary produced by the other language model, use the information in this "
-                  "summary to assist with your own analysis:\n\n%s" % (joined, summary))
-        context = [it for it in self.history if it.get("type") == "message" and _is_context_message(it)]
-        self.history = context[:2] + [text_message("user", bridge)]
+        self.history = compacted_history(self.history, summary, self.plan, self.auto_compact_limit())
+        self._usage_mark = None
         if self._rollout is not None:
-            self._rollout.record_compacted(summary)
+            self._rollout.record_compacted(summary, replacement_history=self.history)
         self._emit(task.sub_id, "agent_message", message="Compact task completed")
 
     def _prompt_input(self):
@@ -7812,7 +8246,7 @@ class Session(object):
         if self.mcp is not None:
             for message in self.mcp.new_failures():  # session-level: not a failure of this task
                 self._emit("", "error", message=message)
-        return build_tools(self.cfg, self.family, mcp_tools)
+        return build_tools(task.ctx, mcp_tools)
 
     def _run_turn(self, task):
         """One model request (with stream retries), running tools as items arrive.
@@ -7822,11 +8256,23 @@ class Session(object):
         retries = 0
         max_retries = self.cfg.provider.stream_max_retries
         while True:
-            prompt = Prompt(self._prompt_input(), self._tools(task), self.instructions,
+            with self._lock:
+                task.ctx = self._ctx  # computed once per turn: what the tools enforce and the model is told
+            prompt = Prompt(self._prompt_input(), self._tools(task), task.ctx.instructions,
                             output_schema=self.output_schema if task.kind == "user" else None)
             tool_called = [False]
             try:
                 completed = self._stream_once(task, prompt, tool_called)
+            except ContextWindowExceeded as exc:
+                with self._lock:
+                    if task.cancelled:
+                        raise Interrupted("interrupted")
+                    self._commit_task_items(task)
+                if task.kind != "user" or task.compacted:
+                    raise ProviderError("%s; compacting did not help: start a new session (or raise "
+                                        "model_context_window if the model's window is larger)" % exc)
+                self._compact(task, "context_length_exceeded")  # then retry this request once
+                continue
             except StreamError as exc:
                 with self._lock:
                     if task.cancelled:
@@ -7848,8 +8294,13 @@ class Session(object):
             with self._lock:
                 if task.cancelled:
                     raise Interrupted("interrupted")
+                before = len(self.history)
                 self._commit_task_items(task)
+            task.compacted = False
             usage = completed.get("usage")
+            self._usage_mark = None
+            if usage and usage.get("input_tokens"):
+                self._usage_mark = (int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0), before)
             if usage:
                 for key in self.total_usage:
                     self.total_usage[key] += usage.get(key) or 0
@@ -7873,8 +8324,8 @@ class Session(object):
                     abort_response(resp)
 
         completed = None
-        show_raw = bool(getattr(self.cfg, "show_raw_agent_reasoning", False))
-        hide = bool(getattr(self.cfg, "hide_agent_reasoning", False))
+        show_raw = bool(self.cfg.show_raw_agent_reasoning)
+        hide = bool(self.cfg.hide_agent_reasoning)
         for kind, payload in client.stream(prompt, cancel=task.cancel, on_retry=on_retry, on_response=on_response):
             if task.cancelled:
                 raise Interrupted("interrupted")
@@ -7916,10 +8367,10 @@ class Session(object):
                 task.last_agent_message = text
             return False
         if kind == "reasoning":
-            if not getattr(self.cfg, "hide_agent_reasoning", False):
+            if not self.cfg.hide_agent_reasoning:
                 for part in item.get("summary") or ():
                     self._task_emit(task, "agent_reasoning", text=part.get("text") or "")
-            if getattr(self.cfg, "show_raw_agent_reasoning", False):
+            if self.cfg.show_raw_agent_reasoning:
                 for part in item.get("content") or ():
                     if part.get("type") == "reasoning_text":
                         self._task_emit(task, "agent_reasoning_raw_content", text=part.get("text") or "")
@@ -7965,6 +8416,7 @@ class Session(object):
                 return self._run_apply_patch(task, call_id, args["input"], None)
             if name == "update_plan":
                 plan = parse_plan_arguments(arguments)
+                self.plan = plan
                 self._task_emit(task, "plan_update", **plan)
                 return "Plan updated"
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
@@ -7995,15 +8447,15 @@ class Session(object):
             task.abort_requested = True
         return decision
 
-    def _resolve_cwd(self, workdir):
-        cwd = Path(self.cfg.cwd)
+    def _resolve_cwd(self, task, workdir):
+        cwd = Path(task.ctx.cwd)
         if workdir:
             cwd = cwd / Path(workdir).expanduser()
         return cwd
 
     def _run_shell(self, task, call_id, params):
         argv = params["command"]
-        cwd = self._resolve_cwd(params.get("workdir"))
+        cwd = self._resolve_cwd(task, params.get("workdir"))
         patch = extract_apply_patch(argv)
         if patch is not None:
             text, subdir = patch
@@ -8030,13 +8482,13 @@ class Session(object):
                 begin()
             return decision
 
-        verdict = assess_command_safety(argv, self.cfg, self.state.approved_commands, bool(params.get("escalated")))
+        verdict = assess_command_safety(argv, task.ctx, self.state.approved_commands, bool(params.get("escalated")))
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
         started = time.monotonic()
         try:
-            outcome = execute_with_policy(argv, cwd, self.cfg, self.state, ask, on_output=on_output, cancel=task.cancel,
+            outcome = execute_with_policy(argv, cwd, task.ctx, self.state, ask, on_output=on_output, cancel=task.cancel,
                                           timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
                                           justification=params.get("justification"))
         except CodexError as exc:
@@ -8070,7 +8522,7 @@ class Session(object):
         return outcome.model_output
 
     def _run_apply_patch(self, task, call_id, text, cwd):
-        cwd = Path(cwd) if cwd is not None else Path(self.cfg.cwd)
+        cwd = Path(cwd) if cwd is not None else Path(task.ctx.cwd)
         try:
             changes = plan_patch(text, cwd)
         except PatchError as exc:
@@ -8080,7 +8532,7 @@ class Session(object):
             paths.append(ch.path)
             if ch.move_path is not None:
                 paths.append(ch.move_path)
-        verdict = assess_patch_safety(paths, self.cfg)
+        verdict = assess_patch_safety(paths, task.ctx)
         protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
         # The verdict is the user interface; the boundary is the sandbox: an auto-approved patch
         # is applied by codex's apply_patch mode run as a sandboxed command (§13), so Landlock and
@@ -8144,7 +8596,7 @@ class Session(object):
             if before == after:
                 continue
             try:
-                rel = str(Path(path).relative_to(self.cfg.cwd))
+                rel = str(Path(path).relative_to(task.ctx.cwd))
             except ValueError:
                 rel = str(path)
             a = "a/" + rel if before is not None else "/dev/null"
@@ -8468,7 +8920,8 @@ class HistorySnapshot(object):
 #   response_item  a history item exactly as sent to the model
 #   event_msg      a protocol event msg worth replaying (user_message, agent_message, ...)
 #   turn_context   {cwd, approval_policy, sandbox_policy, model, effort, summary}
-#   compacted      {message}: history before this line was replaced by a summary
+#   compacted      {message, replacement_history}: history before this line was replaced by
+#                  replacement_history (older records: rebuilt from the summary in message)
 # load_rollout() also reads the mid-2025 format (bare meta object, then bare items).
 
 ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
@@ -8510,7 +8963,8 @@ def _ends_mid_line(path):
 class RolloutRecorder(object):
     """Appends a session's items and events to its rollout file."""
 
-    def __init__(self, cfg, session_id, instructions, resume_path=None):
+    def __init__(self, ctx, session_id, instructions, resume_path=None):
+        """Open (or, resuming, append to) the rollout of a session that starts under TurnContext `ctx`."""
         self._lock = threading.Lock()
         if resume_path:
             self.path = Path(resume_path)
@@ -8519,19 +8973,21 @@ class RolloutRecorder(object):
                 self._fh.write(b"\n")
         else:
             now = time.localtime()
-            day = Path(cfg.codex_home) / ROLLOUT_SUBDIR / time.strftime("%Y", now) / time.strftime("%m", now) / time.strftime("%d", now)
+            day = Path(ctx.codex_home) / ROLLOUT_SUBDIR / time.strftime("%Y", now) / time.strftime("%m", now) / time.strftime("%d", now)
             self.path = day / ("rollout-%s-%s.jsonl" % (time.strftime("%Y-%m-%dT%H-%M-%S", now), session_id))
             self._fh = open_private_append(self.path)
             os.chmod(str(self.path), 0o600)
-            meta = {"id": session_id, "timestamp": _now_iso(), "cwd": str(cfg.cwd), "originator": ORIGINATOR,
+            meta = {"id": session_id, "timestamp": _now_iso(), "cwd": str(ctx.cwd), "originator": ORIGINATOR,
                     "cli_version": __version__, "instructions": instructions}
-            git = _git_info(cfg.cwd)
+            git = _git_info(ctx.cwd)
             if git:
                 meta["git"] = git
             self._write("session_meta", meta)
-        self._write("turn_context", {"cwd": str(cfg.cwd), "approval_policy": cfg.approval_policy,
-                                     "sandbox_policy": sandbox_policy_json(cfg), "model": cfg.model,
-                                     "effort": cfg.model_reasoning_effort, "summary": cfg.model_reasoning_summary})
+        self.record_turn_context(ctx)
+
+    def record_turn_context(self, ctx):
+        """Append a turn_context record: the effective policy the next turns run under."""
+        self._write("turn_context", ctx.to_wire())
 
     def _write(self, kind, payload):
         line = json.dumps({"timestamp": _now_iso(), "type": kind, "payload": payload}, ensure_ascii=False) + "\n"
@@ -8553,9 +9009,12 @@ class RolloutRecorder(object):
         """Append a protocol event msg."""
         self._write("event_msg", msg)
 
-    def record_compacted(self, message):
-        """Note that history was replaced by a summary."""
-        self._write("compacted", {"message": message})
+    def record_compacted(self, message, replacement_history=None):
+        """Note that history was replaced by a summary (and by what, so resume sees it)."""
+        payload = {"message": message}
+        if replacement_history is not None:
+            payload["replacement_history"] = list(replacement_history)
+        self._write("compacted", payload)
 
     def close(self):
         """Flush and close the file."""
@@ -8593,10 +9052,11 @@ def load_rollout(path):
             items.append(payload)
         elif kind == "event_msg" and isinstance(payload, dict):
             events.append(payload)
-        elif kind == "compacted":
-            context = [it for it in items if it.get("type") == "message" and _is_context_message(it)]
-            bridge = [it for it in items if it.get("type") == "message" and it.get("role") == "user"][-1:]
-            items = context[:2] + bridge
+        elif kind == "compacted" and isinstance(payload, dict) and isinstance(payload.get("replacement_history"), list):
+            items = [it for it in payload["replacement_history"] if isinstance(it, dict)]
+        elif kind == "compacted":  # older records: rebuild the bridge from the summary
+            summary = payload.get("message") if isinstance(payload, dict) else None
+            items = compacted_history(items, summary)
         elif number == 1 and meta is None and "id" in obj and kind is None:
             meta = obj  # the mid-2025 format: a bare meta object first
         elif obj.get("record_type") == "state":
@@ -8790,18 +9250,21 @@ def _valid_text(text):
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def config_summary(cfg, session_id=None):
-    """(key, value) pairs of the exec header."""
-    rows = [("workdir", str(cfg.cwd)), ("model", cfg.model), ("provider", cfg.provider.id),
-            ("approval", cfg.approval_policy)]
-    sandbox = cfg.sandbox_mode
+def config_summary(ctx, session_id=None):
+    """(key, value) pairs of the exec header for a TurnContext (or a Config): the effective policy."""
+    cfg = turn_context(ctx).config
+    policy = ctx.sandbox_policy
+    rows = [("workdir", str(ctx.cwd)), ("model", ctx.model), ("provider", cfg.provider.id),
+            ("approval", ctx.approval_policy)]
+    sandbox = policy.mode
     if sandbox == "workspace-write":
-        roots = ["workdir", "/tmp", "$TMPDIR"] + [str(r) for r in (cfg.sandbox_workspace_write or {}).get("writable_roots") or []]
+        roots = (["workdir"] if policy.include_cwd else []) + ([] if policy.exclude_slash_tmp else ["/tmp"]) + (
+            [] if policy.exclude_tmpdir_env_var else ["$TMPDIR"]) + [str(r) for r in policy.writable_roots]
         sandbox += " [%s]" % ", ".join(roots)
-        if cfg.network_access:
+        if policy.has_network():
             sandbox += " (network access enabled)"
     rows.append(("sandbox", sandbox))
-    if cfg.provider.wire_api == "responses" and model_family(cfg.model, cfg).supports_reasoning:
+    if cfg.provider.wire_api == "responses" and model_family(ctx.model, cfg).supports_reasoning:
         rows.append(("reasoning effort", cfg.model_reasoning_effort or "medium"))
         rows.append(("reasoning summaries", cfg.model_reasoning_summary or "auto"))
     if session_id:
@@ -8852,11 +9315,11 @@ class HumanPrinter(object):
             self.err.write("\n")
             self.in_delta = False
 
-    def header(self, session_id, prompt):
-        """The config summary and the prompt."""
+    def header(self, session_id, prompt, ctx=None):
+        """The config summary (of the session's TurnContext) and the prompt."""
         self.ts("codex v%s" % __version__)
         self.line("--------")
-        for key, value in config_summary(self.cfg, session_id):
+        for key, value in config_summary(ctx or self.cfg, session_id):
             self.line("%s: %s" % (self.c("bold", key), value))
         self.line("--------")
         self.ts(self.c("bold cyan", "User instructions:"))
@@ -8881,7 +9344,7 @@ class HumanPrinter(object):
             self.ts(self.c("italic magenta", "codex"))
             self.line(msg.get("message", ""))
         elif kind == "agent_reasoning":
-            if not getattr(self.cfg, "hide_agent_reasoning", False):
+            if not self.cfg.hide_agent_reasoning:
                 self.ts(self.c("italic magenta", "thinking"))
                 self.line(self.c("italic", msg.get("text", "")))
         elif kind == "exec_command_begin":
@@ -8949,6 +9412,9 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind == "context_compacted":
+            self.ts(self.c("magenta", "context compacted") + " (%s): ~%s -> ~%s tokens" % (
+                msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
         elif kind == "turn_aborted":
             self.ts(self.c("red", "task interrupted"))
 
@@ -9047,6 +9513,10 @@ class JsonPrinter(object):
                 self.emit({"type": "item.updated", "item": self.todo})
         elif kind in ("stream_error",):
             self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
+        elif kind == "context_compacted":
+            self.emit({"type": "item.completed", "item": self._item(
+                "context_compaction", reason=msg.get("reason"), tokens_before=msg.get("tokens_before"),
+                tokens_after=msg.get("tokens_after"))})
         elif kind == "error" and session_level:  # e.g. an MCP server that failed to start: not fatal
             self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
         elif kind == "error":
@@ -9190,7 +9660,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     if as_json:
         printer.event(first["msg"])
     else:
-        printer.header(session.session_id, shown_prompt or prompt)
+        printer.header(session.session_id, shown_prompt or prompt, session.turn_context)
     if not skip_git_repo_check and find_git_root(cfg.cwd) is None:
         session.shutdown()
         raise UsageError(EXEC_NOT_GIT)
@@ -9374,9 +9844,7 @@ def _cmd_resume(args, cfg_loader):
     def resume_loader(**more):
         # Session (§15) resumes whatever config.experimental_resume names, so the REPL
         # needs no resume logic of its own.
-        resumed = cfg_loader(**more)
-        resumed.experimental_resume = str(path)
-        return resumed
+        return cfg_loader(**more).replace(experimental_resume=str(path))
 
     args.resume_path = path
     args.prompt = prompt
@@ -10630,21 +11098,21 @@ class ReplRenderer(object):
 
     # -- cells --
 
-    def header(self, cfg, session_id=None):
-        """The banner at start: version, model, provider, approval, sandbox, workdir.
+    def header(self, ctx, session_id=None):
+        """The banner at start for a TurnContext: version, model, provider, approval, sandbox, workdir.
 
         Written with plain escape codes rather than rich, so the first prompt does not wait
         for rich to import (startup budget).
         """
         styled = self.caps["tty"] and not self.caps["dumb"]
         bold, dim, reset = ("\x1b[1m", "\x1b[2m", "\x1b[0m") if styled else ("", "", "")
-        effort = getattr(cfg, "model_reasoning_effort", None)
+        effort = ctx.config.model_reasoning_effort
         rows = [
-            ("model", cfg.model + (" (reasoning %s)" % effort if effort else "")),
-            ("provider", cfg.provider.id),
-            ("approval", cfg.approval_policy),
-            ("sandbox", cfg.sandbox_mode),
-            ("workdir", str(cfg.cwd)),
+            ("model", ctx.model + (" (reasoning %s)" % effort if effort else "")),
+            ("provider", ctx.config.provider.id),
+            ("approval", ctx.approval_policy),
+            ("sandbox", ctx.sandbox_policy.mode),
+            ("workdir", str(ctx.cwd)),
         ]
         if session_id:
             rows.append(("session", session_id))
@@ -10664,7 +11132,7 @@ class ReplRenderer(object):
         from rich.markdown import Markdown  # startup budget: markdown-it loads on first answer
 
         links = self.caps["hyperlinks"]
-        opener = getattr(self.cfg, "file_opener", "none")
+        opener = self.cfg.file_opener
         if not markdown_text.lstrip().startswith(("```", "~~~")):
             markdown_text = rewrite_citations(markdown_text, opener, self.cfg.cwd, links=links)
         if self._answer_blocks:
@@ -10704,7 +11172,7 @@ class ReplRenderer(object):
         """A reasoning summary, dimmed."""
         from rich.text import Text
 
-        body = rewrite_citations(text.strip(), getattr(self.cfg, "file_opener", "none"), self.cfg.cwd, links=False)
+        body = rewrite_citations(text.strip(), self.cfg.file_opener, self.cfg.cwd, links=False)
         self.write("\n")
         self.print(Text.assemble(("thinking\n", "dim italic bold"), (body, "dim italic")))
 
@@ -10818,7 +11286,7 @@ class ReplRenderer(object):
         `notifications = true` means every kind; a list names the kinds wanted
         ("agent-turn-complete", "approval-requested").
         """
-        wanted = (getattr(self.cfg, "tui", None) or {}).get("notifications", False)
+        wanted = (self.cfg.tui or {}).get("notifications", False)
         if not (wanted is True or (isinstance(wanted, list) and kind in wanted)):
             return
         if not self.caps["tty"] or self.caps["dumb"]:
@@ -11320,6 +11788,7 @@ class Repl(object):
 
     def __init__(self, cfg, renderer=None, stdin=None):
         self.cfg = cfg
+        self.ctx = TurnContext.from_config(cfg)  # what /model and /approvals change (and tell the session)
         self.renderer = renderer or ReplRenderer(cfg)
         self.stdin = stdin or sys.stdin
         try:
@@ -11355,10 +11824,11 @@ class Repl(object):
 
         def create():
             try:
-                factory = globals().get("Session")
-                if factory is None:
-                    _not_landed("the agent session (Session, §15)")
-                self.session = factory(self.cfg)
+                session = Session(self.cfg)
+                wire = self.ctx.to_wire()
+                if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
+                    session.submit(dict({"type": "override_turn_context"}, **wire))
+                self.session = session
             except BaseException as exc:  # reported on first use, in the main thread
                 self._session_error = exc
 
@@ -11420,7 +11890,7 @@ class Repl(object):
 
     def run(self, prompt=None, images=None):
         """Show the header, run the initial prompt if any, then read and run until quit."""
-        self.renderer.header(self.cfg)
+        self.renderer.header(self.ctx)
         if prompt or images or not self.interactive:
             self._start_background()
         if prompt or images:
@@ -11597,11 +12067,11 @@ class Repl(object):
         heading = re.search(r"\*\*(.+?)\*\*", text)
         if heading:
             self.renderer.set_status(heading.group(1))
-        if not getattr(self.cfg, "hide_agent_reasoning", False):
+        if not self.cfg.hide_agent_reasoning:
             self.renderer.reasoning(text)
 
     def _on_agent_reasoning_raw_content(self, event, msg):
-        if getattr(self.cfg, "show_raw_agent_reasoning", False):
+        if self.cfg.show_raw_agent_reasoning:
             self.renderer.reasoning(msg.get("text", ""))
 
     def _on_exec_command_begin(self, event, msg):
@@ -11682,6 +12152,10 @@ class Repl(object):
         self.renderer.note(msg.get("message", ""))
 
     _on_stream_error = _on_background_event
+
+    def _on_context_compacted(self, event, msg):
+        self.renderer.note("context compacted (%s): ~%s -> ~%s tokens" % (
+            msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
 
     def _on_error(self, event, msg):
         if self._stream is not None:
@@ -11917,20 +12391,22 @@ class Repl(object):
     def _slash_status(self, arg):
         from rich.text import Text
 
-        cfg = self.cfg
-        sources = getattr(cfg, "sources", {}) or {}
+        ctx = self.ctx
+        cfg = ctx.config
 
         def src(key):
-            where = sources.get(key)
+            where = ctx.sources.get(key)
             return "" if where in (None, "default") else "  (%s)" % where
 
+        policy = ctx.sandbox_policy
+        sandbox = policy.mode + (" (network on)" if policy.has_network() and not policy.is_unrestricted() else "")
         rows = [
-            ("workdir", str(cfg.cwd), ""),
-            ("model", cfg.model, src("model")),
+            ("workdir", str(ctx.cwd), ""),
+            ("model", ctx.model, src("model")),
             ("reasoning", "%s / summary %s" % (cfg.model_reasoning_effort or "default", cfg.model_reasoning_summary), src("model_reasoning_effort")),
             ("provider", "%s (%s, %s)" % (cfg.provider.id, cfg.provider.base_url, cfg.provider.wire_api), src("model_provider")),
-            ("approval", cfg.approval_policy, src("approval_policy")),
-            ("sandbox", cfg.sandbox_mode, src("sandbox_mode")),
+            ("approval", ctx.approval_policy, src("approval_policy")),
+            ("sandbox", sandbox, src("sandbox_mode")),
             ("history", "%s (%s)" % ((cfg.history or {}).get("persistence", "save-all"), history_path(cfg.codex_home)), src("history")),
             ("session", self.session_id or "(not started)", ""),
         ]
@@ -11948,7 +12424,7 @@ class Repl(object):
         self.renderer.print(cell)
 
     def _override(self, **fields):
-        """Send override_turn_context (if the session has started, else it picks up cfg)."""
+        """Send override_turn_context (if the session has started, else it starts with self.ctx)."""
         if self.session is None and self._session_thread is None:
             return
         try:
@@ -11964,28 +12440,25 @@ class Repl(object):
                 self.renderer.error("unknown reasoning effort %r; use one of: %s" % (effort, ", ".join(REASONING_EFFORTS)))
                 return
         else:
-            labels = ["%s%s%s" % (m, " " + e if e else "", "  (current)" if m == self.cfg.model and e == self.cfg.model_reasoning_effort else "")
+            labels = ["%s%s%s" % (m, " " + e if e else "", "  (current)" if m == self.ctx.model and e == self.ctx.config.model_reasoning_effort else "")
                       for m, e in MODEL_PRESETS]
             choice = self._pick("/model  choose a model and reasoning effort", labels)
             if choice is None:
                 return
             name, effort = MODEL_PRESETS[choice]
-        self.cfg.model = name
-        self.cfg.model_reasoning_effort = effort
-        self.cfg.sources["model"] = "/model"
+        self.ctx = self.ctx.with_overrides(model=name, effort=effort, source="/model")
         self._override(model=name, effort=effort)
         self.renderer.note("model: %s%s" % (name, " (reasoning %s)" % effort if effort else ""))
 
     def _slash_approvals(self, arg):
-        labels = ["%s \u2014 %s%s" % (label, desc, "  (current)" if (ap, sm) == (self.cfg.approval_policy, self.cfg.sandbox_mode) else "")
+        labels = ["%s \u2014 %s%s" % (label, desc, "  (current)" if (ap, sm) == (self.ctx.approval_policy, self.ctx.sandbox_policy.mode) else "")
                   for _k, label, ap, sm, desc in APPROVALS_MENU]
         choice = self._pick("/approvals  choose what codex may do without asking", labels)
         if choice is None:
             return
         _k, label, approval, sandbox, _d = APPROVALS_MENU[choice]
-        self.cfg.approval_policy, self.cfg.sandbox_mode = approval, sandbox
-        self.cfg.sources["approval_policy"] = self.cfg.sources["sandbox_mode"] = "/approvals"
-        self._override(approval_policy=approval, sandbox_policy=sandbox_policy_json(self.cfg))
+        self.ctx = self.ctx.with_overrides(approval_policy=approval, sandbox_policy={"mode": sandbox}, source="/approvals")
+        self._override(approval_policy=approval, sandbox_policy=self.ctx.sandbox_policy.to_wire())
         self.renderer.note("approvals: %s (approval %s, sandbox %s)" % (label, approval, sandbox))
 
 
@@ -12233,20 +12706,9 @@ def parse_codex_tool_arguments(arguments):
                     "Failed to parse configuration for Codex tool: `sandbox-permissions` entry %r is not one of %s"
                     % (entry, ", ".join(LEGACY_SANDBOX_PERMISSIONS))
                 )
+        # the list means what it means in config.toml (SandboxPolicy.from_permissions): as a -c
+        # layer it beats the file's sandbox_mode, and an explicit `sandbox` beats it
         cli.append("sandbox_permissions=" + _toml_value(perms))
-        if sandbox is None:  # the permissions list maps onto today's modes
-            names = [p.split("=", 1)[0] for p in perms]
-            if "disk-full-write-access" in names:
-                fields["sandbox_mode"] = "danger-full-access"
-            elif any(n.startswith("disk-write") for n in names):
-                fields["sandbox_mode"] = "workspace-write"
-                roots = [p.split("=", 1)[1] for p in perms if p.startswith("disk-write-folder=")]
-                if roots:
-                    cli.append("sandbox_workspace_write.writable_roots=" + _toml_value(roots))
-                if "network-full-access" in names:
-                    cli.append("sandbox_workspace_write.network_access=true")
-            else:
-                fields["sandbox_mode"] = "read-only"
     if arguments.get("disable-response-storage") is not None:
         cli.append("disable_response_storage=" + _toml_value(arguments["disable-response-storage"]))
     for key, value in sorted((arguments.get("config") or {}).items()):

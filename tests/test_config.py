@@ -86,7 +86,7 @@ stream_max_retries = 500
 stream_idle_timeout_ms = 1000
 """)
     cfg = load_config(cwd=tmp_path)
-    assert cfg.warnings == []
+    assert not cfg.warnings
     assert cfg.model == "o3" and cfg.sources["model"] == "config.toml"
     assert cfg.provider.id == "azure"
     assert cfg.provider.url("/responses") == (

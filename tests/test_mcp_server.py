@@ -74,14 +74,28 @@ def test_seed_004_fields_are_accepted():
         "prompt": "p", "approval-policy": "auto-edit", "disable-response-storage": True,
         "sandbox-permissions": ["disk-full-read-access", "disk-write-cwd", "disk-write-folder=/opt/x", "network-full-access"],
     })
-    assert fields == {"approval_policy": "on-failure", "sandbox_mode": "workspace-write"}
+    assert fields == {"approval_policy": "on-failure"}
     assert 'sandbox_permissions=["disk-full-read-access", "disk-write-cwd", "disk-write-folder=/opt/x", "network-full-access"]' in cli
-    assert 'sandbox_workspace_write.writable_roots=["/opt/x"]' in cli
-    assert "sandbox_workspace_write.network_access=true" in cli
     assert "disable_response_storage=true" in cli
     assert codex.parse_codex_tool_arguments({"prompt": "p", "approval-policy": "unless-allow-listed"})[0] == {"approval_policy": "untrusted"}
-    assert codex.parse_codex_tool_arguments({"prompt": "p", "sandbox-permissions": ["disk-full-read-access"]})[0] == {"sandbox_mode": "read-only"}
-    assert codex.parse_codex_tool_arguments({"prompt": "p", "sandbox-permissions": ["disk-full-write-access"]})[0] == {"sandbox_mode": "danger-full-access"}
+
+
+@pytest.mark.parametrize("perms, mode, network, roots", [
+    (["disk-full-read-access", "disk-write-cwd", "disk-write-folder=/opt/x", "network-full-access"], "workspace-write", True, ["/opt/x"]),
+    (["disk-full-read-access"], "read-only", False, []),
+    (["disk-full-write-access"], "workspace-write", False, ["/"]),  # writes anywhere, network stays off
+    (["disk-full-write-access", "network-full-access"], "danger-full-access", True, []),
+])
+def test_sandbox_permissions_mean_what_they_mean_in_config(tmp_path, codex_home, perms, mode, network, roots):
+    """The tool's legacy list and config.toml's go through one mapping, and beat the file's sandbox_mode."""
+    (codex_home / "config.toml").write_text('sandbox_mode = "read-only"\n')
+    fields, cli, _ = codex.parse_codex_tool_arguments({"prompt": "p", "sandbox-permissions": perms})
+    cfg = codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path), **fields), cli, home=codex_home)
+    policy = codex.TurnContext.from_config(cfg).sandbox_policy
+    assert (policy.mode, policy.has_network(), [str(r) for r in policy.writable_roots]) == (mode, network, roots)
+    fields, cli, _ = codex.parse_codex_tool_arguments({"prompt": "p", "sandbox": "read-only", "sandbox-permissions": perms})
+    cfg = codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path), **fields), cli, home=codex_home)
+    assert cfg.sandbox_policy.mode == "read-only"  # an explicit `sandbox` beats the list
 
 
 @pytest.mark.parametrize("args, message", [
@@ -212,8 +226,8 @@ def test_tool_options_reach_the_config(server, codex_home, tmp_path):
                "approval-policy": "auto-edit", "disable-response-storage": True,
                "sandbox-permissions": ["disk-full-read-access", "disk-write-cwd", "network-full-access"]}})
     got = json.loads(text_of(r))
-    assert (got["model"], got["approval_policy"], got["sandbox_mode"]) == ("o3", "on-failure", "workspace-write")
-    assert got["disable_response_storage"] is True and got["sandbox_workspace_write"]["network_access"] is True
+    assert (got["model"], got["approval_policy"], got["sandbox_policy"]["mode"]) == ("o3", "on-failure", "workspace-write")
+    assert got["disable_response_storage"] is True and got["sandbox_policy"]["network_access"] is True
     assert got["sandbox_permissions"] == ["disk-full-read-access", "disk-write-cwd", "network-full-access"]
 
 

@@ -192,7 +192,7 @@ def test_codex_home_and_dot_codex_inside_workspace(tmp_path, impl):
     home = w.ws / ".codexhome"
     home.mkdir()
     (w.ws / ".codex").mkdir()
-    w.cfg.codex_home = home
+    w.cfg = w.cfg.replace(codex_home=home)
     r = w.sh("echo x > .codexhome/config.toml; echo x > .codex/config.toml")
     assert not (home / "config.toml").exists() and not (w.ws / ".codex" / "config.toml").exists()
 

@@ -294,7 +294,7 @@ def test_relative_path_entry_gives_no_known_safe_pass(tmp_path):
     w = World(tmp_path, "workspace-write", approval="untrusted")
     assert codex.assess_command_safety(["ls"], w.cfg, set()) == "auto-approve"
     for path in ("/usr/bin:.:/bin", "/usr/bin::/bin", "bin:/usr/bin"):
-        w.cfg.shell_environment_policy = {"set": {"PATH": path}}
+        w.cfg = w.cfg.replace(shell_environment_policy={"set": {"PATH": path}})
         assert codex.assess_command_safety(["ls"], w.cfg, set()) == "ask-user", path
         assert codex.assess_command_safety(["bash", "-lc", "ls && pwd"], w.cfg, set()) == "ask-user", path
 
@@ -413,7 +413,7 @@ def test_network_on_still_hides_sockets_that_run_commands_outside(tmp_path, impl
     # $XDG_RUNTIME_DIR (`systemd-run --user` runs anything unsandboxed), docker.sock, tmux,
     # and abstract sockets (X11, older D-Bus).  TCP and the command's own unix sockets still work.
     w = World(tmp_path, "workspace-write")
-    w.cfg.sandbox_workspace_write = dict(w.cfg.sandbox_workspace_write or {}, network_access=True)
+    w.cfg = w.cfg.replace(sandbox_workspace_write=dict(w.cfg.sandbox_workspace_write or {}, network_access=True))
     runtime = tmp_path / "outside" / "run-user"
     runtime.mkdir()
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))

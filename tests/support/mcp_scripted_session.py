@@ -78,7 +78,7 @@ class ScriptedSession(object):
                 "cwd": str(c.cwd), "base_instructions": c.base_instructions, "include_plan_tool": c.include_plan_tool,
                 "profile": c.profile, "model_reasoning_effort": c.model_reasoning_effort,
                 "disable_response_storage": c.disable_response_storage, "sandbox_permissions": c.sandbox_permissions,
-                "sandbox_workspace_write": c.sandbox_workspace_write,
+                "sandbox_workspace_write": c.sandbox_workspace_write, "sandbox_policy": c.sandbox_policy.to_wire(),
                 "shell_environment_policy": c.shell_environment_policy,
             }, sort_keys=True)
         elif text.startswith("run: ") or text == "patch":
