@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build and test codex.
 
-    python3 build.py          build the sandbox helper(s) and pack dist/codex (a shiv zipapp)
+    python3 build.py          build the sandbox helper(s) and pack dist/codex (a zipapp)
     python3 build.py test     set up .venv from requirements/test.lock and run the test suite
                               (extra arguments go to pytest: python3 build.py test -k config)
     python3 build.py helpers  only compile the sandbox helper(s) into build/helpers/
@@ -13,7 +13,6 @@ last commit, zip entries are sorted and timestamped with it).
 """
 
 import hashlib
-import json
 import os
 import shutil
 import stat
@@ -191,10 +190,13 @@ if sys.version_info < (3, 9):
 
 
 HELP_TEXTS = @HELP_TEXTS@
+BUILD_ID = "@BUILD_ID@"  #: sha256 of the payload's manifest; names this build's unpacked directory
+PAYLOAD = "payload.zip"  #: the archive member holding site-packages/ (one member: a short zip directory)
+MANIFEST = "payload.sha256"  #: "<sha256> <path>" for every file of the payload
 
 
 def _fast_path():
-    """--version and --help answer from the archive without extracting anything."""
+    """--version and --help answer from the archive without unpacking or importing anything."""
     argv = sys.argv[1:]
     if argv in (["--version"], ["-V"]):
         sys.stdout.write("codex @VERSION@\\n")
@@ -216,61 +218,242 @@ def _fast_path():
         if text is not None:
             sys.stdout.write(text)
             sys.exit(0)
-    if argv in (["--help"], ["-h"]) or argv[:1] == ["completion"]:
-        import os
-        # once a run has unpacked this build, import codex from there (its byte code is
-        # cached) instead of compiling codex.py out of the archive on every call
-        site = os.path.join(os.path.expanduser(os.environ.get("SHIV_ROOT") or "~/.shiv"),
-                            os.path.basename(os.path.realpath(sys.argv[0])) + "_@BUILD_ID@", "site-packages")
-        if not os.path.isfile(os.path.join(site, "codex.py")):
-            site = sys.path[0] + "/site-packages"
-        sys.path.insert(0, site)
-        import codex
-        sys.exit(codex.main(argv))
 
 
-def _shiv_root():
-    """Pick a writable SHIV_ROOT when the user did not: ~/.shiv, else a private temp dir."""
+def _isolate():
+    """Run on the interpreter's standard library and the bundled packages only.
+
+    The host's site-packages, user site and PYTHONPATH leave sys.path, and the modules and
+    import hooks they already loaded (a .pth file may import some) are forgotten, so no host
+    package can shadow or slow a bundled one (httpcore imports trio, httpx click, if found).
+    """
     import os
-    if os.environ.get("SHIV_ROOT"):
+    std = os.path.dirname(getattr(os, "__file__", "") or "")
+    if not std:
         return
-    home = os.path.expanduser("~/.shiv")
-    try:
-        os.makedirs(home, exist_ok=True)
-        if os.access(home, os.W_OK | os.X_OK):
-            return
-    except OSError:
-        pass
-    import tempfile
-    alt = os.path.join(tempfile.gettempdir(), "codex-%d-shiv" % os.getuid())
-    try:
-        os.makedirs(alt, mode=0o700, exist_ok=True)
-        os.environ["SHIV_ROOT"] = alt
-    except OSError:
-        pass
+    base = os.path.dirname(std)
+
+    def is_std(path):
+        if path.startswith(std + "/") or path == std:
+            return "/site-packages" not in path and "/dist-packages" not in path
+        return path.endswith(".zip") and os.path.dirname(path) == base  # lib/python3X.zip
+
+    sys.path[:] = [p for p in sys.path if p and is_std(os.path.abspath(p))]
+    foreign = set()
+    for name, module in list(sys.modules.items()):
+        where = getattr(module, "__file__", None)
+        if where and name != "__main__" and not is_std(where):
+            foreign.add(name)
+            del sys.modules[name]
+    if foreign:
+        owner = lambda hook: getattr(hook, "__module__", None) or type(hook).__module__  # noqa: E731
+        sys.meta_path[:] = [f for f in sys.meta_path if owner(f) not in foreign]
+        sys.path_hooks[:] = [h for h in sys.path_hooks if owner(h) not in foreign]
+    sys.path_importer_cache.clear()
 
 
-def _record_paths():
-    """What codex.zipapp_paths() answers: the archive, the unpack root, this build's directory."""
+class _Refused(Exception):
+    """The unpack location, or what is in it, cannot be trusted."""
+
+
+def _private(path):
+    """`path` made a private directory (created 0700 if missing); its real path.
+
+    Trusted only if it is ours and not writable by others, and so is every directory above it
+    (or that one is sticky, like /tmp): otherwise another user could rename it away and put
+    other code in its place.
+    """
     import os
-    root = os.path.abspath(os.path.expanduser(os.environ.get("SHIV_ROOT") or "~/.shiv"))
-    archive = os.path.realpath(sys.argv[0])
-    globals()["CODEX_ZIPAPP"] = {"archive": archive, "root": root,
-                                 "unpacked": os.path.join(root, os.path.basename(archive) + "_@BUILD_ID@")}
+    import stat
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    real = os.path.realpath(path)
+    uid = os.getuid()
+    st = os.lstat(real)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o022:
+        raise _Refused("%s is not a directory of yours that only you can write (chmod 700 it)" % real)
+    parent = os.path.dirname(real)
+    while True:
+        st = os.lstat(parent)
+        if st.st_uid not in (0, uid) or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+            raise _Refused("%s, above it, can be written by other users" % parent)
+        if parent == os.path.dirname(parent):
+            return real
+        parent = os.path.dirname(parent)
 
 
-_fast_path()
-_shiv_root()
-_record_paths()
-try:
-    import _bootstrap
-    _bootstrap.bootstrap()
-except (OSError, RuntimeError) as exc:
+def _root():
+    """The directory to unpack into: $SHIV_ROOT, else ~/.shiv, else a private temp directory."""
     import os
-    sys.stderr.write("codex: cannot unpack itself into %s (%s); set SHIV_ROOT to a writable "
-                     "directory, e.g. SHIV_ROOT=/tmp/codex-shiv\\n"
-                     % (os.environ.get("SHIV_ROOT") or "~/.shiv", exc))
-    sys.exit(1)
+    chosen = os.environ.get("SHIV_ROOT")
+    if chosen:
+        return _private(os.path.abspath(os.path.expanduser(chosen)))
+    try:
+        return _private(os.path.join(os.path.expanduser("~"), ".shiv"))
+    except (OSError, _Refused):  # a read-only or shared $HOME
+        tmp = os.environ.get("TMPDIR") or "/tmp"
+        return _private(os.path.join(tmp, "codex-%d-shiv" % os.getuid()))
+
+
+def _unpack(archive, root, target, digests, sha256):
+    """Extract the payload next to `target` and rename it into place (atomically)."""
+    import os
+    import shutil
+    import zipfile
+    tmp = os.path.join(root, ".%s.%d.tmp" % (os.path.basename(target), os.getpid()))
+    if os.path.lexists(tmp):
+        shutil.rmtree(tmp)
+    os.mkdir(tmp, 0o700)
+    try:
+        with zipfile.ZipFile(archive) as outer, outer.open(PAYLOAD) as member, zipfile.ZipFile(member) as payload:
+            for info in payload.infolist():
+                name = info.filename
+                if name.endswith("/"):
+                    continue
+                data = payload.read(info)
+                if digests.get(name) != sha256(data).hexdigest():
+                    raise _Refused("%s in the archive does not match its manifest" % name)
+                dest = os.path.join(tmp, name)
+                os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+                mode = 0o500 if (info.external_attr >> 16) & 0o100 else 0o400
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not os.path.isdir(target):  # another codex unpacked the same build first: use that
+                raise
+    finally:
+        if os.path.lexists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sha256():
+    try:
+        from _sha2 import sha256  # 3.12+: a builtin, cheaper to import than hashlib
+    except ImportError:
+        try:
+            from _sha256 import sha256
+        except ImportError:
+            from hashlib import sha256
+    return sha256
+
+
+def _install_finder(unpacked, digests, sha256):
+    """Import bundled modules from `unpacked`/site-packages, each file checked against the
+    archive's manifest as it is read (source and byte code).  The directory is not put on
+    sys.path and its .pth files are not processed: a file the manifest does not list is
+    never imported, and one that differs stops codex."""
+    import importlib.machinery as machinery
+    import os
+    site = os.path.join(unpacked, "site-packages")
+    prefix = site + "/"
+
+    def verified(path):
+        rel = "site-packages/" + path[len(prefix):] if path.startswith(prefix) else None
+        want = digests.get(rel)
+        if want is None:
+            raise OSError("not part of this codex build: %s" % path)  # as if absent
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if sha256(data).hexdigest() != want:
+            raise SystemExit("codex: %s differs from what this codex unpacked there (was it changed?); "
+                             "remove %s and run codex again" % (path, unpacked))
+        return data
+
+    class Loader(machinery.SourceFileLoader):
+        def get_data(self, path):
+            return verified(path)
+
+        def set_data(self, path, data, *args, **kwargs):
+            pass  # byte code is shipped for the interpreters found at build time; never written here
+
+    class Finder(object):
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            mod = name.replace(".", "/")
+            if "site-packages/%s/__init__.py" % mod in digests:
+                origin, locations = prefix + mod + "/__init__.py", [prefix + mod]
+            elif "site-packages/%s.py" % mod in digests:
+                origin, locations = prefix + mod + ".py", None
+            else:
+                return None
+            spec = machinery.ModuleSpec(name, Loader(name, origin), origin=origin,
+                                        is_package=locations is not None)
+            spec.submodule_search_locations = locations
+            spec.has_location = True
+            return spec
+
+        @staticmethod
+        def invalidate_caches():
+            pass
+
+        @staticmethod
+        def find_distributions(context=None):
+            """importlib.metadata's view of the bundled packages (prompt_toolkit asks for its version)."""
+            import importlib.metadata as metadata
+
+            class Distribution(metadata.PathDistribution):
+                def read_text(self, filename):
+                    try:
+                        return verified(str(self._path / filename)).decode("utf-8")
+                    except OSError:
+                        return None
+
+            name = getattr(context, "name", None)
+            wanted = metadata.DistributionFinder.Context(name=name, path=[site])
+            return [Distribution(d._path) for d in metadata.MetadataPathFinder.find_distributions(wanted)]
+
+    sys.meta_path.insert(0, Finder)
+    for name in digests:  # data files (CA bundle, sandbox helpers) are read by path: check them now
+        if not name.endswith((".py", ".pyc", ".pyi", "py.typed")) and ".dist-info/" not in name:
+            try:
+                verified(os.path.join(unpacked, name))
+            except OSError:
+                raise SystemExit("codex: %s is missing from %s (was it changed?); remove that directory "
+                                 "and run codex again" % (name, unpacked))
+
+
+def _bootstrap():
+    import os
+    archive = os.path.realpath(getattr(__loader__, "archive", None) or sys.argv[0])
+    text = __loader__.get_data(MANIFEST).decode("utf-8")
+    digests = dict(line.split(" ", 1)[::-1] for line in text.splitlines())
+    sha256 = _sha256()
+    try:
+        root = _root()
+        unpacked = os.path.join(root, "codex_" + BUILD_ID[:40])
+        if not os.path.isdir(unpacked):
+            _unpack(archive, root, unpacked, digests, sha256)
+        _private(unpacked)
+    except (OSError, _Refused) as exc:
+        sys.stderr.write("codex: cannot unpack itself into %s (%s); set SHIV_ROOT to a writable "
+                         "directory, e.g. SHIV_ROOT=/tmp/codex-shiv\\n"
+                         % (os.environ.get("SHIV_ROOT") or "~/.shiv", exc))
+        sys.exit(1)
+    globals()["CODEX_ZIPAPP"] = {"archive": archive, "root": root, "unpacked": unpacked}
+    _install_finder(unpacked, digests, sha256)
+
+
+def _run():
+    _fast_path()
+    _isolate()
+    _bootstrap()
+    import os
+    if os.environ.get("SHIV_INTERPRETER") and len(sys.argv) > 1:
+        # run a script with the bundled packages: `SHIV_INTERPRETER=1 codex script.py args`
+        import runpy
+        sys.argv = sys.argv[1:]
+        runpy.run_path(sys.argv[0], init_globals={"CODEX_ZIPAPP": CODEX_ZIPAPP}, run_name="__main__")
+        sys.exit(0)
+    import codex
+    sys.exit(codex.main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    _run()
 '''
 
 
@@ -281,23 +464,87 @@ def read_version():
     raise BuildError("codex.py has no __version__ line")
 
 
-def repack(raw, out, epoch, main_py):
-    """Rewrite shiv's zipapp: our __main__.py, sorted entries, fixed timestamps."""
+PYC_SCRIPT = r"""
+import os, py_compile, sys
+root = sys.argv[1]
+for dirpath, dirs, files in os.walk(root):
+    dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+    for name in sorted(files):
+        if name.endswith(".py"):
+            src = os.path.join(dirpath, name)
+            py_compile.compile(src, dfile=os.path.relpath(src, root), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+print(sys.implementation.cache_tag)
+"""
+
+
+def find_pythons():
+    """CPython 3.9+ interpreters to precompile byte code for: this one and python3.N on PATH.
+
+    Byte code is version-specific; a version without it in the archive compiles the source in
+    memory at every start (slower, same behaviour).  Returns {cache_tag: interpreter}.
+    """
+    found = {}
+    for py in [sys.executable] + [shutil.which("python3.%d" % n) for n in range(MIN_PYTHON[1], 20)]:
+        if not py:
+            continue
+        proc = subprocess.run([py, "-c", "import sys; print(sys.implementation.cache_tag, sys.version_info >= (3, 9))"],
+                              capture_output=True, text=True)
+        words = proc.stdout.split()
+        if proc.returncode == 0 and len(words) == 2 and words[1] == "True" and words[0].startswith("cpython-"):
+            found.setdefault(words[0], py)
+    return dict(sorted(found.items()))
+
+
+def compile_byte_code(site, pythons):
+    """Hash-based (unchecked) .pyc files for every module, for each interpreter in `pythons`."""
+    env = dict(os.environ, PYTHONHASHSEED="0")  # frozenset constants marshal in a fixed order
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    for tag, py in pythons.items():
+        run([py, "-I", "-W", "ignore", "-c", PYC_SCRIPT, str(site)], "compiling byte code with %s" % py, env=env,
+            stdout=subprocess.DEVNULL)
+    say("byte code for %s" % ", ".join(pythons))
+
+
+def site_manifest(site):
+    """(manifest text, sorted relative names): "<sha256> site-packages/<path>" per file."""
+    names = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    lines = ["%s site-packages/%s" % (file_sha256(site / n), n) for n in names]
+    return "\n".join(lines) + "\n", names
+
+
+def _zip_info(name, date_time, mode):
+    zi = zipfile.ZipInfo(name, date_time=date_time)
+    zi.external_attr = (stat.S_IFREG | mode) << 16
+    zi.create_system = 3
+    return zi
+
+
+def pack(site, names, manifest, main_py, out, epoch):
+    """dist/codex: a #! line, then a zip of __main__.py, the manifest and payload.zip.
+
+    The payload (site-packages/) is one stored member, so the zip directory Python reads at
+    every start has three entries instead of thousands.  Sorted entries and fixed timestamps
+    make the bytes reproducible.
+    """
     date_time = time.gmtime(epoch)[:6]
-    with zipfile.ZipFile(raw) as src:
-        infos = sorted(src.infolist(), key=lambda i: i.filename)
-        tmp = out.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(b"#!/usr/bin/env python3\n")
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as dst:
-                for info in infos:
-                    data = main_py.encode("utf-8") if info.filename == "__main__.py" else src.read(info)
-                    zi = zipfile.ZipInfo(info.filename, date_time=date_time)
-                    zi.compress_type = zipfile.ZIP_DEFLATED
-                    mode = (info.external_attr >> 16) & 0o777 or 0o644
-                    zi.external_attr = (stat.S_IFREG | mode) << 16
-                    zi.create_system = 3
-                    dst.writestr(zi, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    payload = BUILD / "payload.zip"
+    with zipfile.ZipFile(payload, "w") as dst:
+        for name in names:
+            path = site / name
+            mode = 0o755 if os.access(str(path), os.X_OK) and not name.endswith((".py", ".pyc")) else 0o644
+            dst.writestr(_zip_info("site-packages/" + name, date_time, mode), path.read_bytes(),
+                         compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(b"#!/usr/bin/env python3\n")
+        with zipfile.ZipFile(fh, "w") as dst:
+            dst.writestr(_zip_info("__main__.py", date_time, 0o644), main_py.encode("utf-8"),
+                         compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+            dst.writestr(_zip_info("payload.sha256", date_time, 0o644), manifest.encode("utf-8"),
+                         compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+            dst.writestr(_zip_info("payload.zip", date_time, 0o644), payload.read_bytes(),
+                         compress_type=zipfile.ZIP_STORED)
     os.chmod(tmp, 0o755)
     os.replace(tmp, out)
 
@@ -333,19 +580,15 @@ def build():
         pkg.mkdir()
         for h in helpers:
             shutil.copy2(h, pkg / h.name)
-    DIST.mkdir(exist_ok=True)
-    raw = BUILD / "codex.shiv"
-    shiv = py.parent / "shiv"
-    run([str(shiv), "--site-packages", str(site), "-e", "codex:main", "-o", str(raw),
-         "-p", "/usr/bin/env python3", "--reproducible", "--compressed", "--compile-pyc"],
-        "packing the zipapp with shiv")
-    out = DIST / "codex"
-    with zipfile.ZipFile(raw) as z:  # the build id names the directory shiv unpacks into
-        build_id = json.loads(z.read("environment.json").decode("utf-8"))["build_id"]
+    compile_byte_code(site, find_pythons())
+    manifest, names = site_manifest(site)
+    build_id = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
     help_texts, help_max = render_help(site)
     main_py = (MAIN_PY.replace("@VERSION@", read_version()).replace("@BUILD_ID@", build_id)
                .replace("@HELP_TEXTS@", repr(help_texts)).replace("@HELP_MAX@", str(help_max)))
-    repack(raw, out, epoch, main_py)
+    DIST.mkdir(exist_ok=True)
+    out = DIST / "codex"
+    pack(site, names, manifest, main_py, out, epoch)
     digest = file_sha256(out)
     (DIST / "codex.sha256").write_text("%s  codex\n" % digest)
     say("wrote dist/codex (%.1f MB, sha256 %s) in %.1fs" % (out.stat().st_size / 1e6, digest[:16], time.time() - t0))

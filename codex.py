@@ -963,6 +963,219 @@ def read_config_file(home):
     return parse_toml(text, str(path)), path
 
 
+# -- editing config.toml in place (`codex mcp add/remove`) ------------------------------
+#
+# tomllib only reads, so a table is edited as text: find its header lines (outside strings
+# and multi-line arrays), replace or drop their lines, and check by parsing the result that
+# exactly the intended change was made.  Comments, order and formatting elsewhere stay.
+
+_TOML_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_key(part):
+    """One key segment: bare when it can be, else a quoted basic string."""
+    return part if _TOML_BARE_KEY_RE.match(part) else toml_value(part)
+
+
+def toml_value(value):
+    """A TOML literal for a str, bool, int, float, list or dict (inline table)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):  # JSON's escapes are TOML's; DEL must be escaped too
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join("%s = %s" % (toml_key(str(k)), toml_value(v)) for k, v in value.items()) + " }"
+    raise TypeError("cannot write %r as TOML" % (value,))
+
+
+def _toml_header_lines(text):
+    """[(line index, [key parts])] of every table header ([a.b] and [[a.b]]) in TOML text.
+
+    A small scanner keeps track of strings (all four kinds), comments and brackets, so a `[`
+    inside a multi-line string or array is not taken for a header.
+    """
+    headers = []
+    in_ml = None  # the closing quotes while inside a multi-line string
+    depth = 0  # open [ / { of values spanning lines
+    for index, line in enumerate(text.split("\n")):
+        i, n = 0, len(line)
+        if in_ml is None and depth == 0 and line.lstrip().startswith("["):
+            parts = _toml_parse_header(line.strip())
+            if parts is not None:
+                headers.append((index, parts))
+                continue
+        while i < n:
+            if in_ml is not None:
+                end = line.find(in_ml, i)
+                if end < 0:
+                    break
+                i = end + 3
+                while i < n and line[i] == in_ml[0]:  # up to two more quotes end the string
+                    i += 1
+                in_ml = None
+                continue
+            c = line[i]
+            if c == "#":
+                break
+            if line.startswith('"' * 3, i) or line.startswith("'" * 3, i):
+                in_ml = line[i:i + 3]
+                i += 3
+                continue
+            if c == '"':
+                i += 1
+                while i < n and line[i] != '"':
+                    i += 2 if line[i] == "\\" else 1
+                i += 1
+                continue
+            if c == "'":
+                end = line.find("'", i + 1)
+                i = n if end < 0 else end + 1
+                continue
+            if c in "[{":
+                depth += 1
+            elif c in "]}":
+                depth = max(0, depth - 1)
+            i += 1
+    return headers
+
+
+def _toml_parse_header(stripped):
+    """Key parts of a header line such as `[a."b c".d]  # note`, or None if it is not one."""
+    double = stripped.startswith("[[")
+    i = 2 if double else 1
+    parts, n = [], len(stripped)
+    while True:
+        while i < n and stripped[i] in " \t":
+            i += 1
+        if i >= n:
+            return None
+        c = stripped[i]
+        if c == '"':
+            j = i + 1
+            while j < n and stripped[j] != '"':
+                j += 2 if stripped[j] == "\\" else 1
+            try:
+                parts.append(json.loads(stripped[i:j + 1]))
+            except ValueError:
+                return None
+            i = j + 1
+        elif c == "'":
+            j = stripped.find("'", i + 1)
+            if j < 0:
+                return None
+            parts.append(stripped[i + 1:j])
+            i = j + 1
+        else:
+            m = re.match(r"[A-Za-z0-9_-]+", stripped[i:])
+            if not m:
+                return None
+            parts.append(m.group(0))
+            i += m.end()
+        while i < n and stripped[i] in " \t":
+            i += 1
+        if i < n and stripped[i] == ".":
+            i += 1
+            continue
+        close = "]]" if double else "]"
+        if not stripped.startswith(close, i):
+            return None
+        rest = stripped[i + len(close):].strip()
+        return parts if not rest or rest.startswith("#") else None
+
+
+def edit_config_table(path, key_parts, body_lines):
+    """Replace (or, with body_lines None, remove) the table `key_parts` in a TOML file, in place.
+
+    The table's header line and its lines up to the next header go, along with its
+    sub-tables and the comment lines directly above its header; `body_lines` (key = value
+    lines) are written where it was, or appended at the end.  Everything else stays as it
+    was.  The result is parsed to check that it holds exactly the intended change, then
+    written atomically with mode 0600 (through a symlink, to its target).  Returns True if
+    the table was there before.  Raises ConfigError for a file that does not parse, or
+    that defines the table in a form this cannot rewrite (inline or dotted keys).
+    """
+    path = Path(os.path.realpath(str(path)))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("%s: cannot read (%s)" % (path, getattr(exc, "strerror", None) or exc))
+    try:
+        before = parse_toml(text, str(path))
+    except ConfigError as exc:
+        raise ConfigError("%s; not editing a file that does not parse: fix it first" % exc)
+    node = before
+    for part in key_parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    existed = isinstance(node, dict) and key_parts[-1] in node
+    if not existed and body_lines is None:
+        return False  # nothing to remove: the file is not touched
+    lines = text.split("\n")
+    headers = _toml_header_lines(text)
+    drop = set()
+    insert_at = None
+    for pos, (index, parts) in enumerate(headers):
+        if parts[:len(key_parts)] != list(key_parts):
+            continue
+        end = headers[pos + 1][0] if pos + 1 < len(headers) else len(lines)
+        while end > index + 1 and lines[end - 1].lstrip().startswith("#"):
+            end -= 1  # comments right above the next header belong to it
+        begin = index
+        while begin > 0 and lines[begin - 1].lstrip().startswith("#") and (begin - 1) not in drop:
+            begin -= 1  # ... and those right above ours, to ours
+        drop.update(range(begin, end))
+        if insert_at is None:
+            insert_at = begin
+    table = ["[%s]" % ".".join(toml_key(p) for p in key_parts)] + list(body_lines or [])
+    new_lines = []
+    for index, line in enumerate(lines):
+        if index == insert_at and body_lines is not None:
+            new_lines.extend(table + [""])
+        if index not in drop:
+            new_lines.append(line)
+    if body_lines is not None and insert_at is None:
+        while new_lines and not new_lines[-1].strip():
+            new_lines.pop()
+        if new_lines:
+            new_lines.append("")
+        new_lines.extend(table)
+    new_text = "\n".join(new_lines).rstrip("\n")
+    new_text = new_text + "\n" if new_text.strip() else ""
+    expected = json.loads(json.dumps(before, default=str))
+    node = expected
+    for part in key_parts[:-1]:
+        node = node.setdefault(part, {})
+    node.pop(key_parts[-1], None)
+    if body_lines is not None:
+        node[key_parts[-1]] = json.loads(json.dumps(parse_toml("\n".join(body_lines), "the new table"), default=str))
+    try:
+        after = json.loads(json.dumps(parse_toml(new_text, str(path)), default=str))
+    except ConfigError:
+        after = None
+
+    def prune(tree):  # an emptied parent table ([mcp_servers]) may stay or go
+        for depth in range(len(key_parts) - 1, 0, -1):
+            node = tree
+            for part in key_parts[:depth - 1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and node.get(key_parts[depth - 1]) == {}:
+                del node[key_parts[depth - 1]]
+        return tree
+
+    if after is None or prune(after) != prune(expected):
+        raise ConfigError("%s: `%s` is written in a form codex cannot rewrite in place (an inline table or dotted "
+                          "keys); edit it by hand" % (path, ".".join(key_parts)))
+    write_private_file(path, new_text)
+    return existed
+
+
 def _check_utf8(place, key, value):
     """ConfigError when a command-line string holds bytes that are not UTF-8 (surrogate escapes)."""
     if isinstance(value, str):
@@ -1320,9 +1533,11 @@ def _mask_key(key):
 # §06 HTTP and SSE
 ###############################################################################
 
-# Owner: the agent issue (#4).  One httpx client per session (proxies and CAs from the
-# environment), an incremental SSE parser, and the request-level retry loop shared by
-# both wire APIs.  Stream-level retries live in the turn loop (§15).
+# Owner: the agent issue (#4).  One HTTP client per session (proxies and CAs from the
+# environment): model requests use HttpClient, a small stdlib HTTP/1.1 client (httpx and the
+# anyio stack it pulls in cost ~60 ms at every start); http_client() (httpx) serves the other
+# HTTP users.  An incremental SSE parser, and the request-level retry loop shared by both wire
+# APIs.  Stream-level retries live in the turn loop (§15).
 
 BACKOFF_BASE_S = 0.2  #: first retry delay; doubles per attempt with +-10% jitter
 BACKOFF_CAP_S = 30.0  #: ceiling of one computed backoff delay
@@ -1500,6 +1715,441 @@ def http_client(idle_timeout_s=300.0, environ=None):
     return httpx.Client(timeout=timeout, verify=verify, trust_env=True, follow_redirects=False)
 
 
+class HttpTimeout(Exception):
+    """No connection, or no data, within the timeout (HttpClient)."""
+
+
+class HttpTransportError(Exception):
+    """The connection failed or broke (HttpClient)."""
+
+
+def _no_proxy_match(host, no_proxy):
+    """Whether NO_PROXY (comma-separated names, .suffixes, IPs, `*`) exempts `host`."""
+    host = host.lower().strip("[]").rstrip(".")
+    for entry in no_proxy.replace(" ", ",").split(","):
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if entry.startswith("[") and "]" in entry:
+            entry = entry[1:entry.index("]")]
+        elif entry.count(":") == 1:
+            entry = entry.split(":", 1)[0]  # a port is ignored, as curl does
+        entry = entry.lstrip("*").lstrip(".").rstrip(".")
+        if entry and (host == entry or host.endswith("." + entry)):
+            return True
+    return False
+
+
+def env_proxy(scheme, host, environ=None):
+    """(host, port, Proxy-Authorization or None) of the http:// proxy for a request, or None.
+
+    HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (lowercase wins, as in curl) and NO_PROXY; loopback
+    hosts are never proxied.
+    """
+    environ = os.environ if environ is None else environ
+    proxies = {}
+    for name, value in environ.items():
+        low = name.lower()
+        if value and low.endswith("_proxy") and (name == low or low not in environ):
+            proxies[low[:-6]] = value.strip()
+    url = proxies.get(scheme) or proxies.get("all")
+    if not url or _no_proxy_match(host, proxies.get("no", "")):
+        return None
+    bare = host.strip("[]").lower()
+    if bare == "localhost" or bare.endswith(".localhost") or bare.startswith("127.") or bare == "::1":
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    p = urlsplit(url if "://" in url else "http://" + url)
+    if p.scheme.lower() != "http" or not p.hostname:
+        var = "%s_PROXY" % (scheme.upper() if proxies.get(scheme) else "ALL")
+        raise ConfigError("%s=%s://%s: codex reaches providers through http:// proxies only; fix or unset %s"
+                          % (var, p.scheme, p.netloc.rpartition("@")[2], var))
+    auth = None
+    if p.username:
+        import base64
+
+        pair = "%s:%s" % (unquote(p.username), unquote(p.password or ""))
+        auth = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    try:
+        port = p.port or 80
+    except ValueError:
+        raise ConfigError("the %s proxy %s has a bad port" % (scheme, p.netloc.rpartition("@")[2]))
+    return (p.hostname, port, auth)
+
+
+class _Request(object):
+    __slots__ = ("method", "url", "headers", "content")
+
+    def __init__(self, method, url, headers, content):
+        self.method, self.url, self.headers, self.content = method, url, headers, content
+
+
+class _NetworkStream(object):
+    """What abort_response() reaches for: the response's socket."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def get_extra_info(self, name):
+        return self._sock if name == "socket" else None
+
+
+class _Connection(object):
+    """One HTTP/1.1 connection: a socket (TLS or not) and a buffered reader on it."""
+
+    def __init__(self, key, sock):
+        self.key = key
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+        self.reused = False
+
+    def stale(self):
+        """Whether an idle kept-alive connection was closed (or sent something) meanwhile."""
+        import select
+
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def close(self):
+        for thing in (self.reader, self.sock):
+            try:
+                thing.close()
+            except OSError:
+                pass
+
+
+class HttpResponse(object):
+    """A streamed HTTP/1.1 response: status_code, headers (lowercase names), iter_bytes(),
+    read(), close().  Chunked, Content-Length and read-to-close bodies; gzip/deflate decoded."""
+
+    def __init__(self, client, conn, status, headers, method, http10=False):
+        import zlib
+
+        self._client = client
+        self._conn = conn
+        self.status_code = status
+        self.headers = headers
+        self.extensions = {"network_stream": _NetworkStream(conn.sock)}
+        self._done = False
+        te = headers.get("transfer-encoding", "").lower()
+        self._chunked = "chunked" in te
+        length = headers.get("content-length", "")
+        self._left = int(length) if (not self._chunked and length.strip().isdigit()) else None
+        connection = headers.get("connection", "").lower()
+        self._keep = (("keep-alive" in connection if http10 else "close" not in connection)
+                      and (self._chunked or self._left is not None))
+        if method == "HEAD" or status in (204, 304) or self._left == 0:
+            self._left, self._chunked, self._done = 0, False, True
+        coding = headers.get("content-encoding", "").lower().strip()
+        self._decoder = (zlib.decompressobj(16 + zlib.MAX_WBITS) if coding == "gzip"
+                         else zlib.decompressobj() if coding == "deflate" else None)
+
+    def _raw(self):
+        import socket
+
+        reader = self._conn.reader
+        try:
+            if self._chunked:
+                while True:
+                    line = reader.readline(65537)
+                    if not line.endswith(b"\n"):
+                        raise HttpTransportError("the connection closed in the middle of a chunked body")
+                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                    if size == 0:
+                        while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return
+                    while size:
+                        data = reader.read1(min(size, 65536))
+                        if not data:
+                            raise HttpTransportError("the connection closed in the middle of a chunk")
+                        size -= len(data)
+                        yield data
+                    reader.readline(65537)
+            elif self._left is not None:
+                while self._left:
+                    data = reader.read1(min(self._left, 65536))
+                    if not data:
+                        raise HttpTransportError("the connection closed %d bytes before the end of the body" % self._left)
+                    self._left -= len(data)
+                    yield data
+            else:
+                while True:
+                    data = reader.read1(65536)
+                    if not data:
+                        return
+                    yield data
+        except socket.timeout:
+            raise HttpTimeout("no data within the read timeout")
+        except (OSError, ValueError) as exc:
+            raise HttpTransportError(str(exc) or type(exc).__name__)
+
+    def iter_bytes(self):
+        """The body, as it arrives."""
+        if self._done:
+            return
+        for data in self._raw():
+            if self._decoder is not None:
+                data = self._decoder.decompress(data)
+            if data:
+                yield data
+        if self._decoder is not None:
+            tail = self._decoder.flush()
+            if tail:
+                yield tail
+        self._done = True
+        self.close()
+
+    def read(self):
+        """The whole body."""
+        return b"".join(self.iter_bytes())
+
+    def close(self):
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        if self._done and self._keep:
+            self._client._release(conn)
+        else:
+            conn.close()
+
+
+class HttpClient(object):
+    """A small HTTP/1.1 client for streaming model requests (the stdlib only).
+
+    Plain HTTP and HTTPS, http:// proxies from the environment (absolute-URI requests, CONNECT
+    tunnels for HTTPS, Basic proxy credentials, NO_PROXY), the CA bundle from
+    CODEX_CA_CERTIFICATE / SSL_CERT_FILE / REQUESTS_CA_BUNDLE (else the system's roots and
+    certifi's), a connect timeout and an idle read timeout, gzip/deflate bodies, and
+    kept-alive connections reused per origin.  No redirects, cookies or HTTP/2 (the model
+    endpoints need none).  Importing it costs ~1 ms where httpx costs ~60 ms.
+    """
+
+    def __init__(self, idle_timeout_s=300.0, environ=None):
+        self.environ = os.environ if environ is None else environ
+        self.idle_timeout_s = idle_timeout_s
+        self._bundle = _ca_bundle(self.environ)  # a bad CA setting fails now, not at the first request
+        self._ssl = None
+        self._idle = {}
+        self._lock = threading.Lock()
+
+    def _ssl_context(self):
+        if self._ssl is None:
+            import ssl
+
+            ctx = ssl.create_default_context()  # the system's roots (and SSL_CERT_FILE / SSL_CERT_DIR)
+            if self._bundle is not None:
+                try:
+                    ctx.load_verify_locations(cafile=self._bundle[1])
+                except (ssl.SSLError, OSError) as exc:
+                    raise ConfigError("%s=%s: cannot load the CA certificates (%s)" % (self._bundle[0], self._bundle[1], exc))
+            else:
+                import importlib.util
+
+                spec = importlib.util.find_spec("certifi")  # not imported: certifi.where() costs ~20 ms
+                if spec is not None and spec.origin:
+                    try:
+                        ctx.load_verify_locations(cafile=os.path.join(os.path.dirname(spec.origin), "cacert.pem"))
+                    except (ssl.SSLError, OSError):
+                        pass
+            ctx.set_alpn_protocols(["http/1.1"])
+            self._ssl = ctx
+        return self._ssl
+
+    def build_request(self, method, url, headers=None, content=b""):
+        return _Request(method, url, dict(headers or {}), content or b"")
+
+    def _connect(self, scheme, host, port, proxy):
+        import socket
+
+        target = (proxy[0], proxy[1]) if proxy else (host, port)
+        try:
+            sock = socket.create_connection(target, timeout=CONNECT_TIMEOUT_S)
+        except socket.timeout:
+            raise HttpTimeout("no connection to %s:%d within %ds" % (target[0], target[1], CONNECT_TIMEOUT_S))
+        except OSError as exc:
+            raise HttpTransportError("cannot connect to %s:%d: %s" % (target[0], target[1], exc.strerror or exc))
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                if proxy:
+                    self._tunnel(sock, host, port, proxy)
+                import ssl
+
+                try:
+                    sock = self._ssl_context().wrap_socket(sock, server_hostname=host)
+                except ssl.SSLError as exc:
+                    raise HttpTransportError("TLS with %s failed: %s" % (host, exc))
+            sock.settimeout(self.idle_timeout_s)
+            return sock
+        except socket.timeout:
+            sock.close()
+            raise HttpTimeout("no TLS/proxy handshake with %s within %ds" % (host, CONNECT_TIMEOUT_S))
+        except OSError as exc:
+            sock.close()
+            raise HttpTransportError("cannot connect to %s: %s" % (host, exc))
+        except BaseException:
+            sock.close()
+            raise
+
+    @staticmethod
+    def _tunnel(sock, host, port, proxy):
+        authority = "%s:%d" % ("[%s]" % host if ":" in host else host, port)
+        head = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (authority, authority)
+        if proxy[2]:
+            head += "Proxy-Authorization: %s\r\n" % proxy[2]
+        sock.sendall((head + "\r\n").encode("ascii"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            more = sock.recv(4096)
+            if not more or len(answer) > 65536:
+                raise HttpTransportError("the HTTP proxy %s:%d closed the connection during CONNECT" % proxy[:2])
+            answer += more
+        status = answer.split(b"\r\n", 1)[0].decode("latin-1")
+        if len(status.split()) < 2 or not status.split()[1].startswith("2"):
+            raise HttpTransportError("the HTTP proxy %s:%d refused CONNECT %s: %s" % (proxy[0], proxy[1], authority, status))
+
+    def _acquire(self, key):
+        with self._lock:
+            idle = self._idle.get(key) or []
+            while idle:
+                conn = idle.pop()
+                if not conn.stale():
+                    conn.reused = True
+                    return conn
+                conn.close()
+        return None
+
+    def _release(self, conn):
+        with self._lock:
+            idle = self._idle.setdefault(conn.key, [])
+            idle.append(conn)
+            while len(idle) > 4:
+                idle.pop(0).close()
+
+    def send(self, request, stream=True):
+        """Send `request`; return the HttpResponse once its status line and headers are in."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(request.url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise HttpTransportError("unsupported URL %s (http:// or https:// expected)" % request.url.split("?")[0])
+        host = parts.hostname
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            raise HttpTransportError("bad port in %s" % request.url.split("?")[0])
+        proxy = env_proxy(scheme, host, self.environ)
+        shown = "[%s]" % host if ":" in host else host
+        authority = shown if port == (443 if scheme == "https" else 80) else "%s:%d" % (shown, port)
+        path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        target = ("http://%s%s" % (authority, path)) if (proxy and scheme == "http") else path
+        lines = ["%s %s HTTP/1.1" % (request.method, target), "Host: " + authority]
+        names = {k.lower() for k in request.headers}
+        for name, value in request.headers.items():
+            if "\r" in name or "\n" in name or "\r" in str(value) or "\n" in str(value):
+                raise HttpTransportError("the request header %s contains a line break" % name)
+            lines.append("%s: %s" % (name, value))
+        if "accept-encoding" not in names:
+            lines.append("Accept-Encoding: gzip, deflate")
+        if request.content or request.method in ("POST", "PUT", "PATCH"):
+            lines.append("Content-Length: %d" % len(request.content))
+        if proxy and scheme == "http" and proxy[2]:
+            lines.append("Proxy-Authorization: " + proxy[2])
+        try:
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise HttpTransportError("a request header is not Latin-1 text; check http_headers and env_http_headers")
+        key = (scheme, host, port, proxy)
+        import socket
+
+        for attempt in (1, 2):
+            conn = self._acquire(key) if attempt == 1 else None
+            if conn is None:
+                conn = _Connection(key, self._connect(scheme, host, port, proxy))
+            try:
+                if len(request.content) < 65536:
+                    conn.sock.sendall(head + request.content)
+                else:
+                    conn.sock.sendall(head)
+                    conn.sock.sendall(request.content)
+                status, headers, http10 = self._read_head(conn)
+            except _StaleConnection:
+                conn.close()
+                if conn.reused and attempt == 1:
+                    continue  # the server closed a kept-alive connection: once more on a new one
+                raise HttpTransportError("the server closed the connection without answering")
+            except socket.timeout:
+                conn.close()
+                raise HttpTimeout("no response within the read timeout")
+            except OSError as exc:
+                conn.close()
+                if conn.reused and attempt == 1:
+                    continue
+                raise HttpTransportError(str(exc) or type(exc).__name__)
+            except BaseException:
+                conn.close()
+                raise
+            return HttpResponse(self, conn, status, headers, request.method, http10)
+
+    @staticmethod
+    def _read_head(conn):
+        import socket
+
+        reader = conn.reader
+        try:
+            while True:
+                line = reader.readline(65537)
+                if not line:
+                    raise _StaleConnection()
+                words = line.split(None, 2)
+                if len(words) < 2 or not words[0].startswith(b"HTTP/") or not words[1].isdigit():
+                    raise HttpTransportError("not an HTTP response: %r" % line[:80])
+                status = int(words[1])
+                headers = {}
+                total = 0
+                while True:
+                    line = reader.readline(65537)
+                    total += len(line)
+                    if not line.endswith(b"\n") or total > 262144:
+                        raise HttpTransportError("the response headers were cut off or too large")
+                    if line in (b"\r\n", b"\n"):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    name, value = name.strip().lower(), value.strip()
+                    headers[name] = headers[name] + ", " + value if name in headers else value
+                if status >= 200 or status == 101:
+                    return status, headers, words[0] == b"HTTP/1.0"
+        except socket.timeout:
+            raise HttpTimeout("no response within the read timeout")
+        except OSError as exc:
+            if conn.reused:
+                raise _StaleConnection()
+            raise HttpTransportError(str(exc) or type(exc).__name__)
+
+    def close(self):
+        with self._lock:
+            for idle in self._idle.values():
+                for conn in idle:
+                    conn.close()
+            self._idle.clear()
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection turned out closed before the response started."""
+
+
+def model_http_client(idle_timeout_s=300.0, environ=None):
+    """The HttpClient model requests go through (see HttpClient for what it supports)."""
+    return HttpClient(idle_timeout_s, environ)
+
+
 def _error_detail(body):
     """The server's error message from a JSON (or text) error body, one line, secrets redacted."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
@@ -1568,13 +2218,12 @@ def _interruptible_sleep(seconds, cancel):
 
 
 def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None, model=None, provider=None):
-    """POST `body` and return the streaming 2xx httpx.Response, retrying per request_max_retries.
+    """POST `body` through `client` (an HttpClient) and return the streaming 2xx HttpResponse,
+    retrying per request_max_retries.
 
     429, 5xx and transport errors are retried with Retry-After/retry-after-ms or backoff;
     quota errors and other 4xx raise ProviderError at once.
     """
-    import httpx  # startup budget
-
     data = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")  # lone surrogates become "?"
     attempt = 0
     while True:
@@ -1588,11 +2237,11 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
             resp = client.send(request, stream=True)
             log("debug", "POST %s (%d bytes, attempt %d) -> HTTP %d in %.3fs", url.split("?")[0], len(data), attempt,
                 resp.status_code, time.monotonic() - started)
-        except httpx.TimeoutException as exc:
+        except HttpTimeout as exc:
             if attempt > max_retries:  # the request layer is done: no second retry layer on top
-                raise ProviderError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], type(exc).__name__))
+                raise ProviderError("timed out connecting to %s (%s); check the network or proxy" % (url.split("?")[0], exc))
             error = "timeout"
-        except httpx.TransportError as exc:
+        except HttpTransportError as exc:
             if attempt > max_retries:
                 raise ProviderError("cannot reach %s: %s (check the network, HTTPS_PROXY/NO_PROXY, or the CA via CODEX_CA_CERTIFICATE)"
                                   % (url.split("?")[0], redact(exc) or type(exc).__name__))
@@ -1603,7 +2252,7 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
                 return resp
             try:
                 payload = resp.read()
-            except httpx.HTTPError:
+            except (HttpTimeout, HttpTransportError):
                 payload = b""
             resp.close()
             err = _error_json(payload)
@@ -1626,13 +2275,24 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
         _interruptible_sleep(delay, cancel)
 
 
+def _stream_errors():
+    """(timeout errors, transport errors) of the HTTP clients in use: HttpClient's, and
+    httpx's when something (the MCP HTTP transport) already imported it."""
+    timeouts, transport = (HttpTimeout,), (HttpTransportError,)
+    httpx = sys.modules.get("httpx")
+    if httpx is not None:
+        timeouts += (httpx.TimeoutException,)
+        transport += (httpx.TransportError, httpx.StreamError)
+    return timeouts, transport
+
+
 def iter_sse(resp, cancel=None, idle_timeout_ms=None, parser=None):
-    """Yield SseEvents from a streaming response; transport trouble raises StreamError.
+    """Yield SseEvents from a streaming response (HttpClient's or httpx's); transport trouble
+    raises StreamError.
 
     Pass your own `parser` to read its `last_id`/`retry_ms` afterwards (MCP resumes with them).
     """
-    import httpx  # startup budget
-
+    timeouts, transport = _stream_errors()
     parser = SseParser() if parser is None else parser
     try:
         for chunk in resp.iter_bytes():
@@ -1642,9 +2302,9 @@ def iter_sse(resp, cancel=None, idle_timeout_ms=None, parser=None):
                 yield event
         for event in parser.finish():
             yield event
-    except httpx.TimeoutException:
+    except timeouts:
         raise StreamError("idle timeout waiting for SSE (no data for %s ms; see stream_idle_timeout_ms)" % (idle_timeout_ms,))
-    except (httpx.TransportError, httpx.StreamError) as exc:
+    except transport as exc:
         if cancel is not None and cancel.is_set():
             raise Interrupted("interrupted")
         raise StreamError("stream dropped: %s" % (redact(exc) or type(exc).__name__))
@@ -1689,9 +2349,9 @@ MODEL_FAMILIES = (
     ("codex-", True, 272000, ()),
     ("gpt-5", True, 272000, ()),
     ("gpt-4.1", False, 1047576, ("patch_instructions",)),
-    ("gpt-oss", False, 96000, ("apply_patch_tool",)),
+    ("gpt-oss", False, 96000, ("apply_patch_tool", "no_images")),
     ("gpt-4o", False, 128000, ()),
-    ("gpt-3.5", False, 16385, ()),
+    ("gpt-3.5", False, 16385, ("no_images",)),
 )
 
 OUTPUT_SCHEMA_NAME = "codex_output_schema"  #: the json_schema `name` of --output-schema (as upstream)
@@ -1711,12 +2371,14 @@ HISTORY_ITEM_TYPES = ("message", "reasoning", "function_call", "function_call_ou
 class ModelFamily(object):
     """What codex needs to know about a model slug."""
 
-    def __init__(self, slug, reasoning, context_window, quirks):
+    def __init__(self, slug, reasoning, context_window, quirks, known=True):
         self.slug = slug
         self.supports_reasoning = reasoning
         self.context_window = context_window
         self.needs_patch_instructions = "patch_instructions" in quirks
         self.wants_apply_patch_tool = "apply_patch_tool" in quirks
+        #: images in tool results are sent on Chat only to models known to take them
+        self.accepts_images = known and "no_images" not in quirks
 
 
 def model_family(slug, cfg=None):
@@ -1727,7 +2389,7 @@ def model_family(slug, cfg=None):
             found = ModelFamily(slug, reasoning, window, quirks)
             break
     if found is None:
-        found = ModelFamily(slug, False, None, ())
+        found = ModelFamily(slug, False, None, (), known=False)
     if cfg is not None:
         if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
@@ -1864,7 +2526,7 @@ class ModelClient(object):
 
     def _client(self):
         if self._http is None:
-            self._http = http_client(self.provider.stream_idle_timeout_ms / 1000.0, self._environ)
+            self._http = model_http_client(self.provider.stream_idle_timeout_ms / 1000.0, self._environ)
         return self._http
 
     def close(self):
@@ -2045,7 +2707,8 @@ class ChatClient(ModelClient):
         """The Chat Completions request body."""
         body = {
             "model": self.cfg.model,
-            "messages": history_to_chat_messages(prompt.instructions, prompt.input),
+            "messages": history_to_chat_messages(prompt.instructions, prompt.input,
+                                                 tool_images=model_family(self.cfg.model, self.cfg).accepts_images),
             "stream": True,
         }
         if self.include_usage:
@@ -2156,10 +2819,29 @@ class ChatClient(ModelClient):
         yield ("completed", {"id": "", "usage": usage})
 
 
-def history_to_chat_messages(instructions, items):
-    """Convert Responses input items into Chat Completions `messages` (system first)."""
+def output_text(output):
+    """The text of a function_call_output `output`: the string, or its input_text parts joined."""
+    if isinstance(output, list):
+        return "\n".join(p.get("text") or "" for p in output if isinstance(p, dict) and p.get("type") == "input_text")
+    if isinstance(output, dict):
+        return str(output.get("content", ""))
+    return output or ""
+
+
+def history_to_chat_messages(instructions, items, tool_images=True):
+    """Convert Responses input items into Chat Completions `messages` (system first).
+
+    A tool output with images (an MCP result, §14) becomes a `tool` message with its text,
+    and, when `tool_images` (the model takes images), a user message right after the tool
+    results carrying the images: Chat has no images in tool messages.  Otherwise the model
+    reads the images' one-line labels.
+    """
     messages = [{"role": "system", "content": instructions}]
+    pending_images = []
     for item in items:
+        if pending_images and item.get("type") not in ("function_call_output", "custom_tool_call_output"):
+            messages.append({"role": "user", "content": pending_images})
+            pending_images = []
         kind = item.get("type")
         if kind == "message":
             texts = []
@@ -2198,9 +2880,16 @@ def history_to_chat_messages(instructions, items):
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind in ("function_call_output", "custom_tool_call_output"):
             out = item.get("output")
-            if isinstance(out, dict):
-                out = out.get("content", "")
-            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": out or ""})
+            images = [p.get("image_url") for p in out if isinstance(p, dict) and p.get("type") == "input_image"
+                      and p.get("image_url")] if isinstance(out, list) else []
+            text = output_text(out)
+            if images and tool_images:
+                pending_images.append({"type": "text", "text": "The image%s returned by tool call %s:" % (
+                    "s" if len(images) > 1 else "", item.get("call_id"))})
+                pending_images.extend({"type": "image_url", "image_url": {"url": u}} for u in images)
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": text})
+    if pending_images:
+        messages.append({"role": "user", "content": pending_images})
     _reorder_tool_results(messages)
     return messages
 
@@ -3225,15 +3914,23 @@ SAFE_ANY_ARGS = frozenset((
     "cut", "expr", "id", "paste", "rev", "seq", "stat", "tr", "uname", "whoami", "tac", "numfmt",
     "basename", "dirname", "realpath", "readlink", "du", "df",
 ))
-#: find options that execute, delete or write files
+#: find options that execute, delete or write files (find takes whole words only)
 UNSAFE_FIND_OPTIONS = frozenset(("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fls", "-fprint", "-fprint0", "-fprintf"))
-#: rg options that run programs or read compressed files through a decompressor
-UNSAFE_RG_OPTIONS = ("--search-zip", "-z", "--pre", "--hostname-bin")
+#: program -> (short option letters, long option names) that write files or run programs.
+#: Matched as getopt_long parses them: a letter anywhere in a cluster (`-do`, `-oFILE`), a long
+#: name or any abbreviation of it, with or without `=VALUE` (`--out=FILE`).  The programs of
+#: SAFE_ANY_ARGS have no such option (GNU and BSD); find, git and sed are checked on their own.
+UNSAFE_OPTIONS = {
+    "base64": ("o", ("output",)),  # BSD/macOS base64 -o FILE writes FILE
+    "rg": ("z", ("search-zip", "pre", "hostname-bin")),  # decompressors and --pre run programs
+}
 #: git subcommands that only read the repository
 SAFE_GIT_SUBCOMMANDS = frozenset(("status", "log", "diff", "show", "branch", "blame", "ls-files", "rev-parse", "shortlog"))
-#: subcommand options that write files or run programs (global options such as -c, -C,
-#: --config-env, --exec-path, -p are rejected anyway: the subcommand must come right after git)
+#: subcommand options that write files or run programs, abbreviations included (global options
+#: such as -c, -C, --config-env, --exec-path, -p are rejected anyway: the subcommand must come
+#: right after git); `--text` is a whole option of its own, not short for --textconv
 UNSAFE_GIT_OPTIONS = ("--output", "--ext-diff", "--textconv", "--exec", "--upload-pack", "--paginate")
+_SAFE_GIT_PREFIX_OPTIONS = ("--text",)
 #: flags that make `git branch` read-only (anything else may create/delete/rename branches)
 SAFE_GIT_BRANCH_FLAGS = ("--list", "-l", "--show-current", "-a", "--all", "-r", "--remotes", "-v", "-vv",
                          "--verbose", "--no-color", "--color", "--contains", "--merged", "--no-merged", "--format")
@@ -3277,12 +3974,27 @@ def describe_policy(cfg):
         "on" if policy.has_network() else "off", " [preset %s]" % preset if preset else "")
 
 
+def _uses_option(args, letters="", names=()):
+    """Whether args use one of the options as getopt_long reads them: a short letter anywhere
+    in a `-abc` cluster (`-oFILE` too), or a long name, an abbreviation of it (`--out`), with or
+    without `=VALUE`.  Deliberately wide: a cluster's value (`-e zz`) may match too."""
+    for arg in args:
+        if arg.startswith("--") and len(arg) > 2:
+            given = arg[2:].split("=", 1)[0]
+            if any(name.startswith(given) for name in names):
+                return True
+        elif arg.startswith("-") and len(arg) > 1 and any(c in letters for c in arg[1:]):
+            return True
+    return False
+
+
 def _git_is_safe(argv):
     """Read-only git: a safe subcommand right after `git`, no option that writes or runs."""
     if len(argv) < 2 or argv[1] not in SAFE_GIT_SUBCOMMANDS:
         return False
     for arg in argv[2:]:
-        if arg.split("=", 1)[0] in UNSAFE_GIT_OPTIONS:
+        if arg.split("=", 1)[0] not in _SAFE_GIT_PREFIX_OPTIONS and _uses_option(
+                [arg], "", [o[2:] for o in UNSAFE_GIT_OPTIONS]):
             return False
     if argv[1] == "branch":
         for arg in argv[2:]:
@@ -3309,18 +4021,14 @@ def _argv_is_safe(argv):
         return True
     if prog == "find":
         return not any(arg in UNSAFE_FIND_OPTIONS for arg in argv[1:])
-    if prog == "rg":
-        for arg in argv[1:]:
-            if arg in UNSAFE_RG_OPTIONS or arg.startswith("--pre=") or arg.startswith("--hostname-bin="):
-                return False
-        return True
+    if prog in UNSAFE_OPTIONS:
+        letters, names = UNSAFE_OPTIONS[prog]
+        return not _uses_option(argv[1:], letters, names)
     if prog == "git":
         return _git_is_safe(argv)
     if prog == "sed":
         return (len(argv) in (3, 4) and argv[1] == "-n" and bool(_SED_PRINT_RE.match(argv[2]))
                 and (len(argv) == 3 or (bool(argv[3]) and not argv[3].startswith("-"))))  # --file=x.sed, -e, -i
-    if prog == "base64":
-        return not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv[1:])
     return False
 
 
@@ -3917,7 +4625,8 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--network] -- CMD [ARG]...
+#                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+#                       -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -3933,11 +4642,13 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     command moves a read-only mount aside and plants a copy at the trusted name
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
+#   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
 #   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
 #
-# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
-# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
+# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespaces (user, mount, PID,
+# IPC: always tried, required by the read-only options; pid 1 forked at once) + read-only
+# mounts + a private /dev/shm, every capability dropped, seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
 # "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
 # executed gives 127 (not found) or 126, like a shell.
 
@@ -3982,13 +4693,36 @@ _SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (sam
 
 #: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
 #: (which performs socket/file operations seccomp cannot see), mount changes (a root
-#: command owns the user namespace the read-only binds live in) and the kernel keyrings
-#: (the session keyring is shared with the user's login session)
+#: command owns the user namespace the read-only binds live in), the kernel keyrings
+#: (the session keyring is shared with the user's login session), file handles
+#: (open_by_handle_at through a writable mount reaches what a read-only bind covers), new or
+#: other namespaces (a fresh user namespace hands back every capability), and what only
+#: attacks the kernel or other processes (bpf, perf, userfaultfd, pidfd_getfd, modules...).
+#: sandbox_helpers/codex-linux-sandbox.c has the same list (tests/test_sandbox_isolation.py
+#: compares them); clone with a CLONE_NEW* flag is denied too, and clone3 gets ENOSYS.
 SECCOMP_ALWAYS_DENIED = (
     "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
     "fsconfig", "fsmount", "fspick", "pivot_root", "add_key", "request_key", "keyctl",
+    "open_by_handle_at", "name_to_handle_at", "unshare", "setns", "bpf", "perf_event_open",
+    "userfaultfd", "pidfd_getfd", "process_madvise", "init_module", "finit_module", "delete_module",
+    "kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff", "syslog", "acct", "quotactl",
+    "quotactl_fd", "chroot", "fanotify_init", "iopl", "ioperm",
 )
+#: without an IPC namespace (no user namespaces): the outside's SysV IPC and POSIX message queues
+SECCOMP_IPC_DENIED = (
+    "shmget", "shmat", "shmctl", "semget", "semop", "semtimedop", "semctl", "msgget", "msgsnd", "msgrcv",
+    "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+)
+#: clone(2) flags that make a new namespace (CLONE_NEWNS, CGROUP, UTS, IPC, USER, PID, NET)
+CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+#: AF_UNIX socket types a command may create with the network off: neither can send to an address
+UNIX_SOCKET_TYPES_WITHOUT_NETWORK = (1, 5)  # SOCK_STREAM, SOCK_SEQPACKET
+#: processes and threads one sandboxed command may have at once (RLIMIT_NPROC in its own user
+#: namespace): room for `make -j` and test runners, not for a fork bomb
+SANDBOX_MAX_PROCS = max(1024, 128 * (os.cpu_count() or 1))
+#: the private /dev/shm each sandboxed command gets (with user namespaces), as the C helper's
+_SHM_TMPFS_OPTIONS = b"size=64m,nr_inodes=4096,mode=1777"
 #: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
 SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
 _TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
@@ -4584,7 +5318,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     roots = policy.writable_roots_for(policy_cwd)
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
-        out = prefix + ["--cwd", command_cwd]
+        out = prefix + ["--cwd", command_cwd, "--max-procs", str(SANDBOX_MAX_PROCS)]
         for root in roots:
             out += ["--writable", str(root)]
         userns = probe_sandbox(home).get("userns") == "1"
@@ -4664,7 +5398,7 @@ def _helper_fail(code, message):
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
     opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
-            "probe": False, "command": [], "ro_mounts": False}
+            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
     i = 0
     while i < len(args):
         a = args[i]
@@ -4677,6 +5411,11 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
+        elif a == "--max-procs":
+            i += 1
+            if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
+                raise ValueError("--max-procs needs a positive number")
+            opts["max_procs"] = int(args[i])
         elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--pin"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
@@ -4716,7 +5455,7 @@ def _landlock_abi(libc):
     return int(abi), ""
 
 
-def _apply_landlock(libc, writable, network):
+def _apply_landlock(libc, writable, network, private_shm=False):
     """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full."""
     import ctypes
 
@@ -4765,6 +5504,8 @@ def _apply_landlock(libc, writable, network):
 
     allow("/", _LANDLOCK_READ, True)
     allow("/dev/null", fs, True)
+    if private_shm:
+        allow("/dev/shm", fs, True)
     for root in writable:
         allow(root, fs, False)
     if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
@@ -4798,7 +5539,7 @@ def _import_pyseccomp():
     return pyseccomp
 
 
-def _apply_seccomp(network, pid_ns=True):
+def _apply_seccomp(network, pid_ns=True, user_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
         pyseccomp = _import_pyseccomp()
@@ -4819,6 +5560,12 @@ def _apply_seccomp(network, pid_ns=True):
                 pass  # a syscall this libseccomp or arch does not know cannot be called either
         for req in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
+        for flag in CLONE_NAMESPACE_FLAGS:
+            flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+        flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # its flags hide behind a pointer: libc falls back to clone
+        if not user_ns:
+            for name in SECCOMP_IPC_DENIED:
+                flt.add_rule(deny, name)
         if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
             flt.add_rule(deny, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
         if not network:
@@ -4826,10 +5573,12 @@ def _apply_seccomp(network, pid_ns=True):
                 flt.add_rule(deny, name)
             for name in ("socket", "socketpair"):
                 flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
-            # an unconnected AF_UNIX datagram socket: with connect/bind denied, its only use is
-            # sendmsg to a pathname socket outside (/dev/log, sd_notify, daemons' control sockets)
-            flt.add_rule(deny, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_UNIX),
-                         pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, socket.SOCK_DGRAM))
+                # AF_UNIX only as stream or seqpacket: no datagram socket (SOCK_DGRAM, or SOCK_RAW,
+                # which AF_UNIX turns into one) can sendto/sendmsg/sendmmsg a pathname socket outside
+                for sock_type in range(16):
+                    if sock_type not in UNIX_SOCKET_TYPES_WITHOUT_NETWORK:
+                        flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_UNIX),
+                                     pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, sock_type))
             flt.add_rule(deny, "sendto", pyseccomp.Arg(4, pyseccomp.NE, 0))
         flt.load()
     except (OSError, RuntimeError, ValueError) as exc:
@@ -4874,22 +5623,63 @@ def _pin(libc, path):
         _helper_fail(125, "pinning %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=()):
-    """Enter a user+mount(+PID) namespace; with ro_mounts make every mount read-only but the
-    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files.
-    Returns whether a PID namespace was entered (see _run_in_pid_namespace)."""
+def _enter_namespaces(libc, max_procs=0):
+    """Enter new user, mount, IPC (+ PID) namespaces, map our ids, set RLIMIT_NPROC (it then
+    counts this namespace's processes only; never uid 0's).  No network namespace (it costs
+    milliseconds; seccomp keeps every socket but AF_UNIX stream ones).
+    Returns (entered, pid_ns); entered is False when the kernel refuses (errno set)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    pid_ns = libc.unshare(ctypes.c_int(0x10000000 | 0x00020000 | 0x20000000)) == 0  # + CLONE_NEWPID
-    if not pid_ns and libc.unshare(ctypes.c_int(0x10000000 | 0x00020000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
-        _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
+    flags = 0x10000000 | 0x00020000 | 0x08000000  # CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC
+    pid_ns = libc.unshare(ctypes.c_int(flags | 0x20000000)) == 0  # + CLONE_NEWPID
+    if not pid_ns and libc.unshare(ctypes.c_int(flags)) != 0:
+        return False, False
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
             with open("/proc/self/" + name, "w") as fh:
                 fh.write(text)
     except OSError as exc:
         _helper_fail(125, "writing /proc/self/%s failed: %s" % (name, exc.strerror))
+    if max_procs:
+        import resource
+
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (max_procs, max_procs))
+        except (OSError, ValueError) as exc:
+            _helper_fail(120, "setrlimit(RLIMIT_NPROC) failed: %s" % exc)
+    return True, pid_ns
+
+
+def _drop_capabilities(libc):
+    """Drop every capability for good, as the C helper (step 3 there); uid 0 keeping a
+    non-empty bounding set fails closed."""
+    import ctypes
+
+    try:
+        last = int(_read_text("/proc/sys/kernel/cap_last_cap").strip() or 63)
+    except ValueError:
+        last = 63
+    libc.prctl(28, 0xEF, 0, 0, 0)  # PR_SET_SECUREBITS: NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, all locked
+    for cap in range(last + 1):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
+    if libc.prctl(47, 4, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:  # PR_CAP_AMBIENT_CLEAR_ALL
+        _helper_fail(120, "clearing the ambient capabilities failed: %s" % os.strerror(ctypes.get_errno()))
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable}, all zero
+    if libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
+        _helper_fail(120, "dropping the capabilities (capset) failed: %s" % os.strerror(ctypes.get_errno()))
+    bounded = any(libc.prctl(23, cap, 0, 0, 0) == 1 for cap in range(last + 1))  # PR_CAPBSET_READ
+    if bounded and 0 in (os.getuid(), os.geteuid()):
+        _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
+
+
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=()):
+    """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
+    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; hide `hidden` files;
+    give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
+    import ctypes
+
     # keep our mounts from propagating back (best effort: some overlay setups refuse)
     libc.mount(b"none", b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None)
     if ro_mounts:
@@ -4913,7 +5703,14 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         if _cover_dir(libc, path) != 0:
             _helper_fail(125, "covering %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
     _hide_terminals(libc)
-    return pid_ns
+    import stat as stat_mod
+
+    try:
+        shm_is_dir = stat_mod.S_ISDIR(os.stat("/dev/shm").st_mode)
+    except OSError:
+        shm_is_dir = False
+    return shm_is_dir and libc.mount(b"codex-shm", b"/dev/shm", b"tmpfs", ctypes.c_ulong(2 | 4),  # NOSUID|NODEV
+                                     _SHM_TMPFS_OPTIONS) == 0
 
 
 #: terminals and keyboards a command could read the user's keystrokes from (ptys cannot be
@@ -4955,9 +5752,13 @@ def _exec_command(cmd):
         _helper_fail(code, "cannot execute %s: %s" % (cmd[0], exc.strerror))
 
 
-def _run_in_pid_namespace(libc, cmd):
-    """Fork pid 1 of the new PID namespace, which runs the command as pid 2 and reaps; exit like it.
+def _fork_pid_namespace_init(libc, max_procs=0):
+    """Fork pid 1 of the new PID namespace right after unshare; returns in pid 1 only, with
+    (report fd, relay target) for _pid_namespace_init.  This process waits and exits like the
+    command (or like pid 1, when the policy failed there), as the C helper.
 
+    Pid 1 first sets the namespace's pid_max to max_procs + 300 (Linux 6.14+; only a process
+    inside can): the process limit that holds for root too, whom RLIMIT_NPROC never stops.
     When the command exits, pid 1 exits and the kernel kills whatever the command left behind
     (setsid daemons included); a SIGKILL to the process group (timeouts) does the same.
     SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on; SIGINT/SIGQUIT reach the group anyway.
@@ -4983,36 +5784,24 @@ def _run_in_pid_namespace(libc, cmd):
     if init == 0:
         os.close(rfd)
         libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the namespace dies with the helper
-        child = os.fork()
-        if child == 0:
-            os.close(wfd)
-            _exec_command(cmd)
-        target[0] = child
-        status = 9
-        while True:
+        if max_procs:
             try:
-                pid, st = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            if pid == child:
-                status = st
-                break
-        os.write(wfd, struct.pack("i", status))
-        os._exit(0)
+                with open("/proc/sys/kernel/pid_max", "w") as fh:
+                    fh.write(str(max_procs + 300))
+            except OSError:
+                pass  # older kernels: RLIMIT_NPROC alone
+        return wfd, target
     target[0] = init
     os.close(wfd)
-    while True:
-        try:
-            os.waitpid(init, 0)
-            break
-        except ChildProcessError:
-            break
+    _, init_status = os.waitpid(init, 0)
     data = b""
     while len(data) < 4:
         chunk = os.read(rfd, 4 - len(data))
         if not chunk:
             break
         data += chunk
+    if len(data) < 4 and os.WIFEXITED(init_status):
+        os._exit(os.WEXITSTATUS(init_status))  # the policy failed in pid 1: its exit code
     status = struct.unpack("i", data)[0] if len(data) == 4 else 9  # init killed: so was the command
     if os.WIFEXITED(status):
         os._exit(os.WEXITSTATUS(status))
@@ -5025,6 +5814,29 @@ def _run_in_pid_namespace(libc, cmd):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
     os.kill(os.getpid(), sig)
     os._exit(128 + sig)
+
+
+def _pid_namespace_init(cmd, report):
+    """Pid 1: run the command as pid 2, reap every orphan, report the command's wait status, exit."""
+    import struct
+
+    wfd, target = report
+    child = os.fork()
+    if child == 0:
+        os.close(wfd)
+        _exec_command(cmd)
+    target[0] = child
+    status = 9
+    while True:
+        try:
+            pid, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == child:
+            status = st
+            break
+    os.write(wfd, struct.pack("i", status))
+    os._exit(0)
 
 
 def _bind_read_only(libc, src, dst):
@@ -5067,7 +5879,8 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--network] -- CMD [ARG]...)"
+                     "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
+                     "-- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -5092,19 +5905,25 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    pid_ns = False
-    if opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
-        pid_ns = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                    opts["hide_dir"], opts["pin"])
-    _apply_seccomp(opts["network"], pid_ns)
-    _apply_landlock(libc, opts["writable"], opts["network"])
+    user_ns, pid_ns = _enter_namespaces(libc, opts["max_procs"])
+    private_shm, report = False, None
+    if user_ns:
+        if pid_ns:
+            report = _fork_pid_namespace_init(libc, opts["max_procs"])
+        private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
+                                         opts["hide_dir"], opts["pin"])
+    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
+        _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
+    _drop_capabilities(libc)
+    _apply_seccomp(opts["network"], pid_ns, user_ns)
+    _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
     if opts["cwd"]:
         try:
             os.chdir(opts["cwd"])
         except OSError as exc:
             _helper_fail(121, "cannot enter %s: %s" % (opts["cwd"], exc.strerror))
     if pid_ns:
-        _run_in_pid_namespace(libc, opts["command"])
+        _pid_namespace_init(opts["command"], report)
     _exec_command(opts["command"])
     return 127
 
@@ -5117,6 +5936,7 @@ def _sandbox_helper_main(args):
 # Owner: the sandbox issue (#3).  Contract:
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
+#   is_secret_env_var(name, value="") -> bool         (the default excludes)
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True,
 #               stdin_data=None)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
@@ -5151,8 +5971,19 @@ _READ_CHUNK = 8192
 _LEFTOVER_GRACE_SECONDS = 0.1  #: how long background children may keep the pipes after exit
 #: variables kept by inherit = "core"
 CORE_ENV_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR", "TEMP", "TMP")
-#: names dropped unless ignore_default_excludes = true
-DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*")
+#: names dropped unless ignore_default_excludes = true (case-insensitive globs): upstream's
+#: three, and spellings of passwords, credentials and session cookies that collide with no
+#: PATH-like name (PGPASSWORD, BORG_PASSPHRASE, GOOGLE_APPLICATION_CREDENTIALS, SSHPASS)
+DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*PASSWD*", "*PASSPHRASE*", "*CREDENTIAL*",
+                        "*COOKIE*", "SSHPASS")
+#: words (between `_`) that mark a secret in a name of two or more words: DB_PASS, GITHUB_PAT,
+#: MYSQL_PWD, NPM_CONFIG__AUTH, REDISCLI_AUTH, SENTRY_DSN, GPG_PRIVATE_KEY -- as whole words, so
+#: PATH, PYTHONPATH, PWD, OLDPWD, GIT_AUTHOR_NAME and XDG_* stay
+DEFAULT_ENV_EXCLUDED_WORDS = frozenset(("PASS", "PWD", "PAT", "AUTH", "CREDS", "PRIVATE", "DSN"))
+#: names kept although a word matches: not a secret, and needed (git over ssh with the network on)
+DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
+#: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
+_URL_CREDENTIALS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -5200,11 +6031,25 @@ class ExecOutcome(object):
         return "ExecOutcome(decision=%r, result=%r)" % (self.decision, self.result)
 
 
+def is_secret_env_var(name, value=""):
+    """Whether the default excludes drop this variable: a DEFAULT_ENV_EXCLUDES glob, a
+    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a URL with a password."""
+    if name in DEFAULT_ENV_KEPT:
+        return False
+    if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
+        return True
+    words = name.upper().split("_")
+    if len([w for w in words if w]) >= 2 and DEFAULT_ENV_EXCLUDED_WORDS.intersection(words):
+        return True
+    return bool(_URL_CREDENTIALS_RE.match(value or ""))
+
+
 def build_command_env(cfg, environ=None):
     """The whole environment a command gets, from [shell_environment_policy].
 
-    Order as upstream: inherit (all|core|none), drop *KEY*/*SECRET*/*TOKEN* (and every
-    provider's key variable) unless ignore_default_excludes, drop `exclude`, add `set`,
+    Order as upstream: inherit (all|core|none), drop secret-looking variables (is_secret_env_var:
+    upstream's *KEY*/*SECRET*/*TOKEN* and more) and every provider's key variable unless
+    ignore_default_excludes, drop `exclude`, add `set`,
     keep only `include_only`.  Then CODEX_SANDBOX_NETWORK_DISABLED=1 when the policy has
     no network.
     """
@@ -5224,8 +6069,7 @@ def build_command_env(cfg, environ=None):
                 secret_vars.add(provider.env_key)
             for var in (getattr(provider, "env_http_headers", None) or {}).values():
                 secret_vars.add(str(var))
-        env = {k: v for k, v in env.items()
-               if k not in secret_vars and not any(glob_match(p, k) for p in DEFAULT_ENV_EXCLUDES)}
+        env = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
     excludes = [str(p) for p in pol.get("exclude") or []]
     env = {k: v for k, v in env.items() if not any(glob_match(p, k) for p in excludes)}
     for k, v in (pol.get("set") or {}).items():
@@ -5707,6 +6551,9 @@ MCP_MAX_TOOL_NAME = 64  #: longer qualified names are shortened with a SHA-1 suf
 MCP_STARTUP_TIMEOUT_MAX = 300.0  #: hard upper bound on startup_timeout_sec (seconds)
 MCP_MAX_TOOL_PAGES = 1000  #: tools/list pages followed before giving up on a server
 MCP_STDERR_TAIL_LINES = 40  #: stderr lines kept in memory per server
+MCP_IMAGE_MAX_BYTES = 5 * 1024 * 1024  #: an MCP image larger than this reaches the model as a stand-in
+MCP_MAX_IMAGES = 8  #: images of one tool result sent to the model
+MCP_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  #: what the model APIs take
 MCP_HTTP_IDLE_TIMEOUT_S = 300.0  #: an HTTP stream silent this long counts as dropped
 MCP_HTTP_SEND_TIMEOUT_S = 30.0  #: a notification or response POST (answered 202 at once)
 MCP_HTTP_DELETE_TIMEOUT_S = 2.0  #: ending the session at shutdown
@@ -6208,6 +7055,10 @@ class McpHttpConnection(JsonRpcSession):
                 if resp.status_code >= 300:
                     error = str(self._status_error(resp, "the GET stream"))
                     resp = None
+            if resp is not None and self.closed.is_set():  # close() ran while we connected
+                abort_response(resp)
+                resp.close()
+                return
             if resp is not None:
                 self._listen_resp, self.listening, failures = resp, True, 0
                 parser = SseParser(last_id=last_id)
@@ -6321,6 +7172,134 @@ def format_mcp_result_for_model(result):
     return text
 
 
+def image_info(data):
+    """(width, height, kind) from the first bytes of a PNG, JPEG, GIF or WebP image; None if unknown.
+
+    `data` is base64 text (as MCP sends it) or bytes.
+    """
+    import base64
+    import struct
+
+    if isinstance(data, str):
+        try:
+            head = base64.b64decode(data[:87384].strip() + "=" * (-len(data[:87384].strip()) % 4), validate=False)
+        except (ValueError, TypeError):
+            return None
+    else:
+        head = bytes(data[:65536])
+    try:
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", head[16:24])
+            return w, h, "png"
+        if head[:6] in (b"GIF87a", b"GIF89a"):
+            w, h = struct.unpack("<HH", head[6:10])
+            return w, h, "gif"
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            chunk = head[12:16]
+            if chunk == b"VP8 ":
+                w, h = struct.unpack("<HH", head[26:30])
+                return w & 0x3FFF, h & 0x3FFF, "webp"
+            if chunk == b"VP8L":
+                bits = struct.unpack("<I", head[21:25])[0]
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, "webp"
+            if chunk == b"VP8X":
+                return (int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1, "webp")
+        if head[:2] == b"\xff\xd8":
+            i = 2
+            while i + 9 < len(head):
+                if head[i] != 0xFF:
+                    i += 1
+                    continue
+                marker = head[i + 1]
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                    i += 2
+                    continue
+                length = struct.unpack(">H", head[i + 2:i + 4])[0]
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    h, w = struct.unpack(">HH", head[i + 5:i + 9])
+                    return w, h, "jpeg"
+                i += 2 + length
+    except struct.error:
+        return None
+    return None
+
+
+def _mcp_image_label(block):
+    """`[image: 640x480 png]` (or `[image: image/png, 12 KB]` when the size cannot be read)."""
+    info = image_info(block.get("data") or "")
+    if info is not None:
+        return "[image: %dx%d %s]" % info
+    size = len(block.get("data") or "") * 3 // 4
+    return "[image: %s, %s]" % (block.get("mimeType", "?"), _human_bytes(size))
+
+
+def _human_bytes(n):
+    return "%d B" % n if n < 1024 else ("%.0f KB" % (n / 1024.0) if n < 1024 * 1024 else "%.1f MB" % (n / 1048576.0))
+
+
+def _mcp_image_part(block):
+    """The input_image part for an MCP image block, or a reason it is not sent."""
+    mime = str(block.get("mimeType") or "").lower()
+    data = block.get("data") or ""
+    if mime not in MCP_IMAGE_TYPES:
+        return None, "%s is not an image type the model APIs take (%s)" % (mime or "no type", ", ".join(MCP_IMAGE_TYPES))
+    if not isinstance(data, str) or not data:
+        return None, "no data"
+    size = len(data) * 3 // 4
+    if size > MCP_IMAGE_MAX_BYTES:
+        return None, "%s is over the %s limit" % (_human_bytes(size), _human_bytes(MCP_IMAGE_MAX_BYTES))
+    return {"type": "input_image", "image_url": "data:%s;base64,%s" % (mime, "".join(data.split()))}, None
+
+
+def mcp_result_to_output(result):
+    """The function_call_output `output` for a CallToolResult.
+
+    Without images it is the text of format_mcp_result_for_model().  With image blocks it
+    is a list of `input_text` and `input_image` parts in the server's order (the Responses
+    API takes that; Chat gets the images as a user message where the model accepts them,
+    see history_to_chat_messages), at most MCP_MAX_IMAGES images of MCP_IMAGE_MAX_BYTES
+    each; an image over the limits stays a one-line stand-in.
+    """
+    if not isinstance(result, dict):
+        return format_mcp_result_for_model(result)
+    blocks = [b for b in result.get("content") or [] if isinstance(b, dict)]
+    if not any(b.get("type") == "image" for b in blocks):
+        return format_mcp_result_for_model(result)
+    parts, texts, images = [], [], 0
+
+    def flush():
+        if texts:
+            parts.append({"type": "input_text", "text": "\n".join(texts)})
+            del texts[:]
+
+    structured = result.get("structuredContent")
+    if structured is not None:
+        texts.append(json.dumps(structured, ensure_ascii=False))
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "image":
+            part, why = _mcp_image_part(block) if images < MCP_MAX_IMAGES else (None, "more than %d images" % MCP_MAX_IMAGES)
+            if part is not None:
+                texts.append(_mcp_image_label(block))
+                flush()
+                parts.append(part)
+                images += 1
+            else:
+                texts.append("%s (not shown: %s)" % (_mcp_image_label(block), why))
+        elif structured is None:
+            texts.append(str(block.get("text", "")) if kind == "text" else _mcp_block_summary(block))
+    flush()
+    if not images:  # none could be sent: the text, with why
+        text = "\n".join(p["text"] for p in parts)
+        return "Error: " + text if result.get("isError") else text
+    if result.get("isError"):
+        if parts[0].get("type") == "input_text":
+            parts[0] = {"type": "input_text", "text": "Error: " + parts[0]["text"]}
+        else:
+            parts.insert(0, {"type": "input_text", "text": "Error:"})
+    return parts
+
+
 def format_mcp_result_for_display(result, max_lines=5):
     """Lines for the UIs: up to max_lines of each text block, stand-ins for the rest."""
     lines = []
@@ -6329,7 +7308,8 @@ def format_mcp_result_for_display(result, max_lines=5):
     for block in result.get("content") or []:
         if not isinstance(block, dict):
             continue
-        text = block.get("text", "") if block.get("type") == "text" else _mcp_block_summary(block)
+        kind = block.get("type")
+        text = block.get("text", "") if kind == "text" else (_mcp_image_label(block) if kind == "image" else _mcp_block_summary(block))
         block_lines = str(text).splitlines() or [""]
         lines.extend(block_lines[:max_lines])
         if len(block_lines) > max_lines:
@@ -6873,16 +7853,135 @@ class McpConnectionManager(object):
 
 
 def _cmd_mcp(args, cfg_loader):
-    """`codex mcp` (server over stdio), `codex mcp list`, `codex mcp call SERVER TOOL [JSON]`."""
+    """`codex mcp` (server over stdio), `codex mcp list|call|add|get|remove`."""
     sub = getattr(args, "mcp_command", None)
     if args.command == "mcp-server" or sub in (None, "serve"):
         return run_mcp_server(args, cfg_loader)
+    if sub in ("add", "get", "remove"):  # the file as it is, not the resolved config
+        return {"add": _mcp_add, "get": _mcp_get, "remove": _mcp_remove}[sub](args)
     cfg = cfg_loader()
     if sub == "list":
         return _mcp_list(cfg, as_json=args.json)
     if sub == "call":
         return _mcp_call(cfg, args.server, args.tool, args.arguments, as_json=getattr(args, "json", False))
-    raise UsageError("unknown `codex mcp` command %r; use serve, list or call" % sub)
+    raise UsageError("unknown `codex mcp` command %r; use serve, list, call, add, get or remove" % sub)
+
+
+def _mcp_config_path():
+    """$CODEX_HOME/config.toml, the file `codex mcp add/get/remove` read and edit."""
+    return codex_home() / "config.toml"
+
+
+def _mcp_check_name(name):
+    if not _MCP_SERVER_NAME_RE.match(name or ""):
+        raise UsageError("invalid MCP server name %r: use letters, digits, `_` and `-` only" % name)
+
+
+def _mcp_add(args):
+    """`codex mcp add NAME [--env K=V] -- COMMAND ARGS...` or `codex mcp add NAME --url URL [--bearer-token-env-var VAR]`."""
+    _mcp_check_name(args.name)
+    argv = list(args.command_argv or [])
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if bool(argv) == bool(args.url):
+        raise UsageError("give either `-- COMMAND [ARGS...]` (a local stdio server) or `--url URL` (a streamable HTTP "
+                         "server), e.g. `codex mcp add docs -- npx -y some-mcp-server`")
+    entry = {}
+    if argv:
+        if args.bearer_token_env_var:
+            raise UsageError("--bearer-token-env-var is for --url servers")
+        entry["command"] = argv[0]
+        if argv[1:]:
+            entry["args"] = argv[1:]
+        env = {}
+        for item in args.env or ():
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError("--env %r: expected KEY=VALUE" % item)
+            env[key.strip()] = value
+        if env:
+            entry["env"] = env
+    else:
+        if args.env:
+            raise UsageError("--env is for local (stdio) servers; a --url server gets headers or a bearer token instead")
+        entry["url"] = args.url
+        if args.bearer_token_env_var:
+            entry["bearer_token_env_var"] = args.bearer_token_env_var
+    path = _mcp_config_path()
+    try:
+        check_mcp_server("--url" if args.url else "codex mcp add", args.name, entry, [])
+    except ConfigError as exc:
+        raise UsageError(str(exc).replace("`mcp_servers.%s.url`" % args.name, "the URL"))
+    lines = ["%s = %s" % (toml_key(key), toml_value(value)) for key, value in entry.items()]
+    replaced = edit_config_table(path, ["mcp_servers", args.name], lines)
+    print(("Replaced MCP server `%s` in %s." if replaced else "Added MCP server `%s` to %s.") % (args.name, path))
+    if args.bearer_token_env_var and not os.environ.get(args.bearer_token_env_var, "").strip():
+        print("Set %s to the server's token before starting codex." % args.bearer_token_env_var)
+    return 0
+
+
+def _mcp_remove(args):
+    """`codex mcp remove NAME`: delete its table from config.toml, keeping the rest as it is."""
+    _mcp_check_name(args.name)
+    path = _mcp_config_path()
+    if not path.exists() or not edit_config_table(path, ["mcp_servers", args.name], None):
+        sys.stderr.write("codex: no MCP server named `%s` in %s\n" % (args.name, path))
+        return 1
+    print("Removed MCP server `%s` from %s." % (args.name, path))
+    return 0
+
+
+def _mcp_get(args):
+    """`codex mcp get NAME [--json]`: one server's entry as config.toml has it."""
+    home = codex_home()
+    tree, path = read_config_file(home)
+    servers = tree.get("mcp_servers") if isinstance(tree.get("mcp_servers"), dict) else {}
+    if args.name not in servers:
+        known = ", ".join(sorted(servers)) or "none"
+        sys.stderr.write("codex: no MCP server named `%s` in %s; configured: %s\n" % (args.name, path, known))
+        return 1
+    problem, warnings = None, []
+    try:
+        entry = check_mcp_server(str(path), args.name, servers[args.name], warnings)
+    except ConfigError as exc:
+        problem = str(exc)
+        raw = servers[args.name] if isinstance(servers[args.name], dict) else {}
+        entry = dict(raw, transport=mcp_transport(raw))
+    if entry["transport"] == "streamable_http":
+        transport = {"type": "streamable_http", "url": entry.get("url"),
+                     "bearer_token_env_var": entry.get("bearer_token_env_var"),
+                     "http_headers": entry.get("http_headers") or {}, "env_http_headers": entry.get("env_http_headers") or {}}
+    else:
+        transport = {"type": "stdio", "command": entry.get("command"), "args": list(entry.get("args") or []),
+                     "env": entry.get("env") or {}, "env_vars": list(entry.get("env_vars") or []), "cwd": entry.get("cwd")}
+    info = {"name": args.name, "enabled": entry.get("enabled", True) is not False, "required": bool(entry.get("required")),
+            "transport": transport, "startup_timeout_sec": entry.get("startup_timeout_sec", 10),
+            "tool_timeout_sec": entry.get("tool_timeout_sec", 60), "enabled_tools": entry.get("enabled_tools"),
+            "disabled_tools": list(entry.get("disabled_tools") or []), "problem": problem}
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        return 0
+
+    def masked(table):  # values may be secrets: names only
+        return ", ".join("%s=***" % k for k in table) or "-"
+
+    out = [args.name, "  enabled: %s" % str(info["enabled"]).lower(), "  transport: %s" % transport["type"]]
+    if transport["type"] == "stdio":
+        out += ["  command: %s" % transport["command"], "  args: %s" % (" ".join(transport["args"]) or "-"),
+                "  env: %s" % masked(transport["env"]), "  env_vars: %s" % (", ".join(transport["env_vars"]) or "-"),
+                "  cwd: %s" % (transport["cwd"] or "-")]
+    else:
+        out += ["  url: %s" % transport["url"], "  bearer_token_env_var: %s" % (transport["bearer_token_env_var"] or "-"),
+                "  http_headers: %s" % masked(transport["http_headers"]),
+                "  env_http_headers: %s" % (", ".join("%s=%s" % kv for kv in transport["env_http_headers"].items()) or "-")]
+    out += ["  startup_timeout_sec: %s" % info["startup_timeout_sec"], "  tool_timeout_sec: %s" % info["tool_timeout_sec"],
+            "  enabled_tools: %s" % ("(all)" if info["enabled_tools"] is None else ", ".join(info["enabled_tools"]) or "(none)"),
+            "  disabled_tools: %s" % (", ".join(info["disabled_tools"]) or "-")]
+    if problem:
+        out.append("  problem: %s" % problem)
+    out.append("  remove: codex mcp remove %s" % args.name)
+    print("\n".join(out))
+    return 0
 
 
 def _mcp_list(cfg, as_json=False):
@@ -7609,10 +8708,18 @@ CHARS_PER_TOKEN = 4  #: the estimate for text no usage was reported for
 COMPACT_BRIDGE_PREFIX = "The conversation so far was compacted to fit the model's context window."  #: starts the bridge
 
 
+IMAGE_TOKEN_ESTIMATE = 1000  #: what one image costs in the estimate (its base64 is not text the model reads)
+_DATA_IMAGE_RE = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=]*")
+
+
 def estimate_tokens(obj):
-    """A rough token count of a JSON-able value (CHARS_PER_TOKEN characters per token)."""
+    """A rough token count of a JSON-able value (CHARS_PER_TOKEN characters per token;
+    an inline image counts IMAGE_TOKEN_ESTIMATE, not the length of its base64)."""
     text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return len(text) // CHARS_PER_TOKEN + 1
+    images = 0
+    if "base64," in text:
+        text, images = _DATA_IMAGE_RE.subn("", text)
+    return len(text) // CHARS_PER_TOKEN + 1 + images * IMAGE_TOKEN_ESTIMATE
 
 
 def trim_tool_outputs(items, keep_last=2, keep_chars=COMPACT_KEEP_OUTPUT_CHARS):
@@ -7622,6 +8729,9 @@ def trim_tool_outputs(items, keep_last=2, keep_chars=COMPACT_KEEP_OUTPUT_CHARS):
     out = []
     for i, it in enumerate(items):
         text = it.get("output")
+        if i in cut and isinstance(text, list):  # an MCP result with images (§14): its text only
+            text = output_text(text) + "\n[images removed for compaction]"
+            it = dict(it, output=text)
         if i in cut and isinstance(text, str) and len(text) > keep_chars:
             head, tail = text[:keep_chars * 2 // 3], text[-(keep_chars // 3):]
             it = dict(it, output="%s\n[... %d characters trimmed for compaction ...]\n%s" % (head, len(text) - len(head) - len(tail), tail))
@@ -8538,9 +9648,9 @@ class Session(object):
         # is applied by codex's apply_patch mode run as a sandboxed command (§13), so Landlock and
         # the mounts decide what it writes.  A patch the user approved runs unsandboxed, as an
         # approved command does.
-        sandboxed = verdict == "auto-approve" and not SandboxPolicy.from_config(self.cfg).is_unrestricted()
-        if sandboxed and not sandbox_available(getattr(self.cfg, "codex_home", None)):
-            verdict = "reject" if self.cfg.approval_policy == "never" else "ask-user"
+        sandboxed = verdict == "auto-approve" and not task.ctx.sandbox_policy.is_unrestricted()
+        if sandboxed and not sandbox_available(getattr(task.ctx, "codex_home", None)):
+            verdict = "reject" if task.ctx.approval_policy == "never" else "ask-user"
             sandboxed = False
         if verdict == "reject":
             return "patch rejected: writing outside of the project; rejected by user approval settings"
@@ -8562,9 +9672,9 @@ class Session(object):
         started = time.monotonic()
         stdout, stderr = "", ""
         if sandboxed:
-            result = apply_patch_in_sandbox(text, cwd, self.cfg)
+            result = apply_patch_in_sandbox(text, cwd, task.ctx)
             stdout, stderr = (result.stdout, "") if result.exit_code == 0 else ("", result.stderr or result.stdout)
-            if result.exit_code != 0 and result.sandbox_denied and self.cfg.approval_policy == "on-failure":
+            if result.exit_code != 0 and result.sandbox_denied and task.ctx.approval_policy == "on-failure":
                 decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
                                      reason="patch failed in the sandbox; apply it without the sandbox?", grant_root=None)
                 sandboxed = decision not in ("approved", "approved_for_session")
@@ -8627,7 +9737,7 @@ class Session(object):
                         duration=wire_duration(time.monotonic() - started), result=wire_result)
         if result is None:
             return wire_result["Err"]
-        return format_mcp_result_for_model(result)
+        return mcp_result_to_output(result)
 
 
 ###############################################################################
@@ -8927,23 +10037,87 @@ class HistorySnapshot(object):
 ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
 
 
-def _git_info(cwd):
-    """{commit_hash, branch, repository_url} of cwd's repository (missing keys omitted)."""
-    import subprocess
-
-    if find_git_root(cwd) is None:
+def _read_small(path, limit=65536):
+    """A small text file's content, stripped, or None."""
+    try:
+        with open(str(path), "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace").strip()
+    except OSError:
         return None
+
+
+def _git_dirs(root):
+    """(git dir, common dir) of the repository whose work tree is `root` (.git may be a
+    `gitdir:` file, as in worktrees and submodules), or None."""
+    dot = Path(root) / ".git"
+    gitdir = dot
+    if dot.is_file():
+        text = _read_small(dot) or ""
+        if not text.startswith("gitdir:"):
+            return None
+        gitdir = Path(text[7:].strip())
+        if not gitdir.is_absolute():
+            gitdir = Path(root) / gitdir
+    if not (gitdir / "HEAD").is_file():
+        return None
+    common = _read_small(gitdir / "commondir")
+    return gitdir, (gitdir / common if common else gitdir)
+
+
+def _git_ref(common, gitdir, ref):
+    """The commit a ref names: a loose ref file, else packed-refs; None if not found."""
+    for base in (gitdir, common):
+        value = _read_small(base / ref)
+        if value and re.match(r"^[0-9a-f]{40,64}$", value):
+            return value
+    for line in (_read_small(common / "packed-refs", 1 << 24) or "").splitlines():
+        sha, _, name = line.partition(" ")
+        if name.strip() == ref and re.match(r"^[0-9a-f]{40,64}$", sha):
+            return sha
+    return None
+
+
+def _git_remote_url(common, remote="origin"):
+    """remote.<remote>.url from the repository's own config file (includes not followed)."""
+    section = None
+    for line in (_read_small(common / "config", 1 << 20) or "").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            m = re.match(r'^\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]', line)
+            section = (m.group(1).lower(), m.group(2)) if m else None
+        elif section == ("remote", remote) and "=" in line:
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "url":
+                value = value.strip()
+                return value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+    return None
+
+
+def _git_info(cwd):
+    """{commit_hash, branch, repository_url} of cwd's repository (missing keys omitted).
+
+    Read from the .git files (HEAD, refs, packed-refs, config) instead of running git three
+    times: the same answers as `git rev-parse HEAD`, `git rev-parse --abbrev-ref HEAD` and
+    `git config --get remote.origin.url` for ordinary repositories and worktrees.
+    """
+    root = find_git_root(cwd)
+    dirs = _git_dirs(root) if root is not None else None
+    if dirs is None:
+        return None
+    gitdir, common = dirs
+    head = _read_small(gitdir / "HEAD") or ""
     info = {}
-    for key, argv in (("commit_hash", ["git", "rev-parse", "HEAD"]),
-                      ("branch", ["git", "rev-parse", "--abbrev-ref", "HEAD"]),
-                      ("repository_url", ["git", "config", "--get", "remote.origin.url"])):
-        try:
-            out = subprocess.run(argv, cwd=str(cwd), capture_output=True, text=True, timeout=2,
-                                 stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.SubprocessError):
-            return info or None
-        if out.returncode == 0 and out.stdout.strip():
-            info[key] = redact(out.stdout.strip())
+    if head.startswith("ref:"):
+        ref = head[4:].strip()
+        commit = _git_ref(common, gitdir, ref)
+        if commit:
+            info["commit_hash"] = commit
+            info["branch"] = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+    elif re.match(r"^[0-9a-f]{40,64}$", head):
+        info["commit_hash"], info["branch"] = head, "HEAD"
+    url = _git_remote_url(common)
+    if url:
+        info["repository_url"] = redact(url)
     return info or None
 
 
@@ -11209,8 +12383,8 @@ class ReplRenderer(object):
             res = result.get("Ok", result) if isinstance(result, dict) else result
             if isinstance(res, dict):
                 ok = not res.get("isError", res.get("is_error", False))
-                parts = [c.get("text", "") for c in res.get("content", []) if isinstance(c, dict) and c.get("type") == "text"]
-                body = "\n".join(parts) if parts else json.dumps(res, ensure_ascii=False)[:400]
+                shown = format_mcp_result_for_display(res, max_lines=10 ** 6)  # images as [image: 640x480 png]
+                body = "\n".join(shown) if shown else json.dumps(res, ensure_ascii=False)[:400]
             elif res is not None:
                 body = str(res)
         cell = Text.assemble(
@@ -14394,6 +15568,18 @@ def build_parser():
             mc.add_argument("arguments", nargs="?", default="{}", help="tool arguments as a JSON object")
             mc.add_argument("--json", action="store_true", help="print the raw CallToolResult as JSON")
             _add_config_options(mc, top=False)
+            ma = msub.add_parser("add", help="add an MCP server to config.toml: NAME -- COMMAND [ARGS...], or NAME --url URL")
+            ma.add_argument("name", help="server name (letters, digits, `_`, `-`)")
+            ma.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment for a stdio server; repeatable")
+            ma.add_argument("--url", help="the endpoint of a streamable HTTP server")
+            ma.add_argument("--bearer-token-env-var", metavar="VAR", help="environment variable holding the HTTP server's token")
+            ma.add_argument("command_argv", nargs="*", metavar="-- COMMAND [ARGS...]",
+                            help="the program that runs a stdio server, after `--`")
+            mg = msub.add_parser("get", help="show one configured MCP server")
+            mg.add_argument("name", help="server name from [mcp_servers]")
+            mg.add_argument("--json", action="store_true", help="print JSON")
+            mr = msub.add_parser("remove", help="remove an MCP server from config.toml")
+            mr.add_argument("name", help="server name from [mcp_servers]")
 
     p = sub("proto")
     _add_config_options(p, top=False)
@@ -14489,13 +15675,31 @@ def _split_prompt(parser, argv):
     return argv, None, []
 
 
+def _split_mcp_add_command(argv):
+    """(argv before `--`, the server command after it) for `codex mcp add`; else (argv, None).
+
+    argparse cannot take options after a positional and then `-- COMMAND ARGS` with options
+    of their own, so the command is split off before parsing.
+    """
+    if "--" not in argv:
+        return argv, None
+    cut = argv.index("--")
+    head = [a for a in argv[:cut] if not a.startswith("-")]
+    if "mcp" in head and "add" in head[head.index("mcp") + 1:head.index("mcp") + 2]:
+        return argv[:cut], argv[cut + 1:]
+    return argv, None
+
+
 def _parse_args(argv):
     """Parse argv; return the namespace with -c lists joined (top-level first)."""
     parser = build_parser()
+    argv, command_tail = _split_mcp_add_command(argv)
     argv, prompt, extra = _split_prompt(parser, argv)
     if extra:
         parser.error("unexpected arguments after the prompt: %s" % " ".join(extra))
     args, unknown = parser.parse_known_args(argv)
+    if command_tail is not None:  # `codex mcp add NAME [OPTIONS] -- COMMAND ARGS...`
+        args.command_argv = list(getattr(args, "command_argv", None) or []) + command_tail
     # `codex exec resume --last PROMPT`: argparse stops filling resume_args at the flag.
     if unknown and getattr(args, "prompt", None) in ("resume", "review") and not any(u.startswith("-") for u in unknown):
         args.resume_args = list(getattr(args, "resume_args", None) or []) + unknown

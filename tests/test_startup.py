@@ -48,24 +48,28 @@ def test_zipapp_imports_nothing_heavy(flag, env, dist_codex):
         assert "codex" not in mods and "_bootstrap" not in mods
 
 
-def test_zipapp_help_uses_the_unpacked_byte_code(env, dist_codex, tmp_path):
+def test_zipapp_runs_shipped_byte_code_and_writes_nothing_after_unpacking(env, dist_codex, tmp_path):
     shiv = tmp_path / "shiv"
     # before anything unpacked it, --help works from the archive and unpacks nothing
     proc = subprocess.run([str(dist_codex), "--help"], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0 and "usage: codex" in proc.stdout
     assert not shiv.exists()
-    # a real command unpacks it; --help then imports codex from there and caches its byte code
+    # a real command unpacks it, byte code for this interpreter included (no compileall at start)
     subprocess.run([str(dist_codex), "logout"], capture_output=True, timeout=120, env=env, check=True)
     (site,) = shiv.glob("codex_*/site-packages")
-    for pyc in site.glob("__pycache__/codex.*.pyc"):
-        pyc.unlink()
-    # (--help at the usual widths is pre-rendered into the archive; `completion` imports codex)
-    proc = subprocess.run([str(dist_codex), "completion", "bash"], capture_output=True, text=True, timeout=60, env=env)
+    before = sorted(p for p in site.rglob("*"))
+    assert (site / "__pycache__" / ("codex.%s.pyc" % sys.implementation.cache_tag)) in before
+    # `completion` and --help at a width not pre-rendered import codex from there: its byte
+    # code is used as shipped (python -v names the .pyc) and nothing is written next to it
+    proc = subprocess.run([sys.executable, "-v", str(dist_codex), "completion", "bash"], capture_output=True,
+                          text=True, timeout=60, env=env)
     assert proc.returncode == 0 and "-F _codex codex" in proc.stdout
-    assert list(site.glob("__pycache__/codex.*.pyc")), "completion did not import codex from %s" % site
+    assert re.search(r"code object from .*%s.*codex\.%s\.pyc" % (re.escape(str(site)), sys.implementation.cache_tag),
+                     proc.stderr), proc.stderr[-3000:]
     proc = subprocess.run([str(dist_codex), "--help"], capture_output=True, text=True, timeout=60,
-                          env=dict(env, COLUMNS="93"))  # a width not pre-rendered: imports codex too
+                          env=dict(env, COLUMNS="93"))
     assert proc.returncode == 0 and "usage: codex" in proc.stdout
+    assert sorted(p for p in site.rglob("*")) == before
 
 
 def test_bench_runs_and_reports_every_row(dist_codex, tmp_path):

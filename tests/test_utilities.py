@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import codex
 from support.agent_env import MOCK_KEY_ENV, mock_cli_args
 from support.model_server import ModelServer, Turn
@@ -67,3 +69,40 @@ def test_directories_codex_creates_are_private(tmp_path):
     with codex.open_private_append(home / "log" / "x.log") as fh:
         fh.write(b"x")
     assert stat.S_IMODE((home / "log").stat().st_mode) == 0o700
+
+
+def test_git_info_matches_git_itself(tmp_path):
+    """_git_info reads .git files instead of running git: it must give git's own answers."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+
+    def git(*args, cwd):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"]
+                              + list(args), cwd=str(cwd), capture_output=True, text=True, check=True).stdout.strip()
+
+    def truth(cwd):
+        return {"commit_hash": git("rev-parse", "HEAD", cwd=cwd), "branch": git("rev-parse", "--abbrev-ref", "HEAD", cwd=cwd),
+                "repository_url": git("config", "--get", "remote.origin.url", cwd=cwd)}
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    assert codex._git_info(repo) is None
+    git("init", "-q", cwd=repo)
+    assert codex._git_info(repo) is None  # no commit yet, no remote
+    git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo)
+    git("remote", "add", "origin", "https://example.com/a b.git", cwd=repo)
+    (repo / "sub").mkdir()
+    assert codex._git_info(repo / "sub") == truth(repo)
+    git("checkout", "-q", "-b", "feature/x", cwd=repo)
+    git("pack-refs", "--all", cwd=repo)  # refs only in packed-refs now
+    assert codex._git_info(repo) == truth(repo)
+    git("checkout", "-q", "--detach", cwd=repo)
+    assert codex._git_info(repo) == truth(repo) and truth(repo)["branch"] == "HEAD"
+    git("checkout", "-q", "main", cwd=repo)
+    git("worktree", "add", "-q", "-b", "wt", str(tmp_path / "wt"), cwd=repo)  # .git is a gitdir: file
+    git("commit", "-q", "--allow-empty", "-m", "two", cwd=tmp_path / "wt")
+    assert codex._git_info(tmp_path / "wt") == truth(tmp_path / "wt")
+    assert codex._git_info(tmp_path / "wt")["commit_hash"] != codex._git_info(repo)["commit_hash"]

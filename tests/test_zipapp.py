@@ -107,18 +107,28 @@ def test_sha256_file_matches(dist_codex):
     assert (dist_codex.parent / "codex.sha256").read_text() == "%s  codex\n" % digest
 
 
+def payload_names(dist_codex):
+    with zipfile.ZipFile(dist_codex) as outer, outer.open("payload.zip") as member, zipfile.ZipFile(member) as zf:
+        return set(zf.namelist()), zf.read("site-packages/codex.py")
+
+
 def test_archive_layout(dist_codex):
     assert dist_codex.read_bytes().startswith(b"#!/usr/bin/env python3\n")
     with zipfile.ZipFile(dist_codex) as zf:
-        names = set(zf.namelist())
-        assert "__main__.py" in names and "site-packages/codex.py" in names
-        assert "site-packages/httpx/__init__.py" in names and "site-packages/tomli/__init__.py" in names
-        # pure Python only: no compiled extension modules, so one file runs on every arch
-        assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib"))]
-        assert zf.read("site-packages/codex.py") == (REPO / "codex.py").read_bytes()
-        helpers = [n for n in names if n.startswith("site-packages/codex_sandbox_helpers/")]
-        if list((REPO / "sandbox_helpers").glob("*.c")):
-            assert any(n.endswith("-x86_64") for n in helpers), helpers
+        # three members: Python reads the whole zip directory at every start
+        assert sorted(zf.namelist()) == ["__main__.py", "payload.sha256", "payload.zip"]
+        manifest = dict(line.split(" ", 1)[::-1] for line in zf.read("payload.sha256").decode().splitlines())
+    names, codex_py = payload_names(dist_codex)
+    assert set(manifest) == names
+    assert "site-packages/httpx/__init__.py" in names and "site-packages/tomli/__init__.py" in names
+    # pure Python only: no compiled extension modules, so one file runs on every arch
+    assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib"))]
+    assert codex_py == (REPO / "codex.py").read_bytes()
+    # byte code for this interpreter is shipped (and hash-based: no timestamps to go stale)
+    assert "site-packages/__pycache__/codex.%s.pyc" % sys.implementation.cache_tag in names
+    helpers = [n for n in names if n.startswith("site-packages/codex_sandbox_helpers/")]
+    if list((REPO / "sandbox_helpers").glob("*.c")):
+        assert any(n.endswith("-x86_64") for n in helpers), helpers
 
 
 @pytest.mark.slow
