@@ -5083,10 +5083,6 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
                                    os.path.join(here, "codex_sandbox_helpers")) if os.path.exists(p)]
     else:
         own = [here]
-    own += [p for p in _launch_paths() if p not in own]
-    patch_dir = apply_patch_command_dir(home)
-    if patch_dir is not None:  # runs sandboxed anyway, but nothing a command writes is trusted later
-        own.append(str(patch_dir))
     code_cache = _code_cache_prefix(home) if kind != "linux" else None
     if code_cache is not None:  # byte code the next Python helper runs before it is sandboxed
         own.append(code_cache)
@@ -5094,7 +5090,13 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
         backing = _helper_backing_file(home)
         needed = [os.path.dirname(str(backing))] if backing is not None else []
     else:
-        needed = own
+        needed = list(own)
+    # not needed to build the next sandbox, but run at the next start (the zipapp) or inside the
+    # sandbox (the apply_patch command): nothing a command writes is trusted later
+    own += [p for p in _launch_paths() if p not in own]
+    patch_dir = apply_patch_command_dir(home)
+    if patch_dir is not None:
+        own.append(str(patch_dir))
 
     def inside(paths):
         return [p for p in paths if any(_is_within(p, r) for r in roots)]
@@ -5326,6 +5328,12 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
             names = []
             ro = protected_paths(roots, policy_cwd, home, entries=names)
             needed, own = _sandbox_code_paths(prefix, kind, roots, home)
+            cache = _code_cache_prefix(home) if kind != "linux" else None
+            if cache in needed and not userns:  # a byte-code cache nothing can protect here: do without it
+                _CODE_CACHES[(str(home), _own_file(), os.getpid())] = None
+                prefix, kind = helper_argv_prefix(home)
+                out = prefix + out[out.index("--cwd"):]
+                needed, own = _sandbox_code_paths(prefix, kind, roots, home)
             if needed and not userns:
                 raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
                                    "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
