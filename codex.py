@@ -12159,6 +12159,11 @@ _TRAILING_PAD_RE = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)*[ \t](?:[ \t]|\x1b\[[0-
 # -- terminal and text helpers --------------------------------------------------------------
 
 
+#: output width when it is not a terminal: lines are not wrapped (a pipe or a log file wrapped
+#: at 80 columns broke long lines, URLs and code); COLUMNS sets another width
+PIPE_WIDTH = 100000
+
+
 def _terminal_caps(stream=None, environ=None):
     """{"tty", "color", "hyperlinks", "width"} for the output stream (NO_COLOR, TERM=dumb)."""
     environ = os.environ if environ is None else environ
@@ -12170,9 +12175,11 @@ def _terminal_caps(stream=None, environ=None):
     term = environ.get("TERM", "")
     dumb = term in ("dumb", "unknown")
     try:
-        width = os.get_terminal_size(stream.fileno()).columns if tty else 80
+        width = os.get_terminal_size(stream.fileno()).columns if tty else PIPE_WIDTH
     except (OSError, AttributeError, ValueError):
-        width = 80
+        width = PIPE_WIDTH
+    if not tty and str(environ.get("COLUMNS", "")).isdigit() and int(environ["COLUMNS"]) > 0:
+        width = int(environ["COLUMNS"])  # asked for explicitly
     forced = environ.get("FORCE_HYPERLINK")
     if forced is not None:
         links = forced not in ("0", "false", "")
@@ -14273,6 +14280,7 @@ class Repl(object):
         self._execs = {}
         self._mcp = {}
         self._turn_error = None
+        self.failed_turns = 0  # turns that ended in an error (a piped REPL then exits 1)
         self._turn_id = None  # submission id of the running turn
         self._resume_path = None  # the rollout /resume continues
         self.typeahead = ""  # typed while a turn ran, not yet sent: goes into the composer
@@ -14389,7 +14397,9 @@ class Repl(object):
                 self.submit_user(text)
         finally:
             self.close()
-        return 0
+        # Fed from a pipe, a failed turn is a failure of the run (as in exec); on a terminal
+        # the user saw it and quit normally.
+        return 1 if self.failed_turns and not self.interactive else 0
 
     def close(self):
         """Flush history and shut the session down."""
@@ -14430,13 +14440,62 @@ class Repl(object):
 
         return contextlib.nullcontext(None)
 
+    def _wait_for_mcp(self, session):
+        """Before a user turn: wait for MCP servers still starting (each bounded by its
+        startup_timeout_sec), showing which; Esc or Ctrl-C goes on without them (their tools
+        join the session when they are ready).  Failures are shown before the turn."""
+        manager = getattr(session, "mcp", None)
+        if manager is None or not manager.starting():
+            return
+        stop = threading.Event()
+        waiter = threading.Thread(target=session.wait_for_mcp, kwargs={"cancel": stop}, name="codex-mcp-wait", daemon=True)
+        waiter.start()
+        shown = None
+        with self._key_context() as keys:
+            self.renderer.start_status("Waiting for MCP servers")
+            try:
+                while waiter.is_alive():
+                    starting = manager.starting()
+                    if starting != shown:
+                        shown = starting
+                        self.renderer.set_status("Waiting for MCP server%s to start: %s (Esc: go on without)"
+                                                 % ("s" if len(starting) > 1 else "", ", ".join(starting)))
+                    try:
+                        key = keys.get(0.05) if keys is not None else None
+                    except KeyboardInterrupt:
+                        key = "esc"
+                    if keys is None:
+                        waiter.join(0.05)
+                    if isinstance(key, tuple) and key[0] == "paste":
+                        self.typeahead += key[1]
+                    elif isinstance(key, str) and len(key) == 1 and key.isprintable():
+                        self.typeahead += key  # typing on goes to the composer after the turn
+                    elif key == "enter" and self.typeahead.strip():
+                        self.queued.append(self.typeahead.strip())
+                        self.typeahead = ""
+                    if key in ("esc", "ctrl-c"):
+                        stop.set()
+                        waiter.join(1.0)
+                        left = manager.starting()
+                        if left:
+                            self.renderer.note("going on without %s (%s tools join when ready)" % (
+                                ", ".join(left), "its" if len(left) == 1 else "their"))
+                        break
+            finally:
+                self.renderer.stop_status()
+        for message in manager.new_failures():  # if the waiter was cut short
+            self.renderer.error(message)
+
     def run_turn(self, op):
         """Submit `op` and render events until the turn ends (Esc / Ctrl-C interrupt it)."""
         try:
             session = self._ensure_session()
+            if op.get("type") in ("user_input", "user_turn"):
+                self._wait_for_mcp(session)
             self._turn_id = session.submit(op)
         except CodexError as exc:
             self.renderer.error(str(exc))
+            self.failed_turns += 1
             return
         self.turn_usage, self._turn_error = {}, None
         self._stream = self._rstream = None
@@ -14493,6 +14552,8 @@ class Repl(object):
             elif key == "enter" and self.typeahead.strip():
                 self.queued.append(self.typeahead.strip())
                 self.typeahead = ""
+        if self._turn_error is not None:
+            self.failed_turns += 1
         self._flush_history()
         self.files.refresh()  # the turn may have created files: `@` finds them next
         for key, value in self.turn_usage.items():
