@@ -288,6 +288,18 @@ def open_private_append(path):
     return os.fdopen(fd, "ab")
 
 
+def _jsonable(value):
+    """A copy of value that json.dumps accepts: str keys (also of read-only mappings), lists for
+    tuples/sets, str for anything else (paths)."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 def glob_match(pattern, name):
     """Case-insensitive glob match (`*`, `?`, `[...]`) used by env policies."""
     return fnmatch.fnmatchcase(name.upper(), pattern.upper())
@@ -400,68 +412,43 @@ def frozen_mapping(mapping):
 class CodexError(Exception):
     """Base of every error codex reports to the user as one line."""
 
-    exit_code = 1
-
 
 class UsageError(CodexError):
     """Bad command-line usage."""
-
-    exit_code = 2
 
 
 class ConfigError(CodexError):
     """Bad config.toml, -c override, profile or provider."""
 
-    exit_code = 2
-
 
 class AuthError(CodexError):
     """Missing or unusable credentials."""
-
-    exit_code = 1
 
 
 class ProviderError(CodexError):
     """The model provider failed or answered something we cannot use."""
 
-    exit_code = 1
-
 
 class SandboxError(CodexError):
     """The sandbox cannot be set up or refused to run a command."""
-
-    exit_code = 1
 
 
 class PatchError(CodexError):
     """An apply_patch input that does not parse or does not apply."""
 
-    exit_code = 1
-
 
 class McpError(CodexError):
     """An MCP server failed, timed out, or broke the protocol."""
 
-    exit_code = 1
-
-
-class NotLandedError(CodexError):
-    """A subcommand whose capability is not built yet."""
-
-    exit_code = 2
-
 
 class TurnFailed(CodexError):
     """A turn ended in an error (exec exits 1)."""
-
-    exit_code = 1
 
 
 #: CodexError subclass -> the process exit code main() uses; documented in the README
 EXIT_CODES = {
     UsageError: 2,
     ConfigError: 2,
-    NotLandedError: 2,
     AuthError: 1,
     ProviderError: 1,
     SandboxError: 1,
@@ -470,11 +457,6 @@ EXIT_CODES = {
     TurnFailed: 1,
     CodexError: 1,
 }
-
-
-def _not_landed(capability):
-    """Raise the error for a subcommand whose capability has not landed yet."""
-    raise NotLandedError("%s is not built yet in this version of codex" % capability)
 
 
 ###############################################################################
@@ -493,6 +475,7 @@ PROFILE_KEYS = (
     "model_verbosity",
     "chatgpt_base_url",
     "experimental_instructions_file",
+    "model_instructions_file",
 )
 
 #: top-level config keys: key -> (type check name, default, allowed values or None)
@@ -533,6 +516,9 @@ CONFIG_KEYS = {
     "preferred_auth_method": ("str", "apikey", ("chatgpt", "apikey")),
     "projects": ("table", {}, None),
     "hooks": ("table", {}, None),
+    "model_instructions_file": ("str", None, None),
+    "project_root_markers": ("list", [".git"], None),
+    "project_doc_fallback_filenames": ("list", [], None),
     "tools": ("table", {}, None),
     "disable_paste_burst": ("bool", False, None),
     "include_plan_tool": ("bool", True, None),
@@ -812,6 +798,13 @@ class Config(Record):
     experimental_resume: "str | None"
     projects: dict
     hooks: "tuple[Hook, ...]"  # every configured hook, system first (see load_hooks)
+    model_instructions_file: "str | None"  # upstream's newer name of experimental_instructions_file
+    project_root_markers: "list[str]"
+    project_doc_fallback_filenames: "list[str]"
+    project_root: "Path | None"  # the project codex runs in (project_root_markers), trusted or not
+    trusted_project_root: "Path | None"  # the same when it is trusted (its .codex/ config, hooks, prompts apply)
+    requirements: "Requirements"  # what /etc/codex/requirements.toml pins
+    layer_paths: "Mapping[str, str]"  # layer label -> the file it was read from
     # accepted and ignored (warned about by load_config)
     request_max_retries: "int | None"
     stream_max_retries: "int | None"
@@ -833,6 +826,10 @@ class Config(Record):
         policy = self.__dict__.get("_sandbox_policy")
         if policy is None:
             policy = SandboxPolicy.from_config(self)
+            pinned = self.requirements.clamp_sandbox(policy.mode)
+            if pinned != policy.mode:  # e.g. the legacy sandbox_permissions asked for more than is allowed
+                _notice("sandbox mode %r is not allowed by %s; using %r" % (policy.mode, " or ".join(self.requirements.paths), pinned))
+                policy = SandboxPolicy.from_wire(dict(self.sandbox_workspace_write or {}, mode=pinned), self.cwd)
             object.__setattr__(self, "_sandbox_policy", policy)
         return policy
 
@@ -858,6 +855,7 @@ class ConfigOverrides(object):
         dangerously_bypass=False,
         oss=False,
         ignore_user_config=False,
+        trust=False,
     ):
         self.model = model
         self.model_provider = model_provider
@@ -870,6 +868,7 @@ class ConfigOverrides(object):
         self.dangerously_bypass = dangerously_bypass
         self.oss = oss
         self.ignore_user_config = ignore_user_config  # exec --ignore-user-config: skip config.toml
+        self.trust = trust  # --trust: apply the project's .codex/config.toml this once
 
 
 def _load_toml_module():
@@ -983,9 +982,9 @@ def _normalize_approval(value, where, key="approval_policy"):
     return value
 
 
-def read_config_file(home):
-    """Read and parse $CODEX_HOME/config.toml; a missing file is an empty table."""
-    path = Path(home) / "config.toml"
+def read_config_file(home, name="config.toml"):
+    """Read and parse DIR/config.toml (or DIR/NAME); a missing file is an empty table."""
+    path = Path(home) / name
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1226,7 +1225,7 @@ def _check_utf8(place, key, value):
 
 
 #: config layers from lowest to highest (the values of Config.sources)
-_SOURCE_RANKS = ("default", "config.toml", "profile", "-c", "flag")
+_SOURCE_RANKS = ("default", "system", "config.toml", "profile", "project", "-c", "flag", "requirements")
 
 
 def _source_rank(source):
@@ -1329,11 +1328,14 @@ def parse_hooks(table, where):
     return hooks
 
 
-def load_hooks(table, place, home, environ):
+def load_hooks(table, place, home, environ, trusted_project=None):
     """Every configured hook in the order they run: the system's hooks.json, the user's
-    hooks.json, then the merged [hooks] tables of the config layers."""
+    hooks.json, a trusted project's .codex/hooks.json, then the merged [hooks] tables of the
+    config layers."""
     hooks = load_hooks_file(system_config_dir(environ) / HOOKS_FILE)
     hooks += load_hooks_file(Path(home) / HOOKS_FILE)
+    if trusted_project is not None:
+        hooks += load_hooks_file(Path(trusted_project) / ".codex" / HOOKS_FILE)
     return hooks + parse_hooks(table, place)
 
 
@@ -1423,6 +1425,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
     warnings = []
+    system_dir = system_config_dir(environ)
+    system_tree, system_path = read_config_file(system_dir)
+    cwd = _resolve_cwd(overrides.cwd if overrides.cwd is not None else cwd)
 
     cli_tree = {}
     for arg in cli_overrides:
@@ -1434,33 +1439,46 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if overrides.model is not None:
         _check_utf8("--model", "model", overrides.model)
 
-    # The profile is chosen by the flag, else -c profile=..., else the file's `profile`.
-    profiles = _deep_merge(toml_tree.get("profiles", {}) or {}, cli_tree.get("profiles", {}) or {})
-    if not isinstance(profiles, dict):
-        raise ConfigError("%s: `profiles` must be a table of tables" % where)
-    profile_name = overrides.profile or cli_tree.get("profile") or toml_tree.get("profile")
+    # The profile is chosen by the flag, else -c profile=..., else the files' `profile`.
+    profiles = {}
+    for tree, tree_path in ((system_tree, system_path), (toml_tree, path), (cli_tree, "-c")):
+        if not isinstance(tree.get("profiles", {}), dict):
+            raise ConfigError("%s: `profiles` must be a table of tables" % tree_path)
+        profiles = _deep_merge(profiles, tree.get("profiles", {}) or {})
+    profile_name = overrides.profile or cli_tree.get("profile") or toml_tree.get("profile") or system_tree.get("profile")
     profile = {}
+    profile_place = "%s [profiles.%s]" % (where, profile_name)
     if profile_name is not None:
-        if not isinstance(profile_name, str):
-            raise ConfigError("%s: `profile` must be a string" % where)
-        if profile_name not in profiles:
-            defined = ", ".join(sorted(profiles)) or "none"
+        if not isinstance(profile_name, str) or not re.match(r"^[A-Za-z0-9_.-]+$", profile_name):
+            raise ConfigError("%s: `profile` must be a name (letters, digits, `_`, `.`, `-`)" % where)
+        # Upstream's newer profile files, $CODEX_HOME/NAME.config.toml, beside the [profiles.NAME] tables.
+        file_tree, file_path = read_config_file(home, "%s.config.toml" % profile_name)
+        if profile_name not in profiles and not file_tree and not file_path.is_file():
+            defined = ", ".join(sorted(set(profiles) | set(_profile_files(home)))) or "none"
             raise ConfigError(
-                "config profile `%s` not found in %s; defined profiles: %s" % (profile_name, where, defined)
+                "config profile `%s` not found in %s (nor %s); defined profiles: %s" % (profile_name, where, file_path, defined)
             )
-        profile = profiles[profile_name]
+        profile = profiles.get(profile_name, {})
         if not isinstance(profile, dict):
             raise ConfigError("%s: `profiles.%s` must be a table" % (where, profile_name))
+        if file_tree:
+            profile = _deep_merge(profile, file_tree)
+            profile_place = str(file_path) if profile_name not in profiles else "%s and %s" % (profile_place, file_path)
         for key in profile:
             if key not in PROFILE_KEYS:
                 warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
+    project_tree, project_place, project_root, trusted_root = _project_layer(
+        cwd, [system_tree, toml_tree, cli_tree], overrides.trust, warnings)
+
     # Check every layer on its own, so a bad value is reported even when a higher layer
     # (e.g. exec's forced approval policy) would have replaced it.
     layers = (
+        ("system", str(system_path), system_tree),
         ("config.toml", where, toml_tree),
-        ("profile %s" % profile_name, "%s [profiles.%s]" % (where, profile_name), profile),
+        ("profile %s" % profile_name, profile_place, profile),
+        ("project", project_place, project_tree),
         ("-c", "-c", cli_tree),
     )
     for label, place, layer in layers:
@@ -1574,7 +1592,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
-    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ))
+    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ, trusted_root))
 
     # Providers: built-ins first; a user entry with a built-in's name updates its fields.
     providers = builtin_providers(environ)
@@ -1608,6 +1626,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         elif not checked.get("base_url"):
             raise ConfigError("%s: `model_providers.%s.base_url` is required" % (pplace, pid))
         providers[pid] = ProviderInfo(pid, **checked)
+    requirements = load_requirements(system_dir, home)
+    apply_requirements(requirements, values, sources, providers, warnings)
     provider_id = values["model_provider"]
     if provider_id not in providers:
         raise ConfigError(
@@ -1617,14 +1637,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if values["model"] is None:
         values["model"] = DEFAULT_OSS_MODEL if provider_id in ("oss", "ollama") and overrides.oss else DEFAULT_MODEL
 
-    cwd = Path(overrides.cwd if overrides.cwd is not None else (cwd or os.getcwd()))
-    if not cwd.is_absolute():
-        cwd = Path(os.getcwd()) / cwd
-    if not cwd.is_dir():
-        raise ConfigError("working directory %s %s (check -C/--cd)" % (
-            cwd, "is not a directory" if cwd.exists() else "does not exist"))
-    cwd = cwd.resolve()
-
+    if values["model_instructions_file"]:  # upstream's newer name wins over the older one
+        values["experimental_instructions_file"] = values["model_instructions_file"]
+        sources["experimental_instructions_file"] = sources.get("model_instructions_file", "default")
     instructions_file = values["experimental_instructions_file"]
     base_instructions = overrides.base_instructions
     if instructions_file and base_instructions is None:
@@ -1653,8 +1668,206 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         dangerously_bypass=bool(overrides.dangerously_bypass),
         sources=frozen_mapping(sources),
         warnings=tuple(warnings),
+        project_root=project_root,
+        trusted_project_root=trusted_root,
+        requirements=requirements,
+        layer_paths=frozen_mapping({label: place for label, place, _layer in layers if _layer}),
         **values
     )
+
+
+def _resolve_cwd(value):
+    """The working directory (absolute, resolved); ConfigError when it is not a directory."""
+    cwd = Path(value or os.getcwd())
+    if not cwd.is_absolute():
+        cwd = Path(os.getcwd()) / cwd
+    if not cwd.is_dir():
+        why = "is not a directory" if cwd.exists() else "does not exist"
+        raise ConfigError("working directory %s %s (check -C/--cd)" % (cwd, why))
+    return cwd.resolve()
+
+
+def _profile_files(home):
+    """Names of the profile files ($CODEX_HOME/NAME.config.toml) that exist."""
+    try:
+        return [n[:-len(".config.toml")] for n in os.listdir(str(home)) if n.endswith(".config.toml") and n != ".config.toml"]
+    except OSError:
+        return []
+
+
+def find_project_root(cwd, markers):
+    """The nearest directory at or above `cwd` holding one of `markers` (e.g. `.git`), or None."""
+    for directory in [Path(cwd)] + list(Path(cwd).parents):
+        if any((directory / marker).exists() for marker in markers):
+            return directory
+    return None
+
+
+def project_trust(projects, root):
+    """The trust_level that [projects] gives `root` (or one of its parents), or None."""
+    if not isinstance(projects, dict) or root is None:
+        return None
+    for directory in [Path(root)] + list(Path(root).parents):
+        entry = projects.get(str(directory))
+        if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
+            return entry["trust_level"]
+    return None
+
+
+def _project_layer(cwd, trees, trust_flag, warnings):
+    """(tree, place, project root, trusted root) of the project's .codex/config.toml files.
+
+    They are read from the project root down to cwd (deeper wins), and apply only when the
+    project is trusted: `projects."<root>".trust_level = "trusted"` in the system or user
+    config (or -c), or --trust.  A project never trusts itself: its `projects` is ignored.
+    """
+    markers = [".git"]
+    projects = {}
+    for tree in trees:
+        if isinstance(tree.get("project_root_markers"), list):
+            markers = [str(m) for m in tree["project_root_markers"]]
+        if isinstance(tree.get("projects"), dict):
+            projects = _deep_merge(projects, tree["projects"])
+    root = find_project_root(cwd, markers) if markers else None
+    if root is None:
+        return {}, "project", None, None
+    files = []
+    for directory in reversed([Path(cwd)] + [p for p in Path(cwd).parents if p == root or root in p.parents]):
+        candidate = directory / ".codex" / "config.toml"
+        if candidate.is_file():
+            files.append(candidate)
+    trusted = trust_flag or project_trust(projects, root) == "trusted"
+    if not files:
+        return {}, "project", root, root if trusted else None
+    if not trusted:
+        warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
+                        "projects.\"%s\".trust_level = \"trusted\" in your config.toml)" % (files[-1], root, root))
+        return {}, "project", root, None
+    tree = {}
+    for f in files:
+        tree = _deep_merge(tree, read_config_file(f.parent)[0])
+    for key in ("projects", "profile", "profiles"):
+        if key in tree:
+            warnings.append("%s: `%s` is ignored in a project's config" % (files[-1], key))
+            tree.pop(key)
+    return tree, " and ".join(str(f) for f in files), root, root
+
+
+# -- requirements (what an admin pins: /etc/codex/requirements.toml) --
+
+REQUIREMENTS_FILE = "requirements.toml"  #: pins, in the system config dir (or $CODEX_HOME for a user's own)
+#: requirements.toml keys: key -> (type check name, what it pins)
+REQUIREMENT_KEYS = {
+    "allowed_approval_policies": ("list", "approval_policy"),
+    "allowed_sandbox_modes": ("list", "sandbox_mode"),
+    "model_provider": ("str", "model_provider"),
+    "mcp_servers": ("table", "mcp_servers"),
+}
+#: approval policies from the most to the least cautious (the nearest allowed one is chosen)
+APPROVAL_STRICTNESS = ("untrusted", "on-request", "on-failure", "never")
+#: sandbox modes from the most to the least confined
+SANDBOX_STRICTNESS = ("read-only", "workspace-write", "danger-full-access")
+
+
+class Requirements(Record):
+    """What requirements.toml pins (None or empty: not pinned) and the files it came from."""
+
+    allowed_approval_policies: "tuple[str, ...] | None"
+    allowed_sandbox_modes: "tuple[str, ...] | None"
+    model_provider: "str | None"
+    mcp_servers: "Mapping[str, Mapping] | None"  # allow-list: name -> identity (command or url)
+    paths: "tuple[str, ...]"
+
+    def pins(self):
+        """(key, allowed values as text) for doctor and config show."""
+        rows = []
+        if self.allowed_approval_policies is not None:
+            rows.append(("approval_policy", ", ".join(self.allowed_approval_policies)))
+        if self.allowed_sandbox_modes is not None:
+            rows.append(("sandbox_mode", ", ".join(self.allowed_sandbox_modes)))
+        if self.model_provider is not None:
+            rows.append(("model_provider", self.model_provider))
+        if self.mcp_servers is not None:
+            rows.append(("mcp_servers", ", ".join(sorted(self.mcp_servers)) or "(none allowed)"))
+        return rows
+
+    def clamp_approval(self, value):
+        """`value`, or the nearest allowed approval policy (more cautious first)."""
+        return _nearest_allowed(value, self.allowed_approval_policies, APPROVAL_STRICTNESS)
+
+    def clamp_sandbox(self, mode):
+        """`mode`, or the nearest allowed sandbox mode (more confined first)."""
+        return _nearest_allowed(mode, self.allowed_sandbox_modes, SANDBOX_STRICTNESS)
+
+
+def _nearest_allowed(value, allowed, order):
+    if not allowed or value in allowed:
+        return value
+    index = order.index(value) if value in order else len(order) - 1
+    for i in list(range(index - 1, -1, -1)) + list(range(index + 1, len(order))):
+        if order[i] in allowed:
+            return order[i]
+    return allowed[0]
+
+
+def load_requirements(system_dir, home):
+    """The Requirements of /etc/codex/requirements.toml, then $CODEX_HOME/requirements.toml
+    for what the first leaves unpinned (the system's pins win, field by field)."""
+    fields = {"allowed_approval_policies": None, "allowed_sandbox_modes": None, "model_provider": None,
+              "mcp_servers": None}
+    paths = []
+    for directory in (Path(system_dir), Path(home)):
+        tree, path = read_config_file(directory, REQUIREMENTS_FILE)
+        if not tree:
+            continue
+        paths.append(str(path))
+        for key, value in tree.items():
+            spec = REQUIREMENT_KEYS.get(key)
+            if spec is None:
+                raise ConfigError("%s: unknown key `%s`; requirements.toml pins %s" % (path, key, ", ".join(sorted(REQUIREMENT_KEYS))))
+            _check_type(str(path), key, value, spec[0])
+            if key == "allowed_approval_policies":
+                value = tuple(_normalize_approval(v, str(path), key) for v in value)
+            elif key == "allowed_sandbox_modes":
+                for v in value:
+                    _check_enum(str(path), key, v, SANDBOX_MODES)
+                value = tuple(value)
+            elif key == "mcp_servers":
+                for name, ident in value.items():
+                    if not isinstance(ident, dict) or not (isinstance(ident.get("command"), str) or isinstance(ident.get("url"), str)):
+                        raise ConfigError("%s: `mcp_servers.%s` must give the server's identity: `command` or `url`" % (path, name))
+                value = frozen_mapping({n: frozen_mapping(v) for n, v in value.items()})
+            if fields[key] is None:
+                fields[key] = value
+    return Requirements(paths=tuple(paths), **fields)
+
+
+def apply_requirements(req, values, sources, providers, warnings):
+    """Bring `values` within the pins: the nearest allowed value, with one warning each."""
+    where = " or ".join(req.paths) or REQUIREMENTS_FILE
+    for key, clamp in (("approval_policy", req.clamp_approval), ("sandbox_mode", req.clamp_sandbox)):
+        pinned = clamp(values[key])
+        if pinned != values[key]:
+            warnings.append("%s = %r is not allowed by %s (from %s); using %r" % (key, values[key], where, sources.get(key), pinned))
+            values[key] = pinned
+            sources[key] = "requirements"
+    if req.model_provider is not None and values["model_provider"] != req.model_provider:
+        if req.model_provider not in providers:
+            raise ConfigError("%s requires model_provider %r, which is not defined; define [model_providers.%s]"
+                              % (where, req.model_provider, req.model_provider))
+        warnings.append("model_provider = %r is not allowed by %s; using %r" % (values["model_provider"], where, req.model_provider))
+        values["model_provider"] = req.model_provider
+        sources["model_provider"] = "requirements"
+    if req.mcp_servers is not None:
+        kept = {}
+        for name, server in values["mcp_servers"].items():
+            ident = req.mcp_servers.get(name)
+            if ident is not None and ((ident.get("command") is not None and ident.get("command") == server.get("command"))
+                                      or (ident.get("url") is not None and ident.get("url") == server.get("url"))):
+                kept[name] = server
+            else:
+                warnings.append("MCP server `%s` is not on the allow-list of %s; it is disabled" % (name, where))
+        values["mcp_servers"] = kept
 
 
 ###############################################################################
@@ -1703,7 +1916,7 @@ def _mask_key(key):
 # §06 HTTP and SSE
 ###############################################################################
 
-# Owner: the agent issue (#4).  One HTTP client per session (proxies and CAs from the
+# One HTTP client per session (proxies and CAs from the
 # environment): model requests use HttpClient, a small stdlib HTTP/1.1 client (httpx and the
 # anyio stack it pulls in cost ~60 ms at every start); http_client() (httpx) serves the other
 # HTTP users.  An incremental SSE parser, and the request-level retry loop shared by both wire
@@ -2522,7 +2735,7 @@ def abort_response(resp):
 # §07 Providers: Responses and Chat Completions
 ###############################################################################
 
-# Owner: the agent issue (#4).  A ModelClient turns a Prompt (instructions, input items,
+# A ModelClient turns a Prompt (instructions, input items,
 # tools) into one streamed model request and yields normalized stream events:
 #
 #   ("created", None) ("text_delta", str) ("reasoning_delta", str) ("reasoning_break", None)
@@ -3526,9 +3739,13 @@ def make_model_client(cfg, session_id, environ=None):
 # §08 Protocol: ops and events
 ###############################################################################
 
-# Owner: the agent issue (#4).  The contract every front end codes against:
+# The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None)   # §15b; no thread until used
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §15b
+#       (no thread until used; turn_context: start from this TurnContext instead of the config's)
+#   session.turn_context -> TurnContext (the effective policy, overrides applied); session.closed,
+#       session.busy (a task is running).  Front ends use these, never private state; how to add a
+#       front end, a tool, a wire API or an MCP transport: docs/extending.md.
 #       (resume_path, or config.experimental_resume, continues a recorded rollout, §16)
 #   session.submit({"type": "user_input", "items": [{"type": "text", "text": "..."}]}) -> submission id
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
@@ -3539,8 +3756,8 @@ def make_model_client(cfg, session_id, environ=None):
 #   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
 #       Nth-last user message; the REPL's Esc-Esc backtrack, upstream's fork_conversation)
 #
-# Op and event type names and fields follow ../shared/reference/core-agent.md §9 (Aug 2025,
-# with the later additions named in OP_TYPES/EVENT_TYPES).  The first event is always
+# Op and event type names and fields follow upstream Codex's protocol (Aug 2025, with the
+# later additions named in OP_TYPES/EVENT_TYPES; docs/agent.md lists them).  The first event is always
 # `session_configured` (id ""); every task a user_input starts ends with `task_complete`
 # (after an `error` event when it failed) or `turn_aborted` (interrupted).
 #
@@ -3552,7 +3769,7 @@ def make_model_client(cfg, session_id, environ=None):
 #
 # The shell tool hands approvals to §11's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
-# and passes a SessionState whose `approved_commands` set (alias `approved_for_session`)
+# and passes a SessionState whose `approved_commands` set
 # holds argv tuples the user approved for the session.
 
 #: op types a session accepts (`codex proto` passes these through unchanged)
@@ -3572,6 +3789,7 @@ EVENT_TYPES = (
     "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
+TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
 PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
 
 
@@ -3655,6 +3873,15 @@ class TurnContext(Record):
             changes["config"] = cfg
             changes["family"] = model_family(cfg.model, cfg)
             changes["instructions"] = build_instructions(cfg, changes["family"])
+        req = self.config.requirements
+        approval = changes.get("approval_policy")
+        if approval is not None and req.clamp_approval(approval) != approval:
+            raise UsageError("approval policy %r is not allowed by %s (allowed: %s)"
+                             % (approval, " or ".join(req.paths), ", ".join(req.allowed_approval_policies)))
+        policy = changes.get("sandbox_policy")
+        if policy is not None and req.clamp_sandbox(policy.mode) != policy.mode:
+            raise UsageError("sandbox mode %r is not allowed by %s (allowed: %s)"
+                             % (policy.mode, " or ".join(req.paths), ", ".join(req.allowed_sandbox_modes)))
         changes["sources"] = frozen_mapping(sources)
         return self.replace(**changes)
 
@@ -3684,7 +3911,6 @@ class SessionState(object):
 
     def __init__(self):
         self.approved_commands = set()  # argv tuples approved "for session" (§11 reads this name)
-        self.approved_for_session = self.approved_commands  # the older name in §08's contract
         self.lock = threading.Lock()
 
 
@@ -3692,8 +3918,9 @@ class SessionState(object):
 # §09 Tools: definitions and the shell tool
 ###############################################################################
 
-# Owner: the agent issue (#4).  The tools offered to the model (JSON schemas), the parsing
-# of their arguments, and the recognition of apply_patch inside shell calls.  Running a
+# The tools offered to the model (JSON schemas, built from the turn's TurnContext), the parsing
+# of their arguments, the tool registry (Tool, register_tool; docs/extending.md), and the
+# recognition of apply_patch inside shell calls.  Running a
 # command goes through §11's execute_with_policy (approval + sandbox + §13's runner);
 # the Session (§15) wires events and approvals around it.
 
@@ -3738,20 +3965,18 @@ SHELL_OPERATOR_WORDS = frozenset(("|", "||", "&&", ";", ">", ">>", "<", "<<", "2
 def shell_tool_kind(cfg):
     """Which shell tool the model gets: the provider's `shell_tool`, else `shell_command` for
     Chat providers (small open models write scripts, not argv arrays) and `shell` otherwise."""
-    provider = getattr(cfg, "provider", None)
-    setting = getattr(provider, "shell_tool", None)
-    if setting:
-        return setting
-    return "shell_command" if getattr(provider, "wire_api", None) == "chat" else "shell"
+    if cfg.provider.shell_tool:
+        return cfg.provider.shell_tool
+    return "shell_command" if cfg.provider.wire_api == "chat" else "shell"
 
 
 def compact_prompt_wanted(cfg, family):
     """Whether to send the compact base prompt and tool texts: `compact_prompt`, else when the
     model's context window is known and at most COMPACT_PROMPT_MAX_WINDOW tokens."""
-    setting = getattr(cfg, "compact_prompt", None)
+    setting = cfg.compact_prompt
     if setting is not None:
         return bool(setting)
-    window = getattr(family, "context_window", None)
+    window = family.context_window
     return bool(window) and window <= COMPACT_PROMPT_MAX_WINDOW
 
 
@@ -3906,18 +4131,13 @@ def apply_patch_tool():
 
 
 def build_tools(ctx, mcp_tools=None):
-    """The tool list for a request under TurnContext `ctx`: shell or shell_command, update_plan,
-    apply_patch (if wanted), MCP tools.  Compact (small windows): short texts, and no
-    update_plan unless the config asks for it explicitly."""
-    cfg = ctx.config
-    compact = compact_prompt_wanted(cfg, ctx.family)
-    tools = [shell_command_tool(ctx, compact) if shell_tool_kind(cfg) == "shell_command" else shell_tool(ctx, compact)]
-    plan_asked = (cfg.sources or {}).get("include_plan_tool", "default") != "default"
-    if cfg.include_plan_tool and (not compact or plan_asked):
-        tools.append(update_plan_tool())
-    extra = cfg.tools or {}
-    if ctx.family.wants_apply_patch_tool or extra.get("apply_patch"):
-        tools.append(apply_patch_tool())
+    """The tool list for a request under TurnContext `ctx`: every registered tool that offers
+    itself this turn (TOOLS, in registration order), then the MCP tools."""
+    tools = []
+    for tool in TOOLS.values():
+        spec = tool.spec(ctx)
+        if spec is not None:
+            tools.append(spec)
     for name in sorted(mcp_tools or {}):
         tool = mcp_tools[name]  # §14 hands out schemas already sanitized for the API
         tools.append({"type": "function", "name": name, "description": tool.get("description") or "",
@@ -3974,7 +4194,7 @@ def parse_shell_command_arguments(arguments, cfg, environ=None):
     if not isinstance(command, str) or not command.strip():
         raise ToolArgumentError("failed to parse function arguments: `command` must be a non-empty string "
                                 "(a bash script, e.g. {\"command\": \"ls -la\"})")
-    args = dict(args, command=[script_shell(environ), "-lc" if getattr(cfg, "shell_login", False) else "-c", command])
+    args = dict(args, command=[script_shell(environ), "-lc" if cfg.shell_login else "-c", command])
     if "timeout_ms" in args and "timeout" not in args:
         args["timeout"] = args.pop("timeout_ms")
     return parse_shell_arguments(json.dumps(args))
@@ -3999,12 +4219,12 @@ def normalize_shell_argv(argv, cfg, environ=None):
     argv = list(argv)
     name = os.path.basename(argv[0]) if argv else ""
     if name in ("bash", "sh", "zsh", "dash", "ksh"):
-        if len(argv) == 3 and argv[1] == "-lc" and not getattr(cfg, "shell_login", False):
+        if len(argv) == 3 and argv[1] == "-lc" and not cfg.shell_login:
             return [argv[0], "-c", argv[2]]
         return argv
     script = shell_argv_script(argv)
     if script is not None:
-        return [script_shell(environ), "-lc" if getattr(cfg, "shell_login", False) else "-c", script]
+        return [script_shell(environ), "-lc" if cfg.shell_login else "-c", script]
     return argv
 
 
@@ -4119,11 +4339,68 @@ def shell_output_for_model(text, exit_code, duration):
     })
 
 
+# -- the tool registry --
+#
+# A tool is one Tool entry (registered at the end of §15b, next to the ToolRunner that runs
+# it): its spec, its argument parser, its approval assessment, its runner and the events it
+# emits.  Front ends render events, not tools: a tool that emits the existing event kinds
+# (exec_command_*, patch_apply_*, mcp_tool_call_*, plan_update) shows up in exec, the REPL,
+# the MCP server and proto without any change there.  docs/extending.md walks through adding one.
+
+#: what a command-like tool emits (rendered by every front end)
+EXEC_EVENTS = ("exec_command_begin", "exec_command_output_delta", "exec_command_end", "exec_approval_request")
+#: what a file-editing tool emits
+PATCH_EVENTS = ("patch_apply_begin", "patch_apply_end", "turn_diff", "apply_patch_approval_request")
+
+
+class Tool(Record):
+    """One tool the model can call."""
+
+    name: str
+    spec: "Callable[[TurnContext], dict | None]"  # the function tool offered this turn (None: not offered)
+    parse: "Callable[[str, TurnContext, Mapping], dict]"  # (JSON arguments, ctx, environ) -> params; ToolArgumentError
+    run: "Callable[[ToolRunner, _Task, str, dict], str]"  # runs it (approval included); the model's output text
+    assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
+    events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
+    aliases: "tuple[str, ...]" = ()  # other names the model may call it by
+
+
+TOOLS = {}  #: name -> Tool, in the order tools are offered
+_TOOL_NAMES = {}  #: name or alias -> Tool
+
+
+def register_tool(tool):
+    """Add (or replace) a tool; its events must be protocol events (§08)."""
+    unknown = [e for e in tool.events if e not in EVENT_TYPES]
+    if unknown:
+        raise ValueError("tool %s emits %s, which is not in EVENT_TYPES" % (tool.name, unknown[0]))
+    TOOLS[tool.name] = tool
+    for name in (tool.name,) + tuple(tool.aliases):
+        _TOOL_NAMES[name] = tool
+    return tool
+
+
+def find_tool(name):
+    """The registered Tool called `name` (or an alias), or None."""
+    return _TOOL_NAMES.get(name)
+
+
+def parse_apply_patch_arguments(arguments):
+    """Parse `apply_patch` function arguments: {"input": patch text}."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict) or not isinstance(args.get("input"), str):
+        raise ToolArgumentError("failed to parse function arguments: missing field `input`")
+    return {"input": args["input"]}
+
+
 ###############################################################################
 # §10 apply_patch: grammar, matching, applying
 ###############################################################################
 
-# Owner: the agent issue (#4).  The patch format (reference core-agent.md §5):
+# The patch format (reference core-agent.md §5):
 #
 #   *** Begin Patch
 #   *** Add File: path          then lines starting with `+`
@@ -4584,13 +4861,15 @@ def apply_patch(text, cwd):
 # §11 Safety: known-safe commands and approval decisions
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract used by the agent (§15) and front ends:
+# Contract used by the agent (§15) and front ends.  `ctx` is the turn's TurnContext (§08): its
+# sandbox_policy and approval_policy are the one effective policy (a Config stands for the
+# context it starts with, so tests and `codex sandbox` can pass one).
 #
 #   is_known_safe_command(argv) -> bool
-#   assess_command_safety(argv, cfg, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
-#   assess_patch_safety(paths, cfg) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
+#   assess_command_safety(argv, ctx, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
+#   assess_patch_safety(paths, ctx) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
-#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+#   execute_with_policy(argv, cwd, ctx, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
 #                       escalated=False, justification=None)
 #       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
 #       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
@@ -4599,7 +4878,7 @@ def apply_patch(text, cwd):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
-#   describe_policy(cfg) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
+#   describe_policy(ctx) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
 #   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
 #       read-only here"); front ends show them once, e.g. as a background event.
 #
@@ -4915,8 +5194,6 @@ def assess_patch_safety(paths, cfg):
 # §12a Sandbox: policies, protected paths, Seatbelt
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # A SandboxPolicy says what a command may write and whether it may use the network; the
 # paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
 # here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
@@ -5258,8 +5535,6 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # §12b Sandbox: the Linux helper
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
 # command, so the command's pid, exit code and signals are its own.  The helper is
 # sandbox_helpers/codex-linux-sandbox.c
@@ -6208,7 +6483,7 @@ def _sandbox_helper_main(args):
 # §13 Exec: running a command
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract:
+# Contract:
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
@@ -6722,6 +6997,52 @@ def sandbox_check_lines(home=None, cfg=None):
     return lines
 
 
+def config_layers(cfg):
+    """(key, value, layer, file) for every top-level effective value: which layer set it."""
+    rows = []
+    for key in sorted(CONFIG_KEYS):
+        if key in ("profiles", "profile"):
+            continue
+        value = getattr(cfg, key, None)
+        if key == "hooks":
+            value = ["%s: %s" % (h.event, h.name) for h in value]
+        elif key == "mcp_servers":
+            value = sorted(value)
+        elif key == "model_providers":
+            value = sorted(value)
+        layer = cfg.sources.get(key, "default")
+        where = cfg.layer_paths.get(layer, "") if layer not in ("requirements",) else " or ".join(cfg.requirements.paths)
+        rows.append((key, value, layer, where))
+    rows.append(("sandbox_policy (effective)", cfg.sandbox_policy.to_wire(), cfg.sources.get("sandbox_mode", "default"), ""))
+    return rows
+
+
+def _cmd_config(args, cfg_loader):
+    """`codex config show [--json]`: every effective value, the layer that set it, and the pins."""
+    cfg = cfg_loader()
+    rows = config_layers(cfg)
+    project = {"root": str(cfg.project_root) if cfg.project_root else None, "trusted": cfg.trusted_project_root is not None}
+    pins = dict(cfg.requirements.pins())
+    if getattr(args, "json", False):
+        out = {"values": {k: {"value": _jsonable(v), "layer": layer, "file": where or None} for k, v, layer, where in rows},
+               "layers": dict(cfg.layer_paths), "project": project, "requirements": pins,
+               "requirements_files": list(cfg.requirements.paths)}
+        sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
+        return 0
+    width = max(len(k) for k, _v, _l, _w in rows)
+    for key, value, layer, where in rows:
+        text = json.dumps(_jsonable(value)) if not isinstance(value, str) else value
+        sys.stdout.write("%-*s  %-40s  %s%s\n" % (width, key, text if len(text) <= 40 else text[:37] + "...", layer,
+                                                   " (%s)" % where if where and layer != "default" else ""))
+    sys.stdout.write("\nproject: %s%s\n" % (project["root"] or "(none)", " (trusted)" if project["trusted"] else
+                                           " (not trusted: its .codex/config.toml is not applied)" if project["root"] else ""))
+    if pins:
+        sys.stdout.write("pinned by %s:\n" % " and ".join(cfg.requirements.paths))
+        for key, allowed in pins.items():
+            sys.stdout.write("  %s: %s\n" % (key, allowed))
+    return 0
+
+
 def _cmd_sandbox_check(args, cfg_loader):
     """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here;
     `codex sandbox [--full-auto] [-s MODE] -- CMD...` runs CMD as `codex debug` does."""
@@ -6738,6 +7059,9 @@ def _cmd_sandbox_check(args, cfg_loader):
         cfg = None
     home = cfg.codex_home if cfg is not None else None
     lines = sandbox_check_lines(home, cfg)
+    if cfg is not None:
+        for key, allowed in cfg.requirements.pins():
+            lines.append(("info", "pinned", "%s: %s (%s)" % (key, allowed, " and ".join(cfg.requirements.paths))))
     for status, probe, text in lines:
         sys.stdout.write("%-4s %-12s %s\n" % (status, probe, text))
     return 1 if any(status == "fail" for status, _, _ in lines) else 0
@@ -6748,7 +7072,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
-# Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
+# The contract the agent loop (§15) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
 #                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
@@ -6811,17 +7135,6 @@ JSONRPC_INVALID_REQUEST = -32600
 JSONRPC_METHOD_NOT_FOUND = -32601
 JSONRPC_INVALID_PARAMS = -32602
 JSONRPC_INTERNAL_ERROR = -32603
-
-
-def _jsonable(value):
-    """A copy of value that json.dumps accepts: str keys, lists for tuples/sets, str otherwise."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 class McpSessionExpired(McpError):
@@ -8446,11 +8759,12 @@ def hook_permission_mode(approval_policy, sandbox_mode):
 # §15a Agent: instructions and environment context
 ###############################################################################
 
-# Owner: the agent issue (#4).  What the model is told: the base prompt (instructions
+# What the model is told: the base prompt (instructions
 # field), AGENTS.md files as a <user_instructions> message, and the <environment_context>
 # message.  The Session that runs the turn loop is §15b.
 
 PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
+PROJECT_DOC_OVERRIDE_FILENAME = "AGENTS.override.md"  #: read instead of AGENTS.md in its directory (upstream)
 PROJECT_DOC_SEPARATOR = "\n\n--- project-doc ---\n\n"  #: between ~/.codex/AGENTS.md and project docs
 COMPACT_PROMPT = (
     "You have exceeded the maximum number of tokens, please stop coding and instead write a short memento "
@@ -8514,8 +8828,23 @@ def find_git_root(start):
     return None
 
 
-def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
-    """Every AGENTS.md from the git root down to cwd, root first, sharing max_bytes; or None."""
+def project_doc_names(fallbacks=()):
+    """File names tried in each directory, first found wins: AGENTS.override.md, AGENTS.md, then
+    project_doc_fallback_filenames (e.g. CLAUDE.md)."""
+    return [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME] + [str(f) for f in fallbacks or ()]
+
+
+def _first_doc(directory, names):
+    for name in names:
+        path = Path(directory) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()):
+    """One instruction file per directory (project_doc_names) from the git root down to cwd,
+    root first, sharing max_bytes; or None."""
     if max_bytes <= 0:
         return None
     cwd = Path(cwd).resolve()
@@ -8532,8 +8861,11 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
         dirs.reverse()
     parts = []
     budget = max_bytes
+    names = project_doc_names(fallbacks)
     for d in dirs:
-        path = d / PROJECT_DOC_FILENAME
+        path = _first_doc(d, names)
+        if path is None:
+            continue
         if budget <= 0:
             break
         try:
@@ -8554,11 +8886,12 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
 def load_user_instructions(cfg):
     """$CODEX_HOME/AGENTS.md and the project docs joined as upstream does, or None."""
     home_text = None
+    home_doc = _first_doc(cfg.codex_home, [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME])
     try:
-        home_text = (Path(cfg.codex_home) / PROJECT_DOC_FILENAME).read_text(encoding="utf-8", errors="ignore").strip()
+        home_text = home_doc.read_text(encoding="utf-8", errors="ignore").strip() if home_doc else None
     except OSError:
         pass
-    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes)
+    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames)
     if home_text and project:
         return home_text + PROJECT_DOC_SEPARATOR + project
     return home_text or project or None
@@ -8827,7 +9160,7 @@ def expand_prompt_command(cfg, text):
 def prompt_dirs(cfg):
     """Where reusable prompts come from: $CODEX_HOME/prompts, then a trusted project's .codex/prompts."""
     dirs = [Path(cfg.codex_home) / PROMPTS_SUBDIR]
-    project = getattr(cfg, "trusted_project_root", None)
+    project = cfg.trusted_project_root
     if project:
         dirs.append(Path(project) / ".codex" / PROMPTS_SUBDIR)
     return dirs
@@ -8837,8 +9170,9 @@ def prompt_dirs(cfg):
 # §15b Agent: the session and the turn loop
 ###############################################################################
 
-# Owner: the agent issue (#4).  Session implements §08's contract: ops in, events out,
-# one task thread at a time; _run_turn is one model request with its tool calls.
+# Session implements §08's contract: ops in, events out, one task thread at a time; _run_turn
+# is one model request (under one TurnContext, task.ctx) with its tool calls, which the
+# ToolRunner runs; the built-in tools are registered at the end of this section.
 
 
 class TurnStopped(CodexError):
@@ -8975,6 +9309,7 @@ class Session(object):
 
         self.cfg = config
         self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
+        self.tools = ToolRunner(self)
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
         self._events = queue.Queue()
@@ -9058,11 +9393,10 @@ class Session(object):
             except CodexError as exc:
                 startup_errors.append(str(exc))
         log_id, count = 0, 0
-        if "history_metadata" in globals():
-            try:
-                log_id, count = globals()["history_metadata"](self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
-            except (OSError, CodexError):
-                pass
+        try:
+            log_id, count = history_metadata(self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
+        except (OSError, CodexError):
+            pass
         configured = dict(session_id=self.session_id, model=self._ctx.model, history_log_id=log_id,
                           history_entry_count=count, reasoning_effort=self._ctx.config.model_reasoning_effort,
                           rollout_path=str(self.rollout_path) if self.rollout_path else None)
@@ -9257,17 +9591,13 @@ class Session(object):
             self._cond.notify_all()
 
     def _op_add_to_history(self, sub_id, op):
-        fn = globals().get("append_history")
-        if fn is not None and op.get("text"):
-            fn(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
+        if op.get("text"):
+            append_history(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
                self.cfg.history.get("max_bytes"))
 
     def _op_get_history_entry_request(self, sub_id, op):
-        fn = globals().get("lookup_history_entry")
-        entry = None
-        if fn is not None:
-            entry = fn(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
-                       self.cfg.history.get("persistence", "save-all"))
+        entry = lookup_history_entry(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
+                                     self.cfg.history.get("persistence", "save-all"))
         self._emit(sub_id, "get_history_entry_response", offset=op.get("offset"), log_id=op.get("log_id"), entry=entry)
 
     def _op_list_mcp_tools(self, sub_id, op):
@@ -9713,7 +10043,31 @@ class Session(object):
             return payload
         return None
 
-    # -- items and tools --
+
+    def _ask(self, task, msg_type, **fields):
+        """Ask the front end for a decision (approval_handler or request event + op); the
+        ToolRunner's questions come here."""
+        if self.approval_handler is not None:
+            msg = {"type": msg_type}
+            msg.update(fields)
+            decision = self.approval_handler(msg)
+            decision = decision if decision in REVIEW_DECISIONS else "denied"
+        else:
+            with self._cond:
+                if task.cancelled:
+                    return "abort"
+                self._decisions.pop(task.sub_id, None)
+                self._emit(task.sub_id, msg_type, **fields)
+                while task.sub_id not in self._decisions and not task.cancelled:
+                    self._cond.wait(0.5)
+                if task.cancelled:
+                    return "abort"
+                decision = self._decisions.pop(task.sub_id)
+        if decision == "abort":
+            task.abort_requested = True
+        return decision
+
+    # -- items --
     def _guard_loop(self, task, item):
         """Count a tool call; past a limit ask loop_handler, else answer the call and stop the turn."""
         kind = item.get("type")
@@ -9730,8 +10084,8 @@ class Session(object):
         task.tool_calls += 1
         task.repeats = task.repeats + 1 if signature == task.last_call else 1
         task.last_call = signature
-        max_repeats = getattr(self.cfg, "max_repeated_tool_calls", 0) or 0
-        max_calls = getattr(self.cfg, "max_tool_calls_per_turn", 0) or 0
+        max_repeats = self.cfg.max_repeated_tool_calls or 0
+        max_calls = self.cfg.max_tool_calls_per_turn or 0
         message = None
         if max_repeats and task.repeats >= max_repeats:
             message = ("the model called `%s` with the same arguments %d times in a row (max_repeated_tool_calls = %d)"
@@ -9786,7 +10140,7 @@ class Session(object):
         if kind == "function_call":
             name, arguments = item.get("name") or "", item.get("arguments") or ""
             output = self._hooked(task, item.get("call_id") or "", *self._hook_tool(name, arguments),
-                                  run=lambda: self._dispatch_call(task, item.get("call_id") or "", name, arguments))
+                                  run=lambda: self.tools.dispatch(task, item.get("call_id") or "", name, arguments))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "local_shell_call":
@@ -9794,13 +10148,13 @@ class Session(object):
             params = {"command": action.get("command") or [], "workdir": action.get("working_directory"),
                       "timeout_ms": action.get("timeout_ms"), "escalated": False, "justification": None}
             output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("shell", {"command": params["command"]}),
-                                  run=lambda: self._run_shell(task, item.get("call_id") or "", params))
+                                  run=lambda: self.tools.run(task, item.get("call_id") or "", "shell", params))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "custom_tool_call":
             if item.get("name") == "apply_patch":
                 output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("apply_patch", {"input": item.get("input") or ""}),
-                                      run=lambda: self._run_apply_patch(task, item.get("call_id") or "", item.get("input") or "", None))
+                                      run=lambda: self.tools.run(task, item.get("call_id") or "", "apply_patch", {"input": item.get("input") or ""}))
             else:
                 output = "unsupported custom tool call: %s" % item.get("name")
             self._add_output(task, {"type": "custom_tool_call_output", "call_id": item.get("call_id"), "output": output})
@@ -9924,53 +10278,57 @@ class Session(object):
                 raise Interrupted("interrupted")
             task.items.append(output_item)
 
-    def _dispatch_call(self, task, call_id, name, arguments):
+
+
+class ToolRunner(object):
+    """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
+    arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
+    only through _task_emit (events), _ask (approvals), approval_handler, state (approved
+    commands), mcp and plan.
+    """
+
+    def __init__(self, session):
+        self.session = session
+
+    def _task_emit(self, task, msg_type, **fields):
+        return self.session._task_emit(task, msg_type, **fields)
+
+    def _ask(self, task, msg_type, **fields):
+        return self.session._ask(task, msg_type, **fields)
+
+    state = property(lambda self: self.session.state, doc="the session's SessionState (approved commands)")
+    mcp = property(lambda self: self.session.mcp, doc="the session's McpConnectionManager, or None")
+    approval_handler = property(lambda self: self.session.approval_handler, doc="the session's approval_handler, or None")
+
+    def dispatch(self, task, call_id, name, arguments):
         """Run one function call; return the output string for the model."""
         try:
-            if name in ("shell", "container.exec"):
-                return self._run_shell(task, call_id, parse_shell_arguments(arguments))
-            if name == "shell_command":
-                return self._run_shell(task, call_id, parse_shell_command_arguments(arguments, self.cfg, self._environ))
-            if name == "apply_patch":
-                try:
-                    args = json.loads(arguments or "{}")
-                except ValueError as exc:
-                    return "failed to parse function arguments: %s" % exc
-                if not isinstance(args, dict) or not isinstance(args.get("input"), str):
-                    return "failed to parse function arguments: missing field `input`"
-                return self._run_apply_patch(task, call_id, args["input"], None)
-            if name == "update_plan":
-                plan = parse_plan_arguments(arguments)
-                self.plan = plan
-                self._task_emit(task, "plan_update", **plan)
-                return "Plan updated"
+            tool = find_tool(name)
+            if tool is not None:
+                return tool.run(self, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
         except ToolArgumentError as exc:
             return str(exc)
 
-    def _ask(self, task, msg_type, **fields):
-        """Ask the front end for a decision (approval_handler or request event + op)."""
-        if self.approval_handler is not None:
-            msg = {"type": msg_type}
-            msg.update(fields)
-            decision = self.approval_handler(msg)
-            decision = decision if decision in REVIEW_DECISIONS else "denied"
-        else:
-            with self._cond:
-                if task.cancelled:
-                    return "abort"
-                self._decisions.pop(task.sub_id, None)
-                self._emit(task.sub_id, msg_type, **fields)
-                while task.sub_id not in self._decisions and not task.cancelled:
-                    self._cond.wait(0.5)
-                if task.cancelled:
-                    return "abort"
-                decision = self._decisions.pop(task.sub_id)
-        if decision == "abort":
-            task.abort_requested = True
-        return decision
+    def run(self, task, call_id, name, params):
+        """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
+        tool = find_tool(name)
+        return tool.run(self, task, call_id, params)
+
+    def assess(self, task, name, params):
+        """The registered tool's approval assessment of params under the turn's context (None: the
+        tool decides while it runs, e.g. apply_patch once the patch is parsed)."""
+        tool = find_tool(name)
+        if tool is None or tool.assess is None:
+            return None
+        return tool.assess(task.ctx, params, self.state.approved_commands)
+
+    def _run_plan(self, task, call_id, plan):
+        self.session.plan = plan  # kept across a compaction
+        self._task_emit(task, "plan_update", **plan)
+        return "Plan updated"
 
     def _resolve_cwd(self, task, workdir):
         cwd = Path(task.ctx.cwd)
@@ -9979,7 +10337,7 @@ class Session(object):
         return cwd
 
     def _run_shell(self, task, call_id, params):
-        argv = normalize_shell_argv(params["command"], task.ctx.config, self._environ)  # what really runs
+        argv = normalize_shell_argv(params["command"], task.ctx.config, self.session._environ)  # what really runs
         cwd = self._resolve_cwd(task, params.get("workdir"))
         patch = extract_apply_patch(argv)
         if patch is not None:
@@ -10007,7 +10365,7 @@ class Session(object):
                 begin()
             return decision
 
-        verdict = assess_command_safety(argv, task.ctx, self.state.approved_commands, bool(params.get("escalated")))
+        verdict = self.assess(task, "shell", params)
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
@@ -10139,11 +10497,49 @@ class Session(object):
         return mcp_result_to_output(result)
 
 
+# -- the built-in tools: one entry each (see §09's registry and docs/extending.md) --
+
+def _compact(ctx):
+    """Whether this turn sends the compact tool texts (small context windows)."""
+    return compact_prompt_wanted(ctx.config, ctx.family)
+
+
+register_tool(Tool(
+    name="shell", aliases=("container.exec",),
+    spec=lambda ctx: shell_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_arguments(arguments),
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,  # an intercepted apply_patch runs as a patch
+))
+register_tool(Tool(
+    name="shell_command",  # one string run by bash: what small open models write (§07 picks it for Chat)
+    spec=lambda ctx: shell_command_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell_command" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_command_arguments(arguments, ctx.config, environ),
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,
+))
+register_tool(Tool(
+    name="update_plan",  # compact turns leave it out unless the config asks for it explicitly
+    spec=lambda ctx: update_plan_tool() if ctx.config.include_plan_tool and (
+        not _compact(ctx) or ctx.config.sources.get("include_plan_tool", "default") != "default") else None,
+    parse=lambda arguments, ctx, environ: parse_plan_arguments(arguments),
+    run=lambda runner, task, call_id, params: runner._run_plan(task, call_id, params),
+    events=("plan_update",),
+))
+register_tool(Tool(
+    name="apply_patch",
+    spec=lambda ctx: apply_patch_tool() if ctx.family.wants_apply_patch_tool or (ctx.config.tools or {}).get("apply_patch") else None,
+    parse=lambda arguments, ctx, environ: parse_apply_patch_arguments(arguments),
+    run=lambda runner, task, call_id, params: runner._run_apply_patch(task, call_id, params["input"], None),
+    events=PATCH_EVENTS,
+))
+
+
 ###############################################################################
 # §16 History and rollouts
 ###############################################################################
-
-# Owner: history.jsonl belongs to the REPL issue (#5); rollouts to the agent issue (#4).
 
 # -- history.jsonl --------------------------------------------------------------------------
 #
@@ -10422,7 +10818,7 @@ class HistorySnapshot(object):
 
 
 # -- rollouts --
-# Owner: the agent issue (#4).  One JSONL file per session:
+# One JSONL file per session:
 #   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
 # Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
 #   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
@@ -10743,7 +11139,7 @@ def find_rollout(home, session_id=None, last=False, cwd=None):
 # §17 Front end: codex exec
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex exec` runs one task with approval `never` and prints
+# `codex exec` runs one task with approval `never` and prints
 # either human progress (on stderr; the final message alone on stdout, so pipelines get just
 # the answer) or, with --json, one JSON object per line on stdout in upstream's current
 # schema (docs/agent.md):
@@ -11551,7 +11947,7 @@ def _cmd_resume(args, cfg_loader):
 
     args.resume_path = path
     args.prompt = prompt
-    return globals()["_cmd_interactive"](args, resume_loader)
+    return _cmd_interactive(args, resume_loader)
 
 
 ###############################################################################
@@ -12075,8 +12471,6 @@ def _cmd_review(args, cfg_loader):
 # §18a Front end: the REPL, its helpers and `@` file search
 ###############################################################################
 
-# Owner: the REPL issue (#5).
-#
 # The interactive session renders inline and append-only: a finished cell (an answer block, a
 # command with its output, a diff, a decision) is printed once into the terminal's normal
 # scrollback and never redrawn.  Only the composer (prompt-toolkit, no alternate screen, no
@@ -14247,7 +14641,6 @@ def _usage_of(msg):
 class Repl(object):
     """The interactive session: reads the composer, drives a Session, renders its events."""
 
-    TURN_END = ("task_complete", "turn_aborted", "shutdown_complete")  #: events that end a turn
     #: events that leave a streaming answer or reasoning open (they print nothing)
     STREAM_NEUTRAL = ("token_count", "exec_command_output_delta", "task_started", "agent_reasoning_raw_content_delta")
 
@@ -14578,7 +14971,7 @@ class Repl(object):
         else:
             log("debug", "repl: unhandled event %s", kind)
         # Session-level events (id "") such as a startup error do not end the running turn.
-        return kind in self.TURN_END and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
+        return kind in TURN_END_EVENTS and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
 
     def _on_session_configured(self, event, msg):
         self.session_id = msg.get("session_id") or self.session_id
@@ -15199,11 +15592,35 @@ def _hold_typeahead(fd=0):
     return restore, "".join(ch for ch in text if ch == "\n" or ch.isprintable())
 
 
+def ask_project_trust(cfg, cfg_loader, fd=0, out=None):
+    """The one-time question about an untrusted project that has a .codex/ directory: the
+    answer is kept in the user's config.toml (projects."<root>".trust_level) and never asked
+    again; on yes the config is loaded anew with the project's layer."""
+    out = out or sys.stderr
+    root = cfg.project_root
+    if (root is None or cfg.trusted_project_root is not None or not (Path(root) / ".codex").is_dir()
+            or project_trust(cfg.projects, root) is not None or not os.isatty(fd)):
+        return cfg
+    out.write("\n%s has its own codex settings in .codex/ (config, hooks, prompts).\n"
+              "Trust this project and apply them in every session here? [y/N] " % terminal_safe(str(root)))
+    out.flush()
+    try:
+        answer = os.read(fd, 1)
+    except OSError:
+        return cfg
+    trusted = answer in (b"y", b"Y")
+    out.write("%s\n" % ("yes" if trusted else "no"))
+    edit_config_table(cfg.config_path, ["projects", str(root)], ['trust_level = "%s"' % ("trusted" if trusted else "untrusted")])
+    return cfg_loader() if trusted else cfg
+
+
 def _cmd_interactive(args, cfg_loader):
     """`codex [PROMPT]`: the interactive session."""
     restore_terminal, early = _hold_typeahead() if args.prompt != "-" else ((lambda: None), "")
     try:
         cfg = cfg_loader()
+        if args.prompt != "-":
+            cfg = ask_project_trust(cfg, cfg_loader)
         prompt = args.prompt
         if prompt == "-":
             prompt = sys.stdin.read()
@@ -15223,7 +15640,7 @@ def _cmd_interactive(args, cfg_loader):
 # §19 Front end: the MCP server
 ###############################################################################
 
-# Owner: the MCP issue (#6).  `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
+# `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
 # speaks MCP over stdio: JSON-RPC 2.0, one message per line (JsonRpcConnection, §14).
 #
 #   initialize       -> protocolVersion (the client's if we speak it, else our newest),
@@ -15313,9 +15730,6 @@ _CODEX_TOOL_FIELDS = {
 }
 #: ElicitResult.action (the MCP spec's answer) -> review decision
 _ELICIT_ACTIONS = {"accept": "approved", "decline": "denied", "cancel": "abort"}
-_REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: ReviewDecision values (as §08)
-#: event types that end a turn
-_TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
 _INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
 _EOF_GRACE = 1.0  #: seconds running calls get to finish after the client closes stdin
 #: list methods of capabilities we do not have, answered with an empty list
@@ -15424,12 +15838,12 @@ def parse_elicitation_decision(result):
     if not isinstance(result, dict):
         return "denied"
     decision = result.get("decision")
-    if decision in _REVIEW_DECISIONS:
+    if decision in REVIEW_DECISIONS:
         return decision
     action = result.get("action")
     if action == "accept":
         content = result.get("content")
-        if isinstance(content, dict) and content.get("decision") in _REVIEW_DECISIONS:
+        if isinstance(content, dict) and content.get("decision") in REVIEW_DECISIONS:
             return content["decision"]
     return _ELICIT_ACTIONS.get(action, "denied")
 
@@ -15670,7 +16084,7 @@ class McpServer(object):
                 error = None  # errors before the turn (e.g. MCP startup) are not its result
             elif kind == "error":
                 error = msg.get("message")
-            elif kind in _TURN_END_EVENTS:
+            elif kind in TURN_END_EVENTS:
                 if kind == "task_complete":
                     text = msg.get("last_agent_message")
                     if text is None:
@@ -15785,11 +16199,8 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §15, or a clear error while the agent is not built."""
-    session_cls = globals().get("Session")
-    if session_cls is None:
-        _not_landed("the agent session (Session)")
-    return session_cls(cfg)
+    """Session(cfg) from §15b."""
+    return Session(cfg)
 
 
 def run_mcp_server(args, cfg_loader, session_factory=None):
@@ -15832,7 +16243,7 @@ def run_mcp_server(args, cfg_loader, session_factory=None):
 # §20 Front end: codex proto
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex proto`: stdin carries submissions, one JSON object per
+# `codex proto`: stdin carries submissions, one JSON object per
 # line ({"id": "...", "op": {"type": ...}}); stdout carries events, one per line, the first
 # being session_configured.  Bad lines are reported on stderr and skipped.  Stdin EOF stops
 # reading only; the process ends after a `shutdown` op (shutdown_complete) or Ctrl-C.
@@ -15875,9 +16286,9 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
         while True:
             event = session.next_event(timeout=0.5)
             if event is None:
-                if session._closed:
+                if session.closed:
                     return 0
-                if stdin_closed.is_set() and session._task is None:
+                if stdin_closed.is_set() and not session.busy:
                     # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
                     session.shutdown()
                 continue
@@ -16904,6 +17315,7 @@ SUBCOMMANDS = {
     "debug": ("_cmd_debug", "Run a command under the sandbox (landlock or seatbelt)"),
     "sandbox": ("_cmd_sandbox_check", "Run a command sandboxed (-- CMD), or check the sandbox here (--check)"),
     "doctor": ("_cmd_sandbox_check", "Check what the sandbox can use on this machine"),
+    "config": ("_cmd_config", "Show the effective configuration and which layer set each value"),
 }
 SUBCOMMAND_ALIASES = {"exec": ["e"], "proto": ["p"]}  #: short names upstream accepts
 #: upstream subcommands codex does not have -> what to do instead; as a first word they are
@@ -16977,6 +17389,10 @@ def _add_config_options(parser, top):
     )
     parser.add_argument(
         "--strict-config", action="store_true", help="treat unknown config keys as errors", **sup
+    )
+    parser.add_argument(
+        "--trust", action="store_true",
+        help="trust this project for this run: apply its .codex/config.toml, hooks and prompts", **sup
     )
 
 
@@ -17080,6 +17496,11 @@ def build_parser():
     p.add_argument("--with-api-key", action="store_true", help="read the API key from stdin")
 
     sub("logout")
+
+    p = sub("config")
+    _add_config_options(p, top=False)
+    p.add_argument("config_action", nargs="?", choices=("show",), default="show", help="`show` (the default)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     for name in ("mcp", "mcp-server"):
         p = sub(name)
@@ -17247,7 +17668,7 @@ def _parse_args(argv):
     for name in ("model", "profile", "sandbox_mode", "approval_policy", "cd", "images"):
         if not hasattr(args, name):
             setattr(args, name, None)
-    for name in ("oss", "full_auto", "dangerously_bypass", "skip_git_repo_check", "strict_config"):
+    for name in ("oss", "full_auto", "dangerously_bypass", "skip_git_repo_check", "strict_config", "trust"):
         if not hasattr(args, name):
             setattr(args, name, False)
     if args.dangerously_bypass and (args.full_auto or args.approval_policy):
@@ -17285,6 +17706,7 @@ def config_loader_for(args, **extra):
             profile=args.profile,
             dangerously_bypass=args.dangerously_bypass,
             oss=args.oss,
+            trust=args.trust,
         )
         fields.update(extra)
         fields.update(more)
