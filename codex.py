@@ -12498,6 +12498,7 @@ SLASH_COMMANDS = (
     ("approvals", "choose what Codex can do without approval"),
     ("resume", "resume an earlier session"),
     ("mcp", "list MCP servers, their state and tools"),
+    ("review", "review a change (uncommitted, a branch or a commit) and list findings"),
     ("quit", "exit Codex"),
 )
 SLASH_ALIASES = {"exit": "quit", "clear": "new"}  #: other spellings accepted
@@ -14668,6 +14669,8 @@ class Repl(object):
         self.turn_usage = {}
         self._keys = None
         self._stream = None  # MarkdownStream of the answer being streamed
+        self._reviewing = False  # a /review turn is running: its JSON answer is not streamed
+        self._last_answer = None  # the last agent message of the last turn (task_complete)
         self._rstream = None  # MarkdownStream of the reasoning summary being streamed
         self._reasoning_streamed = False
         self._execs = {}
@@ -14987,11 +14990,15 @@ class Repl(object):
             stream.finish()
 
     def _on_agent_message_delta(self, event, msg):
+        if self._reviewing:
+            return  # a review's answer is JSON: shown as findings when the turn ends
         if self._stream is None:
             self._stream = self.renderer.start_answer()
         self._stream.push(msg.get("delta", ""))
 
     def _on_agent_message(self, event, msg):
+        if self._reviewing:
+            return
         if self._stream is not None:
             self._close_streams()
             return
@@ -15143,6 +15150,7 @@ class Repl(object):
 
     def _on_task_complete(self, event, msg):
         if event.get("id") in (None, self._turn_id):
+            self._last_answer = msg.get("last_agent_message")
             last = msg.get("last_agent_message") or "Agent turn complete"
             self.renderer.desktop_notification("agent-turn-complete", last)
 
@@ -15537,6 +15545,86 @@ class Repl(object):
         self.ctx = self.ctx.with_overrides(model=name, effort=effort, source="/model")
         self._override(model=name, effort=effort)
         self.renderer.note("model: %s%s" % (name, " (reasoning %s)" % effort if effort else ""))
+
+    def _slash_review(self, arg):
+        """/review [--uncommitted | --base BRANCH | --commit SHA] [focus]: a read-only review turn
+        whose findings stay in the conversation, so the next prompt can ask for a fix."""
+        import shlex
+
+        try:
+            words = shlex.split(arg)
+        except ValueError:
+            words = arg.split()
+        scope, focus = {}, []
+        it = iter(words)
+        for word in it:
+            if word == "--uncommitted":
+                scope["uncommitted"] = True
+            elif word in ("--base", "--commit"):
+                scope[word[2:]] = next(it, None)
+                if not scope[word[2:]]:
+                    self.renderer.error("/review %s needs a value" % word)
+                    return
+            else:
+                focus.append(word)
+        if not scope and not focus:
+            scope = self._pick_review_scope()
+            if scope is None:
+                return
+        try:
+            request = prepare_review(self.ctx.cwd, focus=" ".join(focus) or None,
+                                     context_window=self.ctx.family.context_window, **scope)
+        except CodexError as exc:
+            self.renderer.error("/review: %s" % exc)
+            return
+        self.renderer.note(request.summary(focus=" ".join(focus) or None))
+        before = self.ctx
+        try:  # read-only and never asking, whatever the session's policy; restored afterwards
+            self.ctx = before.with_overrides(approval_policy="never", sandbox_policy={"mode": "read-only"}, source="/review")
+        except CodexError:
+            self.ctx = before.with_overrides(sandbox_policy={"mode": "read-only"}, source="/review")
+        self._override(approval_policy=self.ctx.approval_policy, sandbox_policy=self.ctx.sandbox_policy.to_wire())
+        self._reviewing, self._last_answer = True, None
+        try:
+            self.run_turn({"type": "user_input", "items": [{"type": "text", "text": request.prompt}]})
+        finally:
+            self._reviewing = False
+            self.ctx = before
+            self._override(approval_policy=before.approval_policy, sandbox_policy=before.sandbox_policy.to_wire())
+        if self._last_answer is None:
+            return  # interrupted or failed: run_turn said so
+        from rich.text import Text
+
+        review = parse_review(self._last_answer, request.scope.root)
+        self.renderer.print(Text(render_review(review, request.scope, request.left_out).rstrip("\n")))
+        if review["findings"]:
+            self.renderer.note("ask for a fix in your next message, e.g. \"fix finding 1\" (the findings are in the conversation)")
+
+    def _pick_review_scope(self):
+        """The scope picker of /review: a dict of prepare_review arguments, or None (Esc)."""
+        choice = self._pick("/review  what should be reviewed?", [
+            "uncommitted changes (staged, unstaged, untracked)", "this branch against a base branch",
+            "one commit", "the default: uncommitted changes if any, else this branch"])
+        if choice is None:
+            return None
+        if choice == 0:
+            return {"uncommitted": True}
+        if choice == 3:
+            return {}
+        try:
+            if choice == 1:
+                current = _git_line(self.ctx.cwd, "rev-parse", "--abbrev-ref", "HEAD")
+                names = [n for n in run_git(self.ctx.cwd, "for-each-ref", "--format=%(refname:short)", "refs/heads",
+                                            "refs/remotes", "--sort=-committerdate", "--count=10").decode("utf-8", "replace").split()
+                         if n != current and not n.endswith("/HEAD")][:9]
+                pick = self._pick("/review  against which branch?", names) if names else None
+                return None if pick is None else {"base": names[pick]}
+            lines = run_git(self.ctx.cwd, "log", "-9", "--format=%h %s").decode("utf-8", "replace").splitlines()
+            pick = self._pick("/review  which commit?", [terminal_safe(l) for l in lines]) if lines else None
+            return None if pick is None else {"commit": lines[pick].split()[0]}
+        except CodexError as exc:
+            self.renderer.error("/review: %s" % exc)
+            return None
 
     def _slash_approvals(self, arg):
         labels = ["%s \u2014 %s%s" % (label, desc, "  (current)" if (ap, sm) == (self.ctx.approval_policy, self.ctx.sandbox_policy.mode) else "")
