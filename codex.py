@@ -11705,8 +11705,15 @@ def _use_color(choice, stream, environ=None):
         return False
 
 
-def format_elapsed(seconds):
-    """upstream's durations: 250ms, 1.50s, 2m05s."""
+def format_elapsed(seconds, spaced=False):
+    """A duration for people: upstream's exec form 250ms, 1.50s, 2m05s; spaced (the REPL's
+    cells and status line): 1.2s, 45s, 3m 05s."""
+    if spaced:
+        if seconds < 10:
+            return "%.1fs" % seconds
+        if seconds < 60:
+            return "%ds" % seconds
+        return "%dm %02ds" % (seconds // 60, seconds % 60)
     if seconds < 1:
         return "%dms" % int(seconds * 1000)
     if seconds < 60:
@@ -13193,15 +13200,6 @@ def _seconds(duration):
     return 0.0
 
 
-def _format_elapsed(seconds):
-    """1.2s, 45s, 3m 05s."""
-    if seconds < 10:
-        return "%.1fs" % seconds
-    if seconds < 60:
-        return "%ds" % seconds
-    return "%dm %02ds" % (seconds // 60, seconds % 60)
-
-
 def _format_seconds(seconds):
     """10 s, 1.5 s, 2 min 30 s: a configured duration, as a person says it."""
     if seconds >= 60:
@@ -14326,7 +14324,7 @@ class ReplRenderer(object):
         label, started = self._status
         elapsed = time.monotonic() - started
         frame = STATUS_FRAMES[int(elapsed * 10) % len(STATUS_FRAMES)]
-        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, _format_elapsed(elapsed))
+        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, format_elapsed(elapsed, spaced=True))
         width = self._columns()
         line = line.replace("\n", " ")
         if len(line) > width - 1:
@@ -14405,7 +14403,7 @@ class ReplRenderer(object):
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
             (_display_command(command), "bold"),
-            (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
             (" \u00b7 %s" % note if note else "" if ok or exit_code is None else " \u00b7 exit %s" % exit_code, "red"),
         )
         for i, line in enumerate(_preview_lines(output)):
@@ -14436,7 +14434,7 @@ class ReplRenderer(object):
                 body = str(res)
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
-            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
         )
         for i, line in enumerate(_preview_lines(body)):
             cell.append("\n  %s %s" % (u"\u2514" if i == 0 else " ", line), style="dim")
