@@ -529,6 +529,11 @@ CONFIG_KEYS = {
     "tools": ("table", {}, None),
     "disable_paste_burst": ("bool", False, None),
     "include_plan_tool": ("bool", True, None),
+    # local models and runaway turns (docs/local-models.md)
+    "shell_login": ("bool", False, None),  # run `bash -lc` scripts and shell_command as login shells
+    "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
+    "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
+    "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
     # accepted from very early builds, ignored once per-provider settings landed
     "request_max_retries": ("int", None, None),
     "stream_max_retries": ("int", None, None),
@@ -598,7 +603,11 @@ PROVIDER_KEYS = {
     "stream_max_retries": ("int", 5),
     "stream_idle_timeout_ms": ("int", 300000),
     "requires_openai_auth": ("bool", False),
+    # local models (docs/local-models.md): None = the default for the provider's wire_api
+    "recover_tool_calls": ("bool", None),  # calls written as text become calls (Chat only; default on)
+    "shell_tool": ("str", None),  # "shell" (argv) or "shell_command" (a string; default for Chat)
 }
+SHELL_TOOLS = ("shell", "shell_command")  #: model_providers.*.shell_tool values
 
 _MAX_RETRIES_CAP = 100  #: upstream caps both retry knobs at 100
 
@@ -766,6 +775,11 @@ class Config(Record):
     project_doc_max_bytes: int
     include_plan_tool: bool
     tools: dict
+    compact_prompt: "bool | None"  # the short base prompt and tool texts (None: when the window is small)
+    shell_login: bool  # scripts run in a login shell (bash -lc)
+    # runaway turns (0: no limit)
+    max_repeated_tool_calls: int
+    max_tool_calls_per_turn: int
     experimental_use_exec_command_tool: bool
     mcp_servers: dict
     # front ends
@@ -961,6 +975,219 @@ def read_config_file(home):
     except OSError as exc:
         raise ConfigError("%s: cannot read (%s)" % (path, exc.strerror or exc))
     return parse_toml(text, str(path)), path
+
+
+# -- editing config.toml in place (`codex mcp add/remove`) ------------------------------
+#
+# tomllib only reads, so a table is edited as text: find its header lines (outside strings
+# and multi-line arrays), replace or drop their lines, and check by parsing the result that
+# exactly the intended change was made.  Comments, order and formatting elsewhere stay.
+
+_TOML_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_key(part):
+    """One key segment: bare when it can be, else a quoted basic string."""
+    return part if _TOML_BARE_KEY_RE.match(part) else toml_value(part)
+
+
+def toml_value(value):
+    """A TOML literal for a str, bool, int, float, list or dict (inline table)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):  # JSON's escapes are TOML's; DEL must be escaped too
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join("%s = %s" % (toml_key(str(k)), toml_value(v)) for k, v in value.items()) + " }"
+    raise TypeError("cannot write %r as TOML" % (value,))
+
+
+def _toml_header_lines(text):
+    """[(line index, [key parts])] of every table header ([a.b] and [[a.b]]) in TOML text.
+
+    A small scanner keeps track of strings (all four kinds), comments and brackets, so a `[`
+    inside a multi-line string or array is not taken for a header.
+    """
+    headers = []
+    in_ml = None  # the closing quotes while inside a multi-line string
+    depth = 0  # open [ / { of values spanning lines
+    for index, line in enumerate(text.split("\n")):
+        i, n = 0, len(line)
+        if in_ml is None and depth == 0 and line.lstrip().startswith("["):
+            parts = _toml_parse_header(line.strip())
+            if parts is not None:
+                headers.append((index, parts))
+                continue
+        while i < n:
+            if in_ml is not None:
+                end = line.find(in_ml, i)
+                if end < 0:
+                    break
+                i = end + 3
+                while i < n and line[i] == in_ml[0]:  # up to two more quotes end the string
+                    i += 1
+                in_ml = None
+                continue
+            c = line[i]
+            if c == "#":
+                break
+            if line.startswith('"' * 3, i) or line.startswith("'" * 3, i):
+                in_ml = line[i:i + 3]
+                i += 3
+                continue
+            if c == '"':
+                i += 1
+                while i < n and line[i] != '"':
+                    i += 2 if line[i] == "\\" else 1
+                i += 1
+                continue
+            if c == "'":
+                end = line.find("'", i + 1)
+                i = n if end < 0 else end + 1
+                continue
+            if c in "[{":
+                depth += 1
+            elif c in "]}":
+                depth = max(0, depth - 1)
+            i += 1
+    return headers
+
+
+def _toml_parse_header(stripped):
+    """Key parts of a header line such as `[a."b c".d]  # note`, or None if it is not one."""
+    double = stripped.startswith("[[")
+    i = 2 if double else 1
+    parts, n = [], len(stripped)
+    while True:
+        while i < n and stripped[i] in " \t":
+            i += 1
+        if i >= n:
+            return None
+        c = stripped[i]
+        if c == '"':
+            j = i + 1
+            while j < n and stripped[j] != '"':
+                j += 2 if stripped[j] == "\\" else 1
+            try:
+                parts.append(json.loads(stripped[i:j + 1]))
+            except ValueError:
+                return None
+            i = j + 1
+        elif c == "'":
+            j = stripped.find("'", i + 1)
+            if j < 0:
+                return None
+            parts.append(stripped[i + 1:j])
+            i = j + 1
+        else:
+            m = re.match(r"[A-Za-z0-9_-]+", stripped[i:])
+            if not m:
+                return None
+            parts.append(m.group(0))
+            i += m.end()
+        while i < n and stripped[i] in " \t":
+            i += 1
+        if i < n and stripped[i] == ".":
+            i += 1
+            continue
+        close = "]]" if double else "]"
+        if not stripped.startswith(close, i):
+            return None
+        rest = stripped[i + len(close):].strip()
+        return parts if not rest or rest.startswith("#") else None
+
+
+def edit_config_table(path, key_parts, body_lines):
+    """Replace (or, with body_lines None, remove) the table `key_parts` in a TOML file, in place.
+
+    The table's header line and its lines up to the next header go, along with its
+    sub-tables and the comment lines directly above its header; `body_lines` (key = value
+    lines) are written where it was, or appended at the end.  Everything else stays as it
+    was.  The result is parsed to check that it holds exactly the intended change, then
+    written atomically with mode 0600 (through a symlink, to its target).  Returns True if
+    the table was there before.  Raises ConfigError for a file that does not parse, or
+    that defines the table in a form this cannot rewrite (inline or dotted keys).
+    """
+    path = Path(os.path.realpath(str(path)))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("%s: cannot read (%s)" % (path, getattr(exc, "strerror", None) or exc))
+    try:
+        before = parse_toml(text, str(path))
+    except ConfigError as exc:
+        raise ConfigError("%s; not editing a file that does not parse: fix it first" % exc)
+    node = before
+    for part in key_parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    existed = isinstance(node, dict) and key_parts[-1] in node
+    if not existed and body_lines is None:
+        return False  # nothing to remove: the file is not touched
+    lines = text.split("\n")
+    headers = _toml_header_lines(text)
+    drop = set()
+    insert_at = None
+    for pos, (index, parts) in enumerate(headers):
+        if parts[:len(key_parts)] != list(key_parts):
+            continue
+        end = headers[pos + 1][0] if pos + 1 < len(headers) else len(lines)
+        while end > index + 1 and lines[end - 1].lstrip().startswith("#"):
+            end -= 1  # comments right above the next header belong to it
+        begin = index
+        while begin > 0 and lines[begin - 1].lstrip().startswith("#") and (begin - 1) not in drop:
+            begin -= 1  # ... and those right above ours, to ours
+        drop.update(range(begin, end))
+        if insert_at is None:
+            insert_at = begin
+    table = ["[%s]" % ".".join(toml_key(p) for p in key_parts)] + list(body_lines or [])
+    new_lines = []
+    for index, line in enumerate(lines):
+        if index == insert_at and body_lines is not None:
+            new_lines.extend(table + [""])
+        if index not in drop:
+            new_lines.append(line)
+    if body_lines is not None and insert_at is None:
+        while new_lines and not new_lines[-1].strip():
+            new_lines.pop()
+        if new_lines:
+            new_lines.append("")
+        new_lines.extend(table)
+    new_text = "\n".join(new_lines).rstrip("\n")
+    new_text = new_text + "\n" if new_text.strip() else ""
+    expected = json.loads(json.dumps(before, default=str))
+    node = expected
+    for part in key_parts[:-1]:
+        node = node.setdefault(part, {})
+    node.pop(key_parts[-1], None)
+    if body_lines is not None:
+        node[key_parts[-1]] = json.loads(json.dumps(parse_toml("\n".join(body_lines), "the new table"), default=str))
+    try:
+        after = json.loads(json.dumps(parse_toml(new_text, str(path)), default=str))
+    except ConfigError:
+        after = None
+
+    def prune(tree):  # an emptied parent table ([mcp_servers]) may stay or go
+        for depth in range(len(key_parts) - 1, 0, -1):
+            node = tree
+            for part in key_parts[:depth - 1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and node.get(key_parts[depth - 1]) == {}:
+                del node[key_parts[depth - 1]]
+        return tree
+
+    if after is None or prune(after) != prune(expected):
+        raise ConfigError("%s: `%s` is written in a form codex cannot rewrite in place (an inline table or dotted "
+                          "keys); edit it by hand" % (path, ".".join(key_parts)))
+    write_private_file(path, new_text)
+    return existed
 
 
 def _check_utf8(place, key, value):
@@ -1185,6 +1412,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         raise ConfigError("%s: `notify` must be an array of strings (a command and its arguments)" % where)
     if values["project_doc_max_bytes"] < 0:
         raise ConfigError("%s: `project_doc_max_bytes` must not be negative" % where)
+    for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
+        if values[key] < 0:
+            raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
 
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
@@ -1212,6 +1442,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             checked[key] = value
         if "wire_api" in checked:
             _check_enum(place_of("model_providers", pid, "wire_api"), "model_providers.%s.wire_api" % pid, checked["wire_api"], WIRE_APIS)
+        if checked.get("shell_tool") is not None:
+            _check_enum(place_of("model_providers", pid, "shell_tool"), "model_providers.%s.shell_tool" % pid,
+                        checked["shell_tool"], SHELL_TOOLS)
         for header, value in (checked.get("http_headers") or {}).items():
             if not (_is_ascii(header) and _is_ascii(value)):
                 raise ConfigError("%s: `model_providers.%s.http_headers.%s`: HTTP headers carry ASCII only; fix the name or value"
@@ -2136,9 +2369,9 @@ MODEL_FAMILIES = (
     ("codex-", True, 272000, ()),
     ("gpt-5", True, 272000, ()),
     ("gpt-4.1", False, 1047576, ("patch_instructions",)),
-    ("gpt-oss", False, 96000, ("apply_patch_tool",)),
+    ("gpt-oss", False, 96000, ("apply_patch_tool", "no_images")),
     ("gpt-4o", False, 128000, ()),
-    ("gpt-3.5", False, 16385, ()),
+    ("gpt-3.5", False, 16385, ("no_images",)),
 )
 
 OUTPUT_SCHEMA_NAME = "codex_output_schema"  #: the json_schema `name` of --output-schema (as upstream)
@@ -2158,12 +2391,14 @@ HISTORY_ITEM_TYPES = ("message", "reasoning", "function_call", "function_call_ou
 class ModelFamily(object):
     """What codex needs to know about a model slug."""
 
-    def __init__(self, slug, reasoning, context_window, quirks):
+    def __init__(self, slug, reasoning, context_window, quirks, known=True):
         self.slug = slug
         self.supports_reasoning = reasoning
         self.context_window = context_window
         self.needs_patch_instructions = "patch_instructions" in quirks
         self.wants_apply_patch_tool = "apply_patch_tool" in quirks
+        #: images in tool results are sent on Chat only to models known to take them
+        self.accepts_images = known and "no_images" not in quirks
 
 
 def model_family(slug, cfg=None):
@@ -2174,13 +2409,153 @@ def model_family(slug, cfg=None):
             found = ModelFamily(slug, reasoning, window, quirks)
             break
     if found is None:
-        found = ModelFamily(slug, False, None, ())
+        found = ModelFamily(slug, False, None, (), known=False)
     if cfg is not None:
         if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
+        provider = getattr(cfg, "provider", None)
+        served = _SERVED_WINDOWS.get((getattr(provider, "base_url", None), slug))
+        if served:
+            found.context_window = served
         if cfg.model_context_window:
             found.context_window = cfg.model_context_window
     return found
+
+
+#: (base_url, model) -> the context window its server reported (discover_context_window)
+_SERVED_WINDOWS = {}
+CONTEXT_PROBE_TIMEOUT_S = 2.0  #: per request when asking a Chat server for its window
+
+
+def discover_context_window(provider, model, environ=None, timeout=CONTEXT_PROBE_TIMEOUT_S):
+    """The context window the provider's server reports for `model` (tokens), or None.
+
+    Asks, in order: llama.cpp's /props (the per-slot n_ctx), GET {base_url}/models (vLLM's
+    max_model_len, llama.cpp's meta.n_ctx, LM Studio's loaded_context_length, OpenRouter's
+    context_length), Ollama's /api/show (num_ctx when the model sets it, else Ollama's default
+    of 4096).  The answer is remembered per (base_url, model) and model_family() uses it, so
+    ModelFamily.context_window (task_started, token_count, compaction) is the served window.
+    """
+    key = (provider.base_url, model)
+    if key in _SERVED_WINDOWS:
+        return _SERVED_WINDOWS[key]
+    base = (provider.base_url or "").rstrip("/")
+    if not base:
+        return None
+    root = base[:-3] if base.endswith("/v1") else base
+    try:
+        headers = provider.headers(None, environ)
+    except CodexError:
+        headers = {}
+    found = None
+    client = None
+    try:
+        client = model_http_client(timeout, environ)
+
+        def get_json(method, url, body=None):
+            h = dict(headers, Accept="application/json")
+            if body is not None:
+                h["Content-Type"] = "application/json"
+            try:
+                resp = client.send(client.build_request(method, url, h, json.dumps(body).encode("utf-8") if body is not None else b""))
+                try:
+                    data = resp.read() if resp.status_code == 200 else None
+                finally:
+                    resp.close()
+                return json.loads(data.decode("utf-8", "replace")) if data else None
+            except Exception as exc:  # a probe never fails the session (refused, timeout, not JSON)
+                log("debug", "context window probe %s: %s", url, exc)
+                return None
+
+        props = get_json("GET", root + "/props")
+        if isinstance(props, dict):
+            settings = props.get("default_generation_settings") or {}
+            found = _positive_int(settings.get("n_ctx") if isinstance(settings, dict) else None) or _positive_int(props.get("n_ctx"))
+        if found is None:
+            listing = get_json("GET", base + "/models")
+            entries = listing.get("data") if isinstance(listing, dict) else None
+            if isinstance(entries, list):
+                entries = [e for e in entries if isinstance(e, dict)]
+                chosen = [e for e in entries if e.get("id") == model] or (entries if len(entries) == 1 else [])
+                for entry in chosen[:1]:
+                    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+                    for value in (entry.get("max_model_len"), meta.get("n_ctx"), entry.get("loaded_context_length"),
+                                  entry.get("context_length"), entry.get("max_context_length")):
+                        found = found or _positive_int(value)
+        if found is None and (provider.id in ("ollama", "oss") or ":11434" in root):
+            show = get_json("POST", root + "/api/show", {"model": model})
+            if isinstance(show, dict):
+                m = re.search(r"(?m)^num_ctx\s+(\d+)", str(show.get("parameters") or ""))
+                if m:
+                    found = int(m.group(1))
+                else:
+                    trained = [_positive_int(v) for k, v in (show.get("model_info") or {}).items()
+                               if str(k).endswith(".context_length")]
+                    trained = [t for t in trained if t]
+                    found = min([OLLAMA_DEFAULT_NUM_CTX] + trained) if show.get("model_info") is not None else None
+    except Exception as exc:  # a probe never fails the session (no httpx, a bad CA bundle, ...)
+        log("debug", "context window probe: %s", exc)
+    finally:
+        if client is not None:
+            client.close()
+    _SERVED_WINDOWS[key] = found
+    return found
+
+
+OLLAMA_DEFAULT_NUM_CTX = 4096  #: Ollama's window for a model whose Modelfile sets no num_ctx
+
+#: where `--oss` looks for a local server, in order: (port, what usually listens there)
+OSS_PORTS = ((11434, "Ollama"), (8080, "llama.cpp"), (1234, "LM Studio"), (8000, "vLLM"))
+OSS_PROBE_TIMEOUT_S = 1.0
+
+
+def find_local_server(host="127.0.0.1", ports=OSS_PORTS, timeout=OSS_PROBE_TIMEOUT_S):
+    """(base_url, [model ids]) of the first OpenAI-compatible server answering GET /v1/models on
+    one of `ports`; raises ConfigError naming every address tried when none answers."""
+    import http.client  # startup budget: only --oss without a configured address probes
+
+    tried = []
+    for port, what in ports:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("GET", "/v1/models", headers={"Accept": "application/json"})
+            resp = conn.getresponse()
+            body = resp.read(1 << 20)
+            if resp.status == 200:
+                try:
+                    listing = json.loads(body.decode("utf-8", "replace"))
+                except ValueError:
+                    listing = None
+                if isinstance(listing, dict) and isinstance(listing.get("data"), list):
+                    ids = [m.get("id") for m in listing["data"] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+                    return "http://%s:%d/v1" % ("localhost" if host == "127.0.0.1" else host, port), ids
+            tried.append("%d (%s: HTTP %d, not an OpenAI-compatible /v1/models)" % (port, what, resp.status))
+        except (OSError, http.client.HTTPException) as exc:
+            reason = "nothing listening" if isinstance(exc, ConnectionRefusedError) else (
+                "no answer in %.0fs" % timeout if isinstance(exc, OSError) and "timed out" in str(exc) else str(exc) or type(exc).__name__)
+            tried.append("%d (%s: %s)" % (port, what, reason))
+        finally:
+            conn.close()
+    raise ConfigError("--oss: no local model server found on %s; tried ports %s. Start one (see README "
+                      "\"Air-gapped with a local model\") or set CODEX_OSS_BASE_URL (e.g. http://host:8080/v1)"
+                      % (host, ", ".join(tried)))
+
+
+def oss_environment(environ, model=None):
+    """For `--oss`: the environment with CODEX_OSS_BASE_URL set to the local server found (unless
+    CODEX_OSS_BASE_URL or CODEX_OSS_PORT is set), and the model to use when none was named (the
+    server's only or first model unless it serves DEFAULT_OSS_MODEL), as (environ, model)."""
+    if environ.get("CODEX_OSS_BASE_URL", "").strip() or environ.get("CODEX_OSS_PORT", "").strip():
+        return environ, model
+    base, ids = find_local_server()
+    environ = dict(environ, CODEX_OSS_BASE_URL=base)
+    if model is None and ids and DEFAULT_OSS_MODEL not in ids:
+        model = ids[0]
+    return environ, model
+
+
+def _positive_int(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 class Prompt(object):
@@ -2488,11 +2863,17 @@ class ChatClient(ModelClient):
     #: ask for the final usage chunk; turned off for the session when a server rejects it
     include_usage = True
 
+    def recovers_tool_calls(self):
+        """Whether calls written as text are recovered (provider `recover_tool_calls`, default on)."""
+        setting = getattr(self.provider, "recover_tool_calls", None)
+        return True if setting is None else bool(setting)
+
     def body(self, prompt):
         """The Chat Completions request body."""
         body = {
             "model": self.cfg.model,
-            "messages": history_to_chat_messages(prompt.instructions, prompt.input),
+            "messages": history_to_chat_messages(prompt.instructions, prompt.input,
+                                                 tool_images=model_family(self.cfg.model, self.cfg).accepts_images),
             "stream": True,
         }
         if self.include_usage:
@@ -2509,6 +2890,9 @@ class ChatClient(ModelClient):
 
     def stream(self, prompt, cancel=None, on_retry=None, on_response=None):
         """Stream as ModelClient does; a 400 about stream_options retries once without it."""
+        # the tools of this request, for recovering calls the model writes as text
+        self._offered = {t["name"]: t.get("parameters") for t in prompt.tools or ()
+                         if t.get("type") == "function" and t.get("name")}
         try:
             return ModelClient.stream(self, prompt, cancel=cancel, on_retry=on_retry, on_response=on_response)
         except ProviderError as exc:
@@ -2528,12 +2912,19 @@ class ChatClient(ModelClient):
         last_index = [None]
         usage = None
         finished = False
+        finish_reason = [None]
 
         def flush():
             if reasoning:
                 yield ("item", {"type": "reasoning", "summary": [], "encrypted_content": None,
                                 "content": [{"type": "reasoning_text", "text": "".join(reasoning)}]})
                 del reasoning[:]
+            recovered = None
+            if (text and self.recovers_tool_calls() and finish_reason[0] != "length"
+                    and not any(calls[i]["name"] for i in order)):
+                recovered = recover_tool_calls("".join(text), getattr(self, "_offered", None))
+                if recovered is not None:
+                    text[:] = [recovered[1].strip()] if recovered[1].strip() else []
             if text:
                 yield ("item", {"type": "message", "role": "assistant",
                                 "content": [{"type": "output_text", "text": "".join(text)}]})
@@ -2547,6 +2938,13 @@ class ChatClient(ModelClient):
                                 "call_id": call["id"] or "tool-call-%s" % index})
             calls.clear()
             del order[:]
+            if recovered is not None:
+                import uuid
+
+                for name, arguments in recovered[2]:
+                    call_id = "call_recovered_" + uuid.uuid4().hex[:20]
+                    yield ("tool_call_recovered", {"call_id": call_id, "name": name, "format": recovered[0]})
+                    yield ("item", {"type": "function_call", "name": name, "arguments": arguments, "call_id": call_id})
 
         for ev in sse:
             data = ev.data.strip()
@@ -2594,6 +2992,7 @@ class ChatClient(ModelClient):
                         call["arguments"].append(fn["arguments"])
                 if choice.get("finish_reason"):
                     finished = True
+                    finish_reason[0] = choice["finish_reason"]
                     if choice["finish_reason"] == "length" and not order:
                         log("warn", "chat completion stopped at the length limit")
         for event in flush():
@@ -2603,10 +3002,252 @@ class ChatClient(ModelClient):
         yield ("completed", {"id": "", "usage": usage})
 
 
-def history_to_chat_messages(instructions, items):
-    """Convert Responses input items into Chat Completions `messages` (system first)."""
+# -- tool calls written as text (Chat providers) --
+#
+# Small open models often write a tool call into the message text instead of the API's
+# `tool_calls` (their chat template asks for tags the server does not parse).  ChatClient
+# turns such text back into calls when the provider's `recover_tool_calls` is on (the default
+# for Chat providers).  A call is recovered only when ALL of this holds, so that text which
+# merely quotes or discusses such a block stays text:
+#   - the call block(s) end the message (only whitespace after them, and between them);
+#   - each block holds exactly one JSON value: {"name": N, "arguments": {...}} (or
+#     "parameters"; or OpenAI's {"type": "function", "function": {...}}) or a list of those;
+#   - N is a tool offered in this request and the arguments validate against its schema;
+#   - no other block of the message looks like a call, and the prose before the blocks does
+#     not introduce them as an example ("for example:", "like this:", ...).
+# Formats (RECOVERY_FORMATS): a fenced block (```json, ``` or ```tool_call), Hermes/Qwen
+# <tool_call>...</tool_call> tags, Llama's <function=NAME>{...}</function> and
+# <|python_tag|>, Mistral's [TOOL_CALLS], and a message that is nothing but the JSON.
+
+RECOVERY_FORMATS = ("fenced_json", "tool_call_tags", "function_tags", "python_tag", "mistral_tool_calls", "bare_json")
+_FENCE_LANGS = ("", "json", "tool_call", "tool_calls", "tool_code", "function_call")
+_EXAMPLE_CUES = re.compile(
+    r"(?i)(for example|for instance|e\.g\.|such as|like this|like so|looks like|would look|would be|format is|"
+    r"formatted as|syntax is|as follows|example)\W*$")
+_TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+_FUNCTION_TAG_RE = re.compile(r"<function=([A-Za-z0-9_.:-]+)>\s*(.*?)\s*(?:</function>|$)", re.S)
+
+
+def _fence_segments(text):
+    """Split markdown text into ("text", str) and ("fence", lang, body) segments (line based)."""
+    segments, buf, lines = [], [], text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = re.match(r"^ {0,3}(`{3,}|~{3,})[ \t]*([A-Za-z0-9_+-]*)[ \t]*(.*)$", line)
+        if not m:
+            buf.append(line)
+            i += 1
+            continue
+        fence, lang, rest = m.group(1), m.group(2).lower(), m.group(3)
+        one_line = re.match(r"^(.*?)" + re.escape(fence[0]) + "{%d,}[ \t]*$" % len(fence), rest)
+        if buf:
+            segments.append(("text", "\n".join(buf)))
+            buf = []
+        if rest and one_line:  # ```json {"name": ...} ```
+            segments.append(("fence", lang, one_line.group(1)))
+            i += 1
+            continue
+        body = [rest] if rest else []
+        i += 1
+        while i < len(lines) and not re.match(r"^ {0,3}" + re.escape(fence[0]) + "{%d,}[ \t]*$" % len(fence), lines[i]):
+            body.append(lines[i])
+            i += 1
+        i += 1  # the closing fence (or past the end: an unclosed last block)
+        segments.append(("fence", lang, "\n".join(body)))
+    if buf:
+        segments.append(("text", "\n".join(buf)))
+    return segments
+
+
+def _json_value(text):
+    """The one JSON value `text` holds (surrounding whitespace allowed), or None."""
+    text = text.strip()
+    if not text or text[0] not in "{[":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _looks_like_call(value):
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and all(isinstance(v, dict) and ("name" in v or "function" in v) for v in items)
+
+
+def _split_trailing(segments):
+    """(prose, [fence bodies]) when the message ends with one or more fenced blocks, else None."""
+    tail = []
+    k = len(segments)
+    while k > 0:
+        seg = segments[k - 1]
+        if seg[0] == "text" and not seg[1].strip():
+            k -= 1
+            continue
+        if seg[0] == "fence" and seg[1] in _FENCE_LANGS and _json_value(seg[2]) is not None:
+            tail.insert(0, seg[2])
+            k -= 1
+            continue
+        break
+    if not tail:
+        return None
+    for seg in segments[:k]:  # another call-like block earlier: a message about calls, not a call
+        if seg[0] == "fence" and _looks_like_call(_json_value(seg[2])):
+            return None
+    prose = "".join(seg[1] if seg[0] == "text" else "\n```%s\n%s\n```\n" % (seg[1], seg[2]) for seg in segments[:k])
+    return prose, tail
+
+
+def _find_text_calls(text):
+    """(format, prose, [JSON values]) for the first format the text is written in, or None."""
+    stripped = text.strip()
+    if "<tool_call>" in text:
+        matches = list(_TAG_RE.finditer(text))
+        if matches and not text[matches[-1].end():].strip() and all(
+                not text[a.end():b.start()].strip() for a, b in zip(matches, matches[1:])):
+            bodies = []
+            for m in matches:
+                body = m.group(1)
+                fenced = _split_trailing(_fence_segments(body)) if body.lstrip().startswith(("```", "~~~")) else None
+                bodies.append(fenced[1][0] if fenced and len(fenced[1]) == 1 and not fenced[0].strip() else body)
+            return "tool_call_tags", text[:matches[0].start()], [_json_value(b) for b in bodies]
+        return None
+    if "<function=" in text:
+        matches = list(_FUNCTION_TAG_RE.finditer(text))
+        if matches and not text[matches[-1].end():].strip() and all(
+                not text[a.end():b.start()].strip() for a, b in zip(matches, matches[1:])):
+            values = []
+            for m in matches:
+                args = _json_value(m.group(2))
+                values.append({"name": m.group(1), "arguments": args} if isinstance(args, dict) else None)
+            return "function_tags", text[:matches[0].start()], values
+        return None
+    for marker, fmt in (("<|python_tag|>", "python_tag"), ("[TOOL_CALLS]", "mistral_tool_calls")):
+        if marker in text:
+            prose, _, rest = text.partition(marker)
+            return fmt, prose, [_json_value(rest)]
+    value = _json_value(stripped)
+    if value is not None:
+        return "bare_json", "", [value]
+    if "```" in text or "~~~" in text:
+        found = _split_trailing(_fence_segments(text))
+        if found is not None:
+            return "fenced_json", found[0], [_json_value(b) for b in found[1]]
+    return None
+
+
+def _schema_error(value, schema, where="arguments"):
+    """Why `value` does not fit the JSON schema (the subset tools use), or None."""
+    if not isinstance(schema, dict):
+        return None
+    kind = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+    if isinstance(kind, list):
+        kinds = kind
+    else:
+        kinds = [kind] if kind else []
+    if kinds:
+        ok = False
+        for k in kinds:
+            if k in ("number", "integer"):
+                ok = ok or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                            and (k == "number" or float(value).is_integer()))
+            elif k in types:
+                ok = ok or isinstance(value, types[k])
+            else:
+                ok = True
+        if not ok:
+            return "%s must be of type %s" % (where, "/".join(kinds))
+    if "enum" in schema and value not in schema["enum"]:
+        return "%s must be one of %s" % (where, schema["enum"])
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for name in schema.get("required") or ():
+            if name not in value:
+                return "%s lacks the required field `%s`" % (where, name)
+        for name, item in value.items():
+            if name in props:
+                err = _schema_error(item, props[name], "%s.%s" % (where, name))
+                if err:
+                    return err
+            elif schema.get("additionalProperties") is False:
+                return "%s has an unknown field `%s`" % (where, name)
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            err = _schema_error(item, schema["items"], "%s[%d]" % (where, i))
+            if err:
+                return err
+    return None
+
+
+def _call_from_value(value, tools):
+    """[(name, arguments JSON)] for a call object (or list of them) naming offered tools, or None."""
+    items = value if isinstance(value, list) else [value]
+    calls = []
+    for obj in items:
+        if not isinstance(obj, dict):
+            return None
+        if set(obj) <= {"type", "function", "id"} and isinstance(obj.get("function"), dict):
+            obj = obj["function"]
+        keys = set(obj) - {"id", "type"}
+        if "name" not in keys or not keys <= {"name", "arguments", "parameters"} or len(keys) > 2:
+            return None
+        name = obj.get("name")
+        args = obj.get("arguments", obj.get("parameters", {}))
+        if isinstance(args, str):
+            args = _json_value(args) if args.strip() else {}
+        if not isinstance(name, str) or name not in tools or not isinstance(args, dict):
+            return None
+        if _schema_error(args, tools[name]) is not None:
+            return None
+        calls.append((name, json.dumps(args, ensure_ascii=False)))
+    return calls or None
+
+
+def recover_tool_calls(text, tools):
+    """Tool calls a model wrote as text: (format, prose before them, [(name, arguments JSON)]),
+    or None when the text is not (only) such calls.  `tools`: offered name -> JSON schema."""
+    if not tools or not text or not text.strip():
+        return None
+    found = _find_text_calls(text)
+    if found is None:
+        return None
+    fmt, prose, values = found
+    if prose.strip() and _EXAMPLE_CUES.search(prose.strip()):
+        return None
+    calls = []
+    for value in values:
+        got = _call_from_value(value, tools) if value is not None else None
+        if got is None:
+            return None
+        calls.extend(got)
+    return fmt, prose, calls
+
+
+def output_text(output):
+    """The text of a function_call_output `output`: the string, or its input_text parts joined."""
+    if isinstance(output, list):
+        return "\n".join(p.get("text") or "" for p in output if isinstance(p, dict) and p.get("type") == "input_text")
+    if isinstance(output, dict):
+        return str(output.get("content", ""))
+    return output or ""
+
+
+def history_to_chat_messages(instructions, items, tool_images=True):
+    """Convert Responses input items into Chat Completions `messages` (system first).
+
+    A tool output with images (an MCP result, §14) becomes a `tool` message with its text,
+    and, when `tool_images` (the model takes images), a user message right after the tool
+    results carrying the images: Chat has no images in tool messages.  Otherwise the model
+    reads the images' one-line labels.
+    """
     messages = [{"role": "system", "content": instructions}]
+    pending_images = []
     for item in items:
+        if pending_images and item.get("type") not in ("function_call_output", "custom_tool_call_output"):
+            messages.append({"role": "user", "content": pending_images})
+            pending_images = []
         kind = item.get("type")
         if kind == "message":
             texts = []
@@ -2645,9 +3286,16 @@ def history_to_chat_messages(instructions, items):
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind in ("function_call_output", "custom_tool_call_output"):
             out = item.get("output")
-            if isinstance(out, dict):
-                out = out.get("content", "")
-            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": out or ""})
+            images = [p.get("image_url") for p in out if isinstance(p, dict) and p.get("type") == "input_image"
+                      and p.get("image_url")] if isinstance(out, list) else []
+            text = output_text(out)
+            if images and tool_images:
+                pending_images.append({"type": "text", "text": "The image%s returned by tool call %s:" % (
+                    "s" if len(images) > 1 else "", item.get("call_id"))})
+                pending_images.extend({"type": "image_url", "image_url": {"url": u}} for u in images)
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": text})
+    if pending_images:
+        messages.append({"role": "user", "content": pending_images})
     _reorder_tool_results(messages)
     return messages
 
@@ -2737,7 +3385,7 @@ EVENT_TYPES = (
     "exec_approval_request", "apply_patch_approval_request", "background_event", "stream_error",
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
-    "shutdown_complete", "context_compacted",
+    "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
@@ -2894,7 +3542,84 @@ removed lines with `-`, added lines with `+`. Add `*** End of File` after a chun
 the end of the file. New files need `+` on every line."""
 
 
-def shell_tool(ctx):
+SHELL_COMMAND_TOOL_DESCRIPTION = (
+    "Runs a shell script given as one string (bash: pipes, redirections, `&&` and here-documents "
+    "work) and returns its output.")
+SHELL_COMMAND_COMPACT_DESCRIPTION = "Run a bash script (one string); returns its output."
+SHELL_COMPACT_DESCRIPTION = "Run a command (argv array; use [\"bash\", \"-c\", script] for shell syntax); returns its output."
+#: shell operators that, as whole argv elements, show the model meant a script (see shell_argv_script)
+SHELL_OPERATOR_WORDS = frozenset(("|", "||", "&&", ";", ">", ">>", "<", "<<", "2>", "2>>", "&>", "2>&1", ">&2", "|&", "&"))
+
+
+def shell_tool_kind(cfg):
+    """Which shell tool the model gets: the provider's `shell_tool`, else `shell_command` for
+    Chat providers (small open models write scripts, not argv arrays) and `shell` otherwise."""
+    provider = getattr(cfg, "provider", None)
+    setting = getattr(provider, "shell_tool", None)
+    if setting:
+        return setting
+    return "shell_command" if getattr(provider, "wire_api", None) == "chat" else "shell"
+
+
+def compact_prompt_wanted(cfg, family):
+    """Whether to send the compact base prompt and tool texts: `compact_prompt`, else when the
+    model's context window is known and at most COMPACT_PROMPT_MAX_WINDOW tokens."""
+    setting = getattr(cfg, "compact_prompt", None)
+    if setting is not None:
+        return bool(setting)
+    window = getattr(family, "context_window", None)
+    return bool(window) and window <= COMPACT_PROMPT_MAX_WINDOW
+
+
+COMPACT_PROMPT_MAX_WINDOW = 32768  #: windows up to this many tokens get the compact prompt by default
+
+
+def _escalation_props(cfg, props):
+    """Add the escalation fields (on-request in workspace-write) and return the sandbox notes."""
+    notes = ""
+    if cfg.approval_policy == "on-request":
+        if cfg.sandbox_mode == "workspace-write":
+            props["with_escalated_permissions"] = {
+                "type": "boolean",
+                "description": "Whether to request escalated permissions (run outside the sandbox)",
+            }
+            props["justification"] = {
+                "type": "string",
+                "description": "Only with with_escalated_permissions: one sentence telling the user why",
+            }
+        notes = _SANDBOX_TOOL_NOTES.get(cfg.sandbox_mode, "")
+        if cfg.sandbox_mode == "workspace-write":
+            notes += " Network access is %s." % ("enabled" if cfg.network_access else "restricted")
+    return notes
+
+
+def shell_command_tool(cfg, compact=False):
+    """The `shell_command` function tool: the command is one string run by the user's shell."""
+    props = {
+        "command": {"type": "string", "description": "The script to run, e.g. \"ls -la | head\""},
+        "workdir": {"type": "string", "description": "The working directory (default: the session's)"},
+        "timeout_ms": {"type": "number", "description": "Timeout in milliseconds (default 10000)"},
+    }
+    if compact:
+        for prop in props.values():
+            prop.pop("description", None)
+        props["command"]["description"] = "bash script"
+        description = SHELL_COMMAND_COMPACT_DESCRIPTION
+    else:
+        description = SHELL_COMMAND_TOOL_DESCRIPTION
+    notes = _escalation_props(cfg, props)
+    if not compact:
+        description += notes
+    return {
+        "type": "function",
+        "name": "shell_command",
+        "description": description,
+        "strict": False,
+        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
+    }
+
+
+def shell_tool(ctx, compact=False):
     """The `shell` function tool for a TurnContext (or a Config): richer descriptions and the
     escalation fields under on-request, describing the effective sandbox policy."""
     policy = ctx.sandbox_policy
@@ -2904,6 +3629,11 @@ def shell_tool(ctx):
         "timeout": {"type": "number"},
     }
     description = SHELL_TOOL_DESCRIPTION
+    if compact:
+        _escalation_props(ctx, props)
+        return {"type": "function", "name": "shell", "description": SHELL_COMPACT_DESCRIPTION, "strict": False,
+                "parameters": {"type": "object", "properties": props, "required": ["command"],
+                               "additionalProperties": False}}
     if ctx.approval_policy == "on-request":
         props["command"]["description"] = "The command to execute as an argv array, e.g. [\"bash\", \"-lc\", \"ls\"]"
         props["workdir"]["description"] = "The working directory to execute the command in"
@@ -2992,11 +3722,14 @@ def apply_patch_tool():
 
 
 def build_tools(ctx, mcp_tools=None):
-    """The tool list for a request under TurnContext `ctx`: shell, update_plan, apply_patch (if
-    wanted), MCP tools."""
+    """The tool list for a request under TurnContext `ctx`: shell or shell_command, update_plan,
+    apply_patch (if wanted), MCP tools.  Compact (small windows): short texts, and no
+    update_plan unless the config asks for it explicitly."""
     cfg = ctx.config
-    tools = [shell_tool(ctx)]
-    if cfg.include_plan_tool:
+    compact = compact_prompt_wanted(cfg, ctx.family)
+    tools = [shell_command_tool(ctx, compact) if shell_tool_kind(cfg) == "shell_command" else shell_tool(ctx, compact)]
+    plan_asked = (cfg.sources or {}).get("include_plan_tool", "default") != "default"
+    if cfg.include_plan_tool and (not compact or plan_asked):
         tools.append(update_plan_tool())
     extra = cfg.tools or {}
     if ctx.family.wants_apply_patch_tool or extra.get("apply_patch"):
@@ -3040,6 +3773,70 @@ def parse_shell_arguments(arguments):
         "escalated": bool(args.get("with_escalated_permissions")),
         "justification": args.get("justification"),
     }
+
+
+def parse_shell_command_arguments(arguments, cfg, environ=None):
+    """Parse `shell_command` arguments into the same dict as parse_shell_arguments (the script
+    becomes [shell, "-c", script], or "-lc" with `shell_login`)."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict):
+        raise ToolArgumentError("failed to parse function arguments: expected a JSON object")
+    command = args.get("command")
+    if isinstance(command, list) and command and all(isinstance(c, str) for c in command):
+        command = " ".join(command)  # an argv array where a string was asked: the obvious script
+    if not isinstance(command, str) or not command.strip():
+        raise ToolArgumentError("failed to parse function arguments: `command` must be a non-empty string "
+                                "(a bash script, e.g. {\"command\": \"ls -la\"})")
+    args = dict(args, command=[script_shell(environ), "-lc" if getattr(cfg, "shell_login", False) else "-c", command])
+    if "timeout_ms" in args and "timeout" not in args:
+        args["timeout"] = args.pop("timeout_ms")
+    return parse_shell_arguments(json.dumps(args))
+
+
+def script_shell(environ=None):
+    """The shell that runs scripts for the model: the user's $SHELL when it is bash or zsh, else bash."""
+    environ = os.environ if environ is None else environ
+    name = os.path.basename(environ.get("SHELL", "").strip())
+    return name if name in ("bash", "zsh") else "bash"
+
+
+def normalize_shell_argv(argv, cfg, environ=None):
+    """The argv that really runs for a model's argv (approval, sandbox and events all see it):
+
+    - ["bash", "-lc", S] runs as ["bash", "-c", S] unless `shell_login` is true: a login shell
+      pays for, and prints from, profile scripts (pyenv, nvm, ...) that often try to write
+      outside the sandbox;
+    - an argv with shell operators as whole elements (["echo", "hi", ">", "f"]) is the script it
+      obviously is: [shell, "-c", "echo hi > f"].
+    """
+    argv = list(argv)
+    name = os.path.basename(argv[0]) if argv else ""
+    if name in ("bash", "sh", "zsh", "dash", "ksh"):
+        if len(argv) == 3 and argv[1] == "-lc" and not getattr(cfg, "shell_login", False):
+            return [argv[0], "-c", argv[2]]
+        return argv
+    script = shell_argv_script(argv)
+    if script is not None:
+        return [script_shell(environ), "-lc" if getattr(cfg, "shell_login", False) else "-c", script]
+    return argv
+
+
+def shell_argv_script(argv):
+    """The script an argv with shell operators as elements stands for, or None when it has none."""
+    if not argv or os.path.basename(argv[0]) in ("test", "[", "expr", "find", "xargs", "env", "sudo", "timeout"):
+        return None  # these take `<`, `>` or `;` as ordinary arguments
+    if not any(a in SHELL_OPERATOR_WORDS for a in argv[1:]):
+        return None
+    words = []
+    for a in argv:
+        if a in SHELL_OPERATOR_WORDS or (a and not re.search(r"[\s'\"\\;&|<>()`]", a)):
+            words.append(a)
+        else:
+            words.append("'" + a.replace("'", "'\\''") + "'")
+    return " ".join(words)
 
 
 def parse_plan_arguments(arguments):
@@ -3634,15 +4431,23 @@ SAFE_ANY_ARGS = frozenset((
     "cut", "expr", "id", "paste", "rev", "seq", "stat", "tr", "uname", "whoami", "tac", "numfmt",
     "basename", "dirname", "realpath", "readlink", "du", "df",
 ))
-#: find options that execute, delete or write files
+#: find options that execute, delete or write files (find takes whole words only)
 UNSAFE_FIND_OPTIONS = frozenset(("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fls", "-fprint", "-fprint0", "-fprintf"))
-#: rg options that run programs or read compressed files through a decompressor
-UNSAFE_RG_OPTIONS = ("--search-zip", "-z", "--pre", "--hostname-bin")
+#: program -> (short option letters, long option names) that write files or run programs.
+#: Matched as getopt_long parses them: a letter anywhere in a cluster (`-do`, `-oFILE`), a long
+#: name or any abbreviation of it, with or without `=VALUE` (`--out=FILE`).  The programs of
+#: SAFE_ANY_ARGS have no such option (GNU and BSD); find, git and sed are checked on their own.
+UNSAFE_OPTIONS = {
+    "base64": ("o", ("output",)),  # BSD/macOS base64 -o FILE writes FILE
+    "rg": ("z", ("search-zip", "pre", "hostname-bin")),  # decompressors and --pre run programs
+}
 #: git subcommands that only read the repository
 SAFE_GIT_SUBCOMMANDS = frozenset(("status", "log", "diff", "show", "branch", "blame", "ls-files", "rev-parse", "shortlog"))
-#: subcommand options that write files or run programs (global options such as -c, -C,
-#: --config-env, --exec-path, -p are rejected anyway: the subcommand must come right after git)
+#: subcommand options that write files or run programs, abbreviations included (global options
+#: such as -c, -C, --config-env, --exec-path, -p are rejected anyway: the subcommand must come
+#: right after git); `--text` is a whole option of its own, not short for --textconv
 UNSAFE_GIT_OPTIONS = ("--output", "--ext-diff", "--textconv", "--exec", "--upload-pack", "--paginate")
+_SAFE_GIT_PREFIX_OPTIONS = ("--text",)
 #: flags that make `git branch` read-only (anything else may create/delete/rename branches)
 SAFE_GIT_BRANCH_FLAGS = ("--list", "-l", "--show-current", "-a", "--all", "-r", "--remotes", "-v", "-vv",
                          "--verbose", "--no-color", "--color", "--contains", "--merged", "--no-merged", "--format")
@@ -3686,12 +4491,27 @@ def describe_policy(cfg):
         "on" if policy.has_network() else "off", " [preset %s]" % preset if preset else "")
 
 
+def _uses_option(args, letters="", names=()):
+    """Whether args use one of the options as getopt_long reads them: a short letter anywhere
+    in a `-abc` cluster (`-oFILE` too), or a long name, an abbreviation of it (`--out`), with or
+    without `=VALUE`.  Deliberately wide: a cluster's value (`-e zz`) may match too."""
+    for arg in args:
+        if arg.startswith("--") and len(arg) > 2:
+            given = arg[2:].split("=", 1)[0]
+            if any(name.startswith(given) for name in names):
+                return True
+        elif arg.startswith("-") and len(arg) > 1 and any(c in letters for c in arg[1:]):
+            return True
+    return False
+
+
 def _git_is_safe(argv):
     """Read-only git: a safe subcommand right after `git`, no option that writes or runs."""
     if len(argv) < 2 or argv[1] not in SAFE_GIT_SUBCOMMANDS:
         return False
     for arg in argv[2:]:
-        if arg.split("=", 1)[0] in UNSAFE_GIT_OPTIONS:
+        if arg.split("=", 1)[0] not in _SAFE_GIT_PREFIX_OPTIONS and _uses_option(
+                [arg], "", [o[2:] for o in UNSAFE_GIT_OPTIONS]):
             return False
     if argv[1] == "branch":
         for arg in argv[2:]:
@@ -3718,18 +4538,14 @@ def _argv_is_safe(argv):
         return True
     if prog == "find":
         return not any(arg in UNSAFE_FIND_OPTIONS for arg in argv[1:])
-    if prog == "rg":
-        for arg in argv[1:]:
-            if arg in UNSAFE_RG_OPTIONS or arg.startswith("--pre=") or arg.startswith("--hostname-bin="):
-                return False
-        return True
+    if prog in UNSAFE_OPTIONS:
+        letters, names = UNSAFE_OPTIONS[prog]
+        return not _uses_option(argv[1:], letters, names)
     if prog == "git":
         return _git_is_safe(argv)
     if prog == "sed":
         return (len(argv) in (3, 4) and argv[1] == "-n" and bool(_SED_PRINT_RE.match(argv[2]))
                 and (len(argv) == 3 or (bool(argv[3]) and not argv[3].startswith("-"))))  # --file=x.sed, -e, -i
-    if prog == "base64":
-        return not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv[1:])
     return False
 
 
@@ -4268,7 +5084,7 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...
+#                       [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -4280,11 +5096,13 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
+#   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
 #   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
 #
-# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespace + read-only mounts,
-# seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
+# Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespaces (user, mount, PID,
+# IPC: always tried, required by the read-only options; pid 1 forked at once) + read-only
+# mounts + a private /dev/shm, every capability dropped, seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
 # "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
 # executed gives 127 (not found) or 126, like a shell.
 
@@ -4329,13 +5147,36 @@ _SYS_LANDLOCK = (444, 445, 446)  #: create_ruleset, add_rule, restrict_self (sam
 
 #: syscalls a sandboxed command never gets (EPERM): debugging other processes, io_uring
 #: (which performs socket/file operations seccomp cannot see), mount changes (a root
-#: command owns the user namespace the read-only binds live in) and the kernel keyrings
-#: (the session keyring is shared with the user's login session)
+#: command owns the user namespace the read-only binds live in), the kernel keyrings
+#: (the session keyring is shared with the user's login session), file handles
+#: (open_by_handle_at through a writable mount reaches what a read-only bind covers), new or
+#: other namespaces (a fresh user namespace hands back every capability), and what only
+#: attacks the kernel or other processes (bpf, perf, userfaultfd, pidfd_getfd, modules...).
+#: sandbox_helpers/codex-linux-sandbox.c has the same list (tests/test_sandbox_isolation.py
+#: compares them); clone with a CLONE_NEW* flag is denied too, and clone3 gets ENOSYS.
 SECCOMP_ALWAYS_DENIED = (
     "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "mount", "umount2", "mount_setattr", "move_mount", "open_tree", "fsopen",
     "fsconfig", "fsmount", "fspick", "pivot_root", "add_key", "request_key", "keyctl",
+    "open_by_handle_at", "name_to_handle_at", "unshare", "setns", "bpf", "perf_event_open",
+    "userfaultfd", "pidfd_getfd", "process_madvise", "init_module", "finit_module", "delete_module",
+    "kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff", "syslog", "acct", "quotactl",
+    "quotactl_fd", "chroot", "fanotify_init", "iopl", "ioperm",
 )
+#: without an IPC namespace (no user namespaces): the outside's SysV IPC and POSIX message queues
+SECCOMP_IPC_DENIED = (
+    "shmget", "shmat", "shmctl", "semget", "semop", "semtimedop", "semctl", "msgget", "msgsnd", "msgrcv",
+    "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+)
+#: clone(2) flags that make a new namespace (CLONE_NEWNS, CGROUP, UTS, IPC, USER, PID, NET)
+CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+#: AF_UNIX socket types a command may create with the network off: neither can send to an address
+UNIX_SOCKET_TYPES_WITHOUT_NETWORK = (1, 5)  # SOCK_STREAM, SOCK_SEQPACKET
+#: processes and threads one sandboxed command may have at once (RLIMIT_NPROC in its own user
+#: namespace): room for `make -j` and test runners, not for a fork bomb
+SANDBOX_MAX_PROCS = max(1024, 128 * (os.cpu_count() or 1))
+#: the private /dev/shm each sandboxed command gets (with user namespaces), as the C helper's
+_SHM_TMPFS_OPTIONS = b"size=64m,nr_inodes=4096,mode=1777"
 #: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
 SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
 _TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
@@ -4602,7 +5443,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     roots = policy.writable_roots_for(policy_cwd)
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
-        out = prefix + ["--cwd", command_cwd]
+        out = prefix + ["--cwd", command_cwd, "--max-procs", str(SANDBOX_MAX_PROCS)]
         for root in roots:
             out += ["--writable", str(root)]
         userns = probe_sandbox(home).get("userns") == "1"
@@ -4675,7 +5516,7 @@ def _helper_fail(code, message):
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
     opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "network": False,
-            "probe": False, "command": [], "ro_mounts": False}
+            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
     i = 0
     while i < len(args):
         a = args[i]
@@ -4688,6 +5529,11 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
+        elif a == "--max-procs":
+            i += 1
+            if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
+                raise ValueError("--max-procs needs a positive number")
+            opts["max_procs"] = int(args[i])
         elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
@@ -4727,7 +5573,7 @@ def _landlock_abi(libc):
     return int(abi), ""
 
 
-def _apply_landlock(libc, writable, network):
+def _apply_landlock(libc, writable, network, private_shm=False):
     """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full."""
     import ctypes
 
@@ -4776,6 +5622,8 @@ def _apply_landlock(libc, writable, network):
 
     allow("/", _LANDLOCK_READ, True)
     allow("/dev/null", fs, True)
+    if private_shm:
+        allow("/dev/shm", fs, True)
     for root in writable:
         allow(root, fs, False)
     if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
@@ -4809,7 +5657,7 @@ def _import_pyseccomp():
     return pyseccomp
 
 
-def _apply_seccomp(network, pid_ns=True):
+def _apply_seccomp(network, pid_ns=True, user_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
         pyseccomp = _import_pyseccomp()
@@ -4830,6 +5678,12 @@ def _apply_seccomp(network, pid_ns=True):
                 pass  # a syscall this libseccomp or arch does not know cannot be called either
         for req in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
+        for flag in CLONE_NAMESPACE_FLAGS:
+            flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+        flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # its flags hide behind a pointer: libc falls back to clone
+        if not user_ns:
+            for name in SECCOMP_IPC_DENIED:
+                flt.add_rule(deny, name)
         if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
             flt.add_rule(deny, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
         if not network:
@@ -4837,10 +5691,12 @@ def _apply_seccomp(network, pid_ns=True):
                 flt.add_rule(deny, name)
             for name in ("socket", "socketpair"):
                 flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
-            # an unconnected AF_UNIX datagram socket: with connect/bind denied, its only use is
-            # sendmsg to a pathname socket outside (/dev/log, sd_notify, daemons' control sockets)
-            flt.add_rule(deny, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_UNIX),
-                         pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, socket.SOCK_DGRAM))
+                # AF_UNIX only as stream or seqpacket: no datagram socket (SOCK_DGRAM, or SOCK_RAW,
+                # which AF_UNIX turns into one) can sendto/sendmsg/sendmmsg a pathname socket outside
+                for sock_type in range(16):
+                    if sock_type not in UNIX_SOCKET_TYPES_WITHOUT_NETWORK:
+                        flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_UNIX),
+                                     pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, sock_type))
             flt.add_rule(deny, "sendto", pyseccomp.Arg(4, pyseccomp.NE, 0))
         flt.load()
     except (OSError, RuntimeError, ValueError) as exc:
@@ -4861,22 +5717,63 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=()):
-    """Enter a user+mount(+PID) namespace; with ro_mounts make every mount read-only but the
-    writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files.
-    Returns whether a PID namespace was entered (see _run_in_pid_namespace)."""
+def _enter_namespaces(libc, max_procs=0):
+    """Enter new user, mount, IPC (+ PID) namespaces, map our ids, set RLIMIT_NPROC (it then
+    counts this namespace's processes only; never uid 0's).  No network namespace (it costs
+    milliseconds; seccomp keeps every socket but AF_UNIX stream ones).
+    Returns (entered, pid_ns); entered is False when the kernel refuses (errno set)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    pid_ns = libc.unshare(ctypes.c_int(0x10000000 | 0x00020000 | 0x20000000)) == 0  # + CLONE_NEWPID
-    if not pid_ns and libc.unshare(ctypes.c_int(0x10000000 | 0x00020000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
-        _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
+    flags = 0x10000000 | 0x00020000 | 0x08000000  # CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC
+    pid_ns = libc.unshare(ctypes.c_int(flags | 0x20000000)) == 0  # + CLONE_NEWPID
+    if not pid_ns and libc.unshare(ctypes.c_int(flags)) != 0:
+        return False, False
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
             with open("/proc/self/" + name, "w") as fh:
                 fh.write(text)
     except OSError as exc:
         _helper_fail(125, "writing /proc/self/%s failed: %s" % (name, exc.strerror))
+    if max_procs:
+        import resource
+
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (max_procs, max_procs))
+        except (OSError, ValueError) as exc:
+            _helper_fail(120, "setrlimit(RLIMIT_NPROC) failed: %s" % exc)
+    return True, pid_ns
+
+
+def _drop_capabilities(libc):
+    """Drop every capability for good, as the C helper (step 3 there); uid 0 keeping a
+    non-empty bounding set fails closed."""
+    import ctypes
+
+    try:
+        last = int(_read_text("/proc/sys/kernel/cap_last_cap").strip() or 63)
+    except ValueError:
+        last = 63
+    libc.prctl(28, 0xEF, 0, 0, 0)  # PR_SET_SECUREBITS: NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, all locked
+    for cap in range(last + 1):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
+    if libc.prctl(47, 4, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:  # PR_CAP_AMBIENT_CLEAR_ALL
+        _helper_fail(120, "clearing the ambient capabilities failed: %s" % os.strerror(ctypes.get_errno()))
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable}, all zero
+    if libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
+        _helper_fail(120, "dropping the capabilities (capset) failed: %s" % os.strerror(ctypes.get_errno()))
+    bounded = any(libc.prctl(23, cap, 0, 0, 0) == 1 for cap in range(last + 1))  # PR_CAPBSET_READ
+    if bounded and 0 in (os.getuid(), os.geteuid()):
+        _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
+
+
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=()):
+    """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
+    the writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files;
+    give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
+    import ctypes
+
     # keep our mounts from propagating back (best effort: some overlay setups refuse)
     libc.mount(b"none", b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None)
     if ro_mounts:
@@ -4898,7 +5795,14 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         if _cover_dir(libc, path) != 0:
             _helper_fail(125, "covering %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
     _hide_terminals(libc)
-    return pid_ns
+    import stat as stat_mod
+
+    try:
+        shm_is_dir = stat_mod.S_ISDIR(os.stat("/dev/shm").st_mode)
+    except OSError:
+        shm_is_dir = False
+    return shm_is_dir and libc.mount(b"codex-shm", b"/dev/shm", b"tmpfs", ctypes.c_ulong(2 | 4),  # NOSUID|NODEV
+                                     _SHM_TMPFS_OPTIONS) == 0
 
 
 #: terminals and keyboards a command could read the user's keystrokes from (ptys cannot be
@@ -4940,9 +5844,13 @@ def _exec_command(cmd):
         _helper_fail(code, "cannot execute %s: %s" % (cmd[0], exc.strerror))
 
 
-def _run_in_pid_namespace(libc, cmd):
-    """Fork pid 1 of the new PID namespace, which runs the command as pid 2 and reaps; exit like it.
+def _fork_pid_namespace_init(libc, max_procs=0):
+    """Fork pid 1 of the new PID namespace right after unshare; returns in pid 1 only, with
+    (report fd, relay target) for _pid_namespace_init.  This process waits and exits like the
+    command (or like pid 1, when the policy failed there), as the C helper.
 
+    Pid 1 first sets the namespace's pid_max to max_procs + 300 (Linux 6.14+; only a process
+    inside can): the process limit that holds for root too, whom RLIMIT_NPROC never stops.
     When the command exits, pid 1 exits and the kernel kills whatever the command left behind
     (setsid daemons included); a SIGKILL to the process group (timeouts) does the same.
     SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on; SIGINT/SIGQUIT reach the group anyway.
@@ -4968,36 +5876,24 @@ def _run_in_pid_namespace(libc, cmd):
     if init == 0:
         os.close(rfd)
         libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the namespace dies with the helper
-        child = os.fork()
-        if child == 0:
-            os.close(wfd)
-            _exec_command(cmd)
-        target[0] = child
-        status = 9
-        while True:
+        if max_procs:
             try:
-                pid, st = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            if pid == child:
-                status = st
-                break
-        os.write(wfd, struct.pack("i", status))
-        os._exit(0)
+                with open("/proc/sys/kernel/pid_max", "w") as fh:
+                    fh.write(str(max_procs + 300))
+            except OSError:
+                pass  # older kernels: RLIMIT_NPROC alone
+        return wfd, target
     target[0] = init
     os.close(wfd)
-    while True:
-        try:
-            os.waitpid(init, 0)
-            break
-        except ChildProcessError:
-            break
+    _, init_status = os.waitpid(init, 0)
     data = b""
     while len(data) < 4:
         chunk = os.read(rfd, 4 - len(data))
         if not chunk:
             break
         data += chunk
+    if len(data) < 4 and os.WIFEXITED(init_status):
+        os._exit(os.WEXITSTATUS(init_status))  # the policy failed in pid 1: its exit code
     status = struct.unpack("i", data)[0] if len(data) == 4 else 9  # init killed: so was the command
     if os.WIFEXITED(status):
         os._exit(os.WEXITSTATUS(status))
@@ -5010,6 +5906,29 @@ def _run_in_pid_namespace(libc, cmd):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
     os.kill(os.getpid(), sig)
     os._exit(128 + sig)
+
+
+def _pid_namespace_init(cmd, report):
+    """Pid 1: run the command as pid 2, reap every orphan, report the command's wait status, exit."""
+    import struct
+
+    wfd, target = report
+    child = os.fork()
+    if child == 0:
+        os.close(wfd)
+        _exec_command(cmd)
+    target[0] = child
+    status = 9
+    while True:
+        try:
+            pid, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == child:
+            status = st
+            break
+    os.write(wfd, struct.pack("i", status))
+    os._exit(0)
 
 
 def _bind_read_only(libc, src, dst):
@@ -5052,7 +5971,8 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...)" % (exc, HELPER_NAME))
+                     "[--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...)"
+                     % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
         abi, reason = _landlock_abi(libc)
@@ -5076,19 +5996,25 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    pid_ns = False
-    if opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
-        pid_ns = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                    opts["hide_dir"])
-    _apply_seccomp(opts["network"], pid_ns)
-    _apply_landlock(libc, opts["writable"], opts["network"])
+    user_ns, pid_ns = _enter_namespaces(libc, opts["max_procs"])
+    private_shm, report = False, None
+    if user_ns:
+        if pid_ns:
+            report = _fork_pid_namespace_init(libc, opts["max_procs"])
+        private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
+                                         opts["hide_dir"])
+    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
+        _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
+    _drop_capabilities(libc)
+    _apply_seccomp(opts["network"], pid_ns, user_ns)
+    _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
     if opts["cwd"]:
         try:
             os.chdir(opts["cwd"])
         except OSError as exc:
             _helper_fail(121, "cannot enter %s: %s" % (opts["cwd"], exc.strerror))
     if pid_ns:
-        _run_in_pid_namespace(libc, opts["command"])
+        _pid_namespace_init(opts["command"], report)
     _exec_command(opts["command"])
     return 127
 
@@ -5101,6 +6027,7 @@ def _sandbox_helper_main(args):
 # Owner: the sandbox issue (#3).  Contract:
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
+#   is_secret_env_var(name, value="") -> bool         (the default excludes)
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
 #       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event
@@ -5126,8 +6053,19 @@ _READ_CHUNK = 8192
 _LEFTOVER_GRACE_SECONDS = 0.1  #: how long background children may keep the pipes after exit
 #: variables kept by inherit = "core"
 CORE_ENV_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR", "TEMP", "TMP")
-#: names dropped unless ignore_default_excludes = true
-DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*")
+#: names dropped unless ignore_default_excludes = true (case-insensitive globs): upstream's
+#: three, and spellings of passwords, credentials and session cookies that collide with no
+#: PATH-like name (PGPASSWORD, BORG_PASSPHRASE, GOOGLE_APPLICATION_CREDENTIALS, SSHPASS)
+DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*PASSWD*", "*PASSPHRASE*", "*CREDENTIAL*",
+                        "*COOKIE*", "SSHPASS")
+#: words (between `_`) that mark a secret in a name of two or more words: DB_PASS, GITHUB_PAT,
+#: MYSQL_PWD, NPM_CONFIG__AUTH, REDISCLI_AUTH, SENTRY_DSN, GPG_PRIVATE_KEY -- as whole words, so
+#: PATH, PYTHONPATH, PWD, OLDPWD, GIT_AUTHOR_NAME and XDG_* stay
+DEFAULT_ENV_EXCLUDED_WORDS = frozenset(("PASS", "PWD", "PAT", "AUTH", "CREDS", "PRIVATE", "DSN"))
+#: names kept although a word matches: not a secret, and needed (git over ssh with the network on)
+DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
+#: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
+_URL_CREDENTIALS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -5175,11 +6113,25 @@ class ExecOutcome(object):
         return "ExecOutcome(decision=%r, result=%r)" % (self.decision, self.result)
 
 
+def is_secret_env_var(name, value=""):
+    """Whether the default excludes drop this variable: a DEFAULT_ENV_EXCLUDES glob, a
+    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a URL with a password."""
+    if name in DEFAULT_ENV_KEPT:
+        return False
+    if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
+        return True
+    words = name.upper().split("_")
+    if len([w for w in words if w]) >= 2 and DEFAULT_ENV_EXCLUDED_WORDS.intersection(words):
+        return True
+    return bool(_URL_CREDENTIALS_RE.match(value or ""))
+
+
 def build_command_env(cfg, environ=None):
     """The whole environment a command gets, from [shell_environment_policy].
 
-    Order as upstream: inherit (all|core|none), drop *KEY*/*SECRET*/*TOKEN* (and every
-    provider's key variable) unless ignore_default_excludes, drop `exclude`, add `set`,
+    Order as upstream: inherit (all|core|none), drop secret-looking variables (is_secret_env_var:
+    upstream's *KEY*/*SECRET*/*TOKEN* and more) and every provider's key variable unless
+    ignore_default_excludes, drop `exclude`, add `set`,
     keep only `include_only`.  Then CODEX_SANDBOX_NETWORK_DISABLED=1 when the policy has
     no network.
     """
@@ -5199,8 +6151,7 @@ def build_command_env(cfg, environ=None):
                 secret_vars.add(provider.env_key)
             for var in (getattr(provider, "env_http_headers", None) or {}).values():
                 secret_vars.add(str(var))
-        env = {k: v for k, v in env.items()
-               if k not in secret_vars and not any(glob_match(p, k) for p in DEFAULT_ENV_EXCLUDES)}
+        env = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
     excludes = [str(p) for p in pol.get("exclude") or []]
     env = {k: v for k, v in env.items() if not any(glob_match(p, k) for p in excludes)}
     for k, v in (pol.get("set") or {}).items():
@@ -5652,6 +6603,9 @@ MCP_MAX_TOOL_NAME = 64  #: longer qualified names are shortened with a SHA-1 suf
 MCP_STARTUP_TIMEOUT_MAX = 300.0  #: hard upper bound on startup_timeout_sec (seconds)
 MCP_MAX_TOOL_PAGES = 1000  #: tools/list pages followed before giving up on a server
 MCP_STDERR_TAIL_LINES = 40  #: stderr lines kept in memory per server
+MCP_IMAGE_MAX_BYTES = 5 * 1024 * 1024  #: an MCP image larger than this reaches the model as a stand-in
+MCP_MAX_IMAGES = 8  #: images of one tool result sent to the model
+MCP_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")  #: what the model APIs take
 MCP_HTTP_IDLE_TIMEOUT_S = 300.0  #: an HTTP stream silent this long counts as dropped
 MCP_HTTP_SEND_TIMEOUT_S = 30.0  #: a notification or response POST (answered 202 at once)
 MCP_HTTP_DELETE_TIMEOUT_S = 2.0  #: ending the session at shutdown
@@ -6153,6 +7107,10 @@ class McpHttpConnection(JsonRpcSession):
                 if resp.status_code >= 300:
                     error = str(self._status_error(resp, "the GET stream"))
                     resp = None
+            if resp is not None and self.closed.is_set():  # close() ran while we connected
+                abort_response(resp)
+                resp.close()
+                return
             if resp is not None:
                 self._listen_resp, self.listening, failures = resp, True, 0
                 parser = SseParser(last_id=last_id)
@@ -6266,6 +7224,134 @@ def format_mcp_result_for_model(result):
     return text
 
 
+def image_info(data):
+    """(width, height, kind) from the first bytes of a PNG, JPEG, GIF or WebP image; None if unknown.
+
+    `data` is base64 text (as MCP sends it) or bytes.
+    """
+    import base64
+    import struct
+
+    if isinstance(data, str):
+        try:
+            head = base64.b64decode(data[:87384].strip() + "=" * (-len(data[:87384].strip()) % 4), validate=False)
+        except (ValueError, TypeError):
+            return None
+    else:
+        head = bytes(data[:65536])
+    try:
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", head[16:24])
+            return w, h, "png"
+        if head[:6] in (b"GIF87a", b"GIF89a"):
+            w, h = struct.unpack("<HH", head[6:10])
+            return w, h, "gif"
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            chunk = head[12:16]
+            if chunk == b"VP8 ":
+                w, h = struct.unpack("<HH", head[26:30])
+                return w & 0x3FFF, h & 0x3FFF, "webp"
+            if chunk == b"VP8L":
+                bits = struct.unpack("<I", head[21:25])[0]
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, "webp"
+            if chunk == b"VP8X":
+                return (int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1, "webp")
+        if head[:2] == b"\xff\xd8":
+            i = 2
+            while i + 9 < len(head):
+                if head[i] != 0xFF:
+                    i += 1
+                    continue
+                marker = head[i + 1]
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                    i += 2
+                    continue
+                length = struct.unpack(">H", head[i + 2:i + 4])[0]
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    h, w = struct.unpack(">HH", head[i + 5:i + 9])
+                    return w, h, "jpeg"
+                i += 2 + length
+    except struct.error:
+        return None
+    return None
+
+
+def _mcp_image_label(block):
+    """`[image: 640x480 png]` (or `[image: image/png, 12 KB]` when the size cannot be read)."""
+    info = image_info(block.get("data") or "")
+    if info is not None:
+        return "[image: %dx%d %s]" % info
+    size = len(block.get("data") or "") * 3 // 4
+    return "[image: %s, %s]" % (block.get("mimeType", "?"), _human_bytes(size))
+
+
+def _human_bytes(n):
+    return "%d B" % n if n < 1024 else ("%.0f KB" % (n / 1024.0) if n < 1024 * 1024 else "%.1f MB" % (n / 1048576.0))
+
+
+def _mcp_image_part(block):
+    """The input_image part for an MCP image block, or a reason it is not sent."""
+    mime = str(block.get("mimeType") or "").lower()
+    data = block.get("data") or ""
+    if mime not in MCP_IMAGE_TYPES:
+        return None, "%s is not an image type the model APIs take (%s)" % (mime or "no type", ", ".join(MCP_IMAGE_TYPES))
+    if not isinstance(data, str) or not data:
+        return None, "no data"
+    size = len(data) * 3 // 4
+    if size > MCP_IMAGE_MAX_BYTES:
+        return None, "%s is over the %s limit" % (_human_bytes(size), _human_bytes(MCP_IMAGE_MAX_BYTES))
+    return {"type": "input_image", "image_url": "data:%s;base64,%s" % (mime, "".join(data.split()))}, None
+
+
+def mcp_result_to_output(result):
+    """The function_call_output `output` for a CallToolResult.
+
+    Without images it is the text of format_mcp_result_for_model().  With image blocks it
+    is a list of `input_text` and `input_image` parts in the server's order (the Responses
+    API takes that; Chat gets the images as a user message where the model accepts them,
+    see history_to_chat_messages), at most MCP_MAX_IMAGES images of MCP_IMAGE_MAX_BYTES
+    each; an image over the limits stays a one-line stand-in.
+    """
+    if not isinstance(result, dict):
+        return format_mcp_result_for_model(result)
+    blocks = [b for b in result.get("content") or [] if isinstance(b, dict)]
+    if not any(b.get("type") == "image" for b in blocks):
+        return format_mcp_result_for_model(result)
+    parts, texts, images = [], [], 0
+
+    def flush():
+        if texts:
+            parts.append({"type": "input_text", "text": "\n".join(texts)})
+            del texts[:]
+
+    structured = result.get("structuredContent")
+    if structured is not None:
+        texts.append(json.dumps(structured, ensure_ascii=False))
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "image":
+            part, why = _mcp_image_part(block) if images < MCP_MAX_IMAGES else (None, "more than %d images" % MCP_MAX_IMAGES)
+            if part is not None:
+                texts.append(_mcp_image_label(block))
+                flush()
+                parts.append(part)
+                images += 1
+            else:
+                texts.append("%s (not shown: %s)" % (_mcp_image_label(block), why))
+        elif structured is None:
+            texts.append(str(block.get("text", "")) if kind == "text" else _mcp_block_summary(block))
+    flush()
+    if not images:  # none could be sent: the text, with why
+        text = "\n".join(p["text"] for p in parts)
+        return "Error: " + text if result.get("isError") else text
+    if result.get("isError"):
+        if parts[0].get("type") == "input_text":
+            parts[0] = {"type": "input_text", "text": "Error: " + parts[0]["text"]}
+        else:
+            parts.insert(0, {"type": "input_text", "text": "Error:"})
+    return parts
+
+
 def format_mcp_result_for_display(result, max_lines=5):
     """Lines for the UIs: up to max_lines of each text block, stand-ins for the rest."""
     lines = []
@@ -6274,7 +7360,8 @@ def format_mcp_result_for_display(result, max_lines=5):
     for block in result.get("content") or []:
         if not isinstance(block, dict):
             continue
-        text = block.get("text", "") if block.get("type") == "text" else _mcp_block_summary(block)
+        kind = block.get("type")
+        text = block.get("text", "") if kind == "text" else (_mcp_image_label(block) if kind == "image" else _mcp_block_summary(block))
         block_lines = str(text).splitlines() or [""]
         lines.extend(block_lines[:max_lines])
         if len(block_lines) > max_lines:
@@ -6818,16 +7905,135 @@ class McpConnectionManager(object):
 
 
 def _cmd_mcp(args, cfg_loader):
-    """`codex mcp` (server over stdio), `codex mcp list`, `codex mcp call SERVER TOOL [JSON]`."""
+    """`codex mcp` (server over stdio), `codex mcp list|call|add|get|remove`."""
     sub = getattr(args, "mcp_command", None)
     if args.command == "mcp-server" or sub in (None, "serve"):
         return run_mcp_server(args, cfg_loader)
+    if sub in ("add", "get", "remove"):  # the file as it is, not the resolved config
+        return {"add": _mcp_add, "get": _mcp_get, "remove": _mcp_remove}[sub](args)
     cfg = cfg_loader()
     if sub == "list":
         return _mcp_list(cfg, as_json=args.json)
     if sub == "call":
         return _mcp_call(cfg, args.server, args.tool, args.arguments, as_json=getattr(args, "json", False))
-    raise UsageError("unknown `codex mcp` command %r; use serve, list or call" % sub)
+    raise UsageError("unknown `codex mcp` command %r; use serve, list, call, add, get or remove" % sub)
+
+
+def _mcp_config_path():
+    """$CODEX_HOME/config.toml, the file `codex mcp add/get/remove` read and edit."""
+    return codex_home() / "config.toml"
+
+
+def _mcp_check_name(name):
+    if not _MCP_SERVER_NAME_RE.match(name or ""):
+        raise UsageError("invalid MCP server name %r: use letters, digits, `_` and `-` only" % name)
+
+
+def _mcp_add(args):
+    """`codex mcp add NAME [--env K=V] -- COMMAND ARGS...` or `codex mcp add NAME --url URL [--bearer-token-env-var VAR]`."""
+    _mcp_check_name(args.name)
+    argv = list(args.command_argv or [])
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if bool(argv) == bool(args.url):
+        raise UsageError("give either `-- COMMAND [ARGS...]` (a local stdio server) or `--url URL` (a streamable HTTP "
+                         "server), e.g. `codex mcp add docs -- npx -y some-mcp-server`")
+    entry = {}
+    if argv:
+        if args.bearer_token_env_var:
+            raise UsageError("--bearer-token-env-var is for --url servers")
+        entry["command"] = argv[0]
+        if argv[1:]:
+            entry["args"] = argv[1:]
+        env = {}
+        for item in args.env or ():
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError("--env %r: expected KEY=VALUE" % item)
+            env[key.strip()] = value
+        if env:
+            entry["env"] = env
+    else:
+        if args.env:
+            raise UsageError("--env is for local (stdio) servers; a --url server gets headers or a bearer token instead")
+        entry["url"] = args.url
+        if args.bearer_token_env_var:
+            entry["bearer_token_env_var"] = args.bearer_token_env_var
+    path = _mcp_config_path()
+    try:
+        check_mcp_server("--url" if args.url else "codex mcp add", args.name, entry, [])
+    except ConfigError as exc:
+        raise UsageError(str(exc).replace("`mcp_servers.%s.url`" % args.name, "the URL"))
+    lines = ["%s = %s" % (toml_key(key), toml_value(value)) for key, value in entry.items()]
+    replaced = edit_config_table(path, ["mcp_servers", args.name], lines)
+    print(("Replaced MCP server `%s` in %s." if replaced else "Added MCP server `%s` to %s.") % (args.name, path))
+    if args.bearer_token_env_var and not os.environ.get(args.bearer_token_env_var, "").strip():
+        print("Set %s to the server's token before starting codex." % args.bearer_token_env_var)
+    return 0
+
+
+def _mcp_remove(args):
+    """`codex mcp remove NAME`: delete its table from config.toml, keeping the rest as it is."""
+    _mcp_check_name(args.name)
+    path = _mcp_config_path()
+    if not path.exists() or not edit_config_table(path, ["mcp_servers", args.name], None):
+        sys.stderr.write("codex: no MCP server named `%s` in %s\n" % (args.name, path))
+        return 1
+    print("Removed MCP server `%s` from %s." % (args.name, path))
+    return 0
+
+
+def _mcp_get(args):
+    """`codex mcp get NAME [--json]`: one server's entry as config.toml has it."""
+    home = codex_home()
+    tree, path = read_config_file(home)
+    servers = tree.get("mcp_servers") if isinstance(tree.get("mcp_servers"), dict) else {}
+    if args.name not in servers:
+        known = ", ".join(sorted(servers)) or "none"
+        sys.stderr.write("codex: no MCP server named `%s` in %s; configured: %s\n" % (args.name, path, known))
+        return 1
+    problem, warnings = None, []
+    try:
+        entry = check_mcp_server(str(path), args.name, servers[args.name], warnings)
+    except ConfigError as exc:
+        problem = str(exc)
+        raw = servers[args.name] if isinstance(servers[args.name], dict) else {}
+        entry = dict(raw, transport=mcp_transport(raw))
+    if entry["transport"] == "streamable_http":
+        transport = {"type": "streamable_http", "url": entry.get("url"),
+                     "bearer_token_env_var": entry.get("bearer_token_env_var"),
+                     "http_headers": entry.get("http_headers") or {}, "env_http_headers": entry.get("env_http_headers") or {}}
+    else:
+        transport = {"type": "stdio", "command": entry.get("command"), "args": list(entry.get("args") or []),
+                     "env": entry.get("env") or {}, "env_vars": list(entry.get("env_vars") or []), "cwd": entry.get("cwd")}
+    info = {"name": args.name, "enabled": entry.get("enabled", True) is not False, "required": bool(entry.get("required")),
+            "transport": transport, "startup_timeout_sec": entry.get("startup_timeout_sec", 10),
+            "tool_timeout_sec": entry.get("tool_timeout_sec", 60), "enabled_tools": entry.get("enabled_tools"),
+            "disabled_tools": list(entry.get("disabled_tools") or []), "problem": problem}
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        return 0
+
+    def masked(table):  # values may be secrets: names only
+        return ", ".join("%s=***" % k for k in table) or "-"
+
+    out = [args.name, "  enabled: %s" % str(info["enabled"]).lower(), "  transport: %s" % transport["type"]]
+    if transport["type"] == "stdio":
+        out += ["  command: %s" % transport["command"], "  args: %s" % (" ".join(transport["args"]) or "-"),
+                "  env: %s" % masked(transport["env"]), "  env_vars: %s" % (", ".join(transport["env_vars"]) or "-"),
+                "  cwd: %s" % (transport["cwd"] or "-")]
+    else:
+        out += ["  url: %s" % transport["url"], "  bearer_token_env_var: %s" % (transport["bearer_token_env_var"] or "-"),
+                "  http_headers: %s" % masked(transport["http_headers"]),
+                "  env_http_headers: %s" % (", ".join("%s=%s" % kv for kv in transport["env_http_headers"].items()) or "-")]
+    out += ["  startup_timeout_sec: %s" % info["startup_timeout_sec"], "  tool_timeout_sec: %s" % info["tool_timeout_sec"],
+            "  enabled_tools: %s" % ("(all)" if info["enabled_tools"] is None else ", ".join(info["enabled_tools"]) or "(none)"),
+            "  disabled_tools: %s" % (", ".join(info["disabled_tools"]) or "-")]
+    if problem:
+        out.append("  problem: %s" % problem)
+    out.append("  remove: codex mcp remove %s" % args.name)
+    print("\n".join(out))
+    return 0
 
 
 def _mcp_list(cfg, as_json=False):
@@ -7315,14 +8521,42 @@ def environment_context(ctx, shell=None):
     return "\n".join(lines)
 
 
+#: the `shell` paragraphs of BASE_INSTRUCTIONS and what replaces them when the tool is shell_command
+_SHELL_ARGV_TEXT = "- `shell` runs a command given as an argv array, without a shell: to use pipes, globs or `&&`, run `[\"bash\", \"-lc\", \"<script>\"]`. Set `workdir` instead of using `cd`. Commands have a timeout (10 seconds by default; pass `timeout` in milliseconds for longer ones)."
+_SHELL_COMMAND_TEXT = "- `shell_command` runs a bash script given as one string: pipes, globs, redirections, `&&` and here-documents work. Set `workdir` instead of using `cd`. Commands have a timeout (10 seconds by default; pass `timeout_ms` for longer ones)."
+_PATCH_ARGV_TEXT = "through `shell` as `{\"command\": [\"apply_patch\", \"*** Begin Patch\\n...\\n*** End Patch\\n\"]}`"
+_PATCH_SCRIPT_TEXT = "through `shell_command` as a here-document: `{\"command\": \"apply_patch <<'EOF'\\n*** Begin Patch\\n...\\n*** End Patch\\nEOF\"}`"
+
+#: the base prompt for small context windows (compact_prompt); {shell} is the shell tool's line
+COMPACT_INSTRUCTIONS = """You are codex, a coding agent in the user's terminal. Finish the user's task yourself: run commands and edit files in the working directory with your tools. Do not just describe what to do.
+- {shell}
+- Write a file with a here-document: cat > path <<'EOF' ... EOF. Change a file by writing it again, or with sed or python3.
+- Look at files before changing them. Keep changes small. If the project has tests, run them.
+- One tool call at a time; read its output before the next step. Do not repeat a call that already worked.
+- When the task is done, stop calling tools and reply in one or two sentences: what you changed and how you checked it."""
+_COMPACT_SHELL_LINES = {
+    "shell_command": "`shell_command` runs a bash script given as one string, e.g. {\"command\": \"ls -la\"}. Long output is cut: read big files in parts (sed -n 1,200p FILE).",
+    "shell": "`shell` runs an argv array without a shell, e.g. {\"command\": [\"ls\", \"-la\"]}; for pipes or redirections use [\"bash\", \"-c\", \"SCRIPT\"].",
+}
+
+
 def build_instructions(cfg, family):
-    """The `instructions` field: the base prompt (or the configured override) + patch notes."""
+    """The `instructions` field: the base prompt (or the configured override) + patch notes.
+
+    The compact prompt replaces the base prompt for small windows (compact_prompt_wanted), and
+    the `shell` paragraphs follow the shell tool the model gets (shell_tool_kind)."""
     base = cfg.base_instructions
     if base:
         return base
+    kind = shell_tool_kind(cfg)
+    if compact_prompt_wanted(cfg, family):
+        return COMPACT_INSTRUCTIONS.format(shell=_COMPACT_SHELL_LINES[kind])
+    text = BASE_INSTRUCTIONS
+    if kind == "shell_command":
+        text = text.replace(_SHELL_ARGV_TEXT, _SHELL_COMMAND_TEXT).replace(_PATCH_ARGV_TEXT, _PATCH_SCRIPT_TEXT)
     if family.needs_patch_instructions:
-        return BASE_INSTRUCTIONS + "\n" + APPLY_PATCH_EXTRA_INSTRUCTIONS
-    return BASE_INSTRUCTIONS
+        return text + "\n" + APPLY_PATCH_EXTRA_INSTRUCTIONS
+    return text
 
 
 def text_message(role, text):
@@ -7536,6 +8770,8 @@ def prompt_dirs(cfg):
 # one task thread at a time; _run_turn is one model request with its tool calls.
 
 
+class TurnStopped(CodexError):
+    """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
 # -- automatic compaction --------------------------------------------------------------
 # Before each request the session estimates its size: the last response's reported usage
 # (input + output tokens) plus ~4 characters per token for what was added since (or the
@@ -7554,10 +8790,18 @@ CHARS_PER_TOKEN = 4  #: the estimate for text no usage was reported for
 COMPACT_BRIDGE_PREFIX = "The conversation so far was compacted to fit the model's context window."  #: starts the bridge
 
 
+IMAGE_TOKEN_ESTIMATE = 1000  #: what one image costs in the estimate (its base64 is not text the model reads)
+_DATA_IMAGE_RE = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=]*")
+
+
 def estimate_tokens(obj):
-    """A rough token count of a JSON-able value (CHARS_PER_TOKEN characters per token)."""
+    """A rough token count of a JSON-able value (CHARS_PER_TOKEN characters per token;
+    an inline image counts IMAGE_TOKEN_ESTIMATE, not the length of its base64)."""
     text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return len(text) // CHARS_PER_TOKEN + 1
+    images = 0
+    if "base64," in text:
+        text, images = _DATA_IMAGE_RE.subn("", text)
+    return len(text) // CHARS_PER_TOKEN + 1 + images * IMAGE_TOKEN_ESTIMATE
 
 
 def trim_tool_outputs(items, keep_last=2, keep_chars=COMPACT_KEEP_OUTPUT_CHARS):
@@ -7567,6 +8811,9 @@ def trim_tool_outputs(items, keep_last=2, keep_chars=COMPACT_KEEP_OUTPUT_CHARS):
     out = []
     for i, it in enumerate(items):
         text = it.get("output")
+        if i in cut and isinstance(text, list):  # an MCP result with images (§14): its text only
+            text = output_text(text) + "\n[images removed for compaction]"
+            it = dict(it, output=text)
         if i in cut and isinstance(text, str) and len(text) > keep_chars:
             head, tail = text[:keep_chars * 2 // 3], text[-(keep_chars // 3):]
             it = dict(it, output="%s\n[... %d characters trimmed for compaction ...]\n%s" % (head, len(text) - len(head) - len(tail), tail))
@@ -7638,6 +8885,9 @@ class _Task(object):
         self.diff_base = {}  # path -> text before the task's first patch touched it (None: absent)
         self.thread = None
         self.ctx = None  # the TurnContext of the current model request (set by _run_turn)
+        self.tool_calls = 0  # tool calls in this task (max_tool_calls_per_turn)
+        self.last_call = None  # (name, arguments) of the latest call, and how often it came in a row
+        self.repeats = 0
         self.compacted = False  # compacted since the last request went through (never twice in a row)
 
 
@@ -7671,6 +8921,16 @@ class Session(object):
         self._usage_mark = None  # (tokens the last response reported, len(history) before its items)
         self.shell_name = detect_shell_name(self._environ)
         self.session_id = str(uuid.uuid4())
+        #: asked (on the task thread) when a turn hits a tool-call limit: loop_handler(message)
+        #: -> True to go on (the REPL asks the user); without one the turn stops
+        self.loop_handler = None
+        self._window_probe = None
+        if self.cfg.provider.wire_api == "chat" and not self.family.context_window:
+            # the served window decides the prompt's size and compaction; asked in the background
+            self._window_probe = threading.Thread(
+                target=discover_context_window, args=(self.cfg.provider, self.cfg.model, self._environ),
+                name="codex-window-probe", daemon=True)
+            self._window_probe.start()
         self.rollout_path = None
         self._rollout = None
         startup_errors = []
@@ -7939,7 +9199,8 @@ class Session(object):
     def _emit(self, sub_id, msg_type, **fields):
         event = make_event(sub_id, msg_type, **fields)
         self._events.put(event)
-        if self._rollout is not None and msg_type in ("user_message", "agent_message", "agent_reasoning", "token_count", "error"):
+        if self._rollout is not None and msg_type in ("user_message", "agent_message", "agent_reasoning", "token_count", "error",
+                                                      "tool_call_recovered"):
             self._rollout.record_event(event["msg"])
         return event
 
@@ -8001,8 +9262,25 @@ class Session(object):
             self._client = make_model_client(self._ctx.config, self.session_id, self._environ)
         return self._client
 
+    def _await_context_window(self):
+        """Take in the window the server reported (first task only): family and prompt follow it."""
+        probe, self._window_probe = self._window_probe, None
+        if probe is None:
+            return
+        probe.join(3 * CONTEXT_PROBE_TIMEOUT_S + 1)
+        cfg = self._ctx.config
+        family = model_family(cfg.model, cfg)
+        if family.context_window and family.context_window != self.family.context_window:
+            self._ctx = self._ctx.replace(family=family, instructions=build_instructions(cfg, family))
+
+    @property
+    def context_window(self):
+        """The model's context window in tokens (configured, known or served), or None."""
+        return self.family.context_window
+
     def _run_task(self, task, message):
         failed = None
+        self._await_context_window()
         self._task_emit(task, "task_started", model_context_window=self.family.context_window)
         try:
             self._record([message])
@@ -8208,6 +9486,13 @@ class Session(object):
             tool_called = [False]
             try:
                 completed = self._stream_once(task, prompt, tool_called)
+            except TurnStopped:
+                with self._lock:
+                    if task.response is not None:
+                        abort_response(task.response)
+                        task.response = None
+                    self._commit_task_items(task)
+                raise
             except ContextWindowExceeded as exc:
                 with self._lock:
                     if task.cancelled:
@@ -8289,6 +9574,8 @@ class Session(object):
             elif kind == "item":
                 if self._handle_item(task, payload):
                     tool_called[0] = True
+            elif kind == "tool_call_recovered":
+                self._task_emit(task, "tool_call_recovered", **payload)
             elif kind == "completed":
                 completed = payload
         with self._lock:
@@ -8296,9 +9583,54 @@ class Session(object):
         return completed or {}
 
     # -- items and tools --
+    def _guard_loop(self, task, item):
+        """Count a tool call; past a limit ask loop_handler, else answer the call and stop the turn."""
+        kind = item.get("type")
+        if kind not in ("function_call", "local_shell_call", "custom_tool_call"):
+            return
+        if kind == "function_call":
+            try:
+                args = json.dumps(json.loads(item.get("arguments") or "{}"), sort_keys=True)
+            except ValueError:
+                args = item.get("arguments") or ""
+            signature = (item.get("name"), args)
+        else:
+            signature = (kind, json.dumps(item.get("action") or item.get("input"), sort_keys=True, default=str))
+        task.tool_calls += 1
+        task.repeats = task.repeats + 1 if signature == task.last_call else 1
+        task.last_call = signature
+        max_repeats = getattr(self.cfg, "max_repeated_tool_calls", 0) or 0
+        max_calls = getattr(self.cfg, "max_tool_calls_per_turn", 0) or 0
+        message = None
+        if max_repeats and task.repeats >= max_repeats:
+            message = ("the model called `%s` with the same arguments %d times in a row (max_repeated_tool_calls = %d)"
+                       % (signature[0], task.repeats, max_repeats))
+        elif max_calls and task.tool_calls > max_calls:
+            message = "the model made more than %d tool calls in this turn (max_tool_calls_per_turn = %d)" % (max_calls, max_calls)
+        if message is None:
+            return
+        if self.loop_handler is not None:
+            go_on = bool(self.loop_handler(message))
+        elif getattr(self, "ask_on_loop_limit", False):  # the REPL: the user decides (exec_approval op)
+            go_on = self._ask(task, "loop_limit_request", message=message) in ("approved", "approved_for_session")
+        else:
+            go_on = False
+        if go_on:
+            task.repeats = 0
+            task.tool_calls = 0
+            return
+        output = "not run: the turn was stopped because %s" % message
+        output_kind = "custom_tool_call_output" if kind == "custom_tool_call" else "function_call_output"
+        with self._lock:
+            task.items.append(item)
+            task.items.append({"type": output_kind, "call_id": item.get("call_id"), "output": output})
+        raise TurnStopped("stopped the turn: %s; raise the limit in config.toml (0 turns it off) or "
+                          "send a new message to go on" % message)
+
     def _handle_item(self, task, item):
         """Record one finished output item; run it when it is a tool call. True for calls."""
         kind = item.get("type")
+        self._guard_loop(task, item)
         with self._lock:
             if task.cancelled:
                 raise Interrupted("interrupted")
@@ -8351,6 +9683,8 @@ class Session(object):
         try:
             if name in ("shell", "container.exec"):
                 return self._run_shell(task, call_id, parse_shell_arguments(arguments))
+            if name == "shell_command":
+                return self._run_shell(task, call_id, parse_shell_command_arguments(arguments, self.cfg, self._environ))
             if name == "apply_patch":
                 try:
                     args = json.loads(arguments or "{}")
@@ -8399,7 +9733,7 @@ class Session(object):
         return cwd
 
     def _run_shell(self, task, call_id, params):
-        argv = params["command"]
+        argv = normalize_shell_argv(params["command"], task.ctx.config, self._environ)  # what really runs
         cwd = self._resolve_cwd(task, params.get("workdir"))
         patch = extract_apply_patch(argv)
         if patch is not None:
@@ -8554,7 +9888,7 @@ class Session(object):
                         duration=wire_duration(time.monotonic() - started), result=wire_result)
         if result is None:
             return wire_result["Err"]
-        return format_mcp_result_for_model(result)
+        return mcp_result_to_output(result)
 
 
 ###############################################################################
@@ -9403,6 +10737,8 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind == "tool_call_recovered":
+            self.ts(self.c("dim", "tool call recovered from the model's text (%s): %s" % (msg.get("format"), msg.get("name"))))
         elif kind == "context_compacted":
             self.ts(self.c("magenta", "context compacted") + " (%s): ~%s -> ~%s tokens" % (
                 msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
@@ -9439,6 +10775,7 @@ class JsonPrinter(object):
         self.open_items = {}
         self.todo = None
         self.failed = None
+        self.recovered = {}  # call_id -> format of a call recovered from the model's text
 
     def emit(self, obj):
         """Write one JSON line."""
@@ -9446,10 +10783,12 @@ class JsonPrinter(object):
         self.out.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.out.flush()
 
-    def _item(self, kind, **fields):
+    def _item(self, kind, call_id=None, **fields):
         item = {"id": "item_%d" % self.n, "type": kind}
         self.n += 1
         item.update(fields)
+        if call_id in self.recovered:  # the model wrote this call as text (tool_call_recovered)
+            item["recovered_from"] = self.recovered.pop(call_id)
         return item
 
     def event(self, msg, session_level=False):
@@ -9463,8 +10802,10 @@ class JsonPrinter(object):
             self.emit({"type": "item.completed", "item": self._item("agent_message", text=msg.get("message", ""))})
         elif kind == "agent_reasoning":
             self.emit({"type": "item.completed", "item": self._item("reasoning", text=msg.get("text", ""))})
+        elif kind == "tool_call_recovered":
+            self.recovered[msg.get("call_id")] = msg.get("format")
         elif kind == "exec_command_begin":
-            item = self._item("command_execution", command=_shell_join(msg.get("command") or []),
+            item = self._item("command_execution", call_id=msg.get("call_id"), command=_shell_join(msg.get("command") or []),
                               aggregated_output="", exit_code=None, status="in_progress")
             self.open_items[msg.get("call_id")] = item
             self.emit({"type": "item.started", "item": item})
@@ -9477,7 +10818,7 @@ class JsonPrinter(object):
             changes = []
             for path, change in sorted((msg.get("changes") or {}).items()):
                 changes.append({"path": path, "kind": "add" if "add" in change else "delete" if "delete" in change else "update"})
-            item = self._item("file_change", changes=changes, status="in_progress")
+            item = self._item("file_change", call_id=msg.get("call_id"), changes=changes, status="in_progress")
             self.open_items[("patch", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "patch_apply_end":
@@ -9486,7 +10827,8 @@ class JsonPrinter(object):
                 item, status="completed" if msg.get("success") else "failed")})
         elif kind == "mcp_tool_call_begin":
             inv = msg.get("invocation") or {}
-            item = self._item("mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), status="in_progress")
+            item = self._item("mcp_tool_call", call_id=msg.get("call_id"), server=inv.get("server"), tool=inv.get("tool"),
+                              status="in_progress")
             self.open_items[("mcp", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "mcp_tool_call_end":
@@ -11200,8 +12542,8 @@ class ReplRenderer(object):
             res = result.get("Ok", result) if isinstance(result, dict) else result
             if isinstance(res, dict):
                 ok = not res.get("isError", res.get("is_error", False))
-                parts = [c.get("text", "") for c in res.get("content", []) if isinstance(c, dict) and c.get("type") == "text"]
-                body = "\n".join(parts) if parts else json.dumps(res, ensure_ascii=False)[:400]
+                shown = format_mcp_result_for_display(res, max_lines=10 ** 6)  # images as [image: 640x480 png]
+                body = "\n".join(shown) if shown else json.dumps(res, ensure_ascii=False)[:400]
             elif res is not None:
                 body = str(res)
         cell = Text.assemble(
@@ -11318,7 +12660,8 @@ class ReplRenderer(object):
         from rich.text import Text
 
         bar = (u"\u258c ", "bold yellow")
-        cell = Text.assemble(("\n",), bar, ("Allow command?" if kind == "exec" else "Apply these changes?", "bold"))
+        title = {"exec": "Allow command?", "continue": "Let the model go on with this turn?"}.get(kind, "Apply these changes?")
+        cell = Text.assemble(("\n",), bar, (title, "bold"))
         if reason:
             cell.append_text(Text.assemble(("\n",), bar, (reason, "italic")))
         if cwd:
@@ -11816,6 +13159,7 @@ class Repl(object):
         def create():
             try:
                 session = Session(self.cfg)
+                session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§15b)
                 wire = self.ctx.to_wire()
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
                     session.submit(dict({"type": "override_turn_context"}, **wire))
@@ -12114,6 +13458,11 @@ class Repl(object):
         decision = self._ask_approval("exec", msg.get("command"), msg.get("cwd"), msg.get("reason"))
         self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
 
+    def _on_loop_limit_request(self, event, msg):
+        """A tool-call limit stopped the turn: ask whether to let the model go on."""
+        decision = self._ask_approval("continue", None, None, msg.get("message"))
+        self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
+
     def _on_apply_patch_approval_request(self, event, msg):
         self.renderer.patch_cell(msg.get("changes"), "proposed patch")
         decision = self._ask_approval("patch", None, None, msg.get("reason"), msg.get("grant_root"))
@@ -12188,7 +13537,8 @@ class Repl(object):
         self.renderer.approval(kind, command, cwd, reason, grant_root)
         self.renderer.desktop_notification(
             "approval-requested",
-            "Codex wants to run %s" % _display_command(command) if kind == "exec" else "Codex wants to edit files")
+            "Codex wants to run %s" % _display_command(command) if kind == "exec" else
+            "Codex asks whether to go on" if kind == "continue" else "Codex wants to edit files")
         self.renderer.set_status("Waiting for your approval")
         allowed = [k for k, _d, _l in APPROVAL_CHOICES if kind == "exec" or k != "a"]
         if self._keys is None and self.interactive:
@@ -12199,7 +13549,8 @@ class Repl(object):
         else:
             key = self._read_key(allowed)
         decision = dict((k, d) for k, d, _l in APPROVAL_CHOICES)[key]
-        what = "run %s" % _display_command(command).split("\n")[0][:80] if kind == "exec" else "apply the patch"
+        what = ("run %s" % _display_command(command).split("\n")[0][:80] if kind == "exec"
+                else "go on" if kind == "continue" else "apply the patch")
         lines = {
             "approved": (u"\u2714 ", "You approved codex to %s this time" % what, "green"),
             "approved_for_session": (u"\u2714 ", "You approved codex to %s every time this session" % what, "green"),
@@ -14385,6 +15736,18 @@ def build_parser():
             mc.add_argument("arguments", nargs="?", default="{}", help="tool arguments as a JSON object")
             mc.add_argument("--json", action="store_true", help="print the raw CallToolResult as JSON")
             _add_config_options(mc, top=False)
+            ma = msub.add_parser("add", help="add an MCP server to config.toml: NAME -- COMMAND [ARGS...], or NAME --url URL")
+            ma.add_argument("name", help="server name (letters, digits, `_`, `-`)")
+            ma.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment for a stdio server; repeatable")
+            ma.add_argument("--url", help="the endpoint of a streamable HTTP server")
+            ma.add_argument("--bearer-token-env-var", metavar="VAR", help="environment variable holding the HTTP server's token")
+            ma.add_argument("command_argv", nargs="*", metavar="-- COMMAND [ARGS...]",
+                            help="the program that runs a stdio server, after `--`")
+            mg = msub.add_parser("get", help="show one configured MCP server")
+            mg.add_argument("name", help="server name from [mcp_servers]")
+            mg.add_argument("--json", action="store_true", help="print JSON")
+            mr = msub.add_parser("remove", help="remove an MCP server from config.toml")
+            mr.add_argument("name", help="server name from [mcp_servers]")
 
     p = sub("proto")
     _add_config_options(p, top=False)
@@ -14480,13 +15843,31 @@ def _split_prompt(parser, argv):
     return argv, None, []
 
 
+def _split_mcp_add_command(argv):
+    """(argv before `--`, the server command after it) for `codex mcp add`; else (argv, None).
+
+    argparse cannot take options after a positional and then `-- COMMAND ARGS` with options
+    of their own, so the command is split off before parsing.
+    """
+    if "--" not in argv:
+        return argv, None
+    cut = argv.index("--")
+    head = [a for a in argv[:cut] if not a.startswith("-")]
+    if "mcp" in head and "add" in head[head.index("mcp") + 1:head.index("mcp") + 2]:
+        return argv[:cut], argv[cut + 1:]
+    return argv, None
+
+
 def _parse_args(argv):
     """Parse argv; return the namespace with -c lists joined (top-level first)."""
     parser = build_parser()
+    argv, command_tail = _split_mcp_add_command(argv)
     argv, prompt, extra = _split_prompt(parser, argv)
     if extra:
         parser.error("unexpected arguments after the prompt: %s" % " ".join(extra))
     args, unknown = parser.parse_known_args(argv)
+    if command_tail is not None:  # `codex mcp add NAME [OPTIONS] -- COMMAND ARGS...`
+        args.command_argv = list(getattr(args, "command_argv", None) or []) + command_tail
     # `codex exec resume --last PROMPT`: argparse stops filling resume_args at the flag.
     if unknown and getattr(args, "prompt", None) in ("resume", "review") and not any(u.startswith("-") for u in unknown):
         args.resume_args = list(getattr(args, "resume_args", None) or []) + unknown
@@ -14514,6 +15895,19 @@ def _parse_args(argv):
     return args
 
 
+def _oss_provider_configured(cli_overrides):
+    """Whether -c or config.toml sets the oss/ollama provider's base_url (then --oss does not probe)."""
+    if any(str(o).split("=", 1)[0].strip() in ("model_providers.oss.base_url", "model_providers.ollama.base_url")
+           for o in cli_overrides or ()):
+        return True
+    try:
+        tree, _path = read_config_file(codex_home())
+    except CodexError:
+        return False
+    providers = tree.get("model_providers") if isinstance(tree.get("model_providers"), dict) else {}
+    return any(isinstance(providers.get(p), dict) and providers[p].get("base_url") for p in ("oss", "ollama"))
+
+
 def config_loader_for(args, **extra):
     """Return a function that loads the Config for these parsed arguments (and extras)."""
 
@@ -14534,8 +15928,11 @@ def config_loader_for(args, **extra):
         )
         fields.update(extra)
         fields.update(more)
+        environ = None
+        if fields.get("oss") and not _oss_provider_configured(args.config_overrides):
+            environ, fields["model"] = oss_environment(os.environ, fields.get("model"))
         overrides = ConfigOverrides(**fields)
-        cfg = load_config(overrides, args.config_overrides, strict=args.strict_config)
+        cfg = load_config(overrides, args.config_overrides, strict=args.strict_config, environ=environ)
         for warning in cfg.warnings:
             sys.stderr.write("codex: warning: %s\n" % warning)
         return cfg

@@ -9,7 +9,7 @@
  * Argv protocol (the Python helper in codex.py §12b speaks the same one):
  *
  *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
- *                       [--hide-dir DIR]... [--ro-mounts] [--network] -- CMD [ARG]...
+ *                       [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
  *   --writable PATH   full Landlock rights beneath PATH (a writable root)
@@ -23,6 +23,9 @@
  *   --ro-mounts       in that namespace make every mount read-only except the writable
  *                     roots: closes chmod/chown/utime/xattr outside the roots, which
  *                     Landlock does not cover (needs mount_setattr, Linux 5.12+)
+ *   --max-procs N     RLIMIT_NPROC inside the command's own user namespace: at most N processes
+ *                     and threads for the command and everything it starts (not enforced
+ *                     without a user namespace: the limit would count all of the user's processes)
  *   --network         the command may use the network (no socket rules)
  *   --cwd DIR         chdir(DIR) after the mounts, just before exec
  *   --probe           print key=value lines (implementation, landlock_abi, seccomp, userns,
@@ -30,34 +33,54 @@
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. with --read-only, --hide or --ro-mounts: unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID),
- *      map our uid/gid to themselves; with --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
+ *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) -- required with
+ *      --read-only, --hide or --ro-mounts, else best effort -- and map our uid/gid to
+ *      themselves.  The IPC namespace hides the SysV IPC and POSIX message queues of outside
+ *      processes; a private tmpfs on /dev/shm (writable, 64 MiB) does the same for POSIX
+ *      shared memory and semaphores.  RLIMIT_NPROC = --max-procs then counts this user
+ *      namespace's processes only (the kernel never applies it to uid 0: see step 6).
+ *      With --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
  *      bind each writable root onto itself read-write; bind each --read-only path onto itself and
  *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file;
  *      cover /dev/pts and /dev/input with an empty read-only tmpfs and /dev/console with
  *      /dev/null (best effort): the user's terminals and keyboards, whose keystrokes a command
  *      could otherwise read (ptys cannot be opened in the sandbox anyway: /dev/ptmx is not
  *      writable).
- *   3. seccomp (a BPF filter built here; denials return EPERM):
+ *   3. every capability goes: the securebits lock uid 0 out of regaining any at exec
+ *      (SECBIT_NOROOT...), the bounding and ambient sets are emptied, then the effective,
+ *      permitted and inheritable sets.  A root user's command would otherwise keep them all
+ *      inside its user namespace (open_by_handle_at through a writable mount reaches what a
+ *      read-only bind covers).  A uid 0 whose bounding set cannot be emptied fails (120).
+ *   4. seccomp (a BPF filter built here; denials return EPERM):
  *      - foreign architecture and x32 syscalls (x86_64): kill the process;
  *      - always: ptrace, process_vm_readv/writev, io_uring_*, the mount family
  *        (mount, umount2, mount_setattr, move_mount, open_tree, fs*, pivot_root), the kernel
  *        keyrings (add_key, request_key, keyctl: the session keyring is shared with the user's
- *        login session) and the TIOCSTI/TIOCLINUX ioctls;
+ *        login session), file handles (open_by_handle_at, name_to_handle_at), new or other
+ *        namespaces (unshare, setns, clone with a CLONE_NEW* flag; clone3 gets ENOSYS so libc
+ *        falls back to clone, whose flags the filter can see), bpf, perf_event_open,
+ *        userfaultfd, pidfd_getfd, process_madvise, the kernel's modules, kexec, reboot, swap,
+ *        syslog, acct, quotactl, chroot, fanotify_init, iopl/ioperm, and the TIOCSTI/TIOCLINUX
+ *        ioctls;
  *      - without a PID namespace: prlimit64 on another process (RLIMIT_CPU/FSIZE on codex kill
  *        it; inside the namespace no outside pid can be named at all);
- *      - network off: socket/socketpair for every family but AF_UNIX; socket(AF_UNIX,
- *        SOCK_DGRAM) (with connect and bind denied its only use is sendmsg to a pathname socket
- *        outside: /dev/log, sd_notify, daemons' control sockets); connect, bind, listen,
- *        accept, accept4 for every family; sendto with a destination address.
- *        Plain send/recv on existing sockets stay allowed so socketpairs work.
- *   4. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
- *      file-system right handled; "/" read+execute; /dev/null and each writable root all
- *      rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
+ *      - without an IPC namespace: the SysV IPC and POSIX message queue syscalls;
+ *      - network off: socket/socketpair for every family but AF_UNIX, and AF_UNIX only as
+ *        SOCK_STREAM or SOCK_SEQPACKET: no datagram socket exists (SOCK_DGRAM, or SOCK_RAW,
+ *        which AF_UNIX turns into one), so no sendto/sendmsg/sendmmsg can name a pathname
+ *        socket outside (/dev/log, sd_notify, daemons' control sockets); stream and seqpacket
+ *        sockets ignore or refuse a destination address.  connect, bind, listen, accept,
+ *        accept4 for every family; sendto with a destination address.  Plain send/recv on
+ *        socketpairs stay allowed.
+ *   5. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
+ *      file-system right handled; "/" read+execute; /dev/null, the private /dev/shm and each
+ *      writable root all rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
  *      signals and abstract unix sockets scoped (with the network on too: X11 and D-Bus
  *      listen there).
- *   5. chdir(--cwd), execvp(CMD).  In the PID namespace of step 2 the helper instead forks an
- *      init (pid 1) that forks and execs CMD and reaps; when CMD exits, init exits and the
+ *   6. chdir(--cwd), execvp(CMD).  With the PID namespace of step 2 the helper forks an init
+ *      (pid 1) right after unshare, which sets the namespace's pid_max to --max-procs + 300
+ *      (Linux 6.14+: the process limit that holds for root too), applies steps 2-5 and
+ *      then forks and execs CMD and reaps; when CMD exits, init exits and the
  *      kernel kills whatever CMD left behind (setsid daemons included), and so does a SIGKILL
  *      to the helper's process group (timeouts).  The helper waits and exits like CMD (same
  *      code, or the same signal); SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on to CMD.
@@ -70,6 +93,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -138,9 +162,38 @@
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
+#ifndef SYS_quotactl_fd
+#define SYS_quotactl_fd 443
+#endif
 #ifndef CLONE_NEWPID
 #define CLONE_NEWPID 0x20000000
 #endif
+#ifndef CLONE_NEWIPC
+#define CLONE_NEWIPC 0x08000000
+#endif
+#ifndef CLONE_NEWNET
+#define CLONE_NEWNET 0x40000000
+#endif
+/* every CLONE_NEW* flag clone(2) takes (CLONE_NEWTIME only exists for clone3/unshare: in
+ * clone's flags 0x80 is part of the exit signal) */
+#define CLONE_NS_FLAGS 0x7E020000U
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+/* linux/securebits.h: NOROOT, NO_SETUID_FIXUP and NO_CAP_AMBIENT_RAISE set, KEEP_CAPS clear,
+ * each of the four locked */
+#define SECUREBITS_LOCKED_DOWN 0xEFU
+#define SHM_TMPFS_OPTIONS "size=64m,nr_inodes=4096,mode=1777"
 
 #if defined(__x86_64__)
 #define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
@@ -194,7 +247,8 @@ static const char *writable[MAX_PATHS];
 static const char *read_only[MAX_PATHS];
 static const char *hidden[MAX_PATHS];
 static const char *hidden_dirs[MAX_PATHS];
-static int n_writable, n_read_only, n_hidden, n_hidden_dirs, ro_mounts, pid_ns;
+static int n_writable, n_read_only, n_hidden, n_hidden_dirs, ro_mounts, pid_ns, user_ns, private_shm;
+static long max_procs;
 
 static void fail(int code, const char *what, int err)
 {
@@ -293,6 +347,8 @@ static void apply_landlock(int network)
         fail(EXIT_LANDLOCK, "landlock_create_ruleset failed", errno);
     add_rule(ruleset, "/", LL_READ, attr.handled_access_fs, 1);
     add_rule(ruleset, "/dev/null", attr.handled_access_fs, attr.handled_access_fs, 1);
+    if (private_shm)
+        add_rule(ruleset, "/dev/shm", attr.handled_access_fs, attr.handled_access_fs, 1);
     for (i = 0; i < n_writable; i++)
         add_rule(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, 0);
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
@@ -302,7 +358,7 @@ static void apply_landlock(int network)
 
 /* -- seccomp ------------------------------------------------------------------------------ */
 
-#define MAX_INSNS 128
+#define MAX_INSNS 320
 static struct sock_filter prog_insns[MAX_INSNS];
 static int n_insns;
 
@@ -330,27 +386,32 @@ static void deny_always(long nr)
 
 /* Every block below starts with the syscall number in the accumulator and either returns or
  * falls through to the next block with the accumulator untouched. */
-static void deny_unless_arg0_unix(long nr)
+/* socket/socketpair: AF_UNIX only, and only as SOCK_STREAM or SOCK_SEQPACKET (flags such as
+ * SOCK_CLOEXEC masked off).  No datagram socket means no send call can name a destination. */
+static void allow_only_unix_stream(long nr)
 {
-    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, (uint32_t)nr);
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 8, (uint32_t)nr);
     emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(0));
-    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, AF_UNIX);
-    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, AF_UNIX);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(1));
+    emit(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xf);
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, SOCK_STREAM);
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, SOCK_SEQPACKET);
     emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
 }
 
-/* socket(AF_UNIX, SOCK_DGRAM | flags): an unconnected datagram socket (socketpair stays allowed) */
-static void deny_unix_dgram_socket(void)
+/* clone(flags, ...) with a CLONE_NEW* flag; clone3 hides its flags behind a pointer: ENOSYS
+ * makes libc fall back to clone */
+static void deny_clone_namespaces(void)
 {
-    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 8, (uint32_t)SYS_socket);
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, (uint32_t)SYS_clone);
     emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(0));
-    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, AF_UNIX);
-    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(1));
-    emit(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xf); /* the type without SOCK_NONBLOCK/SOCK_CLOEXEC */
-    emit(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, SOCK_DGRAM);
-    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)offsetof(struct seccomp_data, nr)); /* restore */
-    emit(BPF_JMP | BPF_JA, 0, 0, 1);
+    emit(BPF_JMP | BPF_JSET | BPF_K, 0, 1, CLONE_NS_FLAGS);
     emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, (uint32_t)SYS_clone3);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
 }
 
 static void deny_sendto_with_address(void)
@@ -388,11 +449,26 @@ static void deny_prlimit_of_others(void)
 
 static void build_filter(int network)
 {
+    /* keep in step with SECCOMP_ALWAYS_DENIED in codex.py (a test compares the two) */
     static const long always[] = {
         SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_io_uring_setup,
         SYS_io_uring_enter, SYS_io_uring_register, SYS_mount, SYS_umount2, SYS_mount_setattr,
         SYS_move_mount, SYS_open_tree, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
         SYS_pivot_root, SYS_add_key, SYS_request_key, SYS_keyctl,
+        SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_unshare, SYS_setns, SYS_bpf,
+        SYS_perf_event_open, SYS_userfaultfd, SYS_pidfd_getfd, SYS_process_madvise,
+        SYS_init_module, SYS_finit_module, SYS_delete_module, SYS_kexec_load, SYS_kexec_file_load,
+        SYS_reboot, SYS_swapon, SYS_swapoff, SYS_syslog, SYS_acct, SYS_quotactl, SYS_quotactl_fd,
+        SYS_chroot, SYS_fanotify_init,
+#if defined(__x86_64__)
+        SYS_iopl, SYS_ioperm,
+#endif
+    };
+    /* without an IPC namespace: the outside's SysV IPC objects and POSIX message queues */
+    static const long ipc[] = {
+        SYS_shmget, SYS_shmat, SYS_shmctl, SYS_semget, SYS_semop, SYS_semtimedop, SYS_semctl,
+        SYS_msgget, SYS_msgsnd, SYS_msgrcv, SYS_msgctl, SYS_mq_open, SYS_mq_unlink,
+        SYS_mq_timedsend, SYS_mq_timedreceive, SYS_mq_notify, SYS_mq_getsetattr,
     };
     static const long net[] = {SYS_connect, SYS_bind, SYS_listen, SYS_accept, SYS_accept4};
     size_t i;
@@ -409,12 +485,15 @@ static void build_filter(int network)
 #endif
     for (i = 0; i < sizeof always / sizeof always[0]; i++)
         deny_always(always[i]);
+    deny_clone_namespaces();
+    if (!user_ns)
+        for (i = 0; i < sizeof ipc / sizeof ipc[0]; i++)
+            deny_always(ipc[i]);
     if (!network) {
         for (i = 0; i < sizeof net / sizeof net[0]; i++)
             deny_always(net[i]);
-        deny_unix_dgram_socket();
-        deny_unless_arg0_unix(SYS_socket);
-        deny_unless_arg0_unix(SYS_socketpair);
+        allow_only_unix_stream(SYS_socket);
+        allow_only_unix_stream(SYS_socketpair);
         deny_sendto_with_address();
     }
     if (!pid_ns)
@@ -492,17 +571,21 @@ static void hide_terminals(void)
         (void)mount(NULL, "/dev/console", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
 }
 
-static void protect_read_only(void)
+/* Enter new user, mount, IPC (and PID) namespaces; 0 when the kernel refuses (no
+ * unprivileged user namespaces), errno set.  No network namespace: creating one costs
+ * milliseconds, and seccomp already keeps every socket but AF_UNIX stream ones. */
+static int enter_namespaces(void)
 {
     char map[64];
     uid_t uid = getuid();
     gid_t gid = getgid();
-    int i;
-    /* the PID namespace lets the command's leftovers die with it (see run_in_pid_namespace) */
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) == 0)
+    int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC;
+    /* the PID namespace lets the command's leftovers die with it (see fork_pid_namespace_init) */
+    if (unshare(flags | CLONE_NEWPID) == 0)
         pid_ns = 1;
-    else if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
-        fail(EXIT_MOUNTS, "unshare(user+mount namespace) failed", errno);
+    else if (unshare(flags) != 0)
+        return 0;
+    user_ns = 1;
     if (write_file("/proc/self/setgroups", "deny") != 0)
         fail(EXIT_MOUNTS, "writing /proc/self/setgroups failed", errno);
     snprintf(map, sizeof map, "%u %u 1", (unsigned)uid, (unsigned)uid);
@@ -511,6 +594,29 @@ static void protect_read_only(void)
     snprintf(map, sizeof map, "%u %u 1", (unsigned)gid, (unsigned)gid);
     if (write_file("/proc/self/gid_map", map) != 0)
         fail(EXIT_MOUNTS, "writing /proc/self/gid_map failed", errno);
+    /* RLIMIT_NPROC counts the processes of this uid in this user namespace: this command's */
+    if (max_procs > 0) {
+        struct rlimit lim;
+        lim.rlim_cur = lim.rlim_max = (rlim_t)max_procs;
+        if (setrlimit(RLIMIT_NPROC, &lim) != 0)
+            fail(EXIT_SETUP, "setrlimit(RLIMIT_NPROC) failed", errno);
+    }
+    return 1;
+}
+
+/* A private tmpfs on /dev/shm: POSIX shared memory and semaphores work, and those of outside
+ * processes are out of sight (best effort: no /dev/shm, no private one). */
+static void private_dev_shm(void)
+{
+    struct stat st;
+    if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
+        mount("codex-shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, SHM_TMPFS_OPTIONS) == 0)
+        private_shm = 1;
+}
+
+static void protect_read_only(void)
+{
+    int i;
     /* keep our mounts from propagating back (best effort: some overlay setups refuse) */
     (void)mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL);
     if (ro_mounts) {
@@ -540,6 +646,49 @@ static void protect_read_only(void)
         if (cover_dir(hidden_dirs[i]) != 0)
             fail_path(EXIT_MOUNTS, "covering", hidden_dirs[i], errno);
     hide_terminals();
+    private_dev_shm();
+}
+
+/* -- capabilities ------------------------------------------------------------------------- */
+
+static int last_cap(void)
+{
+    char buf[16];
+    ssize_t got;
+    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 63;
+    got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (got <= 0)
+        return 63;
+    buf[got] = 0;
+    return atoi(buf) > 0 ? atoi(buf) : 63;
+}
+
+/* Drop every capability for good (see step 3 at the top). */
+static void drop_capabilities(void)
+{
+    struct __user_cap_header_struct hdr;
+    struct __user_cap_data_struct data[2];
+    int cap, last = last_cap(), bounded = 0;
+    /* needs CAP_SETPCAP: we have it in our user namespace, or as root; an ordinary user
+     * without a namespace has nothing to lock down (no_new_privs stops setuid and file caps) */
+    (void)prctl(PR_SET_SECUREBITS, SECUREBITS_LOCKED_DOWN, 0, 0, 0);
+    for (cap = 0; cap <= last; cap++)
+        (void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+        fail(EXIT_SETUP, "clearing the ambient capabilities failed", errno);
+    memset(&hdr, 0, sizeof hdr);
+    memset(data, 0, sizeof data);
+    hdr.version = _LINUX_CAPABILITY_VERSION_3;
+    if (syscall(SYS_capset, &hdr, data) != 0)
+        fail(EXIT_SETUP, "dropping the capabilities (capset) failed", errno);
+    for (cap = 0; cap <= last; cap++)
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
+            bounded = 1;
+    if (bounded && (geteuid() == 0 || getuid() == 0))
+        fail(EXIT_SETUP, "cannot empty the capability bounding set of a root user's command", 0);
 }
 
 /* -- PID namespace: the command's leftovers die with it ---------------------------------- */
@@ -590,8 +739,6 @@ static void pid_namespace_init(char **cmd, int report_fd)
 {
     int status = 0;
     pid_t child, pid;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
-        fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
     child = fork();
     if (child < 0)
         fail(EXIT_SETUP, "fork failed", errno);
@@ -612,9 +759,25 @@ static void pid_namespace_init(char **cmd, int report_fd)
     _exit(0);
 }
 
-static void run_in_pid_namespace(char **cmd)
+/* pid_max of the new PID namespace (Linux 6.14+; only a process inside can set it): the
+ * command's process limit that holds for root too, whom RLIMIT_NPROC never stops.  Pids
+ * above 300 are reused first, so max_procs + 300 leaves room for at least max_procs. */
+static void limit_pid_max(void)
 {
-    int fds[2], status = 0;
+    char text[32];
+    if (max_procs <= 0)
+        return;
+    snprintf(text, sizeof text, "%ld", max_procs + 300);
+    (void)write_file("/proc/sys/kernel/pid_max", text); /* older kernels: RLIMIT_NPROC alone */
+}
+
+/* Fork pid 1 of the new PID namespace right away: it applies the rest of the policy (mounts,
+ * capabilities, seccomp, Landlock) and runs the command (pid_namespace_init).  Returns in
+ * pid 1 only, with the fd its report goes to; this process waits and exits like the command
+ * (or like pid 1, when the policy failed there). */
+static int fork_pid_namespace_init(void)
+{
+    int fds[2], status = 0, init_status = 0;
     ssize_t got;
     pid_t init;
     struct rlimit no_core;
@@ -626,17 +789,23 @@ static void run_in_pid_namespace(char **cmd)
         fail(EXIT_SETUP, "fork into the PID namespace failed", errno);
     if (init == 0) {
         close(fds[0]);
-        pid_namespace_init(cmd, fds[1]);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+            fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
+        limit_pid_max();
+        return fds[1];
     }
     forward_to = init;
     close(fds[1]);
-    while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
+    while (waitpid(init, &init_status, 0) < 0 && errno == EINTR)
         ;
     do
         got = read(fds[0], &status, sizeof status);
     while (got < 0 && errno == EINTR);
-    if (got != (ssize_t)sizeof status)
+    if (got != (ssize_t)sizeof status) {
+        if (WIFEXITED(init_status))
+            _exit(WEXITSTATUS(init_status)); /* the policy failed in pid 1: its exit code */
         status = SIGKILL; /* init was killed, and the command with it */
+    }
     if (WIFEXITED(status))
         _exit(WEXITSTATUS(status));
     /* die of the command's signal, without a core file of our own */
@@ -718,15 +887,15 @@ static void close_inherited_fds(void)
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
-                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--network] "
-                    "-- CMD [ARG]...)\n", why);
+                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--max-procs N] "
+                    "[--network] -- CMD [ARG]...)\n", why);
     _exit(EXIT_USAGE);
 }
 
 int main(int argc, char **argv)
 {
     const char *cwd = NULL;
-    int network = 0, i, cmd = -1;
+    int network = 0, i, cmd = -1, report_fd = -1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
@@ -738,6 +907,13 @@ int main(int argc, char **argv)
             network = 1;
         } else if (strcmp(a, "--ro-mounts") == 0) {
             ro_mounts = 1;
+        } else if (strcmp(a, "--max-procs") == 0) {
+            char *end = NULL;
+            if (i + 1 >= argc)
+                usage("an option needs a value");
+            max_procs = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end != 0 || max_procs < 1)
+                usage("--max-procs needs a positive number");
         } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0 ||
                    strcmp(a, "--hide") == 0 || strcmp(a, "--hide-dir") == 0) {
             if (i + 1 >= argc)
@@ -773,8 +949,13 @@ int main(int argc, char **argv)
         fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG) failed", errno);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         fail(EXIT_SETUP, "prctl(PR_SET_NO_NEW_PRIVS) failed", errno);
-    if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || ro_mounts)
+    if (enter_namespaces()) {
+        if (pid_ns)
+            report_fd = fork_pid_namespace_init();
         protect_read_only();
+    } else if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || ro_mounts)
+        fail(EXIT_MOUNTS, "unshare(user+mount namespace) failed", errno);
+    drop_capabilities();
     build_filter(network);
     if (install_filter() != 0)
         fail(EXIT_SECCOMP, "installing the seccomp filter failed", errno);
@@ -782,7 +963,7 @@ int main(int argc, char **argv)
     if (cwd != NULL && chdir(cwd) != 0)
         fail_path(EXIT_USAGE, "cannot enter", cwd, errno);
     if (pid_ns)
-        run_in_pid_namespace(&argv[cmd]);
+        pid_namespace_init(&argv[cmd], report_fd);
     exec_command(&argv[cmd]);
     return 127;
 }

@@ -158,6 +158,24 @@ def test_mcp_cell_ok_and_error():
     assert "\u2717 tool docs.fetch() \u00b7 1.0s" in text and "connection closed" in text
 
 
+def test_mcp_cell_shows_images_by_size_and_kind():
+    import base64
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 640, 480, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00" * (640 * 3 + 1) * 480)) + chunk(b"IEND", b""))
+    r, out = _renderer()
+    r.mcp_cell({"server": "shots", "tool": "screen", "arguments": {}}, 0.5,
+               {"Ok": {"content": [{"type": "image", "data": base64.b64encode(png).decode(), "mimeType": "image/png"},
+                                   {"type": "text", "text": "the screen"}]}})
+    text = out.getvalue()
+    assert "[image: 640x480 png]" in text and "the screen" in text and "iVBOR" not in text
+
+
 def test_plan_and_reasoning_cells():
     r, out = _renderer()
     r.plan("two steps", [{"step": "read code", "status": "completed"}, {"step": "fix bug", "status": "in_progress"},

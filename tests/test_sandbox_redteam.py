@@ -467,7 +467,10 @@ def test_limits_of_codex_cannot_be_set_without_a_pid_namespace(tmp_path, which):
         pytest.skip("compiled helper not built; run `python3 build.py helpers`")
     import resource
 
-    prefix = [str(BUILT_HELPER)] if which == "c" else codex._python_helper_argv()
+    # the helper would enter a PID namespace (where no outside pid can be named): without user
+    # namespaces (tests/support/no_userns.py) it cannot, and seccomp must deny prlimit instead
+    prefix = ([sys.executable, str(REPO / "tests" / "support" / "no_userns.py")]
+              + ([str(BUILT_HELPER)] if which == "c" else codex._python_helper_argv()))
     victim = subprocess.Popen(["sleep", "60"])  # stands in for codex (same user, outside the sandbox)
     code = ("import resource\ntry:\n    resource.prlimit(%d, resource.RLIMIT_CPU, (1, 1))\n    print('SET')\n"
             "except OSError as exc:\n    print('denied', exc.errno)\n"
@@ -475,7 +478,6 @@ def test_limits_of_codex_cannot_be_set_without_a_pid_namespace(tmp_path, which):
             % victim.pid)
     try:
         before = resource.prlimit(victim.pid, resource.RLIMIT_CPU)
-        # no --read-only/--hide/--ro-mounts: the helper enters no namespace, as where userns is missing
         proc = subprocess.run(prefix + ["--cwd", str(tmp_path), "--writable", str(tmp_path), "--", sys.executable, "-c",
                                         code], capture_output=True, text=True, timeout=60)
         after = resource.prlimit(victim.pid, resource.RLIMIT_CPU)

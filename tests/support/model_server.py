@@ -29,6 +29,8 @@ Endpoints
     POST /v1/chat/completions   Chat Completions; SSE `chat.completion.chunk`s ending in
                                 `data: [DONE]` (stream:true) or a JSON completion.
     GET  /v1/models             a small model list.
+    .routes[(METHOD, PATH)] = obj   answer that exact path with 200 and the JSON `obj` (servers'
+                                own endpoints: llama.cpp's GET /props, Ollama's POST /api/show).
     The `/v1` prefix is optional (any path ending in `/responses` or `/chat/completions`
     works, so Azure-style `/openai/deployments/x/chat/completions?api-version=...` does too).
     Anything else answers 404.
@@ -416,13 +418,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         req = self._record()
-        if req.path.endswith("/models"):
+        if ("GET", req.path) in self.server.owner.routes:
+            self._send_json(200, self.server.owner.routes[("GET", req.path)])
+        elif req.path.endswith("/models"):
             self._send_json(200, {"object": "list", "data": [{"id": "mock-model", "object": "model", "owned_by": "mock"}]})
         else:
             self._send_json(404, {"error": {"message": "not found: %s" % req.path}})
 
     def do_POST(self):
         req = self._record()
+        if ("POST", req.path) in self.server.owner.routes:
+            self._send_json(200, self.server.owner.routes[("POST", req.path)])
+            return
         if req.api is None:
             self._send_json(404, {"error": {"message": "not found: %s" % req.path}})
             return
@@ -499,6 +506,7 @@ class ModelServer(object):
         self._port = port
         self.default = default
         self.requests = []
+        self.routes = {}  # (method, path) -> JSON answered with 200 (e.g. llama.cpp's /props)
         self._queue = []
         self._lock = threading.Condition()
         self._stopping = threading.Event()
