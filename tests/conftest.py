@@ -69,6 +69,23 @@ def server():
 
 
 @pytest.fixture
+def exec_codex(run_codex, server, repo):
+    """Run `codex.py exec` in `repo` against `server` (a real process): exec_codex(*args,
+    wire=, env=, input=, cwd=, **config_keys).  Commands run without a sandbox unless the
+    arguments choose one (-s / --full-auto): the sandbox has its own tests."""
+    from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+
+    def run(*args, wire="responses", env=None, input=None, cwd=None, **cfg):
+        base_env = {MOCK_KEY_ENV: "test-key", "NO_COLOR": ""}
+        base_env.update(env or {})
+        sandbox = [] if any(a in ("-s", "--full-auto") for a in args) else ["-s", "danger-full-access"]
+        argv = ["exec", "-C", str(cwd or repo), "-m", "gpt-5"] + sandbox + mock_cli_args(server, wire, **cfg) + list(args)
+        return run_codex(*argv, env=base_env, input=input)
+
+    return run
+
+
+@pytest.fixture
 def repo(tmp_path):
     """A directory that looks like a git repository (a `.git` directory, nothing else)."""
     root = tmp_path / "repo"
