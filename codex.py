@@ -1932,11 +1932,33 @@ class HttpResponse(object):
     def close(self):
         if self._conn is None:
             return
+        if not self._done and self._keep:
+            self._drain()
         conn, self._conn = self._conn, None
         if self._done and self._keep:
             self._client._release(conn)
         else:
             conn.close()
+
+    def _drain(self, limit=65536, wait_s=0.02):
+        """Read what is left of a body that has (nearly) all arrived, so the connection can be
+        reused and is not reset (an SSE stream's closing chunk comes just after its last event)."""
+        try:
+            self._conn.sock.settimeout(wait_s)
+            got = 0
+            for data in self._raw():
+                got += len(data)
+                if got > limit:
+                    return
+            self._done = True
+        except (HttpTimeout, HttpTransportError, OSError):
+            pass
+        finally:
+            if self._conn is not None:
+                try:
+                    self._conn.sock.settimeout(self._client.idle_timeout_s)
+                except OSError:
+                    pass
 
 
 class HttpClient(object):
