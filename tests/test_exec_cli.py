@@ -144,6 +144,7 @@ def test_notify_runs_after_exec_turn(exec_codex, server, tmp_path):
     assert json.loads(out.read_text())["last-assistant-message"] == "notified"
 
 
+@pytest.mark.slow
 def test_zipapp_exec_end_to_end(dist_codex, server, repo, codex_home):
     import subprocess
     import sys
