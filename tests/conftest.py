@@ -55,6 +55,7 @@ def codex_home(tmp_path, monkeypatch):
     home = tmp_path / "codex-home"
     home.mkdir()
     monkeypatch.setenv("CODEX_HOME", str(home))
+    monkeypatch.setenv("CODEX_SYSTEM_DIR", str(tmp_path / "etc-codex"))  # never the machine's /etc/codex
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_LOG", "RUST_LOG", "CODEX_DEBUG"):
         monkeypatch.delenv(var, raising=False)
     return home
