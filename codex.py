@@ -18426,7 +18426,7 @@ def _completion_nodes(parser):
     nodes = []
 
     def walk(p, path):
-        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False}
+        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False, "args": False}
         nodes.append(node)
         positionals = []
         for a in p._actions:
@@ -18450,6 +18450,7 @@ def _completion_nodes(parser):
         if positionals and positionals[0].choices:
             node["words"] = [str(c) for c in positionals[0].choices]
         node["rest"] = any(a.nargs == argparse.REMAINDER for a in positionals)
+        node["args"] = bool(positionals)  # takes free words (a name, a prompt): not completed, but skipped
 
     walk(parser, ())
     return nodes
@@ -18587,6 +18588,8 @@ def _completion_zsh(nodes):
             specs.append("'*::command:_normal'")
         elif n["words"]:
             specs.append("':%s:(%s)'" % ("value", " ".join(n["words"])))
+        elif n["args"]:
+            specs.append("'*: :'")  # so `codex mcp add NAME --b` still completes options after NAME
         # -A: options after the subcommand's name belong to the subcommand, not to this level
         funcs.append("%s() {\n  local curcontext=\"$curcontext\" state line ret=1\n  typeset -A opt_args\n"
                      "  _arguments -C -s -S%s \\\n    %s && ret=0\n%s  return ret\n}\n"
