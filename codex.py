@@ -2821,8 +2821,8 @@ def model_family(slug, cfg=None):
     if cfg is not None:
         if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
-        provider = getattr(cfg, "provider", None)
-        served = _SERVED_WINDOWS.get((getattr(provider, "base_url", None), slug))
+        provider = cfg.provider
+        served = _SERVED_WINDOWS.get((provider.base_url, slug))
         if served:
             found.context_window = served
         if cfg.model_context_window:
@@ -12155,7 +12155,7 @@ def trusted_project(cfg):
     """Whether the working directory is in a `projects."<path>".trust_level = "trusted"` entry
     (as upstream: exec then runs there without --skip-git-repo-check)."""
     cwd = Path(cfg.cwd)
-    for name, project in (getattr(cfg, "projects", None) or {}).items():
+    for name, project in (cfg.projects or {}).items():
         if isinstance(project, dict) and project.get("trust_level") == "trusted":
             root = Path(os.path.realpath(os.path.expanduser(str(name))))
             if os.path.isabs(os.path.expanduser(str(name))) and (cwd == root or root in cwd.parents):
@@ -12367,14 +12367,8 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
 
 def _config_with(cfg, **changes):
-    """A copy of `cfg` with `changes` (Config.replace where it exists)."""
-    if hasattr(cfg, "replace"):
-        return cfg.replace(**changes)
-    import copy
-
-    new = copy.copy(cfg)
-    new.__dict__.update(changes)
-    return new
+    """A copy of `cfg` with `changes` (Config is immutable)."""
+    return cfg.replace(**changes)
 
 
 def _exec_config(args, cfg_loader):
@@ -14277,7 +14271,7 @@ class ReplRenderer(object):
         """A MarkdownStream that renders into this terminal."""
         styled = self.caps["tty"] and not self.caps["dumb"]
         stream = MarkdownStream(self, width=self._columns(), styled=styled, links=self.caps["hyperlinks"],
-                                file_opener=getattr(self.cfg, "file_opener", "none"), cwd=self.cfg.cwd, base=base)
+                                file_opener=self.cfg.file_opener, cwd=self.cfg.cwd, base=base)
         stream.colors = self.caps["color"]
         return stream
 
@@ -15561,7 +15555,7 @@ class Repl(object):
         headings = re.findall(r"\*\*(.+?)\*\*", self._reasoning_tail)
         if headings:
             self.renderer.set_status(headings[-1])
-        if getattr(self.cfg, "hide_agent_reasoning", False):
+        if self.cfg.hide_agent_reasoning:
             return
         if self._rstream is None:
             self._rstream = self.renderer.start_reasoning()
@@ -18454,7 +18448,7 @@ def _completion_nodes(parser):
     nodes = []
 
     def walk(p, path):
-        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False}
+        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False, "args": False}
         nodes.append(node)
         positionals = []
         for a in p._actions:
@@ -18478,6 +18472,7 @@ def _completion_nodes(parser):
         if positionals and positionals[0].choices:
             node["words"] = [str(c) for c in positionals[0].choices]
         node["rest"] = any(a.nargs == argparse.REMAINDER for a in positionals)
+        node["args"] = bool(positionals)  # takes free words (a name, a prompt): not completed, but skipped
 
     walk(parser, ())
     return nodes
@@ -18615,6 +18610,8 @@ def _completion_zsh(nodes):
             specs.append("'*::command:_normal'")
         elif n["words"]:
             specs.append("':%s:(%s)'" % ("value", " ".join(n["words"])))
+        elif n["args"]:
+            specs.append("'*: :'")  # so `codex mcp add NAME --b` still completes options after NAME
         # -A: options after the subcommand's name belong to the subcommand, not to this level
         funcs.append("%s() {\n  local curcontext=\"$curcontext\" state line ret=1\n  typeset -A opt_args\n"
                      "  _arguments -C -s -S%s \\\n    %s && ret=0\n%s  return ret\n}\n"
