@@ -2295,11 +2295,33 @@ class HttpResponse(object):
     def close(self):
         if self._conn is None:
             return
+        if not self._done and self._keep:
+            self._drain()
         conn, self._conn = self._conn, None
         if self._done and self._keep:
             self._client._release(conn)
         else:
             conn.close()
+
+    def _drain(self, limit=65536, wait_s=0.02):
+        """Read what is left of a body that has (nearly) all arrived, so the connection can be
+        reused and is not reset (an SSE stream's closing chunk comes just after its last event)."""
+        try:
+            self._conn.sock.settimeout(wait_s)
+            got = 0
+            for data in self._raw():
+                got += len(data)
+                if got > limit:
+                    return
+            self._done = True
+        except (HttpTimeout, HttpTransportError, OSError):
+            pass
+        finally:
+            if self._conn is not None:
+                try:
+                    self._conn.sock.settimeout(self._client.idle_timeout_s)
+                except OSError:
+                    pass
 
 
 class HttpClient(object):
@@ -18424,7 +18446,7 @@ def _completion_nodes(parser):
     nodes = []
 
     def walk(p, path):
-        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False}
+        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False, "args": False}
         nodes.append(node)
         positionals = []
         for a in p._actions:
@@ -18448,6 +18470,7 @@ def _completion_nodes(parser):
         if positionals and positionals[0].choices:
             node["words"] = [str(c) for c in positionals[0].choices]
         node["rest"] = any(a.nargs == argparse.REMAINDER for a in positionals)
+        node["args"] = bool(positionals)  # takes free words (a name, a prompt): not completed, but skipped
 
     walk(parser, ())
     return nodes
@@ -18585,6 +18608,8 @@ def _completion_zsh(nodes):
             specs.append("'*::command:_normal'")
         elif n["words"]:
             specs.append("':%s:(%s)'" % ("value", " ".join(n["words"])))
+        elif n["args"]:
+            specs.append("'*: :'")  # so `codex mcp add NAME --b` still completes options after NAME
         # -A: options after the subcommand's name belong to the subcommand, not to this level
         funcs.append("%s() {\n  local curcontext=\"$curcontext\" state line ret=1\n  typeset -A opt_args\n"
                      "  _arguments -C -s -S%s \\\n    %s && ret=0\n%s  return ret\n}\n"
