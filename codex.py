@@ -7220,7 +7220,7 @@ def apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None):
     The paths are resolved inside the sandbox, against `cwd` (the model's workdir as given):
     a symlink planted by an earlier command is followed by the kernel, under Landlock.
     """
-    argv = _apply_patch_argv(getattr(cfg, "codex_home", None)) + ["--cd", str(cwd)]
+    argv = _apply_patch_argv(cfg.codex_home) + ["--cd", str(cwd)]
     env = build_command_env(cfg)
     return run_command(argv, cfg.cwd, cfg, env, timeout_ms=timeout_ms or DEFAULT_EXEC_TIMEOUT_MS * 3,
                        stdin_data=text.encode("utf-8"))
@@ -7238,7 +7238,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     policy = cfg.sandbox_policy
     env = dict(env)
-    patch_dir = apply_patch_command_dir(getattr(cfg, "codex_home", None))
+    patch_dir = apply_patch_command_dir(cfg.codex_home)
     if patch_dir is not None:
         import shlex
 
