@@ -10957,7 +10957,7 @@ class ToolRunner(object):
         # the mounts decide what it writes.  A patch the user approved runs unsandboxed, as an
         # approved command does.
         sandboxed = verdict == "auto-approve" and not task.ctx.sandbox_policy.is_unrestricted()
-        if sandboxed and not sandbox_available(getattr(task.ctx, "codex_home", None)):
+        if sandboxed and not sandbox_available(task.ctx.codex_home):
             verdict = "reject" if task.ctx.approval_policy == "never" else "ask-user"
             sandboxed = False
         if verdict == "reject":
