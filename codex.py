@@ -7220,7 +7220,7 @@ def apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None):
     The paths are resolved inside the sandbox, against `cwd` (the model's workdir as given):
     a symlink planted by an earlier command is followed by the kernel, under Landlock.
     """
-    argv = _apply_patch_argv(getattr(cfg, "codex_home", None)) + ["--cd", str(cwd)]
+    argv = _apply_patch_argv(cfg.codex_home) + ["--cd", str(cwd)]
     env = build_command_env(cfg)
     return run_command(argv, cfg.cwd, cfg, env, timeout_ms=timeout_ms or DEFAULT_EXEC_TIMEOUT_MS * 3,
                        stdin_data=text.encode("utf-8"))
@@ -7238,7 +7238,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     policy = cfg.sandbox_policy
     env = dict(env)
-    patch_dir = apply_patch_command_dir(getattr(cfg, "codex_home", None))
+    patch_dir = apply_patch_command_dir(cfg.codex_home)
     if patch_dir is not None:
         import shlex
 
@@ -10957,7 +10957,7 @@ class ToolRunner(object):
         # the mounts decide what it writes.  A patch the user approved runs unsandboxed, as an
         # approved command does.
         sandboxed = verdict == "auto-approve" and not task.ctx.sandbox_policy.is_unrestricted()
-        if sandboxed and not sandbox_available(getattr(task.ctx, "codex_home", None)):
+        if sandboxed and not sandbox_available(task.ctx.codex_home):
             verdict = "reject" if task.ctx.approval_policy == "never" else "ask-user"
             sandboxed = False
         if verdict == "reject":
@@ -11727,8 +11727,15 @@ def _use_color(choice, stream, environ=None):
         return False
 
 
-def format_elapsed(seconds):
-    """upstream's durations: 250ms, 1.50s, 2m05s."""
+def format_elapsed(seconds, spaced=False):
+    """A duration for people: upstream's exec form 250ms, 1.50s, 2m05s; spaced (the REPL's
+    cells and status line): 1.2s, 45s, 3m 05s."""
+    if spaced:
+        if seconds < 10:
+            return "%.1fs" % seconds
+        if seconds < 60:
+            return "%ds" % seconds
+        return "%dm %02ds" % (seconds // 60, seconds % 60)
     if seconds < 1:
         return "%dms" % int(seconds * 1000)
     if seconds < 60:
@@ -13215,15 +13222,6 @@ def _seconds(duration):
     return 0.0
 
 
-def _format_elapsed(seconds):
-    """1.2s, 45s, 3m 05s."""
-    if seconds < 10:
-        return "%.1fs" % seconds
-    if seconds < 60:
-        return "%ds" % seconds
-    return "%dm %02ds" % (seconds // 60, seconds % 60)
-
-
 def _format_seconds(seconds):
     """10 s, 1.5 s, 2 min 30 s: a configured duration, as a person says it."""
     if seconds >= 60:
@@ -14348,7 +14346,7 @@ class ReplRenderer(object):
         label, started = self._status
         elapsed = time.monotonic() - started
         frame = STATUS_FRAMES[int(elapsed * 10) % len(STATUS_FRAMES)]
-        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, _format_elapsed(elapsed))
+        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, format_elapsed(elapsed, spaced=True))
         width = self._columns()
         line = line.replace("\n", " ")
         if len(line) > width - 1:
@@ -14427,7 +14425,7 @@ class ReplRenderer(object):
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
             (_display_command(command), "bold"),
-            (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
             (" \u00b7 %s" % note if note else "" if ok or exit_code is None else " \u00b7 exit %s" % exit_code, "red"),
         )
         for i, line in enumerate(_preview_lines(output)):
@@ -14458,7 +14456,7 @@ class ReplRenderer(object):
                 body = str(res)
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
-            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
         )
         for i, line in enumerate(_preview_lines(body)):
             cell.append("\n  %s %s" % (u"\u2514" if i == 0 else " ", line), style="dim")
