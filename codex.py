@@ -18264,8 +18264,9 @@ def _split_mcp_add_command(argv):
     if "--" not in argv:
         return argv, None
     cut = argv.index("--")
-    head = [a for a in argv[:cut] if not a.startswith("-")]
-    if "mcp" in head and "add" in head[head.index("mcp") + 1:head.index("mcp") + 2]:
+    words = [a for a in argv[:cut] if not a.startswith("-")]
+    first = next((i for i, w in enumerate(words) if w in SUBCOMMANDS), None)  # the subcommand
+    if first is not None and words[first:first + 2] == ["mcp", "add"]:
         return argv[:cut], argv[cut + 1:]
     return argv, None
 
