@@ -5234,6 +5234,22 @@ def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
     return _command_plan(argv, cfg, approved_for_session, escalated)[0]
 
 
+def _patch_outside_reason(paths, cfg):
+    """Why a patch needs approval, naming where it really writes: a path through a symlink
+    (`docs/.bashrc` with docs -> ~) is shown with its resolved target, so that the user
+    does not approve "a file in the workspace" that lands elsewhere.  None when all are writable."""
+    sandbox, home = cfg.sandbox_policy, cfg.codex_home
+    outside = []
+    for p in paths:
+        if sandbox.is_path_writable(Path(p), cfg.cwd, home):
+            continue
+        real = os.path.realpath(str(p))
+        outside.append(str(p) if real == os.path.abspath(str(p)) else "%s (resolves to %s)" % (p, real))
+    if not outside:
+        return None
+    return "writes outside the writable roots or to protected paths: %s" % ", ".join(outside)
+
+
 def assess_patch_safety(paths, cfg):
     """Decide an apply_patch touching `paths`: auto-approve inside writable roots, else ask/reject."""
     policy = cfg.approval_policy
@@ -5762,6 +5778,11 @@ _SHM_TMPFS_OPTIONS = b"size=64m,nr_inodes=4096,mode=1777"
 #: syscalls denied for every socket family when the network is off (no docker.sock, no ssh-agent)
 SECCOMP_NETWORK_DENIED = ("connect", "bind", "listen", "accept", "accept4")
 _TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  #: terminal ioctls that inject input into the parent's tty
+#: chmod-family syscall -> index of its mode argument: a mode with S_ISUID or S_ISGID is denied,
+#: so that no command leaves a set-user/group-ID program behind in a writable root (a root
+#: codex's command would otherwise hand every local user a root shell: `chmod 4755 /tmp/sh`)
+SECCOMP_CHMOD_MODE_ARG = (("chmod", 1), ("fchmod", 1), ("fchmodat", 2), ("fchmodat2", 2))
+_SETID_MODE_BITS = 0o6000  #: S_ISUID | S_ISGID
 
 # -- finding and extracting the compiled helper ---------------------------------------------
 
@@ -6343,6 +6364,10 @@ def sandbox_available(home=None):
 # -- wrapping a command ---------------------------------------------------------------------
 
 
+#: real paths of every writable root a command of this process got: programs there are not run by codex
+_WRITABLE_ROOTS_SEEN = set()
+
+
 def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     """Wrap argv so it runs under `policy`; returns (argv, extra env, sandbox type or None).
 
@@ -6354,6 +6379,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         return argv, {}, None
     command_cwd = str(command_cwd or policy_cwd)
     roots = policy.writable_roots_for(policy_cwd)
+    _WRITABLE_ROOTS_SEEN.update(os.path.realpath(str(r)) for r in roots)  # git_argv (§17b) skips them
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
         out = prefix + ["--cwd", command_cwd, "--max-procs", str(SANDBOX_MAX_PROCS)]
@@ -6606,6 +6632,12 @@ def _apply_seccomp(network, pid_ns=True, user_ns=True):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
         for flag in CLONE_NAMESPACE_FLAGS:
             flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+        for name, arg in SECCOMP_CHMOD_MODE_ARG:
+            for bit in (0o4000, 0o2000):
+                try:
+                    flt.add_rule(deny, name, pyseccomp.Arg(arg, pyseccomp.MASKED_EQ, bit, bit))
+                except (OSError, ValueError, RuntimeError):
+                    pass  # chmod does not exist on aarch64, fchmodat2 before libseccomp 2.5.5
         flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # its flags hide behind a pointer: libc falls back to clone
         if not user_ns:
             for name in SECCOMP_IPC_DENIED:
@@ -7019,15 +7051,17 @@ CORE_ENV_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR
 #: three, and spellings of passwords, credentials and session cookies that collide with no
 #: PATH-like name (PGPASSWORD, BORG_PASSPHRASE, GOOGLE_APPLICATION_CREDENTIALS, SSHPASS)
 DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*PASSWD*", "*PASSPHRASE*", "*CREDENTIAL*",
-                        "*COOKIE*", "SSHPASS")
+                        "*COOKIE*", "SSHPASS", "BW_SESSION", "OP_SESSION_*")  # password managers' unlocked sessions
 #: words (between `_`) that mark a secret in a name of two or more words: DB_PASS, GITHUB_PAT,
-#: MYSQL_PWD, NPM_CONFIG__AUTH, REDISCLI_AUTH, SENTRY_DSN, GPG_PRIVATE_KEY -- as whole words, so
-#: PATH, PYTHONPATH, PWD, OLDPWD, GIT_AUTHOR_NAME and XDG_* stay
-DEFAULT_ENV_EXCLUDED_WORDS = frozenset(("PASS", "PWD", "PAT", "AUTH", "CREDS", "PRIVATE", "DSN"))
+#: MYSQL_PWD, NPM_CONFIG__AUTH, REDISCLI_AUTH, SENTRY_DSN, GPG_PRIVATE_KEY, CI_JOB_JWT (GitLab's
+#: OIDC token), SLACK_WEBHOOK_URL -- as whole words, so PATH, PYTHONPATH, PWD, OLDPWD,
+#: GIT_AUTHOR_NAME and XDG_* stay
+DEFAULT_ENV_EXCLUDED_WORDS = frozenset(("PASS", "PWD", "PAT", "AUTH", "CREDS", "PRIVATE", "DSN", "JWT", "WEBHOOK"))
 #: names kept although a word matches: not a secret, and needed (git over ssh with the network on)
 DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
 #: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
-_URL_CREDENTIALS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
+#: (the password may hold a `/`: postgres://app:pa/ss@db; `host:8080/@scope` is a port, not one)
+_URL_CREDENTIALS_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:(?!\d+(?:/|$))[^@\s]+@")
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -7247,9 +7281,11 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             env["BASH_FUNC_%s%%%%" % name] = "() {  %s \"$@\"\n}" % shlex.quote(str(patch_dir / name))
     sandbox_type = None
     full_argv = argv
+    absent = []
     if sandboxed and not policy.is_unrestricted():
         full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
         env.update(extra_env)
+        absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
     stdin = subprocess.DEVNULL
     if stdin_data is not None:
         import tempfile
@@ -7351,7 +7387,52 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
             result, policy, cfg.cwd, cfg.codex_home, cwd)
+    moved = quarantine_new_names(absent)
+    if moved:
+        why = ("codex: the command created %s, which codex and git trust (project config, hooks, git "
+               "config); moved aside to %s: creating them needs approval (run it outside the sandbox)\n"
+               % (", ".join(p for p, _ in moved), ", ".join(q for _, q in moved)))
+        _notice(why.strip())
+        result.stderr += why
+        result.aggregated_output += why
+        result.sandbox_denied = True
     return result
+
+
+def absent_trusted_names(roots, cwd):
+    """`.git` and `.codex` names that do not exist yet where codex or git would trust them:
+    at the top of each writable root, and in the workspace and each directory above it that
+    lies in a writable root.  No mount can cover a name that does not exist, so a command may
+    create one (`git init` with a planted core.fsmonitor or filter, .codex/hooks.json): codex
+    moves it aside when the command ends (quarantine_new_names)."""
+    roots = [os.path.realpath(str(r)) for r in roots]
+    dirs = [r for r in roots if r != "/"]
+    d = os.path.realpath(str(cwd))
+    while d != "/" and any(_is_within(d, r) for r in roots):
+        if d not in dirs:
+            dirs.append(d)
+        d = os.path.dirname(d)
+    return [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)
+            if not os.path.lexists(os.path.join(d, n))]
+
+
+def quarantine_new_names(names):
+    """Rename each of `names` that exists now (a sandboxed command made it) to a fresh
+    `<name>.blocked-by-codex.<hex>` beside it, so that neither codex nor git reads it; returns
+    [(name, new name)].  Called once the command and everything it started have ended."""
+    moved = []
+    for path in names:
+        if not os.path.lexists(path):
+            continue
+        target = "%s.blocked-by-codex.%s" % (path, os.urandom(4).hex())
+        try:
+            os.rename(path, target)  # a symlink is moved as the link, never followed
+        except OSError as exc:
+            _notice("cannot move aside %s, which a sandboxed command created (%s): remove it before "
+                    "running git or codex there" % (path, exc.strerror or exc))
+            continue
+        moved.append((path, target))
+    return moved
 
 
 def _truncate_for_model(text):
@@ -9395,12 +9476,18 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()
     parts = []
     budget = max_bytes
     names = project_doc_names(fallbacks)
+    top = os.path.realpath(str(dirs[0]))
     for d in dirs:
         path = _first_doc(d, names)
         if path is None:
             continue
         if budget <= 0:
             break
+        if not _is_within(os.path.realpath(str(path)), top):
+            # a symlink a sandboxed command may have planted (AGENTS.md -> ~/.codex/auth.json):
+            # codex reads it unconfined, and would send what commands cannot read to the model
+            log("warn", "%s leads outside the project (%s); not read as instructions", path, top)
+            continue
         try:
             with open(str(path), "rb") as fh:
                 data = fh.read(budget + 1)
@@ -10965,7 +11052,7 @@ class ToolRunner(object):
         auto = verdict == "auto-approve"
         if not auto:
             decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
-                                 reason=None, grant_root=None)
+                                 reason=_patch_outside_reason(paths, task.ctx), grant_root=None)
             if decision not in ("approved", "approved_for_session"):
                 if getattr(self.approval_handler, "refusal", None):
                     self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
@@ -12520,6 +12607,32 @@ def _cmd_resume(args, cfg_loader):
 
 #: git options that keep a hostile repository's config from running programs while we read it
 _GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "--no-pager"]
+
+
+def git_argv(cwd):
+    """The argv prefix for a git that codex itself runs (unsandboxed) in `cwd`: the first `git`
+    on PATH that lies outside every directory a sandboxed command may write -- the workspace
+    (cwd and its repository), /tmp, $TMPDIR and the writable roots used in this process -- and
+    not in a relative PATH entry, then _GIT_SAFE_OPTIONS.  A `git` a command dropped into
+    .venv/bin or node_modules/.bin (on PATH in an activated environment) is never run."""
+    cwd = os.path.realpath(str(cwd))
+    untrusted = {cwd, os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    root = find_git_root(cwd)
+    if root is not None:
+        untrusted.add(os.path.realpath(str(root)))
+    untrusted.update(_WRITABLE_ROOTS_SEEN)
+    untrusted.discard("/")
+    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        if not os.path.isabs(entry):
+            continue
+        candidate = os.path.join(entry, "git")
+        if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+            continue
+        if any(_is_within(os.path.realpath(candidate), u) or _is_within(os.path.realpath(entry), u) for u in untrusted):
+            log("warn", "not running %s: it lies where sandboxed commands may write", candidate)
+            continue
+        return [candidate] + _GIT_SAFE_OPTIONS
+    raise FileNotFoundError(errno.ENOENT, "git is not on PATH (outside the workspace and /tmp)", "git")
 #: `git diff` options for a review: no colour, no external diff or textconv drivers, renames
 REVIEW_DIFF_OPTIONS = ["--no-color", "--no-ext-diff", "--no-textconv", "-M"]
 REVIEW_PRIORITIES = ("P0", "P1", "P2", "P3")  #: finding priorities, most urgent first
@@ -12586,10 +12699,11 @@ def run_git(cwd, *args, ok_codes=(0,), timeout=60):
     import subprocess
 
     try:
-        proc = subprocess.run(["git"] + _GIT_SAFE_OPTIONS + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+        proc = subprocess.run(git_argv(cwd) + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout)
     except FileNotFoundError:
-        raise UsageError("review needs git, which is not on PATH; install git")
+        raise UsageError("review needs git, which is not on PATH outside the workspace, /tmp and the writable roots "
+                         "(a git there could be one a command planted); install git")
     except subprocess.TimeoutExpired:
         raise CodexError("`git %s` took over %d s in %s" % (" ".join(args), timeout, cwd))
     if proc.returncode not in ok_codes:
@@ -13406,7 +13520,7 @@ def list_workspace_files(root, limit=FILE_SEARCH_MAX_FILES):
 
     try:
         proc = subprocess.run(
-            ["git"] + _GIT_SAFE_OPTIONS + ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            git_argv(root) + ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             cwd=str(root), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=30,
         )
         if proc.returncode == 0:
@@ -15155,7 +15269,7 @@ def _git_diff(cwd):
     import subprocess
 
     def git(*args):
-        return subprocess.run(["git"] + _GIT_SAFE_OPTIONS + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+        return subprocess.run(git_argv(cwd) + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
 
     try:

@@ -78,6 +78,9 @@
  *        sockets ignore or refuse a destination address.  connect, bind, listen, accept,
  *        accept4 for every family; sendto with a destination address.  Plain send/recv on
  *        socketpairs stay allowed.
+ *      - chmod, fchmod, fchmodat, fchmodat2 with S_ISUID or S_ISGID in the mode: no set-ID
+ *        program is left in a writable root (a root user's command would hand every local
+ *        user a root shell; writes by a process without CAP_FSETID clear those bits anyway).
  *   5. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
  *      file-system right handled; "/" read+execute; /dev/null, the private /dev/shm and each
  *      writable root all rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
@@ -179,6 +182,9 @@
 #endif
 #ifndef SYS_quotactl_fd
 #define SYS_quotactl_fd 443
+#endif
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
 #endif
 #ifndef CLONE_NEWPID
 #define CLONE_NEWPID 0x20000000
@@ -444,6 +450,17 @@ static void deny_tty_injection(void)
     emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
 }
 
+/* chmod-family calls whose mode (argument `arg`) sets S_ISUID or S_ISGID: no set-ID program
+ * is left behind in a writable root (keep in step with SECCOMP_CHMOD_MODE_ARG in codex.py) */
+static void deny_setid_mode(long nr, int arg)
+{
+    emit(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, (uint32_t)nr);
+    emit(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(arg));
+    emit(BPF_JMP | BPF_JSET | BPF_K, 0, 1, 06000);
+    emit(BPF_RET | BPF_K, 0, 0, RET_DENY);
+    emit(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+}
+
 /* prlimit64(pid != 0, ...): limits of another process */
 static void deny_prlimit_of_others(void)
 {
@@ -495,6 +512,12 @@ static void build_filter(int network)
     for (i = 0; i < sizeof always / sizeof always[0]; i++)
         deny_always(always[i]);
     deny_clone_namespaces();
+#if defined(SYS_chmod)
+    deny_setid_mode(SYS_chmod, 1);
+#endif
+    deny_setid_mode(SYS_fchmod, 1);
+    deny_setid_mode(SYS_fchmodat, 2);
+    deny_setid_mode(SYS_fchmodat2, 2);
     if (!user_ns)
         for (i = 0; i < sizeof ipc / sizeof ipc[0]; i++)
             deny_always(ipc[i]);

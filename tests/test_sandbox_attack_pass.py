@@ -1,0 +1,159 @@
+"""A hostile model's attacks found in the December attack pass (findings/README.md), each
+run for real: the sandbox helpers on this kernel, codex exec against the scripted model
+server, real files.  One test (or a few) per finding that was fixed."""
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+
+import pytest
+
+import codex
+from conftest import REPO
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux sandbox")
+
+
+def _cfg(ws, home, mode="workspace-write", approval="never"):
+    return codex.load_config(codex.ConfigOverrides(approval_policy=approval, sandbox_mode=mode, cwd=str(ws)), [],
+                             home=str(home), environ=dict(os.environ))
+
+
+def _run(ws, home, script):
+    cfg = _cfg(ws, home)
+    return codex.run_command(["sh", "-c", script], str(ws), cfg, codex.build_command_env(cfg), timeout_ms=30000)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    d = tmp_path / "ws"
+    d.mkdir()
+    return d
+
+
+# -- 07: no set-user/group-ID program is left behind ----------------------------------------
+
+
+def test_a_command_cannot_make_a_setid_program(impl, ws, codex_home):
+    r = _run(ws, codex_home, "cp /bin/sh rootsh; chmod 4755 rootsh; echo suid=$?; chmod g+s rootsh; echo sgid=$?; "
+                             "python3 -c 'import os; os.chmod(\"rootsh\", 0o6755)'; echo py=$?; "
+                             "chmod 700 rootsh; echo plain=$?")
+    assert "suid=1" in r.stdout and "sgid=1" in r.stdout and "py=1" in r.stdout, r.stdout + r.stderr
+    assert "plain=0" in r.stdout, r.stdout + r.stderr  # ordinary modes still change
+    mode = os.stat(str(ws / "rootsh")).st_mode
+    assert not mode & (stat.S_ISUID | stat.S_ISGID) and stat.S_IMODE(mode) == 0o700
+
+
+def test_the_setid_rule_is_the_same_in_both_helpers():
+    src = (REPO / "sandbox_helpers" / "codex-linux-sandbox.c").read_text()
+    found = re.findall(r"deny_setid_mode\(SYS_(\w+), (\d)\);", src)
+    assert [(n, int(a)) for n, a in found] == list(codex.SECCOMP_CHMOD_MODE_ARG)
+
+
+# -- 01/02: .codex and .git that did not exist cannot be planted ------------------------------
+
+
+def test_a_new_dot_codex_or_dot_git_is_moved_aside(impl, ws, codex_home):
+    r = _run(ws, codex_home, "mkdir .codex && echo '{}' > .codex/hooks.json && git init -q . && "
+                             "git config core.fsmonitor 'touch /tmp/pwned' && mkdir sub && echo done")
+    assert "done" in r.stdout, r.stderr
+    assert not os.path.lexists(str(ws / ".codex")) and not os.path.lexists(str(ws / ".git"))
+    moved = sorted(p.name for p in ws.iterdir() if ".blocked-by-codex." in p.name)
+    assert [m.split(".blocked")[0] for m in moved] == [".codex", ".git"]
+    assert r.sandbox_denied and "creating them needs approval" in r.stderr
+    assert (ws / "sub").is_dir()  # everything else the command made stays
+
+
+def test_an_existing_dot_codex_is_left_alone_and_nested_ones_too(impl, ws, codex_home):
+    (ws / ".codex").mkdir()
+    r = _run(ws, codex_home, "mkdir -p a/.codex && echo ok")
+    assert "ok" in r.stdout and not r.sandbox_denied, r.stderr
+    assert (ws / ".codex").is_dir() and (ws / "a" / ".codex").is_dir()
+
+
+def test_exec_a_planted_project_hook_never_runs(run_codex, server, tmp_path, codex_home):
+    from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+    from support.model_server import Turn
+
+    ws = tmp_path / "proj"
+    ws.mkdir()
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    (codex_home / "config.toml").write_text('[projects."%s"]\ntrust_level = "trusted"\n' % ws)
+    marker = tmp_path / "hook-ran"
+    hooks = {"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "touch %s" % marker}]}]}}
+    plant = "mkdir -p .codex && printf '%%s' '%s' > .codex/hooks.json && echo planted" % json.dumps(hooks)
+    server.enqueue(Turn().function_call("shell", {"command": ["bash", "-c", plant]}, call_id="c1"), Turn().text("ok"),
+                   Turn().text("second session"))
+    args = ["exec", "-C", str(ws), "-s", "workspace-write"] + mock_cli_args(server)
+    first = run_codex(*(args + ["plant it"]), env={MOCK_KEY_ENV: "k"})
+    assert first.returncode == 0, first.stderr
+    out = server.model_requests()[1].body["input"][-1]["output"]
+    assert "planted" in out and "needs approval" in out
+    second = run_codex(*(args + ["hello"]), env={MOCK_KEY_ENV: "k"})
+    assert second.returncode == 0, second.stderr
+    assert not marker.exists()
+
+
+# -- 03: codex never runs a git from a directory commands may write ----------------------------
+
+
+def test_git_argv_skips_a_git_planted_on_path(ws, monkeypatch):
+    planted = ws / ".venv" / "bin"
+    planted.mkdir(parents=True)
+    (planted / "git").write_text("#!/bin/sh\ntouch %s/pwned\n" % ws)
+    (planted / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:.:%s" % (planted, os.environ["PATH"]))
+    argv = codex.git_argv(ws)
+    assert argv[0] != str(planted / "git") and os.path.basename(argv[0]) == "git"
+    assert not argv[0].startswith(str(ws)) and argv[1:] == codex._GIT_SAFE_OPTIONS
+    ok, _ = codex._git_diff(ws)  # the REPL's /diff: no repository here, and the planted git never ran
+    assert not ok and not (ws / "pwned").exists()
+
+
+# -- 05: an approval names where a patch really writes ---------------------------------------
+
+
+def test_patch_approval_reason_names_the_resolved_target(ws, codex_home):
+    import tempfile
+    from pathlib import Path
+
+    outside = Path(tempfile.mkdtemp(prefix="victim-home-", dir="/var/tmp"))  # /tmp is a writable root
+    try:
+        (ws / "docs").symlink_to(outside)
+        cfg = _cfg(ws, codex_home, approval="on-request")
+        reason = codex._patch_outside_reason([ws / "docs" / ".bashrc", ws / "ok.txt"], cfg)
+        assert str(outside / ".bashrc") in reason and "ok.txt" not in reason
+        assert codex._patch_outside_reason([ws / "ok.txt"], cfg) is None
+    finally:
+        outside.rmdir()
+
+
+# -- 06: project docs never lead codex's own read outside the project --------------------------
+
+
+def test_agents_md_symlinked_outside_the_project_is_not_read(ws, tmp_path):
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    secret = tmp_path / "codex-home-auth.json"
+    secret.write_text('{"OPENAI_API_KEY": "sk-secret"}')
+    (ws / "AGENTS.md").symlink_to(secret)
+    assert codex.read_project_docs(ws) is None
+    (ws / "AGENTS.md").unlink()
+    (ws / "CLAUDE.md").write_text("use tabs\n")
+    (ws / "AGENTS.md").symlink_to("CLAUDE.md")  # a link inside the project still counts
+    assert codex.read_project_docs(ws) == "use tabs\n"
+
+
+# -- 08: more secret spellings stay out of commands' environments ------------------------------
+
+
+@pytest.mark.parametrize("name,value,dropped", [
+    ("BW_SESSION", "x", True), ("OP_SESSION_my", "x", True), ("CI_JOB_JWT", "x", True),
+    ("CI_JOB_JWT_V2", "x", True), ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/x", True),
+    ("DATABASE_URL", "postgres://app:pa/ss@db/app", True),
+    ("NPM_REGISTRY", "https://registry.example:443/@scope/pkg", False), ("XDG_SESSION_TYPE", "x11", False),
+    ("HTTP_PROXY", "http://proxy:3128/", False),
+])
+def test_secret_spellings(name, value, dropped):
+    assert codex.is_secret_env_var(name, value) is dropped
