@@ -12606,7 +12606,10 @@ def _cmd_resume(args, cfg_loader):
 # The session runs read-only with approval `never`, whatever the config says.
 
 #: git options that keep a hostile repository's config from running programs while we read it
-_GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "--no-pager"]
+#: (safe.bareRepository=explicit: a command may write HEAD, config and objects/ into a workspace
+#: that is no repository, and git would take that for a bare repository with its config)
+_GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "-c", "safe.bareRepository=explicit",
+                     "--no-pager"]
 
 
 def git_argv(cwd):

@@ -157,3 +157,15 @@ def test_agents_md_symlinked_outside_the_project_is_not_read(ws, tmp_path):
 ])
 def test_secret_spellings(name, value, dropped):
     assert codex.is_secret_env_var(name, value) is dropped
+
+
+def test_a_planted_bare_repository_is_not_used_by_codexs_git(impl, ws, codex_home, tmp_path):
+    # what a command may write into a workspace that is no repository: HEAD, config, objects/
+    marker = tmp_path / "worktree-filter-ran"
+    r = _run(ws, codex_home, "git init -q --bare . && git config core.bare false && git config core.worktree . && "
+                             "git config filter.p.clean 'sh -c \"touch %s; cat\"' && echo '* filter=p' > .gitattributes "
+                             "&& echo x > a && echo planted" % marker)
+    assert "planted" in r.stdout, r.stderr
+    assert not os.path.lexists(str(ws / ".git")) and (ws / "HEAD").is_file()
+    ok, _ = codex._git_diff(ws)
+    assert not ok and not marker.exists()
