@@ -391,9 +391,7 @@ def test_window_from_the_model_list(server, routes, want):
 
 
 def test_window_from_ollama_api_show(server):
-    provider = codex.ProviderInfo("ollama", base_url=server.url + "?x=%d" % id(server), wire_api="chat")
-    provider.base_url = server.url
-    codex._SERVED_WINDOWS.pop((server.url, "qwen2.5-coder:1.5b"), None)
+    provider = codex.ProviderInfo("ollama", base_url=server.url, wire_api="chat")
     server.routes[("POST", "/api/show")] = {"parameters": "num_ctx                        8192\nstop \"<|im_end|>\"",
                                             "model_info": {"qwen2.context_length": 32768}}
     assert codex.discover_context_window(provider, "qwen2.5-coder:1.5b") == 8192
