@@ -4197,7 +4197,12 @@ def parse_shell_command_arguments(arguments, cfg, environ=None):
     args = dict(args, command=[script_shell(environ), "-lc" if cfg.shell_login else "-c", command])
     if "timeout_ms" in args and "timeout" not in args:
         args["timeout"] = args.pop("timeout_ms")
-    return parse_shell_arguments(json.dumps(args))
+    if args.get("timeout") == 0 or args.get("timeout") is None:  # small models send 0 for "the default"
+        args.pop("timeout", None)
+    try:
+        return parse_shell_arguments(json.dumps(args))
+    except ToolArgumentError as exc:
+        raise ToolArgumentError(str(exc).replace("`timeout`", "`timeout_ms`"))
 
 
 def script_shell(environ=None):
