@@ -5102,6 +5102,33 @@ def _import_pyseccomp():
     return pyseccomp
 
 
+#: syscalls numbered alike on every architecture (424 and up) that an older libseccomp may not
+#: know by name: the Python helper denies them by number
+_UNIFIED_SYSCALL_NUMBERS = {"clone3": 435, "pidfd_getfd": 438, "process_madvise": 440, "quotactl_fd": 443}
+#: syscalls that exist on x86 only (nothing to deny elsewhere)
+_X86_ONLY_SYSCALLS = ("iopl", "ioperm")
+
+
+def _deny_syscall(flt, action, name):
+    """Add a rule answering `name` with `action`; a syscall libseccomp cannot name is denied by
+    number, and one it cannot deny at all fails the helper (it would stay open)."""
+    try:
+        flt.add_rule(action, name)
+        return
+    except (OSError, ValueError, RuntimeError) as exc:
+        error = exc
+    if name in _UNIFIED_SYSCALL_NUMBERS:
+        try:
+            flt.add_rule(action, _UNIFIED_SYSCALL_NUMBERS[name])
+            return
+        except (OSError, ValueError, RuntimeError) as exc:
+            error = exc
+    if name in _X86_ONLY_SYSCALLS and _machine_arch() not in ("x86_64", "i686"):
+        return
+    _helper_fail(123, "this libseccomp cannot deny %s (%s): the Python helper refuses to run commands without "
+                 "that rule; upgrade libseccomp2 or use a codex build with the compiled helper" % (name, error))
+
+
 def _apply_seccomp(network, pid_ns=True, user_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
@@ -5117,18 +5144,15 @@ def _apply_seccomp(network, pid_ns=True, user_ns=True):
         flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
         flt.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
         for name in SECCOMP_ALWAYS_DENIED:
-            try:
-                flt.add_rule(deny, name)
-            except (OSError, ValueError, RuntimeError):
-                pass  # a syscall this libseccomp or arch does not know cannot be called either
+            _deny_syscall(flt, deny, name)
         for req in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
         for flag in CLONE_NAMESPACE_FLAGS:
             flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
-        flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # its flags hide behind a pointer: libc falls back to clone
+        _deny_syscall(flt, pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # flags behind a pointer: libc falls back to clone
         if not user_ns:
             for name in SECCOMP_IPC_DENIED:
-                flt.add_rule(deny, name)
+                _deny_syscall(flt, deny, name)
         if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
             flt.add_rule(deny, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
         if not network:

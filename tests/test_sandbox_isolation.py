@@ -441,3 +441,35 @@ def test_exec_base64_writing_a_file_is_not_known_safe(root_box, server):
     assert "cannot ask for approval" in outputs[0], outputs
     assert "cannot ask for approval" not in outputs[1], outputs
     assert not (root_box.ws / "out.txt").exists()
+
+
+# -- the Python helper holds the same rules or refuses ---------------------------------------
+
+
+class _OldLibseccomp(object):
+    """A filter whose libseccomp knows no syscall by name (as an old one does not know clone3)."""
+
+    def __init__(self):
+        self.rules = []
+
+    def add_rule(self, action, syscall):
+        if isinstance(syscall, str):
+            raise ValueError("unknown syscall %s" % syscall)
+        self.rules.append((action, syscall))
+
+
+def test_python_helper_denies_new_syscalls_by_number_when_libseccomp_lacks_the_name():
+    flt = _OldLibseccomp()
+    codex._deny_syscall(flt, "deny", "clone3")
+    codex._deny_syscall(flt, "deny", "pidfd_getfd")
+    assert flt.rules == [("deny", 435), ("deny", 438)]
+
+
+def test_python_helper_refuses_to_run_when_a_rule_cannot_be_held():
+    code = ("import sys; sys.path.insert(0, %r); import codex, test_sandbox_isolation as t; "
+            "codex._deny_syscall(t._OldLibseccomp(), 'deny', 'open_by_handle_at'); print('RAN')"
+            % str(REPO / "tests"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    assert proc.returncode == 123 and "RAN" not in proc.stdout, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("codex-linux-sandbox: this libseccomp cannot deny "
+                                                                   "open_by_handle_at"), proc.stderr
