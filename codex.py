@@ -5219,10 +5219,7 @@ def _drop_capabilities(libc):
     non-empty bounding set fails closed."""
     import ctypes
 
-    try:
-        last = int(_read_text("/proc/sys/kernel/cap_last_cap").strip() or 63)
-    except ValueError:
-        last = 63
+    last = 63  # PR_CAPBSET_DROP past the kernel's last capability: EINVAL
     libc.prctl(28, 0xEF, 0, 0, 0)  # PR_SET_SECUREBITS: NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, all locked
     for cap in range(last + 1):
         libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
@@ -5318,8 +5315,8 @@ def _fork_pid_namespace_init(libc, max_procs=0):
     (report fd, relay target) for _pid_namespace_init.  This process waits and exits like the
     command (or like pid 1, when the policy failed there), as the C helper.
 
-    Pid 1 first sets the namespace's pid_max to max_procs + 300 (Linux 6.14+; only a process
-    inside can): the process limit that holds for root too, whom RLIMIT_NPROC never stops.
+    Pid 1 of a root user's command first sets the namespace's pid_max to max_procs + 300 (Linux
+    6.14+; only a process inside can): the process limit of uid 0, whom RLIMIT_NPROC never stops.
     When the command exits, pid 1 exits and the kernel kills whatever the command left behind
     (setsid daemons included); a SIGKILL to the process group (timeouts) does the same.
     SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on; SIGINT/SIGQUIT reach the group anyway.
@@ -5345,7 +5342,7 @@ def _fork_pid_namespace_init(libc, max_procs=0):
     if init == 0:
         os.close(rfd)
         libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the namespace dies with the helper
-        if max_procs:
+        if max_procs and os.getuid() == 0:  # other users have RLIMIT_NPROC already
             try:
                 with open("/proc/sys/kernel/pid_max", "w") as fh:
                     fh.write(str(max_procs + 300))

@@ -78,8 +78,8 @@
  *      signals and abstract unix sockets scoped (with the network on too: X11 and D-Bus
  *      listen there).
  *   6. chdir(--cwd), execvp(CMD).  With the PID namespace of step 2 the helper forks an init
- *      (pid 1) right after unshare, which sets the namespace's pid_max to --max-procs + 300
- *      (Linux 6.14+: the process limit that holds for root too), applies steps 2-5 and
+ *      (pid 1) right after unshare, which for root sets the namespace's pid_max to --max-procs
+ *      + 300 (Linux 6.14+: the process limit that holds for uid 0), applies steps 2-5 and
  *      then forks and execs CMD and reaps; when CMD exits, init exits and the
  *      kernel kills whatever CMD left behind (setsid daemons included), and so does a SIGKILL
  *      to the helper's process group (timeouts).  The helper waits and exits like CMD (same
@@ -651,31 +651,16 @@ static void protect_read_only(void)
 
 /* -- capabilities ------------------------------------------------------------------------- */
 
-static int last_cap(void)
-{
-    char buf[16];
-    ssize_t got;
-    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 63;
-    got = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (got <= 0)
-        return 63;
-    buf[got] = 0;
-    return atoi(buf) > 0 ? atoi(buf) : 63;
-}
-
 /* Drop every capability for good (see step 3 at the top). */
 static void drop_capabilities(void)
 {
     struct __user_cap_header_struct hdr;
     struct __user_cap_data_struct data[2];
-    int cap, last = last_cap(), bounded = 0;
+    int cap, bounded = 0;
     /* needs CAP_SETPCAP: we have it in our user namespace, or as root; an ordinary user
      * without a namespace has nothing to lock down (no_new_privs stops setuid and file caps) */
     (void)prctl(PR_SET_SECUREBITS, SECUREBITS_LOCKED_DOWN, 0, 0, 0);
-    for (cap = 0; cap <= last; cap++)
+    for (cap = 0; cap < 64; cap++) /* past the kernel's last capability: EINVAL */
         (void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
         fail(EXIT_SETUP, "clearing the ambient capabilities failed", errno);
@@ -684,7 +669,7 @@ static void drop_capabilities(void)
     hdr.version = _LINUX_CAPABILITY_VERSION_3;
     if (syscall(SYS_capset, &hdr, data) != 0)
         fail(EXIT_SETUP, "dropping the capabilities (capset) failed", errno);
-    for (cap = 0; cap <= last; cap++)
+    for (cap = 0; cap < 64; cap++)
         if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
             bounded = 1;
     if (bounded && (geteuid() == 0 || getuid() == 0))
@@ -760,12 +745,12 @@ static void pid_namespace_init(char **cmd, int report_fd)
 }
 
 /* pid_max of the new PID namespace (Linux 6.14+; only a process inside can set it): the
- * command's process limit that holds for root too, whom RLIMIT_NPROC never stops.  Pids
- * above 300 are reused first, so max_procs + 300 leaves room for at least max_procs. */
+ * command's process limit for root, whom RLIMIT_NPROC never stops (other users have that
+ * one already).  Pids above 300 are reused first: max_procs + 300 leaves room for max_procs. */
 static void limit_pid_max(void)
 {
     char text[32];
-    if (max_procs <= 0)
+    if (max_procs <= 0 || getuid() != 0)
         return;
     snprintf(text, sizeof text, "%ld", max_procs + 300);
     (void)write_file("/proc/sys/kernel/pid_max", text); /* older kernels: RLIMIT_NPROC alone */
