@@ -108,6 +108,12 @@ LEGACY_SANDBOX_PERMISSIONS = (  #: sandbox_permissions entries (May-June 2025 co
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")  #: CODEX_LOG / RUST_LOG levels
 
 
+def system_config_dir(environ=None):
+    """The machine-wide config directory: $CODEX_SYSTEM_DIR (for tests and unusual layouts) or /etc/codex."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("CODEX_SYSTEM_DIR") or "/etc/codex")
+
+
 def codex_home(environ=None):
     """Return $CODEX_HOME (which must exist when set) or ~/.codex."""
     environ = os.environ if environ is None else environ
@@ -282,6 +288,18 @@ def open_private_append(path):
     return os.fdopen(fd, "ab")
 
 
+def _jsonable(value):
+    """A copy of value that json.dumps accepts: str keys (also of read-only mappings), lists for
+    tuples/sets, str for anything else (paths)."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 def glob_match(pattern, name):
     """Case-insensitive glob match (`*`, `?`, `[...]`) used by env policies."""
     return fnmatch.fnmatchcase(name.upper(), pattern.upper())
@@ -394,68 +412,43 @@ def frozen_mapping(mapping):
 class CodexError(Exception):
     """Base of every error codex reports to the user as one line."""
 
-    exit_code = 1
-
 
 class UsageError(CodexError):
     """Bad command-line usage."""
-
-    exit_code = 2
 
 
 class ConfigError(CodexError):
     """Bad config.toml, -c override, profile or provider."""
 
-    exit_code = 2
-
 
 class AuthError(CodexError):
     """Missing or unusable credentials."""
-
-    exit_code = 1
 
 
 class ProviderError(CodexError):
     """The model provider failed or answered something we cannot use."""
 
-    exit_code = 1
-
 
 class SandboxError(CodexError):
     """The sandbox cannot be set up or refused to run a command."""
-
-    exit_code = 1
 
 
 class PatchError(CodexError):
     """An apply_patch input that does not parse or does not apply."""
 
-    exit_code = 1
-
 
 class McpError(CodexError):
     """An MCP server failed, timed out, or broke the protocol."""
 
-    exit_code = 1
-
-
-class NotLandedError(CodexError):
-    """A subcommand whose capability is not built yet."""
-
-    exit_code = 2
-
 
 class TurnFailed(CodexError):
     """A turn ended in an error (exec exits 1)."""
-
-    exit_code = 1
 
 
 #: CodexError subclass -> the process exit code main() uses; documented in the README
 EXIT_CODES = {
     UsageError: 2,
     ConfigError: 2,
-    NotLandedError: 2,
     AuthError: 1,
     ProviderError: 1,
     SandboxError: 1,
@@ -464,11 +457,6 @@ EXIT_CODES = {
     TurnFailed: 1,
     CodexError: 1,
 }
-
-
-def _not_landed(capability):
-    """Raise the error for a subcommand whose capability has not landed yet."""
-    raise NotLandedError("%s is not built yet in this version of codex" % capability)
 
 
 ###############################################################################
@@ -487,6 +475,7 @@ PROFILE_KEYS = (
     "model_verbosity",
     "chatgpt_base_url",
     "experimental_instructions_file",
+    "model_instructions_file",
 )
 
 #: top-level config keys: key -> (type check name, default, allowed values or None)
@@ -526,13 +515,34 @@ CONFIG_KEYS = {
     "responses_originator_header_internal_override": ("str", None, None),
     "preferred_auth_method": ("str", "apikey", ("chatgpt", "apikey")),
     "projects": ("table", {}, None),
+    "hooks": ("table", {}, None),
+    "model_instructions_file": ("str", None, None),
+    "project_root_markers": ("list", [".git"], None),
+    "project_doc_fallback_filenames": ("list", [], None),
     "tools": ("table", {}, None),
     "disable_paste_burst": ("bool", False, None),
     "include_plan_tool": ("bool", True, None),
+    # local models and runaway turns (docs/local-models.md)
+    "shell_login": ("bool", False, None),  # run `bash -lc` scripts and shell_command as login shells
+    "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
+    "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
+    "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
     # accepted from very early builds, ignored once per-provider settings landed
     "request_max_retries": ("int", None, None),
     "stream_max_retries": ("int", None, None),
     "stream_idle_timeout_ms": ("int", None, None),
+}
+
+#: accepted keys codex does not act on: key -> (the value that would ask for something, why);
+#: load_config reports such a setting once, as a warning, instead of ignoring it silently
+INERT_KEYS = {
+    "model_reasoning_summary_format": ("experimental", "codex shows reasoning summaries as the model streams them"),
+    "experimental_use_exec_command_tool": (True, "codex offers the `shell` tool; PTY sessions "
+                                                 "(exec_command/write_stdin) are not implemented"),
+    "preferred_auth_method": ("chatgpt", "ChatGPT sign-in is not supported; codex uses an API key "
+                                         "(`codex login --api-key`, or the provider's env_key)"),
+    "disable_paste_burst": (True, "the composer takes pastes whole (bracketed paste); there is no "
+                                  "paste-burst detection to turn off"),
 }
 
 #: fields of [sandbox_workspace_write]
@@ -598,7 +608,11 @@ PROVIDER_KEYS = {
     "stream_max_retries": ("int", 5),
     "stream_idle_timeout_ms": ("int", 300000),
     "requires_openai_auth": ("bool", False),
+    # local models (docs/local-models.md): None = the default for the provider's wire_api
+    "recover_tool_calls": ("bool", None),  # calls written as text become calls (Chat only; default on)
+    "shell_tool": ("str", None),  # "shell" (argv) or "shell_command" (a string; default for Chat)
 }
+SHELL_TOOLS = ("shell", "shell_command")  #: model_providers.*.shell_tool values
 
 _MAX_RETRIES_CAP = 100  #: upstream caps both retry knobs at 100
 
@@ -766,6 +780,11 @@ class Config(Record):
     project_doc_max_bytes: int
     include_plan_tool: bool
     tools: dict
+    compact_prompt: "bool | None"  # the short base prompt and tool texts (None: when the window is small)
+    shell_login: bool  # scripts run in a login shell (bash -lc)
+    # runaway turns (0: no limit)
+    max_repeated_tool_calls: int
+    max_tool_calls_per_turn: int
     experimental_use_exec_command_tool: bool
     mcp_servers: dict
     # front ends
@@ -778,6 +797,14 @@ class Config(Record):
     disable_paste_burst: bool
     experimental_resume: "str | None"
     projects: dict
+    hooks: "tuple[Hook, ...]"  # every configured hook, system first (see load_hooks)
+    model_instructions_file: "str | None"  # upstream's newer name of experimental_instructions_file
+    project_root_markers: "list[str]"
+    project_doc_fallback_filenames: "list[str]"
+    project_root: "Path | None"  # the project codex runs in (project_root_markers), trusted or not
+    trusted_project_root: "Path | None"  # the same when it is trusted (its .codex/ config, hooks, prompts apply)
+    requirements: "Requirements"  # what /etc/codex/requirements.toml pins
+    layer_paths: "Mapping[str, str]"  # layer label -> the file it was read from
     # accepted and ignored (warned about by load_config)
     request_max_retries: "int | None"
     stream_max_retries: "int | None"
@@ -799,6 +826,10 @@ class Config(Record):
         policy = self.__dict__.get("_sandbox_policy")
         if policy is None:
             policy = SandboxPolicy.from_config(self)
+            pinned = self.requirements.clamp_sandbox(policy.mode)
+            if pinned != policy.mode:  # e.g. the legacy sandbox_permissions asked for more than is allowed
+                _notice("sandbox mode %r is not allowed by %s; using %r" % (policy.mode, " or ".join(self.requirements.paths), pinned))
+                policy = SandboxPolicy.from_wire(dict(self.sandbox_workspace_write or {}, mode=pinned), self.cwd)
             object.__setattr__(self, "_sandbox_policy", policy)
         return policy
 
@@ -824,6 +855,7 @@ class ConfigOverrides(object):
         dangerously_bypass=False,
         oss=False,
         ignore_user_config=False,
+        trust=False,
     ):
         self.model = model
         self.model_provider = model_provider
@@ -836,6 +868,7 @@ class ConfigOverrides(object):
         self.dangerously_bypass = dangerously_bypass
         self.oss = oss
         self.ignore_user_config = ignore_user_config  # exec --ignore-user-config: skip config.toml
+        self.trust = trust  # --trust: apply the project's .codex/config.toml this once
 
 
 def _load_toml_module():
@@ -949,9 +982,9 @@ def _normalize_approval(value, where, key="approval_policy"):
     return value
 
 
-def read_config_file(home):
-    """Read and parse $CODEX_HOME/config.toml; a missing file is an empty table."""
-    path = Path(home) / "config.toml"
+def read_config_file(home, name="config.toml"):
+    """Read and parse DIR/config.toml (or DIR/NAME); a missing file is an empty table."""
+    path = Path(home) / name
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1192,7 +1225,7 @@ def _check_utf8(place, key, value):
 
 
 #: config layers from lowest to highest (the values of Config.sources)
-_SOURCE_RANKS = ("default", "config.toml", "profile", "-c", "flag")
+_SOURCE_RANKS = ("default", "system", "config.toml", "profile", "project", "-c", "flag", "requirements")
 
 
 def _source_rank(source):
@@ -1200,6 +1233,128 @@ def _source_rank(source):
     source = source or "default"
     return _SOURCE_RANKS.index("profile" if source.startswith("profile ") else source) if (
         source.startswith("profile ") or source in _SOURCE_RANKS) else len(_SOURCE_RANKS)
+
+
+# -- hooks ([hooks] tables and hooks.json files; run by §14c) --
+
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "PreCompact")  #: events
+HOOK_TOOL_EVENTS = ("PreToolUse", "PostToolUse")  #: events whose `matcher` is matched against the tool name
+HOOK_DEFAULT_TIMEOUT_S = 60  #: seconds a hook may run unless it sets `timeout`
+HOOKS_FILE = "hooks.json"  #: hook file name in $CODEX_HOME, the system dir and a trusted project's .codex
+#: fields of one hook in config.toml or hooks.json
+HOOK_KEYS = {"type": "str", "command": "str|list", "matcher": "str", "timeout": "number", "fail_closed": "bool",
+             "hooks": "list"}
+_SHELL_SYNTAX_RE = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%\n]")
+
+
+class Hook(object):
+    """One configured hook: which event, which tools, what to run, and how to fail."""
+
+    def __init__(self, event, argv, matcher=None, timeout=HOOK_DEFAULT_TIMEOUT_S, fail_closed=True, source=""):
+        self.event = event
+        self.argv = argv
+        self.matcher = matcher
+        self.timeout = timeout
+        self.fail_closed = fail_closed
+        self.source = source  # "file.json: hooks.PreToolUse[0]" for messages
+
+    @property
+    def name(self):
+        """How messages name this hook: its program and where it was configured."""
+        prog = self.argv[2] if self.argv[:2] == ["/bin/sh", "-c"] else " ".join(self.argv)
+        return "`%s` (%s)" % (prog if len(prog) <= 60 else "..." + prog[-57:], self.source)
+
+    def matches(self, tool_name):
+        """Whether this hook runs for `tool_name` (always for events without tools)."""
+        if self.event not in HOOK_TOOL_EVENTS or self.matcher in (None, "", "*"):
+            return True
+        return re.fullmatch(self.matcher, tool_name or "") is not None
+
+
+def hook_argv(command, where):
+    """argv for a hook's `command`: a list as is; a string split (or run by /bin/sh when it uses shell syntax)."""
+    import shlex
+
+    if isinstance(command, list) and command and all(isinstance(x, str) and x for x in command):
+        return list(command)
+    if isinstance(command, str) and command.strip():
+        if _SHELL_SYNTAX_RE.search(command):
+            return ["/bin/sh", "-c", command]
+        return shlex.split(command)
+    raise ConfigError("%s: `command` must be a non-empty string or array of strings (the program and its arguments)" % where)
+
+
+def parse_hooks(table, where):
+    """Hooks from a `{"EventName": [entry, ...]}` table (config.toml [hooks] or hooks.json's "hooks")."""
+    if not isinstance(table, dict):
+        raise ConfigError("%s: hooks must be a table of event names (%s)" % (where, ", ".join(HOOK_EVENTS)))
+    hooks = []
+    for event, entries in table.items():
+        if event not in HOOK_EVENTS:
+            raise ConfigError("%s: unknown hook event `%s`; use one of %s" % (where, event, ", ".join(HOOK_EVENTS)))
+        if isinstance(entries, dict):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise ConfigError("%s: hooks.%s must be an array of hook entries" % (where, event))
+        for i, entry in enumerate(entries):
+            at = "%s: hooks.%s[%d]" % (where, event, i)
+            if not isinstance(entry, dict):
+                raise ConfigError("%s must be a table with `command` (or `hooks`)" % at)
+            unknown = sorted(set(entry) - set(HOOK_KEYS))
+            if unknown:
+                raise ConfigError("%s: unknown key `%s`; hooks take %s" % (at, unknown[0], ", ".join(sorted(HOOK_KEYS))))
+            matcher = entry.get("matcher")
+            if matcher is not None:
+                if not isinstance(matcher, str):
+                    raise ConfigError("%s: `matcher` must be a string (a tool name or regular expression)" % at)
+                try:
+                    re.compile(matcher)
+                except re.error as exc:
+                    raise ConfigError("%s: `matcher` %r is not a valid regular expression: %s" % (at, matcher, exc))
+            inner = entry.get("hooks")
+            items = [(at, entry)] if inner is None else [("%s.hooks[%d]" % (at, j), h) for j, h in enumerate(inner if isinstance(inner, list) else [None])]
+            for spot, spec in items:
+                if not isinstance(spec, dict):
+                    raise ConfigError("%s must be a table with `command`" % spot)
+                if spec.get("type", "command") != "command":
+                    raise ConfigError("%s: hook type `%s` is not supported; use type = \"command\"" % (spot, spec.get("type")))
+                timeout = spec.get("timeout", entry.get("timeout", HOOK_DEFAULT_TIMEOUT_S))
+                if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                    raise ConfigError("%s: `timeout` must be a positive number of seconds" % spot)
+                fail_closed = spec.get("fail_closed", entry.get("fail_closed", True))
+                if not isinstance(fail_closed, bool):
+                    raise ConfigError("%s: `fail_closed` must be true or false" % spot)
+                hooks.append(Hook(event, hook_argv(spec.get("command"), spot), matcher, float(timeout), fail_closed, spot))
+    return hooks
+
+
+def load_hooks(table, place, home, environ, trusted_project=None):
+    """Every configured hook in the order they run: the system's hooks.json, the user's
+    hooks.json, a trusted project's .codex/hooks.json, then the merged [hooks] tables of the
+    config layers."""
+    hooks = load_hooks_file(system_config_dir(environ) / HOOKS_FILE)
+    hooks += load_hooks_file(Path(home) / HOOKS_FILE)
+    if trusted_project is not None:
+        hooks += load_hooks_file(Path(trusted_project) / ".codex" / HOOKS_FILE)
+    return hooks + parse_hooks(table, place)
+
+
+def load_hooks_file(path):
+    """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
+    try:
+        with open(str(path), "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError("%s: cannot read hooks file: %s" % (path, exc.strerror or exc))
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError("%s: not valid JSON (%s); fix or remove the file" % (path, exc))
+    if not isinstance(data, dict) or not isinstance(data.get("hooks", {}), dict):
+        raise ConfigError('%s: expected {"hooks": {"PreToolUse": [...], ...}}' % path)
+    return parse_hooks(data.get("hooks", {}), str(path))
 
 
 def check_mcp_server(place, name, table, warnings):
@@ -1270,6 +1425,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
     warnings = []
+    system_dir = system_config_dir(environ)
+    system_tree, system_path = read_config_file(system_dir)
+    cwd = _resolve_cwd(overrides.cwd if overrides.cwd is not None else cwd)
 
     cli_tree = {}
     for arg in cli_overrides:
@@ -1281,33 +1439,46 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if overrides.model is not None:
         _check_utf8("--model", "model", overrides.model)
 
-    # The profile is chosen by the flag, else -c profile=..., else the file's `profile`.
-    profiles = _deep_merge(toml_tree.get("profiles", {}) or {}, cli_tree.get("profiles", {}) or {})
-    if not isinstance(profiles, dict):
-        raise ConfigError("%s: `profiles` must be a table of tables" % where)
-    profile_name = overrides.profile or cli_tree.get("profile") or toml_tree.get("profile")
+    # The profile is chosen by the flag, else -c profile=..., else the files' `profile`.
+    profiles = {}
+    for tree, tree_path in ((system_tree, system_path), (toml_tree, path), (cli_tree, "-c")):
+        if not isinstance(tree.get("profiles", {}), dict):
+            raise ConfigError("%s: `profiles` must be a table of tables" % tree_path)
+        profiles = _deep_merge(profiles, tree.get("profiles", {}) or {})
+    profile_name = overrides.profile or cli_tree.get("profile") or toml_tree.get("profile") or system_tree.get("profile")
     profile = {}
+    profile_place = "%s [profiles.%s]" % (where, profile_name)
     if profile_name is not None:
-        if not isinstance(profile_name, str):
-            raise ConfigError("%s: `profile` must be a string" % where)
-        if profile_name not in profiles:
-            defined = ", ".join(sorted(profiles)) or "none"
+        if not isinstance(profile_name, str) or not re.match(r"^[A-Za-z0-9_.-]+$", profile_name):
+            raise ConfigError("%s: `profile` must be a name (letters, digits, `_`, `.`, `-`)" % where)
+        # Upstream's newer profile files, $CODEX_HOME/NAME.config.toml, beside the [profiles.NAME] tables.
+        file_tree, file_path = read_config_file(home, "%s.config.toml" % profile_name)
+        if profile_name not in profiles and not file_tree and not file_path.is_file():
+            defined = ", ".join(sorted(set(profiles) | set(_profile_files(home)))) or "none"
             raise ConfigError(
-                "config profile `%s` not found in %s; defined profiles: %s" % (profile_name, where, defined)
+                "config profile `%s` not found in %s (nor %s); defined profiles: %s" % (profile_name, where, file_path, defined)
             )
-        profile = profiles[profile_name]
+        profile = profiles.get(profile_name, {})
         if not isinstance(profile, dict):
             raise ConfigError("%s: `profiles.%s` must be a table" % (where, profile_name))
+        if file_tree:
+            profile = _deep_merge(profile, file_tree)
+            profile_place = str(file_path) if profile_name not in profiles else "%s and %s" % (profile_place, file_path)
         for key in profile:
             if key not in PROFILE_KEYS:
                 warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
+    project_tree, project_place, project_root, trusted_root = _project_layer(
+        cwd, [system_tree, toml_tree, cli_tree], overrides.trust, warnings)
+
     # Check every layer on its own, so a bad value is reported even when a higher layer
     # (e.g. exec's forced approval policy) would have replaced it.
     layers = (
+        ("system", str(system_path), system_tree),
         ("config.toml", where, toml_tree),
-        ("profile %s" % profile_name, "%s [profiles.%s]" % (where, profile_name), profile),
+        ("profile %s" % profile_name, profile_place, profile),
+        ("project", project_place, project_tree),
         ("-c", "-c", cli_tree),
     )
     for label, place, layer in layers:
@@ -1371,6 +1542,15 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if strict and warnings:
         raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
 
+    for key, (value, why) in sorted(INERT_KEYS.items()):
+        if values.get(key) == value:
+            warnings.append("%s: `%s = %s` has no effect: %s" % (
+                place_of(key), key, json.dumps(value), why))
+    for name, project in (values.get("projects") or {}).items():
+        level = project.get("trust_level") if isinstance(project, dict) else None
+        if level not in ("trusted", "untrusted"):
+            warnings.append("%s: `projects.\"%s\".trust_level` should be \"trusted\" or \"untrusted\" (ignored)"
+                            % (place_of("projects", name), name))
     for key in ("request_max_retries", "stream_max_retries", "stream_idle_timeout_ms"):
         if values.get(key) is not None:
             warnings.append(
@@ -1398,6 +1578,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         raise ConfigError("%s: `notify` must be an array of strings (a command and its arguments)" % where)
     if values["project_doc_max_bytes"] < 0:
         raise ConfigError("%s: `project_doc_max_bytes` must not be negative" % where)
+    for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
+        if values[key] < 0:
+            raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
 
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
@@ -1409,6 +1592,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
+    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ, trusted_root))
 
     # Providers: built-ins first; a user entry with a built-in's name updates its fields.
     providers = builtin_providers(environ)
@@ -1425,6 +1609,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             checked[key] = value
         if "wire_api" in checked:
             _check_enum(place_of("model_providers", pid, "wire_api"), "model_providers.%s.wire_api" % pid, checked["wire_api"], WIRE_APIS)
+        if checked.get("shell_tool") is not None:
+            _check_enum(place_of("model_providers", pid, "shell_tool"), "model_providers.%s.shell_tool" % pid,
+                        checked["shell_tool"], SHELL_TOOLS)
         for header, value in (checked.get("http_headers") or {}).items():
             if not (_is_ascii(header) and _is_ascii(value)):
                 raise ConfigError("%s: `model_providers.%s.http_headers.%s`: HTTP headers carry ASCII only; fix the name or value"
@@ -1439,6 +1626,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         elif not checked.get("base_url"):
             raise ConfigError("%s: `model_providers.%s.base_url` is required" % (pplace, pid))
         providers[pid] = ProviderInfo(pid, **checked)
+    requirements = load_requirements(system_dir, home)
+    apply_requirements(requirements, values, sources, providers, warnings)
     provider_id = values["model_provider"]
     if provider_id not in providers:
         raise ConfigError(
@@ -1448,13 +1637,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if values["model"] is None:
         values["model"] = DEFAULT_OSS_MODEL if provider_id in ("oss", "ollama") and overrides.oss else DEFAULT_MODEL
 
-    cwd = Path(overrides.cwd if overrides.cwd is not None else (cwd or os.getcwd()))
-    if not cwd.is_absolute():
-        cwd = Path(os.getcwd()) / cwd
-    if not cwd.is_dir():
-        raise ConfigError("working directory %s does not exist (check -C/--cd)" % cwd)
-    cwd = cwd.resolve()
-
+    if values["model_instructions_file"]:  # upstream's newer name wins over the older one
+        values["experimental_instructions_file"] = values["model_instructions_file"]
+        sources["experimental_instructions_file"] = sources.get("model_instructions_file", "default")
     instructions_file = values["experimental_instructions_file"]
     base_instructions = overrides.base_instructions
     if instructions_file and base_instructions is None:
@@ -1483,8 +1668,206 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         dangerously_bypass=bool(overrides.dangerously_bypass),
         sources=frozen_mapping(sources),
         warnings=tuple(warnings),
+        project_root=project_root,
+        trusted_project_root=trusted_root,
+        requirements=requirements,
+        layer_paths=frozen_mapping({label: place for label, place, _layer in layers if _layer}),
         **values
     )
+
+
+def _resolve_cwd(value):
+    """The working directory (absolute, resolved); ConfigError when it is not a directory."""
+    cwd = Path(value or os.getcwd())
+    if not cwd.is_absolute():
+        cwd = Path(os.getcwd()) / cwd
+    if not cwd.is_dir():
+        why = "is not a directory" if cwd.exists() else "does not exist"
+        raise ConfigError("working directory %s %s (check -C/--cd)" % (cwd, why))
+    return cwd.resolve()
+
+
+def _profile_files(home):
+    """Names of the profile files ($CODEX_HOME/NAME.config.toml) that exist."""
+    try:
+        return [n[:-len(".config.toml")] for n in os.listdir(str(home)) if n.endswith(".config.toml") and n != ".config.toml"]
+    except OSError:
+        return []
+
+
+def find_project_root(cwd, markers):
+    """The nearest directory at or above `cwd` holding one of `markers` (e.g. `.git`), or None."""
+    for directory in [Path(cwd)] + list(Path(cwd).parents):
+        if any((directory / marker).exists() for marker in markers):
+            return directory
+    return None
+
+
+def project_trust(projects, root):
+    """The trust_level that [projects] gives `root` (or one of its parents), or None."""
+    if not isinstance(projects, dict) or root is None:
+        return None
+    for directory in [Path(root)] + list(Path(root).parents):
+        entry = projects.get(str(directory))
+        if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
+            return entry["trust_level"]
+    return None
+
+
+def _project_layer(cwd, trees, trust_flag, warnings):
+    """(tree, place, project root, trusted root) of the project's .codex/config.toml files.
+
+    They are read from the project root down to cwd (deeper wins), and apply only when the
+    project is trusted: `projects."<root>".trust_level = "trusted"` in the system or user
+    config (or -c), or --trust.  A project never trusts itself: its `projects` is ignored.
+    """
+    markers = [".git"]
+    projects = {}
+    for tree in trees:
+        if isinstance(tree.get("project_root_markers"), list):
+            markers = [str(m) for m in tree["project_root_markers"]]
+        if isinstance(tree.get("projects"), dict):
+            projects = _deep_merge(projects, tree["projects"])
+    root = find_project_root(cwd, markers) if markers else None
+    if root is None:
+        return {}, "project", None, None
+    files = []
+    for directory in reversed([Path(cwd)] + [p for p in Path(cwd).parents if p == root or root in p.parents]):
+        candidate = directory / ".codex" / "config.toml"
+        if candidate.is_file():
+            files.append(candidate)
+    trusted = trust_flag or project_trust(projects, root) == "trusted"
+    if not files:
+        return {}, "project", root, root if trusted else None
+    if not trusted:
+        warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
+                        "projects.\"%s\".trust_level = \"trusted\" in your config.toml)" % (files[-1], root, root))
+        return {}, "project", root, None
+    tree = {}
+    for f in files:
+        tree = _deep_merge(tree, read_config_file(f.parent)[0])
+    for key in ("projects", "profile", "profiles"):
+        if key in tree:
+            warnings.append("%s: `%s` is ignored in a project's config" % (files[-1], key))
+            tree.pop(key)
+    return tree, " and ".join(str(f) for f in files), root, root
+
+
+# -- requirements (what an admin pins: /etc/codex/requirements.toml) --
+
+REQUIREMENTS_FILE = "requirements.toml"  #: pins, in the system config dir (or $CODEX_HOME for a user's own)
+#: requirements.toml keys: key -> (type check name, what it pins)
+REQUIREMENT_KEYS = {
+    "allowed_approval_policies": ("list", "approval_policy"),
+    "allowed_sandbox_modes": ("list", "sandbox_mode"),
+    "model_provider": ("str", "model_provider"),
+    "mcp_servers": ("table", "mcp_servers"),
+}
+#: approval policies from the most to the least cautious (the nearest allowed one is chosen)
+APPROVAL_STRICTNESS = ("untrusted", "on-request", "on-failure", "never")
+#: sandbox modes from the most to the least confined
+SANDBOX_STRICTNESS = ("read-only", "workspace-write", "danger-full-access")
+
+
+class Requirements(Record):
+    """What requirements.toml pins (None or empty: not pinned) and the files it came from."""
+
+    allowed_approval_policies: "tuple[str, ...] | None"
+    allowed_sandbox_modes: "tuple[str, ...] | None"
+    model_provider: "str | None"
+    mcp_servers: "Mapping[str, Mapping] | None"  # allow-list: name -> identity (command or url)
+    paths: "tuple[str, ...]"
+
+    def pins(self):
+        """(key, allowed values as text) for doctor and config show."""
+        rows = []
+        if self.allowed_approval_policies is not None:
+            rows.append(("approval_policy", ", ".join(self.allowed_approval_policies)))
+        if self.allowed_sandbox_modes is not None:
+            rows.append(("sandbox_mode", ", ".join(self.allowed_sandbox_modes)))
+        if self.model_provider is not None:
+            rows.append(("model_provider", self.model_provider))
+        if self.mcp_servers is not None:
+            rows.append(("mcp_servers", ", ".join(sorted(self.mcp_servers)) or "(none allowed)"))
+        return rows
+
+    def clamp_approval(self, value):
+        """`value`, or the nearest allowed approval policy (more cautious first)."""
+        return _nearest_allowed(value, self.allowed_approval_policies, APPROVAL_STRICTNESS)
+
+    def clamp_sandbox(self, mode):
+        """`mode`, or the nearest allowed sandbox mode (more confined first)."""
+        return _nearest_allowed(mode, self.allowed_sandbox_modes, SANDBOX_STRICTNESS)
+
+
+def _nearest_allowed(value, allowed, order):
+    if not allowed or value in allowed:
+        return value
+    index = order.index(value) if value in order else len(order) - 1
+    for i in list(range(index - 1, -1, -1)) + list(range(index + 1, len(order))):
+        if order[i] in allowed:
+            return order[i]
+    return allowed[0]
+
+
+def load_requirements(system_dir, home):
+    """The Requirements of /etc/codex/requirements.toml, then $CODEX_HOME/requirements.toml
+    for what the first leaves unpinned (the system's pins win, field by field)."""
+    fields = {"allowed_approval_policies": None, "allowed_sandbox_modes": None, "model_provider": None,
+              "mcp_servers": None}
+    paths = []
+    for directory in (Path(system_dir), Path(home)):
+        tree, path = read_config_file(directory, REQUIREMENTS_FILE)
+        if not tree:
+            continue
+        paths.append(str(path))
+        for key, value in tree.items():
+            spec = REQUIREMENT_KEYS.get(key)
+            if spec is None:
+                raise ConfigError("%s: unknown key `%s`; requirements.toml pins %s" % (path, key, ", ".join(sorted(REQUIREMENT_KEYS))))
+            _check_type(str(path), key, value, spec[0])
+            if key == "allowed_approval_policies":
+                value = tuple(_normalize_approval(v, str(path), key) for v in value)
+            elif key == "allowed_sandbox_modes":
+                for v in value:
+                    _check_enum(str(path), key, v, SANDBOX_MODES)
+                value = tuple(value)
+            elif key == "mcp_servers":
+                for name, ident in value.items():
+                    if not isinstance(ident, dict) or not (isinstance(ident.get("command"), str) or isinstance(ident.get("url"), str)):
+                        raise ConfigError("%s: `mcp_servers.%s` must give the server's identity: `command` or `url`" % (path, name))
+                value = frozen_mapping({n: frozen_mapping(v) for n, v in value.items()})
+            if fields[key] is None:
+                fields[key] = value
+    return Requirements(paths=tuple(paths), **fields)
+
+
+def apply_requirements(req, values, sources, providers, warnings):
+    """Bring `values` within the pins: the nearest allowed value, with one warning each."""
+    where = " or ".join(req.paths) or REQUIREMENTS_FILE
+    for key, clamp in (("approval_policy", req.clamp_approval), ("sandbox_mode", req.clamp_sandbox)):
+        pinned = clamp(values[key])
+        if pinned != values[key]:
+            warnings.append("%s = %r is not allowed by %s (from %s); using %r" % (key, values[key], where, sources.get(key), pinned))
+            values[key] = pinned
+            sources[key] = "requirements"
+    if req.model_provider is not None and values["model_provider"] != req.model_provider:
+        if req.model_provider not in providers:
+            raise ConfigError("%s requires model_provider %r, which is not defined; define [model_providers.%s]"
+                              % (where, req.model_provider, req.model_provider))
+        warnings.append("model_provider = %r is not allowed by %s; using %r" % (values["model_provider"], where, req.model_provider))
+        values["model_provider"] = req.model_provider
+        sources["model_provider"] = "requirements"
+    if req.mcp_servers is not None:
+        kept = {}
+        for name, server in values["mcp_servers"].items():
+            ident = req.mcp_servers.get(name)
+            if ident is not None and ((ident.get("command") is not None and ident.get("command") == server.get("command"))
+                                      or (ident.get("url") is not None and ident.get("url") == server.get("url"))):
+                kept[name] = server
+            else:
+                warnings.append("MCP server `%s` is not on the allow-list of %s; it is disabled" % (name, where))
+        values["mcp_servers"] = kept
 
 
 ###############################################################################
@@ -1533,7 +1916,7 @@ def _mask_key(key):
 # §06 HTTP and SSE
 ###############################################################################
 
-# Owner: the agent issue (#4).  One HTTP client per session (proxies and CAs from the
+# One HTTP client per session (proxies and CAs from the
 # environment): model requests use HttpClient, a small stdlib HTTP/1.1 client (httpx and the
 # anyio stack it pulls in cost ~60 ms at every start); http_client() (httpx) serves the other
 # HTTP users.  An incremental SSE parser, and the request-level retry loop shared by both wire
@@ -2150,6 +2533,28 @@ def model_http_client(idle_timeout_s=300.0, environ=None):
     return HttpClient(idle_timeout_s, environ)
 
 
+def _clip(text, limit):
+    """`text` cut to `limit` characters with an ellipsis."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _plural(n, one, many):
+    """"1 retry", "2 retries"."""
+    return "%d %s" % (n, one if n == 1 else many)
+
+
+def _html_text(text):
+    """The gist of an HTML error page: its <title> and first heading, else its text, no tags."""
+    found = [" ".join(re.sub(r"<[^>]+>", " ", m).split())
+             for m in re.findall(r"(?is)<(?:title|h1)[^>]*>(.*?)</(?:title|h1)>", text)]
+    found = [f for i, f in enumerate(found) if f and f not in found[:i]]
+    if found:
+        return " - ".join(found[:2])
+    text = re.sub(r"(?is)<(script|style)[^>]*>.*?</\1>", " ", text)
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
+
+
 def _error_detail(body):
     """The server's error message from a JSON (or text) error body, one line, secrets redacted."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
@@ -2164,7 +2569,8 @@ def _error_detail(body):
         elif isinstance(obj, dict) and obj.get("message"):
             detail = obj["message"]
     except ValueError:
-        pass
+        if re.match(r"(?is)\s*(<!doctype html|<html|<head|<body)", text):
+            detail = "an HTML page: %s" % (_html_text(text) or "(no text)")  # a gateway's or proxy's error page
     detail = " ".join(str(detail).split())
     return redact(detail[:400] + ("..." if len(detail) > 400 else ""))
 
@@ -2264,7 +2670,7 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
                 raise http_status_error(status, url, payload, model, provider)
             if attempt > max_retries:
                 exc = http_status_error(status, url, payload, model, provider)
-                raise ProviderError("%s (gave up after %d retries)" % (exc, max_retries))
+                raise ProviderError("%s (gave up after %s)" % (exc, _plural(max_retries, "retry", "retries")))
             delay = retry_after_seconds(resp.headers)
             error = "HTTP %d" % status
         if delay is None:
@@ -2329,7 +2735,7 @@ def abort_response(resp):
 # §07 Providers: Responses and Chat Completions
 ###############################################################################
 
-# Owner: the agent issue (#4).  A ModelClient turns a Prompt (instructions, input items,
+# A ModelClient turns a Prompt (instructions, input items,
 # tools) into one streamed model request and yields normalized stream events:
 #
 #   ("created", None) ("text_delta", str) ("reasoning_delta", str) ("reasoning_break", None)
@@ -2393,9 +2799,149 @@ def model_family(slug, cfg=None):
     if cfg is not None:
         if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
+        provider = getattr(cfg, "provider", None)
+        served = _SERVED_WINDOWS.get((getattr(provider, "base_url", None), slug))
+        if served:
+            found.context_window = served
         if cfg.model_context_window:
             found.context_window = cfg.model_context_window
     return found
+
+
+#: (base_url, model) -> the context window its server reported (discover_context_window)
+_SERVED_WINDOWS = {}
+CONTEXT_PROBE_TIMEOUT_S = 2.0  #: per request when asking a Chat server for its window
+
+
+def discover_context_window(provider, model, environ=None, timeout=CONTEXT_PROBE_TIMEOUT_S):
+    """The context window the provider's server reports for `model` (tokens), or None.
+
+    Asks, in order: llama.cpp's /props (the per-slot n_ctx), GET {base_url}/models (vLLM's
+    max_model_len, llama.cpp's meta.n_ctx, LM Studio's loaded_context_length, OpenRouter's
+    context_length), Ollama's /api/show (num_ctx when the model sets it, else Ollama's default
+    of 4096).  The answer is remembered per (base_url, model) and model_family() uses it, so
+    ModelFamily.context_window (task_started, token_count, compaction) is the served window.
+    """
+    key = (provider.base_url, model)
+    if key in _SERVED_WINDOWS:
+        return _SERVED_WINDOWS[key]
+    base = (provider.base_url or "").rstrip("/")
+    if not base:
+        return None
+    root = base[:-3] if base.endswith("/v1") else base
+    try:
+        headers = provider.headers(None, environ)
+    except CodexError:
+        headers = {}
+    found = None
+    client = None
+    try:
+        client = model_http_client(timeout, environ)
+
+        def get_json(method, url, body=None):
+            h = dict(headers, Accept="application/json")
+            if body is not None:
+                h["Content-Type"] = "application/json"
+            try:
+                resp = client.send(client.build_request(method, url, h, json.dumps(body).encode("utf-8") if body is not None else b""))
+                try:
+                    data = resp.read() if resp.status_code == 200 else None
+                finally:
+                    resp.close()
+                return json.loads(data.decode("utf-8", "replace")) if data else None
+            except Exception as exc:  # a probe never fails the session (refused, timeout, not JSON)
+                log("debug", "context window probe %s: %s", url, exc)
+                return None
+
+        props = get_json("GET", root + "/props")
+        if isinstance(props, dict):
+            settings = props.get("default_generation_settings") or {}
+            found = _positive_int(settings.get("n_ctx") if isinstance(settings, dict) else None) or _positive_int(props.get("n_ctx"))
+        if found is None:
+            listing = get_json("GET", base + "/models")
+            entries = listing.get("data") if isinstance(listing, dict) else None
+            if isinstance(entries, list):
+                entries = [e for e in entries if isinstance(e, dict)]
+                chosen = [e for e in entries if e.get("id") == model] or (entries if len(entries) == 1 else [])
+                for entry in chosen[:1]:
+                    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+                    for value in (entry.get("max_model_len"), meta.get("n_ctx"), entry.get("loaded_context_length"),
+                                  entry.get("context_length"), entry.get("max_context_length")):
+                        found = found or _positive_int(value)
+        if found is None and (provider.id in ("ollama", "oss") or ":11434" in root):
+            show = get_json("POST", root + "/api/show", {"model": model})
+            if isinstance(show, dict):
+                m = re.search(r"(?m)^num_ctx\s+(\d+)", str(show.get("parameters") or ""))
+                if m:
+                    found = int(m.group(1))
+                else:
+                    trained = [_positive_int(v) for k, v in (show.get("model_info") or {}).items()
+                               if str(k).endswith(".context_length")]
+                    trained = [t for t in trained if t]
+                    found = min([OLLAMA_DEFAULT_NUM_CTX] + trained) if show.get("model_info") is not None else None
+    except Exception as exc:  # a probe never fails the session (no httpx, a bad CA bundle, ...)
+        log("debug", "context window probe: %s", exc)
+    finally:
+        if client is not None:
+            client.close()
+    _SERVED_WINDOWS[key] = found
+    return found
+
+
+OLLAMA_DEFAULT_NUM_CTX = 4096  #: Ollama's window for a model whose Modelfile sets no num_ctx
+
+#: where `--oss` looks for a local server, in order: (port, what usually listens there)
+OSS_PORTS = ((11434, "Ollama"), (8080, "llama.cpp"), (1234, "LM Studio"), (8000, "vLLM"))
+OSS_PROBE_TIMEOUT_S = 1.0
+
+
+def find_local_server(host="127.0.0.1", ports=OSS_PORTS, timeout=OSS_PROBE_TIMEOUT_S):
+    """(base_url, [model ids]) of the first OpenAI-compatible server answering GET /v1/models on
+    one of `ports`; raises ConfigError naming every address tried when none answers."""
+    import http.client  # startup budget: only --oss without a configured address probes
+
+    tried = []
+    for port, what in ports:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("GET", "/v1/models", headers={"Accept": "application/json"})
+            resp = conn.getresponse()
+            body = resp.read(1 << 20)
+            if resp.status == 200:
+                try:
+                    listing = json.loads(body.decode("utf-8", "replace"))
+                except ValueError:
+                    listing = None
+                if isinstance(listing, dict) and isinstance(listing.get("data"), list):
+                    ids = [m.get("id") for m in listing["data"] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+                    return "http://%s:%d/v1" % ("localhost" if host == "127.0.0.1" else host, port), ids
+            tried.append("%d (%s: HTTP %d, not an OpenAI-compatible /v1/models)" % (port, what, resp.status))
+        except (OSError, http.client.HTTPException) as exc:
+            reason = "nothing listening" if isinstance(exc, ConnectionRefusedError) else (
+                "no answer in %.0fs" % timeout if isinstance(exc, OSError) and "timed out" in str(exc) else str(exc) or type(exc).__name__)
+            tried.append("%d (%s: %s)" % (port, what, reason))
+        finally:
+            conn.close()
+    raise ConfigError("--oss: no local model server found on %s; tried ports %s. Start one (see README "
+                      "\"Air-gapped with a local model\") or set CODEX_OSS_BASE_URL (e.g. http://host:8080/v1)"
+                      % (host, ", ".join(tried)))
+
+
+def oss_environment(environ, model=None):
+    """For `--oss`: the environment with CODEX_OSS_BASE_URL set to the local server found (unless
+    CODEX_OSS_BASE_URL or CODEX_OSS_PORT is set), and the model to use when none was named (the
+    server's only or first model unless it serves DEFAULT_OSS_MODEL), as (environ, model)."""
+    if environ.get("CODEX_OSS_BASE_URL", "").strip() or environ.get("CODEX_OSS_PORT", "").strip():
+        return environ, model
+    base, ids = find_local_server()
+    environ = dict(environ, CODEX_OSS_BASE_URL=base)
+    if model is None and ids and DEFAULT_OSS_MODEL not in ids:
+        model = ids[0]
+    return environ, model
+
+
+def _positive_int(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 class Prompt(object):
@@ -2628,12 +3174,14 @@ class ResponsesClient(ModelClient):
     def _events(self, sse):
         completed = None
         failure = None
+        bad = None  # the first event whose data was not JSON (named if the stream then fails)
         show_raw = bool(self.cfg.show_raw_agent_reasoning)
         for ev in sse:
             try:
                 obj = json.loads(ev.data)
             except ValueError:
                 log("debug", "skipping unparseable SSE data: %r", ev.data[:200])
+                bad = bad or ev.data
                 continue
             if not isinstance(obj, dict):
                 continue
@@ -2672,6 +3220,9 @@ class ResponsesClient(ModelClient):
             yield ("completed", completed)
         elif failure is not None:
             raise failure
+        elif bad is not None:
+            raise StreamError("the provider sent stream data that is not JSON (%r) and no response.completed"
+                              % _clip(bad, 120))
         else:
             raise StreamError("stream closed before response.completed")
 
@@ -2703,6 +3254,11 @@ class ChatClient(ModelClient):
     #: ask for the final usage chunk; turned off for the session when a server rejects it
     include_usage = True
 
+    def recovers_tool_calls(self):
+        """Whether calls written as text are recovered (provider `recover_tool_calls`, default on)."""
+        setting = getattr(self.provider, "recover_tool_calls", None)
+        return True if setting is None else bool(setting)
+
     def body(self, prompt):
         """The Chat Completions request body."""
         body = {
@@ -2725,6 +3281,9 @@ class ChatClient(ModelClient):
 
     def stream(self, prompt, cancel=None, on_retry=None, on_response=None):
         """Stream as ModelClient does; a 400 about stream_options retries once without it."""
+        # the tools of this request, for recovering calls the model writes as text
+        self._offered = {t["name"]: t.get("parameters") for t in prompt.tools or ()
+                         if t.get("type") == "function" and t.get("name")}
         try:
             return ModelClient.stream(self, prompt, cancel=cancel, on_retry=on_retry, on_response=on_response)
         except ProviderError as exc:
@@ -2744,12 +3303,19 @@ class ChatClient(ModelClient):
         last_index = [None]
         usage = None
         finished = False
+        finish_reason = [None]
 
         def flush():
             if reasoning:
                 yield ("item", {"type": "reasoning", "summary": [], "encrypted_content": None,
                                 "content": [{"type": "reasoning_text", "text": "".join(reasoning)}]})
                 del reasoning[:]
+            recovered = None
+            if (text and self.recovers_tool_calls() and finish_reason[0] != "length"
+                    and not any(calls[i]["name"] for i in order)):
+                recovered = recover_tool_calls("".join(text), getattr(self, "_offered", None))
+                if recovered is not None:
+                    text[:] = [recovered[1].strip()] if recovered[1].strip() else []
             if text:
                 yield ("item", {"type": "message", "role": "assistant",
                                 "content": [{"type": "output_text", "text": "".join(text)}]})
@@ -2763,7 +3329,15 @@ class ChatClient(ModelClient):
                                 "call_id": call["id"] or "tool-call-%s" % index})
             calls.clear()
             del order[:]
+            if recovered is not None:
+                import uuid
 
+                for name, arguments in recovered[2]:
+                    call_id = "call_recovered_" + uuid.uuid4().hex[:20]
+                    yield ("tool_call_recovered", {"call_id": call_id, "name": name, "format": recovered[0]})
+                    yield ("item", {"type": "function_call", "name": name, "arguments": arguments, "call_id": call_id})
+
+        bad = None
         for ev in sse:
             data = ev.data.strip()
             if data == "[DONE]":
@@ -2771,6 +3345,8 @@ class ChatClient(ModelClient):
             try:
                 obj = json.loads(data)
             except ValueError:
+                log("debug", "skipping unparseable chat chunk: %r", data[:200])
+                bad = bad or data
                 continue
             if not isinstance(obj, dict):
                 continue
@@ -2810,13 +3386,240 @@ class ChatClient(ModelClient):
                         call["arguments"].append(fn["arguments"])
                 if choice.get("finish_reason"):
                     finished = True
+                    finish_reason[0] = choice["finish_reason"]
                     if choice["finish_reason"] == "length" and not order:
                         log("warn", "chat completion stopped at the length limit")
+        if bad is not None and not finished:
+            raise StreamError("the provider sent stream data that is not JSON (%r) and no finish_reason"
+                              % _clip(bad, 120))
         for event in flush():
             yield event
         if not finished:
             log("debug", "chat stream ended without finish_reason")
         yield ("completed", {"id": "", "usage": usage})
+
+
+# -- tool calls written as text (Chat providers) --
+#
+# Small open models often write a tool call into the message text instead of the API's
+# `tool_calls` (their chat template asks for tags the server does not parse).  ChatClient
+# turns such text back into calls when the provider's `recover_tool_calls` is on (the default
+# for Chat providers).  A call is recovered only when ALL of this holds, so that text which
+# merely quotes or discusses such a block stays text:
+#   - the call block(s) end the message (only whitespace after them, and between them);
+#   - each block holds exactly one JSON value: {"name": N, "arguments": {...}} (or
+#     "parameters"; or OpenAI's {"type": "function", "function": {...}}) or a list of those;
+#   - N is a tool offered in this request and the arguments validate against its schema;
+#   - no other block of the message looks like a call, and the prose before the blocks does
+#     not introduce them as an example ("for example:", "like this:", ...).
+# Formats (RECOVERY_FORMATS): a fenced block (```json, ``` or ```tool_call), Hermes/Qwen
+# <tool_call>...</tool_call> tags, Llama's <function=NAME>{...}</function> and
+# <|python_tag|>, Mistral's [TOOL_CALLS], and a message that is nothing but the JSON.
+
+RECOVERY_FORMATS = ("fenced_json", "tool_call_tags", "function_tags", "python_tag", "mistral_tool_calls", "bare_json")
+_FENCE_LANGS = ("", "json", "tool_call", "tool_calls", "tool_code", "function_call")
+_EXAMPLE_CUES = re.compile(
+    r"(?i)(for example|for instance|e\.g\.|such as|like this|like so|looks like|would look|would be|format is|"
+    r"formatted as|syntax is|as follows|example)\W*$")
+_TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+_FUNCTION_TAG_RE = re.compile(r"<function=([A-Za-z0-9_.:-]+)>\s*(.*?)\s*(?:</function>|$)", re.S)
+
+
+def _fence_segments(text):
+    """Split markdown text into ("text", str) and ("fence", lang, body) segments (line based)."""
+    segments, buf, lines = [], [], text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = re.match(r"^ {0,3}(`{3,}|~{3,})[ \t]*([A-Za-z0-9_+-]*)[ \t]*(.*)$", line)
+        if not m:
+            buf.append(line)
+            i += 1
+            continue
+        fence, lang, rest = m.group(1), m.group(2).lower(), m.group(3)
+        one_line = re.match(r"^(.*?)" + re.escape(fence[0]) + "{%d,}[ \t]*$" % len(fence), rest)
+        if buf:
+            segments.append(("text", "\n".join(buf)))
+            buf = []
+        if rest and one_line:  # ```json {"name": ...} ```
+            segments.append(("fence", lang, one_line.group(1)))
+            i += 1
+            continue
+        body = [rest] if rest else []
+        i += 1
+        while i < len(lines) and not re.match(r"^ {0,3}" + re.escape(fence[0]) + "{%d,}[ \t]*$" % len(fence), lines[i]):
+            body.append(lines[i])
+            i += 1
+        i += 1  # the closing fence (or past the end: an unclosed last block)
+        segments.append(("fence", lang, "\n".join(body)))
+    if buf:
+        segments.append(("text", "\n".join(buf)))
+    return segments
+
+
+def _json_value(text):
+    """The one JSON value `text` holds (surrounding whitespace allowed), or None."""
+    text = text.strip()
+    if not text or text[0] not in "{[":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _looks_like_call(value):
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and all(isinstance(v, dict) and ("name" in v or "function" in v) for v in items)
+
+
+def _split_trailing(segments):
+    """(prose, [fence bodies]) when the message ends with one or more fenced blocks, else None."""
+    tail = []
+    k = len(segments)
+    while k > 0:
+        seg = segments[k - 1]
+        if seg[0] == "text" and not seg[1].strip():
+            k -= 1
+            continue
+        if seg[0] == "fence" and seg[1] in _FENCE_LANGS and _json_value(seg[2]) is not None:
+            tail.insert(0, seg[2])
+            k -= 1
+            continue
+        break
+    if not tail:
+        return None
+    for seg in segments[:k]:  # another call-like block earlier: a message about calls, not a call
+        if seg[0] == "fence" and _looks_like_call(_json_value(seg[2])):
+            return None
+    prose = "".join(seg[1] if seg[0] == "text" else "\n```%s\n%s\n```\n" % (seg[1], seg[2]) for seg in segments[:k])
+    return prose, tail
+
+
+def _find_text_calls(text):
+    """(format, prose, [JSON values]) for the first format the text is written in, or None."""
+    stripped = text.strip()
+    if "<tool_call>" in text:
+        matches = list(_TAG_RE.finditer(text))
+        if matches and not text[matches[-1].end():].strip() and all(
+                not text[a.end():b.start()].strip() for a, b in zip(matches, matches[1:])):
+            bodies = []
+            for m in matches:
+                body = m.group(1)
+                fenced = _split_trailing(_fence_segments(body)) if body.lstrip().startswith(("```", "~~~")) else None
+                bodies.append(fenced[1][0] if fenced and len(fenced[1]) == 1 and not fenced[0].strip() else body)
+            return "tool_call_tags", text[:matches[0].start()], [_json_value(b) for b in bodies]
+        return None
+    if "<function=" in text:
+        matches = list(_FUNCTION_TAG_RE.finditer(text))
+        if matches and not text[matches[-1].end():].strip() and all(
+                not text[a.end():b.start()].strip() for a, b in zip(matches, matches[1:])):
+            values = []
+            for m in matches:
+                args = _json_value(m.group(2))
+                values.append({"name": m.group(1), "arguments": args} if isinstance(args, dict) else None)
+            return "function_tags", text[:matches[0].start()], values
+        return None
+    for marker, fmt in (("<|python_tag|>", "python_tag"), ("[TOOL_CALLS]", "mistral_tool_calls")):
+        if marker in text:
+            prose, _, rest = text.partition(marker)
+            return fmt, prose, [_json_value(rest)]
+    value = _json_value(stripped)
+    if value is not None:
+        return "bare_json", "", [value]
+    if "```" in text or "~~~" in text:
+        found = _split_trailing(_fence_segments(text))
+        if found is not None:
+            return "fenced_json", found[0], [_json_value(b) for b in found[1]]
+    return None
+
+
+def _schema_error(value, schema, where="arguments"):
+    """Why `value` does not fit the JSON schema (the subset tools use), or None."""
+    if not isinstance(schema, dict):
+        return None
+    kind = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+    if isinstance(kind, list):
+        kinds = kind
+    else:
+        kinds = [kind] if kind else []
+    if kinds:
+        ok = False
+        for k in kinds:
+            if k in ("number", "integer"):
+                ok = ok or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                            and (k == "number" or float(value).is_integer()))
+            elif k in types:
+                ok = ok or isinstance(value, types[k])
+            else:
+                ok = True
+        if not ok:
+            return "%s must be of type %s" % (where, "/".join(kinds))
+    if "enum" in schema and value not in schema["enum"]:
+        return "%s must be one of %s" % (where, schema["enum"])
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for name in schema.get("required") or ():
+            if name not in value:
+                return "%s lacks the required field `%s`" % (where, name)
+        for name, item in value.items():
+            if name in props:
+                err = _schema_error(item, props[name], "%s.%s" % (where, name))
+                if err:
+                    return err
+            elif schema.get("additionalProperties") is False:
+                return "%s has an unknown field `%s`" % (where, name)
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            err = _schema_error(item, schema["items"], "%s[%d]" % (where, i))
+            if err:
+                return err
+    return None
+
+
+def _call_from_value(value, tools):
+    """[(name, arguments JSON)] for a call object (or list of them) naming offered tools, or None."""
+    items = value if isinstance(value, list) else [value]
+    calls = []
+    for obj in items:
+        if not isinstance(obj, dict):
+            return None
+        if set(obj) <= {"type", "function", "id"} and isinstance(obj.get("function"), dict):
+            obj = obj["function"]
+        keys = set(obj) - {"id", "type"}
+        if "name" not in keys or not keys <= {"name", "arguments", "parameters"} or len(keys) > 2:
+            return None
+        name = obj.get("name")
+        args = obj.get("arguments", obj.get("parameters", {}))
+        if isinstance(args, str):
+            args = _json_value(args) if args.strip() else {}
+        if not isinstance(name, str) or name not in tools or not isinstance(args, dict):
+            return None
+        if _schema_error(args, tools[name]) is not None:
+            return None
+        calls.append((name, json.dumps(args, ensure_ascii=False)))
+    return calls or None
+
+
+def recover_tool_calls(text, tools):
+    """Tool calls a model wrote as text: (format, prose before them, [(name, arguments JSON)]),
+    or None when the text is not (only) such calls.  `tools`: offered name -> JSON schema."""
+    if not tools or not text or not text.strip():
+        return None
+    found = _find_text_calls(text)
+    if found is None:
+        return None
+    fmt, prose, values = found
+    if prose.strip() and _EXAMPLE_CUES.search(prose.strip()):
+        return None
+    calls = []
+    for value in values:
+        got = _call_from_value(value, tools) if value is not None else None
+        if got is None:
+            return None
+        calls.extend(got)
+    return fmt, prose, calls
 
 
 def output_text(output):
@@ -2936,9 +3739,13 @@ def make_model_client(cfg, session_id, environ=None):
 # §08 Protocol: ops and events
 ###############################################################################
 
-# Owner: the agent issue (#4).  The contract every front end codes against:
+# The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None)   # §15b; no thread until used
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §15b
+#       (no thread until used; turn_context: start from this TurnContext instead of the config's)
+#   session.turn_context -> TurnContext (the effective policy, overrides applied); session.closed,
+#       session.busy (a task is running).  Front ends use these, never private state; how to add a
+#       front end, a tool, a wire API or an MCP transport: docs/extending.md.
 #       (resume_path, or config.experimental_resume, continues a recorded rollout, §16)
 #   session.submit({"type": "user_input", "items": [{"type": "text", "text": "..."}]}) -> submission id
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
@@ -2949,8 +3756,8 @@ def make_model_client(cfg, session_id, environ=None):
 #   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
 #       Nth-last user message; the REPL's Esc-Esc backtrack, upstream's fork_conversation)
 #
-# Op and event type names and fields follow ../shared/reference/core-agent.md §9 (Aug 2025,
-# with the later additions named in OP_TYPES/EVENT_TYPES).  The first event is always
+# Op and event type names and fields follow upstream Codex's protocol (Aug 2025, with the
+# later additions named in OP_TYPES/EVENT_TYPES; docs/agent.md lists them).  The first event is always
 # `session_configured` (id ""); every task a user_input starts ends with `task_complete`
 # (after an `error` event when it failed) or `turn_aborted` (interrupted).
 #
@@ -2962,7 +3769,7 @@ def make_model_client(cfg, session_id, environ=None):
 #
 # The shell tool hands approvals to §11's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
-# and passes a SessionState whose `approved_commands` set (alias `approved_for_session`)
+# and passes a SessionState whose `approved_commands` set
 # holds argv tuples the user approved for the session.
 
 #: op types a session accepts (`codex proto` passes these through unchanged)
@@ -2979,9 +3786,10 @@ EVENT_TYPES = (
     "exec_approval_request", "apply_patch_approval_request", "background_event", "stream_error",
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
-    "shutdown_complete", "context_compacted",
+    "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
+TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
 PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
 
 
@@ -3065,6 +3873,15 @@ class TurnContext(Record):
             changes["config"] = cfg
             changes["family"] = model_family(cfg.model, cfg)
             changes["instructions"] = build_instructions(cfg, changes["family"])
+        req = self.config.requirements
+        approval = changes.get("approval_policy")
+        if approval is not None and req.clamp_approval(approval) != approval:
+            raise UsageError("approval policy %r is not allowed by %s (allowed: %s)"
+                             % (approval, " or ".join(req.paths), ", ".join(req.allowed_approval_policies)))
+        policy = changes.get("sandbox_policy")
+        if policy is not None and req.clamp_sandbox(policy.mode) != policy.mode:
+            raise UsageError("sandbox mode %r is not allowed by %s (allowed: %s)"
+                             % (policy.mode, " or ".join(req.paths), ", ".join(req.allowed_sandbox_modes)))
         changes["sources"] = frozen_mapping(sources)
         return self.replace(**changes)
 
@@ -3094,7 +3911,6 @@ class SessionState(object):
 
     def __init__(self):
         self.approved_commands = set()  # argv tuples approved "for session" (§11 reads this name)
-        self.approved_for_session = self.approved_commands  # the older name in §08's contract
         self.lock = threading.Lock()
 
 
@@ -3102,8 +3918,9 @@ class SessionState(object):
 # §09 Tools: definitions and the shell tool
 ###############################################################################
 
-# Owner: the agent issue (#4).  The tools offered to the model (JSON schemas), the parsing
-# of their arguments, and the recognition of apply_patch inside shell calls.  Running a
+# The tools offered to the model (JSON schemas, built from the turn's TurnContext), the parsing
+# of their arguments, the tool registry (Tool, register_tool; docs/extending.md), and the
+# recognition of apply_patch inside shell calls.  Running a
 # command goes through §11's execute_with_policy (approval + sandbox + §13's runner);
 # the Session (§15) wires events and approvals around it.
 
@@ -3136,7 +3953,82 @@ removed lines with `-`, added lines with `+`. Add `*** End of File` after a chun
 the end of the file. New files need `+` on every line."""
 
 
-def shell_tool(ctx):
+SHELL_COMMAND_TOOL_DESCRIPTION = (
+    "Runs a shell script given as one string (bash: pipes, redirections, `&&` and here-documents "
+    "work) and returns its output.")
+SHELL_COMMAND_COMPACT_DESCRIPTION = "Run a bash script (one string); returns its output."
+SHELL_COMPACT_DESCRIPTION = "Run a command (argv array; use [\"bash\", \"-c\", script] for shell syntax); returns its output."
+#: shell operators that, as whole argv elements, show the model meant a script (see shell_argv_script)
+SHELL_OPERATOR_WORDS = frozenset(("|", "||", "&&", ";", ">", ">>", "<", "<<", "2>", "2>>", "&>", "2>&1", ">&2", "|&", "&"))
+
+
+def shell_tool_kind(cfg):
+    """Which shell tool the model gets: the provider's `shell_tool`, else `shell_command` for
+    Chat providers (small open models write scripts, not argv arrays) and `shell` otherwise."""
+    if cfg.provider.shell_tool:
+        return cfg.provider.shell_tool
+    return "shell_command" if cfg.provider.wire_api == "chat" else "shell"
+
+
+def compact_prompt_wanted(cfg, family):
+    """Whether to send the compact base prompt and tool texts: `compact_prompt`, else when the
+    model's context window is known and at most COMPACT_PROMPT_MAX_WINDOW tokens."""
+    setting = cfg.compact_prompt
+    if setting is not None:
+        return bool(setting)
+    window = family.context_window
+    return bool(window) and window <= COMPACT_PROMPT_MAX_WINDOW
+
+
+COMPACT_PROMPT_MAX_WINDOW = 32768  #: windows up to this many tokens get the compact prompt by default
+
+
+def _escalation_props(cfg, props):
+    """Add the escalation fields (on-request in workspace-write) and return the sandbox notes."""
+    notes = ""
+    if cfg.approval_policy == "on-request":
+        if cfg.sandbox_mode == "workspace-write":
+            props["with_escalated_permissions"] = {
+                "type": "boolean",
+                "description": "Whether to request escalated permissions (run outside the sandbox)",
+            }
+            props["justification"] = {
+                "type": "string",
+                "description": "Only with with_escalated_permissions: one sentence telling the user why",
+            }
+        notes = _SANDBOX_TOOL_NOTES.get(cfg.sandbox_mode, "")
+        if cfg.sandbox_mode == "workspace-write":
+            notes += " Network access is %s." % ("enabled" if cfg.network_access else "restricted")
+    return notes
+
+
+def shell_command_tool(cfg, compact=False):
+    """The `shell_command` function tool: the command is one string run by the user's shell."""
+    props = {
+        "command": {"type": "string", "description": "The script to run, e.g. \"ls -la | head\""},
+        "workdir": {"type": "string", "description": "The working directory (default: the session's)"},
+        "timeout_ms": {"type": "number", "description": "Timeout in milliseconds (default 10000)"},
+    }
+    if compact:
+        for prop in props.values():
+            prop.pop("description", None)
+        props["command"]["description"] = "bash script"
+        description = SHELL_COMMAND_COMPACT_DESCRIPTION
+    else:
+        description = SHELL_COMMAND_TOOL_DESCRIPTION
+    notes = _escalation_props(cfg, props)
+    if not compact:
+        description += notes
+    return {
+        "type": "function",
+        "name": "shell_command",
+        "description": description,
+        "strict": False,
+        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
+    }
+
+
+def shell_tool(ctx, compact=False):
     """The `shell` function tool for a TurnContext (or a Config): richer descriptions and the
     escalation fields under on-request, describing the effective sandbox policy."""
     policy = ctx.sandbox_policy
@@ -3146,6 +4038,11 @@ def shell_tool(ctx):
         "timeout": {"type": "number"},
     }
     description = SHELL_TOOL_DESCRIPTION
+    if compact:
+        _escalation_props(ctx, props)
+        return {"type": "function", "name": "shell", "description": SHELL_COMPACT_DESCRIPTION, "strict": False,
+                "parameters": {"type": "object", "properties": props, "required": ["command"],
+                               "additionalProperties": False}}
     if ctx.approval_policy == "on-request":
         props["command"]["description"] = "The command to execute as an argv array, e.g. [\"bash\", \"-lc\", \"ls\"]"
         props["workdir"]["description"] = "The working directory to execute the command in"
@@ -3234,15 +4131,13 @@ def apply_patch_tool():
 
 
 def build_tools(ctx, mcp_tools=None):
-    """The tool list for a request under TurnContext `ctx`: shell, update_plan, apply_patch (if
-    wanted), MCP tools."""
-    cfg = ctx.config
-    tools = [shell_tool(ctx)]
-    if cfg.include_plan_tool:
-        tools.append(update_plan_tool())
-    extra = cfg.tools or {}
-    if ctx.family.wants_apply_patch_tool or extra.get("apply_patch"):
-        tools.append(apply_patch_tool())
+    """The tool list for a request under TurnContext `ctx`: every registered tool that offers
+    itself this turn (TOOLS, in registration order), then the MCP tools."""
+    tools = []
+    for tool in TOOLS.values():
+        spec = tool.spec(ctx)
+        if spec is not None:
+            tools.append(spec)
     for name in sorted(mcp_tools or {}):
         tool = mcp_tools[name]  # §14 hands out schemas already sanitized for the API
         tools.append({"type": "function", "name": name, "description": tool.get("description") or "",
@@ -3282,6 +4177,70 @@ def parse_shell_arguments(arguments):
         "escalated": bool(args.get("with_escalated_permissions")),
         "justification": args.get("justification"),
     }
+
+
+def parse_shell_command_arguments(arguments, cfg, environ=None):
+    """Parse `shell_command` arguments into the same dict as parse_shell_arguments (the script
+    becomes [shell, "-c", script], or "-lc" with `shell_login`)."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict):
+        raise ToolArgumentError("failed to parse function arguments: expected a JSON object")
+    command = args.get("command")
+    if isinstance(command, list) and command and all(isinstance(c, str) for c in command):
+        command = " ".join(command)  # an argv array where a string was asked: the obvious script
+    if not isinstance(command, str) or not command.strip():
+        raise ToolArgumentError("failed to parse function arguments: `command` must be a non-empty string "
+                                "(a bash script, e.g. {\"command\": \"ls -la\"})")
+    args = dict(args, command=[script_shell(environ), "-lc" if cfg.shell_login else "-c", command])
+    if "timeout_ms" in args and "timeout" not in args:
+        args["timeout"] = args.pop("timeout_ms")
+    return parse_shell_arguments(json.dumps(args))
+
+
+def script_shell(environ=None):
+    """The shell that runs scripts for the model: the user's $SHELL when it is bash or zsh, else bash."""
+    environ = os.environ if environ is None else environ
+    name = os.path.basename(environ.get("SHELL", "").strip())
+    return name if name in ("bash", "zsh") else "bash"
+
+
+def normalize_shell_argv(argv, cfg, environ=None):
+    """The argv that really runs for a model's argv (approval, sandbox and events all see it):
+
+    - ["bash", "-lc", S] runs as ["bash", "-c", S] unless `shell_login` is true: a login shell
+      pays for, and prints from, profile scripts (pyenv, nvm, ...) that often try to write
+      outside the sandbox;
+    - an argv with shell operators as whole elements (["echo", "hi", ">", "f"]) is the script it
+      obviously is: [shell, "-c", "echo hi > f"].
+    """
+    argv = list(argv)
+    name = os.path.basename(argv[0]) if argv else ""
+    if name in ("bash", "sh", "zsh", "dash", "ksh"):
+        if len(argv) == 3 and argv[1] == "-lc" and not cfg.shell_login:
+            return [argv[0], "-c", argv[2]]
+        return argv
+    script = shell_argv_script(argv)
+    if script is not None:
+        return [script_shell(environ), "-lc" if cfg.shell_login else "-c", script]
+    return argv
+
+
+def shell_argv_script(argv):
+    """The script an argv with shell operators as elements stands for, or None when it has none."""
+    if not argv or os.path.basename(argv[0]) in ("test", "[", "expr", "find", "xargs", "env", "sudo", "timeout"):
+        return None  # these take `<`, `>` or `;` as ordinary arguments
+    if not any(a in SHELL_OPERATOR_WORDS for a in argv[1:]):
+        return None
+    words = []
+    for a in argv:
+        if a in SHELL_OPERATOR_WORDS or (a and not re.search(r"[\s'\"\\;&|<>()`]", a)):
+            words.append(a)
+        else:
+            words.append("'" + a.replace("'", "'\\''") + "'")
+    return " ".join(words)
 
 
 def parse_plan_arguments(arguments):
@@ -3380,11 +4339,68 @@ def shell_output_for_model(text, exit_code, duration):
     })
 
 
+# -- the tool registry --
+#
+# A tool is one Tool entry (registered at the end of §15b, next to the ToolRunner that runs
+# it): its spec, its argument parser, its approval assessment, its runner and the events it
+# emits.  Front ends render events, not tools: a tool that emits the existing event kinds
+# (exec_command_*, patch_apply_*, mcp_tool_call_*, plan_update) shows up in exec, the REPL,
+# the MCP server and proto without any change there.  docs/extending.md walks through adding one.
+
+#: what a command-like tool emits (rendered by every front end)
+EXEC_EVENTS = ("exec_command_begin", "exec_command_output_delta", "exec_command_end", "exec_approval_request")
+#: what a file-editing tool emits
+PATCH_EVENTS = ("patch_apply_begin", "patch_apply_end", "turn_diff", "apply_patch_approval_request")
+
+
+class Tool(Record):
+    """One tool the model can call."""
+
+    name: str
+    spec: "Callable[[TurnContext], dict | None]"  # the function tool offered this turn (None: not offered)
+    parse: "Callable[[str, TurnContext, Mapping], dict]"  # (JSON arguments, ctx, environ) -> params; ToolArgumentError
+    run: "Callable[[ToolRunner, _Task, str, dict], str]"  # runs it (approval included); the model's output text
+    assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
+    events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
+    aliases: "tuple[str, ...]" = ()  # other names the model may call it by
+
+
+TOOLS = {}  #: name -> Tool, in the order tools are offered
+_TOOL_NAMES = {}  #: name or alias -> Tool
+
+
+def register_tool(tool):
+    """Add (or replace) a tool; its events must be protocol events (§08)."""
+    unknown = [e for e in tool.events if e not in EVENT_TYPES]
+    if unknown:
+        raise ValueError("tool %s emits %s, which is not in EVENT_TYPES" % (tool.name, unknown[0]))
+    TOOLS[tool.name] = tool
+    for name in (tool.name,) + tuple(tool.aliases):
+        _TOOL_NAMES[name] = tool
+    return tool
+
+
+def find_tool(name):
+    """The registered Tool called `name` (or an alias), or None."""
+    return _TOOL_NAMES.get(name)
+
+
+def parse_apply_patch_arguments(arguments):
+    """Parse `apply_patch` function arguments: {"input": patch text}."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict) or not isinstance(args.get("input"), str):
+        raise ToolArgumentError("failed to parse function arguments: missing field `input`")
+    return {"input": args["input"]}
+
+
 ###############################################################################
 # §10 apply_patch: grammar, matching, applying
 ###############################################################################
 
-# Owner: the agent issue (#4).  The patch format (reference core-agent.md §5):
+# The patch format (reference core-agent.md §5):
 #
 #   *** Begin Patch
 #   *** Add File: path          then lines starting with `+`
@@ -3845,13 +4861,15 @@ def apply_patch(text, cwd):
 # §11 Safety: known-safe commands and approval decisions
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract used by the agent (§15) and front ends:
+# Contract used by the agent (§15) and front ends.  `ctx` is the turn's TurnContext (§08): its
+# sandbox_policy and approval_policy are the one effective policy (a Config stands for the
+# context it starts with, so tests and `codex sandbox` can pass one).
 #
 #   is_known_safe_command(argv) -> bool
-#   assess_command_safety(argv, cfg, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
-#   assess_patch_safety(paths, cfg) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
+#   assess_command_safety(argv, ctx, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
+#   assess_patch_safety(paths, ctx) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
-#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+#   execute_with_policy(argv, cwd, ctx, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
 #                       escalated=False, justification=None)
 #       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
 #       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
@@ -3860,7 +4878,7 @@ def apply_patch(text, cwd):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
-#   describe_policy(cfg) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
+#   describe_policy(ctx) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
 #   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
 #       read-only here"); front ends show them once, e.g. as a background event.
 #
@@ -4176,8 +5194,6 @@ def assess_patch_safety(paths, cfg):
 # §12a Sandbox: policies, protected paths, Seatbelt
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # A SandboxPolicy says what a command may write and whether it may use the network; the
 # paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
 # here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
@@ -4519,8 +5535,6 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # §12b Sandbox: the Linux helper
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
 # command, so the command's pid, exit code and signals are its own.  The helper is
 # sandbox_helpers/codex-linux-sandbox.c
@@ -5490,7 +6504,7 @@ def _sandbox_helper_main(args):
 # §13 Exec: running a command
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract:
+# Contract:
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
@@ -6004,6 +7018,52 @@ def sandbox_check_lines(home=None, cfg=None):
     return lines
 
 
+def config_layers(cfg):
+    """(key, value, layer, file) for every top-level effective value: which layer set it."""
+    rows = []
+    for key in sorted(CONFIG_KEYS):
+        if key in ("profiles", "profile"):
+            continue
+        value = getattr(cfg, key, None)
+        if key == "hooks":
+            value = ["%s: %s" % (h.event, h.name) for h in value]
+        elif key == "mcp_servers":
+            value = sorted(value)
+        elif key == "model_providers":
+            value = sorted(value)
+        layer = cfg.sources.get(key, "default")
+        where = cfg.layer_paths.get(layer, "") if layer not in ("requirements",) else " or ".join(cfg.requirements.paths)
+        rows.append((key, value, layer, where))
+    rows.append(("sandbox_policy (effective)", cfg.sandbox_policy.to_wire(), cfg.sources.get("sandbox_mode", "default"), ""))
+    return rows
+
+
+def _cmd_config(args, cfg_loader):
+    """`codex config show [--json]`: every effective value, the layer that set it, and the pins."""
+    cfg = cfg_loader()
+    rows = config_layers(cfg)
+    project = {"root": str(cfg.project_root) if cfg.project_root else None, "trusted": cfg.trusted_project_root is not None}
+    pins = dict(cfg.requirements.pins())
+    if getattr(args, "json", False):
+        out = {"values": {k: {"value": _jsonable(v), "layer": layer, "file": where or None} for k, v, layer, where in rows},
+               "layers": dict(cfg.layer_paths), "project": project, "requirements": pins,
+               "requirements_files": list(cfg.requirements.paths)}
+        sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
+        return 0
+    width = max(len(k) for k, _v, _l, _w in rows)
+    for key, value, layer, where in rows:
+        text = json.dumps(_jsonable(value)) if not isinstance(value, str) else value
+        sys.stdout.write("%-*s  %-40s  %s%s\n" % (width, key, text if len(text) <= 40 else text[:37] + "...", layer,
+                                                   " (%s)" % where if where and layer != "default" else ""))
+    sys.stdout.write("\nproject: %s%s\n" % (project["root"] or "(none)", " (trusted)" if project["trusted"] else
+                                           " (not trusted: its .codex/config.toml is not applied)" if project["root"] else ""))
+    if pins:
+        sys.stdout.write("pinned by %s:\n" % " and ".join(cfg.requirements.paths))
+        for key, allowed in pins.items():
+            sys.stdout.write("  %s: %s\n" % (key, allowed))
+    return 0
+
+
 def _cmd_sandbox_check(args, cfg_loader):
     """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here;
     `codex sandbox [--full-auto] [-s MODE] -- CMD...` runs CMD as `codex debug` does."""
@@ -6020,6 +7080,9 @@ def _cmd_sandbox_check(args, cfg_loader):
         cfg = None
     home = cfg.codex_home if cfg is not None else None
     lines = sandbox_check_lines(home, cfg)
+    if cfg is not None:
+        for key, allowed in cfg.requirements.pins():
+            lines.append(("info", "pinned", "%s: %s (%s)" % (key, allowed, " and ".join(cfg.requirements.paths))))
     for status, probe, text in lines:
         sys.stdout.write("%-4s %-12s %s\n" % (status, probe, text))
     return 1 if any(status == "fail" for status, _, _ in lines) else 0
@@ -6030,7 +7093,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
-# Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
+# The contract the agent loop (§15) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
 #                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
@@ -6093,17 +7156,6 @@ JSONRPC_INVALID_REQUEST = -32600
 JSONRPC_METHOD_NOT_FOUND = -32601
 JSONRPC_INVALID_PARAMS = -32602
 JSONRPC_INTERNAL_ERROR = -32603
-
-
-def _jsonable(value):
-    """A copy of value that json.dumps accepts: str keys, lists for tuples/sets, str otherwise."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 class McpSessionExpired(McpError):
@@ -7578,45 +8630,14 @@ def _mcp_call(cfg, server, tool, arguments, as_json=False):
 # `/bin/sh -c`, whose exit status is the command's.  Unlike upstream, a hook that cannot start,
 # crashes (exit code other than 0 and 2), times out, or prints something that is not its
 # protocol BLOCKS the action it guards, unless that hook says `fail_closed = false`: a broken
-# policy hook must not wave everything through.
+# policy hook must not wave everything through.  Their configuration is parsed in §04.
 
-HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "PreCompact")  #: events
-HOOK_TOOL_EVENTS = ("PreToolUse", "PostToolUse")  #: events whose `matcher` is matched against the tool name
 HOOK_CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit")  #: events whose plain stdout is context for the model
-HOOK_DEFAULT_TIMEOUT_S = 60  #: seconds a hook may run unless it sets `timeout`
-HOOK_OUTPUT_LIMIT = 256 * 1024  #: bytes of a hook's stdout/stderr that are read
-HOOK_BLOCK_EXIT = 2  #: the exit code that means "block", as in Claude Code
-HOOKS_FILE = "hooks.json"  #: hook file name in $CODEX_HOME, the system dir and a trusted project's .codex
-#: fields of one hook in config.toml or hooks.json
-HOOK_KEYS = {"type": "str", "command": "str|list", "matcher": "str", "timeout": "number", "fail_closed": "bool",
-             "hooks": "list"}
 #: Claude Code's names for codex's tools, so hook scripts written for it match
 HOOK_TOOL_NAMES = {"shell": "Bash", "local_shell": "Bash", "shell_command": "Bash"}
-_SHELL_SYNTAX_RE = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%\n]")
-
-
-class Hook(object):
-    """One configured hook: which event, which tools, what to run, and how to fail."""
-
-    def __init__(self, event, argv, matcher=None, timeout=HOOK_DEFAULT_TIMEOUT_S, fail_closed=True, source=""):
-        self.event = event
-        self.argv = argv
-        self.matcher = matcher
-        self.timeout = timeout
-        self.fail_closed = fail_closed
-        self.source = source  # "file.json: hooks.PreToolUse[0]" for messages
-
-    @property
-    def name(self):
-        """How messages name this hook: its program and where it was configured."""
-        prog = self.argv[2] if self.argv[:2] == ["/bin/sh", "-c"] else " ".join(self.argv)
-        return "`%s` (%s)" % (prog if len(prog) <= 60 else "..." + prog[-57:], self.source)
-
-    def matches(self, tool_name):
-        """Whether this hook runs for `tool_name` (always for events without tools)."""
-        if self.event not in HOOK_TOOL_EVENTS or self.matcher in (None, "", "*"):
-            return True
-        return re.fullmatch(self.matcher, tool_name or "") is not None
+HOOK_STOP_MAX_CONTINUES = 3  #: a Stop hook may keep one task going this many times in a row
+HOOK_OUTPUT_LIMIT = 256 * 1024  #: bytes of a hook's stdout/stderr that are read
+HOOK_BLOCK_EXIT = 2  #: the exit code that means "block", as in Claude Code
 
 
 class HookOutcome(object):
@@ -7637,81 +8658,6 @@ class HookOutcome(object):
     def block(self, why):
         self.blocked = True
         self.reasons.append(why)
-
-
-def hook_argv(command, where):
-    """argv for a hook's `command`: a list as is; a string split (or run by /bin/sh when it uses shell syntax)."""
-    import shlex
-
-    if isinstance(command, list) and command and all(isinstance(x, str) and x for x in command):
-        return list(command)
-    if isinstance(command, str) and command.strip():
-        if _SHELL_SYNTAX_RE.search(command):
-            return ["/bin/sh", "-c", command]
-        return shlex.split(command)
-    raise ConfigError("%s: `command` must be a non-empty string or array of strings (the program and its arguments)" % where)
-
-
-def parse_hooks(table, where):
-    """Hooks from a `{"EventName": [entry, ...]}` table (config.toml [hooks] or hooks.json's "hooks")."""
-    if not isinstance(table, dict):
-        raise ConfigError("%s: hooks must be a table of event names (%s)" % (where, ", ".join(HOOK_EVENTS)))
-    hooks = []
-    for event, entries in table.items():
-        if event not in HOOK_EVENTS:
-            raise ConfigError("%s: unknown hook event `%s`; use one of %s" % (where, event, ", ".join(HOOK_EVENTS)))
-        if isinstance(entries, dict):
-            entries = [entries]
-        if not isinstance(entries, list):
-            raise ConfigError("%s: hooks.%s must be an array of hook entries" % (where, event))
-        for i, entry in enumerate(entries):
-            at = "%s: hooks.%s[%d]" % (where, event, i)
-            if not isinstance(entry, dict):
-                raise ConfigError("%s must be a table with `command` (or `hooks`)" % at)
-            unknown = sorted(set(entry) - set(HOOK_KEYS))
-            if unknown:
-                raise ConfigError("%s: unknown key `%s`; hooks take %s" % (at, unknown[0], ", ".join(sorted(HOOK_KEYS))))
-            matcher = entry.get("matcher")
-            if matcher is not None:
-                if not isinstance(matcher, str):
-                    raise ConfigError("%s: `matcher` must be a string (a tool name or regular expression)" % at)
-                try:
-                    re.compile(matcher)
-                except re.error as exc:
-                    raise ConfigError("%s: `matcher` %r is not a valid regular expression: %s" % (at, matcher, exc))
-            inner = entry.get("hooks")
-            items = [(at, entry)] if inner is None else [("%s.hooks[%d]" % (at, j), h) for j, h in enumerate(inner if isinstance(inner, list) else [None])]
-            for spot, spec in items:
-                if not isinstance(spec, dict):
-                    raise ConfigError("%s must be a table with `command`" % spot)
-                if spec.get("type", "command") != "command":
-                    raise ConfigError("%s: hook type `%s` is not supported; use type = \"command\"" % (spot, spec.get("type")))
-                timeout = spec.get("timeout", entry.get("timeout", HOOK_DEFAULT_TIMEOUT_S))
-                if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-                    raise ConfigError("%s: `timeout` must be a positive number of seconds" % spot)
-                fail_closed = spec.get("fail_closed", entry.get("fail_closed", True))
-                if not isinstance(fail_closed, bool):
-                    raise ConfigError("%s: `fail_closed` must be true or false" % spot)
-                hooks.append(Hook(event, hook_argv(spec.get("command"), spot), matcher, float(timeout), fail_closed, spot))
-    return hooks
-
-
-def load_hooks_file(path):
-    """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
-    try:
-        with open(str(path), "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise ConfigError("%s: cannot read hooks file: %s" % (path, exc.strerror or exc))
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError("%s: not valid JSON (%s); fix or remove the file" % (path, exc))
-    if not isinstance(data, dict) or not isinstance(data.get("hooks", {}), dict):
-        raise ConfigError('%s: expected {"hooks": {"PreToolUse": [...], ...}}' % path)
-    return parse_hooks(data.get("hooks", {}), str(path))
 
 
 def _read_capped(stream, limit=HOOK_OUTPUT_LIMIT):
@@ -7830,22 +8776,16 @@ def hook_permission_mode(approval_policy, sandbox_mode):
     return "default"
 
 
-def hook_tool_name(name):
-    """The name hooks see for a tool: Bash for shell commands, mcp__server__tool for MCP tools."""
-    if name in HOOK_TOOL_NAMES:
-        return HOOK_TOOL_NAMES[name]
-    return name
-
-
 ###############################################################################
 # §15a Agent: instructions and environment context
 ###############################################################################
 
-# Owner: the agent issue (#4).  What the model is told: the base prompt (instructions
+# What the model is told: the base prompt (instructions
 # field), AGENTS.md files as a <user_instructions> message, and the <environment_context>
 # message.  The Session that runs the turn loop is §15b.
 
 PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
+PROJECT_DOC_OVERRIDE_FILENAME = "AGENTS.override.md"  #: read instead of AGENTS.md in its directory (upstream)
 PROJECT_DOC_SEPARATOR = "\n\n--- project-doc ---\n\n"  #: between ~/.codex/AGENTS.md and project docs
 COMPACT_PROMPT = (
     "You have exceeded the maximum number of tokens, please stop coding and instead write a short memento "
@@ -7909,8 +8849,23 @@ def find_git_root(start):
     return None
 
 
-def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
-    """Every AGENTS.md from the git root down to cwd, root first, sharing max_bytes; or None."""
+def project_doc_names(fallbacks=()):
+    """File names tried in each directory, first found wins: AGENTS.override.md, AGENTS.md, then
+    project_doc_fallback_filenames (e.g. CLAUDE.md)."""
+    return [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME] + [str(f) for f in fallbacks or ()]
+
+
+def _first_doc(directory, names):
+    for name in names:
+        path = Path(directory) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()):
+    """One instruction file per directory (project_doc_names) from the git root down to cwd,
+    root first, sharing max_bytes; or None."""
     if max_bytes <= 0:
         return None
     cwd = Path(cwd).resolve()
@@ -7927,8 +8882,11 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
         dirs.reverse()
     parts = []
     budget = max_bytes
+    names = project_doc_names(fallbacks)
     for d in dirs:
-        path = d / PROJECT_DOC_FILENAME
+        path = _first_doc(d, names)
+        if path is None:
+            continue
         if budget <= 0:
             break
         try:
@@ -7949,11 +8907,12 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
 def load_user_instructions(cfg):
     """$CODEX_HOME/AGENTS.md and the project docs joined as upstream does, or None."""
     home_text = None
+    home_doc = _first_doc(cfg.codex_home, [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME])
     try:
-        home_text = (Path(cfg.codex_home) / PROJECT_DOC_FILENAME).read_text(encoding="utf-8", errors="ignore").strip()
+        home_text = home_doc.read_text(encoding="utf-8", errors="ignore").strip() if home_doc else None
     except OSError:
         pass
-    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes)
+    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames)
     if home_text and project:
         return home_text + PROJECT_DOC_SEPARATOR + project
     return home_text or project or None
@@ -7987,14 +8946,42 @@ def environment_context(ctx, shell=None):
     return "\n".join(lines)
 
 
+#: the `shell` paragraphs of BASE_INSTRUCTIONS and what replaces them when the tool is shell_command
+_SHELL_ARGV_TEXT = "- `shell` runs a command given as an argv array, without a shell: to use pipes, globs or `&&`, run `[\"bash\", \"-lc\", \"<script>\"]`. Set `workdir` instead of using `cd`. Commands have a timeout (10 seconds by default; pass `timeout` in milliseconds for longer ones)."
+_SHELL_COMMAND_TEXT = "- `shell_command` runs a bash script given as one string: pipes, globs, redirections, `&&` and here-documents work. Set `workdir` instead of using `cd`. Commands have a timeout (10 seconds by default; pass `timeout_ms` for longer ones)."
+_PATCH_ARGV_TEXT = "through `shell` as `{\"command\": [\"apply_patch\", \"*** Begin Patch\\n...\\n*** End Patch\\n\"]}`"
+_PATCH_SCRIPT_TEXT = "through `shell_command` as a here-document: `{\"command\": \"apply_patch <<'EOF'\\n*** Begin Patch\\n...\\n*** End Patch\\nEOF\"}`"
+
+#: the base prompt for small context windows (compact_prompt); {shell} is the shell tool's line
+COMPACT_INSTRUCTIONS = """You are codex, a coding agent in the user's terminal. Finish the user's task yourself: run commands and edit files in the working directory with your tools. Do not just describe what to do.
+- {shell}
+- Write a file with a here-document: cat > path <<'EOF' ... EOF. Change a file by writing it again, or with sed or python3.
+- Look at files before changing them. Keep changes small. If the project has tests, run them.
+- One tool call at a time; read its output before the next step. Do not repeat a call that already worked.
+- When the task is done, stop calling tools and reply in one or two sentences: what you changed and how you checked it."""
+_COMPACT_SHELL_LINES = {
+    "shell_command": "`shell_command` runs a bash script given as one string, e.g. {\"command\": \"ls -la\"}. Long output is cut: read big files in parts (sed -n 1,200p FILE).",
+    "shell": "`shell` runs an argv array without a shell, e.g. {\"command\": [\"ls\", \"-la\"]}; for pipes or redirections use [\"bash\", \"-c\", \"SCRIPT\"].",
+}
+
+
 def build_instructions(cfg, family):
-    """The `instructions` field: the base prompt (or the configured override) + patch notes."""
+    """The `instructions` field: the base prompt (or the configured override) + patch notes.
+
+    The compact prompt replaces the base prompt for small windows (compact_prompt_wanted), and
+    the `shell` paragraphs follow the shell tool the model gets (shell_tool_kind)."""
     base = cfg.base_instructions
     if base:
         return base
+    kind = shell_tool_kind(cfg)
+    if compact_prompt_wanted(cfg, family):
+        return COMPACT_INSTRUCTIONS.format(shell=_COMPACT_SHELL_LINES[kind])
+    text = BASE_INSTRUCTIONS
+    if kind == "shell_command":
+        text = text.replace(_SHELL_ARGV_TEXT, _SHELL_COMMAND_TEXT).replace(_PATCH_ARGV_TEXT, _PATCH_SCRIPT_TEXT)
     if family.needs_patch_instructions:
-        return BASE_INSTRUCTIONS + "\n" + APPLY_PATCH_EXTRA_INSTRUCTIONS
-    return BASE_INSTRUCTIONS
+        return text + "\n" + APPLY_PATCH_EXTRA_INSTRUCTIONS
+    return text
 
 
 def text_message(role, text):
@@ -8194,7 +9181,7 @@ def expand_prompt_command(cfg, text):
 def prompt_dirs(cfg):
     """Where reusable prompts come from: $CODEX_HOME/prompts, then a trusted project's .codex/prompts."""
     dirs = [Path(cfg.codex_home) / PROMPTS_SUBDIR]
-    project = getattr(cfg, "trusted_project_root", None)
+    project = cfg.trusted_project_root
     if project:
         dirs.append(Path(project) / ".codex" / PROMPTS_SUBDIR)
     return dirs
@@ -8204,10 +9191,13 @@ def prompt_dirs(cfg):
 # §15b Agent: the session and the turn loop
 ###############################################################################
 
-# Owner: the agent issue (#4).  Session implements §08's contract: ops in, events out,
-# one task thread at a time; _run_turn is one model request with its tool calls.
+# Session implements §08's contract: ops in, events out, one task thread at a time; _run_turn
+# is one model request (under one TurnContext, task.ctx) with its tool calls, which the
+# ToolRunner runs; the built-in tools are registered at the end of this section.
 
 
+class TurnStopped(CodexError):
+    """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
 # -- automatic compaction --------------------------------------------------------------
 # Before each request the session estimates its size: the last response's reported usage
 # (input + output tokens) plus ~4 characters per token for what was added since (or the
@@ -8321,7 +9311,13 @@ class _Task(object):
         self.diff_base = {}  # path -> text before the task's first patch touched it (None: absent)
         self.thread = None
         self.ctx = None  # the TurnContext of the current model request (set by _run_turn)
+        self.tool_calls = 0  # tool calls in this task (max_tool_calls_per_turn)
+        self.last_call = None  # (name, arguments) of the latest call, and how often it came in a row
+        self.repeats = 0
         self.compacted = False  # compacted since the last request went through (never twice in a row)
+        self.streamed = ""  # text streamed by this attempt for the message not finished yet
+        self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
+        self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
 
 
 class Session(object):
@@ -8334,6 +9330,7 @@ class Session(object):
 
         self.cfg = config
         self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
+        self.tools = ToolRunner(self)
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
         self._events = queue.Queue()
@@ -8354,10 +9351,24 @@ class Session(object):
         self._usage_mark = None  # (tokens the last response reported, len(history) before its items)
         self.shell_name = detect_shell_name(self._environ)
         self.session_id = str(uuid.uuid4())
+        #: asked (on the task thread) when a turn hits a tool-call limit: loop_handler(message)
+        #: -> True to go on (the REPL asks the user); without one the turn stops
+        self.loop_handler = None
+        self._window_probe = None
+        if self.cfg.provider.wire_api == "chat" and not self.family.context_window:
+            # the served window decides the prompt's size and compaction; asked in the background
+            self._window_probe = threading.Thread(
+                target=discover_context_window, args=(self.cfg.provider, self.cfg.model, self._environ),
+                name="codex-window-probe", daemon=True)
+            self._window_probe.start()
         self.rollout_path = None
         self._rollout = None
         startup_errors = []
+        startup_warnings = []
         resume_path = resume_path or self.cfg.experimental_resume
+        self._resumed = bool(resume_path)
+        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
+        self._session_blocked = None  # the reason when they blocked
         self.user_instructions = None
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
@@ -8367,6 +9378,11 @@ class Session(object):
             self.user_instructions = meta.get("instructions")
             self.history = [it for it in items if it.get("type") in HISTORY_ITEM_TYPES]
             initial_messages = events
+            for ev in reversed(events):  # the token count goes on from where it was
+                total = (ev.get("info") or {}).get("total_token_usage") if ev.get("type") == "token_count" else None
+                if isinstance(total, dict):
+                    self.total_usage.update((k, v) for k, v in total.items() if isinstance(v, int))
+                    break
             current = environment_context(self._ctx, self.shell_name)
             previous = [message_text(it) for it in self.history
                         if it.get("type") == "message" and message_text(it).startswith("<environment_context>")]
@@ -8385,7 +9401,11 @@ class Session(object):
                 self.rollout_path = self._rollout.path
                 self._rollout.record_items(new_items)
             except (OSError, CodexError) as exc:
-                startup_errors.append("cannot record the session under %s: %s" % (self.cfg.codex_home, getattr(exc, "strerror", None) or exc))
+                # Not an error: the session works, it is just not recorded (exec still exits 0).
+                startup_warnings.append("warning: cannot record the session under %s (%s): continuing without a "
+                                        "rollout, so it cannot be resumed; fix the directory's permissions or use "
+                                        "--ephemeral" % (Path(self.cfg.codex_home) / ROLLOUT_SUBDIR,
+                                                         getattr(exc, "strerror", None) or exc))
         self.mcp = None
         if self.cfg.mcp_servers:
             try:
@@ -8394,17 +9414,18 @@ class Session(object):
             except CodexError as exc:
                 startup_errors.append(str(exc))
         log_id, count = 0, 0
-        if "history_metadata" in globals():
-            try:
-                log_id, count = globals()["history_metadata"](self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
-            except (OSError, CodexError):
-                pass
+        try:
+            log_id, count = history_metadata(self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
+        except (OSError, CodexError):
+            pass
         configured = dict(session_id=self.session_id, model=self._ctx.model, history_log_id=log_id,
                           history_entry_count=count, reasoning_effort=self._ctx.config.model_reasoning_effort,
                           rollout_path=str(self.rollout_path) if self.rollout_path else None)
         if initial_messages is not None:
             configured["initial_messages"] = initial_messages
         self._emit("", "session_configured", **configured)
+        for message in startup_warnings:
+            self._emit("", "background_event", message=message)
         for message in startup_errors:
             self._emit("", "error", message=message)
 
@@ -8591,17 +9612,13 @@ class Session(object):
             self._cond.notify_all()
 
     def _op_add_to_history(self, sub_id, op):
-        fn = globals().get("append_history")
-        if fn is not None and op.get("text"):
-            fn(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
+        if op.get("text"):
+            append_history(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
                self.cfg.history.get("max_bytes"))
 
     def _op_get_history_entry_request(self, sub_id, op):
-        fn = globals().get("lookup_history_entry")
-        entry = None
-        if fn is not None:
-            entry = fn(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
-                       self.cfg.history.get("persistence", "save-all"))
+        entry = lookup_history_entry(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
+                                     self.cfg.history.get("persistence", "save-all"))
         self._emit(sub_id, "get_history_entry_response", offset=op.get("offset"), log_id=op.get("log_id"), entry=entry)
 
     def _op_list_mcp_tools(self, sub_id, op):
@@ -8622,7 +9639,8 @@ class Session(object):
     def _emit(self, sub_id, msg_type, **fields):
         event = make_event(sub_id, msg_type, **fields)
         self._events.put(event)
-        if self._rollout is not None and msg_type in ("user_message", "agent_message", "agent_reasoning", "token_count", "error"):
+        if self._rollout is not None and msg_type in ("user_message", "agent_message", "agent_reasoning", "token_count", "error",
+                                                      "tool_call_recovered"):
             self._rollout.record_event(event["msg"])
         return event
 
@@ -8684,10 +9702,29 @@ class Session(object):
             self._client = make_model_client(self._ctx.config, self.session_id, self._environ)
         return self._client
 
+    def _await_context_window(self):
+        """Take in the window the server reported (first task only): family and prompt follow it."""
+        probe, self._window_probe = self._window_probe, None
+        if probe is None:
+            return
+        probe.join(3 * CONTEXT_PROBE_TIMEOUT_S + 1)
+        cfg = self._ctx.config
+        family = model_family(cfg.model, cfg)
+        if family.context_window and family.context_window != self.family.context_window:
+            self._ctx = self._ctx.replace(family=family, instructions=build_instructions(cfg, family))
+
+    @property
+    def context_window(self):
+        """The model's context window in tokens (configured, known or served), or None."""
+        return self.family.context_window
+
     def _run_task(self, task, message):
         failed = None
+        self._await_context_window()
         self._task_emit(task, "task_started", model_context_window=self.family.context_window)
         try:
+            task.ctx = self._ctx
+            message = self._prompt_hooks(task, message)
             self._record([message])
             text = message_text(message)
             if text:
@@ -8714,7 +9751,9 @@ class Session(object):
                         return
                     if follow_up or task.pending_input:
                         continue
-                    break
+                if task.kind == "user" and self._stop_hooks_continue(task):
+                    continue
+                break
         except Interrupted:
             return
         except CodexError as exc:
@@ -8773,6 +9812,11 @@ class Session(object):
         and the plan); record it in the rollout and emit context_compacted."""
         limit = self.auto_compact_limit()
         tokens = self.estimate_request_tokens() if tokens is None else tokens
+        blocked = self._run_hooks(task, "PreCompact", trigger="auto")
+        if blocked.blocked:
+            self._task_emit(task, "background_event", message="not compacting: %s" % blocked.reason)
+            task.compacted = True  # not again before the next request
+            return
         self._task_emit(task, "background_event", message="compacting the conversation (~%s tokens%s)..." % (
             "{:,}".format(tokens), " of %s" % "{:,}".format(limit) if limit else ""))
         items = self._prompt_input() + [text_message("user", COMPACT_PROMPT)]
@@ -8891,6 +9935,13 @@ class Session(object):
             tool_called = [False]
             try:
                 completed = self._stream_once(task, prompt, tool_called)
+            except TurnStopped:
+                with self._lock:
+                    if task.response is not None:
+                        abort_response(task.response)
+                        task.response = None
+                    self._commit_task_items(task)
+                raise
             except ContextWindowExceeded as exc:
                 with self._lock:
                     if task.cancelled:
@@ -8911,7 +9962,7 @@ class Session(object):
                 if task.abort_requested:
                     return True
                 if retries >= max_retries:
-                    raise ProviderError("%s (gave up after %d stream retries)" % (exc, max_retries))
+                    raise ProviderError("%s (gave up after %s)" % (exc, _plural(max_retries, "stream retry", "stream retries")))
                 retries += 1
                 delay = exc.retry_after if exc.retry_after is not None else backoff(retries)
                 message = "stream error: %s; retrying %d/%d in %.1fs..." % (exc, retries, max_retries, delay)
@@ -8954,34 +10005,138 @@ class Session(object):
         completed = None
         show_raw = bool(self.cfg.show_raw_agent_reasoning)
         hide = bool(self.cfg.hide_agent_reasoning)
-        for kind, payload in client.stream(prompt, cancel=task.cancel, on_retry=on_retry, on_response=on_response):
-            if task.cancelled:
-                raise Interrupted("interrupted")
-            if kind == "text_delta":
-                if payload:
-                    self._task_emit(task, "agent_message_delta", delta=payload)
-            elif kind == "reasoning_delta":
-                if not hide:
-                    self._task_emit(task, "agent_reasoning_delta", delta=payload)
-            elif kind == "reasoning_break":
-                if not hide:
-                    self._task_emit(task, "agent_reasoning_section_break")
-            elif kind == "reasoning_raw_delta":
-                if show_raw:
-                    self._task_emit(task, "agent_reasoning_raw_content_delta", delta=payload)
-            elif kind == "item":
-                if self._handle_item(task, payload):
-                    tool_called[0] = True
-            elif kind == "completed":
-                completed = payload
+        # Text a failed attempt already streamed (task.shown) is not streamed again by the
+        # retry: its deltas are swallowed while they repeat it, only what is new is emitted.
+        task.streamed = ""
+        try:
+            for kind, payload in client.stream(prompt, cancel=task.cancel, on_retry=on_retry, on_response=on_response):
+                if task.cancelled:
+                    raise Interrupted("interrupted")
+                if kind == "item" and payload.get("type") == "message":
+                    task.streamed, task.shown = "", ""
+                if kind == "text_delta":
+                    if payload:
+                        self._emit_text_delta(task, payload)
+                    continue
+                completed = self._stream_event(task, kind, payload, tool_called, show_raw, hide) or completed
+        except StreamError:
+            if len(task.streamed) > len(task.shown):
+                task.shown = task.streamed
+            raise
         with self._lock:
             task.response = None
         return completed or {}
 
-    # -- items and tools --
+    def _emit_text_delta(self, task, delta):
+        before = len(task.streamed)
+        task.streamed += delta
+        shown = task.shown
+        if len(task.streamed) <= len(shown) and shown.startswith(task.streamed):
+            return  # the retry repeats what is on screen
+        if shown and not task.streamed.startswith(shown):
+            self._task_emit(task, "background_event", message="the retried answer differs from the partial one above")
+            task.shown = ""
+            self._task_emit(task, "agent_message_delta", delta="\n" + task.streamed)
+            return
+        new = task.streamed[max(before, len(shown)):]
+        if shown and before < len(shown):
+            task.shown = ""
+        if new:
+            self._task_emit(task, "agent_message_delta", delta=new)
+
+    def _stream_event(self, task, kind, payload, tool_called, show_raw, hide):
+        """Handle one non-text stream event; returns the `completed` payload when it is one."""
+        if kind == "reasoning_delta":
+            if not hide:
+                self._task_emit(task, "agent_reasoning_delta", delta=payload)
+        elif kind == "reasoning_break":
+            if not hide:
+                self._task_emit(task, "agent_reasoning_section_break")
+        elif kind == "reasoning_raw_delta":
+            if show_raw:
+                self._task_emit(task, "agent_reasoning_raw_content_delta", delta=payload)
+        elif kind == "item":
+            if self._handle_item(task, payload):
+                tool_called[0] = True
+        elif kind == "tool_call_recovered":
+            self._task_emit(task, "tool_call_recovered", **payload)
+        elif kind == "completed":
+            return payload
+        return None
+
+
+    def _ask(self, task, msg_type, **fields):
+        """Ask the front end for a decision (approval_handler or request event + op); the
+        ToolRunner's questions come here."""
+        if self.approval_handler is not None:
+            msg = {"type": msg_type}
+            msg.update(fields)
+            decision = self.approval_handler(msg)
+            decision = decision if decision in REVIEW_DECISIONS else "denied"
+        else:
+            with self._cond:
+                if task.cancelled:
+                    return "abort"
+                self._decisions.pop(task.sub_id, None)
+                self._emit(task.sub_id, msg_type, **fields)
+                while task.sub_id not in self._decisions and not task.cancelled:
+                    self._cond.wait(0.5)
+                if task.cancelled:
+                    return "abort"
+                decision = self._decisions.pop(task.sub_id)
+        if decision == "abort":
+            task.abort_requested = True
+        return decision
+
+    # -- items --
+    def _guard_loop(self, task, item):
+        """Count a tool call; past a limit ask loop_handler, else answer the call and stop the turn."""
+        kind = item.get("type")
+        if kind not in ("function_call", "local_shell_call", "custom_tool_call"):
+            return
+        if kind == "function_call":
+            try:
+                args = json.dumps(json.loads(item.get("arguments") or "{}"), sort_keys=True)
+            except ValueError:
+                args = item.get("arguments") or ""
+            signature = (item.get("name"), args)
+        else:
+            signature = (kind, json.dumps(item.get("action") or item.get("input"), sort_keys=True, default=str))
+        task.tool_calls += 1
+        task.repeats = task.repeats + 1 if signature == task.last_call else 1
+        task.last_call = signature
+        max_repeats = self.cfg.max_repeated_tool_calls or 0
+        max_calls = self.cfg.max_tool_calls_per_turn or 0
+        message = None
+        if max_repeats and task.repeats >= max_repeats:
+            message = ("the model called `%s` with the same arguments %d times in a row (max_repeated_tool_calls = %d)"
+                       % (signature[0], task.repeats, max_repeats))
+        elif max_calls and task.tool_calls > max_calls:
+            message = "the model made more than %d tool calls in this turn (max_tool_calls_per_turn = %d)" % (max_calls, max_calls)
+        if message is None:
+            return
+        if self.loop_handler is not None:
+            go_on = bool(self.loop_handler(message))
+        elif getattr(self, "ask_on_loop_limit", False):  # the REPL: the user decides (exec_approval op)
+            go_on = self._ask(task, "loop_limit_request", message=message) in ("approved", "approved_for_session")
+        else:
+            go_on = False
+        if go_on:
+            task.repeats = 0
+            task.tool_calls = 0
+            return
+        output = "not run: the turn was stopped because %s" % message
+        output_kind = "custom_tool_call_output" if kind == "custom_tool_call" else "function_call_output"
+        with self._lock:
+            task.items.append(item)
+            task.items.append({"type": output_kind, "call_id": item.get("call_id"), "output": output})
+        raise TurnStopped("stopped the turn: %s; raise the limit in config.toml (0 turns it off) or "
+                          "send a new message to go on" % message)
+
     def _handle_item(self, task, item):
         """Record one finished output item; run it when it is a tool call. True for calls."""
         kind = item.get("type")
+        self._guard_loop(task, item)
         with self._lock:
             if task.cancelled:
                 raise Interrupted("interrupted")
@@ -9004,24 +10159,139 @@ class Session(object):
                         self._task_emit(task, "agent_reasoning_raw_content", text=part.get("text") or "")
             return False
         if kind == "function_call":
-            output = self._dispatch_call(task, item.get("call_id") or "", item.get("name") or "", item.get("arguments") or "")
+            name, arguments = item.get("name") or "", item.get("arguments") or ""
+            output = self._hooked(task, item.get("call_id") or "", *self._hook_tool(name, arguments),
+                                  run=lambda: self.tools.dispatch(task, item.get("call_id") or "", name, arguments))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "local_shell_call":
             action = item.get("action") or {}
             params = {"command": action.get("command") or [], "workdir": action.get("working_directory"),
                       "timeout_ms": action.get("timeout_ms"), "escalated": False, "justification": None}
-            output = self._run_shell(task, item.get("call_id") or "", params)
+            output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("shell", {"command": params["command"]}),
+                                  run=lambda: self.tools.run(task, item.get("call_id") or "", "shell", params))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "custom_tool_call":
             if item.get("name") == "apply_patch":
-                output = self._run_apply_patch(task, item.get("call_id") or "", item.get("input") or "", None)
+                output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("apply_patch", {"input": item.get("input") or ""}),
+                                      run=lambda: self.tools.run(task, item.get("call_id") or "", "apply_patch", {"input": item.get("input") or ""}))
             else:
                 output = "unsupported custom tool call: %s" % item.get("name")
             self._add_output(task, {"type": "custom_tool_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         return False
+
+    # -- hooks (§14c) --
+    def _run_hooks(self, task, event, tool_name=None, **fields):
+        """Run the config's hooks for `event` with the common payload fields; a HookOutcome."""
+        hooks = self.cfg.hooks
+        if not hooks or not any(h.event == event for h in hooks):
+            return HookOutcome()
+        ctx = (task.ctx if task is not None else None) or self._ctx
+        payload = {"session_id": self.session_id,
+                   "transcript_path": str(self.rollout_path) if self.rollout_path else None,
+                   "cwd": str(ctx.cwd), "hook_event_name": event, "model": ctx.model,
+                   "permission_mode": hook_permission_mode(ctx.approval_policy, ctx.sandbox_mode)}
+        if task is not None and event != "SessionStart":
+            payload["turn_id"] = task.sub_id
+        if tool_name is not None:
+            payload["tool_name"] = tool_name
+        payload.update(fields)
+        outcome = run_hooks(hooks, event, payload, tool_name=tool_name, cwd=ctx.cwd, environ=self._environ)
+        for warning in outcome.warnings:
+            self._task_emit(task, "background_event", message=warning) if task is not None else self._emit("", "background_event", message=warning)
+        return outcome
+
+    def _prompt_hooks(self, task, message):
+        """SessionStart (before the first prompt) and UserPromptSubmit: block the task (CodexError)
+        or return the message with the hooks' context added."""
+        extra = []
+        if not self._session_hooks_ran:
+            self._session_hooks_ran = True
+            started = self._run_hooks(task, "SessionStart", source="resume" if self._resumed else "startup")
+            if started.blocked:
+                self._session_blocked = started.reason
+            extra += started.context
+        if self._session_blocked:
+            raise CodexError("a SessionStart hook blocked this session: %s" % self._session_blocked)
+        if task.kind == "compact":
+            compacting = self._run_hooks(task, "PreCompact", trigger="manual")
+            if compacting.blocked:
+                raise CodexError("a PreCompact hook blocked compaction: %s" % compacting.reason)
+        if task.kind != "user":
+            return message
+        submitted = self._run_hooks(task, "UserPromptSubmit", prompt=message_text(message))
+        if submitted.blocked:
+            raise CodexError("the prompt was blocked by a UserPromptSubmit hook: %s" % submitted.reason)
+        extra += submitted.context
+        if not extra:
+            return message
+        content = list(message["content"]) + [{"type": "input_text", "text": "<hook_context>\n%s\n</hook_context>" % "\n\n".join(extra)}]
+        return dict(message, content=content)
+
+    def _hook_tool(self, name, arguments):
+        """(tool_name, tool_input) as hooks see a call: Bash with the command as one string,
+        apply_patch with the patch and its files, mcp__SERVER__TOOL with the arguments."""
+        if not self.cfg.hooks:
+            return name, {}
+        try:
+            args = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except ValueError:
+            args = {"arguments": arguments}
+        args = args if isinstance(args, dict) else {"arguments": args}
+        if name in ("shell", "container.exec") and isinstance(args.get("command"), list):
+            patch = extract_apply_patch([str(a) for a in args["command"]])
+            if patch is None:
+                return "Bash", {"command": _shell_join([str(a) for a in args["command"]])}
+            name, args = "apply_patch", {"input": patch[0]}
+        if name == "apply_patch" and isinstance(args.get("input"), str):
+            files = re.findall(r"(?m)^\*\*\* (?:Add|Update|Delete) File: (.+)$|^\*\*\* Move to: (.+)$", args["input"])
+            return "apply_patch", {"patch": args["input"], "files": [a or b for a, b in files]}
+        found = self.mcp.lookup(name) if self.mcp is not None else None
+        if found is not None:
+            return "mcp__%s__%s" % found, args
+        return HOOK_TOOL_NAMES.get(name, name), args
+
+    def _hooked(self, task, call_id, tool, tool_input, run):
+        """Run one tool call between its PreToolUse and PostToolUse hooks; return the model's output."""
+        if not self.cfg.hooks:
+            return run()
+        pre = self._run_hooks(task, "PreToolUse", tool_name=tool, tool_input=tool_input, tool_use_id=call_id)
+        if pre.blocked:
+            self._task_emit(task, "background_event", message="%s blocked by a hook: %s" % (tool, pre.reason))
+            return "blocked by a PreToolUse hook: %s" % pre.reason
+        if pre.permission == "ask":
+            decision = self._ask(task, "exec_approval_request", call_id=call_id,
+                                 command=["%s:" % tool, json.dumps(tool_input)], cwd=str(task.ctx.cwd),
+                                 reason="a PreToolUse hook asks for your approval")
+            if decision not in ("approved", "approved_for_session"):
+                refusal = getattr(self.approval_handler, "refusal", None)
+                return "rejected: a PreToolUse hook asked for approval%s" % (": %s" % refusal if refusal else " and it was denied")
+        output = run()
+        post = self._run_hooks(task, "PostToolUse", tool_name=tool, tool_input=tool_input, tool_use_id=call_id,
+                               tool_response=output)
+        if post.blocked:
+            output = "%s\n\n[PostToolUse hook] %s" % (output, post.reason)
+        if post.context:
+            output = "%s\n\n[PostToolUse hook] %s" % (output, "\n".join(post.context))
+        return output
+
+    def _stop_hooks_continue(self, task):
+        """Stop hooks at the end of a task: True when one blocked (its reason becomes the next instruction)."""
+        outcome = self._run_hooks(task, "Stop", stop_hook_active=task.stop_blocks > 0,
+                                  last_assistant_message=task.last_agent_message)
+        if not outcome.blocked:
+            return False
+        if task.stop_blocks >= HOOK_STOP_MAX_CONTINUES:
+            self._task_emit(task, "background_event", message="a Stop hook blocked %d times in a row; ending the turn: %s"
+                            % (task.stop_blocks, outcome.reason))
+            return False
+        task.stop_blocks += 1
+        with self._lock:
+            task.pending_input.append(text_message("user", outcome.reason))
+        self._task_emit(task, "background_event", message="a Stop hook keeps the turn going: %s" % outcome.reason)
+        return True
 
     def _add_output(self, task, output_item):
         with self._lock:
@@ -9029,51 +10299,57 @@ class Session(object):
                 raise Interrupted("interrupted")
             task.items.append(output_item)
 
-    def _dispatch_call(self, task, call_id, name, arguments):
+
+
+class ToolRunner(object):
+    """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
+    arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
+    only through _task_emit (events), _ask (approvals), approval_handler, state (approved
+    commands), mcp and plan.
+    """
+
+    def __init__(self, session):
+        self.session = session
+
+    def _task_emit(self, task, msg_type, **fields):
+        return self.session._task_emit(task, msg_type, **fields)
+
+    def _ask(self, task, msg_type, **fields):
+        return self.session._ask(task, msg_type, **fields)
+
+    state = property(lambda self: self.session.state, doc="the session's SessionState (approved commands)")
+    mcp = property(lambda self: self.session.mcp, doc="the session's McpConnectionManager, or None")
+    approval_handler = property(lambda self: self.session.approval_handler, doc="the session's approval_handler, or None")
+
+    def dispatch(self, task, call_id, name, arguments):
         """Run one function call; return the output string for the model."""
         try:
-            if name in ("shell", "container.exec"):
-                return self._run_shell(task, call_id, parse_shell_arguments(arguments))
-            if name == "apply_patch":
-                try:
-                    args = json.loads(arguments or "{}")
-                except ValueError as exc:
-                    return "failed to parse function arguments: %s" % exc
-                if not isinstance(args, dict) or not isinstance(args.get("input"), str):
-                    return "failed to parse function arguments: missing field `input`"
-                return self._run_apply_patch(task, call_id, args["input"], None)
-            if name == "update_plan":
-                plan = parse_plan_arguments(arguments)
-                self.plan = plan
-                self._task_emit(task, "plan_update", **plan)
-                return "Plan updated"
+            tool = find_tool(name)
+            if tool is not None:
+                return tool.run(self, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
         except ToolArgumentError as exc:
             return str(exc)
 
-    def _ask(self, task, msg_type, **fields):
-        """Ask the front end for a decision (approval_handler or request event + op)."""
-        if self.approval_handler is not None:
-            msg = {"type": msg_type}
-            msg.update(fields)
-            decision = self.approval_handler(msg)
-            decision = decision if decision in REVIEW_DECISIONS else "denied"
-        else:
-            with self._cond:
-                if task.cancelled:
-                    return "abort"
-                self._decisions.pop(task.sub_id, None)
-                self._emit(task.sub_id, msg_type, **fields)
-                while task.sub_id not in self._decisions and not task.cancelled:
-                    self._cond.wait(0.5)
-                if task.cancelled:
-                    return "abort"
-                decision = self._decisions.pop(task.sub_id)
-        if decision == "abort":
-            task.abort_requested = True
-        return decision
+    def run(self, task, call_id, name, params):
+        """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
+        tool = find_tool(name)
+        return tool.run(self, task, call_id, params)
+
+    def assess(self, task, name, params):
+        """The registered tool's approval assessment of params under the turn's context (None: the
+        tool decides while it runs, e.g. apply_patch once the patch is parsed)."""
+        tool = find_tool(name)
+        if tool is None or tool.assess is None:
+            return None
+        return tool.assess(task.ctx, params, self.state.approved_commands)
+
+    def _run_plan(self, task, call_id, plan):
+        self.session.plan = plan  # kept across a compaction
+        self._task_emit(task, "plan_update", **plan)
+        return "Plan updated"
 
     def _resolve_cwd(self, task, workdir):
         cwd = Path(task.ctx.cwd)
@@ -9082,7 +10358,7 @@ class Session(object):
         return cwd
 
     def _run_shell(self, task, call_id, params):
-        argv = params["command"]
+        argv = normalize_shell_argv(params["command"], task.ctx.config, self.session._environ)  # what really runs
         cwd = self._resolve_cwd(task, params.get("workdir"))
         patch = extract_apply_patch(argv)
         if patch is not None:
@@ -9110,7 +10386,7 @@ class Session(object):
                 begin()
             return decision
 
-        verdict = assess_command_safety(argv, task.ctx, self.state.approved_commands, bool(params.get("escalated")))
+        verdict = self.assess(task, "shell", params)
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
@@ -9143,10 +10419,12 @@ class Session(object):
             begin()
             duration = result.duration
             duration = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
+            extra = {"timed_out": True, "timeout_ms": result.timeout_ms} if getattr(result, "timed_out", False) else {}
             self._task_emit(task, "exec_command_end", call_id=call_id,
                             stdout=(result.stdout or "")[:UI_OUTPUT_MAX_CHARS], stderr=(result.stderr or "")[:UI_OUTPUT_MAX_CHARS],
                             aggregated_output=(result.aggregated_output or "")[:UI_OUTPUT_MAX_CHARS * 4],
-                            exit_code=result.exit_code, duration=wire_duration(duration), formatted_output=outcome.model_output)
+                            exit_code=result.exit_code, duration=wire_duration(duration), formatted_output=outcome.model_output,
+                            **extra)
         return outcome.model_output
 
     def _run_apply_patch(self, task, call_id, text, cwd):
@@ -9240,11 +10518,49 @@ class Session(object):
         return mcp_result_to_output(result)
 
 
+# -- the built-in tools: one entry each (see §09's registry and docs/extending.md) --
+
+def _compact(ctx):
+    """Whether this turn sends the compact tool texts (small context windows)."""
+    return compact_prompt_wanted(ctx.config, ctx.family)
+
+
+register_tool(Tool(
+    name="shell", aliases=("container.exec",),
+    spec=lambda ctx: shell_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_arguments(arguments),
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,  # an intercepted apply_patch runs as a patch
+))
+register_tool(Tool(
+    name="shell_command",  # one string run by bash: what small open models write (§07 picks it for Chat)
+    spec=lambda ctx: shell_command_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell_command" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_command_arguments(arguments, ctx.config, environ),
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,
+))
+register_tool(Tool(
+    name="update_plan",  # compact turns leave it out unless the config asks for it explicitly
+    spec=lambda ctx: update_plan_tool() if ctx.config.include_plan_tool and (
+        not _compact(ctx) or ctx.config.sources.get("include_plan_tool", "default") != "default") else None,
+    parse=lambda arguments, ctx, environ: parse_plan_arguments(arguments),
+    run=lambda runner, task, call_id, params: runner._run_plan(task, call_id, params),
+    events=("plan_update",),
+))
+register_tool(Tool(
+    name="apply_patch",
+    spec=lambda ctx: apply_patch_tool() if ctx.family.wants_apply_patch_tool or (ctx.config.tools or {}).get("apply_patch") else None,
+    parse=lambda arguments, ctx, environ: parse_apply_patch_arguments(arguments),
+    run=lambda runner, task, call_id, params: runner._run_apply_patch(task, call_id, params["input"], None),
+    events=PATCH_EVENTS,
+))
+
+
 ###############################################################################
 # §16 History and rollouts
 ###############################################################################
-
-# Owner: history.jsonl belongs to the REPL issue (#5); rollouts to the agent issue (#4).
 
 # -- history.jsonl --------------------------------------------------------------------------
 #
@@ -9523,7 +10839,7 @@ class HistorySnapshot(object):
 
 
 # -- rollouts --
-# Owner: the agent issue (#4).  One JSONL file per session:
+# One JSONL file per session:
 #   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
 # Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
 #   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
@@ -9751,6 +11067,65 @@ def list_rollouts(home):
     return sorted(files, key=lambda p: (p.name[8:27], p.stat().st_mtime), reverse=True)
 
 
+def rollout_summary(path, max_bytes=256 * 1024):
+    """{"path", "id", "time", "cwd", "first_prompt"} of a rollout, from its first lines only.
+
+    `time` is the session's start (epoch seconds: the meta timestamp, else the file's mtime);
+    `first_prompt` the first thing the user typed (context messages skipped), or "".
+    """
+    path = Path(path)
+    out = {"path": path, "id": path.stem[28:] if path.stem.startswith("rollout-") else path.stem,
+           "time": None, "cwd": None, "first_prompt": ""}
+    try:
+        with open(str(path), "rb") as fh:
+            head = fh.read(max_bytes)
+        out["mtime"] = path.stat().st_mtime
+    except OSError:
+        return None
+    for number, raw in enumerate(head.split(b"\n")):
+        try:
+            obj = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        kind, payload = obj.get("type"), obj.get("payload")
+        if number == 0:
+            meta = payload if kind == "session_meta" and isinstance(payload, dict) else obj
+            out["id"] = meta.get("id") or out["id"]
+            out["cwd"] = meta.get("cwd")
+            stamp = meta.get("timestamp")
+            if isinstance(stamp, str):
+                import calendar
+
+                try:
+                    out["time"] = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+                except ValueError:
+                    pass
+            continue
+        item = payload if kind == "response_item" else obj if kind == "message" else None
+        if isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "user" \
+                and not _is_context_message(item):
+            out["first_prompt"] = message_text(item)
+            break
+    if out["time"] is None:
+        out["time"] = out["mtime"]
+    return out
+
+
+def list_sessions(home, limit=50, cwd=None):
+    """rollout_summary() of the newest `limit` recorded sessions (those in `cwd` only, if given)."""
+    out = []
+    for path in list_rollouts(home):
+        summary = rollout_summary(path)
+        if summary is None or (cwd is not None and summary["cwd"] != str(cwd)):
+            continue
+        out.append(summary)
+        if len(out) >= limit:
+            break
+    return out
+
+
 def find_rollout(home, session_id=None, last=False, cwd=None):
     """The rollout for a session id (or unique prefix), or the newest one (in cwd first)."""
     files = list_rollouts(home)
@@ -9785,7 +11160,7 @@ def find_rollout(home, session_id=None, last=False, cwd=None):
 # §17 Front end: codex exec
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex exec` runs one task with approval `never` and prints
+# `codex exec` runs one task with approval `never` and prints
 # either human progress (on stderr; the final message alone on stdout, so pipelines get just
 # the answer) or, with --json, one JSON object per line on stdout in upstream's current
 # schema (docs/agent.md):
@@ -9800,6 +11175,7 @@ EXEC_NO_PROMPT = "No prompt provided. Either specify one as an argument or pipe 
 EXEC_NOT_GIT = ("Not inside a trusted directory and --skip-git-repo-check was not specified "
                 "(run codex exec inside a git repository, or pass --skip-git-repo-check)")
 EXEC_OUTPUT_LINES = 20  #: lines of command output shown per command in human mode
+EXEC_LINE_MAX_CHARS = 400  #: characters of one output line shown in human mode
 EXEC_USAGE_KEYS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
                    "reasoning_output_tokens")  #: turn.completed.usage fields (upstream's order)
 EXEC_SCHEMA_EXIT = 3  #: exit code when the final message does not follow --output-schema
@@ -10031,12 +11407,15 @@ class HumanPrinter(object):
             code = msg.get("exit_code")
             if code == 0:
                 self.ts(self.c("green", "%s succeeded in %s:" % (cmd, dur)))
+            elif msg.get("timed_out"):
+                self.ts(self.c("red", "%s timed out after %s (killed; exit %s):" % (
+                    cmd, format_elapsed((msg.get("timeout_ms") or 0) / 1000.0), code)))
             else:
                 self.ts(self.c("red", "%s exited %s in %s:" % (cmd, code, dur)))
             text = msg.get("aggregated_output") or (msg.get("stdout") if code == 0 else msg.get("stderr")) or ""
             lines = text.rstrip("\n").split("\n") if text.strip() else []
             for out_line in lines[:EXEC_OUTPUT_LINES]:
-                self.line(self.c("dim", out_line))
+                self.line(self.c("dim", _clip_line(out_line)))
             if len(lines) > EXEC_OUTPUT_LINES:
                 self.line(self.c("dim", "... +%d lines" % (len(lines) - EXEC_OUTPUT_LINES)))
         elif kind == "patch_apply_begin":
@@ -10074,7 +11453,7 @@ class HumanPrinter(object):
                 format_elapsed(_duration_seconds(msg.get("duration"))))))
             shown = format_mcp_result_for_display(result["Ok"]) if "Ok" in result else [str(result.get("Err", ""))]
             for text in shown:  # up to 5 lines of each block, as upstream's TUI (§14)
-                self.line(self.c("dim", text))
+                self.line(self.c("dim", _clip_line(text)))
         elif kind == "plan_update":
             self.ts(self.c("magenta", "plan"))
             if msg.get("explanation"):
@@ -10086,6 +11465,8 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind == "tool_call_recovered":
+            self.ts(self.c("dim", "tool call recovered from the model's text (%s): %s" % (msg.get("format"), msg.get("name"))))
         elif kind == "context_compacted":
             self.ts(self.c("magenta", "context compacted") + " (%s): ~%s -> ~%s tokens" % (
                 msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
@@ -10106,6 +11487,15 @@ class HumanPrinter(object):
                 self.out.flush()
 
 
+def _clip_line(line, limit=None):
+    """One line of command or tool output as the human output shows it: at most
+    EXEC_LINE_MAX_CHARS (a 2 MB minified line would flood the terminal)."""
+    limit = limit or EXEC_LINE_MAX_CHARS
+    if len(line) <= limit:
+        return line
+    return "%s... (+%s characters)" % (line[:limit], "{:,}".format(len(line) - limit))
+
+
 def _isatty(stream):
     try:
         return stream.isatty()
@@ -10122,6 +11512,7 @@ class JsonPrinter(object):
         self.open_items = {}
         self.todo = None
         self.failed = None
+        self.recovered = {}  # call_id -> format of a call recovered from the model's text
 
     def emit(self, obj):
         """Write one JSON line."""
@@ -10129,10 +11520,12 @@ class JsonPrinter(object):
         self.out.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.out.flush()
 
-    def _item(self, kind, **fields):
+    def _item(self, kind, call_id=None, **fields):
         item = {"id": "item_%d" % self.n, "type": kind}
         self.n += 1
         item.update(fields)
+        if call_id in self.recovered:  # the model wrote this call as text (tool_call_recovered)
+            item["recovered_from"] = self.recovered.pop(call_id)
         return item
 
     def event(self, msg, session_level=False):
@@ -10146,8 +11539,10 @@ class JsonPrinter(object):
             self.emit({"type": "item.completed", "item": self._item("agent_message", text=msg.get("message", ""))})
         elif kind == "agent_reasoning":
             self.emit({"type": "item.completed", "item": self._item("reasoning", text=msg.get("text", ""))})
+        elif kind == "tool_call_recovered":
+            self.recovered[msg.get("call_id")] = msg.get("format")
         elif kind == "exec_command_begin":
-            item = self._item("command_execution", command=_shell_join(msg.get("command") or []),
+            item = self._item("command_execution", call_id=msg.get("call_id"), command=_shell_join(msg.get("command") or []),
                               aggregated_output="", exit_code=None, status="in_progress")
             self.open_items[msg.get("call_id")] = item
             self.emit({"type": "item.started", "item": item})
@@ -10160,7 +11555,7 @@ class JsonPrinter(object):
             changes = []
             for path, change in sorted((msg.get("changes") or {}).items()):
                 changes.append({"path": path, "kind": "add" if "add" in change else "delete" if "delete" in change else "update"})
-            item = self._item("file_change", changes=changes, status="in_progress")
+            item = self._item("file_change", call_id=msg.get("call_id"), changes=changes, status="in_progress")
             self.open_items[("patch", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "patch_apply_end":
@@ -10169,7 +11564,8 @@ class JsonPrinter(object):
                 item, status="completed" if msg.get("success") else "failed")})
         elif kind == "mcp_tool_call_begin":
             inv = msg.get("invocation") or {}
-            item = self._item("mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), status="in_progress")
+            item = self._item("mcp_tool_call", call_id=msg.get("call_id"), server=inv.get("server"), tool=inv.get("tool"),
+                              status="in_progress")
             self.open_items[("mcp", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "mcp_tool_call_end":
@@ -10223,6 +11619,18 @@ def _check_exec_paths(images, last_message_file):
             raise UsageError("--output-last-message %s is a directory; name a file" % last_message_file)
         if not parent.is_dir():
             raise UsageError("--output-last-message %s: directory %s does not exist; create it first" % (last_message_file, parent))
+
+
+def trusted_project(cfg):
+    """Whether the working directory is in a `projects."<path>".trust_level = "trusted"` entry
+    (as upstream: exec then runs there without --skip-git-repo-check)."""
+    cwd = Path(cfg.cwd)
+    for name, project in (getattr(cfg, "projects", None) or {}).items():
+        if isinstance(project, dict) and project.get("trust_level") == "trusted":
+            root = Path(os.path.realpath(os.path.expanduser(str(name))))
+            if os.path.isabs(os.path.expanduser(str(name))) and (cwd == root or root in cwd.parents):
+                return True
+    return False
 
 
 def load_output_schema(path):
@@ -10335,7 +11743,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.event(first["msg"])
     else:
         printer.header(session.session_id, shown_prompt or prompt, session.turn_context)
-    if not skip_git_repo_check and find_git_root(cfg.cwd) is None:
+    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
         session.shutdown()
         raise UsageError(EXEC_NOT_GIT)
     items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
@@ -10505,15 +11913,53 @@ def _cmd_exec(args, cfg_loader):
                     approver=approver)
 
 
+RESUME_LIST_LIMIT = 20  #: sessions `codex resume` lists to pick from
+
+
+def pick_session(cfg, everywhere=False, stdin=None, out=None):
+    """`codex resume` without an id: list the recent sessions of this directory (every
+    directory with --all) as time, directory and first prompt, and read a number on a
+    terminal.  The chosen rollout path, or None when the user cancelled; UsageError when
+    there is nothing to pick or nobody to pick it."""
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    sessions = [s for s in list_sessions(cfg.codex_home, limit=RESUME_LIST_LIMIT * 3,
+                                         cwd=None if everywhere else cfg.cwd) if s["first_prompt"]][:RESUME_LIST_LIMIT]
+    if not sessions:
+        where = "under %s" % (Path(cfg.codex_home) / ROLLOUT_SUBDIR) if everywhere else "in %s (--all lists every directory)" % cfg.cwd
+        raise UsageError("no recorded sessions %s" % where)
+    home = os.path.expanduser("~")
+    for n, s in enumerate(sessions, 1):
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["time"] or s.get("mtime") or 0))
+        where = str(s["cwd"] or "?")
+        where = "~" + where[len(home):] if home and where.startswith(home + os.sep) else where
+        first = " ".join(s["first_prompt"].split())
+        out.write("%3d  %s  %s  %s  %s\n" % (n, when, s["id"][:8], where, terminal_safe(_clip(first, 80))))
+    out.flush()
+    if not (_isatty(stdin) and _isatty(out)):
+        raise UsageError("pick one with `codex resume ID` (the id shown, or more of it), or use --last")
+    out.write("Resume which session? [1-%d, Enter cancels] " % len(sessions))
+    out.flush()
+    answer = stdin.readline().strip()
+    if not answer:
+        return None
+    if not answer.isdigit() or not 1 <= int(answer) <= len(sessions):
+        raise UsageError("%r is not one of the listed numbers (1-%d)" % (answer, len(sessions)))
+    return sessions[int(answer) - 1]["path"]
+
+
 def _cmd_resume(args, cfg_loader):
     """`codex resume --last|ID [PROMPT]`: continue a recorded session in the interactive session."""
     cfg = cfg_loader()
     session_id, prompt = args.session_id, args.resume_prompt
     if args.last and session_id and prompt is None:
         session_id, prompt = None, session_id
+    everywhere = getattr(args, "all", False)
     if not args.last and not session_id:
-        raise UsageError("`codex resume` needs a session id or --last (sessions live in %s)" % (Path(cfg.codex_home) / ROLLOUT_SUBDIR))
-    path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=cfg.cwd)
+        path = pick_session(cfg, everywhere)
+        if path is None:
+            return 0
+    else:
+        path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=None if everywhere else cfg.cwd)
 
     def resume_loader(**more):
         # Session (§15) resumes whatever config.experimental_resume names, so the REPL
@@ -10522,7 +11968,7 @@ def _cmd_resume(args, cfg_loader):
 
     args.resume_path = path
     args.prompt = prompt
-    return globals()["_cmd_interactive"](args, resume_loader)
+    return _cmd_interactive(args, resume_loader)
 
 
 ###############################################################################
@@ -11046,8 +12492,6 @@ def _cmd_review(args, cfg_loader):
 # §18a Front end: the REPL, its helpers and `@` file search
 ###############################################################################
 
-# Owner: the REPL issue (#5).
-#
 # The interactive session renders inline and append-only: a finished cell (an answer block, a
 # command with its output, a diff, a decision) is printed once into the terminal's normal
 # scrollback and never redrawn.  Only the composer (prompt-toolkit, no alternate screen, no
@@ -11073,6 +12517,8 @@ SLASH_COMMANDS = (
     ("status", "show current session configuration and token usage"),
     ("model", "choose what model and reasoning effort to use"),
     ("approvals", "choose what Codex can do without approval"),
+    ("resume", "resume an earlier session"),
+    ("mcp", "list MCP servers, their state and tools"),
     ("quit", "exit Codex"),
 )
 SLASH_ALIASES = {"exit": "quit", "clear": "new"}  #: other spellings accepted
@@ -11112,8 +12558,13 @@ INIT_PROMPT = (
     "instructions under clear headings. Do not invent commands you have not verified."
 )
 FILE_SEARCH_LIMIT = 8  #: `@` results shown (upstream: 8)
+HISTORY_SEARCH_SECONDS = 0.15  #: Ctrl-R: time one keypress may spend reading history.jsonl
+PASTE_COLLAPSE_CHARS, PASTE_COLLAPSE_LINES = 1000, 10  #: a paste beyond either shows as `[pasted N lines]`
 FILE_SEARCH_MAX_FILES = 1000000  #: stop listing a workspace beyond this many files
 EXEC_PREVIEW_HEAD, EXEC_PREVIEW_TAIL = 4, 2  #: command output lines shown before/after "…"
+EXEC_KEEP_CHARS = 64 * 1024  #: output of a running command kept for its cell (head and tail)
+RESUME_SHOW_EXCHANGES = 2  #: a resumed session shows its last exchanges (prompt and answers)
+RESUME_PICKER_LIMIT = 50  #: sessions /resume lists, newest first
 STATUS_FRAMES = u"\u280b\u2819\u2839\u2838\u283c\u2834\u2826\u2827\u2807\u280f"  #: spinner
 _BACKTRACK = object()  #: what the composer returns when Esc Esc asks for the backtrack picker
 #: spaces rich pads lines with (kept out of the scrollback so copied text has none)
@@ -11158,28 +12609,40 @@ def _terminal_caps(stream=None, environ=None):
     }
 
 
-def rewrite_citations(text, file_opener, cwd, links=True):
-    """Turn 【F:path†L5-L9】 into `[path:5](scheme://file/ABS:5) ` (or `path:5 ` without links).
+def citation_link(match, file_opener, cwd, links=True):
+    """(label, url or None) for a CITATION_RE match; None when `file_opener` is "none".
 
-    As upstream: nothing changes for file_opener "none"; the end line is dropped; relative
-    paths are joined to the session cwd and lexically cleaned; one space follows.
+    The label keeps the line range (`path:10-20`); the link opens the first line of the
+    path, joined to the session cwd and lexically cleaned (as upstream).
     """
     scheme = FILE_OPENER_SCHEMES.get(file_opener)
-    if scheme is None or u"\u3010F:" not in text:
-        return text
+    if scheme is None:
+        return None
     import posixpath
     from urllib.parse import quote
 
+    path, start, end = match.group(1), match.group(2), match.group(3)
+    label = "%s:%s" % (path, start) + ("-%s" % end if end and end != "?" else "")
+    if not links:
+        return label, None
+    raw = path.replace("\\", "/")
+    full = posixpath.normpath(raw if raw.startswith("/") else posixpath.join(str(cwd).replace("\\", "/"), raw))
+    if full.startswith("//"):
+        full = "/" + full.lstrip("/")
+    return label, "%s://file%s:%s" % (scheme, quote(full, safe="/:._-~+@,="), start)
+
+
+def rewrite_citations(text, file_opener, cwd, links=True):
+    """Turn 【F:path†L5-L9】 into `[path:5-9](scheme://file/ABS:5)` (or `path:5-9` without links).
+
+    Nothing changes for file_opener "none"; no space is added around the citation.
+    """
+    if FILE_OPENER_SCHEMES.get(file_opener) is None or u"\u3010F:" not in text:
+        return text
+
     def repl(m):
-        path, start = m.group(1), m.group(2)
-        label = "%s:%s" % (path, start)
-        if not links:
-            return label + " "
-        raw = path.replace("\\", "/")
-        full = posixpath.normpath(raw if raw.startswith("/") else posixpath.join(str(cwd).replace("\\", "/"), raw))
-        if full.startswith("//"):
-            full = "/" + full.lstrip("/")
-        return "[%s](%s://file%s:%s) " % (label.replace("]", "\\]"), scheme, quote(full, safe="/:._-~+@,="), start)
+        label, url = citation_link(m, file_opener, cwd, links)
+        return "[%s](%s)" % (label.replace("]", "\\]"), url) if url else label
 
     return CITATION_RE.sub(repl, text)
 
@@ -11227,6 +12690,13 @@ def _format_elapsed(seconds):
     if seconds < 60:
         return "%ds" % seconds
     return "%dm %02ds" % (seconds // 60, seconds % 60)
+
+
+def _format_seconds(seconds):
+    """10 s, 1.5 s, 2 min 30 s: a configured duration, as a person says it."""
+    if seconds >= 60:
+        return "%d min%s" % (seconds // 60, " %d s" % (seconds % 60) if seconds % 60 else "")
+    return ("%d s" if seconds == int(seconds) else "%.1f s") % seconds
 
 
 def _preview_lines(text, head=EXEC_PREVIEW_HEAD, tail=EXEC_PREVIEW_TAIL, width=200):
@@ -11435,13 +12905,12 @@ class FileSearch(object):
 
     def __init__(self, root):
         self.root = Path(root)
-        self._paths = []
-        self._lower = []
-        self._base = []
+        self._index = ([], [], [])  # (paths, lower-cased paths, lower-cased base names), swapped whole
+        self._refreshing = False
         self._ready = threading.Event()
         self._thread = None
         self._generation = 0
-        self._last = (None, None)  # (query key, matching indices)
+        self._last = (None, None, None)  # (query key, matching indices, the path list they index)
         self._lock = threading.Lock()
         self.last_query, self.last_total = None, 0  # the last finished search and its match count
 
@@ -11452,6 +12921,15 @@ class FileSearch(object):
             self._thread.start()
         return self
 
+    def refresh(self):
+        """List the workspace again in the background (after a turn: it may have made files);
+        searches use the old list until the new one is ready."""
+        if not self._ready.is_set() or self._refreshing:
+            return self.start()
+        self._refreshing = True
+        threading.Thread(target=self._load, name="codex-file-index", daemon=True).start()
+        return self
+
     def _load(self):
         try:
             paths = list_workspace_files(self.root)
@@ -11459,9 +12937,23 @@ class FileSearch(object):
             log("warn", "file search: cannot list %s: %s", self.root, exc)
             paths = []
         lower = [p.lower() for p in paths]
-        self._base = [p[p.rfind("/") + 1:] for p in lower]
-        self._paths, self._lower = paths, lower
+        base = [p[p.rfind("/") + 1:] for p in lower]
+        with self._lock:
+            self._index = (paths, lower, base)  # a search running on the old list finishes on it
+        self._refreshing = False
         self._ready.set()
+
+    @property
+    def _paths(self):
+        return self._index[0]
+
+    @property
+    def _lower(self):
+        return self._index[1]
+
+    @property
+    def _base(self):
+        return self._index[2]
 
     def wait(self, timeout=None):
         """Block until the file list is loaded; return whether it is."""
@@ -11486,31 +12978,32 @@ class FileSearch(object):
         if not self.wait(30):
             return []
         stale = lambda: generation != self._generation
+        paths, lower, base = self._index
         atoms = query.split()
         if not atoms:
-            self.last_query, self.last_total = query, len(self._paths)
-            order = sorted(range(len(self._paths)), key=lambda i: (self._paths[i].count("/"), len(self._paths[i]), self._paths[i]))
-            return [(self._paths[i], []) for i in order[:limit]]
+            self.last_query, self.last_total = query, len(paths)
+            order = sorted(range(len(paths)), key=lambda i: (paths[i].count("/"), len(paths[i]), paths[i]))
+            return [(paths[i], []) for i in order[:limit]]
         keyed = [(a, a != a.lower()) for a in atoms]
         key = tuple(keyed)
-        prev_key, prev = self._last
+        prev_key, prev, prev_paths = self._last
+        if prev_paths is not paths:
+            prev_key = None  # matches of an older listing
         # Narrowing: the same atoms, the last ones extended, or more atoms added.
         narrows = prev_key is not None and (
             (len(prev_key) == len(key) and all(p[1] == k[1] and k[0].startswith(p[0]) for p, k in zip(prev_key, key)))
             or (len(prev_key) < len(key) and prev_key == key[: len(prev_key)])
         )
-        candidates = prev if narrows else range(len(self._paths))
+        candidates = prev if narrows else range(len(paths))
         for atom, sensitive in keyed:
             pat = re.compile(".*?".join(re.escape(c) for c in atom), re.S)
-            hay = self._paths if sensitive else self._lower
+            hay = paths if sensitive else lower
             search = pat.search
             candidates = [i for i in candidates if search(hay[i])]
             if stale():
                 return []
-        self._last = (key, candidates)
+        self._last = (key, candidates, paths)
         self.last_query, self.last_total = query, len(candidates)
-
-        paths, lower, base = self._paths, self._lower, self._base
 
         fuzzy = [(a, sensitive, re.compile(".*?".join(re.escape(c) for c in a)).search) for a, sensitive in keyed]
 
@@ -11565,88 +13058,546 @@ class FileSearch(object):
 ###############################################################################
 
 
-class MarkdownStream(object):
-    """Streams an answer: each finished markdown block is rendered once, the rest waits.
+#: styles of the answer renderer as SGR parameters (compact, terminal-native markdown)
+MD_STYLES = {"bold": "1", "italic": "3", "code": "36", "link": "4", "heading": "1", "dim": "2",
+             "quote": "2", "table_head": "1"}
+_MD_BULLETS = (u"\u2022", u"\u25e6", u"\u25aa")  #: list bullets by nesting level
+_MD_ITEM_RE = re.compile(r"( *)([-*+]|\d{1,9}[.)])( +|$)")
+_MD_RULE_RE = re.compile(r" {0,3}([-*_])(?: *\1){2,} *$")
+_MD_FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_MD_HEADING_RE = re.compile(r" {0,3}(#{1,6})(?: +|$)")
+_MD_DELIM_CELL_RE = re.compile(r" *:?-+:? *$")
+_MD_HOLD_MAX = 400  #: an unclosed `code`, [link] or citation longer than this is taken literally
 
-    A block ends at a blank line outside a code fence, at a closing fence, or after a heading.
-    With `emit_code`, code fences are not held back: it is called with ("open", info string),
-    ("line", text) for each finished line, and ("close", None).  Every character is scanned
-    once and every block or line rendered once, so the cost stays linear in the message
-    length (re-rendering the whole message on each delta would be quadratic).
-    """
 
-    _FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
-    _HEADING_RE = re.compile(r" {0,3}#{1,6}(\s|$)")
+def _cell_len(text):
+    """Terminal columns `text` takes (wide characters count 2)."""
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len  # startup budget: only for non-ASCII answer text
 
-    def __init__(self, emit_block, emit_code=None):
-        self._emit = emit_block  # called with the markdown text of each finished block
-        self._emit_code = emit_code
-        self._parts = []  # pieces of the current, unterminated line
-        self._block = []  # finished lines of the current block
-        self._fence = None  # the opening fence while inside a code block
-        self.blocks = 0
+    return cell_len(text)
 
-    def push(self, delta):
-        """Add streamed text; render whatever blocks it completes."""
-        start = 0
-        while delta:
-            nl = delta.find("\n", start)
-            if nl < 0:
-                if start < len(delta):
-                    self._parts.append(delta[start:])
-                return
-            self._parts.append(delta[start:nl])
-            line = "".join(self._parts)
-            self._parts = []
-            self._line(line)
-            start = nl + 1
 
-    def _line(self, line):
-        stripped = line.strip()
-        if self._fence is not None:
-            closing = stripped.startswith(self._fence) and not stripped.strip(self._fence[0])
-            if self._emit_code is not None:
-                self._emit_code("close" if closing else "line", None if closing else line)
-            else:
-                self._block.append(line)
-            if closing:
-                self._fence = None
-                self._flush()
-            return
-        fence = self._FENCE_RE.match(line)
-        if fence:
-            self._flush()
-            self._fence = fence.group(1)
-            if self._emit_code is not None:
-                self._emit_code("open", stripped[len(self._fence):].strip())
-            else:
-                self._block.append(line)
-        elif not stripped:
-            self._flush()
-        elif self._HEADING_RE.match(line):
-            self._flush()
-            self._block.append(line)
-            self._flush()
+def _md_ready(text):
+    """How much of `text` is final: up to its last space outside an unfinished `code` span,
+    [link](url) or citation (so a streamed word is rendered once, complete)."""
+    i, n, last = 0, len(text), 0
+    while i < n:
+        c = text[i]
+        end = -1
+        if c == " ":
+            last = i + 1
+        elif c == "`":
+            run = len(text) - len(text[i:].lstrip("`"))
+            end = text.find("`" * run, i + run)
+            end = end + run if end >= 0 else -1
+        elif c == u"\u3010":
+            end = text.find(u"\u3011", i)
+            end = end + 1 if end >= 0 else -1
+        elif c == "[":
+            close = text.find("]", i)
+            if close >= 0 and close + 1 < n:
+                if text[close + 1] != "(":
+                    i += 1
+                    continue
+                end = text.find(")", close)
+                end = end + 1 if end >= 0 else -1
         else:
-            self._block.append(line)
+            i += 1
+            continue
+        if c == " ":
+            i += 1
+        elif end >= 0:
+            i = end
+        elif n - i > _MD_HOLD_MAX:
+            i += 1  # never closed: literal
+        else:
+            return last
+    return last
 
-    def _flush(self):
-        if self._block:
-            text = "\n".join(self._block)
-            self._block = []
-            self.blocks += 1
-            self._emit(text)
+
+_MD_INLINE_RE = re.compile(
+    u"(?P<cite>\u3010F:[^\u2020\u3011]+\u2020L\\d+(?:-L(?:\\d+|\\?))?\u3011)"
+    u"|(?P<code>`+)"
+    r"|(?P<link>\[(?P<label>[^\]]*)\]\((?P<url>[^)\s]*)\))"
+    r"|(?P<emph>\*\*|__|\*|_)"
+)
+
+
+class _MdInline(object):
+    """Inline markdown -> styled runs [(text, styles, url)], carrying **bold** / *italic* across calls."""
+
+    def __init__(self, cfg_opener, cwd, links, styled=True):
+        self.bold = self.italic = False
+        self.opener, self.cwd, self.links = cfg_opener, cwd, links
+        self.styled = styled  # False: `code` keeps its backticks (nothing else sets it off)
+
+    def runs(self, text):
+        out = []
+        pos = 0
+
+        def plain(s):
+            if s:
+                out.append((s, self._styles(), None))
+
+        for m in _MD_INLINE_RE.finditer(text):
+            if m.start() < pos:
+                continue
+            plain(text[pos:m.start()])
+            pos = m.end()
+            if m.group("cite"):
+                label, url = self._citation(m)
+                out.append((label, self._styles() + ("link",) if url else self._styles(), url))
+            elif m.group("code"):
+                run = m.group("code")
+                end = text.find(run, m.end())
+                if end < 0:
+                    plain(run)
+                    continue
+                body = text[m.end():end]
+                body = body.strip(" ") or body
+                out.append((body if self.styled else "`%s`" % body, self._styles() + ("code",), None))
+                pos = end + len(run)
+            elif m.group("link"):
+                label, url = m.group("label"), m.group("url")
+                if self.links and url:
+                    out.append((label, self._styles() + ("link",), url))
+                elif url and url != label:
+                    plain(label)
+                    out.append((" (%s)" % url, self._styles() + ("dim",), None))
+                else:
+                    plain(label)
+            else:
+                mark = m.group("emph")
+                before = text[m.start() - 1] if m.start() else " "
+                after = text[m.end()] if m.end() < len(text) else " "
+                strong = len(mark) == 2
+                is_open = self.bold if strong else self.italic
+                word = lambda ch: ch.isalnum()
+                if is_open and not before.isspace() and not (mark[0] == "_" and word(after)):
+                    self._toggle(strong)
+                elif not is_open and not after.isspace() and not (mark[0] == "_" and word(before)):
+                    self._toggle(strong)
+                else:
+                    plain(mark)
+        plain(text[pos:])
+        return out
+
+    def _toggle(self, strong):
+        if strong:
+            self.bold = not self.bold
+        else:
+            self.italic = not self.italic
+
+    def _styles(self):
+        return (("bold",) if self.bold else ()) + (("italic",) if self.italic else ())
+
+    def _citation(self, m):
+        """(label, link or None) for 【F:path†L1-L2】 (see citation_link)."""
+        inner = CITATION_RE.match(m.group("cite"))
+        found = citation_link(inner, self.opener, self.cwd, self.links) if inner is not None else None
+        return found if found is not None else (m.group("cite"), None)
+
+
+class _MdLine(object):
+    """One source line being word-wrapped: finished terminal lines go out as they fill."""
+
+    def __init__(self, stream, prefix, hang, style=()):
+        self.s = stream
+        self.prefix, self.hang, self.style = prefix, hang, style
+        self.words = []  # [(rendered word, columns)] of the terminal line being filled
+        self.cols = _cell_len(prefix)
+        self.started = False  # a terminal line of it has gone out
+
+    def add(self, runs):
+        """Add complete words (styled runs, spaces between words)."""
+        word, cols = [], 0
+        for text, styles, url in runs:
+            parts = text.split(" ")
+            for k, part in enumerate(parts):
+                if k:
+                    self._word(word, cols)
+                    word, cols = [], 0
+                if part:
+                    word.append((part, self.style + tuple(styles), url))
+                    cols += _cell_len(part)
+        self._word(word, cols)
+
+    def _word(self, pieces, cols):
+        if not pieces:
+            return
+        width = self.s.width
+        room = width - self.cols - (1 if self.words else 0)
+        if cols > room and self.words:
+            self.flush()
+        while cols > width - self.cols and not self.words and len(pieces) == 1 and cols > 1:
+            text, styles, url = pieces[0]  # a word longer than the line (a URL): hard break
+            cut = max(1, width - self.cols)
+            while _cell_len(text[:cut]) > width - self.cols and cut > 1:
+                cut -= 1
+            self.words.append(([(text[:cut], styles, url)], cut))
+            pieces, cols = [(text[cut:], styles, url)], _cell_len(text[cut:])
+            self.flush()
+        self.words.append((pieces, cols))
+        self.cols += cols + (1 if len(self.words) > 1 else 0)
+
+    def line(self):
+        """The terminal line filled so far, painted (a style spans the spaces inside it)."""
+        lead = self.hang if self.started else self.prefix
+        merged = []
+        for pieces, _cols in self.words:
+            if merged:
+                prev, nxt = merged[-1], pieces[0]
+                same = (prev[1], prev[2]) == (nxt[1], nxt[2])
+                merged.append((" ", prev[1] if same else self.style, prev[2] if same else None))
+            merged.extend(pieces)
+        out, run = [], None
+        for text, styles, url in merged:
+            if run is not None and (run[1], run[2]) == (styles, url):
+                run[0] += text
+            else:
+                if run is not None:
+                    out.append(self.s.paint(run[0], run[1], run[2]))
+                run = [text, styles, url]
+        if run is not None:
+            out.append(self.s.paint(run[0], run[1], run[2]))
+        return lead + "".join(out)
+
+    def flush(self):
+        """Send the terminal line filled so far."""
+        self.s.commit([self.line()])
+        self.started = True
+        self.words = []
+        self.cols = _cell_len(self.hang)
 
     def finish(self):
-        """The message is complete: render what is left (an unclosed fence included)."""
-        if self._parts:
-            line = "".join(self._parts)
-            self._parts = []
-            self._line(line)
-        if self._fence is not None and self._emit_code is not None:
-            self._emit_code("close", None)
+        if self.words or not self.started:
+            self.flush()
+
+
+class MarkdownStream(object):
+    """Renders a streamed markdown message as compact terminal lines, as the text arrives.
+
+    Every character is parsed once: a paragraph, list item, quote or heading is word-wrapped
+    and each terminal line is sent (`sink.commit`) as soon as it is full; the unfinished one is
+    shown live (`sink.live`).  Code lines go out as each line ends.  Only a table is rendered
+    twice: its rows show as they arrive and are aligned when it ends (`sink.rewrite`, which
+    may refuse: then the rows are held back until the table ends).  Headings are bold and
+    left-aligned, at most one blank line separates blocks, list items are tight.
+    """
+
+    def __init__(self, sink, width=80, styled=True, links=False, file_opener="none", cwd="/", base=()):
+        self.sink = sink
+        self.width = max(20, width - 1)  # never the last column: no terminal autowrap
+        self.styled = styled
+        self.colors = styled  # False with NO_COLOR: bold and italic stay, colours go
+        self.base = tuple(base)
+        self.inline = _MdInline(file_opener, cwd, links, styled)
+        self.links = links
+        self._buf = ""  # the unfinished source line
+        self._fed = 0  # how much of it went into self._cur
+        self._cur = None  # _MdLine of the unfinished source line, once its kind is known
+        self._kind = None  # kind of the unfinished source line
+        self._last = None  # kind of the last block line rendered
+        self._blank = False  # a blank source line since then
+        self._fence = None  # the opening fence inside a code block
+        self._lexer = None
+        self._lists = []  # indentation of the open list levels
+        self._hang = ""  # continuation indent of the last list item
+        self._table = []  # source rows of the table being read
+        self._table_shown = 0  # of them, rows committed provisionally
+        self.lines = 0  # terminal lines committed
+
+    # -- output --
+
+    def paint(self, text, styles=(), url=None):
+        """`text` with SGR styles (and an OSC 8 link) when styled."""
+        styles = self.base + tuple(styles)
+        url = url and re.sub(r"[^\x21-\x7e]", "", url)  # nothing that could end the OSC 8 sequence early
+        if url and self.links:
+            text = "\x1b]8;;%s\x1b\\%s\x1b]8;;\x1b\\" % (url, text)
+        if not self.styled or not styles or not text:
+            return text
+        codes = ";".join(MD_STYLES[s] for s in styles if s in MD_STYLES and (self.colors or len(MD_STYLES[s]) == 1))
+        return "\x1b[%sm%s\x1b[0m" % (codes, text) if codes else text
+
+    def commit(self, lines):
+        self.lines += len(lines)
+        self.sink.commit(lines)
+
+    def _separate(self, kind):
+        """A blank line before a new block, when one belongs there."""
+        last, blank = self._last, self._blank
+        self._blank = False
+        self._last = kind
+        if last is None:
+            return
+        if kind == "item" and last == "item" or kind == "table" and last == "table" and not blank:
+            return
+        if kind in ("para", "quote") and last == kind and not blank:
+            return
+        if kind == "para" and last == "item" and not blank:
+            return
+        if last == "heading" and kind != "heading":
+            return
+        if blank or kind in ("heading", "code", "table", "rule") or last in ("code", "table", "rule"):
+            self.commit([""])
+
+    # -- input --
+
+    def push(self, delta):
+        """Add streamed text; render what it completes; show the rest live."""
+        while delta:
+            nl = delta.find("\n")
+            if nl < 0:
+                self._buf += delta
+                break
+            self._buf += delta[:nl]
+            delta = delta[nl + 1:]
+            self._end_line()
+        self._partial()
+
+    def finish(self):
+        """The message is complete (or was interrupted): render everything that arrived."""
+        if self._buf:
+            self._end_line()
+        self._end_table()
+        if self._fence is not None and self.styled:
+            pass
         self._fence = None
-        self._flush()
+        self.sink.live(None)
+
+    def _partial(self):
+        """Feed the complete words of the unfinished line; show the rest live."""
+        buf = self._buf
+        if self._kind is None:
+            self._kind = self._classify(buf, False)
+            if self._kind is not None:
+                self._start(self._kind, buf)
+        if self._cur is not None:
+            ready = self._fed + _md_ready(buf[self._fed:])
+            if ready > self._fed:
+                self._cur.add(self.inline.runs(buf[self._fed:ready]))
+                self._fed = ready
+            if self.sink.can_live:
+                rest = buf[self._fed:]
+                probe = _MdInline(self.inline.opener, self.inline.cwd, False, self.styled)
+                probe.bold, probe.italic = self.inline.bold, self.inline.italic
+                tail = "".join(self.paint(t, self._cur.style + tuple(s)) for t, s, _u in probe.runs(rest))
+                line = self._cur.line()
+                self.sink.live(line + (" " if self._cur.words and rest else "") + tail)
+        elif self.sink.can_live:
+            self.sink.live(self.paint(buf, ("dim",)) if buf and self._fence is None else self._code_live(buf))
+
+    def _code_live(self, buf):
+        return buf if buf else None
+
+    def _classify(self, line, complete):
+        """The kind of a source line, or None while its start is still ambiguous."""
+        if self._fence is not None:
+            if not complete:
+                return None
+            stripped = line.strip()
+            if stripped.startswith(self._fence) and not stripped.strip(self._fence[0]):
+                return "fence-close"
+            return "code"
+        stripped = line.lstrip(" ")
+        if not stripped:
+            return "blank" if complete else None
+        if self._table and stripped.startswith("|"):
+            return "table"
+        if complete:
+            if _MD_FENCE_RE.match(line):
+                return "fence-open"
+            if _MD_RULE_RE.match(line):
+                return "rule"
+        elif stripped[0] in "`~-*_" and len(stripped.rstrip(stripped[0])) == 0:
+            return None  # could become a fence or a rule
+        elif stripped.startswith(("```", "~~~")):
+            return None
+        first = stripped[0]
+        if first == "#":
+            m = _MD_HEADING_RE.match(line)
+            if m and (complete or m.group(0).endswith(" ")):
+                return "heading"
+            if not complete and not stripped.strip("#"):
+                return None
+            return "para"
+        if first == ">":
+            return "quote"
+        if first == "|":
+            return "table"
+        if first in "-*+" or first.isdigit():
+            m = _MD_ITEM_RE.match(line)
+            if m and (m.group(3) or complete):
+                return "item"
+            if not complete and (len(stripped) < 2 or (first.isdigit() and re.match(r"\d{1,9}[.)]?$", stripped))):
+                return None
+        if len(line) - len(stripped) >= 2 and self._last == "item" and self._hang:
+            return "cont"
+        return "para"
+
+    def _start(self, kind, line):
+        """Begin rendering a source line of a known kind (the part fed later goes to self._cur)."""
+        if kind not in ("table",):
+            self._end_table()
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        if kind == "heading":
+            self._lists = []
+            self._separate("heading")
+            m = _MD_HEADING_RE.match(line)
+            prefix = "" if self.styled else m.group(1) + " "
+            self._cur = _MdLine(self, prefix, prefix, ("heading",))
+            self._fed = m.end()
+        elif kind == "item":
+            m = _MD_ITEM_RE.match(line)
+            while self._lists and self._lists[-1][0] > indent:
+                self._lists.pop()
+            if self._lists and self._lists[-1][0] == indent:
+                self._lists.pop()
+            level = len(self._lists)
+            lead = self._lists[-1][1] if self._lists else ""
+            self._separate("item")
+            marker = m.group(2)
+            bullet = _MD_BULLETS[min(level, 2)] if marker in "-*+" else marker
+            prefix = lead + self.paint(bullet, ("dim",) if marker in "-*+" else ()) + " "
+            self._hang = lead + " " * (_cell_len(bullet) + 1)
+            self._lists.append((indent, self._hang))
+            self._cur = _MdLine(self, prefix, self._hang)
+            self._fed = m.end()
+        elif kind == "cont":
+            self._separate("item")
+            self._cur = _MdLine(self, self._hang, self._hang)
+            self._fed = indent
+        elif kind == "quote":
+            self._lists = []
+            self._separate("quote")
+            bar = self.paint(u"\u2502", ("dim",)) + " "
+            self._cur = _MdLine(self, bar, bar, ("quote", "italic") if self.styled else ())
+            self._fed = indent + 1 + (1 if stripped[1:2] == " " else 0)
+        elif kind == "para":
+            if self._last == "item" and not self._blank:
+                self._cur = _MdLine(self, self._hang, self._hang)  # a lazy continuation of the item
+                self._separate("item")
+            else:
+                self._lists = []
+                self._separate("para")
+                self._cur = _MdLine(self, "", "")
+            self._fed = indent
+        else:
+            self._cur = None
+            self._fed = 0
+
+    def _end_line(self):
+        """A source line is complete."""
+        line, kind = self._buf, self._kind
+        self._buf, self._kind = "", None
+        if kind is None or kind in ("table",):
+            kind = self._classify(line, True)
+            if self._cur is None and kind not in ("table",):
+                self._start(kind, line)
+        if self._cur is not None:
+            self._cur.add(self.inline.runs(line[self._fed:]))
+            self._cur.finish()
+            self._cur, self._fed = None, 0
+            self.inline.bold = self.inline.italic = False
+            self.sink.live(None)
+            return
+        self._fed = 0
+        self.sink.live(None)
+        if kind == "blank":
+            self._end_table()
+            if self._last is not None:
+                self._blank = True
+        elif kind == "fence-open":
+            self._lists = []
+            self._separate("code")
+            m = _MD_FENCE_RE.match(line)
+            self._fence = m.group(1)
+            info = line.strip()[len(self._fence):].strip()
+            self._lexer = (info.split() or ["text"])[0]
+            self.commit([self.paint(line.strip(), ("dim",))])
+        elif kind == "fence-close":
+            self.commit([self.paint(line.strip(), ("dim",))])
+            self._fence = None
+        elif kind == "code":
+            self.commit([self.sink.code_line(line, self._lexer) if self.styled else line])
+        elif kind == "rule":
+            self._lists = []
+            self._separate("rule")
+            self.commit([self.paint(u"\u2500" * min(self.width, 40), ("dim",))])
+        elif kind == "table":
+            if not self._table:
+                self._lists = []
+                self._separate("table")
+            self._table.append(line)
+            if self.sink.can_rewrite:
+                raw = line.strip()
+                self.commit([raw if len(raw) < self.width else raw[: self.width - 1] + u"\u2026"])
+                self._table_shown += 1
+
+    def _end_table(self):
+        """A table ended: align it (replacing its provisional rows where the terminal can)."""
+        rows, shown = self._table, self._table_shown
+        self._table, self._table_shown = [], 0
+        if not rows:
+            return
+        lines = self._render_table(rows)
+        if shown and len(lines) == shown and self.sink.rewrite(shown, lines):
+            return
+        if shown:
+            lines = lines[shown:] if len(lines) > shown else []
+        if lines:
+            self.commit(lines)
+
+    def _render_table(self, rows):
+        def cells(row):
+            row = row.strip()
+            if row.startswith("|"):
+                row = row[1:]
+            if row.endswith("|") and not row.endswith("\\|"):
+                row = row[:-1]
+            return [c.strip() for c in re.split(r"(?<!\\)\|", row)]
+
+        parsed = [cells(r) for r in rows]
+        delim = len(parsed) > 1 and all(_MD_DELIM_CELL_RE.match(c) for c in parsed[1] if c) and parsed[1]
+        aligns = []
+        if delim:
+            for c in parsed[1]:
+                aligns.append("right" if c.endswith(":") and not c.startswith(":") else "center" if c.startswith(":") and c.endswith(":") else "left")
+        ncols = max(len(p) for p in parsed)
+        rendered = []  # per row: [(painted, columns)]
+        for i, p in enumerate(parsed):
+            if delim and i == 1:
+                rendered.append(None)
+                continue
+            out = []
+            for c in p + [""] * (ncols - len(p)):
+                inline = _MdInline(self.inline.opener, self.inline.cwd, self.links, self.styled)
+                runs = inline.runs(c.replace("\\|", "|"))
+                style = ("table_head",) if delim and i == 0 else ()
+                out.append(("".join(self.paint(t, style + s, u) for t, s, u in runs), sum(_cell_len(t) for t, _s, _u in runs)))
+            rendered.append(out)
+        widths = [max([r[k][1] for r in rendered if r is not None] + [1]) for k in range(ncols)]
+        lines = []
+        for i, r in enumerate(rendered):
+            if r is None:
+                lines.append(self.paint(u"\u2500\u253c\u2500".join(u"\u2500" * w for w in widths), ("dim",)))
+                continue
+            cols = []
+            for k, (text, n) in enumerate(r):
+                pad = widths[k] - n
+                align = aligns[k] if k < len(aligns) else "left"
+                if align == "right":
+                    cols.append(" " * pad + text)
+                elif align == "center":
+                    cols.append(" " * (pad // 2) + text + " " * (pad - pad // 2))
+                else:
+                    cols.append(text + " " * pad)
+            lines.append((" " + self.paint(u"\u2502", ("dim",)) + " ").join(cols).rstrip())
+        return lines
 
 
 class ReplRenderer(object):
@@ -11660,10 +13611,11 @@ class ReplRenderer(object):
         self.lock = threading.RLock()
         self._console = None
         self._status = None  # [label, started] while a turn runs
-        self._status_drawn = False
         self._ticker = None
         self._ticking = threading.Event()
-        self._answer_blocks = 0
+        self._live = None  # the unfinished line of a streamed answer
+        self._dynamic_rows = 0  # rows the live line and the status line take now
+        self._queued = []  # rows under the status line: queued messages, text being typed
 
     # -- output plumbing --
 
@@ -11687,14 +13639,109 @@ class ReplRenderer(object):
         return self._console
 
     def write(self, text):
-        """Write raw text above the status line."""
+        """Write raw text above the live line and the status line (they are redrawn below it)."""
         with self.lock:
-            if self._status_drawn:
-                self.out.write("\r\x1b[2K")
-                self._status_drawn = False
+            self._clear_dynamic()
             self.out.write(text)
-            self._draw_status()
+            self._draw_dynamic()
             self.out.flush()
+
+    def _clear_dynamic(self):
+        """Erase the live line and the status line; the cursor ends where they began."""
+        rows, self._dynamic_rows = self._dynamic_rows, 0
+        if rows:
+            self.out.write("\r\x1b[2K" + "\x1b[A\x1b[2K" * (rows - 1))
+
+    def _draw_dynamic(self):
+        """Draw the live (unfinished) answer line, then the status line, below the transcript."""
+        rows = []
+        if self._live is not None:
+            rows.append(self._clip(self._live))
+        status = self._status_text()
+        if status is not None:
+            rows.append(status)
+        if rows:
+            text = "\n".join(rows)
+            self.out.write(text)
+            self._dynamic_rows = text.count("\n") + 1
+
+    def _columns(self):
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns
+        except (OSError, AttributeError, ValueError):
+            return self.caps["width"]
+
+    def _clip(self, line):
+        """`line` cut to the terminal width (escape sequences kept, an ellipsis at the cut)."""
+        width = self._columns() - 1
+        if len(line) <= width or _cell_len(re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)) <= width:
+            return line
+        plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)
+        return plain[: max(0, width - 1)] + u"\u2026"
+
+    # -- the streamed answer (MarkdownStream's sink) --
+
+    @property
+    def can_live(self):
+        """Whether an unfinished line can be shown and redrawn (a terminal, not TERM=dumb)."""
+        return self.caps["tty"] and not self.caps["dumb"]
+
+    can_rewrite = can_live
+
+    def commit(self, lines):
+        """Finished lines of a streamed message."""
+        self.write("".join(line + "\n" for line in lines))
+
+    def live(self, text):
+        """Show (or, with None, remove) the unfinished line of a streamed message."""
+        if not self.can_live or text == self._live:
+            return
+        with self.lock:
+            self._clear_dynamic()
+            self._live = text
+            self._draw_dynamic()
+            self.out.flush()
+
+    def rewrite(self, count, lines):
+        """Replace the last `count` lines written (still on screen) by `lines`; False if it cannot."""
+        if not self.can_rewrite or count != len(lines):
+            return False
+        try:
+            rows = os.get_terminal_size(self.out.fileno()).lines
+        except (OSError, AttributeError, ValueError):
+            return False
+        with self.lock:
+            self._clear_dynamic()
+            up = min(count, max(0, rows - 3))  # rows scrolled out of the screen stay as they are
+            if up:
+                self.out.write("\x1b[%dA\r\x1b[J" % up + "".join(line + "\n" for line in lines[count - up:]))
+            self._draw_dynamic()
+            self.out.flush()
+        return True
+
+    def code_line(self, line, lexer):
+        """One line of code in an answer, syntax-highlighted."""
+        if not self.caps["color"]:
+            return line
+        from rich.syntax import Syntax  # startup budget: pygments loads with the first code line
+
+        console = self.console()
+        try:
+            text = Syntax(line, lexer or "text", theme="ansi_dark", background_color="default").highlight(line)
+        except Exception:  # an unknown lexer name: the line as it is
+            return line
+        text.rstrip()
+        with console.capture() as cap:
+            console.print(text, end="", soft_wrap=True)
+        return cap.get()
+
+    def markdown_stream(self, base=()):
+        """A MarkdownStream that renders into this terminal."""
+        styled = self.caps["tty"] and not self.caps["dumb"]
+        stream = MarkdownStream(self, width=self._columns(), styled=styled, links=self.caps["hyperlinks"],
+                                file_opener=getattr(self.cfg, "file_opener", "none"), cwd=self.cfg.cwd, base=base)
+        stream.colors = self.caps["color"]
+        return stream
 
     def print(self, *renderables, **kw):
         """Render with rich and write the result once."""
@@ -11715,8 +13762,9 @@ class ReplRenderer(object):
     def start_status(self, label):
         """Show `label` with a spinner and elapsed time until stop_status()."""
         with self.lock:
+            self._clear_dynamic()
             self._status = [label, time.monotonic()]
-            self._draw_status()
+            self._draw_dynamic()
             self.out.flush()
         if self.caps["tty"] and not self.caps["dumb"] and self._ticker is None:
             self._ticking.set()
@@ -11729,17 +13777,27 @@ class ReplRenderer(object):
             if self._status is not None:
                 self._status[0] = label
 
+    def set_queued(self, messages, typing):
+        """Messages queued while a turn runs, and what is being typed, shown under the status."""
+        with self.lock:
+            rows = [u"\u21b3 queued: %s" % m.replace("\n", u" \u23ce ") for m in messages]
+            if typing:
+                rows.append(u"\u21b3 typing: %s\u258f (Enter queues it)" % typing.replace("\n", u" \u23ce "))
+            if rows != self._queued:
+                self._queued = rows
+                self._clear_dynamic()
+                self._draw_dynamic()
+                self.out.flush()
+
     def stop_status(self):
-        """Remove the status line."""
+        """Remove the status line (and what it showed as queued)."""
         self._ticking.clear()
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
             ticker.join(1.0)
         with self.lock:
-            self._status = None
-            if self._status_drawn:
-                self.out.write("\r\x1b[2K")
-                self._status_drawn = False
+            self._clear_dynamic()
+            self._status, self._queued, self._live = None, [], None
             self.out.flush()
 
     def _tick(self):
@@ -11747,28 +13805,29 @@ class ReplRenderer(object):
             time.sleep(0.1)
             with self.lock:
                 if self._status is not None:
-                    self._draw_status()
+                    self._clear_dynamic()
+                    self._draw_dynamic()
                     self.out.flush()
 
-    def _draw_status(self):
+    def _status_text(self):
+        """The status row(s) as drawn, or None (no turn, or not a terminal)."""
         if self._status is None or not self.caps["tty"] or self.caps["dumb"]:
-            return
+            return None
         label, started = self._status
         elapsed = time.monotonic() - started
         frame = STATUS_FRAMES[int(elapsed * 10) % len(STATUS_FRAMES)]
         line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, _format_elapsed(elapsed))
-        width = self.caps["width"]
-        try:
-            width = os.get_terminal_size(self.out.fileno()).columns
-        except (OSError, AttributeError, ValueError):
-            pass
+        width = self._columns()
         line = line.replace("\n", " ")
         if len(line) > width - 1:
             line = line[: max(0, width - 2)] + u"\u2026"
         if self.caps["color"]:
             line = "\x1b[1m" + line[:1] + "\x1b[0m\x1b[2m" + line[1:] + "\x1b[0m"
-        self.out.write("\r\x1b[2K" + line)
-        self._status_drawn = True
+        rows = [line]
+        for row in self._queued:
+            row = row if len(row) < width - 1 else row[: max(0, width - 2)] + u"\u2026"
+            rows.append("\x1b[36m%s\x1b[0m" % row if self.caps["color"] else row)
+        return "\n".join(rows)
 
     # -- cells --
 
@@ -11780,7 +13839,7 @@ class ReplRenderer(object):
         """
         styled = self.caps["tty"] and not self.caps["dumb"]
         bold, dim, reset = ("\x1b[1m", "\x1b[2m", "\x1b[0m") if styled else ("", "", "")
-        effort = ctx.config.model_reasoning_effort
+        effort = dict(config_summary(ctx)).get("reasoning effort")  # as the exec header and /status say
         rows = [
             ("model", ctx.model + (" (reasoning %s)" % effort if effort else "")),
             ("provider", ctx.config.provider.id),
@@ -11801,65 +13860,43 @@ class ReplRenderer(object):
 
         self.print(Text.assemble((u"\u203a ", "bold cyan"), (text, "")))
 
-    def answer_block(self, markdown_text):
-        """One finished markdown block of the assistant's answer."""
-        from rich.markdown import Markdown  # startup budget: markdown-it loads on first answer
-
-        links = self.caps["hyperlinks"]
-        opener = self.cfg.file_opener
-        if not markdown_text.lstrip().startswith(("```", "~~~")):
-            markdown_text = rewrite_citations(markdown_text, opener, self.cfg.cwd, links=links)
-        if self._answer_blocks:
-            self.write("\n")
-        self._answer_blocks += 1
-        self.print(Markdown(markdown_text, hyperlinks=links, code_theme="ansi_dark", inline_code_theme="ansi_dark"))
-
-    def answer_code(self, kind, value):
-        """Code inside an answer, line by line as it streams (see MarkdownStream)."""
-        if kind == "open":
-            words = (value or "").split()
-            self._code_lexer = words[0] if words else "text"
-            if self._answer_blocks:
-                self.write("\n")
-            self._answer_blocks += 1
-            self.write("\n")
-        elif kind == "line":
-            from rich.syntax import Syntax  # startup budget: pygments loads with the first code line
-
-            try:
-                syntax = Syntax(value, getattr(self, "_code_lexer", "text"), theme="ansi_dark",
-                                background_color="default", word_wrap=True, padding=(0, 1))
-                self.print(syntax)
-            except Exception:  # an unknown lexer name: show the line as it is
-                from rich.text import Text
-
-                self.print(Text(" " + value))
-        else:
-            self.write("\n")
-
     def start_answer(self):
-        """A new assistant message begins (blocks are separated by blank lines within it)."""
-        self._answer_blocks = 0
+        """A new assistant message begins: a blank line, then a MarkdownStream to push it into."""
         self.write("\n")
+        return self.markdown_stream()
+
+    def answer(self, markdown_text):
+        """A whole (not streamed) assistant message."""
+        stream = self.start_answer()
+        stream.push(markdown_text)
+        stream.finish()
+
+    def start_reasoning(self):
+        """A reasoning summary begins: a dim "thinking" line, then a dimmed MarkdownStream."""
+        styled = self.caps["tty"] and not self.caps["dumb"]
+        self.write("\n" + ("\x1b[2;3;1mthinking\x1b[0m\n" if styled else "thinking\n"))
+        return self.markdown_stream(base=("dim", "italic"))
 
     def reasoning(self, text):
-        """A reasoning summary, dimmed."""
+        """A whole reasoning summary, dimmed."""
+        stream = self.start_reasoning()
+        stream.push(text.strip())
+        stream.finish()
+
+    def exec_cell(self, command, exit_code, seconds, output, cwd=None, note=None):
+        """A finished command: status mark, the command, duration, and an output preview.
+
+        `note` says how it ended when that was not by itself ("interrupted", "timed out
+        after 10 s", "failed in the sandbox"); the mark is then a cross.
+        """
         from rich.text import Text
 
-        body = rewrite_citations(text.strip(), self.cfg.file_opener, self.cfg.cwd, links=False)
-        self.write("\n")
-        self.print(Text.assemble(("thinking\n", "dim italic bold"), (body, "dim italic")))
-
-    def exec_cell(self, command, exit_code, seconds, output, cwd=None):
-        """A finished command: status mark, the command, duration, and an output preview."""
-        from rich.text import Text
-
-        ok = exit_code == 0
+        ok = exit_code == 0 and not note
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
             (_display_command(command), "bold"),
             (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
-            ("" if ok else " \u00b7 exit %s" % exit_code, "red"),
+            (" \u00b7 %s" % note if note else "" if ok or exit_code is None else " \u00b7 exit %s" % exit_code, "red"),
         )
         for i, line in enumerate(_preview_lines(output)):
             cell.append("\n  %s " % (u"\u2514" if i == 0 else " "), style="dim")
@@ -12001,7 +14038,8 @@ class ReplRenderer(object):
         from rich.text import Text
 
         bar = (u"\u258c ", "bold yellow")
-        cell = Text.assemble(("\n",), bar, ("Allow command?" if kind == "exec" else "Apply these changes?", "bold"))
+        title = {"exec": "Allow command?", "continue": "Let the model go on with this turn?"}.get(kind, "Apply these changes?")
+        cell = Text.assemble(("\n",), bar, (title, "bold"))
         if reason:
             cell.append_text(Text.assemble(("\n",), bar, (reason, "italic")))
         if cwd:
@@ -12077,6 +14115,23 @@ class ComposerHistory(object):
         self.cursor, self.last_text = step, text
         return text
 
+    def search(self, query, start=0, budget=HISTORY_SEARCH_SECONDS):
+        """(step, text) of the newest prompt at or before `start` steps back containing `query`
+        (case-insensitive); (None, None) if there is none; ("more", step) when the time budget
+        ran out first (Ctrl-R again goes on from there)."""
+        needle = query.lower()
+        deadline = time.monotonic() + budget
+        step = start
+        while True:
+            text = self._at(step)
+            if text is None:
+                return None, None
+            if needle in text.lower():
+                return step, text
+            step += 1
+            if time.monotonic() > deadline:
+                return "more", step
+
     def newer(self):
         """The next newer prompt; "" past the newest (browsing stops); None if not browsing."""
         if self.cursor is None:
@@ -12101,10 +14156,11 @@ class _TerminalKeys(object):
     _SEQUENCES = {b"\x1b[A": "up", b"\x1b[B": "down", b"\x1bOA": "up", b"\x1bOB": "down"}
     _CONTROL = {b"\x03": "ctrl-c", b"\x04": "ctrl-d", b"\r": "enter", b"\n": "enter", b"\x7f": "backspace", b"\x08": "backspace"}
 
-    def __init__(self, fd):
+    def __init__(self, fd, paste_mode=True):
         import queue  # only the interactive session needs it
 
         self.fd = fd
+        self.paste_mode = paste_mode  # turn bracketed paste on (not under TERM=dumb)
         self.keys = queue.Queue()
         self._stop = threading.Event()
         self._thread = None
@@ -12120,6 +14176,8 @@ class _TerminalKeys(object):
         mode[6][termios.VMIN] = 1
         mode[6][termios.VTIME] = 0
         termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+        if self.paste_mode:
+            self._bracketed(True)  # a paste arrives as one unit, its newlines are not Enter
         self._thread = threading.Thread(target=self._read, name="codex-keys", daemon=True)
         self._thread.start()
         return self
@@ -12130,8 +14188,20 @@ class _TerminalKeys(object):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(1.0)
+        if self.paste_mode:
+            self._bracketed(False)
         termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
         return False
+
+    @staticmethod
+    def _bracketed(on):
+        """Turn the terminal's bracketed paste mode on or off."""
+        try:
+            if sys.stdout.isatty():
+                sys.stdout.write("\x1b[?2004h" if on else "\x1b[?2004l")
+                sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
 
     def get(self, timeout=None):
         """The next key name, or None after `timeout` seconds."""
@@ -12170,6 +14240,14 @@ class _TerminalKeys(object):
         i = 0
         while i < len(buf):
             byte = buf[i:i + 1]
+            if buf.startswith(b"\x1b[200~", i):  # a bracketed paste: one ("paste", text) key
+                end = buf.find(b"\x1b[201~", i + 6)
+                if end < 0:
+                    return buf[i:]
+                text = buf[i + 6:end].decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+                self.keys.put(("paste", text))
+                i = end + 6
+                continue
             if byte == b"\x1b":
                 if i + 1 >= len(buf):
                     return buf[i:]
@@ -12212,8 +14290,16 @@ class Composer(object):
         self._primed = False
         self._ctrl_c = False
         self._session = None
+        self._search = None  # Ctrl-R: {"query", "step", "text", "saved", "more"} while searching
+        self.pastes = {}  # placeholder -> the pasted text it stands for
 
     def _toolbar(self):
+        if self._search is not None:
+            s = self._search
+            found = ("searching older entries\u2026 Ctrl-R goes on" if s["more"] else
+                     "no match" if s["text"] is None and s["query"] else "")
+            return " reverse search: %s%s \u00b7 Ctrl-R older \u00b7 Enter takes it \u00b7 Esc cancels" % (
+                s["query"] or "(type to search history)", "  (%s)" % found if found else "")
         if self.hint:
             return " " + self.hint
         buf = self._session.default_buffer if self._session is not None else None
@@ -12222,10 +14308,32 @@ class Composer(object):
             files = self.repl.files
             if not files.ready:
                 return " @ indexing files\u2026"
-            if files.last_query == token.group(1) and not files.last_total:
-                return " @ no matches among %d files \u00b7 Esc closes" % files.file_count
-            return " @ %d files \u00b7 \u2191\u2193 choose \u00b7 Tab/Enter insert \u00b7 Esc closes" % files.file_count
-        return " \u23ce send \u00b7 Ctrl-J newline \u00b7 / commands \u00b7 @ files \u00b7 Esc Esc edit previous \u00b7 Ctrl-D quit"
+            if files.last_query != token.group(1):
+                return " @ searching %s files\u2026" % _thousands(files.file_count)
+            if not files.last_total:
+                return " @ no matches among %s files \u00b7 Esc closes" % _thousands(files.file_count)
+            return " @ %s match%s \u00b7 \u2191\u2193 choose \u00b7 Tab/Enter insert \u00b7 Esc closes" % (
+                _thousands(files.last_total), "" if files.last_total == 1 else "es")
+        if buf is not None and any(p in buf.text for p in self.pastes):
+            return " Ctrl-O expands the pasted text \u00b7 \u23ce sends all of it"
+        return " \u23ce send \u00b7 Ctrl-J newline \u00b7 / commands \u00b7 @ files \u00b7 Ctrl-R history \u00b7 Esc Esc edit \u00b7 Ctrl-D quit"
+
+    def expand_pastes(self, text):
+        """`text` with each paste placeholder replaced by what was pasted (what is sent)."""
+        for placeholder, pasted in self.pastes.items():
+            if placeholder in text:
+                text = text.replace(placeholder, pasted, 1)
+        return text
+
+    def _placeholder(self, pasted):
+        lines = len(pasted.splitlines())
+        label = "[pasted %s lines]" % _thousands(lines) if lines > 1 else "[pasted %s chars]" % _thousands(len(pasted))
+        n, placeholder = 1, label
+        while placeholder in self.pastes:
+            n += 1
+            placeholder = label[:-1] + " #%d]" % n
+        self.pastes[placeholder] = pasted
+        return placeholder
 
     def _build(self):
         # startup budget: prompt-toolkit loads when the first prompt is shown
@@ -12347,6 +14455,88 @@ class Composer(object):
             else:
                 buf.cursor_down(count=event.arg)
 
+        from prompt_toolkit.filters import Condition
+        from prompt_toolkit.keys import Keys
+
+        @kb.add(Keys.BracketedPaste)
+        def _paste(event):
+            data = event.data.replace("\r\n", "\n").replace("\r", "\n")
+            if len(data) > PASTE_COLLAPSE_CHARS or data.count("\n") >= PASTE_COLLAPSE_LINES:
+                data = composer._placeholder(data)  # kept whole, shown collapsed
+            event.current_buffer.insert_text(data)
+
+        has_paste = Condition(lambda: any(p in composer._session.default_buffer.text for p in composer.pastes))
+
+        @kb.add("c-o", filter=has_paste)
+        def _expand(event):
+            buf = event.current_buffer
+            text = composer.expand_pastes(buf.text)
+            composer.pastes.clear()
+            buf.document = Document(text, len(text))
+
+        # Ctrl-R: reverse search over this session's prompts, then history.jsonl.  Added last,
+        # so that while searching these bindings win over the ones above.
+        searching = Condition(lambda: composer._search is not None)
+
+        def show(buf, start):
+            s = composer._search
+            step, text = composer.history.search(s["query"], start)
+            s["more"] = step == "more"
+            if s["more"]:
+                s["resume"] = text
+                return
+            if step is not None:
+                s["step"], s["text"] = step, text
+                pos = text.lower().find(s["query"].lower())
+                buf.document = Document(text, max(0, pos))
+            else:
+                s["text"] = None
+
+        @kb.add("c-r")
+        def _search(event):
+            buf = event.current_buffer
+            s = composer._search
+            if s is None:
+                buf.cancel_completion()
+                composer._search = {"query": "", "step": -1, "text": None, "saved": buf.text, "more": False}
+                return
+            if s["more"]:
+                show(buf, s.get("resume", 0))
+            elif s["query"]:
+                show(buf, s["step"] + 1)
+
+        @kb.add(Keys.Any, filter=searching)
+        def _search_type(event):
+            ch = event.data
+            if len(ch) == 1 and ch.isprintable():
+                composer._search["query"] += ch
+                show(event.current_buffer, max(0, composer._search["step"]))
+
+        @kb.add("backspace", filter=searching)
+        def _search_back(event):
+            composer._search["query"] = composer._search["query"][:-1]
+            composer._search["step"] = -1
+            show(event.current_buffer, 0)
+
+        def end_search(event, keep):
+            s, composer._search = composer._search, None
+            buf = event.current_buffer
+            text = buf.text if keep and s["text"] is not None else s["saved"]
+            buf.document = Document(text, len(text))
+            buf.cancel_completion()
+
+        @kb.add("enter", filter=searching)
+        @kb.add("tab", filter=searching)
+        @kb.add("right", filter=searching)
+        def _search_take(event):
+            end_search(event, True)
+
+        @kb.add("escape", filter=searching)
+        @kb.add("c-g", filter=searching)
+        @kb.add("c-c", filter=searching)
+        def _search_cancel(event):
+            end_search(event, False)
+
         no_color = bool(os.environ.get("NO_COLOR")) or not repl.renderer.caps["color"]
         style = Style.from_dict({
             "prompt": "bold ansicyan", "match": "bold ansiyellow", "bottom-toolbar": "noreverse ansibrightblack",
@@ -12388,6 +14578,8 @@ class Composer(object):
         """
         if self._session is None:
             self._build()
+        if len(default) > PASTE_COLLAPSE_CHARS or default.count("\n") >= PASTE_COLLAPSE_LINES:
+            default = self._placeholder(default)  # pasted while a turn ran: collapsed here too
         self._primed, self._ctrl_c, self.hint = False, False, None
         self.history.reset()
         if when_shown is not None:
@@ -12399,12 +14591,17 @@ class Composer(object):
 
             app.after_render += shown
         pre_run = (lambda: self._session.default_buffer.start_completion(select_first=False)) if complete else None
+        self._search = None
         try:
-            return self._session.prompt(default=default, pre_run=pre_run)
+            text = self._session.prompt(default=default, pre_run=pre_run)
         except EOFError:
             return None
         except KeyboardInterrupt:
             return ""
+        if isinstance(text, str) and self.pastes:
+            text = self.expand_pastes(text)  # what is sent is always the whole paste
+        self.pastes.clear()
+        return text
 
 
 ###############################################################################
@@ -12458,7 +14655,8 @@ def _usage_of(msg):
 class Repl(object):
     """The interactive session: reads the composer, drives a Session, renders its events."""
 
-    TURN_END = ("task_complete", "turn_aborted", "shutdown_complete")  #: events that end a turn
+    #: events that leave a streaming answer or reasoning open (they print nothing)
+    STREAM_NEUTRAL = ("token_count", "exec_command_output_delta", "task_started", "agent_reasoning_raw_content_delta")
 
     def __init__(self, cfg, renderer=None, stdin=None):
         self.cfg = cfg
@@ -12483,12 +14681,16 @@ class Repl(object):
         self.total_usage = {}
         self.turn_usage = {}
         self._keys = None
-        self._stream = None
+        self._stream = None  # MarkdownStream of the answer being streamed
+        self._rstream = None  # MarkdownStream of the reasoning summary being streamed
+        self._reasoning_streamed = False
         self._execs = {}
         self._mcp = {}
         self._turn_error = None
         self._turn_id = None  # submission id of the running turn
-        self.typeahead = ""
+        self._resume_path = None  # the rollout /resume continues
+        self.typeahead = ""  # typed while a turn ran, not yet sent: goes into the composer
+        self.queued = []  # messages typed and entered while a turn ran: sent one by one after it
 
     # -- session lifecycle --
 
@@ -12498,7 +14700,8 @@ class Repl(object):
 
         def create():
             try:
-                session = Session(self.cfg)
+                session = Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)
+                session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§15b)
                 wire = self.ctx.to_wire()
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
                     session.submit(dict({"type": "override_turn_context"}, **wire))
@@ -12565,6 +14768,8 @@ class Repl(object):
     def run(self, prompt=None, images=None):
         """Show the header, run the initial prompt if any, then read and run until quit."""
         self.renderer.header(self.ctx)
+        if self.cfg.experimental_resume:  # `codex resume`: Session continues it
+            self.show_resumed(self.cfg.experimental_resume)
         if prompt or images or not self.interactive:
             self._start_background()
         if prompt or images:
@@ -12574,8 +14779,12 @@ class Repl(object):
         try:  # SIGTERM/SIGHUP arrive as SystemExit (§22): the running command dies with us
             default, complete = "", False
             while True:
-                text = self.read_input(default or self.typeahead, complete)
-                self.typeahead, default, complete = "", "", False
+                if self.queued and not (default or complete):  # typed (with Enter) while a turn ran
+                    text = self.queued.pop(0)
+                    self.renderer.user(text)
+                else:
+                    text = self.read_input(default or self.typeahead, complete)
+                    self.typeahead, default, complete = "", "", False
                 if text is None:
                     break
                 if text is _BACKTRACK:
@@ -12630,7 +14839,7 @@ class Repl(object):
 
     def _key_context(self):
         if self.interactive:
-            return _TerminalKeys(self.stdin.fileno())
+            return _TerminalKeys(self.stdin.fileno(), paste_mode=self.renderer.can_live)
         import contextlib
 
         return contextlib.nullcontext(None)
@@ -12643,7 +14852,8 @@ class Repl(object):
         except CodexError as exc:
             self.renderer.error(str(exc))
             return
-        self.turn_usage, self._turn_error, self._stream = {}, None, None
+        self.turn_usage, self._turn_error = {}, None
+        self._stream = self._rstream = None
         interrupted_at = None
         with self._key_context() as keys:
             self._keys = keys
@@ -12671,6 +14881,12 @@ class Repl(object):
                                 self.typeahead += key
                             elif key == "backspace":
                                 self.typeahead = self.typeahead[:-1]
+                            elif isinstance(key, tuple) and key[0] == "paste":
+                                self.typeahead += key[1]  # whole, newlines kept: not messages
+                            elif key == "enter" and self.typeahead.strip():
+                                self.queued.append(self.typeahead.strip())  # sent when the turn ends
+                                self.typeahead = ""
+                            self.renderer.set_queued(self.queued, self.typeahead)
                     except KeyboardInterrupt:
                         if interrupted_at is not None:
                             raise
@@ -12678,17 +14894,21 @@ class Repl(object):
                         interrupted_at = time.monotonic()
             finally:
                 self._keys = None
+                self._close_streams()
                 self.renderer.stop_status()
-                if self._stream is not None:
-                    self._stream.finish()
-                    self._stream = None
         while keys is not None:  # what was typed as the turn ended goes to the composer too
             key = keys.get(0)
             if key is None:
                 break
-            if len(key) == 1 and key.isprintable():
+            if isinstance(key, tuple) and key[0] == "paste":
+                self.typeahead += key[1]
+            elif len(key) == 1 and key.isprintable():
                 self.typeahead += key
+            elif key == "enter" and self.typeahead.strip():
+                self.queued.append(self.typeahead.strip())
+                self.typeahead = ""
         self._flush_history()
+        self.files.refresh()  # the turn may have created files: `@` finds them next
         for key, value in self.turn_usage.items():
             if isinstance(value, (int, float)):
                 self.total_usage[key] = self.total_usage.get(key, 0) + value
@@ -12700,33 +14920,42 @@ class Repl(object):
         """Render one event; return True when it ends the turn."""
         msg = terminal_safe(event.get("msg") or {})  # model, command and MCP text is untrusted
         kind = msg.get("type", "")
+        if kind not in self.STREAM_NEUTRAL:  # anything else goes below what has streamed so far
+            keep = "answer" if kind.startswith("agent_message") else "reasoning" if kind.startswith("agent_reasoning") else None
+            self._close_streams(keep)
+            if keep != "reasoning":
+                self._reasoning_streamed = False
         handler = getattr(self, "_on_" + kind, None)
         if handler is not None:
             handler(event, msg)
         else:
             log("debug", "repl: unhandled event %s", kind)
         # Session-level events (id "") such as a startup error do not end the running turn.
-        return kind in self.TURN_END and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
+        return kind in TURN_END_EVENTS and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
 
     def _on_session_configured(self, event, msg):
         self.session_id = msg.get("session_id") or self.session_id
         self._flush_history()
 
+    def _close_streams(self, keep=None):
+        """Finish the streamed answer and reasoning (all that arrived stays, above what follows)."""
+        if keep != "answer" and self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.finish()
+        if keep != "reasoning" and self._rstream is not None:
+            stream, self._rstream = self._rstream, None
+            stream.finish()
+
     def _on_agent_message_delta(self, event, msg):
         if self._stream is None:
-            self.renderer.start_answer()
-            self._stream = MarkdownStream(self.renderer.answer_block, self.renderer.answer_code)
+            self._stream = self.renderer.start_answer()
         self._stream.push(msg.get("delta", ""))
 
     def _on_agent_message(self, event, msg):
         if self._stream is not None:
-            self._stream.finish()
-            self._stream = None
+            self._close_streams()
             return
-        self.renderer.start_answer()
-        stream = MarkdownStream(self.renderer.answer_block)
-        stream.push(msg.get("message", ""))
-        stream.finish()
+        self.renderer.answer(msg.get("message", ""))
 
     def _on_agent_reasoning_delta(self, event, msg):
         # As upstream: the status line takes the latest **bold heading** of the reasoning summary.
@@ -12734,6 +14963,16 @@ class Repl(object):
         headings = re.findall(r"\*\*(.+?)\*\*", self._reasoning_tail)
         if headings:
             self.renderer.set_status(headings[-1])
+        if getattr(self.cfg, "hide_agent_reasoning", False):
+            return
+        if self._rstream is None:
+            self._rstream = self.renderer.start_reasoning()
+            self._reasoning_streamed = True
+        self._rstream.push(msg.get("delta", ""))
+
+    def _on_agent_reasoning_section_break(self, event, msg):
+        if self._rstream is not None:
+            self._rstream.push("\n\n")
 
     def _on_agent_reasoning(self, event, msg):
         self._reasoning_tail = ""
@@ -12741,6 +14980,8 @@ class Repl(object):
         heading = re.search(r"\*\*(.+?)\*\*", text)
         if heading:
             self.renderer.set_status(heading.group(1))
+        if getattr(self, "_reasoning_streamed", False):
+            return  # shown as it streamed
         if not self.cfg.hide_agent_reasoning:
             self.renderer.reasoning(text)
 
@@ -12749,7 +14990,8 @@ class Repl(object):
             self.renderer.reasoning(msg.get("text", ""))
 
     def _on_exec_command_begin(self, event, msg):
-        self._execs[msg.get("call_id")] = (msg.get("command"), time.monotonic())
+        # call_id -> [command, started, output so far (bounded: head and tail kept)]
+        self._execs[msg.get("call_id")] = [msg.get("command"), time.monotonic(), ""]
         self.renderer.set_status("Running " + _display_command(msg.get("command")))
 
     def _on_exec_command_output_delta(self, event, msg):
@@ -12767,20 +15009,33 @@ class Repl(object):
                 return
         elif isinstance(chunk, list):
             chunk = bytes(b & 0xFF for b in chunk if isinstance(b, int))
-        lines = [l for l in chunk.decode("utf-8", "replace").splitlines() if l.strip()]
+        text = terminal_safe(chunk.decode("utf-8", "replace"))
+        entry[2] += text
+        if len(entry[2]) > EXEC_KEEP_CHARS:
+            head = entry[2][: EXEC_KEEP_CHARS // 2]
+            entry[2] = head[: head.rfind("\n") + 1] + entry[2][-EXEC_KEEP_CHARS // 2:].split("\n", 1)[-1]
+        lines = [l for l in text.splitlines() if l.strip()]
         if lines:
             tail = _reveal_hidden_chars(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1]).strip())
             self.renderer.set_status("Running %s \u2014 %s" % (_display_command(entry[0]), tail))
 
     def _on_exec_command_end(self, event, msg):
-        command, started = self._execs.pop(msg.get("call_id"), (msg.get("command"), time.monotonic()))
+        command, started, _partial = self._execs.pop(msg.get("call_id"), (msg.get("command"), time.monotonic(), ""))
         seconds = _seconds(msg.get("duration")) if msg.get("duration") is not None else time.monotonic() - started
         code = msg.get("exit_code", 0)
         output = msg.get("aggregated_output")
         if output is None:
             output = msg.get("stdout", "") if code == 0 else (msg.get("stderr") or msg.get("stdout", ""))
-        self.renderer.exec_cell(command, code, seconds, output)
+        timed_out = re.search(r"command timed out after (\d+) milliseconds", str(msg.get("formatted_output") or ""))
+        note = "timed out after %s" % _format_seconds(int(timed_out.group(1)) / 1000.0) if timed_out else None
+        self.renderer.exec_cell(command, code, seconds, output, note=note)
         self.renderer.set_status("Working")
+
+    def _show_unfinished_commands(self, note):
+        """Cells for commands that never ended (interrupted): their output so far and `note`."""
+        for call_id in list(self._execs):
+            command, started, partial = self._execs.pop(call_id)
+            self.renderer.exec_cell(command, None, time.monotonic() - started, partial, note=note)
 
     def _on_mcp_tool_call_begin(self, event, msg):
         inv = msg.get("invocation") or {}
@@ -12794,7 +15049,17 @@ class Repl(object):
         self.renderer.set_status("Working")
 
     def _on_exec_approval_request(self, event, msg):
+        entry = self._execs.get(msg.get("call_id"))
+        if entry is not None:  # it ran and failed (on-failure): show how before asking to retry
+            command, started, partial = self._execs.pop(msg.get("call_id"))
+            self.renderer.exec_cell(command, None, time.monotonic() - started, partial or "(no output)",
+                                    note="failed in the sandbox")
         decision = self._ask_approval("exec", msg.get("command"), msg.get("cwd"), msg.get("reason"))
+        self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
+
+    def _on_loop_limit_request(self, event, msg):
+        """A tool-call limit stopped the turn: ask whether to let the model go on."""
+        decision = self._ask_approval("continue", None, None, msg.get("message"))
         self.session.submit({"type": "exec_approval", "id": event.get("id", ""), "decision": decision})
 
     def _on_apply_patch_approval_request(self, event, msg):
@@ -12832,9 +15097,6 @@ class Repl(object):
             msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
 
     def _on_error(self, event, msg):
-        if self._stream is not None:
-            self._stream.finish()
-            self._stream = None
         self.renderer.error(msg.get("message", "error"))
         if event.get("id") in (None, self._turn_id):
             self._turn_error = time.monotonic()
@@ -12845,6 +15107,7 @@ class Repl(object):
             self.renderer.desktop_notification("agent-turn-complete", last)
 
     def _on_turn_aborted(self, event, msg):
+        self._show_unfinished_commands("interrupted")
         reason = msg.get("reason", "interrupted")
         self.renderer.error("%s \u2014 tell the model what to do differently" % reason if reason == "interrupted" else reason)
 
@@ -12871,7 +15134,8 @@ class Repl(object):
         self.renderer.approval(kind, command, cwd, reason, grant_root)
         self.renderer.desktop_notification(
             "approval-requested",
-            "Codex wants to run %s" % _display_command(command) if kind == "exec" else "Codex wants to edit files")
+            "Codex wants to run %s" % _display_command(command) if kind == "exec" else
+            "Codex asks whether to go on" if kind == "continue" else "Codex wants to edit files")
         self.renderer.set_status("Waiting for your approval")
         allowed = [k for k, _d, _l in APPROVAL_CHOICES if kind == "exec" or k != "a"]
         if self._keys is None and self.interactive:
@@ -12882,7 +15146,8 @@ class Repl(object):
         else:
             key = self._read_key(allowed)
         decision = dict((k, d) for k, d, _l in APPROVAL_CHOICES)[key]
-        what = "run %s" % _display_command(command).split("\n")[0][:80] if kind == "exec" else "apply the patch"
+        what = ("run %s" % _display_command(command).split("\n")[0][:80] if kind == "exec"
+                else "go on" if kind == "continue" else "apply the patch")
         lines = {
             "approved": (u"\u2714 ", "You approved codex to %s this time" % what, "green"),
             "approved_for_session": (u"\u2714 ", "You approved codex to %s every time this session" % what, "green"),
@@ -12948,25 +15213,32 @@ class Repl(object):
 
     def _choose_message(self, messages):
         """A live list of the user messages: Esc/Up older, Down newer, Enter picks, q cancels."""
-        index = len(messages) - 1
+        return self._choose(u"Edit a previous message (Esc/\u2191 older, \u2193 newer, Enter fork, q cancel)",
+                            messages, len(messages) - 1, esc_moves=True)
+
+    def _choose(self, title, labels, index, esc_moves=False):
+        """A live, scrolling list: Up/Down (k/j) move, Enter picks, Esc or q cancels (with
+        `esc_moves`, Esc moves up, as in the backtrack picker).  The index picked, or None."""
         shown = 0
         out = self.renderer.out
         caps = self.renderer.caps
         width = max(20, caps["width"] - 4)
-        rows = min(len(messages), 8)
+        rows = min(len(labels), 8)
 
         def draw():
-            top = min(max(0, index - rows // 2), len(messages) - rows)
+            top = min(max(0, index - rows // 2), len(labels) - rows)
             top = max(0, top)
-            lines = [u"Edit a previous message (Esc/\u2191 older, \u2193 newer, Enter fork, q cancel)"]
+            lines = [title]
             for i in range(top, top + rows):
-                text = messages[i].replace("\n", u" \u23ce ")
+                text = labels[i].replace("\n", u" \u23ce ")
                 text = text if len(text) <= width else text[: width - 1] + u"\u2026"
                 mark = u"\u203a" if i == index else " "
                 line = u"%s %d. %s" % (mark, i + 1, text)
                 if i == index and caps["color"]:
                     line = "\x1b[7m" + line + "\x1b[0m"
                 lines.append(line)
+            if len(labels) > rows:
+                lines.append(u"  (%d of %d)" % (index + 1, len(labels)))
             return lines
 
         with self._key_context() as keys:
@@ -12981,10 +15253,10 @@ class Repl(object):
                         out.flush()
                     shown = len(lines)
                     key = self._read_key(["esc", "up", "down", "enter", "q", "k", "j"])
-                    if key in ("esc", "up", "k"):
+                    if key in ("up", "k") or (key == "esc" and esc_moves):
                         index = max(0, index - 1)
                     elif key in ("down", "j"):
-                        index = min(len(messages) - 1, index + 1)
+                        index = min(len(labels) - 1, index + 1)
                     elif key == "enter":
                         return index
                     else:
@@ -13037,10 +15309,81 @@ class Repl(object):
         return "mention"
 
     def _slash_new(self, arg):
+        previous = self.session_id
         self._close_session()
         self.user_messages, self.total_usage = [], {}
+        self._resume_path = None
+        if self.cfg.experimental_resume:  # a new session, not the one `codex resume` continued
+            self.cfg = self.cfg.replace(experimental_resume=None)
         self._start_session()
-        self.renderer.note("\u2500\u2500 new chat \u2500\u2500")
+        self.renderer.note(u"\u2500\u2500 new chat \u2500\u2500 started a new session with the same settings; token count reset"
+                           + (u"; the previous session (%s) is saved: /resume returns to it" % previous if previous else ""))
+
+    def _slash_resume(self, arg):
+        sessions = [s for s in list_sessions(self.cfg.codex_home, limit=RESUME_PICKER_LIMIT * 2)
+                    if s["id"] != self.session_id and s["first_prompt"]][:RESUME_PICKER_LIMIT]  # not empty ones
+        if not sessions:
+            self.renderer.note("/resume: no earlier sessions under %s" % (Path(self.cfg.codex_home) / ROLLOUT_SUBDIR))
+            return
+        labels = []
+        for s in sessions:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["time"])) if s["time"] else "?"
+            where = _relative_to(s["cwd"], self.cfg.cwd) if s["cwd"] else "?"
+            where = "." if where == str(self.cfg.cwd) or where == "." else where.replace(os.path.expanduser("~"), "~", 1)
+            prompt = (s["first_prompt"] or "(no prompt)").replace("\n", " ")
+            labels.append("%s  %s  %s" % (when, where, prompt))
+        index = self._choose(u"Resume a session (\u2191\u2193 choose, Enter resume, Esc cancel): time, directory, first prompt",
+                             labels, 0)
+        if index is None:
+            return
+        self.resume(sessions[index]["path"])
+
+    def resume(self, path):
+        """Continue the recorded session at `path`: show its last exchanges, go on from there."""
+        self._close_session()
+        self._resume_path = str(path)
+        if self.cfg.experimental_resume:
+            self.cfg = self.cfg.replace(experimental_resume=None)
+        self._start_session()
+        self.show_resumed(path)
+
+    def show_resumed(self, path):
+        """"resumed session …", the last exchanges and the token count so far, from the rollout."""
+        try:
+            meta, _items, events = load_rollout(path)
+        except CodexError as exc:
+            self.renderer.error(str(exc))
+            return
+        exchanges, total = [], {}
+        for ev in events:
+            kind = ev.get("type")
+            if kind == "user_message" and str(ev.get("message", "")).strip():
+                exchanges.append([ev["message"], []])
+            elif kind == "agent_message" and exchanges:
+                exchanges[-1][1].append(ev.get("message", ""))
+            elif kind == "token_count":
+                info = ev.get("info")
+                if isinstance(info, dict) and isinstance(info.get("total_token_usage"), dict):
+                    total = dict(info["total_token_usage"])
+                else:
+                    for key, value in _usage_of(ev).items():
+                        if isinstance(value, (int, float)):
+                            total[key] = total.get(key, 0) + value
+        self.user_messages = [text for text, _answers in exchanges]
+        self.total_usage = {k: v for k, v in total.items() if isinstance(v, (int, float))}
+        self.session_id = meta.get("id") or self.session_id
+        when = meta.get("timestamp", "")[:16].replace("T", " ")
+        self.renderer.note(u"resumed session %s (started %s UTC in %s; %d earlier message%s)" % (
+            meta.get("id", "?"), when or "?", meta.get("cwd") or "?", len(exchanges), "" if len(exchanges) == 1 else "s"))
+        shown = exchanges[-RESUME_SHOW_EXCHANGES:]
+        if len(exchanges) > len(shown):
+            self.renderer.note(u"\u2026 %d earlier exchange%s not shown" % (len(exchanges) - len(shown), "" if len(exchanges) - len(shown) == 1 else "s"))
+        for text, answers in shown:
+            self.renderer.user(text)
+            for answer in answers:
+                self.renderer.answer(answer)
+        if self.total_usage.get("total_tokens"):
+            self.renderer.note("tokens so far: %s total" % _thousands(self.total_usage["total_tokens"]))
 
     def _slash_init(self, arg):
         if (Path(self.cfg.cwd) / "AGENTS.md").exists():
@@ -13072,12 +15415,15 @@ class Repl(object):
             where = ctx.sources.get(key)
             return "" if where in (None, "default") else "  (%s)" % where
 
+        summary = dict(config_summary(ctx))  # the exec header's values (one source for both)
+        effort = summary.get("reasoning effort")
         policy = ctx.sandbox_policy
         sandbox = policy.mode + (" (network on)" if policy.has_network() and not policy.is_unrestricted() else "")
         rows = [
             ("workdir", str(ctx.cwd), ""),
             ("model", ctx.model, src("model")),
-            ("reasoning", "%s / summary %s" % (cfg.model_reasoning_effort or "default", cfg.model_reasoning_summary), src("model_reasoning_effort")),
+            ("reasoning", "effort %s / summaries %s" % (effort, summary.get("reasoning summaries")) if effort
+             else "not used by this model or provider", src("model_reasoning_effort")),
             ("provider", "%s (%s, %s)" % (cfg.provider.id, cfg.provider.base_url, cfg.provider.wire_api), src("model_provider")),
             ("approval", ctx.approval_policy, src("approval_policy")),
             ("sandbox", sandbox, src("sandbox_mode")),
@@ -13090,11 +15436,39 @@ class Repl(object):
         u = self.total_usage
         rows.append(("tokens", "%s in \u00b7 %s out \u00b7 %s total" % (
             _thousands(u.get("input_tokens", 0)), _thousands(u.get("output_tokens", 0)), _thousands(u.get("total_tokens", 0))), ""))
-        cell = Text("/status", style="bold")
-        for name, value, where in rows:
-            cell.append("\n  %-10s " % (name + ":"), style="dim")
+        cell = Text()  # the command itself is already on the screen, in the composer's line
+        for i, (name, value, where) in enumerate(rows):
+            cell.append(("\n" if i else "") + "  %-10s " % (name + ":"), style="dim")
             cell.append(str(value))
             cell.append(where, style="dim")
+        self.renderer.print(cell)
+
+    def _slash_mcp(self, arg):
+        from rich.text import Text
+
+        if not self.cfg.mcp_servers:
+            self.renderer.note("/mcp: no MCP servers configured (add [mcp_servers.NAME] to %s)" % (Path(self.cfg.codex_home) / "config.toml"))
+            return
+        try:
+            manager = getattr(self._ensure_session(), "mcp", None)
+        except CodexError as exc:
+            self.renderer.error(str(exc))
+            return
+        listing = manager.status() if manager is not None else [
+            {"name": name, "status": "not started", "tools": [], "error": None} for name in sorted(self.cfg.mcp_servers)]
+        styles = {"ready": "green", "failed": "red", "starting": "yellow", "disabled": "dim"}
+        cell = Text()
+        for i, server in enumerate(listing):
+            state = server.get("status", "?")
+            cell.append(("\n" if i else "") + "  %s " % server["name"], style="bold")
+            cell.append(state, style=styles.get(state, ""))
+            tools = server.get("tools") or []
+            if tools:
+                cell.append(" \u00b7 %d tool%s: %s" % (len(tools), "" if len(tools) == 1 else "s", ", ".join(tools)), style="dim")
+            elif state == "ready":
+                cell.append(" \u00b7 no tools", style="dim")
+            if server.get("error"):
+                cell.append("\n    %s" % str(server["error"]).strip().split("\n")[0], style="red")
         self.renderer.print(cell)
 
     def _override(self, **fields):
@@ -13178,11 +15552,35 @@ def _hold_typeahead(fd=0):
     return restore, "".join(ch for ch in text if ch == "\n" or ch.isprintable())
 
 
+def ask_project_trust(cfg, cfg_loader, fd=0, out=None):
+    """The one-time question about an untrusted project that has a .codex/ directory: the
+    answer is kept in the user's config.toml (projects."<root>".trust_level) and never asked
+    again; on yes the config is loaded anew with the project's layer."""
+    out = out or sys.stderr
+    root = cfg.project_root
+    if (root is None or cfg.trusted_project_root is not None or not (Path(root) / ".codex").is_dir()
+            or project_trust(cfg.projects, root) is not None or not os.isatty(fd)):
+        return cfg
+    out.write("\n%s has its own codex settings in .codex/ (config, hooks, prompts).\n"
+              "Trust this project and apply them in every session here? [y/N] " % terminal_safe(str(root)))
+    out.flush()
+    try:
+        answer = os.read(fd, 1)
+    except OSError:
+        return cfg
+    trusted = answer in (b"y", b"Y")
+    out.write("%s\n" % ("yes" if trusted else "no"))
+    edit_config_table(cfg.config_path, ["projects", str(root)], ['trust_level = "%s"' % ("trusted" if trusted else "untrusted")])
+    return cfg_loader() if trusted else cfg
+
+
 def _cmd_interactive(args, cfg_loader):
     """`codex [PROMPT]`: the interactive session."""
     restore_terminal, early = _hold_typeahead() if args.prompt != "-" else ((lambda: None), "")
     try:
         cfg = cfg_loader()
+        if args.prompt != "-":
+            cfg = ask_project_trust(cfg, cfg_loader)
         prompt = args.prompt
         if prompt == "-":
             prompt = sys.stdin.read()
@@ -13202,7 +15600,7 @@ def _cmd_interactive(args, cfg_loader):
 # §19 Front end: the MCP server
 ###############################################################################
 
-# Owner: the MCP issue (#6).  `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
+# `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
 # speaks MCP over stdio: JSON-RPC 2.0, one message per line (JsonRpcConnection, §14).
 #
 #   initialize       -> protocolVersion (the client's if we speak it, else our newest),
@@ -13292,9 +15690,6 @@ _CODEX_TOOL_FIELDS = {
 }
 #: ElicitResult.action (the MCP spec's answer) -> review decision
 _ELICIT_ACTIONS = {"accept": "approved", "decline": "denied", "cancel": "abort"}
-_REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: ReviewDecision values (as §08)
-#: event types that end a turn
-_TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
 _INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
 _EOF_GRACE = 1.0  #: seconds running calls get to finish after the client closes stdin
 #: list methods of capabilities we do not have, answered with an empty list
@@ -13403,12 +15798,12 @@ def parse_elicitation_decision(result):
     if not isinstance(result, dict):
         return "denied"
     decision = result.get("decision")
-    if decision in _REVIEW_DECISIONS:
+    if decision in REVIEW_DECISIONS:
         return decision
     action = result.get("action")
     if action == "accept":
         content = result.get("content")
-        if isinstance(content, dict) and content.get("decision") in _REVIEW_DECISIONS:
+        if isinstance(content, dict) and content.get("decision") in REVIEW_DECISIONS:
             return content["decision"]
     return _ELICIT_ACTIONS.get(action, "denied")
 
@@ -13649,7 +16044,7 @@ class McpServer(object):
                 error = None  # errors before the turn (e.g. MCP startup) are not its result
             elif kind == "error":
                 error = msg.get("message")
-            elif kind in _TURN_END_EVENTS:
+            elif kind in TURN_END_EVENTS:
                 if kind == "task_complete":
                     text = msg.get("last_agent_message")
                     if text is None:
@@ -13764,11 +16159,8 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §15, or a clear error while the agent is not built."""
-    session_cls = globals().get("Session")
-    if session_cls is None:
-        _not_landed("the agent session (Session)")
-    return session_cls(cfg)
+    """Session(cfg) from §15b."""
+    return Session(cfg)
 
 
 def run_mcp_server(args, cfg_loader, session_factory=None):
@@ -13811,7 +16203,7 @@ def run_mcp_server(args, cfg_loader, session_factory=None):
 # §20 Front end: codex proto
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex proto`: stdin carries submissions, one JSON object per
+# `codex proto`: stdin carries submissions, one JSON object per
 # line ({"id": "...", "op": {"type": ...}}); stdout carries events, one per line, the first
 # being session_configured.  Bad lines are reported on stderr and skipped.  Stdin EOF stops
 # reading only; the process ends after a `shutdown` op (shutdown_complete) or Ctrl-C.
@@ -13854,9 +16246,9 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
         while True:
             event = session.next_event(timeout=0.5)
             if event is None:
-                if session._closed:
+                if session.closed:
                     return 0
-                if stdin_closed.is_set() and session._task is None:
+                if stdin_closed.is_set() and not session.busy:
                     # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
                     session.shutdown()
                 continue
@@ -14514,6 +16906,7 @@ class ProxyServer(object):
             return True
         given = ex.header(PROXY_TOKEN_HEADER)
         if given is not None and hmac.compare_digest(given.encode("latin-1"), self.token):
+            ex.own_auth = True  # with the token header, a client's Authorization is its own key
             return True
         auth = ex.header(b"authorization") or ""
         if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode("latin-1"), self.token):
@@ -14575,7 +16968,12 @@ class ProxyServer(object):
             if length is None and ex.method in ("POST", "PUT", "PATCH"):
                 framing = [(b"content-length", b"0")]
         try:
-            headers = self._upstream_headers(ex, ex.header(b"authorization") is not None, framing)
+            # The proxy's key wins over a client's placeholder (SDKs insist on an api_key, so the
+            # README's `api_key="unused"` used to reach the provider); a client's Authorization
+            # is forwarded when the proxy has no key, or when it came with the token header.
+            client_auth = ex.header(b"authorization") is not None and (
+                getattr(ex, "own_auth", False) or not self.credentials.headers())
+            headers = self._upstream_headers(ex, client_auth, framing)
         except CodexError as exc:  # e.g. auth.json was rewritten with bad JSON
             return await self._reply(ex, 500, _json_error(str(exc), "proxy_error", 500))
         exchange = asyncio.ensure_future(self._exchange(ex, headers, body))
@@ -14877,6 +17275,7 @@ SUBCOMMANDS = {
     "debug": ("_cmd_debug", "Run a command under the sandbox (landlock or seatbelt)"),
     "sandbox": ("_cmd_sandbox_check", "Run a command sandboxed (-- CMD), or check the sandbox here (--check)"),
     "doctor": ("_cmd_sandbox_check", "Check what the sandbox can use on this machine"),
+    "config": ("_cmd_config", "Show the effective configuration and which layer set each value"),
 }
 SUBCOMMAND_ALIASES = {"exec": ["e"], "proto": ["p"]}  #: short names upstream accepts
 #: upstream subcommands codex does not have -> what to do instead; as a first word they are
@@ -14950,6 +17349,10 @@ def _add_config_options(parser, top):
     )
     parser.add_argument(
         "--strict-config", action="store_true", help="treat unknown config keys as errors", **sup
+    )
+    parser.add_argument(
+        "--trust", action="store_true",
+        help="trust this project for this run: apply its .codex/config.toml, hooks and prompts", **sup
     )
 
 
@@ -15045,6 +17448,7 @@ def build_parser():
     p.add_argument("session_id", nargs="?", help="session id to resume")
     p.add_argument("resume_prompt", nargs="?", help="prompt to send after resuming")
     p.add_argument("--last", action="store_true", help="resume the most recent session")
+    p.add_argument("--all", action="store_true", help="list (or pick --last from) sessions of every directory")
 
     p = sub("login")
     p.add_argument("login_action", nargs="?", choices=("status",), help="`status` shows the stored login")
@@ -15052,6 +17456,11 @@ def build_parser():
     p.add_argument("--with-api-key", action="store_true", help="read the API key from stdin")
 
     sub("logout")
+
+    p = sub("config")
+    _add_config_options(p, top=False)
+    p.add_argument("config_action", nargs="?", choices=("show",), default="show", help="`show` (the default)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     for name in ("mcp", "mcp-server"):
         p = sub(name)
@@ -15219,12 +17628,25 @@ def _parse_args(argv):
     for name in ("model", "profile", "sandbox_mode", "approval_policy", "cd", "images"):
         if not hasattr(args, name):
             setattr(args, name, None)
-    for name in ("oss", "full_auto", "dangerously_bypass", "skip_git_repo_check", "strict_config"):
+    for name in ("oss", "full_auto", "dangerously_bypass", "skip_git_repo_check", "strict_config", "trust"):
         if not hasattr(args, name):
             setattr(args, name, False)
     if args.dangerously_bypass and (args.full_auto or args.approval_policy):
         raise UsageError("--dangerously-bypass-approvals-and-sandbox cannot be combined with --full-auto or -a")
     return args
+
+
+def _oss_provider_configured(cli_overrides):
+    """Whether -c or config.toml sets the oss/ollama provider's base_url (then --oss does not probe)."""
+    if any(str(o).split("=", 1)[0].strip() in ("model_providers.oss.base_url", "model_providers.ollama.base_url")
+           for o in cli_overrides or ()):
+        return True
+    try:
+        tree, _path = read_config_file(codex_home())
+    except CodexError:
+        return False
+    providers = tree.get("model_providers") if isinstance(tree.get("model_providers"), dict) else {}
+    return any(isinstance(providers.get(p), dict) and providers[p].get("base_url") for p in ("oss", "ollama"))
 
 
 def config_loader_for(args, **extra):
@@ -15244,11 +17666,15 @@ def config_loader_for(args, **extra):
             profile=args.profile,
             dangerously_bypass=args.dangerously_bypass,
             oss=args.oss,
+            trust=args.trust,
         )
         fields.update(extra)
         fields.update(more)
+        environ = None
+        if fields.get("oss") and not _oss_provider_configured(args.config_overrides):
+            environ, fields["model"] = oss_environment(os.environ, fields.get("model"))
         overrides = ConfigOverrides(**fields)
-        cfg = load_config(overrides, args.config_overrides, strict=args.strict_config)
+        cfg = load_config(overrides, args.config_overrides, strict=args.strict_config, environ=environ)
         for warning in cfg.warnings:
             sys.stderr.write("codex: warning: %s\n" % warning)
         return cfg

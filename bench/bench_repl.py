@@ -9,7 +9,11 @@ Measures, printing one line per figure:
   2. Up-arrow latency with a history.jsonl of --history-gb (generated in a temp dir and
      deleted afterwards): the snapshot at start, then each Up (newest first, 1000 presses),
      plus one Up end to end through the pty;
-  3. `@` search over a --files tree: indexing, then per-keystroke latency of a typed query.
+  3. Ctrl-R over that history: one search for a word only the oldest entries have (time-boxed
+     per keypress), and one for a recent entry;
+  4. rendering a streamed answer (MarkdownStream): 100 KB of mixed markdown in 20-character
+     deltas, total and per delta, against 10 KB (linear cost);
+  5. `@` search over a --files tree: indexing, then per-keystroke latency of a typed query.
 Everything happens under a temporary directory; nothing is left behind.
 """
 import argparse
@@ -132,6 +136,59 @@ def up_arrow(home, lines, cwd):
     print("history: Up keypress end to end through the pty (newest entry drawn): %s" % _ms(t_e2e))
 
 
+def reverse_search(home, lines):
+    """Ctrl-R: a recent match, and a scan that runs into the per-keypress time budget."""
+    hist = codex.ComposerHistory(codex.HistorySnapshot(home))
+    t0 = time.perf_counter()
+    step, text = hist.search("entry %09d" % (lines - 50))
+    t_recent = time.perf_counter() - t0
+    assert text and step == 49, (step, text)
+    t1 = time.perf_counter()
+    step, where = hist.search("no such entry")
+    t_budget = time.perf_counter() - t1
+    print("history: Ctrl-R, match 50 entries back: %s; no match: gives back after %s having read %d entries (Ctrl-R goes on)"
+          % (_ms(t_recent), _ms(t_budget), where if step == "more" else lines))
+
+
+class _NullSink(object):
+    can_live = can_rewrite = True
+
+    def __init__(self):
+        self.lines = 0
+
+    def commit(self, lines):
+        self.lines += len(lines)
+
+    def live(self, text):
+        pass
+
+    def rewrite(self, count, lines):
+        return True
+
+    def code_line(self, line, lexer):
+        return line
+
+
+def stream_render():
+    """MarkdownStream over 10 KB and 100 KB answers in 20-character deltas."""
+    unit = ("## Step\n\nA paragraph with **bold**, `code` and a [link](https://example.com) that goes on "
+            "for a while so that it wraps across the terminal width more than once.\n\n- one item\n- two "
+            "items\n\n| a | b |\n|---|--:|\n| x | 1 |\n\n```py\nprint('hi')\n```\n\n")
+    results = []
+    for kb in (1, 10, 100):  # the first one warms up (imports, regex compilation)
+        text = (unit * (kb * 1024 // len(unit) + 1))[: kb * 1024]
+        sink = _NullSink()
+        stream = codex.MarkdownStream(sink, width=100, styled=True)
+        t0 = time.perf_counter()
+        for i in range(0, len(text), 20):
+            stream.push(text[i:i + 20])
+        stream.finish()
+        results.append((kb, time.perf_counter() - t0, len(text) // 20))
+    for kb, took, deltas in results[1:]:
+        print("render: streamed answer of %d KB in %d deltas: %s total, %.1f us per delta"
+              % (kb, deltas, _ms(took), took / deltas * 1e6))
+
+
 def file_search(root, nfiles):
     per_dir = 1000
     for d in range(max(1, nfiles // per_dir)):
@@ -186,7 +243,9 @@ def main():
         first_big = time_to_first_prompt(home, work, opts.runs)
         print("startup: codex to first prompt with that history.jsonl %s" % _ms(first_big))
         up_arrow(home, lines, work)
+        reverse_search(home, lines)
         os.unlink(os.path.join(home, "history.jsonl"))
+        stream_render()
         file_search(os.path.join(tmp, "tree"), opts.files)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,6 +23,7 @@ def codex_home(tmp_path, monkeypatch):
     home = tmp_path / "codex-home"
     home.mkdir()
     monkeypatch.setenv("CODEX_HOME", str(home))
+    monkeypatch.setenv("CODEX_SYSTEM_DIR", str(tmp_path / "etc-codex"))  # never the machine's /etc/codex
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_LOG", "RUST_LOG", "CODEX_DEBUG"):
         monkeypatch.delenv(var, raising=False)
     return home
@@ -94,3 +95,36 @@ def impl(request, monkeypatch):
     yield request.param
     codex._PROBE_CACHE.clear()
     codex._HELPER_CACHE.clear()
+
+
+@pytest.fixture(scope="session")
+def local_model_server():
+    """llama.cpp's server (the xllamacpp wheel) with Qwen2.5-Coder-1.5B-Instruct Q4_K_M and its stock
+    chat template on 127.0.0.1 at temperature 0 (tests/support/local_model.py).  The model is fetched
+    once into ~/.cache/codex-tests; if that fails, CI fails with one line (elsewhere: skip)."""
+    from support.local_model import LlamaServer, ModelUnavailable, ensure_model
+
+    def unavailable(why):
+        if os.environ.get("CI") == "true":
+            pytest.fail("local model unavailable (required under CI=true): %s" % why, pytrace=False)
+        pytest.skip("local model unavailable: %s" % why)
+
+    try:
+        import xllamacpp  # noqa: F401  (requirements/test.lock)
+    except ImportError as exc:
+        unavailable("the xllamacpp wheel is not installed (%s)" % exc)
+    try:
+        model = ensure_model()
+    except ModelUnavailable as exc:
+        unavailable(str(exc))
+    server = LlamaServer(model, n_ctx=LOCAL_MODEL_N_CTX)
+    try:
+        server.start()
+    except ModelUnavailable as exc:
+        unavailable(str(exc))
+    yield server
+    server.stop()
+
+
+#: the server's window: the compact prompt (~0.6k tokens) plus a few tool results fit
+LOCAL_MODEL_N_CTX = 4096

@@ -175,3 +175,144 @@ def test_big_output_does_not_wedge_the_hook(tmp_path):
     argv = script(tmp_path, "h.py", "sys.stdout.write('{' + ' ' * (4 * 1024 * 1024)); sys.stdout.flush(); sys.exit(2)\n")
     out = codex.run_hooks([hook("PreToolUse", argv, timeout=20)], "PreToolUse", {}, tool_name="Bash")
     assert out.blocked and "timed out" not in out.reason
+
+
+# -- end to end: codex exec with hook scripts and the scripted model --------------------------
+
+import subprocess  # noqa: E402
+
+from support.agent_env import MOCK_KEY_ENV, mock_cli_args  # noqa: E402
+from support.model_server import Turn  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def exec_codex(server, codex_home, work, prompt, *args, timeout=90):
+    env = dict(os.environ, CODEX_HOME=str(codex_home), **{MOCK_KEY_ENV: "test-key"})
+    cmd = [sys.executable, os.path.join(REPO, "codex.py"), "exec", "--skip-git-repo-check", "-C", str(work),
+           "-s", "workspace-write", "--json"] + mock_cli_args(server) + list(args) + [prompt]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return r
+
+
+def outputs(server):
+    """function_call_output texts the model was sent, by call_id."""
+    found = {}
+    for req in server.model_requests():
+        for item in req.body.get("input", []):
+            if item.get("type") == "function_call_output":
+                found[item["call_id"]] = item["output"]
+    return found
+
+
+def write_hooks(codex_home, table):
+    (codex_home / "hooks.json").write_text(json.dumps({"hooks": table}))
+
+
+@pytest.fixture
+def work(tmp_path):
+    w = tmp_path / "work"
+    w.mkdir()
+    return w
+
+
+GUARD = """import json, sys
+data = json.load(sys.stdin)
+with open(%(log)r, "a") as f:
+    f.write(json.dumps(data) + "\\n")
+if data["hook_event_name"] == "PreToolUse" and data["tool_input"].get("command", "").startswith("rm "):
+    sys.stderr.write("rm is not allowed by policy")
+    sys.exit(2)
+"""
+
+
+def test_pre_tool_use_hook_blocks_rm_and_sees_upstreams_payload(server, codex_home, work, tmp_path):
+    victim = work / "victim.txt"
+    victim.write_text("keep me\n")
+    log_file = tmp_path / "payloads.jsonl"
+    guard = tmp_path / "guard.py"
+    guard.write_text(GUARD % {"log": str(log_file)})
+    write_hooks(codex_home, {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "%s %s" % (sys.executable, guard)}]}],
+                             "PostToolUse": [{"hooks": [{"type": "command", "command": [sys.executable, str(guard)]}]}]})
+    server.enqueue(Turn().function_call("shell", {"command": ["rm", "victim.txt"]}, call_id="call_rm"),
+                   Turn().function_call("shell", {"command": ["echo", "hi"]}, call_id="call_echo"),
+                   Turn().text("done"))
+    r = exec_codex(server, codex_home, work, "clean up")
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "keep me\n"  # the marker: rm never ran
+    outs = outputs(server)
+    assert outs["call_rm"] == "blocked by a PreToolUse hook: rm is not allowed by policy"
+    assert "hi" in outs["call_echo"]
+    payloads = [json.loads(l) for l in log_file.read_text().splitlines()]
+    pre_rm = payloads[0]
+    session_id = json.loads(r.stdout.splitlines()[0])["thread_id"]
+    assert set(pre_rm) == {"session_id", "transcript_path", "cwd", "hook_event_name", "model", "permission_mode",
+                           "turn_id", "tool_name", "tool_input", "tool_use_id"}
+    assert pre_rm["session_id"] == session_id and pre_rm["hook_event_name"] == "PreToolUse"
+    assert pre_rm["cwd"] == str(work) and pre_rm["tool_name"] == "Bash"
+    assert pre_rm["tool_input"] == {"command": "rm victim.txt"} and pre_rm["tool_use_id"] == "call_rm"
+    assert pre_rm["permission_mode"] == "acceptEdits" and os.path.isfile(pre_rm["transcript_path"])
+    post_echo = [p for p in payloads if p["hook_event_name"] == "PostToolUse"]
+    assert [p["tool_use_id"] for p in post_echo] == ["call_echo"]  # a blocked call has no PostToolUse
+    assert "hi" in post_echo[0]["tool_response"]
+
+
+@pytest.mark.parametrize("body", ["raise SystemExit(3)\n", "import time; time.sleep(30)\n"])
+def test_crashing_or_hanging_hook_blocks_the_tool(server, codex_home, work, tmp_path, body):
+    hook_file = tmp_path / "broken.py"
+    hook_file.write_text(body)
+    (codex_home / "config.toml").write_text(
+        '[[hooks.PreToolUse]]\ncommand = ["%s", "%s"]\ntimeout = 2\n' % (sys.executable, hook_file))
+    marker = work / "made.txt"
+    server.enqueue(Turn().function_call("shell", {"command": ["touch", str(marker)]}, call_id="c1"), Turn().text("ok"))
+    r = exec_codex(server, codex_home, work, "make it")
+    assert r.returncode == 0, r.stderr
+    assert not marker.exists()
+    out = outputs(server)["c1"]
+    assert out.startswith("blocked by a PreToolUse hook: hook ") and "broken.py" in out and "fail_closed" in out
+
+
+def test_stop_and_prompt_hooks(server, codex_home, work, tmp_path):
+    log_file = tmp_path / "stop.jsonl"
+    stop = tmp_path / "stop.py"
+    stop.write_text("import json, sys\nd = json.load(sys.stdin)\nopen(%r, 'a').write(json.dumps(d) + '\\n')\n"
+                    "if not d['stop_hook_active']:\n    print(json.dumps({'decision': 'block', 'reason': 'run the tests first'}))\n"
+                    % str(log_file))
+    prompt_hook = tmp_path / "prompt.py"
+    prompt_hook.write_text("import json, sys\nd = json.load(sys.stdin)\n"
+                           "if 'secret' in d['prompt']:\n    print(json.dumps({'decision': 'block', 'reason': 'no secrets'}))\n"
+                           "else:\n    print('Ticket: ABC-123')\n")
+    write_hooks(codex_home, {"Stop": [{"hooks": [{"type": "command", "command": [sys.executable, str(stop)]}]}],
+                             "UserPromptSubmit": [{"hooks": [{"type": "command", "command": [sys.executable, str(prompt_hook)]}]}]})
+    server.enqueue(Turn().text("first answer"), Turn().text("tests pass"))
+    r = exec_codex(server, codex_home, work, "do the thing")
+    assert r.returncode == 0, r.stderr
+    reqs = server.model_requests()
+    assert len(reqs) == 2
+    first_user = [i for i in reqs[0].body["input"] if i.get("role") == "user"][-1]
+    assert "do the thing" in json.dumps(first_user) and "Ticket: ABC-123" in json.dumps(first_user)
+    assert "run the tests first" in json.dumps(reqs[1].body["input"][-1])
+    stops = [json.loads(l) for l in log_file.read_text().splitlines()]
+    assert [(s["stop_hook_active"], s["last_assistant_message"]) for s in stops] == [(False, "first answer"), (True, "tests pass")]
+    r = exec_codex(server, codex_home, work, "here is my secret")
+    assert r.returncode == 1 and "blocked by a UserPromptSubmit hook: no secrets" in r.stdout
+    assert len(server.model_requests()) == 2  # the blocked prompt never reached the model
+
+
+def test_bad_hooks_config_is_a_one_line_error(run_codex, codex_home, tmp_path):
+    (codex_home / "hooks.json").write_text('{"hooks": {"PreToolUse": [{"matcher": "(", "hooks": []}]}}')
+    r = run_codex("exec", "--skip-git-repo-check", "hi")
+    assert r.returncode == 2 and "hooks.json: hooks.PreToolUse[0]: `matcher`" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_system_hooks_run_first(server, codex_home, work, tmp_path, monkeypatch):
+    system = tmp_path / "etc-codex"
+    system.mkdir()
+    order = tmp_path / "order.txt"
+    for where, tag in ((system, "system"), (codex_home, "user")):
+        (where / "hooks.json").write_text(json.dumps({"hooks": {"UserPromptSubmit": [{"hooks": [
+            {"type": "command", "command": [sys.executable, "-c", "open(%r, 'a').write(%r)" % (str(order), tag + "\n")]}]}]}}))
+    server.enqueue(Turn().text("ok"))
+    r = exec_codex(server, codex_home, work, "hi")
+    assert r.returncode == 0, r.stderr
+    assert order.read_text().split() == ["system", "user"]

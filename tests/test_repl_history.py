@@ -174,3 +174,26 @@ def test_lock_held_elsewhere_gives_up_after_bounded_retries(tmp_path):
         os.close(fd)
     assert codex.append_history(tmp_path, "s", "third")
     assert [json.loads(l)["text"] for l in _lines(tmp_path)] == ["first", "third"]
+
+
+def test_list_sessions_reads_time_directory_and_first_prompt(tmp_path):
+    import codex
+
+    day = tmp_path / "sessions" / "2026" / "01" / "02"
+    day.mkdir(parents=True)
+    ctx = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "<environment_context>x</environment_context>"}]}
+    ask = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "fix the parser"}]}
+    for stamp, sid, items, cwd in [("2026-01-02T10-00-00", "a" * 36, [ctx, ask], "/w/one"),
+                                   ("2026-01-02T11-00-00", "b" * 36, [ctx], "/w/two")]:
+        lines = [{"timestamp": "2026-01-02T%s:00:00.000Z" % stamp[11:13], "type": "session_meta",
+                  "payload": {"id": sid, "timestamp": "2026-01-02T%s:00:00.000Z" % stamp[11:13], "cwd": cwd}}]
+        lines += [{"timestamp": "x", "type": "response_item", "payload": it} for it in items]
+        (day / ("rollout-%s-%s.jsonl" % (stamp, sid))).write_text("".join(json.dumps(l) + "\n" for l in lines))
+    sessions = codex.list_sessions(tmp_path)
+    assert [s["id"] for s in sessions] == ["b" * 36, "a" * 36]  # newest first
+    assert sessions[1]["first_prompt"] == "fix the parser" and sessions[1]["cwd"] == "/w/one"
+    assert sessions[0]["first_prompt"] == ""  # only context: nothing the user typed
+    import calendar
+
+    assert sessions[1]["time"] == calendar.timegm((2026, 1, 2, 10, 0, 0))
+    assert [s["id"] for s in codex.list_sessions(tmp_path, cwd="/w/one")] == ["a" * 36]

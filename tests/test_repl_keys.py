@@ -381,7 +381,7 @@ def test_piped_stdin_reads_one_message_per_line(tmp_path, codex_home):
                           capture_output=True, text=True, timeout=30,
                           env=dict(os.environ, CODEX_HOME=str(codex_home), OPENAI_API_KEY="k", TERM="xterm"))
     assert proc.returncode == 0, proc.stderr
-    assert "answer A" in proc.stdout and "answer B" in proc.stdout and "/status" in proc.stdout
+    assert "answer A" in proc.stdout and "answer B" in proc.stdout and "session:" in proc.stdout
     assert "\x1b" not in proc.stdout
     texts = [json.loads(l)["items"][0]["text"] for l in ops.read_text().splitlines() if '"user_input"' in l]
     assert texts == ["first line", "second line"]

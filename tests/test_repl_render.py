@@ -20,19 +20,20 @@ class _Cfg(object):
         id = "mock"
 
 
-def test_citation_rewrite_matches_upstream_examples():
-    out = codex.rewrite_citations(u"see \u3010F:/src/main.rs\u2020L42-L50\u3011", "vscode", "/workspace")
-    assert out == "see [/src/main.rs:42](vscode://file/src/main.rs:42) "
+def test_citation_rewrite_keeps_the_range_and_adds_no_space():
+    out = codex.rewrite_citations(u"see \u3010F:/src/main.rs\u2020L42-L50\u3011.", "vscode", "/workspace")
+    assert out == "see [/src/main.rs:42-50](vscode://file/src/main.rs:42)."
     out = codex.rewrite_citations(u"\u3010F:lib/mod.rs\u2020L5\u3011", "windsurf", "/home/user/project")
-    assert out == "[lib/mod.rs:5](windsurf://file/home/user/project/lib/mod.rs:5) "
+    assert out == "[lib/mod.rs:5](windsurf://file/home/user/project/lib/mod.rs:5)"
 
 
 def test_citation_rewrite_schemes_cleaning_and_none():
     raw = u"a \u3010F:./x/../y z.py\u2020L7-L?\u3011 b"
     assert codex.rewrite_citations(raw, "none", "/w") == raw
-    assert codex.rewrite_citations(raw, "cursor", "/w") == "a [./x/../y z.py:7](cursor://file/w/y%20z.py:7)  b"
+    assert codex.rewrite_citations(raw, "cursor", "/w") == "a [./x/../y z.py:7](cursor://file/w/y%20z.py:7) b"
     assert codex.rewrite_citations(raw, "vscode-insiders", "/w").count("vscode-insiders://file/w/y%20z.py:7") == 1
-    assert codex.rewrite_citations(raw, "vscode", "/w", links=False) == "a ./x/../y z.py:7  b"
+    assert codex.rewrite_citations(raw, "vscode", "/w", links=False) == "a ./x/../y z.py:7 b"
+    assert codex.rewrite_citations(u"\u3010F:a.txt\u2020L1-L2\u3011", "vscode", "/w", links=False) == "a.txt:1-2"
 
 
 def _renderer(env=None, tty=False):
@@ -45,15 +46,15 @@ def _renderer(env=None, tty=False):
 
 def test_plain_output_when_not_a_terminal():
     r, out = _renderer()
-    r.answer_block(u"Some **bold** and \u3010F:lib/a.py\u2020L3\u3011 here")
+    r.answer(u"Some **bold** and \u3010F:lib/a.py\u2020L3-L4\u3011, here")
     text = out.getvalue()
     assert "\x1b" not in text
-    assert "Some bold and lib/a.py:3  here" in text
+    assert "Some bold and lib/a.py:3-4, here" in text
 
 
 def test_hyperlinks_as_osc8_when_the_terminal_supports_them():
     r, out = _renderer({"TERM": "xterm-kitty"}, tty=True)
-    r.answer_block(u"open \u3010F:lib/a.py\u2020L3\u3011")
+    r.answer(u"open \u3010F:lib/a.py\u2020L3\u3011")
     text = out.getvalue()
     assert "\x1b]8;" in text and "vscode://file/home/user/project/lib/a.py:3" in text
 
@@ -101,43 +102,151 @@ def test_token_usage_line():
     assert "tokens: 1,200 in (200 cached) \u00b7 40 out \u00b7 1,240 total (session 5,000)" in out.getvalue()
 
 
-def test_markdown_stream_commits_finished_blocks_only():
-    blocks = []
-    s = codex.MarkdownStream(blocks.append)
-    for piece in ["# Ti", "tle\nfirst para", "graph\n", "\nsecond", "\n\n```py\nx = 1\n\ny = 2\n", "```\n- a\n- b"]:
-        s.push(piece)
-    assert blocks == ["# Title", "first paragraph", "second", "```py\nx = 1\n\ny = 2\n```"]
+class _Sink(object):
+    """A MarkdownStream sink that records what a terminal would show."""
+
+    def __init__(self, terminal=False):
+        self.can_live = self.can_rewrite = terminal
+        self.lines, self.live_text, self.rewrites = [], None, []
+
+    def commit(self, lines):
+        self.lines += lines
+
+    def live(self, text):
+        self.live_text = text
+
+    def rewrite(self, count, lines):
+        self.rewrites.append((count, list(lines)))
+        self.lines[-count:] = lines
+        return True
+
+    def code_line(self, line, lexer):
+        return line
+
+
+def _md(text, width=60, terminal=False, step=3, styled=False):
+    sink = _Sink(terminal)
+    s = codex.MarkdownStream(sink, width=width, styled=styled, file_opener="vscode", cwd="/w")
+    for i in range(0, len(text), step):
+        s.push(text[i:i + step])
     s.finish()
-    assert blocks[-1] == "- a\n- b"
+    return sink
+
+
+MIXED = u"""# Summary
+
+The fix touches **two files** and keeps `parse()` unchanged; see \u3010F:a.txt\u2020L1-L2\u3011.
+
+
+
+## Steps
+1. Read the config
+2. Patch the parser
+   - keep the old API
+   - add a test
+
+| file | lines |
+|---|---:|
+| a.txt | 12 |
+| src/parser.py | 240 |
+
+```python
+def parse(text):
+    return text.split()
+```
+Done.
+"""
+
+
+def test_compact_markdown_plain():
+    lines = _md(MIXED, width=100).lines
+    assert lines == [
+        "# Summary",  # left-aligned; in plain text the marks say it is a heading
+        "The fix touches two files and keeps `parse()` unchanged; see a.txt:1-2.",
+        "",  # at most one blank line, whatever the source had
+        "## Steps",
+        "1. Read the config",  # tight list, nested items under the text of their parent
+        "2. Patch the parser",
+        u"   \u25e6 keep the old API",
+        u"   \u25e6 add a test",
+        "",
+        u"file          \u2502 lines",  # aligned, numbers right-aligned as the delimiter row says
+        u"\u2500" * 14 + u"\u253c" + u"\u2500" * 6,
+        u"a.txt         \u2502    12",
+        u"src/parser.py \u2502   240",
+        "",
+        "```python",  # code is set off by its fences even without colour
+        "def parse(text):",
+        "    return text.split()",
+        "```",
+        "",
+        "Done.",
+    ]
+    assert not any(l != l.rstrip() for l in lines), "no trailing spaces"
+
+
+def test_compact_markdown_styled_heading_is_bold_and_left_aligned():
+    lines = _md(MIXED, width=100, styled=True).lines
+    assert lines[0] == "\x1b[1mSummary\x1b[0m"
+    assert "\x1b[1mtwo files\x1b[0m" in lines[1] and "\x1b[36mparse()\x1b[0m" in lines[1]
+
+
+def test_a_paragraph_shows_word_by_word_and_wraps_as_it_streams():
+    sink = _Sink(terminal=True)
+    s = codex.MarkdownStream(sink, width=31, styled=False)
+    s.push("one two thr")
+    assert sink.lines == [] and sink.live_text == "one two thr"  # the unfinished word shows live
+    s.push("ee four five six seven eight nine")
+    assert sink.lines == ["one two three four five six"]  # a full line is final at once
+    assert sink.live_text == "seven eight nine"
+    s.push(" ten\n")
+    assert sink.lines[-1] == "seven eight nine ten" and sink.live_text is None
+    s.push("**bo")
+    s.finish()
+    assert sink.lines[-1] == "bo"  # an interrupted answer keeps what arrived
+
+
+def test_a_table_is_aligned_in_place_when_it_ends():
+    sink = _Sink(terminal=True)
+    s = codex.MarkdownStream(sink, width=60, styled=False)
+    s.push("| a | bb |\n|---|---|\n| ccc | d |\n")
+    assert sink.lines == ["| a | bb |", "|---|---|", "| ccc | d |"]  # shown raw as rows arrive
+    s.push("\nafter\n")
+    s.finish()
+    assert sink.rewrites and sink.rewrites[0][0] == 3
+    assert sink.lines[:3] == [u"a   \u2502 bb", u"\u2500" * 4 + u"\u253c" + u"\u2500" * 3, u"ccc \u2502 d"]
+    assert sink.lines[-1] == "after"
+    held = _md("| a | b |\n|---|---|\n| 1 | 2 |\n", terminal=False)
+    assert held.rewrites == [] and len(held.lines) == 3  # no terminal: rows wait for the end
 
 
 def test_markdown_stream_cost_is_linear():
     def run(n):
-        count = [0]
-        s = codex.MarkdownStream(lambda b: count.__setitem__(0, count[0] + len(b)))
+        sink = _Sink(terminal=True)
+        s = codex.MarkdownStream(sink, width=80, styled=True)
         t0 = time.perf_counter()
         for i in range(n):
-            s.push("word%d " % i)
+            s.push("word%d **b** " % i)
             if i % 50 == 49:
                 s.push("\n\n")
         s.finish()
-        return time.perf_counter() - t0, count[0]
+        return time.perf_counter() - t0, len(sink.lines)
 
-    small_t, small_chars = run(20000)
-    big_t, big_chars = run(200000)
-    assert big_chars > 9 * small_chars
+    small_t, small_lines = run(5000)
+    big_t, big_lines = run(50000)
+    assert big_lines > 9 * small_lines
     assert big_t < 25 * max(small_t, 1e-3)  # 10x the input must not cost ~100x
 
 
-def test_streamed_answer_renders_each_block_once():
-    r, out = _renderer()
-    s = codex.MarkdownStream(r.answer_block)
-    text = "para one\n\npara two\n\n" * 50
-    for i in range(0, len(text), 7):
-        s.push(text[i:i + 7])
+def test_one_long_line_without_newlines_is_linear_too():
+    sink = _Sink(terminal=True)
+    s = codex.MarkdownStream(sink, width=80, styled=False)
+    t0 = time.perf_counter()
+    for i in range(40000):
+        s.push("w%d " % i)
     s.finish()
-    rendered = out.getvalue()
-    assert rendered.count("para one") == 50 and rendered.count("para two") == 50
+    assert time.perf_counter() - t0 < 10
+    assert " ".join(sink.lines).split() == ["w%d" % i for i in range(40000)]
 
 
 def test_display_command_and_durations():
@@ -183,7 +292,7 @@ def test_plan_and_reasoning_cells():
     r.reasoning("**Scanning** the repo")
     text = out.getvalue()
     assert "\u2714 read code" in text and "\u25cf fix bug" in text and "\u25a1 test" in text
-    assert "thinking\n**Scanning** the repo" in text
+    assert "thinking\nScanning the repo" in text
 
 
 def test_status_line_redraws_only_itself():
@@ -205,27 +314,29 @@ def test_status_line_redraws_only_itself():
 
 def test_code_lines_stream_before_the_fence_closes():
     r, out = _renderer({"TERM": "xterm-256color"}, tty=True)
-    s = codex.MarkdownStream(r.answer_block, r.answer_code)
+    s = r.start_answer()
     s.push("Intro\n\n```python\ndef f(x):\n    return x")
-    assert "def" in out.getvalue() and "return" not in out.getvalue()
-    s.push(" + 1\n")
-    assert "return" in out.getvalue()
-    s.push("```\n\nAfter **that**.")
-    s.finish()
-    text = out.getvalue()
-    assert "```" not in text and "After" in text
     import re
 
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    assert " def f(x):\n     return x + 1\n" in plain
-    assert not re.search(r" +\n", plain), "no trailing padding"
+    plain = lambda: re.sub(r"\x1b\[[0-9;]*[mAJK]", "", out.getvalue())
+    assert "def" in plain() and "return x + 1" not in plain()
+    s.push(" + 1\n")
+    assert "return x + 1" in plain()
+    s.push("```\n\nAfter **that**.")
+    s.finish()
+    text = plain()
+    assert "```python\ndef f(x):\n" in text and "\r    return x + 1\n```\n" in text and "\rAfter that.\n" in text
+
+
+def test_dumb_terminal_code_blocks_keep_their_fences():
+    r, out = _renderer({"TERM": "dumb"}, tty=True)
+    r.answer("Run:\n\n```sh\nmake test\n```\nok")
+    assert out.getvalue() == "\nRun:\n\n```sh\nmake test\n```\n\nok\n"
 
 
 def test_unknown_code_language_still_renders():
     r, out = _renderer()
-    s = codex.MarkdownStream(r.answer_block, r.answer_code)
-    s.push("```no-such-language-xyz\nsome code\n```\n")
-    s.finish()
+    r.answer("```no-such-language-xyz\nsome code\n```\n")
     assert "some code" in out.getvalue()
 
 

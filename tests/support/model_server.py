@@ -29,6 +29,8 @@ Endpoints
     POST /v1/chat/completions   Chat Completions; SSE `chat.completion.chunk`s ending in
                                 `data: [DONE]` (stream:true) or a JSON completion.
     GET  /v1/models             a small model list.
+    .routes[(METHOD, PATH)] = obj   answer that exact path with 200 and the JSON `obj` (servers'
+                                own endpoints: llama.cpp's GET /props, Ollama's POST /api/show).
     The `/v1` prefix is optional (any path ending in `/responses` or `/chat/completions`
     works, so Azure-style `/openai/deployments/x/chat/completions?api-version=...` does too).
     Anything else answers 404.
@@ -78,6 +80,7 @@ Errors and stream faults:
                                  terminating chunk: the client sees a transport error).
     .no_completed()              end the stream cleanly without `response.completed`
                                  (Chat: without finish_reason and without [DONE]).
+    .bad_data(text)              send `data: <text>` (not JSON) as the stream's last event.
     .delay(seconds)              sleep between every SSE event (slow stream).
     .idle_after(n, seconds)      after n events, send nothing for `seconds` (idle stream),
                                  then carry on.
@@ -142,6 +145,7 @@ class Turn(object):
         self._idle = None
         self._crlf = False
         self._chat_usage = False
+        self._bad_data = None
 
     # -- content --
     def text(self, s, chunks=None, chunk_size=None):
@@ -245,6 +249,11 @@ class Turn(object):
     def crlf(self):
         """Use CRLF line endings in the SSE framing."""
         self._crlf = True
+        return self
+
+    def bad_data(self, text):
+        """End the stream with an event whose data is `text` (not JSON)."""
+        self._bad_data = text
         return self
 
     def chat_usage(self):
@@ -416,13 +425,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         req = self._record()
-        if req.path.endswith("/models"):
+        if ("GET", req.path) in self.server.owner.routes:
+            self._send_json(200, self.server.owner.routes[("GET", req.path)])
+        elif req.path.endswith("/models"):
             self._send_json(200, {"object": "list", "data": [{"id": "mock-model", "object": "model", "owned_by": "mock"}]})
         else:
             self._send_json(404, {"error": {"message": "not found: %s" % req.path}})
 
     def do_POST(self):
         req = self._record()
+        if ("POST", req.path) in self.server.owner.routes:
+            self._send_json(200, self.server.owner.routes[("POST", req.path)])
+            return
         if req.api is None:
             self._send_json(404, {"error": {"message": "not found: %s" % req.path}})
             return
@@ -443,6 +457,8 @@ class _Handler(BaseHTTPRequestHandler):
             frames = ["event: %s%sdata: %s%s%s" % (name, nl, json.dumps(p), nl, nl) for name, p in turn.responses_events(model)]
         else:
             frames = ["data: %s%s%s" % (p if isinstance(p, str) else json.dumps(p), nl, nl) for p in turn.chat_chunks(model)]
+        if turn._bad_data is not None:
+            frames.append("data: %s%s%s" % (turn._bad_data, nl, nl))
         self.send_response(turn._status)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -499,6 +515,7 @@ class ModelServer(object):
         self._port = port
         self.default = default
         self.requests = []
+        self.routes = {}  # (method, path) -> JSON answered with 200 (e.g. llama.cpp's /props)
         self._queue = []
         self._lock = threading.Condition()
         self._stopping = threading.Event()

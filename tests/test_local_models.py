@@ -1,0 +1,478 @@
+"""Local models (issue 12): tool calls written as text, the string shell tool, argv with shell
+operators, non-login shells, tool-call limits, the served context window and the compact
+prompt, `--oss` discovery.  The scripted model server plays the model; the real one is in
+tests/test_local_model_e2e.py.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import codex
+from support.agent_env import MOCK_KEY_ENV, drain_until, mock_cli_args, mock_config, user_input
+from support.model_server import ModelServer, Turn
+
+REPO = codex.Path(codex.__file__).resolve().parent
+
+SHELL_CMD = "shell_command"
+
+
+def offered(cfg=None):
+    """name -> schema of the tools a Chat session offers (shell_command, update_plan)."""
+    cfg = cfg or type("Cfg", (), {"approval_policy": "never", "sandbox_mode": "read-only"})()
+    return {t["name"]: t["parameters"] for t in (codex.shell_command_tool(cfg), codex.update_plan_tool())}
+
+
+def fenced(obj, lang="json"):
+    return "```%s\n%s\n```" % (lang, json.dumps(obj))
+
+
+CALL = {"name": SHELL_CMD, "arguments": {"command": "echo hi > out.txt"}}
+
+
+# -- the parser --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,fmt", [
+    (fenced(CALL), "fenced_json"),
+    (fenced(CALL, lang=""), "fenced_json"),
+    ("I will create the file now.\n\n" + fenced(CALL) + "\n", "fenced_json"),
+    ('```json {"name": "shell_command", "arguments": {"command": "ls"}} ```', "fenced_json"),
+    ("<tool_call>\n%s\n</tool_call>" % json.dumps(CALL), "tool_call_tags"),
+    ("<tool_call>\n%s" % json.dumps(CALL), "tool_call_tags"),  # stopped at the end tag
+    ("<tool_call>\n%s\n</tool_call>" % fenced(CALL), "tool_call_tags"),
+    ('<function=shell_command>{"command": "ls"}</function>', "function_tags"),
+    ('<|python_tag|>{"name": "shell_command", "parameters": {"command": "ls"}}', "python_tag"),
+    ('[TOOL_CALLS][{"name": "shell_command", "arguments": {"command": "ls"}}]', "mistral_tool_calls"),
+    (json.dumps(CALL), "bare_json"),
+    (json.dumps({"type": "function", "function": {"name": SHELL_CMD, "arguments": '{"command": "ls"}'}}), "bare_json"),
+])
+def test_recovers_the_common_formats(text, fmt):
+    found = codex.recover_tool_calls(text, offered())
+    assert found is not None and found[0] == fmt
+    assert [name for name, _ in found[2]] == [SHELL_CMD]
+    assert isinstance(json.loads(found[2][0][1])["command"], str)
+
+
+def test_recovers_several_calls_and_keeps_the_prose():
+    text = "Two steps.\n<tool_call>\n%s\n</tool_call>\n<tool_call>\n%s\n</tool_call>" % (
+        json.dumps(CALL), json.dumps({"name": SHELL_CMD, "arguments": {"command": "cat out.txt"}}))
+    fmt, prose, calls = codex.recover_tool_calls(text, offered())
+    assert prose.strip() == "Two steps."
+    assert [json.loads(a)["command"] for _, a in calls] == ["echo hi > out.txt", "cat out.txt"]
+
+
+@pytest.mark.parametrize("text", [
+    "The answer is 42.",
+    fenced({"a": 1}),  # JSON, but not a call
+    fenced({"name": "rm_everything", "arguments": {"command": "ls"}}),  # a tool we did not offer
+    fenced({"name": SHELL_CMD, "arguments": {"cmd": "ls"}}),  # arguments that fail the schema
+    fenced({"name": SHELL_CMD, "arguments": {"command": ["ls"]}}),  # wrong type
+    fenced({"name": SHELL_CMD, "arguments": {"command": "ls"}, "extra": 1}),  # not a call object
+    # prose that quotes a call block: in the middle of the text, introduced as an example,
+    # or next to another call-like block the model is discussing
+    "A call looks like\n" + fenced(CALL) + "\nand the server runs it.",
+    "For example:\n" + fenced(CALL),
+    "Here is the format, like this:\n\n" + fenced(CALL),
+    "Wrong:\n" + fenced({"name": SHELL_CMD, "arguments": {"command": 1}}) + "\nRight:\n" + fenced(CALL),
+    "Write `<tool_call>` tags around %s when you call a tool." % json.dumps(CALL),
+    "<tool_call>\n%s\n</tool_call>\nThen I will check it." % json.dumps(CALL),
+    "```python\nprint('hi')\n```",
+    '```json\n{"name": "shell_command", "arguments": {"command": "ls"}\n```',  # broken JSON
+])
+def test_leaves_text_that_is_not_a_call(text):
+    assert codex.recover_tool_calls(text, offered()) is None
+
+
+def test_validates_nested_arguments():
+    plan_ok = {"name": "update_plan", "arguments": {"plan": [{"step": "a", "status": "pending"}]}}
+    plan_bad = {"name": "update_plan", "arguments": {"plan": [{"step": "a"}]}}
+    assert codex.recover_tool_calls(fenced(plan_ok), offered()) is not None
+    assert codex.recover_tool_calls(fenced(plan_bad), offered()) is None
+    assert codex.recover_tool_calls(fenced(CALL), {}) is None  # no tools offered, nothing recovered
+
+
+# -- recovery in a session (Chat wire) ---------------------------------------------------------
+
+def chat_session(server, codex_home, cwd, **extra):
+    cfg = mock_config(server, codex_home, cwd, wire="chat", **extra)
+    return codex.Session(cfg)
+
+
+def test_chat_session_runs_a_call_written_as_fenced_json(server, codex_home, tmp_path):
+    server.enqueue(Turn().text("Creating it.\n" + fenced(CALL)), Turn().text("Done."))
+    session = chat_session(server, codex_home, tmp_path)
+    session.submit(user_input("create out.txt"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "out.txt").read_text() == "hi\n"
+    recovered = [e for e in events if e["type"] == "tool_call_recovered"]
+    assert [(e["name"], e["format"]) for e in recovered] == [(SHELL_CMD, "fenced_json")]
+    begin = next(e for e in events if e["type"] == "exec_command_begin")
+    assert begin["call_id"] == recovered[0]["call_id"]
+    assert begin["command"] == [codex.script_shell(), "-c", "echo hi > out.txt"]
+    # the next request carries the call as a real tool call, the prose as content, and its result
+    messages = server.model_requests()[1].body["messages"]
+    assistant = next(m for m in messages if m["role"] == "assistant")
+    assert assistant["content"] == "Creating it."
+    assert assistant["tool_calls"][0]["function"]["name"] == SHELL_CMD
+    tool = next(m for m in messages if m["role"] == "tool")
+    assert tool["tool_call_id"] == recovered[0]["call_id"]
+    # the rollout says so too
+    lines = [json.loads(l) for l in open(str(session.rollout_path))]
+    assert any(l.get("type") == "event_msg" and l["payload"].get("type") == "tool_call_recovered" for l in lines)
+
+
+def test_recovery_can_be_turned_off_per_provider(server, codex_home, tmp_path):
+    server.enqueue(Turn().text(fenced(CALL)))
+    session = chat_session(server, codex_home, tmp_path, **{"model_providers.mock.recover_tool_calls": False})
+    session.submit(user_input("create out.txt"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert not (tmp_path / "out.txt").exists()
+    assert not [e for e in events if e["type"] in ("tool_call_recovered", "exec_command_begin")]
+    assert events[-1]["last_agent_message"] == fenced(CALL)
+
+
+def test_native_tool_calls_are_not_doubled(server, codex_home, tmp_path):
+    """A response with real tool_calls keeps its text as text, even when it quotes a call."""
+    server.enqueue(Turn().text(fenced(CALL)).function_call(SHELL_CMD, {"command": "echo native > n.txt"}),
+                   Turn().text("ok"))
+    session = chat_session(server, codex_home, tmp_path)
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "n.txt").exists() and not (tmp_path / "out.txt").exists()
+    assert not [e for e in events if e["type"] == "tool_call_recovered"]
+
+
+def test_exec_json_marks_the_recovered_call(server, codex_home, tmp_path):
+    server.enqueue(Turn().text("<tool_call>\n%s\n</tool_call>" % json.dumps(CALL)), Turn().text("Done."))
+    env = dict(os.environ, CODEX_HOME=str(codex_home), **{MOCK_KEY_ENV: "k"})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "codex.py"), "exec", "--json", "--skip-git-repo-check", "-s", "workspace-write",
+         "-C", str(tmp_path)] + mock_cli_args(server, "chat") + ["create out.txt"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    items = [json.loads(l)["item"] for l in proc.stdout.splitlines() if json.loads(l)["type"] == "item.completed"]
+    command = next(i for i in items if i["type"] == "command_execution")
+    assert command["recovered_from"] == "tool_call_tags"
+    assert command["exit_code"] == 0
+    assert (tmp_path / "out.txt").read_text() == "hi\n"
+
+
+def test_responses_wire_never_recovers(server, codex_home, tmp_path):
+    server.enqueue(Turn().text(fenced({"name": "shell", "arguments": {"command": ["touch", "x"]}})))
+    cfg = mock_config(server, codex_home, tmp_path, wire="responses")
+    session = codex.Session(cfg)
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert not (tmp_path / "x").exists()
+    assert not [e for e in events if e["type"] == "tool_call_recovered"]
+
+
+# -- the shell tools ---------------------------------------------------------------------------
+
+def tool_names(request):
+    body = request.body
+    if "messages" in body:
+        return [t["function"]["name"] for t in body.get("tools") or ()]
+    return [t["name"] for t in body.get("tools") or ()]
+
+
+def test_chat_providers_get_the_string_shell_tool_and_responses_the_argv_one(server, codex_home, tmp_path):
+    for wire, extra, want in (("chat", {}, SHELL_CMD), ("responses", {}, "shell"),
+                              ("chat", {"model_providers.mock.shell_tool": "shell"}, "shell"),
+                              ("responses", {"model_providers.mock.shell_tool": SHELL_CMD}, SHELL_CMD)):
+        server.clear()
+        server.enqueue(Turn().text("hi"))
+        session = codex.Session(mock_config(server, codex_home, tmp_path, wire=wire, **extra))
+        session.submit(user_input("hi"))
+        drain_until(session, "task_complete", timeout=30)
+        session.shutdown()
+        names = tool_names(server.model_requests()[0])
+        assert names[0] == want and ("shell" if want == SHELL_CMD else SHELL_CMD) not in names, (wire, extra)
+        instructions = (server.model_requests()[0].body.get("instructions")
+                        or server.model_requests()[0].body["messages"][0]["content"])
+        assert "`%s`" % want in instructions
+
+
+def test_bad_shell_tool_setting_is_a_named_error(run_codex):
+    proc = run_codex("exec", "-c", 'model_providers.x.base_url="http://127.0.0.1:9/v1"',
+                     "-c", 'model_providers.x.shell_tool="sh"', "-c", 'model_provider="x"', "hi")
+    assert proc.returncode != 0
+    assert "model_providers.x.shell_tool" in proc.stderr and "shell_command" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def run_calls(server, codex_home, cwd, calls, wire="responses", **extra):
+    """Script `calls` (name, args) one per turn then "done"; return the session's events."""
+    server.enqueue(*[Turn().function_call(name, args, call_id="c%d" % i) for i, (name, args) in enumerate(calls)])
+    server.enqueue(Turn().text("done"))
+    session = codex.Session(mock_config(server, codex_home, cwd, wire=wire, **extra))
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=60)
+    session.shutdown()
+    return events
+
+
+def test_argv_with_shell_operators_runs_as_the_script_it_is(server, codex_home, tmp_path):
+    events = run_calls(server, codex_home, tmp_path, [("shell", {"command": ["echo", "hello world", ">", "hello.txt"]})])
+    assert (tmp_path / "hello.txt").read_text() == "hello world\n"
+    begin = next(e for e in events if e["type"] == "exec_command_begin")
+    assert begin["command"] == [codex.script_shell(), "-c", "echo 'hello world' > hello.txt"]
+
+
+def test_argv_without_operators_is_left_alone():
+    assert codex.shell_argv_script(["grep", "a|b", "file"]) is None
+    assert codex.shell_argv_script(["find", ".", "-name", "x", "-exec", "rm", "{}", ";"]) is None
+    assert codex.shell_argv_script(["test", "a", "<", "b"]) is None
+    assert codex.shell_argv_script(["ls", "*.py", "|", "wc", "-l"]) == "ls *.py | wc -l"
+
+
+def test_approval_sees_the_script_that_runs(server, codex_home, tmp_path):
+    server.enqueue(Turn().function_call("shell", {"command": ["echo", "x", ">", "f.txt"]}, call_id="c1"),
+                   Turn().text("done"))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, approval="untrusted", sandbox="workspace-write"))
+    session.submit(user_input("go"))
+    events = drain_until(session, "exec_approval_request", timeout=30)
+    assert events[-1]["command"] == [codex.script_shell(), "-c", "echo x > f.txt"]
+    session.submit({"type": "exec_approval", "id": "0", "decision": "denied"})
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert not (tmp_path / "f.txt").exists()
+
+
+def write_profile(home):
+    """A login profile that writes outside the sandbox and prints, as pyenv's rehash does."""
+    (home / ".bash_profile").write_text("echo PROFILE-RAN; touch %s/profile-wrote\n" % home)
+
+
+def test_login_scripts_run_without_the_login_profile(server, codex_home, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    write_profile(home)
+    monkeypatch.setenv("HOME", str(home))
+    work = tmp_path / "w"
+    work.mkdir()
+    events = run_calls(server, codex_home, work, [("shell", {"command": ["bash", "-lc", "echo own-output"]})],
+                       sandbox="workspace-write")
+    end = next(e for e in events if e["type"] == "exec_command_end")
+    assert end["aggregated_output"] == "own-output\n"
+    begin = next(e for e in events if e["type"] == "exec_command_begin")
+    assert begin["command"] == ["bash", "-c", "echo own-output"]
+    assert not (home / "profile-wrote").exists()
+
+
+def test_shell_login_true_keeps_the_login_shell(server, codex_home, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    write_profile(home)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SHELL", "/bin/bash")
+    events = run_calls(server, codex_home, tmp_path, [(SHELL_CMD, {"command": "echo own-output"})],
+                       wire="chat", shell_login=True)
+    begin = next(e for e in events if e["type"] == "exec_command_begin")
+    assert begin["command"] == ["bash", "-lc", "echo own-output"]
+    end = next(e for e in events if e["type"] == "exec_command_end")
+    assert "PROFILE-RAN" in end["aggregated_output"]
+
+
+def test_shell_command_runs_a_script_with_workdir_and_timeout(server, codex_home, tmp_path):
+    (tmp_path / "sub").mkdir()
+    events = run_calls(server, codex_home, tmp_path, [
+        (SHELL_CMD, {"command": "printf 'a\\nb\\n' | wc -l > n.txt && cat n.txt", "workdir": "sub"}),
+        (SHELL_CMD, {"command": "sleep 5", "timeout_ms": 300}),
+        (SHELL_CMD, {"command": ""}),
+    ], wire="chat")
+    assert (tmp_path / "sub" / "n.txt").read_text().strip() == "2"
+    ends = [e for e in events if e["type"] == "exec_command_end"]
+    assert ends[0]["exit_code"] == 0 and ends[1]["exit_code"] != 0
+    outputs = [m for m in events if m["type"] == "exec_command_end"]
+    assert len(outputs) == 2  # the empty command never ran
+
+
+def test_apply_patch_through_shell_command_heredoc(server, codex_home, tmp_path):
+    patch = "*** Begin Patch\n*** Add File: a.txt\n+alpha\n*** End Patch"
+    events = run_calls(server, codex_home, tmp_path, [(SHELL_CMD, {"command": "apply_patch <<'EOF'\n%s\nEOF" % patch})],
+                       wire="chat")
+    assert (tmp_path / "a.txt").read_text() == "alpha\n"
+    assert any(e["type"] == "patch_apply_end" and e["success"] for e in events)
+
+
+# -- runaway turns -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("wire", ["responses", "chat"])
+def test_the_same_call_repeated_stops_the_turn(server, codex_home, tmp_path, wire):
+    plan = {"plan": [{"step": "think", "status": "in_progress"}]}
+    events = run_calls(server, codex_home, tmp_path, [("update_plan", plan)] * 6, wire=wire)
+    errors = [e["message"] for e in events if e["type"] == "error"]
+    assert len(errors) == 1 and "same arguments 4 times in a row" in errors[0] and "max_repeated_tool_calls" in errors[0]
+    assert len([e for e in events if e["type"] == "plan_update"]) == 3  # the 4th was not run
+    assert len(server.model_requests()) == 4
+    assert events[-1]["type"] == "task_complete"
+
+
+def test_too_many_calls_in_a_turn_stop_it_and_the_history_stays_whole(server, codex_home, tmp_path):
+    calls = [("shell", {"command": ["echo", str(i)]}) for i in range(3)]
+    server.enqueue(*[Turn().function_call(n, a, call_id="c%d" % i) for i, (n, a) in enumerate(calls)])
+    session = codex.Session(mock_config(server, codex_home, tmp_path, max_tool_calls_per_turn=2))
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=60)
+    assert "more than 2 tool calls" in [e for e in events if e["type"] == "error"][0]["message"]
+    assert len([e for e in events if e["type"] == "exec_command_end"]) == 2
+    # every call in history has its output, so the next message is a valid request
+    server.enqueue(Turn().text("ok"))
+    session.submit(user_input("go on"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    last = server.model_requests()[-1].body["input"]
+    calls_ids = [i["call_id"] for i in last if i["type"] == "function_call"]
+    outputs = {i["call_id"]: i["output"] for i in last if i["type"] == "function_call_output"}
+    assert calls_ids == ["c0", "c1", "c2"] and set(outputs) == set(calls_ids)
+    assert outputs["c2"].startswith("not run: the turn was stopped")
+
+
+def test_loop_handler_can_let_the_turn_go_on(server, codex_home, tmp_path):
+    plan = {"plan": [{"step": "x", "status": "pending"}]}
+    server.enqueue(*[Turn().function_call("update_plan", plan, call_id="c%d" % i) for i in range(3)])
+    server.enqueue(Turn().text("done"))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, max_repeated_tool_calls=2))
+    asked = []
+    session.loop_handler = lambda message: asked.append(message) or True
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert len(asked) == 1 and "2 times in a row" in asked[0]
+    assert not [e for e in events if e["type"] == "error"] and len([e for e in events if e["type"] == "plan_update"]) == 3
+
+
+def test_limits_can_be_turned_off_and_must_not_be_negative(server, codex_home, tmp_path, run_codex):
+    plan = {"plan": [{"step": "x", "status": "pending"}]}
+    events = run_calls(server, codex_home, tmp_path, [("update_plan", plan)] * 6, max_repeated_tool_calls=0)
+    assert not [e for e in events if e["type"] == "error"]
+    proc = run_codex("exec", "-c", "max_tool_calls_per_turn=-1", "hi")
+    assert proc.returncode != 0 and "max_tool_calls_per_turn" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- the served context window and the compact prompt ------------------------------------------
+
+def test_window_from_llama_cpp_props_makes_the_prompt_compact_and_stable(server, codex_home, tmp_path):
+    server.routes[("GET", "/props")] = {"default_generation_settings": {"n_ctx": 4096}, "total_slots": 1}
+    server.enqueue(Turn().function_call(SHELL_CMD, {"command": "echo 1"}, call_id="a"), Turn().text("done"))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat", model="qwen-local"))
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert session.context_window == 4096
+    assert next(e for e in events if e["type"] == "task_started")["model_context_window"] == 4096
+    first, second = [r.body for r in server.model_requests()]
+    system = first["messages"][0]["content"]
+    assert system.startswith("You are codex") and len(system) < 1500 and "`shell_command`" in system
+    assert [t["function"]["name"] for t in first["tools"]] == [SHELL_CMD]  # no update_plan in compact mode
+    assert len(json.dumps(first["tools"])) < 600
+    # a stable prefix for the server's prompt cache: the second request extends the first
+    assert second["tools"] == first["tools"]
+    assert second["messages"][:len(first["messages"])] == first["messages"]
+
+
+@pytest.mark.parametrize("routes,want", [
+    ({("GET", "/v1/models"): {"data": [{"id": "m", "max_model_len": 16384}]}}, 16384),  # vLLM
+    ({("GET", "/v1/models"): {"data": [{"id": "other", "meta": {"n_ctx": 8192}}]}}, 8192),  # llama.cpp, one model
+    ({("GET", "/v1/models"): {"data": [{"id": "a", "context_length": 1000}, {"id": "b", "context_length": 2000}]}}, None),
+])
+def test_window_from_the_model_list(server, routes, want):
+    server.routes.update(routes)
+    provider = codex.ProviderInfo("p%d" % id(routes), base_url=server.url, wire_api="chat")
+    assert codex.discover_context_window(provider, "m") == want
+
+
+def test_window_from_ollama_api_show(server):
+    provider = codex.ProviderInfo("ollama", base_url=server.url + "?x=%d" % id(server), wire_api="chat")
+    provider.base_url = server.url
+    codex._SERVED_WINDOWS.pop((server.url, "qwen2.5-coder:1.5b"), None)
+    server.routes[("POST", "/api/show")] = {"parameters": "num_ctx                        8192\nstop \"<|im_end|>\"",
+                                            "model_info": {"qwen2.context_length": 32768}}
+    assert codex.discover_context_window(provider, "qwen2.5-coder:1.5b") == 8192
+    codex._SERVED_WINDOWS.pop((server.url, "qwen2.5-coder:1.5b"), None)
+    server.routes[("POST", "/api/show")] = {"parameters": "", "model_info": {"qwen2.context_length": 32768}}
+    assert codex.discover_context_window(provider, "qwen2.5-coder:1.5b") == codex.OLLAMA_DEFAULT_NUM_CTX
+    codex._SERVED_WINDOWS.pop((server.url, "qwen2.5-coder:1.5b"), None)
+
+
+def test_configured_window_wins_and_compact_prompt_can_be_forced(server, codex_home, tmp_path):
+    server.routes[("GET", "/props")] = {"default_generation_settings": {"n_ctx": 4096}}
+    server.enqueue(Turn().text("hi"))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat", model="cfg-window",
+                                        model_context_window=100000, compact_prompt=False))
+    session.submit(user_input("hi"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert session.context_window == 100000
+    assert "# How you work" in server.model_requests()[0].body["messages"][0]["content"]
+    assert not [r for r in server.requests if r.path == "/props"]  # nothing to ask
+
+
+# -- --oss -------------------------------------------------------------------------------------
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_oss_finds_a_server_on_its_usual_ports(server):
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    dead = closed_port()
+    base, ids = codex.find_local_server(ports=((dead, "Ollama"), (port, "llama.cpp")))
+    assert base == "http://localhost:%d/v1" % port and ids == ["mock-model"]
+
+
+def test_oss_says_which_ports_it_tried(codex_home, tmp_path):
+    ports = codex.OSS_PORTS
+    with pytest.raises(codex.ConfigError) as err:
+        codex.find_local_server(ports=((closed_port(), "Ollama"), (closed_port(), "vLLM")))
+    assert "tried ports" in str(err.value) and "Ollama: nothing listening" in str(err.value)
+    assert [p for p, _ in ports] == [11434, 8080, 1234, 8000]
+
+
+def test_exec_oss_uses_the_server_it_finds(server, codex_home, tmp_path):
+    """`--oss` with CODEX_OSS_PORT unset probes the usual ports; with it set, uses that port."""
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    server.enqueue(Turn().text("local hello"))
+    env = dict(os.environ, CODEX_HOME=str(codex_home), CODEX_OSS_PORT=str(port))
+    proc = subprocess.run([sys.executable, str(REPO / "codex.py"), "exec", "--oss", "--skip-git-repo-check",
+                           "-C", str(tmp_path), "hi"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "local hello" in proc.stdout
+    assert server.model_requests()[0].body["model"] == codex.DEFAULT_OSS_MODEL
+
+
+@pytest.mark.parametrize("key,goes_on", [("y", True), ("n", False)])
+def test_repl_asks_whether_to_go_on_at_a_limit(tmp_path, codex_home, server, key, goes_on):
+    pytest.importorskip("pexpect")
+    from support.repl_pty import ReplPty
+
+    work = tmp_path / "work"
+    (work / ".git").mkdir(parents=True)
+    plan = {"plan": [{"step": "x", "status": "pending"}]}
+    server.enqueue(*[Turn().function_call("update_plan", plan, call_id="c%d" % i) for i in range(3)])
+    server.enqueue(Turn().text("finished after all"))
+    argv = [str(REPO / "codex.py"), "-C", str(work), "-m", "gpt-5", "-s", "danger-full-access", "-a", "never",
+            "-c", "max_repeated_tool_calls=2"] + mock_cli_args(server)
+    r = ReplPty(sys.executable, argv, {"CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "test-key"}, work,
+                tmp_path / "pty.log")
+    r.submit("plan it")
+    r.expect("Let the model go on")
+    r.expect("2 times in a row")
+    r.send(key)
+    if goes_on:
+        r.expect("finished after all")
+    else:
+        r.expect("stopped the turn")
+    r.expect_prompt()
+    r.quit()
+    assert len(server.model_requests()) == (4 if goes_on else 2)
