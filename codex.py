@@ -6143,7 +6143,7 @@ def _deny_syscall(flt, action, name):
                  "that rule; upgrade libseccomp2 or use a codex build with the compiled helper" % (name, error))
 
 
-def _apply_seccomp(network, pid_ns=True, user_ns=True):
+def _apply_seccomp(network, pid_ns=True, ipc_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
         pyseccomp = _import_pyseccomp()
@@ -6164,7 +6164,7 @@ def _apply_seccomp(network, pid_ns=True, user_ns=True):
         for flag in CLONE_NAMESPACE_FLAGS:
             flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
         _deny_syscall(flt, pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # flags behind a pointer: libc falls back to clone
-        if not user_ns:
+        if not ipc_ns:
             for name in SECCOMP_IPC_DENIED:
                 _deny_syscall(flt, deny, name)
         if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
@@ -6204,14 +6204,17 @@ def _enter_namespaces(libc, max_procs=0):
     """Enter new user, mount, IPC (+ PID) namespaces, map our ids, set RLIMIT_NPROC (it then
     counts this namespace's processes only; never uid 0's).  No network namespace (it costs
     milliseconds; seccomp keeps every socket but AF_UNIX stream ones).
-    Returns (entered, pid_ns); entered is False when the kernel refuses (errno set)."""
+    Returns (entered, pid_ns, ipc_ns); entered is False when the kernel refuses (errno set)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    flags = 0x10000000 | 0x00020000 | 0x08000000  # CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC
-    pid_ns = libc.unshare(ctypes.c_int(flags | 0x20000000)) == 0  # + CLONE_NEWPID
-    if not pid_ns and libc.unshare(ctypes.c_int(flags)) != 0:
-        return False, False
+    user_ns, ipc, pid = 0x10000000 | 0x00020000, 0x08000000, 0x20000000  # CLONE_NEWUSER|NEWNS, NEWIPC, NEWPID
+    # where a container refuses the PID or IPC namespace, the next best set (as the C helper)
+    for flags in (user_ns | ipc | pid, user_ns | pid, user_ns | ipc, user_ns):
+        if libc.unshare(ctypes.c_int(flags)) == 0:
+            break
+    else:
+        return False, False, False
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
             with open("/proc/self/" + name, "w") as fh:
@@ -6225,7 +6228,7 @@ def _enter_namespaces(libc, max_procs=0):
             resource.setrlimit(resource.RLIMIT_NPROC, (max_procs, max_procs))
         except (OSError, ValueError) as exc:
             _helper_fail(120, "setrlimit(RLIMIT_NPROC) failed: %s" % exc)
-    return True, pid_ns
+    return True, bool(flags & pid), bool(flags & ipc)
 
 
 def _drop_capabilities(libc):
@@ -6476,7 +6479,7 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    user_ns, pid_ns = _enter_namespaces(libc, opts["max_procs"])
+    user_ns, pid_ns, ipc_ns = _enter_namespaces(libc, opts["max_procs"])
     private_shm, report = False, None
     if user_ns:
         if pid_ns:
@@ -6486,7 +6489,7 @@ def _sandbox_helper_main(args):
     elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
-    _apply_seccomp(opts["network"], pid_ns, user_ns)
+    _apply_seccomp(opts["network"], pid_ns, ipc_ns)
     _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
     if opts["cwd"]:
         try:

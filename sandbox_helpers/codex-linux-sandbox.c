@@ -33,9 +33,9 @@
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) -- required with
- *      --read-only, --hide or --ro-mounts, else best effort -- and map our uid/gid to
- *      themselves.  The IPC namespace hides the SysV IPC and POSIX message queues of outside
+ *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) (where a container
+ *      refuses the PID or IPC namespace: without it) -- required with --read-only, --hide or
+ *      --ro-mounts, else best effort -- and map our uid/gid to themselves.  The IPC namespace hides the SysV IPC and POSIX message queues of outside
  *      processes; a private tmpfs on /dev/shm (writable, 64 MiB) does the same for POSIX
  *      shared memory and semaphores.  RLIMIT_NPROC = --max-procs then counts this user
  *      namespace's processes only (the kernel never applies it to uid 0: see step 6).
@@ -64,7 +64,8 @@
  *        ioctls;
  *      - without a PID namespace: prlimit64 on another process (RLIMIT_CPU/FSIZE on codex kill
  *        it; inside the namespace no outside pid can be named at all);
- *      - without an IPC namespace: the SysV IPC and POSIX message queue syscalls;
+ *      - without an IPC namespace (no user namespaces, or refused): the SysV IPC and POSIX
+ *        message queue syscalls;
  *      - network off: socket/socketpair for every family but AF_UNIX, and AF_UNIX only as
  *        SOCK_STREAM or SOCK_SEQPACKET: no datagram socket exists (SOCK_DGRAM, or SOCK_RAW,
  *        which AF_UNIX turns into one), so no sendto/sendmsg/sendmmsg can name a pathname
@@ -247,7 +248,7 @@ static const char *writable[MAX_PATHS];
 static const char *read_only[MAX_PATHS];
 static const char *hidden[MAX_PATHS];
 static const char *hidden_dirs[MAX_PATHS];
-static int n_writable, n_read_only, n_hidden, n_hidden_dirs, ro_mounts, pid_ns, user_ns, private_shm;
+static int n_writable, n_read_only, n_hidden, n_hidden_dirs, ro_mounts, pid_ns, ipc_ns, private_shm;
 static long max_procs;
 
 static void fail(int code, const char *what, int err)
@@ -486,7 +487,7 @@ static void build_filter(int network)
     for (i = 0; i < sizeof always / sizeof always[0]; i++)
         deny_always(always[i]);
     deny_clone_namespaces();
-    if (!user_ns)
+    if (!ipc_ns)
         for (i = 0; i < sizeof ipc / sizeof ipc[0]; i++)
             deny_always(ipc[i]);
     if (!network) {
@@ -579,13 +580,26 @@ static int enter_namespaces(void)
     char map[64];
     uid_t uid = getuid();
     gid_t gid = getgid();
-    int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC;
-    /* the PID namespace lets the command's leftovers die with it (see fork_pid_namespace_init) */
-    if (unshare(flags | CLONE_NEWPID) == 0)
-        pid_ns = 1;
-    else if (unshare(flags) != 0)
+    /* the PID namespace lets the command's leftovers die with it (see fork_pid_namespace_init);
+     * where a container refuses the PID or IPC namespace, the next best set */
+    static const int tries[] = {
+        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID,
+        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC, CLONE_NEWUSER | CLONE_NEWNS,
+    };
+    size_t i;
+    int err = 0;
+    for (i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        if (unshare(tries[i]) == 0)
+            break;
+        if (i == 0)
+            err = errno;
+    }
+    if (i == sizeof tries / sizeof tries[0]) {
+        errno = err;
         return 0;
-    user_ns = 1;
+    }
+    pid_ns = (tries[i] & CLONE_NEWPID) != 0;
+    ipc_ns = (tries[i] & CLONE_NEWIPC) != 0;
     if (write_file("/proc/self/setgroups", "deny") != 0)
         fail(EXIT_MOUNTS, "writing /proc/self/setgroups failed", errno);
     snprintf(map, sizeof map, "%u %u 1", (unsigned)uid, (unsigned)uid);
