@@ -12522,6 +12522,7 @@ SLASH_COMMANDS = (
     ("approvals", "choose what Codex can do without approval"),
     ("resume", "resume an earlier session"),
     ("mcp", "list MCP servers, their state and tools"),
+    ("review", "review a change (uncommitted, a branch or a commit) and list findings"),
     ("quit", "exit Codex"),
 )
 SLASH_ALIASES = {"exit": "quit", "clear": "new"}  #: other spellings accepted
@@ -12577,6 +12578,11 @@ _TRAILING_PAD_RE = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)*[ \t](?:[ \t]|\x1b\[[0-
 # -- terminal and text helpers --------------------------------------------------------------
 
 
+#: output width when it is not a terminal: lines are not wrapped (a pipe or a log file wrapped
+#: at 80 columns broke long lines, URLs and code); COLUMNS sets another width
+PIPE_WIDTH = 100000
+
+
 def _terminal_caps(stream=None, environ=None):
     """{"tty", "color", "hyperlinks", "width"} for the output stream (NO_COLOR, TERM=dumb)."""
     environ = os.environ if environ is None else environ
@@ -12588,9 +12594,11 @@ def _terminal_caps(stream=None, environ=None):
     term = environ.get("TERM", "")
     dumb = term in ("dumb", "unknown")
     try:
-        width = os.get_terminal_size(stream.fileno()).columns if tty else 80
+        width = os.get_terminal_size(stream.fileno()).columns if tty else PIPE_WIDTH
     except (OSError, AttributeError, ValueError):
-        width = 80
+        width = PIPE_WIDTH
+    if not tty and str(environ.get("COLUMNS", "")).isdigit() and int(environ["COLUMNS"]) > 0:
+        width = int(environ["COLUMNS"])  # asked for explicitly
     forced = environ.get("FORCE_HYPERLINK")
     if forced is not None:
         links = forced not in ("0", "false", "")
@@ -14685,11 +14693,14 @@ class Repl(object):
         self.turn_usage = {}
         self._keys = None
         self._stream = None  # MarkdownStream of the answer being streamed
+        self._reviewing = False  # a /review turn is running: its JSON answer is not streamed
+        self._last_answer = None  # the last agent message of the last turn (task_complete)
         self._rstream = None  # MarkdownStream of the reasoning summary being streamed
         self._reasoning_streamed = False
         self._execs = {}
         self._mcp = {}
         self._turn_error = None
+        self.failed_turns = 0  # turns that ended in an error (a piped REPL then exits 1)
         self._turn_id = None  # submission id of the running turn
         self._resume_path = None  # the rollout /resume continues
         self.typeahead = ""  # typed while a turn ran, not yet sent: goes into the composer
@@ -14806,7 +14817,9 @@ class Repl(object):
                 self.submit_user(text)
         finally:
             self.close()
-        return 0
+        # Fed from a pipe, a failed turn is a failure of the run (as in exec); on a terminal
+        # the user saw it and quit normally.
+        return 1 if self.failed_turns and not self.interactive else 0
 
     def close(self):
         """Flush history and shut the session down."""
@@ -14847,13 +14860,62 @@ class Repl(object):
 
         return contextlib.nullcontext(None)
 
+    def _wait_for_mcp(self, session):
+        """Before a user turn: wait for MCP servers still starting (each bounded by its
+        startup_timeout_sec), showing which; Esc or Ctrl-C goes on without them (their tools
+        join the session when they are ready).  Failures are shown before the turn."""
+        manager = getattr(session, "mcp", None)
+        if manager is None or not manager.starting():
+            return
+        stop = threading.Event()
+        waiter = threading.Thread(target=session.wait_for_mcp, kwargs={"cancel": stop}, name="codex-mcp-wait", daemon=True)
+        waiter.start()
+        shown = None
+        with self._key_context() as keys:
+            self.renderer.start_status("Waiting for MCP servers")
+            try:
+                while waiter.is_alive():
+                    starting = manager.starting()
+                    if starting != shown:
+                        shown = starting
+                        self.renderer.set_status("Waiting for MCP server%s to start: %s (Esc: go on without)"
+                                                 % ("s" if len(starting) > 1 else "", ", ".join(starting)))
+                    try:
+                        key = keys.get(0.05) if keys is not None else None
+                    except KeyboardInterrupt:
+                        key = "esc"
+                    if keys is None:
+                        waiter.join(0.05)
+                    if isinstance(key, tuple) and key[0] == "paste":
+                        self.typeahead += key[1]
+                    elif isinstance(key, str) and len(key) == 1 and key.isprintable():
+                        self.typeahead += key  # typing on goes to the composer after the turn
+                    elif key == "enter" and self.typeahead.strip():
+                        self.queued.append(self.typeahead.strip())
+                        self.typeahead = ""
+                    if key in ("esc", "ctrl-c"):
+                        stop.set()
+                        waiter.join(1.0)
+                        left = manager.starting()
+                        if left:
+                            self.renderer.note("going on without %s (%s tools join when ready)" % (
+                                ", ".join(left), "its" if len(left) == 1 else "their"))
+                        break
+            finally:
+                self.renderer.stop_status()
+        for message in manager.new_failures():  # if the waiter was cut short
+            self.renderer.error(message)
+
     def run_turn(self, op):
         """Submit `op` and render events until the turn ends (Esc / Ctrl-C interrupt it)."""
         try:
             session = self._ensure_session()
+            if op.get("type") in ("user_input", "user_turn"):
+                self._wait_for_mcp(session)
             self._turn_id = session.submit(op)
         except CodexError as exc:
             self.renderer.error(str(exc))
+            self.failed_turns += 1
             return
         self.turn_usage, self._turn_error = {}, None
         self._stream = self._rstream = None
@@ -14910,6 +14972,8 @@ class Repl(object):
             elif key == "enter" and self.typeahead.strip():
                 self.queued.append(self.typeahead.strip())
                 self.typeahead = ""
+        if self._turn_error is not None:
+            self.failed_turns += 1
         self._flush_history()
         self.files.refresh()  # the turn may have created files: `@` finds them next
         for key, value in self.turn_usage.items():
@@ -14950,11 +15014,15 @@ class Repl(object):
             stream.finish()
 
     def _on_agent_message_delta(self, event, msg):
+        if self._reviewing:
+            return  # a review's answer is JSON: shown as findings when the turn ends
         if self._stream is None:
             self._stream = self.renderer.start_answer()
         self._stream.push(msg.get("delta", ""))
 
     def _on_agent_message(self, event, msg):
+        if self._reviewing:
+            return
         if self._stream is not None:
             self._close_streams()
             return
@@ -15106,6 +15174,7 @@ class Repl(object):
 
     def _on_task_complete(self, event, msg):
         if event.get("id") in (None, self._turn_id):
+            self._last_answer = msg.get("last_agent_message")
             last = msg.get("last_agent_message") or "Agent turn complete"
             self.renderer.desktop_notification("agent-turn-complete", last)
 
@@ -15500,6 +15569,86 @@ class Repl(object):
         self.ctx = self.ctx.with_overrides(model=name, effort=effort, source="/model")
         self._override(model=name, effort=effort)
         self.renderer.note("model: %s%s" % (name, " (reasoning %s)" % effort if effort else ""))
+
+    def _slash_review(self, arg):
+        """/review [--uncommitted | --base BRANCH | --commit SHA] [focus]: a read-only review turn
+        whose findings stay in the conversation, so the next prompt can ask for a fix."""
+        import shlex
+
+        try:
+            words = shlex.split(arg)
+        except ValueError:
+            words = arg.split()
+        scope, focus = {}, []
+        it = iter(words)
+        for word in it:
+            if word == "--uncommitted":
+                scope["uncommitted"] = True
+            elif word in ("--base", "--commit"):
+                scope[word[2:]] = next(it, None)
+                if not scope[word[2:]]:
+                    self.renderer.error("/review %s needs a value" % word)
+                    return
+            else:
+                focus.append(word)
+        if not scope and not focus:
+            scope = self._pick_review_scope()
+            if scope is None:
+                return
+        try:
+            request = prepare_review(self.ctx.cwd, focus=" ".join(focus) or None,
+                                     context_window=self.ctx.family.context_window, **scope)
+        except CodexError as exc:
+            self.renderer.error("/review: %s" % exc)
+            return
+        self.renderer.note(request.summary(focus=" ".join(focus) or None))
+        before = self.ctx
+        try:  # read-only and never asking, whatever the session's policy; restored afterwards
+            self.ctx = before.with_overrides(approval_policy="never", sandbox_policy={"mode": "read-only"}, source="/review")
+        except CodexError:
+            self.ctx = before.with_overrides(sandbox_policy={"mode": "read-only"}, source="/review")
+        self._override(approval_policy=self.ctx.approval_policy, sandbox_policy=self.ctx.sandbox_policy.to_wire())
+        self._reviewing, self._last_answer = True, None
+        try:
+            self.run_turn({"type": "user_input", "items": [{"type": "text", "text": request.prompt}]})
+        finally:
+            self._reviewing = False
+            self.ctx = before
+            self._override(approval_policy=before.approval_policy, sandbox_policy=before.sandbox_policy.to_wire())
+        if self._last_answer is None:
+            return  # interrupted or failed: run_turn said so
+        from rich.text import Text
+
+        review = parse_review(self._last_answer, request.scope.root)
+        self.renderer.print(Text(render_review(review, request.scope, request.left_out).rstrip("\n")))
+        if review["findings"]:
+            self.renderer.note("ask for a fix in your next message, e.g. \"fix finding 1\" (the findings are in the conversation)")
+
+    def _pick_review_scope(self):
+        """The scope picker of /review: a dict of prepare_review arguments, or None (Esc)."""
+        choice = self._pick("/review  what should be reviewed?", [
+            "uncommitted changes (staged, unstaged, untracked)", "this branch against a base branch",
+            "one commit", "the default: uncommitted changes if any, else this branch"])
+        if choice is None:
+            return None
+        if choice == 0:
+            return {"uncommitted": True}
+        if choice == 3:
+            return {}
+        try:
+            if choice == 1:
+                current = _git_line(self.ctx.cwd, "rev-parse", "--abbrev-ref", "HEAD")
+                names = [n for n in run_git(self.ctx.cwd, "for-each-ref", "--format=%(refname:short)", "refs/heads",
+                                            "refs/remotes", "--sort=-committerdate", "--count=10").decode("utf-8", "replace").split()
+                         if n != current and not n.endswith("/HEAD")][:9]
+                pick = self._pick("/review  against which branch?", names) if names else None
+                return None if pick is None else {"base": names[pick]}
+            lines = run_git(self.ctx.cwd, "log", "-9", "--format=%h %s").decode("utf-8", "replace").splitlines()
+            pick = self._pick("/review  which commit?", [terminal_safe(l) for l in lines]) if lines else None
+            return None if pick is None else {"commit": lines[pick].split()[0]}
+        except CodexError as exc:
+            self.renderer.error("/review: %s" % exc)
+            return None
 
     def _slash_approvals(self, arg):
         labels = ["%s \u2014 %s%s" % (label, desc, "  (current)" if (ap, sm) == (self.ctx.approval_policy, self.ctx.sandbox_policy.mode) else "")
