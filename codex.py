@@ -2799,8 +2799,8 @@ def model_family(slug, cfg=None):
     if cfg is not None:
         if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
-        provider = getattr(cfg, "provider", None)
-        served = _SERVED_WINDOWS.get((getattr(provider, "base_url", None), slug))
+        provider = cfg.provider
+        served = _SERVED_WINDOWS.get((provider.base_url, slug))
         if served:
             found.context_window = served
         if cfg.model_context_window:
@@ -4817,11 +4817,9 @@ def apply_changes(changes):
 
 def _create_patch_temp(path):
     """Create a new empty temp file next to `path`; returns (fd, Path). Never follows a symlink."""
-    import secrets  # startup budget: only when a patch is applied
-
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = path.with_name(".%s.codex-patch.%s" % (path.name, secrets.token_hex(8)))
+        tmp = path.with_name(".%s.codex-patch.%s" % (path.name, os.urandom(8).hex()))
         try:
             return os.open(str(tmp), flags, 0o666), tmp  # umask applies, as for open(..., "wb")
         except FileExistsError:
@@ -4855,6 +4853,46 @@ def apply_patch(text, cwd):
     changes = plan_patch(text, cwd)
     apply_changes(changes)
     return patch_summary(changes)
+
+
+#: argv[1] that turns codex into the `apply_patch` command (run inside the sandbox, §13)
+APPLY_PATCH_ARGV = "__codex_apply_patch__"
+APPLY_PATCH_NAMES = ("apply_patch", "applypatch")  #: the command's names on PATH in the sandbox
+
+
+def apply_patch_main(args):
+    """`apply_patch [PATCH]`: the patch from its one argument or stdin, applied under the cwd.
+
+    What codex runs inside the sandbox for every patch (and what `apply_patch` on PATH runs
+    there), so that Landlock and the mounts decide what the patch may write.  Prints the
+    summary (exit 0) or the error (stderr, exit 1), as upstream's apply_patch.  codex itself
+    passes `--cd DIR` first: the directory the patch's paths are relative to (the model's
+    workdir, resolved by the kernel here, inside the sandbox).
+    """
+    base = None
+    if len(args) >= 2 and args[0] == "--cd":
+        base, args = args[1], args[2:]
+    if len(args) > 1:
+        sys.stderr.write("Error: apply_patch accepts exactly one argument.\n")
+        return 2
+    if args:
+        text = args[0]
+    else:
+        data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        text = data.decode("utf-8", "replace")
+        if not text.strip():
+            sys.stderr.write("Usage: apply_patch 'PATCH'\n       echo 'PATCH' | apply_patch\n")
+            return 2
+    try:
+        out = apply_patch(text, base if base is not None else os.getcwd())
+    except PatchError as exc:
+        sys.stderr.write("%s\n" % exc)
+        return 1
+    except OSError as exc:  # the cwd vanished, a read the sandbox refused...
+        sys.stderr.write("Failed to apply the patch: %s\n" % (exc.strerror or exc))
+        return 1
+    sys.stdout.write(out)
+    return 0
 
 
 ###############################################################################
@@ -5336,7 +5374,8 @@ class SandboxPolicy(object):
         path = Path(path)
         if not path.is_absolute():
             path = Path(cwd) / path
-        real = os.path.realpath(os.path.normpath(str(path)))
+        # resolved as the kernel does: `lnk/..` is the parent of lnk's target, not `.` (never normpath first)
+        real = os.path.realpath(str(path))
         roots = self.writable_roots_for(cwd)
         inside = [str(r) for r in roots if _is_within(real, str(r))]
         if not inside:
@@ -5407,37 +5446,94 @@ def _gitdir_targets(git_file):
     return [os.path.realpath(target)] if os.path.exists(target) else []
 
 
-def protected_paths(roots, cwd, home=None, search_nested=True):
-    """Paths inside writable roots that stay read-only: .git (dirs, files, gitdir targets,
-    nested repos in the workspace), .codex, and $CODEX_HOME.  Only existing paths."""
+def git_dirs_of(entry):
+    """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
+    `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
+    (`commondir`: where config and hooks live).  Real paths of what exists."""
+    out = [os.path.realpath(entry)]
+    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
+    for gitdir in gitdirs:
+        out.append(gitdir)
+        try:
+            with open(os.path.join(gitdir, "commondir"), "r", encoding="utf-8", errors="replace") as fh:
+                common = fh.readline().strip()
+        except OSError:
+            continue
+        if common:
+            common = os.path.realpath(os.path.join(gitdir, common))
+            if os.path.isdir(common):
+                out.append(common)
+    return out
+
+
+def _enclosing_git_entries(paths):
+    """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
+    out = []
+    for path in paths:
+        d = os.path.realpath(str(path))
+        while True:
+            cand = os.path.join(d, ".git")
+            if os.path.lexists(cand) and cand not in out:
+                out.append(cand)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+    return out
+
+
+def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
+    """Paths inside writable roots that stay read-only: every git directory a command could
+    make git use (.git dirs, files and symlinks, their gitdir and common dirs, the repository
+    the workspace lies in, nested repos, $GIT_DIR), .codex, and $CODEX_HOME.  Only existing
+    paths; never one that is or holds a writable root or the workspace: a `.git` a command
+    planted pointing at the workspace must not make the workspace read-only.  `entries`, a
+    list, receives the `.git`/`.codex` names (as found, not resolved) behind the result: a
+    symlink among them is pinned too (pins_for)."""
     out = []
     notes = []
     cwd_real = os.path.realpath(str(cwd))
     temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
+    for var in ("GIT_DIR", "GIT_COMMON_DIR"):
+        if os.path.isabs(os.environ.get(var, "")):
+            gits.append(os.environ[var])
+    dot_codex = []
     for root in roots:
         root = str(root)
-        candidates = [os.path.join(root, ".git"), os.path.join(root, ".codex")]
+        gits.append(os.path.join(root, ".git"))
+        dot_codex.append(os.path.join(root, ".codex"))
+        out.append(dot_codex[-1])
         # the workspace and configured roots are searched for nested repositories; /tmp is not
         if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
             nested, complete = _find_nested_git(root)
-            candidates.extend(nested)
+            gits.extend(nested)
             if not complete:
                 notes.append("only the first %d entries of %s were searched for nested .git directories"
                              % (_NESTED_REPO_BUDGET, root))
-        for cand in candidates:
-            if os.path.lexists(cand):
-                if os.path.isfile(cand):
-                    out.extend(_gitdir_targets(cand))
-                out.append(os.path.realpath(cand))
+    for cand in gits:
+        if os.path.lexists(cand):
+            out.extend(git_dirs_of(cand))
     if home is not None:
         out.append(os.path.realpath(str(home)))
     result, seen = [], set()
+    keep = [str(r) for r in roots] + [cwd_real]
     for p in out:
+        p = os.path.realpath(p)
         if p in seen or not os.path.exists(p):
             continue
-        if any(_is_within(p, str(r)) for r in roots):
-            seen.add(p)
-            result.append(p)
+        seen.add(p)
+        if not any(_is_within(p, str(r)) for r in roots):
+            continue  # outside every writable root: Landlock keeps it read-only already
+        if any(_is_within(k, p) for k in keep):
+            if home is not None and p == os.path.realpath(str(home)):
+                notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
+                             "read-only for commands; move the workspace out of it" % p)
+            continue
+        result.append(p)
+    if entries is not None:
+        entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
+            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
     for note in notes:
         _notice(note)
     return result
@@ -5543,7 +5639,8 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...
+#                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+#                       -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -5553,6 +5650,10 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     with the network on, unix sockets such as docker.sock)
 #   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network on:
 #                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
+#   --pin PATH        in that namespace PATH (directory, file or symlink, not followed) is mounted
+#                     onto itself, so it cannot be renamed, removed or replaced: every component
+#                     between a writable root and a protected path (trusted_paths), so that no
+#                     command moves a read-only mount aside and plants a copy at the trusted name
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
 #   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
@@ -5724,53 +5825,256 @@ def _install_helper(data, digest, home):
     return None
 
 
-def linux_helper_path(home=None):
-    """The compiled helper for this machine, extracted and ready (None: use the Python helper).
+_MFD_EXEC = 0x0010  #: memfd_create flag (Linux 6.3+): executable even under vm.memfd_noexec=1
 
-    CODEX_SANDBOX_HELPER=python forces the Python helper; CODEX_SANDBOX_HELPER=/path uses
-    that binary as is (for testing a build).
+
+def _seal_in_memfd(data):
+    """The helper's bytes in a sealed memfd (no write, grow or shrink, ever): its fd, or None.
+
+    Nothing a command can write or rename reaches it: it has no name in any file system.
+    """
+    import fcntl  # startup budget: only when a command is sandboxed
+
+    fd = None
+    for flags in (_MFD_EXEC, 0):
+        try:
+            fd = os.memfd_create(HELPER_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING | flags)
+            break
+        except (AttributeError, OSError):
+            continue
+    if fd is None:
+        return None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                    fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+        if not os.access("/proc/self/fd/%d" % fd, os.X_OK):  # a noexec memfd (vm.memfd_noexec=2)
+            raise OSError(errno.EACCES, "memfd not executable")
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _open_verified(path, digest):
+    """Open the extracted helper once and check its hash through that fd: the fd, or None.
+
+    Executed as /proc/PID/fd/N, the file codex checked is the one that runs, whatever is
+    renamed or recreated at its path afterwards.
+    """
+    import hashlib  # startup budget: only when a command is sandboxed
+
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        h.update(chunk)
+    if h.hexdigest() != digest:
+        os.close(fd)
+        return None
+    return fd
+
+
+_HELPER_FILES = {}  #: cache key -> the extracted file behind the fd (only without memfd), protected read-only
+
+
+def linux_helper_path(home=None):
+    """The compiled helper for this machine, ready to execute (None: use the Python helper).
+
+    The helper's bytes (from the zipapp, build/helpers, or CODEX_SANDBOX_HELPER=/path for
+    testing a build) go into a sealed memfd once per process; the path returned is
+    /proc/PID/fd/N, never a name a command could rename or replace.  Where memfds cannot be
+    executed it is extracted (content-addressed, 0700) and opened and verified once.
+    CODEX_SANDBOX_HELPER=python forces the Python helper.
     """
     choice = os.environ.get("CODEX_SANDBOX_HELPER", "").strip()
     if choice == "python":
         return None
-    if choice:
-        return Path(choice)
-    key = str(home)
+    key = (str(home), choice, os.getpid())
     if key in _HELPER_CACHE:
         return _HELPER_CACHE[key]
     import hashlib  # startup budget: only when a command is sandboxed
 
     found = None
-    for src in _helper_sources():
+    for src in ([Path(choice)] if choice else _helper_sources()):
         try:
             data = src.read_bytes()
         except OSError:
+            if choice:  # executing it fails with a clear error (`codex sandbox --check` shows it)
+                found = Path(choice)
+                break
             continue
-        found = _install_helper(data, hashlib.sha256(data).hexdigest(), home)
-        if found is None:
-            _notice("cannot extract the sandbox helper to $CODEX_HOME/bin or a cache directory; "
-                    "using the slower Python helper")
+        fd = _seal_in_memfd(data)
+        if fd is None:
+            digest = hashlib.sha256(data).hexdigest()
+            installed = _install_helper(data, digest, home)
+            fd = _open_verified(installed, digest) if installed is not None else None
+            if fd is None:
+                _notice("cannot extract the sandbox helper to $CODEX_HOME/bin or a cache directory; "
+                        "using the slower Python helper")
+                break
+            _HELPER_FILES[key] = installed
+        found = Path("/proc/%d/fd/%d" % (os.getpid(), fd))
+        _HELPER_ORIGIN[str(found)] = str(src)
         break
     _HELPER_CACHE[key] = found
     return found
 
 
-def _python_helper_argv():
-    """argv prefix that runs codex.py itself as the helper.
+_HELPER_ORIGIN = {}  #: /proc/PID/fd/N -> the file its bytes came from (for `codex sandbox --check`)
+
+
+def _helper_backing_file(home):
+    """The extracted helper file behind the fd when memfds are unavailable (None with a memfd)."""
+    return _HELPER_FILES.get((str(home), os.environ.get("CODEX_SANDBOX_HELPER", "").strip(), os.getpid()))
+
+
+_OWN_FILE = {}  #: __file__ -> its real path, resolved once (before any command could swap a symlink)
+
+
+def _own_file():
+    """codex.py's real path, resolved the first time it is needed and then kept for the process."""
+    key = __file__
+    if key not in _OWN_FILE:
+        _OWN_FILE[key] = os.path.realpath(os.path.abspath(key))
+    return _OWN_FILE[key]
+
+
+_CODE_CACHES = {}  #: (home, codex.py, pid) -> pycache prefix directory, or None
+
+
+def _code_cache_prefix(home=None):
+    """A private sys.pycache_prefix holding codex.py's byte code when no cached .pyc sits next
+    to it (a checkout run as `python3 codex.py` never writes one): the Python helper and the
+    apply_patch mode then start in tens of milliseconds instead of compiling 12,000 lines.
+
+    Content-addressed by codex.py's bytes and the Python version, written once, checked
+    against the source hash at every load (CHECKED_HASH); it stays read-only for commands
+    like the rest of codex's code.  None when not needed or no place works.
+    """
+    src = _own_file()
+    key = (str(home), src, os.getpid())
+    if key in _CODE_CACHES:
+        return _CODE_CACHES[key]
+    import importlib.util
+
+    found = None
+    try:
+        if sys.pycache_prefix is None and not _pyc_is_current(importlib.util.cache_from_source(src), src):
+            found = _write_code_cache(src, home)
+    except (OSError, ValueError, SyntaxError):
+        found = None
+    _CODE_CACHES[key] = found
+    return found
+
+
+def _pyc_is_current(cfile, src):
+    """Whether the .pyc next to codex.py matches it (a stale one is recompiled at every start)."""
+    import importlib.util
+    import struct
+
+    try:
+        with open(cfile, "rb") as fh:
+            head = fh.read(16)
+        st = os.stat(src)
+    except OSError:
+        return False
+    if len(head) < 16 or head[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    flags, mtime, size = struct.unpack("<III", head[4:16])
+    return bool(flags & 1) or (mtime == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size & 0xFFFFFFFF)
+
+
+def _write_code_cache(src, home):
+    import hashlib
+    import importlib.util
+    import py_compile
+
+    with open(src, "rb") as fh:
+        digest = hashlib.sha256(fh.read() + sys.version.encode()).hexdigest()
+    for base in _helper_install_dirs(home):
+        prefix = base / ("pycache-%s" % digest[:16])
+        sys.pycache_prefix = str(prefix)
+        try:
+            cfile = importlib.util.cache_from_source(src)
+        finally:
+            sys.pycache_prefix = None
+        try:
+            if os.path.isfile(cfile) and _ancestors_are_safe(os.path.dirname(cfile)):
+                return str(prefix)
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = base.lstat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                continue
+            d = str(prefix)
+            for part in Path(os.path.dirname(cfile)).relative_to(prefix).parts:  # 0700 at every level
+                os.makedirs(d, mode=0o700, exist_ok=True)
+                d = os.path.join(d, part)
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            tmp = "%s.%d.tmp" % (cfile, os.getpid())
+            py_compile.compile(src, cfile=tmp, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+            os.replace(tmp, cfile)
+            return str(prefix)
+        except (OSError, py_compile.PyCompileError):
+            continue
+    return None
+
+
+def _codex_self_argv(mode, home=None):
+    """argv prefix that runs codex.py itself in `mode` (the Python helper, or apply_patch).
 
     -I (isolated: no PYTHON* env, no user site, and above all no '' = the command's cwd on
     sys.path: a json.py the previous command planted in the workspace would run unsandboxed).
-    Imported rather than run as a script, so a cached .pyc spares compiling this file.
+    Imported rather than run as a script, so a cached .pyc (or _code_cache_prefix's) spares
+    compiling this file.  The path is the real one resolved once (_own_file): it stays
+    read-only for commands (§12b).
     """
-    here = os.path.dirname(os.path.abspath(__file__))
+    src = _own_file()
+    here = os.path.dirname(src)
+    prefix = _code_cache_prefix(home)
     # appended, not inserted first: a json.py planted next to codex.py must not shadow the stdlib
-    boot = ("import sys, importlib.util as u; sys.path.append(%r); s = u.spec_from_file_location('codex', %r); "
+    boot = ("import sys, importlib.util as u; sys.path.append(%r); %ss = u.spec_from_file_location('codex', %r); "
             "m = u.module_from_spec(s); sys.modules['codex'] = m; s.loader.exec_module(m); "
-            "sys.exit(m.main(sys.argv[1:]))" % (here, os.path.join(here, "codex.py")))
-    return [sys.executable, "-I", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
+            "sys.exit(m.main(sys.argv[1:]))" % (here, "sys.pycache_prefix = %r; " % prefix if prefix else "", src))
+    return [sys.executable, "-I", "-B", "-c", boot, mode]
 
 
-def _sandbox_code_paths(prefix, kind, roots):
+#: the sections codex's apply_patch mode needs (errors, apply_patch): both pure, standard library only
+_APPLY_PATCH_SECTIONS = (("\n# \u00a703 ", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
+
+
+def _apply_patch_argv(home=None):
+    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that compiles
+    only §03 and §10 of codex.py (at their own line numbers) instead of importing the whole
+    module (~100 ms of module body).  The file is the real path resolved once, read-only for
+    commands (§12b), as for the Python helper."""
+    src = _own_file()
+    boot = ("import sys, os, errno\n"
+            "from pathlib import Path\n"
+            "p = %r\n"
+            "t = open(p, encoding='utf-8').read()\n"
+            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno, 'Path': Path}\n"
+            "for a, b in %r:\n"
+            "    i = t.index(a) + 1\n"
+            "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
+            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n" % (src, _APPLY_PATCH_SECTIONS))
+    return [sys.executable, "-I", "-S", "-B", "-c", boot]
+
+
+def _python_helper_argv(home=None):
+    """argv prefix that runs codex.py itself as the Python sandbox helper."""
+    return _codex_self_argv(_SANDBOX_HELPER_ARGV, home=home)
+
+
+def _sandbox_code_paths(prefix, kind, roots, home=None):
     """(paths the next command's sandbox is built from, codex's own code) inside `roots`.
 
     Both stay read-only for commands: a command that rewrote the helper binary, or codex.py /
@@ -5780,7 +6084,7 @@ def _sandbox_code_paths(prefix, kind, roots):
     files read-only.
     """
     roots = [str(r) for r in roots]
-    src = os.path.realpath(__file__)
+    src = _own_file()
     here = os.path.dirname(src)
     if any(_is_within(r, here) for r in roots):
         cache = os.path.join(here, "__pycache__")
@@ -5793,7 +6097,20 @@ def _sandbox_code_paths(prefix, kind, roots):
                                    os.path.join(here, "codex_sandbox_helpers")) if os.path.exists(p)]
     else:
         own = [here]
-    needed = [os.path.dirname(os.path.realpath(prefix[0]))] if kind == "linux" else own
+    code_cache = _code_cache_prefix(home) if kind != "linux" else None
+    if code_cache is not None:  # byte code the next Python helper runs before it is sandboxed
+        own.append(code_cache)
+    if kind == "linux":  # a sealed memfd needs nothing; an extracted helper file its directory
+        backing = _helper_backing_file(home)
+        needed = [os.path.dirname(str(backing))] if backing is not None else []
+    else:
+        needed = list(own)
+    # not needed to build the next sandbox, but run at the next start (the zipapp) or inside the
+    # sandbox (the apply_patch command): nothing a command writes is trusted later
+    own += [p for p in _launch_paths() if p not in own]
+    patch_dir = apply_patch_command_dir(home)
+    if patch_dir is not None:
+        own.append(str(patch_dir))
 
     def inside(paths):
         return [p for p in paths if any(_is_within(p, r) for r in roots)]
@@ -5801,12 +6118,127 @@ def _sandbox_code_paths(prefix, kind, roots):
     return inside(needed), inside(own)
 
 
+_APPLY_PATCH_DIRS = {}  #: (home, pid) -> the directory holding the apply_patch scripts
+
+
+def apply_patch_command_dir(home=None):
+    """A directory with `apply_patch` and `applypatch`: scripts that run codex's apply_patch mode.
+
+    Content-addressed and checked once per process like the helper's extraction (same places,
+    same ownership rules); it stays read-only for commands like the rest of codex's code
+    (trusted_paths).  None when no place works (then commands just lack the command).
+    """
+    import hashlib
+    import shlex
+
+    key = (str(home), os.getpid(), _own_file())
+    if key in _APPLY_PATCH_DIRS:
+        return _APPLY_PATCH_DIRS[key]
+    script = "#!/bin/sh\nexec %s \"$@\"\n" % " ".join(shlex.quote(a) for a in _apply_patch_argv(home))
+    digest = hashlib.sha256(script.encode("utf-8")).hexdigest()
+    found = None
+    for base in _helper_install_dirs(home):
+        d = base / ("apply_patch-%s" % digest[:16])
+        try:
+            if all(_file_is(d / n, script) for n in APPLY_PATCH_NAMES) and _ancestors_are_safe(d):
+                found = d
+                break
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = base.lstat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                continue
+            tmp = base / (".apply_patch.%d.%s.tmp" % (os.getpid(), digest[:8]))
+            tmp.mkdir(mode=0o700)
+            for name in APPLY_PATCH_NAMES:
+                fd = os.open(str(tmp / name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(script)
+            try:
+                os.rename(str(tmp), str(d))
+            except OSError:  # another codex made it first (or a stale copy is in the way)
+                for name in APPLY_PATCH_NAMES:
+                    os.unlink(str(tmp / name))
+                tmp.rmdir()
+                if not all(_file_is(d / n, script) for n in APPLY_PATCH_NAMES):
+                    continue
+            if os.access(str(d / APPLY_PATCH_NAMES[0]), os.X_OK):
+                found = d
+                break
+        except OSError:
+            continue
+    _APPLY_PATCH_DIRS[key] = found
+    return found
+
+
+def _file_is(path, text):
+    """Whether `path` is a regular 0700 file of ours holding exactly `text`."""
+    import stat
+
+    try:
+        st = os.lstat(str(path))
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o777 != 0o700:
+            return False
+        with open(str(path), "r", encoding="utf-8") as fh:
+            return fh.read() == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _launch_paths():
+    """What the next codex start runs, beyond codex.py's directory (real paths): the zipapp
+    file and the whole directory it unpacks into (zipapp_paths, §01: ~/.shiv, $SHIV_ROOT or
+    the temp fallback), read-only as one, so that no command can chmod it unusable, rename it
+    aside or plant a .pth in any build's site-packages."""
+    paths = zipapp_paths()
+    if not paths:
+        return []
+    return [os.path.realpath(str(paths["archive"])), os.path.realpath(str(paths["root"]))]
+
+
+def _trusted_names(home):
+    """The names codex finds its code and state by at the next start, as given (not resolved):
+    $CODEX_HOME, codex.py, the zipapp and its unpack root.  A symlink among their components is pinned
+    too (replacing it would redirect the next start), as is every directory above them."""
+    names = [os.path.abspath(__file__)]
+    if home is not None:
+        names.append(os.path.abspath(str(home)))
+    paths = zipapp_paths()
+    if paths:
+        names += [os.path.abspath(str(paths[k])) for k in ("archive", "root", "unpacked")]
+    if os.environ.get("SHIV_ROOT"):
+        names.append(os.path.abspath(os.path.expanduser(os.environ["SHIV_ROOT"])))
+    return names
+
+
+def pins_for(paths, roots):
+    """Every existing component of `paths` whose directory lies in a writable root, shallow first.
+
+    The helper mounts each onto itself (--pin), so a command can neither rename an ancestor
+    of a read-only path aside (the read-only mount moves with it) and recreate the name with
+    its own content, nor swap a symlink on the way.
+    """
+    roots = [str(r) for r in roots]
+    out, seen = [], set()
+    for path in paths:
+        parts = Path(os.path.abspath(str(path))).parts
+        for i in range(2, len(parts) + 1):
+            comp = os.path.join(*parts[:i])
+            if not any(_is_within(os.path.realpath(os.path.dirname(comp)), r) for r in roots):
+                continue
+            if not os.path.lexists(comp):
+                break
+            if comp not in seen:
+                seen.add(comp)
+                out.append(comp)
+    return sorted(out, key=lambda p: p.count(os.sep))
+
+
 def helper_argv_prefix(home=None):
     """(argv prefix, kind) for the Linux helper: the compiled one, else the Python one."""
     path = linux_helper_path(home)
     if path is not None:
         return [str(path)], "linux"
-    return _python_helper_argv(), "linux-python"
+    return _python_helper_argv(home), "linux-python"
 
 
 # -- probing what this machine offers -------------------------------------------------------
@@ -5837,7 +6269,7 @@ def probe_sandbox(home=None):
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
         info["helper"] = kind
-        info["helper_path"] = prefix[0] if kind == "linux" else os.path.abspath(__file__)
+        info["helper_path"] = _HELPER_ORIGIN.get(prefix[0], prefix[0]) if kind == "linux" else _own_file()
         try:
             proc = subprocess.run(prefix + ["--probe"], capture_output=True, text=True, timeout=20,
                                   stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
@@ -5907,8 +6339,15 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
             out += ["--writable", str(root)]
         userns = probe_sandbox(home).get("userns") == "1"
         if roots:
-            ro = protected_paths(roots, policy_cwd, home)
-            needed, own = _sandbox_code_paths(prefix, kind, roots)
+            names = []
+            ro = protected_paths(roots, policy_cwd, home, entries=names)
+            needed, own = _sandbox_code_paths(prefix, kind, roots, home)
+            cache = _code_cache_prefix(home) if kind != "linux" else None
+            if cache in needed and not userns:  # a byte-code cache nothing can protect here: do without it
+                _CODE_CACHES[(str(home), _own_file(), os.getpid())] = None
+                prefix, kind = helper_argv_prefix(home)
+                out = prefix + out[out.index("--cwd"):]
+                needed, own = _sandbox_code_paths(prefix, kind, roots, home)
             if needed and not userns:
                 raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
                                    "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
@@ -5919,6 +6358,12 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 ro = []
             if userns:
                 ro += [p for p in needed + own if p not in ro]
+                for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
+                    # inside a read-only path it is protected already (and a pin there, copied by the
+                    # recursive read-only bind, would stay writable)
+                    parent = os.path.realpath(os.path.dirname(p))
+                    if not any(_is_within(parent, r) for r in ro):
+                        out += ["--pin", p]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
@@ -5974,7 +6419,7 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "network": False,
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
             "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
     i = 0
     while i < len(args):
@@ -5993,7 +6438,7 @@ def _parse_helper_args(args):
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
                 raise ValueError("--max-procs needs a positive number")
             opts["max_procs"] = int(args[i])
-        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--pin"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
@@ -6200,6 +6645,30 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
+def _pin(libc, path):
+    """Mount `path` onto itself without following it: rename/unlink/rmdir of it then fail (EBUSY)."""
+    import ctypes
+
+    flags = 1 | os.O_CLOEXEC | 0x8000 | 0x100  # OPEN_TREE_CLONE | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW
+    fd = libc.syscall(ctypes.c_long(428), ctypes.c_int(-100), os.fsencode(path), ctypes.c_uint(flags))
+    if fd >= 0:
+        try:
+            if libc.syscall(ctypes.c_long(429), ctypes.c_int(fd), b"", ctypes.c_int(-100), os.fsencode(path),
+                            ctypes.c_uint(4)) != 0:  # move_mount(MOVE_MOUNT_F_EMPTY_PATH)
+                _helper_fail(125, "pinning %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        finally:
+            os.close(fd)
+        return
+    err = ctypes.get_errno()
+    if err == errno.ENOENT:
+        return  # nothing at that name any more: nothing to pin
+    if err != errno.ENOSYS:
+        _helper_fail(125, "pinning %s (open_tree) failed: %s" % (path, os.strerror(err)))
+    bpath = os.fsencode(path)  # before Linux 5.2: a self-bind (a final symlink is followed)
+    if libc.mount(bpath, bpath, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+        _helper_fail(125, "pinning %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
+
+
 def _enter_namespaces(libc, max_procs=0):
     """Enter new user, mount, IPC (+ PID) namespaces, map our ids, set RLIMIT_NPROC (it then
     counts this namespace's processes only; never uid 0's).  No network namespace (it costs
@@ -6251,9 +6720,9 @@ def _drop_capabilities(libc):
         _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=()):
     """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
-    the writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files;
+    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; hide `hidden` files;
     give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
     import ctypes
 
@@ -6270,6 +6739,8 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
                 _helper_fail(125, "bind-mounting %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
             if _mount_setattr(libc, root, 0x8000, 0, 1) != 0 and _mount_setattr(libc, root, 0, 0, 1) != 0:
                 _helper_fail(125, "making writable %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
+    for path in pins:
+        _pin(libc, path)
     for path in paths:
         _bind_read_only(libc, path, path)
     for path in hidden:
@@ -6454,7 +6925,8 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...)"
+                     "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
+                     "-- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -6485,8 +6957,8 @@ def _sandbox_helper_main(args):
         if pid_ns:
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                         opts["hide_dir"])
-    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
+                                         opts["hide_dir"], opts["pin"])
+    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
     _apply_seccomp(opts["network"], pid_ns, ipc_ns)
@@ -6511,13 +6983,22 @@ def _sandbox_helper_main(args):
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
-#   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True)
+#   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True,
+#               stdin_data=None)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
-#       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event
+#       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event;
+#       stdin_data (bytes) is the command's stdin instead of /dev/null
 #       ExecResult also carries: sandbox_type (None | "linux" | "linux-python" | "seatbelt"),
 #       sandbox_error (the helper's one-line reason when the sandbox itself failed), cancelled,
 #       timeout_ms.  exit_code is 124 on timeout, 128+N when killed by signal N.
 #   format_exec_output(result) -> str                 (the JSON envelope the model sees)
+#   apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None) -> ExecResult
+#       the patch applied by codex's own apply_patch mode (§10) run as a sandboxed command:
+#       Landlock and the mounts decide what it may write, exactly as for a command
+#
+# Every command finds `apply_patch` (and `applypatch`) first on its PATH: a script that runs
+# codex's apply_patch mode, so the forms codex does not intercept (`apply_patch <<'EOF' ...
+# EOF && echo ok`, `apply_patch < p.diff`) work in the sandbox too, as upstream.
 #
 # Commands run as argv (no implicit shell), in a new session (own process group, no
 # controlling terminal: /dev/tty and TIOCSTI cannot reach the user's terminal), stdin
@@ -6735,7 +7216,19 @@ def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd
     return any(not policy.is_path_writable(p, policy_cwd, home) for p in paths)
 
 
-def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True):
+def apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None):
+    """Apply a patch as a sandboxed command (codex's apply_patch mode, §10): returns its ExecResult.
+
+    The paths are resolved inside the sandbox, against `cwd` (the model's workdir as given):
+    a symlink planted by an earlier command is followed by the kernel, under Landlock.
+    """
+    argv = _apply_patch_argv(getattr(cfg, "codex_home", None)) + ["--cd", str(cwd)]
+    env = build_command_env(cfg)
+    return run_command(argv, cfg.cwd, cfg, env, timeout_ms=timeout_ms or DEFAULT_EXEC_TIMEOUT_MS * 3,
+                       stdin_data=text.encode("utf-8"))
+
+
+def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True, stdin_data=None):
     """Run argv (in the sandbox of cfg's policy when sandboxed) and capture its output."""
     import selectors  # startup budget: only when a command runs
     import subprocess
@@ -6747,14 +7240,28 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     policy = cfg.sandbox_policy
     env = dict(env)
+    patch_dir = apply_patch_command_dir(getattr(cfg, "codex_home", None))
+    if patch_dir is not None:
+        import shlex
+
+        env["PATH"] = str(patch_dir) + os.pathsep + env.get("PATH", os.defpath)
+        for name in APPLY_PATCH_NAMES:  # bash functions too: a login shell's /etc/profile resets PATH
+            env["BASH_FUNC_%s%%%%" % name] = "() {  %s \"$@\"\n}" % shlex.quote(str(patch_dir / name))
     sandbox_type = None
     full_argv = argv
     if sandboxed and not policy.is_unrestricted():
         full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
         env.update(extra_env)
+    stdin = subprocess.DEVNULL
+    if stdin_data is not None:
+        import tempfile
+
+        stdin = tempfile.TemporaryFile()  # a file, not a pipe: no writer thread, no deadlock on big input
+        stdin.write(stdin_data)
+        stdin.seek(0)
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
     except OSError as exc:
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
@@ -6762,6 +7269,9 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
             msg = "codex: working directory %s does not exist\n" % cwd
         return ExecResult(code, "", msg, msg, time.monotonic() - start, sandbox_type=sandbox_type, timeout_ms=timeout_ms)
+    finally:
+        if stdin_data is not None:
+            stdin.close()
     bufs = {"stdout": _CappedBuffer(), "stderr": _CappedBuffer()}
     agg = _CappedBuffer()
     deltas = [0]
@@ -6968,7 +7478,8 @@ def sandbox_check_lines(home=None, cfg=None):
     elif _LINUX:
         kind = info.get("helper")
         if kind == "linux" and not info.get("helper_error"):
-            lines.append(("ok", "helper", "compiled helper %s (%s)" % (info.get("helper_path"), _machine_arch())))
+            lines.append(("ok", "helper", "compiled helper %s (%s), run from a sealed in-memory copy"
+                          % (info.get("helper_path"), _machine_arch())))
         elif kind == "linux":
             lines.append(("fail", "helper", "compiled helper %s does not run: %s" % (info.get("helper_path"), info.get("helper_error"))))
         else:
@@ -10443,6 +10954,14 @@ class ToolRunner(object):
                 paths.append(ch.move_path)
         verdict = assess_patch_safety(paths, task.ctx)
         protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+        # The verdict is the user interface; the boundary is the sandbox: an auto-approved patch
+        # is applied by codex's apply_patch mode run as a sandboxed command (§13), so Landlock and
+        # the mounts decide what it writes.  A patch the user approved runs unsandboxed, as an
+        # approved command does.
+        sandboxed = verdict == "auto-approve" and not task.ctx.sandbox_policy.is_unrestricted()
+        if sandboxed and not sandbox_available(getattr(task.ctx, "codex_home", None)):
+            verdict = "reject" if task.ctx.approval_policy == "never" else "ask-user"
+            sandboxed = False
         if verdict == "reject":
             return "patch rejected: writing outside of the project; rejected by user approval settings"
         auto = verdict == "auto-approve"
@@ -10462,11 +10981,21 @@ class ToolRunner(object):
                         path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
         started = time.monotonic()
         stdout, stderr = "", ""
-        try:
-            apply_changes(changes)
-            stdout = patch_summary(changes)
-        except PatchError as exc:
-            stderr = str(exc) + "\n"
+        if sandboxed:
+            result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            stdout, stderr = (result.stdout, "") if result.exit_code == 0 else ("", result.stderr or result.stdout)
+            if result.exit_code != 0 and result.sandbox_denied and task.ctx.approval_policy == "on-failure":
+                decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
+                                     reason="patch failed in the sandbox; apply it without the sandbox?", grant_root=None)
+                sandboxed = decision not in ("approved", "approved_for_session")
+        if not sandboxed:
+            try:
+                apply_changes(changes)
+                stdout, stderr = patch_summary(changes), ""
+            except PatchError as exc:
+                stderr = str(exc) + "\n"
+        if not stdout and not stderr.strip():
+            stderr = "apply_patch failed without a message\n"
         self._task_emit(task, "patch_apply_end", call_id=call_id, stdout=stdout, stderr=stderr, success=not stderr)
         diff = self._turn_diff(task)
         if diff:
@@ -11628,7 +12157,7 @@ def trusted_project(cfg):
     """Whether the working directory is in a `projects."<path>".trust_level = "trusted"` entry
     (as upstream: exec then runs there without --skip-git-repo-check)."""
     cwd = Path(cfg.cwd)
-    for name, project in (getattr(cfg, "projects", None) or {}).items():
+    for name, project in (cfg.projects or {}).items():
         if isinstance(project, dict) and project.get("trust_level") == "trusted":
             root = Path(os.path.realpath(os.path.expanduser(str(name))))
             if os.path.isabs(os.path.expanduser(str(name))) and (cwd == root or root in cwd.parents):
@@ -11840,14 +12369,8 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
 
 def _config_with(cfg, **changes):
-    """A copy of `cfg` with `changes` (Config.replace where it exists)."""
-    if hasattr(cfg, "replace"):
-        return cfg.replace(**changes)
-    import copy
-
-    new = copy.copy(cfg)
-    new.__dict__.update(changes)
-    return new
+    """A copy of `cfg` with `changes` (Config is immutable)."""
+    return cfg.replace(**changes)
 
 
 def _exec_config(args, cfg_loader):
@@ -13750,7 +14273,7 @@ class ReplRenderer(object):
         """A MarkdownStream that renders into this terminal."""
         styled = self.caps["tty"] and not self.caps["dumb"]
         stream = MarkdownStream(self, width=self._columns(), styled=styled, links=self.caps["hyperlinks"],
-                                file_opener=getattr(self.cfg, "file_opener", "none"), cwd=self.cfg.cwd, base=base)
+                                file_opener=self.cfg.file_opener, cwd=self.cfg.cwd, base=base)
         stream.colors = self.caps["color"]
         return stream
 
@@ -15034,7 +15557,7 @@ class Repl(object):
         headings = re.findall(r"\*\*(.+?)\*\*", self._reasoning_tail)
         if headings:
             self.renderer.set_status(headings[-1])
-        if getattr(self.cfg, "hide_agent_reasoning", False):
+        if self.cfg.hide_agent_reasoning:
             return
         if self._rstream is None:
             self._rstream = self.renderer.start_reasoning()
@@ -18253,6 +18776,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12b)
         return _sandbox_helper_main(argv[1:])
+    if argv[:1] == [APPLY_PATCH_ARGV]:  # codex run as the apply_patch command, in the sandbox (§10, §13)
+        return apply_patch_main(argv[1:])
     if argv in (["--version"], ["-V"]):  # the fast path: no argparse, no config
         sys.stdout.write("codex %s\n" % __version__)
         return 0

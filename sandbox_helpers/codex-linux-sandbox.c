@@ -9,7 +9,8 @@
  * Argv protocol (the Python helper in codex.py §12b speaks the same one):
  *
  *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
- *                       [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...
+ *                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+ *                       -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
  *   --writable PATH   full Landlock rights beneath PATH (a writable root)
@@ -20,6 +21,10 @@
  *                     on, unix sockets such as docker.sock)
  *   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network
  *                     on: $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix...)
+ *   --pin PATH        in that namespace mount PATH (a directory, file or symlink: never followed)
+ *                     onto itself, so that it cannot be renamed, removed or replaced: every
+ *                     component between a writable root and a protected path, so that a command
+ *                     cannot move the read-only mount aside and plant a copy at the trusted name
  *   --ro-mounts       in that namespace make every mount read-only except the writable
  *                     roots: closes chmod/chown/utime/xattr outside the roots, which
  *                     Landlock does not cover (needs mount_setattr, Linux 5.12+)
@@ -34,13 +39,15 @@
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
  *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) (where a container
- *      refuses the PID or IPC namespace: without it) -- required with --read-only, --hide or
- *      --ro-mounts, else best effort -- and map our uid/gid to themselves.  The IPC namespace hides the SysV IPC and POSIX message queues of outside
+ *      refuses the PID or IPC namespace: without it) -- required with --read-only, --pin,
+ *      --hide or --ro-mounts, else best effort -- and map our uid/gid to themselves.  The IPC
+ *      namespace hides the SysV IPC and POSIX message queues of outside
  *      processes; a private tmpfs on /dev/shm (writable, 64 MiB) does the same for POSIX
  *      shared memory and semaphores.  RLIMIT_NPROC = --max-procs then counts this user
  *      namespace's processes only (the kernel never applies it to uid 0: see step 6).
  *      With --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
- *      bind each writable root onto itself read-write; bind each --read-only path onto itself and
+ *      bind each writable root onto itself read-write; pin each --pin path (open_tree +
+ *      move_mount without following it; a self-bind before Linux 5.2); bind each --read-only path onto itself and
  *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file;
  *      cover /dev/pts and /dev/input with an empty read-only tmpfs and /dev/console with
  *      /dev/null (best effort): the user's terminals and keyboards, whose keystrokes a command
@@ -239,16 +246,19 @@ struct mount_attr_v0 {
 };
 #define MOUNT_ATTR_RDONLY_BIT 0x00000001ULL
 #define AT_RECURSIVE_FLAG 0x8000
+#define OPEN_TREE_CLONE_FLAG 1
+#define MOVE_MOUNT_F_EMPTY_PATH_FLAG 0x00000004
 
 #define TIOCSTI_REQ 0x5412
 #define TIOCLINUX_REQ 0x541C
-#define MAX_PATHS 512
+#define MAX_PATHS 4096
 
 static const char *writable[MAX_PATHS];
 static const char *read_only[MAX_PATHS];
 static const char *hidden[MAX_PATHS];
 static const char *hidden_dirs[MAX_PATHS];
-static int n_writable, n_read_only, n_hidden, n_hidden_dirs, ro_mounts, pid_ns, ipc_ns, private_shm;
+static const char *pins[MAX_PATHS];
+static int n_writable, n_read_only, n_hidden, n_hidden_dirs, n_pins, ro_mounts, pid_ns, ipc_ns, private_shm;
 static long max_procs;
 
 static void fail(int code, const char *what, int err)
@@ -554,6 +564,27 @@ static void bind_read_only(const char *src, const char *dst)
         fail_path(EXIT_MOUNTS, "remounting read-only", dst, errno);
 }
 
+/* Mount `path` onto itself without following it (a symlink is pinned as the link): in this
+ * namespace it is then a mount point, which rename(2), unlink(2) and rmdir(2) refuse (EBUSY). */
+static void pin(const char *path)
+{
+    int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path,
+                          OPEN_TREE_CLONE_FLAG | O_CLOEXEC | AT_RECURSIVE_FLAG | AT_SYMLINK_NOFOLLOW);
+    if (fd >= 0) {
+        if (syscall(SYS_move_mount, fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH_FLAG) != 0)
+            fail_path(EXIT_MOUNTS, "pinning", path, errno);
+        close(fd);
+        return;
+    }
+    if (errno == ENOENT)
+        return; /* nothing at that name any more: nothing to pin */
+    if (errno != ENOSYS)
+        fail_path(EXIT_MOUNTS, "pinning (open_tree)", path, errno);
+    /* before Linux 5.2: a self-bind (a final symlink is followed, its target pinned instead) */
+    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) != 0)
+        fail_path(EXIT_MOUNTS, "pinning", path, errno);
+}
+
 static int cover_dir(const char *dir)
 {
     struct stat st;
@@ -652,6 +683,8 @@ static void protect_read_only(void)
                 fail_path(EXIT_MOUNTS, "making writable", writable[i], errno);
         }
     }
+    for (i = 0; i < n_pins; i++)
+        pin(pins[i]);
     for (i = 0; i < n_read_only; i++)
         bind_read_only(read_only[i], read_only[i]);
     for (i = 0; i < n_hidden; i++)
@@ -886,8 +919,8 @@ static void close_inherited_fds(void)
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
-                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--max-procs N] "
-                    "[--network] -- CMD [ARG]...)\n", why);
+                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] "
+                    "[--max-procs N] [--network] -- CMD [ARG]...)\n", why);
     _exit(EXIT_USAGE);
 }
 
@@ -914,7 +947,7 @@ int main(int argc, char **argv)
             if (end == argv[i] || *end != 0 || max_procs < 1)
                 usage("--max-procs needs a positive number");
         } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0 ||
-                   strcmp(a, "--hide") == 0 || strcmp(a, "--hide-dir") == 0) {
+                   strcmp(a, "--hide") == 0 || strcmp(a, "--hide-dir") == 0 || strcmp(a, "--pin") == 0) {
             if (i + 1 >= argc)
                 usage("an option needs a value");
             if (strcmp(a, "--cwd") == 0) {
@@ -927,6 +960,10 @@ int main(int argc, char **argv)
                 if (n_hidden >= MAX_PATHS)
                     usage("too many --hide paths");
                 hidden[n_hidden++] = argv[++i];
+            } else if (strcmp(a, "--pin") == 0) {
+                if (n_pins >= MAX_PATHS)
+                    usage("too many --pin paths");
+                pins[n_pins++] = argv[++i];
             } else if (strcmp(a, "--hide-dir") == 0) {
                 if (n_hidden_dirs >= MAX_PATHS)
                     usage("too many --hide-dir paths");
@@ -952,7 +989,7 @@ int main(int argc, char **argv)
         if (pid_ns)
             report_fd = fork_pid_namespace_init();
         protect_read_only();
-    } else if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || ro_mounts)
+    } else if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || n_pins > 0 || ro_mounts)
         fail(EXIT_MOUNTS, "unshare(user+mount namespace) failed", errno);
     drop_capabilities();
     build_filter(network);
