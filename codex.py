@@ -2295,11 +2295,33 @@ class HttpResponse(object):
     def close(self):
         if self._conn is None:
             return
+        if not self._done and self._keep:
+            self._drain()
         conn, self._conn = self._conn, None
         if self._done and self._keep:
             self._client._release(conn)
         else:
             conn.close()
+
+    def _drain(self, limit=65536, wait_s=0.02):
+        """Read what is left of a body that has (nearly) all arrived, so the connection can be
+        reused and is not reset (an SSE stream's closing chunk comes just after its last event)."""
+        try:
+            self._conn.sock.settimeout(wait_s)
+            got = 0
+            for data in self._raw():
+                got += len(data)
+                if got > limit:
+                    return
+            self._done = True
+        except (HttpTimeout, HttpTransportError, OSError):
+            pass
+        finally:
+            if self._conn is not None:
+                try:
+                    self._conn.sock.settimeout(self._client.idle_timeout_s)
+                except OSError:
+                    pass
 
 
 class HttpClient(object):
@@ -7222,7 +7244,7 @@ def apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None):
     The paths are resolved inside the sandbox, against `cwd` (the model's workdir as given):
     a symlink planted by an earlier command is followed by the kernel, under Landlock.
     """
-    argv = _apply_patch_argv(getattr(cfg, "codex_home", None)) + ["--cd", str(cwd)]
+    argv = _apply_patch_argv(cfg.codex_home) + ["--cd", str(cwd)]
     env = build_command_env(cfg)
     return run_command(argv, cfg.cwd, cfg, env, timeout_ms=timeout_ms or DEFAULT_EXEC_TIMEOUT_MS * 3,
                        stdin_data=text.encode("utf-8"))
@@ -7240,7 +7262,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     policy = cfg.sandbox_policy
     env = dict(env)
-    patch_dir = apply_patch_command_dir(getattr(cfg, "codex_home", None))
+    patch_dir = apply_patch_command_dir(cfg.codex_home)
     if patch_dir is not None:
         import shlex
 
@@ -10959,7 +10981,7 @@ class ToolRunner(object):
         # the mounts decide what it writes.  A patch the user approved runs unsandboxed, as an
         # approved command does.
         sandboxed = verdict == "auto-approve" and not task.ctx.sandbox_policy.is_unrestricted()
-        if sandboxed and not sandbox_available(getattr(task.ctx, "codex_home", None)):
+        if sandboxed and not sandbox_available(task.ctx.codex_home):
             verdict = "reject" if task.ctx.approval_policy == "never" else "ask-user"
             sandboxed = False
         if verdict == "reject":
@@ -11729,8 +11751,15 @@ def _use_color(choice, stream, environ=None):
         return False
 
 
-def format_elapsed(seconds):
-    """upstream's durations: 250ms, 1.50s, 2m05s."""
+def format_elapsed(seconds, spaced=False):
+    """A duration for people: upstream's exec form 250ms, 1.50s, 2m05s; spaced (the REPL's
+    cells and status line): 1.2s, 45s, 3m 05s."""
+    if spaced:
+        if seconds < 10:
+            return "%.1fs" % seconds
+        if seconds < 60:
+            return "%ds" % seconds
+        return "%dm %02ds" % (seconds // 60, seconds % 60)
     if seconds < 1:
         return "%dms" % int(seconds * 1000)
     if seconds < 60:
@@ -13217,15 +13246,6 @@ def _seconds(duration):
     return 0.0
 
 
-def _format_elapsed(seconds):
-    """1.2s, 45s, 3m 05s."""
-    if seconds < 10:
-        return "%.1fs" % seconds
-    if seconds < 60:
-        return "%ds" % seconds
-    return "%dm %02ds" % (seconds // 60, seconds % 60)
-
-
 def _format_seconds(seconds):
     """10 s, 1.5 s, 2 min 30 s: a configured duration, as a person says it."""
     if seconds >= 60:
@@ -14350,7 +14370,7 @@ class ReplRenderer(object):
         label, started = self._status
         elapsed = time.monotonic() - started
         frame = STATUS_FRAMES[int(elapsed * 10) % len(STATUS_FRAMES)]
-        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, _format_elapsed(elapsed))
+        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, format_elapsed(elapsed, spaced=True))
         width = self._columns()
         line = line.replace("\n", " ")
         if len(line) > width - 1:
@@ -14429,7 +14449,7 @@ class ReplRenderer(object):
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
             (_display_command(command), "bold"),
-            (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
             (" \u00b7 %s" % note if note else "" if ok or exit_code is None else " \u00b7 exit %s" % exit_code, "red"),
         )
         for i, line in enumerate(_preview_lines(output)):
@@ -14460,7 +14480,7 @@ class ReplRenderer(object):
                 body = str(res)
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
-            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
         )
         for i, line in enumerate(_preview_lines(body)):
             cell.append("\n  %s %s" % (u"\u2514" if i == 0 else " ", line), style="dim")
@@ -18268,8 +18288,9 @@ def _split_mcp_add_command(argv):
     if "--" not in argv:
         return argv, None
     cut = argv.index("--")
-    head = [a for a in argv[:cut] if not a.startswith("-")]
-    if "mcp" in head and "add" in head[head.index("mcp") + 1:head.index("mcp") + 2]:
+    words = [a for a in argv[:cut] if not a.startswith("-")]
+    first = next((i for i, w in enumerate(words) if w in SUBCOMMANDS), None)  # the subcommand
+    if first is not None and words[first:first + 2] == ["mcp", "add"]:
         return argv[:cut], argv[cut + 1:]
     return argv, None
 
@@ -18450,7 +18471,7 @@ def _completion_nodes(parser):
     nodes = []
 
     def walk(p, path):
-        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False}
+        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False, "args": False}
         nodes.append(node)
         positionals = []
         for a in p._actions:
@@ -18474,6 +18495,7 @@ def _completion_nodes(parser):
         if positionals and positionals[0].choices:
             node["words"] = [str(c) for c in positionals[0].choices]
         node["rest"] = any(a.nargs == argparse.REMAINDER for a in positionals)
+        node["args"] = bool(positionals)  # takes free words (a name, a prompt): not completed, but skipped
 
     walk(parser, ())
     return nodes
@@ -18611,6 +18633,8 @@ def _completion_zsh(nodes):
             specs.append("'*::command:_normal'")
         elif n["words"]:
             specs.append("':%s:(%s)'" % ("value", " ".join(n["words"])))
+        elif n["args"]:
+            specs.append("'*: :'")  # so `codex mcp add NAME --b` still completes options after NAME
         # -A: options after the subcommand's name belong to the subcommand, not to this level
         funcs.append("%s() {\n  local curcontext=\"$curcontext\" state line ret=1\n  typeset -A opt_args\n"
                      "  _arguments -C -s -S%s \\\n    %s && ret=0\n%s  return ret\n}\n"

@@ -19,17 +19,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODEX = os.path.join(REPO, "codex.py")
 
 
-@pytest.fixture
-def exec_codex(run_codex, server, repo):
-    def run(*args, wire="responses", env=None, input=None, cwd=None, sandbox=True, **cfg):
-        base_env = {MOCK_KEY_ENV: "test-key", "NO_COLOR": ""}
-        base_env.update(env or {})
-        extra = ["-s", "danger-full-access"] if sandbox else []
-        argv = ["exec", "-C", str(cwd or repo), "-m", "gpt-5"] + extra + mock_cli_args(server, wire, **cfg) + list(args)
-        return run_codex(*argv, env=base_env, input=input)
-    return run
-
-
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}, "count": {"type": "integer"}},
           "required": ["answer", "count"], "additionalProperties": False}
 
@@ -89,7 +78,7 @@ def test_add_dir_is_a_writable_root(exec_codex, server, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     server.enqueue(Turn().text("ok"))
-    proc = exec_codex("-s", "workspace-write", "--add-dir", str(other), "hi", sandbox=False)
+    proc = exec_codex("-s", "workspace-write", "--add-dir", str(other), "hi")
     assert proc.returncode == 0, proc.stderr
     assert "sandbox: workspace-write [workdir, /tmp, $TMPDIR, %s]" % other in proc.stderr
     proc = exec_codex("--add-dir", str(tmp_path / "nope"), "hi")
