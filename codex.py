@@ -2295,11 +2295,33 @@ class HttpResponse(object):
     def close(self):
         if self._conn is None:
             return
+        if not self._done and self._keep:
+            self._drain()
         conn, self._conn = self._conn, None
         if self._done and self._keep:
             self._client._release(conn)
         else:
             conn.close()
+
+    def _drain(self, limit=65536, wait_s=0.02):
+        """Read what is left of a body that has (nearly) all arrived, so the connection can be
+        reused and is not reset (an SSE stream's closing chunk comes just after its last event)."""
+        try:
+            self._conn.sock.settimeout(wait_s)
+            got = 0
+            for data in self._raw():
+                got += len(data)
+                if got > limit:
+                    return
+            self._done = True
+        except (HttpTimeout, HttpTransportError, OSError):
+            pass
+        finally:
+            if self._conn is not None:
+                try:
+                    self._conn.sock.settimeout(self._client.idle_timeout_s)
+                except OSError:
+                    pass
 
 
 class HttpClient(object):
@@ -2799,8 +2821,8 @@ def model_family(slug, cfg=None):
     if cfg is not None:
         if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
-        provider = getattr(cfg, "provider", None)
-        served = _SERVED_WINDOWS.get((getattr(provider, "base_url", None), slug))
+        provider = cfg.provider
+        served = _SERVED_WINDOWS.get((provider.base_url, slug))
         if served:
             found.context_window = served
         if cfg.model_context_window:
@@ -4822,11 +4844,9 @@ def apply_changes(changes):
 
 def _create_patch_temp(path):
     """Create a new empty temp file next to `path`; returns (fd, Path). Never follows a symlink."""
-    import secrets  # startup budget: only when a patch is applied
-
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = path.with_name(".%s.codex-patch.%s" % (path.name, secrets.token_hex(8)))
+        tmp = path.with_name(".%s.codex-patch.%s" % (path.name, os.urandom(8).hex()))
         try:
             return os.open(str(tmp), flags, 0o666), tmp  # umask applies, as for open(..., "wb")
         except FileExistsError:
@@ -4860,6 +4880,46 @@ def apply_patch(text, cwd):
     changes = plan_patch(text, cwd)
     apply_changes(changes)
     return patch_summary(changes)
+
+
+#: argv[1] that turns codex into the `apply_patch` command (run inside the sandbox, §13)
+APPLY_PATCH_ARGV = "__codex_apply_patch__"
+APPLY_PATCH_NAMES = ("apply_patch", "applypatch")  #: the command's names on PATH in the sandbox
+
+
+def apply_patch_main(args):
+    """`apply_patch [PATCH]`: the patch from its one argument or stdin, applied under the cwd.
+
+    What codex runs inside the sandbox for every patch (and what `apply_patch` on PATH runs
+    there), so that Landlock and the mounts decide what the patch may write.  Prints the
+    summary (exit 0) or the error (stderr, exit 1), as upstream's apply_patch.  codex itself
+    passes `--cd DIR` first: the directory the patch's paths are relative to (the model's
+    workdir, resolved by the kernel here, inside the sandbox).
+    """
+    base = None
+    if len(args) >= 2 and args[0] == "--cd":
+        base, args = args[1], args[2:]
+    if len(args) > 1:
+        sys.stderr.write("Error: apply_patch accepts exactly one argument.\n")
+        return 2
+    if args:
+        text = args[0]
+    else:
+        data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        text = data.decode("utf-8", "replace")
+        if not text.strip():
+            sys.stderr.write("Usage: apply_patch 'PATCH'\n       echo 'PATCH' | apply_patch\n")
+            return 2
+    try:
+        out = apply_patch(text, base if base is not None else os.getcwd())
+    except PatchError as exc:
+        sys.stderr.write("%s\n" % exc)
+        return 1
+    except OSError as exc:  # the cwd vanished, a read the sandbox refused...
+        sys.stderr.write("Failed to apply the patch: %s\n" % (exc.strerror or exc))
+        return 1
+    sys.stdout.write(out)
+    return 0
 
 
 ###############################################################################
@@ -5341,7 +5401,8 @@ class SandboxPolicy(object):
         path = Path(path)
         if not path.is_absolute():
             path = Path(cwd) / path
-        real = os.path.realpath(os.path.normpath(str(path)))
+        # resolved as the kernel does: `lnk/..` is the parent of lnk's target, not `.` (never normpath first)
+        real = os.path.realpath(str(path))
         roots = self.writable_roots_for(cwd)
         inside = [str(r) for r in roots if _is_within(real, str(r))]
         if not inside:
@@ -5412,37 +5473,94 @@ def _gitdir_targets(git_file):
     return [os.path.realpath(target)] if os.path.exists(target) else []
 
 
-def protected_paths(roots, cwd, home=None, search_nested=True):
-    """Paths inside writable roots that stay read-only: .git (dirs, files, gitdir targets,
-    nested repos in the workspace), .codex, and $CODEX_HOME.  Only existing paths."""
+def git_dirs_of(entry):
+    """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
+    `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
+    (`commondir`: where config and hooks live).  Real paths of what exists."""
+    out = [os.path.realpath(entry)]
+    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
+    for gitdir in gitdirs:
+        out.append(gitdir)
+        try:
+            with open(os.path.join(gitdir, "commondir"), "r", encoding="utf-8", errors="replace") as fh:
+                common = fh.readline().strip()
+        except OSError:
+            continue
+        if common:
+            common = os.path.realpath(os.path.join(gitdir, common))
+            if os.path.isdir(common):
+                out.append(common)
+    return out
+
+
+def _enclosing_git_entries(paths):
+    """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
+    out = []
+    for path in paths:
+        d = os.path.realpath(str(path))
+        while True:
+            cand = os.path.join(d, ".git")
+            if os.path.lexists(cand) and cand not in out:
+                out.append(cand)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+    return out
+
+
+def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
+    """Paths inside writable roots that stay read-only: every git directory a command could
+    make git use (.git dirs, files and symlinks, their gitdir and common dirs, the repository
+    the workspace lies in, nested repos, $GIT_DIR), .codex, and $CODEX_HOME.  Only existing
+    paths; never one that is or holds a writable root or the workspace: a `.git` a command
+    planted pointing at the workspace must not make the workspace read-only.  `entries`, a
+    list, receives the `.git`/`.codex` names (as found, not resolved) behind the result: a
+    symlink among them is pinned too (pins_for)."""
     out = []
     notes = []
     cwd_real = os.path.realpath(str(cwd))
     temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
+    for var in ("GIT_DIR", "GIT_COMMON_DIR"):
+        if os.path.isabs(os.environ.get(var, "")):
+            gits.append(os.environ[var])
+    dot_codex = []
     for root in roots:
         root = str(root)
-        candidates = [os.path.join(root, ".git"), os.path.join(root, ".codex")]
+        gits.append(os.path.join(root, ".git"))
+        dot_codex.append(os.path.join(root, ".codex"))
+        out.append(dot_codex[-1])
         # the workspace and configured roots are searched for nested repositories; /tmp is not
         if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
             nested, complete = _find_nested_git(root)
-            candidates.extend(nested)
+            gits.extend(nested)
             if not complete:
                 notes.append("only the first %d entries of %s were searched for nested .git directories"
                              % (_NESTED_REPO_BUDGET, root))
-        for cand in candidates:
-            if os.path.lexists(cand):
-                if os.path.isfile(cand):
-                    out.extend(_gitdir_targets(cand))
-                out.append(os.path.realpath(cand))
+    for cand in gits:
+        if os.path.lexists(cand):
+            out.extend(git_dirs_of(cand))
     if home is not None:
         out.append(os.path.realpath(str(home)))
     result, seen = [], set()
+    keep = [str(r) for r in roots] + [cwd_real]
     for p in out:
+        p = os.path.realpath(p)
         if p in seen or not os.path.exists(p):
             continue
-        if any(_is_within(p, str(r)) for r in roots):
-            seen.add(p)
-            result.append(p)
+        seen.add(p)
+        if not any(_is_within(p, str(r)) for r in roots):
+            continue  # outside every writable root: Landlock keeps it read-only already
+        if any(_is_within(k, p) for k in keep):
+            if home is not None and p == os.path.realpath(str(home)):
+                notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
+                             "read-only for commands; move the workspace out of it" % p)
+            continue
+        result.append(p)
+    if entries is not None:
+        entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
+            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
     for note in notes:
         _notice(note)
     return result
@@ -5548,7 +5666,8 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...
+#                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+#                       -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -5558,6 +5677,10 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     with the network on, unix sockets such as docker.sock)
 #   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network on:
 #                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
+#   --pin PATH        in that namespace PATH (directory, file or symlink, not followed) is mounted
+#                     onto itself, so it cannot be renamed, removed or replaced: every component
+#                     between a writable root and a protected path (trusted_paths), so that no
+#                     command moves a read-only mount aside and plants a copy at the trusted name
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
 #   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
@@ -5729,53 +5852,256 @@ def _install_helper(data, digest, home):
     return None
 
 
-def linux_helper_path(home=None):
-    """The compiled helper for this machine, extracted and ready (None: use the Python helper).
+_MFD_EXEC = 0x0010  #: memfd_create flag (Linux 6.3+): executable even under vm.memfd_noexec=1
 
-    CODEX_SANDBOX_HELPER=python forces the Python helper; CODEX_SANDBOX_HELPER=/path uses
-    that binary as is (for testing a build).
+
+def _seal_in_memfd(data):
+    """The helper's bytes in a sealed memfd (no write, grow or shrink, ever): its fd, or None.
+
+    Nothing a command can write or rename reaches it: it has no name in any file system.
+    """
+    import fcntl  # startup budget: only when a command is sandboxed
+
+    fd = None
+    for flags in (_MFD_EXEC, 0):
+        try:
+            fd = os.memfd_create(HELPER_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING | flags)
+            break
+        except (AttributeError, OSError):
+            continue
+    if fd is None:
+        return None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                    fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+        if not os.access("/proc/self/fd/%d" % fd, os.X_OK):  # a noexec memfd (vm.memfd_noexec=2)
+            raise OSError(errno.EACCES, "memfd not executable")
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _open_verified(path, digest):
+    """Open the extracted helper once and check its hash through that fd: the fd, or None.
+
+    Executed as /proc/PID/fd/N, the file codex checked is the one that runs, whatever is
+    renamed or recreated at its path afterwards.
+    """
+    import hashlib  # startup budget: only when a command is sandboxed
+
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        h.update(chunk)
+    if h.hexdigest() != digest:
+        os.close(fd)
+        return None
+    return fd
+
+
+_HELPER_FILES = {}  #: cache key -> the extracted file behind the fd (only without memfd), protected read-only
+
+
+def linux_helper_path(home=None):
+    """The compiled helper for this machine, ready to execute (None: use the Python helper).
+
+    The helper's bytes (from the zipapp, build/helpers, or CODEX_SANDBOX_HELPER=/path for
+    testing a build) go into a sealed memfd once per process; the path returned is
+    /proc/PID/fd/N, never a name a command could rename or replace.  Where memfds cannot be
+    executed it is extracted (content-addressed, 0700) and opened and verified once.
+    CODEX_SANDBOX_HELPER=python forces the Python helper.
     """
     choice = os.environ.get("CODEX_SANDBOX_HELPER", "").strip()
     if choice == "python":
         return None
-    if choice:
-        return Path(choice)
-    key = str(home)
+    key = (str(home), choice, os.getpid())
     if key in _HELPER_CACHE:
         return _HELPER_CACHE[key]
     import hashlib  # startup budget: only when a command is sandboxed
 
     found = None
-    for src in _helper_sources():
+    for src in ([Path(choice)] if choice else _helper_sources()):
         try:
             data = src.read_bytes()
         except OSError:
+            if choice:  # executing it fails with a clear error (`codex sandbox --check` shows it)
+                found = Path(choice)
+                break
             continue
-        found = _install_helper(data, hashlib.sha256(data).hexdigest(), home)
-        if found is None:
-            _notice("cannot extract the sandbox helper to $CODEX_HOME/bin or a cache directory; "
-                    "using the slower Python helper")
+        fd = _seal_in_memfd(data)
+        if fd is None:
+            digest = hashlib.sha256(data).hexdigest()
+            installed = _install_helper(data, digest, home)
+            fd = _open_verified(installed, digest) if installed is not None else None
+            if fd is None:
+                _notice("cannot extract the sandbox helper to $CODEX_HOME/bin or a cache directory; "
+                        "using the slower Python helper")
+                break
+            _HELPER_FILES[key] = installed
+        found = Path("/proc/%d/fd/%d" % (os.getpid(), fd))
+        _HELPER_ORIGIN[str(found)] = str(src)
         break
     _HELPER_CACHE[key] = found
     return found
 
 
-def _python_helper_argv():
-    """argv prefix that runs codex.py itself as the helper.
+_HELPER_ORIGIN = {}  #: /proc/PID/fd/N -> the file its bytes came from (for `codex sandbox --check`)
+
+
+def _helper_backing_file(home):
+    """The extracted helper file behind the fd when memfds are unavailable (None with a memfd)."""
+    return _HELPER_FILES.get((str(home), os.environ.get("CODEX_SANDBOX_HELPER", "").strip(), os.getpid()))
+
+
+_OWN_FILE = {}  #: __file__ -> its real path, resolved once (before any command could swap a symlink)
+
+
+def _own_file():
+    """codex.py's real path, resolved the first time it is needed and then kept for the process."""
+    key = __file__
+    if key not in _OWN_FILE:
+        _OWN_FILE[key] = os.path.realpath(os.path.abspath(key))
+    return _OWN_FILE[key]
+
+
+_CODE_CACHES = {}  #: (home, codex.py, pid) -> pycache prefix directory, or None
+
+
+def _code_cache_prefix(home=None):
+    """A private sys.pycache_prefix holding codex.py's byte code when no cached .pyc sits next
+    to it (a checkout run as `python3 codex.py` never writes one): the Python helper and the
+    apply_patch mode then start in tens of milliseconds instead of compiling 12,000 lines.
+
+    Content-addressed by codex.py's bytes and the Python version, written once, checked
+    against the source hash at every load (CHECKED_HASH); it stays read-only for commands
+    like the rest of codex's code.  None when not needed or no place works.
+    """
+    src = _own_file()
+    key = (str(home), src, os.getpid())
+    if key in _CODE_CACHES:
+        return _CODE_CACHES[key]
+    import importlib.util
+
+    found = None
+    try:
+        if sys.pycache_prefix is None and not _pyc_is_current(importlib.util.cache_from_source(src), src):
+            found = _write_code_cache(src, home)
+    except (OSError, ValueError, SyntaxError):
+        found = None
+    _CODE_CACHES[key] = found
+    return found
+
+
+def _pyc_is_current(cfile, src):
+    """Whether the .pyc next to codex.py matches it (a stale one is recompiled at every start)."""
+    import importlib.util
+    import struct
+
+    try:
+        with open(cfile, "rb") as fh:
+            head = fh.read(16)
+        st = os.stat(src)
+    except OSError:
+        return False
+    if len(head) < 16 or head[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    flags, mtime, size = struct.unpack("<III", head[4:16])
+    return bool(flags & 1) or (mtime == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size & 0xFFFFFFFF)
+
+
+def _write_code_cache(src, home):
+    import hashlib
+    import importlib.util
+    import py_compile
+
+    with open(src, "rb") as fh:
+        digest = hashlib.sha256(fh.read() + sys.version.encode()).hexdigest()
+    for base in _helper_install_dirs(home):
+        prefix = base / ("pycache-%s" % digest[:16])
+        sys.pycache_prefix = str(prefix)
+        try:
+            cfile = importlib.util.cache_from_source(src)
+        finally:
+            sys.pycache_prefix = None
+        try:
+            if os.path.isfile(cfile) and _ancestors_are_safe(os.path.dirname(cfile)):
+                return str(prefix)
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = base.lstat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                continue
+            d = str(prefix)
+            for part in Path(os.path.dirname(cfile)).relative_to(prefix).parts:  # 0700 at every level
+                os.makedirs(d, mode=0o700, exist_ok=True)
+                d = os.path.join(d, part)
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            tmp = "%s.%d.tmp" % (cfile, os.getpid())
+            py_compile.compile(src, cfile=tmp, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+            os.replace(tmp, cfile)
+            return str(prefix)
+        except (OSError, py_compile.PyCompileError):
+            continue
+    return None
+
+
+def _codex_self_argv(mode, home=None):
+    """argv prefix that runs codex.py itself in `mode` (the Python helper, or apply_patch).
 
     -I (isolated: no PYTHON* env, no user site, and above all no '' = the command's cwd on
     sys.path: a json.py the previous command planted in the workspace would run unsandboxed).
-    Imported rather than run as a script, so a cached .pyc spares compiling this file.
+    Imported rather than run as a script, so a cached .pyc (or _code_cache_prefix's) spares
+    compiling this file.  The path is the real one resolved once (_own_file): it stays
+    read-only for commands (§12b).
     """
-    here = os.path.dirname(os.path.abspath(__file__))
+    src = _own_file()
+    here = os.path.dirname(src)
+    prefix = _code_cache_prefix(home)
     # appended, not inserted first: a json.py planted next to codex.py must not shadow the stdlib
-    boot = ("import sys, importlib.util as u; sys.path.append(%r); s = u.spec_from_file_location('codex', %r); "
+    boot = ("import sys, importlib.util as u; sys.path.append(%r); %ss = u.spec_from_file_location('codex', %r); "
             "m = u.module_from_spec(s); sys.modules['codex'] = m; s.loader.exec_module(m); "
-            "sys.exit(m.main(sys.argv[1:]))" % (here, os.path.join(here, "codex.py")))
-    return [sys.executable, "-I", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
+            "sys.exit(m.main(sys.argv[1:]))" % (here, "sys.pycache_prefix = %r; " % prefix if prefix else "", src))
+    return [sys.executable, "-I", "-B", "-c", boot, mode]
 
 
-def _sandbox_code_paths(prefix, kind, roots):
+#: the sections codex's apply_patch mode needs (errors, apply_patch): both pure, standard library only
+_APPLY_PATCH_SECTIONS = (("\n# \u00a703 ", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
+
+
+def _apply_patch_argv(home=None):
+    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that compiles
+    only §03 and §10 of codex.py (at their own line numbers) instead of importing the whole
+    module (~100 ms of module body).  The file is the real path resolved once, read-only for
+    commands (§12b), as for the Python helper."""
+    src = _own_file()
+    boot = ("import sys, os, errno\n"
+            "from pathlib import Path\n"
+            "p = %r\n"
+            "t = open(p, encoding='utf-8').read()\n"
+            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno, 'Path': Path}\n"
+            "for a, b in %r:\n"
+            "    i = t.index(a) + 1\n"
+            "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
+            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n" % (src, _APPLY_PATCH_SECTIONS))
+    return [sys.executable, "-I", "-S", "-B", "-c", boot]
+
+
+def _python_helper_argv(home=None):
+    """argv prefix that runs codex.py itself as the Python sandbox helper."""
+    return _codex_self_argv(_SANDBOX_HELPER_ARGV, home=home)
+
+
+def _sandbox_code_paths(prefix, kind, roots, home=None):
     """(paths the next command's sandbox is built from, codex's own code) inside `roots`.
 
     Both stay read-only for commands: a command that rewrote the helper binary, or codex.py /
@@ -5785,7 +6111,7 @@ def _sandbox_code_paths(prefix, kind, roots):
     files read-only.
     """
     roots = [str(r) for r in roots]
-    src = os.path.realpath(__file__)
+    src = _own_file()
     here = os.path.dirname(src)
     if any(_is_within(r, here) for r in roots):
         cache = os.path.join(here, "__pycache__")
@@ -5798,7 +6124,20 @@ def _sandbox_code_paths(prefix, kind, roots):
                                    os.path.join(here, "codex_sandbox_helpers")) if os.path.exists(p)]
     else:
         own = [here]
-    needed = [os.path.dirname(os.path.realpath(prefix[0]))] if kind == "linux" else own
+    code_cache = _code_cache_prefix(home) if kind != "linux" else None
+    if code_cache is not None:  # byte code the next Python helper runs before it is sandboxed
+        own.append(code_cache)
+    if kind == "linux":  # a sealed memfd needs nothing; an extracted helper file its directory
+        backing = _helper_backing_file(home)
+        needed = [os.path.dirname(str(backing))] if backing is not None else []
+    else:
+        needed = list(own)
+    # not needed to build the next sandbox, but run at the next start (the zipapp) or inside the
+    # sandbox (the apply_patch command): nothing a command writes is trusted later
+    own += [p for p in _launch_paths() if p not in own]
+    patch_dir = apply_patch_command_dir(home)
+    if patch_dir is not None:
+        own.append(str(patch_dir))
 
     def inside(paths):
         return [p for p in paths if any(_is_within(p, r) for r in roots)]
@@ -5806,12 +6145,127 @@ def _sandbox_code_paths(prefix, kind, roots):
     return inside(needed), inside(own)
 
 
+_APPLY_PATCH_DIRS = {}  #: (home, pid) -> the directory holding the apply_patch scripts
+
+
+def apply_patch_command_dir(home=None):
+    """A directory with `apply_patch` and `applypatch`: scripts that run codex's apply_patch mode.
+
+    Content-addressed and checked once per process like the helper's extraction (same places,
+    same ownership rules); it stays read-only for commands like the rest of codex's code
+    (trusted_paths).  None when no place works (then commands just lack the command).
+    """
+    import hashlib
+    import shlex
+
+    key = (str(home), os.getpid(), _own_file())
+    if key in _APPLY_PATCH_DIRS:
+        return _APPLY_PATCH_DIRS[key]
+    script = "#!/bin/sh\nexec %s \"$@\"\n" % " ".join(shlex.quote(a) for a in _apply_patch_argv(home))
+    digest = hashlib.sha256(script.encode("utf-8")).hexdigest()
+    found = None
+    for base in _helper_install_dirs(home):
+        d = base / ("apply_patch-%s" % digest[:16])
+        try:
+            if all(_file_is(d / n, script) for n in APPLY_PATCH_NAMES) and _ancestors_are_safe(d):
+                found = d
+                break
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = base.lstat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                continue
+            tmp = base / (".apply_patch.%d.%s.tmp" % (os.getpid(), digest[:8]))
+            tmp.mkdir(mode=0o700)
+            for name in APPLY_PATCH_NAMES:
+                fd = os.open(str(tmp / name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(script)
+            try:
+                os.rename(str(tmp), str(d))
+            except OSError:  # another codex made it first (or a stale copy is in the way)
+                for name in APPLY_PATCH_NAMES:
+                    os.unlink(str(tmp / name))
+                tmp.rmdir()
+                if not all(_file_is(d / n, script) for n in APPLY_PATCH_NAMES):
+                    continue
+            if os.access(str(d / APPLY_PATCH_NAMES[0]), os.X_OK):
+                found = d
+                break
+        except OSError:
+            continue
+    _APPLY_PATCH_DIRS[key] = found
+    return found
+
+
+def _file_is(path, text):
+    """Whether `path` is a regular 0700 file of ours holding exactly `text`."""
+    import stat
+
+    try:
+        st = os.lstat(str(path))
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o777 != 0o700:
+            return False
+        with open(str(path), "r", encoding="utf-8") as fh:
+            return fh.read() == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _launch_paths():
+    """What the next codex start runs, beyond codex.py's directory (real paths): the zipapp
+    file and the whole directory it unpacks into (zipapp_paths, §01: ~/.shiv, $SHIV_ROOT or
+    the temp fallback), read-only as one, so that no command can chmod it unusable, rename it
+    aside or plant a .pth in any build's site-packages."""
+    paths = zipapp_paths()
+    if not paths:
+        return []
+    return [os.path.realpath(str(paths["archive"])), os.path.realpath(str(paths["root"]))]
+
+
+def _trusted_names(home):
+    """The names codex finds its code and state by at the next start, as given (not resolved):
+    $CODEX_HOME, codex.py, the zipapp and its unpack root.  A symlink among their components is pinned
+    too (replacing it would redirect the next start), as is every directory above them."""
+    names = [os.path.abspath(__file__)]
+    if home is not None:
+        names.append(os.path.abspath(str(home)))
+    paths = zipapp_paths()
+    if paths:
+        names += [os.path.abspath(str(paths[k])) for k in ("archive", "root", "unpacked")]
+    if os.environ.get("SHIV_ROOT"):
+        names.append(os.path.abspath(os.path.expanduser(os.environ["SHIV_ROOT"])))
+    return names
+
+
+def pins_for(paths, roots):
+    """Every existing component of `paths` whose directory lies in a writable root, shallow first.
+
+    The helper mounts each onto itself (--pin), so a command can neither rename an ancestor
+    of a read-only path aside (the read-only mount moves with it) and recreate the name with
+    its own content, nor swap a symlink on the way.
+    """
+    roots = [str(r) for r in roots]
+    out, seen = [], set()
+    for path in paths:
+        parts = Path(os.path.abspath(str(path))).parts
+        for i in range(2, len(parts) + 1):
+            comp = os.path.join(*parts[:i])
+            if not any(_is_within(os.path.realpath(os.path.dirname(comp)), r) for r in roots):
+                continue
+            if not os.path.lexists(comp):
+                break
+            if comp not in seen:
+                seen.add(comp)
+                out.append(comp)
+    return sorted(out, key=lambda p: p.count(os.sep))
+
+
 def helper_argv_prefix(home=None):
     """(argv prefix, kind) for the Linux helper: the compiled one, else the Python one."""
     path = linux_helper_path(home)
     if path is not None:
         return [str(path)], "linux"
-    return _python_helper_argv(), "linux-python"
+    return _python_helper_argv(home), "linux-python"
 
 
 # -- probing what this machine offers -------------------------------------------------------
@@ -5842,7 +6296,7 @@ def probe_sandbox(home=None):
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
         info["helper"] = kind
-        info["helper_path"] = prefix[0] if kind == "linux" else os.path.abspath(__file__)
+        info["helper_path"] = _HELPER_ORIGIN.get(prefix[0], prefix[0]) if kind == "linux" else _own_file()
         try:
             proc = subprocess.run(prefix + ["--probe"], capture_output=True, text=True, timeout=20,
                                   stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
@@ -5912,8 +6366,15 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
             out += ["--writable", str(root)]
         userns = probe_sandbox(home).get("userns") == "1"
         if roots:
-            ro = protected_paths(roots, policy_cwd, home)
-            needed, own = _sandbox_code_paths(prefix, kind, roots)
+            names = []
+            ro = protected_paths(roots, policy_cwd, home, entries=names)
+            needed, own = _sandbox_code_paths(prefix, kind, roots, home)
+            cache = _code_cache_prefix(home) if kind != "linux" else None
+            if cache in needed and not userns:  # a byte-code cache nothing can protect here: do without it
+                _CODE_CACHES[(str(home), _own_file(), os.getpid())] = None
+                prefix, kind = helper_argv_prefix(home)
+                out = prefix + out[out.index("--cwd"):]
+                needed, own = _sandbox_code_paths(prefix, kind, roots, home)
             if needed and not userns:
                 raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
                                    "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
@@ -5924,6 +6385,12 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 ro = []
             if userns:
                 ro += [p for p in needed + own if p not in ro]
+                for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
+                    # inside a read-only path it is protected already (and a pin there, copied by the
+                    # recursive read-only bind, would stay writable)
+                    parent = os.path.realpath(os.path.dirname(p))
+                    if not any(_is_within(parent, r) for r in ro):
+                        out += ["--pin", p]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
@@ -5979,7 +6446,7 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "network": False,
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
             "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
     i = 0
     while i < len(args):
@@ -5998,7 +6465,7 @@ def _parse_helper_args(args):
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
                 raise ValueError("--max-procs needs a positive number")
             opts["max_procs"] = int(args[i])
-        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--pin"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
@@ -6121,7 +6588,34 @@ def _import_pyseccomp():
     return pyseccomp
 
 
-def _apply_seccomp(network, pid_ns=True, user_ns=True):
+#: syscalls numbered alike on every architecture (424 and up) that an older libseccomp may not
+#: know by name: the Python helper denies them by number
+_UNIFIED_SYSCALL_NUMBERS = {"clone3": 435, "pidfd_getfd": 438, "process_madvise": 440, "quotactl_fd": 443}
+#: syscalls that exist on x86 only (nothing to deny elsewhere)
+_X86_ONLY_SYSCALLS = ("iopl", "ioperm")
+
+
+def _deny_syscall(flt, action, name):
+    """Add a rule answering `name` with `action`; a syscall libseccomp cannot name is denied by
+    number, and one it cannot deny at all fails the helper (it would stay open)."""
+    try:
+        flt.add_rule(action, name)
+        return
+    except (OSError, ValueError, RuntimeError) as exc:
+        error = exc
+    if name in _UNIFIED_SYSCALL_NUMBERS:
+        try:
+            flt.add_rule(action, _UNIFIED_SYSCALL_NUMBERS[name])
+            return
+        except (OSError, ValueError, RuntimeError) as exc:
+            error = exc
+    if name in _X86_ONLY_SYSCALLS and _machine_arch() not in ("x86_64", "i686"):
+        return
+    _helper_fail(123, "this libseccomp cannot deny %s (%s): the Python helper refuses to run commands without "
+                 "that rule; upgrade libseccomp2 or use a codex build with the compiled helper" % (name, error))
+
+
+def _apply_seccomp(network, pid_ns=True, ipc_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
         pyseccomp = _import_pyseccomp()
@@ -6136,18 +6630,15 @@ def _apply_seccomp(network, pid_ns=True, user_ns=True):
         flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
         flt.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
         for name in SECCOMP_ALWAYS_DENIED:
-            try:
-                flt.add_rule(deny, name)
-            except (OSError, ValueError, RuntimeError):
-                pass  # a syscall this libseccomp or arch does not know cannot be called either
+            _deny_syscall(flt, deny, name)
         for req in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
         for flag in CLONE_NAMESPACE_FLAGS:
             flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
-        flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # its flags hide behind a pointer: libc falls back to clone
-        if not user_ns:
+        _deny_syscall(flt, pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # flags behind a pointer: libc falls back to clone
+        if not ipc_ns:
             for name in SECCOMP_IPC_DENIED:
-                flt.add_rule(deny, name)
+                _deny_syscall(flt, deny, name)
         if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
             flt.add_rule(deny, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
         if not network:
@@ -6181,18 +6672,45 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
+def _pin(libc, path):
+    """Mount `path` onto itself without following it: rename/unlink/rmdir of it then fail (EBUSY)."""
+    import ctypes
+
+    flags = 1 | os.O_CLOEXEC | 0x8000 | 0x100  # OPEN_TREE_CLONE | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW
+    fd = libc.syscall(ctypes.c_long(428), ctypes.c_int(-100), os.fsencode(path), ctypes.c_uint(flags))
+    if fd >= 0:
+        try:
+            if libc.syscall(ctypes.c_long(429), ctypes.c_int(fd), b"", ctypes.c_int(-100), os.fsencode(path),
+                            ctypes.c_uint(4)) != 0:  # move_mount(MOVE_MOUNT_F_EMPTY_PATH)
+                _helper_fail(125, "pinning %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        finally:
+            os.close(fd)
+        return
+    err = ctypes.get_errno()
+    if err == errno.ENOENT:
+        return  # nothing at that name any more: nothing to pin
+    if err != errno.ENOSYS:
+        _helper_fail(125, "pinning %s (open_tree) failed: %s" % (path, os.strerror(err)))
+    bpath = os.fsencode(path)  # before Linux 5.2: a self-bind (a final symlink is followed)
+    if libc.mount(bpath, bpath, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+        _helper_fail(125, "pinning %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
+
+
 def _enter_namespaces(libc, max_procs=0):
     """Enter new user, mount, IPC (+ PID) namespaces, map our ids, set RLIMIT_NPROC (it then
     counts this namespace's processes only; never uid 0's).  No network namespace (it costs
     milliseconds; seccomp keeps every socket but AF_UNIX stream ones).
-    Returns (entered, pid_ns); entered is False when the kernel refuses (errno set)."""
+    Returns (entered, pid_ns, ipc_ns); entered is False when the kernel refuses (errno set)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    flags = 0x10000000 | 0x00020000 | 0x08000000  # CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC
-    pid_ns = libc.unshare(ctypes.c_int(flags | 0x20000000)) == 0  # + CLONE_NEWPID
-    if not pid_ns and libc.unshare(ctypes.c_int(flags)) != 0:
-        return False, False
+    user_ns, ipc, pid = 0x10000000 | 0x00020000, 0x08000000, 0x20000000  # CLONE_NEWUSER|NEWNS, NEWIPC, NEWPID
+    # where a container refuses the PID or IPC namespace, the next best set (as the C helper)
+    for flags in (user_ns | ipc | pid, user_ns | pid, user_ns | ipc, user_ns):
+        if libc.unshare(ctypes.c_int(flags)) == 0:
+            break
+    else:
+        return False, False, False
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
             with open("/proc/self/" + name, "w") as fh:
@@ -6206,7 +6724,7 @@ def _enter_namespaces(libc, max_procs=0):
             resource.setrlimit(resource.RLIMIT_NPROC, (max_procs, max_procs))
         except (OSError, ValueError) as exc:
             _helper_fail(120, "setrlimit(RLIMIT_NPROC) failed: %s" % exc)
-    return True, pid_ns
+    return True, bool(flags & pid), bool(flags & ipc)
 
 
 def _drop_capabilities(libc):
@@ -6214,10 +6732,7 @@ def _drop_capabilities(libc):
     non-empty bounding set fails closed."""
     import ctypes
 
-    try:
-        last = int(_read_text("/proc/sys/kernel/cap_last_cap").strip() or 63)
-    except ValueError:
-        last = 63
+    last = 63  # PR_CAPBSET_DROP past the kernel's last capability: EINVAL
     libc.prctl(28, 0xEF, 0, 0, 0)  # PR_SET_SECUREBITS: NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, all locked
     for cap in range(last + 1):
         libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
@@ -6232,9 +6747,9 @@ def _drop_capabilities(libc):
         _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=()):
     """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
-    the writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files;
+    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; hide `hidden` files;
     give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
     import ctypes
 
@@ -6251,6 +6766,8 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
                 _helper_fail(125, "bind-mounting %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
             if _mount_setattr(libc, root, 0x8000, 0, 1) != 0 and _mount_setattr(libc, root, 0, 0, 1) != 0:
                 _helper_fail(125, "making writable %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
+    for path in pins:
+        _pin(libc, path)
     for path in paths:
         _bind_read_only(libc, path, path)
     for path in hidden:
@@ -6313,8 +6830,8 @@ def _fork_pid_namespace_init(libc, max_procs=0):
     (report fd, relay target) for _pid_namespace_init.  This process waits and exits like the
     command (or like pid 1, when the policy failed there), as the C helper.
 
-    Pid 1 first sets the namespace's pid_max to max_procs + 300 (Linux 6.14+; only a process
-    inside can): the process limit that holds for root too, whom RLIMIT_NPROC never stops.
+    Pid 1 of a root user's command first sets the namespace's pid_max to max_procs + 300 (Linux
+    6.14+; only a process inside can): the process limit of uid 0, whom RLIMIT_NPROC never stops.
     When the command exits, pid 1 exits and the kernel kills whatever the command left behind
     (setsid daemons included); a SIGKILL to the process group (timeouts) does the same.
     SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on; SIGINT/SIGQUIT reach the group anyway.
@@ -6340,7 +6857,7 @@ def _fork_pid_namespace_init(libc, max_procs=0):
     if init == 0:
         os.close(rfd)
         libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the namespace dies with the helper
-        if max_procs:
+        if max_procs and os.getuid() == 0:  # other users have RLIMIT_NPROC already
             try:
                 with open("/proc/sys/kernel/pid_max", "w") as fh:
                     fh.write(str(max_procs + 300))
@@ -6435,7 +6952,8 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...)"
+                     "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
+                     "-- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -6460,17 +6978,17 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    user_ns, pid_ns = _enter_namespaces(libc, opts["max_procs"])
+    user_ns, pid_ns, ipc_ns = _enter_namespaces(libc, opts["max_procs"])
     private_shm, report = False, None
     if user_ns:
         if pid_ns:
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                         opts["hide_dir"])
-    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
+                                         opts["hide_dir"], opts["pin"])
+    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
-    _apply_seccomp(opts["network"], pid_ns, user_ns)
+    _apply_seccomp(opts["network"], pid_ns, ipc_ns)
     _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
     if opts["cwd"]:
         try:
@@ -6492,13 +7010,22 @@ def _sandbox_helper_main(args):
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
-#   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True)
+#   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True,
+#               stdin_data=None)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
-#       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event
+#       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event;
+#       stdin_data (bytes) is the command's stdin instead of /dev/null
 #       ExecResult also carries: sandbox_type (None | "linux" | "linux-python" | "seatbelt"),
 #       sandbox_error (the helper's one-line reason when the sandbox itself failed), cancelled,
 #       timeout_ms.  exit_code is 124 on timeout, 128+N when killed by signal N.
 #   format_exec_output(result) -> str                 (the JSON envelope the model sees)
+#   apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None) -> ExecResult
+#       the patch applied by codex's own apply_patch mode (§10) run as a sandboxed command:
+#       Landlock and the mounts decide what it may write, exactly as for a command
+#
+# Every command finds `apply_patch` (and `applypatch`) first on its PATH: a script that runs
+# codex's apply_patch mode, so the forms codex does not intercept (`apply_patch <<'EOF' ...
+# EOF && echo ok`, `apply_patch < p.diff`) work in the sandbox too, as upstream.
 #
 # Commands run as argv (no implicit shell), in a new session (own process group, no
 # controlling terminal: /dev/tty and TIOCSTI cannot reach the user's terminal), stdin
@@ -6716,7 +7243,19 @@ def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd
     return any(not policy.is_path_writable(p, policy_cwd, home) for p in paths)
 
 
-def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True):
+def apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None):
+    """Apply a patch as a sandboxed command (codex's apply_patch mode, §10): returns its ExecResult.
+
+    The paths are resolved inside the sandbox, against `cwd` (the model's workdir as given):
+    a symlink planted by an earlier command is followed by the kernel, under Landlock.
+    """
+    argv = _apply_patch_argv(cfg.codex_home) + ["--cd", str(cwd)]
+    env = build_command_env(cfg)
+    return run_command(argv, cfg.cwd, cfg, env, timeout_ms=timeout_ms or DEFAULT_EXEC_TIMEOUT_MS * 3,
+                       stdin_data=text.encode("utf-8"))
+
+
+def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True, stdin_data=None):
     """Run argv (in the sandbox of cfg's policy when sandboxed) and capture its output."""
     import selectors  # startup budget: only when a command runs
     import subprocess
@@ -6728,14 +7267,28 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     policy = cfg.sandbox_policy
     env = dict(env)
+    patch_dir = apply_patch_command_dir(cfg.codex_home)
+    if patch_dir is not None:
+        import shlex
+
+        env["PATH"] = str(patch_dir) + os.pathsep + env.get("PATH", os.defpath)
+        for name in APPLY_PATCH_NAMES:  # bash functions too: a login shell's /etc/profile resets PATH
+            env["BASH_FUNC_%s%%%%" % name] = "() {  %s \"$@\"\n}" % shlex.quote(str(patch_dir / name))
     sandbox_type = None
     full_argv = argv
     if sandboxed and not policy.is_unrestricted():
         full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
         env.update(extra_env)
+    stdin = subprocess.DEVNULL
+    if stdin_data is not None:
+        import tempfile
+
+        stdin = tempfile.TemporaryFile()  # a file, not a pipe: no writer thread, no deadlock on big input
+        stdin.write(stdin_data)
+        stdin.seek(0)
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
     except OSError as exc:
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
@@ -6743,6 +7296,9 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
             msg = "codex: working directory %s does not exist\n" % cwd
         return ExecResult(code, "", msg, msg, time.monotonic() - start, sandbox_type=sandbox_type, timeout_ms=timeout_ms)
+    finally:
+        if stdin_data is not None:
+            stdin.close()
     bufs = {"stdout": _CappedBuffer(), "stderr": _CappedBuffer()}
     agg = _CappedBuffer()
     deltas = [0]
@@ -6949,7 +7505,8 @@ def sandbox_check_lines(home=None, cfg=None):
     elif _LINUX:
         kind = info.get("helper")
         if kind == "linux" and not info.get("helper_error"):
-            lines.append(("ok", "helper", "compiled helper %s (%s)" % (info.get("helper_path"), _machine_arch())))
+            lines.append(("ok", "helper", "compiled helper %s (%s), run from a sealed in-memory copy"
+                          % (info.get("helper_path"), _machine_arch())))
         elif kind == "linux":
             lines.append(("fail", "helper", "compiled helper %s does not run: %s" % (info.get("helper_path"), info.get("helper_error"))))
         else:
@@ -10428,6 +10985,14 @@ class ToolRunner(object):
                 paths.append(ch.move_path)
         verdict = assess_patch_safety(paths, task.ctx)
         protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+        # The verdict is the user interface; the boundary is the sandbox: an auto-approved patch
+        # is applied by codex's apply_patch mode run as a sandboxed command (§13), so Landlock and
+        # the mounts decide what it writes.  A patch the user approved runs unsandboxed, as an
+        # approved command does.
+        sandboxed = verdict == "auto-approve" and not task.ctx.sandbox_policy.is_unrestricted()
+        if sandboxed and not sandbox_available(task.ctx.codex_home):
+            verdict = "reject" if task.ctx.approval_policy == "never" else "ask-user"
+            sandboxed = False
         if verdict == "reject":
             return "patch rejected: writing outside of the project; rejected by user approval settings"
         auto = verdict == "auto-approve"
@@ -10447,11 +11012,21 @@ class ToolRunner(object):
                         path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
         started = time.monotonic()
         stdout, stderr = "", ""
-        try:
-            apply_changes(changes)
-            stdout = patch_summary(changes)
-        except PatchError as exc:
-            stderr = str(exc) + "\n"
+        if sandboxed:
+            result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            stdout, stderr = (result.stdout, "") if result.exit_code == 0 else ("", result.stderr or result.stdout)
+            if result.exit_code != 0 and result.sandbox_denied and task.ctx.approval_policy == "on-failure":
+                decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
+                                     reason="patch failed in the sandbox; apply it without the sandbox?", grant_root=None)
+                sandboxed = decision not in ("approved", "approved_for_session")
+        if not sandboxed:
+            try:
+                apply_changes(changes)
+                stdout, stderr = patch_summary(changes), ""
+            except PatchError as exc:
+                stderr = str(exc) + "\n"
+        if not stdout and not stderr.strip():
+            stderr = "apply_patch failed without a message\n"
         self._task_emit(task, "patch_apply_end", call_id=call_id, stdout=stdout, stderr=stderr, success=not stderr)
         diff = self._turn_diff(task)
         if diff:
@@ -11185,8 +11760,15 @@ def _use_color(choice, stream, environ=None):
         return False
 
 
-def format_elapsed(seconds):
-    """upstream's durations: 250ms, 1.50s, 2m05s."""
+def format_elapsed(seconds, spaced=False):
+    """A duration for people: upstream's exec form 250ms, 1.50s, 2m05s; spaced (the REPL's
+    cells and status line): 1.2s, 45s, 3m 05s."""
+    if spaced:
+        if seconds < 10:
+            return "%.1fs" % seconds
+        if seconds < 60:
+            return "%ds" % seconds
+        return "%dm %02ds" % (seconds // 60, seconds % 60)
     if seconds < 1:
         return "%dms" % int(seconds * 1000)
     if seconds < 60:
@@ -11613,7 +12195,7 @@ def trusted_project(cfg):
     """Whether the working directory is in a `projects."<path>".trust_level = "trusted"` entry
     (as upstream: exec then runs there without --skip-git-repo-check)."""
     cwd = Path(cfg.cwd)
-    for name, project in (getattr(cfg, "projects", None) or {}).items():
+    for name, project in (cfg.projects or {}).items():
         if isinstance(project, dict) and project.get("trust_level") == "trusted":
             root = Path(os.path.realpath(os.path.expanduser(str(name))))
             if os.path.isabs(os.path.expanduser(str(name))) and (cwd == root or root in cwd.parents):
@@ -11825,14 +12407,8 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
 
 def _config_with(cfg, **changes):
-    """A copy of `cfg` with `changes` (Config.replace where it exists)."""
-    if hasattr(cfg, "replace"):
-        return cfg.replace(**changes)
-    import copy
-
-    new = copy.copy(cfg)
-    new.__dict__.update(changes)
-    return new
+    """A copy of `cfg` with `changes` (Config is immutable)."""
+    return cfg.replace(**changes)
 
 
 def _exec_config(args, cfg_loader):
@@ -12507,6 +13083,7 @@ SLASH_COMMANDS = (
     ("approvals", "choose what Codex can do without approval"),
     ("resume", "resume an earlier session"),
     ("mcp", "list MCP servers, their state and tools"),
+    ("review", "review a change (uncommitted, a branch or a commit) and list findings"),
     ("quit", "exit Codex"),
 )
 SLASH_ALIASES = {"exit": "quit", "clear": "new"}  #: other spellings accepted
@@ -12562,6 +13139,11 @@ _TRAILING_PAD_RE = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)*[ \t](?:[ \t]|\x1b\[[0-
 # -- terminal and text helpers --------------------------------------------------------------
 
 
+#: output width when it is not a terminal: lines are not wrapped (a pipe or a log file wrapped
+#: at 80 columns broke long lines, URLs and code); COLUMNS sets another width
+PIPE_WIDTH = 100000
+
+
 def _terminal_caps(stream=None, environ=None):
     """{"tty", "color", "hyperlinks", "width"} for the output stream (NO_COLOR, TERM=dumb)."""
     environ = os.environ if environ is None else environ
@@ -12573,9 +13155,11 @@ def _terminal_caps(stream=None, environ=None):
     term = environ.get("TERM", "")
     dumb = term in ("dumb", "unknown")
     try:
-        width = os.get_terminal_size(stream.fileno()).columns if tty else 80
+        width = os.get_terminal_size(stream.fileno()).columns if tty else PIPE_WIDTH
     except (OSError, AttributeError, ValueError):
-        width = 80
+        width = PIPE_WIDTH
+    if not tty and str(environ.get("COLUMNS", "")).isdigit() and int(environ["COLUMNS"]) > 0:
+        width = int(environ["COLUMNS"])  # asked for explicitly
     forced = environ.get("FORCE_HYPERLINK")
     if forced is not None:
         links = forced not in ("0", "false", "")
@@ -12669,15 +13253,6 @@ def _seconds(duration):
         if m:
             return float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
     return 0.0
-
-
-def _format_elapsed(seconds):
-    """1.2s, 45s, 3m 05s."""
-    if seconds < 10:
-        return "%.1fs" % seconds
-    if seconds < 60:
-        return "%ds" % seconds
-    return "%dm %02ds" % (seconds // 60, seconds % 60)
 
 
 def _format_seconds(seconds):
@@ -13727,7 +14302,7 @@ class ReplRenderer(object):
         """A MarkdownStream that renders into this terminal."""
         styled = self.caps["tty"] and not self.caps["dumb"]
         stream = MarkdownStream(self, width=self._columns(), styled=styled, links=self.caps["hyperlinks"],
-                                file_opener=getattr(self.cfg, "file_opener", "none"), cwd=self.cfg.cwd, base=base)
+                                file_opener=self.cfg.file_opener, cwd=self.cfg.cwd, base=base)
         stream.colors = self.caps["color"]
         return stream
 
@@ -13804,7 +14379,7 @@ class ReplRenderer(object):
         label, started = self._status
         elapsed = time.monotonic() - started
         frame = STATUS_FRAMES[int(elapsed * 10) % len(STATUS_FRAMES)]
-        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, _format_elapsed(elapsed))
+        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, format_elapsed(elapsed, spaced=True))
         width = self._columns()
         line = line.replace("\n", " ")
         if len(line) > width - 1:
@@ -13883,7 +14458,7 @@ class ReplRenderer(object):
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
             (_display_command(command), "bold"),
-            (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
             (" \u00b7 %s" % note if note else "" if ok or exit_code is None else " \u00b7 exit %s" % exit_code, "red"),
         )
         for i, line in enumerate(_preview_lines(output)):
@@ -13914,7 +14489,7 @@ class ReplRenderer(object):
                 body = str(res)
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
-            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
         )
         for i, line in enumerate(_preview_lines(body)):
             cell.append("\n  %s %s" % (u"\u2514" if i == 0 else " ", line), style="dim")
@@ -14670,11 +15245,14 @@ class Repl(object):
         self.turn_usage = {}
         self._keys = None
         self._stream = None  # MarkdownStream of the answer being streamed
+        self._reviewing = False  # a /review turn is running: its JSON answer is not streamed
+        self._last_answer = None  # the last agent message of the last turn (task_complete)
         self._rstream = None  # MarkdownStream of the reasoning summary being streamed
         self._reasoning_streamed = False
         self._execs = {}
         self._mcp = {}
         self._turn_error = None
+        self.failed_turns = 0  # turns that ended in an error (a piped REPL then exits 1)
         self._turn_id = None  # submission id of the running turn
         self._resume_path = None  # the rollout /resume continues
         self.typeahead = ""  # typed while a turn ran, not yet sent: goes into the composer
@@ -14791,7 +15369,9 @@ class Repl(object):
                 self.submit_user(text)
         finally:
             self.close()
-        return 0
+        # Fed from a pipe, a failed turn is a failure of the run (as in exec); on a terminal
+        # the user saw it and quit normally.
+        return 1 if self.failed_turns and not self.interactive else 0
 
     def close(self):
         """Flush history and shut the session down."""
@@ -14832,13 +15412,62 @@ class Repl(object):
 
         return contextlib.nullcontext(None)
 
+    def _wait_for_mcp(self, session):
+        """Before a user turn: wait for MCP servers still starting (each bounded by its
+        startup_timeout_sec), showing which; Esc or Ctrl-C goes on without them (their tools
+        join the session when they are ready).  Failures are shown before the turn."""
+        manager = getattr(session, "mcp", None)
+        if manager is None or not manager.starting():
+            return
+        stop = threading.Event()
+        waiter = threading.Thread(target=session.wait_for_mcp, kwargs={"cancel": stop}, name="codex-mcp-wait", daemon=True)
+        waiter.start()
+        shown = None
+        with self._key_context() as keys:
+            self.renderer.start_status("Waiting for MCP servers")
+            try:
+                while waiter.is_alive():
+                    starting = manager.starting()
+                    if starting != shown:
+                        shown = starting
+                        self.renderer.set_status("Waiting for MCP server%s to start: %s (Esc: go on without)"
+                                                 % ("s" if len(starting) > 1 else "", ", ".join(starting)))
+                    try:
+                        key = keys.get(0.05) if keys is not None else None
+                    except KeyboardInterrupt:
+                        key = "esc"
+                    if keys is None:
+                        waiter.join(0.05)
+                    if isinstance(key, tuple) and key[0] == "paste":
+                        self.typeahead += key[1]
+                    elif isinstance(key, str) and len(key) == 1 and key.isprintable():
+                        self.typeahead += key  # typing on goes to the composer after the turn
+                    elif key == "enter" and self.typeahead.strip():
+                        self.queued.append(self.typeahead.strip())
+                        self.typeahead = ""
+                    if key in ("esc", "ctrl-c"):
+                        stop.set()
+                        waiter.join(1.0)
+                        left = manager.starting()
+                        if left:
+                            self.renderer.note("going on without %s (%s tools join when ready)" % (
+                                ", ".join(left), "its" if len(left) == 1 else "their"))
+                        break
+            finally:
+                self.renderer.stop_status()
+        for message in manager.new_failures():  # if the waiter was cut short
+            self.renderer.error(message)
+
     def run_turn(self, op):
         """Submit `op` and render events until the turn ends (Esc / Ctrl-C interrupt it)."""
         try:
             session = self._ensure_session()
+            if op.get("type") in ("user_input", "user_turn"):
+                self._wait_for_mcp(session)
             self._turn_id = session.submit(op)
         except CodexError as exc:
             self.renderer.error(str(exc))
+            self.failed_turns += 1
             return
         self.turn_usage, self._turn_error = {}, None
         self._stream = self._rstream = None
@@ -14895,6 +15524,8 @@ class Repl(object):
             elif key == "enter" and self.typeahead.strip():
                 self.queued.append(self.typeahead.strip())
                 self.typeahead = ""
+        if self._turn_error is not None:
+            self.failed_turns += 1
         self._flush_history()
         self.files.refresh()  # the turn may have created files: `@` finds them next
         for key, value in self.turn_usage.items():
@@ -14935,11 +15566,15 @@ class Repl(object):
             stream.finish()
 
     def _on_agent_message_delta(self, event, msg):
+        if self._reviewing:
+            return  # a review's answer is JSON: shown as findings when the turn ends
         if self._stream is None:
             self._stream = self.renderer.start_answer()
         self._stream.push(msg.get("delta", ""))
 
     def _on_agent_message(self, event, msg):
+        if self._reviewing:
+            return
         if self._stream is not None:
             self._close_streams()
             return
@@ -14951,7 +15586,7 @@ class Repl(object):
         headings = re.findall(r"\*\*(.+?)\*\*", self._reasoning_tail)
         if headings:
             self.renderer.set_status(headings[-1])
-        if getattr(self.cfg, "hide_agent_reasoning", False):
+        if self.cfg.hide_agent_reasoning:
             return
         if self._rstream is None:
             self._rstream = self.renderer.start_reasoning()
@@ -15091,6 +15726,7 @@ class Repl(object):
 
     def _on_task_complete(self, event, msg):
         if event.get("id") in (None, self._turn_id):
+            self._last_answer = msg.get("last_agent_message")
             last = msg.get("last_agent_message") or "Agent turn complete"
             self.renderer.desktop_notification("agent-turn-complete", last)
 
@@ -15485,6 +16121,86 @@ class Repl(object):
         self.ctx = self.ctx.with_overrides(model=name, effort=effort, source="/model")
         self._override(model=name, effort=effort)
         self.renderer.note("model: %s%s" % (name, " (reasoning %s)" % effort if effort else ""))
+
+    def _slash_review(self, arg):
+        """/review [--uncommitted | --base BRANCH | --commit SHA] [focus]: a read-only review turn
+        whose findings stay in the conversation, so the next prompt can ask for a fix."""
+        import shlex
+
+        try:
+            words = shlex.split(arg)
+        except ValueError:
+            words = arg.split()
+        scope, focus = {}, []
+        it = iter(words)
+        for word in it:
+            if word == "--uncommitted":
+                scope["uncommitted"] = True
+            elif word in ("--base", "--commit"):
+                scope[word[2:]] = next(it, None)
+                if not scope[word[2:]]:
+                    self.renderer.error("/review %s needs a value" % word)
+                    return
+            else:
+                focus.append(word)
+        if not scope and not focus:
+            scope = self._pick_review_scope()
+            if scope is None:
+                return
+        try:
+            request = prepare_review(self.ctx.cwd, focus=" ".join(focus) or None,
+                                     context_window=self.ctx.family.context_window, **scope)
+        except CodexError as exc:
+            self.renderer.error("/review: %s" % exc)
+            return
+        self.renderer.note(request.summary(focus=" ".join(focus) or None))
+        before = self.ctx
+        try:  # read-only and never asking, whatever the session's policy; restored afterwards
+            self.ctx = before.with_overrides(approval_policy="never", sandbox_policy={"mode": "read-only"}, source="/review")
+        except CodexError:
+            self.ctx = before.with_overrides(sandbox_policy={"mode": "read-only"}, source="/review")
+        self._override(approval_policy=self.ctx.approval_policy, sandbox_policy=self.ctx.sandbox_policy.to_wire())
+        self._reviewing, self._last_answer = True, None
+        try:
+            self.run_turn({"type": "user_input", "items": [{"type": "text", "text": request.prompt}]})
+        finally:
+            self._reviewing = False
+            self.ctx = before
+            self._override(approval_policy=before.approval_policy, sandbox_policy=before.sandbox_policy.to_wire())
+        if self._last_answer is None:
+            return  # interrupted or failed: run_turn said so
+        from rich.text import Text
+
+        review = parse_review(self._last_answer, request.scope.root)
+        self.renderer.print(Text(render_review(review, request.scope, request.left_out).rstrip("\n")))
+        if review["findings"]:
+            self.renderer.note("ask for a fix in your next message, e.g. \"fix finding 1\" (the findings are in the conversation)")
+
+    def _pick_review_scope(self):
+        """The scope picker of /review: a dict of prepare_review arguments, or None (Esc)."""
+        choice = self._pick("/review  what should be reviewed?", [
+            "uncommitted changes (staged, unstaged, untracked)", "this branch against a base branch",
+            "one commit", "the default: uncommitted changes if any, else this branch"])
+        if choice is None:
+            return None
+        if choice == 0:
+            return {"uncommitted": True}
+        if choice == 3:
+            return {}
+        try:
+            if choice == 1:
+                current = _git_line(self.ctx.cwd, "rev-parse", "--abbrev-ref", "HEAD")
+                names = [n for n in run_git(self.ctx.cwd, "for-each-ref", "--format=%(refname:short)", "refs/heads",
+                                            "refs/remotes", "--sort=-committerdate", "--count=10").decode("utf-8", "replace").split()
+                         if n != current and not n.endswith("/HEAD")][:9]
+                pick = self._pick("/review  against which branch?", names) if names else None
+                return None if pick is None else {"base": names[pick]}
+            lines = run_git(self.ctx.cwd, "log", "-9", "--format=%h %s").decode("utf-8", "replace").splitlines()
+            pick = self._pick("/review  which commit?", [terminal_safe(l) for l in lines]) if lines else None
+            return None if pick is None else {"commit": lines[pick].split()[0]}
+        except CodexError as exc:
+            self.renderer.error("/review: %s" % exc)
+            return None
 
     def _slash_approvals(self, arg):
         labels = ["%s \u2014 %s%s" % (label, desc, "  (current)" if (ap, sm) == (self.ctx.approval_policy, self.ctx.sandbox_policy.mode) else "")
@@ -17581,8 +18297,9 @@ def _split_mcp_add_command(argv):
     if "--" not in argv:
         return argv, None
     cut = argv.index("--")
-    head = [a for a in argv[:cut] if not a.startswith("-")]
-    if "mcp" in head and "add" in head[head.index("mcp") + 1:head.index("mcp") + 2]:
+    words = [a for a in argv[:cut] if not a.startswith("-")]
+    first = next((i for i, w in enumerate(words) if w in SUBCOMMANDS), None)  # the subcommand
+    if first is not None and words[first:first + 2] == ["mcp", "add"]:
         return argv[:cut], argv[cut + 1:]
     return argv, None
 
@@ -17763,7 +18480,7 @@ def _completion_nodes(parser):
     nodes = []
 
     def walk(p, path):
-        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False}
+        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False, "args": False}
         nodes.append(node)
         positionals = []
         for a in p._actions:
@@ -17787,6 +18504,7 @@ def _completion_nodes(parser):
         if positionals and positionals[0].choices:
             node["words"] = [str(c) for c in positionals[0].choices]
         node["rest"] = any(a.nargs == argparse.REMAINDER for a in positionals)
+        node["args"] = bool(positionals)  # takes free words (a name, a prompt): not completed, but skipped
 
     walk(parser, ())
     return nodes
@@ -17924,6 +18642,8 @@ def _completion_zsh(nodes):
             specs.append("'*::command:_normal'")
         elif n["words"]:
             specs.append("':%s:(%s)'" % ("value", " ".join(n["words"])))
+        elif n["args"]:
+            specs.append("'*: :'")  # so `codex mcp add NAME --b` still completes options after NAME
         # -A: options after the subcommand's name belong to the subcommand, not to this level
         funcs.append("%s() {\n  local curcontext=\"$curcontext\" state line ret=1\n  typeset -A opt_args\n"
                      "  _arguments -C -s -S%s \\\n    %s && ret=0\n%s  return ret\n}\n"
@@ -18089,6 +18809,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12b)
         return _sandbox_helper_main(argv[1:])
+    if argv[:1] == [APPLY_PATCH_ARGV]:  # codex run as the apply_patch command, in the sandbox (§10, §13)
+        return apply_patch_main(argv[1:])
     if argv in (["--version"], ["-V"]):  # the fast path: no argparse, no config
         sys.stdout.write("codex %s\n" % __version__)
         return 0

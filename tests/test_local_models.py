@@ -458,6 +458,7 @@ def test_exec_oss_uses_the_server_it_finds(server, codex_home, tmp_path):
     assert server.model_requests()[0].body["model"] == codex.DEFAULT_OSS_MODEL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key,goes_on", [("y", True), ("n", False)])
 def test_repl_asks_whether_to_go_on_at_a_limit(tmp_path, codex_home, server, key, goes_on):
     pytest.importorskip("pexpect")
