@@ -400,68 +400,43 @@ def frozen_mapping(mapping):
 class CodexError(Exception):
     """Base of every error codex reports to the user as one line."""
 
-    exit_code = 1
-
 
 class UsageError(CodexError):
     """Bad command-line usage."""
-
-    exit_code = 2
 
 
 class ConfigError(CodexError):
     """Bad config.toml, -c override, profile or provider."""
 
-    exit_code = 2
-
 
 class AuthError(CodexError):
     """Missing or unusable credentials."""
-
-    exit_code = 1
 
 
 class ProviderError(CodexError):
     """The model provider failed or answered something we cannot use."""
 
-    exit_code = 1
-
 
 class SandboxError(CodexError):
     """The sandbox cannot be set up or refused to run a command."""
-
-    exit_code = 1
 
 
 class PatchError(CodexError):
     """An apply_patch input that does not parse or does not apply."""
 
-    exit_code = 1
-
 
 class McpError(CodexError):
     """An MCP server failed, timed out, or broke the protocol."""
 
-    exit_code = 1
-
-
-class NotLandedError(CodexError):
-    """A subcommand whose capability is not built yet."""
-
-    exit_code = 2
-
 
 class TurnFailed(CodexError):
     """A turn ended in an error (exec exits 1)."""
-
-    exit_code = 1
 
 
 #: CodexError subclass -> the process exit code main() uses; documented in the README
 EXIT_CODES = {
     UsageError: 2,
     ConfigError: 2,
-    NotLandedError: 2,
     AuthError: 1,
     ProviderError: 1,
     SandboxError: 1,
@@ -470,11 +445,6 @@ EXIT_CODES = {
     TurnFailed: 1,
     CodexError: 1,
 }
-
-
-def _not_landed(capability):
-    """Raise the error for a subcommand whose capability has not landed yet."""
-    raise NotLandedError("%s is not built yet in this version of codex" % capability)
 
 
 ###############################################################################
@@ -545,6 +515,18 @@ CONFIG_KEYS = {
     "request_max_retries": ("int", None, None),
     "stream_max_retries": ("int", None, None),
     "stream_idle_timeout_ms": ("int", None, None),
+}
+
+#: accepted keys codex does not act on: key -> (the value that would ask for something, why);
+#: load_config reports such a setting once, as a warning, instead of ignoring it silently
+INERT_KEYS = {
+    "model_reasoning_summary_format": ("experimental", "codex shows reasoning summaries as the model streams them"),
+    "experimental_use_exec_command_tool": (True, "codex offers the `shell` tool; PTY sessions "
+                                                 "(exec_command/write_stdin) are not implemented"),
+    "preferred_auth_method": ("chatgpt", "ChatGPT sign-in is not supported; codex uses an API key "
+                                         "(`codex login --api-key`, or the provider's env_key)"),
+    "disable_paste_burst": (True, "the composer takes pastes whole (bracketed paste); there is no "
+                                  "paste-burst detection to turn off"),
 }
 
 #: fields of [sandbox_workspace_write]
@@ -1512,6 +1494,15 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if strict and warnings:
         raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
 
+    for key, (value, why) in sorted(INERT_KEYS.items()):
+        if values.get(key) == value:
+            warnings.append("%s: `%s = %s` has no effect: %s" % (
+                place_of(key), key, json.dumps(value), why))
+    for name, project in (values.get("projects") or {}).items():
+        level = project.get("trust_level") if isinstance(project, dict) else None
+        if level not in ("trusted", "untrusted"):
+            warnings.append("%s: `projects.\"%s\".trust_level` should be \"trusted\" or \"untrusted\" (ignored)"
+                            % (place_of("projects", name), name))
     for key in ("request_max_retries", "stream_max_retries", "stream_idle_timeout_ms"):
         if values.get(key) is not None:
             warnings.append(
@@ -1600,7 +1591,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if not cwd.is_absolute():
         cwd = Path(os.getcwd()) / cwd
     if not cwd.is_dir():
-        raise ConfigError("working directory %s does not exist (check -C/--cd)" % cwd)
+        raise ConfigError("working directory %s %s (check -C/--cd)" % (
+            cwd, "is not a directory" if cwd.exists() else "does not exist"))
     cwd = cwd.resolve()
 
     instructions_file = values["experimental_instructions_file"]
@@ -1681,7 +1673,7 @@ def _mask_key(key):
 # §06 HTTP and SSE
 ###############################################################################
 
-# Owner: the agent issue (#4).  One HTTP client per session (proxies and CAs from the
+# One HTTP client per session (proxies and CAs from the
 # environment): model requests use HttpClient, a small stdlib HTTP/1.1 client (httpx and the
 # anyio stack it pulls in cost ~60 ms at every start); http_client() (httpx) serves the other
 # HTTP users.  An incremental SSE parser, and the request-level retry loop shared by both wire
@@ -2298,6 +2290,28 @@ def model_http_client(idle_timeout_s=300.0, environ=None):
     return HttpClient(idle_timeout_s, environ)
 
 
+def _clip(text, limit):
+    """`text` cut to `limit` characters with an ellipsis."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _plural(n, one, many):
+    """"1 retry", "2 retries"."""
+    return "%d %s" % (n, one if n == 1 else many)
+
+
+def _html_text(text):
+    """The gist of an HTML error page: its <title> and first heading, else its text, no tags."""
+    found = [" ".join(re.sub(r"<[^>]+>", " ", m).split())
+             for m in re.findall(r"(?is)<(?:title|h1)[^>]*>(.*?)</(?:title|h1)>", text)]
+    found = [f for i, f in enumerate(found) if f and f not in found[:i]]
+    if found:
+        return " - ".join(found[:2])
+    text = re.sub(r"(?is)<(script|style)[^>]*>.*?</\1>", " ", text)
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
+
+
 def _error_detail(body):
     """The server's error message from a JSON (or text) error body, one line, secrets redacted."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
@@ -2312,7 +2326,8 @@ def _error_detail(body):
         elif isinstance(obj, dict) and obj.get("message"):
             detail = obj["message"]
     except ValueError:
-        pass
+        if re.match(r"(?is)\s*(<!doctype html|<html|<head|<body)", text):
+            detail = "an HTML page: %s" % (_html_text(text) or "(no text)")  # a gateway's or proxy's error page
     detail = " ".join(str(detail).split())
     return redact(detail[:400] + ("..." if len(detail) > 400 else ""))
 
@@ -2412,7 +2427,7 @@ def open_sse(client, url, headers, body, max_retries, cancel=None, on_retry=None
                 raise http_status_error(status, url, payload, model, provider)
             if attempt > max_retries:
                 exc = http_status_error(status, url, payload, model, provider)
-                raise ProviderError("%s (gave up after %d retries)" % (exc, max_retries))
+                raise ProviderError("%s (gave up after %s)" % (exc, _plural(max_retries, "retry", "retries")))
             delay = retry_after_seconds(resp.headers)
             error = "HTTP %d" % status
         if delay is None:
@@ -2477,7 +2492,7 @@ def abort_response(resp):
 # §07 Providers: Responses and Chat Completions
 ###############################################################################
 
-# Owner: the agent issue (#4).  A ModelClient turns a Prompt (instructions, input items,
+# A ModelClient turns a Prompt (instructions, input items,
 # tools) into one streamed model request and yields normalized stream events:
 #
 #   ("created", None) ("text_delta", str) ("reasoning_delta", str) ("reasoning_break", None)
@@ -2916,12 +2931,14 @@ class ResponsesClient(ModelClient):
     def _events(self, sse):
         completed = None
         failure = None
+        bad = None  # the first event whose data was not JSON (named if the stream then fails)
         show_raw = bool(self.cfg.show_raw_agent_reasoning)
         for ev in sse:
             try:
                 obj = json.loads(ev.data)
             except ValueError:
                 log("debug", "skipping unparseable SSE data: %r", ev.data[:200])
+                bad = bad or ev.data
                 continue
             if not isinstance(obj, dict):
                 continue
@@ -2960,6 +2977,9 @@ class ResponsesClient(ModelClient):
             yield ("completed", completed)
         elif failure is not None:
             raise failure
+        elif bad is not None:
+            raise StreamError("the provider sent stream data that is not JSON (%r) and no response.completed"
+                              % _clip(bad, 120))
         else:
             raise StreamError("stream closed before response.completed")
 
@@ -3074,6 +3094,7 @@ class ChatClient(ModelClient):
                     yield ("tool_call_recovered", {"call_id": call_id, "name": name, "format": recovered[0]})
                     yield ("item", {"type": "function_call", "name": name, "arguments": arguments, "call_id": call_id})
 
+        bad = None
         for ev in sse:
             data = ev.data.strip()
             if data == "[DONE]":
@@ -3081,6 +3102,8 @@ class ChatClient(ModelClient):
             try:
                 obj = json.loads(data)
             except ValueError:
+                log("debug", "skipping unparseable chat chunk: %r", data[:200])
+                bad = bad or data
                 continue
             if not isinstance(obj, dict):
                 continue
@@ -3123,6 +3146,9 @@ class ChatClient(ModelClient):
                     finish_reason[0] = choice["finish_reason"]
                     if choice["finish_reason"] == "length" and not order:
                         log("warn", "chat completion stopped at the length limit")
+        if bad is not None and not finished:
+            raise StreamError("the provider sent stream data that is not JSON (%r) and no finish_reason"
+                              % _clip(bad, 120))
         for event in flush():
             yield event
         if not finished:
@@ -3470,9 +3496,13 @@ def make_model_client(cfg, session_id, environ=None):
 # §08 Protocol: ops and events
 ###############################################################################
 
-# Owner: the agent issue (#4).  The contract every front end codes against:
+# The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None)   # §15b; no thread until used
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §15b
+#       (no thread until used; turn_context: start from this TurnContext instead of the config's)
+#   session.turn_context -> TurnContext (the effective policy, overrides applied); session.closed,
+#       session.busy (a task is running).  Front ends use these, never private state; how to add a
+#       front end, a tool, a wire API or an MCP transport: docs/extending.md.
 #       (resume_path, or config.experimental_resume, continues a recorded rollout, §16)
 #   session.submit({"type": "user_input", "items": [{"type": "text", "text": "..."}]}) -> submission id
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
@@ -3483,8 +3513,8 @@ def make_model_client(cfg, session_id, environ=None):
 #   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
 #       Nth-last user message; the REPL's Esc-Esc backtrack, upstream's fork_conversation)
 #
-# Op and event type names and fields follow ../shared/reference/core-agent.md §9 (Aug 2025,
-# with the later additions named in OP_TYPES/EVENT_TYPES).  The first event is always
+# Op and event type names and fields follow upstream Codex's protocol (Aug 2025, with the
+# later additions named in OP_TYPES/EVENT_TYPES; docs/agent.md lists them).  The first event is always
 # `session_configured` (id ""); every task a user_input starts ends with `task_complete`
 # (after an `error` event when it failed) or `turn_aborted` (interrupted).
 #
@@ -3496,7 +3526,7 @@ def make_model_client(cfg, session_id, environ=None):
 #
 # The shell tool hands approvals to §11's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
-# and passes a SessionState whose `approved_commands` set (alias `approved_for_session`)
+# and passes a SessionState whose `approved_commands` set
 # holds argv tuples the user approved for the session.
 
 #: op types a session accepts (`codex proto` passes these through unchanged)
@@ -3516,6 +3546,7 @@ EVENT_TYPES = (
     "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
+TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
 PLAN_STATUSES = ("pending", "in_progress", "completed")  #: update_plan step statuses
 
 
@@ -3628,7 +3659,6 @@ class SessionState(object):
 
     def __init__(self):
         self.approved_commands = set()  # argv tuples approved "for session" (§11 reads this name)
-        self.approved_for_session = self.approved_commands  # the older name in §08's contract
         self.lock = threading.Lock()
 
 
@@ -3636,8 +3666,9 @@ class SessionState(object):
 # §09 Tools: definitions and the shell tool
 ###############################################################################
 
-# Owner: the agent issue (#4).  The tools offered to the model (JSON schemas), the parsing
-# of their arguments, and the recognition of apply_patch inside shell calls.  Running a
+# The tools offered to the model (JSON schemas, built from the turn's TurnContext), the parsing
+# of their arguments, the tool registry (Tool, register_tool; docs/extending.md), and the
+# recognition of apply_patch inside shell calls.  Running a
 # command goes through §11's execute_with_policy (approval + sandbox + §13's runner);
 # the Session (§15) wires events and approvals around it.
 
@@ -3682,20 +3713,18 @@ SHELL_OPERATOR_WORDS = frozenset(("|", "||", "&&", ";", ">", ">>", "<", "<<", "2
 def shell_tool_kind(cfg):
     """Which shell tool the model gets: the provider's `shell_tool`, else `shell_command` for
     Chat providers (small open models write scripts, not argv arrays) and `shell` otherwise."""
-    provider = getattr(cfg, "provider", None)
-    setting = getattr(provider, "shell_tool", None)
-    if setting:
-        return setting
-    return "shell_command" if getattr(provider, "wire_api", None) == "chat" else "shell"
+    if cfg.provider.shell_tool:
+        return cfg.provider.shell_tool
+    return "shell_command" if cfg.provider.wire_api == "chat" else "shell"
 
 
 def compact_prompt_wanted(cfg, family):
     """Whether to send the compact base prompt and tool texts: `compact_prompt`, else when the
     model's context window is known and at most COMPACT_PROMPT_MAX_WINDOW tokens."""
-    setting = getattr(cfg, "compact_prompt", None)
+    setting = cfg.compact_prompt
     if setting is not None:
         return bool(setting)
-    window = getattr(family, "context_window", None)
+    window = family.context_window
     return bool(window) and window <= COMPACT_PROMPT_MAX_WINDOW
 
 
@@ -3850,18 +3879,13 @@ def apply_patch_tool():
 
 
 def build_tools(ctx, mcp_tools=None):
-    """The tool list for a request under TurnContext `ctx`: shell or shell_command, update_plan,
-    apply_patch (if wanted), MCP tools.  Compact (small windows): short texts, and no
-    update_plan unless the config asks for it explicitly."""
-    cfg = ctx.config
-    compact = compact_prompt_wanted(cfg, ctx.family)
-    tools = [shell_command_tool(ctx, compact) if shell_tool_kind(cfg) == "shell_command" else shell_tool(ctx, compact)]
-    plan_asked = (cfg.sources or {}).get("include_plan_tool", "default") != "default"
-    if cfg.include_plan_tool and (not compact or plan_asked):
-        tools.append(update_plan_tool())
-    extra = cfg.tools or {}
-    if ctx.family.wants_apply_patch_tool or extra.get("apply_patch"):
-        tools.append(apply_patch_tool())
+    """The tool list for a request under TurnContext `ctx`: every registered tool that offers
+    itself this turn (TOOLS, in registration order), then the MCP tools."""
+    tools = []
+    for tool in TOOLS.values():
+        spec = tool.spec(ctx)
+        if spec is not None:
+            tools.append(spec)
     for name in sorted(mcp_tools or {}):
         tool = mcp_tools[name]  # §14 hands out schemas already sanitized for the API
         tools.append({"type": "function", "name": name, "description": tool.get("description") or "",
@@ -3918,7 +3942,7 @@ def parse_shell_command_arguments(arguments, cfg, environ=None):
     if not isinstance(command, str) or not command.strip():
         raise ToolArgumentError("failed to parse function arguments: `command` must be a non-empty string "
                                 "(a bash script, e.g. {\"command\": \"ls -la\"})")
-    args = dict(args, command=[script_shell(environ), "-lc" if getattr(cfg, "shell_login", False) else "-c", command])
+    args = dict(args, command=[script_shell(environ), "-lc" if cfg.shell_login else "-c", command])
     if "timeout_ms" in args and "timeout" not in args:
         args["timeout"] = args.pop("timeout_ms")
     return parse_shell_arguments(json.dumps(args))
@@ -3943,12 +3967,12 @@ def normalize_shell_argv(argv, cfg, environ=None):
     argv = list(argv)
     name = os.path.basename(argv[0]) if argv else ""
     if name in ("bash", "sh", "zsh", "dash", "ksh"):
-        if len(argv) == 3 and argv[1] == "-lc" and not getattr(cfg, "shell_login", False):
+        if len(argv) == 3 and argv[1] == "-lc" and not cfg.shell_login:
             return [argv[0], "-c", argv[2]]
         return argv
     script = shell_argv_script(argv)
     if script is not None:
-        return [script_shell(environ), "-lc" if getattr(cfg, "shell_login", False) else "-c", script]
+        return [script_shell(environ), "-lc" if cfg.shell_login else "-c", script]
     return argv
 
 
@@ -4063,11 +4087,68 @@ def shell_output_for_model(text, exit_code, duration):
     })
 
 
+# -- the tool registry --
+#
+# A tool is one Tool entry (registered at the end of §15b, next to the ToolRunner that runs
+# it): its spec, its argument parser, its approval assessment, its runner and the events it
+# emits.  Front ends render events, not tools: a tool that emits the existing event kinds
+# (exec_command_*, patch_apply_*, mcp_tool_call_*, plan_update) shows up in exec, the REPL,
+# the MCP server and proto without any change there.  docs/extending.md walks through adding one.
+
+#: what a command-like tool emits (rendered by every front end)
+EXEC_EVENTS = ("exec_command_begin", "exec_command_output_delta", "exec_command_end", "exec_approval_request")
+#: what a file-editing tool emits
+PATCH_EVENTS = ("patch_apply_begin", "patch_apply_end", "turn_diff", "apply_patch_approval_request")
+
+
+class Tool(Record):
+    """One tool the model can call."""
+
+    name: str
+    spec: "Callable[[TurnContext], dict | None]"  # the function tool offered this turn (None: not offered)
+    parse: "Callable[[str, TurnContext, Mapping], dict]"  # (JSON arguments, ctx, environ) -> params; ToolArgumentError
+    run: "Callable[[ToolRunner, _Task, str, dict], str]"  # runs it (approval included); the model's output text
+    assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
+    events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
+    aliases: "tuple[str, ...]" = ()  # other names the model may call it by
+
+
+TOOLS = {}  #: name -> Tool, in the order tools are offered
+_TOOL_NAMES = {}  #: name or alias -> Tool
+
+
+def register_tool(tool):
+    """Add (or replace) a tool; its events must be protocol events (§08)."""
+    unknown = [e for e in tool.events if e not in EVENT_TYPES]
+    if unknown:
+        raise ValueError("tool %s emits %s, which is not in EVENT_TYPES" % (tool.name, unknown[0]))
+    TOOLS[tool.name] = tool
+    for name in (tool.name,) + tuple(tool.aliases):
+        _TOOL_NAMES[name] = tool
+    return tool
+
+
+def find_tool(name):
+    """The registered Tool called `name` (or an alias), or None."""
+    return _TOOL_NAMES.get(name)
+
+
+def parse_apply_patch_arguments(arguments):
+    """Parse `apply_patch` function arguments: {"input": patch text}."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict) or not isinstance(args.get("input"), str):
+        raise ToolArgumentError("failed to parse function arguments: missing field `input`")
+    return {"input": args["input"]}
+
+
 ###############################################################################
 # §10 apply_patch: grammar, matching, applying
 ###############################################################################
 
-# Owner: the agent issue (#4).  The patch format (reference core-agent.md §5):
+# The patch format (reference core-agent.md §5):
 #
 #   *** Begin Patch
 #   *** Add File: path          then lines starting with `+`
@@ -4528,13 +4609,15 @@ def apply_patch(text, cwd):
 # §11 Safety: known-safe commands and approval decisions
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract used by the agent (§15) and front ends:
+# Contract used by the agent (§15) and front ends.  `ctx` is the turn's TurnContext (§08): its
+# sandbox_policy and approval_policy are the one effective policy (a Config stands for the
+# context it starts with, so tests and `codex sandbox` can pass one).
 #
 #   is_known_safe_command(argv) -> bool
-#   assess_command_safety(argv, cfg, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
-#   assess_patch_safety(paths, cfg) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
+#   assess_command_safety(argv, ctx, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
+#   assess_patch_safety(paths, ctx) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
-#   execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
+#   execute_with_policy(argv, cwd, ctx, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
 #                       escalated=False, justification=None)
 #       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
 #       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
@@ -4543,7 +4626,7 @@ def apply_patch(text, cwd):
 #       session_state: an object with a set attribute `approved_commands` (or a dict with that key);
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
-#   describe_policy(cfg) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
+#   describe_policy(ctx) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
 #   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
 #       read-only here"); front ends show them once, e.g. as a background event.
 #
@@ -4859,8 +4942,6 @@ def assess_patch_safety(paths, cfg):
 # §12a Sandbox: policies, protected paths, Seatbelt
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # A SandboxPolicy says what a command may write and whether it may use the network; the
 # paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
 # here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
@@ -5202,8 +5283,6 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # §12b Sandbox: the Linux helper
 ###############################################################################
 
-# Owner: the sandbox issue (#3).
-#
 # On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
 # command, so the command's pid, exit code and signals are its own.  The helper is
 # sandbox_helpers/codex-linux-sandbox.c
@@ -6152,7 +6231,7 @@ def _sandbox_helper_main(args):
 # §13 Exec: running a command
 ###############################################################################
 
-# Owner: the sandbox issue (#3).  Contract:
+# Contract:
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
@@ -6692,7 +6771,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
-# Owner: the MCP issue (#6).  The contract the agent loop (§15) and the front ends use:
+# The contract the agent loop (§15) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
 #                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
@@ -8390,7 +8469,7 @@ def hook_permission_mode(approval_policy, sandbox_mode):
 # §15a Agent: instructions and environment context
 ###############################################################################
 
-# Owner: the agent issue (#4).  What the model is told: the base prompt (instructions
+# What the model is told: the base prompt (instructions
 # field), AGENTS.md files as a <user_instructions> message, and the <environment_context>
 # message.  The Session that runs the turn loop is §15b.
 
@@ -8781,8 +8860,9 @@ def prompt_dirs(cfg):
 # §15b Agent: the session and the turn loop
 ###############################################################################
 
-# Owner: the agent issue (#4).  Session implements §08's contract: ops in, events out,
-# one task thread at a time; _run_turn is one model request with its tool calls.
+# Session implements §08's contract: ops in, events out, one task thread at a time; _run_turn
+# is one model request (under one TurnContext, task.ctx) with its tool calls, which the
+# ToolRunner runs; the built-in tools are registered at the end of this section.
 
 
 class TurnStopped(CodexError):
@@ -8904,6 +8984,8 @@ class _Task(object):
         self.last_call = None  # (name, arguments) of the latest call, and how often it came in a row
         self.repeats = 0
         self.compacted = False  # compacted since the last request went through (never twice in a row)
+        self.streamed = ""  # text streamed by this attempt for the message not finished yet
+        self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
         self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
 
 
@@ -8917,6 +8999,7 @@ class Session(object):
 
         self.cfg = config
         self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
+        self.tools = ToolRunner(self)
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
         self._events = queue.Queue()
@@ -8950,6 +9033,7 @@ class Session(object):
         self.rollout_path = None
         self._rollout = None
         startup_errors = []
+        startup_warnings = []
         resume_path = resume_path or self.cfg.experimental_resume
         self._resumed = bool(resume_path)
         self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
@@ -8986,7 +9070,11 @@ class Session(object):
                 self.rollout_path = self._rollout.path
                 self._rollout.record_items(new_items)
             except (OSError, CodexError) as exc:
-                startup_errors.append("cannot record the session under %s: %s" % (self.cfg.codex_home, getattr(exc, "strerror", None) or exc))
+                # Not an error: the session works, it is just not recorded (exec still exits 0).
+                startup_warnings.append("warning: cannot record the session under %s (%s): continuing without a "
+                                        "rollout, so it cannot be resumed; fix the directory's permissions or use "
+                                        "--ephemeral" % (Path(self.cfg.codex_home) / ROLLOUT_SUBDIR,
+                                                         getattr(exc, "strerror", None) or exc))
         self.mcp = None
         if self.cfg.mcp_servers:
             try:
@@ -8995,17 +9083,18 @@ class Session(object):
             except CodexError as exc:
                 startup_errors.append(str(exc))
         log_id, count = 0, 0
-        if "history_metadata" in globals():
-            try:
-                log_id, count = globals()["history_metadata"](self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
-            except (OSError, CodexError):
-                pass
+        try:
+            log_id, count = history_metadata(self.cfg.codex_home, self.cfg.history.get("persistence", "save-all"))
+        except (OSError, CodexError):
+            pass
         configured = dict(session_id=self.session_id, model=self._ctx.model, history_log_id=log_id,
                           history_entry_count=count, reasoning_effort=self._ctx.config.model_reasoning_effort,
                           rollout_path=str(self.rollout_path) if self.rollout_path else None)
         if initial_messages is not None:
             configured["initial_messages"] = initial_messages
         self._emit("", "session_configured", **configured)
+        for message in startup_warnings:
+            self._emit("", "background_event", message=message)
         for message in startup_errors:
             self._emit("", "error", message=message)
 
@@ -9192,17 +9281,13 @@ class Session(object):
             self._cond.notify_all()
 
     def _op_add_to_history(self, sub_id, op):
-        fn = globals().get("append_history")
-        if fn is not None and op.get("text"):
-            fn(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
+        if op.get("text"):
+            append_history(self.cfg.codex_home, self.session_id, op["text"], self.cfg.history.get("persistence", "save-all"),
                self.cfg.history.get("max_bytes"))
 
     def _op_get_history_entry_request(self, sub_id, op):
-        fn = globals().get("lookup_history_entry")
-        entry = None
-        if fn is not None:
-            entry = fn(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
-                       self.cfg.history.get("persistence", "save-all"))
+        entry = lookup_history_entry(self.cfg.codex_home, int(op.get("offset", 0)), int(op.get("log_id", 0)),
+                                     self.cfg.history.get("persistence", "save-all"))
         self._emit(sub_id, "get_history_entry_response", offset=op.get("offset"), log_id=op.get("log_id"), entry=entry)
 
     def _op_list_mcp_tools(self, sub_id, op):
@@ -9546,7 +9631,7 @@ class Session(object):
                 if task.abort_requested:
                     return True
                 if retries >= max_retries:
-                    raise ProviderError("%s (gave up after %d stream retries)" % (exc, max_retries))
+                    raise ProviderError("%s (gave up after %s)" % (exc, _plural(max_retries, "stream retry", "stream retries")))
                 retries += 1
                 delay = exc.retry_after if exc.retry_after is not None else backoff(retries)
                 message = "stream error: %s; retrying %d/%d in %.1fs..." % (exc, retries, max_retries, delay)
@@ -9589,33 +9674,90 @@ class Session(object):
         completed = None
         show_raw = bool(self.cfg.show_raw_agent_reasoning)
         hide = bool(self.cfg.hide_agent_reasoning)
-        for kind, payload in client.stream(prompt, cancel=task.cancel, on_retry=on_retry, on_response=on_response):
-            if task.cancelled:
-                raise Interrupted("interrupted")
-            if kind == "text_delta":
-                if payload:
-                    self._task_emit(task, "agent_message_delta", delta=payload)
-            elif kind == "reasoning_delta":
-                if not hide:
-                    self._task_emit(task, "agent_reasoning_delta", delta=payload)
-            elif kind == "reasoning_break":
-                if not hide:
-                    self._task_emit(task, "agent_reasoning_section_break")
-            elif kind == "reasoning_raw_delta":
-                if show_raw:
-                    self._task_emit(task, "agent_reasoning_raw_content_delta", delta=payload)
-            elif kind == "item":
-                if self._handle_item(task, payload):
-                    tool_called[0] = True
-            elif kind == "tool_call_recovered":
-                self._task_emit(task, "tool_call_recovered", **payload)
-            elif kind == "completed":
-                completed = payload
+        # Text a failed attempt already streamed (task.shown) is not streamed again by the
+        # retry: its deltas are swallowed while they repeat it, only what is new is emitted.
+        task.streamed = ""
+        try:
+            for kind, payload in client.stream(prompt, cancel=task.cancel, on_retry=on_retry, on_response=on_response):
+                if task.cancelled:
+                    raise Interrupted("interrupted")
+                if kind == "item" and payload.get("type") == "message":
+                    task.streamed, task.shown = "", ""
+                if kind == "text_delta":
+                    if payload:
+                        self._emit_text_delta(task, payload)
+                    continue
+                completed = self._stream_event(task, kind, payload, tool_called, show_raw, hide) or completed
+        except StreamError:
+            if len(task.streamed) > len(task.shown):
+                task.shown = task.streamed
+            raise
         with self._lock:
             task.response = None
         return completed or {}
 
-    # -- items and tools --
+    def _emit_text_delta(self, task, delta):
+        before = len(task.streamed)
+        task.streamed += delta
+        shown = task.shown
+        if len(task.streamed) <= len(shown) and shown.startswith(task.streamed):
+            return  # the retry repeats what is on screen
+        if shown and not task.streamed.startswith(shown):
+            self._task_emit(task, "background_event", message="the retried answer differs from the partial one above")
+            task.shown = ""
+            self._task_emit(task, "agent_message_delta", delta="\n" + task.streamed)
+            return
+        new = task.streamed[max(before, len(shown)):]
+        if shown and before < len(shown):
+            task.shown = ""
+        if new:
+            self._task_emit(task, "agent_message_delta", delta=new)
+
+    def _stream_event(self, task, kind, payload, tool_called, show_raw, hide):
+        """Handle one non-text stream event; returns the `completed` payload when it is one."""
+        if kind == "reasoning_delta":
+            if not hide:
+                self._task_emit(task, "agent_reasoning_delta", delta=payload)
+        elif kind == "reasoning_break":
+            if not hide:
+                self._task_emit(task, "agent_reasoning_section_break")
+        elif kind == "reasoning_raw_delta":
+            if show_raw:
+                self._task_emit(task, "agent_reasoning_raw_content_delta", delta=payload)
+        elif kind == "item":
+            if self._handle_item(task, payload):
+                tool_called[0] = True
+        elif kind == "tool_call_recovered":
+            self._task_emit(task, "tool_call_recovered", **payload)
+        elif kind == "completed":
+            return payload
+        return None
+
+
+    def _ask(self, task, msg_type, **fields):
+        """Ask the front end for a decision (approval_handler or request event + op); the
+        ToolRunner's questions come here."""
+        if self.approval_handler is not None:
+            msg = {"type": msg_type}
+            msg.update(fields)
+            decision = self.approval_handler(msg)
+            decision = decision if decision in REVIEW_DECISIONS else "denied"
+        else:
+            with self._cond:
+                if task.cancelled:
+                    return "abort"
+                self._decisions.pop(task.sub_id, None)
+                self._emit(task.sub_id, msg_type, **fields)
+                while task.sub_id not in self._decisions and not task.cancelled:
+                    self._cond.wait(0.5)
+                if task.cancelled:
+                    return "abort"
+                decision = self._decisions.pop(task.sub_id)
+        if decision == "abort":
+            task.abort_requested = True
+        return decision
+
+    # -- items --
     def _guard_loop(self, task, item):
         """Count a tool call; past a limit ask loop_handler, else answer the call and stop the turn."""
         kind = item.get("type")
@@ -9632,8 +9774,8 @@ class Session(object):
         task.tool_calls += 1
         task.repeats = task.repeats + 1 if signature == task.last_call else 1
         task.last_call = signature
-        max_repeats = getattr(self.cfg, "max_repeated_tool_calls", 0) or 0
-        max_calls = getattr(self.cfg, "max_tool_calls_per_turn", 0) or 0
+        max_repeats = self.cfg.max_repeated_tool_calls or 0
+        max_calls = self.cfg.max_tool_calls_per_turn or 0
         message = None
         if max_repeats and task.repeats >= max_repeats:
             message = ("the model called `%s` with the same arguments %d times in a row (max_repeated_tool_calls = %d)"
@@ -9688,7 +9830,7 @@ class Session(object):
         if kind == "function_call":
             name, arguments = item.get("name") or "", item.get("arguments") or ""
             output = self._hooked(task, item.get("call_id") or "", *self._hook_tool(name, arguments),
-                                  run=lambda: self._dispatch_call(task, item.get("call_id") or "", name, arguments))
+                                  run=lambda: self.tools.dispatch(task, item.get("call_id") or "", name, arguments))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "local_shell_call":
@@ -9696,13 +9838,13 @@ class Session(object):
             params = {"command": action.get("command") or [], "workdir": action.get("working_directory"),
                       "timeout_ms": action.get("timeout_ms"), "escalated": False, "justification": None}
             output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("shell", {"command": params["command"]}),
-                                  run=lambda: self._run_shell(task, item.get("call_id") or "", params))
+                                  run=lambda: self.tools.run(task, item.get("call_id") or "", "shell", params))
             self._add_output(task, {"type": "function_call_output", "call_id": item.get("call_id"), "output": output})
             return True
         if kind == "custom_tool_call":
             if item.get("name") == "apply_patch":
                 output = self._hooked(task, item.get("call_id") or "", *self._hook_tool("apply_patch", {"input": item.get("input") or ""}),
-                                      run=lambda: self._run_apply_patch(task, item.get("call_id") or "", item.get("input") or "", None))
+                                      run=lambda: self.tools.run(task, item.get("call_id") or "", "apply_patch", {"input": item.get("input") or ""}))
             else:
                 output = "unsupported custom tool call: %s" % item.get("name")
             self._add_output(task, {"type": "custom_tool_call_output", "call_id": item.get("call_id"), "output": output})
@@ -9826,53 +9968,57 @@ class Session(object):
                 raise Interrupted("interrupted")
             task.items.append(output_item)
 
-    def _dispatch_call(self, task, call_id, name, arguments):
+
+
+class ToolRunner(object):
+    """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
+    arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
+    only through _task_emit (events), _ask (approvals), approval_handler, state (approved
+    commands), mcp and plan.
+    """
+
+    def __init__(self, session):
+        self.session = session
+
+    def _task_emit(self, task, msg_type, **fields):
+        return self.session._task_emit(task, msg_type, **fields)
+
+    def _ask(self, task, msg_type, **fields):
+        return self.session._ask(task, msg_type, **fields)
+
+    state = property(lambda self: self.session.state, doc="the session's SessionState (approved commands)")
+    mcp = property(lambda self: self.session.mcp, doc="the session's McpConnectionManager, or None")
+    approval_handler = property(lambda self: self.session.approval_handler, doc="the session's approval_handler, or None")
+
+    def dispatch(self, task, call_id, name, arguments):
         """Run one function call; return the output string for the model."""
         try:
-            if name in ("shell", "container.exec"):
-                return self._run_shell(task, call_id, parse_shell_arguments(arguments))
-            if name == "shell_command":
-                return self._run_shell(task, call_id, parse_shell_command_arguments(arguments, self.cfg, self._environ))
-            if name == "apply_patch":
-                try:
-                    args = json.loads(arguments or "{}")
-                except ValueError as exc:
-                    return "failed to parse function arguments: %s" % exc
-                if not isinstance(args, dict) or not isinstance(args.get("input"), str):
-                    return "failed to parse function arguments: missing field `input`"
-                return self._run_apply_patch(task, call_id, args["input"], None)
-            if name == "update_plan":
-                plan = parse_plan_arguments(arguments)
-                self.plan = plan
-                self._task_emit(task, "plan_update", **plan)
-                return "Plan updated"
+            tool = find_tool(name)
+            if tool is not None:
+                return tool.run(self, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
         except ToolArgumentError as exc:
             return str(exc)
 
-    def _ask(self, task, msg_type, **fields):
-        """Ask the front end for a decision (approval_handler or request event + op)."""
-        if self.approval_handler is not None:
-            msg = {"type": msg_type}
-            msg.update(fields)
-            decision = self.approval_handler(msg)
-            decision = decision if decision in REVIEW_DECISIONS else "denied"
-        else:
-            with self._cond:
-                if task.cancelled:
-                    return "abort"
-                self._decisions.pop(task.sub_id, None)
-                self._emit(task.sub_id, msg_type, **fields)
-                while task.sub_id not in self._decisions and not task.cancelled:
-                    self._cond.wait(0.5)
-                if task.cancelled:
-                    return "abort"
-                decision = self._decisions.pop(task.sub_id)
-        if decision == "abort":
-            task.abort_requested = True
-        return decision
+    def run(self, task, call_id, name, params):
+        """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
+        tool = find_tool(name)
+        return tool.run(self, task, call_id, params)
+
+    def assess(self, task, name, params):
+        """The registered tool's approval assessment of params under the turn's context (None: the
+        tool decides while it runs, e.g. apply_patch once the patch is parsed)."""
+        tool = find_tool(name)
+        if tool is None or tool.assess is None:
+            return None
+        return tool.assess(task.ctx, params, self.state.approved_commands)
+
+    def _run_plan(self, task, call_id, plan):
+        self.session.plan = plan  # kept across a compaction
+        self._task_emit(task, "plan_update", **plan)
+        return "Plan updated"
 
     def _resolve_cwd(self, task, workdir):
         cwd = Path(task.ctx.cwd)
@@ -9881,7 +10027,7 @@ class Session(object):
         return cwd
 
     def _run_shell(self, task, call_id, params):
-        argv = normalize_shell_argv(params["command"], task.ctx.config, self._environ)  # what really runs
+        argv = normalize_shell_argv(params["command"], task.ctx.config, self.session._environ)  # what really runs
         cwd = self._resolve_cwd(task, params.get("workdir"))
         patch = extract_apply_patch(argv)
         if patch is not None:
@@ -9909,7 +10055,7 @@ class Session(object):
                 begin()
             return decision
 
-        verdict = assess_command_safety(argv, task.ctx, self.state.approved_commands, bool(params.get("escalated")))
+        verdict = self.assess(task, "shell", params)
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
@@ -9942,10 +10088,12 @@ class Session(object):
             begin()
             duration = result.duration
             duration = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
+            extra = {"timed_out": True, "timeout_ms": result.timeout_ms} if getattr(result, "timed_out", False) else {}
             self._task_emit(task, "exec_command_end", call_id=call_id,
                             stdout=(result.stdout or "")[:UI_OUTPUT_MAX_CHARS], stderr=(result.stderr or "")[:UI_OUTPUT_MAX_CHARS],
                             aggregated_output=(result.aggregated_output or "")[:UI_OUTPUT_MAX_CHARS * 4],
-                            exit_code=result.exit_code, duration=wire_duration(duration), formatted_output=outcome.model_output)
+                            exit_code=result.exit_code, duration=wire_duration(duration), formatted_output=outcome.model_output,
+                            **extra)
         return outcome.model_output
 
     def _run_apply_patch(self, task, call_id, text, cwd):
@@ -10039,11 +10187,49 @@ class Session(object):
         return mcp_result_to_output(result)
 
 
+# -- the built-in tools: one entry each (see §09's registry and docs/extending.md) --
+
+def _compact(ctx):
+    """Whether this turn sends the compact tool texts (small context windows)."""
+    return compact_prompt_wanted(ctx.config, ctx.family)
+
+
+register_tool(Tool(
+    name="shell", aliases=("container.exec",),
+    spec=lambda ctx: shell_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_arguments(arguments),
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,  # an intercepted apply_patch runs as a patch
+))
+register_tool(Tool(
+    name="shell_command",  # one string run by bash: what small open models write (§07 picks it for Chat)
+    spec=lambda ctx: shell_command_tool(ctx, _compact(ctx)) if shell_tool_kind(ctx.config) == "shell_command" else None,
+    parse=lambda arguments, ctx, environ: parse_shell_command_arguments(arguments, ctx.config, environ),
+    assess=lambda ctx, params, approved: assess_command_safety(params["command"], ctx, approved, bool(params.get("escalated"))),
+    run=lambda runner, task, call_id, params: runner._run_shell(task, call_id, params),
+    events=EXEC_EVENTS + PATCH_EVENTS,
+))
+register_tool(Tool(
+    name="update_plan",  # compact turns leave it out unless the config asks for it explicitly
+    spec=lambda ctx: update_plan_tool() if ctx.config.include_plan_tool and (
+        not _compact(ctx) or ctx.config.sources.get("include_plan_tool", "default") != "default") else None,
+    parse=lambda arguments, ctx, environ: parse_plan_arguments(arguments),
+    run=lambda runner, task, call_id, params: runner._run_plan(task, call_id, params),
+    events=("plan_update",),
+))
+register_tool(Tool(
+    name="apply_patch",
+    spec=lambda ctx: apply_patch_tool() if ctx.family.wants_apply_patch_tool or (ctx.config.tools or {}).get("apply_patch") else None,
+    parse=lambda arguments, ctx, environ: parse_apply_patch_arguments(arguments),
+    run=lambda runner, task, call_id, params: runner._run_apply_patch(task, call_id, params["input"], None),
+    events=PATCH_EVENTS,
+))
+
+
 ###############################################################################
 # §16 History and rollouts
 ###############################################################################
-
-# Owner: history.jsonl belongs to the REPL issue (#5); rollouts to the agent issue (#4).
 
 # -- history.jsonl --------------------------------------------------------------------------
 #
@@ -10382,7 +10568,7 @@ class HistorySnapshot(object):
 
 
 # -- rollouts --
-# Owner: the agent issue (#4).  One JSONL file per session:
+# One JSONL file per session:
 #   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
 # Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
 #   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
@@ -10703,7 +10889,7 @@ def find_rollout(home, session_id=None, last=False, cwd=None):
 # §17 Front end: codex exec
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex exec` runs one task with approval `never` and prints
+# `codex exec` runs one task with approval `never` and prints
 # either human progress (on stderr; the final message alone on stdout, so pipelines get just
 # the answer) or, with --json, one JSON object per line on stdout in upstream's current
 # schema (docs/agent.md):
@@ -10718,6 +10904,7 @@ EXEC_NO_PROMPT = "No prompt provided. Either specify one as an argument or pipe 
 EXEC_NOT_GIT = ("Not inside a trusted directory and --skip-git-repo-check was not specified "
                 "(run codex exec inside a git repository, or pass --skip-git-repo-check)")
 EXEC_OUTPUT_LINES = 20  #: lines of command output shown per command in human mode
+EXEC_LINE_MAX_CHARS = 400  #: characters of one output line shown in human mode
 EXEC_USAGE_KEYS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
                    "reasoning_output_tokens")  #: turn.completed.usage fields (upstream's order)
 EXEC_SCHEMA_EXIT = 3  #: exit code when the final message does not follow --output-schema
@@ -10949,12 +11136,15 @@ class HumanPrinter(object):
             code = msg.get("exit_code")
             if code == 0:
                 self.ts(self.c("green", "%s succeeded in %s:" % (cmd, dur)))
+            elif msg.get("timed_out"):
+                self.ts(self.c("red", "%s timed out after %s (killed; exit %s):" % (
+                    cmd, format_elapsed((msg.get("timeout_ms") or 0) / 1000.0), code)))
             else:
                 self.ts(self.c("red", "%s exited %s in %s:" % (cmd, code, dur)))
             text = msg.get("aggregated_output") or (msg.get("stdout") if code == 0 else msg.get("stderr")) or ""
             lines = text.rstrip("\n").split("\n") if text.strip() else []
             for out_line in lines[:EXEC_OUTPUT_LINES]:
-                self.line(self.c("dim", out_line))
+                self.line(self.c("dim", _clip_line(out_line)))
             if len(lines) > EXEC_OUTPUT_LINES:
                 self.line(self.c("dim", "... +%d lines" % (len(lines) - EXEC_OUTPUT_LINES)))
         elif kind == "patch_apply_begin":
@@ -10992,7 +11182,7 @@ class HumanPrinter(object):
                 format_elapsed(_duration_seconds(msg.get("duration"))))))
             shown = format_mcp_result_for_display(result["Ok"]) if "Ok" in result else [str(result.get("Err", ""))]
             for text in shown:  # up to 5 lines of each block, as upstream's TUI (§14)
-                self.line(self.c("dim", text))
+                self.line(self.c("dim", _clip_line(text)))
         elif kind == "plan_update":
             self.ts(self.c("magenta", "plan"))
             if msg.get("explanation"):
@@ -11024,6 +11214,15 @@ class HumanPrinter(object):
                 text = terminal_safe(last_message) if _isatty(self.out) else last_message  # piped: verbatim
                 self.out.write(text.rstrip("\n") + "\n")
                 self.out.flush()
+
+
+def _clip_line(line, limit=None):
+    """One line of command or tool output as the human output shows it: at most
+    EXEC_LINE_MAX_CHARS (a 2 MB minified line would flood the terminal)."""
+    limit = limit or EXEC_LINE_MAX_CHARS
+    if len(line) <= limit:
+        return line
+    return "%s... (+%s characters)" % (line[:limit], "{:,}".format(len(line) - limit))
 
 
 def _isatty(stream):
@@ -11151,6 +11350,18 @@ def _check_exec_paths(images, last_message_file):
             raise UsageError("--output-last-message %s: directory %s does not exist; create it first" % (last_message_file, parent))
 
 
+def trusted_project(cfg):
+    """Whether the working directory is in a `projects."<path>".trust_level = "trusted"` entry
+    (as upstream: exec then runs there without --skip-git-repo-check)."""
+    cwd = Path(cfg.cwd)
+    for name, project in (getattr(cfg, "projects", None) or {}).items():
+        if isinstance(project, dict) and project.get("trust_level") == "trusted":
+            root = Path(os.path.realpath(os.path.expanduser(str(name))))
+            if os.path.isabs(os.path.expanduser(str(name))) and (cwd == root or root in cwd.parents):
+                return True
+    return False
+
+
 def load_output_schema(path):
     """The JSON schema of `--output-schema FILE` (UsageError naming the file when it is not one)."""
     try:
@@ -11261,7 +11472,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.event(first["msg"])
     else:
         printer.header(session.session_id, shown_prompt or prompt, session.turn_context)
-    if not skip_git_repo_check and find_git_root(cfg.cwd) is None:
+    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
         session.shutdown()
         raise UsageError(EXEC_NOT_GIT)
     items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
@@ -11431,15 +11642,53 @@ def _cmd_exec(args, cfg_loader):
                     approver=approver)
 
 
+RESUME_LIST_LIMIT = 20  #: sessions `codex resume` lists to pick from
+
+
+def pick_session(cfg, everywhere=False, stdin=None, out=None):
+    """`codex resume` without an id: list the recent sessions of this directory (every
+    directory with --all) as time, directory and first prompt, and read a number on a
+    terminal.  The chosen rollout path, or None when the user cancelled; UsageError when
+    there is nothing to pick or nobody to pick it."""
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    sessions = [s for s in list_sessions(cfg.codex_home, limit=RESUME_LIST_LIMIT * 3,
+                                         cwd=None if everywhere else cfg.cwd) if s["first_prompt"]][:RESUME_LIST_LIMIT]
+    if not sessions:
+        where = "under %s" % (Path(cfg.codex_home) / ROLLOUT_SUBDIR) if everywhere else "in %s (--all lists every directory)" % cfg.cwd
+        raise UsageError("no recorded sessions %s" % where)
+    home = os.path.expanduser("~")
+    for n, s in enumerate(sessions, 1):
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["time"] or s.get("mtime") or 0))
+        where = str(s["cwd"] or "?")
+        where = "~" + where[len(home):] if home and where.startswith(home + os.sep) else where
+        first = " ".join(s["first_prompt"].split())
+        out.write("%3d  %s  %s  %s  %s\n" % (n, when, s["id"][:8], where, terminal_safe(_clip(first, 80))))
+    out.flush()
+    if not (_isatty(stdin) and _isatty(out)):
+        raise UsageError("pick one with `codex resume ID` (the id shown, or more of it), or use --last")
+    out.write("Resume which session? [1-%d, Enter cancels] " % len(sessions))
+    out.flush()
+    answer = stdin.readline().strip()
+    if not answer:
+        return None
+    if not answer.isdigit() or not 1 <= int(answer) <= len(sessions):
+        raise UsageError("%r is not one of the listed numbers (1-%d)" % (answer, len(sessions)))
+    return sessions[int(answer) - 1]["path"]
+
+
 def _cmd_resume(args, cfg_loader):
     """`codex resume --last|ID [PROMPT]`: continue a recorded session in the interactive session."""
     cfg = cfg_loader()
     session_id, prompt = args.session_id, args.resume_prompt
     if args.last and session_id and prompt is None:
         session_id, prompt = None, session_id
+    everywhere = getattr(args, "all", False)
     if not args.last and not session_id:
-        raise UsageError("`codex resume` needs a session id or --last (sessions live in %s)" % (Path(cfg.codex_home) / ROLLOUT_SUBDIR))
-    path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=cfg.cwd)
+        path = pick_session(cfg, everywhere)
+        if path is None:
+            return 0
+    else:
+        path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=None if everywhere else cfg.cwd)
 
     def resume_loader(**more):
         # Session (§15) resumes whatever config.experimental_resume names, so the REPL
@@ -11448,7 +11697,7 @@ def _cmd_resume(args, cfg_loader):
 
     args.resume_path = path
     args.prompt = prompt
-    return globals()["_cmd_interactive"](args, resume_loader)
+    return _cmd_interactive(args, resume_loader)
 
 
 ###############################################################################
@@ -11972,8 +12221,6 @@ def _cmd_review(args, cfg_loader):
 # §18a Front end: the REPL, its helpers and `@` file search
 ###############################################################################
 
-# Owner: the REPL issue (#5).
-#
 # The interactive session renders inline and append-only: a finished cell (an answer block, a
 # command with its output, a diff, a decision) is printed once into the terminal's normal
 # scrollback and never redrawn.  Only the composer (prompt-toolkit, no alternate screen, no
@@ -14134,7 +14381,6 @@ def _usage_of(msg):
 class Repl(object):
     """The interactive session: reads the composer, drives a Session, renders its events."""
 
-    TURN_END = ("task_complete", "turn_aborted", "shutdown_complete")  #: events that end a turn
     #: events that leave a streaming answer or reasoning open (they print nothing)
     STREAM_NEUTRAL = ("token_count", "exec_command_output_delta", "task_started", "agent_reasoning_raw_content_delta")
 
@@ -14411,7 +14657,7 @@ class Repl(object):
         else:
             log("debug", "repl: unhandled event %s", kind)
         # Session-level events (id "") such as a startup error do not end the running turn.
-        return kind in self.TURN_END and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
+        return kind in TURN_END_EVENTS and (kind == "shutdown_complete" or event.get("id") in (None, self._turn_id))
 
     def _on_session_configured(self, event, msg):
         self.session_id = msg.get("session_id") or self.session_id
@@ -15056,7 +15302,7 @@ def _cmd_interactive(args, cfg_loader):
 # §19 Front end: the MCP server
 ###############################################################################
 
-# Owner: the MCP issue (#6).  `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
+# `codex mcp` (alias `codex mcp-server`, `codex mcp serve`)
 # speaks MCP over stdio: JSON-RPC 2.0, one message per line (JsonRpcConnection, §14).
 #
 #   initialize       -> protocolVersion (the client's if we speak it, else our newest),
@@ -15146,9 +15392,6 @@ _CODEX_TOOL_FIELDS = {
 }
 #: ElicitResult.action (the MCP spec's answer) -> review decision
 _ELICIT_ACTIONS = {"accept": "approved", "decline": "denied", "cancel": "abort"}
-_REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: ReviewDecision values (as §08)
-#: event types that end a turn
-_TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")
 _INTERRUPT_GRACE = 10.0  #: seconds a cancelled turn gets to report turn_aborted
 _EOF_GRACE = 1.0  #: seconds running calls get to finish after the client closes stdin
 #: list methods of capabilities we do not have, answered with an empty list
@@ -15257,12 +15500,12 @@ def parse_elicitation_decision(result):
     if not isinstance(result, dict):
         return "denied"
     decision = result.get("decision")
-    if decision in _REVIEW_DECISIONS:
+    if decision in REVIEW_DECISIONS:
         return decision
     action = result.get("action")
     if action == "accept":
         content = result.get("content")
-        if isinstance(content, dict) and content.get("decision") in _REVIEW_DECISIONS:
+        if isinstance(content, dict) and content.get("decision") in REVIEW_DECISIONS:
             return content["decision"]
     return _ELICIT_ACTIONS.get(action, "denied")
 
@@ -15503,7 +15746,7 @@ class McpServer(object):
                 error = None  # errors before the turn (e.g. MCP startup) are not its result
             elif kind == "error":
                 error = msg.get("message")
-            elif kind in _TURN_END_EVENTS:
+            elif kind in TURN_END_EVENTS:
                 if kind == "task_complete":
                     text = msg.get("last_agent_message")
                     if text is None:
@@ -15618,11 +15861,8 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §15, or a clear error while the agent is not built."""
-    session_cls = globals().get("Session")
-    if session_cls is None:
-        _not_landed("the agent session (Session)")
-    return session_cls(cfg)
+    """Session(cfg) from §15b."""
+    return Session(cfg)
 
 
 def run_mcp_server(args, cfg_loader, session_factory=None):
@@ -15665,7 +15905,7 @@ def run_mcp_server(args, cfg_loader, session_factory=None):
 # §20 Front end: codex proto
 ###############################################################################
 
-# Owner: the agent issue (#4).  `codex proto`: stdin carries submissions, one JSON object per
+# `codex proto`: stdin carries submissions, one JSON object per
 # line ({"id": "...", "op": {"type": ...}}); stdout carries events, one per line, the first
 # being session_configured.  Bad lines are reported on stderr and skipped.  Stdin EOF stops
 # reading only; the process ends after a `shutdown` op (shutdown_complete) or Ctrl-C.
@@ -15708,9 +15948,9 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
         while True:
             event = session.next_event(timeout=0.5)
             if event is None:
-                if session._closed:
+                if session.closed:
                     return 0
-                if stdin_closed.is_set() and session._task is None:
+                if stdin_closed.is_set() and not session.busy:
                     # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
                     session.shutdown()
                 continue
@@ -16368,6 +16608,7 @@ class ProxyServer(object):
             return True
         given = ex.header(PROXY_TOKEN_HEADER)
         if given is not None and hmac.compare_digest(given.encode("latin-1"), self.token):
+            ex.own_auth = True  # with the token header, a client's Authorization is its own key
             return True
         auth = ex.header(b"authorization") or ""
         if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode("latin-1"), self.token):
@@ -16429,7 +16670,12 @@ class ProxyServer(object):
             if length is None and ex.method in ("POST", "PUT", "PATCH"):
                 framing = [(b"content-length", b"0")]
         try:
-            headers = self._upstream_headers(ex, ex.header(b"authorization") is not None, framing)
+            # The proxy's key wins over a client's placeholder (SDKs insist on an api_key, so the
+            # README's `api_key="unused"` used to reach the provider); a client's Authorization
+            # is forwarded when the proxy has no key, or when it came with the token header.
+            client_auth = ex.header(b"authorization") is not None and (
+                getattr(ex, "own_auth", False) or not self.credentials.headers())
+            headers = self._upstream_headers(ex, client_auth, framing)
         except CodexError as exc:  # e.g. auth.json was rewritten with bad JSON
             return await self._reply(ex, 500, _json_error(str(exc), "proxy_error", 500))
         exchange = asyncio.ensure_future(self._exchange(ex, headers, body))
@@ -16899,6 +17145,7 @@ def build_parser():
     p.add_argument("session_id", nargs="?", help="session id to resume")
     p.add_argument("resume_prompt", nargs="?", help="prompt to send after resuming")
     p.add_argument("--last", action="store_true", help="resume the most recent session")
+    p.add_argument("--all", action="store_true", help="list (or pick --last from) sessions of every directory")
 
     p = sub("login")
     p.add_argument("login_action", nargs="?", choices=("status",), help="`status` shows the stored login")

@@ -12,7 +12,7 @@ from support.model_server import ModelServer, Turn
 pytestmark = pytest.mark.timeout(300)
 
 WINDOW = 8000  #: tokens the scripted model accepts
-OUTPUT = ["printf", "%01500d", "0"]  #: each call's output: 1500 characters
+OUTPUT = ["printf", "%01500d"]  #: each call's output: 1500 characters (the call's number, zero-padded)
 
 
 def _tokens(req):
@@ -58,11 +58,13 @@ class WindowedModel(object):
         if self.done >= self.calls:
             return Turn().text("done after %d calls" % self.done).usage(tokens, 10).chat_usage()
         self.done += 1
-        return Turn().function_call("shell", {"command": OUTPUT}, call_id="c%d" % self.done).usage(tokens, 30).chat_usage()
+        return Turn().function_call("shell", {"command": OUTPUT + [str(self.done)]},
+                                    call_id="c%d" % self.done).usage(tokens, 30).chat_usage()
 
 
 def _exec(run_codex, server, repo, wire, *args, **cfg):
     argv = ["exec", "--json", "-C", str(repo), "-m", "gpt-5", "-s", "danger-full-access"]
+    cfg.setdefault("max_tool_calls_per_turn", 0)  # the loop guard would stop a 200-call turn
     argv += mock_cli_args(server, wire, model_context_window=WINDOW, **cfg) + list(args)
     return run_codex(*argv, env={MOCK_KEY_ENV: "test-key"}, timeout=280)
 

@@ -3,6 +3,7 @@
 Real processes against the scripted model server."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -249,3 +250,157 @@ def test_exec_mcp_wait_is_bounded_by_startup_timeout(exec_codex, server, codex_h
     assert types[:3] == ["thread.started", "item.completed", "turn.started"]  # reported before the turn
     assert lines[-1]["type"] == "turn.completed"
     assert not any(t.get("name", "").startswith("late__") for t in server.model_requests()[0].body["tools"])
+
+
+# -- errors people saw ---------------------------------------------------------------
+
+
+def test_a_stream_retry_does_not_reprint_the_partial_text(exec_codex, server):
+    chunks = ["Hello ", "there ", "world"]
+    server.enqueue(Turn().text("Hello there world", chunks=chunks).drop_after(6),  # two deltas, then dropped
+                   Turn().text("Hello there world", chunks=chunks))
+    proc = exec_codex("hi")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Hello there world\n"
+    assert proc.stderr.count("Hello") == 1 and "world" in proc.stderr
+    assert "retrying 1/2" in proc.stderr
+
+
+def test_stream_retries_counted_in_words_and_invalid_json_named(exec_codex, server):
+    for _ in range(2):
+        server.enqueue(Turn().text("x").no_completed().bad_data("{\"type\": \"response.output_te"))
+    proc = exec_codex("hi", stream_max_retries=1)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "not JSON" in err and "response.output_te" in err and "gave up after 1 stream retry)" in err
+    for _ in range(2):
+        server.enqueue(Turn().no_completed().bad_data("<html>oops</html>"))
+    proc = exec_codex("hi", wire="chat", stream_max_retries=1)
+    assert proc.returncode == 1 and "not JSON" in proc.stderr and "<html>oops" in proc.stderr
+
+
+def test_an_html_error_page_is_summarised(exec_codex, server):
+    page = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title><style>body{color:red}</style></head>"
+            "<body><h1>Bad Gateway</h1><p>" + "filler " * 500 + "</p></body></html>")
+    server.enqueue(*[Turn.http_error(502, body=page)] * 3)
+    proc = exec_codex("hi", request_max_retries=2)
+    assert proc.returncode == 1
+    assert "an HTML page: 502 Bad Gateway - Bad Gateway" in proc.stderr
+    assert "<" not in proc.stderr.split("an HTML page:")[1].splitlines()[0] and "filler" not in proc.stderr
+    assert "gave up after 2 retries" in proc.stderr
+
+
+def test_timed_out_command_and_huge_lines_in_human_output(exec_codex, server):
+    server.enqueue(
+        Turn().function_call("shell", {"command": ["sleep", "5"], "timeout": 300}, call_id="t")
+              .function_call("shell", {"command": ["python3", "-c", "print('x' * 2000000)"]}, call_id="big"),
+        Turn().text("ok"))
+    proc = exec_codex("hi")
+    assert proc.returncode == 0, proc.stderr
+    assert "sleep 5 timed out after 300ms (killed; exit 124):" in proc.stderr
+    assert len(proc.stderr) < 5000 and re.search(r"x{400}\.\.\. \(\+[\d,]+ characters\)", proc.stderr)
+    server.enqueue(Turn().function_call("shell", {"command": ["sleep", "5"], "timeout": 300}, call_id="t2"),
+                   Turn().text("ok"))
+    lines = [json.loads(l) for l in exec_codex("--json", "again").stdout.splitlines()]
+    ends = [l["item"] for l in lines if l["type"] == "item.completed" and l["item"]["type"] == "command_execution"]
+    assert ends[0]["status"] == "failed" and ends[0]["exit_code"] == 124
+
+
+def test_cd_to_a_file_says_so(run_codex, tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    proc = run_codex("exec", "-C", str(f), "hi")
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr and "does not exist" not in proc.stderr
+
+
+def test_unwritable_sessions_dir_is_a_warning_not_an_error(exec_codex, server, codex_home):
+    (codex_home / "sessions").write_text("not a directory")  # as root, chmod would not stop writes
+    server.enqueue(Turn().text("fine"))
+    proc = exec_codex("hi")
+    assert proc.returncode == 0, proc.stderr
+    assert "ERROR" not in proc.stderr
+    assert "warning: cannot record the session under %s" % (codex_home / "sessions") in proc.stderr
+    assert "--ephemeral" in proc.stderr and proc.stdout == "fine\n"
+
+
+# -- every accepted key does something -------------------------------------------------
+
+
+@pytest.mark.parametrize("wire,field", [("responses", "max_output_tokens"), ("chat", "max_tokens")])
+def test_model_max_output_tokens_caps_the_request(exec_codex, server, wire, field):
+    server.enqueue(Turn().text("short"))
+    proc = exec_codex("hi", wire=wire, model_max_output_tokens=123)
+    assert proc.returncode == 0, proc.stderr
+    assert server.model_requests()[0].body[field] == 123
+    server.enqueue(Turn().text("short"))
+    exec_codex("hi", wire=wire)
+    assert field not in server.model_requests()[1].body
+
+
+def test_inert_keys_are_reported_once(exec_codex, server, codex_home):
+    (codex_home / "config.toml").write_text(
+        'model_reasoning_summary_format = "experimental"\nexperimental_use_exec_command_tool = true\n'
+        'preferred_auth_method = "chatgpt"\ndisable_paste_burst = true\n'
+        '[projects."/somewhere"]\ntrust_level = "maybe"\n')
+    server.enqueue(Turn().text("ok"))
+    proc = exec_codex("hi")
+    assert proc.returncode == 0, proc.stderr
+    for key in ("model_reasoning_summary_format", "experimental_use_exec_command_tool", "preferred_auth_method",
+                "disable_paste_burst", 'projects."/somewhere".trust_level'):
+        assert proc.stderr.count("`%s" % key) == 1, key
+    assert proc.stderr.count("has no effect") == 4
+    (codex_home / "config.toml").write_text('preferred_auth_method = "apikey"\ndisable_paste_burst = false\n')
+    server.enqueue(Turn().text("ok"))
+    assert "has no effect" not in exec_codex("hi").stderr  # the defaults are what codex does
+
+
+def test_trusted_project_runs_exec_outside_git(exec_codex, server, codex_home, tmp_path):
+    plain = tmp_path / "plain"
+    (plain / "sub").mkdir(parents=True)
+    proc = exec_codex("hi", cwd=plain / "sub")
+    assert proc.returncode == 2 and "--skip-git-repo-check" in proc.stderr
+    (codex_home / "config.toml").write_text('[projects."%s"]\ntrust_level = "trusted"\n' % plain)
+    server.enqueue(Turn().text("trusted"))
+    proc = exec_codex("hi", cwd=plain / "sub")
+    assert proc.returncode == 0 and proc.stdout == "trusted\n", proc.stderr
+
+
+# -- codex resume without an id --------------------------------------------------------
+
+
+def test_resume_lists_sessions_to_pick_from(exec_codex, run_codex, server, repo, tmp_path, codex_home):
+    import io
+
+    import codex
+
+    other = tmp_path / "other"
+    (other / ".git").mkdir(parents=True)
+    server.enqueue(Turn().text("a"), Turn().text("b"), Turn().text("c"))
+    exec_codex("first task here")
+    exec_codex("second task here")
+    exec_codex("task elsewhere", cwd=other)
+    proc = run_codex("-C", str(repo), "resume")
+    assert proc.returncode == 2 and "codex resume ID" in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and "second task here" in lines[0] and "first task here" in lines[1]
+    assert all(str(repo) in l or "~" in l for l in lines) and "elsewhere" not in proc.stdout
+    assert run_codex("-C", str(repo), "resume", "--all").stdout.count("task") == 3
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_codex("-C", str(empty), "resume")
+    assert proc.returncode == 2 and "no recorded sessions in %s (--all" % empty in proc.stderr
+    proc = run_codex("-C", str(empty), "resume", "--last", "--all")  # --all: the newest of any directory
+    assert "no recorded" not in proc.stderr
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    cfg = codex.load_config(codex.ConfigOverrides(cwd=str(repo)), home=codex_home)
+    out = Tty()
+    chosen = codex.pick_session(cfg, stdin=Tty("2\n"), out=out)
+    assert codex.rollout_summary(chosen)["first_prompt"] == "first task here"
+    assert "Resume which session? [1-2" in out.getvalue()
+    assert codex.pick_session(cfg, stdin=Tty("\n"), out=Tty()) is None
+    with pytest.raises(codex.UsageError):
+        codex.pick_session(cfg, stdin=Tty("9\n"), out=Tty())

@@ -228,3 +228,52 @@ def test_mcp_server_codex_tool_params_change_enforcement(server, codex_home, tmp
     assert (ws / "mcp.txt").exists() == written
     mode = "workspace-write" if written else "read-only"
     assert "<sandbox_mode>%s</sandbox_mode>" % mode in _env_context(server.model_requests()[0])
+
+
+# -- the tool registry ----------------------------------------------------------------------
+
+
+def test_a_tool_is_one_registry_entry(server, codex_home, tmp_path, monkeypatch):
+    """Registering a Tool is all it takes: offered per turn, parsed, assessed, run, its events shown."""
+    monkeypatch.setenv(MOCK_KEY_ENV, "k")
+    seen = []
+
+    def run(runner, task, call_id, params):
+        seen.append((params, runner.assess(task, "count_words", params), task.ctx.sandbox_policy.mode))
+        runner._task_emit(task, "background_event", message="counted %d words" % len(params["text"].split()))
+        return str(len(params["text"].split()))
+
+    def parse(arguments, ctx, environ):
+        args = json.loads(arguments or "{}")
+        if not isinstance(args.get("text"), str):
+            raise codex.ToolArgumentError("`text` must be a string")
+        return {"text": args["text"]}
+
+    tool = codex.Tool(name="count_words", parse=parse, run=run, events=("background_event",),
+                      spec=lambda ctx: None if ctx.approval_policy == "untrusted" else {
+                          "type": "function", "name": "count_words", "description": "Counts words.", "strict": False,
+                          "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}},
+                      assess=lambda ctx, params, approved: "auto-approve")
+    monkeypatch.setitem(codex.TOOLS, "count_words", tool)
+    monkeypatch.setitem(codex._TOOL_NAMES, "count_words", tool)
+    with pytest.raises(ValueError, match="EVENT_TYPES"):
+        codex.register_tool(tool.replace(name="bad", events=("no_such_event",)))
+    server.enqueue(Turn().function_call("count_words", {"text": "one two three"}, call_id="w1"),
+                   Turn().function_call("count_words", {"text": 3}, call_id="w2"),
+                   Turn().text("three"))
+    cfg = codex.load_config(codex.ConfigOverrides(model="gpt-5", approval_policy="never", cwd=str(tmp_path)),
+                            mock_overrides(server), home=codex_home)
+    session = codex.Session(cfg)
+    try:
+        session.submit(user_input("count"))
+        msgs = drain_until(session, "task_complete")
+    finally:
+        session.shutdown()
+    assert seen == [({"text": "one two three"}, "auto-approve", "read-only")]
+    assert any(m.get("message") == "counted 3 words" for m in msgs)
+    reqs = server.model_requests()
+    assert "count_words" in [t["name"] for t in reqs[0].body["tools"]]
+    outputs = [i["output"] for i in reqs[2].body["input"] if i["type"] == "function_call_output"]
+    assert outputs == ["3", "`text` must be a string"]
+    untrusted = codex.TurnContext.from_config(cfg).with_overrides(approval_policy="untrusted")
+    assert "count_words" not in [t["name"] for t in codex.build_tools(untrusted)]

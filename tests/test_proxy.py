@@ -102,8 +102,8 @@ def test_sdk_chat_plain_and_streamed(start_proxy, upstream):
     assert "".join(pieces) == "echo: one two three" and len(pieces) == 4
     log = upstream.log()
     assert [r["target"] for r in log] == ["/v1/chat/completions"] * 2
-    # A client's own Authorization is forwarded unchanged.
-    assert {auth_seen(r) for r in log} == {"Bearer sk-client-own-key-42"}
+    # The proxy has a key: it replaces the client's (often a placeholder the SDK insists on).
+    assert {auth_seen(r) for r in log} == {"Bearer " + KEY}
     assert all(r["complete"] for r in log)
 
 
@@ -134,11 +134,11 @@ def test_sdk_file_upload_multipart(start_proxy, upstream):
 
 
 def test_auth_injection_order(start_proxy, upstream, codex_home):
-    # env_key set -> its value; client Authorization -> unchanged.
+    # env_key set -> its value, also over a client's Authorization (the README's api_key="unused").
     p = start_proxy()
     raw_request(p, "GET", "/v1/echo")
-    raw_request(p, "GET", "/v1/echo", headers={"Authorization": "Bearer mine"})
-    assert [auth_seen(r) for r in upstream.log()] == ["Bearer " + KEY, "Bearer mine"]
+    raw_request(p, "GET", "/v1/echo", headers={"Authorization": "Bearer unused"})
+    assert [auth_seen(r) for r in upstream.log()] == ["Bearer " + KEY, "Bearer " + KEY]
     p.stop()
     # env var unset -> the key in auth.json.
     (codex_home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": "sk-from-auth-json-123"}))
@@ -160,7 +160,8 @@ def test_auth_injection_order(start_proxy, upstream, codex_home):
     p = start_proxy(env={"UP_KEY": ""})
     assert "no key configured" in "".join(p.lines)
     raw_request(p, "GET", "/v1/echo")
-    assert [auth_seen(r) for r in upstream.log()] == [None]
+    raw_request(p, "GET", "/v1/echo", headers={"Authorization": "Bearer mine"})
+    assert [auth_seen(r) for r in upstream.log()] == [None, "Bearer mine"]  # no key: the client's passes through
 
 
 def test_bad_auth_json(start_proxy, upstream, codex_home, run_codex):

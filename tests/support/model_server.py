@@ -80,6 +80,7 @@ Errors and stream faults:
                                  terminating chunk: the client sees a transport error).
     .no_completed()              end the stream cleanly without `response.completed`
                                  (Chat: without finish_reason and without [DONE]).
+    .bad_data(text)              send `data: <text>` (not JSON) as the stream's last event.
     .delay(seconds)              sleep between every SSE event (slow stream).
     .idle_after(n, seconds)      after n events, send nothing for `seconds` (idle stream),
                                  then carry on.
@@ -144,6 +145,7 @@ class Turn(object):
         self._idle = None
         self._crlf = False
         self._chat_usage = False
+        self._bad_data = None
 
     # -- content --
     def text(self, s, chunks=None, chunk_size=None):
@@ -247,6 +249,11 @@ class Turn(object):
     def crlf(self):
         """Use CRLF line endings in the SSE framing."""
         self._crlf = True
+        return self
+
+    def bad_data(self, text):
+        """End the stream with an event whose data is `text` (not JSON)."""
+        self._bad_data = text
         return self
 
     def chat_usage(self):
@@ -450,6 +457,8 @@ class _Handler(BaseHTTPRequestHandler):
             frames = ["event: %s%sdata: %s%s%s" % (name, nl, json.dumps(p), nl, nl) for name, p in turn.responses_events(model)]
         else:
             frames = ["data: %s%s%s" % (p if isinstance(p, str) else json.dumps(p), nl, nl) for p in turn.chat_chunks(model)]
+        if turn._bad_data is not None:
+            frames.append("data: %s%s%s" % (turn._bad_data, nl, nl))
         self.send_response(turn._status)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
