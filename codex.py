@@ -13396,11 +13396,12 @@ class ReplRenderer(object):
             return self.caps["width"]
 
     def _clip(self, line):
-        """`line` cut to the terminal width (escape sequences kept, an ellipsis at the cut)."""
+        """`line` as it is if it fits the terminal width, else its plain text cut with an ellipsis
+        (never half an escape sequence)."""
         width = self._columns() - 1
-        if len(line) <= width or _cell_len(re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)) <= width:
+        plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\", "", line)  # SGR and OSC 8 links out
+        if len(line) <= width or _cell_len(plain) <= width:
             return line
-        plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)
         return plain[: max(0, width - 1)] + u"\u2026"
 
     # -- the streamed answer (MarkdownStream's sink) --
