@@ -13464,7 +13464,7 @@ class ReplRenderer(object):
         """A MarkdownStream that renders into this terminal."""
         styled = self.caps["tty"] and not self.caps["dumb"]
         stream = MarkdownStream(self, width=self._columns(), styled=styled, links=self.caps["hyperlinks"],
-                                file_opener=getattr(self.cfg, "file_opener", "none"), cwd=self.cfg.cwd, base=base)
+                                file_opener=self.cfg.file_opener, cwd=self.cfg.cwd, base=base)
         stream.colors = self.caps["color"]
         return stream
 
@@ -14690,7 +14690,7 @@ class Repl(object):
         headings = re.findall(r"\*\*(.+?)\*\*", self._reasoning_tail)
         if headings:
             self.renderer.set_status(headings[-1])
-        if getattr(self.cfg, "hide_agent_reasoning", False):
+        if self.cfg.hide_agent_reasoning:
             return
         if self._rstream is None:
             self._rstream = self.renderer.start_reasoning()
