@@ -5717,7 +5717,6 @@ LANDLOCK_FS = {
     "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
     "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
 }
-LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know (6 and 7 add no file-system right)
 #: file-system rights each ABI handles: 1 up to make_sym, 2 adds refer, 3 truncate, 5 ioctl_dev
 _LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
 _LANDLOCK_FILE_RIGHTS = (LANDLOCK_FS["execute"] | LANDLOCK_FS["write_file"] | LANDLOCK_FS["read_file"]
@@ -12556,7 +12555,6 @@ REVIEW_MIN_DIFF_BYTES = 4 * 1024  #: never budget less than this
 REVIEW_LOW_PRIORITY_GLOBS = ("*.lock", "*-lock.json", "*.lock.json", "go.sum", "*.min.js", "*.min.css",
                              "*.map", "*.svg", "*.pb.go", "*_pb2.py", "vendor/*", "node_modules/*",
                              "dist/*", "build/*", "*.snap", "*.generated.*")
-REVIEW_VERDICTS = ("patch is correct", "patch is incorrect")  #: overall_correctness values
 
 #: the review contract, in upstream's JSON shape; the scope, focus and diff follow it
 REVIEW_INSTRUCTIONS = """\
