@@ -2,9 +2,14 @@
 """Build and test codex.
 
     python3 build.py          build the sandbox helper(s) and pack dist/codex (a zipapp)
-    python3 build.py test     set up .venv from requirements/test.lock and run the test suite
+    python3 build.py test     set up .venv from requirements/test.lock, build dist/codex and run the
+                              test suite (.venv and dist/codex are reused while their inputs are unchanged;
+                              the fast tier: python3 build.py test -m "not slow")
                               (extra arguments go to pytest: python3 build.py test -k config)
     python3 build.py helpers  only compile the sandbox helper(s) into build/helpers/
+    python3 build.py lock     regenerate requirements/*.lock from *.in (pip-compile, hash-pinned)
+    python3 build.py build-if-changed
+                              build unless dist/codex was built from the same inputs (as `test` does)
 
 Everything is installed from the hash-pinned lock files in requirements/ into throwaway
 environments under build/ (and .venv for tests); nothing is installed globally.  Two builds
@@ -13,6 +18,7 @@ last commit, zip entries are sorted and timestamped with it).
 """
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -137,6 +143,7 @@ def ensure_venv(path, lock, what):
     want = file_sha256(lock)
     if py.exists() and stamp.exists() and stamp.read_text().strip() == want:
         return py
+    wanted = [line for line in Path(lock).read_text().splitlines() if line.strip() and not line.startswith(("#", " "))]
     if not py.exists():
         say("creating %s" % path.relative_to(ROOT))
         try:
@@ -144,6 +151,9 @@ def ensure_venv(path, lock, what):
         except Exception as exc:  # venv raises many kinds
             raise BuildError("cannot create a virtual environment at %s (%s). On Debian/Ubuntu: "
                              "apt-get install python3-venv" % (path, exc))
+    if not wanted:  # nothing to install besides the venv's own pip
+        stamp.write_text(want + "\n")
+        return py
     say("installing %s from %s" % (what, lock.relative_to(ROOT)))
     run([str(py), "-m", "pip", "install", "-qq", "--disable-pip-version-check", "--require-hashes",
          "--only-binary=:all:", "-r", str(lock)],
@@ -153,29 +163,47 @@ def ensure_venv(path, lock, what):
     return py
 
 
-def install_runtime_site(site):
-    """Install the runtime lock (resolved for Python 3.9) into a plain directory."""
-    if site.exists():
-        shutil.rmtree(site)
-    site.mkdir(parents=True)
-    py = ensure_venv(BUILD / "venv", REQ / "build.lock", "build tools (shiv)")
+def install_runtime_deps():
+    """The runtime lock (resolved for Python 3.9) installed into build/deps; reused while the
+    lock files are unchanged (stamped with their hash)."""
+    deps = BUILD / "deps"
+    stamp = BUILD / "deps.sha256"
+    want = hashlib.sha256((file_sha256(REQ / "runtime.lock") + file_sha256(REQ / "build.lock")).encode()).hexdigest()
+    if deps.is_dir() and stamp.exists() and stamp.read_text().strip() == want:
+        return deps
+    if deps.exists():
+        shutil.rmtree(deps)
+    if stamp.exists():
+        stamp.unlink()
+    deps.mkdir(parents=True)
+    py = ensure_venv(BUILD / "venv", REQ / "build.lock", "build tools")
+    say("installing the runtime dependencies from requirements/runtime.lock")
     run([str(py), "-m", "pip", "install", "-qq", "--disable-pip-version-check", "--no-deps",
          "--require-hashes", "--only-binary=:all:", "--no-compile", "--python-version", "3.9",
-         "--implementation", "py", "--target", str(site), "-r", str(REQ / "runtime.lock")],
+         "--implementation", "py", "--target", str(deps), "-r", str(REQ / "runtime.lock")],
         "installing the runtime dependencies",
         "Is the package index reachable? Behind a proxy set HTTPS_PROXY; for a mirror set PIP_INDEX_URL.")
     # pip's bookkeeping differs between runs (INSTALLER, REQUESTED, absolute paths in RECORD)
-    for dist_info in site.glob("*.dist-info"):
+    for dist_info in deps.glob("*.dist-info"):
         for name in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json"):
             p = dist_info / name
             if p.exists():
                 p.unlink()
-    for cache in site.rglob("__pycache__"):
+    for cache in deps.rglob("__pycache__"):
         shutil.rmtree(cache)
-    bin_dir = site / "bin"
+    bin_dir = deps / "bin"
     if bin_dir.exists():
         shutil.rmtree(bin_dir)
-    return py
+    stamp.write_text(want + "\n")
+    return deps
+
+
+def install_runtime_site(site):
+    """A fresh copy of the runtime dependencies in `site` (codex.py and helpers go in next)."""
+    deps = install_runtime_deps()
+    if site.exists():
+        shutil.rmtree(site)
+    shutil.copytree(str(deps), str(site))
 
 
 MAIN_PY = '''\
@@ -564,42 +592,95 @@ def render_help(site):
     return texts, help_max
 
 
-def build():
-    """Compile helpers, install the runtime dependencies, pack dist/codex."""
+def build_inputs(epoch, pythons):
+    """A digest of everything dist/codex is made from: sources, locks, helper sources, the
+    compilers and interpreters found, the timestamp."""
+    h = hashlib.sha256()
+    files = [ROOT / "build.py", ROOT / "codex.py", REQ / "runtime.lock", REQ / "build.lock"]
+    files += sorted(HELPER_SRC.glob("*")) if HELPER_SRC.is_dir() else []
+    for path in files:
+        h.update(("%s %s\n" % (path.relative_to(ROOT), file_sha256(path))).encode())
+    compilers = {arch: find_compiler(arch) for arch in HELPER_TARGETS}
+    h.update(json.dumps([epoch, sorted(pythons.items()), sorted(compilers.items()), CFLAGS]).encode())
+    return h.hexdigest()
+
+
+def build(reuse=False):
+    """Compile helpers, install the runtime dependencies, pack dist/codex.
+
+    With `reuse`, an existing dist/codex built from the same inputs is kept as it is.
+    """
     t0 = time.time()
     if sys.version_info < MIN_PYTHON:
         raise BuildError("build.py needs Python 3.9+")
     epoch = source_date_epoch()
     os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    out = DIST / "codex"
+    pythons = find_pythons()
+    inputs = build_inputs(epoch, pythons)
+    stamp = BUILD / "dist.stamp"
+    if reuse and out.exists() and stamp.exists() and stamp.read_text().split() == [inputs, file_sha256(out)]:
+        say("dist/codex is up to date (same sources, locks and tools); not rebuilt")
+        return out
     helpers = build_helpers()
     site = BUILD / "site"
-    py = install_runtime_site(site)
+    install_runtime_site(site)
     shutil.copy2(ROOT / "codex.py", site / "codex.py")
     if helpers:
         pkg = site / HELPER_PKG
         pkg.mkdir()
         for h in helpers:
             shutil.copy2(h, pkg / h.name)
-    compile_byte_code(site, find_pythons())
+    compile_byte_code(site, pythons)
     manifest, names = site_manifest(site)
     build_id = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
     help_texts, help_max = render_help(site)
     main_py = (MAIN_PY.replace("@VERSION@", read_version()).replace("@BUILD_ID@", build_id)
                .replace("@HELP_TEXTS@", repr(help_texts)).replace("@HELP_MAX@", str(help_max)))
     DIST.mkdir(exist_ok=True)
-    out = DIST / "codex"
     pack(site, names, manifest, main_py, out, epoch)
     digest = file_sha256(out)
     (DIST / "codex.sha256").write_text("%s  codex\n" % digest)
+    stamp.write_text("%s %s\n" % (inputs, digest))
     say("wrote dist/codex (%.1f MB, sha256 %s) in %.1fs" % (out.stat().st_size / 1e6, digest[:16], time.time() - t0))
     say("try it: ./dist/codex --help")
     return out
 
 
+#: lock file -> the Python it is resolved for (runtime and build: the oldest supported)
+LOCKS = {"runtime": "3.9", "build": "3.9", "test": None}
+
+
+def lock():
+    """Regenerate requirements/*.lock from *.in with pip-compile (hashes, no local paths).
+
+    Index and find-links settings of this machine (pip.conf, PIP_* variables) are used to
+    resolve but never written into the lock files.  runtime/build resolve with python3.9
+    ($CODEX_LOCK_PYTHON39 or python3.9 on PATH), test with this python3.
+    """
+    for name, version in LOCKS.items():
+        if version is None:
+            py = sys.executable
+        else:
+            py = os.environ.get("CODEX_LOCK_PYTHON%s" % version.replace(".", "")) or shutil.which("python" + version)
+            if not py:
+                raise BuildError("no python%s to resolve requirements/%s.lock with; set CODEX_LOCK_PYTHON%s"
+                                 % (version, name, version.replace(".", "")))
+        tools = BUILD / ("lock-venv-%s" % (version or "test"))
+        tool_py = tools / "bin" / "python"
+        if not tool_py.exists():
+            run([py, "-m", "venv", str(tools)], "creating %s" % tools)
+            run([str(tool_py), "-m", "pip", "install", "-qq", "pip-tools"], "installing pip-tools")
+        say("resolving requirements/%s.lock with %s" % (name, py))
+        run([str(tool_py), "-m", "piptools", "compile", "-q", "--allow-unsafe", "--generate-hashes",
+             "--strip-extras", "--no-emit-index-url", "--no-emit-find-links", "--no-emit-trusted-host",
+             "--output-file=%s.lock" % name, "%s.in" % name], "pip-compile %s.in" % name, cwd=str(REQ))
+
+
 def test(pytest_args):
     """Set up .venv, build dist/codex, run pytest over tests/."""
     py = ensure_venv(TEST_VENV, REQ / "test.lock", "test dependencies")
-    build()
+    build(reuse=True)
     env = dict(os.environ)
     env["CODEX_DIST"] = str(DIST / "codex")
     env["CODEX_REPO_ROOT"] = str(ROOT)
@@ -613,8 +694,14 @@ def main(argv):
         if not argv or argv[0] == "build":
             build()
             return 0
+        if argv[0] == "build-if-changed":
+            build(reuse=True)
+            return 0
         if argv[0] == "test":
             return test(argv[1:])
+        if argv[0] == "lock":
+            lock()
+            return 0
         if argv[0] == "helpers":
             build_helpers()
             return 0

@@ -288,6 +288,18 @@ def open_private_append(path):
     return os.fdopen(fd, "ab")
 
 
+def _jsonable(value):
+    """A copy of value that json.dumps accepts: str keys (also of read-only mappings), lists for
+    tuples/sets, str for anything else (paths)."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 def glob_match(pattern, name):
     """Case-insensitive glob match (`*`, `?`, `[...]`) used by env policies."""
     return fnmatch.fnmatchcase(name.upper(), pattern.upper())
@@ -463,6 +475,7 @@ PROFILE_KEYS = (
     "model_verbosity",
     "chatgpt_base_url",
     "experimental_instructions_file",
+    "model_instructions_file",
 )
 
 #: top-level config keys: key -> (type check name, default, allowed values or None)
@@ -503,6 +516,9 @@ CONFIG_KEYS = {
     "preferred_auth_method": ("str", "apikey", ("chatgpt", "apikey")),
     "projects": ("table", {}, None),
     "hooks": ("table", {}, None),
+    "model_instructions_file": ("str", None, None),
+    "project_root_markers": ("list", [".git"], None),
+    "project_doc_fallback_filenames": ("list", [], None),
     "tools": ("table", {}, None),
     "disable_paste_burst": ("bool", False, None),
     "include_plan_tool": ("bool", True, None),
@@ -782,6 +798,13 @@ class Config(Record):
     experimental_resume: "str | None"
     projects: dict
     hooks: "tuple[Hook, ...]"  # every configured hook, system first (see load_hooks)
+    model_instructions_file: "str | None"  # upstream's newer name of experimental_instructions_file
+    project_root_markers: "list[str]"
+    project_doc_fallback_filenames: "list[str]"
+    project_root: "Path | None"  # the project codex runs in (project_root_markers), trusted or not
+    trusted_project_root: "Path | None"  # the same when it is trusted (its .codex/ config, hooks, prompts apply)
+    requirements: "Requirements"  # what /etc/codex/requirements.toml pins
+    layer_paths: "Mapping[str, str]"  # layer label -> the file it was read from
     # accepted and ignored (warned about by load_config)
     request_max_retries: "int | None"
     stream_max_retries: "int | None"
@@ -803,6 +826,10 @@ class Config(Record):
         policy = self.__dict__.get("_sandbox_policy")
         if policy is None:
             policy = SandboxPolicy.from_config(self)
+            pinned = self.requirements.clamp_sandbox(policy.mode)
+            if pinned != policy.mode:  # e.g. the legacy sandbox_permissions asked for more than is allowed
+                _notice("sandbox mode %r is not allowed by %s; using %r" % (policy.mode, " or ".join(self.requirements.paths), pinned))
+                policy = SandboxPolicy.from_wire(dict(self.sandbox_workspace_write or {}, mode=pinned), self.cwd)
             object.__setattr__(self, "_sandbox_policy", policy)
         return policy
 
@@ -828,6 +855,7 @@ class ConfigOverrides(object):
         dangerously_bypass=False,
         oss=False,
         ignore_user_config=False,
+        trust=False,
     ):
         self.model = model
         self.model_provider = model_provider
@@ -840,6 +868,7 @@ class ConfigOverrides(object):
         self.dangerously_bypass = dangerously_bypass
         self.oss = oss
         self.ignore_user_config = ignore_user_config  # exec --ignore-user-config: skip config.toml
+        self.trust = trust  # --trust: apply the project's .codex/config.toml this once
 
 
 def _load_toml_module():
@@ -953,9 +982,9 @@ def _normalize_approval(value, where, key="approval_policy"):
     return value
 
 
-def read_config_file(home):
-    """Read and parse $CODEX_HOME/config.toml; a missing file is an empty table."""
-    path = Path(home) / "config.toml"
+def read_config_file(home, name="config.toml"):
+    """Read and parse DIR/config.toml (or DIR/NAME); a missing file is an empty table."""
+    path = Path(home) / name
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1196,7 +1225,7 @@ def _check_utf8(place, key, value):
 
 
 #: config layers from lowest to highest (the values of Config.sources)
-_SOURCE_RANKS = ("default", "config.toml", "profile", "-c", "flag")
+_SOURCE_RANKS = ("default", "system", "config.toml", "profile", "project", "-c", "flag", "requirements")
 
 
 def _source_rank(source):
@@ -1299,11 +1328,14 @@ def parse_hooks(table, where):
     return hooks
 
 
-def load_hooks(table, place, home, environ):
+def load_hooks(table, place, home, environ, trusted_project=None):
     """Every configured hook in the order they run: the system's hooks.json, the user's
-    hooks.json, then the merged [hooks] tables of the config layers."""
+    hooks.json, a trusted project's .codex/hooks.json, then the merged [hooks] tables of the
+    config layers."""
     hooks = load_hooks_file(system_config_dir(environ) / HOOKS_FILE)
     hooks += load_hooks_file(Path(home) / HOOKS_FILE)
+    if trusted_project is not None:
+        hooks += load_hooks_file(Path(trusted_project) / ".codex" / HOOKS_FILE)
     return hooks + parse_hooks(table, place)
 
 
@@ -1393,6 +1425,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
     warnings = []
+    system_dir = system_config_dir(environ)
+    system_tree, system_path = read_config_file(system_dir)
+    cwd = _resolve_cwd(overrides.cwd if overrides.cwd is not None else cwd)
 
     cli_tree = {}
     for arg in cli_overrides:
@@ -1404,33 +1439,46 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if overrides.model is not None:
         _check_utf8("--model", "model", overrides.model)
 
-    # The profile is chosen by the flag, else -c profile=..., else the file's `profile`.
-    profiles = _deep_merge(toml_tree.get("profiles", {}) or {}, cli_tree.get("profiles", {}) or {})
-    if not isinstance(profiles, dict):
-        raise ConfigError("%s: `profiles` must be a table of tables" % where)
-    profile_name = overrides.profile or cli_tree.get("profile") or toml_tree.get("profile")
+    # The profile is chosen by the flag, else -c profile=..., else the files' `profile`.
+    profiles = {}
+    for tree, tree_path in ((system_tree, system_path), (toml_tree, path), (cli_tree, "-c")):
+        if not isinstance(tree.get("profiles", {}), dict):
+            raise ConfigError("%s: `profiles` must be a table of tables" % tree_path)
+        profiles = _deep_merge(profiles, tree.get("profiles", {}) or {})
+    profile_name = overrides.profile or cli_tree.get("profile") or toml_tree.get("profile") or system_tree.get("profile")
     profile = {}
+    profile_place = "%s [profiles.%s]" % (where, profile_name)
     if profile_name is not None:
-        if not isinstance(profile_name, str):
-            raise ConfigError("%s: `profile` must be a string" % where)
-        if profile_name not in profiles:
-            defined = ", ".join(sorted(profiles)) or "none"
+        if not isinstance(profile_name, str) or not re.match(r"^[A-Za-z0-9_.-]+$", profile_name):
+            raise ConfigError("%s: `profile` must be a name (letters, digits, `_`, `.`, `-`)" % where)
+        # Upstream's newer profile files, $CODEX_HOME/NAME.config.toml, beside the [profiles.NAME] tables.
+        file_tree, file_path = read_config_file(home, "%s.config.toml" % profile_name)
+        if profile_name not in profiles and not file_tree and not file_path.is_file():
+            defined = ", ".join(sorted(set(profiles) | set(_profile_files(home)))) or "none"
             raise ConfigError(
-                "config profile `%s` not found in %s; defined profiles: %s" % (profile_name, where, defined)
+                "config profile `%s` not found in %s (nor %s); defined profiles: %s" % (profile_name, where, file_path, defined)
             )
-        profile = profiles[profile_name]
+        profile = profiles.get(profile_name, {})
         if not isinstance(profile, dict):
             raise ConfigError("%s: `profiles.%s` must be a table" % (where, profile_name))
+        if file_tree:
+            profile = _deep_merge(profile, file_tree)
+            profile_place = str(file_path) if profile_name not in profiles else "%s and %s" % (profile_place, file_path)
         for key in profile:
             if key not in PROFILE_KEYS:
                 warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
+    project_tree, project_place, project_root, trusted_root = _project_layer(
+        cwd, [system_tree, toml_tree, cli_tree], overrides.trust, warnings)
+
     # Check every layer on its own, so a bad value is reported even when a higher layer
     # (e.g. exec's forced approval policy) would have replaced it.
     layers = (
+        ("system", str(system_path), system_tree),
         ("config.toml", where, toml_tree),
-        ("profile %s" % profile_name, "%s [profiles.%s]" % (where, profile_name), profile),
+        ("profile %s" % profile_name, profile_place, profile),
+        ("project", project_place, project_tree),
         ("-c", "-c", cli_tree),
     )
     for label, place, layer in layers:
@@ -1544,7 +1592,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
-    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ))
+    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ, trusted_root))
 
     # Providers: built-ins first; a user entry with a built-in's name updates its fields.
     providers = builtin_providers(environ)
@@ -1578,6 +1626,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         elif not checked.get("base_url"):
             raise ConfigError("%s: `model_providers.%s.base_url` is required" % (pplace, pid))
         providers[pid] = ProviderInfo(pid, **checked)
+    requirements = load_requirements(system_dir, home)
+    apply_requirements(requirements, values, sources, providers, warnings)
     provider_id = values["model_provider"]
     if provider_id not in providers:
         raise ConfigError(
@@ -1587,14 +1637,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if values["model"] is None:
         values["model"] = DEFAULT_OSS_MODEL if provider_id in ("oss", "ollama") and overrides.oss else DEFAULT_MODEL
 
-    cwd = Path(overrides.cwd if overrides.cwd is not None else (cwd or os.getcwd()))
-    if not cwd.is_absolute():
-        cwd = Path(os.getcwd()) / cwd
-    if not cwd.is_dir():
-        raise ConfigError("working directory %s %s (check -C/--cd)" % (
-            cwd, "is not a directory" if cwd.exists() else "does not exist"))
-    cwd = cwd.resolve()
-
+    if values["model_instructions_file"]:  # upstream's newer name wins over the older one
+        values["experimental_instructions_file"] = values["model_instructions_file"]
+        sources["experimental_instructions_file"] = sources.get("model_instructions_file", "default")
     instructions_file = values["experimental_instructions_file"]
     base_instructions = overrides.base_instructions
     if instructions_file and base_instructions is None:
@@ -1623,8 +1668,206 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         dangerously_bypass=bool(overrides.dangerously_bypass),
         sources=frozen_mapping(sources),
         warnings=tuple(warnings),
+        project_root=project_root,
+        trusted_project_root=trusted_root,
+        requirements=requirements,
+        layer_paths=frozen_mapping({label: place for label, place, _layer in layers if _layer}),
         **values
     )
+
+
+def _resolve_cwd(value):
+    """The working directory (absolute, resolved); ConfigError when it is not a directory."""
+    cwd = Path(value or os.getcwd())
+    if not cwd.is_absolute():
+        cwd = Path(os.getcwd()) / cwd
+    if not cwd.is_dir():
+        why = "is not a directory" if cwd.exists() else "does not exist"
+        raise ConfigError("working directory %s %s (check -C/--cd)" % (cwd, why))
+    return cwd.resolve()
+
+
+def _profile_files(home):
+    """Names of the profile files ($CODEX_HOME/NAME.config.toml) that exist."""
+    try:
+        return [n[:-len(".config.toml")] for n in os.listdir(str(home)) if n.endswith(".config.toml") and n != ".config.toml"]
+    except OSError:
+        return []
+
+
+def find_project_root(cwd, markers):
+    """The nearest directory at or above `cwd` holding one of `markers` (e.g. `.git`), or None."""
+    for directory in [Path(cwd)] + list(Path(cwd).parents):
+        if any((directory / marker).exists() for marker in markers):
+            return directory
+    return None
+
+
+def project_trust(projects, root):
+    """The trust_level that [projects] gives `root` (or one of its parents), or None."""
+    if not isinstance(projects, dict) or root is None:
+        return None
+    for directory in [Path(root)] + list(Path(root).parents):
+        entry = projects.get(str(directory))
+        if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
+            return entry["trust_level"]
+    return None
+
+
+def _project_layer(cwd, trees, trust_flag, warnings):
+    """(tree, place, project root, trusted root) of the project's .codex/config.toml files.
+
+    They are read from the project root down to cwd (deeper wins), and apply only when the
+    project is trusted: `projects."<root>".trust_level = "trusted"` in the system or user
+    config (or -c), or --trust.  A project never trusts itself: its `projects` is ignored.
+    """
+    markers = [".git"]
+    projects = {}
+    for tree in trees:
+        if isinstance(tree.get("project_root_markers"), list):
+            markers = [str(m) for m in tree["project_root_markers"]]
+        if isinstance(tree.get("projects"), dict):
+            projects = _deep_merge(projects, tree["projects"])
+    root = find_project_root(cwd, markers) if markers else None
+    if root is None:
+        return {}, "project", None, None
+    files = []
+    for directory in reversed([Path(cwd)] + [p for p in Path(cwd).parents if p == root or root in p.parents]):
+        candidate = directory / ".codex" / "config.toml"
+        if candidate.is_file():
+            files.append(candidate)
+    trusted = trust_flag or project_trust(projects, root) == "trusted"
+    if not files:
+        return {}, "project", root, root if trusted else None
+    if not trusted:
+        warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
+                        "projects.\"%s\".trust_level = \"trusted\" in your config.toml)" % (files[-1], root, root))
+        return {}, "project", root, None
+    tree = {}
+    for f in files:
+        tree = _deep_merge(tree, read_config_file(f.parent)[0])
+    for key in ("projects", "profile", "profiles"):
+        if key in tree:
+            warnings.append("%s: `%s` is ignored in a project's config" % (files[-1], key))
+            tree.pop(key)
+    return tree, " and ".join(str(f) for f in files), root, root
+
+
+# -- requirements (what an admin pins: /etc/codex/requirements.toml) --
+
+REQUIREMENTS_FILE = "requirements.toml"  #: pins, in the system config dir (or $CODEX_HOME for a user's own)
+#: requirements.toml keys: key -> (type check name, what it pins)
+REQUIREMENT_KEYS = {
+    "allowed_approval_policies": ("list", "approval_policy"),
+    "allowed_sandbox_modes": ("list", "sandbox_mode"),
+    "model_provider": ("str", "model_provider"),
+    "mcp_servers": ("table", "mcp_servers"),
+}
+#: approval policies from the most to the least cautious (the nearest allowed one is chosen)
+APPROVAL_STRICTNESS = ("untrusted", "on-request", "on-failure", "never")
+#: sandbox modes from the most to the least confined
+SANDBOX_STRICTNESS = ("read-only", "workspace-write", "danger-full-access")
+
+
+class Requirements(Record):
+    """What requirements.toml pins (None or empty: not pinned) and the files it came from."""
+
+    allowed_approval_policies: "tuple[str, ...] | None"
+    allowed_sandbox_modes: "tuple[str, ...] | None"
+    model_provider: "str | None"
+    mcp_servers: "Mapping[str, Mapping] | None"  # allow-list: name -> identity (command or url)
+    paths: "tuple[str, ...]"
+
+    def pins(self):
+        """(key, allowed values as text) for doctor and config show."""
+        rows = []
+        if self.allowed_approval_policies is not None:
+            rows.append(("approval_policy", ", ".join(self.allowed_approval_policies)))
+        if self.allowed_sandbox_modes is not None:
+            rows.append(("sandbox_mode", ", ".join(self.allowed_sandbox_modes)))
+        if self.model_provider is not None:
+            rows.append(("model_provider", self.model_provider))
+        if self.mcp_servers is not None:
+            rows.append(("mcp_servers", ", ".join(sorted(self.mcp_servers)) or "(none allowed)"))
+        return rows
+
+    def clamp_approval(self, value):
+        """`value`, or the nearest allowed approval policy (more cautious first)."""
+        return _nearest_allowed(value, self.allowed_approval_policies, APPROVAL_STRICTNESS)
+
+    def clamp_sandbox(self, mode):
+        """`mode`, or the nearest allowed sandbox mode (more confined first)."""
+        return _nearest_allowed(mode, self.allowed_sandbox_modes, SANDBOX_STRICTNESS)
+
+
+def _nearest_allowed(value, allowed, order):
+    if not allowed or value in allowed:
+        return value
+    index = order.index(value) if value in order else len(order) - 1
+    for i in list(range(index - 1, -1, -1)) + list(range(index + 1, len(order))):
+        if order[i] in allowed:
+            return order[i]
+    return allowed[0]
+
+
+def load_requirements(system_dir, home):
+    """The Requirements of /etc/codex/requirements.toml, then $CODEX_HOME/requirements.toml
+    for what the first leaves unpinned (the system's pins win, field by field)."""
+    fields = {"allowed_approval_policies": None, "allowed_sandbox_modes": None, "model_provider": None,
+              "mcp_servers": None}
+    paths = []
+    for directory in (Path(system_dir), Path(home)):
+        tree, path = read_config_file(directory, REQUIREMENTS_FILE)
+        if not tree:
+            continue
+        paths.append(str(path))
+        for key, value in tree.items():
+            spec = REQUIREMENT_KEYS.get(key)
+            if spec is None:
+                raise ConfigError("%s: unknown key `%s`; requirements.toml pins %s" % (path, key, ", ".join(sorted(REQUIREMENT_KEYS))))
+            _check_type(str(path), key, value, spec[0])
+            if key == "allowed_approval_policies":
+                value = tuple(_normalize_approval(v, str(path), key) for v in value)
+            elif key == "allowed_sandbox_modes":
+                for v in value:
+                    _check_enum(str(path), key, v, SANDBOX_MODES)
+                value = tuple(value)
+            elif key == "mcp_servers":
+                for name, ident in value.items():
+                    if not isinstance(ident, dict) or not (isinstance(ident.get("command"), str) or isinstance(ident.get("url"), str)):
+                        raise ConfigError("%s: `mcp_servers.%s` must give the server's identity: `command` or `url`" % (path, name))
+                value = frozen_mapping({n: frozen_mapping(v) for n, v in value.items()})
+            if fields[key] is None:
+                fields[key] = value
+    return Requirements(paths=tuple(paths), **fields)
+
+
+def apply_requirements(req, values, sources, providers, warnings):
+    """Bring `values` within the pins: the nearest allowed value, with one warning each."""
+    where = " or ".join(req.paths) or REQUIREMENTS_FILE
+    for key, clamp in (("approval_policy", req.clamp_approval), ("sandbox_mode", req.clamp_sandbox)):
+        pinned = clamp(values[key])
+        if pinned != values[key]:
+            warnings.append("%s = %r is not allowed by %s (from %s); using %r" % (key, values[key], where, sources.get(key), pinned))
+            values[key] = pinned
+            sources[key] = "requirements"
+    if req.model_provider is not None and values["model_provider"] != req.model_provider:
+        if req.model_provider not in providers:
+            raise ConfigError("%s requires model_provider %r, which is not defined; define [model_providers.%s]"
+                              % (where, req.model_provider, req.model_provider))
+        warnings.append("model_provider = %r is not allowed by %s; using %r" % (values["model_provider"], where, req.model_provider))
+        values["model_provider"] = req.model_provider
+        sources["model_provider"] = "requirements"
+    if req.mcp_servers is not None:
+        kept = {}
+        for name, server in values["mcp_servers"].items():
+            ident = req.mcp_servers.get(name)
+            if ident is not None and ((ident.get("command") is not None and ident.get("command") == server.get("command"))
+                                      or (ident.get("url") is not None and ident.get("url") == server.get("url"))):
+                kept[name] = server
+            else:
+                warnings.append("MCP server `%s` is not on the allow-list of %s; it is disabled" % (name, where))
+        values["mcp_servers"] = kept
 
 
 ###############################################################################
@@ -2052,11 +2295,33 @@ class HttpResponse(object):
     def close(self):
         if self._conn is None:
             return
+        if not self._done and self._keep:
+            self._drain()
         conn, self._conn = self._conn, None
         if self._done and self._keep:
             self._client._release(conn)
         else:
             conn.close()
+
+    def _drain(self, limit=65536, wait_s=0.02):
+        """Read what is left of a body that has (nearly) all arrived, so the connection can be
+        reused and is not reset (an SSE stream's closing chunk comes just after its last event)."""
+        try:
+            self._conn.sock.settimeout(wait_s)
+            got = 0
+            for data in self._raw():
+                got += len(data)
+                if got > limit:
+                    return
+            self._done = True
+        except (HttpTimeout, HttpTransportError, OSError):
+            pass
+        finally:
+            if self._conn is not None:
+                try:
+                    self._conn.sock.settimeout(self._client.idle_timeout_s)
+                except OSError:
+                    pass
 
 
 class HttpClient(object):
@@ -2556,8 +2821,8 @@ def model_family(slug, cfg=None):
     if cfg is not None:
         if cfg.model_supports_reasoning_summaries is not None:
             found.supports_reasoning = bool(cfg.model_supports_reasoning_summaries) or found.supports_reasoning
-        provider = getattr(cfg, "provider", None)
-        served = _SERVED_WINDOWS.get((getattr(provider, "base_url", None), slug))
+        provider = cfg.provider
+        served = _SERVED_WINDOWS.get((provider.base_url, slug))
         if served:
             found.context_window = served
         if cfg.model_context_window:
@@ -3630,6 +3895,15 @@ class TurnContext(Record):
             changes["config"] = cfg
             changes["family"] = model_family(cfg.model, cfg)
             changes["instructions"] = build_instructions(cfg, changes["family"])
+        req = self.config.requirements
+        approval = changes.get("approval_policy")
+        if approval is not None and req.clamp_approval(approval) != approval:
+            raise UsageError("approval policy %r is not allowed by %s (allowed: %s)"
+                             % (approval, " or ".join(req.paths), ", ".join(req.allowed_approval_policies)))
+        policy = changes.get("sandbox_policy")
+        if policy is not None and req.clamp_sandbox(policy.mode) != policy.mode:
+            raise UsageError("sandbox mode %r is not allowed by %s (allowed: %s)"
+                             % (policy.mode, " or ".join(req.paths), ", ".join(req.allowed_sandbox_modes)))
         changes["sources"] = frozen_mapping(sources)
         return self.replace(**changes)
 
@@ -3945,7 +4219,12 @@ def parse_shell_command_arguments(arguments, cfg, environ=None):
     args = dict(args, command=[script_shell(environ), "-lc" if cfg.shell_login else "-c", command])
     if "timeout_ms" in args and "timeout" not in args:
         args["timeout"] = args.pop("timeout_ms")
-    return parse_shell_arguments(json.dumps(args))
+    if args.get("timeout") == 0 or args.get("timeout") is None:  # small models send 0 for "the default"
+        args.pop("timeout", None)
+    try:
+        return parse_shell_arguments(json.dumps(args))
+    except ToolArgumentError as exc:
+        raise ToolArgumentError(str(exc).replace("`timeout`", "`timeout_ms`"))
 
 
 def script_shell(environ=None):
@@ -4565,11 +4844,9 @@ def apply_changes(changes):
 
 def _create_patch_temp(path):
     """Create a new empty temp file next to `path`; returns (fd, Path). Never follows a symlink."""
-    import secrets  # startup budget: only when a patch is applied
-
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = path.with_name(".%s.codex-patch.%s" % (path.name, secrets.token_hex(8)))
+        tmp = path.with_name(".%s.codex-patch.%s" % (path.name, os.urandom(8).hex()))
         try:
             return os.open(str(tmp), flags, 0o666), tmp  # umask applies, as for open(..., "wb")
         except FileExistsError:
@@ -4603,6 +4880,46 @@ def apply_patch(text, cwd):
     changes = plan_patch(text, cwd)
     apply_changes(changes)
     return patch_summary(changes)
+
+
+#: argv[1] that turns codex into the `apply_patch` command (run inside the sandbox, §13)
+APPLY_PATCH_ARGV = "__codex_apply_patch__"
+APPLY_PATCH_NAMES = ("apply_patch", "applypatch")  #: the command's names on PATH in the sandbox
+
+
+def apply_patch_main(args):
+    """`apply_patch [PATCH]`: the patch from its one argument or stdin, applied under the cwd.
+
+    What codex runs inside the sandbox for every patch (and what `apply_patch` on PATH runs
+    there), so that Landlock and the mounts decide what the patch may write.  Prints the
+    summary (exit 0) or the error (stderr, exit 1), as upstream's apply_patch.  codex itself
+    passes `--cd DIR` first: the directory the patch's paths are relative to (the model's
+    workdir, resolved by the kernel here, inside the sandbox).
+    """
+    base = None
+    if len(args) >= 2 and args[0] == "--cd":
+        base, args = args[1], args[2:]
+    if len(args) > 1:
+        sys.stderr.write("Error: apply_patch accepts exactly one argument.\n")
+        return 2
+    if args:
+        text = args[0]
+    else:
+        data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        text = data.decode("utf-8", "replace")
+        if not text.strip():
+            sys.stderr.write("Usage: apply_patch 'PATCH'\n       echo 'PATCH' | apply_patch\n")
+            return 2
+    try:
+        out = apply_patch(text, base if base is not None else os.getcwd())
+    except PatchError as exc:
+        sys.stderr.write("%s\n" % exc)
+        return 1
+    except OSError as exc:  # the cwd vanished, a read the sandbox refused...
+        sys.stderr.write("Failed to apply the patch: %s\n" % (exc.strerror or exc))
+        return 1
+    sys.stdout.write(out)
+    return 0
 
 
 ###############################################################################
@@ -5084,7 +5401,8 @@ class SandboxPolicy(object):
         path = Path(path)
         if not path.is_absolute():
             path = Path(cwd) / path
-        real = os.path.realpath(os.path.normpath(str(path)))
+        # resolved as the kernel does: `lnk/..` is the parent of lnk's target, not `.` (never normpath first)
+        real = os.path.realpath(str(path))
         roots = self.writable_roots_for(cwd)
         inside = [str(r) for r in roots if _is_within(real, str(r))]
         if not inside:
@@ -5155,37 +5473,94 @@ def _gitdir_targets(git_file):
     return [os.path.realpath(target)] if os.path.exists(target) else []
 
 
-def protected_paths(roots, cwd, home=None, search_nested=True):
-    """Paths inside writable roots that stay read-only: .git (dirs, files, gitdir targets,
-    nested repos in the workspace), .codex, and $CODEX_HOME.  Only existing paths."""
+def git_dirs_of(entry):
+    """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
+    `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
+    (`commondir`: where config and hooks live).  Real paths of what exists."""
+    out = [os.path.realpath(entry)]
+    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
+    for gitdir in gitdirs:
+        out.append(gitdir)
+        try:
+            with open(os.path.join(gitdir, "commondir"), "r", encoding="utf-8", errors="replace") as fh:
+                common = fh.readline().strip()
+        except OSError:
+            continue
+        if common:
+            common = os.path.realpath(os.path.join(gitdir, common))
+            if os.path.isdir(common):
+                out.append(common)
+    return out
+
+
+def _enclosing_git_entries(paths):
+    """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
+    out = []
+    for path in paths:
+        d = os.path.realpath(str(path))
+        while True:
+            cand = os.path.join(d, ".git")
+            if os.path.lexists(cand) and cand not in out:
+                out.append(cand)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+    return out
+
+
+def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
+    """Paths inside writable roots that stay read-only: every git directory a command could
+    make git use (.git dirs, files and symlinks, their gitdir and common dirs, the repository
+    the workspace lies in, nested repos, $GIT_DIR), .codex, and $CODEX_HOME.  Only existing
+    paths; never one that is or holds a writable root or the workspace: a `.git` a command
+    planted pointing at the workspace must not make the workspace read-only.  `entries`, a
+    list, receives the `.git`/`.codex` names (as found, not resolved) behind the result: a
+    symlink among them is pinned too (pins_for)."""
     out = []
     notes = []
     cwd_real = os.path.realpath(str(cwd))
     temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
+    for var in ("GIT_DIR", "GIT_COMMON_DIR"):
+        if os.path.isabs(os.environ.get(var, "")):
+            gits.append(os.environ[var])
+    dot_codex = []
     for root in roots:
         root = str(root)
-        candidates = [os.path.join(root, ".git"), os.path.join(root, ".codex")]
+        gits.append(os.path.join(root, ".git"))
+        dot_codex.append(os.path.join(root, ".codex"))
+        out.append(dot_codex[-1])
         # the workspace and configured roots are searched for nested repositories; /tmp is not
         if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
             nested, complete = _find_nested_git(root)
-            candidates.extend(nested)
+            gits.extend(nested)
             if not complete:
                 notes.append("only the first %d entries of %s were searched for nested .git directories"
                              % (_NESTED_REPO_BUDGET, root))
-        for cand in candidates:
-            if os.path.lexists(cand):
-                if os.path.isfile(cand):
-                    out.extend(_gitdir_targets(cand))
-                out.append(os.path.realpath(cand))
+    for cand in gits:
+        if os.path.lexists(cand):
+            out.extend(git_dirs_of(cand))
     if home is not None:
         out.append(os.path.realpath(str(home)))
     result, seen = [], set()
+    keep = [str(r) for r in roots] + [cwd_real]
     for p in out:
+        p = os.path.realpath(p)
         if p in seen or not os.path.exists(p):
             continue
-        if any(_is_within(p, str(r)) for r in roots):
-            seen.add(p)
-            result.append(p)
+        seen.add(p)
+        if not any(_is_within(p, str(r)) for r in roots):
+            continue  # outside every writable root: Landlock keeps it read-only already
+        if any(_is_within(k, p) for k in keep):
+            if home is not None and p == os.path.realpath(str(home)):
+                notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
+                             "read-only for commands; move the workspace out of it" % p)
+            continue
+        result.append(p)
+    if entries is not None:
+        entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
+            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
     for note in notes:
         _notice(note)
     return result
@@ -5291,7 +5666,8 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...
+#                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+#                       -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -5301,6 +5677,10 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     with the network on, unix sockets such as docker.sock)
 #   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network on:
 #                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
+#   --pin PATH        in that namespace PATH (directory, file or symlink, not followed) is mounted
+#                     onto itself, so it cannot be renamed, removed or replaced: every component
+#                     between a writable root and a protected path (trusted_paths), so that no
+#                     command moves a read-only mount aside and plants a copy at the trusted name
 #   --ro-mounts       in that namespace every mount is read-only except the writable roots:
 #                     closes chmod/chown/utime/xattr outside the roots (Landlock's gap)
 #   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
@@ -5342,7 +5722,6 @@ LANDLOCK_FS = {
     "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
     "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
 }
-LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know (6 and 7 add no file-system right)
 #: file-system rights each ABI handles: 1 up to make_sym, 2 adds refer, 3 truncate, 5 ioctl_dev
 _LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
 _LANDLOCK_FILE_RIGHTS = (LANDLOCK_FS["execute"] | LANDLOCK_FS["write_file"] | LANDLOCK_FS["read_file"]
@@ -5472,53 +5851,256 @@ def _install_helper(data, digest, home):
     return None
 
 
-def linux_helper_path(home=None):
-    """The compiled helper for this machine, extracted and ready (None: use the Python helper).
+_MFD_EXEC = 0x0010  #: memfd_create flag (Linux 6.3+): executable even under vm.memfd_noexec=1
 
-    CODEX_SANDBOX_HELPER=python forces the Python helper; CODEX_SANDBOX_HELPER=/path uses
-    that binary as is (for testing a build).
+
+def _seal_in_memfd(data):
+    """The helper's bytes in a sealed memfd (no write, grow or shrink, ever): its fd, or None.
+
+    Nothing a command can write or rename reaches it: it has no name in any file system.
+    """
+    import fcntl  # startup budget: only when a command is sandboxed
+
+    fd = None
+    for flags in (_MFD_EXEC, 0):
+        try:
+            fd = os.memfd_create(HELPER_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING | flags)
+            break
+        except (AttributeError, OSError):
+            continue
+    if fd is None:
+        return None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                    fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+        if not os.access("/proc/self/fd/%d" % fd, os.X_OK):  # a noexec memfd (vm.memfd_noexec=2)
+            raise OSError(errno.EACCES, "memfd not executable")
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _open_verified(path, digest):
+    """Open the extracted helper once and check its hash through that fd: the fd, or None.
+
+    Executed as /proc/PID/fd/N, the file codex checked is the one that runs, whatever is
+    renamed or recreated at its path afterwards.
+    """
+    import hashlib  # startup budget: only when a command is sandboxed
+
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        h.update(chunk)
+    if h.hexdigest() != digest:
+        os.close(fd)
+        return None
+    return fd
+
+
+_HELPER_FILES = {}  #: cache key -> the extracted file behind the fd (only without memfd), protected read-only
+
+
+def linux_helper_path(home=None):
+    """The compiled helper for this machine, ready to execute (None: use the Python helper).
+
+    The helper's bytes (from the zipapp, build/helpers, or CODEX_SANDBOX_HELPER=/path for
+    testing a build) go into a sealed memfd once per process; the path returned is
+    /proc/PID/fd/N, never a name a command could rename or replace.  Where memfds cannot be
+    executed it is extracted (content-addressed, 0700) and opened and verified once.
+    CODEX_SANDBOX_HELPER=python forces the Python helper.
     """
     choice = os.environ.get("CODEX_SANDBOX_HELPER", "").strip()
     if choice == "python":
         return None
-    if choice:
-        return Path(choice)
-    key = str(home)
+    key = (str(home), choice, os.getpid())
     if key in _HELPER_CACHE:
         return _HELPER_CACHE[key]
     import hashlib  # startup budget: only when a command is sandboxed
 
     found = None
-    for src in _helper_sources():
+    for src in ([Path(choice)] if choice else _helper_sources()):
         try:
             data = src.read_bytes()
         except OSError:
+            if choice:  # executing it fails with a clear error (`codex sandbox --check` shows it)
+                found = Path(choice)
+                break
             continue
-        found = _install_helper(data, hashlib.sha256(data).hexdigest(), home)
-        if found is None:
-            _notice("cannot extract the sandbox helper to $CODEX_HOME/bin or a cache directory; "
-                    "using the slower Python helper")
+        fd = _seal_in_memfd(data)
+        if fd is None:
+            digest = hashlib.sha256(data).hexdigest()
+            installed = _install_helper(data, digest, home)
+            fd = _open_verified(installed, digest) if installed is not None else None
+            if fd is None:
+                _notice("cannot extract the sandbox helper to $CODEX_HOME/bin or a cache directory; "
+                        "using the slower Python helper")
+                break
+            _HELPER_FILES[key] = installed
+        found = Path("/proc/%d/fd/%d" % (os.getpid(), fd))
+        _HELPER_ORIGIN[str(found)] = str(src)
         break
     _HELPER_CACHE[key] = found
     return found
 
 
-def _python_helper_argv():
-    """argv prefix that runs codex.py itself as the helper.
+_HELPER_ORIGIN = {}  #: /proc/PID/fd/N -> the file its bytes came from (for `codex sandbox --check`)
+
+
+def _helper_backing_file(home):
+    """The extracted helper file behind the fd when memfds are unavailable (None with a memfd)."""
+    return _HELPER_FILES.get((str(home), os.environ.get("CODEX_SANDBOX_HELPER", "").strip(), os.getpid()))
+
+
+_OWN_FILE = {}  #: __file__ -> its real path, resolved once (before any command could swap a symlink)
+
+
+def _own_file():
+    """codex.py's real path, resolved the first time it is needed and then kept for the process."""
+    key = __file__
+    if key not in _OWN_FILE:
+        _OWN_FILE[key] = os.path.realpath(os.path.abspath(key))
+    return _OWN_FILE[key]
+
+
+_CODE_CACHES = {}  #: (home, codex.py, pid) -> pycache prefix directory, or None
+
+
+def _code_cache_prefix(home=None):
+    """A private sys.pycache_prefix holding codex.py's byte code when no cached .pyc sits next
+    to it (a checkout run as `python3 codex.py` never writes one): the Python helper and the
+    apply_patch mode then start in tens of milliseconds instead of compiling 12,000 lines.
+
+    Content-addressed by codex.py's bytes and the Python version, written once, checked
+    against the source hash at every load (CHECKED_HASH); it stays read-only for commands
+    like the rest of codex's code.  None when not needed or no place works.
+    """
+    src = _own_file()
+    key = (str(home), src, os.getpid())
+    if key in _CODE_CACHES:
+        return _CODE_CACHES[key]
+    import importlib.util
+
+    found = None
+    try:
+        if sys.pycache_prefix is None and not _pyc_is_current(importlib.util.cache_from_source(src), src):
+            found = _write_code_cache(src, home)
+    except (OSError, ValueError, SyntaxError):
+        found = None
+    _CODE_CACHES[key] = found
+    return found
+
+
+def _pyc_is_current(cfile, src):
+    """Whether the .pyc next to codex.py matches it (a stale one is recompiled at every start)."""
+    import importlib.util
+    import struct
+
+    try:
+        with open(cfile, "rb") as fh:
+            head = fh.read(16)
+        st = os.stat(src)
+    except OSError:
+        return False
+    if len(head) < 16 or head[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    flags, mtime, size = struct.unpack("<III", head[4:16])
+    return bool(flags & 1) or (mtime == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size & 0xFFFFFFFF)
+
+
+def _write_code_cache(src, home):
+    import hashlib
+    import importlib.util
+    import py_compile
+
+    with open(src, "rb") as fh:
+        digest = hashlib.sha256(fh.read() + sys.version.encode()).hexdigest()
+    for base in _helper_install_dirs(home):
+        prefix = base / ("pycache-%s" % digest[:16])
+        sys.pycache_prefix = str(prefix)
+        try:
+            cfile = importlib.util.cache_from_source(src)
+        finally:
+            sys.pycache_prefix = None
+        try:
+            if os.path.isfile(cfile) and _ancestors_are_safe(os.path.dirname(cfile)):
+                return str(prefix)
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = base.lstat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                continue
+            d = str(prefix)
+            for part in Path(os.path.dirname(cfile)).relative_to(prefix).parts:  # 0700 at every level
+                os.makedirs(d, mode=0o700, exist_ok=True)
+                d = os.path.join(d, part)
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            tmp = "%s.%d.tmp" % (cfile, os.getpid())
+            py_compile.compile(src, cfile=tmp, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+            os.replace(tmp, cfile)
+            return str(prefix)
+        except (OSError, py_compile.PyCompileError):
+            continue
+    return None
+
+
+def _codex_self_argv(mode, home=None):
+    """argv prefix that runs codex.py itself in `mode` (the Python helper, or apply_patch).
 
     -I (isolated: no PYTHON* env, no user site, and above all no '' = the command's cwd on
     sys.path: a json.py the previous command planted in the workspace would run unsandboxed).
-    Imported rather than run as a script, so a cached .pyc spares compiling this file.
+    Imported rather than run as a script, so a cached .pyc (or _code_cache_prefix's) spares
+    compiling this file.  The path is the real one resolved once (_own_file): it stays
+    read-only for commands (§12b).
     """
-    here = os.path.dirname(os.path.abspath(__file__))
+    src = _own_file()
+    here = os.path.dirname(src)
+    prefix = _code_cache_prefix(home)
     # appended, not inserted first: a json.py planted next to codex.py must not shadow the stdlib
-    boot = ("import sys, importlib.util as u; sys.path.append(%r); s = u.spec_from_file_location('codex', %r); "
+    boot = ("import sys, importlib.util as u; sys.path.append(%r); %ss = u.spec_from_file_location('codex', %r); "
             "m = u.module_from_spec(s); sys.modules['codex'] = m; s.loader.exec_module(m); "
-            "sys.exit(m.main(sys.argv[1:]))" % (here, os.path.join(here, "codex.py")))
-    return [sys.executable, "-I", "-B", "-c", boot, _SANDBOX_HELPER_ARGV]
+            "sys.exit(m.main(sys.argv[1:]))" % (here, "sys.pycache_prefix = %r; " % prefix if prefix else "", src))
+    return [sys.executable, "-I", "-B", "-c", boot, mode]
 
 
-def _sandbox_code_paths(prefix, kind, roots):
+#: the sections codex's apply_patch mode needs (errors, apply_patch): both pure, standard library only
+_APPLY_PATCH_SECTIONS = (("\n# \u00a703 ", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
+
+
+def _apply_patch_argv(home=None):
+    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that compiles
+    only §03 and §10 of codex.py (at their own line numbers) instead of importing the whole
+    module (~100 ms of module body).  The file is the real path resolved once, read-only for
+    commands (§12b), as for the Python helper."""
+    src = _own_file()
+    boot = ("import sys, os, errno\n"
+            "from pathlib import Path\n"
+            "p = %r\n"
+            "t = open(p, encoding='utf-8').read()\n"
+            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno, 'Path': Path}\n"
+            "for a, b in %r:\n"
+            "    i = t.index(a) + 1\n"
+            "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
+            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n" % (src, _APPLY_PATCH_SECTIONS))
+    return [sys.executable, "-I", "-S", "-B", "-c", boot]
+
+
+def _python_helper_argv(home=None):
+    """argv prefix that runs codex.py itself as the Python sandbox helper."""
+    return _codex_self_argv(_SANDBOX_HELPER_ARGV, home=home)
+
+
+def _sandbox_code_paths(prefix, kind, roots, home=None):
     """(paths the next command's sandbox is built from, codex's own code) inside `roots`.
 
     Both stay read-only for commands: a command that rewrote the helper binary, or codex.py /
@@ -5528,7 +6110,7 @@ def _sandbox_code_paths(prefix, kind, roots):
     files read-only.
     """
     roots = [str(r) for r in roots]
-    src = os.path.realpath(__file__)
+    src = _own_file()
     here = os.path.dirname(src)
     if any(_is_within(r, here) for r in roots):
         cache = os.path.join(here, "__pycache__")
@@ -5541,7 +6123,20 @@ def _sandbox_code_paths(prefix, kind, roots):
                                    os.path.join(here, "codex_sandbox_helpers")) if os.path.exists(p)]
     else:
         own = [here]
-    needed = [os.path.dirname(os.path.realpath(prefix[0]))] if kind == "linux" else own
+    code_cache = _code_cache_prefix(home) if kind != "linux" else None
+    if code_cache is not None:  # byte code the next Python helper runs before it is sandboxed
+        own.append(code_cache)
+    if kind == "linux":  # a sealed memfd needs nothing; an extracted helper file its directory
+        backing = _helper_backing_file(home)
+        needed = [os.path.dirname(str(backing))] if backing is not None else []
+    else:
+        needed = list(own)
+    # not needed to build the next sandbox, but run at the next start (the zipapp) or inside the
+    # sandbox (the apply_patch command): nothing a command writes is trusted later
+    own += [p for p in _launch_paths() if p not in own]
+    patch_dir = apply_patch_command_dir(home)
+    if patch_dir is not None:
+        own.append(str(patch_dir))
 
     def inside(paths):
         return [p for p in paths if any(_is_within(p, r) for r in roots)]
@@ -5549,12 +6144,127 @@ def _sandbox_code_paths(prefix, kind, roots):
     return inside(needed), inside(own)
 
 
+_APPLY_PATCH_DIRS = {}  #: (home, pid) -> the directory holding the apply_patch scripts
+
+
+def apply_patch_command_dir(home=None):
+    """A directory with `apply_patch` and `applypatch`: scripts that run codex's apply_patch mode.
+
+    Content-addressed and checked once per process like the helper's extraction (same places,
+    same ownership rules); it stays read-only for commands like the rest of codex's code
+    (trusted_paths).  None when no place works (then commands just lack the command).
+    """
+    import hashlib
+    import shlex
+
+    key = (str(home), os.getpid(), _own_file())
+    if key in _APPLY_PATCH_DIRS:
+        return _APPLY_PATCH_DIRS[key]
+    script = "#!/bin/sh\nexec %s \"$@\"\n" % " ".join(shlex.quote(a) for a in _apply_patch_argv(home))
+    digest = hashlib.sha256(script.encode("utf-8")).hexdigest()
+    found = None
+    for base in _helper_install_dirs(home):
+        d = base / ("apply_patch-%s" % digest[:16])
+        try:
+            if all(_file_is(d / n, script) for n in APPLY_PATCH_NAMES) and _ancestors_are_safe(d):
+                found = d
+                break
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = base.lstat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                continue
+            tmp = base / (".apply_patch.%d.%s.tmp" % (os.getpid(), digest[:8]))
+            tmp.mkdir(mode=0o700)
+            for name in APPLY_PATCH_NAMES:
+                fd = os.open(str(tmp / name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(script)
+            try:
+                os.rename(str(tmp), str(d))
+            except OSError:  # another codex made it first (or a stale copy is in the way)
+                for name in APPLY_PATCH_NAMES:
+                    os.unlink(str(tmp / name))
+                tmp.rmdir()
+                if not all(_file_is(d / n, script) for n in APPLY_PATCH_NAMES):
+                    continue
+            if os.access(str(d / APPLY_PATCH_NAMES[0]), os.X_OK):
+                found = d
+                break
+        except OSError:
+            continue
+    _APPLY_PATCH_DIRS[key] = found
+    return found
+
+
+def _file_is(path, text):
+    """Whether `path` is a regular 0700 file of ours holding exactly `text`."""
+    import stat
+
+    try:
+        st = os.lstat(str(path))
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o777 != 0o700:
+            return False
+        with open(str(path), "r", encoding="utf-8") as fh:
+            return fh.read() == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _launch_paths():
+    """What the next codex start runs, beyond codex.py's directory (real paths): the zipapp
+    file and the whole directory it unpacks into (zipapp_paths, §01: ~/.shiv, $SHIV_ROOT or
+    the temp fallback), read-only as one, so that no command can chmod it unusable, rename it
+    aside or plant a .pth in any build's site-packages."""
+    paths = zipapp_paths()
+    if not paths:
+        return []
+    return [os.path.realpath(str(paths["archive"])), os.path.realpath(str(paths["root"]))]
+
+
+def _trusted_names(home):
+    """The names codex finds its code and state by at the next start, as given (not resolved):
+    $CODEX_HOME, codex.py, the zipapp and its unpack root.  A symlink among their components is pinned
+    too (replacing it would redirect the next start), as is every directory above them."""
+    names = [os.path.abspath(__file__)]
+    if home is not None:
+        names.append(os.path.abspath(str(home)))
+    paths = zipapp_paths()
+    if paths:
+        names += [os.path.abspath(str(paths[k])) for k in ("archive", "root", "unpacked")]
+    if os.environ.get("SHIV_ROOT"):
+        names.append(os.path.abspath(os.path.expanduser(os.environ["SHIV_ROOT"])))
+    return names
+
+
+def pins_for(paths, roots):
+    """Every existing component of `paths` whose directory lies in a writable root, shallow first.
+
+    The helper mounts each onto itself (--pin), so a command can neither rename an ancestor
+    of a read-only path aside (the read-only mount moves with it) and recreate the name with
+    its own content, nor swap a symlink on the way.
+    """
+    roots = [str(r) for r in roots]
+    out, seen = [], set()
+    for path in paths:
+        parts = Path(os.path.abspath(str(path))).parts
+        for i in range(2, len(parts) + 1):
+            comp = os.path.join(*parts[:i])
+            if not any(_is_within(os.path.realpath(os.path.dirname(comp)), r) for r in roots):
+                continue
+            if not os.path.lexists(comp):
+                break
+            if comp not in seen:
+                seen.add(comp)
+                out.append(comp)
+    return sorted(out, key=lambda p: p.count(os.sep))
+
+
 def helper_argv_prefix(home=None):
     """(argv prefix, kind) for the Linux helper: the compiled one, else the Python one."""
     path = linux_helper_path(home)
     if path is not None:
         return [str(path)], "linux"
-    return _python_helper_argv(), "linux-python"
+    return _python_helper_argv(home), "linux-python"
 
 
 # -- probing what this machine offers -------------------------------------------------------
@@ -5585,7 +6295,7 @@ def probe_sandbox(home=None):
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
         info["helper"] = kind
-        info["helper_path"] = prefix[0] if kind == "linux" else os.path.abspath(__file__)
+        info["helper_path"] = _HELPER_ORIGIN.get(prefix[0], prefix[0]) if kind == "linux" else _own_file()
         try:
             proc = subprocess.run(prefix + ["--probe"], capture_output=True, text=True, timeout=20,
                                   stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
@@ -5655,8 +6365,15 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
             out += ["--writable", str(root)]
         userns = probe_sandbox(home).get("userns") == "1"
         if roots:
-            ro = protected_paths(roots, policy_cwd, home)
-            needed, own = _sandbox_code_paths(prefix, kind, roots)
+            names = []
+            ro = protected_paths(roots, policy_cwd, home, entries=names)
+            needed, own = _sandbox_code_paths(prefix, kind, roots, home)
+            cache = _code_cache_prefix(home) if kind != "linux" else None
+            if cache in needed and not userns:  # a byte-code cache nothing can protect here: do without it
+                _CODE_CACHES[(str(home), _own_file(), os.getpid())] = None
+                prefix, kind = helper_argv_prefix(home)
+                out = prefix + out[out.index("--cwd"):]
+                needed, own = _sandbox_code_paths(prefix, kind, roots, home)
             if needed and not userns:
                 raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
                                    "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
@@ -5667,6 +6384,12 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 ro = []
             if userns:
                 ro += [p for p in needed + own if p not in ro]
+                for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
+                    # inside a read-only path it is protected already (and a pin there, copied by the
+                    # recursive read-only bind, would stay writable)
+                    parent = os.path.realpath(os.path.dirname(p))
+                    if not any(_is_within(parent, r) for r in ro):
+                        out += ["--pin", p]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
@@ -5722,7 +6445,7 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "network": False,
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
             "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
     i = 0
     while i < len(args):
@@ -5741,7 +6464,7 @@ def _parse_helper_args(args):
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
                 raise ValueError("--max-procs needs a positive number")
             opts["max_procs"] = int(args[i])
-        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--pin"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
@@ -5864,7 +6587,34 @@ def _import_pyseccomp():
     return pyseccomp
 
 
-def _apply_seccomp(network, pid_ns=True, user_ns=True):
+#: syscalls numbered alike on every architecture (424 and up) that an older libseccomp may not
+#: know by name: the Python helper denies them by number
+_UNIFIED_SYSCALL_NUMBERS = {"clone3": 435, "pidfd_getfd": 438, "process_madvise": 440, "quotactl_fd": 443}
+#: syscalls that exist on x86 only (nothing to deny elsewhere)
+_X86_ONLY_SYSCALLS = ("iopl", "ioperm")
+
+
+def _deny_syscall(flt, action, name):
+    """Add a rule answering `name` with `action`; a syscall libseccomp cannot name is denied by
+    number, and one it cannot deny at all fails the helper (it would stay open)."""
+    try:
+        flt.add_rule(action, name)
+        return
+    except (OSError, ValueError, RuntimeError) as exc:
+        error = exc
+    if name in _UNIFIED_SYSCALL_NUMBERS:
+        try:
+            flt.add_rule(action, _UNIFIED_SYSCALL_NUMBERS[name])
+            return
+        except (OSError, ValueError, RuntimeError) as exc:
+            error = exc
+    if name in _X86_ONLY_SYSCALLS and _machine_arch() not in ("x86_64", "i686"):
+        return
+    _helper_fail(123, "this libseccomp cannot deny %s (%s): the Python helper refuses to run commands without "
+                 "that rule; upgrade libseccomp2 or use a codex build with the compiled helper" % (name, error))
+
+
+def _apply_seccomp(network, pid_ns=True, ipc_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
         pyseccomp = _import_pyseccomp()
@@ -5879,18 +6629,15 @@ def _apply_seccomp(network, pid_ns=True, user_ns=True):
         flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
         flt.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
         for name in SECCOMP_ALWAYS_DENIED:
-            try:
-                flt.add_rule(deny, name)
-            except (OSError, ValueError, RuntimeError):
-                pass  # a syscall this libseccomp or arch does not know cannot be called either
+            _deny_syscall(flt, deny, name)
         for req in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
         for flag in CLONE_NAMESPACE_FLAGS:
             flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
-        flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # its flags hide behind a pointer: libc falls back to clone
-        if not user_ns:
+        _deny_syscall(flt, pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # flags behind a pointer: libc falls back to clone
+        if not ipc_ns:
             for name in SECCOMP_IPC_DENIED:
-                flt.add_rule(deny, name)
+                _deny_syscall(flt, deny, name)
         if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
             flt.add_rule(deny, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
         if not network:
@@ -5924,18 +6671,45 @@ def _mount_setattr(libc, path, flags, attr_set, attr_clr):
                         ctypes.byref(attr), ctypes.c_size_t(32))
 
 
+def _pin(libc, path):
+    """Mount `path` onto itself without following it: rename/unlink/rmdir of it then fail (EBUSY)."""
+    import ctypes
+
+    flags = 1 | os.O_CLOEXEC | 0x8000 | 0x100  # OPEN_TREE_CLONE | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW
+    fd = libc.syscall(ctypes.c_long(428), ctypes.c_int(-100), os.fsencode(path), ctypes.c_uint(flags))
+    if fd >= 0:
+        try:
+            if libc.syscall(ctypes.c_long(429), ctypes.c_int(fd), b"", ctypes.c_int(-100), os.fsencode(path),
+                            ctypes.c_uint(4)) != 0:  # move_mount(MOVE_MOUNT_F_EMPTY_PATH)
+                _helper_fail(125, "pinning %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        finally:
+            os.close(fd)
+        return
+    err = ctypes.get_errno()
+    if err == errno.ENOENT:
+        return  # nothing at that name any more: nothing to pin
+    if err != errno.ENOSYS:
+        _helper_fail(125, "pinning %s (open_tree) failed: %s" % (path, os.strerror(err)))
+    bpath = os.fsencode(path)  # before Linux 5.2: a self-bind (a final symlink is followed)
+    if libc.mount(bpath, bpath, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+        _helper_fail(125, "pinning %s failed: %s" % (path, os.strerror(ctypes.get_errno())))
+
+
 def _enter_namespaces(libc, max_procs=0):
     """Enter new user, mount, IPC (+ PID) namespaces, map our ids, set RLIMIT_NPROC (it then
     counts this namespace's processes only; never uid 0's).  No network namespace (it costs
     milliseconds; seccomp keeps every socket but AF_UNIX stream ones).
-    Returns (entered, pid_ns); entered is False when the kernel refuses (errno set)."""
+    Returns (entered, pid_ns, ipc_ns); entered is False when the kernel refuses (errno set)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    flags = 0x10000000 | 0x00020000 | 0x08000000  # CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC
-    pid_ns = libc.unshare(ctypes.c_int(flags | 0x20000000)) == 0  # + CLONE_NEWPID
-    if not pid_ns and libc.unshare(ctypes.c_int(flags)) != 0:
-        return False, False
+    user_ns, ipc, pid = 0x10000000 | 0x00020000, 0x08000000, 0x20000000  # CLONE_NEWUSER|NEWNS, NEWIPC, NEWPID
+    # where a container refuses the PID or IPC namespace, the next best set (as the C helper)
+    for flags in (user_ns | ipc | pid, user_ns | pid, user_ns | ipc, user_ns):
+        if libc.unshare(ctypes.c_int(flags)) == 0:
+            break
+    else:
+        return False, False, False
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
             with open("/proc/self/" + name, "w") as fh:
@@ -5949,7 +6723,7 @@ def _enter_namespaces(libc, max_procs=0):
             resource.setrlimit(resource.RLIMIT_NPROC, (max_procs, max_procs))
         except (OSError, ValueError) as exc:
             _helper_fail(120, "setrlimit(RLIMIT_NPROC) failed: %s" % exc)
-    return True, pid_ns
+    return True, bool(flags & pid), bool(flags & ipc)
 
 
 def _drop_capabilities(libc):
@@ -5957,10 +6731,7 @@ def _drop_capabilities(libc):
     non-empty bounding set fails closed."""
     import ctypes
 
-    try:
-        last = int(_read_text("/proc/sys/kernel/cap_last_cap").strip() or 63)
-    except ValueError:
-        last = 63
+    last = 63  # PR_CAPBSET_DROP past the kernel's last capability: EINVAL
     libc.prctl(28, 0xEF, 0, 0, 0)  # PR_SET_SECUREBITS: NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, all locked
     for cap in range(last + 1):
         libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
@@ -5975,9 +6746,9 @@ def _drop_capabilities(libc):
         _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=()):
     """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
-    the writable roots; bind-mount each of `paths` read-only onto itself; hide `hidden` files;
+    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; hide `hidden` files;
     give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
     import ctypes
 
@@ -5994,6 +6765,8 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
                 _helper_fail(125, "bind-mounting %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
             if _mount_setattr(libc, root, 0x8000, 0, 1) != 0 and _mount_setattr(libc, root, 0, 0, 1) != 0:
                 _helper_fail(125, "making writable %s failed: %s" % (root, os.strerror(ctypes.get_errno())))
+    for path in pins:
+        _pin(libc, path)
     for path in paths:
         _bind_read_only(libc, path, path)
     for path in hidden:
@@ -6056,8 +6829,8 @@ def _fork_pid_namespace_init(libc, max_procs=0):
     (report fd, relay target) for _pid_namespace_init.  This process waits and exits like the
     command (or like pid 1, when the policy failed there), as the C helper.
 
-    Pid 1 first sets the namespace's pid_max to max_procs + 300 (Linux 6.14+; only a process
-    inside can): the process limit that holds for root too, whom RLIMIT_NPROC never stops.
+    Pid 1 of a root user's command first sets the namespace's pid_max to max_procs + 300 (Linux
+    6.14+; only a process inside can): the process limit of uid 0, whom RLIMIT_NPROC never stops.
     When the command exits, pid 1 exits and the kernel kills whatever the command left behind
     (setsid daemons included); a SIGKILL to the process group (timeouts) does the same.
     SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on; SIGINT/SIGQUIT reach the group anyway.
@@ -6083,7 +6856,7 @@ def _fork_pid_namespace_init(libc, max_procs=0):
     if init == 0:
         os.close(rfd)
         libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the namespace dies with the helper
-        if max_procs:
+        if max_procs and os.getuid() == 0:  # other users have RLIMIT_NPROC already
             try:
                 with open("/proc/sys/kernel/pid_max", "w") as fh:
                     fh.write(str(max_procs + 300))
@@ -6178,7 +6951,8 @@ def _sandbox_helper_main(args):
         opts = _parse_helper_args(args)
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...)"
+                     "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
+                     "-- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -6203,17 +6977,17 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    user_ns, pid_ns = _enter_namespaces(libc, opts["max_procs"])
+    user_ns, pid_ns, ipc_ns = _enter_namespaces(libc, opts["max_procs"])
     private_shm, report = False, None
     if user_ns:
         if pid_ns:
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                         opts["hide_dir"])
-    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"]:
+                                         opts["hide_dir"], opts["pin"])
+    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
-    _apply_seccomp(opts["network"], pid_ns, user_ns)
+    _apply_seccomp(opts["network"], pid_ns, ipc_ns)
     _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
     if opts["cwd"]:
         try:
@@ -6235,13 +7009,22 @@ def _sandbox_helper_main(args):
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
-#   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True)
+#   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True,
+#               stdin_data=None)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
-#       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event
+#       on_output(stream_name, bytes) is called as output arrives; cancel is a threading.Event;
+#       stdin_data (bytes) is the command's stdin instead of /dev/null
 #       ExecResult also carries: sandbox_type (None | "linux" | "linux-python" | "seatbelt"),
 #       sandbox_error (the helper's one-line reason when the sandbox itself failed), cancelled,
 #       timeout_ms.  exit_code is 124 on timeout, 128+N when killed by signal N.
 #   format_exec_output(result) -> str                 (the JSON envelope the model sees)
+#   apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None) -> ExecResult
+#       the patch applied by codex's own apply_patch mode (§10) run as a sandboxed command:
+#       Landlock and the mounts decide what it may write, exactly as for a command
+#
+# Every command finds `apply_patch` (and `applypatch`) first on its PATH: a script that runs
+# codex's apply_patch mode, so the forms codex does not intercept (`apply_patch <<'EOF' ...
+# EOF && echo ok`, `apply_patch < p.diff`) work in the sandbox too, as upstream.
 #
 # Commands run as argv (no implicit shell), in a new session (own process group, no
 # controlling terminal: /dev/tty and TIOCSTI cannot reach the user's terminal), stdin
@@ -6459,7 +7242,19 @@ def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd
     return any(not policy.is_path_writable(p, policy_cwd, home) for p in paths)
 
 
-def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True):
+def apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None):
+    """Apply a patch as a sandboxed command (codex's apply_patch mode, §10): returns its ExecResult.
+
+    The paths are resolved inside the sandbox, against `cwd` (the model's workdir as given):
+    a symlink planted by an earlier command is followed by the kernel, under Landlock.
+    """
+    argv = _apply_patch_argv(cfg.codex_home) + ["--cd", str(cwd)]
+    env = build_command_env(cfg)
+    return run_command(argv, cfg.cwd, cfg, env, timeout_ms=timeout_ms or DEFAULT_EXEC_TIMEOUT_MS * 3,
+                       stdin_data=text.encode("utf-8"))
+
+
+def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True, stdin_data=None):
     """Run argv (in the sandbox of cfg's policy when sandboxed) and capture its output."""
     import selectors  # startup budget: only when a command runs
     import subprocess
@@ -6471,14 +7266,28 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     policy = cfg.sandbox_policy
     env = dict(env)
+    patch_dir = apply_patch_command_dir(cfg.codex_home)
+    if patch_dir is not None:
+        import shlex
+
+        env["PATH"] = str(patch_dir) + os.pathsep + env.get("PATH", os.defpath)
+        for name in APPLY_PATCH_NAMES:  # bash functions too: a login shell's /etc/profile resets PATH
+            env["BASH_FUNC_%s%%%%" % name] = "() {  %s \"$@\"\n}" % shlex.quote(str(patch_dir / name))
     sandbox_type = None
     full_argv = argv
     if sandboxed and not policy.is_unrestricted():
         full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
         env.update(extra_env)
+    stdin = subprocess.DEVNULL
+    if stdin_data is not None:
+        import tempfile
+
+        stdin = tempfile.TemporaryFile()  # a file, not a pipe: no writer thread, no deadlock on big input
+        stdin.write(stdin_data)
+        stdin.seek(0)
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
     except OSError as exc:
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
@@ -6486,6 +7295,9 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
             msg = "codex: working directory %s does not exist\n" % cwd
         return ExecResult(code, "", msg, msg, time.monotonic() - start, sandbox_type=sandbox_type, timeout_ms=timeout_ms)
+    finally:
+        if stdin_data is not None:
+            stdin.close()
     bufs = {"stdout": _CappedBuffer(), "stderr": _CappedBuffer()}
     agg = _CappedBuffer()
     deltas = [0]
@@ -6692,7 +7504,8 @@ def sandbox_check_lines(home=None, cfg=None):
     elif _LINUX:
         kind = info.get("helper")
         if kind == "linux" and not info.get("helper_error"):
-            lines.append(("ok", "helper", "compiled helper %s (%s)" % (info.get("helper_path"), _machine_arch())))
+            lines.append(("ok", "helper", "compiled helper %s (%s), run from a sealed in-memory copy"
+                          % (info.get("helper_path"), _machine_arch())))
         elif kind == "linux":
             lines.append(("fail", "helper", "compiled helper %s does not run: %s" % (info.get("helper_path"), info.get("helper_error"))))
         else:
@@ -6745,6 +7558,52 @@ def sandbox_check_lines(home=None, cfg=None):
     return lines
 
 
+def config_layers(cfg):
+    """(key, value, layer, file) for every top-level effective value: which layer set it."""
+    rows = []
+    for key in sorted(CONFIG_KEYS):
+        if key in ("profiles", "profile"):
+            continue
+        value = getattr(cfg, key, None)
+        if key == "hooks":
+            value = ["%s: %s" % (h.event, h.name) for h in value]
+        elif key == "mcp_servers":
+            value = sorted(value)
+        elif key == "model_providers":
+            value = sorted(value)
+        layer = cfg.sources.get(key, "default")
+        where = cfg.layer_paths.get(layer, "") if layer not in ("requirements",) else " or ".join(cfg.requirements.paths)
+        rows.append((key, value, layer, where))
+    rows.append(("sandbox_policy (effective)", cfg.sandbox_policy.to_wire(), cfg.sources.get("sandbox_mode", "default"), ""))
+    return rows
+
+
+def _cmd_config(args, cfg_loader):
+    """`codex config show [--json]`: every effective value, the layer that set it, and the pins."""
+    cfg = cfg_loader()
+    rows = config_layers(cfg)
+    project = {"root": str(cfg.project_root) if cfg.project_root else None, "trusted": cfg.trusted_project_root is not None}
+    pins = dict(cfg.requirements.pins())
+    if getattr(args, "json", False):
+        out = {"values": {k: {"value": _jsonable(v), "layer": layer, "file": where or None} for k, v, layer, where in rows},
+               "layers": dict(cfg.layer_paths), "project": project, "requirements": pins,
+               "requirements_files": list(cfg.requirements.paths)}
+        sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
+        return 0
+    width = max(len(k) for k, _v, _l, _w in rows)
+    for key, value, layer, where in rows:
+        text = json.dumps(_jsonable(value)) if not isinstance(value, str) else value
+        sys.stdout.write("%-*s  %-40s  %s%s\n" % (width, key, text if len(text) <= 40 else text[:37] + "...", layer,
+                                                   " (%s)" % where if where and layer != "default" else ""))
+    sys.stdout.write("\nproject: %s%s\n" % (project["root"] or "(none)", " (trusted)" if project["trusted"] else
+                                           " (not trusted: its .codex/config.toml is not applied)" if project["root"] else ""))
+    if pins:
+        sys.stdout.write("pinned by %s:\n" % " and ".join(cfg.requirements.paths))
+        for key, allowed in pins.items():
+            sys.stdout.write("  %s: %s\n" % (key, allowed))
+    return 0
+
+
 def _cmd_sandbox_check(args, cfg_loader):
     """`codex sandbox --check` / `codex doctor`: probe what the sandbox can use here;
     `codex sandbox [--full-auto] [-s MODE] -- CMD...` runs CMD as `codex debug` does."""
@@ -6761,6 +7620,9 @@ def _cmd_sandbox_check(args, cfg_loader):
         cfg = None
     home = cfg.codex_home if cfg is not None else None
     lines = sandbox_check_lines(home, cfg)
+    if cfg is not None:
+        for key, allowed in cfg.requirements.pins():
+            lines.append(("info", "pinned", "%s: %s (%s)" % (key, allowed, " and ".join(cfg.requirements.paths))))
     for status, probe, text in lines:
         sys.stdout.write("%-4s %-12s %s\n" % (status, probe, text))
     return 1 if any(status == "fail" for status, _, _ in lines) else 0
@@ -6834,17 +7696,6 @@ JSONRPC_INVALID_REQUEST = -32600
 JSONRPC_METHOD_NOT_FOUND = -32601
 JSONRPC_INVALID_PARAMS = -32602
 JSONRPC_INTERNAL_ERROR = -32603
-
-
-def _jsonable(value):
-    """A copy of value that json.dumps accepts: str keys, lists for tuples/sets, str otherwise."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 class McpSessionExpired(McpError):
@@ -8474,6 +9325,7 @@ def hook_permission_mode(approval_policy, sandbox_mode):
 # message.  The Session that runs the turn loop is §15b.
 
 PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
+PROJECT_DOC_OVERRIDE_FILENAME = "AGENTS.override.md"  #: read instead of AGENTS.md in its directory (upstream)
 PROJECT_DOC_SEPARATOR = "\n\n--- project-doc ---\n\n"  #: between ~/.codex/AGENTS.md and project docs
 COMPACT_PROMPT = (
     "You have exceeded the maximum number of tokens, please stop coding and instead write a short memento "
@@ -8537,8 +9389,23 @@ def find_git_root(start):
     return None
 
 
-def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
-    """Every AGENTS.md from the git root down to cwd, root first, sharing max_bytes; or None."""
+def project_doc_names(fallbacks=()):
+    """File names tried in each directory, first found wins: AGENTS.override.md, AGENTS.md, then
+    project_doc_fallback_filenames (e.g. CLAUDE.md)."""
+    return [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME] + [str(f) for f in fallbacks or ()]
+
+
+def _first_doc(directory, names):
+    for name in names:
+        path = Path(directory) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()):
+    """One instruction file per directory (project_doc_names) from the git root down to cwd,
+    root first, sharing max_bytes; or None."""
     if max_bytes <= 0:
         return None
     cwd = Path(cwd).resolve()
@@ -8555,8 +9422,11 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
         dirs.reverse()
     parts = []
     budget = max_bytes
+    names = project_doc_names(fallbacks)
     for d in dirs:
-        path = d / PROJECT_DOC_FILENAME
+        path = _first_doc(d, names)
+        if path is None:
+            continue
         if budget <= 0:
             break
         try:
@@ -8577,11 +9447,12 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES):
 def load_user_instructions(cfg):
     """$CODEX_HOME/AGENTS.md and the project docs joined as upstream does, or None."""
     home_text = None
+    home_doc = _first_doc(cfg.codex_home, [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME])
     try:
-        home_text = (Path(cfg.codex_home) / PROJECT_DOC_FILENAME).read_text(encoding="utf-8", errors="ignore").strip()
+        home_text = home_doc.read_text(encoding="utf-8", errors="ignore").strip() if home_doc else None
     except OSError:
         pass
-    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes)
+    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames)
     if home_text and project:
         return home_text + PROJECT_DOC_SEPARATOR + project
     return home_text or project or None
@@ -8621,16 +9492,19 @@ _SHELL_COMMAND_TEXT = "- `shell_command` runs a bash script given as one string:
 _PATCH_ARGV_TEXT = "through `shell` as `{\"command\": [\"apply_patch\", \"*** Begin Patch\\n...\\n*** End Patch\\n\"]}`"
 _PATCH_SCRIPT_TEXT = "through `shell_command` as a here-document: `{\"command\": \"apply_patch <<'EOF'\\n*** Begin Patch\\n...\\n*** End Patch\\nEOF\"}`"
 
-#: the base prompt for small context windows (compact_prompt); {shell} is the shell tool's line
-COMPACT_INSTRUCTIONS = """You are codex, a coding agent in the user's terminal. Finish the user's task yourself: run commands and edit files in the working directory with your tools. Do not just describe what to do.
-- {shell}
-- Write a file with a here-document: cat > path <<'EOF' ... EOF. Change a file by writing it again, or with sed or python3.
-- Look at files before changing them. Keep changes small. If the project has tests, run them.
-- One tool call at a time; read its output before the next step. Do not repeat a call that already worked.
-- When the task is done, stop calling tools and reply in one or two sentences: what you changed and how you checked it."""
+#: the base prompt for small context windows (compact_prompt); SHELL and WRITE are the shell
+#: tool's line and its example of writing a file.  Small models describe steps instead of
+#: taking them unless told plainly (measured with Qwen2.5-Coder-1.5B: bench/bench_local_model.py)
+COMPACT_INSTRUCTIONS = """You are codex, an autonomous coding agent with a shell in the user's working directory. You do the work yourself by calling tools. Never explain to the user how to do it, and never ask the user to run anything.
+- Reply with exactly one tool call at a time, until the task is done.
+- SHELL
+- To change a file: look at it with cat, then write the whole corrected file with a here-document: WRITE. Then run the tests or the program to check it.
+- When the task is done and checked, stop calling tools and reply in one or two sentences: what you changed and how you checked it."""
 _COMPACT_SHELL_LINES = {
-    "shell_command": "`shell_command` runs a bash script given as one string, e.g. {\"command\": \"ls -la\"}. Long output is cut: read big files in parts (sed -n 1,200p FILE).",
-    "shell": "`shell` runs an argv array without a shell, e.g. {\"command\": [\"ls\", \"-la\"]}; for pipes or redirections use [\"bash\", \"-c\", \"SCRIPT\"].",
+    "shell_command": ("`shell_command` runs a bash script given as one string, e.g. {\"command\": \"cat main.py\"}.",
+                      "cat > main.py <<'EOF' ... EOF"),
+    "shell": ("`shell` runs an argv array without a shell, e.g. {\"command\": [\"cat\", \"main.py\"]}; for pipes or "
+              "redirections use [\"bash\", \"-c\", \"SCRIPT\"].", "[\"bash\", \"-c\", \"cat > main.py <<'EOF' ... EOF\"]"),
 }
 
 
@@ -8644,7 +9518,8 @@ def build_instructions(cfg, family):
         return base
     kind = shell_tool_kind(cfg)
     if compact_prompt_wanted(cfg, family):
-        return COMPACT_INSTRUCTIONS.format(shell=_COMPACT_SHELL_LINES[kind])
+        shell, write = _COMPACT_SHELL_LINES[kind]
+        return COMPACT_INSTRUCTIONS.replace("SHELL", shell).replace("WRITE", write)
     text = BASE_INSTRUCTIONS
     if kind == "shell_command":
         text = text.replace(_SHELL_ARGV_TEXT, _SHELL_COMMAND_TEXT).replace(_PATCH_ARGV_TEXT, _PATCH_SCRIPT_TEXT)
@@ -8850,7 +9725,7 @@ def expand_prompt_command(cfg, text):
 def prompt_dirs(cfg):
     """Where reusable prompts come from: $CODEX_HOME/prompts, then a trusted project's .codex/prompts."""
     dirs = [Path(cfg.codex_home) / PROMPTS_SUBDIR]
-    project = getattr(cfg, "trusted_project_root", None)
+    project = cfg.trusted_project_root
     if project:
         dirs.append(Path(project) / ".codex" / PROMPTS_SUBDIR)
     return dirs
@@ -10109,6 +10984,14 @@ class ToolRunner(object):
                 paths.append(ch.move_path)
         verdict = assess_patch_safety(paths, task.ctx)
         protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+        # The verdict is the user interface; the boundary is the sandbox: an auto-approved patch
+        # is applied by codex's apply_patch mode run as a sandboxed command (§13), so Landlock and
+        # the mounts decide what it writes.  A patch the user approved runs unsandboxed, as an
+        # approved command does.
+        sandboxed = verdict == "auto-approve" and not task.ctx.sandbox_policy.is_unrestricted()
+        if sandboxed and not sandbox_available(task.ctx.codex_home):
+            verdict = "reject" if task.ctx.approval_policy == "never" else "ask-user"
+            sandboxed = False
         if verdict == "reject":
             return "patch rejected: writing outside of the project; rejected by user approval settings"
         auto = verdict == "auto-approve"
@@ -10128,11 +11011,21 @@ class ToolRunner(object):
                         path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
         started = time.monotonic()
         stdout, stderr = "", ""
-        try:
-            apply_changes(changes)
-            stdout = patch_summary(changes)
-        except PatchError as exc:
-            stderr = str(exc) + "\n"
+        if sandboxed:
+            result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            stdout, stderr = (result.stdout, "") if result.exit_code == 0 else ("", result.stderr or result.stdout)
+            if result.exit_code != 0 and result.sandbox_denied and task.ctx.approval_policy == "on-failure":
+                decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
+                                     reason="patch failed in the sandbox; apply it without the sandbox?", grant_root=None)
+                sandboxed = decision not in ("approved", "approved_for_session")
+        if not sandboxed:
+            try:
+                apply_changes(changes)
+                stdout, stderr = patch_summary(changes), ""
+            except PatchError as exc:
+                stderr = str(exc) + "\n"
+        if not stdout and not stderr.strip():
+            stderr = "apply_patch failed without a message\n"
         self._task_emit(task, "patch_apply_end", call_id=call_id, stdout=stdout, stderr=stderr, success=not stderr)
         diff = self._turn_diff(task)
         if diff:
@@ -10926,8 +11819,15 @@ def _use_color(choice, stream, environ=None):
         return False
 
 
-def format_elapsed(seconds):
-    """upstream's durations: 250ms, 1.50s, 2m05s."""
+def format_elapsed(seconds, spaced=False):
+    """A duration for people: upstream's exec form 250ms, 1.50s, 2m05s; spaced (the REPL's
+    cells and status line): 1.2s, 45s, 3m 05s."""
+    if spaced:
+        if seconds < 10:
+            return "%.1fs" % seconds
+        if seconds < 60:
+            return "%ds" % seconds
+        return "%dm %02ds" % (seconds // 60, seconds % 60)
     if seconds < 1:
         return "%dms" % int(seconds * 1000)
     if seconds < 60:
@@ -11354,7 +12254,7 @@ def trusted_project(cfg):
     """Whether the working directory is in a `projects."<path>".trust_level = "trusted"` entry
     (as upstream: exec then runs there without --skip-git-repo-check)."""
     cwd = Path(cfg.cwd)
-    for name, project in (getattr(cfg, "projects", None) or {}).items():
+    for name, project in (cfg.projects or {}).items():
         if isinstance(project, dict) and project.get("trust_level") == "trusted":
             root = Path(os.path.realpath(os.path.expanduser(str(name))))
             if os.path.isabs(os.path.expanduser(str(name))) and (cwd == root or root in cwd.parents):
@@ -11566,14 +12466,8 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
 
 def _config_with(cfg, **changes):
-    """A copy of `cfg` with `changes` (Config.replace where it exists)."""
-    if hasattr(cfg, "replace"):
-        return cfg.replace(**changes)
-    import copy
-
-    new = copy.copy(cfg)
-    new.__dict__.update(changes)
-    return new
+    """A copy of `cfg` with `changes` (Config is immutable)."""
+    return cfg.replace(**changes)
 
 
 def _exec_config(args, cfg_loader):
@@ -11730,7 +12624,6 @@ REVIEW_MIN_DIFF_BYTES = 4 * 1024  #: never budget less than this
 REVIEW_LOW_PRIORITY_GLOBS = ("*.lock", "*-lock.json", "*.lock.json", "go.sum", "*.min.js", "*.min.css",
                              "*.map", "*.svg", "*.pb.go", "*_pb2.py", "vendor/*", "node_modules/*",
                              "dist/*", "build/*", "*.snap", "*.generated.*")
-REVIEW_VERDICTS = ("patch is correct", "patch is incorrect")  #: overall_correctness values
 
 #: the review contract, in upstream's JSON shape; the scope, focus and diff follow it
 REVIEW_INSTRUCTIONS = """\
@@ -12248,6 +13141,7 @@ SLASH_COMMANDS = (
     ("approvals", "choose what Codex can do without approval"),
     ("resume", "resume an earlier session"),
     ("mcp", "list MCP servers, their state and tools"),
+    ("review", "review a change (uncommitted, a branch or a commit) and list findings"),
     ("quit", "exit Codex"),
 )
 SLASH_ALIASES = {"exit": "quit", "clear": "new"}  #: other spellings accepted
@@ -12303,6 +13197,11 @@ _TRAILING_PAD_RE = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)*[ \t](?:[ \t]|\x1b\[[0-
 # -- terminal and text helpers --------------------------------------------------------------
 
 
+#: output width when it is not a terminal: lines are not wrapped (a pipe or a log file wrapped
+#: at 80 columns broke long lines, URLs and code); COLUMNS sets another width
+PIPE_WIDTH = 100000
+
+
 def _terminal_caps(stream=None, environ=None):
     """{"tty", "color", "hyperlinks", "width"} for the output stream (NO_COLOR, TERM=dumb)."""
     environ = os.environ if environ is None else environ
@@ -12314,9 +13213,11 @@ def _terminal_caps(stream=None, environ=None):
     term = environ.get("TERM", "")
     dumb = term in ("dumb", "unknown")
     try:
-        width = os.get_terminal_size(stream.fileno()).columns if tty else 80
+        width = os.get_terminal_size(stream.fileno()).columns if tty else PIPE_WIDTH
     except (OSError, AttributeError, ValueError):
-        width = 80
+        width = PIPE_WIDTH
+    if not tty and str(environ.get("COLUMNS", "")).isdigit() and int(environ["COLUMNS"]) > 0:
+        width = int(environ["COLUMNS"])  # asked for explicitly
     forced = environ.get("FORCE_HYPERLINK")
     if forced is not None:
         links = forced not in ("0", "false", "")
@@ -12410,15 +13311,6 @@ def _seconds(duration):
         if m:
             return float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
     return 0.0
-
-
-def _format_elapsed(seconds):
-    """1.2s, 45s, 3m 05s."""
-    if seconds < 10:
-        return "%.1fs" % seconds
-    if seconds < 60:
-        return "%ds" % seconds
-    return "%dm %02ds" % (seconds // 60, seconds % 60)
 
 
 def _format_seconds(seconds):
@@ -13541,7 +14433,7 @@ class ReplRenderer(object):
         label, started = self._status
         elapsed = time.monotonic() - started
         frame = STATUS_FRAMES[int(elapsed * 10) % len(STATUS_FRAMES)]
-        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, _format_elapsed(elapsed))
+        line = u"%s %s (%s \u00b7 Esc to interrupt)" % (frame, label, format_elapsed(elapsed, spaced=True))
         width = self._columns()
         line = line.replace("\n", " ")
         if len(line) > width - 1:
@@ -13620,7 +14512,7 @@ class ReplRenderer(object):
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
             (_display_command(command), "bold"),
-            (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
             (" \u00b7 %s" % note if note else "" if ok or exit_code is None else " \u00b7 exit %s" % exit_code, "red"),
         )
         for i, line in enumerate(_preview_lines(output)):
@@ -13651,7 +14543,7 @@ class ReplRenderer(object):
                 body = str(res)
         cell = Text.assemble(
             ("\n\u2713 " if ok else "\n\u2717 ", "bold green" if ok else "bold red"),
-            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % _format_elapsed(seconds), "dim"),
+            ("tool ", "dim"), (call, "bold"), (" \u00b7 %s" % format_elapsed(seconds, spaced=True), "dim"),
         )
         for i, line in enumerate(_preview_lines(body)):
             cell.append("\n  %s %s" % (u"\u2514" if i == 0 else " ", line), style="dim")
@@ -14409,11 +15301,14 @@ class Repl(object):
         self.turn_usage = {}
         self._keys = None
         self._stream = None  # MarkdownStream of the answer being streamed
+        self._reviewing = False  # a /review turn is running: its JSON answer is not streamed
+        self._last_answer = None  # the last agent message of the last turn (task_complete)
         self._rstream = None  # MarkdownStream of the reasoning summary being streamed
         self._reasoning_streamed = False
         self._execs = {}
         self._mcp = {}
         self._turn_error = None
+        self.failed_turns = 0  # turns that ended in an error (a piped REPL then exits 1)
         self._turn_id = None  # submission id of the running turn
         self._resume_path = None  # the rollout /resume continues
         self.typeahead = ""  # typed while a turn ran, not yet sent: goes into the composer
@@ -14530,7 +15425,9 @@ class Repl(object):
                 self.submit_user(text)
         finally:
             self.close()
-        return 0
+        # Fed from a pipe, a failed turn is a failure of the run (as in exec); on a terminal
+        # the user saw it and quit normally.
+        return 1 if self.failed_turns and not self.interactive else 0
 
     def close(self):
         """Flush history and shut the session down."""
@@ -14571,13 +15468,62 @@ class Repl(object):
 
         return contextlib.nullcontext(None)
 
+    def _wait_for_mcp(self, session):
+        """Before a user turn: wait for MCP servers still starting (each bounded by its
+        startup_timeout_sec), showing which; Esc or Ctrl-C goes on without them (their tools
+        join the session when they are ready).  Failures are shown before the turn."""
+        manager = getattr(session, "mcp", None)
+        if manager is None or not manager.starting():
+            return
+        stop = threading.Event()
+        waiter = threading.Thread(target=session.wait_for_mcp, kwargs={"cancel": stop}, name="codex-mcp-wait", daemon=True)
+        waiter.start()
+        shown = None
+        with self._key_context() as keys:
+            self.renderer.start_status("Waiting for MCP servers")
+            try:
+                while waiter.is_alive():
+                    starting = manager.starting()
+                    if starting != shown:
+                        shown = starting
+                        self.renderer.set_status("Waiting for MCP server%s to start: %s (Esc: go on without)"
+                                                 % ("s" if len(starting) > 1 else "", ", ".join(starting)))
+                    try:
+                        key = keys.get(0.05) if keys is not None else None
+                    except KeyboardInterrupt:
+                        key = "esc"
+                    if keys is None:
+                        waiter.join(0.05)
+                    if isinstance(key, tuple) and key[0] == "paste":
+                        self.typeahead += key[1]
+                    elif isinstance(key, str) and len(key) == 1 and key.isprintable():
+                        self.typeahead += key  # typing on goes to the composer after the turn
+                    elif key == "enter" and self.typeahead.strip():
+                        self.queued.append(self.typeahead.strip())
+                        self.typeahead = ""
+                    if key in ("esc", "ctrl-c"):
+                        stop.set()
+                        waiter.join(1.0)
+                        left = manager.starting()
+                        if left:
+                            self.renderer.note("going on without %s (%s tools join when ready)" % (
+                                ", ".join(left), "its" if len(left) == 1 else "their"))
+                        break
+            finally:
+                self.renderer.stop_status()
+        for message in manager.new_failures():  # if the waiter was cut short
+            self.renderer.error(message)
+
     def run_turn(self, op):
         """Submit `op` and render events until the turn ends (Esc / Ctrl-C interrupt it)."""
         try:
             session = self._ensure_session()
+            if op.get("type") in ("user_input", "user_turn"):
+                self._wait_for_mcp(session)
             self._turn_id = session.submit(op)
         except CodexError as exc:
             self.renderer.error(str(exc))
+            self.failed_turns += 1
             return
         self.turn_usage, self._turn_error = {}, None
         self._stream = self._rstream = None
@@ -14634,6 +15580,8 @@ class Repl(object):
             elif key == "enter" and self.typeahead.strip():
                 self.queued.append(self.typeahead.strip())
                 self.typeahead = ""
+        if self._turn_error is not None:
+            self.failed_turns += 1
         self._flush_history()
         self.files.refresh()  # the turn may have created files: `@` finds them next
         for key, value in self.turn_usage.items():
@@ -14674,11 +15622,15 @@ class Repl(object):
             stream.finish()
 
     def _on_agent_message_delta(self, event, msg):
+        if self._reviewing:
+            return  # a review's answer is JSON: shown as findings when the turn ends
         if self._stream is None:
             self._stream = self.renderer.start_answer()
         self._stream.push(msg.get("delta", ""))
 
     def _on_agent_message(self, event, msg):
+        if self._reviewing:
+            return
         if self._stream is not None:
             self._close_streams()
             return
@@ -14830,6 +15782,7 @@ class Repl(object):
 
     def _on_task_complete(self, event, msg):
         if event.get("id") in (None, self._turn_id):
+            self._last_answer = msg.get("last_agent_message")
             last = msg.get("last_agent_message") or "Agent turn complete"
             self.renderer.desktop_notification("agent-turn-complete", last)
 
@@ -15225,6 +16178,86 @@ class Repl(object):
         self._override(model=name, effort=effort)
         self.renderer.note("model: %s%s" % (name, " (reasoning %s)" % effort if effort else ""))
 
+    def _slash_review(self, arg):
+        """/review [--uncommitted | --base BRANCH | --commit SHA] [focus]: a read-only review turn
+        whose findings stay in the conversation, so the next prompt can ask for a fix."""
+        import shlex
+
+        try:
+            words = shlex.split(arg)
+        except ValueError:
+            words = arg.split()
+        scope, focus = {}, []
+        it = iter(words)
+        for word in it:
+            if word == "--uncommitted":
+                scope["uncommitted"] = True
+            elif word in ("--base", "--commit"):
+                scope[word[2:]] = next(it, None)
+                if not scope[word[2:]]:
+                    self.renderer.error("/review %s needs a value" % word)
+                    return
+            else:
+                focus.append(word)
+        if not scope and not focus:
+            scope = self._pick_review_scope()
+            if scope is None:
+                return
+        try:
+            request = prepare_review(self.ctx.cwd, focus=" ".join(focus) or None,
+                                     context_window=self.ctx.family.context_window, **scope)
+        except CodexError as exc:
+            self.renderer.error("/review: %s" % exc)
+            return
+        self.renderer.note(request.summary(focus=" ".join(focus) or None))
+        before = self.ctx
+        try:  # read-only and never asking, whatever the session's policy; restored afterwards
+            self.ctx = before.with_overrides(approval_policy="never", sandbox_policy={"mode": "read-only"}, source="/review")
+        except CodexError:
+            self.ctx = before.with_overrides(sandbox_policy={"mode": "read-only"}, source="/review")
+        self._override(approval_policy=self.ctx.approval_policy, sandbox_policy=self.ctx.sandbox_policy.to_wire())
+        self._reviewing, self._last_answer = True, None
+        try:
+            self.run_turn({"type": "user_input", "items": [{"type": "text", "text": request.prompt}]})
+        finally:
+            self._reviewing = False
+            self.ctx = before
+            self._override(approval_policy=before.approval_policy, sandbox_policy=before.sandbox_policy.to_wire())
+        if self._last_answer is None:
+            return  # interrupted or failed: run_turn said so
+        from rich.text import Text
+
+        review = parse_review(self._last_answer, request.scope.root)
+        self.renderer.print(Text(render_review(review, request.scope, request.left_out).rstrip("\n")))
+        if review["findings"]:
+            self.renderer.note("ask for a fix in your next message, e.g. \"fix finding 1\" (the findings are in the conversation)")
+
+    def _pick_review_scope(self):
+        """The scope picker of /review: a dict of prepare_review arguments, or None (Esc)."""
+        choice = self._pick("/review  what should be reviewed?", [
+            "uncommitted changes (staged, unstaged, untracked)", "this branch against a base branch",
+            "one commit", "the default: uncommitted changes if any, else this branch"])
+        if choice is None:
+            return None
+        if choice == 0:
+            return {"uncommitted": True}
+        if choice == 3:
+            return {}
+        try:
+            if choice == 1:
+                current = _git_line(self.ctx.cwd, "rev-parse", "--abbrev-ref", "HEAD")
+                names = [n for n in run_git(self.ctx.cwd, "for-each-ref", "--format=%(refname:short)", "refs/heads",
+                                            "refs/remotes", "--sort=-committerdate", "--count=10").decode("utf-8", "replace").split()
+                         if n != current and not n.endswith("/HEAD")][:9]
+                pick = self._pick("/review  against which branch?", names) if names else None
+                return None if pick is None else {"base": names[pick]}
+            lines = run_git(self.ctx.cwd, "log", "-9", "--format=%h %s").decode("utf-8", "replace").splitlines()
+            pick = self._pick("/review  which commit?", [terminal_safe(l) for l in lines]) if lines else None
+            return None if pick is None else {"commit": lines[pick].split()[0]}
+        except CodexError as exc:
+            self.renderer.error("/review: %s" % exc)
+            return None
+
     def _slash_approvals(self, arg):
         labels = ["%s \u2014 %s%s" % (label, desc, "  (current)" if (ap, sm) == (self.ctx.approval_policy, self.ctx.sandbox_policy.mode) else "")
                   for _k, label, ap, sm, desc in APPROVALS_MENU]
@@ -15279,11 +16312,35 @@ def _hold_typeahead(fd=0):
     return restore, "".join(ch for ch in text if ch == "\n" or ch.isprintable())
 
 
+def ask_project_trust(cfg, cfg_loader, fd=0, out=None):
+    """The one-time question about an untrusted project that has a .codex/ directory: the
+    answer is kept in the user's config.toml (projects."<root>".trust_level) and never asked
+    again; on yes the config is loaded anew with the project's layer."""
+    out = out or sys.stderr
+    root = cfg.project_root
+    if (root is None or cfg.trusted_project_root is not None or not (Path(root) / ".codex").is_dir()
+            or project_trust(cfg.projects, root) is not None or not os.isatty(fd)):
+        return cfg
+    out.write("\n%s has its own codex settings in .codex/ (config, hooks, prompts).\n"
+              "Trust this project and apply them in every session here? [y/N] " % terminal_safe(str(root)))
+    out.flush()
+    try:
+        answer = os.read(fd, 1)
+    except OSError:
+        return cfg
+    trusted = answer in (b"y", b"Y")
+    out.write("%s\n" % ("yes" if trusted else "no"))
+    edit_config_table(cfg.config_path, ["projects", str(root)], ['trust_level = "%s"' % ("trusted" if trusted else "untrusted")])
+    return cfg_loader() if trusted else cfg
+
+
 def _cmd_interactive(args, cfg_loader):
     """`codex [PROMPT]`: the interactive session."""
     restore_terminal, early = _hold_typeahead() if args.prompt != "-" else ((lambda: None), "")
     try:
         cfg = cfg_loader()
+        if args.prompt != "-":
+            cfg = ask_project_trust(cfg, cfg_loader)
         prompt = args.prompt
         if prompt == "-":
             prompt = sys.stdin.read()
@@ -16978,6 +18035,7 @@ SUBCOMMANDS = {
     "debug": ("_cmd_debug", "Run a command under the sandbox (landlock or seatbelt)"),
     "sandbox": ("_cmd_sandbox_check", "Run a command sandboxed (-- CMD), or check the sandbox here (--check)"),
     "doctor": ("_cmd_sandbox_check", "Check what the sandbox can use on this machine"),
+    "config": ("_cmd_config", "Show the effective configuration and which layer set each value"),
 }
 SUBCOMMAND_ALIASES = {"exec": ["e"], "proto": ["p"]}  #: short names upstream accepts
 #: upstream subcommands codex does not have -> what to do instead; as a first word they are
@@ -17051,6 +18109,10 @@ def _add_config_options(parser, top):
     )
     parser.add_argument(
         "--strict-config", action="store_true", help="treat unknown config keys as errors", **sup
+    )
+    parser.add_argument(
+        "--trust", action="store_true",
+        help="trust this project for this run: apply its .codex/config.toml, hooks and prompts", **sup
     )
 
 
@@ -17154,6 +18216,11 @@ def build_parser():
     p.add_argument("--with-api-key", action="store_true", help="read the API key from stdin")
 
     sub("logout")
+
+    p = sub("config")
+    _add_config_options(p, top=False)
+    p.add_argument("config_action", nargs="?", choices=("show",), default="show", help="`show` (the default)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     for name in ("mcp", "mcp-server"):
         p = sub(name)
@@ -17286,8 +18353,9 @@ def _split_mcp_add_command(argv):
     if "--" not in argv:
         return argv, None
     cut = argv.index("--")
-    head = [a for a in argv[:cut] if not a.startswith("-")]
-    if "mcp" in head and "add" in head[head.index("mcp") + 1:head.index("mcp") + 2]:
+    words = [a for a in argv[:cut] if not a.startswith("-")]
+    first = next((i for i, w in enumerate(words) if w in SUBCOMMANDS), None)  # the subcommand
+    if first is not None and words[first:first + 2] == ["mcp", "add"]:
         return argv[:cut], argv[cut + 1:]
     return argv, None
 
@@ -17321,7 +18389,7 @@ def _parse_args(argv):
     for name in ("model", "profile", "sandbox_mode", "approval_policy", "cd", "images"):
         if not hasattr(args, name):
             setattr(args, name, None)
-    for name in ("oss", "full_auto", "dangerously_bypass", "skip_git_repo_check", "strict_config"):
+    for name in ("oss", "full_auto", "dangerously_bypass", "skip_git_repo_check", "strict_config", "trust"):
         if not hasattr(args, name):
             setattr(args, name, False)
     if args.dangerously_bypass and (args.full_auto or args.approval_policy):
@@ -17359,6 +18427,7 @@ def config_loader_for(args, **extra):
             profile=args.profile,
             dangerously_bypass=args.dangerously_bypass,
             oss=args.oss,
+            trust=args.trust,
         )
         fields.update(extra)
         fields.update(more)
@@ -17467,7 +18536,7 @@ def _completion_nodes(parser):
     nodes = []
 
     def walk(p, path):
-        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False}
+        node = {"path": path, "subs": [], "opts": [], "words": [], "rest": False, "args": False}
         nodes.append(node)
         positionals = []
         for a in p._actions:
@@ -17491,6 +18560,7 @@ def _completion_nodes(parser):
         if positionals and positionals[0].choices:
             node["words"] = [str(c) for c in positionals[0].choices]
         node["rest"] = any(a.nargs == argparse.REMAINDER for a in positionals)
+        node["args"] = bool(positionals)  # takes free words (a name, a prompt): not completed, but skipped
 
     walk(parser, ())
     return nodes
@@ -17628,6 +18698,8 @@ def _completion_zsh(nodes):
             specs.append("'*::command:_normal'")
         elif n["words"]:
             specs.append("':%s:(%s)'" % ("value", " ".join(n["words"])))
+        elif n["args"]:
+            specs.append("'*: :'")  # so `codex mcp add NAME --b` still completes options after NAME
         # -A: options after the subcommand's name belong to the subcommand, not to this level
         funcs.append("%s() {\n  local curcontext=\"$curcontext\" state line ret=1\n  typeset -A opt_args\n"
                      "  _arguments -C -s -S%s \\\n    %s && ret=0\n%s  return ret\n}\n"
@@ -17793,6 +18865,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [_SANDBOX_HELPER_ARGV]:  # codex re-executed as the Python sandbox helper (§12b)
         return _sandbox_helper_main(argv[1:])
+    if argv[:1] == [APPLY_PATCH_ARGV]:  # codex run as the apply_patch command, in the sandbox (§10, §13)
+        return apply_patch_main(argv[1:])
     if argv in (["--version"], ["-V"]):  # the fast path: no argparse, no config
         sys.stdout.write("codex %s\n" % __version__)
         return 0

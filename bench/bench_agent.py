@@ -3,9 +3,11 @@
     .venv/bin/python bench/bench_agent.py [--calls N] [--mb M] [--delta BYTES]
 
 1. Tool-call overhead: one model response carrying N function calls, then a final answer,
-   through a real Session against the scripted model server on 127.0.0.1.  Measured twice:
-   with `update_plan` calls (pure agent overhead: parse, dispatch, events, history) and with
-   `shell ["true"]` calls (adds spawning a process).
+   through a real Session against the scripted model server on 127.0.0.1.  Measured three
+   times: with `update_plan` calls (pure agent overhead: parse, dispatch, events, history),
+   with `shell ["true"]` calls unsandboxed (adds spawning a process), and with the same calls
+   in the read-only sandbox (adds the helper: namespaces, Landlock, seccomp).  Compare with
+   `--plain`: N plain fork/execs of `true` from Python (the floor under any shell call).
 2. SSE throughput: M MB of assistant text in DELTA-byte deltas streamed by the server and
    decoded by ResponsesClient (HTTP + SSE parse + JSON + event), and the SSE parser alone.
 """
@@ -51,12 +53,12 @@ class RemoteServer(object):
         self.proc.join(5)
 
 
-def bench_tool_calls(server, home, cwd, n, name, args):
+def bench_tool_calls(server, home, cwd, n, name, args, sandbox="danger-full-access"):
     turn = Turn()
     for i in range(n):
         turn.function_call(name, args, call_id="c%d" % i)
     server = RemoteServer(Turn().text("warm-up"), turn, Turn().text("done"))
-    session = codex.Session(mock_config(server, home, cwd, sandbox="danger-full-access"), record_rollout=True)
+    session = codex.Session(mock_config(server, home, cwd, sandbox=sandbox), record_rollout=True)
     session.next_event(timeout=5)
     # The first request pays for importing httpx and building the TLS context: not timed.
     session.submit(user_input("warm up"))
@@ -68,6 +70,15 @@ def bench_tool_calls(server, home, cwd, n, name, args):
     session.shutdown()
     server.close()
     return elapsed
+
+
+def bench_plain_spawn(n):
+    import subprocess
+
+    t0 = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(["true"])
+    return time.perf_counter() - t0
 
 
 def bench_sse(server, home, cwd, total_bytes, delta):
@@ -118,8 +129,13 @@ def main():
         plan = {"plan": [{"step": "a", "status": "in_progress"}]}
         t_plan = bench_tool_calls(server, home, cwd, n, "update_plan", plan)
         t_shell = bench_tool_calls(server, home, cwd, n, "shell", {"command": ["true"]})
+        t_boxed = bench_tool_calls(server, home, cwd, n, "shell", {"command": ["true"]}, sandbox="read-only")
+        t_plain = bench_plain_spawn(n)
         print("tool calls: %d update_plan calls in one turn: %.1f ms total, %.3f ms/call" % (n, t_plan * 1000, t_plan * 1000 / n))
         print("tool calls: %d shell [\"true\"] calls in one turn: %.1f ms total, %.2f ms/call" % (n, t_shell * 1000, t_shell * 1000 / n))
+        print("tool calls: %d sandboxed (read-only) shell [\"true\"] calls in one turn: %.1f ms total, %.2f ms/call"
+              % (n, t_boxed * 1000, t_boxed * 1000 / n))
+        print("plain subprocess.run([\"true\"]) x %d: %.2f ms each" % (n, t_plain * 1000 / n))
         total = int(opts.mb * 1024 * 1024)
         elapsed, deltas = bench_sse(server, home, cwd, total, opts.delta)
         print("SSE end to end: %.2f MB of text in %d deltas of %d bytes: %.2f s, %.2f MB/s of text, %.0f deltas/s"

@@ -148,7 +148,7 @@ def main(argv=None):
     ap.add_argument("--modes", default="stock,native")
     ap.add_argument("--tasks", default=",".join(t[0] for t in TASKS))
     ap.add_argument("--n-ctx", type=int, default=4096)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all CPUs when idle, 1 when busy)")
     ap.add_argument("--limit", type=float, default=600, help="seconds one task may take")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

@@ -23,6 +23,8 @@ from support.mcp_jsonrpc_client import RawMcpClient  # noqa: E402
 RAW = str(REPO / "tests" / "support" / "mcp_raw_server.py")
 SDK = str(REPO / "tests" / "support" / "mcp_sdk_server.py")
 RUNNER = str(REPO / "tests" / "support" / "mcp_scripted_session.py")
+HTTP_SDK = str(REPO / "tests" / "support" / "mcp_http_server.py")
+HTTP_RAW = str(REPO / "tests" / "support" / "mcp_http_raw_server.py")
 
 
 def pct(values, p):
@@ -72,8 +74,8 @@ def bench_pagination(tools, page):
             "tools()_ms": round(per_tools_call * 1000, 2)}
 
 
-def bench_calls(name, args, tool, arguments, n, threads=1):
-    mgr = manager({"x": spec(args)})
+def bench_calls(name, args, tool, arguments, n, threads=1, server_spec=None):
+    mgr = manager({"x": server_spec or spec(args)})
     mgr.start()
     mgr.wait_ready(60)
     q = codex.qualify_tool_name("x", tool)
@@ -95,6 +97,20 @@ def bench_calls(name, args, tool, arguments, n, threads=1):
     mgr.shutdown()
     return {"server": name, "calls": len(lat), "threads": threads, "p50_ms": round(pct(lat, 50) * 1000, 2),
             "p95_ms": round(pct(lat, 95) * 1000, 2), "calls_per_s": round(len(lat) / wall)}
+
+
+def bench_http_calls(name, script, flags, tool, arguments, n):
+    """The same round trip against a streamable HTTP server started from `script` (loopback)."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, script] + flags, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        port = int(proc.stdout.readline().split()[1])
+        url = "http://127.0.0.1:%d/mcp" % port
+        return bench_calls(name, None, tool, arguments, n, server_spec={"url": url, "startup_timeout_sec": 60})
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def bench_server(n, concurrent):
@@ -154,6 +170,11 @@ def main():
         "calls_raw_server": bench_calls("raw (stdlib)", [RAW], "hello", {}, n),
         "calls_sdk_server": bench_calls("mcp SDK 2.x", [SDK], "echo", {"text": "x"}, n),
         "calls_sdk_server_4_threads": bench_calls("mcp SDK 2.x", [SDK], "echo", {"text": "x"}, n, threads=4),
+        "calls_http_raw_server_json": bench_http_calls("raw (stdlib) over HTTP", HTTP_RAW, [], "hello", {}, n),
+        "calls_http_sdk_server_sse": bench_http_calls("mcp SDK 2.x over HTTP, SSE answers", HTTP_SDK, [], "echo",
+                                                      {"text": "x"}, max(20, n // 5)),
+        "calls_http_sdk_server_json": bench_http_calls("mcp SDK 2.x over HTTP, JSON answers", HTTP_SDK, ["--json-response"],
+                                                       "echo", {"text": "x"}, max(20, n // 5)),
         "codex_mcp_server_scripted_session": bench_server(20 if quick else 100, 10),
         "codex_mcp_server_real_session": bench_server_real(10 if quick else 40),
     }

@@ -9,7 +9,8 @@
  * Argv protocol (the Python helper in codex.py §12b speaks the same one):
  *
  *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
- *                       [--hide-dir DIR]... [--ro-mounts] [--max-procs N] [--network] -- CMD [ARG]...
+ *                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+ *                       -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
  *   --writable PATH   full Landlock rights beneath PATH (a writable root)
@@ -20,6 +21,10 @@
  *                     on, unix sockets such as docker.sock)
  *   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network
  *                     on: $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix...)
+ *   --pin PATH        in that namespace mount PATH (a directory, file or symlink: never followed)
+ *                     onto itself, so that it cannot be renamed, removed or replaced: every
+ *                     component between a writable root and a protected path, so that a command
+ *                     cannot move the read-only mount aside and plant a copy at the trusted name
  *   --ro-mounts       in that namespace make every mount read-only except the writable
  *                     roots: closes chmod/chown/utime/xattr outside the roots, which
  *                     Landlock does not cover (needs mount_setattr, Linux 5.12+)
@@ -33,14 +38,16 @@
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) -- required with
- *      --read-only, --hide or --ro-mounts, else best effort -- and map our uid/gid to
- *      themselves.  The IPC namespace hides the SysV IPC and POSIX message queues of outside
+ *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) (where a container
+ *      refuses the PID or IPC namespace: without it) -- required with --read-only, --pin,
+ *      --hide or --ro-mounts, else best effort -- and map our uid/gid to themselves.  The IPC
+ *      namespace hides the SysV IPC and POSIX message queues of outside
  *      processes; a private tmpfs on /dev/shm (writable, 64 MiB) does the same for POSIX
  *      shared memory and semaphores.  RLIMIT_NPROC = --max-procs then counts this user
  *      namespace's processes only (the kernel never applies it to uid 0: see step 6).
  *      With --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
- *      bind each writable root onto itself read-write; bind each --read-only path onto itself and
+ *      bind each writable root onto itself read-write; pin each --pin path (open_tree +
+ *      move_mount without following it; a self-bind before Linux 5.2); bind each --read-only path onto itself and
  *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file;
  *      cover /dev/pts and /dev/input with an empty read-only tmpfs and /dev/console with
  *      /dev/null (best effort): the user's terminals and keyboards, whose keystrokes a command
@@ -64,7 +71,8 @@
  *        ioctls;
  *      - without a PID namespace: prlimit64 on another process (RLIMIT_CPU/FSIZE on codex kill
  *        it; inside the namespace no outside pid can be named at all);
- *      - without an IPC namespace: the SysV IPC and POSIX message queue syscalls;
+ *      - without an IPC namespace (no user namespaces, or refused): the SysV IPC and POSIX
+ *        message queue syscalls;
  *      - network off: socket/socketpair for every family but AF_UNIX, and AF_UNIX only as
  *        SOCK_STREAM or SOCK_SEQPACKET: no datagram socket exists (SOCK_DGRAM, or SOCK_RAW,
  *        which AF_UNIX turns into one), so no sendto/sendmsg/sendmmsg can name a pathname
@@ -78,8 +86,8 @@
  *      signals and abstract unix sockets scoped (with the network on too: X11 and D-Bus
  *      listen there).
  *   6. chdir(--cwd), execvp(CMD).  With the PID namespace of step 2 the helper forks an init
- *      (pid 1) right after unshare, which sets the namespace's pid_max to --max-procs + 300
- *      (Linux 6.14+: the process limit that holds for root too), applies steps 2-5 and
+ *      (pid 1) right after unshare, which for root sets the namespace's pid_max to --max-procs
+ *      + 300 (Linux 6.14+: the process limit that holds for uid 0), applies steps 2-5 and
  *      then forks and execs CMD and reaps; when CMD exits, init exits and the
  *      kernel kills whatever CMD left behind (setsid daemons included), and so does a SIGKILL
  *      to the helper's process group (timeouts).  The helper waits and exits like CMD (same
@@ -238,16 +246,19 @@ struct mount_attr_v0 {
 };
 #define MOUNT_ATTR_RDONLY_BIT 0x00000001ULL
 #define AT_RECURSIVE_FLAG 0x8000
+#define OPEN_TREE_CLONE_FLAG 1
+#define MOVE_MOUNT_F_EMPTY_PATH_FLAG 0x00000004
 
 #define TIOCSTI_REQ 0x5412
 #define TIOCLINUX_REQ 0x541C
-#define MAX_PATHS 512
+#define MAX_PATHS 4096
 
 static const char *writable[MAX_PATHS];
 static const char *read_only[MAX_PATHS];
 static const char *hidden[MAX_PATHS];
 static const char *hidden_dirs[MAX_PATHS];
-static int n_writable, n_read_only, n_hidden, n_hidden_dirs, ro_mounts, pid_ns, user_ns, private_shm;
+static const char *pins[MAX_PATHS];
+static int n_writable, n_read_only, n_hidden, n_hidden_dirs, n_pins, ro_mounts, pid_ns, ipc_ns, private_shm;
 static long max_procs;
 
 static void fail(int code, const char *what, int err)
@@ -486,7 +497,7 @@ static void build_filter(int network)
     for (i = 0; i < sizeof always / sizeof always[0]; i++)
         deny_always(always[i]);
     deny_clone_namespaces();
-    if (!user_ns)
+    if (!ipc_ns)
         for (i = 0; i < sizeof ipc / sizeof ipc[0]; i++)
             deny_always(ipc[i]);
     if (!network) {
@@ -553,6 +564,27 @@ static void bind_read_only(const char *src, const char *dst)
         fail_path(EXIT_MOUNTS, "remounting read-only", dst, errno);
 }
 
+/* Mount `path` onto itself without following it (a symlink is pinned as the link): in this
+ * namespace it is then a mount point, which rename(2), unlink(2) and rmdir(2) refuse (EBUSY). */
+static void pin(const char *path)
+{
+    int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path,
+                          OPEN_TREE_CLONE_FLAG | O_CLOEXEC | AT_RECURSIVE_FLAG | AT_SYMLINK_NOFOLLOW);
+    if (fd >= 0) {
+        if (syscall(SYS_move_mount, fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH_FLAG) != 0)
+            fail_path(EXIT_MOUNTS, "pinning", path, errno);
+        close(fd);
+        return;
+    }
+    if (errno == ENOENT)
+        return; /* nothing at that name any more: nothing to pin */
+    if (errno != ENOSYS)
+        fail_path(EXIT_MOUNTS, "pinning (open_tree)", path, errno);
+    /* before Linux 5.2: a self-bind (a final symlink is followed, its target pinned instead) */
+    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) != 0)
+        fail_path(EXIT_MOUNTS, "pinning", path, errno);
+}
+
 static int cover_dir(const char *dir)
 {
     struct stat st;
@@ -579,13 +611,26 @@ static int enter_namespaces(void)
     char map[64];
     uid_t uid = getuid();
     gid_t gid = getgid();
-    int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC;
-    /* the PID namespace lets the command's leftovers die with it (see fork_pid_namespace_init) */
-    if (unshare(flags | CLONE_NEWPID) == 0)
-        pid_ns = 1;
-    else if (unshare(flags) != 0)
+    /* the PID namespace lets the command's leftovers die with it (see fork_pid_namespace_init);
+     * where a container refuses the PID or IPC namespace, the next best set */
+    static const int tries[] = {
+        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID,
+        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC, CLONE_NEWUSER | CLONE_NEWNS,
+    };
+    size_t i;
+    int err = 0;
+    for (i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        if (unshare(tries[i]) == 0)
+            break;
+        if (i == 0)
+            err = errno;
+    }
+    if (i == sizeof tries / sizeof tries[0]) {
+        errno = err;
         return 0;
-    user_ns = 1;
+    }
+    pid_ns = (tries[i] & CLONE_NEWPID) != 0;
+    ipc_ns = (tries[i] & CLONE_NEWIPC) != 0;
     if (write_file("/proc/self/setgroups", "deny") != 0)
         fail(EXIT_MOUNTS, "writing /proc/self/setgroups failed", errno);
     snprintf(map, sizeof map, "%u %u 1", (unsigned)uid, (unsigned)uid);
@@ -638,6 +683,8 @@ static void protect_read_only(void)
                 fail_path(EXIT_MOUNTS, "making writable", writable[i], errno);
         }
     }
+    for (i = 0; i < n_pins; i++)
+        pin(pins[i]);
     for (i = 0; i < n_read_only; i++)
         bind_read_only(read_only[i], read_only[i]);
     for (i = 0; i < n_hidden; i++)
@@ -651,31 +698,16 @@ static void protect_read_only(void)
 
 /* -- capabilities ------------------------------------------------------------------------- */
 
-static int last_cap(void)
-{
-    char buf[16];
-    ssize_t got;
-    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 63;
-    got = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (got <= 0)
-        return 63;
-    buf[got] = 0;
-    return atoi(buf) > 0 ? atoi(buf) : 63;
-}
-
 /* Drop every capability for good (see step 3 at the top). */
 static void drop_capabilities(void)
 {
     struct __user_cap_header_struct hdr;
     struct __user_cap_data_struct data[2];
-    int cap, last = last_cap(), bounded = 0;
+    int cap, bounded = 0;
     /* needs CAP_SETPCAP: we have it in our user namespace, or as root; an ordinary user
      * without a namespace has nothing to lock down (no_new_privs stops setuid and file caps) */
     (void)prctl(PR_SET_SECUREBITS, SECUREBITS_LOCKED_DOWN, 0, 0, 0);
-    for (cap = 0; cap <= last; cap++)
+    for (cap = 0; cap < 64; cap++) /* past the kernel's last capability: EINVAL */
         (void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
         fail(EXIT_SETUP, "clearing the ambient capabilities failed", errno);
@@ -684,7 +716,7 @@ static void drop_capabilities(void)
     hdr.version = _LINUX_CAPABILITY_VERSION_3;
     if (syscall(SYS_capset, &hdr, data) != 0)
         fail(EXIT_SETUP, "dropping the capabilities (capset) failed", errno);
-    for (cap = 0; cap <= last; cap++)
+    for (cap = 0; cap < 64; cap++)
         if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
             bounded = 1;
     if (bounded && (geteuid() == 0 || getuid() == 0))
@@ -760,12 +792,12 @@ static void pid_namespace_init(char **cmd, int report_fd)
 }
 
 /* pid_max of the new PID namespace (Linux 6.14+; only a process inside can set it): the
- * command's process limit that holds for root too, whom RLIMIT_NPROC never stops.  Pids
- * above 300 are reused first, so max_procs + 300 leaves room for at least max_procs. */
+ * command's process limit for root, whom RLIMIT_NPROC never stops (other users have that
+ * one already).  Pids above 300 are reused first: max_procs + 300 leaves room for max_procs. */
 static void limit_pid_max(void)
 {
     char text[32];
-    if (max_procs <= 0)
+    if (max_procs <= 0 || getuid() != 0)
         return;
     snprintf(text, sizeof text, "%ld", max_procs + 300);
     (void)write_file("/proc/sys/kernel/pid_max", text); /* older kernels: RLIMIT_NPROC alone */
@@ -887,8 +919,8 @@ static void close_inherited_fds(void)
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
-                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--ro-mounts] [--max-procs N] "
-                    "[--network] -- CMD [ARG]...)\n", why);
+                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] "
+                    "[--max-procs N] [--network] -- CMD [ARG]...)\n", why);
     _exit(EXIT_USAGE);
 }
 
@@ -915,7 +947,7 @@ int main(int argc, char **argv)
             if (end == argv[i] || *end != 0 || max_procs < 1)
                 usage("--max-procs needs a positive number");
         } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0 ||
-                   strcmp(a, "--hide") == 0 || strcmp(a, "--hide-dir") == 0) {
+                   strcmp(a, "--hide") == 0 || strcmp(a, "--hide-dir") == 0 || strcmp(a, "--pin") == 0) {
             if (i + 1 >= argc)
                 usage("an option needs a value");
             if (strcmp(a, "--cwd") == 0) {
@@ -928,6 +960,10 @@ int main(int argc, char **argv)
                 if (n_hidden >= MAX_PATHS)
                     usage("too many --hide paths");
                 hidden[n_hidden++] = argv[++i];
+            } else if (strcmp(a, "--pin") == 0) {
+                if (n_pins >= MAX_PATHS)
+                    usage("too many --pin paths");
+                pins[n_pins++] = argv[++i];
             } else if (strcmp(a, "--hide-dir") == 0) {
                 if (n_hidden_dirs >= MAX_PATHS)
                     usage("too many --hide-dir paths");
@@ -953,7 +989,7 @@ int main(int argc, char **argv)
         if (pid_ns)
             report_fd = fork_pid_namespace_init();
         protect_read_only();
-    } else if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || ro_mounts)
+    } else if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || n_pins > 0 || ro_mounts)
         fail(EXIT_MOUNTS, "unshare(user+mount namespace) failed", errno);
     drop_capabilities();
     build_filter(network);

@@ -16,6 +16,38 @@ sys.path.insert(0, str(REPO / "tests"))
 #: the built zipapp; `python3 build.py test` sets CODEX_DIST
 DIST = Path(os.environ.get("CODEX_DIST") or REPO / "dist" / "codex")
 
+#: Test files whose tests are slow as a class: real REPL sessions in a pty, builds and the
+#: zipapp, the sandbox escape suites through both helpers, SDK/npm MCP servers, the proxy under
+#: load, whole front ends over several processes, a real local model.  Their tests are marked
+#: `slow` here, in one place (single slow tests elsewhere carry @pytest.mark.slow);
+#: `python3 build.py test -m "not slow"` is the fast tier and does not even import these files.
+SLOW_FILES = frozenset((
+    "test_build.py", "test_compaction.py", "test_completion.py", "test_exec_ci.py", "test_local_model_e2e.py",
+    "test_mcp_client.py", "test_mcp_e2e.py", "test_mcp_http.py", "test_mcp_images.py", "test_mcp_server.py",
+    "test_mcp_zipapp.py", "test_mcp_config_edit.py", "test_policy.py", "test_proxy.py", "test_py39.py",
+    "test_qa_hostile.py", "test_repl_e2e.py", "test_repl_history.py", "test_repl_keys.py", "test_repl_screen.py",
+    "test_repl_search.py", "test_review.py", "test_sandbox_attacks.py", "test_sandbox_escapes.py", "test_sandbox_helper.py",
+    "test_sandbox_isolation.py", "test_sandbox_redteam.py", "test_startup.py", "test_zipapp.py",
+    "test_zipapp_trust.py",
+))
+
+
+def _fast_tier_only(config):
+    return (config.getoption("markexpr", "") or "").split() == ["not", "slow"]
+
+
+def pytest_ignore_collect(collection_path, config):
+    """With -m "not slow", skip importing the slow files altogether (their imports are heavy)."""
+    if collection_path.name in SLOW_FILES and _fast_tier_only(config):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def codex_home(tmp_path, monkeypatch):
@@ -27,6 +59,18 @@ def codex_home(tmp_path, monkeypatch):
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_LOG", "RUST_LOG", "CODEX_DEBUG"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+#: `python3 codex.py` as a process, but from cached byte code: a script is compiled on every
+#: run (~0.3 s of CPU for codex.py), an imported module is not.  sys.path[0] and sys.argv[0]
+#: are what running the script gives.
+_BOOT = ("import sys; sys.path[0] = %r; sys.argv[0] = %r; import codex; sys.exit(codex.main(sys.argv[1:]))"
+         % (str(REPO), str(REPO / "codex.py")))
+
+
+def codex_py_argv():
+    """argv running codex.py (as `python3 codex.py` would, but without recompiling it)."""
+    return [sys.executable, "-c", _BOOT]
 
 
 def _env(extra):
@@ -43,7 +87,7 @@ def run_codex(codex_home):
         # No input: stdin is /dev/null, not whatever pytest was given (an open pipe there
         # would make exec wait EXEC_STDIN_GRACE_S for it).
         return subprocess.run(
-            [sys.executable, str(REPO / "codex.py")] + [str(a) for a in args],
+            codex_py_argv() + [str(a) for a in args],
             capture_output=True, text=True, input=input, timeout=timeout,
             stdin=subprocess.DEVNULL if input is None else None,
             env=_env(dict({"CODEX_HOME": str(codex_home)}, **(env or {}))), cwd=cwd,
@@ -67,6 +111,23 @@ def server():
 
     with ModelServer() as s:
         yield s
+
+
+@pytest.fixture
+def exec_codex(run_codex, server, repo):
+    """Run `codex.py exec` in `repo` against `server` (a real process): exec_codex(*args,
+    wire=, env=, input=, cwd=, **config_keys).  Commands run without a sandbox unless the
+    arguments choose one (-s / --full-auto): the sandbox has its own tests."""
+    from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+
+    def run(*args, wire="responses", env=None, input=None, cwd=None, **cfg):
+        base_env = {MOCK_KEY_ENV: "test-key", "NO_COLOR": ""}
+        base_env.update(env or {})
+        sandbox = [] if any(a in ("-s", "--full-auto") for a in args) else ["-s", "danger-full-access"]
+        argv = ["exec", "-C", str(cwd or repo), "-m", "gpt-5"] + sandbox + mock_cli_args(server, wire, **cfg) + list(args)
+        return run_codex(*argv, env=base_env, input=input)
+
+    return run
 
 
 @pytest.fixture

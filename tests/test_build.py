@@ -59,3 +59,42 @@ def test_unknown_command(tmp_path):
     proc = run_build(tmp_path, "frobnicate")
     assert proc.returncode == 2 and "unknown command" in proc.stderr
     assert "python3 build.py test" in run_build(tmp_path, "--help").stdout
+
+
+@pytest.mark.slow
+def test_an_unchanged_build_and_its_dependencies_are_reused(tmp_path):
+    """`build.py test` builds with reuse: the same inputs keep dist/codex; a changed codex.py
+    rebuilds it without reinstalling the (unchanged) runtime dependencies."""
+    copy_tree(tmp_path)
+    build = [sys.executable, "-c", "import sys, build; sys.exit(build.main(['build-if-changed']))"]
+
+    def run(env=None):
+        return subprocess.run(build, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                              env=dict(os.environ, SOURCE_DATE_EPOCH="315532800", **(env or {})))
+
+    first = run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "installing the runtime dependencies" in first.stdout and "wrote dist/codex" in first.stdout
+    digest = (tmp_path / "dist" / "codex.sha256").read_text()
+    again = run()
+    assert again.returncode == 0 and "dist/codex is up to date" in again.stdout and "wrote" not in again.stdout
+    with open(tmp_path / "codex.py", "a") as fh:
+        fh.write("\n# changed\n")
+    changed = run()
+    assert changed.returncode == 0 and "wrote dist/codex" in changed.stdout, changed.stdout + changed.stderr
+    assert "installing the runtime dependencies" not in changed.stdout
+    assert (tmp_path / "dist" / "codex.sha256").read_text() != digest
+    (tmp_path / "dist" / "codex").write_bytes(b"tampered")  # a changed output is rebuilt too
+    assert "wrote dist/codex" in run().stdout
+
+
+def test_lock_files_name_no_machine_local_index_or_paths():
+    """The locks install anywhere: pip's index settings come from the machine, not the file."""
+    for lock in sorted((REPO / "requirements").glob("*.lock")):
+        text = lock.read_text()
+        options = [line for line in text.splitlines() if line.startswith("-")]
+        assert options == [], (lock.name, options)
+        assert "file://" not in text and "/opt/" not in text, lock.name
+        # every pinned requirement carries hashes (pip --require-hashes)
+        pins = [line for line in text.splitlines() if "==" in line and not line.startswith(("#", " "))]
+        assert all(line.endswith("\\") for line in pins), lock.name

@@ -170,7 +170,8 @@ def test_option_equals_value(scripts, play):
 
 def test_nested_subcommands(complete):
     assert complete("codex mcp ") == {"serve", "list", "call", "add", "get", "remove"}
-    assert complete("codex mcp add x --b") == {"--bearer-token-env-var"}
+    assert complete("codex mcp add --b") == {"--bearer-token-env-var"}
+    assert complete("codex mcp add NAME --b") == {"--bearer-token-env-var"}
     assert complete("codex mcp list --j") == {"--json"}
     assert complete("codex debug ") == {"landlock", "seatbelt"}
     assert "--full-auto" in complete("codex debug landlock --f")

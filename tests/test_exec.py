@@ -69,15 +69,30 @@ def test_signal_death_is_128_plus_n(tmp_path):
     assert r.exit_code == 128 + 15
 
 
+def _proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
 def test_timeout_kills_whole_group_exit_124(tmp_path):
     cfg = make_cfg(tmp_path)
     marker = tmp_path / "grandchild-alive"
+    pidfile = tmp_path / "grandchild.pid"
     t0 = time.monotonic()
-    r = run(cfg, ["bash", "-c", "(sleep 1.5; touch %s) & sleep 30; wait" % marker], timeout_ms=300)
+    r = run(cfg, ["bash", "-c", "(echo $BASHPID > %s; sleep 1.5; touch %s) & sleep 30; wait" % (pidfile, marker)],
+            timeout_ms=300)
     assert time.monotonic() - t0 < 5
     assert r.timed_out and r.exit_code == 124
-    time.sleep(2)
-    assert not marker.exists(), "a grandchild outlived the timeout"
+    # wait for the grandchild to be gone (not a fixed sleep): it must die with the group
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and os.path.exists("/proc/%d" % pid) and "Z" not in _proc_state(pid):
+        time.sleep(0.01)
+    assert not os.path.exists("/proc/%d" % pid) or "Z" in _proc_state(pid), "a grandchild outlived the timeout"
+    assert not marker.exists()
     assert "command timed out after 300 milliseconds" in json.loads(codex.format_exec_output(r))["output"]
 
 

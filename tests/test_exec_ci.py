@@ -19,17 +19,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODEX = os.path.join(REPO, "codex.py")
 
 
-@pytest.fixture
-def exec_codex(run_codex, server, repo):
-    def run(*args, wire="responses", env=None, input=None, cwd=None, sandbox=True, **cfg):
-        base_env = {MOCK_KEY_ENV: "test-key", "NO_COLOR": ""}
-        base_env.update(env or {})
-        extra = ["-s", "danger-full-access"] if sandbox else []
-        argv = ["exec", "-C", str(cwd or repo), "-m", "gpt-5"] + extra + mock_cli_args(server, wire, **cfg) + list(args)
-        return run_codex(*argv, env=base_env, input=input)
-    return run
-
-
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}, "count": {"type": "integer"}},
           "required": ["answer", "count"], "additionalProperties": False}
 
@@ -89,7 +78,7 @@ def test_add_dir_is_a_writable_root(exec_codex, server, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     server.enqueue(Turn().text("ok"))
-    proc = exec_codex("-s", "workspace-write", "--add-dir", str(other), "hi", sandbox=False)
+    proc = exec_codex("-s", "workspace-write", "--add-dir", str(other), "hi")
     assert proc.returncode == 0, proc.stderr
     assert "sandbox: workspace-write [workdir, /tmp, $TMPDIR, %s]" % other in proc.stderr
     proc = exec_codex("--add-dir", str(tmp_path / "nope"), "hi")
@@ -404,3 +393,64 @@ def test_resume_lists_sessions_to_pick_from(exec_codex, run_codex, server, repo,
     assert codex.pick_session(cfg, stdin=Tty("\n"), out=Tty()) is None
     with pytest.raises(codex.UsageError):
         codex.pick_session(cfg, stdin=Tty("9\n"), out=Tty())
+
+
+def _repl(tmp_path, codex_home, server, work):
+    from support.repl_pty import ReplPty
+
+    argv = [CODEX, "-C", str(work), "-m", "gpt-5", "-s", "danger-full-access", "-a", "never"] + mock_cli_args(server)
+    env = {"CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "test-key"}
+    return ReplPty(sys.executable, argv, env, work, tmp_path / "pty.log")
+
+
+def test_repl_prompt_waits_for_starting_mcp_servers(tmp_path, codex_home, server, repo):
+    pytest.importorskip("pexpect")
+    _mcp_config(codex_home, (
+        "[mcp_servers.slow]\ncommand = %s\nargs = [%s, \"--startup-delay\", \"3\"]\nstartup_timeout_sec = 20\n"
+        "[mcp_servers.broken]\ncommand = %s\nargs = [\"-c\", \"import sys; sys.stderr.write('no token\\\\n'); sys.exit(2)\"]\n"
+    ) % (json.dumps(sys.executable), json.dumps(SDK_SERVER), json.dumps(sys.executable)))
+    server.enqueue(Turn().text("answered with tools"))
+    r = _repl(tmp_path, codex_home, server, repo)
+    r.submit("use the slow tool")  # sent at once, while `slow` is still starting
+    r.expect("Waiting for MCP server")
+    r.expect("slow")
+    r.expect("MCP client for `broken` failed to start")
+    r.expect("answered with tools")
+    names = [t.get("name") for t in server.model_requests()[0].body["tools"]]
+    assert "slow__echo" in names
+    log = r.log()
+    assert log.index("failed to start") < log.index("answered w")  # shown before the turn
+    r.expect_prompt()
+    assert r.quit() == 0
+
+
+def test_repl_esc_goes_on_without_a_slow_mcp_server(tmp_path, codex_home, server, repo):
+    pytest.importorskip("pexpect")
+    from support.repl_pty import ESC
+
+    _mcp_config(codex_home, "[mcp_servers.late]\ncommand = %s\nargs = [%s, \"--startup-delay\", \"60\"]\n"
+                "startup_timeout_sec = 90\n" % (json.dumps(sys.executable), json.dumps(SDK_SERVER)))
+    server.enqueue(Turn().text("went on without it"))
+    r = _repl(tmp_path, codex_home, server, repo)
+    began = time.monotonic()
+    r.submit("quick one")
+    r.expect("Waiting for MCP server to start: late")
+    r.send(ESC)
+    r.expect("going on without late")
+    r.expect("went on without it")
+    assert time.monotonic() - began < 30
+    assert not any(t.get("name", "").startswith("late__") for t in server.model_requests()[0].body["tools"])
+    r.expect_prompt()
+    assert r.quit() == 0
+
+
+def test_piped_repl_exits_1_on_a_failed_turn_and_does_not_wrap(run_codex, server, repo):
+    long = " ".join("word%d" % i for i in range(60))
+    server.enqueue(Turn().text("# Title\n\n" + long), Turn.http_error(401, "bad key"))
+    argv = ["-C", str(repo), "-m", "gpt-5", "-s", "danger-full-access", "-a", "never"] + mock_cli_args(server)
+    proc = run_codex(*argv, input="hello\nsecond\n", env={MOCK_KEY_ENV: "test-key"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert long in proc.stdout  # one line, not wrapped at 80 columns
+    assert "bad key" in proc.stdout + proc.stderr
+    server.enqueue(Turn().text("fine"))
+    assert run_codex(*argv, input="hello\n", env={MOCK_KEY_ENV: "test-key"}).returncode == 0

@@ -11,18 +11,6 @@ from support.model_server import ModelServer, Turn
 pytestmark = pytest.mark.timeout(90)
 
 
-@pytest.fixture
-def exec_codex(run_codex, server, repo):
-    def run(*args, wire="responses", env=None, input=None, cwd=None, **cfg):
-        base_env = {MOCK_KEY_ENV: "test-key", "NO_COLOR": ""}
-        base_env.update(env or {})
-        # Commands run without a sandbox here: the sandbox has its own tests (test_sandbox*).
-        sandbox = [] if any(a in ("-s", "--full-auto") for a in args) else ["-s", "danger-full-access"]
-        argv = ["exec", "-C", str(cwd or repo), "-m", "gpt-5"] + sandbox + mock_cli_args(server, wire, **cfg) + list(args)
-        return run_codex(*argv, env=base_env, input=input)
-    return run
-
-
 def test_human_output_final_message_on_stdout(exec_codex, server, repo):
     server.enqueue(
         Turn().text("Checking.").function_call("shell", {"command": ["bash", "-lc", "echo hi from shell"]}, call_id="c"),
@@ -156,6 +144,7 @@ def test_notify_runs_after_exec_turn(exec_codex, server, tmp_path):
     assert json.loads(out.read_text())["last-assistant-message"] == "notified"
 
 
+@pytest.mark.slow
 def test_zipapp_exec_end_to_end(dist_codex, server, repo, codex_home):
     import subprocess
     import sys

@@ -159,3 +159,20 @@ def test_https_through_a_connect_proxy_with_a_custom_ca(codex_home, tmp_path):
             assert "CODEX_CA_CERTIFICATE" in str(err.value)
     finally:
         proxy.stop()
+
+
+def test_a_stream_closed_after_its_last_event_keeps_the_connection():
+    """The turn loop stops reading at response.completed; the closing chunk right behind it is
+    drained so the next request reuses the connection (and the server sees no reset)."""
+    sse = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" \
+          b"f\r\ndata: {\"a\":1}\n\n\r\n0\r\n\r\n"
+    server = RawServer([sse, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
+    client = codex.HttpClient(5.0, environ={})
+    url = "http://127.0.0.1:%d/" % server.port
+    resp = client.send(client.build_request("POST", url, {}, b"{}"))
+    assert next(resp.iter_bytes()) == b"data: {\"a\":1}\n\n"
+    resp.close()  # the caller is done before the terminating chunk was read
+    assert client.send(client.build_request("POST", url, {}, b"{}")).read() == b"ok"
+    assert server.connections == 1
+    client.close()
+    server.close()

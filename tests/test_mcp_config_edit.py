@@ -157,6 +157,12 @@ def test_bad_usage_is_one_line(run_codex, codex_home):
     assert not (codex_home / "config.toml").exists()
 
 
+def test_global_options_before_mcp_add_and_prompts_with_dashes(run_codex, codex_home):
+    out = run_codex("-c", "model=o3", "mcp", "add", "x", "--", "cmd", "-c", "add")
+    assert out.returncode == 0, out.stderr
+    assert parse(codex_home)["mcp_servers"]["x"] == {"command": "cmd", "args": ["-c", "add"]}
+
+
 def test_edits_go_through_a_symlink_and_create_a_missing_file(run_codex, codex_home, tmp_path):
     out = run_codex("mcp", "add", "first", "--", "cmd")
     assert out.returncode == 0, out.stderr

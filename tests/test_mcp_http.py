@@ -94,6 +94,7 @@ def test_sdk_http_server_session_headers_calls_and_shutdown(tmp_path, mode):
             assert image["content"][0]["type"] == "image"
             client = mgr._clients["h"]
             assert wait_for(lambda: client.conn.listening)  # the SDK offers a GET stream
+            assert text_of(mgr.call("h__pingback", {})) == "pong received"  # a server request, answered
             # tools/list_changed arrives (on the GET stream or the call's stream) and re-lists
             assert text_of(mgr.call("h__grow", {})) == "grew"
             assert wait_for(lambda: "h__grown" in mgr.tools())
@@ -149,6 +150,25 @@ def test_dropped_stream_is_resumed_with_last_event_id(tmp_path):
             assert mgr._clients["h"].conn.resumed >= 1
             assert any(e["method"] == "GET" and e["headers"].get("last-event-id") for e in entries())
             assert text_of(mgr.call("h__echo", {"text": "next"})) == "next"
+        finally:
+            mgr.shutdown()
+
+
+def test_dropped_get_stream_is_reconnected_with_last_event_id(tmp_path):
+    with http_server(tmp_path, "--event-store") as (url, entries):
+        mgr = manager(tmp_path, h=spec(url))
+        try:
+            mgr.start()
+            assert mgr.wait_ready(30)
+            client = mgr._clients["h"]
+            assert wait_for(lambda: client.conn.listening)
+            refreshes = []
+            client.on_tools_changed = refreshes.append
+            assert text_of(mgr.call("h__dropget", {})) == "closed the GET stream"
+            # the change announced while the stream was down arrives after the reconnect
+            assert wait_for(lambda: refreshes == ["h"], 15)
+            gets = [e for e in entries() if e["method"] == "GET"]
+            assert len(gets) >= 2 and gets[-1]["headers"].get("last-event-id")
         finally:
             mgr.shutdown()
 
@@ -336,7 +356,7 @@ def test_cli_list_and_call_over_http(run_codex, codex_home, tmp_path):
         out = run_codex("mcp", "list", env={"REMOTE_TOKEN": "tok-123"})
         assert out.returncode == 0, out.stderr
         row = out.stdout.splitlines()[1].split()
-        assert row[:4] == ["remote", "ready", "11", "http"] and row[4] == url
+        assert row[:4] == ["remote", "ready", "13", "http"] and row[4] == url
         out = run_codex("mcp", "call", "remote", "add", '{"a": 1, "b": 2}', env={"REMOTE_TOKEN": "tok-123"})
         assert (out.returncode, out.stdout) == (0, "3\n"), out.stderr
         out = run_codex("mcp", "call", "remote", "add", '{"a": 1, "b": 2}', env={"REMOTE_TOKEN": "nope"})

@@ -93,6 +93,7 @@ def test_exec_missing_named_argument_is_a_usage_error(server, codex_home, prompt
     assert server.model_requests() == []
 
 
+@pytest.mark.slow
 def test_repl_runs_a_prompt_command_and_lists_it(server, codex_home, prompts_dir, tmp_path):
     pytest.importorskip("pexpect")
     from support.repl_pty import ReplPty

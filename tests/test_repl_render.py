@@ -254,7 +254,7 @@ def test_display_command_and_durations():
     assert codex._display_command(["git", "commit", "-m", "a b"]) == "git commit -m 'a b'"
     assert codex._seconds({"secs": 1, "nanos": 500000000}) == 1.5
     assert codex._seconds("250ms") == 0.25
-    assert codex._format_elapsed(75) == "1m 15s"
+    assert codex.format_elapsed(75, spaced=True) == "1m 15s"
 
 
 def test_mcp_cell_ok_and_error():

@@ -349,3 +349,42 @@ def test_exec_review_honours_output_schema_and_output_file(server, branchy, code
     server.enqueue(Turn().text("not json at all"))
     r = run_review(server, branchy, codex_home, "review", "--base", "main", "--output-schema", str(schema_file), wire=wire)
     assert r.returncode == codex.EXEC_SCHEMA_EXIT and "does not follow --output-schema" in r.stderr
+
+
+# -- /review in the REPL ------------------------------------------------------------------------
+
+
+def test_repl_review_shows_findings_and_the_fix_runs_in_the_same_session(server, branchy, codex_home, tmp_path):
+    pytest.importorskip("pexpect")
+    from support.repl_pty import ReplPty
+
+    (branchy / "stray.txt").write_text("untracked\n")
+    server.enqueue(Turn().text(answer_for(branchy)), Turn().text("fixed it"))
+    argv = [os.path.join(REPO_ROOT, "codex.py"), "-m", "gpt-5", "-s", "workspace-write", "-a", "on-request"]
+    env = {"CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "test-key"}
+    r = ReplPty(sys.executable, argv + mock_cli_args(server), env, branchy, tmp_path / "pty.log")
+    r.submit("/review")
+    r.expect("what should be reviewed")
+    r.send("2")  # this branch against a base branch
+    r.expect("against which branch")
+    r.expect(r"\[(\d)\] (?:\x1b\[[0-9;]*m)*main")
+    r.send(r.child.match.group(1))
+    r.expect(r"1\. \[P1\] Subtraction instead of addition")
+    r.expect("calc.py:2")
+    r.expect("fix finding 1")
+    r.expect_prompt()
+    r.submit("fix finding 1")
+    r.expect("fixed it")
+    r.expect_prompt()
+    r.submit("/quit")
+    assert r.wait_exit() == 0
+    review_req, fix_req = server.model_requests()
+    prompt = sent_prompt(server)
+    assert "changes on feature since it left main" in prompt and "stray.txt" not in prompt
+    assert '"overall_correctness"' not in r.log().split("Subtraction instead of addition")[0][-2000:]  # JSON not echoed
+    # the review ran read-only with no approvals; the fix runs under the session's own policy
+    env_texts = [json.dumps(i) for i in review_req.body["input"] if "environment_context" in json.dumps(i)]
+    assert "read-only" in env_texts[-1] and "never" in env_texts[-1]
+    fix_env = [json.dumps(i) for i in fix_req.body["input"] if "environment_context" in json.dumps(i)]
+    assert "workspace-write" in fix_env[-1] and "on-request" in fix_env[-1]
+    assert "Subtraction instead of addition" in json.dumps(fix_req.body["input"])  # findings in the conversation

@@ -181,7 +181,8 @@ def test_seatbelt_network_and_full_access(tmp_path):
 # -- the compiled helper: extraction and probe ------------------------------------------------
 
 
-def test_helper_extracted_content_addressed_0700_once(tmp_path, monkeypatch):
+def test_helper_runs_from_a_sealed_memfd(tmp_path, monkeypatch):
+    """The helper is executed as /proc/PID/fd/N of a sealed memfd: no name on disk to swap."""
     if not BUILT_HELPER.exists():
         pytest.skip("compiled helper not built; run `python3 build.py helpers`")
     monkeypatch.delenv("CODEX_SANDBOX_HELPER", raising=False)
@@ -189,18 +190,46 @@ def test_helper_extracted_content_addressed_0700_once(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     path = codex.linux_helper_path(home)
+    assert str(path).startswith("/proc/%d/fd/" % os.getpid()), path
+    assert os.readlink(str(path)).startswith("/memfd:codex-linux-sandbox")
+    assert path.read_bytes() == BUILT_HELPER.read_bytes() and not (home / "bin").exists()
+    with pytest.raises(PermissionError):  # sealed: not even codex can change it
+        path.write_bytes(b"#!/bin/sh\necho evil\n")
+    assert subprocess.run([str(path), "--probe"], capture_output=True).returncode == 0
+
+
+def test_helper_extracted_content_addressed_0700_once(tmp_path, monkeypatch):
+    """Without executable memfds: extracted once, opened and verified once, run through that fd."""
+    if not BUILT_HELPER.exists():
+        pytest.skip("compiled helper not built; run `python3 build.py helpers`")
+    monkeypatch.delenv("CODEX_SANDBOX_HELPER", raising=False)
+    monkeypatch.setattr(codex, "_seal_in_memfd", lambda data: None)
+    codex._HELPER_CACHE.clear()
+    home = tmp_path / "home"
+    home.mkdir()
+    fd_path = codex.linux_helper_path(home)
+    path = codex._helper_backing_file(home)
     digest = hashlib.sha256(BUILT_HELPER.read_bytes()).hexdigest()
     assert path == home / "bin" / ("codex-linux-sandbox-%s" % digest[:16])
+    assert str(fd_path).startswith("/proc/") and os.readlink(str(fd_path)) == str(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o700
     mtime = path.stat().st_mtime_ns
     codex._HELPER_CACHE.clear()
-    assert codex.linux_helper_path(home) == path and path.stat().st_mtime_ns == mtime  # not rewritten
+    codex.linux_helper_path(home)
+    assert codex._helper_backing_file(home) == path and path.stat().st_mtime_ns == mtime  # not rewritten
     # a tampered copy is replaced
     path.write_bytes(b"#!/bin/sh\necho evil\n")
     path.chmod(0o700)
     codex._HELPER_CACHE.clear()
-    assert codex.linux_helper_path(home) == path
+    fd_path = codex.linux_helper_path(home)
+    assert codex._helper_backing_file(home) == path
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    # what runs is the file opened and verified then, whatever is renamed over its name later
+    os.rename(str(path), str(path) + ".old")
+    path.write_bytes(b"#!/bin/sh\necho evil\n")
+    path.chmod(0o700)
+    r = subprocess.run([str(fd_path), "--probe"], capture_output=True, text=True)
+    assert r.returncode == 0 and "implementation=c" in r.stdout
 
 
 def test_helper_extraction_falls_back_when_home_is_read_only(tmp_path, monkeypatch):
@@ -211,8 +240,10 @@ def test_helper_extraction_falls_back_when_home_is_read_only(tmp_path, monkeypat
     home = tmp_path / "home"
     home.mkdir()
     (home / "bin").write_text("not a dir")  # $CODEX_HOME/bin unusable: a file where the directory should be
+    monkeypatch.setattr(codex, "_seal_in_memfd", lambda data: None)
     codex._HELPER_CACHE.clear()
-    path = codex.linux_helper_path(home)
+    assert codex.linux_helper_path(home) is not None
+    path = codex._helper_backing_file(home)
     assert path is not None and str(path).startswith(str(tmp_path / "cache" / "codex" / "bin"))
 
 
@@ -321,8 +352,10 @@ def test_helper_not_extracted_to_a_noexec_place(tmp_path, monkeypatch):
     try:
         monkeypatch.delenv("CODEX_SANDBOX_HELPER", raising=False)
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        monkeypatch.setattr(codex, "_seal_in_memfd", lambda data: None)
         codex._HELPER_CACHE.clear()
-        path = codex.linux_helper_path(home)
+        assert codex.linux_helper_path(home) is not None
+        path = codex._helper_backing_file(home)
         assert path is not None and str(path).startswith(str(tmp_path / "cache"))
         assert subprocess.run([str(path), "--probe"], capture_output=True).returncode == 0
     finally:

@@ -301,9 +301,10 @@ def test_relative_path_entry_gives_no_known_safe_pass(tmp_path):
 
 @linux_only
 def test_helper_inside_a_writable_root_cannot_be_replaced(tmp_path, monkeypatch):
-    # The helper is extracted to $CODEX_HOME/bin, else ~/.cache/codex/bin, else /tmp/codex-<uid>/bin:
-    # the last is a writable root by default.  A command that replaced it made the next command
-    # run unsandboxed.  Here the "install directory" is inside the workspace.
+    # The helper used to be executed by path from its extraction place ($CODEX_HOME/bin, else
+    # ~/.cache/codex/bin, else /tmp/codex-<uid>/bin: the last is a writable root by default).  A
+    # command that replaced it made the next command run unsandboxed.  Now its bytes are read
+    # once into a sealed memfd: whatever happens to the file, the sealed copy runs.
     if not BUILT_HELPER.exists():
         pytest.skip("compiled helper not built; run `python3 build.py helpers`")
     w = World(tmp_path, "workspace-write")
@@ -314,19 +315,16 @@ def test_helper_inside_a_writable_root_cannot_be_replaced(tmp_path, monkeypatch)
     helper.chmod(0o700)
     monkeypatch.setenv("CODEX_SANDBOX_HELPER", str(helper))
     codex._PROBE_CACHE.clear()
+    codex._HELPER_CACHE.clear()
     evil = '#!/bin/sh\nwhile [ "$1" != -- ]; do shift; done; shift; exec "$@"\n'
     r = w.sh("printf '%s' > %s.new && chmod 700 %s.new && mv %s.new %s" % (evil, helper, helper, helper, helper))
-    assert r.exit_code != 0
-    r = w.sh("echo x > %s" % helper)
-    assert r.exit_code != 0
-    assert helper.read_bytes() == BUILT_HELPER.read_bytes()
+    assert r.exit_code == 0 and helper.read_bytes() != BUILT_HELPER.read_bytes()
     r = w.sh("grep Seccomp: /proc/self/status")
     assert "Seccomp:\t2" in r.stdout
-    # where user namespaces are missing nothing can protect it: refuse instead of running
-    codex._PROBE_CACHE[str(w.home)] = dict(codex.probe_sandbox(w.home), userns="0")
-    with pytest.raises(codex.SandboxError, match="cannot be made read-only"):
-        codex.sandbox_command(["true"], codex.SandboxPolicy.from_config(w.cfg), w.ws, home=w.home)
+    prefix, _ = codex.helper_argv_prefix(w.home)
+    assert Path(prefix[0]).read_bytes() == BUILT_HELPER.read_bytes()
     codex._PROBE_CACHE.clear()
+    codex._HELPER_CACHE.clear()
 
 
 @linux_only

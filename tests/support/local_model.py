@@ -125,20 +125,40 @@ p.sampling.temp = 0.0
 if cfg.get("template"):
     p.chat_template = open(cfg["template"]).read()
 server = xllamacpp.Server(p)
-import signal, threading
+import os, signal, threading, time
 done = threading.Event()
 signal.signal(signal.SIGTERM, lambda *a: done.set())
+parent = os.getppid()
+def orphaned():  # a killed test run or bench must not leave a server behind
+    while os.getppid() == parent and not done.is_set():
+        time.sleep(1)
+    done.set()
+threading.Thread(target=orphaned, daemon=True).start()
 done.wait()
 """
+
+
+def default_threads():
+    """$CODEX_TEST_LLAMA_THREADS, else every CPU (at most 4) on an idle machine and 1 on a busy one:
+    llama.cpp's threads meet at a barrier per layer, and on CPUs shared with other work they wait
+    for each other (measured on 2 CPUs at load 11: 2 threads 0.3 tokens/s, 1 thread 2.9)."""
+    if os.environ.get("CODEX_TEST_LLAMA_THREADS"):
+        return max(1, int(os.environ["CODEX_TEST_LLAMA_THREADS"]))
+    cpus = min(os.cpu_count() or 1, 4)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return cpus if load < cpus else 1
 
 
 class LlamaServer:
     """llama.cpp's HTTP server (xllamacpp) serving `model` on 127.0.0.1 in a child process."""
 
-    def __init__(self, model, n_ctx=8192, threads=2, template=None, alias="local", python=None):
+    def __init__(self, model, n_ctx=8192, threads=None, template=None, alias="local", python=None):
         self.model = str(model)
         self.n_ctx = n_ctx
-        self.threads = threads
+        self.threads = threads or default_threads()
         self.template = str(template) if template else None
         self.alias = alias
         self.python = python or sys.executable

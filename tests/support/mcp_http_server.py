@@ -16,6 +16,9 @@ Extra tools:
               with Last-Event-ID), then answers "survived"; without: the wrapper cuts the
               connection after the response has started (nothing to resume from)
   notify() -> sends a log notification on the request's stream, then answers "notified"
+  pingback() -> sends the client a ping request (on the GET stream) and answers once it is answered
+  dropget() -> with --event-store: closes the GET stream, then sends tools/list_changed (the
+              client must reconnect the GET stream with Last-Event-ID to get it)
 """
 import argparse
 import asyncio
@@ -138,7 +141,27 @@ def main():
         await ctx.session.send_log_message(level="info", data="a note on the stream", related_request_id=ctx.request_id)
         return types.CallToolResult(content=[text("notified")])
 
+    async def pingback(ctx, args):
+        try:
+            await asyncio.wait_for(ctx.session.send_ping(), 10)  # a server-to-client request
+        except Exception as exc:
+            return types.CallToolResult(content=[text("no pong: %r" % exc)], is_error=True)
+        return types.CallToolResult(content=[text("pong received")])
+
+    async def dropget(ctx, args):
+        if ctx.close_standalone_sse_stream is None:
+            return types.CallToolResult(content=[text("no resumable GET stream")], is_error=True)
+        await ctx.session.send_log_message(level="info", data="before the drop")  # an event (with an id) on the GET stream
+        await asyncio.sleep(0.2)
+        await ctx.close_standalone_sse_stream()
+        await ctx.session.send_tool_list_changed()  # kept in the event store for the reconnect
+        return types.CallToolResult(content=[text("closed the GET stream")])
+
     extra = {
+        "pingback": (types.Tool(name="pingback", description="Ping the client, then answer",
+                                input_schema={"type": "object"}), pingback),
+        "dropget": (types.Tool(name="dropget", description="Close the GET stream, then announce a change",
+                               input_schema={"type": "object"}), dropget),
         "drop": (types.Tool(name="drop", description="Drop the stream mid-call", input_schema={"type": "object"}), drop),
         "notify": (types.Tool(name="notify", description="Notify, then answer", input_schema={"type": "object"}), notify),
     }
