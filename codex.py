@@ -5722,7 +5722,6 @@ LANDLOCK_FS = {
     "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
     "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
 }
-LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know (6 and 7 add no file-system right)
 #: file-system rights each ABI handles: 1 up to make_sym, 2 adds refer, 3 truncate, 5 ioctl_dev
 _LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
 _LANDLOCK_FILE_RIGHTS = (LANDLOCK_FS["execute"] | LANDLOCK_FS["write_file"] | LANDLOCK_FS["read_file"]
@@ -11393,6 +11392,66 @@ class HistorySnapshot(object):
             finally:
                 os.close(fd)
 
+    def search_back(self, needle, start=0, deadline=None):
+        """Ctrl-R: (k, record) of the newest record at or past k = `start` whose text contains
+        `needle` (case-insensitive); (None, None) if none; ("more", k) if time.monotonic()
+        passed `deadline` first (search again from k: it goes on where it stopped).
+
+        Reads backwards 1 MB at a time and looks at the lines of a block only when its raw
+        bytes contain the needle, counting the other lines without keeping their positions,
+        so a search through a 1 GB history costs about a second and no memory."""
+        if not self.enabled or not self.log_id:
+            return None, None
+        needle = needle.lower()
+        # JSON may write these as escapes, so only other needles are looked for in the raw bytes
+        raw_needle = needle.encode() if needle.isascii() and needle.isprintable() and '"' not in needle \
+            and "\\" not in needle else None
+        k = max(0, start)
+        with self._lock:
+            try:
+                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None, None
+            try:
+                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
+                    return None, None
+                cached = getattr(self, "_search_at", None)
+                if cached is not None and cached[0] == k:
+                    end = cached[1]
+                else:
+                    self._scan_back(fd, k + 1)
+                    if k >= len(self._newlines):
+                        return None, None
+                    end = self._newlines[k]  # entry k ends just before this newline
+                size = 1 << 20
+                while end > 0:
+                    low = max(0, end - size)
+                    block = os.pread(fd, end - low, low)
+                    if low:
+                        cut = block.find(b"\n")
+                        if cut < 0:  # one line longer than the block: read more at once
+                            size *= 2
+                            continue
+                        block, low = block[cut + 1:], low + cut + 1
+                    lines = block.split(b"\n")  # oldest first; the last one is entry k
+                    if raw_needle is None or raw_needle in block.lower():
+                        for i, raw in enumerate(reversed(lines)):
+                            if raw_needle is not None and raw_needle not in raw.lower():
+                                continue
+                            record = _parse_history_line(raw)
+                            if record is not None and needle in record["text"].lower():
+                                return k + i, record
+                    k += len(lines)
+                    end = low - 1  # the newline before the oldest line of the block
+                    if end > 0 and deadline is not None and time.monotonic() > deadline:
+                        self._search_at = (k, end)
+                        return "more", k
+                return None, None
+            except OSError:
+                return None, None
+            finally:
+                os.close(fd)
+
     def lookup(self, offset):
         """The record at absolute line `offset` (0 = oldest) of the snapshot, or None."""
         count = self.entry_count
@@ -12565,7 +12624,6 @@ REVIEW_MIN_DIFF_BYTES = 4 * 1024  #: never budget less than this
 REVIEW_LOW_PRIORITY_GLOBS = ("*.lock", "*-lock.json", "*.lock.json", "go.sum", "*.min.js", "*.min.css",
                              "*.map", "*.svg", "*.pb.go", "*_pb2.py", "vendor/*", "node_modules/*",
                              "dist/*", "build/*", "*.snap", "*.generated.*")
-REVIEW_VERDICTS = ("patch is correct", "patch is incorrect")  #: overall_correctness values
 
 #: the review contract, in upstream's JSON shape; the scope, focus and diff follow it
 REVIEW_INSTRUCTIONS = """\
@@ -13926,8 +13984,6 @@ class MarkdownStream(object):
         if self._buf:
             self._end_line()
         self._end_table()
-        if self._fence is not None and self.styled:
-            pass
         self._fence = None
         self.sink.live(None)
 
@@ -13950,11 +14006,8 @@ class MarkdownStream(object):
                 tail = "".join(self.paint(t, self._cur.style + tuple(s)) for t, s, _u in probe.runs(rest))
                 line = self._cur.line()
                 self.sink.live(line + (" " if self._cur.words and rest else "") + tail)
-        elif self.sink.can_live:
-            self.sink.live(self.paint(buf, ("dim",)) if buf and self._fence is None else self._code_live(buf))
-
-    def _code_live(self, buf):
-        return buf if buf else None
+        elif self.sink.can_live:  # a line whose kind is not known yet, or a code line: as it is
+            self.sink.live((self.paint(buf, ("dim",)) if self._fence is None else buf) if buf else None)
 
     def _classify(self, line, complete):
         """The kind of a source line, or None while its start is still ambiguous."""
@@ -14235,11 +14288,12 @@ class ReplRenderer(object):
             return self.caps["width"]
 
     def _clip(self, line):
-        """`line` cut to the terminal width (escape sequences kept, an ellipsis at the cut)."""
+        """`line` as it is if it fits the terminal width, else its plain text cut with an ellipsis
+        (never half an escape sequence)."""
         width = self._columns() - 1
-        if len(line) <= width or _cell_len(re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)) <= width:
+        plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\", "", line)  # SGR and OSC 8 links out
+        if len(line) <= width or _cell_len(plain) <= width:
             return line
-        plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)
         return plain[: max(0, width - 1)] + u"\u2026"
 
     # -- the streamed answer (MarkdownStream's sink) --
@@ -14683,17 +14737,19 @@ class ComposerHistory(object):
         (case-insensitive); (None, None) if there is none; ("more", step) when the time budget
         ran out first (Ctrl-R again goes on from there)."""
         needle = query.lower()
-        deadline = time.monotonic() + budget
-        step = start
-        while True:
-            text = self._at(step)
-            if text is None:
-                return None, None
+        for step in range(start, len(self.local)):
+            text = self.local[-1 - step]
             if needle in text.lower():
                 return step, text
-            step += 1
-            if time.monotonic() > deadline:
-                return "more", step
+        if self.snapshot is None:
+            return None, None
+        offset = len(self.local)
+        k, found = self.snapshot.search_back(needle, max(0, start - offset), time.monotonic() + budget)
+        if k is None:
+            return None, None
+        if k == "more":
+            return "more", found + offset
+        return k + offset, found["text"]
 
     def newer(self):
         """The next newer prompt; "" past the newest (browsing stops); None if not browsing."""
