@@ -3809,6 +3809,7 @@ EVENT_TYPES = (
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
     "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
+    "tool_call_blocked",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
@@ -7594,9 +7595,10 @@ def _cmd_config(args, cfg_loader):
     for key, value, layer, where in rows:
         text = json.dumps(_jsonable(value)) if not isinstance(value, str) else value
         sys.stdout.write("%-*s  %-40s  %s%s\n" % (width, key, text if len(text) <= 40 else text[:37] + "...", layer,
-                                                   " (%s)" % where if where and layer != "default" else ""))
+                                                   " (%s)" % where if where and where != layer else ""))
     sys.stdout.write("\nproject: %s%s\n" % (project["root"] or "(none)", " (trusted)" if project["trusted"] else
                                            " (not trusted: its .codex/config.toml is not applied)" if project["root"] else ""))
+    sys.stdout.write("(long values are cut here; `codex config show --json` has them whole)\n")
     if pins:
         sys.stdout.write("pinned by %s:\n" % " and ".join(cfg.requirements.paths))
         for key, allowed in pins.items():
@@ -10803,7 +10805,8 @@ class Session(object):
             return run()
         pre = self._run_hooks(task, "PreToolUse", tool_name=tool, tool_input=tool_input, tool_use_id=call_id)
         if pre.blocked:
-            self._task_emit(task, "background_event", message="%s blocked by a hook: %s" % (tool, pre.reason))
+            self._task_emit(task, "tool_call_blocked", call_id=call_id, tool=tool, tool_input=tool_input,
+                            reason="blocked by a PreToolUse hook: %s" % pre.reason)
             return "blocked by a PreToolUse hook: %s" % pre.reason
         if pre.permission == "ask":
             decision = self._ask(task, "exec_approval_request", call_id=call_id,
@@ -10958,7 +10961,8 @@ class ToolRunner(object):
                                 aggregated_output=outcome.model_output, exit_code=-1,
                                 duration=wire_duration(time.monotonic() - started), formatted_output=outcome.model_output)
             else:
-                self._task_emit(task, "background_event", message="%s: %s" % (outcome.model_output, _shell_join(argv)))
+                self._task_emit(task, "tool_call_blocked", call_id=call_id, tool="Bash",
+                                tool_input={"command": _shell_join(argv)}, reason=outcome.model_output)
         else:
             begin()
             duration = result.duration
@@ -11962,6 +11966,7 @@ class HumanPrinter(object):
         self.in_delta = False
         self.streamed = False
         self.commands = {}
+        self.hide_answer = False  # the caller shows the answer its own way (a review's findings)
 
     def c(self, style, text):
         """Wrap text in ANSI styles when colour is on."""
@@ -12008,6 +12013,8 @@ class HumanPrinter(object):
         """Print one protocol event."""
         msg = terminal_safe(msg)  # model, command and MCP text is untrusted
         kind = msg["type"]
+        if kind in ("agent_message_delta", "agent_message") and self.hide_answer:
+            return
         if kind == "agent_message_delta":
             if not self.in_delta:
                 self.ts(self.c("italic magenta", "codex"))
@@ -12094,6 +12101,10 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind == "tool_call_blocked":
+            command = (msg.get("tool_input") or {}).get("command")
+            self.ts("%s %s%s: %s" % (self.c("red", "declined"), msg.get("tool"), " `%s`" % command if command else "",
+                                     msg.get("reason", "")))
         elif kind == "tool_call_recovered":
             self.ts(self.c("dim", "tool call recovered from the model's text (%s): %s" % (msg.get("format"), msg.get("name"))))
         elif kind == "context_compacted":
@@ -12210,6 +12221,14 @@ class JsonPrinter(object):
             else:
                 self.todo = dict(self.todo, items=items)
                 self.emit({"type": "item.updated", "item": self.todo})
+        elif kind == "tool_call_blocked":  # refused before it ran (a hook, an approval exec cannot ask)
+            command = (msg.get("tool_input") or {}).get("command")
+            if msg.get("tool") == "Bash" and command is not None:
+                item = self._item("command_execution", command=command, aggregated_output=msg.get("reason") or "",
+                                  exit_code=None, status="declined")
+            else:
+                item = self._item("error", message="%s: %s" % (msg.get("tool"), msg.get("reason")))
+            self.emit({"type": "item.completed", "item": item})
         elif kind in ("stream_error",):
             self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
         elif kind == "context_compacted":
@@ -12354,10 +12373,12 @@ class _ExecApprover(object):
 
 def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_file=None,
              skip_git_repo_check=False, resume_path=None, out=None, err=None, shown_prompt=None,
-             output_schema=None, ephemeral=False, approver=None):
+             output_schema=None, ephemeral=False, approver=None, answer=None):
     """Run one task to completion, printing progress; return the exit code (0, 1, 3 or 130).
 
-    `shown_prompt` replaces a long generated prompt (a review's diff) in the human header."""
+    `shown_prompt` replaces a long generated prompt (a review's diff) in the human header.
+    `answer`, a list, receives the last agent message, which the human progress then does
+    not show (a review prints it as findings)."""
     import signal
 
     out = out or sys.stdout
@@ -12368,6 +12389,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
                       approval_handler=approver)
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
+    printer.hide_answer = answer is not None and not as_json
     if as_json:
         printer.event(first["msg"])
     else:
@@ -12440,6 +12462,8 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.finish(last, session.total_usage, failed)
     else:
         printer.finish(last, session.total_usage)
+    if answer is not None:
+        answer.append(last)
     if last_message_file:
         if last is None:
             err.write("Warning: no last agent message; wrote empty content to %s\n" % last_message_file)
@@ -13058,8 +13082,6 @@ def _review_config(cfg_loader):
 
 def _cmd_review(args, cfg_loader):
     """`codex review` / `codex exec review`: review a change and print the findings."""
-    import tempfile
-
     if args.fail_on and args.fail_on.upper() not in REVIEW_PRIORITIES:
         raise UsageError("--fail-on %s: use one of %s" % (args.fail_on, ", ".join(REVIEW_PRIORITIES)))
     cfg = _review_config(cfg_loader)
@@ -13070,27 +13092,20 @@ def _cmd_review(args, cfg_loader):
     color = _use_color(getattr(args, "color", "auto"), sys.stdout)
     as_json = bool(getattr(args, "json", False))
     schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
-    with tempfile.TemporaryDirectory(prefix="codex-review-") as tmp:
-        # The answer is read back from the --output-last-message file (a private one by default).
-        answer_file = getattr(args, "output_last_message", None) or os.path.join(tmp, "answer.txt")
-        # With --output-schema the model's JSON itself is the output, as in `codex exec` (upstream's #35596).
-        run_out = sys.stdout if as_json or schema is not None else open(os.devnull, "w")
-        try:
-            code = run_exec(cfg, request.prompt, as_json=as_json, color=getattr(args, "color", "auto"),
-                            last_message_file=answer_file, skip_git_repo_check=True, out=run_out, err=err,
-                            shown_prompt=request.summary(args.title, focus), output_schema=schema,
-                            ephemeral=bool(getattr(args, "ephemeral", False)))
-        finally:
-            if run_out is not sys.stdout:
-                run_out.close()
-        try:
-            with open(answer_file, encoding="utf-8") as f:
-                answer = f.read()
-        except OSError:
-            answer = ""
+    # With --output-schema the model's JSON itself is the output, as in `codex exec` (upstream's #35596).
+    run_out = sys.stdout if as_json or schema is not None else open(os.devnull, "w")
+    answer = []
+    try:
+        code = run_exec(cfg, request.prompt, as_json=as_json, color=getattr(args, "color", "auto"),
+                        last_message_file=getattr(args, "output_last_message", None), skip_git_repo_check=True,
+                        out=run_out, err=err, shown_prompt=request.summary(args.title, focus), output_schema=schema,
+                        ephemeral=bool(getattr(args, "ephemeral", False)), answer=answer)
+    finally:
+        if run_out is not sys.stdout:
+            run_out.close()
     if code != 0:
         return code
-    review = parse_review(answer, request.scope.root)
+    review = parse_review((answer or [None])[-1] or "", request.scope.root)
     if schema is not None:
         pass  # run_exec printed the schema-checked answer
     elif as_json:
@@ -15771,6 +15786,10 @@ class Repl(object):
 
     _on_stream_error = _on_background_event
 
+    def _on_tool_call_blocked(self, event, msg):
+        command = (msg.get("tool_input") or {}).get("command")
+        self.renderer.note("%s%s: %s" % (msg.get("tool"), " `%s`" % command if command else "", msg.get("reason", "")))
+
     def _on_context_compacted(self, event, msg):
         self.renderer.note("context compacted (%s): ~%s -> ~%s tokens" % (
             msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
@@ -16249,7 +16268,10 @@ class Repl(object):
                 names = [n for n in run_git(self.ctx.cwd, "for-each-ref", "--format=%(refname:short)", "refs/heads",
                                             "refs/remotes", "--sort=-committerdate", "--count=10").decode("utf-8", "replace").split()
                          if n != current and not n.endswith("/HEAD")][:9]
-                pick = self._pick("/review  against which branch?", names) if names else None
+                if not names:
+                    self.renderer.note("/review: no other branch to compare with; use /review --commit SHA, or commit on a branch first")
+                    return None
+                pick = self._pick("/review  against which branch?", names)
                 return None if pick is None else {"base": names[pick]}
             lines = run_git(self.ctx.cwd, "log", "-9", "--format=%h %s").decode("utf-8", "replace").splitlines()
             pick = self._pick("/review  which commit?", [terminal_safe(l) for l in lines]) if lines else None
@@ -16952,6 +16974,13 @@ def run_mcp_server(args, cfg_loader, session_factory=None):
     server = McpServer(sys.stdin.buffer, out, load_config=load, session_factory=session_factory)
     try:
         return server.serve()
+    except KeyboardInterrupt:
+        # serve() has stopped every session; but the reader thread is blocked in stdin's
+        # buffer with its lock held, and a normal interpreter exit then aborts with "could not
+        # acquire lock for <stdin>" (SIGABRT, exit 134).  Leave at once, as a Ctrl-C should.
+        sys.stderr.write("codex: interrupted\n")
+        sys.stderr.flush()
+        os._exit(130)
     finally:
         try:
             out.close()
