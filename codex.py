@@ -3809,6 +3809,7 @@ EVENT_TYPES = (
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
     "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
+    "tool_call_blocked",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
@@ -4219,7 +4220,12 @@ def parse_shell_command_arguments(arguments, cfg, environ=None):
     args = dict(args, command=[script_shell(environ), "-lc" if cfg.shell_login else "-c", command])
     if "timeout_ms" in args and "timeout" not in args:
         args["timeout"] = args.pop("timeout_ms")
-    return parse_shell_arguments(json.dumps(args))
+    if args.get("timeout") == 0 or args.get("timeout") is None:  # small models send 0 for "the default"
+        args.pop("timeout", None)
+    try:
+        return parse_shell_arguments(json.dumps(args))
+    except ToolArgumentError as exc:
+        raise ToolArgumentError(str(exc).replace("`timeout`", "`timeout_ms`"))
 
 
 def script_shell(environ=None):
@@ -5733,7 +5739,6 @@ LANDLOCK_FS = {
     "make_reg": 1 << 8, "make_sock": 1 << 9, "make_fifo": 1 << 10, "make_block": 1 << 11,
     "make_sym": 1 << 12, "refer": 1 << 13, "truncate": 1 << 14, "ioctl_dev": 1 << 15,
 }
-LANDLOCK_ABI_MAX = 7  #: the newest ABI whose rights we know (6 and 7 add no file-system right)
 #: file-system rights each ABI handles: 1 up to make_sym, 2 adds refer, 3 truncate, 5 ioctl_dev
 _LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
 _LANDLOCK_FILE_RIGHTS = (LANDLOCK_FS["execute"] | LANDLOCK_FS["write_file"] | LANDLOCK_FS["read_file"]
@@ -6609,7 +6614,36 @@ def _import_pyseccomp():
     return pyseccomp
 
 
-def _apply_seccomp(network, pid_ns=True, user_ns=True):
+#: syscalls numbered alike on every architecture (424 and up) that an older libseccomp may not
+#: know by name: the Python helper denies them by number
+_UNIFIED_SYSCALL_NUMBERS = {"clone3": 435, "pidfd_getfd": 438, "process_madvise": 440, "quotactl_fd": 443,
+                            "fchmodat2": 452}
+#: syscalls that exist on x86 only (nothing to deny elsewhere; aarch64 has fchmodat, not chmod)
+_X86_ONLY_SYSCALLS = ("iopl", "ioperm", "chmod")
+
+
+def _deny_syscall(flt, action, name, *conditions):
+    """Add a rule answering `name` (when its arguments meet `conditions`, pyseccomp.Arg) with
+    `action`; a syscall libseccomp cannot name is denied by number, and one it cannot deny at
+    all fails the helper (it would stay open)."""
+    try:
+        flt.add_rule(action, name, *conditions)
+        return
+    except (OSError, ValueError, RuntimeError) as exc:
+        error = exc
+    if name in _UNIFIED_SYSCALL_NUMBERS:
+        try:
+            flt.add_rule(action, _UNIFIED_SYSCALL_NUMBERS[name], *conditions)
+            return
+        except (OSError, ValueError, RuntimeError) as exc:
+            error = exc
+    if name in _X86_ONLY_SYSCALLS and _machine_arch() not in ("x86_64", "i686"):
+        return
+    _helper_fail(123, "this libseccomp cannot deny %s (%s): the Python helper refuses to run commands without "
+                 "that rule; upgrade libseccomp2 or use a codex build with the compiled helper" % (name, error))
+
+
+def _apply_seccomp(network, pid_ns=True, ipc_ns=True):
     """Install the seccomp filter with pyseccomp (libseccomp.so.2); fail closed without it."""
     try:
         pyseccomp = _import_pyseccomp()
@@ -6624,24 +6658,18 @@ def _apply_seccomp(network, pid_ns=True, user_ns=True):
         flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
         flt.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
         for name in SECCOMP_ALWAYS_DENIED:
-            try:
-                flt.add_rule(deny, name)
-            except (OSError, ValueError, RuntimeError):
-                pass  # a syscall this libseccomp or arch does not know cannot be called either
+            _deny_syscall(flt, deny, name)
         for req in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, req))
         for flag in CLONE_NAMESPACE_FLAGS:
             flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+        _deny_syscall(flt, pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # flags behind a pointer: libc falls back to clone
         for name, arg in SECCOMP_CHMOD_MODE_ARG:
             for bit in (0o4000, 0o2000):
-                try:
-                    flt.add_rule(deny, name, pyseccomp.Arg(arg, pyseccomp.MASKED_EQ, bit, bit))
-                except (OSError, ValueError, RuntimeError):
-                    pass  # chmod does not exist on aarch64, fchmodat2 before libseccomp 2.5.5
-        flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # its flags hide behind a pointer: libc falls back to clone
-        if not user_ns:
+                _deny_syscall(flt, deny, name, pyseccomp.Arg(arg, pyseccomp.MASKED_EQ, bit, bit))
+        if not ipc_ns:
             for name in SECCOMP_IPC_DENIED:
-                flt.add_rule(deny, name)
+                _deny_syscall(flt, deny, name)
         if not pid_ns:  # RLIMIT_CPU/FSIZE set on codex kill it; in a PID namespace no outside pid exists
             flt.add_rule(deny, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
         if not network:
@@ -6703,14 +6731,17 @@ def _enter_namespaces(libc, max_procs=0):
     """Enter new user, mount, IPC (+ PID) namespaces, map our ids, set RLIMIT_NPROC (it then
     counts this namespace's processes only; never uid 0's).  No network namespace (it costs
     milliseconds; seccomp keeps every socket but AF_UNIX stream ones).
-    Returns (entered, pid_ns); entered is False when the kernel refuses (errno set)."""
+    Returns (entered, pid_ns, ipc_ns); entered is False when the kernel refuses (errno set)."""
     import ctypes
 
     uid, gid = os.getuid(), os.getgid()
-    flags = 0x10000000 | 0x00020000 | 0x08000000  # CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC
-    pid_ns = libc.unshare(ctypes.c_int(flags | 0x20000000)) == 0  # + CLONE_NEWPID
-    if not pid_ns and libc.unshare(ctypes.c_int(flags)) != 0:
-        return False, False
+    user_ns, ipc, pid = 0x10000000 | 0x00020000, 0x08000000, 0x20000000  # CLONE_NEWUSER|NEWNS, NEWIPC, NEWPID
+    # where a container refuses the PID or IPC namespace, the next best set (as the C helper)
+    for flags in (user_ns | ipc | pid, user_ns | pid, user_ns | ipc, user_ns):
+        if libc.unshare(ctypes.c_int(flags)) == 0:
+            break
+    else:
+        return False, False, False
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
             with open("/proc/self/" + name, "w") as fh:
@@ -6724,7 +6755,7 @@ def _enter_namespaces(libc, max_procs=0):
             resource.setrlimit(resource.RLIMIT_NPROC, (max_procs, max_procs))
         except (OSError, ValueError) as exc:
             _helper_fail(120, "setrlimit(RLIMIT_NPROC) failed: %s" % exc)
-    return True, pid_ns
+    return True, bool(flags & pid), bool(flags & ipc)
 
 
 def _drop_capabilities(libc):
@@ -6732,10 +6763,7 @@ def _drop_capabilities(libc):
     non-empty bounding set fails closed."""
     import ctypes
 
-    try:
-        last = int(_read_text("/proc/sys/kernel/cap_last_cap").strip() or 63)
-    except ValueError:
-        last = 63
+    last = 63  # PR_CAPBSET_DROP past the kernel's last capability: EINVAL
     libc.prctl(28, 0xEF, 0, 0, 0)  # PR_SET_SECUREBITS: NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, all locked
     for cap in range(last + 1):
         libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
@@ -6833,8 +6861,8 @@ def _fork_pid_namespace_init(libc, max_procs=0):
     (report fd, relay target) for _pid_namespace_init.  This process waits and exits like the
     command (or like pid 1, when the policy failed there), as the C helper.
 
-    Pid 1 first sets the namespace's pid_max to max_procs + 300 (Linux 6.14+; only a process
-    inside can): the process limit that holds for root too, whom RLIMIT_NPROC never stops.
+    Pid 1 of a root user's command first sets the namespace's pid_max to max_procs + 300 (Linux
+    6.14+; only a process inside can): the process limit of uid 0, whom RLIMIT_NPROC never stops.
     When the command exits, pid 1 exits and the kernel kills whatever the command left behind
     (setsid daemons included); a SIGKILL to the process group (timeouts) does the same.
     SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on; SIGINT/SIGQUIT reach the group anyway.
@@ -6860,7 +6888,7 @@ def _fork_pid_namespace_init(libc, max_procs=0):
     if init == 0:
         os.close(rfd)
         libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the namespace dies with the helper
-        if max_procs:
+        if max_procs and os.getuid() == 0:  # other users have RLIMIT_NPROC already
             try:
                 with open("/proc/sys/kernel/pid_max", "w") as fh:
                     fh.write(str(max_procs + 300))
@@ -6981,7 +7009,7 @@ def _sandbox_helper_main(args):
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
-    user_ns, pid_ns = _enter_namespaces(libc, opts["max_procs"])
+    user_ns, pid_ns, ipc_ns = _enter_namespaces(libc, opts["max_procs"])
     private_shm, report = False, None
     if user_ns:
         if pid_ns:
@@ -6991,7 +7019,7 @@ def _sandbox_helper_main(args):
     elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
-    _apply_seccomp(opts["network"], pid_ns, user_ns)
+    _apply_seccomp(opts["network"], pid_ns, ipc_ns)
     _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
     if opts["cwd"]:
         try:
@@ -7647,9 +7675,10 @@ def _cmd_config(args, cfg_loader):
     for key, value, layer, where in rows:
         text = json.dumps(_jsonable(value)) if not isinstance(value, str) else value
         sys.stdout.write("%-*s  %-40s  %s%s\n" % (width, key, text if len(text) <= 40 else text[:37] + "...", layer,
-                                                   " (%s)" % where if where and layer != "default" else ""))
+                                                   " (%s)" % where if where and where != layer else ""))
     sys.stdout.write("\nproject: %s%s\n" % (project["root"] or "(none)", " (trusted)" if project["trusted"] else
                                            " (not trusted: its .codex/config.toml is not applied)" if project["root"] else ""))
+    sys.stdout.write("(long values are cut here; `codex config show --json` has them whole)\n")
     if pins:
         sys.stdout.write("pinned by %s:\n" % " and ".join(cfg.requirements.paths))
         for key, allowed in pins.items():
@@ -9551,16 +9580,19 @@ _SHELL_COMMAND_TEXT = "- `shell_command` runs a bash script given as one string:
 _PATCH_ARGV_TEXT = "through `shell` as `{\"command\": [\"apply_patch\", \"*** Begin Patch\\n...\\n*** End Patch\\n\"]}`"
 _PATCH_SCRIPT_TEXT = "through `shell_command` as a here-document: `{\"command\": \"apply_patch <<'EOF'\\n*** Begin Patch\\n...\\n*** End Patch\\nEOF\"}`"
 
-#: the base prompt for small context windows (compact_prompt); {shell} is the shell tool's line
-COMPACT_INSTRUCTIONS = """You are codex, a coding agent in the user's terminal. Finish the user's task yourself: run commands and edit files in the working directory with your tools. Do not just describe what to do.
-- {shell}
-- Write a file with a here-document: cat > path <<'EOF' ... EOF. Change a file by writing it again, or with sed or python3.
-- Look at files before changing them. Keep changes small. If the project has tests, run them.
-- One tool call at a time; read its output before the next step. Do not repeat a call that already worked.
-- When the task is done, stop calling tools and reply in one or two sentences: what you changed and how you checked it."""
+#: the base prompt for small context windows (compact_prompt); SHELL and WRITE are the shell
+#: tool's line and its example of writing a file.  Small models describe steps instead of
+#: taking them unless told plainly (measured with Qwen2.5-Coder-1.5B: bench/bench_local_model.py)
+COMPACT_INSTRUCTIONS = """You are codex, an autonomous coding agent with a shell in the user's working directory. You do the work yourself by calling tools. Never explain to the user how to do it, and never ask the user to run anything.
+- Reply with exactly one tool call at a time, until the task is done.
+- SHELL
+- To change a file: look at it with cat, then write the whole corrected file with a here-document: WRITE. Then run the tests or the program to check it.
+- When the task is done and checked, stop calling tools and reply in one or two sentences: what you changed and how you checked it."""
 _COMPACT_SHELL_LINES = {
-    "shell_command": "`shell_command` runs a bash script given as one string, e.g. {\"command\": \"ls -la\"}. Long output is cut: read big files in parts (sed -n 1,200p FILE).",
-    "shell": "`shell` runs an argv array without a shell, e.g. {\"command\": [\"ls\", \"-la\"]}; for pipes or redirections use [\"bash\", \"-c\", \"SCRIPT\"].",
+    "shell_command": ("`shell_command` runs a bash script given as one string, e.g. {\"command\": \"cat main.py\"}.",
+                      "cat > main.py <<'EOF' ... EOF"),
+    "shell": ("`shell` runs an argv array without a shell, e.g. {\"command\": [\"cat\", \"main.py\"]}; for pipes or "
+              "redirections use [\"bash\", \"-c\", \"SCRIPT\"].", "[\"bash\", \"-c\", \"cat > main.py <<'EOF' ... EOF\"]"),
 }
 
 
@@ -9574,7 +9606,8 @@ def build_instructions(cfg, family):
         return base
     kind = shell_tool_kind(cfg)
     if compact_prompt_wanted(cfg, family):
-        return COMPACT_INSTRUCTIONS.format(shell=_COMPACT_SHELL_LINES[kind])
+        shell, write = _COMPACT_SHELL_LINES[kind]
+        return COMPACT_INSTRUCTIONS.replace("SHELL", shell).replace("WRITE", write)
     text = BASE_INSTRUCTIONS
     if kind == "shell_command":
         text = text.replace(_SHELL_ARGV_TEXT, _SHELL_COMMAND_TEXT).replace(_PATCH_ARGV_TEXT, _PATCH_SCRIPT_TEXT)
@@ -10858,7 +10891,8 @@ class Session(object):
             return run()
         pre = self._run_hooks(task, "PreToolUse", tool_name=tool, tool_input=tool_input, tool_use_id=call_id)
         if pre.blocked:
-            self._task_emit(task, "background_event", message="%s blocked by a hook: %s" % (tool, pre.reason))
+            self._task_emit(task, "tool_call_blocked", call_id=call_id, tool=tool, tool_input=tool_input,
+                            reason="blocked by a PreToolUse hook: %s" % pre.reason)
             return "blocked by a PreToolUse hook: %s" % pre.reason
         if pre.permission == "ask":
             decision = self._ask(task, "exec_approval_request", call_id=call_id,
@@ -11013,7 +11047,8 @@ class ToolRunner(object):
                                 aggregated_output=outcome.model_output, exit_code=-1,
                                 duration=wire_duration(time.monotonic() - started), formatted_output=outcome.model_output)
             else:
-                self._task_emit(task, "background_event", message="%s: %s" % (outcome.model_output, _shell_join(argv)))
+                self._task_emit(task, "tool_call_blocked", call_id=call_id, tool="Bash",
+                                tool_input={"command": _shell_join(argv)}, reason=outcome.model_output)
         else:
             begin()
             duration = result.duration
@@ -11444,6 +11479,66 @@ class HistorySnapshot(object):
                 return _parse_history_line(os.pread(fd, end - begin, begin))
             except OSError:
                 return None
+            finally:
+                os.close(fd)
+
+    def search_back(self, needle, start=0, deadline=None):
+        """Ctrl-R: (k, record) of the newest record at or past k = `start` whose text contains
+        `needle` (case-insensitive); (None, None) if none; ("more", k) if time.monotonic()
+        passed `deadline` first (search again from k: it goes on where it stopped).
+
+        Reads backwards 1 MB at a time and looks at the lines of a block only when its raw
+        bytes contain the needle, counting the other lines without keeping their positions,
+        so a search through a 1 GB history costs about a second and no memory."""
+        if not self.enabled or not self.log_id:
+            return None, None
+        needle = needle.lower()
+        # JSON may write these as escapes, so only other needles are looked for in the raw bytes
+        raw_needle = needle.encode() if needle.isascii() and needle.isprintable() and '"' not in needle \
+            and "\\" not in needle else None
+        k = max(0, start)
+        with self._lock:
+            try:
+                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None, None
+            try:
+                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
+                    return None, None
+                cached = getattr(self, "_search_at", None)
+                if cached is not None and cached[0] == k:
+                    end = cached[1]
+                else:
+                    self._scan_back(fd, k + 1)
+                    if k >= len(self._newlines):
+                        return None, None
+                    end = self._newlines[k]  # entry k ends just before this newline
+                size = 1 << 20
+                while end > 0:
+                    low = max(0, end - size)
+                    block = os.pread(fd, end - low, low)
+                    if low:
+                        cut = block.find(b"\n")
+                        if cut < 0:  # one line longer than the block: read more at once
+                            size *= 2
+                            continue
+                        block, low = block[cut + 1:], low + cut + 1
+                    lines = block.split(b"\n")  # oldest first; the last one is entry k
+                    if raw_needle is None or raw_needle in block.lower():
+                        for i, raw in enumerate(reversed(lines)):
+                            if raw_needle is not None and raw_needle not in raw.lower():
+                                continue
+                            record = _parse_history_line(raw)
+                            if record is not None and needle in record["text"].lower():
+                                return k + i, record
+                    k += len(lines)
+                    end = low - 1  # the newline before the oldest line of the block
+                    if end > 0 and deadline is not None and time.monotonic() > deadline:
+                        self._search_at = (k, end)
+                        return "more", k
+                return None, None
+            except OSError:
+                return None, None
             finally:
                 os.close(fd)
 
@@ -11957,6 +12052,7 @@ class HumanPrinter(object):
         self.in_delta = False
         self.streamed = False
         self.commands = {}
+        self.hide_answer = False  # the caller shows the answer its own way (a review's findings)
 
     def c(self, style, text):
         """Wrap text in ANSI styles when colour is on."""
@@ -12003,6 +12099,8 @@ class HumanPrinter(object):
         """Print one protocol event."""
         msg = terminal_safe(msg)  # model, command and MCP text is untrusted
         kind = msg["type"]
+        if kind in ("agent_message_delta", "agent_message") and self.hide_answer:
+            return
         if kind == "agent_message_delta":
             if not self.in_delta:
                 self.ts(self.c("italic magenta", "codex"))
@@ -12089,6 +12187,10 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind == "tool_call_blocked":
+            command = (msg.get("tool_input") or {}).get("command")
+            self.ts("%s %s%s: %s" % (self.c("red", "declined"), msg.get("tool"), " `%s`" % command if command else "",
+                                     msg.get("reason", "")))
         elif kind == "tool_call_recovered":
             self.ts(self.c("dim", "tool call recovered from the model's text (%s): %s" % (msg.get("format"), msg.get("name"))))
         elif kind == "context_compacted":
@@ -12205,6 +12307,14 @@ class JsonPrinter(object):
             else:
                 self.todo = dict(self.todo, items=items)
                 self.emit({"type": "item.updated", "item": self.todo})
+        elif kind == "tool_call_blocked":  # refused before it ran (a hook, an approval exec cannot ask)
+            command = (msg.get("tool_input") or {}).get("command")
+            if msg.get("tool") == "Bash" and command is not None:
+                item = self._item("command_execution", command=command, aggregated_output=msg.get("reason") or "",
+                                  exit_code=None, status="declined")
+            else:
+                item = self._item("error", message="%s: %s" % (msg.get("tool"), msg.get("reason")))
+            self.emit({"type": "item.completed", "item": item})
         elif kind in ("stream_error",):
             self.emit({"type": "item.completed", "item": self._item("error", message=msg.get("message", ""))})
         elif kind == "context_compacted":
@@ -12349,10 +12459,12 @@ class _ExecApprover(object):
 
 def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_file=None,
              skip_git_repo_check=False, resume_path=None, out=None, err=None, shown_prompt=None,
-             output_schema=None, ephemeral=False, approver=None):
+             output_schema=None, ephemeral=False, approver=None, answer=None):
     """Run one task to completion, printing progress; return the exit code (0, 1, 3 or 130).
 
-    `shown_prompt` replaces a long generated prompt (a review's diff) in the human header."""
+    `shown_prompt` replaces a long generated prompt (a review's diff) in the human header.
+    `answer`, a list, receives the last agent message, which the human progress then does
+    not show (a review prints it as findings)."""
     import signal
 
     out = out or sys.stdout
@@ -12363,6 +12475,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
                       approval_handler=approver)
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
+    printer.hide_answer = answer is not None and not as_json
     if as_json:
         printer.event(first["msg"])
     else:
@@ -12435,6 +12548,8 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.finish(last, session.total_usage, failed)
     else:
         printer.finish(last, session.total_usage)
+    if answer is not None:
+        answer.append(last)
     if last_message_file:
         if last is None:
             err.write("Warning: no last agent message; wrote empty content to %s\n" % last_message_file)
@@ -12648,7 +12763,6 @@ REVIEW_MIN_DIFF_BYTES = 4 * 1024  #: never budget less than this
 REVIEW_LOW_PRIORITY_GLOBS = ("*.lock", "*-lock.json", "*.lock.json", "go.sum", "*.min.js", "*.min.css",
                              "*.map", "*.svg", "*.pb.go", "*_pb2.py", "vendor/*", "node_modules/*",
                              "dist/*", "build/*", "*.snap", "*.generated.*")
-REVIEW_VERDICTS = ("patch is correct", "patch is incorrect")  #: overall_correctness values
 
 #: the review contract, in upstream's JSON shape; the scope, focus and diff follow it
 REVIEW_INSTRUCTIONS = """\
@@ -13084,8 +13198,6 @@ def _review_config(cfg_loader):
 
 def _cmd_review(args, cfg_loader):
     """`codex review` / `codex exec review`: review a change and print the findings."""
-    import tempfile
-
     if args.fail_on and args.fail_on.upper() not in REVIEW_PRIORITIES:
         raise UsageError("--fail-on %s: use one of %s" % (args.fail_on, ", ".join(REVIEW_PRIORITIES)))
     cfg = _review_config(cfg_loader)
@@ -13096,27 +13208,20 @@ def _cmd_review(args, cfg_loader):
     color = _use_color(getattr(args, "color", "auto"), sys.stdout)
     as_json = bool(getattr(args, "json", False))
     schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
-    with tempfile.TemporaryDirectory(prefix="codex-review-") as tmp:
-        # The answer is read back from the --output-last-message file (a private one by default).
-        answer_file = getattr(args, "output_last_message", None) or os.path.join(tmp, "answer.txt")
-        # With --output-schema the model's JSON itself is the output, as in `codex exec` (upstream's #35596).
-        run_out = sys.stdout if as_json or schema is not None else open(os.devnull, "w")
-        try:
-            code = run_exec(cfg, request.prompt, as_json=as_json, color=getattr(args, "color", "auto"),
-                            last_message_file=answer_file, skip_git_repo_check=True, out=run_out, err=err,
-                            shown_prompt=request.summary(args.title, focus), output_schema=schema,
-                            ephemeral=bool(getattr(args, "ephemeral", False)))
-        finally:
-            if run_out is not sys.stdout:
-                run_out.close()
-        try:
-            with open(answer_file, encoding="utf-8") as f:
-                answer = f.read()
-        except OSError:
-            answer = ""
+    # With --output-schema the model's JSON itself is the output, as in `codex exec` (upstream's #35596).
+    run_out = sys.stdout if as_json or schema is not None else open(os.devnull, "w")
+    answer = []
+    try:
+        code = run_exec(cfg, request.prompt, as_json=as_json, color=getattr(args, "color", "auto"),
+                        last_message_file=getattr(args, "output_last_message", None), skip_git_repo_check=True,
+                        out=run_out, err=err, shown_prompt=request.summary(args.title, focus), output_schema=schema,
+                        ephemeral=bool(getattr(args, "ephemeral", False)), answer=answer)
+    finally:
+        if run_out is not sys.stdout:
+            run_out.close()
     if code != 0:
         return code
-    review = parse_review(answer, request.scope.root)
+    review = parse_review((answer or [None])[-1] or "", request.scope.root)
     if schema is not None:
         pass  # run_exec printed the schema-checked answer
     elif as_json:
@@ -14010,8 +14115,6 @@ class MarkdownStream(object):
         if self._buf:
             self._end_line()
         self._end_table()
-        if self._fence is not None and self.styled:
-            pass
         self._fence = None
         self.sink.live(None)
 
@@ -14034,11 +14137,8 @@ class MarkdownStream(object):
                 tail = "".join(self.paint(t, self._cur.style + tuple(s)) for t, s, _u in probe.runs(rest))
                 line = self._cur.line()
                 self.sink.live(line + (" " if self._cur.words and rest else "") + tail)
-        elif self.sink.can_live:
-            self.sink.live(self.paint(buf, ("dim",)) if buf and self._fence is None else self._code_live(buf))
-
-    def _code_live(self, buf):
-        return buf if buf else None
+        elif self.sink.can_live:  # a line whose kind is not known yet, or a code line: as it is
+            self.sink.live((self.paint(buf, ("dim",)) if self._fence is None else buf) if buf else None)
 
     def _classify(self, line, complete):
         """The kind of a source line, or None while its start is still ambiguous."""
@@ -14319,11 +14419,12 @@ class ReplRenderer(object):
             return self.caps["width"]
 
     def _clip(self, line):
-        """`line` cut to the terminal width (escape sequences kept, an ellipsis at the cut)."""
+        """`line` as it is if it fits the terminal width, else its plain text cut with an ellipsis
+        (never half an escape sequence)."""
         width = self._columns() - 1
-        if len(line) <= width or _cell_len(re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)) <= width:
+        plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\", "", line)  # SGR and OSC 8 links out
+        if len(line) <= width or _cell_len(plain) <= width:
             return line
-        plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\\\", "", line)
         return plain[: max(0, width - 1)] + u"\u2026"
 
     # -- the streamed answer (MarkdownStream's sink) --
@@ -14767,17 +14868,19 @@ class ComposerHistory(object):
         (case-insensitive); (None, None) if there is none; ("more", step) when the time budget
         ran out first (Ctrl-R again goes on from there)."""
         needle = query.lower()
-        deadline = time.monotonic() + budget
-        step = start
-        while True:
-            text = self._at(step)
-            if text is None:
-                return None, None
+        for step in range(start, len(self.local)):
+            text = self.local[-1 - step]
             if needle in text.lower():
                 return step, text
-            step += 1
-            if time.monotonic() > deadline:
-                return "more", step
+        if self.snapshot is None:
+            return None, None
+        offset = len(self.local)
+        k, found = self.snapshot.search_back(needle, max(0, start - offset), time.monotonic() + budget)
+        if k is None:
+            return None, None
+        if k == "more":
+            return "more", found + offset
+        return k + offset, found["text"]
 
     def newer(self):
         """The next newer prompt; "" past the newest (browsing stops); None if not browsing."""
@@ -15799,6 +15902,10 @@ class Repl(object):
 
     _on_stream_error = _on_background_event
 
+    def _on_tool_call_blocked(self, event, msg):
+        command = (msg.get("tool_input") or {}).get("command")
+        self.renderer.note("%s%s: %s" % (msg.get("tool"), " `%s`" % command if command else "", msg.get("reason", "")))
+
     def _on_context_compacted(self, event, msg):
         self.renderer.note("context compacted (%s): ~%s -> ~%s tokens" % (
             msg.get("reason"), "{:,}".format(msg.get("tokens_before") or 0), "{:,}".format(msg.get("tokens_after") or 0)))
@@ -16277,7 +16384,10 @@ class Repl(object):
                 names = [n for n in run_git(self.ctx.cwd, "for-each-ref", "--format=%(refname:short)", "refs/heads",
                                             "refs/remotes", "--sort=-committerdate", "--count=10").decode("utf-8", "replace").split()
                          if n != current and not n.endswith("/HEAD")][:9]
-                pick = self._pick("/review  against which branch?", names) if names else None
+                if not names:
+                    self.renderer.note("/review: no other branch to compare with; use /review --commit SHA, or commit on a branch first")
+                    return None
+                pick = self._pick("/review  against which branch?", names)
                 return None if pick is None else {"base": names[pick]}
             lines = run_git(self.ctx.cwd, "log", "-9", "--format=%h %s").decode("utf-8", "replace").splitlines()
             pick = self._pick("/review  which commit?", [terminal_safe(l) for l in lines]) if lines else None
@@ -16980,6 +17090,13 @@ def run_mcp_server(args, cfg_loader, session_factory=None):
     server = McpServer(sys.stdin.buffer, out, load_config=load, session_factory=session_factory)
     try:
         return server.serve()
+    except KeyboardInterrupt:
+        # serve() has stopped every session; but the reader thread is blocked in stdin's
+        # buffer with its lock held, and a normal interpreter exit then aborts with "could not
+        # acquire lock for <stdin>" (SIGABRT, exit 134).  Leave at once, as a Ctrl-C should.
+        sys.stderr.write("codex: interrupted\n")
+        sys.stderr.flush()
+        os._exit(130)
     finally:
         try:
             out.close()

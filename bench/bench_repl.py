@@ -137,17 +137,21 @@ def up_arrow(home, lines, cwd):
 
 
 def reverse_search(home, lines):
-    """Ctrl-R: a recent match, and a scan that runs into the per-keypress time budget."""
+    """Ctrl-R: a recent match; one keypress's worth (0.15 s) of a search with no match; the
+    whole file with no match."""
     hist = codex.ComposerHistory(codex.HistorySnapshot(home))
     t0 = time.perf_counter()
     step, text = hist.search("entry %09d" % (lines - 50))
     t_recent = time.perf_counter() - t0
     assert text and step == 49, (step, text)
-    t1 = time.perf_counter()
     step, where = hist.search("no such entry")
-    t_budget = time.perf_counter() - t1
-    print("history: Ctrl-R, match 50 entries back: %s; no match: gives back after %s having read %d entries (Ctrl-R goes on)"
-          % (_ms(t_recent), _ms(t_budget), where if step == "more" else lines))
+    assert step == "more", step
+    t1 = time.perf_counter()
+    step, where = hist.search("no such entry", budget=600)
+    t_all = time.perf_counter() - t1
+    assert step is None, step
+    print("history: Ctrl-R, match 50 entries back: %s; with no match one keypress (0.15 s budget) reads %d of "
+          "%d entries; the whole file: %.2f s" % (_ms(t_recent), hist.search("no such entry")[1], lines, t_all))
 
 
 class _NullSink(object):

@@ -9,7 +9,10 @@ plain spawn.  Variants: the compiled helper in read-only mode, in workspace-writ
 (Landlock rules for the roots), workspace-write with a .git to protect (adds the user+mount
 namespace and a read-only bind), the same plus --ro-mounts (every other mount read-only: what
 codex uses where user namespaces work), that run from a sealed memfd with pinned ancestors (what
-codex runs since issue 10), and the Python helper.  Goal: compiled helper within +1 ms.
+codex runs since issue 10), and the Python helper.  Goal: the compiled helper as codex runs it
+within +1 ms of the plain spawn.  On a loaded machine medians mostly measure the scheduler:
+`min ms` (the fastest run) is the closest to an idle machine's figure, and `extra min` compares
+those.
 
 Then apply_patch inside the sandbox, end to end as the agent applies an auto-approved patch
 (codex.apply_patch_in_sandbox: the helper, a fresh `python3 -I -S` compiling codex's §03 and
@@ -123,13 +126,15 @@ def main(argv=None):
             ("C helper, workspace-write + .git read-only (userns)",
              [str(helper), "--cwd", str(ws), "--writable", str(ws), "--writable", "/tmp",
               "--read-only", str(ws / ".git"), "--"] + cmd, args.runs),
-            ("C helper, as codex runs it (+ --ro-mounts)",
+            ("C helper, as codex runs it (+ --ro-mounts, --max-procs)",
              [str(helper), "--cwd", str(ws), "--writable", str(ws), "--writable", "/tmp",
-              "--read-only", str(ws / ".git"), "--ro-mounts", "--"] + cmd, args.runs),
+              "--read-only", str(ws / ".git"), "--ro-mounts", "--max-procs", str(codex.SANDBOX_MAX_PROCS), "--"] + cmd,
+             args.runs),
             ("C helper from a sealed memfd, + pinned ancestors (codex today)",
              [str(codex.linux_helper_path(Path(tmp) / "home0")), "--cwd", str(ws), "--writable", str(ws),
               "--writable", "/tmp", "--pin", str(ws / "sub"), "--read-only", str(ws / "sub" / ".git"),
-              "--read-only", str(ws / ".git"), "--ro-mounts", "--"] + cmd, args.runs),
+              "--read-only", str(ws / ".git"), "--ro-mounts", "--max-procs", str(codex.SANDBOX_MAX_PROCS), "--"] + cmd,
+             args.runs),
             ("Python helper, workspace-write", codex._python_helper_argv() + [
                 "--cwd", str(ws), "--writable", str(ws), "--"] + cmd, args.python_runs),
         ]
@@ -142,15 +147,16 @@ def main(argv=None):
                 if i < runs:
                     samples_by[name].extend(time_spawns(argv_, 1, env))
         rows = []
-        base = None
+        base = base_min = None
         for name, argv_, runs in variants:
             samples = sorted(samples_by[name])
             med = statistics.median(samples)
             p90 = samples[int(len(samples) * 0.9) - 1]
             if base is None:
-                base = med
+                base, base_min = med, samples[0]
             rows.append({"variant": name, "runs": runs, "median_ms": round(med, 3), "p90_ms": round(p90, 3),
-                         "extra_ms": round(med - base, 3)})
+                         "extra_ms": round(med - base, 3), "min_ms": round(samples[0], 3),
+                         "extra_min_ms": round(samples[0] - base_min, 3)})
         # end to end through run_command (policy, protected paths, env, capture), C helper
         home = Path(tmp) / "home"
         home.mkdir()
@@ -167,20 +173,23 @@ def main(argv=None):
             samples.sort()
             med = statistics.median(samples)
             rows.append({"variant": name, "runs": len(samples), "median_ms": round(med, 3),
-                         "p90_ms": round(samples[int(len(samples) * 0.9) - 1], 3), "extra_ms": round(med - base, 3)})
+                         "p90_ms": round(samples[int(len(samples) * 0.9) - 1], 3), "extra_ms": round(med - base, 3),
+                         "min_ms": round(samples[0], 3), "extra_min_ms": round(samples[0] - base_min, 3)})
         rows.extend(bench_apply_patch(ws, home, args.patch_runs))
     result = {"machine": os.uname().machine, "kernel": os.uname().release, "python": sys.version.split()[0],
-              "command": cmd, "rows": rows}
+              "load_average": os.getloadavg()[0], "command": cmd, "rows": rows}
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench_sandbox.json").write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print("%-62s %6s %10s %9s %10s" % ("variant", "runs", "median ms", "p90 ms", "extra ms"))
+    print("load average %.1f" % result["load_average"])
+    print("%-62s %6s %10s %9s %10s %8s %10s" % ("variant", "runs", "median ms", "p90 ms", "extra ms", "min ms", "extra min"))
     for r in rows:
         extra = "%10.3f" % r["extra_ms"] if r["extra_ms"] is not None else "%10s" % ("cpu %.1f" % r["cpu_ms"])
-        print("%-62s %6d %10.3f %9.3f %s" % (r["variant"], r["runs"], r["median_ms"], r["p90_ms"], extra))
+        mins = ("%8.3f %10.3f" % (r["min_ms"], r["extra_min_ms"])) if "min_ms" in r else ""
+        print("%-62s %6d %10.3f %9.3f %s %s" % (r["variant"], r["runs"], r["median_ms"], r["p90_ms"], extra, mins))
     return 0
 
 

@@ -38,9 +38,10 @@
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
- *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) -- required with
- *      --read-only, --pin, --hide or --ro-mounts, else best effort -- and map our uid/gid to
- *      themselves.  The IPC namespace hides the SysV IPC and POSIX message queues of outside
+ *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) (where a container
+ *      refuses the PID or IPC namespace: without it) -- required with --read-only, --pin,
+ *      --hide or --ro-mounts, else best effort -- and map our uid/gid to themselves.  The IPC
+ *      namespace hides the SysV IPC and POSIX message queues of outside
  *      processes; a private tmpfs on /dev/shm (writable, 64 MiB) does the same for POSIX
  *      shared memory and semaphores.  RLIMIT_NPROC = --max-procs then counts this user
  *      namespace's processes only (the kernel never applies it to uid 0: see step 6).
@@ -70,7 +71,8 @@
  *        ioctls;
  *      - without a PID namespace: prlimit64 on another process (RLIMIT_CPU/FSIZE on codex kill
  *        it; inside the namespace no outside pid can be named at all);
- *      - without an IPC namespace: the SysV IPC and POSIX message queue syscalls;
+ *      - without an IPC namespace (no user namespaces, or refused): the SysV IPC and POSIX
+ *        message queue syscalls;
  *      - network off: socket/socketpair for every family but AF_UNIX, and AF_UNIX only as
  *        SOCK_STREAM or SOCK_SEQPACKET: no datagram socket exists (SOCK_DGRAM, or SOCK_RAW,
  *        which AF_UNIX turns into one), so no sendto/sendmsg/sendmmsg can name a pathname
@@ -87,8 +89,8 @@
  *      signals and abstract unix sockets scoped (with the network on too: X11 and D-Bus
  *      listen there).
  *   6. chdir(--cwd), execvp(CMD).  With the PID namespace of step 2 the helper forks an init
- *      (pid 1) right after unshare, which sets the namespace's pid_max to --max-procs + 300
- *      (Linux 6.14+: the process limit that holds for root too), applies steps 2-5 and
+ *      (pid 1) right after unshare, which for root sets the namespace's pid_max to --max-procs
+ *      + 300 (Linux 6.14+: the process limit that holds for uid 0), applies steps 2-5 and
  *      then forks and execs CMD and reaps; when CMD exits, init exits and the
  *      kernel kills whatever CMD left behind (setsid daemons included), and so does a SIGKILL
  *      to the helper's process group (timeouts).  The helper waits and exits like CMD (same
@@ -262,7 +264,7 @@ static const char *read_only[MAX_PATHS];
 static const char *hidden[MAX_PATHS];
 static const char *hidden_dirs[MAX_PATHS];
 static const char *pins[MAX_PATHS];
-static int n_writable, n_read_only, n_hidden, n_hidden_dirs, n_pins, ro_mounts, pid_ns, user_ns, private_shm;
+static int n_writable, n_read_only, n_hidden, n_hidden_dirs, n_pins, ro_mounts, pid_ns, ipc_ns, private_shm;
 static long max_procs;
 
 static void fail(int code, const char *what, int err)
@@ -518,7 +520,7 @@ static void build_filter(int network)
     deny_setid_mode(SYS_fchmod, 1);
     deny_setid_mode(SYS_fchmodat, 2);
     deny_setid_mode(SYS_fchmodat2, 2);
-    if (!user_ns)
+    if (!ipc_ns)
         for (i = 0; i < sizeof ipc / sizeof ipc[0]; i++)
             deny_always(ipc[i]);
     if (!network) {
@@ -632,13 +634,26 @@ static int enter_namespaces(void)
     char map[64];
     uid_t uid = getuid();
     gid_t gid = getgid();
-    int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC;
-    /* the PID namespace lets the command's leftovers die with it (see fork_pid_namespace_init) */
-    if (unshare(flags | CLONE_NEWPID) == 0)
-        pid_ns = 1;
-    else if (unshare(flags) != 0)
+    /* the PID namespace lets the command's leftovers die with it (see fork_pid_namespace_init);
+     * where a container refuses the PID or IPC namespace, the next best set */
+    static const int tries[] = {
+        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID,
+        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC, CLONE_NEWUSER | CLONE_NEWNS,
+    };
+    size_t i;
+    int err = 0;
+    for (i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        if (unshare(tries[i]) == 0)
+            break;
+        if (i == 0)
+            err = errno;
+    }
+    if (i == sizeof tries / sizeof tries[0]) {
+        errno = err;
         return 0;
-    user_ns = 1;
+    }
+    pid_ns = (tries[i] & CLONE_NEWPID) != 0;
+    ipc_ns = (tries[i] & CLONE_NEWIPC) != 0;
     if (write_file("/proc/self/setgroups", "deny") != 0)
         fail(EXIT_MOUNTS, "writing /proc/self/setgroups failed", errno);
     snprintf(map, sizeof map, "%u %u 1", (unsigned)uid, (unsigned)uid);
@@ -706,31 +721,16 @@ static void protect_read_only(void)
 
 /* -- capabilities ------------------------------------------------------------------------- */
 
-static int last_cap(void)
-{
-    char buf[16];
-    ssize_t got;
-    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 63;
-    got = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (got <= 0)
-        return 63;
-    buf[got] = 0;
-    return atoi(buf) > 0 ? atoi(buf) : 63;
-}
-
 /* Drop every capability for good (see step 3 at the top). */
 static void drop_capabilities(void)
 {
     struct __user_cap_header_struct hdr;
     struct __user_cap_data_struct data[2];
-    int cap, last = last_cap(), bounded = 0;
+    int cap, bounded = 0;
     /* needs CAP_SETPCAP: we have it in our user namespace, or as root; an ordinary user
      * without a namespace has nothing to lock down (no_new_privs stops setuid and file caps) */
     (void)prctl(PR_SET_SECUREBITS, SECUREBITS_LOCKED_DOWN, 0, 0, 0);
-    for (cap = 0; cap <= last; cap++)
+    for (cap = 0; cap < 64; cap++) /* past the kernel's last capability: EINVAL */
         (void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
         fail(EXIT_SETUP, "clearing the ambient capabilities failed", errno);
@@ -739,7 +739,7 @@ static void drop_capabilities(void)
     hdr.version = _LINUX_CAPABILITY_VERSION_3;
     if (syscall(SYS_capset, &hdr, data) != 0)
         fail(EXIT_SETUP, "dropping the capabilities (capset) failed", errno);
-    for (cap = 0; cap <= last; cap++)
+    for (cap = 0; cap < 64; cap++)
         if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
             bounded = 1;
     if (bounded && (geteuid() == 0 || getuid() == 0))
@@ -815,12 +815,12 @@ static void pid_namespace_init(char **cmd, int report_fd)
 }
 
 /* pid_max of the new PID namespace (Linux 6.14+; only a process inside can set it): the
- * command's process limit that holds for root too, whom RLIMIT_NPROC never stops.  Pids
- * above 300 are reused first, so max_procs + 300 leaves room for at least max_procs. */
+ * command's process limit for root, whom RLIMIT_NPROC never stops (other users have that
+ * one already).  Pids above 300 are reused first: max_procs + 300 leaves room for max_procs. */
 static void limit_pid_max(void)
 {
     char text[32];
-    if (max_procs <= 0)
+    if (max_procs <= 0 || getuid() != 0)
         return;
     snprintf(text, sizeof text, "%ld", max_procs + 300);
     (void)write_file("/proc/sys/kernel/pid_max", text); /* older kernels: RLIMIT_NPROC alone */

@@ -242,6 +242,10 @@ def test_pre_tool_use_hook_blocks_rm_and_sees_upstreams_payload(server, codex_ho
     assert victim.read_text() == "keep me\n"  # the marker: rm never ran
     outs = outputs(server)
     assert outs["call_rm"] == "blocked by a PreToolUse hook: rm is not allowed by policy"
+    declined = [json.loads(l)["item"] for l in r.stdout.splitlines() if '"declined"' in l]
+    assert declined == [{"id": declined[0]["id"], "type": "command_execution", "command": "rm victim.txt",
+                         "aggregated_output": "blocked by a PreToolUse hook: rm is not allowed by policy",
+                         "exit_code": None, "status": "declined"}]  # exec --json shows what policy stopped
     assert "hi" in outs["call_echo"]
     payloads = [json.loads(l) for l in log_file.read_text().splitlines()]
     pre_rm = payloads[0]

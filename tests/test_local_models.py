@@ -295,6 +295,15 @@ def test_shell_command_runs_a_script_with_workdir_and_timeout(server, codex_home
     assert len(outputs) == 2  # the empty command never ran
 
 
+def test_shell_command_timeout_zero_means_the_default(server, codex_home, tmp_path):
+    """Qwen2.5-Coder-1.5B sends "timeout_ms": 0; rejecting it made the model repeat the call."""
+    events = run_calls(server, codex_home, tmp_path, [(SHELL_CMD, {"command": "echo hi > t.txt", "timeout_ms": 0}),
+                                                      (SHELL_CMD, {"command": "true", "timeout_ms": -5})], wire="chat")
+    assert (tmp_path / "t.txt").read_text() == "hi\n"
+    outputs = [m["content"] for m in server.model_requests()[2].body["messages"] if m["role"] == "tool"]
+    assert "`timeout_ms` must be a positive number" in outputs[-1]
+
+
 def test_apply_patch_through_shell_command_heredoc(server, codex_home, tmp_path):
     patch = "*** Begin Patch\n*** Add File: a.txt\n+alpha\n*** End Patch"
     events = run_calls(server, codex_home, tmp_path, [(SHELL_CMD, {"command": "apply_patch <<'EOF'\n%s\nEOF" % patch})],
@@ -391,9 +400,7 @@ def test_window_from_the_model_list(server, routes, want):
 
 
 def test_window_from_ollama_api_show(server):
-    provider = codex.ProviderInfo("ollama", base_url=server.url + "?x=%d" % id(server), wire_api="chat")
-    provider.base_url = server.url
-    codex._SERVED_WINDOWS.pop((server.url, "qwen2.5-coder:1.5b"), None)
+    provider = codex.ProviderInfo("ollama", base_url=server.url, wire_api="chat")
     server.routes[("POST", "/api/show")] = {"parameters": "num_ctx                        8192\nstop \"<|im_end|>\"",
                                             "model_info": {"qwen2.context_length": 32768}}
     assert codex.discover_context_window(provider, "qwen2.5-coder:1.5b") == 8192

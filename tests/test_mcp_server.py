@@ -478,3 +478,23 @@ def test_a_terminal_gets_a_hint(codex_home):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_ctrl_c_ends_the_zipapp_server_with_130_not_an_abort(dist_codex, codex_home):
+    """A reader thread blocked on stdin must not turn Ctrl-C into "Fatal Python error ... <stdin>"
+    (SIGABRT) at interpreter shutdown: `codex mcp` exits 130 like every other front end."""
+    import signal
+
+    proc = subprocess.Popen([str(dist_codex), "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, CODEX_HOME=str(codex_home)))
+    try:
+        proc.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n')
+        proc.stdin.flush()
+        assert proc.stdout.readline()  # serving: the reader thread is now blocked on stdin
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert b"Fatal Python error" not in err and b"interrupted" in err

@@ -150,24 +150,39 @@ def test_slash_menu_lists_every_command_with_its_description(tmp_path, codex_hom
             assert "/" + name in screen and description in screen, name
 
 
+def test_slash_menu_scrolls_in_a_short_terminal(tmp_path, codex_home):
+    import codex
+
+    with Scripted(tmp_path, codex_home, [], size=(100, 12)) as t:
+        t.type("/")
+        screen = t.wait_for("/new")
+        assert "/quit" not in screen  # it does not fit
+        for _ in range(len(codex.SLASH_COMMANDS)):
+            t.keys("Down")
+            time.sleep(0.1)
+        screen = t.wait_for("exit Codex")  # the last command and its description, scrolled to
+        assert "/new " not in screen
+
+
 @pytest.mark.parametrize("effort", [None, "high"])
-def test_status_echoes_once_and_agrees_with_the_exec_header(tmp_path, codex_home, effort):
+def test_status_echoes_once_and_agrees_with_the_exec_header(tmp_path, codex_home, server, effort):
     args = ["-m", "gpt-5"] + (["-c", "model_reasoning_effort=%s" % effort] if effort else [])
-    with Scripted(tmp_path, codex_home, [], args=args, size=(100, 40)) as t:
+    with Scripted(tmp_path, codex_home, [], args=args + mock_cli_args(server), size=(100, 40)) as t:
         screen = t.wait_for("model:")
         t.type("/status")
         t.keys("Enter")
         screen = t.wait_for("tokens:")
     assert screen.count("/status") == 1
-    exec_run = subprocess.run([sys.executable, CODEX, "exec", "--skip-git-repo-check", "-c", "model_provider=nowhere",
-                               "-m", "gpt-5"] + args[2:] + ["hi"], capture_output=True, text=True,
-                              env=dict(os.environ, CODEX_HOME=str(codex_home)), cwd=str(tmp_path), timeout=60)
+    server.enqueue(Turn().text("ok"))
+    exec_run = subprocess.run([sys.executable, CODEX, "exec", "--skip-git-repo-check"] + args + mock_cli_args(server) + ["hi"],
+                              capture_output=True, text=True, timeout=60, cwd=str(tmp_path),
+                              env=dict(os.environ, CODEX_HOME=str(codex_home), **{MOCK_KEY_ENV: "k"}))
+    assert exec_run.returncode == 0, exec_run.stderr
+    header = [l for l in exec_run.stderr.splitlines() if "reasoning effort" in l]
     expected = effort or "medium"
-    header = [l for l in (exec_run.stderr + exec_run.stdout).splitlines() if "reasoning effort" in l]
-    if header:  # the exec header (if exec got as far as printing it)
-        assert header[0].split()[-1] == expected
-    assert "effort %s" % expected in screen
-    assert "(reasoning %s)" % expected in screen  # the REPL's own header says the same
+    assert header and header[0].split()[-1] == expected  # what the exec header says ...
+    assert "effort %s" % expected in screen  # ... /status says
+    assert "(reasoning %s)" % expected in screen  # and so does the REPL's own header
 
 
 def _real(codex_home, server, work, *args, size=(100, 40)):

@@ -197,3 +197,26 @@ def test_list_sessions_reads_time_directory_and_first_prompt(tmp_path):
 
     assert sessions[1]["time"] == calendar.timegm((2026, 1, 2, 10, 0, 0))
     assert [s["id"] for s in codex.list_sessions(tmp_path, cwd="/w/one")] == ["a" * 36]
+
+
+def test_reverse_search_goes_on_where_the_time_budget_stopped_it(tmp_path):
+    import codex
+
+    with open(str(tmp_path / "history.jsonl"), "w") as fh:
+        for i in range(60000):
+            text = "the oldest needle" if i == 0 else ("Caf\u00e9 \"q\" %d" % i if i == 59990 else "entry %d" % i)
+            fh.write(json.dumps({"session_id": "s", "ts": i, "text": text}, ensure_ascii=False) + "\n")
+    hist = codex.ComposerHistory(codex.HistorySnapshot(tmp_path))
+    hist.local = ["needle typed in this session"]
+    assert hist.search("NEEDLE") == (0, "needle typed in this session")  # this session first
+    assert hist.search("caf\u00e9 \"q") == (10, u"Caf\u00e9 \"q\" 59990")  # escapes and non-ASCII too
+    step, rounds = 1, 0
+    while True:  # a budget of 0 s: each search reads one block, then says where to go on
+        step, found = hist.search("needle", step, budget=0)
+        rounds += 1
+        if step != "more":
+            break
+        step = found
+    assert (step, found) == (60000, "the oldest needle") and rounds > 1
+    assert hist.snapshot.entry_from_end(59999)["text"] == "the oldest needle"  # the same numbering
+    assert hist.search("no such text") == (None, None)

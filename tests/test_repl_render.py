@@ -364,3 +364,15 @@ def test_commands_cannot_hide_part_of_themselves():
     shown = codex._display_command(["cat", u"notes\u202etxt.exe"])
     assert u"\u202e" not in shown and "\\u202e" in shown
     assert codex._display_command(["bash", "-lc", "a\n\tb"]) == "a\n\tb"
+
+
+def test_a_live_line_too_wide_is_cut_without_breaking_an_escape_sequence():
+    r, out = _renderer({"TERM": "xterm-kitty"}, tty=True)
+    r.caps["width"] = 20
+    r._columns = lambda: 20
+    link = "\x1b]8;;vscode://file/w/a.txt:1\x1b\\a.txt:1-2\x1b]8;;\x1b\\"
+    r.live(link + " and more words here")
+    text = out.getvalue()
+    assert "a.txt:1-2 and more\u2026" in text and "\x1b]8;;vscode" not in text
+    r.live(link)  # fits: the link stays
+    assert out.getvalue().endswith(link)

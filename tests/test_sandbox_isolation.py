@@ -203,6 +203,15 @@ def test_ipc_without_user_namespaces_is_denied_by_seccomp(root_box, outside_ipc)
     assert _lines(out)[:2] == ["sysv shm not found: EPERM", "sysv msg not found: EPERM"], out
 
 
+def test_a_container_refusing_ipc_namespaces_keeps_the_rest_and_denies_ipc(root_box, outside_ipc):
+    # tests/support/no_userns.py --no-ipc: unshare with CLONE_NEWIPC fails, the others work
+    out = root_box.attack("IPC", outside_ipc.shm_key, outside_ipc.msg_key, outside_ipc.posix,
+                          wrap=[sys.executable, str(NO_USERNS), "--no-ipc"])
+    assert _lines(out)[:2] == ["sysv shm not found: EPERM", "sysv msg not found: EPERM"], out
+    hook = root_box.run(["sh", "-c", "echo x >> %s" % root_box.hook], wrap=[sys.executable, str(NO_USERNS), "--no-ipc"])
+    assert hook["exit_code"] != 0 and root_box.hook.read_text() == "original hook\n", hook
+
+
 @pytest.fixture
 def outside_dgram(tmp_path):
     """A datagram socket listening on a pathname (as /dev/log or sd_notify do)."""
@@ -261,7 +270,7 @@ def _processes_with(marker):
 
 
 def test_daemons_die_with_the_command(box):
-    marker = "%d.%d" % (os.getpid() % 1000, int(time.time() * 1000) % 100000)
+    marker = "%d%03d" % (os.getpid(), int(time.monotonic() * 1000) % 1000)
     out = box.run(["bash", "-c", "setsid sleep 300.%s >/dev/null 2>&1 < /dev/null & "
                                  "nohup sleep 301.%s >/dev/null 2>&1 & disown; sleep 0.2; echo started" % (marker, marker)])
     assert out["stdout"].strip() == "started", out
@@ -277,13 +286,19 @@ def test_a_fork_bomb_stops_at_the_process_limit(box):
     if box.user == "root" and not _pid_max_per_namespace():
         pytest.skip("pid_max is not per PID namespace before Linux 6.14: root has no process limit here")
     started = time.monotonic()
-    out = box.attack("FORK_BOMB", 3000, max_procs=60)
+    seconds = _unique_seconds()
+    out = box.attack("FORK_BOMB", 3000, seconds, max_procs=60)
     forked = int(out["stdout"].split()[1])
     assert "Resource temporarily unavailable" in out["stdout"], out
     limit = 60 if box.user == "nobody" else 60 + 300  # pid_max: pids 300.. are reused first
     assert 20 <= forked <= limit, out
     assert time.monotonic() - started < 60
-    _wait_gone("sleep\x0060\x00")  # the PID namespace took the sleeping children with it
+    _wait_gone("sleep\x00%s\x00" % seconds)  # the PID namespace took the sleeping children with it
+
+
+def _unique_seconds():
+    """A sleep duration no other test (nor another worktree's run of this file) uses."""
+    return "60.%d%03d" % (os.getpid(), int(time.monotonic() * 1000) % 1000)
 
 
 def _wait_gone(marker, seconds=10):
@@ -424,14 +439,15 @@ def test_exec_model_cannot_reach_ipc_sockets_or_secrets(root_box, server, outsid
 def test_exec_fork_bomb_and_daemons_end_with_the_command(box, server):
     if box.user == "root" and not _pid_max_per_namespace():
         pytest.skip("pid_max is not per PID namespace before Linux 6.14")
-    marker = "302.%d" % (os.getpid() % 1000)
+    marker, seconds = "302.%d%03d" % (os.getpid(), int(time.monotonic() * 1000) % 1000), _unique_seconds()
     _, outputs = _exec(box, server, [
-        [sys.executable, box.scripts["FORK_BOMB"], str(codex.SANDBOX_MAX_PROCS + 1000)],
+        [sys.executable, box.scripts["FORK_BOMB"], str(codex.SANDBOX_MAX_PROCS + 1000), seconds],
         ["bash", "-c", "setsid sleep %s >/dev/null 2>&1 < /dev/null & echo started" % marker]])
     forked = int(outputs[0].split("forked ")[1].split()[0])
     limit = codex.SANDBOX_MAX_PROCS + (300 if box.user == "root" else 0)
     assert "Resource temporarily unavailable" in outputs[0] and forked <= limit, outputs
     _wait_gone(marker)
+    _wait_gone("sleep\x00%s\x00" % seconds)
 
 
 def test_exec_base64_writing_a_file_is_not_known_safe(root_box, server):
@@ -441,3 +457,35 @@ def test_exec_base64_writing_a_file_is_not_known_safe(root_box, server):
     assert "cannot ask for approval" in outputs[0], outputs
     assert "cannot ask for approval" not in outputs[1], outputs
     assert not (root_box.ws / "out.txt").exists()
+
+
+# -- the Python helper holds the same rules or refuses ---------------------------------------
+
+
+class _OldLibseccomp(object):
+    """A filter whose libseccomp knows no syscall by name (as an old one does not know clone3)."""
+
+    def __init__(self):
+        self.rules = []
+
+    def add_rule(self, action, syscall):
+        if isinstance(syscall, str):
+            raise ValueError("unknown syscall %s" % syscall)
+        self.rules.append((action, syscall))
+
+
+def test_python_helper_denies_new_syscalls_by_number_when_libseccomp_lacks_the_name():
+    flt = _OldLibseccomp()
+    codex._deny_syscall(flt, "deny", "clone3")
+    codex._deny_syscall(flt, "deny", "pidfd_getfd")
+    assert flt.rules == [("deny", 435), ("deny", 438)]
+
+
+def test_python_helper_refuses_to_run_when_a_rule_cannot_be_held():
+    code = ("import sys; sys.path.insert(0, %r); import codex, test_sandbox_isolation as t; "
+            "codex._deny_syscall(t._OldLibseccomp(), 'deny', 'open_by_handle_at'); print('RAN')"
+            % str(REPO / "tests"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    assert proc.returncode == 123 and "RAN" not in proc.stdout, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("codex-linux-sandbox: this libseccomp cannot deny "
+                                                                   "open_by_handle_at"), proc.stderr

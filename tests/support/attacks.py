@@ -158,7 +158,8 @@ for kname in ("STREAM", "SEQPACKET"):
     print("own %s pair" % kname, "ok" if b.recv(1) == b"x" else "broken")
 '''
 
-#: fork until the kernel says no: argv MAX; each child execs a long sleep
+#: fork until the kernel says no: argv MAX SECONDS; each child execs `sleep SECONDS` (a unique
+#: SECONDS such as 60.123 lets the test find exactly its own children)
 FORK_BOMB = '''
 n, err = 0, "none"
 for _ in range(int(sys.argv[1])):
@@ -169,7 +170,7 @@ for _ in range(int(sys.argv[1])):
         break
     if pid == 0:
         try:
-            os.execv("/bin/sleep", ["sleep", "60"])
+            os.execv("/bin/sleep", ["sleep", sys.argv[2]])
         finally:
             os._exit(1)
     n += 1

@@ -125,9 +125,15 @@ p.sampling.temp = 0.0
 if cfg.get("template"):
     p.chat_template = open(cfg["template"]).read()
 server = xllamacpp.Server(p)
-import signal, threading
+import os, signal, threading, time
 done = threading.Event()
 signal.signal(signal.SIGTERM, lambda *a: done.set())
+parent = os.getppid()
+def orphaned():  # a killed test run or bench must not leave a server behind
+    while os.getppid() == parent and not done.is_set():
+        time.sleep(1)
+    done.set()
+threading.Thread(target=orphaned, daemon=True).start()
 done.wait()
 """
 
