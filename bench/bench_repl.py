@@ -73,11 +73,11 @@ def time_to_first_prompt(home, cwd, runs, program=None):
     return statistics.median(samples)
 
 
-def bare_python(runs):
+def bare_python(runs, argv=None):
     samples = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        subprocess.run(argv or [sys.executable, "-c", "pass"], check=True)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
 
@@ -239,7 +239,14 @@ def main():
         dist = os.path.join(REPO, "dist", "codex")
         if os.path.exists(dist):
             time_to_first_prompt(home, work, 1, dist)  # unpack the zipapp once
-            print("startup: dist/codex to first prompt %s" % _ms(time_to_first_prompt(home, work, opts.runs, dist)))
+            print("startup: dist/codex to first prompt %s (load %.1f)"
+                  % (_ms(time_to_first_prompt(home, work, opts.runs, dist)), os.getloadavg()[0]))
+            # dist/codex runs `python3 -S` from PATH: what that launcher costs by itself (a
+            # pyenv shim, for one, is a shell script that runs pyenv before Python starts)
+            found = shutil.which("python3") or "python3"
+            print("startup: %s -S -c pass %s (this python: %s)" % (
+                found, _ms(bare_python(opts.runs, [found, "-S", "-c", "pass"])),
+                _ms(bare_python(opts.runs, [sys.executable, "-S", "-c", "pass"]))))
         t0 = time.perf_counter()
         lines = make_history(home, opts.history_gb)
         os.sync()  # let writeback of the new file finish so it does not skew the timings
