@@ -1,4 +1,4 @@
-"""A hostile model's attacks found in the December attack pass (findings/README.md), each
+"""A hostile model's attacks found in the December attack pass (docs/attack-pass/README.md), each
 run for real: the sandbox helpers on this kernel, codex exec against the scripted model
 server, real files.  One test (or a few) per finding that was fixed."""
 import json
