@@ -5684,7 +5684,7 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
 #                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
-#                       -- CMD [ARG]...
+#                       [--status-fd N] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -5703,14 +5703,17 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
 #   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
+#   --status-fd N     the helper's own failures also go to fd N as "CODE message\n"; it is
+#                     close-on-exec, so the command never holds it: codex believes "the sandbox
+#                     failed" only from there (run_command), never from the command's stderr
 #
 # Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespaces (user, mount, PID,
 # IPC: always tried, required by the read-only options; pid 1 forked at once) + read-only
 # mounts + a private /dev/shm, every capability dropped, seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
-# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
-# executed gives 127 (not found) or 126, like a shell.
+# "codex-linux-sandbox:" (and "CODE message" on --status-fd) and exit with one of
+# HELPER_EXIT_CODES; a command that cannot be executed gives 127 (not found) or 126, like a shell.
 
-#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
+#: helper exit code -> meaning (reported on the status fd)
 HELPER_EXIT_CODES = {
     120: "setup failed (prctl or closing file descriptors)",
     121: "bad helper arguments",
@@ -6462,10 +6465,15 @@ def _network_hidden_paths(keep=(), environ=None):
 # else.  Same protocol, order and exit codes as the C helper.
 
 
+_HELPER_STATUS_FD = [-1]  #: the Python helper's --status-fd (-1: none)
+
+
 def _helper_fail(code, message):
-    """Print the helper's one-line error and exit with its code."""
+    """Print the helper's one-line error (and report it on the status fd) and exit with its code."""
     try:
         os.write(2, ("%s %s\n" % (HELPER_ERROR_PREFIX, message)).encode("utf-8", "replace"))
+        if _HELPER_STATUS_FD[0] >= 0:
+            os.write(_HELPER_STATUS_FD[0], ("%d %s\n" % (code, message)).encode("utf-8", "replace"))
     finally:
         os._exit(code)
 
@@ -6473,7 +6481,7 @@ def _helper_fail(code, message):
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
     opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
-            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
+            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0, "status_fd": -1}
     i = 0
     while i < len(args):
         a = args[i]
@@ -6486,6 +6494,11 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
+        elif a == "--status-fd":
+            i += 1
+            if i >= len(args) or not args[i].isdigit() or int(args[i]) < 3:
+                raise ValueError("--status-fd needs a file descriptor above 2")
+            opts["status_fd"] = int(args[i])
         elif a == "--max-procs":
             i += 1
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
@@ -6981,10 +6994,16 @@ def _sandbox_helper_main(args):
     """The Python helper: apply the policy to this process, then exec the command."""
     try:
         opts = _parse_helper_args(args)
+        if opts["status_fd"] >= 0:
+            try:
+                os.set_inheritable(opts["status_fd"], False)  # close-on-exec: the command never holds it
+                _HELPER_STATUS_FD[0] = opts["status_fd"]
+            except OSError:
+                pass  # not open: nothing to report on
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
                      "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
-                     "-- CMD [ARG]...)"
+                     "[--status-fd N] -- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -7003,9 +7022,12 @@ def _sandbox_helper_main(args):
         return 0
     import ctypes
 
-    # close_range(3, ~0U) (Linux 5.9+): every inherited fd, as the C helper; else up to the fd limit
-    if libc.syscall(ctypes.c_long(436), ctypes.c_uint(3), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)) != 0:
-        os.closerange(3, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
+    # close_range (Linux 5.9+): every inherited fd but the status fd, as the C helper; else up to the fd limit
+    keep = _HELPER_STATUS_FD[0]
+    spans = [(3, 0xFFFFFFFF)] if keep < 0 else [(3, keep - 1), (keep + 1, 0xFFFFFFFF)]
+    for lo, hi in spans:
+        if lo <= hi and libc.syscall(ctypes.c_long(436), ctypes.c_uint(lo), ctypes.c_uint(hi), ctypes.c_uint(0)) != 0:
+            os.closerange(lo, min(hi + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 16)))
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
@@ -7239,13 +7261,36 @@ def _has_exited(proc):
         return True
 
 
-def _classify_helper_failure(exit_code, stderr):
-    """The helper's own setup failure as one line, or None when the command itself ran."""
-    if exit_code in HELPER_EXIT_CODES:
-        for line in stderr.splitlines():
-            if line.startswith(HELPER_ERROR_PREFIX):
-                return line[len(HELPER_ERROR_PREFIX):].strip()
+def _classify_helper_failure(exit_code, status):
+    """The helper's own setup failure as one line, or None when the command itself ran.
+
+    `status` is what the helper wrote on its --status-fd ("CODE message"): a pipe only the
+    helper holds (close-on-exec), so a command that prints "codex-linux-sandbox: ..." and exits
+    122 is a command that failed, not a sandbox that could not be set up."""
+    line = (status or "").strip().splitlines()[:1]
+    if not line:
+        return None
+    code, _, message = line[0].partition(" ")
+    if code.isdigit() and int(code) == exit_code and exit_code in HELPER_EXIT_CODES:
+        return message.strip() or HELPER_EXIT_CODES[exit_code]
     return None
+
+
+def _read_status_pipe(fd):
+    """What the helper wrote on its status pipe (every writer has exited: read to EOF, bounded)."""
+    chunks = []
+    try:
+        os.set_blocking(fd, False)
+        while sum(len(c) for c in chunks) < 4096:
+            data = os.read(fd, 4096)
+            if not data:
+                break
+            chunks.append(data)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd=None):
@@ -7321,11 +7366,19 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         stdin = tempfile.TemporaryFile()  # a file, not a pipe: no writer thread, no deadlock on big input
         stdin.write(stdin_data)
         stdin.seek(0)
+    status_r = status_w = None
+    if sandbox_type in ("linux", "linux-python"):  # the helper's own failures come back on this pipe
+        status_r, status_w = os.pipe()
+        at = full_argv.index("--cwd")
+        full_argv = full_argv[:at] + ["--status-fd", str(status_w)] + full_argv[at:]
     start = time.monotonic()
     try:
         proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+                                pass_fds=(status_w,) if status_w is not None else ())
     except OSError as exc:
+        if status_r is not None:
+            os.close(status_r)
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         msg = "codex: cannot execute %s: %s\n" % (argv[0], exc.strerror or exc)
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
@@ -7334,6 +7387,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     finally:
         if stdin_data is not None:
             stdin.close()
+        if status_w is not None:
+            os.close(status_w)
     bufs = {"stdout": _CappedBuffer(), "stderr": _CappedBuffer()}
     agg = _CappedBuffer()
     deltas = [0]
@@ -7393,6 +7448,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     except BaseException:
         _kill_group(proc)  # KeyboardInterrupt and friends: never leave the group running
         proc.wait()
+        if status_r is not None:
+            os.close(status_r)
         raise
     finally:
         sel.close()
@@ -7409,8 +7466,9 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     result = ExecResult(exit_code, bufs["stdout"].text(), bufs["stderr"].text(), agg.text(), duration,
                         timed_out, False, sandbox_type, None, cancelled, timeout_ms)
     log("debug", "exec %s in %s (sandbox %s) -> exit %d in %.3fs", argv, cwd, sandbox_type or "none", exit_code, duration)
+    status = _read_status_pipe(status_r) if status_r is not None else ""
     if sandbox_type is not None:
-        result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
+        result.sandbox_error = _classify_helper_failure(exit_code, status)
         if result.sandbox_error:
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
