@@ -527,6 +527,7 @@ CONFIG_KEYS = {
     "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
     "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
     "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
+    "max_command_timeout_ms": ("int", 3600000, None),  # the longest timeout a model's command gets (1 h)
     # accepted from very early builds, ignored once per-provider settings landed
     "request_max_retries": ("int", None, None),
     "stream_max_retries": ("int", None, None),
@@ -785,6 +786,7 @@ class Config(Record):
     # runaway turns (0: no limit)
     max_repeated_tool_calls: int
     max_tool_calls_per_turn: int
+    max_command_timeout_ms: int  # a model's timeout_ms above it is capped (and the model told)
     experimental_use_exec_command_tool: bool
     mcp_servers: dict
     # front ends
@@ -1578,6 +1580,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         raise ConfigError("%s: `notify` must be an array of strings (a command and its arguments)" % where)
     if values["project_doc_max_bytes"] < 0:
         raise ConfigError("%s: `project_doc_max_bytes` must not be negative" % where)
+    if values["max_command_timeout_ms"] <= 0:
+        raise ConfigError("%s: `max_command_timeout_ms` must be a positive number of milliseconds (default 3600000)"
+                          % place_of("max_command_timeout_ms"))
     for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
         if values[key] < 0:
             raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
@@ -7551,6 +7556,18 @@ def format_exec_output(result):
     })
 
 
+def _note_for_model(output, note):
+    """`output` (the JSON envelope of format_exec_output, or plain text) with `note` as its first line."""
+    try:
+        data = json.loads(output)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("output"), str):
+        data["output"] = "%s\n%s" % (note, data["output"])
+        return json.dumps(data)
+    return "%s\n%s" % (note, output)
+
+
 def _sandbox_failure_text(result):
     """Upstream's model-facing text for a run the sandbox stopped."""
     kind = SANDBOX_TYPE_NAMES.get(result.sandbox_type, "LinuxSeccomp")
@@ -11081,6 +11098,12 @@ class ToolRunner(object):
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
+        cap = task.ctx.config.max_command_timeout_ms
+        capped = None
+        if timeout_ms > cap:  # a model's timeout must not hold codex (a CI job) for ever
+            capped = ("timeout_ms %d is above the limit (max_command_timeout_ms = %d): the command ran with "
+                      "a timeout of %d ms" % (timeout_ms, cap, cap))
+            timeout_ms = cap
         started = time.monotonic()
         try:
             outcome = execute_with_policy(argv, cwd, task.ctx, self.state, ask, on_output=on_output, cancel=task.cancel,
@@ -11095,6 +11118,8 @@ class ToolRunner(object):
             raise Interrupted("interrupted")
         if outcome.decision == "abort":
             task.abort_requested = True
+        if capped:
+            outcome = ExecOutcome(outcome.result, _note_for_model(outcome.model_output, capped), outcome.decision)
         if outcome.decision == "denied" and getattr(self.approval_handler, "refusal", None):
             outcome = ExecOutcome(outcome.result, "%s: %s" % (outcome.model_output, self.approval_handler.refusal),
                                   outcome.decision)

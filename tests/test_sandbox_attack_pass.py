@@ -193,3 +193,33 @@ def test_a_command_cannot_pass_itself_off_as_a_sandbox_failure(impl, ws, codex_h
     r = _run(ws, codex_home, "echo ran")
     assert r.exit_code == 125 and "ran" not in r.stdout, r
     assert r.sandbox_error and "no-such-dir" in r.sandbox_error and r.sandbox_denied, r
+
+
+# -- 10: the model's timeout_ms is capped ----------------------------------------------------
+
+
+def test_exec_caps_the_models_timeout_and_says_so(run_codex, server, tmp_path, codex_home):
+    import time
+
+    from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+    from support.model_server import Turn
+
+    ws = tmp_path / "proj"
+    ws.mkdir()
+    server.enqueue(Turn().function_call("shell", {"command": ["sleep", "100000"], "timeout_ms": 10 ** 12}, call_id="c1"),
+                   Turn().text("ok"))
+    t0 = time.monotonic()
+    r = run_codex("exec", "--skip-git-repo-check", "-C", str(ws), "-s", "workspace-write",
+                  "-c", "max_command_timeout_ms=1500", *(mock_cli_args(server) + ["wait"]), env={MOCK_KEY_ENV: "k"})
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 60
+    out = json.loads(server.model_requests()[1].body["input"][-1]["output"])
+    assert out["output"].startswith("timeout_ms 1000000000000 is above the limit (max_command_timeout_ms = 1500)")
+    assert "timed out after 1500 milliseconds" in out["output"] and out["metadata"]["exit_code"] == 124
+
+
+def test_max_command_timeout_ms_must_be_positive(tmp_path, codex_home):
+    with pytest.raises(codex.ConfigError, match="max_command_timeout_ms"):
+        codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path)), ["max_command_timeout_ms=0"], home=str(codex_home))
+    cfg = codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path)), [], home=str(codex_home))
+    assert cfg.max_command_timeout_ms == 3600000
