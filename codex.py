@@ -12,7 +12,7 @@ passthrough).
 
 How data flows:
 
-    CLI (§22) -> config (§04) -> session / agent loop (§15b) -> provider (§07) <-> model
+    CLI (§22) -> config (§04) -> session / agent loop (§16) -> provider (§07) <-> model
     agent loop -> tools (§09, §10) -> approval (§11) -> sandbox helper (§12) -> process (§13)
     front ends (§17-§21) drive a session through ops and events (§08)
 
@@ -29,15 +29,15 @@ Contents (each section uses only the sections above it):
     §09 Tools: definitions and the shell tool
     §10 apply_patch: grammar, matching, applying
     §11 Safety: known-safe commands and approval decisions
-    §12a Sandbox: policies, protected paths, Seatbelt
+    §12a Sandbox: macOS Seatbelt
     §12b Sandbox: the Linux helper
     §13 Exec: running a command
     §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
     §14b MCP client: servers and the connection manager
     §14c Hooks: lifecycle hooks that fail closed
     §15a Agent: instructions and environment context
-    §15b Agent: the session and the turn loop
-    §16 History and rollouts
+    §15b History and rollouts
+    §16 Agent: the session and the turn loop
     §17 Front end: codex exec
     §17b Front end: code review (scopes, diffs, findings)
     §18a Front end: the REPL, its helpers and `@` file search
@@ -112,24 +112,6 @@ def system_config_dir(environ=None):
     """The machine-wide config directory: $CODEX_SYSTEM_DIR (for tests and unusual layouts) or /etc/codex."""
     environ = os.environ if environ is None else environ
     return Path(environ.get("CODEX_SYSTEM_DIR") or "/etc/codex")
-
-
-def codex_home(environ=None):
-    """Return $CODEX_HOME (which must exist when set) or ~/.codex."""
-    environ = os.environ if environ is None else environ
-    value = environ.get("CODEX_HOME", "").strip()
-    if value:
-        path = Path(value).expanduser()
-        if not path.is_dir():
-            raise ConfigError(
-                "CODEX_HOME=%s does not exist or is not a directory; create it or unset CODEX_HOME"
-                % value
-            )
-        return path.resolve()
-    home = environ.get("HOME") or os.path.expanduser("~")
-    if not home or home == "~":
-        raise ConfigError("cannot find the home directory; set HOME or CODEX_HOME")
-    return Path(home) / ".codex"
 
 
 def zipapp_paths():
@@ -463,6 +445,24 @@ EXIT_CODES = {
 # §04 Config: config.toml, -c overrides, profiles, providers
 ###############################################################################
 
+def codex_home(environ=None):
+    """Return $CODEX_HOME (which must exist when set) or ~/.codex."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("CODEX_HOME", "").strip()
+    if value:
+        path = Path(value).expanduser()
+        if not path.is_dir():
+            raise ConfigError(
+                "CODEX_HOME=%s does not exist or is not a directory; create it or unset CODEX_HOME"
+                % value
+            )
+        return path.resolve()
+    home = environ.get("HOME") or os.path.expanduser("~")
+    if not home or home == "~":
+        raise ConfigError("cannot find the home directory; set HOME or CODEX_HOME")
+    return Path(home) / ".codex"
+
+
 #: keys a profile may set (anything else in a profile is warned about)
 PROFILE_KEYS = (
     "model",
@@ -527,6 +527,7 @@ CONFIG_KEYS = {
     "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
     "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
     "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
+    "max_command_timeout_ms": ("int", 3600000, None),  # the longest timeout a model's command gets (1 h)
     # accepted from very early builds, ignored once per-provider settings landed
     "request_max_retries": ("int", None, None),
     "stream_max_retries": ("int", None, None),
@@ -737,7 +738,7 @@ class Config(Record):
 
     Every top-level key of CONFIG_KEYS is a field (load_config fails loudly on one that is not
     declared here), plus what load_config derives.  Nothing changes a Config after load: a
-    front end that overrides something builds a new TurnContext (§08) or a `replace()`d copy.
+    front end that overrides something builds a new TurnContext (§15a) or a `replace()`d copy.
     """
 
     # where it came from
@@ -785,6 +786,7 @@ class Config(Record):
     # runaway turns (0: no limit)
     max_repeated_tool_calls: int
     max_tool_calls_per_turn: int
+    max_command_timeout_ms: int  # a model's timeout_ms above it is capped (and the model told)
     experimental_use_exec_command_tool: bool
     mcp_servers: dict
     # front ends
@@ -1578,6 +1580,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         raise ConfigError("%s: `notify` must be an array of strings (a command and its arguments)" % where)
     if values["project_doc_max_bytes"] < 0:
         raise ConfigError("%s: `project_doc_max_bytes` must not be negative" % where)
+    if values["max_command_timeout_ms"] <= 0:
+        raise ConfigError("%s: `max_command_timeout_ms` must be a positive number of milliseconds (default 3600000)"
+                          % place_of("max_command_timeout_ms"))
     for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
         if values[key] < 0:
             raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
@@ -1870,9 +1875,7 @@ def apply_requirements(req, values, sources, providers, warnings):
         values["mcp_servers"] = kept
 
 
-###############################################################################
-# §05 Auth: auth.json, login, logout
-###############################################################################
+# -- auth.json: read here for the provider's key (§05 writes it, logs in and out) -----------
 
 
 def auth_path(home):
@@ -1898,6 +1901,339 @@ def read_auth(home):
     return data
 
 
+# -- the sandbox policy (derived from the config; §12 applies it) ---------------------------
+#
+# A SandboxPolicy says what a command may write and whether it may use the network; the
+# paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
+# here.  Config.sandbox_policy, the TurnContext (§15a) and the approval decisions (§11, §13)
+# read it, so it sits with the config, above them.
+
+
+#: directories not searched for nested repositories (large, and never repos themselves)
+_NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
+PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
+_NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
+_NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
+
+
+class SandboxPolicy(object):
+    """What a sandboxed command may write and whether it may use the network."""
+
+    def __init__(self, mode="read-only", writable_roots=(), network_access=False,
+                 exclude_tmpdir_env_var=False, exclude_slash_tmp=False, include_cwd=True):
+        if mode not in SANDBOX_MODES:
+            raise SandboxError("unknown sandbox mode %r; use one of: %s" % (mode, ", ".join(SANDBOX_MODES)))
+        self.mode = mode
+        self.writable_roots = [Path(p) for p in writable_roots]
+        self.network_access = bool(network_access)
+        self.exclude_tmpdir_env_var = bool(exclude_tmpdir_env_var)
+        self.exclude_slash_tmp = bool(exclude_slash_tmp)
+        self.include_cwd = bool(include_cwd)
+
+    def __repr__(self):
+        return "SandboxPolicy(%s)" % self.to_json()
+
+    def __eq__(self, other):
+        return isinstance(other, SandboxPolicy) and self.to_json() == other.to_json()
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The policy of a Config: sandbox_mode + [sandbox_workspace_write], or the legacy
+        `sandbox_permissions` list when it was set in a higher layer than sandbox_mode
+        (flag > -c > profile > config.toml > default).  Use `cfg.sandbox_policy` (computed once)."""
+        legacy = cfg.sandbox_permissions
+        if legacy is not None and _source_rank(cfg.sources.get("sandbox_permissions")) > _source_rank(cfg.sources.get("sandbox_mode")):
+            policy = cls.from_permissions(legacy, cfg.codex_home)
+            _notice("`sandbox_permissions` is deprecated; it now means sandbox_mode = %r%s: set sandbox_mode "
+                    "and [sandbox_workspace_write] instead" % (policy.mode, " with network" if policy.has_network() else ""))
+            return policy
+        if cfg.sandbox_mode != "workspace-write":
+            return cls(cfg.sandbox_mode)
+        return cls.from_wire(dict(cfg.sandbox_workspace_write or {}, mode="workspace-write"), cfg.cwd)
+
+    @classmethod
+    def from_wire(cls, data, base):
+        """The protocol's SandboxPolicy object (tag `mode`); relative writable roots are taken
+        relative to `base`; unknown fields are ignored, missing booleans are false."""
+        roots = []
+        for entry in data.get("writable_roots") or []:
+            p = Path(str(entry)).expanduser()
+            roots.append(p if p.is_absolute() else Path(base) / p)
+        return cls(data.get("mode", "read-only"), roots, data.get("network_access", False),
+                   data.get("exclude_tmpdir_env_var", False), data.get("exclude_slash_tmp", False))
+
+    @classmethod
+    def from_permissions(cls, permissions, home=None):
+        """Map the May-June 2025 `sandbox_permissions` list onto a policy."""
+        perms = [str(p) for p in permissions]
+        network = "network-full-access" in perms
+        if "disk-full-write-access" in perms:
+            # full write without network: every path writable, seccomp still on
+            return cls("danger-full-access") if network else cls("workspace-write", ["/"], False)
+        folders = []
+        for p in perms:
+            if p.startswith("disk-write-folder="):
+                folder = Path(p.split("=", 1)[1]).expanduser()
+                if not str(folder):
+                    raise ConfigError("sandbox_permissions: disk-write-folder needs a path")
+                folders.append(folder if folder.is_absolute() else Path(home or ".") / folder)
+        writes = [p for p in perms if p.startswith("disk-write")]
+        if not writes:
+            return cls("read-only", network_access=network)
+        return cls("workspace-write", folders, network,
+                   exclude_tmpdir_env_var="disk-write-platform-user-temp-folder" not in perms,
+                   exclude_slash_tmp="disk-write-platform-global-temp-folder" not in perms,
+                   include_cwd="disk-write-cwd" in perms)
+
+    def to_wire(self):
+        """The upstream wire form: {"mode": ..., and the workspace-write fields}."""
+        out = {"mode": self.mode}
+        if self.mode == "workspace-write":
+            if self.writable_roots:
+                out["writable_roots"] = [str(p) for p in self.writable_roots]
+            out["network_access"] = self.network_access
+            out["exclude_tmpdir_env_var"] = self.exclude_tmpdir_env_var
+            out["exclude_slash_tmp"] = self.exclude_slash_tmp
+        elif self.network_access and self.mode == "read-only":
+            out["network_access"] = True
+        return out
+
+    def to_json(self):
+        """to_wire() as JSON text (what the helper is given)."""
+        return json.dumps(self.to_wire(), sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse the wire form from JSON text or a dict (see from_wire; roots must be absolute)."""
+        return cls.from_wire(json.loads(text) if isinstance(text, str) else dict(text), "/")
+
+    def is_unrestricted(self):
+        """danger-full-access: no sandbox at all."""
+        return self.mode == "danger-full-access"
+
+    def has_network(self):
+        """Whether commands may open network sockets."""
+        return self.mode == "danger-full-access" or self.network_access
+
+    def writable_roots_for(self, cwd, environ=None):
+        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
+        if self.mode != "workspace-write":
+            return []
+        environ = os.environ if environ is None else environ
+        roots = list(self.writable_roots)
+        if self.include_cwd:
+            roots.append(Path(cwd))
+        if not self.exclude_slash_tmp and os.path.isdir("/tmp"):
+            roots.append(Path("/tmp"))
+        tmpdir = environ.get("TMPDIR", "")
+        if not self.exclude_tmpdir_env_var and tmpdir and os.path.isabs(tmpdir):
+            roots.append(Path(tmpdir))
+        out, seen = [], set()
+        for root in roots:
+            real = Path(os.path.realpath(str(root)))
+            if str(real) not in seen:
+                seen.add(str(real))
+                out.append(real)
+        return out
+
+    def is_path_writable(self, path, cwd, home=None):
+        """Whether a sandboxed write to `path` would be allowed (symlinks resolved)."""
+        if self.mode == "danger-full-access":
+            return True
+        path = Path(path)
+        if not path.is_absolute():
+            path = Path(cwd) / path
+        # resolved as the kernel does: `lnk/..` is the parent of lnk's target, not `.` (never normpath first)
+        real = os.path.realpath(str(path))
+        roots = self.writable_roots_for(cwd)
+        inside = [str(r) for r in roots if _is_within(real, str(r))]
+        if not inside:
+            return False
+        # a .git or .codex that does not exist yet has no read-only mount: a new nested repo's
+        # config (core.fsmonitor, hooks) must not be written without a question either
+        if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
+            return False
+        return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
+
+
+def _is_within(path, root):
+    """Whether `path` is `root` or below it (both absolute, normalised)."""
+    root = root.rstrip("/") or "/"
+    return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+_NESTED_CACHE = {}
+
+
+def _find_nested_git(root):
+    """`.git` entries below `root` (not at its top), within a budget; returns (paths, complete)."""
+    now = time.monotonic()
+    hit = _NESTED_CACHE.get(root)
+    if hit and now - hit[0] < _NESTED_REPO_CACHE_SECONDS:
+        return hit[1], hit[2]
+    found, budget, complete = [], _NESTED_REPO_BUDGET, True
+    stack = [(root, 0)]
+    while stack:
+        path, depth = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            budget -= 1
+            if budget < 0:
+                complete = False
+                stack = []
+                break
+            if entry.name == ".git":
+                if path != root:
+                    found.append(entry.path)
+                continue
+            if entry.name in _NESTED_REPO_SKIP or depth >= 12:
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, depth + 1))
+            except OSError:
+                continue
+    _NESTED_CACHE[root] = (now, found, complete)
+    return found, complete
+
+
+def _gitdir_targets(git_file):
+    """For a `.git` file (worktree/submodule pointer): the gitdir it names, if readable."""
+    try:
+        with open(git_file, "r", encoding="utf-8", errors="replace") as fh:
+            first = fh.readline().strip()
+    except OSError:
+        return []
+    if not first.startswith("gitdir:"):
+        return []
+    target = first[len("gitdir:"):].strip()
+    if not os.path.isabs(target):
+        target = os.path.join(os.path.dirname(git_file), target)
+    return [os.path.realpath(target)] if os.path.exists(target) else []
+
+
+def git_dirs_of(entry):
+    """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
+    `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
+    (`commondir`: where config and hooks live).  Real paths of what exists."""
+    out = [os.path.realpath(entry)]
+    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
+    for gitdir in gitdirs:
+        out.append(gitdir)
+        try:
+            with open(os.path.join(gitdir, "commondir"), "r", encoding="utf-8", errors="replace") as fh:
+                common = fh.readline().strip()
+        except OSError:
+            continue
+        if common:
+            common = os.path.realpath(os.path.join(gitdir, common))
+            if os.path.isdir(common):
+                out.append(common)
+    return out
+
+
+def _enclosing_git_entries(paths):
+    """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
+    out = []
+    for path in paths:
+        d = os.path.realpath(str(path))
+        while True:
+            cand = os.path.join(d, ".git")
+            if os.path.lexists(cand) and cand not in out:
+                out.append(cand)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+    return out
+
+
+def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
+    """Paths inside writable roots that stay read-only: every git directory a command could
+    make git use (.git dirs, files and symlinks, their gitdir and common dirs, the repository
+    the workspace lies in, nested repos, $GIT_DIR), .codex, and $CODEX_HOME.  Only existing
+    paths; never one that is or holds a writable root or the workspace: a `.git` a command
+    planted pointing at the workspace must not make the workspace read-only.  `entries`, a
+    list, receives the `.git`/`.codex` names (as found, not resolved) behind the result: a
+    symlink among them is pinned too (pins_for)."""
+    out = []
+    notes = []
+    cwd_real = os.path.realpath(str(cwd))
+    temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
+    for var in ("GIT_DIR", "GIT_COMMON_DIR"):
+        if os.path.isabs(os.environ.get(var, "")):
+            gits.append(os.environ[var])
+    dot_codex = []
+    for root in roots:
+        root = str(root)
+        gits.append(os.path.join(root, ".git"))
+        dot_codex.append(os.path.join(root, ".codex"))
+        out.append(dot_codex[-1])
+        # the workspace and configured roots are searched for nested repositories; /tmp is not
+        if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
+            nested, complete = _find_nested_git(root)
+            gits.extend(nested)
+            if not complete:
+                notes.append("only the first %d entries of %s were searched for nested .git directories"
+                             % (_NESTED_REPO_BUDGET, root))
+    for cand in gits:
+        if os.path.lexists(cand):
+            out.extend(git_dirs_of(cand))
+    if home is not None:
+        out.append(os.path.realpath(str(home)))
+    result, seen = [], set()
+    keep = [str(r) for r in roots] + [cwd_real]
+    for p in out:
+        p = os.path.realpath(p)
+        if p in seen or not os.path.exists(p):
+            continue
+        seen.add(p)
+        if not any(_is_within(p, str(r)) for r in roots):
+            continue  # outside every writable root: Landlock keeps it read-only already
+        if any(_is_within(k, p) for k in keep):
+            if home is not None and p == os.path.realpath(str(home)):
+                notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
+                             "read-only for commands; move the workspace out of it" % p)
+            continue
+        result.append(p)
+    if entries is not None:
+        entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
+            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
+    for note in notes:
+        _notice(note)
+    return result
+
+
+# -- notices: things the user should hear about once --------------------------------------
+
+_NOTICES = []
+_NOTICES_SEEN = set()
+
+
+def _notice(text):
+    """Queue a one-time notice about the sandbox (also logged)."""
+    if text not in _NOTICES_SEEN:
+        _NOTICES_SEEN.add(text)
+        _NOTICES.append(text)
+        log("warn", "sandbox: %s", text)
+
+
+def take_sandbox_notices():
+    """Return (and forget) the sandbox notices not shown yet; front ends print them once."""
+    out = list(_NOTICES)
+    del _NOTICES[:]
+    return out
+
+
+###############################################################################
+# §05 Auth: auth.json, login, logout
+###############################################################################
+
+
 def write_auth(home, data):
     """Write auth.json pretty-printed, mode 0600."""
     path = auth_path(home)
@@ -1920,7 +2256,7 @@ def _mask_key(key):
 # environment): model requests use HttpClient, a small stdlib HTTP/1.1 client (httpx and the
 # anyio stack it pulls in cost ~60 ms at every start); http_client() (httpx) serves the other
 # HTTP users.  An incremental SSE parser, and the request-level retry loop shared by both wire
-# APIs.  Stream-level retries live in the turn loop (§15).
+# APIs.  Stream-level retries live in the turn loop (§16).
 
 BACKOFF_BASE_S = 0.2  #: first retry delay; doubles per attempt with +-10% jitter
 BACKOFF_CAP_S = 30.0  #: ceiling of one computed backoff delay
@@ -3763,12 +4099,12 @@ def make_model_client(cfg, session_id, environ=None):
 
 # The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §15b
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §16
 #       (no thread until used; turn_context: start from this TurnContext instead of the config's)
-#   session.turn_context -> TurnContext (the effective policy, overrides applied); session.closed,
+#   session.turn_context -> TurnContext (§15a: the effective policy, overrides applied); session.closed,
 #       session.busy (a task is running).  Front ends use these, never private state; how to add a
 #       front end, a tool, a wire API or an MCP transport: docs/extending.md.
-#       (resume_path, or config.experimental_resume, continues a recorded rollout, §16)
+#       (resume_path, or config.experimental_resume, continues a recorded rollout, §15b)
 #   session.submit({"type": "user_input", "items": [{"type": "text", "text": "..."}]}) -> submission id
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
 #       assigned when absent)
@@ -3830,110 +4166,11 @@ def wire_duration(seconds):
     return {"secs": secs, "nanos": int(round((seconds - secs) * 1e9)) % 1000000000}
 
 
-class TurnContext(Record):
-    """What one turn runs under, computed once per turn from the config and the overrides.
-
-    This is the one effective policy: §11-§13 enforce `sandbox_policy` and `approval_policy`,
-    the model is told them (environment_context, the shell tool's description), the rollout
-    records them and /status, `doctor` and the exec header show them.  Front ends change it
-    only through override_turn_context (proto, the REPL's /approvals and /model) or through the
-    config they load (exec flags, the MCP server's `codex` tool parameters); `with_overrides`
-    returns a new context and never touches the Config.
-    """
-
-    config: "Config"  # the loaded config (model overrides applied with Config.replace)
-    cwd: Path
-    approval_policy: str
-    sandbox_policy: "SandboxPolicy"
-    family: "ModelFamily"
-    instructions: str  # the request's `instructions` field (base prompt or the configured one)
-    sources: "Mapping[str, str]"  # where model, approval_policy and sandbox_mode came from
-
-    @classmethod
-    def from_config(cls, cfg):
-        """The context a session starts with: what the config (with its flags) asks for."""
-        family = model_family(cfg.model, cfg)
-        return cls(config=cfg, cwd=Path(cfg.cwd), approval_policy=cfg.approval_policy,
-                   sandbox_policy=cfg.sandbox_policy, family=family,
-                   instructions=build_instructions(cfg, family), sources=cfg.sources)
-
-    def with_overrides(self, cwd=None, approval_policy=None, sandbox_policy=None, model=None, effort=None,
-                       summary=None, source="override_turn_context"):
-        """A new context with the overrides applied (None: keep); raises UsageError/ConfigError."""
-        changes, sources = {}, dict(self.sources)
-        if cwd:
-            path = Path(cwd)
-            if not path.is_absolute():
-                path = self.cwd / path
-            if not path.is_dir():
-                raise UsageError("cwd %s is not a directory" % path)
-            changes["cwd"] = path.resolve()
-        if approval_policy:
-            changes["approval_policy"] = _normalize_approval(approval_policy, source, "approval_policy")
-            sources["approval_policy"] = source
-        if sandbox_policy is not None:
-            if isinstance(sandbox_policy, str):
-                sandbox_policy = {"mode": sandbox_policy}
-            if not isinstance(sandbox_policy, SandboxPolicy):
-                if not isinstance(sandbox_policy, dict) or not sandbox_policy.get("mode"):
-                    raise UsageError("sandbox_policy must be an object with a `mode`")
-                _check_enum(source, "sandbox_policy.mode", sandbox_policy["mode"], SANDBOX_MODES)
-                if sandbox_policy["mode"] == "workspace-write":  # fields left out keep the configured ones
-                    sandbox_policy = dict(self.config.sandbox_workspace_write or {}, **sandbox_policy)
-                sandbox_policy = SandboxPolicy.from_wire(sandbox_policy, self.config.cwd)
-            changes["sandbox_policy"] = sandbox_policy
-            sources["sandbox_mode"] = source
-        config_changes = {}
-        if model:
-            config_changes["model"] = model
-            sources["model"] = source
-        if effort:
-            config_changes["model_reasoning_effort"] = effort
-        if summary:
-            config_changes["model_reasoning_summary"] = summary
-        if config_changes:
-            cfg = self.config.replace(**config_changes)
-            changes["config"] = cfg
-            changes["family"] = model_family(cfg.model, cfg)
-            changes["instructions"] = build_instructions(cfg, changes["family"])
-        req = self.config.requirements
-        approval = changes.get("approval_policy")
-        if approval is not None and req.clamp_approval(approval) != approval:
-            raise UsageError("approval policy %r is not allowed by %s (allowed: %s)"
-                             % (approval, " or ".join(req.paths), ", ".join(req.allowed_approval_policies)))
-        policy = changes.get("sandbox_policy")
-        if policy is not None and req.clamp_sandbox(policy.mode) != policy.mode:
-            raise UsageError("sandbox mode %r is not allowed by %s (allowed: %s)"
-                             % (policy.mode, " or ".join(req.paths), ", ".join(req.allowed_sandbox_modes)))
-        changes["sources"] = frozen_mapping(sources)
-        return self.replace(**changes)
-
-    # -- what §09-§15 read --
-    model = property(lambda self: self.config.model, doc="the model slug of this turn")
-    codex_home = property(lambda self: self.config.codex_home, doc="$CODEX_HOME (protected from commands)")
-    shell_environment_policy = property(lambda self: self.config.shell_environment_policy,
-                                        doc="[shell_environment_policy]: what commands' environments hold")
-    providers = property(lambda self: self.config.providers, doc="the providers (their key variables are secrets)")
-    sandbox_mode = property(lambda self: self.sandbox_policy.mode, doc="the effective sandbox mode")
-    network_access = property(lambda self: self.sandbox_policy.has_network(), doc="whether commands may use the network")
-
-    def to_wire(self):
-        """The rollout's turn_context record and the fields of an override op."""
-        return {"cwd": str(self.cwd), "approval_policy": self.approval_policy,
-                "sandbox_policy": self.sandbox_policy.to_wire(), "model": self.model,
-                "effort": self.config.model_reasoning_effort, "summary": self.config.model_reasoning_summary}
-
-
-def turn_context(cfg_or_ctx):
-    """`cfg_or_ctx` as a TurnContext (a Config gets the context it starts with)."""
-    return cfg_or_ctx if isinstance(cfg_or_ctx, TurnContext) else TurnContext.from_config(cfg_or_ctx)
-
-
 class SessionState(object):
-    """Per-session state shared with the approval layer (§11)."""
+    """Per-session state shared with the approval layer (§13)."""
 
     def __init__(self):
-        self.approved_commands = set()  # argv tuples approved "for session" (§11 reads this name)
+        self.approved_commands = set()  # argv tuples approved "for session" (§13 reads this name)
         self.lock = threading.Lock()
 
 
@@ -3945,7 +4182,7 @@ class SessionState(object):
 # of their arguments, the tool registry (Tool, register_tool; docs/extending.md), and the
 # recognition of apply_patch inside shell calls.  Running a
 # command goes through §11's execute_with_policy (approval + sandbox + §13's runner);
-# the Session (§15) wires events and approvals around it.
+# the Session (§16) wires events and approvals around it.
 
 DEFAULT_SHELL_TIMEOUT_MS = 10000  #: shell tool timeout when the model gives none (upstream)
 UI_OUTPUT_MAX_CHARS = 5 * 1024  #: stdout/stderr size in exec_command_end events
@@ -4369,7 +4606,7 @@ def shell_output_for_model(text, exit_code, duration):
 
 # -- the tool registry --
 #
-# A tool is one Tool entry (registered at the end of §15b, next to the ToolRunner that runs
+# A tool is one Tool entry (registered at the end of §16, next to the ToolRunner that runs
 # it): its spec, its argument parser, its approval assessment, its runner and the events it
 # emits.  Front ends render events, not tools: a tool that emits the existing event kinds
 # (exec_command_*, patch_apply_*, mcp_tool_call_*, plan_update) shows up in exec, the REPL,
@@ -4927,12 +5164,13 @@ def apply_patch_main(args):
 # §11 Safety: known-safe commands and approval decisions
 ###############################################################################
 
-# Contract used by the agent (§15) and front ends.  `ctx` is the turn's TurnContext (§08): its
+# Contract used by the agent (§16) and front ends.  `ctx` is the turn's TurnContext (§15a): its
 # sandbox_policy and approval_policy are the one effective policy (a Config stands for the
 # context it starts with, so tests and `codex sandbox` can pass one).
 #
 #   is_known_safe_command(argv) -> bool
 #   assess_command_safety(argv, ctx, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
+#       (§13, next to execute_with_policy: it asks whether a sandbox is available and what PATH resolves)
 #   assess_patch_safety(paths, ctx) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
 #   execute_with_policy(argv, cwd, ctx, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
@@ -4945,7 +5183,7 @@ def apply_patch_main(args):
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
 #   describe_policy(ctx) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
-#   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
+#   take_sandbox_notices() -> [str]   (§04) one-time warnings for the user (e.g. ".git cannot be made
 #       read-only here"); front ends show them once, e.g. as a background event.
 #
 # Deliberate differences from upstream (docs/sandbox.md has the list):
@@ -5170,76 +5408,6 @@ def _command_words(argv):
     return argv[:1]
 
 
-def _planted_program(argv, cfg):
-    """A program of argv that PATH resolves inside the workspace or a writable root, or None.
-
-    `ls` found in ./node_modules/.bin is not the system `ls`: it gets no known-safe pass.
-    """
-    import shutil  # startup budget: only when a command is assessed
-
-    path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
-    roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
-    # "." or an empty entry resolves against the command's workdir, which the model chooses
-    relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
-    for word in _command_words(argv):
-        if relative and "/" not in word:
-            return word
-        found = word if "/" in word else shutil.which(word, path=path)
-        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
-            return word
-    return None
-
-
-def _approved_set(session_state):
-    """The session's set of approved argv tuples (created on first use)."""
-    if session_state is None:
-        return set()
-    if isinstance(session_state, dict):
-        return session_state.setdefault("approved_commands", set())
-    approved = getattr(session_state, "approved_commands", None)
-    if approved is None:
-        approved = set()
-        setattr(session_state, "approved_commands", approved)
-    return approved
-
-
-def _command_plan(argv, cfg, approved_for_session, escalated=False):
-    """Decide a command: (decision, run_sandboxed, reason) per the approval table.
-
-    The table (docs/sandbox.md): untrusted asks for everything not known-safe; on-failure
-    and never run sandboxed; on-request asks when the model escalates; danger-full-access
-    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.
-    """
-    policy = cfg.approval_policy
-    sandbox = cfg.sandbox_policy
-    key = tuple(str(a) for a in argv)
-    if approved_for_session and key in approved_for_session:
-        return "auto-approve", False, "approved for this session"
-    full = sandbox.is_unrestricted()
-    available = full or sandbox_available(cfg.codex_home)
-    if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
-        # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
-        if available:
-            return "auto-approve", not full, "known-safe command"
-        return ("reject" if policy == "never" else "ask-user"), False, "no sandbox is available on this machine"
-    if policy == "untrusted":
-        return "ask-user", False, "untrusted: every command that is not known-safe needs approval"
-    if full:
-        return "auto-approve", False, "danger-full-access"
-    if not available:
-        if policy == "never":
-            return "reject", False, "no sandbox is available on this machine and approval_policy is never"
-        return "ask-user", False, "no sandbox is available on this machine"
-    if policy == "on-request" and escalated:
-        return "ask-user", False, "the model asked to run without the sandbox"
-    return "auto-approve", True, "runs in the sandbox"
-
-
-def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
-    """Whether to run argv without asking, ask the user, or reject it (see _command_plan)."""
-    return _command_plan(argv, cfg, approved_for_session, escalated)[0]
-
-
 def _patch_outside_reason(paths, cfg):
     """Why a patch needs approval, naming where it really writes: a path through a symlink
     (`docs/.bashrc` with docs -> ~) is shown with its resolved target, so that the user
@@ -5273,336 +5441,15 @@ def assess_patch_safety(paths, cfg):
 
 
 ###############################################################################
-# §12a Sandbox: policies, protected paths, Seatbelt
+# §12a Sandbox: macOS Seatbelt
 ###############################################################################
 
-# A SandboxPolicy says what a command may write and whether it may use the network; the
-# paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
-# here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
-# Linux the helper of §12b applies it.
+# The SandboxPolicy and the protected paths are §04's (derived from the config).  On macOS
+# the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on Linux the helper
+# of §12b applies it.
 
 SEATBELT_EXECUTABLE = "/usr/bin/sandbox-exec"  #: absolute on purpose: never a PATH lookup
 SANDBOX_TYPE_NAMES = {"linux": "LinuxSeccomp", "linux-python": "LinuxSeccomp", "seatbelt": "MacosSeatbelt"}
-
-#: directories not searched for nested repositories (large, and never repos themselves)
-_NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
-PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
-_NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
-_NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
-
-
-class SandboxPolicy(object):
-    """What a sandboxed command may write and whether it may use the network."""
-
-    def __init__(self, mode="read-only", writable_roots=(), network_access=False,
-                 exclude_tmpdir_env_var=False, exclude_slash_tmp=False, include_cwd=True):
-        if mode not in SANDBOX_MODES:
-            raise SandboxError("unknown sandbox mode %r; use one of: %s" % (mode, ", ".join(SANDBOX_MODES)))
-        self.mode = mode
-        self.writable_roots = [Path(p) for p in writable_roots]
-        self.network_access = bool(network_access)
-        self.exclude_tmpdir_env_var = bool(exclude_tmpdir_env_var)
-        self.exclude_slash_tmp = bool(exclude_slash_tmp)
-        self.include_cwd = bool(include_cwd)
-
-    def __repr__(self):
-        return "SandboxPolicy(%s)" % self.to_json()
-
-    def __eq__(self, other):
-        return isinstance(other, SandboxPolicy) and self.to_json() == other.to_json()
-
-    @classmethod
-    def from_config(cls, cfg):
-        """The policy of a Config: sandbox_mode + [sandbox_workspace_write], or the legacy
-        `sandbox_permissions` list when it was set in a higher layer than sandbox_mode
-        (flag > -c > profile > config.toml > default).  Use `cfg.sandbox_policy` (computed once)."""
-        legacy = cfg.sandbox_permissions
-        if legacy is not None and _source_rank(cfg.sources.get("sandbox_permissions")) > _source_rank(cfg.sources.get("sandbox_mode")):
-            policy = cls.from_permissions(legacy, cfg.codex_home)
-            _notice("`sandbox_permissions` is deprecated; it now means sandbox_mode = %r%s: set sandbox_mode "
-                    "and [sandbox_workspace_write] instead" % (policy.mode, " with network" if policy.has_network() else ""))
-            return policy
-        if cfg.sandbox_mode != "workspace-write":
-            return cls(cfg.sandbox_mode)
-        return cls.from_wire(dict(cfg.sandbox_workspace_write or {}, mode="workspace-write"), cfg.cwd)
-
-    @classmethod
-    def from_wire(cls, data, base):
-        """The protocol's SandboxPolicy object (tag `mode`); relative writable roots are taken
-        relative to `base`; unknown fields are ignored, missing booleans are false."""
-        roots = []
-        for entry in data.get("writable_roots") or []:
-            p = Path(str(entry)).expanduser()
-            roots.append(p if p.is_absolute() else Path(base) / p)
-        return cls(data.get("mode", "read-only"), roots, data.get("network_access", False),
-                   data.get("exclude_tmpdir_env_var", False), data.get("exclude_slash_tmp", False))
-
-    @classmethod
-    def from_permissions(cls, permissions, home=None):
-        """Map the May-June 2025 `sandbox_permissions` list onto a policy."""
-        perms = [str(p) for p in permissions]
-        network = "network-full-access" in perms
-        if "disk-full-write-access" in perms:
-            # full write without network: every path writable, seccomp still on
-            return cls("danger-full-access") if network else cls("workspace-write", ["/"], False)
-        folders = []
-        for p in perms:
-            if p.startswith("disk-write-folder="):
-                folder = Path(p.split("=", 1)[1]).expanduser()
-                if not str(folder):
-                    raise ConfigError("sandbox_permissions: disk-write-folder needs a path")
-                folders.append(folder if folder.is_absolute() else Path(home or ".") / folder)
-        writes = [p for p in perms if p.startswith("disk-write")]
-        if not writes:
-            return cls("read-only", network_access=network)
-        return cls("workspace-write", folders, network,
-                   exclude_tmpdir_env_var="disk-write-platform-user-temp-folder" not in perms,
-                   exclude_slash_tmp="disk-write-platform-global-temp-folder" not in perms,
-                   include_cwd="disk-write-cwd" in perms)
-
-    def to_wire(self):
-        """The upstream wire form: {"mode": ..., and the workspace-write fields}."""
-        out = {"mode": self.mode}
-        if self.mode == "workspace-write":
-            if self.writable_roots:
-                out["writable_roots"] = [str(p) for p in self.writable_roots]
-            out["network_access"] = self.network_access
-            out["exclude_tmpdir_env_var"] = self.exclude_tmpdir_env_var
-            out["exclude_slash_tmp"] = self.exclude_slash_tmp
-        elif self.network_access and self.mode == "read-only":
-            out["network_access"] = True
-        return out
-
-    def to_json(self):
-        """to_wire() as JSON text (what the helper is given)."""
-        return json.dumps(self.to_wire(), sort_keys=False)
-
-    @classmethod
-    def from_json(cls, text):
-        """Parse the wire form from JSON text or a dict (see from_wire; roots must be absolute)."""
-        return cls.from_wire(json.loads(text) if isinstance(text, str) else dict(text), "/")
-
-    def is_unrestricted(self):
-        """danger-full-access: no sandbox at all."""
-        return self.mode == "danger-full-access"
-
-    def has_network(self):
-        """Whether commands may open network sockets."""
-        return self.mode == "danger-full-access" or self.network_access
-
-    def writable_roots_for(self, cwd, environ=None):
-        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
-        if self.mode != "workspace-write":
-            return []
-        environ = os.environ if environ is None else environ
-        roots = list(self.writable_roots)
-        if self.include_cwd:
-            roots.append(Path(cwd))
-        if not self.exclude_slash_tmp and os.path.isdir("/tmp"):
-            roots.append(Path("/tmp"))
-        tmpdir = environ.get("TMPDIR", "")
-        if not self.exclude_tmpdir_env_var and tmpdir and os.path.isabs(tmpdir):
-            roots.append(Path(tmpdir))
-        out, seen = [], set()
-        for root in roots:
-            real = Path(os.path.realpath(str(root)))
-            if str(real) not in seen:
-                seen.add(str(real))
-                out.append(real)
-        return out
-
-    def is_path_writable(self, path, cwd, home=None):
-        """Whether a sandboxed write to `path` would be allowed (symlinks resolved)."""
-        if self.mode == "danger-full-access":
-            return True
-        path = Path(path)
-        if not path.is_absolute():
-            path = Path(cwd) / path
-        # resolved as the kernel does: `lnk/..` is the parent of lnk's target, not `.` (never normpath first)
-        real = os.path.realpath(str(path))
-        roots = self.writable_roots_for(cwd)
-        inside = [str(r) for r in roots if _is_within(real, str(r))]
-        if not inside:
-            return False
-        # a .git or .codex that does not exist yet has no read-only mount: a new nested repo's
-        # config (core.fsmonitor, hooks) must not be written without a question either
-        if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
-            return False
-        return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
-
-
-def _is_within(path, root):
-    """Whether `path` is `root` or below it (both absolute, normalised)."""
-    root = root.rstrip("/") or "/"
-    return path == root or path.startswith(root if root == "/" else root + "/")
-
-
-_NESTED_CACHE = {}
-
-
-def _find_nested_git(root):
-    """`.git` entries below `root` (not at its top), within a budget; returns (paths, complete)."""
-    now = time.monotonic()
-    hit = _NESTED_CACHE.get(root)
-    if hit and now - hit[0] < _NESTED_REPO_CACHE_SECONDS:
-        return hit[1], hit[2]
-    found, budget, complete = [], _NESTED_REPO_BUDGET, True
-    stack = [(root, 0)]
-    while stack:
-        path, depth = stack.pop()
-        try:
-            entries = list(os.scandir(path))
-        except OSError:
-            continue
-        for entry in entries:
-            budget -= 1
-            if budget < 0:
-                complete = False
-                stack = []
-                break
-            if entry.name == ".git":
-                if path != root:
-                    found.append(entry.path)
-                continue
-            if entry.name in _NESTED_REPO_SKIP or depth >= 12:
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, depth + 1))
-            except OSError:
-                continue
-    _NESTED_CACHE[root] = (now, found, complete)
-    return found, complete
-
-
-def _gitdir_targets(git_file):
-    """For a `.git` file (worktree/submodule pointer): the gitdir it names, if readable."""
-    try:
-        with open(git_file, "r", encoding="utf-8", errors="replace") as fh:
-            first = fh.readline().strip()
-    except OSError:
-        return []
-    if not first.startswith("gitdir:"):
-        return []
-    target = first[len("gitdir:"):].strip()
-    if not os.path.isabs(target):
-        target = os.path.join(os.path.dirname(git_file), target)
-    return [os.path.realpath(target)] if os.path.exists(target) else []
-
-
-def git_dirs_of(entry):
-    """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
-    `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
-    (`commondir`: where config and hooks live).  Real paths of what exists."""
-    out = [os.path.realpath(entry)]
-    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
-    for gitdir in gitdirs:
-        out.append(gitdir)
-        try:
-            with open(os.path.join(gitdir, "commondir"), "r", encoding="utf-8", errors="replace") as fh:
-                common = fh.readline().strip()
-        except OSError:
-            continue
-        if common:
-            common = os.path.realpath(os.path.join(gitdir, common))
-            if os.path.isdir(common):
-                out.append(common)
-    return out
-
-
-def _enclosing_git_entries(paths):
-    """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
-    out = []
-    for path in paths:
-        d = os.path.realpath(str(path))
-        while True:
-            cand = os.path.join(d, ".git")
-            if os.path.lexists(cand) and cand not in out:
-                out.append(cand)
-            parent = os.path.dirname(d)
-            if parent == d:
-                break
-            d = parent
-    return out
-
-
-def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
-    """Paths inside writable roots that stay read-only: every git directory a command could
-    make git use (.git dirs, files and symlinks, their gitdir and common dirs, the repository
-    the workspace lies in, nested repos, $GIT_DIR), .codex, and $CODEX_HOME.  Only existing
-    paths; never one that is or holds a writable root or the workspace: a `.git` a command
-    planted pointing at the workspace must not make the workspace read-only.  `entries`, a
-    list, receives the `.git`/`.codex` names (as found, not resolved) behind the result: a
-    symlink among them is pinned too (pins_for)."""
-    out = []
-    notes = []
-    cwd_real = os.path.realpath(str(cwd))
-    temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
-    gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
-    for var in ("GIT_DIR", "GIT_COMMON_DIR"):
-        if os.path.isabs(os.environ.get(var, "")):
-            gits.append(os.environ[var])
-    dot_codex = []
-    for root in roots:
-        root = str(root)
-        gits.append(os.path.join(root, ".git"))
-        dot_codex.append(os.path.join(root, ".codex"))
-        out.append(dot_codex[-1])
-        # the workspace and configured roots are searched for nested repositories; /tmp is not
-        if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
-            nested, complete = _find_nested_git(root)
-            gits.extend(nested)
-            if not complete:
-                notes.append("only the first %d entries of %s were searched for nested .git directories"
-                             % (_NESTED_REPO_BUDGET, root))
-    for cand in gits:
-        if os.path.lexists(cand):
-            out.extend(git_dirs_of(cand))
-    if home is not None:
-        out.append(os.path.realpath(str(home)))
-    result, seen = [], set()
-    keep = [str(r) for r in roots] + [cwd_real]
-    for p in out:
-        p = os.path.realpath(p)
-        if p in seen or not os.path.exists(p):
-            continue
-        seen.add(p)
-        if not any(_is_within(p, str(r)) for r in roots):
-            continue  # outside every writable root: Landlock keeps it read-only already
-        if any(_is_within(k, p) for k in keep):
-            if home is not None and p == os.path.realpath(str(home)):
-                notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
-                             "read-only for commands; move the workspace out of it" % p)
-            continue
-        result.append(p)
-    if entries is not None:
-        entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
-            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
-    for note in notes:
-        _notice(note)
-    return result
-
-
-# -- notices: things the user should hear about once --------------------------------------
-
-_NOTICES = []
-_NOTICES_SEEN = set()
-
-
-def _notice(text):
-    """Queue a one-time notice about the sandbox (also logged)."""
-    if text not in _NOTICES_SEEN:
-        _NOTICES_SEEN.add(text)
-        _NOTICES.append(text)
-        log("warn", "sandbox: %s", text)
-
-
-def take_sandbox_notices():
-    """Return (and forget) the sandbox notices not shown yet; front ends print them once."""
-    out = list(_NOTICES)
-    del _NOTICES[:]
-    return out
-
 
 # -- macOS Seatbelt -------------------------------------------------------------------------
 
@@ -5675,7 +5522,7 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # §12b Sandbox: the Linux helper
 ###############################################################################
 
-# On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
+# On Linux a helper process applies the SandboxPolicy (§04) to itself and then execs the
 # command, so the command's pid, exit code and signals are its own.  The helper is
 # sandbox_helpers/codex-linux-sandbox.c
 # (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
@@ -5684,7 +5531,7 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
 #                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
-#                       -- CMD [ARG]...
+#                       [--status-fd N] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -5703,14 +5550,17 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
 #   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
+#   --status-fd N     the helper's own failures also go to fd N as "CODE message\n"; it is
+#                     close-on-exec, so the command never holds it: codex believes "the sandbox
+#                     failed" only from there (run_command), never from the command's stderr
 #
 # Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespaces (user, mount, PID,
 # IPC: always tried, required by the read-only options; pid 1 forked at once) + read-only
 # mounts + a private /dev/shm, every capability dropped, seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
-# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
-# executed gives 127 (not found) or 126, like a shell.
+# "codex-linux-sandbox:" (and "CODE message" on --status-fd) and exit with one of
+# HELPER_EXIT_CODES; a command that cannot be executed gives 127 (not found) or 126, like a shell.
 
-#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
+#: helper exit code -> meaning (reported on the status fd)
 HELPER_EXIT_CODES = {
     120: "setup failed (prctl or closing file descriptors)",
     121: "bad helper arguments",
@@ -6462,10 +6312,15 @@ def _network_hidden_paths(keep=(), environ=None):
 # else.  Same protocol, order and exit codes as the C helper.
 
 
+_HELPER_STATUS_FD = [-1]  #: the Python helper's --status-fd (-1: none)
+
+
 def _helper_fail(code, message):
-    """Print the helper's one-line error and exit with its code."""
+    """Print the helper's one-line error (and report it on the status fd) and exit with its code."""
     try:
         os.write(2, ("%s %s\n" % (HELPER_ERROR_PREFIX, message)).encode("utf-8", "replace"))
+        if _HELPER_STATUS_FD[0] >= 0:
+            os.write(_HELPER_STATUS_FD[0], ("%d %s\n" % (code, message)).encode("utf-8", "replace"))
     finally:
         os._exit(code)
 
@@ -6473,7 +6328,7 @@ def _helper_fail(code, message):
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
     opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
-            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
+            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0, "status_fd": -1}
     i = 0
     while i < len(args):
         a = args[i]
@@ -6486,6 +6341,11 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
+        elif a == "--status-fd":
+            i += 1
+            if i >= len(args) or not args[i].isdigit() or int(args[i]) < 3:
+                raise ValueError("--status-fd needs a file descriptor above 2")
+            opts["status_fd"] = int(args[i])
         elif a == "--max-procs":
             i += 1
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
@@ -6981,10 +6841,16 @@ def _sandbox_helper_main(args):
     """The Python helper: apply the policy to this process, then exec the command."""
     try:
         opts = _parse_helper_args(args)
+        if opts["status_fd"] >= 0:
+            try:
+                os.set_inheritable(opts["status_fd"], False)  # close-on-exec: the command never holds it
+                _HELPER_STATUS_FD[0] = opts["status_fd"]
+            except OSError:
+                pass  # not open: nothing to report on
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
                      "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
-                     "-- CMD [ARG]...)"
+                     "[--status-fd N] -- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -7003,9 +6869,12 @@ def _sandbox_helper_main(args):
         return 0
     import ctypes
 
-    # close_range(3, ~0U) (Linux 5.9+): every inherited fd, as the C helper; else up to the fd limit
-    if libc.syscall(ctypes.c_long(436), ctypes.c_uint(3), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)) != 0:
-        os.closerange(3, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
+    # close_range (Linux 5.9+): every inherited fd but the status fd, as the C helper; else up to the fd limit
+    keep = _HELPER_STATUS_FD[0]
+    spans = [(3, 0xFFFFFFFF)] if keep < 0 else [(3, keep - 1), (keep + 1, 0xFFFFFFFF)]
+    for lo, hi in spans:
+        if lo <= hi and libc.syscall(ctypes.c_long(436), ctypes.c_uint(lo), ctypes.c_uint(hi), ctypes.c_uint(0)) != 0:
+            os.closerange(lo, min(hi + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 16)))
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
@@ -7239,13 +7108,36 @@ def _has_exited(proc):
         return True
 
 
-def _classify_helper_failure(exit_code, stderr):
-    """The helper's own setup failure as one line, or None when the command itself ran."""
-    if exit_code in HELPER_EXIT_CODES:
-        for line in stderr.splitlines():
-            if line.startswith(HELPER_ERROR_PREFIX):
-                return line[len(HELPER_ERROR_PREFIX):].strip()
+def _classify_helper_failure(exit_code, status):
+    """The helper's own setup failure as one line, or None when the command itself ran.
+
+    `status` is what the helper wrote on its --status-fd ("CODE message"): a pipe only the
+    helper holds (close-on-exec), so a command that prints "codex-linux-sandbox: ..." and exits
+    122 is a command that failed, not a sandbox that could not be set up."""
+    line = (status or "").strip().splitlines()[:1]
+    if not line:
+        return None
+    code, _, message = line[0].partition(" ")
+    if code.isdigit() and int(code) == exit_code and exit_code in HELPER_EXIT_CODES:
+        return message.strip() or HELPER_EXIT_CODES[exit_code]
     return None
+
+
+def _read_status_pipe(fd):
+    """What the helper wrote on its status pipe (every writer has exited: read to EOF, bounded)."""
+    chunks = []
+    try:
+        os.set_blocking(fd, False)
+        while sum(len(c) for c in chunks) < 4096:
+            data = os.read(fd, 4096)
+            if not data:
+                break
+            chunks.append(data)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd=None):
@@ -7321,11 +7213,19 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         stdin = tempfile.TemporaryFile()  # a file, not a pipe: no writer thread, no deadlock on big input
         stdin.write(stdin_data)
         stdin.seek(0)
+    status_r = status_w = None
+    if sandbox_type in ("linux", "linux-python"):  # the helper's own failures come back on this pipe
+        status_r, status_w = os.pipe()
+        at = full_argv.index("--cwd")
+        full_argv = full_argv[:at] + ["--status-fd", str(status_w)] + full_argv[at:]
     start = time.monotonic()
     try:
         proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+                                pass_fds=(status_w,) if status_w is not None else ())
     except OSError as exc:
+        if status_r is not None:
+            os.close(status_r)
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         msg = "codex: cannot execute %s: %s\n" % (argv[0], exc.strerror or exc)
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
@@ -7334,6 +7234,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     finally:
         if stdin_data is not None:
             stdin.close()
+        if status_w is not None:
+            os.close(status_w)
     bufs = {"stdout": _CappedBuffer(), "stderr": _CappedBuffer()}
     agg = _CappedBuffer()
     deltas = [0]
@@ -7393,6 +7295,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     except BaseException:
         _kill_group(proc)  # KeyboardInterrupt and friends: never leave the group running
         proc.wait()
+        if status_r is not None:
+            os.close(status_r)
         raise
     finally:
         sel.close()
@@ -7409,8 +7313,9 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     result = ExecResult(exit_code, bufs["stdout"].text(), bufs["stderr"].text(), agg.text(), duration,
                         timed_out, False, sandbox_type, None, cancelled, timeout_ms)
     log("debug", "exec %s in %s (sandbox %s) -> exit %d in %.3fs", argv, cwd, sandbox_type or "none", exit_code, duration)
+    status = _read_status_pipe(status_r) if status_r is not None else ""
     if sandbox_type is not None:
-        result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
+        result.sandbox_error = _classify_helper_failure(exit_code, status)
         if result.sandbox_error:
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
@@ -7493,6 +7398,18 @@ def format_exec_output(result):
     })
 
 
+def _note_for_model(output, note):
+    """`output` (the JSON envelope of format_exec_output, or plain text) with `note` as its first line."""
+    try:
+        data = json.loads(output)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("output"), str):
+        data["output"] = "%s\n%s" % (note, data["output"])
+        return json.dumps(data)
+    return "%s\n%s" % (note, output)
+
+
 def _sandbox_failure_text(result):
     """Upstream's model-facing text for a run the sandbox stopped."""
     kind = SANDBOX_TYPE_NAMES.get(result.sandbox_type, "LinuxSeccomp")
@@ -7502,6 +7419,76 @@ def _sandbox_failure_text(result):
         err = "sandbox denied exec error, exit code: %d, stdout: %s, stderr: %s" % (
             result.exit_code, _truncate_for_model(result.stdout), _truncate_for_model(result.stderr))
     return "failed in sandbox %s with execution error: %s" % (kind, err)
+
+
+def _planted_program(argv, cfg):
+    """A program of argv that PATH resolves inside the workspace or a writable root, or None.
+
+    `ls` found in ./node_modules/.bin is not the system `ls`: it gets no known-safe pass.
+    """
+    import shutil  # startup budget: only when a command is assessed
+
+    path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
+    roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
+    # "." or an empty entry resolves against the command's workdir, which the model chooses
+    relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
+    for word in _command_words(argv):
+        if relative and "/" not in word:
+            return word
+        found = word if "/" in word else shutil.which(word, path=path)
+        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
+            return word
+    return None
+
+
+def _approved_set(session_state):
+    """The session's set of approved argv tuples (created on first use)."""
+    if session_state is None:
+        return set()
+    if isinstance(session_state, dict):
+        return session_state.setdefault("approved_commands", set())
+    approved = getattr(session_state, "approved_commands", None)
+    if approved is None:
+        approved = set()
+        setattr(session_state, "approved_commands", approved)
+    return approved
+
+
+def _command_plan(argv, cfg, approved_for_session, escalated=False):
+    """Decide a command: (decision, run_sandboxed, reason) per the approval table.
+
+    The table (docs/sandbox.md): untrusted asks for everything not known-safe; on-failure
+    and never run sandboxed; on-request asks when the model escalates; danger-full-access
+    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.
+    """
+    policy = cfg.approval_policy
+    sandbox = cfg.sandbox_policy
+    key = tuple(str(a) for a in argv)
+    if approved_for_session and key in approved_for_session:
+        return "auto-approve", False, "approved for this session"
+    full = sandbox.is_unrestricted()
+    available = full or sandbox_available(cfg.codex_home)
+    if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
+        # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
+        if available:
+            return "auto-approve", not full, "known-safe command"
+        return ("reject" if policy == "never" else "ask-user"), False, "no sandbox is available on this machine"
+    if policy == "untrusted":
+        return "ask-user", False, "untrusted: every command that is not known-safe needs approval"
+    if full:
+        return "auto-approve", False, "danger-full-access"
+    if not available:
+        if policy == "never":
+            return "reject", False, "no sandbox is available on this machine and approval_policy is never"
+        return "ask-user", False, "no sandbox is available on this machine"
+    if policy == "on-request" and escalated:
+        return "ask-user", False, "the model asked to run without the sandbox"
+    return "auto-approve", True, "runs in the sandbox"
+
+
+def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
+    """Whether to run argv without asking, ask the user, or reject it (see _command_plan)."""
+    return _command_plan(argv, cfg, approved_for_session, escalated)[0]
 
 
 def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
@@ -7715,7 +7702,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
-# The contract the agent loop (§15) and the front ends use:
+# The contract the agent loop (§16) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
 #                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
@@ -9044,21 +9031,6 @@ class McpConnectionManager(object):
             t.join(max(0.0, deadline - time.monotonic()))
 
 
-def _cmd_mcp(args, cfg_loader):
-    """`codex mcp` (server over stdio), `codex mcp list|call|add|get|remove`."""
-    sub = getattr(args, "mcp_command", None)
-    if args.command == "mcp-server" or sub in (None, "serve"):
-        return run_mcp_server(args, cfg_loader)
-    if sub in ("add", "get", "remove"):  # the file as it is, not the resolved config
-        return {"add": _mcp_add, "get": _mcp_get, "remove": _mcp_remove}[sub](args)
-    cfg = cfg_loader()
-    if sub == "list":
-        return _mcp_list(cfg, as_json=args.json)
-    if sub == "call":
-        return _mcp_call(cfg, args.server, args.tool, args.arguments, as_json=getattr(args, "json", False))
-    raise UsageError("unknown `codex mcp` command %r; use serve, list, call, add, get or remove" % sub)
-
-
 def _mcp_config_path():
     """$CODEX_HOME/config.toml, the file `codex mcp add/get/remove` read and edit."""
     return codex_home() / "config.toml"
@@ -9404,7 +9376,7 @@ def hook_permission_mode(approval_policy, sandbox_mode):
 
 # What the model is told: the base prompt (instructions
 # field), AGENTS.md files as a <user_instructions> message, and the <environment_context>
-# message.  The Session that runs the turn loop is §15b.
+# message.  The Session that runs the turn loop is §16.
 
 PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
 PROJECT_DOC_OVERRIDE_FILENAME = "AGENTS.override.md"  #: read instead of AGENTS.md in its directory (upstream)
@@ -9819,17 +9791,763 @@ def prompt_dirs(cfg):
     return dirs
 
 
+class TurnContext(Record):
+    """What one turn runs under, computed once per turn from the config and the overrides.
+
+    This is the one effective policy: §11-§13 enforce `sandbox_policy` and `approval_policy`,
+    the model is told them (environment_context, the shell tool's description), the rollout
+    records them and /status, `doctor` and the exec header show them.  Front ends change it
+    only through override_turn_context (proto, the REPL's /approvals and /model) or through the
+    config they load (exec flags, the MCP server's `codex` tool parameters); `with_overrides`
+    returns a new context and never touches the Config.
+    """
+
+    config: "Config"  # the loaded config (model overrides applied with Config.replace)
+    cwd: Path
+    approval_policy: str
+    sandbox_policy: "SandboxPolicy"
+    family: "ModelFamily"
+    instructions: str  # the request's `instructions` field (base prompt or the configured one)
+    sources: "Mapping[str, str]"  # where model, approval_policy and sandbox_mode came from
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The context a session starts with: what the config (with its flags) asks for."""
+        family = model_family(cfg.model, cfg)
+        return cls(config=cfg, cwd=Path(cfg.cwd), approval_policy=cfg.approval_policy,
+                   sandbox_policy=cfg.sandbox_policy, family=family,
+                   instructions=build_instructions(cfg, family), sources=cfg.sources)
+
+    def with_overrides(self, cwd=None, approval_policy=None, sandbox_policy=None, model=None, effort=None,
+                       summary=None, source="override_turn_context"):
+        """A new context with the overrides applied (None: keep); raises UsageError/ConfigError."""
+        changes, sources = {}, dict(self.sources)
+        if cwd:
+            path = Path(cwd)
+            if not path.is_absolute():
+                path = self.cwd / path
+            if not path.is_dir():
+                raise UsageError("cwd %s is not a directory" % path)
+            changes["cwd"] = path.resolve()
+        if approval_policy:
+            changes["approval_policy"] = _normalize_approval(approval_policy, source, "approval_policy")
+            sources["approval_policy"] = source
+        if sandbox_policy is not None:
+            if isinstance(sandbox_policy, str):
+                sandbox_policy = {"mode": sandbox_policy}
+            if not isinstance(sandbox_policy, SandboxPolicy):
+                if not isinstance(sandbox_policy, dict) or not sandbox_policy.get("mode"):
+                    raise UsageError("sandbox_policy must be an object with a `mode`")
+                _check_enum(source, "sandbox_policy.mode", sandbox_policy["mode"], SANDBOX_MODES)
+                if sandbox_policy["mode"] == "workspace-write":  # fields left out keep the configured ones
+                    sandbox_policy = dict(self.config.sandbox_workspace_write or {}, **sandbox_policy)
+                sandbox_policy = SandboxPolicy.from_wire(sandbox_policy, self.config.cwd)
+            changes["sandbox_policy"] = sandbox_policy
+            sources["sandbox_mode"] = source
+        config_changes = {}
+        if model:
+            config_changes["model"] = model
+            sources["model"] = source
+        if effort:
+            config_changes["model_reasoning_effort"] = effort
+        if summary:
+            config_changes["model_reasoning_summary"] = summary
+        if config_changes:
+            cfg = self.config.replace(**config_changes)
+            changes["config"] = cfg
+            changes["family"] = model_family(cfg.model, cfg)
+            changes["instructions"] = build_instructions(cfg, changes["family"])
+        req = self.config.requirements
+        approval = changes.get("approval_policy")
+        if approval is not None and req.clamp_approval(approval) != approval:
+            raise UsageError("approval policy %r is not allowed by %s (allowed: %s)"
+                             % (approval, " or ".join(req.paths), ", ".join(req.allowed_approval_policies)))
+        policy = changes.get("sandbox_policy")
+        if policy is not None and req.clamp_sandbox(policy.mode) != policy.mode:
+            raise UsageError("sandbox mode %r is not allowed by %s (allowed: %s)"
+                             % (policy.mode, " or ".join(req.paths), ", ".join(req.allowed_sandbox_modes)))
+        changes["sources"] = frozen_mapping(sources)
+        return self.replace(**changes)
+
+    # -- what §09-§15 read --
+    model = property(lambda self: self.config.model, doc="the model slug of this turn")
+    codex_home = property(lambda self: self.config.codex_home, doc="$CODEX_HOME (protected from commands)")
+    shell_environment_policy = property(lambda self: self.config.shell_environment_policy,
+                                        doc="[shell_environment_policy]: what commands' environments hold")
+    providers = property(lambda self: self.config.providers, doc="the providers (their key variables are secrets)")
+    sandbox_mode = property(lambda self: self.sandbox_policy.mode, doc="the effective sandbox mode")
+    network_access = property(lambda self: self.sandbox_policy.has_network(), doc="whether commands may use the network")
+
+    def to_wire(self):
+        """The rollout's turn_context record and the fields of an override op."""
+        return {"cwd": str(self.cwd), "approval_policy": self.approval_policy,
+                "sandbox_policy": self.sandbox_policy.to_wire(), "model": self.model,
+                "effort": self.config.model_reasoning_effort, "summary": self.config.model_reasoning_summary}
+
+
+def turn_context(cfg_or_ctx):
+    """`cfg_or_ctx` as a TurnContext (a Config gets the context it starts with)."""
+    return cfg_or_ctx if isinstance(cfg_or_ctx, TurnContext) else TurnContext.from_config(cfg_or_ctx)
+
+
 ###############################################################################
-# §15b Agent: the session and the turn loop
+# §15b History and rollouts
 ###############################################################################
 
-# Session implements §08's contract: ops in, events out, one task thread at a time; _run_turn
-# is one model request (under one TurnContext, task.ctx) with its tool calls, which the
-# ToolRunner runs; the built-in tools are registered at the end of this section.
+# -- history.jsonl --------------------------------------------------------------------------
+#
+# Every prompt submitted in the REPL is one compact JSON line {"session_id", "ts", "text"} in
+# $CODEX_HOME/history.jsonl (mode 0600).  An append is one write(2) on an O_APPEND descriptor
+# under an exclusive flock taken with bounded retries, so concurrent sessions never interleave
+# or lose lines.  `max_bytes` is honoured by writing the newest entries to a temporary file and
+# renaming it over the log: the new inode tells every reader holding the old (inode, count)
+# snapshot that its offsets are stale, and a writer that was waiting for the lock on the old
+# inode notices the swap and reopens.  Readers take an (inode, size) snapshot when a session
+# starts; bytes below `size` never change for that inode, so the newest entries are found by
+# scanning backwards from `size`: Up-arrow cost does not grow with the file.
+
+HISTORY_FILENAME = "history.jsonl"  #: file name under $CODEX_HOME
+HISTORY_LOCK_TRIES = 10  #: flock attempts before giving up (upstream: 10)
+HISTORY_LOCK_RETRY_SECONDS = 0.1  #: pause between flock attempts (upstream: 100 ms)
+HISTORY_TRIM_RATIO = 0.8  #: a max_bytes rewrite keeps the newest entries up to this share of it
+HISTORY_SESSION_KEYS = ("session_id", "conversation_id")  #: later upstream builds renamed the field
+_HISTORY_CHUNK = 64 * 1024  #: bytes read per step when scanning the log
 
 
-class TurnStopped(CodexError):
-    """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
+def history_path(home):
+    """Path of $CODEX_HOME/history.jsonl."""
+    return Path(home) / HISTORY_FILENAME
+
+
+def _flock_retrying(fd, exclusive):
+    """flock(fd) without blocking, retrying HISTORY_LOCK_TRIES times; return True when held."""
+    import fcntl  # POSIX only; imported where needed
+
+    op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    for attempt in range(HISTORY_LOCK_TRIES):
+        try:
+            fcntl.flock(fd, op)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+        if attempt + 1 < HISTORY_LOCK_TRIES:
+            time.sleep(HISTORY_LOCK_RETRY_SECONDS)
+    return False
+
+
+def _write_all(fd, data):
+    """write(2) until `data` is written (one call in practice: O_APPEND keeps it whole)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def history_record(session_id, text, ts=None):
+    """The JSON line (bytes, newline included) recorded for one prompt."""
+    entry = {"session_id": str(session_id), "ts": int(time.time() if ts is None else ts), "text": text}
+    # "replace": a prompt holding undecodable input (surrogate escapes) is kept, not a crash
+    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "replace")
+
+
+def append_history(home, session_id, text, persistence="save-all", max_bytes=None, ts=None):
+    """Append one prompt to history.jsonl under an exclusive lock; return True if written.
+
+    Raises OSError when the file cannot be written or the lock is not obtained after the
+    bounded retries; callers in front ends log it and carry on (history never breaks a session).
+    """
+    if persistence == "none" or not text:
+        return False
+    path = history_path(home)
+    make_private_dirs(path.parent)
+    data = history_record(session_id, text, ts)
+    for _ in range(HISTORY_LOCK_TRIES):
+        fd = os.open(str(path), os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            st = os.fstat(fd)
+            if st.st_mode & 0o777 != 0o600:
+                os.fchmod(fd, 0o600)
+            if not _flock_retrying(fd, exclusive=True):
+                raise OSError(
+                    errno.EWOULDBLOCK,
+                    "could not acquire exclusive lock on history file after multiple attempts",
+                    str(path),
+                )
+            try:
+                now = os.stat(str(path))
+            except FileNotFoundError:
+                continue
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                continue  # a max_bytes rewrite replaced the file while we waited: reopen
+            _write_all(fd, data)
+            if max_bytes and os.fstat(fd).st_size > max_bytes:
+                _rewrite_history_tail(path, fd, int(max_bytes))
+            return True
+        finally:
+            os.close(fd)  # releases the lock
+    raise OSError(errno.EAGAIN, "history file kept being replaced while appending", str(path))
+
+
+def _rewrite_history_tail(path, fd, max_bytes):
+    """Replace the (locked) log with a new file holding its newest whole lines (new inode)."""
+    size = os.fstat(fd).st_size
+    tail = b""
+    for budget in (int(max_bytes * HISTORY_TRIM_RATIO), max_bytes):
+        start = max(0, size - budget)
+        tail = os.pread(fd, size - start, start)
+        if start > 0 and os.pread(fd, 1, start - 1) != b"\n":
+            cut = tail.find(b"\n")
+            tail = tail[cut + 1:] if cut >= 0 else b""
+        if tail:
+            break
+    write_private_file(path, tail)
+
+
+def history_metadata(home, persistence="save-all"):
+    """(log_id, entry_count): the log's inode and its number of lines; (0, 0) if absent."""
+    if persistence == "none":
+        return 0, 0
+    try:
+        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return 0, 0
+    try:
+        log_id, count = os.fstat(fd).st_ino, 0
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                count += chunk.count(b"\n")
+        except OSError:
+            count = 0
+        return log_id, count
+    finally:
+        os.close(fd)
+
+
+def _parse_history_line(raw):
+    """A history line as {"session_id", "ts", "text"}; None if it is not a record."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        return None
+    sid = next((obj[k] for k in HISTORY_SESSION_KEYS if k in obj), "")
+    return {"session_id": sid, "ts": obj.get("ts", 0), "text": obj["text"]}
+
+
+def lookup_history_entry(home, offset, log_id, persistence="save-all"):
+    """The record at zero-based line `offset` if the log's inode is still `log_id`, else None.
+
+    This is the protocol's `get_history_entry_request` (a forward scan, as upstream does);
+    the REPL browses with a HistorySnapshot instead, which scans backwards from the end.
+    """
+    if persistence == "none" or offset < 0:
+        return None
+    try:
+        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_ino != log_id or not _flock_retrying(fd, exclusive=False):
+            return None
+        line_no, pos, carry = 0, 0, b""
+        while True:
+            chunk = os.pread(fd, 1 << 20, pos)
+            if not chunk:
+                return None
+            pos += len(chunk)
+            block_lines = chunk.count(b"\n")
+            if line_no + block_lines <= offset:
+                line_no += block_lines
+                carry = chunk[chunk.rfind(b"\n") + 1:] if block_lines else carry + chunk
+                continue
+            lines = (carry + chunk).split(b"\n")
+            return _parse_history_line(lines[offset - line_no])
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+class HistorySnapshot(object):
+    """One session's view of history.jsonl: its inode and size when the session started.
+
+    `entry_from_end(k)` returns the k-th newest record (k = 0 is the newest) among the lines
+    present at the snapshot, reading backwards in chunks and remembering the line breaks it
+    has seen, so browsing costs the length of the lines shown, not the size of the file.
+    `entry_count` (the upstream `history_entry_count`) is computed only when asked for.
+    """
+
+    def __init__(self, home, persistence="save-all"):
+        self.path = history_path(home)
+        self.enabled = persistence != "none"
+        self.log_id, self.size = 0, 0
+        if self.enabled:
+            try:
+                st = os.stat(str(self.path))
+                self.log_id, self.size = st.st_ino, st.st_size
+            except OSError:
+                pass
+        self._count = None
+        self._newlines = []  # positions of b"\n" below size, newest first
+        self._scanned_to = self.size  # everything at or above this position has been scanned
+        self._lock = threading.Lock()
+
+    @property
+    def entry_count(self):
+        """Number of complete lines in the snapshot (counted once, on first use)."""
+        if self._count is None:
+            count = 0
+            if self.size:
+                try:
+                    with open(str(self.path), "rb") as fh:
+                        if os.fstat(fh.fileno()).st_ino == self.log_id:
+                            left = self.size
+                            while left > 0:
+                                chunk = fh.read(min(left, 1 << 20))
+                                if not chunk:
+                                    break
+                                left -= len(chunk)
+                                count += chunk.count(b"\n")
+                except OSError:
+                    count = 0
+            self._count = count
+        return self._count
+
+    def _scan_back(self, fd, need):
+        """Find newlines backwards until `need` of them are known or the start is reached."""
+        while len(self._newlines) < need and self._scanned_to > 0:
+            start = max(0, self._scanned_to - _HISTORY_CHUNK)
+            chunk = os.pread(fd, self._scanned_to - start, start)
+            if len(chunk) != self._scanned_to - start:
+                raise OSError(errno.EIO, "history file shrank under its snapshot")
+            end = len(chunk)
+            while True:
+                i = chunk.rfind(b"\n", 0, end)
+                if i < 0:
+                    break
+                self._newlines.append(start + i)
+                end = i
+            self._scanned_to = start
+
+    def entry_from_end(self, k):
+        """The k-th newest record of the snapshot, or None (past the oldest, or log replaced)."""
+        if not self.enabled or k < 0 or not self.log_id:
+            return None
+        with self._lock:
+            try:
+                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None
+            try:
+                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
+                    return None
+                self._scan_back(fd, k + 2)
+                if k >= len(self._newlines):
+                    return None
+                end = self._newlines[k]
+                if k + 1 < len(self._newlines):
+                    begin = self._newlines[k + 1] + 1
+                elif self._scanned_to == 0:
+                    begin = 0
+                else:
+                    return None
+                return _parse_history_line(os.pread(fd, end - begin, begin))
+            except OSError:
+                return None
+            finally:
+                os.close(fd)
+
+    def search_back(self, needle, start=0, deadline=None):
+        """Ctrl-R: (k, record) of the newest record at or past k = `start` whose text contains
+        `needle` (case-insensitive); (None, None) if none; ("more", k) if time.monotonic()
+        passed `deadline` first (search again from k: it goes on where it stopped).
+
+        Reads backwards 1 MB at a time and looks at the lines of a block only when its raw
+        bytes contain the needle, counting the other lines without keeping their positions,
+        so a search through a 1 GB history costs about a second and no memory."""
+        if not self.enabled or not self.log_id:
+            return None, None
+        needle = needle.lower()
+        # JSON may write these as escapes, so only other needles are looked for in the raw bytes
+        raw_needle = needle.encode() if needle.isascii() and needle.isprintable() and '"' not in needle \
+            and "\\" not in needle else None
+        k = max(0, start)
+        with self._lock:
+            try:
+                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None, None
+            try:
+                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
+                    return None, None
+                cached = getattr(self, "_search_at", None)
+                if cached is not None and cached[0] == k:
+                    end = cached[1]
+                else:
+                    self._scan_back(fd, k + 1)
+                    if k >= len(self._newlines):
+                        return None, None
+                    end = self._newlines[k]  # entry k ends just before this newline
+                size = 1 << 20
+                while end > 0:
+                    low = max(0, end - size)
+                    block = os.pread(fd, end - low, low)
+                    if low:
+                        cut = block.find(b"\n")
+                        if cut < 0:  # one line longer than the block: read more at once
+                            size *= 2
+                            continue
+                        block, low = block[cut + 1:], low + cut + 1
+                    lines = block.split(b"\n")  # oldest first; the last one is entry k
+                    if raw_needle is None or raw_needle in block.lower():
+                        for i, raw in enumerate(reversed(lines)):
+                            if raw_needle is not None and raw_needle not in raw.lower():
+                                continue
+                            record = _parse_history_line(raw)
+                            if record is not None and needle in record["text"].lower():
+                                return k + i, record
+                    k += len(lines)
+                    end = low - 1  # the newline before the oldest line of the block
+                    if end > 0 and deadline is not None and time.monotonic() > deadline:
+                        self._search_at = (k, end)
+                        return "more", k
+                return None, None
+            except OSError:
+                return None, None
+            finally:
+                os.close(fd)
+
+    def lookup(self, offset):
+        """The record at absolute line `offset` (0 = oldest) of the snapshot, or None."""
+        count = self.entry_count
+        if offset < 0 or offset >= count:
+            return None
+        return self.entry_from_end(count - 1 - offset)
+
+
+# -- rollouts --
+# One JSONL file per session:
+#   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
+# Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
+#   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
+#   response_item  a history item exactly as sent to the model
+#   event_msg      a protocol event msg worth replaying (user_message, agent_message, ...)
+#   turn_context   {cwd, approval_policy, sandbox_policy, model, effort, summary}
+#   compacted      {message, replacement_history}: history before this line was replaced by
+#                  replacement_history (older records: rebuilt from the summary in message)
+# load_rollout() also reads the mid-2025 format (bare meta object, then bare items).
+
+ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
+
+
+def _read_small(path, limit=65536):
+    """A small text file's content, stripped, or None."""
+    try:
+        with open(str(path), "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+
+
+def _git_dirs(root):
+    """(git dir, common dir) of the repository whose work tree is `root` (.git may be a
+    `gitdir:` file, as in worktrees and submodules), or None."""
+    dot = Path(root) / ".git"
+    gitdir = dot
+    if dot.is_file():
+        text = _read_small(dot) or ""
+        if not text.startswith("gitdir:"):
+            return None
+        gitdir = Path(text[7:].strip())
+        if not gitdir.is_absolute():
+            gitdir = Path(root) / gitdir
+    if not (gitdir / "HEAD").is_file():
+        return None
+    common = _read_small(gitdir / "commondir")
+    return gitdir, (gitdir / common if common else gitdir)
+
+
+def _git_ref(common, gitdir, ref):
+    """The commit a ref names: a loose ref file, else packed-refs; None if not found."""
+    for base in (gitdir, common):
+        value = _read_small(base / ref)
+        if value and re.match(r"^[0-9a-f]{40,64}$", value):
+            return value
+    for line in (_read_small(common / "packed-refs", 1 << 24) or "").splitlines():
+        sha, _, name = line.partition(" ")
+        if name.strip() == ref and re.match(r"^[0-9a-f]{40,64}$", sha):
+            return sha
+    return None
+
+
+def _git_remote_url(common, remote="origin"):
+    """remote.<remote>.url from the repository's own config file (includes not followed)."""
+    section = None
+    for line in (_read_small(common / "config", 1 << 20) or "").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            m = re.match(r'^\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]', line)
+            section = (m.group(1).lower(), m.group(2)) if m else None
+        elif section == ("remote", remote) and "=" in line:
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "url":
+                value = value.strip()
+                return value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+    return None
+
+
+def _git_info(cwd):
+    """{commit_hash, branch, repository_url} of cwd's repository (missing keys omitted).
+
+    Read from the .git files (HEAD, refs, packed-refs, config) instead of running git three
+    times: the same answers as `git rev-parse HEAD`, `git rev-parse --abbrev-ref HEAD` and
+    `git config --get remote.origin.url` for ordinary repositories and worktrees.
+    """
+    root = find_git_root(cwd)
+    dirs = _git_dirs(root) if root is not None else None
+    if dirs is None:
+        return None
+    gitdir, common = dirs
+    head = _read_small(gitdir / "HEAD") or ""
+    info = {}
+    if head.startswith("ref:"):
+        ref = head[4:].strip()
+        commit = _git_ref(common, gitdir, ref)
+        if commit:
+            info["commit_hash"] = commit
+            info["branch"] = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+    elif re.match(r"^[0-9a-f]{40,64}$", head):
+        info["commit_hash"], info["branch"] = head, "HEAD"
+    url = _git_remote_url(common)
+    if url:
+        info["repository_url"] = redact(url)
+    return info or None
+
+
+def _ends_mid_line(path):
+    """Whether a non-empty file's last byte is not a newline."""
+    try:
+        with open(str(path), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+class RolloutRecorder(object):
+    """Appends a session's items and events to its rollout file."""
+
+    def __init__(self, ctx, session_id, instructions, resume_path=None):
+        """Open (or, resuming, append to) the rollout of a session that starts under TurnContext `ctx`."""
+        self._lock = threading.Lock()
+        if resume_path:
+            self.path = Path(resume_path)
+            self._fh = open_private_append(self.path)
+            if _ends_mid_line(self.path):  # a crash mid-write: start our records on a line of their own
+                self._fh.write(b"\n")
+        else:
+            now = time.localtime()
+            day = Path(ctx.codex_home) / ROLLOUT_SUBDIR / time.strftime("%Y", now) / time.strftime("%m", now) / time.strftime("%d", now)
+            self.path = day / ("rollout-%s-%s.jsonl" % (time.strftime("%Y-%m-%dT%H-%M-%S", now), session_id))
+            self._fh = open_private_append(self.path)
+            os.chmod(str(self.path), 0o600)
+            meta = {"id": session_id, "timestamp": _now_iso(), "cwd": str(ctx.cwd), "originator": ORIGINATOR,
+                    "cli_version": __version__, "instructions": instructions}
+            git = _git_info(ctx.cwd)
+            if git:
+                meta["git"] = git
+            self._write("session_meta", meta)
+        self.record_turn_context(ctx)
+
+    def record_turn_context(self, ctx):
+        """Append a turn_context record: the effective policy the next turns run under."""
+        self._write("turn_context", ctx.to_wire())
+
+    def _write(self, kind, payload):
+        line = json.dumps({"timestamp": _now_iso(), "type": kind, "payload": payload}, ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._fh is None:
+                return
+            try:
+                self._fh.write(line.encode("utf-8", "replace"))  # a lone surrogate must not end the session
+                self._fh.flush()
+            except OSError as exc:
+                log("warn", "cannot write rollout %s: %s", self.path, exc)
+
+    def record_items(self, items):
+        """Append response items."""
+        for item in items:
+            self._write("response_item", item)
+
+    def record_event(self, msg):
+        """Append a protocol event msg."""
+        self._write("event_msg", msg)
+
+    def record_compacted(self, message, replacement_history=None):
+        """Note that history was replaced by a summary (and by what, so resume sees it)."""
+        payload = {"message": message}
+        if replacement_history is not None:
+            payload["replacement_history"] = list(replacement_history)
+        self._write("compacted", payload)
+
+    def close(self):
+        """Flush and close the file."""
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def load_rollout(path):
+    """Read a rollout: (session meta dict, history items, replayable event msgs)."""
+    path = Path(path)
+    try:
+        # bytes first: one damaged line (a crash mid-write, a stray byte) must not lose the session
+        raw = path.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
+    lines = [line for line in raw.splitlines() if line.strip()]
+    if not lines:
+        raise ConfigError("session file %s is empty" % path)
+    meta, items, events = None, [], []
+    for number, line in enumerate(lines, 1):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            log("warn", "%s:%d: not JSON, skipped", path, number)
+            continue
+        if not isinstance(obj, dict):
+            continue
+        kind = obj.get("type")
+        payload = obj.get("payload")
+        if kind == "session_meta" and isinstance(payload, dict):
+            meta = payload
+        elif kind == "response_item" and isinstance(payload, dict):
+            items.append(payload)
+        elif kind == "event_msg" and isinstance(payload, dict):
+            events.append(payload)
+        elif kind == "compacted" and isinstance(payload, dict) and isinstance(payload.get("replacement_history"), list):
+            items = [it for it in payload["replacement_history"] if isinstance(it, dict)]
+        elif kind == "compacted":  # older records: rebuild the bridge from the summary
+            summary = payload.get("message") if isinstance(payload, dict) else None
+            items = compacted_history(items, summary)
+        elif number == 1 and meta is None and "id" in obj and kind is None:
+            meta = obj  # the mid-2025 format: a bare meta object first
+        elif obj.get("record_type") == "state":
+            continue
+        elif kind in HISTORY_ITEM_TYPES:
+            items.append(obj)
+    if meta is None:
+        raise ConfigError("session file %s has no session meta line; it is not a codex rollout" % path)
+    return meta, items, events
+
+
+def list_rollouts(home):
+    """Every rollout file under $CODEX_HOME/sessions, newest first."""
+    root = Path(home) / ROLLOUT_SUBDIR
+    if not root.is_dir():
+        return []
+    files = list(root.glob("*/*/*/rollout-*.jsonl")) + list(root.glob("rollout-*.jsonl"))
+    return sorted(files, key=lambda p: (p.name[8:27], p.stat().st_mtime), reverse=True)
+
+
+def rollout_summary(path, max_bytes=256 * 1024):
+    """{"path", "id", "time", "cwd", "first_prompt"} of a rollout, from its first lines only.
+
+    `time` is the session's start (epoch seconds: the meta timestamp, else the file's mtime);
+    `first_prompt` the first thing the user typed (context messages skipped), or "".
+    """
+    path = Path(path)
+    out = {"path": path, "id": path.stem[28:] if path.stem.startswith("rollout-") else path.stem,
+           "time": None, "cwd": None, "first_prompt": ""}
+    try:
+        with open(str(path), "rb") as fh:
+            head = fh.read(max_bytes)
+        out["mtime"] = path.stat().st_mtime
+    except OSError:
+        return None
+    for number, raw in enumerate(head.split(b"\n")):
+        try:
+            obj = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        kind, payload = obj.get("type"), obj.get("payload")
+        if number == 0:
+            meta = payload if kind == "session_meta" and isinstance(payload, dict) else obj
+            out["id"] = meta.get("id") or out["id"]
+            out["cwd"] = meta.get("cwd")
+            stamp = meta.get("timestamp")
+            if isinstance(stamp, str):
+                import calendar
+
+                try:
+                    out["time"] = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+                except ValueError:
+                    pass
+            continue
+        item = payload if kind == "response_item" else obj if kind == "message" else None
+        if isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "user" \
+                and not _is_context_message(item):
+            out["first_prompt"] = message_text(item)
+            break
+    if out["time"] is None:
+        out["time"] = out["mtime"]
+    return out
+
+
+def list_sessions(home, limit=50, cwd=None):
+    """rollout_summary() of the newest `limit` recorded sessions (those in `cwd` only, if given)."""
+    out = []
+    for path in list_rollouts(home):
+        summary = rollout_summary(path)
+        if summary is None or (cwd is not None and summary["cwd"] != str(cwd)):
+            continue
+        out.append(summary)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def find_rollout(home, session_id=None, last=False, cwd=None):
+    """The rollout for a session id (or unique prefix), or the newest one (in cwd first)."""
+    files = list_rollouts(home)
+    if session_id:
+        matches = [p for p in files if p.stem.endswith(session_id)]
+        if not matches:
+            matches = [p for p in files if session_id in p.stem[28:]]
+        if not matches:
+            path = Path(session_id).expanduser()
+            if path.is_file():
+                return path
+            raise UsageError("no recorded session %s under %s" % (session_id, Path(home) / ROLLOUT_SUBDIR))
+        if len(matches) > 1 and not any(p.stem.endswith(session_id) for p in matches):
+            raise UsageError("session id prefix %s is ambiguous; give more characters" % session_id)
+        return matches[0]
+    if not files:
+        raise UsageError("no recorded sessions under %s" % (Path(home) / ROLLOUT_SUBDIR))
+    if cwd is not None:
+        for path in files[:200]:
+            try:
+                with open(str(path), encoding="utf-8") as fh:
+                    first = json.loads(fh.readline() or "{}")
+            except (OSError, ValueError):
+                continue
+            meta = first.get("payload") if first.get("type") == "session_meta" else first
+            if isinstance(meta, dict) and meta.get("cwd") == str(cwd):
+                return path
+    return files[0]
+
+
 # -- automatic compaction --------------------------------------------------------------
 # Before each request the session estimates its size: the last response's reported usage
 # (input + output tokens) plus ~4 characters per token for what was added since (or the
@@ -9926,6 +10644,17 @@ def compacted_history(history, summary, plan=None, limit_tokens=None):
     return context[:2] + [text_message("user", text) for text in kept] + [text_message("user", "\n".join(parts))]
 
 
+###############################################################################
+# §16 Agent: the session and the turn loop
+###############################################################################
+
+# Session implements §08's contract: ops in, events out, one task thread at a time; _run_turn
+# is one model request (under one TurnContext, task.ctx) with its tool calls, which the
+# ToolRunner runs; the built-in tools are registered at the end of this section.
+
+
+class TurnStopped(CodexError):
+    """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
 class _Task(object):
     """One running task (the work started by a user_input)."""
 
@@ -11023,6 +11752,12 @@ class ToolRunner(object):
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
+        cap = task.ctx.config.max_command_timeout_ms
+        capped = None
+        if timeout_ms > cap:  # a model's timeout must not hold codex (a CI job) for ever
+            capped = ("timeout_ms %d is above the limit (max_command_timeout_ms = %d): the command ran with "
+                      "a timeout of %d ms" % (timeout_ms, cap, cap))
+            timeout_ms = cap
         started = time.monotonic()
         try:
             outcome = execute_with_policy(argv, cwd, task.ctx, self.state, ask, on_output=on_output, cancel=task.cancel,
@@ -11037,6 +11772,8 @@ class ToolRunner(object):
             raise Interrupted("interrupted")
         if outcome.decision == "abort":
             task.abort_requested = True
+        if capped:
+            outcome = ExecOutcome(outcome.result, _note_for_model(outcome.model_output, capped), outcome.decision)
         if outcome.decision == "denied" and getattr(self.approval_handler, "refusal", None):
             outcome = ExecOutcome(outcome.result, "%s: %s" % (outcome.model_output, self.approval_handler.refusal),
                                   outcome.decision)
@@ -11208,664 +11945,6 @@ register_tool(Tool(
     run=lambda runner, task, call_id, params: runner._run_apply_patch(task, call_id, params["input"], None),
     events=PATCH_EVENTS,
 ))
-
-
-###############################################################################
-# §16 History and rollouts
-###############################################################################
-
-# -- history.jsonl --------------------------------------------------------------------------
-#
-# Every prompt submitted in the REPL is one compact JSON line {"session_id", "ts", "text"} in
-# $CODEX_HOME/history.jsonl (mode 0600).  An append is one write(2) on an O_APPEND descriptor
-# under an exclusive flock taken with bounded retries, so concurrent sessions never interleave
-# or lose lines.  `max_bytes` is honoured by writing the newest entries to a temporary file and
-# renaming it over the log: the new inode tells every reader holding the old (inode, count)
-# snapshot that its offsets are stale, and a writer that was waiting for the lock on the old
-# inode notices the swap and reopens.  Readers take an (inode, size) snapshot when a session
-# starts; bytes below `size` never change for that inode, so the newest entries are found by
-# scanning backwards from `size`: Up-arrow cost does not grow with the file.
-
-HISTORY_FILENAME = "history.jsonl"  #: file name under $CODEX_HOME
-HISTORY_LOCK_TRIES = 10  #: flock attempts before giving up (upstream: 10)
-HISTORY_LOCK_RETRY_SECONDS = 0.1  #: pause between flock attempts (upstream: 100 ms)
-HISTORY_TRIM_RATIO = 0.8  #: a max_bytes rewrite keeps the newest entries up to this share of it
-HISTORY_SESSION_KEYS = ("session_id", "conversation_id")  #: later upstream builds renamed the field
-_HISTORY_CHUNK = 64 * 1024  #: bytes read per step when scanning the log
-
-
-def history_path(home):
-    """Path of $CODEX_HOME/history.jsonl."""
-    return Path(home) / HISTORY_FILENAME
-
-
-def _flock_retrying(fd, exclusive):
-    """flock(fd) without blocking, retrying HISTORY_LOCK_TRIES times; return True when held."""
-    import fcntl  # POSIX only; imported where needed
-
-    op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-    for attempt in range(HISTORY_LOCK_TRIES):
-        try:
-            fcntl.flock(fd, op)
-            return True
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-        if attempt + 1 < HISTORY_LOCK_TRIES:
-            time.sleep(HISTORY_LOCK_RETRY_SECONDS)
-    return False
-
-
-def _write_all(fd, data):
-    """write(2) until `data` is written (one call in practice: O_APPEND keeps it whole)."""
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def history_record(session_id, text, ts=None):
-    """The JSON line (bytes, newline included) recorded for one prompt."""
-    entry = {"session_id": str(session_id), "ts": int(time.time() if ts is None else ts), "text": text}
-    # "replace": a prompt holding undecodable input (surrogate escapes) is kept, not a crash
-    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "replace")
-
-
-def append_history(home, session_id, text, persistence="save-all", max_bytes=None, ts=None):
-    """Append one prompt to history.jsonl under an exclusive lock; return True if written.
-
-    Raises OSError when the file cannot be written or the lock is not obtained after the
-    bounded retries; callers in front ends log it and carry on (history never breaks a session).
-    """
-    if persistence == "none" or not text:
-        return False
-    path = history_path(home)
-    make_private_dirs(path.parent)
-    data = history_record(session_id, text, ts)
-    for _ in range(HISTORY_LOCK_TRIES):
-        fd = os.open(str(path), os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            st = os.fstat(fd)
-            if st.st_mode & 0o777 != 0o600:
-                os.fchmod(fd, 0o600)
-            if not _flock_retrying(fd, exclusive=True):
-                raise OSError(
-                    errno.EWOULDBLOCK,
-                    "could not acquire exclusive lock on history file after multiple attempts",
-                    str(path),
-                )
-            try:
-                now = os.stat(str(path))
-            except FileNotFoundError:
-                continue
-            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-                continue  # a max_bytes rewrite replaced the file while we waited: reopen
-            _write_all(fd, data)
-            if max_bytes and os.fstat(fd).st_size > max_bytes:
-                _rewrite_history_tail(path, fd, int(max_bytes))
-            return True
-        finally:
-            os.close(fd)  # releases the lock
-    raise OSError(errno.EAGAIN, "history file kept being replaced while appending", str(path))
-
-
-def _rewrite_history_tail(path, fd, max_bytes):
-    """Replace the (locked) log with a new file holding its newest whole lines (new inode)."""
-    size = os.fstat(fd).st_size
-    tail = b""
-    for budget in (int(max_bytes * HISTORY_TRIM_RATIO), max_bytes):
-        start = max(0, size - budget)
-        tail = os.pread(fd, size - start, start)
-        if start > 0 and os.pread(fd, 1, start - 1) != b"\n":
-            cut = tail.find(b"\n")
-            tail = tail[cut + 1:] if cut >= 0 else b""
-        if tail:
-            break
-    write_private_file(path, tail)
-
-
-def history_metadata(home, persistence="save-all"):
-    """(log_id, entry_count): the log's inode and its number of lines; (0, 0) if absent."""
-    if persistence == "none":
-        return 0, 0
-    try:
-        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return 0, 0
-    try:
-        log_id, count = os.fstat(fd).st_ino, 0
-        try:
-            while True:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                count += chunk.count(b"\n")
-        except OSError:
-            count = 0
-        return log_id, count
-    finally:
-        os.close(fd)
-
-
-def _parse_history_line(raw):
-    """A history line as {"session_id", "ts", "text"}; None if it is not a record."""
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        return None
-    sid = next((obj[k] for k in HISTORY_SESSION_KEYS if k in obj), "")
-    return {"session_id": sid, "ts": obj.get("ts", 0), "text": obj["text"]}
-
-
-def lookup_history_entry(home, offset, log_id, persistence="save-all"):
-    """The record at zero-based line `offset` if the log's inode is still `log_id`, else None.
-
-    This is the protocol's `get_history_entry_request` (a forward scan, as upstream does);
-    the REPL browses with a HistorySnapshot instead, which scans backwards from the end.
-    """
-    if persistence == "none" or offset < 0:
-        return None
-    try:
-        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        if os.fstat(fd).st_ino != log_id or not _flock_retrying(fd, exclusive=False):
-            return None
-        line_no, pos, carry = 0, 0, b""
-        while True:
-            chunk = os.pread(fd, 1 << 20, pos)
-            if not chunk:
-                return None
-            pos += len(chunk)
-            block_lines = chunk.count(b"\n")
-            if line_no + block_lines <= offset:
-                line_no += block_lines
-                carry = chunk[chunk.rfind(b"\n") + 1:] if block_lines else carry + chunk
-                continue
-            lines = (carry + chunk).split(b"\n")
-            return _parse_history_line(lines[offset - line_no])
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-class HistorySnapshot(object):
-    """One session's view of history.jsonl: its inode and size when the session started.
-
-    `entry_from_end(k)` returns the k-th newest record (k = 0 is the newest) among the lines
-    present at the snapshot, reading backwards in chunks and remembering the line breaks it
-    has seen, so browsing costs the length of the lines shown, not the size of the file.
-    `entry_count` (the upstream `history_entry_count`) is computed only when asked for.
-    """
-
-    def __init__(self, home, persistence="save-all"):
-        self.path = history_path(home)
-        self.enabled = persistence != "none"
-        self.log_id, self.size = 0, 0
-        if self.enabled:
-            try:
-                st = os.stat(str(self.path))
-                self.log_id, self.size = st.st_ino, st.st_size
-            except OSError:
-                pass
-        self._count = None
-        self._newlines = []  # positions of b"\n" below size, newest first
-        self._scanned_to = self.size  # everything at or above this position has been scanned
-        self._lock = threading.Lock()
-
-    @property
-    def entry_count(self):
-        """Number of complete lines in the snapshot (counted once, on first use)."""
-        if self._count is None:
-            count = 0
-            if self.size:
-                try:
-                    with open(str(self.path), "rb") as fh:
-                        if os.fstat(fh.fileno()).st_ino == self.log_id:
-                            left = self.size
-                            while left > 0:
-                                chunk = fh.read(min(left, 1 << 20))
-                                if not chunk:
-                                    break
-                                left -= len(chunk)
-                                count += chunk.count(b"\n")
-                except OSError:
-                    count = 0
-            self._count = count
-        return self._count
-
-    def _scan_back(self, fd, need):
-        """Find newlines backwards until `need` of them are known or the start is reached."""
-        while len(self._newlines) < need and self._scanned_to > 0:
-            start = max(0, self._scanned_to - _HISTORY_CHUNK)
-            chunk = os.pread(fd, self._scanned_to - start, start)
-            if len(chunk) != self._scanned_to - start:
-                raise OSError(errno.EIO, "history file shrank under its snapshot")
-            end = len(chunk)
-            while True:
-                i = chunk.rfind(b"\n", 0, end)
-                if i < 0:
-                    break
-                self._newlines.append(start + i)
-                end = i
-            self._scanned_to = start
-
-    def entry_from_end(self, k):
-        """The k-th newest record of the snapshot, or None (past the oldest, or log replaced)."""
-        if not self.enabled or k < 0 or not self.log_id:
-            return None
-        with self._lock:
-            try:
-                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except OSError:
-                return None
-            try:
-                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
-                    return None
-                self._scan_back(fd, k + 2)
-                if k >= len(self._newlines):
-                    return None
-                end = self._newlines[k]
-                if k + 1 < len(self._newlines):
-                    begin = self._newlines[k + 1] + 1
-                elif self._scanned_to == 0:
-                    begin = 0
-                else:
-                    return None
-                return _parse_history_line(os.pread(fd, end - begin, begin))
-            except OSError:
-                return None
-            finally:
-                os.close(fd)
-
-    def search_back(self, needle, start=0, deadline=None):
-        """Ctrl-R: (k, record) of the newest record at or past k = `start` whose text contains
-        `needle` (case-insensitive); (None, None) if none; ("more", k) if time.monotonic()
-        passed `deadline` first (search again from k: it goes on where it stopped).
-
-        Reads backwards 1 MB at a time and looks at the lines of a block only when its raw
-        bytes contain the needle, counting the other lines without keeping their positions,
-        so a search through a 1 GB history costs about a second and no memory."""
-        if not self.enabled or not self.log_id:
-            return None, None
-        needle = needle.lower()
-        # JSON may write these as escapes, so only other needles are looked for in the raw bytes
-        raw_needle = needle.encode() if needle.isascii() and needle.isprintable() and '"' not in needle \
-            and "\\" not in needle else None
-        k = max(0, start)
-        with self._lock:
-            try:
-                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except OSError:
-                return None, None
-            try:
-                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
-                    return None, None
-                cached = getattr(self, "_search_at", None)
-                if cached is not None and cached[0] == k:
-                    end = cached[1]
-                else:
-                    self._scan_back(fd, k + 1)
-                    if k >= len(self._newlines):
-                        return None, None
-                    end = self._newlines[k]  # entry k ends just before this newline
-                size = 1 << 20
-                while end > 0:
-                    low = max(0, end - size)
-                    block = os.pread(fd, end - low, low)
-                    if low:
-                        cut = block.find(b"\n")
-                        if cut < 0:  # one line longer than the block: read more at once
-                            size *= 2
-                            continue
-                        block, low = block[cut + 1:], low + cut + 1
-                    lines = block.split(b"\n")  # oldest first; the last one is entry k
-                    if raw_needle is None or raw_needle in block.lower():
-                        for i, raw in enumerate(reversed(lines)):
-                            if raw_needle is not None and raw_needle not in raw.lower():
-                                continue
-                            record = _parse_history_line(raw)
-                            if record is not None and needle in record["text"].lower():
-                                return k + i, record
-                    k += len(lines)
-                    end = low - 1  # the newline before the oldest line of the block
-                    if end > 0 and deadline is not None and time.monotonic() > deadline:
-                        self._search_at = (k, end)
-                        return "more", k
-                return None, None
-            except OSError:
-                return None, None
-            finally:
-                os.close(fd)
-
-    def lookup(self, offset):
-        """The record at absolute line `offset` (0 = oldest) of the snapshot, or None."""
-        count = self.entry_count
-        if offset < 0 or offset >= count:
-            return None
-        return self.entry_from_end(count - 1 - offset)
-
-
-# -- rollouts --
-# One JSONL file per session:
-#   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
-# Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
-#   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
-#   response_item  a history item exactly as sent to the model
-#   event_msg      a protocol event msg worth replaying (user_message, agent_message, ...)
-#   turn_context   {cwd, approval_policy, sandbox_policy, model, effort, summary}
-#   compacted      {message, replacement_history}: history before this line was replaced by
-#                  replacement_history (older records: rebuilt from the summary in message)
-# load_rollout() also reads the mid-2025 format (bare meta object, then bare items).
-
-ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
-
-
-def _read_small(path, limit=65536):
-    """A small text file's content, stripped, or None."""
-    try:
-        with open(str(path), "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
-
-
-def _git_dirs(root):
-    """(git dir, common dir) of the repository whose work tree is `root` (.git may be a
-    `gitdir:` file, as in worktrees and submodules), or None."""
-    dot = Path(root) / ".git"
-    gitdir = dot
-    if dot.is_file():
-        text = _read_small(dot) or ""
-        if not text.startswith("gitdir:"):
-            return None
-        gitdir = Path(text[7:].strip())
-        if not gitdir.is_absolute():
-            gitdir = Path(root) / gitdir
-    if not (gitdir / "HEAD").is_file():
-        return None
-    common = _read_small(gitdir / "commondir")
-    return gitdir, (gitdir / common if common else gitdir)
-
-
-def _git_ref(common, gitdir, ref):
-    """The commit a ref names: a loose ref file, else packed-refs; None if not found."""
-    for base in (gitdir, common):
-        value = _read_small(base / ref)
-        if value and re.match(r"^[0-9a-f]{40,64}$", value):
-            return value
-    for line in (_read_small(common / "packed-refs", 1 << 24) or "").splitlines():
-        sha, _, name = line.partition(" ")
-        if name.strip() == ref and re.match(r"^[0-9a-f]{40,64}$", sha):
-            return sha
-    return None
-
-
-def _git_remote_url(common, remote="origin"):
-    """remote.<remote>.url from the repository's own config file (includes not followed)."""
-    section = None
-    for line in (_read_small(common / "config", 1 << 20) or "").splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            m = re.match(r'^\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]', line)
-            section = (m.group(1).lower(), m.group(2)) if m else None
-        elif section == ("remote", remote) and "=" in line:
-            key, _, value = line.partition("=")
-            if key.strip().lower() == "url":
-                value = value.strip()
-                return value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
-    return None
-
-
-def _git_info(cwd):
-    """{commit_hash, branch, repository_url} of cwd's repository (missing keys omitted).
-
-    Read from the .git files (HEAD, refs, packed-refs, config) instead of running git three
-    times: the same answers as `git rev-parse HEAD`, `git rev-parse --abbrev-ref HEAD` and
-    `git config --get remote.origin.url` for ordinary repositories and worktrees.
-    """
-    root = find_git_root(cwd)
-    dirs = _git_dirs(root) if root is not None else None
-    if dirs is None:
-        return None
-    gitdir, common = dirs
-    head = _read_small(gitdir / "HEAD") or ""
-    info = {}
-    if head.startswith("ref:"):
-        ref = head[4:].strip()
-        commit = _git_ref(common, gitdir, ref)
-        if commit:
-            info["commit_hash"] = commit
-            info["branch"] = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
-    elif re.match(r"^[0-9a-f]{40,64}$", head):
-        info["commit_hash"], info["branch"] = head, "HEAD"
-    url = _git_remote_url(common)
-    if url:
-        info["repository_url"] = redact(url)
-    return info or None
-
-
-def _ends_mid_line(path):
-    """Whether a non-empty file's last byte is not a newline."""
-    try:
-        with open(str(path), "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() == 0:
-                return False
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) != b"\n"
-    except OSError:
-        return False
-
-
-class RolloutRecorder(object):
-    """Appends a session's items and events to its rollout file."""
-
-    def __init__(self, ctx, session_id, instructions, resume_path=None):
-        """Open (or, resuming, append to) the rollout of a session that starts under TurnContext `ctx`."""
-        self._lock = threading.Lock()
-        if resume_path:
-            self.path = Path(resume_path)
-            self._fh = open_private_append(self.path)
-            if _ends_mid_line(self.path):  # a crash mid-write: start our records on a line of their own
-                self._fh.write(b"\n")
-        else:
-            now = time.localtime()
-            day = Path(ctx.codex_home) / ROLLOUT_SUBDIR / time.strftime("%Y", now) / time.strftime("%m", now) / time.strftime("%d", now)
-            self.path = day / ("rollout-%s-%s.jsonl" % (time.strftime("%Y-%m-%dT%H-%M-%S", now), session_id))
-            self._fh = open_private_append(self.path)
-            os.chmod(str(self.path), 0o600)
-            meta = {"id": session_id, "timestamp": _now_iso(), "cwd": str(ctx.cwd), "originator": ORIGINATOR,
-                    "cli_version": __version__, "instructions": instructions}
-            git = _git_info(ctx.cwd)
-            if git:
-                meta["git"] = git
-            self._write("session_meta", meta)
-        self.record_turn_context(ctx)
-
-    def record_turn_context(self, ctx):
-        """Append a turn_context record: the effective policy the next turns run under."""
-        self._write("turn_context", ctx.to_wire())
-
-    def _write(self, kind, payload):
-        line = json.dumps({"timestamp": _now_iso(), "type": kind, "payload": payload}, ensure_ascii=False) + "\n"
-        with self._lock:
-            if self._fh is None:
-                return
-            try:
-                self._fh.write(line.encode("utf-8", "replace"))  # a lone surrogate must not end the session
-                self._fh.flush()
-            except OSError as exc:
-                log("warn", "cannot write rollout %s: %s", self.path, exc)
-
-    def record_items(self, items):
-        """Append response items."""
-        for item in items:
-            self._write("response_item", item)
-
-    def record_event(self, msg):
-        """Append a protocol event msg."""
-        self._write("event_msg", msg)
-
-    def record_compacted(self, message, replacement_history=None):
-        """Note that history was replaced by a summary (and by what, so resume sees it)."""
-        payload = {"message": message}
-        if replacement_history is not None:
-            payload["replacement_history"] = list(replacement_history)
-        self._write("compacted", payload)
-
-    def close(self):
-        """Flush and close the file."""
-        with self._lock:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
-
-
-def load_rollout(path):
-    """Read a rollout: (session meta dict, history items, replayable event msgs)."""
-    path = Path(path)
-    try:
-        # bytes first: one damaged line (a crash mid-write, a stray byte) must not lose the session
-        raw = path.read_bytes().decode("utf-8", "replace")
-    except OSError as exc:
-        raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
-    lines = [line for line in raw.splitlines() if line.strip()]
-    if not lines:
-        raise ConfigError("session file %s is empty" % path)
-    meta, items, events = None, [], []
-    for number, line in enumerate(lines, 1):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            log("warn", "%s:%d: not JSON, skipped", path, number)
-            continue
-        if not isinstance(obj, dict):
-            continue
-        kind = obj.get("type")
-        payload = obj.get("payload")
-        if kind == "session_meta" and isinstance(payload, dict):
-            meta = payload
-        elif kind == "response_item" and isinstance(payload, dict):
-            items.append(payload)
-        elif kind == "event_msg" and isinstance(payload, dict):
-            events.append(payload)
-        elif kind == "compacted" and isinstance(payload, dict) and isinstance(payload.get("replacement_history"), list):
-            items = [it for it in payload["replacement_history"] if isinstance(it, dict)]
-        elif kind == "compacted":  # older records: rebuild the bridge from the summary
-            summary = payload.get("message") if isinstance(payload, dict) else None
-            items = compacted_history(items, summary)
-        elif number == 1 and meta is None and "id" in obj and kind is None:
-            meta = obj  # the mid-2025 format: a bare meta object first
-        elif obj.get("record_type") == "state":
-            continue
-        elif kind in HISTORY_ITEM_TYPES:
-            items.append(obj)
-    if meta is None:
-        raise ConfigError("session file %s has no session meta line; it is not a codex rollout" % path)
-    return meta, items, events
-
-
-def list_rollouts(home):
-    """Every rollout file under $CODEX_HOME/sessions, newest first."""
-    root = Path(home) / ROLLOUT_SUBDIR
-    if not root.is_dir():
-        return []
-    files = list(root.glob("*/*/*/rollout-*.jsonl")) + list(root.glob("rollout-*.jsonl"))
-    return sorted(files, key=lambda p: (p.name[8:27], p.stat().st_mtime), reverse=True)
-
-
-def rollout_summary(path, max_bytes=256 * 1024):
-    """{"path", "id", "time", "cwd", "first_prompt"} of a rollout, from its first lines only.
-
-    `time` is the session's start (epoch seconds: the meta timestamp, else the file's mtime);
-    `first_prompt` the first thing the user typed (context messages skipped), or "".
-    """
-    path = Path(path)
-    out = {"path": path, "id": path.stem[28:] if path.stem.startswith("rollout-") else path.stem,
-           "time": None, "cwd": None, "first_prompt": ""}
-    try:
-        with open(str(path), "rb") as fh:
-            head = fh.read(max_bytes)
-        out["mtime"] = path.stat().st_mtime
-    except OSError:
-        return None
-    for number, raw in enumerate(head.split(b"\n")):
-        try:
-            obj = json.loads(raw.decode("utf-8", "replace"))
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        kind, payload = obj.get("type"), obj.get("payload")
-        if number == 0:
-            meta = payload if kind == "session_meta" and isinstance(payload, dict) else obj
-            out["id"] = meta.get("id") or out["id"]
-            out["cwd"] = meta.get("cwd")
-            stamp = meta.get("timestamp")
-            if isinstance(stamp, str):
-                import calendar
-
-                try:
-                    out["time"] = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-                except ValueError:
-                    pass
-            continue
-        item = payload if kind == "response_item" else obj if kind == "message" else None
-        if isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "user" \
-                and not _is_context_message(item):
-            out["first_prompt"] = message_text(item)
-            break
-    if out["time"] is None:
-        out["time"] = out["mtime"]
-    return out
-
-
-def list_sessions(home, limit=50, cwd=None):
-    """rollout_summary() of the newest `limit` recorded sessions (those in `cwd` only, if given)."""
-    out = []
-    for path in list_rollouts(home):
-        summary = rollout_summary(path)
-        if summary is None or (cwd is not None and summary["cwd"] != str(cwd)):
-            continue
-        out.append(summary)
-        if len(out) >= limit:
-            break
-    return out
-
-
-def find_rollout(home, session_id=None, last=False, cwd=None):
-    """The rollout for a session id (or unique prefix), or the newest one (in cwd first)."""
-    files = list_rollouts(home)
-    if session_id:
-        matches = [p for p in files if p.stem.endswith(session_id)]
-        if not matches:
-            matches = [p for p in files if session_id in p.stem[28:]]
-        if not matches:
-            path = Path(session_id).expanduser()
-            if path.is_file():
-                return path
-            raise UsageError("no recorded session %s under %s" % (session_id, Path(home) / ROLLOUT_SUBDIR))
-        if len(matches) > 1 and not any(p.stem.endswith(session_id) for p in matches):
-            raise UsageError("session id prefix %s is ambiguous; give more characters" % session_id)
-        return matches[0]
-    if not files:
-        raise UsageError("no recorded sessions under %s" % (Path(home) / ROLLOUT_SUBDIR))
-    if cwd is not None:
-        for path in files[:200]:
-            try:
-                with open(str(path), encoding="utf-8") as fh:
-                    first = json.loads(fh.readline() or "{}")
-            except (OSError, ValueError):
-                continue
-            meta = first.get("payload") if first.get("type") == "session_meta" else first
-            if isinstance(meta, dict) and meta.get("cwd") == str(cwd):
-                return path
-    return files[0]
 
 
 ###############################################################################
@@ -12606,46 +12685,6 @@ def _exec_config(args, cfg_loader):
     return cfg
 
 
-def _cmd_exec(args, cfg_loader):
-    """`codex exec [PROMPT]`: run one task non-interactively."""
-    resume_path = None
-    prompt = args.prompt
-    if prompt == "review":
-        args.review_prompt = list(getattr(args, "resume_args", None) or [])
-        return _cmd_review(args, cfg_loader)
-    used = [flag for flag, name in (("--uncommitted", "uncommitted"), ("--base", "base"), ("--commit", "commit"),
-                                    ("--title", "title"), ("--fail-on", "fail_on")) if getattr(args, name, None)]
-    if used:
-        raise UsageError("%s only applies to `codex exec review`" % used[0])
-    if prompt == "resume":
-        rest = list(getattr(args, "resume_args", None) or [])
-        cfg = _exec_config(args, cfg_loader)
-        if args.last:
-            session_id = None
-            prompt = rest[0] if rest else None
-        else:
-            if not rest:
-                raise UsageError("`codex exec resume` needs a session id or --last")
-            session_id = rest[0]
-            prompt = rest[1] if len(rest) > 1 else None
-        resume_path = find_rollout(cfg.codex_home, session_id, last=args.last,
-                                   cwd=None if getattr(args, "all", False) else cfg.cwd)
-        prompt = read_exec_prompt(prompt)
-    else:
-        if getattr(args, "resume_args", None):
-            raise UsageError("unexpected arguments after the prompt: %s" % " ".join(args.resume_args))
-        prompt = read_exec_prompt(prompt)
-        cfg = _exec_config(args, cfg_loader)
-    if getattr(args, "all", False) and args.prompt != "resume":
-        raise UsageError("--all goes with `codex exec resume --last`")
-    schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
-    approver = _ExecApprover(cfg.approval_policy) if cfg.approval_policy != "never" else None
-    return run_exec(cfg, prompt, images=args.images or (), as_json=args.json, color=args.color,
-                    last_message_file=args.output_last_message, skip_git_repo_check=args.skip_git_repo_check,
-                    resume_path=resume_path, output_schema=schema, ephemeral=getattr(args, "ephemeral", False),
-                    approver=approver)
-
-
 RESUME_LIST_LIMIT = 20  #: sessions `codex resume` lists to pick from
 
 
@@ -12678,30 +12717,6 @@ def pick_session(cfg, everywhere=False, stdin=None, out=None):
     if not answer.isdigit() or not 1 <= int(answer) <= len(sessions):
         raise UsageError("%r is not one of the listed numbers (1-%d)" % (answer, len(sessions)))
     return sessions[int(answer) - 1]["path"]
-
-
-def _cmd_resume(args, cfg_loader):
-    """`codex resume --last|ID [PROMPT]`: continue a recorded session in the interactive session."""
-    cfg = cfg_loader()
-    session_id, prompt = args.session_id, args.resume_prompt
-    if args.last and session_id and prompt is None:
-        session_id, prompt = None, session_id
-    everywhere = getattr(args, "all", False)
-    if not args.last and not session_id:
-        path = pick_session(cfg, everywhere)
-        if path is None:
-            return 0
-    else:
-        path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=None if everywhere else cfg.cwd)
-
-    def resume_loader(**more):
-        # Session (§15) resumes whatever config.experimental_resume names, so the REPL
-        # needs no resume logic of its own.
-        return cfg_loader(**more).replace(experimental_resume=str(path))
-
-    args.resume_path = path
-    args.prompt = prompt
-    return _cmd_interactive(args, resume_loader)
 
 
 ###############################################################################
@@ -13252,7 +13267,7 @@ def _cmd_review(args, cfg_loader):
 # status line are redrawn, so native scrollback, selection and tmux/zellij copy modes keep
 # working (upstream #1247, #2836, #10331).  Data flow:
 #
-#     Composer (keys, `/` and `@` completion, history) -> op -> Session (§15)
+#     Composer (keys, `/` and `@` completion, history) -> op -> Session (§16)
 #     Session events -> ReplRenderer (rich: streamed markdown, cells, approvals) -> stdout
 #
 # Keys: Enter sends, Ctrl-J (or Alt-Enter) inserts a newline, Up/Down browse history on an
@@ -15454,7 +15469,7 @@ class Repl(object):
         def create():
             try:
                 session = Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)
-                session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§15b)
+                session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§16)
                 wire = self.ctx.to_wire()
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
                     session.submit(dict({"type": "override_turn_context"}, **wire))
@@ -16513,7 +16528,7 @@ def _cmd_interactive(args, cfg_loader):
 #   anything else -> JSON-RPC error -32601 (upstream sent nothing at all, which leaves
 #                       SDK clients waiting forever)
 #
-# Sessions come from session_factory(config) (default: Session, §15) and follow the
+# Sessions come from session_factory(config) (default: Session, §16) and follow the
 # contract at the top of §08.  Each `codex` call gets its own session; `codex-reply`
 # continues one by its session id; calls run concurrently.
 
@@ -17057,7 +17072,7 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §15b."""
+    """Session(cfg) from §16."""
     return Session(cfg)
 
 
@@ -18586,6 +18601,85 @@ def config_loader_for(args, **extra):
         return cfg
 
     return load
+
+
+def _cmd_mcp(args, cfg_loader):
+    """`codex mcp` (server over stdio), `codex mcp list|call|add|get|remove`."""
+    sub = getattr(args, "mcp_command", None)
+    if args.command == "mcp-server" or sub in (None, "serve"):
+        return run_mcp_server(args, cfg_loader)
+    if sub in ("add", "get", "remove"):  # the file as it is, not the resolved config
+        return {"add": _mcp_add, "get": _mcp_get, "remove": _mcp_remove}[sub](args)
+    cfg = cfg_loader()
+    if sub == "list":
+        return _mcp_list(cfg, as_json=args.json)
+    if sub == "call":
+        return _mcp_call(cfg, args.server, args.tool, args.arguments, as_json=getattr(args, "json", False))
+    raise UsageError("unknown `codex mcp` command %r; use serve, list, call, add, get or remove" % sub)
+
+
+def _cmd_exec(args, cfg_loader):
+    """`codex exec [PROMPT]`: run one task non-interactively."""
+    resume_path = None
+    prompt = args.prompt
+    if prompt == "review":
+        args.review_prompt = list(getattr(args, "resume_args", None) or [])
+        return _cmd_review(args, cfg_loader)
+    used = [flag for flag, name in (("--uncommitted", "uncommitted"), ("--base", "base"), ("--commit", "commit"),
+                                    ("--title", "title"), ("--fail-on", "fail_on")) if getattr(args, name, None)]
+    if used:
+        raise UsageError("%s only applies to `codex exec review`" % used[0])
+    if prompt == "resume":
+        rest = list(getattr(args, "resume_args", None) or [])
+        cfg = _exec_config(args, cfg_loader)
+        if args.last:
+            session_id = None
+            prompt = rest[0] if rest else None
+        else:
+            if not rest:
+                raise UsageError("`codex exec resume` needs a session id or --last")
+            session_id = rest[0]
+            prompt = rest[1] if len(rest) > 1 else None
+        resume_path = find_rollout(cfg.codex_home, session_id, last=args.last,
+                                   cwd=None if getattr(args, "all", False) else cfg.cwd)
+        prompt = read_exec_prompt(prompt)
+    else:
+        if getattr(args, "resume_args", None):
+            raise UsageError("unexpected arguments after the prompt: %s" % " ".join(args.resume_args))
+        prompt = read_exec_prompt(prompt)
+        cfg = _exec_config(args, cfg_loader)
+    if getattr(args, "all", False) and args.prompt != "resume":
+        raise UsageError("--all goes with `codex exec resume --last`")
+    schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
+    approver = _ExecApprover(cfg.approval_policy) if cfg.approval_policy != "never" else None
+    return run_exec(cfg, prompt, images=args.images or (), as_json=args.json, color=args.color,
+                    last_message_file=args.output_last_message, skip_git_repo_check=args.skip_git_repo_check,
+                    resume_path=resume_path, output_schema=schema, ephemeral=getattr(args, "ephemeral", False),
+                    approver=approver)
+
+
+def _cmd_resume(args, cfg_loader):
+    """`codex resume --last|ID [PROMPT]`: continue a recorded session in the interactive session."""
+    cfg = cfg_loader()
+    session_id, prompt = args.session_id, args.resume_prompt
+    if args.last and session_id and prompt is None:
+        session_id, prompt = None, session_id
+    everywhere = getattr(args, "all", False)
+    if not args.last and not session_id:
+        path = pick_session(cfg, everywhere)
+        if path is None:
+            return 0
+    else:
+        path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=None if everywhere else cfg.cwd)
+
+    def resume_loader(**more):
+        # Session (§16) resumes whatever config.experimental_resume names, so the REPL
+        # needs no resume logic of its own.
+        return cfg_loader(**more).replace(experimental_resume=str(path))
+
+    args.resume_path = path
+    args.prompt = prompt
+    return _cmd_interactive(args, resume_loader)
 
 
 def _cmd_login(args, cfg_loader):

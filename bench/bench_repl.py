@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks for the interactive REPL (§16 history, §18 composer and `@` search).
+"""Benchmarks for the interactive REPL (§15b history, §18 composer and `@` search).
 
     .venv/bin/python bench/bench_repl.py [--history-gb 1.0] [--files 100000] [--runs 5]
 

@@ -1,4 +1,4 @@
-"""§15 Agent: instructions, the Session protocol, the turn loop, tools, interrupts, notify."""
+"""§15a-§16 Agent: instructions, the Session protocol, the turn loop, tools, interrupts, notify."""
 import json
 import os
 import stat

@@ -1,4 +1,4 @@
-"""§15b automatic context compaction, end to end: `codex exec` against a scripted model server
+"""§16 automatic context compaction, end to end: `codex exec` against a scripted model server
 that enforces a small context window (its request size in tokens = body bytes / 4)."""
 import json
 import os
