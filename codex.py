@@ -15453,6 +15453,9 @@ class Repl(object):
         self._reasoning_streamed = False
         self._execs = {}
         self._mcp = {}
+        self._mcp_lock = threading.Lock()
+        self._mcp_unshown = []  # MCP start-up failures taken from the manager, not yet printed
+        self._reading = False  # the composer is reading (guarded by _mcp_lock)
         self._turn_error = None
         self.failed_turns = 0  # turns that ended in an error (a piped REPL then exits 1)
         self._turn_id = None  # submission id of the running turn
@@ -15474,6 +15477,8 @@ class Repl(object):
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
                     session.submit(dict({"type": "override_turn_context"}, **wire))
                 self.session = session
+                if self.interactive:
+                    self._watch_mcp_startup(session)
             except BaseException as exc:  # reported on first use, in the main thread
                 self._session_error = exc
 
@@ -15481,6 +15486,55 @@ class Repl(object):
         self.session_id = None
         self._session_thread = threading.Thread(target=create, name="codex-session-start", daemon=True)
         self._session_thread.start()
+
+    def _composer_app(self):
+        """The composer's prompt-toolkit Application while it is reading, else None."""
+        prompt = getattr(self.composer, "_session", None)
+        app = getattr(prompt, "app", None)
+        if app is None or not getattr(app, "is_running", False) or getattr(app, "loop", None) is None:
+            return None
+        return app
+
+    def _watch_mcp_startup(self, session, poll=0.1, limit=3600.0):
+        """While MCP servers start in the background, show each one that fails as soon as it
+        fails, above the composer, which stays usable (start-up failures show before the first
+        prompt is sent, not after it).  Only while the composer is reading: during a turn,
+        _wait_for_mcp and the turn report them."""
+        manager = getattr(session, "mcp", None)
+        if manager is None or not (manager.starting() or manager.failures()):
+            return
+
+        def in_loop():
+            from prompt_toolkit.application import run_in_terminal
+
+            run_in_terminal(self._show_unshown_mcp_failures)
+
+        def watch():
+            began = time.monotonic()
+            while self.session is session and time.monotonic() - began < limit:
+                settled = not manager.starting()
+                with self._mcp_lock:  # the main thread clears _reading under it when the composer returns
+                    app = self._composer_app() if self._reading else None
+                    if app is not None:
+                        messages = manager.new_failures()
+                        self._mcp_unshown.extend(messages)
+                if app is not None:
+                    if messages:
+                        try:  # printed above the composer; left for the main thread if it just closed
+                            app.loop.call_soon_threadsafe(lambda: app.context.copy().run(in_loop))
+                        except (RuntimeError, AttributeError):
+                            pass
+                    if settled:
+                        return
+                time.sleep(poll)
+
+        threading.Thread(target=watch, name="codex-mcp-watch", daemon=True).start()
+
+    def _show_unshown_mcp_failures(self):
+        with self._mcp_lock:
+            messages, self._mcp_unshown = self._mcp_unshown, []
+        for message in messages:
+            self.renderer.error(message)
 
     def _ensure_session(self):
         """Wait for the Session; raise what creating it raised."""
@@ -15591,7 +15645,13 @@ class Repl(object):
         """The next message: the composer on a terminal, else one line of stdin."""
         if self.interactive:
             first = self.session is None and self._session_thread is None
-            return self.composer.read(default, complete, self._start_background if first else None)
+            with self._mcp_lock:
+                self._reading = True
+            try:
+                return self.composer.read(default, complete, self._start_background if first else None)
+            finally:
+                with self._mcp_lock:
+                    self._reading = False
         line = self.stdin.readline()
         if not line:
             return None
@@ -15618,8 +15678,11 @@ class Repl(object):
         """Before a user turn: wait for MCP servers still starting (each bounded by its
         startup_timeout_sec), showing which; Esc or Ctrl-C goes on without them (their tools
         join the session when they are ready).  Failures are shown before the turn."""
+        self._show_unshown_mcp_failures()
         manager = getattr(session, "mcp", None)
         if manager is None or not manager.starting():
+            for message in manager.new_failures() if manager is not None else ():
+                self.renderer.error(message)
             return
         stop = threading.Event()
         waiter = threading.Thread(target=session.wait_for_mcp, kwargs={"cancel": stop}, name="codex-mcp-wait", daemon=True)

@@ -414,13 +414,46 @@ def test_repl_prompt_waits_for_starting_mcp_servers(tmp_path, codex_home, server
     r.submit("use the slow tool")  # sent at once, while `slow` is still starting
     r.expect("Waiting for MCP server")
     r.expect("slow")
-    r.expect("MCP client for `broken` failed to start")
     r.expect("answered with tools")
     names = [t.get("name") for t in server.model_requests()[0].body["tools"]]
     assert "slow__echo" in names
     log = r.log()
-    assert log.index("failed to start") < log.index("answered w")  # shown before the turn
+    # shown before the turn (as soon as it failed: above the composer, or while waiting), once
+    assert log.count("MCP client for `broken` failed to start") == 1, log
+    assert log.index("failed to start") < log.index("answered w")
     r.expect_prompt()
+    assert r.quit() == 0
+
+
+def test_repl_shows_a_failed_mcp_server_at_once_and_keeps_the_composer(tmp_path, codex_home, server, repo):
+    """Start-up failures show before the first prompt is sent, not after it; the composer stays
+    usable, and a prompt sent while another server still starts waits for it."""
+    pytest.importorskip("pexpect")
+    from support.repl_pty import S
+
+    _mcp_config(codex_home, (
+        "[mcp_servers.slow]\ncommand = %s\nargs = [%s, \"--startup-delay\", \"6\"]\nstartup_timeout_sec = 30\n"
+        "[mcp_servers.broken]\ncommand = %s\nargs = [\"-c\", \"import sys; sys.stderr.write('no token\\\\n'); sys.exit(2)\"]\n"
+    ) % (json.dumps(sys.executable), json.dumps(SDK_SERVER), json.dumps(sys.executable)))
+    server.enqueue(Turn().text("answered after waiting"))
+    r = _repl(tmp_path, codex_home, server, repo)
+    began = time.monotonic()
+    r.expect("MCP client for `broken` failed to start", timeout=10)  # nothing typed or sent yet
+    assert time.monotonic() - began < 6  # not held back until `slow` is up
+    r.expect("no token")
+    r.expect_prompt()  # drawn again below the message
+    assert server.model_requests() == []
+    r.send("use the tools")
+    r.expect(S("use the tools"))  # the composer still takes keys
+    r.send("\r")
+    r.expect("Waiting for MCP server to start: slow")
+    r.expect("answered after waiting", timeout=40)
+    names = [t.get("name") for t in server.model_requests()[0].body["tools"]]
+    assert "slow__echo" in names and not any(n.startswith("broken__") for n in names)
+    r.expect_prompt()
+    log = r.log()
+    assert log.count("MCP client for `broken` failed to start") == 1, log  # said once
+    assert log.index("failed to start") < log.index("Waiting for MCP")
     assert r.quit() == 0
 
 
