@@ -12369,15 +12369,26 @@ class JsonPrinter(object):
                 item, status="completed" if msg.get("success") else "failed")})
         elif kind == "mcp_tool_call_begin":
             inv = msg.get("invocation") or {}
+            # upstream's McpToolCallItem: server, tool, arguments, result {content,
+            # structured_content} or null, error {message} or null, status
             item = self._item("mcp_tool_call", call_id=msg.get("call_id"), server=inv.get("server"), tool=inv.get("tool"),
-                              status="in_progress")
+                              arguments=inv.get("arguments"), result=None, error=None, status="in_progress")
             self.open_items[("mcp", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "mcp_tool_call_end":
-            item = self.open_items.pop(("mcp", msg.get("call_id")), None) or self._item("mcp_tool_call")
+            inv = msg.get("invocation") or {}
+            item = self.open_items.pop(("mcp", msg.get("call_id")), None) or self._item(
+                "mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), arguments=inv.get("arguments"))
             result = msg.get("result") or {}
-            ok = "Ok" in result and not (result.get("Ok") or {}).get("isError")
-            self.emit({"type": "item.completed", "item": dict(item, status="completed" if ok else "failed")})
+            ok = result.get("Ok") if isinstance(result.get("Ok"), dict) else None
+            if ok is not None:  # a tool's own error (isError) still has its content
+                done = dict(item, result={"content": ok.get("content") or [],
+                                          "structured_content": ok.get("structuredContent")},
+                            error=None, status="failed" if ok.get("isError") else "completed")
+            else:
+                done = dict(item, result=None, error={"message": str(result.get("Err") or "the tool call failed")},
+                            status="failed")
+            self.emit({"type": "item.completed", "item": done})
         elif kind == "plan_update":
             items = [{"text": s.get("step"), "completed": s.get("status") == "completed"} for s in msg.get("plan") or ()]
             if self.todo is None:

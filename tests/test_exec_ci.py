@@ -224,6 +224,41 @@ def test_exec_waits_for_starting_mcp_servers(exec_codex, server, codex_home, rep
     assert err.index(failure[0]) < err.index("slow.echo(")  # reported before the turn
 
 
+def test_exec_json_mcp_tool_call_items_have_upstreams_fields(exec_codex, server, codex_home):
+    """mcp_tool_call items as upstream's exec_events.rs has them: server, tool, arguments,
+    result {content, structured_content} or null, error {message} or null, status."""
+    _mcp_config(codex_home, "[mcp_servers.sdk]\ncommand = %s\nargs = [%s]\ntool_timeout_sec = 1\n"
+                % (json.dumps(sys.executable), json.dumps(SDK_SERVER)))
+    server.enqueue(
+        Turn().function_call("sdk__echo", {"text": "hello items"}, call_id="e1")
+              .function_call("sdk__fail", {}, call_id="f1")
+              .function_call("sdk__sleep", {"seconds": 5}, call_id="s1"),
+        Turn().text("done"),
+    )
+    proc = exec_codex("--json", "call them")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(l) for l in proc.stdout.splitlines()]
+    started = [l["item"] for l in lines if l["type"] == "item.started" and l["item"]["type"] == "mcp_tool_call"]
+    done = {l["item"]["tool"]: l["item"] for l in lines
+            if l["type"] == "item.completed" and l["item"]["type"] == "mcp_tool_call"}
+    assert [i["tool"] for i in started] == ["echo", "fail", "sleep"]
+    assert started[0] == {"id": started[0]["id"], "type": "mcp_tool_call", "server": "sdk", "tool": "echo",
+                          "arguments": {"text": "hello items"}, "result": None, "error": None,
+                          "status": "in_progress"}
+    echo = done["echo"]
+    assert echo["id"] == started[0]["id"] and echo["status"] == "completed" and echo["error"] is None
+    assert set(echo["result"]) == {"content", "structured_content"}
+    assert echo["result"]["content"][0] == {"type": "text", "text": "hello items"}
+    assert done["fail"]["status"] == "failed" and done["fail"]["error"] is None  # the tool's own error
+    assert done["fail"]["result"]["content"]
+    assert done["sleep"]["status"] == "failed" and done["sleep"]["result"] is None
+    assert done["sleep"]["error"]["message"]
+    usage = next(l for l in lines if l["type"] == "turn.completed")["usage"]
+    assert set(usage) == {"input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
+                          "reasoning_output_tokens"}
+    assert all(isinstance(v, int) for v in usage.values())
+
+
 def test_exec_mcp_wait_is_bounded_by_startup_timeout(exec_codex, server, codex_home):
     _mcp_config(codex_home, "[mcp_servers.late]\ncommand = %s\nargs = [%s, \"--startup-delay\", \"30\"]\n"
                 "startup_timeout_sec = 1\n" % (json.dumps(sys.executable), json.dumps(SDK_SERVER)))
