@@ -1497,6 +1497,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             elif allowed is not None:
                 _check_enum(place, key, layer[key], allowed)
 
+    _clamp_project_layer(project_tree, project_place, (system_tree, toml_tree, profile), warnings)
+
     def place_of(*parts):
         """Where the value at this dotted path was set (the highest layer that has it)."""
         for _label, place, layer in reversed(layers):
@@ -1758,6 +1760,54 @@ def _project_layer(cwd, trees, trust_flag, warnings):
     return tree, " and ".join(str(f) for f in files), root, root
 
 
+def _clamp_project_layer(tree, place, own_layers, warnings):
+    """Drop (with one warning each) what a project's .codex/config.toml sets looser than the
+    user's own layers (system, config.toml, profile; then the defaults): sandbox_mode,
+    approval_policy, sandbox_workspace_write (more roots, network on, temp dirs back) and the
+    legacy sandbox_permissions.  Trusting a project means its config may make codex stricter
+    and bring hooks, prompts and MCP servers; it never widens the sandbox: a sandboxed command
+    may have written that file, and the next start would run every command unconfined."""
+    if not tree:
+        return
+
+    def own(key):
+        value = CONFIG_KEYS[key][1]
+        for layer in own_layers:
+            if key in layer:
+                value = layer[key]
+        return value
+
+    def drop(key, why):
+        warnings.append("%s: `%s` is ignored: a project's config cannot %s than your own config; set it in "
+                        "your config.toml or pass it on the command line (-s, -a, -c)" % (place, key, why))
+
+    for key, order, why in (("sandbox_mode", SANDBOX_STRICTNESS, "make the sandbox less confined"),
+                            ("approval_policy", APPROVAL_STRICTNESS, "make approvals less cautious")):
+        value, mine = tree.get(key), own(key)
+        if key in tree and (value not in order or mine not in order or order.index(value) > order.index(mine)):
+            drop(key, why)
+            tree.pop(key)
+    if "sandbox_permissions" in tree:
+        drop("sandbox_permissions", "widen the sandbox")
+        tree.pop("sandbox_permissions")
+    sww = tree.get("sandbox_workspace_write")
+    if isinstance(sww, dict):
+        mine = own("sandbox_workspace_write")
+        mine = mine if isinstance(mine, dict) else {}
+        roots = sww.get("writable_roots")
+        if roots is not None and not (isinstance(roots, list) and all(r in (mine.get("writable_roots") or [])
+                                                                       for r in roots)):
+            drop("sandbox_workspace_write.writable_roots", "add writable roots")
+            sww.pop("writable_roots")
+        if sww.get("network_access") is not False and "network_access" in sww and mine.get("network_access") is not True:
+            drop("sandbox_workspace_write.network_access", "turn the network on")
+            sww.pop("network_access")
+        for key in ("exclude_tmpdir_env_var", "exclude_slash_tmp"):
+            if key in sww and sww[key] is not True and mine.get(key) is True:
+                drop("sandbox_workspace_write." + key, "make temp directories writable")
+                sww.pop(key)
+
+
 # -- requirements (what an admin pins: /etc/codex/requirements.toml) --
 
 REQUIREMENTS_FILE = "requirements.toml"  #: pins, in the system config dir (or $CODEX_HOME for a user's own)
@@ -2015,8 +2065,8 @@ class SandboxPolicy(object):
         """Whether commands may open network sockets."""
         return self.mode == "danger-full-access" or self.network_access
 
-    def writable_roots_for(self, cwd, environ=None):
-        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
+    def writable_root_names(self, cwd, environ=None):
+        """The writable roots as named (not resolved), in order: configured roots, cwd, /tmp, $TMPDIR."""
         if self.mode != "workspace-write":
             return []
         environ = os.environ if environ is None else environ
@@ -2028,8 +2078,12 @@ class SandboxPolicy(object):
         tmpdir = environ.get("TMPDIR", "")
         if not self.exclude_tmpdir_env_var and tmpdir and os.path.isabs(tmpdir):
             roots.append(Path(tmpdir))
+        return roots
+
+    def writable_roots_for(self, cwd, environ=None):
+        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
         out, seen = [], set()
-        for root in roots:
+        for root in self.writable_root_names(cwd, environ):
             real = Path(os.path.realpath(str(root)))
             if str(real) not in seen:
                 seen.add(str(real))
@@ -6233,6 +6287,9 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     if policy.is_unrestricted():
         return argv, {}, None
     command_cwd = str(command_cwd or policy_cwd)
+    named = [str(policy_cwd)] + [str(r) for r in policy.writable_root_names(policy_cwd)]
+    for name in named:  # the workspace and each root are the directories the session started with
+        check_root_identity(name)
     roots = policy.writable_roots_for(policy_cwd)
     _WRITABLE_ROOTS_SEEN.update(os.path.realpath(str(r)) for r in roots)  # git_argv (§17b) skips them
     if _LINUX:
@@ -6261,7 +6318,10 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 ro = []
             if userns:
                 ro += [p for p in needed + own if p not in ro]
-                for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
+                # and every directory between an enclosing writable root and the workspace or a root
+                # (`mv /tmp/ci.X /tmp/old && ln -s ~ /tmp/ci.X/repo` would move the next command's root)
+                trusted = [n for n in _trusted_names(home) if os.path.lexists(n)]
+                for p in pins_for(ro + names + trusted + [os.path.abspath(n) for n in named] + roots, roots):
                     # inside a read-only path it is protected already (and a pin there, copied by the
                     # recursive read-only bind, would stay writable)
                     parent = os.path.realpath(os.path.dirname(p))
@@ -6279,13 +6339,42 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                     out += ["--hide", os.path.realpath(secret)]
         if policy.has_network():
             if userns:
-                for path in _network_hidden_paths(roots + [Path(command_cwd)]):
+                # kept visible: the roots and the user's workspace, never the model's workdir
+                for path in _network_hidden_paths(roots + [Path(policy_cwd)]):
                     out += ["--hide-dir" if os.path.isdir(path) else "--hide", path]
             out.append("--network")
         return out + ["--"] + argv, {}, kind
     if _DARWIN:
         return seatbelt_argv(argv, policy, policy_cwd, home), {"CODEX_SANDBOX": "seatbelt"}, "seatbelt"
     raise SandboxError("no sandbox exists for %s; use -s danger-full-access to run commands unsandboxed" % sys.platform)
+
+
+#: each workspace and writable root a command got, as named -> (real path, st_dev, st_ino) when
+#: first seen in this process (session); st_dev/st_ino are None while it does not exist
+_ROOT_IDENTITIES = {}
+
+
+def check_root_identity(name):
+    """The real path of the workspace or writable root `name`, which must still be the
+    directory it was when this process first sandboxed a command with it: same real path,
+    same (st_dev, st_ino).  A command that renamed it or a directory above it and planted a
+    symlink (or a fresh directory) at its name would otherwise move the next command's
+    writable root and cwd anywhere (~, /).  Raises SandboxError (one line) when it moved."""
+    name = os.path.abspath(str(name))
+    real = os.path.realpath(name)
+    try:
+        st = os.stat(real)
+        ident = (real, st.st_dev, st.st_ino)
+    except OSError:
+        ident = (real, None, None)
+    known = _ROOT_IDENTITIES.get(name)
+    if known is None or (known[1] is None and known[0] == real):
+        _ROOT_IDENTITIES[name] = ident  # first sight (or a root that did not exist yet appeared in place)
+    elif known != ident:
+        raise SandboxError("%s is no longer the directory this session started with (it was %s, it is now %s): "
+                           "a command renamed it or a directory above it; refusing to run commands there, "
+                           "restart codex after checking it" % (name, known[0], real))
+    return real
 
 
 def _network_hidden_paths(keep=(), environ=None):
@@ -6441,8 +6530,8 @@ def _apply_landlock(libc, writable, network, private_shm=False):
     allow("/dev/null", fs, True)
     if private_shm:
         allow("/dev/shm", fs, True)
-    for root in writable:
-        allow(root, fs, False)
+    for root in writable:  # network off: no socket gets a new name (a hard link out of a hidden dir)
+        allow(root, fs if network else fs & ~LANDLOCK_FS["make_sock"], False)
     if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
         _helper_fail(122, "landlock_restrict_self failed: %s" % os.strerror(ctypes.get_errno()))
     os.close(fd)
@@ -7320,7 +7409,12 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
             result, policy, cfg.cwd, cfg.codex_home, cwd)
-    moved = quarantine_new_names(absent)
+    failed = []
+    moved = quarantine_new_names(absent, failed)
+    if failed:  # the user and the model see it, in every front end (the command's own output)
+        result.stderr += "".join(failed)
+        result.aggregated_output += "".join(failed)
+        result.sandbox_denied = True
     if moved:
         why = ("codex: the command created %s, which codex and git trust (project config, hooks, git "
                "config); moved aside to %s: creating them needs approval (run it outside the sandbox)\n"
@@ -7349,23 +7443,63 @@ def absent_trusted_names(roots, cwd):
             if not os.path.lexists(os.path.join(d, n))]
 
 
-def quarantine_new_names(names):
+def quarantine_new_names(names, failed=None):
     """Rename each of `names` that exists now (a sandboxed command made it) to a fresh
     `<name>.blocked-by-codex.<hex>` beside it, so that neither codex nor git reads it; returns
-    [(name, new name)].  Called once the command and everything it started have ended."""
+    [(name, new name)].  Called once the command and everything it started have ended.  A
+    directory the command made unwritable gets its owner's write bit back first; what still
+    cannot be moved is reported in `failed` (a list: one line each), which the caller shows."""
+    failed = [] if failed is None else failed
     moved = []
     for path in names:
+        try:
+            os.lstat(path)
+        except PermissionError:  # `chmod 0 .` hides the name from codex too: give the bits back first
+            if not _restore_owner_write(os.path.dirname(path)) and not os.path.lexists(path):
+                failed.append("codex: cannot check %s (a sandboxed command took away the permissions of its "
+                              "directory): check it before running git or codex there\n" % path)
+                continue
+        except OSError:
+            pass
         if not os.path.lexists(path):
             continue
         target = "%s.blocked-by-codex.%s" % (path, os.urandom(4).hex())
         try:
-            os.rename(path, target)  # a symlink is moved as the link, never followed
+            try:
+                os.rename(path, target)  # a symlink is moved as the link, never followed
+            except OSError as exc:
+                # `chmod 555 .` by the command: the owner (codex's user) may always restore the bits
+                if exc.errno not in (errno.EACCES, errno.EPERM) or not _restore_owner_write(os.path.dirname(path)):
+                    raise
+                os.rename(path, target)
         except OSError as exc:
-            _notice("cannot move aside %s, which a sandboxed command created (%s): remove it before "
-                    "running git or codex there" % (path, exc.strerror or exc))
+            failed.append("codex: cannot move aside %s, which a sandboxed command created (%s): remove it "
+                          "before running git or codex there\n" % (path, exc.strerror or exc))
+            _notice(failed[-1].strip())
             continue
         moved.append((path, target))
     return moved
+
+
+def _restore_owner_write(directory):
+    """Give `directory` (not followed if a symlink; ours only) back its owner's read, write and
+    search bits, which a sandboxed command may have taken away to keep a planted name; True if changed."""
+    import stat
+
+    try:
+        fd = os.open(directory, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.getuid() or st.st_mode & 0o700 == 0o700:
+            return False
+        os.chmod("/proc/self/fd/%d" % fd, stat.S_IMODE(st.st_mode) | 0o700)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _truncate_for_model(text):

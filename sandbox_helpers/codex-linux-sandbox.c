@@ -90,7 +90,8 @@
  *        user a root shell; writes by a process without CAP_FSETID clear those bits anyway).
  *   5. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
  *      file-system right handled; "/" read+execute; /dev/null, the private /dev/shm and each
- *      writable root all rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
+ *      writable root all rights (network off: each writable root all but MAKE_SOCK, so that
+ *      no socket is hard-linked out of a directory hidden with the network on).  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
  *      signals and abstract unix sockets scoped (with the network on too: X11 and D-Bus
  *      listen there).
  *   6. chdir(--cwd), execvp(CMD).  With the PID namespace of step 2 the helper forks an init
@@ -228,6 +229,7 @@
 #define LL_WRITE_FILE (1ULL << 1)
 #define LL_READ_FILE (1ULL << 2)
 #define LL_READ_DIR (1ULL << 3)
+#define LL_MAKE_SOCK (1ULL << 9)
 #define LL_TRUNCATE (1ULL << 14)
 #define LL_IOCTL_DEV (1ULL << 15)
 #define LL_FILE_RIGHTS (LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV)
@@ -391,8 +393,12 @@ static void apply_landlock(int network)
     add_rule(ruleset, "/dev/null", attr.handled_access_fs, attr.handled_access_fs, 1);
     if (private_shm)
         add_rule(ruleset, "/dev/shm", attr.handled_access_fs, attr.handled_access_fs, 1);
+    /* network off: no socket inode gets a new name in a writable root (bind() is denied anyway):
+     * a hard link to a socket the user's tmux/D-Bus/X11 listens on would otherwise stay
+     * reachable, outside the directories hidden with the network on, in a later session */
     for (i = 0; i < n_writable; i++)
-        add_rule(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, 0);
+        add_rule(ruleset, writable[i], network ? attr.handled_access_fs : attr.handled_access_fs & ~LL_MAKE_SOCK,
+                 attr.handled_access_fs, 0);
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
         fail(EXIT_LANDLOCK, "landlock_restrict_self failed", errno);
     close(ruleset);
