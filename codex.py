@@ -386,6 +386,35 @@ def frozen_mapping(mapping):
     return types.MappingProxyType(dict(mapping))
 
 
+def read_regular_file(path, limit=4096):
+    """The first `limit` bytes of `path` if it is a regular file, else None (never blocks).
+
+    For files a sandboxed command may have planted that codex reads unsandboxed (git's
+    `commondir`, `gitdir:` pointers, HEAD, packed-refs): a FIFO there would block codex for
+    ever, /dev/zero would eat its memory.  Opened non-blocking, checked with fstat, capped."""
+    import stat
+
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 ###############################################################################
 # §03 Errors and exit codes
 ###############################################################################
@@ -2156,11 +2185,10 @@ def _find_nested_git(root):
 
 def _gitdir_targets(git_file):
     """For a `.git` file (worktree/submodule pointer): the gitdir it names, if readable."""
-    try:
-        with open(git_file, "r", encoding="utf-8", errors="replace") as fh:
-            first = fh.readline().strip()
-    except OSError:
+    data = read_regular_file(git_file)  # planted by a command: maybe a FIFO or /dev/zero
+    if data is None:
         return []
+    first = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
     if not first.startswith("gitdir:"):
         return []
     target = first[len("gitdir:"):].strip()
@@ -2177,11 +2205,10 @@ def git_dirs_of(entry):
     gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
     for gitdir in gitdirs:
         out.append(gitdir)
-        try:
-            with open(os.path.join(gitdir, "commondir"), "r", encoding="utf-8", errors="replace") as fh:
-                common = fh.readline().strip()
-        except OSError:
+        data = read_regular_file(os.path.join(gitdir, "commondir"))
+        if data is None:
             continue
+        common = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
         if common:
             common = os.path.realpath(os.path.join(gitdir, common))
             if os.path.isdir(common):
@@ -10380,12 +10407,9 @@ ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
 
 
 def _read_small(path, limit=65536):
-    """A small text file's content, stripped, or None."""
-    try:
-        with open(str(path), "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
+    """A small regular file's text, stripped, or None (a FIFO or device is never read: §02)."""
+    data = read_regular_file(path, limit)
+    return None if data is None else data.decode("utf-8", "replace").strip()
 
 
 def _git_dirs(root):

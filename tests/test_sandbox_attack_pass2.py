@@ -286,3 +286,33 @@ class TestProjectLayerCannotWiden:
         # the user's own flags still choose anything
         cfg = self._load(tmp_path / "c", 'model = "p"\n', sandbox_mode="danger-full-access")
         assert cfg.sandbox_mode == "danger-full-access"
+
+
+# ---------------------------------------------------------------------------------------------
+# 03: git files a command planted, read by codex unsandboxed: FIFOs and /dev/zero
+# ---------------------------------------------------------------------------------------------
+
+
+def test_planted_fifos_and_devices_in_git_files_do_not_hang_codex(tmp_path, impl):
+    """A nested repo's `commondir` (and a `.git` file, a HEAD) made a FIFO or /dev/zero by a
+    command: the next command's protected-path computation and the rollout's git info read
+    nothing from them.  Run in a child process with a bound: a hang is a failure, not a stuck test."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (tmp_path / "home").mkdir()
+    code = (
+        "import sys, time; sys.path.insert(0, %r); import codex\n"
+        "cfg = codex.load_config(codex.ConfigOverrides(approval_policy='never', sandbox_mode='workspace-write', cwd=%r),"
+        " %r, home=%r, environ={'HOME': %r})\n"
+        "env = codex.build_command_env(cfg)\n"
+        "plant = ('mkdir -p a/.git b/.git c d/.git && mkfifo a/.git/commondir && ln -s /dev/zero b/.git/commondir'"
+        " ' && mkfifo c/.git && mkfifo d/.git/HEAD && echo planted')\n"
+        "r = codex.run_command(['bash', '-c', plant], cfg.cwd, cfg, env, timeout_ms=20000)\n"
+        "codex._NESTED_CACHE.clear()\n"
+        "t = time.monotonic(); r2 = codex.run_command(['echo', 'next'], cfg.cwd, cfg, env, timeout_ms=20000)\n"
+        "info = codex._git_info(%r)\n"
+        "print(r.stdout.strip(), r2.stdout.strip(), info, round(time.monotonic() - t) < 20)\n"
+        % (str(REPO), str(ws), NO_TMP, str(tmp_path / "home"), str(tmp_path), str(ws / "d")))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
+                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    assert proc.stdout.split() == ["planted", "next", "None", "True"], proc.stdout + proc.stderr[-2000:]
