@@ -7659,15 +7659,24 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
     See the §11 contract; returns ExecOutcome(result, model_output, decision).
     """
     argv = [str(a) for a in argv]
-    cwd = str(cwd or cfg.cwd)
+    # resolved once: the question names the directory the command runs in, not a symlink to it
+    cwd = os.path.realpath(str(cwd or cfg.cwd))
     approved = _approved_set(session_state)
     decision, sandboxed, reason = _command_plan(argv, cfg, approved, escalated)
     if decision == "reject":
         return ExecOutcome(None, "exec command rejected: %s" % reason, "reject")
     if decision == "ask-user":
+        before = _dir_identity(cwd)
+        workspace = os.path.realpath(str(cfg.cwd))
+        if not _is_within(cwd, workspace):
+            where = "note: it runs in %s, outside the workspace %s" % (cwd, workspace)
+            justification = "%s\n%s" % (justification, where) if justification else where
         answer = ask(kind="exec", argv=argv, cwd=cwd, reason=justification)
         if answer not in ("approved", "approved_for_session"):
             return ExecOutcome(None, "exec command rejected by user", "abort" if answer == "abort" else "denied")
+        if _dir_identity(cwd) != before:  # swapped while the question was open: not what was approved
+            return ExecOutcome(None, "exec command rejected: its working directory %s was replaced after the "
+                               "approval question was asked" % cwd, "denied")
         if answer == "approved_for_session":
             approved.add(tuple(argv))
         decision, sandboxed = answer, False  # the user approved running it as is, outside the sandbox
@@ -7684,6 +7693,15 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
         approved.add(tuple(argv))  # only on an explicit "always" (upstream added it on any yes)
     retry = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=False)
     return ExecOutcome(retry, format_exec_output(retry), "retry-approved")
+
+
+def _dir_identity(path):
+    """(st_dev, st_ino) of the directory at `path` (not followed if a symlink), or None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 # -- codex debug landlock|seatbelt, codex sandbox --check / doctor --------------------------
@@ -11873,8 +11891,8 @@ class ToolRunner(object):
 
     def _resolve_cwd(self, task, workdir):
         cwd = Path(task.ctx.cwd)
-        if workdir:
-            cwd = cwd / Path(workdir).expanduser()
+        if workdir:  # resolved once: events, the approval question and the run name the real directory
+            cwd = Path(os.path.realpath(str(cwd / Path(workdir).expanduser())))
         return cwd
 
     def _run_shell(self, task, call_id, params):

@@ -316,3 +316,49 @@ def test_planted_fifos_and_devices_in_git_files_do_not_hang_codex(tmp_path, impl
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
     assert proc.stdout.split() == ["planted", "next", "None", "True"], proc.stdout + proc.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# 13: the approval question names the directory the command really runs in
+# ---------------------------------------------------------------------------------------------
+
+
+def test_approval_names_the_real_workdir_and_runs_there(tmp_path, server, impl):
+    """The model makes `build` a symlink to a directory outside the workspace, then asks to run
+    `rm -rf ./*` escalated in workdir `build`: the question shows the symlink's target, says it
+    is outside the workspace, and the approved command runs in exactly that directory."""
+    from support.agent_env import drain_until, mock_config, user_input
+    from support.model_server import Turn
+
+    ws, important = tmp_path / "ws", tmp_path / "important"
+    ws.mkdir()
+    important.mkdir()
+    (important / "precious.txt").write_text("keep\n")
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    server.enqueue(Turn().function_call("shell", {"command": ["ln", "-s", str(important), "build"]}, call_id="c0"),
+                   Turn().function_call("shell", {"command": ["sh", "-c", "pwd -P > /dev/stderr; ls"], "workdir": "build",
+                                                  "with_escalated_permissions": True,
+                                                  "justification": "clean the build dir"}, call_id="c1"),
+                   Turn().text("done"))
+    asked = []
+
+    def handler(msg):
+        asked.append(msg)
+        return "approved"
+
+    cfg = mock_config(server, home, ws, approval="on-request", sandbox="workspace-write",
+                      sandbox_workspace_write={"exclude_slash_tmp": True, "exclude_tmpdir_env_var": True})
+    session = codex.Session(cfg, approval_handler=handler)
+    try:
+        session.submit(user_input("go"))
+        msgs = drain_until(session, "task_complete", timeout=150)
+    finally:
+        session.shutdown()
+    questions = [m for m in asked if m.get("type") == "exec_approval_request"]
+    assert questions, [m.get("type") for m in msgs]
+    q = questions[-1]
+    assert q["cwd"] == os.path.realpath(str(important)), q
+    assert "outside the workspace" in (q.get("reason") or ""), q
+    ends = [m for m in msgs if m["type"] == "exec_command_end" and m["call_id"] == "c1"]
+    assert ends and "precious.txt" in ends[0]["stdout"], ends
