@@ -10491,7 +10491,8 @@ def load_rollout(path):
         raw = path.read_bytes().decode("utf-8", "replace")
     except OSError as exc:
         raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
-    lines = [line for line in raw.splitlines() if line.strip()]
+    # "\n" only: records hold U+2028, U+2029, U+0085 raw (ensure_ascii=False), which splitlines() splits on
+    lines = [line for line in raw.split("\n") if line.strip()]
     if not lines:
         raise ConfigError("session file %s is empty" % path)
     meta, items, events = None, [], []

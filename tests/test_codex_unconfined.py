@@ -111,3 +111,27 @@ def test_private_files_use_fresh_temp_names(tmp_path):
     codex.write_private_file(target, "{}\n")
     assert target.read_text() == "{}\n" and not planted.exists()
     assert oct(os.stat(str(target)).st_mode & 0o777) == oct(0o600)
+
+
+# -- 07: a record holding U+2028 survives resume ---------------------------------------------
+
+
+def test_a_model_message_with_line_separators_is_resumed(run_codex, server, ws):
+    from support.agent_env import MOCK_KEY_ENV
+    from support.model_server import Turn
+
+    said = u"MODEL-SAID-THIS\u2028and\u2029this\u0085too"
+    server.enqueue(Turn().text(said), Turn().text("resumed"))
+    args = ["exec", "-C", str(ws), "--skip-git-repo-check", "-m", "gpt-5"] + _mock(server)
+    first = run_codex(*(args + ["first"]), env={MOCK_KEY_ENV: "k"})
+    assert first.returncode == 0, first.stderr
+    second = run_codex(*(args + ["resume", "--last", "go on"]), env={MOCK_KEY_ENV: "k"})
+    assert second.returncode == 0, second.stderr
+    sent = server.model_requests()[-1].body["input"]
+    assert any(i.get("role") == "assistant" and said in json.dumps(i, ensure_ascii=False) for i in sent), sent
+
+
+def _mock(server):
+    from support.agent_env import mock_cli_args
+
+    return mock_cli_args(server)
