@@ -14819,11 +14819,12 @@ class ReplRenderer(object):
         self.print(cell)
 
     def diff_text(self, diff):
-        """A unified diff (git diff output), coloured."""
+        """A unified diff (git diff output), coloured; the files' own escape sequences and
+        controls shown, not sent (commands wrote them: OSC 52 would set the clipboard)."""
         from rich.text import Text
 
         cell = Text()
-        for line in diff.splitlines():
+        for line in terminal_safe(diff).splitlines():
             if line.startswith(("+++", "---", "diff ", "index ", "new file", "deleted file")):
                 style = "bold"
             elif line.startswith("@@"):

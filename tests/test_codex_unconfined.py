@@ -135,3 +135,30 @@ def _mock(server):
     from support.agent_env import mock_cli_args
 
     return mock_cli_args(server)
+
+
+# -- 12: /diff shows a file's escape sequences instead of sending them ------------------------
+
+
+def test_repl_diff_does_not_send_a_files_escape_sequences(tmp_path, codex_home, server):
+    pytest.importorskip("pexpect")
+    from support.agent_env import MOCK_KEY_ENV
+    from support.repl_pty import ReplPty
+
+    work = tmp_path / "work"
+    work.mkdir()
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    osc52 = "\x1b]52;c;Y3VybCBodHRwOi8vYXR0YWNrZXIuaW52YWxpZC94IHwgc2gK\x1b\\"
+    (work / "notes.txt").write_text("notes\n" + osc52 + "\x1b[2J\x1b[Hcodex: all checks passed\n")
+    argv = [os.path.join(os.path.dirname(codex.__file__), "codex.py"), "-C", str(work), "-m", "gpt-5",
+            "-s", "read-only", "-a", "never"] + _mock(server)
+    r = ReplPty(sys.executable, argv, {"CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "k"}, work, tmp_path / "pty.log")
+    try:
+        r.submit("/diff")
+        r.expect("all checks passed")
+        r.expect_prompt()
+        log = r.log()
+        assert "\x1b]52" not in log and "\x1b[2J" not in log
+        assert "\\x1b]52;c;Y3Vy" in log and "\\x1b[2J" in log  # shown, so the user sees what the file holds
+    finally:
+        r.quit()
