@@ -4161,6 +4161,25 @@ def wire_duration(seconds):
     return {"secs": secs, "nanos": int(round((seconds - secs) * 1e9)) % 1000000000}
 
 
+def pump_events(session, on_event, tick=None, poll=0.25):
+    """The one loop that drains a session's events, shared by every front end (exec, the REPL,
+    the MCP server, proto): each round, tick() (if given) runs first and ends the pump by
+    returning True (a front end's own checks: keys pressed, a call cancelled, stdin closed);
+    then the next event (waited for up to `poll` seconds) goes to on_event(event), which ends
+    the pump by returning True.  Returns why it ended: "event", "tick", or "closed" (the
+    session shut down and its events are drained)."""
+    while True:
+        if tick is not None and tick():
+            return "tick"
+        event = session.next_event(timeout=poll)
+        if event is None:
+            if session.closed:
+                return "closed"
+            continue
+        if on_event(event):
+            return "event"
+
+
 class SessionState(object):
     """Per-session state shared with the approval layer (§13)."""
 
@@ -10611,11 +10630,12 @@ class Session(object):
 
     def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None,
                  output_schema=None, turn_context=None):
+        """The session's state, in memory only: start() does its I/O."""
         import queue
         import uuid
 
         self.cfg = config
-        self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
+        self._ctx = turn_context  # None: the config's, computed by start() (it reads AGENTS.md)
         self.tools = ToolRunner(self)
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
@@ -10641,21 +10661,36 @@ class Session(object):
         #: -> True to go on (the REPL asks the user); without one the turn stops
         self.loop_handler = None
         self._window_probe = None
+        self.rollout_path = None
+        self._rollout = None
+        self._resume_path = resume_path or self.cfg.experimental_resume
+        self._record_rollout = record_rollout
+        self._resumed = bool(self._resume_path)
+        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
+        self._session_blocked = None  # the reason when they blocked
+        self.user_instructions = None
+        self.mcp = None
+        self._started = False
+
+    def start(self):
+        """The session's I/O, once: read the instructions (AGENTS.md) or the resumed rollout,
+        open the rollout, start the MCP servers and the context-window probe, read the history
+        log's metadata, then emit session_configured (and startup warnings and errors).
+        Returns the session, so that `Session(cfg).start()` is the usual way to get one."""
+        if self._started:
+            return self
+        self._started = True
+        if self._ctx is None:
+            self._ctx = TurnContext.from_config(self.cfg)
         if self.cfg.provider.wire_api == "chat" and not self.family.context_window:
             # the served window decides the prompt's size and compaction; asked in the background
             self._window_probe = threading.Thread(
                 target=discover_context_window, args=(self.cfg.provider, self.cfg.model, self._environ),
                 name="codex-window-probe", daemon=True)
             self._window_probe.start()
-        self.rollout_path = None
-        self._rollout = None
         startup_errors = []
         startup_warnings = []
-        resume_path = resume_path or self.cfg.experimental_resume
-        self._resumed = bool(resume_path)
-        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
-        self._session_blocked = None  # the reason when they blocked
-        self.user_instructions = None
+        resume_path = self._resume_path
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
         if resume_path:
@@ -10681,7 +10716,7 @@ class Session(object):
                 self.history.append(text_message("user", "<user_instructions>\n\n%s\n\n</user_instructions>" % self.user_instructions))
             self.history.append(text_message("user", environment_context(self._ctx, self.shell_name)))
             new_items = list(self.history)
-        if record_rollout:
+        if self._record_rollout:
             try:
                 self._rollout = RolloutRecorder(self._ctx, self.session_id, self.user_instructions, resume_path=resume_path)
                 self.rollout_path = self._rollout.path
@@ -10692,7 +10727,6 @@ class Session(object):
                                         "rollout, so it cannot be resumed; fix the directory's permissions or use "
                                         "--ephemeral" % (Path(self.cfg.codex_home) / ROLLOUT_SUBDIR,
                                                          getattr(exc, "strerror", None) or exc))
-        self.mcp = None
         if self.cfg.mcp_servers:
             try:
                 self.mcp = McpConnectionManager(self.cfg)
@@ -10714,6 +10748,11 @@ class Session(object):
             self._emit("", "background_event", message=message)
         for message in startup_errors:
             self._emit("", "error", message=message)
+        return self
+
+    def _require_started(self):
+        if not self._started:
+            raise RuntimeError("Session.start() was not called (Session(cfg).start())")
 
     # -- front-end API --
     @property
@@ -10743,6 +10782,7 @@ class Session(object):
 
     def submit(self, op):
         """Submit an op (or a whole {"id", "op"} submission); return its submission id."""
+        self._require_started()
         with self._lock:
             if "op" in op and isinstance(op.get("op"), dict):
                 sub_id = str(op.get("id") or self._new_sub_id())
@@ -10767,6 +10807,7 @@ class Session(object):
         """The next event, or None when `timeout` seconds pass (or the session is over)."""
         import queue
 
+        self._require_started()
         if self._closed and self._events.empty():
             return None
         try:
@@ -10830,7 +10871,7 @@ class Session(object):
         drop = max(0, min(int(drop_last_user_messages), len(users)))
         cut = users[len(users) - drop] if drop else len(items)
         new = Session(self.cfg, approval_handler=self.approval_handler, record_rollout=self._rollout is not None,
-                      environ=self._environ, turn_context=self._ctx)
+                      environ=self._environ, turn_context=self._ctx).start()
         new._record([it for it in items[:cut] if not _is_context_message(it)])
         return new
 
@@ -12468,7 +12509,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     _check_exec_paths(images, last_message_file)
     prompt = expand_prompt_command(cfg, prompt)
     session = Session(cfg, resume_path=resume_path, record_rollout=not ephemeral, output_schema=output_schema,
-                      approval_handler=approver)
+                      approval_handler=approver).start()
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
     printer.hide_answer = answer is not None and not as_json
@@ -12519,21 +12560,24 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
             sub_id = None
         else:
             sub_id = session.submit({"type": "user_input", "items": items})
-        while sub_id is not None:
-            event = session.next_event(timeout=0.5)
-            if event is None:
-                continue
+
+        def on_event(event):
+            nonlocal failed, last, code
             msg = event["msg"]
             if msg["type"] == "error" and event["id"] == sub_id:  # startup errors (id "") are not fatal
                 failed = msg.get("message")
             printer.event(msg, session_level=event["id"] == "")
             if event["id"] == sub_id and msg["type"] == "task_complete":
                 last = msg.get("last_agent_message")
-                break
+                return True
             if event["id"] == sub_id and msg["type"] == "turn_aborted":
                 failed = failed or "task interrupted"
                 code = 130
-                break
+                return True
+            return False
+
+        if sub_id is not None:
+            pump_events(session, on_event, poll=0.5)
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
@@ -15385,7 +15429,7 @@ class Repl(object):
 
         def create():
             try:
-                session = Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)
+                session = (Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)).start()
                 session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§16)
                 wire = self.ctx.to_wire()
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
@@ -15591,38 +15635,42 @@ class Repl(object):
         self.turn_usage, self._turn_error = {}, None
         self._stream = self._rstream = None
         interrupted_at = None
+
+        def tick():
+            nonlocal interrupted_at
+            if self._turn_error is not None and time.monotonic() - self._turn_error > 1.0:
+                return True  # an error with no task_complete after it
+            if interrupted_at is not None and time.monotonic() - interrupted_at > 5.0:
+                self.renderer.note("the turn did not stop after the interrupt; giving up on it")
+                return True
+            while keys is not None:
+                key = keys.get(0)
+                if key is None:
+                    break
+                if key in ("esc", "ctrl-c") and interrupted_at is None:
+                    session.interrupt()
+                    interrupted_at = time.monotonic()
+                    self.renderer.set_status("Interrupting")
+                elif len(key) == 1 and key.isprintable():
+                    self.typeahead += key
+                elif key == "backspace":
+                    self.typeahead = self.typeahead[:-1]
+                elif isinstance(key, tuple) and key[0] == "paste":
+                    self.typeahead += key[1]  # whole, newlines kept: not messages
+                elif key == "enter" and self.typeahead.strip():
+                    self.queued.append(self.typeahead.strip())  # sent when the turn ends
+                    self.typeahead = ""
+                self.renderer.set_queued(self.queued, self.typeahead)
+            return False
+
         with self._key_context() as keys:
             self._keys = keys
             self.renderer.start_status("Working")
             try:
                 while True:
                     try:
-                        event = session.next_event(timeout=0.05)
-                        if event is not None and self.handle_event(event):
-                            break
-                        if self._turn_error is not None and time.monotonic() - self._turn_error > 1.0:
-                            break  # an error with no task_complete after it
-                        if interrupted_at is not None and time.monotonic() - interrupted_at > 5.0:
-                            self.renderer.note("the turn did not stop after the interrupt; giving up on it")
-                            break
-                        while keys is not None:
-                            key = keys.get(0)
-                            if key is None:
-                                break
-                            if key in ("esc", "ctrl-c") and interrupted_at is None:
-                                session.interrupt()
-                                interrupted_at = time.monotonic()
-                                self.renderer.set_status("Interrupting")
-                            elif len(key) == 1 and key.isprintable():
-                                self.typeahead += key
-                            elif key == "backspace":
-                                self.typeahead = self.typeahead[:-1]
-                            elif isinstance(key, tuple) and key[0] == "paste":
-                                self.typeahead += key[1]  # whole, newlines kept: not messages
-                            elif key == "enter" and self.typeahead.strip():
-                                self.queued.append(self.typeahead.strip())  # sent when the turn ends
-                                self.typeahead = ""
-                            self.renderer.set_queued(self.queued, self.typeahead)
+                        pump_events(session, self.handle_event, tick, poll=0.05)
+                        break
                     except KeyboardInterrupt:
                         if interrupted_at is not None:
                             raise
@@ -16849,19 +16897,20 @@ class McpServer(object):
         sub_id = session.submit({"type": "user_input", "items": [{"type": "text", "text": prompt}]})
         sub_id = None if sub_id is None else str(sub_id)
         last_message, error, interrupted_at = None, None, None
-        while True:
+
+        def tick():
+            nonlocal interrupted_at
             if call.cancelled.is_set() and interrupted_at is None:
                 interrupted_at = time.monotonic()
-            if interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE:
-                return self._finish(call, None)
-            event = session.next_event(timeout=0.25)
-            if event is None:
-                continue
+            return interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE
+
+        def on_event(event):
+            nonlocal last_message, error
             msg = event.get("msg") or {}
             kind = msg.get("type")
             self._forward(call, event)
             if sub_id is not None and event.get("id") not in (sub_id, "", None):
-                continue  # a late event of an earlier (cancelled) turn of this session: not ours to act on
+                return False  # a late event of an earlier (cancelled) turn of this session: not ours to act on
             if kind == "session_configured":
                 self._register(call, session, str(msg.get("session_id")))
             elif kind == "exec_approval_request":
@@ -16880,12 +16929,22 @@ class McpServer(object):
                     if text is None:
                         text = last_message
                     if text is None and error is not None:
-                        return self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
-                    return self._finish(call, _text_result(text or "", session_id=call.session_id))
-                if kind == "turn_aborted":
+                        self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
+                    else:
+                        self._finish(call, _text_result(text or "", session_id=call.session_id))
+                elif kind == "turn_aborted":
                     reason = msg.get("reason", "interrupted")
-                    return self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
-                return self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+                    self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
+                else:
+                    self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+                return True
+            return False
+
+        ended = pump_events(session, on_event, tick)
+        if ended == "tick":
+            self._finish(call, None)
+        elif ended == "closed":
+            self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
 
     def _register(self, call, session, sid):
         """Keep a new session for codex-reply; shut down the least recently used idle ones."""
@@ -16989,8 +17048,8 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §16."""
-    return Session(cfg)
+    """Session(cfg) from §16, started."""
+    return Session(cfg).start()
 
 
 def run_mcp_server(args, cfg_loader, session_factory=None):
@@ -17053,7 +17112,7 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    session = Session(cfg)
+    session = Session(cfg).start()
     write_lock = threading.Lock()
     stdin_closed = threading.Event()
 
@@ -17078,22 +17137,22 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
                 continue
             session.submit(sub)
 
+    def tick():
+        if stdin_closed.is_set() and not session.busy and not session.closed:
+            # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
+            session.shutdown()
+        return False
+
+    def on_event(event):
+        with write_lock:
+            stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+            stdout.flush()
+        return event["msg"]["type"] == "shutdown_complete"
+
     threading.Thread(target=reader, name="proto-stdin", daemon=True).start()
     try:
-        while True:
-            event = session.next_event(timeout=0.5)
-            if event is None:
-                if session.closed:
-                    return 0
-                if stdin_closed.is_set() and not session.busy:
-                    # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
-                    session.shutdown()
-                continue
-            with write_lock:
-                stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-                stdout.flush()
-            if event["msg"]["type"] == "shutdown_complete":
-                return 0
+        pump_events(session, on_event, tick, poll=0.5)
+        return 0
     except KeyboardInterrupt:
         session.shutdown()
         return 130

@@ -84,7 +84,7 @@ def test_legacy_permissions_one_policy_everywhere(server, codex_home, tmp_path, 
     _touch_turns(server, "legacy.txt")
     cfg = codex.load_config(codex.ConfigOverrides(model="gpt-5", approval_policy="on-request", cwd=str(ws)),
                             mock_overrides(server), home=codex_home)
-    session = codex.Session(cfg)
+    session = codex.Session(cfg).start()
     try:
         session.submit(user_input("touch it"))
         drain_until(session, "task_complete")
@@ -263,7 +263,7 @@ def test_a_tool_is_one_registry_entry(server, codex_home, tmp_path, monkeypatch)
                    Turn().text("three"))
     cfg = codex.load_config(codex.ConfigOverrides(model="gpt-5", approval_policy="never", cwd=str(tmp_path)),
                             mock_overrides(server), home=codex_home)
-    session = codex.Session(cfg)
+    session = codex.Session(cfg).start()
     try:
         session.submit(user_input("count"))
         msgs = drain_until(session, "task_complete")
