@@ -1417,14 +1417,77 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     """Resolve the session config: flags > -c > profile > config.toml > defaults.
 
     Returns a Config; raises ConfigError with a one-line message on bad input.  Warnings
-    (unknown keys and the like) are collected in `config.warnings`.
+    (unknown keys and the like) are collected in `config.warnings`.  The steps, in order:
+    read the layers (_read_config_layers), check each on its own (_check_config_layers),
+    merge them with the flags and defaults on top (_merge_config_layers), check the merged
+    values (_check_config_values), build the providers (_load_providers), then derive what
+    follows (_derive_config: requirements, the model, the instructions).
     """
     environ = os.environ if environ is None else environ
     overrides = overrides or ConfigOverrides()
     home = Path(home) if home is not None else codex_home(environ)
+    warnings = []
+    read = _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings)
+    _check_config_layers(read.layers, warnings)
+    values, sources = _merge_config_layers(read, overrides)
+    if strict and warnings:
+        raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
+    _check_config_values(read, values, environ, warnings)
+    providers = _load_providers(read, values, environ, warnings)
+    requirements, base_instructions, include_plan_tool = _derive_config(read, values, sources, providers, overrides, warnings)
+    return Config(
+        codex_home=home,
+        config_path=read.path,
+        cwd=read.cwd,
+        profile=read.profile_name,
+        provider=providers[values["model_provider"]],
+        providers=providers,
+        base_instructions=base_instructions,
+        include_plan_tool=include_plan_tool,
+        dangerously_bypass=bool(overrides.dangerously_bypass),
+        sources=frozen_mapping(sources),
+        warnings=tuple(warnings),
+        project_root=read.project_root,
+        trusted_project_root=read.trusted_root,
+        requirements=requirements,
+        layer_paths=frozen_mapping({label: place for label, place, _layer in read.layers if _layer}),
+        **values
+    )
+
+
+class ConfigLayers(Record):
+    """The config's layers as read, lowest first, before they are merged (see load_config)."""
+
+    home: Path  # $CODEX_HOME
+    path: Path  # $CODEX_HOME/config.toml (read or not)
+    system_dir: Path  # where the machine-wide config and requirements live
+    cwd: Path  # the working directory, resolved
+    profiles: dict  # every [profiles.*] table of the system file, config.toml and -c, merged
+    profile_name: "str | None"
+    layers: tuple  # (label, place, table) for system, config.toml, profile, project, -c
+    project_root: "Path | None"
+    trusted_root: "Path | None"
+
+    where = property(lambda self: str(self.path), doc="config.toml's path, for messages")
+
+    def place_of(self, *parts):
+        """Where the value at this dotted path was set (the highest layer that has it)."""
+        for _label, place, layer in reversed(self.layers):
+            node = layer
+            for part in parts:
+                if not isinstance(node, dict) or part not in node:
+                    break
+                node = node[part]
+            else:
+                return place
+        return self.where
+
+
+def _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings):
+    """Step 1: read the system file, config.toml, the -c overrides, the profile (its table and
+    its $CODEX_HOME/NAME.config.toml) and the project layer; a ConfigLayers."""
     toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
-    warnings = []
     system_dir = system_config_dir(environ)
     system_tree, system_path = read_config_file(system_dir)
     cwd = _resolve_cwd(overrides.cwd if overrides.cwd is not None else cwd)
@@ -1471,9 +1534,6 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
 
     project_tree, project_place, project_root, trusted_root = _project_layer(
         cwd, [system_tree, toml_tree, cli_tree], overrides.trust, warnings)
-
-    # Check every layer on its own, so a bad value is reported even when a higher layer
-    # (e.g. exec's forced approval policy) would have replaced it.
     layers = (
         ("system", str(system_path), system_tree),
         ("config.toml", where, toml_tree),
@@ -1481,6 +1541,13 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         ("project", project_place, project_tree),
         ("-c", "-c", cli_tree),
     )
+    return ConfigLayers(home=Path(home), path=path, system_dir=system_dir, cwd=cwd, profiles=profiles, profile_name=profile_name,
+                        layers=layers, project_root=project_root, trusted_root=trusted_root)
+
+
+def _check_config_layers(layers, warnings):
+    """Step 2: check every layer on its own, so a bad value is reported even when a higher
+    layer (e.g. exec's forced approval policy) would have replaced it."""
     for label, place, layer in layers:
         for key in list(layer):
             spec = CONFIG_KEYS.get(key)
@@ -1495,22 +1562,13 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             elif allowed is not None:
                 _check_enum(place, key, layer[key], allowed)
 
-    def place_of(*parts):
-        """Where the value at this dotted path was set (the highest layer that has it)."""
-        for _label, place, layer in reversed(layers):
-            node = layer
-            for part in parts:
-                if not isinstance(node, dict) or part not in node:
-                    break
-                node = node[part]
-            else:
-                return place
-        return where
 
-    # Layer the sources and remember where each top-level value came from.
+def _merge_config_layers(read, overrides):
+    """Step 3: merge the layers (tables deeply), put the flags on top and fill in the defaults;
+    (values, sources) where sources says which layer each top-level value came from."""
     sources = {}
     values = {}
-    for label, _place, layer in layers:
+    for label, _place, layer in read.layers:
         for key, value in layer.items():
             if key not in CONFIG_KEYS:
                 continue
@@ -1534,14 +1592,18 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         if value is not None:
             values[key] = _normalize_approval(value, "--ask-for-approval") if key == "approval_policy" else value
             sources[key] = "flag"
-    values["profiles"] = profiles
+    values["profiles"] = read.profiles
     for key, (_kind, default, _allowed) in CONFIG_KEYS.items():
         if key not in values:
             values[key] = dict(default) if isinstance(default, dict) else default
             sources.setdefault(key, "default")
-    if strict and warnings:
-        raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
+    return values, sources
 
+
+def _check_config_values(read, values, environ, warnings):
+    """Step 4: check the merged values (tables, enums, limits, MCP servers, hooks); tables
+    are replaced by their checked copies in `values`."""
+    place_of, where = read.place_of, read.where
     for key, (value, why) in sorted(INERT_KEYS.items()):
         if values.get(key) == value:
             warnings.append("%s: `%s = %s` has no effect: %s" % (
@@ -1592,9 +1654,12 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
-    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ, trusted_root))
+    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), read.home, environ, read.trusted_root))
 
-    # Providers: built-ins first; a user entry with a built-in's name updates its fields.
+
+def _load_providers(read, values, environ, warnings):
+    """Step 5: the providers: built-ins first; a user entry with a built-in's name updates its fields."""
+    place_of = read.place_of
     providers = builtin_providers(environ)
     for pid, table in values["model_providers"].items():
         pplace = place_of("model_providers", pid)
@@ -1626,13 +1691,20 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         elif not checked.get("base_url"):
             raise ConfigError("%s: `model_providers.%s.base_url` is required" % (pplace, pid))
         providers[pid] = ProviderInfo(pid, **checked)
-    requirements = load_requirements(system_dir, home)
+    return providers
+
+
+def _derive_config(read, values, sources, providers, overrides, warnings):
+    """Step 6: what follows from the merged values: the requirements (which may pin values),
+    the provider check, the default model, the base instructions and include_plan_tool;
+    returns (requirements, base_instructions, include_plan_tool)."""
+    requirements = load_requirements(read.system_dir, read.home)
     apply_requirements(requirements, values, sources, providers, warnings)
     provider_id = values["model_provider"]
     if provider_id not in providers:
         raise ConfigError(
             "model provider `%s` not found; known providers: %s (define it under [model_providers.%s] in %s)"
-            % (provider_id, ", ".join(sorted(providers)), provider_id, where)
+            % (provider_id, ", ".join(sorted(providers)), provider_id, read.where)
         )
     if values["model"] is None:
         values["model"] = DEFAULT_OSS_MODEL if provider_id in ("oss", "ollama") and overrides.oss else DEFAULT_MODEL
@@ -1645,7 +1717,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if instructions_file and base_instructions is None:
         ipath = Path(instructions_file).expanduser()
         if not ipath.is_absolute():
-            ipath = cwd / ipath
+            ipath = read.cwd / ipath
         try:
             base_instructions = ipath.read_text(encoding="utf-8")
         except OSError as exc:
@@ -1656,24 +1728,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     include_plan_tool = values["include_plan_tool"] if overrides.include_plan_tool is None else overrides.include_plan_tool
     values.pop("profile", None)
     values.pop("include_plan_tool", None)
-    return Config(
-        codex_home=home,
-        config_path=path,
-        cwd=cwd,
-        profile=profile_name,
-        provider=providers[provider_id],
-        providers=providers,
-        base_instructions=base_instructions,
-        include_plan_tool=include_plan_tool,
-        dangerously_bypass=bool(overrides.dangerously_bypass),
-        sources=frozen_mapping(sources),
-        warnings=tuple(warnings),
-        project_root=project_root,
-        trusted_project_root=trusted_root,
-        requirements=requirements,
-        layer_paths=frozen_mapping({label: place for label, place, _layer in layers if _layer}),
-        **values
-    )
+    return requirements, base_instructions, include_plan_tool
 
 
 def _resolve_cwd(value):
@@ -4257,6 +4312,20 @@ def compact_prompt_wanted(cfg, family):
 COMPACT_PROMPT_MAX_WINDOW = 32768  #: windows up to this many tokens get the compact prompt by default
 
 
+def _shell_spec(name, props, ctx, compact, description, compact_description):
+    """The one builder behind the `shell` and `shell_command` tools: `props` plus the
+    escalation fields, and the description with the effective sandbox policy's notes
+    (on-request; the compact form keeps the fields but not the notes)."""
+    notes = _escalation_props(ctx, props)
+    return {
+        "type": "function",
+        "name": name,
+        "description": compact_description if compact else description + notes,
+        "strict": False,
+        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
+    }
+
+
 def _escalation_props(cfg, props):
     """Add the escalation fields (on-request in workspace-write) and return the sandbox notes."""
     notes = ""
@@ -4287,59 +4356,22 @@ def shell_command_tool(cfg, compact=False):
         for prop in props.values():
             prop.pop("description", None)
         props["command"]["description"] = "bash script"
-        description = SHELL_COMMAND_COMPACT_DESCRIPTION
-    else:
-        description = SHELL_COMMAND_TOOL_DESCRIPTION
-    notes = _escalation_props(cfg, props)
-    if not compact:
-        description += notes
-    return {
-        "type": "function",
-        "name": "shell_command",
-        "description": description,
-        "strict": False,
-        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
-    }
+    return _shell_spec("shell_command", props, cfg, compact, SHELL_COMMAND_TOOL_DESCRIPTION, SHELL_COMMAND_COMPACT_DESCRIPTION)
 
 
 def shell_tool(ctx, compact=False):
     """The `shell` function tool for a TurnContext (or a Config): richer descriptions and the
     escalation fields under on-request, describing the effective sandbox policy."""
-    policy = ctx.sandbox_policy
     props = {
         "command": {"type": "array", "items": {"type": "string"}},
         "workdir": {"type": "string"},
         "timeout": {"type": "number"},
     }
-    description = SHELL_TOOL_DESCRIPTION
-    if compact:
-        _escalation_props(ctx, props)
-        return {"type": "function", "name": "shell", "description": SHELL_COMPACT_DESCRIPTION, "strict": False,
-                "parameters": {"type": "object", "properties": props, "required": ["command"],
-                               "additionalProperties": False}}
-    if ctx.approval_policy == "on-request":
+    if not compact and ctx.approval_policy == "on-request":
         props["command"]["description"] = "The command to execute as an argv array, e.g. [\"bash\", \"-lc\", \"ls\"]"
         props["workdir"]["description"] = "The working directory to execute the command in"
         props["timeout"]["description"] = "The timeout for the command in milliseconds"
-        if policy.mode == "workspace-write":
-            props["with_escalated_permissions"] = {
-                "type": "boolean",
-                "description": "Whether to request escalated permissions (run outside the sandbox)",
-            }
-            props["justification"] = {
-                "type": "string",
-                "description": "Only with with_escalated_permissions: one sentence telling the user why",
-            }
-        description += _SANDBOX_TOOL_NOTES.get(policy.mode, "")
-        if policy.mode == "workspace-write":
-            description += " Network access is %s." % ("enabled" if policy.has_network() else "restricted")
-    return {
-        "type": "function",
-        "name": "shell",
-        "description": description,
-        "strict": False,
-        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
-    }
+    return _shell_spec("shell", props, ctx, compact, SHELL_TOOL_DESCRIPTION, SHELL_COMPACT_DESCRIPTION)
 
 
 _SANDBOX_TOOL_NOTES = {
