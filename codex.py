@@ -4195,7 +4195,7 @@ EVENT_TYPES = (
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
     "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
-    "tool_call_blocked",
+    "tool_call_blocked", "tool_call_begin", "tool_call_end",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
@@ -4674,6 +4674,18 @@ class Tool(Record):
     assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
     events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
     aliases: "tuple[str, ...]" = ()  # other names the model may call it by
+    #: set: the runner wraps each call in tool_call_begin / tool_call_end events, which every
+    #: front end shows through these hooks (None: the tool shows through the events it emits)
+    render: "ToolRender | None" = None
+
+
+class ToolRender(Record):
+    """How a registered tool's calls show in every front end.  Each hook gets the event msg:
+    tool_call_begin {"call_id", "tool", "arguments"} or tool_call_end (also "output",
+    "success", "duration"); a hook left None gives the generic form (tool_call_text/item)."""
+
+    human: "Callable[[dict], str | None] | None" = None  # exec's progress line, the REPL's line (None: not shown)
+    item: "Callable[[dict], dict] | None" = None  # fields added to the `--json` item (type "tool_call")
 
 
 TOOLS = {}  #: name -> Tool, in the order tools are offered
@@ -4694,6 +4706,36 @@ def register_tool(tool):
 def find_tool(name):
     """The registered Tool called `name` (or an alias), or None."""
     return _TOOL_NAMES.get(name)
+
+
+def _render_hook(msg, hook):
+    tool = find_tool(msg.get("tool") or "")
+    return getattr(tool.render, hook) if tool is not None and tool.render is not None else None
+
+
+def tool_call_text(msg):
+    """A tool_call_begin/tool_call_end event as one line for people (exec's progress, the
+    REPL), from the tool's render.human hook or the generic form; None: nothing to show."""
+    hook = _render_hook(msg, "human")
+    if hook is not None:
+        return hook(msg)
+    if msg.get("type") == "tool_call_begin":
+        return "%s %s" % (msg.get("tool"), json.dumps(msg.get("arguments"), ensure_ascii=False, sort_keys=True))
+    lines = (msg.get("output") or "").strip().splitlines()
+    return "%s %s: %s" % (msg.get("tool"), "succeeded" if msg.get("success") else "failed",
+                          lines[0] if lines else "(no output)")
+
+
+def tool_call_item(msg):
+    """The `--json` item fields of a tool_call_begin/tool_call_end event (type tool_call: tool,
+    arguments, status, and the output at the end), plus what the tool's render.item adds."""
+    item = {"type": "tool_call", "tool": msg.get("tool"), "arguments": msg.get("arguments"), "status": "in_progress"}
+    if msg.get("type") == "tool_call_end":
+        item.update(output=msg.get("output") or "", status="completed" if msg.get("success") else "failed")
+    hook = _render_hook(msg, "item")
+    if hook is not None:
+        item.update(hook(msg) or {})
+    return item
 
 
 def parse_apply_patch_arguments(arguments):
@@ -11686,7 +11728,7 @@ class ToolRunner(object):
         try:
             tool = find_tool(name)
             if tool is not None:
-                return tool.run(self, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
+                return self._run_tool(tool, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
@@ -11695,8 +11737,21 @@ class ToolRunner(object):
 
     def run(self, task, call_id, name, params):
         """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
-        tool = find_tool(name)
-        return tool.run(self, task, call_id, params)
+        return self._run_tool(find_tool(name), task, call_id, params)
+
+    def _run_tool(self, tool, task, call_id, params):
+        """tool.run, wrapped in tool_call_begin/tool_call_end when the tool declares a render."""
+        if tool.render is None:
+            return tool.run(self, task, call_id, params)
+        started, output = time.monotonic(), None
+        self._task_emit(task, "tool_call_begin", call_id=call_id, tool=tool.name, arguments=params)
+        try:
+            output = tool.run(self, task, call_id, params)
+            return output
+        finally:
+            self._task_emit(task, "tool_call_end", call_id=call_id, tool=tool.name, arguments=params,
+                            output=output or "", success=output is not None,
+                            duration=wire_duration(time.monotonic() - started))
 
     def assess(self, task, name, params):
         """The registered tool's approval assessment of params under the turn's context (None: the
@@ -12256,6 +12311,10 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind in ("tool_call_begin", "tool_call_end"):  # a registered tool's own rendering (§09)
+            text = tool_call_text(msg)
+            if text:
+                self.ts("%s %s" % (self.c("magenta", "tool"), text))
         elif kind == "tool_call_blocked":
             command = (msg.get("tool_input") or {}).get("command")
             self.ts("%s %s%s: %s" % (self.c("red", "declined"), msg.get("tool"), " `%s`" % command if command else "",
@@ -12376,6 +12435,14 @@ class JsonPrinter(object):
             else:
                 self.todo = dict(self.todo, items=items)
                 self.emit({"type": "item.updated", "item": self.todo})
+        elif kind == "tool_call_begin":  # a registered tool's own item (§09)
+            fields = tool_call_item(msg)
+            item = self._item(fields.pop("type"), call_id=msg.get("call_id"), **fields)
+            self.open_items[("tool", msg.get("call_id"))] = item
+            self.emit({"type": "item.started", "item": item})
+        elif kind == "tool_call_end":
+            item = self.open_items.pop(("tool", msg.get("call_id")), None) or self._item("tool_call")
+            self.emit({"type": "item.completed", "item": dict(item, **{k: v for k, v in tool_call_item(msg).items() if k != "type"})})
         elif kind == "tool_call_blocked":  # refused before it ran (a hook, an approval exec cannot ask)
             command = (msg.get("tool_input") or {}).get("command")
             if msg.get("tool") == "Bash" and command is not None:
@@ -15911,6 +15978,15 @@ class Repl(object):
 
     def _on_background_event(self, event, msg):
         self.renderer.note(msg.get("message", ""))
+
+    def _on_tool_call_begin(self, event, msg):  # a registered tool's own rendering (§09)
+        self.renderer.set_status("Calling %s" % msg.get("tool"))
+
+    def _on_tool_call_end(self, event, msg):
+        text = tool_call_text(msg)
+        if text:
+            self.renderer.text(("\u2022 ", "bold"), (text, ""))
+        self.renderer.set_status("Working")
 
     _on_stream_error = _on_background_event
 
