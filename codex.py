@@ -4149,8 +4149,10 @@ def make_model_client(cfg, session_id, environ=None):
 
 # The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §16
-#       (no thread until used; turn_context: start from this TurnContext instead of the config's)
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None).start()   # §16
+#       (the constructor only builds state; start() does the I/O: instructions or the resumed
+#       rollout, the rollout file, MCP servers, session_configured; no thread until used;
+#       turn_context: start from this TurnContext instead of the config's)
 #   session.turn_context -> TurnContext (§15a: the effective policy, overrides applied); session.closed,
 #       session.busy (a task is running).  Front ends use these, never private state; how to add a
 #       front end, a tool, a wire API or an MCP transport: docs/extending.md.
@@ -4159,6 +4161,8 @@ def make_model_client(cfg, session_id, environ=None):
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
 #       assigned when absent)
 #   session.next_event(timeout=None) -> {"id": submission_id, "msg": {"type": "...", ...}} or None
+#   pump_events(session, on_event, tick=None, poll=0.25) -> "event" | "tick" | "closed"
+#       the one loop front ends read events with (below): on_event(event) / tick() return True to stop
 #   session.interrupt(); session.shutdown()
 #   session.session_id, session.rollout_path, session.history (list of response items)
 #   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
@@ -4175,7 +4179,7 @@ def make_model_client(cfg, session_id, environ=None):
 # `decision` is one of REVIEW_DECISIONS.  With approval_handler(msg) -> decision the
 # session calls it instead (synchronously, on the task thread) and emits no request event.
 #
-# The shell tool hands approvals to §11's execute_with_policy through
+# The shell tool hands approvals to §13's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
 # and passes a SessionState whose `approved_commands` set
 # holds argv tuples the user approved for the session.
