@@ -361,9 +361,9 @@ def test_interrupt_idle_stream(server, codex_home, repo):
     session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("go"))
     server.wait_for_requests(1)
-    time.sleep(0.3)
+    msgs = drain_until(session, "agent_message_delta")  # the stream is under way (then idles)
     session.interrupt()
-    msgs = drain_until(session, "turn_aborted", timeout=3)
+    msgs += drain_until(session, "turn_aborted", timeout=3)
     assert "task_complete" not in _types(msgs)
     assert session.interrupt() is False
     session.shutdown()
