@@ -527,6 +527,7 @@ CONFIG_KEYS = {
     "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
     "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
     "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
+    "max_command_timeout_ms": ("int", 3600000, None),  # the longest timeout a model's command gets (1 h)
     # accepted from very early builds, ignored once per-provider settings landed
     "request_max_retries": ("int", None, None),
     "stream_max_retries": ("int", None, None),
@@ -785,6 +786,7 @@ class Config(Record):
     # runaway turns (0: no limit)
     max_repeated_tool_calls: int
     max_tool_calls_per_turn: int
+    max_command_timeout_ms: int  # a model's timeout_ms above it is capped (and the model told)
     experimental_use_exec_command_tool: bool
     mcp_servers: dict
     # front ends
@@ -1640,6 +1642,9 @@ def _check_config_values(read, values, environ, warnings):
         raise ConfigError("%s: `notify` must be an array of strings (a command and its arguments)" % where)
     if values["project_doc_max_bytes"] < 0:
         raise ConfigError("%s: `project_doc_max_bytes` must not be negative" % where)
+    if values["max_command_timeout_ms"] <= 0:
+        raise ConfigError("%s: `max_command_timeout_ms` must be a positive number of milliseconds (default 3600000)"
+                          % place_of("max_command_timeout_ms"))
     for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
         if values[key] < 0:
             raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
@@ -5623,7 +5628,7 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
 #                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
-#                       -- CMD [ARG]...
+#                       [--status-fd N] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -5642,14 +5647,17 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
 #   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
+#   --status-fd N     the helper's own failures also go to fd N as "CODE message\n"; it is
+#                     close-on-exec, so the command never holds it: codex believes "the sandbox
+#                     failed" only from there (run_command), never from the command's stderr
 #
 # Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespaces (user, mount, PID,
 # IPC: always tried, required by the read-only options; pid 1 forked at once) + read-only
 # mounts + a private /dev/shm, every capability dropped, seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
-# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
-# executed gives 127 (not found) or 126, like a shell.
+# "codex-linux-sandbox:" (and "CODE message" on --status-fd) and exit with one of
+# HELPER_EXIT_CODES; a command that cannot be executed gives 127 (not found) or 126, like a shell.
 
-#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
+#: helper exit code -> meaning (reported on the status fd)
 HELPER_EXIT_CODES = {
     120: "setup failed (prctl or closing file descriptors)",
     121: "bad helper arguments",
@@ -6401,10 +6409,15 @@ def _network_hidden_paths(keep=(), environ=None):
 # else.  Same protocol, order and exit codes as the C helper.
 
 
+_HELPER_STATUS_FD = [-1]  #: the Python helper's --status-fd (-1: none)
+
+
 def _helper_fail(code, message):
-    """Print the helper's one-line error and exit with its code."""
+    """Print the helper's one-line error (and report it on the status fd) and exit with its code."""
     try:
         os.write(2, ("%s %s\n" % (HELPER_ERROR_PREFIX, message)).encode("utf-8", "replace"))
+        if _HELPER_STATUS_FD[0] >= 0:
+            os.write(_HELPER_STATUS_FD[0], ("%d %s\n" % (code, message)).encode("utf-8", "replace"))
     finally:
         os._exit(code)
 
@@ -6412,7 +6425,7 @@ def _helper_fail(code, message):
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
     opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
-            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
+            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0, "status_fd": -1}
     i = 0
     while i < len(args):
         a = args[i]
@@ -6425,6 +6438,11 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
+        elif a == "--status-fd":
+            i += 1
+            if i >= len(args) or not args[i].isdigit() or int(args[i]) < 3:
+                raise ValueError("--status-fd needs a file descriptor above 2")
+            opts["status_fd"] = int(args[i])
         elif a == "--max-procs":
             i += 1
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
@@ -6920,10 +6938,16 @@ def _sandbox_helper_main(args):
     """The Python helper: apply the policy to this process, then exec the command."""
     try:
         opts = _parse_helper_args(args)
+        if opts["status_fd"] >= 0:
+            try:
+                os.set_inheritable(opts["status_fd"], False)  # close-on-exec: the command never holds it
+                _HELPER_STATUS_FD[0] = opts["status_fd"]
+            except OSError:
+                pass  # not open: nothing to report on
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
                      "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
-                     "-- CMD [ARG]...)"
+                     "[--status-fd N] -- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -6942,9 +6966,12 @@ def _sandbox_helper_main(args):
         return 0
     import ctypes
 
-    # close_range(3, ~0U) (Linux 5.9+): every inherited fd, as the C helper; else up to the fd limit
-    if libc.syscall(ctypes.c_long(436), ctypes.c_uint(3), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)) != 0:
-        os.closerange(3, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
+    # close_range (Linux 5.9+): every inherited fd but the status fd, as the C helper; else up to the fd limit
+    keep = _HELPER_STATUS_FD[0]
+    spans = [(3, 0xFFFFFFFF)] if keep < 0 else [(3, keep - 1), (keep + 1, 0xFFFFFFFF)]
+    for lo, hi in spans:
+        if lo <= hi and libc.syscall(ctypes.c_long(436), ctypes.c_uint(lo), ctypes.c_uint(hi), ctypes.c_uint(0)) != 0:
+            os.closerange(lo, min(hi + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 16)))
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
@@ -7178,13 +7205,36 @@ def _has_exited(proc):
         return True
 
 
-def _classify_helper_failure(exit_code, stderr):
-    """The helper's own setup failure as one line, or None when the command itself ran."""
-    if exit_code in HELPER_EXIT_CODES:
-        for line in stderr.splitlines():
-            if line.startswith(HELPER_ERROR_PREFIX):
-                return line[len(HELPER_ERROR_PREFIX):].strip()
+def _classify_helper_failure(exit_code, status):
+    """The helper's own setup failure as one line, or None when the command itself ran.
+
+    `status` is what the helper wrote on its --status-fd ("CODE message"): a pipe only the
+    helper holds (close-on-exec), so a command that prints "codex-linux-sandbox: ..." and exits
+    122 is a command that failed, not a sandbox that could not be set up."""
+    line = (status or "").strip().splitlines()[:1]
+    if not line:
+        return None
+    code, _, message = line[0].partition(" ")
+    if code.isdigit() and int(code) == exit_code and exit_code in HELPER_EXIT_CODES:
+        return message.strip() or HELPER_EXIT_CODES[exit_code]
     return None
+
+
+def _read_status_pipe(fd):
+    """What the helper wrote on its status pipe (every writer has exited: read to EOF, bounded)."""
+    chunks = []
+    try:
+        os.set_blocking(fd, False)
+        while sum(len(c) for c in chunks) < 4096:
+            data = os.read(fd, 4096)
+            if not data:
+                break
+            chunks.append(data)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd=None):
@@ -7260,11 +7310,19 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         stdin = tempfile.TemporaryFile()  # a file, not a pipe: no writer thread, no deadlock on big input
         stdin.write(stdin_data)
         stdin.seek(0)
+    status_r = status_w = None
+    if sandbox_type in ("linux", "linux-python"):  # the helper's own failures come back on this pipe
+        status_r, status_w = os.pipe()
+        at = full_argv.index("--cwd")
+        full_argv = full_argv[:at] + ["--status-fd", str(status_w)] + full_argv[at:]
     start = time.monotonic()
     try:
         proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+                                pass_fds=(status_w,) if status_w is not None else ())
     except OSError as exc:
+        if status_r is not None:
+            os.close(status_r)
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         msg = "codex: cannot execute %s: %s\n" % (argv[0], exc.strerror or exc)
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
@@ -7273,6 +7331,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     finally:
         if stdin_data is not None:
             stdin.close()
+        if status_w is not None:
+            os.close(status_w)
     bufs = {"stdout": _CappedBuffer(), "stderr": _CappedBuffer()}
     agg = _CappedBuffer()
     deltas = [0]
@@ -7332,6 +7392,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     except BaseException:
         _kill_group(proc)  # KeyboardInterrupt and friends: never leave the group running
         proc.wait()
+        if status_r is not None:
+            os.close(status_r)
         raise
     finally:
         sel.close()
@@ -7348,8 +7410,9 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     result = ExecResult(exit_code, bufs["stdout"].text(), bufs["stderr"].text(), agg.text(), duration,
                         timed_out, False, sandbox_type, None, cancelled, timeout_ms)
     log("debug", "exec %s in %s (sandbox %s) -> exit %d in %.3fs", argv, cwd, sandbox_type or "none", exit_code, duration)
+    status = _read_status_pipe(status_r) if status_r is not None else ""
     if sandbox_type is not None:
-        result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
+        result.sandbox_error = _classify_helper_failure(exit_code, status)
         if result.sandbox_error:
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
@@ -7430,6 +7493,18 @@ def format_exec_output(result):
         "output": _truncate_for_model(output),
         "metadata": {"exit_code": result.exit_code, "duration_seconds": round(result.duration, 1)},
     })
+
+
+def _note_for_model(output, note):
+    """`output` (the JSON envelope of format_exec_output, or plain text) with `note` as its first line."""
+    try:
+        data = json.loads(output)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("output"), str):
+        data["output"] = "%s\n%s" % (note, data["output"])
+        return json.dumps(data)
+    return "%s\n%s" % (note, output)
 
 
 def _sandbox_failure_text(result):
@@ -11809,6 +11884,12 @@ class ToolRunner(object):
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
+        cap = task.ctx.config.max_command_timeout_ms
+        capped = None
+        if timeout_ms > cap:  # a model's timeout must not hold codex (a CI job) for ever
+            capped = ("timeout_ms %d is above the limit (max_command_timeout_ms = %d): the command ran with "
+                      "a timeout of %d ms" % (timeout_ms, cap, cap))
+            timeout_ms = cap
         started = time.monotonic()
         try:
             outcome = execute_with_policy(argv, cwd, task.ctx, self.state, ask, on_output=on_output, cancel=task.cancel,
@@ -11823,6 +11904,8 @@ class ToolRunner(object):
             raise Interrupted("interrupted")
         if outcome.decision == "abort":
             task.abort_requested = True
+        if capped:
+            outcome = ExecOutcome(outcome.result, _note_for_model(outcome.model_output, capped), outcome.decision)
         if outcome.decision == "denied" and getattr(self.approval_handler, "refusal", None):
             outcome = ExecOutcome(outcome.result, "%s: %s" % (outcome.model_output, self.approval_handler.refusal),
                                   outcome.decision)
@@ -12422,15 +12505,26 @@ class JsonPrinter(object):
                 item, status="completed" if msg.get("success") else "failed")})
         elif kind == "mcp_tool_call_begin":
             inv = msg.get("invocation") or {}
+            # upstream's McpToolCallItem: server, tool, arguments, result {content,
+            # structured_content} or null, error {message} or null, status
             item = self._item("mcp_tool_call", call_id=msg.get("call_id"), server=inv.get("server"), tool=inv.get("tool"),
-                              status="in_progress")
+                              arguments=inv.get("arguments"), result=None, error=None, status="in_progress")
             self.open_items[("mcp", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "mcp_tool_call_end":
-            item = self.open_items.pop(("mcp", msg.get("call_id")), None) or self._item("mcp_tool_call")
+            inv = msg.get("invocation") or {}
+            item = self.open_items.pop(("mcp", msg.get("call_id")), None) or self._item(
+                "mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), arguments=inv.get("arguments"))
             result = msg.get("result") or {}
-            ok = "Ok" in result and not (result.get("Ok") or {}).get("isError")
-            self.emit({"type": "item.completed", "item": dict(item, status="completed" if ok else "failed")})
+            ok = result.get("Ok") if isinstance(result.get("Ok"), dict) else None
+            if ok is not None:  # a tool's own error (isError) still has its content
+                done = dict(item, result={"content": ok.get("content") or [],
+                                          "structured_content": ok.get("structuredContent")},
+                            error=None, status="failed" if ok.get("isError") else "completed")
+            else:
+                done = dict(item, result=None, error={"message": str(result.get("Err") or "the tool call failed")},
+                            status="failed")
+            self.emit({"type": "item.completed", "item": done})
         elif kind == "plan_update":
             items = [{"text": s.get("step"), "completed": s.get("status") == "completed"} for s in msg.get("plan") or ()]
             if self.todo is None:
@@ -15517,6 +15611,9 @@ class Repl(object):
         self._reasoning_streamed = False
         self._execs = {}
         self._mcp = {}
+        self._mcp_lock = threading.Lock()
+        self._mcp_unshown = []  # MCP start-up failures taken from the manager, not yet printed
+        self._reading = False  # the composer is reading (guarded by _mcp_lock)
         self._turn_error = None
         self.failed_turns = 0  # turns that ended in an error (a piped REPL then exits 1)
         self._turn_id = None  # submission id of the running turn
@@ -15538,6 +15635,8 @@ class Repl(object):
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
                     session.submit(dict({"type": "override_turn_context"}, **wire))
                 self.session = session
+                if self.interactive:
+                    self._watch_mcp_startup(session)
             except BaseException as exc:  # reported on first use, in the main thread
                 self._session_error = exc
 
@@ -15545,6 +15644,55 @@ class Repl(object):
         self.session_id = None
         self._session_thread = threading.Thread(target=create, name="codex-session-start", daemon=True)
         self._session_thread.start()
+
+    def _composer_app(self):
+        """The composer's prompt-toolkit Application while it is reading, else None."""
+        prompt = getattr(self.composer, "_session", None)
+        app = getattr(prompt, "app", None)
+        if app is None or not getattr(app, "is_running", False) or getattr(app, "loop", None) is None:
+            return None
+        return app
+
+    def _watch_mcp_startup(self, session, poll=0.1, limit=3600.0):
+        """While MCP servers start in the background, show each one that fails as soon as it
+        fails, above the composer, which stays usable (start-up failures show before the first
+        prompt is sent, not after it).  Only while the composer is reading: during a turn,
+        _wait_for_mcp and the turn report them."""
+        manager = getattr(session, "mcp", None)
+        if manager is None or not (manager.starting() or manager.failures()):
+            return
+
+        def in_loop():
+            from prompt_toolkit.application import run_in_terminal
+
+            run_in_terminal(self._show_unshown_mcp_failures)
+
+        def watch():
+            began = time.monotonic()
+            while self.session is session and time.monotonic() - began < limit:
+                settled = not manager.starting()
+                with self._mcp_lock:  # the main thread clears _reading under it when the composer returns
+                    app = self._composer_app() if self._reading else None
+                    if app is not None:
+                        messages = manager.new_failures()
+                        self._mcp_unshown.extend(messages)
+                if app is not None:
+                    if messages:
+                        try:  # printed above the composer; left for the main thread if it just closed
+                            app.loop.call_soon_threadsafe(lambda: app.context.copy().run(in_loop))
+                        except (RuntimeError, AttributeError):
+                            pass
+                    if settled:
+                        return
+                time.sleep(poll)
+
+        threading.Thread(target=watch, name="codex-mcp-watch", daemon=True).start()
+
+    def _show_unshown_mcp_failures(self):
+        with self._mcp_lock:
+            messages, self._mcp_unshown = self._mcp_unshown, []
+        for message in messages:
+            self.renderer.error(message)
 
     def _ensure_session(self):
         """Wait for the Session; raise what creating it raised."""
@@ -15655,7 +15803,13 @@ class Repl(object):
         """The next message: the composer on a terminal, else one line of stdin."""
         if self.interactive:
             first = self.session is None and self._session_thread is None
-            return self.composer.read(default, complete, self._start_background if first else None)
+            with self._mcp_lock:
+                self._reading = True
+            try:
+                return self.composer.read(default, complete, self._start_background if first else None)
+            finally:
+                with self._mcp_lock:
+                    self._reading = False
         line = self.stdin.readline()
         if not line:
             return None
@@ -15682,8 +15836,11 @@ class Repl(object):
         """Before a user turn: wait for MCP servers still starting (each bounded by its
         startup_timeout_sec), showing which; Esc or Ctrl-C goes on without them (their tools
         join the session when they are ready).  Failures are shown before the turn."""
+        self._show_unshown_mcp_failures()
         manager = getattr(session, "mcp", None)
         if manager is None or not manager.starting():
+            for message in manager.new_failures() if manager is not None else ():
+                self.renderer.error(message)
             return
         stop = threading.Event()
         waiter = threading.Thread(target=session.wait_for_mcp, kwargs={"cancel": stop}, name="codex-mcp-wait", daemon=True)

@@ -10,7 +10,7 @@
  *
  *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
  *                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
- *                       -- CMD [ARG]...
+ *                       [--status-fd N] -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
  *   --writable PATH   full Landlock rights beneath PATH (a writable root)
@@ -33,6 +33,11 @@
  *                     without a user namespace: the limit would count all of the user's processes)
  *   --network         the command may use the network (no socket rules)
  *   --cwd DIR         chdir(DIR) after the mounts, just before exec
+ *   --status-fd N     the helper's own failures are also written to fd N ("CODE message\n"),
+ *                     which stays open through setup and is close-on-exec: the command never
+ *                     holds it, so only the helper can say "the sandbox failed" there (a
+ *                     command printing "codex-linux-sandbox: ..." and exiting 122 is just a
+ *                     command that failed)
  *   --probe           print key=value lines (implementation, landlock_abi, seccomp, userns,
  *                     mount_setattr)
  *
@@ -96,7 +101,8 @@
  *      to the helper's process group (timeouts).  The helper waits and exits like CMD (same
  *      code, or the same signal); SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on to CMD.
  *
- * Exit codes of the helper's own failures (stderr gets one line "codex-linux-sandbox: ..."):
+ * Exit codes of the helper's own failures (stderr gets one line "codex-linux-sandbox: ...", and
+ * the --status-fd "CODE ..."; codex trusts only the latter):
  *   120 setup (prctl), 121 usage, 122 Landlock unavailable/failed, 123 seccomp failed,
  *   125 namespace/read-only mounts failed; 127 command not found, 126 not executable.
  */
@@ -266,21 +272,40 @@ static const char *hidden_dirs[MAX_PATHS];
 static const char *pins[MAX_PATHS];
 static int n_writable, n_read_only, n_hidden, n_hidden_dirs, n_pins, ro_mounts, pid_ns, ipc_ns, private_shm;
 static long max_procs;
+static int status_fd = -1;
+
+/* The helper's own failure, on the status fd (see --status-fd): "CODE message\n". */
+static void report_status(int code, const char *line)
+{
+    char buf[1200];
+    int n;
+    if (status_fd < 0)
+        return;
+    n = snprintf(buf, sizeof buf, "%d %s\n", code, line);
+    if (n > 0)
+        (void)!write(status_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
 
 static void fail(int code, const char *what, int err)
 {
+    char line[1100];
     if (err)
-        fprintf(stderr, "codex-linux-sandbox: %s: %s\n", what, strerror(err));
+        snprintf(line, sizeof line, "%s: %s", what, strerror(err));
     else
-        fprintf(stderr, "codex-linux-sandbox: %s\n", what);
+        snprintf(line, sizeof line, "%s", what);
+    fprintf(stderr, "codex-linux-sandbox: %s\n", line);
     fflush(stderr);
+    report_status(code, line);
     _exit(code);
 }
 
 static void fail_path(int code, const char *what, const char *path, int err)
 {
-    fprintf(stderr, "codex-linux-sandbox: %s %s: %s\n", what, path, strerror(err));
+    char line[1100];
+    snprintf(line, sizeof line, "%s %s: %s", what, path, strerror(err));
+    fprintf(stderr, "codex-linux-sandbox: %s\n", line);
     fflush(stderr);
+    report_status(code, line);
     _exit(code);
 }
 
@@ -927,23 +952,32 @@ static int probe(void)
 
 /* -- main --------------------------------------------------------------------------------- */
 
+/* Close every fd above 2 but the status fd, which becomes close-on-exec. */
 static void close_inherited_fds(void)
 {
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-        long max = sysconf(_SC_OPEN_MAX);
-        long fd;
-        if (max < 0 || max > 1048576)
-            max = 1048576;
-        for (fd = 3; fd < max; fd++)
-            close((int)fd);
+    long max = sysconf(_SC_OPEN_MAX), fd;
+    if (max < 0 || max > 1048576)
+        max = 1048576;
+    if (status_fd >= 0 && fcntl(status_fd, F_SETFD, FD_CLOEXEC) != 0)
+        status_fd = -1; /* not open: nothing to report on */
+    if (status_fd < 0) {
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+            return;
+    } else if ((status_fd == 3 || syscall(SYS_close_range, 3U, (unsigned)status_fd - 1U, 0U) == 0) &&
+               syscall(SYS_close_range, (unsigned)status_fd + 1U, ~0U, 0U) == 0) {
+        return;
     }
+    for (fd = 3; fd < max; fd++)
+        if (fd != status_fd)
+            close((int)fd);
 }
 
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
                     "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] "
-                    "[--max-procs N] [--network] -- CMD [ARG]...)\n", why);
+                    "[--max-procs N] [--status-fd N] [--network] -- CMD [ARG]...)\n", why);
+    report_status(EXIT_USAGE, why);
     _exit(EXIT_USAGE);
 }
 
@@ -962,6 +996,13 @@ int main(int argc, char **argv)
             network = 1;
         } else if (strcmp(a, "--ro-mounts") == 0) {
             ro_mounts = 1;
+        } else if (strcmp(a, "--status-fd") == 0) {
+            char *end = NULL;
+            if (i + 1 >= argc)
+                usage("an option needs a value");
+            status_fd = (int)strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end != 0 || status_fd < 3)
+                usage("--status-fd needs a file descriptor above 2");
         } else if (strcmp(a, "--max-procs") == 0) {
             char *end = NULL;
             if (i + 1 >= argc)

@@ -224,6 +224,41 @@ def test_exec_waits_for_starting_mcp_servers(exec_codex, server, codex_home, rep
     assert err.index(failure[0]) < err.index("slow.echo(")  # reported before the turn
 
 
+def test_exec_json_mcp_tool_call_items_have_upstreams_fields(exec_codex, server, codex_home):
+    """mcp_tool_call items as upstream's exec_events.rs has them: server, tool, arguments,
+    result {content, structured_content} or null, error {message} or null, status."""
+    _mcp_config(codex_home, "[mcp_servers.sdk]\ncommand = %s\nargs = [%s]\ntool_timeout_sec = 1\n"
+                % (json.dumps(sys.executable), json.dumps(SDK_SERVER)))
+    server.enqueue(
+        Turn().function_call("sdk__echo", {"text": "hello items"}, call_id="e1")
+              .function_call("sdk__fail", {}, call_id="f1")
+              .function_call("sdk__sleep", {"seconds": 5}, call_id="s1"),
+        Turn().text("done"),
+    )
+    proc = exec_codex("--json", "call them")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(l) for l in proc.stdout.splitlines()]
+    started = [l["item"] for l in lines if l["type"] == "item.started" and l["item"]["type"] == "mcp_tool_call"]
+    done = {l["item"]["tool"]: l["item"] for l in lines
+            if l["type"] == "item.completed" and l["item"]["type"] == "mcp_tool_call"}
+    assert [i["tool"] for i in started] == ["echo", "fail", "sleep"]
+    assert started[0] == {"id": started[0]["id"], "type": "mcp_tool_call", "server": "sdk", "tool": "echo",
+                          "arguments": {"text": "hello items"}, "result": None, "error": None,
+                          "status": "in_progress"}
+    echo = done["echo"]
+    assert echo["id"] == started[0]["id"] and echo["status"] == "completed" and echo["error"] is None
+    assert set(echo["result"]) == {"content", "structured_content"}
+    assert echo["result"]["content"][0] == {"type": "text", "text": "hello items"}
+    assert done["fail"]["status"] == "failed" and done["fail"]["error"] is None  # the tool's own error
+    assert done["fail"]["result"]["content"]
+    assert done["sleep"]["status"] == "failed" and done["sleep"]["result"] is None
+    assert done["sleep"]["error"]["message"]
+    usage = next(l for l in lines if l["type"] == "turn.completed")["usage"]
+    assert set(usage) == {"input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
+                          "reasoning_output_tokens"}
+    assert all(isinstance(v, int) for v in usage.values())
+
+
 def test_exec_mcp_wait_is_bounded_by_startup_timeout(exec_codex, server, codex_home):
     _mcp_config(codex_home, "[mcp_servers.late]\ncommand = %s\nargs = [%s, \"--startup-delay\", \"30\"]\n"
                 "startup_timeout_sec = 1\n" % (json.dumps(sys.executable), json.dumps(SDK_SERVER)))
@@ -414,13 +449,46 @@ def test_repl_prompt_waits_for_starting_mcp_servers(tmp_path, codex_home, server
     r.submit("use the slow tool")  # sent at once, while `slow` is still starting
     r.expect("Waiting for MCP server")
     r.expect("slow")
-    r.expect("MCP client for `broken` failed to start")
     r.expect("answered with tools")
     names = [t.get("name") for t in server.model_requests()[0].body["tools"]]
     assert "slow__echo" in names
     log = r.log()
-    assert log.index("failed to start") < log.index("answered w")  # shown before the turn
+    # shown before the turn (as soon as it failed: above the composer, or while waiting), once
+    assert log.count("MCP client for `broken` failed to start") == 1, log
+    assert log.index("failed to start") < log.index("answered w")
     r.expect_prompt()
+    assert r.quit() == 0
+
+
+def test_repl_shows_a_failed_mcp_server_at_once_and_keeps_the_composer(tmp_path, codex_home, server, repo):
+    """Start-up failures show before the first prompt is sent, not after it; the composer stays
+    usable, and a prompt sent while another server still starts waits for it."""
+    pytest.importorskip("pexpect")
+    from support.repl_pty import S
+
+    _mcp_config(codex_home, (
+        "[mcp_servers.slow]\ncommand = %s\nargs = [%s, \"--startup-delay\", \"6\"]\nstartup_timeout_sec = 30\n"
+        "[mcp_servers.broken]\ncommand = %s\nargs = [\"-c\", \"import sys; sys.stderr.write('no token\\\\n'); sys.exit(2)\"]\n"
+    ) % (json.dumps(sys.executable), json.dumps(SDK_SERVER), json.dumps(sys.executable)))
+    server.enqueue(Turn().text("answered after waiting"))
+    r = _repl(tmp_path, codex_home, server, repo)
+    began = time.monotonic()
+    r.expect("MCP client for `broken` failed to start", timeout=10)  # nothing typed or sent yet
+    assert time.monotonic() - began < 6  # not held back until `slow` is up
+    r.expect("no token")
+    r.expect_prompt()  # drawn again below the message
+    assert server.model_requests() == []
+    r.send("use the tools")
+    r.expect(S("use the tools"))  # the composer still takes keys
+    r.send("\r")
+    r.expect("Waiting for MCP server to start: slow")
+    r.expect("answered after waiting", timeout=40)
+    names = [t.get("name") for t in server.model_requests()[0].body["tools"]]
+    assert "slow__echo" in names and not any(n.startswith("broken__") for n in names)
+    r.expect_prompt()
+    log = r.log()
+    assert log.count("MCP client for `broken` failed to start") == 1, log  # said once
+    assert log.index("failed to start") < log.index("Waiting for MCP")
     assert r.quit() == 0
 
 

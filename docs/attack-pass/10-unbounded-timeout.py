@@ -2,7 +2,7 @@
 """Finding 10 (low, DoS): the model's `timeout_ms` is not capped; `sleep 100000` with
 timeout_ms=1e12 holds `codex exec` (a CI job) until killed.  Shown with a 15 s bound.
 
-Run as: python3 findings/10-unbounded-timeout.py   (exit 1 = vulnerable)"""
+Run as: python3 docs/attack-pass/10-unbounded-timeout.py   (exit 1 = vulnerable)"""
 import os
 import shutil
 import subprocess
