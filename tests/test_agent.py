@@ -357,11 +357,11 @@ def test_interrupt_kills_command_and_keeps_history_consistent(server, codex_home
 
 
 def test_interrupt_idle_stream(server, codex_home, repo):
-    server.enqueue(Turn().text("x").idle_after(2, 20))
+    server.enqueue(Turn().text("x").idle_after(5, 20))  # quiet after the first delta (frame 4)
     session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("go"))
     server.wait_for_requests(1)
-    msgs = drain_until(session, "agent_message_delta")  # the stream is under way (then idles)
+    msgs = drain_until(session, "agent_message_delta")  # the stream is under way, then idles
     session.interrupt()
     msgs += drain_until(session, "turn_aborted", timeout=3)
     assert "task_complete" not in _types(msgs)
