@@ -2053,7 +2053,19 @@ class SandboxPolicy(object):
         # config (core.fsmonitor, hooks) must not be written without a question either
         if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
             return False
-        return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
+        protected = protected_paths(roots, cwd, home)
+        if any(_is_within(real, str(p)) for p in protected):
+            return False
+        # Landlock alone (no user namespaces): no entry may be created or removed in a directory on
+        # the way to a protected path; the files already there stay writable
+        parent = os.path.dirname(real)
+        return not (_landlock_only(home) and not os.path.lexists(real)
+                    and any(_is_within(str(p), parent) for p in protected))
+
+
+def _landlock_only(home=None):
+    """Whether commands here are confined by Landlock alone (no user namespaces: probe_sandbox, §12b)."""
+    return _LINUX and probe_sandbox(home).get("userns") == "0"
 
 
 def _is_within(path, root):
@@ -6219,6 +6231,10 @@ def sandbox_available(home=None):
 # -- wrapping a command ---------------------------------------------------------------------
 
 
+#: what codex says once where user namespaces are missing and paths inside writable roots are protected
+LANDLOCK_ONLY_NOTICE = ("user namespaces are unavailable here, so Landlock alone keeps .git, .codex and $CODEX_HOME "
+                        "read-only: commands cannot create, rename or delete entries in the directories on the way "
+                        "to them (a new file at the top of the workspace needs approval)")
 #: real paths of every writable root a command of this process got: programs there are not run by codex
 _WRITABLE_ROOTS_SEEN = set()
 
@@ -6255,24 +6271,21 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
                                    "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
                                    "directory outside the workspace and /tmp" % needed[0])
+            ro += [p for p in needed + own if p not in ro]
             if ro and not userns:
-                _notice(".git and $CODEX_HOME inside writable roots cannot be made read-only here "
-                        "(user namespaces are unavailable); they stay writable")
-                ro = []
-            if userns:
-                ro += [p for p in needed + own if p not in ro]
-                for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
-                    # inside a read-only path it is protected already (and a pin there, copied by the
-                    # recursive read-only bind, would stay writable)
-                    parent = os.path.realpath(os.path.dirname(p))
-                    if not any(_is_within(parent, r) for r in ro):
-                        out += ["--pin", p]
+                _notice(LANDLOCK_ONLY_NOTICE)
+            for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
+                # inside a read-only path it is protected already (and a pin there, copied by the
+                # recursive read-only bind, would stay writable)
+                parent = os.path.realpath(os.path.dirname(p))
+                if not any(_is_within(parent, r) for r in ro):
+                    out += ["--pin", p]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
-        if userns and home is not None:
+        if home is not None:
             for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
                 secret = os.path.join(str(home), name)
                 if os.path.isfile(secret):
@@ -6390,8 +6403,13 @@ def _landlock_abi(libc):
     return int(abi), ""
 
 
-def _apply_landlock(libc, writable, network, private_shm=False):
-    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full."""
+def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=None):
+    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full.
+
+    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins):
+    then Landlock alone leaves them out, as the C helper's add_rules_around: reads everywhere
+    but the hidden files, writes in the roots but beneath the read-only and hidden paths, and
+    no entry on the way to any of them (or to a pin) may be created, renamed or removed."""
     import ctypes
 
     class RulesetAttr(ctypes.Structure):
@@ -6418,9 +6436,9 @@ def _apply_landlock(libc, writable, network, private_shm=False):
     if fd < 0:
         _helper_fail(122, "landlock_create_ruleset failed: %s" % os.strerror(ctypes.get_errno()))
 
-    def allow(path, access, required):
+    def allow(path, access, required, nofollow=False):
         try:
-            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0))
         except OSError as exc:
             if required:
                 _helper_fail(122, "cannot open %s for a Landlock rule: %s" % (path, exc.strerror))
@@ -6428,7 +6446,10 @@ def _apply_landlock(libc, writable, network, private_shm=False):
         try:
             import stat as stat_mod
 
-            if not stat_mod.S_ISDIR(os.fstat(pfd).st_mode):
+            mode = os.fstat(pfd).st_mode
+            if stat_mod.S_ISLNK(mode):
+                return  # swapped for a symlink since it was listed: its target has its own rule
+            if not stat_mod.S_ISDIR(mode):
                 access &= _LANDLOCK_FILE_RIGHTS
             rule = PathBeneath(access & fs, pfd)
             if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[1]), ctypes.c_int(fd), ctypes.c_int(1),
@@ -6437,15 +6458,51 @@ def _apply_landlock(libc, writable, network, private_shm=False):
         finally:
             os.close(pfd)
 
-    allow("/", _LANDLOCK_READ, True)
+    if landlock_only is not None:
+        read_only, hidden, pins = landlock_only
+        for path in _rules_around("/", hidden, hidden):
+            allow(path, _LANDLOCK_READ, False, path != "/")
+        for root in writable:
+            for path in _rules_around(root, list(read_only) + list(hidden), list(read_only) + list(hidden) + list(pins)):
+                allow(path, fs, False, path != root)
+    else:
+        allow("/", _LANDLOCK_READ, True)
+        for root in writable:
+            allow(root, fs, False)
     allow("/dev/null", fs, True)
     if private_shm:
         allow("/dev/shm", fs, True)
-    for root in writable:
-        allow(root, fs, False)
     if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
         _helper_fail(122, "landlock_restrict_self failed: %s" % os.strerror(ctypes.get_errno()))
     os.close(fd)
+
+
+def _rules_around(path, out, split, depth=0):
+    """The paths that get a Landlock rule so that everything beneath `path` is covered except
+    beneath `out`, and no directory on the way to an `out` or `split` path gets one of its own
+    (see _apply_landlock; symlinks and unlistable directories get nothing)."""
+    import stat as stat_mod
+
+    if any(_is_within(path, o) for o in out):
+        return []
+    if not any(_is_within(s, path) and s != path for s in list(out) + list(split)):
+        return [path]
+    if depth > 256:
+        return []
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        child = os.path.join(path, name)
+        try:
+            if stat_mod.S_ISLNK(os.lstat(child).st_mode):
+                continue
+        except OSError:
+            continue
+        found.extend(_rules_around(child, out, split, depth + 1))
+    return found
 
 
 def _import_pyseccomp():
@@ -6885,11 +6942,13 @@ def _sandbox_helper_main(args):
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
                                          opts["hide_dir"], opts["pin"])
-    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
+    elif opts["ro_mounts"] or opts["hide_dir"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
     _apply_seccomp(opts["network"], pid_ns, ipc_ns)
-    _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
+    # without a namespace Landlock alone keeps the read-only, hidden and pinned paths (as the C helper)
+    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"])
+    _apply_landlock(libc, opts["writable"], opts["network"], private_shm, only)
     if opts["cwd"]:
         try:
             os.chdir(opts["cwd"])
@@ -7608,9 +7667,10 @@ def sandbox_check_lines(home=None, cfg=None):
                 lines.append(("warn", "ro_mounts", "mount_setattr unavailable (Linux < 5.12): chmod/chown/utime on "
                               "files outside the writable roots are not blocked (Landlock does not cover them)"))
         else:
-            lines.append(("warn", "userns", "user namespaces unavailable: .git and $CODEX_HOME inside writable roots "
-                          "stay writable; enable them (sysctl kernel.unprivileged_userns_clone=1, or "
-                          "kernel.apparmor_restrict_unprivileged_userns=0)"))
+            lines.append(("warn", "userns", "user namespaces unavailable: Landlock alone keeps .git, $CODEX_HOME and "
+                          "auth.json out of reach, so the directories on the way to them cannot change (no new files "
+                          "at the top of the workspace, `ls /` and `ls ~` fail); enable them (sysctl "
+                          "kernel.unprivileged_userns_clone=1, or kernel.apparmor_restrict_unprivileged_userns=0)"))
         if info.get("container"):
             lines.append(("ok", "container", "running inside %s: the sandbox still applies; if Landlock is blocked "
                           "update the container runtime's seccomp profile" % info["container"]))
