@@ -1909,11 +1909,13 @@ def read_auth(home):
 # read it, so it sits with the config, above them.
 
 
-#: directories not searched for nested repositories (large, and never repos themselves)
-_NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
 PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
-_NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
+#: how long one search for nested repositories may take (beyond the root's own listing): the
+#: directories it did not reach by then stay read-only for the command (fail closed)
+NESTED_REPO_SEARCH_SECONDS = 3.0
+_NESTED_REPO_MAX_UNREACHED = 64  #: unreached directories protected one by one; more: their parents
 _NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
+_NESTED_DIRS_MAX = 500000  #: directories remembered between searches (_NESTED_DIRS)
 
 
 class SandboxPolicy(object):
@@ -2053,7 +2055,10 @@ class SandboxPolicy(object):
         # config (core.fsmonitor, hooks) must not be written without a question either
         if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
             return False
-        protected = protected_paths(roots, cwd, home)
+        try:
+            protected = protected_paths(roots, cwd, home)
+        except SandboxError:
+            return False  # the sandbox cannot be built here: nothing is writable without a question
         if any(_is_within(real, str(p)) for p in protected):
             return False
         # Landlock alone (no user namespaces): no entry may be created or removed in a directory on
@@ -2075,41 +2080,83 @@ def _is_within(path, root):
 
 
 _NESTED_CACHE = {}
+#: directory -> ((inode, ctime, mtime), [subdirectories], [.git entries]) from earlier searches: a
+#: directory whose entries did not change (its ctime changes with every entry created, removed
+#: or renamed, and no command can set it back) is not listed again
+_NESTED_DIRS = {}
+
+
+class _SearchTimeout(Exception):
+    pass
 
 
 def _find_nested_git(root):
-    """`.git` entries below `root` (not at its top), within a budget; returns (paths, complete)."""
+    """Every `.git` entry below `root` (not at its top), searched completely (no directory
+    skipped, no depth limit: git in any directory of the workspace walks up to the nearest
+    one); returns (paths, unreached): the directories the search did not list within
+    NESTED_REPO_SEARCH_SECONDS, which must stay read-only (a command could have planted files
+    to exhaust the search).  Directories unchanged since an earlier search are not listed again."""
+    import collections
+
     now = time.monotonic()
     hit = _NESTED_CACHE.get(root)
     if hit and now - hit[0] < _NESTED_REPO_CACHE_SECONDS:
         return hit[1], hit[2]
-    found, budget, complete = [], _NESTED_REPO_BUDGET, True
-    stack = [(root, 0)]
-    while stack:
-        path, depth = stack.pop()
+    if len(_NESTED_DIRS) > _NESTED_DIRS_MAX:
+        _NESTED_DIRS.clear()
+    deadline = now + NESTED_REPO_SEARCH_SECONDS
+    found, unreached = [], []
+    pending = collections.deque([root])
+    while pending:
+        path = pending.popleft()
+        if path != root and time.monotonic() > deadline:
+            unreached = [path] + list(pending)
+            break
         try:
-            entries = list(os.scandir(path))
+            st = os.lstat(path)
         except OSError:
             continue
-        for entry in entries:
-            budget -= 1
-            if budget < 0:
-                complete = False
-                stack = []
-                break
-            if entry.name == ".git":
-                if path != root:
-                    found.append(entry.path)
-                continue
-            if entry.name in _NESTED_REPO_SKIP or depth >= 12:
-                continue
+        key = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
+        known = _NESTED_DIRS.get(path)
+        if known is not None and known[0] == key:
+            subdirs, gits = known[1], known[2]
+        else:
+            subdirs, gits = [], []
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, depth + 1))
+                with os.scandir(path) as it:
+                    for n, entry in enumerate(it):
+                        if n & 1023 == 1023 and path != root and time.monotonic() > deadline:
+                            raise _SearchTimeout()
+                        if entry.name == ".git":
+                            gits.append(entry.path)
+                        elif entry.is_dir(follow_symlinks=False):
+                            subdirs.append(entry.path)
+            except _SearchTimeout:
+                unreached = [path] + list(pending)
+                break
             except OSError:
-                continue
-    _NESTED_CACHE[root] = (now, found, complete)
-    return found, complete
+                continue  # unreadable: the user's commands cannot write there either
+            _NESTED_DIRS[path] = (key, subdirs, gits)
+        if path != root:
+            found.extend(gits)
+        pending.extend(subdirs)
+    if not unreached:  # an unfinished search is not reused: the next one goes further (_NESTED_DIRS)
+        _NESTED_CACHE[root] = (now, found, unreached)
+    return found, unreached
+
+
+def _collapse_unreached(paths, root, limit=_NESTED_REPO_MAX_UNREACHED):
+    """At most `limit` directories covering `paths` (their parents, then theirs...), never `root`
+    itself: SandboxError when only the root would cover them."""
+    paths = sorted(set(paths))
+    while len(paths) > limit:
+        parents = sorted(set(os.path.dirname(p) for p in paths))
+        if any(p == root or not _is_within(p, root) for p in parents):
+            raise SandboxError("the search for nested git repositories in %s did not finish within %.0f s, so the "
+                               "sandbox cannot tell which directories hold one; remove what fills the workspace or "
+                               "run the command outside the sandbox" % (root, NESTED_REPO_SEARCH_SECONDS))
+        paths = parents
+    return [p for p in paths if not any(q != p and _is_within(p, q) for q in paths)]
 
 
 def _gitdir_targets(git_file):
@@ -2187,11 +2234,18 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
         out.append(dot_codex[-1])
         # the workspace and configured roots are searched for nested repositories; /tmp is not
         if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
-            nested, complete = _find_nested_git(root)
+            nested, unreached = _find_nested_git(root)
             gits.extend(nested)
-            if not complete:
-                notes.append("only the first %d entries of %s were searched for nested .git directories"
-                             % (_NESTED_REPO_BUDGET, root))
+            if unreached:  # fail closed: what the search did not reach may hold a repository
+                unreached = _collapse_unreached(unreached, root)
+                if any(_is_within(k, u) for u in unreached for k in [str(r) for r in roots] + [cwd_real]):
+                    raise SandboxError("the search for nested git repositories in %s did not reach the workspace "
+                                       "within %.0f s; remove what fills it or run the command outside the sandbox"
+                                       % (root, NESTED_REPO_SEARCH_SECONDS))
+                out.extend(unreached)
+                notes.append("the search for nested git repositories in %s did not finish within %.0f s: %d "
+                             "directories it did not reach stay read-only for commands"
+                             % (root, NESTED_REPO_SEARCH_SECONDS, len(unreached)))
     for cand in gits:
         if os.path.lexists(cand):
             out.extend(git_dirs_of(cand))

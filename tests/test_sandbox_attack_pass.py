@@ -223,3 +223,48 @@ def test_max_command_timeout_ms_must_be_positive(tmp_path, codex_home):
         codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path)), ["max_command_timeout_ms=0"], home=str(codex_home))
     cfg = codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path)), [], home=str(codex_home))
     assert cfg.max_command_timeout_ms == 3600000
+
+
+# -- 11: no budget a command can exhaust hides a nested repository ------------------------------
+
+
+def _nested_repos(ws):
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    repos = [ws / d / "nested" for d in "abcdefgh"] + [ws / "node_modules" / "pkg", ws.joinpath(*"pqrstuvwxyzabcd")]
+    for repo in repos:
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (ws / "fill").mkdir()
+    for i in range(21000):  # what a command may plant first to exhaust a bounded search
+        (ws / "fill" / str(i)).touch()
+    return repos
+
+
+def test_planted_files_do_not_hide_a_nested_repository(impl, ws, codex_home):
+    repos = _nested_repos(ws)
+    codex._NESTED_CACHE.clear()
+    script = "; ".join("echo x > %s/.git/hooks/pre-commit" % r.relative_to(ws) for r in repos) + "; echo ok > a/nested/f"
+    r = _run(ws, codex_home, script)
+    assert [os.path.exists(str(r_ / ".git" / "hooks" / "pre-commit")) for r_ in repos] == [False] * len(repos), r
+    assert (ws / "a" / "nested" / "f").read_text() == "ok\n", r  # the repositories' files stay writable
+
+
+def test_a_search_that_does_not_finish_in_time_fails_closed(impl, ws, codex_home, monkeypatch):
+    repos = _nested_repos(ws)
+    monkeypatch.setattr(codex, "NESTED_REPO_SEARCH_SECONDS", 0.0)  # no time beyond the workspace's own listing
+    codex._NESTED_CACHE.clear()
+    codex._NESTED_DIRS.clear()
+    codex.take_sandbox_notices()
+    r = _run(ws, codex_home, "echo x > a/nested/.git/hooks/pre-commit; echo hook=$?; echo x > a/new; echo a=$?; "
+                             "echo x > top; echo top=$?")
+    assert "hook=1" in r.stdout or "hook=2" in r.stdout, r
+    assert "a=0" not in r.stdout and "top=0" in r.stdout, r  # what was not searched is read-only; the top is not
+    assert not (repos[0] / ".git" / "hooks" / "pre-commit").exists()
+    assert any("did not finish" in n and "stay read-only" in n for n in codex.take_sandbox_notices())
+    # a workspace (here: below a configured root) the search did not reach: the sandbox refuses
+    sub = ws / "a"
+    cfg = codex.load_config(codex.ConfigOverrides(approval_policy="never", sandbox_mode="workspace-write", cwd=str(sub)),
+                            ["sandbox_workspace_write.writable_roots=[%s]" % json.dumps(str(ws))], home=str(codex_home))
+    codex._NESTED_CACHE.clear()
+    with pytest.raises(codex.SandboxError, match="did not reach the workspace"):
+        codex.run_command(["true"], str(sub), cfg, codex.build_command_env(cfg))
+    assert not cfg.sandbox_policy.is_path_writable(sub / "x", sub)
