@@ -268,3 +268,33 @@ def test_a_search_that_does_not_finish_in_time_fails_closed(impl, ws, codex_home
     with pytest.raises(codex.SandboxError, match="did not reach the workspace"):
         codex.run_command(["true"], str(sub), cfg, codex.build_command_env(cfg))
     assert not cfg.sandbox_policy.is_path_writable(sub / "x", sub)
+
+
+def test_exec_then_review_a_workspace_made_a_bare_repository_runs_no_planted_filter(run_codex, server, tmp_path,
+                                                                                     codex_home):
+    # finding 02, end to end: a model's command makes the workspace (no repository) itself a bare
+    # repository whose config names a worktree and a clean filter; `codex review --uncommitted`
+    # later runs git there unsandboxed and must not use it (safe.bareRepository=explicit)
+    from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+    from support.model_server import Turn
+
+    ws = tmp_path / "proj"
+    ws.mkdir()
+    (ws / "a.txt").write_text("hello\n")
+    marker = tmp_path / "filter-ran"
+    plant = ("git init -q --bare . && git config core.bare false && git config core.worktree . && "
+             "git --git-dir=. --work-tree=. add a.txt && "  # tracked, then changed: git diff/status filter it
+             "git config filter.p.clean 'sh -c \"touch %s; cat\"' && echo '* filter=p' > .gitattributes && "
+             "echo more >> a.txt && echo planted" % marker)
+    server.enqueue(Turn().function_call("shell", {"command": ["bash", "-c", plant]}, call_id="c1"), Turn().text("ok"))
+    args = ["-C", str(ws)] + mock_cli_args(server)
+    first = run_codex("exec", "--skip-git-repo-check", "-s", "workspace-write", *(args + ["plant it"]),
+                      env={MOCK_KEY_ENV: "k"})
+    assert first.returncode == 0, first.stderr
+    assert "planted" in server.model_requests()[1].body["input"][-1]["output"]
+    assert (ws / "HEAD").is_file() and (ws / "objects").is_dir() and not marker.exists()
+    server.enqueue(Turn().text('{"findings": [], "overall_correctness": "patch is correct", "overall_explanation": "ok", '
+                               '"overall_confidence_score": 0.5}'))
+    run_codex("review", "--uncommitted", *args, env={MOCK_KEY_ENV: "k"})
+    assert not marker.exists()
+    assert codex._git_diff(ws) == (False, "") and not marker.exists()  # the REPL's /diff
