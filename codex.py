@@ -5022,6 +5022,63 @@ def _apply_chunks(text, chunks, display):
     return out.replace("\n", "\r\n") if crlf else out
 
 
+class LeanPath(object):
+    """The part of pathlib.Path that plan_patch and apply_changes use (POSIX), for codex's
+    apply-patch mode: a sandboxed child started for every patch, where importing pathlib (with
+    re, fnmatch and urllib.parse) was a third of its cost.  Normalised as PurePosixPath: empty
+    and `.` components dropped, `..` kept (the kernel resolves it), an absolute right side wins."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, path="."):
+        path = os.fspath(path)
+        parts = [c for c in path.split("/") if c and c != "."]
+        self._s = ("/" if path.startswith("/") else "") + "/".join(parts) or "."
+
+    def __truediv__(self, other):
+        other = os.fspath(other)
+        return LeanPath(other if other.startswith("/") else self._s + "/" + other)
+
+    def __str__(self):
+        return self._s
+
+    __fspath__ = __str__
+
+    def __repr__(self):
+        return "LeanPath(%r)" % self._s
+
+    def __eq__(self, other):
+        return isinstance(other, LeanPath) and other._s == self._s
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self._s)
+
+    @property
+    def name(self):
+        return self._s.rsplit("/", 1)[-1] if self._s not in ("/", ".") else ""
+
+    @property
+    def parent(self):
+        head = self._s.rsplit("/", 1)[0] if "/" in self._s else "."
+        return LeanPath(head or "/")
+
+    def with_name(self, name):
+        return self.parent / name
+
+    def is_file(self):
+        return os.path.isfile(self._s)
+
+    def exists(self):
+        return os.path.exists(self._s)
+
+    def read_bytes(self):
+        with open(self._s, "rb") as fh:
+            return fh.read()
+
+
 def _read_patch_file(path, what):
     try:
         with open(str(path), "rb") as fh:
@@ -6015,21 +6072,80 @@ def _codex_self_argv(mode, home=None):
 _APPLY_PATCH_SECTIONS = (("\n# \u00a703 ", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
 
 
-def _apply_patch_argv(home=None):
-    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that compiles
-    only §03 and §10 of codex.py (at their own line numbers) instead of importing the whole
-    module (~100 ms of module body).  The file is the real path resolved once, read-only for
-    commands (§12b), as for the Python helper."""
+_APPLY_PATCH_CODE = {}  #: (home, codex.py, pid) -> the marshalled §03+§10 code file, or None
+
+
+def _apply_patch_code(home=None):
+    """§03 and §10 of codex.py compiled once (at their own line numbers) and marshalled into a
+    content-addressed file beside the helper's extraction ($CODEX_HOME/bin...): the apply-patch
+    mode then loads code instead of reading and compiling codex.py for every patch.  Read-only
+    for commands like the rest of codex's code (_sandbox_code_paths).  None when no place works."""
+    import hashlib
+    import marshal
+
     src = _own_file()
+    key = (str(home), src, os.getpid())
+    if key in _APPLY_PATCH_CODE:
+        return _APPLY_PATCH_CODE[key]
+    found = None
+    try:
+        with open(src, encoding="utf-8") as fh:
+            text = fh.read()
+        chunks = []
+        for a, b in _APPLY_PATCH_SECTIONS:
+            i = text.index(a) + 1
+            chunks.append((i, text[i:text.index(b)]))
+        digest = hashlib.sha256((sys.version + src).encode() + b"".join(c.encode() for _, c in chunks)).hexdigest()
+        for base in _helper_install_dirs(home):
+            target = base / ("apply_patch-code-%s" % digest[:16])
+            if os.path.isfile(str(target)) and _ancestors_are_safe(str(target)) and os.stat(str(target)).st_uid == os.getuid():
+                found = str(target)
+                break
+            try:
+                base.mkdir(parents=True, exist_ok=True, mode=0o700)
+                st = base.lstat()
+                if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                    continue
+                code = [compile("\n" * text.count("\n", 0, i) + chunk, src, "exec") for i, chunk in chunks]
+                tmp = base / (".apply_patch-code.%d.tmp" % os.getpid())
+                fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(marshal.dumps(code))
+                os.replace(str(tmp), str(target))
+                found = str(target)
+                break
+            except (OSError, SyntaxError, ValueError):
+                continue
+    except (OSError, ValueError):
+        found = None
+    _APPLY_PATCH_CODE[key] = found
+    return found
+
+
+def _apply_patch_argv(home=None):
+    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that loads §03
+    and §10 already compiled (_apply_patch_code; else it compiles just them from codex.py, at
+    their own line numbers) instead of importing the whole module (~100 ms of module body), with
+    LeanPath for pathlib.  The files are real paths resolved once, read-only for commands (§12b),
+    as for the Python helper."""
+    src = _own_file()
+    code = _apply_patch_code(home)
+    if code is not None:
+        load = ("import marshal\n"
+                "for c in marshal.loads(open(%r, 'rb').read()):\n"
+                "    exec(c, g)\n" % code)
+    else:
+        load = ("p = %r\n"
+                "t = open(p, encoding='utf-8').read()\n"
+                "for a, b in %r:\n"
+                "    i = t.index(a) + 1\n"
+                "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
+                % (src, _APPLY_PATCH_SECTIONS))
     boot = ("import sys, os, errno\n"
-            "from pathlib import Path\n"
-            "p = %r\n"
-            "t = open(p, encoding='utf-8').read()\n"
-            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno, 'Path': Path}\n"
-            "for a, b in %r:\n"
-            "    i = t.index(a) + 1\n"
-            "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
-            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n" % (src, _APPLY_PATCH_SECTIONS))
+            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno}\n"
+            + load +
+            "g['Path'] = g['LeanPath']\n"
+            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n")
     return [sys.executable, "-I", "-S", "-B", "-c", boot]
 
 
@@ -6064,6 +6180,9 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
     code_cache = _code_cache_prefix(home) if kind != "linux" else None
     if code_cache is not None:  # byte code the next Python helper runs before it is sandboxed
         own.append(code_cache)
+    patch_code = _apply_patch_code(home)
+    if patch_code is not None:  # what every sandboxed apply_patch runs
+        own.append(patch_code)
     if kind == "linux":  # a sealed memfd needs nothing; an extracted helper file its directory
         backing = _helper_backing_file(home)
         needed = [os.path.dirname(str(backing))] if backing is not None else []
