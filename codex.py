@@ -6180,9 +6180,6 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
     code_cache = _code_cache_prefix(home) if kind != "linux" else None
     if code_cache is not None:  # byte code the next Python helper runs before it is sandboxed
         own.append(code_cache)
-    patch_code = _apply_patch_code(home)
-    if patch_code is not None:  # what every sandboxed apply_patch runs
-        own.append(patch_code)
     if kind == "linux":  # a sealed memfd needs nothing; an extracted helper file its directory
         backing = _helper_backing_file(home)
         needed = [os.path.dirname(str(backing))] if backing is not None else []
@@ -6194,6 +6191,9 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
     patch_dir = apply_patch_command_dir(home)
     if patch_dir is not None:
         own.append(str(patch_dir))
+    patch_code = _apply_patch_code(home)
+    if patch_code is not None:  # what every sandboxed apply_patch runs
+        own.append(patch_code)
 
     def inside(paths):
         return [p for p in paths if any(_is_within(p, r) for r in roots)]

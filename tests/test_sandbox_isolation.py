@@ -220,7 +220,7 @@ _NO_USERNS_ATTACK = (
     "cat {home}/auth.json; echo read=$?; echo x >> {hook}; echo hook=$?; echo x >> {home}/config.toml; echo cfg=$?; "
     "mv .git g2; echo mvgit=$?; mv codex-home h2; echo mvhome=$?; ln -s {home} lnk; echo lnk=$?; "
     "cat src/../codex-home/auth.json; echo dotdot=$?; echo y >> top.txt; echo top=$?; touch src/new; echo srcnew=$?; "
-    "touch new; echo new=$?; ls src >/dev/null; echo ls=$?")
+    "touch new; echo new=$?; ls src >/dev/null; echo ls=$?; ln {home}/auth.json src/hl; cat src/hl; echo hl=$?")
 
 
 def _box_files(box):
@@ -240,7 +240,7 @@ def test_without_user_namespaces_landlock_alone_keeps_auth_json_git_and_codex_ho
     assert AUTH_SECRET not in out["stdout"] and got["read"] != "0" and got["dotdot"] != "0", out
     assert box.hook.read_text() == "original hook\n" and (box.home / "config.toml").read_text() == "# original config\n"
     assert (box.ws / ".git").is_dir() and (box.home / "auth.json").is_file(), out
-    assert [got[k] != "0" for k in ("hook", "cfg", "mvgit", "mvhome", "lnk", "new")] == [True] * 6, out
+    assert [got[k] != "0" for k in ("hook", "cfg", "mvgit", "mvhome", "lnk", "new", "hl")] == [True] * 7, out
     assert got["ls"] == "0", out
     if mode == "workspace-write":  # what is not on the way to a protected path stays writable
         assert got["top"] == "0" and got["srcnew"] == "0" and (box.ws / "src" / "new").exists(), out
