@@ -9776,10 +9776,29 @@ def expand_custom_prompt(prompt, arg_text):
     return _PROMPT_PLACEHOLDER_RE.sub(fill, prompt.body)
 
 
-def expand_prompt_command(cfg, text):
-    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none)."""
-    found = find_prompt_command(text, load_custom_prompts(prompt_dirs(cfg)))
-    return text if found is None else expand_custom_prompt(*found)
+def expand_prompt_command(cfg, text, strict=False):
+    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none).
+
+    `strict` (exec, where no slash command runs): a `/name` that names no prompt file is a
+    UsageError naming the prompts there are, rather than text billed as a turn, unless
+    /name is a path that exists (`/tmp is full` is a prompt)."""
+    prompts = load_custom_prompts(prompt_dirs(cfg))
+    found = find_prompt_command(text, prompts)
+    if found is not None:
+        return expand_custom_prompt(*found)
+    m = re.match(r"/((?:%s)?[A-Za-z][\w.-]*)(?:\s|$)" % re.escape(PROMPT_COMMAND_PREFIX), text) if strict else None
+    if m is not None and not os.path.exists("/" + m.group(1)):
+        import difflib
+
+        word = m.group(1)
+        name = word[len(PROMPT_COMMAND_PREFIX):] if word.startswith(PROMPT_COMMAND_PREFIX) else word
+        close = difflib.get_close_matches(name, sorted(prompts), n=1, cutoff=0.6)
+        known = ", ".join("/" + n for n in sorted(prompts)) or "none (add NAME.md to %s)" % (
+            Path(cfg.codex_home) / PROMPTS_SUBDIR)
+        raise UsageError("/%s is not a reusable prompt%s: exec runs no slash commands, only prompt files "
+                         "(%s); to send the text as it is, begin it with a space"
+                         % (word, "; did you mean /%s?" % close[0] if close else "", known))
+    return text
 
 
 def prompt_dirs(cfg):
@@ -11775,7 +11794,8 @@ class ToolRunner(object):
         if capped:
             outcome = ExecOutcome(outcome.result, _note_for_model(outcome.model_output, capped), outcome.decision)
         if outcome.decision == "denied" and getattr(self.approval_handler, "refusal", None):
-            outcome = ExecOutcome(outcome.result, "%s: %s" % (outcome.model_output, self.approval_handler.refusal),
+            # nobody was asked (exec): not "rejected by user"
+            outcome = ExecOutcome(outcome.result, "exec command not run: %s" % self.approval_handler.refusal,
                                   outcome.decision)
         result = outcome.result
         if result is None:
@@ -11828,7 +11848,7 @@ class ToolRunner(object):
             if decision not in ("approved", "approved_for_session"):
                 if getattr(self.approval_handler, "refusal", None):
                     self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
-                    return "patch rejected by user: %s" % self.approval_handler.refusal
+                    return "patch not applied: %s" % self.approval_handler.refusal  # nobody was asked
                 return "patch rejected by user"
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         for ch in changes:
@@ -12560,7 +12580,11 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     out = out or sys.stdout
     err = err or sys.stderr
     _check_exec_paths(images, last_message_file)
-    prompt = expand_prompt_command(cfg, prompt)
+    prompt = expand_prompt_command(cfg, prompt, strict=True)
+    # refused before anything starts: no header, no session, rollout or MCP server for a run
+    # that never reaches the model (upstream prints the header first)
+    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
+        raise UsageError(EXEC_NOT_GIT)
     session = Session(cfg, resume_path=resume_path, record_rollout=not ephemeral, output_schema=output_schema,
                       approval_handler=approver)
     first = session.next_event(timeout=5)
@@ -12570,9 +12594,6 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.event(first["msg"])
     else:
         printer.header(session.session_id, shown_prompt or prompt, session.turn_context)
-    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
-        session.shutdown()
-        raise UsageError(EXEC_NOT_GIT)
     items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
     interrupts = [0]
     stop_waiting = threading.Event()
@@ -18331,7 +18352,8 @@ def _add_config_options(parser, top):
     parser.add_argument("--oss", action="store_true", help="use the local open-source provider (Ollama)", **sup)
     parser.add_argument(
         "--full-auto", action="store_true",
-        help="low-friction sandboxed automatic execution (-a on-failure, -s workspace-write)", **sup
+        help="low-friction sandboxed automatic execution (-a on-failure, -s workspace-write; "
+             "in exec, which asks nothing: -s workspace-write, approval never unless -a)", **sup
     )
     parser.add_argument(
         "--dangerously-bypass-approvals-and-sandbox", "--yolo", dest="dangerously_bypass", action="store_true",
