@@ -7996,8 +7996,12 @@ class JsonRpcConnection(JsonRpcSession):
                 self._writer.write(data)
                 self._writer.flush()
             except (OSError, ValueError) as exc:
-                self._close("cannot write to %s (%s)" % (self.name, exc))
-                raise McpError("cannot write to %s: %s" % (self.name, exc))
+                if isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.EPIPE:
+                    why = "it stopped reading its input (closed stdin or exited)"  # not a raw "Broken pipe"
+                else:
+                    why = getattr(exc, "strerror", None) or str(exc)
+                self._close("cannot write to %s (%s)" % (self.name, why))
+                raise McpError("cannot write to %s: %s" % (self.name, why))
 
 
 def _json_line(msg):
@@ -9157,9 +9161,10 @@ def _mcp_list(cfg, as_json=False):
         rows = mgr.status()
     finally:
         mgr.shutdown()
+    failed = 1 if any(r["status"] == "failed" for r in rows) else 0  # a script can tell
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return 0
+        return failed
     if not rows:
         print("No MCP servers configured. Add one with `codex mcp add NAME -- COMMAND ARGS...` or "
               "`codex mcp add NAME --url URL` (a [mcp_servers.NAME] table in %s)" % cfg.config_path)
@@ -9173,12 +9178,12 @@ def _mcp_list(cfg, as_json=False):
         else:
             kind, target = "stdio", " ".join([r["command"] or ""] + r["args"])
         print("%-*s  %-8s  %5s  %-9s  %s" % (width, r["name"], r["status"], count, kind, target))
-    for r in rows:
+    for r in rows:  # one line per failed server
         if r["error"]:
             print("%s: %s" % (r["name"], r["error"]))
         elif r["notice"]:
             print("%s: %s" % (r["name"], r["notice"]))
-    return 0
+    return failed
 
 
 def _mcp_call(cfg, server, tool, arguments, as_json=False):

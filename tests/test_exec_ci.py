@@ -183,6 +183,12 @@ def test_exec_full_auto_header_help_and_readme_agree(exec_codex, server, run_cod
     assert "in `exec` only `-s workspace-write`, approval stays `never`" in readme
 
 
+def test_readme_quick_start_names_the_built_file():
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "./codex" in quick and "dist/codex" in quick and "python3 build.py" in quick
+
+
 def test_usage_carries_reasoning_and_cache_write_tokens(exec_codex, server):
     server.enqueue(Turn().text("ok").usage(100, 40, 10, reasoning_output_tokens=25))
     proc = exec_codex("--json", "hi")
