@@ -10,6 +10,7 @@ import pytest
 
 import codex
 from support.qa_need import need_installed
+from support.wait import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -311,7 +312,7 @@ def test_abandoned_calls_are_cancelled_on_the_server(tmp_path):
         threading.Timer(0.2, cancel.set).start()
         with pytest.raises(codex.McpError, match="cancelled"):
             mgr.call("h__hello", {"n": 2}, cancel=cancel)
-        time.sleep(0.2)
+        wait_until(lambda: record.read_text().count("notifications/cancelled") >= 2)
         msgs = [json.loads(line) for line in record.read_text().splitlines()]
         calls = [m["id"] for m in msgs if m.get("method") == "tools/call"]
         cancels = [m["params"] for m in msgs if m.get("method") == "notifications/cancelled"]
@@ -371,8 +372,13 @@ def test_shutdown_stops_the_process_group(tmp_path):
     mgr.wait_ready(10)
     mgr.shutdown()
     pid = int(child_pid.read_text())
-    time.sleep(0.2)
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+    def gone():
+        try:
+            return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+    assert wait_until(gone, timeout=5)
 
 
 # -- npm reference servers ------------------------------------------------------------
