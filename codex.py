@@ -1419,14 +1419,77 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     """Resolve the session config: flags > -c > profile > config.toml > defaults.
 
     Returns a Config; raises ConfigError with a one-line message on bad input.  Warnings
-    (unknown keys and the like) are collected in `config.warnings`.
+    (unknown keys and the like) are collected in `config.warnings`.  The steps, in order:
+    read the layers (_read_config_layers), check each on its own (_check_config_layers),
+    merge them with the flags and defaults on top (_merge_config_layers), check the merged
+    values (_check_config_values), build the providers (_load_providers), then derive what
+    follows (_derive_config: requirements, the model, the instructions).
     """
     environ = os.environ if environ is None else environ
     overrides = overrides or ConfigOverrides()
     home = Path(home) if home is not None else codex_home(environ)
+    warnings = []
+    read = _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings)
+    _check_config_layers(read.layers, warnings)
+    values, sources = _merge_config_layers(read, overrides)
+    if strict and warnings:
+        raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
+    _check_config_values(read, values, environ, warnings)
+    providers = _load_providers(read, values, environ, warnings)
+    requirements, base_instructions, include_plan_tool = _derive_config(read, values, sources, providers, overrides, warnings)
+    return Config(
+        codex_home=home,
+        config_path=read.path,
+        cwd=read.cwd,
+        profile=read.profile_name,
+        provider=providers[values["model_provider"]],
+        providers=providers,
+        base_instructions=base_instructions,
+        include_plan_tool=include_plan_tool,
+        dangerously_bypass=bool(overrides.dangerously_bypass),
+        sources=frozen_mapping(sources),
+        warnings=tuple(warnings),
+        project_root=read.project_root,
+        trusted_project_root=read.trusted_root,
+        requirements=requirements,
+        layer_paths=frozen_mapping({label: place for label, place, _layer in read.layers if _layer}),
+        **values
+    )
+
+
+class ConfigLayers(Record):
+    """The config's layers as read, lowest first, before they are merged (see load_config)."""
+
+    home: Path  # $CODEX_HOME
+    path: Path  # $CODEX_HOME/config.toml (read or not)
+    system_dir: Path  # where the machine-wide config and requirements live
+    cwd: Path  # the working directory, resolved
+    profiles: dict  # every [profiles.*] table of the system file, config.toml and -c, merged
+    profile_name: "str | None"
+    layers: tuple  # (label, place, table) for system, config.toml, profile, project, -c
+    project_root: "Path | None"
+    trusted_root: "Path | None"
+
+    where = property(lambda self: str(self.path), doc="config.toml's path, for messages")
+
+    def place_of(self, *parts):
+        """Where the value at this dotted path was set (the highest layer that has it)."""
+        for _label, place, layer in reversed(self.layers):
+            node = layer
+            for part in parts:
+                if not isinstance(node, dict) or part not in node:
+                    break
+                node = node[part]
+            else:
+                return place
+        return self.where
+
+
+def _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings):
+    """Step 1: read the system file, config.toml, the -c overrides, the profile (its table and
+    its $CODEX_HOME/NAME.config.toml) and the project layer; a ConfigLayers."""
     toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
-    warnings = []
     system_dir = system_config_dir(environ)
     system_tree, system_path = read_config_file(system_dir)
     cwd = _resolve_cwd(overrides.cwd if overrides.cwd is not None else cwd)
@@ -1473,9 +1536,6 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
 
     project_tree, project_place, project_root, trusted_root = _project_layer(
         cwd, [system_tree, toml_tree, cli_tree], overrides.trust, warnings)
-
-    # Check every layer on its own, so a bad value is reported even when a higher layer
-    # (e.g. exec's forced approval policy) would have replaced it.
     layers = (
         ("system", str(system_path), system_tree),
         ("config.toml", where, toml_tree),
@@ -1483,6 +1543,13 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         ("project", project_place, project_tree),
         ("-c", "-c", cli_tree),
     )
+    return ConfigLayers(home=Path(home), path=path, system_dir=system_dir, cwd=cwd, profiles=profiles, profile_name=profile_name,
+                        layers=layers, project_root=project_root, trusted_root=trusted_root)
+
+
+def _check_config_layers(layers, warnings):
+    """Step 2: check every layer on its own, so a bad value is reported even when a higher
+    layer (e.g. exec's forced approval policy) would have replaced it."""
     for label, place, layer in layers:
         for key in list(layer):
             spec = CONFIG_KEYS.get(key)
@@ -1497,22 +1564,13 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             elif allowed is not None:
                 _check_enum(place, key, layer[key], allowed)
 
-    def place_of(*parts):
-        """Where the value at this dotted path was set (the highest layer that has it)."""
-        for _label, place, layer in reversed(layers):
-            node = layer
-            for part in parts:
-                if not isinstance(node, dict) or part not in node:
-                    break
-                node = node[part]
-            else:
-                return place
-        return where
 
-    # Layer the sources and remember where each top-level value came from.
+def _merge_config_layers(read, overrides):
+    """Step 3: merge the layers (tables deeply), put the flags on top and fill in the defaults;
+    (values, sources) where sources says which layer each top-level value came from."""
     sources = {}
     values = {}
-    for label, _place, layer in layers:
+    for label, _place, layer in read.layers:
         for key, value in layer.items():
             if key not in CONFIG_KEYS:
                 continue
@@ -1536,14 +1594,18 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         if value is not None:
             values[key] = _normalize_approval(value, "--ask-for-approval") if key == "approval_policy" else value
             sources[key] = "flag"
-    values["profiles"] = profiles
+    values["profiles"] = read.profiles
     for key, (_kind, default, _allowed) in CONFIG_KEYS.items():
         if key not in values:
             values[key] = dict(default) if isinstance(default, dict) else default
             sources.setdefault(key, "default")
-    if strict and warnings:
-        raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
+    return values, sources
 
+
+def _check_config_values(read, values, environ, warnings):
+    """Step 4: check the merged values (tables, enums, limits, MCP servers, hooks); tables
+    are replaced by their checked copies in `values`."""
+    place_of, where = read.place_of, read.where
     for key, (value, why) in sorted(INERT_KEYS.items()):
         if values.get(key) == value:
             warnings.append("%s: `%s = %s` has no effect: %s" % (
@@ -1597,9 +1659,12 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
-    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ, trusted_root))
+    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), read.home, environ, read.trusted_root))
 
-    # Providers: built-ins first; a user entry with a built-in's name updates its fields.
+
+def _load_providers(read, values, environ, warnings):
+    """Step 5: the providers: built-ins first; a user entry with a built-in's name updates its fields."""
+    place_of = read.place_of
     providers = builtin_providers(environ)
     for pid, table in values["model_providers"].items():
         pplace = place_of("model_providers", pid)
@@ -1631,13 +1696,20 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         elif not checked.get("base_url"):
             raise ConfigError("%s: `model_providers.%s.base_url` is required" % (pplace, pid))
         providers[pid] = ProviderInfo(pid, **checked)
-    requirements = load_requirements(system_dir, home)
+    return providers
+
+
+def _derive_config(read, values, sources, providers, overrides, warnings):
+    """Step 6: what follows from the merged values: the requirements (which may pin values),
+    the provider check, the default model, the base instructions and include_plan_tool;
+    returns (requirements, base_instructions, include_plan_tool)."""
+    requirements = load_requirements(read.system_dir, read.home)
     apply_requirements(requirements, values, sources, providers, warnings)
     provider_id = values["model_provider"]
     if provider_id not in providers:
         raise ConfigError(
             "model provider `%s` not found; known providers: %s (define it under [model_providers.%s] in %s)"
-            % (provider_id, ", ".join(sorted(providers)), provider_id, where)
+            % (provider_id, ", ".join(sorted(providers)), provider_id, read.where)
         )
     if values["model"] is None:
         values["model"] = DEFAULT_OSS_MODEL if provider_id in ("oss", "ollama") and overrides.oss else DEFAULT_MODEL
@@ -1650,7 +1722,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if instructions_file and base_instructions is None:
         ipath = Path(instructions_file).expanduser()
         if not ipath.is_absolute():
-            ipath = cwd / ipath
+            ipath = read.cwd / ipath
         try:
             base_instructions = ipath.read_text(encoding="utf-8")
         except OSError as exc:
@@ -1661,24 +1733,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     include_plan_tool = values["include_plan_tool"] if overrides.include_plan_tool is None else overrides.include_plan_tool
     values.pop("profile", None)
     values.pop("include_plan_tool", None)
-    return Config(
-        codex_home=home,
-        config_path=path,
-        cwd=cwd,
-        profile=profile_name,
-        provider=providers[provider_id],
-        providers=providers,
-        base_instructions=base_instructions,
-        include_plan_tool=include_plan_tool,
-        dangerously_bypass=bool(overrides.dangerously_bypass),
-        sources=frozen_mapping(sources),
-        warnings=tuple(warnings),
-        project_root=project_root,
-        trusted_project_root=trusted_root,
-        requirements=requirements,
-        layer_paths=frozen_mapping({label: place for label, place, _layer in layers if _layer}),
-        **values
-    )
+    return requirements, base_instructions, include_plan_tool
 
 
 def _resolve_cwd(value):
@@ -4165,8 +4220,10 @@ def make_model_client(cfg, session_id, environ=None):
 
 # The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §16
-#       (no thread until used; turn_context: start from this TurnContext instead of the config's)
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None).start()   # §16
+#       (the constructor only builds state; start() does the I/O: instructions or the resumed
+#       rollout, the rollout file, MCP servers, session_configured; no thread until used;
+#       turn_context: start from this TurnContext instead of the config's)
 #   session.turn_context -> TurnContext (§15a: the effective policy, overrides applied); session.closed,
 #       session.busy (a task is running).  Front ends use these, never private state; how to add a
 #       front end, a tool, a wire API or an MCP transport: docs/extending.md.
@@ -4175,6 +4232,8 @@ def make_model_client(cfg, session_id, environ=None):
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
 #       assigned when absent)
 #   session.next_event(timeout=None) -> {"id": submission_id, "msg": {"type": "...", ...}} or None
+#   pump_events(session, on_event, tick=None, poll=0.25) -> "event" | "tick" | "closed"
+#       the one loop front ends read events with (below): on_event(event) / tick() return True to stop
 #   session.interrupt(); session.shutdown()
 #   session.session_id, session.rollout_path, session.history (list of response items)
 #   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
@@ -4191,7 +4250,7 @@ def make_model_client(cfg, session_id, environ=None):
 # `decision` is one of REVIEW_DECISIONS.  With approval_handler(msg) -> decision the
 # session calls it instead (synchronously, on the task thread) and emits no request event.
 #
-# The shell tool hands approvals to §11's execute_with_policy through
+# The shell tool hands approvals to §13's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
 # and passes a SessionState whose `approved_commands` set
 # holds argv tuples the user approved for the session.
@@ -4211,7 +4270,7 @@ EVENT_TYPES = (
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
     "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
-    "tool_call_blocked",
+    "tool_call_blocked", "tool_call_begin", "tool_call_end",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
@@ -4230,6 +4289,25 @@ def wire_duration(seconds):
     seconds = max(0.0, float(seconds))
     secs = int(seconds)
     return {"secs": secs, "nanos": int(round((seconds - secs) * 1e9)) % 1000000000}
+
+
+def pump_events(session, on_event, tick=None, poll=0.25):
+    """The one loop that drains a session's events, shared by every front end (exec, the REPL,
+    the MCP server, proto): each round, tick() (if given) runs first and ends the pump by
+    returning True (a front end's own checks: keys pressed, a call cancelled, stdin closed);
+    then the next event (waited for up to `poll` seconds) goes to on_event(event), which ends
+    the pump by returning True.  Returns why it ended: "event", "tick", or "closed" (the
+    session shut down and its events are drained)."""
+    while True:
+        if tick is not None and tick():
+            return "tick"
+        event = session.next_event(timeout=poll)
+        if event is None:
+            if session.closed:
+                return "closed"
+            continue
+        if on_event(event):
+            return "event"
 
 
 class SessionState(object):
@@ -4309,6 +4387,20 @@ def compact_prompt_wanted(cfg, family):
 COMPACT_PROMPT_MAX_WINDOW = 32768  #: windows up to this many tokens get the compact prompt by default
 
 
+def _shell_spec(name, props, ctx, compact, description, compact_description):
+    """The one builder behind the `shell` and `shell_command` tools: `props` plus the
+    escalation fields, and the description with the effective sandbox policy's notes
+    (on-request; the compact form keeps the fields but not the notes)."""
+    notes = _escalation_props(ctx, props)
+    return {
+        "type": "function",
+        "name": name,
+        "description": compact_description if compact else description + notes,
+        "strict": False,
+        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
+    }
+
+
 def _escalation_props(cfg, props):
     """Add the escalation fields (on-request in workspace-write) and return the sandbox notes."""
     notes = ""
@@ -4339,59 +4431,22 @@ def shell_command_tool(cfg, compact=False):
         for prop in props.values():
             prop.pop("description", None)
         props["command"]["description"] = "bash script"
-        description = SHELL_COMMAND_COMPACT_DESCRIPTION
-    else:
-        description = SHELL_COMMAND_TOOL_DESCRIPTION
-    notes = _escalation_props(cfg, props)
-    if not compact:
-        description += notes
-    return {
-        "type": "function",
-        "name": "shell_command",
-        "description": description,
-        "strict": False,
-        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
-    }
+    return _shell_spec("shell_command", props, cfg, compact, SHELL_COMMAND_TOOL_DESCRIPTION, SHELL_COMMAND_COMPACT_DESCRIPTION)
 
 
 def shell_tool(ctx, compact=False):
     """The `shell` function tool for a TurnContext (or a Config): richer descriptions and the
     escalation fields under on-request, describing the effective sandbox policy."""
-    policy = ctx.sandbox_policy
     props = {
         "command": {"type": "array", "items": {"type": "string"}},
         "workdir": {"type": "string"},
         "timeout": {"type": "number"},
     }
-    description = SHELL_TOOL_DESCRIPTION
-    if compact:
-        _escalation_props(ctx, props)
-        return {"type": "function", "name": "shell", "description": SHELL_COMPACT_DESCRIPTION, "strict": False,
-                "parameters": {"type": "object", "properties": props, "required": ["command"],
-                               "additionalProperties": False}}
-    if ctx.approval_policy == "on-request":
+    if not compact and ctx.approval_policy == "on-request":
         props["command"]["description"] = "The command to execute as an argv array, e.g. [\"bash\", \"-lc\", \"ls\"]"
         props["workdir"]["description"] = "The working directory to execute the command in"
         props["timeout"]["description"] = "The timeout for the command in milliseconds"
-        if policy.mode == "workspace-write":
-            props["with_escalated_permissions"] = {
-                "type": "boolean",
-                "description": "Whether to request escalated permissions (run outside the sandbox)",
-            }
-            props["justification"] = {
-                "type": "string",
-                "description": "Only with with_escalated_permissions: one sentence telling the user why",
-            }
-        description += _SANDBOX_TOOL_NOTES.get(policy.mode, "")
-        if policy.mode == "workspace-write":
-            description += " Network access is %s." % ("enabled" if policy.has_network() else "restricted")
-    return {
-        "type": "function",
-        "name": "shell",
-        "description": description,
-        "strict": False,
-        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
-    }
+    return _shell_spec("shell", props, ctx, compact, SHELL_TOOL_DESCRIPTION, SHELL_COMPACT_DESCRIPTION)
 
 
 _SANDBOX_TOOL_NOTES = {
@@ -4694,6 +4749,18 @@ class Tool(Record):
     assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
     events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
     aliases: "tuple[str, ...]" = ()  # other names the model may call it by
+    #: set: the runner wraps each call in tool_call_begin / tool_call_end events, which every
+    #: front end shows through these hooks (None: the tool shows through the events it emits)
+    render: "ToolRender | None" = None
+
+
+class ToolRender(Record):
+    """How a registered tool's calls show in every front end.  Each hook gets the event msg:
+    tool_call_begin {"call_id", "tool", "arguments"} or tool_call_end (also "output",
+    "success", "duration"); a hook left None gives the generic form (tool_call_text/item)."""
+
+    human: "Callable[[dict], str | None] | None" = None  # exec's progress line, the REPL's line (None: not shown)
+    item: "Callable[[dict], dict] | None" = None  # fields added to the `--json` item (type "tool_call")
 
 
 TOOLS = {}  #: name -> Tool, in the order tools are offered
@@ -4714,6 +4781,36 @@ def register_tool(tool):
 def find_tool(name):
     """The registered Tool called `name` (or an alias), or None."""
     return _TOOL_NAMES.get(name)
+
+
+def _render_hook(msg, hook):
+    tool = find_tool(msg.get("tool") or "")
+    return getattr(tool.render, hook) if tool is not None and tool.render is not None else None
+
+
+def tool_call_text(msg):
+    """A tool_call_begin/tool_call_end event as one line for people (exec's progress, the
+    REPL), from the tool's render.human hook or the generic form; None: nothing to show."""
+    hook = _render_hook(msg, "human")
+    if hook is not None:
+        return hook(msg)
+    if msg.get("type") == "tool_call_begin":
+        return "%s %s" % (msg.get("tool"), json.dumps(msg.get("arguments"), ensure_ascii=False, sort_keys=True))
+    lines = (msg.get("output") or "").strip().splitlines()
+    return "%s %s: %s" % (msg.get("tool"), "succeeded" if msg.get("success") else "failed",
+                          lines[0] if lines else "(no output)")
+
+
+def tool_call_item(msg):
+    """The `--json` item fields of a tool_call_begin/tool_call_end event (type tool_call: tool,
+    arguments, status, and the output at the end), plus what the tool's render.item adds."""
+    item = {"type": "tool_call", "tool": msg.get("tool"), "arguments": msg.get("arguments"), "status": "in_progress"}
+    if msg.get("type") == "tool_call_end":
+        item.update(output=msg.get("output") or "", status="completed" if msg.get("success") else "failed")
+    hook = _render_hook(msg, "item")
+    if hook is not None:
+        item.update(hook(msg) or {})
+    return item
 
 
 def parse_apply_patch_arguments(arguments):
@@ -8229,8 +8326,12 @@ class JsonRpcConnection(JsonRpcSession):
                 self._writer.write(data)
                 self._writer.flush()
             except (OSError, ValueError) as exc:
-                self._close("cannot write to %s (%s)" % (self.name, exc))
-                raise McpError("cannot write to %s: %s" % (self.name, exc))
+                if isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.EPIPE:
+                    why = "it stopped reading its input (closed stdin or exited)"  # not a raw "Broken pipe"
+                else:
+                    why = getattr(exc, "strerror", None) or str(exc)
+                self._close("cannot write to %s (%s)" % (self.name, why))
+                raise McpError("cannot write to %s: %s" % (self.name, why))
 
 
 def _json_line(msg):
@@ -9390,9 +9491,10 @@ def _mcp_list(cfg, as_json=False):
         rows = mgr.status()
     finally:
         mgr.shutdown()
+    failed = 1 if any(r["status"] == "failed" for r in rows) else 0  # a script can tell
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return 0
+        return failed
     if not rows:
         print("No MCP servers configured. Add one with `codex mcp add NAME -- COMMAND ARGS...` or "
               "`codex mcp add NAME --url URL` (a [mcp_servers.NAME] table in %s)" % cfg.config_path)
@@ -9406,12 +9508,12 @@ def _mcp_list(cfg, as_json=False):
         else:
             kind, target = "stdio", " ".join([r["command"] or ""] + r["args"])
         print("%-*s  %-8s  %5s  %-9s  %s" % (width, r["name"], r["status"], count, kind, target))
-    for r in rows:
+    for r in rows:  # one line per failed server
         if r["error"]:
             print("%s: %s" % (r["name"], r["error"]))
         elif r["notice"]:
             print("%s: %s" % (r["name"], r["notice"]))
-    return 0
+    return failed
 
 
 def _mcp_call(cfg, server, tool, arguments, as_json=False):
@@ -10009,10 +10111,29 @@ def expand_custom_prompt(prompt, arg_text):
     return _PROMPT_PLACEHOLDER_RE.sub(fill, prompt.body)
 
 
-def expand_prompt_command(cfg, text):
-    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none)."""
-    found = find_prompt_command(text, load_custom_prompts(prompt_dirs(cfg)))
-    return text if found is None else expand_custom_prompt(*found)
+def expand_prompt_command(cfg, text, strict=False):
+    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none).
+
+    `strict` (exec, where no slash command runs): a `/name` that names no prompt file is a
+    UsageError naming the prompts there are, rather than text billed as a turn, unless
+    /name is a path that exists (`/tmp is full` is a prompt)."""
+    prompts = load_custom_prompts(prompt_dirs(cfg))
+    found = find_prompt_command(text, prompts)
+    if found is not None:
+        return expand_custom_prompt(*found)
+    m = re.match(r"/((?:%s)?[A-Za-z][\w.-]*)(?:\s|$)" % re.escape(PROMPT_COMMAND_PREFIX), text) if strict else None
+    if m is not None and not os.path.exists("/" + m.group(1)):
+        import difflib
+
+        word = m.group(1)
+        name = word[len(PROMPT_COMMAND_PREFIX):] if word.startswith(PROMPT_COMMAND_PREFIX) else word
+        close = difflib.get_close_matches(name, sorted(prompts), n=1, cutoff=0.6)
+        known = ", ".join("/" + n for n in sorted(prompts)) or "none (add NAME.md to %s)" % (
+            Path(cfg.codex_home) / PROMPTS_SUBDIR)
+        raise UsageError("/%s is not a reusable prompt%s: exec runs no slash commands, only prompt files "
+                         "(%s); to send the text as it is, begin it with a space"
+                         % (word, "; did you mean /%s?" % close[0] if close else "", known))
+    return text
 
 
 def prompt_dirs(cfg):
@@ -10919,11 +11040,12 @@ class Session(object):
 
     def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None,
                  output_schema=None, turn_context=None):
+        """The session's state, in memory only: start() does its I/O."""
         import queue
         import uuid
 
         self.cfg = config
-        self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
+        self._ctx = turn_context  # None: the config's, computed by start() (it reads AGENTS.md)
         self.tools = ToolRunner(self)
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
@@ -10949,21 +11071,36 @@ class Session(object):
         #: -> True to go on (the REPL asks the user); without one the turn stops
         self.loop_handler = None
         self._window_probe = None
+        self.rollout_path = None
+        self._rollout = None
+        self._resume_path = resume_path or self.cfg.experimental_resume
+        self._record_rollout = record_rollout
+        self._resumed = bool(self._resume_path)
+        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
+        self._session_blocked = None  # the reason when they blocked
+        self.user_instructions = None
+        self.mcp = None
+        self._started = False
+
+    def start(self):
+        """The session's I/O, once: read the instructions (AGENTS.md) or the resumed rollout,
+        open the rollout, start the MCP servers and the context-window probe, read the history
+        log's metadata, then emit session_configured (and startup warnings and errors).
+        Returns the session, so that `Session(cfg).start()` is the usual way to get one."""
+        if self._started:
+            return self
+        self._started = True
+        if self._ctx is None:
+            self._ctx = TurnContext.from_config(self.cfg)
         if self.cfg.provider.wire_api == "chat" and not self.family.context_window:
             # the served window decides the prompt's size and compaction; asked in the background
             self._window_probe = threading.Thread(
                 target=discover_context_window, args=(self.cfg.provider, self.cfg.model, self._environ),
                 name="codex-window-probe", daemon=True)
             self._window_probe.start()
-        self.rollout_path = None
-        self._rollout = None
         startup_errors = []
         startup_warnings = []
-        resume_path = resume_path or self.cfg.experimental_resume
-        self._resumed = bool(resume_path)
-        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
-        self._session_blocked = None  # the reason when they blocked
-        self.user_instructions = None
+        resume_path = self._resume_path
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
         if resume_path:
@@ -10989,7 +11126,7 @@ class Session(object):
                 self.history.append(text_message("user", "<user_instructions>\n\n%s\n\n</user_instructions>" % self.user_instructions))
             self.history.append(text_message("user", environment_context(self._ctx, self.shell_name)))
             new_items = list(self.history)
-        if record_rollout:
+        if self._record_rollout:
             try:
                 self._rollout = RolloutRecorder(self._ctx, self.session_id, self.user_instructions, resume_path=resume_path)
                 self.rollout_path = self._rollout.path
@@ -11000,7 +11137,6 @@ class Session(object):
                                         "rollout, so it cannot be resumed; fix the directory's permissions or use "
                                         "--ephemeral" % (Path(self.cfg.codex_home) / ROLLOUT_SUBDIR,
                                                          getattr(exc, "strerror", None) or exc))
-        self.mcp = None
         if self.cfg.mcp_servers:
             try:
                 self.mcp = McpConnectionManager(self.cfg)
@@ -11022,6 +11158,11 @@ class Session(object):
             self._emit("", "background_event", message=message)
         for message in startup_errors:
             self._emit("", "error", message=message)
+        return self
+
+    def _require_started(self):
+        if not self._started:
+            raise RuntimeError("Session.start() was not called (Session(cfg).start())")
 
     # -- front-end API --
     @property
@@ -11051,6 +11192,7 @@ class Session(object):
 
     def submit(self, op):
         """Submit an op (or a whole {"id", "op"} submission); return its submission id."""
+        self._require_started()
         with self._lock:
             if "op" in op and isinstance(op.get("op"), dict):
                 sub_id = str(op.get("id") or self._new_sub_id())
@@ -11075,6 +11217,7 @@ class Session(object):
         """The next event, or None when `timeout` seconds pass (or the session is over)."""
         import queue
 
+        self._require_started()
         if self._closed and self._events.empty():
             return None
         try:
@@ -11138,7 +11281,7 @@ class Session(object):
         drop = max(0, min(int(drop_last_user_messages), len(users)))
         cut = users[len(users) - drop] if drop else len(items)
         new = Session(self.cfg, approval_handler=self.approval_handler, record_rollout=self._rollout is not None,
-                      environ=self._environ, turn_context=self._ctx)
+                      environ=self._environ, turn_context=self._ctx).start()
         new._record([it for it in items[:cut] if not _is_context_message(it)])
         return new
 
@@ -11921,7 +12064,7 @@ class ToolRunner(object):
         try:
             tool = find_tool(name)
             if tool is not None:
-                return tool.run(self, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
+                return self._run_tool(tool, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
@@ -11930,8 +12073,21 @@ class ToolRunner(object):
 
     def run(self, task, call_id, name, params):
         """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
-        tool = find_tool(name)
-        return tool.run(self, task, call_id, params)
+        return self._run_tool(find_tool(name), task, call_id, params)
+
+    def _run_tool(self, tool, task, call_id, params):
+        """tool.run, wrapped in tool_call_begin/tool_call_end when the tool declares a render."""
+        if tool.render is None:
+            return tool.run(self, task, call_id, params)
+        started, output = time.monotonic(), None
+        self._task_emit(task, "tool_call_begin", call_id=call_id, tool=tool.name, arguments=params)
+        try:
+            output = tool.run(self, task, call_id, params)
+            return output
+        finally:
+            self._task_emit(task, "tool_call_end", call_id=call_id, tool=tool.name, arguments=params,
+                            output=output or "", success=output is not None,
+                            duration=wire_duration(time.monotonic() - started))
 
     def assess(self, task, name, params):
         """The registered tool's approval assessment of params under the turn's context (None: the
@@ -12008,7 +12164,8 @@ class ToolRunner(object):
         if capped:
             outcome = ExecOutcome(outcome.result, _note_for_model(outcome.model_output, capped), outcome.decision)
         if outcome.decision == "denied" and getattr(self.approval_handler, "refusal", None):
-            outcome = ExecOutcome(outcome.result, "%s: %s" % (outcome.model_output, self.approval_handler.refusal),
+            # nobody was asked (exec): not "rejected by user"
+            outcome = ExecOutcome(outcome.result, "exec command not run: %s" % self.approval_handler.refusal,
                                   outcome.decision)
         result = outcome.result
         if result is None:
@@ -12061,7 +12218,7 @@ class ToolRunner(object):
             if decision not in ("approved", "approved_for_session"):
                 if getattr(self.approval_handler, "refusal", None):
                     self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
-                    return "patch rejected by user: %s" % self.approval_handler.refusal
+                    return "patch not applied: %s" % self.approval_handler.refusal  # nobody was asked
                 return "patch rejected by user"
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         for ch in changes:
@@ -12499,6 +12656,10 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind in ("tool_call_begin", "tool_call_end"):  # a registered tool's own rendering (§09)
+            text = tool_call_text(msg)
+            if text:
+                self.ts("%s %s" % (self.c("magenta", "tool"), text))
         elif kind == "tool_call_blocked":
             command = (msg.get("tool_input") or {}).get("command")
             self.ts("%s %s%s: %s" % (self.c("red", "declined"), msg.get("tool"), " `%s`" % command if command else "",
@@ -12602,15 +12763,26 @@ class JsonPrinter(object):
                 item, status="completed" if msg.get("success") else "failed")})
         elif kind == "mcp_tool_call_begin":
             inv = msg.get("invocation") or {}
+            # upstream's McpToolCallItem: server, tool, arguments, result {content,
+            # structured_content} or null, error {message} or null, status
             item = self._item("mcp_tool_call", call_id=msg.get("call_id"), server=inv.get("server"), tool=inv.get("tool"),
-                              status="in_progress")
+                              arguments=inv.get("arguments"), result=None, error=None, status="in_progress")
             self.open_items[("mcp", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "mcp_tool_call_end":
-            item = self.open_items.pop(("mcp", msg.get("call_id")), None) or self._item("mcp_tool_call")
+            inv = msg.get("invocation") or {}
+            item = self.open_items.pop(("mcp", msg.get("call_id")), None) or self._item(
+                "mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), arguments=inv.get("arguments"))
             result = msg.get("result") or {}
-            ok = "Ok" in result and not (result.get("Ok") or {}).get("isError")
-            self.emit({"type": "item.completed", "item": dict(item, status="completed" if ok else "failed")})
+            ok = result.get("Ok") if isinstance(result.get("Ok"), dict) else None
+            if ok is not None:  # a tool's own error (isError) still has its content
+                done = dict(item, result={"content": ok.get("content") or [],
+                                          "structured_content": ok.get("structuredContent")},
+                            error=None, status="failed" if ok.get("isError") else "completed")
+            else:
+                done = dict(item, result=None, error={"message": str(result.get("Err") or "the tool call failed")},
+                            status="failed")
+            self.emit({"type": "item.completed", "item": done})
         elif kind == "plan_update":
             items = [{"text": s.get("step"), "completed": s.get("status") == "completed"} for s in msg.get("plan") or ()]
             if self.todo is None:
@@ -12619,6 +12791,14 @@ class JsonPrinter(object):
             else:
                 self.todo = dict(self.todo, items=items)
                 self.emit({"type": "item.updated", "item": self.todo})
+        elif kind == "tool_call_begin":  # a registered tool's own item (§09)
+            fields = tool_call_item(msg)
+            item = self._item(fields.pop("type"), call_id=msg.get("call_id"), **fields)
+            self.open_items[("tool", msg.get("call_id"))] = item
+            self.emit({"type": "item.started", "item": item})
+        elif kind == "tool_call_end":
+            item = self.open_items.pop(("tool", msg.get("call_id")), None) or self._item("tool_call")
+            self.emit({"type": "item.completed", "item": dict(item, **{k: v for k, v in tool_call_item(msg).items() if k != "type"})})
         elif kind == "tool_call_blocked":  # refused before it ran (a hook, an approval exec cannot ask)
             command = (msg.get("tool_input") or {}).get("command")
             if msg.get("tool") == "Bash" and command is not None:
@@ -12782,9 +12962,13 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     out = out or sys.stdout
     err = err or sys.stderr
     _check_exec_paths(images, last_message_file)
-    prompt = expand_prompt_command(cfg, prompt)
+    prompt = expand_prompt_command(cfg, prompt, strict=True)
+    # refused before anything starts: no header, no session, rollout or MCP server for a run
+    # that never reaches the model (upstream prints the header first)
+    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
+        raise UsageError(EXEC_NOT_GIT)
     session = Session(cfg, resume_path=resume_path, record_rollout=not ephemeral, output_schema=output_schema,
-                      approval_handler=approver)
+                      approval_handler=approver).start()
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
     printer.hide_answer = answer is not None and not as_json
@@ -12792,9 +12976,6 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.event(first["msg"])
     else:
         printer.header(session.session_id, shown_prompt or prompt, session.turn_context)
-    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
-        session.shutdown()
-        raise UsageError(EXEC_NOT_GIT)
     items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
     interrupts = [0]
     stop_waiting = threading.Event()
@@ -12835,21 +13016,24 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
             sub_id = None
         else:
             sub_id = session.submit({"type": "user_input", "items": items})
-        while sub_id is not None:
-            event = session.next_event(timeout=0.5)
-            if event is None:
-                continue
+
+        def on_event(event):
+            nonlocal failed, last, code
             msg = event["msg"]
             if msg["type"] == "error" and event["id"] == sub_id:  # startup errors (id "") are not fatal
                 failed = msg.get("message")
             printer.event(msg, session_level=event["id"] == "")
             if event["id"] == sub_id and msg["type"] == "task_complete":
                 last = msg.get("last_agent_message")
-                break
+                return True
             if event["id"] == sub_id and msg["type"] == "turn_aborted":
                 failed = failed or "task interrupted"
                 code = 130
-                break
+                return True
+            return False
+
+        if sub_id is not None:
+            pump_events(session, on_event, poll=0.5)
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
@@ -15686,6 +15870,9 @@ class Repl(object):
         self._reasoning_streamed = False
         self._execs = {}
         self._mcp = {}
+        self._mcp_lock = threading.Lock()
+        self._mcp_unshown = []  # MCP start-up failures taken from the manager, not yet printed
+        self._reading = False  # the composer is reading (guarded by _mcp_lock)
         self._turn_error = None
         self.failed_turns = 0  # turns that ended in an error (a piped REPL then exits 1)
         self._turn_id = None  # submission id of the running turn
@@ -15701,12 +15888,14 @@ class Repl(object):
 
         def create():
             try:
-                session = Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)
+                session = (Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)).start()
                 session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§16)
                 wire = self.ctx.to_wire()
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
                     session.submit(dict({"type": "override_turn_context"}, **wire))
                 self.session = session
+                if self.interactive:
+                    self._watch_mcp_startup(session)
             except BaseException as exc:  # reported on first use, in the main thread
                 self._session_error = exc
 
@@ -15714,6 +15903,55 @@ class Repl(object):
         self.session_id = None
         self._session_thread = threading.Thread(target=create, name="codex-session-start", daemon=True)
         self._session_thread.start()
+
+    def _composer_app(self):
+        """The composer's prompt-toolkit Application while it is reading, else None."""
+        prompt = getattr(self.composer, "_session", None)
+        app = getattr(prompt, "app", None)
+        if app is None or not getattr(app, "is_running", False) or getattr(app, "loop", None) is None:
+            return None
+        return app
+
+    def _watch_mcp_startup(self, session, poll=0.1, limit=3600.0):
+        """While MCP servers start in the background, show each one that fails as soon as it
+        fails, above the composer, which stays usable (start-up failures show before the first
+        prompt is sent, not after it).  Only while the composer is reading: during a turn,
+        _wait_for_mcp and the turn report them."""
+        manager = getattr(session, "mcp", None)
+        if manager is None or not (manager.starting() or manager.failures()):
+            return
+
+        def in_loop():
+            from prompt_toolkit.application import run_in_terminal
+
+            run_in_terminal(self._show_unshown_mcp_failures)
+
+        def watch():
+            began = time.monotonic()
+            while self.session is session and time.monotonic() - began < limit:
+                settled = not manager.starting()
+                with self._mcp_lock:  # the main thread clears _reading under it when the composer returns
+                    app = self._composer_app() if self._reading else None
+                    if app is not None:
+                        messages = manager.new_failures()
+                        self._mcp_unshown.extend(messages)
+                if app is not None:
+                    if messages:
+                        try:  # printed above the composer; left for the main thread if it just closed
+                            app.loop.call_soon_threadsafe(lambda: app.context.copy().run(in_loop))
+                        except (RuntimeError, AttributeError):
+                            pass
+                    if settled:
+                        return
+                time.sleep(poll)
+
+        threading.Thread(target=watch, name="codex-mcp-watch", daemon=True).start()
+
+    def _show_unshown_mcp_failures(self):
+        with self._mcp_lock:
+            messages, self._mcp_unshown = self._mcp_unshown, []
+        for message in messages:
+            self.renderer.error(message)
 
     def _ensure_session(self):
         """Wait for the Session; raise what creating it raised."""
@@ -15824,7 +16062,13 @@ class Repl(object):
         """The next message: the composer on a terminal, else one line of stdin."""
         if self.interactive:
             first = self.session is None and self._session_thread is None
-            return self.composer.read(default, complete, self._start_background if first else None)
+            with self._mcp_lock:
+                self._reading = True
+            try:
+                return self.composer.read(default, complete, self._start_background if first else None)
+            finally:
+                with self._mcp_lock:
+                    self._reading = False
         line = self.stdin.readline()
         if not line:
             return None
@@ -15851,8 +16095,11 @@ class Repl(object):
         """Before a user turn: wait for MCP servers still starting (each bounded by its
         startup_timeout_sec), showing which; Esc or Ctrl-C goes on without them (their tools
         join the session when they are ready).  Failures are shown before the turn."""
+        self._show_unshown_mcp_failures()
         manager = getattr(session, "mcp", None)
         if manager is None or not manager.starting():
+            for message in manager.new_failures() if manager is not None else ():
+                self.renderer.error(message)
             return
         stop = threading.Event()
         waiter = threading.Thread(target=session.wait_for_mcp, kwargs={"cancel": stop}, name="codex-mcp-wait", daemon=True)
@@ -15907,38 +16154,42 @@ class Repl(object):
         self.turn_usage, self._turn_error = {}, None
         self._stream = self._rstream = None
         interrupted_at = None
+
+        def tick():
+            nonlocal interrupted_at
+            if self._turn_error is not None and time.monotonic() - self._turn_error > 1.0:
+                return True  # an error with no task_complete after it
+            if interrupted_at is not None and time.monotonic() - interrupted_at > 5.0:
+                self.renderer.note("the turn did not stop after the interrupt; giving up on it")
+                return True
+            while keys is not None:
+                key = keys.get(0)
+                if key is None:
+                    break
+                if key in ("esc", "ctrl-c") and interrupted_at is None:
+                    session.interrupt()
+                    interrupted_at = time.monotonic()
+                    self.renderer.set_status("Interrupting")
+                elif len(key) == 1 and key.isprintable():
+                    self.typeahead += key
+                elif key == "backspace":
+                    self.typeahead = self.typeahead[:-1]
+                elif isinstance(key, tuple) and key[0] == "paste":
+                    self.typeahead += key[1]  # whole, newlines kept: not messages
+                elif key == "enter" and self.typeahead.strip():
+                    self.queued.append(self.typeahead.strip())  # sent when the turn ends
+                    self.typeahead = ""
+                self.renderer.set_queued(self.queued, self.typeahead)
+            return False
+
         with self._key_context() as keys:
             self._keys = keys
             self.renderer.start_status("Working")
             try:
                 while True:
                     try:
-                        event = session.next_event(timeout=0.05)
-                        if event is not None and self.handle_event(event):
-                            break
-                        if self._turn_error is not None and time.monotonic() - self._turn_error > 1.0:
-                            break  # an error with no task_complete after it
-                        if interrupted_at is not None and time.monotonic() - interrupted_at > 5.0:
-                            self.renderer.note("the turn did not stop after the interrupt; giving up on it")
-                            break
-                        while keys is not None:
-                            key = keys.get(0)
-                            if key is None:
-                                break
-                            if key in ("esc", "ctrl-c") and interrupted_at is None:
-                                session.interrupt()
-                                interrupted_at = time.monotonic()
-                                self.renderer.set_status("Interrupting")
-                            elif len(key) == 1 and key.isprintable():
-                                self.typeahead += key
-                            elif key == "backspace":
-                                self.typeahead = self.typeahead[:-1]
-                            elif isinstance(key, tuple) and key[0] == "paste":
-                                self.typeahead += key[1]  # whole, newlines kept: not messages
-                            elif key == "enter" and self.typeahead.strip():
-                                self.queued.append(self.typeahead.strip())  # sent when the turn ends
-                                self.typeahead = ""
-                            self.renderer.set_queued(self.queued, self.typeahead)
+                        pump_events(session, self.handle_event, tick, poll=0.05)
+                        break
                     except KeyboardInterrupt:
                         if interrupted_at is not None:
                             raise
@@ -16147,6 +16398,15 @@ class Repl(object):
 
     def _on_background_event(self, event, msg):
         self.renderer.note(msg.get("message", ""))
+
+    def _on_tool_call_begin(self, event, msg):  # a registered tool's own rendering (§09)
+        self.renderer.set_status("Calling %s" % msg.get("tool"))
+
+    def _on_tool_call_end(self, event, msg):
+        text = tool_call_text(msg)
+        if text:
+            self.renderer.text(("\u2022 ", "bold"), (text, ""))
+        self.renderer.set_status("Working")
 
     _on_stream_error = _on_background_event
 
@@ -17165,19 +17425,20 @@ class McpServer(object):
         sub_id = session.submit({"type": "user_input", "items": [{"type": "text", "text": prompt}]})
         sub_id = None if sub_id is None else str(sub_id)
         last_message, error, interrupted_at = None, None, None
-        while True:
+
+        def tick():
+            nonlocal interrupted_at
             if call.cancelled.is_set() and interrupted_at is None:
                 interrupted_at = time.monotonic()
-            if interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE:
-                return self._finish(call, None)
-            event = session.next_event(timeout=0.25)
-            if event is None:
-                continue
+            return interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE
+
+        def on_event(event):
+            nonlocal last_message, error
             msg = event.get("msg") or {}
             kind = msg.get("type")
             self._forward(call, event)
             if sub_id is not None and event.get("id") not in (sub_id, "", None):
-                continue  # a late event of an earlier (cancelled) turn of this session: not ours to act on
+                return False  # a late event of an earlier (cancelled) turn of this session: not ours to act on
             if kind == "session_configured":
                 self._register(call, session, str(msg.get("session_id")))
             elif kind == "exec_approval_request":
@@ -17196,12 +17457,22 @@ class McpServer(object):
                     if text is None:
                         text = last_message
                     if text is None and error is not None:
-                        return self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
-                    return self._finish(call, _text_result(text or "", session_id=call.session_id))
-                if kind == "turn_aborted":
+                        self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
+                    else:
+                        self._finish(call, _text_result(text or "", session_id=call.session_id))
+                elif kind == "turn_aborted":
                     reason = msg.get("reason", "interrupted")
-                    return self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
-                return self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+                    self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
+                else:
+                    self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+                return True
+            return False
+
+        ended = pump_events(session, on_event, tick)
+        if ended == "tick":
+            self._finish(call, None)
+        elif ended == "closed":
+            self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
 
     def _register(self, call, session, sid):
         """Keep a new session for codex-reply; shut down the least recently used idle ones."""
@@ -17305,8 +17576,8 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §16."""
-    return Session(cfg)
+    """Session(cfg) from §16, started."""
+    return Session(cfg).start()
 
 
 def run_mcp_server(args, cfg_loader, session_factory=None):
@@ -17369,7 +17640,7 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    session = Session(cfg)
+    session = Session(cfg).start()
     write_lock = threading.Lock()
     stdin_closed = threading.Event()
 
@@ -17394,22 +17665,22 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
                 continue
             session.submit(sub)
 
+    def tick():
+        if stdin_closed.is_set() and not session.busy and not session.closed:
+            # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
+            session.shutdown()
+        return False
+
+    def on_event(event):
+        with write_lock:
+            stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+            stdout.flush()
+        return event["msg"]["type"] == "shutdown_complete"
+
     threading.Thread(target=reader, name="proto-stdin", daemon=True).start()
     try:
-        while True:
-            event = session.next_event(timeout=0.5)
-            if event is None:
-                if session.closed:
-                    return 0
-                if stdin_closed.is_set() and not session.busy:
-                    # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
-                    session.shutdown()
-                continue
-            with write_lock:
-                stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-                stdout.flush()
-            if event["msg"]["type"] == "shutdown_complete":
-                return 0
+        pump_events(session, on_event, tick, poll=0.5)
+        return 0
     except KeyboardInterrupt:
         session.shutdown()
         return 130
@@ -18490,7 +18761,8 @@ def _add_config_options(parser, top):
     parser.add_argument("--oss", action="store_true", help="use the local open-source provider (Ollama)", **sup)
     parser.add_argument(
         "--full-auto", action="store_true",
-        help="low-friction sandboxed automatic execution (-a on-failure, -s workspace-write)", **sup
+        help="low-friction sandboxed automatic execution (-a on-failure, -s workspace-write; "
+             "in exec, which asks nothing: -s workspace-write, approval never unless -a)", **sup
     )
     parser.add_argument(
         "--dangerously-bypass-approvals-and-sandbox", "--yolo", dest="dangerously_bypass", action="store_true",
