@@ -2123,9 +2123,14 @@ class SandboxPolicy(object):
                     and any(_is_within(str(p), parent) for p in protected))
 
 
+#: home -> whether commands here are confined by Landlock alone (no user namespaces); §12b,
+#: which probes the machine, installs the real check
+_LANDLOCK_ONLY_CHECK = [lambda home=None: False]
+
+
 def _landlock_only(home=None):
-    """Whether commands here are confined by Landlock alone (no user namespaces: probe_sandbox, §12b)."""
-    return _LINUX and probe_sandbox(home).get("userns") == "0"
+    """Whether commands here are confined by Landlock alone (no user namespaces)."""
+    return _LANDLOCK_ONLY_CHECK[0](home)
 
 
 def _is_within(path, root):
@@ -6482,6 +6487,9 @@ def probe_sandbox(home=None):
         info["seatbelt"] = "1" if os.path.exists(SEATBELT_EXECUTABLE) else "0"
     _PROBE_CACHE[key] = info
     return info
+
+
+_LANDLOCK_ONLY_CHECK[0] = lambda home=None: _LINUX and probe_sandbox(home).get("userns") == "0"
 
 
 def sandbox_available(home=None):
