@@ -349,7 +349,7 @@ def test_global_options_after_config_using_subcommands(codex_home, args):
 
 def test_mcp_list_takes_dash_c_after_the_subcommand(codex_home):
     proc = run_raw(codex_home, ["mcp", "list", "-c", 'mcp_servers.x.command="/nonexistent/server"'])
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # x failed to start
     assert b"x" in proc.stdout and b"failed" in proc.stdout and b"/nonexistent/server" in proc.stdout
 
 
