@@ -240,13 +240,90 @@ def make_private_dirs(path):
             pass
 
 
+def _create_temp_beside(name, mode, dir_fd=None):
+    """Create a new empty file next to `name` (in `dir_fd` when given); returns (fd, temp name).
+
+    A fresh random name opened O_EXCL|O_NOFOLLOW: never a file or a symlink that a sandboxed
+    command planted at a predictable name (".x.tmp.<pid>") pointing outside the writable roots.
+    """
+    head, tail = os.path.split(str(name))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(head, ".%s.codex-tmp.%s" % (tail, os.urandom(8).hex()))
+        try:
+            return os.open(tmp, flags, mode, dir_fd=dir_fd), tmp
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "cannot create a temporary file", head or ".")
+
+
+class OutputFile(object):
+    """A file the user named for codex to write at the end of a run (`--output-last-message`).
+
+    Codex writes it unconfined, and it usually lies where sandboxed commands write (the
+    workspace, /tmp), so nothing a command did in between is trusted: the directory is opened
+    here, before any command runs (a directory swapped for a symlink later changes nothing),
+    and write() puts a new file in it and renames it over the name -- never writing through a
+    symlink or a hard link a command planted there.  A symlink at the name is refused.
+    """
+
+    def __init__(self, path, what):
+        self.path = str(path)
+        self.what = what  # how the user named it, for messages ("--output-last-message FILE")
+        full = os.path.abspath(os.path.expanduser(self.path))
+        self.name = os.path.basename(full)
+        flags = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.dir_fd = os.open(os.path.dirname(full), flags)  # OSError: the caller says what is wrong
+        self.check()
+
+    def check(self):
+        """Raise OSError (with a sentence as strerror) unless the name is free or a regular file."""
+        import stat
+
+        try:
+            st = os.lstat(self.name, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(self.name, dir_fd=self.dir_fd)
+            raise OSError(errno.ELOOP, "it is a symbolic link (to %s), which a sandboxed command may have planted; "
+                                       "codex does not write through it: remove it or name another file" % target)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL,
+                          "it is not a regular file; name a file")
+        return st
+
+    def write(self, text):
+        """Replace the file with `text` (UTF-8), keeping an existing file's permission bits."""
+        st = self.check()
+        fd, tmp = _create_temp_beside(self.name, 0o666, dir_fd=self.dir_fd)  # umask applies, as for open()
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if st is not None:
+                    os.fchmod(fh.fileno(), st.st_mode & 0o777)
+                fh.write(text.encode("utf-8"))
+            os.replace(tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=self.dir_fd)
+            except OSError:
+                pass
+            raise
+
+    def close(self):
+        if getattr(self, "dir_fd", None) is not None:
+            os.close(self.dir_fd)
+            self.dir_fd = None
+
+    __del__ = close  # a run that failed before writing
+
+
 def write_private_file(path, data, mode=0o600):
     """Atomically write `data` (str or bytes) to `path`, readable by the owner only."""
     path = Path(path)
     make_private_dirs(path.parent)
-    tmp = path.with_name(".%s.tmp.%d" % (path.name, os.getpid()))
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = _create_temp_beside(path, mode)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -1448,14 +1525,77 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     """Resolve the session config: flags > -c > profile > config.toml > defaults.
 
     Returns a Config; raises ConfigError with a one-line message on bad input.  Warnings
-    (unknown keys and the like) are collected in `config.warnings`.
+    (unknown keys and the like) are collected in `config.warnings`.  The steps, in order:
+    read the layers (_read_config_layers), check each on its own (_check_config_layers),
+    merge them with the flags and defaults on top (_merge_config_layers), check the merged
+    values (_check_config_values), build the providers (_load_providers), then derive what
+    follows (_derive_config: requirements, the model, the instructions).
     """
     environ = os.environ if environ is None else environ
     overrides = overrides or ConfigOverrides()
     home = Path(home) if home is not None else codex_home(environ)
+    warnings = []
+    read = _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings)
+    _check_config_layers(read.layers, warnings)
+    values, sources = _merge_config_layers(read, overrides)
+    if strict and warnings:
+        raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
+    _check_config_values(read, values, environ, warnings)
+    providers = _load_providers(read, values, environ, warnings)
+    requirements, base_instructions, include_plan_tool = _derive_config(read, values, sources, providers, overrides, warnings)
+    return Config(
+        codex_home=home,
+        config_path=read.path,
+        cwd=read.cwd,
+        profile=read.profile_name,
+        provider=providers[values["model_provider"]],
+        providers=providers,
+        base_instructions=base_instructions,
+        include_plan_tool=include_plan_tool,
+        dangerously_bypass=bool(overrides.dangerously_bypass),
+        sources=frozen_mapping(sources),
+        warnings=tuple(warnings),
+        project_root=read.project_root,
+        trusted_project_root=read.trusted_root,
+        requirements=requirements,
+        layer_paths=frozen_mapping({label: place for label, place, _layer in read.layers if _layer}),
+        **values
+    )
+
+
+class ConfigLayers(Record):
+    """The config's layers as read, lowest first, before they are merged (see load_config)."""
+
+    home: Path  # $CODEX_HOME
+    path: Path  # $CODEX_HOME/config.toml (read or not)
+    system_dir: Path  # where the machine-wide config and requirements live
+    cwd: Path  # the working directory, resolved
+    profiles: dict  # every [profiles.*] table of the system file, config.toml and -c, merged
+    profile_name: "str | None"
+    layers: tuple  # (label, place, table) for system, config.toml, profile, project, -c
+    project_root: "Path | None"
+    trusted_root: "Path | None"
+
+    where = property(lambda self: str(self.path), doc="config.toml's path, for messages")
+
+    def place_of(self, *parts):
+        """Where the value at this dotted path was set (the highest layer that has it)."""
+        for _label, place, layer in reversed(self.layers):
+            node = layer
+            for part in parts:
+                if not isinstance(node, dict) or part not in node:
+                    break
+                node = node[part]
+            else:
+                return place
+        return self.where
+
+
+def _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings):
+    """Step 1: read the system file, config.toml, the -c overrides, the profile (its table and
+    its $CODEX_HOME/NAME.config.toml) and the project layer; a ConfigLayers."""
     toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
-    warnings = []
     system_dir = system_config_dir(environ)
     system_tree, system_path = read_config_file(system_dir)
     cwd = _resolve_cwd(overrides.cwd if overrides.cwd is not None else cwd)
@@ -1502,9 +1642,6 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
 
     project_tree, project_place, project_root, trusted_root = _project_layer(
         cwd, [system_tree, toml_tree, cli_tree], overrides.trust, warnings)
-
-    # Check every layer on its own, so a bad value is reported even when a higher layer
-    # (e.g. exec's forced approval policy) would have replaced it.
     layers = (
         ("system", str(system_path), system_tree),
         ("config.toml", where, toml_tree),
@@ -1512,6 +1649,13 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         ("project", project_place, project_tree),
         ("-c", "-c", cli_tree),
     )
+    return ConfigLayers(home=Path(home), path=path, system_dir=system_dir, cwd=cwd, profiles=profiles, profile_name=profile_name,
+                        layers=layers, project_root=project_root, trusted_root=trusted_root)
+
+
+def _check_config_layers(layers, warnings):
+    """Step 2: check every layer on its own, so a bad value is reported even when a higher
+    layer (e.g. exec's forced approval policy) would have replaced it."""
     for label, place, layer in layers:
         for key in list(layer):
             spec = CONFIG_KEYS.get(key)
@@ -1525,25 +1669,18 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
                 layer[key] = _normalize_approval(layer[key], place)
             elif allowed is not None:
                 _check_enum(place, key, layer[key], allowed)
+    own = [layer for label, _place, layer in layers if label in ("system", "config.toml") or label.startswith("profile")]
+    for label, place, layer in layers:
+        if label == "project":  # a project's config never widens the sandbox (finding 04b)
+            _clamp_project_layer(layer, place, own, warnings)
 
-    _clamp_project_layer(project_tree, project_place, (system_tree, toml_tree, profile), warnings)
 
-    def place_of(*parts):
-        """Where the value at this dotted path was set (the highest layer that has it)."""
-        for _label, place, layer in reversed(layers):
-            node = layer
-            for part in parts:
-                if not isinstance(node, dict) or part not in node:
-                    break
-                node = node[part]
-            else:
-                return place
-        return where
-
-    # Layer the sources and remember where each top-level value came from.
+def _merge_config_layers(read, overrides):
+    """Step 3: merge the layers (tables deeply), put the flags on top and fill in the defaults;
+    (values, sources) where sources says which layer each top-level value came from."""
     sources = {}
     values = {}
-    for label, _place, layer in layers:
+    for label, _place, layer in read.layers:
         for key, value in layer.items():
             if key not in CONFIG_KEYS:
                 continue
@@ -1567,14 +1704,18 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         if value is not None:
             values[key] = _normalize_approval(value, "--ask-for-approval") if key == "approval_policy" else value
             sources[key] = "flag"
-    values["profiles"] = profiles
+    values["profiles"] = read.profiles
     for key, (_kind, default, _allowed) in CONFIG_KEYS.items():
         if key not in values:
             values[key] = dict(default) if isinstance(default, dict) else default
             sources.setdefault(key, "default")
-    if strict and warnings:
-        raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
+    return values, sources
 
+
+def _check_config_values(read, values, environ, warnings):
+    """Step 4: check the merged values (tables, enums, limits, MCP servers, hooks); tables
+    are replaced by their checked copies in `values`."""
+    place_of, where = read.place_of, read.where
     for key, (value, why) in sorted(INERT_KEYS.items()):
         if values.get(key) == value:
             warnings.append("%s: `%s = %s` has no effect: %s" % (
@@ -1628,9 +1769,12 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
-    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ, trusted_root))
+    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), read.home, environ, read.trusted_root))
 
-    # Providers: built-ins first; a user entry with a built-in's name updates its fields.
+
+def _load_providers(read, values, environ, warnings):
+    """Step 5: the providers: built-ins first; a user entry with a built-in's name updates its fields."""
+    place_of = read.place_of
     providers = builtin_providers(environ)
     for pid, table in values["model_providers"].items():
         pplace = place_of("model_providers", pid)
@@ -1662,13 +1806,20 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         elif not checked.get("base_url"):
             raise ConfigError("%s: `model_providers.%s.base_url` is required" % (pplace, pid))
         providers[pid] = ProviderInfo(pid, **checked)
-    requirements = load_requirements(system_dir, home)
+    return providers
+
+
+def _derive_config(read, values, sources, providers, overrides, warnings):
+    """Step 6: what follows from the merged values: the requirements (which may pin values),
+    the provider check, the default model, the base instructions and include_plan_tool;
+    returns (requirements, base_instructions, include_plan_tool)."""
+    requirements = load_requirements(read.system_dir, read.home)
     apply_requirements(requirements, values, sources, providers, warnings)
     provider_id = values["model_provider"]
     if provider_id not in providers:
         raise ConfigError(
             "model provider `%s` not found; known providers: %s (define it under [model_providers.%s] in %s)"
-            % (provider_id, ", ".join(sorted(providers)), provider_id, where)
+            % (provider_id, ", ".join(sorted(providers)), provider_id, read.where)
         )
     if values["model"] is None:
         values["model"] = DEFAULT_OSS_MODEL if provider_id in ("oss", "ollama") and overrides.oss else DEFAULT_MODEL
@@ -1681,7 +1832,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if instructions_file and base_instructions is None:
         ipath = Path(instructions_file).expanduser()
         if not ipath.is_absolute():
-            ipath = cwd / ipath
+            ipath = read.cwd / ipath
         try:
             base_instructions = ipath.read_text(encoding="utf-8")
         except OSError as exc:
@@ -1692,24 +1843,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     include_plan_tool = values["include_plan_tool"] if overrides.include_plan_tool is None else overrides.include_plan_tool
     values.pop("profile", None)
     values.pop("include_plan_tool", None)
-    return Config(
-        codex_home=home,
-        config_path=path,
-        cwd=cwd,
-        profile=profile_name,
-        provider=providers[provider_id],
-        providers=providers,
-        base_instructions=base_instructions,
-        include_plan_tool=include_plan_tool,
-        dangerously_bypass=bool(overrides.dangerously_bypass),
-        sources=frozen_mapping(sources),
-        warnings=tuple(warnings),
-        project_root=project_root,
-        trusted_project_root=trusted_root,
-        requirements=requirements,
-        layer_paths=frozen_mapping({label: place for label, place, _layer in layers if _layer}),
-        **values
-    )
+    return requirements, base_instructions, include_plan_tool
 
 
 def _resolve_cwd(value):
@@ -1988,11 +2122,13 @@ def read_auth(home):
 # read it, so it sits with the config, above them.
 
 
-#: directories not searched for nested repositories (large, and never repos themselves)
-_NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
 PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
-_NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
+#: how long one search for nested repositories may take (beyond the root's own listing): the
+#: directories it did not reach by then stay read-only for the command (fail closed)
+NESTED_REPO_SEARCH_SECONDS = 3.0
+_NESTED_REPO_MAX_UNREACHED = 64  #: unreached directories protected one by one; more: their parents
 _NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
+_NESTED_DIRS_MAX = 500000  #: directories remembered between searches (_NESTED_DIRS)
 
 
 class SandboxPolicy(object):
@@ -2136,7 +2272,27 @@ class SandboxPolicy(object):
         # config (core.fsmonitor, hooks) must not be written without a question either
         if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
             return False
-        return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
+        try:
+            protected = protected_paths(roots, cwd, home)
+        except SandboxError:
+            return False  # the sandbox cannot be built here: nothing is writable without a question
+        if any(_is_within(real, str(p)) for p in protected):
+            return False
+        # Landlock alone (no user namespaces): no entry may be created or removed in a directory on
+        # the way to a protected path; the files already there stay writable
+        parent = os.path.dirname(real)
+        return not (_landlock_only(home) and not os.path.lexists(real)
+                    and any(_is_within(str(p), parent) for p in protected))
+
+
+#: home -> whether commands here are confined by Landlock alone (no user namespaces); §12b,
+#: which probes the machine, installs the real check
+_LANDLOCK_ONLY_CHECK = [lambda home=None: False]
+
+
+def _landlock_only(home=None):
+    """Whether commands here are confined by Landlock alone (no user namespaces)."""
+    return _LANDLOCK_ONLY_CHECK[0](home)
 
 
 def _is_within(path, root):
@@ -2146,41 +2302,83 @@ def _is_within(path, root):
 
 
 _NESTED_CACHE = {}
+#: directory -> ((inode, ctime, mtime), [subdirectories], [.git entries]) from earlier searches: a
+#: directory whose entries did not change (its ctime changes with every entry created, removed
+#: or renamed, and no command can set it back) is not listed again
+_NESTED_DIRS = {}
+
+
+class _SearchTimeout(Exception):
+    pass
 
 
 def _find_nested_git(root):
-    """`.git` entries below `root` (not at its top), within a budget; returns (paths, complete)."""
+    """Every `.git` entry below `root` (not at its top), searched completely (no directory
+    skipped, no depth limit: git in any directory of the workspace walks up to the nearest
+    one); returns (paths, unreached): the directories the search did not list within
+    NESTED_REPO_SEARCH_SECONDS, which must stay read-only (a command could have planted files
+    to exhaust the search).  Directories unchanged since an earlier search are not listed again."""
+    import collections
+
     now = time.monotonic()
     hit = _NESTED_CACHE.get(root)
     if hit and now - hit[0] < _NESTED_REPO_CACHE_SECONDS:
         return hit[1], hit[2]
-    found, budget, complete = [], _NESTED_REPO_BUDGET, True
-    stack = [(root, 0)]
-    while stack:
-        path, depth = stack.pop()
+    if len(_NESTED_DIRS) > _NESTED_DIRS_MAX:
+        _NESTED_DIRS.clear()
+    deadline = now + NESTED_REPO_SEARCH_SECONDS
+    found, unreached = [], []
+    pending = collections.deque([root])
+    while pending:
+        path = pending.popleft()
+        if path != root and time.monotonic() > deadline:
+            unreached = [path] + list(pending)
+            break
         try:
-            entries = list(os.scandir(path))
+            st = os.lstat(path)
         except OSError:
             continue
-        for entry in entries:
-            budget -= 1
-            if budget < 0:
-                complete = False
-                stack = []
-                break
-            if entry.name == ".git":
-                if path != root:
-                    found.append(entry.path)
-                continue
-            if entry.name in _NESTED_REPO_SKIP or depth >= 12:
-                continue
+        key = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
+        known = _NESTED_DIRS.get(path)
+        if known is not None and known[0] == key:
+            subdirs, gits = known[1], known[2]
+        else:
+            subdirs, gits = [], []
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, depth + 1))
+                with os.scandir(path) as it:
+                    for n, entry in enumerate(it):
+                        if n & 1023 == 1023 and path != root and time.monotonic() > deadline:
+                            raise _SearchTimeout()
+                        if entry.name == ".git":
+                            gits.append(entry.path)
+                        elif entry.is_dir(follow_symlinks=False):
+                            subdirs.append(entry.path)
+            except _SearchTimeout:
+                unreached = [path] + list(pending)
+                break
             except OSError:
-                continue
-    _NESTED_CACHE[root] = (now, found, complete)
-    return found, complete
+                continue  # unreadable: the user's commands cannot write there either
+            _NESTED_DIRS[path] = (key, subdirs, gits)
+        if path != root:
+            found.extend(gits)
+        pending.extend(subdirs)
+    if not unreached:  # an unfinished search is not reused: the next one goes further (_NESTED_DIRS)
+        _NESTED_CACHE[root] = (now, found, unreached)
+    return found, unreached
+
+
+def _collapse_unreached(paths, root, limit=_NESTED_REPO_MAX_UNREACHED):
+    """At most `limit` directories covering `paths` (their parents, then theirs...), never `root`
+    itself: SandboxError when only the root would cover them."""
+    paths = sorted(set(paths))
+    while len(paths) > limit:
+        parents = sorted(set(os.path.dirname(p) for p in paths))
+        if any(p == root or not _is_within(p, root) for p in parents):
+            raise SandboxError("the search for nested git repositories in %s did not finish within %.0f s, so the "
+                               "sandbox cannot tell which directories hold one; remove what fills the workspace or "
+                               "run the command outside the sandbox" % (root, NESTED_REPO_SEARCH_SECONDS))
+        paths = parents
+    return [p for p in paths if not any(q != p and _is_within(p, q) for q in paths)]
 
 
 def _gitdir_targets(git_file):
@@ -2256,11 +2454,18 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
         out.append(dot_codex[-1])
         # the workspace and configured roots are searched for nested repositories; /tmp is not
         if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
-            nested, complete = _find_nested_git(root)
+            nested, unreached = _find_nested_git(root)
             gits.extend(nested)
-            if not complete:
-                notes.append("only the first %d entries of %s were searched for nested .git directories"
-                             % (_NESTED_REPO_BUDGET, root))
+            if unreached:  # fail closed: what the search did not reach may hold a repository
+                unreached = _collapse_unreached(unreached, root)
+                if any(_is_within(k, u) for u in unreached for k in [str(r) for r in roots] + [cwd_real]):
+                    raise SandboxError("the search for nested git repositories in %s did not reach the workspace "
+                                       "within %.0f s; remove what fills it or run the command outside the sandbox"
+                                       % (root, NESTED_REPO_SEARCH_SECONDS))
+                out.extend(unreached)
+                notes.append("the search for nested git repositories in %s did not finish within %.0f s: %d "
+                             "directories it did not reach stay read-only for commands"
+                             % (root, NESTED_REPO_SEARCH_SECONDS, len(unreached)))
     for cand in gits:
         if os.path.lexists(cand):
             out.extend(git_dirs_of(cand))
@@ -4180,8 +4385,10 @@ def make_model_client(cfg, session_id, environ=None):
 
 # The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §16
-#       (no thread until used; turn_context: start from this TurnContext instead of the config's)
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None).start()   # §16
+#       (the constructor only builds state; start() does the I/O: instructions or the resumed
+#       rollout, the rollout file, MCP servers, session_configured; no thread until used;
+#       turn_context: start from this TurnContext instead of the config's)
 #   session.turn_context -> TurnContext (§15a: the effective policy, overrides applied); session.closed,
 #       session.busy (a task is running).  Front ends use these, never private state; how to add a
 #       front end, a tool, a wire API or an MCP transport: docs/extending.md.
@@ -4190,6 +4397,8 @@ def make_model_client(cfg, session_id, environ=None):
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
 #       assigned when absent)
 #   session.next_event(timeout=None) -> {"id": submission_id, "msg": {"type": "...", ...}} or None
+#   pump_events(session, on_event, tick=None, poll=0.25) -> "event" | "tick" | "closed"
+#       the one loop front ends read events with (below): on_event(event) / tick() return True to stop
 #   session.interrupt(); session.shutdown()
 #   session.session_id, session.rollout_path, session.history (list of response items)
 #   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
@@ -4206,7 +4415,7 @@ def make_model_client(cfg, session_id, environ=None):
 # `decision` is one of REVIEW_DECISIONS.  With approval_handler(msg) -> decision the
 # session calls it instead (synchronously, on the task thread) and emits no request event.
 #
-# The shell tool hands approvals to §11's execute_with_policy through
+# The shell tool hands approvals to §13's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
 # and passes a SessionState whose `approved_commands` set
 # holds argv tuples the user approved for the session.
@@ -4226,7 +4435,7 @@ EVENT_TYPES = (
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
     "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
-    "tool_call_blocked",
+    "tool_call_blocked", "tool_call_begin", "tool_call_end",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
@@ -4245,6 +4454,25 @@ def wire_duration(seconds):
     seconds = max(0.0, float(seconds))
     secs = int(seconds)
     return {"secs": secs, "nanos": int(round((seconds - secs) * 1e9)) % 1000000000}
+
+
+def pump_events(session, on_event, tick=None, poll=0.25):
+    """The one loop that drains a session's events, shared by every front end (exec, the REPL,
+    the MCP server, proto): each round, tick() (if given) runs first and ends the pump by
+    returning True (a front end's own checks: keys pressed, a call cancelled, stdin closed);
+    then the next event (waited for up to `poll` seconds) goes to on_event(event), which ends
+    the pump by returning True.  Returns why it ended: "event", "tick", or "closed" (the
+    session shut down and its events are drained)."""
+    while True:
+        if tick is not None and tick():
+            return "tick"
+        event = session.next_event(timeout=poll)
+        if event is None:
+            if session.closed:
+                return "closed"
+            continue
+        if on_event(event):
+            return "event"
 
 
 class SessionState(object):
@@ -4324,6 +4552,20 @@ def compact_prompt_wanted(cfg, family):
 COMPACT_PROMPT_MAX_WINDOW = 32768  #: windows up to this many tokens get the compact prompt by default
 
 
+def _shell_spec(name, props, ctx, compact, description, compact_description):
+    """The one builder behind the `shell` and `shell_command` tools: `props` plus the
+    escalation fields, and the description with the effective sandbox policy's notes
+    (on-request; the compact form keeps the fields but not the notes)."""
+    notes = _escalation_props(ctx, props)
+    return {
+        "type": "function",
+        "name": name,
+        "description": compact_description if compact else description + notes,
+        "strict": False,
+        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
+    }
+
+
 def _escalation_props(cfg, props):
     """Add the escalation fields (on-request in workspace-write) and return the sandbox notes."""
     notes = ""
@@ -4354,59 +4596,22 @@ def shell_command_tool(cfg, compact=False):
         for prop in props.values():
             prop.pop("description", None)
         props["command"]["description"] = "bash script"
-        description = SHELL_COMMAND_COMPACT_DESCRIPTION
-    else:
-        description = SHELL_COMMAND_TOOL_DESCRIPTION
-    notes = _escalation_props(cfg, props)
-    if not compact:
-        description += notes
-    return {
-        "type": "function",
-        "name": "shell_command",
-        "description": description,
-        "strict": False,
-        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
-    }
+    return _shell_spec("shell_command", props, cfg, compact, SHELL_COMMAND_TOOL_DESCRIPTION, SHELL_COMMAND_COMPACT_DESCRIPTION)
 
 
 def shell_tool(ctx, compact=False):
     """The `shell` function tool for a TurnContext (or a Config): richer descriptions and the
     escalation fields under on-request, describing the effective sandbox policy."""
-    policy = ctx.sandbox_policy
     props = {
         "command": {"type": "array", "items": {"type": "string"}},
         "workdir": {"type": "string"},
         "timeout": {"type": "number"},
     }
-    description = SHELL_TOOL_DESCRIPTION
-    if compact:
-        _escalation_props(ctx, props)
-        return {"type": "function", "name": "shell", "description": SHELL_COMPACT_DESCRIPTION, "strict": False,
-                "parameters": {"type": "object", "properties": props, "required": ["command"],
-                               "additionalProperties": False}}
-    if ctx.approval_policy == "on-request":
+    if not compact and ctx.approval_policy == "on-request":
         props["command"]["description"] = "The command to execute as an argv array, e.g. [\"bash\", \"-lc\", \"ls\"]"
         props["workdir"]["description"] = "The working directory to execute the command in"
         props["timeout"]["description"] = "The timeout for the command in milliseconds"
-        if policy.mode == "workspace-write":
-            props["with_escalated_permissions"] = {
-                "type": "boolean",
-                "description": "Whether to request escalated permissions (run outside the sandbox)",
-            }
-            props["justification"] = {
-                "type": "string",
-                "description": "Only with with_escalated_permissions: one sentence telling the user why",
-            }
-        description += _SANDBOX_TOOL_NOTES.get(policy.mode, "")
-        if policy.mode == "workspace-write":
-            description += " Network access is %s." % ("enabled" if policy.has_network() else "restricted")
-    return {
-        "type": "function",
-        "name": "shell",
-        "description": description,
-        "strict": False,
-        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
-    }
+    return _shell_spec("shell", props, ctx, compact, SHELL_TOOL_DESCRIPTION, SHELL_COMPACT_DESCRIPTION)
 
 
 _SANDBOX_TOOL_NOTES = {
@@ -4709,6 +4914,18 @@ class Tool(Record):
     assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
     events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
     aliases: "tuple[str, ...]" = ()  # other names the model may call it by
+    #: set: the runner wraps each call in tool_call_begin / tool_call_end events, which every
+    #: front end shows through these hooks (None: the tool shows through the events it emits)
+    render: "ToolRender | None" = None
+
+
+class ToolRender(Record):
+    """How a registered tool's calls show in every front end.  Each hook gets the event msg:
+    tool_call_begin {"call_id", "tool", "arguments"} or tool_call_end (also "output",
+    "success", "duration"); a hook left None gives the generic form (tool_call_text/item)."""
+
+    human: "Callable[[dict], str | None] | None" = None  # exec's progress line, the REPL's line (None: not shown)
+    item: "Callable[[dict], dict] | None" = None  # fields added to the `--json` item (type "tool_call")
 
 
 TOOLS = {}  #: name -> Tool, in the order tools are offered
@@ -4729,6 +4946,36 @@ def register_tool(tool):
 def find_tool(name):
     """The registered Tool called `name` (or an alias), or None."""
     return _TOOL_NAMES.get(name)
+
+
+def _render_hook(msg, hook):
+    tool = find_tool(msg.get("tool") or "")
+    return getattr(tool.render, hook) if tool is not None and tool.render is not None else None
+
+
+def tool_call_text(msg):
+    """A tool_call_begin/tool_call_end event as one line for people (exec's progress, the
+    REPL), from the tool's render.human hook or the generic form; None: nothing to show."""
+    hook = _render_hook(msg, "human")
+    if hook is not None:
+        return hook(msg)
+    if msg.get("type") == "tool_call_begin":
+        return "%s %s" % (msg.get("tool"), json.dumps(msg.get("arguments"), ensure_ascii=False, sort_keys=True))
+    lines = (msg.get("output") or "").strip().splitlines()
+    return "%s %s: %s" % (msg.get("tool"), "succeeded" if msg.get("success") else "failed",
+                          lines[0] if lines else "(no output)")
+
+
+def tool_call_item(msg):
+    """The `--json` item fields of a tool_call_begin/tool_call_end event (type tool_call: tool,
+    arguments, status, and the output at the end), plus what the tool's render.item adds."""
+    item = {"type": "tool_call", "tool": msg.get("tool"), "arguments": msg.get("arguments"), "status": "in_progress"}
+    if msg.get("type") == "tool_call_end":
+        item.update(output=msg.get("output") or "", status="completed" if msg.get("success") else "failed")
+    hook = _render_hook(msg, "item")
+    if hook is not None:
+        item.update(hook(msg) or {})
+    return item
 
 
 def parse_apply_patch_arguments(arguments):
@@ -5035,6 +5282,63 @@ def _apply_chunks(text, chunks, display):
         lines.append("")
     out = "\n".join(lines)
     return out.replace("\n", "\r\n") if crlf else out
+
+
+class LeanPath(object):
+    """The part of pathlib.Path that plan_patch and apply_changes use (POSIX), for codex's
+    apply-patch mode: a sandboxed child started for every patch, where importing pathlib (with
+    re, fnmatch and urllib.parse) was a third of its cost.  Normalised as PurePosixPath: empty
+    and `.` components dropped, `..` kept (the kernel resolves it), an absolute right side wins."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, path="."):
+        path = os.fspath(path)
+        parts = [c for c in path.split("/") if c and c != "."]
+        self._s = ("/" if path.startswith("/") else "") + "/".join(parts) or "."
+
+    def __truediv__(self, other):
+        other = os.fspath(other)
+        return LeanPath(other if other.startswith("/") else self._s + "/" + other)
+
+    def __str__(self):
+        return self._s
+
+    __fspath__ = __str__
+
+    def __repr__(self):
+        return "LeanPath(%r)" % self._s
+
+    def __eq__(self, other):
+        return isinstance(other, LeanPath) and other._s == self._s
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self._s)
+
+    @property
+    def name(self):
+        return self._s.rsplit("/", 1)[-1] if self._s not in ("/", ".") else ""
+
+    @property
+    def parent(self):
+        head = self._s.rsplit("/", 1)[0] if "/" in self._s else "."
+        return LeanPath(head or "/")
+
+    def with_name(self, name):
+        return self.parent / name
+
+    def is_file(self):
+        return os.path.isfile(self._s)
+
+    def exists(self):
+        return os.path.exists(self._s)
+
+    def read_bytes(self):
+        with open(self._s, "rb") as fh:
+            return fh.read()
 
 
 def _read_patch_file(path, what):
@@ -6030,21 +6334,80 @@ def _codex_self_argv(mode, home=None):
 _APPLY_PATCH_SECTIONS = (("\n# \u00a703 ", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
 
 
-def _apply_patch_argv(home=None):
-    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that compiles
-    only §03 and §10 of codex.py (at their own line numbers) instead of importing the whole
-    module (~100 ms of module body).  The file is the real path resolved once, read-only for
-    commands (§12b), as for the Python helper."""
+_APPLY_PATCH_CODE = {}  #: (home, codex.py, pid) -> the marshalled §03+§10 code file, or None
+
+
+def _apply_patch_code(home=None):
+    """§03 and §10 of codex.py compiled once (at their own line numbers) and marshalled into a
+    content-addressed file beside the helper's extraction ($CODEX_HOME/bin...): the apply-patch
+    mode then loads code instead of reading and compiling codex.py for every patch.  Read-only
+    for commands like the rest of codex's code (_sandbox_code_paths).  None when no place works."""
+    import hashlib
+    import marshal
+
     src = _own_file()
+    key = (str(home), src, os.getpid())
+    if key in _APPLY_PATCH_CODE:
+        return _APPLY_PATCH_CODE[key]
+    found = None
+    try:
+        with open(src, encoding="utf-8") as fh:
+            text = fh.read()
+        chunks = []
+        for a, b in _APPLY_PATCH_SECTIONS:
+            i = text.index(a) + 1
+            chunks.append((i, text[i:text.index(b)]))
+        digest = hashlib.sha256((sys.version + src).encode() + b"".join(c.encode() for _, c in chunks)).hexdigest()
+        for base in _helper_install_dirs(home):
+            target = base / ("apply_patch-code-%s" % digest[:16])
+            if os.path.isfile(str(target)) and _ancestors_are_safe(str(target)) and os.stat(str(target)).st_uid == os.getuid():
+                found = str(target)
+                break
+            try:
+                base.mkdir(parents=True, exist_ok=True, mode=0o700)
+                st = base.lstat()
+                if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                    continue
+                code = [compile("\n" * text.count("\n", 0, i) + chunk, src, "exec") for i, chunk in chunks]
+                tmp = base / (".apply_patch-code.%d.tmp" % os.getpid())
+                fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(marshal.dumps(code))
+                os.replace(str(tmp), str(target))
+                found = str(target)
+                break
+            except (OSError, SyntaxError, ValueError):
+                continue
+    except (OSError, ValueError):
+        found = None
+    _APPLY_PATCH_CODE[key] = found
+    return found
+
+
+def _apply_patch_argv(home=None):
+    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that loads §03
+    and §10 already compiled (_apply_patch_code; else it compiles just them from codex.py, at
+    their own line numbers) instead of importing the whole module (~100 ms of module body), with
+    LeanPath for pathlib.  The files are real paths resolved once, read-only for commands (§12b),
+    as for the Python helper."""
+    src = _own_file()
+    code = _apply_patch_code(home)
+    if code is not None:
+        load = ("import marshal\n"
+                "for c in marshal.loads(open(%r, 'rb').read()):\n"
+                "    exec(c, g)\n" % code)
+    else:
+        load = ("p = %r\n"
+                "t = open(p, encoding='utf-8').read()\n"
+                "for a, b in %r:\n"
+                "    i = t.index(a) + 1\n"
+                "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
+                % (src, _APPLY_PATCH_SECTIONS))
     boot = ("import sys, os, errno\n"
-            "from pathlib import Path\n"
-            "p = %r\n"
-            "t = open(p, encoding='utf-8').read()\n"
-            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno, 'Path': Path}\n"
-            "for a, b in %r:\n"
-            "    i = t.index(a) + 1\n"
-            "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
-            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n" % (src, _APPLY_PATCH_SECTIONS))
+            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno}\n"
+            + load +
+            "g['Path'] = g['LeanPath']\n"
+            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n")
     return [sys.executable, "-I", "-S", "-B", "-c", boot]
 
 
@@ -6090,6 +6453,9 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
     patch_dir = apply_patch_command_dir(home)
     if patch_dir is not None:
         own.append(str(patch_dir))
+    patch_code = _apply_patch_code(home)
+    if patch_code is not None:  # what every sandboxed apply_patch runs
+        own.append(patch_code)
 
     def inside(paths):
         return [p for p in paths if any(_is_within(p, r) for r in roots)]
@@ -6283,6 +6649,9 @@ def probe_sandbox(home=None):
     return info
 
 
+_LANDLOCK_ONLY_CHECK[0] = lambda home=None: _LINUX and probe_sandbox(home).get("userns") == "0"
+
+
 def sandbox_available(home=None):
     """Whether a sandbox can be applied here (Landlock + seccomp on Linux, Seatbelt on macOS)."""
     if _LINUX:
@@ -6300,6 +6669,10 @@ def sandbox_available(home=None):
 # -- wrapping a command ---------------------------------------------------------------------
 
 
+#: what codex says once where user namespaces are missing and paths inside writable roots are protected
+LANDLOCK_ONLY_NOTICE = ("user namespaces are unavailable here, so Landlock alone keeps .git, .codex and $CODEX_HOME "
+                        "read-only: commands cannot create, rename or delete entries in the directories on the way "
+                        "to them (a new file at the top of the workspace needs approval)")
 #: real paths of every writable root a command of this process got: programs there are not run by codex
 _WRITABLE_ROOTS_SEEN = set()
 
@@ -6339,27 +6712,27 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
                                    "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
                                    "directory outside the workspace and /tmp" % needed[0])
+            ro += [p for p in needed + own if p not in ro]
             if ro and not userns:
-                _notice(".git and $CODEX_HOME inside writable roots cannot be made read-only here "
-                        "(user namespaces are unavailable); they stay writable")
-                ro = []
-            if userns:
-                ro += [p for p in needed + own if p not in ro]
-                # and every directory between an enclosing writable root and the workspace or a root
-                # (`mv /tmp/ci.X /tmp/old && ln -s ~ /tmp/ci.X/repo` would move the next command's root)
-                trusted = [n for n in _trusted_names(home) if os.path.lexists(n)]
-                for p in pins_for(ro + names + trusted + [os.path.abspath(n) for n in named] + roots, roots):
-                    # inside a read-only path it is protected already (and a pin there, copied by the
-                    # recursive read-only bind, would stay writable)
-                    parent = os.path.realpath(os.path.dirname(p))
-                    if not any(_is_within(parent, r) for r in ro):
-                        out += ["--pin", p]
+                _notice(LANDLOCK_ONLY_NOTICE)
+            # and (mounts only: with Landlock alone a pin keeps its parent from getting new entries,
+            # /tmp's top included) every directory between an enclosing writable root and the
+            # workspace or a root: `mv /tmp/ci.X /tmp/old && ln -s ~ /tmp/ci.X/repo` would move the
+            # next session's root (within this one check_root_identity refuses it)
+            trusted = [n for n in _trusted_names(home) if os.path.lexists(n)]
+            spots = [os.path.abspath(n) for n in named] + [str(r) for r in roots] if userns else []
+            for p in pins_for(ro + names + trusted + spots, roots):
+                # inside a read-only path it is protected already (and a pin there, copied by the
+                # recursive read-only bind, would stay writable)
+                parent = os.path.realpath(os.path.dirname(p))
+                if not any(_is_within(parent, r) for r in ro):
+                    out += ["--pin", p]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
-        if userns and home is not None:
+        if home is not None:
             for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
                 secret = os.path.join(str(home), name)
                 if os.path.isfile(secret):
@@ -6506,8 +6879,13 @@ def _landlock_abi(libc):
     return int(abi), ""
 
 
-def _apply_landlock(libc, writable, network, private_shm=False):
-    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full."""
+def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=None):
+    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full.
+
+    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins):
+    then Landlock alone leaves them out, as the C helper's add_rules_around: reads everywhere
+    but the hidden files, writes in the roots but beneath the read-only and hidden paths, and
+    no entry on the way to any of them (or to a pin) may be created, renamed or removed."""
     import ctypes
 
     class RulesetAttr(ctypes.Structure):
@@ -6534,9 +6912,9 @@ def _apply_landlock(libc, writable, network, private_shm=False):
     if fd < 0:
         _helper_fail(122, "landlock_create_ruleset failed: %s" % os.strerror(ctypes.get_errno()))
 
-    def allow(path, access, required):
+    def allow(path, access, required, nofollow=False):
         try:
-            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0))
         except OSError as exc:
             if required:
                 _helper_fail(122, "cannot open %s for a Landlock rule: %s" % (path, exc.strerror))
@@ -6544,7 +6922,10 @@ def _apply_landlock(libc, writable, network, private_shm=False):
         try:
             import stat as stat_mod
 
-            if not stat_mod.S_ISDIR(os.fstat(pfd).st_mode):
+            mode = os.fstat(pfd).st_mode
+            if stat_mod.S_ISLNK(mode):
+                return  # swapped for a symlink since it was listed: its target has its own rule
+            if not stat_mod.S_ISDIR(mode):
                 access &= _LANDLOCK_FILE_RIGHTS
             rule = PathBeneath(access & fs, pfd)
             if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[1]), ctypes.c_int(fd), ctypes.c_int(1),
@@ -6553,15 +6934,53 @@ def _apply_landlock(libc, writable, network, private_shm=False):
         finally:
             os.close(pfd)
 
-    allow("/", _LANDLOCK_READ, True)
+    # network off: no socket gets a new name in a root (a hard link out of a dir hidden with it on)
+    root_fs = fs if network else fs & ~LANDLOCK_FS["make_sock"]
+    if landlock_only is not None:
+        read_only, hidden, pins = landlock_only
+        for path in _rules_around("/", hidden, hidden):
+            allow(path, _LANDLOCK_READ, False, path != "/")
+        for root in writable:
+            for path in _rules_around(root, list(read_only) + list(hidden), list(read_only) + list(hidden) + list(pins)):
+                allow(path, root_fs, False, path != root)
+    else:
+        allow("/", _LANDLOCK_READ, True)
+        for root in writable:
+            allow(root, root_fs, False)
     allow("/dev/null", fs, True)
     if private_shm:
         allow("/dev/shm", fs, True)
-    for root in writable:  # network off: no socket gets a new name (a hard link out of a hidden dir)
-        allow(root, fs if network else fs & ~LANDLOCK_FS["make_sock"], False)
     if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
         _helper_fail(122, "landlock_restrict_self failed: %s" % os.strerror(ctypes.get_errno()))
     os.close(fd)
+
+
+def _rules_around(path, out, split, depth=0):
+    """The paths that get a Landlock rule so that everything beneath `path` is covered except
+    beneath `out`, and no directory on the way to an `out` or `split` path gets one of its own
+    (see _apply_landlock; symlinks and unlistable directories get nothing)."""
+    import stat as stat_mod
+
+    if any(_is_within(path, o) for o in out):
+        return []
+    if not any(_is_within(s, path) and s != path for s in list(out) + list(split)):
+        return [path]
+    if depth > 256:
+        return []
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        child = os.path.join(path, name)
+        try:
+            if stat_mod.S_ISLNK(os.lstat(child).st_mode):
+                continue
+        except OSError:
+            continue
+        found.extend(_rules_around(child, out, split, depth + 1))
+    return found
 
 
 def _import_pyseccomp():
@@ -7001,11 +7420,13 @@ def _sandbox_helper_main(args):
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
                                          opts["hide_dir"], opts["pin"])
-    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
+    elif opts["ro_mounts"] or opts["hide_dir"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
     _apply_seccomp(opts["network"], pid_ns, ipc_ns)
-    _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
+    # without a namespace Landlock alone keeps the read-only, hidden and pinned paths (as the C helper)
+    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"])
+    _apply_landlock(libc, opts["writable"], opts["network"], private_shm, only)
     if opts["cwd"]:
         try:
             os.chdir(opts["cwd"])
@@ -7787,9 +8208,10 @@ def sandbox_check_lines(home=None, cfg=None):
                 lines.append(("warn", "ro_mounts", "mount_setattr unavailable (Linux < 5.12): chmod/chown/utime on "
                               "files outside the writable roots are not blocked (Landlock does not cover them)"))
         else:
-            lines.append(("warn", "userns", "user namespaces unavailable: .git and $CODEX_HOME inside writable roots "
-                          "stay writable; enable them (sysctl kernel.unprivileged_userns_clone=1, or "
-                          "kernel.apparmor_restrict_unprivileged_userns=0)"))
+            lines.append(("warn", "userns", "user namespaces unavailable: Landlock alone keeps .git, $CODEX_HOME and "
+                          "auth.json out of reach, so the directories on the way to them cannot change (no new files "
+                          "at the top of the workspace, `ls /` and `ls ~` fail); enable them (sysctl "
+                          "kernel.unprivileged_userns_clone=1, or kernel.apparmor_restrict_unprivileged_userns=0)"))
         if info.get("container"):
             lines.append(("ok", "container", "running inside %s: the sandbox still applies; if Landlock is blocked "
                           "update the container runtime's seccomp profile" % info["container"]))
@@ -8175,8 +8597,12 @@ class JsonRpcConnection(JsonRpcSession):
                 self._writer.write(data)
                 self._writer.flush()
             except (OSError, ValueError) as exc:
-                self._close("cannot write to %s (%s)" % (self.name, exc))
-                raise McpError("cannot write to %s: %s" % (self.name, exc))
+                if isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.EPIPE:
+                    why = "it stopped reading its input (closed stdin or exited)"  # not a raw "Broken pipe"
+                else:
+                    why = getattr(exc, "strerror", None) or str(exc)
+                self._close("cannot write to %s (%s)" % (self.name, why))
+                raise McpError("cannot write to %s: %s" % (self.name, why))
 
 
 def _json_line(msg):
@@ -9336,9 +9762,10 @@ def _mcp_list(cfg, as_json=False):
         rows = mgr.status()
     finally:
         mgr.shutdown()
+    failed = 1 if any(r["status"] == "failed" for r in rows) else 0  # a script can tell
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return 0
+        return failed
     if not rows:
         print("No MCP servers configured. Add one with `codex mcp add NAME -- COMMAND ARGS...` or "
               "`codex mcp add NAME --url URL` (a [mcp_servers.NAME] table in %s)" % cfg.config_path)
@@ -9352,12 +9779,12 @@ def _mcp_list(cfg, as_json=False):
         else:
             kind, target = "stdio", " ".join([r["command"] or ""] + r["args"])
         print("%-*s  %-8s  %5s  %-9s  %s" % (width, r["name"], r["status"], count, kind, target))
-    for r in rows:
+    for r in rows:  # one line per failed server
         if r["error"]:
             print("%s: %s" % (r["name"], r["error"]))
         elif r["notice"]:
             print("%s: %s" % (r["name"], r["notice"]))
-    return 0
+    return failed
 
 
 def _mcp_call(cfg, server, tool, arguments, as_json=False):
@@ -9955,10 +10382,29 @@ def expand_custom_prompt(prompt, arg_text):
     return _PROMPT_PLACEHOLDER_RE.sub(fill, prompt.body)
 
 
-def expand_prompt_command(cfg, text):
-    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none)."""
-    found = find_prompt_command(text, load_custom_prompts(prompt_dirs(cfg)))
-    return text if found is None else expand_custom_prompt(*found)
+def expand_prompt_command(cfg, text, strict=False):
+    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none).
+
+    `strict` (exec, where no slash command runs): a `/name` that names no prompt file is a
+    UsageError naming the prompts there are, rather than text billed as a turn, unless
+    /name is a path that exists (`/tmp is full` is a prompt)."""
+    prompts = load_custom_prompts(prompt_dirs(cfg))
+    found = find_prompt_command(text, prompts)
+    if found is not None:
+        return expand_custom_prompt(*found)
+    m = re.match(r"/((?:%s)?[A-Za-z][\w.-]*)(?:\s|$)" % re.escape(PROMPT_COMMAND_PREFIX), text) if strict else None
+    if m is not None and not os.path.exists("/" + m.group(1)):
+        import difflib
+
+        word = m.group(1)
+        name = word[len(PROMPT_COMMAND_PREFIX):] if word.startswith(PROMPT_COMMAND_PREFIX) else word
+        close = difflib.get_close_matches(name, sorted(prompts), n=1, cutoff=0.6)
+        known = ", ".join("/" + n for n in sorted(prompts)) or "none (add NAME.md to %s)" % (
+            Path(cfg.codex_home) / PROMPTS_SUBDIR)
+        raise UsageError("/%s is not a reusable prompt%s: exec runs no slash commands, only prompt files "
+                         "(%s); to send the text as it is, begin it with a space"
+                         % (word, "; did you mean /%s?" % close[0] if close else "", known))
+    return text
 
 
 def prompt_dirs(cfg):
@@ -10590,7 +11036,8 @@ def load_rollout(path):
         raw = path.read_bytes().decode("utf-8", "replace")
     except OSError as exc:
         raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
-    lines = [line for line in raw.splitlines() if line.strip()]
+    # "\n" only: records hold U+2028, U+2029, U+0085 raw (ensure_ascii=False), which splitlines() splits on
+    lines = [line for line in raw.split("\n") if line.strip()]
     if not lines:
         raise ConfigError("session file %s is empty" % path)
     meta, items, events = None, [], []
@@ -10862,11 +11309,12 @@ class Session(object):
 
     def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None,
                  output_schema=None, turn_context=None):
+        """The session's state, in memory only: start() does its I/O."""
         import queue
         import uuid
 
         self.cfg = config
-        self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
+        self._ctx = turn_context  # None: the config's, computed by start() (it reads AGENTS.md)
         self.tools = ToolRunner(self)
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
@@ -10892,21 +11340,36 @@ class Session(object):
         #: -> True to go on (the REPL asks the user); without one the turn stops
         self.loop_handler = None
         self._window_probe = None
+        self.rollout_path = None
+        self._rollout = None
+        self._resume_path = resume_path or self.cfg.experimental_resume
+        self._record_rollout = record_rollout
+        self._resumed = bool(self._resume_path)
+        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
+        self._session_blocked = None  # the reason when they blocked
+        self.user_instructions = None
+        self.mcp = None
+        self._started = False
+
+    def start(self):
+        """The session's I/O, once: read the instructions (AGENTS.md) or the resumed rollout,
+        open the rollout, start the MCP servers and the context-window probe, read the history
+        log's metadata, then emit session_configured (and startup warnings and errors).
+        Returns the session, so that `Session(cfg).start()` is the usual way to get one."""
+        if self._started:
+            return self
+        self._started = True
+        if self._ctx is None:
+            self._ctx = TurnContext.from_config(self.cfg)
         if self.cfg.provider.wire_api == "chat" and not self.family.context_window:
             # the served window decides the prompt's size and compaction; asked in the background
             self._window_probe = threading.Thread(
                 target=discover_context_window, args=(self.cfg.provider, self.cfg.model, self._environ),
                 name="codex-window-probe", daemon=True)
             self._window_probe.start()
-        self.rollout_path = None
-        self._rollout = None
         startup_errors = []
         startup_warnings = []
-        resume_path = resume_path or self.cfg.experimental_resume
-        self._resumed = bool(resume_path)
-        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
-        self._session_blocked = None  # the reason when they blocked
-        self.user_instructions = None
+        resume_path = self._resume_path
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
         if resume_path:
@@ -10932,7 +11395,7 @@ class Session(object):
                 self.history.append(text_message("user", "<user_instructions>\n\n%s\n\n</user_instructions>" % self.user_instructions))
             self.history.append(text_message("user", environment_context(self._ctx, self.shell_name)))
             new_items = list(self.history)
-        if record_rollout:
+        if self._record_rollout:
             try:
                 self._rollout = RolloutRecorder(self._ctx, self.session_id, self.user_instructions, resume_path=resume_path)
                 self.rollout_path = self._rollout.path
@@ -10943,7 +11406,6 @@ class Session(object):
                                         "rollout, so it cannot be resumed; fix the directory's permissions or use "
                                         "--ephemeral" % (Path(self.cfg.codex_home) / ROLLOUT_SUBDIR,
                                                          getattr(exc, "strerror", None) or exc))
-        self.mcp = None
         if self.cfg.mcp_servers:
             try:
                 self.mcp = McpConnectionManager(self.cfg)
@@ -10965,6 +11427,11 @@ class Session(object):
             self._emit("", "background_event", message=message)
         for message in startup_errors:
             self._emit("", "error", message=message)
+        return self
+
+    def _require_started(self):
+        if not self._started:
+            raise RuntimeError("Session.start() was not called (Session(cfg).start())")
 
     # -- front-end API --
     @property
@@ -10994,6 +11461,7 @@ class Session(object):
 
     def submit(self, op):
         """Submit an op (or a whole {"id", "op"} submission); return its submission id."""
+        self._require_started()
         with self._lock:
             if "op" in op and isinstance(op.get("op"), dict):
                 sub_id = str(op.get("id") or self._new_sub_id())
@@ -11018,6 +11486,7 @@ class Session(object):
         """The next event, or None when `timeout` seconds pass (or the session is over)."""
         import queue
 
+        self._require_started()
         if self._closed and self._events.empty():
             return None
         try:
@@ -11081,7 +11550,7 @@ class Session(object):
         drop = max(0, min(int(drop_last_user_messages), len(users)))
         cut = users[len(users) - drop] if drop else len(items)
         new = Session(self.cfg, approval_handler=self.approval_handler, record_rollout=self._rollout is not None,
-                      environ=self._environ, turn_context=self._ctx)
+                      environ=self._environ, turn_context=self._ctx).start()
         new._record([it for it in items[:cut] if not _is_context_message(it)])
         return new
 
@@ -11864,7 +12333,7 @@ class ToolRunner(object):
         try:
             tool = find_tool(name)
             if tool is not None:
-                return tool.run(self, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
+                return self._run_tool(tool, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
@@ -11873,8 +12342,21 @@ class ToolRunner(object):
 
     def run(self, task, call_id, name, params):
         """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
-        tool = find_tool(name)
-        return tool.run(self, task, call_id, params)
+        return self._run_tool(find_tool(name), task, call_id, params)
+
+    def _run_tool(self, tool, task, call_id, params):
+        """tool.run, wrapped in tool_call_begin/tool_call_end when the tool declares a render."""
+        if tool.render is None:
+            return tool.run(self, task, call_id, params)
+        started, output = time.monotonic(), None
+        self._task_emit(task, "tool_call_begin", call_id=call_id, tool=tool.name, arguments=params)
+        try:
+            output = tool.run(self, task, call_id, params)
+            return output
+        finally:
+            self._task_emit(task, "tool_call_end", call_id=call_id, tool=tool.name, arguments=params,
+                            output=output or "", success=output is not None,
+                            duration=wire_duration(time.monotonic() - started))
 
     def assess(self, task, name, params):
         """The registered tool's approval assessment of params under the turn's context (None: the
@@ -11951,7 +12433,8 @@ class ToolRunner(object):
         if capped:
             outcome = ExecOutcome(outcome.result, _note_for_model(outcome.model_output, capped), outcome.decision)
         if outcome.decision == "denied" and getattr(self.approval_handler, "refusal", None):
-            outcome = ExecOutcome(outcome.result, "%s: %s" % (outcome.model_output, self.approval_handler.refusal),
+            # nobody was asked (exec): not "rejected by user"
+            outcome = ExecOutcome(outcome.result, "exec command not run: %s" % self.approval_handler.refusal,
                                   outcome.decision)
         result = outcome.result
         if result is None:
@@ -12004,7 +12487,7 @@ class ToolRunner(object):
             if decision not in ("approved", "approved_for_session"):
                 if getattr(self.approval_handler, "refusal", None):
                     self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
-                    return "patch rejected by user: %s" % self.approval_handler.refusal
+                    return "patch not applied: %s" % self.approval_handler.refusal  # nobody was asked
                 return "patch rejected by user"
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         for ch in changes:
@@ -12442,6 +12925,10 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind in ("tool_call_begin", "tool_call_end"):  # a registered tool's own rendering (§09)
+            text = tool_call_text(msg)
+            if text:
+                self.ts("%s %s" % (self.c("magenta", "tool"), text))
         elif kind == "tool_call_blocked":
             command = (msg.get("tool_input") or {}).get("command")
             self.ts("%s %s%s: %s" % (self.c("red", "declined"), msg.get("tool"), " `%s`" % command if command else "",
@@ -12573,6 +13060,14 @@ class JsonPrinter(object):
             else:
                 self.todo = dict(self.todo, items=items)
                 self.emit({"type": "item.updated", "item": self.todo})
+        elif kind == "tool_call_begin":  # a registered tool's own item (§09)
+            fields = tool_call_item(msg)
+            item = self._item(fields.pop("type"), call_id=msg.get("call_id"), **fields)
+            self.open_items[("tool", msg.get("call_id"))] = item
+            self.emit({"type": "item.started", "item": item})
+        elif kind == "tool_call_end":
+            item = self.open_items.pop(("tool", msg.get("call_id")), None) or self._item("tool_call")
+            self.emit({"type": "item.completed", "item": dict(item, **{k: v for k, v in tool_call_item(msg).items() if k != "type"})})
         elif kind == "tool_call_blocked":  # refused before it ran (a hook, an approval exec cannot ask)
             command = (msg.get("tool_input") or {}).get("command")
             if msg.get("tool") == "Bash" and command is not None:
@@ -12619,6 +13114,11 @@ def _check_exec_paths(images, last_message_file):
             raise UsageError("--output-last-message %s is a directory; name a file" % last_message_file)
         if not parent.is_dir():
             raise UsageError("--output-last-message %s: directory %s does not exist; create it first" % (last_message_file, parent))
+        try:  # its directory is held open from now on: see OutputFile (§02)
+            return OutputFile(last_message_file, "--output-last-message")
+        except OSError as exc:
+            raise UsageError("cannot write --output-last-message %s: %s" % (last_message_file, exc.strerror or exc))
+    return None
 
 
 def trusted_project(cfg):
@@ -12735,10 +13235,14 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
     out = out or sys.stdout
     err = err or sys.stderr
-    _check_exec_paths(images, last_message_file)
-    prompt = expand_prompt_command(cfg, prompt)
+    output_file = _check_exec_paths(images, last_message_file)  # opened before any command runs
+    prompt = expand_prompt_command(cfg, prompt, strict=True)
+    # refused before anything starts: no header, no session, rollout or MCP server for a run
+    # that never reaches the model (upstream prints the header first)
+    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
+        raise UsageError(EXEC_NOT_GIT)
     session = Session(cfg, resume_path=resume_path, record_rollout=not ephemeral, output_schema=output_schema,
-                      approval_handler=approver)
+                      approval_handler=approver).start()
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
     printer.hide_answer = answer is not None and not as_json
@@ -12746,9 +13250,6 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.event(first["msg"])
     else:
         printer.header(session.session_id, shown_prompt or prompt, session.turn_context)
-    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
-        session.shutdown()
-        raise UsageError(EXEC_NOT_GIT)
     items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
     interrupts = [0]
     stop_waiting = threading.Event()
@@ -12789,21 +13290,24 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
             sub_id = None
         else:
             sub_id = session.submit({"type": "user_input", "items": items})
-        while sub_id is not None:
-            event = session.next_event(timeout=0.5)
-            if event is None:
-                continue
+
+        def on_event(event):
+            nonlocal failed, last, code
             msg = event["msg"]
             if msg["type"] == "error" and event["id"] == sub_id:  # startup errors (id "") are not fatal
                 failed = msg.get("message")
             printer.event(msg, session_level=event["id"] == "")
             if event["id"] == sub_id and msg["type"] == "task_complete":
                 last = msg.get("last_agent_message")
-                break
+                return True
             if event["id"] == sub_id and msg["type"] == "turn_aborted":
                 failed = failed or "task interrupted"
                 code = 130
-                break
+                return True
+            return False
+
+        if sub_id is not None:
+            pump_events(session, on_event, poll=0.5)
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
@@ -12816,13 +13320,15 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.finish(last, session.total_usage)
     if answer is not None:
         answer.append(last)
-    if last_message_file:
+    if output_file is not None:
         if last is None:
-            err.write("Warning: no last agent message; wrote empty content to %s\n" % last_message_file)
+            err.write("Warning: no last agent message; wrote empty content to %s\n" % output_file.path)
         try:
-            Path(last_message_file).write_text(last or "", encoding="utf-8")
+            output_file.write(last or "")
         except OSError as exc:
-            raise UsageError("cannot write --output-last-message %s: %s" % (last_message_file, exc.strerror or exc))
+            raise UsageError("cannot write %s %s: %s" % (output_file.what, output_file.path, exc.strerror or exc))
+        finally:
+            output_file.close()
     if code:
         return code
     if failed is not None:
@@ -14910,11 +15416,12 @@ class ReplRenderer(object):
         self.print(cell)
 
     def diff_text(self, diff):
-        """A unified diff (git diff output), coloured."""
+        """A unified diff (git diff output), coloured; the files' own escape sequences and
+        controls shown, not sent (commands wrote them: OSC 52 would set the clipboard)."""
         from rich.text import Text
 
         cell = Text()
-        for line in diff.splitlines():
+        for line in terminal_safe(diff).splitlines():
             if line.startswith(("+++", "---", "diff ", "index ", "new file", "deleted file")):
                 style = "bold"
             elif line.startswith("@@"):
@@ -15658,7 +16165,7 @@ class Repl(object):
 
         def create():
             try:
-                session = Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)
+                session = (Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)).start()
                 session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§16)
                 wire = self.ctx.to_wire()
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
@@ -15924,38 +16431,42 @@ class Repl(object):
         self.turn_usage, self._turn_error = {}, None
         self._stream = self._rstream = None
         interrupted_at = None
+
+        def tick():
+            nonlocal interrupted_at
+            if self._turn_error is not None and time.monotonic() - self._turn_error > 1.0:
+                return True  # an error with no task_complete after it
+            if interrupted_at is not None and time.monotonic() - interrupted_at > 5.0:
+                self.renderer.note("the turn did not stop after the interrupt; giving up on it")
+                return True
+            while keys is not None:
+                key = keys.get(0)
+                if key is None:
+                    break
+                if key in ("esc", "ctrl-c") and interrupted_at is None:
+                    session.interrupt()
+                    interrupted_at = time.monotonic()
+                    self.renderer.set_status("Interrupting")
+                elif len(key) == 1 and key.isprintable():
+                    self.typeahead += key
+                elif key == "backspace":
+                    self.typeahead = self.typeahead[:-1]
+                elif isinstance(key, tuple) and key[0] == "paste":
+                    self.typeahead += key[1]  # whole, newlines kept: not messages
+                elif key == "enter" and self.typeahead.strip():
+                    self.queued.append(self.typeahead.strip())  # sent when the turn ends
+                    self.typeahead = ""
+                self.renderer.set_queued(self.queued, self.typeahead)
+            return False
+
         with self._key_context() as keys:
             self._keys = keys
             self.renderer.start_status("Working")
             try:
                 while True:
                     try:
-                        event = session.next_event(timeout=0.05)
-                        if event is not None and self.handle_event(event):
-                            break
-                        if self._turn_error is not None and time.monotonic() - self._turn_error > 1.0:
-                            break  # an error with no task_complete after it
-                        if interrupted_at is not None and time.monotonic() - interrupted_at > 5.0:
-                            self.renderer.note("the turn did not stop after the interrupt; giving up on it")
-                            break
-                        while keys is not None:
-                            key = keys.get(0)
-                            if key is None:
-                                break
-                            if key in ("esc", "ctrl-c") and interrupted_at is None:
-                                session.interrupt()
-                                interrupted_at = time.monotonic()
-                                self.renderer.set_status("Interrupting")
-                            elif len(key) == 1 and key.isprintable():
-                                self.typeahead += key
-                            elif key == "backspace":
-                                self.typeahead = self.typeahead[:-1]
-                            elif isinstance(key, tuple) and key[0] == "paste":
-                                self.typeahead += key[1]  # whole, newlines kept: not messages
-                            elif key == "enter" and self.typeahead.strip():
-                                self.queued.append(self.typeahead.strip())  # sent when the turn ends
-                                self.typeahead = ""
-                            self.renderer.set_queued(self.queued, self.typeahead)
+                        pump_events(session, self.handle_event, tick, poll=0.05)
+                        break
                     except KeyboardInterrupt:
                         if interrupted_at is not None:
                             raise
@@ -16164,6 +16675,15 @@ class Repl(object):
 
     def _on_background_event(self, event, msg):
         self.renderer.note(msg.get("message", ""))
+
+    def _on_tool_call_begin(self, event, msg):  # a registered tool's own rendering (§09)
+        self.renderer.set_status("Calling %s" % msg.get("tool"))
+
+    def _on_tool_call_end(self, event, msg):
+        text = tool_call_text(msg)
+        if text:
+            self.renderer.text(("\u2022 ", "bold"), (text, ""))
+        self.renderer.set_status("Working")
 
     _on_stream_error = _on_background_event
 
@@ -17182,19 +17702,20 @@ class McpServer(object):
         sub_id = session.submit({"type": "user_input", "items": [{"type": "text", "text": prompt}]})
         sub_id = None if sub_id is None else str(sub_id)
         last_message, error, interrupted_at = None, None, None
-        while True:
+
+        def tick():
+            nonlocal interrupted_at
             if call.cancelled.is_set() and interrupted_at is None:
                 interrupted_at = time.monotonic()
-            if interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE:
-                return self._finish(call, None)
-            event = session.next_event(timeout=0.25)
-            if event is None:
-                continue
+            return interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE
+
+        def on_event(event):
+            nonlocal last_message, error
             msg = event.get("msg") or {}
             kind = msg.get("type")
             self._forward(call, event)
             if sub_id is not None and event.get("id") not in (sub_id, "", None):
-                continue  # a late event of an earlier (cancelled) turn of this session: not ours to act on
+                return False  # a late event of an earlier (cancelled) turn of this session: not ours to act on
             if kind == "session_configured":
                 self._register(call, session, str(msg.get("session_id")))
             elif kind == "exec_approval_request":
@@ -17213,12 +17734,22 @@ class McpServer(object):
                     if text is None:
                         text = last_message
                     if text is None and error is not None:
-                        return self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
-                    return self._finish(call, _text_result(text or "", session_id=call.session_id))
-                if kind == "turn_aborted":
+                        self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
+                    else:
+                        self._finish(call, _text_result(text or "", session_id=call.session_id))
+                elif kind == "turn_aborted":
                     reason = msg.get("reason", "interrupted")
-                    return self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
-                return self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+                    self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
+                else:
+                    self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+                return True
+            return False
+
+        ended = pump_events(session, on_event, tick)
+        if ended == "tick":
+            self._finish(call, None)
+        elif ended == "closed":
+            self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
 
     def _register(self, call, session, sid):
         """Keep a new session for codex-reply; shut down the least recently used idle ones."""
@@ -17322,8 +17853,8 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §16."""
-    return Session(cfg)
+    """Session(cfg) from §16, started."""
+    return Session(cfg).start()
 
 
 def run_mcp_server(args, cfg_loader, session_factory=None):
@@ -17386,7 +17917,7 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    session = Session(cfg)
+    session = Session(cfg).start()
     write_lock = threading.Lock()
     stdin_closed = threading.Event()
 
@@ -17411,22 +17942,22 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
                 continue
             session.submit(sub)
 
+    def tick():
+        if stdin_closed.is_set() and not session.busy and not session.closed:
+            # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
+            session.shutdown()
+        return False
+
+    def on_event(event):
+        with write_lock:
+            stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+            stdout.flush()
+        return event["msg"]["type"] == "shutdown_complete"
+
     threading.Thread(target=reader, name="proto-stdin", daemon=True).start()
     try:
-        while True:
-            event = session.next_event(timeout=0.5)
-            if event is None:
-                if session.closed:
-                    return 0
-                if stdin_closed.is_set() and not session.busy:
-                    # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
-                    session.shutdown()
-                continue
-            with write_lock:
-                stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-                stdout.flush()
-            if event["msg"]["type"] == "shutdown_complete":
-                return 0
+        pump_events(session, on_event, tick, poll=0.5)
+        return 0
     except KeyboardInterrupt:
         session.shutdown()
         return 130
@@ -18507,7 +19038,8 @@ def _add_config_options(parser, top):
     parser.add_argument("--oss", action="store_true", help="use the local open-source provider (Ollama)", **sup)
     parser.add_argument(
         "--full-auto", action="store_true",
-        help="low-friction sandboxed automatic execution (-a on-failure, -s workspace-write)", **sup
+        help="low-friction sandboxed automatic execution (-a on-failure, -s workspace-write; "
+             "in exec, which asks nothing: -s workspace-write, approval never unless -a)", **sup
     )
     parser.add_argument(
         "--dangerously-bypass-approvals-and-sandbox", "--yolo", dest="dangerously_bypass", action="store_true",

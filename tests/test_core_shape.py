@@ -5,9 +5,9 @@ each section uses only the sections above it (the module docstring's promise).""
 import ast
 import re
 
-from conftest import REPO
+from conftest import codex_source, codex_tree
 
-TREE = ast.parse((REPO / "codex.py").read_text(encoding="utf-8"))
+TREE = codex_tree()
 CONFIG_NAMES = {"cfg", "config", "ctx", "resumed"}  #: local names that hold a Config or TurnContext
 
 
@@ -49,6 +49,46 @@ def test_front_ends_use_public_session_properties():
     assert not bad, "use session.closed / busy / turn_context: %s" % ", ".join(bad)
 
 
+def _session_privates():
+    """The private attributes and methods of class Session (self._x it sets or defines)."""
+    cls = next(n for n in TREE.body if isinstance(n, ast.ClassDef) and n.name == "Session")
+    names = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    names |= {n.attr for n in ast.walk(cls) if isinstance(n, ast.Attribute)
+              and isinstance(n.value, ast.Name) and n.value.id == "self"}
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def test_no_front_end_section_touches_session_privates():
+    """From §17 on (the front ends and the CLI), nothing reads or writes a Session private
+    (`x._task`, `x._closed`, `x._emit(...)`): they use the §08 contract (start, submit,
+    next_event through pump_events, interrupt, shutdown and the public properties)."""
+    privates = _session_privates()
+    assert {"_task", "_closed", "_ctx", "_emit", "_events"} <= privates
+    first = dict((name, line) for line, name in SECTION_LINES)["17"]
+    bad = ["codex.py:%d %s" % (n.lineno, ast.unparse(n) if hasattr(ast, "unparse") else n.attr)
+           for n in ast.walk(TREE) if isinstance(n, ast.Attribute) and n.attr in privates
+           and getattr(n, "lineno", 0) >= first and not (isinstance(n.value, ast.Name) and n.value.id == "self")]
+    assert not bad, "front ends use the Session's public contract: %s" % ", ".join(bad)
+
+
+def test_front_ends_share_one_event_pump():
+    """Only pump_events (§08) calls a session's next_event in a loop; a front end may read one
+    event on its own only outside a loop (exec's session_configured before its header)."""
+    loops = []
+    for node in ast.walk(TREE):
+        if isinstance(node, (ast.While, ast.For)):
+            for sub in ast.walk(node):
+                if (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "next_event"
+                        and isinstance(sub.func.value, ast.Name) and sub.func.value.id == "session"):
+                    loops.append(node)
+    owners = set()
+    for stmt in TREE.body:
+        for loop in loops:
+            if stmt.lineno <= loop.lineno <= stmt.end_lineno:
+                owners.add(stmt.name)
+    assert owners == {"pump_events"}, owners
+
+
 # -- the map tells the truth: each section uses only the sections above it ------------------
 #
 # Precisely: a *module name* is a name bound by a top-level statement of codex.py (def, class,
@@ -62,7 +102,7 @@ def test_front_ends_use_public_session_properties():
 # a computed key (the CLI's handler table) is allowed only in the last section, where every
 # name is above it.  There is no allow-list.
 
-SRC = (REPO / "codex.py").read_text(encoding="utf-8")
+SRC = codex_source()
 BANNERS = [(m.start(), m.group(1)) for m in re.finditer(r"^# §(\d+[a-z]?) ", SRC, re.M)]
 LINE_STARTS = [0] + [m.end() for m in re.finditer("\n", SRC)]
 SECTION_LINES = [(SRC.count("\n", 0, pos) + 1, name) for pos, name in BANNERS]

@@ -127,6 +127,66 @@ def test_ask_for_approval_on_exec_refuses_and_tells_the_model(exec_codex, server
     output = server.model_requests()[1].body["input"][-1]
     assert output["type"] == "function_call_output" and "cannot ask for approval" in output["output"]
     assert "approval: untrusted" in proc.stderr and "cannot ask for approval" in proc.stderr
+    assert "by user" not in output["output"] + proc.stderr  # nobody was asked
+    # a patch likewise
+    server.enqueue(
+        Turn().function_call("apply_patch", {"input": "*** Begin Patch\n*** Add File: new.txt\n+x\n*** End Patch\n"},
+                             call_id="p1"),
+        Turn().text("could not either"),
+    )
+    proc = exec_codex("-a", "untrusted", "-s", "read-only", "add a file")
+    assert proc.returncode == 0, proc.stderr
+    assert not (repo / "new.txt").exists()
+    output = server.model_requests()[3].body["input"][-1]
+    assert output["output"].startswith("patch not applied: codex exec cannot ask"), output
+    assert "by user" not in output["output"] + proc.stderr
+
+
+def test_refused_exec_prints_no_session_header(exec_codex, server, tmp_path, codex_home):
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    proc = exec_codex("hi", cwd=outside)
+    assert proc.returncode == 2 and "--skip-git-repo-check" in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr  # the one line, no header
+    assert not list(codex_home.glob("sessions/**/*.jsonl")) and server.model_requests() == []
+
+
+def test_unknown_slash_word_in_exec_is_a_usage_error(exec_codex, server, codex_home, tmp_path):
+    prompts = codex_home / "prompts"
+    prompts.mkdir()
+    (prompts / "explain.md").write_text("Explain $1 in one line.\n")
+    server.enqueue(Turn().text("explained"))
+    proc = exec_codex("/explain X")  # a reusable prompt works in exec
+    assert proc.returncode == 0, proc.stderr
+    assert server.model_requests()[0].body["input"][-1]["content"][0]["text"] == "Explain X in one line."
+    proc = exec_codex("/explian X")
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()
+    assert "\n" not in line and "/explian is not a reusable prompt; did you mean /explain?" in line
+    assert "(/explain)" in line and "begin it with a space" in line
+    proc = exec_codex("/status")  # a REPL command does nothing in exec
+    assert proc.returncode == 2 and "exec runs no slash commands" in proc.stderr
+    assert len(server.model_requests()) == 1  # neither was billed as a turn
+    server.enqueue(Turn().text("cleaned"), Turn().text("as text"))
+    assert exec_codex("/tmp is full, what now?").returncode == 0  # an existing path is a prompt
+    assert exec_codex(" /explian stays text").returncode == 0
+
+
+def test_exec_full_auto_header_help_and_readme_agree(exec_codex, server, run_codex):
+    server.enqueue(Turn().text("ok"))
+    proc = exec_codex("--full-auto", "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert "approval: never" in proc.stderr and "sandbox: workspace-write" in proc.stderr
+    helptext = " ".join(run_codex("exec", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "in exec, which asks nothing: -s workspace-write, approval never unless -a" in helptext
+    readme = " ".join(open(os.path.join(REPO, "README.md"), encoding="utf-8").read().split())
+    assert "in `exec` only `-s workspace-write`, approval stays `never`" in readme
+
+
+def test_readme_quick_start_names_the_built_file():
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "./codex" in quick and "dist/codex" in quick and "python3 build.py" in quick
 
 
 def test_usage_carries_reasoning_and_cache_write_tokens(exec_codex, server):
