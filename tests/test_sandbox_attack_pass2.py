@@ -349,7 +349,7 @@ def test_approval_names_the_real_workdir_and_runs_there(tmp_path, server, impl):
 
     cfg = mock_config(server, home, ws, approval="on-request", sandbox="workspace-write",
                       sandbox_workspace_write={"exclude_slash_tmp": True, "exclude_tmpdir_env_var": True})
-    session = codex.Session(cfg, approval_handler=handler)
+    session = codex.Session(cfg, approval_handler=handler).start()
     try:
         session.submit(user_input("go"))
         msgs = drain_until(session, "task_complete", timeout=150)
