@@ -8091,7 +8091,7 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
         workspace = os.path.realpath(str(cfg.cwd))
         if not _is_within(cwd, workspace):
             where = "note: it runs in %s, outside the workspace %s" % (cwd, workspace)
-            justification = "%s\n%s" % (justification, where) if justification else where
+            justification = "%s (%s)" % (justification, where) if justification else where
         answer = ask(kind="exec", argv=argv, cwd=cwd, reason=justification)
         if answer not in ("approved", "approved_for_session"):
             return ExecOutcome(None, "exec command rejected by user", "abort" if answer == "abort" else "denied")
