@@ -6232,7 +6232,10 @@ def _codex_self_argv(mode, home=None):
     """argv prefix that runs codex.py itself in `mode` (the Python helper, or apply_patch).
 
     -I (isolated: no PYTHON* env, no user site, and above all no '' = the command's cwd on
-    sys.path: a json.py the previous command planted in the workspace would run unsandboxed).
+    sys.path: a json.py the previous command planted in the workspace would run unsandboxed)
+    and -S (no site: no .pth file of a site-packages a command could write runs; codex's
+    directory and pyseccomp's are put on sys.path by name instead).  The interpreter is the
+    real file behind sys.executable: a venv's bin/python3 symlink and pyvenv.cfg are not used.
     Imported rather than run as a script, so a cached .pyc (or _code_cache_prefix's) spares
     compiling this file.  The path is the real one resolved once (_own_file): it stays
     read-only for commands (§12b).
@@ -6240,11 +6243,77 @@ def _codex_self_argv(mode, home=None):
     src = _own_file()
     here = os.path.dirname(src)
     prefix = _code_cache_prefix(home)
+    dirs = [here]
+    seccomp = _pyseccomp_path()
+    if seccomp is not None and os.path.dirname(seccomp) != here:
+        dirs.append(os.path.dirname(seccomp))
     # appended, not inserted first: a json.py planted next to codex.py must not shadow the stdlib
-    boot = ("import sys, importlib.util as u; sys.path.append(%r); %ss = u.spec_from_file_location('codex', %r); "
+    boot = ("import sys, importlib.util as u; sys.path.extend(%r); %ss = u.spec_from_file_location('codex', %r); "
             "m = u.module_from_spec(s); sys.modules['codex'] = m; s.loader.exec_module(m); "
-            "sys.exit(m.main(sys.argv[1:]))" % (here, "sys.pycache_prefix = %r; " % prefix if prefix else "", src))
-    return [sys.executable, "-I", "-B", "-c", boot, mode]
+            "sys.exit(m.main(sys.argv[1:]))" % (dirs, "sys.pycache_prefix = %r; " % prefix if prefix else "", src))
+    return [_real_executable(), "-I", "-S", "-B", "-c", boot, mode]
+
+
+def _real_executable():
+    """The interpreter running codex, symlinks resolved (a venv's bin/python3 is one)."""
+    return os.path.realpath(sys.executable) if sys.executable else "python3"
+
+
+_PYSECCOMP_PATHS = {}
+
+
+def _pyseccomp_path():
+    """The real path of the pyseccomp package (or module) this process would import, or None:
+    the Python helper imports it from there, so it stays read-only for commands."""
+    if "path" not in _PYSECCOMP_PATHS:
+        import importlib.util
+
+        found = None
+        try:
+            spec = importlib.util.find_spec("pyseccomp")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin and os.path.isabs(spec.origin):
+            found = os.path.realpath(os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin)
+        _PYSECCOMP_PATHS["path"] = found
+    return _PYSECCOMP_PATHS["path"]
+
+
+def python_root_warning(roots, userns=True):
+    """A warning for the user when the Python codex runs under lies in one of the writable
+    `roots` (an activated .venv in the workspace), else None."""
+    roots = [str(r) for r in roots]
+    for path in _interpreter_paths():
+        if any(_is_within(r, path) for r in roots):
+            return ("codex runs under the Python in %s, which holds a writable root: commands can change it, and "
+                    "codex would run what they wrote outside the sandbox; run codex with a python3 outside the "
+                    "workspace" % path)
+        if any(_is_within(path, r) for r in roots):
+            if not userns:
+                return ("codex runs under the Python in %s, inside a writable root, and user namespaces are "
+                        "unavailable to make it read-only: commands can change it, and codex would run what they "
+                        "wrote outside the sandbox; run codex with a python3 outside the workspace" % path)
+            return ("codex runs under the Python in %s, inside a writable root: it is read-only for commands (a "
+                    "command that changed it would run code outside the sandbox); run codex with a python3 outside "
+                    "the workspace to let commands install into it" % path)
+    return None
+
+
+def _interpreter_paths():
+    """The Python installation codex runs under (real paths): its executable, sys.prefix (a
+    venv: pyvenv.cfg, bin/, site-packages) and the base installation (the standard library).
+    The Python helper runs it before it is sandboxed and the next codex start runs it: when it
+    lies in a writable root it stays read-only for commands like codex's own code."""
+    out = [_real_executable()]
+    named = os.path.dirname(os.path.abspath(sys.executable)) if sys.executable else None
+    # a venv is found by pyvenv.cfg next to the executable or one up (PEP 405; sys.prefix says
+    # so only when `site` ran, and dist/codex starts with -S)
+    venv = [d for d in (named, os.path.dirname(named or "")) if d and os.path.isfile(os.path.join(d, "pyvenv.cfg"))]
+    for p in venv[:1] + [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]:
+        real = os.path.realpath(p)
+        if p and os.path.isdir(real) and real != "/" and real not in out:
+            out.append(real)
+    return out
 
 
 #: the sections codex's apply_patch mode needs (errors, apply_patch): both pure, standard library only
@@ -6364,6 +6433,13 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
         needed = [os.path.dirname(str(backing))] if backing is not None else []
     else:
         needed = list(own)
+    # the interpreter (and pyseccomp) the Python helper runs unsandboxed, and the next start too
+    # (one that holds a writable root cannot be made read-only: python_root_warning says so)
+    python = [p for p in _interpreter_paths() if not any(_is_within(r, p) for r in roots)]
+    seccomp = _pyseccomp_path()
+    if kind != "linux":
+        needed += [p for p in python + ([seccomp] if seccomp else []) if p not in needed]
+    own += [p for p in python if p not in own]
     # not needed to build the next sandbox, but run at the next start (the zipapp) or inside the
     # sandbox (the apply_patch command): nothing a command writes is trusted later
     own += [p for p in _launch_paths() if p not in own]
@@ -6462,6 +6538,8 @@ def _trusted_names(home):
     $CODEX_HOME, codex.py, the zipapp and its unpack root.  A symlink among their components is pinned
     too (replacing it would redirect the next start), as is every directory above them."""
     names = [os.path.abspath(__file__)]
+    if sys.executable:  # the interpreter, as named: a venv's bin/python3 symlink
+        names.append(os.path.abspath(sys.executable))
     if home is not None:
         names.append(os.path.abspath(str(home)))
     paths = zipapp_paths()
@@ -6493,6 +6571,35 @@ def pins_for(paths, roots):
                 seen.add(comp)
                 out.append(comp)
     return sorted(out, key=lambda p: p.count(os.sep))
+
+
+#: what the dynamic loader and libc read from the environment when a program starts (glibc's
+#: list of variables it ignores for set-user-ID programs: libraries, modules, data files)
+_LOADER_ENV_NAMES = ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
+                     "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR")
+_HELPER_ENV_VAR = "__CODEX_HELPER_COMMAND_ENV"  #: the command's variables set aside for the Python helper
+
+
+def helper_env(env, kind):
+    """The environment to start the sandbox helper of `kind` with, given the command's `env`.
+
+    The Python helper is a dynamically linked python3 that runs before it sandboxes itself:
+    an LD_LIBRARY_PATH with an empty or a workspace entry (or LD_PRELOAD, LD_AUDIT, GCONV_PATH...)
+    would load a library a command planted, unsandboxed.  Those variables (LD_*, PYTHON*,
+    _LOADER_ENV_NAMES) are set aside in one variable that the helper puts back right before it
+    execs the command.  The compiled helper is static: it gets `env` as it is.
+    """
+    if kind != "linux-python":
+        return dict(env)
+    out, moved = {}, {}
+    for name, value in env.items():
+        if name.startswith(("LD_", "PYTHON")) or name in _LOADER_ENV_NAMES or name == _HELPER_ENV_VAR:
+            moved[name] = value
+        else:
+            out[name] = value
+    if moved:
+        out[_HELPER_ENV_VAR] = json.dumps(moved)
+    return out
 
 
 def helper_argv_prefix(home=None):
@@ -7121,6 +7228,9 @@ def _hide_terminals(libc):
 
 def _exec_command(cmd):
     """execvp the command; on failure the helper's one-line error and 127/126, like a shell."""
+    moved = os.environ.pop(_HELPER_ENV_VAR, None)  # the command's loader variables (helper_env)
+    if moved:
+        os.environ.update(json.loads(moved))
     try:
         os.execvp(cmd[0], cmd)
     except OSError as exc:
@@ -7619,6 +7729,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     if sandboxed and not policy.is_unrestricted():
         full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
         env.update(extra_env)
+        env = helper_env(env, sandbox_type)
         absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
     stdin = subprocess.DEVNULL
     if stdin_data is not None:
@@ -7963,8 +8074,9 @@ def _cmd_debug(args, cfg_loader):
         raise SandboxError("the sandbox is not available here (%s); run `codex sandbox --check`"
                            % (info.get("reason") or info.get("helper_error") or "Landlock or seccomp missing"))
     env = build_command_env(cfg)
-    full, extra_env, _kind = sandbox_command(cmd, policy, cfg.cwd, os.getcwd(), cfg.codex_home)
+    full, extra_env, kind = sandbox_command(cmd, policy, cfg.cwd, os.getcwd(), cfg.codex_home)
     env.update(extra_env)
+    env = helper_env(env, kind)
     for note in take_sandbox_notices():
         sys.stderr.write("codex: warning: %s\n" % note)
     try:
@@ -11186,6 +11298,12 @@ class Session(object):
             self._window_probe.start()
         startup_errors = []
         startup_warnings = []
+        policy = self.cfg.sandbox_policy
+        if _LINUX and policy.mode == "workspace-write":  # an activated .venv in the workspace
+            roots = policy.writable_roots_for(self.cfg.cwd)
+            if python_root_warning(roots) is not None:
+                startup_warnings.append("warning: " + python_root_warning(
+                    roots, probe_sandbox(self.cfg.codex_home).get("userns") == "1"))
         resume_path = self._resume_path
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
