@@ -525,6 +525,7 @@ CONFIG_KEYS = {
     # local models and runaway turns (docs/local-models.md)
     "shell_login": ("bool", False, None),  # run `bash -lc` scripts and shell_command as login shells
     "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
+    "file_tools": ("bool", None, None),  # offer write_file and edit_file (None: with the compact prompt)
     "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
     "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
     # accepted from very early builds, ignored once per-provider settings landed
@@ -781,6 +782,7 @@ class Config(Record):
     include_plan_tool: bool
     tools: dict
     compact_prompt: "bool | None"  # the short base prompt and tool texts (None: when the window is small)
+    file_tools: "bool | None"  # offer write_file and edit_file (None: with the compact prompt)
     shell_login: bool  # scripts run in a login shell (bash -lc)
     # runaway turns (0: no limit)
     max_repeated_tool_calls: int
@@ -3490,6 +3492,29 @@ def _json_value(text):
         return None
 
 
+def _json_calls_value(text):
+    """Like _json_value, but JSON objects one after another (only whitespace between them, as
+    small models write several calls: `{"name": ...}\n{"name": ...}`) come back as a list."""
+    value = _json_value(text)
+    if value is not None:
+        return value
+    text = text.strip()
+    if not text.startswith("{"):
+        return None
+    decoder, values, i = json.JSONDecoder(), [], 0
+    while i < len(text):
+        try:
+            value, i = decoder.raw_decode(text, i)
+        except ValueError:
+            return None
+        if not isinstance(value, dict):
+            return None
+        values.append(value)
+        while i < len(text) and text[i].isspace():
+            i += 1
+    return values if len(values) > 1 else None
+
+
 def _looks_like_call(value):
     items = value if isinstance(value, list) else [value]
     return bool(items) and all(isinstance(v, dict) and ("name" in v or "function" in v) for v in items)
@@ -3504,7 +3529,7 @@ def _split_trailing(segments):
         if seg[0] == "text" and not seg[1].strip():
             k -= 1
             continue
-        if seg[0] == "fence" and seg[1] in _FENCE_LANGS and _json_value(seg[2]) is not None:
+        if seg[0] == "fence" and seg[1] in _FENCE_LANGS and _json_calls_value(seg[2]) is not None:
             tail.insert(0, seg[2])
             k -= 1
             continue
@@ -3512,7 +3537,7 @@ def _split_trailing(segments):
     if not tail:
         return None
     for seg in segments[:k]:  # another call-like block earlier: a message about calls, not a call
-        if seg[0] == "fence" and _looks_like_call(_json_value(seg[2])):
+        if seg[0] == "fence" and _looks_like_call(_json_calls_value(seg[2])):
             return None
     prose = "".join(seg[1] if seg[0] == "text" else "\n```%s\n%s\n```\n" % (seg[1], seg[2]) for seg in segments[:k])
     return prose, tail
@@ -3546,13 +3571,13 @@ def _find_text_calls(text):
         if marker in text:
             prose, _, rest = text.partition(marker)
             return fmt, prose, [_json_value(rest)]
-    value = _json_value(stripped)
+    value = _json_calls_value(stripped)
     if value is not None:
         return "bare_json", "", [value]
     if "```" in text or "~~~" in text:
         found = _split_trailing(_fence_segments(text))
         if found is not None:
-            return "fenced_json", found[0], [_json_value(b) for b in found[1]]
+            return "fenced_json", found[0], [_json_calls_value(b) for b in found[1]]
     return None
 
 
@@ -4153,6 +4178,40 @@ def apply_patch_tool():
     }
 
 
+#: write_file / edit_file: plain file tools for small models, which write a whole file or one
+#: replacement as JSON far more reliably than an apply_patch text or a here-document inside a
+#: JSON string (measured with Qwen2.5-Coder-1.5B: bench/bench_local_model.py).  They run as an
+#: apply_patch (approval, sandbox, file_change events); see file_tools_wanted.
+WRITE_FILE_DESCRIPTION = "Create a file, or replace everything in it, with the given content."
+EDIT_FILE_DESCRIPTION = "Replace one exact piece of text in a file (copy old_text from the file)."
+
+
+def file_tools_wanted(cfg, family):
+    """Whether write_file and edit_file are offered: `file_tools`, else with the compact prompt."""
+    if cfg.file_tools is not None:
+        return bool(cfg.file_tools)
+    return compact_prompt_wanted(cfg, family)
+
+
+def write_file_tool():
+    """The `write_file` function tool."""
+    return {"type": "function", "name": "write_file", "description": WRITE_FILE_DESCRIPTION, "strict": False,
+            "parameters": {"type": "object", "properties": {
+                "path": {"type": "string", "description": "relative to the working directory"},
+                "content": {"type": "string", "description": "the whole new content"}},
+                "required": ["path", "content"], "additionalProperties": False}}
+
+
+def edit_file_tool():
+    """The `edit_file` function tool."""
+    return {"type": "function", "name": "edit_file", "description": EDIT_FILE_DESCRIPTION, "strict": False,
+            "parameters": {"type": "object", "properties": {
+                "path": {"type": "string"},
+                "old_text": {"type": "string", "description": "text now in the file, exactly"},
+                "new_text": {"type": "string", "description": "what replaces it"}},
+                "required": ["path", "old_text", "new_text"], "additionalProperties": False}}
+
+
 def build_tools(ctx, mcp_tools=None):
     """The tool list for a request under TurnContext `ctx`: every registered tool that offers
     itself this turn (TOOLS, in registration order), then the MCP tools."""
@@ -4223,9 +4282,11 @@ def parse_shell_command_arguments(arguments, cfg, environ=None):
     if args.get("timeout") == 0 or args.get("timeout") is None:  # small models send 0 for "the default"
         args.pop("timeout", None)
     try:
-        return parse_shell_arguments(json.dumps(args))
+        params = parse_shell_arguments(json.dumps(args))
     except ToolArgumentError as exc:
         raise ToolArgumentError(str(exc).replace("`timeout`", "`timeout_ms`"))
+    params["text_output"] = True  # answered in plain text (format_exec_output_text), as upstream's shell_command
+    return params
 
 
 def script_shell(environ=None):
@@ -4422,6 +4483,27 @@ def parse_apply_patch_arguments(arguments):
     if not isinstance(args, dict) or not isinstance(args.get("input"), str):
         raise ToolArgumentError("failed to parse function arguments: missing field `input`")
     return {"input": args["input"]}
+
+
+def parse_file_tool_arguments(arguments, fields):
+    """Parse write_file / edit_file arguments: every name in `fields` a string, `path` non-empty."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict):
+        raise ToolArgumentError("failed to parse function arguments: expected a JSON object")
+    for name in fields:
+        if not isinstance(args.get(name), str):
+            raise ToolArgumentError("failed to parse function arguments: `%s` must be a string (the fields are %s)"
+                                    % (name, ", ".join("`%s`" % f for f in fields)))
+    unknown = sorted(set(args) - set(fields))
+    if unknown:
+        raise ToolArgumentError("failed to parse function arguments: unknown field `%s` (the fields are %s)"
+                                % (unknown[0], ", ".join("`%s`" % f for f in fields)))
+    if not args["path"].strip():
+        raise ToolArgumentError("failed to parse function arguments: `path` is empty")
+    return {name: args[name] for name in fields}
 
 
 ###############################################################################
@@ -4866,6 +4948,28 @@ def _undo_temps(temps, made_dirs):
             os.rmdir(str(d))
         except OSError:
             pass
+
+
+def whole_file_patch(path, old, new):
+    """The apply_patch text that turns file `path` (content `old`, None when it does not exist)
+    into `new`: an Add File, or one Update chunk replacing every line (write_file, edit_file)."""
+    new_lines = new.replace("\r\n", "\n").split("\n")
+    if new_lines[-1] == "":
+        new_lines.pop()
+    out = [PATCH_BEGIN]
+    if old is None:
+        out.append(_ADD + path)
+        out.extend("+" + line for line in new_lines)
+    else:
+        old_lines = old.replace("\r\n", "\n").split("\n")
+        if old_lines[-1] == "":
+            old_lines.pop()
+        out += [_UPDATE + path, "@@"]
+        out.extend("-" + line for line in old_lines)
+        out.extend("+" + line for line in new_lines)
+        out.append(_EOF_MARK)
+    out.append(PATCH_END)
+    return "\n".join(out) + "\n"
 
 
 def patch_summary(changes):
@@ -7493,6 +7597,25 @@ def format_exec_output(result):
     })
 
 
+def format_exec_output_text(result):
+    """`shell_command`'s output for the model as plain text (upstream's freeform form): lines
+    `Exit code: N`, `Wall time: S seconds`, `Total output lines: N` when truncated, `Output:`,
+    then the output.  Small models read a traceback far better this way than as an escaped JSON
+    string, and the exit code comes first."""
+    output = result.aggregated_output or ""
+    if result.timed_out:
+        output = "command timed out after %d milliseconds\n%s" % (result.timeout_ms or 0, output)
+    shown = _truncate_for_model(output)
+    head = ["Exit code: %s" % result.exit_code, "Wall time: %.1f seconds" % result.duration]
+    if shown != output:
+        head.append("Total output lines: %d" % len(output.splitlines()))
+    tail = []
+    if result.exit_code not in (0, None):
+        tail = ["", "(The command failed with exit code %s. If it checks your work, the task is not done: "
+                "read the files involved with cat and fix the cause.)" % result.exit_code]
+    return "\n".join(head + ["Output:", shown.rstrip("\n")] + tail)
+
+
 def _sandbox_failure_text(result):
     """Upstream's model-facing text for a run the sandbox stopped."""
     kind = SANDBOX_TYPE_NAMES.get(result.sandbox_type, "LinuxSeccomp")
@@ -7505,11 +7628,13 @@ def _sandbox_failure_text(result):
 
 
 def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
-                        escalated=False, justification=None):
+                        escalated=False, justification=None, formatter=None):
     """Decide, ask if needed, run (sandboxed unless approved otherwise), offer an unsandboxed retry.
 
-    See the §11 contract; returns ExecOutcome(result, model_output, decision).
+    See the §11 contract; returns ExecOutcome(result, model_output, decision).  `formatter`
+    turns a finished run into the model's text (default format_exec_output, the JSON envelope).
     """
+    formatter = formatter or format_exec_output
     argv = [str(a) for a in argv]
     cwd = str(cwd or cfg.cwd)
     approved = _approved_set(session_state)
@@ -7526,7 +7651,7 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
     env = build_command_env(cfg)
     result = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=sandboxed)
     if not (sandboxed and result.sandbox_denied):
-        return ExecOutcome(result, format_exec_output(result), decision)
+        return ExecOutcome(result, formatter(result), decision)
     if cfg.approval_policy not in ("on-failure", "untrusted"):
         return ExecOutcome(result, _sandbox_failure_text(result), "sandbox-failed")
     answer = ask(kind="exec", argv=argv, cwd=cwd, reason="command failed; retry without sandbox?")
@@ -7535,7 +7660,7 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
     if answer == "approved_for_session":
         approved.add(tuple(argv))  # only on an explicit "always" (upstream added it on any yes)
     retry = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=False)
-    return ExecOutcome(retry, format_exec_output(retry), "retry-approved")
+    return ExecOutcome(retry, formatter(retry), "retry-approved")
 
 
 # -- codex debug landlock|seatbelt, codex sandbox --check / doctor --------------------------
@@ -9580,20 +9705,26 @@ _SHELL_COMMAND_TEXT = "- `shell_command` runs a bash script given as one string:
 _PATCH_ARGV_TEXT = "through `shell` as `{\"command\": [\"apply_patch\", \"*** Begin Patch\\n...\\n*** End Patch\\n\"]}`"
 _PATCH_SCRIPT_TEXT = "through `shell_command` as a here-document: `{\"command\": \"apply_patch <<'EOF'\\n*** Begin Patch\\n...\\n*** End Patch\\nEOF\"}`"
 
-#: the base prompt for small context windows (compact_prompt); SHELL and WRITE are the shell
-#: tool's line and its example of writing a file.  Small models describe steps instead of
-#: taking them unless told plainly (measured with Qwen2.5-Coder-1.5B: bench/bench_local_model.py)
-COMPACT_INSTRUCTIONS = """You are codex, an autonomous coding agent with a shell in the user's working directory. You do the work yourself by calling tools. Never explain to the user how to do it, and never ask the user to run anything.
-- Reply with exactly one tool call at a time, until the task is done.
+#: the base prompt for small context windows (compact_prompt); SHELL is the shell tool's line
+#: and WRITE how to change a file (the file tools when offered, else a here-document).  Small
+#: models describe steps instead of taking them, and claim work they did not do, unless told
+#: plainly (measured with Qwen2.5-Coder-1.5B: bench/bench_local_model.py)
+COMPACT_INSTRUCTIONS = """You are codex, an autonomous coding agent with a shell in the user's working directory. You do the work yourself by calling tools, one tool call per reply. Never explain to the user how to do it, and never ask the user to run anything.
 - SHELL
-- To change a file: look at it with cat, then write the whole corrected file with a here-document: WRITE. Then run the tests or the program to check it.
-- When the task is done and checked, stop calling tools and reply in one or two sentences: what you changed and how you checked it."""
+- To change a file: first look at it with cat, then WRITE.
+- After a change, run the tests or the program again to check it.
+- If a command fails, the task is not done: read the files involved, fix the cause, and run it again.
+- Files change only through your tool calls: never say you changed or ran something you did not.
+- Only when your last command shows that the task is done, stop calling tools and say in one or two sentences what you changed and how you checked it."""
 _COMPACT_SHELL_LINES = {
     "shell_command": ("`shell_command` runs a bash script given as one string, e.g. {\"command\": \"cat main.py\"}.",
-                      "cat > main.py <<'EOF' ... EOF"),
+                      "write the whole corrected file with a here-document: cat > main.py <<'EOF' ... EOF"),
     "shell": ("`shell` runs an argv array without a shell, e.g. {\"command\": [\"cat\", \"main.py\"]}; for pipes or "
-              "redirections use [\"bash\", \"-c\", \"SCRIPT\"].", "[\"bash\", \"-c\", \"cat > main.py <<'EOF' ... EOF\"]"),
+              "redirections use [\"bash\", \"-c\", \"SCRIPT\"].",
+              "write the whole corrected file with a here-document: [\"bash\", \"-c\", \"cat > main.py <<'EOF' ... EOF\"]"),
 }
+_COMPACT_FILE_TOOLS_LINE = ("call edit_file to replace the wrong text with the right one (old_text copied exactly "
+                            "from the file). To create a new file, call write_file with its whole content")
 
 
 def build_instructions(cfg, family):
@@ -9607,6 +9738,8 @@ def build_instructions(cfg, family):
     kind = shell_tool_kind(cfg)
     if compact_prompt_wanted(cfg, family):
         shell, write = _COMPACT_SHELL_LINES[kind]
+        if file_tools_wanted(cfg, family):
+            write = _COMPACT_FILE_TOOLS_LINE
         return COMPACT_INSTRUCTIONS.replace("SHELL", shell).replace("WRITE", write)
     text = BASE_INSTRUCTIONS
     if kind == "shell_command":
@@ -11027,7 +11160,8 @@ class ToolRunner(object):
         try:
             outcome = execute_with_policy(argv, cwd, task.ctx, self.state, ask, on_output=on_output, cancel=task.cancel,
                                           timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
-                                          justification=params.get("justification"))
+                                          justification=params.get("justification"),
+                                          formatter=format_exec_output_text if params.get("text_output") else None)
         except CodexError as exc:
             begin()
             self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=str(exc), aggregated_output=str(exc),
@@ -11122,6 +11256,46 @@ class ToolRunner(object):
             self._task_emit(task, "turn_diff", unified_diff=diff)
         return shell_output_for_model(stdout or stderr, 0 if not stderr else 1, time.monotonic() - started)
 
+    def _run_write_file(self, task, call_id, params):
+        """write_file: the whole file, applied as a patch (approval and sandbox as apply_patch)."""
+        path = Path(task.ctx.cwd) / params["path"]
+        try:
+            old = _read_patch_file(path, "read") if path.is_file() else None
+        except PatchError as exc:
+            return "error: %s" % exc
+        if path.is_dir():
+            return "error: %s is a directory; give the path of a file" % params["path"]
+        if old is not None and old == params["content"]:
+            return "no change: %s already has this content" % params["path"]
+        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None)
+
+    def _run_edit_file(self, task, call_id, params):
+        """edit_file: one exact replacement, applied as a patch; errors say what to do instead."""
+        name, old_text = params["path"], params["old_text"]
+        path = Path(task.ctx.cwd) / name
+        if not path.is_file():
+            return ("error: %s does not exist (list the files with ls; to create a file use write_file)" % name)
+        try:
+            old = _read_patch_file(path, "read")
+        except PatchError as exc:
+            return "error: %s" % exc
+        if not old_text:
+            return "error: old_text is empty: copy the exact lines to replace from the file (cat %s)" % name
+        count = old.count(old_text)
+        if count == 0 and "\r\n" in old:
+            old, count = old.replace("\r\n", "\n"), old.replace("\r\n", "\n").count(old_text)
+        if count == 0:
+            return ("error: old_text was not found in %s; it must be copied exactly from the file, spaces and "
+                    "line breaks included. Look at the file again (cat %s), or write the whole file with write_file."
+                    % (name, name))
+        if count > 1:
+            return ("error: old_text occurs %d times in %s; include more of the surrounding lines so that it "
+                    "occurs once" % (count, name))
+        new = old.replace(old_text, params["new_text"], 1)
+        if new == old:
+            return "no change: new_text is the same as old_text"
+        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None)
+
     def _turn_diff(self, task):
         """The cumulative unified diff of the files this task's patches touched."""
         import difflib
@@ -11200,6 +11374,20 @@ register_tool(Tool(
     parse=lambda arguments, ctx, environ: parse_plan_arguments(arguments),
     run=lambda runner, task, call_id, params: runner._run_plan(task, call_id, params),
     events=("plan_update",),
+))
+register_tool(Tool(
+    name="write_file",  # small models: a whole file as JSON (file_tools; runs as an apply_patch)
+    spec=lambda ctx: write_file_tool() if file_tools_wanted(ctx.config, ctx.family) else None,
+    parse=lambda arguments, ctx, environ: parse_file_tool_arguments(arguments, ("path", "content")),
+    run=lambda runner, task, call_id, params: runner._run_write_file(task, call_id, params),
+    events=PATCH_EVENTS,
+))
+register_tool(Tool(
+    name="edit_file",  # small models: one exact replacement (file_tools; runs as an apply_patch)
+    spec=lambda ctx: edit_file_tool() if file_tools_wanted(ctx.config, ctx.family) else None,
+    parse=lambda arguments, ctx, environ: parse_file_tool_arguments(arguments, ("path", "old_text", "new_text")),
+    run=lambda runner, task, call_id, params: runner._run_edit_file(task, call_id, params),
+    events=PATCH_EVENTS,
 ))
 register_tool(Tool(
     name="apply_patch",

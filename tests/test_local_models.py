@@ -47,12 +47,14 @@ CALL = {"name": SHELL_CMD, "arguments": {"command": "echo hi > out.txt"}}
     ('<|python_tag|>{"name": "shell_command", "parameters": {"command": "ls"}}', "python_tag"),
     ('[TOOL_CALLS][{"name": "shell_command", "arguments": {"command": "ls"}}]', "mistral_tool_calls"),
     (json.dumps(CALL), "bare_json"),
+    (json.dumps(CALL) + "\n" + json.dumps(CALL) + "\n", "bare_json"),  # several calls, one per line
+    (fenced(CALL)[:-4] + "\n" + json.dumps(CALL) + "\n```", "fenced_json"),  # ... in one block
     (json.dumps({"type": "function", "function": {"name": SHELL_CMD, "arguments": '{"command": "ls"}'}}), "bare_json"),
 ])
 def test_recovers_the_common_formats(text, fmt):
     found = codex.recover_tool_calls(text, offered())
     assert found is not None and found[0] == fmt
-    assert [name for name, _ in found[2]] == [SHELL_CMD]
+    assert {name for name, _ in found[2]} == {SHELL_CMD} and len(found[2]) == max(1, text.count("\"name\""))
     assert isinstance(json.loads(found[2][0][1])["command"], str)
 
 
@@ -81,6 +83,8 @@ def test_recovers_several_calls_and_keeps_the_prose():
     "<tool_call>\n%s\n</tool_call>\nThen I will check it." % json.dumps(CALL),
     "```python\nprint('hi')\n```",
     '```json\n{"name": "shell_command", "arguments": {"command": "ls"}\n```',  # broken JSON
+    json.dumps(CALL) + "\nThen I check it.",  # a call followed by prose
+    json.dumps(CALL) + "\n" + json.dumps({"a": 1}),  # a call next to JSON that is not one
 ])
 def test_leaves_text_that_is_not_a_call(text):
     assert codex.recover_tool_calls(text, offered()) is None
@@ -312,6 +316,93 @@ def test_apply_patch_through_shell_command_heredoc(server, codex_home, tmp_path)
     assert any(e["type"] == "patch_apply_end" and e["success"] for e in events)
 
 
+def tool_outputs(server, index=-1):
+    """The tool messages of the Chat request `index` (their content, in order)."""
+    return [m["content"] for m in server.model_requests()[index].body["messages"] if m["role"] == "tool"]
+
+
+def test_shell_command_output_is_plain_text_with_the_exit_code_first(server, codex_home, tmp_path):
+    """A small model reads a traceback better as text than inside an escaped JSON string."""
+    run_calls(server, codex_home, tmp_path, [(SHELL_CMD, {"command": "printf 'line one\\nline two\\n'; exit 3"}),
+                                             (SHELL_CMD, {"command": "echo fine"})], wire="chat")
+    failed, fine = tool_outputs(server)
+    assert failed.startswith("Exit code: 3\nWall time: ") and "\nOutput:\nline one\nline two\n" in failed
+    assert "failed with exit code 3" in failed and "not done" in failed  # says what a failed check means
+    assert fine.startswith("Exit code: 0\n") and fine.endswith("Output:\nfine") and "failed" not in fine
+    # the argv `shell` tool keeps upstream's JSON envelope
+    server.clear()
+    run_calls(server, codex_home, tmp_path, [("shell", {"command": ["echo", "x"]})])
+    out = [i["output"] for i in server.model_requests()[-1].body["input"] if i["type"] == "function_call_output"]
+    assert json.loads(out[0])["metadata"]["exit_code"] == 0
+
+
+# -- write_file and edit_file (small models) ---------------------------------------------------
+
+FILE_TOOLS = ("write_file", "edit_file")
+
+
+def test_file_tools_come_with_the_compact_prompt(server, codex_home, tmp_path):
+    for extra, offered_tools in (({"compact_prompt": True}, True), ({"compact_prompt": False}, False),
+                                 ({"compact_prompt": True, "file_tools": False}, False),
+                                 ({"compact_prompt": False, "file_tools": True}, True)):
+        server.clear()
+        server.enqueue(Turn().text("hi"))
+        session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat", **extra))
+        session.submit(user_input("hi"))
+        drain_until(session, "task_complete", timeout=30)
+        session.shutdown()
+        request = server.model_requests()[0]
+        names = tool_names(request)
+        assert all((n in names) == offered_tools for n in FILE_TOOLS), (extra, names)
+        system = request.body["messages"][0]["content"]
+        if extra["compact_prompt"]:  # the compact prompt says how to change a file with what is offered
+            assert ("edit_file" in system) == offered_tools and ("here-document" in system) != offered_tools
+
+
+def test_write_file_and_edit_file_change_files_as_patches(server, codex_home, tmp_path):
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n")
+    events = run_calls(server, codex_home, tmp_path, [
+        ("write_file", {"path": "notes/hello.txt", "content": "hello\nworld"}),
+        ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"}),
+        ("write_file", {"path": "notes/hello.txt", "content": "hello again\n"}),
+        ("edit_file", {"path": "calc.py", "old_text": "return a / b", "new_text": "x"}),
+        ("edit_file", {"path": "calc.py", "old_text": "    return a", "new_text": "x"}),
+        ("edit_file", {"path": "nope.py", "old_text": "a", "new_text": "b"}),
+        ("write_file", {"path": "notes/hello.txt", "content": "hello again\n"}),
+        ("write_file", {"path": "x.txt"}),
+    ], wire="chat", compact_prompt=True, sandbox="workspace-write")
+    assert (tmp_path / "calc.py").read_text() == "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
+    assert (tmp_path / "notes" / "hello.txt").read_text() == "hello again\n"
+    ends = [e for e in events if e["type"] == "patch_apply_end"]
+    assert len(ends) == 3 and all(e["success"] for e in ends)
+    begins = [e for e in events if e["type"] == "patch_apply_begin"]
+    assert list(begins[0]["changes"].values())[0] == {"add": {"content": "hello\nworld\n"}}
+    diff = list(begins[1]["changes"].values())[0]["update"]["unified_diff"]
+    assert "-    return a - b\n+    return a + b\n" in diff and "mul" not in diff  # the real change, not the file
+    outputs = tool_outputs(server)
+    assert "not found in calc.py" in outputs[3] and "cat calc.py" in outputs[3]
+    assert "occurs 2 times" in outputs[4] and "surrounding lines" in outputs[4]
+    assert "nope.py does not exist" in outputs[5] and "write_file" in outputs[5]
+    assert outputs[6].startswith("no change")
+    assert "`content` must be a string" in outputs[7]
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_file_tools_obey_the_sandbox_and_approval(server, codex_home, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (outside / "keep.txt").write_text("keep\n")
+    run_calls(server, codex_home, work, [
+        ("write_file", {"path": str(outside / "new.txt"), "content": "x"}),
+        ("edit_file", {"path": "../outside/keep.txt", "old_text": "keep", "new_text": "gone"}),
+    ], wire="chat", compact_prompt=True, sandbox="workspace-write", approval="never",
+       **{"sandbox_workspace_write.exclude_slash_tmp": True, "sandbox_workspace_write.exclude_tmpdir_env_var": True})
+    assert not (outside / "new.txt").exists() and (outside / "keep.txt").read_text() == "keep\n"
+    assert all(o.startswith("patch rejected") for o in tool_outputs(server))
+
+
 # -- runaway turns -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("wire", ["responses", "chat"])
@@ -381,8 +472,9 @@ def test_window_from_llama_cpp_props_makes_the_prompt_compact_and_stable(server,
     first, second = [r.body for r in server.model_requests()]
     system = first["messages"][0]["content"]
     assert system.startswith("You are codex") and len(system) < 1500 and "`shell_command`" in system
-    assert [t["function"]["name"] for t in first["tools"]] == [SHELL_CMD]  # no update_plan in compact mode
-    assert len(json.dumps(first["tools"])) < 600
+    # no update_plan in compact mode; the file tools small models edit with
+    assert [t["function"]["name"] for t in first["tools"]] == [SHELL_CMD, "write_file", "edit_file"]
+    assert len(json.dumps(first["tools"])) < 1300
     # a stable prefix for the server's prompt cache: the second request extends the first
     assert second["tools"] == first["tools"]
     assert second["messages"][:len(first["messages"])] == first["messages"]
