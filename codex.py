@@ -2841,9 +2841,10 @@ def discover_context_window(provider, model, environ=None, timeout=CONTEXT_PROBE
     """The context window the provider's server reports for `model` (tokens), or None.
 
     Asks, in order: llama.cpp's /props (the per-slot n_ctx), GET {base_url}/models (vLLM's
-    max_model_len, llama.cpp's meta.n_ctx, LM Studio's loaded_context_length, OpenRouter's
-    context_length), Ollama's /api/show (num_ctx when the model sets it, else Ollama's default
-    of 4096).  The answer is remembered per (base_url, model) and model_family() uses it, so
+    max_model_len, llama.cpp's meta.n_ctx, OpenRouter's context_length), LM Studio's
+    /api/v0/models/MODEL (loaded_context_length of a loaded model; provider `lmstudio`, `oss` or
+    port 1234), Ollama's /api/show (num_ctx when the model sets it, else Ollama's default of
+    4096).  The answer is remembered per (base_url, model) and model_family() uses it, so
     ModelFamily.context_window (task_started, token_count, compaction) is the served window.
     """
     key = (provider.base_url, model)
@@ -2892,6 +2893,13 @@ def discover_context_window(provider, model, environ=None, timeout=CONTEXT_PROBE
                     for value in (entry.get("max_model_len"), meta.get("n_ctx"), entry.get("loaded_context_length"),
                                   entry.get("context_length"), entry.get("max_context_length")):
                         found = found or _positive_int(value)
+        if found is None and (provider.id in ("lmstudio", "oss") or ":1234" in root):
+            # LM Studio's /v1/models says nothing of windows; its own REST API does, for a loaded model
+            from urllib.parse import quote
+
+            info = get_json("GET", root + "/api/v0/models/" + quote(model, safe=""))
+            if isinstance(info, dict) and info.get("state") == "loaded":
+                found = _positive_int(info.get("loaded_context_length"))
         if found is None and (provider.id in ("ollama", "oss") or ":11434" in root):
             show = get_json("POST", root + "/api/show", {"model": model})
             if isinstance(show, dict):

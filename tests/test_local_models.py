@@ -502,6 +502,18 @@ def test_window_from_ollama_api_show(server):
     codex._SERVED_WINDOWS.pop((server.url, "qwen2.5-coder:1.5b"), None)
 
 
+def test_window_from_lm_studio_rest_api(server):
+    """LM Studio's OpenAI-compatible /v1/models has no window; /api/v0/models/MODEL has it once loaded."""
+    provider = codex.ProviderInfo("lmstudio", base_url=server.url, wire_api="chat")
+    server.routes[("GET", "/v1/models")] = {"object": "list", "data": [{"id": "qwen2.5-coder-1.5b-instruct", "object": "model"}]}
+    server.routes[("GET", "/api/v0/models/qwen2.5-coder-1.5b-instruct")] = {
+        "id": "qwen2.5-coder-1.5b-instruct", "object": "model", "type": "llm", "state": "loaded",
+        "max_context_length": 32768, "loaded_context_length": 8192}
+    assert codex.discover_context_window(provider, "qwen2.5-coder-1.5b-instruct") == 8192
+    server.routes[("GET", "/api/v0/models/other")] = {"id": "other", "state": "not-loaded", "max_context_length": 32768}
+    assert codex.discover_context_window(provider, "other") is None  # loads later with a window we cannot know
+
+
 def test_configured_window_wins_and_compact_prompt_can_be_forced(server, codex_home, tmp_path):
     server.routes[("GET", "/props")] = {"default_generation_settings": {"n_ctx": 4096}}
     server.enqueue(Turn().text("hi"))
