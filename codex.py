@@ -526,6 +526,7 @@ CONFIG_KEYS = {
     "shell_login": ("bool", False, None),  # run `bash -lc` scripts and shell_command as login shells
     "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
     "file_tools": ("bool", None, None),  # offer write_file and edit_file (None: with the compact prompt)
+    "failed_command_nudges": ("int", None, None),  # follow-ups after a turn that ends on a failed command
     "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
     "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
     # accepted from very early builds, ignored once per-provider settings landed
@@ -783,6 +784,7 @@ class Config(Record):
     tools: dict
     compact_prompt: "bool | None"  # the short base prompt and tool texts (None: when the window is small)
     file_tools: "bool | None"  # offer write_file and edit_file (None: with the compact prompt)
+    failed_command_nudges: "int | None"  # follow-ups when a turn ends on a failed command (None: 2 compact, else 0)
     shell_login: bool  # scripts run in a login shell (bash -lc)
     # runaway turns (0: no limit)
     max_repeated_tool_calls: int
@@ -1583,6 +1585,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
         if values[key] < 0:
             raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
+    if (values["failed_command_nudges"] or 0) < 0:
+        raise ConfigError("%s: `failed_command_nudges` must not be negative (0 turns them off)"
+                          % place_of("failed_command_nudges"))
 
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
@@ -3370,6 +3375,7 @@ class ChatClient(ModelClient):
                     yield ("item", {"type": "function_call", "name": name, "arguments": arguments, "call_id": call_id})
 
         bad = None
+        cut = False
         for ev in sse:
             data = ev.data.strip()
             if data == "[DONE]":
@@ -3392,6 +3398,16 @@ class ChatClient(ModelClient):
                 if isinstance(content, str) and content:
                     text.append(content)
                     yield ("text_delta", content)
+                    if (("{" in content or "`" in content) and self.recovers_tool_calls() and not order
+                            and len(text) < CHAINED_CALL_SCAN_MAX_DELTAS):
+                        joined = "".join(text)
+                        end = chained_text_call_end(joined, getattr(self, "_offered", None))
+                        if end is not None:  # the model writes call after call without seeing results
+                            log("debug", "stopped reading after the first call written as text (%d chars)", end)
+                            text[:] = [joined[:end]]
+                            finished = cut = True
+                            finish_reason[0] = "stop"
+                            break
                 rsn = delta.get("reasoning") or delta.get("reasoning_content")
                 if isinstance(rsn, dict):
                     rsn = rsn.get("text") or rsn.get("content")
@@ -3421,6 +3437,9 @@ class ChatClient(ModelClient):
                     finish_reason[0] = choice["finish_reason"]
                     if choice["finish_reason"] == "length" and not order:
                         log("warn", "chat completion stopped at the length limit")
+            if cut:
+                sse.close()  # closes the response, so the server stops generating
+                break
         if bad is not None and not finished:
             raise StreamError("the provider sent stream data that is not JSON (%r) and no finish_reason"
                               % _clip(bad, 120))
@@ -3655,6 +3674,36 @@ def _call_from_value(value, tools):
             return None
         calls.append((name, json.dumps(args, ensure_ascii=False)))
     return calls or None
+
+
+CHAINED_CALL_SCAN_MAX_DELTAS = 4000  #: a message is checked for chained text calls up to this many deltas
+
+
+def chained_text_call_end(text, tools):
+    """Where the first call ends when `text` starts with a complete call written as text (a bare
+    JSON object or a fenced JSON block naming an offered tool, with valid arguments) and the
+    model has begun another call-like block after it, else None.  A small model whose template
+    has no stop token after a call writes call after call, each guessing the previous result,
+    until its output limit: codex stops reading there and runs the first call only."""
+    if not tools:
+        return None
+    start = len(text) - len(text.lstrip())
+    if text.startswith("{", start):
+        try:
+            value, end = json.JSONDecoder().raw_decode(text, start)
+        except ValueError:
+            return None
+    elif text.startswith("```", start):
+        m = re.compile(r"```[A-Za-z_]*[ \t]*\n?(.*?)\n?[ \t]*```[ \t]*(?=\n|$)", re.S).match(text, start)
+        if not m or m.group(0).count("```") != 2:
+            return None
+        value, end = _json_value(m.group(1)), m.end()
+    else:
+        return None
+    if not isinstance(value, dict) or _call_from_value(value, tools) is None:
+        return None
+    rest = text[end:].lstrip()
+    return end if rest.startswith(("{", "```")) else None
 
 
 def recover_tool_calls(text, tools):
@@ -9971,6 +10020,13 @@ def prompt_dirs(cfg):
 
 class TurnStopped(CodexError):
     """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
+#: the follow-up for a model that ended its turn right after a failed command (%s: the exit code)
+FAILED_COMMAND_NUDGE = ("The last command failed (exit code %s) and you stopped. If the task is not done yet, go on "
+                        "with a tool call: read the files involved, fix the cause, and run the check again. If it "
+                        "is done, say so in one sentence.")
+FAILED_COMMAND_NUDGES = 2  #: default failed_command_nudges with the compact prompt (0 without it)
+
+
 # -- automatic compaction --------------------------------------------------------------
 # Before each request the session estimates its size: the last response's reported usage
 # (input + output tokens) plus ~4 characters per token for what was added since (or the
@@ -10091,6 +10147,8 @@ class _Task(object):
         self.streamed = ""  # text streamed by this attempt for the message not finished yet
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
         self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
+        self.failed_exit = None  # the exit code when the latest tool call was a command that failed
+        self.nudges = 0  # follow-ups sent after the model stopped right after a failed command
 
 
 class Session(object):
@@ -10526,6 +10584,8 @@ class Session(object):
                         continue
                 if task.kind == "user" and self._stop_hooks_continue(task):
                     continue
+                if task.kind == "user" and self._nudge_after_failure(task):
+                    continue
                 break
         except Interrupted:
             return
@@ -10692,6 +10752,22 @@ class Session(object):
             for message in self.mcp.new_failures():  # session-level: not a failure of this task
                 self._emit("", "error", message=message)
         return build_tools(task.ctx, mcp_tools)
+
+    def _nudge_after_failure(self, task):
+        """When the model ended its turn right after a command that failed, send it one short
+        follow-up (at most `failed_command_nudges` per task): small models often answer "fixed
+        it" or "I will now ..." there without doing it.  True when the turn goes on."""
+        limit = self.cfg.failed_command_nudges
+        if limit is None:
+            limit = FAILED_COMMAND_NUDGES if compact_prompt_wanted(self.cfg, self.family) else 0
+        if task.failed_exit is None or task.nudges >= limit or task.cancelled:
+            return False
+        task.nudges += 1
+        self._task_emit(task, "background_event", message="the model stopped right after a command that failed "
+                        "(exit code %s); asking it to go on (failed_command_nudges = %d)" % (task.failed_exit, limit))
+        self._record([text_message("user", FAILED_COMMAND_NUDGE % task.failed_exit)])
+        task.failed_exit = None
+        return True
 
     def _run_turn(self, task):
         """One model request (with stream retries), running tools as items arrive.
@@ -10910,6 +10986,8 @@ class Session(object):
         """Record one finished output item; run it when it is a tool call. True for calls."""
         kind = item.get("type")
         self._guard_loop(task, item)
+        if kind in ("function_call", "local_shell_call", "custom_tool_call"):
+            task.failed_exit = None  # _run_shell sets it again when this call is a command that fails
         with self._lock:
             if task.cancelled:
                 raise Interrupted("interrupted")
@@ -11196,6 +11274,7 @@ class ToolRunner(object):
             duration = result.duration
             duration = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
             extra = {"timed_out": True, "timeout_ms": result.timeout_ms} if getattr(result, "timed_out", False) else {}
+            task.failed_exit = result.exit_code if result.exit_code not in (0, None) else None
             self._task_emit(task, "exec_command_end", call_id=call_id,
                             stdout=(result.stdout or "")[:UI_OUTPUT_MAX_CHARS], stderr=(result.stderr or "")[:UI_OUTPUT_MAX_CHARS],
                             aggregated_output=(result.aggregated_output or "")[:UI_OUTPUT_MAX_CHARS * 4],

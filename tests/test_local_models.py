@@ -336,6 +336,60 @@ def test_shell_command_output_is_plain_text_with_the_exit_code_first(server, cod
     assert json.loads(out[0])["metadata"]["exit_code"] == 0
 
 
+def test_calls_chained_as_text_run_one_at_a_time(server, codex_home, tmp_path):
+    """With no stop token after a call, a small model writes call after call, each guessing the
+    result of the one before; codex stops reading after the first and runs only that one."""
+    chain = "\n".join(json.dumps({"name": SHELL_CMD, "arguments": {"command": "echo %d >> log.txt" % i}})
+                      for i in range(3)) + "\n"
+    server.enqueue(Turn().text(chain), Turn().text("```json\n%s\n```\n```json\n%s\n```" % (
+        json.dumps({"name": SHELL_CMD, "arguments": {"command": "echo fenced >> log.txt"}}),
+        json.dumps({"name": SHELL_CMD, "arguments": {"command": "echo never >> log.txt"}}))), Turn().text("done"))
+    session = chat_session(server, codex_home, tmp_path)
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "log.txt").read_text() == "0\nfenced\n"
+    assert [e["format"] for e in events if e["type"] == "tool_call_recovered"] == ["bare_json", "fenced_json"]
+    assistant = [m for m in server.model_requests()[1].body["messages"] if m["role"] == "assistant"]
+    assert len(assistant[0]["tool_calls"]) == 1 and not assistant[0].get("content")
+
+
+def test_a_turn_that_ends_on_a_failed_command_gets_a_follow_up(server, codex_home, tmp_path):
+    """Small models often say "fixed it" (or "I will now ...") right after a failing check."""
+    server.enqueue(Turn().function_call(SHELL_CMD, {"command": "exit 3"}, call_id="a"), Turn().text("Fixed it."),
+                   Turn().function_call(SHELL_CMD, {"command": "echo ok > fixed.txt"}, call_id="b"), Turn().text("Done."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("fix it"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "fixed.txt").exists() and events[-1]["last_agent_message"] == "Done."
+    third = server.model_requests()[2].body["messages"]
+    assert third[-1]["role"] == "user" and "failed (exit code 3)" in third[-1]["content"]
+    assert any(e["type"] == "background_event" and "failed_command_nudges" in e["message"] for e in events)
+    # a turn that ends after a command that worked, or with the nudges off, ends as it is
+    for extra, script in (({"compact_prompt": True}, "true"), ({"compact_prompt": True, "failed_command_nudges": 0}, "exit 3"),
+                          ({"compact_prompt": False}, "exit 3")):
+        server.clear()
+        server.enqueue(Turn().function_call(SHELL_CMD, {"command": script}, call_id="c"), Turn().text("Over."))
+        session = chat_session(server, codex_home, tmp_path, **extra)
+        session.submit(user_input("go"))
+        drain_until(session, "task_complete", timeout=30)
+        session.shutdown()
+        assert len(server.model_requests()) == 2, extra
+
+
+def test_the_follow_ups_are_bounded(server, codex_home, tmp_path):
+    turns = []
+    for i in range(4):
+        turns += [Turn().function_call(SHELL_CMD, {"command": "exit 1"}, call_id="c%d" % i), Turn().text("Fixed.")]
+    server.enqueue(*turns)
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("go"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert len(server.model_requests()) == 2 * (codex.FAILED_COMMAND_NUDGES + 1)
+
+
 # -- write_file and edit_file (small models) ---------------------------------------------------
 
 FILE_TOOLS = ("write_file", "edit_file")
