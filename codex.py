@@ -2228,6 +2228,7 @@ class HttpResponse(object):
         self._done = False
         te = headers.get("transfer-encoding", "").lower()
         self._chunked = "chunked" in te
+        self._chunk_left, self._chunk_crlf = 0, False  # bytes left in the current chunk; its CRLF unread
         length = headers.get("content-length", "")
         self._left = int(length) if (not self._chunked and length.strip().isdigit()) else None
         connection = headers.get("connection", "").lower()
@@ -2245,22 +2246,29 @@ class HttpResponse(object):
         reader = self._conn.reader
         try:
             if self._chunked:
+                # The position inside the chunk stream lives on the response, not in this
+                # generator: a reader that stops early (close() draining the rest) goes on
+                # from where the last one stopped, instead of reading chunk data as a size line.
                 while True:
-                    line = reader.readline(65537)
-                    if not line.endswith(b"\n"):
-                        raise HttpTransportError("the connection closed in the middle of a chunked body")
-                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                    if size == 0:
-                        while reader.readline(65537) not in (b"\r\n", b"\n", b""):
-                            pass  # trailers
-                        return
-                    while size:
-                        data = reader.read1(min(size, 65536))
+                    if not self._chunk_left:
+                        if self._chunk_crlf:
+                            reader.readline(65537)
+                            self._chunk_crlf = False
+                        line = reader.readline(65537)
+                        if not line.endswith(b"\n"):
+                            raise HttpTransportError("the connection closed in the middle of a chunked body")
+                        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                        if size == 0:
+                            while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                                pass  # trailers
+                            return
+                        self._chunk_left, self._chunk_crlf = size, True
+                    while self._chunk_left:
+                        data = reader.read1(min(self._chunk_left, 65536))
                         if not data:
                             raise HttpTransportError("the connection closed in the middle of a chunk")
-                        size -= len(data)
+                        self._chunk_left -= len(data)
                         yield data
-                    reader.readline(65537)
             elif self._left is not None:
                 while self._left:
                     data = reader.read1(min(self._left, 65536))
@@ -10021,9 +10029,8 @@ def prompt_dirs(cfg):
 class TurnStopped(CodexError):
     """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
 #: the follow-up for a model that ended its turn right after a failed command (%s: the exit code)
-FAILED_COMMAND_NUDGE = ("The last command failed (exit code %s) and you stopped. If the task is not done yet, go on "
-                        "with a tool call: read the files involved, fix the cause, and run the check again. If it "
-                        "is done, say so in one sentence.")
+FAILED_COMMAND_NUDGE = ("Your last command failed (exit code %s), so the task is not done. Reply with your next "
+                        "tool call now: look at the files involved, fix the cause, then run the check again.")
 FAILED_COMMAND_NUDGES = 2  #: default failed_command_nudges with the compact prompt (0 without it)
 
 
@@ -10766,8 +10773,7 @@ class Session(object):
         self._task_emit(task, "background_event", message="the model stopped right after a command that failed "
                         "(exit code %s); asking it to go on (failed_command_nudges = %d)" % (task.failed_exit, limit))
         self._record([text_message("user", FAILED_COMMAND_NUDGE % task.failed_exit)])
-        task.failed_exit = None
-        return True
+        return True  # failed_exit stays: an answer without a tool call is still one right after it
 
     def _run_turn(self, task):
         """One model request (with stream retries), running tools as items arrive.
@@ -11354,7 +11360,23 @@ class ToolRunner(object):
             return "error: %s is a directory; give the path of a file" % params["path"]
         if old is not None and old == params["content"]:
             return "no change: %s already has this content" % params["path"]
+        if old is not None and old.strip() and not self._seen_in_outputs(task, old):
+            return ("error: %s already exists and its current content has not been shown in this conversation, so "
+                    "writing it could lose code: look at it first (cat %s), then change it with edit_file"
+                    % (params["path"], params["path"]))
         return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None)
+
+    def _seen_in_outputs(self, task, content):
+        """Whether `content` (a file's text) appears whole in a tool output of this session: the
+        model has seen what write_file would replace."""
+        needle = content.replace("\r\n", "\n").strip()
+        with self.session._lock:
+            items = list(self.session.history) + list(task.items)
+        for item in reversed(items):
+            if item.get("type") in ("function_call_output", "custom_tool_call_output"):
+                if needle in output_text(item.get("output")).replace("\r\n", "\n"):
+                    return True
+        return False
 
     def _run_edit_file(self, task, call_id, params):
         """edit_file: one exact replacement, applied as a patch; errors say what to do instead."""

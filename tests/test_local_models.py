@@ -418,6 +418,8 @@ def test_write_file_and_edit_file_change_files_as_patches(server, codex_home, tm
     events = run_calls(server, codex_home, tmp_path, [
         ("write_file", {"path": "notes/hello.txt", "content": "hello\nworld"}),
         ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"}),
+        ("write_file", {"path": "notes/hello.txt", "content": "hello again\n"}),  # never looked at: refused
+        (SHELL_CMD, {"command": "cat notes/hello.txt"}),
         ("write_file", {"path": "notes/hello.txt", "content": "hello again\n"}),
         ("edit_file", {"path": "calc.py", "old_text": "return a / b", "new_text": "x"}),
         ("edit_file", {"path": "calc.py", "old_text": "    return a", "new_text": "x"}),
@@ -434,11 +436,12 @@ def test_write_file_and_edit_file_change_files_as_patches(server, codex_home, tm
     diff = list(begins[1]["changes"].values())[0]["update"]["unified_diff"]
     assert "-    return a - b\n+    return a + b\n" in diff and "mul" not in diff  # the real change, not the file
     outputs = tool_outputs(server)
-    assert "not found in calc.py" in outputs[3] and "cat calc.py" in outputs[3]
-    assert "occurs 2 times" in outputs[4] and "surrounding lines" in outputs[4]
-    assert "nope.py does not exist" in outputs[5] and "write_file" in outputs[5]
-    assert outputs[6].startswith("no change")
-    assert "`content` must be a string" in outputs[7]
+    assert "already exists and its current content has not been shown" in outputs[2] and "cat notes/hello.txt" in outputs[2]
+    assert "not found in calc.py" in outputs[5] and "cat calc.py" in outputs[5]
+    assert "occurs 2 times" in outputs[6] and "surrounding lines" in outputs[6]
+    assert "nope.py does not exist" in outputs[7] and "write_file" in outputs[7]
+    assert outputs[8].startswith("no change")
+    assert "`content` must be a string" in outputs[9]
     assert not (tmp_path / "x.txt").exists()
 
 
