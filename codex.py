@@ -526,7 +526,7 @@ CONFIG_KEYS = {
     "shell_login": ("bool", False, None),  # run `bash -lc` scripts and shell_command as login shells
     "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
     "file_tools": ("bool", None, None),  # offer write_file and edit_file (None: with the compact prompt)
-    "failed_command_nudges": ("int", None, None),  # follow-ups after a turn that ends on a failed command
+    "follow_up_nudges": ("int", None, None),  # follow-ups after a turn ending on a failed command or an unmade change
     "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
     "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
     # accepted from very early builds, ignored once per-provider settings landed
@@ -784,7 +784,7 @@ class Config(Record):
     tools: dict
     compact_prompt: "bool | None"  # the short base prompt and tool texts (None: when the window is small)
     file_tools: "bool | None"  # offer write_file and edit_file (None: with the compact prompt)
-    failed_command_nudges: "int | None"  # follow-ups when a turn ends on a failed command (None: 2 compact, else 0)
+    follow_up_nudges: "int | None"  # follow-ups for a turn ending on a failure or an unmade change (None: 2 compact, else 0)
     shell_login: bool  # scripts run in a login shell (bash -lc)
     # runaway turns (0: no limit)
     max_repeated_tool_calls: int
@@ -1585,9 +1585,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
         if values[key] < 0:
             raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
-    if (values["failed_command_nudges"] or 0) < 0:
-        raise ConfigError("%s: `failed_command_nudges` must not be negative (0 turns them off)"
-                          % place_of("failed_command_nudges"))
+    if (values["follow_up_nudges"] or 0) < 0:
+        raise ConfigError("%s: `follow_up_nudges` must not be negative (0 turns them off)"
+                          % place_of("follow_up_nudges"))
 
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
@@ -10031,7 +10031,12 @@ class TurnStopped(CodexError):
 #: the follow-up for a model that ended its turn right after a failed command (%s: the exit code)
 FAILED_COMMAND_NUDGE = ("Your last command failed (exit code %s), so the task is not done. Reply with your next "
                         "tool call now: look at the files involved, fix the cause, then run the check again.")
-FAILED_COMMAND_NUDGES = 2  #: default failed_command_nudges with the compact prompt (0 without it)
+#: ... and for one that says it changed something when every call of the task only read files
+UNMADE_CHANGE_NUDGE = ("No file has changed yet: your tool calls so far only read files. If the task needs a change, "
+                       "make it now with a tool call, then check it.")
+_CLAIMED_CHANGE_RE = re.compile(r"(?i)\b(changed|updated|fixed|modified|created|renamed|replaced|added|edited|wrote|"
+                                r"written|corrected|removed|deleted)\b")
+FOLLOW_UP_NUDGES = 2  #: default follow_up_nudges with the compact prompt (0 without it)
 
 
 # -- automatic compaction --------------------------------------------------------------
@@ -10155,7 +10160,8 @@ class _Task(object):
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
         self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
         self.failed_exit = None  # the exit code when the latest tool call was a command that failed
-        self.nudges = 0  # follow-ups sent after the model stopped right after a failed command
+        self.nudges = 0  # follow-ups sent after the model stopped on a failed command or an unmade change
+        self.wrote = False  # a patch or a command that is not known to be read-only ran in this task
 
 
 class Session(object):
@@ -10761,18 +10767,29 @@ class Session(object):
         return build_tools(task.ctx, mcp_tools)
 
     def _nudge_after_failure(self, task):
-        """When the model ended its turn right after a command that failed, send it one short
-        follow-up (at most `failed_command_nudges` per task): small models often answer "fixed
-        it" or "I will now ..." there without doing it.  True when the turn goes on."""
-        limit = self.cfg.failed_command_nudges
+        """When the model ended its turn right after a command that failed, or claims a change
+        although every call of the task only read files, send it a short follow-up (at most
+        `follow_up_nudges` per task): small models often answer "fixed it" or "I will now
+        ..." there without doing it.  True when the turn goes on."""
+        limit = self.cfg.follow_up_nudges
         if limit is None:
-            limit = FAILED_COMMAND_NUDGES if compact_prompt_wanted(self.cfg, self.family) else 0
-        if task.failed_exit is None or task.nudges >= limit or task.cancelled:
+            limit = FOLLOW_UP_NUDGES if compact_prompt_wanted(self.cfg, self.family) else 0
+        if task.nudges >= limit or task.cancelled or not task.tool_calls:
             return False
+        if task.failed_exit is not None:
+            why, text = "stopped right after a command that failed (exit code %s)" % task.failed_exit, \
+                FAILED_COMMAND_NUDGE % task.failed_exit
+        else:
+            with self._lock:
+                answer = next((message_text(it) for it in reversed(self.history)
+                               if it.get("type") == "message" and it.get("role") == "assistant"), "")
+            if task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
+                return False
+            why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
         task.nudges += 1
-        self._task_emit(task, "background_event", message="the model stopped right after a command that failed "
-                        "(exit code %s); asking it to go on (failed_command_nudges = %d)" % (task.failed_exit, limit))
-        self._record([text_message("user", FAILED_COMMAND_NUDGE % task.failed_exit)])
+        self._task_emit(task, "background_event", message="the model %s; asking it to go on (follow_up_nudges = %d)"
+                        % (why, limit))
+        self._record([text_message("user", text)])
         return True  # failed_exit stays: an answer without a tool call is still one right after it
 
     def _run_turn(self, task):
@@ -11281,6 +11298,7 @@ class ToolRunner(object):
             duration = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
             extra = {"timed_out": True, "timeout_ms": result.timeout_ms} if getattr(result, "timed_out", False) else {}
             task.failed_exit = result.exit_code if result.exit_code not in (0, None) else None
+            task.wrote = task.wrote or not is_known_safe_command(argv)
             self._task_emit(task, "exec_command_end", call_id=call_id,
                             stdout=(result.stdout or "")[:UI_OUTPUT_MAX_CHARS], stderr=(result.stderr or "")[:UI_OUTPUT_MAX_CHARS],
                             aggregated_output=(result.aggregated_output or "")[:UI_OUTPUT_MAX_CHARS * 4],
@@ -11321,6 +11339,7 @@ class ToolRunner(object):
                     return "patch rejected by user: %s" % self.approval_handler.refusal
                 return "patch rejected by user"
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
+        task.wrote = True
         for ch in changes:
             for path, before in ((ch.path, ch.old if ch.kind != "add" else None), (ch.move_path, None)):
                 if path is not None and path not in task.diff_base:

@@ -365,9 +365,9 @@ def test_a_turn_that_ends_on_a_failed_command_gets_a_follow_up(server, codex_hom
     assert (tmp_path / "fixed.txt").exists() and events[-1]["last_agent_message"] == "Done."
     third = server.model_requests()[2].body["messages"]
     assert third[-1]["role"] == "user" and "failed (exit code 3)" in third[-1]["content"]
-    assert any(e["type"] == "background_event" and "failed_command_nudges" in e["message"] for e in events)
+    assert any(e["type"] == "background_event" and "follow_up_nudges" in e["message"] for e in events)
     # a turn that ends after a command that worked, or with the nudges off, ends as it is
-    for extra, script in (({"compact_prompt": True}, "true"), ({"compact_prompt": True, "failed_command_nudges": 0}, "exit 3"),
+    for extra, script in (({"compact_prompt": True}, "true"), ({"compact_prompt": True, "follow_up_nudges": 0}, "exit 3"),
                           ({"compact_prompt": False}, "exit 3")):
         server.clear()
         server.enqueue(Turn().function_call(SHELL_CMD, {"command": script}, call_id="c"), Turn().text("Over."))
@@ -376,6 +376,29 @@ def test_a_turn_that_ends_on_a_failed_command_gets_a_follow_up(server, codex_hom
         drain_until(session, "task_complete", timeout=30)
         session.shutdown()
         assert len(server.model_requests()) == 2, extra
+
+
+def test_a_change_claimed_after_only_reading_gets_a_follow_up(server, codex_home, tmp_path):
+    (tmp_path / "expected.txt").write_text("Good morning\n")
+    server.enqueue(Turn().function_call(SHELL_CMD, {"command": "cat expected.txt"}, call_id="a"),
+                   Turn().text("I changed greet.py to print it."),
+                   Turn().function_call(SHELL_CMD, {"command": "echo \"print('Good morning')\" > greet.py"}, call_id="b"),
+                   Turn().text("I changed greet.py."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("make greet.py print expected.txt"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "greet.py").exists() and len(server.model_requests()) == 4  # no follow-up after a real write
+    assert "only read files" in server.model_requests()[2].body["messages"][-1]["content"]
+    # an answer after reading that claims nothing is an answer
+    server.clear()
+    server.enqueue(Turn().function_call(SHELL_CMD, {"command": "wc -l expected.txt"}, call_id="c"),
+                   Turn().text("It has 1 line."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("how many lines?"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert len(server.model_requests()) == 2
 
 
 def test_the_follow_ups_are_bounded(server, codex_home, tmp_path):
@@ -387,7 +410,7 @@ def test_the_follow_ups_are_bounded(server, codex_home, tmp_path):
     session.submit(user_input("go"))
     drain_until(session, "task_complete", timeout=30)
     session.shutdown()
-    assert len(server.model_requests()) == 2 * (codex.FAILED_COMMAND_NUDGES + 1)
+    assert len(server.model_requests()) == 2 * (codex.FOLLOW_UP_NUDGES + 1)
 
 
 # -- write_file and edit_file (small models) ---------------------------------------------------
