@@ -9777,7 +9777,7 @@ _PATCH_SCRIPT_TEXT = "through `shell_command` as a here-document: `{\"command\":
 COMPACT_INSTRUCTIONS = """You are codex, an autonomous coding agent with a shell in the user's working directory. You do the work yourself by calling tools, one tool call per reply. Never explain to the user how to do it, and never ask the user to run anything.
 - SHELL
 - To change a file: first look at it with cat, then WRITE.
-- After a change, run the tests or the program again to check it.
+- After a change, run the tests or the program again to check it. Fix the code, not its tests: never change a test to make it pass unless asked.
 - If a command fails, the task is not done: read the files involved, fix the cause, and run it again.
 - Files change only through your tool calls: never say you changed or ran something you did not.
 - Only when your last command shows that the task is done, stop calling tools and say in one or two sentences what you changed and how you checked it."""
@@ -10789,6 +10789,12 @@ class Session(object):
         task.nudges += 1
         self._task_emit(task, "background_event", message="the model %s; asking it to go on (follow_up_nudges = %d)"
                         % (why, limit))
+        with self._lock:
+            # The answer is left out of what the model reads next (it stays in the rollout and was
+            # shown): a small model given its own wrong answer back repeats it word for word.
+            last = self.history[-1] if self.history else {}
+            if last.get("type") == "message" and last.get("role") == "assistant":
+                self.history.pop()
         self._record([text_message("user", text)])
         return True  # failed_exit stays: an answer without a tool call is still one right after it
 

@@ -14,6 +14,7 @@ a fresh git repository, in two modes:
              <tool_call> tags, which llama.cpp parses into real `tool_calls` (derived from the
              stock template the server reports on /props)
 
+The tasks are TASKS in tests/support/local_model.py (shared with tests/test_local_model_e2e.py).
 A task is solved when its check passes (files, program output, the final answer).  Prints a
 Markdown table (figures for the README) and, with --json, the raw results.
 """
@@ -91,7 +92,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     tasks = [t for t in TASKS if t[0] in args.tasks.split(",")]
     model = ensure_model(log=lambda m: print("bench: " + m, file=sys.stderr))
+    load_before = os.getloadavg()
+    began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = {}
+    servers = {}
     stock = None
     for mode in args.modes.split(","):
         template = None
@@ -108,6 +112,7 @@ def main(argv=None):
         t0 = time.monotonic()
         with LlamaServer(model, n_ctx=args.n_ctx, threads=args.threads, template=template) as server:
             ready = time.monotonic() - t0
+            servers[mode] = {"ready_s": round(ready, 1), "threads": server.threads}
             if mode == "stock" and stock is None:
                 stock = json.load(urllib.request.urlopen(server.base + "/props"))["chat_template"]
             print("bench: %s server ready in %.1fs" % (mode, ready), file=sys.stderr)
@@ -118,8 +123,15 @@ def main(argv=None):
                 results[mode].append(r)
         if template:
             os.unlink(template)
+    load_after = os.getloadavg()
+    machine = {"date": began, "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
+               "load_after": [round(x, 2) for x in load_after], "model": model.name, "n_ctx": args.n_ctx,
+               "servers": servers}
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps({"machine": machine, "results": results}, indent=1))
+    print("%s, %d CPUs, load average %.1f before and %.1f after (1 min), %s, n_ctx %d, llama.cpp threads %s"
+          % (began, machine["cpus"], load_before[0], load_after[0], model.name, args.n_ctx,
+             ", ".join("%s %s" % (m, v["threads"]) for m, v in servers.items())))
     print("| task | " + " | ".join("%s: solved, s (calls, recovered)" % m for m in results) + " |")
     print("|---|" + "---|" * len(results))
     for i, task in enumerate(tasks):
@@ -130,7 +142,8 @@ def main(argv=None):
         print("| %s | %s |" % (task[0], " | ".join(cells)))
     for mode in results:
         solved = sum(r["solved"] for r in results[mode])
-        print("%s: %d/%d solved, %.0f s in all" % (mode, solved, len(tasks), sum(r["seconds"] for r in results[mode])))
+        took = sum(r["seconds"] for r in results[mode])
+        print("%s: %d/%d solved, %.0f s in all, %.0f s per task" % (mode, solved, len(tasks), took, took / max(1, len(tasks))))
     return 0
 
 

@@ -365,6 +365,7 @@ def test_a_turn_that_ends_on_a_failed_command_gets_a_follow_up(server, codex_hom
     assert (tmp_path / "fixed.txt").exists() and events[-1]["last_agent_message"] == "Done."
     third = server.model_requests()[2].body["messages"]
     assert third[-1]["role"] == "user" and "failed (exit code 3)" in third[-1]["content"]
+    assert third[-2]["role"] == "tool" and "Fixed it." not in json.dumps(third)  # its wrong answer is not read back
     assert any(e["type"] == "background_event" and "follow_up_nudges" in e["message"] for e in events)
     # a turn that ends after a command that worked, or with the nudges off, ends as it is
     for extra, script in (({"compact_prompt": True}, "true"), ({"compact_prompt": True, "follow_up_nudges": 0}, "exit 3"),
