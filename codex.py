@@ -12,7 +12,7 @@ passthrough).
 
 How data flows:
 
-    CLI (§22) -> config (§04) -> session / agent loop (§15b) -> provider (§07) <-> model
+    CLI (§22) -> config (§04) -> session / agent loop (§16) -> provider (§07) <-> model
     agent loop -> tools (§09, §10) -> approval (§11) -> sandbox helper (§12) -> process (§13)
     front ends (§17-§21) drive a session through ops and events (§08)
 
@@ -29,15 +29,15 @@ Contents (each section uses only the sections above it):
     §09 Tools: definitions and the shell tool
     §10 apply_patch: grammar, matching, applying
     §11 Safety: known-safe commands and approval decisions
-    §12a Sandbox: policies, protected paths, Seatbelt
+    §12a Sandbox: macOS Seatbelt
     §12b Sandbox: the Linux helper
     §13 Exec: running a command
     §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
     §14b MCP client: servers and the connection manager
     §14c Hooks: lifecycle hooks that fail closed
     §15a Agent: instructions and environment context
-    §15b Agent: the session and the turn loop
-    §16 History and rollouts
+    §15b History and rollouts
+    §16 Agent: the session and the turn loop
     §17 Front end: codex exec
     §17b Front end: code review (scopes, diffs, findings)
     §18a Front end: the REPL, its helpers and `@` file search
@@ -112,24 +112,6 @@ def system_config_dir(environ=None):
     """The machine-wide config directory: $CODEX_SYSTEM_DIR (for tests and unusual layouts) or /etc/codex."""
     environ = os.environ if environ is None else environ
     return Path(environ.get("CODEX_SYSTEM_DIR") or "/etc/codex")
-
-
-def codex_home(environ=None):
-    """Return $CODEX_HOME (which must exist when set) or ~/.codex."""
-    environ = os.environ if environ is None else environ
-    value = environ.get("CODEX_HOME", "").strip()
-    if value:
-        path = Path(value).expanduser()
-        if not path.is_dir():
-            raise ConfigError(
-                "CODEX_HOME=%s does not exist or is not a directory; create it or unset CODEX_HOME"
-                % value
-            )
-        return path.resolve()
-    home = environ.get("HOME") or os.path.expanduser("~")
-    if not home or home == "~":
-        raise ConfigError("cannot find the home directory; set HOME or CODEX_HOME")
-    return Path(home) / ".codex"
 
 
 def zipapp_paths():
@@ -463,6 +445,24 @@ EXIT_CODES = {
 # §04 Config: config.toml, -c overrides, profiles, providers
 ###############################################################################
 
+def codex_home(environ=None):
+    """Return $CODEX_HOME (which must exist when set) or ~/.codex."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("CODEX_HOME", "").strip()
+    if value:
+        path = Path(value).expanduser()
+        if not path.is_dir():
+            raise ConfigError(
+                "CODEX_HOME=%s does not exist or is not a directory; create it or unset CODEX_HOME"
+                % value
+            )
+        return path.resolve()
+    home = environ.get("HOME") or os.path.expanduser("~")
+    if not home or home == "~":
+        raise ConfigError("cannot find the home directory; set HOME or CODEX_HOME")
+    return Path(home) / ".codex"
+
+
 #: keys a profile may set (anything else in a profile is warned about)
 PROFILE_KEYS = (
     "model",
@@ -529,6 +529,7 @@ CONFIG_KEYS = {
     "follow_up_nudges": ("int", None, None),  # follow-ups after a turn ending on a failed command or an unmade change
     "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
     "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
+    "max_command_timeout_ms": ("int", 3600000, None),  # the longest timeout a model's command gets (1 h)
     # accepted from very early builds, ignored once per-provider settings landed
     "request_max_retries": ("int", None, None),
     "stream_max_retries": ("int", None, None),
@@ -739,7 +740,7 @@ class Config(Record):
 
     Every top-level key of CONFIG_KEYS is a field (load_config fails loudly on one that is not
     declared here), plus what load_config derives.  Nothing changes a Config after load: a
-    front end that overrides something builds a new TurnContext (§08) or a `replace()`d copy.
+    front end that overrides something builds a new TurnContext (§15a) or a `replace()`d copy.
     """
 
     # where it came from
@@ -789,6 +790,7 @@ class Config(Record):
     # runaway turns (0: no limit)
     max_repeated_tool_calls: int
     max_tool_calls_per_turn: int
+    max_command_timeout_ms: int  # a model's timeout_ms above it is capped (and the model told)
     experimental_use_exec_command_tool: bool
     mcp_servers: dict
     # front ends
@@ -1421,14 +1423,77 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     """Resolve the session config: flags > -c > profile > config.toml > defaults.
 
     Returns a Config; raises ConfigError with a one-line message on bad input.  Warnings
-    (unknown keys and the like) are collected in `config.warnings`.
+    (unknown keys and the like) are collected in `config.warnings`.  The steps, in order:
+    read the layers (_read_config_layers), check each on its own (_check_config_layers),
+    merge them with the flags and defaults on top (_merge_config_layers), check the merged
+    values (_check_config_values), build the providers (_load_providers), then derive what
+    follows (_derive_config: requirements, the model, the instructions).
     """
     environ = os.environ if environ is None else environ
     overrides = overrides or ConfigOverrides()
     home = Path(home) if home is not None else codex_home(environ)
+    warnings = []
+    read = _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings)
+    _check_config_layers(read.layers, warnings)
+    values, sources = _merge_config_layers(read, overrides)
+    if strict and warnings:
+        raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
+    _check_config_values(read, values, environ, warnings)
+    providers = _load_providers(read, values, environ, warnings)
+    requirements, base_instructions, include_plan_tool = _derive_config(read, values, sources, providers, overrides, warnings)
+    return Config(
+        codex_home=home,
+        config_path=read.path,
+        cwd=read.cwd,
+        profile=read.profile_name,
+        provider=providers[values["model_provider"]],
+        providers=providers,
+        base_instructions=base_instructions,
+        include_plan_tool=include_plan_tool,
+        dangerously_bypass=bool(overrides.dangerously_bypass),
+        sources=frozen_mapping(sources),
+        warnings=tuple(warnings),
+        project_root=read.project_root,
+        trusted_project_root=read.trusted_root,
+        requirements=requirements,
+        layer_paths=frozen_mapping({label: place for label, place, _layer in read.layers if _layer}),
+        **values
+    )
+
+
+class ConfigLayers(Record):
+    """The config's layers as read, lowest first, before they are merged (see load_config)."""
+
+    home: Path  # $CODEX_HOME
+    path: Path  # $CODEX_HOME/config.toml (read or not)
+    system_dir: Path  # where the machine-wide config and requirements live
+    cwd: Path  # the working directory, resolved
+    profiles: dict  # every [profiles.*] table of the system file, config.toml and -c, merged
+    profile_name: "str | None"
+    layers: tuple  # (label, place, table) for system, config.toml, profile, project, -c
+    project_root: "Path | None"
+    trusted_root: "Path | None"
+
+    where = property(lambda self: str(self.path), doc="config.toml's path, for messages")
+
+    def place_of(self, *parts):
+        """Where the value at this dotted path was set (the highest layer that has it)."""
+        for _label, place, layer in reversed(self.layers):
+            node = layer
+            for part in parts:
+                if not isinstance(node, dict) or part not in node:
+                    break
+                node = node[part]
+            else:
+                return place
+        return self.where
+
+
+def _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings):
+    """Step 1: read the system file, config.toml, the -c overrides, the profile (its table and
+    its $CODEX_HOME/NAME.config.toml) and the project layer; a ConfigLayers."""
     toml_tree, path = read_config_file(home) if not overrides.ignore_user_config else ({}, Path(home) / "config.toml")
     where = str(path)
-    warnings = []
     system_dir = system_config_dir(environ)
     system_tree, system_path = read_config_file(system_dir)
     cwd = _resolve_cwd(overrides.cwd if overrides.cwd is not None else cwd)
@@ -1475,9 +1540,6 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
 
     project_tree, project_place, project_root, trusted_root = _project_layer(
         cwd, [system_tree, toml_tree, cli_tree], overrides.trust, warnings)
-
-    # Check every layer on its own, so a bad value is reported even when a higher layer
-    # (e.g. exec's forced approval policy) would have replaced it.
     layers = (
         ("system", str(system_path), system_tree),
         ("config.toml", where, toml_tree),
@@ -1485,6 +1547,13 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         ("project", project_place, project_tree),
         ("-c", "-c", cli_tree),
     )
+    return ConfigLayers(home=Path(home), path=path, system_dir=system_dir, cwd=cwd, profiles=profiles, profile_name=profile_name,
+                        layers=layers, project_root=project_root, trusted_root=trusted_root)
+
+
+def _check_config_layers(layers, warnings):
+    """Step 2: check every layer on its own, so a bad value is reported even when a higher
+    layer (e.g. exec's forced approval policy) would have replaced it."""
     for label, place, layer in layers:
         for key in list(layer):
             spec = CONFIG_KEYS.get(key)
@@ -1499,22 +1568,13 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             elif allowed is not None:
                 _check_enum(place, key, layer[key], allowed)
 
-    def place_of(*parts):
-        """Where the value at this dotted path was set (the highest layer that has it)."""
-        for _label, place, layer in reversed(layers):
-            node = layer
-            for part in parts:
-                if not isinstance(node, dict) or part not in node:
-                    break
-                node = node[part]
-            else:
-                return place
-        return where
 
-    # Layer the sources and remember where each top-level value came from.
+def _merge_config_layers(read, overrides):
+    """Step 3: merge the layers (tables deeply), put the flags on top and fill in the defaults;
+    (values, sources) where sources says which layer each top-level value came from."""
     sources = {}
     values = {}
-    for label, _place, layer in layers:
+    for label, _place, layer in read.layers:
         for key, value in layer.items():
             if key not in CONFIG_KEYS:
                 continue
@@ -1538,14 +1598,18 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         if value is not None:
             values[key] = _normalize_approval(value, "--ask-for-approval") if key == "approval_policy" else value
             sources[key] = "flag"
-    values["profiles"] = profiles
+    values["profiles"] = read.profiles
     for key, (_kind, default, _allowed) in CONFIG_KEYS.items():
         if key not in values:
             values[key] = dict(default) if isinstance(default, dict) else default
             sources.setdefault(key, "default")
-    if strict and warnings:
-        raise ConfigError(warnings[0].replace("(ignored)", "(--strict-config: remove it or fix its spelling)"))
+    return values, sources
 
+
+def _check_config_values(read, values, environ, warnings):
+    """Step 4: check the merged values (tables, enums, limits, MCP servers, hooks); tables
+    are replaced by their checked copies in `values`."""
+    place_of, where = read.place_of, read.where
     for key, (value, why) in sorted(INERT_KEYS.items()):
         if values.get(key) == value:
             warnings.append("%s: `%s = %s` has no effect: %s" % (
@@ -1582,6 +1646,9 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         raise ConfigError("%s: `notify` must be an array of strings (a command and its arguments)" % where)
     if values["project_doc_max_bytes"] < 0:
         raise ConfigError("%s: `project_doc_max_bytes` must not be negative" % where)
+    if values["max_command_timeout_ms"] <= 0:
+        raise ConfigError("%s: `max_command_timeout_ms` must be a positive number of milliseconds (default 3600000)"
+                          % place_of("max_command_timeout_ms"))
     for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
         if values[key] < 0:
             raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
@@ -1599,9 +1666,12 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
             continue
         mcp_servers[name] = server
     values["mcp_servers"] = mcp_servers
-    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), home, environ, trusted_root))
+    values["hooks"] = tuple(load_hooks(values["hooks"], place_of("hooks"), read.home, environ, read.trusted_root))
 
-    # Providers: built-ins first; a user entry with a built-in's name updates its fields.
+
+def _load_providers(read, values, environ, warnings):
+    """Step 5: the providers: built-ins first; a user entry with a built-in's name updates its fields."""
+    place_of = read.place_of
     providers = builtin_providers(environ)
     for pid, table in values["model_providers"].items():
         pplace = place_of("model_providers", pid)
@@ -1633,13 +1703,20 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         elif not checked.get("base_url"):
             raise ConfigError("%s: `model_providers.%s.base_url` is required" % (pplace, pid))
         providers[pid] = ProviderInfo(pid, **checked)
-    requirements = load_requirements(system_dir, home)
+    return providers
+
+
+def _derive_config(read, values, sources, providers, overrides, warnings):
+    """Step 6: what follows from the merged values: the requirements (which may pin values),
+    the provider check, the default model, the base instructions and include_plan_tool;
+    returns (requirements, base_instructions, include_plan_tool)."""
+    requirements = load_requirements(read.system_dir, read.home)
     apply_requirements(requirements, values, sources, providers, warnings)
     provider_id = values["model_provider"]
     if provider_id not in providers:
         raise ConfigError(
             "model provider `%s` not found; known providers: %s (define it under [model_providers.%s] in %s)"
-            % (provider_id, ", ".join(sorted(providers)), provider_id, where)
+            % (provider_id, ", ".join(sorted(providers)), provider_id, read.where)
         )
     if values["model"] is None:
         values["model"] = DEFAULT_OSS_MODEL if provider_id in ("oss", "ollama") and overrides.oss else DEFAULT_MODEL
@@ -1652,7 +1729,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     if instructions_file and base_instructions is None:
         ipath = Path(instructions_file).expanduser()
         if not ipath.is_absolute():
-            ipath = cwd / ipath
+            ipath = read.cwd / ipath
         try:
             base_instructions = ipath.read_text(encoding="utf-8")
         except OSError as exc:
@@ -1663,24 +1740,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     include_plan_tool = values["include_plan_tool"] if overrides.include_plan_tool is None else overrides.include_plan_tool
     values.pop("profile", None)
     values.pop("include_plan_tool", None)
-    return Config(
-        codex_home=home,
-        config_path=path,
-        cwd=cwd,
-        profile=profile_name,
-        provider=providers[provider_id],
-        providers=providers,
-        base_instructions=base_instructions,
-        include_plan_tool=include_plan_tool,
-        dangerously_bypass=bool(overrides.dangerously_bypass),
-        sources=frozen_mapping(sources),
-        warnings=tuple(warnings),
-        project_root=project_root,
-        trusted_project_root=trusted_root,
-        requirements=requirements,
-        layer_paths=frozen_mapping({label: place for label, place, _layer in layers if _layer}),
-        **values
-    )
+    return requirements, base_instructions, include_plan_tool
 
 
 def _resolve_cwd(value):
@@ -1877,9 +1937,7 @@ def apply_requirements(req, values, sources, providers, warnings):
         values["mcp_servers"] = kept
 
 
-###############################################################################
-# §05 Auth: auth.json, login, logout
-###############################################################################
+# -- auth.json: read here for the provider's key (§05 writes it, logs in and out) -----------
 
 
 def auth_path(home):
@@ -1905,6 +1963,410 @@ def read_auth(home):
     return data
 
 
+# -- the sandbox policy (derived from the config; §12 applies it) ---------------------------
+#
+# A SandboxPolicy says what a command may write and whether it may use the network; the
+# paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
+# here.  Config.sandbox_policy, the TurnContext (§15a) and the approval decisions (§11, §13)
+# read it, so it sits with the config, above them.
+
+
+PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
+#: how long one search for nested repositories may take (beyond the root's own listing): the
+#: directories it did not reach by then stay read-only for the command (fail closed)
+NESTED_REPO_SEARCH_SECONDS = 3.0
+_NESTED_REPO_MAX_UNREACHED = 64  #: unreached directories protected one by one; more: their parents
+_NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
+_NESTED_DIRS_MAX = 500000  #: directories remembered between searches (_NESTED_DIRS)
+
+
+class SandboxPolicy(object):
+    """What a sandboxed command may write and whether it may use the network."""
+
+    def __init__(self, mode="read-only", writable_roots=(), network_access=False,
+                 exclude_tmpdir_env_var=False, exclude_slash_tmp=False, include_cwd=True):
+        if mode not in SANDBOX_MODES:
+            raise SandboxError("unknown sandbox mode %r; use one of: %s" % (mode, ", ".join(SANDBOX_MODES)))
+        self.mode = mode
+        self.writable_roots = [Path(p) for p in writable_roots]
+        self.network_access = bool(network_access)
+        self.exclude_tmpdir_env_var = bool(exclude_tmpdir_env_var)
+        self.exclude_slash_tmp = bool(exclude_slash_tmp)
+        self.include_cwd = bool(include_cwd)
+
+    def __repr__(self):
+        return "SandboxPolicy(%s)" % self.to_json()
+
+    def __eq__(self, other):
+        return isinstance(other, SandboxPolicy) and self.to_json() == other.to_json()
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The policy of a Config: sandbox_mode + [sandbox_workspace_write], or the legacy
+        `sandbox_permissions` list when it was set in a higher layer than sandbox_mode
+        (flag > -c > profile > config.toml > default).  Use `cfg.sandbox_policy` (computed once)."""
+        legacy = cfg.sandbox_permissions
+        if legacy is not None and _source_rank(cfg.sources.get("sandbox_permissions")) > _source_rank(cfg.sources.get("sandbox_mode")):
+            policy = cls.from_permissions(legacy, cfg.codex_home)
+            _notice("`sandbox_permissions` is deprecated; it now means sandbox_mode = %r%s: set sandbox_mode "
+                    "and [sandbox_workspace_write] instead" % (policy.mode, " with network" if policy.has_network() else ""))
+            return policy
+        if cfg.sandbox_mode != "workspace-write":
+            return cls(cfg.sandbox_mode)
+        return cls.from_wire(dict(cfg.sandbox_workspace_write or {}, mode="workspace-write"), cfg.cwd)
+
+    @classmethod
+    def from_wire(cls, data, base):
+        """The protocol's SandboxPolicy object (tag `mode`); relative writable roots are taken
+        relative to `base`; unknown fields are ignored, missing booleans are false."""
+        roots = []
+        for entry in data.get("writable_roots") or []:
+            p = Path(str(entry)).expanduser()
+            roots.append(p if p.is_absolute() else Path(base) / p)
+        return cls(data.get("mode", "read-only"), roots, data.get("network_access", False),
+                   data.get("exclude_tmpdir_env_var", False), data.get("exclude_slash_tmp", False))
+
+    @classmethod
+    def from_permissions(cls, permissions, home=None):
+        """Map the May-June 2025 `sandbox_permissions` list onto a policy."""
+        perms = [str(p) for p in permissions]
+        network = "network-full-access" in perms
+        if "disk-full-write-access" in perms:
+            # full write without network: every path writable, seccomp still on
+            return cls("danger-full-access") if network else cls("workspace-write", ["/"], False)
+        folders = []
+        for p in perms:
+            if p.startswith("disk-write-folder="):
+                folder = Path(p.split("=", 1)[1]).expanduser()
+                if not str(folder):
+                    raise ConfigError("sandbox_permissions: disk-write-folder needs a path")
+                folders.append(folder if folder.is_absolute() else Path(home or ".") / folder)
+        writes = [p for p in perms if p.startswith("disk-write")]
+        if not writes:
+            return cls("read-only", network_access=network)
+        return cls("workspace-write", folders, network,
+                   exclude_tmpdir_env_var="disk-write-platform-user-temp-folder" not in perms,
+                   exclude_slash_tmp="disk-write-platform-global-temp-folder" not in perms,
+                   include_cwd="disk-write-cwd" in perms)
+
+    def to_wire(self):
+        """The upstream wire form: {"mode": ..., and the workspace-write fields}."""
+        out = {"mode": self.mode}
+        if self.mode == "workspace-write":
+            if self.writable_roots:
+                out["writable_roots"] = [str(p) for p in self.writable_roots]
+            out["network_access"] = self.network_access
+            out["exclude_tmpdir_env_var"] = self.exclude_tmpdir_env_var
+            out["exclude_slash_tmp"] = self.exclude_slash_tmp
+        elif self.network_access and self.mode == "read-only":
+            out["network_access"] = True
+        return out
+
+    def to_json(self):
+        """to_wire() as JSON text (what the helper is given)."""
+        return json.dumps(self.to_wire(), sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse the wire form from JSON text or a dict (see from_wire; roots must be absolute)."""
+        return cls.from_wire(json.loads(text) if isinstance(text, str) else dict(text), "/")
+
+    def is_unrestricted(self):
+        """danger-full-access: no sandbox at all."""
+        return self.mode == "danger-full-access"
+
+    def has_network(self):
+        """Whether commands may open network sockets."""
+        return self.mode == "danger-full-access" or self.network_access
+
+    def writable_roots_for(self, cwd, environ=None):
+        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
+        if self.mode != "workspace-write":
+            return []
+        environ = os.environ if environ is None else environ
+        roots = list(self.writable_roots)
+        if self.include_cwd:
+            roots.append(Path(cwd))
+        if not self.exclude_slash_tmp and os.path.isdir("/tmp"):
+            roots.append(Path("/tmp"))
+        tmpdir = environ.get("TMPDIR", "")
+        if not self.exclude_tmpdir_env_var and tmpdir and os.path.isabs(tmpdir):
+            roots.append(Path(tmpdir))
+        out, seen = [], set()
+        for root in roots:
+            real = Path(os.path.realpath(str(root)))
+            if str(real) not in seen:
+                seen.add(str(real))
+                out.append(real)
+        return out
+
+    def is_path_writable(self, path, cwd, home=None):
+        """Whether a sandboxed write to `path` would be allowed (symlinks resolved)."""
+        if self.mode == "danger-full-access":
+            return True
+        path = Path(path)
+        if not path.is_absolute():
+            path = Path(cwd) / path
+        # resolved as the kernel does: `lnk/..` is the parent of lnk's target, not `.` (never normpath first)
+        real = os.path.realpath(str(path))
+        roots = self.writable_roots_for(cwd)
+        inside = [str(r) for r in roots if _is_within(real, str(r))]
+        if not inside:
+            return False
+        # a .git or .codex that does not exist yet has no read-only mount: a new nested repo's
+        # config (core.fsmonitor, hooks) must not be written without a question either
+        if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
+            return False
+        try:
+            protected = protected_paths(roots, cwd, home)
+        except SandboxError:
+            return False  # the sandbox cannot be built here: nothing is writable without a question
+        if any(_is_within(real, str(p)) for p in protected):
+            return False
+        # Landlock alone (no user namespaces): no entry may be created or removed in a directory on
+        # the way to a protected path; the files already there stay writable
+        parent = os.path.dirname(real)
+        return not (_landlock_only(home) and not os.path.lexists(real)
+                    and any(_is_within(str(p), parent) for p in protected))
+
+
+#: home -> whether commands here are confined by Landlock alone (no user namespaces); §12b,
+#: which probes the machine, installs the real check
+_LANDLOCK_ONLY_CHECK = [lambda home=None: False]
+
+
+def _landlock_only(home=None):
+    """Whether commands here are confined by Landlock alone (no user namespaces)."""
+    return _LANDLOCK_ONLY_CHECK[0](home)
+
+
+def _is_within(path, root):
+    """Whether `path` is `root` or below it (both absolute, normalised)."""
+    root = root.rstrip("/") or "/"
+    return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+_NESTED_CACHE = {}
+#: directory -> ((inode, ctime, mtime), [subdirectories], [.git entries]) from earlier searches: a
+#: directory whose entries did not change (its ctime changes with every entry created, removed
+#: or renamed, and no command can set it back) is not listed again
+_NESTED_DIRS = {}
+
+
+class _SearchTimeout(Exception):
+    pass
+
+
+def _find_nested_git(root):
+    """Every `.git` entry below `root` (not at its top), searched completely (no directory
+    skipped, no depth limit: git in any directory of the workspace walks up to the nearest
+    one); returns (paths, unreached): the directories the search did not list within
+    NESTED_REPO_SEARCH_SECONDS, which must stay read-only (a command could have planted files
+    to exhaust the search).  Directories unchanged since an earlier search are not listed again."""
+    import collections
+
+    now = time.monotonic()
+    hit = _NESTED_CACHE.get(root)
+    if hit and now - hit[0] < _NESTED_REPO_CACHE_SECONDS:
+        return hit[1], hit[2]
+    if len(_NESTED_DIRS) > _NESTED_DIRS_MAX:
+        _NESTED_DIRS.clear()
+    deadline = now + NESTED_REPO_SEARCH_SECONDS
+    found, unreached = [], []
+    pending = collections.deque([root])
+    while pending:
+        path = pending.popleft()
+        if path != root and time.monotonic() > deadline:
+            unreached = [path] + list(pending)
+            break
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        key = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
+        known = _NESTED_DIRS.get(path)
+        if known is not None and known[0] == key:
+            subdirs, gits = known[1], known[2]
+        else:
+            subdirs, gits = [], []
+            try:
+                with os.scandir(path) as it:
+                    for n, entry in enumerate(it):
+                        if n & 1023 == 1023 and path != root and time.monotonic() > deadline:
+                            raise _SearchTimeout()
+                        if entry.name == ".git":
+                            gits.append(entry.path)
+                        elif entry.is_dir(follow_symlinks=False):
+                            subdirs.append(entry.path)
+            except _SearchTimeout:
+                unreached = [path] + list(pending)
+                break
+            except OSError:
+                continue  # unreadable: the user's commands cannot write there either
+            _NESTED_DIRS[path] = (key, subdirs, gits)
+        if path != root:
+            found.extend(gits)
+        pending.extend(subdirs)
+    if not unreached:  # an unfinished search is not reused: the next one goes further (_NESTED_DIRS)
+        _NESTED_CACHE[root] = (now, found, unreached)
+    return found, unreached
+
+
+def _collapse_unreached(paths, root, limit=_NESTED_REPO_MAX_UNREACHED):
+    """At most `limit` directories covering `paths` (their parents, then theirs...), never `root`
+    itself: SandboxError when only the root would cover them."""
+    paths = sorted(set(paths))
+    while len(paths) > limit:
+        parents = sorted(set(os.path.dirname(p) for p in paths))
+        if any(p == root or not _is_within(p, root) for p in parents):
+            raise SandboxError("the search for nested git repositories in %s did not finish within %.0f s, so the "
+                               "sandbox cannot tell which directories hold one; remove what fills the workspace or "
+                               "run the command outside the sandbox" % (root, NESTED_REPO_SEARCH_SECONDS))
+        paths = parents
+    return [p for p in paths if not any(q != p and _is_within(p, q) for q in paths)]
+
+
+def _gitdir_targets(git_file):
+    """For a `.git` file (worktree/submodule pointer): the gitdir it names, if readable."""
+    try:
+        with open(git_file, "r", encoding="utf-8", errors="replace") as fh:
+            first = fh.readline().strip()
+    except OSError:
+        return []
+    if not first.startswith("gitdir:"):
+        return []
+    target = first[len("gitdir:"):].strip()
+    if not os.path.isabs(target):
+        target = os.path.join(os.path.dirname(git_file), target)
+    return [os.path.realpath(target)] if os.path.exists(target) else []
+
+
+def git_dirs_of(entry):
+    """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
+    `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
+    (`commondir`: where config and hooks live).  Real paths of what exists."""
+    out = [os.path.realpath(entry)]
+    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
+    for gitdir in gitdirs:
+        out.append(gitdir)
+        try:
+            with open(os.path.join(gitdir, "commondir"), "r", encoding="utf-8", errors="replace") as fh:
+                common = fh.readline().strip()
+        except OSError:
+            continue
+        if common:
+            common = os.path.realpath(os.path.join(gitdir, common))
+            if os.path.isdir(common):
+                out.append(common)
+    return out
+
+
+def _enclosing_git_entries(paths):
+    """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
+    out = []
+    for path in paths:
+        d = os.path.realpath(str(path))
+        while True:
+            cand = os.path.join(d, ".git")
+            if os.path.lexists(cand) and cand not in out:
+                out.append(cand)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+    return out
+
+
+def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
+    """Paths inside writable roots that stay read-only: every git directory a command could
+    make git use (.git dirs, files and symlinks, their gitdir and common dirs, the repository
+    the workspace lies in, nested repos, $GIT_DIR), .codex, and $CODEX_HOME.  Only existing
+    paths; never one that is or holds a writable root or the workspace: a `.git` a command
+    planted pointing at the workspace must not make the workspace read-only.  `entries`, a
+    list, receives the `.git`/`.codex` names (as found, not resolved) behind the result: a
+    symlink among them is pinned too (pins_for)."""
+    out = []
+    notes = []
+    cwd_real = os.path.realpath(str(cwd))
+    temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
+    for var in ("GIT_DIR", "GIT_COMMON_DIR"):
+        if os.path.isabs(os.environ.get(var, "")):
+            gits.append(os.environ[var])
+    dot_codex = []
+    for root in roots:
+        root = str(root)
+        gits.append(os.path.join(root, ".git"))
+        dot_codex.append(os.path.join(root, ".codex"))
+        out.append(dot_codex[-1])
+        # the workspace and configured roots are searched for nested repositories; /tmp is not
+        if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
+            nested, unreached = _find_nested_git(root)
+            gits.extend(nested)
+            if unreached:  # fail closed: what the search did not reach may hold a repository
+                unreached = _collapse_unreached(unreached, root)
+                if any(_is_within(k, u) for u in unreached for k in [str(r) for r in roots] + [cwd_real]):
+                    raise SandboxError("the search for nested git repositories in %s did not reach the workspace "
+                                       "within %.0f s; remove what fills it or run the command outside the sandbox"
+                                       % (root, NESTED_REPO_SEARCH_SECONDS))
+                out.extend(unreached)
+                notes.append("the search for nested git repositories in %s did not finish within %.0f s: %d "
+                             "directories it did not reach stay read-only for commands"
+                             % (root, NESTED_REPO_SEARCH_SECONDS, len(unreached)))
+    for cand in gits:
+        if os.path.lexists(cand):
+            out.extend(git_dirs_of(cand))
+    if home is not None:
+        out.append(os.path.realpath(str(home)))
+    result, seen = [], set()
+    keep = [str(r) for r in roots] + [cwd_real]
+    for p in out:
+        p = os.path.realpath(p)
+        if p in seen or not os.path.exists(p):
+            continue
+        seen.add(p)
+        if not any(_is_within(p, str(r)) for r in roots):
+            continue  # outside every writable root: Landlock keeps it read-only already
+        if any(_is_within(k, p) for k in keep):
+            if home is not None and p == os.path.realpath(str(home)):
+                notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
+                             "read-only for commands; move the workspace out of it" % p)
+            continue
+        result.append(p)
+    if entries is not None:
+        entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
+            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
+    for note in notes:
+        _notice(note)
+    return result
+
+
+# -- notices: things the user should hear about once --------------------------------------
+
+_NOTICES = []
+_NOTICES_SEEN = set()
+
+
+def _notice(text):
+    """Queue a one-time notice about the sandbox (also logged)."""
+    if text not in _NOTICES_SEEN:
+        _NOTICES_SEEN.add(text)
+        _NOTICES.append(text)
+        log("warn", "sandbox: %s", text)
+
+
+def take_sandbox_notices():
+    """Return (and forget) the sandbox notices not shown yet; front ends print them once."""
+    out = list(_NOTICES)
+    del _NOTICES[:]
+    return out
+
+
+###############################################################################
+# §05 Auth: auth.json, login, logout
+###############################################################################
+
+
 def write_auth(home, data):
     """Write auth.json pretty-printed, mode 0600."""
     path = auth_path(home)
@@ -1927,7 +2389,7 @@ def _mask_key(key):
 # environment): model requests use HttpClient, a small stdlib HTTP/1.1 client (httpx and the
 # anyio stack it pulls in cost ~60 ms at every start); http_client() (httpx) serves the other
 # HTTP users.  An incremental SSE parser, and the request-level retry loop shared by both wire
-# APIs.  Stream-level retries live in the turn loop (§15).
+# APIs.  Stream-level retries live in the turn loop (§16).
 
 BACKOFF_BASE_S = 0.2  #: first retry delay; doubles per attempt with +-10% jitter
 BACKOFF_CAP_S = 30.0  #: ceiling of one computed backoff delay
@@ -3853,16 +4315,20 @@ def make_model_client(cfg, session_id, environ=None):
 
 # The contract every front end codes against:
 #
-#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None)   # §15b
-#       (no thread until used; turn_context: start from this TurnContext instead of the config's)
-#   session.turn_context -> TurnContext (the effective policy, overrides applied); session.closed,
+#   session = Session(config, approval_handler=None, resume_path=None, turn_context=None).start()   # §16
+#       (the constructor only builds state; start() does the I/O: instructions or the resumed
+#       rollout, the rollout file, MCP servers, session_configured; no thread until used;
+#       turn_context: start from this TurnContext instead of the config's)
+#   session.turn_context -> TurnContext (§15a: the effective policy, overrides applied); session.closed,
 #       session.busy (a task is running).  Front ends use these, never private state; how to add a
 #       front end, a tool, a wire API or an MCP transport: docs/extending.md.
-#       (resume_path, or config.experimental_resume, continues a recorded rollout, §16)
+#       (resume_path, or config.experimental_resume, continues a recorded rollout, §15b)
 #   session.submit({"type": "user_input", "items": [{"type": "text", "text": "..."}]}) -> submission id
 #       (also accepts a whole submission {"id": "...", "op": {...}}; ids "0", "1", ... are
 #       assigned when absent)
 #   session.next_event(timeout=None) -> {"id": submission_id, "msg": {"type": "...", ...}} or None
+#   pump_events(session, on_event, tick=None, poll=0.25) -> "event" | "tick" | "closed"
+#       the one loop front ends read events with (below): on_event(event) / tick() return True to stop
 #   session.interrupt(); session.shutdown()
 #   session.session_id, session.rollout_path, session.history (list of response items)
 #   session.fork(drop_last_user_messages) -> Session   (new id, same config, history cut before the
@@ -3879,7 +4345,7 @@ def make_model_client(cfg, session_id, environ=None):
 # `decision` is one of REVIEW_DECISIONS.  With approval_handler(msg) -> decision the
 # session calls it instead (synchronously, on the task thread) and emits no request event.
 #
-# The shell tool hands approvals to §11's execute_with_policy through
+# The shell tool hands approvals to §13's execute_with_policy through
 #   ask(kind="exec", argv=..., cwd=..., reason=...) -> decision
 # and passes a SessionState whose `approved_commands` set
 # holds argv tuples the user approved for the session.
@@ -3899,7 +4365,7 @@ EVENT_TYPES = (
     "patch_apply_begin", "patch_apply_end", "turn_diff", "get_history_entry_response",
     "mcp_list_tools_response", "plan_update", "turn_aborted", "user_message", "error",
     "shutdown_complete", "context_compacted", "tool_call_recovered", "loop_limit_request",
-    "tool_call_blocked",
+    "tool_call_blocked", "tool_call_begin", "tool_call_end",
 )
 REVIEW_DECISIONS = ("approved", "approved_for_session", "denied", "abort")  #: approval answers
 TURN_END_EVENTS = ("task_complete", "turn_aborted", "shutdown_complete")  #: events after which a turn is over
@@ -3920,110 +4386,30 @@ def wire_duration(seconds):
     return {"secs": secs, "nanos": int(round((seconds - secs) * 1e9)) % 1000000000}
 
 
-class TurnContext(Record):
-    """What one turn runs under, computed once per turn from the config and the overrides.
-
-    This is the one effective policy: §11-§13 enforce `sandbox_policy` and `approval_policy`,
-    the model is told them (environment_context, the shell tool's description), the rollout
-    records them and /status, `doctor` and the exec header show them.  Front ends change it
-    only through override_turn_context (proto, the REPL's /approvals and /model) or through the
-    config they load (exec flags, the MCP server's `codex` tool parameters); `with_overrides`
-    returns a new context and never touches the Config.
-    """
-
-    config: "Config"  # the loaded config (model overrides applied with Config.replace)
-    cwd: Path
-    approval_policy: str
-    sandbox_policy: "SandboxPolicy"
-    family: "ModelFamily"
-    instructions: str  # the request's `instructions` field (base prompt or the configured one)
-    sources: "Mapping[str, str]"  # where model, approval_policy and sandbox_mode came from
-
-    @classmethod
-    def from_config(cls, cfg):
-        """The context a session starts with: what the config (with its flags) asks for."""
-        family = model_family(cfg.model, cfg)
-        return cls(config=cfg, cwd=Path(cfg.cwd), approval_policy=cfg.approval_policy,
-                   sandbox_policy=cfg.sandbox_policy, family=family,
-                   instructions=build_instructions(cfg, family), sources=cfg.sources)
-
-    def with_overrides(self, cwd=None, approval_policy=None, sandbox_policy=None, model=None, effort=None,
-                       summary=None, source="override_turn_context"):
-        """A new context with the overrides applied (None: keep); raises UsageError/ConfigError."""
-        changes, sources = {}, dict(self.sources)
-        if cwd:
-            path = Path(cwd)
-            if not path.is_absolute():
-                path = self.cwd / path
-            if not path.is_dir():
-                raise UsageError("cwd %s is not a directory" % path)
-            changes["cwd"] = path.resolve()
-        if approval_policy:
-            changes["approval_policy"] = _normalize_approval(approval_policy, source, "approval_policy")
-            sources["approval_policy"] = source
-        if sandbox_policy is not None:
-            if isinstance(sandbox_policy, str):
-                sandbox_policy = {"mode": sandbox_policy}
-            if not isinstance(sandbox_policy, SandboxPolicy):
-                if not isinstance(sandbox_policy, dict) or not sandbox_policy.get("mode"):
-                    raise UsageError("sandbox_policy must be an object with a `mode`")
-                _check_enum(source, "sandbox_policy.mode", sandbox_policy["mode"], SANDBOX_MODES)
-                if sandbox_policy["mode"] == "workspace-write":  # fields left out keep the configured ones
-                    sandbox_policy = dict(self.config.sandbox_workspace_write or {}, **sandbox_policy)
-                sandbox_policy = SandboxPolicy.from_wire(sandbox_policy, self.config.cwd)
-            changes["sandbox_policy"] = sandbox_policy
-            sources["sandbox_mode"] = source
-        config_changes = {}
-        if model:
-            config_changes["model"] = model
-            sources["model"] = source
-        if effort:
-            config_changes["model_reasoning_effort"] = effort
-        if summary:
-            config_changes["model_reasoning_summary"] = summary
-        if config_changes:
-            cfg = self.config.replace(**config_changes)
-            changes["config"] = cfg
-            changes["family"] = model_family(cfg.model, cfg)
-            changes["instructions"] = build_instructions(cfg, changes["family"])
-        req = self.config.requirements
-        approval = changes.get("approval_policy")
-        if approval is not None and req.clamp_approval(approval) != approval:
-            raise UsageError("approval policy %r is not allowed by %s (allowed: %s)"
-                             % (approval, " or ".join(req.paths), ", ".join(req.allowed_approval_policies)))
-        policy = changes.get("sandbox_policy")
-        if policy is not None and req.clamp_sandbox(policy.mode) != policy.mode:
-            raise UsageError("sandbox mode %r is not allowed by %s (allowed: %s)"
-                             % (policy.mode, " or ".join(req.paths), ", ".join(req.allowed_sandbox_modes)))
-        changes["sources"] = frozen_mapping(sources)
-        return self.replace(**changes)
-
-    # -- what §09-§15 read --
-    model = property(lambda self: self.config.model, doc="the model slug of this turn")
-    codex_home = property(lambda self: self.config.codex_home, doc="$CODEX_HOME (protected from commands)")
-    shell_environment_policy = property(lambda self: self.config.shell_environment_policy,
-                                        doc="[shell_environment_policy]: what commands' environments hold")
-    providers = property(lambda self: self.config.providers, doc="the providers (their key variables are secrets)")
-    sandbox_mode = property(lambda self: self.sandbox_policy.mode, doc="the effective sandbox mode")
-    network_access = property(lambda self: self.sandbox_policy.has_network(), doc="whether commands may use the network")
-
-    def to_wire(self):
-        """The rollout's turn_context record and the fields of an override op."""
-        return {"cwd": str(self.cwd), "approval_policy": self.approval_policy,
-                "sandbox_policy": self.sandbox_policy.to_wire(), "model": self.model,
-                "effort": self.config.model_reasoning_effort, "summary": self.config.model_reasoning_summary}
-
-
-def turn_context(cfg_or_ctx):
-    """`cfg_or_ctx` as a TurnContext (a Config gets the context it starts with)."""
-    return cfg_or_ctx if isinstance(cfg_or_ctx, TurnContext) else TurnContext.from_config(cfg_or_ctx)
+def pump_events(session, on_event, tick=None, poll=0.25):
+    """The one loop that drains a session's events, shared by every front end (exec, the REPL,
+    the MCP server, proto): each round, tick() (if given) runs first and ends the pump by
+    returning True (a front end's own checks: keys pressed, a call cancelled, stdin closed);
+    then the next event (waited for up to `poll` seconds) goes to on_event(event), which ends
+    the pump by returning True.  Returns why it ended: "event", "tick", or "closed" (the
+    session shut down and its events are drained)."""
+    while True:
+        if tick is not None and tick():
+            return "tick"
+        event = session.next_event(timeout=poll)
+        if event is None:
+            if session.closed:
+                return "closed"
+            continue
+        if on_event(event):
+            return "event"
 
 
 class SessionState(object):
-    """Per-session state shared with the approval layer (§11)."""
+    """Per-session state shared with the approval layer (§13)."""
 
     def __init__(self):
-        self.approved_commands = set()  # argv tuples approved "for session" (§11 reads this name)
+        self.approved_commands = set()  # argv tuples approved "for session" (§13 reads this name)
         self.lock = threading.Lock()
 
 
@@ -4035,7 +4421,7 @@ class SessionState(object):
 # of their arguments, the tool registry (Tool, register_tool; docs/extending.md), and the
 # recognition of apply_patch inside shell calls.  Running a
 # command goes through §11's execute_with_policy (approval + sandbox + §13's runner);
-# the Session (§15) wires events and approvals around it.
+# the Session (§16) wires events and approvals around it.
 
 DEFAULT_SHELL_TIMEOUT_MS = 10000  #: shell tool timeout when the model gives none (upstream)
 UI_OUTPUT_MAX_CHARS = 5 * 1024  #: stdout/stderr size in exec_command_end events
@@ -4096,6 +4482,20 @@ def compact_prompt_wanted(cfg, family):
 COMPACT_PROMPT_MAX_WINDOW = 32768  #: windows up to this many tokens get the compact prompt by default
 
 
+def _shell_spec(name, props, ctx, compact, description, compact_description):
+    """The one builder behind the `shell` and `shell_command` tools: `props` plus the
+    escalation fields, and the description with the effective sandbox policy's notes
+    (on-request; the compact form keeps the fields but not the notes)."""
+    notes = _escalation_props(ctx, props)
+    return {
+        "type": "function",
+        "name": name,
+        "description": compact_description if compact else description + notes,
+        "strict": False,
+        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
+    }
+
+
 def _escalation_props(cfg, props):
     """Add the escalation fields (on-request in workspace-write) and return the sandbox notes."""
     notes = ""
@@ -4126,59 +4526,22 @@ def shell_command_tool(cfg, compact=False):
         for prop in props.values():
             prop.pop("description", None)
         props["command"]["description"] = "bash script"
-        description = SHELL_COMMAND_COMPACT_DESCRIPTION
-    else:
-        description = SHELL_COMMAND_TOOL_DESCRIPTION
-    notes = _escalation_props(cfg, props)
-    if not compact:
-        description += notes
-    return {
-        "type": "function",
-        "name": "shell_command",
-        "description": description,
-        "strict": False,
-        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
-    }
+    return _shell_spec("shell_command", props, cfg, compact, SHELL_COMMAND_TOOL_DESCRIPTION, SHELL_COMMAND_COMPACT_DESCRIPTION)
 
 
 def shell_tool(ctx, compact=False):
     """The `shell` function tool for a TurnContext (or a Config): richer descriptions and the
     escalation fields under on-request, describing the effective sandbox policy."""
-    policy = ctx.sandbox_policy
     props = {
         "command": {"type": "array", "items": {"type": "string"}},
         "workdir": {"type": "string"},
         "timeout": {"type": "number"},
     }
-    description = SHELL_TOOL_DESCRIPTION
-    if compact:
-        _escalation_props(ctx, props)
-        return {"type": "function", "name": "shell", "description": SHELL_COMPACT_DESCRIPTION, "strict": False,
-                "parameters": {"type": "object", "properties": props, "required": ["command"],
-                               "additionalProperties": False}}
-    if ctx.approval_policy == "on-request":
+    if not compact and ctx.approval_policy == "on-request":
         props["command"]["description"] = "The command to execute as an argv array, e.g. [\"bash\", \"-lc\", \"ls\"]"
         props["workdir"]["description"] = "The working directory to execute the command in"
         props["timeout"]["description"] = "The timeout for the command in milliseconds"
-        if policy.mode == "workspace-write":
-            props["with_escalated_permissions"] = {
-                "type": "boolean",
-                "description": "Whether to request escalated permissions (run outside the sandbox)",
-            }
-            props["justification"] = {
-                "type": "string",
-                "description": "Only with with_escalated_permissions: one sentence telling the user why",
-            }
-        description += _SANDBOX_TOOL_NOTES.get(policy.mode, "")
-        if policy.mode == "workspace-write":
-            description += " Network access is %s." % ("enabled" if policy.has_network() else "restricted")
-    return {
-        "type": "function",
-        "name": "shell",
-        "description": description,
-        "strict": False,
-        "parameters": {"type": "object", "properties": props, "required": ["command"], "additionalProperties": False},
-    }
+    return _shell_spec("shell", props, ctx, compact, SHELL_TOOL_DESCRIPTION, SHELL_COMPACT_DESCRIPTION)
 
 
 _SANDBOX_TOOL_NOTES = {
@@ -4495,7 +4858,7 @@ def shell_output_for_model(text, exit_code, duration):
 
 # -- the tool registry --
 #
-# A tool is one Tool entry (registered at the end of §15b, next to the ToolRunner that runs
+# A tool is one Tool entry (registered at the end of §16, next to the ToolRunner that runs
 # it): its spec, its argument parser, its approval assessment, its runner and the events it
 # emits.  Front ends render events, not tools: a tool that emits the existing event kinds
 # (exec_command_*, patch_apply_*, mcp_tool_call_*, plan_update) shows up in exec, the REPL,
@@ -4517,6 +4880,18 @@ class Tool(Record):
     assess: "Callable[[TurnContext, dict, set], str] | None" = None  # COMMAND_DECISIONS for params, when known up front
     events: "tuple[str, ...]" = ()  # the event types it emits (all in EVENT_TYPES)
     aliases: "tuple[str, ...]" = ()  # other names the model may call it by
+    #: set: the runner wraps each call in tool_call_begin / tool_call_end events, which every
+    #: front end shows through these hooks (None: the tool shows through the events it emits)
+    render: "ToolRender | None" = None
+
+
+class ToolRender(Record):
+    """How a registered tool's calls show in every front end.  Each hook gets the event msg:
+    tool_call_begin {"call_id", "tool", "arguments"} or tool_call_end (also "output",
+    "success", "duration"); a hook left None gives the generic form (tool_call_text/item)."""
+
+    human: "Callable[[dict], str | None] | None" = None  # exec's progress line, the REPL's line (None: not shown)
+    item: "Callable[[dict], dict] | None" = None  # fields added to the `--json` item (type "tool_call")
 
 
 TOOLS = {}  #: name -> Tool, in the order tools are offered
@@ -4537,6 +4912,36 @@ def register_tool(tool):
 def find_tool(name):
     """The registered Tool called `name` (or an alias), or None."""
     return _TOOL_NAMES.get(name)
+
+
+def _render_hook(msg, hook):
+    tool = find_tool(msg.get("tool") or "")
+    return getattr(tool.render, hook) if tool is not None and tool.render is not None else None
+
+
+def tool_call_text(msg):
+    """A tool_call_begin/tool_call_end event as one line for people (exec's progress, the
+    REPL), from the tool's render.human hook or the generic form; None: nothing to show."""
+    hook = _render_hook(msg, "human")
+    if hook is not None:
+        return hook(msg)
+    if msg.get("type") == "tool_call_begin":
+        return "%s %s" % (msg.get("tool"), json.dumps(msg.get("arguments"), ensure_ascii=False, sort_keys=True))
+    lines = (msg.get("output") or "").strip().splitlines()
+    return "%s %s: %s" % (msg.get("tool"), "succeeded" if msg.get("success") else "failed",
+                          lines[0] if lines else "(no output)")
+
+
+def tool_call_item(msg):
+    """The `--json` item fields of a tool_call_begin/tool_call_end event (type tool_call: tool,
+    arguments, status, and the output at the end), plus what the tool's render.item adds."""
+    item = {"type": "tool_call", "tool": msg.get("tool"), "arguments": msg.get("arguments"), "status": "in_progress"}
+    if msg.get("type") == "tool_call_end":
+        item.update(output=msg.get("output") or "", status="completed" if msg.get("success") else "failed")
+    hook = _render_hook(msg, "item")
+    if hook is not None:
+        item.update(hook(msg) or {})
+    return item
 
 
 def parse_apply_patch_arguments(arguments):
@@ -4866,6 +5271,63 @@ def _apply_chunks(text, chunks, display):
     return out.replace("\n", "\r\n") if crlf else out
 
 
+class LeanPath(object):
+    """The part of pathlib.Path that plan_patch and apply_changes use (POSIX), for codex's
+    apply-patch mode: a sandboxed child started for every patch, where importing pathlib (with
+    re, fnmatch and urllib.parse) was a third of its cost.  Normalised as PurePosixPath: empty
+    and `.` components dropped, `..` kept (the kernel resolves it), an absolute right side wins."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, path="."):
+        path = os.fspath(path)
+        parts = [c for c in path.split("/") if c and c != "."]
+        self._s = ("/" if path.startswith("/") else "") + "/".join(parts) or "."
+
+    def __truediv__(self, other):
+        other = os.fspath(other)
+        return LeanPath(other if other.startswith("/") else self._s + "/" + other)
+
+    def __str__(self):
+        return self._s
+
+    __fspath__ = __str__
+
+    def __repr__(self):
+        return "LeanPath(%r)" % self._s
+
+    def __eq__(self, other):
+        return isinstance(other, LeanPath) and other._s == self._s
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self._s)
+
+    @property
+    def name(self):
+        return self._s.rsplit("/", 1)[-1] if self._s not in ("/", ".") else ""
+
+    @property
+    def parent(self):
+        head = self._s.rsplit("/", 1)[0] if "/" in self._s else "."
+        return LeanPath(head or "/")
+
+    def with_name(self, name):
+        return self.parent / name
+
+    def is_file(self):
+        return os.path.isfile(self._s)
+
+    def exists(self):
+        return os.path.exists(self._s)
+
+    def read_bytes(self):
+        with open(self._s, "rb") as fh:
+            return fh.read()
+
+
 def _read_patch_file(path, what):
     try:
         with open(str(path), "rb") as fh:
@@ -5096,12 +5558,13 @@ def apply_patch_main(args):
 # §11 Safety: known-safe commands and approval decisions
 ###############################################################################
 
-# Contract used by the agent (§15) and front ends.  `ctx` is the turn's TurnContext (§08): its
+# Contract used by the agent (§16) and front ends.  `ctx` is the turn's TurnContext (§15a): its
 # sandbox_policy and approval_policy are the one effective policy (a Config stands for the
 # context it starts with, so tests and `codex sandbox` can pass one).
 #
 #   is_known_safe_command(argv) -> bool
 #   assess_command_safety(argv, ctx, approved_for_session: set, escalated=False) -> "auto-approve" | "ask-user" | "reject"
+#       (§13, next to execute_with_policy: it asks whether a sandbox is available and what PATH resolves)
 #   assess_patch_safety(paths, ctx) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
 #   execute_with_policy(argv, cwd, ctx, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
@@ -5114,7 +5577,7 @@ def apply_patch_main(args):
 #       approved_for_session argv tuples go there.  decision is one of EXEC_DECISIONS.
 #       escalated/justification: the shell tool's `with_escalated_permissions` / `justification`.
 #   describe_policy(ctx) -> str; APPROVAL_PRESETS   the effective policy with sources, for /status
-#   take_sandbox_notices() -> [str]   (§12a) one-time warnings for the user (e.g. ".git cannot be made
+#   take_sandbox_notices() -> [str]   (§04) one-time warnings for the user (e.g. ".git cannot be made
 #       read-only here"); front ends show them once, e.g. as a background event.
 #
 # Deliberate differences from upstream (docs/sandbox.md has the list):
@@ -5339,76 +5802,6 @@ def _command_words(argv):
     return argv[:1]
 
 
-def _planted_program(argv, cfg):
-    """A program of argv that PATH resolves inside the workspace or a writable root, or None.
-
-    `ls` found in ./node_modules/.bin is not the system `ls`: it gets no known-safe pass.
-    """
-    import shutil  # startup budget: only when a command is assessed
-
-    path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
-    roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
-    # "." or an empty entry resolves against the command's workdir, which the model chooses
-    relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
-    for word in _command_words(argv):
-        if relative and "/" not in word:
-            return word
-        found = word if "/" in word else shutil.which(word, path=path)
-        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
-            return word
-    return None
-
-
-def _approved_set(session_state):
-    """The session's set of approved argv tuples (created on first use)."""
-    if session_state is None:
-        return set()
-    if isinstance(session_state, dict):
-        return session_state.setdefault("approved_commands", set())
-    approved = getattr(session_state, "approved_commands", None)
-    if approved is None:
-        approved = set()
-        setattr(session_state, "approved_commands", approved)
-    return approved
-
-
-def _command_plan(argv, cfg, approved_for_session, escalated=False):
-    """Decide a command: (decision, run_sandboxed, reason) per the approval table.
-
-    The table (docs/sandbox.md): untrusted asks for everything not known-safe; on-failure
-    and never run sandboxed; on-request asks when the model escalates; danger-full-access
-    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.
-    """
-    policy = cfg.approval_policy
-    sandbox = cfg.sandbox_policy
-    key = tuple(str(a) for a in argv)
-    if approved_for_session and key in approved_for_session:
-        return "auto-approve", False, "approved for this session"
-    full = sandbox.is_unrestricted()
-    available = full or sandbox_available(cfg.codex_home)
-    if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
-        # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
-        if available:
-            return "auto-approve", not full, "known-safe command"
-        return ("reject" if policy == "never" else "ask-user"), False, "no sandbox is available on this machine"
-    if policy == "untrusted":
-        return "ask-user", False, "untrusted: every command that is not known-safe needs approval"
-    if full:
-        return "auto-approve", False, "danger-full-access"
-    if not available:
-        if policy == "never":
-            return "reject", False, "no sandbox is available on this machine and approval_policy is never"
-        return "ask-user", False, "no sandbox is available on this machine"
-    if policy == "on-request" and escalated:
-        return "ask-user", False, "the model asked to run without the sandbox"
-    return "auto-approve", True, "runs in the sandbox"
-
-
-def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
-    """Whether to run argv without asking, ask the user, or reject it (see _command_plan)."""
-    return _command_plan(argv, cfg, approved_for_session, escalated)[0]
-
-
 def _patch_outside_reason(paths, cfg):
     """Why a patch needs approval, naming where it really writes: a path through a symlink
     (`docs/.bashrc` with docs -> ~) is shown with its resolved target, so that the user
@@ -5442,336 +5835,15 @@ def assess_patch_safety(paths, cfg):
 
 
 ###############################################################################
-# §12a Sandbox: policies, protected paths, Seatbelt
+# §12a Sandbox: macOS Seatbelt
 ###############################################################################
 
-# A SandboxPolicy says what a command may write and whether it may use the network; the
-# paths that stay read-only inside writable roots (.git, .codex, $CODEX_HOME) are computed
-# here.  On macOS the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on
-# Linux the helper of §12b applies it.
+# The SandboxPolicy and the protected paths are §04's (derived from the config).  On macOS
+# the policy becomes a Seatbelt profile run by /usr/bin/sandbox-exec; on Linux the helper
+# of §12b applies it.
 
 SEATBELT_EXECUTABLE = "/usr/bin/sandbox-exec"  #: absolute on purpose: never a PATH lookup
 SANDBOX_TYPE_NAMES = {"linux": "LinuxSeccomp", "linux-python": "LinuxSeccomp", "seatbelt": "MacosSeatbelt"}
-
-#: directories not searched for nested repositories (large, and never repos themselves)
-_NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
-PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
-_NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
-_NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
-
-
-class SandboxPolicy(object):
-    """What a sandboxed command may write and whether it may use the network."""
-
-    def __init__(self, mode="read-only", writable_roots=(), network_access=False,
-                 exclude_tmpdir_env_var=False, exclude_slash_tmp=False, include_cwd=True):
-        if mode not in SANDBOX_MODES:
-            raise SandboxError("unknown sandbox mode %r; use one of: %s" % (mode, ", ".join(SANDBOX_MODES)))
-        self.mode = mode
-        self.writable_roots = [Path(p) for p in writable_roots]
-        self.network_access = bool(network_access)
-        self.exclude_tmpdir_env_var = bool(exclude_tmpdir_env_var)
-        self.exclude_slash_tmp = bool(exclude_slash_tmp)
-        self.include_cwd = bool(include_cwd)
-
-    def __repr__(self):
-        return "SandboxPolicy(%s)" % self.to_json()
-
-    def __eq__(self, other):
-        return isinstance(other, SandboxPolicy) and self.to_json() == other.to_json()
-
-    @classmethod
-    def from_config(cls, cfg):
-        """The policy of a Config: sandbox_mode + [sandbox_workspace_write], or the legacy
-        `sandbox_permissions` list when it was set in a higher layer than sandbox_mode
-        (flag > -c > profile > config.toml > default).  Use `cfg.sandbox_policy` (computed once)."""
-        legacy = cfg.sandbox_permissions
-        if legacy is not None and _source_rank(cfg.sources.get("sandbox_permissions")) > _source_rank(cfg.sources.get("sandbox_mode")):
-            policy = cls.from_permissions(legacy, cfg.codex_home)
-            _notice("`sandbox_permissions` is deprecated; it now means sandbox_mode = %r%s: set sandbox_mode "
-                    "and [sandbox_workspace_write] instead" % (policy.mode, " with network" if policy.has_network() else ""))
-            return policy
-        if cfg.sandbox_mode != "workspace-write":
-            return cls(cfg.sandbox_mode)
-        return cls.from_wire(dict(cfg.sandbox_workspace_write or {}, mode="workspace-write"), cfg.cwd)
-
-    @classmethod
-    def from_wire(cls, data, base):
-        """The protocol's SandboxPolicy object (tag `mode`); relative writable roots are taken
-        relative to `base`; unknown fields are ignored, missing booleans are false."""
-        roots = []
-        for entry in data.get("writable_roots") or []:
-            p = Path(str(entry)).expanduser()
-            roots.append(p if p.is_absolute() else Path(base) / p)
-        return cls(data.get("mode", "read-only"), roots, data.get("network_access", False),
-                   data.get("exclude_tmpdir_env_var", False), data.get("exclude_slash_tmp", False))
-
-    @classmethod
-    def from_permissions(cls, permissions, home=None):
-        """Map the May-June 2025 `sandbox_permissions` list onto a policy."""
-        perms = [str(p) for p in permissions]
-        network = "network-full-access" in perms
-        if "disk-full-write-access" in perms:
-            # full write without network: every path writable, seccomp still on
-            return cls("danger-full-access") if network else cls("workspace-write", ["/"], False)
-        folders = []
-        for p in perms:
-            if p.startswith("disk-write-folder="):
-                folder = Path(p.split("=", 1)[1]).expanduser()
-                if not str(folder):
-                    raise ConfigError("sandbox_permissions: disk-write-folder needs a path")
-                folders.append(folder if folder.is_absolute() else Path(home or ".") / folder)
-        writes = [p for p in perms if p.startswith("disk-write")]
-        if not writes:
-            return cls("read-only", network_access=network)
-        return cls("workspace-write", folders, network,
-                   exclude_tmpdir_env_var="disk-write-platform-user-temp-folder" not in perms,
-                   exclude_slash_tmp="disk-write-platform-global-temp-folder" not in perms,
-                   include_cwd="disk-write-cwd" in perms)
-
-    def to_wire(self):
-        """The upstream wire form: {"mode": ..., and the workspace-write fields}."""
-        out = {"mode": self.mode}
-        if self.mode == "workspace-write":
-            if self.writable_roots:
-                out["writable_roots"] = [str(p) for p in self.writable_roots]
-            out["network_access"] = self.network_access
-            out["exclude_tmpdir_env_var"] = self.exclude_tmpdir_env_var
-            out["exclude_slash_tmp"] = self.exclude_slash_tmp
-        elif self.network_access and self.mode == "read-only":
-            out["network_access"] = True
-        return out
-
-    def to_json(self):
-        """to_wire() as JSON text (what the helper is given)."""
-        return json.dumps(self.to_wire(), sort_keys=False)
-
-    @classmethod
-    def from_json(cls, text):
-        """Parse the wire form from JSON text or a dict (see from_wire; roots must be absolute)."""
-        return cls.from_wire(json.loads(text) if isinstance(text, str) else dict(text), "/")
-
-    def is_unrestricted(self):
-        """danger-full-access: no sandbox at all."""
-        return self.mode == "danger-full-access"
-
-    def has_network(self):
-        """Whether commands may open network sockets."""
-        return self.mode == "danger-full-access" or self.network_access
-
-    def writable_roots_for(self, cwd, environ=None):
-        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
-        if self.mode != "workspace-write":
-            return []
-        environ = os.environ if environ is None else environ
-        roots = list(self.writable_roots)
-        if self.include_cwd:
-            roots.append(Path(cwd))
-        if not self.exclude_slash_tmp and os.path.isdir("/tmp"):
-            roots.append(Path("/tmp"))
-        tmpdir = environ.get("TMPDIR", "")
-        if not self.exclude_tmpdir_env_var and tmpdir and os.path.isabs(tmpdir):
-            roots.append(Path(tmpdir))
-        out, seen = [], set()
-        for root in roots:
-            real = Path(os.path.realpath(str(root)))
-            if str(real) not in seen:
-                seen.add(str(real))
-                out.append(real)
-        return out
-
-    def is_path_writable(self, path, cwd, home=None):
-        """Whether a sandboxed write to `path` would be allowed (symlinks resolved)."""
-        if self.mode == "danger-full-access":
-            return True
-        path = Path(path)
-        if not path.is_absolute():
-            path = Path(cwd) / path
-        # resolved as the kernel does: `lnk/..` is the parent of lnk's target, not `.` (never normpath first)
-        real = os.path.realpath(str(path))
-        roots = self.writable_roots_for(cwd)
-        inside = [str(r) for r in roots if _is_within(real, str(r))]
-        if not inside:
-            return False
-        # a .git or .codex that does not exist yet has no read-only mount: a new nested repo's
-        # config (core.fsmonitor, hooks) must not be written without a question either
-        if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
-            return False
-        return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
-
-
-def _is_within(path, root):
-    """Whether `path` is `root` or below it (both absolute, normalised)."""
-    root = root.rstrip("/") or "/"
-    return path == root or path.startswith(root if root == "/" else root + "/")
-
-
-_NESTED_CACHE = {}
-
-
-def _find_nested_git(root):
-    """`.git` entries below `root` (not at its top), within a budget; returns (paths, complete)."""
-    now = time.monotonic()
-    hit = _NESTED_CACHE.get(root)
-    if hit and now - hit[0] < _NESTED_REPO_CACHE_SECONDS:
-        return hit[1], hit[2]
-    found, budget, complete = [], _NESTED_REPO_BUDGET, True
-    stack = [(root, 0)]
-    while stack:
-        path, depth = stack.pop()
-        try:
-            entries = list(os.scandir(path))
-        except OSError:
-            continue
-        for entry in entries:
-            budget -= 1
-            if budget < 0:
-                complete = False
-                stack = []
-                break
-            if entry.name == ".git":
-                if path != root:
-                    found.append(entry.path)
-                continue
-            if entry.name in _NESTED_REPO_SKIP or depth >= 12:
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, depth + 1))
-            except OSError:
-                continue
-    _NESTED_CACHE[root] = (now, found, complete)
-    return found, complete
-
-
-def _gitdir_targets(git_file):
-    """For a `.git` file (worktree/submodule pointer): the gitdir it names, if readable."""
-    try:
-        with open(git_file, "r", encoding="utf-8", errors="replace") as fh:
-            first = fh.readline().strip()
-    except OSError:
-        return []
-    if not first.startswith("gitdir:"):
-        return []
-    target = first[len("gitdir:"):].strip()
-    if not os.path.isabs(target):
-        target = os.path.join(os.path.dirname(git_file), target)
-    return [os.path.realpath(target)] if os.path.exists(target) else []
-
-
-def git_dirs_of(entry):
-    """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
-    `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
-    (`commondir`: where config and hooks live).  Real paths of what exists."""
-    out = [os.path.realpath(entry)]
-    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
-    for gitdir in gitdirs:
-        out.append(gitdir)
-        try:
-            with open(os.path.join(gitdir, "commondir"), "r", encoding="utf-8", errors="replace") as fh:
-                common = fh.readline().strip()
-        except OSError:
-            continue
-        if common:
-            common = os.path.realpath(os.path.join(gitdir, common))
-            if os.path.isdir(common):
-                out.append(common)
-    return out
-
-
-def _enclosing_git_entries(paths):
-    """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
-    out = []
-    for path in paths:
-        d = os.path.realpath(str(path))
-        while True:
-            cand = os.path.join(d, ".git")
-            if os.path.lexists(cand) and cand not in out:
-                out.append(cand)
-            parent = os.path.dirname(d)
-            if parent == d:
-                break
-            d = parent
-    return out
-
-
-def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
-    """Paths inside writable roots that stay read-only: every git directory a command could
-    make git use (.git dirs, files and symlinks, their gitdir and common dirs, the repository
-    the workspace lies in, nested repos, $GIT_DIR), .codex, and $CODEX_HOME.  Only existing
-    paths; never one that is or holds a writable root or the workspace: a `.git` a command
-    planted pointing at the workspace must not make the workspace read-only.  `entries`, a
-    list, receives the `.git`/`.codex` names (as found, not resolved) behind the result: a
-    symlink among them is pinned too (pins_for)."""
-    out = []
-    notes = []
-    cwd_real = os.path.realpath(str(cwd))
-    temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
-    gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
-    for var in ("GIT_DIR", "GIT_COMMON_DIR"):
-        if os.path.isabs(os.environ.get(var, "")):
-            gits.append(os.environ[var])
-    dot_codex = []
-    for root in roots:
-        root = str(root)
-        gits.append(os.path.join(root, ".git"))
-        dot_codex.append(os.path.join(root, ".codex"))
-        out.append(dot_codex[-1])
-        # the workspace and configured roots are searched for nested repositories; /tmp is not
-        if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
-            nested, complete = _find_nested_git(root)
-            gits.extend(nested)
-            if not complete:
-                notes.append("only the first %d entries of %s were searched for nested .git directories"
-                             % (_NESTED_REPO_BUDGET, root))
-    for cand in gits:
-        if os.path.lexists(cand):
-            out.extend(git_dirs_of(cand))
-    if home is not None:
-        out.append(os.path.realpath(str(home)))
-    result, seen = [], set()
-    keep = [str(r) for r in roots] + [cwd_real]
-    for p in out:
-        p = os.path.realpath(p)
-        if p in seen or not os.path.exists(p):
-            continue
-        seen.add(p)
-        if not any(_is_within(p, str(r)) for r in roots):
-            continue  # outside every writable root: Landlock keeps it read-only already
-        if any(_is_within(k, p) for k in keep):
-            if home is not None and p == os.path.realpath(str(home)):
-                notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
-                             "read-only for commands; move the workspace out of it" % p)
-            continue
-        result.append(p)
-    if entries is not None:
-        entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
-            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
-    for note in notes:
-        _notice(note)
-    return result
-
-
-# -- notices: things the user should hear about once --------------------------------------
-
-_NOTICES = []
-_NOTICES_SEEN = set()
-
-
-def _notice(text):
-    """Queue a one-time notice about the sandbox (also logged)."""
-    if text not in _NOTICES_SEEN:
-        _NOTICES_SEEN.add(text)
-        _NOTICES.append(text)
-        log("warn", "sandbox: %s", text)
-
-
-def take_sandbox_notices():
-    """Return (and forget) the sandbox notices not shown yet; front ends print them once."""
-    out = list(_NOTICES)
-    del _NOTICES[:]
-    return out
-
 
 # -- macOS Seatbelt -------------------------------------------------------------------------
 
@@ -5844,7 +5916,7 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # §12b Sandbox: the Linux helper
 ###############################################################################
 
-# On Linux a helper process applies the SandboxPolicy (§12a) to itself and then execs the
+# On Linux a helper process applies the SandboxPolicy (§04) to itself and then execs the
 # command, so the command's pid, exit code and signals are its own.  The helper is
 # sandbox_helpers/codex-linux-sandbox.c
 # (compiled statically, shipped inside the zipapp, extracted content-addressed at run time);
@@ -5853,7 +5925,7 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
 #                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
-#                       -- CMD [ARG]...
+#                       [--status-fd N] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
 #   --writable PATH   full Landlock rights beneath PATH (the writable roots; /dev/null always)
@@ -5872,14 +5944,17 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #   --max-procs N     RLIMIT_NPROC in the command's own user namespace (SANDBOX_MAX_PROCS)
 #   --network         leave the network alone (no socket rules in seccomp or Landlock)
 #   --cwd DIR         chdir here after the mounts (so a cwd inside .git sees the read-only mount)
+#   --status-fd N     the helper's own failures also go to fd N as "CODE message\n"; it is
+#                     close-on-exec, so the command never holds it: codex believes "the sandbox
+#                     failed" only from there (run_command), never from the command's stderr
 #
 # Order inside the helper: close fds > 2, PR_SET_NO_NEW_PRIVS, namespaces (user, mount, PID,
 # IPC: always tried, required by the read-only options; pid 1 forked at once) + read-only
 # mounts + a private /dev/shm, every capability dropped, seccomp, Landlock, chdir, execvp.  The helper's own failures print one line starting with
-# "codex-linux-sandbox:" and exit with one of HELPER_EXIT_CODES; a command that cannot be
-# executed gives 127 (not found) or 126, like a shell.
+# "codex-linux-sandbox:" (and "CODE message" on --status-fd) and exit with one of
+# HELPER_EXIT_CODES; a command that cannot be executed gives 127 (not found) or 126, like a shell.
 
-#: helper exit code -> meaning (only when stderr starts with "codex-linux-sandbox:")
+#: helper exit code -> meaning (reported on the status fd)
 HELPER_EXIT_CODES = {
     120: "setup failed (prctl or closing file descriptors)",
     121: "bad helper arguments",
@@ -6268,21 +6343,80 @@ def _codex_self_argv(mode, home=None):
 _APPLY_PATCH_SECTIONS = (("\n# \u00a703 ", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
 
 
-def _apply_patch_argv(home=None):
-    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that compiles
-    only §03 and §10 of codex.py (at their own line numbers) instead of importing the whole
-    module (~100 ms of module body).  The file is the real path resolved once, read-only for
-    commands (§12b), as for the Python helper."""
+_APPLY_PATCH_CODE = {}  #: (home, codex.py, pid) -> the marshalled §03+§10 code file, or None
+
+
+def _apply_patch_code(home=None):
+    """§03 and §10 of codex.py compiled once (at their own line numbers) and marshalled into a
+    content-addressed file beside the helper's extraction ($CODEX_HOME/bin...): the apply-patch
+    mode then loads code instead of reading and compiling codex.py for every patch.  Read-only
+    for commands like the rest of codex's code (_sandbox_code_paths).  None when no place works."""
+    import hashlib
+    import marshal
+
     src = _own_file()
+    key = (str(home), src, os.getpid())
+    if key in _APPLY_PATCH_CODE:
+        return _APPLY_PATCH_CODE[key]
+    found = None
+    try:
+        with open(src, encoding="utf-8") as fh:
+            text = fh.read()
+        chunks = []
+        for a, b in _APPLY_PATCH_SECTIONS:
+            i = text.index(a) + 1
+            chunks.append((i, text[i:text.index(b)]))
+        digest = hashlib.sha256((sys.version + src).encode() + b"".join(c.encode() for _, c in chunks)).hexdigest()
+        for base in _helper_install_dirs(home):
+            target = base / ("apply_patch-code-%s" % digest[:16])
+            if os.path.isfile(str(target)) and _ancestors_are_safe(str(target)) and os.stat(str(target)).st_uid == os.getuid():
+                found = str(target)
+                break
+            try:
+                base.mkdir(parents=True, exist_ok=True, mode=0o700)
+                st = base.lstat()
+                if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                    continue
+                code = [compile("\n" * text.count("\n", 0, i) + chunk, src, "exec") for i, chunk in chunks]
+                tmp = base / (".apply_patch-code.%d.tmp" % os.getpid())
+                fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(marshal.dumps(code))
+                os.replace(str(tmp), str(target))
+                found = str(target)
+                break
+            except (OSError, SyntaxError, ValueError):
+                continue
+    except (OSError, ValueError):
+        found = None
+    _APPLY_PATCH_CODE[key] = found
+    return found
+
+
+def _apply_patch_argv(home=None):
+    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that loads §03
+    and §10 already compiled (_apply_patch_code; else it compiles just them from codex.py, at
+    their own line numbers) instead of importing the whole module (~100 ms of module body), with
+    LeanPath for pathlib.  The files are real paths resolved once, read-only for commands (§12b),
+    as for the Python helper."""
+    src = _own_file()
+    code = _apply_patch_code(home)
+    if code is not None:
+        load = ("import marshal\n"
+                "for c in marshal.loads(open(%r, 'rb').read()):\n"
+                "    exec(c, g)\n" % code)
+    else:
+        load = ("p = %r\n"
+                "t = open(p, encoding='utf-8').read()\n"
+                "for a, b in %r:\n"
+                "    i = t.index(a) + 1\n"
+                "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
+                % (src, _APPLY_PATCH_SECTIONS))
     boot = ("import sys, os, errno\n"
-            "from pathlib import Path\n"
-            "p = %r\n"
-            "t = open(p, encoding='utf-8').read()\n"
-            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno, 'Path': Path}\n"
-            "for a, b in %r:\n"
-            "    i = t.index(a) + 1\n"
-            "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
-            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n" % (src, _APPLY_PATCH_SECTIONS))
+            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno}\n"
+            + load +
+            "g['Path'] = g['LeanPath']\n"
+            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n")
     return [sys.executable, "-I", "-S", "-B", "-c", boot]
 
 
@@ -6328,6 +6462,9 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
     patch_dir = apply_patch_command_dir(home)
     if patch_dir is not None:
         own.append(str(patch_dir))
+    patch_code = _apply_patch_code(home)
+    if patch_code is not None:  # what every sandboxed apply_patch runs
+        own.append(patch_code)
 
     def inside(paths):
         return [p for p in paths if any(_is_within(p, r) for r in roots)]
@@ -6521,6 +6658,9 @@ def probe_sandbox(home=None):
     return info
 
 
+_LANDLOCK_ONLY_CHECK[0] = lambda home=None: _LINUX and probe_sandbox(home).get("userns") == "0"
+
+
 def sandbox_available(home=None):
     """Whether a sandbox can be applied here (Landlock + seccomp on Linux, Seatbelt on macOS)."""
     if _LINUX:
@@ -6538,6 +6678,10 @@ def sandbox_available(home=None):
 # -- wrapping a command ---------------------------------------------------------------------
 
 
+#: what codex says once where user namespaces are missing and paths inside writable roots are protected
+LANDLOCK_ONLY_NOTICE = ("user namespaces are unavailable here, so Landlock alone keeps .git, .codex and $CODEX_HOME "
+                        "read-only: commands cannot create, rename or delete entries in the directories on the way "
+                        "to them (a new file at the top of the workspace needs approval)")
 #: real paths of every writable root a command of this process got: programs there are not run by codex
 _WRITABLE_ROOTS_SEEN = set()
 
@@ -6574,24 +6718,21 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
                                    "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
                                    "directory outside the workspace and /tmp" % needed[0])
+            ro += [p for p in needed + own if p not in ro]
             if ro and not userns:
-                _notice(".git and $CODEX_HOME inside writable roots cannot be made read-only here "
-                        "(user namespaces are unavailable); they stay writable")
-                ro = []
-            if userns:
-                ro += [p for p in needed + own if p not in ro]
-                for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
-                    # inside a read-only path it is protected already (and a pin there, copied by the
-                    # recursive read-only bind, would stay writable)
-                    parent = os.path.realpath(os.path.dirname(p))
-                    if not any(_is_within(parent, r) for r in ro):
-                        out += ["--pin", p]
+                _notice(LANDLOCK_ONLY_NOTICE)
+            for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
+                # inside a read-only path it is protected already (and a pin there, copied by the
+                # recursive read-only bind, would stay writable)
+                parent = os.path.realpath(os.path.dirname(p))
+                if not any(_is_within(parent, r) for r in ro):
+                    out += ["--pin", p]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
-        if userns and home is not None:
+        if home is not None:
             for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
                 secret = os.path.join(str(home), name)
                 if os.path.isfile(secret):
@@ -6631,10 +6772,15 @@ def _network_hidden_paths(keep=(), environ=None):
 # else.  Same protocol, order and exit codes as the C helper.
 
 
+_HELPER_STATUS_FD = [-1]  #: the Python helper's --status-fd (-1: none)
+
+
 def _helper_fail(code, message):
-    """Print the helper's one-line error and exit with its code."""
+    """Print the helper's one-line error (and report it on the status fd) and exit with its code."""
     try:
         os.write(2, ("%s %s\n" % (HELPER_ERROR_PREFIX, message)).encode("utf-8", "replace"))
+        if _HELPER_STATUS_FD[0] >= 0:
+            os.write(_HELPER_STATUS_FD[0], ("%d %s\n" % (code, message)).encode("utf-8", "replace"))
     finally:
         os._exit(code)
 
@@ -6642,7 +6788,7 @@ def _helper_fail(code, message):
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
     opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
-            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0}
+            "probe": False, "command": [], "ro_mounts": False, "max_procs": 0, "status_fd": -1}
     i = 0
     while i < len(args):
         a = args[i]
@@ -6655,6 +6801,11 @@ def _parse_helper_args(args):
             opts["network"] = True
         elif a == "--ro-mounts":
             opts["ro_mounts"] = True
+        elif a == "--status-fd":
+            i += 1
+            if i >= len(args) or not args[i].isdigit() or int(args[i]) < 3:
+                raise ValueError("--status-fd needs a file descriptor above 2")
+            opts["status_fd"] = int(args[i])
         elif a == "--max-procs":
             i += 1
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
@@ -6699,8 +6850,13 @@ def _landlock_abi(libc):
     return int(abi), ""
 
 
-def _apply_landlock(libc, writable, network, private_shm=False):
-    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full."""
+def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=None):
+    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full.
+
+    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins):
+    then Landlock alone leaves them out, as the C helper's add_rules_around: reads everywhere
+    but the hidden files, writes in the roots but beneath the read-only and hidden paths, and
+    no entry on the way to any of them (or to a pin) may be created, renamed or removed."""
     import ctypes
 
     class RulesetAttr(ctypes.Structure):
@@ -6727,9 +6883,9 @@ def _apply_landlock(libc, writable, network, private_shm=False):
     if fd < 0:
         _helper_fail(122, "landlock_create_ruleset failed: %s" % os.strerror(ctypes.get_errno()))
 
-    def allow(path, access, required):
+    def allow(path, access, required, nofollow=False):
         try:
-            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0))
         except OSError as exc:
             if required:
                 _helper_fail(122, "cannot open %s for a Landlock rule: %s" % (path, exc.strerror))
@@ -6737,7 +6893,10 @@ def _apply_landlock(libc, writable, network, private_shm=False):
         try:
             import stat as stat_mod
 
-            if not stat_mod.S_ISDIR(os.fstat(pfd).st_mode):
+            mode = os.fstat(pfd).st_mode
+            if stat_mod.S_ISLNK(mode):
+                return  # swapped for a symlink since it was listed: its target has its own rule
+            if not stat_mod.S_ISDIR(mode):
                 access &= _LANDLOCK_FILE_RIGHTS
             rule = PathBeneath(access & fs, pfd)
             if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[1]), ctypes.c_int(fd), ctypes.c_int(1),
@@ -6746,15 +6905,51 @@ def _apply_landlock(libc, writable, network, private_shm=False):
         finally:
             os.close(pfd)
 
-    allow("/", _LANDLOCK_READ, True)
+    if landlock_only is not None:
+        read_only, hidden, pins = landlock_only
+        for path in _rules_around("/", hidden, hidden):
+            allow(path, _LANDLOCK_READ, False, path != "/")
+        for root in writable:
+            for path in _rules_around(root, list(read_only) + list(hidden), list(read_only) + list(hidden) + list(pins)):
+                allow(path, fs, False, path != root)
+    else:
+        allow("/", _LANDLOCK_READ, True)
+        for root in writable:
+            allow(root, fs, False)
     allow("/dev/null", fs, True)
     if private_shm:
         allow("/dev/shm", fs, True)
-    for root in writable:
-        allow(root, fs, False)
     if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
         _helper_fail(122, "landlock_restrict_self failed: %s" % os.strerror(ctypes.get_errno()))
     os.close(fd)
+
+
+def _rules_around(path, out, split, depth=0):
+    """The paths that get a Landlock rule so that everything beneath `path` is covered except
+    beneath `out`, and no directory on the way to an `out` or `split` path gets one of its own
+    (see _apply_landlock; symlinks and unlistable directories get nothing)."""
+    import stat as stat_mod
+
+    if any(_is_within(path, o) for o in out):
+        return []
+    if not any(_is_within(s, path) and s != path for s in list(out) + list(split)):
+        return [path]
+    if depth > 256:
+        return []
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        child = os.path.join(path, name)
+        try:
+            if stat_mod.S_ISLNK(os.lstat(child).st_mode):
+                continue
+        except OSError:
+            continue
+        found.extend(_rules_around(child, out, split, depth + 1))
+    return found
 
 
 def _import_pyseccomp():
@@ -7150,10 +7345,16 @@ def _sandbox_helper_main(args):
     """The Python helper: apply the policy to this process, then exec the command."""
     try:
         opts = _parse_helper_args(args)
+        if opts["status_fd"] >= 0:
+            try:
+                os.set_inheritable(opts["status_fd"], False)  # close-on-exec: the command never holds it
+                _HELPER_STATUS_FD[0] = opts["status_fd"]
+            except OSError:
+                pass  # not open: nothing to report on
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
                      "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
-                     "-- CMD [ARG]...)"
+                     "[--status-fd N] -- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -7172,9 +7373,12 @@ def _sandbox_helper_main(args):
         return 0
     import ctypes
 
-    # close_range(3, ~0U) (Linux 5.9+): every inherited fd, as the C helper; else up to the fd limit
-    if libc.syscall(ctypes.c_long(436), ctypes.c_uint(3), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)) != 0:
-        os.closerange(3, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
+    # close_range (Linux 5.9+): every inherited fd but the status fd, as the C helper; else up to the fd limit
+    keep = _HELPER_STATUS_FD[0]
+    spans = [(3, 0xFFFFFFFF)] if keep < 0 else [(3, keep - 1), (keep + 1, 0xFFFFFFFF)]
+    for lo, hi in spans:
+        if lo <= hi and libc.syscall(ctypes.c_long(436), ctypes.c_uint(lo), ctypes.c_uint(hi), ctypes.c_uint(0)) != 0:
+            os.closerange(lo, min(hi + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 16)))
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         _helper_fail(120, "prctl(PR_SET_NO_NEW_PRIVS) failed")
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG=SIGKILL: the command dies with codex
@@ -7185,11 +7389,13 @@ def _sandbox_helper_main(args):
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
                                          opts["hide_dir"], opts["pin"])
-    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
+    elif opts["ro_mounts"] or opts["hide_dir"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
     _apply_seccomp(opts["network"], pid_ns, ipc_ns)
-    _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
+    # without a namespace Landlock alone keeps the read-only, hidden and pinned paths (as the C helper)
+    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"])
+    _apply_landlock(libc, opts["writable"], opts["network"], private_shm, only)
     if opts["cwd"]:
         try:
             os.chdir(opts["cwd"])
@@ -7408,13 +7614,36 @@ def _has_exited(proc):
         return True
 
 
-def _classify_helper_failure(exit_code, stderr):
-    """The helper's own setup failure as one line, or None when the command itself ran."""
-    if exit_code in HELPER_EXIT_CODES:
-        for line in stderr.splitlines():
-            if line.startswith(HELPER_ERROR_PREFIX):
-                return line[len(HELPER_ERROR_PREFIX):].strip()
+def _classify_helper_failure(exit_code, status):
+    """The helper's own setup failure as one line, or None when the command itself ran.
+
+    `status` is what the helper wrote on its --status-fd ("CODE message"): a pipe only the
+    helper holds (close-on-exec), so a command that prints "codex-linux-sandbox: ..." and exits
+    122 is a command that failed, not a sandbox that could not be set up."""
+    line = (status or "").strip().splitlines()[:1]
+    if not line:
+        return None
+    code, _, message = line[0].partition(" ")
+    if code.isdigit() and int(code) == exit_code and exit_code in HELPER_EXIT_CODES:
+        return message.strip() or HELPER_EXIT_CODES[exit_code]
     return None
+
+
+def _read_status_pipe(fd):
+    """What the helper wrote on its status pipe (every writer has exited: read to EOF, bounded)."""
+    chunks = []
+    try:
+        os.set_blocking(fd, False)
+        while sum(len(c) for c in chunks) < 4096:
+            data = os.read(fd, 4096)
+            if not data:
+                break
+            chunks.append(data)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def looks_like_sandbox_denial(result, policy, policy_cwd, home=None, command_cwd=None):
@@ -7490,11 +7719,19 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         stdin = tempfile.TemporaryFile()  # a file, not a pipe: no writer thread, no deadlock on big input
         stdin.write(stdin_data)
         stdin.seek(0)
+    status_r = status_w = None
+    if sandbox_type in ("linux", "linux-python"):  # the helper's own failures come back on this pipe
+        status_r, status_w = os.pipe()
+        at = full_argv.index("--cwd")
+        full_argv = full_argv[:at] + ["--status-fd", str(status_w)] + full_argv[at:]
     start = time.monotonic()
     try:
         proc = subprocess.Popen(full_argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+                                pass_fds=(status_w,) if status_w is not None else ())
     except OSError as exc:
+        if status_r is not None:
+            os.close(status_r)
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         msg = "codex: cannot execute %s: %s\n" % (argv[0], exc.strerror or exc)
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
@@ -7503,6 +7740,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     finally:
         if stdin_data is not None:
             stdin.close()
+        if status_w is not None:
+            os.close(status_w)
     bufs = {"stdout": _CappedBuffer(), "stderr": _CappedBuffer()}
     agg = _CappedBuffer()
     deltas = [0]
@@ -7562,6 +7801,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     except BaseException:
         _kill_group(proc)  # KeyboardInterrupt and friends: never leave the group running
         proc.wait()
+        if status_r is not None:
+            os.close(status_r)
         raise
     finally:
         sel.close()
@@ -7578,8 +7819,9 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     result = ExecResult(exit_code, bufs["stdout"].text(), bufs["stderr"].text(), agg.text(), duration,
                         timed_out, False, sandbox_type, None, cancelled, timeout_ms)
     log("debug", "exec %s in %s (sandbox %s) -> exit %d in %.3fs", argv, cwd, sandbox_type or "none", exit_code, duration)
+    status = _read_status_pipe(status_r) if status_r is not None else ""
     if sandbox_type is not None:
-        result.sandbox_error = _classify_helper_failure(exit_code, result.stderr)
+        result.sandbox_error = _classify_helper_failure(exit_code, status)
         if result.sandbox_error:
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
@@ -7676,9 +7918,21 @@ def format_exec_output_text(result):
         head.append("Total output lines: %d" % len(output.splitlines()))
     tail = []
     if result.exit_code not in (0, None):
-        tail = ["", "(The command failed with exit code %s. If it checks your work, the task is not done: "
-                "read the files involved with cat and fix the cause.)" % result.exit_code]
+        tail = ["", "(The command failed with exit code %s. If it checks your work, the task is not done: look "
+                "at the code it runs or tests with cat, and fix the cause there.)" % result.exit_code]
     return "\n".join(head + ["Output:", shown.rstrip("\n")] + tail)
+
+
+def _note_for_model(output, note):
+    """`output` (the JSON envelope of format_exec_output, or plain text) with `note` as its first line."""
+    try:
+        data = json.loads(output)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("output"), str):
+        data["output"] = "%s\n%s" % (note, data["output"])
+        return json.dumps(data)
+    return "%s\n%s" % (note, output)
 
 
 def _sandbox_failure_text(result):
@@ -7690,6 +7944,76 @@ def _sandbox_failure_text(result):
         err = "sandbox denied exec error, exit code: %d, stdout: %s, stderr: %s" % (
             result.exit_code, _truncate_for_model(result.stdout), _truncate_for_model(result.stderr))
     return "failed in sandbox %s with execution error: %s" % (kind, err)
+
+
+def _planted_program(argv, cfg):
+    """A program of argv that PATH resolves inside the workspace or a writable root, or None.
+
+    `ls` found in ./node_modules/.bin is not the system `ls`: it gets no known-safe pass.
+    """
+    import shutil  # startup budget: only when a command is assessed
+
+    path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
+    roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
+    # "." or an empty entry resolves against the command's workdir, which the model chooses
+    relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
+    for word in _command_words(argv):
+        if relative and "/" not in word:
+            return word
+        found = word if "/" in word else shutil.which(word, path=path)
+        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
+            return word
+    return None
+
+
+def _approved_set(session_state):
+    """The session's set of approved argv tuples (created on first use)."""
+    if session_state is None:
+        return set()
+    if isinstance(session_state, dict):
+        return session_state.setdefault("approved_commands", set())
+    approved = getattr(session_state, "approved_commands", None)
+    if approved is None:
+        approved = set()
+        setattr(session_state, "approved_commands", approved)
+    return approved
+
+
+def _command_plan(argv, cfg, approved_for_session, escalated=False):
+    """Decide a command: (decision, run_sandboxed, reason) per the approval table.
+
+    The table (docs/sandbox.md): untrusted asks for everything not known-safe; on-failure
+    and never run sandboxed; on-request asks when the model escalates; danger-full-access
+    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.
+    """
+    policy = cfg.approval_policy
+    sandbox = cfg.sandbox_policy
+    key = tuple(str(a) for a in argv)
+    if approved_for_session and key in approved_for_session:
+        return "auto-approve", False, "approved for this session"
+    full = sandbox.is_unrestricted()
+    available = full or sandbox_available(cfg.codex_home)
+    if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
+        # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
+        if available:
+            return "auto-approve", not full, "known-safe command"
+        return ("reject" if policy == "never" else "ask-user"), False, "no sandbox is available on this machine"
+    if policy == "untrusted":
+        return "ask-user", False, "untrusted: every command that is not known-safe needs approval"
+    if full:
+        return "auto-approve", False, "danger-full-access"
+    if not available:
+        if policy == "never":
+            return "reject", False, "no sandbox is available on this machine and approval_policy is never"
+        return "ask-user", False, "no sandbox is available on this machine"
+    if policy == "on-request" and escalated:
+        return "ask-user", False, "the model asked to run without the sandbox"
+    return "auto-approve", True, "runs in the sandbox"
+
+
+def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
+    """Whether to run argv without asking, ask the user, or reject it (see _command_plan)."""
+    return _command_plan(argv, cfg, approved_for_session, escalated)[0]
 
 
 def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
@@ -7811,9 +8135,10 @@ def sandbox_check_lines(home=None, cfg=None):
                 lines.append(("warn", "ro_mounts", "mount_setattr unavailable (Linux < 5.12): chmod/chown/utime on "
                               "files outside the writable roots are not blocked (Landlock does not cover them)"))
         else:
-            lines.append(("warn", "userns", "user namespaces unavailable: .git and $CODEX_HOME inside writable roots "
-                          "stay writable; enable them (sysctl kernel.unprivileged_userns_clone=1, or "
-                          "kernel.apparmor_restrict_unprivileged_userns=0)"))
+            lines.append(("warn", "userns", "user namespaces unavailable: Landlock alone keeps .git, $CODEX_HOME and "
+                          "auth.json out of reach, so the directories on the way to them cannot change (no new files "
+                          "at the top of the workspace, `ls /` and `ls ~` fail); enable them (sysctl "
+                          "kernel.unprivileged_userns_clone=1, or kernel.apparmor_restrict_unprivileged_userns=0)"))
         if info.get("container"):
             lines.append(("ok", "container", "running inside %s: the sandbox still applies; if Landlock is blocked "
                           "update the container runtime's seccomp profile" % info["container"]))
@@ -7905,7 +8230,7 @@ def _cmd_sandbox_check(args, cfg_loader):
 # §14a MCP client: JSON-RPC over stdio and streamable HTTP, tool names, results
 ###############################################################################
 
-# The contract the agent loop (§15) and the front ends use:
+# The contract the agent loop (§16) and the front ends use:
 #
 #   mgr = McpConnectionManager(cfg)      # cfg.mcp_servers: name -> {command, args, env, ...}
 #                        # or {url, bearer_token_env_var, http_headers, ...} (§04 checks them)
@@ -8199,8 +8524,12 @@ class JsonRpcConnection(JsonRpcSession):
                 self._writer.write(data)
                 self._writer.flush()
             except (OSError, ValueError) as exc:
-                self._close("cannot write to %s (%s)" % (self.name, exc))
-                raise McpError("cannot write to %s: %s" % (self.name, exc))
+                if isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.EPIPE:
+                    why = "it stopped reading its input (closed stdin or exited)"  # not a raw "Broken pipe"
+                else:
+                    why = getattr(exc, "strerror", None) or str(exc)
+                self._close("cannot write to %s (%s)" % (self.name, why))
+                raise McpError("cannot write to %s: %s" % (self.name, why))
 
 
 def _json_line(msg):
@@ -9234,21 +9563,6 @@ class McpConnectionManager(object):
             t.join(max(0.0, deadline - time.monotonic()))
 
 
-def _cmd_mcp(args, cfg_loader):
-    """`codex mcp` (server over stdio), `codex mcp list|call|add|get|remove`."""
-    sub = getattr(args, "mcp_command", None)
-    if args.command == "mcp-server" or sub in (None, "serve"):
-        return run_mcp_server(args, cfg_loader)
-    if sub in ("add", "get", "remove"):  # the file as it is, not the resolved config
-        return {"add": _mcp_add, "get": _mcp_get, "remove": _mcp_remove}[sub](args)
-    cfg = cfg_loader()
-    if sub == "list":
-        return _mcp_list(cfg, as_json=args.json)
-    if sub == "call":
-        return _mcp_call(cfg, args.server, args.tool, args.arguments, as_json=getattr(args, "json", False))
-    raise UsageError("unknown `codex mcp` command %r; use serve, list, call, add, get or remove" % sub)
-
-
 def _mcp_config_path():
     """$CODEX_HOME/config.toml, the file `codex mcp add/get/remove` read and edit."""
     return codex_home() / "config.toml"
@@ -9375,9 +9689,10 @@ def _mcp_list(cfg, as_json=False):
         rows = mgr.status()
     finally:
         mgr.shutdown()
+    failed = 1 if any(r["status"] == "failed" for r in rows) else 0  # a script can tell
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return 0
+        return failed
     if not rows:
         print("No MCP servers configured. Add one with `codex mcp add NAME -- COMMAND ARGS...` or "
               "`codex mcp add NAME --url URL` (a [mcp_servers.NAME] table in %s)" % cfg.config_path)
@@ -9391,12 +9706,12 @@ def _mcp_list(cfg, as_json=False):
         else:
             kind, target = "stdio", " ".join([r["command"] or ""] + r["args"])
         print("%-*s  %-8s  %5s  %-9s  %s" % (width, r["name"], r["status"], count, kind, target))
-    for r in rows:
+    for r in rows:  # one line per failed server
         if r["error"]:
             print("%s: %s" % (r["name"], r["error"]))
         elif r["notice"]:
             print("%s: %s" % (r["name"], r["notice"]))
-    return 0
+    return failed
 
 
 def _mcp_call(cfg, server, tool, arguments, as_json=False):
@@ -9594,7 +9909,7 @@ def hook_permission_mode(approval_policy, sandbox_mode):
 
 # What the model is told: the base prompt (instructions
 # field), AGENTS.md files as a <user_instructions> message, and the <environment_context>
-# message.  The Session that runs the turn loop is §15b.
+# message.  The Session that runs the turn loop is §16.
 
 PROJECT_DOC_FILENAME = "AGENTS.md"  #: project instruction files collected from git root to cwd
 PROJECT_DOC_OVERRIDE_FILENAME = "AGENTS.override.md"  #: read instead of AGENTS.md in its directory (upstream)
@@ -10002,10 +10317,29 @@ def expand_custom_prompt(prompt, arg_text):
     return _PROMPT_PLACEHOLDER_RE.sub(fill, prompt.body)
 
 
-def expand_prompt_command(cfg, text):
-    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none)."""
-    found = find_prompt_command(text, load_custom_prompts(prompt_dirs(cfg)))
-    return text if found is None else expand_custom_prompt(*found)
+def expand_prompt_command(cfg, text, strict=False):
+    """`text` with a `/name args` of a prompt file expanded (unchanged when it names none).
+
+    `strict` (exec, where no slash command runs): a `/name` that names no prompt file is a
+    UsageError naming the prompts there are, rather than text billed as a turn, unless
+    /name is a path that exists (`/tmp is full` is a prompt)."""
+    prompts = load_custom_prompts(prompt_dirs(cfg))
+    found = find_prompt_command(text, prompts)
+    if found is not None:
+        return expand_custom_prompt(*found)
+    m = re.match(r"/((?:%s)?[A-Za-z][\w.-]*)(?:\s|$)" % re.escape(PROMPT_COMMAND_PREFIX), text) if strict else None
+    if m is not None and not os.path.exists("/" + m.group(1)):
+        import difflib
+
+        word = m.group(1)
+        name = word[len(PROMPT_COMMAND_PREFIX):] if word.startswith(PROMPT_COMMAND_PREFIX) else word
+        close = difflib.get_close_matches(name, sorted(prompts), n=1, cutoff=0.6)
+        known = ", ".join("/" + n for n in sorted(prompts)) or "none (add NAME.md to %s)" % (
+            Path(cfg.codex_home) / PROMPTS_SUBDIR)
+        raise UsageError("/%s is not a reusable prompt%s: exec runs no slash commands, only prompt files "
+                         "(%s); to send the text as it is, begin it with a space"
+                         % (word, "; did you mean /%s?" % close[0] if close else "", known))
+    return text
 
 
 def prompt_dirs(cfg):
@@ -10017,20 +10351,771 @@ def prompt_dirs(cfg):
     return dirs
 
 
+class TurnContext(Record):
+    """What one turn runs under, computed once per turn from the config and the overrides.
+
+    This is the one effective policy: §11-§13 enforce `sandbox_policy` and `approval_policy`,
+    the model is told them (environment_context, the shell tool's description), the rollout
+    records them and /status, `doctor` and the exec header show them.  Front ends change it
+    only through override_turn_context (proto, the REPL's /approvals and /model) or through the
+    config they load (exec flags, the MCP server's `codex` tool parameters); `with_overrides`
+    returns a new context and never touches the Config.
+    """
+
+    config: "Config"  # the loaded config (model overrides applied with Config.replace)
+    cwd: Path
+    approval_policy: str
+    sandbox_policy: "SandboxPolicy"
+    family: "ModelFamily"
+    instructions: str  # the request's `instructions` field (base prompt or the configured one)
+    sources: "Mapping[str, str]"  # where model, approval_policy and sandbox_mode came from
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The context a session starts with: what the config (with its flags) asks for."""
+        family = model_family(cfg.model, cfg)
+        return cls(config=cfg, cwd=Path(cfg.cwd), approval_policy=cfg.approval_policy,
+                   sandbox_policy=cfg.sandbox_policy, family=family,
+                   instructions=build_instructions(cfg, family), sources=cfg.sources)
+
+    def with_overrides(self, cwd=None, approval_policy=None, sandbox_policy=None, model=None, effort=None,
+                       summary=None, source="override_turn_context"):
+        """A new context with the overrides applied (None: keep); raises UsageError/ConfigError."""
+        changes, sources = {}, dict(self.sources)
+        if cwd:
+            path = Path(cwd)
+            if not path.is_absolute():
+                path = self.cwd / path
+            if not path.is_dir():
+                raise UsageError("cwd %s is not a directory" % path)
+            changes["cwd"] = path.resolve()
+        if approval_policy:
+            changes["approval_policy"] = _normalize_approval(approval_policy, source, "approval_policy")
+            sources["approval_policy"] = source
+        if sandbox_policy is not None:
+            if isinstance(sandbox_policy, str):
+                sandbox_policy = {"mode": sandbox_policy}
+            if not isinstance(sandbox_policy, SandboxPolicy):
+                if not isinstance(sandbox_policy, dict) or not sandbox_policy.get("mode"):
+                    raise UsageError("sandbox_policy must be an object with a `mode`")
+                _check_enum(source, "sandbox_policy.mode", sandbox_policy["mode"], SANDBOX_MODES)
+                if sandbox_policy["mode"] == "workspace-write":  # fields left out keep the configured ones
+                    sandbox_policy = dict(self.config.sandbox_workspace_write or {}, **sandbox_policy)
+                sandbox_policy = SandboxPolicy.from_wire(sandbox_policy, self.config.cwd)
+            changes["sandbox_policy"] = sandbox_policy
+            sources["sandbox_mode"] = source
+        config_changes = {}
+        if model:
+            config_changes["model"] = model
+            sources["model"] = source
+        if effort:
+            config_changes["model_reasoning_effort"] = effort
+        if summary:
+            config_changes["model_reasoning_summary"] = summary
+        if config_changes:
+            cfg = self.config.replace(**config_changes)
+            changes["config"] = cfg
+            changes["family"] = model_family(cfg.model, cfg)
+            changes["instructions"] = build_instructions(cfg, changes["family"])
+        req = self.config.requirements
+        approval = changes.get("approval_policy")
+        if approval is not None and req.clamp_approval(approval) != approval:
+            raise UsageError("approval policy %r is not allowed by %s (allowed: %s)"
+                             % (approval, " or ".join(req.paths), ", ".join(req.allowed_approval_policies)))
+        policy = changes.get("sandbox_policy")
+        if policy is not None and req.clamp_sandbox(policy.mode) != policy.mode:
+            raise UsageError("sandbox mode %r is not allowed by %s (allowed: %s)"
+                             % (policy.mode, " or ".join(req.paths), ", ".join(req.allowed_sandbox_modes)))
+        changes["sources"] = frozen_mapping(sources)
+        return self.replace(**changes)
+
+    # -- what §09-§15 read --
+    model = property(lambda self: self.config.model, doc="the model slug of this turn")
+    codex_home = property(lambda self: self.config.codex_home, doc="$CODEX_HOME (protected from commands)")
+    shell_environment_policy = property(lambda self: self.config.shell_environment_policy,
+                                        doc="[shell_environment_policy]: what commands' environments hold")
+    providers = property(lambda self: self.config.providers, doc="the providers (their key variables are secrets)")
+    sandbox_mode = property(lambda self: self.sandbox_policy.mode, doc="the effective sandbox mode")
+    network_access = property(lambda self: self.sandbox_policy.has_network(), doc="whether commands may use the network")
+
+    def to_wire(self):
+        """The rollout's turn_context record and the fields of an override op."""
+        return {"cwd": str(self.cwd), "approval_policy": self.approval_policy,
+                "sandbox_policy": self.sandbox_policy.to_wire(), "model": self.model,
+                "effort": self.config.model_reasoning_effort, "summary": self.config.model_reasoning_summary}
+
+
+def turn_context(cfg_or_ctx):
+    """`cfg_or_ctx` as a TurnContext (a Config gets the context it starts with)."""
+    return cfg_or_ctx if isinstance(cfg_or_ctx, TurnContext) else TurnContext.from_config(cfg_or_ctx)
+
+
 ###############################################################################
-# §15b Agent: the session and the turn loop
+# §15b History and rollouts
 ###############################################################################
 
-# Session implements §08's contract: ops in, events out, one task thread at a time; _run_turn
-# is one model request (under one TurnContext, task.ctx) with its tool calls, which the
-# ToolRunner runs; the built-in tools are registered at the end of this section.
+# -- history.jsonl --------------------------------------------------------------------------
+#
+# Every prompt submitted in the REPL is one compact JSON line {"session_id", "ts", "text"} in
+# $CODEX_HOME/history.jsonl (mode 0600).  An append is one write(2) on an O_APPEND descriptor
+# under an exclusive flock taken with bounded retries, so concurrent sessions never interleave
+# or lose lines.  `max_bytes` is honoured by writing the newest entries to a temporary file and
+# renaming it over the log: the new inode tells every reader holding the old (inode, count)
+# snapshot that its offsets are stale, and a writer that was waiting for the lock on the old
+# inode notices the swap and reopens.  Readers take an (inode, size) snapshot when a session
+# starts; bytes below `size` never change for that inode, so the newest entries are found by
+# scanning backwards from `size`: Up-arrow cost does not grow with the file.
+
+HISTORY_FILENAME = "history.jsonl"  #: file name under $CODEX_HOME
+HISTORY_LOCK_TRIES = 10  #: flock attempts before giving up (upstream: 10)
+HISTORY_LOCK_RETRY_SECONDS = 0.1  #: pause between flock attempts (upstream: 100 ms)
+HISTORY_TRIM_RATIO = 0.8  #: a max_bytes rewrite keeps the newest entries up to this share of it
+HISTORY_SESSION_KEYS = ("session_id", "conversation_id")  #: later upstream builds renamed the field
+_HISTORY_CHUNK = 64 * 1024  #: bytes read per step when scanning the log
 
 
-class TurnStopped(CodexError):
-    """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
+def history_path(home):
+    """Path of $CODEX_HOME/history.jsonl."""
+    return Path(home) / HISTORY_FILENAME
+
+
+def _flock_retrying(fd, exclusive):
+    """flock(fd) without blocking, retrying HISTORY_LOCK_TRIES times; return True when held."""
+    import fcntl  # POSIX only; imported where needed
+
+    op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    for attempt in range(HISTORY_LOCK_TRIES):
+        try:
+            fcntl.flock(fd, op)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+        if attempt + 1 < HISTORY_LOCK_TRIES:
+            time.sleep(HISTORY_LOCK_RETRY_SECONDS)
+    return False
+
+
+def _write_all(fd, data):
+    """write(2) until `data` is written (one call in practice: O_APPEND keeps it whole)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def history_record(session_id, text, ts=None):
+    """The JSON line (bytes, newline included) recorded for one prompt."""
+    entry = {"session_id": str(session_id), "ts": int(time.time() if ts is None else ts), "text": text}
+    # "replace": a prompt holding undecodable input (surrogate escapes) is kept, not a crash
+    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "replace")
+
+
+def append_history(home, session_id, text, persistence="save-all", max_bytes=None, ts=None):
+    """Append one prompt to history.jsonl under an exclusive lock; return True if written.
+
+    Raises OSError when the file cannot be written or the lock is not obtained after the
+    bounded retries; callers in front ends log it and carry on (history never breaks a session).
+    """
+    if persistence == "none" or not text:
+        return False
+    path = history_path(home)
+    make_private_dirs(path.parent)
+    data = history_record(session_id, text, ts)
+    for _ in range(HISTORY_LOCK_TRIES):
+        fd = os.open(str(path), os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            st = os.fstat(fd)
+            if st.st_mode & 0o777 != 0o600:
+                os.fchmod(fd, 0o600)
+            if not _flock_retrying(fd, exclusive=True):
+                raise OSError(
+                    errno.EWOULDBLOCK,
+                    "could not acquire exclusive lock on history file after multiple attempts",
+                    str(path),
+                )
+            try:
+                now = os.stat(str(path))
+            except FileNotFoundError:
+                continue
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                continue  # a max_bytes rewrite replaced the file while we waited: reopen
+            _write_all(fd, data)
+            if max_bytes and os.fstat(fd).st_size > max_bytes:
+                _rewrite_history_tail(path, fd, int(max_bytes))
+            return True
+        finally:
+            os.close(fd)  # releases the lock
+    raise OSError(errno.EAGAIN, "history file kept being replaced while appending", str(path))
+
+
+def _rewrite_history_tail(path, fd, max_bytes):
+    """Replace the (locked) log with a new file holding its newest whole lines (new inode)."""
+    size = os.fstat(fd).st_size
+    tail = b""
+    for budget in (int(max_bytes * HISTORY_TRIM_RATIO), max_bytes):
+        start = max(0, size - budget)
+        tail = os.pread(fd, size - start, start)
+        if start > 0 and os.pread(fd, 1, start - 1) != b"\n":
+            cut = tail.find(b"\n")
+            tail = tail[cut + 1:] if cut >= 0 else b""
+        if tail:
+            break
+    write_private_file(path, tail)
+
+
+def history_metadata(home, persistence="save-all"):
+    """(log_id, entry_count): the log's inode and its number of lines; (0, 0) if absent."""
+    if persistence == "none":
+        return 0, 0
+    try:
+        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return 0, 0
+    try:
+        log_id, count = os.fstat(fd).st_ino, 0
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                count += chunk.count(b"\n")
+        except OSError:
+            count = 0
+        return log_id, count
+    finally:
+        os.close(fd)
+
+
+def _parse_history_line(raw):
+    """A history line as {"session_id", "ts", "text"}; None if it is not a record."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        return None
+    sid = next((obj[k] for k in HISTORY_SESSION_KEYS if k in obj), "")
+    return {"session_id": sid, "ts": obj.get("ts", 0), "text": obj["text"]}
+
+
+def lookup_history_entry(home, offset, log_id, persistence="save-all"):
+    """The record at zero-based line `offset` if the log's inode is still `log_id`, else None.
+
+    This is the protocol's `get_history_entry_request` (a forward scan, as upstream does);
+    the REPL browses with a HistorySnapshot instead, which scans backwards from the end.
+    """
+    if persistence == "none" or offset < 0:
+        return None
+    try:
+        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_ino != log_id or not _flock_retrying(fd, exclusive=False):
+            return None
+        line_no, pos, carry = 0, 0, b""
+        while True:
+            chunk = os.pread(fd, 1 << 20, pos)
+            if not chunk:
+                return None
+            pos += len(chunk)
+            block_lines = chunk.count(b"\n")
+            if line_no + block_lines <= offset:
+                line_no += block_lines
+                carry = chunk[chunk.rfind(b"\n") + 1:] if block_lines else carry + chunk
+                continue
+            lines = (carry + chunk).split(b"\n")
+            return _parse_history_line(lines[offset - line_no])
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+class HistorySnapshot(object):
+    """One session's view of history.jsonl: its inode and size when the session started.
+
+    `entry_from_end(k)` returns the k-th newest record (k = 0 is the newest) among the lines
+    present at the snapshot, reading backwards in chunks and remembering the line breaks it
+    has seen, so browsing costs the length of the lines shown, not the size of the file.
+    `entry_count` (the upstream `history_entry_count`) is computed only when asked for.
+    """
+
+    def __init__(self, home, persistence="save-all"):
+        self.path = history_path(home)
+        self.enabled = persistence != "none"
+        self.log_id, self.size = 0, 0
+        if self.enabled:
+            try:
+                st = os.stat(str(self.path))
+                self.log_id, self.size = st.st_ino, st.st_size
+            except OSError:
+                pass
+        self._count = None
+        self._newlines = []  # positions of b"\n" below size, newest first
+        self._scanned_to = self.size  # everything at or above this position has been scanned
+        self._lock = threading.Lock()
+
+    @property
+    def entry_count(self):
+        """Number of complete lines in the snapshot (counted once, on first use)."""
+        if self._count is None:
+            count = 0
+            if self.size:
+                try:
+                    with open(str(self.path), "rb") as fh:
+                        if os.fstat(fh.fileno()).st_ino == self.log_id:
+                            left = self.size
+                            while left > 0:
+                                chunk = fh.read(min(left, 1 << 20))
+                                if not chunk:
+                                    break
+                                left -= len(chunk)
+                                count += chunk.count(b"\n")
+                except OSError:
+                    count = 0
+            self._count = count
+        return self._count
+
+    def _scan_back(self, fd, need):
+        """Find newlines backwards until `need` of them are known or the start is reached."""
+        while len(self._newlines) < need and self._scanned_to > 0:
+            start = max(0, self._scanned_to - _HISTORY_CHUNK)
+            chunk = os.pread(fd, self._scanned_to - start, start)
+            if len(chunk) != self._scanned_to - start:
+                raise OSError(errno.EIO, "history file shrank under its snapshot")
+            end = len(chunk)
+            while True:
+                i = chunk.rfind(b"\n", 0, end)
+                if i < 0:
+                    break
+                self._newlines.append(start + i)
+                end = i
+            self._scanned_to = start
+
+    def entry_from_end(self, k):
+        """The k-th newest record of the snapshot, or None (past the oldest, or log replaced)."""
+        if not self.enabled or k < 0 or not self.log_id:
+            return None
+        with self._lock:
+            try:
+                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None
+            try:
+                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
+                    return None
+                self._scan_back(fd, k + 2)
+                if k >= len(self._newlines):
+                    return None
+                end = self._newlines[k]
+                if k + 1 < len(self._newlines):
+                    begin = self._newlines[k + 1] + 1
+                elif self._scanned_to == 0:
+                    begin = 0
+                else:
+                    return None
+                return _parse_history_line(os.pread(fd, end - begin, begin))
+            except OSError:
+                return None
+            finally:
+                os.close(fd)
+
+    def search_back(self, needle, start=0, deadline=None):
+        """Ctrl-R: (k, record) of the newest record at or past k = `start` whose text contains
+        `needle` (case-insensitive); (None, None) if none; ("more", k) if time.monotonic()
+        passed `deadline` first (search again from k: it goes on where it stopped).
+
+        Reads backwards 1 MB at a time and looks at the lines of a block only when its raw
+        bytes contain the needle, counting the other lines without keeping their positions,
+        so a search through a 1 GB history costs about a second and no memory."""
+        if not self.enabled or not self.log_id:
+            return None, None
+        needle = needle.lower()
+        # JSON may write these as escapes, so only other needles are looked for in the raw bytes
+        raw_needle = needle.encode() if needle.isascii() and needle.isprintable() and '"' not in needle \
+            and "\\" not in needle else None
+        k = max(0, start)
+        with self._lock:
+            try:
+                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None, None
+            try:
+                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
+                    return None, None
+                cached = getattr(self, "_search_at", None)
+                if cached is not None and cached[0] == k:
+                    end = cached[1]
+                else:
+                    self._scan_back(fd, k + 1)
+                    if k >= len(self._newlines):
+                        return None, None
+                    end = self._newlines[k]  # entry k ends just before this newline
+                size = 1 << 20
+                while end > 0:
+                    low = max(0, end - size)
+                    block = os.pread(fd, end - low, low)
+                    if low:
+                        cut = block.find(b"\n")
+                        if cut < 0:  # one line longer than the block: read more at once
+                            size *= 2
+                            continue
+                        block, low = block[cut + 1:], low + cut + 1
+                    lines = block.split(b"\n")  # oldest first; the last one is entry k
+                    if raw_needle is None or raw_needle in block.lower():
+                        for i, raw in enumerate(reversed(lines)):
+                            if raw_needle is not None and raw_needle not in raw.lower():
+                                continue
+                            record = _parse_history_line(raw)
+                            if record is not None and needle in record["text"].lower():
+                                return k + i, record
+                    k += len(lines)
+                    end = low - 1  # the newline before the oldest line of the block
+                    if end > 0 and deadline is not None and time.monotonic() > deadline:
+                        self._search_at = (k, end)
+                        return "more", k
+                return None, None
+            except OSError:
+                return None, None
+            finally:
+                os.close(fd)
+
+    def lookup(self, offset):
+        """The record at absolute line `offset` (0 = oldest) of the snapshot, or None."""
+        count = self.entry_count
+        if offset < 0 or offset >= count:
+            return None
+        return self.entry_from_end(count - 1 - offset)
+
+
+# -- rollouts --
+# One JSONL file per session:
+#   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
+# Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
+#   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
+#   response_item  a history item exactly as sent to the model
+#   event_msg      a protocol event msg worth replaying (user_message, agent_message, ...)
+#   turn_context   {cwd, approval_policy, sandbox_policy, model, effort, summary}
+#   compacted      {message, replacement_history}: history before this line was replaced by
+#                  replacement_history (older records: rebuilt from the summary in message)
+# load_rollout() also reads the mid-2025 format (bare meta object, then bare items).
+
+ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
+
+
+def _read_small(path, limit=65536):
+    """A small text file's content, stripped, or None."""
+    try:
+        with open(str(path), "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+
+
+def _git_dirs(root):
+    """(git dir, common dir) of the repository whose work tree is `root` (.git may be a
+    `gitdir:` file, as in worktrees and submodules), or None."""
+    dot = Path(root) / ".git"
+    gitdir = dot
+    if dot.is_file():
+        text = _read_small(dot) or ""
+        if not text.startswith("gitdir:"):
+            return None
+        gitdir = Path(text[7:].strip())
+        if not gitdir.is_absolute():
+            gitdir = Path(root) / gitdir
+    if not (gitdir / "HEAD").is_file():
+        return None
+    common = _read_small(gitdir / "commondir")
+    return gitdir, (gitdir / common if common else gitdir)
+
+
+def _git_ref(common, gitdir, ref):
+    """The commit a ref names: a loose ref file, else packed-refs; None if not found."""
+    for base in (gitdir, common):
+        value = _read_small(base / ref)
+        if value and re.match(r"^[0-9a-f]{40,64}$", value):
+            return value
+    for line in (_read_small(common / "packed-refs", 1 << 24) or "").splitlines():
+        sha, _, name = line.partition(" ")
+        if name.strip() == ref and re.match(r"^[0-9a-f]{40,64}$", sha):
+            return sha
+    return None
+
+
+def _git_remote_url(common, remote="origin"):
+    """remote.<remote>.url from the repository's own config file (includes not followed)."""
+    section = None
+    for line in (_read_small(common / "config", 1 << 20) or "").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            m = re.match(r'^\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]', line)
+            section = (m.group(1).lower(), m.group(2)) if m else None
+        elif section == ("remote", remote) and "=" in line:
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "url":
+                value = value.strip()
+                return value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+    return None
+
+
+def _git_info(cwd):
+    """{commit_hash, branch, repository_url} of cwd's repository (missing keys omitted).
+
+    Read from the .git files (HEAD, refs, packed-refs, config) instead of running git three
+    times: the same answers as `git rev-parse HEAD`, `git rev-parse --abbrev-ref HEAD` and
+    `git config --get remote.origin.url` for ordinary repositories and worktrees.
+    """
+    root = find_git_root(cwd)
+    dirs = _git_dirs(root) if root is not None else None
+    if dirs is None:
+        return None
+    gitdir, common = dirs
+    head = _read_small(gitdir / "HEAD") or ""
+    info = {}
+    if head.startswith("ref:"):
+        ref = head[4:].strip()
+        commit = _git_ref(common, gitdir, ref)
+        if commit:
+            info["commit_hash"] = commit
+            info["branch"] = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+    elif re.match(r"^[0-9a-f]{40,64}$", head):
+        info["commit_hash"], info["branch"] = head, "HEAD"
+    url = _git_remote_url(common)
+    if url:
+        info["repository_url"] = redact(url)
+    return info or None
+
+
+def _ends_mid_line(path):
+    """Whether a non-empty file's last byte is not a newline."""
+    try:
+        with open(str(path), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+class RolloutRecorder(object):
+    """Appends a session's items and events to its rollout file."""
+
+    def __init__(self, ctx, session_id, instructions, resume_path=None):
+        """Open (or, resuming, append to) the rollout of a session that starts under TurnContext `ctx`."""
+        self._lock = threading.Lock()
+        if resume_path:
+            self.path = Path(resume_path)
+            self._fh = open_private_append(self.path)
+            if _ends_mid_line(self.path):  # a crash mid-write: start our records on a line of their own
+                self._fh.write(b"\n")
+        else:
+            now = time.localtime()
+            day = Path(ctx.codex_home) / ROLLOUT_SUBDIR / time.strftime("%Y", now) / time.strftime("%m", now) / time.strftime("%d", now)
+            self.path = day / ("rollout-%s-%s.jsonl" % (time.strftime("%Y-%m-%dT%H-%M-%S", now), session_id))
+            self._fh = open_private_append(self.path)
+            os.chmod(str(self.path), 0o600)
+            meta = {"id": session_id, "timestamp": _now_iso(), "cwd": str(ctx.cwd), "originator": ORIGINATOR,
+                    "cli_version": __version__, "instructions": instructions}
+            git = _git_info(ctx.cwd)
+            if git:
+                meta["git"] = git
+            self._write("session_meta", meta)
+        self.record_turn_context(ctx)
+
+    def record_turn_context(self, ctx):
+        """Append a turn_context record: the effective policy the next turns run under."""
+        self._write("turn_context", ctx.to_wire())
+
+    def _write(self, kind, payload):
+        line = json.dumps({"timestamp": _now_iso(), "type": kind, "payload": payload}, ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._fh is None:
+                return
+            try:
+                self._fh.write(line.encode("utf-8", "replace"))  # a lone surrogate must not end the session
+                self._fh.flush()
+            except OSError as exc:
+                log("warn", "cannot write rollout %s: %s", self.path, exc)
+
+    def record_items(self, items):
+        """Append response items."""
+        for item in items:
+            self._write("response_item", item)
+
+    def record_event(self, msg):
+        """Append a protocol event msg."""
+        self._write("event_msg", msg)
+
+    def record_compacted(self, message, replacement_history=None):
+        """Note that history was replaced by a summary (and by what, so resume sees it)."""
+        payload = {"message": message}
+        if replacement_history is not None:
+            payload["replacement_history"] = list(replacement_history)
+        self._write("compacted", payload)
+
+    def close(self):
+        """Flush and close the file."""
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def load_rollout(path):
+    """Read a rollout: (session meta dict, history items, replayable event msgs)."""
+    path = Path(path)
+    try:
+        # bytes first: one damaged line (a crash mid-write, a stray byte) must not lose the session
+        raw = path.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
+    lines = [line for line in raw.splitlines() if line.strip()]
+    if not lines:
+        raise ConfigError("session file %s is empty" % path)
+    meta, items, events = None, [], []
+    for number, line in enumerate(lines, 1):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            log("warn", "%s:%d: not JSON, skipped", path, number)
+            continue
+        if not isinstance(obj, dict):
+            continue
+        kind = obj.get("type")
+        payload = obj.get("payload")
+        if kind == "session_meta" and isinstance(payload, dict):
+            meta = payload
+        elif kind == "response_item" and isinstance(payload, dict):
+            items.append(payload)
+        elif kind == "event_msg" and isinstance(payload, dict):
+            events.append(payload)
+        elif kind == "compacted" and isinstance(payload, dict) and isinstance(payload.get("replacement_history"), list):
+            items = [it for it in payload["replacement_history"] if isinstance(it, dict)]
+        elif kind == "compacted":  # older records: rebuild the bridge from the summary
+            summary = payload.get("message") if isinstance(payload, dict) else None
+            items = compacted_history(items, summary)
+        elif number == 1 and meta is None and "id" in obj and kind is None:
+            meta = obj  # the mid-2025 format: a bare meta object first
+        elif obj.get("record_type") == "state":
+            continue
+        elif kind in HISTORY_ITEM_TYPES:
+            items.append(obj)
+    if meta is None:
+        raise ConfigError("session file %s has no session meta line; it is not a codex rollout" % path)
+    return meta, items, events
+
+
+def list_rollouts(home):
+    """Every rollout file under $CODEX_HOME/sessions, newest first."""
+    root = Path(home) / ROLLOUT_SUBDIR
+    if not root.is_dir():
+        return []
+    files = list(root.glob("*/*/*/rollout-*.jsonl")) + list(root.glob("rollout-*.jsonl"))
+    return sorted(files, key=lambda p: (p.name[8:27], p.stat().st_mtime), reverse=True)
+
+
+def rollout_summary(path, max_bytes=256 * 1024):
+    """{"path", "id", "time", "cwd", "first_prompt"} of a rollout, from its first lines only.
+
+    `time` is the session's start (epoch seconds: the meta timestamp, else the file's mtime);
+    `first_prompt` the first thing the user typed (context messages skipped), or "".
+    """
+    path = Path(path)
+    out = {"path": path, "id": path.stem[28:] if path.stem.startswith("rollout-") else path.stem,
+           "time": None, "cwd": None, "first_prompt": ""}
+    try:
+        with open(str(path), "rb") as fh:
+            head = fh.read(max_bytes)
+        out["mtime"] = path.stat().st_mtime
+    except OSError:
+        return None
+    for number, raw in enumerate(head.split(b"\n")):
+        try:
+            obj = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        kind, payload = obj.get("type"), obj.get("payload")
+        if number == 0:
+            meta = payload if kind == "session_meta" and isinstance(payload, dict) else obj
+            out["id"] = meta.get("id") or out["id"]
+            out["cwd"] = meta.get("cwd")
+            stamp = meta.get("timestamp")
+            if isinstance(stamp, str):
+                import calendar
+
+                try:
+                    out["time"] = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+                except ValueError:
+                    pass
+            continue
+        item = payload if kind == "response_item" else obj if kind == "message" else None
+        if isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "user" \
+                and not _is_context_message(item):
+            out["first_prompt"] = message_text(item)
+            break
+    if out["time"] is None:
+        out["time"] = out["mtime"]
+    return out
+
+
+def list_sessions(home, limit=50, cwd=None):
+    """rollout_summary() of the newest `limit` recorded sessions (those in `cwd` only, if given)."""
+    out = []
+    for path in list_rollouts(home):
+        summary = rollout_summary(path)
+        if summary is None or (cwd is not None and summary["cwd"] != str(cwd)):
+            continue
+        out.append(summary)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def find_rollout(home, session_id=None, last=False, cwd=None):
+    """The rollout for a session id (or unique prefix), or the newest one (in cwd first)."""
+    files = list_rollouts(home)
+    if session_id:
+        matches = [p for p in files if p.stem.endswith(session_id)]
+        if not matches:
+            matches = [p for p in files if session_id in p.stem[28:]]
+        if not matches:
+            path = Path(session_id).expanduser()
+            if path.is_file():
+                return path
+            raise UsageError("no recorded session %s under %s" % (session_id, Path(home) / ROLLOUT_SUBDIR))
+        if len(matches) > 1 and not any(p.stem.endswith(session_id) for p in matches):
+            raise UsageError("session id prefix %s is ambiguous; give more characters" % session_id)
+        return matches[0]
+    if not files:
+        raise UsageError("no recorded sessions under %s" % (Path(home) / ROLLOUT_SUBDIR))
+    if cwd is not None:
+        for path in files[:200]:
+            try:
+                with open(str(path), encoding="utf-8") as fh:
+                    first = json.loads(fh.readline() or "{}")
+            except (OSError, ValueError):
+                continue
+            meta = first.get("payload") if first.get("type") == "session_meta" else first
+            if isinstance(meta, dict) and meta.get("cwd") == str(cwd):
+                return path
+    return files[0]
+
+
+#: added to shell_command's output when the same command gave the same output before in the task
+#: (small models go round in circles: run the test, look at the test, run the test, ...)
+REPEATED_OUTPUT_NOTE = ("\n(The same output as the last time this command ran. If nothing changed since, running it "
+                        "again will not help: do something else, such as looking at another file or changing the code.)")
 #: the follow-up for a model that ended its turn right after a failed command (%s: the exit code)
 FAILED_COMMAND_NUDGE = ("Your last command failed (exit code %s), so the task is not done. Reply with your next "
-                        "tool call now: look at the files involved, fix the cause, then run the check again.")
+                        "tool call now: look at the code it runs or tests, fix the cause there, then run the check "
+                        "again.")
 #: ... and for one that says it changed something when every call of the task only read files
 UNMADE_CHANGE_NUDGE = ("No file has changed yet: your tool calls so far only read files. If the task needs a change, "
                        "make it now with a tool call, then check it.")
@@ -10135,6 +11220,17 @@ def compacted_history(history, summary, plan=None, limit_tokens=None):
     return context[:2] + [text_message("user", text) for text in kept] + [text_message("user", "\n".join(parts))]
 
 
+###############################################################################
+# §16 Agent: the session and the turn loop
+###############################################################################
+
+# Session implements §08's contract: ops in, events out, one task thread at a time; _run_turn
+# is one model request (under one TurnContext, task.ctx) with its tool calls, which the
+# ToolRunner runs; the built-in tools are registered at the end of this section.
+
+
+class TurnStopped(CodexError):
+    """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
 class _Task(object):
     """One running task (the work started by a user_input)."""
 
@@ -10162,6 +11258,7 @@ class _Task(object):
         self.failed_exit = None  # the exit code when the latest tool call was a command that failed
         self.nudges = 0  # follow-ups sent after the model stopped on a failed command or an unmade change
         self.wrote = False  # a patch or a command that is not known to be read-only ran in this task
+        self.outputs = {}  # (argv, cwd) -> (exit code, output) of the commands run in this task
 
 
 class Session(object):
@@ -10169,11 +11266,12 @@ class Session(object):
 
     def __init__(self, config, approval_handler=None, resume_path=None, record_rollout=True, environ=None,
                  output_schema=None, turn_context=None):
+        """The session's state, in memory only: start() does its I/O."""
         import queue
         import uuid
 
         self.cfg = config
-        self._ctx = TurnContext.from_config(config) if turn_context is None else turn_context
+        self._ctx = turn_context  # None: the config's, computed by start() (it reads AGENTS.md)
         self.tools = ToolRunner(self)
         self.approval_handler = approval_handler
         self._environ = os.environ if environ is None else environ
@@ -10199,21 +11297,36 @@ class Session(object):
         #: -> True to go on (the REPL asks the user); without one the turn stops
         self.loop_handler = None
         self._window_probe = None
+        self.rollout_path = None
+        self._rollout = None
+        self._resume_path = resume_path or self.cfg.experimental_resume
+        self._record_rollout = record_rollout
+        self._resumed = bool(self._resume_path)
+        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
+        self._session_blocked = None  # the reason when they blocked
+        self.user_instructions = None
+        self.mcp = None
+        self._started = False
+
+    def start(self):
+        """The session's I/O, once: read the instructions (AGENTS.md) or the resumed rollout,
+        open the rollout, start the MCP servers and the context-window probe, read the history
+        log's metadata, then emit session_configured (and startup warnings and errors).
+        Returns the session, so that `Session(cfg).start()` is the usual way to get one."""
+        if self._started:
+            return self
+        self._started = True
+        if self._ctx is None:
+            self._ctx = TurnContext.from_config(self.cfg)
         if self.cfg.provider.wire_api == "chat" and not self.family.context_window:
             # the served window decides the prompt's size and compaction; asked in the background
             self._window_probe = threading.Thread(
                 target=discover_context_window, args=(self.cfg.provider, self.cfg.model, self._environ),
                 name="codex-window-probe", daemon=True)
             self._window_probe.start()
-        self.rollout_path = None
-        self._rollout = None
         startup_errors = []
         startup_warnings = []
-        resume_path = resume_path or self.cfg.experimental_resume
-        self._resumed = bool(resume_path)
-        self._session_hooks_ran = False  # SessionStart hooks run before the first task's request
-        self._session_blocked = None  # the reason when they blocked
-        self.user_instructions = None
+        resume_path = self._resume_path
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
         if resume_path:
@@ -10239,7 +11352,7 @@ class Session(object):
                 self.history.append(text_message("user", "<user_instructions>\n\n%s\n\n</user_instructions>" % self.user_instructions))
             self.history.append(text_message("user", environment_context(self._ctx, self.shell_name)))
             new_items = list(self.history)
-        if record_rollout:
+        if self._record_rollout:
             try:
                 self._rollout = RolloutRecorder(self._ctx, self.session_id, self.user_instructions, resume_path=resume_path)
                 self.rollout_path = self._rollout.path
@@ -10250,7 +11363,6 @@ class Session(object):
                                         "rollout, so it cannot be resumed; fix the directory's permissions or use "
                                         "--ephemeral" % (Path(self.cfg.codex_home) / ROLLOUT_SUBDIR,
                                                          getattr(exc, "strerror", None) or exc))
-        self.mcp = None
         if self.cfg.mcp_servers:
             try:
                 self.mcp = McpConnectionManager(self.cfg)
@@ -10272,6 +11384,11 @@ class Session(object):
             self._emit("", "background_event", message=message)
         for message in startup_errors:
             self._emit("", "error", message=message)
+        return self
+
+    def _require_started(self):
+        if not self._started:
+            raise RuntimeError("Session.start() was not called (Session(cfg).start())")
 
     # -- front-end API --
     @property
@@ -10301,6 +11418,7 @@ class Session(object):
 
     def submit(self, op):
         """Submit an op (or a whole {"id", "op"} submission); return its submission id."""
+        self._require_started()
         with self._lock:
             if "op" in op and isinstance(op.get("op"), dict):
                 sub_id = str(op.get("id") or self._new_sub_id())
@@ -10325,6 +11443,7 @@ class Session(object):
         """The next event, or None when `timeout` seconds pass (or the session is over)."""
         import queue
 
+        self._require_started()
         if self._closed and self._events.empty():
             return None
         try:
@@ -10388,7 +11507,7 @@ class Session(object):
         drop = max(0, min(int(drop_last_user_messages), len(users)))
         cut = users[len(users) - drop] if drop else len(items)
         new = Session(self.cfg, approval_handler=self.approval_handler, record_rollout=self._rollout is not None,
-                      environ=self._environ, turn_context=self._ctx)
+                      environ=self._environ, turn_context=self._ctx).start()
         new._record([it for it in items[:cut] if not _is_context_message(it)])
         return new
 
@@ -11207,7 +12326,7 @@ class ToolRunner(object):
         try:
             tool = find_tool(name)
             if tool is not None:
-                return tool.run(self, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
+                return self._run_tool(tool, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
@@ -11216,8 +12335,21 @@ class ToolRunner(object):
 
     def run(self, task, call_id, name, params):
         """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
-        tool = find_tool(name)
-        return tool.run(self, task, call_id, params)
+        return self._run_tool(find_tool(name), task, call_id, params)
+
+    def _run_tool(self, tool, task, call_id, params):
+        """tool.run, wrapped in tool_call_begin/tool_call_end when the tool declares a render."""
+        if tool.render is None:
+            return tool.run(self, task, call_id, params)
+        started, output = time.monotonic(), None
+        self._task_emit(task, "tool_call_begin", call_id=call_id, tool=tool.name, arguments=params)
+        try:
+            output = tool.run(self, task, call_id, params)
+            return output
+        finally:
+            self._task_emit(task, "tool_call_end", call_id=call_id, tool=tool.name, arguments=params,
+                            output=output or "", success=output is not None,
+                            duration=wire_duration(time.monotonic() - started))
 
     def assess(self, task, name, params):
         """The registered tool's approval assessment of params under the turn's context (None: the
@@ -11271,6 +12403,12 @@ class ToolRunner(object):
         if verdict == "auto-approve":
             begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
+        cap = task.ctx.config.max_command_timeout_ms
+        capped = None
+        if timeout_ms > cap:  # a model's timeout must not hold codex (a CI job) for ever
+            capped = ("timeout_ms %d is above the limit (max_command_timeout_ms = %d): the command ran with "
+                      "a timeout of %d ms" % (timeout_ms, cap, cap))
+            timeout_ms = cap
         started = time.monotonic()
         try:
             outcome = execute_with_policy(argv, cwd, task.ctx, self.state, ask, on_output=on_output, cancel=task.cancel,
@@ -11286,8 +12424,11 @@ class ToolRunner(object):
             raise Interrupted("interrupted")
         if outcome.decision == "abort":
             task.abort_requested = True
+        if capped:
+            outcome = ExecOutcome(outcome.result, _note_for_model(outcome.model_output, capped), outcome.decision)
         if outcome.decision == "denied" and getattr(self.approval_handler, "refusal", None):
-            outcome = ExecOutcome(outcome.result, "%s: %s" % (outcome.model_output, self.approval_handler.refusal),
+            # nobody was asked (exec): not "rejected by user"
+            outcome = ExecOutcome(outcome.result, "exec command not run: %s" % self.approval_handler.refusal,
                                   outcome.decision)
         result = outcome.result
         if result is None:
@@ -11305,6 +12446,10 @@ class ToolRunner(object):
             extra = {"timed_out": True, "timeout_ms": result.timeout_ms} if getattr(result, "timed_out", False) else {}
             task.failed_exit = result.exit_code if result.exit_code not in (0, None) else None
             task.wrote = task.wrote or not is_known_safe_command(argv)
+            key, seen = (tuple(argv), str(cwd)), (result.exit_code, result.aggregated_output)
+            if task.outputs.get(key) == seen and params.get("text_output"):
+                outcome = ExecOutcome(result, outcome.model_output + REPEATED_OUTPUT_NOTE, outcome.decision)
+            task.outputs[key] = seen
             self._task_emit(task, "exec_command_end", call_id=call_id,
                             stdout=(result.stdout or "")[:UI_OUTPUT_MAX_CHARS], stderr=(result.stderr or "")[:UI_OUTPUT_MAX_CHARS],
                             aggregated_output=(result.aggregated_output or "")[:UI_OUTPUT_MAX_CHARS * 4],
@@ -11342,7 +12487,7 @@ class ToolRunner(object):
             if decision not in ("approved", "approved_for_session"):
                 if getattr(self.approval_handler, "refusal", None):
                     self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
-                    return "patch rejected by user: %s" % self.approval_handler.refusal
+                    return "patch not applied: %s" % self.approval_handler.refusal  # nobody was asked
                 return "patch rejected by user"
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         task.wrote = True
@@ -11530,664 +12675,6 @@ register_tool(Tool(
     run=lambda runner, task, call_id, params: runner._run_apply_patch(task, call_id, params["input"], None),
     events=PATCH_EVENTS,
 ))
-
-
-###############################################################################
-# §16 History and rollouts
-###############################################################################
-
-# -- history.jsonl --------------------------------------------------------------------------
-#
-# Every prompt submitted in the REPL is one compact JSON line {"session_id", "ts", "text"} in
-# $CODEX_HOME/history.jsonl (mode 0600).  An append is one write(2) on an O_APPEND descriptor
-# under an exclusive flock taken with bounded retries, so concurrent sessions never interleave
-# or lose lines.  `max_bytes` is honoured by writing the newest entries to a temporary file and
-# renaming it over the log: the new inode tells every reader holding the old (inode, count)
-# snapshot that its offsets are stale, and a writer that was waiting for the lock on the old
-# inode notices the swap and reopens.  Readers take an (inode, size) snapshot when a session
-# starts; bytes below `size` never change for that inode, so the newest entries are found by
-# scanning backwards from `size`: Up-arrow cost does not grow with the file.
-
-HISTORY_FILENAME = "history.jsonl"  #: file name under $CODEX_HOME
-HISTORY_LOCK_TRIES = 10  #: flock attempts before giving up (upstream: 10)
-HISTORY_LOCK_RETRY_SECONDS = 0.1  #: pause between flock attempts (upstream: 100 ms)
-HISTORY_TRIM_RATIO = 0.8  #: a max_bytes rewrite keeps the newest entries up to this share of it
-HISTORY_SESSION_KEYS = ("session_id", "conversation_id")  #: later upstream builds renamed the field
-_HISTORY_CHUNK = 64 * 1024  #: bytes read per step when scanning the log
-
-
-def history_path(home):
-    """Path of $CODEX_HOME/history.jsonl."""
-    return Path(home) / HISTORY_FILENAME
-
-
-def _flock_retrying(fd, exclusive):
-    """flock(fd) without blocking, retrying HISTORY_LOCK_TRIES times; return True when held."""
-    import fcntl  # POSIX only; imported where needed
-
-    op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-    for attempt in range(HISTORY_LOCK_TRIES):
-        try:
-            fcntl.flock(fd, op)
-            return True
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-        if attempt + 1 < HISTORY_LOCK_TRIES:
-            time.sleep(HISTORY_LOCK_RETRY_SECONDS)
-    return False
-
-
-def _write_all(fd, data):
-    """write(2) until `data` is written (one call in practice: O_APPEND keeps it whole)."""
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def history_record(session_id, text, ts=None):
-    """The JSON line (bytes, newline included) recorded for one prompt."""
-    entry = {"session_id": str(session_id), "ts": int(time.time() if ts is None else ts), "text": text}
-    # "replace": a prompt holding undecodable input (surrogate escapes) is kept, not a crash
-    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "replace")
-
-
-def append_history(home, session_id, text, persistence="save-all", max_bytes=None, ts=None):
-    """Append one prompt to history.jsonl under an exclusive lock; return True if written.
-
-    Raises OSError when the file cannot be written or the lock is not obtained after the
-    bounded retries; callers in front ends log it and carry on (history never breaks a session).
-    """
-    if persistence == "none" or not text:
-        return False
-    path = history_path(home)
-    make_private_dirs(path.parent)
-    data = history_record(session_id, text, ts)
-    for _ in range(HISTORY_LOCK_TRIES):
-        fd = os.open(str(path), os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            st = os.fstat(fd)
-            if st.st_mode & 0o777 != 0o600:
-                os.fchmod(fd, 0o600)
-            if not _flock_retrying(fd, exclusive=True):
-                raise OSError(
-                    errno.EWOULDBLOCK,
-                    "could not acquire exclusive lock on history file after multiple attempts",
-                    str(path),
-                )
-            try:
-                now = os.stat(str(path))
-            except FileNotFoundError:
-                continue
-            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-                continue  # a max_bytes rewrite replaced the file while we waited: reopen
-            _write_all(fd, data)
-            if max_bytes and os.fstat(fd).st_size > max_bytes:
-                _rewrite_history_tail(path, fd, int(max_bytes))
-            return True
-        finally:
-            os.close(fd)  # releases the lock
-    raise OSError(errno.EAGAIN, "history file kept being replaced while appending", str(path))
-
-
-def _rewrite_history_tail(path, fd, max_bytes):
-    """Replace the (locked) log with a new file holding its newest whole lines (new inode)."""
-    size = os.fstat(fd).st_size
-    tail = b""
-    for budget in (int(max_bytes * HISTORY_TRIM_RATIO), max_bytes):
-        start = max(0, size - budget)
-        tail = os.pread(fd, size - start, start)
-        if start > 0 and os.pread(fd, 1, start - 1) != b"\n":
-            cut = tail.find(b"\n")
-            tail = tail[cut + 1:] if cut >= 0 else b""
-        if tail:
-            break
-    write_private_file(path, tail)
-
-
-def history_metadata(home, persistence="save-all"):
-    """(log_id, entry_count): the log's inode and its number of lines; (0, 0) if absent."""
-    if persistence == "none":
-        return 0, 0
-    try:
-        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return 0, 0
-    try:
-        log_id, count = os.fstat(fd).st_ino, 0
-        try:
-            while True:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                count += chunk.count(b"\n")
-        except OSError:
-            count = 0
-        return log_id, count
-    finally:
-        os.close(fd)
-
-
-def _parse_history_line(raw):
-    """A history line as {"session_id", "ts", "text"}; None if it is not a record."""
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        return None
-    sid = next((obj[k] for k in HISTORY_SESSION_KEYS if k in obj), "")
-    return {"session_id": sid, "ts": obj.get("ts", 0), "text": obj["text"]}
-
-
-def lookup_history_entry(home, offset, log_id, persistence="save-all"):
-    """The record at zero-based line `offset` if the log's inode is still `log_id`, else None.
-
-    This is the protocol's `get_history_entry_request` (a forward scan, as upstream does);
-    the REPL browses with a HistorySnapshot instead, which scans backwards from the end.
-    """
-    if persistence == "none" or offset < 0:
-        return None
-    try:
-        fd = os.open(str(history_path(home)), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        if os.fstat(fd).st_ino != log_id or not _flock_retrying(fd, exclusive=False):
-            return None
-        line_no, pos, carry = 0, 0, b""
-        while True:
-            chunk = os.pread(fd, 1 << 20, pos)
-            if not chunk:
-                return None
-            pos += len(chunk)
-            block_lines = chunk.count(b"\n")
-            if line_no + block_lines <= offset:
-                line_no += block_lines
-                carry = chunk[chunk.rfind(b"\n") + 1:] if block_lines else carry + chunk
-                continue
-            lines = (carry + chunk).split(b"\n")
-            return _parse_history_line(lines[offset - line_no])
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-class HistorySnapshot(object):
-    """One session's view of history.jsonl: its inode and size when the session started.
-
-    `entry_from_end(k)` returns the k-th newest record (k = 0 is the newest) among the lines
-    present at the snapshot, reading backwards in chunks and remembering the line breaks it
-    has seen, so browsing costs the length of the lines shown, not the size of the file.
-    `entry_count` (the upstream `history_entry_count`) is computed only when asked for.
-    """
-
-    def __init__(self, home, persistence="save-all"):
-        self.path = history_path(home)
-        self.enabled = persistence != "none"
-        self.log_id, self.size = 0, 0
-        if self.enabled:
-            try:
-                st = os.stat(str(self.path))
-                self.log_id, self.size = st.st_ino, st.st_size
-            except OSError:
-                pass
-        self._count = None
-        self._newlines = []  # positions of b"\n" below size, newest first
-        self._scanned_to = self.size  # everything at or above this position has been scanned
-        self._lock = threading.Lock()
-
-    @property
-    def entry_count(self):
-        """Number of complete lines in the snapshot (counted once, on first use)."""
-        if self._count is None:
-            count = 0
-            if self.size:
-                try:
-                    with open(str(self.path), "rb") as fh:
-                        if os.fstat(fh.fileno()).st_ino == self.log_id:
-                            left = self.size
-                            while left > 0:
-                                chunk = fh.read(min(left, 1 << 20))
-                                if not chunk:
-                                    break
-                                left -= len(chunk)
-                                count += chunk.count(b"\n")
-                except OSError:
-                    count = 0
-            self._count = count
-        return self._count
-
-    def _scan_back(self, fd, need):
-        """Find newlines backwards until `need` of them are known or the start is reached."""
-        while len(self._newlines) < need and self._scanned_to > 0:
-            start = max(0, self._scanned_to - _HISTORY_CHUNK)
-            chunk = os.pread(fd, self._scanned_to - start, start)
-            if len(chunk) != self._scanned_to - start:
-                raise OSError(errno.EIO, "history file shrank under its snapshot")
-            end = len(chunk)
-            while True:
-                i = chunk.rfind(b"\n", 0, end)
-                if i < 0:
-                    break
-                self._newlines.append(start + i)
-                end = i
-            self._scanned_to = start
-
-    def entry_from_end(self, k):
-        """The k-th newest record of the snapshot, or None (past the oldest, or log replaced)."""
-        if not self.enabled or k < 0 or not self.log_id:
-            return None
-        with self._lock:
-            try:
-                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except OSError:
-                return None
-            try:
-                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
-                    return None
-                self._scan_back(fd, k + 2)
-                if k >= len(self._newlines):
-                    return None
-                end = self._newlines[k]
-                if k + 1 < len(self._newlines):
-                    begin = self._newlines[k + 1] + 1
-                elif self._scanned_to == 0:
-                    begin = 0
-                else:
-                    return None
-                return _parse_history_line(os.pread(fd, end - begin, begin))
-            except OSError:
-                return None
-            finally:
-                os.close(fd)
-
-    def search_back(self, needle, start=0, deadline=None):
-        """Ctrl-R: (k, record) of the newest record at or past k = `start` whose text contains
-        `needle` (case-insensitive); (None, None) if none; ("more", k) if time.monotonic()
-        passed `deadline` first (search again from k: it goes on where it stopped).
-
-        Reads backwards 1 MB at a time and looks at the lines of a block only when its raw
-        bytes contain the needle, counting the other lines without keeping their positions,
-        so a search through a 1 GB history costs about a second and no memory."""
-        if not self.enabled or not self.log_id:
-            return None, None
-        needle = needle.lower()
-        # JSON may write these as escapes, so only other needles are looked for in the raw bytes
-        raw_needle = needle.encode() if needle.isascii() and needle.isprintable() and '"' not in needle \
-            and "\\" not in needle else None
-        k = max(0, start)
-        with self._lock:
-            try:
-                fd = os.open(str(self.path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except OSError:
-                return None, None
-            try:
-                if os.fstat(fd).st_ino != self.log_id or not _flock_retrying(fd, exclusive=False):
-                    return None, None
-                cached = getattr(self, "_search_at", None)
-                if cached is not None and cached[0] == k:
-                    end = cached[1]
-                else:
-                    self._scan_back(fd, k + 1)
-                    if k >= len(self._newlines):
-                        return None, None
-                    end = self._newlines[k]  # entry k ends just before this newline
-                size = 1 << 20
-                while end > 0:
-                    low = max(0, end - size)
-                    block = os.pread(fd, end - low, low)
-                    if low:
-                        cut = block.find(b"\n")
-                        if cut < 0:  # one line longer than the block: read more at once
-                            size *= 2
-                            continue
-                        block, low = block[cut + 1:], low + cut + 1
-                    lines = block.split(b"\n")  # oldest first; the last one is entry k
-                    if raw_needle is None or raw_needle in block.lower():
-                        for i, raw in enumerate(reversed(lines)):
-                            if raw_needle is not None and raw_needle not in raw.lower():
-                                continue
-                            record = _parse_history_line(raw)
-                            if record is not None and needle in record["text"].lower():
-                                return k + i, record
-                    k += len(lines)
-                    end = low - 1  # the newline before the oldest line of the block
-                    if end > 0 and deadline is not None and time.monotonic() > deadline:
-                        self._search_at = (k, end)
-                        return "more", k
-                return None, None
-            except OSError:
-                return None, None
-            finally:
-                os.close(fd)
-
-    def lookup(self, offset):
-        """The record at absolute line `offset` (0 = oldest) of the snapshot, or None."""
-        count = self.entry_count
-        if offset < 0 or offset >= count:
-            return None
-        return self.entry_from_end(count - 1 - offset)
-
-
-# -- rollouts --
-# One JSONL file per session:
-#   $CODEX_HOME/sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<session id>.jsonl   (0600, local time)
-# Each line is {"timestamp": "...Z", "type": T, "payload": {...}} with T one of
-#   session_meta   {id, timestamp, cwd, originator, cli_version, instructions, git?}   (first line)
-#   response_item  a history item exactly as sent to the model
-#   event_msg      a protocol event msg worth replaying (user_message, agent_message, ...)
-#   turn_context   {cwd, approval_policy, sandbox_policy, model, effort, summary}
-#   compacted      {message, replacement_history}: history before this line was replaced by
-#                  replacement_history (older records: rebuilt from the summary in message)
-# load_rollout() also reads the mid-2025 format (bare meta object, then bare items).
-
-ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
-
-
-def _read_small(path, limit=65536):
-    """A small text file's content, stripped, or None."""
-    try:
-        with open(str(path), "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
-
-
-def _git_dirs(root):
-    """(git dir, common dir) of the repository whose work tree is `root` (.git may be a
-    `gitdir:` file, as in worktrees and submodules), or None."""
-    dot = Path(root) / ".git"
-    gitdir = dot
-    if dot.is_file():
-        text = _read_small(dot) or ""
-        if not text.startswith("gitdir:"):
-            return None
-        gitdir = Path(text[7:].strip())
-        if not gitdir.is_absolute():
-            gitdir = Path(root) / gitdir
-    if not (gitdir / "HEAD").is_file():
-        return None
-    common = _read_small(gitdir / "commondir")
-    return gitdir, (gitdir / common if common else gitdir)
-
-
-def _git_ref(common, gitdir, ref):
-    """The commit a ref names: a loose ref file, else packed-refs; None if not found."""
-    for base in (gitdir, common):
-        value = _read_small(base / ref)
-        if value and re.match(r"^[0-9a-f]{40,64}$", value):
-            return value
-    for line in (_read_small(common / "packed-refs", 1 << 24) or "").splitlines():
-        sha, _, name = line.partition(" ")
-        if name.strip() == ref and re.match(r"^[0-9a-f]{40,64}$", sha):
-            return sha
-    return None
-
-
-def _git_remote_url(common, remote="origin"):
-    """remote.<remote>.url from the repository's own config file (includes not followed)."""
-    section = None
-    for line in (_read_small(common / "config", 1 << 20) or "").splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            m = re.match(r'^\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]', line)
-            section = (m.group(1).lower(), m.group(2)) if m else None
-        elif section == ("remote", remote) and "=" in line:
-            key, _, value = line.partition("=")
-            if key.strip().lower() == "url":
-                value = value.strip()
-                return value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
-    return None
-
-
-def _git_info(cwd):
-    """{commit_hash, branch, repository_url} of cwd's repository (missing keys omitted).
-
-    Read from the .git files (HEAD, refs, packed-refs, config) instead of running git three
-    times: the same answers as `git rev-parse HEAD`, `git rev-parse --abbrev-ref HEAD` and
-    `git config --get remote.origin.url` for ordinary repositories and worktrees.
-    """
-    root = find_git_root(cwd)
-    dirs = _git_dirs(root) if root is not None else None
-    if dirs is None:
-        return None
-    gitdir, common = dirs
-    head = _read_small(gitdir / "HEAD") or ""
-    info = {}
-    if head.startswith("ref:"):
-        ref = head[4:].strip()
-        commit = _git_ref(common, gitdir, ref)
-        if commit:
-            info["commit_hash"] = commit
-            info["branch"] = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
-    elif re.match(r"^[0-9a-f]{40,64}$", head):
-        info["commit_hash"], info["branch"] = head, "HEAD"
-    url = _git_remote_url(common)
-    if url:
-        info["repository_url"] = redact(url)
-    return info or None
-
-
-def _ends_mid_line(path):
-    """Whether a non-empty file's last byte is not a newline."""
-    try:
-        with open(str(path), "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() == 0:
-                return False
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) != b"\n"
-    except OSError:
-        return False
-
-
-class RolloutRecorder(object):
-    """Appends a session's items and events to its rollout file."""
-
-    def __init__(self, ctx, session_id, instructions, resume_path=None):
-        """Open (or, resuming, append to) the rollout of a session that starts under TurnContext `ctx`."""
-        self._lock = threading.Lock()
-        if resume_path:
-            self.path = Path(resume_path)
-            self._fh = open_private_append(self.path)
-            if _ends_mid_line(self.path):  # a crash mid-write: start our records on a line of their own
-                self._fh.write(b"\n")
-        else:
-            now = time.localtime()
-            day = Path(ctx.codex_home) / ROLLOUT_SUBDIR / time.strftime("%Y", now) / time.strftime("%m", now) / time.strftime("%d", now)
-            self.path = day / ("rollout-%s-%s.jsonl" % (time.strftime("%Y-%m-%dT%H-%M-%S", now), session_id))
-            self._fh = open_private_append(self.path)
-            os.chmod(str(self.path), 0o600)
-            meta = {"id": session_id, "timestamp": _now_iso(), "cwd": str(ctx.cwd), "originator": ORIGINATOR,
-                    "cli_version": __version__, "instructions": instructions}
-            git = _git_info(ctx.cwd)
-            if git:
-                meta["git"] = git
-            self._write("session_meta", meta)
-        self.record_turn_context(ctx)
-
-    def record_turn_context(self, ctx):
-        """Append a turn_context record: the effective policy the next turns run under."""
-        self._write("turn_context", ctx.to_wire())
-
-    def _write(self, kind, payload):
-        line = json.dumps({"timestamp": _now_iso(), "type": kind, "payload": payload}, ensure_ascii=False) + "\n"
-        with self._lock:
-            if self._fh is None:
-                return
-            try:
-                self._fh.write(line.encode("utf-8", "replace"))  # a lone surrogate must not end the session
-                self._fh.flush()
-            except OSError as exc:
-                log("warn", "cannot write rollout %s: %s", self.path, exc)
-
-    def record_items(self, items):
-        """Append response items."""
-        for item in items:
-            self._write("response_item", item)
-
-    def record_event(self, msg):
-        """Append a protocol event msg."""
-        self._write("event_msg", msg)
-
-    def record_compacted(self, message, replacement_history=None):
-        """Note that history was replaced by a summary (and by what, so resume sees it)."""
-        payload = {"message": message}
-        if replacement_history is not None:
-            payload["replacement_history"] = list(replacement_history)
-        self._write("compacted", payload)
-
-    def close(self):
-        """Flush and close the file."""
-        with self._lock:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
-
-
-def load_rollout(path):
-    """Read a rollout: (session meta dict, history items, replayable event msgs)."""
-    path = Path(path)
-    try:
-        # bytes first: one damaged line (a crash mid-write, a stray byte) must not lose the session
-        raw = path.read_bytes().decode("utf-8", "replace")
-    except OSError as exc:
-        raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
-    lines = [line for line in raw.splitlines() if line.strip()]
-    if not lines:
-        raise ConfigError("session file %s is empty" % path)
-    meta, items, events = None, [], []
-    for number, line in enumerate(lines, 1):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            log("warn", "%s:%d: not JSON, skipped", path, number)
-            continue
-        if not isinstance(obj, dict):
-            continue
-        kind = obj.get("type")
-        payload = obj.get("payload")
-        if kind == "session_meta" and isinstance(payload, dict):
-            meta = payload
-        elif kind == "response_item" and isinstance(payload, dict):
-            items.append(payload)
-        elif kind == "event_msg" and isinstance(payload, dict):
-            events.append(payload)
-        elif kind == "compacted" and isinstance(payload, dict) and isinstance(payload.get("replacement_history"), list):
-            items = [it for it in payload["replacement_history"] if isinstance(it, dict)]
-        elif kind == "compacted":  # older records: rebuild the bridge from the summary
-            summary = payload.get("message") if isinstance(payload, dict) else None
-            items = compacted_history(items, summary)
-        elif number == 1 and meta is None and "id" in obj and kind is None:
-            meta = obj  # the mid-2025 format: a bare meta object first
-        elif obj.get("record_type") == "state":
-            continue
-        elif kind in HISTORY_ITEM_TYPES:
-            items.append(obj)
-    if meta is None:
-        raise ConfigError("session file %s has no session meta line; it is not a codex rollout" % path)
-    return meta, items, events
-
-
-def list_rollouts(home):
-    """Every rollout file under $CODEX_HOME/sessions, newest first."""
-    root = Path(home) / ROLLOUT_SUBDIR
-    if not root.is_dir():
-        return []
-    files = list(root.glob("*/*/*/rollout-*.jsonl")) + list(root.glob("rollout-*.jsonl"))
-    return sorted(files, key=lambda p: (p.name[8:27], p.stat().st_mtime), reverse=True)
-
-
-def rollout_summary(path, max_bytes=256 * 1024):
-    """{"path", "id", "time", "cwd", "first_prompt"} of a rollout, from its first lines only.
-
-    `time` is the session's start (epoch seconds: the meta timestamp, else the file's mtime);
-    `first_prompt` the first thing the user typed (context messages skipped), or "".
-    """
-    path = Path(path)
-    out = {"path": path, "id": path.stem[28:] if path.stem.startswith("rollout-") else path.stem,
-           "time": None, "cwd": None, "first_prompt": ""}
-    try:
-        with open(str(path), "rb") as fh:
-            head = fh.read(max_bytes)
-        out["mtime"] = path.stat().st_mtime
-    except OSError:
-        return None
-    for number, raw in enumerate(head.split(b"\n")):
-        try:
-            obj = json.loads(raw.decode("utf-8", "replace"))
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        kind, payload = obj.get("type"), obj.get("payload")
-        if number == 0:
-            meta = payload if kind == "session_meta" and isinstance(payload, dict) else obj
-            out["id"] = meta.get("id") or out["id"]
-            out["cwd"] = meta.get("cwd")
-            stamp = meta.get("timestamp")
-            if isinstance(stamp, str):
-                import calendar
-
-                try:
-                    out["time"] = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-                except ValueError:
-                    pass
-            continue
-        item = payload if kind == "response_item" else obj if kind == "message" else None
-        if isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "user" \
-                and not _is_context_message(item):
-            out["first_prompt"] = message_text(item)
-            break
-    if out["time"] is None:
-        out["time"] = out["mtime"]
-    return out
-
-
-def list_sessions(home, limit=50, cwd=None):
-    """rollout_summary() of the newest `limit` recorded sessions (those in `cwd` only, if given)."""
-    out = []
-    for path in list_rollouts(home):
-        summary = rollout_summary(path)
-        if summary is None or (cwd is not None and summary["cwd"] != str(cwd)):
-            continue
-        out.append(summary)
-        if len(out) >= limit:
-            break
-    return out
-
-
-def find_rollout(home, session_id=None, last=False, cwd=None):
-    """The rollout for a session id (or unique prefix), or the newest one (in cwd first)."""
-    files = list_rollouts(home)
-    if session_id:
-        matches = [p for p in files if p.stem.endswith(session_id)]
-        if not matches:
-            matches = [p for p in files if session_id in p.stem[28:]]
-        if not matches:
-            path = Path(session_id).expanduser()
-            if path.is_file():
-                return path
-            raise UsageError("no recorded session %s under %s" % (session_id, Path(home) / ROLLOUT_SUBDIR))
-        if len(matches) > 1 and not any(p.stem.endswith(session_id) for p in matches):
-            raise UsageError("session id prefix %s is ambiguous; give more characters" % session_id)
-        return matches[0]
-    if not files:
-        raise UsageError("no recorded sessions under %s" % (Path(home) / ROLLOUT_SUBDIR))
-    if cwd is not None:
-        for path in files[:200]:
-            try:
-                with open(str(path), encoding="utf-8") as fh:
-                    first = json.loads(fh.readline() or "{}")
-            except (OSError, ValueError):
-                continue
-            meta = first.get("payload") if first.get("type") == "session_meta" else first
-            if isinstance(meta, dict) and meta.get("cwd") == str(cwd):
-                return path
-    return files[0]
 
 
 ###############################################################################
@@ -12509,6 +12996,10 @@ class HumanPrinter(object):
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
             self.ts(self.c("dim", msg.get("message", "")))
+        elif kind in ("tool_call_begin", "tool_call_end"):  # a registered tool's own rendering (§09)
+            text = tool_call_text(msg)
+            if text:
+                self.ts("%s %s" % (self.c("magenta", "tool"), text))
         elif kind == "tool_call_blocked":
             command = (msg.get("tool_input") or {}).get("command")
             self.ts("%s %s%s: %s" % (self.c("red", "declined"), msg.get("tool"), " `%s`" % command if command else "",
@@ -12612,15 +13103,26 @@ class JsonPrinter(object):
                 item, status="completed" if msg.get("success") else "failed")})
         elif kind == "mcp_tool_call_begin":
             inv = msg.get("invocation") or {}
+            # upstream's McpToolCallItem: server, tool, arguments, result {content,
+            # structured_content} or null, error {message} or null, status
             item = self._item("mcp_tool_call", call_id=msg.get("call_id"), server=inv.get("server"), tool=inv.get("tool"),
-                              status="in_progress")
+                              arguments=inv.get("arguments"), result=None, error=None, status="in_progress")
             self.open_items[("mcp", msg.get("call_id"))] = item
             self.emit({"type": "item.started", "item": item})
         elif kind == "mcp_tool_call_end":
-            item = self.open_items.pop(("mcp", msg.get("call_id")), None) or self._item("mcp_tool_call")
+            inv = msg.get("invocation") or {}
+            item = self.open_items.pop(("mcp", msg.get("call_id")), None) or self._item(
+                "mcp_tool_call", server=inv.get("server"), tool=inv.get("tool"), arguments=inv.get("arguments"))
             result = msg.get("result") or {}
-            ok = "Ok" in result and not (result.get("Ok") or {}).get("isError")
-            self.emit({"type": "item.completed", "item": dict(item, status="completed" if ok else "failed")})
+            ok = result.get("Ok") if isinstance(result.get("Ok"), dict) else None
+            if ok is not None:  # a tool's own error (isError) still has its content
+                done = dict(item, result={"content": ok.get("content") or [],
+                                          "structured_content": ok.get("structuredContent")},
+                            error=None, status="failed" if ok.get("isError") else "completed")
+            else:
+                done = dict(item, result=None, error={"message": str(result.get("Err") or "the tool call failed")},
+                            status="failed")
+            self.emit({"type": "item.completed", "item": done})
         elif kind == "plan_update":
             items = [{"text": s.get("step"), "completed": s.get("status") == "completed"} for s in msg.get("plan") or ()]
             if self.todo is None:
@@ -12629,6 +13131,14 @@ class JsonPrinter(object):
             else:
                 self.todo = dict(self.todo, items=items)
                 self.emit({"type": "item.updated", "item": self.todo})
+        elif kind == "tool_call_begin":  # a registered tool's own item (§09)
+            fields = tool_call_item(msg)
+            item = self._item(fields.pop("type"), call_id=msg.get("call_id"), **fields)
+            self.open_items[("tool", msg.get("call_id"))] = item
+            self.emit({"type": "item.started", "item": item})
+        elif kind == "tool_call_end":
+            item = self.open_items.pop(("tool", msg.get("call_id")), None) or self._item("tool_call")
+            self.emit({"type": "item.completed", "item": dict(item, **{k: v for k, v in tool_call_item(msg).items() if k != "type"})})
         elif kind == "tool_call_blocked":  # refused before it ran (a hook, an approval exec cannot ask)
             command = (msg.get("tool_input") or {}).get("command")
             if msg.get("tool") == "Bash" and command is not None:
@@ -12792,9 +13302,13 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
     out = out or sys.stdout
     err = err or sys.stderr
     _check_exec_paths(images, last_message_file)
-    prompt = expand_prompt_command(cfg, prompt)
+    prompt = expand_prompt_command(cfg, prompt, strict=True)
+    # refused before anything starts: no header, no session, rollout or MCP server for a run
+    # that never reaches the model (upstream prints the header first)
+    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
+        raise UsageError(EXEC_NOT_GIT)
     session = Session(cfg, resume_path=resume_path, record_rollout=not ephemeral, output_schema=output_schema,
-                      approval_handler=approver)
+                      approval_handler=approver).start()
     first = session.next_event(timeout=5)
     printer = JsonPrinter(out) if as_json else HumanPrinter(cfg, _use_color(color, err), out, err)
     printer.hide_answer = answer is not None and not as_json
@@ -12802,9 +13316,6 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.event(first["msg"])
     else:
         printer.header(session.session_id, shown_prompt or prompt, session.turn_context)
-    if not skip_git_repo_check and find_git_root(cfg.cwd) is None and not trusted_project(cfg):
-        session.shutdown()
-        raise UsageError(EXEC_NOT_GIT)
     items = [{"type": "text", "text": prompt}] + [{"type": "local_image", "path": str(p)} for p in images or ()]
     interrupts = [0]
     stop_waiting = threading.Event()
@@ -12845,21 +13356,24 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
             sub_id = None
         else:
             sub_id = session.submit({"type": "user_input", "items": items})
-        while sub_id is not None:
-            event = session.next_event(timeout=0.5)
-            if event is None:
-                continue
+
+        def on_event(event):
+            nonlocal failed, last, code
             msg = event["msg"]
             if msg["type"] == "error" and event["id"] == sub_id:  # startup errors (id "") are not fatal
                 failed = msg.get("message")
             printer.event(msg, session_level=event["id"] == "")
             if event["id"] == sub_id and msg["type"] == "task_complete":
                 last = msg.get("last_agent_message")
-                break
+                return True
             if event["id"] == sub_id and msg["type"] == "turn_aborted":
                 failed = failed or "task interrupted"
                 code = 130
-                break
+                return True
+            return False
+
+        if sub_id is not None:
+            pump_events(session, on_event, poll=0.5)
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
@@ -12928,46 +13442,6 @@ def _exec_config(args, cfg_loader):
     return cfg
 
 
-def _cmd_exec(args, cfg_loader):
-    """`codex exec [PROMPT]`: run one task non-interactively."""
-    resume_path = None
-    prompt = args.prompt
-    if prompt == "review":
-        args.review_prompt = list(getattr(args, "resume_args", None) or [])
-        return _cmd_review(args, cfg_loader)
-    used = [flag for flag, name in (("--uncommitted", "uncommitted"), ("--base", "base"), ("--commit", "commit"),
-                                    ("--title", "title"), ("--fail-on", "fail_on")) if getattr(args, name, None)]
-    if used:
-        raise UsageError("%s only applies to `codex exec review`" % used[0])
-    if prompt == "resume":
-        rest = list(getattr(args, "resume_args", None) or [])
-        cfg = _exec_config(args, cfg_loader)
-        if args.last:
-            session_id = None
-            prompt = rest[0] if rest else None
-        else:
-            if not rest:
-                raise UsageError("`codex exec resume` needs a session id or --last")
-            session_id = rest[0]
-            prompt = rest[1] if len(rest) > 1 else None
-        resume_path = find_rollout(cfg.codex_home, session_id, last=args.last,
-                                   cwd=None if getattr(args, "all", False) else cfg.cwd)
-        prompt = read_exec_prompt(prompt)
-    else:
-        if getattr(args, "resume_args", None):
-            raise UsageError("unexpected arguments after the prompt: %s" % " ".join(args.resume_args))
-        prompt = read_exec_prompt(prompt)
-        cfg = _exec_config(args, cfg_loader)
-    if getattr(args, "all", False) and args.prompt != "resume":
-        raise UsageError("--all goes with `codex exec resume --last`")
-    schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
-    approver = _ExecApprover(cfg.approval_policy) if cfg.approval_policy != "never" else None
-    return run_exec(cfg, prompt, images=args.images or (), as_json=args.json, color=args.color,
-                    last_message_file=args.output_last_message, skip_git_repo_check=args.skip_git_repo_check,
-                    resume_path=resume_path, output_schema=schema, ephemeral=getattr(args, "ephemeral", False),
-                    approver=approver)
-
-
 RESUME_LIST_LIMIT = 20  #: sessions `codex resume` lists to pick from
 
 
@@ -13000,30 +13474,6 @@ def pick_session(cfg, everywhere=False, stdin=None, out=None):
     if not answer.isdigit() or not 1 <= int(answer) <= len(sessions):
         raise UsageError("%r is not one of the listed numbers (1-%d)" % (answer, len(sessions)))
     return sessions[int(answer) - 1]["path"]
-
-
-def _cmd_resume(args, cfg_loader):
-    """`codex resume --last|ID [PROMPT]`: continue a recorded session in the interactive session."""
-    cfg = cfg_loader()
-    session_id, prompt = args.session_id, args.resume_prompt
-    if args.last and session_id and prompt is None:
-        session_id, prompt = None, session_id
-    everywhere = getattr(args, "all", False)
-    if not args.last and not session_id:
-        path = pick_session(cfg, everywhere)
-        if path is None:
-            return 0
-    else:
-        path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=None if everywhere else cfg.cwd)
-
-    def resume_loader(**more):
-        # Session (§15) resumes whatever config.experimental_resume names, so the REPL
-        # needs no resume logic of its own.
-        return cfg_loader(**more).replace(experimental_resume=str(path))
-
-    args.resume_path = path
-    args.prompt = prompt
-    return _cmd_interactive(args, resume_loader)
 
 
 ###############################################################################
@@ -13574,7 +14024,7 @@ def _cmd_review(args, cfg_loader):
 # status line are redrawn, so native scrollback, selection and tmux/zellij copy modes keep
 # working (upstream #1247, #2836, #10331).  Data flow:
 #
-#     Composer (keys, `/` and `@` completion, history) -> op -> Session (§15)
+#     Composer (keys, `/` and `@` completion, history) -> op -> Session (§16)
 #     Session events -> ReplRenderer (rich: streamed markdown, cells, approvals) -> stdout
 #
 # Keys: Enter sends, Ctrl-J (or Alt-Enter) inserts a newline, Up/Down browse history on an
@@ -15760,6 +16210,9 @@ class Repl(object):
         self._reasoning_streamed = False
         self._execs = {}
         self._mcp = {}
+        self._mcp_lock = threading.Lock()
+        self._mcp_unshown = []  # MCP start-up failures taken from the manager, not yet printed
+        self._reading = False  # the composer is reading (guarded by _mcp_lock)
         self._turn_error = None
         self.failed_turns = 0  # turns that ended in an error (a piped REPL then exits 1)
         self._turn_id = None  # submission id of the running turn
@@ -15775,12 +16228,14 @@ class Repl(object):
 
         def create():
             try:
-                session = Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)
-                session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§15b)
+                session = (Session(self.cfg, resume_path=self._resume_path) if self._resume_path else Session(self.cfg)).start()
+                session.ask_on_loop_limit = True  # a tool-call limit asks whether to go on (§16)
                 wire = self.ctx.to_wire()
                 if wire != TurnContext.from_config(self.cfg).to_wire():  # /model or /approvals before this session
                     session.submit(dict({"type": "override_turn_context"}, **wire))
                 self.session = session
+                if self.interactive:
+                    self._watch_mcp_startup(session)
             except BaseException as exc:  # reported on first use, in the main thread
                 self._session_error = exc
 
@@ -15788,6 +16243,55 @@ class Repl(object):
         self.session_id = None
         self._session_thread = threading.Thread(target=create, name="codex-session-start", daemon=True)
         self._session_thread.start()
+
+    def _composer_app(self):
+        """The composer's prompt-toolkit Application while it is reading, else None."""
+        prompt = getattr(self.composer, "_session", None)
+        app = getattr(prompt, "app", None)
+        if app is None or not getattr(app, "is_running", False) or getattr(app, "loop", None) is None:
+            return None
+        return app
+
+    def _watch_mcp_startup(self, session, poll=0.1, limit=3600.0):
+        """While MCP servers start in the background, show each one that fails as soon as it
+        fails, above the composer, which stays usable (start-up failures show before the first
+        prompt is sent, not after it).  Only while the composer is reading: during a turn,
+        _wait_for_mcp and the turn report them."""
+        manager = getattr(session, "mcp", None)
+        if manager is None or not (manager.starting() or manager.failures()):
+            return
+
+        def in_loop():
+            from prompt_toolkit.application import run_in_terminal
+
+            run_in_terminal(self._show_unshown_mcp_failures)
+
+        def watch():
+            began = time.monotonic()
+            while self.session is session and time.monotonic() - began < limit:
+                settled = not manager.starting()
+                with self._mcp_lock:  # the main thread clears _reading under it when the composer returns
+                    app = self._composer_app() if self._reading else None
+                    if app is not None:
+                        messages = manager.new_failures()
+                        self._mcp_unshown.extend(messages)
+                if app is not None:
+                    if messages:
+                        try:  # printed above the composer; left for the main thread if it just closed
+                            app.loop.call_soon_threadsafe(lambda: app.context.copy().run(in_loop))
+                        except (RuntimeError, AttributeError):
+                            pass
+                    if settled:
+                        return
+                time.sleep(poll)
+
+        threading.Thread(target=watch, name="codex-mcp-watch", daemon=True).start()
+
+    def _show_unshown_mcp_failures(self):
+        with self._mcp_lock:
+            messages, self._mcp_unshown = self._mcp_unshown, []
+        for message in messages:
+            self.renderer.error(message)
 
     def _ensure_session(self):
         """Wait for the Session; raise what creating it raised."""
@@ -15898,7 +16402,13 @@ class Repl(object):
         """The next message: the composer on a terminal, else one line of stdin."""
         if self.interactive:
             first = self.session is None and self._session_thread is None
-            return self.composer.read(default, complete, self._start_background if first else None)
+            with self._mcp_lock:
+                self._reading = True
+            try:
+                return self.composer.read(default, complete, self._start_background if first else None)
+            finally:
+                with self._mcp_lock:
+                    self._reading = False
         line = self.stdin.readline()
         if not line:
             return None
@@ -15925,8 +16435,11 @@ class Repl(object):
         """Before a user turn: wait for MCP servers still starting (each bounded by its
         startup_timeout_sec), showing which; Esc or Ctrl-C goes on without them (their tools
         join the session when they are ready).  Failures are shown before the turn."""
+        self._show_unshown_mcp_failures()
         manager = getattr(session, "mcp", None)
         if manager is None or not manager.starting():
+            for message in manager.new_failures() if manager is not None else ():
+                self.renderer.error(message)
             return
         stop = threading.Event()
         waiter = threading.Thread(target=session.wait_for_mcp, kwargs={"cancel": stop}, name="codex-mcp-wait", daemon=True)
@@ -15981,38 +16494,42 @@ class Repl(object):
         self.turn_usage, self._turn_error = {}, None
         self._stream = self._rstream = None
         interrupted_at = None
+
+        def tick():
+            nonlocal interrupted_at
+            if self._turn_error is not None and time.monotonic() - self._turn_error > 1.0:
+                return True  # an error with no task_complete after it
+            if interrupted_at is not None and time.monotonic() - interrupted_at > 5.0:
+                self.renderer.note("the turn did not stop after the interrupt; giving up on it")
+                return True
+            while keys is not None:
+                key = keys.get(0)
+                if key is None:
+                    break
+                if key in ("esc", "ctrl-c") and interrupted_at is None:
+                    session.interrupt()
+                    interrupted_at = time.monotonic()
+                    self.renderer.set_status("Interrupting")
+                elif len(key) == 1 and key.isprintable():
+                    self.typeahead += key
+                elif key == "backspace":
+                    self.typeahead = self.typeahead[:-1]
+                elif isinstance(key, tuple) and key[0] == "paste":
+                    self.typeahead += key[1]  # whole, newlines kept: not messages
+                elif key == "enter" and self.typeahead.strip():
+                    self.queued.append(self.typeahead.strip())  # sent when the turn ends
+                    self.typeahead = ""
+                self.renderer.set_queued(self.queued, self.typeahead)
+            return False
+
         with self._key_context() as keys:
             self._keys = keys
             self.renderer.start_status("Working")
             try:
                 while True:
                     try:
-                        event = session.next_event(timeout=0.05)
-                        if event is not None and self.handle_event(event):
-                            break
-                        if self._turn_error is not None and time.monotonic() - self._turn_error > 1.0:
-                            break  # an error with no task_complete after it
-                        if interrupted_at is not None and time.monotonic() - interrupted_at > 5.0:
-                            self.renderer.note("the turn did not stop after the interrupt; giving up on it")
-                            break
-                        while keys is not None:
-                            key = keys.get(0)
-                            if key is None:
-                                break
-                            if key in ("esc", "ctrl-c") and interrupted_at is None:
-                                session.interrupt()
-                                interrupted_at = time.monotonic()
-                                self.renderer.set_status("Interrupting")
-                            elif len(key) == 1 and key.isprintable():
-                                self.typeahead += key
-                            elif key == "backspace":
-                                self.typeahead = self.typeahead[:-1]
-                            elif isinstance(key, tuple) and key[0] == "paste":
-                                self.typeahead += key[1]  # whole, newlines kept: not messages
-                            elif key == "enter" and self.typeahead.strip():
-                                self.queued.append(self.typeahead.strip())  # sent when the turn ends
-                                self.typeahead = ""
-                            self.renderer.set_queued(self.queued, self.typeahead)
+                        pump_events(session, self.handle_event, tick, poll=0.05)
+                        break
                     except KeyboardInterrupt:
                         if interrupted_at is not None:
                             raise
@@ -16221,6 +16738,15 @@ class Repl(object):
 
     def _on_background_event(self, event, msg):
         self.renderer.note(msg.get("message", ""))
+
+    def _on_tool_call_begin(self, event, msg):  # a registered tool's own rendering (§09)
+        self.renderer.set_status("Calling %s" % msg.get("tool"))
+
+    def _on_tool_call_end(self, event, msg):
+        text = tool_call_text(msg)
+        if text:
+            self.renderer.text(("\u2022 ", "bold"), (text, ""))
+        self.renderer.set_status("Working")
 
     _on_stream_error = _on_background_event
 
@@ -16835,7 +17361,7 @@ def _cmd_interactive(args, cfg_loader):
 #   anything else -> JSON-RPC error -32601 (upstream sent nothing at all, which leaves
 #                       SDK clients waiting forever)
 #
-# Sessions come from session_factory(config) (default: Session, §15) and follow the
+# Sessions come from session_factory(config) (default: Session, §16) and follow the
 # contract at the top of §08.  Each `codex` call gets its own session; `codex-reply`
 # continues one by its session id; calls run concurrently.
 
@@ -17239,19 +17765,20 @@ class McpServer(object):
         sub_id = session.submit({"type": "user_input", "items": [{"type": "text", "text": prompt}]})
         sub_id = None if sub_id is None else str(sub_id)
         last_message, error, interrupted_at = None, None, None
-        while True:
+
+        def tick():
+            nonlocal interrupted_at
             if call.cancelled.is_set() and interrupted_at is None:
                 interrupted_at = time.monotonic()
-            if interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE:
-                return self._finish(call, None)
-            event = session.next_event(timeout=0.25)
-            if event is None:
-                continue
+            return interrupted_at is not None and time.monotonic() - interrupted_at > _INTERRUPT_GRACE
+
+        def on_event(event):
+            nonlocal last_message, error
             msg = event.get("msg") or {}
             kind = msg.get("type")
             self._forward(call, event)
             if sub_id is not None and event.get("id") not in (sub_id, "", None):
-                continue  # a late event of an earlier (cancelled) turn of this session: not ours to act on
+                return False  # a late event of an earlier (cancelled) turn of this session: not ours to act on
             if kind == "session_configured":
                 self._register(call, session, str(msg.get("session_id")))
             elif kind == "exec_approval_request":
@@ -17270,12 +17797,22 @@ class McpServer(object):
                     if text is None:
                         text = last_message
                     if text is None and error is not None:
-                        return self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
-                    return self._finish(call, _text_result(text or "", session_id=call.session_id))
-                if kind == "turn_aborted":
+                        self._finish(call, _text_result("Codex runtime error: %s" % error, error=True, session_id=call.session_id))
+                    else:
+                        self._finish(call, _text_result(text or "", session_id=call.session_id))
+                elif kind == "turn_aborted":
                     reason = msg.get("reason", "interrupted")
-                    return self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
-                return self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+                    self._finish(call, _text_result("Codex turn aborted: %s" % reason, error=True, session_id=call.session_id))
+                else:
+                    self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
+                return True
+            return False
+
+        ended = pump_events(session, on_event, tick)
+        if ended == "tick":
+            self._finish(call, None)
+        elif ended == "closed":
+            self._finish(call, _text_result("Codex runtime error: the session shut down", error=True))
 
     def _register(self, call, session, sid):
         """Keep a new session for codex-reply; shut down the least recently used idle ones."""
@@ -17379,8 +17916,8 @@ def _text_result(text, error=False, session_id=None):
 
 
 def _default_session_factory(cfg):
-    """Session(cfg) from §15b."""
-    return Session(cfg)
+    """Session(cfg) from §16, started."""
+    return Session(cfg).start()
 
 
 def run_mcp_server(args, cfg_loader, session_factory=None):
@@ -17443,7 +17980,7 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    session = Session(cfg)
+    session = Session(cfg).start()
     write_lock = threading.Lock()
     stdin_closed = threading.Event()
 
@@ -17468,22 +18005,22 @@ def run_proto(cfg, stdin=None, stdout=None, stderr=None):
                 continue
             session.submit(sub)
 
+    def tick():
+        if stdin_closed.is_set() and not session.busy and not session.closed:
+            # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
+            session.shutdown()
+        return False
+
+    def on_event(event):
+        with write_lock:
+            stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+            stdout.flush()
+        return event["msg"]["type"] == "shutdown_complete"
+
     threading.Thread(target=reader, name="proto-stdin", daemon=True).start()
     try:
-        while True:
-            event = session.next_event(timeout=0.5)
-            if event is None:
-                if session.closed:
-                    return 0
-                if stdin_closed.is_set() and not session.busy:
-                    # EOF on stdin: the running task was allowed to finish; now end as `shutdown` does
-                    session.shutdown()
-                continue
-            with write_lock:
-                stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-                stdout.flush()
-            if event["msg"]["type"] == "shutdown_complete":
-                return 0
+        pump_events(session, on_event, tick, poll=0.5)
+        return 0
     except KeyboardInterrupt:
         session.shutdown()
         return 130
@@ -18564,7 +19101,8 @@ def _add_config_options(parser, top):
     parser.add_argument("--oss", action="store_true", help="use the local open-source provider (Ollama)", **sup)
     parser.add_argument(
         "--full-auto", action="store_true",
-        help="low-friction sandboxed automatic execution (-a on-failure, -s workspace-write)", **sup
+        help="low-friction sandboxed automatic execution (-a on-failure, -s workspace-write; "
+             "in exec, which asks nothing: -s workspace-write, approval never unless -a)", **sup
     )
     parser.add_argument(
         "--dangerously-bypass-approvals-and-sandbox", "--yolo", dest="dangerously_bypass", action="store_true",
@@ -18908,6 +19446,85 @@ def config_loader_for(args, **extra):
         return cfg
 
     return load
+
+
+def _cmd_mcp(args, cfg_loader):
+    """`codex mcp` (server over stdio), `codex mcp list|call|add|get|remove`."""
+    sub = getattr(args, "mcp_command", None)
+    if args.command == "mcp-server" or sub in (None, "serve"):
+        return run_mcp_server(args, cfg_loader)
+    if sub in ("add", "get", "remove"):  # the file as it is, not the resolved config
+        return {"add": _mcp_add, "get": _mcp_get, "remove": _mcp_remove}[sub](args)
+    cfg = cfg_loader()
+    if sub == "list":
+        return _mcp_list(cfg, as_json=args.json)
+    if sub == "call":
+        return _mcp_call(cfg, args.server, args.tool, args.arguments, as_json=getattr(args, "json", False))
+    raise UsageError("unknown `codex mcp` command %r; use serve, list, call, add, get or remove" % sub)
+
+
+def _cmd_exec(args, cfg_loader):
+    """`codex exec [PROMPT]`: run one task non-interactively."""
+    resume_path = None
+    prompt = args.prompt
+    if prompt == "review":
+        args.review_prompt = list(getattr(args, "resume_args", None) or [])
+        return _cmd_review(args, cfg_loader)
+    used = [flag for flag, name in (("--uncommitted", "uncommitted"), ("--base", "base"), ("--commit", "commit"),
+                                    ("--title", "title"), ("--fail-on", "fail_on")) if getattr(args, name, None)]
+    if used:
+        raise UsageError("%s only applies to `codex exec review`" % used[0])
+    if prompt == "resume":
+        rest = list(getattr(args, "resume_args", None) or [])
+        cfg = _exec_config(args, cfg_loader)
+        if args.last:
+            session_id = None
+            prompt = rest[0] if rest else None
+        else:
+            if not rest:
+                raise UsageError("`codex exec resume` needs a session id or --last")
+            session_id = rest[0]
+            prompt = rest[1] if len(rest) > 1 else None
+        resume_path = find_rollout(cfg.codex_home, session_id, last=args.last,
+                                   cwd=None if getattr(args, "all", False) else cfg.cwd)
+        prompt = read_exec_prompt(prompt)
+    else:
+        if getattr(args, "resume_args", None):
+            raise UsageError("unexpected arguments after the prompt: %s" % " ".join(args.resume_args))
+        prompt = read_exec_prompt(prompt)
+        cfg = _exec_config(args, cfg_loader)
+    if getattr(args, "all", False) and args.prompt != "resume":
+        raise UsageError("--all goes with `codex exec resume --last`")
+    schema = load_output_schema(args.output_schema) if getattr(args, "output_schema", None) else None
+    approver = _ExecApprover(cfg.approval_policy) if cfg.approval_policy != "never" else None
+    return run_exec(cfg, prompt, images=args.images or (), as_json=args.json, color=args.color,
+                    last_message_file=args.output_last_message, skip_git_repo_check=args.skip_git_repo_check,
+                    resume_path=resume_path, output_schema=schema, ephemeral=getattr(args, "ephemeral", False),
+                    approver=approver)
+
+
+def _cmd_resume(args, cfg_loader):
+    """`codex resume --last|ID [PROMPT]`: continue a recorded session in the interactive session."""
+    cfg = cfg_loader()
+    session_id, prompt = args.session_id, args.resume_prompt
+    if args.last and session_id and prompt is None:
+        session_id, prompt = None, session_id
+    everywhere = getattr(args, "all", False)
+    if not args.last and not session_id:
+        path = pick_session(cfg, everywhere)
+        if path is None:
+            return 0
+    else:
+        path = find_rollout(cfg.codex_home, session_id, last=args.last, cwd=None if everywhere else cfg.cwd)
+
+    def resume_loader(**more):
+        # Session (§16) resumes whatever config.experimental_resume names, so the REPL
+        # needs no resume logic of its own.
+        return cfg_loader(**more).replace(experimental_resume=str(path))
+
+    args.resume_path = path
+    args.prompt = prompt
+    return _cmd_interactive(args, resume_loader)
 
 
 def _cmd_login(args, cfg_loader):

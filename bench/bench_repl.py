@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks for the interactive REPL (§16 history, §18 composer and `@` search).
+"""Benchmarks for the interactive REPL (§15b history, §18 composer and `@` search).
 
     .venv/bin/python bench/bench_repl.py [--history-gb 1.0] [--files 100000] [--runs 5]
 
@@ -36,10 +36,12 @@ def _ms(seconds):
     return "%.1f ms" % (seconds * 1000)
 
 
-def _spawn_codex(home, cwd, program=None):
+def _spawn_codex(home, cwd, program=None, path=None):
     import pexpect
 
     env = dict(os.environ, CODEX_HOME=home, TERM="xterm-256color", OPENAI_API_KEY="bench", PYTHONPATH=REPO)
+    if path:
+        env["PATH"] = path
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure what users get: byte code cached after the first run
     if program == "-m":
         argv = [sys.executable, "-m", "codex"]  # cached byte code, like an installed codex
@@ -59,12 +61,12 @@ def _expect(child, pattern):
         child.send("\x1b[1;1R")
 
 
-def time_to_first_prompt(home, cwd, runs, program=None):
+def time_to_first_prompt(home, cwd, runs, program=None, path=None):
     """Median seconds from spawn to the composer being drawn."""
     samples = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        child = _spawn_codex(home, cwd, program)
+        child = _spawn_codex(home, cwd, program, path)
         _expect(child, PROMPT)
         samples.append(time.perf_counter() - t0)
         child.sendcontrol("d")
@@ -73,11 +75,11 @@ def time_to_first_prompt(home, cwd, runs, program=None):
     return statistics.median(samples)
 
 
-def bare_python(runs):
+def bare_python(runs, argv=None):
     samples = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        subprocess.run(argv or [sys.executable, "-c", "pass"], check=True)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
 
@@ -239,7 +241,18 @@ def main():
         dist = os.path.join(REPO, "dist", "codex")
         if os.path.exists(dist):
             time_to_first_prompt(home, work, 1, dist)  # unpack the zipapp once
-            print("startup: dist/codex to first prompt %s" % _ms(time_to_first_prompt(home, work, opts.runs, dist)))
+            print("startup: dist/codex to first prompt %s (load %.1f)"
+                  % (_ms(time_to_first_prompt(home, work, opts.runs, dist)), os.getloadavg()[0]))
+            # dist/codex runs `python3 -S` from PATH: what that launcher costs by itself (a
+            # pyenv shim, for one, is a shell script that runs pyenv before Python starts)
+            here = os.path.dirname(sys.executable)
+            print("startup: dist/codex to first prompt with python3 = %s first on PATH %s" % (
+                sys.executable, _ms(time_to_first_prompt(home, work, opts.runs, dist,
+                                                         here + os.pathsep + os.environ.get("PATH", "")))))
+            found = shutil.which("python3") or "python3"
+            print("startup: %s -S -c pass %s (this python: %s)" % (
+                found, _ms(bare_python(opts.runs, [found, "-S", "-c", "pass"])),
+                _ms(bare_python(opts.runs, [sys.executable, "-S", "-c", "pass"]))))
         t0 = time.perf_counter()
         lines = make_history(home, opts.history_gb)
         os.sync()  # let writeback of the new file finish so it does not skew the timings

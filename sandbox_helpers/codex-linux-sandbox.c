@@ -10,7 +10,7 @@
  *
  *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
  *                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
- *                       -- CMD [ARG]...
+ *                       [--status-fd N] -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
  *   --writable PATH   full Landlock rights beneath PATH (a writable root)
@@ -33,14 +33,20 @@
  *                     without a user namespace: the limit would count all of the user's processes)
  *   --network         the command may use the network (no socket rules)
  *   --cwd DIR         chdir(DIR) after the mounts, just before exec
+ *   --status-fd N     the helper's own failures are also written to fd N ("CODE message\n"),
+ *                     which stays open through setup and is close-on-exec: the command never
+ *                     holds it, so only the helper can say "the sandbox failed" there (a
+ *                     command printing "codex-linux-sandbox: ..." and exiting 122 is just a
+ *                     command that failed)
  *   --probe           print key=value lines (implementation, landlock_abi, seccomp, userns,
  *                     mount_setattr)
  *
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
  *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) (where a container
- *      refuses the PID or IPC namespace: without it) -- required with --read-only, --pin,
- *      --hide or --ro-mounts, else best effort -- and map our uid/gid to themselves.  The IPC
+ *      refuses the PID or IPC namespace: without it) -- required with --ro-mounts or --hide-dir;
+ *      without it --read-only, --hide and --pin are held by Landlock alone (step 5) -- and map
+ *      our uid/gid to themselves.  The IPC
  *      namespace hides the SysV IPC and POSIX message queues of outside
  *      processes; a private tmpfs on /dev/shm (writable, 64 MiB) does the same for POSIX
  *      shared memory and semaphores.  RLIMIT_NPROC = --max-procs then counts this user
@@ -85,7 +91,11 @@
  *        user a root shell; writes by a process without CAP_FSETID clear those bits anyway).
  *   5. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
  *      file-system right handled; "/" read+execute; /dev/null, the private /dev/shm and each
- *      writable root all rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
+ *      writable root all rights.  Without the user namespace (nothing mounted) the rules leave
+ *      out what the mounts would have covered (add_rules_around): no rule beneath a --hide file
+ *      (not even read) nor a --read-only path (read only), and the directories on the way to
+ *      them or to a --pin path get no rule of their own, only their entries do: nothing there
+ *      can be created, renamed or removed, while the files already there stay as writable.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
  *      signals and abstract unix sockets scoped (with the network on too: X11 and D-Bus
  *      listen there).
  *   6. chdir(--cwd), execvp(CMD).  With the PID namespace of step 2 the helper forks an init
@@ -96,13 +106,16 @@
  *      to the helper's process group (timeouts).  The helper waits and exits like CMD (same
  *      code, or the same signal); SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 are passed on to CMD.
  *
- * Exit codes of the helper's own failures (stderr gets one line "codex-linux-sandbox: ..."):
+ * Exit codes of the helper's own failures (stderr gets one line "codex-linux-sandbox: ...", and
+ * the --status-fd "CODE ..."; codex trusts only the latter):
  *   120 setup (prctl), 121 usage, 122 Landlock unavailable/failed, 123 seccomp failed,
  *   125 namespace/read-only mounts failed; 127 command not found, 126 not executable.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -265,22 +278,42 @@ static const char *hidden[MAX_PATHS];
 static const char *hidden_dirs[MAX_PATHS];
 static const char *pins[MAX_PATHS];
 static int n_writable, n_read_only, n_hidden, n_hidden_dirs, n_pins, ro_mounts, pid_ns, ipc_ns, private_shm;
+static int landlock_only; /* no user namespace: --read-only, --hide and --pin are held by Landlock alone */
 static long max_procs;
+static int status_fd = -1;
+
+/* The helper's own failure, on the status fd (see --status-fd): "CODE message\n". */
+static void report_status(int code, const char *line)
+{
+    char buf[1200];
+    int n;
+    if (status_fd < 0)
+        return;
+    n = snprintf(buf, sizeof buf, "%d %s\n", code, line);
+    if (n > 0)
+        (void)!write(status_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
 
 static void fail(int code, const char *what, int err)
 {
+    char line[1100];
     if (err)
-        fprintf(stderr, "codex-linux-sandbox: %s: %s\n", what, strerror(err));
+        snprintf(line, sizeof line, "%s: %s", what, strerror(err));
     else
-        fprintf(stderr, "codex-linux-sandbox: %s\n", what);
+        snprintf(line, sizeof line, "%s", what);
+    fprintf(stderr, "codex-linux-sandbox: %s\n", line);
     fflush(stderr);
+    report_status(code, line);
     _exit(code);
 }
 
 static void fail_path(int code, const char *what, const char *path, int err)
 {
-    fprintf(stderr, "codex-linux-sandbox: %s %s: %s\n", what, path, strerror(err));
+    char line[1100];
+    snprintf(line, sizeof line, "%s %s: %s", what, path, strerror(err));
+    fprintf(stderr, "codex-linux-sandbox: %s\n", line);
     fflush(stderr);
+    report_status(code, line);
     _exit(code);
 }
 
@@ -316,18 +349,24 @@ static const char *landlock_reason(int err)
     }
 }
 
+/* required: fail when `path` cannot be opened (else skip it: a configured root that does not
+ * exist); required < 0: never follow a final symlink, and skip one (add_rules_around) */
 static void add_rule(int ruleset, const char *path, uint64_t access, uint64_t handled, int required)
 {
     struct ll_path_beneath_attr rule;
     struct stat st;
-    int fd = open(path, O_PATH | O_CLOEXEC);
+    int fd = open(path, O_PATH | O_CLOEXEC | (required < 0 ? O_NOFOLLOW : 0));
     if (fd < 0) {
-        if (required)
+        if (required > 0)
             fail_path(EXIT_LANDLOCK, "cannot open for a Landlock rule:", path, errno);
         return; /* a configured root that does not exist is skipped */
     }
     if (fstat(fd, &st) != 0)
         fail_path(EXIT_LANDLOCK, "cannot stat", path, errno);
+    if (S_ISLNK(st.st_mode)) {
+        close(fd);
+        return;
+    }
     if (!S_ISDIR(st.st_mode))
         access &= LL_FILE_RIGHTS;
     rule.allowed_access = access & handled;
@@ -335,6 +374,69 @@ static void add_rule(int ruleset, const char *path, uint64_t access, uint64_t ha
     if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) != 0)
         fail_path(EXIT_LANDLOCK, "landlock_add_rule failed for", path, errno);
     close(fd);
+}
+
+/* Whether `path` is `dir` or lies below it (both absolute, normalised). */
+static int path_within(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/')
+        return path[0] == '/';
+    return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+static int within_any(const char *path, const char **list, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (path_within(path, list[i]))
+            return 1;
+    return 0;
+}
+
+static int holds_any(const char *dir, const char **list, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (path_within(list[i], dir) && strcmp(list[i], dir) != 0)
+            return 1;
+    return 0;
+}
+
+/* Landlock without namespaces (rules are allow-lists, and a rule covers a whole hierarchy):
+ * grant `access` beneath `path` except beneath the paths of `out` (lists of n_out[k] paths,
+ * k < 2).  A directory holding such a path gets no rule itself; each of its entries gets one
+ * (recursively), so the left-out path gets nothing.  The directories on the way hold no rights
+ * of their own either: nothing in them can be created, renamed or removed (the pins come free),
+ * while the files already there keep `access`.  Symlinks get no rule (their targets have
+ * theirs).  A directory that cannot be listed gets nothing. */
+static void add_rules_around(int ruleset, const char *path, uint64_t access, uint64_t handled,
+                             const char **out[2], const int n_out[2], const char **split, int n_split, int depth)
+{
+    char child[PATH_MAX];
+    struct dirent *e;
+    DIR *d;
+    int k;
+    for (k = 0; k < 2; k++)
+        if (within_any(path, out[k], n_out[k]))
+            return;
+    if (!holds_any(path, out[0], n_out[0]) && !holds_any(path, out[1], n_out[1]) && !holds_any(path, split, n_split)) {
+        add_rule(ruleset, path, access, handled, depth > 0 ? -1 : 0);
+        return;
+    }
+    if (depth > 256 || (d = opendir(path)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        int len;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        len = snprintf(child, sizeof child, "%s/%s", strcmp(path, "/") == 0 ? "" : path, e->d_name);
+        if (len <= 0 || (size_t)len >= sizeof child || lstat(child, &st) != 0 || S_ISLNK(st.st_mode))
+            continue;
+        add_rules_around(ruleset, child, access, handled, out, n_out, split, n_split, depth + 1);
+    }
+    closedir(d);
 }
 
 static void apply_landlock(int network)
@@ -362,12 +464,25 @@ static void apply_landlock(int network)
     ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (ruleset < 0)
         fail(EXIT_LANDLOCK, "landlock_create_ruleset failed", errno);
-    add_rule(ruleset, "/", LL_READ, attr.handled_access_fs, 1);
+    if (landlock_only) {
+        /* reads: everything but the --hide files; writes: the roots but the --read-only and
+         * --hide paths, and no entry on the way to them or to a --pin path may change */
+        const char **hide_only[2] = {hidden, hidden};
+        const int n_hide_only[2] = {n_hidden, 0};
+        const char **protected_[2] = {read_only, hidden};
+        const int n_protected[2] = {n_read_only, n_hidden};
+        add_rules_around(ruleset, "/", LL_READ, attr.handled_access_fs, hide_only, n_hide_only, NULL, 0, 0);
+        for (i = 0; i < n_writable; i++)
+            add_rules_around(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, protected_,
+                             n_protected, pins, n_pins, 0);
+    } else {
+        add_rule(ruleset, "/", LL_READ, attr.handled_access_fs, 1);
+        for (i = 0; i < n_writable; i++)
+            add_rule(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, 0);
+    }
     add_rule(ruleset, "/dev/null", attr.handled_access_fs, attr.handled_access_fs, 1);
     if (private_shm)
         add_rule(ruleset, "/dev/shm", attr.handled_access_fs, attr.handled_access_fs, 1);
-    for (i = 0; i < n_writable; i++)
-        add_rule(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, 0);
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
         fail(EXIT_LANDLOCK, "landlock_restrict_self failed", errno);
     close(ruleset);
@@ -927,23 +1042,32 @@ static int probe(void)
 
 /* -- main --------------------------------------------------------------------------------- */
 
+/* Close every fd above 2 but the status fd, which becomes close-on-exec. */
 static void close_inherited_fds(void)
 {
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-        long max = sysconf(_SC_OPEN_MAX);
-        long fd;
-        if (max < 0 || max > 1048576)
-            max = 1048576;
-        for (fd = 3; fd < max; fd++)
-            close((int)fd);
+    long max = sysconf(_SC_OPEN_MAX), fd;
+    if (max < 0 || max > 1048576)
+        max = 1048576;
+    if (status_fd >= 0 && fcntl(status_fd, F_SETFD, FD_CLOEXEC) != 0)
+        status_fd = -1; /* not open: nothing to report on */
+    if (status_fd < 0) {
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+            return;
+    } else if ((status_fd == 3 || syscall(SYS_close_range, 3U, (unsigned)status_fd - 1U, 0U) == 0) &&
+               syscall(SYS_close_range, (unsigned)status_fd + 1U, ~0U, 0U) == 0) {
+        return;
     }
+    for (fd = 3; fd < max; fd++)
+        if (fd != status_fd)
+            close((int)fd);
 }
 
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
                     "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] "
-                    "[--max-procs N] [--network] -- CMD [ARG]...)\n", why);
+                    "[--max-procs N] [--status-fd N] [--network] -- CMD [ARG]...)\n", why);
+    report_status(EXIT_USAGE, why);
     _exit(EXIT_USAGE);
 }
 
@@ -962,6 +1086,13 @@ int main(int argc, char **argv)
             network = 1;
         } else if (strcmp(a, "--ro-mounts") == 0) {
             ro_mounts = 1;
+        } else if (strcmp(a, "--status-fd") == 0) {
+            char *end = NULL;
+            if (i + 1 >= argc)
+                usage("an option needs a value");
+            status_fd = (int)strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end != 0 || status_fd < 3)
+                usage("--status-fd needs a file descriptor above 2");
         } else if (strcmp(a, "--max-procs") == 0) {
             char *end = NULL;
             if (i + 1 >= argc)
@@ -1012,8 +1143,11 @@ int main(int argc, char **argv)
         if (pid_ns)
             report_fd = fork_pid_namespace_init();
         protect_read_only();
-    } else if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || n_pins > 0 || ro_mounts)
+    } else if (n_hidden_dirs > 0 || ro_mounts) {
         fail(EXIT_MOUNTS, "unshare(user+mount namespace) failed", errno);
+    } else {
+        landlock_only = 1; /* --read-only, --hide, --pin: Landlock leaves them out (apply_landlock) */
+    }
     drop_capabilities();
     build_filter(network);
     if (install_filter() != 0)

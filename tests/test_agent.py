@@ -1,4 +1,4 @@
-"""§15 Agent: instructions, the Session protocol, the turn loop, tools, interrupts, notify."""
+"""§15a-§16 Agent: instructions, the Session protocol, the turn loop, tools, interrupts, notify."""
 import json
 import os
 import stat
@@ -48,12 +48,43 @@ def test_no_git_root_means_cwd_only(tmp_path):
     assert codex.read_project_docs(d) == "here"
 
 
+def test_session_does_its_io_in_start_not_in_init(server, codex_home, repo, tmp_path, monkeypatch):
+    """Session(...) only builds state; start() reads AGENTS.md or the rollout, opens the rollout,
+    starts MCP servers and emits session_configured."""
+    (repo / "AGENTS.md").write_text("project rule")
+    marker = tmp_path / "mcp-started"
+    servers = {"m": {"command": sys.executable, "args": ["-c", "open(%r, 'w').close()" % str(marker)]}}
+    cfg = mock_config(server, codex_home, repo, mcp_servers=servers)
+    reads = []
+    for name in ("build_instructions", "load_user_instructions", "load_rollout", "history_metadata"):
+        real = getattr(codex, name)
+        monkeypatch.setattr(codex, name, lambda *a, _real=real, _name=name, **k: reads.append(_name) or _real(*a, **k))
+    session = codex.Session(cfg)
+    assert reads == [] and session.rollout_path is None and session.mcp is None
+    assert not (codex_home / codex.ROLLOUT_SUBDIR).exists()
+    with pytest.raises(RuntimeError, match="start"):
+        session.next_event(timeout=0)
+    assert session.start() is session
+    assert {"build_instructions", "load_user_instructions", "history_metadata"} <= set(reads)
+    assert session.next_event(timeout=5)["msg"]["type"] == "session_configured"
+    assert session.rollout_path is not None and session.rollout_path.exists()
+    assert session.mcp is not None
+    deadline = time.monotonic() + 20
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists()
+    session.shutdown()
+    missing = codex.Session(cfg, resume_path=tmp_path / "no-such-rollout.jsonl")  # no error yet: nothing read
+    with pytest.raises(codex.ConfigError, match="no-such-rollout"):
+        missing.start()
+
+
 def test_first_request_carries_instructions_and_context(server, codex_home, repo):
     (codex_home / "AGENTS.md").write_text("global rule\n")
     (repo / "AGENTS.md").write_text("project rule")
     server.enqueue(Turn().text("hi").usage(10, 2))
     cfg = mock_config(server, codex_home, repo, sandbox="workspace-write")
-    session = codex.Session(cfg)
+    session = codex.Session(cfg).start()
     session.submit(user_input("hello"))
     drain_until(session, "task_complete")
     session.shutdown()
@@ -90,7 +121,7 @@ def test_event_sequence_and_history(server, codex_home, repo):
             "shell", {"command": ["bash", "-lc", "echo out; echo err >&2; exit 3"]}, call_id="c1").usage(100, 20, 40, 5),
         Turn().text("Done: it exits 3.", chunks=["Done: ", "it exits 3."]).usage(200, 10, 150),
     )
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     first = session.next_event(timeout=5)
     assert first["id"] == "" and first["msg"]["type"] == "session_configured"
     assert first["msg"]["session_id"] == session.session_id and first["msg"]["model"] == "gpt-5"
@@ -137,7 +168,7 @@ def test_parallel_calls_each_get_an_output(server, codex_home, repo):
               .function_call("shell", "{not json", call_id="d"),
         Turn().text("ok"),
     )
-    session = codex.Session(mock_config(server, codex_home, repo, wire="chat"))
+    session = codex.Session(mock_config(server, codex_home, repo, wire="chat")).start()
     session.submit(user_input("go"))
     drain_until(session, "task_complete")
     messages = server.requests[1].body["messages"]
@@ -159,7 +190,7 @@ def test_shell_workdir_timeout_and_stdin_is_devnull(server, codex_home, repo):
               .function_call("shell", {"command": ["sleep", "5"], "timeout": 300}, call_id="t"),
         Turn().text("ok"),
     )
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("go"))
     started = time.monotonic()
     drain_until(session, "task_complete")
@@ -177,7 +208,7 @@ def test_update_plan_and_mcp_absent(server, codex_home, repo):
         Turn().function_call("update_plan", plan, call_id="p").function_call("update_plan", {"plan": [{"step": 1}]}, call_id="q"),
         Turn().text("ok"),
     )
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("go"))
     msgs = drain_until(session, "task_complete")
     update = next(m for m in msgs if m["type"] == "plan_update")
@@ -198,7 +229,7 @@ def test_apply_patch_interception_events_and_turn_diff(server, codex_home, repo)
               .function_call("shell", {"command": ["apply_patch", "*** Begin Patch\n*** Delete File: nope\n*** End Patch"]}, call_id="p3"),
         Turn().text("patched"),
     )
-    session = codex.Session(mock_config(server, codex_home, repo, sandbox="workspace-write"))
+    session = codex.Session(mock_config(server, codex_home, repo, sandbox="workspace-write")).start()
     session.submit(user_input("edit"))
     msgs = drain_until(session, "task_complete")
     assert (repo / "f.txt").read_text() == "alpha\ngamma\n"
@@ -225,7 +256,7 @@ def test_exec_approval_request_and_denial(server, codex_home, repo):
         Turn().function_call("shell", {"command": ["touch", "made-by-model"]}, call_id="x"),
         Turn().text("fine"),
     )
-    session = codex.Session(mock_config(server, codex_home, repo, approval="untrusted"))
+    session = codex.Session(mock_config(server, codex_home, repo, approval="untrusted")).start()
     sub = session.submit(user_input("go"))
     msgs = drain_until(session, "exec_approval_request")
     req = msgs[-1]
@@ -250,7 +281,7 @@ def test_approval_handler_and_patch_approval(server, codex_home, repo):
     patch = "*** Begin Patch\n*** Add File: a.txt\n+x\n*** End Patch"
     server.enqueue(Turn().function_call("apply_patch", {"input": patch}, call_id="p"), Turn().text("ok"))
     session = codex.Session(mock_config(server, codex_home, repo, approval="untrusted", sandbox="read-only"),
-                            approval_handler=handler)
+                            approval_handler=handler).start()
     session.submit(user_input("go"))
     msgs = drain_until(session, "task_complete")
     assert seen and seen[0]["type"] == "apply_patch_approval_request"
@@ -270,7 +301,7 @@ def test_stream_retry_does_not_rerun_tools(server, codex_home, repo):
         Turn().function_call("shell", call, call_id="once").text("more").drop_after(12),
         Turn().text("finished"),
     )
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("go"))
     msgs = drain_until(session, "task_complete")
     assert marker.read_text() == "ran\n"
@@ -283,7 +314,7 @@ def test_stream_retry_does_not_rerun_tools(server, codex_home, repo):
 
 def test_fatal_error_ends_task_with_error(server, codex_home, repo):
     server.enqueue(Turn.http_error(401, "Incorrect API key provided"))
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("go"))
     msgs = drain_until(session, "task_complete")
     err = next(m for m in msgs if m["type"] == "error")
@@ -295,7 +326,7 @@ def test_fatal_error_ends_task_with_error(server, codex_home, repo):
 
 def test_stream_retries_exhausted(server, codex_home, repo):
     server.enqueue(Turn().text("x").no_completed(), Turn().text("x").no_completed(), Turn().text("x").no_completed())
-    session = codex.Session(mock_config(server, codex_home, repo, stream_max_retries=2))
+    session = codex.Session(mock_config(server, codex_home, repo, stream_max_retries=2)).start()
     session.submit(user_input("go"))
     msgs = drain_until(session, "task_complete")
     err = [m for m in msgs if m["type"] == "error"][-1]
@@ -309,7 +340,7 @@ def test_interrupt_kills_command_and_keeps_history_consistent(server, codex_home
         Turn().function_call("shell", {"command": ["sleep", "30"], "timeout": 60000}, call_id="slow"),
         Turn().text("after interrupt"),
     )
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("go"))
     drain_until(session, "exec_command_begin")
     t0 = time.monotonic()
@@ -326,13 +357,13 @@ def test_interrupt_kills_command_and_keeps_history_consistent(server, codex_home
 
 
 def test_interrupt_idle_stream(server, codex_home, repo):
-    server.enqueue(Turn().text("x").idle_after(2, 20))
-    session = codex.Session(mock_config(server, codex_home, repo))
+    server.enqueue(Turn().text("x").idle_after(5, 20))  # quiet after the first delta (frame 4)
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("go"))
     server.wait_for_requests(1)
-    time.sleep(0.3)
+    msgs = drain_until(session, "agent_message_delta")  # the stream is under way, then idles
     session.interrupt()
-    msgs = drain_until(session, "turn_aborted", timeout=3)
+    msgs += drain_until(session, "turn_aborted", timeout=3)
     assert "task_complete" not in _types(msgs)
     assert session.interrupt() is False
     session.shutdown()
@@ -340,7 +371,7 @@ def test_interrupt_idle_stream(server, codex_home, repo):
 
 def test_idle_timeout_is_a_stream_error(server, codex_home, repo):
     server.enqueue(Turn().text("x").idle_after(2, 3), Turn().text("second try"))
-    session = codex.Session(mock_config(server, codex_home, repo, stream_idle_timeout_ms=300))
+    session = codex.Session(mock_config(server, codex_home, repo, stream_idle_timeout_ms=300)).start()
     session.submit(user_input("go"))
     msgs = drain_until(session, "task_complete")
     assert any("idle timeout" in m.get("message", "") for m in msgs if m["type"] == "stream_error")
@@ -350,7 +381,7 @@ def test_idle_timeout_is_a_stream_error(server, codex_home, repo):
 
 def test_pending_input_joins_running_task(server, codex_home, repo):
     server.enqueue(Turn().text("first").delay(0.1), Turn().text("second"))
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     a = session.submit(user_input("one"))
     server.wait_for_requests(1)
     session.submit(user_input("two"))
@@ -361,7 +392,7 @@ def test_pending_input_joins_running_task(server, codex_home, repo):
 
 
 def test_unknown_op_and_list_tools(server, codex_home, repo):
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.next_event(timeout=2)
     sid = session.submit({"id": "x1", "op": {"type": "bogus"}})
     ev = session.next_event(timeout=2)
@@ -380,7 +411,7 @@ def test_notify_gets_the_payload_as_last_argument(server, codex_home, repo, tmp_
     script.write_text("import sys, pathlib\npathlib.Path(sys.argv[1]).write_text(sys.argv[-1])\n")
     server.enqueue(Turn().text("done!"))
     cfg = mock_config(server, codex_home, repo, notify=[sys.executable, str(script), str(out)])
-    session = codex.Session(cfg)
+    session = codex.Session(cfg).start()
     session.submit(user_input("please"))
     drain_until(session, "task_complete")
     for _ in range(100):
@@ -396,7 +427,7 @@ def test_notify_gets_the_payload_as_last_argument(server, codex_home, repo, tmp_
 
 def test_broken_notify_does_not_break_the_session(server, codex_home, repo):
     server.enqueue(Turn().text("done"))
-    session = codex.Session(mock_config(server, codex_home, repo, notify=["/nonexistent/notifier"]))
+    session = codex.Session(mock_config(server, codex_home, repo, notify=["/nonexistent/notifier"])).start()
     session.submit(user_input("x"))
     msgs = drain_until(session, "task_complete")
     assert "error" not in _types(msgs)
@@ -405,7 +436,7 @@ def test_broken_notify_does_not_break_the_session(server, codex_home, repo):
 
 def test_rollout_recorded_and_resumed(server, codex_home, repo):
     server.enqueue(Turn().function_call("shell", {"command": ["echo", "hi"]}, call_id="c"), Turn().text("first answer"))
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("remember 42"))
     drain_until(session, "task_complete")
     session.shutdown()
@@ -422,7 +453,7 @@ def test_rollout_recorded_and_resumed(server, codex_home, repo):
     assert codex.find_rollout(codex_home, last=True, cwd=repo) == path
     assert codex.find_rollout(codex_home, session.session_id[:8]) == path
     server.enqueue(Turn().text("resumed"))
-    resumed = codex.Session(mock_config(server, codex_home, repo), resume_path=path)
+    resumed = codex.Session(mock_config(server, codex_home, repo), resume_path=path).start()
     first = resumed.next_event(timeout=2)["msg"]
     assert resumed.session_id == session.session_id and first["initial_messages"]
     resumed.submit(user_input("what number?"))
@@ -438,7 +469,7 @@ def test_rollout_recorded_and_resumed(server, codex_home, repo):
 
 def test_override_turn_context_appends_environment(server, codex_home, repo):
     server.enqueue(Turn().text("ok"))
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit({"type": "override_turn_context", "approval_policy": "on-request",
                     "sandbox_policy": {"mode": "danger-full-access"}})
     session.submit(user_input("go"))
@@ -451,7 +482,7 @@ def test_override_turn_context_appends_environment(server, codex_home, repo):
 
 def test_compact_replaces_history(server, codex_home, repo):
     server.enqueue(Turn().text("answer one"), Turn().text("SUMMARY"), Turn().text("after"))
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("task one"))
     drain_until(session, "task_complete")
     session.submit({"type": "compact"})
@@ -473,7 +504,7 @@ def test_model_commands_run_inside_the_sandbox(server, codex_home, repo):
         Turn().function_call("shell", {"command": ["bash", "-lc", "echo hi > written.txt"]}, call_id="w"),
         Turn().text("ok"),
     )
-    session = codex.Session(mock_config(server, codex_home, repo, sandbox="read-only", approval="never"))
+    session = codex.Session(mock_config(server, codex_home, repo, sandbox="read-only", approval="never")).start()
     session.submit(user_input("write"))
     drain_until(session, "task_complete")
     session.shutdown()
@@ -484,11 +515,11 @@ def test_model_commands_run_inside_the_sandbox(server, codex_home, repo):
 
 def test_resume_with_other_settings_appends_environment(server, codex_home, repo):
     server.enqueue(Turn().text("one"), Turn().text("two"))
-    session = codex.Session(mock_config(server, codex_home, repo))
+    session = codex.Session(mock_config(server, codex_home, repo)).start()
     session.submit(user_input("first"))
     drain_until(session, "task_complete")
     session.shutdown()
-    resumed = codex.Session(mock_config(server, codex_home, repo, sandbox="read-only"), resume_path=session.rollout_path)
+    resumed = codex.Session(mock_config(server, codex_home, repo, sandbox="read-only"), resume_path=session.rollout_path).start()
     resumed.submit(user_input("second"))
     drain_until(resumed, "task_complete")
     resumed.shutdown()
@@ -540,7 +571,7 @@ def test_unreachable_provider_fails_after_request_retries_only(codex_home, repo)
     port = sock.getsockname()[1]
     sock.close()  # nothing listens here now
     cfg.provider.base_url = "http://127.0.0.1:%d/v1" % port
-    session = codex.Session(cfg)
+    session = codex.Session(cfg).start()
     t0 = time.monotonic()
     session.submit(user_input("hi"))
     msgs = drain_until(session, "task_complete")

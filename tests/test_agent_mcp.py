@@ -18,7 +18,7 @@ def test_mcp_tools_offered_and_called(codex_home, tmp_path):
     with ModelServer() as server:
         servers = {"tester": {"command": sys.executable, "args": [SERVER]}}
         cfg = mock_config(server, codex_home, tmp_path, mcp_servers=servers)
-        session = codex.Session(cfg)
+        session = codex.Session(cfg).start()
         assert session.mcp is not None
         deadline = time.monotonic() + 10
         while "tester__echo" not in session.mcp.tools() and time.monotonic() < deadline:
@@ -52,7 +52,7 @@ def test_mcp_server_that_fails_to_start_is_reported(codex_home, tmp_path):
     with ModelServer() as server:
         servers = {"broken": {"command": "/nonexistent/mcp-server"}}
         server.enqueue(Turn().text("ok"))
-        session = codex.Session(mock_config(server, codex_home, tmp_path, mcp_servers=servers))
+        session = codex.Session(mock_config(server, codex_home, tmp_path, mcp_servers=servers)).start()
         session.submit(user_input("hi"))
         msgs = drain_until(session, "task_complete")
         session.shutdown()

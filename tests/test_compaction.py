@@ -1,4 +1,4 @@
-"""§15b automatic context compaction, end to end: `codex exec` against a scripted model server
+"""§16 automatic context compaction, end to end: `codex exec` against a scripted model server
 that enforces a small context window (its request size in tokens = body bytes / 4)."""
 import json
 import os
@@ -134,7 +134,7 @@ def test_a_request_that_never_fits_fails_without_looping(run_codex, repo):
 
 def test_compaction_request_that_does_not_fit_trims_old_tool_outputs(server, codex_home, repo):
     cfg = mock_config(server, codex_home, repo, model_context_window=3000, model_auto_compact_token_limit=2000)
-    session = codex.Session(cfg)
+    session = codex.Session(cfg).start()
     big = "z" * 20000
     for i in range(6):  # a history far larger than the window
         session.history += [

@@ -127,6 +127,66 @@ def test_ask_for_approval_on_exec_refuses_and_tells_the_model(exec_codex, server
     output = server.model_requests()[1].body["input"][-1]
     assert output["type"] == "function_call_output" and "cannot ask for approval" in output["output"]
     assert "approval: untrusted" in proc.stderr and "cannot ask for approval" in proc.stderr
+    assert "by user" not in output["output"] + proc.stderr  # nobody was asked
+    # a patch likewise
+    server.enqueue(
+        Turn().function_call("apply_patch", {"input": "*** Begin Patch\n*** Add File: new.txt\n+x\n*** End Patch\n"},
+                             call_id="p1"),
+        Turn().text("could not either"),
+    )
+    proc = exec_codex("-a", "untrusted", "-s", "read-only", "add a file")
+    assert proc.returncode == 0, proc.stderr
+    assert not (repo / "new.txt").exists()
+    output = server.model_requests()[3].body["input"][-1]
+    assert output["output"].startswith("patch not applied: codex exec cannot ask"), output
+    assert "by user" not in output["output"] + proc.stderr
+
+
+def test_refused_exec_prints_no_session_header(exec_codex, server, tmp_path, codex_home):
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    proc = exec_codex("hi", cwd=outside)
+    assert proc.returncode == 2 and "--skip-git-repo-check" in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr  # the one line, no header
+    assert not list(codex_home.glob("sessions/**/*.jsonl")) and server.model_requests() == []
+
+
+def test_unknown_slash_word_in_exec_is_a_usage_error(exec_codex, server, codex_home, tmp_path):
+    prompts = codex_home / "prompts"
+    prompts.mkdir()
+    (prompts / "explain.md").write_text("Explain $1 in one line.\n")
+    server.enqueue(Turn().text("explained"))
+    proc = exec_codex("/explain X")  # a reusable prompt works in exec
+    assert proc.returncode == 0, proc.stderr
+    assert server.model_requests()[0].body["input"][-1]["content"][0]["text"] == "Explain X in one line."
+    proc = exec_codex("/explian X")
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()
+    assert "\n" not in line and "/explian is not a reusable prompt; did you mean /explain?" in line
+    assert "(/explain)" in line and "begin it with a space" in line
+    proc = exec_codex("/status")  # a REPL command does nothing in exec
+    assert proc.returncode == 2 and "exec runs no slash commands" in proc.stderr
+    assert len(server.model_requests()) == 1  # neither was billed as a turn
+    server.enqueue(Turn().text("cleaned"), Turn().text("as text"))
+    assert exec_codex("/tmp is full, what now?").returncode == 0  # an existing path is a prompt
+    assert exec_codex(" /explian stays text").returncode == 0
+
+
+def test_exec_full_auto_header_help_and_readme_agree(exec_codex, server, run_codex):
+    server.enqueue(Turn().text("ok"))
+    proc = exec_codex("--full-auto", "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert "approval: never" in proc.stderr and "sandbox: workspace-write" in proc.stderr
+    helptext = " ".join(run_codex("exec", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "in exec, which asks nothing: -s workspace-write, approval never unless -a" in helptext
+    readme = " ".join(open(os.path.join(REPO, "README.md"), encoding="utf-8").read().split())
+    assert "in `exec` only `-s workspace-write`, approval stays `never`" in readme
+
+
+def test_readme_quick_start_names_the_built_file():
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "./codex" in quick and "dist/codex" in quick and "python3 build.py" in quick
 
 
 def test_usage_carries_reasoning_and_cache_write_tokens(exec_codex, server):
@@ -222,6 +282,41 @@ def test_exec_waits_for_starting_mcp_servers(exec_codex, server, codex_home, rep
     failure = [l for l in err.splitlines() if "MCP client for `broken` failed to start" in l]
     assert len(failure) == 1 and "no token" in failure[0]
     assert err.index(failure[0]) < err.index("slow.echo(")  # reported before the turn
+
+
+def test_exec_json_mcp_tool_call_items_have_upstreams_fields(exec_codex, server, codex_home):
+    """mcp_tool_call items as upstream's exec_events.rs has them: server, tool, arguments,
+    result {content, structured_content} or null, error {message} or null, status."""
+    _mcp_config(codex_home, "[mcp_servers.sdk]\ncommand = %s\nargs = [%s]\ntool_timeout_sec = 1\n"
+                % (json.dumps(sys.executable), json.dumps(SDK_SERVER)))
+    server.enqueue(
+        Turn().function_call("sdk__echo", {"text": "hello items"}, call_id="e1")
+              .function_call("sdk__fail", {}, call_id="f1")
+              .function_call("sdk__sleep", {"seconds": 5}, call_id="s1"),
+        Turn().text("done"),
+    )
+    proc = exec_codex("--json", "call them")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(l) for l in proc.stdout.splitlines()]
+    started = [l["item"] for l in lines if l["type"] == "item.started" and l["item"]["type"] == "mcp_tool_call"]
+    done = {l["item"]["tool"]: l["item"] for l in lines
+            if l["type"] == "item.completed" and l["item"]["type"] == "mcp_tool_call"}
+    assert [i["tool"] for i in started] == ["echo", "fail", "sleep"]
+    assert started[0] == {"id": started[0]["id"], "type": "mcp_tool_call", "server": "sdk", "tool": "echo",
+                          "arguments": {"text": "hello items"}, "result": None, "error": None,
+                          "status": "in_progress"}
+    echo = done["echo"]
+    assert echo["id"] == started[0]["id"] and echo["status"] == "completed" and echo["error"] is None
+    assert set(echo["result"]) == {"content", "structured_content"}
+    assert echo["result"]["content"][0] == {"type": "text", "text": "hello items"}
+    assert done["fail"]["status"] == "failed" and done["fail"]["error"] is None  # the tool's own error
+    assert done["fail"]["result"]["content"]
+    assert done["sleep"]["status"] == "failed" and done["sleep"]["result"] is None
+    assert done["sleep"]["error"]["message"]
+    usage = next(l for l in lines if l["type"] == "turn.completed")["usage"]
+    assert set(usage) == {"input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
+                          "reasoning_output_tokens"}
+    assert all(isinstance(v, int) for v in usage.values())
 
 
 def test_exec_mcp_wait_is_bounded_by_startup_timeout(exec_codex, server, codex_home):
@@ -414,13 +509,46 @@ def test_repl_prompt_waits_for_starting_mcp_servers(tmp_path, codex_home, server
     r.submit("use the slow tool")  # sent at once, while `slow` is still starting
     r.expect("Waiting for MCP server")
     r.expect("slow")
-    r.expect("MCP client for `broken` failed to start")
     r.expect("answered with tools")
     names = [t.get("name") for t in server.model_requests()[0].body["tools"]]
     assert "slow__echo" in names
     log = r.log()
-    assert log.index("failed to start") < log.index("answered w")  # shown before the turn
+    # shown before the turn (as soon as it failed: above the composer, or while waiting), once
+    assert log.count("MCP client for `broken` failed to start") == 1, log
+    assert log.index("failed to start") < log.index("answered w")
     r.expect_prompt()
+    assert r.quit() == 0
+
+
+def test_repl_shows_a_failed_mcp_server_at_once_and_keeps_the_composer(tmp_path, codex_home, server, repo):
+    """Start-up failures show before the first prompt is sent, not after it; the composer stays
+    usable, and a prompt sent while another server still starts waits for it."""
+    pytest.importorskip("pexpect")
+    from support.repl_pty import S
+
+    _mcp_config(codex_home, (
+        "[mcp_servers.slow]\ncommand = %s\nargs = [%s, \"--startup-delay\", \"6\"]\nstartup_timeout_sec = 30\n"
+        "[mcp_servers.broken]\ncommand = %s\nargs = [\"-c\", \"import sys; sys.stderr.write('no token\\\\n'); sys.exit(2)\"]\n"
+    ) % (json.dumps(sys.executable), json.dumps(SDK_SERVER), json.dumps(sys.executable)))
+    server.enqueue(Turn().text("answered after waiting"))
+    r = _repl(tmp_path, codex_home, server, repo)
+    began = time.monotonic()
+    r.expect("MCP client for `broken` failed to start", timeout=10)  # nothing typed or sent yet
+    assert time.monotonic() - began < 6  # not held back until `slow` is up
+    r.expect("no token")
+    r.expect_prompt()  # drawn again below the message
+    assert server.model_requests() == []
+    r.send("use the tools")
+    r.expect(S("use the tools"))  # the composer still takes keys
+    r.send("\r")
+    r.expect("Waiting for MCP server to start: slow")
+    r.expect("answered after waiting", timeout=40)
+    names = [t.get("name") for t in server.model_requests()[0].body["tools"]]
+    assert "slow__echo" in names and not any(n.startswith("broken__") for n in names)
+    r.expect_prompt()
+    log = r.log()
+    assert log.count("MCP client for `broken` failed to start") == 1, log  # said once
+    assert log.index("failed to start") < log.index("Waiting for MCP")
     assert r.quit() == 0
 
 

@@ -102,7 +102,7 @@ def test_validates_nested_arguments():
 
 def chat_session(server, codex_home, cwd, **extra):
     cfg = mock_config(server, codex_home, cwd, wire="chat", **extra)
-    return codex.Session(cfg)
+    return codex.Session(cfg).start()
 
 
 def test_chat_session_runs_a_call_written_as_fenced_json(server, codex_home, tmp_path):
@@ -170,7 +170,7 @@ def test_exec_json_marks_the_recovered_call(server, codex_home, tmp_path):
 def test_responses_wire_never_recovers(server, codex_home, tmp_path):
     server.enqueue(Turn().text(fenced({"name": "shell", "arguments": {"command": ["touch", "x"]}})))
     cfg = mock_config(server, codex_home, tmp_path, wire="responses")
-    session = codex.Session(cfg)
+    session = codex.Session(cfg).start()
     session.submit(user_input("go"))
     events = drain_until(session, "task_complete", timeout=30)
     session.shutdown()
@@ -193,7 +193,7 @@ def test_chat_providers_get_the_string_shell_tool_and_responses_the_argv_one(ser
                               ("responses", {"model_providers.mock.shell_tool": SHELL_CMD}, SHELL_CMD)):
         server.clear()
         server.enqueue(Turn().text("hi"))
-        session = codex.Session(mock_config(server, codex_home, tmp_path, wire=wire, **extra))
+        session = codex.Session(mock_config(server, codex_home, tmp_path, wire=wire, **extra)).start()
         session.submit(user_input("hi"))
         drain_until(session, "task_complete", timeout=30)
         session.shutdown()
@@ -216,7 +216,7 @@ def run_calls(server, codex_home, cwd, calls, wire="responses", **extra):
     """Script `calls` (name, args) one per turn then "done"; return the session's events."""
     server.enqueue(*[Turn().function_call(name, args, call_id="c%d" % i) for i, (name, args) in enumerate(calls)])
     server.enqueue(Turn().text("done"))
-    session = codex.Session(mock_config(server, codex_home, cwd, wire=wire, **extra))
+    session = codex.Session(mock_config(server, codex_home, cwd, wire=wire, **extra)).start()
     session.submit(user_input("go"))
     events = drain_until(session, "task_complete", timeout=60)
     session.shutdown()
@@ -240,7 +240,7 @@ def test_argv_without_operators_is_left_alone():
 def test_approval_sees_the_script_that_runs(server, codex_home, tmp_path):
     server.enqueue(Turn().function_call("shell", {"command": ["echo", "x", ">", "f.txt"]}, call_id="c1"),
                    Turn().text("done"))
-    session = codex.Session(mock_config(server, codex_home, tmp_path, approval="untrusted", sandbox="workspace-write"))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, approval="untrusted", sandbox="workspace-write")).start()
     session.submit(user_input("go"))
     events = drain_until(session, "exec_approval_request", timeout=30)
     assert events[-1]["command"] == [codex.script_shell(), "-c", "echo x > f.txt"]
@@ -379,6 +379,14 @@ def test_a_turn_that_ends_on_a_failed_command_gets_a_follow_up(server, codex_hom
         assert len(server.model_requests()) == 2, extra
 
 
+def test_a_command_repeated_with_the_same_output_says_so(server, codex_home, tmp_path):
+    run_calls(server, codex_home, tmp_path, [(SHELL_CMD, {"command": "echo same"}), (SHELL_CMD, {"command": "echo other"}),
+                                             (SHELL_CMD, {"command": "echo same"}), (SHELL_CMD, {"command": "date +%N"}),
+                                             (SHELL_CMD, {"command": "date +%N"})], wire="chat")
+    outputs = tool_outputs(server)
+    assert [("same output as the last time" in o) for o in outputs] == [False, False, True, False, False]
+
+
 def test_a_change_claimed_after_only_reading_gets_a_follow_up(server, codex_home, tmp_path):
     (tmp_path / "expected.txt").write_text("Good morning\n")
     server.enqueue(Turn().function_call(SHELL_CMD, {"command": "cat expected.txt"}, call_id="a"),
@@ -425,7 +433,7 @@ def test_file_tools_come_with_the_compact_prompt(server, codex_home, tmp_path):
                                  ({"compact_prompt": False, "file_tools": True}, True)):
         server.clear()
         server.enqueue(Turn().text("hi"))
-        session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat", **extra))
+        session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat", **extra)).start()
         session.submit(user_input("hi"))
         drain_until(session, "task_complete", timeout=30)
         session.shutdown()
@@ -500,7 +508,7 @@ def test_the_same_call_repeated_stops_the_turn(server, codex_home, tmp_path, wir
 def test_too_many_calls_in_a_turn_stop_it_and_the_history_stays_whole(server, codex_home, tmp_path):
     calls = [("shell", {"command": ["echo", str(i)]}) for i in range(3)]
     server.enqueue(*[Turn().function_call(n, a, call_id="c%d" % i) for i, (n, a) in enumerate(calls)])
-    session = codex.Session(mock_config(server, codex_home, tmp_path, max_tool_calls_per_turn=2))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, max_tool_calls_per_turn=2)).start()
     session.submit(user_input("go"))
     events = drain_until(session, "task_complete", timeout=60)
     assert "more than 2 tool calls" in [e for e in events if e["type"] == "error"][0]["message"]
@@ -521,7 +529,7 @@ def test_loop_handler_can_let_the_turn_go_on(server, codex_home, tmp_path):
     plan = {"plan": [{"step": "x", "status": "pending"}]}
     server.enqueue(*[Turn().function_call("update_plan", plan, call_id="c%d" % i) for i in range(3)])
     server.enqueue(Turn().text("done"))
-    session = codex.Session(mock_config(server, codex_home, tmp_path, max_repeated_tool_calls=2))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, max_repeated_tool_calls=2)).start()
     asked = []
     session.loop_handler = lambda message: asked.append(message) or True
     session.submit(user_input("go"))
@@ -544,7 +552,7 @@ def test_limits_can_be_turned_off_and_must_not_be_negative(server, codex_home, t
 def test_window_from_llama_cpp_props_makes_the_prompt_compact_and_stable(server, codex_home, tmp_path):
     server.routes[("GET", "/props")] = {"default_generation_settings": {"n_ctx": 4096}, "total_slots": 1}
     server.enqueue(Turn().function_call(SHELL_CMD, {"command": "echo 1"}, call_id="a"), Turn().text("done"))
-    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat", model="qwen-local"))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat", model="qwen-local")).start()
     session.submit(user_input("go"))
     events = drain_until(session, "task_complete", timeout=30)
     session.shutdown()
@@ -599,7 +607,7 @@ def test_configured_window_wins_and_compact_prompt_can_be_forced(server, codex_h
     server.routes[("GET", "/props")] = {"default_generation_settings": {"n_ctx": 4096}}
     server.enqueue(Turn().text("hi"))
     session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat", model="cfg-window",
-                                        model_context_window=100000, compact_prompt=False))
+                                        model_context_window=100000, compact_prompt=False)).start()
     session.submit(user_input("hi"))
     drain_until(session, "task_complete", timeout=30)
     session.shutdown()

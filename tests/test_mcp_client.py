@@ -10,6 +10,7 @@ import pytest
 
 import codex
 from support.qa_need import need_installed
+from support.wait import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -311,7 +312,7 @@ def test_abandoned_calls_are_cancelled_on_the_server(tmp_path):
         threading.Timer(0.2, cancel.set).start()
         with pytest.raises(codex.McpError, match="cancelled"):
             mgr.call("h__hello", {"n": 2}, cancel=cancel)
-        time.sleep(0.2)
+        wait_until(lambda: record.read_text().count("notifications/cancelled") >= 2)
         msgs = [json.loads(line) for line in record.read_text().splitlines()]
         calls = [m["id"] for m in msgs if m.get("method") == "tools/call"]
         cancels = [m["params"] for m in msgs if m.get("method") == "notifications/cancelled"]
@@ -371,8 +372,13 @@ def test_shutdown_stops_the_process_group(tmp_path):
     mgr.wait_ready(10)
     mgr.shutdown()
     pid = int(child_pid.read_text())
-    time.sleep(0.2)
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+    def gone():
+        try:
+            return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+    assert wait_until(gone, timeout=5)
 
 
 # -- npm reference servers ------------------------------------------------------------
@@ -440,7 +446,7 @@ enabled = false
 required = true
 """ % (py, json.dumps(SDK_SERVER[0]), py))
     out = run_codex("mcp", "list")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # `crash` failed: a script can tell
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["NAME", "STATUS", "TOOLS", "TRANSPORT", "COMMAND/URL"]
     assert lines[1].split()[:4] == ["crash", "failed", "-", "stdio"]
@@ -464,6 +470,24 @@ required = true
     assert out.returncode == 2 and "no MCP server named `nosuch`" in out.stderr
     out = run_codex("mcp", "call", "crash", "x")
     assert out.returncode == 1 and "kaput" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_mcp_list_server_that_stops_reading_gets_one_plain_line(run_codex, codex_home, tmp_path):
+    """A server that answers `initialize` and closes its stdin: no raw "Broken pipe"."""
+    deaf = tmp_path / "deaf.py"
+    deaf.write_text(
+        "import sys, json, os, time\nr = json.loads(sys.stdin.readline())\nos.close(0)\n"
+        "print(json.dumps({'jsonrpc': '2.0', 'id': r['id'], 'result': {'protocolVersion': '2025-06-18', "
+        "'capabilities': {'tools': {}}, 'serverInfo': {'name': 'd', 'version': '1'}}}), flush=True)\n"
+        "time.sleep(5)\n")
+    (codex_home / "config.toml").write_text("[mcp_servers.deaf]\ncommand = %s\nargs = [%s]\n"
+                                           % (json.dumps(sys.executable), json.dumps(str(deaf))))
+    out = run_codex("mcp", "list")
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = [l for l in out.stdout.splitlines() if l.startswith("deaf:")]
+    assert len(lines) == 1 and "stopped reading its input" in lines[0], out.stdout
+    assert "Broken pipe" not in out.stdout + out.stderr and "Errno" not in out.stdout
+    assert run_codex("mcp", "list", "--json").returncode == 1
 
 
 def test_cli_mcp_list_without_servers(run_codex):

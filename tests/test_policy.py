@@ -84,7 +84,7 @@ def test_legacy_permissions_one_policy_everywhere(server, codex_home, tmp_path, 
     _touch_turns(server, "legacy.txt")
     cfg = codex.load_config(codex.ConfigOverrides(model="gpt-5", approval_policy="on-request", cwd=str(ws)),
                             mock_overrides(server), home=codex_home)
-    session = codex.Session(cfg)
+    session = codex.Session(cfg).start()
     try:
         session.submit(user_input("touch it"))
         drain_until(session, "task_complete")
@@ -263,7 +263,7 @@ def test_a_tool_is_one_registry_entry(server, codex_home, tmp_path, monkeypatch)
                    Turn().text("three"))
     cfg = codex.load_config(codex.ConfigOverrides(model="gpt-5", approval_policy="never", cwd=str(tmp_path)),
                             mock_overrides(server), home=codex_home)
-    session = codex.Session(cfg)
+    session = codex.Session(cfg).start()
     try:
         session.submit(user_input("count"))
         msgs = drain_until(session, "task_complete")
@@ -277,3 +277,45 @@ def test_a_tool_is_one_registry_entry(server, codex_home, tmp_path, monkeypatch)
     assert outputs == ["3", "`text` must be a string"]
     untrusted = codex.TurnContext.from_config(cfg).with_overrides(approval_policy="untrusted")
     assert "count_words" not in [t["name"] for t in codex.build_tools(untrusted)]
+
+
+def test_a_registered_tool_renders_in_exec_without_front_end_changes(server, codex_home, tmp_path, monkeypatch):
+    """A Tool with a render (§09) shows in exec's human progress and in `--json` through the
+    registry: tool_call_begin/tool_call_end events, the tool's hooks, no front-end edit."""
+    import io
+
+    monkeypatch.setenv(MOCK_KEY_ENV, "k")
+
+    def parse(arguments, ctx, environ):
+        return {"text": json.loads(arguments or "{}").get("text", "")}
+
+    spec = {"type": "function", "name": "shout", "description": "Shouts.", "strict": False,
+            "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}}
+    render = codex.ToolRender(human=lambda msg: "shouting %r" % msg["arguments"]["text"] if msg["type"] == "tool_call_begin"
+                              else "shouted %s" % msg["output"],
+                              item=lambda msg: {"loudness": len(msg["arguments"]["text"])})
+    for name, tool_render in (("shout", render), ("whisper", codex.ToolRender())):
+        tool = codex.Tool(name=name, parse=parse, run=lambda runner, task, call_id, params: params["text"].upper(),
+                          spec=lambda ctx, n=name: dict(spec, name=n), render=tool_render)
+        monkeypatch.setitem(codex.TOOLS, name, tool)
+        monkeypatch.setitem(codex._TOOL_NAMES, name, tool)
+    cfg = codex.load_config(codex.ConfigOverrides(model="gpt-5", approval_policy="never", cwd=str(tmp_path)),
+                            mock_overrides(server), home=codex_home)
+    runs = {}
+    for as_json in (False, True):
+        server.enqueue(Turn().function_call("shout", {"text": "hey"}, call_id="s1")
+                             .function_call("whisper", {"text": "psst"}, call_id="s2"),
+                       Turn().text("done"))
+        out, err = io.StringIO(), io.StringIO()
+        assert codex.run_exec(cfg, "go", as_json=as_json, color="never", out=out, err=err, skip_git_repo_check=True) == 0
+        runs[as_json] = (out.getvalue(), err.getvalue())
+    human = runs[False][1]
+    assert "tool shouting 'hey'" in human and "tool shouted HEY" in human
+    assert "tool whisper {\"text\": \"psst\"}" in human and "tool whisper succeeded: PSST" in human
+    lines = [json.loads(line) for line in runs[True][0].splitlines()]
+    started = [l["item"] for l in lines if l["type"] == "item.started" and l["item"]["type"] == "tool_call"]
+    done = [l["item"] for l in lines if l["type"] == "item.completed" and l["item"]["type"] == "tool_call"]
+    assert [(i["tool"], i["status"]) for i in started] == [("shout", "in_progress"), ("whisper", "in_progress")]
+    assert [(i["tool"], i["status"], i["output"]) for i in done] == [("shout", "completed", "HEY"), ("whisper", "completed", "PSST")]
+    assert done[0]["loudness"] == 3 and done[0]["arguments"] == {"text": "hey"} and "loudness" not in done[1]
+    assert done[0]["id"] == started[0]["id"]

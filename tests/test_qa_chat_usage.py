@@ -14,7 +14,7 @@ def _token_counts(msgs):
 
 def test_chat_requests_include_usage_and_report_tokens(server, codex_home, tmp_path):
     server.enqueue(Turn().text("hi").usage(input_tokens=120, output_tokens=7, cached_input_tokens=20).chat_usage())
-    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat"))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat")).start()
     session.submit(user_input("hello"))
     msgs = drain_until(session, "task_complete")
     session.shutdown()
@@ -32,7 +32,7 @@ def test_a_server_rejecting_stream_options_is_retried_without_it_for_the_session
         return Turn().text("ok")
 
     server.enqueue(strict, strict, strict)
-    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat"))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat")).start()
     for prompt in ("one", "two"):
         session.submit(user_input(prompt))
         msgs = drain_until(session, "task_complete")
@@ -46,7 +46,7 @@ def test_a_server_rejecting_stream_options_is_retried_without_it_for_the_session
 
 def test_other_400s_are_not_retried(server, codex_home, tmp_path):
     server.enqueue(Turn.http_error(400, "messages: too long"))
-    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat"))
+    session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat")).start()
     session.submit(user_input("x"))
     msgs = drain_until(session, "task_complete")
     session.shutdown()

@@ -8,6 +8,7 @@ import pytest
 from conftest import REPO
 from support.agent_env import MOCK_KEY_ENV, mock_cli_args
 from support.model_server import ModelServer, Turn
+from support.wait import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -236,7 +237,14 @@ def _signal_front_end(codex_home, server, repo, tmp_path, front_args, stdin_line
     finally:
         if proc.poll() is None:
             proc.kill()
-    time.sleep(0.2)
+
+    def child_gone():
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    wait_until(child_gone, timeout=5)  # killed with its group: reaped by init soon after
     try:
         os.kill(child, 0)
         alive = True
@@ -341,7 +349,7 @@ def test_global_options_after_config_using_subcommands(codex_home, args):
 
 def test_mcp_list_takes_dash_c_after_the_subcommand(codex_home):
     proc = run_raw(codex_home, ["mcp", "list", "-c", 'mcp_servers.x.command="/nonexistent/server"'])
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # x failed to start
     assert b"x" in proc.stdout and b"failed" in proc.stdout and b"/nonexistent/server" in proc.stdout
 
 

@@ -1,4 +1,4 @@
-"""§16 history.jsonl: appends under flock, 0600, persistence, max_bytes, snapshot lookups."""
+"""§15b history.jsonl: appends under flock, 0600, persistence, max_bytes, snapshot lookups."""
 import json
 import os
 import stat

@@ -64,7 +64,7 @@ class Box(object):
             turns.append(Turn().function_call(name, args, call_id="c%d" % i))
         server.enqueue(*(turns + [Turn().text("done")]))
         cfg = mock_config(server, self.home, self.ws, approval=approval, sandbox=sandbox, **NO_TMP)
-        session = codex.Session(cfg, approval_handler=handler)
+        session = codex.Session(cfg, approval_handler=handler).start()
         try:
             session.submit(user_input("go"))
             msgs = drain_until(session, "task_complete", timeout=150)

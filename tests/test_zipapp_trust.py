@@ -84,6 +84,30 @@ def test_host_packages_neither_shadow_nor_load(dist_codex, server, tmp_path, whe
     assert sorted(p.name for p in markers.iterdir()) == [], "host packages were imported"
 
 
+def test_executed_directly_no_pth_file_runs(dist_codex, tmp_path):
+    """Run as a program, dist/codex starts python3 -S: the host's site-packages are not even
+    scanned, so a .pth file there (which would run before any code of codex) does not run."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "v")], check=True, timeout=120)
+    python = tmp_path / "v" / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    marker = tmp_path / "pth-ran"
+    (site / "zz_marker.pth").write_text("import os; open(%r, 'w').close()\n" % str(marker))
+    subprocess.run([str(python), "-c", "pass"], check=True, timeout=60)
+    assert marker.exists()  # the .pth really runs in this interpreter (so the test can fail)
+    marker.unlink()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(python)
+    env = base_env(tmp_path, PATH="%s:%s" % (bin_dir, os.environ.get("PATH", "/usr/bin:/bin")), SHIV_INTERPRETER="1")
+    script = tmp_path / "flags.py"
+    script.write_text("import sys; print('no_site=%d' % sys.flags.no_site, sys.executable)\n")
+    proc = run([str(dist_codex), str(script)], env, tmp_path)
+    assert proc.returncode == 0 and "no_site=1" in proc.stdout, proc.stdout + proc.stderr
+    assert str(bin_dir) in proc.stdout or str(tmp_path / "v") in proc.stdout  # python3 from PATH
+    assert not marker.exists()
+
+
 def unpacked_dir(dist_codex, env, tmp_path):
     proc = run([str(dist_codex), "login", "status"], env, tmp_path)
     assert "Not logged in" in proc.stdout, proc.stderr

@@ -39,6 +39,12 @@ class ScriptedSession(object):
         self._configured = False
         self.shut_down = False
 
+    closed = False  #: §08: whether shutdown() has finished (this fake's events never end)
+
+    def start(self):
+        """§08: the session's I/O (none here); returns the session."""
+        return self
+
     def _emit(self, sub_id, msg):
         self._events.put({"id": sub_id, "msg": msg})
 

@@ -40,6 +40,12 @@ class ScriptedSession(object):
         for message in SCRIPT.get("startup_errors", []) if turns is None else []:
             self.events.put({"id": "", "msg": {"type": "error", "message": message}})
 
+    closed = False  #: §08: whether shutdown() has finished (this fake's events never end)
+
+    def start(self):
+        """§08: the session's I/O (none here); returns the session."""
+        return self
+
     def _log(self, obj):
         with open(self.ops_log, "a") as fh:
             fh.write(json.dumps(obj) + "\n")

@@ -1,6 +1,6 @@
 """Tiny harness for the findings: run `codex exec` against the scripted model server.
 
-    from harness import run_model   # sys.path has findings/
+    from harness import run_model   # sys.path has docs/attack-pass/
     out = run_model(turns, workspace, codex_home, extra_args=[...], env={...})
 """
 import os
@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(HERE))  # docs/attack-pass -> the repository
 sys.path.insert(0, os.path.join(REPO, "tests"))
 from support.model_server import ModelServer, Turn  # noqa: E402
 

@@ -4,7 +4,7 @@ by a PATH lookup, outside the sandbox.  When PATH holds a directory inside a wri
 (an activated project venv `.venv/bin`, `node_modules/.bin`, `./bin`, a relative entry), a
 sandboxed command can drop a `git` there; codex's next unsandboxed `git` runs it.
 
-Run as: python3 findings/03-path-planted-git.py   (exit 1 = vulnerable)"""
+Run as: python3 docs/attack-pass/03-path-planted-git.py   (exit 1 = vulnerable)"""
 import os
 import shutil
 import subprocess

@@ -3,9 +3,9 @@
 # may chmod u+s / g+s files it creates in a writable root (/tmp, the workspace): it leaves a
 # setuid-root shell that ANY local user runs to become root.  (A non-root user's command
 # leaves a setuid-<user> binary: every other local user can become that user.)
-# Run as root from the worktree: sh findings/07-setuid-root-binary.sh   (exit 1 = vulnerable)
+# Run as root from the worktree: sh docs/attack-pass/07-setuid-root-binary.sh   (exit 1 = vulnerable)
 set -u
-CODEX=${CODEX_BIN:-$(dirname "$0")/../dist/codex}
+CODEX=${CODEX_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/dist/codex}
 base=$(mktemp -d /tmp/f07-XXXXXX)
 mkdir -p "$base/ws" "$base/home"
 CODEX_HOME="$base/home" "$CODEX" sandbox -s workspace-write -C "$base/ws" -- \

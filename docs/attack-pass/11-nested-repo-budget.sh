@@ -2,8 +2,8 @@
 # Finding 11 (low): the search for nested repositories stops after 20000 directory entries;
 # files planted first (in the workspace, by an earlier command) can exhaust it so that an
 # existing nested repository's .git is not mounted read-only: its hooks become writable.
-# Run: sh findings/11-nested-repo-budget.sh   (exit 1 = vulnerable)
-CODEX=${CODEX_BIN:-$(cd "$(dirname "$0")/.." && pwd)/dist/codex}
+# Run: sh docs/attack-pass/11-nested-repo-budget.sh   (exit 1 = vulnerable)
+CODEX=${CODEX_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/dist/codex}
 base=$(mktemp -d /tmp/f11-XXXXXX); ws=$base/ws; mkdir -p "$ws" "$base/home"
 git -C "$ws" init -q
 for d in a b c d e f g h; do mkdir -p "$ws/$d/nested" && git -C "$ws/$d/nested" init -q; done

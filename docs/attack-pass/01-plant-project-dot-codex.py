@@ -3,7 +3,7 @@
 when the workspace had none; at codex's next start in that (trusted) project the planted
 hook runs OUTSIDE the sandbox, with codex's full environment (API keys).
 
-Run as: python3 findings/01-plant-project-dot-codex.py   (exit 1 = vulnerable)"""
+Run as: python3 docs/attack-pass/01-plant-project-dot-codex.py   (exit 1 = vulnerable)"""
 import json
 import os
 import shutil

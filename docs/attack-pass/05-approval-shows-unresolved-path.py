@@ -4,7 +4,7 @@ outside the writable roots, so codex asks -- but the approval request names only
 unresolved path (<workspace>/docs/.bashrc) and gives no reason: the user approves "a file in
 the workspace" and the unsandboxed apply_patch writes the victim's ~/.bashrc.
 
-Run as: python3 findings/05-approval-shows-unresolved-path.py   (exit 1 = vulnerable)"""
+Run as: python3 docs/attack-pass/05-approval-shows-unresolved-path.py   (exit 1 = vulnerable)"""
 import json
 import os
 import shutil

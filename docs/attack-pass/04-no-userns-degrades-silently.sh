@@ -5,9 +5,9 @@
 # writes .git/ and $CODEX_HOME inside writable roots (config.toml, hooks.json: code that
 # codex runs unsandboxed at its next start) -- only a one-line warning, no approval needed.
 # Needs gcc (builds a tiny seccomp wrapper that makes unshare(CLONE_NEWUSER) fail).
-# Run: sh findings/04-no-userns-degrades-silently.sh   (exit 1 = vulnerable)
+# Run: sh docs/attack-pass/04-no-userns-degrades-silently.sh   (exit 1 = vulnerable)
 set -u
-CODEX=${CODEX_BIN:-$(cd "$(dirname "$0")/.." && pwd)/dist/codex}
+CODEX=${CODEX_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/dist/codex}
 base=$(mktemp -d /tmp/f04-XXXXXX)
 cat > "$base/nouserns.c" <<'C'
 #define _GNU_SOURCE

@@ -4,7 +4,7 @@ directory) a sandboxed command may create .git/ with a config of its choosing (a
 plus .gitattributes).  codex itself later runs git there OUTSIDE the sandbox (`codex review`,
 the REPL's /diff and /review), which runs the planted filter.
 
-Run as: python3 findings/02-plant-dot-git-in-non-repo.py   (exit 1 = vulnerable)"""
+Run as: python3 docs/attack-pass/02-plant-dot-git-in-non-repo.py   (exit 1 = vulnerable)"""
 import os
 import shutil
 import subprocess

@@ -3,7 +3,7 @@
 command can make AGENTS.md a symlink to it; codex reads project docs unconfined at the next
 session start and sends the API key to the model as "project instructions".
 
-Run as: python3 findings/06-agents-md-symlink-reads-auth.py   (exit 1 = vulnerable)"""
+Run as: python3 docs/attack-pass/06-agents-md-symlink-reads-auth.py   (exit 1 = vulnerable)"""
 import json
 import os
 import shutil

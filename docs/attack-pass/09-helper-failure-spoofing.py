@@ -4,7 +4,7 @@
 be set up: <the command's text>" (and, with on-failure, offers an unsandboxed retry).
 In exec the model is told "sandbox setup failed: <text>".
 
-Run as: python3 findings/09-helper-failure-spoofing.py   (exit 1 = vulnerable)"""
+Run as: python3 docs/attack-pass/09-helper-failure-spoofing.py   (exit 1 = vulnerable)"""
 import os
 import shutil
 import sys
