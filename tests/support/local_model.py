@@ -62,6 +62,19 @@ def check_calc(d, final):
         and "assert mul(2, 3) == 6" in test
 
 
+def setup_stats(d):
+    (d / "stats.py").write_text("def average(numbers):\n    return sum(numbers) / len(number)\n\n\n"
+                                "def largest(numbers):\n    return max(numbers)\n")
+    (d / "test_stats.py").write_text("from stats import average, largest\n\nassert average([1, 2, 3]) == 2\n"
+                                     "assert largest([1, 5, 2]) == 5\nprint('all tests passed')\n")
+
+
+def check_stats(d, final):
+    test = (d / "test_stats.py").read_text()  # fixed in stats.py, not by weakening the test
+    return _run([sys.executable, "test_stats.py"], d).returncode == 0 and "assert average([1, 2, 3]) == 2" in test \
+        and "assert largest([1, 5, 2]) == 5" in test and "def largest" in (d / "stats.py").read_text()
+
+
 def check_fizzbuzz(d, final):
     p = d / "fizzbuzz.py"
     if not p.is_file():
@@ -103,6 +116,7 @@ def check_lines(d, final):
 TASKS = [
     ("hello", "Create a file hello.txt containing the word hello.", setup_none, check_hello),
     ("fix-bug", "`python3 test_calc.py` fails. Fix the bug in calc.py so that it passes.", setup_calc, check_calc),
+    ("fix-crash", "`python3 test_stats.py` fails. Fix the bug so that it passes.", setup_stats, check_stats),
     ("fizzbuzz", "Write fizzbuzz.py that prints the numbers 1 to 15, one per line, but Fizz for multiples of 3, "
                  "Buzz for multiples of 5 and FizzBuzz for multiples of both.", setup_none, check_fizzbuzz),
     ("rename", "Rename the function hi in greet.py to hello, and update main.py to use it.", setup_rename, check_rename),
