@@ -240,13 +240,90 @@ def make_private_dirs(path):
             pass
 
 
+def _create_temp_beside(name, mode, dir_fd=None):
+    """Create a new empty file next to `name` (in `dir_fd` when given); returns (fd, temp name).
+
+    A fresh random name opened O_EXCL|O_NOFOLLOW: never a file or a symlink that a sandboxed
+    command planted at a predictable name (".x.tmp.<pid>") pointing outside the writable roots.
+    """
+    head, tail = os.path.split(str(name))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(head, ".%s.codex-tmp.%s" % (tail, os.urandom(8).hex()))
+        try:
+            return os.open(tmp, flags, mode, dir_fd=dir_fd), tmp
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "cannot create a temporary file", head or ".")
+
+
+class OutputFile(object):
+    """A file the user named for codex to write at the end of a run (`--output-last-message`).
+
+    Codex writes it unconfined, and it usually lies where sandboxed commands write (the
+    workspace, /tmp), so nothing a command did in between is trusted: the directory is opened
+    here, before any command runs (a directory swapped for a symlink later changes nothing),
+    and write() puts a new file in it and renames it over the name -- never writing through a
+    symlink or a hard link a command planted there.  A symlink at the name is refused.
+    """
+
+    def __init__(self, path, what):
+        self.path = str(path)
+        self.what = what  # how the user named it, for messages ("--output-last-message FILE")
+        full = os.path.abspath(os.path.expanduser(self.path))
+        self.name = os.path.basename(full)
+        flags = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.dir_fd = os.open(os.path.dirname(full), flags)  # OSError: the caller says what is wrong
+        self.check()
+
+    def check(self):
+        """Raise OSError (with a sentence as strerror) unless the name is free or a regular file."""
+        import stat
+
+        try:
+            st = os.lstat(self.name, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(self.name, dir_fd=self.dir_fd)
+            raise OSError(errno.ELOOP, "it is a symbolic link (to %s), which a sandboxed command may have planted; "
+                                       "codex does not write through it: remove it or name another file" % target)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL,
+                          "it is not a regular file; name a file")
+        return st
+
+    def write(self, text):
+        """Replace the file with `text` (UTF-8), keeping an existing file's permission bits."""
+        st = self.check()
+        fd, tmp = _create_temp_beside(self.name, 0o666, dir_fd=self.dir_fd)  # umask applies, as for open()
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if st is not None:
+                    os.fchmod(fh.fileno(), st.st_mode & 0o777)
+                fh.write(text.encode("utf-8"))
+            os.replace(tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=self.dir_fd)
+            except OSError:
+                pass
+            raise
+
+    def close(self):
+        if getattr(self, "dir_fd", None) is not None:
+            os.close(self.dir_fd)
+            self.dir_fd = None
+
+    __del__ = close  # a run that failed before writing
+
+
 def write_private_file(path, data, mode=0o600):
     """Atomically write `data` (str or bytes) to `path`, readable by the owner only."""
     path = Path(path)
     make_private_dirs(path.parent)
-    tmp = path.with_name(".%s.tmp.%d" % (path.name, os.getpid()))
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = _create_temp_beside(path, mode)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -10974,7 +11051,8 @@ def load_rollout(path):
         raw = path.read_bytes().decode("utf-8", "replace")
     except OSError as exc:
         raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
-    lines = [line for line in raw.splitlines() if line.strip()]
+    # "\n" only: records hold U+2028, U+2029, U+0085 raw (ensure_ascii=False), which splitlines() splits on
+    lines = [line for line in raw.split("\n") if line.strip()]
     if not lines:
         raise ConfigError("session file %s is empty" % path)
     meta, items, events = None, [], []
@@ -13198,6 +13276,11 @@ def _check_exec_paths(images, last_message_file):
             raise UsageError("--output-last-message %s is a directory; name a file" % last_message_file)
         if not parent.is_dir():
             raise UsageError("--output-last-message %s: directory %s does not exist; create it first" % (last_message_file, parent))
+        try:  # its directory is held open from now on: see OutputFile (§02)
+            return OutputFile(last_message_file, "--output-last-message")
+        except OSError as exc:
+            raise UsageError("cannot write --output-last-message %s: %s" % (last_message_file, exc.strerror or exc))
+    return None
 
 
 def trusted_project(cfg):
@@ -13314,7 +13397,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
     out = out or sys.stdout
     err = err or sys.stderr
-    _check_exec_paths(images, last_message_file)
+    output_file = _check_exec_paths(images, last_message_file)  # opened before any command runs
     prompt = expand_prompt_command(cfg, prompt, strict=True)
     # refused before anything starts: no header, no session, rollout or MCP server for a run
     # that never reaches the model (upstream prints the header first)
@@ -13399,13 +13482,15 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.finish(last, session.total_usage)
     if answer is not None:
         answer.append(last)
-    if last_message_file:
+    if output_file is not None:
         if last is None:
-            err.write("Warning: no last agent message; wrote empty content to %s\n" % last_message_file)
+            err.write("Warning: no last agent message; wrote empty content to %s\n" % output_file.path)
         try:
-            Path(last_message_file).write_text(last or "", encoding="utf-8")
+            output_file.write(last or "")
         except OSError as exc:
-            raise UsageError("cannot write --output-last-message %s: %s" % (last_message_file, exc.strerror or exc))
+            raise UsageError("cannot write %s %s: %s" % (output_file.what, output_file.path, exc.strerror or exc))
+        finally:
+            output_file.close()
     if code:
         return code
     if failed is not None:
@@ -15493,11 +15578,12 @@ class ReplRenderer(object):
         self.print(cell)
 
     def diff_text(self, diff):
-        """A unified diff (git diff output), coloured."""
+        """A unified diff (git diff output), coloured; the files' own escape sequences and
+        controls shown, not sent (commands wrote them: OSC 52 would set the clipboard)."""
         from rich.text import Text
 
         cell = Text()
-        for line in diff.splitlines():
+        for line in terminal_safe(diff).splitlines():
             if line.startswith(("+++", "---", "diff ", "index ", "new file", "deleted file")):
                 style = "bold"
             elif line.startswith("@@"):
