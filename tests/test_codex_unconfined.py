@@ -162,3 +162,105 @@ def test_repl_diff_does_not_send_a_files_escape_sequences(tmp_path, codex_home, 
         assert "\\x1b]52;c;Y3Vy" in log and "\\x1b[2J" in log  # shown, so the user sees what the file holds
     finally:
         r.quit()
+
+
+# -- 02: the interpreter codex runs under runs nothing a command could have planted --------------
+
+
+def _make_venv(path):
+    """A venv (no pip) whose python finds this test environment's packages through a .pth."""
+    import httpx
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    site = subprocess.run([str(path / "bin" / "python3"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(site, "codex_tests.pth"), "w") as fh:
+        fh.write(os.path.dirname(os.path.dirname(httpx.__file__)) + "\n")
+    return path / "bin" / "python3", site
+
+
+def _codex_argv(python):
+    from conftest import codex_py_argv
+
+    return [str(python)] + codex_py_argv()[1:]
+
+
+@linux_only
+def test_the_python_helper_runs_no_pth_file(tmp_path, codex_home):
+    python, site = _make_venv(tmp_path / "venv")
+    marker = tmp_path / "pth-ran"
+    with open(os.path.join(site, "zz_planted.pth"), "w") as fh:  # what a command would drop into a writable venv
+        fh.write("import os; open(%r, 'a').write(open('/proc/self/cmdline', 'rb').read().replace(bytes(1), b' ')"
+                 ".decode(errors='replace') + chr(10))\n" % str(marker))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    env = dict(os.environ, CODEX_HOME=str(codex_home), CODEX_SANDBOX_HELPER="python")
+    proc = subprocess.run(_codex_argv(python) + ["debug", "landlock", "--full-auto", "--", "sh", "-c", "echo ran"],
+                          cwd=str(ws), env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "ran\n", proc.stderr
+    lines = marker.read_text().splitlines()
+    assert lines and all("debug landlock" in line for line in lines), lines  # codex's own start: the user's venv
+    assert not any("__codex_linux_sandbox__" in line for line in lines), lines  # never the helper (nor --probe)
+
+
+@linux_only
+def test_a_venv_in_the_workspace_is_read_only_for_commands(run_codex, server, tmp_path, codex_home):
+    from support.agent_env import MOCK_KEY_ENV
+    from support.model_server import Turn
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    python, site = _make_venv(ws / ".venv")  # `source .venv/bin/activate`, then codex
+    plant = ("echo 'import os' > %s/zz_evil.pth; echo pth=$?; echo '#!/bin/sh' > .venv/bin/python3; echo bin=$?; "
+             "echo home=/x > .venv/pyvenv.cfg; echo cfg=$?; mv .venv .venv2; echo mv=$?; touch ok; echo ws=$?" % site)
+    server.enqueue(_sh(plant), Turn().text("done"))
+    env = dict(os.environ, CODEX_HOME=str(codex_home), PATH="%s:%s" % (python.parent, os.environ["PATH"]),
+               VIRTUAL_ENV=str(ws / ".venv"))
+    env[MOCK_KEY_ENV] = "k"
+    proc = subprocess.run(_codex_argv(python) + _exec_args(server, ws, "task"), cwd=str(ws), env=env,
+                          capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    out = server.model_requests()[1].body["input"][-1]["output"]
+    assert "ws=0" in out and not any("%s=0" % what in out for what in ("pth", "bin", "cfg", "mv")), out
+    assert "inside a writable root: it is read-only for commands" in proc.stdout + proc.stderr
+    assert os.path.islink(str(python)) and not os.path.exists(os.path.join(site, "zz_evil.pth"))
+
+
+def test_the_python_helper_argv_is_isolated_without_site():
+    argv = codex._python_helper_argv()
+    assert argv[0] == os.path.realpath(sys.executable) and argv[1:4] == ["-I", "-S", "-B"]
+
+
+# -- 05: the Python helper starts without the loader's environment variables ---------------------
+
+
+@linux_only
+def test_ld_preload_does_not_reach_the_python_helper(tmp_path, codex_home, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("CODEX_SANDBOX_HELPER", "python")  # the compiled helper is static: no loader runs
+    monkeypatch.setattr(codex, "_PROBE_CACHE", {})
+    monkeypatch.setattr(codex, "_HELPER_CACHE", {})
+
+    if not shutil.which("gcc"):
+        pytest.skip("needs gcc")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    marker = tmp_path / "loaded"
+    src = tmp_path / "evil.c"
+    src.write_text('#include <stdio.h>\n__attribute__((constructor)) static void pwn(void) {\n'
+                   '  FILE *f = fopen("%s", "a"), *c = fopen("/proc/self/cmdline", "r"); char b[65536] = {0};\n'
+                   '  size_t n = c ? fread(b, 1, sizeof b - 1, c) : 0;\n'
+                   '  for (size_t i = 0; i < n; i++) if (!b[i]) b[i] = 32;\n'
+                   '  if (f) { fprintf(f, "%%s\\n", b); fclose(f); }\n}\n' % marker)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(ws / "evil.so"), str(src)], check=True)
+    cfg = codex.load_config(codex.ConfigOverrides(approval_policy="never", sandbox_mode="workspace-write", cwd=str(ws)),
+                            [], home=str(codex_home), environ=dict(os.environ))
+    env = codex.build_command_env(cfg)
+    env.update(LD_PRELOAD="./evil.so", LD_LIBRARY_PATH="/nonexistent:", GCONV_PATH="./gconv", PYTHONPATH="./py")
+    script = "echo \"$LD_PRELOAD|$LD_LIBRARY_PATH|$GCONV_PATH|$PYTHONPATH|${__CODEX_HELPER_COMMAND_ENV-unset}\""
+    r = codex.run_command(["sh", "-c", script], str(ws), cfg, env, timeout_ms=30000)
+    assert r.exit_code == 0 and r.stdout == "./evil.so|/nonexistent:|./gconv|./py|unset\n", r  # the command's env as it was
+    lines = marker.read_text().splitlines()
+    assert any(line.startswith("sh -c") for line in lines), lines  # the command (sandboxed) did load it
+    assert not any("__codex_linux_sandbox__" in line for line in lines), lines
