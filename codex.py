@@ -1518,7 +1518,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     _check_config_values(read, values, environ, warnings)
     providers = _load_providers(read, values, environ, warnings)
     requirements, base_instructions, include_plan_tool = _derive_config(read, values, sources, providers, overrides, warnings)
-    return Config(
+    cfg = Config(
         codex_home=home,
         config_path=read.path,
         cwd=read.cwd,
@@ -1536,6 +1536,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         layer_paths=frozen_mapping({label: place for label, place, _layer in read.layers if _layer}),
         **values
     )
+    _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
+    return cfg
 
 
 class ConfigLayers(Record):
@@ -2215,6 +2217,31 @@ _LANDLOCK_ONLY_CHECK = [lambda home=None: False]
 def _landlock_only(home=None):
     """Whether commands here are confined by Landlock alone (no user namespaces)."""
     return _LANDLOCK_ONLY_CHECK[0](home)
+
+
+#: real paths of every directory a configuration this process loaded can make writable for commands
+_GRANTABLE_ROOTS = set()
+
+
+def grantable_writable_roots(cfg):
+    """Every directory this configuration can let sandboxed commands write, whatever this run's
+    own sandbox mode (a review runs read-only; an earlier session did not): the workspace, /tmp,
+    $TMPDIR, the writable_roots of [sandbox_workspace_write] and of every [profiles.*] table, the
+    legacy sandbox_permissions folders, and the effective policy's roots; real paths.  A command
+    may have written there, so codex's own unconfined programs (git) are never taken from them."""
+    tables = [cfg.sandbox_workspace_write] + [p.get("sandbox_workspace_write") for p in (cfg.profiles or {}).values()
+                                              if isinstance(p, dict)]
+    policies = [cfg.sandbox_policy]
+    for table in tables:
+        if isinstance(table, dict) and isinstance(table.get("writable_roots") or [], list):
+            policies.append(SandboxPolicy.from_wire({"mode": "workspace-write", "writable_roots": table.get("writable_roots")},
+                                                    cfg.cwd))
+    if isinstance(cfg.sandbox_permissions, list):
+        policies.append(SandboxPolicy.from_permissions(cfg.sandbox_permissions + ["disk-write-cwd"], cfg.codex_home))
+    roots = set()
+    for policy in policies:
+        roots.update(str(r) for r in policy.writable_roots_for(cfg.cwd))
+    return roots
 
 
 def _is_within(path, root):
@@ -13718,7 +13745,8 @@ _GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "-c",
 def git_argv(cwd):
     """The argv prefix for a git that codex itself runs (unsandboxed) in `cwd`: the first `git`
     on PATH that lies outside every directory a sandboxed command may write -- the workspace
-    (cwd and its repository), /tmp, $TMPDIR and the writable roots used in this process -- and
+    (cwd and its repository), /tmp, $TMPDIR, every writable root the loaded configuration can
+    grant (grantable_writable_roots, §04) and those used in this process -- and
     not in a relative PATH entry, then _GIT_SAFE_OPTIONS.  A `git` a command dropped into
     .venv/bin or node_modules/.bin (on PATH in an activated environment) is never run."""
     cwd = os.path.realpath(str(cwd))
@@ -13727,6 +13755,7 @@ def git_argv(cwd):
     if root is not None:
         untrusted.add(os.path.realpath(str(root)))
     untrusted.update(_WRITABLE_ROOTS_SEEN)
+    untrusted.update(_GRANTABLE_ROOTS)  # what the configuration can grant, even when this run is read-only
     untrusted.discard("/")
     for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         if not os.path.isabs(entry):

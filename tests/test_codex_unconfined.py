@@ -264,3 +264,57 @@ def test_ld_preload_does_not_reach_the_python_helper(tmp_path, codex_home, monke
     lines = marker.read_text().splitlines()
     assert any(line.startswith("sh -c") for line in lines), lines  # the command (sandboxed) did load it
     assert not any("__codex_linux_sandbox__" in line for line in lines), lines
+
+
+# -- 08: codex's own git is never one from a root the configuration can make writable ---------
+
+
+@linux_only
+def test_a_fresh_review_never_runs_a_git_planted_in_a_configured_root(run_codex, server, tmp_path, codex_home, request):
+    import shutil
+    import tempfile
+
+    from support.agent_env import MOCK_KEY_ENV
+    from support.model_server import Turn
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    git = ["git", "-C", str(ws), "-c", "user.email=a@b", "-c", "user.name=n"]
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    (ws / "a.txt").write_text("a\n")
+    subprocess.run(git + ["add", "a.txt"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a"], check=True)
+    (ws / "a.txt").write_text("a\nb\n")
+    from pathlib import Path
+
+    # writable_roots = ["~/.cargo"], ~/.cargo/bin first on PATH (rustup); outside /tmp, which git_argv always skips
+    home = Path(tempfile.mkdtemp(prefix="codex-test-home-", dir="/var/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(str(home), ignore_errors=True))
+    cargo = home / ".cargo"
+    (cargo / "bin").mkdir(parents=True)
+    marker = tmp_path / "planted-git-ran"
+    (codex_home / "config.toml").write_text('[sandbox_workspace_write]\nwritable_roots = ["%s"]\n' % cargo)
+    plant = ("printf '#!/bin/sh\\ntouch %s\\nexec %s \"$@\"\\n' > %s/bin/git && chmod 755 %s/bin/git && echo planted"
+             % (marker, shutil.which("git"), cargo, cargo))
+    review = {"findings": [], "overall_correctness": "patch is correct", "overall_explanation": "x",
+              "overall_confidence_score": 0.5}
+    server.enqueue(_sh(plant), Turn().text("done"), Turn().text(json.dumps(review)))
+    env = {MOCK_KEY_ENV: "k", "PATH": "%s:%s" % (cargo / "bin", os.environ["PATH"])}
+    first = run_codex(*(["exec", "-C", str(ws), "--full-auto", "-m", "gpt-5"] + _mock(server) + ["task"]), env=env)
+    assert first.returncode == 0 and (cargo / "bin" / "git").exists(), first.stderr
+    second = run_codex(*(["review", "-C", str(ws), "--uncommitted", "-m", "gpt-5"] + _mock(server)), env=env, cwd=str(ws))
+    assert second.returncode == 0, second.stderr
+    assert "+b" in server.model_requests()[-1].body["input"][-1]["content"][0]["text"]  # the real git read the diff
+    assert not marker.exists()
+
+
+def test_grantable_roots_cover_every_configured_root(tmp_path, codex_home):
+    (codex_home / "config.toml").write_text(
+        'sandbox_mode = "read-only"\n[sandbox_workspace_write]\nwritable_roots = ["%s/a"]\nexclude_slash_tmp = true\n'
+        '[profiles.p.sandbox_workspace_write]\nwritable_roots = ["%s/b"]\n' % (tmp_path, tmp_path))
+    for d in ("a", "b", "ws"):
+        (tmp_path / d).mkdir()
+    cfg = codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path / "ws")), [], home=str(codex_home))
+    roots = codex.grantable_writable_roots(cfg)
+    assert {str(tmp_path / d) for d in ("a", "b", "ws")} | {os.path.realpath("/tmp")} <= roots
+    assert roots <= codex._GRANTABLE_ROOTS
