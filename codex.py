@@ -10351,11 +10351,50 @@ def text_message(role, text):
     return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
 
 
-_IMAGE_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+#: what an attached image's first bytes must be (the kind is taken from them, not from the name)
+_IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+                     (b"GIF89a", "image/gif"))
 
 
-def input_items_to_message(items, cwd, warn=None):
-    """Protocol InputItems (text, image, local_image) -> one user message item."""
+def _image_mime(head):
+    """The MIME type of a PNG, JPEG, GIF or WebP image from its first bytes, else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in _IMAGE_SIGNATURES if head.startswith(magic)), None)
+
+
+def read_image_attachment(path, home=None):
+    """(MIME type, bytes) of an image the user attached (`-i`, a local_image item); OSError with
+    a sentence as strerror when codex does not send it.
+
+    Codex reads it unconfined, from where sandboxed commands write: a command cannot read
+    $CODEX_HOME/auth.json, but it can plant `shot.png -> ~/.codex/auth.json` and name it to the
+    user.  So the file must be a regular file (no FIFO, no /dev/zero), its real path (of the
+    file opened) must not lie in $CODEX_HOME, and its bytes must be a PNG, JPEG, GIF or WebP.
+    """
+    import stat
+
+    fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        try:
+            real = os.readlink("/proc/self/fd/%d" % fd)  # the file opened, whatever was swapped since
+        except OSError:
+            real = os.path.realpath(str(path))
+        if home is not None and _is_within(real, os.path.realpath(str(home))):
+            raise OSError(errno.EACCES, "it is %s, in $CODEX_HOME (credentials, sessions); codex does not send files "
+                                        "from there (a command may have planted the link)" % real)
+        data = fh.read()
+    mime = _image_mime(data[:16])
+    if mime is None:
+        raise OSError(errno.EINVAL, "not a PNG, JPEG, GIF or WebP image (by its content)")
+    return mime, data
+
+
+def input_items_to_message(items, cwd, warn=None, home=None):
+    """Protocol InputItems (text, image, local_image) -> one user message item (local images
+    read by read_image_attachment; one that is refused is left out with a warning)."""
     import base64
 
     content = []
@@ -10367,13 +10406,13 @@ def input_items_to_message(items, cwd, warn=None):
             content.append({"type": "input_image", "image_url": item["image_url"]})
         elif kind == "local_image" and item.get("path"):
             path = Path(cwd) / Path(item["path"]).expanduser()
-            mime = _IMAGE_MIME.get(path.suffix.lower(), "application/octet-stream")
             try:
-                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                mime, raw = read_image_attachment(path, home)
             except OSError as exc:
                 if warn is not None:
                     warn("skipping image %s: %s" % (path, exc.strerror or exc))
                 continue
+            data = base64.b64encode(raw).decode("ascii")
             content.append({"type": "input_image", "image_url": "data:%s;base64,%s" % (mime, data)})
     return {"type": "message", "role": "user", "content": content}
 
@@ -11752,7 +11791,8 @@ class Session(object):
 
     def _op_user_input(self, sub_id, op):
         message = input_items_to_message(op.get("items") or [], self._ctx.cwd,
-                                         warn=lambda m: self._emit(sub_id, "background_event", message=m))
+                                         warn=lambda m: self._emit(sub_id, "background_event", message=m),
+                                         home=self.cfg.codex_home)
         if not message["content"]:
             self._emit(sub_id, "error", message="user_input needs at least one text or image item")
             return
@@ -13406,14 +13446,18 @@ class JsonPrinter(object):
             self.emit({"type": "turn.completed", "usage": {key: usage.get(key, 0) for key in EXEC_USAGE_KEYS}})
 
 
-def _check_exec_paths(images, last_message_file):
-    """Fail before the turn (and its cost) on an -i file that cannot be read or an
-    --output-last-message that cannot be written."""
+def _check_exec_paths(images, last_message_file, home=None):
+    """Fail before the turn (and its cost) on an -i file that cannot be read or is refused
+    (read_image_attachment) or an --output-last-message that cannot be written."""
     for image in images or ():
         path = Path(image).expanduser()
         if not path.is_file() or not os.access(str(path), os.R_OK):
             why = "is a directory" if path.is_dir() else ("cannot be read" if path.exists() else "does not exist")
             raise UsageError("image %s %s (check -i/--image)" % (image, why))
+        try:
+            read_image_attachment(path, home)
+        except OSError as exc:
+            raise UsageError("image %s is not sent: %s (check -i/--image)" % (image, exc.strerror or exc))
     if last_message_file:
         path = Path(last_message_file).expanduser()
         parent = path.parent
@@ -13542,7 +13586,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
     out = out or sys.stdout
     err = err or sys.stderr
-    output_file = _check_exec_paths(images, last_message_file)  # opened before any command runs
+    output_file = _check_exec_paths(images, last_message_file, cfg.codex_home)  # opened before any command runs
     prompt = expand_prompt_command(cfg, prompt, strict=True)
     # refused before anything starts: no header, no session, rollout or MCP server for a run
     # that never reaches the model (upstream prints the header first)
