@@ -340,10 +340,11 @@ def write_private_file(path, data, mode=0o600):
 
 
 def open_private_append(path):
-    """Open `path` for appending, creating it 0600; return a binary file object."""
+    """Open `path` for appending, creating it 0600; return a binary file object.  Never through
+    a symlink at `path` (rollouts and logs are codex's own files: one there was planted)."""
     path = Path(path)
     make_private_dirs(path.parent)
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
     return os.fdopen(fd, "ab")
 
 

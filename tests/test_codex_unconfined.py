@@ -367,3 +367,12 @@ def test_image_attachments_must_be_images(tmp_path, codex_home):
     message = codex.input_items_to_message(items, tmp_path, warn=warned.append, home=codex_home)
     assert [p["type"] for p in message["content"]] == ["input_text", "input_image"]
     assert message["content"][1]["image_url"].startswith("data:image/png;base64,") and "key.png" in warned[0]
+
+
+def test_rollouts_and_logs_are_not_appended_through_a_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+    (tmp_path / "rollout.jsonl").symlink_to(victim)
+    with pytest.raises(OSError):
+        codex.open_private_append(tmp_path / "rollout.jsonl")
+    assert victim.read_text() == "x"
