@@ -12237,7 +12237,10 @@ class ToolRunner(object):
         started = time.monotonic()
         stdout, stderr = "", ""
         if sandboxed:
-            result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            try:
+                result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            except CodexError as exc:  # no sandbox can be built here (SandboxError): fail closed
+                result = ExecResult(1, "", "execution error: %s\n" % exc)
             stdout, stderr = (result.stdout, "") if result.exit_code == 0 else ("", result.stderr or result.stdout)
             if result.exit_code != 0 and result.sandbox_denied and task.ctx.approval_policy == "on-failure":
                 decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
