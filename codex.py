@@ -18624,10 +18624,13 @@ def build_parser():
     a = p.add_argument("--add-dir", metavar="DIR", action="append", dest="add_dirs",
                        help="another writable root for commands (repeatable; with -s workspace-write)")
     a.complete = "dir"
-    p.add_argument("--last", action="store_true", help="with `resume`: continue the most recent session")
-    p.add_argument("--all", action="store_true", help="with `resume --last`: look in every directory, not only this one")
+    # --last/--all belong to `exec resume` only: hidden here (and from completion), listed in the epilog
+    p.add_argument("--last", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--include-plan-tool", action="store_true", default=None, help="offer the plan tool to the model")
     _add_review_options(p, in_exec=True)
+    p.epilog = ("`codex exec resume [ID | --last [--all]] [PROMPT]` continues a session (--last: the most "
+                "recent here; --all: in any directory); `codex exec review --help` lists the review options.")
 
     p = sub("review")
     _add_config_options(p, top=False)
@@ -18792,9 +18795,27 @@ def _split_mcp_add_command(argv):
     return argv, None
 
 
+def _exec_review_help(parser, argv):
+    """`codex exec review --help` prints the review options (argparse alone would show exec's,
+    where `review` is only a word of the prompt)."""
+    import argparse
+
+    words = [w for w in argv if not w.startswith("-")]
+    if not ({"-h", "--help"} & set(argv)) or "review" not in words[1:] or \
+            words[words.index("review", 1) - 1] not in ("exec", "e"):
+        return
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            review = action.choices["review"]
+            review.prog = "codex exec review"
+            review.print_help()
+            raise SystemExit(0)
+
+
 def _parse_args(argv):
     """Parse argv; return the namespace with -c lists joined (top-level first)."""
     parser = build_parser()
+    _exec_review_help(parser, argv)
     argv, command_tail = _split_mcp_add_command(argv)
     argv, prompt, extra = _split_prompt(parser, argv)
     if extra:
