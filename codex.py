@@ -963,12 +963,22 @@ def _check_enum(where, key, value, allowed):
         )
 
 
+def _unknown_key(where, shown, key, known):
+    """The one-line warning for an unknown config key, naming the closest known one (a typo
+    such as `-c model_reasoning_efort=high` is otherwise silently ignored)."""
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    hint = "; did you mean `%s%s`?" % (shown[:len(shown) - len(key)], close[0]) if close else ""
+    return "%s: unknown key `%s` (ignored)%s" % (where, shown, hint)
+
+
 def _check_table(where, prefix, table, spec, warnings):
     """Type-check a nested table against spec {key: (kind, default)}; fill defaults."""
     out = {}
     for key, value in table.items():
         if key not in spec:
-            warnings.append("%s: unknown key `%s.%s` (ignored)" % (where, prefix, key))
+            warnings.append(_unknown_key(where, "%s.%s" % (prefix, key), key, spec))
             continue
         _check_type(where, "%s.%s" % (prefix, key), value, spec[key][0])
         out[key] = value
@@ -1531,7 +1541,7 @@ def _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings):
             profile_place = str(file_path) if profile_name not in profiles else "%s and %s" % (profile_place, file_path)
         for key in profile:
             if key not in PROFILE_KEYS:
-                warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
+                warnings.append(_unknown_key(where, "profiles.%s.%s" % (profile_name, key), key, PROFILE_KEYS))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
     project_tree, project_place, project_root, trusted_root = _project_layer(
@@ -1555,7 +1565,7 @@ def _check_config_layers(layers, warnings):
             spec = CONFIG_KEYS.get(key)
             if spec is None:
                 if key != "profiles":
-                    warnings.append("%s: unknown key `%s` (ignored)" % (place, key))
+                    warnings.append(_unknown_key(place, key, key, CONFIG_KEYS))
                 continue
             kind, _default, allowed = spec
             _check_type(place, key, layer[key], kind)
@@ -1673,7 +1683,8 @@ def _load_providers(read, values, environ, warnings):
         checked = {}
         for key, value in table.items():
             if key not in PROVIDER_KEYS:
-                warnings.append("%s: unknown key `model_providers.%s.%s` (ignored)" % (place_of("model_providers", pid, key), pid, key))
+                warnings.append(_unknown_key(place_of("model_providers", pid, key), "model_providers.%s.%s" % (pid, key),
+                                             key, PROVIDER_KEYS))
                 continue
             _check_type(place_of("model_providers", pid, key), "model_providers.%s.%s" % (pid, key), value, PROVIDER_KEYS[key][0])
             checked[key] = value
