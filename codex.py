@@ -7749,6 +7749,15 @@ def config_layers(cfg):
             value = sorted(value)
         layer = cfg.sources.get(key, "default")
         where = cfg.layer_paths.get(layer, "") if layer not in ("requirements",) else " or ".join(cfg.requirements.paths)
+        if key == "hooks" and cfg.hooks:  # hooks.json files and [hooks] tables: name each place they came from
+            by_path = {str(path): name for name, path in cfg.layer_paths.items()}
+            origins = []
+            for hook in cfg.hooks:
+                origin = hook.source.split(": hooks", 1)[0]
+                if origin not in origins:
+                    origins.append(origin)
+            layer = ", ".join(dict.fromkeys(HOOKS_FILE if o.endswith(HOOKS_FILE) else by_path.get(o, o) for o in origins))
+            where = ", ".join(origins)
         rows.append((key, value, layer, where))
     rows.append(("sandbox_policy (effective)", cfg.sandbox_policy.to_wire(), cfg.sources.get("sandbox_mode", "default"), ""))
     return rows
