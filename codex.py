@@ -1975,11 +1975,13 @@ def read_auth(home):
 # read it, so it sits with the config, above them.
 
 
-#: directories not searched for nested repositories (large, and never repos themselves)
-_NESTED_REPO_SKIP = frozenset(("node_modules", ".venv", "venv", "target", "__pycache__", ".tox", ".mypy_cache"))
 PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
-_NESTED_REPO_BUDGET = 20000  #: directory entries examined per root when looking for nested .git
+#: how long one search for nested repositories may take (beyond the root's own listing): the
+#: directories it did not reach by then stay read-only for the command (fail closed)
+NESTED_REPO_SEARCH_SECONDS = 3.0
+_NESTED_REPO_MAX_UNREACHED = 64  #: unreached directories protected one by one; more: their parents
 _NESTED_REPO_CACHE_SECONDS = 10.0  #: how long one search result is reused
+_NESTED_DIRS_MAX = 500000  #: directories remembered between searches (_NESTED_DIRS)
 
 
 class SandboxPolicy(object):
@@ -2119,7 +2121,27 @@ class SandboxPolicy(object):
         # config (core.fsmonitor, hooks) must not be written without a question either
         if all(set(os.path.relpath(real, r).split(os.sep)) & PROTECTED_DIR_NAMES for r in inside):
             return False
-        return not any(_is_within(real, str(p)) for p in protected_paths(roots, cwd, home))
+        try:
+            protected = protected_paths(roots, cwd, home)
+        except SandboxError:
+            return False  # the sandbox cannot be built here: nothing is writable without a question
+        if any(_is_within(real, str(p)) for p in protected):
+            return False
+        # Landlock alone (no user namespaces): no entry may be created or removed in a directory on
+        # the way to a protected path; the files already there stay writable
+        parent = os.path.dirname(real)
+        return not (_landlock_only(home) and not os.path.lexists(real)
+                    and any(_is_within(str(p), parent) for p in protected))
+
+
+#: home -> whether commands here are confined by Landlock alone (no user namespaces); §12b,
+#: which probes the machine, installs the real check
+_LANDLOCK_ONLY_CHECK = [lambda home=None: False]
+
+
+def _landlock_only(home=None):
+    """Whether commands here are confined by Landlock alone (no user namespaces)."""
+    return _LANDLOCK_ONLY_CHECK[0](home)
 
 
 def _is_within(path, root):
@@ -2129,41 +2151,83 @@ def _is_within(path, root):
 
 
 _NESTED_CACHE = {}
+#: directory -> ((inode, ctime, mtime), [subdirectories], [.git entries]) from earlier searches: a
+#: directory whose entries did not change (its ctime changes with every entry created, removed
+#: or renamed, and no command can set it back) is not listed again
+_NESTED_DIRS = {}
+
+
+class _SearchTimeout(Exception):
+    pass
 
 
 def _find_nested_git(root):
-    """`.git` entries below `root` (not at its top), within a budget; returns (paths, complete)."""
+    """Every `.git` entry below `root` (not at its top), searched completely (no directory
+    skipped, no depth limit: git in any directory of the workspace walks up to the nearest
+    one); returns (paths, unreached): the directories the search did not list within
+    NESTED_REPO_SEARCH_SECONDS, which must stay read-only (a command could have planted files
+    to exhaust the search).  Directories unchanged since an earlier search are not listed again."""
+    import collections
+
     now = time.monotonic()
     hit = _NESTED_CACHE.get(root)
     if hit and now - hit[0] < _NESTED_REPO_CACHE_SECONDS:
         return hit[1], hit[2]
-    found, budget, complete = [], _NESTED_REPO_BUDGET, True
-    stack = [(root, 0)]
-    while stack:
-        path, depth = stack.pop()
+    if len(_NESTED_DIRS) > _NESTED_DIRS_MAX:
+        _NESTED_DIRS.clear()
+    deadline = now + NESTED_REPO_SEARCH_SECONDS
+    found, unreached = [], []
+    pending = collections.deque([root])
+    while pending:
+        path = pending.popleft()
+        if path != root and time.monotonic() > deadline:
+            unreached = [path] + list(pending)
+            break
         try:
-            entries = list(os.scandir(path))
+            st = os.lstat(path)
         except OSError:
             continue
-        for entry in entries:
-            budget -= 1
-            if budget < 0:
-                complete = False
-                stack = []
-                break
-            if entry.name == ".git":
-                if path != root:
-                    found.append(entry.path)
-                continue
-            if entry.name in _NESTED_REPO_SKIP or depth >= 12:
-                continue
+        key = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
+        known = _NESTED_DIRS.get(path)
+        if known is not None and known[0] == key:
+            subdirs, gits = known[1], known[2]
+        else:
+            subdirs, gits = [], []
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, depth + 1))
+                with os.scandir(path) as it:
+                    for n, entry in enumerate(it):
+                        if n & 1023 == 1023 and path != root and time.monotonic() > deadline:
+                            raise _SearchTimeout()
+                        if entry.name == ".git":
+                            gits.append(entry.path)
+                        elif entry.is_dir(follow_symlinks=False):
+                            subdirs.append(entry.path)
+            except _SearchTimeout:
+                unreached = [path] + list(pending)
+                break
             except OSError:
-                continue
-    _NESTED_CACHE[root] = (now, found, complete)
-    return found, complete
+                continue  # unreadable: the user's commands cannot write there either
+            _NESTED_DIRS[path] = (key, subdirs, gits)
+        if path != root:
+            found.extend(gits)
+        pending.extend(subdirs)
+    if not unreached:  # an unfinished search is not reused: the next one goes further (_NESTED_DIRS)
+        _NESTED_CACHE[root] = (now, found, unreached)
+    return found, unreached
+
+
+def _collapse_unreached(paths, root, limit=_NESTED_REPO_MAX_UNREACHED):
+    """At most `limit` directories covering `paths` (their parents, then theirs...), never `root`
+    itself: SandboxError when only the root would cover them."""
+    paths = sorted(set(paths))
+    while len(paths) > limit:
+        parents = sorted(set(os.path.dirname(p) for p in paths))
+        if any(p == root or not _is_within(p, root) for p in parents):
+            raise SandboxError("the search for nested git repositories in %s did not finish within %.0f s, so the "
+                               "sandbox cannot tell which directories hold one; remove what fills the workspace or "
+                               "run the command outside the sandbox" % (root, NESTED_REPO_SEARCH_SECONDS))
+        paths = parents
+    return [p for p in paths if not any(q != p and _is_within(p, q) for q in paths)]
 
 
 def _gitdir_targets(git_file):
@@ -2241,11 +2305,18 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
         out.append(dot_codex[-1])
         # the workspace and configured roots are searched for nested repositories; /tmp is not
         if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
-            nested, complete = _find_nested_git(root)
+            nested, unreached = _find_nested_git(root)
             gits.extend(nested)
-            if not complete:
-                notes.append("only the first %d entries of %s were searched for nested .git directories"
-                             % (_NESTED_REPO_BUDGET, root))
+            if unreached:  # fail closed: what the search did not reach may hold a repository
+                unreached = _collapse_unreached(unreached, root)
+                if any(_is_within(k, u) for u in unreached for k in [str(r) for r in roots] + [cwd_real]):
+                    raise SandboxError("the search for nested git repositories in %s did not reach the workspace "
+                                       "within %.0f s; remove what fills it or run the command outside the sandbox"
+                                       % (root, NESTED_REPO_SEARCH_SECONDS))
+                out.extend(unreached)
+                notes.append("the search for nested git repositories in %s did not finish within %.0f s: %d "
+                             "directories it did not reach stay read-only for commands"
+                             % (root, NESTED_REPO_SEARCH_SECONDS, len(unreached)))
     for cand in gits:
         if os.path.lexists(cand):
             out.extend(git_dirs_of(cand))
@@ -5064,6 +5135,63 @@ def _apply_chunks(text, chunks, display):
     return out.replace("\n", "\r\n") if crlf else out
 
 
+class LeanPath(object):
+    """The part of pathlib.Path that plan_patch and apply_changes use (POSIX), for codex's
+    apply-patch mode: a sandboxed child started for every patch, where importing pathlib (with
+    re, fnmatch and urllib.parse) was a third of its cost.  Normalised as PurePosixPath: empty
+    and `.` components dropped, `..` kept (the kernel resolves it), an absolute right side wins."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, path="."):
+        path = os.fspath(path)
+        parts = [c for c in path.split("/") if c and c != "."]
+        self._s = ("/" if path.startswith("/") else "") + "/".join(parts) or "."
+
+    def __truediv__(self, other):
+        other = os.fspath(other)
+        return LeanPath(other if other.startswith("/") else self._s + "/" + other)
+
+    def __str__(self):
+        return self._s
+
+    __fspath__ = __str__
+
+    def __repr__(self):
+        return "LeanPath(%r)" % self._s
+
+    def __eq__(self, other):
+        return isinstance(other, LeanPath) and other._s == self._s
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self._s)
+
+    @property
+    def name(self):
+        return self._s.rsplit("/", 1)[-1] if self._s not in ("/", ".") else ""
+
+    @property
+    def parent(self):
+        head = self._s.rsplit("/", 1)[0] if "/" in self._s else "."
+        return LeanPath(head or "/")
+
+    def with_name(self, name):
+        return self.parent / name
+
+    def is_file(self):
+        return os.path.isfile(self._s)
+
+    def exists(self):
+        return os.path.exists(self._s)
+
+    def read_bytes(self):
+        with open(self._s, "rb") as fh:
+            return fh.read()
+
+
 def _read_patch_file(path, what):
     try:
         with open(str(path), "rb") as fh:
@@ -6057,21 +6185,80 @@ def _codex_self_argv(mode, home=None):
 _APPLY_PATCH_SECTIONS = (("\n# \u00a703 ", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
 
 
-def _apply_patch_argv(home=None):
-    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that compiles
-    only §03 and §10 of codex.py (at their own line numbers) instead of importing the whole
-    module (~100 ms of module body).  The file is the real path resolved once, read-only for
-    commands (§12b), as for the Python helper."""
+_APPLY_PATCH_CODE = {}  #: (home, codex.py, pid) -> the marshalled §03+§10 code file, or None
+
+
+def _apply_patch_code(home=None):
+    """§03 and §10 of codex.py compiled once (at their own line numbers) and marshalled into a
+    content-addressed file beside the helper's extraction ($CODEX_HOME/bin...): the apply-patch
+    mode then loads code instead of reading and compiling codex.py for every patch.  Read-only
+    for commands like the rest of codex's code (_sandbox_code_paths).  None when no place works."""
+    import hashlib
+    import marshal
+
     src = _own_file()
+    key = (str(home), src, os.getpid())
+    if key in _APPLY_PATCH_CODE:
+        return _APPLY_PATCH_CODE[key]
+    found = None
+    try:
+        with open(src, encoding="utf-8") as fh:
+            text = fh.read()
+        chunks = []
+        for a, b in _APPLY_PATCH_SECTIONS:
+            i = text.index(a) + 1
+            chunks.append((i, text[i:text.index(b)]))
+        digest = hashlib.sha256((sys.version + src).encode() + b"".join(c.encode() for _, c in chunks)).hexdigest()
+        for base in _helper_install_dirs(home):
+            target = base / ("apply_patch-code-%s" % digest[:16])
+            if os.path.isfile(str(target)) and _ancestors_are_safe(str(target)) and os.stat(str(target)).st_uid == os.getuid():
+                found = str(target)
+                break
+            try:
+                base.mkdir(parents=True, exist_ok=True, mode=0o700)
+                st = base.lstat()
+                if st.st_uid != os.getuid() or st.st_mode & 0o022 or not _ancestors_are_safe(base):
+                    continue
+                code = [compile("\n" * text.count("\n", 0, i) + chunk, src, "exec") for i, chunk in chunks]
+                tmp = base / (".apply_patch-code.%d.tmp" % os.getpid())
+                fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(marshal.dumps(code))
+                os.replace(str(tmp), str(target))
+                found = str(target)
+                break
+            except (OSError, SyntaxError, ValueError):
+                continue
+    except (OSError, ValueError):
+        found = None
+    _APPLY_PATCH_CODE[key] = found
+    return found
+
+
+def _apply_patch_argv(home=None):
+    """argv that runs codex's apply_patch mode (§10) fast: a fresh `python3 -I -S` that loads §03
+    and §10 already compiled (_apply_patch_code; else it compiles just them from codex.py, at
+    their own line numbers) instead of importing the whole module (~100 ms of module body), with
+    LeanPath for pathlib.  The files are real paths resolved once, read-only for commands (§12b),
+    as for the Python helper."""
+    src = _own_file()
+    code = _apply_patch_code(home)
+    if code is not None:
+        load = ("import marshal\n"
+                "for c in marshal.loads(open(%r, 'rb').read()):\n"
+                "    exec(c, g)\n" % code)
+    else:
+        load = ("p = %r\n"
+                "t = open(p, encoding='utf-8').read()\n"
+                "for a, b in %r:\n"
+                "    i = t.index(a) + 1\n"
+                "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
+                % (src, _APPLY_PATCH_SECTIONS))
     boot = ("import sys, os, errno\n"
-            "from pathlib import Path\n"
-            "p = %r\n"
-            "t = open(p, encoding='utf-8').read()\n"
-            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno, 'Path': Path}\n"
-            "for a, b in %r:\n"
-            "    i = t.index(a) + 1\n"
-            "    exec(compile('\\n' * t.count('\\n', 0, i) + t[i:t.index(b)], p, 'exec'), g)\n"
-            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n" % (src, _APPLY_PATCH_SECTIONS))
+            "g = {'__name__': 'codex', 'sys': sys, 'os': os, 'errno': errno}\n"
+            + load +
+            "g['Path'] = g['LeanPath']\n"
+            "sys.exit(g['apply_patch_main'](sys.argv[1:]))\n")
     return [sys.executable, "-I", "-S", "-B", "-c", boot]
 
 
@@ -6117,6 +6304,9 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
     patch_dir = apply_patch_command_dir(home)
     if patch_dir is not None:
         own.append(str(patch_dir))
+    patch_code = _apply_patch_code(home)
+    if patch_code is not None:  # what every sandboxed apply_patch runs
+        own.append(patch_code)
 
     def inside(paths):
         return [p for p in paths if any(_is_within(p, r) for r in roots)]
@@ -6310,6 +6500,9 @@ def probe_sandbox(home=None):
     return info
 
 
+_LANDLOCK_ONLY_CHECK[0] = lambda home=None: _LINUX and probe_sandbox(home).get("userns") == "0"
+
+
 def sandbox_available(home=None):
     """Whether a sandbox can be applied here (Landlock + seccomp on Linux, Seatbelt on macOS)."""
     if _LINUX:
@@ -6327,6 +6520,10 @@ def sandbox_available(home=None):
 # -- wrapping a command ---------------------------------------------------------------------
 
 
+#: what codex says once where user namespaces are missing and paths inside writable roots are protected
+LANDLOCK_ONLY_NOTICE = ("user namespaces are unavailable here, so Landlock alone keeps .git, .codex and $CODEX_HOME "
+                        "read-only: commands cannot create, rename or delete entries in the directories on the way "
+                        "to them (a new file at the top of the workspace needs approval)")
 #: real paths of every writable root a command of this process got: programs there are not run by codex
 _WRITABLE_ROOTS_SEEN = set()
 
@@ -6363,24 +6560,21 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                 raise SandboxError("the sandbox helper (%s) is inside a writable root and cannot be made read-only "
                                    "here (no user namespaces): a command could replace it; set CODEX_HOME to a "
                                    "directory outside the workspace and /tmp" % needed[0])
+            ro += [p for p in needed + own if p not in ro]
             if ro and not userns:
-                _notice(".git and $CODEX_HOME inside writable roots cannot be made read-only here "
-                        "(user namespaces are unavailable); they stay writable")
-                ro = []
-            if userns:
-                ro += [p for p in needed + own if p not in ro]
-                for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
-                    # inside a read-only path it is protected already (and a pin there, copied by the
-                    # recursive read-only bind, would stay writable)
-                    parent = os.path.realpath(os.path.dirname(p))
-                    if not any(_is_within(parent, r) for r in ro):
-                        out += ["--pin", p]
+                _notice(LANDLOCK_ONLY_NOTICE)
+            for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
+                # inside a read-only path it is protected already (and a pin there, copied by the
+                # recursive read-only bind, would stay writable)
+                parent = os.path.realpath(os.path.dirname(p))
+                if not any(_is_within(parent, r) for r in ro):
+                    out += ["--pin", p]
             for p in ro:
                 out += ["--read-only", p]
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
-        if userns and home is not None:
+        if home is not None:
             for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
                 secret = os.path.join(str(home), name)
                 if os.path.isfile(secret):
@@ -6498,8 +6692,13 @@ def _landlock_abi(libc):
     return int(abi), ""
 
 
-def _apply_landlock(libc, writable, network, private_shm=False):
-    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full."""
+def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=None):
+    """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full.
+
+    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins):
+    then Landlock alone leaves them out, as the C helper's add_rules_around: reads everywhere
+    but the hidden files, writes in the roots but beneath the read-only and hidden paths, and
+    no entry on the way to any of them (or to a pin) may be created, renamed or removed."""
     import ctypes
 
     class RulesetAttr(ctypes.Structure):
@@ -6526,9 +6725,9 @@ def _apply_landlock(libc, writable, network, private_shm=False):
     if fd < 0:
         _helper_fail(122, "landlock_create_ruleset failed: %s" % os.strerror(ctypes.get_errno()))
 
-    def allow(path, access, required):
+    def allow(path, access, required, nofollow=False):
         try:
-            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0))
         except OSError as exc:
             if required:
                 _helper_fail(122, "cannot open %s for a Landlock rule: %s" % (path, exc.strerror))
@@ -6536,7 +6735,10 @@ def _apply_landlock(libc, writable, network, private_shm=False):
         try:
             import stat as stat_mod
 
-            if not stat_mod.S_ISDIR(os.fstat(pfd).st_mode):
+            mode = os.fstat(pfd).st_mode
+            if stat_mod.S_ISLNK(mode):
+                return  # swapped for a symlink since it was listed: its target has its own rule
+            if not stat_mod.S_ISDIR(mode):
                 access &= _LANDLOCK_FILE_RIGHTS
             rule = PathBeneath(access & fs, pfd)
             if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[1]), ctypes.c_int(fd), ctypes.c_int(1),
@@ -6545,15 +6747,51 @@ def _apply_landlock(libc, writable, network, private_shm=False):
         finally:
             os.close(pfd)
 
-    allow("/", _LANDLOCK_READ, True)
+    if landlock_only is not None:
+        read_only, hidden, pins = landlock_only
+        for path in _rules_around("/", hidden, hidden):
+            allow(path, _LANDLOCK_READ, False, path != "/")
+        for root in writable:
+            for path in _rules_around(root, list(read_only) + list(hidden), list(read_only) + list(hidden) + list(pins)):
+                allow(path, fs, False, path != root)
+    else:
+        allow("/", _LANDLOCK_READ, True)
+        for root in writable:
+            allow(root, fs, False)
     allow("/dev/null", fs, True)
     if private_shm:
         allow("/dev/shm", fs, True)
-    for root in writable:
-        allow(root, fs, False)
     if libc.syscall(ctypes.c_long(_SYS_LANDLOCK[2]), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
         _helper_fail(122, "landlock_restrict_self failed: %s" % os.strerror(ctypes.get_errno()))
     os.close(fd)
+
+
+def _rules_around(path, out, split, depth=0):
+    """The paths that get a Landlock rule so that everything beneath `path` is covered except
+    beneath `out`, and no directory on the way to an `out` or `split` path gets one of its own
+    (see _apply_landlock; symlinks and unlistable directories get nothing)."""
+    import stat as stat_mod
+
+    if any(_is_within(path, o) for o in out):
+        return []
+    if not any(_is_within(s, path) and s != path for s in list(out) + list(split)):
+        return [path]
+    if depth > 256:
+        return []
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        child = os.path.join(path, name)
+        try:
+            if stat_mod.S_ISLNK(os.lstat(child).st_mode):
+                continue
+        except OSError:
+            continue
+        found.extend(_rules_around(child, out, split, depth + 1))
+    return found
 
 
 def _import_pyseccomp():
@@ -6993,11 +7231,13 @@ def _sandbox_helper_main(args):
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
                                          opts["hide_dir"], opts["pin"])
-    elif opts["read_only"] or opts["ro_mounts"] or opts["hide"] or opts["hide_dir"] or opts["pin"]:
+    elif opts["ro_mounts"] or opts["hide_dir"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
     _apply_seccomp(opts["network"], pid_ns, ipc_ns)
-    _apply_landlock(libc, opts["writable"], opts["network"], private_shm)
+    # without a namespace Landlock alone keeps the read-only, hidden and pinned paths (as the C helper)
+    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"])
+    _apply_landlock(libc, opts["writable"], opts["network"], private_shm, only)
     if opts["cwd"]:
         try:
             os.chdir(opts["cwd"])
@@ -7716,9 +7956,10 @@ def sandbox_check_lines(home=None, cfg=None):
                 lines.append(("warn", "ro_mounts", "mount_setattr unavailable (Linux < 5.12): chmod/chown/utime on "
                               "files outside the writable roots are not blocked (Landlock does not cover them)"))
         else:
-            lines.append(("warn", "userns", "user namespaces unavailable: .git and $CODEX_HOME inside writable roots "
-                          "stay writable; enable them (sysctl kernel.unprivileged_userns_clone=1, or "
-                          "kernel.apparmor_restrict_unprivileged_userns=0)"))
+            lines.append(("warn", "userns", "user namespaces unavailable: Landlock alone keeps .git, $CODEX_HOME and "
+                          "auth.json out of reach, so the directories on the way to them cannot change (no new files "
+                          "at the top of the workspace, `ls /` and `ls ~` fail); enable them (sysctl "
+                          "kernel.unprivileged_userns_clone=1, or kernel.apparmor_restrict_unprivileged_userns=0)"))
         if info.get("container"):
             lines.append(("ok", "container", "running inside %s: the sandbox still applies; if Landlock is blocked "
                           "update the container runtime's seccomp profile" % info["container"]))

@@ -15,8 +15,8 @@ within +1 ms of the plain spawn.  On a loaded machine medians mostly measure the
 those.
 
 Then apply_patch inside the sandbox, end to end as the agent applies an auto-approved patch
-(codex.apply_patch_in_sandbox: the helper, a fresh `python3 -I -S` compiling codex's §03 and
-§10, the patch applied under Landlock): a one-file update of a small file and a three-file
+(codex.apply_patch_in_sandbox: the helper, a fresh `python3 -I -S` loading codex's §03 and §10
+already compiled, LeanPath for pathlib, the patch applied under Landlock): a one-file update of a small file and a three-file
 patch, against applying the same patch in-process.  Goal: within 40 ms per patch.
 Results also go to bench/results/bench_sandbox.json.
 """

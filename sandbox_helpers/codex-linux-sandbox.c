@@ -44,8 +44,9 @@
  * Policy, applied in this order:
  *   1. close every fd above 2; PR_SET_PDEATHSIG(SIGKILL); PR_SET_NO_NEW_PRIVS.
  *   2. unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC) (where a container
- *      refuses the PID or IPC namespace: without it) -- required with --read-only, --pin,
- *      --hide or --ro-mounts, else best effort -- and map our uid/gid to themselves.  The IPC
+ *      refuses the PID or IPC namespace: without it) -- required with --ro-mounts or --hide-dir;
+ *      without it --read-only, --hide and --pin are held by Landlock alone (step 5) -- and map
+ *      our uid/gid to themselves.  The IPC
  *      namespace hides the SysV IPC and POSIX message queues of outside
  *      processes; a private tmpfs on /dev/shm (writable, 64 MiB) does the same for POSIX
  *      shared memory and semaphores.  RLIMIT_NPROC = --max-procs then counts this user
@@ -90,7 +91,11 @@
  *        user a root shell; writes by a process without CAP_FSETID clear those bits anyway).
  *   5. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
  *      file-system right handled; "/" read+execute; /dev/null, the private /dev/shm and each
- *      writable root all rights.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
+ *      writable root all rights.  Without the user namespace (nothing mounted) the rules leave
+ *      out what the mounts would have covered (add_rules_around): no rule beneath a --hide file
+ *      (not even read) nor a --read-only path (read only), and the directories on the way to
+ *      them or to a --pin path get no rule of their own, only their entries do: nothing there
+ *      can be created, renamed or removed, while the files already there stay as writable.  ABI >= 4 and network off: TCP bind/connect handled (denied).  ABI >= 6:
  *      signals and abstract unix sockets scoped (with the network on too: X11 and D-Bus
  *      listen there).
  *   6. chdir(--cwd), execvp(CMD).  With the PID namespace of step 2 the helper forks an init
@@ -107,8 +112,10 @@
  *   125 namespace/read-only mounts failed; 127 command not found, 126 not executable.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -271,6 +278,7 @@ static const char *hidden[MAX_PATHS];
 static const char *hidden_dirs[MAX_PATHS];
 static const char *pins[MAX_PATHS];
 static int n_writable, n_read_only, n_hidden, n_hidden_dirs, n_pins, ro_mounts, pid_ns, ipc_ns, private_shm;
+static int landlock_only; /* no user namespace: --read-only, --hide and --pin are held by Landlock alone */
 static long max_procs;
 static int status_fd = -1;
 
@@ -341,18 +349,24 @@ static const char *landlock_reason(int err)
     }
 }
 
+/* required: fail when `path` cannot be opened (else skip it: a configured root that does not
+ * exist); required < 0: never follow a final symlink, and skip one (add_rules_around) */
 static void add_rule(int ruleset, const char *path, uint64_t access, uint64_t handled, int required)
 {
     struct ll_path_beneath_attr rule;
     struct stat st;
-    int fd = open(path, O_PATH | O_CLOEXEC);
+    int fd = open(path, O_PATH | O_CLOEXEC | (required < 0 ? O_NOFOLLOW : 0));
     if (fd < 0) {
-        if (required)
+        if (required > 0)
             fail_path(EXIT_LANDLOCK, "cannot open for a Landlock rule:", path, errno);
         return; /* a configured root that does not exist is skipped */
     }
     if (fstat(fd, &st) != 0)
         fail_path(EXIT_LANDLOCK, "cannot stat", path, errno);
+    if (S_ISLNK(st.st_mode)) {
+        close(fd);
+        return;
+    }
     if (!S_ISDIR(st.st_mode))
         access &= LL_FILE_RIGHTS;
     rule.allowed_access = access & handled;
@@ -360,6 +374,69 @@ static void add_rule(int ruleset, const char *path, uint64_t access, uint64_t ha
     if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) != 0)
         fail_path(EXIT_LANDLOCK, "landlock_add_rule failed for", path, errno);
     close(fd);
+}
+
+/* Whether `path` is `dir` or lies below it (both absolute, normalised). */
+static int path_within(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/')
+        return path[0] == '/';
+    return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+static int within_any(const char *path, const char **list, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (path_within(path, list[i]))
+            return 1;
+    return 0;
+}
+
+static int holds_any(const char *dir, const char **list, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (path_within(list[i], dir) && strcmp(list[i], dir) != 0)
+            return 1;
+    return 0;
+}
+
+/* Landlock without namespaces (rules are allow-lists, and a rule covers a whole hierarchy):
+ * grant `access` beneath `path` except beneath the paths of `out` (lists of n_out[k] paths,
+ * k < 2).  A directory holding such a path gets no rule itself; each of its entries gets one
+ * (recursively), so the left-out path gets nothing.  The directories on the way hold no rights
+ * of their own either: nothing in them can be created, renamed or removed (the pins come free),
+ * while the files already there keep `access`.  Symlinks get no rule (their targets have
+ * theirs).  A directory that cannot be listed gets nothing. */
+static void add_rules_around(int ruleset, const char *path, uint64_t access, uint64_t handled,
+                             const char **out[2], const int n_out[2], const char **split, int n_split, int depth)
+{
+    char child[PATH_MAX];
+    struct dirent *e;
+    DIR *d;
+    int k;
+    for (k = 0; k < 2; k++)
+        if (within_any(path, out[k], n_out[k]))
+            return;
+    if (!holds_any(path, out[0], n_out[0]) && !holds_any(path, out[1], n_out[1]) && !holds_any(path, split, n_split)) {
+        add_rule(ruleset, path, access, handled, depth > 0 ? -1 : 0);
+        return;
+    }
+    if (depth > 256 || (d = opendir(path)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        int len;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        len = snprintf(child, sizeof child, "%s/%s", strcmp(path, "/") == 0 ? "" : path, e->d_name);
+        if (len <= 0 || (size_t)len >= sizeof child || lstat(child, &st) != 0 || S_ISLNK(st.st_mode))
+            continue;
+        add_rules_around(ruleset, child, access, handled, out, n_out, split, n_split, depth + 1);
+    }
+    closedir(d);
 }
 
 static void apply_landlock(int network)
@@ -387,12 +464,25 @@ static void apply_landlock(int network)
     ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (ruleset < 0)
         fail(EXIT_LANDLOCK, "landlock_create_ruleset failed", errno);
-    add_rule(ruleset, "/", LL_READ, attr.handled_access_fs, 1);
+    if (landlock_only) {
+        /* reads: everything but the --hide files; writes: the roots but the --read-only and
+         * --hide paths, and no entry on the way to them or to a --pin path may change */
+        const char **hide_only[2] = {hidden, hidden};
+        const int n_hide_only[2] = {n_hidden, 0};
+        const char **protected_[2] = {read_only, hidden};
+        const int n_protected[2] = {n_read_only, n_hidden};
+        add_rules_around(ruleset, "/", LL_READ, attr.handled_access_fs, hide_only, n_hide_only, NULL, 0, 0);
+        for (i = 0; i < n_writable; i++)
+            add_rules_around(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, protected_,
+                             n_protected, pins, n_pins, 0);
+    } else {
+        add_rule(ruleset, "/", LL_READ, attr.handled_access_fs, 1);
+        for (i = 0; i < n_writable; i++)
+            add_rule(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, 0);
+    }
     add_rule(ruleset, "/dev/null", attr.handled_access_fs, attr.handled_access_fs, 1);
     if (private_shm)
         add_rule(ruleset, "/dev/shm", attr.handled_access_fs, attr.handled_access_fs, 1);
-    for (i = 0; i < n_writable; i++)
-        add_rule(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, 0);
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
         fail(EXIT_LANDLOCK, "landlock_restrict_self failed", errno);
     close(ruleset);
@@ -1053,8 +1143,11 @@ int main(int argc, char **argv)
         if (pid_ns)
             report_fd = fork_pid_namespace_init();
         protect_read_only();
-    } else if (n_read_only > 0 || n_hidden > 0 || n_hidden_dirs > 0 || n_pins > 0 || ro_mounts)
+    } else if (n_hidden_dirs > 0 || ro_mounts) {
         fail(EXIT_MOUNTS, "unshare(user+mount namespace) failed", errno);
+    } else {
+        landlock_only = 1; /* --read-only, --hide, --pin: Landlock leaves them out (apply_landlock) */
+    }
     drop_capabilities();
     build_filter(network);
     if (install_filter() != 0)

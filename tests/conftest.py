@@ -16,6 +16,25 @@ sys.path.insert(0, str(REPO / "tests"))
 #: the built zipapp; `python3 build.py test` sets CODEX_DIST
 DIST = Path(os.environ.get("CODEX_DIST") or REPO / "dist" / "codex")
 
+_PARSED = {}
+
+
+def codex_source():
+    """codex.py's text (read once per test run)."""
+    if "src" not in _PARSED:
+        _PARSED["src"] = (REPO / "codex.py").read_text(encoding="utf-8")
+    return _PARSED["src"]
+
+
+def codex_tree():
+    """codex.py's syntax tree, parsed once per test run (a parse costs seconds on a busy
+    machine); the tests that read it must not change it."""
+    import ast
+
+    if "tree" not in _PARSED:
+        _PARSED["tree"] = ast.parse(codex_source())
+    return _PARSED["tree"]
+
 #: Test files whose tests are slow as a class: real REPL sessions in a pty, builds and the
 #: zipapp, the sandbox escape suites through both helpers, SDK/npm MCP servers, the proxy under
 #: load, whole front ends over several processes, a real local model.  Their tests are marked
@@ -26,7 +45,7 @@ SLOW_FILES = frozenset((
     "test_mcp_client.py", "test_mcp_e2e.py", "test_mcp_http.py", "test_mcp_images.py", "test_mcp_server.py",
     "test_mcp_zipapp.py", "test_mcp_config_edit.py", "test_policy.py", "test_proxy.py", "test_py39.py",
     "test_qa_hostile.py", "test_repl_e2e.py", "test_repl_history.py", "test_repl_keys.py", "test_repl_screen.py",
-    "test_repl_search.py", "test_review.py", "test_sandbox_attacks.py", "test_sandbox_escapes.py", "test_sandbox_helper.py",
+    "test_repl_search.py", "test_repl_composer.py", "test_review.py", "test_sandbox_attacks.py", "test_sandbox_escapes.py", "test_sandbox_helper.py",
     "test_sandbox_isolation.py", "test_sandbox_redteam.py", "test_startup.py", "test_zipapp.py",
     "test_zipapp_trust.py",
 ))

@@ -234,3 +234,31 @@ def test_atomic_rollback_when_a_late_replace_fails(tmp_path):
     assert (tmp_path / "a.txt").read_text() == "a\n"
     assert not (tmp_path / "fresh.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "adir"]
+
+
+@pytest.mark.parametrize("base,rel", [("/ws", "a.txt"), ("/ws/", "./a//b/../c.py"), ("/ws", "/abs/x"), ("ws", "a"),
+                                      ("/", "x"), ("/ws/sub", ".."), (".", "a/b")])
+def test_lean_path_is_pathlib_where_the_apply_patch_mode_uses_it(base, rel):
+    from pathlib import PurePosixPath
+
+    lean, real = codex.LeanPath(base) / rel, PurePosixPath(base) / rel
+    assert str(lean) == str(real) and lean.name == real.name and str(lean.parent) == str(real.parent)
+    if real.name:
+        assert str(lean.with_name("n")) == str(real.with_name("n"))
+    assert lean == codex.LeanPath(str(real)) and hash(lean) == hash(codex.LeanPath(str(real)))
+
+
+def test_the_apply_patch_mode_loads_compiled_code_that_commands_cannot_replace(tmp_path, monkeypatch):
+    import subprocess
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setattr(codex, "_APPLY_PATCH_CODE", {})
+    code = codex._apply_patch_code(home)
+    assert code and code.startswith(str(home / "bin")) and code in codex._apply_patch_argv(home)[-1]
+    (tmp_path / "f.txt").write_text("a\n")
+    p = subprocess.run(codex._apply_patch_argv(home) + ["--cd", str(tmp_path)], capture_output=True, text=True,
+                       input="*** Begin Patch\n*** Update File: f.txt\n@@\n-a\n+b\n*** End Patch\n", timeout=60)
+    assert p.returncode == 0 and (tmp_path / "f.txt").read_text() == "b\n", p.stderr
+    _, own = codex._sandbox_code_paths(["x"], "linux", [tmp_path], home)
+    assert code in own  # read-only (and pinned) for commands like the rest of codex's code

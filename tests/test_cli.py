@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import codex
+from conftest import codex_source, codex_tree
 
 REPO = codex.Path(codex.__file__).resolve().parent
 
@@ -157,8 +158,8 @@ def test_importing_codex_has_no_side_effects(tmp_path):
 
 
 def test_module_map_matches_section_banners():
-    src = (REPO / "codex.py").read_text(encoding="utf-8")
-    doc = ast.get_docstring(ast.parse(src))
+    src = codex_source()
+    doc = ast.get_docstring(codex_tree())
     toc = [(n, t.strip()) for n, t in re.findall(r"§(\d+[a-z]?) ([^\n]+)", doc.split("Contents", 1)[1])]
     banners = [(n, t.strip()) for n, t in re.findall(r"^# §(\d+[a-z]?) ([^\n]+)$", src, re.M)]
     assert toc == banners
@@ -166,7 +167,7 @@ def test_module_map_matches_section_banners():
 
 
 def test_every_public_function_and_class_has_a_docstring():
-    tree = ast.parse((REPO / "codex.py").read_text(encoding="utf-8"))
+    tree = codex_tree()
     missing = [
         node.name for node in tree.body
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")
@@ -179,7 +180,7 @@ def test_no_top_level_name_is_defined_twice():
     """One module, many authors: a second definition would silently replace the first."""
     import collections
 
-    tree = ast.parse((REPO / "codex.py").read_text(encoding="utf-8"))
+    tree = codex_tree()
     seen = collections.Counter()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):

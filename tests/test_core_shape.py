@@ -5,9 +5,9 @@ each section uses only the sections above it (the module docstring's promise).""
 import ast
 import re
 
-from conftest import REPO
+from conftest import codex_source, codex_tree
 
-TREE = ast.parse((REPO / "codex.py").read_text(encoding="utf-8"))
+TREE = codex_tree()
 CONFIG_NAMES = {"cfg", "config", "ctx", "resumed"}  #: local names that hold a Config or TurnContext
 
 
@@ -102,7 +102,7 @@ def test_front_ends_share_one_event_pump():
 # a computed key (the CLI's handler table) is allowed only in the last section, where every
 # name is above it.  There is no allow-list.
 
-SRC = (REPO / "codex.py").read_text(encoding="utf-8")
+SRC = codex_source()
 BANNERS = [(m.start(), m.group(1)) for m in re.finditer(r"^# §(\d+[a-z]?) ", SRC, re.M)]
 LINE_STARTS = [0] + [m.end() for m in re.finditer("\n", SRC)]
 SECTION_LINES = [(SRC.count("\n", 0, pos) + 1, name) for pos, name in BANNERS]

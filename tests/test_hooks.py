@@ -121,6 +121,7 @@ def test_a_broken_hook_blocks_by_default(tmp_path, body, why):
     assert not lenient.blocked and why in lenient.warnings[0]
 
 
+@pytest.mark.slow  # waits out the hook's timeout
 def test_a_hanging_hook_is_killed_and_blocks(tmp_path):
     child_pid = tmp_path / "child.pid"
     argv = script(tmp_path, "h.py", "import subprocess, time\n"
@@ -261,7 +262,8 @@ def test_pre_tool_use_hook_blocks_rm_and_sees_upstreams_payload(server, codex_ho
     assert "hi" in post_echo[0]["tool_response"]
 
 
-@pytest.mark.parametrize("body", ["raise SystemExit(3)\n", "import time; time.sleep(30)\n"])
+@pytest.mark.parametrize("body", ["raise SystemExit(3)\n",
+                                  pytest.param("import time; time.sleep(30)\n", marks=pytest.mark.slow)])  # waits out the timeout
 def test_crashing_or_hanging_hook_blocks_the_tool(server, codex_home, work, tmp_path, body):
     hook_file = tmp_path / "broken.py"
     hook_file.write_text(body)

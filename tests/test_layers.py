@@ -247,6 +247,7 @@ def test_trusted_project_prompts_and_hooks(layout):
     assert [h.event for h in trusted.hooks] == ["Stop"]
 
 
+@pytest.mark.slow  # a real REPL in a pty
 def test_repl_asks_once_whether_to_trust_the_project(layout, server):
     pexpect = pytest.importorskip("pexpect")
     from support.repl_pty import ReplPty

@@ -117,11 +117,14 @@ def test_protected_paths_git_dir_file_nested_codex_home(tmp_path):
     assert str(other) not in got  # outside every writable root: Landlock already denies it
 
 
-def test_nested_search_skips_node_modules(tmp_path):
+def test_nested_search_skips_nothing(tmp_path):
+    # git in any directory walks up to the nearest .git: node_modules and deep trees count too
     ws = tmp_path / "ws"
     (ws / "node_modules" / "pkg" / ".git").mkdir(parents=True)
+    deep = ws.joinpath(*["d%d" % i for i in range(20)], ".git")
+    deep.mkdir(parents=True)
     codex._NESTED_CACHE.clear()
-    assert codex.protected_paths([ws], ws) == []
+    assert sorted(codex.protected_paths([ws], ws)) == sorted([str(ws / "node_modules" / "pkg" / ".git"), str(deep)])
 
 
 def test_is_path_writable(tmp_path):

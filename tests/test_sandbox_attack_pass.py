@@ -223,3 +223,78 @@ def test_max_command_timeout_ms_must_be_positive(tmp_path, codex_home):
         codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path)), ["max_command_timeout_ms=0"], home=str(codex_home))
     cfg = codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path)), [], home=str(codex_home))
     assert cfg.max_command_timeout_ms == 3600000
+
+
+# -- 11: no budget a command can exhaust hides a nested repository ------------------------------
+
+
+def _nested_repos(ws):
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    repos = [ws / d / "nested" for d in "abcdefgh"] + [ws / "node_modules" / "pkg", ws.joinpath(*"pqrstuvwxyzabcd")]
+    for repo in repos:
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (ws / "fill").mkdir()
+    for i in range(21000):  # what a command may plant first to exhaust a bounded search
+        (ws / "fill" / str(i)).touch()
+    return repos
+
+
+def test_planted_files_do_not_hide_a_nested_repository(impl, ws, codex_home):
+    repos = _nested_repos(ws)
+    codex._NESTED_CACHE.clear()
+    script = "; ".join("echo x > %s/.git/hooks/pre-commit" % r.relative_to(ws) for r in repos) + "; echo ok > a/nested/f"
+    r = _run(ws, codex_home, script)
+    assert [os.path.exists(str(r_ / ".git" / "hooks" / "pre-commit")) for r_ in repos] == [False] * len(repos), r
+    assert (ws / "a" / "nested" / "f").read_text() == "ok\n", r  # the repositories' files stay writable
+
+
+def test_a_search_that_does_not_finish_in_time_fails_closed(impl, ws, codex_home, monkeypatch):
+    repos = _nested_repos(ws)
+    monkeypatch.setattr(codex, "NESTED_REPO_SEARCH_SECONDS", 0.0)  # no time beyond the workspace's own listing
+    codex._NESTED_CACHE.clear()
+    codex._NESTED_DIRS.clear()
+    codex.take_sandbox_notices()
+    r = _run(ws, codex_home, "echo x > a/nested/.git/hooks/pre-commit; echo hook=$?; echo x > a/new; echo a=$?; "
+                             "echo x > top; echo top=$?")
+    assert "hook=1" in r.stdout or "hook=2" in r.stdout, r
+    assert "a=0" not in r.stdout and "top=0" in r.stdout, r  # what was not searched is read-only; the top is not
+    assert not (repos[0] / ".git" / "hooks" / "pre-commit").exists()
+    assert any("did not finish" in n and "stay read-only" in n for n in codex.take_sandbox_notices())
+    # a workspace (here: below a configured root) the search did not reach: the sandbox refuses
+    sub = ws / "a"
+    cfg = codex.load_config(codex.ConfigOverrides(approval_policy="never", sandbox_mode="workspace-write", cwd=str(sub)),
+                            ["sandbox_workspace_write.writable_roots=[%s]" % json.dumps(str(ws))], home=str(codex_home))
+    codex._NESTED_CACHE.clear()
+    with pytest.raises(codex.SandboxError, match="did not reach the workspace"):
+        codex.run_command(["true"], str(sub), cfg, codex.build_command_env(cfg))
+    assert not cfg.sandbox_policy.is_path_writable(sub / "x", sub)
+
+
+def test_exec_then_review_a_workspace_made_a_bare_repository_runs_no_planted_filter(run_codex, server, tmp_path,
+                                                                                     codex_home):
+    # finding 02, end to end: a model's command makes the workspace (no repository) itself a bare
+    # repository whose config names a worktree and a clean filter; `codex review --uncommitted`
+    # later runs git there unsandboxed and must not use it (safe.bareRepository=explicit)
+    from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+    from support.model_server import Turn
+
+    ws = tmp_path / "proj"
+    ws.mkdir()
+    (ws / "a.txt").write_text("hello\n")
+    marker = tmp_path / "filter-ran"
+    plant = ("git init -q --bare . && git config core.bare false && git config core.worktree . && "
+             "git --git-dir=. --work-tree=. add a.txt && "  # tracked, then changed: git diff/status filter it
+             "git config filter.p.clean 'sh -c \"touch %s; cat\"' && echo '* filter=p' > .gitattributes && "
+             "echo more >> a.txt && echo planted" % marker)
+    server.enqueue(Turn().function_call("shell", {"command": ["bash", "-c", plant]}, call_id="c1"), Turn().text("ok"))
+    args = ["-C", str(ws)] + mock_cli_args(server)
+    first = run_codex("exec", "--skip-git-repo-check", "-s", "workspace-write", *(args + ["plant it"]),
+                      env={MOCK_KEY_ENV: "k"})
+    assert first.returncode == 0, first.stderr
+    assert "planted" in server.model_requests()[1].body["input"][-1]["output"]
+    assert (ws / "HEAD").is_file() and (ws / "objects").is_dir() and not marker.exists()
+    server.enqueue(Turn().text('{"findings": [], "overall_correctness": "patch is correct", "overall_explanation": "ok", '
+                               '"overall_confidence_score": 0.5}'))
+    run_codex("review", "--uncommitted", *args, env={MOCK_KEY_ENV: "k"})
+    assert not marker.exists()
+    assert codex._git_diff(ws) == (False, "") and not marker.exists()  # the REPL's /diff

@@ -79,19 +79,25 @@ def _shq(text):
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
-def test_no_userns_means_no_read_only_flags_and_one_notice(tmp_path, monkeypatch):
+def test_no_userns_means_landlock_alone_and_one_notice(tmp_path, monkeypatch):
+    # the helper then holds --read-only/--hide/--pin with Landlock (test_sandbox_isolation.py
+    # runs it); codex says once what that costs, and its own writability check agrees with it
     ws = tmp_path / "ws"
     (ws / ".git").mkdir(parents=True)
+    (ws / "top.txt").write_text("x")
+    (ws / "src").mkdir()
     monkeypatch.setattr(codex, "probe_sandbox", lambda home=None: {"userns": "0", "landlock_abi": "7", "seccomp": "1"})
     codex.take_sandbox_notices()
     codex._NOTICES_SEEN.clear()
     policy = codex.SandboxPolicy("workspace-write", exclude_slash_tmp=True, exclude_tmpdir_env_var=True)
     for _ in range(3):
         argv, _, _ = codex.sandbox_command(["true"], policy, ws, ws, None)
-        assert "--read-only" not in argv and "--ro-mounts" not in argv and "--writable" in argv
+        assert argv[argv.index("--read-only") + 1] == str(ws / ".git") and "--ro-mounts" not in argv
     notes = codex.take_sandbox_notices()
-    assert len(notes) == 1 and ".git" in notes[0] and "stay writable" in notes[0]
+    assert notes == [codex.LANDLOCK_ONLY_NOTICE]
     assert codex.take_sandbox_notices() == []
+    assert policy.is_path_writable(ws / "top.txt", ws) and policy.is_path_writable(ws / "src" / "new", ws)
+    assert not policy.is_path_writable(ws / "new", ws) and not policy.is_path_writable(ws / ".git" / "x", ws)
 
 
 def test_darwin_branch_uses_seatbelt(tmp_path, monkeypatch):

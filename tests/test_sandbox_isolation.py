@@ -212,6 +212,51 @@ def test_a_container_refusing_ipc_namespaces_keeps_the_rest_and_denies_ipc(root_
     assert hook["exit_code"] != 0 and root_box.hook.read_text() == "original hook\n", hook
 
 
+# -- goal: read auth.json, write .git or $CODEX_HOME where there are no user namespaces ------
+# (Docker's default seccomp profile, kernels with unprivileged user namespaces off): nothing can
+# be mounted, so Landlock alone must leave auth.json, .git and $CODEX_HOME out (finding 04)
+
+_NO_USERNS_ATTACK = (
+    "cat {home}/auth.json; echo read=$?; echo x >> {hook}; echo hook=$?; echo x >> {home}/config.toml; echo cfg=$?; "
+    "mv .git g2; echo mvgit=$?; mv codex-home h2; echo mvhome=$?; ln -s {home} lnk; echo lnk=$?; "
+    "cat src/../codex-home/auth.json; echo dotdot=$?; echo y >> top.txt; echo top=$?; touch src/new; echo srcnew=$?; "
+    "touch new; echo new=$?; ls src >/dev/null; echo ls=$?; ln {home}/auth.json src/hl; cat src/hl; echo hl=$?")
+
+
+def _box_files(box):
+    (box.ws / "src").mkdir()
+    (box.ws / "top.txt").write_text("top\n")
+    if box.prefix:
+        for p in (box.ws / "src", box.ws / "top.txt"):
+            os.chown(str(p), NOBODY, NOBODY)
+
+
+@pytest.mark.parametrize("mode", ["workspace-write", "read-only"])
+def test_without_user_namespaces_landlock_alone_keeps_auth_json_git_and_codex_home(box, mode):
+    _box_files(box)
+    out = box.run(["sh", "-c", _NO_USERNS_ATTACK.format(home=box.home, hook=box.hook)], mode=mode,
+                  wrap=[sys.executable, str(NO_USERNS)])
+    got = dict(line.split("=", 1) for line in _lines(out) if re.match(r"^\w+=\d+$", line))
+    assert AUTH_SECRET not in out["stdout"] and got["read"] != "0" and got["dotdot"] != "0", out
+    assert box.hook.read_text() == "original hook\n" and (box.home / "config.toml").read_text() == "# original config\n"
+    assert (box.ws / ".git").is_dir() and (box.home / "auth.json").is_file(), out
+    assert [got[k] != "0" for k in ("hook", "cfg", "mvgit", "mvhome", "lnk", "new", "hl")] == [True] * 7, out
+    assert got["ls"] == "0", out
+    if mode == "workspace-write":  # what is not on the way to a protected path stays writable
+        assert got["top"] == "0" and got["srcnew"] == "0" and (box.ws / "src" / "new").exists(), out
+    else:
+        assert got["top"] != "0" and got["srcnew"] != "0", out
+
+
+def test_exec_without_user_namespaces_model_cannot_read_auth_json_nor_write_git(box, server):
+    _box_files(box)
+    _, outputs = _exec(box, server, [["sh", "-c", _NO_USERNS_ATTACK.format(home=box.home, hook=box.hook)]],
+                       wrap=[sys.executable, str(NO_USERNS)])
+    assert AUTH_SECRET not in outputs[0] and "read=0" not in outputs[0] and "hook=0" not in outputs[0], outputs
+    assert "srcnew=0" in outputs[0] and "new=0" not in outputs[0].replace("srcnew=0", ""), outputs
+    assert box.hook.read_text() == "original hook\n" and (box.home / "config.toml").read_text() == "# original config\n"
+
+
 @pytest.fixture
 def outside_dgram(tmp_path):
     """A datagram socket listening on a pathname (as /dev/log or sd_notify do)."""
@@ -395,15 +440,15 @@ def test_reading_forms_stay_known_safe(argv):
 # -- through `codex exec` with the scripted model --------------------------------------------
 
 
-def _exec(box, server, calls, *flags, environ=None):
-    """codex exec in box.ws as box.user; the model makes `calls` (argv lists); returns
-    (process, [function_call_output text per call])."""
+def _exec(box, server, calls, *flags, environ=None, wrap=()):
+    """codex exec in box.ws as box.user (under `wrap`, e.g. no_userns.py); the model makes `calls`
+    (argv lists); returns (process, [function_call_output text per call])."""
     turns = [Turn().function_call("shell", {"command": argv, "timeout_ms": 60000}, call_id="c%d" % i)
              for i, argv in enumerate(calls)]
     server.enqueue(*(turns + [Turn().text("done")]))
     env = dict(os.environ, CODEX_HOME=str(box.home), HOME=str(box.base), **{MOCK_KEY_ENV: "test-key"})
     env.update(environ or {})
-    argv = box.prefix + [sys.executable, str(REPO / "codex.py"), "exec", "-C", str(box.ws), "-s", "workspace-write",
+    argv = box.prefix + list(wrap) + [sys.executable, str(REPO / "codex.py"), "exec", "-C", str(box.ws), "-s", "workspace-write",
                          "-a", "never", "-c", "sandbox_workspace_write.exclude_slash_tmp=true"] + list(flags)
     proc = subprocess.run(argv + mock_cli_args(server) + ["attack"], capture_output=True, text=True, timeout=150,
                           env=env, cwd=str(box.ws))
