@@ -240,13 +240,90 @@ def make_private_dirs(path):
             pass
 
 
+def _create_temp_beside(name, mode, dir_fd=None):
+    """Create a new empty file next to `name` (in `dir_fd` when given); returns (fd, temp name).
+
+    A fresh random name opened O_EXCL|O_NOFOLLOW: never a file or a symlink that a sandboxed
+    command planted at a predictable name (".x.tmp.<pid>") pointing outside the writable roots.
+    """
+    head, tail = os.path.split(str(name))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(head, ".%s.codex-tmp.%s" % (tail, os.urandom(8).hex()))
+        try:
+            return os.open(tmp, flags, mode, dir_fd=dir_fd), tmp
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "cannot create a temporary file", head or ".")
+
+
+class OutputFile(object):
+    """A file the user named for codex to write at the end of a run (`--output-last-message`).
+
+    Codex writes it unconfined, and it usually lies where sandboxed commands write (the
+    workspace, /tmp), so nothing a command did in between is trusted: the directory is opened
+    here, before any command runs (a directory swapped for a symlink later changes nothing),
+    and write() puts a new file in it and renames it over the name -- never writing through a
+    symlink or a hard link a command planted there.  A symlink at the name is refused.
+    """
+
+    def __init__(self, path, what):
+        self.path = str(path)
+        self.what = what  # how the user named it, for messages ("--output-last-message FILE")
+        full = os.path.abspath(os.path.expanduser(self.path))
+        self.name = os.path.basename(full)
+        flags = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.dir_fd = os.open(os.path.dirname(full), flags)  # OSError: the caller says what is wrong
+        self.check()
+
+    def check(self):
+        """Raise OSError (with a sentence as strerror) unless the name is free or a regular file."""
+        import stat
+
+        try:
+            st = os.lstat(self.name, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(self.name, dir_fd=self.dir_fd)
+            raise OSError(errno.ELOOP, "it is a symbolic link (to %s), which a sandboxed command may have planted; "
+                                       "codex does not write through it: remove it or name another file" % target)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL,
+                          "it is not a regular file; name a file")
+        return st
+
+    def write(self, text):
+        """Replace the file with `text` (UTF-8), keeping an existing file's permission bits."""
+        st = self.check()
+        fd, tmp = _create_temp_beside(self.name, 0o666, dir_fd=self.dir_fd)  # umask applies, as for open()
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if st is not None:
+                    os.fchmod(fh.fileno(), st.st_mode & 0o777)
+                fh.write(text.encode("utf-8"))
+            os.replace(tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=self.dir_fd)
+            except OSError:
+                pass
+            raise
+
+    def close(self):
+        if getattr(self, "dir_fd", None) is not None:
+            os.close(self.dir_fd)
+            self.dir_fd = None
+
+    __del__ = close  # a run that failed before writing
+
+
 def write_private_file(path, data, mode=0o600):
     """Atomically write `data` (str or bytes) to `path`, readable by the owner only."""
     path = Path(path)
     make_private_dirs(path.parent)
-    tmp = path.with_name(".%s.tmp.%d" % (path.name, os.getpid()))
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = _create_temp_beside(path, mode)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -525,6 +602,8 @@ CONFIG_KEYS = {
     # local models and runaway turns (docs/local-models.md)
     "shell_login": ("bool", False, None),  # run `bash -lc` scripts and shell_command as login shells
     "compact_prompt": ("bool", None, None),  # short base prompt and tool texts (None: when the window is small)
+    "file_tools": ("bool", None, None),  # offer write_file and edit_file (None: with the compact prompt)
+    "follow_up_nudges": ("int", None, None),  # follow-ups after a turn ending on a failed command or an unmade change
     "max_repeated_tool_calls": ("int", 4, None),  # the same call N times in a row stops the turn (0: off)
     "max_tool_calls_per_turn": ("int", 150, None),  # more calls in one turn stop it (0: off)
     "max_command_timeout_ms": ("int", 3600000, None),  # the longest timeout a model's command gets (1 h)
@@ -782,6 +861,8 @@ class Config(Record):
     include_plan_tool: bool
     tools: dict
     compact_prompt: "bool | None"  # the short base prompt and tool texts (None: when the window is small)
+    file_tools: "bool | None"  # offer write_file and edit_file (None: with the compact prompt)
+    follow_up_nudges: "int | None"  # follow-ups for a turn ending on a failure or an unmade change (None: 2 compact, else 0)
     shell_login: bool  # scripts run in a login shell (bash -lc)
     # runaway turns (0: no limit)
     max_repeated_tool_calls: int
@@ -1658,6 +1739,9 @@ def _check_config_values(read, values, environ, warnings):
     for key in ("max_repeated_tool_calls", "max_tool_calls_per_turn"):
         if values[key] < 0:
             raise ConfigError("%s: `%s` must not be negative (0 turns the limit off)" % (place_of(key), key))
+    if (values["follow_up_nudges"] or 0) < 0:
+        raise ConfigError("%s: `follow_up_nudges` must not be negative (0 turns them off)"
+                          % place_of("follow_up_nudges"))
 
     mcp_servers = {}
     for name, table in values["mcp_servers"].items():
@@ -2694,6 +2778,7 @@ class HttpResponse(object):
         self._done = False
         te = headers.get("transfer-encoding", "").lower()
         self._chunked = "chunked" in te
+        self._chunk_left, self._chunk_crlf = 0, False  # bytes left in the current chunk; its CRLF unread
         length = headers.get("content-length", "")
         self._left = int(length) if (not self._chunked and length.strip().isdigit()) else None
         connection = headers.get("connection", "").lower()
@@ -2711,22 +2796,29 @@ class HttpResponse(object):
         reader = self._conn.reader
         try:
             if self._chunked:
+                # The position inside the chunk stream lives on the response, not in this
+                # generator: a reader that stops early (close() draining the rest) goes on
+                # from where the last one stopped, instead of reading chunk data as a size line.
                 while True:
-                    line = reader.readline(65537)
-                    if not line.endswith(b"\n"):
-                        raise HttpTransportError("the connection closed in the middle of a chunked body")
-                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                    if size == 0:
-                        while reader.readline(65537) not in (b"\r\n", b"\n", b""):
-                            pass  # trailers
-                        return
-                    while size:
-                        data = reader.read1(min(size, 65536))
+                    if not self._chunk_left:
+                        if self._chunk_crlf:
+                            reader.readline(65537)
+                            self._chunk_crlf = False
+                        line = reader.readline(65537)
+                        if not line.endswith(b"\n"):
+                            raise HttpTransportError("the connection closed in the middle of a chunked body")
+                        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                        if size == 0:
+                            while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                                pass  # trailers
+                            return
+                        self._chunk_left, self._chunk_crlf = size, True
+                    while self._chunk_left:
+                        data = reader.read1(min(self._chunk_left, 65536))
                         if not data:
                             raise HttpTransportError("the connection closed in the middle of a chunk")
-                        size -= len(data)
+                        self._chunk_left -= len(data)
                         yield data
-                    reader.readline(65537)
             elif self._left is not None:
                 while self._left:
                     data = reader.read1(min(self._left, 65536))
@@ -3312,9 +3404,10 @@ def discover_context_window(provider, model, environ=None, timeout=CONTEXT_PROBE
     """The context window the provider's server reports for `model` (tokens), or None.
 
     Asks, in order: llama.cpp's /props (the per-slot n_ctx), GET {base_url}/models (vLLM's
-    max_model_len, llama.cpp's meta.n_ctx, LM Studio's loaded_context_length, OpenRouter's
-    context_length), Ollama's /api/show (num_ctx when the model sets it, else Ollama's default
-    of 4096).  The answer is remembered per (base_url, model) and model_family() uses it, so
+    max_model_len, llama.cpp's meta.n_ctx, OpenRouter's context_length), LM Studio's
+    /api/v0/models/MODEL (loaded_context_length of a loaded model; provider `lmstudio`, `oss` or
+    port 1234), Ollama's /api/show (num_ctx when the model sets it, else Ollama's default of
+    4096).  The answer is remembered per (base_url, model) and model_family() uses it, so
     ModelFamily.context_window (task_started, token_count, compaction) is the served window.
     """
     key = (provider.base_url, model)
@@ -3363,6 +3456,13 @@ def discover_context_window(provider, model, environ=None, timeout=CONTEXT_PROBE
                     for value in (entry.get("max_model_len"), meta.get("n_ctx"), entry.get("loaded_context_length"),
                                   entry.get("context_length"), entry.get("max_context_length")):
                         found = found or _positive_int(value)
+        if found is None and (provider.id in ("lmstudio", "oss") or ":1234" in root):
+            # LM Studio's /v1/models says nothing of windows; its own REST API does, for a loaded model
+            from urllib.parse import quote
+
+            info = get_json("GET", root + "/api/v0/models/" + quote(model, safe=""))
+            if isinstance(info, dict) and info.get("state") == "loaded":
+                found = _positive_int(info.get("loaded_context_length"))
         if found is None and (provider.id in ("ollama", "oss") or ":11434" in root):
             show = get_json("POST", root + "/api/show", {"model": model})
             if isinstance(show, dict):
@@ -3833,6 +3933,7 @@ class ChatClient(ModelClient):
                     yield ("item", {"type": "function_call", "name": name, "arguments": arguments, "call_id": call_id})
 
         bad = None
+        cut = False
         for ev in sse:
             data = ev.data.strip()
             if data == "[DONE]":
@@ -3855,6 +3956,16 @@ class ChatClient(ModelClient):
                 if isinstance(content, str) and content:
                     text.append(content)
                     yield ("text_delta", content)
+                    if (("{" in content or "`" in content) and self.recovers_tool_calls() and not order
+                            and len(text) < CHAINED_CALL_SCAN_MAX_DELTAS):
+                        joined = "".join(text)
+                        end = chained_text_call_end(joined, getattr(self, "_offered", None))
+                        if end is not None:  # the model writes call after call without seeing results
+                            log("debug", "stopped reading after the first call written as text (%d chars)", end)
+                            text[:] = [joined[:end]]
+                            finished = cut = True
+                            finish_reason[0] = "stop"
+                            break
                 rsn = delta.get("reasoning") or delta.get("reasoning_content")
                 if isinstance(rsn, dict):
                     rsn = rsn.get("text") or rsn.get("content")
@@ -3884,6 +3995,9 @@ class ChatClient(ModelClient):
                     finish_reason[0] = choice["finish_reason"]
                     if choice["finish_reason"] == "length" and not order:
                         log("warn", "chat completion stopped at the length limit")
+            if cut:
+                sse.close()  # closes the response, so the server stops generating
+                break
         if bad is not None and not finished:
             raise StreamError("the provider sent stream data that is not JSON (%r) and no finish_reason"
                               % _clip(bad, 120))
@@ -3963,6 +4077,29 @@ def _json_value(text):
         return None
 
 
+def _json_calls_value(text):
+    """Like _json_value, but JSON objects one after another (only whitespace between them, as
+    small models write several calls: `{"name": ...}\n{"name": ...}`) come back as a list."""
+    value = _json_value(text)
+    if value is not None:
+        return value
+    text = text.strip()
+    if not text.startswith("{"):
+        return None
+    decoder, values, i = json.JSONDecoder(), [], 0
+    while i < len(text):
+        try:
+            value, i = decoder.raw_decode(text, i)
+        except ValueError:
+            return None
+        if not isinstance(value, dict):
+            return None
+        values.append(value)
+        while i < len(text) and text[i].isspace():
+            i += 1
+    return values if len(values) > 1 else None
+
+
 def _looks_like_call(value):
     items = value if isinstance(value, list) else [value]
     return bool(items) and all(isinstance(v, dict) and ("name" in v or "function" in v) for v in items)
@@ -3977,7 +4114,7 @@ def _split_trailing(segments):
         if seg[0] == "text" and not seg[1].strip():
             k -= 1
             continue
-        if seg[0] == "fence" and seg[1] in _FENCE_LANGS and _json_value(seg[2]) is not None:
+        if seg[0] == "fence" and seg[1] in _FENCE_LANGS and _json_calls_value(seg[2]) is not None:
             tail.insert(0, seg[2])
             k -= 1
             continue
@@ -3985,7 +4122,7 @@ def _split_trailing(segments):
     if not tail:
         return None
     for seg in segments[:k]:  # another call-like block earlier: a message about calls, not a call
-        if seg[0] == "fence" and _looks_like_call(_json_value(seg[2])):
+        if seg[0] == "fence" and _looks_like_call(_json_calls_value(seg[2])):
             return None
     prose = "".join(seg[1] if seg[0] == "text" else "\n```%s\n%s\n```\n" % (seg[1], seg[2]) for seg in segments[:k])
     return prose, tail
@@ -4019,13 +4156,13 @@ def _find_text_calls(text):
         if marker in text:
             prose, _, rest = text.partition(marker)
             return fmt, prose, [_json_value(rest)]
-    value = _json_value(stripped)
+    value = _json_calls_value(stripped)
     if value is not None:
         return "bare_json", "", [value]
     if "```" in text or "~~~" in text:
         found = _split_trailing(_fence_segments(text))
         if found is not None:
-            return "fenced_json", found[0], [_json_value(b) for b in found[1]]
+            return "fenced_json", found[0], [_json_calls_value(b) for b in found[1]]
     return None
 
 
@@ -4095,6 +4232,36 @@ def _call_from_value(value, tools):
             return None
         calls.append((name, json.dumps(args, ensure_ascii=False)))
     return calls or None
+
+
+CHAINED_CALL_SCAN_MAX_DELTAS = 4000  #: a message is checked for chained text calls up to this many deltas
+
+
+def chained_text_call_end(text, tools):
+    """Where the first call ends when `text` starts with a complete call written as text (a bare
+    JSON object or a fenced JSON block naming an offered tool, with valid arguments) and the
+    model has begun another call-like block after it, else None.  A small model whose template
+    has no stop token after a call writes call after call, each guessing the previous result,
+    until its output limit: codex stops reading there and runs the first call only."""
+    if not tools:
+        return None
+    start = len(text) - len(text.lstrip())
+    if text.startswith("{", start):
+        try:
+            value, end = json.JSONDecoder().raw_decode(text, start)
+        except ValueError:
+            return None
+    elif text.startswith("```", start):
+        m = re.compile(r"```[A-Za-z_]*[ \t]*\n?(.*?)\n?[ \t]*```[ \t]*(?=\n|$)", re.S).match(text, start)
+        if not m or m.group(0).count("```") != 2:
+            return None
+        value, end = _json_value(m.group(1)), m.end()
+    else:
+        return None
+    if not isinstance(value, dict) or _call_from_value(value, tools) is None:
+        return None
+    rest = text[end:].lstrip()
+    return end if rest.startswith(("{", "```")) else None
 
 
 def recover_tool_calls(text, tools):
@@ -4527,6 +4694,40 @@ def apply_patch_tool():
     }
 
 
+#: write_file / edit_file: plain file tools for small models, which write a whole file or one
+#: replacement as JSON far more reliably than an apply_patch text or a here-document inside a
+#: JSON string (measured with Qwen2.5-Coder-1.5B: bench/bench_local_model.py).  They run as an
+#: apply_patch (approval, sandbox, file_change events); see file_tools_wanted.
+WRITE_FILE_DESCRIPTION = "Create a file, or replace everything in it, with the given content."
+EDIT_FILE_DESCRIPTION = "Replace one exact piece of text in a file (copy old_text from the file)."
+
+
+def file_tools_wanted(cfg, family):
+    """Whether write_file and edit_file are offered: `file_tools`, else with the compact prompt."""
+    if cfg.file_tools is not None:
+        return bool(cfg.file_tools)
+    return compact_prompt_wanted(cfg, family)
+
+
+def write_file_tool():
+    """The `write_file` function tool."""
+    return {"type": "function", "name": "write_file", "description": WRITE_FILE_DESCRIPTION, "strict": False,
+            "parameters": {"type": "object", "properties": {
+                "path": {"type": "string", "description": "relative to the working directory"},
+                "content": {"type": "string", "description": "the whole new content"}},
+                "required": ["path", "content"], "additionalProperties": False}}
+
+
+def edit_file_tool():
+    """The `edit_file` function tool."""
+    return {"type": "function", "name": "edit_file", "description": EDIT_FILE_DESCRIPTION, "strict": False,
+            "parameters": {"type": "object", "properties": {
+                "path": {"type": "string"},
+                "old_text": {"type": "string", "description": "text now in the file, exactly"},
+                "new_text": {"type": "string", "description": "what replaces it"}},
+                "required": ["path", "old_text", "new_text"], "additionalProperties": False}}
+
+
 def build_tools(ctx, mcp_tools=None):
     """The tool list for a request under TurnContext `ctx`: every registered tool that offers
     itself this turn (TOOLS, in registration order), then the MCP tools."""
@@ -4597,9 +4798,11 @@ def parse_shell_command_arguments(arguments, cfg, environ=None):
     if args.get("timeout") == 0 or args.get("timeout") is None:  # small models send 0 for "the default"
         args.pop("timeout", None)
     try:
-        return parse_shell_arguments(json.dumps(args))
+        params = parse_shell_arguments(json.dumps(args))
     except ToolArgumentError as exc:
         raise ToolArgumentError(str(exc).replace("`timeout`", "`timeout_ms`"))
+    params["text_output"] = True  # answered in plain text (format_exec_output_text), as upstream's shell_command
+    return params
 
 
 def script_shell(environ=None):
@@ -4838,6 +5041,27 @@ def parse_apply_patch_arguments(arguments):
     if not isinstance(args, dict) or not isinstance(args.get("input"), str):
         raise ToolArgumentError("failed to parse function arguments: missing field `input`")
     return {"input": args["input"]}
+
+
+def parse_file_tool_arguments(arguments, fields):
+    """Parse write_file / edit_file arguments: every name in `fields` a string, `path` non-empty."""
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("failed to parse function arguments: %s" % exc)
+    if not isinstance(args, dict):
+        raise ToolArgumentError("failed to parse function arguments: expected a JSON object")
+    for name in fields:
+        if not isinstance(args.get(name), str):
+            raise ToolArgumentError("failed to parse function arguments: `%s` must be a string (the fields are %s)"
+                                    % (name, ", ".join("`%s`" % f for f in fields)))
+    unknown = sorted(set(args) - set(fields))
+    if unknown:
+        raise ToolArgumentError("failed to parse function arguments: unknown field `%s` (the fields are %s)"
+                                % (unknown[0], ", ".join("`%s`" % f for f in fields)))
+    if not args["path"].strip():
+        raise ToolArgumentError("failed to parse function arguments: `path` is empty")
+    return {name: args[name] for name in fields}
 
 
 ###############################################################################
@@ -5339,6 +5563,28 @@ def _undo_temps(temps, made_dirs):
             os.rmdir(str(d))
         except OSError:
             pass
+
+
+def whole_file_patch(path, old, new):
+    """The apply_patch text that turns file `path` (content `old`, None when it does not exist)
+    into `new`: an Add File, or one Update chunk replacing every line (write_file, edit_file)."""
+    new_lines = new.replace("\r\n", "\n").split("\n")
+    if new_lines[-1] == "":
+        new_lines.pop()
+    out = [PATCH_BEGIN]
+    if old is None:
+        out.append(_ADD + path)
+        out.extend("+" + line for line in new_lines)
+    else:
+        old_lines = old.replace("\r\n", "\n").split("\n")
+        if old_lines[-1] == "":
+            old_lines.pop()
+        out += [_UPDATE + path, "@@"]
+        out.extend("-" + line for line in old_lines)
+        out.extend("+" + line for line in new_lines)
+        out.append(_EOF_MARK)
+    out.append(PATCH_END)
+    return "\n".join(out) + "\n"
 
 
 def patch_summary(changes):
@@ -6166,7 +6412,10 @@ def _codex_self_argv(mode, home=None):
     """argv prefix that runs codex.py itself in `mode` (the Python helper, or apply_patch).
 
     -I (isolated: no PYTHON* env, no user site, and above all no '' = the command's cwd on
-    sys.path: a json.py the previous command planted in the workspace would run unsandboxed).
+    sys.path: a json.py the previous command planted in the workspace would run unsandboxed)
+    and -S (no site: no .pth file of a site-packages a command could write runs; codex's
+    directory and pyseccomp's are put on sys.path by name instead).  The interpreter is the
+    real file behind sys.executable: a venv's bin/python3 symlink and pyvenv.cfg are not used.
     Imported rather than run as a script, so a cached .pyc (or _code_cache_prefix's) spares
     compiling this file.  The path is the real one resolved once (_own_file): it stays
     read-only for commands (§12b).
@@ -6174,11 +6423,77 @@ def _codex_self_argv(mode, home=None):
     src = _own_file()
     here = os.path.dirname(src)
     prefix = _code_cache_prefix(home)
+    dirs = [here]
+    seccomp = _pyseccomp_path()
+    if seccomp is not None and os.path.dirname(seccomp) != here:
+        dirs.append(os.path.dirname(seccomp))
     # appended, not inserted first: a json.py planted next to codex.py must not shadow the stdlib
-    boot = ("import sys, importlib.util as u; sys.path.append(%r); %ss = u.spec_from_file_location('codex', %r); "
+    boot = ("import sys, importlib.util as u; sys.path.extend(%r); %ss = u.spec_from_file_location('codex', %r); "
             "m = u.module_from_spec(s); sys.modules['codex'] = m; s.loader.exec_module(m); "
-            "sys.exit(m.main(sys.argv[1:]))" % (here, "sys.pycache_prefix = %r; " % prefix if prefix else "", src))
-    return [sys.executable, "-I", "-B", "-c", boot, mode]
+            "sys.exit(m.main(sys.argv[1:]))" % (dirs, "sys.pycache_prefix = %r; " % prefix if prefix else "", src))
+    return [_real_executable(), "-I", "-S", "-B", "-c", boot, mode]
+
+
+def _real_executable():
+    """The interpreter running codex, symlinks resolved (a venv's bin/python3 is one)."""
+    return os.path.realpath(sys.executable) if sys.executable else "python3"
+
+
+_PYSECCOMP_PATHS = {}
+
+
+def _pyseccomp_path():
+    """The real path of the pyseccomp package (or module) this process would import, or None:
+    the Python helper imports it from there, so it stays read-only for commands."""
+    if "path" not in _PYSECCOMP_PATHS:
+        import importlib.util
+
+        found = None
+        try:
+            spec = importlib.util.find_spec("pyseccomp")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin and os.path.isabs(spec.origin):
+            found = os.path.realpath(os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin)
+        _PYSECCOMP_PATHS["path"] = found
+    return _PYSECCOMP_PATHS["path"]
+
+
+def python_root_warning(roots, userns=True):
+    """A warning for the user when the Python codex runs under lies in one of the writable
+    `roots` (an activated .venv in the workspace), else None."""
+    roots = [str(r) for r in roots]
+    for path in _interpreter_paths():
+        if any(_is_within(r, path) for r in roots):
+            return ("codex runs under the Python in %s, which holds a writable root: commands can change it, and "
+                    "codex would run what they wrote outside the sandbox; run codex with a python3 outside the "
+                    "workspace" % path)
+        if any(_is_within(path, r) for r in roots):
+            if not userns:
+                return ("codex runs under the Python in %s, inside a writable root, and user namespaces are "
+                        "unavailable to make it read-only: commands can change it, and codex would run what they "
+                        "wrote outside the sandbox; run codex with a python3 outside the workspace" % path)
+            return ("codex runs under the Python in %s, inside a writable root: it is read-only for commands (a "
+                    "command that changed it would run code outside the sandbox); run codex with a python3 outside "
+                    "the workspace to let commands install into it" % path)
+    return None
+
+
+def _interpreter_paths():
+    """The Python installation codex runs under (real paths): its executable, sys.prefix (a
+    venv: pyvenv.cfg, bin/, site-packages) and the base installation (the standard library).
+    The Python helper runs it before it is sandboxed and the next codex start runs it: when it
+    lies in a writable root it stays read-only for commands like codex's own code."""
+    out = [_real_executable()]
+    named = os.path.dirname(os.path.abspath(sys.executable)) if sys.executable else None
+    # a venv is found by pyvenv.cfg next to the executable or one up (PEP 405; sys.prefix says
+    # so only when `site` ran, and dist/codex starts with -S)
+    venv = [d for d in (named, os.path.dirname(named or "")) if d and os.path.isfile(os.path.join(d, "pyvenv.cfg"))]
+    for p in venv[:1] + [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]:
+        real = os.path.realpath(p)
+        if p and os.path.isdir(real) and real != "/" and real not in out:
+            out.append(real)
+    return out
 
 
 #: the sections codex's apply_patch mode needs (errors, apply_patch): both pure, standard library only
@@ -6298,6 +6613,13 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
         needed = [os.path.dirname(str(backing))] if backing is not None else []
     else:
         needed = list(own)
+    # the interpreter (and pyseccomp) the Python helper runs unsandboxed, and the next start too
+    # (one that holds a writable root cannot be made read-only: python_root_warning says so)
+    python = [p for p in _interpreter_paths() if not any(_is_within(r, p) for r in roots)]
+    seccomp = _pyseccomp_path()
+    if kind != "linux":
+        needed += [p for p in python + ([seccomp] if seccomp else []) if p not in needed]
+    own += [p for p in python if p not in own]
     # not needed to build the next sandbox, but run at the next start (the zipapp) or inside the
     # sandbox (the apply_patch command): nothing a command writes is trusted later
     own += [p for p in _launch_paths() if p not in own]
@@ -6396,6 +6718,8 @@ def _trusted_names(home):
     $CODEX_HOME, codex.py, the zipapp and its unpack root.  A symlink among their components is pinned
     too (replacing it would redirect the next start), as is every directory above them."""
     names = [os.path.abspath(__file__)]
+    if sys.executable:  # the interpreter, as named: a venv's bin/python3 symlink
+        names.append(os.path.abspath(sys.executable))
     if home is not None:
         names.append(os.path.abspath(str(home)))
     paths = zipapp_paths()
@@ -6427,6 +6751,35 @@ def pins_for(paths, roots):
                 seen.add(comp)
                 out.append(comp)
     return sorted(out, key=lambda p: p.count(os.sep))
+
+
+#: what the dynamic loader and libc read from the environment when a program starts (glibc's
+#: list of variables it ignores for set-user-ID programs: libraries, modules, data files)
+_LOADER_ENV_NAMES = ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
+                     "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR")
+_HELPER_ENV_VAR = "__CODEX_HELPER_COMMAND_ENV"  #: the command's variables set aside for the Python helper
+
+
+def helper_env(env, kind):
+    """The environment to start the sandbox helper of `kind` with, given the command's `env`.
+
+    The Python helper is a dynamically linked python3 that runs before it sandboxes itself:
+    an LD_LIBRARY_PATH with an empty or a workspace entry (or LD_PRELOAD, LD_AUDIT, GCONV_PATH...)
+    would load a library a command planted, unsandboxed.  Those variables (LD_*, PYTHON*,
+    _LOADER_ENV_NAMES) are set aside in one variable that the helper puts back right before it
+    execs the command.  The compiled helper is static: it gets `env` as it is.
+    """
+    if kind != "linux-python":
+        return dict(env)
+    out, moved = {}, {}
+    for name, value in env.items():
+        if name.startswith(("LD_", "PYTHON")) or name in _LOADER_ENV_NAMES or name == _HELPER_ENV_VAR:
+            moved[name] = value
+        else:
+            out[name] = value
+    if moved:
+        out[_HELPER_ENV_VAR] = json.dumps(moved)
+    return out
 
 
 def helper_argv_prefix(home=None):
@@ -7055,6 +7408,9 @@ def _hide_terminals(libc):
 
 def _exec_command(cmd):
     """execvp the command; on failure the helper's one-line error and 127/126, like a shell."""
+    moved = os.environ.pop(_HELPER_ENV_VAR, None)  # the command's loader variables (helper_env)
+    if moved:
+        os.environ.update(json.loads(moved))
     try:
         os.execvp(cmd[0], cmd)
     except OSError as exc:
@@ -7553,6 +7909,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     if sandboxed and not policy.is_unrestricted():
         full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
         env.update(extra_env)
+        env = helper_env(env, sandbox_type)
         absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
     stdin = subprocess.DEVNULL
     if stdin_data is not None:
@@ -7746,6 +8103,25 @@ def format_exec_output(result):
     })
 
 
+def format_exec_output_text(result):
+    """`shell_command`'s output for the model as plain text (upstream's freeform form): lines
+    `Exit code: N`, `Wall time: S seconds`, `Total output lines: N` when truncated, `Output:`,
+    then the output.  Small models read a traceback far better this way than as an escaped JSON
+    string, and the exit code comes first."""
+    output = result.aggregated_output or ""
+    if result.timed_out:
+        output = "command timed out after %d milliseconds\n%s" % (result.timeout_ms or 0, output)
+    shown = _truncate_for_model(output)
+    head = ["Exit code: %s" % result.exit_code, "Wall time: %.1f seconds" % result.duration]
+    if shown != output:
+        head.append("Total output lines: %d" % len(output.splitlines()))
+    tail = []
+    if result.exit_code not in (0, None):
+        tail = ["", "(The command failed with exit code %s. If it checks your work, the task is not done: look "
+                "at the code it runs or tests with cat, and fix the cause there.)" % result.exit_code]
+    return "\n".join(head + ["Output:", shown.rstrip("\n")] + tail)
+
+
 def _note_for_model(output, note):
     """`output` (the JSON envelope of format_exec_output, or plain text) with `note` as its first line."""
     try:
@@ -7840,11 +8216,13 @@ def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
 
 
 def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
-                        escalated=False, justification=None):
+                        escalated=False, justification=None, formatter=None):
     """Decide, ask if needed, run (sandboxed unless approved otherwise), offer an unsandboxed retry.
 
-    See the §11 contract; returns ExecOutcome(result, model_output, decision).
+    See the §11 contract; returns ExecOutcome(result, model_output, decision).  `formatter`
+    turns a finished run into the model's text (default format_exec_output, the JSON envelope).
     """
+    formatter = formatter or format_exec_output
     argv = [str(a) for a in argv]
     cwd = str(cwd or cfg.cwd)
     approved = _approved_set(session_state)
@@ -7861,7 +8239,7 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
     env = build_command_env(cfg)
     result = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=sandboxed)
     if not (sandboxed and result.sandbox_denied):
-        return ExecOutcome(result, format_exec_output(result), decision)
+        return ExecOutcome(result, formatter(result), decision)
     if cfg.approval_policy not in ("on-failure", "untrusted"):
         return ExecOutcome(result, _sandbox_failure_text(result), "sandbox-failed")
     answer = ask(kind="exec", argv=argv, cwd=cwd, reason="command failed; retry without sandbox?")
@@ -7870,7 +8248,7 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
     if answer == "approved_for_session":
         approved.add(tuple(argv))  # only on an explicit "always" (upstream added it on any yes)
     retry = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=False)
-    return ExecOutcome(retry, format_exec_output(retry), "retry-approved")
+    return ExecOutcome(retry, formatter(retry), "retry-approved")
 
 
 # -- codex debug landlock|seatbelt, codex sandbox --check / doctor --------------------------
@@ -7897,8 +8275,9 @@ def _cmd_debug(args, cfg_loader):
         raise SandboxError("the sandbox is not available here (%s); run `codex sandbox --check`"
                            % (info.get("reason") or info.get("helper_error") or "Landlock or seccomp missing"))
     env = build_command_env(cfg)
-    full, extra_env, _kind = sandbox_command(cmd, policy, cfg.cwd, os.getcwd(), cfg.codex_home)
+    full, extra_env, kind = sandbox_command(cmd, policy, cfg.cwd, os.getcwd(), cfg.codex_home)
     env.update(extra_env)
+    env = helper_env(env, kind)
     for note in take_sandbox_notices():
         sys.stderr.write("codex: warning: %s\n" % note)
     try:
@@ -9915,20 +10294,26 @@ _SHELL_COMMAND_TEXT = "- `shell_command` runs a bash script given as one string:
 _PATCH_ARGV_TEXT = "through `shell` as `{\"command\": [\"apply_patch\", \"*** Begin Patch\\n...\\n*** End Patch\\n\"]}`"
 _PATCH_SCRIPT_TEXT = "through `shell_command` as a here-document: `{\"command\": \"apply_patch <<'EOF'\\n*** Begin Patch\\n...\\n*** End Patch\\nEOF\"}`"
 
-#: the base prompt for small context windows (compact_prompt); SHELL and WRITE are the shell
-#: tool's line and its example of writing a file.  Small models describe steps instead of
-#: taking them unless told plainly (measured with Qwen2.5-Coder-1.5B: bench/bench_local_model.py)
-COMPACT_INSTRUCTIONS = """You are codex, an autonomous coding agent with a shell in the user's working directory. You do the work yourself by calling tools. Never explain to the user how to do it, and never ask the user to run anything.
-- Reply with exactly one tool call at a time, until the task is done.
+#: the base prompt for small context windows (compact_prompt); SHELL is the shell tool's line
+#: and WRITE how to change a file (the file tools when offered, else a here-document).  Small
+#: models describe steps instead of taking them, and claim work they did not do, unless told
+#: plainly (measured with Qwen2.5-Coder-1.5B: bench/bench_local_model.py)
+COMPACT_INSTRUCTIONS = """You are codex, an autonomous coding agent with a shell in the user's working directory. You do the work yourself by calling tools, one tool call per reply. Never explain to the user how to do it, and never ask the user to run anything.
 - SHELL
-- To change a file: look at it with cat, then write the whole corrected file with a here-document: WRITE. Then run the tests or the program to check it.
-- When the task is done and checked, stop calling tools and reply in one or two sentences: what you changed and how you checked it."""
+- To change a file: first look at it with cat, then WRITE.
+- After a change, run the tests or the program again to check it. Fix the code, not its tests: never change a test to make it pass unless asked.
+- If a command fails, the task is not done: read the files involved, fix the cause, and run it again.
+- Files change only through your tool calls: never say you changed or ran something you did not.
+- Only when your last command shows that the task is done, stop calling tools and say in one or two sentences what you changed and how you checked it."""
 _COMPACT_SHELL_LINES = {
     "shell_command": ("`shell_command` runs a bash script given as one string, e.g. {\"command\": \"cat main.py\"}.",
-                      "cat > main.py <<'EOF' ... EOF"),
+                      "write the whole corrected file with a here-document: cat > main.py <<'EOF' ... EOF"),
     "shell": ("`shell` runs an argv array without a shell, e.g. {\"command\": [\"cat\", \"main.py\"]}; for pipes or "
-              "redirections use [\"bash\", \"-c\", \"SCRIPT\"].", "[\"bash\", \"-c\", \"cat > main.py <<'EOF' ... EOF\"]"),
+              "redirections use [\"bash\", \"-c\", \"SCRIPT\"].",
+              "write the whole corrected file with a here-document: [\"bash\", \"-c\", \"cat > main.py <<'EOF' ... EOF\"]"),
 }
+_COMPACT_FILE_TOOLS_LINE = ("call edit_file to replace the wrong text with the right one (old_text copied exactly "
+                            "from the file). To create a new file, call write_file with its whole content")
 
 
 def build_instructions(cfg, family):
@@ -9942,6 +10327,8 @@ def build_instructions(cfg, family):
     kind = shell_tool_kind(cfg)
     if compact_prompt_wanted(cfg, family):
         shell, write = _COMPACT_SHELL_LINES[kind]
+        if file_tools_wanted(cfg, family):
+            write = _COMPACT_FILE_TOOLS_LINE
         return COMPACT_INSTRUCTIONS.replace("SHELL", shell).replace("WRITE", write)
     text = BASE_INSTRUCTIONS
     if kind == "shell_command":
@@ -10796,7 +11183,8 @@ def load_rollout(path):
         raw = path.read_bytes().decode("utf-8", "replace")
     except OSError as exc:
         raise ConfigError("cannot read session file %s: %s" % (path, exc.strerror or exc))
-    lines = [line for line in raw.splitlines() if line.strip()]
+    # "\n" only: records hold U+2028, U+2029, U+0085 raw (ensure_ascii=False), which splitlines() splits on
+    lines = [line for line in raw.split("\n") if line.strip()]
     if not lines:
         raise ConfigError("session file %s is empty" % path)
     meta, items, events = None, [], []
@@ -10930,6 +11318,22 @@ def find_rollout(home, session_id=None, last=False, cwd=None):
     return files[0]
 
 
+#: added to shell_command's output when the same command gave the same output before in the task
+#: (small models go round in circles: run the test, look at the test, run the test, ...)
+REPEATED_OUTPUT_NOTE = ("\n(The same output as the last time this command ran. If nothing changed since, running it "
+                        "again will not help: do something else, such as looking at another file or changing the code.)")
+#: the follow-up for a model that ended its turn right after a failed command (%s: the exit code)
+FAILED_COMMAND_NUDGE = ("Your last command failed (exit code %s), so the task is not done. Reply with your next "
+                        "tool call now: look at the code it runs or tests, fix the cause there, then run the check "
+                        "again.")
+#: ... and for one that says it changed something when every call of the task only read files
+UNMADE_CHANGE_NUDGE = ("No file has changed yet: your tool calls so far only read files. If the task needs a change, "
+                       "make it now with a tool call, then check it.")
+_CLAIMED_CHANGE_RE = re.compile(r"(?i)\b(changed|updated|fixed|modified|created|renamed|replaced|added|edited|wrote|"
+                                r"written|corrected|removed|deleted)\b")
+FOLLOW_UP_NUDGES = 2  #: default follow_up_nudges with the compact prompt (0 without it)
+
+
 # -- automatic compaction --------------------------------------------------------------
 # Before each request the session estimates its size: the last response's reported usage
 # (input + output tokens) plus ~4 characters per token for what was added since (or the
@@ -11035,6 +11439,9 @@ def compacted_history(history, summary, plan=None, limit_tokens=None):
 # ToolRunner runs; the built-in tools are registered at the end of this section.
 
 
+LOOP_PAIR_WINDOW = 16  #: pairs of calls kept to spot two calls taking turns (max_repeated_tool_calls)
+
+
 class TurnStopped(CodexError):
     """A tool-call limit stopped the turn (max_repeated_tool_calls, max_tool_calls_per_turn)."""
 class _Task(object):
@@ -11057,10 +11464,15 @@ class _Task(object):
         self.tool_calls = 0  # tool calls in this task (max_tool_calls_per_turn)
         self.last_call = None  # (name, arguments) of the latest call, and how often it came in a row
         self.repeats = 0
+        self.recent_calls = []  # the signatures of the latest calls (two calls taking turns)
         self.compacted = False  # compacted since the last request went through (never twice in a row)
         self.streamed = ""  # text streamed by this attempt for the message not finished yet
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
         self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
+        self.failed_exit = None  # the exit code when the latest tool call was a command that failed
+        self.nudges = 0  # follow-ups sent after the model stopped on a failed command or an unmade change
+        self.wrote = False  # a patch or a command that is not known to be read-only ran in this task
+        self.outputs = {}  # (argv, cwd) -> (exit code, output) of the commands run in this task
 
 
 class Session(object):
@@ -11128,6 +11540,12 @@ class Session(object):
             self._window_probe.start()
         startup_errors = []
         startup_warnings = []
+        policy = self.cfg.sandbox_policy
+        if _LINUX and policy.mode == "workspace-write":  # an activated .venv in the workspace
+            roots = policy.writable_roots_for(self.cfg.cwd)
+            if python_root_warning(roots) is not None:
+                startup_warnings.append("warning: " + python_root_warning(
+                    roots, probe_sandbox(self.cfg.codex_home).get("userns") == "1"))
         resume_path = self._resume_path
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
@@ -11518,6 +11936,8 @@ class Session(object):
                         continue
                 if task.kind == "user" and self._stop_hooks_continue(task):
                     continue
+                if task.kind == "user" and self._nudge_after_failure(task):
+                    continue
                 break
         except Interrupted:
             return
@@ -11684,6 +12104,38 @@ class Session(object):
             for message in self.mcp.new_failures():  # session-level: not a failure of this task
                 self._emit("", "error", message=message)
         return build_tools(task.ctx, mcp_tools)
+
+    def _nudge_after_failure(self, task):
+        """When the model ended its turn right after a command that failed, or claims a change
+        although every call of the task only read files, send it a short follow-up (at most
+        `follow_up_nudges` per task): small models often answer "fixed it" or "I will now
+        ..." there without doing it.  True when the turn goes on."""
+        limit = self.cfg.follow_up_nudges
+        if limit is None:
+            limit = FOLLOW_UP_NUDGES if compact_prompt_wanted(self.cfg, self.family) else 0
+        if task.nudges >= limit or task.cancelled or not task.tool_calls:
+            return False
+        if task.failed_exit is not None:
+            why, text = "stopped right after a command that failed (exit code %s)" % task.failed_exit, \
+                FAILED_COMMAND_NUDGE % task.failed_exit
+        else:
+            with self._lock:
+                answer = next((message_text(it) for it in reversed(self.history)
+                               if it.get("type") == "message" and it.get("role") == "assistant"), "")
+            if task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
+                return False
+            why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
+        task.nudges += 1
+        self._task_emit(task, "background_event", message="the model %s; asking it to go on (follow_up_nudges = %d)"
+                        % (why, limit))
+        with self._lock:
+            # The answer is left out of what the model reads next (it stays in the rollout and was
+            # shown): a small model given its own wrong answer back repeats it word for word.
+            last = self.history[-1] if self.history else {}
+            if last.get("type") == "message" and last.get("role") == "assistant":
+                self.history.pop()
+        self._record([text_message("user", text)])
+        return True  # failed_exit stays: an answer without a tool call is still one right after it
 
     def _run_turn(self, task):
         """One model request (with stream retries), running tools as items arrive.
@@ -11870,12 +12322,20 @@ class Session(object):
         task.tool_calls += 1
         task.repeats = task.repeats + 1 if signature == task.last_call else 1
         task.last_call = signature
+        # two calls taking turns (run the test, look at the test, run the test, ...) count too
+        sigs = task.recent_calls = (task.recent_calls + [signature])[-2 * LOOP_PAIR_WINDOW:]
+        pairs = 1
+        while 2 * (pairs + 1) <= len(sigs) and sigs[-2 * (pairs + 1):-2 * pairs] == sigs[-2:] and sigs[-1] != sigs[-2]:
+            pairs += 1
         max_repeats = self.cfg.max_repeated_tool_calls or 0
         max_calls = self.cfg.max_tool_calls_per_turn or 0
         message = None
         if max_repeats and task.repeats >= max_repeats:
             message = ("the model called `%s` with the same arguments %d times in a row (max_repeated_tool_calls = %d)"
                        % (signature[0], task.repeats, max_repeats))
+        elif max_repeats and pairs >= max_repeats:
+            message = ("the model made the same two calls (`%s`, `%s`) by turns %d times in a row "
+                       "(max_repeated_tool_calls = %d)" % (sigs[-2][0], sigs[-1][0], pairs, max_repeats))
         elif max_calls and task.tool_calls > max_calls:
             message = "the model made more than %d tool calls in this turn (max_tool_calls_per_turn = %d)" % (max_calls, max_calls)
         if message is None:
@@ -11889,6 +12349,7 @@ class Session(object):
         if go_on:
             task.repeats = 0
             task.tool_calls = 0
+            task.recent_calls = []
             return
         output = "not run: the turn was stopped because %s" % message
         output_kind = "custom_tool_call_output" if kind == "custom_tool_call" else "function_call_output"
@@ -11902,6 +12363,8 @@ class Session(object):
         """Record one finished output item; run it when it is a tool call. True for calls."""
         kind = item.get("type")
         self._guard_loop(task, item)
+        if kind in ("function_call", "local_shell_call", "custom_tool_call"):
+            task.failed_exit = None  # _run_shell sets it again when this call is a command that fails
         with self._lock:
             if task.cancelled:
                 raise Interrupted("interrupted")
@@ -12179,7 +12642,8 @@ class ToolRunner(object):
         try:
             outcome = execute_with_policy(argv, cwd, task.ctx, self.state, ask, on_output=on_output, cancel=task.cancel,
                                           timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
-                                          justification=params.get("justification"))
+                                          justification=params.get("justification"),
+                                          formatter=format_exec_output_text if params.get("text_output") else None)
         except CodexError as exc:
             begin()
             self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=str(exc), aggregated_output=str(exc),
@@ -12209,6 +12673,12 @@ class ToolRunner(object):
             duration = result.duration
             duration = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
             extra = {"timed_out": True, "timeout_ms": result.timeout_ms} if getattr(result, "timed_out", False) else {}
+            task.failed_exit = result.exit_code if result.exit_code not in (0, None) else None
+            task.wrote = task.wrote or not is_known_safe_command(argv)
+            key, seen = (tuple(argv), str(cwd)), (result.exit_code, result.aggregated_output)
+            if task.outputs.get(key) == seen and params.get("text_output"):
+                outcome = ExecOutcome(result, outcome.model_output + REPEATED_OUTPUT_NOTE, outcome.decision)
+            task.outputs[key] = seen
             self._task_emit(task, "exec_command_end", call_id=call_id,
                             stdout=(result.stdout or "")[:UI_OUTPUT_MAX_CHARS], stderr=(result.stderr or "")[:UI_OUTPUT_MAX_CHARS],
                             aggregated_output=(result.aggregated_output or "")[:UI_OUTPUT_MAX_CHARS * 4],
@@ -12249,6 +12719,7 @@ class ToolRunner(object):
                     return "patch not applied: %s" % self.approval_handler.refusal  # nobody was asked
                 return "patch rejected by user"
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
+        task.wrote = True
         for ch in changes:
             for path, before in ((ch.path, ch.old if ch.kind != "add" else None), (ch.move_path, None)):
                 if path is not None and path not in task.diff_base:
@@ -12276,6 +12747,62 @@ class ToolRunner(object):
         if diff:
             self._task_emit(task, "turn_diff", unified_diff=diff)
         return shell_output_for_model(stdout or stderr, 0 if not stderr else 1, time.monotonic() - started)
+
+    def _run_write_file(self, task, call_id, params):
+        """write_file: the whole file, applied as a patch (approval and sandbox as apply_patch)."""
+        path = Path(task.ctx.cwd) / params["path"]
+        try:
+            old = _read_patch_file(path, "read") if path.is_file() else None
+        except PatchError as exc:
+            return "error: %s" % exc
+        if path.is_dir():
+            return "error: %s is a directory; give the path of a file" % params["path"]
+        if old is not None and old == params["content"]:
+            return "no change: %s already has this content" % params["path"]
+        if old is not None and old.strip() and not self._seen_in_outputs(task, old):
+            return ("error: %s already exists and its current content has not been shown in this conversation, so "
+                    "writing it could lose code: look at it first (cat %s), then change it with edit_file"
+                    % (params["path"], params["path"]))
+        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None)
+
+    def _seen_in_outputs(self, task, content):
+        """Whether `content` (a file's text) appears whole in a tool output of this session: the
+        model has seen what write_file would replace."""
+        needle = content.replace("\r\n", "\n").strip()
+        with self.session._lock:
+            items = list(self.session.history) + list(task.items)
+        for item in reversed(items):
+            if item.get("type") in ("function_call_output", "custom_tool_call_output"):
+                if needle in output_text(item.get("output")).replace("\r\n", "\n"):
+                    return True
+        return False
+
+    def _run_edit_file(self, task, call_id, params):
+        """edit_file: one exact replacement, applied as a patch; errors say what to do instead."""
+        name, old_text = params["path"], params["old_text"]
+        path = Path(task.ctx.cwd) / name
+        if not path.is_file():
+            return ("error: %s does not exist (list the files with ls; to create a file use write_file)" % name)
+        try:
+            old = _read_patch_file(path, "read")
+        except PatchError as exc:
+            return "error: %s" % exc
+        if not old_text:
+            return "error: old_text is empty: copy the exact lines to replace from the file (cat %s)" % name
+        count = old.count(old_text)
+        if count == 0 and "\r\n" in old:
+            old, count = old.replace("\r\n", "\n"), old.replace("\r\n", "\n").count(old_text)
+        if count == 0:
+            return ("error: old_text was not found in %s; it must be copied exactly from the file, spaces and "
+                    "line breaks included. Look at the file again (cat %s), or write the whole file with write_file."
+                    % (name, name))
+        if count > 1:
+            return ("error: old_text occurs %d times in %s; include more of the surrounding lines so that it "
+                    "occurs once" % (count, name))
+        new = old.replace(old_text, params["new_text"], 1)
+        if new == old:
+            return "no change: new_text is the same as old_text"
+        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None)
 
     def _turn_diff(self, task):
         """The cumulative unified diff of the files this task's patches touched."""
@@ -12355,6 +12882,20 @@ register_tool(Tool(
     parse=lambda arguments, ctx, environ: parse_plan_arguments(arguments),
     run=lambda runner, task, call_id, params: runner._run_plan(task, call_id, params),
     events=("plan_update",),
+))
+register_tool(Tool(
+    name="write_file",  # small models: a whole file as JSON (file_tools; runs as an apply_patch)
+    spec=lambda ctx: write_file_tool() if file_tools_wanted(ctx.config, ctx.family) else None,
+    parse=lambda arguments, ctx, environ: parse_file_tool_arguments(arguments, ("path", "content")),
+    run=lambda runner, task, call_id, params: runner._run_write_file(task, call_id, params),
+    events=PATCH_EVENTS,
+))
+register_tool(Tool(
+    name="edit_file",  # small models: one exact replacement (file_tools; runs as an apply_patch)
+    spec=lambda ctx: edit_file_tool() if file_tools_wanted(ctx.config, ctx.family) else None,
+    parse=lambda arguments, ctx, environ: parse_file_tool_arguments(arguments, ("path", "old_text", "new_text")),
+    run=lambda runner, task, call_id, params: runner._run_edit_file(task, call_id, params),
+    events=PATCH_EVENTS,
 ))
 register_tool(Tool(
     name="apply_patch",
@@ -12873,6 +13414,11 @@ def _check_exec_paths(images, last_message_file):
             raise UsageError("--output-last-message %s is a directory; name a file" % last_message_file)
         if not parent.is_dir():
             raise UsageError("--output-last-message %s: directory %s does not exist; create it first" % (last_message_file, parent))
+        try:  # its directory is held open from now on: see OutputFile (§02)
+            return OutputFile(last_message_file, "--output-last-message")
+        except OSError as exc:
+            raise UsageError("cannot write --output-last-message %s: %s" % (last_message_file, exc.strerror or exc))
+    return None
 
 
 def trusted_project(cfg):
@@ -12989,7 +13535,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
     out = out or sys.stdout
     err = err or sys.stderr
-    _check_exec_paths(images, last_message_file)
+    output_file = _check_exec_paths(images, last_message_file)  # opened before any command runs
     prompt = expand_prompt_command(cfg, prompt, strict=True)
     # refused before anything starts: no header, no session, rollout or MCP server for a run
     # that never reaches the model (upstream prints the header first)
@@ -13074,13 +13620,15 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
         printer.finish(last, session.total_usage)
     if answer is not None:
         answer.append(last)
-    if last_message_file:
+    if output_file is not None:
         if last is None:
-            err.write("Warning: no last agent message; wrote empty content to %s\n" % last_message_file)
+            err.write("Warning: no last agent message; wrote empty content to %s\n" % output_file.path)
         try:
-            Path(last_message_file).write_text(last or "", encoding="utf-8")
+            output_file.write(last or "")
         except OSError as exc:
-            raise UsageError("cannot write --output-last-message %s: %s" % (last_message_file, exc.strerror or exc))
+            raise UsageError("cannot write %s %s: %s" % (output_file.what, output_file.path, exc.strerror or exc))
+        finally:
+            output_file.close()
     if code:
         return code
     if failed is not None:
@@ -15168,11 +15716,12 @@ class ReplRenderer(object):
         self.print(cell)
 
     def diff_text(self, diff):
-        """A unified diff (git diff output), coloured."""
+        """A unified diff (git diff output), coloured; the files' own escape sequences and
+        controls shown, not sent (commands wrote them: OSC 52 would set the clipboard)."""
         from rich.text import Text
 
         cell = Text()
-        for line in diff.splitlines():
+        for line in terminal_safe(diff).splitlines():
             if line.startswith(("+++", "---", "diff ", "index ", "new file", "deleted file")):
                 style = "bold"
             elif line.startswith("@@"):

@@ -14,6 +14,7 @@ a fresh git repository, in two modes:
              <tool_call> tags, which llama.cpp parses into real `tool_calls` (derived from the
              stock template the server reports on /props)
 
+The tasks are TASKS in tests/support/local_model.py (shared with tests/test_local_model_e2e.py).
 A task is solved when its check passes (files, program output, the final answer).  Prints a
 Markdown table (figures for the README) and, with --json, the raw results.
 """
@@ -30,70 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.local_model import LlamaServer, ensure_model  # noqa: E402
-
-
-def _run(cmd, cwd):
-    return subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True, timeout=60)
-
-
-# -- tasks: (name, prompt, setup(dir), check(dir, final message) -> bool) ----------------------
-
-def setup_none(d):
-    pass
-
-
-def check_hello(d, final):
-    p = d / "hello.txt"
-    return p.is_file() and "hello" in p.read_text().lower()
-
-
-def setup_calc(d):
-    (d / "calc.py").write_text("def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n")
-    (d / "test_calc.py").write_text("from calc import add, mul\n\nassert add(2, 3) == 5\nassert mul(2, 3) == 6\n"
-                                    "print('all tests passed')\n")
-
-
-def check_calc(d, final):
-    return _run([sys.executable, "test_calc.py"], d).returncode == 0 and "assert add(2, 3) == 5" in (d / "test_calc.py").read_text()
-
-
-def check_fizzbuzz(d, final):
-    p = d / "fizzbuzz.py"
-    if not p.is_file():
-        return False
-    want = ["FizzBuzz" if i % 15 == 0 else "Fizz" if i % 3 == 0 else "Buzz" if i % 5 == 0 else str(i) for i in range(1, 16)]
-    out = _run([sys.executable, "fizzbuzz.py"], d)
-    return out.returncode == 0 and out.stdout.split() == want
-
-
-def setup_rename(d):
-    (d / "greet.py").write_text("def hi(name):\n    return 'Hello, ' + name\n")
-    (d / "main.py").write_text("from greet import hi\n\nprint(hi('world'))\n")
-
-
-def check_rename(d, final):
-    out = _run([sys.executable, "-c", "import greet; print(greet.hello('x'))"], d)
-    main = _run([sys.executable, "main.py"], d)
-    return out.returncode == 0 and main.returncode == 0 and main.stdout.strip() == "Hello, world"
-
-
-def setup_lines(d):
-    (d / "data.txt").write_text("".join("row %d\n" % i for i in range(1, 38)))
-
-
-def check_lines(d, final):
-    return "37" in (final or "")
-
-
-TASKS = [
-    ("hello", "Create a file hello.txt containing the word hello.", setup_none, check_hello),
-    ("fix-bug", "`python3 test_calc.py` fails. Fix the bug in calc.py so that it passes.", setup_calc, check_calc),
-    ("fizzbuzz", "Write fizzbuzz.py that prints the numbers 1 to 15, one per line, but Fizz for multiples of 3, "
-                 "Buzz for multiples of 5 and FizzBuzz for multiples of both.", setup_none, check_fizzbuzz),
-    ("rename", "Rename the function hi in greet.py to hello, and update main.py to use it.", setup_rename, check_rename),
-    ("count-lines", "How many lines does data.txt have? Answer with the number.", setup_lines, check_lines),
-]
+from support.local_model import TASKS, LlamaServer, ensure_model  # noqa: E402
 
 
 def native_template(stock):
@@ -154,7 +92,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     tasks = [t for t in TASKS if t[0] in args.tasks.split(",")]
     model = ensure_model(log=lambda m: print("bench: " + m, file=sys.stderr))
+    load_before = os.getloadavg()
+    began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = {}
+    servers = {}
     stock = None
     for mode in args.modes.split(","):
         template = None
@@ -171,6 +112,7 @@ def main(argv=None):
         t0 = time.monotonic()
         with LlamaServer(model, n_ctx=args.n_ctx, threads=args.threads, template=template) as server:
             ready = time.monotonic() - t0
+            servers[mode] = {"ready_s": round(ready, 1), "threads": server.threads}
             if mode == "stock" and stock is None:
                 stock = json.load(urllib.request.urlopen(server.base + "/props"))["chat_template"]
             print("bench: %s server ready in %.1fs" % (mode, ready), file=sys.stderr)
@@ -181,8 +123,15 @@ def main(argv=None):
                 results[mode].append(r)
         if template:
             os.unlink(template)
+    load_after = os.getloadavg()
+    machine = {"date": began, "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
+               "load_after": [round(x, 2) for x in load_after], "model": model.name, "n_ctx": args.n_ctx,
+               "servers": servers}
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps({"machine": machine, "results": results}, indent=1))
+    print("%s, %d CPUs, load average %.1f before and %.1f after (1 min), %s, n_ctx %d, llama.cpp threads %s"
+          % (began, machine["cpus"], load_before[0], load_after[0], model.name, args.n_ctx,
+             ", ".join("%s %s" % (m, v["threads"]) for m, v in servers.items())))
     print("| task | " + " | ".join("%s: solved, s (calls, recovered)" % m for m in results) + " |")
     print("|---|" + "---|" * len(results))
     for i, task in enumerate(tasks):
@@ -193,7 +142,8 @@ def main(argv=None):
         print("| %s | %s |" % (task[0], " | ".join(cells)))
     for mode in results:
         solved = sum(r["solved"] for r in results[mode])
-        print("%s: %d/%d solved, %.0f s in all" % (mode, solved, len(tasks), sum(r["seconds"] for r in results[mode])))
+        took = sum(r["seconds"] for r in results[mode])
+        print("%s: %d/%d solved, %.0f s in all, %.0f s per task" % (mode, solved, len(tasks), took, took / max(1, len(tasks))))
     return 0
 
 

@@ -47,12 +47,14 @@ CALL = {"name": SHELL_CMD, "arguments": {"command": "echo hi > out.txt"}}
     ('<|python_tag|>{"name": "shell_command", "parameters": {"command": "ls"}}', "python_tag"),
     ('[TOOL_CALLS][{"name": "shell_command", "arguments": {"command": "ls"}}]', "mistral_tool_calls"),
     (json.dumps(CALL), "bare_json"),
+    (json.dumps(CALL) + "\n" + json.dumps(CALL) + "\n", "bare_json"),  # several calls, one per line
+    (fenced(CALL)[:-4] + "\n" + json.dumps(CALL) + "\n```", "fenced_json"),  # ... in one block
     (json.dumps({"type": "function", "function": {"name": SHELL_CMD, "arguments": '{"command": "ls"}'}}), "bare_json"),
 ])
 def test_recovers_the_common_formats(text, fmt):
     found = codex.recover_tool_calls(text, offered())
     assert found is not None and found[0] == fmt
-    assert [name for name, _ in found[2]] == [SHELL_CMD]
+    assert {name for name, _ in found[2]} == {SHELL_CMD} and len(found[2]) == max(1, text.count("\"name\""))
     assert isinstance(json.loads(found[2][0][1])["command"], str)
 
 
@@ -81,6 +83,8 @@ def test_recovers_several_calls_and_keeps_the_prose():
     "<tool_call>\n%s\n</tool_call>\nThen I will check it." % json.dumps(CALL),
     "```python\nprint('hi')\n```",
     '```json\n{"name": "shell_command", "arguments": {"command": "ls"}\n```',  # broken JSON
+    json.dumps(CALL) + "\nThen I check it.",  # a call followed by prose
+    json.dumps(CALL) + "\n" + json.dumps({"a": 1}),  # a call next to JSON that is not one
 ])
 def test_leaves_text_that_is_not_a_call(text):
     assert codex.recover_tool_calls(text, offered()) is None
@@ -312,6 +316,182 @@ def test_apply_patch_through_shell_command_heredoc(server, codex_home, tmp_path)
     assert any(e["type"] == "patch_apply_end" and e["success"] for e in events)
 
 
+def tool_outputs(server, index=-1):
+    """The tool messages of the Chat request `index` (their content, in order)."""
+    return [m["content"] for m in server.model_requests()[index].body["messages"] if m["role"] == "tool"]
+
+
+def test_shell_command_output_is_plain_text_with_the_exit_code_first(server, codex_home, tmp_path):
+    """A small model reads a traceback better as text than inside an escaped JSON string."""
+    run_calls(server, codex_home, tmp_path, [(SHELL_CMD, {"command": "printf 'line one\\nline two\\n'; exit 3"}),
+                                             (SHELL_CMD, {"command": "echo fine"})], wire="chat")
+    failed, fine = tool_outputs(server)
+    assert failed.startswith("Exit code: 3\nWall time: ") and "\nOutput:\nline one\nline two\n" in failed
+    assert "failed with exit code 3" in failed and "not done" in failed  # says what a failed check means
+    assert fine.startswith("Exit code: 0\n") and fine.endswith("Output:\nfine") and "failed" not in fine
+    # the argv `shell` tool keeps upstream's JSON envelope
+    server.clear()
+    run_calls(server, codex_home, tmp_path, [("shell", {"command": ["echo", "x"]})])
+    out = [i["output"] for i in server.model_requests()[-1].body["input"] if i["type"] == "function_call_output"]
+    assert json.loads(out[0])["metadata"]["exit_code"] == 0
+
+
+def test_calls_chained_as_text_run_one_at_a_time(server, codex_home, tmp_path):
+    """With no stop token after a call, a small model writes call after call, each guessing the
+    result of the one before; codex stops reading after the first and runs only that one."""
+    chain = "\n".join(json.dumps({"name": SHELL_CMD, "arguments": {"command": "echo %d >> log.txt" % i}})
+                      for i in range(3)) + "\n"
+    server.enqueue(Turn().text(chain), Turn().text("```json\n%s\n```\n```json\n%s\n```" % (
+        json.dumps({"name": SHELL_CMD, "arguments": {"command": "echo fenced >> log.txt"}}),
+        json.dumps({"name": SHELL_CMD, "arguments": {"command": "echo never >> log.txt"}}))), Turn().text("done"))
+    session = chat_session(server, codex_home, tmp_path)
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "log.txt").read_text() == "0\nfenced\n"
+    assert [e["format"] for e in events if e["type"] == "tool_call_recovered"] == ["bare_json", "fenced_json"]
+    assistant = [m for m in server.model_requests()[1].body["messages"] if m["role"] == "assistant"]
+    assert len(assistant[0]["tool_calls"]) == 1 and not assistant[0].get("content")
+
+
+def test_a_turn_that_ends_on_a_failed_command_gets_a_follow_up(server, codex_home, tmp_path):
+    """Small models often say "fixed it" (or "I will now ...") right after a failing check."""
+    server.enqueue(Turn().function_call(SHELL_CMD, {"command": "exit 3"}, call_id="a"), Turn().text("Fixed it."),
+                   Turn().function_call(SHELL_CMD, {"command": "echo ok > fixed.txt"}, call_id="b"), Turn().text("Done."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("fix it"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "fixed.txt").exists() and events[-1]["last_agent_message"] == "Done."
+    third = server.model_requests()[2].body["messages"]
+    assert third[-1]["role"] == "user" and "failed (exit code 3)" in third[-1]["content"]
+    assert third[-2]["role"] == "tool" and "Fixed it." not in json.dumps(third)  # its wrong answer is not read back
+    assert any(e["type"] == "background_event" and "follow_up_nudges" in e["message"] for e in events)
+    # a turn that ends after a command that worked, or with the nudges off, ends as it is
+    for extra, script in (({"compact_prompt": True}, "true"), ({"compact_prompt": True, "follow_up_nudges": 0}, "exit 3"),
+                          ({"compact_prompt": False}, "exit 3")):
+        server.clear()
+        server.enqueue(Turn().function_call(SHELL_CMD, {"command": script}, call_id="c"), Turn().text("Over."))
+        session = chat_session(server, codex_home, tmp_path, **extra)
+        session.submit(user_input("go"))
+        drain_until(session, "task_complete", timeout=30)
+        session.shutdown()
+        assert len(server.model_requests()) == 2, extra
+
+
+def test_a_command_repeated_with_the_same_output_says_so(server, codex_home, tmp_path):
+    run_calls(server, codex_home, tmp_path, [(SHELL_CMD, {"command": "echo same"}), (SHELL_CMD, {"command": "echo other"}),
+                                             (SHELL_CMD, {"command": "echo same"}), (SHELL_CMD, {"command": "date +%N"}),
+                                             (SHELL_CMD, {"command": "date +%N"})], wire="chat")
+    outputs = tool_outputs(server)
+    assert [("same output as the last time" in o) for o in outputs] == [False, False, True, False, False]
+
+
+def test_a_change_claimed_after_only_reading_gets_a_follow_up(server, codex_home, tmp_path):
+    (tmp_path / "expected.txt").write_text("Good morning\n")
+    server.enqueue(Turn().function_call(SHELL_CMD, {"command": "cat expected.txt"}, call_id="a"),
+                   Turn().text("I changed greet.py to print it."),
+                   Turn().function_call(SHELL_CMD, {"command": "echo \"print('Good morning')\" > greet.py"}, call_id="b"),
+                   Turn().text("I changed greet.py."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("make greet.py print expected.txt"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "greet.py").exists() and len(server.model_requests()) == 4  # no follow-up after a real write
+    assert "only read files" in server.model_requests()[2].body["messages"][-1]["content"]
+    # an answer after reading that claims nothing is an answer
+    server.clear()
+    server.enqueue(Turn().function_call(SHELL_CMD, {"command": "wc -l expected.txt"}, call_id="c"),
+                   Turn().text("It has 1 line."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("how many lines?"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert len(server.model_requests()) == 2
+
+
+def test_the_follow_ups_are_bounded(server, codex_home, tmp_path):
+    turns = []
+    for i in range(4):
+        turns += [Turn().function_call(SHELL_CMD, {"command": "exit 1"}, call_id="c%d" % i), Turn().text("Fixed.")]
+    server.enqueue(*turns)
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("go"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert len(server.model_requests()) == 2 * (codex.FOLLOW_UP_NUDGES + 1)
+
+
+# -- write_file and edit_file (small models) ---------------------------------------------------
+
+FILE_TOOLS = ("write_file", "edit_file")
+
+
+def test_file_tools_come_with_the_compact_prompt(server, codex_home, tmp_path):
+    for extra, offered_tools in (({"compact_prompt": True}, True), ({"compact_prompt": False}, False),
+                                 ({"compact_prompt": True, "file_tools": False}, False),
+                                 ({"compact_prompt": False, "file_tools": True}, True)):
+        server.clear()
+        server.enqueue(Turn().text("hi"))
+        session = codex.Session(mock_config(server, codex_home, tmp_path, wire="chat", **extra)).start()
+        session.submit(user_input("hi"))
+        drain_until(session, "task_complete", timeout=30)
+        session.shutdown()
+        request = server.model_requests()[0]
+        names = tool_names(request)
+        assert all((n in names) == offered_tools for n in FILE_TOOLS), (extra, names)
+        system = request.body["messages"][0]["content"]
+        if extra["compact_prompt"]:  # the compact prompt says how to change a file with what is offered
+            assert ("edit_file" in system) == offered_tools and ("here-document" in system) != offered_tools
+
+
+def test_write_file_and_edit_file_change_files_as_patches(server, codex_home, tmp_path):
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n")
+    events = run_calls(server, codex_home, tmp_path, [
+        ("write_file", {"path": "notes/hello.txt", "content": "hello\nworld"}),
+        ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"}),
+        ("write_file", {"path": "notes/hello.txt", "content": "hello again\n"}),  # never looked at: refused
+        (SHELL_CMD, {"command": "cat notes/hello.txt"}),
+        ("write_file", {"path": "notes/hello.txt", "content": "hello again\n"}),
+        ("edit_file", {"path": "calc.py", "old_text": "return a / b", "new_text": "x"}),
+        ("edit_file", {"path": "calc.py", "old_text": "    return a", "new_text": "x"}),
+        ("edit_file", {"path": "nope.py", "old_text": "a", "new_text": "b"}),
+        ("write_file", {"path": "notes/hello.txt", "content": "hello again\n"}),
+        ("write_file", {"path": "x.txt"}),
+    ], wire="chat", compact_prompt=True, sandbox="workspace-write")
+    assert (tmp_path / "calc.py").read_text() == "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
+    assert (tmp_path / "notes" / "hello.txt").read_text() == "hello again\n"
+    ends = [e for e in events if e["type"] == "patch_apply_end"]
+    assert len(ends) == 3 and all(e["success"] for e in ends)
+    begins = [e for e in events if e["type"] == "patch_apply_begin"]
+    assert list(begins[0]["changes"].values())[0] == {"add": {"content": "hello\nworld\n"}}
+    diff = list(begins[1]["changes"].values())[0]["update"]["unified_diff"]
+    assert "-    return a - b\n+    return a + b\n" in diff and "mul" not in diff  # the real change, not the file
+    outputs = tool_outputs(server)
+    assert "already exists and its current content has not been shown" in outputs[2] and "cat notes/hello.txt" in outputs[2]
+    assert "not found in calc.py" in outputs[5] and "cat calc.py" in outputs[5]
+    assert "occurs 2 times" in outputs[6] and "surrounding lines" in outputs[6]
+    assert "nope.py does not exist" in outputs[7] and "write_file" in outputs[7]
+    assert outputs[8].startswith("no change")
+    assert "`content` must be a string" in outputs[9]
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_file_tools_obey_the_sandbox_and_approval(server, codex_home, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (outside / "keep.txt").write_text("keep\n")
+    run_calls(server, codex_home, work, [
+        ("write_file", {"path": str(outside / "new.txt"), "content": "x"}),
+        ("edit_file", {"path": "../outside/keep.txt", "old_text": "keep", "new_text": "gone"}),
+    ], wire="chat", compact_prompt=True, sandbox="workspace-write", approval="never",
+       **{"sandbox_workspace_write.exclude_slash_tmp": True, "sandbox_workspace_write.exclude_tmpdir_env_var": True})
+    assert not (outside / "new.txt").exists() and (outside / "keep.txt").read_text() == "keep\n"
+    assert all(o.startswith("patch rejected") for o in tool_outputs(server))
+
+
 # -- runaway turns -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("wire", ["responses", "chat"])
@@ -323,6 +503,21 @@ def test_the_same_call_repeated_stops_the_turn(server, codex_home, tmp_path, wir
     assert len([e for e in events if e["type"] == "plan_update"]) == 3  # the 4th was not run
     assert len(server.model_requests()) == 4
     assert events[-1]["type"] == "task_complete"
+
+
+def test_two_calls_taking_turns_stop_the_turn(server, codex_home, tmp_path):
+    """Qwen2.5-Coder-1.5B ran the failing test, looked at the test, ran it, looked at it, ..."""
+    calls = [(SHELL_CMD, {"command": "echo run"}), (SHELL_CMD, {"command": "echo look"})] * 5
+    events = run_calls(server, codex_home, tmp_path, calls, wire="chat")
+    errors = [e["message"] for e in events if e["type"] == "error"]
+    assert len(errors) == 1 and "same two calls" in errors[0] and "4 times in a row" in errors[0], errors
+    assert len([e for e in events if e["type"] == "exec_command_end"]) == 7  # the 8th was not run
+    # a test run between changing edits is no loop
+    server.clear()
+    events = run_calls(server, codex_home, tmp_path, [c for i in range(5) for c in
+                                                      ((SHELL_CMD, {"command": "echo run"}), (SHELL_CMD, {"command": "echo edit %d" % i}))],
+                       wire="chat")
+    assert not [e for e in events if e["type"] == "error"]
 
 
 def test_too_many_calls_in_a_turn_stop_it_and_the_history_stays_whole(server, codex_home, tmp_path):
@@ -381,8 +576,9 @@ def test_window_from_llama_cpp_props_makes_the_prompt_compact_and_stable(server,
     first, second = [r.body for r in server.model_requests()]
     system = first["messages"][0]["content"]
     assert system.startswith("You are codex") and len(system) < 1500 and "`shell_command`" in system
-    assert [t["function"]["name"] for t in first["tools"]] == [SHELL_CMD]  # no update_plan in compact mode
-    assert len(json.dumps(first["tools"])) < 600
+    # no update_plan in compact mode; the file tools small models edit with
+    assert [t["function"]["name"] for t in first["tools"]] == [SHELL_CMD, "write_file", "edit_file"]
+    assert len(json.dumps(first["tools"])) < 1300
     # a stable prefix for the server's prompt cache: the second request extends the first
     assert second["tools"] == first["tools"]
     assert second["messages"][:len(first["messages"])] == first["messages"]
@@ -408,6 +604,18 @@ def test_window_from_ollama_api_show(server):
     server.routes[("POST", "/api/show")] = {"parameters": "", "model_info": {"qwen2.context_length": 32768}}
     assert codex.discover_context_window(provider, "qwen2.5-coder:1.5b") == codex.OLLAMA_DEFAULT_NUM_CTX
     codex._SERVED_WINDOWS.pop((server.url, "qwen2.5-coder:1.5b"), None)
+
+
+def test_window_from_lm_studio_rest_api(server):
+    """LM Studio's OpenAI-compatible /v1/models has no window; /api/v0/models/MODEL has it once loaded."""
+    provider = codex.ProviderInfo("lmstudio", base_url=server.url, wire_api="chat")
+    server.routes[("GET", "/v1/models")] = {"object": "list", "data": [{"id": "qwen2.5-coder-1.5b-instruct", "object": "model"}]}
+    server.routes[("GET", "/api/v0/models/qwen2.5-coder-1.5b-instruct")] = {
+        "id": "qwen2.5-coder-1.5b-instruct", "object": "model", "type": "llm", "state": "loaded",
+        "max_context_length": 32768, "loaded_context_length": 8192}
+    assert codex.discover_context_window(provider, "qwen2.5-coder-1.5b-instruct") == 8192
+    server.routes[("GET", "/api/v0/models/other")] = {"id": "other", "state": "not-loaded", "max_context_length": 32768}
+    assert codex.discover_context_window(provider, "other") is None  # loads later with a window we cannot know
 
 
 def test_configured_window_wins_and_compact_prompt_can_be_forced(server, codex_home, tmp_path):

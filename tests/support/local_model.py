@@ -32,6 +32,100 @@ MODEL_VERSION = "0.2.0"
 MODEL_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
 
+# -- small coding tasks (tests/test_local_model_e2e.py and bench/bench_local_model.py) ---------
+#
+# Each is (name, prompt, setup(dir), check(dir, final message) -> bool); the check runs what the
+# user would run (the program, the test) in the task's directory.
+
+def _run(cmd, cwd):
+    return subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True, timeout=60)
+
+
+def setup_none(d):
+    pass
+
+
+def check_hello(d, final):
+    p = d / "hello.txt"
+    return p.is_file() and "hello" in p.read_text().lower()
+
+
+def setup_calc(d):
+    (d / "calc.py").write_text("def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n")
+    (d / "test_calc.py").write_text("from calc import add, mul\n\nassert add(2, 3) == 5\nassert mul(2, 3) == 6\n"
+                                    "print('all tests passed')\n")
+
+
+def check_calc(d, final):
+    test = (d / "test_calc.py").read_text()  # fixed in calc.py, not by weakening the test
+    return _run([sys.executable, "test_calc.py"], d).returncode == 0 and "assert add(2, 3) == 5" in test \
+        and "assert mul(2, 3) == 6" in test
+
+
+def setup_stats(d):
+    (d / "stats.py").write_text("def average(numbers):\n    return sum(numbers) / len(number)\n\n\n"
+                                "def largest(numbers):\n    return max(numbers)\n")
+    (d / "test_stats.py").write_text("from stats import average, largest\n\nassert average([1, 2, 3]) == 2\n"
+                                     "assert largest([1, 5, 2]) == 5\nprint('all tests passed')\n")
+
+
+def check_stats(d, final):
+    test = (d / "test_stats.py").read_text()  # fixed in stats.py, not by weakening the test
+    return _run([sys.executable, "test_stats.py"], d).returncode == 0 and "assert average([1, 2, 3]) == 2" in test \
+        and "assert largest([1, 5, 2]) == 5" in test and "def largest" in (d / "stats.py").read_text()
+
+
+def check_fizzbuzz(d, final):
+    p = d / "fizzbuzz.py"
+    if not p.is_file():
+        return False
+    want = ["FizzBuzz" if i % 15 == 0 else "Fizz" if i % 3 == 0 else "Buzz" if i % 5 == 0 else str(i) for i in range(1, 16)]
+    out = _run([sys.executable, "fizzbuzz.py"], d)
+    return out.returncode == 0 and out.stdout.split() == want
+
+
+def setup_rename(d):
+    (d / "greet.py").write_text("def hi(name):\n    return 'Hello, ' + name\n")
+    (d / "main.py").write_text("from greet import hi\n\nprint(hi('world'))\n")
+
+
+def check_rename(d, final):
+    out = _run([sys.executable, "-c", "import greet; print(greet.hello('x'))"], d)
+    main = _run([sys.executable, "main.py"], d)
+    return out.returncode == 0 and main.returncode == 0 and main.stdout.strip() == "Hello, world"
+
+
+def setup_greet(d):
+    (d / "greet.py").write_text("def greeting():\n    return 'Hi there'\n\n\nprint(greeting())\n")
+    (d / "expected.txt").write_text("Good morning, Ada!\n")
+
+
+def check_greet(d, final):
+    out = _run([sys.executable, "greet.py"], d)
+    return out.returncode == 0 and out.stdout == "Good morning, Ada!\n" and "def greeting" in (d / "greet.py").read_text()
+
+
+def setup_lines(d):
+    (d / "data.txt").write_text("".join("row %d\n" % i for i in range(1, 38)))
+
+
+def check_lines(d, final):
+    return "37" in (final or "")
+
+
+TASKS = [
+    ("hello", "Create a file hello.txt containing the word hello.", setup_none, check_hello),
+    ("fix-bug", "`python3 test_calc.py` fails. Fix the bug in calc.py so that it passes.", setup_calc, check_calc),
+    ("fix-crash", "`python3 test_stats.py` fails. Fix the bug so that it passes.", setup_stats, check_stats),
+    ("fizzbuzz", "Write fizzbuzz.py that prints the numbers 1 to 15, one per line, but Fizz for multiples of 3, "
+                 "Buzz for multiples of 5 and FizzBuzz for multiples of both.", setup_none, check_fizzbuzz),
+    ("rename", "Rename the function hi in greet.py to hello, and update main.py to use it.", setup_rename, check_rename),
+    ("read-then-edit", "Change greet.py so that running it prints exactly the line in expected.txt.", setup_greet,
+     check_greet),
+    ("count-lines", "How many lines does data.txt have? Answer with the number.", setup_lines, check_lines),
+]
+
+
 class ModelUnavailable(Exception):
     """The model (or the server wheel) cannot be had; the message is one line."""
 
