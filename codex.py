@@ -17598,7 +17598,7 @@ def _cmd_interactive(args, cfg_loader):
 #   anything else -> JSON-RPC error -32601 (upstream sent nothing at all, which leaves
 #                       SDK clients waiting forever)
 #
-# Sessions come from session_factory(config) (default: Session, §16) and follow the
+# Sessions come from session_factory(config), started (default: Session(config).start(), §16); they follow the
 # contract at the top of §08.  Each `codex` call gets its own session; `codex-reply`
 # continues one by its session id; calls run concurrently.
 
