@@ -1045,12 +1045,22 @@ def _check_enum(where, key, value, allowed):
         )
 
 
+def _unknown_key(where, shown, key, known):
+    """The one-line warning for an unknown config key, naming the closest known one (a typo
+    such as `-c model_reasoning_efort=high` is otherwise silently ignored)."""
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    hint = "; did you mean `%s%s`?" % (shown[:len(shown) - len(key)], close[0]) if close else ""
+    return "%s: unknown key `%s` (ignored)%s" % (where, shown, hint)
+
+
 def _check_table(where, prefix, table, spec, warnings):
     """Type-check a nested table against spec {key: (kind, default)}; fill defaults."""
     out = {}
     for key, value in table.items():
         if key not in spec:
-            warnings.append("%s: unknown key `%s.%s` (ignored)" % (where, prefix, key))
+            warnings.append(_unknown_key(where, "%s.%s" % (prefix, key), key, spec))
             continue
         _check_type(where, "%s.%s" % (prefix, key), value, spec[key][0])
         out[key] = value
@@ -1615,7 +1625,7 @@ def _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings):
             profile_place = str(file_path) if profile_name not in profiles else "%s and %s" % (profile_place, file_path)
         for key in profile:
             if key not in PROFILE_KEYS:
-                warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
+                warnings.append(_unknown_key(where, "profiles.%s.%s" % (profile_name, key), key, PROFILE_KEYS))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
     project_tree, project_place, project_root, trusted_root = _project_layer(
@@ -1639,7 +1649,7 @@ def _check_config_layers(layers, warnings):
             spec = CONFIG_KEYS.get(key)
             if spec is None:
                 if key != "profiles":
-                    warnings.append("%s: unknown key `%s` (ignored)" % (place, key))
+                    warnings.append(_unknown_key(place, key, key, CONFIG_KEYS))
                 continue
             kind, _default, allowed = spec
             _check_type(place, key, layer[key], kind)
@@ -1760,7 +1770,8 @@ def _load_providers(read, values, environ, warnings):
         checked = {}
         for key, value in table.items():
             if key not in PROVIDER_KEYS:
-                warnings.append("%s: unknown key `model_providers.%s.%s` (ignored)" % (place_of("model_providers", pid, key), pid, key))
+                warnings.append(_unknown_key(place_of("model_providers", pid, key), "model_providers.%s.%s" % (pid, key),
+                                             key, PROVIDER_KEYS))
                 continue
             _check_type(place_of("model_providers", pid, key), "model_providers.%s.%s" % (pid, key), value, PROVIDER_KEYS[key][0])
             checked[key] = value
@@ -8386,6 +8397,15 @@ def config_layers(cfg):
             value = sorted(value)
         layer = cfg.sources.get(key, "default")
         where = cfg.layer_paths.get(layer, "") if layer not in ("requirements",) else " or ".join(cfg.requirements.paths)
+        if key == "hooks" and cfg.hooks:  # hooks.json files and [hooks] tables: name each place they came from
+            by_path = {str(path): name for name, path in cfg.layer_paths.items()}
+            origins = []
+            for hook in cfg.hooks:
+                origin = hook.source.split(": hooks", 1)[0]
+                if origin not in origins:
+                    origins.append(origin)
+            layer = ", ".join(dict.fromkeys(HOOKS_FILE if o.endswith(HOOKS_FILE) else by_path.get(o, o) for o in origins))
+            where = ", ".join(origins)
         rows.append((key, value, layer, where))
     rows.append(("sandbox_policy (effective)", cfg.sandbox_policy.to_wire(), cfg.sources.get("sandbox_mode", "default"), ""))
     return rows
@@ -12776,7 +12796,10 @@ class ToolRunner(object):
         started = time.monotonic()
         stdout, stderr = "", ""
         if sandboxed:
-            result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            try:
+                result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            except CodexError as exc:  # no sandbox can be built here (SandboxError): fail closed
+                result = ExecResult(1, "", "execution error: %s\n" % exc)
             stdout, stderr = (result.stdout, "") if result.exit_code == 0 else ("", result.stderr or result.stdout)
             if result.exit_code != 0 and result.sandbox_denied and task.ctx.approval_policy == "on-failure":
                 decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
@@ -17652,7 +17675,7 @@ def _cmd_interactive(args, cfg_loader):
 #   anything else -> JSON-RPC error -32601 (upstream sent nothing at all, which leaves
 #                       SDK clients waiting forever)
 #
-# Sessions come from session_factory(config) (default: Session, §16) and follow the
+# Sessions come from session_factory(config), started (default: Session(config).start(), §16); they follow the
 # contract at the top of §08.  Each `codex` call gets its own session; `codex-reply`
 # continues one by its session id; calls run concurrently.
 
@@ -19488,10 +19511,13 @@ def build_parser():
     a = p.add_argument("--add-dir", metavar="DIR", action="append", dest="add_dirs",
                        help="another writable root for commands (repeatable; with -s workspace-write)")
     a.complete = "dir"
-    p.add_argument("--last", action="store_true", help="with `resume`: continue the most recent session")
-    p.add_argument("--all", action="store_true", help="with `resume --last`: look in every directory, not only this one")
+    # --last/--all belong to `exec resume` only: hidden here (and from completion), listed in the epilog
+    p.add_argument("--last", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--include-plan-tool", action="store_true", default=None, help="offer the plan tool to the model")
     _add_review_options(p, in_exec=True)
+    p.epilog = ("`codex exec resume [ID | --last [--all]] [PROMPT]` continues a session (--last: the most "
+                "recent here; --all: in any directory); `codex exec review --help` lists the review options.")
 
     p = sub("review")
     _add_config_options(p, top=False)
@@ -19656,9 +19682,27 @@ def _split_mcp_add_command(argv):
     return argv, None
 
 
+def _exec_review_help(parser, argv):
+    """`codex exec review --help` prints the review options (argparse alone would show exec's,
+    where `review` is only a word of the prompt)."""
+    import argparse
+
+    words = [w for w in argv if not w.startswith("-")]
+    if not ({"-h", "--help"} & set(argv)) or "review" not in words[1:] or \
+            words[words.index("review", 1) - 1] not in ("exec", "e"):
+        return
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            review = action.choices["review"]
+            review.prog = "codex exec review"
+            review.print_help()
+            raise SystemExit(0)
+
+
 def _parse_args(argv):
     """Parse argv; return the namespace with -c lists joined (top-level first)."""
     parser = build_parser()
+    _exec_review_help(parser, argv)
     argv, command_tail = _split_mcp_add_command(argv)
     argv, prompt, extra = _split_prompt(parser, argv)
     if extra:
