@@ -340,10 +340,11 @@ def write_private_file(path, data, mode=0o600):
 
 
 def open_private_append(path):
-    """Open `path` for appending, creating it 0600; return a binary file object."""
+    """Open `path` for appending, creating it 0600; return a binary file object.  Never through
+    a symlink at `path` (rollouts and logs are codex's own files: one there was planted)."""
     path = Path(path)
     make_private_dirs(path.parent)
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
     return os.fdopen(fd, "ab")
 
 
@@ -1073,12 +1074,22 @@ def _check_enum(where, key, value, allowed):
         )
 
 
+def _unknown_key(where, shown, key, known):
+    """The one-line warning for an unknown config key, naming the closest known one (a typo
+    such as `-c model_reasoning_efort=high` is otherwise silently ignored)."""
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    hint = "; did you mean `%s%s`?" % (shown[:len(shown) - len(key)], close[0]) if close else ""
+    return "%s: unknown key `%s` (ignored)%s" % (where, shown, hint)
+
+
 def _check_table(where, prefix, table, spec, warnings):
     """Type-check a nested table against spec {key: (kind, default)}; fill defaults."""
     out = {}
     for key, value in table.items():
         if key not in spec:
-            warnings.append("%s: unknown key `%s.%s` (ignored)" % (where, prefix, key))
+            warnings.append(_unknown_key(where, "%s.%s" % (prefix, key), key, spec))
             continue
         _check_type(where, "%s.%s" % (prefix, key), value, spec[key][0])
         out[key] = value
@@ -1547,7 +1558,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     _check_config_values(read, values, environ, warnings)
     providers = _load_providers(read, values, environ, warnings)
     requirements, base_instructions, include_plan_tool = _derive_config(read, values, sources, providers, overrides, warnings)
-    return Config(
+    cfg = Config(
         codex_home=home,
         config_path=read.path,
         cwd=read.cwd,
@@ -1565,6 +1576,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         layer_paths=frozen_mapping({label: place for label, place, _layer in read.layers if _layer}),
         **values
     )
+    _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
+    return cfg
 
 
 class ConfigLayers(Record):
@@ -1641,7 +1654,7 @@ def _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings):
             profile_place = str(file_path) if profile_name not in profiles else "%s and %s" % (profile_place, file_path)
         for key in profile:
             if key not in PROFILE_KEYS:
-                warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
+                warnings.append(_unknown_key(where, "profiles.%s.%s" % (profile_name, key), key, PROFILE_KEYS))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
     project_tree, project_place, project_root, trusted_root = _project_layer(
@@ -1665,7 +1678,7 @@ def _check_config_layers(layers, warnings):
             spec = CONFIG_KEYS.get(key)
             if spec is None:
                 if key != "profiles":
-                    warnings.append("%s: unknown key `%s` (ignored)" % (place, key))
+                    warnings.append(_unknown_key(place, key, key, CONFIG_KEYS))
                 continue
             kind, _default, allowed = spec
             _check_type(place, key, layer[key], kind)
@@ -1790,7 +1803,8 @@ def _load_providers(read, values, environ, warnings):
         checked = {}
         for key, value in table.items():
             if key not in PROVIDER_KEYS:
-                warnings.append("%s: unknown key `model_providers.%s.%s` (ignored)" % (place_of("model_providers", pid, key), pid, key))
+                warnings.append(_unknown_key(place_of("model_providers", pid, key), "model_providers.%s.%s" % (pid, key),
+                                             key, PROVIDER_KEYS))
                 continue
             _check_type(place_of("model_providers", pid, key), "model_providers.%s.%s" % (pid, key), value, PROVIDER_KEYS[key][0])
             checked[key] = value
@@ -2300,6 +2314,31 @@ _LANDLOCK_ONLY_CHECK = [lambda home=None: False]
 def _landlock_only(home=None):
     """Whether commands here are confined by Landlock alone (no user namespaces)."""
     return _LANDLOCK_ONLY_CHECK[0](home)
+
+
+#: real paths of every directory a configuration this process loaded can make writable for commands
+_GRANTABLE_ROOTS = set()
+
+
+def grantable_writable_roots(cfg):
+    """Every directory this configuration can let sandboxed commands write, whatever this run's
+    own sandbox mode (a review runs read-only; an earlier session did not): the workspace, /tmp,
+    $TMPDIR, the writable_roots of [sandbox_workspace_write] and of every [profiles.*] table, the
+    legacy sandbox_permissions folders, and the effective policy's roots; real paths.  A command
+    may have written there, so codex's own unconfined programs (git) are never taken from them."""
+    tables = [cfg.sandbox_workspace_write] + [p.get("sandbox_workspace_write") for p in (cfg.profiles or {}).values()
+                                              if isinstance(p, dict)]
+    policies = [cfg.sandbox_policy]
+    for table in tables:
+        if isinstance(table, dict) and isinstance(table.get("writable_roots") or [], list):
+            policies.append(SandboxPolicy.from_wire({"mode": "workspace-write", "writable_roots": table.get("writable_roots")},
+                                                    cfg.cwd))
+    if isinstance(cfg.sandbox_permissions, list):
+        policies.append(SandboxPolicy.from_permissions(cfg.sandbox_permissions + ["disk-write-cwd"], cfg.codex_home))
+    roots = set()
+    for policy in policies:
+        roots.update(str(r) for r in policy.writable_roots_for(cfg.cwd))
+    return roots
 
 
 def _is_within(path, root):
@@ -8544,6 +8583,15 @@ def config_layers(cfg):
             value = sorted(value)
         layer = cfg.sources.get(key, "default")
         where = cfg.layer_paths.get(layer, "") if layer not in ("requirements",) else " or ".join(cfg.requirements.paths)
+        if key == "hooks" and cfg.hooks:  # hooks.json files and [hooks] tables: name each place they came from
+            by_path = {str(path): name for name, path in cfg.layer_paths.items()}
+            origins = []
+            for hook in cfg.hooks:
+                origin = hook.source.split(": hooks", 1)[0]
+                if origin not in origins:
+                    origins.append(origin)
+            layer = ", ".join(dict.fromkeys(HOOKS_FILE if o.endswith(HOOKS_FILE) else by_path.get(o, o) for o in origins))
+            where = ", ".join(origins)
         rows.append((key, value, layer, where))
     rows.append(("sandbox_policy (effective)", cfg.sandbox_policy.to_wire(), cfg.sources.get("sandbox_mode", "default"), ""))
     return rows
@@ -10510,11 +10558,50 @@ def text_message(role, text):
     return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
 
 
-_IMAGE_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+#: what an attached image's first bytes must be (the kind is taken from them, not from the name)
+_IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+                     (b"GIF89a", "image/gif"))
 
 
-def input_items_to_message(items, cwd, warn=None):
-    """Protocol InputItems (text, image, local_image) -> one user message item."""
+def _image_mime(head):
+    """The MIME type of a PNG, JPEG, GIF or WebP image from its first bytes, else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in _IMAGE_SIGNATURES if head.startswith(magic)), None)
+
+
+def read_image_attachment(path, home=None):
+    """(MIME type, bytes) of an image the user attached (`-i`, a local_image item); OSError with
+    a sentence as strerror when codex does not send it.
+
+    Codex reads it unconfined, from where sandboxed commands write: a command cannot read
+    $CODEX_HOME/auth.json, but it can plant `shot.png -> ~/.codex/auth.json` and name it to the
+    user.  So the file must be a regular file (no FIFO, no /dev/zero), its real path (of the
+    file opened) must not lie in $CODEX_HOME, and its bytes must be a PNG, JPEG, GIF or WebP.
+    """
+    import stat
+
+    fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        try:
+            real = os.readlink("/proc/self/fd/%d" % fd)  # the file opened, whatever was swapped since
+        except OSError:
+            real = os.path.realpath(str(path))
+        if home is not None and _is_within(real, os.path.realpath(str(home))):
+            raise OSError(errno.EACCES, "it is %s, in $CODEX_HOME (credentials, sessions); codex does not send files "
+                                        "from there (a command may have planted the link)" % real)
+        data = fh.read()
+    mime = _image_mime(data[:16])
+    if mime is None:
+        raise OSError(errno.EINVAL, "not a PNG, JPEG, GIF or WebP image (by its content)")
+    return mime, data
+
+
+def input_items_to_message(items, cwd, warn=None, home=None):
+    """Protocol InputItems (text, image, local_image) -> one user message item (local images
+    read by read_image_attachment; one that is refused is left out with a warning)."""
     import base64
 
     content = []
@@ -10526,13 +10613,13 @@ def input_items_to_message(items, cwd, warn=None):
             content.append({"type": "input_image", "image_url": item["image_url"]})
         elif kind == "local_image" and item.get("path"):
             path = Path(cwd) / Path(item["path"]).expanduser()
-            mime = _IMAGE_MIME.get(path.suffix.lower(), "application/octet-stream")
             try:
-                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                mime, raw = read_image_attachment(path, home)
             except OSError as exc:
                 if warn is not None:
                     warn("skipping image %s: %s" % (path, exc.strerror or exc))
                 continue
+            data = base64.b64encode(raw).decode("ascii")
             content.append({"type": "input_image", "image_url": "data:%s;base64,%s" % (mime, data)})
     return {"type": "message", "role": "user", "content": content}
 
@@ -11908,7 +11995,8 @@ class Session(object):
 
     def _op_user_input(self, sub_id, op):
         message = input_items_to_message(op.get("items") or [], self._ctx.cwd,
-                                         warn=lambda m: self._emit(sub_id, "background_event", message=m))
+                                         warn=lambda m: self._emit(sub_id, "background_event", message=m),
+                                         home=self.cfg.codex_home)
         if not message["content"]:
             self._emit(sub_id, "error", message="user_input needs at least one text or image item")
             return
@@ -12891,7 +12979,10 @@ class ToolRunner(object):
         started = time.monotonic()
         stdout, stderr = "", ""
         if sandboxed:
-            result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            try:
+                result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            except CodexError as exc:  # no sandbox can be built here (SandboxError): fail closed
+                result = ExecResult(1, "", "execution error: %s\n" % exc)
             stdout, stderr = (result.stdout, "") if result.exit_code == 0 else ("", result.stderr or result.stdout)
             if result.exit_code != 0 and result.sandbox_denied and task.ctx.approval_policy == "on-failure":
                 decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
@@ -13562,14 +13653,18 @@ class JsonPrinter(object):
             self.emit({"type": "turn.completed", "usage": {key: usage.get(key, 0) for key in EXEC_USAGE_KEYS}})
 
 
-def _check_exec_paths(images, last_message_file):
-    """Fail before the turn (and its cost) on an -i file that cannot be read or an
-    --output-last-message that cannot be written."""
+def _check_exec_paths(images, last_message_file, home=None):
+    """Fail before the turn (and its cost) on an -i file that cannot be read or is refused
+    (read_image_attachment) or an --output-last-message that cannot be written."""
     for image in images or ():
         path = Path(image).expanduser()
         if not path.is_file() or not os.access(str(path), os.R_OK):
             why = "is a directory" if path.is_dir() else ("cannot be read" if path.exists() else "does not exist")
             raise UsageError("image %s %s (check -i/--image)" % (image, why))
+        try:
+            read_image_attachment(path, home)
+        except OSError as exc:
+            raise UsageError("image %s is not sent: %s (check -i/--image)" % (image, exc.strerror or exc))
     if last_message_file:
         path = Path(last_message_file).expanduser()
         parent = path.parent
@@ -13698,7 +13793,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
     out = out or sys.stdout
     err = err or sys.stderr
-    output_file = _check_exec_paths(images, last_message_file)  # opened before any command runs
+    output_file = _check_exec_paths(images, last_message_file, cfg.codex_home)  # opened before any command runs
     prompt = expand_prompt_command(cfg, prompt, strict=True)
     # refused before anything starts: no header, no session, rollout or MCP server for a run
     # that never reaches the model (upstream prints the header first)
@@ -13901,7 +13996,8 @@ _GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "-c",
 def git_argv(cwd):
     """The argv prefix for a git that codex itself runs (unsandboxed) in `cwd`: the first `git`
     on PATH that lies outside every directory a sandboxed command may write -- the workspace
-    (cwd and its repository), /tmp, $TMPDIR and the writable roots used in this process -- and
+    (cwd and its repository), /tmp, $TMPDIR, every writable root the loaded configuration can
+    grant (grantable_writable_roots, §04) and those used in this process -- and
     not in a relative PATH entry, then _GIT_SAFE_OPTIONS.  A `git` a command dropped into
     .venv/bin or node_modules/.bin (on PATH in an activated environment) is never run."""
     cwd = os.path.realpath(str(cwd))
@@ -13910,6 +14006,7 @@ def git_argv(cwd):
     if root is not None:
         untrusted.add(os.path.realpath(str(root)))
     untrusted.update(_WRITABLE_ROOTS_SEEN)
+    untrusted.update(_GRANTABLE_ROOTS)  # what the configuration can grant, even when this run is read-only
     untrusted.discard("/")
     for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         if not os.path.isabs(entry):
@@ -17761,7 +17858,7 @@ def _cmd_interactive(args, cfg_loader):
 #   anything else -> JSON-RPC error -32601 (upstream sent nothing at all, which leaves
 #                       SDK clients waiting forever)
 #
-# Sessions come from session_factory(config) (default: Session, §16) and follow the
+# Sessions come from session_factory(config), started (default: Session(config).start(), §16); they follow the
 # contract at the top of §08.  Each `codex` call gets its own session; `codex-reply`
 # continues one by its session id; calls run concurrently.
 
@@ -19597,10 +19694,13 @@ def build_parser():
     a = p.add_argument("--add-dir", metavar="DIR", action="append", dest="add_dirs",
                        help="another writable root for commands (repeatable; with -s workspace-write)")
     a.complete = "dir"
-    p.add_argument("--last", action="store_true", help="with `resume`: continue the most recent session")
-    p.add_argument("--all", action="store_true", help="with `resume --last`: look in every directory, not only this one")
+    # --last/--all belong to `exec resume` only: hidden here (and from completion), listed in the epilog
+    p.add_argument("--last", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--include-plan-tool", action="store_true", default=None, help="offer the plan tool to the model")
     _add_review_options(p, in_exec=True)
+    p.epilog = ("`codex exec resume [ID | --last [--all]] [PROMPT]` continues a session (--last: the most "
+                "recent here; --all: in any directory); `codex exec review --help` lists the review options.")
 
     p = sub("review")
     _add_config_options(p, top=False)
@@ -19765,9 +19865,27 @@ def _split_mcp_add_command(argv):
     return argv, None
 
 
+def _exec_review_help(parser, argv):
+    """`codex exec review --help` prints the review options (argparse alone would show exec's,
+    where `review` is only a word of the prompt)."""
+    import argparse
+
+    words = [w for w in argv if not w.startswith("-")]
+    if not ({"-h", "--help"} & set(argv)) or "review" not in words[1:] or \
+            words[words.index("review", 1) - 1] not in ("exec", "e"):
+        return
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            review = action.choices["review"]
+            review.prog = "codex exec review"
+            review.print_help()
+            raise SystemExit(0)
+
+
 def _parse_args(argv):
     """Parse argv; return the namespace with -c lists joined (top-level first)."""
     parser = build_parser()
+    _exec_review_help(parser, argv)
     argv, command_tail = _split_mcp_add_command(argv)
     argv, prompt, extra = _split_prompt(parser, argv)
     if extra:
