@@ -2328,16 +2328,19 @@ def grantable_writable_roots(cfg):
     may have written there, so codex's own unconfined programs (git) are never taken from them."""
     tables = [cfg.sandbox_workspace_write] + [p.get("sandbox_workspace_write") for p in (cfg.profiles or {}).values()
                                               if isinstance(p, dict)]
-    policies = [cfg.sandbox_policy]
+    policies = [lambda: cfg.sandbox_policy]
     for table in tables:
         if isinstance(table, dict) and isinstance(table.get("writable_roots") or [], list):
-            policies.append(SandboxPolicy.from_wire({"mode": "workspace-write", "writable_roots": table.get("writable_roots")},
-                                                    cfg.cwd))
+            policies.append(lambda t=table: SandboxPolicy.from_wire(
+                {"mode": "workspace-write", "writable_roots": t.get("writable_roots")}, cfg.cwd))
     if isinstance(cfg.sandbox_permissions, list):
-        policies.append(SandboxPolicy.from_permissions(cfg.sandbox_permissions + ["disk-write-cwd"], cfg.codex_home))
+        policies.append(lambda: SandboxPolicy.from_permissions(cfg.sandbox_permissions + ["disk-write-cwd"], cfg.codex_home))
     roots = set()
     for policy in policies:
-        roots.update(str(r) for r in policy.writable_roots_for(cfg.cwd))
+        try:
+            roots.update(str(r) for r in policy().writable_roots_for(cfg.cwd))
+        except CodexError:  # a bad entry: reported where the policy is used, not at every load
+            continue
     return roots
 
 
