@@ -4055,13 +4055,26 @@ def _fence_segments(text):
     return segments
 
 
+_TRIPLE_QUOTED_RE = re.compile(r'"""\n?(.*?)"""', re.S)
+
+
 def _json_value(text):
-    """The one JSON value `text` holds (surrounding whitespace allowed), or None."""
+    """The one JSON value `text` holds (surrounding whitespace allowed), or None.  A Python
+    triple-quoted string where a JSON string belongs (small models write a file's content so,
+    indented, between three double quotes) is read as that string, dedented."""
+    import textwrap
+
     text = text.strip()
     if not text or text[0] not in "{[":
         return None
     try:
         return json.loads(text)
+    except ValueError:
+        if '"""' not in text:
+            return None
+    repaired = _TRIPLE_QUOTED_RE.sub(lambda m: json.dumps(textwrap.dedent(m.group(1))), text)
+    try:
+        return json.loads(repaired)
     except ValueError:
         return None
 

@@ -58,6 +58,16 @@ def test_recovers_the_common_formats(text, fmt):
     assert isinstance(json.loads(found[2][0][1])["command"], str)
 
 
+def test_recovers_a_python_triple_quoted_string_as_the_json_string_it_stands_for():
+    """Qwen2.5-Coder-1.5B wrote a file's content as a Python triple-quoted string inside the JSON."""
+    tools = dict(offered(), write_file=codex.write_file_tool()["parameters"])
+    text = ('```json\n{\n  "name": "write_file",\n  "arguments": {\n    "path": "f.py",\n    "content": """\n'
+            '    for i in range(3):\n        print("x")\n    """\n  }\n}\n```')
+    fmt, _, calls = codex.recover_tool_calls(text, tools)
+    assert json.loads(calls[0][1])["content"] == 'for i in range(3):\n    print("x")\n'
+    assert codex.recover_tool_calls('{"name": "write_file", "arguments": {"path": """a""" + 1}}', tools) is None
+
+
 def test_recovers_several_calls_and_keeps_the_prose():
     text = "Two steps.\n<tool_call>\n%s\n</tool_call>\n<tool_call>\n%s\n</tool_call>" % (
         json.dumps(CALL), json.dumps({"name": SHELL_CMD, "arguments": {"command": "cat out.txt"}}))
