@@ -11207,6 +11207,9 @@ REPEATED_OUTPUT_NOTE = ("\n(The same output as the last time this command ran. I
 FAILED_COMMAND_NUDGE = ("Your last command failed (exit code %s), so the task is not done. Reply with your next "
                         "tool call now: look at the code it runs or tests, fix the cause there, then run the check "
                         "again.")
+#: ... after a write_file / edit_file call that failed (its error says what to do)
+FAILED_TOOL_NUDGE = ("Your last tool call failed, so the task is not done. Reply with your next tool call now: do "
+                     "what its error message says, then run the check again.")
 #: ... and for one that says it changed something when every call of the task only read files
 UNMADE_CHANGE_NUDGE = ("No file has changed yet: your tool calls so far only read files. If the task needs a change, "
                        "make it now with a tool call, then check it.")
@@ -11350,7 +11353,7 @@ class _Task(object):
         self.streamed = ""  # text streamed by this attempt for the message not finished yet
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
         self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
-        self.failed_exit = None  # the exit code when the latest tool call was a command that failed
+        self.failed_exit = None  # the exit code when the latest call was a command that failed ("tool": a file tool)
         self.nudges = 0  # follow-ups sent after the model stopped on a failed command or an unmade change
         self.wrote = False  # a patch or a command that is not known to be read-only ran in this task
         self.outputs = {}  # (argv, cwd) -> (exit code, output) of the commands run in this task
@@ -11990,7 +11993,9 @@ class Session(object):
             limit = FOLLOW_UP_NUDGES if compact_prompt_wanted(self.cfg, self.family) else 0
         if task.nudges >= limit or task.cancelled or not task.tool_calls:
             return False
-        if task.failed_exit is not None:
+        if task.failed_exit == "tool":
+            why, text = "stopped right after a tool call that failed", FAILED_TOOL_NUDGE
+        elif task.failed_exit is not None:
             why, text = "stopped right after a command that failed (exit code %s)" % task.failed_exit, \
                 FAILED_COMMAND_NUDGE % task.failed_exit
         else:
@@ -12625,6 +12630,18 @@ class ToolRunner(object):
 
     def _run_write_file(self, task, call_id, params):
         """write_file: the whole file, applied as a patch (approval and sandbox as apply_patch)."""
+        out = self._write_file(task, call_id, params)
+        if out.startswith("error:"):
+            task.failed_exit = "tool"  # a follow-up when the model stops here (_nudge_after_failure)
+        return out
+
+    def _edit_file(self, task, call_id, params):
+        out = self._edit_file_text(task, call_id, params)
+        if out.startswith("error:"):
+            task.failed_exit = "tool"
+        return out
+
+    def _write_file(self, task, call_id, params):
         path = Path(task.ctx.cwd) / params["path"]
         try:
             old = _read_patch_file(path, "read") if path.is_file() else None
@@ -12654,6 +12671,9 @@ class ToolRunner(object):
 
     def _run_edit_file(self, task, call_id, params):
         """edit_file: one exact replacement, applied as a patch; errors say what to do instead."""
+        return self._edit_file(task, call_id, params)
+
+    def _edit_file_text(self, task, call_id, params):
         name, old_text = params["path"], params["old_text"]
         path = Path(task.ctx.cwd) / name
         if not path.is_file():

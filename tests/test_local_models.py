@@ -420,6 +420,18 @@ def test_a_change_claimed_after_only_reading_gets_a_follow_up(server, codex_home
     assert len(server.model_requests()) == 2
 
 
+def test_a_turn_that_ends_on_a_failed_file_tool_gets_a_follow_up(server, codex_home, tmp_path):
+    (tmp_path / "greet.py").write_text("print('hi')\n")
+    server.enqueue(Turn().function_call("write_file", {"path": "greet.py", "content": "x"}, call_id="a"),
+                   Turn().text("You need to look at it first."), Turn().text("Done."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("change greet.py"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    third = server.model_requests()[2].body["messages"]
+    assert "tool call failed" in third[-1]["content"] and "error message says" in third[-1]["content"]
+
+
 def test_the_follow_ups_are_bounded(server, codex_home, tmp_path):
     turns = []
     for i in range(4):
