@@ -4236,18 +4236,32 @@ def _call_from_value(value, tools):
     return calls or None
 
 
+_FENCED_CALL_RE = re.compile(r"(?m)^ {0,3}```[A-Za-z_]*[ \t]*\n(\s*\{.*?)\n[ \t]*```[ \t]*$", re.S)
+_NEXT_FENCED_CALL_RE = re.compile(r"(?m)^ {0,3}```[A-Za-z_]*[ \t]*\n\s*\{")
 CHAINED_CALL_SCAN_MAX_DELTAS = 4000  #: a message is checked for chained text calls up to this many deltas
 
 
 def chained_text_call_end(text, tools):
     """Where the first call ends when `text` starts with a complete call written as text (a bare
-    JSON object or a fenced JSON block naming an offered tool, with valid arguments) and the
-    model has begun another call-like block after it, else None.  A small model whose template
+    JSON object or a fenced JSON block naming an offered tool, with valid arguments), or has a
+    fenced one after prose that does not introduce an example, and the model has begun another
+    call-like block after it; else None.  A small model whose template
     has no stop token after a call writes call after call, each guessing the previous result,
     until its output limit: codex stops reading there and runs the first call only."""
     if not tools:
         return None
     start = len(text) - len(text.lstrip())
+    if not text.startswith(("{", "```"), start):
+        # prose first ("Let's execute these steps:"), then a fenced call, more prose, another call
+        for m in _FENCED_CALL_RE.finditer(text):
+            value = _json_value(m.group(1))
+            prose = text[:m.start()].strip()
+            if not isinstance(value, dict) or _call_from_value(value, tools) is None:
+                continue
+            if _EXAMPLE_CUES.search(prose) or not _NEXT_FENCED_CALL_RE.search(text, m.end()):
+                return None
+            return m.end()
+        return None
     if text.startswith("{", start):
         try:
             value, end = json.JSONDecoder().raw_decode(text, start)

@@ -362,6 +362,17 @@ def test_calls_chained_as_text_run_one_at_a_time(server, codex_home, tmp_path):
     assert [e["format"] for e in events if e["type"] == "tool_call_recovered"] == ["bare_json", "fenced_json"]
     assistant = [m for m in server.model_requests()[1].body["messages"] if m["role"] == "assistant"]
     assert len(assistant[0]["tool_calls"]) == 1 and not assistant[0].get("content")
+    # steps explained in prose between the calls: the first call runs, the prose before it stays
+    server.clear()
+    step = lambda cmd: "```json\n%s\n```" % json.dumps({"name": SHELL_CMD, "arguments": {"command": cmd}})
+    server.enqueue(Turn().text("I'll follow these steps:\n\n" + step("echo step1 >> log.txt") + "\n\nThen count.\n\n"
+                               + step("echo step2 >> log.txt") + "\n"), Turn().text("done"))
+    session = chat_session(server, codex_home, tmp_path)
+    session.submit(user_input("go"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "log.txt").read_text() == "0\nfenced\nstep1\n"
+    assert codex.chained_text_call_end("For example:\n" + step("ls") + "\nor\n" + step("ls -l"), offered()) is None
 
 
 def test_a_turn_that_ends_on_a_failed_command_gets_a_follow_up(server, codex_home, tmp_path):
