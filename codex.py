@@ -12705,10 +12705,15 @@ class ToolRunner(object):
             return ("error: old_text was not found in %s; it must be copied exactly from the file, spaces and "
                     "line breaks included. Look at the file again (cat %s), or write the whole file with write_file."
                     % (name, name))
-        if count > 1:
+        words = list(re.finditer(r"(?<!\w)%s(?!\w)" % re.escape(old_text), old)) if re.fullmatch(r"\w+", old_text) else []
+        if count > 1 and len(words) == 1:  # a name: once as a whole word ("number" in "len(number)", not "numbers")
+            at = words[0]
+            new = old[:at.start()] + params["new_text"] + old[at.end():]
+        elif count > 1:
             return ("error: old_text occurs %d times in %s; include more of the surrounding lines so that it "
                     "occurs once" % (count, name))
-        new = old.replace(old_text, params["new_text"], 1)
+        else:
+            new = old.replace(old_text, params["new_text"], 1)
         if new == old:
             return "no change: new_text is the same as old_text"
         return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None)

@@ -510,6 +510,16 @@ def test_write_file_and_edit_file_change_files_as_patches(server, codex_home, tm
     assert not (tmp_path / "x.txt").exists()
 
 
+def test_edit_file_takes_a_name_that_occurs_once_as_a_whole_word(server, codex_home, tmp_path):
+    """Qwen2.5-Coder-1.5B fixed `len(number)` with old_text "number", which "numbers" holds four times."""
+    (tmp_path / "stats.py").write_text("def average(numbers):\n    return sum(numbers) / len(number)\n")
+    run_calls(server, codex_home, tmp_path, [("edit_file", {"path": "stats.py", "old_text": "number", "new_text": "numbers"}),
+                                             ("edit_file", {"path": "stats.py", "old_text": "numbers", "new_text": "x"})],
+              wire="chat", compact_prompt=True, sandbox="workspace-write")
+    assert (tmp_path / "stats.py").read_text() == "def average(numbers):\n    return sum(numbers) / len(numbers)\n"
+    assert "occurs 3 times" in tool_outputs(server)[1]
+
+
 def test_file_tools_obey_the_sandbox_and_approval(server, codex_home, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
