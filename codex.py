@@ -340,10 +340,11 @@ def write_private_file(path, data, mode=0o600):
 
 
 def open_private_append(path):
-    """Open `path` for appending, creating it 0600; return a binary file object."""
+    """Open `path` for appending, creating it 0600; return a binary file object.  Never through
+    a symlink at `path` (rollouts and logs are codex's own files: one there was planted)."""
     path = Path(path)
     make_private_dirs(path.parent)
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
     return os.fdopen(fd, "ab")
 
 
@@ -461,6 +462,35 @@ def frozen_mapping(mapping):
     import types
 
     return types.MappingProxyType(dict(mapping))
+
+
+def read_regular_file(path, limit=4096):
+    """The first `limit` bytes of `path` if it is a regular file, else None (never blocks).
+
+    For files a sandboxed command may have planted that codex reads unsandboxed (git's
+    `commondir`, `gitdir:` pointers, HEAD, packed-refs): a FIFO there would block codex for
+    ever, /dev/zero would eat its memory.  Opened non-blocking, checked with fstat, capped."""
+    import stat
+
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 ###############################################################################
@@ -1044,12 +1074,22 @@ def _check_enum(where, key, value, allowed):
         )
 
 
+def _unknown_key(where, shown, key, known):
+    """The one-line warning for an unknown config key, naming the closest known one (a typo
+    such as `-c model_reasoning_efort=high` is otherwise silently ignored)."""
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    hint = "; did you mean `%s%s`?" % (shown[:len(shown) - len(key)], close[0]) if close else ""
+    return "%s: unknown key `%s` (ignored)%s" % (where, shown, hint)
+
+
 def _check_table(where, prefix, table, spec, warnings):
     """Type-check a nested table against spec {key: (kind, default)}; fill defaults."""
     out = {}
     for key, value in table.items():
         if key not in spec:
-            warnings.append("%s: unknown key `%s.%s` (ignored)" % (where, prefix, key))
+            warnings.append(_unknown_key(where, "%s.%s" % (prefix, key), key, spec))
             continue
         _check_type(where, "%s.%s" % (prefix, key), value, spec[key][0])
         out[key] = value
@@ -1518,7 +1558,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
     _check_config_values(read, values, environ, warnings)
     providers = _load_providers(read, values, environ, warnings)
     requirements, base_instructions, include_plan_tool = _derive_config(read, values, sources, providers, overrides, warnings)
-    return Config(
+    cfg = Config(
         codex_home=home,
         config_path=read.path,
         cwd=read.cwd,
@@ -1536,6 +1576,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         layer_paths=frozen_mapping({label: place for label, place, _layer in read.layers if _layer}),
         **values
     )
+    _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
+    return cfg
 
 
 class ConfigLayers(Record):
@@ -1612,7 +1654,7 @@ def _read_config_layers(overrides, cli_overrides, home, environ, cwd, warnings):
             profile_place = str(file_path) if profile_name not in profiles else "%s and %s" % (profile_place, file_path)
         for key in profile:
             if key not in PROFILE_KEYS:
-                warnings.append("%s: unknown key `profiles.%s.%s` (ignored)" % (where, profile_name, key))
+                warnings.append(_unknown_key(where, "profiles.%s.%s" % (profile_name, key), key, PROFILE_KEYS))
         profile = {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
     project_tree, project_place, project_root, trusted_root = _project_layer(
@@ -1636,7 +1678,7 @@ def _check_config_layers(layers, warnings):
             spec = CONFIG_KEYS.get(key)
             if spec is None:
                 if key != "profiles":
-                    warnings.append("%s: unknown key `%s` (ignored)" % (place, key))
+                    warnings.append(_unknown_key(place, key, key, CONFIG_KEYS))
                 continue
             kind, _default, allowed = spec
             _check_type(place, key, layer[key], kind)
@@ -1644,6 +1686,10 @@ def _check_config_layers(layers, warnings):
                 layer[key] = _normalize_approval(layer[key], place)
             elif allowed is not None:
                 _check_enum(place, key, layer[key], allowed)
+    own = [layer for label, _place, layer in layers if label in ("system", "config.toml") or label.startswith("profile")]
+    for label, place, layer in layers:
+        if label == "project":  # a project's config never widens the sandbox (finding 04b)
+            _clamp_project_layer(layer, place, own, warnings)
 
 
 def _merge_config_layers(read, overrides):
@@ -1757,7 +1803,8 @@ def _load_providers(read, values, environ, warnings):
         checked = {}
         for key, value in table.items():
             if key not in PROVIDER_KEYS:
-                warnings.append("%s: unknown key `model_providers.%s.%s` (ignored)" % (place_of("model_providers", pid, key), pid, key))
+                warnings.append(_unknown_key(place_of("model_providers", pid, key), "model_providers.%s.%s" % (pid, key),
+                                             key, PROVIDER_KEYS))
                 continue
             _check_type(place_of("model_providers", pid, key), "model_providers.%s.%s" % (pid, key), value, PROVIDER_KEYS[key][0])
             checked[key] = value
@@ -1895,6 +1942,54 @@ def _project_layer(cwd, trees, trust_flag, warnings):
             warnings.append("%s: `%s` is ignored in a project's config" % (files[-1], key))
             tree.pop(key)
     return tree, " and ".join(str(f) for f in files), root, root
+
+
+def _clamp_project_layer(tree, place, own_layers, warnings):
+    """Drop (with one warning each) what a project's .codex/config.toml sets looser than the
+    user's own layers (system, config.toml, profile; then the defaults): sandbox_mode,
+    approval_policy, sandbox_workspace_write (more roots, network on, temp dirs back) and the
+    legacy sandbox_permissions.  Trusting a project means its config may make codex stricter
+    and bring hooks, prompts and MCP servers; it never widens the sandbox: a sandboxed command
+    may have written that file, and the next start would run every command unconfined."""
+    if not tree:
+        return
+
+    def own(key):
+        value = CONFIG_KEYS[key][1]
+        for layer in own_layers:
+            if key in layer:
+                value = layer[key]
+        return value
+
+    def drop(key, why):
+        warnings.append("%s: `%s` is ignored: a project's config cannot %s than your own config; set it in "
+                        "your config.toml or pass it on the command line (-s, -a, -c)" % (place, key, why))
+
+    for key, order, why in (("sandbox_mode", SANDBOX_STRICTNESS, "make the sandbox less confined"),
+                            ("approval_policy", APPROVAL_STRICTNESS, "make approvals less cautious")):
+        value, mine = tree.get(key), own(key)
+        if key in tree and (value not in order or mine not in order or order.index(value) > order.index(mine)):
+            drop(key, why)
+            tree.pop(key)
+    if "sandbox_permissions" in tree:
+        drop("sandbox_permissions", "widen the sandbox")
+        tree.pop("sandbox_permissions")
+    sww = tree.get("sandbox_workspace_write")
+    if isinstance(sww, dict):
+        mine = own("sandbox_workspace_write")
+        mine = mine if isinstance(mine, dict) else {}
+        roots = sww.get("writable_roots")
+        if roots is not None and not (isinstance(roots, list) and all(r in (mine.get("writable_roots") or [])
+                                                                       for r in roots)):
+            drop("sandbox_workspace_write.writable_roots", "add writable roots")
+            sww.pop("writable_roots")
+        if sww.get("network_access") is not False and "network_access" in sww and mine.get("network_access") is not True:
+            drop("sandbox_workspace_write.network_access", "turn the network on")
+            sww.pop("network_access")
+        for key in ("exclude_tmpdir_env_var", "exclude_slash_tmp"):
+            if key in sww and sww[key] is not True and mine.get(key) is True:
+                drop("sandbox_workspace_write." + key, "make temp directories writable")
+                sww.pop(key)
 
 
 # -- requirements (what an admin pins: /etc/codex/requirements.toml) --
@@ -2156,8 +2251,8 @@ class SandboxPolicy(object):
         """Whether commands may open network sockets."""
         return self.mode == "danger-full-access" or self.network_access
 
-    def writable_roots_for(self, cwd, environ=None):
-        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
+    def writable_root_names(self, cwd, environ=None):
+        """The writable roots as named (not resolved), in order: configured roots, cwd, /tmp, $TMPDIR."""
         if self.mode != "workspace-write":
             return []
         environ = os.environ if environ is None else environ
@@ -2169,8 +2264,12 @@ class SandboxPolicy(object):
         tmpdir = environ.get("TMPDIR", "")
         if not self.exclude_tmpdir_env_var and tmpdir and os.path.isabs(tmpdir):
             roots.append(Path(tmpdir))
+        return roots
+
+    def writable_roots_for(self, cwd, environ=None):
+        """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
         out, seen = [], set()
-        for root in roots:
+        for root in self.writable_root_names(cwd, environ):
             real = Path(os.path.realpath(str(root)))
             if str(real) not in seen:
                 seen.add(str(real))
@@ -2215,6 +2314,31 @@ _LANDLOCK_ONLY_CHECK = [lambda home=None: False]
 def _landlock_only(home=None):
     """Whether commands here are confined by Landlock alone (no user namespaces)."""
     return _LANDLOCK_ONLY_CHECK[0](home)
+
+
+#: real paths of every directory a configuration this process loaded can make writable for commands
+_GRANTABLE_ROOTS = set()
+
+
+def grantable_writable_roots(cfg):
+    """Every directory this configuration can let sandboxed commands write, whatever this run's
+    own sandbox mode (a review runs read-only; an earlier session did not): the workspace, /tmp,
+    $TMPDIR, the writable_roots of [sandbox_workspace_write] and of every [profiles.*] table, the
+    legacy sandbox_permissions folders, and the effective policy's roots; real paths.  A command
+    may have written there, so codex's own unconfined programs (git) are never taken from them."""
+    tables = [cfg.sandbox_workspace_write] + [p.get("sandbox_workspace_write") for p in (cfg.profiles or {}).values()
+                                              if isinstance(p, dict)]
+    policies = [cfg.sandbox_policy]
+    for table in tables:
+        if isinstance(table, dict) and isinstance(table.get("writable_roots") or [], list):
+            policies.append(SandboxPolicy.from_wire({"mode": "workspace-write", "writable_roots": table.get("writable_roots")},
+                                                    cfg.cwd))
+    if isinstance(cfg.sandbox_permissions, list):
+        policies.append(SandboxPolicy.from_permissions(cfg.sandbox_permissions + ["disk-write-cwd"], cfg.codex_home))
+    roots = set()
+    for policy in policies:
+        roots.update(str(r) for r in policy.writable_roots_for(cfg.cwd))
+    return roots
 
 
 def _is_within(path, root):
@@ -2305,11 +2429,10 @@ def _collapse_unreached(paths, root, limit=_NESTED_REPO_MAX_UNREACHED):
 
 def _gitdir_targets(git_file):
     """For a `.git` file (worktree/submodule pointer): the gitdir it names, if readable."""
-    try:
-        with open(git_file, "r", encoding="utf-8", errors="replace") as fh:
-            first = fh.readline().strip()
-    except OSError:
+    data = read_regular_file(git_file)  # planted by a command: maybe a FIFO or /dev/zero
+    if data is None:
         return []
+    first = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
     if not first.startswith("gitdir:"):
         return []
     target = first[len("gitdir:"):].strip()
@@ -2326,11 +2449,10 @@ def git_dirs_of(entry):
     gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
     for gitdir in gitdirs:
         out.append(gitdir)
-        try:
-            with open(os.path.join(gitdir, "commondir"), "r", encoding="utf-8", errors="replace") as fh:
-                common = fh.readline().strip()
-        except OSError:
+        data = read_regular_file(os.path.join(gitdir, "commondir"))
+        if data is None:
             continue
+        common = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
         if common:
             common = os.path.realpath(os.path.join(gitdir, common))
             if os.path.isdir(common):
@@ -6428,7 +6550,10 @@ def _codex_self_argv(mode, home=None):
     """argv prefix that runs codex.py itself in `mode` (the Python helper, or apply_patch).
 
     -I (isolated: no PYTHON* env, no user site, and above all no '' = the command's cwd on
-    sys.path: a json.py the previous command planted in the workspace would run unsandboxed).
+    sys.path: a json.py the previous command planted in the workspace would run unsandboxed)
+    and -S (no site: no .pth file of a site-packages a command could write runs; codex's
+    directory and pyseccomp's are put on sys.path by name instead).  The interpreter is the
+    real file behind sys.executable: a venv's bin/python3 symlink and pyvenv.cfg are not used.
     Imported rather than run as a script, so a cached .pyc (or _code_cache_prefix's) spares
     compiling this file.  The path is the real one resolved once (_own_file): it stays
     read-only for commands (§12b).
@@ -6436,11 +6561,77 @@ def _codex_self_argv(mode, home=None):
     src = _own_file()
     here = os.path.dirname(src)
     prefix = _code_cache_prefix(home)
+    dirs = [here]
+    seccomp = _pyseccomp_path()
+    if seccomp is not None and os.path.dirname(seccomp) != here:
+        dirs.append(os.path.dirname(seccomp))
     # appended, not inserted first: a json.py planted next to codex.py must not shadow the stdlib
-    boot = ("import sys, importlib.util as u; sys.path.append(%r); %ss = u.spec_from_file_location('codex', %r); "
+    boot = ("import sys, importlib.util as u; sys.path.extend(%r); %ss = u.spec_from_file_location('codex', %r); "
             "m = u.module_from_spec(s); sys.modules['codex'] = m; s.loader.exec_module(m); "
-            "sys.exit(m.main(sys.argv[1:]))" % (here, "sys.pycache_prefix = %r; " % prefix if prefix else "", src))
-    return [sys.executable, "-I", "-B", "-c", boot, mode]
+            "sys.exit(m.main(sys.argv[1:]))" % (dirs, "sys.pycache_prefix = %r; " % prefix if prefix else "", src))
+    return [_real_executable(), "-I", "-S", "-B", "-c", boot, mode]
+
+
+def _real_executable():
+    """The interpreter running codex, symlinks resolved (a venv's bin/python3 is one)."""
+    return os.path.realpath(sys.executable) if sys.executable else "python3"
+
+
+_PYSECCOMP_PATHS = {}
+
+
+def _pyseccomp_path():
+    """The real path of the pyseccomp package (or module) this process would import, or None:
+    the Python helper imports it from there, so it stays read-only for commands."""
+    if "path" not in _PYSECCOMP_PATHS:
+        import importlib.util
+
+        found = None
+        try:
+            spec = importlib.util.find_spec("pyseccomp")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin and os.path.isabs(spec.origin):
+            found = os.path.realpath(os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin)
+        _PYSECCOMP_PATHS["path"] = found
+    return _PYSECCOMP_PATHS["path"]
+
+
+def python_root_warning(roots, userns=True):
+    """A warning for the user when the Python codex runs under lies in one of the writable
+    `roots` (an activated .venv in the workspace), else None."""
+    roots = [str(r) for r in roots]
+    for path in _interpreter_paths():
+        if any(_is_within(r, path) for r in roots):
+            return ("codex runs under the Python in %s, which holds a writable root: commands can change it, and "
+                    "codex would run what they wrote outside the sandbox; run codex with a python3 outside the "
+                    "workspace" % path)
+        if any(_is_within(path, r) for r in roots):
+            if not userns:
+                return ("codex runs under the Python in %s, inside a writable root, and user namespaces are "
+                        "unavailable to make it read-only: commands can change it, and codex would run what they "
+                        "wrote outside the sandbox; run codex with a python3 outside the workspace" % path)
+            return ("codex runs under the Python in %s, inside a writable root: it is read-only for commands (a "
+                    "command that changed it would run code outside the sandbox); run codex with a python3 outside "
+                    "the workspace to let commands install into it" % path)
+    return None
+
+
+def _interpreter_paths():
+    """The Python installation codex runs under (real paths): its executable, sys.prefix (a
+    venv: pyvenv.cfg, bin/, site-packages) and the base installation (the standard library).
+    The Python helper runs it before it is sandboxed and the next codex start runs it: when it
+    lies in a writable root it stays read-only for commands like codex's own code."""
+    out = [_real_executable()]
+    named = os.path.dirname(os.path.abspath(sys.executable)) if sys.executable else None
+    # a venv is found by pyvenv.cfg next to the executable or one up (PEP 405; sys.prefix says
+    # so only when `site` ran, and dist/codex starts with -S)
+    venv = [d for d in (named, os.path.dirname(named or "")) if d and os.path.isfile(os.path.join(d, "pyvenv.cfg"))]
+    for p in venv[:1] + [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]:
+        real = os.path.realpath(p)
+        if p and os.path.isdir(real) and real != "/" and real not in out:
+            out.append(real)
+    return out
 
 
 #: the sections codex's apply_patch mode needs (errors, apply_patch): both pure, standard library only
@@ -6560,6 +6751,13 @@ def _sandbox_code_paths(prefix, kind, roots, home=None):
         needed = [os.path.dirname(str(backing))] if backing is not None else []
     else:
         needed = list(own)
+    # the interpreter (and pyseccomp) the Python helper runs unsandboxed, and the next start too
+    # (one that holds a writable root cannot be made read-only: python_root_warning says so)
+    python = [p for p in _interpreter_paths() if not any(_is_within(r, p) for r in roots)]
+    seccomp = _pyseccomp_path()
+    if kind != "linux":
+        needed += [p for p in python + ([seccomp] if seccomp else []) if p not in needed]
+    own += [p for p in python if p not in own]
     # not needed to build the next sandbox, but run at the next start (the zipapp) or inside the
     # sandbox (the apply_patch command): nothing a command writes is trusted later
     own += [p for p in _launch_paths() if p not in own]
@@ -6658,6 +6856,8 @@ def _trusted_names(home):
     $CODEX_HOME, codex.py, the zipapp and its unpack root.  A symlink among their components is pinned
     too (replacing it would redirect the next start), as is every directory above them."""
     names = [os.path.abspath(__file__)]
+    if sys.executable:  # the interpreter, as named: a venv's bin/python3 symlink
+        names.append(os.path.abspath(sys.executable))
     if home is not None:
         names.append(os.path.abspath(str(home)))
     paths = zipapp_paths()
@@ -6689,6 +6889,35 @@ def pins_for(paths, roots):
                 seen.add(comp)
                 out.append(comp)
     return sorted(out, key=lambda p: p.count(os.sep))
+
+
+#: what the dynamic loader and libc read from the environment when a program starts (glibc's
+#: list of variables it ignores for set-user-ID programs: libraries, modules, data files)
+_LOADER_ENV_NAMES = ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
+                     "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR")
+_HELPER_ENV_VAR = "__CODEX_HELPER_COMMAND_ENV"  #: the command's variables set aside for the Python helper
+
+
+def helper_env(env, kind):
+    """The environment to start the sandbox helper of `kind` with, given the command's `env`.
+
+    The Python helper is a dynamically linked python3 that runs before it sandboxes itself:
+    an LD_LIBRARY_PATH with an empty or a workspace entry (or LD_PRELOAD, LD_AUDIT, GCONV_PATH...)
+    would load a library a command planted, unsandboxed.  Those variables (LD_*, PYTHON*,
+    _LOADER_ENV_NAMES) are set aside in one variable that the helper puts back right before it
+    execs the command.  The compiled helper is static: it gets `env` as it is.
+    """
+    if kind != "linux-python":
+        return dict(env)
+    out, moved = {}, {}
+    for name, value in env.items():
+        if name.startswith(("LD_", "PYTHON")) or name in _LOADER_ENV_NAMES or name == _HELPER_ENV_VAR:
+            moved[name] = value
+        else:
+            out[name] = value
+    if moved:
+        out[_HELPER_ENV_VAR] = json.dumps(moved)
+    return out
 
 
 def helper_argv_prefix(home=None):
@@ -6800,6 +7029,9 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     if policy.is_unrestricted():
         return argv, {}, None
     command_cwd = str(command_cwd or policy_cwd)
+    named = [str(policy_cwd)] + [str(r) for r in policy.writable_root_names(policy_cwd)]
+    for name in named:  # the workspace and each root are the directories the session started with
+        check_root_identity(name)
     roots = policy.writable_roots_for(policy_cwd)
     _WRITABLE_ROOTS_SEEN.update(os.path.realpath(str(r)) for r in roots)  # git_argv (§17b) skips them
     if _LINUX:
@@ -6825,7 +7057,13 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
             ro += [p for p in needed + own if p not in ro]
             if ro and not userns:
                 _notice(LANDLOCK_ONLY_NOTICE)
-            for p in pins_for(ro + names + [n for n in _trusted_names(home) if os.path.lexists(n)], roots):
+            # and (mounts only: with Landlock alone a pin keeps its parent from getting new entries,
+            # /tmp's top included) every directory between an enclosing writable root and the
+            # workspace or a root: `mv /tmp/ci.X /tmp/old && ln -s ~ /tmp/ci.X/repo` would move the
+            # next session's root (within this one check_root_identity refuses it)
+            trusted = [n for n in _trusted_names(home) if os.path.lexists(n)]
+            spots = [os.path.abspath(n) for n in named] + [str(r) for r in roots] if userns else []
+            for p in pins_for(ro + names + trusted + spots, roots):
                 # inside a read-only path it is protected already (and a pin there, copied by the
                 # recursive read-only bind, would stay writable)
                 parent = os.path.realpath(os.path.dirname(p))
@@ -6843,13 +7081,42 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
                     out += ["--hide", os.path.realpath(secret)]
         if policy.has_network():
             if userns:
-                for path in _network_hidden_paths(roots + [Path(command_cwd)]):
+                # kept visible: the roots and the user's workspace, never the model's workdir
+                for path in _network_hidden_paths(roots + [Path(policy_cwd)]):
                     out += ["--hide-dir" if os.path.isdir(path) else "--hide", path]
             out.append("--network")
         return out + ["--"] + argv, {}, kind
     if _DARWIN:
         return seatbelt_argv(argv, policy, policy_cwd, home), {"CODEX_SANDBOX": "seatbelt"}, "seatbelt"
     raise SandboxError("no sandbox exists for %s; use -s danger-full-access to run commands unsandboxed" % sys.platform)
+
+
+#: each workspace and writable root a command got, as named -> (real path, st_dev, st_ino) when
+#: first seen in this process (session); st_dev/st_ino are None while it does not exist
+_ROOT_IDENTITIES = {}
+
+
+def check_root_identity(name):
+    """The real path of the workspace or writable root `name`, which must still be the
+    directory it was when this process first sandboxed a command with it: same real path,
+    same (st_dev, st_ino).  A command that renamed it or a directory above it and planted a
+    symlink (or a fresh directory) at its name would otherwise move the next command's
+    writable root and cwd anywhere (~, /).  Raises SandboxError (one line) when it moved."""
+    name = os.path.abspath(str(name))
+    real = os.path.realpath(name)
+    try:
+        st = os.stat(real)
+        ident = (real, st.st_dev, st.st_ino)
+    except OSError:
+        ident = (real, None, None)
+    known = _ROOT_IDENTITIES.get(name)
+    if known is None or (known[1] is None and known[0] == real):
+        _ROOT_IDENTITIES[name] = ident  # first sight (or a root that did not exist yet appeared in place)
+    elif known != ident:
+        raise SandboxError("%s is no longer the directory this session started with (it was %s, it is now %s): "
+                           "a command renamed it or a directory above it; refusing to run commands there, "
+                           "restart codex after checking it" % (name, known[0], real))
+    return real
 
 
 def _network_hidden_paths(keep=(), environ=None):
@@ -7009,17 +7276,19 @@ def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=No
         finally:
             os.close(pfd)
 
+    # network off: no socket gets a new name in a root (a hard link out of a dir hidden with it on)
+    root_fs = fs if network else fs & ~LANDLOCK_FS["make_sock"]
     if landlock_only is not None:
         read_only, hidden, pins = landlock_only
         for path in _rules_around("/", hidden, hidden):
             allow(path, _LANDLOCK_READ, False, path != "/")
         for root in writable:
             for path in _rules_around(root, list(read_only) + list(hidden), list(read_only) + list(hidden) + list(pins)):
-                allow(path, fs, False, path != root)
+                allow(path, root_fs, False, path != root)
     else:
         allow("/", _LANDLOCK_READ, True)
         for root in writable:
-            allow(root, fs, False)
+            allow(root, root_fs, False)
     allow("/dev/null", fs, True)
     if private_shm:
         allow("/dev/shm", fs, True)
@@ -7317,6 +7586,9 @@ def _hide_terminals(libc):
 
 def _exec_command(cmd):
     """execvp the command; on failure the helper's one-line error and 127/126, like a shell."""
+    moved = os.environ.pop(_HELPER_ENV_VAR, None)  # the command's loader variables (helper_env)
+    if moved:
+        os.environ.update(json.loads(moved))
     try:
         os.execvp(cmd[0], cmd)
     except OSError as exc:
@@ -7815,6 +8087,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     if sandboxed and not policy.is_unrestricted():
         full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
         env.update(extra_env)
+        env = helper_env(env, sandbox_type)
         absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
     stdin = subprocess.DEVNULL
     if stdin_data is not None:
@@ -7930,7 +8203,12 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
             result, policy, cfg.cwd, cfg.codex_home, cwd)
-    moved = quarantine_new_names(absent)
+    failed = []
+    moved = quarantine_new_names(absent, failed)
+    if failed:  # the user and the model see it, in every front end (the command's own output)
+        result.stderr += "".join(failed)
+        result.aggregated_output += "".join(failed)
+        result.sandbox_denied = True
     if moved:
         why = ("codex: the command created %s, which codex and git trust (project config, hooks, git "
                "config); moved aside to %s: creating them needs approval (run it outside the sandbox)\n"
@@ -7959,23 +8237,63 @@ def absent_trusted_names(roots, cwd):
             if not os.path.lexists(os.path.join(d, n))]
 
 
-def quarantine_new_names(names):
+def quarantine_new_names(names, failed=None):
     """Rename each of `names` that exists now (a sandboxed command made it) to a fresh
     `<name>.blocked-by-codex.<hex>` beside it, so that neither codex nor git reads it; returns
-    [(name, new name)].  Called once the command and everything it started have ended."""
+    [(name, new name)].  Called once the command and everything it started have ended.  A
+    directory the command made unwritable gets its owner's write bit back first; what still
+    cannot be moved is reported in `failed` (a list: one line each), which the caller shows."""
+    failed = [] if failed is None else failed
     moved = []
     for path in names:
+        try:
+            os.lstat(path)
+        except PermissionError:  # `chmod 0 .` hides the name from codex too: give the bits back first
+            if not _restore_owner_write(os.path.dirname(path)) and not os.path.lexists(path):
+                failed.append("codex: cannot check %s (a sandboxed command took away the permissions of its "
+                              "directory): check it before running git or codex there\n" % path)
+                continue
+        except OSError:
+            pass
         if not os.path.lexists(path):
             continue
         target = "%s.blocked-by-codex.%s" % (path, os.urandom(4).hex())
         try:
-            os.rename(path, target)  # a symlink is moved as the link, never followed
+            try:
+                os.rename(path, target)  # a symlink is moved as the link, never followed
+            except OSError as exc:
+                # `chmod 555 .` by the command: the owner (codex's user) may always restore the bits
+                if exc.errno not in (errno.EACCES, errno.EPERM) or not _restore_owner_write(os.path.dirname(path)):
+                    raise
+                os.rename(path, target)
         except OSError as exc:
-            _notice("cannot move aside %s, which a sandboxed command created (%s): remove it before "
-                    "running git or codex there" % (path, exc.strerror or exc))
+            failed.append("codex: cannot move aside %s, which a sandboxed command created (%s): remove it "
+                          "before running git or codex there\n" % (path, exc.strerror or exc))
+            _notice(failed[-1].strip())
             continue
         moved.append((path, target))
     return moved
+
+
+def _restore_owner_write(directory):
+    """Give `directory` (not followed if a symlink; ours only) back its owner's read, write and
+    search bits, which a sandboxed command may have taken away to keep a planted name; True if changed."""
+    import stat
+
+    try:
+        fd = os.open(directory, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.getuid() or st.st_mode & 0o700 == 0o700:
+            return False
+        os.chmod("/proc/self/fd/%d" % fd, stat.S_IMODE(st.st_mode) | 0o700)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _truncate_for_model(text):
@@ -8129,15 +8447,24 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
     """
     formatter = formatter or format_exec_output
     argv = [str(a) for a in argv]
-    cwd = str(cwd or cfg.cwd)
+    # resolved once: the question names the directory the command runs in, not a symlink to it
+    cwd = os.path.realpath(str(cwd or cfg.cwd))
     approved = _approved_set(session_state)
     decision, sandboxed, reason = _command_plan(argv, cfg, approved, escalated)
     if decision == "reject":
         return ExecOutcome(None, "exec command rejected: %s" % reason, "reject")
     if decision == "ask-user":
+        before = _dir_identity(cwd)
+        workspace = os.path.realpath(str(cfg.cwd))
+        if not _is_within(cwd, workspace):
+            where = "note: it runs in %s, outside the workspace %s" % (cwd, workspace)
+            justification = "%s (%s)" % (justification, where) if justification else where
         answer = ask(kind="exec", argv=argv, cwd=cwd, reason=justification)
         if answer not in ("approved", "approved_for_session"):
             return ExecOutcome(None, "exec command rejected by user", "abort" if answer == "abort" else "denied")
+        if _dir_identity(cwd) != before:  # swapped while the question was open: not what was approved
+            return ExecOutcome(None, "exec command rejected: its working directory %s was replaced after the "
+                               "approval question was asked" % cwd, "denied")
         if answer == "approved_for_session":
             approved.add(tuple(argv))
         decision, sandboxed = answer, False  # the user approved running it as is, outside the sandbox
@@ -8154,6 +8481,15 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
         approved.add(tuple(argv))  # only on an explicit "always" (upstream added it on any yes)
     retry = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=False)
     return ExecOutcome(retry, formatter(retry), "retry-approved")
+
+
+def _dir_identity(path):
+    """(st_dev, st_ino) of the directory at `path` (not followed if a symlink), or None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 # -- codex debug landlock|seatbelt, codex sandbox --check / doctor --------------------------
@@ -8180,8 +8516,9 @@ def _cmd_debug(args, cfg_loader):
         raise SandboxError("the sandbox is not available here (%s); run `codex sandbox --check`"
                            % (info.get("reason") or info.get("helper_error") or "Landlock or seccomp missing"))
     env = build_command_env(cfg)
-    full, extra_env, _kind = sandbox_command(cmd, policy, cfg.cwd, os.getcwd(), cfg.codex_home)
+    full, extra_env, kind = sandbox_command(cmd, policy, cfg.cwd, os.getcwd(), cfg.codex_home)
     env.update(extra_env)
+    env = helper_env(env, kind)
     for note in take_sandbox_notices():
         sys.stderr.write("codex: warning: %s\n" % note)
     try:
@@ -8273,6 +8610,15 @@ def config_layers(cfg):
             value = sorted(value)
         layer = cfg.sources.get(key, "default")
         where = cfg.layer_paths.get(layer, "") if layer not in ("requirements",) else " or ".join(cfg.requirements.paths)
+        if key == "hooks" and cfg.hooks:  # hooks.json files and [hooks] tables: name each place they came from
+            by_path = {str(path): name for name, path in cfg.layer_paths.items()}
+            origins = []
+            for hook in cfg.hooks:
+                origin = hook.source.split(": hooks", 1)[0]
+                if origin not in origins:
+                    origins.append(origin)
+            layer = ", ".join(dict.fromkeys(HOOKS_FILE if o.endswith(HOOKS_FILE) else by_path.get(o, o) for o in origins))
+            where = ", ".join(origins)
         rows.append((key, value, layer, where))
     rows.append(("sandbox_policy (effective)", cfg.sandbox_policy.to_wire(), cfg.sources.get("sandbox_mode", "default"), ""))
     return rows
@@ -10239,11 +10585,50 @@ def text_message(role, text):
     return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
 
 
-_IMAGE_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+#: what an attached image's first bytes must be (the kind is taken from them, not from the name)
+_IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+                     (b"GIF89a", "image/gif"))
 
 
-def input_items_to_message(items, cwd, warn=None):
-    """Protocol InputItems (text, image, local_image) -> one user message item."""
+def _image_mime(head):
+    """The MIME type of a PNG, JPEG, GIF or WebP image from its first bytes, else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in _IMAGE_SIGNATURES if head.startswith(magic)), None)
+
+
+def read_image_attachment(path, home=None):
+    """(MIME type, bytes) of an image the user attached (`-i`, a local_image item); OSError with
+    a sentence as strerror when codex does not send it.
+
+    Codex reads it unconfined, from where sandboxed commands write: a command cannot read
+    $CODEX_HOME/auth.json, but it can plant `shot.png -> ~/.codex/auth.json` and name it to the
+    user.  So the file must be a regular file (no FIFO, no /dev/zero), its real path (of the
+    file opened) must not lie in $CODEX_HOME, and its bytes must be a PNG, JPEG, GIF or WebP.
+    """
+    import stat
+
+    fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        try:
+            real = os.readlink("/proc/self/fd/%d" % fd)  # the file opened, whatever was swapped since
+        except OSError:
+            real = os.path.realpath(str(path))
+        if home is not None and _is_within(real, os.path.realpath(str(home))):
+            raise OSError(errno.EACCES, "it is %s, in $CODEX_HOME (credentials, sessions); codex does not send files "
+                                        "from there (a command may have planted the link)" % real)
+        data = fh.read()
+    mime = _image_mime(data[:16])
+    if mime is None:
+        raise OSError(errno.EINVAL, "not a PNG, JPEG, GIF or WebP image (by its content)")
+    return mime, data
+
+
+def input_items_to_message(items, cwd, warn=None, home=None):
+    """Protocol InputItems (text, image, local_image) -> one user message item (local images
+    read by read_image_attachment; one that is refused is left out with a warning)."""
     import base64
 
     content = []
@@ -10255,13 +10640,13 @@ def input_items_to_message(items, cwd, warn=None):
             content.append({"type": "input_image", "image_url": item["image_url"]})
         elif kind == "local_image" and item.get("path"):
             path = Path(cwd) / Path(item["path"]).expanduser()
-            mime = _IMAGE_MIME.get(path.suffix.lower(), "application/octet-stream")
             try:
-                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                mime, raw = read_image_attachment(path, home)
             except OSError as exc:
                 if warn is not None:
                     warn("skipping image %s: %s" % (path, exc.strerror or exc))
                 continue
+            data = base64.b64encode(raw).decode("ascii")
             content.append({"type": "input_image", "image_url": "data:%s;base64,%s" % (mime, data)})
     return {"type": "message", "role": "user", "content": content}
 
@@ -10910,12 +11295,9 @@ ROLLOUT_SUBDIR = "sessions"  #: under $CODEX_HOME
 
 
 def _read_small(path, limit=65536):
-    """A small text file's content, stripped, or None."""
-    try:
-        with open(str(path), "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
+    """A small regular file's text, stripped, or None (a FIFO or device is never read: §02)."""
+    data = read_regular_file(path, limit)
+    return None if data is None else data.decode("utf-8", "replace").strip()
 
 
 def _git_dirs(root):
@@ -11438,6 +11820,12 @@ class Session(object):
             self._window_probe.start()
         startup_errors = []
         startup_warnings = []
+        policy = self.cfg.sandbox_policy
+        if _LINUX and policy.mode == "workspace-write":  # an activated .venv in the workspace
+            roots = policy.writable_roots_for(self.cfg.cwd)
+            if python_root_warning(roots) is not None:
+                startup_warnings.append("warning: " + python_root_warning(
+                    roots, probe_sandbox(self.cfg.codex_home).get("userns") == "1"))
         resume_path = self._resume_path
         initial_messages = None
         new_items = []  # history items this constructor adds (recorded in the rollout)
@@ -11637,7 +12025,8 @@ class Session(object):
 
     def _op_user_input(self, sub_id, op):
         message = input_items_to_message(op.get("items") or [], self._ctx.cwd,
-                                         warn=lambda m: self._emit(sub_id, "background_event", message=m))
+                                         warn=lambda m: self._emit(sub_id, "background_event", message=m),
+                                         home=self.cfg.codex_home)
         if not message["content"]:
             self._emit(sub_id, "error", message="user_input needs at least one text or image item")
             return
@@ -12489,8 +12878,8 @@ class ToolRunner(object):
 
     def _resolve_cwd(self, task, workdir):
         cwd = Path(task.ctx.cwd)
-        if workdir:
-            cwd = cwd / Path(workdir).expanduser()
+        if workdir:  # resolved once: events, the approval question and the run name the real directory
+            cwd = Path(os.path.realpath(str(cwd / Path(workdir).expanduser())))
         return cwd
 
     def _run_shell(self, task, call_id, params):
@@ -12622,7 +13011,10 @@ class ToolRunner(object):
         started = time.monotonic()
         stdout, stderr = "", ""
         if sandboxed:
-            result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            try:
+                result = apply_patch_in_sandbox(text, cwd, task.ctx)
+            except CodexError as exc:  # no sandbox can be built here (SandboxError): fail closed
+                result = ExecResult(1, "", "execution error: %s\n" % exc)
             stdout, stderr = (result.stdout, "") if result.exit_code == 0 else ("", result.stderr or result.stdout)
             if result.exit_code != 0 and result.sandbox_denied and task.ctx.approval_policy == "on-failure":
                 decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
@@ -13313,14 +13705,18 @@ class JsonPrinter(object):
             self.emit({"type": "turn.completed", "usage": {key: usage.get(key, 0) for key in EXEC_USAGE_KEYS}})
 
 
-def _check_exec_paths(images, last_message_file):
-    """Fail before the turn (and its cost) on an -i file that cannot be read or an
-    --output-last-message that cannot be written."""
+def _check_exec_paths(images, last_message_file, home=None):
+    """Fail before the turn (and its cost) on an -i file that cannot be read or is refused
+    (read_image_attachment) or an --output-last-message that cannot be written."""
     for image in images or ():
         path = Path(image).expanduser()
         if not path.is_file() or not os.access(str(path), os.R_OK):
             why = "is a directory" if path.is_dir() else ("cannot be read" if path.exists() else "does not exist")
             raise UsageError("image %s %s (check -i/--image)" % (image, why))
+        try:
+            read_image_attachment(path, home)
+        except OSError as exc:
+            raise UsageError("image %s is not sent: %s (check -i/--image)" % (image, exc.strerror or exc))
     if last_message_file:
         path = Path(last_message_file).expanduser()
         parent = path.parent
@@ -13449,7 +13845,7 @@ def run_exec(cfg, prompt, images=(), as_json=False, color="auto", last_message_f
 
     out = out or sys.stdout
     err = err or sys.stderr
-    output_file = _check_exec_paths(images, last_message_file)  # opened before any command runs
+    output_file = _check_exec_paths(images, last_message_file, cfg.codex_home)  # opened before any command runs
     prompt = expand_prompt_command(cfg, prompt, strict=True)
     # refused before anything starts: no header, no session, rollout or MCP server for a run
     # that never reaches the model (upstream prints the header first)
@@ -13652,7 +14048,8 @@ _GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "-c",
 def git_argv(cwd):
     """The argv prefix for a git that codex itself runs (unsandboxed) in `cwd`: the first `git`
     on PATH that lies outside every directory a sandboxed command may write -- the workspace
-    (cwd and its repository), /tmp, $TMPDIR and the writable roots used in this process -- and
+    (cwd and its repository), /tmp, $TMPDIR, every writable root the loaded configuration can
+    grant (grantable_writable_roots, §04) and those used in this process -- and
     not in a relative PATH entry, then _GIT_SAFE_OPTIONS.  A `git` a command dropped into
     .venv/bin or node_modules/.bin (on PATH in an activated environment) is never run."""
     cwd = os.path.realpath(str(cwd))
@@ -13661,6 +14058,7 @@ def git_argv(cwd):
     if root is not None:
         untrusted.add(os.path.realpath(str(root)))
     untrusted.update(_WRITABLE_ROOTS_SEEN)
+    untrusted.update(_GRANTABLE_ROOTS)  # what the configuration can grant, even when this run is read-only
     untrusted.discard("/")
     for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         if not os.path.isabs(entry):
@@ -17512,7 +17910,7 @@ def _cmd_interactive(args, cfg_loader):
 #   anything else -> JSON-RPC error -32601 (upstream sent nothing at all, which leaves
 #                       SDK clients waiting forever)
 #
-# Sessions come from session_factory(config) (default: Session, §16) and follow the
+# Sessions come from session_factory(config), started (default: Session(config).start(), §16); they follow the
 # contract at the top of §08.  Each `codex` call gets its own session; `codex-reply`
 # continues one by its session id; calls run concurrently.
 
@@ -19348,10 +19746,13 @@ def build_parser():
     a = p.add_argument("--add-dir", metavar="DIR", action="append", dest="add_dirs",
                        help="another writable root for commands (repeatable; with -s workspace-write)")
     a.complete = "dir"
-    p.add_argument("--last", action="store_true", help="with `resume`: continue the most recent session")
-    p.add_argument("--all", action="store_true", help="with `resume --last`: look in every directory, not only this one")
+    # --last/--all belong to `exec resume` only: hidden here (and from completion), listed in the epilog
+    p.add_argument("--last", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--include-plan-tool", action="store_true", default=None, help="offer the plan tool to the model")
     _add_review_options(p, in_exec=True)
+    p.epilog = ("`codex exec resume [ID | --last [--all]] [PROMPT]` continues a session (--last: the most "
+                "recent here; --all: in any directory); `codex exec review --help` lists the review options.")
 
     p = sub("review")
     _add_config_options(p, top=False)
@@ -19516,9 +19917,27 @@ def _split_mcp_add_command(argv):
     return argv, None
 
 
+def _exec_review_help(parser, argv):
+    """`codex exec review --help` prints the review options (argparse alone would show exec's,
+    where `review` is only a word of the prompt)."""
+    import argparse
+
+    words = [w for w in argv if not w.startswith("-")]
+    if not ({"-h", "--help"} & set(argv)) or "review" not in words[1:] or \
+            words[words.index("review", 1) - 1] not in ("exec", "e"):
+        return
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            review = action.choices["review"]
+            review.prog = "codex exec review"
+            review.print_help()
+            raise SystemExit(0)
+
+
 def _parse_args(argv):
     """Parse argv; return the namespace with -c lists joined (top-level first)."""
     parser = build_parser()
+    _exec_review_help(parser, argv)
     argv, command_tail = _split_mcp_add_command(argv)
     argv, prompt, extra = _split_prompt(parser, argv)
     if extra:

@@ -91,7 +91,8 @@
  *        user a root shell; writes by a process without CAP_FSETID clear those bits anyway).
  *   5. Landlock, highest ABI the kernel offers (rights known up to ABI 7): every
  *      file-system right handled; "/" read+execute; /dev/null, the private /dev/shm and each
- *      writable root all rights.  Without the user namespace (nothing mounted) the rules leave
+ *      writable root all rights (network off: all but MAKE_SOCK, so that no socket is
+ *      hard-linked out of a directory hidden with the network on).  Without the user namespace (nothing mounted) the rules leave
  *      out what the mounts would have covered (add_rules_around): no rule beneath a --hide file
  *      (not even read) nor a --read-only path (read only), and the directories on the way to
  *      them or to a --pin path get no rule of their own, only their entries do: nothing there
@@ -235,6 +236,7 @@
 #define LL_WRITE_FILE (1ULL << 1)
 #define LL_READ_FILE (1ULL << 2)
 #define LL_READ_DIR (1ULL << 3)
+#define LL_MAKE_SOCK (1ULL << 9)
 #define LL_TRUNCATE (1ULL << 14)
 #define LL_IOCTL_DEV (1ULL << 15)
 #define LL_FILE_RIGHTS (LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV)
@@ -444,6 +446,7 @@ static void apply_landlock(int network)
     struct ll_ruleset_attr attr;
     size_t size = 8;
     int ruleset, i;
+    uint64_t root_rights;
     long abi = landlock_abi();
     if (abi < 1) {
         char msg[200];
@@ -464,6 +467,10 @@ static void apply_landlock(int network)
     ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (ruleset < 0)
         fail(EXIT_LANDLOCK, "landlock_create_ruleset failed", errno);
+    /* network off: no socket inode gets a new name in a writable root (bind() is denied anyway):
+     * a hard link to a socket the user's tmux/D-Bus/X11 listens on would otherwise stay
+     * reachable, outside the directories hidden with the network on, in a later session */
+    root_rights = network ? attr.handled_access_fs : attr.handled_access_fs & ~LL_MAKE_SOCK;
     if (landlock_only) {
         /* reads: everything but the --hide files; writes: the roots but the --read-only and
          * --hide paths, and no entry on the way to them or to a --pin path may change */
@@ -473,12 +480,12 @@ static void apply_landlock(int network)
         const int n_protected[2] = {n_read_only, n_hidden};
         add_rules_around(ruleset, "/", LL_READ, attr.handled_access_fs, hide_only, n_hide_only, NULL, 0, 0);
         for (i = 0; i < n_writable; i++)
-            add_rules_around(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, protected_,
+            add_rules_around(ruleset, writable[i], root_rights, attr.handled_access_fs, protected_,
                              n_protected, pins, n_pins, 0);
     } else {
         add_rule(ruleset, "/", LL_READ, attr.handled_access_fs, 1);
         for (i = 0; i < n_writable; i++)
-            add_rule(ruleset, writable[i], attr.handled_access_fs, attr.handled_access_fs, 0);
+            add_rule(ruleset, writable[i], root_rights, attr.handled_access_fs, 0);
     }
     add_rule(ruleset, "/dev/null", attr.handled_access_fs, attr.handled_access_fs, 1);
     if (private_shm)

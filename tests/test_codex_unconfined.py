@@ -162,3 +162,217 @@ def test_repl_diff_does_not_send_a_files_escape_sequences(tmp_path, codex_home, 
         assert "\\x1b]52;c;Y3Vy" in log and "\\x1b[2J" in log  # shown, so the user sees what the file holds
     finally:
         r.quit()
+
+
+# -- 02: the interpreter codex runs under runs nothing a command could have planted --------------
+
+
+def _make_venv(path):
+    """A venv (no pip) whose python finds this test environment's packages through a .pth."""
+    import httpx
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    site = subprocess.run([str(path / "bin" / "python3"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(site, "codex_tests.pth"), "w") as fh:
+        fh.write(os.path.dirname(os.path.dirname(httpx.__file__)) + "\n")
+    return path / "bin" / "python3", site
+
+
+def _codex_argv(python):
+    from conftest import codex_py_argv
+
+    return [str(python)] + codex_py_argv()[1:]
+
+
+@linux_only
+def test_the_python_helper_runs_no_pth_file(tmp_path, codex_home):
+    python, site = _make_venv(tmp_path / "venv")
+    marker = tmp_path / "pth-ran"
+    with open(os.path.join(site, "zz_planted.pth"), "w") as fh:  # what a command would drop into a writable venv
+        fh.write("import os; open(%r, 'a').write(open('/proc/self/cmdline', 'rb').read().replace(bytes(1), b' ')"
+                 ".decode(errors='replace') + chr(10))\n" % str(marker))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    env = dict(os.environ, CODEX_HOME=str(codex_home), CODEX_SANDBOX_HELPER="python")
+    proc = subprocess.run(_codex_argv(python) + ["debug", "landlock", "--full-auto", "--", "sh", "-c", "echo ran"],
+                          cwd=str(ws), env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "ran\n", proc.stderr
+    lines = marker.read_text().splitlines()
+    assert lines and all("debug landlock" in line for line in lines), lines  # codex's own start: the user's venv
+    assert not any("__codex_linux_sandbox__" in line for line in lines), lines  # never the helper (nor --probe)
+
+
+@linux_only
+def test_a_venv_in_the_workspace_is_read_only_for_commands(run_codex, server, tmp_path, codex_home):
+    from support.agent_env import MOCK_KEY_ENV
+    from support.model_server import Turn
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    python, site = _make_venv(ws / ".venv")  # `source .venv/bin/activate`, then codex
+    plant = ("echo 'import os' > %s/zz_evil.pth; echo pth=$?; echo '#!/bin/sh' > .venv/bin/python3; echo bin=$?; "
+             "echo home=/x > .venv/pyvenv.cfg; echo cfg=$?; mv .venv .venv2; echo mv=$?; touch ok; echo ws=$?" % site)
+    server.enqueue(_sh(plant), Turn().text("done"))
+    env = dict(os.environ, CODEX_HOME=str(codex_home), PATH="%s:%s" % (python.parent, os.environ["PATH"]),
+               VIRTUAL_ENV=str(ws / ".venv"))
+    env[MOCK_KEY_ENV] = "k"
+    proc = subprocess.run(_codex_argv(python) + _exec_args(server, ws, "task"), cwd=str(ws), env=env,
+                          capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    out = server.model_requests()[1].body["input"][-1]["output"]
+    assert "ws=0" in out and not any("%s=0" % what in out for what in ("pth", "bin", "cfg", "mv")), out
+    assert "inside a writable root: it is read-only for commands" in proc.stdout + proc.stderr
+    assert os.path.islink(str(python)) and not os.path.exists(os.path.join(site, "zz_evil.pth"))
+
+
+def test_the_python_helper_argv_is_isolated_without_site():
+    argv = codex._python_helper_argv()
+    assert argv[0] == os.path.realpath(sys.executable) and argv[1:4] == ["-I", "-S", "-B"]
+
+
+# -- 05: the Python helper starts without the loader's environment variables ---------------------
+
+
+@linux_only
+def test_ld_preload_does_not_reach_the_python_helper(tmp_path, codex_home, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("CODEX_SANDBOX_HELPER", "python")  # the compiled helper is static: no loader runs
+    monkeypatch.setattr(codex, "_PROBE_CACHE", {})
+    monkeypatch.setattr(codex, "_HELPER_CACHE", {})
+
+    if not shutil.which("gcc"):
+        pytest.skip("needs gcc")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    marker = tmp_path / "loaded"
+    src = tmp_path / "evil.c"
+    src.write_text('#include <stdio.h>\n__attribute__((constructor)) static void pwn(void) {\n'
+                   '  FILE *f = fopen("%s", "a"), *c = fopen("/proc/self/cmdline", "r"); char b[65536] = {0};\n'
+                   '  size_t n = c ? fread(b, 1, sizeof b - 1, c) : 0;\n'
+                   '  for (size_t i = 0; i < n; i++) if (!b[i]) b[i] = 32;\n'
+                   '  if (f) { fprintf(f, "%%s\\n", b); fclose(f); }\n}\n' % marker)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(ws / "evil.so"), str(src)], check=True)
+    cfg = codex.load_config(codex.ConfigOverrides(approval_policy="never", sandbox_mode="workspace-write", cwd=str(ws)),
+                            [], home=str(codex_home), environ=dict(os.environ))
+    env = codex.build_command_env(cfg)
+    env.update(LD_PRELOAD="./evil.so", LD_LIBRARY_PATH="/nonexistent:", GCONV_PATH="./gconv", PYTHONPATH="./py")
+    script = "echo \"$LD_PRELOAD|$LD_LIBRARY_PATH|$GCONV_PATH|$PYTHONPATH|${__CODEX_HELPER_COMMAND_ENV-unset}\""
+    r = codex.run_command(["sh", "-c", script], str(ws), cfg, env, timeout_ms=30000)
+    assert r.exit_code == 0 and r.stdout == "./evil.so|/nonexistent:|./gconv|./py|unset\n", r  # the command's env as it was
+    lines = marker.read_text().splitlines()
+    assert any(line.startswith("sh -c") for line in lines), lines  # the command (sandboxed) did load it
+    assert not any("__codex_linux_sandbox__" in line for line in lines), lines
+
+
+# -- 08: codex's own git is never one from a root the configuration can make writable ---------
+
+
+@linux_only
+def test_a_fresh_review_never_runs_a_git_planted_in_a_configured_root(run_codex, server, tmp_path, codex_home, request):
+    import shutil
+    import tempfile
+
+    from support.agent_env import MOCK_KEY_ENV
+    from support.model_server import Turn
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    git = ["git", "-C", str(ws), "-c", "user.email=a@b", "-c", "user.name=n"]
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    (ws / "a.txt").write_text("a\n")
+    subprocess.run(git + ["add", "a.txt"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a"], check=True)
+    (ws / "a.txt").write_text("a\nb\n")
+    from pathlib import Path
+
+    # writable_roots = ["~/.cargo"], ~/.cargo/bin first on PATH (rustup); outside /tmp, which git_argv always skips
+    home = Path(tempfile.mkdtemp(prefix="codex-test-home-", dir="/var/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(str(home), ignore_errors=True))
+    cargo = home / ".cargo"
+    (cargo / "bin").mkdir(parents=True)
+    marker = tmp_path / "planted-git-ran"
+    (codex_home / "config.toml").write_text('[sandbox_workspace_write]\nwritable_roots = ["%s"]\n' % cargo)
+    plant = ("printf '#!/bin/sh\\ntouch %s\\nexec %s \"$@\"\\n' > %s/bin/git && chmod 755 %s/bin/git && echo planted"
+             % (marker, shutil.which("git"), cargo, cargo))
+    review = {"findings": [], "overall_correctness": "patch is correct", "overall_explanation": "x",
+              "overall_confidence_score": 0.5}
+    server.enqueue(_sh(plant), Turn().text("done"), Turn().text(json.dumps(review)))
+    env = {MOCK_KEY_ENV: "k", "PATH": "%s:%s" % (cargo / "bin", os.environ["PATH"])}
+    first = run_codex(*(["exec", "-C", str(ws), "--full-auto", "-m", "gpt-5"] + _mock(server) + ["task"]), env=env)
+    assert first.returncode == 0 and (cargo / "bin" / "git").exists(), first.stderr
+    second = run_codex(*(["review", "-C", str(ws), "--uncommitted", "-m", "gpt-5"] + _mock(server)), env=env, cwd=str(ws))
+    assert second.returncode == 0, second.stderr
+    assert "+b" in server.model_requests()[-1].body["input"][-1]["content"][0]["text"]  # the real git read the diff
+    assert not marker.exists()
+
+
+def test_grantable_roots_cover_every_configured_root(tmp_path, codex_home):
+    (codex_home / "config.toml").write_text(
+        'sandbox_mode = "read-only"\n[sandbox_workspace_write]\nwritable_roots = ["%s/a"]\nexclude_slash_tmp = true\n'
+        '[profiles.p.sandbox_workspace_write]\nwritable_roots = ["%s/b"]\n' % (tmp_path, tmp_path))
+    for d in ("a", "b", "ws"):
+        (tmp_path / d).mkdir()
+    cfg = codex.load_config(codex.ConfigOverrides(cwd=str(tmp_path / "ws")), [], home=str(codex_home))
+    roots = codex.grantable_writable_roots(cfg)
+    assert {str(tmp_path / d) for d in ("a", "b", "ws")} | {os.path.realpath("/tmp")} <= roots
+    assert roots <= codex._GRANTABLE_ROOTS
+
+
+# -- 06: an attached image is never a file codex would not send --------------------------------
+
+
+@linux_only
+def test_an_image_symlinked_to_auth_json_is_not_sent(run_codex, server, ws, codex_home):
+    import base64
+
+    from support.agent_env import MOCK_KEY_ENV
+    from support.model_server import Turn
+
+    secret = '{"OPENAI_API_KEY": "sk-proj-AUTHJSONSECRET"}\n'
+    (codex_home / "auth.json").write_text(secret)
+    (codex_home / "auth.json").chmod(0o600)
+    plant = "wc -c < %s; ln -s %s shot.png; echo planted" % (codex_home / "auth.json", codex_home / "auth.json")
+    server.enqueue(_sh(plant), Turn().text("I saved the screenshot as shot.png; attach it next time"))
+    first = run_codex(*_exec_args(server, ws, "task"), env={MOCK_KEY_ENV: "k"})
+    assert first.returncode == 0 and os.path.islink(str(ws / "shot.png")), first.stderr
+    assert json.loads(server.model_requests()[1].body["input"][-1]["output"])["output"] == "0\nplanted\n"  # empty for commands
+    second = run_codex(*_exec_args(server, ws, "-i", "shot.png", "here it is"), env={MOCK_KEY_ENV: "k"}, cwd=str(ws))
+    assert second.returncode == 2 and len(server.model_requests()) == 2, second.stderr  # refused before the turn
+    assert second.stderr.count("\n") == 1 and "$CODEX_HOME" in second.stderr, second.stderr
+    sent = json.dumps([r.body for r in server.model_requests()])
+    assert "AUTHJSONSECRET" not in sent and base64.b64encode(secret.encode()).decode()[:24] not in sent
+
+
+def test_image_attachments_must_be_images(tmp_path, codex_home):
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
+    (tmp_path / "ok.bin").write_bytes(png)  # the kind comes from the bytes, not the name
+    assert codex.read_image_attachment(tmp_path / "ok.bin", codex_home) == ("image/png", png)
+    (tmp_path / "real.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 16)
+    assert codex.read_image_attachment(tmp_path / "real.jpg", codex_home)[0] == "image/jpeg"
+    (tmp_path / "key.png").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (tmp_path / "fifo.png").symlink_to("/dev/zero")
+    os.mkfifo(str(tmp_path / "pipe.png"))  # opened without blocking, then refused
+    (codex_home / "shot.png").write_bytes(png)  # an image, but in $CODEX_HOME
+    (tmp_path / "home.png").symlink_to(codex_home / "shot.png")
+    for name, why in (("key.png", "not a PNG"), ("fifo.png", "not a regular file"), ("pipe.png", "not a regular file"),
+                      ("home.png", "$CODEX_HOME")):
+        with pytest.raises(OSError) as info:
+            codex.read_image_attachment(tmp_path / name, codex_home)
+        assert why in info.value.strerror
+    items = [{"type": "text", "text": "look"}, {"type": "local_image", "path": "key.png"},
+             {"type": "local_image", "path": "ok.bin"}]
+    warned = []
+    message = codex.input_items_to_message(items, tmp_path, warn=warned.append, home=codex_home)
+    assert [p["type"] for p in message["content"]] == ["input_text", "input_image"]
+    assert message["content"][1]["image_url"].startswith("data:image/png;base64,") and "key.png" in warned[0]
+
+
+def test_rollouts_and_logs_are_not_appended_through_a_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+    (tmp_path / "rollout.jsonl").symlink_to(victim)
+    with pytest.raises(OSError):
+        codex.open_private_append(tmp_path / "rollout.jsonl")
+    assert victim.read_text() == "x"

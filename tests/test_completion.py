@@ -133,6 +133,12 @@ def test_subcommand_option_prefix(complete):
     assert complete("codex exec --js") == {"--json"}
 
 
+def test_exec_does_not_offer_resume_only_flags(complete):
+    # --last/--all only apply to `exec resume`; `codex resume` has them as its own options
+    assert not {"--last", "--all"} & complete("codex exec --")
+    assert {"--last", "--all"} <= complete("codex resume --")
+
+
 def test_sandbox_choices(complete):
     assert complete("codex -s ") == set(codex.SANDBOX_MODES)
     assert complete("codex exec --sandbox ") == set(codex.SANDBOX_MODES)

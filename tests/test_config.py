@@ -341,3 +341,18 @@ def test_cli_reports_config_errors_in_one_line(run_codex, codex_home, tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in proc.stderr
         assert ("approval_policy" in lines[0]) or ("-c: `sandbox_mode` = 'open'" in lines[0])
+
+
+def test_unknown_dash_c_key_names_the_closest_known_one(run_codex, codex_home, tmp_path):
+    proc = run_codex("-c", "model_reasoning_efort=high", "-c", "sandbox_workspace_write.network_acces=true",
+                     "-c", "zzz_nothing_like_it=1", "login", "status", cwd=tmp_path)
+    lines = [l for l in proc.stderr.splitlines() if "unknown key" in l]
+    assert sorted(lines) == [
+        "codex: warning: -c: unknown key `model_reasoning_efort` (ignored); did you mean `model_reasoning_effort`?",
+        "codex: warning: -c: unknown key `sandbox_workspace_write.network_acces` (ignored); "
+        "did you mean `sandbox_workspace_write.network_access`?",
+        "codex: warning: -c: unknown key `zzz_nothing_like_it` (ignored)",
+    ], proc.stderr
+    (codex_home / "config.toml").write_text('modle = "o3"\n')
+    proc = run_codex("login", "status", cwd=tmp_path)
+    assert "unknown key `modle` (ignored); did you mean `model`?" in proc.stderr

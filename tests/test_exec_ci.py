@@ -189,6 +189,19 @@ def test_readme_quick_start_names_the_built_file():
     assert "./codex" in quick and "dist/codex" in quick and "python3 build.py" in quick
 
 
+def test_exec_review_help_lists_the_review_options(run_codex):
+    proc = run_codex("exec", "review", "--help", env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: codex exec review")
+    for flag in ("--uncommitted", "--base BRANCH", "--commit SHA", "--title", "--fail-on"):
+        assert flag in proc.stdout, flag
+    plain = run_codex("exec", "--help", env={"COLUMNS": "200"}).stdout
+    options = plain.split("`codex exec resume")[0]  # usage and options, not the epilog
+    assert "--uncommitted" not in options and "--last" not in options  # they belong to review / resume
+    assert "codex exec review --help" in " ".join(plain.split())
+    assert "--last [--all]" in plain
+
+
 def test_usage_carries_reasoning_and_cache_write_tokens(exec_codex, server):
     server.enqueue(Turn().text("ok").usage(100, 40, 10, reasoning_output_tokens=25))
     proc = exec_codex("--json", "hi")

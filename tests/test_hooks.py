@@ -322,3 +322,23 @@ def test_system_hooks_run_first(server, codex_home, work, tmp_path, monkeypatch)
     r = exec_codex(server, codex_home, work, "hi")
     assert r.returncode == 0, r.stderr
     assert order.read_text().split() == ["system", "user"]
+
+
+def test_config_show_attributes_hooks_to_their_files(run_codex, codex_home, tmp_path):
+    """Hooks come from hooks.json files as well as [hooks] tables: config show names each place
+    (it said `default` for hooks that only a hooks.json configured)."""
+    (codex_home / "hooks.json").write_text(json.dumps(
+        {"hooks": {"PreToolUse": [{"matcher": "", "hooks": [{"type": "command", "command": "true"}]}]}}))
+    (codex_home / "config.toml").write_text('[hooks]\nStop = [{command = "echo done"}]\n')
+    r = run_codex("config", "show", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    hooks = json.loads(r.stdout)["values"]["hooks"]
+    assert hooks["layer"] == "hooks.json, config.toml"
+    assert hooks["file"] == "%s, %s" % (codex_home / "hooks.json", codex_home / "config.toml")
+    (codex_home / "config.toml").write_text("")
+    text = run_codex("config", "show", cwd=tmp_path).stdout
+    row = next(l for l in text.splitlines() if l.startswith("hooks "))
+    assert "default" not in row and row.rstrip().endswith("hooks.json (%s)" % (codex_home / "hooks.json"))
+    (codex_home / "hooks.json").unlink()
+    row = next(l for l in run_codex("config", "show", cwd=tmp_path).stdout.splitlines() if l.startswith("hooks "))
+    assert row.split()[-1] == "default"

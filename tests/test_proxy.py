@@ -22,6 +22,7 @@ import pytest
 import codex
 from support.proxy_net import ForwardProxy, make_certs
 from support.proxy_procs import Proxy, Upstream, provider_args
+from support.wait import wait_until
 
 KEY = "sk-upstream-secret-0123456789"  #: the provider key the proxy injects (from $UP_KEY)
 TOKEN = "proxy-token-abcdefghijklmnop"  #: a client token for the token tests
@@ -391,7 +392,7 @@ def test_client_disconnect_before_response_headers(start_proxy, upstream):
     p = start_proxy()
     sock = socket.create_connection(("127.0.0.1", p.port), timeout=10)
     sock.sendall(b"GET /v1/sse?n=50&delay_ms=50&first_delay_ms=4000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    time.sleep(0.5)
+    assert wait_until(upstream.log, timeout=10)  # the provider has the request and is silent
     sock.close()
     closed_at = time.monotonic()
     line = p.wait_lines(1, timeout=10)[-1]
@@ -808,7 +809,7 @@ def test_python39_runs_the_proxy(dist_codex, start_proxy, upstream):
     assert client.files.create(file=("f.bin", b"x" * 200000), purpose="assistants").bytes > 200000
     sock = socket.create_connection(("127.0.0.1", p.port), timeout=10)
     sock.sendall(b"GET /v1/sse?n=50&delay_ms=50&first_delay_ms=3000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    time.sleep(0.3)
+    assert wait_until(lambda: any("/v1/sse" in r["target"] for r in upstream.log()), timeout=10)
     sock.close()
     assert "client closed" in p.wait_lines(3)[-1]
     assert p.stop() == 0

@@ -42,5 +42,7 @@ cd $T/ws && timeout 60 "$CODEX_BIN" exec --skip-git-repo-check --full-auto "task
 stop_model
 echo "--- written outside the writable roots:"; R=$(cat $T/outside/pwned 2>/dev/null); echo "$R"
 rm -rf $T
-if echo "$R" | grep -q "linux_sandbox__ "; then echo "VULNERABLE: the Python helper loaded a planted library before sandboxing"; exit 1; fi
+# $T/outside is outside every writable root: any line there was written unsandboxed (the helper's
+# argv is long, so its "__codex_linux_sandbox__" word may fall between the two excerpts logged)
+if echo "$R" | grep -q "unsandboxed:"; then echo "VULNERABLE: the Python helper loaded a planted library before sandboxing"; exit 1; fi
 echo fixed; exit 0
