@@ -45,7 +45,7 @@ SLOW_FILES = frozenset((
     "test_mcp_client.py", "test_mcp_e2e.py", "test_mcp_http.py", "test_mcp_images.py", "test_mcp_server.py",
     "test_mcp_zipapp.py", "test_mcp_config_edit.py", "test_policy.py", "test_proxy.py", "test_py39.py",
     "test_qa_hostile.py", "test_repl_e2e.py", "test_repl_history.py", "test_repl_keys.py", "test_repl_screen.py",
-    "test_repl_search.py", "test_repl_composer.py", "test_review.py", "test_sandbox_attacks.py", "test_sandbox_escapes.py", "test_sandbox_helper.py",
+    "test_repl_search.py", "test_repl_composer.py", "test_review.py", "test_sandbox_attack_pass.py", "test_sandbox_attack_pass2.py", "test_sandbox_attacks.py", "test_sandbox_escapes.py", "test_sandbox_helper.py",
     "test_sandbox_isolation.py", "test_sandbox_redteam.py", "test_startup.py", "test_zipapp.py",
     "test_zipapp_trust.py",
 ))
