@@ -694,14 +694,22 @@ def lock():
              "--output-file=%s.lock" % name, "%s.in" % name], "pip-compile %s.in" % name, cwd=str(REQ))
 
 
+def pytest_command(py, pytest_args):
+    """pytest over tests/, unless the arguments name test files or directories themselves."""
+    named = [a for a in pytest_args if not a.startswith("-") and os.path.exists(a.split("::")[0])]
+    where = [] if named else [str(ROOT / "tests")]
+    return [str(py), "-m", "pytest", "-p", "no:cacheprovider"] + where + list(pytest_args)
+
+
 def test(pytest_args):
-    """Set up .venv, build dist/codex, run pytest over tests/."""
+    """Set up .venv, build dist/codex, run pytest over tests/ (or over the test files and
+    directories named among the arguments: `build.py test tests/test_x.py -k foo`)."""
     py = ensure_venv(TEST_VENV, REQ / "test.lock", "test dependencies")
     build(reuse=True)
     env = dict(os.environ)
     env["CODEX_DIST"] = str(DIST / "codex")
     env["CODEX_REPO_ROOT"] = str(ROOT)
-    cmd = [str(py), "-m", "pytest", "-p", "no:cacheprovider", str(ROOT / "tests")] + list(pytest_args)
+    cmd = pytest_command(py, pytest_args)
     say("running: %s" % " ".join(cmd[1:]))
     return subprocess.call(cmd, cwd=ROOT, env=env)
 

@@ -4180,13 +4180,26 @@ def _fence_segments(text):
     return segments
 
 
+_TRIPLE_QUOTED_RE = re.compile(r'"""\n?(.*?)"""', re.S)
+
+
 def _json_value(text):
-    """The one JSON value `text` holds (surrounding whitespace allowed), or None."""
+    """The one JSON value `text` holds (surrounding whitespace allowed), or None.  A Python
+    triple-quoted string where a JSON string belongs (small models write a file's content so,
+    indented, between three double quotes) is read as that string, dedented."""
+    import textwrap
+
     text = text.strip()
     if not text or text[0] not in "{[":
         return None
     try:
         return json.loads(text)
+    except ValueError:
+        if '"""' not in text:
+            return None
+    repaired = _TRIPLE_QUOTED_RE.sub(lambda m: json.dumps(textwrap.dedent(m.group(1))), text)
+    try:
+        return json.loads(repaired)
     except ValueError:
         return None
 
@@ -4348,18 +4361,32 @@ def _call_from_value(value, tools):
     return calls or None
 
 
+_FENCED_CALL_RE = re.compile(r"(?m)^ {0,3}```[A-Za-z_]*[ \t]*\n(\s*\{.*?)\n[ \t]*```[ \t]*$", re.S)
+_NEXT_FENCED_CALL_RE = re.compile(r"(?m)^ {0,3}```[A-Za-z_]*[ \t]*\n\s*\{")
 CHAINED_CALL_SCAN_MAX_DELTAS = 4000  #: a message is checked for chained text calls up to this many deltas
 
 
 def chained_text_call_end(text, tools):
     """Where the first call ends when `text` starts with a complete call written as text (a bare
-    JSON object or a fenced JSON block naming an offered tool, with valid arguments) and the
-    model has begun another call-like block after it, else None.  A small model whose template
+    JSON object or a fenced JSON block naming an offered tool, with valid arguments), or has a
+    fenced one after prose that does not introduce an example, and the model has begun another
+    call-like block after it; else None.  A small model whose template
     has no stop token after a call writes call after call, each guessing the previous result,
     until its output limit: codex stops reading there and runs the first call only."""
     if not tools:
         return None
     start = len(text) - len(text.lstrip())
+    if not text.startswith(("{", "```"), start):
+        # prose first ("Let's execute these steps:"), then a fenced call, more prose, another call
+        for m in _FENCED_CALL_RE.finditer(text):
+            value = _json_value(m.group(1))
+            prose = text[:m.start()].strip()
+            if not isinstance(value, dict) or _call_from_value(value, tools) is None:
+                continue
+            if _EXAMPLE_CUES.search(prose) or not _NEXT_FENCED_CALL_RE.search(text, m.end()):
+                return None
+            return m.end()
+        return None
     if text.startswith("{", start):
         try:
             value, end = json.JSONDecoder().raw_decode(text, start)
@@ -11579,6 +11606,9 @@ REPEATED_OUTPUT_NOTE = ("\n(The same output as the last time this command ran. I
 FAILED_COMMAND_NUDGE = ("Your last command failed (exit code %s), so the task is not done. Reply with your next "
                         "tool call now: look at the code it runs or tests, fix the cause there, then run the check "
                         "again.")
+#: ... after a write_file / edit_file call that failed (its error says what to do)
+FAILED_TOOL_NUDGE = ("Your last tool call failed, so the task is not done. Reply with your next tool call now: do "
+                     "what its error message says, then run the check again.")
 #: ... and for one that says it changed something when every call of the task only read files
 UNMADE_CHANGE_NUDGE = ("No file has changed yet: your tool calls so far only read files. If the task needs a change, "
                        "make it now with a tool call, then check it.")
@@ -11722,7 +11752,7 @@ class _Task(object):
         self.streamed = ""  # text streamed by this attempt for the message not finished yet
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
         self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
-        self.failed_exit = None  # the exit code when the latest tool call was a command that failed
+        self.failed_exit = None  # the exit code when the latest call was a command that failed ("tool": a file tool)
         self.nudges = 0  # follow-ups sent after the model stopped on a failed command or an unmade change
         self.wrote = False  # a patch or a command that is not known to be read-only ran in this task
         self.outputs = {}  # (argv, cwd) -> (exit code, output) of the commands run in this task
@@ -12369,7 +12399,9 @@ class Session(object):
             limit = FOLLOW_UP_NUDGES if compact_prompt_wanted(self.cfg, self.family) else 0
         if task.nudges >= limit or task.cancelled or not task.tool_calls:
             return False
-        if task.failed_exit is not None:
+        if task.failed_exit == "tool":
+            why, text = "stopped right after a tool call that failed", FAILED_TOOL_NUDGE
+        elif task.failed_exit is not None:
             why, text = "stopped right after a command that failed (exit code %s)" % task.failed_exit, \
                 FAILED_COMMAND_NUDGE % task.failed_exit
         else:
@@ -13007,6 +13039,18 @@ class ToolRunner(object):
 
     def _run_write_file(self, task, call_id, params):
         """write_file: the whole file, applied as a patch (approval and sandbox as apply_patch)."""
+        out = self._write_file(task, call_id, params)
+        if out.startswith("error:"):
+            task.failed_exit = "tool"  # a follow-up when the model stops here (_nudge_after_failure)
+        return out
+
+    def _edit_file(self, task, call_id, params):
+        out = self._edit_file_text(task, call_id, params)
+        if out.startswith("error:"):
+            task.failed_exit = "tool"
+        return out
+
+    def _write_file(self, task, call_id, params):
         path = Path(task.ctx.cwd) / params["path"]
         try:
             old = _read_patch_file(path, "read") if path.is_file() else None
@@ -13036,6 +13080,9 @@ class ToolRunner(object):
 
     def _run_edit_file(self, task, call_id, params):
         """edit_file: one exact replacement, applied as a patch; errors say what to do instead."""
+        return self._edit_file(task, call_id, params)
+
+    def _edit_file_text(self, task, call_id, params):
         name, old_text = params["path"], params["old_text"]
         path = Path(task.ctx.cwd) / name
         if not path.is_file():
@@ -13053,10 +13100,15 @@ class ToolRunner(object):
             return ("error: old_text was not found in %s; it must be copied exactly from the file, spaces and "
                     "line breaks included. Look at the file again (cat %s), or write the whole file with write_file."
                     % (name, name))
-        if count > 1:
+        words = list(re.finditer(r"(?<!\w)%s(?!\w)" % re.escape(old_text), old)) if re.fullmatch(r"\w+", old_text) else []
+        if count > 1 and len(words) == 1:  # a name: once as a whole word ("number" in "len(number)", not "numbers")
+            at = words[0]
+            new = old[:at.start()] + params["new_text"] + old[at.end():]
+        elif count > 1:
             return ("error: old_text occurs %d times in %s; include more of the surrounding lines so that it "
                     "occurs once" % (count, name))
-        new = old.replace(old_text, params["new_text"], 1)
+        else:
+            new = old.replace(old_text, params["new_text"], 1)
         if new == old:
             return "no change: new_text is the same as old_text"
         return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None)

@@ -98,3 +98,17 @@ def test_lock_files_name_no_machine_local_index_or_paths():
         # every pinned requirement carries hashes (pip --require-hashes)
         pins = [line for line in text.splitlines() if "==" in line and not line.startswith(("#", " "))]
         assert all(line.endswith("\\") for line in pins), lock.name
+
+
+def test_build_py_test_runs_only_the_named_test_files(monkeypatch):
+    """`build.py test tests/test_x.py -k foo` runs that file, not the whole suite as well."""
+    sys.path.insert(0, str(REPO))
+    try:
+        import build
+    finally:
+        sys.path.remove(str(REPO))
+    monkeypatch.chdir(REPO)
+    whole = build.pytest_command("py", ["-q", "-m", "not slow"])
+    assert whole[-4:] == [str(REPO / "tests"), "-q", "-m", "not slow"]
+    named = build.pytest_command("py", ["-q", "tests/test_build.py::test_unknown_command", "-k", "unknown"])
+    assert str(REPO / "tests") not in named and "tests/test_build.py::test_unknown_command" in named

