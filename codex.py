@@ -2324,11 +2324,11 @@ def grantable_writable_roots(cfg):
     """Every directory this configuration can let sandboxed commands write, whatever this run's
     own sandbox mode (a review runs read-only; an earlier session did not): the workspace, /tmp,
     $TMPDIR, the writable_roots of [sandbox_workspace_write] and of every [profiles.*] table, the
-    legacy sandbox_permissions folders, and the effective policy's roots; real paths.  A command
+    legacy sandbox_permissions folders (--add-dir goes into the first); real paths.  A command
     may have written there, so codex's own unconfined programs (git) are never taken from them."""
     tables = [cfg.sandbox_workspace_write] + [p.get("sandbox_workspace_write") for p in (cfg.profiles or {}).values()
                                               if isinstance(p, dict)]
-    policies = [lambda: cfg.sandbox_policy]
+    policies = []  # (not cfg.sandbox_policy: building it queues notices, which belong to the session)
     for table in tables:
         if isinstance(table, dict) and isinstance(table.get("writable_roots") or [], list):
             policies.append(lambda t=table: SandboxPolicy.from_wire(
