@@ -6879,12 +6879,15 @@ def pins_for(paths, roots):
     its own content, nor swap a symlink on the way.
     """
     roots = [str(r) for r in roots]
-    out, seen = [], set()
+    out, seen, real = [], set(), {}  # real: each directory resolved once per call (paths share prefixes)
     for path in paths:
         parts = Path(os.path.abspath(str(path))).parts
         for i in range(2, len(parts) + 1):
             comp = os.path.join(*parts[:i])
-            if not any(_is_within(os.path.realpath(os.path.dirname(comp)), r) for r in roots):
+            parent = os.path.dirname(comp)
+            if parent not in real:
+                real[parent] = os.path.realpath(parent)
+            if not any(_is_within(real[parent], r) for r in roots):
                 continue
             if not os.path.lexists(comp):
                 break

@@ -58,7 +58,9 @@ def bench_tool_calls(server, home, cwd, n, name, args, sandbox="danger-full-acce
     for i in range(n):
         turn.function_call(name, args, call_id="c%d" % i)
     server = RemoteServer(Turn().text("warm-up"), turn, Turn().text("done"))
-    session = codex.Session(mock_config(server, home, cwd, sandbox=sandbox), record_rollout=True)
+    # the same call n times on purpose: the loop guards (issue 12) would stop the turn after a few
+    cfg = mock_config(server, home, cwd, sandbox=sandbox, max_repeated_tool_calls=0, max_tool_calls_per_turn=0)
+    session = codex.Session(cfg, record_rollout=True).start()
     session.next_event(timeout=5)
     # The first request pays for importing httpx and building the TLS context: not timed.
     session.submit(user_input("warm up"))
