@@ -361,7 +361,11 @@ def test_streamed_chat_chunks_arrive_as_sent(start_proxy):
     for chunk in stream:
         times.append(time.monotonic() - start)
     assert len(times) == 6
-    assert times[1] - times[0] > 0.2 and times[4] - times[3] > 0.2
+    # Chunks come as the upstream sends them (300 ms apart), not in a lump at the end: most gaps
+    # are there and the arrivals span most of the stream. (One scheduler stall on a loaded
+    # machine may join two neighbours; buffering in the proxy or the SDK would join them all.)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert sum(g > 0.15 for g in gaps) >= 3 and times[-1] - times[0] > 0.8, gaps
 
 
 def test_client_disconnect_cancels_upstream(start_proxy, upstream):
