@@ -68,6 +68,7 @@ import json
 import time
 import errno
 import fnmatch
+import functools
 import threading
 from pathlib import Path
 
@@ -7899,12 +7900,17 @@ def is_secret_env_var(name, value=""):
     DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a URL with a password."""
     if name in DEFAULT_ENV_KEPT:
         return False
+    return _secret_env_name(name) or bool(_URL_CREDENTIALS_RE.match(value or ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_env_name(name):
+    """The name part of is_secret_env_var, remembered: the patterns are constants, and every
+    command's environment is built from the same few dozen names (3 builds per shell call)."""
     if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
         return True
     words = name.upper().split("_")
-    if len([w for w in words if w]) >= 2 and DEFAULT_ENV_EXCLUDED_WORDS.intersection(words):
-        return True
-    return bool(_URL_CREDENTIALS_RE.match(value or ""))
+    return len([w for w in words if w]) >= 2 and bool(DEFAULT_ENV_EXCLUDED_WORDS.intersection(words))
 
 
 def build_command_env(cfg, environ=None):
