@@ -100,33 +100,41 @@ class TestWorkspaceAncestorSwap:
         assert os.listdir(str(outside)) == []
 
 
-def test_workspace_ancestor_swap_as_nobody():
-    """09 as uid 65534 (a CI runner's user): the same pins and the same refusal."""
-    base = tempfile.mkdtemp(prefix="codex-09-", dir="/var/tmp")
+@pytest.fixture
+def nobody_base():
+    """(a directory owned by uid 65534 under /var/tmp, the compiled helper), removed afterwards."""
     helper = str(REPO / "build" / "helpers" / ("codex-linux-sandbox-%s" % codex._machine_arch()))
-    if not os.path.exists(helper):
+    if not os.path.exists(helper):  # what runs as nobody here is codex's own: one helper is enough
         pytest.skip("compiled helper not built")
+    base = tempfile.mkdtemp(prefix="codex-nobody-", dir="/var/tmp")
     try:
         os.chmod(base, 0o755)
         os.chown(base, 65534, 65534)
-        code = (
-            "import os, sys; sys.path.insert(0, %r); import codex\n"
-            "b = %r; ws = b + '/outer/ci/repo'; os.makedirs(ws); os.makedirs(b + '/home'); os.makedirs(b + '/out')\n"
-            "cfg = codex.load_config(codex.ConfigOverrides(approval_policy='never', sandbox_mode='workspace-write',"
-            " cwd=ws), %r + ['sandbox_workspace_write.writable_roots=[\"%%s/outer\"]' %% b], home=b + '/home',"
-            " environ={'HOME': b})\n"
-            "env = codex.build_command_env(cfg)\n"
-            "r = codex.run_command(['bash', '-c', 'mv ../../ci ../../ci_old && mkdir ../../ci && ln -s %%s/out ../../ci/repo"
-            " && echo swapped' %% b], ws, cfg, env)\n"
-            "os.rename(b + '/outer/ci', b + '/outer/ci_old'); os.mkdir(b + '/outer/ci'); os.symlink(b + '/out', ws)\n"
-            "try:\n    codex.run_command(['bash', '-c', 'echo PWNED > x'], ws, cfg, env); refused = False\n"
-            "except codex.SandboxError:\n    refused = True\n"
-            "print('swapped' in r.stdout, refused, os.listdir(b + '/out'), os.getuid())\n"
-            % (str(REPO), base, NO_TMP))
-        proc = _as_nobody(code, base, helper)
-        assert proc.stdout.split() == ["False", "True", "[]", "65534"], proc.stdout + proc.stderr
+        yield base, helper
     finally:
+        subprocess.run(["chmod", "-R", "u+w", base])
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_workspace_ancestor_swap_as_nobody(nobody_base):
+    """09 as uid 65534 (a CI runner's user): the same pins and the same refusal."""
+    base, helper = nobody_base
+    code = (
+        "import os, sys; sys.path.insert(0, %r); import codex\n"
+        "b = %r; ws = b + '/outer/ci/repo'; os.makedirs(ws); os.makedirs(b + '/home'); os.makedirs(b + '/out')\n"
+        "cfg = codex.load_config(codex.ConfigOverrides(approval_policy='never', sandbox_mode='workspace-write',"
+        " cwd=ws), %r + ['sandbox_workspace_write.writable_roots=[\"%%s/outer\"]' %% b], home=b + '/home',"
+        " environ={'HOME': b})\n"
+        "env = codex.build_command_env(cfg)\n"
+        "r = codex.run_command(['bash', '-c', 'mv ../../ci ../../ci_old && mkdir ../../ci && ln -s %%s/out ../../ci/repo"
+        " && echo swapped' %% b], ws, cfg, env)\n"
+        "os.rename(b + '/outer/ci', b + '/outer/ci_old'); os.mkdir(b + '/outer/ci'); os.symlink(b + '/out', ws)\n"
+        "try:\n    codex.run_command(['bash', '-c', 'echo PWNED > x'], ws, cfg, env); refused = False\n"
+        "except codex.SandboxError:\n    refused = True\n"
+        "print('swapped' in r.stdout, refused, os.listdir(b + '/out'), os.getuid())\n"
+        % (str(REPO), base, NO_TMP))
+    proc = _as_nobody(code, base, helper)
+    assert proc.stdout.split() == ["False", "True", "[]", "65534"], proc.stdout + proc.stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,33 +260,24 @@ def _as_nobody(code, base, helper):
     "mkdir .codex && echo 'sandbox_mode = \"danger-full-access\"' > .codex/config.toml && chmod 555 .",
     "ln -s OUT .git && chmod 0 .",
 ])
-def test_chmod_does_not_keep_a_planted_name(plant):
+def test_chmod_does_not_keep_a_planted_name(plant, nobody_base):
     """04/04b as uid 65534 (no CAP_DAC_OVERRIDE: root renames whatever the mode): the command
     plants .git or .codex and takes the write bit away; codex gives it back and moves the
     name aside, and says so in the command's output."""
-    base = tempfile.mkdtemp(prefix="codex-04-", dir="/var/tmp")
-    helper = str(REPO / "build" / "helpers" / ("codex-linux-sandbox-%s" % codex._machine_arch()))
-    if not os.path.exists(helper):  # the quarantine is codex's own: one helper is enough
-        pytest.skip("compiled helper not built")
-    try:
-        os.chmod(base, 0o755)
-        os.chown(base, 65534, 65534)
-        code = (
-            "import os, sys; sys.path.insert(0, %r); import codex\n"
-            "b = %r; os.makedirs(b + '/ws/sub'); os.makedirs(b + '/home'); os.makedirs(b + '/out')\n"
-            "cfg = codex.load_config(codex.ConfigOverrides(approval_policy='never', sandbox_mode='workspace-write',"
-            " cwd=b + '/ws'), %r, home=b + '/home', environ={'HOME': b})\n"
-            "r = codex.run_command(['bash', '-c', %r.replace('OUT', b + '/out')], cfg.cwd, cfg, codex.build_command_env(cfg))\n"
-            "print(sorted(n.split('.blocked')[0] + ('.blocked' if '.blocked' in n else '') for n in os.listdir(b + '/ws')),"
-            " sorted(os.listdir(b + '/ws/sub')), 'moved aside to' in r.stderr, os.getuid())\n"
-            % (str(REPO), base, NO_TMP, plant))
-        proc = _as_nobody(code, base, helper)
-        out = proc.stdout.strip()
-        assert out.endswith("True 65534"), proc.stdout + proc.stderr
-        assert "'.git'" not in out and "'.codex'" not in out, out
-    finally:
-        subprocess.run(["chmod", "-R", "u+w", base])
-        shutil.rmtree(base, ignore_errors=True)
+    base, helper = nobody_base
+    code = (
+        "import os, sys; sys.path.insert(0, %r); import codex\n"
+        "b = %r; os.makedirs(b + '/ws/sub'); os.makedirs(b + '/home'); os.makedirs(b + '/out')\n"
+        "cfg = codex.load_config(codex.ConfigOverrides(approval_policy='never', sandbox_mode='workspace-write',"
+        " cwd=b + '/ws'), %r, home=b + '/home', environ={'HOME': b})\n"
+        "r = codex.run_command(['bash', '-c', %r.replace('OUT', b + '/out')], cfg.cwd, cfg, codex.build_command_env(cfg))\n"
+        "print(sorted(n.split('.blocked')[0] + ('.blocked' if '.blocked' in n else '') for n in os.listdir(b + '/ws')),"
+        " sorted(os.listdir(b + '/ws/sub')), 'moved aside to' in r.stderr, os.getuid())\n"
+        % (str(REPO), base, NO_TMP, plant))
+    proc = _as_nobody(code, base, helper)
+    out = proc.stdout.strip()
+    assert out.endswith("True 65534"), proc.stdout + proc.stderr
+    assert "'.git'" not in out and "'.codex'" not in out, out
 
 
 class TestProjectLayerCannotWiden:
