@@ -14066,20 +14066,38 @@ def pick_session(cfg, everywhere=False, stdin=None, out=None):
 #   render_review         a readable list with file:line links; JSON for --json
 # The session runs read-only with approval `never`, whatever the config says.
 
-#: git options that keep a hostile repository's config from running programs while we read it
-#: (safe.bareRepository=explicit: a command may write HEAD, config and objects/ into a workspace
-#: that is no repository, and git would take that for a bare repository with its config)
+#: git options that keep repository content a sandboxed command may have written from running
+#: programs when codex itself (unsandboxed) runs git: no fsmonitor, pager, hooks (post-index-change
+#: fires when `status` refreshes the index), transport (lazy fetches), signature checks or
+#: submodule recursion (a repository planted in an uninitialised submodule's directory has its
+#: own config: filters, fsmonitor).  safe.bareRepository=explicit: a command may write HEAD, config
+#: and objects/ into a workspace that is no repository, and git would take that for a bare one.
 _GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "-c", "safe.bareRepository=explicit",
-                     "--no-pager"]
+                     "-c", "core.hooksPath=/dev/null", "-c", "protocol.allow=never", "-c", "submodule.recurse=false",
+                     "-c", "diff.ignoreSubmodules=all", "-c", "status.submoduleSummary=false",
+                     "-c", "log.showSignature=false", "--no-pager"]
+#: the git subcommands codex runs, each with the options it needs after its name.  A submodule's
+#: `ignore = none` in .gitmodules (a worktree file) beats `-c diff.ignoreSubmodules=all`; only the
+#: command-line --ignore-submodules=all holds.  No external diff, no textconv drivers.
+_GIT_SUBCOMMAND_OPTIONS = {
+    "diff": ["--ignore-submodules=all", "--no-ext-diff", "--no-textconv"],
+    "status": ["--ignore-submodules=all"],
+    "log": ["--ignore-submodules=all", "--no-ext-diff", "--no-textconv", "--no-show-signature"],
+    "ls-files": [], "rev-parse": [], "hash-object": [], "for-each-ref": [], "merge-base": [], "symbolic-ref": [],
+}
 
 
-def git_argv(cwd):
-    """The argv prefix for a git that codex itself runs (unsandboxed) in `cwd`: the first `git`
-    on PATH that lies outside every directory a sandboxed command may write -- the workspace
-    (cwd and its repository), /tmp, $TMPDIR, every writable root the loaded configuration can
-    grant (grantable_writable_roots, §04) and those used in this process -- and
-    not in a relative PATH entry, then _GIT_SAFE_OPTIONS.  A `git` a command dropped into
-    .venv/bin or node_modules/.bin (on PATH in an activated environment) is never run."""
+def git_argv(cwd, *args):
+    """The whole argv for `git ARGS` run by codex itself (unsandboxed) in `cwd` -- the one place
+    that builds it, so every such git gets the same protection: the first `git` on PATH that lies
+    outside every directory a sandboxed command may write -- the workspace (cwd and its
+    repository), /tmp, $TMPDIR, every writable root the loaded configuration can grant
+    (grantable_writable_roots, §04) and those used in this process -- and not in a relative PATH
+    entry, then _GIT_SAFE_OPTIONS, the subcommand and its _GIT_SUBCOMMAND_OPTIONS.  A `git` a
+    command dropped into .venv/bin or node_modules/.bin (on PATH in an activated environment) is
+    never run; a subcommand not in the table is refused (ValueError): it must be checked first."""
+    if not args or args[0] not in _GIT_SUBCOMMAND_OPTIONS:
+        raise ValueError("codex does not run `git %s` itself (not in _GIT_SUBCOMMAND_OPTIONS)" % " ".join(args))
     cwd = os.path.realpath(str(cwd))
     untrusted = {cwd, os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
     root = find_git_root(cwd)
@@ -14097,10 +14115,10 @@ def git_argv(cwd):
         if any(_is_within(os.path.realpath(candidate), u) or _is_within(os.path.realpath(entry), u) for u in untrusted):
             log("warn", "not running %s: it lies where sandboxed commands may write", candidate)
             continue
-        return [candidate] + _GIT_SAFE_OPTIONS
+        return [candidate] + _GIT_SAFE_OPTIONS + [args[0]] + _GIT_SUBCOMMAND_OPTIONS[args[0]] + list(args[1:])
     raise FileNotFoundError(errno.ENOENT, "git is not on PATH (outside the workspace and /tmp)", "git")
-#: `git diff` options for a review: no colour, no external diff or textconv drivers, renames
-REVIEW_DIFF_OPTIONS = ["--no-color", "--no-ext-diff", "--no-textconv", "-M"]
+#: `git diff` options for a review: no colour, renames (git_argv adds the safety options)
+REVIEW_DIFF_OPTIONS = ["--no-color", "-M"]
 REVIEW_PRIORITIES = ("P0", "P1", "P2", "P3")  #: finding priorities, most urgent first
 REVIEW_FINDINGS_EXIT = 4  #: exit code when --fail-on finds a finding at or above its priority
 REVIEW_DIFF_WINDOW_SHARE = 0.4  #: share of the model's context window the diff may fill
@@ -14164,7 +14182,7 @@ def run_git(cwd, *args, ok_codes=(0,), timeout=60):
     import subprocess
 
     try:
-        proc = subprocess.run(git_argv(cwd) + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+        proc = subprocess.run(git_argv(cwd, *args), cwd=str(cwd), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout)
     except FileNotFoundError:
         raise UsageError("review needs git, which is not on PATH outside the workspace, /tmp and the writable roots "
@@ -14976,7 +14994,7 @@ def list_workspace_files(root, limit=FILE_SEARCH_MAX_FILES):
 
     try:
         proc = subprocess.run(
-            git_argv(root) + ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            git_argv(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"),
             cwd=str(root), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=30,
         )
         if proc.returncode == 0:
@@ -16724,17 +16742,17 @@ def _git_diff(cwd):
     import subprocess
 
     def git(*args):
-        return subprocess.run(git_argv(cwd) + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+        return subprocess.run(git_argv(cwd, *args), cwd=str(cwd), stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
 
     try:
         if git("rev-parse", "--is-inside-work-tree").returncode != 0:
             return False, ""
-        parts = [git("diff", "--no-color", "--no-ext-diff", "--no-textconv").stdout.decode("utf-8", "replace")]
+        parts = [git("diff", "--no-color").stdout.decode("utf-8", "replace")]
         untracked = git("ls-files", "--others", "--exclude-standard", "-z").stdout.split(b"\0")
         for raw in untracked:
             if raw:
-                proc = git("diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-index", "--",
+                proc = git("diff", "--no-color", "--no-index", "--",
                            os.devnull, os.fsdecode(raw))
                 parts.append(proc.stdout.decode("utf-8", "replace"))
     except (OSError, subprocess.SubprocessError):
