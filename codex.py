@@ -5865,7 +5865,7 @@ def apply_patch_main(args):
 #   assess_patch_safety(paths, ctx) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
 #   execute_with_policy(argv, cwd, ctx, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
-#                       escalated=False, justification=None)
+#                       escalated=False, justification=None, formatter=None, on_auto_approve=None)
 #       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
 #       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
 #       runs the whole flow: safety check, approval, sandboxed run, on-failure retry question.
@@ -7893,6 +7893,7 @@ def _sandbox_helper_main(args):
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
+#   command_path(env, home=None) -> str               (the PATH a command runs with: the one place it is derived)
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True,
 #               stdin_data=None)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
@@ -8168,6 +8169,15 @@ def apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None):
                        stdin_data=text.encode("utf-8"))
 
 
+def command_path(env, home=None):
+    """The PATH a command runs with, given its environment (build_command_env): codex's
+    apply_patch directory first, then the environment's PATH (or os.defpath).  run_command
+    gives it to the command, and _planted_program (§13) resolves program names with it."""
+    path = env.get("PATH", os.defpath)
+    patch_dir = apply_patch_command_dir(home)
+    return path if patch_dir is None else str(patch_dir) + os.pathsep + path
+
+
 def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True, stdin_data=None):
     """Run argv (in the sandbox of cfg's policy when sandboxed) and capture its output."""
     import selectors  # startup budget: only when a command runs
@@ -8180,11 +8190,11 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     policy = cfg.sandbox_policy
     env = dict(env)
+    env["PATH"] = command_path(env, cfg.codex_home)
     patch_dir = apply_patch_command_dir(cfg.codex_home)
     if patch_dir is not None:
         import shlex
 
-        env["PATH"] = str(patch_dir) + os.pathsep + env.get("PATH", os.defpath)
         for name in APPLY_PATCH_NAMES:  # bash functions too: a login shell's /etc/profile resets PATH
             env["BASH_FUNC_%s%%%%" % name] = "() {  %s \"$@\"\n}" % shlex.quote(str(patch_dir / name))
     sandbox_type = None
@@ -8474,14 +8484,16 @@ def _sandbox_failure_text(result):
     return "failed in sandbox %s with execution error: %s" % (kind, err)
 
 
-def _planted_program(argv, cfg):
+def _planted_program(argv, cfg, env=None):
     """A program of argv that PATH resolves inside the workspace or a writable root, or None.
 
     `ls` found in ./node_modules/.bin is not the system `ls`: it gets no known-safe pass.
+    `env` is the command's environment (build_command_env, built once per command by the caller).
     """
     import shutil  # startup budget: only when a command is assessed
 
-    path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
+    env = build_command_env(cfg) if env is None else env
+    path = command_path(env, cfg.codex_home)  # the PATH the command will see
     roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
     # "." or an empty entry resolves against the command's workdir, which the model chooses
     relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
@@ -8507,12 +8519,13 @@ def _approved_set(session_state):
     return approved
 
 
-def _command_plan(argv, cfg, approved_for_session, escalated=False):
+def _command_plan(argv, cfg, approved_for_session, escalated=False, env=None):
     """Decide a command: (decision, run_sandboxed, reason) per the approval table.
 
     The table (docs/sandbox.md): untrusted asks for everything not known-safe; on-failure
     and never run sandboxed; on-request asks when the model escalates; danger-full-access
-    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.
+    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.  `env`:
+    the command's environment when the caller has built it (else built here for the PATH).
     """
     policy = cfg.approval_policy
     sandbox = cfg.sandbox_policy
@@ -8521,7 +8534,7 @@ def _command_plan(argv, cfg, approved_for_session, escalated=False):
         return "auto-approve", False, "approved for this session"
     full = sandbox.is_unrestricted()
     available = full or sandbox_available(cfg.codex_home)
-    if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
+    if is_known_safe_command(argv) and _planted_program(argv, cfg, env) is None:
         # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
         if available:
             return "auto-approve", not full, "known-safe command"
@@ -8545,18 +8558,24 @@ def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
 
 
 def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
-                        escalated=False, justification=None, formatter=None):
+                        escalated=False, justification=None, formatter=None, on_auto_approve=None):
     """Decide, ask if needed, run (sandboxed unless approved otherwise), offer an unsandboxed retry.
 
     See the §11 contract; returns ExecOutcome(result, model_output, decision).  `formatter`
     turns a finished run into the model's text (default format_exec_output, the JSON envelope).
+    `on_auto_approve()` is called once the command is decided to run without a question, before
+    it runs (the shell tool's exec_command_begin).  The command's environment is built once
+    here: the decision (what PATH resolves) and the run use the same one.
     """
     formatter = formatter or format_exec_output
     argv = [str(a) for a in argv]
     # resolved once: the question names the directory the command runs in, not a symlink to it
     cwd = os.path.realpath(str(cwd or cfg.cwd))
     approved = _approved_set(session_state)
-    decision, sandboxed, reason = _command_plan(argv, cfg, approved, escalated)
+    env = build_command_env(cfg)
+    decision, sandboxed, reason = _command_plan(argv, cfg, approved, escalated, env)
+    if decision == "auto-approve" and on_auto_approve is not None:
+        on_auto_approve()
     if decision == "reject":
         return ExecOutcome(None, "exec command rejected: %s" % reason, "reject")
     if decision == "ask-user":
@@ -8574,7 +8593,6 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
         if answer == "approved_for_session":
             approved.add(tuple(argv))
         decision, sandboxed = answer, False  # the user approved running it as is, outside the sandbox
-    env = build_command_env(cfg)
     result = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=sandboxed)
     if not (sandboxed and result.sandbox_denied):
         return ExecOutcome(result, formatter(result), decision)
@@ -13046,9 +13064,6 @@ class ToolRunner(object):
                 begin()
             return decision
 
-        verdict = self.assess(task, "shell", params)
-        if verdict == "auto-approve":
-            begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
         cap = task.ctx.config.max_command_timeout_ms
         capped = None
@@ -13061,7 +13076,8 @@ class ToolRunner(object):
             outcome = execute_with_policy(argv, cwd, task.ctx, self.state, ask, on_output=on_output, cancel=task.cancel,
                                           timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
                                           justification=params.get("justification"),
-                                          formatter=format_exec_output_text if params.get("text_output") else None)
+                                          formatter=format_exec_output_text if params.get("text_output") else None,
+                                          on_auto_approve=begin)
         except CodexError as exc:
             begin()
             self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=str(exc), aggregated_output=str(exc),
@@ -14219,20 +14235,38 @@ def pick_session(cfg, everywhere=False, stdin=None, out=None):
 #   render_review         a readable list with file:line links; JSON for --json
 # The session runs read-only with approval `never`, whatever the config says.
 
-#: git options that keep a hostile repository's config from running programs while we read it
-#: (safe.bareRepository=explicit: a command may write HEAD, config and objects/ into a workspace
-#: that is no repository, and git would take that for a bare repository with its config)
+#: git options that keep repository content a sandboxed command may have written from running
+#: programs when codex itself (unsandboxed) runs git: no fsmonitor, pager, hooks (post-index-change
+#: fires when `status` refreshes the index), transport (lazy fetches), signature checks or
+#: submodule recursion (a repository planted in an uninitialised submodule's directory has its
+#: own config: filters, fsmonitor).  safe.bareRepository=explicit: a command may write HEAD, config
+#: and objects/ into a workspace that is no repository, and git would take that for a bare one.
 _GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "-c", "safe.bareRepository=explicit",
-                     "--no-pager"]
+                     "-c", "core.hooksPath=/dev/null", "-c", "protocol.allow=never", "-c", "submodule.recurse=false",
+                     "-c", "diff.ignoreSubmodules=all", "-c", "status.submoduleSummary=false",
+                     "-c", "log.showSignature=false", "--no-pager"]
+#: the git subcommands codex runs, each with the options it needs after its name.  A submodule's
+#: `ignore = none` in .gitmodules (a worktree file) beats `-c diff.ignoreSubmodules=all`; only the
+#: command-line --ignore-submodules=all holds.  No external diff, no textconv drivers.
+_GIT_SUBCOMMAND_OPTIONS = {
+    "diff": ["--ignore-submodules=all", "--no-ext-diff", "--no-textconv"],
+    "status": ["--ignore-submodules=all"],
+    "log": ["--ignore-submodules=all", "--no-ext-diff", "--no-textconv", "--no-show-signature"],
+    "ls-files": [], "rev-parse": [], "hash-object": [], "for-each-ref": [], "merge-base": [], "symbolic-ref": [],
+}
 
 
-def git_argv(cwd):
-    """The argv prefix for a git that codex itself runs (unsandboxed) in `cwd`: the first `git`
-    on PATH that lies outside every directory a sandboxed command may write -- the workspace
-    (cwd and its repository), /tmp, $TMPDIR, every writable root the loaded configuration can
-    grant (grantable_writable_roots, §04) and those used in this process -- and
-    not in a relative PATH entry, then _GIT_SAFE_OPTIONS.  A `git` a command dropped into
-    .venv/bin or node_modules/.bin (on PATH in an activated environment) is never run."""
+def git_argv(cwd, *args):
+    """The whole argv for `git ARGS` run by codex itself (unsandboxed) in `cwd` -- the one place
+    that builds it, so every such git gets the same protection: the first `git` on PATH that lies
+    outside every directory a sandboxed command may write -- the workspace (cwd and its
+    repository), /tmp, $TMPDIR, every writable root the loaded configuration can grant
+    (grantable_writable_roots, §04) and those used in this process -- and not in a relative PATH
+    entry, then _GIT_SAFE_OPTIONS, the subcommand and its _GIT_SUBCOMMAND_OPTIONS.  A `git` a
+    command dropped into .venv/bin or node_modules/.bin (on PATH in an activated environment) is
+    never run; a subcommand not in the table is refused (ValueError): it must be checked first."""
+    if not args or args[0] not in _GIT_SUBCOMMAND_OPTIONS:
+        raise ValueError("codex does not run `git %s` itself (not in _GIT_SUBCOMMAND_OPTIONS)" % " ".join(args))
     cwd = os.path.realpath(str(cwd))
     untrusted = {cwd, os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
     root = find_git_root(cwd)
@@ -14250,10 +14284,10 @@ def git_argv(cwd):
         if any(_is_within(os.path.realpath(candidate), u) or _is_within(os.path.realpath(entry), u) for u in untrusted):
             log("warn", "not running %s: it lies where sandboxed commands may write", candidate)
             continue
-        return [candidate] + _GIT_SAFE_OPTIONS
+        return [candidate] + _GIT_SAFE_OPTIONS + [args[0]] + _GIT_SUBCOMMAND_OPTIONS[args[0]] + list(args[1:])
     raise FileNotFoundError(errno.ENOENT, "git is not on PATH (outside the workspace and /tmp)", "git")
-#: `git diff` options for a review: no colour, no external diff or textconv drivers, renames
-REVIEW_DIFF_OPTIONS = ["--no-color", "--no-ext-diff", "--no-textconv", "-M"]
+#: `git diff` options for a review: no colour, renames (git_argv adds the safety options)
+REVIEW_DIFF_OPTIONS = ["--no-color", "-M"]
 REVIEW_PRIORITIES = ("P0", "P1", "P2", "P3")  #: finding priorities, most urgent first
 REVIEW_FINDINGS_EXIT = 4  #: exit code when --fail-on finds a finding at or above its priority
 REVIEW_DIFF_WINDOW_SHARE = 0.4  #: share of the model's context window the diff may fill
@@ -14317,7 +14351,7 @@ def run_git(cwd, *args, ok_codes=(0,), timeout=60):
     import subprocess
 
     try:
-        proc = subprocess.run(git_argv(cwd) + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+        proc = subprocess.run(git_argv(cwd, *args), cwd=str(cwd), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout)
     except FileNotFoundError:
         raise UsageError("review needs git, which is not on PATH outside the workspace, /tmp and the writable roots "
@@ -15129,7 +15163,7 @@ def list_workspace_files(root, limit=FILE_SEARCH_MAX_FILES):
 
     try:
         proc = subprocess.run(
-            git_argv(root) + ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            git_argv(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"),
             cwd=str(root), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=30,
         )
         if proc.returncode == 0:
@@ -16877,17 +16911,17 @@ def _git_diff(cwd):
     import subprocess
 
     def git(*args):
-        return subprocess.run(git_argv(cwd) + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+        return subprocess.run(git_argv(cwd, *args), cwd=str(cwd), stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
 
     try:
         if git("rev-parse", "--is-inside-work-tree").returncode != 0:
             return False, ""
-        parts = [git("diff", "--no-color", "--no-ext-diff", "--no-textconv").stdout.decode("utf-8", "replace")]
+        parts = [git("diff", "--no-color").stdout.decode("utf-8", "replace")]
         untracked = git("ls-files", "--others", "--exclude-standard", "-z").stdout.split(b"\0")
         for raw in untracked:
             if raw:
-                proc = git("diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-index", "--",
+                proc = git("diff", "--no-color", "--no-index", "--",
                            os.devnull, os.fsdecode(raw))
                 parts.append(proc.stdout.decode("utf-8", "replace"))
     except (OSError, subprocess.SubprocessError):
