@@ -396,8 +396,8 @@ def terminal_safe(value):
                            ("\\u%04x" % ord(ch) if ord(ch) >= 0x100 else ch) for ch in text)
 
         return _TERMINAL_UNSAFE_RE.sub(fix, value)
-    if isinstance(value, dict):
-        return {k: terminal_safe(v) for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: a patch's `changes` are keyed by the model's file names
+        return {terminal_safe(k): terminal_safe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [terminal_safe(v) for v in value]
     return value
@@ -1125,11 +1125,14 @@ def _normalize_approval(value, where, key="approval_policy"):
     return value
 
 
+CONFIG_FILE_MAX_BYTES = 16 << 20  #: config.toml and hooks.json are read up to this size (read_regular)
+
+
 def read_config_file(home, name="config.toml"):
     """Read and parse DIR/config.toml (or DIR/NAME); a missing file is an empty table."""
     path = Path(home) / name
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # a project's .codex/config.toml may be a FIFO or /dev/zero a command planted
+        text = read_regular(path, CONFIG_FILE_MAX_BYTES).decode("utf-8")
     except FileNotFoundError:
         return {}, path
     except UnicodeDecodeError as exc:
@@ -1485,8 +1488,7 @@ def load_hooks(table, place, home, environ, trusted_project=None):
 def load_hooks_file(path):
     """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
     try:
-        with open(str(path), "rb") as f:
-            raw = f.read()
+        raw = read_regular(path, CONFIG_FILE_MAX_BYTES)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -5376,7 +5378,19 @@ def parse_patch(text):
                 "Invalid patch hunk on line %d: '%s' is not a valid hunk header. Valid hunk headers: "
                 "'*** Add File: {path}', '*** Delete File: {path}', '*** Update File: {path}'" % (i + 1, line)
             )
+    for hunk in hunks:
+        for path in (hunk.path, hunk.move_to):
+            bad = next((c for c in path or "" if _unsafe_path_char(c)), None)
+            if bad:  # a file name that would drive the terminal where it is shown (OSC 52, CSI)
+                raise PatchError("Invalid patch hunk on line %d: the path %s contains the control character %s; "
+                                 "name the file without control characters" % (hunk.line_no, ascii(path), ascii(bad)))
     return hunks
+
+
+def _unsafe_path_char(c):
+    """Whether a patch's file name may not hold `c`: C0 and C1 controls, DEL, bidi overrides
+    (no `re` here: the apply-patch mode does not import it)."""
+    return c < " " or u"\x7f" <= c <= u"\x9f" or u"\u202a" <= c <= u"\u202e" or u"\u2066" <= c <= u"\u2069"
 
 
 def _patch_bounded(lines):
@@ -15090,18 +15104,19 @@ def _gitignore_regex(pattern):
     return re.compile("".join(out) + r"\Z"), negated, dir_only, anchored
 
 
+IGNORE_FILE_MAX_BYTES = 1 << 20  #: the part of a .gitignore / .ignore the `@` search reads
+
+
 def _read_ignore_rules(directory):
     """The compiled rules of `directory`'s .gitignore and .ignore files."""
     rules = []
     for name in (".gitignore", ".ignore"):
-        try:
-            with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    rule = _gitignore_regex(line)
-                    if rule is not None:
-                        rules.append(rule)
-        except OSError:
-            pass
+        # read_regular_file: a command may have made one a FIFO or a link to /dev/zero
+        data = read_regular_file(os.path.join(directory, name), IGNORE_FILE_MAX_BYTES)
+        for line in (data or b"").decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            rule = _gitignore_regex(line)
+            if rule is not None:
+                rules.append(rule)
     return rules
 
 
@@ -16220,7 +16235,8 @@ class ReplRenderer(object):
         from rich.text import Text
 
         cell = Text.assemble(("\n" + title, "bold magenta"))
-        for path in sorted(changes or {}):
+        changes = terminal_safe(changes or {})  # file names and text are the model's (rich passes ESC on)
+        for path in sorted(changes):
             kind, content, diff, move = _normalize_change(changes[path])
             shown = _relative_to(path, self.cfg.cwd)
             if kind == "add":
