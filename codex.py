@@ -1599,6 +1599,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         **values
     )
     _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
+    _TRUSTED_CODEX_DIRS.update(trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
     return cfg
 
 
@@ -1917,22 +1918,37 @@ def find_project_root(cwd, markers):
 
 
 def project_trust(projects, root):
-    """The trust_level that [projects] gives `root` (or one of its parents), or None."""
+    """The trust_level that [projects] gives `root` itself, or None.  Trust is per directory: a
+    parent's entry does not extend to the projects below it, whose `.codex` a sandboxed command
+    working in that parent could have written (third attack pass 03)."""
     if not isinstance(projects, dict) or root is None:
         return None
-    for directory in [Path(root)] + list(Path(root).parents):
-        entry = projects.get(str(directory))
-        if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
-            return entry["trust_level"]
+    entry = projects.get(str(root))
+    if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
+        return entry["trust_level"]
     return None
+
+
+def trusted_codex_dirs(projects):
+    """Real paths of the directories whose `.codex` codex may honour: those [projects] marks
+    trusted by name.  The sandbox keeps `.codex` in each of them that lies inside a writable
+    root read-only, and moves a new one aside (protected_paths, absent_trusted_names, §12b)."""
+    out = set()
+    for name, entry in (projects or {}).items() if isinstance(projects, dict) else ():
+        if isinstance(entry, dict) and entry.get("trust_level") == "trusted" and os.path.isabs(str(name)):
+            out.add(os.path.realpath(str(name)))
+    return out
 
 
 def _project_layer(cwd, trees, trust_flag, warnings):
     """(tree, place, project root, trusted root) of the project's .codex/config.toml files.
 
-    They are read from the project root down to cwd (deeper wins), and apply only when the
-    project is trusted: `projects."<root>".trust_level = "trusted"` in the system or user
-    config (or -c), or --trust.  A project never trusts itself: its `projects` is ignored.
+    The project root's applies when the project is trusted: `projects."<root>".trust_level =
+    "trusted"` naming the root itself in the system or user config (or -c), or --trust.  A
+    `.codex/config.toml` in a directory between the root and cwd applies only when that
+    directory has its own trusted entry (deeper wins): trust is per directory, never inherited
+    from a parent, since a sandboxed command working in the parent may have written it.  A
+    project never trusts itself: its `projects` is ignored.
     """
     markers = [".git"]
     projects = {}
@@ -1944,18 +1960,25 @@ def _project_layer(cwd, trees, trust_flag, warnings):
     root = find_project_root(cwd, markers) if markers else None
     if root is None:
         return {}, "project", None, None
+    trusted = trust_flag or project_trust(projects, root) == "trusted"
     files = []
     for directory in reversed([Path(cwd)] + [p for p in Path(cwd).parents if p == root or root in p.parents]):
         candidate = directory / ".codex" / "config.toml"
-        if candidate.is_file():
-            files.append(candidate)
-    trusted = trust_flag or project_trust(projects, root) == "trusted"
+        if not candidate.is_file():
+            continue
+        if directory == root and not trusted:
+            warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
+                            "projects.\"%s\".trust_level = \"trusted\" in your config.toml; a parent "
+                            "directory's entry does not extend to it)" % (candidate, root, root))
+            return {}, "project", root, None
+        if directory != root and not (trusted and project_trust(projects, directory) == "trusted"):
+            warnings.append("%s is not applied: a .codex below the project root %s needs its own trust (set "
+                            "projects.\"%s\".trust_level = \"trusted\" in your config.toml)"
+                            % (candidate, root, directory))
+            continue
+        files.append(candidate)
     if not files:
         return {}, "project", root, root if trusted else None
-    if not trusted:
-        warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
-                        "projects.\"%s\".trust_level = \"trusted\" in your config.toml)" % (files[-1], root, root))
-        return {}, "project", root, None
     tree = {}
     for f in files:
         tree = _deep_merge(tree, read_config_file(f.parent)[0])
@@ -2340,6 +2363,8 @@ def _landlock_only(home=None):
 
 #: real paths of every directory a configuration this process loaded can make writable for commands
 _GRANTABLE_ROOTS = set()
+#: real paths of every directory whose `.codex` a configuration this process loaded trusts by name
+_TRUSTED_CODEX_DIRS = set()
 
 
 def grantable_writable_roots(cfg):
@@ -2517,7 +2542,9 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     for var in ("GIT_DIR", "GIT_COMMON_DIR"):
         if os.path.isabs(os.environ.get(var, "")):
             gits.append(os.environ[var])
-    dot_codex = []
+    dot_codex = [os.path.join(d, ".codex") for d in sorted(_TRUSTED_CODEX_DIRS)  # honoured below a root too
+                 if any(_is_within(d, os.path.realpath(str(r))) for r in roots)]
+    out.extend(dot_codex)
     for root in roots:
         root = str(root)
         gits.append(os.path.join(root, ".git"))
@@ -8352,10 +8379,11 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
 
 def absent_trusted_names(roots, cwd):
     """`.git` and `.codex` names that do not exist yet where codex or git would trust them:
-    at the top of each writable root, and in the workspace and each directory above it that
-    lies in a writable root.  No mount can cover a name that does not exist, so a command may
-    create one (`git init` with a planted core.fsmonitor or filter, .codex/hooks.json): codex
-    moves it aside when the command ends (quarantine_new_names)."""
+    at the top of each writable root, in the workspace and each directory above it that lies
+    in a writable root, and (`.codex` only) in every directory whose `.codex` the configuration
+    trusts by name (trusted_codex_dirs, §04) inside a root.  No mount can cover a name that does
+    not exist, so a command may create one (`git init` with a planted core.fsmonitor or filter,
+    .codex/hooks.json): codex moves it aside when the command ends (quarantine_new_names)."""
     roots = [os.path.realpath(str(r)) for r in roots]
     dirs = [r for r in roots if r != "/"]
     d = os.path.realpath(str(cwd))
@@ -8363,8 +8391,10 @@ def absent_trusted_names(roots, cwd):
         if d not in dirs:
             dirs.append(d)
         d = os.path.dirname(d)
-    return [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)
-            if not os.path.lexists(os.path.join(d, n))]
+    names = [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)]
+    names += [os.path.join(t, ".codex") for t in sorted(_TRUSTED_CODEX_DIRS)
+              if t not in dirs and any(_is_within(t, r) for r in roots)]
+    return [n for n in names if not os.path.lexists(n)]
 
 
 def quarantine_new_names(names, failed=None):
