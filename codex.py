@@ -6274,7 +6274,8 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+#                       [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... [--ro-mounts]
+#                       [--max-procs N] [--network]
 #                       [--status-fd N] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
@@ -6285,6 +6286,11 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     with the network on, unix sockets such as docker.sock)
 #   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network on:
 #                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
+#   --private-dir DIR in that namespace DIR shows only what it held when the command started: a
+#                     read-only tmpfs with each entry bound back (the --hide files in it empty,
+#                     then /dev/null).  A file bind is detached when a file is renamed over its
+#                     name from outside (`codex login` replacing auth.json); a name in DIR is not
+#                     ($CODEX_HOME).  Landlock alone: DIR's existing entries get rules, new ones none
 #   --pin PATH        in that namespace PATH (directory, file or symlink, not followed) is mounted
 #                     onto itself, so it cannot be renamed, removed or replaced: every component
 #                     between a writable root and a protected path (trusted_paths), so that no
@@ -6315,7 +6321,27 @@ HELPER_EXIT_CODES = {
 HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
-HIDDEN_HOME_FILES = ("auth.json",)  #: $CODEX_HOME files a command sees as empty (they hold credentials)
+#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
+#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
+#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
+#: names, or created later, stays out of sight too (hidden_home_files)
+HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
+
+
+def hidden_home_files(home):
+    """The existing files of HIDDEN_HOME_FILES in `home`, as real paths (the one list of them)."""
+    import fnmatch
+
+    try:
+        names = os.listdir(str(home))
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        path = os.path.join(str(home), name)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in HIDDEN_HOME_FILES) and os.path.isfile(path):
+            out.append(os.path.realpath(path))
+    return out
 #: With the network on, connect() is allowed for every family; these unix sockets (or the
 #: directories holding them) would run commands outside the sandbox -- container engines,
 #: D-Bus (systemd-run), systemd's private sockets, terminal multiplexers, X11 keystroke
@@ -7202,11 +7228,14 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
-        if home is not None:
-            for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
-                secret = os.path.join(str(home), name)
-                if os.path.isfile(secret):
-                    out += ["--hide", os.path.realpath(secret)]
+        if home is not None:  # credentials stay out of reach of `cat`, also once replaced (--private-dir)
+            for secret in hidden_home_files(home):
+                out += ["--hide", secret]
+            real_home = os.path.realpath(str(home))
+            # not when it holds the workspace or a root (it cannot be protected then: protected_paths)
+            if os.path.isdir(real_home) and not any(_is_within(os.path.realpath(str(r)), real_home)
+                                                    for r in list(roots) + [policy_cwd]):
+                out += ["--private-dir", real_home]
         if policy.has_network():
             if userns:
                 # kept visible: the roots and the user's workspace, never the model's workdir
@@ -7286,7 +7315,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "private_dir": [], "pin": [],
+            "network": False,
             "probe": False, "command": [], "ro_mounts": False, "max_procs": 0, "status_fd": -1}
     i = 0
     while i < len(args):
@@ -7310,7 +7340,7 @@ def _parse_helper_args(args):
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
                 raise ValueError("--max-procs needs a positive number")
             opts["max_procs"] = int(args[i])
-        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--pin"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--private-dir", "--pin"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
@@ -7352,10 +7382,12 @@ def _landlock_abi(libc):
 def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=None):
     """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full.
 
-    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins):
-    then Landlock alone leaves them out, as the C helper's add_rules_around: reads everywhere
-    but the hidden files, writes in the roots but beneath the read-only and hidden paths, and
-    no entry on the way to any of them (or to a pin) may be created, renamed or removed."""
+    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins,
+    private_dirs): then Landlock alone leaves them out, as the C helper's add_rules_around:
+    reads everywhere but the hidden files and what a private dir gains later (its existing
+    entries get their rules one by one), writes in the roots but beneath the read-only and
+    hidden paths, and no entry on the way to any of them (or to a pin) may be created, renamed
+    or removed."""
     import ctypes
 
     class RulesetAttr(ctypes.Structure):
@@ -7407,8 +7439,8 @@ def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=No
     # network off: no socket gets a new name in a root (a hard link out of a dir hidden with it on)
     root_fs = fs if network else fs & ~LANDLOCK_FS["make_sock"]
     if landlock_only is not None:
-        read_only, hidden, pins = landlock_only
-        for path in _rules_around("/", hidden, hidden):
+        read_only, hidden, pins, private_dirs = landlock_only
+        for path in _rules_around("/", hidden, list(hidden) + [os.path.join(d, ".") for d in private_dirs]):
             allow(path, _LANDLOCK_READ, False, path != "/")
         for root in writable:
             for path in _rules_around(root, list(read_only) + list(hidden), list(read_only) + list(hidden) + list(pins)):
@@ -7643,10 +7675,11 @@ def _drop_capabilities(libc):
         _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=(), private_dirs=()):
     """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
-    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; hide `hidden` files;
-    give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
+    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; make
+    `private_dirs` private (_private_dir); hide `hidden` files; give the command a private
+    /dev/shm.  Returns whether that /dev/shm is there."""
     import ctypes
 
     # keep our mounts from propagating back (best effort: some overlay setups refuse)
@@ -7666,6 +7699,8 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         _pin(libc, path)
     for path in paths:
         _bind_read_only(libc, path, path)
+    for path in private_dirs:
+        _private_dir(libc, path, hidden)
     for path in hidden:
         _bind_read_only(libc, "/dev/null", path)
     for path in hidden_dirs:
@@ -7680,6 +7715,71 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         shm_is_dir = False
     return shm_is_dir and libc.mount(b"codex-shm", b"/dev/shm", b"tmpfs", ctypes.c_ulong(2 | 4),  # NOSUID|NODEV
                                      _SHM_TMPFS_OPTIONS) == 0
+
+
+def _private_dir(libc, path, hidden=()):
+    """--private-dir (see the top of §12b): a read-only tmpfs over directory `path` holding what
+    it holds now -- each entry bound back (a clone with its submounts), symlinks copied, the
+    `hidden` files as empty files (then covered by /dev/null) -- so that a file renamed over a
+    name there from outside (`codex login` replacing auth.json) or a temp file beside it stays
+    out of sight.  Left as it is without open_tree (before Linux 5.2)."""
+    import ctypes
+    import stat as stat_mod
+
+    try:
+        st = os.lstat(path)
+        names = os.listdir(path) if stat_mod.S_ISDIR(st.st_mode) else []
+    except OSError:
+        return
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return
+    entries = []  # (name, is_dir, clone fd or None, symlink target or None)
+    try:
+        for name in names:
+            child = os.path.join(path, name)
+            try:
+                mode = os.lstat(child).st_mode
+                if stat_mod.S_ISLNK(mode):
+                    entries.append((name, False, None, os.readlink(child)))
+                    continue
+            except OSError:
+                continue
+            fd = None
+            if child not in hidden:
+                flags = 1 | os.O_CLOEXEC | 0x8000 | 0x100  # OPEN_TREE_CLONE | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW
+                fd = libc.syscall(ctypes.c_long(428), ctypes.c_int(-100), os.fsencode(child), ctypes.c_uint(flags))
+                if fd < 0:
+                    err = ctypes.get_errno()
+                    if err == errno.ENOENT:
+                        continue  # gone meanwhile
+                    if err == errno.ENOSYS:
+                        return
+                    _helper_fail(125, "cloning %s (open_tree) failed: %s" % (child, os.strerror(err)))
+            entries.append((name, stat_mod.S_ISDIR(mode), fd, None))
+        options = ("size=64k,mode=%o" % stat_mod.S_IMODE(st.st_mode)).encode()
+        if libc.mount(b"codex-private", os.fsencode(path), b"tmpfs", ctypes.c_ulong(2 | 4), options) != 0:
+            _helper_fail(125, "covering %s (--private-dir) failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        for name, is_dir, fd, link in entries:
+            child = os.path.join(path, name)
+            try:
+                if link is not None:
+                    os.symlink(link, child)
+                    continue
+                if is_dir:
+                    os.mkdir(child, 0o700)
+                else:
+                    os.close(os.open(child, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            except OSError as exc:
+                _helper_fail(125, "making a mount point %s failed: %s" % (child, exc.strerror))
+            if fd is not None and libc.syscall(ctypes.c_long(429), ctypes.c_int(fd), b"", ctypes.c_int(-100),
+                                               os.fsencode(child), ctypes.c_uint(4)) != 0:
+                _helper_fail(125, "binding back %s failed: %s" % (child, os.strerror(ctypes.get_errno())))
+    finally:
+        for entry in entries:
+            if entry[2] is not None:
+                os.close(entry[2])
+    if libc.mount(None, os.fsencode(path), None, ctypes.c_ulong(_MS_REMOUNT | _MS_BIND | _MS_RDONLY | 2 | 4), None) != 0:
+        _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
 
 
 #: terminals and keyboards a command could read the user's keystrokes from (ptys cannot be
@@ -7857,8 +7957,8 @@ def _sandbox_helper_main(args):
                 pass  # not open: nothing to report on
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
-                     "[--status-fd N] -- CMD [ARG]...)"
+                     "[--hide FILE]... [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... [--ro-mounts] "
+                     "[--max-procs N] [--network] [--status-fd N] -- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -7892,13 +7992,13 @@ def _sandbox_helper_main(args):
         if pid_ns:
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                         opts["hide_dir"], opts["pin"])
+                                         opts["hide_dir"], opts["pin"], opts["private_dir"])
     elif opts["ro_mounts"] or opts["hide_dir"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
     _apply_seccomp(opts["network"], pid_ns, ipc_ns)
     # without a namespace Landlock alone keeps the read-only, hidden and pinned paths (as the C helper)
-    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"])
+    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"], opts["private_dir"])
     _apply_landlock(libc, opts["writable"], opts["network"], private_shm, only)
     if opts["cwd"]:
         try:
@@ -7970,6 +8070,15 @@ DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
 #: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
 #: (the password may hold a `/`: postgres://app:pa/ss@db; `host:8080/@scope` is a port, not one)
 _URL_CREDENTIALS_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:(?!\d+(?:/|$))[^@\s]+@")
+#: other values that carry a credential under a plain name: connection strings (Azure
+#: `AccountKey=`, .NET `Password=`/`Pwd=`), password/token/signature parameters of URLs and JDBC
+#: strings, HTTP auth headers (git's GIT_CONFIG_VALUE_n / GIT_CONFIG_PARAMETERS with
+#: `http.extraheader`), webhook URLs whose path is the secret (Slack, Discord)
+_SECRET_VALUE_RE = re.compile(
+    r"(?:^|[;\s])(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)\s*="
+    r"|[?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|sig)="
+    r"|\b(?:proxy-)?authorization\s*:|\bbearer\s+\S{8}"
+    r"|hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/", re.I)
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -8019,16 +8128,26 @@ class ExecOutcome(object):
 
 def is_secret_env_var(name, value=""):
     """Whether the default excludes drop this variable: a DEFAULT_ENV_EXCLUDES glob, a
-    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a URL with a password."""
+    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a value that carries a
+    credential (a URL with a password, _SECRET_VALUE_RE)."""
     if name in DEFAULT_ENV_KEPT:
         return False
-    return _secret_env_name(name) or bool(_URL_CREDENTIALS_RE.match(value or ""))
+    return _secret_env_name(name) or (bool(value) and _secret_env_value(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_env_value(value):
+    """The value part of is_secret_env_var, remembered as the name part is (the same values
+    come back at every call: one dict lookup each then)."""
+    return bool(_URL_CREDENTIALS_RE.match(value) or _SECRET_VALUE_RE.search(value))
 
 
 @functools.lru_cache(maxsize=4096)
 def _secret_env_name(name):
     """The name part of is_secret_env_var, remembered: the patterns are constants, and every
     command's environment is built from the same few dozen names (3 builds per shell call)."""
+    if name.startswith("GIT_CONFIG_KEY_") and name[15:].isdigit():
+        return False  # a config key's name (core.editor); its GIT_CONFIG_VALUE_n is judged by value
     if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
         return True
     words = name.upper().split("_")
@@ -8060,7 +8179,11 @@ def build_command_env(cfg, environ=None):
                 secret_vars.add(provider.env_key)
             for var in (getattr(provider, "env_http_headers", None) or {}).values():
                 secret_vars.add(str(var))
-        env = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
+        kept = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
+        if "GIT_CONFIG_COUNT" in env and any(k.startswith("GIT_CONFIG_") and k not in kept for k in env):
+            # git refuses a GIT_CONFIG_COUNT whose KEY_n/VALUE_n pair lacks a part: the whole set goes
+            kept = {k: v for k, v in kept.items() if not re.match(r"GIT_CONFIG_(COUNT|KEY_\d+|VALUE_\d+)$", k)}
+        env = kept
     excludes = [str(p) for p in pol.get("exclude") or []]
     env = {k: v for k, v in env.items() if not any(glob_match(p, k) for p in excludes)}
     for k, v in (pol.get("set") or {}).items():
