@@ -396,8 +396,8 @@ def terminal_safe(value):
                            ("\\u%04x" % ord(ch) if ord(ch) >= 0x100 else ch) for ch in text)
 
         return _TERMINAL_UNSAFE_RE.sub(fix, value)
-    if isinstance(value, dict):
-        return {k: terminal_safe(v) for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: a patch's `changes` are keyed by the model's file names
+        return {terminal_safe(k): terminal_safe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [terminal_safe(v) for v in value]
     return value
@@ -471,15 +471,36 @@ def read_regular_file(path, limit=4096):
     For files a sandboxed command may have planted that codex reads unsandboxed (git's
     `commondir`, `gitdir:` pointers, HEAD, packed-refs): a FIFO there would block codex for
     ever, /dev/zero would eat its memory.  Opened non-blocking, checked with fstat, capped."""
+    try:
+        return read_regular(path, limit)
+    except OSError:
+        return None
+
+
+def read_regular(path, limit, allow=None):
+    """The first `limit` bytes of the regular file `path`; OSError (a sentence as strerror)
+    otherwise.  Never blocks (O_NONBLOCK, O_NOCTTY: a FIFO, /dev/tty or /dev/zero is refused by
+    fstat before any read).  `allow(real)` judges the real path of the file opened (read back
+    from /proc/self/fd, whatever was renamed or swapped since a check): a reason string refuses
+    it with EACCES, None accepts it.  What codex reads of a model-chosen path goes through here.
+    Kept last in §02: codex's apply_patch mode loads the code from here to §04."""
     import stat
 
     try:
         fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
-    except (OSError, ValueError):
-        return None
+    except ValueError:  # a NUL in the name
+        raise OSError(errno.EINVAL, "not a valid file name")
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+            raise OSError(errno.EINVAL, "not a regular file")
+        if allow is not None:
+            try:
+                real = os.readlink("/proc/self/fd/%d" % fd)
+            except OSError:
+                real = os.path.realpath(str(path))
+            reason = allow(real)
+            if reason:
+                raise OSError(errno.EACCES, reason)
         chunks, left = [], limit
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 16))
@@ -488,8 +509,6 @@ def read_regular_file(path, limit=4096):
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
-    except OSError:
-        return None
     finally:
         os.close(fd)
 
@@ -1106,11 +1125,14 @@ def _normalize_approval(value, where, key="approval_policy"):
     return value
 
 
+CONFIG_FILE_MAX_BYTES = 16 << 20  #: config.toml and hooks.json are read up to this size (read_regular)
+
+
 def read_config_file(home, name="config.toml"):
     """Read and parse DIR/config.toml (or DIR/NAME); a missing file is an empty table."""
     path = Path(home) / name
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # a project's .codex/config.toml may be a FIFO or /dev/zero a command planted
+        text = read_regular(path, CONFIG_FILE_MAX_BYTES).decode("utf-8")
     except FileNotFoundError:
         return {}, path
     except UnicodeDecodeError as exc:
@@ -1466,8 +1488,7 @@ def load_hooks(table, place, home, environ, trusted_project=None):
 def load_hooks_file(path):
     """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
     try:
-        with open(str(path), "rb") as f:
-            raw = f.read()
+        raw = read_regular(path, CONFIG_FILE_MAX_BYTES)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -1578,6 +1599,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         **values
     )
     _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
+    _TRUSTED_CODEX_DIRS.update(trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
     return cfg
 
 
@@ -1896,22 +1918,37 @@ def find_project_root(cwd, markers):
 
 
 def project_trust(projects, root):
-    """The trust_level that [projects] gives `root` (or one of its parents), or None."""
+    """The trust_level that [projects] gives `root` itself, or None.  Trust is per directory: a
+    parent's entry does not extend to the projects below it, whose `.codex` a sandboxed command
+    working in that parent could have written (third attack pass 03)."""
     if not isinstance(projects, dict) or root is None:
         return None
-    for directory in [Path(root)] + list(Path(root).parents):
-        entry = projects.get(str(directory))
-        if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
-            return entry["trust_level"]
+    entry = projects.get(str(root))
+    if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
+        return entry["trust_level"]
     return None
+
+
+def trusted_codex_dirs(projects):
+    """Real paths of the directories whose `.codex` codex may honour: those [projects] marks
+    trusted by name.  The sandbox keeps `.codex` in each of them that lies inside a writable
+    root read-only, and moves a new one aside (protected_paths, absent_trusted_names, §12b)."""
+    out = set()
+    for name, entry in (projects or {}).items() if isinstance(projects, dict) else ():
+        if isinstance(entry, dict) and entry.get("trust_level") == "trusted" and os.path.isabs(str(name)):
+            out.add(os.path.realpath(str(name)))
+    return out
 
 
 def _project_layer(cwd, trees, trust_flag, warnings):
     """(tree, place, project root, trusted root) of the project's .codex/config.toml files.
 
-    They are read from the project root down to cwd (deeper wins), and apply only when the
-    project is trusted: `projects."<root>".trust_level = "trusted"` in the system or user
-    config (or -c), or --trust.  A project never trusts itself: its `projects` is ignored.
+    The project root's applies when the project is trusted: `projects."<root>".trust_level =
+    "trusted"` naming the root itself in the system or user config (or -c), or --trust.  A
+    `.codex/config.toml` in a directory between the root and cwd applies only when that
+    directory has its own trusted entry (deeper wins): trust is per directory, never inherited
+    from a parent, since a sandboxed command working in the parent may have written it.  A
+    project never trusts itself: its `projects` is ignored.
     """
     markers = [".git"]
     projects = {}
@@ -1923,18 +1960,25 @@ def _project_layer(cwd, trees, trust_flag, warnings):
     root = find_project_root(cwd, markers) if markers else None
     if root is None:
         return {}, "project", None, None
+    trusted = trust_flag or project_trust(projects, root) == "trusted"
     files = []
     for directory in reversed([Path(cwd)] + [p for p in Path(cwd).parents if p == root or root in p.parents]):
         candidate = directory / ".codex" / "config.toml"
-        if candidate.is_file():
-            files.append(candidate)
-    trusted = trust_flag or project_trust(projects, root) == "trusted"
+        if not candidate.is_file():
+            continue
+        if directory == root and not trusted:
+            warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
+                            "projects.\"%s\".trust_level = \"trusted\" in your config.toml; a parent "
+                            "directory's entry does not extend to it)" % (candidate, root, root))
+            return {}, "project", root, None
+        if directory != root and not (trusted and project_trust(projects, directory) == "trusted"):
+            warnings.append("%s is not applied: a .codex below the project root %s needs its own trust (set "
+                            "projects.\"%s\".trust_level = \"trusted\" in your config.toml)"
+                            % (candidate, root, directory))
+            continue
+        files.append(candidate)
     if not files:
         return {}, "project", root, root if trusted else None
-    if not trusted:
-        warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
-                        "projects.\"%s\".trust_level = \"trusted\" in your config.toml)" % (files[-1], root, root))
-        return {}, "project", root, None
     tree = {}
     for f in files:
         tree = _deep_merge(tree, read_config_file(f.parent)[0])
@@ -2319,6 +2363,8 @@ def _landlock_only(home=None):
 
 #: real paths of every directory a configuration this process loaded can make writable for commands
 _GRANTABLE_ROOTS = set()
+#: real paths of every directory whose `.codex` a configuration this process loaded trusts by name
+_TRUSTED_CODEX_DIRS = set()
 
 
 def grantable_writable_roots(cfg):
@@ -2544,7 +2590,9 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     for var in ("GIT_DIR", "GIT_COMMON_DIR"):
         if os.path.isabs(os.environ.get(var, "")):
             gits.append(os.environ[var])
-    dot_codex = []
+    dot_codex = [os.path.join(d, ".codex") for d in sorted(_TRUSTED_CODEX_DIRS)  # honoured below a root too
+                 if any(_is_within(d, os.path.realpath(str(r))) for r in roots)]
+    out.extend(dot_codex)
     for root in roots:
         root = str(root)
         gits.append(os.path.join(root, ".git"))
@@ -5277,6 +5325,7 @@ PATCH_BEGIN = "*** Begin Patch"  #: first line of a patch
 PATCH_END = "*** End Patch"  #: last line of a patch
 _ADD, _DELETE, _UPDATE, _MOVE = "*** Add File: ", "*** Delete File: ", "*** Update File: ", "*** Move to: "
 _EOF_MARK = "*** End of File"
+PATCH_FILE_MAX_BYTES = 64 << 20  #: the largest file a patch reads (a model-chosen /dev/zero must not eat memory)
 _HEREDOC_OPENERS = ("<<EOF", "<<'EOF'", '<<"EOF"')
 
 #: Unicode punctuation folded to ASCII by the last matching pass
@@ -5404,7 +5453,19 @@ def parse_patch(text):
                 "Invalid patch hunk on line %d: '%s' is not a valid hunk header. Valid hunk headers: "
                 "'*** Add File: {path}', '*** Delete File: {path}', '*** Update File: {path}'" % (i + 1, line)
             )
+    for hunk in hunks:
+        for path in (hunk.path, hunk.move_to):
+            bad = next((c for c in path or "" if _unsafe_path_char(c)), None)
+            if bad:  # a file name that would drive the terminal where it is shown (OSC 52, CSI)
+                raise PatchError("Invalid patch hunk on line %d: the path %s contains the control character %s; "
+                                 "name the file without control characters" % (hunk.line_no, ascii(path), ascii(bad)))
     return hunks
+
+
+def _unsafe_path_char(c):
+    """Whether a patch's file name may not hold `c`: C0 and C1 controls, DEL, bidi overrides
+    (no `re` here: the apply-patch mode does not import it)."""
+    return c < " " or u"\x7f" <= c <= u"\x9f" or u"\u202a" <= c <= u"\u202e" or u"\u2066" <= c <= u"\u2069"
 
 
 def _patch_bounded(lines):
@@ -5601,15 +5662,20 @@ class LeanPath(object):
     def exists(self):
         return os.path.exists(self._s)
 
-    def read_bytes(self):
-        with open(self._s, "rb") as fh:
-            return fh.read()
 
 
-def _read_patch_file(path, what):
+def _read_bytes(path, allow=None):
+    """A patch target's bytes (read_regular: a regular file, never blocks, at most
+    PATCH_FILE_MAX_BYTES); OSError otherwise."""
+    data = read_regular(path, PATCH_FILE_MAX_BYTES + 1, allow)
+    if len(data) > PATCH_FILE_MAX_BYTES:
+        raise OSError(errno.EFBIG, "larger than %d MiB" % (PATCH_FILE_MAX_BYTES >> 20))
+    return data
+
+
+def _read_patch_file(path, what, allow=None):
     try:
-        with open(str(path), "rb") as fh:
-            data = fh.read()
+        data = _read_bytes(path, allow)
     except OSError as exc:
         raise PatchError("Failed to %s %s: %s" % (what, path, exc.strerror or exc))
     try:
@@ -5618,8 +5684,50 @@ def _read_patch_file(path, what):
         raise PatchError("Failed to %s %s: the file is not UTF-8 text" % (what, path))
 
 
-def plan_patch(text, cwd):
-    """Parse and verify a patch against the filesystem; return [FileChange] (nothing written)."""
+def _read_text_or_none(path, allow=None):
+    """A file's text for a diff (undecodable bytes replaced), or None: absent, not a regular
+    file, too large, or refused by `allow` (read_regular)."""
+    try:
+        return _read_bytes(path, allow).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def patch_paths(hunks, cwd):
+    """Every absolute path a parsed patch writes (targets and `Move to:` destinations), in order."""
+    cwd = Path(cwd)
+    out = []
+    for hunk in hunks:
+        out.append(cwd / hunk.path)
+        if hunk.move_to:
+            out.append(cwd / hunk.move_to)
+    return out
+
+
+def patch_preview(hunks, cwd):
+    """The protocol changes of a parsed patch from its text alone, nothing read: what the user
+    is shown when codex may not read the files before the approval (model_file_refusal)."""
+    cwd = Path(cwd)
+    out = {}
+    for hunk in hunks:
+        if hunk.kind == "add":
+            out[str(cwd / hunk.path)] = {"add": {"content": hunk.content}}
+        elif hunk.kind == "delete":
+            out[str(cwd / hunk.path)] = {"delete": {"content": "(not read before your approval)\n"}}
+        else:
+            diff = []
+            for chunk in hunk.chunks:
+                diff.append("@@ %s\n" % (chunk.context or ""))
+                diff.extend("-%s\n" % line for line in chunk.old)
+                diff.extend("+%s\n" % line for line in chunk.new)
+            out[str(cwd / hunk.path)] = {"update": {"unified_diff": "".join(diff),
+                                                   "move_path": str(cwd / hunk.move_to) if hunk.move_to else None}}
+    return out
+
+
+def plan_patch(text, cwd, allow=None):
+    """Parse and verify a patch against the filesystem; return [FileChange] (nothing written).
+    `allow` judges the real path of every file read (read_regular), in codex's own process."""
     hunks = parse_patch(text) if isinstance(text, str) else text
     if not hunks:
         raise PatchError("No files were modified.")
@@ -5632,12 +5740,12 @@ def plan_patch(text, cwd):
             if state[path] is None:
                 raise PatchError("Failed to %s %s: it was deleted earlier in this patch" % (what, path))
             return state[path]
-        return _read_patch_file(path, what)
+        return _read_patch_file(path, what, allow)
 
     for hunk in hunks:
         path = cwd / hunk.path
         if hunk.kind == "add":
-            old = state.get(path) if path in state else (_read_patch_file(path, "read") if path.is_file() else None)
+            old = state.get(path) if path in state else (_read_patch_file(path, "read", allow) if path.is_file() else None)
             changes.append(FileChange("add", path, old=old, new=hunk.content, display=hunk.path))
             state[path] = hunk.content
         elif hunk.kind == "delete":
@@ -5684,7 +5792,7 @@ def apply_changes(changes):
     originals = {}
     try:
         for path, text in final.items():
-            originals[path] = path.read_bytes() if path.is_file() else None
+            originals[path] = _read_bytes(path) if path.is_file() else None
             if text is None:
                 continue
             missing = []
@@ -6084,10 +6192,9 @@ def _patch_outside_reason(paths, cfg):
     """Why a patch needs approval, naming where it really writes: a path through a symlink
     (`docs/.bashrc` with docs -> ~) is shown with its resolved target, so that the user
     does not approve "a file in the workspace" that lands elsewhere.  None when all are writable."""
-    sandbox, home = cfg.sandbox_policy, cfg.codex_home
     outside = []
     for p in paths:
-        if sandbox.is_path_writable(Path(p), cfg.cwd, home):
+        if model_file_refusal(p, cfg) is None:
             continue
         real = os.path.realpath(str(p))
         outside.append(str(p) if real == os.path.abspath(str(p)) else "%s (resolves to %s)" % (p, real))
@@ -6096,16 +6203,43 @@ def _patch_outside_reason(paths, cfg):
     return "writes outside the writable roots or to protected paths: %s" % ", ".join(outside)
 
 
+#: where codex never reads or writes a file for the model without a question: the kernel's files
+#: (codex's own /proc/self/environ holds the provider key; /dev/zero, /dev/tty)
+_SYSTEM_FILE_TREES = ("/proc", "/sys", "/dev")
+
+
+def model_file_refusal(path, cfg):
+    """Why codex may not touch `path` (a patch's or a file tool's target, absolute) in its own
+    process for the model before the user approved it; None when it may.
+
+    The one decision for what codex reads of a model-chosen path before an approval: only a
+    file a sandboxed command could write itself (SandboxPolicy.is_path_writable: symlinks
+    resolved as the kernel does, protected paths refused), never one in $CODEX_HOME, /proc,
+    /sys or /dev, whatever the sandbox mode.  Then no answer to the model ("not found", "no
+    change", a hunk that does not match) tells it anything about a file its commands cannot
+    read (auth.json, codex's own environment).  Read-only mode: nothing (every write asks first).
+    """
+    real = os.path.realpath(str(path))
+    for top in _SYSTEM_FILE_TREES:
+        if _is_within(real, top):
+            return "it is a system file (%s)" % top
+    home = cfg.codex_home
+    if home is not None and _is_within(real, os.path.realpath(str(home))):
+        return "it is in $CODEX_HOME"
+    if not cfg.sandbox_policy.is_path_writable(real, cfg.cwd, home):
+        return "it is outside the writable roots or protected"
+    return None
+
+
 def assess_patch_safety(paths, cfg):
-    """Decide an apply_patch touching `paths`: auto-approve inside writable roots, else ask/reject."""
+    """Decide an apply_patch touching `paths`: auto-approve where a sandboxed command could write
+    (model_file_refusal), else ask/reject."""
     policy = cfg.approval_policy
     if policy == "untrusted":
         return "ask-user"
-    sandbox = cfg.sandbox_policy
     if not paths:
         return "reject"
-    home = cfg.codex_home
-    if all(sandbox.is_path_writable(Path(p), cfg.cwd, home) for p in paths):
+    if not any(model_file_refusal(p, cfg) for p in paths):
         return "auto-approve"
     if policy == "never":
         return "reject"
@@ -6686,8 +6820,9 @@ def _interpreter_paths():
     return out
 
 
-#: the sections codex's apply_patch mode needs (errors, apply_patch): both pure, standard library only
-_APPLY_PATCH_SECTIONS = (("\n# \u00a703 ", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
+#: the code codex's apply_patch mode needs (read_regular, the last function of §02; errors;
+#: apply_patch): pure, standard library only
+_APPLY_PATCH_SECTIONS = (("\ndef read_regular(", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
 
 
 _APPLY_PATCH_CODE = {}  #: (home, codex.py, pid) -> the marshalled §03+§10 code file, or None
@@ -8296,10 +8431,11 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
 
 def absent_trusted_names(roots, cwd):
     """`.git` and `.codex` names that do not exist yet where codex or git would trust them:
-    at the top of each writable root, and in the workspace and each directory above it that
-    lies in a writable root.  No mount can cover a name that does not exist, so a command may
-    create one (`git init` with a planted core.fsmonitor or filter, .codex/hooks.json): codex
-    moves it aside when the command ends (quarantine_new_names)."""
+    at the top of each writable root, in the workspace and each directory above it that lies
+    in a writable root, and (`.codex` only) in every directory whose `.codex` the configuration
+    trusts by name (trusted_codex_dirs, §04) inside a root.  No mount can cover a name that does
+    not exist, so a command may create one (`git init` with a planted core.fsmonitor or filter,
+    .codex/hooks.json): codex moves it aside when the command ends (quarantine_new_names)."""
     roots = [_realpath(str(r)) for r in roots]
     dirs = [r for r in roots if r != "/"]
     d = _realpath(str(cwd))
@@ -8307,8 +8443,10 @@ def absent_trusted_names(roots, cwd):
         if d not in dirs:
             dirs.append(d)
         d = os.path.dirname(d)
-    return [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)
-            if not os.path.lexists(os.path.join(d, n))]
+    names = [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)]
+    names += [os.path.join(t, ".codex") for t in sorted(_TRUSTED_CODEX_DIRS)
+              if t not in dirs and any(_is_within(t, r) for r in roots)]
+    return [n for n in names if not os.path.lexists(n)]
 
 
 def quarantine_new_names(names, failed=None):
@@ -10522,9 +10660,9 @@ def _first_doc(directory, names):
     return None
 
 
-def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()):
+def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=(), home=None):
     """One instruction file per directory (project_doc_names) from the git root down to cwd,
-    root first, sharing max_bytes; or None."""
+    root first, sharing max_bytes; or None.  `home`: $CODEX_HOME, whose files are never read."""
     if max_bytes <= 0:
         return None
     cwd = Path(cwd).resolve()
@@ -10542,22 +10680,19 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()
     parts = []
     budget = max_bytes
     names = project_doc_names(fallbacks)
-    top = os.path.realpath(str(dirs[0]))
     for d in dirs:
         path = _first_doc(d, names)
         if path is None:
             continue
         if budget <= 0:
             break
-        if not _is_within(os.path.realpath(str(path)), top):
-            # a symlink a sandboxed command may have planted (AGENTS.md -> ~/.codex/auth.json):
-            # codex reads it unconfined, and would send what commands cannot read to the model
-            log("warn", "%s leads outside the project (%s); not read as instructions", path, top)
-            continue
         try:
-            with open(str(path), "rb") as fh:
-                data = fh.read(budget + 1)
-        except OSError:
+            data = read_regular(path, budget + 1, allow=lambda real, d=d: _project_doc_refusal(real, d, home))
+        except OSError as exc:
+            # a symlink a sandboxed command may have planted (AGENTS.md -> ~/.codex/auth.json, a
+            # FIFO): codex reads it unconfined, and would send what commands cannot read to the model
+            if exc.errno != errno.ENOENT:
+                log("warn", "%s is not read as instructions: %s", path, exc.strerror or exc)
             continue
         if len(data) > budget:
             log("warn", "%s is larger than the remaining project_doc_max_bytes; truncated", path)
@@ -10569,6 +10704,20 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()
     return "\n\n".join(parts) if parts else None
 
 
+def _project_doc_refusal(real, directory, home):
+    """Why the project doc opened at real path `real`, found in `directory`, is not read; None
+    when it is read: it must be the directory's own file (a link may lead to a file below it,
+    never out of it), never one in $CODEX_HOME (a home directory kept in git holds ~/.codex) or
+    the kernel's trees."""
+    if home is not None and _is_within(real, os.path.realpath(str(home))):
+        return "it leads into $CODEX_HOME (%s)" % real
+    if any(_is_within(real, top) for top in _SYSTEM_FILE_TREES):
+        return "it leads to %s" % real
+    if not _is_within(real, os.path.realpath(str(directory))):
+        return "it leads outside its directory (%s)" % real
+    return None
+
+
 def load_user_instructions(cfg):
     """$CODEX_HOME/AGENTS.md and the project docs joined as upstream does, or None."""
     home_text = None
@@ -10577,7 +10726,7 @@ def load_user_instructions(cfg):
         home_text = home_doc.read_text(encoding="utf-8", errors="ignore").strip() if home_doc else None
     except OSError:
         pass
-    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames)
+    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames, cfg.codex_home)
     if home_text and project:
         return home_text + PROJECT_DOC_SEPARATOR + project
     return home_text or project or None
@@ -11821,6 +11970,8 @@ class _Task(object):
         self.input_messages = []
         self.last_agent_message = None
         self.diff_base = {}  # path -> text before the task's first patch touched it (None: absent)
+        self.diff_real = {}  # path -> its real path then (_turn_diff reads nothing else there)
+        self.offered = None  # (ctx, names of the tools offered under it): only those are dispatched
         self.thread = None
         self.ctx = None  # the TurnContext of the current model request (set by _run_turn)
         self.tool_calls = 0  # tool calls in this task (max_tool_calls_per_turn)
@@ -12895,6 +13046,12 @@ class Session(object):
 
 
 
+#: tool -> the offered tools that make it callable too, as it reaches nothing more: the two shell
+#: forms run the same commands (small models write `shell` when given `shell_command`), and
+#: apply_patch is what both shell tools intercept
+_DISPATCHED_WITH = {"shell": ("shell_command",), "shell_command": ("shell",), "apply_patch": ("shell", "shell_command")}
+
+
 class ToolRunner(object):
     """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
     arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
@@ -12919,13 +13076,23 @@ class ToolRunner(object):
         """Run one function call; return the output string for the model."""
         try:
             tool = find_tool(name)
-            if tool is not None:
+            if tool is not None and self._offered(task, tool):
                 return self._run_tool(tool, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
         except ToolArgumentError as exc:
             return str(exc)
+
+    def _offered(self, task, tool):
+        """Whether `tool` was offered to the model this turn (its spec under task.ctx), or one
+        that reaches the same (_DISPATCHED_WITH): a tool the model was not given (edit_file
+        without file_tools) is an unsupported call."""
+        ctx = task.ctx
+        if task.offered is None or task.offered[0] is not ctx:
+            task.offered = (ctx, frozenset(t.name for t in TOOLS.values() if t.spec(ctx) is not None))
+        offered = task.offered[1]
+        return tool.name in offered or any(name in offered for name in _DISPATCHED_WITH.get(tool.name, ()))
 
     def run(self, task, call_id, name, params):
         """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
@@ -13049,45 +13216,64 @@ class ToolRunner(object):
                             **extra)
         return outcome.model_output
 
-    def _run_apply_patch(self, task, call_id, text, cwd):
+    def _run_apply_patch(self, task, call_id, text, cwd, approved=False):
+        """Plan, approve and apply a patch.  codex reads a target in its own process before the
+        approval only when model_file_refusal allows it (a file a sandboxed command could write):
+        otherwise the user is asked first, shown the patch as written (patch_preview), so that no
+        answer before an approval depends on a file the model could not read.  `approved`: the
+        user already approved this write (a file tool that asked before reading)."""
         cwd = Path(cwd) if cwd is not None else Path(task.ctx.cwd)
+        ctx = task.ctx
         try:
-            changes = plan_patch(text, cwd)
+            hunks = parse_patch(text)
+            if not hunks:
+                raise PatchError("No files were modified.")
         except PatchError as exc:
             return "error: %s" % exc
-        paths = []
-        for ch in changes:
-            paths.append(ch.path)
-            if ch.move_path is not None:
-                paths.append(ch.move_path)
-        verdict = assess_patch_safety(paths, task.ctx)
-        protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+        paths = patch_paths(hunks, cwd)
+        verdict = "ask-user" if approved else assess_patch_safety(paths, ctx)
+        unread = approved or any(model_file_refusal(p, ctx) for p in paths)
         # The verdict is the user interface; the boundary is the sandbox: an auto-approved patch
         # is applied by codex's apply_patch mode run as a sandboxed command (§13), so Landlock and
         # the mounts decide what it writes.  A patch the user approved runs unsandboxed, as an
         # approved command does.
-        sandboxed = verdict == "auto-approve" and not task.ctx.sandbox_policy.is_unrestricted()
-        if sandboxed and not sandbox_available(task.ctx.codex_home):
-            verdict = "reject" if task.ctx.approval_policy == "never" else "ask-user"
+        sandboxed = verdict == "auto-approve" and not ctx.sandbox_policy.is_unrestricted()
+        if sandboxed and not sandbox_available(ctx.codex_home):
+            verdict = "reject" if ctx.approval_policy == "never" else "ask-user"
             sandboxed = False
         if verdict == "reject":
             return "patch rejected: writing outside of the project; rejected by user approval settings"
+        changes = None
+        if not unread:  # every file read here is one the model's own commands could read
+            try:
+                changes = plan_patch(hunks, cwd, allow=lambda real: model_file_refusal(real, ctx))
+            except PatchError as exc:
+                return "error: %s" % exc
+            protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+        else:
+            protocol_changes = patch_preview(hunks, cwd)
         auto = verdict == "auto-approve"
-        if not auto:
+        if not auto and not approved:
             decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
-                                 reason=_patch_outside_reason(paths, task.ctx), grant_root=None)
+                                 reason=_patch_outside_reason(paths, ctx), grant_root=None)
             if decision not in ("approved", "approved_for_session"):
                 if getattr(self.approval_handler, "refusal", None):
                     self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
                     return "patch not applied: %s" % self.approval_handler.refusal  # nobody was asked
                 return "patch rejected by user"
+        if changes is None:  # approved: the user let codex write these files, unsandboxed
+            try:
+                changes = plan_patch(hunks, cwd)
+            except PatchError as exc:
+                return "error: %s" % exc
+            protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         task.wrote = True
         for ch in changes:
             for path, before in ((ch.path, ch.old if ch.kind != "add" else None), (ch.move_path, None)):
                 if path is not None and path not in task.diff_base:
-                    task.diff_base[path] = before if path == ch.path else (
-                        path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
+                    task.diff_base[path] = before if path == ch.path else _read_text_or_none(path)
+                    task.diff_real[path] = os.path.realpath(str(path))
         started = time.monotonic()
         stdout, stderr = "", ""
         if sandboxed:
@@ -13129,6 +13315,9 @@ class ToolRunner(object):
 
     def _write_file(self, task, call_id, params):
         path = Path(task.ctx.cwd) / params["path"]
+        approved = self._approve_unread(task, call_id, path, {"add": {"content": params["content"]}})
+        if isinstance(approved, str):
+            return approved
         try:
             old = _read_patch_file(path, "read") if path.is_file() else None
         except PatchError as exc:
@@ -13137,11 +13326,30 @@ class ToolRunner(object):
             return "error: %s is a directory; give the path of a file" % params["path"]
         if old is not None and old == params["content"]:
             return "no change: %s already has this content" % params["path"]
-        if old is not None and old.strip() and not self._seen_in_outputs(task, old):
+        if old is not None and old.strip() and not approved and not self._seen_in_outputs(task, old):
             return ("error: %s already exists and its current content has not been shown in this conversation, so "
                     "writing it could lose code: look at it first (cat %s), then change it with edit_file"
                     % (params["path"], params["path"]))
-        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None)
+        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None,
+                                     approved=approved)
+
+    def _approve_unread(self, task, call_id, path, preview):
+        """For a file tool: False when codex may read `path` before an approval (model_file_refusal);
+        else the user is asked first, shown `preview` (the tool's arguments, nothing read): True
+        when approved, or the answer for the model (the same whatever the file holds)."""
+        ctx = task.ctx
+        if model_file_refusal(path, ctx) is None:
+            return False
+        if ctx.approval_policy == "never":
+            return "patch rejected: writing outside of the project; rejected by user approval settings"
+        decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes={str(path): preview},
+                             reason=_patch_outside_reason([path], ctx), grant_root=None)
+        if decision in ("approved", "approved_for_session"):
+            return True
+        if getattr(self.approval_handler, "refusal", None):
+            self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
+            return "patch not applied: %s" % self.approval_handler.refusal
+        return "patch rejected by user"
 
     def _seen_in_outputs(self, task, content):
         """Whether `content` (a file's text) appears whole in a tool output of this session: the
@@ -13162,14 +13370,19 @@ class ToolRunner(object):
     def _edit_file_text(self, task, call_id, params):
         name, old_text = params["path"], params["old_text"]
         path = Path(task.ctx.cwd) / name
+        if not old_text:
+            return "error: old_text is empty: copy the exact lines to replace from the file (cat %s)" % name
+        diff = "".join("-%s\n" % line for line in old_text.split("\n")) + "".join(
+            "+%s\n" % line for line in params["new_text"].split("\n"))
+        approved = self._approve_unread(task, call_id, path, {"update": {"unified_diff": diff, "move_path": None}})
+        if isinstance(approved, str):
+            return approved
         if not path.is_file():
             return ("error: %s does not exist (list the files with ls; to create a file use write_file)" % name)
         try:
             old = _read_patch_file(path, "read")
         except PatchError as exc:
             return "error: %s" % exc
-        if not old_text:
-            return "error: old_text is empty: copy the exact lines to replace from the file (cat %s)" % name
         count = old.count(old_text)
         if count == 0 and "\r\n" in old:
             old, count = old.replace("\r\n", "\n"), old.replace("\r\n", "\n").count(old_text)
@@ -13188,7 +13401,7 @@ class ToolRunner(object):
             new = old.replace(old_text, params["new_text"], 1)
         if new == old:
             return "no change: new_text is the same as old_text"
-        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None)
+        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None, approved=approved)
 
     def _turn_diff(self, task):
         """The cumulative unified diff of the files this task's patches touched."""
@@ -13197,10 +13410,10 @@ class ToolRunner(object):
         out = []
         for path in sorted(task.diff_base, key=str):
             before = task.diff_base[path]
-            try:
-                after = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
-            except OSError:
-                after = None
+            # read as the patch found it: a later command may have made it a FIFO or a link to
+            # auth.json (the diff is shown and recorded); what moved elsewhere reads as absent
+            real = task.diff_real.get(path)
+            after = _read_text_or_none(path, allow=lambda now, real=real: None if now == real else "moved")
             if before == after:
                 continue
             try:
@@ -14973,18 +15186,19 @@ def _gitignore_regex(pattern):
     return re.compile("".join(out) + r"\Z"), negated, dir_only, anchored
 
 
+IGNORE_FILE_MAX_BYTES = 1 << 20  #: the part of a .gitignore / .ignore the `@` search reads
+
+
 def _read_ignore_rules(directory):
     """The compiled rules of `directory`'s .gitignore and .ignore files."""
     rules = []
     for name in (".gitignore", ".ignore"):
-        try:
-            with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    rule = _gitignore_regex(line)
-                    if rule is not None:
-                        rules.append(rule)
-        except OSError:
-            pass
+        # read_regular_file: a command may have made one a FIFO or a link to /dev/zero
+        data = read_regular_file(os.path.join(directory, name), IGNORE_FILE_MAX_BYTES)
+        for line in (data or b"").decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            rule = _gitignore_regex(line)
+            if rule is not None:
+                rules.append(rule)
     return rules
 
 
@@ -16103,7 +16317,8 @@ class ReplRenderer(object):
         from rich.text import Text
 
         cell = Text.assemble(("\n" + title, "bold magenta"))
-        for path in sorted(changes or {}):
+        changes = terminal_safe(changes or {})  # file names and text are the model's (rich passes ESC on)
+        for path in sorted(changes):
             kind, content, diff, move = _normalize_change(changes[path])
             shown = _relative_to(path, self.cfg.cwd)
             if kind == "add":
