@@ -430,8 +430,13 @@ def test_resolving_once_forgets_at_the_end_of_the_block(tmp_path):
 def test_resolving_once_handles_directories_thousands_deep(tmp_path):
     """A command can make a tree deeper than Python's recursion limit: resolved without recursion."""
     deep = str(tmp_path)
-    for _ in range(1200):  # (os.makedirs itself recurses)
+    for _ in range(1200):  # (os.makedirs and shutil.rmtree recurse: made and removed here, level by level)
         deep += "/d"
         os.mkdir(deep)
-    with codex.resolving_once():
-        assert codex._realpath(deep + "/x") == os.path.realpath(deep + "/x")
+    try:
+        with codex.resolving_once():
+            assert codex._realpath(deep + "/x") == os.path.realpath(deep + "/x")
+    finally:
+        while deep != str(tmp_path):
+            os.rmdir(deep)
+            deep = os.path.dirname(deep)
