@@ -396,8 +396,8 @@ def terminal_safe(value):
                            ("\\u%04x" % ord(ch) if ord(ch) >= 0x100 else ch) for ch in text)
 
         return _TERMINAL_UNSAFE_RE.sub(fix, value)
-    if isinstance(value, dict):
-        return {k: terminal_safe(v) for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: a patch's `changes` are keyed by the model's file names
+        return {terminal_safe(k): terminal_safe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [terminal_safe(v) for v in value]
     return value
@@ -1125,11 +1125,14 @@ def _normalize_approval(value, where, key="approval_policy"):
     return value
 
 
+CONFIG_FILE_MAX_BYTES = 16 << 20  #: config.toml and hooks.json are read up to this size (read_regular)
+
+
 def read_config_file(home, name="config.toml"):
     """Read and parse DIR/config.toml (or DIR/NAME); a missing file is an empty table."""
     path = Path(home) / name
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # a project's .codex/config.toml may be a FIFO or /dev/zero a command planted
+        text = read_regular(path, CONFIG_FILE_MAX_BYTES).decode("utf-8")
     except FileNotFoundError:
         return {}, path
     except UnicodeDecodeError as exc:
@@ -1485,8 +1488,7 @@ def load_hooks(table, place, home, environ, trusted_project=None):
 def load_hooks_file(path):
     """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
     try:
-        with open(str(path), "rb") as f:
-            raw = f.read()
+        raw = read_regular(path, CONFIG_FILE_MAX_BYTES)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -2313,7 +2315,7 @@ class SandboxPolicy(object):
         """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
         out, seen = [], set()
         for root in self.writable_root_names(cwd, environ):
-            real = Path(os.path.realpath(str(root)))
+            real = Path(_realpath(str(root)))
             if str(real) not in seen:
                 seen.add(str(real))
                 out.append(real)
@@ -2393,6 +2395,54 @@ def _is_within(path, root):
     """Whether `path` is `root` or below it (both absolute, normalised)."""
     root = root.rstrip("/") or "/"
     return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+_RESOLVED = threading.local()  #: .memo: {normalised absolute path: real path} while one command's sandbox is built
+
+
+class resolving_once(object):
+    """`with resolving_once():` around the building of one command's sandbox (§12b, §13): inside
+    it _realpath remembers what it resolved, so the directories that the workspace, the roots,
+    codex's own files and the protected paths share are resolved once per command instead of
+    dozens of times.  Nothing outlives the block (the next command resolves everything afresh:
+    a command may have renamed or replaced any of them); blocks nest; per thread."""
+
+    def __enter__(self):
+        self.outer = getattr(_RESOLVED, "memo", None) is not None
+        if not self.outer:
+            _RESOLVED.memo = {}
+        return self
+
+    def __exit__(self, *exc):
+        if not self.outer:
+            _RESOLVED.memo = None
+        return False
+
+
+def _realpath(path):
+    """os.path.realpath(path), the same answer; inside resolving_once() a normalised absolute
+    path is resolved from its nearest already resolved ancestor, one lstat per new component
+    (`real(dir/name)` is `real(dir)/name` unless that is a symlink, which realpath resolves).
+    Paths with `..`, `.` or `//` are left to realpath as they are (`lnk/..` is the parent of
+    lnk's target, never lexically `.`)."""
+    path = os.fspath(path)
+    memo = getattr(_RESOLVED, "memo", None)
+    if memo is None or not path.startswith("/") or path.startswith("//") or path == "/" \
+            or os.path.normpath(path) != path:
+        return os.path.realpath(path)
+    real = memo.get(path)
+    if real is not None:
+        return real
+    parts = path.split("/")  # ["", "a", "b", ...]
+    i = len(parts) - 1
+    while i > 1 and "/".join(parts[:i]) not in memo:
+        i -= 1
+    real = memo["/".join(parts[:i])] if i > 1 else "/"
+    for j in range(i, len(parts)):  # iterative: a command can make directories thousands deep
+        joined = os.path.join(real, parts[j])
+        real = os.path.realpath(joined) if os.path.islink(joined) else joined
+        memo["/".join(parts[:j + 1])] = real
+    return real
 
 
 _NESTED_CACHE = {}
@@ -2486,14 +2536,14 @@ def _gitdir_targets(git_file):
     target = first[len("gitdir:"):].strip()
     if not os.path.isabs(target):
         target = os.path.join(os.path.dirname(git_file), target)
-    return [os.path.realpath(target)] if os.path.exists(target) else []
+    return [_realpath(target)] if os.path.exists(target) else []
 
 
 def git_dirs_of(entry):
     """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
     `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
     (`commondir`: where config and hooks live).  Real paths of what exists."""
-    out = [os.path.realpath(entry)]
+    out = [_realpath(entry)]
     gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
     for gitdir in gitdirs:
         out.append(gitdir)
@@ -2502,7 +2552,7 @@ def git_dirs_of(entry):
             continue
         common = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
         if common:
-            common = os.path.realpath(os.path.join(gitdir, common))
+            common = _realpath(os.path.join(gitdir, common))
             if os.path.isdir(common):
                 out.append(common)
     return out
@@ -2512,7 +2562,7 @@ def _enclosing_git_entries(paths):
     """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
     out = []
     for path in paths:
-        d = os.path.realpath(str(path))
+        d = _realpath(str(path))
         while True:
             cand = os.path.join(d, ".git")
             if os.path.lexists(cand) and cand not in out:
@@ -2534,8 +2584,8 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     symlink among them is pinned too (pins_for)."""
     out = []
     notes = []
-    cwd_real = os.path.realpath(str(cwd))
-    temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    cwd_real = _realpath(str(cwd))
+    temp_roots = {_realpath("/tmp"), _realpath(os.environ.get("TMPDIR") or "/tmp")}
     gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
     for var in ("GIT_DIR", "GIT_COMMON_DIR"):
         if os.path.isabs(os.environ.get(var, "")):
@@ -2566,25 +2616,25 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
         if os.path.lexists(cand):
             out.extend(git_dirs_of(cand))
     if home is not None:
-        out.append(os.path.realpath(str(home)))
+        out.append(_realpath(str(home)))
     result, seen = [], set()
     keep = [str(r) for r in roots] + [cwd_real]
     for p in out:
-        p = os.path.realpath(p)
+        p = _realpath(p)
         if p in seen or not os.path.exists(p):
             continue
         seen.add(p)
         if not any(_is_within(p, str(r)) for r in roots):
             continue  # outside every writable root: Landlock keeps it read-only already
         if any(_is_within(k, p) for k in keep):
-            if home is not None and p == os.path.realpath(str(home)):
+            if home is not None and p == _realpath(str(home)):
                 notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
                              "read-only for commands; move the workspace out of it" % p)
             continue
         result.append(p)
     if entries is not None:
         entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
-            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
+            _is_within(r, _realpath(e)) or r == _realpath(e) for r in result))
     for note in notes:
         _notice(note)
     return result
@@ -5403,7 +5453,19 @@ def parse_patch(text):
                 "Invalid patch hunk on line %d: '%s' is not a valid hunk header. Valid hunk headers: "
                 "'*** Add File: {path}', '*** Delete File: {path}', '*** Update File: {path}'" % (i + 1, line)
             )
+    for hunk in hunks:
+        for path in (hunk.path, hunk.move_to):
+            bad = next((c for c in path or "" if _unsafe_path_char(c)), None)
+            if bad:  # a file name that would drive the terminal where it is shown (OSC 52, CSI)
+                raise PatchError("Invalid patch hunk on line %d: the path %s contains the control character %s; "
+                                 "name the file without control characters" % (hunk.line_no, ascii(path), ascii(bad)))
     return hunks
+
+
+def _unsafe_path_char(c):
+    """Whether a patch's file name may not hold `c`: C0 and C1 controls, DEL, bidi overrides
+    (no `re` here: the apply-patch mode does not import it)."""
+    return c < " " or u"\x7f" <= c <= u"\x9f" or u"\u202a" <= c <= u"\u202e" or u"\u2066" <= c <= u"\u2069"
 
 
 def _patch_bounded(lines):
@@ -6340,8 +6402,10 @@ def hidden_home_files(home):
     for name in sorted(names):
         path = os.path.join(str(home), name)
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in HIDDEN_HOME_FILES) and os.path.isfile(path):
-            out.append(os.path.realpath(path))
+            out.append(_realpath(path))
     return out
+
+
 #: With the network on, connect() is allowed for every family; these unix sockets (or the
 #: directories holding them) would run commands outside the sandbox -- container engines,
 #: D-Bus (systemd-run), systemd's private sockets, terminal multiplexers, X11 keystroke
@@ -6724,7 +6788,7 @@ def _codex_self_argv(mode, home=None):
 
 def _real_executable():
     """The interpreter running codex, symlinks resolved (a venv's bin/python3 is one)."""
-    return os.path.realpath(sys.executable) if sys.executable else "python3"
+    return _realpath(sys.executable) if sys.executable else "python3"
 
 
 _PYSECCOMP_PATHS = {}
@@ -6778,7 +6842,7 @@ def _interpreter_paths():
     # so only when `site` ran, and dist/codex starts with -S)
     venv = [d for d in (named, os.path.dirname(named or "")) if d and os.path.isfile(os.path.join(d, "pyvenv.cfg"))]
     for p in venv[:1] + [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]:
-        real = os.path.realpath(p)
+        real = _realpath(p)
         if p and os.path.isdir(real) and real != "/" and real not in out:
             out.append(real)
     return out
@@ -6999,7 +7063,7 @@ def _launch_paths():
     paths = zipapp_paths()
     if not paths:
         return []
-    return [os.path.realpath(str(paths["archive"])), os.path.realpath(str(paths["root"]))]
+    return [_realpath(str(paths["archive"])), _realpath(str(paths["root"]))]
 
 
 def _trusted_names(home):
@@ -7027,21 +7091,24 @@ def pins_for(paths, roots):
     its own content, nor swap a symlink on the way.
     """
     roots = [str(r) for r in roots]
-    out, seen, real = [], set(), {}  # real: each directory resolved once per call (paths share prefixes)
+    out, walk_on = [], {}  # component -> whether the walk goes below it (paths share most of theirs)
     for path in paths:
         parts = Path(os.path.abspath(str(path))).parts
-        for i in range(2, len(parts) + 1):
-            comp = os.path.join(*parts[:i])
-            parent = os.path.dirname(comp)
-            if parent not in real:
-                real[parent] = os.path.realpath(parent)
-            if not any(_is_within(real[parent], r) for r in roots):
-                continue
-            if not os.path.lexists(comp):
+        comp = parts[0]
+        for part in parts[1:]:
+            parent, comp = comp, os.path.join(comp, part)
+            go = walk_on.get(comp)
+            if go is None:
+                if not any(_is_within(_realpath(parent), r) for r in roots):
+                    go = True  # not in a writable root: nothing to pin, look further down
+                elif not os.path.lexists(comp):
+                    go = False
+                else:
+                    out.append(comp)
+                    go = True
+                walk_on[comp] = go
+            if not go:
                 break
-            if comp not in seen:
-                seen.add(comp)
-                out.append(comp)
     return sorted(out, key=lambda p: p.count(os.sep))
 
 
@@ -7187,7 +7254,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     for name in named:  # the workspace and each root are the directories the session started with
         check_root_identity(name)
     roots = policy.writable_roots_for(policy_cwd)
-    _WRITABLE_ROOTS_SEEN.update(os.path.realpath(str(r)) for r in roots)  # git_argv (§17b) skips them
+    _WRITABLE_ROOTS_SEEN.update(_realpath(str(r)) for r in roots)  # git_argv (§17b) skips them
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
         out = prefix + ["--cwd", command_cwd, "--max-procs", str(SANDBOX_MAX_PROCS)]
@@ -7220,7 +7287,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
             for p in pins_for(ro + names + trusted + spots, roots):
                 # inside a read-only path it is protected already (and a pin there, copied by the
                 # recursive read-only bind, would stay writable)
-                parent = os.path.realpath(os.path.dirname(p))
+                parent = _realpath(os.path.dirname(p))
                 if not any(_is_within(parent, r) for r in ro):
                     out += ["--pin", p]
             for p in ro:
@@ -7231,9 +7298,9 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         if home is not None:  # credentials stay out of reach of `cat`, also once replaced (--private-dir)
             for secret in hidden_home_files(home):
                 out += ["--hide", secret]
-            real_home = os.path.realpath(str(home))
+            real_home = _realpath(str(home))
             # not when it holds the workspace or a root (it cannot be protected then: protected_paths)
-            if os.path.isdir(real_home) and not any(_is_within(os.path.realpath(str(r)), real_home)
+            if os.path.isdir(real_home) and not any(_is_within(_realpath(str(r)), real_home)
                                                     for r in list(roots) + [policy_cwd]):
                 out += ["--private-dir", real_home]
         if policy.has_network():
@@ -7260,7 +7327,7 @@ def check_root_identity(name):
     symlink (or a fresh directory) at its name would otherwise move the next command's
     writable root and cwd anywhere (~, /).  Raises SandboxError (one line) when it moved."""
     name = os.path.abspath(str(name))
-    real = os.path.realpath(name)
+    real = _realpath(name)
     try:
         st = os.stat(real)
         ident = (real, st.st_dev, st.st_ino)
@@ -7286,9 +7353,9 @@ def _network_hidden_paths(keep=(), environ=None):
             entry = environ.get("XDG_RUNTIME_DIR", "")
             if not os.path.isabs(entry):
                 continue
-        path = os.path.realpath(os.path.expanduser(entry.replace("{uid}", str(os.getuid()))))
+        path = _realpath(os.path.expanduser(entry.replace("{uid}", str(os.getuid()))))
         if os.path.exists(path) and path not in out and path != "/" and not any(
-                _is_within(os.path.realpath(str(k)), path) for k in keep):
+                _is_within(_realpath(str(k)), path) for k in keep):
             out.append(path)
     return out
 
@@ -8351,10 +8418,11 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     full_argv = argv
     absent = []
     if sandboxed and not policy.is_unrestricted():
-        full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
+        with resolving_once():  # one resolution of each directory while the sandbox is built
+            full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
+            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
         env.update(extra_env)
         env = helper_env(env, sandbox_type)
-        absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
     stdin = subprocess.DEVNULL
     if stdin_data is not None:
         import tempfile
@@ -8493,9 +8561,9 @@ def absent_trusted_names(roots, cwd):
     trusts by name (trusted_codex_dirs, §04) inside a root.  No mount can cover a name that does
     not exist, so a command may create one (`git init` with a planted core.fsmonitor or filter,
     .codex/hooks.json): codex moves it aside when the command ends (quarantine_new_names)."""
-    roots = [os.path.realpath(str(r)) for r in roots]
+    roots = [_realpath(str(r)) for r in roots]
     dirs = [r for r in roots if r != "/"]
-    d = os.path.realpath(str(cwd))
+    d = _realpath(str(cwd))
     while d != "/" and any(_is_within(d, r) for r in roots):
         if d not in dirs:
             dirs.append(d)
@@ -15243,18 +15311,19 @@ def _gitignore_regex(pattern):
     return re.compile("".join(out) + r"\Z"), negated, dir_only, anchored
 
 
+IGNORE_FILE_MAX_BYTES = 1 << 20  #: the part of a .gitignore / .ignore the `@` search reads
+
+
 def _read_ignore_rules(directory):
     """The compiled rules of `directory`'s .gitignore and .ignore files."""
     rules = []
     for name in (".gitignore", ".ignore"):
-        try:
-            with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    rule = _gitignore_regex(line)
-                    if rule is not None:
-                        rules.append(rule)
-        except OSError:
-            pass
+        # read_regular_file: a command may have made one a FIFO or a link to /dev/zero
+        data = read_regular_file(os.path.join(directory, name), IGNORE_FILE_MAX_BYTES)
+        for line in (data or b"").decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            rule = _gitignore_regex(line)
+            if rule is not None:
+                rules.append(rule)
     return rules
 
 
@@ -16373,7 +16442,8 @@ class ReplRenderer(object):
         from rich.text import Text
 
         cell = Text.assemble(("\n" + title, "bold magenta"))
-        for path in sorted(changes or {}):
+        changes = terminal_safe(changes or {})  # file names and text are the model's (rich passes ESC on)
+        for path in sorted(changes):
             kind, content, diff, move = _normalize_change(changes[path])
             shown = _relative_to(path, self.cfg.cwd)
             if kind == "add":

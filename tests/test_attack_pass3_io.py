@@ -242,3 +242,130 @@ def test_project_doc_fifo_or_device_does_not_hang(tmp_path):
         str(REPO), str(ws / "a" / "b" / "c"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "None", proc.stdout + proc.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# 02: a FIFO (or /dev/zero, /dev/stdin, /dev/tty) as a patch target hung codex
+# ---------------------------------------------------------------------------------------------
+
+
+def _patch(op, path, body="@@\n-a\n+b\n"):
+    return ("apply_patch", {"input": "*** Begin Patch\n*** %s File: %s\n%s*** End Patch\n" % (op, path, body)})
+
+
+@pytest.mark.parametrize("sandbox", ["workspace-write", "danger-full-access"])
+def test_fifos_and_devices_named_in_patches_do_not_hang_codex(tmp_path, server, run_codex, sandbox):
+    """`codex exec` (a real process, bounded) where the model makes FIFOs and device links with
+    its commands and names them in patches and file tools, and turns a file its patch wrote
+    into a FIFO before the next patch (the turn diff reads it again): every call gets an
+    answer, the session ends."""
+    from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+    from support.model_server import Turn
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    calls = [("shell", {"command": ["bash", "-c", "mkfifo f && ln -s /dev/zero z && ln -s /dev/tty t && echo made"]}),
+             _patch("Update", "f"), _patch("Update", "z"), _patch("Update", "t"), _patch("Update", "/dev/stdin"),
+             _patch("Delete", "f", ""), ("edit_file", {"path": "f", "old_text": "a", "new_text": "b"}),
+             ("write_file", {"path": "z", "content": "x\n"}),
+             _patch("Add", "g.txt", "+one\n"),
+             ("shell", {"command": ["bash", "-c", "rm g.txt && mkfifo g.txt && echo swapped"]}),
+             _patch("Add", "h.txt", "+two\n")]
+    server.enqueue(*[Turn().function_call(n, a, call_id="c%d" % i) for i, (n, a) in enumerate(calls)] + [Turn().text("done")])
+    argv = (["exec", "-C", str(ws), "-m", "gpt-5", "-s", sandbox, "--skip-git-repo-check"]
+            + mock_cli_args(server, file_tools=True, tools={"apply_patch": True}, approval_policy="never",
+                            **dict(NO_LIMITS, **NO_TMP)) + ["go"])
+    started = time.monotonic()
+    proc = run_codex(*argv, env={MOCK_KEY_ENV: "test-key"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.monotonic() - started < 100
+    posts = [r for r in server.requests if r.method == "POST"]
+    assert len(posts) == len(calls) + 1
+    out = {}
+    for item in posts[-1].body["input"]:
+        if item.get("type") == "function_call_output":
+            o = item["output"]
+            try:
+                o = json.loads(o)["output"]
+            except (ValueError, TypeError, KeyError):
+                pass
+            out[item["call_id"]] = o
+    assert "made" in out["c0"] and "swapped" in out["c9"], out
+    assert "not a regular file" in out["c1"], out  # the FIFO: refused by fstat, nothing blocked
+    for i in (2, 3, 4, 7):  # links to devices and /dev/stdin: /dev is never read before a question
+        assert "patch rejected" in out["c%d" % i] or "not a regular file" in out["c%d" % i], (i, out)
+    assert os.path.exists(str(ws / "f")) and (ws / "h.txt").read_text() == "two\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# 05: escape sequences in a patch's file names reached the terminal (exec, the REPL's approval)
+# ---------------------------------------------------------------------------------------------
+
+OSC52 = "\x1b]52;c;cHduZWQ=\x07"  # sets the user's clipboard to "pwned"
+ERASE = "\x1b[1A\x1b[2K"  # moves up and erases a line that was shown
+ESCAPES = OSC52 + ERASE
+
+
+def test_patch_paths_with_control_characters_are_refused_at_parse_time():
+    for path in ("f%s.txt" % ESCAPES, "a\tb", "x\u202eg.txt", "c\x9bd"):
+        with pytest.raises(codex.PatchError, match="control character") as err:
+            codex.parse_patch("*** Begin Patch\n*** Add File: %s\n+x\n*** End Patch\n" % path)
+        assert "\x1b" not in str(err.value) and "\u202e" not in str(err.value)
+    with pytest.raises(codex.PatchError, match="control character"):
+        codex.parse_patch("*** Begin Patch\n*** Update File: a\n*** Move to: b%s\n@@\n-a\n+b\n*** End Patch\n" % ERASE)
+    assert codex.terminal_safe({"k%s" % ESCAPES: {"n\x1b[2J": "v\x1b]0;t\x07"}}) == {
+        "k\\x1b]52;c;cHduZWQ=\\x07\\x1b[1A\\x1b[2K": {"n\\x1b[2J": "v\\x1b]0;t\\x07"}}
+
+
+def test_exec_shows_patch_paths_escaped(tmp_path, server, run_codex):
+    """`codex exec` (a real process): a patch naming a file with escape sequences is refused;
+    one applied in a workdir whose name holds them (a directory of a cloned repository) prints
+    the file name escaped; the raw sequences never reach the output."""
+    from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+    from support.model_server import Turn
+
+    ws = tmp_path / "ws"
+    (ws / ("d" + ESCAPES)).mkdir(parents=True)
+    add = "*** Begin Patch\n*** Add File: %s\n+x\n*** End Patch\n"
+    server.enqueue(Turn().function_call("apply_patch", {"input": add % ("f%s.txt" % ESCAPES)}, call_id="c0"),
+                   Turn().function_call("shell", {"command": ["apply_patch", add % "ok.txt"], "workdir": "d" + ESCAPES},
+                                        call_id="c1"),
+                   Turn().text("done"))
+    argv = (["exec", "-C", str(ws), "-m", "gpt-5", "-s", "workspace-write", "--skip-git-repo-check"]
+            + mock_cli_args(server, tools={"apply_patch": True}, approval_policy="never", **NO_TMP) + ["go"])
+    proc = run_codex(*argv, env={MOCK_KEY_ENV: "test-key"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (ws / ("d" + ESCAPES) / "ok.txt").read_text() == "x\n"
+    assert not [n for n in os.listdir(str(ws)) if n.startswith("f")]
+    both = proc.stdout + proc.stderr
+    assert "\x1b]52" not in both and "\x1b[2K" not in both and "\x1b[1A" not in both, repr(both[-2000:])
+    assert "d\\x1b]52;c;cHduZWQ=\\x07\\x1b[1A\\x1b[2K/ok.txt" in both, both[-2000:]
+
+
+def test_repl_patch_approval_shows_paths_escaped(tmp_path, codex_home, server):
+    """The REPL's "proposed patch" question (through a pty) for a patch in such a workdir: the
+    file name is shown escaped, the clipboard sequence never reaches the terminal."""
+    pytest.importorskip("pexpect")
+    from support.agent_env import MOCK_KEY_ENV, mock_cli_args
+    from support.model_server import Turn
+    from support.repl_pty import ESC, ReplPty
+
+    work = tmp_path / "work"
+    (work / ("d" + ESCAPES)).mkdir(parents=True)
+    add = "*** Begin Patch\n*** Add File: ok.txt\n+x\n*** End Patch\n"
+    server.enqueue(Turn().function_call("shell", {"command": ["apply_patch", add], "workdir": "d" + ESCAPES},
+                                        call_id="p1"), Turn().text("ok"))
+    argv = ([str(REPO / "codex.py"), "-C", str(work), "-m", "gpt-5", "-s", "read-only", "-a", "untrusted",
+             "--skip-git-repo-check"] + mock_cli_args(server))
+    r = ReplPty(sys.executable, argv, {"CODEX_HOME": str(codex_home), MOCK_KEY_ENV: "test-key"}, work,
+                tmp_path / "pty.log")
+    r.submit("add it")
+    r.expect("proposed patch")
+    r.expect("Apply these changes")
+    r.send(ESC)
+    r.expect_prompt()
+    r.quit()
+    raw = (tmp_path / "pty.log").read_bytes()
+    assert b"\x1b]52" not in raw, raw[raw.find(b"proposed"):][:400]
+    assert b"cHduZWQ=" in raw  # the name was shown, escaped
+    assert not (work / ("d" + ESCAPES) / "ok.txt").exists()
