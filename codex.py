@@ -2315,7 +2315,7 @@ class SandboxPolicy(object):
         """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
         out, seen = [], set()
         for root in self.writable_root_names(cwd, environ):
-            real = Path(os.path.realpath(str(root)))
+            real = Path(_realpath(str(root)))
             if str(real) not in seen:
                 seen.add(str(real))
                 out.append(real)
@@ -2395,6 +2395,54 @@ def _is_within(path, root):
     """Whether `path` is `root` or below it (both absolute, normalised)."""
     root = root.rstrip("/") or "/"
     return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+_RESOLVED = threading.local()  #: .memo: {normalised absolute path: real path} while one command's sandbox is built
+
+
+class resolving_once(object):
+    """`with resolving_once():` around the building of one command's sandbox (§12b, §13): inside
+    it _realpath remembers what it resolved, so the directories that the workspace, the roots,
+    codex's own files and the protected paths share are resolved once per command instead of
+    dozens of times.  Nothing outlives the block (the next command resolves everything afresh:
+    a command may have renamed or replaced any of them); blocks nest; per thread."""
+
+    def __enter__(self):
+        self.outer = getattr(_RESOLVED, "memo", None) is not None
+        if not self.outer:
+            _RESOLVED.memo = {}
+        return self
+
+    def __exit__(self, *exc):
+        if not self.outer:
+            _RESOLVED.memo = None
+        return False
+
+
+def _realpath(path):
+    """os.path.realpath(path), the same answer; inside resolving_once() a normalised absolute
+    path is resolved from its nearest already resolved ancestor, one lstat per new component
+    (`real(dir/name)` is `real(dir)/name` unless that is a symlink, which realpath resolves).
+    Paths with `..`, `.` or `//` are left to realpath as they are (`lnk/..` is the parent of
+    lnk's target, never lexically `.`)."""
+    path = os.fspath(path)
+    memo = getattr(_RESOLVED, "memo", None)
+    if memo is None or not path.startswith("/") or path.startswith("//") or path == "/" \
+            or os.path.normpath(path) != path:
+        return os.path.realpath(path)
+    real = memo.get(path)
+    if real is not None:
+        return real
+    parts = path.split("/")  # ["", "a", "b", ...]
+    i = len(parts) - 1
+    while i > 1 and "/".join(parts[:i]) not in memo:
+        i -= 1
+    real = memo["/".join(parts[:i])] if i > 1 else "/"
+    for j in range(i, len(parts)):  # iterative: a command can make directories thousands deep
+        joined = os.path.join(real, parts[j])
+        real = os.path.realpath(joined) if os.path.islink(joined) else joined
+        memo["/".join(parts[:j + 1])] = real
+    return real
 
 
 _NESTED_CACHE = {}
@@ -2488,14 +2536,14 @@ def _gitdir_targets(git_file):
     target = first[len("gitdir:"):].strip()
     if not os.path.isabs(target):
         target = os.path.join(os.path.dirname(git_file), target)
-    return [os.path.realpath(target)] if os.path.exists(target) else []
+    return [_realpath(target)] if os.path.exists(target) else []
 
 
 def git_dirs_of(entry):
     """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
     `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
     (`commondir`: where config and hooks live).  Real paths of what exists."""
-    out = [os.path.realpath(entry)]
+    out = [_realpath(entry)]
     gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
     for gitdir in gitdirs:
         out.append(gitdir)
@@ -2504,7 +2552,7 @@ def git_dirs_of(entry):
             continue
         common = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
         if common:
-            common = os.path.realpath(os.path.join(gitdir, common))
+            common = _realpath(os.path.join(gitdir, common))
             if os.path.isdir(common):
                 out.append(common)
     return out
@@ -2514,7 +2562,7 @@ def _enclosing_git_entries(paths):
     """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
     out = []
     for path in paths:
-        d = os.path.realpath(str(path))
+        d = _realpath(str(path))
         while True:
             cand = os.path.join(d, ".git")
             if os.path.lexists(cand) and cand not in out:
@@ -2536,8 +2584,8 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     symlink among them is pinned too (pins_for)."""
     out = []
     notes = []
-    cwd_real = os.path.realpath(str(cwd))
-    temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    cwd_real = _realpath(str(cwd))
+    temp_roots = {_realpath("/tmp"), _realpath(os.environ.get("TMPDIR") or "/tmp")}
     gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
     for var in ("GIT_DIR", "GIT_COMMON_DIR"):
         if os.path.isabs(os.environ.get(var, "")):
@@ -2568,25 +2616,25 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
         if os.path.lexists(cand):
             out.extend(git_dirs_of(cand))
     if home is not None:
-        out.append(os.path.realpath(str(home)))
+        out.append(_realpath(str(home)))
     result, seen = [], set()
     keep = [str(r) for r in roots] + [cwd_real]
     for p in out:
-        p = os.path.realpath(p)
+        p = _realpath(p)
         if p in seen or not os.path.exists(p):
             continue
         seen.add(p)
         if not any(_is_within(p, str(r)) for r in roots):
             continue  # outside every writable root: Landlock keeps it read-only already
         if any(_is_within(k, p) for k in keep):
-            if home is not None and p == os.path.realpath(str(home)):
+            if home is not None and p == _realpath(str(home)):
                 notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
                              "read-only for commands; move the workspace out of it" % p)
             continue
         result.append(p)
     if entries is not None:
         entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
-            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
+            _is_within(r, _realpath(e)) or r == _realpath(e) for r in result))
     for note in notes:
         _notice(note)
     return result
@@ -6288,7 +6336,8 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+#                       [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... [--ro-mounts]
+#                       [--max-procs N] [--network]
 #                       [--status-fd N] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
@@ -6299,6 +6348,11 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     with the network on, unix sockets such as docker.sock)
 #   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network on:
 #                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
+#   --private-dir DIR in that namespace DIR shows only what it held when the command started: a
+#                     read-only tmpfs with each entry bound back (the --hide files in it empty,
+#                     then /dev/null).  A file bind is detached when a file is renamed over its
+#                     name from outside (`codex login` replacing auth.json); a name in DIR is not
+#                     ($CODEX_HOME).  Landlock alone: DIR's existing entries get rules, new ones none
 #   --pin PATH        in that namespace PATH (directory, file or symlink, not followed) is mounted
 #                     onto itself, so it cannot be renamed, removed or replaced: every component
 #                     between a writable root and a protected path (trusted_paths), so that no
@@ -6329,7 +6383,29 @@ HELPER_EXIT_CODES = {
 HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
-HIDDEN_HOME_FILES = ("auth.json",)  #: $CODEX_HOME files a command sees as empty (they hold credentials)
+#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
+#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
+#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
+#: names, or created later, stays out of sight too (hidden_home_files)
+HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
+
+
+def hidden_home_files(home):
+    """The existing files of HIDDEN_HOME_FILES in `home`, as real paths (the one list of them)."""
+    import fnmatch
+
+    try:
+        names = os.listdir(str(home))
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        path = os.path.join(str(home), name)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in HIDDEN_HOME_FILES) and os.path.isfile(path):
+            out.append(_realpath(path))
+    return out
+
+
 #: With the network on, connect() is allowed for every family; these unix sockets (or the
 #: directories holding them) would run commands outside the sandbox -- container engines,
 #: D-Bus (systemd-run), systemd's private sockets, terminal multiplexers, X11 keystroke
@@ -6712,7 +6788,7 @@ def _codex_self_argv(mode, home=None):
 
 def _real_executable():
     """The interpreter running codex, symlinks resolved (a venv's bin/python3 is one)."""
-    return os.path.realpath(sys.executable) if sys.executable else "python3"
+    return _realpath(sys.executable) if sys.executable else "python3"
 
 
 _PYSECCOMP_PATHS = {}
@@ -6766,7 +6842,7 @@ def _interpreter_paths():
     # so only when `site` ran, and dist/codex starts with -S)
     venv = [d for d in (named, os.path.dirname(named or "")) if d and os.path.isfile(os.path.join(d, "pyvenv.cfg"))]
     for p in venv[:1] + [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]:
-        real = os.path.realpath(p)
+        real = _realpath(p)
         if p and os.path.isdir(real) and real != "/" and real not in out:
             out.append(real)
     return out
@@ -6987,7 +7063,7 @@ def _launch_paths():
     paths = zipapp_paths()
     if not paths:
         return []
-    return [os.path.realpath(str(paths["archive"])), os.path.realpath(str(paths["root"]))]
+    return [_realpath(str(paths["archive"])), _realpath(str(paths["root"]))]
 
 
 def _trusted_names(home):
@@ -7015,21 +7091,24 @@ def pins_for(paths, roots):
     its own content, nor swap a symlink on the way.
     """
     roots = [str(r) for r in roots]
-    out, seen, real = [], set(), {}  # real: each directory resolved once per call (paths share prefixes)
+    out, walk_on = [], {}  # component -> whether the walk goes below it (paths share most of theirs)
     for path in paths:
         parts = Path(os.path.abspath(str(path))).parts
-        for i in range(2, len(parts) + 1):
-            comp = os.path.join(*parts[:i])
-            parent = os.path.dirname(comp)
-            if parent not in real:
-                real[parent] = os.path.realpath(parent)
-            if not any(_is_within(real[parent], r) for r in roots):
-                continue
-            if not os.path.lexists(comp):
+        comp = parts[0]
+        for part in parts[1:]:
+            parent, comp = comp, os.path.join(comp, part)
+            go = walk_on.get(comp)
+            if go is None:
+                if not any(_is_within(_realpath(parent), r) for r in roots):
+                    go = True  # not in a writable root: nothing to pin, look further down
+                elif not os.path.lexists(comp):
+                    go = False
+                else:
+                    out.append(comp)
+                    go = True
+                walk_on[comp] = go
+            if not go:
                 break
-            if comp not in seen:
-                seen.add(comp)
-                out.append(comp)
     return sorted(out, key=lambda p: p.count(os.sep))
 
 
@@ -7175,7 +7254,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     for name in named:  # the workspace and each root are the directories the session started with
         check_root_identity(name)
     roots = policy.writable_roots_for(policy_cwd)
-    _WRITABLE_ROOTS_SEEN.update(os.path.realpath(str(r)) for r in roots)  # git_argv (§17b) skips them
+    _WRITABLE_ROOTS_SEEN.update(_realpath(str(r)) for r in roots)  # git_argv (§17b) skips them
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
         out = prefix + ["--cwd", command_cwd, "--max-procs", str(SANDBOX_MAX_PROCS)]
@@ -7208,7 +7287,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
             for p in pins_for(ro + names + trusted + spots, roots):
                 # inside a read-only path it is protected already (and a pin there, copied by the
                 # recursive read-only bind, would stay writable)
-                parent = os.path.realpath(os.path.dirname(p))
+                parent = _realpath(os.path.dirname(p))
                 if not any(_is_within(parent, r) for r in ro):
                     out += ["--pin", p]
             for p in ro:
@@ -7216,11 +7295,14 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
-        if home is not None:
-            for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
-                secret = os.path.join(str(home), name)
-                if os.path.isfile(secret):
-                    out += ["--hide", os.path.realpath(secret)]
+        if home is not None:  # credentials stay out of reach of `cat`, also once replaced (--private-dir)
+            for secret in hidden_home_files(home):
+                out += ["--hide", secret]
+            real_home = _realpath(str(home))
+            # not when it holds the workspace or a root (it cannot be protected then: protected_paths)
+            if os.path.isdir(real_home) and not any(_is_within(_realpath(str(r)), real_home)
+                                                    for r in list(roots) + [policy_cwd]):
+                out += ["--private-dir", real_home]
         if policy.has_network():
             if userns:
                 # kept visible: the roots and the user's workspace, never the model's workdir
@@ -7245,7 +7327,7 @@ def check_root_identity(name):
     symlink (or a fresh directory) at its name would otherwise move the next command's
     writable root and cwd anywhere (~, /).  Raises SandboxError (one line) when it moved."""
     name = os.path.abspath(str(name))
-    real = os.path.realpath(name)
+    real = _realpath(name)
     try:
         st = os.stat(real)
         ident = (real, st.st_dev, st.st_ino)
@@ -7271,9 +7353,9 @@ def _network_hidden_paths(keep=(), environ=None):
             entry = environ.get("XDG_RUNTIME_DIR", "")
             if not os.path.isabs(entry):
                 continue
-        path = os.path.realpath(os.path.expanduser(entry.replace("{uid}", str(os.getuid()))))
+        path = _realpath(os.path.expanduser(entry.replace("{uid}", str(os.getuid()))))
         if os.path.exists(path) and path not in out and path != "/" and not any(
-                _is_within(os.path.realpath(str(k)), path) for k in keep):
+                _is_within(_realpath(str(k)), path) for k in keep):
             out.append(path)
     return out
 
@@ -7300,7 +7382,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "private_dir": [], "pin": [],
+            "network": False,
             "probe": False, "command": [], "ro_mounts": False, "max_procs": 0, "status_fd": -1}
     i = 0
     while i < len(args):
@@ -7324,7 +7407,7 @@ def _parse_helper_args(args):
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
                 raise ValueError("--max-procs needs a positive number")
             opts["max_procs"] = int(args[i])
-        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--pin"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--private-dir", "--pin"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
@@ -7366,10 +7449,12 @@ def _landlock_abi(libc):
 def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=None):
     """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full.
 
-    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins):
-    then Landlock alone leaves them out, as the C helper's add_rules_around: reads everywhere
-    but the hidden files, writes in the roots but beneath the read-only and hidden paths, and
-    no entry on the way to any of them (or to a pin) may be created, renamed or removed."""
+    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins,
+    private_dirs): then Landlock alone leaves them out, as the C helper's add_rules_around:
+    reads everywhere but the hidden files and what a private dir gains later (its existing
+    entries get their rules one by one), writes in the roots but beneath the read-only and
+    hidden paths, and no entry on the way to any of them (or to a pin) may be created, renamed
+    or removed."""
     import ctypes
 
     class RulesetAttr(ctypes.Structure):
@@ -7421,8 +7506,8 @@ def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=No
     # network off: no socket gets a new name in a root (a hard link out of a dir hidden with it on)
     root_fs = fs if network else fs & ~LANDLOCK_FS["make_sock"]
     if landlock_only is not None:
-        read_only, hidden, pins = landlock_only
-        for path in _rules_around("/", hidden, hidden):
+        read_only, hidden, pins, private_dirs = landlock_only
+        for path in _rules_around("/", hidden, list(hidden) + [os.path.join(d, ".") for d in private_dirs]):
             allow(path, _LANDLOCK_READ, False, path != "/")
         for root in writable:
             for path in _rules_around(root, list(read_only) + list(hidden), list(read_only) + list(hidden) + list(pins)):
@@ -7657,10 +7742,11 @@ def _drop_capabilities(libc):
         _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=(), private_dirs=()):
     """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
-    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; hide `hidden` files;
-    give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
+    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; make
+    `private_dirs` private (_private_dir); hide `hidden` files; give the command a private
+    /dev/shm.  Returns whether that /dev/shm is there."""
     import ctypes
 
     # keep our mounts from propagating back (best effort: some overlay setups refuse)
@@ -7680,6 +7766,8 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         _pin(libc, path)
     for path in paths:
         _bind_read_only(libc, path, path)
+    for path in private_dirs:
+        _private_dir(libc, path, hidden)
     for path in hidden:
         _bind_read_only(libc, "/dev/null", path)
     for path in hidden_dirs:
@@ -7694,6 +7782,71 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         shm_is_dir = False
     return shm_is_dir and libc.mount(b"codex-shm", b"/dev/shm", b"tmpfs", ctypes.c_ulong(2 | 4),  # NOSUID|NODEV
                                      _SHM_TMPFS_OPTIONS) == 0
+
+
+def _private_dir(libc, path, hidden=()):
+    """--private-dir (see the top of §12b): a read-only tmpfs over directory `path` holding what
+    it holds now -- each entry bound back (a clone with its submounts), symlinks copied, the
+    `hidden` files as empty files (then covered by /dev/null) -- so that a file renamed over a
+    name there from outside (`codex login` replacing auth.json) or a temp file beside it stays
+    out of sight.  Left as it is without open_tree (before Linux 5.2)."""
+    import ctypes
+    import stat as stat_mod
+
+    try:
+        st = os.lstat(path)
+        names = os.listdir(path) if stat_mod.S_ISDIR(st.st_mode) else []
+    except OSError:
+        return
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return
+    entries = []  # (name, is_dir, clone fd or None, symlink target or None)
+    try:
+        for name in names:
+            child = os.path.join(path, name)
+            try:
+                mode = os.lstat(child).st_mode
+                if stat_mod.S_ISLNK(mode):
+                    entries.append((name, False, None, os.readlink(child)))
+                    continue
+            except OSError:
+                continue
+            fd = None
+            if child not in hidden:
+                flags = 1 | os.O_CLOEXEC | 0x8000 | 0x100  # OPEN_TREE_CLONE | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW
+                fd = libc.syscall(ctypes.c_long(428), ctypes.c_int(-100), os.fsencode(child), ctypes.c_uint(flags))
+                if fd < 0:
+                    err = ctypes.get_errno()
+                    if err == errno.ENOENT:
+                        continue  # gone meanwhile
+                    if err == errno.ENOSYS:
+                        return
+                    _helper_fail(125, "cloning %s (open_tree) failed: %s" % (child, os.strerror(err)))
+            entries.append((name, stat_mod.S_ISDIR(mode), fd, None))
+        options = ("size=64k,mode=%o" % stat_mod.S_IMODE(st.st_mode)).encode()
+        if libc.mount(b"codex-private", os.fsencode(path), b"tmpfs", ctypes.c_ulong(2 | 4), options) != 0:
+            _helper_fail(125, "covering %s (--private-dir) failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        for name, is_dir, fd, link in entries:
+            child = os.path.join(path, name)
+            try:
+                if link is not None:
+                    os.symlink(link, child)
+                    continue
+                if is_dir:
+                    os.mkdir(child, 0o700)
+                else:
+                    os.close(os.open(child, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            except OSError as exc:
+                _helper_fail(125, "making a mount point %s failed: %s" % (child, exc.strerror))
+            if fd is not None and libc.syscall(ctypes.c_long(429), ctypes.c_int(fd), b"", ctypes.c_int(-100),
+                                               os.fsencode(child), ctypes.c_uint(4)) != 0:
+                _helper_fail(125, "binding back %s failed: %s" % (child, os.strerror(ctypes.get_errno())))
+    finally:
+        for entry in entries:
+            if entry[2] is not None:
+                os.close(entry[2])
+    if libc.mount(None, os.fsencode(path), None, ctypes.c_ulong(_MS_REMOUNT | _MS_BIND | _MS_RDONLY | 2 | 4), None) != 0:
+        _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
 
 
 #: terminals and keyboards a command could read the user's keystrokes from (ptys cannot be
@@ -7871,8 +8024,8 @@ def _sandbox_helper_main(args):
                 pass  # not open: nothing to report on
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
-                     "[--status-fd N] -- CMD [ARG]...)"
+                     "[--hide FILE]... [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... [--ro-mounts] "
+                     "[--max-procs N] [--network] [--status-fd N] -- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -7906,13 +8059,13 @@ def _sandbox_helper_main(args):
         if pid_ns:
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                         opts["hide_dir"], opts["pin"])
+                                         opts["hide_dir"], opts["pin"], opts["private_dir"])
     elif opts["ro_mounts"] or opts["hide_dir"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
     _apply_seccomp(opts["network"], pid_ns, ipc_ns)
     # without a namespace Landlock alone keeps the read-only, hidden and pinned paths (as the C helper)
-    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"])
+    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"], opts["private_dir"])
     _apply_landlock(libc, opts["writable"], opts["network"], private_shm, only)
     if opts["cwd"]:
         try:
@@ -7984,6 +8137,15 @@ DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
 #: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
 #: (the password may hold a `/`: postgres://app:pa/ss@db; `host:8080/@scope` is a port, not one)
 _URL_CREDENTIALS_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:(?!\d+(?:/|$))[^@\s]+@")
+#: other values that carry a credential under a plain name: connection strings (Azure
+#: `AccountKey=`, .NET `Password=`/`Pwd=`), password/token/signature parameters of URLs and JDBC
+#: strings, HTTP auth headers (git's GIT_CONFIG_VALUE_n / GIT_CONFIG_PARAMETERS with
+#: `http.extraheader`), webhook URLs whose path is the secret (Slack, Discord)
+_SECRET_VALUE_RE = re.compile(
+    r"(?:^|[;\s])(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)\s*="
+    r"|[?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|sig)="
+    r"|\b(?:proxy-)?authorization\s*:|\bbearer\s+\S{8}"
+    r"|hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/", re.I)
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -8033,16 +8195,26 @@ class ExecOutcome(object):
 
 def is_secret_env_var(name, value=""):
     """Whether the default excludes drop this variable: a DEFAULT_ENV_EXCLUDES glob, a
-    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a URL with a password."""
+    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a value that carries a
+    credential (a URL with a password, _SECRET_VALUE_RE)."""
     if name in DEFAULT_ENV_KEPT:
         return False
-    return _secret_env_name(name) or bool(_URL_CREDENTIALS_RE.match(value or ""))
+    return _secret_env_name(name) or (bool(value) and _secret_env_value(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_env_value(value):
+    """The value part of is_secret_env_var, remembered as the name part is (the same values
+    come back at every call: one dict lookup each then)."""
+    return bool(_URL_CREDENTIALS_RE.match(value) or _SECRET_VALUE_RE.search(value))
 
 
 @functools.lru_cache(maxsize=4096)
 def _secret_env_name(name):
     """The name part of is_secret_env_var, remembered: the patterns are constants, and every
     command's environment is built from the same few dozen names (3 builds per shell call)."""
+    if name.startswith("GIT_CONFIG_KEY_") and name[15:].isdigit():
+        return False  # a config key's name (core.editor); its GIT_CONFIG_VALUE_n is judged by value
     if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
         return True
     words = name.upper().split("_")
@@ -8074,7 +8246,11 @@ def build_command_env(cfg, environ=None):
                 secret_vars.add(provider.env_key)
             for var in (getattr(provider, "env_http_headers", None) or {}).values():
                 secret_vars.add(str(var))
-        env = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
+        kept = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
+        if "GIT_CONFIG_COUNT" in env and any(k.startswith("GIT_CONFIG_") and k not in kept for k in env):
+            # git refuses a GIT_CONFIG_COUNT whose KEY_n/VALUE_n pair lacks a part: the whole set goes
+            kept = {k: v for k, v in kept.items() if not re.match(r"GIT_CONFIG_(COUNT|KEY_\d+|VALUE_\d+)$", k)}
+        env = kept
     excludes = [str(p) for p in pol.get("exclude") or []]
     env = {k: v for k, v in env.items() if not any(glob_match(p, k) for p in excludes)}
     for k, v in (pol.get("set") or {}).items():
@@ -8242,10 +8418,11 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     full_argv = argv
     absent = []
     if sandboxed and not policy.is_unrestricted():
-        full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
+        with resolving_once():  # one resolution of each directory while the sandbox is built
+            full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
+            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
         env.update(extra_env)
         env = helper_env(env, sandbox_type)
-        absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
     stdin = subprocess.DEVNULL
     if stdin_data is not None:
         import tempfile
@@ -8384,9 +8561,9 @@ def absent_trusted_names(roots, cwd):
     trusts by name (trusted_codex_dirs, §04) inside a root.  No mount can cover a name that does
     not exist, so a command may create one (`git init` with a planted core.fsmonitor or filter,
     .codex/hooks.json): codex moves it aside when the command ends (quarantine_new_names)."""
-    roots = [os.path.realpath(str(r)) for r in roots]
+    roots = [_realpath(str(r)) for r in roots]
     dirs = [r for r in roots if r != "/"]
-    d = os.path.realpath(str(cwd))
+    d = _realpath(str(cwd))
     while d != "/" and any(_is_within(d, r) for r in roots):
         if d not in dirs:
             dirs.append(d)
