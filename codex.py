@@ -5364,6 +5364,101 @@ class PatchHunk(object):
         self.line_no = line_no
 
 
+# Diffs of model-controlled text run in codex's own process, outside every command timeout, and
+# difflib's SequenceMatcher is super-linear on crafted lines (a few hundred distinct lines, each
+# under autojunk's 1%: a 70k-line file cost 52-140 s).  Bound it: one find_longest_match costs at
+# most the number of (line of a, same line in b) pairs, checked before it runs; the calls are
+# checked against a deadline.  Beyond either, the change is one coarse hunk (common first and last
+# lines kept as context): still a valid unified diff, found in linear time.
+DIFF_WORK_CAP = 1000000     # (line of a, equal line of b) pairs one SequenceMatcher pass may visit
+DIFF_SECONDS = 2.0          # per diff operation (a turn diff shares it between its files)
+
+
+class _DiffBudget(Exception):
+    pass
+
+
+def _diff_deadline(seconds=None):
+    return time.monotonic() + (DIFF_SECONDS if seconds is None else seconds)
+
+
+def _bounded_opcodes(a, b, deadline):
+    """difflib's opcodes for a -> b when they are cheap to find (identical to difflib's), else
+    the coarse opcodes: common leading and trailing lines equal, everything between replaced."""
+    import difflib
+
+    class Matcher(difflib.SequenceMatcher):
+        def find_longest_match(self, *args, **kwargs):
+            if time.monotonic() > deadline:
+                raise _DiffBudget()
+            return difflib.SequenceMatcher.find_longest_match(self, *args, **kwargs)
+
+    matcher = Matcher(None, a, b, autojunk=True)
+    b2j = matcher.b2j
+    work = 0
+    for line in a:
+        work += len(b2j.get(line, ()))
+        if work > DIFF_WORK_CAP:
+            break
+    if work <= DIFF_WORK_CAP and time.monotonic() <= deadline:
+        try:
+            return matcher.get_opcodes()
+        except _DiffBudget:
+            pass
+    na, nb = len(a), len(b)
+    lead = 0
+    while lead < na and lead < nb and a[lead] == b[lead]:
+        lead += 1
+    tail = 0
+    while tail < na - lead and tail < nb - lead and a[na - 1 - tail] == b[nb - 1 - tail]:
+        tail += 1
+    ops = [("equal", 0, lead, 0, lead)] if lead else []
+    i2, j2 = na - tail, nb - tail
+    if lead < i2 or lead < j2:
+        tag = "replace" if lead < i2 and lead < j2 else ("delete" if lead < i2 else "insert")
+        ops.append((tag, lead, i2, lead, j2))
+    if tail:
+        ops.append(("equal", i2, na, j2, nb))
+    return ops or [("equal", 0, 0, 0, 0)]
+
+
+def _unified_range(start, stop):
+    """A hunk header's range, as difflib writes it ("3", "3,4", "2,0")."""
+    length = stop - start
+    if length == 1:
+        return "%d" % (start + 1)
+    return "%d,%d" % (start + 1 if length else start, length)
+
+
+def bounded_unified_diff(a, b, fromfile="", tofile="", n=3, lineterm="\n", deadline=None):
+    """difflib.unified_diff(a, b, fromfile, tofile, n=n, lineterm=lineterm), the same lines
+    whenever difflib is cheap on them, a coarse hunk when not (DIFF_WORK_CAP, the deadline)."""
+    import difflib
+
+    deadline = _diff_deadline() if deadline is None else deadline
+    grouper = difflib.SequenceMatcher(None, "", "")
+    grouper.get_opcodes = lambda: _bounded_opcodes(a, b, deadline)
+    started = False
+    for group in grouper.get_grouped_opcodes(n):
+        if not started:
+            started = True
+            yield "--- %s%s" % (fromfile, lineterm)
+            yield "+++ %s%s" % (tofile, lineterm)
+        first, last = group[0], group[-1]
+        yield "@@ -%s +%s @@%s" % (_unified_range(first[1], last[2]), _unified_range(first[3], last[4]), lineterm)
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                for line in a[i1:i2]:
+                    yield " " + line
+                continue
+            if tag in ("replace", "delete"):
+                for line in a[i1:i2]:
+                    yield "-" + line
+            if tag in ("replace", "insert"):
+                for line in b[j1:j2]:
+                    yield "+" + line
+
+
 class FileChange(object):
     """The planned effect of a patch on one file (absolute paths)."""
 
@@ -5377,11 +5472,9 @@ class FileChange(object):
 
     def unified_diff(self, context=1):
         """The unified diff of this change (update/add/delete)."""
-        import difflib
-
         old = (self.old or "").splitlines(True)
         new = (self.new or "").splitlines(True)
-        lines = difflib.unified_diff(old, new, n=context, lineterm="\n")
+        lines = bounded_unified_diff(old, new, n=context)
         out = []
         for line in lines:
             if line.startswith(("---", "+++")):
@@ -13536,9 +13629,8 @@ class ToolRunner(object):
 
     def _turn_diff(self, task):
         """The cumulative unified diff of the files this task's patches touched."""
-        import difflib
-
         out = []
+        deadline = _diff_deadline()  # one budget for the whole turn diff, however many files
         for path in sorted(task.diff_base, key=str):
             before = task.diff_base[path]
             # read as the patch found it: a later command may have made it a FIFO or a link to
@@ -13554,7 +13646,8 @@ class ToolRunner(object):
             a = "a/" + rel if before is not None else "/dev/null"
             b = "b/" + rel if after is not None else "/dev/null"
             out.append("diff --git a/%s b/%s\n" % (rel, rel))
-            out.extend(difflib.unified_diff((before or "").splitlines(True), (after or "").splitlines(True), a, b))
+            out.extend(bounded_unified_diff((before or "").splitlines(True), (after or "").splitlines(True), a, b,
+                                            deadline=deadline))
         return "".join(line if line.endswith("\n") else line + "\n" for line in out)
 
     def _run_mcp(self, task, call_id, name, arguments):
