@@ -8590,15 +8590,16 @@ def _planted_program(argv, cfg, env=None):
 
     env = build_command_env(cfg) if env is None else env
     path = command_path(env, cfg.codex_home)  # the PATH the command will see
-    roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
-    # "." or an empty entry resolves against the command's workdir, which the model chooses
-    relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
-    for word in _command_words(argv):
-        if relative and "/" not in word:
-            return word
-        found = word if "/" in word else shutil.which(word, path=path)
-        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
-            return word
+    with resolving_once():  # the roots, the workspace and the programs share their directories
+        roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [_realpath(str(cfg.cwd))]
+        # "." or an empty entry resolves against the command's workdir, which the model chooses
+        relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
+        for word in _command_words(argv):
+            if relative and "/" not in word:
+                return word
+            found = word if "/" in word else shutil.which(word, path=path)
+            if found and any(_is_within(_realpath(found), r) for r in roots if r != "/"):
+                return word
     return None
 
 
