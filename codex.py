@@ -1599,7 +1599,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         **values
     )
     _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
-    _TRUSTED_CODEX_DIRS.update(trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
+    _TRUSTED_CODEX_DIRS.setdefault(os.path.realpath(str(cfg.codex_home)), set()).update(
+        trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
     return cfg
 
 
@@ -2363,8 +2364,14 @@ def _landlock_only(home=None):
 
 #: real paths of every directory a configuration this process loaded can make writable for commands
 _GRANTABLE_ROOTS = set()
-#: real paths of every directory whose `.codex` a configuration this process loaded trusts by name
-_TRUSTED_CODEX_DIRS = set()
+#: $CODEX_HOME (real path) -> real paths of every directory whose `.codex` a configuration this
+#: process loaded with that home trusts by name (trusted_codex_dirs)
+_TRUSTED_CODEX_DIRS = {}
+
+
+def _trusted_codex_dirs_of(home):
+    """The directories whose `.codex` the configurations loaded with `home` trust, sorted."""
+    return sorted(_TRUSTED_CODEX_DIRS.get(os.path.realpath(str(home)), ())) if home is not None else []
 
 
 def grantable_writable_roots(cfg):
@@ -2590,7 +2597,7 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     for var in ("GIT_DIR", "GIT_COMMON_DIR"):
         if os.path.isabs(os.environ.get(var, "")):
             gits.append(os.environ[var])
-    dot_codex = [os.path.join(d, ".codex") for d in sorted(_TRUSTED_CODEX_DIRS)  # honoured below a root too
+    dot_codex = [os.path.join(d, ".codex") for d in _trusted_codex_dirs_of(home)  # honoured below a root too
                  if any(_is_within(d, os.path.realpath(str(r))) for r in roots)]
     out.extend(dot_codex)
     for root in roots:
@@ -6392,8 +6399,6 @@ HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
 
 def hidden_home_files(home):
     """The existing files of HIDDEN_HOME_FILES in `home`, as real paths (the one list of them)."""
-    import fnmatch
-
     try:
         names = os.listdir(str(home))
     except OSError:
@@ -8420,7 +8425,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     if sandboxed and not policy.is_unrestricted():
         with resolving_once():  # one resolution of each directory while the sandbox is built
             full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
-            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
+            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd, cfg.codex_home)
         env.update(extra_env)
         env = helper_env(env, sandbox_type)
     stdin = subprocess.DEVNULL
@@ -8554,11 +8559,12 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     return result
 
 
-def absent_trusted_names(roots, cwd):
+def absent_trusted_names(roots, cwd, home=None):
     """`.git` and `.codex` names that do not exist yet where codex or git would trust them:
     at the top of each writable root, in the workspace and each directory above it that lies
-    in a writable root, and (`.codex` only) in every directory whose `.codex` the configuration
-    trusts by name (trusted_codex_dirs, §04) inside a root.  No mount can cover a name that does
+    in a writable root, (`.codex` only) in every directory whose `.codex` the configuration
+    loaded with `home` trusts by name (trusted_codex_dirs, §04) inside a root, and (`.git` only) at every gitlink
+    of the workspace's repository (gitlink_dirs).  No mount can cover a name that does
     not exist, so a command may create one (`git init` with a planted core.fsmonitor or filter,
     .codex/hooks.json): codex moves it aside when the command ends (quarantine_new_names)."""
     roots = [_realpath(str(r)) for r in roots]
@@ -8569,9 +8575,83 @@ def absent_trusted_names(roots, cwd):
             dirs.append(d)
         d = os.path.dirname(d)
     names = [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)]
-    names += [os.path.join(t, ".codex") for t in sorted(_TRUSTED_CODEX_DIRS)
+    names += [os.path.join(t, ".codex") for t in _trusted_codex_dirs_of(home)
               if t not in dirs and any(_is_within(t, r) for r in roots)]
+    repos = _enclosing_git_entries([cwd])[:1]  # the workspace's repository: no repository appears
+    if repos:                                   # in an uninitialised submodule's directory either
+        names += [os.path.join(g, ".git") for g in gitlink_dirs(os.path.dirname(repos[0]))
+                  if any(_is_within(g, r) for r in roots)]
     return [n for n in names if not os.path.lexists(n)]
+
+
+#: index file -> ((st_ino, st_mtime_ns, st_size), gitlink paths): an index changes only when git
+#: writes it (commands cannot: it lies in the protected git dir), so one parse serves many commands
+_GITLINK_CACHE = {}
+_GITLINK_INDEX_MAX = 64 * 1024 * 1024  #: bytes of an index read for its gitlinks (bigger: none known)
+
+
+def gitlink_dirs(worktree):
+    """Real paths of the gitlinks (submodules) in the index of the repository whose work tree is
+    `worktree`: where git run there (`git status`, by the user or anyone) enters a repository
+    if one appears -- an uninitialised submodule's empty directory, in which a sandboxed command
+    could `git init` one with a filter or fsmonitor in its config (third attack pass 06)."""
+    import stat as stat_mod
+
+    entry = os.path.join(worktree, ".git")
+    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [entry]
+    if not gitdirs:
+        return []
+    index = os.path.join(gitdirs[0], "index")
+    try:
+        st = os.stat(index)
+    except OSError:
+        return []
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _GITLINK_CACHE.get(index)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    names = []
+    if stat_mod.S_ISREG(st.st_mode) and st.st_size <= _GITLINK_INDEX_MAX:
+        data = read_regular_file(index, _GITLINK_INDEX_MAX)
+        names = [os.path.join(worktree, os.fsdecode(n)) for n in _index_gitlinks(data or b"")]
+    _GITLINK_CACHE[index] = (key, names)
+    return names
+
+
+def _index_gitlinks(data):
+    """Paths of the gitlink entries (mode 160000) of a git index (versions 2-4), as bytes."""
+    if len(data) < 12 or data[:4] != b"DIRC" or b"\x00\x00\xe0\x00" not in data:
+        return []
+    version, count = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+    if version not in (2, 3, 4):
+        return []
+    out, pos, prev = [], 12, b""
+    try:
+        for _ in range(count):
+            mode = int.from_bytes(data[pos + 24:pos + 28], "big")
+            flags = int.from_bytes(data[pos + 60:pos + 62], "big")
+            p = pos + 62 + (2 if version >= 3 and flags & 0x4000 else 0)
+            if version == 4:  # the name: a varint of bytes to drop from the previous one, then the rest
+                b = data[p]
+                p += 1
+                strip = b & 0x7F
+                while b & 0x80:
+                    b = data[p]
+                    p += 1
+                    strip = ((strip + 1) << 7) | (b & 0x7F)
+                end = data.index(b"\0", p)
+                name = prev[:len(prev) - strip] + data[p:end]
+                pos = end + 1
+            else:
+                end = data.index(b"\0", p)
+                name = data[p:end]
+                pos += (p - pos + len(name) + 8) & ~7
+            prev = name
+            if mode == 0o160000:
+                out.append(name)
+    except (IndexError, ValueError):
+        pass  # truncated: what was read
+    return out
 
 
 def quarantine_new_names(names, failed=None):
