@@ -11627,6 +11627,10 @@ FAILED_TOOL_NUDGE = ("Your last tool call failed, so the task is not done. Reply
 #: ... and for one that says it changed something when every call of the task only read files
 UNMADE_CHANGE_NUDGE = ("No file has changed yet: your tool calls so far only read files. If the task needs a change, "
                        "make it now with a tool call, then check it.")
+#: ... and for an empty answer after a tool call that worked (Qwen2.5-Coder-1.5B answered so right
+#: after a failing test run and after a no-op edit; `codex exec` then ended with no message at all)
+EMPTY_ANSWER_NUDGE = ("Your answer was empty. If the task is not done, reply with your next tool call now; if it is, "
+                      "say in one or two sentences what you changed and how you checked it.")
 _CLAIMED_CHANGE_RE = re.compile(r"(?i)\b(changed|updated|fixed|modified|created|renamed|replaced|added|edited|wrote|"
                                 r"written|corrected|removed|deleted)\b")
 FOLLOW_UP_NUDGES = 2  #: default follow_up_nudges with the compact prompt (0 without it)
@@ -12460,11 +12464,16 @@ class Session(object):
                 if task.next_step else FAILED_COMMAND_NUDGE % task.failed_exit
         else:
             with self._lock:
+                last = self.history[-1] if self.history else {}
                 answer = next((message_text(it) for it in reversed(self.history)
                                if it.get("type") == "message" and it.get("role") == "assistant"), "")
-            if task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
+            if last.get("type") in ("function_call_output", "custom_tool_call_output"):
+                # nothing after the last tool result: the model's answer was empty
+                why, text = "gave an empty answer", EMPTY_ANSWER_NUDGE
+            elif task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
                 return False
-            why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
+            else:
+                why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
         task.nudges += 1
         self._task_emit(task, "background_event", message="the model %s; asking it to go on (follow_up_nudges = %d)"
                         % (why, limit))
@@ -13105,7 +13114,7 @@ class ToolRunner(object):
 
     def _edit_file(self, task, call_id, params):
         out = self._edit_file_text(task, call_id, params)
-        if out.startswith("error:"):
+        if out.startswith(("error:", "no change:")):  # new_text == old_text: a no-op edit did not fix anything
             task.failed_exit = "tool"
         return out
 

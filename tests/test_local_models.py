@@ -491,6 +491,25 @@ def test_a_turn_that_ends_on_a_failed_file_tool_gets_a_follow_up(server, codex_h
     assert "tool call failed" in third[-1]["content"] and "error message says" in third[-1]["content"]
 
 
+def test_an_empty_answer_and_a_no_op_edit_get_a_follow_up(server, codex_home, tmp_path):
+    """Qwen2.5-Coder-1.5B made an edit that changed nothing and then answered with nothing:
+    `codex exec` ended with no message and no change to show."""
+    (tmp_path / "stats.py").write_text("x = 1\n")
+    server.enqueue(Turn().function_call(SHELL_CMD, {"command": "true"}, call_id="a"), Turn().text(""),
+                   Turn().function_call("edit_file", {"path": "stats.py", "old_text": "x", "new_text": "x"}, call_id="b"),
+                   Turn().text(""), Turn().text("Done."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True, follow_up_nudges=2)
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert events[-1]["last_agent_message"] == "Done." and len(server.model_requests()) == 5
+    requests = server.model_requests()
+    assert requests[2].body["messages"][-1]["content"] == codex.EMPTY_ANSWER_NUDGE
+    assert "tool call failed" in requests[4].body["messages"][-1]["content"]  # "no change" is no fix
+    assert [e["message"] for e in events if e["type"] == "background_event" and "follow_up" in e["message"]][0] \
+        .startswith("the model gave an empty answer")
+
+
 def test_the_follow_ups_are_bounded(server, codex_home, tmp_path):
     turns = []
     for i in range(4):
@@ -783,3 +802,4 @@ def test_repl_asks_whether_to_go_on_at_a_limit(tmp_path, codex_home, server, key
     r.expect_prompt()
     r.quit()
     assert len(server.model_requests()) == (4 if goes_on else 2)
+
