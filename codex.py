@@ -396,8 +396,8 @@ def terminal_safe(value):
                            ("\\u%04x" % ord(ch) if ord(ch) >= 0x100 else ch) for ch in text)
 
         return _TERMINAL_UNSAFE_RE.sub(fix, value)
-    if isinstance(value, dict):
-        return {k: terminal_safe(v) for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: a patch's `changes` are keyed by the model's file names
+        return {terminal_safe(k): terminal_safe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [terminal_safe(v) for v in value]
     return value
@@ -471,15 +471,36 @@ def read_regular_file(path, limit=4096):
     For files a sandboxed command may have planted that codex reads unsandboxed (git's
     `commondir`, `gitdir:` pointers, HEAD, packed-refs): a FIFO there would block codex for
     ever, /dev/zero would eat its memory.  Opened non-blocking, checked with fstat, capped."""
+    try:
+        return read_regular(path, limit)
+    except OSError:
+        return None
+
+
+def read_regular(path, limit, allow=None):
+    """The first `limit` bytes of the regular file `path`; OSError (a sentence as strerror)
+    otherwise.  Never blocks (O_NONBLOCK, O_NOCTTY: a FIFO, /dev/tty or /dev/zero is refused by
+    fstat before any read).  `allow(real)` judges the real path of the file opened (read back
+    from /proc/self/fd, whatever was renamed or swapped since a check): a reason string refuses
+    it with EACCES, None accepts it.  What codex reads of a model-chosen path goes through here.
+    Kept last in §02: codex's apply_patch mode loads the code from here to §04."""
     import stat
 
     try:
         fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
-    except (OSError, ValueError):
-        return None
+    except ValueError:  # a NUL in the name
+        raise OSError(errno.EINVAL, "not a valid file name")
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+            raise OSError(errno.EINVAL, "not a regular file")
+        if allow is not None:
+            try:
+                real = os.readlink("/proc/self/fd/%d" % fd)
+            except OSError:
+                real = os.path.realpath(str(path))
+            reason = allow(real)
+            if reason:
+                raise OSError(errno.EACCES, reason)
         chunks, left = [], limit
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 16))
@@ -488,8 +509,6 @@ def read_regular_file(path, limit=4096):
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
-    except OSError:
-        return None
     finally:
         os.close(fd)
 
@@ -1106,11 +1125,14 @@ def _normalize_approval(value, where, key="approval_policy"):
     return value
 
 
+CONFIG_FILE_MAX_BYTES = 16 << 20  #: config.toml and hooks.json are read up to this size (read_regular)
+
+
 def read_config_file(home, name="config.toml"):
     """Read and parse DIR/config.toml (or DIR/NAME); a missing file is an empty table."""
     path = Path(home) / name
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # a project's .codex/config.toml may be a FIFO or /dev/zero a command planted
+        text = read_regular(path, CONFIG_FILE_MAX_BYTES).decode("utf-8")
     except FileNotFoundError:
         return {}, path
     except UnicodeDecodeError as exc:
@@ -1466,8 +1488,7 @@ def load_hooks(table, place, home, environ, trusted_project=None):
 def load_hooks_file(path):
     """Hooks from a hooks.json file ([] when it does not exist); ConfigError names the file."""
     try:
-        with open(str(path), "rb") as f:
-            raw = f.read()
+        raw = read_regular(path, CONFIG_FILE_MAX_BYTES)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -1578,6 +1599,7 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         **values
     )
     _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
+    _TRUSTED_CODEX_DIRS.update(trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
     return cfg
 
 
@@ -1896,22 +1918,37 @@ def find_project_root(cwd, markers):
 
 
 def project_trust(projects, root):
-    """The trust_level that [projects] gives `root` (or one of its parents), or None."""
+    """The trust_level that [projects] gives `root` itself, or None.  Trust is per directory: a
+    parent's entry does not extend to the projects below it, whose `.codex` a sandboxed command
+    working in that parent could have written (third attack pass 03)."""
     if not isinstance(projects, dict) or root is None:
         return None
-    for directory in [Path(root)] + list(Path(root).parents):
-        entry = projects.get(str(directory))
-        if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
-            return entry["trust_level"]
+    entry = projects.get(str(root))
+    if isinstance(entry, dict) and isinstance(entry.get("trust_level"), str):
+        return entry["trust_level"]
     return None
+
+
+def trusted_codex_dirs(projects):
+    """Real paths of the directories whose `.codex` codex may honour: those [projects] marks
+    trusted by name.  The sandbox keeps `.codex` in each of them that lies inside a writable
+    root read-only, and moves a new one aside (protected_paths, absent_trusted_names, §12b)."""
+    out = set()
+    for name, entry in (projects or {}).items() if isinstance(projects, dict) else ():
+        if isinstance(entry, dict) and entry.get("trust_level") == "trusted" and os.path.isabs(str(name)):
+            out.add(os.path.realpath(str(name)))
+    return out
 
 
 def _project_layer(cwd, trees, trust_flag, warnings):
     """(tree, place, project root, trusted root) of the project's .codex/config.toml files.
 
-    They are read from the project root down to cwd (deeper wins), and apply only when the
-    project is trusted: `projects."<root>".trust_level = "trusted"` in the system or user
-    config (or -c), or --trust.  A project never trusts itself: its `projects` is ignored.
+    The project root's applies when the project is trusted: `projects."<root>".trust_level =
+    "trusted"` naming the root itself in the system or user config (or -c), or --trust.  A
+    `.codex/config.toml` in a directory between the root and cwd applies only when that
+    directory has its own trusted entry (deeper wins): trust is per directory, never inherited
+    from a parent, since a sandboxed command working in the parent may have written it.  A
+    project never trusts itself: its `projects` is ignored.
     """
     markers = [".git"]
     projects = {}
@@ -1923,18 +1960,25 @@ def _project_layer(cwd, trees, trust_flag, warnings):
     root = find_project_root(cwd, markers) if markers else None
     if root is None:
         return {}, "project", None, None
+    trusted = trust_flag or project_trust(projects, root) == "trusted"
     files = []
     for directory in reversed([Path(cwd)] + [p for p in Path(cwd).parents if p == root or root in p.parents]):
         candidate = directory / ".codex" / "config.toml"
-        if candidate.is_file():
-            files.append(candidate)
-    trusted = trust_flag or project_trust(projects, root) == "trusted"
+        if not candidate.is_file():
+            continue
+        if directory == root and not trusted:
+            warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
+                            "projects.\"%s\".trust_level = \"trusted\" in your config.toml; a parent "
+                            "directory's entry does not extend to it)" % (candidate, root, root))
+            return {}, "project", root, None
+        if directory != root and not (trusted and project_trust(projects, directory) == "trusted"):
+            warnings.append("%s is not applied: a .codex below the project root %s needs its own trust (set "
+                            "projects.\"%s\".trust_level = \"trusted\" in your config.toml)"
+                            % (candidate, root, directory))
+            continue
+        files.append(candidate)
     if not files:
         return {}, "project", root, root if trusted else None
-    if not trusted:
-        warnings.append("%s is not applied: the project %s is not trusted (pass --trust, or set "
-                        "projects.\"%s\".trust_level = \"trusted\" in your config.toml)" % (files[-1], root, root))
-        return {}, "project", root, None
     tree = {}
     for f in files:
         tree = _deep_merge(tree, read_config_file(f.parent)[0])
@@ -2271,7 +2315,7 @@ class SandboxPolicy(object):
         """The writable roots, in order: configured roots, cwd, /tmp, $TMPDIR (absolute, deduplicated)."""
         out, seen = [], set()
         for root in self.writable_root_names(cwd, environ):
-            real = Path(os.path.realpath(str(root)))
+            real = Path(_realpath(str(root)))
             if str(real) not in seen:
                 seen.add(str(real))
                 out.append(real)
@@ -2319,6 +2363,8 @@ def _landlock_only(home=None):
 
 #: real paths of every directory a configuration this process loaded can make writable for commands
 _GRANTABLE_ROOTS = set()
+#: real paths of every directory whose `.codex` a configuration this process loaded trusts by name
+_TRUSTED_CODEX_DIRS = set()
 
 
 def grantable_writable_roots(cfg):
@@ -2349,6 +2395,54 @@ def _is_within(path, root):
     """Whether `path` is `root` or below it (both absolute, normalised)."""
     root = root.rstrip("/") or "/"
     return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+_RESOLVED = threading.local()  #: .memo: {normalised absolute path: real path} while one command's sandbox is built
+
+
+class resolving_once(object):
+    """`with resolving_once():` around the building of one command's sandbox (§12b, §13): inside
+    it _realpath remembers what it resolved, so the directories that the workspace, the roots,
+    codex's own files and the protected paths share are resolved once per command instead of
+    dozens of times.  Nothing outlives the block (the next command resolves everything afresh:
+    a command may have renamed or replaced any of them); blocks nest; per thread."""
+
+    def __enter__(self):
+        self.outer = getattr(_RESOLVED, "memo", None) is not None
+        if not self.outer:
+            _RESOLVED.memo = {}
+        return self
+
+    def __exit__(self, *exc):
+        if not self.outer:
+            _RESOLVED.memo = None
+        return False
+
+
+def _realpath(path):
+    """os.path.realpath(path), the same answer; inside resolving_once() a normalised absolute
+    path is resolved from its nearest already resolved ancestor, one lstat per new component
+    (`real(dir/name)` is `real(dir)/name` unless that is a symlink, which realpath resolves).
+    Paths with `..`, `.` or `//` are left to realpath as they are (`lnk/..` is the parent of
+    lnk's target, never lexically `.`)."""
+    path = os.fspath(path)
+    memo = getattr(_RESOLVED, "memo", None)
+    if memo is None or not path.startswith("/") or path.startswith("//") or path == "/" \
+            or os.path.normpath(path) != path:
+        return os.path.realpath(path)
+    real = memo.get(path)
+    if real is not None:
+        return real
+    parts = path.split("/")  # ["", "a", "b", ...]
+    i = len(parts) - 1
+    while i > 1 and "/".join(parts[:i]) not in memo:
+        i -= 1
+    real = memo["/".join(parts[:i])] if i > 1 else "/"
+    for j in range(i, len(parts)):  # iterative: a command can make directories thousands deep
+        joined = os.path.join(real, parts[j])
+        real = os.path.realpath(joined) if os.path.islink(joined) else joined
+        memo["/".join(parts[:j + 1])] = real
+    return real
 
 
 _NESTED_CACHE = {}
@@ -2442,14 +2536,14 @@ def _gitdir_targets(git_file):
     target = first[len("gitdir:"):].strip()
     if not os.path.isabs(target):
         target = os.path.join(os.path.dirname(git_file), target)
-    return [os.path.realpath(target)] if os.path.exists(target) else []
+    return [_realpath(target)] if os.path.exists(target) else []
 
 
 def git_dirs_of(entry):
     """The git directories git uses for a `.git` entry (a directory, a symlink to one, or a
     `gitdir:` file): the entry, its gitdir, and the common dir a worktree's gitdir names
     (`commondir`: where config and hooks live).  Real paths of what exists."""
-    out = [os.path.realpath(entry)]
+    out = [_realpath(entry)]
     gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [out[0]]
     for gitdir in gitdirs:
         out.append(gitdir)
@@ -2458,7 +2552,7 @@ def git_dirs_of(entry):
             continue
         common = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
         if common:
-            common = os.path.realpath(os.path.join(gitdir, common))
+            common = _realpath(os.path.join(gitdir, common))
             if os.path.isdir(common):
                 out.append(common)
     return out
@@ -2468,7 +2562,7 @@ def _enclosing_git_entries(paths):
     """`.git` entries in the directories holding `paths` and above them (git looks upward)."""
     out = []
     for path in paths:
-        d = os.path.realpath(str(path))
+        d = _realpath(str(path))
         while True:
             cand = os.path.join(d, ".git")
             if os.path.lexists(cand) and cand not in out:
@@ -2490,13 +2584,15 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     symlink among them is pinned too (pins_for)."""
     out = []
     notes = []
-    cwd_real = os.path.realpath(str(cwd))
-    temp_roots = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    cwd_real = _realpath(str(cwd))
+    temp_roots = {_realpath("/tmp"), _realpath(os.environ.get("TMPDIR") or "/tmp")}
     gits = _enclosing_git_entries([cwd_real] + [str(r) for r in roots])
     for var in ("GIT_DIR", "GIT_COMMON_DIR"):
         if os.path.isabs(os.environ.get(var, "")):
             gits.append(os.environ[var])
-    dot_codex = []
+    dot_codex = [os.path.join(d, ".codex") for d in sorted(_TRUSTED_CODEX_DIRS)  # honoured below a root too
+                 if any(_is_within(d, os.path.realpath(str(r))) for r in roots)]
+    out.extend(dot_codex)
     for root in roots:
         root = str(root)
         gits.append(os.path.join(root, ".git"))
@@ -2520,25 +2616,25 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
         if os.path.lexists(cand):
             out.extend(git_dirs_of(cand))
     if home is not None:
-        out.append(os.path.realpath(str(home)))
+        out.append(_realpath(str(home)))
     result, seen = [], set()
     keep = [str(r) for r in roots] + [cwd_real]
     for p in out:
-        p = os.path.realpath(p)
+        p = _realpath(p)
         if p in seen or not os.path.exists(p):
             continue
         seen.add(p)
         if not any(_is_within(p, str(r)) for r in roots):
             continue  # outside every writable root: Landlock keeps it read-only already
         if any(_is_within(k, p) for k in keep):
-            if home is not None and p == os.path.realpath(str(home)):
+            if home is not None and p == _realpath(str(home)):
                 notes.append("$CODEX_HOME (%s) holds the workspace or a writable root, so it cannot be made "
                              "read-only for commands; move the workspace out of it" % p)
             continue
         result.append(p)
     if entries is not None:
         entries.extend(e for e in gits + dot_codex if os.path.lexists(e) and any(
-            _is_within(r, os.path.realpath(e)) or r == os.path.realpath(e) for r in result))
+            _is_within(r, _realpath(e)) or r == _realpath(e) for r in result))
     for note in notes:
         _notice(note)
     return result
@@ -5229,6 +5325,7 @@ PATCH_BEGIN = "*** Begin Patch"  #: first line of a patch
 PATCH_END = "*** End Patch"  #: last line of a patch
 _ADD, _DELETE, _UPDATE, _MOVE = "*** Add File: ", "*** Delete File: ", "*** Update File: ", "*** Move to: "
 _EOF_MARK = "*** End of File"
+PATCH_FILE_MAX_BYTES = 64 << 20  #: the largest file a patch reads (a model-chosen /dev/zero must not eat memory)
 _HEREDOC_OPENERS = ("<<EOF", "<<'EOF'", '<<"EOF"')
 
 #: Unicode punctuation folded to ASCII by the last matching pass
@@ -5356,7 +5453,19 @@ def parse_patch(text):
                 "Invalid patch hunk on line %d: '%s' is not a valid hunk header. Valid hunk headers: "
                 "'*** Add File: {path}', '*** Delete File: {path}', '*** Update File: {path}'" % (i + 1, line)
             )
+    for hunk in hunks:
+        for path in (hunk.path, hunk.move_to):
+            bad = next((c for c in path or "" if _unsafe_path_char(c)), None)
+            if bad:  # a file name that would drive the terminal where it is shown (OSC 52, CSI)
+                raise PatchError("Invalid patch hunk on line %d: the path %s contains the control character %s; "
+                                 "name the file without control characters" % (hunk.line_no, ascii(path), ascii(bad)))
     return hunks
+
+
+def _unsafe_path_char(c):
+    """Whether a patch's file name may not hold `c`: C0 and C1 controls, DEL, bidi overrides
+    (no `re` here: the apply-patch mode does not import it)."""
+    return c < " " or u"\x7f" <= c <= u"\x9f" or u"\u202a" <= c <= u"\u202e" or u"\u2066" <= c <= u"\u2069"
 
 
 def _patch_bounded(lines):
@@ -5553,15 +5662,20 @@ class LeanPath(object):
     def exists(self):
         return os.path.exists(self._s)
 
-    def read_bytes(self):
-        with open(self._s, "rb") as fh:
-            return fh.read()
 
 
-def _read_patch_file(path, what):
+def _read_bytes(path, allow=None):
+    """A patch target's bytes (read_regular: a regular file, never blocks, at most
+    PATCH_FILE_MAX_BYTES); OSError otherwise."""
+    data = read_regular(path, PATCH_FILE_MAX_BYTES + 1, allow)
+    if len(data) > PATCH_FILE_MAX_BYTES:
+        raise OSError(errno.EFBIG, "larger than %d MiB" % (PATCH_FILE_MAX_BYTES >> 20))
+    return data
+
+
+def _read_patch_file(path, what, allow=None):
     try:
-        with open(str(path), "rb") as fh:
-            data = fh.read()
+        data = _read_bytes(path, allow)
     except OSError as exc:
         raise PatchError("Failed to %s %s: %s" % (what, path, exc.strerror or exc))
     try:
@@ -5570,8 +5684,50 @@ def _read_patch_file(path, what):
         raise PatchError("Failed to %s %s: the file is not UTF-8 text" % (what, path))
 
 
-def plan_patch(text, cwd):
-    """Parse and verify a patch against the filesystem; return [FileChange] (nothing written)."""
+def _read_text_or_none(path, allow=None):
+    """A file's text for a diff (undecodable bytes replaced), or None: absent, not a regular
+    file, too large, or refused by `allow` (read_regular)."""
+    try:
+        return _read_bytes(path, allow).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def patch_paths(hunks, cwd):
+    """Every absolute path a parsed patch writes (targets and `Move to:` destinations), in order."""
+    cwd = Path(cwd)
+    out = []
+    for hunk in hunks:
+        out.append(cwd / hunk.path)
+        if hunk.move_to:
+            out.append(cwd / hunk.move_to)
+    return out
+
+
+def patch_preview(hunks, cwd):
+    """The protocol changes of a parsed patch from its text alone, nothing read: what the user
+    is shown when codex may not read the files before the approval (model_file_refusal)."""
+    cwd = Path(cwd)
+    out = {}
+    for hunk in hunks:
+        if hunk.kind == "add":
+            out[str(cwd / hunk.path)] = {"add": {"content": hunk.content}}
+        elif hunk.kind == "delete":
+            out[str(cwd / hunk.path)] = {"delete": {"content": "(not read before your approval)\n"}}
+        else:
+            diff = []
+            for chunk in hunk.chunks:
+                diff.append("@@ %s\n" % (chunk.context or ""))
+                diff.extend("-%s\n" % line for line in chunk.old)
+                diff.extend("+%s\n" % line for line in chunk.new)
+            out[str(cwd / hunk.path)] = {"update": {"unified_diff": "".join(diff),
+                                                   "move_path": str(cwd / hunk.move_to) if hunk.move_to else None}}
+    return out
+
+
+def plan_patch(text, cwd, allow=None):
+    """Parse and verify a patch against the filesystem; return [FileChange] (nothing written).
+    `allow` judges the real path of every file read (read_regular), in codex's own process."""
     hunks = parse_patch(text) if isinstance(text, str) else text
     if not hunks:
         raise PatchError("No files were modified.")
@@ -5584,12 +5740,12 @@ def plan_patch(text, cwd):
             if state[path] is None:
                 raise PatchError("Failed to %s %s: it was deleted earlier in this patch" % (what, path))
             return state[path]
-        return _read_patch_file(path, what)
+        return _read_patch_file(path, what, allow)
 
     for hunk in hunks:
         path = cwd / hunk.path
         if hunk.kind == "add":
-            old = state.get(path) if path in state else (_read_patch_file(path, "read") if path.is_file() else None)
+            old = state.get(path) if path in state else (_read_patch_file(path, "read", allow) if path.is_file() else None)
             changes.append(FileChange("add", path, old=old, new=hunk.content, display=hunk.path))
             state[path] = hunk.content
         elif hunk.kind == "delete":
@@ -5636,7 +5792,7 @@ def apply_changes(changes):
     originals = {}
     try:
         for path, text in final.items():
-            originals[path] = path.read_bytes() if path.is_file() else None
+            originals[path] = _read_bytes(path) if path.is_file() else None
             if text is None:
                 continue
             missing = []
@@ -5798,7 +5954,7 @@ def apply_patch_main(args):
 #   assess_patch_safety(paths, ctx) -> "auto-approve" | "ask-user" | "reject"   (paths: absolute Paths
 #       the patch writes, move destinations included)
 #   execute_with_policy(argv, cwd, ctx, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
-#                       escalated=False, justification=None)
+#                       escalated=False, justification=None, formatter=None, on_auto_approve=None)
 #       -> ExecOutcome(result=ExecResult | None, model_output=str, decision=str)
 #       ask(kind="exec", argv=..., cwd=..., reason=...) -> "approved" | "approved_for_session" | "denied" | "abort"
 #       runs the whole flow: safety check, approval, sandboxed run, on-failure retry question.
@@ -6036,10 +6192,9 @@ def _patch_outside_reason(paths, cfg):
     """Why a patch needs approval, naming where it really writes: a path through a symlink
     (`docs/.bashrc` with docs -> ~) is shown with its resolved target, so that the user
     does not approve "a file in the workspace" that lands elsewhere.  None when all are writable."""
-    sandbox, home = cfg.sandbox_policy, cfg.codex_home
     outside = []
     for p in paths:
-        if sandbox.is_path_writable(Path(p), cfg.cwd, home):
+        if model_file_refusal(p, cfg) is None:
             continue
         real = os.path.realpath(str(p))
         outside.append(str(p) if real == os.path.abspath(str(p)) else "%s (resolves to %s)" % (p, real))
@@ -6048,16 +6203,43 @@ def _patch_outside_reason(paths, cfg):
     return "writes outside the writable roots or to protected paths: %s" % ", ".join(outside)
 
 
+#: where codex never reads or writes a file for the model without a question: the kernel's files
+#: (codex's own /proc/self/environ holds the provider key; /dev/zero, /dev/tty)
+_SYSTEM_FILE_TREES = ("/proc", "/sys", "/dev")
+
+
+def model_file_refusal(path, cfg):
+    """Why codex may not touch `path` (a patch's or a file tool's target, absolute) in its own
+    process for the model before the user approved it; None when it may.
+
+    The one decision for what codex reads of a model-chosen path before an approval: only a
+    file a sandboxed command could write itself (SandboxPolicy.is_path_writable: symlinks
+    resolved as the kernel does, protected paths refused), never one in $CODEX_HOME, /proc,
+    /sys or /dev, whatever the sandbox mode.  Then no answer to the model ("not found", "no
+    change", a hunk that does not match) tells it anything about a file its commands cannot
+    read (auth.json, codex's own environment).  Read-only mode: nothing (every write asks first).
+    """
+    real = os.path.realpath(str(path))
+    for top in _SYSTEM_FILE_TREES:
+        if _is_within(real, top):
+            return "it is a system file (%s)" % top
+    home = cfg.codex_home
+    if home is not None and _is_within(real, os.path.realpath(str(home))):
+        return "it is in $CODEX_HOME"
+    if not cfg.sandbox_policy.is_path_writable(real, cfg.cwd, home):
+        return "it is outside the writable roots or protected"
+    return None
+
+
 def assess_patch_safety(paths, cfg):
-    """Decide an apply_patch touching `paths`: auto-approve inside writable roots, else ask/reject."""
+    """Decide an apply_patch touching `paths`: auto-approve where a sandboxed command could write
+    (model_file_refusal), else ask/reject."""
     policy = cfg.approval_policy
     if policy == "untrusted":
         return "ask-user"
-    sandbox = cfg.sandbox_policy
     if not paths:
         return "reject"
-    home = cfg.codex_home
-    if all(sandbox.is_path_writable(Path(p), cfg.cwd, home) for p in paths):
+    if not any(model_file_refusal(p, cfg) for p in paths):
         return "auto-approve"
     if policy == "never":
         return "reject"
@@ -6154,7 +6336,8 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+#                       [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... [--ro-mounts]
+#                       [--max-procs N] [--network]
 #                       [--status-fd N] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
@@ -6165,6 +6348,11 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     with the network on, unix sockets such as docker.sock)
 #   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network on:
 #                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
+#   --private-dir DIR in that namespace DIR shows only what it held when the command started: a
+#                     read-only tmpfs with each entry bound back (the --hide files in it empty,
+#                     then /dev/null).  A file bind is detached when a file is renamed over its
+#                     name from outside (`codex login` replacing auth.json); a name in DIR is not
+#                     ($CODEX_HOME).  Landlock alone: DIR's existing entries get rules, new ones none
 #   --pin PATH        in that namespace PATH (directory, file or symlink, not followed) is mounted
 #                     onto itself, so it cannot be renamed, removed or replaced: every component
 #                     between a writable root and a protected path (trusted_paths), so that no
@@ -6195,7 +6383,29 @@ HELPER_EXIT_CODES = {
 HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
-HIDDEN_HOME_FILES = ("auth.json",)  #: $CODEX_HOME files a command sees as empty (they hold credentials)
+#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
+#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
+#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
+#: names, or created later, stays out of sight too (hidden_home_files)
+HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
+
+
+def hidden_home_files(home):
+    """The existing files of HIDDEN_HOME_FILES in `home`, as real paths (the one list of them)."""
+    import fnmatch
+
+    try:
+        names = os.listdir(str(home))
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        path = os.path.join(str(home), name)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in HIDDEN_HOME_FILES) and os.path.isfile(path):
+            out.append(_realpath(path))
+    return out
+
+
 #: With the network on, connect() is allowed for every family; these unix sockets (or the
 #: directories holding them) would run commands outside the sandbox -- container engines,
 #: D-Bus (systemd-run), systemd's private sockets, terminal multiplexers, X11 keystroke
@@ -6578,7 +6788,7 @@ def _codex_self_argv(mode, home=None):
 
 def _real_executable():
     """The interpreter running codex, symlinks resolved (a venv's bin/python3 is one)."""
-    return os.path.realpath(sys.executable) if sys.executable else "python3"
+    return _realpath(sys.executable) if sys.executable else "python3"
 
 
 _PYSECCOMP_PATHS = {}
@@ -6632,14 +6842,15 @@ def _interpreter_paths():
     # so only when `site` ran, and dist/codex starts with -S)
     venv = [d for d in (named, os.path.dirname(named or "")) if d and os.path.isfile(os.path.join(d, "pyvenv.cfg"))]
     for p in venv[:1] + [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]:
-        real = os.path.realpath(p)
+        real = _realpath(p)
         if p and os.path.isdir(real) and real != "/" and real not in out:
             out.append(real)
     return out
 
 
-#: the sections codex's apply_patch mode needs (errors, apply_patch): both pure, standard library only
-_APPLY_PATCH_SECTIONS = (("\n# \u00a703 ", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
+#: the code codex's apply_patch mode needs (read_regular, the last function of §02; errors;
+#: apply_patch): pure, standard library only
+_APPLY_PATCH_SECTIONS = (("\ndef read_regular(", "\n# \u00a704 "), ("\n# \u00a710 ", "\n# \u00a711 "))
 
 
 _APPLY_PATCH_CODE = {}  #: (home, codex.py, pid) -> the marshalled §03+§10 code file, or None
@@ -6852,7 +7063,7 @@ def _launch_paths():
     paths = zipapp_paths()
     if not paths:
         return []
-    return [os.path.realpath(str(paths["archive"])), os.path.realpath(str(paths["root"]))]
+    return [_realpath(str(paths["archive"])), _realpath(str(paths["root"]))]
 
 
 def _trusted_names(home):
@@ -6880,21 +7091,24 @@ def pins_for(paths, roots):
     its own content, nor swap a symlink on the way.
     """
     roots = [str(r) for r in roots]
-    out, seen, real = [], set(), {}  # real: each directory resolved once per call (paths share prefixes)
+    out, walk_on = [], {}  # component -> whether the walk goes below it (paths share most of theirs)
     for path in paths:
         parts = Path(os.path.abspath(str(path))).parts
-        for i in range(2, len(parts) + 1):
-            comp = os.path.join(*parts[:i])
-            parent = os.path.dirname(comp)
-            if parent not in real:
-                real[parent] = os.path.realpath(parent)
-            if not any(_is_within(real[parent], r) for r in roots):
-                continue
-            if not os.path.lexists(comp):
+        comp = parts[0]
+        for part in parts[1:]:
+            parent, comp = comp, os.path.join(comp, part)
+            go = walk_on.get(comp)
+            if go is None:
+                if not any(_is_within(_realpath(parent), r) for r in roots):
+                    go = True  # not in a writable root: nothing to pin, look further down
+                elif not os.path.lexists(comp):
+                    go = False
+                else:
+                    out.append(comp)
+                    go = True
+                walk_on[comp] = go
+            if not go:
                 break
-            if comp not in seen:
-                seen.add(comp)
-                out.append(comp)
     return sorted(out, key=lambda p: p.count(os.sep))
 
 
@@ -7040,7 +7254,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
     for name in named:  # the workspace and each root are the directories the session started with
         check_root_identity(name)
     roots = policy.writable_roots_for(policy_cwd)
-    _WRITABLE_ROOTS_SEEN.update(os.path.realpath(str(r)) for r in roots)  # git_argv (§17b) skips them
+    _WRITABLE_ROOTS_SEEN.update(_realpath(str(r)) for r in roots)  # git_argv (§17b) skips them
     if _LINUX:
         prefix, kind = helper_argv_prefix(home)
         out = prefix + ["--cwd", command_cwd, "--max-procs", str(SANDBOX_MAX_PROCS)]
@@ -7073,7 +7287,7 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
             for p in pins_for(ro + names + trusted + spots, roots):
                 # inside a read-only path it is protected already (and a pin there, copied by the
                 # recursive read-only bind, would stay writable)
-                parent = os.path.realpath(os.path.dirname(p))
+                parent = _realpath(os.path.dirname(p))
                 if not any(_is_within(parent, r) for r in ro):
                     out += ["--pin", p]
             for p in ro:
@@ -7081,11 +7295,14 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
-        if home is not None:
-            for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
-                secret = os.path.join(str(home), name)
-                if os.path.isfile(secret):
-                    out += ["--hide", os.path.realpath(secret)]
+        if home is not None:  # credentials stay out of reach of `cat`, also once replaced (--private-dir)
+            for secret in hidden_home_files(home):
+                out += ["--hide", secret]
+            real_home = _realpath(str(home))
+            # not when it holds the workspace or a root (it cannot be protected then: protected_paths)
+            if os.path.isdir(real_home) and not any(_is_within(_realpath(str(r)), real_home)
+                                                    for r in list(roots) + [policy_cwd]):
+                out += ["--private-dir", real_home]
         if policy.has_network():
             if userns:
                 # kept visible: the roots and the user's workspace, never the model's workdir
@@ -7110,7 +7327,7 @@ def check_root_identity(name):
     symlink (or a fresh directory) at its name would otherwise move the next command's
     writable root and cwd anywhere (~, /).  Raises SandboxError (one line) when it moved."""
     name = os.path.abspath(str(name))
-    real = os.path.realpath(name)
+    real = _realpath(name)
     try:
         st = os.stat(real)
         ident = (real, st.st_dev, st.st_ino)
@@ -7136,9 +7353,9 @@ def _network_hidden_paths(keep=(), environ=None):
             entry = environ.get("XDG_RUNTIME_DIR", "")
             if not os.path.isabs(entry):
                 continue
-        path = os.path.realpath(os.path.expanduser(entry.replace("{uid}", str(os.getuid()))))
+        path = _realpath(os.path.expanduser(entry.replace("{uid}", str(os.getuid()))))
         if os.path.exists(path) and path not in out and path != "/" and not any(
-                _is_within(os.path.realpath(str(k)), path) for k in keep):
+                _is_within(_realpath(str(k)), path) for k in keep):
             out.append(path)
     return out
 
@@ -7165,7 +7382,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "private_dir": [], "pin": [],
+            "network": False,
             "probe": False, "command": [], "ro_mounts": False, "max_procs": 0, "status_fd": -1}
     i = 0
     while i < len(args):
@@ -7189,7 +7407,7 @@ def _parse_helper_args(args):
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
                 raise ValueError("--max-procs needs a positive number")
             opts["max_procs"] = int(args[i])
-        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--pin"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--private-dir", "--pin"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
@@ -7231,10 +7449,12 @@ def _landlock_abi(libc):
 def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=None):
     """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full.
 
-    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins):
-    then Landlock alone leaves them out, as the C helper's add_rules_around: reads everywhere
-    but the hidden files, writes in the roots but beneath the read-only and hidden paths, and
-    no entry on the way to any of them (or to a pin) may be created, renamed or removed."""
+    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins,
+    private_dirs): then Landlock alone leaves them out, as the C helper's add_rules_around:
+    reads everywhere but the hidden files and what a private dir gains later (its existing
+    entries get their rules one by one), writes in the roots but beneath the read-only and
+    hidden paths, and no entry on the way to any of them (or to a pin) may be created, renamed
+    or removed."""
     import ctypes
 
     class RulesetAttr(ctypes.Structure):
@@ -7286,8 +7506,8 @@ def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=No
     # network off: no socket gets a new name in a root (a hard link out of a dir hidden with it on)
     root_fs = fs if network else fs & ~LANDLOCK_FS["make_sock"]
     if landlock_only is not None:
-        read_only, hidden, pins = landlock_only
-        for path in _rules_around("/", hidden, hidden):
+        read_only, hidden, pins, private_dirs = landlock_only
+        for path in _rules_around("/", hidden, list(hidden) + [os.path.join(d, ".") for d in private_dirs]):
             allow(path, _LANDLOCK_READ, False, path != "/")
         for root in writable:
             for path in _rules_around(root, list(read_only) + list(hidden), list(read_only) + list(hidden) + list(pins)):
@@ -7522,10 +7742,11 @@ def _drop_capabilities(libc):
         _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=(), private_dirs=()):
     """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
-    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; hide `hidden` files;
-    give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
+    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; make
+    `private_dirs` private (_private_dir); hide `hidden` files; give the command a private
+    /dev/shm.  Returns whether that /dev/shm is there."""
     import ctypes
 
     # keep our mounts from propagating back (best effort: some overlay setups refuse)
@@ -7545,6 +7766,8 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         _pin(libc, path)
     for path in paths:
         _bind_read_only(libc, path, path)
+    for path in private_dirs:
+        _private_dir(libc, path, hidden)
     for path in hidden:
         _bind_read_only(libc, "/dev/null", path)
     for path in hidden_dirs:
@@ -7559,6 +7782,71 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         shm_is_dir = False
     return shm_is_dir and libc.mount(b"codex-shm", b"/dev/shm", b"tmpfs", ctypes.c_ulong(2 | 4),  # NOSUID|NODEV
                                      _SHM_TMPFS_OPTIONS) == 0
+
+
+def _private_dir(libc, path, hidden=()):
+    """--private-dir (see the top of §12b): a read-only tmpfs over directory `path` holding what
+    it holds now -- each entry bound back (a clone with its submounts), symlinks copied, the
+    `hidden` files as empty files (then covered by /dev/null) -- so that a file renamed over a
+    name there from outside (`codex login` replacing auth.json) or a temp file beside it stays
+    out of sight.  Left as it is without open_tree (before Linux 5.2)."""
+    import ctypes
+    import stat as stat_mod
+
+    try:
+        st = os.lstat(path)
+        names = os.listdir(path) if stat_mod.S_ISDIR(st.st_mode) else []
+    except OSError:
+        return
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return
+    entries = []  # (name, is_dir, clone fd or None, symlink target or None)
+    try:
+        for name in names:
+            child = os.path.join(path, name)
+            try:
+                mode = os.lstat(child).st_mode
+                if stat_mod.S_ISLNK(mode):
+                    entries.append((name, False, None, os.readlink(child)))
+                    continue
+            except OSError:
+                continue
+            fd = None
+            if child not in hidden:
+                flags = 1 | os.O_CLOEXEC | 0x8000 | 0x100  # OPEN_TREE_CLONE | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW
+                fd = libc.syscall(ctypes.c_long(428), ctypes.c_int(-100), os.fsencode(child), ctypes.c_uint(flags))
+                if fd < 0:
+                    err = ctypes.get_errno()
+                    if err == errno.ENOENT:
+                        continue  # gone meanwhile
+                    if err == errno.ENOSYS:
+                        return
+                    _helper_fail(125, "cloning %s (open_tree) failed: %s" % (child, os.strerror(err)))
+            entries.append((name, stat_mod.S_ISDIR(mode), fd, None))
+        options = ("size=64k,mode=%o" % stat_mod.S_IMODE(st.st_mode)).encode()
+        if libc.mount(b"codex-private", os.fsencode(path), b"tmpfs", ctypes.c_ulong(2 | 4), options) != 0:
+            _helper_fail(125, "covering %s (--private-dir) failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        for name, is_dir, fd, link in entries:
+            child = os.path.join(path, name)
+            try:
+                if link is not None:
+                    os.symlink(link, child)
+                    continue
+                if is_dir:
+                    os.mkdir(child, 0o700)
+                else:
+                    os.close(os.open(child, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            except OSError as exc:
+                _helper_fail(125, "making a mount point %s failed: %s" % (child, exc.strerror))
+            if fd is not None and libc.syscall(ctypes.c_long(429), ctypes.c_int(fd), b"", ctypes.c_int(-100),
+                                               os.fsencode(child), ctypes.c_uint(4)) != 0:
+                _helper_fail(125, "binding back %s failed: %s" % (child, os.strerror(ctypes.get_errno())))
+    finally:
+        for entry in entries:
+            if entry[2] is not None:
+                os.close(entry[2])
+    if libc.mount(None, os.fsencode(path), None, ctypes.c_ulong(_MS_REMOUNT | _MS_BIND | _MS_RDONLY | 2 | 4), None) != 0:
+        _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
 
 
 #: terminals and keyboards a command could read the user's keystrokes from (ptys cannot be
@@ -7736,8 +8024,8 @@ def _sandbox_helper_main(args):
                 pass  # not open: nothing to report on
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
-                     "[--status-fd N] -- CMD [ARG]...)"
+                     "[--hide FILE]... [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... [--ro-mounts] "
+                     "[--max-procs N] [--network] [--status-fd N] -- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -7771,13 +8059,13 @@ def _sandbox_helper_main(args):
         if pid_ns:
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                         opts["hide_dir"], opts["pin"])
+                                         opts["hide_dir"], opts["pin"], opts["private_dir"])
     elif opts["ro_mounts"] or opts["hide_dir"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
     _apply_seccomp(opts["network"], pid_ns, ipc_ns)
     # without a namespace Landlock alone keeps the read-only, hidden and pinned paths (as the C helper)
-    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"])
+    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"], opts["private_dir"])
     _apply_landlock(libc, opts["writable"], opts["network"], private_shm, only)
     if opts["cwd"]:
         try:
@@ -7799,6 +8087,7 @@ def _sandbox_helper_main(args):
 #
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
+#   command_path(env, home=None) -> str               (the PATH a command runs with: the one place it is derived)
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True,
 #               stdin_data=None)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
@@ -7848,6 +8137,15 @@ DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
 #: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
 #: (the password may hold a `/`: postgres://app:pa/ss@db; `host:8080/@scope` is a port, not one)
 _URL_CREDENTIALS_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:(?!\d+(?:/|$))[^@\s]+@")
+#: other values that carry a credential under a plain name: connection strings (Azure
+#: `AccountKey=`, .NET `Password=`/`Pwd=`), password/token/signature parameters of URLs and JDBC
+#: strings, HTTP auth headers (git's GIT_CONFIG_VALUE_n / GIT_CONFIG_PARAMETERS with
+#: `http.extraheader`), webhook URLs whose path is the secret (Slack, Discord)
+_SECRET_VALUE_RE = re.compile(
+    r"(?:^|[;\s])(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)\s*="
+    r"|[?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|sig)="
+    r"|\b(?:proxy-)?authorization\s*:|\bbearer\s+\S{8}"
+    r"|hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/", re.I)
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -7897,16 +8195,26 @@ class ExecOutcome(object):
 
 def is_secret_env_var(name, value=""):
     """Whether the default excludes drop this variable: a DEFAULT_ENV_EXCLUDES glob, a
-    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a URL with a password."""
+    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a value that carries a
+    credential (a URL with a password, _SECRET_VALUE_RE)."""
     if name in DEFAULT_ENV_KEPT:
         return False
-    return _secret_env_name(name) or bool(_URL_CREDENTIALS_RE.match(value or ""))
+    return _secret_env_name(name) or (bool(value) and _secret_env_value(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_env_value(value):
+    """The value part of is_secret_env_var, remembered as the name part is (the same values
+    come back at every call: one dict lookup each then)."""
+    return bool(_URL_CREDENTIALS_RE.match(value) or _SECRET_VALUE_RE.search(value))
 
 
 @functools.lru_cache(maxsize=4096)
 def _secret_env_name(name):
     """The name part of is_secret_env_var, remembered: the patterns are constants, and every
     command's environment is built from the same few dozen names (3 builds per shell call)."""
+    if name.startswith("GIT_CONFIG_KEY_") and name[15:].isdigit():
+        return False  # a config key's name (core.editor); its GIT_CONFIG_VALUE_n is judged by value
     if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
         return True
     words = name.upper().split("_")
@@ -7938,7 +8246,11 @@ def build_command_env(cfg, environ=None):
                 secret_vars.add(provider.env_key)
             for var in (getattr(provider, "env_http_headers", None) or {}).values():
                 secret_vars.add(str(var))
-        env = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
+        kept = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
+        if "GIT_CONFIG_COUNT" in env and any(k.startswith("GIT_CONFIG_") and k not in kept for k in env):
+            # git refuses a GIT_CONFIG_COUNT whose KEY_n/VALUE_n pair lacks a part: the whole set goes
+            kept = {k: v for k, v in kept.items() if not re.match(r"GIT_CONFIG_(COUNT|KEY_\d+|VALUE_\d+)$", k)}
+        env = kept
     excludes = [str(p) for p in pol.get("exclude") or []]
     env = {k: v for k, v in env.items() if not any(glob_match(p, k) for p in excludes)}
     for k, v in (pol.get("set") or {}).items():
@@ -8074,6 +8386,15 @@ def apply_patch_in_sandbox(text, cwd, cfg, timeout_ms=None):
                        stdin_data=text.encode("utf-8"))
 
 
+def command_path(env, home=None):
+    """The PATH a command runs with, given its environment (build_command_env): codex's
+    apply_patch directory first, then the environment's PATH (or os.defpath).  run_command
+    gives it to the command, and _planted_program (§13) resolves program names with it."""
+    path = env.get("PATH", os.defpath)
+    patch_dir = apply_patch_command_dir(home)
+    return path if patch_dir is None else str(patch_dir) + os.pathsep + path
+
+
 def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True, stdin_data=None):
     """Run argv (in the sandbox of cfg's policy when sandboxed) and capture its output."""
     import selectors  # startup budget: only when a command runs
@@ -8086,21 +8407,22 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     timeout_ms = DEFAULT_EXEC_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     policy = cfg.sandbox_policy
     env = dict(env)
+    env["PATH"] = command_path(env, cfg.codex_home)
     patch_dir = apply_patch_command_dir(cfg.codex_home)
     if patch_dir is not None:
         import shlex
 
-        env["PATH"] = str(patch_dir) + os.pathsep + env.get("PATH", os.defpath)
         for name in APPLY_PATCH_NAMES:  # bash functions too: a login shell's /etc/profile resets PATH
             env["BASH_FUNC_%s%%%%" % name] = "() {  %s \"$@\"\n}" % shlex.quote(str(patch_dir / name))
     sandbox_type = None
     full_argv = argv
     absent = []
     if sandboxed and not policy.is_unrestricted():
-        full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
+        with resolving_once():  # one resolution of each directory while the sandbox is built
+            full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
+            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
         env.update(extra_env)
         env = helper_env(env, sandbox_type)
-        absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
     stdin = subprocess.DEVNULL
     if stdin_data is not None:
         import tempfile
@@ -8234,19 +8556,22 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
 
 def absent_trusted_names(roots, cwd):
     """`.git` and `.codex` names that do not exist yet where codex or git would trust them:
-    at the top of each writable root, and in the workspace and each directory above it that
-    lies in a writable root.  No mount can cover a name that does not exist, so a command may
-    create one (`git init` with a planted core.fsmonitor or filter, .codex/hooks.json): codex
-    moves it aside when the command ends (quarantine_new_names)."""
-    roots = [os.path.realpath(str(r)) for r in roots]
+    at the top of each writable root, in the workspace and each directory above it that lies
+    in a writable root, and (`.codex` only) in every directory whose `.codex` the configuration
+    trusts by name (trusted_codex_dirs, §04) inside a root.  No mount can cover a name that does
+    not exist, so a command may create one (`git init` with a planted core.fsmonitor or filter,
+    .codex/hooks.json): codex moves it aside when the command ends (quarantine_new_names)."""
+    roots = [_realpath(str(r)) for r in roots]
     dirs = [r for r in roots if r != "/"]
-    d = os.path.realpath(str(cwd))
+    d = _realpath(str(cwd))
     while d != "/" and any(_is_within(d, r) for r in roots):
         if d not in dirs:
             dirs.append(d)
         d = os.path.dirname(d)
-    return [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)
-            if not os.path.lexists(os.path.join(d, n))]
+    names = [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)]
+    names += [os.path.join(t, ".codex") for t in sorted(_TRUSTED_CODEX_DIRS)
+              if t not in dirs and any(_is_within(t, r) for r in roots)]
+    return [n for n in names if not os.path.lexists(n)]
 
 
 def quarantine_new_names(names, failed=None):
@@ -8386,14 +8711,16 @@ def _sandbox_failure_text(result):
     return "failed in sandbox %s with execution error: %s" % (kind, err)
 
 
-def _planted_program(argv, cfg):
+def _planted_program(argv, cfg, env=None):
     """A program of argv that PATH resolves inside the workspace or a writable root, or None.
 
     `ls` found in ./node_modules/.bin is not the system `ls`: it gets no known-safe pass.
+    `env` is the command's environment (build_command_env, built once per command by the caller).
     """
     import shutil  # startup budget: only when a command is assessed
 
-    path = build_command_env(cfg).get("PATH", os.defpath)  # the PATH the command will see (§13)
+    env = build_command_env(cfg) if env is None else env
+    path = command_path(env, cfg.codex_home)  # the PATH the command will see
     roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
     # "." or an empty entry resolves against the command's workdir, which the model chooses
     relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
@@ -8419,12 +8746,13 @@ def _approved_set(session_state):
     return approved
 
 
-def _command_plan(argv, cfg, approved_for_session, escalated=False):
+def _command_plan(argv, cfg, approved_for_session, escalated=False, env=None):
     """Decide a command: (decision, run_sandboxed, reason) per the approval table.
 
     The table (docs/sandbox.md): untrusted asks for everything not known-safe; on-failure
     and never run sandboxed; on-request asks when the model escalates; danger-full-access
-    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.
+    runs unsandboxed.  Without a usable sandbox, never rejects and the others ask.  `env`:
+    the command's environment when the caller has built it (else built here for the PATH).
     """
     policy = cfg.approval_policy
     sandbox = cfg.sandbox_policy
@@ -8433,7 +8761,7 @@ def _command_plan(argv, cfg, approved_for_session, escalated=False):
         return "auto-approve", False, "approved for this session"
     full = sandbox.is_unrestricted()
     available = full or sandbox_available(cfg.codex_home)
-    if is_known_safe_command(argv) and _planted_program(argv, cfg) is None:
+    if is_known_safe_command(argv) and _planted_program(argv, cfg, env) is None:
         # Upstream ran these unsandboxed; we keep them inside whatever sandbox the policy has.
         if available:
             return "auto-approve", not full, "known-safe command"
@@ -8457,18 +8785,24 @@ def assess_command_safety(argv, cfg, approved_for_session, escalated=False):
 
 
 def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, cancel=None, timeout_ms=None,
-                        escalated=False, justification=None, formatter=None):
+                        escalated=False, justification=None, formatter=None, on_auto_approve=None):
     """Decide, ask if needed, run (sandboxed unless approved otherwise), offer an unsandboxed retry.
 
     See the §11 contract; returns ExecOutcome(result, model_output, decision).  `formatter`
     turns a finished run into the model's text (default format_exec_output, the JSON envelope).
+    `on_auto_approve()` is called once the command is decided to run without a question, before
+    it runs (the shell tool's exec_command_begin).  The command's environment is built once
+    here: the decision (what PATH resolves) and the run use the same one.
     """
     formatter = formatter or format_exec_output
     argv = [str(a) for a in argv]
     # resolved once: the question names the directory the command runs in, not a symlink to it
     cwd = os.path.realpath(str(cwd or cfg.cwd))
     approved = _approved_set(session_state)
-    decision, sandboxed, reason = _command_plan(argv, cfg, approved, escalated)
+    env = build_command_env(cfg)
+    decision, sandboxed, reason = _command_plan(argv, cfg, approved, escalated, env)
+    if decision == "auto-approve" and on_auto_approve is not None:
+        on_auto_approve()
     if decision == "reject":
         return ExecOutcome(None, "exec command rejected: %s" % reason, "reject")
     if decision == "ask-user":
@@ -8486,7 +8820,6 @@ def execute_with_policy(argv, cwd, cfg, session_state, ask, on_output=None, canc
         if answer == "approved_for_session":
             approved.add(tuple(argv))
         decision, sandboxed = answer, False  # the user approved running it as is, outside the sandbox
-    env = build_command_env(cfg)
     result = run_command(argv, cwd, cfg, env, timeout_ms, on_output, cancel, sandboxed=sandboxed)
     if not (sandboxed and result.sandbox_denied):
         return ExecOutcome(result, formatter(result), decision)
@@ -10458,9 +10791,9 @@ def _first_doc(directory, names):
     return None
 
 
-def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()):
+def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=(), home=None):
     """One instruction file per directory (project_doc_names) from the git root down to cwd,
-    root first, sharing max_bytes; or None."""
+    root first, sharing max_bytes; or None.  `home`: $CODEX_HOME, whose files are never read."""
     if max_bytes <= 0:
         return None
     cwd = Path(cwd).resolve()
@@ -10478,22 +10811,19 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()
     parts = []
     budget = max_bytes
     names = project_doc_names(fallbacks)
-    top = os.path.realpath(str(dirs[0]))
     for d in dirs:
         path = _first_doc(d, names)
         if path is None:
             continue
         if budget <= 0:
             break
-        if not _is_within(os.path.realpath(str(path)), top):
-            # a symlink a sandboxed command may have planted (AGENTS.md -> ~/.codex/auth.json):
-            # codex reads it unconfined, and would send what commands cannot read to the model
-            log("warn", "%s leads outside the project (%s); not read as instructions", path, top)
-            continue
         try:
-            with open(str(path), "rb") as fh:
-                data = fh.read(budget + 1)
-        except OSError:
+            data = read_regular(path, budget + 1, allow=lambda real, d=d: _project_doc_refusal(real, d, home))
+        except OSError as exc:
+            # a symlink a sandboxed command may have planted (AGENTS.md -> ~/.codex/auth.json, a
+            # FIFO): codex reads it unconfined, and would send what commands cannot read to the model
+            if exc.errno != errno.ENOENT:
+                log("warn", "%s is not read as instructions: %s", path, exc.strerror or exc)
             continue
         if len(data) > budget:
             log("warn", "%s is larger than the remaining project_doc_max_bytes; truncated", path)
@@ -10505,6 +10835,20 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()
     return "\n\n".join(parts) if parts else None
 
 
+def _project_doc_refusal(real, directory, home):
+    """Why the project doc opened at real path `real`, found in `directory`, is not read; None
+    when it is read: it must be the directory's own file (a link may lead to a file below it,
+    never out of it), never one in $CODEX_HOME (a home directory kept in git holds ~/.codex) or
+    the kernel's trees."""
+    if home is not None and _is_within(real, os.path.realpath(str(home))):
+        return "it leads into $CODEX_HOME (%s)" % real
+    if any(_is_within(real, top) for top in _SYSTEM_FILE_TREES):
+        return "it leads to %s" % real
+    if not _is_within(real, os.path.realpath(str(directory))):
+        return "it leads outside its directory (%s)" % real
+    return None
+
+
 def load_user_instructions(cfg):
     """$CODEX_HOME/AGENTS.md and the project docs joined as upstream does, or None."""
     home_text = None
@@ -10513,7 +10857,7 @@ def load_user_instructions(cfg):
         home_text = home_doc.read_text(encoding="utf-8", errors="ignore").strip() if home_doc else None
     except OSError:
         pass
-    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames)
+    project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames, cfg.codex_home)
     if home_text and project:
         return home_text + PROJECT_DOC_SEPARATOR + project
     return home_text or project or None
@@ -11798,6 +12142,8 @@ class _Task(object):
         self.input_messages = []
         self.last_agent_message = None
         self.diff_base = {}  # path -> text before the task's first patch touched it (None: absent)
+        self.diff_real = {}  # path -> its real path then (_turn_diff reads nothing else there)
+        self.offered = None  # (ctx, names of the tools offered under it): only those are dispatched
         self.thread = None
         self.ctx = None  # the TurnContext of the current model request (set by _run_turn)
         self.tool_calls = 0  # tool calls in this task (max_tool_calls_per_turn)
@@ -12879,6 +13225,12 @@ class Session(object):
 
 
 
+#: tool -> the offered tools that make it callable too, as it reaches nothing more: the two shell
+#: forms run the same commands (small models write `shell` when given `shell_command`), and
+#: apply_patch is what both shell tools intercept
+_DISPATCHED_WITH = {"shell": ("shell_command",), "shell_command": ("shell",), "apply_patch": ("shell", "shell_command")}
+
+
 class ToolRunner(object):
     """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
     arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
@@ -12903,13 +13255,23 @@ class ToolRunner(object):
         """Run one function call; return the output string for the model."""
         try:
             tool = find_tool(name)
-            if tool is not None:
+            if tool is not None and self._offered(task, tool):
                 return self._run_tool(tool, task, call_id, tool.parse(arguments, task.ctx, self.session._environ))
             if self.mcp is not None and self.mcp.lookup(name) is not None:  # hashed names may lack "__"
                 return self._run_mcp(task, call_id, name, arguments)
             return "unsupported call: %s" % name
         except ToolArgumentError as exc:
             return str(exc)
+
+    def _offered(self, task, tool):
+        """Whether `tool` was offered to the model this turn (its spec under task.ctx), or one
+        that reaches the same (_DISPATCHED_WITH): a tool the model was not given (edit_file
+        without file_tools) is an unsupported call."""
+        ctx = task.ctx
+        if task.offered is None or task.offered[0] is not ctx:
+            task.offered = (ctx, frozenset(t.name for t in TOOLS.values() if t.spec(ctx) is not None))
+        offered = task.offered[1]
+        return tool.name in offered or any(name in offered for name in _DISPATCHED_WITH.get(tool.name, ()))
 
     def run(self, task, call_id, name, params):
         """Run the registered tool `name` with already parsed params (local_shell_call, custom tools)."""
@@ -12977,9 +13339,6 @@ class ToolRunner(object):
                 begin()
             return decision
 
-        verdict = self.assess(task, "shell", params)
-        if verdict == "auto-approve":
-            begin()
         timeout_ms = params.get("timeout_ms") or DEFAULT_SHELL_TIMEOUT_MS
         cap = task.ctx.config.max_command_timeout_ms
         capped = None
@@ -12992,7 +13351,8 @@ class ToolRunner(object):
             outcome = execute_with_policy(argv, cwd, task.ctx, self.state, ask, on_output=on_output, cancel=task.cancel,
                                           timeout_ms=timeout_ms, escalated=bool(params.get("escalated")),
                                           justification=params.get("justification"),
-                                          formatter=format_exec_output_text if params.get("text_output") else None)
+                                          formatter=format_exec_output_text if params.get("text_output") else None,
+                                          on_auto_approve=begin)
         except CodexError as exc:
             begin()
             self._task_emit(task, "exec_command_end", call_id=call_id, stdout="", stderr=str(exc), aggregated_output=str(exc),
@@ -13040,45 +13400,64 @@ class ToolRunner(object):
                             **extra)
         return outcome.model_output
 
-    def _run_apply_patch(self, task, call_id, text, cwd):
+    def _run_apply_patch(self, task, call_id, text, cwd, approved=False):
+        """Plan, approve and apply a patch.  codex reads a target in its own process before the
+        approval only when model_file_refusal allows it (a file a sandboxed command could write):
+        otherwise the user is asked first, shown the patch as written (patch_preview), so that no
+        answer before an approval depends on a file the model could not read.  `approved`: the
+        user already approved this write (a file tool that asked before reading)."""
         cwd = Path(cwd) if cwd is not None else Path(task.ctx.cwd)
+        ctx = task.ctx
         try:
-            changes = plan_patch(text, cwd)
+            hunks = parse_patch(text)
+            if not hunks:
+                raise PatchError("No files were modified.")
         except PatchError as exc:
             return "error: %s" % exc
-        paths = []
-        for ch in changes:
-            paths.append(ch.path)
-            if ch.move_path is not None:
-                paths.append(ch.move_path)
-        verdict = assess_patch_safety(paths, task.ctx)
-        protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+        paths = patch_paths(hunks, cwd)
+        verdict = "ask-user" if approved else assess_patch_safety(paths, ctx)
+        unread = approved or any(model_file_refusal(p, ctx) for p in paths)
         # The verdict is the user interface; the boundary is the sandbox: an auto-approved patch
         # is applied by codex's apply_patch mode run as a sandboxed command (§13), so Landlock and
         # the mounts decide what it writes.  A patch the user approved runs unsandboxed, as an
         # approved command does.
-        sandboxed = verdict == "auto-approve" and not task.ctx.sandbox_policy.is_unrestricted()
-        if sandboxed and not sandbox_available(task.ctx.codex_home):
-            verdict = "reject" if task.ctx.approval_policy == "never" else "ask-user"
+        sandboxed = verdict == "auto-approve" and not ctx.sandbox_policy.is_unrestricted()
+        if sandboxed and not sandbox_available(ctx.codex_home):
+            verdict = "reject" if ctx.approval_policy == "never" else "ask-user"
             sandboxed = False
         if verdict == "reject":
             return "patch rejected: writing outside of the project; rejected by user approval settings"
+        changes = None
+        if not unread:  # every file read here is one the model's own commands could read
+            try:
+                changes = plan_patch(hunks, cwd, allow=lambda real: model_file_refusal(real, ctx))
+            except PatchError as exc:
+                return "error: %s" % exc
+            protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+        else:
+            protocol_changes = patch_preview(hunks, cwd)
         auto = verdict == "auto-approve"
-        if not auto:
+        if not auto and not approved:
             decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes=protocol_changes,
-                                 reason=_patch_outside_reason(paths, task.ctx), grant_root=None)
+                                 reason=_patch_outside_reason(paths, ctx), grant_root=None)
             if decision not in ("approved", "approved_for_session"):
                 if getattr(self.approval_handler, "refusal", None):
                     self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
                     return "patch not applied: %s" % self.approval_handler.refusal  # nobody was asked
                 return "patch rejected by user"
+        if changes is None:  # approved: the user let codex write these files, unsandboxed
+            try:
+                changes = plan_patch(hunks, cwd)
+            except PatchError as exc:
+                return "error: %s" % exc
+            protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         task.wrote = True
         for ch in changes:
             for path, before in ((ch.path, ch.old if ch.kind != "add" else None), (ch.move_path, None)):
                 if path is not None and path not in task.diff_base:
-                    task.diff_base[path] = before if path == ch.path else (
-                        path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
+                    task.diff_base[path] = before if path == ch.path else _read_text_or_none(path)
+                    task.diff_real[path] = os.path.realpath(str(path))
         started = time.monotonic()
         stdout, stderr = "", ""
         if sandboxed:
@@ -13120,6 +13499,9 @@ class ToolRunner(object):
 
     def _write_file(self, task, call_id, params):
         path = Path(task.ctx.cwd) / params["path"]
+        approved = self._approve_unread(task, call_id, path, {"add": {"content": params["content"]}})
+        if isinstance(approved, str):
+            return approved
         try:
             old = _read_patch_file(path, "read") if path.is_file() else None
         except PatchError as exc:
@@ -13128,11 +13510,30 @@ class ToolRunner(object):
             return "error: %s is a directory; give the path of a file" % params["path"]
         if old is not None and old == params["content"]:
             return "no change: %s already has this content" % params["path"]
-        if old is not None and old.strip() and not self._seen_in_outputs(task, old):
+        if old is not None and old.strip() and not approved and not self._seen_in_outputs(task, old):
             return ("error: %s already exists and its current content has not been shown in this conversation, so "
                     "writing it could lose code: look at it first (cat %s), then change it with edit_file"
                     % (params["path"], params["path"]))
-        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None)
+        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None,
+                                     approved=approved)
+
+    def _approve_unread(self, task, call_id, path, preview):
+        """For a file tool: False when codex may read `path` before an approval (model_file_refusal);
+        else the user is asked first, shown `preview` (the tool's arguments, nothing read): True
+        when approved, or the answer for the model (the same whatever the file holds)."""
+        ctx = task.ctx
+        if model_file_refusal(path, ctx) is None:
+            return False
+        if ctx.approval_policy == "never":
+            return "patch rejected: writing outside of the project; rejected by user approval settings"
+        decision = self._ask(task, "apply_patch_approval_request", call_id=call_id, changes={str(path): preview},
+                             reason=_patch_outside_reason([path], ctx), grant_root=None)
+        if decision in ("approved", "approved_for_session"):
+            return True
+        if getattr(self.approval_handler, "refusal", None):
+            self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
+            return "patch not applied: %s" % self.approval_handler.refusal
+        return "patch rejected by user"
 
     def _next_step_after_failure(self, task, result, cwd):
         """NEXT_STEP_LOOK / _EDIT / _REWRITE for a failed command whose output names a workspace
@@ -13171,14 +13572,19 @@ class ToolRunner(object):
     def _edit_file_text(self, task, call_id, params):
         name, old_text = params["path"], params["old_text"]
         path = Path(task.ctx.cwd) / name
+        if not old_text:
+            return "error: old_text is empty: copy the exact lines to replace from the file (cat %s)" % name
+        diff = "".join("-%s\n" % line for line in old_text.split("\n")) + "".join(
+            "+%s\n" % line for line in params["new_text"].split("\n"))
+        approved = self._approve_unread(task, call_id, path, {"update": {"unified_diff": diff, "move_path": None}})
+        if isinstance(approved, str):
+            return approved
         if not path.is_file():
             return ("error: %s does not exist (list the files with ls; to create a file use write_file)" % name)
         try:
             old = _read_patch_file(path, "read")
         except PatchError as exc:
             return "error: %s" % exc
-        if not old_text:
-            return "error: old_text is empty: copy the exact lines to replace from the file (cat %s)" % name
         count = old.count(old_text)
         if count == 0 and "\r\n" in old:
             old, count = old.replace("\r\n", "\n"), old.replace("\r\n", "\n").count(old_text)
@@ -13197,7 +13603,7 @@ class ToolRunner(object):
             new = old.replace(old_text, params["new_text"], 1)
         if new == old:
             return "no change: new_text is the same as old_text"
-        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None)
+        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None, approved=approved)
 
     def _turn_diff(self, task):
         """The cumulative unified diff of the files this task's patches touched."""
@@ -13206,10 +13612,10 @@ class ToolRunner(object):
         out = []
         for path in sorted(task.diff_base, key=str):
             before = task.diff_base[path]
-            try:
-                after = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
-            except OSError:
-                after = None
+            # read as the patch found it: a later command may have made it a FIFO or a link to
+            # auth.json (the diff is shown and recorded); what moved elsewhere reads as absent
+            real = task.diff_real.get(path)
+            after = _read_text_or_none(path, allow=lambda now, real=real: None if now == real else "moved")
             if before == after:
                 continue
             try:
@@ -14127,20 +14533,38 @@ def pick_session(cfg, everywhere=False, stdin=None, out=None):
 #   render_review         a readable list with file:line links; JSON for --json
 # The session runs read-only with approval `never`, whatever the config says.
 
-#: git options that keep a hostile repository's config from running programs while we read it
-#: (safe.bareRepository=explicit: a command may write HEAD, config and objects/ into a workspace
-#: that is no repository, and git would take that for a bare repository with its config)
+#: git options that keep repository content a sandboxed command may have written from running
+#: programs when codex itself (unsandboxed) runs git: no fsmonitor, pager, hooks (post-index-change
+#: fires when `status` refreshes the index), transport (lazy fetches), signature checks or
+#: submodule recursion (a repository planted in an uninitialised submodule's directory has its
+#: own config: filters, fsmonitor).  safe.bareRepository=explicit: a command may write HEAD, config
+#: and objects/ into a workspace that is no repository, and git would take that for a bare one.
 _GIT_SAFE_OPTIONS = ["-c", "core.fsmonitor=false", "-c", "core.pager=cat", "-c", "safe.bareRepository=explicit",
-                     "--no-pager"]
+                     "-c", "core.hooksPath=/dev/null", "-c", "protocol.allow=never", "-c", "submodule.recurse=false",
+                     "-c", "diff.ignoreSubmodules=all", "-c", "status.submoduleSummary=false",
+                     "-c", "log.showSignature=false", "--no-pager"]
+#: the git subcommands codex runs, each with the options it needs after its name.  A submodule's
+#: `ignore = none` in .gitmodules (a worktree file) beats `-c diff.ignoreSubmodules=all`; only the
+#: command-line --ignore-submodules=all holds.  No external diff, no textconv drivers.
+_GIT_SUBCOMMAND_OPTIONS = {
+    "diff": ["--ignore-submodules=all", "--no-ext-diff", "--no-textconv"],
+    "status": ["--ignore-submodules=all"],
+    "log": ["--ignore-submodules=all", "--no-ext-diff", "--no-textconv", "--no-show-signature"],
+    "ls-files": [], "rev-parse": [], "hash-object": [], "for-each-ref": [], "merge-base": [], "symbolic-ref": [],
+}
 
 
-def git_argv(cwd):
-    """The argv prefix for a git that codex itself runs (unsandboxed) in `cwd`: the first `git`
-    on PATH that lies outside every directory a sandboxed command may write -- the workspace
-    (cwd and its repository), /tmp, $TMPDIR, every writable root the loaded configuration can
-    grant (grantable_writable_roots, §04) and those used in this process -- and
-    not in a relative PATH entry, then _GIT_SAFE_OPTIONS.  A `git` a command dropped into
-    .venv/bin or node_modules/.bin (on PATH in an activated environment) is never run."""
+def git_argv(cwd, *args):
+    """The whole argv for `git ARGS` run by codex itself (unsandboxed) in `cwd` -- the one place
+    that builds it, so every such git gets the same protection: the first `git` on PATH that lies
+    outside every directory a sandboxed command may write -- the workspace (cwd and its
+    repository), /tmp, $TMPDIR, every writable root the loaded configuration can grant
+    (grantable_writable_roots, §04) and those used in this process -- and not in a relative PATH
+    entry, then _GIT_SAFE_OPTIONS, the subcommand and its _GIT_SUBCOMMAND_OPTIONS.  A `git` a
+    command dropped into .venv/bin or node_modules/.bin (on PATH in an activated environment) is
+    never run; a subcommand not in the table is refused (ValueError): it must be checked first."""
+    if not args or args[0] not in _GIT_SUBCOMMAND_OPTIONS:
+        raise ValueError("codex does not run `git %s` itself (not in _GIT_SUBCOMMAND_OPTIONS)" % " ".join(args))
     cwd = os.path.realpath(str(cwd))
     untrusted = {cwd, os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
     root = find_git_root(cwd)
@@ -14158,10 +14582,10 @@ def git_argv(cwd):
         if any(_is_within(os.path.realpath(candidate), u) or _is_within(os.path.realpath(entry), u) for u in untrusted):
             log("warn", "not running %s: it lies where sandboxed commands may write", candidate)
             continue
-        return [candidate] + _GIT_SAFE_OPTIONS
+        return [candidate] + _GIT_SAFE_OPTIONS + [args[0]] + _GIT_SUBCOMMAND_OPTIONS[args[0]] + list(args[1:])
     raise FileNotFoundError(errno.ENOENT, "git is not on PATH (outside the workspace and /tmp)", "git")
-#: `git diff` options for a review: no colour, no external diff or textconv drivers, renames
-REVIEW_DIFF_OPTIONS = ["--no-color", "--no-ext-diff", "--no-textconv", "-M"]
+#: `git diff` options for a review: no colour, renames (git_argv adds the safety options)
+REVIEW_DIFF_OPTIONS = ["--no-color", "-M"]
 REVIEW_PRIORITIES = ("P0", "P1", "P2", "P3")  #: finding priorities, most urgent first
 REVIEW_FINDINGS_EXIT = 4  #: exit code when --fail-on finds a finding at or above its priority
 REVIEW_DIFF_WINDOW_SHARE = 0.4  #: share of the model's context window the diff may fill
@@ -14225,7 +14649,7 @@ def run_git(cwd, *args, ok_codes=(0,), timeout=60):
     import subprocess
 
     try:
-        proc = subprocess.run(git_argv(cwd) + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+        proc = subprocess.run(git_argv(cwd, *args), cwd=str(cwd), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout)
     except FileNotFoundError:
         raise UsageError("review needs git, which is not on PATH outside the workspace, /tmp and the writable roots "
@@ -14964,18 +15388,19 @@ def _gitignore_regex(pattern):
     return re.compile("".join(out) + r"\Z"), negated, dir_only, anchored
 
 
+IGNORE_FILE_MAX_BYTES = 1 << 20  #: the part of a .gitignore / .ignore the `@` search reads
+
+
 def _read_ignore_rules(directory):
     """The compiled rules of `directory`'s .gitignore and .ignore files."""
     rules = []
     for name in (".gitignore", ".ignore"):
-        try:
-            with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    rule = _gitignore_regex(line)
-                    if rule is not None:
-                        rules.append(rule)
-        except OSError:
-            pass
+        # read_regular_file: a command may have made one a FIFO or a link to /dev/zero
+        data = read_regular_file(os.path.join(directory, name), IGNORE_FILE_MAX_BYTES)
+        for line in (data or b"").decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            rule = _gitignore_regex(line)
+            if rule is not None:
+                rules.append(rule)
     return rules
 
 
@@ -15037,7 +15462,7 @@ def list_workspace_files(root, limit=FILE_SEARCH_MAX_FILES):
 
     try:
         proc = subprocess.run(
-            git_argv(root) + ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            git_argv(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"),
             cwd=str(root), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=30,
         )
         if proc.returncode == 0:
@@ -16094,7 +16519,8 @@ class ReplRenderer(object):
         from rich.text import Text
 
         cell = Text.assemble(("\n" + title, "bold magenta"))
-        for path in sorted(changes or {}):
+        changes = terminal_safe(changes or {})  # file names and text are the model's (rich passes ESC on)
+        for path in sorted(changes):
             kind, content, diff, move = _normalize_change(changes[path])
             shown = _relative_to(path, self.cfg.cwd)
             if kind == "add":
@@ -16785,17 +17211,17 @@ def _git_diff(cwd):
     import subprocess
 
     def git(*args):
-        return subprocess.run(git_argv(cwd) + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+        return subprocess.run(git_argv(cwd, *args), cwd=str(cwd), stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
 
     try:
         if git("rev-parse", "--is-inside-work-tree").returncode != 0:
             return False, ""
-        parts = [git("diff", "--no-color", "--no-ext-diff", "--no-textconv").stdout.decode("utf-8", "replace")]
+        parts = [git("diff", "--no-color").stdout.decode("utf-8", "replace")]
         untracked = git("ls-files", "--others", "--exclude-standard", "-z").stdout.split(b"\0")
         for raw in untracked:
             if raw:
-                proc = git("diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-index", "--",
+                proc = git("diff", "--no-color", "--no-index", "--",
                            os.devnull, os.fsdecode(raw))
                 parts.append(proc.stdout.decode("utf-8", "replace"))
     except (OSError, subprocess.SubprocessError):

@@ -6,8 +6,11 @@
    through a real Session against the scripted model server on 127.0.0.1.  Measured three
    times: with `update_plan` calls (pure agent overhead: parse, dispatch, events, history),
    with `shell ["true"]` calls unsandboxed (adds spawning a process), and with the same calls
-   in the read-only sandbox (adds the helper: namespaces, Landlock, seccomp).  Compare with
-   `--plain`: N plain fork/execs of `true` from Python (the floor under any shell call).
+   in the read-only and the workspace-write sandbox (adds the helper: namespaces, Landlock,
+   seccomp; workspace-write adds the protected paths, pins and read-only mounts).  Compare with
+   the plain row: N plain fork/execs of `true` from Python (the floor under any shell call).
+   Each row also gives the CPU time per call (codex, the helper and the command): on a loaded
+   machine wall times mostly measure the scheduler, CPU times much less.
 2. SSE throughput: M MB of assistant text in DELTA-byte deltas streamed by the server and
    decoded by ResponsesClient (HTTP + SSE parse + JSON + event), and the SSE parser alone.
 """
@@ -53,7 +56,18 @@ class RemoteServer(object):
         self.proc.join(5)
 
 
-def bench_tool_calls(server, home, cwd, n, name, args, sandbox="danger-full-access"):
+def _cpu_seconds():
+    """CPU time (user + system) of this process and its waited-for children (the sandbox helper,
+    the commands): unlike wall time it hardly grows when other processes load the machine.  The
+    model server runs in a child that is reaped only after the timed turn, so it is not counted."""
+    import resource
+
+    return sum(ru.ru_utime + ru.ru_stime for ru in (resource.getrusage(resource.RUSAGE_SELF),
+                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def bench_tool_calls(server, home, cwd, n, name, args, sandbox="danger-full-access", cpu=None):
+    """Wall seconds of one turn of n calls; with `cpu` (a list), its CPU seconds are appended to it."""
     turn = Turn()
     for i in range(n):
         turn.function_call(name, args, call_id="c%d" % i)
@@ -65,10 +79,12 @@ def bench_tool_calls(server, home, cwd, n, name, args, sandbox="danger-full-acce
     # The first request pays for importing httpx and building the TLS context: not timed.
     session.submit(user_input("warm up"))
     drain_until(session, "task_complete", timeout=60)
-    t0 = time.perf_counter()
+    c0, t0 = _cpu_seconds(), time.perf_counter()
     session.submit(user_input("go"))
     drain_until(session, "task_complete", timeout=600)
     elapsed = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append(_cpu_seconds() - c0)
     session.shutdown()
     server.close()
     return elapsed
@@ -129,14 +145,17 @@ def main():
         cwd.mkdir()
         n = opts.calls
         plan = {"plan": [{"step": "a", "status": "in_progress"}]}
-        t_plan = bench_tool_calls(server, home, cwd, n, "update_plan", plan)
-        t_shell = bench_tool_calls(server, home, cwd, n, "shell", {"command": ["true"]})
-        t_boxed = bench_tool_calls(server, home, cwd, n, "shell", {"command": ["true"]}, sandbox="read-only")
+        print("load average %.2f (wall times grow with it; CPU times hardly)" % os.getloadavg()[0])
+        cpu = []
+        t_plan = bench_tool_calls(server, home, cwd, n, "update_plan", plan, cpu=cpu)
+        print("tool calls: %d update_plan calls in one turn: %.1f ms total, %.3f ms/call (CPU %.3f ms/call)"
+              % (n, t_plan * 1000, t_plan * 1000 / n, cpu[-1] * 1000 / n))
+        for what, sandbox in (("", "danger-full-access"), ("sandboxed (read-only) ", "read-only"),
+                              ("sandboxed (workspace-write) ", "workspace-write")):
+            t = bench_tool_calls(server, home, cwd, n, "shell", {"command": ["true"]}, sandbox=sandbox, cpu=cpu)
+            print("tool calls: %d %sshell [\"true\"] calls in one turn: %.1f ms total, %.2f ms/call (CPU %.2f ms/call)"
+                  % (n, what, t * 1000, t * 1000 / n, cpu[-1] * 1000 / n))
         t_plain = bench_plain_spawn(n)
-        print("tool calls: %d update_plan calls in one turn: %.1f ms total, %.3f ms/call" % (n, t_plan * 1000, t_plan * 1000 / n))
-        print("tool calls: %d shell [\"true\"] calls in one turn: %.1f ms total, %.2f ms/call" % (n, t_shell * 1000, t_shell * 1000 / n))
-        print("tool calls: %d sandboxed (read-only) shell [\"true\"] calls in one turn: %.1f ms total, %.2f ms/call"
-              % (n, t_boxed * 1000, t_boxed * 1000 / n))
         print("plain subprocess.run([\"true\"]) x %d: %.2f ms each" % (n, t_plain * 1000 / n))
         total = int(opts.mb * 1024 * 1024)
         elapsed, deltas = bench_sse(server, home, cwd, total, opts.delta)

@@ -376,3 +376,67 @@ def test_timeout_and_cancel_after_the_command_closed_its_pipes(tmp_path):
     threading.Timer(0.3, cancel.set).start()
     r = run(cfg, ["bash", "-c", "exec >&- 2>&-; sleep 30"], cancel=cancel, timeout_ms=20000)
     assert r.cancelled and time.monotonic() - t0 < 10
+
+
+# -- resolving once per command ---------------------------------------------------------------
+
+
+def _tree(tmp_path):
+    """Directories, files, absolute and relative symlinks, a link through `..`, a loop, a dangling link."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "f").write_text("x")
+    (tmp_path / "abs").symlink_to(tmp_path / "a" / "b")
+    (tmp_path / "a" / "rel").symlink_to("b")
+    (tmp_path / "a" / "b" / "up").symlink_to("../../a")
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "x")
+    names = ["a", "b", "f", "abs", "rel", "up", "loop1", "dangling", "nowhere", "..", "."]
+    return names
+
+
+def test_resolving_once_gives_realpaths_answers(tmp_path):
+    """_realpath inside resolving_once() answers exactly as os.path.realpath, `..` after a symlink
+    included (the kernel's answer, not the lexical one)."""
+    import itertools
+
+    names = _tree(tmp_path)
+    paths = [str(tmp_path)] + ["%s/%s" % (tmp_path, "/".join(c)) for n in (1, 2, 3)
+                               for c in itertools.product(names, repeat=n)]
+    with codex.resolving_once():
+        for p in paths:
+            assert codex._realpath(p) == os.path.realpath(p), p
+        assert codex._realpath(str(tmp_path) + "//a") == os.path.realpath(str(tmp_path) + "//a")
+        assert codex._realpath("/") == "/"
+    assert any(os.path.realpath(p) != os.path.normpath(p) for p in paths)  # the tree has links to follow
+
+
+def test_resolving_once_forgets_at_the_end_of_the_block(tmp_path):
+    """What a command renames between two commands is resolved afresh: nothing outlives the block."""
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    with codex.resolving_once():
+        assert codex._realpath(str(tmp_path / "ws")) == str(tmp_path / "ws")
+        with codex.resolving_once():  # nested: the outer block's memory is kept
+            assert codex._realpath(str(tmp_path / "ws" / "x")) == str(tmp_path / "ws" / "x")
+        assert codex._RESOLVED.memo
+    assert codex._RESOLVED.memo is None
+    (tmp_path / "ws").rename(tmp_path / "ws.old")
+    (tmp_path / "ws").symlink_to(tmp_path / "elsewhere")
+    with codex.resolving_once():
+        assert codex._realpath(str(tmp_path / "ws" / "x")) == str(tmp_path / "elsewhere" / "x")
+
+
+def test_resolving_once_handles_directories_thousands_deep(tmp_path):
+    """A command can make a tree deeper than Python's recursion limit: resolved without recursion."""
+    deep = str(tmp_path)
+    for _ in range(1200):  # (os.makedirs and shutil.rmtree recurse: made and removed here, level by level)
+        deep += "/d"
+        os.mkdir(deep)
+    try:
+        with codex.resolving_once():
+            assert codex._realpath(deep + "/x") == os.path.realpath(deep + "/x")
+    finally:
+        while deep != str(tmp_path):
+            os.rmdir(deep)
+            deep = os.path.dirname(deep)

@@ -198,7 +198,8 @@ def test_server_without_a_get_stream(tmp_path):
             assert mgr.wait_ready(30) and mgr.failures() == []
             assert text_of(mgr.call("h__echo", {"text": "x"})) == "x"
             assert wait_for(lambda: any(e["method"] == "GET" for e in entries()))
-            time.sleep(0.3)
+            conn = mgr._clients["h"].conn
+            assert wait_for(lambda: not conn._listen_thread.is_alive())  # it gave up on the stream for good
             assert [e["method"] for e in entries()].count("GET") == 1  # 405 means: no stream, no retries
             assert not mgr._clients["h"].conn.listening
         finally:

@@ -279,30 +279,50 @@ def test_patch_approval_round_trip(server):
     assert text_of(c.response(rid)) == "decision: abort"
 
 
+def _event(kind):
+    return lambda m: m.get("method") == "codex/event" and m["params"]["msg"]["type"] == kind
+
+
+def _reply_once_idle(c, sid, prompt, timeout=10):
+    """codex-reply on session `sid` as soon as the server has finished its earlier call there
+    (until then it answers "busy"); bounded in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = c.call("tools/call", {"name": "codex-reply", "arguments": {"sessionId": sid, "prompt": prompt}})
+        if "is busy with another call" not in json.dumps(r) or time.monotonic() > deadline:
+            return r
+
+
 def test_cancellation_stops_the_turn_without_a_response(server):
     c = server()
     c.initialize()
     rid = c.request("tools/call", {"name": "codex", "arguments": {"prompt": "slow"}})
-    c.next(lambda m: m.get("method") == "codex/event" and m["params"]["msg"]["type"] == "task_started")
+    sid = c.next(_event("session_configured"))["params"]["msg"]["session_id"]
+    c.next(_event("task_started"))
     c.notify("notifications/cancelled", {"requestId": rid, "reason": "user hit stop"})
-    aborted = c.next(lambda m: m.get("method") == "codex/event" and m["params"]["msg"]["type"] == "turn_aborted")
+    aborted = c.next(_event("turn_aborted"))
     assert aborted["params"]["_meta"]["requestId"] == rid
     pong = c.call("ping")
     assert pong["result"] == {}
-    time.sleep(0.5)
+    # the cancelled call is finished once its session takes the next call: a response to it
+    # would have been written before that one's
+    assert text_of(_reply_once_idle(c, sid, "next")) == "turn 2: next"
     assert not [m for m in c.messages if m.get("id") == rid]  # the spec: no response after cancel
 
 
-def test_late_events_of_a_cancelled_turn_do_not_end_the_next(server):
+def test_late_events_of_a_cancelled_turn_do_not_end_the_next(server, tmp_path):
     c = server()
     c.initialize()
     rid = c.request("tools/call", {"name": "codex", "arguments": {"prompt": "slow-late"}})
-    configured = c.next(lambda m: m.get("method") == "codex/event" and m["params"]["msg"]["type"] == "session_configured")
+    configured = c.next(_event("session_configured"))
     sid = configured["params"]["msg"]["session_id"]
     c.notify("notifications/cancelled", {"requestId": rid})
-    c.next(lambda m: m.get("method") == "codex/event" and m["params"]["msg"]["type"] == "turn_aborted")
-    time.sleep(0.5)  # the stale task_complete is queued by now
-    r = c.call("tools/call", {"name": "codex-reply", "arguments": {"sessionId": sid, "prompt": "fresh"}})
+    c.next(_event("turn_aborted"))
+    deadline = time.monotonic() + 10  # the scripted session says when the stale task_complete is queued
+    while not (tmp_path / "stale-events-queued").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (tmp_path / "stale-events-queued").exists()
+    r = _reply_once_idle(c, sid, "fresh")
     assert text_of(r) == "turn 2: fresh"
 
 

@@ -173,7 +173,7 @@ def test_proto_override_turn_context_changes_enforcement(server, codex_home, tmp
 
 def test_repl_approvals_changes_enforcement(server, codex_home, tmp_path):
     pexpect = pytest.importorskip("pexpect")
-    from support.repl_pty import ReplPty
+    from support.repl_pty import BRACKETED_PASTE_ON, ReplPty
 
     ws = tmp_path / "ws"
     ws.mkdir()
@@ -188,7 +188,7 @@ def test_repl_approvals_changes_enforcement(server, codex_home, tmp_path):
     assert not (ws / "before.txt").exists()
     r.submit("/approvals")
     r.expect("Full Access")
-    time.sleep(0.2)
+    r.expect(BRACKETED_PASTE_ON)  # the picker reads single keys now
     r.send("2")  # Auto: on-request + workspace-write
     r.expect("approvals: Auto")
     r.expect_prompt()

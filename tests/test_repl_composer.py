@@ -66,7 +66,7 @@ def test_ctrl_r_searches_this_session_then_history_jsonl(tmp_path, codex_home):
         t.type("deploy notes for today")
         t.keys("Enter")
         t.wait_for("one")
-        time.sleep(0.5)  # the composer is back
+        t.wait_composer()
         t.keys("C-r")
         t.wait_for("reverse search:")
         t.type("depl")
@@ -107,7 +107,7 @@ def test_a_long_paste_is_shown_collapsed_and_sent_whole(tmp_path, codex_home):
         t.keys("Enter")
         t.wait_for("got it")
         assert t.wait_ops(1) == ["look at this: " + pasted + " thanks"]
-        time.sleep(0.5)  # the composer is back
+        t.wait_composer()
         t._tmux("paste-buffer", "-p")
         t.wait_for("[pasted 1,234 lines]")
         t.keys("C-o")  # expands in place
@@ -223,8 +223,7 @@ def test_resume_picker_replays_the_session_and_the_token_count_goes_on(codex_hom
         rows = [l for l in screen.split("\n") if today in l]
         assert len(rows) == 1 and "remember the number 42" in rows[0]  # not the session we are in
         assert " . " in rows[0] or str(work) in rows[0]  # the directory
-        time.sleep(0.3)
-        t.keys("Enter")
+        t.keys("Enter")  # (the picker reads single keys before it draws its title)
         screen = t.wait_for("resumed session")
         assert "remember the number 42" in screen.split("resumed session")[1]
         assert "the first answer" in screen.split("resumed session")[1]
@@ -249,11 +248,10 @@ def test_mcp_lists_servers_state_and_tools(codex_home, server, work):
         screen = t.wait_for("broken", timeout=30)
         deadline = time.monotonic() + 20
         while "2 tools" not in screen and time.monotonic() < deadline:  # it may still be starting
-            time.sleep(0.5)
+            t.wait_composer()
             t.type("/mcp")
             t.keys("Enter")
-            time.sleep(0.5)
-            screen = t.screen()
+            screen = t.wait_composer()
     assert "agent ready \u00b7 2 tools: echo, boom" in screen
     assert "broken failed" in screen
 
@@ -271,7 +269,7 @@ def test_at_search_finds_files_made_during_the_session(codex_home, server, work)
         t.keys("Enter")
         t.wait_for("made it")
         assert (work / "fresh_widget.py").exists()
-        time.sleep(0.5)  # the composer is back
+        t.wait_composer()
         t.type("@fresh_wid")
         screen = t.wait_for("@ 1 match", timeout=10)
         assert [l for l in screen.split("\n") if l.strip() == "fresh_widget.py"]  # in the menu

@@ -105,9 +105,9 @@ def test_git_argv_skips_a_git_planted_on_path(ws, monkeypatch):
     (planted / "git").write_text("#!/bin/sh\ntouch %s/pwned\n" % ws)
     (planted / "git").chmod(0o755)
     monkeypatch.setenv("PATH", "%s:.:%s" % (planted, os.environ["PATH"]))
-    argv = codex.git_argv(ws)
+    argv = codex.git_argv(ws, "rev-parse")
     assert argv[0] != str(planted / "git") and os.path.basename(argv[0]) == "git"
-    assert not argv[0].startswith(str(ws)) and argv[1:] == codex._GIT_SAFE_OPTIONS
+    assert not argv[0].startswith(str(ws)) and argv[1:] == codex._GIT_SAFE_OPTIONS + ["rev-parse"]
     ok, _ = codex._git_diff(ws)  # the REPL's /diff: no repository here, and the planted git never ran
     assert not ok and not (ws / "pwned").exists()
 

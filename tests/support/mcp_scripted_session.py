@@ -104,9 +104,12 @@ class ScriptedSession(object):
             self._interrupted.wait(30)
             self._emit(sub_id, {"type": "turn_aborted", "reason": "interrupted"})
             if text == "slow-late":  # a sloppy session: events of the aborted turn keep coming
-                time.sleep(0.2)
+                deadline = time.monotonic() + 10  # ...once the server has taken turn_aborted
+                while not self._events.empty() and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 self._emit(sub_id, {"type": "agent_message", "message": "STALE"})
                 self._emit(sub_id, {"type": "task_complete", "last_agent_message": "STALE"})
+                open("stale-events-queued", "w").close()  # in the server's cwd: the test waits for it
             return
         elif text == "error":
             self._emit(sub_id, {"type": "error", "message": "the model is unreachable"})

@@ -16,6 +16,9 @@ import pexpect
 PROMPT = u"\u203a "  #: the composer's prompt
 CPR = "\x1b\\[6n"  #: a cursor position request
 UP, DOWN, ESC = "\x1b[A", "\x1b[B", "\x1b"
+#: bracketed paste turned on: codex's single-key reader (a picker, an approval, a running turn)
+#: has the terminal, so keys sent from now on are read as keys
+BRACKETED_PASTE_ON = "\x1b\\[\\?2004h"
 
 
 def S(text):

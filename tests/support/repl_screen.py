@@ -64,6 +64,21 @@ class TmuxRepl(object):
             time.sleep(0.05)
         pytest.fail("not on the screen after %.0fs: %r\n--- screen ---\n%s" % (timeout, pattern, screen))
 
+    def wait_composer(self, prompt=u"\u203a", timeout=20.0):
+        """Poll until the composer is back and empty: the cursor stands right after its prompt
+        (`› `) and nothing follows it; returns the screen (fails with it otherwise)."""
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            pos = self._tmux("display-message", "-p", "#{cursor_x} #{cursor_y}").stdout.split()
+            screen = self.screen()
+            lines = screen.split("\n")
+            if len(pos) == 2 and int(pos[1]) < len(lines) and lines[int(pos[1])] == prompt \
+                    and int(pos[0]) == len(prompt) + 1:
+                return screen
+            time.sleep(0.05)
+        pytest.fail("the composer is not back after %.0fs\n--- screen ---\n%s" % (timeout, screen))
+
     def type(self, text):
         self._tmux("send-keys", "-l", text)
 
