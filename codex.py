@@ -13231,6 +13231,22 @@ class Session(object):
 _DISPATCHED_WITH = {"shell": ("shell_command",), "shell_command": ("shell",), "apply_patch": ("shell", "shell_command")}
 
 
+def _plain_patch_result(out):
+    """write_file / edit_file answer in plain text, as shell_command does: the patch's summary
+    ("Success. Updated the following files: ...") or "error: WHY", not apply_patch's JSON
+    envelope (issue #12: a small model reads text; the error form is what the follow-ups look for)."""
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return out  # "patch rejected: ..." and the like are text already
+    if not isinstance(data, dict) or not isinstance(data.get("output"), str):
+        return out
+    text = data["output"].rstrip("\n")
+    if (data.get("metadata") or {}).get("exit_code") == 0:
+        return text
+    return text if text.startswith("error:") else "error: " + text
+
+
 class ToolRunner(object):
     """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
     arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
@@ -13514,8 +13530,9 @@ class ToolRunner(object):
             return ("error: %s already exists and its current content has not been shown in this conversation, so "
                     "writing it could lose code: look at it first (cat %s), then change it with edit_file"
                     % (params["path"], params["path"]))
-        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None,
-                                     approved=approved)
+        return _plain_patch_result(self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old,
+                                                                                         params["content"]), None,
+                                                         approved=approved))
 
     def _approve_unread(self, task, call_id, path, preview):
         """For a file tool: False when codex may read `path` before an approval (model_file_refusal);
@@ -13603,7 +13620,8 @@ class ToolRunner(object):
             new = old.replace(old_text, params["new_text"], 1)
         if new == old:
             return "no change: new_text is the same as old_text"
-        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None, approved=approved)
+        return _plain_patch_result(self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None,
+                                                         approved=approved))
 
     def _turn_diff(self, task):
         """The cumulative unified diff of the files this task's patches touched."""

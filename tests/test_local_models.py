@@ -568,6 +568,9 @@ def test_write_file_and_edit_file_change_files_as_patches(server, codex_home, tm
     diff = list(begins[1]["changes"].values())[0]["update"]["unified_diff"]
     assert "-    return a - b\n+    return a + b\n" in diff and "mul" not in diff  # the real change, not the file
     outputs = tool_outputs(server)
+    # plain text as shell_command's (no JSON envelope): the summary, or "error: ..."
+    assert outputs[0].startswith("Success. Updated the following files:\nA ") and outputs[0].endswith("hello.txt")
+    assert outputs[1].startswith("Success. Updated the following files:\nM ") and "metadata" not in outputs[1]
     assert "already exists and its current content has not been shown" in outputs[2] and "cat notes/hello.txt" in outputs[2]
     assert "not found in calc.py" in outputs[5] and "cat calc.py" in outputs[5]
     assert "occurs 2 times" in outputs[6] and "surrounding lines" in outputs[6]
