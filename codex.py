@@ -11997,6 +11997,26 @@ NEXT_STEP_REWRITE = ("The task is not done. Next: write the corrected %s with a 
                      "EOF).")
 
 
+def _imported_modules(cwd, rel):
+    """The workspace Python files (relative to `cwd`) that the Python file `rel` imports at its
+    top level (`import calc`, `from calc import add`, `from pkg.mod import x`), test files left out."""
+    out = []
+    try:
+        text = (cwd / rel).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return out
+    here = os.path.dirname(rel)
+    for m in re.finditer(r"^(?:from\s+([\w.]+)\s+import\b|import\s+([\w.]+))", text, re.M):
+        name = (m.group(1) or m.group(2)).replace(".", "/")
+        for base in (here, ""):
+            cand = os.path.normpath(os.path.join(base, name + ".py"))
+            if not cand.startswith("..") and (cwd / cand).is_file() and not _TEST_FILE_RE.search(cand):
+                if cand not in out:
+                    out.append(cand)
+                break
+    return out
+
+
 def failure_location(output, cwd):
     """The workspace file (path relative to `cwd`) a failed command's output points at, or None:
     the innermost traceback frame (or the last `path:line:`) that is a file under `cwd`,
@@ -13560,12 +13580,17 @@ class ToolRunner(object):
         rel = failure_location(result.aggregated_output, cwd)
         if rel is None:
             return None
+        if _TEST_FILE_RE.search(rel):  # the assertion failed in the test: the code it tests is what to fix
+            rel = next(iter(_imported_modules(Path(cwd), rel)), rel)
         try:
             content = (Path(cwd) / rel).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return None
-        if not content.strip() or not self._seen_in_outputs(task, content):
+        seen = content.strip() and self._seen_in_outputs(task, content)
+        if not seen:
             return NEXT_STEP_LOOK % _shell_join([rel])
+        if _TEST_FILE_RE.search(rel):
+            return None  # never "fix the test": the general advice stays
         if file_tools_wanted(task.ctx.config, task.ctx.family):
             return NEXT_STEP_EDIT % rel
         return NEXT_STEP_REWRITE % (rel, _shell_join([rel]))

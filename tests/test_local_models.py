@@ -431,6 +431,23 @@ def test_a_failed_command_that_names_a_file_is_answered_with_the_next_step(serve
                                                             "(old_text: the line as it is now, new_text: the corrected line).")
 
 
+def test_an_assertion_failing_in_a_test_points_at_the_code_it_tests(server, codex_home, tmp_path):
+    """fix-bug: the traceback names only test_calc.py; the step is calc.py, which it imports
+    (the test itself is never to be "fixed")."""
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (tmp_path / "test_calc.py").write_text("import os\nfrom calc import add\n\nassert add(2, 3) == 5\n")
+    test = (SHELL_CMD, {"command": "python3 test_calc.py"})
+    run_calls(server, codex_home, tmp_path, [test, (SHELL_CMD, {"command": "cat calc.py"}), test,
+                                             (SHELL_CMD, {"command": "mv calc.py lib.py"}), test],
+              wire="chat", compact_prompt=True)
+    outputs = tool_outputs(server)
+    assert "AssertionError" in outputs[0] and outputs[0].endswith("Next: cat calc.py")
+    assert outputs[2].endswith("Next: fix the wrong line of calc.py with edit_file (old_text: the line as it is now, "
+                               "new_text: the corrected line).")
+    assert "ModuleNotFoundError" in outputs[4] and outputs[4].endswith("Next: cat test_calc.py")
+    assert codex._imported_modules(tmp_path, "test_calc.py") == []  # os is no workspace file, calc.py is gone
+
+
 def test_failure_location_picks_the_innermost_workspace_file(tmp_path):
     (tmp_path / "pkg").mkdir()
     for name in ("app.py", "test_app.py", "pkg/core.py", "main.c"):
