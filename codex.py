@@ -13539,7 +13539,7 @@ class ToolRunner(object):
         if isinstance(approved, str):
             return approved
         try:
-            old = _read_patch_file(path, "read") if path.is_file() else None
+            old = _read_patch_file(path, "read", self._read_check(task, approved)) if path.is_file() else None
         except PatchError as exc:
             return "error: %s" % exc
         if path.is_dir():
@@ -13553,6 +13553,12 @@ class ToolRunner(object):
         return _plain_patch_result(self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old,
                                                                                          params["content"]), None,
                                                          approved=approved))
+
+    @staticmethod
+    def _read_check(task, approved):
+        """The `allow` of a file tool's read (read_regular): after a yes none; before one the
+        file opened must still pass model_file_refusal (it may have been swapped since the check)."""
+        return None if approved else (lambda real: model_file_refusal(real, task.ctx))
 
     def _approve_unread(self, task, call_id, path, preview):
         """For a file tool: False when codex may read `path` before an approval (model_file_refusal);
@@ -13624,7 +13630,7 @@ class ToolRunner(object):
         if not path.is_file():
             return ("error: %s does not exist (list the files with ls; to create a file use write_file)" % name)
         try:
-            old = _read_patch_file(path, "read")
+            old = _read_patch_file(path, "read", self._read_check(task, approved))
         except PatchError as exc:
             return "error: %s" % exc
         count = old.count(old_text)
