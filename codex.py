@@ -1599,7 +1599,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         **values
     )
     _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
-    _TRUSTED_CODEX_DIRS.update(trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
+    _TRUSTED_CODEX_DIRS.setdefault(os.path.realpath(str(cfg.codex_home)), set()).update(
+        trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
     return cfg
 
 
@@ -2363,8 +2364,14 @@ def _landlock_only(home=None):
 
 #: real paths of every directory a configuration this process loaded can make writable for commands
 _GRANTABLE_ROOTS = set()
-#: real paths of every directory whose `.codex` a configuration this process loaded trusts by name
-_TRUSTED_CODEX_DIRS = set()
+#: $CODEX_HOME (real path) -> real paths of every directory whose `.codex` a configuration this
+#: process loaded with that home trusts by name (trusted_codex_dirs)
+_TRUSTED_CODEX_DIRS = {}
+
+
+def _trusted_codex_dirs_of(home):
+    """The directories whose `.codex` the configurations loaded with `home` trust, sorted."""
+    return sorted(_TRUSTED_CODEX_DIRS.get(os.path.realpath(str(home)), ())) if home is not None else []
 
 
 def grantable_writable_roots(cfg):
@@ -2590,7 +2597,7 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     for var in ("GIT_DIR", "GIT_COMMON_DIR"):
         if os.path.isabs(os.environ.get(var, "")):
             gits.append(os.environ[var])
-    dot_codex = [os.path.join(d, ".codex") for d in sorted(_TRUSTED_CODEX_DIRS)  # honoured below a root too
+    dot_codex = [os.path.join(d, ".codex") for d in _trusted_codex_dirs_of(home)  # honoured below a root too
                  if any(_is_within(d, os.path.realpath(str(r))) for r in roots)]
     out.extend(dot_codex)
     for root in roots:
@@ -6336,7 +6343,8 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 # written in Python (ctypes Landlock + pyseccomp).  Both speak one argv protocol:
 #
 #   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
-#                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+#                       [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... [--ro-mounts]
+#                       [--max-procs N] [--network]
 #                       [--status-fd N] -- CMD [ARG]...
 #   codex-linux-sandbox --probe          (key=value lines: landlock_abi, seccomp, userns, mount_setattr)
 #
@@ -6347,6 +6355,11 @@ def seatbelt_argv(argv, policy, cwd, home=None, environ=None):
 #                     with the network on, unix sockets such as docker.sock)
 #   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network on:
 #                     $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix, ...)
+#   --private-dir DIR in that namespace DIR shows only what it held when the command started: a
+#                     read-only tmpfs with each entry bound back (the --hide files in it empty,
+#                     then /dev/null).  A file bind is detached when a file is renamed over its
+#                     name from outside (`codex login` replacing auth.json); a name in DIR is not
+#                     ($CODEX_HOME).  Landlock alone: DIR's existing entries get rules, new ones none
 #   --pin PATH        in that namespace PATH (directory, file or symlink, not followed) is mounted
 #                     onto itself, so it cannot be renamed, removed or replaced: every component
 #                     between a writable root and a protected path (trusted_paths), so that no
@@ -6377,7 +6390,27 @@ HELPER_EXIT_CODES = {
 HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
-HIDDEN_HOME_FILES = ("auth.json",)  #: $CODEX_HOME files a command sees as empty (they hold credentials)
+#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
+#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
+#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
+#: names, or created later, stays out of sight too (hidden_home_files)
+HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
+
+
+def hidden_home_files(home):
+    """The existing files of HIDDEN_HOME_FILES in `home`, as real paths (the one list of them)."""
+    try:
+        names = os.listdir(str(home))
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        path = os.path.join(str(home), name)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in HIDDEN_HOME_FILES) and os.path.isfile(path):
+            out.append(_realpath(path))
+    return out
+
+
 #: With the network on, connect() is allowed for every family; these unix sockets (or the
 #: directories holding them) would run commands outside the sandbox -- container engines,
 #: D-Bus (systemd-run), systemd's private sockets, terminal multiplexers, X11 keystroke
@@ -7267,11 +7300,14 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
-        if home is not None:
-            for name in HIDDEN_HOME_FILES:  # the API key stays out of reach of `cat`
-                secret = os.path.join(str(home), name)
-                if os.path.isfile(secret):
-                    out += ["--hide", _realpath(secret)]
+        if home is not None:  # credentials stay out of reach of `cat`, also once replaced (--private-dir)
+            for secret in hidden_home_files(home):
+                out += ["--hide", secret]
+            real_home = _realpath(str(home))
+            # not when it holds the workspace or a root (it cannot be protected then: protected_paths)
+            if os.path.isdir(real_home) and not any(_is_within(_realpath(str(r)), real_home)
+                                                    for r in list(roots) + [policy_cwd]):
+                out += ["--private-dir", real_home]
         if policy.has_network():
             if userns:
                 # kept visible: the roots and the user's workspace, never the model's workdir
@@ -7351,7 +7387,8 @@ def _helper_fail(code, message):
 
 def _parse_helper_args(args):
     """Parse the helper protocol; returns a dict (raises ValueError on bad usage)."""
-    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "pin": [], "network": False,
+    opts = {"cwd": None, "writable": [], "read_only": [], "hide": [], "hide_dir": [], "private_dir": [], "pin": [],
+            "network": False,
             "probe": False, "command": [], "ro_mounts": False, "max_procs": 0, "status_fd": -1}
     i = 0
     while i < len(args):
@@ -7375,7 +7412,7 @@ def _parse_helper_args(args):
             if i >= len(args) or not args[i].isdigit() or int(args[i]) < 1:
                 raise ValueError("--max-procs needs a positive number")
             opts["max_procs"] = int(args[i])
-        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--pin"):
+        elif a in ("--cwd", "--writable", "--read-only", "--hide", "--hide-dir", "--private-dir", "--pin"):
             if i + 1 >= len(args):
                 raise ValueError("%s needs a value" % a)
             i += 1
@@ -7417,10 +7454,12 @@ def _landlock_abi(libc):
 def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=None):
     """Build and enforce the Landlock ruleset: / read+execute, writable roots and /dev/null full.
 
-    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins):
-    then Landlock alone leaves them out, as the C helper's add_rules_around: reads everywhere
-    but the hidden files, writes in the roots but beneath the read-only and hidden paths, and
-    no entry on the way to any of them (or to a pin) may be created, renamed or removed."""
+    `landlock_only` (no user namespace: nothing can be mounted) is (read_only, hidden, pins,
+    private_dirs): then Landlock alone leaves them out, as the C helper's add_rules_around:
+    reads everywhere but the hidden files and what a private dir gains later (its existing
+    entries get their rules one by one), writes in the roots but beneath the read-only and
+    hidden paths, and no entry on the way to any of them (or to a pin) may be created, renamed
+    or removed."""
     import ctypes
 
     class RulesetAttr(ctypes.Structure):
@@ -7472,8 +7511,8 @@ def _apply_landlock(libc, writable, network, private_shm=False, landlock_only=No
     # network off: no socket gets a new name in a root (a hard link out of a dir hidden with it on)
     root_fs = fs if network else fs & ~LANDLOCK_FS["make_sock"]
     if landlock_only is not None:
-        read_only, hidden, pins = landlock_only
-        for path in _rules_around("/", hidden, hidden):
+        read_only, hidden, pins, private_dirs = landlock_only
+        for path in _rules_around("/", hidden, list(hidden) + [os.path.join(d, ".") for d in private_dirs]):
             allow(path, _LANDLOCK_READ, False, path != "/")
         for root in writable:
             for path in _rules_around(root, list(read_only) + list(hidden), list(read_only) + list(hidden) + list(pins)):
@@ -7708,10 +7747,11 @@ def _drop_capabilities(libc):
         _helper_fail(120, "cannot empty the capability bounding set of a root user's command")
 
 
-def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=()):
+def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hidden_dirs=(), pins=(), private_dirs=()):
     """Inside the namespaces of _enter_namespaces: with ro_mounts make every mount read-only but
-    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; hide `hidden` files;
-    give the command a private /dev/shm.  Returns whether that /dev/shm is there."""
+    the writable roots; pin `pins` (_pin); bind-mount each of `paths` read-only onto itself; make
+    `private_dirs` private (_private_dir); hide `hidden` files; give the command a private
+    /dev/shm.  Returns whether that /dev/shm is there."""
     import ctypes
 
     # keep our mounts from propagating back (best effort: some overlay setups refuse)
@@ -7731,6 +7771,8 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         _pin(libc, path)
     for path in paths:
         _bind_read_only(libc, path, path)
+    for path in private_dirs:
+        _private_dir(libc, path, hidden)
     for path in hidden:
         _bind_read_only(libc, "/dev/null", path)
     for path in hidden_dirs:
@@ -7745,6 +7787,71 @@ def _protect_read_only(libc, paths, ro_mounts=False, writable=(), hidden=(), hid
         shm_is_dir = False
     return shm_is_dir and libc.mount(b"codex-shm", b"/dev/shm", b"tmpfs", ctypes.c_ulong(2 | 4),  # NOSUID|NODEV
                                      _SHM_TMPFS_OPTIONS) == 0
+
+
+def _private_dir(libc, path, hidden=()):
+    """--private-dir (see the top of §12b): a read-only tmpfs over directory `path` holding what
+    it holds now -- each entry bound back (a clone with its submounts), symlinks copied, the
+    `hidden` files as empty files (then covered by /dev/null) -- so that a file renamed over a
+    name there from outside (`codex login` replacing auth.json) or a temp file beside it stays
+    out of sight.  Left as it is without open_tree (before Linux 5.2)."""
+    import ctypes
+    import stat as stat_mod
+
+    try:
+        st = os.lstat(path)
+        names = os.listdir(path) if stat_mod.S_ISDIR(st.st_mode) else []
+    except OSError:
+        return
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return
+    entries = []  # (name, is_dir, clone fd or None, symlink target or None)
+    try:
+        for name in names:
+            child = os.path.join(path, name)
+            try:
+                mode = os.lstat(child).st_mode
+                if stat_mod.S_ISLNK(mode):
+                    entries.append((name, False, None, os.readlink(child)))
+                    continue
+            except OSError:
+                continue
+            fd = None
+            if child not in hidden:
+                flags = 1 | os.O_CLOEXEC | 0x8000 | 0x100  # OPEN_TREE_CLONE | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW
+                fd = libc.syscall(ctypes.c_long(428), ctypes.c_int(-100), os.fsencode(child), ctypes.c_uint(flags))
+                if fd < 0:
+                    err = ctypes.get_errno()
+                    if err == errno.ENOENT:
+                        continue  # gone meanwhile
+                    if err == errno.ENOSYS:
+                        return
+                    _helper_fail(125, "cloning %s (open_tree) failed: %s" % (child, os.strerror(err)))
+            entries.append((name, stat_mod.S_ISDIR(mode), fd, None))
+        options = ("size=64k,mode=%o" % stat_mod.S_IMODE(st.st_mode)).encode()
+        if libc.mount(b"codex-private", os.fsencode(path), b"tmpfs", ctypes.c_ulong(2 | 4), options) != 0:
+            _helper_fail(125, "covering %s (--private-dir) failed: %s" % (path, os.strerror(ctypes.get_errno())))
+        for name, is_dir, fd, link in entries:
+            child = os.path.join(path, name)
+            try:
+                if link is not None:
+                    os.symlink(link, child)
+                    continue
+                if is_dir:
+                    os.mkdir(child, 0o700)
+                else:
+                    os.close(os.open(child, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            except OSError as exc:
+                _helper_fail(125, "making a mount point %s failed: %s" % (child, exc.strerror))
+            if fd is not None and libc.syscall(ctypes.c_long(429), ctypes.c_int(fd), b"", ctypes.c_int(-100),
+                                               os.fsencode(child), ctypes.c_uint(4)) != 0:
+                _helper_fail(125, "binding back %s failed: %s" % (child, os.strerror(ctypes.get_errno())))
+    finally:
+        for entry in entries:
+            if entry[2] is not None:
+                os.close(entry[2])
+    if libc.mount(None, os.fsencode(path), None, ctypes.c_ulong(_MS_REMOUNT | _MS_BIND | _MS_RDONLY | 2 | 4), None) != 0:
+        _helper_fail(125, "remounting %s read-only failed: %s" % (path, os.strerror(ctypes.get_errno())))
 
 
 #: terminals and keyboards a command could read the user's keystrokes from (ptys cannot be
@@ -7922,8 +8029,8 @@ def _sandbox_helper_main(args):
                 pass  # not open: nothing to report on
     except ValueError as exc:
         _helper_fail(121, "%s (usage: %s --cwd DIR [--writable PATH]... [--read-only PATH]... "
-                     "[--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network] "
-                     "[--status-fd N] -- CMD [ARG]...)"
+                     "[--hide FILE]... [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... [--ro-mounts] "
+                     "[--max-procs N] [--network] [--status-fd N] -- CMD [ARG]...)"
                      % (exc, HELPER_NAME))
     libc = _libc()
     if opts["probe"]:
@@ -7957,13 +8064,13 @@ def _sandbox_helper_main(args):
         if pid_ns:
             report = _fork_pid_namespace_init(libc, opts["max_procs"])
         private_shm = _protect_read_only(libc, opts["read_only"], opts["ro_mounts"], opts["writable"], opts["hide"],
-                                         opts["hide_dir"], opts["pin"])
+                                         opts["hide_dir"], opts["pin"], opts["private_dir"])
     elif opts["ro_mounts"] or opts["hide_dir"]:
         _helper_fail(125, "unshare(user+mount namespace) failed: %s" % os.strerror(ctypes.get_errno()))
     _drop_capabilities(libc)
     _apply_seccomp(opts["network"], pid_ns, ipc_ns)
     # without a namespace Landlock alone keeps the read-only, hidden and pinned paths (as the C helper)
-    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"])
+    only = None if user_ns else (opts["read_only"], opts["hide"], opts["pin"], opts["private_dir"])
     _apply_landlock(libc, opts["writable"], opts["network"], private_shm, only)
     if opts["cwd"]:
         try:
@@ -8035,6 +8142,15 @@ DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
 #: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
 #: (the password may hold a `/`: postgres://app:pa/ss@db; `host:8080/@scope` is a port, not one)
 _URL_CREDENTIALS_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:(?!\d+(?:/|$))[^@\s]+@")
+#: other values that carry a credential under a plain name: connection strings (Azure
+#: `AccountKey=`, .NET `Password=`/`Pwd=`), password/token/signature parameters of URLs and JDBC
+#: strings, HTTP auth headers (git's GIT_CONFIG_VALUE_n / GIT_CONFIG_PARAMETERS with
+#: `http.extraheader`), webhook URLs whose path is the secret (Slack, Discord)
+_SECRET_VALUE_RE = re.compile(
+    r"(?:^|[;\s])(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)\s*="
+    r"|[?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|sig)="
+    r"|\b(?:proxy-)?authorization\s*:|\bbearer\s+\S{8}"
+    r"|hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/", re.I)
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -8084,16 +8200,26 @@ class ExecOutcome(object):
 
 def is_secret_env_var(name, value=""):
     """Whether the default excludes drop this variable: a DEFAULT_ENV_EXCLUDES glob, a
-    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a URL with a password."""
+    DEFAULT_ENV_EXCLUDED_WORDS word in a name of two or more words, or a value that carries a
+    credential (a URL with a password, _SECRET_VALUE_RE)."""
     if name in DEFAULT_ENV_KEPT:
         return False
-    return _secret_env_name(name) or bool(_URL_CREDENTIALS_RE.match(value or ""))
+    return _secret_env_name(name) or (bool(value) and _secret_env_value(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_env_value(value):
+    """The value part of is_secret_env_var, remembered as the name part is (the same values
+    come back at every call: one dict lookup each then)."""
+    return bool(_URL_CREDENTIALS_RE.match(value) or _SECRET_VALUE_RE.search(value))
 
 
 @functools.lru_cache(maxsize=4096)
 def _secret_env_name(name):
     """The name part of is_secret_env_var, remembered: the patterns are constants, and every
     command's environment is built from the same few dozen names (3 builds per shell call)."""
+    if name.startswith("GIT_CONFIG_KEY_") and name[15:].isdigit():
+        return False  # a config key's name (core.editor); its GIT_CONFIG_VALUE_n is judged by value
     if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
         return True
     words = name.upper().split("_")
@@ -8125,7 +8251,11 @@ def build_command_env(cfg, environ=None):
                 secret_vars.add(provider.env_key)
             for var in (getattr(provider, "env_http_headers", None) or {}).values():
                 secret_vars.add(str(var))
-        env = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
+        kept = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
+        if "GIT_CONFIG_COUNT" in env and any(k.startswith("GIT_CONFIG_") and k not in kept for k in env):
+            # git refuses a GIT_CONFIG_COUNT whose KEY_n/VALUE_n pair lacks a part: the whole set goes
+            kept = {k: v for k, v in kept.items() if not re.match(r"GIT_CONFIG_(COUNT|KEY_\d+|VALUE_\d+)$", k)}
+        env = kept
     excludes = [str(p) for p in pol.get("exclude") or []]
     env = {k: v for k, v in env.items() if not any(glob_match(p, k) for p in excludes)}
     for k, v in (pol.get("set") or {}).items():
@@ -8295,7 +8425,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     if sandboxed and not policy.is_unrestricted():
         with resolving_once():  # one resolution of each directory while the sandbox is built
             full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
-            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
+            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd, cfg.codex_home)
         env.update(extra_env)
         env = helper_env(env, sandbox_type)
     stdin = subprocess.DEVNULL
@@ -8429,11 +8559,12 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     return result
 
 
-def absent_trusted_names(roots, cwd):
+def absent_trusted_names(roots, cwd, home=None):
     """`.git` and `.codex` names that do not exist yet where codex or git would trust them:
     at the top of each writable root, in the workspace and each directory above it that lies
-    in a writable root, and (`.codex` only) in every directory whose `.codex` the configuration
-    trusts by name (trusted_codex_dirs, §04) inside a root.  No mount can cover a name that does
+    in a writable root, (`.codex` only) in every directory whose `.codex` the configuration
+    loaded with `home` trusts by name (trusted_codex_dirs, §04) inside a root, and (`.git` only) at every gitlink
+    of the workspace's repository (gitlink_dirs).  No mount can cover a name that does
     not exist, so a command may create one (`git init` with a planted core.fsmonitor or filter,
     .codex/hooks.json): codex moves it aside when the command ends (quarantine_new_names)."""
     roots = [_realpath(str(r)) for r in roots]
@@ -8444,9 +8575,83 @@ def absent_trusted_names(roots, cwd):
             dirs.append(d)
         d = os.path.dirname(d)
     names = [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)]
-    names += [os.path.join(t, ".codex") for t in sorted(_TRUSTED_CODEX_DIRS)
+    names += [os.path.join(t, ".codex") for t in _trusted_codex_dirs_of(home)
               if t not in dirs and any(_is_within(t, r) for r in roots)]
+    repos = _enclosing_git_entries([cwd])[:1]  # the workspace's repository: no repository appears
+    if repos:                                   # in an uninitialised submodule's directory either
+        names += [os.path.join(g, ".git") for g in gitlink_dirs(os.path.dirname(repos[0]))
+                  if any(_is_within(g, r) for r in roots)]
     return [n for n in names if not os.path.lexists(n)]
+
+
+#: index file -> ((st_ino, st_mtime_ns, st_size), gitlink paths): an index changes only when git
+#: writes it (commands cannot: it lies in the protected git dir), so one parse serves many commands
+_GITLINK_CACHE = {}
+_GITLINK_INDEX_MAX = 64 * 1024 * 1024  #: bytes of an index read for its gitlinks (bigger: none known)
+
+
+def gitlink_dirs(worktree):
+    """Real paths of the gitlinks (submodules) in the index of the repository whose work tree is
+    `worktree`: where git run there (`git status`, by the user or anyone) enters a repository
+    if one appears -- an uninitialised submodule's empty directory, in which a sandboxed command
+    could `git init` one with a filter or fsmonitor in its config (third attack pass 06)."""
+    import stat as stat_mod
+
+    entry = os.path.join(worktree, ".git")
+    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [entry]
+    if not gitdirs:
+        return []
+    index = os.path.join(gitdirs[0], "index")
+    try:
+        st = os.stat(index)
+    except OSError:
+        return []
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _GITLINK_CACHE.get(index)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    names = []
+    if stat_mod.S_ISREG(st.st_mode) and st.st_size <= _GITLINK_INDEX_MAX:
+        data = read_regular_file(index, _GITLINK_INDEX_MAX)
+        names = [os.path.join(worktree, os.fsdecode(n)) for n in _index_gitlinks(data or b"")]
+    _GITLINK_CACHE[index] = (key, names)
+    return names
+
+
+def _index_gitlinks(data):
+    """Paths of the gitlink entries (mode 160000) of a git index (versions 2-4), as bytes."""
+    if len(data) < 12 or data[:4] != b"DIRC" or b"\x00\x00\xe0\x00" not in data:
+        return []
+    version, count = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+    if version not in (2, 3, 4):
+        return []
+    out, pos, prev = [], 12, b""
+    try:
+        for _ in range(count):
+            mode = int.from_bytes(data[pos + 24:pos + 28], "big")
+            flags = int.from_bytes(data[pos + 60:pos + 62], "big")
+            p = pos + 62 + (2 if version >= 3 and flags & 0x4000 else 0)
+            if version == 4:  # the name: a varint of bytes to drop from the previous one, then the rest
+                b = data[p]
+                p += 1
+                strip = b & 0x7F
+                while b & 0x80:
+                    b = data[p]
+                    p += 1
+                    strip = ((strip + 1) << 7) | (b & 0x7F)
+                end = data.index(b"\0", p)
+                name = prev[:len(prev) - strip] + data[p:end]
+                pos = end + 1
+            else:
+                end = data.index(b"\0", p)
+                name = data[p:end]
+                pos += (p - pos + len(name) + 8) & ~7
+            prev = name
+            if mode == 0o160000:
+                out.append(name)
+    except (IndexError, ValueError):
+        pass  # truncated: what was read
+    return out
 
 
 def quarantine_new_names(names, failed=None):
@@ -8552,9 +8757,15 @@ def format_exec_output_text(result):
         head.append("Total output lines: %d" % len(output.splitlines()))
     tail = []
     if result.exit_code not in (0, None):
-        tail = ["", "(The command failed with exit code %s. If it checks your work, the task is not done: look "
-                "at the code it runs or tests with cat, and fix the cause there.)" % result.exit_code]
+        tail = ["", failed_command_note(result.exit_code)]
     return "\n".join(head + ["Output:", shown.rstrip("\n")] + tail)
+
+
+def failed_command_note(exit_code):
+    """The last paragraph of format_exec_output_text for a command that failed (the agent loop
+    replaces it with a concrete next step when the output names a file: next_step_after_failure)."""
+    return ("(The command failed with exit code %s. If it checks your work, the task is not done: look at the code it "
+            "runs or tests with cat, and fix the cause there.)" % exit_code)
 
 
 def _note_for_model(output, note):
@@ -11841,9 +12052,70 @@ FAILED_TOOL_NUDGE = ("Your last tool call failed, so the task is not done. Reply
 #: ... and for one that says it changed something when every call of the task only read files
 UNMADE_CHANGE_NUDGE = ("No file has changed yet: your tool calls so far only read files. If the task needs a change, "
                        "make it now with a tool call, then check it.")
+#: ... and for an empty answer after a tool call that worked (Qwen2.5-Coder-1.5B answered so right
+#: after a failing test run and after a no-op edit; `codex exec` then ended with no message at all)
+EMPTY_ANSWER_NUDGE = ("Your answer was empty. If the task is not done, reply with your next tool call now; if it is, "
+                      "say in one or two sentences what you changed and how you checked it.")
 _CLAIMED_CHANGE_RE = re.compile(r"(?i)\b(changed|updated|fixed|modified|created|renamed|replaced|added|edited|wrote|"
                                 r"written|corrected|removed|deleted)\b")
 FOLLOW_UP_NUDGES = 2  #: default follow_up_nudges with the compact prompt (0 without it)
+
+# The next step after a failed command whose output names a file of the workspace (a Python
+# traceback's frames, `path:line:` of compilers and test runners): the innermost one, passing
+# over test files while the code under test is named too.  A small model given the general
+# advice ("look at the code it runs with cat") explained the fix in prose instead; told the
+# file, it looked at it, and once the file had been shown, it fixed the line (Qwen2.5-Coder-1.5B,
+# fix-crash in tests/support/local_model.py).
+_TRACEBACK_FRAME_RE = re.compile(r'^\s*File "([^"\n]+)", line (\d+)', re.M)
+_PATH_LINE_RE = re.compile(r"^([\w./+-]+\.[A-Za-z0-9]+):(\d+)(?::\d+)?[:\s]", re.M)
+_TEST_FILE_RE = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.[^/]*$|[^/]*\.(test|spec)\.[^/]*$)")
+#: ... when the file has not been shown yet (%s: its path)
+NEXT_STEP_LOOK = "The task is not done. Next: cat %s"
+#: ... once it has (%s: its path); the second when write_file/edit_file are not offered
+NEXT_STEP_EDIT = ("The task is not done. Next: fix the wrong line of %s with edit_file (old_text: the line as it is "
+                  "now, new_text: the corrected line).")
+NEXT_STEP_REWRITE = ("The task is not done. Next: write the corrected %s with a here-document (cat > %s <<'EOF' ... "
+                     "EOF).")
+
+
+def _imported_modules(cwd, rel):
+    """The workspace Python files (relative to `cwd`) that the Python file `rel` imports at its
+    top level (`import calc`, `from calc import add`, `from pkg.mod import x`), test files left out."""
+    out = []
+    try:
+        text = (cwd / rel).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return out
+    here = os.path.dirname(rel)
+    for m in re.finditer(r"^(?:from\s+([\w.]+)\s+import\b|import\s+([\w.]+))", text, re.M):
+        name = (m.group(1) or m.group(2)).replace(".", "/")
+        for base in (here, ""):
+            cand = os.path.normpath(os.path.join(base, name + ".py"))
+            if not cand.startswith("..") and (cwd / cand).is_file() and not _TEST_FILE_RE.search(cand):
+                if cand not in out:
+                    out.append(cand)
+                break
+    return out
+
+
+def failure_location(output, cwd):
+    """The workspace file (path relative to `cwd`) a failed command's output points at, or None:
+    the innermost traceback frame (or the last `path:line:`) that is a file under `cwd`,
+    skipping test files when another file is named."""
+    cwd = Path(cwd)
+    found = []
+    for m in list(_TRACEBACK_FRAME_RE.finditer(output or "")) or list(_PATH_LINE_RE.finditer(output or "")):
+        raw = m.group(1)
+        path = Path(raw) if os.path.isabs(raw) else cwd / raw
+        try:
+            rel = os.path.relpath(os.path.realpath(str(path)), os.path.realpath(str(cwd)))
+        except ValueError:
+            continue
+        if rel.startswith(".." + os.sep) or rel == ".." or "site-packages" in rel or not path.is_file():
+            continue
+        found.append(rel)
+    code = [f for f in found if not _TEST_FILE_RE.search(f)]
+    return (code or found or [None])[-1]
 
 
 # -- automatic compaction --------------------------------------------------------------
@@ -11984,6 +12256,7 @@ class _Task(object):
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
         self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
         self.failed_exit = None  # the exit code when the latest call was a command that failed ("tool": a file tool)
+        self.next_step = None  # what the model was told to do next after that failed command (NEXT_STEP_*)
         self.nudges = 0  # follow-ups sent after the model stopped on a failed command or an unmade change
         self.wrote = False  # a patch or a command that is not known to be read-only ran in this task
         self.outputs = {}  # (argv, cwd) -> (exit code, output) of the commands run in this task
@@ -12633,15 +12906,21 @@ class Session(object):
         if task.failed_exit == "tool":
             why, text = "stopped right after a tool call that failed", FAILED_TOOL_NUDGE
         elif task.failed_exit is not None:
-            why, text = "stopped right after a command that failed (exit code %s)" % task.failed_exit, \
-                FAILED_COMMAND_NUDGE % task.failed_exit
+            why = "stopped right after a command that failed (exit code %s)" % task.failed_exit
+            text = "Your last command failed (exit code %s). %s" % (task.failed_exit, task.next_step) \
+                if task.next_step else FAILED_COMMAND_NUDGE % task.failed_exit
         else:
             with self._lock:
+                last = self.history[-1] if self.history else {}
                 answer = next((message_text(it) for it in reversed(self.history)
                                if it.get("type") == "message" and it.get("role") == "assistant"), "")
-            if task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
+            if last.get("type") in ("function_call_output", "custom_tool_call_output"):
+                # nothing after the last tool result: the model's answer was empty
+                why, text = "gave an empty answer", EMPTY_ANSWER_NUDGE
+            elif task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
                 return False
-            why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
+            else:
+                why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
         task.nudges += 1
         self._task_emit(task, "background_event", message="the model %s; asking it to go on (follow_up_nudges = %d)"
                         % (why, limit))
@@ -13053,6 +13332,22 @@ class Session(object):
 _DISPATCHED_WITH = {"shell": ("shell_command",), "shell_command": ("shell",), "apply_patch": ("shell", "shell_command")}
 
 
+def _plain_patch_result(out):
+    """write_file / edit_file answer in plain text, as shell_command does: the patch's summary
+    ("Success. Updated the following files: ...") or "error: WHY", not apply_patch's JSON
+    envelope (issue #12: a small model reads text; the error form is what the follow-ups look for)."""
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return out  # "patch rejected: ..." and the like are text already
+    if not isinstance(data, dict) or not isinstance(data.get("output"), str):
+        return out
+    text = data["output"].rstrip("\n")
+    if (data.get("metadata") or {}).get("exit_code") == 0:
+        return text
+    return text if text.startswith("error:") else "error: " + text
+
+
 class ToolRunner(object):
     """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
     arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
@@ -13207,7 +13502,12 @@ class ToolRunner(object):
             task.failed_exit = result.exit_code if result.exit_code not in (0, None) else None
             task.wrote = task.wrote or not is_known_safe_command(argv)
             key, seen = (tuple(argv), str(cwd)), (result.exit_code, result.aggregated_output)
-            if task.outputs.get(key) == seen and params.get("text_output"):
+            step = self._next_step_after_failure(task, result, cwd) if params.get("text_output") else None
+            task.next_step = step
+            if step:  # the concrete step replaces the general advice (and the note about a repeat)
+                note = failed_command_note(result.exit_code)
+                outcome = ExecOutcome(result, outcome.model_output.replace(note, step), outcome.decision)
+            elif task.outputs.get(key) == seen and params.get("text_output"):
                 outcome = ExecOutcome(result, outcome.model_output + REPEATED_OUTPUT_NOTE, outcome.decision)
             task.outputs[key] = seen
             self._task_emit(task, "exec_command_end", call_id=call_id,
@@ -13310,7 +13610,7 @@ class ToolRunner(object):
 
     def _edit_file(self, task, call_id, params):
         out = self._edit_file_text(task, call_id, params)
-        if out.startswith("error:"):
+        if out.startswith(("error:", "no change:")):  # new_text == old_text: a no-op edit did not fix anything
             task.failed_exit = "tool"
         return out
 
@@ -13320,7 +13620,7 @@ class ToolRunner(object):
         if isinstance(approved, str):
             return approved
         try:
-            old = _read_patch_file(path, "read") if path.is_file() else None
+            old = _read_patch_file(path, "read", self._read_check(task, approved)) if path.is_file() else None
         except PatchError as exc:
             return "error: %s" % exc
         if path.is_dir():
@@ -13331,8 +13631,15 @@ class ToolRunner(object):
             return ("error: %s already exists and its current content has not been shown in this conversation, so "
                     "writing it could lose code: look at it first (cat %s), then change it with edit_file"
                     % (params["path"], params["path"]))
-        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None,
-                                     approved=approved)
+        return _plain_patch_result(self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old,
+                                                                                         params["content"]), None,
+                                                         approved=approved))
+
+    @staticmethod
+    def _read_check(task, approved):
+        """The `allow` of a file tool's read (read_regular): after a yes none; before one the
+        file opened must still pass model_file_refusal (it may have been swapped since the check)."""
+        return None if approved else (lambda real: model_file_refusal(real, task.ctx))
 
     def _approve_unread(self, task, call_id, path, preview):
         """For a file tool: False when codex may read `path` before an approval (model_file_refusal);
@@ -13351,6 +13658,29 @@ class ToolRunner(object):
             self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
             return "patch not applied: %s" % self.approval_handler.refusal
         return "patch rejected by user"
+
+    def _next_step_after_failure(self, task, result, cwd):
+        """NEXT_STEP_LOOK / _EDIT / _REWRITE for a failed command whose output names a workspace
+        file (failure_location), or None."""
+        if result.exit_code in (0, None) or getattr(result, "timed_out", False):
+            return None
+        rel = failure_location(result.aggregated_output, cwd)
+        if rel is None:
+            return None
+        if _TEST_FILE_RE.search(rel):  # the assertion failed in the test: the code it tests is what to fix
+            rel = next(iter(_imported_modules(Path(cwd), rel)), rel)
+        try:
+            content = (Path(cwd) / rel).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        seen = content.strip() and self._seen_in_outputs(task, content)
+        if not seen:
+            return NEXT_STEP_LOOK % _shell_join([rel])
+        if _TEST_FILE_RE.search(rel):
+            return None  # never "fix the test": the general advice stays
+        if file_tools_wanted(task.ctx.config, task.ctx.family):
+            return NEXT_STEP_EDIT % rel
+        return NEXT_STEP_REWRITE % (rel, _shell_join([rel]))
 
     def _seen_in_outputs(self, task, content):
         """Whether `content` (a file's text) appears whole in a tool output of this session: the
@@ -13381,7 +13711,7 @@ class ToolRunner(object):
         if not path.is_file():
             return ("error: %s does not exist (list the files with ls; to create a file use write_file)" % name)
         try:
-            old = _read_patch_file(path, "read")
+            old = _read_patch_file(path, "read", self._read_check(task, approved))
         except PatchError as exc:
             return "error: %s" % exc
         count = old.count(old_text)
@@ -13402,7 +13732,8 @@ class ToolRunner(object):
             new = old.replace(old_text, params["new_text"], 1)
         if new == old:
             return "no change: new_text is the same as old_text"
-        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None, approved=approved)
+        return _plain_patch_result(self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None,
+                                                         approved=approved))
 
     def _turn_diff(self, task):
         """The cumulative unified diff of the files this task's patches touched."""

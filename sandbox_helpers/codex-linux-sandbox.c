@@ -9,7 +9,8 @@
  * Argv protocol (the Python helper in codex.py §12b speaks the same one):
  *
  *   codex-linux-sandbox --cwd DIR [--writable PATH]... [--read-only PATH]... [--hide FILE]...
- *                       [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] [--max-procs N] [--network]
+ *                       [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... [--ro-mounts]
+ *                       [--max-procs N] [--network]
  *                       [--status-fd N] -- CMD [ARG]...
  *   codex-linux-sandbox --probe
  *
@@ -21,6 +22,15 @@
  *                     on, unix sockets such as docker.sock)
  *   --hide-dir DIR    in that namespace an empty read-only tmpfs covers DIR (with the network
  *                     on: $XDG_RUNTIME_DIR with the D-Bus and systemd sockets, /tmp/.X11-unix...)
+ *   --private-dir DIR in that namespace DIR shows what it held when the command started and
+ *                     nothing later: a tmpfs covers it, each entry is bound back onto it (a clone
+ *                     with its submounts; symlinks copied; a --hide file there becomes an empty
+ *                     file, then /dev/null), and the tmpfs is made read-only.  A file bind
+ *                     (--hide, --read-only) is detached when a process outside renames another
+ *                     file over its name (`codex login` replacing auth.json); a name in DIR is
+ *                     not: what replaces it, and temp files beside it, stay out of sight
+ *                     ($CODEX_HOME).  Without a user namespace (Landlock alone) DIR's existing
+ *                     entries get their rules one by one (add_rules_around), new ones none.
  *   --pin PATH        in that namespace mount PATH (a directory, file or symlink: never followed)
  *                     onto itself, so that it cannot be renamed, removed or replaced: every
  *                     component between a writable root and a protected path, so that a command
@@ -54,7 +64,8 @@
  *      With --ro-mounts set MOUNT_ATTR_RDONLY on every mount and
  *      bind each writable root onto itself read-write; pin each --pin path (open_tree +
  *      move_mount without following it; a self-bind before Linux 5.2); bind each --read-only path onto itself and
- *      remount it read-only (keeping the locked flags); bind /dev/null over each --hide file;
+ *      remount it read-only (keeping the locked flags); make each --private-dir private (above);
+ *      bind /dev/null over each --hide file;
  *      cover /dev/pts and /dev/input with an empty read-only tmpfs and /dev/console with
  *      /dev/null (best effort): the user's terminals and keyboards, whose keystrokes a command
  *      could otherwise read (ptys cannot be opened in the sandbox anyway: /dev/ptmx is not
@@ -279,6 +290,10 @@ static const char *read_only[MAX_PATHS];
 static const char *hidden[MAX_PATHS];
 static const char *hidden_dirs[MAX_PATHS];
 static const char *pins[MAX_PATHS];
+static const char *private_dirs[MAX_PATHS];
+static char private_split[MAX_PATHS][PATH_MAX]; /* "DIR/.": Landlock alone splits DIR into its entries */
+static const char *private_split_ptr[MAX_PATHS];
+static int n_private_dirs;
 static int n_writable, n_read_only, n_hidden, n_hidden_dirs, n_pins, ro_mounts, pid_ns, ipc_ns, private_shm;
 static int landlock_only; /* no user namespace: --read-only, --hide and --pin are held by Landlock alone */
 static long max_procs;
@@ -478,7 +493,8 @@ static void apply_landlock(int network)
         const int n_hide_only[2] = {n_hidden, 0};
         const char **protected_[2] = {read_only, hidden};
         const int n_protected[2] = {n_read_only, n_hidden};
-        add_rules_around(ruleset, "/", LL_READ, attr.handled_access_fs, hide_only, n_hide_only, NULL, 0, 0);
+        add_rules_around(ruleset, "/", LL_READ, attr.handled_access_fs, hide_only, n_hide_only, private_split_ptr,
+                         n_private_dirs, 0);
         for (i = 0; i < n_writable; i++)
             add_rules_around(ruleset, writable[i], root_rights, attr.handled_access_fs, protected_,
                              n_protected, pins, n_pins, 0);
@@ -730,6 +746,102 @@ static void pin(const char *path)
         fail_path(EXIT_MOUNTS, "pinning", path, errno);
 }
 
+static int is_hidden(const char *path)
+{
+    int i;
+    for (i = 0; i < n_hidden; i++)
+        if (strcmp(hidden[i], path) == 0)
+            return 1;
+    return 0;
+}
+
+/* --private-dir (see the top): a read-only tmpfs over `dir` holding what it holds now.  Before
+ * Linux 5.2 (no open_tree) it is left as it is: the --hide binds still cover the files. */
+static void private_dir(const char *dir)
+{
+    struct entry {
+        char name[NAME_MAX + 1];
+        int fd; /* a clone of the entry (-1: a --hide file or a symlink) */
+        int is_dir;
+        char *link; /* a symlink's target */
+    } *ents = NULL;
+    size_t n = 0, cap = 0, k;
+    char path[PATH_MAX];
+    char opts[64];
+    struct dirent *e;
+    struct stat st;
+    DIR *d;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || (d = opendir(dir)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        struct stat est;
+        int len;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (len <= 0 || (size_t)len >= sizeof path || lstat(path, &est) != 0)
+            continue;
+        if (n == cap) {
+            struct entry *more = realloc(ents, (cap = cap ? cap * 2 : 32) * sizeof *ents);
+            if (more == NULL)
+                fail(EXIT_MOUNTS, "out of memory listing a --private-dir", ENOMEM);
+            ents = more;
+        }
+        memset(&ents[n], 0, sizeof ents[n]);
+        snprintf(ents[n].name, sizeof ents[n].name, "%s", e->d_name);
+        ents[n].fd = -1;
+        ents[n].is_dir = S_ISDIR(est.st_mode);
+        if (S_ISLNK(est.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t r = readlink(path, target, sizeof target - 1);
+            if (r < 0)
+                continue;
+            target[r] = 0;
+            ents[n].link = strdup(target);
+        } else if (!is_hidden(path)) {
+            ents[n].fd = (int)syscall(SYS_open_tree, AT_FDCWD, path,
+                                      OPEN_TREE_CLONE_FLAG | O_CLOEXEC | AT_RECURSIVE_FLAG | AT_SYMLINK_NOFOLLOW);
+            if (ents[n].fd < 0) {
+                if (errno == ENOENT)
+                    continue; /* gone meanwhile */
+                if (errno == ENOSYS) {
+                    closedir(d);
+                    for (k = 0; k < n; k++)
+                        if (ents[k].fd >= 0)
+                            close(ents[k].fd);
+                    free(ents);
+                    return;
+                }
+                fail_path(EXIT_MOUNTS, "cloning (open_tree)", path, errno);
+            }
+        }
+        n++;
+    }
+    closedir(d);
+    snprintf(opts, sizeof opts, "size=64k,mode=%o", (unsigned)(st.st_mode & 07777));
+    if (mount("codex-private", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
+        fail_path(EXIT_MOUNTS, "covering (--private-dir)", dir, errno);
+    for (k = 0; k < n; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, ents[k].name);
+        if (ents[k].link != NULL) {
+            if (symlink(ents[k].link, path) != 0)
+                fail_path(EXIT_MOUNTS, "copying a symlink into", path, errno);
+            free(ents[k].link);
+            continue;
+        }
+        if (ents[k].is_dir ? mkdir(path, 0700) != 0 : mknod(path, S_IFREG | 0600, 0) != 0)
+            fail_path(EXIT_MOUNTS, "making a mount point", path, errno);
+        if (ents[k].fd >= 0) {
+            if (syscall(SYS_move_mount, ents[k].fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH_FLAG) != 0)
+                fail_path(EXIT_MOUNTS, "binding back", path, errno);
+            close(ents[k].fd);
+        }
+    }
+    free(ents);
+    if (mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
+        fail_path(EXIT_MOUNTS, "remounting read-only", dir, errno);
+}
+
 static int cover_dir(const char *dir)
 {
     struct stat st;
@@ -832,6 +944,8 @@ static void protect_read_only(void)
         pin(pins[i]);
     for (i = 0; i < n_read_only; i++)
         bind_read_only(read_only[i], read_only[i]);
+    for (i = 0; i < n_private_dirs; i++)
+        private_dir(private_dirs[i]);
     for (i = 0; i < n_hidden; i++)
         bind_read_only("/dev/null", hidden[i]);
     for (i = 0; i < n_hidden_dirs; i++)
@@ -1072,8 +1186,8 @@ static void close_inherited_fds(void)
 static void usage(const char *why)
 {
     fprintf(stderr, "codex-linux-sandbox: %s (usage: codex-linux-sandbox --cwd DIR [--writable PATH]... "
-                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--pin PATH]... [--ro-mounts] "
-                    "[--max-procs N] [--status-fd N] [--network] -- CMD [ARG]...)\n", why);
+                    "[--read-only PATH]... [--hide FILE]... [--hide-dir DIR]... [--private-dir DIR]... [--pin PATH]... "
+                    "[--ro-mounts] [--max-procs N] [--status-fd N] [--network] -- CMD [ARG]...)\n", why);
     report_status(EXIT_USAGE, why);
     _exit(EXIT_USAGE);
 }
@@ -1108,7 +1222,8 @@ int main(int argc, char **argv)
             if (end == argv[i] || *end != 0 || max_procs < 1)
                 usage("--max-procs needs a positive number");
         } else if (strcmp(a, "--cwd") == 0 || strcmp(a, "--writable") == 0 || strcmp(a, "--read-only") == 0 ||
-                   strcmp(a, "--hide") == 0 || strcmp(a, "--hide-dir") == 0 || strcmp(a, "--pin") == 0) {
+                   strcmp(a, "--hide") == 0 || strcmp(a, "--hide-dir") == 0 || strcmp(a, "--pin") == 0 ||
+                   strcmp(a, "--private-dir") == 0) {
             if (i + 1 >= argc)
                 usage("an option needs a value");
             if (strcmp(a, "--cwd") == 0) {
@@ -1125,6 +1240,16 @@ int main(int argc, char **argv)
                 if (n_pins >= MAX_PATHS)
                     usage("too many --pin paths");
                 pins[n_pins++] = argv[++i];
+            } else if (strcmp(a, "--private-dir") == 0) {
+                int len;
+                if (n_private_dirs >= MAX_PATHS)
+                    usage("too many --private-dir paths");
+                private_dirs[n_private_dirs] = argv[++i];
+                len = snprintf(private_split[n_private_dirs], PATH_MAX, "%s/.", argv[i]);
+                if (len <= 0 || len >= PATH_MAX)
+                    usage("--private-dir path too long");
+                private_split_ptr[n_private_dirs] = private_split[n_private_dirs];
+                n_private_dirs++;
             } else if (strcmp(a, "--hide-dir") == 0) {
                 if (n_hidden_dirs >= MAX_PATHS)
                     usage("too many --hide-dir paths");

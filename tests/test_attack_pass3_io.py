@@ -129,6 +129,31 @@ def test_file_tools_and_patches_are_no_oracle_on_unreadable_files(tmp_path, serv
         assert secret not in shown, shown[shown.find(secret) - 600:shown.find(secret) + 100]
 
 
+def test_the_file_opened_is_judged_again_by_its_real_path(tmp_path):
+    """A target that passed the check and was swapped for a link to auth.json before codex
+    opened it (a process outliving its command): the read judges the file it opened (its real
+    path from /proc/self/fd), so it is refused with a text that says nothing of the content."""
+    home, ws = tmp_path / "home", tmp_path / "ws"
+    home.mkdir()
+    ws.mkdir()
+    (home / "auth.json").write_text('{"OPENAI_API_KEY": "sk-x"}\n')
+    cfg = codex.load_config(codex.ConfigOverrides(approval_policy="never", sandbox_mode="workspace-write", cwd=str(ws)),
+                            ["sandbox_workspace_write.exclude_slash_tmp=true",
+                             "sandbox_workspace_write.exclude_tmpdir_env_var=true"], home=home, environ={"HOME": str(tmp_path)})
+    (ws / "a.txt").write_text("a\n")
+    assert codex.model_file_refusal(ws / "a.txt", cfg) is None  # the check passes...
+    os.unlink(str(ws / "a.txt"))
+    os.symlink(str(home / "auth.json"), str(ws / "a.txt"))  # ...then the swap
+    allow = lambda real: codex.model_file_refusal(real, cfg)  # noqa: E731
+    answers = set()
+    for guess in ('{"OPENAI_API_KEY": "sk-x"}', "wrong"):
+        with pytest.raises(codex.PatchError) as err:
+            codex.plan_patch("*** Begin Patch\n*** Update File: a.txt\n@@\n-%s\n+%s\n*** End Patch\n" % (guess, guess),
+                             ws, allow=allow)
+        answers.add(str(err.value).replace(guess, ""))
+    assert len(answers) == 1 and "$CODEX_HOME" in answers.pop()
+
+
 def test_edit_file_is_not_dispatched_when_not_offered(tmp_path, server):
     """gpt-5 is offered shell and no file tools: an edit_file call is an unsupported call, as
     any name the model invents (the file is neither read nor written)."""

@@ -151,7 +151,10 @@ def test_seatbelt_read_only_profile(tmp_path):
     assert params == []
 
 
-def test_seatbelt_workspace_write_params_and_git_carve_out(tmp_path):
+def test_seatbelt_workspace_write_params_and_git_carve_out(tmp_path, monkeypatch):
+    # the exact parameters of this policy alone: no project another test of this process trusted
+    # (codex keeps a trusted project's .codex read-only wherever it lies in a root, /tmp included)
+    monkeypatch.setattr(codex, "_TRUSTED_CODEX_DIRS", set())
     ws = tmp_path / "ws"
     (ws / ".git").mkdir(parents=True)
     extra = tmp_path / "extra"

@@ -60,11 +60,13 @@ def _plant_submodule_repo(marker):
             "echo datb > a.txt && touch -d 2020-01-01 a.txt && echo planted" % (marker, marker))
 
 
-def test_a_repository_planted_in_a_submodule_dir_runs_nothing_in_codexs_git(impl, tmp_path, codex_home):
+def test_a_repository_planted_in_a_submodule_dir_runs_nothing_in_codexs_git(tmp_path):
+    # a sandboxed command's plant is moved aside (below); codex's own git must hold without that
+    # too (a repository made there before, by anyone): planted here unsandboxed
     ws = _superproject(tmp_path)
     marker = tmp_path / "ran"
-    r = _sh(_plant_submodule_repo(marker), ws, _cfg(ws, codex_home))
-    assert "planted" in r.stdout, r.aggregated_output
+    r = subprocess.run(["bash", "-c", _plant_submodule_repo(marker)], cwd=str(ws), capture_output=True, text=True)
+    assert "planted" in r.stdout, r.stderr
     assert (ws / "sub" / ".git").is_dir() and not marker.exists()
     # plain git (what the user's own `git status` does) would run it: the plant is real
     check = subprocess.run(["git", "status", "--porcelain"], cwd=str(ws), capture_output=True, text=True)
@@ -100,8 +102,9 @@ def test_exec_then_review_with_a_planted_submodule_repository(run_codex, server,
     args = ["-C", str(ws)] + mock_cli_args(server)
     first = run_codex("exec", "-s", "workspace-write", *(args + ["plant it"]), env={MOCK_KEY_ENV: "k"})
     assert first.returncode == 0, first.stderr
-    assert "planted" in server.model_requests()[1].body["input"][-1]["output"]
-    assert (ws / "sub" / ".git").is_dir() and not marker.exists()
+    output = server.model_requests()[1].body["input"][-1]["output"]
+    assert "planted" in output and "moved aside" in output, output  # the command hears it
+    assert not os.path.lexists(str(ws / "sub" / ".git")) and not marker.exists()
     server.enqueue(Turn().text('{"findings": [], "overall_correctness": "patch is correct", "overall_explanation": "ok", '
                                '"overall_confidence_score": 0.5}'))
     review = run_codex("review", "--uncommitted", *args, env={MOCK_KEY_ENV: "k"})
@@ -198,3 +201,129 @@ def test_exec_then_a_start_in_the_subdirectory_runs_no_planted_mcp_server(run_co
                        env={MOCK_KEY_ENV: "k"})
     assert second.returncode == 0, second.stderr
     assert not marker.exists() and "needs its own trust" in second.stderr, second.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# 08, 04: $CODEX_HOME's credential files, hidden also once replaced; config.toml among them
+# ---------------------------------------------------------------------------------------------
+
+from conftest import REPO, codex_py_argv  # noqa: E402
+
+NO_USERNS = REPO / "tests" / "support" / "no_userns.py"
+
+
+@pytest.fixture(params=["userns", "landlock-only"])
+def wrap(request):
+    """How the helper starts: with user namespaces, or where the kernel refuses them."""
+    return [] if request.param == "userns" else [sys.executable, str(NO_USERNS)]
+
+
+def _sandbox(wrap, ws, script, **kw):
+    return subprocess.Popen(wrap + codex_py_argv() + ["sandbox", "-s", "read-only", "-C", str(ws), "--", "sh", "-c",
+                                                      script], cwd=str(ws), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, **kw)
+
+
+def test_credentials_replaced_while_a_command_runs_stay_hidden(impl, wrap, tmp_path, codex_home):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    codex.write_auth(codex_home, {"OPENAI_API_KEY": "sk-old-000"})
+    (codex_home / "config.toml").write_text('model = "m"\n')
+    # the command reads everything in $CODEX_HOME for 6 s, after saying it started
+    proc = _sandbox(wrap, ws, 'echo ready; i=0; while [ $i -lt 30 ]; do for f in "$CODEX_HOME"/* "$CODEX_HOME"/.[!.]*; '
+                              'do [ -f "$f" ] && cat "$f"; done 2>/dev/null; i=$((i+1)); sleep 0.2; done; echo end')
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        codex.write_auth(codex_home, {"OPENAI_API_KEY": "sk-new-4242"})  # what `codex login` does: a rename
+        codex.write_private_file(codex_home / "config.toml", '[mcp_servers.gh.env]\nTOKEN = "ghp_new"\n')
+        (codex_home / "later.txt").write_text("created-later\n")  # any file that appears meanwhile
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert out.rstrip().endswith("end"), out
+    for secret in ("sk-old-000", "sk-new-4242", "ghp_new", "created-later", 'model = "m"'):
+        assert secret not in out, out
+
+
+def test_mcp_tokens_in_config_toml_and_profiles_are_hidden(impl, wrap, tmp_path, codex_home, run_codex):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    added = run_codex("mcp", "add", "gh", "--env", "GITHUB_PERSONAL_ACCESS_TOKEN=ghp_s3cr3t", "--", "true")
+    assert added.returncode == 0 and "ghp_s3cr3t" in (codex_home / "config.toml").read_text(), added.stderr
+    (codex_home / "work.config.toml").write_text('[model_providers.x]\nhttp_headers = { X = "hdr-s3cr3t" }\n')
+    (codex_home / "prompts").mkdir()
+    (codex_home / "prompts" / "p.md").write_text("a prompt\n")
+    proc = _sandbox(wrap, ws, 'cat "$CODEX_HOME/config.toml" "$CODEX_HOME/work.config.toml"; '
+                              'cat "$CODEX_HOME/prompts/p.md"; echo done')
+    out, _ = proc.communicate(timeout=60)
+    assert "done" in out and "ghp_s3cr3t" not in out and "hdr-s3cr3t" not in out, out
+    assert "a prompt" in out, out  # what is not a credential stays readable
+
+
+# ---------------------------------------------------------------------------------------------
+# 07: credentials under plain names, found by their values
+# ---------------------------------------------------------------------------------------------
+
+_PLAIN_NAMED_SECRETS = {
+    "AZURE_STORAGE_CONNECTION_STRING": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=AZSECRET==",
+    "ConnectionStrings__Default": "Server=db;User Id=sa;Password=NETSECRET;",
+    "SQL_CONN": "Data Source=db;Initial Catalog=app;uid=sa;pwd=PWDSECRET",
+    "JDBC_URL": "jdbc:postgresql://db/app?user=app&password=JDBCSECRET",
+    "GIT_CONFIG_PARAMETERS": "'http.extraheader'='AUTHORIZATION: basic PARAMSECRET'",
+    "SLACK_HOOK": "https://hooks.slack.com/services/T000/B000/SLACKSECRET",
+    "EXTRA_HEADERS": "Authorization: Bearer HDRSECRET123",
+    "BLOB_SAS": "https://a.blob.core.windows.net/c?sv=2020-08-04&sig=SASSECRET",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PLAIN_NAMED_SECRETS))
+def test_credentials_are_found_by_their_values(name):
+    assert codex.is_secret_env_var(name, _PLAIN_NAMED_SECRETS[name])
+
+
+@pytest.mark.parametrize("name,value", [
+    ("PATH", "/usr/local/bin:/usr/bin:/bin"), ("LS_COLORS", "rs=0:di=01;34:ln=01;36:*.tar=01;31:*.zip=01;31"),
+    ("LESSOPEN", "| /usr/bin/lesspipe %s"), ("MANPATH", "/usr/share/man"), ("PS1", r"\u@\h:\w\$ "),
+    ("GIT_CONFIG_VALUE_0", "true"), ("JAVA_TOOL_OPTIONS", "-Dfile.encoding=UTF-8 -Xmx2g"),
+    ("DOCS_URL", "https://example.com/search?q=password+reset&lang=en"),
+])
+def test_ordinary_values_are_kept(name, value):
+    assert not codex.is_secret_env_var(name, value)
+
+
+def test_git_config_env_with_an_auth_header_goes_whole_and_git_still_works(impl, tmp_path, codex_home):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    environ = dict(os.environ, GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_0="core.editor", GIT_CONFIG_VALUE_0="vi",
+                   GIT_CONFIG_KEY_1="http.extraheader", GIT_CONFIG_VALUE_1="AUTHORIZATION: bearer GITSECRET",
+                   **_PLAIN_NAMED_SECRETS)
+    cfg = codex.load_config(codex.ConfigOverrides(approval_policy="never", sandbox_mode="read-only", cwd=str(ws)), [],
+                            home=str(codex_home), environ=environ)
+    env = codex.build_command_env(cfg, environ)
+    assert not [k for k in env if k.startswith("GIT_CONFIG")], env
+    r = codex.run_command(["sh", "-c", "env; git config --list >/dev/null && echo git-ok"], str(ws), cfg, env,
+                          timeout_ms=30000)
+    assert "git-ok" in r.stdout, r.aggregated_output
+    for secret in ("GITSECRET", "AZSECRET", "NETSECRET", "PWDSECRET", "JDBCSECRET", "PARAMSECRET", "SLACKSECRET",
+                   "HDRSECRET", "SASSECRET"):
+        assert secret not in r.stdout, secret
+    assert "PATH=" in r.stdout
+    # a git config set in the environment without a credential reaches commands as it was
+    plain = dict(os.environ, GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="core.editor", GIT_CONFIG_VALUE_0="vi")
+    env = codex.build_command_env(cfg, plain)
+    assert (env["GIT_CONFIG_COUNT"], env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_VALUE_0"]) == ("1", "core.editor", "vi")
+
+
+@pytest.mark.parametrize("index_version", ["2", "4"])
+def test_a_repository_planted_at_a_gitlink_is_moved_aside(impl, tmp_path, codex_home, index_version):
+    # git run by anyone in the superproject (the user's own `git status`) would enter it
+    ws = _superproject(tmp_path)
+    _git(ws, "update-index", "--index-version", index_version)
+    marker = tmp_path / "ran"
+    r = _sh(_plant_submodule_repo(marker) + " && cd .. && git init -q other && echo other-made", ws, _cfg(ws, codex_home))
+    assert "planted" in r.stdout and "other-made" in r.stdout, r.aggregated_output
+    assert "moved aside" in r.stderr and str(ws / "sub" / ".git") in r.stderr, r.aggregated_output
+    assert not os.path.lexists(str(ws / "sub" / ".git"))
+    assert (ws / "other" / ".git").is_dir()  # a new repository elsewhere is the model's to make
+    subprocess.run(["git", "status", "--porcelain"], cwd=str(ws), stdout=subprocess.DEVNULL, check=True)
+    assert not marker.exists()
