@@ -1599,7 +1599,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         **values
     )
     _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
-    _TRUSTED_CODEX_DIRS.update(trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
+    _TRUSTED_CODEX_DIRS.setdefault(os.path.realpath(str(cfg.codex_home)), set()).update(
+        trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
     return cfg
 
 
@@ -2367,8 +2368,14 @@ def _landlock_only(home=None):
 
 #: real paths of every directory a configuration this process loaded can make writable for commands
 _GRANTABLE_ROOTS = set()
-#: real paths of every directory whose `.codex` a configuration this process loaded trusts by name
-_TRUSTED_CODEX_DIRS = set()
+#: $CODEX_HOME (real path) -> real paths of every directory whose `.codex` a configuration this
+#: process loaded with that home trusts by name (trusted_codex_dirs)
+_TRUSTED_CODEX_DIRS = {}
+
+
+def _trusted_codex_dirs_of(home):
+    """The directories whose `.codex` the configurations loaded with `home` trust, sorted."""
+    return sorted(_TRUSTED_CODEX_DIRS.get(os.path.realpath(str(home)), ())) if home is not None else []
 
 
 def grantable_writable_roots(cfg):
@@ -2594,7 +2601,7 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     for var in ("GIT_DIR", "GIT_COMMON_DIR"):
         if os.path.isabs(os.environ.get(var, "")):
             gits.append(os.environ[var])
-    dot_codex = [os.path.join(d, ".codex") for d in sorted(_TRUSTED_CODEX_DIRS)  # honoured below a root too
+    dot_codex = [os.path.join(d, ".codex") for d in _trusted_codex_dirs_of(home)  # honoured below a root too
                  if any(_is_within(d, os.path.realpath(str(r))) for r in roots)]
     out.extend(dot_codex)
     for root in roots:
@@ -5368,6 +5375,101 @@ class PatchHunk(object):
         self.line_no = line_no
 
 
+# Diffs of model-controlled text run in codex's own process, outside every command timeout, and
+# difflib's SequenceMatcher is super-linear on crafted lines (a few hundred distinct lines, each
+# under autojunk's 1%: a 70k-line file cost 52-140 s).  Bound it: one find_longest_match costs at
+# most the number of (line of a, same line in b) pairs, checked before it runs; the calls are
+# checked against a deadline.  Beyond either, the change is one coarse hunk (common first and last
+# lines kept as context): still a valid unified diff, found in linear time.
+DIFF_WORK_CAP = 1000000     # (line of a, equal line of b) pairs one SequenceMatcher pass may visit
+DIFF_SECONDS = 2.0          # per diff operation (a turn diff shares it between its files)
+
+
+class _DiffBudget(Exception):
+    pass
+
+
+def _diff_deadline(seconds=None):
+    return time.monotonic() + (DIFF_SECONDS if seconds is None else seconds)
+
+
+def _bounded_opcodes(a, b, deadline):
+    """difflib's opcodes for a -> b when they are cheap to find (identical to difflib's), else
+    the coarse opcodes: common leading and trailing lines equal, everything between replaced."""
+    import difflib
+
+    class Matcher(difflib.SequenceMatcher):
+        def find_longest_match(self, *args, **kwargs):
+            if time.monotonic() > deadline:
+                raise _DiffBudget()
+            return difflib.SequenceMatcher.find_longest_match(self, *args, **kwargs)
+
+    matcher = Matcher(None, a, b, autojunk=True)
+    b2j = matcher.b2j
+    work = 0
+    for line in a:
+        work += len(b2j.get(line, ()))
+        if work > DIFF_WORK_CAP:
+            break
+    if work <= DIFF_WORK_CAP and time.monotonic() <= deadline:
+        try:
+            return matcher.get_opcodes()
+        except _DiffBudget:
+            pass
+    na, nb = len(a), len(b)
+    lead = 0
+    while lead < na and lead < nb and a[lead] == b[lead]:
+        lead += 1
+    tail = 0
+    while tail < na - lead and tail < nb - lead and a[na - 1 - tail] == b[nb - 1 - tail]:
+        tail += 1
+    ops = [("equal", 0, lead, 0, lead)] if lead else []
+    i2, j2 = na - tail, nb - tail
+    if lead < i2 or lead < j2:
+        tag = "replace" if lead < i2 and lead < j2 else ("delete" if lead < i2 else "insert")
+        ops.append((tag, lead, i2, lead, j2))
+    if tail:
+        ops.append(("equal", i2, na, j2, nb))
+    return ops or [("equal", 0, 0, 0, 0)]
+
+
+def _unified_range(start, stop):
+    """A hunk header's range, as difflib writes it ("3", "3,4", "2,0")."""
+    length = stop - start
+    if length == 1:
+        return "%d" % (start + 1)
+    return "%d,%d" % (start + 1 if length else start, length)
+
+
+def bounded_unified_diff(a, b, fromfile="", tofile="", n=3, lineterm="\n", deadline=None):
+    """difflib.unified_diff(a, b, fromfile, tofile, n=n, lineterm=lineterm), the same lines
+    whenever difflib is cheap on them, a coarse hunk when not (DIFF_WORK_CAP, the deadline)."""
+    import difflib
+
+    deadline = _diff_deadline() if deadline is None else deadline
+    grouper = difflib.SequenceMatcher(None, "", "")
+    grouper.get_opcodes = lambda: _bounded_opcodes(a, b, deadline)
+    started = False
+    for group in grouper.get_grouped_opcodes(n):
+        if not started:
+            started = True
+            yield "--- %s%s" % (fromfile, lineterm)
+            yield "+++ %s%s" % (tofile, lineterm)
+        first, last = group[0], group[-1]
+        yield "@@ -%s +%s @@%s" % (_unified_range(first[1], last[2]), _unified_range(first[3], last[4]), lineterm)
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                for line in a[i1:i2]:
+                    yield " " + line
+                continue
+            if tag in ("replace", "delete"):
+                for line in a[i1:i2]:
+                    yield "-" + line
+            if tag in ("replace", "insert"):
+                for line in b[j1:j2]:
+                    yield "+" + line
+
+
 class FileChange(object):
     """The planned effect of a patch on one file (absolute paths)."""
 
@@ -5381,11 +5483,9 @@ class FileChange(object):
 
     def unified_diff(self, context=1):
         """The unified diff of this change (update/add/delete)."""
-        import difflib
-
         old = (self.old or "").splitlines(True)
         new = (self.new or "").splitlines(True)
-        lines = difflib.unified_diff(old, new, n=context, lineterm="\n")
+        lines = bounded_unified_diff(old, new, n=context)
         out = []
         for line in lines:
             if line.startswith(("---", "+++")):
@@ -6396,8 +6496,6 @@ HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
 
 def hidden_home_files(home):
     """The existing files of HIDDEN_HOME_FILES in `home`, as real paths (the one list of them)."""
-    import fnmatch
-
     try:
         names = os.listdir(str(home))
     except OSError:
@@ -8452,7 +8550,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     if sandboxed and not policy.is_unrestricted():
         with resolving_once():  # one resolution of each directory while the sandbox is built
             full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
-            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
+            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd, cfg.codex_home)
         env.update(extra_env)
         env = helper_env(env, sandbox_type)
     stdin = subprocess.DEVNULL
@@ -8586,11 +8684,12 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     return result
 
 
-def absent_trusted_names(roots, cwd):
+def absent_trusted_names(roots, cwd, home=None):
     """`.git` and `.codex` names that do not exist yet where codex or git would trust them:
     at the top of each writable root, in the workspace and each directory above it that lies
-    in a writable root, and (`.codex` only) in every directory whose `.codex` the configuration
-    trusts by name (trusted_codex_dirs, §04) inside a root.  No mount can cover a name that does
+    in a writable root, (`.codex` only) in every directory whose `.codex` the configuration
+    loaded with `home` trusts by name (trusted_codex_dirs, §04) inside a root, and (`.git` only) at every gitlink
+    of the workspace's repository (gitlink_dirs).  No mount can cover a name that does
     not exist, so a command may create one (`git init` with a planted core.fsmonitor or filter,
     .codex/hooks.json): codex moves it aside when the command ends (quarantine_new_names)."""
     roots = [_realpath(str(r)) for r in roots]
@@ -8601,9 +8700,83 @@ def absent_trusted_names(roots, cwd):
             dirs.append(d)
         d = os.path.dirname(d)
     names = [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)]
-    names += [os.path.join(t, ".codex") for t in sorted(_TRUSTED_CODEX_DIRS)
+    names += [os.path.join(t, ".codex") for t in _trusted_codex_dirs_of(home)
               if t not in dirs and any(_is_within(t, r) for r in roots)]
+    repos = _enclosing_git_entries([cwd])[:1]  # the workspace's repository: no repository appears
+    if repos:                                   # in an uninitialised submodule's directory either
+        names += [os.path.join(g, ".git") for g in gitlink_dirs(os.path.dirname(repos[0]))
+                  if any(_is_within(g, r) for r in roots)]
     return [n for n in names if not os.path.lexists(n)]
+
+
+#: index file -> ((st_ino, st_mtime_ns, st_size), gitlink paths): an index changes only when git
+#: writes it (commands cannot: it lies in the protected git dir), so one parse serves many commands
+_GITLINK_CACHE = {}
+_GITLINK_INDEX_MAX = 64 * 1024 * 1024  #: bytes of an index read for its gitlinks (bigger: none known)
+
+
+def gitlink_dirs(worktree):
+    """Real paths of the gitlinks (submodules) in the index of the repository whose work tree is
+    `worktree`: where git run there (`git status`, by the user or anyone) enters a repository
+    if one appears -- an uninitialised submodule's empty directory, in which a sandboxed command
+    could `git init` one with a filter or fsmonitor in its config (third attack pass 06)."""
+    import stat as stat_mod
+
+    entry = os.path.join(worktree, ".git")
+    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [entry]
+    if not gitdirs:
+        return []
+    index = os.path.join(gitdirs[0], "index")
+    try:
+        st = os.stat(index)
+    except OSError:
+        return []
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _GITLINK_CACHE.get(index)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    names = []
+    if stat_mod.S_ISREG(st.st_mode) and st.st_size <= _GITLINK_INDEX_MAX:
+        data = read_regular_file(index, _GITLINK_INDEX_MAX)
+        names = [os.path.join(worktree, os.fsdecode(n)) for n in _index_gitlinks(data or b"")]
+    _GITLINK_CACHE[index] = (key, names)
+    return names
+
+
+def _index_gitlinks(data):
+    """Paths of the gitlink entries (mode 160000) of a git index (versions 2-4), as bytes."""
+    if len(data) < 12 or data[:4] != b"DIRC" or b"\x00\x00\xe0\x00" not in data:
+        return []
+    version, count = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+    if version not in (2, 3, 4):
+        return []
+    out, pos, prev = [], 12, b""
+    try:
+        for _ in range(count):
+            mode = int.from_bytes(data[pos + 24:pos + 28], "big")
+            flags = int.from_bytes(data[pos + 60:pos + 62], "big")
+            p = pos + 62 + (2 if version >= 3 and flags & 0x4000 else 0)
+            if version == 4:  # the name: a varint of bytes to drop from the previous one, then the rest
+                b = data[p]
+                p += 1
+                strip = b & 0x7F
+                while b & 0x80:
+                    b = data[p]
+                    p += 1
+                    strip = ((strip + 1) << 7) | (b & 0x7F)
+                end = data.index(b"\0", p)
+                name = prev[:len(prev) - strip] + data[p:end]
+                pos = end + 1
+            else:
+                end = data.index(b"\0", p)
+                name = data[p:end]
+                pos += (p - pos + len(name) + 8) & ~7
+            prev = name
+            if mode == 0o160000:
+                out.append(name)
+    except (IndexError, ValueError):
+        pass  # truncated: what was read
+    return out
 
 
 def quarantine_new_names(names, failed=None):
@@ -8709,9 +8882,15 @@ def format_exec_output_text(result):
         head.append("Total output lines: %d" % len(output.splitlines()))
     tail = []
     if result.exit_code not in (0, None):
-        tail = ["", "(The command failed with exit code %s. If it checks your work, the task is not done: look "
-                "at the code it runs or tests with cat, and fix the cause there.)" % result.exit_code]
+        tail = ["", failed_command_note(result.exit_code)]
     return "\n".join(head + ["Output:", shown.rstrip("\n")] + tail)
+
+
+def failed_command_note(exit_code):
+    """The last paragraph of format_exec_output_text for a command that failed (the agent loop
+    replaces it with a concrete next step when the output names a file: next_step_after_failure)."""
+    return ("(The command failed with exit code %s. If it checks your work, the task is not done: look at the code it "
+            "runs or tests with cat, and fix the cause there.)" % exit_code)
 
 
 def _note_for_model(output, note):
@@ -8747,15 +8926,16 @@ def _planted_program(argv, cfg, env=None):
 
     env = build_command_env(cfg) if env is None else env
     path = command_path(env, cfg.codex_home)  # the PATH the command will see
-    roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
-    # "." or an empty entry resolves against the command's workdir, which the model chooses
-    relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
-    for word in _command_words(argv):
-        if relative and "/" not in word:
-            return word
-        found = word if "/" in word else shutil.which(word, path=path)
-        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
-            return word
+    with resolving_once():  # the roots, the workspace and the programs share their directories
+        roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [_realpath(str(cfg.cwd))]
+        # "." or an empty entry resolves against the command's workdir, which the model chooses
+        relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
+        for word in _command_words(argv):
+            if relative and "/" not in word:
+                return word
+            found = word if "/" in word else shutil.which(word, path=path)
+            if found and any(_is_within(_realpath(found), r) for r in roots if r != "/"):
+                return word
     return None
 
 
@@ -12072,9 +12252,70 @@ FAILED_TOOL_NUDGE = ("Your last tool call failed, so the task is not done. Reply
 #: ... and for one that says it changed something when every call of the task only read files
 UNMADE_CHANGE_NUDGE = ("No file has changed yet: your tool calls so far only read files. If the task needs a change, "
                        "make it now with a tool call, then check it.")
+#: ... and for an empty answer after a tool call that worked (Qwen2.5-Coder-1.5B answered so right
+#: after a failing test run and after a no-op edit; `codex exec` then ended with no message at all)
+EMPTY_ANSWER_NUDGE = ("Your answer was empty. If the task is not done, reply with your next tool call now; if it is, "
+                      "say in one or two sentences what you changed and how you checked it.")
 _CLAIMED_CHANGE_RE = re.compile(r"(?i)\b(changed|updated|fixed|modified|created|renamed|replaced|added|edited|wrote|"
                                 r"written|corrected|removed|deleted)\b")
 FOLLOW_UP_NUDGES = 2  #: default follow_up_nudges with the compact prompt (0 without it)
+
+# The next step after a failed command whose output names a file of the workspace (a Python
+# traceback's frames, `path:line:` of compilers and test runners): the innermost one, passing
+# over test files while the code under test is named too.  A small model given the general
+# advice ("look at the code it runs with cat") explained the fix in prose instead; told the
+# file, it looked at it, and once the file had been shown, it fixed the line (Qwen2.5-Coder-1.5B,
+# fix-crash in tests/support/local_model.py).
+_TRACEBACK_FRAME_RE = re.compile(r'^\s*File "([^"\n]+)", line (\d+)', re.M)
+_PATH_LINE_RE = re.compile(r"^([\w./+-]+\.[A-Za-z0-9]+):(\d+)(?::\d+)?[:\s]", re.M)
+_TEST_FILE_RE = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.[^/]*$|[^/]*\.(test|spec)\.[^/]*$)")
+#: ... when the file has not been shown yet (%s: its path)
+NEXT_STEP_LOOK = "The task is not done. Next: cat %s"
+#: ... once it has (%s: its path); the second when write_file/edit_file are not offered
+NEXT_STEP_EDIT = ("The task is not done. Next: fix the wrong line of %s with edit_file (old_text: the line as it is "
+                  "now, new_text: the corrected line).")
+NEXT_STEP_REWRITE = ("The task is not done. Next: write the corrected %s with a here-document (cat > %s <<'EOF' ... "
+                     "EOF).")
+
+
+def _imported_modules(cwd, rel):
+    """The workspace Python files (relative to `cwd`) that the Python file `rel` imports at its
+    top level (`import calc`, `from calc import add`, `from pkg.mod import x`), test files left out."""
+    out = []
+    try:
+        text = (cwd / rel).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return out
+    here = os.path.dirname(rel)
+    for m in re.finditer(r"^(?:from\s+([\w.]+)\s+import\b|import\s+([\w.]+))", text, re.M):
+        name = (m.group(1) or m.group(2)).replace(".", "/")
+        for base in (here, ""):
+            cand = os.path.normpath(os.path.join(base, name + ".py"))
+            if not cand.startswith("..") and (cwd / cand).is_file() and not _TEST_FILE_RE.search(cand):
+                if cand not in out:
+                    out.append(cand)
+                break
+    return out
+
+
+def failure_location(output, cwd):
+    """The workspace file (path relative to `cwd`) a failed command's output points at, or None:
+    the innermost traceback frame (or the last `path:line:`) that is a file under `cwd`,
+    skipping test files when another file is named."""
+    cwd = Path(cwd)
+    found = []
+    for m in list(_TRACEBACK_FRAME_RE.finditer(output or "")) or list(_PATH_LINE_RE.finditer(output or "")):
+        raw = m.group(1)
+        path = Path(raw) if os.path.isabs(raw) else cwd / raw
+        try:
+            rel = os.path.relpath(os.path.realpath(str(path)), os.path.realpath(str(cwd)))
+        except ValueError:
+            continue
+        if rel.startswith(".." + os.sep) or rel == ".." or "site-packages" in rel or not path.is_file():
+            continue
+        found.append(rel)
+    code = [f for f in found if not _TEST_FILE_RE.search(f)]
+    return (code or found or [None])[-1]
 
 
 # -- automatic compaction --------------------------------------------------------------
@@ -12215,6 +12456,7 @@ class _Task(object):
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
         self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
         self.failed_exit = None  # the exit code when the latest call was a command that failed ("tool": a file tool)
+        self.next_step = None  # what the model was told to do next after that failed command (NEXT_STEP_*)
         self.nudges = 0  # follow-ups sent after the model stopped on a failed command or an unmade change
         self.wrote = False  # a patch or a command that is not known to be read-only ran in this task
         self.outputs = {}  # (argv, cwd) -> (exit code, output) of the commands run in this task
@@ -12864,15 +13106,21 @@ class Session(object):
         if task.failed_exit == "tool":
             why, text = "stopped right after a tool call that failed", FAILED_TOOL_NUDGE
         elif task.failed_exit is not None:
-            why, text = "stopped right after a command that failed (exit code %s)" % task.failed_exit, \
-                FAILED_COMMAND_NUDGE % task.failed_exit
+            why = "stopped right after a command that failed (exit code %s)" % task.failed_exit
+            text = "Your last command failed (exit code %s). %s" % (task.failed_exit, task.next_step) \
+                if task.next_step else FAILED_COMMAND_NUDGE % task.failed_exit
         else:
             with self._lock:
+                last = self.history[-1] if self.history else {}
                 answer = next((message_text(it) for it in reversed(self.history)
                                if it.get("type") == "message" and it.get("role") == "assistant"), "")
-            if task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
+            if last.get("type") in ("function_call_output", "custom_tool_call_output"):
+                # nothing after the last tool result: the model's answer was empty
+                why, text = "gave an empty answer", EMPTY_ANSWER_NUDGE
+            elif task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
                 return False
-            why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
+            else:
+                why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
         task.nudges += 1
         self._task_emit(task, "background_event", message="the model %s; asking it to go on (follow_up_nudges = %d)"
                         % (why, limit))
@@ -13284,6 +13532,22 @@ class Session(object):
 _DISPATCHED_WITH = {"shell": ("shell_command",), "shell_command": ("shell",), "apply_patch": ("shell", "shell_command")}
 
 
+def _plain_patch_result(out):
+    """write_file / edit_file answer in plain text, as shell_command does: the patch's summary
+    ("Success. Updated the following files: ...") or "error: WHY", not apply_patch's JSON
+    envelope (issue #12: a small model reads text; the error form is what the follow-ups look for)."""
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return out  # "patch rejected: ..." and the like are text already
+    if not isinstance(data, dict) or not isinstance(data.get("output"), str):
+        return out
+    text = data["output"].rstrip("\n")
+    if (data.get("metadata") or {}).get("exit_code") == 0:
+        return text
+    return text if text.startswith("error:") else "error: " + text
+
+
 class ToolRunner(object):
     """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
     arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
@@ -13438,7 +13702,12 @@ class ToolRunner(object):
             task.failed_exit = result.exit_code if result.exit_code not in (0, None) else None
             task.wrote = task.wrote or not is_known_safe_command(argv)
             key, seen = (tuple(argv), str(cwd)), (result.exit_code, result.aggregated_output)
-            if task.outputs.get(key) == seen and params.get("text_output"):
+            step = self._next_step_after_failure(task, result, cwd) if params.get("text_output") else None
+            task.next_step = step
+            if step:  # the concrete step replaces the general advice (and the note about a repeat)
+                note = failed_command_note(result.exit_code)
+                outcome = ExecOutcome(result, outcome.model_output.replace(note, step), outcome.decision)
+            elif task.outputs.get(key) == seen and params.get("text_output"):
                 outcome = ExecOutcome(result, outcome.model_output + REPEATED_OUTPUT_NOTE, outcome.decision)
             task.outputs[key] = seen
             self._task_emit(task, "exec_command_end", call_id=call_id,
@@ -13541,7 +13810,7 @@ class ToolRunner(object):
 
     def _edit_file(self, task, call_id, params):
         out = self._edit_file_text(task, call_id, params)
-        if out.startswith("error:"):
+        if out.startswith(("error:", "no change:")):  # new_text == old_text: a no-op edit did not fix anything
             task.failed_exit = "tool"
         return out
 
@@ -13562,8 +13831,9 @@ class ToolRunner(object):
             return ("error: %s already exists and its current content has not been shown in this conversation, so "
                     "writing it could lose code: look at it first (cat %s), then change it with edit_file"
                     % (params["path"], params["path"]))
-        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None,
-                                     approved=approved)
+        return _plain_patch_result(self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old,
+                                                                                         params["content"]), None,
+                                                         approved=approved))
 
     @staticmethod
     def _read_check(task, approved):
@@ -13588,6 +13858,29 @@ class ToolRunner(object):
             self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
             return "patch not applied: %s" % self.approval_handler.refusal
         return "patch rejected by user"
+
+    def _next_step_after_failure(self, task, result, cwd):
+        """NEXT_STEP_LOOK / _EDIT / _REWRITE for a failed command whose output names a workspace
+        file (failure_location), or None."""
+        if result.exit_code in (0, None) or getattr(result, "timed_out", False):
+            return None
+        rel = failure_location(result.aggregated_output, cwd)
+        if rel is None:
+            return None
+        if _TEST_FILE_RE.search(rel):  # the assertion failed in the test: the code it tests is what to fix
+            rel = next(iter(_imported_modules(Path(cwd), rel)), rel)
+        try:
+            content = (Path(cwd) / rel).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        seen = content.strip() and self._seen_in_outputs(task, content)
+        if not seen:
+            return NEXT_STEP_LOOK % _shell_join([rel])
+        if _TEST_FILE_RE.search(rel):
+            return None  # never "fix the test": the general advice stays
+        if file_tools_wanted(task.ctx.config, task.ctx.family):
+            return NEXT_STEP_EDIT % rel
+        return NEXT_STEP_REWRITE % (rel, _shell_join([rel]))
 
     def _seen_in_outputs(self, task, content):
         """Whether `content` (a file's text) appears whole in a tool output of this session: the
@@ -13639,13 +13932,13 @@ class ToolRunner(object):
             new = old.replace(old_text, params["new_text"], 1)
         if new == old:
             return "no change: new_text is the same as old_text"
-        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None, approved=approved)
+        return _plain_patch_result(self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None,
+                                                         approved=approved))
 
     def _turn_diff(self, task):
         """The cumulative unified diff of the files this task's patches touched."""
-        import difflib
-
         out = []
+        deadline = _diff_deadline()  # one budget for the whole turn diff, however many files
         for path in sorted(task.diff_base, key=str):
             before = task.diff_base[path]
             # read as the patch found it: a later command may have made it a FIFO or a link to
@@ -13661,7 +13954,8 @@ class ToolRunner(object):
             a = "a/" + rel if before is not None else "/dev/null"
             b = "b/" + rel if after is not None else "/dev/null"
             out.append("diff --git a/%s b/%s\n" % (rel, rel))
-            out.extend(difflib.unified_diff((before or "").splitlines(True), (after or "").splitlines(True), a, b))
+            out.extend(bounded_unified_diff((before or "").splitlines(True), (after or "").splitlines(True), a, b,
+                                            deadline=deadline))
         return "".join(line if line.endswith("\n") else line + "\n" for line in out)
 
     def _run_mcp(self, task, call_id, name, arguments):
