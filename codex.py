@@ -2408,6 +2408,86 @@ def _is_within(path, root):
     return path == root or path.startswith(root if root == "/" else root + "/")
 
 
+#: where codex never reads or writes a file for the model without a question: the kernel's files
+#: (codex's own /proc/self/environ holds the provider key; /dev/zero, /dev/tty)
+_SYSTEM_FILE_TREES = ("/proc", "/sys", "/dev")
+
+
+#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
+#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
+#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
+#: names, or created later, stays out of sight too (hidden_home_files)
+HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
+
+#: $CODEX_HOME's files and directories codex never sends to the model as a file a config key
+#: names (instructions, prompts): the credentials and config files (HIDDEN_HOME_FILES), every
+#: project's prompts (history.jsonl) and transcripts (sessions/), the logs
+_HOME_PRIVATE_NAMES = HIDDEN_HOME_FILES + ("history.jsonl", "sessions", "log")
+
+
+def config_named_file_refusal(real, named, home, within=None, environ=None):
+    """Why codex does not read the file opened at real path `real` for a config key that names
+    it as `named` (model_instructions_file, a prompt, $CODEX_HOME/AGENTS.md); None when it does.
+
+    Codex reads these unconfined and sends them to the model, while a command may have replaced
+    the file by a link: so never the kernel's trees; never a file of $CODEX_HOME or of the
+    system config dir unless the name itself lies there, and then none of _HOME_PRIVATE_NAMES;
+    never a file outside `within` (the workspace, for a relative name); and, when codex runs
+    as root, never one a sandboxed command could not read (commands_may_read)."""
+    import fnmatch
+
+    if any(_is_within(real, top) for top in _SYSTEM_FILE_TREES):
+        return "it leads to %s" % real
+    named_real = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(str(named)))),
+                              os.path.basename(str(named)))
+    for top, what in ((home, "$CODEX_HOME"), (system_config_dir(environ), "the system config directory")):
+        if top is None:
+            continue
+        top = os.path.realpath(str(top))
+        if not _is_within(real, top):
+            continue
+        if not _is_within(named_real, top):
+            return "it leads into %s (%s)" % (what, real)
+        first = os.path.relpath(real, top).split(os.sep)[0]
+        if any(fnmatch.fnmatchcase(first, pattern) for pattern in _HOME_PRIVATE_NAMES):
+            return "it is %s, private to codex" % real
+    if within is not None and not _is_within(real, os.path.realpath(str(within))):
+        return "it leads outside %s (%s)" % (within, real)
+    return commands_may_read_refusal(real)
+
+
+def commands_may_read_refusal(real):
+    """Why a sandboxed command could not read the file at `real` although codex can; None when
+    it could.  Only root differs: its commands hold no capability (no CAP_DAC_OVERRIDE), so
+    the permission bits must let them read it (another user's 0600 file in /tmp)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None  # the open that follows says what is wrong
+    if st.st_uid == 0:
+        return None
+    if st.st_mode & 0o004 or (st.st_gid in _root_groups() and st.st_mode & 0o040):
+        return None
+    return "it belongs to uid %d and is not readable for commands (codex runs as root)" % st.st_uid
+
+
+@functools.lru_cache(maxsize=1)
+def _root_groups():
+    """The groups codex's commands run with when codex is root (its own)."""
+    try:
+        return frozenset([os.getegid()] + list(os.getgroups()))
+    except OSError:
+        return frozenset([os.getegid()])
+
+
+def read_config_named_file(path, home, limit, within=None, environ=None):
+    """The first `limit` bytes of a file a config key names (read_regular: never a FIFO or
+    device; config_named_file_refusal judges the file opened); OSError otherwise."""
+    return read_regular(path, limit, allow=lambda real: config_named_file_refusal(real, path, home, within, environ))
+
+
 _RESOLVED = threading.local()  #: .memo: {normalised absolute path: real path} while one command's sandbox is built
 
 
@@ -6307,11 +6387,6 @@ def _patch_outside_reason(paths, cfg):
     return "writes outside the writable roots or to protected paths: %s" % ", ".join(outside)
 
 
-#: where codex never reads or writes a file for the model without a question: the kernel's files
-#: (codex's own /proc/self/environ holds the provider key; /dev/zero, /dev/tty)
-_SYSTEM_FILE_TREES = ("/proc", "/sys", "/dev")
-
-
 def model_file_refusal(path, cfg):
     """Why codex may not touch `path` (a patch's or a file tool's target, absolute) in its own
     process for the model before the user approved it; None when it may.
@@ -6487,11 +6562,6 @@ HELPER_EXIT_CODES = {
 HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
-#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
-#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
-#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
-#: names, or created later, stays out of sight too (hidden_home_files)
-HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
 
 
 def hidden_home_files(home):
@@ -11053,75 +11123,6 @@ def _project_doc_refusal(real, directory, home):
     if not _is_within(real, os.path.realpath(str(directory))):
         return "it leads outside its directory (%s)" % real
     return None
-
-
-#: $CODEX_HOME's files and directories codex never sends to the model as a file a config key
-#: names (instructions, prompts): the credentials and config files (HIDDEN_HOME_FILES), every
-#: project's prompts (history.jsonl) and transcripts (sessions/), the logs
-_HOME_PRIVATE_NAMES = HIDDEN_HOME_FILES + ("history.jsonl", "sessions", "log")
-
-
-def config_named_file_refusal(real, named, home, within=None, environ=None):
-    """Why codex does not read the file opened at real path `real` for a config key that names
-    it as `named` (model_instructions_file, a prompt, $CODEX_HOME/AGENTS.md); None when it does.
-
-    Codex reads these unconfined and sends them to the model, while a command may have replaced
-    the file by a link: so never the kernel's trees; never a file of $CODEX_HOME or of the
-    system config dir unless the name itself lies there, and then none of _HOME_PRIVATE_NAMES;
-    never a file outside `within` (the workspace, for a relative name); and, when codex runs
-    as root, never one a sandboxed command could not read (commands_may_read)."""
-    import fnmatch
-
-    if any(_is_within(real, top) for top in _SYSTEM_FILE_TREES):
-        return "it leads to %s" % real
-    named_real = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(str(named)))),
-                              os.path.basename(str(named)))
-    for top, what in ((home, "$CODEX_HOME"), (system_config_dir(environ), "the system config directory")):
-        if top is None:
-            continue
-        top = os.path.realpath(str(top))
-        if not _is_within(real, top):
-            continue
-        if not _is_within(named_real, top):
-            return "it leads into %s (%s)" % (what, real)
-        first = os.path.relpath(real, top).split(os.sep)[0]
-        if any(fnmatch.fnmatchcase(first, pattern) for pattern in _HOME_PRIVATE_NAMES):
-            return "it is %s, private to codex" % real
-    if within is not None and not _is_within(real, os.path.realpath(str(within))):
-        return "it leads outside %s (%s)" % (within, real)
-    return commands_may_read_refusal(real)
-
-
-def commands_may_read_refusal(real):
-    """Why a sandboxed command could not read the file at `real` although codex can; None when
-    it could.  Only root differs: its commands hold no capability (no CAP_DAC_OVERRIDE), so
-    the permission bits must let them read it (another user's 0600 file in /tmp)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        st = os.stat(real)
-    except OSError:
-        return None  # the open that follows says what is wrong
-    if st.st_uid == 0:
-        return None
-    if st.st_mode & 0o004 or (st.st_gid in _root_groups() and st.st_mode & 0o040):
-        return None
-    return "it belongs to uid %d and is not readable for commands (codex runs as root)" % st.st_uid
-
-
-@functools.lru_cache(maxsize=1)
-def _root_groups():
-    """The groups codex's commands run with when codex is root (its own)."""
-    try:
-        return frozenset([os.getegid()] + list(os.getgroups()))
-    except OSError:
-        return frozenset([os.getegid()])
-
-
-def read_config_named_file(path, home, limit, within=None, environ=None):
-    """The first `limit` bytes of a file a config key names (read_regular: never a FIFO or
-    device; config_named_file_refusal judges the file opened); OSError otherwise."""
-    return read_regular(path, limit, allow=lambda real: config_named_file_refusal(real, path, home, within, environ))
 
 
 def load_user_instructions(cfg):
