@@ -2414,15 +2414,42 @@ _SYSTEM_FILE_TREES = ("/proc", "/sys", "/dev")
 
 
 #: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
-#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
-#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
-#: names, or created later, stays out of sight too (hidden_home_files)
-HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
+#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params), the
+#: prompt history of every project (history.jsonl); the same names in the system config
+#: directory (/etc/codex/config.toml: an admin's MCP tokens).  Commands need none of them;
+#: $CODEX_HOME is a --private-dir besides, so a file renamed over one of these names, or
+#: created later, stays out of sight too (hidden_home_files)
+HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml", "history.jsonl")
+#: $CODEX_HOME directories a command sees empty: every earlier session's transcript (other
+#: projects' code, outputs, pasted secrets) and the logs (hidden_home_dirs)
+HIDDEN_HOME_DIRS = ("sessions", "log")
+
+#: $CODEX_HOME entries codex trusts at its next start (credentials, config layers, hooks,
+#: instructions, prompts): wherever they really lie -- a dotfiles repository inside a writable
+#: root, linked from ~/.codex -- commands may neither change them nor rename a directory above
+#: them (protected_paths adds their real paths; pins_for pins the way to them)
+TRUSTED_HOME_ENTRIES = HIDDEN_HOME_FILES + ("hooks.json", "AGENTS.md", "AGENTS.override.md", "prompts")
+
+
+def trusted_home_targets(home):
+    """The real paths of the existing TRUSTED_HOME_ENTRIES of $CODEX_HOME that lie outside it (links)."""
+    try:
+        names = os.listdir(str(home))
+    except OSError:
+        return []
+    real_home = _realpath(str(home))
+    out = []
+    for name in sorted(names):
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in TRUSTED_HOME_ENTRIES):
+            real = _realpath(os.path.join(str(home), name))
+            if not _is_within(real, real_home) and os.path.exists(real):
+                out.append(real)
+    return out
+
 
 #: $CODEX_HOME's files and directories codex never sends to the model as a file a config key
-#: names (instructions, prompts): the credentials and config files (HIDDEN_HOME_FILES), every
-#: project's prompts (history.jsonl) and transcripts (sessions/), the logs
-_HOME_PRIVATE_NAMES = HIDDEN_HOME_FILES + ("history.jsonl", "sessions", "log")
+#: names (instructions, prompts): what commands do not see either
+_HOME_PRIVATE_NAMES = HIDDEN_HOME_FILES + HIDDEN_HOME_DIRS
 
 
 def config_named_file_refusal(real, named, home, within=None, environ=None):
@@ -2433,7 +2460,8 @@ def config_named_file_refusal(real, named, home, within=None, environ=None):
     the file by a link: so never the kernel's trees; never a file of $CODEX_HOME or of the
     system config dir unless the name itself lies there, and then none of _HOME_PRIVATE_NAMES;
     never a file outside `within` (the workspace, for a relative name); and, when codex runs
-    as root, never one a sandboxed command could not read (commands_may_read)."""
+    as root, never one a sandboxed command could not read (commands_may_read_refusal) unless
+    the user named it by its own absolute path."""
     import fnmatch
 
     if any(_is_within(real, top) for top in _SYSTEM_FILE_TREES):
@@ -2453,24 +2481,41 @@ def config_named_file_refusal(real, named, home, within=None, environ=None):
             return "it is %s, private to codex" % real
     if within is not None and not _is_within(real, os.path.realpath(str(within))):
         return "it leads outside %s (%s)" % (within, real)
+    if within is None and real == named_real:
+        return None  # the file the user named, no link a command could have planted on the way
     return commands_may_read_refusal(real)
 
 
 def commands_may_read_refusal(real):
-    """Why a sandboxed command could not read the file at `real` although codex can; None when
-    it could.  Only root differs: its commands hold no capability (no CAP_DAC_OVERRIDE), so
-    the permission bits must let them read it (another user's 0600 file in /tmp)."""
+    """Why a sandboxed command could not read the file at real path `real` (or, when it does not
+    exist, reach its directory) although codex can; None when it could.  Only root differs:
+    its commands hold no capability (no CAP_DAC_OVERRIDE), so the permission bits of the file
+    and of each directory above it must let them in, as root's uid and groups without
+    capabilities (another user's 0600 file in /tmp, a 0700 directory's files).  A few stats,
+    and none unless codex runs as root."""
     if os.geteuid() != 0:
         return None
-    try:
-        st = os.stat(real)
-    except OSError:
-        return None  # the open that follows says what is wrong
-    if st.st_uid == 0:
-        return None
-    if st.st_mode & 0o004 or (st.st_gid in _root_groups() and st.st_mode & 0o040):
-        return None
-    return "it belongs to uid %d and is not readable for commands (codex runs as root)" % st.st_uid
+    groups = _root_groups()
+    path, bit = real, 4  # the file itself: read; the directories above it: search
+    while True:
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None  # not there (a file to add): its directory decides
+        if st is not None:
+            if st.st_uid == 0:
+                ok = st.st_mode & (bit << 6)
+            elif st.st_gid in groups:
+                ok = st.st_mode & (bit << 3)
+            else:
+                ok = st.st_mode & bit
+            if not ok:
+                return ("%s belongs to uid %d and sandboxed commands may not %s it (codex runs as root; its "
+                        "commands have no capabilities)" % (path, st.st_uid, "read" if bit == 4 else "enter"))
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path, bit = parent, 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -2668,7 +2713,8 @@ def _enclosing_git_entries(paths):
 def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     """Paths inside writable roots that stay read-only: every git directory a command could
     make git use (.git dirs, files and symlinks, their gitdir and common dirs, the repository
-    the workspace lies in, nested repos, $GIT_DIR), .codex, and $CODEX_HOME.  Only existing
+    the workspace lies in, nested repos, $GIT_DIR), .codex, $CODEX_HOME and the real paths of
+    its trusted entries that link out of it (trusted_home_targets).  Only existing
     paths; never one that is or holds a writable root or the workspace: a `.git` a command
     planted pointing at the workspace must not make the workspace read-only.  `entries`, a
     list, receives the `.git`/`.codex` names (as found, not resolved) behind the result: a
@@ -2708,6 +2754,7 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
             out.extend(git_dirs_of(cand))
     if home is not None:
         out.append(_realpath(str(home)))
+        out.extend(trusted_home_targets(home))  # ~/.codex/config.toml -> a dotfiles repo in a root
     result, seen = [], set()
     keep = [str(r) for r in roots] + [cwd_real]
     for p in out:
@@ -6393,8 +6440,9 @@ def model_file_refusal(path, cfg):
 
     The one decision for what codex reads of a model-chosen path before an approval: only a
     file a sandboxed command could write itself (SandboxPolicy.is_path_writable: symlinks
-    resolved as the kernel does, protected paths refused), never one in $CODEX_HOME, /proc,
-    /sys or /dev, whatever the sandbox mode.  Then no answer to the model ("not found", "no
+    resolved as the kernel does, protected paths refused) and read (commands_may_read_refusal:
+    as root, by the permission bits, since commands hold no capability), never one in
+    $CODEX_HOME, /proc, /sys or /dev, whatever the sandbox mode.  Then no answer to the model ("not found", "no
     change", a hunk that does not match) tells it anything about a file its commands cannot
     read (auth.json, codex's own environment).  Read-only mode: nothing (every write asks first).
     """
@@ -6407,7 +6455,7 @@ def model_file_refusal(path, cfg):
         return "it is in $CODEX_HOME"
     if not cfg.sandbox_policy.is_path_writable(real, cfg.cwd, home):
         return "it is outside the writable roots or protected"
-    return None
+    return commands_may_read_refusal(real)
 
 
 def assess_patch_safety(paths, cfg):
@@ -6564,8 +6612,9 @@ HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
 
 
-def hidden_home_files(home):
-    """The existing files of HIDDEN_HOME_FILES in `home`, as real paths (the one list of them)."""
+def hidden_home_files(home, patterns=HIDDEN_HOME_FILES, test=os.path.isfile):
+    """The existing files of HIDDEN_HOME_FILES in `home`, as real paths (the one list of them);
+    with `patterns=HIDDEN_HOME_DIRS, test=os.path.isdir` the directories (hidden_home_dirs)."""
     try:
         names = os.listdir(str(home))
     except OSError:
@@ -6573,9 +6622,14 @@ def hidden_home_files(home):
     out = []
     for name in sorted(names):
         path = os.path.join(str(home), name)
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in HIDDEN_HOME_FILES) and os.path.isfile(path):
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns) and test(path):
             out.append(_realpath(path))
     return out
+
+
+def hidden_home_dirs(home):
+    """The existing directories of HIDDEN_HOME_DIRS in `home`, as real paths."""
+    return hidden_home_files(home, HIDDEN_HOME_DIRS, os.path.isdir)
 
 
 #: With the network on, connect() is allowed for every family; these unix sockets (or the
@@ -7467,9 +7521,15 @@ def sandbox_command(argv, policy, policy_cwd, command_cwd=None, home=None):
         # with "/" itself writable (legacy disk-full-write-access) there is nothing to make read-only
         if userns and probe_sandbox(home).get("mount_setattr") == "1" and Path("/") not in roots:
             out.append("--ro-mounts")
-        if home is not None:  # credentials stay out of reach of `cat`, also once replaced (--private-dir)
+        # credentials, history and transcripts stay out of reach of `cat`, also once replaced
+        # (--private-dir); the system config dir's files too (an admin's MCP tokens)
+        for secret in hidden_home_files(system_config_dir()):
+            out += ["--hide", secret]
+        if home is not None:
             for secret in hidden_home_files(home):
                 out += ["--hide", secret]
+            for secret in hidden_home_dirs(home):  # Landlock alone: no rule for it, like a --hide file
+                out += ["--hide-dir" if userns else "--hide", secret]
             real_home = _realpath(str(home))
             # not when it holds the workspace or a root (it cannot be protected then: protected_paths)
             if os.path.isdir(real_home) and not any(_is_within(_realpath(str(r)), real_home)
@@ -11122,7 +11182,7 @@ def _project_doc_refusal(real, directory, home):
         return "it leads to %s" % real
     if not _is_within(real, os.path.realpath(str(directory))):
         return "it leads outside its directory (%s)" % real
-    return None
+    return commands_may_read_refusal(real)
 
 
 def load_user_instructions(cfg):

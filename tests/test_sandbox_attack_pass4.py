@@ -151,3 +151,101 @@ def test_variables_the_config_names_as_credentials_never_reach_a_command(run_cod
     assert "kept_3e8f" in seen and "HOME=" in seen, seen  # the command did run `env`
     for value in list(secrets.values()) + list(_SHAPED_SECRETS.values()):
         assert value.split("\n")[0] not in seen, (value, seen)
+
+
+# ---------------------------------------------------------------------------------------------
+# 12: other sessions' transcripts, the prompt history, the logs and the system config
+# ---------------------------------------------------------------------------------------------
+
+
+def test_history_sessions_logs_and_the_system_config_are_hidden(impl, wrap, tmp_path, codex_home):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    system = tmp_path / "etc-codex"  # CODEX_SYSTEM_DIR (the codex_home fixture)
+    system.mkdir()
+    (system / "config.toml").write_text('[mcp_servers.corp.env]\nTOKEN = "corp_SYSTEM2222"\n')
+    (system / "managed_note.txt").write_text("system-visible\n")
+    (codex_home / "history.jsonl").write_text('{"session_id":"x","ts":1,"text":"token hist_HISTORY3333"}\n')
+    day = codex_home / "sessions" / "2026" / "12" / "01"
+    day.mkdir(parents=True)
+    (day / "rollout-x.jsonl").write_text('{"output":"DB_PASSWORD=sess_ROLLOUT4444"}\n')
+    (codex_home / "log").mkdir()
+    (codex_home / "log" / "codex-tui.log").write_text("log_LOG5555\n")
+    (codex_home / "prompts").mkdir()
+    (codex_home / "prompts" / "p.md").write_text("a prompt\n")
+    r = _sandbox(wrap, ws, 'cat "$CODEX_HOME/history.jsonl"; find "$CODEX_HOME/sessions" "$CODEX_HOME/log" -type f '
+                           '-exec cat {} +; cat "%s/config.toml" "%s/managed_note.txt" "$CODEX_HOME/prompts/p.md"; '
+                           'echo done' % (system, system))
+    out = r.stdout + r.stderr
+    assert "done" in out, out
+    for secret in ("corp_SYSTEM2222", "hist_HISTORY3333", "sess_ROLLOUT4444", "log_LOG5555"):
+        assert secret not in out, out
+    assert "a prompt" in out and "system-visible" in out, out  # what is not private stays readable
+
+
+# ---------------------------------------------------------------------------------------------
+# 01: as root, codex reads for the model only what its capability-less commands could read
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the oracle exists only for root (CI, containers)")
+def test_as_root_codex_reads_for_the_model_exactly_what_a_sandboxed_command_can(impl, wrap, tmp_path, codex_home):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    os.chmod(str(tmp_path), 0o755)
+    private = ws / "private"  # another user's 0700 directory
+    private.mkdir()
+    cases = {  # name -> (owner, mode); each holds "secret-<name>"
+        "other_0600": (65534, 0o600), "other_0644": (65534, 0o644), "other_0640": (65534, 0o640),
+        "root_0600": (0, 0o600), "root_0000": (0, 0o000), "private/inner_0644": (65534, 0o644),
+    }
+    for name, (uid, mode) in cases.items():
+        path = ws / name
+        path.write_text("secret-%s\n" % name.replace("/", "-"))
+        os.chown(str(path), uid, 65534)
+        os.chmod(str(path), mode)
+    os.chown(str(private), 65534, 65534)
+    os.chmod(str(private), 0o700)
+    cfg = codex.load_config(codex.ConfigOverrides(approval_policy="never", sandbox_mode="workspace-write", cwd=str(ws)),
+                            [], home=str(codex_home), environ=dict(os.environ))
+    script = " ; ".join('cat %s 2>/dev/null || echo "denied-%s"' % (name, name.replace("/", "-")) for name in sorted(cases))
+    r = _sandbox(wrap, ws, script, mode="workspace-write")
+    out = r.stdout
+    checked = 0
+    for name in sorted(cases):
+        tag = name.replace("/", "-")
+        readable = ("secret-%s" % tag) in out
+        assert readable or ("denied-%s" % tag) in out, out
+        refusal = codex.model_file_refusal(ws / name, cfg)
+        assert (refusal is None) == readable, (name, refusal, out)
+        checked += 1
+    assert checked == len(cases) and "secret-other_0600" not in out and "secret-other_0644" in out, out
+    # a file to add in that directory: the command could not create it there either
+    assert codex.model_file_refusal(private / "new.txt", cfg) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# 13: $CODEX_HOME's config linked into a dotfiles repository that is a writable root
+# ---------------------------------------------------------------------------------------------
+
+
+def test_codex_homes_files_linked_into_the_workspace_cannot_be_replaced(impl, wrap, tmp_path, codex_home):
+    dots = tmp_path / "dotfiles"
+    (dots / "codex" / "prompts").mkdir(parents=True)
+    (dots / "codex" / "config.toml").write_text('model = "gpt-5"\n')
+    (dots / "codex" / "hooks.json").write_text('{"hooks": {}}\n')
+    (dots / "codex" / "prompts" / "p.md").write_text("mine\n")
+    for name in ("config.toml", "hooks.json", "prompts"):
+        (codex_home / name).symlink_to(dots / "codex" / name)
+    r = _sandbox(wrap, dots, 'echo "{}" > codex/hooks.json; echo x > codex/prompts/p.md; echo x > codex/prompts/new.md; '
+                             'mv codex codex.old && mkdir codex && echo "sandbox_mode = \\"danger-full-access\\"" > '
+                             'codex/config.toml; echo attempted', mode="workspace-write")
+    assert "attempted" in r.stdout, r.stdout + r.stderr
+    assert (codex_home / "config.toml").read_text() == 'model = "gpt-5"\n'
+    assert (codex_home / "hooks.json").read_text() == '{"hooks": {}}\n'
+    assert (codex_home / "prompts" / "p.md").read_text() == "mine\n"
+    assert not (codex_home / "prompts" / "new.md").exists() and not (dots / "codex.old").exists()
+    # the rest of the repository stays writable (Landlock alone: not the top's new entries, as for .git)
+    (dots / "src").mkdir()
+    r = _sandbox(wrap, dots, "echo ok > src/other.txt && cat src/other.txt", mode="workspace-write")
+    assert r.stdout.strip() == "ok", r.stdout + r.stderr
