@@ -403,6 +403,39 @@ def terminal_safe(value):
     return value
 
 
+#: every control character but tab and newline (the ESC of SGR colours too) and the bidi marks
+#: and overrides: what could hide, fake or reorder part of a command, a path or a name
+_CONTROL_CHARS_RE = re.compile(u"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+#: the fields of an event that codex shows as its own words (what runs, where, which file, which
+#: tool, why it asks), not as a program's output: no colours there either (fourth pass 04: SGR 8,
+#: conceal, or black on black hid the rest of a command in exec's log)
+_CHROME_EVENT_FIELDS = ("command", "cwd", "reason", "grant_root", "tool", "name", "invocation", "tool_input",
+                        "changes", "move_path", "path", "parsed_cmd")
+
+
+def reveal_controls(value):
+    """Model-chosen text shown as part of codex's own UI: every control character escaped
+    (`\\x1b`, `\\u202e`), SGR colours included; recurses into dicts (keys too) and lists."""
+    if isinstance(value, str):
+        return _CONTROL_CHARS_RE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100
+                                     else "\\u%04x" % ord(m.group()), value)
+    if isinstance(value, dict):
+        return {reveal_controls(k): reveal_controls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal_controls(v) for v in value]
+    return value
+
+
+def terminal_safe_event(msg):
+    """A protocol event's msg ready for the terminal: terminal_safe throughout (a program's or the
+    model's text keeps its colours), reveal_controls on the fields that are codex's chrome."""
+    msg = terminal_safe(msg)
+    if not isinstance(msg, dict):
+        return msg
+    return dict(msg, **{key: reveal_controls(msg[key]) for key in _CHROME_EVENT_FIELDS if key in msg})
+
+
 def _now_iso():
     """UTC timestamp like 2025-07-01T12:34:56.789Z."""
     t = time.time()
@@ -8514,11 +8547,12 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             env["BASH_FUNC_%s%%%%" % name] = "() {  %s \"$@\"\n}" % shlex.quote(str(patch_dir / name))
     sandbox_type = None
     full_argv = argv
-    absent = []
+    absent, guard, guard_notes = [], [], []
     if sandboxed and not policy.is_unrestricted():
         with resolving_once():  # one resolution of each directory while the sandbox is built
             full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
             absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd, cfg.codex_home)
+            guard = shared_root_guard(policy.writable_roots_for(cfg.cwd)) if sandbox_type else []
         env.update(extra_env)
         env = helper_env(env, sandbox_type)
     stdin = subprocess.DEVNULL
@@ -8541,6 +8575,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     except OSError as exc:
         if status_r is not None:
             os.close(status_r)
+        for fd, _path, _mode in guard:
+            os.close(fd)
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         msg = "codex: cannot execute %s: %s\n" % (argv[0], exc.strerror or exc)
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
@@ -8579,6 +8615,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                     _kill_group(proc)
             if exited_at is None and _has_exited(proc):
                 exited_at = now
+            if guard:
+                restore_shared_roots(guard, guard_notes)
             if exited_at is not None:
                 if pidfd is not None and pidfd in sel.get_map():
                     sel.unregister(pidfd)
@@ -8619,6 +8657,10 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             os.close(pidfd)
         proc.stdout.close()
         proc.stderr.close()
+        if guard:
+            restore_shared_roots(guard, guard_notes)
+            for fd, _path, _mode in guard:
+                os.close(fd)
     duration = time.monotonic() - start
     exit_code = 128 - status if status < 0 else status
     if timed_out:
@@ -8635,6 +8677,11 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
             result, policy, cfg.cwd, cfg.codex_home, cwd)
+    if guard_notes:  # the user and the model see it (the command's own output)
+        _notice(guard_notes[0].strip())
+        result.stderr += "".join(guard_notes)
+        result.aggregated_output += "".join(guard_notes)
+        result.sandbox_denied = True
     failed = []
     moved = quarantine_new_names(absent, failed)
     if failed:  # the user and the model see it, in every front end (the command's own output)
@@ -8650,6 +8697,49 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         result.aggregated_output += why
         result.sandbox_denied = True
     return result
+
+
+def shared_root_guard(roots):
+    """The writable roots every user of the machine shares (sticky, as /tmp), each as [fd, path,
+    mode].  Their own mode is not a command's to change, but a root user's command owns them
+    (uid 0 of a user namespace mapped to root; chmod needs no capability and Landlock and mounts
+    do not cover the mode of a directory that must stay writable): `chmod 0777 /tmp` would
+    strip the sticky bit machine-wide (fourth pass 05).  run_command puts it back while the
+    command runs (restore_shared_roots, every poll: within ~50 ms) and says so."""
+    import stat
+
+    out = []
+    for root in roots:
+        try:
+            fd = os.open(_realpath(str(root)), os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0) |
+                         getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & stat.S_ISVTX:
+            out.append([fd, _realpath(str(root)), mode])
+        else:
+            os.close(fd)
+    return out
+
+
+def restore_shared_roots(guard, notes):
+    """Put back the mode of each guarded root a command changed; one line per change in notes."""
+    import stat
+
+    for fd, path, mode in guard:
+        try:
+            now = stat.S_IMODE(os.fstat(fd).st_mode)
+            if now != mode:
+                os.fchmod(fd, mode)
+                note = ("codex: the command changed the mode of %s, a directory every user shares, to %04o; "
+                        "codex put it back (%04o)\n" % (path, now, mode))
+                if note not in notes:
+                    notes.append(note)
+        except OSError as exc:
+            note = "codex: the mode of %s could not be checked or put back: %s\n" % (path, exc.strerror or exc)
+            if note not in notes:
+                notes.append(note)
 
 
 def absent_trusted_names(roots, cwd, home=None):
@@ -14111,7 +14201,7 @@ class HumanPrinter(object):
         self.color = color
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.in_delta = False
+        self.in_delta = self.delta_sgr = False
         self.streamed = False
         self.commands = {}
         self.hide_answer = False  # the caller shows the answer its own way (a review's findings)
@@ -14144,8 +14234,8 @@ class HumanPrinter(object):
     def end_delta(self):
         """Finish a line of streamed text."""
         if self.in_delta:
-            self.err.write("\n")
-            self.in_delta = False
+            self.err.write("\x1b[0m\n" if self.delta_sgr else "\n")
+            self.in_delta = self.delta_sgr = False
 
     def header(self, session_id, prompt, ctx=None):
         """The config summary (of the session's TurnContext) and the prompt."""
@@ -14159,7 +14249,7 @@ class HumanPrinter(object):
 
     def event(self, msg, session_level=False):
         """Print one protocol event."""
-        msg = terminal_safe(msg)  # model, command and MCP text is untrusted
+        msg = terminal_safe_event(msg)  # model, command and MCP text is untrusted
         kind = msg["type"]
         if kind in ("agent_message_delta", "agent_message") and self.hide_answer:
             return
@@ -14168,7 +14258,9 @@ class HumanPrinter(object):
                 self.ts(self.c("italic magenta", "codex"))
                 self.in_delta = True
                 self.streamed = True
-            self.err.write(msg.get("delta", ""))
+            delta = _contained_sgr(msg.get("delta", ""), reset=False)
+            self.delta_sgr = self.delta_sgr or "\x1b[" in delta
+            self.err.write(delta)
             self.err.flush()
         elif kind == "agent_message":
             if self.streamed:  # already shown delta by delta
@@ -14176,11 +14268,11 @@ class HumanPrinter(object):
                 self.end_delta()
                 return
             self.ts(self.c("italic magenta", "codex"))
-            self.line(msg.get("message", ""))
+            self.line(_contained_sgr(msg.get("message", "")))
         elif kind == "agent_reasoning":
             if not self.cfg.hide_agent_reasoning:
                 self.ts(self.c("italic magenta", "thinking"))
-                self.line(self.c("italic", msg.get("text", "")))
+                self.line(self.c("italic", _contained_sgr(msg.get("text", ""))))
         elif kind == "exec_command_begin":
             cmd = _shell_join(msg.get("command") or [])
             self.commands[msg.get("call_id")] = cmd
@@ -14199,7 +14291,7 @@ class HumanPrinter(object):
             text = msg.get("aggregated_output") or (msg.get("stdout") if code == 0 else msg.get("stderr")) or ""
             lines = text.rstrip("\n").split("\n") if text.strip() else []
             for out_line in lines[:EXEC_OUTPUT_LINES]:
-                self.line(self.c("dim", _clip_line(out_line)))
+                self.line(self.c("dim", _contained_sgr(_clip_line(out_line))))
             if len(lines) > EXEC_OUTPUT_LINES:
                 self.line(self.c("dim", "... +%d lines" % (len(lines) - EXEC_OUTPUT_LINES)))
         elif kind == "patch_apply_begin":
@@ -14237,14 +14329,14 @@ class HumanPrinter(object):
                 format_elapsed(_duration_seconds(msg.get("duration"))))))
             shown = format_mcp_result_for_display(result["Ok"]) if "Ok" in result else [str(result.get("Err", ""))]
             for text in shown:  # up to 5 lines of each block, as upstream's TUI (§14)
-                self.line(self.c("dim", _clip_line(text)))
+                self.line(self.c("dim", _contained_sgr(_clip_line(text))))
         elif kind == "plan_update":
             self.ts(self.c("magenta", "plan"))
             if msg.get("explanation"):
-                self.line(msg["explanation"])
+                self.line(_contained_sgr(msg["explanation"]))
             for step in msg.get("plan") or ():
                 mark = {"completed": "[x]", "in_progress": "[~]"}.get(step.get("status"), "[ ]")
-                self.line("  %s %s" % (mark, step.get("step")))
+                self.line(_contained_sgr("  %s %s" % (mark, step.get("step"))))
         elif kind == "error":
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
@@ -14277,6 +14369,32 @@ class HumanPrinter(object):
                 text = terminal_safe(last_message) if _isatty(self.out) else last_message  # piped: verbatim
                 self.out.write(text.rstrip("\n") + "\n")
                 self.out.flush()
+
+
+_SGR_RE = re.compile(u"\x1b\\[([0-9;:]*)m")
+
+
+def _contained_sgr(text, reset=True):
+    """Text the human output shows as output (a program's, an MCP tool's, the model's), already
+    terminal_safe: its colours stay, but end with it (a reset is added: without colour on, nothing
+    else would close an SGR 8 before codex's next line), and conceal (SGR 8), which only hides
+    text, is shown escaped (fourth pass 04)."""
+    if "\x1b[" not in text:
+        return text
+
+    def fix(m):
+        params, at = re.split("[;:]", m.group(1)), 0
+        while at < len(params):
+            if params[at] in ("38", "48", "58") and at + 1 < len(params):  # 38;5;N, 38;2;R;G;B
+                at += {"5": 3, "2": 5}.get(params[at + 1], 2)
+                continue
+            if params[at].lstrip("0") == "8":
+                return reveal_controls(m.group())
+            at += 1
+        return m.group()
+
+    fixed = _SGR_RE.sub(fix, text)
+    return fixed + "\x1b[0m" if reset and _SGR_RE.search(fixed) else fixed
 
 
 def _clip_line(line, limit=None):
@@ -15464,15 +15582,9 @@ def rewrite_citations(text, file_opener, cwd, links=True):
     return CITATION_RE.sub(repl, text)
 
 
-#: characters a model-chosen command could use to hide part of itself on the terminal:
-#: C0/C1 controls but tab and newline (ESC sequences, CR, backspace) and bidi overrides
-_HIDING_CHARS_RE = re.compile(u"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def _reveal_hidden_chars(text):
     """Show control and bidi characters as escapes, so what is displayed is what runs."""
-    return _HIDING_CHARS_RE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100
-                                else "\\u%04x" % ord(m.group()), text)
+    return reveal_controls(text)
 
 
 def _display_command(command):
@@ -17850,7 +17962,7 @@ class Repl(object):
 
     def handle_event(self, event):
         """Render one event; return True when it ends the turn."""
-        msg = terminal_safe(event.get("msg") or {})  # model, command and MCP text is untrusted
+        msg = terminal_safe_event(event.get("msg") or {})  # model, command and MCP text is untrusted
         kind = msg.get("type", "")
         if kind not in self.STREAM_NEUTRAL:  # anything else goes below what has streamed so far
             keep = "answer" if kind.startswith("agent_message") else "reasoning" if kind.startswith("agent_reasoning") else None
