@@ -1909,12 +1909,16 @@ def _derive_config(read, values, sources, providers, overrides, warnings):
     base_instructions = overrides.base_instructions
     if instructions_file and base_instructions is None:
         ipath = Path(instructions_file).expanduser()
-        if not ipath.is_absolute():
+        within = None
+        if not ipath.is_absolute():  # a team prompt kept in the repository: it stays there
             ipath = read.cwd / ipath
+            within = read.cwd
         try:
-            base_instructions = ipath.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("cannot read experimental_instructions_file %s: %s" % (ipath, exc.strerror or exc))
+            raw = read_config_named_file(ipath, read.home, CONFIG_FILE_MAX_BYTES, within=within)
+            base_instructions = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("cannot read experimental_instructions_file %s: %s"
+                              % (ipath, getattr(exc, "strerror", None) or exc))
         if not base_instructions.strip():
             raise ConfigError("experimental_instructions_file %s is empty" % ipath)
 
@@ -2435,6 +2439,86 @@ def _is_within(path, root):
     """Whether `path` is `root` or below it (both absolute, normalised)."""
     root = root.rstrip("/") or "/"
     return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+#: where codex never reads or writes a file for the model without a question: the kernel's files
+#: (codex's own /proc/self/environ holds the provider key; /dev/zero, /dev/tty)
+_SYSTEM_FILE_TREES = ("/proc", "/sys", "/dev")
+
+
+#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
+#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
+#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
+#: names, or created later, stays out of sight too (hidden_home_files)
+HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
+
+#: $CODEX_HOME's files and directories codex never sends to the model as a file a config key
+#: names (instructions, prompts): the credentials and config files (HIDDEN_HOME_FILES), every
+#: project's prompts (history.jsonl) and transcripts (sessions/), the logs
+_HOME_PRIVATE_NAMES = HIDDEN_HOME_FILES + ("history.jsonl", "sessions", "log")
+
+
+def config_named_file_refusal(real, named, home, within=None, environ=None):
+    """Why codex does not read the file opened at real path `real` for a config key that names
+    it as `named` (model_instructions_file, a prompt, $CODEX_HOME/AGENTS.md); None when it does.
+
+    Codex reads these unconfined and sends them to the model, while a command may have replaced
+    the file by a link: so never the kernel's trees; never a file of $CODEX_HOME or of the
+    system config dir unless the name itself lies there, and then none of _HOME_PRIVATE_NAMES;
+    never a file outside `within` (the workspace, for a relative name); and, when codex runs
+    as root, never one a sandboxed command could not read (commands_may_read)."""
+    import fnmatch
+
+    if any(_is_within(real, top) for top in _SYSTEM_FILE_TREES):
+        return "it leads to %s" % real
+    named_real = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(str(named)))),
+                              os.path.basename(str(named)))
+    for top, what in ((home, "$CODEX_HOME"), (system_config_dir(environ), "the system config directory")):
+        if top is None:
+            continue
+        top = os.path.realpath(str(top))
+        if not _is_within(real, top):
+            continue
+        if not _is_within(named_real, top):
+            return "it leads into %s (%s)" % (what, real)
+        first = os.path.relpath(real, top).split(os.sep)[0]
+        if any(fnmatch.fnmatchcase(first, pattern) for pattern in _HOME_PRIVATE_NAMES):
+            return "it is %s, private to codex" % real
+    if within is not None and not _is_within(real, os.path.realpath(str(within))):
+        return "it leads outside %s (%s)" % (within, real)
+    return commands_may_read_refusal(real)
+
+
+def commands_may_read_refusal(real):
+    """Why a sandboxed command could not read the file at `real` although codex can; None when
+    it could.  Only root differs: its commands hold no capability (no CAP_DAC_OVERRIDE), so
+    the permission bits must let them read it (another user's 0600 file in /tmp)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None  # the open that follows says what is wrong
+    if st.st_uid == 0:
+        return None
+    if st.st_mode & 0o004 or (st.st_gid in _root_groups() and st.st_mode & 0o040):
+        return None
+    return "it belongs to uid %d and is not readable for commands (codex runs as root)" % st.st_uid
+
+
+@functools.lru_cache(maxsize=1)
+def _root_groups():
+    """The groups codex's commands run with when codex is root (its own)."""
+    try:
+        return frozenset([os.getegid()] + list(os.getgroups()))
+    except OSError:
+        return frozenset([os.getegid()])
+
+
+def read_config_named_file(path, home, limit, within=None, environ=None):
+    """The first `limit` bytes of a file a config key names (read_regular: never a FIFO or
+    device; config_named_file_refusal judges the file opened); OSError otherwise."""
+    return read_regular(path, limit, allow=lambda real: config_named_file_refusal(real, path, home, within, environ))
 
 
 _RESOLVED = threading.local()  #: .memo: {normalised absolute path: real path} while one command's sandbox is built
@@ -6336,11 +6420,6 @@ def _patch_outside_reason(paths, cfg):
     return "writes outside the writable roots or to protected paths: %s" % ", ".join(outside)
 
 
-#: where codex never reads or writes a file for the model without a question: the kernel's files
-#: (codex's own /proc/self/environ holds the provider key; /dev/zero, /dev/tty)
-_SYSTEM_FILE_TREES = ("/proc", "/sys", "/dev")
-
-
 def model_file_refusal(path, cfg):
     """Why codex may not touch `path` (a patch's or a file tool's target, absolute) in its own
     process for the model before the user approved it; None when it may.
@@ -6516,11 +6595,6 @@ HELPER_EXIT_CODES = {
 HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
-#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
-#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
-#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
-#: names, or created later, stays out of sight too (hidden_home_files)
-HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
 
 
 def hidden_home_files(home):
@@ -8257,12 +8331,15 @@ CORE_ENV_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR
 #: three, and spellings of passwords, credentials and session cookies that collide with no
 #: PATH-like name (PGPASSWORD, BORG_PASSPHRASE, GOOGLE_APPLICATION_CREDENTIALS, SSHPASS)
 DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*PASSWD*", "*PASSPHRASE*", "*CREDENTIAL*",
-                        "*COOKIE*", "SSHPASS", "BW_SESSION", "OP_SESSION_*")  # password managers' unlocked sessions
+                        "*COOKIE*", "SSHPASS", "BW_SESSION", "OP_SESSION_*",
+                        "BUNDLE_*__*")  # Bundler's per-host credentials: BUNDLE_GITHUB__COM=user:token  # password managers' unlocked sessions
 #: words (between `_`) that mark a secret in a name of two or more words: DB_PASS, GITHUB_PAT,
 #: MYSQL_PWD, NPM_CONFIG__AUTH, REDISCLI_AUTH, SENTRY_DSN, GPG_PRIVATE_KEY, CI_JOB_JWT (GitLab's
 #: OIDC token), SLACK_WEBHOOK_URL -- as whole words, so PATH, PYTHONPATH, PWD, OLDPWD,
 #: GIT_AUTHOR_NAME and XDG_* stay
 DEFAULT_ENV_EXCLUDED_WORDS = frozenset(("PASS", "PWD", "PAT", "AUTH", "CREDS", "PRIVATE", "DSN", "JWT", "WEBHOOK"))
+#: words that mark a secret as the last word of a name: LDAP_BIND_PW (Playwright's PW_TEST_* stay)
+DEFAULT_ENV_EXCLUDED_LAST_WORDS = frozenset(("PW",))
 #: names kept although a word matches: not a secret, and needed (git over ssh with the network on)
 DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
 #: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
@@ -8276,7 +8353,16 @@ _SECRET_VALUE_RE = re.compile(
     r"(?:^|[;\s])(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)\s*="
     r"|[?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|sig)="
     r"|\b(?:proxy-)?authorization\s*:|\bbearer\s+\S{8}"
-    r"|hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/", re.I)
+    r"|hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/"
+    r"|\bx-access-token:|-----BEGIN [A-Z0-9 ]*PRIVATE KEY", re.I)
+#: vendors' token shapes (case matters: a prefix then the token alphabet, as gitleaks knows
+#: them): GitHub, GitLab, Slack, Stripe, AWS access key ids, SonarQube, npm, PyPI, Hugging
+#: Face, Google API keys, OpenAI/Anthropic keys
+_SECRET_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}|[rs]k_live_[A-Za-z0-9]{16,}|(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"
+    r"|sq[pua]_[a-f0-9]{40}|npm_[A-Za-z0-9]{36}|pypi-AgE[A-Za-z0-9_-]{20,}|hf_[A-Za-z0-9]{30,}"
+    r"|AIza[0-9A-Za-z_-]{35}|sk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_-]{32,})")
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -8337,7 +8423,7 @@ def is_secret_env_var(name, value=""):
 def _secret_env_value(value):
     """The value part of is_secret_env_var, remembered as the name part is (the same values
     come back at every call: one dict lookup each then)."""
-    return bool(_URL_CREDENTIALS_RE.match(value) or _SECRET_VALUE_RE.search(value))
+    return bool(_URL_CREDENTIALS_RE.match(value) or _SECRET_VALUE_RE.search(value) or _SECRET_TOKEN_RE.search(value))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -8348,16 +8434,37 @@ def _secret_env_name(name):
         return False  # a config key's name (core.editor); its GIT_CONFIG_VALUE_n is judged by value
     if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
         return True
-    words = name.upper().split("_")
-    return len([w for w in words if w]) >= 2 and bool(DEFAULT_ENV_EXCLUDED_WORDS.intersection(words))
+    words = [w for w in name.upper().split("_") if w]
+    return len(words) >= 2 and (bool(DEFAULT_ENV_EXCLUDED_WORDS.intersection(words)) or words[-1] in DEFAULT_ENV_EXCLUDED_LAST_WORDS)
+
+
+def config_secret_env_names(cfg):
+    """The names of the variables the config says hold credentials (the one list of them):
+    every provider's env_key and env_http_headers values, every MCP server's
+    bearer_token_env_var and env_http_headers values, and the variables an MCP server is
+    handed through env_vars (its tokens: GITHUB_TOKEN) unless they are CORE_ENV_VARS.
+    Commands never get these, whatever their names look like."""
+    names = set()
+    for provider in (cfg.providers or {}).values():
+        if getattr(provider, "env_key", None):
+            names.add(str(provider.env_key))
+        names.update(str(v) for v in (getattr(provider, "env_http_headers", None) or {}).values())
+    for spec in (cfg.mcp_servers or {}).values():
+        if not isinstance(spec, dict):
+            continue
+        if spec.get("bearer_token_env_var"):
+            names.add(str(spec["bearer_token_env_var"]))
+        names.update(str(v) for v in (spec.get("env_http_headers") or {}).values())
+        names.update(str(v) for v in (spec.get("env_vars") or ()) if str(v) not in CORE_ENV_VARS)
+    return names
 
 
 def build_command_env(cfg, environ=None):
     """The whole environment a command gets, from [shell_environment_policy].
 
     Order as upstream: inherit (all|core|none), drop secret-looking variables (is_secret_env_var:
-    upstream's *KEY*/*SECRET*/*TOKEN* and more) and every provider's key variable unless
-    ignore_default_excludes, drop `exclude`, add `set`,
+    upstream's *KEY*/*SECRET*/*TOKEN* and more) and every variable the config names as a
+    credential (config_secret_env_names) unless ignore_default_excludes, drop `exclude`, add `set`,
     keep only `include_only`.  Then CODEX_SANDBOX_NETWORK_DISABLED=1 when the policy has
     no network.
     """
@@ -8371,12 +8478,7 @@ def build_command_env(cfg, environ=None):
     else:
         env = {}
     if not pol.get("ignore_default_excludes", False):
-        secret_vars = set()
-        for provider in (cfg.providers or {}).values():
-            if getattr(provider, "env_key", None):
-                secret_vars.add(provider.env_key)
-            for var in (getattr(provider, "env_http_headers", None) or {}).values():
-                secret_vars.add(str(var))
+        secret_vars = config_secret_env_names(cfg)
         kept = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
         if "GIT_CONFIG_COUNT" in env and any(k.startswith("GIT_CONFIG_") and k not in kept for k in env):
             # git refuses a GIT_CONFIG_COUNT whose KEY_n/VALUE_n pair lacks a part: the whole set goes
@@ -11118,9 +11220,10 @@ def load_user_instructions(cfg):
     home_text = None
     home_doc = _first_doc(cfg.codex_home, [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME])
     try:
-        home_text = home_doc.read_text(encoding="utf-8", errors="ignore").strip() if home_doc else None
-    except OSError:
-        pass
+        home_text = (read_config_named_file(home_doc, cfg.codex_home, CONFIG_FILE_MAX_BYTES).decode("utf-8", "ignore").strip()
+                     if home_doc else None)
+    except OSError as exc:
+        log("warn", "%s is not read as instructions: %s", home_doc, exc.strerror or exc)
     project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames, cfg.codex_home)
     if home_text and project:
         return home_text + PROJECT_DOC_SEPARATOR + project
@@ -11355,10 +11458,14 @@ def _front_matter(text):
     return {}, text
 
 
-def load_custom_prompts(dirs):
-    """name -> CustomPrompt from the `*.md` files of `dirs` (later directories win)."""
+def load_custom_prompts(dirs, home=None):
+    """name -> CustomPrompt from the `*.md` files of `dirs` (later directories win).  Each is
+    read as read_config_named_file does (`home`: $CODEX_HOME); a project's prompt file must
+    stay in its directory (a command may have replaced it by a link)."""
     prompts = {}
     for directory in dirs:
+        within = None if home is not None and _is_within(os.path.abspath(str(directory)), os.path.abspath(str(home))) \
+            else directory
         try:
             names = sorted(os.listdir(str(directory)))
         except OSError:
@@ -11369,9 +11476,9 @@ def load_custom_prompts(dirs):
             if ext.lower() != ".md" or not _PROMPT_NAME_RE.match(name) or not path.is_file():
                 continue
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
+                text = read_config_named_file(path, home, CONFIG_FILE_MAX_BYTES, within=within).decode("utf-8", "replace")
             except OSError as exc:
-                log("warn", "prompt file %s cannot be read: %s", path, exc)
+                log("warn", "prompt file %s cannot be read: %s", path, exc.strerror or exc)
                 continue
             meta, body = _front_matter(text)
             prompts[name] = CustomPrompt(name, path, body.strip("\n"), meta.get("description", ""),
@@ -11438,7 +11545,7 @@ def expand_prompt_command(cfg, text, strict=False):
     `strict` (exec, where no slash command runs): a `/name` that names no prompt file is a
     UsageError naming the prompts there are, rather than text billed as a turn, unless
     /name is a path that exists (`/tmp is full` is a prompt)."""
-    prompts = load_custom_prompts(prompt_dirs(cfg))
+    prompts = load_custom_prompts(prompt_dirs(cfg), cfg.codex_home)
     found = find_prompt_command(text, prompts)
     if found is not None:
         return expand_custom_prompt(*found)
@@ -11550,6 +11657,7 @@ class TurnContext(Record):
     shell_environment_policy = property(lambda self: self.config.shell_environment_policy,
                                         doc="[shell_environment_policy]: what commands' environments hold")
     providers = property(lambda self: self.config.providers, doc="the providers (their key variables are secrets)")
+    mcp_servers = property(lambda self: self.config.mcp_servers, doc="the MCP servers (their token variables are secrets)")
     sandbox_mode = property(lambda self: self.sandbox_policy.mode, doc="the effective sandbox mode")
     network_access = property(lambda self: self.sandbox_policy.has_network(), doc="whether commands may use the network")
 
@@ -18335,7 +18443,7 @@ class Repl(object):
         """(name, description) of every slash command: the built-ins, then the prompt files."""
         entries = list(SLASH_COMMANDS)
         builtins = dict(SLASH_COMMANDS)
-        for name, prompt in sorted(load_custom_prompts(prompt_dirs(self.cfg)).items()):
+        for name, prompt in sorted(load_custom_prompts(prompt_dirs(self.cfg), self.cfg.codex_home).items()):
             about = " ".join(x for x in (prompt.description or "prompt from %s" % prompt.path.name,
                                          prompt.argument_hint) if x)
             if name not in builtins:
@@ -18349,7 +18457,7 @@ class Repl(object):
         name = SLASH_ALIASES.get(word.lower(), word.lower())
         handler = getattr(self, "_slash_" + name, None)
         if handler is None or name not in dict(SLASH_COMMANDS) or word.startswith(PROMPT_COMMAND_PREFIX):
-            found = find_prompt_command(text, load_custom_prompts(prompt_dirs(self.cfg)),
+            found = find_prompt_command(text, load_custom_prompts(prompt_dirs(self.cfg), self.cfg.codex_home),
                                         builtins=set(dict(SLASH_COMMANDS)) | set(SLASH_ALIASES))
             if found is None:
                 return "not-a-command"
