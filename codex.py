@@ -5594,11 +5594,11 @@ class FileChange(object):
         self.move_path = move_path
         self.display = display  # the path as written in the patch (summary lines)
 
-    def unified_diff(self, context=1):
-        """The unified diff of this change (update/add/delete)."""
+    def unified_diff(self, context=1, deadline=None):
+        """The unified diff of this change (update/add/delete); `deadline`: bounded_unified_diff's."""
         old = (self.old or "").splitlines(True)
         new = (self.new or "").splitlines(True)
-        lines = bounded_unified_diff(old, new, n=context)
+        lines = bounded_unified_diff(old, new, n=context, deadline=deadline)
         out = []
         for line in lines:
             if line.startswith(("---", "+++")):
@@ -5606,13 +5606,13 @@ class FileChange(object):
             out.append(line if line.endswith("\n") else line + "\n")
         return "".join(out)
 
-    def to_protocol(self):
-        """The protocol FileChange object."""
+    def to_protocol(self, deadline=None):
+        """The protocol FileChange object (`deadline`: one diff budget for all files of a patch)."""
         if self.kind == "add":
             return {"add": {"content": self.new}}
         if self.kind == "delete":
             return {"delete": {"content": self.old}}
-        return {"update": {"unified_diff": self.unified_diff(),
+        return {"update": {"unified_diff": self.unified_diff(deadline=deadline),
                            "move_path": str(self.move_path) if self.move_path else None}}
 
 
@@ -13841,7 +13841,8 @@ class ToolRunner(object):
                 changes = plan_patch(hunks, cwd, allow=lambda real: model_file_refusal(real, ctx))
             except PatchError as exc:
                 return "error: %s" % exc
-            protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+            deadline = _diff_deadline()  # one diff budget for the whole patch, however many files
+            protocol_changes = {str(ch.path): ch.to_protocol(deadline) for ch in changes}
         else:
             protocol_changes = patch_preview(hunks, cwd)
         auto = verdict == "auto-approve"
@@ -13858,7 +13859,8 @@ class ToolRunner(object):
                 changes = plan_patch(hunks, cwd)
             except PatchError as exc:
                 return "error: %s" % exc
-            protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+            deadline = _diff_deadline()  # one diff budget for the whole patch, however many files
+            protocol_changes = {str(ch.path): ch.to_protocol(deadline) for ch in changes}
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         task.wrote = True
         for ch in changes:

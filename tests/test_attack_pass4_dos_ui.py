@@ -217,3 +217,13 @@ def test_a_command_cannot_keep_a_shared_root_unsticky(impl, tmp_path, codex_home
     # an ordinary root (the workspace, not shared) keeps what the command sets
     r = codex.run_command(["bash", "-c", "chmod 0750 ."], str(ws), cfg, codex.build_command_env(cfg), timeout_ms=30000)
     assert r.exit_code == 0 and os.stat(str(ws)).st_mode & 0o7777 == 0o750 and "changed the mode" not in r.aggregated_output
+
+
+def test_a_patchs_diffs_share_one_budget(tmp_path):
+    # a patch over many crafted files: one deadline for all of them, not one each
+    (tmp_path / "a.txt").write_text("a\nb\nc\nd\ne\n")
+    changes = codex.plan_patch("*** Begin Patch\n*** Update File: a.txt\n@@\n a\n-b\n+x\n c\n-d\n+y\n*** End Patch\n",
+                               tmp_path)
+    assert changes[0].to_protocol()["update"]["unified_diff"] == "@@ -1,5 +1,5 @@\n a\n-b\n+x\n c\n-d\n+y\n e\n"
+    spent = changes[0].to_protocol(deadline=0)["update"]["unified_diff"]  # past the budget: the coarse hunk
+    assert spent == "@@ -1,5 +1,5 @@\n a\n-b\n-c\n-d\n+x\n+c\n+y\n e\n"
