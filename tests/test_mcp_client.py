@@ -1,4 +1,5 @@
 """§14 MCP client: real servers (the SDK-built one, hand-written edge cases, npm servers)."""
+import functools
 import json
 import os
 import sys
@@ -427,7 +428,9 @@ def _write_config(home, text):
     (home / "config.toml").write_text(text)
 
 
-def test_cli_mcp_list_and_call(run_codex, codex_home):
+def test_cli_mcp_list_and_call(run_codex, codex_home, tmp_path):
+    # run outside the repository: there the venv's python is a file sandboxed commands may write
+    run_codex = functools.partial(run_codex, cwd=tmp_path)
     py = json.dumps(sys.executable)
     _write_config(codex_home, """
 [mcp_servers.sdk]
@@ -474,7 +477,8 @@ required = true
 
 def test_cli_mcp_list_server_that_stops_reading_gets_one_plain_line(run_codex, codex_home, tmp_path):
     """A server that answers `initialize` and closes its stdin: no raw "Broken pipe"."""
-    deaf = tmp_path / "deaf.py"
+    run_codex = functools.partial(run_codex, cwd=tmp_path)  # not in the repository (its venv's python)
+    deaf = codex_home / "deaf.py"  # not in /tmp, where commands may write: $CODEX_HOME is read-only for them
     deaf.write_text(
         "import sys, json, os, time\nr = json.loads(sys.stdin.readline())\nos.close(0)\n"
         "print(json.dumps({'jsonrpc': '2.0', 'id': r['id'], 'result': {'protocolVersion': '2025-06-18', "
