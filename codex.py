@@ -1599,7 +1599,8 @@ def load_config(overrides=None, cli_overrides=(), strict=False, home=None, envir
         **values
     )
     _GRANTABLE_ROOTS.update(grantable_writable_roots(cfg))  # git_argv (§17b) never runs a program from them
-    _TRUSTED_CODEX_DIRS.update(trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
+    _TRUSTED_CODEX_DIRS.setdefault(os.path.realpath(str(cfg.codex_home)), set()).update(
+        trusted_codex_dirs(cfg.projects))  # kept read-only for commands (§12b)
     return cfg
 
 
@@ -1875,12 +1876,16 @@ def _derive_config(read, values, sources, providers, overrides, warnings):
     base_instructions = overrides.base_instructions
     if instructions_file and base_instructions is None:
         ipath = Path(instructions_file).expanduser()
-        if not ipath.is_absolute():
+        within = None
+        if not ipath.is_absolute():  # a team prompt kept in the repository: it stays there
             ipath = read.cwd / ipath
+            within = read.cwd
         try:
-            base_instructions = ipath.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("cannot read experimental_instructions_file %s: %s" % (ipath, exc.strerror or exc))
+            raw = read_config_named_file(ipath, read.home, CONFIG_FILE_MAX_BYTES, within=within)
+            base_instructions = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("cannot read experimental_instructions_file %s: %s"
+                              % (ipath, getattr(exc, "strerror", None) or exc))
         if not base_instructions.strip():
             raise ConfigError("experimental_instructions_file %s is empty" % ipath)
 
@@ -2366,8 +2371,14 @@ def _landlock_only(home=None):
 
 #: real paths of every directory a configuration this process loaded can make writable for commands
 _GRANTABLE_ROOTS = set()
-#: real paths of every directory whose `.codex` a configuration this process loaded trusts by name
-_TRUSTED_CODEX_DIRS = set()
+#: $CODEX_HOME (real path) -> real paths of every directory whose `.codex` a configuration this
+#: process loaded with that home trusts by name (trusted_codex_dirs)
+_TRUSTED_CODEX_DIRS = {}
+
+
+def _trusted_codex_dirs_of(home):
+    """The directories whose `.codex` the configurations loaded with `home` trust, sorted."""
+    return sorted(_TRUSTED_CODEX_DIRS.get(os.path.realpath(str(home)), ())) if home is not None else []
 
 
 def grantable_writable_roots(cfg):
@@ -2547,6 +2558,86 @@ def trusted_program(argv, what, cwd=None, env=None, home=None, workspace=None):
                 raise UntrustedProgramError("not running %s (%s): it lies where sandboxed commands may write (%s); %s"
                                             % (full, what, place, advice))
     return [program] + argv[1:], path
+
+
+#: where codex never reads or writes a file for the model without a question: the kernel's files
+#: (codex's own /proc/self/environ holds the provider key; /dev/zero, /dev/tty)
+_SYSTEM_FILE_TREES = ("/proc", "/sys", "/dev")
+
+
+#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
+#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
+#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
+#: names, or created later, stays out of sight too (hidden_home_files)
+HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
+
+#: $CODEX_HOME's files and directories codex never sends to the model as a file a config key
+#: names (instructions, prompts): the credentials and config files (HIDDEN_HOME_FILES), every
+#: project's prompts (history.jsonl) and transcripts (sessions/), the logs
+_HOME_PRIVATE_NAMES = HIDDEN_HOME_FILES + ("history.jsonl", "sessions", "log")
+
+
+def config_named_file_refusal(real, named, home, within=None, environ=None):
+    """Why codex does not read the file opened at real path `real` for a config key that names
+    it as `named` (model_instructions_file, a prompt, $CODEX_HOME/AGENTS.md); None when it does.
+
+    Codex reads these unconfined and sends them to the model, while a command may have replaced
+    the file by a link: so never the kernel's trees; never a file of $CODEX_HOME or of the
+    system config dir unless the name itself lies there, and then none of _HOME_PRIVATE_NAMES;
+    never a file outside `within` (the workspace, for a relative name); and, when codex runs
+    as root, never one a sandboxed command could not read (commands_may_read)."""
+    import fnmatch
+
+    if any(_is_within(real, top) for top in _SYSTEM_FILE_TREES):
+        return "it leads to %s" % real
+    named_real = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(str(named)))),
+                              os.path.basename(str(named)))
+    for top, what in ((home, "$CODEX_HOME"), (system_config_dir(environ), "the system config directory")):
+        if top is None:
+            continue
+        top = os.path.realpath(str(top))
+        if not _is_within(real, top):
+            continue
+        if not _is_within(named_real, top):
+            return "it leads into %s (%s)" % (what, real)
+        first = os.path.relpath(real, top).split(os.sep)[0]
+        if any(fnmatch.fnmatchcase(first, pattern) for pattern in _HOME_PRIVATE_NAMES):
+            return "it is %s, private to codex" % real
+    if within is not None and not _is_within(real, os.path.realpath(str(within))):
+        return "it leads outside %s (%s)" % (within, real)
+    return commands_may_read_refusal(real)
+
+
+def commands_may_read_refusal(real):
+    """Why a sandboxed command could not read the file at `real` although codex can; None when
+    it could.  Only root differs: its commands hold no capability (no CAP_DAC_OVERRIDE), so
+    the permission bits must let them read it (another user's 0600 file in /tmp)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None  # the open that follows says what is wrong
+    if st.st_uid == 0:
+        return None
+    if st.st_mode & 0o004 or (st.st_gid in _root_groups() and st.st_mode & 0o040):
+        return None
+    return "it belongs to uid %d and is not readable for commands (codex runs as root)" % st.st_uid
+
+
+@functools.lru_cache(maxsize=1)
+def _root_groups():
+    """The groups codex's commands run with when codex is root (its own)."""
+    try:
+        return frozenset([os.getegid()] + list(os.getgroups()))
+    except OSError:
+        return frozenset([os.getegid()])
+
+
+def read_config_named_file(path, home, limit, within=None, environ=None):
+    """The first `limit` bytes of a file a config key names (read_regular: never a FIFO or
+    device; config_named_file_refusal judges the file opened); OSError otherwise."""
+    return read_regular(path, limit, allow=lambda real: config_named_file_refusal(real, path, home, within, environ))
 
 
 _RESOLVED = threading.local()  #: .memo: {normalised absolute path: real path} while one command's sandbox is built
@@ -2742,7 +2833,7 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     for var in ("GIT_DIR", "GIT_COMMON_DIR"):
         if os.path.isabs(os.environ.get(var, "")):
             gits.append(os.environ[var])
-    dot_codex = [os.path.join(d, ".codex") for d in sorted(_TRUSTED_CODEX_DIRS)  # honoured below a root too
+    dot_codex = [os.path.join(d, ".codex") for d in _trusted_codex_dirs_of(home)  # honoured below a root too
                  if any(_is_within(d, os.path.realpath(str(r))) for r in roots)]
     out.extend(dot_codex)
     for root in roots:
@@ -5517,6 +5608,101 @@ class PatchHunk(object):
         self.line_no = line_no
 
 
+# Diffs of model-controlled text run in codex's own process, outside every command timeout, and
+# difflib's SequenceMatcher is super-linear on crafted lines (a few hundred distinct lines, each
+# under autojunk's 1%: a 70k-line file cost 52-140 s).  Bound it: one find_longest_match costs at
+# most the number of (line of a, same line in b) pairs, checked before it runs; the calls are
+# checked against a deadline.  Beyond either, the change is one coarse hunk (common first and last
+# lines kept as context): still a valid unified diff, found in linear time.
+DIFF_WORK_CAP = 1000000     # (line of a, equal line of b) pairs one SequenceMatcher pass may visit
+DIFF_SECONDS = 2.0          # per diff operation (a turn diff shares it between its files)
+
+
+class _DiffBudget(Exception):
+    pass
+
+
+def _diff_deadline(seconds=None):
+    return time.monotonic() + (DIFF_SECONDS if seconds is None else seconds)
+
+
+def _bounded_opcodes(a, b, deadline):
+    """difflib's opcodes for a -> b when they are cheap to find (identical to difflib's), else
+    the coarse opcodes: common leading and trailing lines equal, everything between replaced."""
+    import difflib
+
+    class Matcher(difflib.SequenceMatcher):
+        def find_longest_match(self, *args, **kwargs):
+            if time.monotonic() > deadline:
+                raise _DiffBudget()
+            return difflib.SequenceMatcher.find_longest_match(self, *args, **kwargs)
+
+    matcher = Matcher(None, a, b, autojunk=True)
+    b2j = matcher.b2j
+    work = 0
+    for line in a:
+        work += len(b2j.get(line, ()))
+        if work > DIFF_WORK_CAP:
+            break
+    if work <= DIFF_WORK_CAP and time.monotonic() <= deadline:
+        try:
+            return matcher.get_opcodes()
+        except _DiffBudget:
+            pass
+    na, nb = len(a), len(b)
+    lead = 0
+    while lead < na and lead < nb and a[lead] == b[lead]:
+        lead += 1
+    tail = 0
+    while tail < na - lead and tail < nb - lead and a[na - 1 - tail] == b[nb - 1 - tail]:
+        tail += 1
+    ops = [("equal", 0, lead, 0, lead)] if lead else []
+    i2, j2 = na - tail, nb - tail
+    if lead < i2 or lead < j2:
+        tag = "replace" if lead < i2 and lead < j2 else ("delete" if lead < i2 else "insert")
+        ops.append((tag, lead, i2, lead, j2))
+    if tail:
+        ops.append(("equal", i2, na, j2, nb))
+    return ops or [("equal", 0, 0, 0, 0)]
+
+
+def _unified_range(start, stop):
+    """A hunk header's range, as difflib writes it ("3", "3,4", "2,0")."""
+    length = stop - start
+    if length == 1:
+        return "%d" % (start + 1)
+    return "%d,%d" % (start + 1 if length else start, length)
+
+
+def bounded_unified_diff(a, b, fromfile="", tofile="", n=3, lineterm="\n", deadline=None):
+    """difflib.unified_diff(a, b, fromfile, tofile, n=n, lineterm=lineterm), the same lines
+    whenever difflib is cheap on them, a coarse hunk when not (DIFF_WORK_CAP, the deadline)."""
+    import difflib
+
+    deadline = _diff_deadline() if deadline is None else deadline
+    grouper = difflib.SequenceMatcher(None, "", "")
+    grouper.get_opcodes = lambda: _bounded_opcodes(a, b, deadline)
+    started = False
+    for group in grouper.get_grouped_opcodes(n):
+        if not started:
+            started = True
+            yield "--- %s%s" % (fromfile, lineterm)
+            yield "+++ %s%s" % (tofile, lineterm)
+        first, last = group[0], group[-1]
+        yield "@@ -%s +%s @@%s" % (_unified_range(first[1], last[2]), _unified_range(first[3], last[4]), lineterm)
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                for line in a[i1:i2]:
+                    yield " " + line
+                continue
+            if tag in ("replace", "delete"):
+                for line in a[i1:i2]:
+                    yield "-" + line
+            if tag in ("replace", "insert"):
+                for line in b[j1:j2]:
+                    yield "+" + line
+
+
 class FileChange(object):
     """The planned effect of a patch on one file (absolute paths)."""
 
@@ -5530,11 +5716,9 @@ class FileChange(object):
 
     def unified_diff(self, context=1):
         """The unified diff of this change (update/add/delete)."""
-        import difflib
-
         old = (self.old or "").splitlines(True)
         new = (self.new or "").splitlines(True)
-        lines = difflib.unified_diff(old, new, n=context, lineterm="\n")
+        lines = bounded_unified_diff(old, new, n=context)
         out = []
         for line in lines:
             if line.startswith(("---", "+++")):
@@ -6356,11 +6540,6 @@ def _patch_outside_reason(paths, cfg):
     return "writes outside the writable roots or to protected paths: %s" % ", ".join(outside)
 
 
-#: where codex never reads or writes a file for the model without a question: the kernel's files
-#: (codex's own /proc/self/environ holds the provider key; /dev/zero, /dev/tty)
-_SYSTEM_FILE_TREES = ("/proc", "/sys", "/dev")
-
-
 def model_file_refusal(path, cfg):
     """Why codex may not touch `path` (a patch's or a file tool's target, absolute) in its own
     process for the model before the user approved it; None when it may.
@@ -6536,17 +6715,10 @@ HELPER_EXIT_CODES = {
 HELPER_NAME = "codex-linux-sandbox"  #: stem of the C helper (sandbox_helpers/<stem>.c)
 HELPER_ERROR_PREFIX = HELPER_NAME + ":"  #: first word of the helper's own error lines
 _SANDBOX_HELPER_ARGV = "__codex_linux_sandbox__"  #: argv[1] that turns codex.py into the Python helper
-#: $CODEX_HOME files a command sees as empty: auth.json (the API key), config.toml and the
-#: profile files NAME.config.toml (`mcp add --env` tokens, http_headers, query_params).  Commands
-#: need none of them; $CODEX_HOME is a --private-dir besides, so a file renamed over one of these
-#: names, or created later, stays out of sight too (hidden_home_files)
-HIDDEN_HOME_FILES = ("auth.json", "config.toml", "*.config.toml")
 
 
 def hidden_home_files(home):
     """The existing files of HIDDEN_HOME_FILES in `home`, as real paths (the one list of them)."""
-    import fnmatch
-
     try:
         names = os.listdir(str(home))
     except OSError:
@@ -8279,12 +8451,15 @@ CORE_ENV_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR
 #: three, and spellings of passwords, credentials and session cookies that collide with no
 #: PATH-like name (PGPASSWORD, BORG_PASSPHRASE, GOOGLE_APPLICATION_CREDENTIALS, SSHPASS)
 DEFAULT_ENV_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*PASSWD*", "*PASSPHRASE*", "*CREDENTIAL*",
-                        "*COOKIE*", "SSHPASS", "BW_SESSION", "OP_SESSION_*")  # password managers' unlocked sessions
+                        "*COOKIE*", "SSHPASS", "BW_SESSION", "OP_SESSION_*",
+                        "BUNDLE_*__*")  # Bundler's per-host credentials: BUNDLE_GITHUB__COM=user:token  # password managers' unlocked sessions
 #: words (between `_`) that mark a secret in a name of two or more words: DB_PASS, GITHUB_PAT,
 #: MYSQL_PWD, NPM_CONFIG__AUTH, REDISCLI_AUTH, SENTRY_DSN, GPG_PRIVATE_KEY, CI_JOB_JWT (GitLab's
 #: OIDC token), SLACK_WEBHOOK_URL -- as whole words, so PATH, PYTHONPATH, PWD, OLDPWD,
 #: GIT_AUTHOR_NAME and XDG_* stay
 DEFAULT_ENV_EXCLUDED_WORDS = frozenset(("PASS", "PWD", "PAT", "AUTH", "CREDS", "PRIVATE", "DSN", "JWT", "WEBHOOK"))
+#: words that mark a secret as the last word of a name: LDAP_BIND_PW (Playwright's PW_TEST_* stay)
+DEFAULT_ENV_EXCLUDED_LAST_WORDS = frozenset(("PW",))
 #: names kept although a word matches: not a secret, and needed (git over ssh with the network on)
 DEFAULT_ENV_KEPT = frozenset(("SSH_AUTH_SOCK",))
 #: a value that carries a password in a URL (DATABASE_URL=postgres://user:pw@host/db, proxies)
@@ -8298,7 +8473,16 @@ _SECRET_VALUE_RE = re.compile(
     r"(?:^|[;\s])(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)\s*="
     r"|[?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|sig)="
     r"|\b(?:proxy-)?authorization\s*:|\bbearer\s+\S{8}"
-    r"|hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/", re.I)
+    r"|hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/"
+    r"|\bx-access-token:|-----BEGIN [A-Z0-9 ]*PRIVATE KEY", re.I)
+#: vendors' token shapes (case matters: a prefix then the token alphabet, as gitleaks knows
+#: them): GitHub, GitLab, Slack, Stripe, AWS access key ids, SonarQube, npm, PyPI, Hugging
+#: Face, Google API keys, OpenAI/Anthropic keys
+_SECRET_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}|[rs]k_live_[A-Za-z0-9]{16,}|(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"
+    r"|sq[pua]_[a-f0-9]{40}|npm_[A-Za-z0-9]{36}|pypi-AgE[A-Za-z0-9_-]{20,}|hf_[A-Za-z0-9]{30,}"
+    r"|AIza[0-9A-Za-z_-]{35}|sk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_-]{32,})")
 #: output text that suggests a sandbox denial (checked only when the command failed sandboxed)
 _DENIAL_TEXT_RE = re.compile(r"permission denied|operation not permitted|read-only file system", re.I)
 _NETWORK_FAILURE_RE = re.compile(
@@ -8359,7 +8543,7 @@ def is_secret_env_var(name, value=""):
 def _secret_env_value(value):
     """The value part of is_secret_env_var, remembered as the name part is (the same values
     come back at every call: one dict lookup each then)."""
-    return bool(_URL_CREDENTIALS_RE.match(value) or _SECRET_VALUE_RE.search(value))
+    return bool(_URL_CREDENTIALS_RE.match(value) or _SECRET_VALUE_RE.search(value) or _SECRET_TOKEN_RE.search(value))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -8370,16 +8554,37 @@ def _secret_env_name(name):
         return False  # a config key's name (core.editor); its GIT_CONFIG_VALUE_n is judged by value
     if any(glob_match(p, name) for p in DEFAULT_ENV_EXCLUDES):
         return True
-    words = name.upper().split("_")
-    return len([w for w in words if w]) >= 2 and bool(DEFAULT_ENV_EXCLUDED_WORDS.intersection(words))
+    words = [w for w in name.upper().split("_") if w]
+    return len(words) >= 2 and (bool(DEFAULT_ENV_EXCLUDED_WORDS.intersection(words)) or words[-1] in DEFAULT_ENV_EXCLUDED_LAST_WORDS)
+
+
+def config_secret_env_names(cfg):
+    """The names of the variables the config says hold credentials (the one list of them):
+    every provider's env_key and env_http_headers values, every MCP server's
+    bearer_token_env_var and env_http_headers values, and the variables an MCP server is
+    handed through env_vars (its tokens: GITHUB_TOKEN) unless they are CORE_ENV_VARS.
+    Commands never get these, whatever their names look like."""
+    names = set()
+    for provider in (cfg.providers or {}).values():
+        if getattr(provider, "env_key", None):
+            names.add(str(provider.env_key))
+        names.update(str(v) for v in (getattr(provider, "env_http_headers", None) or {}).values())
+    for spec in (cfg.mcp_servers or {}).values():
+        if not isinstance(spec, dict):
+            continue
+        if spec.get("bearer_token_env_var"):
+            names.add(str(spec["bearer_token_env_var"]))
+        names.update(str(v) for v in (spec.get("env_http_headers") or {}).values())
+        names.update(str(v) for v in (spec.get("env_vars") or ()) if str(v) not in CORE_ENV_VARS)
+    return names
 
 
 def build_command_env(cfg, environ=None):
     """The whole environment a command gets, from [shell_environment_policy].
 
     Order as upstream: inherit (all|core|none), drop secret-looking variables (is_secret_env_var:
-    upstream's *KEY*/*SECRET*/*TOKEN* and more) and every provider's key variable unless
-    ignore_default_excludes, drop `exclude`, add `set`,
+    upstream's *KEY*/*SECRET*/*TOKEN* and more) and every variable the config names as a
+    credential (config_secret_env_names) unless ignore_default_excludes, drop `exclude`, add `set`,
     keep only `include_only`.  Then CODEX_SANDBOX_NETWORK_DISABLED=1 when the policy has
     no network.
     """
@@ -8393,12 +8598,7 @@ def build_command_env(cfg, environ=None):
     else:
         env = {}
     if not pol.get("ignore_default_excludes", False):
-        secret_vars = set()
-        for provider in (cfg.providers or {}).values():
-            if getattr(provider, "env_key", None):
-                secret_vars.add(provider.env_key)
-            for var in (getattr(provider, "env_http_headers", None) or {}).values():
-                secret_vars.add(str(var))
+        secret_vars = config_secret_env_names(cfg)
         kept = {k: v for k, v in env.items() if k not in secret_vars and not is_secret_env_var(k, v)}
         if "GIT_CONFIG_COUNT" in env and any(k.startswith("GIT_CONFIG_") and k not in kept for k in env):
             # git refuses a GIT_CONFIG_COUNT whose KEY_n/VALUE_n pair lacks a part: the whole set goes
@@ -8573,7 +8773,7 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     if sandboxed and not policy.is_unrestricted():
         with resolving_once():  # one resolution of each directory while the sandbox is built
             full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
-            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd)
+            absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd, cfg.codex_home)
         env.update(extra_env)
         env = helper_env(env, sandbox_type)
     stdin = subprocess.DEVNULL
@@ -8707,11 +8907,12 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     return result
 
 
-def absent_trusted_names(roots, cwd):
+def absent_trusted_names(roots, cwd, home=None):
     """`.git` and `.codex` names that do not exist yet where codex or git would trust them:
     at the top of each writable root, in the workspace and each directory above it that lies
-    in a writable root, and (`.codex` only) in every directory whose `.codex` the configuration
-    trusts by name (trusted_codex_dirs, §04) inside a root.  No mount can cover a name that does
+    in a writable root, (`.codex` only) in every directory whose `.codex` the configuration
+    loaded with `home` trusts by name (trusted_codex_dirs, §04) inside a root, and (`.git` only) at every gitlink
+    of the workspace's repository (gitlink_dirs).  No mount can cover a name that does
     not exist, so a command may create one (`git init` with a planted core.fsmonitor or filter,
     .codex/hooks.json): codex moves it aside when the command ends (quarantine_new_names)."""
     roots = [_realpath(str(r)) for r in roots]
@@ -8722,9 +8923,83 @@ def absent_trusted_names(roots, cwd):
             dirs.append(d)
         d = os.path.dirname(d)
     names = [os.path.join(d, n) for d in dirs for n in sorted(PROTECTED_DIR_NAMES)]
-    names += [os.path.join(t, ".codex") for t in sorted(_TRUSTED_CODEX_DIRS)
+    names += [os.path.join(t, ".codex") for t in _trusted_codex_dirs_of(home)
               if t not in dirs and any(_is_within(t, r) for r in roots)]
+    repos = _enclosing_git_entries([cwd])[:1]  # the workspace's repository: no repository appears
+    if repos:                                   # in an uninitialised submodule's directory either
+        names += [os.path.join(g, ".git") for g in gitlink_dirs(os.path.dirname(repos[0]))
+                  if any(_is_within(g, r) for r in roots)]
     return [n for n in names if not os.path.lexists(n)]
+
+
+#: index file -> ((st_ino, st_mtime_ns, st_size), gitlink paths): an index changes only when git
+#: writes it (commands cannot: it lies in the protected git dir), so one parse serves many commands
+_GITLINK_CACHE = {}
+_GITLINK_INDEX_MAX = 64 * 1024 * 1024  #: bytes of an index read for its gitlinks (bigger: none known)
+
+
+def gitlink_dirs(worktree):
+    """Real paths of the gitlinks (submodules) in the index of the repository whose work tree is
+    `worktree`: where git run there (`git status`, by the user or anyone) enters a repository
+    if one appears -- an uninitialised submodule's empty directory, in which a sandboxed command
+    could `git init` one with a filter or fsmonitor in its config (third attack pass 06)."""
+    import stat as stat_mod
+
+    entry = os.path.join(worktree, ".git")
+    gitdirs = _gitdir_targets(entry) if os.path.isfile(entry) else [entry]
+    if not gitdirs:
+        return []
+    index = os.path.join(gitdirs[0], "index")
+    try:
+        st = os.stat(index)
+    except OSError:
+        return []
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _GITLINK_CACHE.get(index)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    names = []
+    if stat_mod.S_ISREG(st.st_mode) and st.st_size <= _GITLINK_INDEX_MAX:
+        data = read_regular_file(index, _GITLINK_INDEX_MAX)
+        names = [os.path.join(worktree, os.fsdecode(n)) for n in _index_gitlinks(data or b"")]
+    _GITLINK_CACHE[index] = (key, names)
+    return names
+
+
+def _index_gitlinks(data):
+    """Paths of the gitlink entries (mode 160000) of a git index (versions 2-4), as bytes."""
+    if len(data) < 12 or data[:4] != b"DIRC" or b"\x00\x00\xe0\x00" not in data:
+        return []
+    version, count = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+    if version not in (2, 3, 4):
+        return []
+    out, pos, prev = [], 12, b""
+    try:
+        for _ in range(count):
+            mode = int.from_bytes(data[pos + 24:pos + 28], "big")
+            flags = int.from_bytes(data[pos + 60:pos + 62], "big")
+            p = pos + 62 + (2 if version >= 3 and flags & 0x4000 else 0)
+            if version == 4:  # the name: a varint of bytes to drop from the previous one, then the rest
+                b = data[p]
+                p += 1
+                strip = b & 0x7F
+                while b & 0x80:
+                    b = data[p]
+                    p += 1
+                    strip = ((strip + 1) << 7) | (b & 0x7F)
+                end = data.index(b"\0", p)
+                name = prev[:len(prev) - strip] + data[p:end]
+                pos = end + 1
+            else:
+                end = data.index(b"\0", p)
+                name = data[p:end]
+                pos += (p - pos + len(name) + 8) & ~7
+            prev = name
+            if mode == 0o160000:
+                out.append(name)
+    except (IndexError, ValueError):
+        pass  # truncated: what was read
+    return out
 
 
 def quarantine_new_names(names, failed=None):
@@ -8830,9 +9105,15 @@ def format_exec_output_text(result):
         head.append("Total output lines: %d" % len(output.splitlines()))
     tail = []
     if result.exit_code not in (0, None):
-        tail = ["", "(The command failed with exit code %s. If it checks your work, the task is not done: look "
-                "at the code it runs or tests with cat, and fix the cause there.)" % result.exit_code]
+        tail = ["", failed_command_note(result.exit_code)]
     return "\n".join(head + ["Output:", shown.rstrip("\n")] + tail)
+
+
+def failed_command_note(exit_code):
+    """The last paragraph of format_exec_output_text for a command that failed (the agent loop
+    replaces it with a concrete next step when the output names a file: next_step_after_failure)."""
+    return ("(The command failed with exit code %s. If it checks your work, the task is not done: look at the code it "
+            "runs or tests with cat, and fix the cause there.)" % exit_code)
 
 
 def _note_for_model(output, note):
@@ -8868,15 +9149,16 @@ def _planted_program(argv, cfg, env=None):
 
     env = build_command_env(cfg) if env is None else env
     path = command_path(env, cfg.codex_home)  # the PATH the command will see
-    roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [os.path.realpath(str(cfg.cwd))]
-    # "." or an empty entry resolves against the command's workdir, which the model chooses
-    relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
-    for word in _command_words(argv):
-        if relative and "/" not in word:
-            return word
-        found = word if "/" in word else shutil.which(word, path=path)
-        if found and any(_is_within(os.path.realpath(found), r) for r in roots if r != "/"):
-            return word
+    with resolving_once():  # the roots, the workspace and the programs share their directories
+        roots = [str(r) for r in cfg.sandbox_policy.writable_roots_for(cfg.cwd)] + [_realpath(str(cfg.cwd))]
+        # "." or an empty entry resolves against the command's workdir, which the model chooses
+        relative = any(not os.path.isabs(entry) for entry in path.split(os.pathsep))
+        for word in _command_words(argv):
+            if relative and "/" not in word:
+                return word
+            found = word if "/" in word else shutil.which(word, path=path)
+            if found and any(_is_within(_realpath(found), r) for r in roots if r != "/"):
+                return word
     return None
 
 
@@ -11011,9 +11293,10 @@ def load_user_instructions(cfg):
     home_text = None
     home_doc = _first_doc(cfg.codex_home, [PROJECT_DOC_OVERRIDE_FILENAME, PROJECT_DOC_FILENAME])
     try:
-        home_text = home_doc.read_text(encoding="utf-8", errors="ignore").strip() if home_doc else None
-    except OSError:
-        pass
+        home_text = (read_config_named_file(home_doc, cfg.codex_home, CONFIG_FILE_MAX_BYTES).decode("utf-8", "ignore").strip()
+                     if home_doc else None)
+    except OSError as exc:
+        log("warn", "%s is not read as instructions: %s", home_doc, exc.strerror or exc)
     project = read_project_docs(cfg.cwd, cfg.project_doc_max_bytes, cfg.project_doc_fallback_filenames, cfg.codex_home)
     if home_text and project:
         return home_text + PROJECT_DOC_SEPARATOR + project
@@ -11250,10 +11533,14 @@ def _front_matter(text):
     return {}, text
 
 
-def load_custom_prompts(dirs):
-    """name -> CustomPrompt from the `*.md` files of `dirs` (later directories win)."""
+def load_custom_prompts(dirs, home=None):
+    """name -> CustomPrompt from the `*.md` files of `dirs` (later directories win).  Each is
+    read as read_config_named_file does (`home`: $CODEX_HOME); a project's prompt file must
+    stay in its directory (a command may have replaced it by a link)."""
     prompts = {}
     for directory in dirs:
+        within = None if home is not None and _is_within(os.path.abspath(str(directory)), os.path.abspath(str(home))) \
+            else directory
         try:
             names = sorted(os.listdir(str(directory)))
         except OSError:
@@ -11264,9 +11551,9 @@ def load_custom_prompts(dirs):
             if ext.lower() != ".md" or not _PROMPT_NAME_RE.match(name) or not path.is_file():
                 continue
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
+                text = read_config_named_file(path, home, CONFIG_FILE_MAX_BYTES, within=within).decode("utf-8", "replace")
             except OSError as exc:
-                log("warn", "prompt file %s cannot be read: %s", path, exc)
+                log("warn", "prompt file %s cannot be read: %s", path, exc.strerror or exc)
                 continue
             meta, body = _front_matter(text)
             prompts[name] = CustomPrompt(name, path, body.strip("\n"), meta.get("description", ""),
@@ -11333,7 +11620,7 @@ def expand_prompt_command(cfg, text, strict=False):
     `strict` (exec, where no slash command runs): a `/name` that names no prompt file is a
     UsageError naming the prompts there are, rather than text billed as a turn, unless
     /name is a path that exists (`/tmp is full` is a prompt)."""
-    prompts = load_custom_prompts(prompt_dirs(cfg))
+    prompts = load_custom_prompts(prompt_dirs(cfg), cfg.codex_home)
     found = find_prompt_command(text, prompts)
     if found is not None:
         return expand_custom_prompt(*found)
@@ -11445,6 +11732,7 @@ class TurnContext(Record):
     shell_environment_policy = property(lambda self: self.config.shell_environment_policy,
                                         doc="[shell_environment_policy]: what commands' environments hold")
     providers = property(lambda self: self.config.providers, doc="the providers (their key variables are secrets)")
+    mcp_servers = property(lambda self: self.config.mcp_servers, doc="the MCP servers (their token variables are secrets)")
     sandbox_mode = property(lambda self: self.sandbox_policy.mode, doc="the effective sandbox mode")
     network_access = property(lambda self: self.sandbox_policy.has_network(), doc="whether commands may use the network")
 
@@ -12130,9 +12418,70 @@ FAILED_TOOL_NUDGE = ("Your last tool call failed, so the task is not done. Reply
 #: ... and for one that says it changed something when every call of the task only read files
 UNMADE_CHANGE_NUDGE = ("No file has changed yet: your tool calls so far only read files. If the task needs a change, "
                        "make it now with a tool call, then check it.")
+#: ... and for an empty answer after a tool call that worked (Qwen2.5-Coder-1.5B answered so right
+#: after a failing test run and after a no-op edit; `codex exec` then ended with no message at all)
+EMPTY_ANSWER_NUDGE = ("Your answer was empty. If the task is not done, reply with your next tool call now; if it is, "
+                      "say in one or two sentences what you changed and how you checked it.")
 _CLAIMED_CHANGE_RE = re.compile(r"(?i)\b(changed|updated|fixed|modified|created|renamed|replaced|added|edited|wrote|"
                                 r"written|corrected|removed|deleted)\b")
 FOLLOW_UP_NUDGES = 2  #: default follow_up_nudges with the compact prompt (0 without it)
+
+# The next step after a failed command whose output names a file of the workspace (a Python
+# traceback's frames, `path:line:` of compilers and test runners): the innermost one, passing
+# over test files while the code under test is named too.  A small model given the general
+# advice ("look at the code it runs with cat") explained the fix in prose instead; told the
+# file, it looked at it, and once the file had been shown, it fixed the line (Qwen2.5-Coder-1.5B,
+# fix-crash in tests/support/local_model.py).
+_TRACEBACK_FRAME_RE = re.compile(r'^\s*File "([^"\n]+)", line (\d+)', re.M)
+_PATH_LINE_RE = re.compile(r"^([\w./+-]+\.[A-Za-z0-9]+):(\d+)(?::\d+)?[:\s]", re.M)
+_TEST_FILE_RE = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.[^/]*$|[^/]*\.(test|spec)\.[^/]*$)")
+#: ... when the file has not been shown yet (%s: its path)
+NEXT_STEP_LOOK = "The task is not done. Next: cat %s"
+#: ... once it has (%s: its path); the second when write_file/edit_file are not offered
+NEXT_STEP_EDIT = ("The task is not done. Next: fix the wrong line of %s with edit_file (old_text: the line as it is "
+                  "now, new_text: the corrected line).")
+NEXT_STEP_REWRITE = ("The task is not done. Next: write the corrected %s with a here-document (cat > %s <<'EOF' ... "
+                     "EOF).")
+
+
+def _imported_modules(cwd, rel):
+    """The workspace Python files (relative to `cwd`) that the Python file `rel` imports at its
+    top level (`import calc`, `from calc import add`, `from pkg.mod import x`), test files left out."""
+    out = []
+    try:
+        text = (cwd / rel).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return out
+    here = os.path.dirname(rel)
+    for m in re.finditer(r"^(?:from\s+([\w.]+)\s+import\b|import\s+([\w.]+))", text, re.M):
+        name = (m.group(1) or m.group(2)).replace(".", "/")
+        for base in (here, ""):
+            cand = os.path.normpath(os.path.join(base, name + ".py"))
+            if not cand.startswith("..") and (cwd / cand).is_file() and not _TEST_FILE_RE.search(cand):
+                if cand not in out:
+                    out.append(cand)
+                break
+    return out
+
+
+def failure_location(output, cwd):
+    """The workspace file (path relative to `cwd`) a failed command's output points at, or None:
+    the innermost traceback frame (or the last `path:line:`) that is a file under `cwd`,
+    skipping test files when another file is named."""
+    cwd = Path(cwd)
+    found = []
+    for m in list(_TRACEBACK_FRAME_RE.finditer(output or "")) or list(_PATH_LINE_RE.finditer(output or "")):
+        raw = m.group(1)
+        path = Path(raw) if os.path.isabs(raw) else cwd / raw
+        try:
+            rel = os.path.relpath(os.path.realpath(str(path)), os.path.realpath(str(cwd)))
+        except ValueError:
+            continue
+        if rel.startswith(".." + os.sep) or rel == ".." or "site-packages" in rel or not path.is_file():
+            continue
+        found.append(rel)
+    code = [f for f in found if not _TEST_FILE_RE.search(f)]
+    return (code or found or [None])[-1]
 
 
 # -- automatic compaction --------------------------------------------------------------
@@ -12273,6 +12622,7 @@ class _Task(object):
         self.shown = ""  # ... and by the attempts before it that failed (a retry does not repeat it)
         self.stop_blocks = 0  # how often a Stop hook kept this task going (bounded by HOOK_STOP_MAX_CONTINUES)
         self.failed_exit = None  # the exit code when the latest call was a command that failed ("tool": a file tool)
+        self.next_step = None  # what the model was told to do next after that failed command (NEXT_STEP_*)
         self.nudges = 0  # follow-ups sent after the model stopped on a failed command or an unmade change
         self.wrote = False  # a patch or a command that is not known to be read-only ran in this task
         self.outputs = {}  # (argv, cwd) -> (exit code, output) of the commands run in this task
@@ -12926,15 +13276,21 @@ class Session(object):
         if task.failed_exit == "tool":
             why, text = "stopped right after a tool call that failed", FAILED_TOOL_NUDGE
         elif task.failed_exit is not None:
-            why, text = "stopped right after a command that failed (exit code %s)" % task.failed_exit, \
-                FAILED_COMMAND_NUDGE % task.failed_exit
+            why = "stopped right after a command that failed (exit code %s)" % task.failed_exit
+            text = "Your last command failed (exit code %s). %s" % (task.failed_exit, task.next_step) \
+                if task.next_step else FAILED_COMMAND_NUDGE % task.failed_exit
         else:
             with self._lock:
+                last = self.history[-1] if self.history else {}
                 answer = next((message_text(it) for it in reversed(self.history)
                                if it.get("type") == "message" and it.get("role") == "assistant"), "")
-            if task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
+            if last.get("type") in ("function_call_output", "custom_tool_call_output"):
+                # nothing after the last tool result: the model's answer was empty
+                why, text = "gave an empty answer", EMPTY_ANSWER_NUDGE
+            elif task.wrote or not _CLAIMED_CHANGE_RE.search(answer or ""):
                 return False
-            why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
+            else:
+                why, text = "claims a change although its commands only read files", UNMADE_CHANGE_NUDGE
         task.nudges += 1
         self._task_emit(task, "background_event", message="the model %s; asking it to go on (follow_up_nudges = %d)"
                         % (why, limit))
@@ -13347,6 +13703,22 @@ class Session(object):
 _DISPATCHED_WITH = {"shell": ("shell_command",), "shell_command": ("shell",), "apply_patch": ("shell", "shell_command")}
 
 
+def _plain_patch_result(out):
+    """write_file / edit_file answer in plain text, as shell_command does: the patch's summary
+    ("Success. Updated the following files: ...") or "error: WHY", not apply_patch's JSON
+    envelope (issue #12: a small model reads text; the error form is what the follow-ups look for)."""
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return out  # "patch rejected: ..." and the like are text already
+    if not isinstance(data, dict) or not isinstance(data.get("output"), str):
+        return out
+    text = data["output"].rstrip("\n")
+    if (data.get("metadata") or {}).get("exit_code") == 0:
+        return text
+    return text if text.startswith("error:") else "error: " + text
+
+
 class ToolRunner(object):
     """Runs the model's tool calls for a Session: finds the Tool (§09's registry), parses its
     arguments, and runs it under the turn's TurnContext (task.ctx).  It talks to its session
@@ -13501,7 +13873,12 @@ class ToolRunner(object):
             task.failed_exit = result.exit_code if result.exit_code not in (0, None) else None
             task.wrote = task.wrote or not is_known_safe_command(argv)
             key, seen = (tuple(argv), str(cwd)), (result.exit_code, result.aggregated_output)
-            if task.outputs.get(key) == seen and params.get("text_output"):
+            step = self._next_step_after_failure(task, result, cwd) if params.get("text_output") else None
+            task.next_step = step
+            if step:  # the concrete step replaces the general advice (and the note about a repeat)
+                note = failed_command_note(result.exit_code)
+                outcome = ExecOutcome(result, outcome.model_output.replace(note, step), outcome.decision)
+            elif task.outputs.get(key) == seen and params.get("text_output"):
                 outcome = ExecOutcome(result, outcome.model_output + REPEATED_OUTPUT_NOTE, outcome.decision)
             task.outputs[key] = seen
             self._task_emit(task, "exec_command_end", call_id=call_id,
@@ -13604,7 +13981,7 @@ class ToolRunner(object):
 
     def _edit_file(self, task, call_id, params):
         out = self._edit_file_text(task, call_id, params)
-        if out.startswith("error:"):
+        if out.startswith(("error:", "no change:")):  # new_text == old_text: a no-op edit did not fix anything
             task.failed_exit = "tool"
         return out
 
@@ -13625,8 +14002,9 @@ class ToolRunner(object):
             return ("error: %s already exists and its current content has not been shown in this conversation, so "
                     "writing it could lose code: look at it first (cat %s), then change it with edit_file"
                     % (params["path"], params["path"]))
-        return self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old, params["content"]), None,
-                                     approved=approved)
+        return _plain_patch_result(self._run_apply_patch(task, call_id, whole_file_patch(params["path"], old,
+                                                                                         params["content"]), None,
+                                                         approved=approved))
 
     @staticmethod
     def _read_check(task, approved):
@@ -13651,6 +14029,29 @@ class ToolRunner(object):
             self._task_emit(task, "background_event", message="patch rejected: %s" % self.approval_handler.refusal)
             return "patch not applied: %s" % self.approval_handler.refusal
         return "patch rejected by user"
+
+    def _next_step_after_failure(self, task, result, cwd):
+        """NEXT_STEP_LOOK / _EDIT / _REWRITE for a failed command whose output names a workspace
+        file (failure_location), or None."""
+        if result.exit_code in (0, None) or getattr(result, "timed_out", False):
+            return None
+        rel = failure_location(result.aggregated_output, cwd)
+        if rel is None:
+            return None
+        if _TEST_FILE_RE.search(rel):  # the assertion failed in the test: the code it tests is what to fix
+            rel = next(iter(_imported_modules(Path(cwd), rel)), rel)
+        try:
+            content = (Path(cwd) / rel).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        seen = content.strip() and self._seen_in_outputs(task, content)
+        if not seen:
+            return NEXT_STEP_LOOK % _shell_join([rel])
+        if _TEST_FILE_RE.search(rel):
+            return None  # never "fix the test": the general advice stays
+        if file_tools_wanted(task.ctx.config, task.ctx.family):
+            return NEXT_STEP_EDIT % rel
+        return NEXT_STEP_REWRITE % (rel, _shell_join([rel]))
 
     def _seen_in_outputs(self, task, content):
         """Whether `content` (a file's text) appears whole in a tool output of this session: the
@@ -13702,13 +14103,13 @@ class ToolRunner(object):
             new = old.replace(old_text, params["new_text"], 1)
         if new == old:
             return "no change: new_text is the same as old_text"
-        return self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None, approved=approved)
+        return _plain_patch_result(self._run_apply_patch(task, call_id, whole_file_patch(name, old, new), None,
+                                                         approved=approved))
 
     def _turn_diff(self, task):
         """The cumulative unified diff of the files this task's patches touched."""
-        import difflib
-
         out = []
+        deadline = _diff_deadline()  # one budget for the whole turn diff, however many files
         for path in sorted(task.diff_base, key=str):
             before = task.diff_base[path]
             # read as the patch found it: a later command may have made it a FIFO or a link to
@@ -13724,7 +14125,8 @@ class ToolRunner(object):
             a = "a/" + rel if before is not None else "/dev/null"
             b = "b/" + rel if after is not None else "/dev/null"
             out.append("diff --git a/%s b/%s\n" % (rel, rel))
-            out.extend(difflib.unified_diff((before or "").splitlines(True), (after or "").splitlines(True), a, b))
+            out.extend(bounded_unified_diff((before or "").splitlines(True), (after or "").splitlines(True), a, b,
+                                            deadline=deadline))
         return "".join(line if line.endswith("\n") else line + "\n" for line in out)
 
     def _run_mcp(self, task, call_id, name, arguments):
@@ -18092,7 +18494,7 @@ class Repl(object):
         """(name, description) of every slash command: the built-ins, then the prompt files."""
         entries = list(SLASH_COMMANDS)
         builtins = dict(SLASH_COMMANDS)
-        for name, prompt in sorted(load_custom_prompts(prompt_dirs(self.cfg)).items()):
+        for name, prompt in sorted(load_custom_prompts(prompt_dirs(self.cfg), self.cfg.codex_home).items()):
             about = " ".join(x for x in (prompt.description or "prompt from %s" % prompt.path.name,
                                          prompt.argument_hint) if x)
             if name not in builtins:
@@ -18106,7 +18508,7 @@ class Repl(object):
         name = SLASH_ALIASES.get(word.lower(), word.lower())
         handler = getattr(self, "_slash_" + name, None)
         if handler is None or name not in dict(SLASH_COMMANDS) or word.startswith(PROMPT_COMMAND_PREFIX):
-            found = find_prompt_command(text, load_custom_prompts(prompt_dirs(self.cfg)),
+            found = find_prompt_command(text, load_custom_prompts(prompt_dirs(self.cfg), self.cfg.codex_home),
                                         builtins=set(dict(SLASH_COMMANDS)) | set(SLASH_ALIASES))
             if found is None:
                 return "not-a-command"

@@ -400,6 +400,71 @@ def test_a_turn_that_ends_on_a_failed_command_gets_a_follow_up(server, codex_hom
         assert len(server.model_requests()) == 2, extra
 
 
+def test_a_failed_command_that_names_a_file_is_answered_with_the_next_step(server, codex_home, tmp_path):
+    """Told "look at the code it runs" after a traceback, Qwen2.5-Coder-1.5B explained the fix in
+    prose; told the file (cat stats.py), and once it was shown, to fix its wrong line with
+    edit_file, it did (tests/test_local_model_e2e.py).  The nudge after an empty answer says the same."""
+    (tmp_path / "stats.py").write_text("def average(numbers):\n    return sum(numbers) / len(number)\n")
+    (tmp_path / "test_stats.py").write_text("from stats import average\n\nassert average([1, 2, 3]) == 2\n")
+    test = (SHELL_CMD, {"command": "python3 test_stats.py"})
+    server.enqueue(Turn().function_call(*test, call_id="a"),
+                   Turn().function_call(SHELL_CMD, {"command": "cat stats.py"}, call_id="b"),
+                   Turn().function_call(*test, call_id="c"), Turn().text(""),
+                   Turn().function_call("edit_file", {"path": "stats.py", "old_text": "len(number)",
+                                                      "new_text": "len(numbers)"}, call_id="d"),
+                   Turn().function_call(*test, call_id="e"), Turn().text("Done."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True)
+    session.submit(user_input("fix it"))
+    events = drain_until(session, "task_complete", timeout=60)
+    session.shutdown()
+    assert events[-1]["last_agent_message"] == "Done."
+    outputs = tool_outputs(server)
+    assert outputs[0].startswith("Exit code: 1\n") and "NameError" in outputs[0]
+    assert outputs[0].endswith("\n\nThe task is not done. Next: cat stats.py")  # not the general advice
+    assert outputs[2].endswith("Next: fix the wrong line of stats.py with edit_file (old_text: the line as it is now, "
+                               "new_text: the corrected line).")
+    assert "same output as the last time" not in outputs[2]  # the step says what to do instead
+    assert outputs[-1].startswith("Exit code: 0\n") and "task is not done" not in outputs[-1]
+    nudge = server.model_requests()[4].body["messages"][-1]
+    assert nudge["role"] == "user" and nudge["content"] == ("Your last command failed (exit code 1). The task is not "
+                                                            "done. Next: fix the wrong line of stats.py with edit_file "
+                                                            "(old_text: the line as it is now, new_text: the corrected line).")
+
+
+def test_an_assertion_failing_in_a_test_points_at_the_code_it_tests(server, codex_home, tmp_path):
+    """fix-bug: the traceback names only test_calc.py; the step is calc.py, which it imports
+    (the test itself is never to be "fixed")."""
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (tmp_path / "test_calc.py").write_text("import os\nfrom calc import add\n\nassert add(2, 3) == 5\n")
+    test = (SHELL_CMD, {"command": "python3 test_calc.py"})
+    run_calls(server, codex_home, tmp_path, [test, (SHELL_CMD, {"command": "cat calc.py"}), test,
+                                             (SHELL_CMD, {"command": "mv calc.py lib.py"}), test],
+              wire="chat", compact_prompt=True)
+    outputs = tool_outputs(server)
+    assert "AssertionError" in outputs[0] and outputs[0].endswith("Next: cat calc.py")
+    assert outputs[2].endswith("Next: fix the wrong line of calc.py with edit_file (old_text: the line as it is now, "
+                               "new_text: the corrected line).")
+    assert "ModuleNotFoundError" in outputs[4] and outputs[4].endswith("Next: cat test_calc.py")
+    assert codex._imported_modules(tmp_path, "test_calc.py") == []  # os is no workspace file, calc.py is gone
+
+
+def test_failure_location_picks_the_innermost_workspace_file(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    for name in ("app.py", "test_app.py", "pkg/core.py", "main.c"):
+        (tmp_path / name).write_text("x\n")
+    frame = '  File "%s", line %d, in f\n    x\n'
+    tb = "Traceback (most recent call last):\n" + frame % (tmp_path / "test_app.py", 3) + frame % ("pkg/core.py", 7) \
+        + frame % ("/usr/lib/python3/json/__init__.py", 1) + "ValueError: x\n"
+    assert codex.failure_location(tb, tmp_path) == os.path.join("pkg", "core.py")  # outside the workspace: skipped
+    only_test = "Traceback (most recent call last):\n" + frame % (tmp_path / "test_app.py", 3) + "AssertionError\n"
+    assert codex.failure_location(only_test, tmp_path) == "test_app.py"
+    with_code = only_test.replace("AssertionError", frame % ("app.py", 2) + "TypeError")
+    assert codex.failure_location(with_code, tmp_path) == "app.py"
+    assert codex.failure_location("main.c:12:5: error: expected ';'\n", tmp_path) == "main.c"
+    assert codex.failure_location("gone.py:1: error\nno file here\n", tmp_path) is None
+    assert codex.failure_location('  File "../outside.py", line 1\n', tmp_path / "pkg") is None
+
+
 def test_a_command_repeated_with_the_same_output_says_so(server, codex_home, tmp_path):
     run_calls(server, codex_home, tmp_path, [(SHELL_CMD, {"command": "echo same"}), (SHELL_CMD, {"command": "echo other"}),
                                              (SHELL_CMD, {"command": "echo same"}), (SHELL_CMD, {"command": "date +%N"}),
@@ -441,6 +506,25 @@ def test_a_turn_that_ends_on_a_failed_file_tool_gets_a_follow_up(server, codex_h
     session.shutdown()
     third = server.model_requests()[2].body["messages"]
     assert "tool call failed" in third[-1]["content"] and "error message says" in third[-1]["content"]
+
+
+def test_an_empty_answer_and_a_no_op_edit_get_a_follow_up(server, codex_home, tmp_path):
+    """Qwen2.5-Coder-1.5B made an edit that changed nothing and then answered with nothing:
+    `codex exec` ended with no message and no change to show."""
+    (tmp_path / "stats.py").write_text("x = 1\n")
+    server.enqueue(Turn().function_call(SHELL_CMD, {"command": "true"}, call_id="a"), Turn().text(""),
+                   Turn().function_call("edit_file", {"path": "stats.py", "old_text": "x", "new_text": "x"}, call_id="b"),
+                   Turn().text(""), Turn().text("Done."))
+    session = chat_session(server, codex_home, tmp_path, compact_prompt=True, follow_up_nudges=2)
+    session.submit(user_input("go"))
+    events = drain_until(session, "task_complete", timeout=30)
+    session.shutdown()
+    assert events[-1]["last_agent_message"] == "Done." and len(server.model_requests()) == 5
+    requests = server.model_requests()
+    assert requests[2].body["messages"][-1]["content"] == codex.EMPTY_ANSWER_NUDGE
+    assert "tool call failed" in requests[4].body["messages"][-1]["content"]  # "no change" is no fix
+    assert [e["message"] for e in events if e["type"] == "background_event" and "follow_up" in e["message"]][0] \
+        .startswith("the model gave an empty answer")
 
 
 def test_the_follow_ups_are_bounded(server, codex_home, tmp_path):
@@ -501,6 +585,9 @@ def test_write_file_and_edit_file_change_files_as_patches(server, codex_home, tm
     diff = list(begins[1]["changes"].values())[0]["update"]["unified_diff"]
     assert "-    return a - b\n+    return a + b\n" in diff and "mul" not in diff  # the real change, not the file
     outputs = tool_outputs(server)
+    # plain text as shell_command's (no JSON envelope): the summary, or "error: ..."
+    assert outputs[0].startswith("Success. Updated the following files:\nA ") and outputs[0].endswith("hello.txt")
+    assert outputs[1].startswith("Success. Updated the following files:\nM ") and "metadata" not in outputs[1]
     assert "already exists and its current content has not been shown" in outputs[2] and "cat notes/hello.txt" in outputs[2]
     assert "not found in calc.py" in outputs[5] and "cat calc.py" in outputs[5]
     assert "occurs 2 times" in outputs[6] and "surrounding lines" in outputs[6]
@@ -735,3 +822,4 @@ def test_repl_asks_whether_to_go_on_at_a_limit(tmp_path, codex_home, server, key
     r.expect_prompt()
     r.quit()
     assert len(server.model_requests()) == (4 if goes_on else 2)
+

@@ -60,11 +60,13 @@ def _plant_submodule_repo(marker):
             "echo datb > a.txt && touch -d 2020-01-01 a.txt && echo planted" % (marker, marker))
 
 
-def test_a_repository_planted_in_a_submodule_dir_runs_nothing_in_codexs_git(impl, tmp_path, codex_home):
+def test_a_repository_planted_in_a_submodule_dir_runs_nothing_in_codexs_git(tmp_path):
+    # a sandboxed command's plant is moved aside (below); codex's own git must hold without that
+    # too (a repository made there before, by anyone): planted here unsandboxed
     ws = _superproject(tmp_path)
     marker = tmp_path / "ran"
-    r = _sh(_plant_submodule_repo(marker), ws, _cfg(ws, codex_home))
-    assert "planted" in r.stdout, r.aggregated_output
+    r = subprocess.run(["bash", "-c", _plant_submodule_repo(marker)], cwd=str(ws), capture_output=True, text=True)
+    assert "planted" in r.stdout, r.stderr
     assert (ws / "sub" / ".git").is_dir() and not marker.exists()
     # plain git (what the user's own `git status` does) would run it: the plant is real
     check = subprocess.run(["git", "status", "--porcelain"], cwd=str(ws), capture_output=True, text=True)
@@ -100,8 +102,9 @@ def test_exec_then_review_with_a_planted_submodule_repository(run_codex, server,
     args = ["-C", str(ws)] + mock_cli_args(server)
     first = run_codex("exec", "-s", "workspace-write", *(args + ["plant it"]), env={MOCK_KEY_ENV: "k"})
     assert first.returncode == 0, first.stderr
-    assert "planted" in server.model_requests()[1].body["input"][-1]["output"]
-    assert (ws / "sub" / ".git").is_dir() and not marker.exists()
+    output = server.model_requests()[1].body["input"][-1]["output"]
+    assert "planted" in output and "moved aside" in output, output  # the command hears it
+    assert not os.path.lexists(str(ws / "sub" / ".git")) and not marker.exists()
     server.enqueue(Turn().text('{"findings": [], "overall_correctness": "patch is correct", "overall_explanation": "ok", '
                                '"overall_confidence_score": 0.5}'))
     review = run_codex("review", "--uncommitted", *args, env={MOCK_KEY_ENV: "k"})
@@ -309,3 +312,18 @@ def test_git_config_env_with_an_auth_header_goes_whole_and_git_still_works(impl,
     plain = dict(os.environ, GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="core.editor", GIT_CONFIG_VALUE_0="vi")
     env = codex.build_command_env(cfg, plain)
     assert (env["GIT_CONFIG_COUNT"], env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_VALUE_0"]) == ("1", "core.editor", "vi")
+
+
+@pytest.mark.parametrize("index_version", ["2", "4"])
+def test_a_repository_planted_at_a_gitlink_is_moved_aside(impl, tmp_path, codex_home, index_version):
+    # git run by anyone in the superproject (the user's own `git status`) would enter it
+    ws = _superproject(tmp_path)
+    _git(ws, "update-index", "--index-version", index_version)
+    marker = tmp_path / "ran"
+    r = _sh(_plant_submodule_repo(marker) + " && cd .. && git init -q other && echo other-made", ws, _cfg(ws, codex_home))
+    assert "planted" in r.stdout and "other-made" in r.stdout, r.aggregated_output
+    assert "moved aside" in r.stderr and str(ws / "sub" / ".git") in r.stderr, r.aggregated_output
+    assert not os.path.lexists(str(ws / "sub" / ".git"))
+    assert (ws / "other" / ".git").is_dir()  # a new repository elsewhere is the model's to make
+    subprocess.run(["git", "status", "--porcelain"], cwd=str(ws), stdout=subprocess.DEVNULL, check=True)
+    assert not marker.exists()
