@@ -30,7 +30,7 @@ def server(args, **extra):
 
 
 def manager(tmp_path, servers):
-    cfg = SimpleNamespace(mcp_servers=servers, codex_home=tmp_path)
+    cfg = SimpleNamespace(mcp_servers=servers, codex_home=tmp_path, cwd=None)
     return codex.McpConnectionManager(cfg)
 
 
@@ -39,7 +39,7 @@ def sdk(tmp_path_factory):
     """One manager with the SDK server (paginated: 39 tools in pages of 7), shared."""
     home = tmp_path_factory.mktemp("home")
     os.environ["CODEX_TEST_SECRET_KEY"] = "sk-should-not-leak-123456"
-    mgr = codex.McpConnectionManager(SimpleNamespace(codex_home=home, mcp_servers={
+    mgr = codex.McpConnectionManager(SimpleNamespace(codex_home=home, cwd=None, mcp_servers={
         "sdk": server(SDK_SERVER + ["--tools", "30", "--page-size", "7"], env={"FOO": "bar", "NUM": 5}),
     }))
     mgr.start()
