@@ -2226,7 +2226,10 @@ def read_auth(home):
 # read it, so it sits with the config, above them.
 
 
-PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
+PROTECTED_DIR_NAMES = frozenset((".git", ".codex", ".claude"))  #: directory names never written without approval
+#: the configuration directories among them, read-only at the top of every writable root: a
+#: project's hooks live in .claude/hooks (Claude Code's convention) and codex runs them unsandboxed
+_PROTECTED_CONFIG_DIR_NAMES = (".codex", ".claude")
 #: how long one search for nested repositories may take (beyond the root's own listing): the
 #: directories it did not reach by then stay read-only for the command (fail closed)
 NESTED_REPO_SEARCH_SECONDS = 3.0
@@ -2720,8 +2723,9 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     for root in roots:
         root = str(root)
         gits.append(os.path.join(root, ".git"))
-        dot_codex.append(os.path.join(root, ".codex"))
-        out.append(dot_codex[-1])
+        for name in _PROTECTED_CONFIG_DIR_NAMES:
+            dot_codex.append(os.path.join(root, name))
+            out.append(dot_codex[-1])
         # the workspace and configured roots are searched for nested repositories; /tmp is not
         if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
             nested, unreached = _find_nested_git(root)
@@ -8293,6 +8297,9 @@ def _sandbox_helper_main(args):
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
 #   command_path(env, home=None) -> str               (the PATH a command runs with: the one place it is derived)
+#   trusted_program(argv, what, cwd=None, env=None, home=None, workspace=None) -> (argv, PATH)
+#       for a program codex itself starts unsandboxed (hooks, MCP servers, notify): never a file
+#       a sandboxed command could have written; UntrustedProgramError (one line) otherwise
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True,
 #               stdin_data=None)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
@@ -8626,6 +8633,151 @@ def command_path(env, home=None):
     path = env.get("PATH", os.defpath)
     patch_dir = apply_patch_command_dir(home)
     return path if patch_dir is None else str(patch_dir) + os.pathsep + path
+
+
+# -- programs codex itself starts (hooks, MCP servers, notify, git) ----------------------------
+#
+# codex runs these unconfined, so none may be a file a sandboxed command could have written:
+# one check, trusted_program, used by every such start (git_argv, §17b, shares command_writable_dirs).  "Writable by commands" = inside the
+# workspace (and its repository), /tmp, $TMPDIR or any root the loaded configuration can grant
+# (or a command of this process got), unless it lies in what stays read-only for commands there:
+# a root's .codex or .claude, or $CODEX_HOME (protected_paths).  Nothing is cached: a command
+# may replace any file between two checks; the check is a few stat calls.
+
+#: the "no such program here" family of refusals: the program, the config key, what to do
+class UntrustedProgramError(CodexError):
+    """A program codex would start unsandboxed lies where sandboxed commands may write."""
+
+
+#: program names that run the file named by their first non-option argument
+_INTERPRETERS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "fish", "node", "nodejs", "deno", "bun", "tsx",
+                           "ts-node", "ruby", "perl", "php", "lua", "Rscript", "java", "source", ".", "exec"))
+_INTERPRETER_PREFIXES = ("python", "pypy", "node", "ruby", "perl", "php", "lua")
+#: argument suffixes taken for scripts wherever they appear (`cd x && node a.js`, `env X=1 python b.py`)
+_SCRIPT_SUFFIXES = (".sh", ".bash", ".zsh", ".fish", ".py", ".pyz", ".js", ".mjs", ".cjs", ".ts", ".mts", ".cts",
+                    ".rb", ".pl", ".php", ".lua", ".jar", ".R")
+_SHELL_OPERATORS = frozenset(";|&()<>")
+
+
+def command_writable_dirs(workspace=None):
+    """Real paths of the directories a sandboxed command may write, for codex's own programs:
+    the workspace, /tmp, $TMPDIR, every root the loaded configurations can grant
+    (grantable_writable_roots, §04: every loaded configuration's workspace too) and every root a
+    command of this process got (_WRITABLE_ROOTS_SEEN, §12b)."""
+    dirs = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    if workspace is not None:
+        dirs.add(os.path.realpath(str(workspace)))
+    dirs.update(_WRITABLE_ROOTS_SEEN)
+    dirs.update(_GRANTABLE_ROOTS)  # what the configuration can grant, even when this run is read-only
+    dirs.discard("/")
+    return dirs
+
+
+def _read_only_for_commands(writable, workspace=None, home=None):
+    """Real paths inside `writable` that stay read-only for commands (protected_paths keeps them
+    so): the .codex and .claude at the top of each root, and $CODEX_HOME -- never one that holds
+    a writable directory (protected_paths cannot protect those either)."""
+    anchors = set(_WRITABLE_ROOTS_SEEN) | set(_GRANTABLE_ROOTS) | {os.path.realpath("/tmp")}
+    if workspace is not None:
+        anchors.add(os.path.realpath(str(workspace)))
+    out = [os.path.realpath(os.path.join(a, n)) for a in anchors for n in _PROTECTED_CONFIG_DIR_NAMES]
+    if home is not None:
+        out.append(os.path.realpath(str(home)))
+    return [p for p in out if not any(_is_within(w, p) for w in writable)]
+
+
+def _writable_by_commands(path, writable, read_only):
+    """Whether the real path `path` lies where a sandboxed command may write it."""
+    return any(_is_within(path, w) for w in writable) and not any(_is_within(path, r) for r in read_only)
+
+
+def _script_arguments(argv):
+    """The words of argv that name a program file run by the program: an interpreter's script
+    (its first non-option argument), anything ending like a script, and for `sh -c STRING` the
+    same inside STRING (split like the shell, each simple command's program included)."""
+    import shlex
+
+    out = []
+    if len(argv) >= 3 and os.path.basename(argv[0]) in ("sh", "bash", "dash", "zsh", "ksh") and argv[1] == "-c":
+        try:
+            lexer = shlex.shlex(argv[2], posix=True, punctuation_chars=True)
+            lexer.whitespace_split = True
+            words = list(lexer)
+        except ValueError:
+            words = argv[2].split()
+        command, skip_next = [], False
+        for word in words + [";"]:
+            if skip_next:
+                skip_next = False
+                continue
+            if set(word) <= _SHELL_OPERATORS:
+                skip_next = word in (">", ">>", "<", ">|", "&>", "2>")  # a redirection's target is data
+                if command:
+                    out.extend(_script_arguments(command) + ([command[0]] if "/" in command[0] else []))
+                command = []
+            elif command or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", word):
+                command.append(word)
+        return out
+    name = os.path.basename(argv[0]) if argv else ""
+    interpreter = name in _INTERPRETERS or name.startswith(_INTERPRETER_PREFIXES)
+    for word in argv[1:]:
+        if interpreter and not word.startswith("-"):
+            out.append(word)
+            interpreter = False
+        elif word.endswith(_SCRIPT_SUFFIXES) and not word.startswith("-"):
+            out.append(word)
+    return out
+
+
+def trusted_program(argv, what, cwd=None, env=None, home=None, workspace=None):
+    """(argv, PATH) for a program codex itself starts outside the sandboxes: argv[0] resolved on
+    the PATH of `env` (else os.environ) without its entries that sandboxed commands may write
+    (command_writable_dirs, relative entries), and that filtered PATH, to give the program (so
+    that what it starts by name is no planted file either).  `what` names the program and its
+    config key for the message.  UntrustedProgramError (one line: program, key, what to do) when
+    argv[0], or a script it runs (_script_arguments; `$VAR`s of `env` expanded), lies where a
+    sandboxed command may write it, or is not found outside those directories.  `cwd`: where the
+    program runs (relative paths); `workspace`: the session's, when known (a loaded configuration's
+    is among the grantable roots anyway)."""
+    import shutil  # startup budget: only when codex starts a program
+
+    argv = [str(a) for a in argv]
+    if not argv or not argv[0]:
+        raise UntrustedProgramError("no program to run; fix %s" % what)
+    env = os.environ if env is None else env
+    cwd = str(cwd or os.getcwd())
+    writable = command_writable_dirs(workspace)
+    read_only = _read_only_for_commands(writable, workspace, home)
+    entries = []
+    for entry in env.get("PATH", os.defpath).split(os.pathsep):
+        if os.path.isabs(entry) and not _writable_by_commands(os.path.realpath(entry), writable, read_only):
+            entries.append(entry)
+    path = os.pathsep.join(entries)
+    advice = ("keep it outside the workspace, /tmp and the writable roots (or in $CODEX_HOME or the project's "
+              ".codex/ or .claude/, which commands cannot write) and name it by its absolute path in %s" % what)
+    program = argv[0]
+    if "/" not in program:
+        found = shutil.which(program, path=path)
+        if found is None:
+            planted = shutil.which(program, path=env.get("PATH", os.defpath))
+            if planted is not None:
+                raise UntrustedProgramError("not running `%s` (%s): the only one on PATH is %s, where sandboxed "
+                                            "commands may write; %s" % (program, what, planted, advice))
+            raise UntrustedProgramError("command `%s` not found on PATH; fix %s" % (program, what))
+        program = found
+    checks = [program] + [w for w in _script_arguments(argv) if w]
+    for index, word in enumerate(checks):
+        if "$" in word:  # "$CLAUDE_PROJECT_DIR"/.claude/hooks/x.sh: expanded as the program's shell will
+            word = re.sub(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))",
+                          lambda m: env.get(m.group(1) or m.group(2), m.group(0)), word)
+        full = os.path.join(cwd, os.path.expanduser(word))
+        if index and not os.path.isfile(full):
+            continue  # a word that names no file (a module, a package name) runs nothing from here
+        for place in (os.path.realpath(full), os.path.realpath(os.path.dirname(full))):
+            if _writable_by_commands(place, writable, read_only):
+                raise UntrustedProgramError("not running %s (%s): it lies where sandboxed commands may write (%s); %s"
+                                            % (full, what, place, advice))
+    return [program] + argv[1:], path
 
 
 def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True, stdin_data=None):
@@ -10239,9 +10391,11 @@ def mcp_http_headers(name, spec, environ=None):
 class McpClient(object):
     """One configured MCP server: its transport (a process or a URL), its session, its tools."""
 
-    def __init__(self, name, spec, log_dir=None, client_version=None):
+    def __init__(self, name, spec, log_dir=None, client_version=None, home=None, workspace=None):
         self.name = name
         self.spec = dict(spec)
+        self.home = home  # $CODEX_HOME: read-only for commands, so a server kept there may run (trusted_program)
+        self.workspace = workspace  # the session's: commands may write there, so no server runs from it
         self.state = "starting"  # starting | ready | failed | disabled | stopped
         self.error = None
         self.tools = []  # tool dicts, in the server's order, after enabled_tools/disabled_tools
@@ -10347,18 +10501,17 @@ class McpClient(object):
         return (enabled is None or tool in enabled) and tool not in (self.spec.get("disabled_tools") or ())
 
     def _spawn(self):
-        import shutil  # startup budget: only when an MCP server is configured
         import subprocess
 
         env = _mcp_server_env(self.spec.get("env"), passthrough=self.spec.get("env_vars") or ())
         command = str(self.spec.get("command") or "")
         cwd = self.spec.get("cwd") or None
-        exe = command
-        if os.sep not in command:
-            exe = shutil.which(command, path=env.get("PATH", os.defpath))
-            if exe is None:
-                raise McpError("command `%s` not found on PATH; fix mcp_servers.%s.command" % (command, self.name))
-        argv = [exe] + [str(a) for a in self.spec.get("args") or []]
+        try:  # never a program or script a sandboxed command could have written; nor what it finds on PATH
+            argv, env["PATH"] = trusted_program([command] + [str(a) for a in self.spec.get("args") or []],
+                                                "mcp_servers.%s.command" % self.name, cwd=cwd, env=env, home=self.home,
+                                                workspace=self.workspace)
+        except UntrustedProgramError as exc:
+            raise McpError(str(exc))
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -10562,7 +10715,8 @@ class McpConnectionManager(object):
         if only is not None:
             servers = {k: v for k, v in servers.items() if k in only}
         self._servers = servers
-        home = cfg.codex_home
+        home = self._home = cfg.codex_home
+        self._cfg_cwd = cfg.cwd
         self._log_dir = Path(home) / "log" if home is not None else None
         self._clients = {}
         self._reported = set()
@@ -10581,7 +10735,8 @@ class McpConnectionManager(object):
                 self._log_dir = None
         for name in sorted(self._servers):
             spec = self._servers[name]
-            client = McpClient(name, spec, log_dir=self._log_dir)
+            client = McpClient(name, spec, log_dir=self._log_dir, home=self._home,
+                               workspace=self._cfg_cwd)
             self._clients[name] = client
             if not spec.get("enabled", True) and not include_disabled:
                 client.state = "disabled"
@@ -10961,8 +11116,10 @@ def _read_capped(stream, limit=HOOK_OUTPUT_LIMIT):
     return data
 
 
-def run_hook(hook, payload, cwd=None, environ=None):
-    """(exit code or None, stdout, stderr, failure) of one hook; failure names why it did not run properly."""
+def run_hook(hook, payload, cwd=None, environ=None, home=None):
+    """(exit code or None, stdout, stderr, failure) of one hook; failure names why it did not run properly.
+    Never a program or script a sandboxed command could have written (trusted_program, §13): a
+    project's hooks belong in its .claude/ or .codex/, which stay read-only for commands."""
     import subprocess
 
     env = dict(os.environ if environ is None else environ)
@@ -10970,7 +11127,12 @@ def run_hook(hook, payload, cwd=None, environ=None):
         env.setdefault("CODEX_PROJECT_DIR", str(cwd))
         env.setdefault("CLAUDE_PROJECT_DIR", str(cwd))  # scripts written for Claude Code read this
     try:
-        proc = subprocess.Popen(hook.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        argv, env["PATH"] = trusted_program(hook.argv, hook.source or "the hook's command", cwd=cwd, env=env,
+                                            home=home, workspace=cwd)
+    except UntrustedProgramError as exc:
+        return None, "", "", "refused: %s" % exc
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=str(cwd) if cwd else None, env=env, start_new_session=True, close_fds=True)
     except OSError as exc:
         return None, "", "", "could not start: %s" % (exc.strerror or exc)
@@ -11004,13 +11166,13 @@ def run_hook(hook, payload, cwd=None, environ=None):
     return code, text(out[0]), text(err[0]), None
 
 
-def run_hooks(hooks, event, payload, tool_name=None, cwd=None, environ=None):
+def run_hooks(hooks, event, payload, tool_name=None, cwd=None, environ=None, home=None):
     """Run every hook of `event` that matches, in order; return their combined HookOutcome."""
     outcome = HookOutcome()
     for hook in hooks or ():
         if hook.event != event or not hook.matches(tool_name):
             continue
-        code, out, err, failure = run_hook(hook, dict(payload, hook_event_name=event), cwd, environ)
+        code, out, err, failure = run_hook(hook, dict(payload, hook_event_name=event), cwd, environ, home)
         if failure is None and code == HOOK_BLOCK_EXIT:
             outcome.block(err or out or "blocked by hook %s" % hook.name)
             continue
@@ -11392,13 +11554,15 @@ def _is_context_message(item):
     return item.get("role") == "user" and (text.startswith("<user_instructions>") or text.startswith("<environment_context>"))
 
 
-def run_notify(argv, payload):
-    """Start the notify program with the JSON payload as last argument; never wait on it."""
+def run_notify(argv, payload, cwd=None, home=None):
+    """Start the notify program with the JSON payload as last argument; never wait on it.
+    UntrustedProgramError when it (or its script) lies where sandboxed commands may write."""
     import subprocess
 
+    argv, path = trusted_program(argv, "notify", cwd=cwd, home=home, workspace=cwd)
     try:
         proc = subprocess.Popen(list(argv) + [json.dumps(payload, separators=(",", ":"))],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ, PATH=path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True, close_fds=True)
     except OSError as exc:
         log("warn", "notify program %s could not start: %s", argv[0], exc)
@@ -13035,11 +13199,15 @@ class Session(object):
             elif task.kind == "compact":
                 self._finish_compaction(task)
             if failed is None and task.kind == "user" and self.cfg.notify:
-                run_notify(self.cfg.notify, {
-                    "type": "agent-turn-complete", "turn-id": task.sub_id,
-                    "input-messages": list(task.input_messages),
-                    "last-assistant-message": task.last_agent_message,
-                })
+                try:
+                    run_notify(self.cfg.notify, {
+                        "type": "agent-turn-complete", "turn-id": task.sub_id,
+                        "input-messages": list(task.input_messages),
+                        "last-assistant-message": task.last_agent_message,
+                    }, cwd=self.cfg.cwd, home=self.cfg.codex_home)
+                except UntrustedProgramError as exc:
+                    log("warn", "%s", exc)
+                    self._emit(task.sub_id, "background_event", message=str(exc))
             self._task = None
             self._emit(task.sub_id, "task_complete", last_agent_message=task.last_agent_message)
 
@@ -13513,7 +13681,8 @@ class Session(object):
         if tool_name is not None:
             payload["tool_name"] = tool_name
         payload.update(fields)
-        outcome = run_hooks(hooks, event, payload, tool_name=tool_name, cwd=ctx.cwd, environ=self._environ)
+        outcome = run_hooks(hooks, event, payload, tool_name=tool_name, cwd=ctx.cwd, environ=self._environ,
+                            home=self.cfg.codex_home)
         for warning in outcome.warnings:
             self._task_emit(task, "background_event", message=warning) if task is not None else self._emit("", "background_event", message=warning)
         return outcome
@@ -15017,13 +15186,10 @@ def git_argv(cwd, *args):
     if not args or args[0] not in _GIT_SUBCOMMAND_OPTIONS:
         raise ValueError("codex does not run `git %s` itself (not in _GIT_SUBCOMMAND_OPTIONS)" % " ".join(args))
     cwd = os.path.realpath(str(cwd))
-    untrusted = {cwd, os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    untrusted = command_writable_dirs(cwd)  # shared with trusted_program (§13), which hooks, MCP, notify use
     root = find_git_root(cwd)
     if root is not None:
         untrusted.add(os.path.realpath(str(root)))
-    untrusted.update(_WRITABLE_ROOTS_SEEN)
-    untrusted.update(_GRANTABLE_ROOTS)  # what the configuration can grant, even when this run is read-only
-    untrusted.discard("/")
     for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         if not os.path.isabs(entry):
             continue
