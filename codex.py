@@ -12537,10 +12537,14 @@ def _imported_modules(cwd, rel):
     """The workspace Python files (relative to `cwd`) that the Python file `rel` imports at its
     top level (`import calc`, `from calc import add`, `from pkg.mod import x`), test files left out."""
     out = []
+    # the file is the model's workspace (a command may have made it a FIFO or a link out of it)
+    top = os.path.realpath(str(cwd))
     try:
-        text = (cwd / rel).read_text(encoding="utf-8", errors="replace")
+        data = read_regular(cwd / rel, 1 << 20, allow=lambda real: None if real.startswith(top + os.sep)
+                            else "outside the workspace")
     except OSError:
         return out
+    text = data.decode("utf-8", "replace")
     here = os.path.dirname(rel)
     for m in re.finditer(r"^(?:from\s+([\w.]+)\s+import\b|import\s+([\w.]+))", text, re.M):
         name = (m.group(1) or m.group(2)).replace(".", "/")
