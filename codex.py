@@ -403,6 +403,39 @@ def terminal_safe(value):
     return value
 
 
+#: every control character but tab and newline (the ESC of SGR colours too) and the bidi marks
+#: and overrides: what could hide, fake or reorder part of a command, a path or a name
+_CONTROL_CHARS_RE = re.compile(u"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+#: the fields of an event that codex shows as its own words (what runs, where, which file, which
+#: tool, why it asks), not as a program's output: no colours there either (fourth pass 04: SGR 8,
+#: conceal, or black on black hid the rest of a command in exec's log)
+_CHROME_EVENT_FIELDS = ("command", "cwd", "reason", "grant_root", "tool", "name", "invocation", "tool_input",
+                        "changes", "move_path", "path", "parsed_cmd")
+
+
+def reveal_controls(value):
+    """Model-chosen text shown as part of codex's own UI: every control character escaped
+    (`\\x1b`, `\\u202e`), SGR colours included; recurses into dicts (keys too) and lists."""
+    if isinstance(value, str):
+        return _CONTROL_CHARS_RE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100
+                                     else "\\u%04x" % ord(m.group()), value)
+    if isinstance(value, dict):
+        return {reveal_controls(k): reveal_controls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal_controls(v) for v in value]
+    return value
+
+
+def terminal_safe_event(msg):
+    """A protocol event's msg ready for the terminal: terminal_safe throughout (a program's or the
+    model's text keeps its colours), reveal_controls on the fields that are codex's chrome."""
+    msg = terminal_safe(msg)
+    if not isinstance(msg, dict):
+        return msg
+    return dict(msg, **{key: reveal_controls(msg[key]) for key in _CHROME_EVENT_FIELDS if key in msg})
+
+
 def _now_iso():
     """UTC timestamp like 2025-07-01T12:34:56.789Z."""
     t = time.time()
@@ -2193,7 +2226,10 @@ def read_auth(home):
 # read it, so it sits with the config, above them.
 
 
-PROTECTED_DIR_NAMES = frozenset((".git", ".codex"))  #: directory names never written without approval
+PROTECTED_DIR_NAMES = frozenset((".git", ".codex", ".claude"))  #: directory names never written without approval
+#: the configuration directories among them, read-only at the top of every writable root: a
+#: project's hooks live in .claude/hooks (Claude Code's convention) and codex runs them unsandboxed
+_PROTECTED_CONFIG_DIR_NAMES = (".codex", ".claude")
 #: how long one search for nested repositories may take (beyond the root's own listing): the
 #: directories it did not reach by then stay read-only for the command (fail closed)
 NESTED_REPO_SEARCH_SECONDS = 3.0
@@ -2733,8 +2769,9 @@ def protected_paths(roots, cwd, home=None, search_nested=True, entries=None):
     for root in roots:
         root = str(root)
         gits.append(os.path.join(root, ".git"))
-        dot_codex.append(os.path.join(root, ".codex"))
-        out.append(dot_codex[-1])
+        for name in _PROTECTED_CONFIG_DIR_NAMES:
+            dot_codex.append(os.path.join(root, name))
+            out.append(dot_codex[-1])
         # the workspace and configured roots are searched for nested repositories; /tmp is not
         if search_nested and (root not in temp_roots or root == cwd_real) and root != "/":
             nested, unreached = _find_nested_git(root)
@@ -5608,11 +5645,11 @@ class FileChange(object):
         self.move_path = move_path
         self.display = display  # the path as written in the patch (summary lines)
 
-    def unified_diff(self, context=1):
-        """The unified diff of this change (update/add/delete)."""
+    def unified_diff(self, context=1, deadline=None):
+        """The unified diff of this change (update/add/delete); `deadline`: bounded_unified_diff's."""
         old = (self.old or "").splitlines(True)
         new = (self.new or "").splitlines(True)
-        lines = bounded_unified_diff(old, new, n=context)
+        lines = bounded_unified_diff(old, new, n=context, deadline=deadline)
         out = []
         for line in lines:
             if line.startswith(("---", "+++")):
@@ -5620,13 +5657,13 @@ class FileChange(object):
             out.append(line if line.endswith("\n") else line + "\n")
         return "".join(out)
 
-    def to_protocol(self):
-        """The protocol FileChange object."""
+    def to_protocol(self, deadline=None):
+        """The protocol FileChange object (`deadline`: one diff budget for all files of a patch)."""
         if self.kind == "add":
             return {"add": {"content": self.new}}
         if self.kind == "delete":
             return {"delete": {"content": self.old}}
-        return {"update": {"unified_diff": self.unified_diff(),
+        return {"update": {"unified_diff": self.unified_diff(deadline=deadline),
                            "move_path": str(self.move_path) if self.move_path else None}}
 
 
@@ -8320,6 +8357,9 @@ def _sandbox_helper_main(args):
 #   build_command_env(cfg, environ=None) -> dict      (shell_environment_policy + CODEX_SANDBOX_* vars)
 #   is_secret_env_var(name, value="") -> bool         (the default excludes)
 #   command_path(env, home=None) -> str               (the PATH a command runs with: the one place it is derived)
+#   trusted_program(argv, what, cwd=None, env=None, home=None, workspace=None) -> (argv, PATH)
+#       for a program codex itself starts unsandboxed (hooks, MCP servers, notify): never a file
+#       a sandboxed command could have written; UntrustedProgramError (one line) otherwise
 #   run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True,
 #               stdin_data=None)
 #       -> ExecResult(exit_code, stdout, stderr, aggregated_output, duration, timed_out, sandbox_denied)
@@ -8655,6 +8695,151 @@ def command_path(env, home=None):
     return path if patch_dir is None else str(patch_dir) + os.pathsep + path
 
 
+# -- programs codex itself starts (hooks, MCP servers, notify, git) ----------------------------
+#
+# codex runs these unconfined, so none may be a file a sandboxed command could have written:
+# one check, trusted_program, used by every such start (git_argv, §17b, shares command_writable_dirs).  "Writable by commands" = inside the
+# workspace (and its repository), /tmp, $TMPDIR or any root the loaded configuration can grant
+# (or a command of this process got), unless it lies in what stays read-only for commands there:
+# a root's .codex or .claude, or $CODEX_HOME (protected_paths).  Nothing is cached: a command
+# may replace any file between two checks; the check is a few stat calls.
+
+#: the "no such program here" family of refusals: the program, the config key, what to do
+class UntrustedProgramError(CodexError):
+    """A program codex would start unsandboxed lies where sandboxed commands may write."""
+
+
+#: program names that run the file named by their first non-option argument
+_INTERPRETERS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "fish", "node", "nodejs", "deno", "bun", "tsx",
+                           "ts-node", "ruby", "perl", "php", "lua", "Rscript", "java", "source", ".", "exec"))
+_INTERPRETER_PREFIXES = ("python", "pypy", "node", "ruby", "perl", "php", "lua")
+#: argument suffixes taken for scripts wherever they appear (`cd x && node a.js`, `env X=1 python b.py`)
+_SCRIPT_SUFFIXES = (".sh", ".bash", ".zsh", ".fish", ".py", ".pyz", ".js", ".mjs", ".cjs", ".ts", ".mts", ".cts",
+                    ".rb", ".pl", ".php", ".lua", ".jar", ".R")
+_SHELL_OPERATORS = frozenset(";|&()<>")
+
+
+def command_writable_dirs(workspace=None):
+    """Real paths of the directories a sandboxed command may write, for codex's own programs:
+    the workspace, /tmp, $TMPDIR, every root the loaded configurations can grant
+    (grantable_writable_roots, §04: every loaded configuration's workspace too) and every root a
+    command of this process got (_WRITABLE_ROOTS_SEEN, §12b)."""
+    dirs = {os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    if workspace is not None:
+        dirs.add(os.path.realpath(str(workspace)))
+    dirs.update(_WRITABLE_ROOTS_SEEN)
+    dirs.update(_GRANTABLE_ROOTS)  # what the configuration can grant, even when this run is read-only
+    dirs.discard("/")
+    return dirs
+
+
+def _read_only_for_commands(writable, workspace=None, home=None):
+    """Real paths inside `writable` that stay read-only for commands (protected_paths keeps them
+    so): the .codex and .claude at the top of each root, and $CODEX_HOME -- never one that holds
+    a writable directory (protected_paths cannot protect those either)."""
+    anchors = set(_WRITABLE_ROOTS_SEEN) | set(_GRANTABLE_ROOTS) | {os.path.realpath("/tmp")}
+    if workspace is not None:
+        anchors.add(os.path.realpath(str(workspace)))
+    out = [os.path.realpath(os.path.join(a, n)) for a in anchors for n in _PROTECTED_CONFIG_DIR_NAMES]
+    if home is not None:
+        out.append(os.path.realpath(str(home)))
+    return [p for p in out if not any(_is_within(w, p) for w in writable)]
+
+
+def _writable_by_commands(path, writable, read_only):
+    """Whether the real path `path` lies where a sandboxed command may write it."""
+    return any(_is_within(path, w) for w in writable) and not any(_is_within(path, r) for r in read_only)
+
+
+def _script_arguments(argv):
+    """The words of argv that name a program file run by the program: an interpreter's script
+    (its first non-option argument), anything ending like a script, and for `sh -c STRING` the
+    same inside STRING (split like the shell, each simple command's program included)."""
+    import shlex
+
+    out = []
+    if len(argv) >= 3 and os.path.basename(argv[0]) in ("sh", "bash", "dash", "zsh", "ksh") and argv[1] == "-c":
+        try:
+            lexer = shlex.shlex(argv[2], posix=True, punctuation_chars=True)
+            lexer.whitespace_split = True
+            words = list(lexer)
+        except ValueError:
+            words = argv[2].split()
+        command, skip_next = [], False
+        for word in words + [";"]:
+            if skip_next:
+                skip_next = False
+                continue
+            if set(word) <= _SHELL_OPERATORS:
+                skip_next = word in (">", ">>", "<", ">|", "&>", "2>")  # a redirection's target is data
+                if command:
+                    out.extend(_script_arguments(command) + ([command[0]] if "/" in command[0] else []))
+                command = []
+            elif command or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", word):
+                command.append(word)
+        return out
+    name = os.path.basename(argv[0]) if argv else ""
+    interpreter = name in _INTERPRETERS or name.startswith(_INTERPRETER_PREFIXES)
+    for word in argv[1:]:
+        if interpreter and not word.startswith("-"):
+            out.append(word)
+            interpreter = False
+        elif word.endswith(_SCRIPT_SUFFIXES) and not word.startswith("-"):
+            out.append(word)
+    return out
+
+
+def trusted_program(argv, what, cwd=None, env=None, home=None, workspace=None):
+    """(argv, PATH) for a program codex itself starts outside the sandboxes: argv[0] resolved on
+    the PATH of `env` (else os.environ) without its entries that sandboxed commands may write
+    (command_writable_dirs, relative entries), and that filtered PATH, to give the program (so
+    that what it starts by name is no planted file either).  `what` names the program and its
+    config key for the message.  UntrustedProgramError (one line: program, key, what to do) when
+    argv[0], or a script it runs (_script_arguments; `$VAR`s of `env` expanded), lies where a
+    sandboxed command may write it, or is not found outside those directories.  `cwd`: where the
+    program runs (relative paths); `workspace`: the session's, when known (a loaded configuration's
+    is among the grantable roots anyway)."""
+    import shutil  # startup budget: only when codex starts a program
+
+    argv = [str(a) for a in argv]
+    if not argv or not argv[0]:
+        raise UntrustedProgramError("no program to run; fix %s" % what)
+    env = os.environ if env is None else env
+    cwd = str(cwd or os.getcwd())
+    writable = command_writable_dirs(workspace)
+    read_only = _read_only_for_commands(writable, workspace, home)
+    entries = []
+    for entry in env.get("PATH", os.defpath).split(os.pathsep):
+        if os.path.isabs(entry) and not _writable_by_commands(os.path.realpath(entry), writable, read_only):
+            entries.append(entry)
+    path = os.pathsep.join(entries)
+    advice = ("keep it outside the workspace, /tmp and the writable roots (or in $CODEX_HOME or the project's "
+              ".codex/ or .claude/, which commands cannot write) and name it by its absolute path in %s" % what)
+    program = argv[0]
+    if "/" not in program:
+        found = shutil.which(program, path=path)
+        if found is None:
+            planted = shutil.which(program, path=env.get("PATH", os.defpath))
+            if planted is not None:
+                raise UntrustedProgramError("not running `%s` (%s): the only one on PATH is %s, where sandboxed "
+                                            "commands may write; %s" % (program, what, planted, advice))
+            raise UntrustedProgramError("command `%s` not found on PATH; fix %s" % (program, what))
+        program = found
+    checks = [program] + [w for w in _script_arguments(argv) if w]
+    for index, word in enumerate(checks):
+        if "$" in word:  # "$CLAUDE_PROJECT_DIR"/.claude/hooks/x.sh: expanded as the program's shell will
+            word = re.sub(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))",
+                          lambda m: env.get(m.group(1) or m.group(2), m.group(0)), word)
+        full = os.path.join(cwd, os.path.expanduser(word))
+        if index and not os.path.isfile(full):
+            continue  # a word that names no file (a module, a package name) runs nothing from here
+        for place in (os.path.realpath(full), os.path.realpath(os.path.dirname(full))):
+            if _writable_by_commands(place, writable, read_only):
+                raise UntrustedProgramError("not running %s (%s): it lies where sandboxed commands may write (%s); %s"
+                                            % (full, what, place, advice))
+    return [program] + argv[1:], path
+
+
 def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=None, sandboxed=True, stdin_data=None):
     """Run argv (in the sandbox of cfg's policy when sandboxed) and capture its output."""
     import selectors  # startup budget: only when a command runs
@@ -8676,11 +8861,12 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             env["BASH_FUNC_%s%%%%" % name] = "() {  %s \"$@\"\n}" % shlex.quote(str(patch_dir / name))
     sandbox_type = None
     full_argv = argv
-    absent = []
+    absent, guard, guard_notes = [], [], []
     if sandboxed and not policy.is_unrestricted():
         with resolving_once():  # one resolution of each directory while the sandbox is built
             full_argv, extra_env, sandbox_type = sandbox_command(argv, policy, cfg.cwd, cwd, cfg.codex_home)
             absent = absent_trusted_names(policy.writable_roots_for(cfg.cwd), cfg.cwd, cfg.codex_home)
+            guard = shared_root_guard(policy.writable_roots_for(cfg.cwd)) if sandbox_type else []
         env.update(extra_env)
         env = helper_env(env, sandbox_type)
     stdin = subprocess.DEVNULL
@@ -8703,6 +8889,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
     except OSError as exc:
         if status_r is not None:
             os.close(status_r)
+        for fd, _path, _mode in guard:
+            os.close(fd)
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         msg = "codex: cannot execute %s: %s\n" % (argv[0], exc.strerror or exc)
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(cwd):
@@ -8741,6 +8929,8 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
                     _kill_group(proc)
             if exited_at is None and _has_exited(proc):
                 exited_at = now
+            if guard:
+                restore_shared_roots(guard, guard_notes)
             if exited_at is not None:
                 if pidfd is not None and pidfd in sel.get_map():
                     sel.unregister(pidfd)
@@ -8781,6 +8971,10 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             os.close(pidfd)
         proc.stdout.close()
         proc.stderr.close()
+        if guard:
+            restore_shared_roots(guard, guard_notes)
+            for fd, _path, _mode in guard:
+                os.close(fd)
     duration = time.monotonic() - start
     exit_code = 128 - status if status < 0 else status
     if timed_out:
@@ -8797,6 +8991,11 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
             _notice("the sandbox could not be set up: %s (`codex sandbox --check` explains)" % result.sandbox_error)
         result.sandbox_denied = result.sandbox_error is not None or looks_like_sandbox_denial(
             result, policy, cfg.cwd, cfg.codex_home, cwd)
+    if guard_notes:  # the user and the model see it (the command's own output)
+        _notice(guard_notes[0].strip())
+        result.stderr += "".join(guard_notes)
+        result.aggregated_output += "".join(guard_notes)
+        result.sandbox_denied = True
     failed = []
     moved = quarantine_new_names(absent, failed)
     if failed:  # the user and the model see it, in every front end (the command's own output)
@@ -8812,6 +9011,49 @@ def run_command(argv, cwd, cfg, env, timeout_ms=None, on_output=None, cancel=Non
         result.aggregated_output += why
         result.sandbox_denied = True
     return result
+
+
+def shared_root_guard(roots):
+    """The writable roots every user of the machine shares (sticky, as /tmp), each as [fd, path,
+    mode].  Their own mode is not a command's to change, but a root user's command owns them
+    (uid 0 of a user namespace mapped to root; chmod needs no capability and Landlock and mounts
+    do not cover the mode of a directory that must stay writable): `chmod 0777 /tmp` would
+    strip the sticky bit machine-wide (fourth pass 05).  run_command puts it back while the
+    command runs (restore_shared_roots, every poll: within ~50 ms) and says so."""
+    import stat
+
+    out = []
+    for root in roots:
+        try:
+            fd = os.open(_realpath(str(root)), os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0) |
+                         getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & stat.S_ISVTX:
+            out.append([fd, _realpath(str(root)), mode])
+        else:
+            os.close(fd)
+    return out
+
+
+def restore_shared_roots(guard, notes):
+    """Put back the mode of each guarded root a command changed; one line per change in notes."""
+    import stat
+
+    for fd, path, mode in guard:
+        try:
+            now = stat.S_IMODE(os.fstat(fd).st_mode)
+            if now != mode:
+                os.fchmod(fd, mode)
+                note = ("codex: the command changed the mode of %s, a directory every user shares, to %04o; "
+                        "codex put it back (%04o)\n" % (path, now, mode))
+                if note not in notes:
+                    notes.append(note)
+        except OSError as exc:
+            note = "codex: the mode of %s could not be checked or put back: %s\n" % (path, exc.strerror or exc)
+            if note not in notes:
+                notes.append(note)
 
 
 def absent_trusted_names(roots, cwd, home=None):
@@ -10209,9 +10451,11 @@ def mcp_http_headers(name, spec, environ=None):
 class McpClient(object):
     """One configured MCP server: its transport (a process or a URL), its session, its tools."""
 
-    def __init__(self, name, spec, log_dir=None, client_version=None):
+    def __init__(self, name, spec, log_dir=None, client_version=None, home=None, workspace=None):
         self.name = name
         self.spec = dict(spec)
+        self.home = home  # $CODEX_HOME: read-only for commands, so a server kept there may run (trusted_program)
+        self.workspace = workspace  # the session's: commands may write there, so no server runs from it
         self.state = "starting"  # starting | ready | failed | disabled | stopped
         self.error = None
         self.tools = []  # tool dicts, in the server's order, after enabled_tools/disabled_tools
@@ -10317,18 +10561,17 @@ class McpClient(object):
         return (enabled is None or tool in enabled) and tool not in (self.spec.get("disabled_tools") or ())
 
     def _spawn(self):
-        import shutil  # startup budget: only when an MCP server is configured
         import subprocess
 
         env = _mcp_server_env(self.spec.get("env"), passthrough=self.spec.get("env_vars") or ())
         command = str(self.spec.get("command") or "")
         cwd = self.spec.get("cwd") or None
-        exe = command
-        if os.sep not in command:
-            exe = shutil.which(command, path=env.get("PATH", os.defpath))
-            if exe is None:
-                raise McpError("command `%s` not found on PATH; fix mcp_servers.%s.command" % (command, self.name))
-        argv = [exe] + [str(a) for a in self.spec.get("args") or []]
+        try:  # never a program or script a sandboxed command could have written; nor what it finds on PATH
+            argv, env["PATH"] = trusted_program([command] + [str(a) for a in self.spec.get("args") or []],
+                                                "mcp_servers.%s.command" % self.name, cwd=cwd, env=env, home=self.home,
+                                                workspace=self.workspace)
+        except UntrustedProgramError as exc:
+            raise McpError(str(exc))
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -10532,7 +10775,8 @@ class McpConnectionManager(object):
         if only is not None:
             servers = {k: v for k, v in servers.items() if k in only}
         self._servers = servers
-        home = cfg.codex_home
+        home = self._home = cfg.codex_home
+        self._cfg_cwd = cfg.cwd
         self._log_dir = Path(home) / "log" if home is not None else None
         self._clients = {}
         self._reported = set()
@@ -10551,7 +10795,8 @@ class McpConnectionManager(object):
                 self._log_dir = None
         for name in sorted(self._servers):
             spec = self._servers[name]
-            client = McpClient(name, spec, log_dir=self._log_dir)
+            client = McpClient(name, spec, log_dir=self._log_dir, home=self._home,
+                               workspace=self._cfg_cwd)
             self._clients[name] = client
             if not spec.get("enabled", True) and not include_disabled:
                 client.state = "disabled"
@@ -10931,8 +11176,10 @@ def _read_capped(stream, limit=HOOK_OUTPUT_LIMIT):
     return data
 
 
-def run_hook(hook, payload, cwd=None, environ=None):
-    """(exit code or None, stdout, stderr, failure) of one hook; failure names why it did not run properly."""
+def run_hook(hook, payload, cwd=None, environ=None, home=None):
+    """(exit code or None, stdout, stderr, failure) of one hook; failure names why it did not run properly.
+    Never a program or script a sandboxed command could have written (trusted_program, §13): a
+    project's hooks belong in its .claude/ or .codex/, which stay read-only for commands."""
     import subprocess
 
     env = dict(os.environ if environ is None else environ)
@@ -10940,7 +11187,12 @@ def run_hook(hook, payload, cwd=None, environ=None):
         env.setdefault("CODEX_PROJECT_DIR", str(cwd))
         env.setdefault("CLAUDE_PROJECT_DIR", str(cwd))  # scripts written for Claude Code read this
     try:
-        proc = subprocess.Popen(hook.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        argv, env["PATH"] = trusted_program(hook.argv, hook.source or "the hook's command", cwd=cwd, env=env,
+                                            home=home, workspace=cwd)
+    except UntrustedProgramError as exc:
+        return None, "", "", "refused: %s" % exc
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=str(cwd) if cwd else None, env=env, start_new_session=True, close_fds=True)
     except OSError as exc:
         return None, "", "", "could not start: %s" % (exc.strerror or exc)
@@ -10974,13 +11226,13 @@ def run_hook(hook, payload, cwd=None, environ=None):
     return code, text(out[0]), text(err[0]), None
 
 
-def run_hooks(hooks, event, payload, tool_name=None, cwd=None, environ=None):
+def run_hooks(hooks, event, payload, tool_name=None, cwd=None, environ=None, home=None):
     """Run every hook of `event` that matches, in order; return their combined HookOutcome."""
     outcome = HookOutcome()
     for hook in hooks or ():
         if hook.event != event or not hook.matches(tool_name):
             continue
-        code, out, err, failure = run_hook(hook, dict(payload, hook_event_name=event), cwd, environ)
+        code, out, err, failure = run_hook(hook, dict(payload, hook_event_name=event), cwd, environ, home)
         if failure is None and code == HOOK_BLOCK_EXIT:
             outcome.block(err or out or "blocked by hook %s" % hook.name)
             continue
@@ -11362,13 +11614,15 @@ def _is_context_message(item):
     return item.get("role") == "user" and (text.startswith("<user_instructions>") or text.startswith("<environment_context>"))
 
 
-def run_notify(argv, payload):
-    """Start the notify program with the JSON payload as last argument; never wait on it."""
+def run_notify(argv, payload, cwd=None, home=None):
+    """Start the notify program with the JSON payload as last argument; never wait on it.
+    UntrustedProgramError when it (or its script) lies where sandboxed commands may write."""
     import subprocess
 
+    argv, path = trusted_program(argv, "notify", cwd=cwd, home=home, workspace=cwd)
     try:
         proc = subprocess.Popen(list(argv) + [json.dumps(payload, separators=(",", ":"))],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ, PATH=path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True, close_fds=True)
     except OSError as exc:
         log("warn", "notify program %s could not start: %s", argv[0], exc)
@@ -12343,10 +12597,14 @@ def _imported_modules(cwd, rel):
     """The workspace Python files (relative to `cwd`) that the Python file `rel` imports at its
     top level (`import calc`, `from calc import add`, `from pkg.mod import x`), test files left out."""
     out = []
+    # the file is the model's workspace (a command may have made it a FIFO or a link out of it)
+    top = os.path.realpath(str(cwd))
     try:
-        text = (cwd / rel).read_text(encoding="utf-8", errors="replace")
+        data = read_regular(cwd / rel, 1 << 20, allow=lambda real: None if real.startswith(top + os.sep)
+                            else "outside the workspace")
     except OSError:
         return out
+    text = data.decode("utf-8", "replace")
     here = os.path.dirname(rel)
     for m in re.finditer(r"^(?:from\s+([\w.]+)\s+import\b|import\s+([\w.]+))", text, re.M):
         name = (m.group(1) or m.group(2)).replace(".", "/")
@@ -13005,11 +13263,15 @@ class Session(object):
             elif task.kind == "compact":
                 self._finish_compaction(task)
             if failed is None and task.kind == "user" and self.cfg.notify:
-                run_notify(self.cfg.notify, {
-                    "type": "agent-turn-complete", "turn-id": task.sub_id,
-                    "input-messages": list(task.input_messages),
-                    "last-assistant-message": task.last_agent_message,
-                })
+                try:
+                    run_notify(self.cfg.notify, {
+                        "type": "agent-turn-complete", "turn-id": task.sub_id,
+                        "input-messages": list(task.input_messages),
+                        "last-assistant-message": task.last_agent_message,
+                    }, cwd=self.cfg.cwd, home=self.cfg.codex_home)
+                except UntrustedProgramError as exc:
+                    log("warn", "%s", exc)
+                    self._emit(task.sub_id, "background_event", message=str(exc))
             self._task = None
             self._emit(task.sub_id, "task_complete", last_agent_message=task.last_agent_message)
 
@@ -13483,7 +13745,8 @@ class Session(object):
         if tool_name is not None:
             payload["tool_name"] = tool_name
         payload.update(fields)
-        outcome = run_hooks(hooks, event, payload, tool_name=tool_name, cwd=ctx.cwd, environ=self._environ)
+        outcome = run_hooks(hooks, event, payload, tool_name=tool_name, cwd=ctx.cwd, environ=self._environ,
+                            home=self.cfg.codex_home)
         for warning in outcome.warnings:
             self._task_emit(task, "background_event", message=warning) if task is not None else self._emit("", "background_event", message=warning)
         return outcome
@@ -13811,7 +14074,8 @@ class ToolRunner(object):
                 changes = plan_patch(hunks, cwd, allow=lambda real: model_file_refusal(real, ctx))
             except PatchError as exc:
                 return "error: %s" % exc
-            protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+            deadline = _diff_deadline()  # one diff budget for the whole patch, however many files
+            protocol_changes = {str(ch.path): ch.to_protocol(deadline) for ch in changes}
         else:
             protocol_changes = patch_preview(hunks, cwd)
         auto = verdict == "auto-approve"
@@ -13828,7 +14092,8 @@ class ToolRunner(object):
                 changes = plan_patch(hunks, cwd)
             except PatchError as exc:
                 return "error: %s" % exc
-            protocol_changes = {str(ch.path): ch.to_protocol() for ch in changes}
+            deadline = _diff_deadline()  # one diff budget for the whole patch, however many files
+            protocol_changes = {str(ch.path): ch.to_protocol(deadline) for ch in changes}
         self._task_emit(task, "patch_apply_begin", call_id=call_id, auto_approved=auto, changes=protocol_changes)
         task.wrote = True
         for ch in changes:
@@ -14279,7 +14544,7 @@ class HumanPrinter(object):
         self.color = color
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.in_delta = False
+        self.in_delta = self.delta_sgr = False
         self.streamed = False
         self.commands = {}
         self.hide_answer = False  # the caller shows the answer its own way (a review's findings)
@@ -14312,8 +14577,8 @@ class HumanPrinter(object):
     def end_delta(self):
         """Finish a line of streamed text."""
         if self.in_delta:
-            self.err.write("\n")
-            self.in_delta = False
+            self.err.write("\x1b[0m\n" if self.delta_sgr else "\n")
+            self.in_delta = self.delta_sgr = False
 
     def header(self, session_id, prompt, ctx=None):
         """The config summary (of the session's TurnContext) and the prompt."""
@@ -14327,7 +14592,7 @@ class HumanPrinter(object):
 
     def event(self, msg, session_level=False):
         """Print one protocol event."""
-        msg = terminal_safe(msg)  # model, command and MCP text is untrusted
+        msg = terminal_safe_event(msg)  # model, command and MCP text is untrusted
         kind = msg["type"]
         if kind in ("agent_message_delta", "agent_message") and self.hide_answer:
             return
@@ -14336,7 +14601,9 @@ class HumanPrinter(object):
                 self.ts(self.c("italic magenta", "codex"))
                 self.in_delta = True
                 self.streamed = True
-            self.err.write(msg.get("delta", ""))
+            delta = _contained_sgr(msg.get("delta", ""), reset=False)
+            self.delta_sgr = self.delta_sgr or "\x1b[" in delta
+            self.err.write(delta)
             self.err.flush()
         elif kind == "agent_message":
             if self.streamed:  # already shown delta by delta
@@ -14344,11 +14611,11 @@ class HumanPrinter(object):
                 self.end_delta()
                 return
             self.ts(self.c("italic magenta", "codex"))
-            self.line(msg.get("message", ""))
+            self.line(_contained_sgr(msg.get("message", "")))
         elif kind == "agent_reasoning":
             if not self.cfg.hide_agent_reasoning:
                 self.ts(self.c("italic magenta", "thinking"))
-                self.line(self.c("italic", msg.get("text", "")))
+                self.line(self.c("italic", _contained_sgr(msg.get("text", ""))))
         elif kind == "exec_command_begin":
             cmd = _shell_join(msg.get("command") or [])
             self.commands[msg.get("call_id")] = cmd
@@ -14367,7 +14634,7 @@ class HumanPrinter(object):
             text = msg.get("aggregated_output") or (msg.get("stdout") if code == 0 else msg.get("stderr")) or ""
             lines = text.rstrip("\n").split("\n") if text.strip() else []
             for out_line in lines[:EXEC_OUTPUT_LINES]:
-                self.line(self.c("dim", _clip_line(out_line)))
+                self.line(self.c("dim", _contained_sgr(_clip_line(out_line))))
             if len(lines) > EXEC_OUTPUT_LINES:
                 self.line(self.c("dim", "... +%d lines" % (len(lines) - EXEC_OUTPUT_LINES)))
         elif kind == "patch_apply_begin":
@@ -14405,14 +14672,14 @@ class HumanPrinter(object):
                 format_elapsed(_duration_seconds(msg.get("duration"))))))
             shown = format_mcp_result_for_display(result["Ok"]) if "Ok" in result else [str(result.get("Err", ""))]
             for text in shown:  # up to 5 lines of each block, as upstream's TUI (§14)
-                self.line(self.c("dim", _clip_line(text)))
+                self.line(self.c("dim", _contained_sgr(_clip_line(text))))
         elif kind == "plan_update":
             self.ts(self.c("magenta", "plan"))
             if msg.get("explanation"):
-                self.line(msg["explanation"])
+                self.line(_contained_sgr(msg["explanation"]))
             for step in msg.get("plan") or ():
                 mark = {"completed": "[x]", "in_progress": "[~]"}.get(step.get("status"), "[ ]")
-                self.line("  %s %s" % (mark, step.get("step")))
+                self.line(_contained_sgr("  %s %s" % (mark, step.get("step"))))
         elif kind == "error":
             self.ts("%s %s" % (self.c("red bold", "ERROR:"), msg.get("message")))
         elif kind in ("background_event",):
@@ -14445,6 +14712,32 @@ class HumanPrinter(object):
                 text = terminal_safe(last_message) if _isatty(self.out) else last_message  # piped: verbatim
                 self.out.write(text.rstrip("\n") + "\n")
                 self.out.flush()
+
+
+_SGR_RE = re.compile(u"\x1b\\[([0-9;:]*)m")
+
+
+def _contained_sgr(text, reset=True):
+    """Text the human output shows as output (a program's, an MCP tool's, the model's), already
+    terminal_safe: its colours stay, but end with it (a reset is added: without colour on, nothing
+    else would close an SGR 8 before codex's next line), and conceal (SGR 8), which only hides
+    text, is shown escaped (fourth pass 04)."""
+    if "\x1b[" not in text:
+        return text
+
+    def fix(m):
+        params, at = re.split("[;:]", m.group(1)), 0
+        while at < len(params):
+            if params[at] in ("38", "48", "58") and at + 1 < len(params):  # 38;5;N, 38;2;R;G;B
+                at += {"5": 3, "2": 5}.get(params[at + 1], 2)
+                continue
+            if params[at].lstrip("0") == "8":
+                return reveal_controls(m.group())
+            at += 1
+        return m.group()
+
+    fixed = _SGR_RE.sub(fix, text)
+    return fixed + "\x1b[0m" if reset and _SGR_RE.search(fixed) else fixed
 
 
 def _clip_line(line, limit=None):
@@ -14957,13 +15250,10 @@ def git_argv(cwd, *args):
     if not args or args[0] not in _GIT_SUBCOMMAND_OPTIONS:
         raise ValueError("codex does not run `git %s` itself (not in _GIT_SUBCOMMAND_OPTIONS)" % " ".join(args))
     cwd = os.path.realpath(str(cwd))
-    untrusted = {cwd, os.path.realpath("/tmp"), os.path.realpath(os.environ.get("TMPDIR") or "/tmp")}
+    untrusted = command_writable_dirs(cwd)  # shared with trusted_program (§13), which hooks, MCP, notify use
     root = find_git_root(cwd)
     if root is not None:
         untrusted.add(os.path.realpath(str(root)))
-    untrusted.update(_WRITABLE_ROOTS_SEEN)
-    untrusted.update(_GRANTABLE_ROOTS)  # what the configuration can grant, even when this run is read-only
-    untrusted.discard("/")
     for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         if not os.path.isabs(entry):
             continue
@@ -15632,15 +15922,9 @@ def rewrite_citations(text, file_opener, cwd, links=True):
     return CITATION_RE.sub(repl, text)
 
 
-#: characters a model-chosen command could use to hide part of itself on the terminal:
-#: C0/C1 controls but tab and newline (ESC sequences, CR, backspace) and bidi overrides
-_HIDING_CHARS_RE = re.compile(u"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def _reveal_hidden_chars(text):
     """Show control and bidi characters as escapes, so what is displayed is what runs."""
-    return _HIDING_CHARS_RE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100
-                                else "\\u%04x" % ord(m.group()), text)
+    return reveal_controls(text)
 
 
 def _display_command(command):
@@ -18018,7 +18302,7 @@ class Repl(object):
 
     def handle_event(self, event):
         """Render one event; return True when it ends the turn."""
-        msg = terminal_safe(event.get("msg") or {})  # model, command and MCP text is untrusted
+        msg = terminal_safe_event(event.get("msg") or {})  # model, command and MCP text is untrusted
         kind = msg.get("type", "")
         if kind not in self.STREAM_NEUTRAL:  # anything else goes below what has streamed so far
             keep = "answer" if kind.startswith("agent_message") else "reasoning" if kind.startswith("agent_reasoning") else None

@@ -208,3 +208,19 @@ def local_model_server():
 
 #: the server's window: the compact prompt (~0.6k tokens) plus a few tool results fit
 LOCAL_MODEL_N_CTX = 4096
+
+
+@pytest.fixture(autouse=True)
+def _writable_roots_of_this_test_only():
+    """codex remembers process-wide every root a loaded configuration can grant and every root a
+    command got (_GRANTABLE_ROOTS, _WRITABLE_ROOTS_SEEN): it never runs its own programs (git,
+    hooks, MCP servers, notify) from them.  One codex process is one user's session; one pytest
+    process is hundreds of them, and a test whose workspace was this repository (the default cwd)
+    must not make the venv's python, which later tests start MCP servers with, "writable"."""
+    import codex
+
+    saved = [(s, set(s)) for s in (codex._GRANTABLE_ROOTS, codex._WRITABLE_ROOTS_SEEN)]
+    yield
+    for live, before in saved:
+        live.clear()
+        live.update(before)

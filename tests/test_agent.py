@@ -407,7 +407,7 @@ def test_unknown_op_and_list_tools(server, codex_home, repo):
 
 def test_notify_gets_the_payload_as_last_argument(server, codex_home, repo, tmp_path):
     out = tmp_path / "notify.json"
-    script = tmp_path / "notify.py"
+    script = codex_home / "notify.py"  # not in /tmp: codex runs no program a sandboxed command could write
     script.write_text("import sys, pathlib\npathlib.Path(sys.argv[1]).write_text(sys.argv[-1])\n")
     server.enqueue(Turn().text("done!"))
     cfg = mock_config(server, codex_home, repo, notify=[sys.executable, str(script), str(out)])

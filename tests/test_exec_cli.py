@@ -128,9 +128,9 @@ def test_exec_resume_last(exec_codex, server, codex_home):
     assert proc.returncode == 2 and "no recorded session" in proc.stderr
 
 
-def test_notify_runs_after_exec_turn(exec_codex, server, tmp_path):
+def test_notify_runs_after_exec_turn(exec_codex, server, tmp_path, codex_home):
     out = tmp_path / "n.json"
-    script = tmp_path / "n.py"
+    script = codex_home / "n.py"  # not in /tmp: codex runs no program a sandboxed command could write
     script.write_text("import sys, pathlib\npathlib.Path(%r).write_text(sys.argv[-1])\n" % str(out))
     import sys as _sys
     server.enqueue(Turn().text("notified"))

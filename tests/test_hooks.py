@@ -15,10 +15,19 @@ PY = sys.executable
 
 
 def script(tmp_path, name, body):
-    """A Python hook program; returns its argv."""
-    path = tmp_path / name
+    """A Python hook program, kept in a $CODEX_HOME (tmp_path/codex-home: read-only for commands,
+    so codex runs it; tmp_path itself lies in /tmp, where commands may write); returns its argv."""
+    home = tmp_path / "codex-home"
+    home.mkdir(exist_ok=True)
+    path = home / name
     path.write_text("import json, sys, os\n" + body)
     return [PY, str(path)]
+
+
+def run_hooks(hooks, *args, **kw):
+    """codex.run_hooks with $CODEX_HOME where script() keeps the hook programs."""
+    kw.setdefault("home", os.path.dirname(hooks[0].argv[-1]))
+    return codex.run_hooks(hooks, *args, **kw)
 
 
 def hook(event, argv, **kw):
@@ -78,14 +87,14 @@ def test_payload_reaches_the_hook_on_stdin_and_exit_0_allows(tmp_path):
     seen = tmp_path / "seen.json"
     argv = script(tmp_path, "h.py", "open(%r, 'w').write(sys.stdin.read())\n" % str(seen))
     payload = {"session_id": "s1", "tool_name": "Bash", "tool_input": {"command": "ls"}}
-    out = codex.run_hooks([hook("PreToolUse", argv)], "PreToolUse", payload, tool_name="Bash", cwd=tmp_path)
+    out = run_hooks([hook("PreToolUse", argv)], "PreToolUse", payload, tool_name="Bash", cwd=tmp_path)
     assert not out.blocked and out.permission is None
     assert json.loads(seen.read_text()) == dict(payload, hook_event_name="PreToolUse")
 
 
 def test_exit_2_blocks_with_stderr_as_the_reason(tmp_path):
     argv = script(tmp_path, "h.py", "sys.stderr.write('rm is not allowed here\\n'); sys.exit(2)\n")
-    out = codex.run_hooks([hook("PreToolUse", argv)], "PreToolUse", {}, tool_name="Bash")
+    out = run_hooks([hook("PreToolUse", argv)], "PreToolUse", {}, tool_name="Bash")
     assert out.blocked and out.reason == "rm is not allowed here"
 
 
@@ -100,7 +109,7 @@ def test_exit_2_blocks_with_stderr_as_the_reason(tmp_path):
 ])
 def test_json_decisions(tmp_path, answer, blocked, permission):
     argv = script(tmp_path, "h.py", "print(json.dumps(%r))\n" % (answer,))
-    out = codex.run_hooks([hook("PreToolUse", argv)], "PreToolUse", {}, tool_name="Bash")
+    out = run_hooks([hook("PreToolUse", argv)], "PreToolUse", {}, tool_name="Bash")
     assert (out.blocked, out.permission) == (blocked, permission)
     if blocked:
         assert out.reason in ("no", "nope", "stop now")
@@ -115,9 +124,9 @@ def test_json_decisions(tmp_path, answer, blocked, permission):
 ])
 def test_a_broken_hook_blocks_by_default(tmp_path, body, why):
     argv = script(tmp_path, "h.py", body)
-    out = codex.run_hooks([hook("PreToolUse", argv)], "PreToolUse", {}, tool_name="Bash")
+    out = run_hooks([hook("PreToolUse", argv)], "PreToolUse", {}, tool_name="Bash")
     assert out.blocked and why in out.reason and "fail_closed" in out.reason and "h.py" in out.reason
-    lenient = codex.run_hooks([hook("PreToolUse", argv, fail_closed=False)], "PreToolUse", {}, tool_name="Bash")
+    lenient = run_hooks([hook("PreToolUse", argv, fail_closed=False)], "PreToolUse", {}, tool_name="Bash")
     assert not lenient.blocked and why in lenient.warnings[0]
 
 
@@ -128,7 +137,7 @@ def test_a_hanging_hook_is_killed_and_blocks(tmp_path):
                   "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
                   "open(%r, 'w').write(str(p.pid)); time.sleep(60)\n" % str(child_pid))
     start = time.monotonic()
-    out = codex.run_hooks([hook("PreToolUse", argv, timeout=1.0)], "PreToolUse", {}, tool_name="Bash")
+    out = run_hooks([hook("PreToolUse", argv, timeout=1.0)], "PreToolUse", {}, tool_name="Bash")
     assert time.monotonic() - start < 10
     assert out.blocked and "timed out after 1 s" in out.reason
     pid = int(child_pid.read_text())
@@ -148,18 +157,18 @@ def test_a_hanging_hook_is_killed_and_blocks(tmp_path):
 
 
 def test_a_missing_program_blocks(tmp_path):
-    out = codex.run_hooks([hook("PreToolUse", [str(tmp_path / "no-such-hook")])], "PreToolUse", {}, tool_name="Bash")
+    out = run_hooks([hook("PreToolUse", [str(tmp_path / "no-such-hook")])], "PreToolUse", {}, tool_name="Bash")
     assert out.blocked and "could not start" in out.reason
 
 
 def test_matcher_selects_tools_and_plain_stdout_is_context_for_prompts(tmp_path):
     marker = tmp_path / "ran"
     argv = script(tmp_path, "h.py", "open(%r, 'a').write('x'); sys.exit(2)\n" % str(marker))
-    out = codex.run_hooks([hook("PreToolUse", argv, matcher="apply_patch")], "PreToolUse", {}, tool_name="Bash")
+    out = run_hooks([hook("PreToolUse", argv, matcher="apply_patch")], "PreToolUse", {}, tool_name="Bash")
     assert not out.blocked and not marker.exists()
     ctx = script(tmp_path, "ctx.py", "print('Remember: the build uses make.')\n")
     structured = script(tmp_path, "ctx2.py", "print(json.dumps({'hookSpecificOutput': {'additionalContext': 'Ticket ABC-1'}}))\n")
-    out = codex.run_hooks([hook("UserPromptSubmit", ctx), hook("UserPromptSubmit", structured)], "UserPromptSubmit", {"prompt": "hi"})
+    out = run_hooks([hook("UserPromptSubmit", ctx), hook("UserPromptSubmit", structured)], "UserPromptSubmit", {"prompt": "hi"})
     assert not out.blocked and out.context == ["Remember: the build uses make.", "Ticket ABC-1"]
 
 
@@ -168,13 +177,13 @@ def test_hook_gets_the_project_dir_and_runs_in_cwd(tmp_path):
     argv = script(tmp_path, "h.py", "json.dump([os.getcwd(), os.environ.get('CLAUDE_PROJECT_DIR'), os.environ.get('CODEX_PROJECT_DIR')], open(%r, 'w'))\n" % str(seen))
     work = tmp_path / "work"
     work.mkdir()
-    codex.run_hooks([hook("Stop", argv)], "Stop", {}, cwd=work)
+    run_hooks([hook("Stop", argv)], "Stop", {}, cwd=work)
     assert json.loads(seen.read_text()) == [str(work)] * 3
 
 
 def test_big_output_does_not_wedge_the_hook(tmp_path):
     argv = script(tmp_path, "h.py", "sys.stdout.write('{' + ' ' * (4 * 1024 * 1024)); sys.stdout.flush(); sys.exit(2)\n")
-    out = codex.run_hooks([hook("PreToolUse", argv, timeout=20)], "PreToolUse", {}, tool_name="Bash")
+    out = run_hooks([hook("PreToolUse", argv, timeout=20)], "PreToolUse", {}, tool_name="Bash")
     assert out.blocked and "timed out" not in out.reason
 
 
@@ -231,7 +240,7 @@ def test_pre_tool_use_hook_blocks_rm_and_sees_upstreams_payload(server, codex_ho
     victim = work / "victim.txt"
     victim.write_text("keep me\n")
     log_file = tmp_path / "payloads.jsonl"
-    guard = tmp_path / "guard.py"
+    guard = codex_home / "guard.py"
     guard.write_text(GUARD % {"log": str(log_file)})
     write_hooks(codex_home, {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "%s %s" % (sys.executable, guard)}]}],
                              "PostToolUse": [{"hooks": [{"type": "command", "command": [sys.executable, str(guard)]}]}]})
@@ -265,7 +274,7 @@ def test_pre_tool_use_hook_blocks_rm_and_sees_upstreams_payload(server, codex_ho
 @pytest.mark.parametrize("body", ["raise SystemExit(3)\n",
                                   pytest.param("import time; time.sleep(30)\n", marks=pytest.mark.slow)])  # waits out the timeout
 def test_crashing_or_hanging_hook_blocks_the_tool(server, codex_home, work, tmp_path, body):
-    hook_file = tmp_path / "broken.py"
+    hook_file = codex_home / "broken.py"
     hook_file.write_text(body)
     (codex_home / "config.toml").write_text(
         '[[hooks.PreToolUse]]\ncommand = ["%s", "%s"]\ntimeout = 2\n' % (sys.executable, hook_file))
@@ -280,11 +289,11 @@ def test_crashing_or_hanging_hook_blocks_the_tool(server, codex_home, work, tmp_
 
 def test_stop_and_prompt_hooks(server, codex_home, work, tmp_path):
     log_file = tmp_path / "stop.jsonl"
-    stop = tmp_path / "stop.py"
+    stop = codex_home / "stop.py"
     stop.write_text("import json, sys\nd = json.load(sys.stdin)\nopen(%r, 'a').write(json.dumps(d) + '\\n')\n"
                     "if not d['stop_hook_active']:\n    print(json.dumps({'decision': 'block', 'reason': 'run the tests first'}))\n"
                     % str(log_file))
-    prompt_hook = tmp_path / "prompt.py"
+    prompt_hook = codex_home / "prompt.py"
     prompt_hook.write_text("import json, sys\nd = json.load(sys.stdin)\n"
                            "if 'secret' in d['prompt']:\n    print(json.dumps({'decision': 'block', 'reason': 'no secrets'}))\n"
                            "else:\n    print('Ticket: ABC-123')\n")

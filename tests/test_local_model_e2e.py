@@ -3,11 +3,11 @@ wheel) serving Qwen2.5-Coder-1.5B-Instruct Q4_K_M with its STOCK chat template a
 
 The stock template makes this model write its tool calls as text (a fenced or bare JSON block),
 so a task passes only when codex recovers the calls, gives the model tools it can use (a string
-shell tool, write_file and edit_file) and keeps the prompt small enough for a CPU.  Three small
+shell tool, write_file and edit_file) and keeps the prompt small enough for a CPU.  Two small
 real tasks (tests/support/local_model.py TASKS, shared with bench/bench_local_model.py): create a
-file; fix a bug so that a failing test passes (checked by running the test; `fix-crash`, whose
-traceback leads into the module: the 1.5B model does not solve `fix-bug` reliably, see
-docs/local-models.md); and one that needs a file read before another is edited.  The model and the server are fetched once
+file, and fix a bug so that a failing test passes (checked by running the test; `fix-crash`, whose
+traceback leads into the module; `fix-bug` stays in the bench, solved once there, not measured
+as a series, see docs/local-models.md).  The model and the server are fetched once
 (tests/support/local_model.py; ~1.1 GB cached in ~/.cache/codex-tests); CI fails with one line
 when they cannot be had.  One server for the session and a small window keep the added time to
 a few minutes on 2 idle CPUs.

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -446,6 +447,23 @@ def test_an_assertion_failing_in_a_test_points_at_the_code_it_tests(server, code
                                "new_text: the corrected line).")
     assert "ModuleNotFoundError" in outputs[4] and outputs[4].endswith("Next: cat test_calc.py")
     assert codex._imported_modules(tmp_path, "test_calc.py") == []  # os is no workspace file, calc.py is gone
+
+
+def test_the_imports_of_a_planted_fifo_or_a_link_out_of_the_workspace_are_not_read(tmp_path):
+    """_imported_modules reads a model-named file in codex's own process: a FIFO must not block
+    it, a link leaving the workspace must not be followed."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (tmp_path / "outside.py").write_text("import calc\n")
+    (ws / "test_out.py").symlink_to(tmp_path / "outside.py")
+    os.mkfifo(str(ws / "test_fifo.py"))
+    (ws / "test_in.py").write_text("import calc\n")
+    started = time.monotonic()
+    assert codex._imported_modules(ws, "test_fifo.py") == []
+    assert time.monotonic() - started < 5
+    assert codex._imported_modules(ws, "test_out.py") == []
+    assert codex._imported_modules(ws, "test_in.py") == ["calc.py"]
 
 
 def test_failure_location_picks_the_innermost_workspace_file(tmp_path):

@@ -1,4 +1,5 @@
 """§14 MCP client: real servers (the SDK-built one, hand-written edge cases, npm servers)."""
+import functools
 import json
 import os
 import sys
@@ -29,7 +30,7 @@ def server(args, **extra):
 
 
 def manager(tmp_path, servers):
-    cfg = SimpleNamespace(mcp_servers=servers, codex_home=tmp_path)
+    cfg = SimpleNamespace(mcp_servers=servers, codex_home=tmp_path, cwd=None)
     return codex.McpConnectionManager(cfg)
 
 
@@ -38,7 +39,7 @@ def sdk(tmp_path_factory):
     """One manager with the SDK server (paginated: 39 tools in pages of 7), shared."""
     home = tmp_path_factory.mktemp("home")
     os.environ["CODEX_TEST_SECRET_KEY"] = "sk-should-not-leak-123456"
-    mgr = codex.McpConnectionManager(SimpleNamespace(codex_home=home, mcp_servers={
+    mgr = codex.McpConnectionManager(SimpleNamespace(codex_home=home, cwd=None, mcp_servers={
         "sdk": server(SDK_SERVER + ["--tools", "30", "--page-size", "7"], env={"FOO": "bar", "NUM": 5}),
     }))
     mgr.start()
@@ -427,7 +428,9 @@ def _write_config(home, text):
     (home / "config.toml").write_text(text)
 
 
-def test_cli_mcp_list_and_call(run_codex, codex_home):
+def test_cli_mcp_list_and_call(run_codex, codex_home, tmp_path):
+    # run outside the repository: there the venv's python is a file sandboxed commands may write
+    run_codex = functools.partial(run_codex, cwd=tmp_path)
     py = json.dumps(sys.executable)
     _write_config(codex_home, """
 [mcp_servers.sdk]
@@ -474,7 +477,8 @@ required = true
 
 def test_cli_mcp_list_server_that_stops_reading_gets_one_plain_line(run_codex, codex_home, tmp_path):
     """A server that answers `initialize` and closes its stdin: no raw "Broken pipe"."""
-    deaf = tmp_path / "deaf.py"
+    run_codex = functools.partial(run_codex, cwd=tmp_path)  # not in the repository (its venv's python)
+    deaf = codex_home / "deaf.py"  # not in /tmp, where commands may write: $CODEX_HOME is read-only for them
     deaf.write_text(
         "import sys, json, os, time\nr = json.loads(sys.stdin.readline())\nos.close(0)\n"
         "print(json.dumps({'jsonrpc': '2.0', 'id': r['id'], 'result': {'protocolVersion': '2025-06-18', "

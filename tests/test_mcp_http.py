@@ -51,7 +51,7 @@ def http_server(tmp_path, *flags, env=None):
 
 
 def manager(tmp_path, **servers):
-    return codex.McpConnectionManager(SimpleNamespace(codex_home=tmp_path, mcp_servers=servers))
+    return codex.McpConnectionManager(SimpleNamespace(codex_home=tmp_path, cwd=None, mcp_servers=servers))
 
 
 def spec(url, **extra):
