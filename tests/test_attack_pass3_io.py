@@ -23,6 +23,21 @@ NO_LIMITS = {"max_tool_calls_per_turn": 0, "max_repeated_tool_calls": 0, "follow
 NO_TMP = {"sandbox_workspace_write": {"exclude_slash_tmp": True, "exclude_tmpdir_env_var": True}}
 
 
+def outputs_by_call(items):
+    """call_id -> the output of each function call in a request's `input` (the `output` of a
+    JSON envelope, else the text)."""
+    out = {}
+    for item in items:
+        if item.get("type") == "function_call_output":
+            o = item["output"]
+            try:
+                o = json.loads(o)["output"]
+            except (ValueError, TypeError, KeyError):
+                pass
+            out[item["call_id"]] = o
+    return out
+
+
 def _outputs(server, calls, cfg, handler=None, timeout=150):
     """Run one model turn making `calls` [(name, args)] (call ids c0, c1...), then "done";
     {call_id: the output the model got} and the session's events."""
@@ -40,15 +55,7 @@ def _outputs(server, calls, cfg, handler=None, timeout=150):
     finally:
         session.shutdown()
     second = [r for r in server.requests if r.method == "POST"][-1].body["input"]
-    out = {}
-    for item in second:
-        if item.get("type") == "function_call_output":
-            o = item["output"]
-            try:
-                o = json.loads(o)["output"]
-            except (ValueError, TypeError, KeyError):
-                pass
-            out[item["call_id"]] = o
+    out = outputs_by_call(second)
     return out, msgs
 
 
@@ -306,15 +313,7 @@ def test_fifos_and_devices_named_in_patches_do_not_hang_codex(tmp_path, server, 
     assert time.monotonic() - started < 100
     posts = [r for r in server.requests if r.method == "POST"]
     assert len(posts) == len(calls) + 1
-    out = {}
-    for item in posts[-1].body["input"]:
-        if item.get("type") == "function_call_output":
-            o = item["output"]
-            try:
-                o = json.loads(o)["output"]
-            except (ValueError, TypeError, KeyError):
-                pass
-            out[item["call_id"]] = o
+    out = outputs_by_call(posts[-1].body["input"])
     assert "made" in out["c0"] and "swapped" in out["c9"], out
     assert "not a regular file" in out["c1"], out  # the FIFO: refused by fstat, nothing blocked
     for i in (2, 3, 4, 7):  # links to devices and /dev/stdin: /dev is never read before a question
