@@ -11406,7 +11406,8 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()
         if budget <= 0:
             break
         try:
-            data = read_regular(path, budget + 1, allow=lambda real, d=d: _project_doc_refusal(real, d, home))
+            data = read_regular(path, budget + 1,
+                                allow=lambda real, d=d, p=path: config_named_file_refusal(real, p, home, within=d))
         except OSError as exc:
             # a symlink a sandboxed command may have planted (AGENTS.md -> ~/.codex/auth.json, a
             # FIFO): codex reads it unconfined, and would send what commands cannot read to the model
@@ -11421,20 +11422,6 @@ def read_project_docs(cwd, max_bytes=DEFAULT_PROJECT_DOC_MAX_BYTES, fallbacks=()
             budget -= len(data)
             parts.append(text)
     return "\n\n".join(parts) if parts else None
-
-
-def _project_doc_refusal(real, directory, home):
-    """Why the project doc opened at real path `real`, found in `directory`, is not read; None
-    when it is read: it must be the directory's own file (a link may lead to a file below it,
-    never out of it), never one in $CODEX_HOME (a home directory kept in git holds ~/.codex) or
-    the kernel's trees."""
-    if home is not None and _is_within(real, os.path.realpath(str(home))):
-        return "it leads into $CODEX_HOME (%s)" % real
-    if any(_is_within(real, top) for top in _SYSTEM_FILE_TREES):
-        return "it leads to %s" % real
-    if not _is_within(real, os.path.realpath(str(directory))):
-        return "it leads outside its directory (%s)" % real
-    return commands_may_read_refusal(real)
 
 
 def load_user_instructions(cfg):
